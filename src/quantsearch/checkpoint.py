@@ -1,0 +1,87 @@
+"""Checkpoints: a state dict plus what is needed to rebuild and trust it."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from quantsearch.errors import ConfigError
+
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    state_dict: dict[str, torch.Tensor]
+    model_name: str
+    dataset: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("quantsearch", "optuna"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # not installed: record nothing rather than guess
+            pass
+    return out
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    model_name: str,
+    dataset: str,
+    metrics: dict[str, float] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s state dict and its provenance to ``path`` (parents created)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_name": model_name,
+        "dataset": dataset,
+        "metrics": dict(metrics or {}),
+        "config": dict(config or {}),
+        "versions": versions(),
+    }
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(p)  # atomic: an interrupted save never leaves a truncated checkpoint
+    return p
+
+
+def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint: {exc}") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict)")
+    return Checkpoint(
+        state_dict=payload["state_dict"],
+        model_name=str(payload.get("model_name", "")),
+        dataset=str(payload.get("dataset", "")),
+        metrics=dict(payload.get("metrics", {})),
+        config=dict(payload.get("config", {})),
+        versions=dict(payload.get("versions", {})),
+    )

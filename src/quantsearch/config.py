@@ -1,0 +1,273 @@
+"""The TOML config: frozen dataclasses, validated at load, unknown keys rejected.
+
+Each section is parsed by the module that owns the concept (``[quantize]`` by
+``quantsearch.passes.transform.config``, ``[search]`` by ``quantsearch.search.config``); this
+module reads the file, checks the top level and the ``[model]``, ``[data]`` and ``[train]``
+tables, and composes the result.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantsearch.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "check_keys",
+    "get_bool",
+    "get_float",
+    "get_int",
+    "get_str",
+    "load_config",
+    "parse_config",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small typed getters shared by every section parser: each error names the dotted key.
+
+
+def check_keys(table: Mapping[str, Any], allowed: set[str] | list[str], key: str) -> None:
+    """Reject unknown keys, listing the allowed ones."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        where = f"{key}." if key else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]!s} (allowed in {key or 'the top level'}: "
+            f"{sorted(allowed)})"
+        )
+
+
+def get_table(table: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
+    value = table.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{_join(key, name)} must be a table (got {type(value).__name__})")
+    return dict(value)
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def get_str(
+    table: Mapping[str, Any], name: str, key: str, default: str | None = None, *, required: bool = False
+) -> str | None:
+    if name not in table:
+        if required:
+            raise ConfigError(f"{_join(key, name)} is required")
+        return default
+    value = table[name]
+    if not isinstance(value, str):
+        raise ConfigError(f"{_join(key, name)} must be a string (got {value!r})")
+    return value
+
+
+def get_int(
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: int | None = None,
+    *,
+    minimum: int | None = None,
+) -> int | None:
+    if name not in table:
+        return default
+    value = table[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{_join(key, name)} must be an integer (got {value!r})")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{_join(key, name)} must be >= {minimum} (got {value})")
+    return value
+
+
+def get_float(
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: float | None = None,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> float | None:
+    if name not in table:
+        return default
+    value = table[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{_join(key, name)} must be a number (got {value!r})")
+    value = float(value)
+    if positive and not value > 0:
+        raise ConfigError(f"{_join(key, name)} must be > 0 (got {value})")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{_join(key, name)} must be >= {minimum} (got {value})")
+    return value
+
+
+def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
+    if name not in table:
+        return default
+    value = table[name]
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_join(key, name)} must be true or false (got {value!r})")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: a zoo name or ``"file.py:build"``, and an optional checkpoint to load."""
+
+    name: str = "mlp-digits"
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: the dataset and how much of the validation split a trial evaluates."""
+
+    name: str | None = None  # None: the model's own dataset
+    options: dict[str, Any] = field(default_factory=dict)
+    eval_samples: int | None = None  # None: the whole validation split
+    batch_size: int = 1024  # evaluation batch size
+    calibration_samples: int = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: seeded, early-stopped training."""
+
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 8
+    seed: int = 0
+    device: str = "auto"
+    checkpoint: str | None = None  # where `train` writes; default runs/<model>.pt
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated config. ``base_dir`` is the config file's folder."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    quantize: Any = None  # quantsearch.passes.transform.config.QuantizeConfig | None
+    search: Any = None  # quantsearch.search.config.SearchConfig | None
+    compare: Any = None  # quantsearch.search.config.CompareConfig | None
+    run_dir: str = "runs"
+    seed: int = 0
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: str = "<defaults>"
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_TOP = {"model", "data", "train", "quantize", "search", "compare", "run_dir", "seed"}
+
+
+def _parse_model(raw: dict[str, Any]) -> ModelConfig:
+    check_keys(raw, {"name", "checkpoint"}, "model")
+    return ModelConfig(
+        name=get_str(raw, "name", "model", ModelConfig.name) or ModelConfig.name,
+        checkpoint=get_str(raw, "checkpoint", "model"),
+    )
+
+
+def _parse_data(raw: dict[str, Any]) -> DataConfig:
+    known = {"name", "eval_samples", "batch_size", "calibration_samples"}
+    options = {k: v for k, v in raw.items() if k not in known}
+    return DataConfig(
+        name=get_str(raw, "name", "data"),
+        options=options,  # validated by the dataset's loader, which knows its own options
+        eval_samples=get_int(raw, "eval_samples", "data", None, minimum=1),
+        batch_size=get_int(raw, "batch_size", "data", DataConfig.batch_size, minimum=1)
+        or DataConfig.batch_size,
+        calibration_samples=get_int(
+            raw, "calibration_samples", "data", DataConfig.calibration_samples, minimum=1
+        )
+        or DataConfig.calibration_samples,
+    )
+
+
+def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
+    d = TrainConfig()
+    check_keys(raw, set(TrainConfig.__dataclass_fields__), "train")
+    device = get_str(raw, "device", "train", d.device) or d.device
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {device!r})")
+    return TrainConfig(
+        epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1) or d.epochs,
+        batch_size=get_int(raw, "batch_size", "train", d.batch_size, minimum=1) or d.batch_size,
+        lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
+        weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0)
+        or 0.0,
+        patience=get_int(raw, "patience", "train", d.patience, minimum=1) or d.patience,
+        seed=get_int(raw, "seed", "train", seed) or 0,
+        device=device,
+        checkpoint=get_str(raw, "checkpoint", "train"),
+    )
+
+
+def parse_config(raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>") -> Config:
+    """Validate a config mapping (as read from TOML) into a :class:`Config`.
+
+    Example:
+        >>> parse_config({"model": {"name": "jsc-tiny"}}).model.name
+        'jsc-tiny'
+    """
+    check_keys(raw, _TOP, "")
+    seed = get_int(raw, "seed", "", 0) or 0
+    quantize_raw = get_table(raw, "quantize", "") if "quantize" in raw else None
+    search_raw = get_table(raw, "search", "") if "search" in raw else None
+    compare_raw = get_table(raw, "compare", "") if "compare" in raw else None
+    quantize = search = compare = None
+    if quantize_raw is not None:
+        from quantsearch.passes.transform.config import parse_quantize_config
+
+        quantize = parse_quantize_config(quantize_raw, key="quantize")
+    if search_raw is not None:
+        from quantsearch.search.config import parse_search_config
+
+        search = parse_search_config(search_raw, key="search", seed=seed)
+    if compare_raw is not None:
+        from quantsearch.search.config import parse_compare_config
+
+        compare = parse_compare_config(compare_raw, key="compare")
+    return Config(
+        model=_parse_model(get_table(raw, "model", "")),
+        data=_parse_data(get_table(raw, "data", "")),
+        train=_parse_train(get_table(raw, "train", ""), seed),
+        quantize=quantize,
+        search=search,
+        compare=compare,
+        run_dir=get_str(raw, "run_dir", "", "runs") or "runs",
+        seed=seed,
+        base_dir=base_dir or Path.cwd(),
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config: file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+    return parse_config(raw, base_dir=p.resolve().parent, source=str(path))

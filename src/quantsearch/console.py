@@ -1,0 +1,46 @@
+"""Console rendering with rich; tables arrive as plain rows (data apart from rendering)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["console", "format_value", "print_table"]
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def format_value(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return "nan"
+        if abs(v) >= 1e6 or (v != 0 and abs(v) < 1e-3):
+            return f"{v:.3e}"
+        return f"{v:,.4g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    if isinstance(v, (list, tuple)):
+        return "x".join(str(x) for x in v) if all(isinstance(x, int) for x in v) else str(v)
+    return str(v)
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], *, title: str | None = None, columns: Sequence[str] | None = None
+) -> None:
+    """Print ``rows`` (dicts sharing keys) as a rich table; numbers right-aligned."""
+    from rich.table import Table
+
+    cols = list(columns or (rows[0].keys() if rows else []))
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in cols:
+        numeric = any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
+        table.add_column(c, justify="right" if numeric else "left")
+    for r in rows:
+        table.add_row(*(format_value(r.get(c)) for c in cols))
+    console().print(table)

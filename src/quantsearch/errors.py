@@ -1,0 +1,25 @@
+"""Typed errors. Every message names the key or argument, what was given and what is allowed."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "MetricError", "QuantsearchError", "TraceError"]
+
+
+class QuantsearchError(Exception):
+    """Base class: the CLI prints these as one line, without a traceback."""
+
+
+class ConfigError(QuantsearchError, ValueError):
+    """A config key, CLI option or argument is invalid."""
+
+
+class DataError(QuantsearchError):
+    """A dataset could not be found or read."""
+
+
+class TraceError(QuantsearchError):
+    """A model could not be traced into a torch.fx graph."""
+
+
+class MetricError(QuantsearchError):
+    """A metric could not be computed (unknown name, missing input, unsupported op)."""

@@ -1,0 +1,89 @@
+"""From a config to a ready model, its data and its traced graph: the shared first step of
+every command (`summary`, `quantize`, `search`, `compare`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import fx, nn
+
+from quantsearch.config import Config
+from quantsearch.data import DataSplits, load_dataset
+from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
+from quantsearch.models import MODELS, build_model
+
+__all__ = ["Session", "open_session", "resolve_device"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {device!r} but no CUDA device is available")
+    return torch.device(device)
+
+
+@dataclass
+class Session:
+    config: Config
+    model_name: str
+    model: nn.Module  # in eval mode, weights loaded
+    data: DataSplits
+    checkpoint: Path | None
+
+    def trace(self, batch: int | None = None) -> fx.GraphModule:
+        """Trace the model on ``batch`` validation samples (all of ``eval_samples`` if None)."""
+        n = batch or min(len(self.data.val), self.config.data.eval_samples or len(self.data.val))
+        return trace(self.model, self.data.val.x[:n])
+
+
+def open_session(config: Config, load: str | Path | None = None, *, need_weights: bool = False) -> Session:
+    """Build the model, load weights (``--load`` or ``model.checkpoint``) and the dataset.
+
+    Raises:
+        ConfigError: when ``need_weights`` and no checkpoint is given, or the checkpoint does
+            not fit the model.
+    """
+    from quantsearch.checkpoint import load_checkpoint
+
+    ckpt_path: Path | None = None
+    if load is not None:
+        ckpt_path = Path(load)
+    elif config.model.checkpoint:
+        ckpt_path = config.resolve(config.model.checkpoint)
+    name = config.model.name
+    model = build_model(name, base_dir=config.base_dir)
+    if ckpt_path is not None:
+        ckpt = load_checkpoint(ckpt_path, key="--load" if load is not None else "model.checkpoint")
+        if ckpt.model_name and ckpt.model_name != name:
+            raise ConfigError(
+                f"--load: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
+                f"model.name is {name!r}"
+            )
+        try:
+            model.load_state_dict(ckpt.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"--load: checkpoint does not fit model {name!r}: {first}") from None
+    elif need_weights:
+        raise ConfigError(
+            "no trained weights: pass --load CKPT or set model.checkpoint "
+            "(train with `quantsearch train --config FILE`)"
+        )
+    model.eval()
+    spec = MODELS.get(name) if name in MODELS else None
+    data_name = config.data.name or (spec.dataset if spec else None)
+    if data_name is None:
+        raise ConfigError(f"data.name is required for user model {name!r}")
+    data = load_dataset(
+        data_name,
+        options=config.data.options,
+        seed=config.seed,
+        base_dir=config.base_dir,
+        input_shape=spec.input_shape if spec else None,
+    )
+    return Session(config, name, model, data, ckpt_path)

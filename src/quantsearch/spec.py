@@ -1,0 +1,65 @@
+"""Load a user callable from ``"path/to/file.py:name"`` or ``"package.module:name"``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantsearch.errors import ConfigError
+
+__all__ = ["is_callable_spec", "load_callable"]
+
+
+def is_callable_spec(spec: str) -> bool:
+    """True when ``spec`` looks like ``module:attr`` or ``file.py:attr`` rather than a name."""
+    return ":" in spec
+
+
+def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Callable[..., Any]:
+    """Import ``spec`` and return the named callable.
+
+    Args:
+        spec: ``"file.py:build"`` (relative paths resolve against ``base_dir``, usually the
+            config file's folder) or ``"package.module:build"``.
+        key: the config key the spec came from, named in errors.
+        base_dir: folder for relative file paths; the working directory when ``None``.
+    """
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ConfigError(f"{key} must look like 'file.py:function' or 'module:function' (got {spec!r})")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+        if not path.is_file():
+            raise ConfigError(f"{key}: file {target!r} does not exist (from {spec!r})")
+        mod_name = f"quantsearch_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ConfigError(f"{key}: cannot import {target!r} as Python (from {spec!r})")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[mod_name]
+            raise ConfigError(f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ConfigError(f"{key}: cannot import module {target!r} (from {spec!r}): {exc}") from exc
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        names = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise ConfigError(
+            f"{key}: {target!r} has no attribute {attr!r}; callables there: {names}"
+        ) from None
+    if not callable(fn):
+        raise ConfigError(f"{key}: {spec!r} is a {type(fn).__name__}, not a callable")
+    return fn  # type: ignore[no-any-return]
