@@ -54,7 +54,8 @@ def open_session(config: Config, load: str | Path | None = None, *, need_weights
     if load is not None:
         ckpt_path = Path(load)
     elif config.model.checkpoint:
-        ckpt_path = config.resolve(config.model.checkpoint)
+        # Checkpoints are run artefacts, like run_dir: relative to the working directory.
+        ckpt_path = Path(config.model.checkpoint).expanduser()
     name = config.model.name
     model = build_model(name, base_dir=config.base_dir)
     if ckpt_path is not None:

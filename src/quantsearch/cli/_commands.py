@@ -10,6 +10,7 @@ import click
 _COMMANDS = [
     ("train", "train"),
     ("summary", "summary"),
+    ("search", "search"),
 ]
 
 

@@ -1,0 +1,73 @@
+"""``quantsearch search``: run or resume a search from a config."""
+
+from __future__ import annotations
+
+import click
+
+from quantsearch.cli.common import config_option, load_config_or_default, load_option
+
+
+@click.command()
+@config_option
+@load_option
+@click.option("--storage", default=None, help="Optuna RDB URL (default: a file in the run directory).")
+@click.option("--study", default=None, help="Study name (default: search.study or the config file's stem).")
+@click.option("--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs').")
+@click.option("--strategy", default=None, help="Override search.strategy (name only).")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Override search.n_trials.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds.")
+@click.option("--n-jobs", type=click.IntRange(min=1), default=None, help="Parallel trials in this process.")
+@click.option("--seed", type=int, default=None, help="Override the sampler seed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
+def search(
+    config_path: str | None,
+    load: str | None,
+    storage: str | None,
+    study: str | None,
+    run_dir: str | None,
+    strategy: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    n_jobs: int | None,
+    seed: int | None,
+    quiet: bool,
+) -> None:
+    """Search quantization configs; running it again resumes the same study."""
+    from quantsearch.search.api import search_from_config
+    from quantsearch.search.config import StrategySpec
+    from quantsearch.search.strategies import STRATEGIES
+
+    cfg = load_config_or_default(config_path)
+    overrides = {
+        "strategy": StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
+        if strategy
+        else None,
+        "n_trials": n_trials,
+        "timeout": timeout,
+        "n_jobs": n_jobs,
+        "seed": seed,
+    }
+    result = search_from_config(
+        cfg, load=load, storage=storage, study=study, run_dir=run_dir, overrides=overrides, progress=not quiet
+    )
+    if not quiet:
+        print_result(result)
+
+
+def print_result(result: object) -> None:
+    from quantsearch.console import console, print_table
+    from quantsearch.search.results import SearchResult
+
+    assert isinstance(result, SearchResult)
+    s = result.summary()
+    title = (
+        f"{result.study_name}: {s['trials']} trials, {s['evaluations']} distinct evaluations of "
+        f"{s['space_size']} points, {s['feasible']} feasible"
+    )
+    rows = result.best_rows()
+    if rows:
+        print_table(rows, title=title + (" — best configs" if result.combine == "weighted_sum" else " — Pareto front"))
+    else:
+        console().print(title + ": no feasible trial")
+    if result.run_dir is not None:
+        console().print(f"run directory: {result.run_dir}")

@@ -1,0 +1,26 @@
+"""Search over quantization configs: spaces, strategies, objectives, the study loop.
+
+Public surface:
+    search(...) -> SearchResult      run a search from Python (the CLI calls the same code)
+    STRATEGIES                       the strategy registry (name -> sampler builder)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["STRATEGIES", "SearchResult", "search"]
+
+_LAZY = {
+    "search": ("quantsearch.search.api", "search"),
+    "SearchResult": ("quantsearch.search.results", "SearchResult"),
+    "STRATEGIES": ("quantsearch.search.strategies", "STRATEGIES"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'quantsearch.search' has no attribute {name!r}")

@@ -1,0 +1,337 @@
+"""The Python API: :func:`search` on a model and tensors, and :func:`search_from_config`, which
+the CLI calls. Both validate through the same config parser, so Python users get the same
+errors as TOML users."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from quantsearch.data import Split
+from quantsearch.errors import ConfigError
+from quantsearch.search.config import SearchConfig, parse_search_config
+from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.results import SearchResult, records_from_study
+from quantsearch.search.space import SearchSpace
+from quantsearch.search.study import EvaluationCache, run_study
+
+__all__ = ["prepare_search", "search", "search_from_config"]
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` so two searches never share one file-backed study by accident."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".lock"
+    fh = path.open("a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            raise ConfigError(
+                f"run directory {str(run_dir)!r} is in use by another search (pid {pid}); wait for "
+                f"it, or pass --study NAME / --run-dir DIR for a separate one"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _quantizable_kinds() -> set[str] | None:
+    from quantsearch.passes.transform import quantizable_kinds
+
+    return set(quantizable_kinds())
+
+
+def _split(data: Split | tuple[torch.Tensor, torch.Tensor]) -> Split:
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return Split(data[0], data[1])
+    raise ConfigError(f"data must be a quantsearch Split or an (x, y) tuple of tensors (got {type(data).__name__})")
+
+
+def prepare_search(
+    gm: fx.GraphModule,
+    cfg: SearchConfig,
+    data: Split,
+    *,
+    quantize_config: Any = None,
+    calibration_data: torch.Tensor | None = None,
+    batch_size: int = 1024,
+) -> tuple[SearchSpace, Evaluator]:
+    """The space (checked against the graph) and the evaluator for one model and dataset."""
+    space = SearchSpace(cfg.space, gm, _quantizable_kinds())
+    calibration = None
+    if calibration_data is not None:
+        from quantsearch.passes.transform import calibrate
+
+        calibration = calibrate(gm, calibration_data)
+    evaluator = Evaluator(
+        gm,
+        data,
+        cfg.all_metrics,
+        quantize_config=quantize_config,
+        calibration=calibration,
+        batch_size=batch_size,
+    )
+    return space, evaluator
+
+
+def search(
+    model: nn.Module,
+    data: Split | tuple[torch.Tensor, torch.Tensor],
+    *,
+    space: Mapping[str, Any],
+    objectives: Mapping[str, Any],
+    constraints: Mapping[str, Any] | None = None,
+    strategy: str | Mapping[str, Any] = "tpe",
+    n_trials: int = 100,
+    seed: int = 0,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    metrics: Sequence[str] | None = None,
+    quantize: Mapping[str, Any] | None = None,
+    calibration_data: torch.Tensor | None = None,
+    run_dir: str | Path | None = None,
+    storage: str | None = None,
+    study_name: str = "search",
+    batch_size: int = 1024,
+    cache: EvaluationCache | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """Search quantization configs of ``model`` on ``data``.
+
+    Args:
+        model: a float model (an ``nn.Module``; traced here) or a traced ``GraphModule``.
+        data: validation samples ``(x, y)`` every trial is measured on.
+        space, objectives, constraints, strategy: as the ``[search.*]`` TOML tables.
+        n_trials: the trial budget (cache hits count as trials, not as evaluations).
+        run_dir: write the study (file-backed) and result files here; in memory when ``None``.
+        storage: an Optuna RDB URL instead of the file default.
+        calibration_data: training samples for ``frac_width = "auto"`` activation ranges.
+        cache: share an evaluation cache between searches of the same model and data.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.models import build_model
+        >>> model = build_model("jsc-tiny").eval()
+        >>> x, y = torch.randn(64, 16), torch.randint(0, 5, (64,))
+        >>> result = search(model, (x, y), strategy="brute_force", n_trials=50,
+        ...     space={"choices": {"linear": {"weight": [[8, 4], [4, 2]]}}},
+        ...     objectives={"accuracy": {"direction": "maximize"}})
+        >>> len(result.trials), result.n_evaluations
+        (2, 2)
+    """
+    raw: dict[str, Any] = {
+        "strategy": dict(strategy) if isinstance(strategy, Mapping) else strategy,
+        "space": dict(space),
+        "objectives": dict(objectives),
+        "constraints": dict(constraints or {}),
+        "n_trials": n_trials,
+        "n_jobs": n_jobs,
+        "seed": seed,
+    }
+    if timeout is not None:
+        raw["timeout"] = timeout
+    if metrics is not None:
+        raw["metrics"] = list(metrics)
+    cfg = parse_search_config(raw, key="search", seed=seed)
+    split = _split(data)
+    gm = model if isinstance(model, fx.GraphModule) else _trace(model, split)
+    qcfg = None
+    if quantize is not None:
+        from quantsearch.passes.transform.config import parse_quantize_config
+
+        qcfg = parse_quantize_config(dict(quantize), key="quantize")
+    space_, evaluator = prepare_search(
+        gm, cfg, split, quantize_config=qcfg, calibration_data=calibration_data, batch_size=batch_size
+    )
+    return run_search(
+        space_,
+        evaluator,
+        cfg,
+        run_dir=Path(run_dir) if run_dir is not None else None,
+        storage=storage,
+        study_name=study_name,
+        cache=cache,
+        progress=progress,
+    )
+
+
+def _trace(model: nn.Module, split: Split) -> fx.GraphModule:
+    from quantsearch.graph import trace
+
+    model.eval()
+    return trace(model, split.x[: min(len(split), 8)])
+
+
+def run_search(
+    space: SearchSpace,
+    evaluator: Evaluator,
+    cfg: SearchConfig,
+    *,
+    run_dir: Path | None,
+    storage: str | None,
+    study_name: str,
+    cache: EvaluationCache | None = None,
+    progress: bool = False,
+    fingerprint_extra: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Run (or resume) one study and write its files to ``run_dir`` when given."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if run_dir is None and storage is None:
+        run = run_study(
+            evaluator, space, cfg, storage=None, study_name=study_name, cache=cache,
+            fingerprint_extra=fingerprint_extra,
+        )  # fmt: skip
+        return _collect(run, space, cfg, None, study_name)
+    from quantsearch.search.storage import open_storage
+
+    rd = run_dir if run_dir is not None else Path("runs") / study_name
+    with run_dir_lock(rd):
+        store = open_storage(storage, rd, workers=1)
+        with _progress(progress, cfg, space) as on_trial:
+            run = run_study(
+                evaluator,
+                space,
+                cfg,
+                storage=store,
+                study_name=study_name,
+                cache=cache,
+                on_trial=on_trial,
+                fail_running=storage is None,
+                fingerprint_extra=fingerprint_extra,
+            )
+        result = _collect(run, space, cfg, rd, study_name)
+        result.write(rd)
+        (rd / "search_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
+    return result
+
+
+def _collect(run: Any, space: SearchSpace, cfg: SearchConfig, run_dir: Path | None, study_name: str) -> SearchResult:
+    trials = records_from_study(run.study)
+    configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
+    return SearchResult(
+        trials=trials,
+        baseline=run.baseline,
+        directions=[d.name.lower() for d in run.study.directions],
+        combine=cfg.combine,
+        objective_names=[o.metric for o in cfg.objectives],
+        space_size=space.size,
+        run_dir=run_dir,
+        study_name=study_name,
+        strategy=cfg.strategy.name,
+        seed=cfg.seed,
+        configs=configs,  # type: ignore[arg-type]
+        study=run.study,
+    )
+
+
+@contextmanager
+def _progress(enabled: bool, cfg: SearchConfig, space: SearchSpace) -> Iterator[Any]:
+    """A rich progress bar: trials, distinct evaluations, best so far or front size, ETA."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("trials", total=cfg.n_trials, status="")
+
+        def on_trial(study: Any, trial: Any, cache: EvaluationCache) -> None:
+            if cfg.combine == "weighted_sum":
+                try:
+                    best = f"best {study.best_value:.4g}"
+                except ValueError:  # no completed trial yet
+                    best = "best -"
+            else:
+                best = f"front {len(study.best_trials)}"
+            bar.update(
+                task,
+                completed=len(study.get_trials(deepcopy=False)),
+                status=f"evals {len(cache)}/{space.size} · {best}",
+            )
+
+        yield on_trial
+
+
+def search_from_config(
+    config: Any,
+    *,
+    load: str | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    run_dir: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """What ``quantsearch search`` runs: the config's model, data and ``[search]`` table."""
+    import dataclasses
+
+    from quantsearch.session import open_session
+
+    if config.search is None:
+        raise ConfigError(f"{config.source}: a [search] table is required for `search`")
+    cfg: SearchConfig = config.search
+    if overrides:
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    session = open_session(config, load, need_weights=True)
+    val = session.data.val.head(config.data.eval_samples)
+    gm = session.trace(batch=min(len(val), 8))
+    calib = session.data.train.x[: config.data.calibration_samples]
+    space, evaluator = prepare_search(
+        gm, cfg, val, quantize_config=config.quantize, calibration_data=calib, batch_size=config.data.batch_size
+    )
+    name = study or cfg.study or Path(config.source).stem
+    base = Path(run_dir) if run_dir else Path(config.run_dir)
+    extra = {"model": session.model_name, "checkpoint": _file_digest(session.checkpoint), "samples": len(val)}
+    return run_search(
+        space,
+        evaluator,
+        cfg,
+        run_dir=base / name,
+        storage=storage or cfg.storage,
+        study_name=name,
+        progress=progress,
+        fingerprint_extra=extra,
+    )
+
+
+def _file_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

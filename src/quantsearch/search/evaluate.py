@@ -1,0 +1,97 @@
+"""One trial's evaluation: quantize the pristine graph with a config, then measure it.
+
+The pristine traced model is never modified (the quantize pass returns a new module), and the
+validation tensors are materialised once, so a trial costs one quantize and one forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import fx
+
+from quantsearch.data import Split
+
+__all__ = ["Evaluation", "Evaluator", "config_hash"]
+
+
+def config_hash(canonical: str) -> str:
+    """A short, stable digest of a canonical config string (the cache key)."""
+    return hashlib.sha1(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float] | None
+    error: str | None
+    seconds: float
+
+
+class Evaluator:
+    """Evaluates per-layer format choices on a fixed validation split.
+
+    Args:
+        gm: the traced float model (pristine; shared by every trial, never mutated).
+        data: the validation samples every trial is measured on.
+        metrics: metric names to compute for every trial.
+        quantize_config: an optional ``[quantize]`` config; the search's choices override it.
+        calibration: activation statistics for ``frac_width = "auto"``, gathered once.
+        batch_size: evaluation batch size.
+    """
+
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        data: Split,
+        metrics: Sequence[str],
+        *,
+        quantize_config: Any = None,
+        calibration: Any = None,
+        batch_size: int = 1024,
+    ) -> None:
+        from quantsearch.passes.transform import resolve
+
+        self.gm = gm
+        self.data = data
+        self.metrics = tuple(metrics)
+        self.calibration = calibration
+        self.batch_size = batch_size
+        self._base: dict[str, dict[str, Any]] = (
+            resolve(gm, quantize_config).to_dict() if quantize_config is not None else {}
+        )
+
+    def resolve(self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
+        """The full per-node config: the ``[quantize]`` base with the search's choices on top."""
+        from quantsearch.passes.transform import ResolvedConfig
+
+        merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
+        for node, roles in layer_formats.items():
+            merged.setdefault(node, {}).update(roles)
+        return ResolvedConfig.from_dict(merged, gm=self.gm)
+
+    def baseline(self) -> dict[str, float]:
+        """Metrics of the float model."""
+        from quantsearch.metrics import compute_metrics
+
+        return compute_metrics(self.gm, self.metrics, data=self.data, batch_size=self.batch_size)
+
+    def evaluate(self, resolved: Any) -> Evaluation:
+        """Quantize and measure; an exception or a NaN becomes an :class:`Evaluation` error."""
+        from quantsearch.metrics import compute_metrics
+        from quantsearch.passes.transform import quantize
+
+        t0 = time.perf_counter()
+        try:
+            qgm = quantize(self.gm, resolved, calibration=self.calibration)
+            metrics = compute_metrics(qgm, self.metrics, data=self.data, batch_size=self.batch_size)
+        except Exception as exc:  # recorded on the trial with its config; the search goes on
+            return Evaluation(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            return Evaluation(metrics, f"non-finite metric(s) {bad}", time.perf_counter() - t0)
+        return Evaluation(metrics, None, time.perf_counter() - t0)

@@ -1,0 +1,110 @@
+"""Objectives and constraints as pure functions of a trial's metrics and the float baseline.
+
+Weighted sum: ``sum(sign(direction) * weight * m)`` maximised, where ``m`` is the metric, divided
+by its baseline value when ``relative_to_baseline``; the direction gives the sign, so users never
+pass negative weights (MASE made them). Pareto: one Optuna objective per metric with its own
+direction. Constraint values follow Optuna's ``constraints_func`` convention: ``<= 0`` is feasible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from quantsearch.errors import MetricError
+from quantsearch.search.config import ConstraintSpec, ObjectiveSpec, SearchConfig
+
+__all__ = [
+    "constraint_values",
+    "dominates",
+    "objective_values",
+    "pareto_front",
+    "study_directions",
+]
+
+
+def _relative(metric: str, value: float, baseline: Mapping[str, float]) -> float:
+    base = baseline.get(metric)
+    if base is None or base == 0 or not math.isfinite(base):
+        raise MetricError(
+            f"{metric}: relative_to_baseline needs a finite, non-zero baseline value (got {base!r})"
+        )
+    return value / base
+
+
+def _objective_metric(o: ObjectiveSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+    value = float(metrics[o.metric])
+    return _relative(o.metric, value, baseline) if o.relative_to_baseline else value
+
+
+def study_directions(cfg: SearchConfig) -> list[str]:
+    """Optuna study directions: one ``maximize`` (weighted sum) or one per objective (pareto)."""
+    if cfg.combine == "weighted_sum":
+        return ["maximize"]
+    return [o.direction for o in cfg.objectives]
+
+
+def objective_values(
+    cfg: SearchConfig, metrics: Mapping[str, float], baseline: Mapping[str, float]
+) -> tuple[float, ...]:
+    """The values Optuna is told for a trial with these ``metrics``.
+
+    Example:
+        >>> from quantsearch.search.config import ObjectiveSpec, SearchConfig
+        >>> cfg = SearchConfig(objectives=(
+        ...     ObjectiveSpec("accuracy", "maximize", 1.0),
+        ...     ObjectiveSpec("model_size_bits", "minimize", 0.5, relative_to_baseline=True)))
+        >>> objective_values(cfg, {"accuracy": 0.9, "model_size_bits": 50}, {"model_size_bits": 100})
+        (0.65,)
+    """
+    if cfg.combine == "weighted_sum":
+        total = 0.0
+        for o in cfg.objectives:
+            sign = 1.0 if o.direction == "maximize" else -1.0
+            total += sign * o.weight * _objective_metric(o, metrics, baseline)
+        return (total,)
+    return tuple(_objective_metric(o, metrics, baseline) for o in cfg.objectives)
+
+
+def _constraint_value(c: ConstraintSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+    v = float(metrics[c.metric])
+    if c.kind == "max":
+        return v - c.bound
+    if c.kind == "min":
+        return c.bound - v
+    if c.kind in ("max_ratio", "min_ratio"):
+        r = _relative(c.metric, v, baseline)
+        return r - c.bound if c.kind == "max_ratio" else c.bound - r
+    b = float(baseline[c.metric])
+    if c.kind == "drop":
+        return (b - v) - c.bound
+    return (v - b) - c.bound  # increase
+
+
+def constraint_values(
+    constraints: Sequence[ConstraintSpec], metrics: Mapping[str, float], baseline: Mapping[str, float]
+) -> list[float]:
+    """One value per constraint; the trial is feasible when every value is ``<= 0``."""
+    return [_constraint_value(c, metrics, baseline) for c in constraints]
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """``a`` is no worse than ``b`` in every objective and better in at least one."""
+    better = False
+    for x, y, d in zip(a, b, directions, strict=True):
+        if d == "minimize":
+            x, y = -x, -y
+        if x < y:
+            return False
+        if x > y:
+            better = True
+    return better
+
+
+def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Indices of the non-dominated points (duplicates of a front point are all kept)."""
+    return [
+        i
+        for i, p in enumerate(points)
+        if not any(dominates(q, p, directions) for j, q in enumerate(points) if j != i)
+    ]

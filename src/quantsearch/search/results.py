@@ -1,0 +1,245 @@
+"""What a search produced: trial records, the baseline, the best config or the Pareto front,
+and the files of a run directory (trials.csv, trials.jsonl, best.json / pareto.json ...)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantsearch.search.objective import pareto_front
+
+__all__ = ["SearchResult", "TrialRecord", "records_from_study"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One Optuna trial as quantsearch reads it back from the storage."""
+
+    number: int
+    state: str  # COMPLETE, FAIL, RUNNING, ...
+    params: dict[str, Any]
+    values: tuple[float, ...] | None
+    metrics: dict[str, float]
+    feasible: bool | None
+    cached: bool  # answered by the cache, not evaluated
+    config_hash: str | None
+    duplicate_of: int | None
+    error: str | None
+    eval_seconds: float | None
+    config: dict[str, Any] | None = None
+
+    @property
+    def evaluated(self) -> bool:
+        """This trial ran the model (a distinct evaluation), successfully or not."""
+        return self.config_hash is not None and not self.cached and (
+            self.state == "COMPLETE" or self.error is not None
+        )
+
+    def row(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "number": self.number,
+            "state": self.state,
+            "feasible": self.feasible,
+            "cached": self.cached,
+            "duplicate_of": self.duplicate_of,
+            "config_hash": self.config_hash,
+        }
+        if self.values is not None:
+            for i, v in enumerate(self.values):
+                out["objective" if len(self.values) == 1 else f"objective_{i}"] = v
+        out.update({f"params.{k}": v for k, v in self.params.items()})
+        out.update({f"metrics.{k}": v for k, v in self.metrics.items()})
+        out["eval_seconds"] = self.eval_seconds
+        out["error"] = self.error
+        return out
+
+
+def records_from_study(study: Any) -> list[TrialRecord]:
+    """Trial records for every trial of an Optuna study, in trial-number order."""
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        out.append(
+            TrialRecord(
+                number=t.number,
+                state=t.state.name,
+                params=dict(t.params),
+                values=tuple(t.values) if t.values is not None else None,
+                metrics=dict(ua.get("metrics", {})),
+                feasible=ua.get("feasible"),
+                cached=bool(ua.get("cached", False)),
+                config_hash=ua.get("config_hash"),
+                duplicate_of=ua.get("duplicate_of"),
+                error=ua.get("error"),
+                eval_seconds=ua.get("eval_seconds"),
+                config=ua.get("config"),
+            )
+        )
+    return sorted(out, key=lambda r: r.number)
+
+
+@dataclass
+class SearchResult:
+    """The outcome of :func:`quantsearch.search`.
+
+    Attributes:
+        trials: every trial, in trial-number order.
+        baseline: metrics of the float model on the same data.
+        directions: Optuna study directions (one for a weighted sum).
+        combine: ``weighted_sum`` or ``pareto``.
+        objective_names: the objective metrics, in order.
+        space_size: the number of distinct points in the space.
+        run_dir: where the files were written (``None`` for in-memory searches).
+        study_name: the Optuna study.
+        configs: config hash -> resolved per-node config, for every distinct evaluation.
+    """
+
+    trials: list[TrialRecord]
+    baseline: dict[str, float]
+    directions: list[str]
+    combine: str
+    objective_names: list[str]
+    space_size: int
+    run_dir: Path | None = None
+    study_name: str = ""
+    strategy: str = ""
+    seed: int = 0
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    study: Any = None  # the optuna.Study, for users who want Optuna's own tools
+
+    @property
+    def complete(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.state == "COMPLETE"]
+
+    @property
+    def n_evaluations(self) -> int:
+        """Distinct configs actually evaluated (cache hits excluded)."""
+        return sum(1 for t in self.trials if t.evaluated)
+
+    @property
+    def feasible(self) -> list[TrialRecord]:
+        return [t for t in self.complete if t.feasible is not False]
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The best feasible trial (weighted sum); the earliest of equals. Never an infeasible one."""
+        if self.combine != "weighted_sum":
+            return None
+        feasible = [t for t in self.feasible if t.values is not None]
+        if not feasible:
+            return None
+        return max(feasible, key=lambda t: (t.values[0], -t.number))  # type: ignore[index]
+
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        """Feasible, non-dominated trials, one per distinct config (the first trial that had it)."""
+        seen: set[str | None] = set()
+        unique = []
+        for t in self.feasible:
+            if t.values is not None and t.config_hash not in seen:
+                seen.add(t.config_hash)
+                unique.append(t)
+        idx = pareto_front([t.values for t in unique], self.directions)  # type: ignore[misc]
+        return [unique[i] for i in idx]
+
+    def config_of(self, t: TrialRecord) -> dict[str, Any] | None:
+        return self.configs.get(t.config_hash or "") or t.config
+
+    def best_rows(self, k: int = 5) -> list[dict[str, Any]]:
+        """Rows for the console: the top-``k`` distinct feasible configs, or the front."""
+        if self.combine == "weighted_sum":
+            seen: set[str | None] = set()
+            ranked = []
+            for t in sorted(self.feasible, key=lambda t: (-t.values[0], t.number)):  # type: ignore[index]
+                if t.config_hash not in seen:
+                    seen.add(t.config_hash)
+                    ranked.append(t)
+            chosen = ranked[:k]
+        else:
+            chosen = sorted(self.pareto, key=lambda t: t.values)  # type: ignore[arg-type, return-value]
+        rows = []
+        for t in chosen:
+            row: dict[str, Any] = {"trial": t.number}
+            if t.values is not None:
+                if len(t.values) == 1:
+                    row["objective"] = t.values[0]
+            row.update(t.params)
+            row.update({m: t.metrics.get(m) for m in self.objective_names})
+            rows.append(row)
+        return rows
+
+    # -- files --------------------------------------------------------------------------------
+
+    def write(self, run_dir: Path) -> list[Path]:
+        """Write trials.csv, trials.jsonl, baseline.json and best.json or pareto.json."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        written = [run_dir / "baseline.json", run_dir / "trials.jsonl", run_dir / "trials.csv"]
+        _dump(written[0], self.baseline)
+        with written[1].open("w") as fh:
+            for t in self.trials:
+                fh.write(json.dumps(asdict(t), default=_json_default) + "\n")
+        rows = [t.row() for t in self.trials]
+        columns: list[str] = []
+        for r in rows:
+            columns.extend(c for c in r if c not in columns)
+        with written[2].open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        summary = self.summary()
+        if self.combine == "weighted_sum":
+            path = run_dir / "best.json"
+            _dump(path, {**summary, "best": self._trial_json(self.best)})
+        else:
+            path = run_dir / "pareto.json"
+            _dump(path, {**summary, "front": [self._trial_json(t) for t in self.pareto]})
+        written.append(path)
+        return written
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "study": self.study_name,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "combine": self.combine,
+            "objectives": self.objective_names,
+            "directions": self.directions,
+            "space_size": self.space_size,
+            "trials": len(self.trials),
+            "complete": len(self.complete),
+            "failed": sum(1 for t in self.trials if t.state == "FAIL"),
+            "evaluations": self.n_evaluations,
+            "feasible": len(self.feasible),
+            "baseline": self.baseline,
+        }
+
+    def _trial_json(self, t: TrialRecord | None) -> dict[str, Any] | None:
+        if t is None:
+            return None
+        return {
+            "trial": t.number,
+            "values": t.values,
+            "params": t.params,
+            "metrics": t.metrics,
+            "config": self.config_of(t),
+        }
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def as_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
+    return [r.row() for r in records]

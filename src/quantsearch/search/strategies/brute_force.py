@@ -1,0 +1,99 @@
+"""Brute force: every point of a finite space exactly once, in the space's stable order.
+
+Optuna's own ``BruteForceSampler`` walks a tree of suggested values in random order and can
+repeat points that are running in parallel; this one proposes the first point (in the order of
+:meth:`SearchSpace.enumerate`) that no finished or running trial holds, and, across workers, only
+a point it could claim, so N workers on one study cover the space exactly once between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from quantsearch.search.space import SearchSpace
+from quantsearch.search.strategies import Strategy, StrategyContext
+
+__all__ = ["BruteForceSampler"]
+
+
+class BruteForceSampler(BaseSampler):
+    """Proposes unvisited points of ``space`` in its stable order.
+
+    Args:
+        space: the finite space to enumerate.
+        claim_point: optional atomic cross-worker claim of a point index; a point whose claim
+            fails is skipped. Without it, only this study's trials are consulted.
+    """
+
+    def __init__(self, space: SearchSpace, claim_point: Callable[[int], bool] | None = None) -> None:
+        self._space = space
+        self._claim = claim_point
+        self._cursor = 0
+        self._fallback = RandomSampler(seed=0)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._space.distributions("categorical")  # type: ignore[no-any-return]
+
+    def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
+        visited: set[int] = set()
+        states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
+        for t in study._get_trials(deepcopy=False, states=states, use_cache=True):
+            if t.number == trial.number:
+                continue
+            # A failed trial counts as visited only when its config itself failed (an error the
+            # objective recorded); a trial failed by a dead worker is retried.
+            if t.state == TrialState.FAIL and "error" not in t.user_attrs:
+                continue
+            if len(t.params) == len(self._space.knobs):
+                visited.add(self._space.index_of(self._space.decode(t.params)))
+        return visited
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        visited = self._visited(study, trial)
+        size = self._space.size
+        index = self._cursor
+        while index < size:
+            if index not in visited and (self._claim is None or self._claim(index)):
+                break
+            index += 1
+        if index >= size:
+            # Every point is taken; re-propose the first (the cache answers it at no cost) and
+            # let the study loop stop on exhaustion.
+            index = 0
+        else:
+            self._cursor = index + 1
+        return self._space.encode(self._space.point(index), "categorical")
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        # Only reached for a parameter outside the space (a user objective's own suggestion).
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+
+def _build(ctx: StrategyContext) -> BaseSampler:
+    from quantsearch.search.strategies import pass_options
+
+    return pass_options(BruteForceSampler, ctx, {"space": ctx.space, "claim_point": ctx.claim_point})
+
+
+STRATEGY = Strategy(
+    "brute_force",
+    _build,
+    "every point exactly once, in stable order (finite spaces only)",
+    exhaustive=True,
+)
