@@ -116,3 +116,4 @@ def load_dataset(
 
 
 from quantsearch.data import digits as _digits  # noqa: E402, F401
+from quantsearch.data import jsc as _jsc  # noqa: E402, F401
