@@ -1,0 +1,248 @@
+"""A user's own dataset: ``data.name = "file.py:load"`` (or ``"package.module:load"``).
+
+The callable may return any of:
+
+- a :class:`~quantsearch.data.DataSplits`, used as is;
+- a dict ``{"train": ..., "val": ..., "test": ...}`` whose values are ``(x, y)`` pairs or torch
+  ``Dataset``\\ s (an optional ``"class_names"`` entry names the classes);
+- one ``(x, y)`` pair or one ``Dataset``, split here into train/validation/test, seeded and
+  stratified (``val_fraction`` and ``test_fraction``, 0.2 each by default).
+
+Any other ``[data]`` option is passed to the callable as a keyword argument, so an option the
+callable does not accept is an error that lists the ones it does. A ``Dataset`` is materialised
+into tensors once, here; features are not rescaled (that is the loader's business).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from quantsearch.data import DataSplits, Split
+from quantsearch.errors import ConfigError
+
+__all__ = ["load_user_dataset", "materialise"]
+
+_SPLIT_OPTIONS = ("val_fraction", "test_fraction")
+_SPLITS = ("train", "val", "test")
+
+
+def load_user_dataset(
+    spec: str, *, options: dict[str, Any], seed: int = 0, base_dir: Path | None = None
+) -> DataSplits:
+    """Call the user's loader named by ``spec`` and turn what it returns into splits.
+
+    Args:
+        spec: ``"file.py:load"`` (relative to ``base_dir``) or ``"package.module:load"``.
+        options: the ``[data]`` options; ``val_fraction``/``test_fraction`` steer the split of a
+            single ``(x, y)`` or ``Dataset``, every other option is a keyword argument.
+        seed: seeds that split.
+        base_dir: the config file's folder.
+
+    Raises:
+        ConfigError: naming ``data.name`` when the spec, the call or its result is invalid.
+
+    Example:
+        >>> import sys, types, torch
+        >>> mod = types.ModuleType("toy_data"); sys.modules["toy_data"] = mod
+        >>> mod.load = lambda: (torch.randn(50, 3), torch.arange(50) % 2)
+        >>> splits = load_user_dataset("toy_data:load", options={})
+        >>> len(splits.train), len(splits.val), len(splits.test), splits.num_classes
+        (30, 10, 10, 2)
+    """
+    from quantsearch.spec import load_callable
+
+    key = "data.name"
+    fn = load_callable(spec, key=key, base_dir=base_dir)
+    split_opts = {k: options[k] for k in _SPLIT_OPTIONS if k in options}
+    kwargs = {k: v for k, v in options.items() if k not in _SPLIT_OPTIONS}
+    _check_kwargs(fn, kwargs, spec)
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:
+        raise ConfigError(f"{key}: calling {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    where = f"{key}: {spec!r} returned"
+    if isinstance(result, DataSplits):
+        if split_opts:
+            raise ConfigError(f"data: {sorted(split_opts)} do not apply: {where} its own splits")
+        return result
+    if isinstance(result, Mapping):
+        if split_opts:
+            raise ConfigError(f"data: {sorted(split_opts)} do not apply: {where} its own splits")
+        return _from_dict(result, spec, where)
+    x, y = materialise(result, where=where)
+    return _split(x, y, spec, split_opts, seed)
+
+
+def _check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], spec: str) -> None:
+    if not kwargs:
+        return
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(
+        n
+        for n, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"data: unknown option(s) {unknown} for {spec!r}; allowed: "
+            f"{sorted([*accepted, *_SPLIT_OPTIONS])}"
+        )
+
+
+def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` tensors from an ``(x, y)`` pair of tensors/arrays or a torch ``Dataset``.
+
+    A ``TensorDataset`` hands over its tensors; any other ``Dataset`` is indexed once, sample
+    by sample, and stacked, so evaluation never re-collates it.
+
+    Raises:
+        ConfigError: ``value`` is neither, or the labels are not 1-D class indices.
+    """
+    from torch.utils.data import Dataset, TensorDataset
+
+    if isinstance(value, TensorDataset):
+        if len(value.tensors) != 2:
+            raise ConfigError(
+                f"{where} a TensorDataset of {len(value.tensors)} tensors; expected (x, y)"
+            )
+        x, y = value.tensors
+    elif isinstance(value, Dataset):
+        x, y = _stack_dataset(value, where)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        x, y = value
+    else:
+        raise ConfigError(
+            f"{where} a {type(value).__name__}; expected a DataSplits, a dict of train/val/test "
+            f"splits, an (x, y) pair or a torch Dataset"
+        )
+    return _as_features(x, where), _as_labels(y, where)
+
+
+def _stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        n = len(ds)
+    except TypeError:
+        raise ConfigError(f"{where} a Dataset without __len__; cannot materialise it") from None
+    if n == 0:
+        raise ConfigError(f"{where} an empty Dataset")
+    xs, ys = [], []
+    for i in range(n):
+        item = ds[i]
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ConfigError(
+                f"{where} a Dataset whose items are not (x, y) pairs (item {i}: {item!r:.60})"
+            )
+        xs.append(torch.as_tensor(item[0]))
+        ys.append(torch.as_tensor(item[1]))
+    try:
+        return torch.stack(xs), torch.stack(ys)
+    except RuntimeError as exc:
+        raise ConfigError(f"{where} a Dataset whose samples differ in shape: {exc}") from None
+
+
+def _as_features(x: Any, where: str) -> torch.Tensor:
+    try:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    except Exception as exc:
+        raise ConfigError(f"{where} features that are not an array: {exc}") from None
+    if t.dim() < 1:
+        raise ConfigError(f"{where} features of shape {tuple(t.shape)}; expected (samples, ...)")
+    return t.float() if t.is_floating_point() else t
+
+
+def _as_labels(y: Any, where: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if t.dim() != 1:
+        raise ConfigError(f"{where} labels of shape {tuple(t.shape)}; expected 1-D class indices")
+    if t.is_floating_point() and not torch.equal(t, t.round()):
+        raise ConfigError(f"{where} non-integer labels; expected class indices")
+    if t.numel() and int(t.min()) < 0:
+        raise ConfigError(f"{where} a negative label ({int(t.min())}); expected class indices")
+    return t.long()
+
+
+def _from_dict(result: Mapping[str, Any], spec: str, where: str) -> DataSplits:
+    allowed = {*_SPLITS, "class_names"}
+    unknown = sorted(set(result) - allowed)
+    missing = [s for s in _SPLITS if s not in result]
+    if unknown or missing:
+        raise ConfigError(
+            f"{where} a dict with keys {sorted(result)}; expected {list(_SPLITS)} "
+            f"(and optionally 'class_names')"
+        )
+    splits = {s: Split(*materialise(result[s], where=f"{where} {s!r} as")) for s in _SPLITS}
+    shapes = {s: tuple(v.x.shape[1:]) for s, v in splits.items()}
+    if len(set(shapes.values())) > 1:
+        raise ConfigError(f"{where} splits whose samples differ in shape: {shapes}")
+    return _assemble(
+        spec, splits["train"], splits["val"], splits["test"], result.get("class_names"), where
+    )
+
+
+def _split(
+    x: torch.Tensor, y: torch.Tensor, spec: str, opts: dict[str, Any], seed: int
+) -> DataSplits:
+    from sklearn.model_selection import train_test_split
+
+    val_f = opts.get("val_fraction", 0.2)
+    test_f = opts.get("test_fraction", 0.2)
+    for name, v in (("val_fraction", val_f), ("test_fraction", test_f)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise ConfigError(f"data.{name} must be a number in (0, 1) (got {v!r})")
+    if val_f + test_f >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction must be below 1 (got {val_f} + {test_f})"
+        )
+    idx = np.arange(len(y))
+    labels = y.numpy()
+    try:
+        rest, test = train_test_split(
+            idx, test_size=float(test_f), stratify=labels, random_state=seed
+        )
+        train, val = train_test_split(
+            rest,
+            test_size=float(val_f) / (1 - float(test_f)),
+            stratify=labels[rest],
+            random_state=seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"data.name: cannot split {spec!r} stratified: {exc}") from None
+
+    def take(i: np.ndarray) -> Split:
+        t = torch.from_numpy(i)  # keep the shuffled order: a head() of it is still stratified
+        return Split(x[t], y[t])
+
+    return _assemble(
+        spec, take(train), take(val), take(test), None, f"data.name: {spec!r} returned"
+    )
+
+
+def _assemble(
+    spec: str, train: Split, val: Split, test: Split, class_names: Any, where: str
+) -> DataSplits:
+    if not (len(train) and len(val) and len(test)):
+        sizes = {"train": len(train), "val": len(val), "test": len(test)}
+        raise ConfigError(f"{where} an empty split: {sizes}")
+    num_classes = 1 + max(int(s.y.max()) for s in (train, val, test))
+    if class_names is not None:
+        names = tuple(str(c) for c in class_names)
+        if len(names) < num_classes:
+            raise ConfigError(
+                f"{where} {len(names)} class_names but labels up to {num_classes - 1}"
+            )
+        num_classes = len(names)
+    else:
+        names = tuple(str(i) for i in range(num_classes))
+    return DataSplits(spec, train, val, test, num_classes, names)
