@@ -148,8 +148,8 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 64
     lr: float = 3e-3
-    weight_decay: float = 1e-4
-    patience: int = 8
+    weight_decay: float = 1e-3
+    patience: int = 15
     seed: int = 0
     device: str = "auto"
     checkpoint: str | None = None  # where `train` writes; default runs/<model>.pt
