@@ -30,7 +30,7 @@ class Checkpoint:
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    out = {"python": platform.python_version(), "torch": torch.__version__}
+    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
     for pkg in ("quantsearch", "optuna"):
         try:
             out[pkg] = version(pkg)
@@ -74,7 +74,8 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint: {exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint: {first}") from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict)")
     return Checkpoint(
