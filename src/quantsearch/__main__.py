@@ -1,0 +1,7 @@
+"""``python -m quantsearch``: the same as the ``quantsearch`` command."""
+
+from __future__ import annotations
+
+from quantsearch.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""``quantsearch train``: train a registered or user model and write a checkpoint."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from quantsearch.cli.common import config_option, json_option, load_config_or_default
+
+__all__ = ["default_checkpoint_path", "train"]
+
+
+@click.command()
+@config_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint to write (default: train.checkpoint, else runs/<model>.pt).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override train.epochs.")
+@json_option
+def train(config_path: str | None, out: str | None, epochs: int | None, as_json: bool) -> None:
+    """Train the config's model on its dataset, early-stopped on validation loss.
+
+    The checkpoint holds the state dict, the model and dataset names, the metrics, the config
+    and the package versions; `summary`, `search` and the other commands read it with --load.
+    """
+    import dataclasses
+    import json
+
+    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.session import open_session
+    from quantsearch.train import seed_everything
+    from quantsearch.train import train as run_training
+
+    cfg = load_config_or_default(config_path)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    # Train from a fresh init: model.checkpoint names weights to *use*, often the file this
+    # command is about to write.
+    fresh = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=None))
+    seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
+    session = open_session(fresh)
+    result = run_training(session.model, session.data, cfg.train, progress=not as_json)
+    path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
+    save_checkpoint(
+        path,
+        result.model,
+        model_name=session.model_name,
+        dataset=session.data.name,
+        metrics=result.metrics,
+        config=config_record(cfg),
+    )
+    m = result.metrics
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(path), "device": result.device, **m}, indent=2))
+        return
+    click.echo(
+        f"{session.model_name} on {session.data.name}: test accuracy {m['test_accuracy']:.2%} "
+        f"(val {m['val_accuracy']:.2%}, train {m['train_accuracy']:.2%}), "
+        f"{int(m['epochs'])} epochs (best {int(m['best_epoch'])}) in {m['seconds']:.1f} s "
+        f"on {result.device}"
+    )
+    click.echo(f"checkpoint: {path}")
+
+
+def default_checkpoint_path(cfg: Any, model_name: str) -> Path:
+    """``train.checkpoint`` (relative to the config's folder), else ``runs/<model>.pt``."""
+    if cfg.train.checkpoint:
+        return Path(cfg.resolve(cfg.train.checkpoint))
+    if ":" in model_name:  # a user model "path/to/file.py:build" -> "file-build"
+        target, _, attr = model_name.rpartition(":")
+        model_name = f"{Path(target).stem or target}-{attr}"
+    return Path("runs") / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model_name)}.pt"
+
+
+def config_record(cfg: Any) -> dict[str, Any]:
+    """The parts of the config that made the checkpoint, as plain (weights_only-safe) values."""
+    import dataclasses
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+
+    return plain(
+        {
+            "source": cfg.source,
+            "seed": cfg.seed,
+            "model": dataclasses.asdict(cfg.model),
+            "data": dataclasses.asdict(cfg.data),
+            "train": dataclasses.asdict(cfg.train),
+        }
+    )
