@@ -1,0 +1,130 @@
+"""quantsearch.trace: every zoo model traces, and its metadata matches a real forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import quantsearch
+from quantsearch.errors import TraceError
+from quantsearch.graph import META_KEY, NodeInfo, TensorMeta, info, node_infos
+from quantsearch.models import MODELS, build_model
+
+
+def _example(name: str, batch: int = 5) -> torch.Tensor:
+    return torch.randn(
+        batch, *MODELS.get(name).input_shape, generator=torch.Generator().manual_seed(0)
+    )
+
+
+def _hooked_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[list, list]]:
+    """Input and output TensorMeta of every leaf module, recorded by forward hooks."""
+    seen: dict[str, tuple[list, list]] = {}
+    handles = []
+    for path, mod in model.named_modules():
+        if path and not list(mod.children()):
+
+            def hook(m: nn.Module, args: tuple, out: torch.Tensor, path: str = path) -> None:
+                seen[path] = ([TensorMeta.of(a) for a in args], [TensorMeta.of(out)])
+
+            handles.append(mod.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_zoo_model_traces_and_metadata_matches_forward_hooks(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    x = _example(name)
+    gm = quantsearch.trace(model, x)
+    hooked = _hooked_shapes(model, x)
+    module_nodes = [n for n in gm.graph.nodes if n.op == "call_module"]
+    assert {str(n.target) for n in module_nodes} == set(hooked)
+    for node in module_nodes:
+        ni = info(node)
+        ins, outs = hooked[str(node.target)]
+        assert list(ni.inputs) == ins, node.name
+        assert list(ni.outputs) == outs, node.name
+        assert ni.module_type == f"{type(model.get_submodule(str(node.target))).__module__}." + (
+            type(model.get_submodule(str(node.target))).__qualname__
+        )
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.equal(gm(x), expected)
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    assert info(out_node).outputs == (TensorMeta.of(expected),)
+    placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    assert info(placeholder).outputs == (TensorMeta(tuple(x.shape), "float32"),)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_node_has_one_record_with_an_empty_precision(name: str) -> None:
+    gm = quantsearch.trace(build_model(name), _example(name))
+    for node in gm.graph.nodes:
+        assert isinstance(node.meta[META_KEY], NodeInfo)
+        assert node.meta[META_KEY].precision == {}
+
+
+def test_cnn_digits_op_kinds_cover_conv_pool_and_function_calls() -> None:
+    gm = quantsearch.trace(build_model("cnn-digits"), _example("cnn-digits"))
+    kinds = [ni.op_kind for ni in node_infos(gm)]
+    for kind in ("conv2d", "batch_norm2d", "relu", "max_pool2d", "add", "flatten", "linear"):
+        assert kind in kinds
+    by_kind = {ni.op_kind: ni for ni in node_infos(gm)}
+    assert by_kind["add"].op == "call_function"
+    assert len(by_kind["add"].inputs) == 2
+    assert by_kind["flatten"].outputs[0].shape == (5, 128)
+    assert by_kind["max_pool2d"].outputs[0].shape in {(5, 16, 4, 4), (5, 32, 2, 2)}
+
+
+def test_jsc_tiny_op_kinds_in_order() -> None:
+    gm = quantsearch.trace(build_model("jsc-tiny"), _example("jsc-tiny"))
+    kinds = [ni.op_kind for ni in node_infos(gm)]
+    assert kinds == ["placeholder", "batch_norm1d", "relu", "linear", "relu", "output"]
+
+
+def test_trace_leaves_the_model_untouched() -> None:
+    model = build_model("mlp-digits").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantsearch.trace(model, _example("mlp-digits"))
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # BatchNorm running stats not updated by the run
+
+
+class _DataDependent(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return x
+        return -x
+
+
+def test_data_dependent_control_flow_names_the_line() -> None:
+    with pytest.raises(TraceError, match=r"test_graph\.py:\d+: if x\.sum\(\) > 0:"):
+        quantsearch.trace(_DataDependent(), torch.ones(2, 3))
+
+
+class _WrongShape(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_a_failing_example_run_names_the_node() -> None:
+    with pytest.raises(TraceError, match=r"running node 'fc' \(call_module fc\)"):
+        quantsearch.trace(_WrongShape(), torch.ones(2, 3))
+
+
+def test_a_non_module_is_rejected() -> None:
+    with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
+        quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]
