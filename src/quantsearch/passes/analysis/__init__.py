@@ -1,0 +1,53 @@
+"""Analysis passes: plain functions that read a traced graph and write per-node facts into
+``NodeInfo.cost``, each with a companion that totals them.
+
+=================  ==================================================  ===================
+pass               per-node ``NodeInfo.cost`` keys                     totals
+=================  ==================================================  ===================
+count_flops        macs, flops, flops_backward, bitops (uncounted)     compute_cost
+count_params       params, trainable_params, buffers, param_bits,      param_cost
+                   buffer_bits (weight_elems, weight_bits)
+count_buffers      in_elems, in_bits, out_elems, out_bits              activation_cost
+mase_view          mase (MASE's five statistics)                       mase_stats
+=================  ==================================================  ===================
+
+The counting convention is stated once, in :mod:`quantsearch.passes.analysis.flops`.
+"""
+
+from __future__ import annotations
+
+from quantsearch.passes.analysis.buffers import ActivationCost, activation_cost, count_buffers
+from quantsearch.passes.analysis.flops import (
+    COST_RULES,
+    ComputeCost,
+    OpArgs,
+    OpCost,
+    UncountedOp,
+    compute_cost,
+    count_flops,
+)
+from quantsearch.passes.analysis.mase_view import MaseStats, mase_stats, mase_view
+from quantsearch.passes.analysis.params import ParamCost, count_params, param_cost
+from quantsearch.passes.analysis.tensors import dtype_bits, role_bits, traced_batch_size
+
+__all__ = [
+    "COST_RULES",
+    "ActivationCost",
+    "ComputeCost",
+    "MaseStats",
+    "OpArgs",
+    "OpCost",
+    "ParamCost",
+    "UncountedOp",
+    "activation_cost",
+    "compute_cost",
+    "count_buffers",
+    "count_flops",
+    "count_params",
+    "dtype_bits",
+    "mase_stats",
+    "mase_view",
+    "param_cost",
+    "role_bits",
+    "traced_batch_size",
+]

@@ -1,0 +1,223 @@
+"""Parameters, buffers, bit-true model size and average bitwidth per node of a traced graph.
+
+Every parameter tensor costs ``numel x bits`` at its own precision: a ``weight`` or ``bias`` of a
+node whose ``NodeInfo.precision`` has that role costs the format's ``bits_per_element``; any other
+tensor costs its dtype's width (32 for float32). ``element_size()`` is never used: a
+fake-quantized weight is still a float32 tensor in memory, but it costs its format's width.
+
+Each tensor is counted once, at the first node that uses it (a module called twice or a tied
+weight is not double counted); tensors no node uses are totalled as *unattributed*, so the
+totals always equal ``sum(p.numel() for p in gm.parameters())``.
+
+* ``model_size_bits`` counts parameters only. Buffers (BatchNorm's ``running_mean``,
+  ``running_var`` and int64 ``num_batches_tracked``) are reported apart as ``buffer_bits``:
+  deployment usually folds them into the preceding layer.
+* ``avg_weight_bits`` is MASE's average bitwidth: ``sum(numel x bits) / sum(numel)`` over the
+  weights of linear and conv layers only (MASE's quantizable layers; a float layer counts at
+  its dtype width, biases and normalisation parameters are left out). ``avg_param_bits`` is
+  the same average over *every* parameter, so it equals ``model_size_bits / params``.
+
+Example:
+    >>> import torch
+    >>> from quantsearch.graph import trace
+    >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(16, 5), torch.nn.BatchNorm1d(5)), torch.ones(8, 16))
+    >>> p = param_cost(gm)
+    >>> p.params, p.buffers, p.model_size_bits, p.buffer_bits
+    (95, 11, 3040.0, 384.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+from quantsearch.graph import NodeInfo, info
+from quantsearch.passes.analysis.tensors import dtype_bits, role_bits
+
+__all__ = ["PARAM_KEYS", "WEIGHT_KINDS", "ParamCost", "count_params", "param_cost"]
+
+PARAM_KEYS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bits")
+# The layers whose weights MASE's average bitwidth covers.
+WEIGHT_KINDS = frozenset({"linear", "conv1d", "conv2d", "conv3d"})
+_ROLES = {"weight": "weight", "bias": "bias"}
+_OWNERS = ("call_module", "get_attr", "call_function", "call_method")
+
+
+@dataclass(frozen=True)
+class ParamCost:
+    """Parameter and buffer totals of a graph (independent of the batch size)."""
+
+    params: int
+    trainable_params: int
+    buffers: int  # elements
+    param_bits: float
+    buffer_bits: float
+    weight_elems: int  # elements of linear/conv weights
+    weight_bits: float
+    unattributed_params: int = 0  # parameters no node uses (included in the totals above)
+
+    @property
+    def model_size_bits(self) -> float:
+        """Bits of all parameters, each at its own precision (buffers excluded)."""
+        return self.param_bits
+
+    @property
+    def model_size_bytes(self) -> float:
+        return self.param_bits / 8
+
+    @property
+    def avg_weight_bits(self) -> float:
+        """MASE's average bitwidth over linear/conv weights (``avg_param_bits`` if none)."""
+        return self.weight_bits / self.weight_elems if self.weight_elems else self.avg_param_bits
+
+    @property
+    def avg_param_bits(self) -> float:
+        """Average bits per parameter over all parameters (0 for a parameter-free graph)."""
+        return self.param_bits / self.params if self.params else 0.0
+
+
+def _tensor_bits(t: torch.Tensor, ni: NodeInfo | None, role: str | None) -> float:
+    if ni is None or role is None:
+        return t.numel() * dtype_bits(t.dtype)
+    return t.numel() * role_bits(ni, role, t.dtype)
+
+
+def _attr_owner(node: fx.Node) -> tuple[NodeInfo | None, str | None]:
+    """For a ``get_attr`` weight or bias, the consuming layer's record and the tensor's role."""
+    for user in node.users:
+        ui = info(user)
+        if ui.op_kind not in WEIGHT_KINDS or user.op != "call_function":
+            continue
+        if (len(user.args) > 1 and user.args[1] is node) or user.kwargs.get("weight") is node:
+            return ui, "weight"
+        if (len(user.args) > 2 and user.args[2] is node) or user.kwargs.get("bias") is node:
+            return ui, "bias"
+    return None, None
+
+
+def _zero(ni: NodeInfo) -> None:
+    ni.cost.update(params=0, trainable_params=0, buffers=0, param_bits=0.0, buffer_bits=0.0)
+
+
+def count_params(gm: fx.GraphModule) -> fx.GraphModule:
+    """Annotate op and ``get_attr`` nodes with ``params``, ``trainable_params``, ``buffers`` (elements),
+    ``param_bits`` and ``buffer_bits``; linear/conv nodes also get ``weight_elems`` and
+    ``weight_bits`` (the MASE average-bitwidth terms).
+
+    ``call_module`` nodes own their module's tensors, ``get_attr`` nodes the tensor they fetch
+    (priced at the consuming layer's ``weight``/``bias`` precision).
+
+    Args:
+        gm: a graph built by :func:`quantsearch.graph.trace`.
+
+    Returns:
+        ``gm``, for chaining.
+    """
+    modules = dict(gm.named_modules())
+    seen: set[int] = set()
+    for node in gm.graph.nodes:
+        if node.op not in _OWNERS:
+            continue
+        ni = info(node)
+        _zero(ni)
+        if node.op == "call_method":
+            continue
+        if node.op == "call_function":
+            if ni.op_kind in WEIGHT_KINDS:
+                w = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+                wmeta = info(w).outputs[0] if isinstance(w, fx.Node) and info(w).outputs else None
+                if wmeta is not None:
+                    ni.cost["weight_elems"] = wmeta.numel
+                    ni.cost["weight_bits"] = wmeta.numel * role_bits(ni, "weight", wmeta.dtype)
+            continue
+        if node.op == "call_module":
+            mod: nn.Module = modules[str(node.target)]
+            tensors: list[tuple[torch.Tensor, NodeInfo | None, str | None, bool]] = [
+                (t, ni, _ROLES.get(name.rsplit(".", 1)[-1]), True)
+                for name, t in mod.named_parameters()
+            ] + [(t, ni, None, False) for t in mod.buffers()]
+            w = getattr(mod, "weight", None)
+            if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and id(w) not in seen:
+                ni.cost["weight_elems"] = w.numel()
+                ni.cost["weight_bits"] = _tensor_bits(w, ni, "weight")
+        else:
+            value = _fetch(gm, str(node.target))
+            if not isinstance(value, torch.Tensor):
+                continue
+            owner, role = _attr_owner(node)
+            tensors = [(value, owner, role, isinstance(value, nn.Parameter))]
+        for t, owner, role, is_param in tensors:
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            if is_param:
+                ni.cost["params"] += t.numel()
+                ni.cost["trainable_params"] += t.numel() if t.requires_grad else 0
+                ni.cost["param_bits"] += _tensor_bits(t, owner, role)
+            else:
+                ni.cost["buffers"] += t.numel()
+                ni.cost["buffer_bits"] += _tensor_bits(t, None, None)
+    return gm
+
+
+def _fetch(gm: fx.GraphModule, target: str) -> object:
+    obj: object = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def param_cost(gm: fx.GraphModule) -> ParamCost:
+    """Run :func:`count_params` and total it, adding tensors no node uses.
+
+    Returns:
+        Totals; ``params`` equals ``sum(p.numel() for p in gm.parameters())``.
+    """
+    count_params(gm)
+    totals = dict.fromkeys(PARAM_KEYS, 0.0)
+    w_elems, w_bits = 0, 0.0
+    for node in gm.graph.nodes:
+        c = info(node).cost if node.op in _OWNERS else {}
+        for k in PARAM_KEYS:
+            totals[k] += c.get(k, 0)
+        w_elems += c.get("weight_elems", 0)
+        w_bits += c.get("weight_bits", 0.0)
+    unattributed = 0
+    n_params = sum(p.numel() for p in gm.parameters())
+    n_buffers = sum(b.numel() for b in gm.buffers())
+    if n_params != totals["params"] or n_buffers != totals["buffers"]:
+        counted = _counted_ids(gm)
+        for p in gm.parameters():
+            if id(p) not in counted:
+                unattributed += p.numel()
+                totals["params"] += p.numel()
+                totals["trainable_params"] += p.numel() if p.requires_grad else 0
+                totals["param_bits"] += _tensor_bits(p, None, None)
+        for b in gm.buffers():
+            if id(b) not in counted:
+                totals["buffers"] += b.numel()
+                totals["buffer_bits"] += _tensor_bits(b, None, None)
+    return ParamCost(
+        params=int(totals["params"]),
+        trainable_params=int(totals["trainable_params"]),
+        buffers=int(totals["buffers"]),
+        param_bits=float(totals["param_bits"]),
+        buffer_bits=float(totals["buffer_bits"]),
+        weight_elems=w_elems,
+        weight_bits=w_bits,
+        unattributed_params=unattributed,
+    )
+
+
+def _counted_ids(gm: fx.GraphModule) -> set[int]:
+    modules = dict(gm.named_modules())
+    ids: set[int] = set()
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            mod = modules[str(node.target)]
+            ids.update(id(t) for t in (*mod.parameters(), *mod.buffers()))
+        elif node.op == "get_attr":
+            ids.add(id(_fetch(gm, str(node.target))))
+    return ids

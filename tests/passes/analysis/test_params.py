@@ -1,0 +1,123 @@
+"""Parameters, buffers, bit-true size and average bitwidth, against sum(p.numel()) and hand counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from quantsearch.graph import info, trace
+from quantsearch.models import MODELS, build_model
+from quantsearch.passes.analysis import count_params, param_cost
+
+
+@dataclass(frozen=True)
+class Bits:
+    """Any object with ``bits_per_element`` stands in for a number format."""
+
+    bits_per_element: int | float
+
+
+def _node(gm: torch.fx.GraphModule, name: str) -> torch.fx.Node:
+    return next(n for n in gm.graph.nodes if n.name == name)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_param_totals_equal_sum_numel_for_every_zoo_model(name: str) -> None:
+    spec = MODELS.get(name)
+    model = build_model(name).eval()
+    gm = trace(model, torch.randn(4, *spec.input_shape))
+    p = param_cost(gm)
+    assert p.params == sum(t.numel() for t in model.parameters())
+    assert p.trainable_params == sum(t.numel() for t in model.parameters() if t.requires_grad)
+    assert p.buffers == sum(t.numel() for t in model.buffers())
+    assert p.unattributed_params == 0
+    # Float32 everywhere: 32 bits per parameter; int64 num_batches_tracked costs 64 bits.
+    assert p.model_size_bits == 32 * p.params
+    assert p.buffer_bits == sum(t.numel() * t.element_size() * 8 for t in model.buffers())
+    assert p.avg_weight_bits == p.avg_param_bits == 32.0
+    # Per-layer rows add up to the totals.
+    count_params(gm)
+    assert sum(info(n).cost.get("params", 0) for n in gm.graph.nodes) == p.params
+
+
+def test_jsc_tiny_with_8_bit_linear_weights_by_hand() -> None:
+    gm = trace(build_model("jsc-tiny").eval(), torch.ones(8, 16))
+    info(_node(gm, "seq_blocks_2")).precision["weight"] = Bits(8)
+    p = param_cost(gm)
+    # BatchNorm1d(16): gamma + beta = 32 float32; Linear(16, 5): 80 weights at 8 bits and
+    # 5 float32 biases. Buffers: running mean and var (16 + 16 float32) + int64 counter.
+    assert p.params == 32 + 80 + 5 == 117
+    assert p.model_size_bits == 32 * 32 + 80 * 8 + 5 * 32 == 1824
+    assert p.model_size_bytes == 1824 / 8
+    assert p.buffers == 33 and p.buffer_bits == 32 * 32 + 64
+    assert p.avg_weight_bits == 8.0  # MASE's: linear/conv weights only
+    assert p.avg_param_bits == pytest.approx(1824 / 117)  # every parameter
+
+    info(_node(gm, "seq_blocks_2")).precision["bias"] = Bits(8)
+    info(_node(gm, "seq_blocks_0")).precision["weight"] = Bits(16)  # BN's gamma
+    p = param_cost(gm)
+    assert p.model_size_bits == 16 * 16 + 16 * 32 + 80 * 8 + 5 * 8
+    assert p.avg_weight_bits == 8.0
+
+
+def test_fractional_bits_per_element() -> None:
+    gm = trace(nn.Sequential(nn.Linear(4, 2, bias=False)), torch.ones(1, 4))
+    info(_node(gm, "_0")).precision["weight"] = Bits(4.25)  # e.g. block FP with a shared exponent
+    assert param_cost(gm).model_size_bits == 8 * 4.25
+
+
+def test_function_call_weights_priced_at_the_consumer_precision() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 4))
+            self.b = nn.Parameter(torch.randn(3))
+            self.scale = nn.Parameter(torch.ones(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(x, self.w, self.b) * self.scale
+
+    gm = trace(Net(), torch.ones(2, 4))
+    info(_node(gm, "linear")).precision.update(weight=Bits(4), bias=Bits(8))
+    p = param_cost(gm)
+    assert p.params == 12 + 3 + 3
+    assert p.model_size_bits == 12 * 4 + 3 * 8 + 3 * 32
+    assert p.avg_weight_bits == 4.0
+
+
+def test_shared_module_and_tied_weights_counted_once() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 4)
+            self.out.weight = self.fc.weight  # tied
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.fc(self.fc(x)))
+
+    model = Shared()
+    gm = trace(model, torch.ones(2, 4))
+    p = param_cost(gm)
+    assert p.params == sum(t.numel() for t in model.parameters()) == 16 + 4 + 4
+    assert p.weight_elems == 16
+
+
+def test_frozen_parameters_are_not_trainable() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    model[0].weight.requires_grad_(False)
+    p = param_cost(trace(model.eval(), torch.ones(2, 4)))
+    assert (p.params, p.trainable_params) == (12 + 3 + 6, 3 + 6)
+
+
+def test_fixed_point_format_if_available() -> None:
+    formats = pytest.importorskip("quantsearch.formats")
+    fmt = formats.FixedPoint(width=8, frac_width=4)
+    assert fmt.bits_per_element == 8
+    gm = trace(build_model("jsc-tiny").eval(), torch.ones(8, 16))
+    info(_node(gm, "seq_blocks_2")).precision["weight"] = fmt
+    assert param_cost(gm).model_size_bits == 32 * 32 + 80 * 8 + 5 * 32
