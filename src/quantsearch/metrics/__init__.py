@@ -1,0 +1,75 @@
+"""Metrics with stable names: what a search optimises and constrains, and ``summary`` prints.
+
+:func:`compute_metrics` is the one entry point a search trial calls. The registry
+:data:`METRICS` maps each name to a :class:`MetricSpec` (unit, direction, kind); ``quantsearch
+metrics`` lists them. Relative metrics (against a baseline) are the search's business, not
+this package's.
+
+The spec registry imports no torch; the computing functions are imported on first use, so
+``quantsearch metrics`` and ``quantsearch --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from quantsearch.metrics.specs import (
+    METRICS,
+    MetricSpec,
+    metric_names,
+    metric_spec,
+    metric_specs,
+    top_k_of,
+)
+
+if TYPE_CHECKING:
+    from quantsearch.metrics.compute import UncountedOpsWarning, compute_metrics, latency_inputs
+    from quantsearch.metrics.latency import LatencyOptions, LatencyResult, measure_latency
+    from quantsearch.metrics.quality import (
+        Quality,
+        accuracy,
+        balanced_accuracy,
+        evaluate,
+        top_k_accuracy,
+    )
+
+__all__ = [
+    "METRICS",
+    "LatencyOptions",
+    "LatencyResult",
+    "MetricSpec",
+    "Quality",
+    "UncountedOpsWarning",
+    "accuracy",
+    "balanced_accuracy",
+    "compute_metrics",
+    "evaluate",
+    "latency_inputs",
+    "measure_latency",
+    "metric_names",
+    "metric_spec",
+    "metric_specs",
+    "top_k_accuracy",
+    "top_k_of",
+]
+
+_LAZY = {
+    "UncountedOpsWarning": "compute",
+    "compute_metrics": "compute",
+    "latency_inputs": "compute",
+    "LatencyOptions": "latency",
+    "LatencyResult": "latency",
+    "measure_latency": "latency",
+    "Quality": "quality",
+    "accuracy": "quality",
+    "balanced_accuracy": "quality",
+    "evaluate": "quality",
+    "top_k_accuracy": "quality",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"quantsearch.metrics.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'quantsearch.metrics' has no attribute {name!r}")

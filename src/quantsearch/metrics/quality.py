@@ -1,0 +1,197 @@
+"""Accuracy, balanced accuracy, cross-entropy loss and top-k accuracy, in plain tensor code.
+
+:func:`evaluate` makes one forward pass over a validation split and computes every quality
+metric from it. Its running sums live in the call and start at zero on every call: MASE kept one
+torchmetrics object for the whole search and never reset it, so each trial's accuracy averaged
+in every earlier trial's.
+
+Definitions (``n`` samples, ``C`` classes, prediction = ``argmax`` of the logits, first index on
+ties):
+
+* ``accuracy`` = correct / n (micro).
+* ``balanced_accuracy`` = mean over the classes present in the labels of correct_c / n_c
+  (macro recall; scikit-learn's ``balanced_accuracy_score``).
+* ``loss`` = mean over samples of ``-log softmax(logits)[label]`` (nats).
+* ``top<k>_accuracy`` = fraction of samples whose label is among the ``k`` highest logits.
+
+Example:
+    >>> import torch
+    >>> logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 1.0, 2.0], [2.0, 0.0, 1.0]])
+    >>> labels = torch.tensor([0, 1, 1, 1])
+    >>> accuracy(logits, labels), balanced_accuracy(logits, labels), top_k_accuracy(logits, labels, 2)
+    (0.5, 0.6666666666666666, 0.75)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from quantsearch.data import Split
+from quantsearch.errors import MetricError
+
+__all__ = ["Quality", "accuracy", "balanced_accuracy", "evaluate", "top_k_accuracy"]
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Quality metrics of one evaluation over ``samples`` samples."""
+
+    accuracy: float
+    balanced_accuracy: float
+    loss: float
+    samples: int
+    top_k: dict[int, float] = field(default_factory=dict)
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.ndim != 2:
+        raise MetricError(
+            f"model output must be logits of shape (samples, classes) (got shape {tuple(logits.shape)})"
+        )
+    if labels.shape != logits.shape[:1]:
+        raise MetricError(
+            f"labels must have shape ({logits.shape[0]},) to match the logits "
+            f"(got {tuple(labels.shape)})"
+        )
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 (micro) accuracy: the fraction of rows whose argmax equals the label."""
+    _check(logits, labels)
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+def balanced_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean per-class recall over the classes present in ``labels``."""
+    _check(logits, labels)
+    acc = _Accumulator(logits.shape[1], ())
+    acc.add(logits, labels)
+    return acc.result().balanced_accuracy
+
+
+def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """The fraction of rows whose label is among the ``k`` highest logits."""
+    _check(logits, labels)
+    if not 1 <= k <= logits.shape[1]:
+        raise MetricError(
+            f"k must be in [1, {logits.shape[1]}] for {logits.shape[1]} classes (got {k})"
+        )
+    hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(1)
+    return float(hit.float().mean())
+
+
+class _Accumulator:
+    """Per-evaluation running sums; a new one per evaluation, so nothing leaks between trials."""
+
+    def __init__(self, num_classes: int, ks: Sequence[int]) -> None:
+        self.num_classes = num_classes
+        self.ks = tuple(ks)
+        self.n = 0
+        self.loss_sum: torch.Tensor | float = 0.0
+        self.correct_per_class: torch.Tensor | int = 0
+        self.count_per_class: torch.Tensor | int = 0
+        self.top_k_hits: dict[int, torch.Tensor | int] = dict.fromkeys(self.ks, 0)
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        c = self.num_classes
+        correct = logits.argmax(1) == labels
+        self.correct_per_class = self.correct_per_class + torch.bincount(
+            labels[correct], minlength=c
+        )
+        self.count_per_class = self.count_per_class + torch.bincount(labels, minlength=c)
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum")
+        self.loss_sum = self.loss_sum + loss.double()
+        if self.ks:
+            top = logits.topk(max(self.ks), dim=1).indices == labels[:, None]
+            for k in self.ks:
+                self.top_k_hits[k] = self.top_k_hits[k] + top[:, :k].any(1).sum()
+        self.n += int(labels.shape[0])
+
+    def result(self) -> Quality:
+        if self.n == 0:
+            raise MetricError("data must hold at least one sample (got an empty split)")
+        assert isinstance(self.correct_per_class, torch.Tensor)
+        assert isinstance(self.count_per_class, torch.Tensor)
+        correct = self.correct_per_class.double()
+        count = self.count_per_class.double()
+        present = count > 0
+        return Quality(
+            accuracy=float(correct.sum() / self.n),
+            balanced_accuracy=float((correct[present] / count[present]).mean()),
+            loss=float(self.loss_sum) / self.n,
+            samples=self.n,
+            top_k={k: float(v) / self.n for k, v in self.top_k_hits.items()},
+        )
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    t = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
+def evaluate(
+    model: nn.Module,
+    data: Split,
+    *,
+    batch_size: int = 1024,
+    top_k: Sequence[int] = (),
+    samples: int | None = None,
+) -> Quality:
+    """One forward pass over ``data`` in eval mode under ``torch.inference_mode()``.
+
+    Args:
+        model: returns logits of shape ``(batch, classes)``; its training mode is restored after.
+        data: the validation split; batches move to the model's device.
+        batch_size: samples per forward call.
+        top_k: the ``k`` of each ``top<k>_accuracy`` wanted (``()`` for none).
+        samples: evaluate the first ``samples`` samples only (``None``: all).
+
+    Returns:
+        Fresh metrics for this evaluation only.
+
+    Raises:
+        MetricError: on a bad argument, an empty split, non-2-D logits or a label outside the
+            model's classes.
+    """
+    if batch_size < 1:
+        raise MetricError(f"batch_size must be >= 1 (got {batch_size})")
+    if samples is not None and samples < 1:
+        raise MetricError(f"samples must be >= 1 or None (got {samples})")
+    data = data.head(samples)
+    if len(data) == 0:
+        raise MetricError("data must hold at least one sample (got an empty split)")
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    acc: _Accumulator | None = None
+    try:
+        with torch.inference_mode():
+            for x, y in data.batches(batch_size):
+                logits = model(x.to(device, non_blocking=True))
+                labels = y.to(device, non_blocking=True).long()
+                if acc is None:
+                    _check(logits, labels)
+                    c = int(logits.shape[1])
+                    lo, hi = int(data.y.min()), int(data.y.max())
+                    if lo < 0 or hi >= c:
+                        raise MetricError(
+                            f"data.y labels must be in [0, {c - 1}] for a model with {c} outputs "
+                            f"(got labels in [{lo}, {hi}])"
+                        )
+                    bad = [k for k in top_k if not 1 <= k <= c]
+                    if bad:
+                        raise MetricError(
+                            f"top<k>_accuracy needs 1 <= k <= {c} for {c} classes (got k={bad[0]})"
+                        )
+                    acc = _Accumulator(c, sorted(set(top_k)))
+                acc.add(logits, labels)
+    finally:
+        model.train(was_training)
+    assert acc is not None
+    return acc.result()

@@ -1,0 +1,126 @@
+"""The metric names: one stable snake_case name per metric, with its unit and direction.
+
+These names are what search objectives and constraints use. Compute-cost and activation
+metrics are **per sample** (the traced batch's count divided by its size), so they do not depend
+on the batch a graph happened to be traced on. This module imports no torch, so listing the
+metrics (``quantsearch metrics``) is instant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from quantsearch.errors import MetricError
+from quantsearch.registry import Registry
+
+__all__ = ["METRICS", "MetricSpec", "metric_names", "metric_spec", "metric_specs", "top_k_of"]
+
+Direction = Literal["maximize", "minimize"]
+Kind = Literal["static", "data", "latency"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is.
+
+    Attributes:
+        name: the stable snake_case name (``flops``).
+        unit: what one unit of the value is (``FLOP/sample``, ``bit``, ``fraction``).
+        direction: ``maximize`` or ``minimize``: which way is better.
+        kind: ``static`` (read from the graph, microseconds), ``data`` (one forward pass over
+            the validation data) or ``latency`` (timed runs; expensive).
+        description: one line for ``quantsearch metrics``.
+    """
+
+    name: str
+    unit: str
+    direction: Direction
+    kind: Kind
+    description: str
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+for _spec in (
+    MetricSpec("accuracy", "fraction", "maximize", "data", "top-1 accuracy (micro): correct / samples"),
+    MetricSpec("balanced_accuracy", "fraction", "maximize", "data",
+               "macro accuracy: mean per-class recall over the classes present in the labels"),
+    MetricSpec("loss", "nat", "minimize", "data", "mean cross-entropy of the logits"),
+    MetricSpec("top5_accuracy", "fraction", "maximize", "data",
+               "label among the 5 highest logits; any top<k>_accuracy works, e.g. top2_accuracy"),
+    MetricSpec("params", "count", "minimize", "static", "parameters (trainable and frozen)"),
+    MetricSpec("trainable_params", "count", "minimize", "static", "parameters with requires_grad"),
+    MetricSpec("buffers", "count", "minimize", "static",
+               "buffer elements (BatchNorm running statistics ...), not in model_size_bits"),
+    MetricSpec("model_size_bits", "bit", "minimize", "static",
+               "parameter bits, each tensor at its own precision (float32 = 32)"),
+    MetricSpec("model_size_bytes", "byte", "minimize", "static", "model_size_bits / 8"),
+    MetricSpec("buffer_bits", "bit", "minimize", "static", "buffer bits at their dtype width"),
+    MetricSpec("avg_weight_bits", "bit", "minimize", "static",
+               "MASE's average bitwidth: numel-weighted over linear/conv weights"),
+    MetricSpec("avg_param_bits", "bit", "minimize", "static",
+               "average bits over all parameters: model_size_bits / params"),
+    MetricSpec("macs", "MAC/sample", "minimize", "static",
+               "multiply-accumulates of linear, conv, matmul and bmm layers"),
+    MetricSpec("flops", "FLOP/sample", "minimize", "static",
+               "forward FLOPs: 2 x MACs + bias adds + per-element FLOPs of other ops"),
+    MetricSpec("flops_backward", "FLOP/sample", "minimize", "static",
+               "backward FLOPs: gradients w.r.t. inputs and weights"),
+    MetricSpec("bitops", "BitOP/sample", "minimize", "static",
+               "sum over MAC layers of MACs x weight bits x input bits: the integer-hardware cost proxy"),
+    MetricSpec("activation_bits", "bit/sample", "minimize", "static",
+               "graph input + every new activation tensor (what backward keeps)"),
+    MetricSpec("peak_activation_bits", "bit/sample", "minimize", "static",
+               "largest input + output buffer of a single layer (layer-by-layer inference)"),
+    MetricSpec("latency_ms", "ms", "minimize", "latency",
+               "median wall time of one inference call on a batch (fake-quantized = float kernels)"),
+    MetricSpec("latency_per_sample_ms", "ms/sample", "minimize", "latency",
+               "latency_ms / latency batch size"),
+):  # fmt: skip
+    METRICS.add(_spec.name, _spec)
+
+_TOP_K = re.compile(r"top([1-9][0-9]*)_accuracy")
+
+
+def top_k_of(name: str) -> int | None:
+    """``k`` for a ``top<k>_accuracy`` name, else ``None``.
+
+    Example:
+        >>> top_k_of("top3_accuracy"), top_k_of("accuracy")
+        (3, None)
+    """
+    m = _TOP_K.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The spec of ``name`` (``top<k>_accuracy`` for any ``k >= 1`` included).
+
+    Raises:
+        MetricError: for an unknown name, listing the valid ones.
+    """
+    if name in METRICS:
+        return METRICS.get(name)
+    k = top_k_of(name)
+    if k is not None:
+        return MetricSpec(
+            name, "fraction", "maximize", "data", f"label among the {k} highest logits"
+        )
+    close = difflib.get_close_matches(name, METRICS.names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise MetricError(
+        f"metric must be one of {METRICS.names()} or top<k>_accuracy (got {name!r}){hint}"
+    )
+
+
+def metric_names() -> list[str]:
+    """Every registered metric name, sorted."""
+    return METRICS.names()
+
+
+def metric_specs() -> list[MetricSpec]:
+    """Every registered spec, sorted by name."""
+    return [spec for _, spec in METRICS.items()]

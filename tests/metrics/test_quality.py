@@ -1,0 +1,127 @@
+"""Accuracy, balanced accuracy, loss and top-k against hand-computed values and scikit-learn."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from quantsearch.data import Split
+from quantsearch.errors import MetricError
+from quantsearch.metrics import accuracy, balanced_accuracy, evaluate, top_k_accuracy
+
+# 6 samples, 3 classes. argmax per row: 0, 1, 2, 0, 2, 1.
+LOGITS = torch.tensor(
+    [
+        [3.0, 1.0, 0.0],
+        [0.0, 2.0, 1.0],
+        [0.0, 1.0, 2.0],
+        [2.0, 0.0, 1.0],
+        [0.0, 1.0, 3.0],
+        [1.0, 2.0, 0.0],
+    ]
+)
+LABELS = torch.tensor([0, 1, 1, 0, 0, 1])
+
+
+class Fixed(nn.Module):
+    """Returns the stored logits row for each sample index in x."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", logits)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.table[x.long().squeeze(1)]
+
+
+def _split() -> Split:
+    return Split(torch.arange(6, dtype=torch.float32)[:, None], LABELS)
+
+
+def test_by_hand() -> None:
+    # correct: rows 0, 1, 3, 5 -> 4 / 6.
+    assert accuracy(LOGITS, LABELS) == pytest.approx(4 / 6)
+    # class 0: rows 0, 3, 4 -> 2 right of 3; class 1: rows 1, 2, 5 -> 2 right of 3;
+    # class 2 is absent from the labels and so not averaged.
+    assert balanced_accuracy(LOGITS, LABELS) == pytest.approx((2 / 3 + 2 / 3) / 2)
+    # top-2: row 2 (top-2 = {2, 1}) has label 1: hit; row 4 (top-2 = {2, 1}) has label 0: miss.
+    assert top_k_accuracy(LOGITS, LABELS, 2) == pytest.approx(5 / 6)
+    assert top_k_accuracy(LOGITS, LABELS, 3) == 1.0
+
+
+def test_imbalanced_balanced_accuracy_against_sklearn() -> None:
+    from sklearn.metrics import balanced_accuracy_score, log_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 4, generator=gen)
+    labels = torch.cat(
+        [torch.zeros(150, dtype=torch.long), torch.randint(1, 4, (50,), generator=gen)]
+    )
+    pred = logits.argmax(1)
+    expected = balanced_accuracy_score(labels.numpy(), pred.numpy())
+    assert balanced_accuracy(logits, labels) == pytest.approx(expected)
+    data = Split(torch.arange(200, dtype=torch.float32)[:, None], labels)
+    q = evaluate(Fixed(logits), data, batch_size=64)
+    assert q.balanced_accuracy == pytest.approx(expected)
+    assert q.loss == pytest.approx(
+        log_loss(labels.numpy(), torch.softmax(logits, 1).numpy()), rel=1e-5
+    )
+
+
+def test_evaluate_one_pass_all_metrics() -> None:
+    model = Fixed(LOGITS)
+    q = evaluate(model, _split(), batch_size=4, top_k=(2, 3))
+    assert model.calls == 2  # ceil(6 / 4) batches, once
+    assert q.samples == 6
+    assert q.accuracy == pytest.approx(4 / 6)
+    assert q.balanced_accuracy == pytest.approx(2 / 3)
+    rows = LOGITS.tolist()
+    expected_loss = (
+        -sum(
+            math.log(math.exp(rows[i][int(LABELS[i])]) / sum(math.exp(v) for v in rows[i]))
+            for i in range(6)
+        )
+        / 6
+    )
+    assert q.loss == pytest.approx(expected_loss, rel=1e-6)
+    assert q.top_k == {2: pytest.approx(5 / 6), 3: 1.0}
+
+
+def test_fresh_per_evaluation_and_samples() -> None:
+    model = Fixed(LOGITS)
+    first = evaluate(model, _split(), samples=2)  # rows 0, 1: both right
+    second = evaluate(model, _split().head(3).head(3), samples=3)  # rows 0-2: 2 of 3
+    assert first.accuracy == 1.0 and first.samples == 2
+    assert second.accuracy == pytest.approx(2 / 3)  # not averaged with the first call (MASE's bug)
+
+
+def test_training_mode_restored_and_inference_mode_used() -> None:
+    seen = []
+
+    class Probe(Fixed):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((torch.is_inference_mode_enabled(), self.training))
+            return super().forward(x)
+
+    model = Probe(LOGITS).train()
+    evaluate(model, _split())
+    assert seen == [(True, False)] and model.training
+
+
+def test_errors() -> None:
+    model = Fixed(LOGITS)
+    with pytest.raises(MetricError, match=r"labels must be in \[0, 2\].*got labels in \[0, 7\]"):
+        evaluate(model, Split(torch.arange(6.0)[:, None], torch.tensor([0, 1, 1, 0, 0, 7])))
+    with pytest.raises(MetricError, match=r"k=4"):
+        evaluate(model, _split(), top_k=(4,))
+    with pytest.raises(MetricError, match=r"batch_size must be >= 1 \(got 0\)"):
+        evaluate(model, _split(), batch_size=0)
+    with pytest.raises(MetricError, match=r"shape \(samples, classes\)"):
+        evaluate(nn.Flatten(0), _split())
+    with pytest.raises(MetricError, match=r"at least one sample"):
+        evaluate(model, Split(torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)))
