@@ -11,6 +11,7 @@ _COMMANDS = [
     ("train", "train"),
     ("summary", "summary"),
     ("search", "search"),
+    ("metrics", "metrics"),
 ]
 
 

@@ -1,30 +1,129 @@
-"""``quantsearch summary``: the per-node table of a traced model."""
+"""``quantsearch summary``: the per-node table of a traced model, its costs and its metrics."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
 
 
+def _at_least(name: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        from quantsearch.errors import ConfigError
+
+        raise ConfigError(f"{name} must be >= {minimum} (got {value})")
+
+
+def _display(v: float) -> float | int:
+    return int(v) if v.is_integer() and abs(v) < 2**63 else v
+
+
 @click.command()
 @config_option
 @load_option
 @json_option
-def summary(config_path: str | None, load: str | None, as_json: bool) -> None:
-    """Trace the model and print one row per graph node."""
+@click.option(
+    "--batch",
+    type=int,
+    default=None,
+    help="Trace on this many validation samples (default: data.eval_samples or the whole split).",
+)
+@click.option(
+    "--latency", "with_latency", is_flag=True, help="Also measure inference latency (slower)."
+)
+@click.option(
+    "--latency-batch", type=int, default=1, show_default=True, help="Samples per timed call."
+)
+@click.option("--repeats", type=int, default=50, show_default=True, help="Timed calls.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls first.")
+def summary(
+    config_path: str | None,
+    load: str | None,
+    as_json: bool,
+    batch: int | None,
+    with_latency: bool,
+    latency_batch: int,
+    repeats: int,
+    warmup: int,
+) -> None:
+    """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
+    MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
     import json
 
-    from quantsearch.summary import graph_table
+    _at_least("--batch", batch, 1)
+    _at_least("--latency-batch", latency_batch, 1)
+    _at_least("--repeats", repeats, 1)
+    _at_least("--warmup", warmup, 0)
+
+    from quantsearch.metrics import compute_metrics, latency_inputs, measure_latency, metric_specs
     from quantsearch.session import open_session
+    from quantsearch.summary import COST_COLUMNS, cost_table, graph_table
 
     cfg = load_config_or_default(config_path)
     session = open_session(cfg, load)
-    gm = session.trace()
+    gm = session.trace(batch)
     table = graph_table(gm)
-    if as_json:
-        click.echo(json.dumps(table, indent=2))
-    else:
-        from quantsearch.console import print_table
+    costs = cost_table(gm)
+    specs = {s.name: s for s in metric_specs()}
+    static = [name for name, s in specs.items() if s.kind == "static"]
+    import warnings
 
-        print_table(table["nodes"], title=f"{session.model_name} ({len(table['nodes'])} nodes)")
+    from quantsearch.metrics import UncountedOpsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncountedOpsWarning)  # listed in the costs instead
+        metrics = compute_metrics(gm, static)
+    latency: dict[str, Any] | None = None
+    if with_latency:
+        r = measure_latency(
+            gm,
+            latency_inputs(gm, latency_batch, session.data.val),
+            warmup=warmup,
+            repeats=repeats,
+        )
+        latency = r.as_dict()
+        metrics["latency_ms"] = r.median_ms
+        metrics["latency_per_sample_ms"] = r.per_sample_ms
+    if as_json:
+        out = {
+            "model": session.model_name,
+            "batch_size": costs["batch_size"],
+            "nodes": table["nodes"],
+            "costs": costs,
+            "metrics": metrics,
+            "latency": latency,
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+
+    from quantsearch.console import format_value, print_table
+
+    print_table(table["nodes"], title=f"{session.model_name} ({len(table['nodes'])} nodes)")
+    print_table(
+        [*costs["layers"], costs["totals"]],
+        title=f"costs for the traced batch of {costs['batch_size']}",
+        columns=COST_COLUMNS,
+    )
+    for u in costs["uncounted"]:
+        click.echo(f"uncounted: {u['node']} ({u['op_kind']}): {u['reason']}")
+    rows = [
+        {
+            "metric": name,
+            "value": _display(value),
+            "unit": specs[name].unit,
+            "better": specs[name].direction,
+        }
+        for name, value in metrics.items()
+    ]
+    print_table(rows, title="metrics (per sample where the unit says so)")
+    if latency is not None:
+        click.echo(
+            f"latency: median {format_value(latency['median_ms'])} ms, IQR "
+            f"{format_value(latency['iqr_ms'])} ms, min {format_value(latency['min_ms'])} ms per call "
+            f"of {latency['batch_size']} sample(s); {latency['repeats']} repeats after "
+            f"{latency['warmup']} warm-up, {latency['device']}, {latency['threads']} thread(s), "
+            f"{latency['timer']}. Fake-quantized models run float kernels: compare bitops and "
+            "model_size_bits for integer hardware."
+        )

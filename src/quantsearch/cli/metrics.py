@@ -1,0 +1,36 @@
+"""``quantsearch metrics``: every metric name with its unit, direction and description."""
+
+from __future__ import annotations
+
+import click
+
+from quantsearch.cli.common import json_option
+
+
+@click.command()
+@json_option
+def metrics(as_json: bool) -> None:
+    """List the metric names that search objectives, constraints and `summary` use."""
+    from quantsearch.metrics.specs import metric_specs
+
+    rows = [
+        {
+            "name": s.name,
+            "unit": s.unit,
+            "direction": s.direction,
+            "kind": s.kind,
+            "description": s.description,
+        }
+        for s in metric_specs()
+    ]
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from quantsearch.console import print_table
+
+    print_table(
+        rows,
+        title="metrics (kind: static = from the graph, data = one pass over the data, latency = timed)",
+    )

@@ -1,0 +1,141 @@
+"""``quantsearch summary`` and ``quantsearch metrics``, run in-process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from quantsearch.cli import main
+
+CONFIG = """
+seed = 0
+[model]
+name = "cnn-digits"
+[data]
+name = "digits"
+"""
+
+
+@pytest.fixture
+def config(write_config: Callable[[str], Path]) -> str:
+    return str(write_config(CONFIG))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    main(list(args))
+    return capsys.readouterr().out
+
+
+def test_json_has_per_layer_and_total_costs(
+    config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from quantsearch.models import build_model
+
+    out = json.loads(_run(capsys, "summary", "--config", config, "--batch", "4", "--json"))
+    model = build_model("cnn-digits")
+    costs = out["costs"]
+    assert out["model"] == "cnn-digits" and out["batch_size"] == costs["batch_size"] == 4
+    assert costs["totals"]["params"] == sum(p.numel() for p in model.parameters())
+    assert costs["totals"]["param_bits"] == 32 * costs["totals"]["params"]
+    layers = {r["node"]: r for r in costs["layers"]}
+    # conv1: Conv2d(1 -> 16, 3x3, padding 1) on 4 x 1 x 8 x 8: N = 4 * 16 * 64, 9 MACs each.
+    assert layers["conv1"]["macs"] == 4 * 16 * 64 * 9
+    assert layers["conv1"]["flops"] == 2 * 4 * 16 * 64 * 9 + 4 * 16 * 64
+    for key in ("macs", "flops", "flops_backward", "bitops", "in_elems", "out_bits", "buffers"):
+        assert key in layers["fc"] and costs["totals"][key] is not None
+    assert costs["totals"]["macs"] == sum(r["macs"] or 0 for r in costs["layers"])
+    assert costs["uncounted"] == []
+    assert out["metrics"]["macs"] == costs["totals"]["macs"] / 4  # metrics are per sample
+    assert out["latency"] is None and "latency_ms" not in out["metrics"]
+    assert [n["node"] for n in out["nodes"]][:2] == ["x", "conv1"]  # the graph table is kept
+
+
+def test_json_with_latency(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = json.loads(
+        _run(
+            capsys,
+            "summary",
+            "--config",
+            config,
+            "--batch",
+            "2",
+            "--json",
+            "--latency",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+        )
+    )
+    lat = out["latency"]
+    assert (lat["repeats"], lat["warmup"], lat["batch_size"], lat["device"]) == (3, 1, 1, "cpu")
+    assert lat["min_ms"] <= lat["median_ms"] and lat["threads"] >= 1
+    assert out["metrics"]["latency_ms"] == lat["median_ms"]
+
+
+def test_table_shows_costs_metrics_and_latency(
+    config: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "220")  # rich would otherwise squeeze 14 columns into 80
+    text = _run(
+        capsys, "summary", "--config", config, "--batch", "2", "--latency", "--repeats", "2"
+    )
+    assert "costs for the traced batch of 2" in text
+    total = next(line for line in text.splitlines() if "│ total" in line)
+    assert "8,538" in total  # cnn-digits' parameters
+    assert "model_size_bits" in text and "bitops" in text and "flops_backward" in text
+    assert "latency: median" in text and "float kernels" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--repeats", "0"], "error: --repeats must be >= 1 (got 0)"),
+        (["--batch", "0"], "error: --batch must be >= 1 (got 0)"),
+        (["--latency-batch", "-1"], "error: --latency-batch must be >= 1 (got -1)"),
+    ],
+)
+def test_bad_input_is_one_error_line(
+    config: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", "--config", config, *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [message]
+
+
+def test_missing_config_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", "--config", str(tmp_path / "nope.toml")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --config")
+
+
+def test_metrics_command_lists_names_units_directions(capsys: pytest.CaptureFixture[str]) -> None:
+    from quantsearch.metrics import metric_names
+
+    rows = json.loads(_run(capsys, "metrics", "--json"))
+    assert [r["name"] for r in rows] == metric_names()
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["accuracy"]["direction"] == "maximize"
+    assert (by_name["flops"]["unit"], by_name["flops"]["direction"]) == ("FLOP/sample", "minimize")
+    assert by_name["latency_ms"]["kind"] == "latency"
+    text = _run(capsys, "metrics")
+    assert "model_size_bits" in text and "minimize" in text
+
+
+def test_cli_modules_do_not_import_torch() -> None:
+    code = (
+        "import sys, quantsearch.cli.summary, quantsearch.cli.metrics, quantsearch.metrics.specs; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
