@@ -1,0 +1,191 @@
+"""open_storage: the journal default, RDB URLs, refusals, and resuming after ``kill -9``."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from quantsearch.errors import ConfigError
+from quantsearch.search.coordination import open_coordinator
+from quantsearch.search.storage import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    JOURNAL_FILE,
+    RetryStaleTrial,
+    is_sqlite_url,
+    open_storage,
+    redact_url,
+)
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+CTX = mp.get_context("fork")
+
+
+def test_default_is_a_journal_file_in_the_run_dir(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "a"
+    storage = open_storage(None, run_dir)
+    assert isinstance(storage, JournalStorage)
+    optuna.create_study(storage=storage, study_name="s").optimize(lambda t: 1.0, n_trials=2)
+    assert (run_dir / JOURNAL_FILE).stat().st_size > 0
+    reopened = optuna.load_study(study_name="s", storage=open_storage(None, run_dir))
+    assert len(reopened.trials) == 2
+
+
+def test_rdb_urls_get_heartbeats(tmp_path: Path, pg_url: str) -> None:
+    for url in (f"sqlite:///{tmp_path / 'study.db'}", pg_url):
+        storage = open_storage(url, tmp_path)
+        assert isinstance(storage, RDBStorage)
+        assert storage.get_heartbeat_interval() == DEFAULT_HEARTBEAT_INTERVAL
+        assert isinstance(storage.get_heartbeat_stale_trial_callback(), RetryStaleTrial)
+        storage.engine.dispose()
+    storage = open_storage(pg_url, tmp_path, workers=8, heartbeat_interval=2, grace_period=7)
+    assert isinstance(storage, RDBStorage)
+    assert (storage.get_heartbeat_interval(), storage.grace_period) == (2, 7)
+    storage.engine.dispose()
+
+
+def test_sqlite_with_several_workers_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(ConfigError, match=r"^--storage: SQLite .* not safe for 2 workers") as err:
+        open_storage(url, tmp_path, workers=2)
+    message = str(err.value)
+    assert "\n" not in message and "postgresql" in message and "journal" in message
+    assert not (tmp_path / "study.db").exists()  # refused before touching anything
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("not a url", r"^--storage must be an Optuna RDB URL .*got 'not a url'"),
+        ("nosuchdb://x/y", r"^--storage: cannot open 'nosuchdb://x/y'"),
+        ("postgresql+psycopg2://bob:secret@127.0.0.1:1/db", r"^--storage: cannot open .*\*\*\*"),
+    ],
+)
+def test_bad_urls_are_one_line_config_errors(url: str, match: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=match) as err:
+        open_storage(url, tmp_path)
+    assert "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--workers must be an integer >= 1 \(got 0\)"):
+        open_storage(None, tmp_path, workers=0)
+    with pytest.raises(ConfigError, match=r"heartbeat_interval must be a positive integer"):
+        open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path, heartbeat_interval=0)
+
+
+def test_url_helpers() -> None:
+    assert is_sqlite_url("sqlite:///a.db") and is_sqlite_url("sqlite+pysqlite:///:memory:")
+    assert not is_sqlite_url("postgresql://h/db") and not is_sqlite_url(None)
+    assert redact_url("postgresql+psycopg2://u:pw@h:1/d") == "postgresql+psycopg2://u:***@h:1/d"
+
+
+def test_retry_stops_after_max_retry() -> None:
+    retry = RetryStaleTrial(max_retry=2)
+    fresh = FrozenTrial(
+        number=5,
+        state=TrialState.FAIL,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=5,
+    )
+    assert retry.will_retry(fresh)
+    fresh.system_attrs = {"failed_trial": 1, "retry_history": [1]}
+    assert retry.will_retry(fresh)
+    fresh.system_attrs = {"failed_trial": 1, "retry_history": [1, 3]}
+    assert not retry.will_retry(fresh)
+    assert RetryStaleTrial(max_retry=None).will_retry(fresh)
+
+
+# -- resume after kill -9 -----------------------------------------------------------------------
+
+
+def _search(url: str | None, run_dir: Path, done: int, ready: Any) -> None:
+    """Complete ``done`` trials, start one more and wait there to be killed."""
+    coord = open_coordinator(url, run_dir, "resume", workers=1)
+    storage = open_storage(
+        url,
+        run_dir,
+        heartbeat_interval=1,
+        grace_period=2,
+        stale_trial_callback=coord.stale_trial_callback,
+    )
+    study = optuna.create_study(storage=storage, study_name="resume", load_if_exists=True)
+    coord.attach(study, storage)
+    for i in range(done + 1):
+        assert coord.take_ticket(100) is not None
+        trial = study.ask()
+        x = trial.suggest_int("x", 0, 100)
+        with coord.running(trial):
+            trial.set_user_attr("result", {"acc": x / 100, "i": i})
+            if i == done:
+                ready.set()
+                signal.pause()  # killed here, mid-trial
+        study.tell(trial, x / 100)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_resume_after_kill_keeps_completed_trials(kind: str, tmp_path: Path) -> None:
+    url = None if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    ready = CTX.Event()
+    proc = CTX.Process(target=_search, args=(url, tmp_path, 5, ready))
+    proc.start()
+    assert ready.wait(timeout=30), f"search did not start (exit code {proc.exitcode})"
+    os.kill(proc.pid or 0, signal.SIGKILL)
+    proc.join(timeout=10)
+
+    coord = open_coordinator(url, tmp_path, "resume", workers=1)
+    storage = open_storage(
+        url,
+        tmp_path,
+        heartbeat_interval=1,
+        grace_period=2,
+        stale_trial_callback=coord.stale_trial_callback,
+    )
+    study = optuna.load_study(study_name="resume", storage=storage)
+    before = study.get_trials()
+    assert [t.state for t in before] == [TrialState.COMPLETE] * 5 + [TrialState.RUNNING]
+    assert [t.user_attrs["result"]["i"] for t in before[:5]] == [0, 1, 2, 3, 4]
+    coord.attach(study, storage)
+    # Journal: this process holds the run directory alone, so the RUNNING trial is an orphan.
+    # SQLite: its heartbeats stopped; it is failed once the grace period has passed.
+    for _ in range(100):  # bounded: 10 s
+        if study.get_trials()[5].state != TrialState.RUNNING:
+            break
+        time.sleep(0.1)
+        coord.reap(force=True)
+    after = study.get_trials()
+    assert [t.state for t in after] == [TrialState.COMPLETE] * 5 + [
+        TrialState.FAIL,
+        TrialState.WAITING,
+    ]
+    assert [(t.number, t.params, t.value) for t in after[:5]] == [
+        (t.number, t.params, t.value) for t in before[:5]
+    ]
+    assert after[6].params == before[5].params  # the killed trial, to be retried
+    assert coord.tickets_used() == 5  # the retry takes the killed trial's ticket
+    # Continue to a budget of 8: the retry first, then two new trials; nothing re-run.
+    while coord.take_ticket(8) is not None:
+        trial = study.ask()
+        x = trial.suggest_int("x", 0, 100)
+        with coord.running(trial):
+            pass
+        study.tell(trial, x / 100)
+    final = study.get_trials()
+    assert [t.state for t in final].count(TrialState.COMPLETE) == 8
+    assert len(final) == 9  # 5 + the killed one + its retry + 2
+    coord.close()
