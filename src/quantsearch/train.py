@@ -4,7 +4,9 @@ AdamW on cross-entropy with a cosine learning-rate decay over ``epochs``; after 
 validation loss is measured, and training stops when it has not improved for ``patience``
 epochs. The weights of the best epoch are restored. On CPU the run is deterministic:
 ``torch.use_deterministic_algorithms`` is switched on for its duration, shuffling uses its own
-seeded generator, and the caller seeds ``torch`` before building the model (the CLI does).
+seeded generator, and the caller seeds ``torch`` before building the model (the CLI does, with
+:func:`seed_everything`). On CUDA (``device = "auto"`` picks it when present) runs are seeded
+but not guaranteed bit-exact.
 """
 
 from __future__ import annotations
@@ -61,13 +63,19 @@ def seed_everything(seed: int) -> None:
 
 @contextmanager
 def _deterministic(device: torch.device) -> Iterator[None]:
-    # Restore the caller's setting afterwards: this is a process-wide switch. On CUDA some
-    # kernels have no deterministic version (and cuBLAS wants an env var), so only warn there.
+    """Deterministic kernels for the run on CPU, restoring the caller's (process-wide) setting.
+
+    Not on CUDA: several of its kernels have no deterministic version and cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` set before CUDA starts, so GPU runs are seeded, not bit-exact.
+    """
+    if device.type != "cpu":
+        yield
+        return
     was, was_warn = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
