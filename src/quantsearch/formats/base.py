@@ -1,0 +1,122 @@
+"""The base class every number format derives from, and its field validation.
+
+A format is a frozen dataclass (hashable, comparable, printable) with a pure
+:meth:`NumberFormat.quantize`. Formats are built from config tables by
+:meth:`NumberFormat.from_fields`, which rejects unknown fields, checks types and names the
+dotted config key in every error.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import types
+from collections.abc import Mapping
+from typing import Any, ClassVar, get_args, get_type_hints
+
+import torch
+from torch import Tensor
+
+from quantsearch.config import check_keys
+from quantsearch.errors import ConfigError
+
+__all__ = ["InvalidFormat", "NumberFormat"]
+
+
+class InvalidFormat(ConfigError):
+    """A format's fields break one of its rules; ``reason`` is the rule, without a key."""
+
+    def __init__(self, format_name: str, reason: str) -> None:
+        super().__init__(f"{format_name}: {reason}")
+        self.reason = reason
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    allowed = get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return value
+    if isinstance(value, bool):
+        if bool in allowed:
+            return value
+    elif isinstance(value, int) and int in allowed:
+        return value
+    elif isinstance(value, (int, float)) and float in allowed:
+        return float(value)
+    elif isinstance(value, str) and str in allowed:
+        return value
+    words = " or ".join(_TYPE_WORDS.get(t, "unset" if t is type(None) else str(t)) for t in allowed)
+    raise ConfigError(f"{where} must be {words} (got {value!r})")
+
+
+class NumberFormat(abc.ABC):
+    """A number format: subclasses are ``@dataclass(frozen=True)`` and registered by name."""
+
+    name: ClassVar[str] = ""
+    #: fields that may be given as ``"auto"`` and are then derived from a tensor's range.
+    auto_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @abc.abstractmethod
+    def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Values of ``x`` rounded onto this format's grid (same shape and dtype); pure."""
+
+    @property
+    @abc.abstractmethod
+    def bits_per_element(self) -> float:
+        """Storage bits per tensor element (shared exponents amortised over their block)."""
+
+    @property
+    def is_identity(self) -> bool:
+        """True for the formats that leave tensors as they are (``fp32``/``none``)."""
+        return False
+
+    def _invalid(self, reason: str) -> InvalidFormat:
+        return InvalidFormat(self.name, reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"format": name, field: value, ...}``: every field, so equal formats give equal dicts."""
+        out: dict[str, Any] = {"format": self.name}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = getattr(self, f.name)
+        return out
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_fields(cls, values: Mapping[str, Any], key: str) -> NumberFormat:
+        """Build from a config table (``format`` itself is allowed and ignored).
+
+        Raises:
+            ConfigError: unknown or missing fields, wrong types, or broken rules, each naming
+                ``key`` (``quantize.default.weight: frac_width must satisfy ...``).
+        """
+        check_keys(values, {"format", *cls.field_names()}, key)
+        hints = get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in values:
+                kwargs[f.name] = _check_type(values[f.name], hints[f.name], f"{key}.{f.name}")
+            elif f.default is dataclasses.MISSING:
+                raise ConfigError(f"{key}.{f.name} is required for format {cls.name!r}")
+        try:
+            return cls(**kwargs)
+        except InvalidFormat as exc:
+            raise ConfigError(f"{key}: {exc.reason}") from None
+
+    @classmethod
+    def from_range(
+        cls, values: Mapping[str, Any], lo: float, hi: float, key: str
+    ) -> dict[str, Any]:
+        """``values`` with every ``"auto"`` field chosen to cover ``[lo, hi]``."""
+        raise ConfigError(f"{key}: format {cls.name!r} has no 'auto' fields")
+
+    def __str__(self) -> str:
+        return self.short()
+
+    def short(self) -> str:
+        """A compact name for tables: ``fixed(8,4)``."""
+        return self.name

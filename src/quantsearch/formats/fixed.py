@@ -1,0 +1,130 @@
+"""Signed and unsigned fixed point: ``clamp(round(x * 2^f), min_int, max_int) / 2^f``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FORMATS
+from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.ste import ROUNDINGS, round_ste
+
+__all__ = ["FixedPoint"]
+
+MAX_WIDTH = 32
+
+
+@FORMATS.register("fixed", aliases=("integer",))
+@dataclass(frozen=True)
+class FixedPoint(NumberFormat):
+    """Two's-complement (or unsigned) fixed point, saturating.
+
+    The grid is ``k / 2^frac_width`` for integers ``min_int <= k <= max_int``. In float32 every
+    grid point is exact up to ``width = 24``.
+
+    Attributes:
+        width: total bits, sign included.
+        frac_width: bits after the binary point, ``0 <= frac_width <= width``.
+        signed: two's complement when true, else unsigned.
+        rounding: ``nearest`` (half to even), ``floor`` or ``stochastic``.
+
+    Example:
+        >>> import torch
+        >>> q = FixedPoint(4, 2)          # steps of 0.25 in [-2, 1.75]
+        >>> q.quantize(torch.tensor([0.375, 0.625, 5.0, -9.0])).tolist()
+        [0.5, 0.5, 1.75, -2.0]
+        >>> str(q), q.bits_per_element
+        ('fixed(4,2)', 4)
+    """
+
+    name: ClassVar[str] = "fixed"
+    auto_fields: ClassVar[frozenset[str]] = frozenset({"frac_width"})
+
+    width: int
+    frac_width: int
+    signed: bool = True
+    rounding: str = "nearest"
+
+    def __post_init__(self) -> None:
+        low = 2 if self.signed else 1
+        if not low <= self.width <= MAX_WIDTH:
+            kind = "signed" if self.signed else "unsigned"
+            raise self._invalid(
+                f"width must satisfy {low} <= width <= {MAX_WIDTH} for {kind} fixed point "
+                f"(got {self.width})"
+            )
+        if self.frac_width < 0:
+            raise self._invalid(
+                f"frac_width must satisfy 0 <= frac_width <= width (got {self.frac_width} < 0)"
+            )
+        if self.frac_width > self.width:
+            raise self._invalid(
+                "frac_width must satisfy 0 <= frac_width <= width "
+                f"(got {self.frac_width} > {self.width})"
+            )
+        if self.rounding not in ROUNDINGS:
+            raise self._invalid(
+                f"rounding must be one of {list(ROUNDINGS)} (got {self.rounding!r})"
+            )
+
+    @property
+    def min_int(self) -> int:
+        return -(2 ** (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        return 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1
+
+    @property
+    def step(self) -> float:
+        """The value of one least significant bit."""
+        return 2.0**-self.frac_width
+
+    @property
+    def bits_per_element(self) -> int:
+        return self.width
+
+    def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        scale = 2.0**self.frac_width
+        # Brevitas' primitive: scale, round (straight-through), clamp (clipped gradient), rescale.
+        y = round_ste(x * scale, self.rounding, generator)
+        return torch.clamp(y, self.min_int, self.max_int) / scale
+
+    def short(self) -> str:
+        tail = "" if self.rounding == "nearest" else f",{self.rounding}"
+        return f"{'' if self.signed else 'u'}fixed({self.width},{self.frac_width}{tail})"
+
+    @staticmethod
+    def frac_width_for(width: int, signed: bool, absmax: float) -> int:
+        """The largest ``frac_width`` in ``0..width`` whose range still covers ``absmax``.
+
+        Example:
+            >>> FixedPoint.frac_width_for(8, True, 0.99)   # 127/128 >= 0.99
+            7
+            >>> FixedPoint.frac_width_for(8, True, 1.0)    # 127/64 >= 1 > 127/128
+            6
+        """
+        max_int = 2 ** (width - 1) - 1 if signed else 2**width - 1
+        for frac in range(width, 0, -1):
+            if max_int / 2.0**frac >= absmax:
+                return frac
+        return 0  # saturates: even frac_width = 0 cannot reach absmax
+
+    @classmethod
+    def from_range(
+        cls, values: Mapping[str, Any], lo: float, hi: float, key: str
+    ) -> dict[str, Any]:
+        out = dict(values)
+        if out.get("frac_width") != "auto":
+            return out
+        width, signed = out.get("width"), out.get("signed", True)
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise ConfigError(f"{key}.width must be an integer (got {width!r})")
+        absmax = max(abs(lo), abs(hi)) if signed else max(hi, 0.0)
+        out["frac_width"] = cls.frac_width_for(width, bool(signed), absmax)
+        return out

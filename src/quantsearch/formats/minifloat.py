@@ -1,0 +1,103 @@
+"""Minifloat: sign, ``exponent_width`` exponent bits, ``mantissa_width`` mantissa bits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from quantsearch.formats import FORMATS
+from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.ste import round_ste
+
+__all__ = ["Minifloat"]
+
+
+@FORMATS.register("minifloat")
+@dataclass(frozen=True)
+class Minifloat(NumberFormat):
+    """A small IEEE-like float without infinities or NaN, saturating, round half to even.
+
+    Exponent codes ``1 .. 2^E - 1`` are normal: ``2^(code - bias) * (1 + m / 2^M)``. Code 0
+    holds the subnormals ``2^(1 - bias) * m / 2^M`` when ``subnormals`` is true; otherwise it
+    holds only zero, and magnitudes below the smallest normal round to 0 or to it. Ties go to
+    the even mantissa, as in IEEE 754; with ``mantissa_width = 0`` (powers of two) to the larger
+    magnitude.
+
+    Attributes:
+        exponent_width: ``E``, at least 1.
+        mantissa_width: ``M``, at least 0.
+        exponent_bias: ``None`` means the IEEE bias ``2^(E-1) - 1``.
+        subnormals: whether code 0 holds subnormal numbers.
+
+    Example:
+        >>> import torch
+        >>> q = Minifloat(2, 1)   # bias 1: 0, 0.5, 1, 1.5, 2, 3, 4, 6
+        >>> q.quantize(torch.tensor([0.3, 1.25, 1.75, 5.5, 100.0])).tolist()
+        [0.5, 1.0, 2.0, 6.0, 6.0]
+        >>> str(q), q.bits_per_element
+        ('minifloat(e2m1,b1)', 4)
+    """
+
+    name: ClassVar[str] = "minifloat"
+
+    exponent_width: int
+    mantissa_width: int
+    exponent_bias: int | None = None
+    subnormals: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.exponent_width <= 8:
+            raise self._invalid(
+                f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
+            )
+        if not 0 <= self.mantissa_width <= 23:
+            raise self._invalid(
+                f"mantissa_width must satisfy 0 <= mantissa_width <= 23 (got {self.mantissa_width})"
+            )
+        if self.exponent_bias is None:  # canonical form: equal formats compare equal
+            object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
+
+    @property
+    def bias(self) -> int:
+        assert self.exponent_bias is not None  # set in __post_init__
+        return self.exponent_bias
+
+    @property
+    def min_exponent(self) -> int:
+        """Exponent of the smallest normal number."""
+        return 1 - self.bias
+
+    @property
+    def max_exponent(self) -> int:
+        return 2**self.exponent_width - 1 - self.bias
+
+    @property
+    def max_value(self) -> float:
+        return 2.0**self.max_exponent * (2.0 - 2.0**-self.mantissa_width)
+
+    @property
+    def bits_per_element(self) -> int:
+        return 1 + self.exponent_width + self.mantissa_width
+
+    def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            a = x.detach().abs()
+            _, e = torch.frexp(a)  # a = m * 2^e with m in [0.5, 1): floor(log2 a) = e - 1
+            exp = (e - 1).clamp_(self.min_exponent, self.max_exponent)
+            if self.subnormals:
+                step = torch.ldexp(torch.ones_like(a), exp - self.mantissa_width)
+            else:
+                # below the smallest normal the only neighbours are 0 and 2^min_exponent
+                tiny = a < 2.0**self.min_exponent
+                step = torch.ldexp(
+                    torch.ones_like(a), torch.where(tiny, exp, exp - self.mantissa_width)
+                )
+        q = round_ste(x / step) * step
+        return torch.clamp(q, -self.max_value, self.max_value)
+
+    def short(self) -> str:
+        tail = "" if self.subnormals else ",nosub"
+        return f"minifloat(e{self.exponent_width}m{self.mantissa_width},b{self.bias}{tail})"

@@ -1,0 +1,153 @@
+"""Fixed point against an integer grid enumerated here, for every width 2..16 and frac_width 0..width."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FixedPoint, make_format
+
+
+def _cases(width: int, frac: int, signed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs and the expected integers, enumerated by hand (no torch.round).
+
+    For every grid integer n and offsets 0, 1/4, 1/2, 3/4 of a step, plus values far outside:
+    nearest-even rounding gives n, n, (n if n is even else n + 1), n + 1, then saturation.
+    Returns (x, expected_nearest, expected_floor) with x in float64 (exact for width <= 16).
+    """
+    lo, hi = (-(2 ** (width - 1)), 2 ** (width - 1) - 1) if signed else (0, 2**width - 1)
+    n = torch.arange(lo - 3, hi + 4, dtype=torch.float64)  # three past each end: saturation
+    offsets = torch.tensor([0.0, 0.25, 0.5, 0.75], dtype=torch.float64)
+    v = (n[:, None] + offsets[None, :]).reshape(-1)
+    near = (n[:, None] + torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).clone()
+    near[:, 2] = torch.where(n % 2 == 0, n, n + 1)  # ties go to the even integer
+    near = near.reshape(-1).clamp(lo, hi)
+    floor = n[:, None].expand(-1, 4).reshape(-1).clamp(lo, hi)
+    extreme = torch.tensor([lo - 1000.5, hi + 1000.5, -1e9, 1e9], dtype=torch.float64)
+    v = torch.cat([v, extreme])
+    near = torch.cat([near, torch.tensor([lo, hi, lo, hi], dtype=torch.float64)])
+    floor = torch.cat([floor, torch.tensor([lo, hi, lo, hi], dtype=torch.float64)])
+    return v / 2.0**frac, near, floor
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_bit_exact_on_the_enumerated_grid_for_every_width_and_frac_width(signed: bool) -> None:
+    checked = 0
+    for width in range(2, 17):
+        for frac in range(width + 1):
+            x, near, floor = _cases(width, frac, signed)
+            for rounding, expected in (("nearest", near), ("floor", floor)):
+                q = FixedPoint(width, frac, signed, rounding).quantize(x.float())
+                got = q.double() * 2.0**frac
+                assert torch.equal(got, expected), (width, frac, signed, rounding)
+            checked += x.numel()
+    assert checked > 1_000_000
+
+
+def test_float64_inputs_stay_float64_and_exact() -> None:
+    x, near, _ = _cases(16, 7, True)
+    q = FixedPoint(16, 7).quantize(x)
+    assert q.dtype == torch.float64 and torch.equal(q * 2.0**7, near)
+
+
+def test_range_and_step_properties() -> None:
+    s, u = FixedPoint(8, 4), FixedPoint(8, 4, signed=False)
+    assert (s.min_int, s.max_int, s.step, s.bits_per_element) == (-128, 127, 1 / 16, 8)
+    assert (u.min_int, u.max_int) == (0, 255)
+    assert u.quantize(torch.tensor([-3.0])).item() == 0.0  # unsigned saturates at zero
+
+
+def test_straight_through_gradient_is_clipped_at_saturation() -> None:
+    q = FixedPoint(4, 2)  # [-2, 1.75]
+    x = torch.tensor([-3.0, -2.0, -0.3, 0.0, 0.6, 1.75, 1.9, 5.0], requires_grad=True)
+    y = q.quantize(x)
+    y.sum().backward()
+    assert x.grad is not None
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert torch.equal(y.detach(), q.quantize(x.detach()))  # the autograd path is exact too
+
+
+def test_stochastic_rounding_is_seeded_unbiased_and_on_the_grid() -> None:
+    q = FixedPoint(8, 2, rounding="stochastic")
+    x = torch.full((20000,), 0.3)  # between 0.25 and 0.5, 20% of the way
+    a = q.quantize(x, generator=torch.Generator().manual_seed(1))
+    b = q.quantize(x, generator=torch.Generator().manual_seed(1))
+    c = q.quantize(x, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert set(a.unique().tolist()) == {0.25, 0.5}
+    assert abs(a.mean().item() - 0.3) < 0.005
+    on_grid = q.quantize(
+        torch.tensor([0.25, -1.0, 1.5]), generator=torch.Generator().manual_seed(0)
+    )
+    assert on_grid.tolist() == [0.25, -1.0, 1.5]  # grid points never move
+
+
+def test_readable_repr_and_str() -> None:
+    assert str(FixedPoint(8, 4)) == "fixed(8,4)"
+    assert str(FixedPoint(8, 4, signed=False, rounding="floor")) == "ufixed(8,4,floor)"
+    assert (
+        repr(FixedPoint(8, 4))
+        == "FixedPoint(width=8, frac_width=4, signed=True, rounding='nearest')"
+    )
+
+
+def test_integer_alias_and_to_dict() -> None:
+    fmt = make_format("integer", {"width": 6, "frac_width": 2})
+    assert fmt == FixedPoint(6, 2)
+    assert fmt.to_dict() == {
+        "format": "fixed",
+        "width": 6,
+        "frac_width": 2,
+        "signed": True,
+        "rounding": "nearest",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"width": 8, "frac_width": 9}, r"^quantize\.by_type\.linear\.weight: frac_width must satisfy 0 <= frac_width <= width \(got 9 > 8\)$"),
+        ({"width": 8, "frac_width": -1}, r"frac_width must satisfy 0 <= frac_width <= width \(got -1 < 0\)"),
+        ({"width": 1, "frac_width": 0}, r"width must satisfy 2 <= width <= 32 for signed fixed point \(got 1\)"),
+        ({"width": 33, "frac_width": 0}, r"width must satisfy 2 <= width <= 32"),
+        ({"width": 8, "frac_width": 4, "rounding": "up"}, r"rounding must be one of \['nearest', 'floor', 'stochastic'\] \(got 'up'\)"),
+        ({"width": "8", "frac_width": 4}, r"quantize\.by_type\.linear\.weight\.width must be an integer \(got '8'\)"),
+        ({"width": True, "frac_width": 4}, r"width must be an integer \(got True\)"),
+        ({"width": 8, "frac_width": 4, "signed": 1}, r"signed must be true or false \(got 1\)"),
+        ({"width": 8}, r"quantize\.by_type\.linear\.weight\.frac_width is required for format 'fixed'"),
+        ({"width": 8, "frac_width": 4, "widht": 8}, r"unknown key quantize\.by_type\.linear\.weight\.widht \(allowed in quantize\.by_type\.linear\.weight: \['format', 'frac_width', 'rounding', 'signed', 'width'\]\)"),
+    ],
+)  # fmt: skip
+def test_validation_errors_name_the_key_the_rule_and_the_value(fields: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        make_format("fixed", fields, "quantize.by_type.linear.weight")
+
+
+def test_unsigned_width_one_is_allowed() -> None:
+    assert FixedPoint(1, 0, signed=False).quantize(torch.tensor([0.4, 0.6, 7.0])).tolist() == [
+        0.0,
+        1.0,
+        1.0,
+    ]
+
+
+def test_direct_construction_errors_name_the_format() -> None:
+    with pytest.raises(ConfigError, match=r"^fixed: frac_width must satisfy"):
+        FixedPoint(8, 9)
+
+
+@pytest.mark.parametrize(
+    ("width", "signed", "absmax", "frac"),
+    [(8, True, 0.99, 7), (8, True, 1.0, 6), (8, True, 127 / 64, 6), (8, True, 1.99, 5), (8, True, 0.0, 8),
+     (8, True, 1e6, 0), (8, False, 1.0, 7), (8, False, 255 / 256, 8), (4, True, 3.5, 1)],
+)  # fmt: skip
+def test_auto_frac_width_is_the_finest_that_covers_the_range(
+    width: int, signed: bool, absmax: float, frac: int
+) -> None:
+    assert FixedPoint.frac_width_for(width, signed, absmax) == frac
+    fmt = FixedPoint(width, frac, signed)
+    if 0 < absmax < 1e6:
+        assert fmt.max_int * fmt.step >= absmax  # covers the range ...
+        if frac < width:  # ... and one more fractional bit would not
+            assert fmt.max_int * fmt.step / 2 < absmax

@@ -1,0 +1,71 @@
+"""The format registry, make_format and the runnable examples of every formats module."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FORMATS, Float32, format_from_dict, make_format
+
+
+def test_registered_names_and_aliases() -> None:
+    assert FORMATS.names() == ["block_fp", "fixed", "fp32", "log", "minifloat"]
+    assert FORMATS.canonical("integer") == "fixed" and FORMATS.canonical("none") == "fp32"
+
+
+def test_unknown_format_lists_the_registered_ones() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^quantize\.default\.weight\.format must be one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\] \(got 'fixd'\)$",
+    ):
+        make_format("fixd", {}, "quantize.default.weight")
+
+
+def test_fp32_is_the_identity() -> None:
+    x = torch.randn(5)
+    fmt = make_format("none", {})
+    assert (
+        fmt == Float32() and fmt.is_identity and fmt.quantize(x) is x and fmt.bits_per_element == 32
+    )
+
+
+def test_equal_fields_give_one_cached_object_but_bools_are_not_ints() -> None:
+    a = make_format("fixed", {"width": 8, "frac_width": 4, "signed": True})
+    assert make_format("fixed", {"signed": True, "frac_width": 4, "width": 8}) is a
+    with pytest.raises(ConfigError, match=r"signed must be true or false \(got 1\)"):
+        make_format("fixed", {"width": 8, "frac_width": 4, "signed": 1})
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        {"format": "fixed", "width": 8, "frac_width": 3, "signed": False, "rounding": "floor"},
+        {"format": "minifloat", "exponent_width": 4, "mantissa_width": 3, "exponent_bias": 7, "subnormals": False},
+        {"format": "log", "exponent_width": 3, "exponent_bias": 2},
+        {"format": "block_fp", "mantissa_width": 6, "exponent_width": 8, "exponent_bias": 127, "block_size": 8, "block_dim": 1},
+        {"format": "fp32"},
+    ],
+)  # fmt: skip
+def test_to_dict_round_trips_and_formats_are_hashable(fmt: dict) -> None:
+    built = format_from_dict(fmt)
+    assert built.to_dict() == fmt
+    assert hash(built) == hash(format_from_dict(dict(fmt)))
+
+
+def test_format_from_dict_needs_a_format() -> None:
+    with pytest.raises(ConfigError, match=r"k\.format is required"):
+        format_from_dict({"width": 8}, "k")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["quantsearch.formats", "quantsearch.formats.ste", "quantsearch.formats.fixed", "quantsearch.formats.minifloat",
+     "quantsearch.formats.log", "quantsearch.formats.block_fp", "quantsearch.formats.float"],
+)  # fmt: skip
+def test_docstring_examples_run(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
