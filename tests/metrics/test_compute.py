@@ -150,3 +150,23 @@ def test_latency_without_data_uses_traced_shapes(jsc: tuple[torch.fx.GraphModule
     )
     assert shapes == [(3, 16)] * 3
     assert out["latency_per_sample_ms"] == pytest.approx(out["latency_ms"] / 3)
+
+
+def test_with_the_quantize_pass() -> None:
+    quantize_mod = pytest.importorskip("quantsearch.passes.transform.quantize")
+    config_mod = pytest.importorskip("quantsearch.passes.transform.config")
+    gm = trace(build_model("jsc-tiny").eval(), torch.randn(8, 16))
+    fixed8 = {"width": 8, "frac_width": 4}
+    cfg = config_mod.parse_quantize_config(
+        {"by_type": {"linear": {"weight": fixed8, "data_in": fixed8}}}
+    )
+    q = quantize_mod.quantize(gm, cfg)
+    out = compute_metrics(q, ["model_size_bits", "avg_weight_bits", "bitops", "macs"])
+    # BN 32 float32 + Linear(16, 5): 80 weights at 8 bits + 5 float32 biases.
+    assert out == {
+        "model_size_bits": 32 * 32 + 80 * 8 + 5 * 32,
+        "avg_weight_bits": 8.0,
+        "bitops": 80 * 8 * 8,  # per sample: 80 MACs x 8-bit weights x 8-bit inputs
+        "macs": 80.0,
+    }
+    assert compute_metrics(gm, ["model_size_bits"]) == {"model_size_bits": 117 * 32}  # untouched

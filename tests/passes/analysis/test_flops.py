@@ -329,3 +329,18 @@ def test_stale_costs_are_rewritten_after_reannotation() -> None:
     assert compute_cost(gm).macs == 24
     annotate(gm, torch.ones(5, 4))  # annotate keeps old cost entries; the pass must overwrite
     assert compute_cost(gm).macs == 40
+
+
+def test_shape_arithmetic_is_free_not_uncounted() -> None:
+    gm = trace(MatmulNet(), torch.randn(6, 32))  # x.shape[0]: getattr and getitem on a Size
+    kinds = {info(n).op_kind for n in gm.graph.nodes}
+    assert {"getattr", "getitem"} <= kinds
+    assert compute_cost(gm).uncounted == ()
+
+
+def test_a_rule_that_cannot_read_its_node_is_listed() -> None:
+    gm = trace(nn.Sequential(nn.Linear(4, 2)), torch.ones(3, 4))
+    del gm.get_submodule("0").weight  # a "linear" without a weight
+    total = compute_cost(gm)
+    assert [(u.node, u.op_kind) for u in total.uncounted] == [("_0", "linear")]
+    assert "could not read the node: AttributeError" in total.uncounted[0].reason

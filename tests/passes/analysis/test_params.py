@@ -121,3 +121,17 @@ def test_fixed_point_format_if_available() -> None:
     gm = trace(build_model("jsc-tiny").eval(), torch.ones(8, 16))
     info(_node(gm, "seq_blocks_2")).precision["weight"] = fmt
     assert param_cost(gm).model_size_bits == 32 * 32 + 80 * 8 + 5 * 32
+
+
+def test_matmul_parameter_priced_at_the_consumer_weight_precision() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.w
+
+    gm = trace(Net(), torch.ones(2, 4))
+    info(_node(gm, "matmul")).precision["weight"] = Bits(2)
+    assert param_cost(gm).model_size_bits == 12 * 2

@@ -458,14 +458,12 @@ def count_flops(gm: fx.GraphModule) -> fx.GraphModule:
         rule = COST_RULES.get(ni.op_kind) if ni.op_kind in COST_RULES else None
         reason = f"no cost rule for op kind {ni.op_kind!r}"
         cost: OpCost | None = None
-        if rule is not None and ni.outputs:
+        if rule is not None:
             mod = modules.get(str(node.target)) if node.op == "call_module" else None
             try:
                 cost = rule(OpArgs(node, ni, mod))
-            except (AttributeError, IndexError, TypeError, ValueError) as exc:
-                reason = f"{ni.op_kind} rule could not read the node: {exc}"
-        elif rule is not None:
-            reason = "no tensor output recorded"
+            except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+                reason = f"{ni.op_kind} rule could not read the node: {type(exc).__name__}: {exc}"
         if cost is None:
             ni.cost.update(dict.fromkeys(COST_KEYS))
             ni.cost["uncounted"] = reason

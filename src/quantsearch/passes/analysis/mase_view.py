@@ -122,9 +122,10 @@ def mase_view(gm: fx.GraphModule) -> fx.GraphModule:
         ni = info(node)
         stat: _Stat | None = None
         if ni.inputs and ni.outputs:
-            if node.op == "call_module":
+            if node.op == "call_module" and ni.op_kind not in _FUNCS:
                 stat = _mase_module(ni.op_kind, modules[str(node.target)], ni)
-            elif node.op == "call_function" and ni.op_kind in _FUNCS:
+            elif node.op != "call_method" and ni.op_kind in _FUNCS:
+                # also a quantized ``add``, which the quantize pass turns into a module
                 stat = _FUNCS[ni.op_kind](ni)
         ni.cost["mase"] = stat
     return gm

@@ -88,7 +88,11 @@ def _attr_owner(node: fx.Node) -> tuple[NodeInfo | None, str | None]:
     """For a ``get_attr`` weight or bias, the consuming layer's record and the tensor's role."""
     for user in node.users:
         ui = info(user)
-        if ui.op_kind not in WEIGHT_KINDS or user.op != "call_function":
+        if user.op not in ("call_function", "call_method"):
+            continue
+        if ui.op_kind in ("matmul", "bmm") and len(user.args) > 1 and user.args[1] is node:
+            return ui, "weight"  # the operand bitops prices as the weight
+        if ui.op_kind not in WEIGHT_KINDS:
             continue
         if (len(user.args) > 1 and user.args[1] is node) or user.kwargs.get("weight") is node:
             return ui, "weight"
