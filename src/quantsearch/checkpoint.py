@@ -70,12 +70,16 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)")
+        raise ConfigError(
+            f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)"
+        )
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint: {first}") from None
+        raise ConfigError(
+            f"{key}: {str(path)!r} is not a quantsearch checkpoint: {first}"
+        ) from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict)")
     return Checkpoint(

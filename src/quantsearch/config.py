@@ -58,7 +58,12 @@ def _join(key: str, name: str) -> str:
 
 
 def get_str(
-    table: Mapping[str, Any], name: str, key: str, default: str | None = None, *, required: bool = False
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: str | None = None,
+    *,
+    required: bool = False,
 ) -> str | None:
     if name not in table:
         if required:
@@ -208,13 +213,14 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     check_keys(raw, set(TrainConfig.__dataclass_fields__), "train")
     device = get_str(raw, "device", "train", d.device) or d.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {device!r})")
+        raise ConfigError(
+            f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {device!r})"
+        )
     return TrainConfig(
         epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1) or d.epochs,
         batch_size=get_int(raw, "batch_size", "train", d.batch_size, minimum=1) or d.batch_size,
         lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
-        weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0)
-        or 0.0,
+        weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0) or 0.0,
         patience=get_int(raw, "patience", "train", d.patience, minimum=1) or d.patience,
         seed=get_int(raw, "seed", "train", seed) or 0,
         device=device,
@@ -222,7 +228,9 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     )
 
 
-def parse_config(raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>") -> Config:
+def parse_config(
+    raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
+) -> Config:
     """Validate a config mapping (as read from TOML) into a :class:`Config`.
 
     Example:

@@ -31,7 +31,10 @@ def format_value(v: Any) -> str:
 
 
 def print_table(
-    rows: Sequence[dict[str, Any]], *, title: str | None = None, columns: Sequence[str] | None = None
+    rows: Sequence[dict[str, Any]],
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> None:
     """Print ``rows`` (dicts sharing keys) as a rich table; numbers right-aligned."""
     from rich.table import Table
@@ -39,7 +42,9 @@ def print_table(
     cols = list(columns or (rows[0].keys() if rows else []))
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in cols:
-        numeric = any(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows)
+        numeric = any(
+            isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows
+        )
         table.add_column(c, justify="right" if numeric else "left")
     for r in rows:
         table.add_row(*(format_value(r.get(c)) for c in cols))

@@ -41,7 +41,9 @@ class Session:
         return trace(self.model, self.data.val.x[:n])
 
 
-def open_session(config: Config, load: str | Path | None = None, *, need_weights: bool = False) -> Session:
+def open_session(
+    config: Config, load: str | Path | None = None, *, need_weights: bool = False
+) -> Session:
     """Build the model, load weights (``--load`` or ``model.checkpoint``) and the dataset.
 
     Raises:

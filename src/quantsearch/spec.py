@@ -30,7 +30,9 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
     """
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
-        raise ConfigError(f"{key} must look like 'file.py:function' or 'module:function' (got {spec!r})")
+        raise ConfigError(
+            f"{key} must look like 'file.py:function' or 'module:function' (got {spec!r})"
+        )
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target)
         if not path.is_absolute() and base_dir is not None and not path.exists():
@@ -47,19 +49,25 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             loader_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[mod_name]
-            raise ConfigError(f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise ConfigError(f"{key}: cannot import module {target!r} (from {spec!r}): {exc}") from exc
+            raise ConfigError(
+                f"{key}: cannot import module {target!r} (from {spec!r}): {exc}"
+            ) from exc
     try:
         fn = getattr(module, attr)
     except AttributeError:
-        names = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        names = sorted(
+            n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))
+        )
         raise ConfigError(
             f"{key}: {target!r} has no attribute {attr!r}; callables there: {names}"
         ) from None
     if not callable(fn):
         raise ConfigError(f"{key}: {spec!r} is a {type(fn).__name__}, not a callable")
-    return fn  # type: ignore[no-any-return]
+    return fn

@@ -10,13 +10,25 @@ from quantsearch.cli.common import config_option, load_config_or_default, load_o
 @click.command()
 @config_option
 @load_option
-@click.option("--storage", default=None, help="Optuna RDB URL (default: a file in the run directory).")
-@click.option("--study", default=None, help="Study name (default: search.study or the config file's stem).")
-@click.option("--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs').")
+@click.option(
+    "--storage", default=None, help="Optuna RDB URL (default: a file in the run directory)."
+)
+@click.option(
+    "--study", default=None, help="Study name (default: search.study or the config file's stem)."
+)
+@click.option(
+    "--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs')."
+)
 @click.option("--strategy", default=None, help="Override search.strategy (name only).")
-@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Override search.n_trials.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds.")
-@click.option("--n-jobs", type=click.IntRange(min=1), default=None, help="Parallel trials in this process.")
+@click.option(
+    "--n-trials", type=click.IntRange(min=1), default=None, help="Override search.n_trials."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds."
+)
+@click.option(
+    "--n-jobs", type=click.IntRange(min=1), default=None, help="Parallel trials in this process."
+)
 @click.option("--seed", type=int, default=None, help="Override the sampler seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
 def search(
@@ -48,7 +60,13 @@ def search(
         "seed": seed,
     }
     result = search_from_config(
-        cfg, load=load, storage=storage, study=study, run_dir=run_dir, overrides=overrides, progress=not quiet
+        cfg,
+        load=load,
+        storage=storage,
+        study=study,
+        run_dir=run_dir,
+        overrides=overrides,
+        progress=not quiet,
     )
     if not quiet:
         print_result(result)
@@ -66,7 +84,11 @@ def print_result(result: object) -> None:
     )
     rows = result.best_rows()
     if rows:
-        print_table(rows, title=title + (" — best configs" if result.combine == "weighted_sum" else " — Pareto front"))
+        print_table(
+            rows,
+            title=title
+            + (" — best configs" if result.combine == "weighted_sum" else " — Pareto front"),
+        )
     else:
         console().print(title + ": no feasible trial")
     if result.run_dir is not None:

@@ -50,7 +50,9 @@ def build_model(name: str, *, key: str = "model.name", base_dir: Path | None = N
         try:
             model = fn()
         except Exception as exc:
-            raise ConfigError(f"{key}: calling {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(
+                f"{key}: calling {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(model, nn.Module):
             raise ConfigError(
                 f"{key}: {name!r} must return a torch.nn.Module (got {type(model).__name__})"

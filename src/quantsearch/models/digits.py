@@ -25,7 +25,7 @@ class MLPDigits(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.seq_blocks(x)  # type: ignore[no-any-return]
+        return self.seq_blocks(x)
 
 
 class CNNDigits(nn.Module):
@@ -54,10 +54,10 @@ class CNNDigits(nn.Module):
         x = F.relu(x + self.bn2(self.conv2(x)))  # residual add, then a function-call ReLU
         x = self.pool1(x)
         x = self.pool2(self.relu3(self.bn3(self.conv3(x))))
-        return self.fc(torch.flatten(x, 1))  # type: ignore[no-any-return]
+        return self.fc(torch.flatten(x, 1))
 
 
-SPECS = (
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("mlp-digits", MLPDigits, (64,), 10, "digits", "MLP 64-64-32-10 with BN/ReLU"),
     ModelSpec("cnn-digits", CNNDigits, (1, 8, 8), 10, "digits", "residual conv net on 1x8x8"),
 )

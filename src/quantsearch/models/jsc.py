@@ -20,7 +20,7 @@ class _JSC(nn.Module):
         self.seq_blocks = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.seq_blocks(x)  # type: ignore[no-any-return]
+        return self.seq_blocks(x)
 
 
 def _block(n_in: int, n_out: int) -> list[nn.Module]:
@@ -46,7 +46,7 @@ class JSCS(_JSC):
         super().__init__(*layers)
 
 
-SPECS = (
+SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("jsc-tiny", JSCTiny, (16,), 5, "jsc", "MASE JSC-Tiny: BN, ReLU, Linear(16,5), ReLU"),
     ModelSpec("jsc-toy", JSCToy, (16,), 5, "jsc", "MASE JSC-Toy: 16-8-8-5 with BN/ReLU"),
     ModelSpec("jsc-s", JSCS, (16,), 5, "jsc", "MASE JSC-S: 16-64-32-32-5 with BN/ReLU"),

@@ -63,7 +63,9 @@ def _split(data: Split | tuple[torch.Tensor, torch.Tensor]) -> Split:
         return data
     if isinstance(data, tuple) and len(data) == 2:
         return Split(data[0], data[1])
-    raise ConfigError(f"data must be a quantsearch Split or an (x, y) tuple of tensors (got {type(data).__name__})")
+    raise ConfigError(
+        f"data must be a quantsearch Split or an (x, y) tuple of tensors (got {type(data).__name__})"
+    )
 
 
 def prepare_search(
@@ -160,7 +162,12 @@ def search(
 
         qcfg = parse_quantize_config(dict(quantize), key="quantize")
     space_, evaluator = prepare_search(
-        gm, cfg, split, quantize_config=qcfg, calibration_data=calibration_data, batch_size=batch_size
+        gm,
+        cfg,
+        split,
+        quantize_config=qcfg,
+        calibration_data=calibration_data,
+        batch_size=batch_size,
     )
     return run_search(
         space_,
@@ -222,11 +229,15 @@ def run_search(
             )
         result = _collect(run, space, cfg, rd, study_name)
         result.write(rd)
-        (rd / "search_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
+        (rd / "search_config.json").write_text(
+            json.dumps(asdict(cfg), indent=2, default=str) + "\n"
+        )
     return result
 
 
-def _collect(run: Any, space: SearchSpace, cfg: SearchConfig, run_dir: Path | None, study_name: str) -> SearchResult:
+def _collect(
+    run: Any, space: SearchSpace, cfg: SearchConfig, run_dir: Path | None, study_name: str
+) -> SearchResult:
     trials = records_from_study(run.study)
     configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
     return SearchResult(
@@ -240,7 +251,7 @@ def _collect(run: Any, space: SearchSpace, cfg: SearchConfig, run_dir: Path | No
         study_name=study_name,
         strategy=cfg.strategy.name,
         seed=cfg.seed,
-        configs=configs,  # type: ignore[arg-type]
+        configs=configs,
         study=run.study,
     )
 
@@ -312,11 +323,20 @@ def search_from_config(
     gm = session.trace(batch=min(len(val), 8))
     calib = session.data.train.x[: config.data.calibration_samples]
     space, evaluator = prepare_search(
-        gm, cfg, val, quantize_config=config.quantize, calibration_data=calib, batch_size=config.data.batch_size
+        gm,
+        cfg,
+        val,
+        quantize_config=config.quantize,
+        calibration_data=calib,
+        batch_size=config.data.batch_size,
     )
     name = study or cfg.study or Path(config.source).stem
     base = Path(run_dir) if run_dir else Path(config.run_dir)
-    extra = {"model": session.model_name, "checkpoint": _file_digest(session.checkpoint), "samples": len(val)}
+    extra = {
+        "model": session.model_name,
+        "checkpoint": _file_digest(session.checkpoint),
+        "samples": len(val),
+    }
     return run_search(
         space,
         evaluator,

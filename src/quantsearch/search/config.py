@@ -28,7 +28,14 @@ __all__ = [
 ROLES = ("data_in", "weight", "bias", "data_out")
 SAME_AS = {"same_as_weight": "weight", "same_as_data_in": "data_in"}
 
-DEFAULT_RECORDED = ("accuracy", "balanced_accuracy", "loss", "model_size_bits", "avg_weight_bits", "bitops")
+DEFAULT_RECORDED = (
+    "accuracy",
+    "balanced_accuracy",
+    "loss",
+    "model_size_bits",
+    "avg_weight_bits",
+    "bitops",
+)
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,9 @@ def _parse_strategy(raw: Any, key: str) -> StrategySpec:
     return StrategySpec(STRATEGIES.canonical(name, key=f"{key}.name"), options)
 
 
-def _role_choices(raw: Any, key: str, default_format: tuple[str, ...]) -> tuple[tuple[dict[str, Any], ...], int]:
+def _role_choices(
+    raw: Any, key: str, default_format: tuple[str, ...]
+) -> tuple[tuple[dict[str, Any], ...], int]:
     """Expand one role's choices into format-option dicts; return them and the dropped count."""
     from quantsearch.formats import make_format
 
@@ -206,7 +215,9 @@ def _role_choices(raw: Any, key: str, default_format: tuple[str, ...]) -> tuple[
             seen.add(ident)
             kept.append(cand)
     if not kept:
-        raise ConfigError(f"{key}: no valid choice is left after dropping {dropped} with frac_width > width")
+        raise ConfigError(
+            f"{key}: no valid choice is left after dropping {dropped} with frac_width > width"
+        )
     return tuple(kept), dropped
 
 
@@ -242,7 +253,9 @@ def _parse_space(raw: Mapping[str, Any], key: str) -> SpaceSpec:
                         f"{tkey}.{role} must be a list of choices or one of {sorted(SAME_AS)} (got {value!r})"
                     )
                 if SAME_AS[value] == role or SAME_AS[value] not in table:
-                    raise ConfigError(f"{tkey}.{role} = {value!r} needs {tkey}.{SAME_AS[value]} to be set")
+                    raise ConfigError(
+                        f"{tkey}.{role} = {value!r} needs {tkey}.{SAME_AS[value]} to be set"
+                    )
                 roles[role] = value
             else:
                 roles[role], n = _role_choices(value, f"{tkey}.{role}", t_formats)
@@ -258,7 +271,9 @@ def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[Obje
     specs = _metric_specs()
     combine = get_str(raw, "combine", key, "weighted_sum") or "weighted_sum"
     if combine not in ("weighted_sum", "pareto"):
-        raise ConfigError(f"{key}.combine must be one of ['pareto', 'weighted_sum'] (got {combine!r})")
+        raise ConfigError(
+            f"{key}.combine must be one of ['pareto', 'weighted_sum'] (got {combine!r})"
+        )
     out: list[ObjectiveSpec] = []
     for name, table in raw.items():
         if name == "combine":
@@ -268,11 +283,15 @@ def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[Obje
         if isinstance(table, (int, float)) and not isinstance(table, bool):
             table = {"weight": table}
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})")
+            raise ConfigError(
+                f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})"
+            )
         check_keys(table, {"direction", "weight", "relative_to_baseline"}, okey)
         direction = get_str(table, "direction", okey, specs[name].direction)
         if direction not in ("maximize", "minimize"):
-            raise ConfigError(f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})")
+            raise ConfigError(
+                f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
+            )
         weight = get_float(table, "weight", okey, 1.0)
         assert weight is not None
         if weight < 0:
@@ -288,9 +307,13 @@ def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[Obje
             )
         )
     if not out:
-        raise ConfigError(f"{key} must name at least one metric, e.g. accuracy = {{ direction = 'maximize' }}")
+        raise ConfigError(
+            f"{key} must name at least one metric, e.g. accuracy = {{ direction = 'maximize' }}"
+        )
     if combine == "pareto" and len(out) < 2:
-        raise ConfigError(f"{key}: combine = 'pareto' needs at least two objectives (got {len(out)})")
+        raise ConfigError(
+            f"{key}: combine = 'pareto' needs at least two objectives (got {len(out)})"
+        )
     return combine, tuple(out)
 
 
@@ -309,8 +332,10 @@ def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec
         _check_metric(metric, key, specs)
         if not isinstance(table, Mapping) or len(table) != 1:
             allowed = ["max"] if derived else ["max", "max_ratio", "min", "min_ratio"]
-            raise ConfigError(f"{ckey} must be a table with exactly one of {allowed} (got {table!r})")
-        (form, bound), = table.items()
+            raise ConfigError(
+                f"{ckey} must be a table with exactly one of {allowed} (got {table!r})"
+            )
+        (form,) = table
         allowed_forms = {"max"} if derived else {"max", "min", "max_ratio", "min_ratio"}
         if form not in allowed_forms:
             raise ConfigError(f"{ckey}: unknown bound {form!r}; allowed: {sorted(allowed_forms)}")
@@ -346,7 +371,9 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         raise ConfigError(f"{key}.space is required (a table with choices per op kind or node)")
     space = _parse_space(get_table(raw, "space", key), f"{key}.space")
     if "objectives" not in raw:
-        raise ConfigError(f"{key}.objectives is required, e.g. accuracy = {{ direction = 'maximize' }}")
+        raise ConfigError(
+            f"{key}.objectives is required, e.g. accuracy = {{ direction = 'maximize' }}"
+        )
     combine, objectives = _parse_objectives(get_table(raw, "objectives", key), f"{key}.objectives")
     constraints = _parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints")
     metrics_raw = raw.get("metrics", list(DEFAULT_RECORDED))
@@ -382,7 +409,9 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
     check_keys(raw, set(CompareConfig.__dataclass_fields__), key)
     strategies = raw.get("strategies", list(d.strategies))
     if not isinstance(strategies, list) or not strategies:
-        raise ConfigError(f"{key}.strategies must be a non-empty list of names (got {strategies!r})")
+        raise ConfigError(
+            f"{key}.strategies must be a non-empty list of names (got {strategies!r})"
+        )
     names = tuple(STRATEGIES.canonical(s, key=f"{key}.strategies") for s in strategies)
     budgets = raw.get("budgets", [])
     if not isinstance(budgets, list) or not all(isinstance(b, int) and b > 0 for b in budgets):
@@ -391,7 +420,9 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         strategies=names,
         seeds=get_int(raw, "seeds", key, d.seeds, minimum=1) or d.seeds,
         n_trials=get_int(raw, "n_trials", key, None, minimum=1),
-        ground_truth_budget=get_int(raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0)
+        ground_truth_budget=get_int(
+            raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0
+        )
         or 0,
         tolerance=get_float(raw, "tolerance", key, 0.0, minimum=0.0) or 0.0,
         budgets=tuple(budgets),

@@ -62,7 +62,9 @@ class Evaluator:
         self.calibration = calibration
         self.batch_size = batch_size
         self._base: dict[str, dict[str, Any]] = (
-            resolve(gm, quantize_config).to_dict() if quantize_config is not None else {}
+            resolve(gm, quantize_config, calibration=calibration).to_dict()
+            if quantize_config is not None
+            else {}
         )
 
     def resolve(self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
@@ -72,7 +74,9 @@ class Evaluator:
         merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
         for node, roles in layer_formats.items():
             merged.setdefault(node, {}).update(roles)
-        return ResolvedConfig.from_dict(merged, gm=self.gm)
+        return ResolvedConfig.from_dict(
+            merged, gm=self.gm, calibration=self.calibration, key="search"
+        )
 
     def baseline(self) -> dict[str, float]:
         """Metrics of the float model."""

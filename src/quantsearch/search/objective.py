@@ -32,7 +32,9 @@ def _relative(metric: str, value: float, baseline: Mapping[str, float]) -> float
     return value / base
 
 
-def _objective_metric(o: ObjectiveSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+def _objective_metric(
+    o: ObjectiveSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]
+) -> float:
     value = float(metrics[o.metric])
     return _relative(o.metric, value, baseline) if o.relative_to_baseline else value
 
@@ -66,7 +68,9 @@ def objective_values(
     return tuple(_objective_metric(o, metrics, baseline) for o in cfg.objectives)
 
 
-def _constraint_value(c: ConstraintSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+def _constraint_value(
+    c: ConstraintSpec, metrics: Mapping[str, float], baseline: Mapping[str, float]
+) -> float:
     v = float(metrics[c.metric])
     if c.kind == "max":
         return v - c.bound
@@ -82,7 +86,9 @@ def _constraint_value(c: ConstraintSpec, metrics: Mapping[str, float], baseline:
 
 
 def constraint_values(
-    constraints: Sequence[ConstraintSpec], metrics: Mapping[str, float], baseline: Mapping[str, float]
+    constraints: Sequence[ConstraintSpec],
+    metrics: Mapping[str, float],
+    baseline: Mapping[str, float],
 ) -> list[float]:
     """One value per constraint; the trial is feasible when every value is ``<= 0``."""
     return [_constraint_value(c, metrics, baseline) for c in constraints]

@@ -35,8 +35,10 @@ class TrialRecord:
     @property
     def evaluated(self) -> bool:
         """This trial ran the model (a distinct evaluation), successfully or not."""
-        return self.config_hash is not None and not self.cached and (
-            self.state == "COMPLETE" or self.error is not None
+        return (
+            self.config_hash is not None
+            and not self.cached
+            and (self.state == "COMPLETE" or self.error is not None)
         )
 
     def row(self) -> dict[str, Any]:
@@ -164,9 +166,8 @@ class SearchResult:
         rows = []
         for t in chosen:
             row: dict[str, Any] = {"trial": t.number}
-            if t.values is not None:
-                if len(t.values) == 1:
-                    row["objective"] = t.values[0]
+            if t.values is not None and len(t.values) == 1:
+                row["objective"] = t.values[0]
             row.update(t.params)
             row.update({m: t.metrics.get(m) for m in self.objective_names})
             rows.append(row)

@@ -66,9 +66,13 @@ class SearchSpace:
         quantizable: op kinds the quantize pass supports (a target of another kind is an error).
     """
 
-    def __init__(self, spec: SpaceSpec, gm: fx.GraphModule, quantizable: set[str] | None = None) -> None:
+    def __init__(
+        self, spec: SpaceSpec, gm: fx.GraphModule, quantizable: set[str] | None = None
+    ) -> None:
         self.spec = spec
-        nodes = [info(n) for n in gm.graph.nodes if n.op not in ("placeholder", "output", "get_attr")]
+        nodes = [
+            info(n) for n in gm.graph.nodes if n.op not in ("placeholder", "output", "get_attr")
+        ]
         by_kind: dict[str, list[str]] = {}
         for ni in nodes:
             by_kind.setdefault(ni.op_kind, []).append(ni.name)
@@ -110,13 +114,15 @@ class SearchSpace:
                 self._add(knobs, kind, tuple(by_kind[kind]), roles)
         else:
             for ni in nodes:
-                roles = node_targets.get(ni.name) or kind_targets.get(ni.op_kind)
-                if roles is not None:
-                    self._add(knobs, ni.name, (ni.name,), roles)
+                node_roles = node_targets.get(ni.name) or kind_targets.get(ni.op_kind)
+                if node_roles is not None:
+                    self._add(knobs, ni.name, (ni.name,), node_roles)
         self.knobs = knobs
         self._by_name = {k.name: k for k in knobs}
 
-    def _add(self, knobs: list[Knob], prefix: str, nodes: tuple[str, ...], roles: Mapping[str, Any]) -> None:
+    def _add(
+        self, knobs: list[Knob], prefix: str, nodes: tuple[str, ...], roles: Mapping[str, Any]
+    ) -> None:
         for role, choices in roles.items():
             if isinstance(choices, str):
                 self.derived.extend((n, role, SAME_AS[choices]) for n in nodes)
@@ -124,10 +130,14 @@ class SearchSpace:
             labels = tuple(option_label(o) for o in choices)
             if len(set(labels)) != len(labels):  # same values under different field names
                 labels = tuple(
-                    f"{o['format']}(" + ",".join(f"{k}={v}" for k, v in o.items() if k != "format") + ")"
+                    f"{o['format']}("
+                    + ",".join(f"{k}={v}" for k, v in o.items() if k != "format")
+                    + ")"
                     for o in choices
                 )
-            cost_order = tuple(sorted(range(len(choices)), key=lambda i: (_bits(choices[i]), labels[i])))
+            cost_order = tuple(
+                sorted(range(len(choices)), key=lambda i: (_bits(choices[i]), labels[i]))
+            )
             knobs.append(Knob(f"{prefix}.{role}", role, nodes, tuple(choices), labels, cost_order))
 
     # -- size and enumeration -----------------------------------------------------------------
@@ -172,7 +182,9 @@ class SearchSpace:
             return {k.name: CategoricalDistribution(list(k.labels)) for k in self.knobs}
         return {k.name: IntDistribution(0, k.size - 1) for k in self.knobs}
 
-    def encode(self, choice: Mapping[str, int], encoding: Encoding = "categorical") -> dict[str, Any]:
+    def encode(
+        self, choice: Mapping[str, int], encoding: Encoding = "categorical"
+    ) -> dict[str, Any]:
         """Choice indices -> Optuna parameter values."""
         if encoding == "categorical":
             return {k.name: k.labels[choice[k.name]] for k in self.knobs}
@@ -214,6 +226,11 @@ class SearchSpace:
     def describe(self) -> list[dict[str, Any]]:
         """One row per knob: name, nodes, choices (for reports and the console)."""
         return [
-            {"parameter": k.name, "nodes": len(k.nodes), "choices": len(k.labels), "labels": " ".join(k.labels)}
+            {
+                "parameter": k.name,
+                "nodes": len(k.nodes),
+                "choices": len(k.labels),
+                "labels": " ".join(k.labels),
+            }
             for k in self.knobs
         ]

@@ -64,7 +64,9 @@ class EvaluationCache:
             event.wait()  # another thread is evaluating this very config
         try:
             ev = evaluate()
-            result = CachedResult(ev.metrics if ev.error is None else None, ev.error, trial_number, ev.seconds)
+            result = CachedResult(
+                ev.metrics if ev.error is None else None, ev.error, trial_number, ev.seconds
+            )
             with self._lock:
                 self.results[key] = result
             return result, False
@@ -83,9 +85,13 @@ class EvaluationCache:
             if key is None or ua.get("cached") or key in self.results:
                 continue
             if t.state == TrialState.COMPLETE and "metrics" in ua:
-                self.results[key] = CachedResult(dict(ua["metrics"]), None, t.number, ua.get("eval_seconds", 0.0))
+                self.results[key] = CachedResult(
+                    dict(ua["metrics"]), None, t.number, ua.get("eval_seconds", 0.0)
+                )
             elif t.state == TrialState.FAIL and "error" in ua:
-                self.results[key] = CachedResult(None, str(ua["error"]), t.number, ua.get("eval_seconds", 0.0))
+                self.results[key] = CachedResult(
+                    None, str(ua["error"]), t.number, ua.get("eval_seconds", 0.0)
+                )
 
 
 def _counted(t: FrozenTrial) -> bool:
@@ -94,7 +100,9 @@ def _counted(t: FrozenTrial) -> bool:
     A trial left RUNNING by a killed process, then failed on resume, is not counted: its config
     is tried again.
     """
-    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+    return t.state == TrialState.COMPLETE or (
+        t.state == TrialState.FAIL and "error" in t.user_attrs
+    )
 
 
 def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) -> str:
@@ -103,7 +111,9 @@ def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) ->
         "strategy": [cfg.strategy.name, cfg.strategy.options],
         "knobs": [[k.name, list(k.labels), list(k.nodes)] for k in space.knobs],
         "combine": cfg.combine,
-        "objectives": [[o.metric, o.direction, o.weight, o.relative_to_baseline] for o in cfg.objectives],
+        "objectives": [
+            [o.metric, o.direction, o.weight, o.relative_to_baseline] for o in cfg.objectives
+        ],
         "constraints": [[c.name, c.kind, c.bound] for c in cfg.constraints],
         "metrics": list(cfg.all_metrics),
         "seed": cfg.seed,
@@ -146,7 +156,7 @@ def run_study(
     multi = len(directions) > 1
 
     def constraints_func(t: FrozenTrial) -> Sequence[float]:
-        return t.user_attrs.get("constraints", [])  # type: ignore[no-any-return]
+        return list(t.user_attrs.get("constraints", []))
 
     ctx = StrategyContext(
         space=space,
@@ -159,7 +169,7 @@ def run_study(
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
-        directions=directions,
+        directions=directions,  # type: ignore[arg-type]
         sampler=sampler,
         load_if_exists=True,
     )
@@ -195,7 +205,7 @@ def run_study(
     def objective(trial: Trial) -> float | tuple[float, ...]:
         if encoding == "categorical":
             for k in knobs:
-                trial.suggest_categorical(k.name, k.labels)  # type: ignore[arg-type]
+                trial.suggest_categorical(k.name, k.labels)
         else:
             for k in knobs:
                 trial.suggest_int(k.name, 0, k.size - 1)
@@ -204,26 +214,31 @@ def run_study(
         key = config_hash(resolved.key())
         trial.set_user_attr("config_hash", key)
         if cfg.cache:
-            result, cached = cache.get_or_evaluate(key, trial.number, lambda: evaluator.evaluate(resolved))
+            result, cached = cache.get_or_evaluate(
+                key, trial.number, lambda: evaluator.evaluate(resolved)
+            )
         else:
             ev = evaluator.evaluate(resolved)
             result, cached = CachedResult(ev.metrics, ev.error, trial.number, ev.seconds), False
-        attrs: dict[str, Any] = {"cached": cached, "eval_seconds": 0.0 if cached else result.seconds}
+        attrs: dict[str, Any] = {
+            "cached": cached,
+            "eval_seconds": 0.0 if cached else result.seconds,
+        }
         if cached:
             attrs["duplicate_of"] = result.trial
         else:
             attrs["config"] = resolved.to_dict()
         if result.error is not None:
             attrs["error"] = result.error
-            for k, v in attrs.items():
-                trial.set_user_attr(k, v)
+            for name, value in attrs.items():
+                trial.set_user_attr(name, value)
             raise TrialFailed(f"config {key} failed: {result.error}")
         assert result.metrics is not None
         values = objective_values(cfg, result.metrics, baseline)
         cons = constraint_values(cfg.constraints, result.metrics, baseline)
         attrs.update(metrics=result.metrics, constraints=cons, feasible=all(c <= 0 for c in cons))
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
         return values if multi else values[0]
 
     def after(study_: optuna.Study, trial: FrozenTrial) -> None:
@@ -245,7 +260,11 @@ def run_study(
             gc_after_trial=False,
             show_progress_bar=False,
         )
-        if cfg.timeout is not None and time.perf_counter() - t0 >= cfg.timeout and stopped["why"] == "budget":
+        if (
+            cfg.timeout is not None
+            and time.perf_counter() - t0 >= cfg.timeout
+            and stopped["why"] == "budget"
+        ):
             stopped["why"] = "timeout"
     elif remaining <= 0:
         stopped["why"] = "budget (already complete)"

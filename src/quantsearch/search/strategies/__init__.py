@@ -80,6 +80,10 @@ def _register_builtin() -> None:
         STRATEGIES.add(s.name, s, aliases=tuple(a for a in ALIASES.get(s.name, ())))
 
 
-ALIASES = {"brute_force": ("brute-force", "exhaustive"), "nsga2": ("nsga-ii",), "nsga3": ("nsga-iii",)}
+ALIASES = {
+    "brute_force": ("brute-force", "exhaustive"),
+    "nsga2": ("nsga-ii",),
+    "nsga3": ("nsga-iii",),
+}
 
 _register_builtin()

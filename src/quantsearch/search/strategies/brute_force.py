@@ -31,14 +31,18 @@ class BruteForceSampler(BaseSampler):
             fails is skipped. Without it, only this study's trials are consulted.
     """
 
-    def __init__(self, space: SearchSpace, claim_point: Callable[[int], bool] | None = None) -> None:
+    def __init__(
+        self, space: SearchSpace, claim_point: Callable[[int], bool] | None = None
+    ) -> None:
         self._space = space
         self._claim = claim_point
         self._cursor = 0
         self._fallback = RandomSampler(seed=0)
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._space.distributions("categorical")  # type: ignore[no-any-return]
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._space.distributions("categorical")
 
     def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
         visited: set[int] = set()
@@ -88,7 +92,9 @@ class BruteForceSampler(BaseSampler):
 def _build(ctx: StrategyContext) -> BaseSampler:
     from quantsearch.search.strategies import pass_options
 
-    return pass_options(BruteForceSampler, ctx, {"space": ctx.space, "claim_point": ctx.claim_point})
+    return pass_options(
+        BruteForceSampler, ctx, {"space": ctx.space, "claim_point": ctx.claim_point}
+    )
 
 
 STRATEGY = Strategy(

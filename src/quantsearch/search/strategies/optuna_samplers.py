@@ -17,15 +17,21 @@ def _random(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _tpe(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.TPESampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func})
+    return pass_options(
+        S.TPESampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
+    )
 
 
 def _nsga2(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.NSGAIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func})
+    return pass_options(
+        S.NSGAIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
+    )
 
 
 def _nsga3(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.NSGAIIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func})
+    return pass_options(
+        S.NSGAIIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
+    )
 
 
 def _qmc(ctx: StrategyContext) -> S.BaseSampler:
@@ -34,16 +40,43 @@ def _qmc(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _gp(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.GPSampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func})
+    return pass_options(
+        S.GPSampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
+    )
 
 
 STRATEGIES_ = (
-    Strategy("grid", _grid, "Optuna GridSampler: every point once, in seeded random order", exhaustive=True),
+    Strategy(
+        "grid",
+        _grid,
+        "Optuna GridSampler: every point once, in seeded random order",
+        exhaustive=True,
+    ),
     Strategy("random", _random, "Optuna RandomSampler: independent uniform draws"),
-    Strategy("tpe", _tpe, "Optuna TPESampler (Tree-structured Parzen Estimator)", supports_constraints=True),
-    Strategy("nsga2", _nsga2, "Optuna NSGAIISampler (genetic, multi-objective)", supports_constraints=True),
-    Strategy("nsga3", _nsga3, "Optuna NSGAIIISampler (reference-point genetic)", supports_constraints=True),
-    Strategy("qmc", _qmc, "Optuna QMCSampler (scrambled Sobol) over cheapest-first indices", encoding="ordinal"),
+    Strategy(
+        "tpe",
+        _tpe,
+        "Optuna TPESampler (Tree-structured Parzen Estimator)",
+        supports_constraints=True,
+    ),
+    Strategy(
+        "nsga2",
+        _nsga2,
+        "Optuna NSGAIISampler (genetic, multi-objective)",
+        supports_constraints=True,
+    ),
+    Strategy(
+        "nsga3",
+        _nsga3,
+        "Optuna NSGAIIISampler (reference-point genetic)",
+        supports_constraints=True,
+    ),
+    Strategy(
+        "qmc",
+        _qmc,
+        "Optuna QMCSampler (scrambled Sobol) over cheapest-first indices",
+        encoding="ordinal",
+    ),
     Strategy(
         "gp",
         _gp,

@@ -1,0 +1,133 @@
+"""Every bad [search] table gives one ConfigError naming the dotted key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from quantsearch.errors import ConfigError
+from quantsearch.search.config import parse_compare_config, parse_search_config
+
+SPACE = {"choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
+OBJ = {"accuracy": {"direction": "maximize"}}
+
+
+def parse(**over: Any) -> Any:
+    raw: dict[str, Any] = {"space": SPACE, "objectives": OBJ}
+    raw.update(over)
+    return parse_search_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        (
+            {"strategy": "tpee"},
+            r"search\.strategy must be one of \['brute_force', .*'tpe'\] \(got 'tpee'\)",
+        ),
+        ({"strategy": {"name": "nsga4"}}, r"search\.strategy\.name must be one of"),
+        ({"strategy": {"name": "tpe", "option": {}}}, r"unknown key search\.strategy\.option"),
+        ({"n_trial": 5}, r"unknown key search\.n_trial"),
+        ({"n_trials": 0}, r"search\.n_trials must be >= 1 \(got 0\)"),
+        ({"n_trials": "ten"}, r"search\.n_trials must be an integer \(got 'ten'\)"),
+        (
+            {"objectives": {"acuracy": {}}},
+            r"search\.objectives: unknown metric 'acuracy'; known metrics: \[",
+        ),
+        (
+            {"objectives": {"accuracy": {"direction": "up"}}},
+            r"search\.objectives\.accuracy\.direction must be one of",
+        ),
+        (
+            {"objectives": {"accuracy": {"weight": -1}}},
+            r"search\.objectives\.accuracy\.weight must be >= 0",
+        ),
+        (
+            {"objectives": {"accuracy": {}, "combine": "sum"}},
+            r"search\.objectives\.combine must be one of",
+        ),
+        (
+            {"objectives": {"combine": "pareto", "accuracy": {}}},
+            r"pareto' needs at least two objectives",
+        ),
+        ({"objectives": {}}, r"search\.objectives must name at least one metric"),
+        (
+            {"constraints": {"accuracy_drop": {"min": 0.1}}},
+            r"search\.constraints\.accuracy_drop: unknown bound 'min'",
+        ),
+        ({"constraints": {"bitopz": {"max": 1}}}, r"search\.constraints: unknown metric 'bitopz'"),
+        (
+            {"constraints": {"bitops": {"max_ratio": 0.2, "max": 3}}},
+            r"search\.constraints\.bitops must be a table with exactly one",
+        ),
+        ({"metrics": ["accuracy", "latency_s"]}, r"search\.metrics: unknown metric 'latency_s'"),
+        (
+            {"space": {"choices": {"linear": {"weight": []}}}},
+            r"search\.space\.choices\.linear\.weight must not be an empty list",
+        ),
+        (
+            {"space": {"choices": {"linear": {"weight": {"width": []}}}}},
+            r"search\.space\.choices\.linear\.weight\.width must not be an empty list",
+        ),
+        (
+            {"space": {"choices": {"linear": {"wieght": [[8, 4]]}}}},
+            r"unknown key search\.space\.choices\.linear\.wieght",
+        ),
+        (
+            {"space": {"by": "layer", "choices": SPACE["choices"]}},
+            r"search\.space\.by must be one of \['name', 'type'\]",
+        ),
+        ({"space": {"choices": {}}}, r"search\.space\.choices must name at least one"),
+        (
+            {"space": {"choices": {"linear": {"weight": [[4, 8]]}}}},
+            r"search\.space\.choices\.linear\.weight: no valid choice is left",
+        ),
+        (
+            {"space": {"choices": {"linear": {"weight": [[8]]}}}},
+            r"search\.space\.choices\.linear\.weight\[0\] must be a \[width, frac_width\] pair",
+        ),
+        (
+            {"space": {"choices": {"linear": {"bias": "same_as_weight"}}}},
+            r"search\.space\.choices\.linear\.bias = 'same_as_weight' needs",
+        ),
+        ({"space": {"choices": {"linear": {"weight": [[8, 4]], "format": ["fixd"]}}}}, r"fixd"),
+    ],
+)
+def test_bad_search_config(over: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        parse(**over)
+    assert "\n" not in str(info.value)
+
+
+def test_continuous_ranges_are_not_accepted() -> None:
+    with pytest.raises(ConfigError, match=r"search\.space\.choices\.linear\.weight"):
+        parse(space={"choices": {"linear": {"weight": {"width": {"low": 2, "high": 8}}}}})
+
+
+def test_alias_and_options_pass_through() -> None:
+    cfg = parse(strategy={"name": "brute-force"})
+    assert cfg.strategy.name == "brute_force"
+    cfg = parse(strategy={"name": "tpe", "options": {"n_startup_trials": 3, "multivariate": True}})
+    assert cfg.strategy.options == {"n_startup_trials": 3, "multivariate": True}
+
+
+def test_raw_is_not_mutated() -> None:
+    import copy
+
+    raw = {
+        "space": {"choices": {"linear": {"weight": {"width": [8, 4], "frac_width": [2, 6]}}}},
+        "objectives": OBJ,
+    }
+    before = copy.deepcopy(raw)
+    cfg = parse_search_config(raw)
+    assert raw == before
+    assert cfg.space.dropped == {"linear": {"weight": 1}}  # (4, 6) dropped
+
+
+def test_compare_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"compare\.strategies must be one of"):
+        parse_compare_config({"strategies": ["tpe", "annealing"]})
+    with pytest.raises(ConfigError, match=r"unknown key compare\.seed"):
+        parse_compare_config({"seed": 3})
+    assert parse_compare_config({"strategies": ["brute-force"]}).strategies == ("brute_force",)

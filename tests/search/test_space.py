@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
+from quantsearch.models import build_model
+from quantsearch.search.config import parse_search_config
+from quantsearch.search.space import SearchSpace
+
+OBJ = {"accuracy": {"direction": "maximize"}}
+
+
+def space_of(model_name: str, space: dict, shape: tuple[int, ...]) -> SearchSpace:
+    cfg = parse_search_config({"space": space, "objectives": OBJ})
+    gm = trace(build_model(model_name).eval(), torch.zeros(2, *shape))
+    return SearchSpace(cfg.space, gm)
+
+
+def test_lab_space_has_16_points_in_stable_order() -> None:
+    from tests.search.conftest import LAB_SPACE
+
+    space = space_of("mlp-digits", LAB_SPACE, (64,))
+    assert space.size == 16
+    assert [k.name for k in space.knobs] == ["linear.data_in", "linear.weight"]
+    assert space.knobs[0].nodes == ("seq_blocks_0", "seq_blocks_3", "seq_blocks_6")
+    points = list(space.enumerate())
+    assert len(points) == 16 and len({tuple(p.values()) for p in points}) == 16
+    assert [space.point(i) for i in range(16)] == points  # mixed radix, last knob fastest
+    assert points[1] == {"linear.data_in": 0, "linear.weight": 1}
+    assert all(space.index_of(p) == i for i, p in enumerate(points))
+
+
+def test_cartesian_drops_frac_above_width_and_counts() -> None:
+    space = space_of(
+        "jsc-tiny",
+        {"choices": {"linear": {"data_in": {"width": [4, 8, 16], "frac_width": [2, 4, 8]}}}},
+        (16,),
+    )
+    # (4,8) is impossible: 9 combinations, 1 dropped
+    assert space.size == 8 and space.dropped == 1
+    assert "fixed(4,8)" not in space.knobs[0].labels
+
+
+def test_by_name_gives_each_node_its_own_knobs_and_node_overrides_kind() -> None:
+    space = space_of(
+        "mlp-digits",
+        {
+            "by": "name",
+            "choices": {
+                "linear": {"weight": [[8, 4], [4, 2]]},
+                "seq_blocks_6": {"weight": [[16, 8], [8, 4], [4, 2]]},
+            },
+        },
+        (64,),
+    )
+    assert [k.name for k in space.knobs] == [
+        "seq_blocks_0.weight",
+        "seq_blocks_3.weight",
+        "seq_blocks_6.weight",
+    ]
+    assert space.size == 2 * 2 * 3
+
+
+def test_same_as_weight_follows_the_weight_choice() -> None:
+    from tests.search.conftest import LAB_SPACE
+
+    space = space_of("mlp-digits", LAB_SPACE, (64,))
+    formats = space.layer_formats({"linear.data_in": 3, "linear.weight": 2})
+    assert formats["seq_blocks_3"]["bias"] == formats["seq_blocks_3"]["weight"]
+    assert formats["seq_blocks_3"]["weight"] == {"format": "fixed", "width": 8, "frac_width": 4}
+    assert formats["seq_blocks_3"]["data_in"] == {"format": "fixed", "width": 4, "frac_width": 2}
+
+
+def test_encodings_round_trip() -> None:
+    from tests.search.conftest import LAB_SPACE
+
+    space = space_of("mlp-digits", LAB_SPACE, (64,))
+    for choice in space.enumerate():
+        for enc in ("categorical", "ordinal"):
+            assert space.decode(space.encode(choice, enc)) == choice  # type: ignore[arg-type]
+    # ordinal index 0 is the cheapest choice
+    assert space.knobs[0].options[space.knobs[0].by_cost[0]]["width"] == 4
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        (
+            {"choices": {"lineer": {"weight": [[8, 4]]}}},
+            r"search\.space\.choices\.lineer: 'lineer' is neither",
+        ),
+        (
+            {"by": "name", "choices": {"nope_7": {"weight": [[8, 4]]}}},
+            r"search\.space\.choices\.nope_7",
+        ),
+        ({"choices": {"seq_blocks_2": {"weight": [[8, 4]]}}}, r"need search\.space\.by = 'name'"),
+    ],
+)
+def test_graph_checks_name_the_key(space: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        space_of("jsc-tiny", space, (16,))
+
+
+def test_module_path_is_accepted_as_a_node_name() -> None:
+    space = space_of(
+        "jsc-tiny", {"by": "name", "choices": {"seq_blocks.2": {"weight": [[8, 4], [4, 2]]}}}, (16,)
+    )
+    assert [k.name for k in space.knobs] == ["seq_blocks_2.weight"]
