@@ -1,0 +1,171 @@
+"""``quantize(gm, config) -> GraphModule``: a new, quantized module; the input is untouched.
+
+The graph is copied node for node (names kept, so per-node configs and metadata line up) and
+every called module is rebuilt: quantized nodes by their op kind's builder
+(:data:`~quantsearch.passes.transform.modules.QUANTIZERS`), the others as plain copies. Nothing
+mutable is shared with the input: every parameter and buffer is a new tensor and every module
+a new object, so training, ``.train()``/``.eval()`` or an optimizer step on the result cannot
+reach the pristine model that the next search trial starts from. Function nodes that are
+quantized (``add``, ``relu`` ...) become ``call_module`` nodes of the same name, their modules
+kept under one container (``quantized_nodes``).
+
+Each node of the result carries a copy of its :class:`~quantsearch.graph.NodeInfo` whose
+``precision`` maps role -> format (what the metrics passes read) and whose ``cost`` is empty
+(every cost may depend on precision; the analysis passes recompute them).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, fx, nn
+
+from quantsearch.errors import ConfigError
+from quantsearch.graph import META_KEY, info
+from quantsearch.passes.transform.config import QuantizeConfig, ResolvedConfig, resolve
+from quantsearch.passes.transform.modules import QUANTIZERS, clone_module
+
+if TYPE_CHECKING:
+    from quantsearch.passes.transform.calibrate import CalibrationStats
+
+__all__ = ["CONTAINER", "quantize"]
+
+CONTAINER = "quantized_nodes"
+
+
+def _qualname(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _free_name(gm: fx.GraphModule, name: str) -> str:
+    while hasattr(gm, name):
+        name += "_"
+    return name
+
+
+def _copy_value(value: Any) -> Any:
+    if isinstance(value, nn.Parameter):
+        return nn.Parameter(value.detach().clone(), requires_grad=value.requires_grad)
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, nn.Module):
+        return clone_module(value)
+    return value  # constants: immutable in practice
+
+
+def _lookup(obj: Any, target: str) -> Any:
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def quantize(
+    gm: fx.GraphModule,
+    config: QuantizeConfig | ResolvedConfig,
+    *,
+    calibration: CalibrationStats | None = None,
+) -> fx.GraphModule:
+    """A quantized copy of ``gm``; ``gm``, its parameters and ``config`` are left unchanged.
+
+    In eval mode (``gm.training`` false) weights and biases are rounded onto their grids once,
+    here; in training mode the copy keeps float weights and quantizes them in every forward
+    pass with straight-through gradients. Activations are quantized in every forward pass.
+
+    Args:
+        gm: a graph built by :func:`quantsearch.graph.trace`.
+        config: a parsed ``[quantize]`` table or a per-node :class:`ResolvedConfig`.
+        calibration: activation ranges from :func:`calibrate`, needed when an activation's
+            ``frac_width`` is ``"auto"``.
+
+    Returns:
+        A new ``GraphModule`` with the same node names; each node's ``NodeInfo.precision``
+        holds its formats.
+
+    Raises:
+        ConfigError: for names or roles the graph does not have, or ``"auto"`` activations
+            without ``calibration``.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.graph import trace, info
+        >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 2)).eval(), torch.ones(3, 4))
+        >>> rc = ResolvedConfig.from_dict({"_0": {"weight": {"format": "fixed", "width": 4, "frac_width": 2}}})
+        >>> qgm = quantize(gm, rc)
+        >>> bool(((qgm.get_submodule("0").weight * 4) % 1 == 0).all())   # on the 0.25 grid
+        True
+        >>> info(list(qgm.graph.nodes)[1]).precision
+        {'weight': FixedPoint(width=4, frac_width=2, signed=True, rounding='nearest')}
+    """
+    if isinstance(config, QuantizeConfig):
+        config = resolve(gm, config, calibration=calibration)
+    if isinstance(config, ResolvedConfig):
+        resolved = config.bind(gm, calibration)  # raises for auto activations without stats
+    else:
+        raise ConfigError(
+            f"quantize: config must be a QuantizeConfig or ResolvedConfig (got {type(config).__name__})"
+        )
+    return _apply(gm, resolved)
+
+
+def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
+    graph = copy.deepcopy(gm.graph)  # node for node, names kept; node.meta copied shallowly
+    container = _free_name(gm, CONTAINER)
+    root: dict[str, Any] = {}
+    built: dict[tuple[str, Any], str] = {}  # (old target, config) -> new target
+    get_attrs: list[fx.Node] = []
+    for old, new in zip(gm.graph.nodes, graph.nodes, strict=True):
+        ni = info(old)
+        lq = resolved.get(old.name)
+        precision = dict(ni.precision) if lq is None else dict(lq.items())
+        module = gm.get_submodule(str(old.target)) if old.op == "call_module" else None
+        if old.op == "call_module" or (
+            lq is not None and old.op in ("call_function", "call_method")
+        ):
+            k = (str(old.target), lq)
+            if old.op == "call_module" and k in built:
+                new.target = built[k]  # a module called twice, configured alike: one copy
+            else:
+                training = module.training if module is not None else gm.training
+                if lq is None:
+                    assert module is not None
+                    qmod = clone_module(module)
+                else:
+                    try:
+                        qmod = QUANTIZERS.get(ni.op_kind).build(old, module, lq, training)
+                    except Exception as exc:  # say which pass and node, as fx does
+                        exc.add_note(f"while quantizing node {old.name!r} ({ni.op_kind})")
+                        raise
+                    qmod.train(training)
+                target = str(old.target)
+                if old.op != "call_module" or target in root:  # a function, or a differently
+                    target = f"{container}.{old.name}"  # configured second call of a module
+                root[target] = qmod
+                built[k] = target
+                new.op, new.target = "call_module", target
+            module = root[str(new.target)]
+        elif old.op == "get_attr":
+            get_attrs.append(new)
+        new.meta[META_KEY] = dataclasses.replace(
+            ni,
+            op=new.op,
+            target=str(new.target) if new.op == "call_module" else ni.target,
+            module_type=_qualname(module) if new.op == "call_module" else ni.module_type,
+            precision=precision,
+            cost={},
+        )
+    for node in get_attrs:  # after the modules, so a path into a new module reads the new one
+        target = str(node.target)
+        owner = next((t for t in root if target.startswith(t + ".")), None)
+        if owner is not None:
+            root[target] = _lookup(root[owner], target[len(owner) + 1 :])
+        else:
+            root[target] = _copy_value(_lookup(gm, target))
+    qgm = fx.GraphModule(root, graph, class_name=type(gm).__name__)
+    qgm.meta = dict(gm.meta)
+    for name, m in qgm.named_modules():  # the containers fx created; leaves keep their flags
+        if name not in root:
+            m.training = gm.training
+    return qgm
