@@ -40,7 +40,7 @@ def _complete_trials(run_dir: Path) -> list[tuple[int, str, float]]:
 
     study = optuna.load_study(study_name="killed", storage=open_storage(None, run_dir))
     return sorted(
-        (t.number, t.user_attrs["config_hash"], t.value)  # type: ignore[misc]
+        (t.number, t.user_attrs["qs"]["config_hash"], t.value)  # type: ignore[misc]
         for t in study.get_trials(deepcopy=False)
         if t.state.name == "COMPLETE"
     )

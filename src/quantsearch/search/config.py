@@ -99,6 +99,9 @@ class SearchConfig:
     storage: str | None = None
     cache: bool = True
     stop_when_exhausted: bool = True
+    # Intra-op threads while trials run: small models evaluate fastest on one thread, and
+    # parallel trials (n_jobs) should not fight over cores. None leaves torch's setting.
+    torch_threads: int | None = 1
 
     @property
     def all_metrics(self) -> tuple[str, ...]:
@@ -128,15 +131,17 @@ class CompareConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _metric_specs() -> dict[str, Any]:
-    from quantsearch.metrics import METRICS
+def _spec(name: str, key: str) -> Any:
+    """The metric's spec; an unknown name is a ConfigError naming ``key`` and the known ones."""
+    from quantsearch.errors import MetricError
+    from quantsearch.metrics import metric_names, metric_spec
 
-    return dict(METRICS.items())
-
-
-def _check_metric(name: str, key: str, specs: Mapping[str, Any]) -> None:
-    if name not in specs:
-        raise ConfigError(f"{key}: unknown metric {name!r}; known metrics: {sorted(specs)}")
+    try:
+        return metric_spec(name)
+    except MetricError:
+        raise ConfigError(
+            f"{key}: unknown metric {name!r}; known metrics: {metric_names()} and top<k>_accuracy"
+        ) from None
 
 
 def _parse_strategy(raw: Any, key: str) -> StrategySpec:
@@ -268,7 +273,6 @@ def _parse_space(raw: Mapping[str, Any], key: str) -> SpaceSpec:
 
 
 def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[ObjectiveSpec, ...]]:
-    specs = _metric_specs()
     combine = get_str(raw, "combine", key, "weighted_sum") or "weighted_sum"
     if combine not in ("weighted_sum", "pareto"):
         raise ConfigError(
@@ -279,7 +283,7 @@ def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[Obje
         if name == "combine":
             continue
         okey = f"{key}.{name}"
-        _check_metric(name, key, specs)
+        spec = _spec(name, key)
         if isinstance(table, (int, float)) and not isinstance(table, bool):
             table = {"weight": table}
         if not isinstance(table, Mapping):
@@ -287,7 +291,7 @@ def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[Obje
                 f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})"
             )
         check_keys(table, {"direction", "weight", "relative_to_baseline"}, okey)
-        direction = get_str(table, "direction", okey, specs[name].direction)
+        direction = get_str(table, "direction", okey, spec.direction)
         if direction not in ("maximize", "minimize"):
             raise ConfigError(
                 f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
@@ -321,15 +325,16 @@ _CONSTRAINT_SUFFIXES = {"_drop": "drop", "_increase": "increase"}
 
 
 def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec, ...]:
-    specs = _metric_specs()
+    from quantsearch.metrics import METRICS
+
     out: list[ConstraintSpec] = []
     for name, table in raw.items():
         ckey = f"{key}.{name}"
         metric, derived = name, None
         for suffix, kind in _CONSTRAINT_SUFFIXES.items():
-            if name.endswith(suffix) and name not in specs:
+            if name.endswith(suffix) and name not in METRICS:
                 metric, derived = name[: -len(suffix)], kind
-        _check_metric(metric, key, specs)
+        _spec(metric, key)
         if not isinstance(table, Mapping) or len(table) != 1:
             allowed = ["max"] if derived else ["max", "max_ratio", "min", "min_ratio"]
             raise ConfigError(
@@ -348,7 +353,7 @@ def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec
 
 _SEARCH_KEYS = {
     "strategy", "space", "objectives", "constraints", "metrics", "n_trials", "timeout", "n_jobs",
-    "seed", "study", "storage", "cache", "stop_when_exhausted",
+    "seed", "study", "storage", "cache", "stop_when_exhausted", "torch_threads",
 }  # fmt: skip
 
 
@@ -379,9 +384,8 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
     metrics_raw = raw.get("metrics", list(DEFAULT_RECORDED))
     if not isinstance(metrics_raw, list) or not all(isinstance(m, str) for m in metrics_raw):
         raise ConfigError(f"{key}.metrics must be a list of metric names (got {metrics_raw!r})")
-    specs = _metric_specs()
     for m in metrics_raw:
-        _check_metric(m, f"{key}.metrics", specs)
+        _spec(m, f"{key}.metrics")
     timeout = get_float(raw, "timeout", key, None, positive=True)
     return SearchConfig(
         strategy=strategy,
@@ -398,6 +402,7 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         storage=get_str(raw, "storage", key),
         cache=get_bool(raw, "cache", key, True),
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
+        torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
     )
 
 

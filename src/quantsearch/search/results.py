@@ -62,16 +62,18 @@ class TrialRecord:
 
 def records_from_study(study: Any) -> list[TrialRecord]:
     """Trial records for every trial of an Optuna study, in trial-number order."""
+    from quantsearch.search.study import trial_info
+
     out = []
     for t in study.get_trials(deepcopy=False):
-        ua = t.user_attrs
+        ua = trial_info(t)
         out.append(
             TrialRecord(
                 number=t.number,
                 state=t.state.name,
                 params=dict(t.params),
                 values=tuple(t.values) if t.values is not None else None,
-                metrics=dict(ua.get("metrics", {})),
+                metrics=dict(t.user_attrs.get("metrics", {})),
                 feasible=ua.get("feasible"),
                 cached=bool(ua.get("cached", False)),
                 config_hash=ua.get("config_hash"),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,14 @@ from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
 
 __all__ = ["EvaluationCache", "TrialFailed", "run_study"]
+
+
+INFO_ATTR = "qs"  # one user attribute holds a trial's bookkeeping: each storage write costs
+
+
+def trial_info(t: FrozenTrial) -> dict[str, Any]:
+    """The bookkeeping quantsearch stored on a trial (config hash, cache hit, error ...)."""
+    return dict(t.user_attrs.get(INFO_ATTR, {}))
 
 
 class TrialFailed(Exception):
@@ -80,18 +89,32 @@ class EvaluationCache:
     def restore(self, trials: Sequence[FrozenTrial]) -> None:
         """Rebuild from finished trials (on resume, or from another study sharing configs)."""
         for t in trials:
-            ua = t.user_attrs
-            key = ua.get("config_hash")
-            if key is None or ua.get("cached") or key in self.results:
+            qs = trial_info(t)
+            key = qs.get("config_hash")
+            if key is None or qs.get("cached") or key in self.results:
                 continue
-            if t.state == TrialState.COMPLETE and "metrics" in ua:
-                self.results[key] = CachedResult(
-                    dict(ua["metrics"]), None, t.number, ua.get("eval_seconds", 0.0)
-                )
-            elif t.state == TrialState.FAIL and "error" in ua:
-                self.results[key] = CachedResult(
-                    None, str(ua["error"]), t.number, ua.get("eval_seconds", 0.0)
-                )
+            seconds = float(qs.get("eval_seconds", 0.0))
+            if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs:
+                metrics = dict(t.user_attrs["metrics"])
+                self.results[key] = CachedResult(metrics, None, t.number, seconds)
+            elif t.state == TrialState.FAIL and "error" in qs:
+                self.results[key] = CachedResult(None, str(qs["error"]), t.number, seconds)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads (``None``: unchanged), restoring the setting after."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _counted(t: FrozenTrial) -> bool:
@@ -101,7 +124,7 @@ def _counted(t: FrozenTrial) -> bool:
     is tried again.
     """
     return t.state == TrialState.COMPLETE or (
-        t.state == TrialState.FAIL and "error" in t.user_attrs
+        t.state == TrialState.FAIL and "error" in trial_info(t)
     )
 
 
@@ -156,7 +179,7 @@ def run_study(
     multi = len(directions) > 1
 
     def constraints_func(t: FrozenTrial) -> Sequence[float]:
-        return list(t.user_attrs.get("constraints", []))
+        return list(trial_info(t).get("constraints", []))
 
     ctx = StrategyContext(
         space=space,
@@ -212,7 +235,6 @@ def run_study(
         choice = space.decode(trial.params)
         resolved = evaluator.resolve(space.layer_formats(choice))
         key = config_hash(resolved.key())
-        trial.set_user_attr("config_hash", key)
         if cfg.cache:
             result, cached = cache.get_or_evaluate(
                 key, trial.number, lambda: evaluator.evaluate(resolved)
@@ -221,6 +243,7 @@ def run_study(
             ev = evaluator.evaluate(resolved)
             result, cached = CachedResult(ev.metrics, ev.error, trial.number, ev.seconds), False
         attrs: dict[str, Any] = {
+            "config_hash": key,
             "cached": cached,
             "eval_seconds": 0.0 if cached else result.seconds,
         }
@@ -230,15 +253,14 @@ def run_study(
             attrs["config"] = resolved.to_dict()
         if result.error is not None:
             attrs["error"] = result.error
-            for name, value in attrs.items():
-                trial.set_user_attr(name, value)
+            trial.set_user_attr(INFO_ATTR, attrs)
             raise TrialFailed(f"config {key} failed: {result.error}")
         assert result.metrics is not None
         values = objective_values(cfg, result.metrics, baseline)
         cons = constraint_values(cfg.constraints, result.metrics, baseline)
-        attrs.update(metrics=result.metrics, constraints=cons, feasible=all(c <= 0 for c in cons))
-        for name, value in attrs.items():
-            trial.set_user_attr(name, value)
+        attrs.update(constraints=cons, feasible=all(c <= 0 for c in cons))
+        trial.set_user_attr("metrics", result.metrics)
+        trial.set_user_attr(INFO_ATTR, attrs)
         return values if multi else values[0]
 
     def after(study_: optuna.Study, trial: FrozenTrial) -> None:
@@ -250,16 +272,17 @@ def run_study(
 
     if remaining > 0 and not (cfg.stop_when_exhausted and cfg.cache and len(cache) >= space.size):
         t0 = time.perf_counter()
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=cfg.timeout,
-            n_jobs=cfg.n_jobs,
-            catch=(TrialFailed,),
-            callbacks=[after],
-            gc_after_trial=False,
-            show_progress_bar=False,
-        )
+        with torch_threads(cfg.torch_threads):
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=cfg.timeout,
+                n_jobs=cfg.n_jobs,
+                catch=(TrialFailed,),
+                callbacks=[after],
+                gc_after_trial=False,
+                show_progress_bar=False,
+            )
         if (
             cfg.timeout is not None
             and time.perf_counter() - t0 >= cfg.timeout

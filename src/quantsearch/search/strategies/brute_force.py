@@ -52,7 +52,7 @@ class BruteForceSampler(BaseSampler):
                 continue
             # A failed trial counts as visited only when its config itself failed (an error the
             # objective recorded); a trial failed by a dead worker is retried.
-            if t.state == TrialState.FAIL and "error" not in t.user_attrs:
+            if t.state == TrialState.FAIL and "error" not in t.user_attrs.get("qs", {}):
                 continue
             if len(t.params) == len(self._space.knobs):
                 visited.add(self._space.index_of(self._space.decode(t.params)))
