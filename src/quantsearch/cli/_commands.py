@@ -10,8 +10,10 @@ import click
 _COMMANDS = [
     ("train", "train"),
     ("summary", "summary"),
+    ("quantize", "quantize"),
     ("search", "search"),
     ("metrics", "metrics"),
+    ("demo", "demo"),
 ]
 
 

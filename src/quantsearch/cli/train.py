@@ -20,7 +20,7 @@ __all__ = ["default_checkpoint_path", "train"]
     "out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Checkpoint to write (default: train.checkpoint, else runs/<model>.pt).",
+    help="Checkpoint to write (default: train.checkpoint, else model.checkpoint, else runs/<model>.pt).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override train.epochs.")
 @json_option
@@ -33,29 +33,10 @@ def train(config_path: str | None, out: str | None, epochs: int | None, as_json:
     import dataclasses
     import json
 
-    from quantsearch.checkpoint import save_checkpoint
-    from quantsearch.session import open_session
-    from quantsearch.train import seed_everything
-    from quantsearch.train import train as run_training
-
     cfg = load_config_or_default(config_path)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
-    # Train from a fresh init: model.checkpoint names weights to *use*, often the file this
-    # command is about to write.
-    fresh = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=None))
-    seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
-    session = open_session(fresh)
-    result = run_training(session.model, session.data, cfg.train, progress=not as_json)
-    path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
-    save_checkpoint(
-        path,
-        result.model,
-        model_name=session.model_name,
-        dataset=session.data.name,
-        metrics=result.metrics,
-        config=config_record(cfg),
-    )
+    session, result, path = train_to_checkpoint(cfg, out, progress=not as_json)
     m = result.metrics
     if as_json:
         click.echo(json.dumps({"checkpoint": str(path), "device": result.device, **m}, indent=2))
@@ -69,10 +50,43 @@ def train(config_path: str | None, out: str | None, epochs: int | None, as_json:
     click.echo(f"checkpoint: {path}")
 
 
+def train_to_checkpoint(
+    cfg: Any, out: str | Path | None, *, progress: bool
+) -> tuple[Any, Any, Path]:
+    """Train the config's model from a fresh init and save it; ``(session, result, path)``."""
+    import dataclasses
+
+    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.session import open_session
+    from quantsearch.train import seed_everything
+    from quantsearch.train import train as run_training
+
+    # Train from a fresh init: model.checkpoint names weights to *use*, often the file this
+    # command is about to write.
+    fresh = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=None))
+    seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
+    session = open_session(fresh)
+    result = run_training(session.model, session.data, cfg.train, progress=progress)
+    path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
+    save_checkpoint(
+        path,
+        result.model,
+        model_name=session.model_name,
+        dataset=session.data.name,
+        metrics=result.metrics,
+        config=config_record(cfg),
+    )
+    return session, result, path
+
+
 def default_checkpoint_path(cfg: Any, model_name: str) -> Path:
-    """``train.checkpoint`` (relative to the config's folder), else ``runs/<model>.pt``."""
+    """``train.checkpoint`` (relative to the config's folder), else ``model.checkpoint`` (the
+    file the other commands will load, relative to the working directory), else
+    ``runs/<model>.pt``."""
     if cfg.train.checkpoint:
         return Path(cfg.resolve(cfg.train.checkpoint))
+    if cfg.model.checkpoint:
+        return Path(cfg.model.checkpoint).expanduser()
     if ":" in model_name:  # a user model "path/to/file.py:build" -> "file-build"
         target, _, attr = model_name.rpartition(":")
         model_name = f"{Path(target).stem or target}-{attr}"

@@ -162,7 +162,7 @@ def run_study(
     study_name: str,
     fingerprint_extra: dict[str, Any] | None = None,
     cache: EvaluationCache | None = None,
-    on_trial: Callable[[optuna.Study, FrozenTrial, EvaluationCache], None] | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial | None, EvaluationCache], None] | None = None,
     fail_running: bool = False,
 ) -> StudyRun:
     """Create or resume ``study_name`` in ``storage`` and run it to ``cfg.n_trials`` counted trials.
@@ -270,6 +270,8 @@ def run_study(
             stopped["why"] = "space exhausted"
             study_.stop()
 
+    if on_trial is not None:
+        on_trial(study, None, cache)  # show where a resumed study stands before it goes on
     if remaining > 0 and not (cfg.stop_when_exhausted and cfg.cache and len(cache) >= space.size):
         t0 = time.perf_counter()
         with torch_threads(cfg.torch_threads):

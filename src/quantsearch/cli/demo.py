@@ -1,0 +1,53 @@
+"""``quantsearch demo``: the main job on the embedded default, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from quantsearch.cli.common import config_option, load_config_or_default
+
+
+@click.command()
+@config_option
+@click.option("--run-dir", default=None, help="Parent folder of run directories (default: runs).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
+@click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
+def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrain: bool) -> None:
+    """Train the model if needed, search the lab's space, compare strategies, write a report.
+
+    On the embedded default: mlp-digits on scikit-learn's digits, MASE lab 3's 16-point
+    fixed-point space, brute force against TPE, random and NSGA-II over several seeds.
+    """
+    import dataclasses
+
+    from quantsearch.cli.search import print_result
+    from quantsearch.console import console
+    from quantsearch.search.api import search_from_config
+
+    cfg = load_config_or_default(config_path)
+    if run_dir is not None:
+        cfg = dataclasses.replace(cfg, run_dir=run_dir)
+    ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
+    out = console()
+    if retrain or not ckpt.is_file():
+        from quantsearch.cli.train import train_to_checkpoint
+
+        out.rule(f"1/3 train {cfg.model.name}")
+        _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
+        m = trained.metrics
+        out.print(
+            f"test accuracy {m['test_accuracy']:.2%} in {m['seconds']:.1f} s; checkpoint: {ckpt}"
+        )
+    else:
+        out.print(f"1/3 using the trained checkpoint {ckpt} (--retrain to train again)")
+    out.rule("2/3 search")
+    result = search_from_config(cfg, load=str(ckpt), progress=True)
+    print_result(result)
+    out.rule("3/3 compare strategies")
+    from quantsearch.compare import compare_from_config
+
+    comparison = compare_from_config(cfg, load=str(ckpt), seeds=seeds, progress=True)
+    comparison.print()
+    out.print(f"report: {comparison.report_path}")
