@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+import json
 import types
 from collections.abc import Mapping
 from typing import Any, ClassVar, get_args, get_type_hints
@@ -51,6 +53,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where} must be {words} (got {value!r})")
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 class NumberFormat(abc.ABC):
     """A number format: subclasses are ``@dataclass(frozen=True)`` and registered by name."""
 
@@ -78,13 +85,21 @@ class NumberFormat(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """``{"format": name, field: value, ...}``: every field, so equal formats give equal dicts."""
         out: dict[str, Any] = {"format": self.name}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = getattr(self, f.name)
+        for name in _field_names(type(self)):
+            out[name] = getattr(self, name)
         return out
+
+    def canonical(self) -> str:
+        """:meth:`to_dict` as sorted, compact JSON: equal formats, equal strings."""
+        cached: str | None = self.__dict__.get("_canonical")
+        if cached is None:  # formats are immutable, so the string is computed once
+            cached = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_canonical", cached)
+        return cached
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        return list(_field_names(cls))
 
     @classmethod
     def from_fields(cls, values: Mapping[str, Any], key: str) -> NumberFormat:

@@ -233,6 +233,7 @@ def test_auto_activations_need_calibration_and_then_follow_it(gm: fx.GraphModule
     assert cfg.needs_calibration
     pending = resolve(gm, cfg)
     assert pending.pending and pending.to_dict()["seq_blocks_0"]["data_in"]["frac_width"] == "auto"
+    assert pending.key() == json.dumps(pending.to_dict(), sort_keys=True, separators=(",", ":"))
     x = torch.randn(64, 4) * 3
     stats = calibrate(gm, x)
     rc = resolve(gm, cfg, calibration=stats)
@@ -258,6 +259,7 @@ def test_from_dict_key_round_trip_and_hash(gm: fx.GraphModule) -> None:
     assert rc["seq_blocks_0"].bias == Minifloat(4, 3)
     same = ResolvedConfig.from_dict({k: d[k] for k in reversed(list(d))})  # order and aliases
     assert rc == same and rc.key() == same.key() and len({rc, same}) == 1
+    assert rc.key() == json.dumps(rc.to_dict(), sort_keys=True, separators=(",", ":"))
     back = ResolvedConfig.from_dict(json.loads(json.dumps(rc.to_dict())))
     assert back == rc
     other = ResolvedConfig.from_dict({"seq_blocks_2": {"weight": fx_table(8, 5)}})

@@ -261,6 +261,9 @@ class AutoFormat:
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, **dict(self.fields)}
 
+    def canonical(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
     def bind(self, lo: float, hi: float) -> NumberFormat:
         """The concrete format whose auto fields cover ``[lo, hi]``."""
         fields = FORMATS.get(self.format).from_range(dict(self.fields), lo, hi, self.key)
@@ -323,6 +326,18 @@ class _Candidate:
     info: NodeInfo
     spec: QuantSpec
     module: nn.Module | None
+    params: frozenset[str]  # the parameter roles the module has (a bias=False layer: weight)
+
+    def lacks(self, role: str) -> bool:
+        """A weight/bias role whose tensor this node does not have."""
+        return role in PARAM_ROLES and role not in self.params
+
+
+def _submodule(gm: nn.Module, target: str) -> nn.Module:
+    m = gm
+    for part in target.split("."):  # what get_submodule does, without its checks: a hot path
+        m = m._modules[part]  # type: ignore[assignment]
+    return m
 
 
 class _GraphView:
@@ -336,14 +351,17 @@ class _GraphView:
             if n.op not in ("call_module", "call_function", "call_method"):
                 continue
             ni = info(n)
-            module = gm.get_submodule(str(n.target)) if n.op == "call_module" else None
+            module = _submodule(gm, str(n.target)) if n.op == "call_module" else None
             self.infos[n.name] = ni
             if n.op == "call_module":
                 self.by_target.setdefault(str(n.target), []).append(n.name)
             if ni.op_kind in QUANTIZERS:
                 spec = QUANTIZERS.get(ni.op_kind)
                 if spec.accepts(n, module):
-                    self.candidates[n.name] = _Candidate(n, ni, spec, module)
+                    params = frozenset(
+                        r for r in PARAM_ROLES if getattr(module, r, None) is not None
+                    )
+                    self.candidates[n.name] = _Candidate(n, ni, spec, module, params)
 
     def nodes_named(self, name: str) -> list[str]:
         """Node names for a node name or a module path (a module called twice has two nodes)."""
@@ -393,6 +411,10 @@ def _bind(
     return fmt if rng is None else fmt.bind(*rng)
 
 
+# (unsigned default?, table items) -> format, for tables without "auto" fields
+_TABLE_FORMATS: dict[tuple[Any, ...], NumberFormat] = {}
+
+
 def _role_format(
     spec: Any,
     key: str,
@@ -410,15 +432,26 @@ def _role_format(
             f"{key} must be a format table like {{'format': 'fixed', 'width': 8, "
             f"'frac_width': 4}} or None (got {spec!r})"
         )
+    unsigned = cand is not None and role in cand.spec.unsigned_roles
+    try:  # a search builds the same few tables thousands of times: remember the concrete ones
+        memo_key: tuple[Any, ...] | None = (unsigned, *((k, type(v), v) for k, v in spec.items()))
+        hit = _TABLE_FORMATS.get(memo_key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable values: validation below says what is wrong
+        memo_key, hit = None, None
+    if hit is not None:
+        return None if hit.is_identity else hit
     if "format" not in spec:
         raise ConfigError(f"{key}.format is required: one of {FORMATS.names()}")
     name = _check_format_name(spec["format"], f"{key}.format")
     fmt_cls = FORMATS.get(name)
     fields = {k: v for k, v in spec.items() if k != "format"}
-    if cand is not None:
-        fields = _with_defaults(fmt_cls, fields, role in cand.spec.unsigned_roles)
+    fields = _with_defaults(fmt_cls, fields, unsigned)
     if not _has_auto(fmt_cls, fields):
         fmt = make_format(name, fields, key)
+        if memo_key is not None:
+            if len(_TABLE_FORMATS) >= 4096:
+                _TABLE_FORMATS.clear()
+            _TABLE_FORMATS[memo_key] = fmt
         return None if fmt.is_identity else fmt
     make_format(name, fmt_cls.from_range(fields, 0.0, 0.0, key), key)  # validate the rest now
     return _bind(AutoFormat(name, tuple(sorted(fields.items())), key), cand, role, calibration)
@@ -489,8 +522,13 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
 
     def key(self) -> str:
         """A canonical string (sorted JSON): equal configs, equal keys; a cache key."""
-        if self._key is None:
-            self._key = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        if self._key is None:  # == json.dumps(self.to_dict(), sort_keys=True, compact)
+            nodes = []
+            for name in sorted(self._layers):
+                roles = sorted(self._layers[name].items(), key=lambda rf: rf[0])
+                inner = ",".join(f"{json.dumps(r)}:{f.canonical()}" for r, f in roles)
+                nodes.append(f"{json.dumps(name)}:{{{inner}}}")
+            self._key = "{" + ",".join(nodes) + "}"
         return self._key
 
     @classmethod
@@ -532,7 +570,7 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
                     rkey = f"{nkey}.{role}"
                     if cand is not None:
                         _check_role(cand, role, rkey)
-                        if role in PARAM_ROLES and getattr(cand.module, role, None) is None:
+                        if cand.lacks(role):
                             continue  # e.g. a layer built with bias=False
                     if spec is None:
                         continue
@@ -580,7 +618,7 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
                 for role, fmt in lq.items():
                     rkey = f"{nkey}.{role}"
                     _check_role(cand, role, rkey)
-                    if role in PARAM_ROLES and getattr(cand.module, role, None) is None:
+                    if cand.lacks(role):
                         continue
                     if isinstance(fmt, AutoFormat):
                         fmt = _bind(fmt, cand, role, calibration)
@@ -690,7 +728,7 @@ def resolve(
         fmts: dict[str, RoleFormat] = {}
         for role in cand.spec.roles:
             rs = next((s for s in (lv.role(role) for lv in chain) if s is not None), None)
-            if rs is None or (role in PARAM_ROLES and getattr(cand.module, role, None) is None):
+            if rs is None or cand.lacks(role):
                 continue
             fmt = _role_format(rs.table(), rs.key, cand, role, calibration)
             if fmt is not None:
