@@ -29,8 +29,10 @@ from quantsearch.search.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-# Forked children build their own engines; fork keeps the races fast (no re-import per process).
-CTX = mp.get_context("fork")
+# Children fork from a clean server process: fast (modules preloaded once), and safe even after
+# other tests started threads (torch) in this process, which a plain fork would copy mid-state.
+CTX = mp.get_context("forkserver")
+CTX.set_forkserver_preload([__name__])
 N_PROCS = 4
 
 

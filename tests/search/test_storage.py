@@ -26,7 +26,10 @@ from quantsearch.search.storage import (
 )
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-CTX = mp.get_context("fork")
+# Children fork from a clean server process: fast (modules preloaded once), and safe even after
+# other tests started threads (torch) in this process, which a plain fork would copy mid-state.
+CTX = mp.get_context("forkserver")
+CTX.set_forkserver_preload([__name__])
 
 
 def test_default_is_a_journal_file_in_the_run_dir(tmp_path: Path) -> None:
