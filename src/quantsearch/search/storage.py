@@ -4,9 +4,9 @@
 ``run_dir/study.journal``. It was chosen over an SQLite ``RDBStorage`` (``run_dir/study.db``) by
 measurement (``benchmarks/bench_storage.py``, figures in BENCHMARKS.md, "Storage"): one trial's
 storage bookkeeping (``ask`` + one ~1 KB user attribute + ``tell``) costs about 2 ms on the journal
-and about 14 ms on SQLite, flat from 10 to 1000 trials, on a 2-core machine. Issue 5 allows
-6.7 ms a trial all included, so SQLite alone would spend twice the whole budget; the journal
-leaves most of it to the sampler and the evaluation. Both survive ``kill -9`` (the journal appends
+and 15-23 ms on SQLite, with random or TPE sampling, flat from 10 to 1000 trials, on a 2-core
+machine. Issue 5 allows 6.7 ms a trial all included, so SQLite alone would spend two to three
+times the whole budget; the journal leaves most of it to the sampler and the evaluation. Both survive ``kill -9`` (the journal appends
 each operation in one ``write``, then ``fsync``), so a search resumes from its completed trials.
 
 ``--storage URL`` takes any Optuna RDB URL (``sqlite:///...``, ``postgresql+psycopg2://...``).
