@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from unittest import mock
 
 import pytest
@@ -26,6 +27,7 @@ from quantsearch.passes.transform import (
 from quantsearch.passes.transform.modules import (
     QuantBatchNorm1d,
     QuantBatchNorm2d,
+    QuantConv1d,
     QuantConv2d,
     QuantLinear,
 )
@@ -115,10 +117,18 @@ def test_result_has_the_same_nodes_with_precision_recorded(mlp_gm: fx.GraphModul
 # layers against hand-built quantized layers
 
 
-def test_conv2d_with_bias_matches_a_hand_built_layer() -> None:
+@pytest.mark.parametrize(
+    ("conv_cls", "shape", "qcls", "fn"),
+    [
+        (nn.Conv1d, (4, 3, 9), QuantConv1d, F.conv1d),
+        (nn.Conv2d, (4, 3, 9, 9), QuantConv2d, F.conv2d),
+    ],
+)
+def test_conv_with_bias_matches_a_hand_built_layer(
+    conv_cls: type, shape: tuple, qcls: type, fn: Callable[..., torch.Tensor]
+) -> None:
     torch.manual_seed(0)
-    conv = nn.Conv2d(3, 5, 3, padding=1, stride=2).eval()
-    x = torch.randn(4, 3, 9, 9)
+    conv, x = conv_cls(3, 5, 3, padding=1, stride=2), torch.randn(*shape)
     gm = trace(nn.Sequential(conv).eval(), x)
     rc = ResolvedConfig.from_dict(
         {
@@ -131,20 +141,47 @@ def test_conv2d_with_bias_matches_a_hand_built_layer() -> None:
         }
     )
     q = quantize(gm, rc).get_submodule("0")
-    assert isinstance(q, QuantConv2d) and isinstance(q, nn.Conv2d)
+    assert type(q) is qcls and isinstance(q, type(conv))
     assert q.weight.shape == conv.weight.shape and q.bias.shape == conv.bias.shape
     assert torch.equal(q.weight, fixed(conv.weight.detach(), 6, 5))  # on the grid, carried over
     assert torch.equal(q.bias, fixed(conv.bias.detach(), 6, 3))
     assert (q.bias != 0).any()  # MASE dropped conv biases
-    want = fixed(
-        F.conv2d(
-            fixed(x, 8, 4), fixed(conv.weight, 6, 5), fixed(conv.bias, 6, 3), stride=2, padding=1
-        ),
-        8,
-        3,
-    )
+    w, b = fixed(conv.weight, 6, 5), fixed(conv.bias, 6, 3)
+    want = fixed(fn(fixed(x, 8, 4), w, b, stride=2, padding=1), 8, 3)
     with torch.no_grad():
         assert torch.equal(q(x), want)
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (nn.Linear(4, 3), (2, 4)),
+        (nn.Linear(4, 3, bias=False), (2, 4)),
+        (nn.Conv1d(2, 3, 3), (2, 2, 5)),
+        (nn.Conv2d(2, 3, 3, groups=1, dilation=2, padding=2), (2, 2, 6, 6)),
+        (nn.BatchNorm1d(4), (3, 4)),
+        (nn.BatchNorm2d(2, momentum=None), (3, 2, 4, 4)),
+        (nn.BatchNorm1d(4, affine=False), (3, 4)),
+        (nn.ReLU(inplace=True), (2, 4)),
+    ],
+)
+def test_every_parameter_buffer_and_setting_is_carried_over(layer: nn.Module, shape: tuple) -> None:
+    torch.manual_seed(0)
+    layer.train()
+    for _ in range(3):  # move BN statistics off their initial values
+        layer(torch.randn(*shape))
+    gm = trace(nn.Sequential(layer).train(), torch.randn(*shape))
+    kind = info(list(gm.graph.nodes)[1]).op_kind
+    roles = {"data_in": fx_table(8, 4)}
+    if kind != "relu":
+        roles |= {"weight": fx_table(8, 4), "bias": fx_table(8, 4)}
+    q = quantize(gm, ResolvedConfig.from_dict({"_0": roles}, gm=gm)).get_submodule("0")
+    assert type(q).__name__.startswith("Quant") and isinstance(q, type(layer))
+    before, after = layer.state_dict(), q.state_dict()
+    assert list(after) == list(before)
+    for k in before:  # training mode: float master copies, bit-identical, not shared
+        assert torch.equal(after[k], before[k]) and after[k].data_ptr() != before[k].data_ptr(), k
+    assert q.extra_repr().startswith(layer.extra_repr())  # stride, eps, momentum, inplace ...
 
 
 @pytest.mark.parametrize(
