@@ -609,33 +609,21 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
         """
         if self._bound is not None and self._bound() is gm:
             return self
-        view = _GraphView(gm)
-        layers: dict[str, LayerQuant] = {}
-        for name, lq in self._layers.items():
-            nkey = _dotted("config", name)
-            for cand in view.quantizable(name, nkey):
-                fmts: dict[str, RoleFormat] = {}
+        roles = {name: dict(lq.items()) for name, lq in self._layers.items()}
+        out = ResolvedConfig.from_dict(roles, gm, calibration=calibration)
+        if not allow_pending:
+            for name, lq in out.items():
                 for role, fmt in lq.items():
-                    rkey = f"{nkey}.{role}"
-                    _check_role(cand, role, rkey)
-                    if cand.lacks(role):
-                        continue
                     if isinstance(fmt, AutoFormat):
-                        fmt = _bind(fmt, cand, role, calibration)
-                        if isinstance(fmt, AutoFormat) and not allow_pending:
-                            raise ConfigError(
-                                f"{fmt.key or rkey}: frac_width = 'auto' for the {role} of node "
-                                f"{cand.node.name!r} needs calibration statistics: pass "
-                                f"calibration=calibrate(gm, x) (x: training samples)"
-                            )
-                    fmts[role] = fmt
-                layers[cand.node.name] = LayerQuant(**fmts)
-        out = ResolvedConfig(layers)
-        if out.key() == self.key():
-            out = self
-        if not out.pending:
-            out._bound = weakref.ref(gm)
-        return out
+                        raise ConfigError(
+                            f"{fmt.key or f'config.{name}.{role}'}: frac_width = 'auto' for the "
+                            f"{role} of node {name!r} needs calibration statistics: pass "
+                            "calibration=calibrate(gm, x) (x: training samples)"
+                        )
+        if out.key() != self.key():
+            return out
+        self._bound = out._bound  # the same config: keep this object, remember the check
+        return self
 
 
 def _check_role(cand: _Candidate, role: str, key: str) -> None:
