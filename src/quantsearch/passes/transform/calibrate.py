@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, fx
 
 from quantsearch.errors import ConfigError
+from quantsearch.graph import _tensors  # tensors in nested args, as trace records them
 
 __all__ = ["METHODS", "CalibrationStats", "calibrate"]
 
@@ -54,14 +55,8 @@ class CalibrationStats:
         }
 
 
-def _tensors(value: Any) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value] if value.is_floating_point() else []
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
+def _float_tensors(value: Any) -> list[Tensor]:
+    return [t for t in _tensors(value) if t.is_floating_point()]
 
 
 def _range(t: Tensor, percentile: float | None) -> tuple[float, float] | None:
@@ -95,10 +90,10 @@ class _RangeRecorder(fx.Interpreter):
         result = super().run_node(n)
         if n.op in ("call_module", "call_function", "call_method"):
             p = self.percentile
-            ins = [_range(t, p) for a in n.all_input_nodes for t in _tensors(self.env[a])]
+            ins = [_range(t, p) for a in n.all_input_nodes for t in _float_tensors(self.env[a])]
             roles = {
                 "data_in": _union(ins),
-                "data_out": _union([_range(t, p) for t in _tensors(result)]),
+                "data_out": _union([_range(t, p) for t in _float_tensors(result)]),
             }
             self.ranges[n.name] = {r: v for r, v in roles.items() if v is not None}
         return result

@@ -48,6 +48,7 @@ from quantsearch.passes.transform.modules import (
     ROLES,
     QuantSpec,
     quantizable_kinds,
+    submodule,
 )
 
 if TYPE_CHECKING:
@@ -333,13 +334,6 @@ class _Candidate:
         return role in PARAM_ROLES and role not in self.params
 
 
-def _submodule(gm: nn.Module, target: str) -> nn.Module:
-    m = gm
-    for part in target.split("."):  # what get_submodule does, without its checks: a hot path
-        m = m._modules[part]  # type: ignore[assignment]
-    return m
-
-
 class _GraphView:
     """The call nodes of a graph, which of them can be quantized, and how names map to them."""
 
@@ -351,7 +345,7 @@ class _GraphView:
             if n.op not in ("call_module", "call_function", "call_method"):
                 continue
             ni = info(n)
-            module = _submodule(gm, str(n.target)) if n.op == "call_module" else None
+            module = submodule(gm, str(n.target)) if n.op == "call_module" else None
             self.infos[n.name] = ni
             if n.op == "call_module":
                 self.by_target.setdefault(str(n.target), []).append(n.name)

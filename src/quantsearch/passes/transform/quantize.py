@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, fx, nn
@@ -25,7 +26,7 @@ from torch import Tensor, fx, nn
 from quantsearch.errors import ConfigError
 from quantsearch.graph import META_KEY, info
 from quantsearch.passes.transform.config import QuantizeConfig, ResolvedConfig, resolve
-from quantsearch.passes.transform.modules import QUANTIZERS, clone_module
+from quantsearch.passes.transform.modules import QUANTIZERS, clone_module, submodule
 
 if TYPE_CHECKING:
     from quantsearch.passes.transform.calibrate import CalibrationStats
@@ -54,12 +55,6 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, nn.Module):
         return clone_module(value)
     return value  # constants: immutable in practice
-
-
-def _lookup(obj: Any, target: str) -> Any:
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def quantize(
@@ -120,7 +115,7 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
         ni = info(old)
         lq = resolved.get(old.name)
         precision = dict(ni.precision) if lq is None else dict(lq.items())
-        module = gm.get_submodule(str(old.target)) if old.op == "call_module" else None
+        module = submodule(gm, str(old.target)) if old.op == "call_module" else None
         if old.op == "call_module" or (
             lq is not None and old.op in ("call_function", "call_method")
         ):
@@ -160,9 +155,9 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
         target = str(node.target)
         owner = next((t for t in root if target.startswith(t + ".")), None)
         if owner is not None:
-            root[target] = _lookup(root[owner], target[len(owner) + 1 :])
+            root[target] = attrgetter(target[len(owner) + 1 :])(root[owner])
         else:
-            root[target] = _copy_value(_lookup(gm, target))
+            root[target] = _copy_value(attrgetter(target)(gm))
     qgm = fx.GraphModule(root, graph, class_name=type(gm).__name__)
     qgm.meta = dict(gm.meta)
     for name, m in qgm.named_modules():  # the containers fx created; leaves keep their flags
