@@ -360,15 +360,17 @@ def _function_builder(cls: type[QuantFunction]) -> Builder:
     return build
 
 
+_build_relu_module = _layer_builder(QuantReLU)
+
+
 def _relu_builder(
     node: fx.Node, module: nn.Module | None, lq: LayerQuant, training: bool
 ) -> nn.Module:
     if node.op == "call_module" and isinstance(module, nn.ReLU):
-        return _layer_builder(QuantReLU)(node, module, lq, training)
+        return _build_relu_module(node, module, lq, training)
     return QuantReLUFunction(_function_of(node, module), lq)
 
 
-_ALL = ROLES
 _ACTIVATIONS = ("data_in", "data_out")
 
 for _cls, _float in (
@@ -378,7 +380,7 @@ for _cls, _float in (
     (QuantBatchNorm1d, nn.BatchNorm1d),
     (QuantBatchNorm2d, nn.BatchNorm2d),
 ):
-    QUANTIZERS.add(_cls.op_kind, QuantSpec(_cls.op_kind, _ALL, _layer_builder(_cls), (_float,)))
+    QUANTIZERS.add(_cls.op_kind, QuantSpec(_cls.op_kind, ROLES, _layer_builder(_cls), (_float,)))
 QUANTIZERS.add(
     "relu",
     QuantSpec(
