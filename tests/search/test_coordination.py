@@ -271,7 +271,10 @@ def test_consumed_tickets_counts_a_retry_chain_once() -> None:
     add(TrialState.COMPLETE, [1, 2])  # 3
     add(TrialState.FAIL)  # 4: failed in its objective, not retried: holds its ticket
     add(TrialState.WAITING)  # 5: enqueued, not started
-    assert consumed_tickets(study.get_trials()) == 3
+    add(TrialState.RUNNING)  # 6: in progress
+    assert consumed_tickets(study.get_trials()) == 4
+    # The search's own rule for finished trials (here: only COMPLETE ones use up the budget).
+    assert consumed_tickets(study.get_trials(), lambda t: t.state == TrialState.COMPLETE) == 3
 
 
 def _die_mid_trial(url: str | None, run_dir: Path, study_name: str, ready: Any, kw: Any) -> None:

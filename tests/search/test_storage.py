@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy as sa
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -112,6 +113,40 @@ def test_retry_stops_after_max_retry() -> None:
     fresh.system_attrs = {"failed_trial": 1, "retry_history": [1, 3]}
     assert not retry.will_retry(fresh)
     assert RetryStaleTrial(max_retry=None).will_retry(fresh)
+
+
+def _open_fresh(url: str, run_dir: Path, barrier: Any, queue: Any) -> None:
+    try:
+        barrier.wait(timeout=30)
+        storage = open_storage(url, run_dir, workers=4)
+        coord = open_coordinator(url, run_dir, "fresh", workers=4)
+        optuna.create_study(storage=storage, study_name="fresh", load_if_exists=True)
+        coord.close()
+        queue.put("ok")
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_workers_starting_together_on_a_fresh_database(pg_url: str, tmp_path: Path) -> None:
+    # A schema of its own stands for a fresh database: no Optuna or quantsearch tables yet.
+    schema = f"fresh_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    barrier, queue = CTX.Barrier(4), CTX.Queue()
+    procs = [
+        CTX.Process(target=_open_fresh, args=(url, tmp_path, barrier, queue)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    out = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+    assert out == ["ok"] * 4  # without the setup lock, three fail on a duplicate pg_type key
 
 
 # -- resume after kill -9 -----------------------------------------------------------------------

@@ -30,7 +30,9 @@ rebuilt from the results the search keeps in trial user attributes) and :class:`
 in the storage's own database, PostgreSQL or SQLite; for several processes on the journal
 default, a sidecar SQLite file ``run_dir/coordination.db``). :func:`open_coordinator` picks one.
 
-Typical loop::
+Typical loop (with ``Study.optimize`` instead of ask/tell: take a ticket, then
+``study.optimize(objective, n_trials=1)``, and use ``running(trial, heartbeats=False)`` in the
+objective, since optimize records heartbeats and reaps stale trials itself)::
 
     coord = open_coordinator(url, run_dir, study_name, workers)
     storage = open_storage(url, run_dir, workers=workers,
@@ -91,6 +93,7 @@ from quantsearch.search.storage import (
     heartbeat_interval_of,
     is_sqlite_url,
     redact_url,
+    setup_lock,
 )
 
 __all__ = [
@@ -108,6 +111,7 @@ __all__ = [
 
 COORDINATION_FILE = "coordination.db"  # sidecar for several processes on the journal default
 LOCK_FILE = "workers.lock"  # exclusive: one process; shared: several workers on the journal
+INIT_LOCK_FILE = "coordination.lock"  # held while a worker sets the sidecar up
 WORKER_ATTR = "quantsearch.worker"  # trial user attribute "<trial number>@<host>:<pid>:<start>"
 
 ClaimStatus = Literal["owned", "done", "busy"]
@@ -189,14 +193,24 @@ def _process_dead(worker: str | None) -> bool:
     return state in ("Z", "X") or (bool(start) and started != start)  # zombie, or pid reused
 
 
-def consumed_tickets(trials: Sequence[FrozenTrial]) -> int:
+def consumed_tickets(
+    trials: Sequence[FrozenTrial], counted: Callable[[FrozenTrial], bool] | None = None
+) -> int:
     """Budget tickets a study's trials hold: started trials, less dead ones that were retried.
 
-    A WAITING trial holds none yet; a trial named in another's ``retry_history`` passed its ticket
-    to the retry.
+    A WAITING trial holds none yet; a RUNNING one holds one; a trial named in another's
+    ``retry_history`` passed its ticket to the retry. ``counted`` narrows which finished trials
+    hold one (the search's own rule, e.g. COMPLETE, or FAIL because of the config itself); a
+    search that returns the ticket of every trial its rule does not count should pass it.
     """
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-    return sum(1 for t in trials if t.state != TrialState.WAITING and t.number not in retried)
+
+    def holds(t: FrozenTrial) -> bool:
+        if t.state == TrialState.WAITING or t.number in retried:
+            return False
+        return t.state == TrialState.RUNNING or counted is None or counted(t)
+
+    return sum(1 for t in trials if holds(t))
 
 
 def _dumps(key: str, result: Mapping[str, Any]) -> str:
@@ -345,11 +359,18 @@ class Coordinator(abc.ABC):
         self._failed.append(trial.number)
         self._retry(study, trial)
 
-    def attach(self, study: optuna.Study, storage: BaseStorage) -> None:
+    def attach(
+        self,
+        study: optuna.Study,
+        storage: BaseStorage,
+        *,
+        counted: Callable[[FrozenTrial], bool] | None = None,
+    ) -> None:
         """Watch ``study`` (stored in ``storage``): liveness of claim owners, reaping, tickets.
 
-        Counts the tickets the study's trials hold (if no count is stored yet) and reaps dead
-        trials at once: with the run directory held exclusively, every RUNNING trial.
+        Counts the tickets the study's trials hold (:func:`consumed_tickets` with ``counted``)
+        if no count is stored yet, and reaps dead trials at once: with the run directory held
+        exclusively, every RUNNING trial. Call it before the first ``take_ticket``.
         """
         self._study, self._storage = study, storage
         if heartbeat_interval_of(storage) is not None:
@@ -358,19 +379,20 @@ class Coordinator(abc.ABC):
             self._mode = "exclusive"
         else:
             self._mode = "process"
-        self._init_tickets(consumed_tickets(study.get_trials(deepcopy=False)))
+        self._init_tickets(consumed_tickets(study.get_trials(deepcopy=False), counted))
         self.reap(force=True)
         if self._mode == "exclusive":  # the study is the truth here: recount after the reaping
-            self._init_tickets(consumed_tickets(study.get_trials(deepcopy=False)))
+            self._init_tickets(consumed_tickets(study.get_trials(deepcopy=False), counted))
 
     @contextlib.contextmanager
-    def running(self, trial: optuna.Trial) -> Iterator[None]:
+    def running(self, trial: optuna.Trial, *, heartbeats: bool = True) -> Iterator[None]:
         """Keep ``trial`` visibly alive while the block runs.
 
-        RDB storages: Optuna heartbeats. Journal with several processes: marks the trial with
-        this process (user attribute ``quantsearch.worker``), so that others can tell it died.
+        RDB storages: Optuna heartbeats (pass ``heartbeats=False`` inside ``Study.optimize``,
+        which records them itself). Journal with several processes: marks the trial with this
+        process (user attribute ``quantsearch.worker``), so that others can tell it died.
         """
-        if self._mode == "heartbeat" and self._storage is not None:
+        if self._mode == "heartbeat" and self._storage is not None and heartbeats:
             with heartbeat(self._storage, trial):
                 yield
             return
@@ -604,11 +626,13 @@ class SqlCoordinator(Coordinator):
                 self._engine = sa.create_engine(url, connect_args={"timeout": 60})
                 sa.event.listen(self._engine, "connect", _sqlite_on_connect(sidecar))
                 sa.event.listen(self._engine, "begin", _sqlite_begin_immediate)
+                if sidecar:
+                    _use_wal(self._engine)
             else:
                 self._engine = sa.create_engine(
                     url, pool_size=2, max_overflow=4, pool_pre_ping=True
                 )
-            self._create_tables()
+            self._create_tables(url)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
             orig = getattr(exc, "orig", None)
             reason = str(orig if orig is not None else exc).strip().splitlines()[0]
@@ -619,11 +643,13 @@ class SqlCoordinator(Coordinator):
         s = self.study_name
         self._where_budget = _BUDGET.c.study == s
 
-    def _create_tables(self) -> None:
-        # Workers starting together race to create the tables; the loser sees them exist.
+    def _create_tables(self, url: str) -> None:
+        # Workers starting together would race to create the tables (PostgreSQL fails the
+        # losers); they take turns under the setup lock. The retry covers other databases.
         for attempt in range(5):
             try:
-                _META.create_all(self._engine, checkfirst=True)
+                with setup_lock(url):
+                    _META.create_all(self._engine, checkfirst=True)
                 return
             except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError):
                 if attempt == 4:
@@ -794,12 +820,27 @@ def _sqlite_on_connect(sidecar: bool) -> Callable[[Any, Any], None]:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 60000")
-        if sidecar:  # our own file: readers never block writers, commits skip the full fsync
-            cur.execute("PRAGMA journal_mode = WAL")
+        if sidecar:  # our own file, in WAL mode (set once, see _use_wal): commits skip the fsync
             cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
     return on_connect
+
+
+def _use_wal(engine: sa.Engine) -> None:
+    """Put the sidecar in WAL mode (readers never block the writer); it stays so in the file.
+
+    Outside any transaction, as SQLite requires; open_coordinator holds the sidecar's init lock,
+    so no other process is inside the file while the mode changes.
+    """
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.close()
+    finally:
+        raw.close()
 
 
 def _sqlite_begin_immediate(conn: sa.Connection) -> None:
@@ -809,6 +850,27 @@ def _sqlite_begin_immediate(conn: sa.Connection) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _init_lock(path: Path, timeout: float = 60.0) -> Iterator[None]:
+    with path.open("ab") as f:
+        deadline = time.monotonic() + timeout
+        while True:  # bounded by the deadline; the holder only creates tables
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"--workers: {str(path)!r} stayed locked for {timeout:.0f} s by another "
+                        "worker setting up the run directory; is one stuck?"
+                    ) from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def open_coordinator(
@@ -869,7 +931,10 @@ def open_coordinator(
     else:
         url = f"sqlite:///{run_dir / COORDINATION_FILE}"
         try:
-            coord = SqlCoordinator(url, study_name, sidecar=True, max_retry=max_retry)
+            # Workers starting together would race to set WAL mode and create the tables, which
+            # SQLite answers with "database is locked"; they take turns instead (milliseconds).
+            with _init_lock(run_dir / INIT_LOCK_FILE):
+                coord = SqlCoordinator(url, study_name, sidecar=True, max_retry=max_retry)
         except BaseException:
             lock.close()
             raise

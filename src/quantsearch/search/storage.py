@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
+import sqlalchemy.pool
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
@@ -57,6 +59,7 @@ __all__ = [
     "is_sqlite_url",
     "open_storage",
     "redact_url",
+    "setup_lock",
 ]
 
 JOURNAL_FILE = "study.journal"
@@ -156,13 +159,14 @@ def open_storage(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         callback = stale_trial_callback or RetryStaleTrial()
         try:
-            storage = RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=callback,
-            )
+            with setup_lock(url):  # N workers on a fresh database: one creates the tables
+                storage = RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError) as exc:
             raise ConfigError(
                 f"--storage: cannot open {shown!r}: {_first_line(exc)} "
@@ -170,6 +174,38 @@ def open_storage(
             ) from None
     warnings.filterwarnings("ignore", message=_ASK_WARNING, category=UserWarning)
     return storage
+
+
+# pg_advisory_lock key for table creation: any fixed 64-bit number, the same in every worker.
+_SETUP_LOCK_KEY = int.from_bytes(b"qsearch!", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@contextmanager
+def setup_lock(url: str, timeout_s: int = 60) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while the block creates tables (no-op elsewhere).
+
+    Workers started together on a fresh database all run ``CREATE TABLE``; PostgreSQL fails all
+    but one with a duplicate key in ``pg_type``. Under this lock they take turns, and the later
+    ones find the tables made. The lock is the database session's, so a killed holder frees it.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"SET lock_timeout = '{int(timeout_s)}s'"))
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SETUP_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK_KEY}
+                )
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def _first_line(exc: BaseException) -> str:
