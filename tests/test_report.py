@@ -1,0 +1,199 @@
+"""Reports: the HTML is self-contained and embeds every picture; findings repeat the table's
+numbers; a search run directory reports too."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from scipy import stats
+from torch import nn
+
+from quantsearch.compare import ComparisonResult, run_comparison
+from quantsearch.data import DataSplits
+from quantsearch.errors import ConfigError
+from quantsearch.report import (
+    build_report,
+    comparison_findings,
+    comparison_table,
+    fmt_count,
+    fmt_iqr,
+    fmt_share,
+    write_report,
+)
+from quantsearch.search import search
+from tests.compare_fixtures import (  # noqa: F401  (fixtures)
+    CONSTRAINTS,
+    WEIGHTED,
+    Lab,
+    compare_dir,
+    lab,
+    lab_comparison,
+)
+from tests.search.conftest import LAB_SPACE, mlp  # noqa: F401  (fixture)
+
+COMPARE_FIGURES = {"best_vs_trials", "best_vs_evaluations", "pareto_view", "bitwidths",
+                   "accuracy_vs_loss"}  # fmt: skip
+
+
+class Page(HTMLParser):
+    """Collects every tag with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def parse(path: Path) -> Page:
+    page = Page()
+    page.feed(path.read_text())
+    page.close()
+    return page
+
+
+def test_html_parses_and_embeds_every_picture(compare_dir: Path) -> None:  # noqa: F811
+    page = parse(compare_dir / "report.html")
+    imgs = [a for tag, a in page.tags if tag == "img"]
+    assert len(imgs) == len(COMPARE_FIGURES)
+    for a in imgs:
+        src = a["src"] or ""
+        assert src.startswith("data:image/png;base64,")
+        png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert png.format == "PNG" and png.width >= 400 and png.height >= 250
+    # self-contained: nothing fetched from elsewhere
+    for tag, a in page.tags:
+        assert tag not in ("script", "link", "iframe")
+        for value in a.values():
+            assert not (value or "").startswith(("http:", "https:", "//"))
+    embedded = {base64.b64decode((a["src"] or "").split(",", 1)[1]) for a in imgs}
+    on_disk = {p.read_bytes() for p in (compare_dir / "images").glob("*.png")}
+    assert embedded == on_disk
+    assert {p.stem for p in (compare_dir / "images").glob("*.png")} == COMPARE_FIGURES
+
+
+def test_markdown_links_the_pictures_and_holds_the_table(compare_dir: Path) -> None:  # noqa: F811
+    md = (compare_dir / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert {Path(link).stem for link in links} == COMPARE_FIGURES
+    for link in links:
+        assert (compare_dir / link).is_file()
+    for name in ("## Findings", "## Comparison", "## Float baseline", "## Search space"):
+        assert name in md
+    assert (compare_dir / "comparison.md").read_text().count("\n| ") >= 4  # header + rows
+
+
+STRATEGY_FINDING = re.compile(
+    r"^(\w+) reached the true optimum in a median of (\S+) trials \(IQR (\S+)–(\S+)\) and "
+    r"(\S+) distinct evaluations \(IQR (\S+)–(\S+)\), in (\d+) of (\d+) seeds; (\d+)% of its"
+)
+
+
+def _cell_parts(cell: str) -> tuple[str, str, str]:
+    m = re.fullmatch(r"(\S+) \((\S+)–(\S+)\)", cell)
+    return (m.group(1), m.group(2), m.group(3)) if m else (cell, cell, cell)
+
+
+def test_findings_numbers_equal_the_tables(lab_comparison: ComparisonResult) -> None:  # noqa: F811
+    table = comparison_table(lab_comparison)
+    findings = comparison_findings(lab_comparison, table)
+    matched = set()
+    for f in findings:
+        m = STRATEGY_FINDING.match(f)
+        if not m:
+            continue
+        name = m.group(1)
+        s = lab_comparison.stats_of(name)
+        matched.add(name)
+        assert m.groups()[1:4] == _cell_parts(table.cell(name, "trials to optimum"))
+        assert m.groups()[4:7] == _cell_parts(table.cell(name, "distinct evals to optimum"))
+        # and the cells are the numbers themselves
+        q = s.trials_to_optimum
+        assert m.groups()[1:4] == (fmt_count(q.median), fmt_count(q.q1), fmt_count(q.q3))
+        assert (int(m.group(8)), int(m.group(9))) == (s.reached, s.runs)
+        assert f"{m.group(10)}%" == fmt_share(s.duplicate_share.median)
+        assert table.cell(name, "repeated trials").startswith(f"{m.group(10)}%")
+    assert matched == {"tpe", "random", "nsga2"}
+    bf = lab_comparison.stats_of("brute_force")
+    bf_line = next(f for f in findings if f.startswith("brute_force"))
+    assert f"at trial {fmt_count(bf.trials_to_optimum.median)} " in bf_line
+    assert f"exactly {lab_comparison.space_size} trials" in bf_line
+    cost = next(f for f in findings if "distinct configs" in f)
+    assert f"evaluated {lab_comparison.evaluations} distinct configs" in cost
+    assert f"cost {lab_comparison.evaluations_unshared} evaluations" in cost
+    assert f"made {sum(r.trials for r in lab_comparison.runs)} trials" in cost
+
+
+def test_correlation_finding_equals_scipy_on_the_configs(compare_dir: Path) -> None:  # noqa: F811
+    rows = [json.loads(x) for x in (compare_dir / "configs.jsonl").read_text().splitlines()]
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    loss = [r["metrics"]["loss"] for r in done]
+    acc = [r["metrics"]["accuracy"] for r in done]
+    rho = stats.spearmanr(loss, acc)[0]
+    tau = stats.kendalltau(loss, acc)[0]
+    report = build_report(compare_dir)
+    line = next(f for f in report.findings if "Spearman" in f)
+    assert f"Across {len(done)} distinct configs" in line
+    assert f"ρ = {rho:.2f} " in line and f"τ = {tau:.2f} " in line
+    assert ("act as one quality metric" in line) == (abs(rho) >= 0.8)
+
+
+def test_findings_do_not_claim_an_unreached_optimum(lab: Lab) -> None:  # noqa: F811
+    short = run_comparison(lab.space, lab.evaluator, lab.cfg, strategies=["random"],
+                           seeds=[0, 1, 2, 3, 4], n_trials=2)  # fmt: skip
+    s = short.stats_of("random")
+    assert 2 * s.reached < s.runs, "the test needs a strategy that mostly misses"
+    table = comparison_table(short)
+    (line,) = [f for f in comparison_findings(short, table) if f.startswith("random")]
+    assert "median of" not in line
+    assert f"{s.reached} of {s.runs} seeds" in line if s.reached else "did not reach" in line
+    assert table.cell("random", "trials to optimum").split(" ")[0] == "∞"
+
+
+def test_fmt_iqr() -> None:
+    from quantsearch.compare import Quartiles
+
+    assert fmt_iqr(Quartiles(3.25, 5.5, 10.75)) == "5.5 (3.25–10.75)"
+    assert fmt_iqr(Quartiles(10, 10, 10)) == "10"
+    assert fmt_iqr(Quartiles(9, 12.5, float("inf"))) == "12.5 (9–∞)"
+    assert fmt_iqr(Quartiles(0.36, 0.37, 0.43), fmt_share) == "37% (36%–43%)"
+
+
+def test_search_run_directory_report(
+    mlp: nn.Module,  # noqa: F811
+    digits: DataSplits,
+    tmp_path: Path,
+) -> None:
+    result = search(
+        mlp, digits.val, space=LAB_SPACE, objectives=WEIGHTED, constraints=CONSTRAINTS,
+        strategy="brute_force", n_trials=16, run_dir=tmp_path,
+    )  # fmt: skip
+    files = write_report(tmp_path)
+    page = parse(files.html)
+    imgs = [a for tag, a in page.tags if tag == "img"]
+    assert len(imgs) == len(files.images) == 5
+    report = build_report(tmp_path)
+    assert report.kind == "search" and report.comparison is None
+    assert report.findings[0].startswith("16 trials made 16 distinct evaluations")
+    assert any("true optimum" in f for f in report.findings)
+    best = result.best
+    assert best is not None
+    assert f"objective {best.values[0]:.4f}" in report.findings[1]  # type: ignore[index]
+    assert report.best.rows[0][1] == f"{best.values[0]:.4f}"  # type: ignore[index]
+    # per-layer formats of the best config are in the table
+    assert any("w fixed(" in c for c in report.best.rows[0])
+
+
+def test_bad_run_dirs_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"RUN_DIR: .* is not a directory"):
+        build_report(tmp_path / "absent")
+    with pytest.raises(ConfigError, match=r"RUN_DIR: .* neither a search run directory"):
+        build_report(tmp_path)
