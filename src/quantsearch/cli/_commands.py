@@ -14,6 +14,8 @@ _COMMANDS = [
     ("search", "search"),
     ("metrics", "metrics"),
     ("demo", "demo"),
+    ("compare", "compare"),
+    ("report", "report"),
 ]
 
 

@@ -70,6 +70,12 @@ def search(
     )
     if not quiet:
         print_result(result)
+    if result.run_dir is not None:
+        from quantsearch.report import write_report
+
+        files = write_report(result.run_dir)
+        if not quiet:
+            click.echo(f"report: {files.html}")
 
 
 def print_result(result: object) -> None:

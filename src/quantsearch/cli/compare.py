@@ -1,0 +1,116 @@
+"""``quantsearch compare``: every strategy for every seed on one space, measured and reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+
+
+def parse_strategies(text: str | None) -> tuple[str, ...] | None:
+    """``"brute_force, tpe"`` -> ``("brute_force", "tpe")`` (names checked, aliases resolved)."""
+    if text is None:
+        return None
+    from quantsearch.errors import ConfigError
+    from quantsearch.search.strategies import STRATEGIES
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ConfigError(
+            f"--strategies must name at least one of {STRATEGIES.names()} (got {text!r})"
+        )
+    return tuple(STRATEGIES.canonical(s, key="--strategies") for s in names)
+
+
+@click.command()
+@config_option
+@load_option
+@click.option(
+    "--strategies",
+    default=None,
+    help="Comma-separated strategy names (default: compare.strategies).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs per strategy, seeds seed..seed+N-1 (default: compare.seeds).",
+)
+@click.option(
+    "--trials",
+    "n_trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Trials per run (default: compare.n_trials, else search.n_trials).",
+)
+@click.option(
+    "--cache/--no-cache",
+    "shared_cache",
+    default=None,
+    help="Share one evaluation cache across all runs (default: compare.shared_cache, on).",
+)
+@click.option(
+    "--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs')."
+)
+@click.option(
+    "--name", default=None, help="Folder of this comparison (default: <config stem>-compare)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, table or findings.")
+@json_option
+def compare(
+    config_path: str | None,
+    load: str | None,
+    strategies: str | None,
+    seeds: int | None,
+    n_trials: int | None,
+    shared_cache: bool | None,
+    run_dir: str | None,
+    name: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Compare search strategies for sample efficiency; writes tables, pictures and a report."""
+    from quantsearch.compare import compare_from_config
+
+    cfg = load_config_or_default(config_path)
+    result = compare_from_config(
+        cfg,
+        load=load,
+        strategies=parse_strategies(strategies),
+        seeds=seeds,
+        n_trials=n_trials,
+        run_dir=run_dir,
+        name=name,
+        shared_cache=shared_cache,
+        progress=not (quiet or as_json),
+    )
+    if as_json:
+        print_json(result)
+    elif not quiet:
+        result.print()
+
+
+def print_json(result: Any) -> None:
+    import json
+
+    from quantsearch.compare import _jsonable
+    from quantsearch.report import comparison_findings
+
+    files = result.report
+    click.echo(
+        json.dumps(
+            _jsonable(
+                {
+                    "table": result.table_rows(),
+                    "findings": comparison_findings(result),
+                    "evaluations": result.evaluations,
+                    "run_dir": result.run_dir,
+                    "report": files.html if files else None,
+                    "markdown": files.markdown if files else None,
+                }
+            ),
+            indent=2,
+        )
+    )

@@ -1,0 +1,33 @@
+"""``quantsearch report RUN_DIR``: a self-contained HTML report and a Markdown one."""
+
+from __future__ import annotations
+
+import click
+
+from quantsearch.cli.common import json_option
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@json_option
+def report(run_dir: str, as_json: bool) -> None:
+    """Write report.html (images embedded) and report.md for a search or compare RUN_DIR."""
+    from quantsearch.report import write_report
+
+    files = write_report(run_dir)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                {
+                    "html": str(files.html),
+                    "markdown": str(files.markdown),
+                    "images": [str(p) for p in files.images],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"report: {files.html}")
+    click.echo(f"markdown: {files.markdown}")
