@@ -128,3 +128,16 @@ def test_a_failing_example_run_names_the_node() -> None:
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]
+
+
+def test_trace_keeps_each_submodules_mode() -> None:
+    import torch
+    from torch import nn
+
+    from quantsearch.graph import trace
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4).eval(), nn.ReLU())
+    gm = trace(model, torch.randn(3, 4))
+    modes = {name: m.training for name, m in gm.named_modules()}
+    assert modes[""] is True and modes["0"] is True
+    assert modes["1"] is False  # the eval BatchNorm stays in eval

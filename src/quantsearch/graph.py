@@ -243,13 +243,15 @@ def annotate(gm: fx.GraphModule, *example_inputs: torch.Tensor) -> fx.GraphModul
     refreshes shapes without forgetting formats.
     """
     old = {n.name: n.meta.get(META_KEY) for n in gm.graph.nodes}
-    was_training = gm.training
+    # Restore each module's own flag: gm.train(flag) would reset every submodule to gm's.
+    modes = {m: m.training for m in gm.modules()}
     gm.eval()
     try:
         with torch.no_grad():
             _MetaProp(gm).run(*example_inputs)
     finally:
-        gm.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode
     for n in gm.graph.nodes:
         prev = old.get(n.name)
         if isinstance(prev, NodeInfo) and META_KEY in n.meta:
