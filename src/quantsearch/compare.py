@@ -507,7 +507,7 @@ class ComparisonResult:
         return None if self.report is None else self.report.html
 
     def print(self) -> None:
-        """Print the table, the findings and the paths of the files to the console."""
+        """Print the table, the findings and where the tables are saved (not the report)."""
         from quantsearch.report import print_comparison
 
         print_comparison(self)

@@ -1188,7 +1188,7 @@ def write_report(run_dir: str | Path) -> ReportFiles:
 
 
 def print_comparison(result: Any) -> None:
-    """Print a comparison's table, its notes, the findings and where the files are."""
+    """Print a comparison's table, its notes, the findings and where the tables are saved."""
     from quantsearch.console import console, print_table
 
     table = comparison_table(result)
@@ -1210,8 +1210,6 @@ def print_comparison(result: Any) -> None:
             f"\ntable: {result.run_dir / 'comparison.csv'}, {result.run_dir / 'comparison.md'}",
             highlight=False,
         )
-    if result.report is not None:
-        out.print(f"report: {result.report.html}", highlight=False)
 
 
 def report_dict(r: Report) -> dict[str, Any]:

@@ -90,6 +90,8 @@ def compare(
         print_json(result)
     elif not quiet:
         result.print()
+        if result.report is not None:
+            click.echo(f"report: {result.report.html}")
 
 
 def print_json(result: Any) -> None:
