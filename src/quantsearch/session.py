@@ -73,10 +73,13 @@ def open_session(
             first = str(exc).splitlines()[0]
             raise ConfigError(f"--load: checkpoint does not fit model {name!r}: {first}") from None
     elif need_weights:
-        raise ConfigError(
-            "no trained weights: pass --load CKPT or set model.checkpoint "
-            "(train with `quantsearch train --config FILE`)"
+        guess = Path("runs") / f"{name}.pt"
+        hint = (
+            f"; {guess} exists: pass --load {guess}"
+            if guess.is_file()
+            else "; train with `quantsearch train --config FILE`"
         )
+        raise ConfigError(f"no trained weights: pass --load CKPT or set model.checkpoint{hint}")
     model.eval()
     spec = MODELS.get(name) if name in MODELS else None
     data_name = config.data.name or (spec.dataset if spec else None)

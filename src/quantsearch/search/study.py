@@ -178,15 +178,11 @@ def run_study(
     directions = study_directions(cfg)
     multi = len(directions) > 1
 
-    def constraints_func(t: FrozenTrial) -> Sequence[float]:
-        return list(trial_info(t).get("constraints", []))
-
     ctx = StrategyContext(
         space=space,
         seed=cfg.seed,
         n_objectives=len(directions),
         options=dict(cfg.strategy.options),
-        constraints_func=constraints_func if cfg.constraints else None,
     )
     sampler = build_sampler(cfg.strategy.name, ctx)
     study = optuna.create_study(
@@ -259,6 +255,8 @@ def run_study(
         values = objective_values(cfg, result.metrics, baseline)
         cons = constraint_values(cfg.constraints, result.metrics, baseline)
         attrs.update(constraints=cons, feasible=all(c <= 0 for c in cons))
+        for c, value in zip(cfg.constraints, cons, strict=True):
+            trial.set_constraint(c.name, value)  # what constrained samplers read
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr(INFO_ATTR, attrs)
         return values if multi else values[0]

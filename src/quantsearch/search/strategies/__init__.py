@@ -9,7 +9,7 @@ option is rejected with the sampler's own list of parameters.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,6 @@ from quantsearch.registry import Registry
 
 if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
-    from optuna.trial import FrozenTrial
 
     from quantsearch.search.space import Encoding, SearchSpace
 
@@ -31,7 +30,6 @@ class StrategyContext:
     seed: int
     n_objectives: int = 1
     options: dict[str, Any] = field(default_factory=dict)
-    constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None
     # Atomically claims a point index across workers (brute force); None: this process only.
     claim_point: Callable[[int], bool] | None = None
 

@@ -1,4 +1,8 @@
-"""Optuna's samplers, registered as they are (STYLE.md section 6: use them, don't wrap them)."""
+"""Optuna's samplers, registered as they are (STYLE.md section 6: use them, don't wrap them).
+
+Constraints reach the samplers that use them (TPE, NSGA-II/III, GP) through
+``trial.set_constraint``, which the study loop calls for every trial (Optuna 5's interface).
+"""
 
 from __future__ import annotations
 
@@ -17,21 +21,15 @@ def _random(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _tpe(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(
-        S.TPESampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
-    )
+    return pass_options(S.TPESampler, ctx, {"seed": ctx.seed})
 
 
 def _nsga2(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(
-        S.NSGAIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
-    )
+    return pass_options(S.NSGAIISampler, ctx, {"seed": ctx.seed})
 
 
 def _nsga3(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(
-        S.NSGAIIISampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
-    )
+    return pass_options(S.NSGAIIISampler, ctx, {"seed": ctx.seed})
 
 
 def _qmc(ctx: StrategyContext) -> S.BaseSampler:
@@ -40,9 +38,7 @@ def _qmc(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _gp(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(
-        S.GPSampler, ctx, {"seed": ctx.seed, "constraints_func": ctx.constraints_func}
-    )
+    return pass_options(S.GPSampler, ctx, {"seed": ctx.seed})
 
 
 STRATEGIES_ = (
