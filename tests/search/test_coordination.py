@@ -346,3 +346,61 @@ def test_killed_worker_trial_is_failed_retried_and_keeps_its_ticket(
     study.tell(retry, 0.75)
     assert coord.tickets_used() == 1 == consumed_tickets(study.get_trials())
     coord.close()
+
+
+# -- the whole loop -----------------------------------------------------------------------------
+
+
+def _search_worker(
+    index: int, barrier: Any, queue: Any, url: str | None, run_dir: Path, name: str, budget: int
+) -> None:
+    """The search loop as the module docstring has it, on a 16-point space."""
+    try:
+        coord = _open(url, run_dir, name)
+        storage = open_storage(
+            url, run_dir, workers=N_PROCS, stale_trial_callback=coord.stale_trial_callback
+        )
+        barrier.wait(timeout=30)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            load_if_exists=True,
+            sampler=optuna.samplers.RandomSampler(seed=index),
+        )
+        coord.attach(study, storage)
+        evaluated: list[str] = []
+        for _ in range(budget + 1):  # bounded; the tickets stop it
+            if coord.take_ticket(budget) is None:
+                break
+            coord.reap()
+            trial = study.ask()
+            key = f"{trial.suggest_int('w', 0, 3)}-{trial.suggest_int('a', 0, 3)}"
+            with coord.running(trial):
+                got = coord.claim(key, trial.number)
+                if got.busy:
+                    got = coord.wait(key, trial.number, timeout=20, poll=0.005)
+                if got.owned:
+                    evaluated.append(key)
+                    result = {"value": float(len(evaluated))}
+                    coord.complete(key, trial.number, result)
+                else:
+                    assert got.result is not None
+                    result = got.result
+            study.tell(trial, result["value"])
+        coord.close()
+        queue.put(evaluated)
+    except BaseException as exc:
+        queue.put(exc)
+        raise
+
+
+def test_workers_share_the_budget_and_the_cache(backend: tuple[str | None, Path]) -> None:
+    url, run_dir = backend
+    name = f"loop-{uuid.uuid4().hex[:8]}"
+    out = _run_all(_search_worker, url, run_dir, name, 24)
+    assert not [o for o in out if isinstance(o, BaseException)], out
+    evaluated = [k for keys in out for k in keys]
+    assert len(evaluated) == len(set(evaluated)) <= 16  # no config evaluated twice
+    storage = open_storage(url, run_dir, workers=N_PROCS)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 24  # the budget, not 4 x 24
