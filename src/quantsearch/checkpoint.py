@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,8 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version(), "torch": str(torch.__version__)}
     for pkg in ("quantsearch", "optuna"):
-        try:
+        with contextlib.suppress(Exception):  # not installed: record nothing rather than guess
             out[pkg] = version(pkg)
-        except Exception:  # not installed: record nothing rather than guess
-            pass
     return out
 
 

@@ -140,7 +140,8 @@ class SearchResult:
 
     @property
     def pareto(self) -> list[TrialRecord]:
-        """Feasible, non-dominated trials, one per distinct config (the first trial that had it)."""
+        """Feasible, non-dominated trials, one per distinct config (the first trial that had it),
+        best first in the first objective."""
         seen: set[str | None] = set()
         unique = []
         for t in self.feasible:
@@ -148,7 +149,8 @@ class SearchResult:
                 seen.add(t.config_hash)
                 unique.append(t)
         idx = pareto_front([t.values for t in unique], self.directions)  # type: ignore[misc]
-        return [unique[i] for i in idx]
+        sign = -1.0 if self.directions[0] == "maximize" else 1.0
+        return sorted((unique[i] for i in idx), key=lambda t: (sign * t.values[0], t.number))  # type: ignore[index]
 
     def config_of(self, t: TrialRecord) -> dict[str, Any] | None:
         return self.configs.get(t.config_hash or "") or t.config
@@ -164,7 +166,7 @@ class SearchResult:
                     ranked.append(t)
             chosen = ranked[:k]
         else:
-            chosen = sorted(self.pareto, key=lambda t: t.values)  # type: ignore[arg-type, return-value]
+            chosen = self.pareto
         rows = []
         for t in chosen:
             row: dict[str, Any] = {"trial": t.number}
