@@ -16,7 +16,9 @@ one ``--storage``) share three things through a :class:`Coordinator`:
   stale_trial_callback`), its ticket is returned, and the next ask() anywhere, which Optuna makes
   pop the waiting retry first, takes it again. So tickets in use = trials started minus dead
   trials that were retried, which never exceeds the budget. A worker killed between
-  ``take_ticket`` and ``ask`` leaks its ticket: the study ends one trial short, never over.
+  ``take_ticket`` and ``ask`` leaks its ticket: the study ends one trial short, never over. A
+  trial that ends without using up the budget by the search's own rule (interrupted, say)
+  gives its ticket back with ``return_ticket()``; ``attach(counted=rule)`` counts by that rule.
 * **Reaping** of dead workers' trials (:meth:`Coordinator.reap`). RDB storages: Optuna's
   heartbeats (``optuna.storages.fail_stale_trials``). The journal file default has no heartbeats,
   so each trial is marked with its process (``host:pid:start-time``) while it runs
