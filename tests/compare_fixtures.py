@@ -38,12 +38,17 @@ class Lab:
     cfg: SearchConfig
 
 
-def make_lab(mlp: nn.Module, digits: DataSplits, objectives: dict[str, object]) -> Lab:
+def make_lab(
+    mlp: nn.Module,
+    digits: DataSplits,
+    objectives: dict[str, object],
+    constraints: dict[str, object] = CONSTRAINTS,
+) -> Lab:
     from quantsearch.graph import trace
     from quantsearch.search.api import prepare_search
 
     cfg = parse_search_config(
-        {"space": LAB_SPACE, "objectives": objectives, "constraints": CONSTRAINTS}
+        {"space": LAB_SPACE, "objectives": objectives, "constraints": constraints}
     )
     gm = trace(mlp, digits.val.x[:8])
     space, evaluator = prepare_search(gm, cfg, digits.val)

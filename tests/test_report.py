@@ -35,6 +35,7 @@ from tests.compare_fixtures import (  # noqa: F401  (fixtures)
     compare_dir,
     lab,
     lab_comparison,
+    make_lab,
 )
 from tests.search.conftest import LAB_SPACE, mlp  # noqa: F401  (fixture)
 
@@ -156,6 +157,23 @@ def test_findings_do_not_claim_an_unreached_optimum(lab: Lab) -> None:  # noqa: 
     assert "median of" not in line
     assert f"{s.reached} of {s.runs} seeds" in line if s.reached else "did not reach" in line
     assert table.cell("random", "trials to optimum").split(" ")[0] == "∞"
+
+
+def test_no_feasible_config_means_no_optimum_claimed(
+    mlp: nn.Module,  # noqa: F811
+    digits: DataSplits,
+    tmp_path: Path,
+) -> None:
+    impossible = make_lab(mlp, digits, WEIGHTED, {"accuracy": {"min": 2.0}})
+    cmp = run_comparison(impossible.space, impossible.evaluator, impossible.cfg,
+                         strategies=["tpe"], seeds=[0], n_trials=4)  # fmt: skip
+    assert cmp.optimum is None
+    findings = comparison_findings(cmp)
+    assert findings[0].startswith("No feasible config was found (every point")
+    assert not any("reached" in f for f in findings)
+    cmp.write(tmp_path)
+    files = write_report(tmp_path)  # renders without an optimum line
+    assert files.html.is_file()
 
 
 def test_fmt_iqr() -> None:

@@ -294,6 +294,13 @@ def comparison_findings(cmp: Any, table: Table | None = None) -> list[str]:
     ref = _reference_words(cmp)
     tcol, ecol = f"trials to {target}", f"distinct evals to {target}"
     out: list[str] = []
+    if cmp.optimum is None and not cmp.reference_hypervolume:
+        return [
+            f"No feasible config was found ({'every point' if cmp.reference == 'exhaustive' else 'every config any run evaluated'} "
+            f"broke a constraint or failed), so there is no optimum to reach and no strategy "
+            f"is measured against one.",
+            _cost_finding(cmp),
+        ]
     exhaustive = {"brute_force", "grid"}
     for s in cmp.stats:
         name = s.strategy
@@ -369,6 +376,11 @@ def comparison_findings(cmp: Any, table: Table | None = None) -> list[str]:
                     f"{a} and {b} proposed the same first {min(lengths)} trials in every seed "
                     f"(at most {max(lengths)})."
                 )
+    out.append(_cost_finding(cmp))
+    return out
+
+
+def _cost_finding(cmp: Any) -> str:
     total_trials = sum(r.trials for r in cmp.runs)
     line = (
         f"The {len(cmp.runs)} runs made {total_trials} trials; the comparison evaluated "
@@ -381,8 +393,7 @@ def comparison_findings(cmp: Any, table: Table | None = None) -> list[str]:
         )
     else:
         line += " (a cache per run, no sharing)."
-    out.append(line)
-    return out
+    return line
 
 
 def _median_iqr(cell: str, unit: str) -> str:
@@ -1157,7 +1168,7 @@ def write_report(run_dir: str | Path) -> ReportFiles:
 
     Example:
         >>> files = write_report("runs/mlp_digits_lab-compare")  # doctest: +SKIP
-        >>> files.html.name
+        >>> files.html.name  # doctest: +SKIP
         'report.html'
     """
     from quantsearch import plots
