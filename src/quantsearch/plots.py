@@ -84,7 +84,7 @@ def plot_curves(data: CurvePlot, path: Path) -> Path:
             markevery=max(1, len(curve.x) // 8),
             markersize=5,
             linewidth=1.8,
-            label=f"{label} (median, IQR band)",
+            label=label,
         )
     if data.reference is not None and math.isfinite(data.reference):
         ax.axhline(data.reference, color="black", linestyle=(0, (5, 4)), linewidth=1.2,

@@ -889,8 +889,12 @@ def _curve_figures(cmp: Any, single: bool) -> list[Figure]:
         reference = cmp.optimum
         label = f"{ref} ({cmp.optimum:.4f})" if cmp.optimum is not None else ref
         stem, what = "best", "Best so far"
-    by_trial = tuple((s.strategy, s.by_trial) for s in cmp.stats)
-    by_eval = tuple((s.strategy, s.by_evaluation) for s in cmp.stats)
+
+    def series(s: Any) -> str:
+        return f"{s.strategy} (seed {cmp.seeds[0]})" if single else f"{s.strategy} (median, IQR)"
+
+    by_trial = tuple((series(s), s.by_trial) for s in cmp.stats)
+    by_eval = tuple((series(s), s.by_evaluation) for s in cmp.stats)
     return [
         Figure(
             f"{stem}_vs_trials",
