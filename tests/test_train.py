@@ -146,7 +146,7 @@ def test_default_checkpoint_paths(write_config: Callable[..., Path], tmp_path: P
     assert default_checkpoint_path(with_path, "mlp-digits") == tmp_path / "weights" / "m.pt"
 
 
-def test_cli_train_ignores_a_model_checkpoint_that_does_not_exist_yet(
+def test_cli_train_writes_the_model_checkpoint_that_does_not_exist_yet(
     write_config: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -158,4 +158,6 @@ def test_cli_train_ignores_a_model_checkpoint_that_does_not_exist_yet(
     main(["train", "-c", str(config), "--epochs", "1"])
     out = capsys.readouterr().out
     assert "mlp-digits on digits: test accuracy" in out
-    assert (tmp_path / "runs" / "mlp-digits.pt").is_file()  # default: runs/<model>.pt in cwd
+    # It trains from a fresh init and writes the file the other commands will load.
+    assert (tmp_path / "runs" / "mlp.pt").is_file()
+    assert not (tmp_path / "runs" / "mlp-digits.pt").exists()
