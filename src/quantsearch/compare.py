@@ -1064,9 +1064,8 @@ def compare_from_config(
     comparison is written to ``<run_dir>/<name>`` (default ``<config run_dir>/<stem>-compare``)
     with its report; ``result.report_path`` is the HTML file.
     """
-    from quantsearch.search.api import _file_digest, prepare_search, run_dir_lock
+    from quantsearch.search.api import prepare_from_config, run_dir_lock
     from quantsearch.search.config import CompareConfig
-    from quantsearch.session import open_session
 
     if config.search is None:
         raise ConfigError(f"{config.source}: a [search] table is required for `compare`")
@@ -1081,23 +1080,7 @@ def compare_from_config(
     names = tuple(strategies) if strategies is not None else cc.strategies
     share = cc.shared_cache if shared_cache is None else shared_cache
 
-    session = open_session(config, load, need_weights=True)
-    val = session.data.val.head(config.data.eval_samples)
-    gm = session.trace(batch=min(len(val), 8))
-    calib = session.data.train.x[: config.data.calibration_samples]
-    space, evaluator = prepare_search(
-        gm,
-        cfg,
-        val,
-        quantize_config=config.quantize,
-        calibration_data=calib,
-        batch_size=config.data.batch_size,
-    )
-    extra = {
-        "model": session.model_name,
-        "checkpoint": _file_digest(session.checkpoint),
-        "samples": len(val),
-    }
+    space, evaluator, extra = prepare_from_config(config, cfg, load)
     out = Path(run_dir or config.run_dir) / (name or f"{Path(config.source).stem}-compare")
     with run_dir_lock(out):
         result = run_comparison(
@@ -1116,9 +1099,9 @@ def compare_from_config(
         )
         meta = {
             "source": config.source,
-            "model": session.model_name,
-            "dataset": session.data.name,
-            "samples": len(val),
+            "model": extra["model"],
+            "dataset": extra["dataset"],
+            "samples": extra["samples"],
             "search": dataclasses.asdict(cfg),
             "compare": {
                 "strategies": list(result.strategies),

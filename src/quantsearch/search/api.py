@@ -199,9 +199,19 @@ def run_search(
     cache: EvaluationCache | None = None,
     progress: bool = False,
     fingerprint_extra: dict[str, Any] | None = None,
+    workers: int = 1,
+    write: bool = True,
 ) -> SearchResult:
-    """Run (or resume) one study and write its files to ``run_dir`` when given."""
+    """Run (or resume) one study and write its files to ``run_dir``.
+
+    In memory when both ``run_dir`` and ``storage`` are ``None``. Otherwise the study lives in
+    ``storage`` (an Optuna RDB URL) or in the journal file of ``run_dir``, coordinated with every
+    other worker on it (``workers`` says how many share a journal file on this machine).
+    """
     import optuna
+
+    from quantsearch.search.coordination import open_coordinator
+    from quantsearch.search.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if run_dir is None and storage is None:
@@ -209,12 +219,13 @@ def run_search(
             evaluator, space, cfg, storage=None, study_name=study_name, cache=cache,
             fingerprint_extra=fingerprint_extra,
         )  # fmt: skip
-        return _collect(run, space, cfg, None, study_name)
-    from quantsearch.search.storage import open_storage
-
+        return _collect(run.study, run.baseline, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
-    with run_dir_lock(rd):
-        store = open_storage(storage, rd, workers=1)
+    coordinator = open_coordinator(storage, rd, study_name, workers)
+    try:
+        store = open_storage(
+            storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback
+        )
         with _progress(progress, cfg, space) as on_trial:
             run = run_study(
                 evaluator,
@@ -224,26 +235,39 @@ def run_search(
                 study_name=study_name,
                 cache=cache,
                 on_trial=on_trial,
-                fail_running=storage is None,
                 fingerprint_extra=fingerprint_extra,
+                coordinator=coordinator,
             )
-        result = _collect(run, space, cfg, rd, study_name)
-        result.write(rd)
-        (rd / "search_config.json").write_text(
-            json.dumps(asdict(cfg), indent=2, default=str) + "\n"
-        )
+    finally:
+        coordinator.close()
+    result = _collect(run.study, run.baseline, space, cfg, rd, study_name)
+    if write:
+        write_run_dir(result, cfg, rd)
     return result
 
 
+def write_run_dir(result: SearchResult, cfg: SearchConfig, run_dir: Path) -> None:
+    """The result files and the resolved search config."""
+    result.write(run_dir)
+    (run_dir / "search_config.json").write_text(
+        json.dumps(asdict(cfg), indent=2, default=str) + "\n"
+    )
+
+
 def _collect(
-    run: Any, space: SearchSpace, cfg: SearchConfig, run_dir: Path | None, study_name: str
+    study: Any,
+    baseline: dict[str, float],
+    space: SearchSpace,
+    cfg: SearchConfig,
+    run_dir: Path | None,
+    study_name: str,
 ) -> SearchResult:
-    trials = records_from_study(run.study)
+    trials = records_from_study(study)
     configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
     return SearchResult(
         trials=trials,
-        baseline=run.baseline,
-        directions=[d.name.lower() for d in run.study.directions],
+        baseline=baseline,
+        directions=[d.name.lower() for d in study.directions],
         combine=cfg.combine,
         objective_names=[o.metric for o in cfg.objectives],
         space_size=space.size,
@@ -252,7 +276,7 @@ def _collect(
         strategy=cfg.strategy.name,
         seed=cfg.seed,
         configs=configs,
-        study=run.study,
+        study=study,
     )
 
 
@@ -307,17 +331,46 @@ def search_from_config(
     run_dir: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     progress: bool = False,
+    workers: int = 1,
+    write: bool = True,
 ) -> SearchResult:
-    """What ``quantsearch search`` runs: the config's model, data and ``[search]`` table."""
+    """What ``quantsearch search`` and ``quantsearch worker`` run: the config's model, data and
+    ``[search]`` table. ``workers``: how many worker processes share this run directory's
+    journal file (each calls this); ``write``: write the result files at the end."""
     import dataclasses
-
-    from quantsearch.session import open_session
 
     if config.search is None:
         raise ConfigError(f"{config.source}: a [search] table is required for `search`")
     cfg: SearchConfig = config.search
     if overrides:
         cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    space, evaluator, extra = prepare_from_config(config, cfg, load)
+    name = study or cfg.study or Path(config.source).stem
+    base = Path(run_dir) if run_dir else Path(config.run_dir)
+    return run_search(
+        space,
+        evaluator,
+        cfg,
+        run_dir=base / name,
+        storage=storage or cfg.storage,
+        study_name=name,
+        progress=progress,
+        fingerprint_extra=extra,
+        workers=workers,
+        write=write,
+    )
+
+
+def prepare_from_config(
+    config: Any, cfg: SearchConfig, load: str | None
+) -> tuple[SearchSpace, Evaluator, dict[str, Any]]:
+    """Model, weights, data and graph of a config: its space, evaluator and what identifies it.
+
+    Validation samples: ``data.eval_samples`` of the validation split; calibration (for
+    ``frac_width = "auto"``): ``data.calibration_samples`` of the training split.
+    """
+    from quantsearch.session import open_session
+
     session = open_session(config, load, need_weights=True)
     val = session.data.val.head(config.data.eval_samples)
     gm = session.trace(batch=min(len(val), 8))
@@ -330,23 +383,13 @@ def search_from_config(
         calibration_data=calib,
         batch_size=config.data.batch_size,
     )
-    name = study or cfg.study or Path(config.source).stem
-    base = Path(run_dir) if run_dir else Path(config.run_dir)
     extra = {
         "model": session.model_name,
+        "dataset": session.data.name,
         "checkpoint": _file_digest(session.checkpoint),
         "samples": len(val),
     }
-    return run_search(
-        space,
-        evaluator,
-        cfg,
-        run_dir=base / name,
-        storage=storage or cfg.storage,
-        study_name=name,
-        progress=progress,
-        fingerprint_extra=extra,
-    )
+    return space, evaluator, extra
 
 
 def _file_digest(path: Path | None) -> str | None:

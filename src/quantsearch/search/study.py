@@ -13,9 +13,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -26,6 +27,9 @@ from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
+
+if TYPE_CHECKING:
+    from quantsearch.search.coordination import Coordinator
 
 __all__ = ["EvaluationCache", "TrialFailed", "run_study"]
 
@@ -48,6 +52,20 @@ class CachedResult:
     error: str | None
     trial: int  # the trial that evaluated it
     seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "error": self.error,
+            "trial": self.trial,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CachedResult:
+        return cls(
+            d.get("metrics"), d.get("error"), int(d.get("trial", -1)), float(d.get("seconds", 0.0))
+        )
 
 
 @dataclass
@@ -82,6 +100,14 @@ class EvaluationCache:
         finally:
             with self._lock:
                 self._inflight.pop(key).set()
+
+    def peek(self, key: str) -> CachedResult | None:
+        with self._lock:
+            return self.results.get(key)
+
+    def put(self, key: str, result: CachedResult) -> None:
+        with self._lock:
+            self.results.setdefault(key, result)
 
     def __len__(self) -> int:
         return len(self.results)
@@ -163,26 +189,40 @@ def run_study(
     fingerprint_extra: dict[str, Any] | None = None,
     cache: EvaluationCache | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial | None, EvaluationCache], None] | None = None,
-    fail_running: bool = False,
+    coordinator: Coordinator | None = None,
+    wait_timeout: float = 3600.0,
 ) -> StudyRun:
     """Create or resume ``study_name`` in ``storage`` and run it to ``cfg.n_trials`` counted trials.
 
     Stops early when every point of the space has been evaluated (``stop_when_exhausted``) or
-    on ``cfg.timeout``. ``cache`` may be shared between studies (strategy comparisons do).
-    ``fail_running``: mark trials left RUNNING by a dead process as FAIL first; only safe when
-    no other process works on the study (the caller holds the run directory's lock).
+    on ``cfg.timeout``. ``cache`` may be shared between in-process studies (comparisons do).
+
+    With a ``coordinator`` (every persistent storage), each trial first takes a ticket of the
+    study's global budget, so workers on one study run ``n_trials`` between them; trials left
+    RUNNING by a dead worker are failed and retried; and, when the coordinator is shared between
+    processes, a config is claimed before it is evaluated, so no distinct config is evaluated
+    twice across workers (a trial whose config another worker is evaluating waits for its
+    result, up to ``wait_timeout`` seconds).
     """
+    from quantsearch.search.coordination import LocalCoordinator
+
     strategy = STRATEGIES.get(cfg.strategy.name, key="search.strategy")
     if not strategy.multi_objective and cfg.combine == "pareto":
         raise ConfigError(f"search.strategy {strategy.name!r} does not support combine = 'pareto'")
     directions = study_directions(cfg)
     multi = len(directions) > 1
+    shared = coordinator is not None and not isinstance(coordinator, LocalCoordinator)
+
+    def claim_point(index: int, trial_number: int) -> bool:
+        assert coordinator is not None
+        return coordinator.claim(f"point:{index}", trial_number).owned
 
     ctx = StrategyContext(
         space=space,
         seed=cfg.seed,
         n_objectives=len(directions),
         options=dict(cfg.strategy.options),
+        claim_point=claim_point if shared else None,
     )
     sampler = build_sampler(cfg.strategy.name, ctx)
     study = optuna.create_study(
@@ -192,10 +232,6 @@ def run_study(
         sampler=sampler,
         load_if_exists=True,
     )
-    if fail_running:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     fp = fingerprint(cfg, space, fingerprint_extra or {})
     stored_fp = study.user_attrs.get("fingerprint")
     if stored_fp is None:
@@ -205,6 +241,8 @@ def run_study(
             f"study {study_name!r} in this storage was made with a different config (space, "
             f"objectives, constraints, strategy or seed); pass --study NAME to start a new one"
         )
+    if coordinator is not None:
+        coordinator.attach(study, study._storage, counted=_counted)  # reaps orphans, counts
     if "baseline" in study.user_attrs:
         baseline = dict(study.user_attrs["baseline"])
     else:
@@ -214,12 +252,36 @@ def run_study(
     cache = cache if cache is not None else EvaluationCache()
     if cfg.cache:
         cache.restore(study.get_trials(deepcopy=False))
-    done = sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
-    remaining = cfg.n_trials - done
     stopped = {"why": "budget"}
-
     encoding = strategy.encoding
     knobs = space.knobs
+
+    def lookup(
+        key: str, number: int, evaluate: Callable[[], Evaluation]
+    ) -> tuple[CachedResult, bool]:
+        if not cfg.cache:
+            ev = evaluate()
+            return CachedResult(ev.metrics, ev.error, number, ev.seconds), False
+        if not shared:
+            return cache.get_or_evaluate(key, number, evaluate)
+        assert coordinator is not None
+        hit = cache.peek(key)
+        if hit is not None:
+            return hit, True
+        got = coordinator.claim(key, number)
+        if got.busy:
+            got = coordinator.wait(key, number, timeout=wait_timeout)
+        if got.done and got.result is not None:
+            result = CachedResult.from_json(got.result)
+            cache.put(key, result)
+            return result, True
+        try:  # owned (or the owner outlived wait_timeout: evaluate it here too)
+            result, cached = cache.get_or_evaluate(key, number, evaluate)
+        except BaseException:
+            coordinator.release(key, number)
+            raise
+        coordinator.complete(key, number, result.to_json())
+        return result, cached
 
     def objective(trial: Trial) -> float | tuple[float, ...]:
         if encoding == "categorical":
@@ -231,13 +293,11 @@ def run_study(
         choice = space.decode(trial.params)
         resolved = evaluator.resolve(space.layer_formats(choice))
         key = config_hash(resolved.key())
-        if cfg.cache:
-            result, cached = cache.get_or_evaluate(
-                key, trial.number, lambda: evaluator.evaluate(resolved)
-            )
-        else:
-            ev = evaluator.evaluate(resolved)
-            result, cached = CachedResult(ev.metrics, ev.error, trial.number, ev.seconds), False
+        try:
+            result, cached = lookup(key, trial.number, lambda: evaluator.evaluate(resolved))
+        finally:
+            if shared and coordinator is not None:  # the point is taken, whatever came of it
+                coordinator.complete(f"point:{space.index_of(choice)}", trial.number, {})
         attrs: dict[str, Any] = {
             "config_hash": key,
             "cached": cached,
@@ -261,36 +321,96 @@ def run_study(
         trial.set_user_attr(INFO_ATTR, attrs)
         return values if multi else values[0]
 
+    def evaluated() -> int:
+        if not shared:
+            return len(cache)
+        assert coordinator is not None
+        return sum(1 for k in coordinator.results() if not k.startswith("point:"))
+
+    def exhausted() -> bool:
+        # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
+        return (
+            cfg.stop_when_exhausted
+            and cfg.cache
+            and cfg.n_trials >= space.size
+            and evaluated() >= space.size
+        )
+
     def after(study_: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:
             on_trial(study_, trial, cache)
-        if cfg.stop_when_exhausted and cfg.cache and len(cache) >= space.size:
+        if coordinator is None and exhausted():
             stopped["why"] = "space exhausted"
             study_.stop()
 
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
-    if remaining > 0 and not (cfg.stop_when_exhausted and cfg.cache and len(cache) >= space.size):
-        t0 = time.perf_counter()
-        with torch_threads(cfg.torch_threads):
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=cfg.timeout,
-                n_jobs=cfg.n_jobs,
-                catch=(TrialFailed,),
-                callbacks=[after],
-                gc_after_trial=False,
-                show_progress_bar=False,
-            )
-        if (
-            cfg.timeout is not None
-            and time.perf_counter() - t0 >= cfg.timeout
-            and stopped["why"] == "budget"
-        ):
+    t0 = time.perf_counter()
+    with torch_threads(cfg.torch_threads):
+        if coordinator is None:
+            done = sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
+            remaining = cfg.n_trials - done
+            if remaining > 0 and not exhausted():
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    timeout=cfg.timeout,
+                    n_jobs=cfg.n_jobs,
+                    catch=(TrialFailed,),
+                    callbacks=[after],
+                    gc_after_trial=False,
+                    show_progress_bar=False,
+                )
+        else:
+            _ticket_loop(study, objective, after, coordinator, cfg, exhausted, stopped, t0)
+    if stopped["why"] == "budget":
+        if exhausted():
+            stopped["why"] = "space exhausted"
+        elif cfg.timeout is not None and time.perf_counter() - t0 >= cfg.timeout:
             stopped["why"] = "timeout"
-    elif remaining <= 0:
-        stopped["why"] = "budget (already complete)"
-    else:
-        stopped["why"] = "space exhausted"
     return StudyRun(study, baseline, cache, stopped["why"])
+
+
+def _ticket_loop(
+    study: optuna.Study,
+    objective: Callable[[Trial], Any],
+    after: Callable[[optuna.Study, FrozenTrial], None],
+    coordinator: Coordinator,
+    cfg: SearchConfig,
+    exhausted: Callable[[], bool],
+    stopped: dict[str, str],
+    t0: float,
+) -> None:
+    """``cfg.n_jobs`` threads, each: take a ticket of the global budget, run one trial."""
+
+    def one_thread() -> None:
+        while True:
+            if cfg.timeout is not None and time.perf_counter() - t0 >= cfg.timeout:
+                stopped["why"] = "timeout"
+                return
+            if exhausted():
+                stopped["why"] = "space exhausted"
+                return
+            coordinator.reap()  # rate-limited: fails and retries dead workers' trials
+            if coordinator.take_ticket(cfg.n_trials) is None:
+                return
+            try:
+                # optimize, not ask/tell: it records Optuna's heartbeats on RDB storages.
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    catch=(TrialFailed,),
+                    callbacks=[after],
+                    gc_after_trial=False,
+                    show_progress_bar=False,
+                )
+            except BaseException:
+                coordinator.return_ticket()  # an interrupted trial does not use up the budget
+                raise
+
+    if cfg.n_jobs == 1:
+        one_thread()
+        return
+    with ThreadPoolExecutor(cfg.n_jobs) as pool:
+        for f in [pool.submit(one_thread) for _ in range(cfg.n_jobs)]:
+            f.result()

@@ -31,7 +31,7 @@ class StrategyContext:
     n_objectives: int = 1
     options: dict[str, Any] = field(default_factory=dict)
     # Atomically claims a point index across workers (brute force); None: this process only.
-    claim_point: Callable[[int], bool] | None = None
+    claim_point: Callable[[int, int], bool] | None = None  # (point index, trial number)
 
 
 @dataclass(frozen=True)

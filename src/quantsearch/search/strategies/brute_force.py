@@ -32,7 +32,7 @@ class BruteForceSampler(BaseSampler):
     """
 
     def __init__(
-        self, space: SearchSpace, claim_point: Callable[[int], bool] | None = None
+        self, space: SearchSpace, claim_point: Callable[[int, int], bool] | None = None
     ) -> None:
         self._space = space
         self._claim = claim_point
@@ -61,13 +61,13 @@ class BruteForceSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space:
-            return {}
+        if not search_space or trial.system_attrs.get("fixed_params"):
+            return {}  # an enqueued retry of a dead worker's trial brings its own point
         visited = self._visited(study, trial)
         size = self._space.size
         index = self._cursor
         while index < size:
-            if index not in visited and (self._claim is None or self._claim(index)):
+            if index not in visited and (self._claim is None or self._claim(index, trial.number)):
                 break
             index += 1
         if index >= size:
