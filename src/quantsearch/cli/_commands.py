@@ -12,6 +12,7 @@ _COMMANDS = [
     ("summary", "summary"),
     ("quantize", "quantize"),
     ("search", "search"),
+    ("search", "worker"),
     ("metrics", "metrics"),
     ("demo", "demo"),
     ("compare", "compare"),

@@ -2,34 +2,78 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from quantsearch.cli.common import config_option, load_config_or_default, load_option
 
 
+def _search_options(f: Callable[..., None]) -> Callable[..., None]:
+    """The options `search` and `worker` share, outermost first."""
+    for option in reversed(
+        [
+            config_option,
+            load_option,
+            click.option(
+                "--storage",
+                default=None,
+                help="Optuna RDB URL (default: a journal file in the run directory).",
+            ),
+            click.option(
+                "--study",
+                default=None,
+                help="Study name (default: search.study or the config file's stem).",
+            ),
+            click.option(
+                "--run-dir",
+                default=None,
+                help="Parent folder of run directories (default: run_dir, 'runs').",
+            ),
+            click.option("--strategy", default=None, help="Override search.strategy (name only)."),
+            click.option(
+                "--n-trials",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Override search.n_trials (the budget of the whole study, all workers together).",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                help="Seconds.",
+            ),
+            click.option(
+                "--n-jobs",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Parallel trials (threads) in each process.",
+            ),
+            click.option("--seed", type=int, default=None, help="Override the sampler seed."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _overrides(strategy: str | None, **values: Any) -> dict[str, Any]:
+    from quantsearch.search.config import StrategySpec
+    from quantsearch.search.strategies import STRATEGIES
+
+    if strategy:
+        values["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
+    return values
+
+
 @click.command()
-@config_option
-@load_option
+@_search_options
 @click.option(
-    "--storage", default=None, help="Optuna RDB URL (default: a file in the run directory)."
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Worker processes on this machine, all on one study (default 1).",
 )
-@click.option(
-    "--study", default=None, help="Study name (default: search.study or the config file's stem)."
-)
-@click.option(
-    "--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs')."
-)
-@click.option("--strategy", default=None, help="Override search.strategy (name only).")
-@click.option(
-    "--n-trials", type=click.IntRange(min=1), default=None, help="Override search.n_trials."
-)
-@click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds."
-)
-@click.option(
-    "--n-jobs", type=click.IntRange(min=1), default=None, help="Parallel trials in this process."
-)
-@click.option("--seed", type=int, default=None, help="Override the sampler seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
 def search(
     config_path: str | None,
@@ -42,32 +86,43 @@ def search(
     timeout: float | None,
     n_jobs: int | None,
     seed: int | None,
+    workers: int,
     quiet: bool,
 ) -> None:
-    """Search quantization configs; running it again resumes the same study."""
+    """Search quantization configs; running it again resumes the same study.
+
+    With --workers K, K processes share the study (and its trial budget); start the same
+    command on other machines with one --storage postgresql://... and --study NAME to add more.
+    """
     from quantsearch.search.api import search_from_config
-    from quantsearch.search.config import StrategySpec
-    from quantsearch.search.strategies import STRATEGIES
 
     cfg = load_config_or_default(config_path)
-    overrides = {
-        "strategy": StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
-        if strategy
-        else None,
-        "n_trials": n_trials,
-        "timeout": timeout,
-        "n_jobs": n_jobs,
-        "seed": seed,
-    }
-    result = search_from_config(
-        cfg,
-        load=load,
-        storage=storage,
-        study=study,
-        run_dir=run_dir,
-        overrides=overrides,
-        progress=not quiet,
-    )
+    overrides = _overrides(strategy, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, seed=seed)
+    if workers > 1:
+        from quantsearch.search.workers import run_workers
+
+        result = run_workers(
+            cfg,
+            workers,
+            config_path=config_path,
+            load=load,
+            storage=storage,
+            study=study,
+            run_dir=run_dir,
+            strategy=strategy,
+            overrides=overrides,
+            quiet=quiet,
+        )
+    else:
+        result = search_from_config(
+            cfg,
+            load=load,
+            storage=storage,
+            study=study,
+            run_dir=run_dir,
+            overrides=overrides,
+            progress=not quiet,
+        )
     if not quiet:
         print_result(result)
     if result.run_dir is not None:
@@ -76,6 +131,48 @@ def search(
         files = write_report(result.run_dir)
         if not quiet:
             click.echo(f"report: {files.html}")
+
+
+@click.command()
+@_search_options
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    help="How many workers share this run directory's journal file (as given to all of them).",
+)
+def worker(
+    config_path: str | None,
+    load: str | None,
+    storage: str | None,
+    study: str | None,
+    run_dir: str | None,
+    strategy: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    n_jobs: int | None,
+    seed: int | None,
+    workers: int,
+) -> None:
+    """One worker on a shared study: runs trials until the budget or the space is used up.
+
+    Writes nothing but the study; `search` (or `report`) writes the result files. Start it
+    with the same options as the study's other workers.
+    """
+    from quantsearch.search.api import search_from_config
+
+    cfg = load_config_or_default(config_path)
+    overrides = _overrides(strategy, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, seed=seed)
+    search_from_config(
+        cfg,
+        load=load,
+        storage=storage,
+        study=study,
+        run_dir=run_dir,
+        overrides=overrides,
+        workers=workers,
+        write=False,
+    )
 
 
 def print_result(result: object) -> None:

@@ -393,7 +393,15 @@ def _ticket_loop(
                 return
             coordinator.reap()  # rate-limited: fails and retries dead workers' trials
             if coordinator.take_ticket(cfg.n_trials) is None:
-                return
+                # Every ticket is taken. A trial still running may belong to a dead worker:
+                # once the reaper fails it, its retry's ticket comes back. Stay until none is.
+                unfinished = study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
+                )
+                if not unfinished:
+                    return
+                time.sleep(0.25)
+                continue
             try:
                 # optimize, not ask/tell: it records Optuna's heartbeats on RDB storages.
                 study.optimize(

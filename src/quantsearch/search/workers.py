@@ -1,0 +1,149 @@
+"""``--workers K``: K worker processes on one study, and the result files once they are done.
+
+Each worker is ``python -m quantsearch worker`` with the same options, so a worker here is the
+same program as a worker started by hand on another machine against one ``--storage``. The
+parent only watches: it shows progress read from the study, stops the workers on Ctrl-C, and
+writes the run directory from the storage when they have finished.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from quantsearch.errors import QuantsearchError
+from quantsearch.search.results import SearchResult
+
+__all__ = ["run_workers", "worker_command"]
+
+
+def worker_command(
+    config_path: str | None,
+    workers: int,
+    *,
+    load: str | None,
+    storage: str | None,
+    study: str | None,
+    run_dir: str | None,
+    strategy: str | None,
+    overrides: Mapping[str, Any],
+) -> list[str]:
+    """The command line of one worker process."""
+    from quantsearch.examples import default_config_path
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "quantsearch",
+        "worker",
+        "--config",
+        config_path or str(default_config_path()),
+    ]
+    options = {
+        "--load": load,
+        "--storage": storage,
+        "--study": study,
+        "--run-dir": run_dir,
+        "--strategy": strategy,
+    }
+    for flag in ("n_trials", "timeout", "n_jobs", "seed"):
+        options["--" + flag.replace("_", "-")] = overrides.get(flag)
+    for flag, value in options.items():
+        if value is not None:
+            cmd += [flag, str(value)]
+    return [*cmd, "--workers", str(workers)]
+
+
+def run_workers(
+    config: Any,
+    workers: int,
+    *,
+    config_path: str | None,
+    load: str | None,
+    storage: str | None,
+    study: str | None,
+    run_dir: str | None,
+    strategy: str | None,
+    overrides: Mapping[str, Any],
+    quiet: bool = False,
+) -> SearchResult:
+    """Start ``workers`` worker processes, wait for them, and write the run directory."""
+    import dataclasses
+
+    import optuna
+
+    from quantsearch.search.api import _collect, prepare_from_config, write_run_dir
+    from quantsearch.search.storage import open_storage
+
+    cfg = config.search
+    if cfg is None:
+        raise QuantsearchError(f"{config.source}: a [search] table is required for `search`")
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
+    name = study or cfg.study or Path(config.source).stem
+    rd = (Path(run_dir) if run_dir else Path(config.run_dir)) / name
+    url = storage or cfg.storage
+    cmd = worker_command(
+        config_path, workers, load=load, storage=url, study=name, run_dir=run_dir,
+        strategy=strategy, overrides=overrides,
+    )  # fmt: skip
+    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    try:
+        _watch(procs, url, rd, name, cfg.n_trials, quiet)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    errors = [(p.stderr.read() if p.stderr else "").strip() for p in procs if p.returncode != 0]
+    if errors:
+        first = errors[0].splitlines()[-1] if errors[0] else "no message"
+        raise QuantsearchError(
+            f"{len(errors)} of {workers} workers failed; the first said: {first}"
+        )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
+    result = _collect(study_, dict(study_.user_attrs.get("baseline", {})), space, cfg, rd, name)
+    write_run_dir(result, cfg, rd)
+    return result
+
+
+def _watch(
+    procs: list[subprocess.Popen[str]],
+    url: str | None,
+    rd: Path,
+    name: str,
+    total: int,
+    quiet: bool,
+) -> None:
+    """Wait for the workers, with a progress bar read from the study."""
+    if quiet:
+        for p in procs:
+            p.wait()
+        return
+    import optuna
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from quantsearch.search.storage import open_storage
+
+    with Progress(
+        TextColumn(f"[bold]{len(procs)} workers"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+    ) as bar:  # fmt: skip
+        task = bar.add_task("trials", total=total, status="")
+        study = None
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+            try:
+                study = study or optuna.load_study(study_name=name, storage=open_storage(url, rd))
+                trials = study.get_trials(deepcopy=False)
+            except Exception:  # not created yet by the first worker
+                continue
+            done = sum(1 for t in trials if t.state.is_finished() and t.state.name == "COMPLETE")
+            running = sum(1 for t in trials if t.state.name == "RUNNING")
+            bar.update(task, completed=done, status=f"running {running}")
