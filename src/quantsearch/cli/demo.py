@@ -45,6 +45,10 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     out.rule("2/3 search")
     result = search_from_config(cfg, load=str(ckpt), progress=True)
     print_result(result)
+    if result.run_dir is not None:
+        from quantsearch.report import write_report
+
+        out.print(f"search report: {write_report(result.run_dir).html}")
     out.rule("3/3 compare strategies")
     from quantsearch.compare import compare_from_config
 
