@@ -43,7 +43,6 @@ optimum counts as ``inf`` trials, so a median of ``inf`` means most seeds did no
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from quantsearch.errors import ConfigError
-from quantsearch.search.results import SearchResult, TrialRecord
+from quantsearch.search.results import SearchResult, TrialRecord, write_csv
 from quantsearch.search.study import EvaluationCache
 
 if TYPE_CHECKING:
@@ -563,14 +562,7 @@ class ComparisonResult:
         self.run_dir = run_dir
         paths = [run_dir / n for n in ("comparison.json", "comparison.csv", "runs.jsonl")]
         paths[0].write_text(json.dumps(_jsonable(self.to_dict()), indent=1) + "\n")
-        rows = self.table_rows()
-        columns: list[str] = []
-        for row in rows:
-            columns.extend(c for c in row if c not in columns)
-        with paths[1].open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(paths[1], self.table_rows())
         with paths[2].open("w") as fh:
             for r in self.results:
                 trials = [

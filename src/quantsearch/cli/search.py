@@ -57,13 +57,18 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
     return f
 
 
-def _overrides(strategy: str | None, **values: Any) -> dict[str, Any]:
+def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The config, the options ``search_from_config`` takes, and the ``[search]`` overrides."""
     from quantsearch.search.config import StrategySpec
     from quantsearch.search.strategies import STRATEGIES
 
+    cfg = load_config_or_default(opts["config_path"])
+    strategy = opts["strategy"]
+    overrides = {k: opts[k] for k in ("n_trials", "timeout", "n_jobs", "seed")}
     if strategy:
-        values["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
-    return values
+        overrides["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
+    where = {k: opts[k] for k in ("load", "storage", "study", "run_dir")}
+    return cfg, where, overrides
 
 
 @click.command()
@@ -75,20 +80,7 @@ def _overrides(strategy: str | None, **values: Any) -> dict[str, Any]:
     help="Worker processes on this machine, all on one study (default 1).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
-def search(
-    config_path: str | None,
-    load: str | None,
-    storage: str | None,
-    study: str | None,
-    run_dir: str | None,
-    strategy: str | None,
-    n_trials: int | None,
-    timeout: float | None,
-    n_jobs: int | None,
-    seed: int | None,
-    workers: int,
-    quiet: bool,
-) -> None:
+def search(workers: int, quiet: bool, **opts: Any) -> None:
     """Search quantization configs; running it again resumes the same study.
 
     With --workers K, K processes share the study (and its trial budget); start the same
@@ -96,33 +88,21 @@ def search(
     """
     from quantsearch.search.api import search_from_config
 
-    cfg = load_config_or_default(config_path)
-    overrides = _overrides(strategy, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, seed=seed)
+    cfg, where, overrides = _resolve(opts)
     if workers > 1:
         from quantsearch.search.workers import run_workers
 
         result = run_workers(
             cfg,
             workers,
-            config_path=config_path,
-            load=load,
-            storage=storage,
-            study=study,
-            run_dir=run_dir,
-            strategy=strategy,
+            config_path=opts["config_path"],
+            strategy=opts["strategy"],
             overrides=overrides,
             quiet=quiet,
+            **where,
         )
     else:
-        result = search_from_config(
-            cfg,
-            load=load,
-            storage=storage,
-            study=study,
-            run_dir=run_dir,
-            overrides=overrides,
-            progress=not quiet,
-        )
+        result = search_from_config(cfg, overrides=overrides, progress=not quiet, **where)
     if not quiet:
         print_result(result)
     if result.run_dir is not None:
@@ -141,19 +121,7 @@ def search(
     default=1,
     help="How many workers share this run directory's journal file (as given to all of them).",
 )
-def worker(
-    config_path: str | None,
-    load: str | None,
-    storage: str | None,
-    study: str | None,
-    run_dir: str | None,
-    strategy: str | None,
-    n_trials: int | None,
-    timeout: float | None,
-    n_jobs: int | None,
-    seed: int | None,
-    workers: int,
-) -> None:
+def worker(workers: int, **opts: Any) -> None:
     """One worker on a shared study: runs trials until the budget or the space is used up.
 
     Writes nothing but the study; `search` (or `report`) writes the result files. Start it
@@ -161,18 +129,8 @@ def worker(
     """
     from quantsearch.search.api import search_from_config
 
-    cfg = load_config_or_default(config_path)
-    overrides = _overrides(strategy, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs, seed=seed)
-    search_from_config(
-        cfg,
-        load=load,
-        storage=storage,
-        study=study,
-        run_dir=run_dir,
-        overrides=overrides,
-        workers=workers,
-        write=False,
-    )
+    cfg, where, overrides = _resolve(opts)
+    search_from_config(cfg, overrides=overrides, workers=workers, write=False, **where)
 
 
 def print_result(result: object) -> None:

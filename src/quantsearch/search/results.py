@@ -187,14 +187,7 @@ class SearchResult:
         with written[1].open("w") as fh:
             for t in self.trials:
                 fh.write(json.dumps(asdict(t), default=_json_default) + "\n")
-        rows = [t.row() for t in self.trials]
-        columns: list[str] = []
-        for r in rows:
-            columns.extend(c for c in r if c not in columns)
-        with written[2].open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(written[2], [t.row() for t in self.trials])
         summary = self.summary()
         if self.combine == "weighted_sum":
             path = run_dir / "best.json"
@@ -234,6 +227,17 @@ class SearchResult:
         }
 
 
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows with possibly different keys as one CSV; columns in order of first appearance."""
+    columns: list[str] = []
+    for r in rows:
+        columns.extend(c for c in r if c not in columns)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (set, tuple)):
         return list(o)
@@ -244,7 +248,3 @@ def _json_default(o: Any) -> Any:
 
 def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def as_rows(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
-    return [r.row() for r in records]
