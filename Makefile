@@ -8,7 +8,6 @@ TORCH_SPEC ?= torch==2.13.0
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch first: a bare `torch` requirement may pull a multi-GB CUDA build.
 	$(BIN)/pip install -q $(TORCH_SPEC)
 
