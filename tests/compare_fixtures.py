@@ -14,7 +14,7 @@ from quantsearch.data import DataSplits
 from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.space import SearchSpace
-from tests.search.conftest import LAB_SPACE
+from tests.search.spaces import LAB_SPACE
 
 WEIGHTED = {
     "accuracy": {"direction": "maximize", "weight": 1.0},

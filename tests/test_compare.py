@@ -34,7 +34,7 @@ from tests.compare_fixtures import (  # noqa: F401  (fixtures)
     lab_comparison,
     pareto_comparison,
 )
-from tests.search.conftest import LAB_SPACE, mlp  # noqa: F401  (fixture)
+from tests.search.spaces import LAB_SPACE
 
 
 def replay(trials: Sequence[TrialRecord], optimum: float) -> dict[str, object]:
@@ -67,7 +67,7 @@ def replay(trials: Sequence[TrialRecord], optimum: float) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def true_optimum(mlp: nn.Module, digits: DataSplits) -> float:  # noqa: F811
+def true_optimum(mlp: nn.Module, digits: DataSplits) -> float:
     """An independent enumeration of the 16 points, with its own cache."""
     result = search(
         mlp, digits.val, space=LAB_SPACE, objectives=WEIGHTED, constraints=CONSTRAINTS,

@@ -12,7 +12,6 @@ from quantsearch import plots
 from quantsearch.compare import ComparisonResult, Curve
 from quantsearch.report import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot, build_report
 from tests.compare_fixtures import compare_dir, lab, lab_comparison  # noqa: F401  (fixtures)
-from tests.search.conftest import mlp  # noqa: F401  (fixture)
 
 
 def check_png(path: Path) -> Image.Image:

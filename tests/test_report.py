@@ -37,7 +37,7 @@ from tests.compare_fixtures import (  # noqa: F401  (fixtures)
     lab_comparison,
     make_lab,
 )
-from tests.search.conftest import LAB_SPACE, mlp  # noqa: F401  (fixture)
+from tests.search.spaces import LAB_SPACE
 
 COMPARE_FIGURES = {"best_vs_trials", "best_vs_evaluations", "pareto_view", "bitwidths",
                    "accuracy_vs_loss"}  # fmt: skip
@@ -160,7 +160,7 @@ def test_findings_do_not_claim_an_unreached_optimum(lab: Lab) -> None:  # noqa: 
 
 
 def test_no_feasible_config_means_no_optimum_claimed(
-    mlp: nn.Module,  # noqa: F811
+    mlp: nn.Module,
     digits: DataSplits,
     tmp_path: Path,
 ) -> None:
@@ -186,7 +186,7 @@ def test_fmt_iqr() -> None:
 
 
 def test_search_run_directory_report(
-    mlp: nn.Module,  # noqa: F811
+    mlp: nn.Module,
     digits: DataSplits,
     tmp_path: Path,
 ) -> None:

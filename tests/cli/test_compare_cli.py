@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from quantsearch.cli import main
-from tests.search.conftest import mlp, mlp_checkpoint  # noqa: F401  (fixtures)
 
 CONFIG = """
 seed = 0
@@ -41,7 +40,7 @@ n_trials = 20
 
 
 @pytest.fixture
-def config(write_config: Callable[..., Path], mlp_checkpoint: Path) -> str:  # noqa: F811
+def config(write_config: Callable[..., Path], mlp_checkpoint: Path) -> str:
     return str(write_config(CONFIG.format(ckpt=mlp_checkpoint), name="lab.toml"))
 
 

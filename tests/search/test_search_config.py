@@ -80,8 +80,12 @@ def parse(**over: Any) -> Any:
         ),
         ({"space": {"choices": {}}}, r"search\.space\.choices must name at least one"),
         (
-            {"space": {"choices": {"linear": {"weight": [[4, 8]]}}}},
-            r"search\.space\.choices\.linear\.weight: no valid choice is left",
+            {"space": {"choices": {"linear": {"weight": [[8, 4], [4, 8]]}}}},
+            r"search\.space\.choices\.linear\.weight\[1\]: .*frac_width",
+        ),
+        (
+            {"space": {"choices": {"linear": {"weight": {"width": [4], "frac_width": [6, 8]}}}}},
+            r"search\.space\.choices\.linear\.weight: no valid choice is left after dropping 2",
         ),
         (
             {"space": {"choices": {"linear": {"weight": [[8]]}}}},

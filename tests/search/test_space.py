@@ -19,7 +19,7 @@ def space_of(model_name: str, space: dict, shape: tuple[int, ...]) -> SearchSpac
 
 
 def test_lab_space_has_16_points_in_stable_order() -> None:
-    from tests.search.conftest import LAB_SPACE
+    from tests.search.spaces import LAB_SPACE
 
     space = space_of("mlp-digits", LAB_SPACE, (64,))
     assert space.size == 16
@@ -64,7 +64,7 @@ def test_by_name_gives_each_node_its_own_knobs_and_node_overrides_kind() -> None
 
 
 def test_same_as_weight_follows_the_weight_choice() -> None:
-    from tests.search.conftest import LAB_SPACE
+    from tests.search.spaces import LAB_SPACE
 
     space = space_of("mlp-digits", LAB_SPACE, (64,))
     formats = space.layer_formats({"linear.data_in": 3, "linear.weight": 2})
@@ -74,7 +74,7 @@ def test_same_as_weight_follows_the_weight_choice() -> None:
 
 
 def test_encodings_round_trip() -> None:
-    from tests.search.conftest import LAB_SPACE
+    from tests.search.spaces import LAB_SPACE
 
     space = space_of("mlp-digits", LAB_SPACE, (64,))
     for choice in space.enumerate():

@@ -13,7 +13,7 @@ from torch import nn
 from quantsearch.data import DataSplits
 from quantsearch.search import search
 from quantsearch.search.study import EvaluationCache
-from tests.search.conftest import LAB_SPACE
+from tests.search.spaces import LAB_SPACE
 
 OBJ = {
     "accuracy": {"direction": "maximize", "weight": 1.0},

@@ -188,18 +188,24 @@ def _role_choices(
             if isinstance(item, Mapping):
                 d = dict(item)
                 d.setdefault("format", default_format[0])
-                candidates.append(d)
+                explicit = [d]
             elif (
                 isinstance(item, list)
                 and len(item) == 2
                 and all(isinstance(v, int) or v == "auto" for v in item)
             ):
-                for fmt in default_format:
-                    candidates.append({"format": fmt, "width": item[0], "frac_width": item[1]})
+                explicit = [
+                    {"format": fmt, "width": item[0], "frac_width": item[1]}
+                    for fmt in default_format
+                ]
             else:
                 raise ConfigError(
                     f"{key}[{i}] must be a [width, frac_width] pair or a table of fields (got {item!r})"
                 )
+            for cand in explicit:  # written out one by one: an impossible one is a mistake
+                fields = {k: v for k, v in cand.items() if k != "format"}
+                make_format(str(cand["format"]), fields, key=f"{key}[{i}]")
+            candidates.extend(explicit)
     else:
         raise ConfigError(
             f"{key} must be a table of field lists, a list of [width, frac_width] pairs, "
