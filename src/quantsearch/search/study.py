@@ -9,6 +9,7 @@ persisted with the study and rebuilt when a search resumes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -217,9 +218,16 @@ def run_study(
         assert coordinator is not None
         return coordinator.claim(f"point:{index}", trial_number).owned
 
+    seed = cfg.seed
+    if shared:
+        # Workers seeded alike would propose the same points and wait on each other's results:
+        # each worker's sampler takes its seed from the study's and its own process.
+        from quantsearch.search.coordination import worker_id
+
+        seed = int(hashlib.sha1(f"{cfg.seed}:{worker_id()}".encode()).hexdigest()[:8], 16)
     ctx = StrategyContext(
         space=space,
-        seed=cfg.seed,
+        seed=seed,
         n_objectives=len(directions),
         options=dict(cfg.strategy.options),
         claim_point=claim_point if shared else None,
