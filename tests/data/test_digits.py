@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,22 @@ def test_unknown_dataset_lists_the_registered_ones() -> None:
         ConfigError, match=r"data\.name must be one of \['digits', 'jsc'\] \(got 'mnist'\)"
     ):
         load_dataset("mnist")
+
+
+def test_cache_gives_the_same_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantsearch.data import load_dataset
+
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
+    fresh = load_dataset("digits", seed=3)
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", str(tmp_path))
+    first = load_dataset("digits", seed=3)  # prepares and writes the cache
+    files = list(tmp_path.glob("digits-*seed3*.npz"))
+    assert len(files) == 1
+    second = load_dataset("digits", seed=3)  # reads it
+    for split in ("train", "val", "test"):
+        for a in (first, second):
+            assert torch.equal(getattr(a, split).x, getattr(fresh, split).x)
+            assert torch.equal(getattr(a, split).y, getattr(fresh, split).y)
+    files[0].write_bytes(b"damaged")
+    third = load_dataset("digits", seed=3)  # a damaged file is prepared again
+    assert torch.equal(third.val.x, fresh.val.x)

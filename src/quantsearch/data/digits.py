@@ -1,7 +1,16 @@
-"""scikit-learn's bundled 8x8 handwritten digits (1,797 real samples, no download)."""
+"""scikit-learn's bundled 8x8 handwritten digits (1,797 real samples, no download).
+
+Importing scikit-learn takes over a second, more than a whole 16-trial search on this data, so
+the prepared splits are kept in a small cache file (``$QUANTSEARCH_CACHE_DIR``, else
+``$XDG_CACHE_HOME/quantsearch`` or ``~/.cache/quantsearch``), keyed by scikit-learn's version,
+the seed and the fractions. A cache hit gives the very same tensors; an unwritable cache folder
+only costs the import. ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off.
+"""
 
 from __future__ import annotations
 
+import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +31,6 @@ def load_digits(
 
     The scaler is fit on the training split only, so no statistic leaks from evaluation data.
     """
-    from sklearn.datasets import load_digits as sk_load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
@@ -38,6 +43,60 @@ def load_digits(
             f"data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1 "
             f"(got {val_f} and {test_f})"
         )
+    cache = _cache_file(seed, val_f, test_f)
+    arrays = _read(cache) if cache is not None else None
+    if arrays is None:
+        arrays = _prepare(seed, val_f, test_f)
+        if cache is not None:
+            _write(cache, arrays)
+    train, val, test = (
+        Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
+        for s in _SPLITS
+    )
+    return DataSplits("digits", train, val, test, 10, tuple(str(i) for i in range(10)))
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def _cache_file(seed: int, val_f: float, test_f: float) -> Path | None:
+    root = os.environ.get("QUANTSEARCH_CACHE_DIR")
+    if root == "":
+        return None
+    if root is None:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quantsearch")
+    return (
+        Path(root)
+        / f"digits-v1-sklearn{version('scikit-learn')}-seed{seed}-val{val_f}-test{test_f}.npz"
+    )
+
+
+def _read(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError):  # missing or damaged: prepare it again
+        return None
+    want = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
+    return arrays if set(arrays) == want else None
+
+
+def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)  # atomic: concurrent workers never read half a file
+    except OSError:
+        pass  # a read-only home: the next run prepares the splits again
+
+
+def _prepare(seed: int, val_f: float, test_f: float) -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     bunch = sk_load_digits()
     x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
     x_rest, x_test, y_rest, y_test = train_test_split(
@@ -47,15 +106,12 @@ def load_digits(
         x_rest, y_rest, test_size=val_f / (1 - test_f), stratify=y_rest, random_state=seed
     )
     scaler = StandardScaler().fit(x_train)
-
-    def split(a: np.ndarray, b: np.ndarray) -> Split:
-        return Split(torch.from_numpy(scaler.transform(a).astype(np.float32)), torch.from_numpy(b))
-
-    return DataSplits(
-        "digits",
-        split(x_train, y_train),
-        split(x_val, y_val),
-        split(x_test, y_test),
-        10,
-        tuple(str(i) for i in range(10)),
-    )
+    out: dict[str, np.ndarray] = {}
+    for name, a, b in (
+        ("train", x_train, y_train),
+        ("val", x_val, y_val),
+        ("test", x_test, y_test),
+    ):
+        out[f"x_{name}"] = scaler.transform(a).astype(np.float32)
+        out[f"y_{name}"] = b
+    return out
