@@ -130,3 +130,31 @@ def test_n_jobs_threads_evaluate_each_config_once(mlp: nn.Module, digits: object
         assert len(evaluated) == len(set(evaluated)) == result.n_evaluations
         if strategy == "brute_force":
             assert result.n_evaluations == 9
+
+
+def test_workers_share_one_journal_study(config: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    text = (
+        config.read_text()
+        .replace("n_trials = 4", "n_trials = 20")
+        .replace('"brute_force"', '"random"')
+    )
+    text = text.replace(
+        "weight = [[8, 4], [4, 2]]",
+        "weight = { width = [4, 6, 8, 12, 16], frac_width = [1, 2, 3, 4] }\ndata_in = { width = [4, 6, 8, 12, 16], frac_width = [1, 2, 3, 4] }",
+    )
+    config.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "quantsearch", "search", "-c", str(config), "--workers", "2", "-q"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "s" / "trials.jsonl").read_text().splitlines()
+    ]
+    assert sum(r["state"] == "COMPLETE" for r in rows) == 20  # the budget of both together
+    evaluated = [r["config_hash"] for r in rows if not r["cached"]]
+    assert len(evaluated) == len(set(evaluated))

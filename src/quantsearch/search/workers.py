@@ -91,7 +91,13 @@ def run_workers(
         config_path, workers, load=load, storage=url, study=name, run_dir=run_dir,
         strategy=strategy, overrides=overrides,
     )  # fmt: skip
-    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    # Each worker's stderr goes to a file: a pipe nobody reads would fill and stall it.
+    rd.mkdir(parents=True, exist_ok=True)
+    logs = [rd / f"worker-{i}.log" for i in range(workers)]
+    procs = []
+    for log in logs:
+        with log.open("w") as fh:
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True))
     try:
         _watch(procs, url, rd, name, cfg.n_trials, quiet)
     except BaseException:
@@ -100,17 +106,27 @@ def run_workers(
         for p in procs:
             p.wait()
         raise
-    errors = [(p.stderr.read() if p.stderr else "").strip() for p in procs if p.returncode != 0]
-    if errors:
-        first = errors[0].splitlines()[-1] if errors[0] else "no message"
-        raise QuantsearchError(
-            f"{len(errors)} of {workers} workers failed; the first said: {first}"
-        )
+    errors = [_last_line(log) for p, log in zip(procs, logs, strict=True) if p.returncode != 0]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
-    result = _collect(study_, dict(study_.user_attrs.get("baseline", {})), space, cfg, rd, name)
-    write_run_dir(result, cfg, rd)
+    try:
+        study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
+    except KeyError:  # no worker got as far as creating the study
+        study_ = None
+    if study_ is not None:  # what the workers finished is written even if one of them failed
+        baseline = dict(study_.user_attrs.get("baseline", {}))
+        result = _collect(study_, baseline, space, cfg, rd, name)
+        write_run_dir(result, cfg, rd)
+    if errors or study_ is None:
+        raise QuantsearchError(
+            f"{len(errors)} of {workers} workers failed (the study is kept: the same command "
+            f"resumes it); the first said: {errors[0] if errors else 'no study was made'}"
+        )
     return result
+
+
+def _last_line(log: Path) -> str:
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else f"nothing (see {log})"
 
 
 def _watch(
