@@ -135,3 +135,33 @@ class NumberFormat(abc.ABC):
     def short(self) -> str:
         """A compact name for tables: ``fixed(8,4)``."""
         return self.name
+
+
+class BiasedExponent:
+    """An exponent field: ``exponent_width`` bits, biased by ``exponent_bias``.
+
+    For the dataclass formats with such a field (minifloat, log, block_fp). An unset bias
+    becomes IEEE's ``2**(exponent_width - 1) - 1`` in :meth:`_default_bias`, so equal formats
+    compare equal.
+    """
+
+    exponent_width: int
+    exponent_bias: int | None
+
+    def _default_bias(self) -> None:
+        if self.exponent_bias is None:  # canonical form: equal formats compare equal
+            object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
+
+    @property
+    def bias(self) -> int:
+        assert self.exponent_bias is not None  # set by _default_bias in __post_init__
+        return self.exponent_bias
+
+    @property
+    def min_exponent(self) -> int:
+        """The smallest normal exponent."""
+        return 1 - self.bias
+
+    @property
+    def max_exponent(self) -> int:
+        return 2**self.exponent_width - 1 - self.bias

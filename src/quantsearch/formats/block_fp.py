@@ -11,7 +11,7 @@ from torch import Tensor
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats import FORMATS
-from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import round_ste
 
 __all__ = ["BlockFP"]
@@ -19,7 +19,7 @@ __all__ = ["BlockFP"]
 
 @FORMATS.register("block_fp")
 @dataclass(frozen=True)
-class BlockFP(NumberFormat):
+class BlockFP(BiasedExponent, NumberFormat):
     """Blocks of ``block_size`` elements along ``block_dim`` share an exponent (MSFP-style).
 
     A block whose largest magnitude lies in ``[2^e, 2^(e+1))`` uses the step
@@ -64,13 +64,7 @@ class BlockFP(NumberFormat):
             )
         if self.block_size < 1:
             raise self._invalid(f"block_size must be >= 1 (got {self.block_size})")
-        if self.exponent_bias is None:
-            object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
-
-    @property
-    def bias(self) -> int:
-        assert self.exponent_bias is not None  # set in __post_init__
-        return self.exponent_bias
+        self._default_bias()
 
     @property
     def bits_per_element(self) -> float:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from quantsearch.formats import FORMATS
-from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import straight_through
 
 __all__ = ["LogFormat"]
@@ -20,7 +20,7 @@ _SQRT_HALF = math.sqrt(0.5)
 
 @FORMATS.register("log")
 @dataclass(frozen=True)
-class LogFormat(NumberFormat):
+class LogFormat(BiasedExponent, NumberFormat):
     """A sign bit and an ``E``-bit exponent code: code 0 is zero, code ``c`` is ``±2^(c - bias)``.
 
     ``log2|x|`` is rounded to the nearest integer (as MASE's log quantizer does), so the
@@ -50,21 +50,7 @@ class LogFormat(NumberFormat):
             raise self._invalid(
                 f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
             )
-        if self.exponent_bias is None:
-            object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
-
-    @property
-    def bias(self) -> int:
-        assert self.exponent_bias is not None  # set in __post_init__
-        return self.exponent_bias
-
-    @property
-    def min_exponent(self) -> int:
-        return 1 - self.bias
-
-    @property
-    def max_exponent(self) -> int:
-        return 2**self.exponent_width - 1 - self.bias
+        self._default_bias()
 
     @property
     def bits_per_element(self) -> int:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from quantsearch.formats import FORMATS
-from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import round_ste
 
 __all__ = ["Minifloat"]
@@ -17,7 +17,7 @@ __all__ = ["Minifloat"]
 
 @FORMATS.register("minifloat")
 @dataclass(frozen=True)
-class Minifloat(NumberFormat):
+class Minifloat(BiasedExponent, NumberFormat):
     """A small IEEE-like float without infinities or NaN, saturating, round half to even.
 
     Exponent codes ``1 .. 2^E - 1`` are normal: ``2^(code - bias) * (1 + m / 2^M)``. Code 0
@@ -57,22 +57,7 @@ class Minifloat(NumberFormat):
             raise self._invalid(
                 f"mantissa_width must satisfy 0 <= mantissa_width <= 23 (got {self.mantissa_width})"
             )
-        if self.exponent_bias is None:  # canonical form: equal formats compare equal
-            object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
-
-    @property
-    def bias(self) -> int:
-        assert self.exponent_bias is not None  # set in __post_init__
-        return self.exponent_bias
-
-    @property
-    def min_exponent(self) -> int:
-        """Exponent of the smallest normal number."""
-        return 1 - self.bias
-
-    @property
-    def max_exponent(self) -> int:
-        return 2**self.exponent_width - 1 - self.bias
+        self._default_bias()
 
     @property
     def max_value(self) -> float:
