@@ -72,9 +72,9 @@ def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:
 
 
 def _register_builtin() -> None:
-    from quantsearch.search.strategies import brute_force, optuna_samplers
+    from quantsearch.search.strategies import brute_force, local, optuna_samplers
 
-    for s in (brute_force.STRATEGY, *optuna_samplers.STRATEGIES_):
+    for s in (brute_force.STRATEGY, local.STRATEGY, *optuna_samplers.STRATEGIES_):
         STRATEGIES.add(s.name, s, aliases=tuple(a for a in ALIASES.get(s.name, ())))
 
 
