@@ -29,7 +29,10 @@ __all__ = ["prepare_search", "search", "search_from_config"]
 
 @contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.lock`` so two searches never share one file-backed study by accident."""
+    """Hold ``run_dir/.lock`` so that two commands never write one output folder at once.
+
+    (A study's own run directory is guarded by its coordinator instead.)
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / ".lock"
     fh = path.open("a+")
@@ -40,8 +43,8 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
             fh.seek(0)
             pid = fh.read().strip() or "?"
             raise ConfigError(
-                f"run directory {str(run_dir)!r} is in use by another search (pid {pid}); wait for "
-                f"it, or pass --study NAME / --run-dir DIR for a separate one"
+                f"run directory {str(run_dir)!r} is in use by another quantsearch process (pid "
+                f"{pid}); wait for it, or give this run another name (--name, --run-dir)"
             ) from None
         fh.seek(0)
         fh.truncate()
