@@ -477,9 +477,19 @@ def _bits(option: Mapping[str, Any]) -> float:
 
 
 def format_label(option: Mapping[str, Any] | None) -> str:
-    """``{"format": "fixed", "width": 8, "frac_width": 4, "signed": True}`` -> ``fixed(8,4)``."""
+    """``{"format": "fixed", "width": 8, "frac_width": 4, "signed": True}`` -> ``fixed(8,4)``.
+
+    The format's own name for itself (``ufixed(8,4)``, ``minifloat(e4m3,b7)``); a table that
+    does not make a format (a pending ``"auto"``) is spelled out from its values.
+    """
+    from quantsearch.formats import format_from_dict
+
     if not option:
         return "float"
+    try:
+        return str(format_from_dict(option, key="report"))
+    except ConfigError:
+        pass
     fields = {k: v for k, v in option.items() if k not in ("format", "signed", "rounding")}
     name = str(option.get("format"))
     if option.get("signed") is False:

@@ -136,6 +136,7 @@ def worker(workers: int, **opts: Any) -> None:
 def print_result(result: object) -> None:
     """The best configs (or the front) as a table; a per-layer table when knobs are many."""
     from quantsearch.console import console, print_table
+    from quantsearch.report import format_label
     from quantsearch.search.results import SearchResult
 
     assert isinstance(result, SearchResult)
@@ -158,16 +159,9 @@ def print_result(result: object) -> None:
             config = result.config_of(first) if first is not None else None
             if first is not None and config:
                 layers = [
-                    {"layer": node, **{role: _label(f) for role, f in roles.items()}}
+                    {"layer": node, **{role: format_label(f) for role, f in roles.items()}}
                     for node, roles in config.items()
                 ]
                 print_table(layers, title=f"trial {first.number}: formats per layer")
     if result.run_dir is not None:
         console().print(f"run directory: {result.run_dir}")
-
-
-def _label(fmt: object) -> str:
-    """A resolved format dict as the format names itself (``fixed(8,4)``, ``ufixed(8,4)``)."""
-    from quantsearch.formats import format_from_dict
-
-    return str(format_from_dict(fmt)) if isinstance(fmt, dict) else str(fmt)
