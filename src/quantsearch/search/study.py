@@ -177,7 +177,6 @@ class StudyRun:
     study: optuna.Study
     baseline: dict[str, float]
     cache: EvaluationCache
-    stopped_because: str
 
 
 def run_study(
@@ -260,7 +259,6 @@ def run_study(
     cache = cache if cache is not None else EvaluationCache()
     if cfg.cache:
         cache.restore(study.get_trials(deepcopy=False))
-    stopped = {"why": "budget"}
     encoding = strategy.encoding
     knobs = space.knobs
 
@@ -348,7 +346,6 @@ def run_study(
         if on_trial is not None:
             on_trial(study_, trial, cache)
         if coordinator is None and exhausted():
-            stopped["why"] = "space exhausted"
             study_.stop()
 
     if on_trial is not None:
@@ -370,13 +367,8 @@ def run_study(
                     show_progress_bar=False,
                 )
         else:
-            _ticket_loop(study, objective, after, coordinator, cfg, exhausted, stopped, t0)
-    if stopped["why"] == "budget":
-        if exhausted():
-            stopped["why"] = "space exhausted"
-        elif cfg.timeout is not None and time.perf_counter() - t0 >= cfg.timeout:
-            stopped["why"] = "timeout"
-    return StudyRun(study, baseline, cache, stopped["why"])
+            _ticket_loop(study, objective, after, coordinator, cfg, exhausted, t0)
+    return StudyRun(study, baseline, cache)
 
 
 def _ticket_loop(
@@ -386,7 +378,6 @@ def _ticket_loop(
     coordinator: Coordinator,
     cfg: SearchConfig,
     exhausted: Callable[[], bool],
-    stopped: dict[str, str],
     t0: float,
 ) -> None:
     """``cfg.n_jobs`` threads, each: take a ticket of the global budget, run one trial."""
@@ -394,10 +385,8 @@ def _ticket_loop(
     def one_thread() -> None:
         while True:
             if cfg.timeout is not None and time.perf_counter() - t0 >= cfg.timeout:
-                stopped["why"] = "timeout"
                 return
             if exhausted():
-                stopped["why"] = "space exhausted"
                 return
             coordinator.reap()  # rate-limited: fails and retries dead workers' trials
             if coordinator.take_ticket(cfg.n_trials) is None:

@@ -53,19 +53,16 @@ STRATEGIES_ = (
         "tpe",
         _tpe,
         "Optuna TPESampler (Tree-structured Parzen Estimator)",
-        supports_constraints=True,
     ),
     Strategy(
         "nsga2",
         _nsga2,
         "Optuna NSGAIISampler (genetic, multi-objective)",
-        supports_constraints=True,
     ),
     Strategy(
         "nsga3",
         _nsga3,
         "Optuna NSGAIIISampler (reference-point genetic)",
-        supports_constraints=True,
     ),
     Strategy(
         "qmc",
@@ -78,6 +75,5 @@ STRATEGIES_ = (
         _gp,
         "Optuna GPSampler (Gaussian-process Bayesian optimisation) over cheapest-first indices",
         encoding="ordinal",
-        supports_constraints=True,
     ),
 )
