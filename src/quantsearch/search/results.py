@@ -12,7 +12,14 @@ from typing import Any
 
 from quantsearch.search.objective import pareto_front
 
-__all__ = ["SearchResult", "TrialRecord", "records_from_study"]
+__all__ = ["INFO_ATTR", "SearchResult", "TrialRecord", "records_from_study", "trial_info"]
+
+INFO_ATTR = "qs"  # one user attribute holds a trial's bookkeeping: each storage write costs
+
+
+def trial_info(t: Any) -> dict[str, Any]:
+    """The bookkeeping quantsearch stored on a trial (config hash, cache hit, error ...)."""
+    return dict(t.user_attrs.get(INFO_ATTR, {}))
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,6 @@ class TrialRecord:
 
 def records_from_study(study: Any) -> list[TrialRecord]:
     """Trial records for every trial of an Optuna study, in trial-number order."""
-    from quantsearch.search.study import trial_info
-
     out = []
     for t in study.get_trials(deepcopy=False):
         ua = trial_info(t)

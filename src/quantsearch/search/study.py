@@ -26,6 +26,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
+from quantsearch.search.results import INFO_ATTR, trial_info
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
 
@@ -33,14 +34,6 @@ if TYPE_CHECKING:
     from quantsearch.search.coordination import Coordinator
 
 __all__ = ["EvaluationCache", "TrialFailed", "run_study"]
-
-
-INFO_ATTR = "qs"  # one user attribute holds a trial's bookkeeping: each storage write costs
-
-
-def trial_info(t: FrozenTrial) -> dict[str, Any]:
-    """The bookkeeping quantsearch stored on a trial (config hash, cache hit, error ...)."""
-    return dict(t.user_attrs.get(INFO_ATTR, {}))
 
 
 class TrialFailed(Exception):

@@ -8,20 +8,24 @@ option is rejected with the sampler's own list of parameters.
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+
 from quantsearch.errors import ConfigError
 from quantsearch.registry import Registry
 
 if TYPE_CHECKING:
-    from optuna.samplers import BaseSampler
-
     from quantsearch.search.space import Encoding, SearchSpace
 
-__all__ = ["STRATEGIES", "Strategy", "StrategyContext", "build_sampler"]
+__all__ = ["STRATEGIES", "SpaceSampler", "Strategy", "StrategyContext", "build_sampler"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,50 @@ def pass_options(cls: Any, ctx: StrategyContext, fixed: dict[str, Any]) -> Any:
         return cls(**fixed, **ctx.options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"search.strategy.options: {cls.__name__} rejected them: {exc}") from None
+
+
+class SpaceSampler(BaseSampler):
+    """Base of quantsearch's own samplers: each trial gets a whole point of a SearchSpace.
+
+    Subclasses implement :meth:`propose`. A trial that brings its own parameters (an enqueued
+    retry of a dead worker's trial) is left to them; a parameter outside the space (a user
+    objective's own suggestion) is drawn at random.
+
+    Args:
+        space: the finite space.
+        seed: seeds the random fallback (and, in subclasses, their own choices).
+    """
+
+    encoding: Encoding = "categorical"
+
+    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
+        self._space = space
+        self._fallback = RandomSampler(seed=seed)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._space.distributions(self.encoding)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or trial.system_attrs.get("fixed_params"):
+            return {}
+        return self.propose(study, trial)
+
+    @abc.abstractmethod
+    def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """Parameter values (in ``encoding``) of the point ``trial`` evaluates."""
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
 
 def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from quantsearch.search.results import trial_info
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.strategies import Strategy, StrategyContext
+from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
 
 __all__ = ["BruteForceSampler"]
 
 
-class BruteForceSampler(BaseSampler):
+class BruteForceSampler(SpaceSampler):
     """Proposes unvisited points of ``space`` in its stable order.
 
     Args:
@@ -34,15 +34,9 @@ class BruteForceSampler(BaseSampler):
     def __init__(
         self, space: SearchSpace, claim_point: Callable[[int, int], bool] | None = None
     ) -> None:
-        self._space = space
+        super().__init__(space, seed=0)
         self._claim = claim_point
         self._cursor = 0
-        self._fallback = RandomSampler(seed=0)
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._space.distributions("categorical")
 
     def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
         visited: set[int] = set()
@@ -52,17 +46,13 @@ class BruteForceSampler(BaseSampler):
                 continue
             # A failed trial counts as visited only when its config itself failed (an error the
             # objective recorded); a trial failed by a dead worker is retried.
-            if t.state == TrialState.FAIL and "error" not in t.user_attrs.get("qs", {}):
+            if t.state == TrialState.FAIL and "error" not in trial_info(t):
                 continue
             if len(t.params) == len(self._space.knobs):
                 visited.add(self._space.index_of(self._space.decode(t.params)))
         return visited
 
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        if not search_space or trial.system_attrs.get("fixed_params"):
-            return {}  # an enqueued retry of a dead worker's trial brings its own point
+    def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         visited = self._visited(study, trial)
         size = self._space.size
         index = self._cursor
@@ -77,16 +67,6 @@ class BruteForceSampler(BaseSampler):
         else:
             self._cursor = index + 1
         return self._space.encode(self._space.point(index), "categorical")
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        # Only reached for a parameter outside the space (a user objective's own suggestion).
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:

@@ -15,18 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from quantsearch.search.results import trial_info
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.strategies import Strategy, StrategyContext
+from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
 
 __all__ = ["LocalSearchSampler"]
 
 
-class LocalSearchSampler(BaseSampler):
+class LocalSearchSampler(SpaceSampler):
     """Best-so-far hill climbing over cheapest-first choice indices, with random restarts.
 
     Args:
@@ -34,27 +34,19 @@ class LocalSearchSampler(BaseSampler):
         seed: seeds the neighbour order and the restarts.
     """
 
-    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
-        self._space = space
-        self._rng = np.random.default_rng(seed)
-        self._fallback = RandomSampler(seed=seed)
+    encoding = "ordinal"
 
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._space.distributions("ordinal")
+    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
+        super().__init__(space, seed=seed)
+        self._rng = np.random.default_rng(seed)
 
     @staticmethod
     def _score(t: FrozenTrial, sign: float) -> tuple[int, float]:
         """Larger is better: every feasible point above every infeasible one."""
-        feasible = t.user_attrs.get("qs", {}).get("feasible") is not False
+        feasible = trial_info(t).get("feasible") is not False
         return (1 if feasible else 0, sign * t.values[0])
 
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        if not search_space or trial.system_attrs.get("fixed_params"):
-            return {}
+    def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         knobs = self._space.knobs
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         seen: set[tuple[int, ...]] = set()
@@ -101,15 +93,6 @@ class LocalSearchSampler(BaseSampler):
 
     def _encode(self, point: tuple[int, ...]) -> dict[str, Any]:
         return {k.name: v for k, v in zip(self._space.knobs, point, strict=True)}
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
