@@ -27,7 +27,7 @@ from torch import fx, nn
 
 from quantsearch.data import Split
 from quantsearch.graph import trace
-from quantsearch.metrics import compute_metrics, metric_specs
+from quantsearch.metrics import TRIAL_METRICS, compute_metrics, metric_specs
 from quantsearch.models import MODELS, build_model
 from quantsearch.passes.analysis import activation_cost, compute_cost, mase_stats, param_cost
 
@@ -132,15 +132,7 @@ def main() -> None:
     # The search's per-trial metric call on jsc-tiny: static + all data metrics on 512 samples.
     jsc = trace(build_model("jsc-tiny").eval(), torch.randn(8, 16))
     data = Split(torch.randn(512, 16), torch.randint(0, 5, (512,)))
-    names = [
-        "accuracy",
-        "balanced_accuracy",
-        "loss",
-        "model_size_bits",
-        "avg_weight_bits",
-        "bitops",
-        "flops",
-    ]
+    names = [*TRIAL_METRICS, "flops"]
     trial_ms = _median_ms(lambda: compute_metrics(jsc, names, data=data), args.repeats)
     # The same call with one intra-op thread: a 512 x 16 forward pass gains nothing from more,
     # and on a loaded machine idle OpenMP workers competing for the cores make it erratic.

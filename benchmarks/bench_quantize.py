@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the analysis benchma
 from bench_analysis import ResNet18, _median_ms
 from quantsearch.data import Split
 from quantsearch.graph import trace
-from quantsearch.metrics import compute_metrics
+from quantsearch.metrics import TRIAL_METRICS, compute_metrics
 from quantsearch.models import MODELS, build_model
 from quantsearch.passes.transform import (
     ResolvedConfig,
@@ -50,14 +50,6 @@ from quantsearch.passes.transform import (
 
 EIGHT = {"format": "fixed", "width": 8, "frac_width": 4}
 CONFIG = parse_quantize_config({"default": {"data_in": EIGHT, "weight": EIGHT, "bias": EIGHT}})
-TRIAL_METRICS = [
-    "accuracy",
-    "balanced_accuracy",
-    "loss",
-    "model_size_bits",
-    "avg_weight_bits",
-    "bitops",
-]
 
 
 def _bench(label: str, model: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, Any]:

@@ -9,19 +9,12 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.metrics.specs import TRIAL_METRICS
 
 __all__ = ["METRIC_NAMES", "quantize"]
 
 # what "before/after" compares: quality on the validation split, and what quantization buys
-METRIC_NAMES = (
-    "accuracy",
-    "balanced_accuracy",
-    "loss",
-    "model_size_bits",
-    "avg_weight_bits",
-    "bitops",
-    "macs",
-)
+METRIC_NAMES = (*TRIAL_METRICS, "macs")
 
 
 @click.command()

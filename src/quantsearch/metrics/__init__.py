@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from quantsearch.metrics.specs import (
     METRICS,
+    TRIAL_METRICS,
     MetricSpec,
     metric_names,
     metric_spec,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
+    "TRIAL_METRICS",
     "LatencyOptions",
     "LatencyResult",
     "MetricSpec",

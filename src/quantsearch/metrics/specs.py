@@ -16,7 +16,26 @@ from typing import Literal
 from quantsearch.errors import MetricError
 from quantsearch.registry import Registry
 
-__all__ = ["METRICS", "MetricSpec", "metric_names", "metric_spec", "metric_specs", "top_k_of"]
+__all__ = [
+    "METRICS",
+    "TRIAL_METRICS",
+    "MetricSpec",
+    "metric_names",
+    "metric_spec",
+    "metric_specs",
+    "top_k_of",
+]
+
+# What a quantized candidate is judged by: its quality, and what quantization buys. A search
+# records these for every trial unless told otherwise; `quantize` compares them before/after.
+TRIAL_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "loss",
+    "model_size_bits",
+    "avg_weight_bits",
+    "bitops",
+)
 
 Direction = Literal["maximize", "minimize"]
 Kind = Literal["static", "data", "latency"]

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from quantsearch.config import check_keys, get_bool, get_float, get_int, get_str, get_table
 from quantsearch.errors import ConfigError
+from quantsearch.metrics.specs import TRIAL_METRICS
+from quantsearch.passes.transform.modules import ROLES
 
 __all__ = [
     "CompareConfig",
@@ -25,17 +27,8 @@ __all__ = [
     "parse_search_config",
 ]
 
-ROLES = ("data_in", "weight", "bias", "data_out")
 SAME_AS = {"same_as_weight": "weight", "same_as_data_in": "data_in"}
-
-DEFAULT_RECORDED = (
-    "accuracy",
-    "balanced_accuracy",
-    "loss",
-    "model_size_bits",
-    "avg_weight_bits",
-    "bitops",
-)
+DEFAULT_RECORDED = TRIAL_METRICS
 
 
 @dataclass(frozen=True)
