@@ -340,21 +340,13 @@ def search_from_config(
     """What ``quantsearch search`` and ``quantsearch worker`` run: the config's model, data and
     ``[search]`` table. ``workers``: how many worker processes share this run directory's
     journal file (each calls this); ``write``: write the result files at the end."""
-    import dataclasses
-
-    if config.search is None:
-        raise ConfigError(f"{config.source}: a [search] table is required for `search`")
-    cfg: SearchConfig = config.search
-    if overrides:
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg, name, rd = study_of(config, overrides, study, run_dir)
     space, evaluator, extra = prepare_from_config(config, cfg, load)
-    name = study or cfg.study or Path(config.source).stem
-    base = Path(run_dir) if run_dir else Path(config.run_dir)
     return run_search(
         space,
         evaluator,
         cfg,
-        run_dir=base / name,
+        run_dir=rd,
         storage=storage or cfg.storage,
         study_name=name,
         progress=progress,
@@ -362,6 +354,25 @@ def search_from_config(
         workers=workers,
         write=write,
     )
+
+
+def study_of(
+    config: Any, overrides: Mapping[str, Any] | None, study: str | None, run_dir: str | None
+) -> tuple[SearchConfig, str, Path]:
+    """The config's ``[search]`` with the overrides applied, the study's name, its run directory.
+
+    The name: ``study``, else ``search.study``, else the config file's stem; the run directory:
+    ``<run_dir or config run_dir>/<name>``.
+    """
+    import dataclasses
+
+    if config.search is None:
+        raise ConfigError(f"{config.source}: a [search] table is required for `search`")
+    cfg: SearchConfig = config.search
+    if overrides:
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    name = study or cfg.study or Path(config.source).stem
+    return cfg, name, (Path(run_dir) if run_dir else Path(config.run_dir)) / name
 
 
 def prepare_from_config(

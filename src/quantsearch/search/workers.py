@@ -72,20 +72,13 @@ def run_workers(
     quiet: bool = False,
 ) -> SearchResult:
     """Start ``workers`` worker processes, wait for them, and write the run directory."""
-    import dataclasses
-
     import optuna
 
-    from quantsearch.search.api import _collect, prepare_from_config, write_run_dir
+    from quantsearch.search.api import _collect, prepare_from_config, study_of, write_run_dir
     from quantsearch.search.storage import open_storage
 
-    cfg = config.search
-    if cfg is None:
-        raise QuantsearchError(f"{config.source}: a [search] table is required for `search`")
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg, name, rd = study_of(config, overrides, study, run_dir)
     space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
-    name = study or cfg.study or Path(config.source).stem
-    rd = (Path(run_dir) if run_dir else Path(config.run_dir)) / name
     url = storage or cfg.storage
     cmd = worker_command(
         config_path, workers, load=load, storage=url, study=name, run_dir=run_dir,
