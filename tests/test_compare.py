@@ -22,7 +22,7 @@ from quantsearch.compare import (
 from quantsearch.data import DataSplits
 from quantsearch.errors import ConfigError
 from quantsearch.search import search
-from quantsearch.search.results import TrialRecord
+from quantsearch.search.trial import TrialInfo
 from tests.compare_fixtures import (  # noqa: F401  (fixtures)
     CONSTRAINTS,
     N_TRIALS,
@@ -37,7 +37,7 @@ from tests.compare_fixtures import (  # noqa: F401  (fixtures)
 from tests.search.spaces import LAB_SPACE
 
 
-def replay(trials: Sequence[TrialRecord], optimum: float) -> dict[str, object]:
+def replay(trials: Sequence[TrialInfo], optimum: float) -> dict[str, object]:
     """Walk one run's trials in order, as a person would with trials.csv in hand."""
     k = distinct = 0
     seen: set[str] = set()

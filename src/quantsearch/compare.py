@@ -53,8 +53,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from quantsearch.errors import ConfigError
-from quantsearch.search.results import SearchResult, TrialRecord, write_csv
+from quantsearch.search.results import SearchResult, write_csv
 from quantsearch.search.study import EvaluationCache
+from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
     from quantsearch.search.config import SearchConfig
@@ -164,19 +165,15 @@ def _curve(series: Sequence[Sequence[float]], length: int) -> Curve:
 # -- one run's trial sequence -----------------------------------------------------------------
 
 
-def counted_trials(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+def counted_trials(trials: Sequence[TrialInfo]) -> list[TrialInfo]:
     """The trials that use up a budget, in trial order: completed ones and failed configs."""
-    return [
-        t
-        for t in sorted(trials, key=lambda t: t.number)
-        if t.state == "COMPLETE" or (t.state == "FAIL" and t.error is not None)
-    ]
+    return [t for t in sorted(trials, key=lambda t: t.number) if t.counts_toward_budget]
 
 
-def new_config_flags(trials: Sequence[TrialRecord]) -> list[bool]:
+def new_config_flags(trials: Sequence[TrialInfo]) -> list[bool]:
     """Per trial: was its config new *to this run* (a distinct evaluation for the run)?
 
-    Computed from the run's own sequence of config hashes, not from ``TrialRecord.cached``,
+    Computed from the run's own sequence of config hashes, not from ``TrialInfo.cached``,
     which says whether a (possibly shared) cache answered.
     """
     seen: set[str] = set()
@@ -189,13 +186,13 @@ def new_config_flags(trials: Sequence[TrialRecord]) -> list[bool]:
     return out
 
 
-def _feasible_values(t: TrialRecord) -> tuple[float, ...] | None:
-    if t.state == "COMPLETE" and t.feasible is not False and t.values is not None:
+def _feasible_values(t: TrialInfo) -> tuple[float, ...] | None:
+    if t.is_feasible and t.values is not None:
         return tuple(t.values)
     return None
 
 
-def best_so_far(trials: Sequence[TrialRecord]) -> list[float]:
+def best_so_far(trials: Sequence[TrialInfo]) -> list[float]:
     """After each trial, the best feasible (single) objective so far; ``-inf`` before any."""
     best = -math.inf
     out = []
@@ -285,7 +282,7 @@ class _Target:
 
 
 def measure_run(
-    trials: Sequence[TrialRecord],
+    trials: Sequence[TrialInfo],
     target: _Target,
     *,
     strategy: str = "",
@@ -332,7 +329,7 @@ def measure_run(
     )
 
 
-def _pareto_curves(seq: Sequence[TrialRecord], target: _Target) -> tuple[list[float], list[float]]:
+def _pareto_curves(seq: Sequence[TrialInfo], target: _Target) -> tuple[list[float], list[float]]:
     ref, ref_hv = target.reference_point, target.reference_hypervolume
     points: set[tuple[float, ...]] = set()
     found: set[str] = set()
@@ -736,7 +733,7 @@ def prefix_overlap(results: Sequence[SearchResult]) -> list[dict[str, Any]]:
 
 
 def _target(
-    points: Sequence[TrialRecord], mode: Mode, directions: Sequence[str], tolerance: float
+    points: Sequence[TrialInfo], mode: Mode, directions: Sequence[str], tolerance: float
 ) -> tuple[_Target, float | None, tuple[str, ...], tuple[tuple[float, ...], ...]]:
     """The reference from every distinct evaluated trial ``points`` (feasible ones count)."""
     from quantsearch.search.objective import pareto_front
@@ -876,7 +873,7 @@ class RunCache(EvaluationCache):
     def restore(self, trials: Sequence[Any]) -> None:
         self.shared.restore(trials)
         for t in trials:
-            key = t.user_attrs.get("config_hash")
+            key = TrialInfo.from_trial(t).config_hash
             if key is not None and key in self.shared.results:
                 self.seen.add(key)
 

@@ -643,20 +643,14 @@ def _read_json(path: Path) -> Any:
 
 def load_search_result(run_dir: str | Path) -> Any:
     """A :class:`SearchResult` read back from a search run directory's files."""
-    from quantsearch.search.results import SearchResult, TrialRecord
+    from quantsearch.search.results import SearchResult
+    from quantsearch.search.trial import TrialInfo
 
     rd = Path(run_dir)
     summary_path = rd / "best.json" if (rd / "best.json").is_file() else rd / "pareto.json"
     summary = _read_json(summary_path)
-    trials = []
-    fields = set(TrialRecord.__dataclass_fields__)
     with (rd / "trials.jsonl").open() as fh:
-        for line in fh:
-            if line.strip():
-                d = {k: v for k, v in json.loads(line).items() if k in fields}
-                if d.get("values") is not None:
-                    d["values"] = tuple(d["values"])
-                trials.append(TrialRecord(**d))
+        trials = [TrialInfo.from_dict(json.loads(line)) for line in fh if line.strip()]
     configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
     return SearchResult(
         trials=trials,

@@ -11,84 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.search.objective import pareto_front
+from quantsearch.search.trial import TrialInfo
 
-__all__ = ["INFO_ATTR", "SearchResult", "TrialRecord", "records_from_study", "trial_info"]
-
-INFO_ATTR = "qs"  # one user attribute holds a trial's bookkeeping: each storage write costs
-
-
-def trial_info(t: Any) -> dict[str, Any]:
-    """The bookkeeping quantsearch stored on a trial (config hash, cache hit, error ...)."""
-    return dict(t.user_attrs.get(INFO_ATTR, {}))
+__all__ = ["SearchResult", "records_from_study"]
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """One Optuna trial as quantsearch reads it back from the storage."""
-
-    number: int
-    state: str  # COMPLETE, FAIL, RUNNING, ...
-    params: dict[str, Any]
-    values: tuple[float, ...] | None
-    metrics: dict[str, float]
-    feasible: bool | None
-    cached: bool  # answered by the cache, not evaluated
-    config_hash: str | None
-    duplicate_of: int | None
-    error: str | None
-    eval_seconds: float | None
-    config: dict[str, Any] | None = None
-
-    @property
-    def evaluated(self) -> bool:
-        """This trial ran the model (a distinct evaluation), successfully or not."""
-        return (
-            self.config_hash is not None
-            and not self.cached
-            and (self.state == "COMPLETE" or self.error is not None)
-        )
-
-    def row(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "number": self.number,
-            "state": self.state,
-            "feasible": self.feasible,
-            "cached": self.cached,
-            "duplicate_of": self.duplicate_of,
-            "config_hash": self.config_hash,
-        }
-        if self.values is not None:
-            for i, v in enumerate(self.values):
-                out["objective" if len(self.values) == 1 else f"objective_{i}"] = v
-        out.update({f"params.{k}": v for k, v in self.params.items()})
-        out.update({f"metrics.{k}": v for k, v in self.metrics.items()})
-        out["eval_seconds"] = self.eval_seconds
-        out["error"] = self.error
-        return out
-
-
-def records_from_study(study: Any) -> list[TrialRecord]:
+def records_from_study(study: Any) -> list[TrialInfo]:
     """Trial records for every trial of an Optuna study, in trial-number order."""
-    out = []
-    for t in study.get_trials(deepcopy=False):
-        ua = trial_info(t)
-        out.append(
-            TrialRecord(
-                number=t.number,
-                state=t.state.name,
-                params=dict(t.params),
-                values=tuple(t.values) if t.values is not None else None,
-                metrics=dict(t.user_attrs.get("metrics", {})),
-                feasible=ua.get("feasible"),
-                cached=bool(ua.get("cached", False)),
-                config_hash=ua.get("config_hash"),
-                duplicate_of=ua.get("duplicate_of"),
-                error=ua.get("error"),
-                eval_seconds=ua.get("eval_seconds"),
-                config=ua.get("config"),
-            )
-        )
-    return sorted(out, key=lambda r: r.number)
+    trials = study.get_trials(deepcopy=False)
+    return sorted((TrialInfo.from_trial(t) for t in trials), key=lambda r: r.number)
 
 
 @dataclass
@@ -107,7 +38,7 @@ class SearchResult:
         configs: config hash -> resolved per-node config, for every distinct evaluation.
     """
 
-    trials: list[TrialRecord]
+    trials: list[TrialInfo]
     baseline: dict[str, float]
     directions: list[str]
     combine: str
@@ -121,7 +52,7 @@ class SearchResult:
     study: Any = None  # the optuna.Study, for users who want Optuna's own tools
 
     @property
-    def complete(self) -> list[TrialRecord]:
+    def complete(self) -> list[TrialInfo]:
         return [t for t in self.trials if t.state == "COMPLETE"]
 
     @property
@@ -130,11 +61,11 @@ class SearchResult:
         return sum(1 for t in self.trials if t.evaluated)
 
     @property
-    def feasible(self) -> list[TrialRecord]:
-        return [t for t in self.complete if t.feasible is not False]
+    def feasible(self) -> list[TrialInfo]:
+        return [t for t in self.trials if t.is_feasible]
 
     @property
-    def best(self) -> TrialRecord | None:
+    def best(self) -> TrialInfo | None:
         """The best feasible trial (weighted sum); the earliest of equals. Never an infeasible one."""
         if self.combine != "weighted_sum":
             return None
@@ -144,7 +75,7 @@ class SearchResult:
         return max(feasible, key=lambda t: (t.values[0], -t.number))  # type: ignore[index]
 
     @property
-    def pareto(self) -> list[TrialRecord]:
+    def pareto(self) -> list[TrialInfo]:
         """Feasible, non-dominated trials, one per distinct config (the first trial that had it),
         best first in the first objective."""
         seen: set[str | None] = set()
@@ -157,7 +88,7 @@ class SearchResult:
         sign = -1.0 if self.directions[0] == "maximize" else 1.0
         return sorted((unique[i] for i in idx), key=lambda t: (sign * t.values[0], t.number))  # type: ignore[index]
 
-    def config_of(self, t: TrialRecord) -> dict[str, Any] | None:
+    def config_of(self, t: TrialInfo) -> dict[str, Any] | None:
         return self.configs.get(t.config_hash or "") or t.config
 
     def best_rows(self, k: int = 5) -> list[dict[str, Any]]:
@@ -220,7 +151,7 @@ class SearchResult:
             "baseline": self.baseline,
         }
 
-    def _trial_json(self, t: TrialRecord | None) -> dict[str, Any] | None:
+    def _trial_json(self, t: TrialInfo | None) -> dict[str, Any] | None:
         if t is None:
             return None
         return {

@@ -9,6 +9,7 @@ persisted with the study and rebuilt when a search resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -26,9 +27,9 @@ from quantsearch.errors import ConfigError
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
-from quantsearch.search.results import INFO_ATTR, trial_info
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
+from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
     from quantsearch.search.coordination import Coordinator
@@ -108,17 +109,16 @@ class EvaluationCache:
 
     def restore(self, trials: Sequence[FrozenTrial]) -> None:
         """Rebuild from finished trials (on resume, or from another study sharing configs)."""
-        for t in trials:
-            qs = trial_info(t)
-            key = qs.get("config_hash")
-            if key is None or qs.get("cached") or key in self.results:
+        for ft in trials:
+            t = TrialInfo.from_trial(ft)
+            key = t.config_hash
+            if key is None or not t.evaluated or key in self.results:
                 continue
-            seconds = float(qs.get("eval_seconds", 0.0))
-            if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs:
-                metrics = dict(t.user_attrs["metrics"])
-                self.results[key] = CachedResult(metrics, None, t.number, seconds)
-            elif t.state == TrialState.FAIL and "error" in qs:
-                self.results[key] = CachedResult(None, str(qs["error"]), t.number, seconds)
+            seconds = float(t.eval_seconds or 0.0)
+            if t.state == "COMPLETE" and t.metrics:
+                self.results[key] = CachedResult(dict(t.metrics), None, t.number, seconds)
+            elif t.config_failed:
+                self.results[key] = CachedResult(None, t.error, t.number, seconds)
 
 
 @contextmanager
@@ -138,14 +138,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _counted(t: FrozenTrial) -> bool:
-    """Trials that use up the budget: completed ones and those whose config itself failed.
-
-    A trial left RUNNING by a killed process, then failed on resume, is not counted: its config
-    is tried again.
-    """
-    return t.state == TrialState.COMPLETE or (
-        t.state == TrialState.FAIL and "error" in trial_info(t)
-    )
+    """See :attr:`TrialInfo.counts_toward_budget`."""
+    return TrialInfo.from_trial(t).counts_toward_budget
 
 
 def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) -> str:
@@ -170,6 +164,11 @@ class StudyRun:
     study: optuna.Study
     baseline: dict[str, float]
     cache: EvaluationCache
+
+
+def _store(trial: Trial, info: TrialInfo) -> None:
+    for k, v in info.to_user_attrs().items():
+        trial.set_user_attr(k, v)
 
 
 def run_study(
@@ -297,27 +296,33 @@ def run_study(
         finally:
             if shared and coordinator is not None:  # the point is taken, whatever came of it
                 coordinator.complete(f"point:{space.index_of(choice)}", trial.number, {})
-        attrs: dict[str, Any] = {
-            "config_hash": key,
-            "cached": cached,
-            "eval_seconds": 0.0 if cached else result.seconds,
-        }
-        if cached:
-            attrs["duplicate_of"] = result.trial
-        else:
-            attrs["config"] = resolved.to_dict()
+        info = TrialInfo(
+            number=trial.number,
+            state="RUNNING",
+            config_hash=key,
+            cached=cached,
+            duplicate_of=result.trial if cached else None,
+            eval_seconds=0.0 if cached else result.seconds,
+            config=None if cached else resolved.to_dict(),
+            error=result.error,
+        )
         if result.error is not None:
-            attrs["error"] = result.error
-            trial.set_user_attr(INFO_ATTR, attrs)
+            _store(trial, info)
             raise TrialFailed(f"config {key} failed: {result.error}")
         assert result.metrics is not None
         values = objective_values(cfg, result.metrics, baseline)
         cons = constraint_values(cfg.constraints, result.metrics, baseline)
-        attrs.update(constraints=cons, feasible=all(c <= 0 for c in cons))
         for c, value in zip(cfg.constraints, cons, strict=True):
             trial.set_constraint(c.name, value)  # what constrained samplers read
-        trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr(INFO_ATTR, attrs)
+        _store(
+            trial,
+            dataclasses.replace(
+                info,
+                metrics=dict(result.metrics),
+                constraints=tuple(cons),
+                feasible=all(c <= 0 for c in cons),
+            ),
+        )
         return values if multi else values[0]
 
     def evaluated() -> int:

@@ -15,9 +15,9 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.search.results import trial_info
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
+from quantsearch.search.trial import TrialInfo
 
 __all__ = ["BruteForceSampler"]
 
@@ -42,11 +42,8 @@ class BruteForceSampler(SpaceSampler):
         visited: set[int] = set()
         states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
         for t in study._get_trials(deepcopy=False, states=states, use_cache=True):
-            if t.number == trial.number:
-                continue
-            # A failed trial counts as visited only when its config itself failed (an error the
-            # objective recorded); a trial failed by a dead worker is retried.
-            if t.state == TrialState.FAIL and "error" not in trial_info(t):
+            # A trial failed by a dead worker is not visited: its point is retried.
+            if t.number == trial.number or not TrialInfo.from_trial(t).is_visited:
                 continue
             if len(t.params) == len(self._space.knobs):
                 visited.add(self._space.index_of(self._space.decode(t.params)))

@@ -19,9 +19,9 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.search.results import trial_info
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
+from quantsearch.search.trial import TrialInfo
 
 __all__ = ["LocalSearchSampler"]
 
@@ -43,7 +43,7 @@ class LocalSearchSampler(SpaceSampler):
     @staticmethod
     def _score(t: FrozenTrial, sign: float) -> tuple[int, float]:
         """Larger is better: every feasible point above every infeasible one."""
-        feasible = trial_info(t).get("feasible") is not False
+        feasible = TrialInfo.from_trial(t).feasible is not False
         return (1 if feasible else 0, sign * t.values[0])
 
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""One trial as quantsearch keeps it: a frozen record, written once and read everywhere.
+
+The study loop writes a trial's bookkeeping with :meth:`TrialInfo.to_user_attrs`; every reader
+(results, compare, report, the strategies, the workers' budget) builds a :class:`TrialInfo` with
+:meth:`TrialInfo.from_trial` and asks it the rules: :attr:`counts_toward_budget`,
+:attr:`is_visited`, :attr:`is_feasible`, :attr:`evaluated`. No other module reads the raw user
+attributes, so the rules exist once.
+
+Storage layout, per trial (Optuna user attributes):
+    ``"qs"``              the bookkeeping: config hash, cache hit, the trial it repeats, the
+                          error, evaluation seconds, constraint values, feasibility, and (for a
+                          distinct evaluation) the resolved per-node config;
+    ``"metrics"``         every measured metric, as one dict (what run directories and resumed
+                          studies read);
+    ``"<metric>"``        each metric again as its own number, so ``Study.trials_dataframe()``
+                          and optuna-dashboard show one column per metric.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+__all__ = ["INFO_ATTR", "METRICS_ATTR", "RESERVED_ATTRS", "TrialInfo"]
+
+INFO_ATTR = "qs"
+METRICS_ATTR = "metrics"
+RESERVED_ATTRS = frozenset({INFO_ATTR, METRICS_ATTR})  # a metric may not take these names
+
+_RUNNING_STATES = ("RUNNING", "WAITING")
+
+
+class _OptunaTrial(Protocol):
+    """What :meth:`TrialInfo.from_trial` reads of an Optuna ``FrozenTrial``."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def values(self) -> list[float] | None: ...
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
+    @property
+    def state(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """One trial of a study, as quantsearch recorded it.
+
+    Attributes:
+        number: Optuna's trial number.
+        state: Optuna's state name: ``COMPLETE``, ``FAIL``, ``RUNNING``, ``WAITING``, ``PRUNED``.
+        params: the sampled knob values, by knob name.
+        values: the objective values (``None`` unless COMPLETE).
+        metrics: every measured metric.
+        feasible: all constraints met (``None`` before measurement, or with no metrics).
+        cached: the result came from the evaluation cache (a repeat), not a new evaluation.
+        config_hash: the canonical hash of the resolved per-node config.
+        duplicate_of: for a cached trial, the trial that evaluated the config.
+        error: why the config itself failed (``None`` unless it did).
+        eval_seconds: evaluation wall time (0 for a cache hit).
+        config: the resolved per-node config, stored on distinct evaluations only.
+        constraints: the constraint values (``<= 0`` is satisfied), in config order.
+
+    Example:
+        >>> t = TrialInfo(number=3, state="COMPLETE", values=(0.9,), metrics={"accuracy": 0.9},
+        ...               feasible=True, config_hash="ab12")
+        >>> t.counts_toward_budget, t.is_feasible, t.evaluated
+        (True, True, True)
+        >>> TrialInfo(number=4, state="FAIL").counts_toward_budget  # killed worker: retried
+        False
+    """
+
+    number: int
+    state: str
+    params: dict[str, Any] = field(default_factory=dict)
+    values: tuple[float, ...] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    feasible: bool | None = None
+    cached: bool = False
+    config_hash: str | None = None
+    duplicate_of: int | None = None
+    error: str | None = None
+    eval_seconds: float | None = None
+    config: dict[str, Any] | None = None
+    constraints: tuple[float, ...] | None = None
+
+    # -- the rules --------------------------------------------------------------------------
+
+    @property
+    def config_failed(self) -> bool:
+        """The config itself failed (an error the objective recorded), as opposed to a trial
+        failed because its worker died, which is retried."""
+        return self.state == "FAIL" and self.error is not None
+
+    @property
+    def counts_toward_budget(self) -> bool:
+        """Uses up one trial of ``n_trials``: completed trials and failed configs."""
+        return self.state == "COMPLETE" or self.config_failed
+
+    @property
+    def is_visited(self) -> bool:
+        """Its point is taken: finished, failed by its own config, or still in flight."""
+        return self.counts_toward_budget or self.state in _RUNNING_STATES
+
+    @property
+    def is_feasible(self) -> bool:
+        """Completed with every constraint met (a trial without constraints is feasible)."""
+        return self.state == "COMPLETE" and self.feasible is not False
+
+    @property
+    def evaluated(self) -> bool:
+        """This trial ran the model (a distinct evaluation), successfully or not."""
+        return self.config_hash is not None and not self.cached and self.counts_toward_budget
+
+    # -- storage ----------------------------------------------------------------------------
+
+    def to_user_attrs(self) -> dict[str, Any]:
+        """The user attributes the study loop stores for this trial (see the module doc)."""
+        info: dict[str, Any] = {
+            "config_hash": self.config_hash,
+            "cached": self.cached,
+            "eval_seconds": self.eval_seconds,
+        }
+        if self.duplicate_of is not None:
+            info["duplicate_of"] = self.duplicate_of
+        if self.config is not None:
+            info["config"] = self.config
+        if self.error is not None:
+            info["error"] = self.error
+        if self.constraints is not None:
+            info["constraints"] = list(self.constraints)
+        if self.feasible is not None:
+            info["feasible"] = self.feasible
+        attrs: dict[str, Any] = {INFO_ATTR: info}
+        if self.error is None and self.metrics:
+            attrs[METRICS_ATTR] = dict(self.metrics)
+            attrs.update({k: v for k, v in self.metrics.items() if _is_number(v)})
+        return attrs
+
+    @classmethod
+    def from_trial(cls, t: _OptunaTrial) -> TrialInfo:
+        """Read an Optuna ``FrozenTrial`` (of any quantsearch version's layout)."""
+        ua = t.user_attrs
+        info: Mapping[str, Any] = ua.get(INFO_ATTR, {})
+        cons = info.get("constraints")
+        return cls(
+            number=t.number,
+            state=t.state.name,
+            params=dict(t.params),
+            values=tuple(t.values) if t.values is not None else None,
+            metrics=dict(ua.get(METRICS_ATTR, {})),
+            feasible=info.get("feasible"),
+            cached=bool(info.get("cached", False)),
+            config_hash=info.get("config_hash"),
+            duplicate_of=info.get("duplicate_of"),
+            error=info.get("error"),
+            eval_seconds=info.get("eval_seconds"),
+            config=info.get("config"),
+            constraints=tuple(cons) if cons is not None else None,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrialInfo:
+        """Read one line of ``trials.jsonl`` (unknown keys ignored: newer writers add some)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("values", "constraints"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    def row(self) -> dict[str, Any]:
+        """One row of ``trials.csv``."""
+        out: dict[str, Any] = {
+            "number": self.number,
+            "state": self.state,
+            "feasible": self.feasible,
+            "cached": self.cached,
+            "duplicate_of": self.duplicate_of,
+            "config_hash": self.config_hash,
+        }
+        if self.values is not None:
+            for i, v in enumerate(self.values):
+                out["objective" if len(self.values) == 1 else f"objective_{i}"] = v
+        out.update({f"params.{k}": v for k, v in self.params.items()})
+        out.update({f"metrics.{k}": v for k, v in self.metrics.items()})
+        out["eval_seconds"] = self.eval_seconds
+        out["error"] = self.error
+        return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
