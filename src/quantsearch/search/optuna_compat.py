@@ -1,0 +1,58 @@
+"""Every use of Optuna's private API, in one place, each with the reason no public API serves.
+
+Optuna is pinned to ``>=5,<6`` (pyproject.toml); a new major version is checked here first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial, Trial, TrialState
+
+__all__ = ["compute_hypervolume", "study_storage", "study_trials", "trial_id"]
+
+
+def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+    """The study's trials from the storage's in-process cache.
+
+    Samplers call this once per proposal. ``Study.get_trials`` has no ``use_cache`` argument and
+    re-reads every trial from an RDB storage, which makes each proposal cost O(trials) queries;
+    ``_get_trials(use_cache=True)`` is what Optuna's own samplers call for the same reason.
+    """
+    return study._get_trials(  # noqa: SLF001
+        deepcopy=False, states=tuple(states) if states is not None else None, use_cache=True
+    )
+
+
+def study_storage(study: Study) -> BaseStorage:
+    """The storage a study was created on.
+
+    ``optuna.create_study`` wraps the storage it is given (a URL becomes an RDB storage behind a
+    caching proxy); the workers' coordination must write beside the study through that same
+    object, and ``Study`` exposes it only as ``_storage``.
+    """
+    return study._storage  # noqa: SLF001
+
+
+def trial_id(trial: Trial | FrozenTrial) -> int:
+    """The storage's id of a trial.
+
+    Storage calls (heartbeats, state changes of another worker's trial) take the trial id, which
+    no public attribute carries; Optuna's own ``optimize`` loop reads ``trial._trial_id`` too.
+    """
+    return int(trial._trial_id)  # noqa: SLF001
+
+
+def compute_hypervolume(points: Any, reference: Any) -> float:
+    """Exact hypervolume of ``points`` (every objective minimised) up to ``reference``.
+
+    Optuna's WFG implementation, the one behind ``optuna.visualization.plot_hypervolume_history``,
+    is not exported under a public name.
+    """
+    from optuna._hypervolume import compute_hypervolume as _hv
+
+    return float(_hv(points, reference))
