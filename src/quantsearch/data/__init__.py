@@ -1,119 +1,13 @@
 """Datasets: a registry of loaders that return materialised, split tensors.
 
 Evaluation data is held as tensors once (:class:`Split`), never re-collated per batch per trial.
+A dataset costs one file, one test and one import line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from quantsearch.data import digits, jsc  # noqa: F401  (each registers its loader)
+from quantsearch.data.registry import DATASETS, Loader, load_dataset
+from quantsearch.data.splits import DataSplits, Split
 
-import torch
-
-from quantsearch.errors import ConfigError
-from quantsearch.registry import Registry
-
-__all__ = ["DATASETS", "DataSplits", "Split", "load_dataset"]
-
-
-@dataclass(frozen=True)
-class Split:
-    """Features ``x`` (float32, first dim = samples) and integer labels ``y``."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def head(self, n: int | None) -> Split:
-        """The first ``n`` samples (all when ``n`` is ``None`` or larger than the split)."""
-        return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
-
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for i in range(0, len(self), batch_size):
-            yield self.x[i : i + batch_size], self.y[i : i + batch_size]
-
-    def reshape(self, sample_shape: tuple[int, ...]) -> Split:
-        return Split(self.x.reshape(len(self), *sample_shape), self.y)
-
-
-@dataclass(frozen=True)
-class DataSplits:
-    """Train, validation and test splits, disjoint, plus what describes them."""
-
-    name: str
-    train: Split
-    val: Split
-    test: Split
-    num_classes: int
-    class_names: tuple[str, ...]
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
-
-    def reshape(self, sample_shape: tuple[int, ...]) -> DataSplits:
-        """The same data with each sample reshaped (``(64,)`` -> ``(1, 8, 8)``)."""
-        n = 1
-        for d in sample_shape:
-            n *= d
-        have = self.train.x[0].numel()
-        if n != have:
-            raise ConfigError(
-                f"data: samples of {self.name!r} have {have} features, which cannot be reshaped "
-                f"to the model's input shape {sample_shape}"
-            )
-        return DataSplits(
-            self.name,
-            self.train.reshape(sample_shape),
-            self.val.reshape(sample_shape),
-            self.test.reshape(sample_shape),
-            self.num_classes,
-            self.class_names,
-        )
-
-
-# A loader takes its options (from the [data] table) and the config file's folder.
-Loader = Callable[..., DataSplits]
-DATASETS: Registry[Loader] = Registry("data.name")
-
-
-def load_dataset(
-    name: str,
-    *,
-    options: dict[str, Any] | None = None,
-    seed: int = 0,
-    base_dir: Path | None = None,
-    input_shape: tuple[int, ...] | None = None,
-) -> DataSplits:
-    """Load a registered dataset or a user's ``"file.py:load"``, reshaped to ``input_shape``.
-
-    Example:
-        >>> splits = load_dataset("digits")
-        >>> splits.num_classes, splits.sample_shape
-        (10, (64,))
-    """
-    from quantsearch.spec import is_callable_spec
-
-    opts = dict(options or {})
-    if is_callable_spec(name):
-        from quantsearch.data.user import load_user_dataset
-
-        splits = load_user_dataset(name, options=opts, seed=seed, base_dir=base_dir)
-    else:
-        loader = DATASETS.get(name, key="data.name")
-        splits = loader(options=opts, seed=seed, base_dir=base_dir)
-    if input_shape is not None and splits.sample_shape != tuple(input_shape):
-        splits = splits.reshape(tuple(input_shape))
-    return splits
-
-
-from quantsearch.data import digits as _digits  # noqa: E402, F401
-from quantsearch.data import jsc as _jsc  # noqa: E402, F401
+__all__ = ["DATASETS", "DataSplits", "Loader", "Split", "load_dataset"]

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from quantsearch.data import DATASETS, DataSplits, Split
+from quantsearch.data.registry import DATASETS
+from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError
 
 _OPTIONS = {"val_fraction", "test_fraction"}

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from quantsearch.data import DATASETS, DataSplits, Split
+from quantsearch.data.registry import DATASETS
+from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError, DataError
 
 __all__ = ["CLASS_NAMES", "ENV_VAR", "FEATURES", "HDF5_KEY", "LABELS", "load_jsc", "read_jsc"]

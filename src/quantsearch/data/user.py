@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from quantsearch.data import DataSplits, Split
+from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError
+from quantsearch.spec import load_callable
 
 __all__ = ["load_user_dataset", "materialise"]
 
@@ -55,8 +56,6 @@ def load_user_dataset(
         >>> len(splits.train), len(splits.val), len(splits.test), splits.num_classes
         (30, 10, 10, 2)
     """
-    from quantsearch.spec import load_callable
-
     key = "data.name"
     fn = load_callable(spec, key=key, base_dir=base_dir)
     split_opts = {k: options[k] for k in _SPLIT_OPTIONS if k in options}

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from quantsearch.models import ModelSpec
+from quantsearch.models.registry import ModelSpec
 
 
 class MLPDigits(nn.Module):
@@ -25,7 +25,8 @@ class MLPDigits(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.seq_blocks(x)
+        out: Tensor = self.seq_blocks(x)
+        return out
 
 
 class CNNDigits(nn.Module):
@@ -54,7 +55,8 @@ class CNNDigits(nn.Module):
         x = F.relu(x + self.bn2(self.conv2(x)))  # residual add, then a function-call ReLU
         x = self.pool1(x)
         x = self.pool2(self.relu3(self.bn3(self.conv3(x))))
-        return self.fc(torch.flatten(x, 1))
+        out: Tensor = self.fc(torch.flatten(x, 1))
+        return out
 
 
 SPECS: tuple[ModelSpec, ...] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from quantsearch.models import ModelSpec
+from quantsearch.models.registry import ModelSpec
 
 
 class _JSC(nn.Module):
@@ -20,7 +20,8 @@ class _JSC(nn.Module):
         self.seq_blocks = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.seq_blocks(x)
+        out: Tensor = self.seq_blocks(x)
+        return out
 
 
 def _block(n_in: int, n_out: int) -> list[nn.Module]:

@@ -15,8 +15,14 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.search.space import SearchSpace
-from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
+from quantsearch.search import optuna_compat
+from quantsearch.search.strategies.base import (
+    Space,
+    SpaceSampler,
+    Strategy,
+    StrategyContext,
+    pass_options,
+)
 from quantsearch.search.trial import TrialInfo
 
 __all__ = ["BruteForceSampler"]
@@ -31,9 +37,7 @@ class BruteForceSampler(SpaceSampler):
             fails is skipped. Without it, only this study's trials are consulted.
     """
 
-    def __init__(
-        self, space: SearchSpace, claim_point: Callable[[int, int], bool] | None = None
-    ) -> None:
+    def __init__(self, space: Space, claim_point: Callable[[int, int], bool] | None = None) -> None:
         super().__init__(space, seed=0)
         self._claim = claim_point
         self._cursor = 0
@@ -41,7 +45,7 @@ class BruteForceSampler(SpaceSampler):
     def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
         visited: set[int] = set()
         states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
-        for t in study._get_trials(deepcopy=False, states=states, use_cache=True):
+        for t in optuna_compat.study_trials(study, states):
             # A trial failed by a dead worker is not visited: its point is retried.
             if t.number == trial.number or not TrialInfo.from_trial(t).is_visited:
                 continue
@@ -67,8 +71,6 @@ class BruteForceSampler(SpaceSampler):
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
-    from quantsearch.search.strategies import pass_options
-
     return pass_options(
         BruteForceSampler, ctx, {"space": ctx.space, "claim_point": ctx.claim_point}
     )
@@ -78,5 +80,6 @@ STRATEGY = Strategy(
     "brute_force",
     _build,
     "every point exactly once, in stable order (finite spaces only)",
+    aliases=("brute-force", "exhaustive"),
     exhaustive=True,
 )

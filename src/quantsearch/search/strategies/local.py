@@ -19,8 +19,14 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.search.space import SearchSpace
-from quantsearch.search.strategies import SpaceSampler, Strategy, StrategyContext
+from quantsearch.search import optuna_compat
+from quantsearch.search.strategies.base import (
+    Space,
+    SpaceSampler,
+    Strategy,
+    StrategyContext,
+    pass_options,
+)
 from quantsearch.search.trial import TrialInfo
 
 __all__ = ["LocalSearchSampler"]
@@ -36,7 +42,7 @@ class LocalSearchSampler(SpaceSampler):
 
     encoding = "ordinal"
 
-    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
+    def __init__(self, space: Space, seed: int | None = None) -> None:
         super().__init__(space, seed=seed)
         self._rng = np.random.default_rng(seed)
 
@@ -51,7 +57,7 @@ class LocalSearchSampler(SpaceSampler):
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         seen: set[tuple[int, ...]] = set()
         best: tuple[tuple[int, float], int, tuple[int, ...]] | None = None
-        for t in study._get_trials(deepcopy=False, use_cache=True):
+        for t in optuna_compat.study_trials(study):
             if t.number == trial.number or len(t.params) != len(knobs):
                 continue
             point = tuple(int(t.params[k.name]) for k in knobs)
@@ -96,8 +102,6 @@ class LocalSearchSampler(SpaceSampler):
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
-    from quantsearch.search.strategies import pass_options
-
     return pass_options(LocalSearchSampler, ctx, {"space": ctx.space, "seed": ctx.seed})
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import optuna.samplers as S
 
-from quantsearch.search.strategies import Strategy, StrategyContext, pass_options
+from quantsearch.search.strategies.base import Strategy, StrategyContext, pass_options
 
 
 def _grid(ctx: StrategyContext) -> S.BaseSampler:
@@ -58,11 +58,13 @@ STRATEGIES_ = (
         "nsga2",
         _nsga2,
         "Optuna NSGAIISampler (genetic, multi-objective)",
+        aliases=("nsga-ii",),
     ),
     Strategy(
         "nsga3",
         _nsga3,
         "Optuna NSGAIIISampler (reference-point genetic)",
+        aliases=("nsga-iii",),
     ),
     Strategy(
         "qmc",

@@ -1,0 +1,171 @@
+"""What every strategy is built from: the registry entry, its context, and our samplers' base.
+
+A strategy is a :class:`Strategy` (a name, a builder and what the rest of the package needs to
+know about it) in :data:`STRATEGIES`. Each builder receives a :class:`StrategyContext` and
+returns an ``optuna.samplers.BaseSampler``; options from ``[search.strategy.options]`` pass
+straight through to the sampler's constructor (:func:`pass_options`), so an unknown option is
+rejected with the sampler's own list of parameters.
+
+This module does not import :mod:`quantsearch.search.space`: the search config checks strategy
+names against this registry, and the space is built from that config, so strategies read a
+space through the :class:`Space` protocol (``SearchSpace`` is its one implementation).
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+
+from quantsearch.errors import ConfigError
+from quantsearch.registry import Registry
+
+__all__ = [
+    "STRATEGIES",
+    "Encoding",
+    "Space",
+    "SpaceSampler",
+    "Strategy",
+    "StrategyContext",
+    "build_sampler",
+    "pass_options",
+]
+
+# How a sampler sees a knob: its choices' labels, or their indices from cheapest to dearest.
+Encoding = Literal["categorical", "ordinal"]
+
+
+class Knob(Protocol):
+    """One searched choice, as strategies read it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+
+class Space(Protocol):
+    """A finite space, as strategies read it (``quantsearch.search.space.SearchSpace``)."""
+
+    @property
+    def knobs(self) -> Sequence[Knob]: ...
+    @property
+    def size(self) -> int: ...
+    def point(self, index: int) -> dict[str, int]: ...
+    def index_of(self, choice: Mapping[str, int]) -> int: ...
+    def enumerate(self) -> Iterator[dict[str, int]]: ...
+    def distributions(self, encoding: Encoding = ...) -> dict[str, Any]: ...
+    def encode(self, choice: Mapping[str, int], encoding: Encoding = ...) -> dict[str, Any]: ...
+    def decode(self, params: Mapping[str, Any]) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    space: Space
+    seed: int
+    n_objectives: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+    # Atomically claims a point index across workers (brute force); None: this process only.
+    claim_point: Callable[[int, int], bool] | None = None  # (point index, trial number)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy and what the study loop, comparisons and reports need to know.
+
+    Attributes:
+        name: the stable snake_case name.
+        build: makes the sampler for one study.
+        description: one line for listings.
+        aliases: other accepted spellings (``brute-force``).
+        encoding: how the sampler sees each knob (labels, or cheapest-first indices).
+        exhaustive: visits every point once, in order, then stops; needs a finite space.
+        multi_objective: can optimise a Pareto front (``combine = "pareto"``).
+    """
+
+    name: str
+    build: Callable[[StrategyContext], BaseSampler]
+    description: str
+    aliases: tuple[str, ...] = ()
+    encoding: Encoding = "categorical"
+    exhaustive: bool = False
+    multi_objective: bool = True
+
+
+STRATEGIES: Registry[Strategy] = Registry("search.strategy")
+
+
+def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:
+    return STRATEGIES.get(name, key="search.strategy").build(ctx)
+
+
+SamplerT = TypeVar("SamplerT", bound=BaseSampler)
+
+
+def pass_options(cls: type[SamplerT], ctx: StrategyContext, fixed: dict[str, Any]) -> SamplerT:
+    """``cls(**fixed, **ctx.options)``, rejecting options ``cls`` does not take by name."""
+    params = inspect.signature(cls).parameters
+    allowed = sorted(p for p in params if p not in fixed and p != "self")
+    for name in ctx.options:
+        if name not in allowed or name in fixed:
+            raise ConfigError(
+                f"search.strategy.options.{name} is not an option of {cls.__name__}; "
+                f"allowed: {allowed}"
+            )
+    try:
+        return cls(**fixed, **ctx.options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"search.strategy.options: {cls.__name__} rejected them: {exc}") from None
+
+
+class SpaceSampler(BaseSampler):
+    """Base of quantsearch's own samplers: each trial gets a whole point of a space.
+
+    Subclasses implement :meth:`propose`. A trial that brings its own parameters (an enqueued
+    retry of a dead worker's trial) is left to them; a parameter outside the space (a user
+    objective's own suggestion) is drawn at random.
+
+    Args:
+        space: the finite space.
+        seed: seeds the random fallback (and, in subclasses, their own choices).
+    """
+
+    encoding: Encoding = "categorical"
+
+    def __init__(self, space: Space, seed: int | None = None) -> None:
+        self._space = space
+        self._fallback = RandomSampler(seed=seed)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._space.distributions(self.encoding)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or trial.system_attrs.get("fixed_params"):
+            return {}
+        return self.propose(study, trial)
+
+    @abc.abstractmethod
+    def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """Parameter values (in ``encoding``) of the point ``trial`` evaluates."""
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
