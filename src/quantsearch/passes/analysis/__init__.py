@@ -11,21 +11,15 @@ count_buffers      in_elems, in_bits, out_elems, out_bits              activatio
 mase_view          mase (MASE's five statistics)                       mase_stats
 =================  ==================================================  ===================
 
-The counting convention is stated once, in :mod:`quantsearch.passes.analysis.flops`.
+The counting convention is stated once, with every op's formula, in
+:mod:`quantsearch.passes.analysis.cost_rules`.
 """
 
 from __future__ import annotations
 
 from quantsearch.passes.analysis.buffers import ActivationCost, activation_cost, count_buffers
-from quantsearch.passes.analysis.flops import (
-    COST_RULES,
-    ComputeCost,
-    OpArgs,
-    OpCost,
-    UncountedOp,
-    compute_cost,
-    count_flops,
-)
+from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
+from quantsearch.passes.analysis.flops import ComputeCost, UncountedOp, compute_cost, count_flops
 from quantsearch.passes.analysis.mase_view import MaseStats, mase_stats, mase_view
 from quantsearch.passes.analysis.params import ParamCost, count_params, param_cost
 from quantsearch.passes.analysis.tensors import dtype_bits, role_bits, traced_batch_size

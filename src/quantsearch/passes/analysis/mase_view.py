@@ -3,7 +3,7 @@
 For each supported node this gives MASE's five keys, ``total_parameters``, ``computations``,
 ``backward_computations``, ``input_buffer_size`` and ``output_buffer_size``, with MASE's
 formulas (``chop/passes/graph/analysis/flop_estimator/calculator/calc_modules.py``), which are
-*not* quantsearch's convention (:mod:`quantsearch.passes.analysis.flops`):
+*not* quantsearch's convention (:mod:`quantsearch.passes.analysis.cost_rules`):
 
 * a Linear "computation" is one MAC per weight per row: ``weight.numel x rows`` (no bias, not
   x 2); backward = 2 x that. Its ``total_parameters`` leaves out the bias.

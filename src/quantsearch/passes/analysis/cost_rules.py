@@ -1,0 +1,397 @@
+"""The per-op cost formulas behind :func:`quantsearch.passes.analysis.count_flops`.
+
+Each op kind maps to one rule in :data:`COST_RULES` that turns a node into an :class:`OpCost`
+(MACs, forward FLOPs, backward FLOPs and BitOPs for the traced batch), with its formula written
+next to it. A new op costs one rule here and one known-answer test.
+
+The convention, stated once for the whole package:
+
+* A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
+  ``linear``, ``conv1d/2d/3d``, ``matmul`` and ``bmm``.
+* **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
+  bias add. Every other op costs its stated FLOPs per element, written next to its rule;
+  a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
+* **Backward** = gradient w.r.t. the input(s) + gradient w.r.t. the weights, for every node
+  (including the first layer's input gradient, which training could skip). Each forward MAC
+  ``y += w * x`` gives exactly one MAC in ``dx += w * dy`` and one in ``dw += x * dy``, so a
+  MAC layer's backward is 2 x its forward MACs = 4 x MACs FLOPs, plus one add per output
+  element for the bias gradient. This is exact for any stride, padding, dilation or groups.
+* Normalisations are counted in eval mode: running statistics, per-channel constants such as
+  ``1 / sqrt(var + eps)`` computed once and not per inference.
+* Data movement (flatten, reshape, view, permute, cat, getitem, dropout in eval ...) costs 0 and
+  is *counted* as 0. An op without a rule is listed in ``ComputeCost.uncounted`` with its
+  node name and its cost is ``None`` in ``NodeInfo.cost``: never a silent zero, never a crash.
+* **BitOPs** = MACs x weight bits x input-activation bits, per MAC layer, at the node's recorded
+  precision (``weight`` and ``data_in`` roles; the tensor's dtype width when a role is absent).
+* Counts are for the batch the graph was traced on; ``quantsearch.metrics`` divides by it.
+
+Cross-check: the MAC layers' FLOPs equal ``torch.utils.flop_counter.FlopCounterMode``'s, which
+counts 2 FLOPs per MAC of matmuls and convolutions only (no bias, normalisation, activation or
+pooling FLOPs); see ``tests/passes/analysis/test_flops.py`` for the comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import fx, nn
+
+from quantsearch.graph import NodeInfo, TensorMeta, info
+from quantsearch.passes.analysis.tensors import role_bits
+from quantsearch.registry import Registry
+
+__all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost"]
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """What one node costs for the traced batch."""
+
+    macs: int = 0
+    flops: int = 0
+    flops_backward: int = 0
+    bitops: float = 0
+
+
+class OpArgs:
+    """What a cost rule sees of one node: its record, its module and its call arguments."""
+
+    __slots__ = ("info", "module", "node")
+
+    def __init__(self, node: fx.Node, ni: NodeInfo, module: nn.Module | None) -> None:
+        self.node = node
+        self.info = ni
+        # Typed Any: rules read layer attributes (kernel_size, groups ...) that nn.Module's
+        # type stubs cannot know; a missing one lands the node in ``uncounted``.
+        self.module: Any = module
+
+    @property
+    def out(self) -> TensorMeta:
+        """The first output tensor."""
+        return self.info.outputs[0]
+
+    @property
+    def n_out(self) -> int:
+        """Elements of the first output (N in the formulas)."""
+        return self.info.outputs[0].numel
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """A call argument given positionally at ``index`` or by keyword ``name``."""
+        if len(self.node.args) > index:
+            return self.node.args[index]
+        return self.node.kwargs.get(name, default)
+
+    def tensor_arg(self, index: int, name: str) -> TensorMeta | None:
+        """The traced metadata of a tensor argument, ``None`` for a scalar or a missing one."""
+        value = self.arg(index, name)
+        if isinstance(value, fx.Node):
+            outs = info(value).outputs
+            return outs[0] if outs else None
+        return None
+
+    def operands(self) -> list[TensorMeta | None]:
+        """Metadata of every positional argument: a ``TensorMeta`` per tensor, else ``None``."""
+        return [self.tensor_arg(i, "") for i in range(len(self.node.args))]
+
+    def first_input(self) -> TensorMeta:
+        """The activation input: the first tensor operand."""
+        for t in self.operands():
+            if t is not None:
+                return t
+        raise ValueError("no tensor input")
+
+    def bitops(self, macs: int, weight_dtype: str) -> float:
+        """MACs x weight bits x input-activation bits at this node's precision."""
+        w = role_bits(self.info, "weight", weight_dtype)
+        x = role_bits(self.info, "data_in", self.first_input().dtype)
+        return macs * w * x
+
+
+CostRule = Callable[[OpArgs], OpCost]
+COST_RULES: Registry[CostRule] = Registry("cost rule")
+
+
+def _rule(*kinds: str) -> Callable[[CostRule], CostRule]:
+    def deco(fn: CostRule) -> CostRule:
+        for k in kinds:
+            COST_RULES.add(k, fn)
+        return fn
+
+    return deco
+
+
+def _prod(xs: Sequence[int]) -> int:
+    return math.prod(int(x) for x in xs)
+
+
+def _weight_bias(a: OpArgs) -> tuple[tuple[int, ...], str, bool]:
+    """Weight shape, weight dtype and whether there is a bias, from a module or a function call."""
+    if a.module is not None:
+        w = a.module.weight
+        return tuple(w.shape), str(w.dtype).removeprefix("torch."), a.module.bias is not None
+    wm = a.tensor_arg(1, "weight")
+    if wm is None:
+        raise ValueError("weight argument is not a traced tensor")
+    return wm.shape, wm.dtype, a.arg(2, "bias") is not None
+
+
+# --- MAC layers ------------------------------------------------------------------------------
+
+
+@_rule("linear")
+def _linear(a: OpArgs) -> OpCost:
+    # y = x W^T + b, W: (out_features, in_features); N output elements.
+    # MACs = N * in_features;  fwd = 2 * MACs + N (bias);  bwd = 4 * MACs + N (bias grad).
+    w_shape, w_dtype, bias = _weight_bias(a)
+    n = a.n_out
+    macs = n * w_shape[1]
+    return OpCost(macs, 2 * macs + n * bias, 4 * macs + n * bias, a.bitops(macs, w_dtype))
+
+
+@_rule("conv1d", "conv2d", "conv3d")
+def _conv(a: OpArgs) -> OpCost:
+    # W: (C_out, C_in / groups, *kernel). Each output element is a dot product over
+    # (C_in / groups) * prod(kernel) inputs: MACs = N * W.numel / C_out. Stride, padding and
+    # dilation only shape N; groups shrink W's second dimension.
+    # fwd = 2 * MACs + N (bias);  bwd = 4 * MACs + N (bias grad).
+    w_shape, w_dtype, bias = _weight_bias(a)
+    n = a.n_out
+    macs = n * _prod(w_shape[1:])
+    return OpCost(macs, 2 * macs + n * bias, 4 * macs + n * bias, a.bitops(macs, w_dtype))
+
+
+@_rule("matmul", "bmm")
+def _matmul(a: OpArgs) -> OpCost:
+    # (..., M, K) @ (..., K, N'): MACs = N * K;  fwd = 2 * MACs;  bwd = 4 * MACs (dA and dB).
+    # For bitops the second operand plays the weight (its ``weight`` precision or its dtype).
+    ops = [t for t in a.operands() if t is not None]
+    if len(ops) != 2:
+        raise ValueError(f"expected two tensor operands (got {len(ops)})")
+    lhs, rhs = ops
+    k = lhs.shape[-1]
+    macs = a.n_out * k
+    return OpCost(macs, 2 * macs, 4 * macs, a.bitops(macs, rhs.dtype))
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+
+def _bn_affine(a: OpArgs) -> bool:
+    if a.module is not None:
+        return getattr(a.module, "weight", None) is not None
+    return a.arg(3, "weight") is not None
+
+
+@_rule("batch_norm", "batch_norm1d", "batch_norm2d", "batch_norm3d")
+def _batch_norm(a: OpArgs) -> OpCost:
+    # Eval mode: y = (x - mean) * inv_std [* gamma + beta], inv_std per channel (a constant).
+    # fwd = 2 N, + 2 N affine.
+    # bwd: dx = dy * (gamma * inv_std): N;  affine adds dgamma = sum(dy * xhat) with xhat
+    # recomputed (2 + 2 per element) and dbeta = sum(dy) (1): 6 N affine, N plain.
+    n = a.n_out
+    if _bn_affine(a):
+        return OpCost(0, 4 * n, 6 * n)
+    return OpCost(0, 2 * n, n)
+
+
+@_rule("layer_norm")
+def _layer_norm(a: OpArgs) -> OpCost:
+    # Over the last D elements, R = N / D rows. Per element: mean add, x - mu, square, var add,
+    # times rstd = 5; per row: two divides by D, + eps, rsqrt = 4; affine: * gamma + beta = 2.
+    # fwd = 5 N + 4 R (+ 2 N affine).
+    # bwd: recompute xhat (2), dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (7) per element,
+    # two divides per row; affine: g = dy * gamma (1), dgamma (2), dbeta (1).
+    # bwd = 9 N + 2 R (+ 4 N affine).
+    if a.module is not None:
+        shape = a.module.normalized_shape
+        affine = getattr(a.module, "weight", None) is not None
+    else:
+        shape = a.arg(1, "normalized_shape")
+        affine = a.arg(2, "weight") is not None
+    d = _prod([shape] if isinstance(shape, int) else shape)
+    n = a.n_out
+    rows = n // d
+    return OpCost(0, 5 * n + 4 * rows + 2 * n * affine, 9 * n + 2 * rows + 4 * n * affine)
+
+
+# --- activations (per element: forward, backward) ---------------------------------------------
+
+
+def _elementwise(fwd: int, bwd: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        return OpCost(0, fwd * a.n_out, bwd * a.n_out)
+
+    return rule
+
+
+# relu: max(x, 0) = 1 comparison; dx = dy * (x > 0) = 1.
+COST_RULES.add("relu", _elementwise(1, 1))
+# relu6: min(max(x, 0), 6) = 2 comparisons; dx = dy * (0 < x < 6) = 2.
+COST_RULES.add("relu6", _elementwise(2, 2))
+# sigmoid: 1 / (1 + exp(-x)) = negate, exp, add, divide = 4; dx = dy * y * (1 - y) = 3.
+COST_RULES.add("sigmoid", _elementwise(4, 3))
+# tanh: 1 transcendental; dx = dy * (1 - y * y) = 3.
+COST_RULES.add("tanh", _elementwise(1, 3))
+# softmax along D: max (1 comparison), x - max, exp, sum (1 add), divide = 5;
+# dx = y * (dy - sum(dy * y)) = multiply, add, subtract, multiply = 4.
+COST_RULES.add("softmax", _elementwise(5, 4))
+
+
+@_rule("gelu")
+def _gelu(a: OpArgs) -> OpCost:
+    # exact: 0.5 * x * (1 + erf(x / sqrt2)) = divide, erf, add, multiply, multiply = 5;
+    #   dx = dy * (Phi(x) + x * phi(x)): Phi 4, phi = c * exp(-x * x / 2) 4, x * phi 1, add 1,
+    #   times dy 1 = 11.
+    # tanh approximation: 0.5 * x * (1 + tanh(c * (x + 0.044715 x^3))) = 9;
+    #   dx recomputes t = tanh(u) (7), 1 - t^2 (2), du/dx (4), product rule (6), times dy (1) = 20.
+    approx = getattr(a.module, "approximate", None) if a.module is not None else None
+    if approx is None:
+        approx = a.arg(1, "approximate", "none")
+    return (
+        OpCost(0, 9 * a.n_out, 20 * a.n_out)
+        if approx == "tanh"
+        else OpCost(0, 5 * a.n_out, 11 * a.n_out)
+    )
+
+
+# --- pooling ---------------------------------------------------------------------------------
+
+
+def _window(a: OpArgs, dims: int) -> int:
+    k = a.module.kernel_size if a.module is not None else a.arg(1, "kernel_size")
+    if isinstance(k, int):
+        return int(k**dims)
+    ks = tuple(k)
+    return _prod(ks if len(ks) == dims else ks * dims)
+
+
+def _max_pool(dims: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        # W-element window: W - 1 comparisons per output; bwd routes dy to the argmax: 1 add.
+        w = _window(a, dims)
+        return OpCost(0, a.n_out * (w - 1), a.n_out)
+
+    return rule
+
+
+def _avg_pool(dims: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        # W - 1 adds and 1 divide per output = W; bwd: dy / W (1) added to W inputs (W).
+        w = _window(a, dims)
+        return OpCost(0, a.n_out * w, a.n_out * (w + 1))
+
+    return rule
+
+
+def _adaptive_window_sum(a: OpArgs, dims: int) -> int:
+    """Total input elements read over all output windows of an adaptive pool."""
+    x = a.first_input()
+    ins, outs = x.shape[-dims:], a.out.shape[-dims:]
+    total = 1
+    for i_len, o_len in zip(ins, outs, strict=True):
+        # PyTorch's adaptive window i spans [floor(i * I / O), ceil((i + 1) * I / O)).
+        total *= sum(-((-(j + 1) * i_len) // o_len) - (j * i_len) // o_len for j in range(o_len))
+    return total * (a.n_out // max(_prod(outs), 1))
+
+
+def _adaptive_avg(dims: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        # Windows vary; S = sum of window sizes. fwd = S (W - 1 adds + 1 divide each);
+        # bwd = N divides + S adds.
+        s = _adaptive_window_sum(a, dims)
+        return OpCost(0, s, s + a.n_out)
+
+    return rule
+
+
+def _adaptive_max(dims: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        # fwd = S - N comparisons; bwd = N (route dy to the argmax).
+        s = _adaptive_window_sum(a, dims)
+        return OpCost(0, s - a.n_out, a.n_out)
+
+    return rule
+
+
+for _d in (1, 2, 3):
+    COST_RULES.add(f"max_pool{_d}d", _max_pool(_d), aliases=(f"maxpool{_d}d",))
+    COST_RULES.add(f"avg_pool{_d}d", _avg_pool(_d), aliases=(f"avgpool{_d}d",))
+    COST_RULES.add(f"adaptive_avg_pool{_d}d", _adaptive_avg(_d), aliases=(f"adaptiveavgpool{_d}d",))
+    COST_RULES.add(f"adaptive_max_pool{_d}d", _adaptive_max(_d), aliases=(f"adaptivemaxpool{_d}d",))
+
+
+# --- elementwise arithmetic ------------------------------------------------------------------
+
+
+def _reduce(n: int, t: TensorMeta | None) -> int:
+    """Adds to sum a broadcast gradient back to an operand's shape."""
+    return n - t.numel if t is not None else 0
+
+
+@_rule("add", "iadd")
+def _add(a: OpArgs) -> OpCost:
+    # fwd = N; bwd: dy passes through, broadcast operands sum it back: sum(N - numel_i).
+    n = a.n_out
+    return OpCost(0, n, sum(_reduce(n, t) for t in a.operands()))
+
+
+@_rule("sub", "isub")
+def _sub(a: OpArgs) -> OpCost:
+    # fwd = N; bwd as add, plus N negations for a tensor subtrahend.
+    n = a.n_out
+    ops = a.operands()
+    neg = n if len(ops) > 1 and ops[1] is not None else 0
+    return OpCost(0, n, sum(_reduce(n, t) for t in ops) + neg)
+
+
+@_rule("mul", "imul")
+def _mul(a: OpArgs) -> OpCost:
+    # fwd = N; bwd: d(a) = dy * b for each tensor operand (N) plus its broadcast sum.
+    n = a.n_out
+    return OpCost(0, n, sum(n + _reduce(n, t) for t in a.operands() if t is not None))
+
+
+@_rule("div", "truediv", "itruediv")
+def _div(a: OpArgs) -> OpCost:
+    # y = p / q; fwd = N. bwd: dp = dy / q (N), dq = -dy * y / q (3 N), each plus its broadcast sum.
+    n = a.n_out
+    ops = [*a.operands(), None, None]
+    p, q = ops[0], ops[1]
+    bwd = (n + _reduce(n, p) if p is not None else 0) + (
+        3 * n + _reduce(n, q) if q is not None else 0
+    )
+    return OpCost(0, n, bwd)
+
+
+@_rule("sum")
+def _sum(a: OpArgs) -> OpCost:
+    # I inputs to N outputs: I - N adds; bwd broadcasts dy (free).
+    i = a.first_input().numel
+    return OpCost(0, i - a.n_out, 0)
+
+
+@_rule("mean")
+def _mean(a: OpArgs) -> OpCost:
+    # I - N adds + N divides = I; bwd: dy / count per output = N (the broadcast is free).
+    return OpCost(0, a.first_input().numel, a.n_out)
+
+
+@_rule("embedding")
+def _embedding(a: OpArgs) -> OpCost:
+    # A table lookup: fwd = 0. bwd: scatter-add dy into the weight rows = N adds
+    # (integer indices have no gradient).
+    return OpCost(0, 0, a.n_out)
+
+
+# --- data movement: zero cost, counted --------------------------------------------------------
+
+_FREE = (
+    "flatten", "reshape", "view", "dropout", "identity", "getitem", "getattr", "size", "cat",
+    "contiguous", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "chunk", "split",
+    "clone", "to",
+)  # fmt: skip
+for _k in _FREE:
+    COST_RULES.add(_k, lambda a: OpCost())
