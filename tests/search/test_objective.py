@@ -7,12 +7,8 @@ import pytest
 
 from quantsearch.errors import MetricError
 from quantsearch.search.config import ConstraintSpec, ObjectiveSpec, SearchConfig
-from quantsearch.search.objective import (
-    constraint_values,
-    dominates,
-    objective_values,
-    pareto_front,
-)
+from quantsearch.search.objective import constraint_values, objective_values
+from quantsearch.search.pareto import dominates, pareto_front
 
 
 def test_weighted_sum_takes_sign_from_direction() -> None:

@@ -16,9 +16,7 @@ from quantsearch.search.config import ConstraintSpec, ObjectiveSpec, SearchConfi
 
 __all__ = [
     "constraint_values",
-    "dominates",
     "objective_values",
-    "pareto_front",
     "study_directions",
 ]
 
@@ -92,25 +90,3 @@ def constraint_values(
 ) -> list[float]:
     """One value per constraint; the trial is feasible when every value is ``<= 0``."""
     return [_constraint_value(c, metrics, baseline) for c in constraints]
-
-
-def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
-    """``a`` is no worse than ``b`` in every objective and better in at least one."""
-    better = False
-    for x, y, d in zip(a, b, directions, strict=True):
-        if d == "minimize":
-            x, y = -x, -y
-        if x < y:
-            return False
-        if x > y:
-            better = True
-    return better
-
-
-def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
-    """Indices of the non-dominated points (duplicates of a front point are all kept)."""
-    return [
-        i
-        for i, p in enumerate(points)
-        if not any(dominates(q, p, directions) for j, q in enumerate(points) if j != i)
-    ]

@@ -1,5 +1,9 @@
 """What a search produced: trial records, the baseline, the best config or the Pareto front,
-and the files of a run directory (trials.csv, trials.jsonl, best.json / pareto.json ...)."""
+and the files of a run directory (trials.csv, trials.jsonl, best.json / pareto.json ...).
+
+:meth:`SearchResult.write` writes a search run directory and :meth:`SearchResult.read` reads one
+back (directories of older versions too: unknown keys of ``trials.jsonl`` are ignored).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,29 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quantsearch.search.objective import pareto_front
+from quantsearch.errors import ConfigError
+from quantsearch.search.pareto import pareto_front
 from quantsearch.search.trial import TrialInfo
 
-__all__ = ["SearchResult", "records_from_study"]
+if TYPE_CHECKING:
+    from optuna import Study
+
+__all__ = ["ReportFiles", "SearchResult", "read_json", "records_from_study", "write_csv"]
 
 
-def records_from_study(study: Any) -> list[TrialInfo]:
+@dataclass(frozen=True)
+class ReportFiles:
+    """The report files of a run directory, once written (``quantsearch.report.write_report``)."""
+
+    html: Path
+    markdown: Path
+    images: tuple[Path, ...]
+    comparison_markdown: Path | None = None
+
+
+def records_from_study(study: Study) -> list[TrialInfo]:
     """Trial records for every trial of an Optuna study, in trial-number order."""
     trials = study.get_trials(deepcopy=False)
     return sorted((TrialInfo.from_trial(t) for t in trials), key=lambda r: r.number)
@@ -49,7 +67,7 @@ class SearchResult:
     strategy: str = ""
     seed: int = 0
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    study: Any = None  # the optuna.Study, for users who want Optuna's own tools
+    study: Study | None = None  # for users who want Optuna's own tools
 
     @property
     def complete(self) -> list[TrialInfo]:
@@ -72,7 +90,7 @@ class SearchResult:
         feasible = [t for t in self.feasible if t.values is not None]
         if not feasible:
             return None
-        return max(feasible, key=lambda t: (t.values[0], -t.number))  # type: ignore[index]
+        return max(feasible, key=lambda t: (_first(t), -t.number))
 
     @property
     def pareto(self) -> list[TrialInfo]:
@@ -84,9 +102,9 @@ class SearchResult:
             if t.values is not None and t.config_hash not in seen:
                 seen.add(t.config_hash)
                 unique.append(t)
-        idx = pareto_front([t.values for t in unique], self.directions)  # type: ignore[misc]
+        idx = pareto_front([t.values or () for t in unique], self.directions)
         sign = -1.0 if self.directions[0] == "maximize" else 1.0
-        return sorted((unique[i] for i in idx), key=lambda t: (sign * t.values[0], t.number))  # type: ignore[index]
+        return sorted((unique[i] for i in idx), key=lambda t: (sign * _first(t), t.number))
 
     def config_of(self, t: TrialInfo) -> dict[str, Any] | None:
         return self.configs.get(t.config_hash or "") or t.config
@@ -96,7 +114,7 @@ class SearchResult:
         if self.combine == "weighted_sum":
             seen: set[str | None] = set()
             ranked = []
-            for t in sorted(self.feasible, key=lambda t: (-t.values[0], t.number)):  # type: ignore[index]
+            for t in sorted(self.feasible, key=lambda t: (-_first(t), t.number)):
                 if t.config_hash not in seen:
                     seen.add(t.config_hash)
                     ranked.append(t)
@@ -114,6 +132,29 @@ class SearchResult:
         return rows
 
     # -- files --------------------------------------------------------------------------------
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> SearchResult:
+        """A search run directory's result, read back from the files :meth:`write` wrote."""
+        rd = Path(run_dir)
+        summary_path = rd / "best.json" if (rd / "best.json").is_file() else rd / "pareto.json"
+        summary = read_json(summary_path)
+        with (rd / "trials.jsonl").open() as fh:
+            trials = [TrialInfo.from_dict(json.loads(line)) for line in fh if line.strip()]
+        configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
+        return cls(
+            trials=trials,
+            baseline=dict(summary.get("baseline") or read_json(rd / "baseline.json")),
+            directions=list(summary["directions"]),
+            combine=summary["combine"],
+            objective_names=list(summary["objectives"]),
+            space_size=int(summary["space_size"]),
+            run_dir=rd,
+            study_name=str(summary.get("study", rd.name)),
+            strategy=str(summary.get("strategy", "")),
+            seed=int(summary.get("seed", 0)),
+            configs=configs,
+        )
 
     def write(self, run_dir: Path) -> list[Path]:
         """Write trials.csv, trials.jsonl, baseline.json and best.json or pareto.json."""
@@ -161,6 +202,22 @@ class SearchResult:
             "metrics": t.metrics,
             "config": self.config_of(t),
         }
+
+
+def _first(t: TrialInfo) -> float:
+    """The first objective value of a completed trial."""
+    assert t.values is not None, "only completed trials have objective values"
+    return t.values[0]
+
+
+def read_json(path: Path) -> Any:
+    """A run directory's JSON file; a missing or broken file is a ``RUN_DIR`` config error."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid JSON: {exc}") from None
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
