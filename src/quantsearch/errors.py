@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "MetricError", "QuantsearchError", "TraceError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "MetricError",
+    "QuantsearchError",
+    "StorageError",
+    "TraceError",
+]
 
 
 class QuantsearchError(Exception):
@@ -23,3 +30,7 @@ class TraceError(QuantsearchError):
 
 class MetricError(QuantsearchError):
     """A metric could not be computed (unknown name, missing input, unsupported op)."""
+
+
+class StorageError(QuantsearchError):
+    """The study's storage cannot be written (disk full, read-only) or read (damaged)."""

@@ -1,0 +1,286 @@
+"""The journal file a search keeps its study in: repaired on open, rolled back on a failed write,
+and, with one writer, committed in groups.
+
+The file is Optuna's ``JournalFileBackend`` format, one JSON record per line, so
+optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it unchanged.
+
+* **Repair on open** (:func:`repair_journal`). A record cut short (a ``kill -9`` or a full disk in
+  the middle of a write) is the last line without its newline, or a last line that is not JSON.
+  Optuna skips it when reading but appends the next record onto it, which turns the study into a
+  ``JSONDecodeError`` for ever. The cut record is removed before Optuna opens the file; a copy of
+  the original is kept beside it (``study.journal.damaged``) and a warning names the bytes
+  dropped. Damage anywhere but the end is not guessed at: it is an error naming the line.
+* **A failed write leaves no trace** (:class:`JournalBackend`). When ``write`` or ``fsync``
+  fails (``ENOSPC``, ``EROFS``, ``EIO``) the file is truncated back to its size before the write,
+  and the search stops with one line saying what to free; the study stays loadable.
+* **Group commit** (``group_commit_s > 0``, for a process that is the journal's only writer,
+  which the run directory's lock guarantees). Records are appended to an in-memory buffer that
+  this process reads back as if written; the buffer reaches the disk in one ``write`` and one
+  ``fsync`` when a trial finishes and the oldest buffered record is ``group_commit_s`` old, when
+  a timer of that length fires, and on :meth:`JournalBackend.flush`. A ``kill -9`` loses at most
+  the trials in flight and those finished within the last ``group_commit_s`` seconds, never an
+  older one. With several writers (``--workers``) every record is written at once: buffered
+  records would be numbered differently by each process.
+* **The lock file is absolute.** Optuna's symlink lock points at the journal; a relative target
+  does not resolve from the lock's folder, so a stale lock (left by a ``kill -9`` inside a write)
+  could never be recognised and made the next run spin. A stale lock is removed at once when this
+  process is the only writer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileSymlinkLock
+
+from quantsearch.errors import StorageError
+
+__all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend", "JournalRepaired", "repair_journal"]
+
+DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
+_TAIL_CHUNK = 1 << 16
+# Optuna's journal record of a state change (JournalOperation.SET_TRIAL_STATE_VALUES; the enum
+# is private) to a finished state (TrialState COMPLETE, PRUNED, FAIL), and the study-level
+# operations; tests/search/test_journal.py checks them against Optuna's enums.
+_FINISH_OP = 6
+_STUDY_OPS = frozenset({0, 1, 2, 3})  # CREATE_STUDY, DELETE_STUDY, SET_STUDY_{USER,SYSTEM}_ATTR
+_FINISHED_STATES = frozenset({1, 2, 3})
+
+
+class JournalRepaired(UserWarning):
+    """A journal's cut last record was removed on open (the message says how many bytes)."""
+
+
+def _last_line_start(f: BinaryIO, size: int) -> int:
+    """Offset just after the last newline before ``size`` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        f.seek(start)
+        chunk = f.read(end - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def repair_journal(path: Path) -> int:
+    """Cut an incomplete last record off ``path``; return the number of bytes dropped.
+
+    The original is copied to ``<path>.damaged`` (``.damaged.1`` ... if that exists) first.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "study.journal"
+        >>> _ = p.write_bytes(b'{"op_code": 0}\\n{"op_co')
+        >>> with warnings.catch_warnings(record=True):
+        ...     repair_journal(p)
+        7
+        >>> p.read_bytes()
+        b'{"op_code": 0}\\n'
+    """
+    if not path.is_file():
+        return 0
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        keep = _last_line_start(f, size)
+        f.seek(keep)
+        tail = f.read()
+        if not tail and keep > 0:  # ends with a newline: is the last whole line a record?
+            prev = _last_line_start(f, keep - 1)
+            f.seek(prev)
+            if not _is_record(f.read(keep - prev)):
+                keep = prev
+        elif tail and _is_record(tail):
+            keep = size  # a whole record missing only its newline: keep it, add the newline
+        if keep == size and tail:
+            f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+            return 0
+        if keep == size:
+            return 0
+        backup = _free_name(path.with_name(path.name + ".damaged"))
+        shutil.copyfile(path, backup)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    dropped = size - keep
+    warnings.warn(
+        f"{path}: removed an incomplete last record ({dropped} bytes) left by an interrupted "
+        f"write; the original is kept as {backup.name}",
+        JournalRepaired,
+        stacklevel=2,
+    )
+    return dropped
+
+
+def _free_name(path: Path) -> Path:
+    n, candidate = 0, path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+class JournalBackend(BaseJournalBackend):
+    """Optuna's journal file, repaired on open, with failed writes rolled back and, for a single
+    writer, group commit (see the module doc).
+
+    After a failed write the backend keeps every further record in memory, so Optuna's view of
+    the study stays whole (its ``optimize`` asserts on a failed state write), and the search
+    loop stops at its next :meth:`check`, which raises the :class:`StorageError`.
+
+    Args:
+        path: the journal file; created if missing.
+        exclusive: this process is the file's only writer (it holds the run directory's lock).
+        group_commit_s: the longest a finished trial's records may stay in memory; 0 writes every
+            record at once. Ignored unless ``exclusive``.
+    """
+
+    def __init__(self, path: Path, *, exclusive: bool, group_commit_s: float = 0.0) -> None:
+        path = Path(path).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_journal(path)
+        lock_file = Path(str(path) + ".lock")
+        if exclusive and lock_file.is_symlink():
+            lock_file.unlink()  # left by a process killed inside a write; nobody else writes
+        self._path = path
+        self._file = JournalFileBackend(str(path), lock_obj=JournalFileSymlinkLock(str(path)))
+        self._group_s = group_commit_s if exclusive else 0.0
+        self._lock = threading.RLock()
+        self._buffer: list[dict[str, Any]] = []  # records this process sees but the file lacks
+        self._buffer_since = 0.0
+        self._timer: threading.Timer | None = None
+        self._error: StorageError | None = None
+        self._n_written = _count_lines(path) if self._group_s else 0
+        if self._group_s:
+            atexit.register(self._flush_quietly)  # the timer thread dies with the interpreter
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def check(self) -> None:
+        """Raise the :class:`StorageError` of a failed write, if one failed."""
+        if self._error is not None:
+            raise self._error
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            buffered = list(self._buffer)
+            n_written = self._n_written
+            direct = not self._group_s and self._error is None
+        if direct or log_number_from < n_written:
+            try:
+                yield from self._file.read_logs(log_number_from)
+            except ValueError as exc:  # Optuna's reader: a bad line before the last one
+                raise StorageError(
+                    f"storage: {self._path} is damaged before its last record ({exc}); it was "
+                    f"not changed: restore it from a copy, or start a new study with --study NAME"
+                ) from None
+        yield from buffered[max(0, log_number_from - n_written) :]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if self._error is not None:
+                self._buffer.extend(logs)
+                return
+            if not self._group_s:
+                self._write(logs)
+                return
+            if not self._buffer:
+                self._buffer_since = time.monotonic()
+                self._timer = threading.Timer(self._group_s, self._flush_quietly)
+                self._timer.daemon = True
+                self._timer.start()
+            self._buffer.extend(logs)
+            due = time.monotonic() - self._buffer_since >= self._group_s
+            if any(_is_study_record(log) for log in logs) or (
+                due and any(_finishes_trial(log) for log in logs)
+            ):
+                self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered record, one ``write`` and one ``fsync``; then :meth:`check`."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._buffer and self._error is None:
+                logs, self._buffer = self._buffer, []
+                self._write(logs)
+        self.check()
+
+    def close(self) -> None:
+        atexit.unregister(self._flush_quietly)
+        self.flush()
+
+    def _flush_quietly(self) -> None:
+        with contextlib.suppress(StorageError):  # raised in the search's thread at check()
+            self.flush()
+
+    def _write(self, logs: list[dict[str, Any]]) -> None:
+        """Append ``logs``; on failure roll the file back and keep them in memory instead."""
+        before = self._path.stat().st_size if self._path.exists() else 0
+        try:
+            self._file.append_logs(logs)
+        except OSError as exc:
+            _rollback(self._path, before)
+            self._n_written = _count_lines(self._path)
+            self._buffer = logs + self._buffer
+            self._error = StorageError(
+                f"storage: cannot write {self._path} ({os.strerror(exc.errno or 0) or exc}); "
+                f"free space on its disk or make it writable, then run the same command again "
+                f"to resume"
+            )
+        else:
+            self._n_written += len(logs)
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def _is_study_record(log: dict[str, Any]) -> bool:
+    """Study creation and study attributes: rare, and what a reader needs first."""
+    return int(log.get("op_code", -1)) in _STUDY_OPS
+
+
+def _finishes_trial(log: dict[str, Any]) -> bool:
+    return log.get("op_code") == _FINISH_OP and log.get("state") in _FINISHED_STATES
+
+
+def _rollback(path: Path, size: int) -> None:
+    """Truncate ``path`` back to ``size`` after a failed append (best effort: the disk may be
+    gone; the next open repairs what is left)."""
+    try:
+        with path.open("rb+") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+    except OSError:
+        pass

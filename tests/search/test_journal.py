@@ -1,0 +1,240 @@
+"""The journal backend: repair of a cut last record, rollback of failed writes, group commit.
+
+Referees: Optuna's own, unmodified ``JournalFileBackend`` + ``JournalStorage`` must load every
+file this backend leaves behind; the faults are real (files cut at every byte offset, a real
+tmpfs filled up, a real process killed with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._storage import JournalOperation
+from optuna.trial import TrialState
+
+from quantsearch.errors import StorageError
+from quantsearch.search import journal
+from quantsearch.search.journal import JournalBackend, JournalRepaired
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_int("x", 0, 9)
+    trial.set_user_attr("note", "n" * 20)
+    return float(x)
+
+
+def _study(path: Path, **kw: object) -> tuple[optuna.Study, JournalBackend]:
+    backend = JournalBackend(path, **kw)  # type: ignore[arg-type]
+    study = optuna.create_study(
+        storage=JournalStorage(backend),
+        study_name="s",
+        load_if_exists=True,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    return study, backend
+
+
+def _optuna_load(path: Path) -> optuna.Study:
+    """The referee: Optuna's own reader."""
+    return optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+def test_constants_match_optunas_enums() -> None:
+    assert JournalOperation.SET_TRIAL_STATE_VALUES.value == journal._FINISH_OP
+    study_ops = {"CREATE_STUDY", "DELETE_STUDY", "SET_STUDY_USER_ATTR", "SET_STUDY_SYSTEM_ATTR"}
+    assert {JournalOperation[n].value for n in study_ops} == journal._STUDY_OPS
+    finished = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
+    assert {s.value for s in finished} == journal._FINISHED_STATES
+
+
+def test_the_fault_a_cut_record_breaks_optunas_own_journal_for_good(tmp_path: Path) -> None:
+    """Reproduces the fault the repair exists for, with Optuna alone."""
+    path = tmp_path / "study.journal"
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.optimize(_objective, n_trials=3)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # the last record cut short
+    for _ in range(2):  # the resume appends onto the cut line; every later run fails too
+        with pytest.raises((ValueError, AttributeError)):
+            _optuna_load(path).optimize(_objective, n_trials=1)
+
+
+def test_every_cut_of_the_last_record_is_repaired_and_the_study_resumes(tmp_path: Path) -> None:
+    original = tmp_path / "original.journal"
+    study, backend = _study(original, exclusive=True)
+    study.optimize(_objective, n_trials=4)
+    backend.close()
+    data = original.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    complete_before = sum(t.state == TrialState.COMPLETE for t in _optuna_load(original).trials)
+    for cut in range(last_start + 1, len(data)):  # every byte offset inside the last record
+        path = tmp_path / f"cut{cut}" / "study.journal"
+        path.parent.mkdir()
+        path.write_bytes(data[:cut])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            study, backend = _study(path, exclusive=True)
+        cut_record = cut < len(data) - 1  # only the newline missing: the record is whole
+        assert [w.category for w in caught] == ([JournalRepaired] if cut_record else [])
+        if cut_record:
+            assert f"({cut - last_start} bytes)" in str(caught[0].message)
+            assert (path.parent / "study.journal.damaged").read_bytes() == data[:cut]
+        study.optimize(_objective, n_trials=2)
+        backend.close()
+        loaded = _optuna_load(path)  # Optuna's own reader accepts the result
+        done = sum(t.state == TrialState.COMPLETE for t in loaded.trials)
+        assert done >= complete_before - 1 + 2
+
+
+def test_damage_before_the_last_record_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "study.journal"
+    study, _backend = _study(path, exclusive=False)
+    study.optimize(_objective, n_trials=2)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b"garbage\n"
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match=r"damaged before its last record") as err:
+        _study(path, exclusive=True)
+    assert "\n" not in str(err.value)
+    assert path.read_bytes() == before  # nothing the user had is changed
+
+
+def test_a_stale_lock_is_cleared_by_the_only_writer(tmp_path: Path) -> None:
+    path = tmp_path / "study.journal"
+    study, backend = _study(path, exclusive=True)
+    study.optimize(_objective, n_trials=1)
+    backend.close()
+    # What a kill -9 inside Optuna's append leaves: the lock symlink, with a relative target.
+    os.symlink("runs/x/study.journal", str(path) + ".lock")
+    t0 = time.monotonic()
+    study, backend = _study(path, exclusive=True)
+    study.optimize(_objective, n_trials=1)
+    assert time.monotonic() - t0 < 5
+    assert len(study.trials) == 2
+
+
+def test_group_commit_writes_once_per_group_and_reads_back_its_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "study.journal"
+    study, backend = _study(path, exclusive=True, group_commit_s=3600.0)
+    writes: list[int] = []
+    real_write = backend._write
+    backend._write = lambda logs: (writes.append(len(logs)), real_write(logs))[1]  # type: ignore[method-assign]
+    study.optimize(_objective, n_trials=5)
+    assert writes == []  # nothing reached the disk yet, yet the study sees its trials
+    assert len(study.trials) == 5
+    backend.flush()
+    assert len(writes) == 1
+    assert len(_optuna_load(path).trials) == 5
+
+
+def test_group_commit_flushes_a_finished_trial_within_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "study.journal"
+    study, backend = _study(path, exclusive=True, group_commit_s=0.05)
+    study.optimize(_objective, n_trials=3)
+    time.sleep(0.3)  # the timer fires even when no further record comes
+    assert len(_optuna_load(path).trials) == 3
+    backend.close()
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time, optuna
+    from pathlib import Path
+    from optuna.storages import JournalStorage
+    from quantsearch.search.journal import JournalBackend
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    backend = JournalBackend(Path(sys.argv[1]), exclusive=True, group_commit_s=0.05)
+    study = optuna.create_study(storage=JournalStorage(backend), study_name="s",
+                                load_if_exists=True)
+    def objective(trial):
+        time.sleep(0.002)
+        return trial.suggest_float("x", 0, 1)
+    def done(study, trial):
+        print(trial.number, time.monotonic(), flush=True)
+    study.optimize(objective, n_trials=100000, callbacks=[done])
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.3, 0.55, 0.8])
+def test_kill_9_loses_no_trial_older_than_the_flush_interval(
+    tmp_path: Path, after_s: float
+) -> None:
+    path = tmp_path / "study.journal"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    first = proc.stdout.readline()  # type: ignore[union-attr]
+    assert first, "the writer did not start"
+    time.sleep(after_s)
+    os.kill(proc.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    out, _ = proc.communicate(timeout=max(1.0, deadline - killed_at))
+    announced = [line.split() for line in [first, *out.splitlines()] if line.strip()]
+    # Trials announced as finished longer ago than the interval (plus scheduling slack) are safe.
+    old = {int(n) for n, t in announced if killed_at - float(t) > 0.05 + 0.2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", JournalRepaired)
+        study, backend = _study(path, exclusive=True)
+    complete = {t.number for t in study.trials if t.state == TrialState.COMPLETE}
+    assert old <= complete
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # and it resumes
+    backend.close()
+    _optuna_load(path)
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        return False
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+    )
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("group_commit_s", [0.0, 0.05])
+def test_disk_full_stops_with_one_line_and_the_study_stays_loadable(
+    tmp_path: Path, group_commit_s: float
+) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if not _mount_tmpfs(mnt, "256k"):
+        pytest.skip("needs root and mount(8) for a real tmpfs")
+    try:
+        path = mnt / "study.journal"
+        study, backend = _study(path, exclusive=True, group_commit_s=group_commit_s)
+
+        def big(trial: optuna.Trial) -> float:
+            time.sleep(0.002)  # several trials to a group, several groups before the disk fills
+            trial.set_user_attr("blob", "b" * 2000)
+            return _objective(trial)
+
+        with pytest.raises(StorageError, match=r"free space") as err:
+            # The production loop's check after each trial.
+            study.optimize(big, n_trials=10_000, callbacks=[lambda s, t: backend.check()])
+        assert "\n" not in str(err.value)
+        loaded = _optuna_load(path)  # Optuna's own reader: no cut record left behind
+        assert sum(t.state == TrialState.COMPLETE for t in loaded.trials) > 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", JournalRepaired)  # nothing to repair
+            JournalBackend(path, exclusive=True)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
