@@ -1,9 +1,10 @@
 """The TOML config: frozen dataclasses, validated at load, unknown keys rejected.
 
 Each section is parsed by the module that owns the concept (``[quantize]`` by
-``quantsearch.passes.transform.config``, ``[search]`` by ``quantsearch.search.config``); this
-module reads the file, checks the top level and the ``[model]``, ``[data]`` and ``[train]``
-tables, and composes the result.
+:mod:`quantsearch.passes.transform.config`, ``[search]`` and ``[compare]`` by
+:mod:`quantsearch.search.config`), with the typed getters of :mod:`quantsearch.validate`; this
+module reads the file, checks the top level and the small ``[model]``, ``[data]`` and
+``[train]`` tables, and composes the result. No section parser imports this module.
 """
 
 from __future__ import annotations
@@ -15,116 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError
+from quantsearch.passes.transform.config import QuantizeConfig, parse_quantize_config
+from quantsearch.search.config import (
+    CompareConfig,
+    SearchConfig,
+    parse_compare_config,
+    parse_search_config,
+)
+from quantsearch.validate import check_keys, get_float, get_int, get_str, get_table
 
 __all__ = [
     "Config",
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
-    "check_keys",
-    "get_bool",
-    "get_float",
-    "get_int",
-    "get_str",
     "load_config",
     "parse_config",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Small typed getters shared by every section parser: each error names the dotted key.
-
-
-def check_keys(table: Mapping[str, Any], allowed: set[str] | list[str], key: str) -> None:
-    """Reject unknown keys, listing the allowed ones."""
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        where = f"{key}." if key else ""
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]!s} (allowed in {key or 'the top level'}: "
-            f"{sorted(allowed)})"
-        )
-
-
-def get_table(table: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
-    value = table.get(name, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{_join(key, name)} must be a table (got {type(value).__name__})")
-    return dict(value)
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def get_str(
-    table: Mapping[str, Any],
-    name: str,
-    key: str,
-    default: str | None = None,
-    *,
-    required: bool = False,
-) -> str | None:
-    if name not in table:
-        if required:
-            raise ConfigError(f"{_join(key, name)} is required")
-        return default
-    value = table[name]
-    if not isinstance(value, str):
-        raise ConfigError(f"{_join(key, name)} must be a string (got {value!r})")
-    return value
-
-
-def get_int(
-    table: Mapping[str, Any],
-    name: str,
-    key: str,
-    default: int | None = None,
-    *,
-    minimum: int | None = None,
-) -> int | None:
-    if name not in table:
-        return default
-    value = table[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{_join(key, name)} must be an integer (got {value!r})")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{_join(key, name)} must be >= {minimum} (got {value})")
-    return value
-
-
-def get_float(
-    table: Mapping[str, Any],
-    name: str,
-    key: str,
-    default: float | None = None,
-    *,
-    minimum: float | None = None,
-    positive: bool = False,
-) -> float | None:
-    if name not in table:
-        return default
-    value = table[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{_join(key, name)} must be a number (got {value!r})")
-    value = float(value)
-    if positive and not value > 0:
-        raise ConfigError(f"{_join(key, name)} must be > 0 (got {value})")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{_join(key, name)} must be >= {minimum} (got {value})")
-    return value
-
-
-def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
-    if name not in table:
-        return default
-    value = table[name]
-    if not isinstance(value, bool):
-        raise ConfigError(f"{_join(key, name)} must be true or false (got {value!r})")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -167,9 +75,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    quantize: Any = None  # quantsearch.passes.transform.config.QuantizeConfig | None
-    search: Any = None  # quantsearch.search.config.SearchConfig | None
-    compare: Any = None  # quantsearch.search.config.CompareConfig | None
+    quantize: QuantizeConfig | None = None
+    search: SearchConfig | None = None
+    compare: CompareConfig | None = None
     run_dir: str = "runs"
     seed: int = 0
     base_dir: Path = field(default_factory=Path.cwd)
@@ -239,22 +147,13 @@ def parse_config(
     """
     check_keys(raw, _TOP, "")
     seed = get_int(raw, "seed", "", 0) or 0
-    quantize_raw = get_table(raw, "quantize", "") if "quantize" in raw else None
-    search_raw = get_table(raw, "search", "") if "search" in raw else None
-    compare_raw = get_table(raw, "compare", "") if "compare" in raw else None
     quantize = search = compare = None
-    if quantize_raw is not None:
-        from quantsearch.passes.transform.config import parse_quantize_config
-
-        quantize = parse_quantize_config(quantize_raw, key="quantize")
-    if search_raw is not None:
-        from quantsearch.search.config import parse_search_config
-
-        search = parse_search_config(search_raw, key="search", seed=seed)
-    if compare_raw is not None:
-        from quantsearch.search.config import parse_compare_config
-
-        compare = parse_compare_config(compare_raw, key="compare")
+    if "quantize" in raw:
+        quantize = parse_quantize_config(get_table(raw, "quantize", ""), key="quantize")
+    if "search" in raw:
+        search = parse_search_config(get_table(raw, "search", ""), key="search", seed=seed)
+    if "compare" in raw:
+        compare = parse_compare_config(get_table(raw, "compare", ""), key="compare")
     return Config(
         model=_parse_model(get_table(raw, "model", "")),
         data=_parse_data(get_table(raw, "data", "")),

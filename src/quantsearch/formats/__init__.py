@@ -13,23 +13,32 @@ name           class                                        fields
 =============  ===========================================  ======================================
 
 ``integer`` is an alias of ``fixed`` and ``none`` of ``fp32``. A new format costs one file that
-registers its class with ``@FORMATS.register("name")``, one test file and one import line below.
+registers its class with ``@FORMATS.register("name")`` (from :mod:`.registry`), one test file
+(``tests/formats/test_contract.py`` already runs every registered format through the contract)
+and one import line below. Each registry entry is the class, which describes its own fields
+(:meth:`NumberFormat.fields`).
+
+Example:
+    >>> [(f.name, f.required) for f in FORMATS.get("log").fields()]
+    [('exponent_width', True), ('exponent_bias', False)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from quantsearch.errors import ConfigError
-from quantsearch.formats.base import InvalidFormat, NumberFormat
-from quantsearch.registry import Registry
+from quantsearch.formats.base import FormatField, InvalidFormat, NumberFormat
+from quantsearch.formats.block_fp import BlockFP
+from quantsearch.formats.fixed import FixedPoint
+from quantsearch.formats.float import Float32
+from quantsearch.formats.log import LogFormat
+from quantsearch.formats.minifloat import Minifloat
+from quantsearch.formats.registry import FORMATS, format_from_dict, make_format
 
 __all__ = [
     "FORMATS",
     "BlockFP",
     "FixedPoint",
     "Float32",
+    "FormatField",
     "InvalidFormat",
     "LogFormat",
     "Minifloat",
@@ -37,76 +46,3 @@ __all__ = [
     "format_from_dict",
     "make_format",
 ]
-
-FORMATS: Registry[type[NumberFormat]] = Registry("format")
-
-# Formats are immutable, so equal field tables can share one object. The search builds the
-# same few formats thousands of times; the cache turns validation into a dict lookup.
-_CACHE: dict[tuple[Any, ...], NumberFormat] = {}
-_CACHE_LIMIT = 4096
-
-
-def make_format(
-    name: str, fields: Mapping[str, Any] | None = None, key: str = "format"
-) -> NumberFormat:
-    """Validate ``fields`` and build the format registered as ``name``.
-
-    Args:
-        name: a registered name or alias (``fixed``, ``integer``, ``minifloat`` ...).
-        fields: the format's fields; a ``format`` entry, as in a config table, is ignored.
-        key: the dotted config key, named in every error.
-
-    Raises:
-        ConfigError: unknown name (listing the registered ones), unknown or missing field,
-            wrong type, or a value outside its rule.
-
-    Example:
-        >>> make_format("integer", {"width": 8, "frac_width": 4})
-        FixedPoint(width=8, frac_width=4, signed=True, rounding='nearest')
-        >>> make_format("fixed", {"width": 8, "frac_width": 9}, "quantize.default.weight")
-        Traceback (most recent call last):
-        ...
-        quantsearch.errors.ConfigError: quantize.default.weight: frac_width must satisfy 0 <= frac_width <= width (got 9 > 8)
-    """
-    values = fields or {}
-    cache_key = (name, *sorted((k, type(v).__name__, v) for k, v in values.items()))
-    try:
-        hit, cacheable = _CACHE.get(cache_key), True
-    except TypeError:  # an unhashable value: let validation reject or accept it
-        hit, cacheable = None, False
-    if hit is not None:
-        return hit
-    fmt = FORMATS.get(name, key=f"{key}.format").from_fields(values, key)
-    if cacheable:
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[cache_key] = fmt
-    return fmt
-
-
-def format_from_dict(d: Mapping[str, Any], key: str = "format") -> NumberFormat:
-    """The inverse of :meth:`NumberFormat.to_dict`: ``{"format": name, **fields}``.
-
-    Example:
-        >>> format_from_dict(make_format("minifloat", {"exponent_width": 4, "mantissa_width": 3}).to_dict())
-        Minifloat(exponent_width=4, mantissa_width=3, exponent_bias=7, subnormals=True)
-    """
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{key} must be a table like {{format = 'fixed', ...}} (got {d!r})")
-    name = d.get("format")
-    if not isinstance(name, str):
-        raise ConfigError(f"{key}.format is required: one of {FORMATS.names()} (got {name!r})")
-    return make_format(name, d, key)
-
-
-from quantsearch.formats import block_fp as _block_fp  # noqa: E402
-from quantsearch.formats import fixed as _fixed  # noqa: E402
-from quantsearch.formats import float as _float  # noqa: E402
-from quantsearch.formats import log as _log  # noqa: E402
-from quantsearch.formats import minifloat as _minifloat  # noqa: E402
-
-BlockFP = _block_fp.BlockFP
-FixedPoint = _fixed.FixedPoint
-Float32 = _float.Float32
-LogFormat = _log.LogFormat
-Minifloat = _minifloat.Minifloat

@@ -14,15 +14,16 @@ import functools
 import json
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, get_args, get_type_hints
 
 import torch
 from torch import Tensor
 
-from quantsearch.config import check_keys
 from quantsearch.errors import ConfigError
+from quantsearch.validate import check_keys
 
-__all__ = ["InvalidFormat", "NumberFormat"]
+__all__ = ["BiasedExponent", "FormatField", "InvalidFormat", "NumberFormat"]
 
 
 class InvalidFormat(ConfigError):
@@ -33,29 +34,67 @@ class InvalidFormat(ConfigError):
         self.reason = reason
 
 
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_WORDS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    type(None): "unset",
+}
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    allowed = get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None and type(None) in allowed:
-        return value
-    if isinstance(value, bool):
-        if bool in allowed:
+@dataclass(frozen=True)
+class FormatField:
+    """One field of a format, as its registry entry describes it.
+
+    Attributes:
+        name: the field's name in config tables and in :meth:`NumberFormat.to_dict`.
+        types: the accepted Python types (``type(None)`` where the field may be unset).
+        default: the default value, or :data:`dataclasses.MISSING` for a required field.
+        auto: whether the field may be given as ``"auto"`` (chosen from a tensor's range).
+    """
+
+    name: str
+    types: tuple[type, ...]
+    default: Any = dataclasses.MISSING
+    auto: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is dataclasses.MISSING
+
+    def check(self, value: Any, where: str) -> Any:
+        """``value`` if it has one of :attr:`types` (an int is accepted as a float)."""
+        allowed = self.types
+        if value is None and type(None) in allowed:
             return value
-    elif isinstance(value, int) and int in allowed:
-        return value
-    elif isinstance(value, (int, float)) and float in allowed:
-        return float(value)
-    elif isinstance(value, str) and str in allowed:
-        return value
-    words = " or ".join(_TYPE_WORDS.get(t, "unset" if t is type(None) else str(t)) for t in allowed)
-    raise ConfigError(f"{where} must be {words} (got {value!r})")
+        if isinstance(value, bool):
+            if bool in allowed:
+                return value
+        elif isinstance(value, int) and int in allowed:
+            return value
+        elif isinstance(value, (int, float)) and float in allowed:
+            return float(value)
+        elif isinstance(value, str) and str in allowed:
+            return value
+        words = " or ".join(_TYPE_WORDS.get(t, str(t)) for t in allowed)
+        raise ConfigError(f"{where} must be {words} (got {value!r})")
+
+    def __str__(self) -> str:
+        names = "|".join("None" if t is type(None) else t.__name__ for t in self.types)
+        tail = "" if self.required else f" = {self.default!r}"
+        return f"{self.name}: {names}{tail}"
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _fields(cls: type[NumberFormat]) -> tuple[FormatField, ...]:
+    hints = get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        hint = hints[f.name]
+        types_ = get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        out.append(FormatField(f.name, tuple(types_), f.default, f.name in cls.auto_fields))
+    return tuple(out)
 
 
 class NumberFormat(abc.ABC):
@@ -85,8 +124,8 @@ class NumberFormat(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """``{"format": name, field: value, ...}``: every field, so equal formats give equal dicts."""
         out: dict[str, Any] = {"format": self.name}
-        for name in _field_names(type(self)):
-            out[name] = getattr(self, name)
+        for f in _fields(type(self)):
+            out[f.name] = getattr(self, f.name)
         return out
 
     def canonical(self) -> str:
@@ -98,8 +137,13 @@ class NumberFormat(abc.ABC):
         return cached
 
     @classmethod
+    def fields(cls) -> tuple[FormatField, ...]:
+        """The format's fields, in declaration order: its registry metadata."""
+        return _fields(cls)
+
+    @classmethod
     def field_names(cls) -> list[str]:
-        return list(_field_names(cls))
+        return [f.name for f in _fields(cls)]
 
     @classmethod
     def from_fields(cls, values: Mapping[str, Any], key: str) -> NumberFormat:
@@ -109,13 +153,13 @@ class NumberFormat(abc.ABC):
             ConfigError: unknown or missing fields, wrong types, or broken rules, each naming
                 ``key`` (``quantize.default.weight: frac_width must satisfy ...``).
         """
-        check_keys(values, {"format", *cls.field_names()}, key)
-        hints = get_type_hints(cls)
+        fields = cls.fields()
+        check_keys(values, {"format", *(f.name for f in fields)}, key)
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        for f in fields:
             if f.name in values:
-                kwargs[f.name] = _check_type(values[f.name], hints[f.name], f"{key}.{f.name}")
-            elif f.default is dataclasses.MISSING:
+                kwargs[f.name] = f.check(values[f.name], f"{key}.{f.name}")
+            elif f.required:
                 raise ConfigError(f"{key}.{f.name} is required for format {cls.name!r}")
         try:
             return cls(**kwargs)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import FORMATS
+from quantsearch.formats.registry import FORMATS
 from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import round_ste
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import FORMATS
+from quantsearch.formats.registry import FORMATS
 from quantsearch.formats.base import NumberFormat
 from quantsearch.formats.ste import ROUNDINGS, round_ste
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from quantsearch.formats import FORMATS
+from quantsearch.formats.registry import FORMATS
 from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import straight_through
 

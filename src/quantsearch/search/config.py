@@ -1,7 +1,8 @@
 """``[search]`` and ``[compare]``: validated, frozen, with errors that name the dotted key.
 
 What can be checked without a graph is checked here, at load (strategy names, metric names,
-directions, weights, constraint forms, choice lists). Node names and op kinds are checked when the
+directions, weights, constraint forms) and, for ``[search.space]``, by
+:func:`quantsearch.search.space.parse_space`. Node names and op kinds are checked when the
 space meets the traced model, before any trial runs.
 """
 
@@ -11,23 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from quantsearch.config import check_keys, get_bool, get_float, get_int, get_str, get_table
-from quantsearch.errors import ConfigError
-from quantsearch.metrics.specs import TRIAL_METRICS
-from quantsearch.passes.transform.modules import ROLES
+from quantsearch.errors import ConfigError, MetricError
+from quantsearch.metrics.specs import METRICS, TRIAL_METRICS, MetricSpec, metric_names, metric_spec
+from quantsearch.search.space import SpaceSpec, parse_space
+from quantsearch.validate import check_keys, get_bool, get_float, get_int, get_str, get_table
 
 __all__ = [
     "CompareConfig",
     "ConstraintSpec",
     "ObjectiveSpec",
     "SearchConfig",
-    "SpaceSpec",
     "StrategySpec",
     "parse_compare_config",
     "parse_search_config",
 ]
 
-SAME_AS = {"same_as_weight": "weight", "same_as_data_in": "data_in"}
 DEFAULT_RECORDED = TRIAL_METRICS
 
 
@@ -60,20 +59,6 @@ class ConstraintSpec:
     metric: str
     kind: Literal["max", "min", "max_ratio", "min_ratio", "drop", "increase"]
     bound: float
-
-
-@dataclass(frozen=True)
-class SpaceSpec:
-    """``[search.space]``: per op kind or node name, per role, the list of format choices.
-
-    ``choices[target][role]`` is a tuple of ``{"format": name, **fields}`` dicts, or the string
-    ``"same_as_weight"`` / ``"same_as_data_in"``. ``dropped[target][role]`` counts cartesian
-    combinations left out because they were invalid (``frac_width > width``).
-    """
-
-    by: Literal["type", "name"] = "type"
-    choices: dict[str, dict[str, tuple[dict[str, Any], ...] | str]] = field(default_factory=dict)
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,11 +109,8 @@ class CompareConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _spec(name: str, key: str) -> Any:
+def _spec(name: str, key: str) -> MetricSpec:
     """The metric's spec; an unknown name is a ConfigError naming ``key`` and the known ones."""
-    from quantsearch.errors import MetricError
-    from quantsearch.metrics import metric_names, metric_spec
-
     try:
         return metric_spec(name)
     except MetricError:
@@ -137,138 +119,23 @@ def _spec(name: str, key: str) -> Any:
         ) from None
 
 
-def _parse_strategy(raw: Any, key: str) -> StrategySpec:
+def _canonical_strategy(name: str, key: str) -> str:
+    # The registry lives with the samplers, which import optuna: imported here, not at the top,
+    # so loading a config without [search] (and `quantsearch --help`) does not pay for optuna.
     from quantsearch.search.strategies import STRATEGIES
 
+    return STRATEGIES.canonical(name, key=key)
+
+
+def _parse_strategy(raw: Any, key: str) -> StrategySpec:
     if isinstance(raw, str):
-        return StrategySpec(STRATEGIES.canonical(raw, key=key), {})
+        return StrategySpec(_canonical_strategy(raw, key), {})
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must be a strategy name or a table (got {raw!r})")
     check_keys(raw, {"name", "options"}, key)
     name = get_str(raw, "name", key, "tpe") or "tpe"
     options = get_table(raw, "options", key)
-    return StrategySpec(STRATEGIES.canonical(name, key=f"{key}.name"), options)
-
-
-def _role_choices(
-    raw: Any, key: str, default_format: tuple[str, ...]
-) -> tuple[tuple[dict[str, Any], ...], int]:
-    """Expand one role's choices into format-option dicts; return them and the dropped count."""
-    from quantsearch.formats import make_format
-
-    candidates: list[dict[str, Any]] = []
-    if isinstance(raw, Mapping):
-        fields = dict(raw)
-        formats = fields.pop("format", list(default_format))
-        if isinstance(formats, str):
-            formats = [formats]
-        lists: dict[str, list[Any]] = {}
-        for f, v in fields.items():
-            vals = v if isinstance(v, list) else [v]
-            if not vals:
-                raise ConfigError(f"{key}.{f} must not be an empty list")
-            lists[f] = vals
-        import itertools
-
-        names = list(lists)
-        for fmt in formats:
-            for combo in itertools.product(*(lists[n] for n in names)):
-                candidates.append({"format": fmt, **dict(zip(names, combo, strict=True))})
-    elif isinstance(raw, list):
-        if not raw:
-            raise ConfigError(f"{key} must not be an empty list")
-        for i, item in enumerate(raw):
-            if isinstance(item, Mapping):
-                d = dict(item)
-                d.setdefault("format", default_format[0])
-                explicit = [d]
-            elif (
-                isinstance(item, list)
-                and len(item) == 2
-                and all(isinstance(v, int) or v == "auto" for v in item)
-            ):
-                explicit = [
-                    {"format": fmt, "width": item[0], "frac_width": item[1]}
-                    for fmt in default_format
-                ]
-            else:
-                raise ConfigError(
-                    f"{key}[{i}] must be a [width, frac_width] pair or a table of fields (got {item!r})"
-                )
-            for cand in explicit:  # written out one by one: an impossible one is a mistake
-                fields = {k: v for k, v in cand.items() if k != "format"}
-                make_format(str(cand["format"]), fields, key=f"{key}[{i}]")
-            candidates.extend(explicit)
-    else:
-        raise ConfigError(
-            f"{key} must be a table of field lists, a list of [width, frac_width] pairs, "
-            f"'same_as_weight' or 'same_as_data_in' (got {raw!r})"
-        )
-    kept: list[dict[str, Any]] = []
-    dropped = 0
-    seen: set[str] = set()
-    for cand in candidates:
-        fields = {k: v for k, v in cand.items() if k != "format"}
-        w, fw = fields.get("width"), fields.get("frac_width")
-        if isinstance(w, int) and isinstance(fw, int) and fw > w:
-            dropped += 1  # the cartesian product of width x frac_width holds impossible pairs
-            continue
-        make_format(str(cand["format"]), fields, key=key)  # validates: raises ConfigError
-        ident = repr(sorted(cand.items()))
-        if ident not in seen:
-            seen.add(ident)
-            kept.append(cand)
-    if not kept:
-        raise ConfigError(
-            f"{key}: no valid choice is left after dropping {dropped} with frac_width > width"
-        )
-    return tuple(kept), dropped
-
-
-def _parse_space(raw: Mapping[str, Any], key: str) -> SpaceSpec:
-    check_keys(raw, {"by", "choices", "format"}, key)
-    by = get_str(raw, "by", key, "type") or "type"
-    if by not in ("type", "name"):
-        raise ConfigError(f"{key}.by must be one of ['name', 'type'] (got {by!r})")
-    fmt_raw = raw.get("format", ["fixed"])
-    default_format = tuple([fmt_raw] if isinstance(fmt_raw, str) else fmt_raw)
-    choices_raw = get_table(raw, "choices", key)
-    if not choices_raw:
-        raise ConfigError(f"{key}.choices must name at least one op kind or node")
-    choices: dict[str, dict[str, tuple[dict[str, Any], ...] | str]] = {}
-    dropped: dict[str, dict[str, int]] = {}
-    for target, table in choices_raw.items():
-        tkey = f"{key}.choices.{target}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{tkey} must be a table of roles (got {table!r})")
-        check_keys(table, {*ROLES, "format"}, tkey)
-        t_fmt = table.get("format", list(default_format))
-        t_formats = tuple([t_fmt] if isinstance(t_fmt, str) else t_fmt)
-        if not t_formats:
-            raise ConfigError(f"{tkey}.format must not be an empty list")
-        roles: dict[str, tuple[dict[str, Any], ...] | str] = {}
-        for role in ROLES:
-            if role not in table:
-                continue
-            value = table[role]
-            if isinstance(value, str):
-                if value not in SAME_AS:
-                    raise ConfigError(
-                        f"{tkey}.{role} must be a list of choices or one of {sorted(SAME_AS)} (got {value!r})"
-                    )
-                if SAME_AS[value] == role or SAME_AS[value] not in table:
-                    raise ConfigError(
-                        f"{tkey}.{role} = {value!r} needs {tkey}.{SAME_AS[value]} to be set"
-                    )
-                roles[role] = value
-            else:
-                roles[role], n = _role_choices(value, f"{tkey}.{role}", t_formats)
-                if n:
-                    dropped.setdefault(target, {})[role] = n
-        if not roles:
-            raise ConfigError(f"{tkey} must give choices for at least one of {list(ROLES)}")
-        choices[target] = roles
-    return SpaceSpec(by=by, choices=choices, dropped=dropped)  # type: ignore[arg-type]
+    return StrategySpec(_canonical_strategy(name, f"{key}.name"), options)
 
 
 def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[ObjectiveSpec, ...]]:
@@ -324,8 +191,6 @@ _CONSTRAINT_SUFFIXES = {"_drop": "drop", "_increase": "increase"}
 
 
 def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec, ...]:
-    from quantsearch.metrics import METRICS
-
     out: list[ConstraintSpec] = []
     for name, table in raw.items():
         ckey = f"{key}.{name}"
@@ -373,7 +238,7 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
     strategy = _parse_strategy(raw.get("strategy", "tpe"), f"{key}.strategy")
     if "space" not in raw:
         raise ConfigError(f"{key}.space is required (a table with choices per op kind or node)")
-    space = _parse_space(get_table(raw, "space", key), f"{key}.space")
+    space = parse_space(get_table(raw, "space", key), f"{key}.space")
     if "objectives" not in raw:
         raise ConfigError(
             f"{key}.objectives is required, e.g. accuracy = {{ direction = 'maximize' }}"
@@ -407,8 +272,6 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
 
 def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> CompareConfig:
     """Validate a ``[compare]`` table."""
-    from quantsearch.search.strategies import STRATEGIES
-
     d = CompareConfig()
     check_keys(raw, set(CompareConfig.__dataclass_fields__), key)
     strategies = raw.get("strategies", list(d.strategies))
@@ -416,7 +279,7 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         raise ConfigError(
             f"{key}.strategies must be a non-empty list of names (got {strategies!r})"
         )
-    names = tuple(STRATEGIES.canonical(s, key=f"{key}.strategies") for s in strategies)
+    names = tuple(_canonical_strategy(s, f"{key}.strategies") for s in strategies)
     budgets = raw.get("budgets", [])
     if not isinstance(budgets, list) or not all(isinstance(b, int) and b > 0 for b in budgets):
         raise ConfigError(f"{key}.budgets must be a list of positive integers (got {budgets!r})")

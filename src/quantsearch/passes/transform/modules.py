@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +25,11 @@ from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
+from quantsearch.passes.transform.layer import PARAM_ROLES, ROLES, LayerQuant
 from quantsearch.registry import Registry
 
-if TYPE_CHECKING:
-    from quantsearch.passes.transform.config import LayerQuant
-
 __all__ = [
-    "PARAM_ROLES",
     "QUANTIZERS",
-    "ROLES",
     "QuantAdd",
     "QuantBatchNorm1d",
     "QuantBatchNorm2d",
@@ -52,10 +48,7 @@ __all__ = [
     "submodule",
 ]
 
-ROLES = ("data_in", "weight", "bias", "data_out")
-PARAM_ROLES = ("weight", "bias")
-
-Builder = Callable[[fx.Node, "nn.Module | None", "LayerQuant", bool], nn.Module]
+Builder = Callable[[fx.Node, nn.Module | None, LayerQuant, bool], nn.Module]
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import META_KEY, info
-from quantsearch.passes.transform.config import QuantizeConfig, ResolvedConfig, resolve
+from quantsearch.passes.transform.calibrate import CalibrationStats
+from quantsearch.passes.transform.config import QuantizeConfig
 from quantsearch.passes.transform.modules import QUANTIZERS, clone_module, submodule
-
-if TYPE_CHECKING:
-    from quantsearch.passes.transform.calibrate import CalibrationStats
+from quantsearch.passes.transform.resolve import resolve
+from quantsearch.passes.transform.resolved import ResolvedConfig
 
 __all__ = ["CONTAINER", "quantize"]
 

@@ -1,0 +1,129 @@
+"""Which nodes of a traced graph a config may name, and which of them can be quantized.
+
+The one place where names in a config (node names, module paths, op kinds) meet a graph: the
+``[quantize]`` resolver and the search space both check their targets here, so both accept the
+same names and list the same valid ones in their errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import fx, nn
+
+from quantsearch.errors import ConfigError
+from quantsearch.graph import NodeInfo, info
+from quantsearch.passes.transform.layer import PARAM_ROLES
+from quantsearch.passes.transform.modules import (
+    QUANTIZERS,
+    QuantSpec,
+    quantizable_kinds,
+    submodule,
+)
+
+__all__ = ["CALL_OPS", "Candidate", "GraphView", "check_role", "matches", "param_range"]
+
+CALL_OPS = ("call_module", "call_function", "call_method")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    node: fx.Node
+    info: NodeInfo
+    spec: QuantSpec
+    module: nn.Module | None
+    params: frozenset[str]  # the parameter roles the module has (a bias=False layer: weight)
+
+    def lacks(self, role: str) -> bool:
+        """A weight/bias role whose tensor this node does not have."""
+        return role in PARAM_ROLES and role not in self.params
+
+
+class GraphView:
+    """The call nodes of a graph, which of them can be quantized, and how names map to them.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.graph import trace
+        >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()), torch.ones(2, 4))
+        >>> view = GraphView(gm)
+        >>> view.nodes_named("0"), sorted(view.candidates), view.kinds()
+        (['_0'], ['_0', '_1'], {'linear': ['_0'], 'relu': ['_1']})
+    """
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.infos: dict[str, NodeInfo] = {}
+        self.candidates: dict[str, Candidate] = {}
+        self.by_target: dict[str, list[str]] = {}
+        for n in gm.graph.nodes:
+            if n.op not in CALL_OPS:
+                continue
+            ni = info(n)
+            module = submodule(gm, str(n.target)) if n.op == "call_module" else None
+            self.infos[n.name] = ni
+            if n.op == "call_module":
+                self.by_target.setdefault(str(n.target), []).append(n.name)
+            if ni.op_kind in QUANTIZERS:
+                spec = QUANTIZERS.get(ni.op_kind)
+                if spec.accepts(n, module):
+                    params = frozenset(
+                        r for r in PARAM_ROLES if getattr(module, r, None) is not None
+                    )
+                    self.candidates[n.name] = Candidate(n, ni, spec, module, params)
+
+    def nodes_named(self, name: str) -> list[str]:
+        """Node names for a node name or a module path (a module called twice has two nodes)."""
+        if name in self.infos:
+            return [name]
+        return list(self.by_target.get(name, []))
+
+    def kinds(self) -> dict[str, list[str]]:
+        """Op kind -> the names of its call nodes, in graph order."""
+        out: dict[str, list[str]] = {}
+        for name, ni in self.infos.items():
+            out.setdefault(ni.op_kind, []).append(name)
+        return out
+
+    def quantizable(self, name: str, key: str) -> list[Candidate]:
+        nodes = self.nodes_named(name)
+        if not nodes:
+            raise ConfigError(
+                f"{key}: no node or module named {name!r} in the graph "
+                f"(quantizable nodes: {sorted(self.candidates)})"
+            )
+        out = []
+        for n in nodes:
+            if n not in self.candidates:
+                ni = self.infos[n]
+                what = (ni.module_type or "").rsplit(".", 1)[-1] or ni.target
+                raise ConfigError(
+                    f"{key}: node {n!r} is a {ni.op_kind} ({what}), which cannot be quantized "
+                    f"(quantizable kinds: {quantizable_kinds()}; quantizable nodes: "
+                    f"{sorted(self.candidates)})"
+                )
+            out.append(self.candidates[n])
+        return out
+
+
+def param_range(cand: Candidate, role: str) -> tuple[float, float] | None:
+    """``(min, max)`` of the parameter ``role`` of a candidate's module, if it has one."""
+    p = getattr(cand.module, role, None) if cand.module is not None else None
+    if p is None or p.numel() == 0:
+        return None
+    d = p.detach()
+    return float(d.min()), float(d.max())
+
+
+def check_role(cand: Candidate, role: str, key: str) -> None:
+    if role not in cand.spec.roles:
+        raise ConfigError(
+            f"{key}: node {cand.node.name!r} is a {cand.spec.kind}, which has no {role} "
+            f"(roles of {cand.spec.kind}: {list(cand.spec.roles)})"
+        )
+
+
+
+
+def matches(pattern: re.Pattern[str], cand: Candidate) -> bool:
+    return bool(pattern.fullmatch(cand.node.name) or pattern.fullmatch(cand.info.target))

@@ -1,0 +1,134 @@
+"""What one node is quantized to: a format per role (:class:`LayerQuant`).
+
+A role is one tensor of a node: its inputs (``data_in``), parameters (``weight``, ``bias``) or
+output (``data_out``). :data:`ROLES` is the one list of them, in the order tables print them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FORMATS, NumberFormat, make_format
+
+__all__ = [
+    "AUTO",
+    "PARAM_ROLES",
+    "ROLES",
+    "AutoFormat",
+    "LayerQuant",
+    "RoleFormat",
+    "check_format_name",
+    "has_auto",
+    "with_role_defaults",
+]
+
+ROLES = ("data_in", "weight", "bias", "data_out")
+PARAM_ROLES = ("weight", "bias")
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class AutoFormat:
+    """A format whose ``"auto"`` fields wait for a tensor range (activations before
+    calibration). :func:`~quantsearch.passes.transform.quantize` binds it; it never reaches a
+    quantized module.
+
+    Example:
+        >>> auto = AutoFormat("fixed", (("frac_width", "auto"), ("width", 8)))
+        >>> str(auto), auto.bind(-1.5, 3.0)
+        ('fixed(auto,8)', FixedPoint(width=8, frac_width=5, signed=True, rounding='nearest'))
+    """
+
+    format: str
+    fields: tuple[tuple[str, Any], ...]
+    key: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, **dict(self.fields)}
+
+    def canonical(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def bind(self, lo: float, hi: float) -> NumberFormat:
+        """The concrete format whose auto fields cover ``[lo, hi]``."""
+        fields = FORMATS.get(self.format).from_range(dict(self.fields), lo, hi, self.key)
+        return make_format(self.format, fields, self.key)
+
+    def __str__(self) -> str:
+        values = ",".join(str(v) for _, v in self.fields)
+        return f"{self.format}({values})"
+
+
+RoleFormat = NumberFormat | AutoFormat
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """The formats of one node, by role; ``None`` leaves a role in float.
+
+    Example:
+        >>> from quantsearch.formats import FixedPoint
+        >>> lq = LayerQuant(weight=FixedPoint(8, 4))
+        >>> lq.to_dict()
+        {'weight': {'format': 'fixed', 'width': 8, 'frac_width': 4, 'signed': True, 'rounding': 'nearest'}}
+    """
+
+    data_in: RoleFormat | None = None
+    weight: RoleFormat | None = None
+    bias: RoleFormat | None = None
+    data_out: RoleFormat | None = None
+
+    def items(self) -> list[tuple[str, RoleFormat]]:
+        """``(role, format)`` for the roles that are quantized, in :data:`ROLES` order."""
+        out = []
+        for role in ROLES:
+            fmt = getattr(self, role)
+            if fmt is not None:
+                out.append((role, fmt))
+        return out
+
+    def format(self, role: str) -> NumberFormat | None:
+        """The concrete format of ``role`` (``None``: float)."""
+        fmt: RoleFormat | None = getattr(self, role)
+        if isinstance(fmt, AutoFormat):
+            raise ConfigError(f"{fmt.key or role}: the 'auto' fields of {fmt} are not bound yet")
+        return fmt
+
+    @property
+    def pending(self) -> bool:
+        return any(isinstance(f, AutoFormat) for _, f in self.items())
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {role: fmt.to_dict() for role, fmt in self.items()}
+
+    def __repr__(self) -> str:
+        return f"LayerQuant({', '.join(f'{r}={f}' for r, f in self.items())})"
+
+
+# ---------------------------------------------------------------------------------------------
+# From a role's table to a format: shared by the [quantize] parser and the resolver
+
+
+def check_format_name(value: Any, key: str) -> str:
+    """The registered name of the format ``value`` names (aliases resolved)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be one of {FORMATS.names()} (got {value!r})")
+    return FORMATS.canonical(value, key=key)
+
+
+def with_role_defaults(
+    fmt_cls: type[NumberFormat], fields: dict[str, Any], unsigned: bool
+) -> dict[str, Any]:
+    """``fields`` with ``signed = false`` added for a role that is never negative, unless given."""
+    if unsigned and "signed" in fmt_cls.field_names() and "signed" not in fields:
+        return {**fields, "signed": False}
+    return fields
+
+
+def has_auto(fmt_cls: type[NumberFormat], fields: Mapping[str, Any]) -> bool:
+    """Whether some field that may be ``"auto"`` is ``"auto"`` in ``fields``."""
+    return any(fields.get(f) == AUTO for f in fmt_cls.auto_fields)

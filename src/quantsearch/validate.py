@@ -1,0 +1,140 @@
+"""Typed getters for config tables: every error names the dotted key, the rule and the value.
+
+A leaf module (it imports only :mod:`quantsearch.errors`), so every section parser and every
+plug-in that validates its own fields (the number formats) can use it without importing the
+config that composes the sections.
+
+Example:
+    >>> get_int({"epochs": 3}, "epochs", "train", 60, minimum=1)
+    3
+    >>> check_keys({"epoch": 3}, {"epochs", "lr"}, "train")
+    Traceback (most recent call last):
+    ...
+    quantsearch.errors.ConfigError: unknown key train.epoch (allowed in train: ['epochs', 'lr'])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from quantsearch.errors import ConfigError
+
+__all__ = [
+    "check_keys",
+    "get_bool",
+    "get_float",
+    "get_int",
+    "get_str",
+    "get_table",
+    "join_key",
+    "toml_key",
+]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def join_key(key: str, name: str) -> str:
+    """``key.name``, or ``name`` at the top level (``key == ""``)."""
+    return f"{key}.{name}" if key else name
+
+
+def toml_key(key: str, name: str) -> str:
+    """``key.name``, quoting ``name`` as TOML would.
+
+    Example:
+        >>> toml_key("quantize.by_name", "seq_blocks.2")
+        'quantize.by_name."seq_blocks.2"'
+    """
+    return f"{key}.{name}" if _BARE_KEY.fullmatch(name) else f'{key}."{name}"'
+
+
+def check_keys(table: Mapping[str, Any], allowed: Collection[str], key: str) -> None:
+    """Reject unknown keys, listing the allowed ones."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        where = f"{key}." if key else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]!s} (allowed in {key or 'the top level'}: "
+            f"{sorted(allowed)})"
+        )
+
+
+def get_table(table: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
+    """``table[name]`` as a dict (``{}`` when absent); anything but a table is an error."""
+    value = table.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{join_key(key, name)} must be a table (got {type(value).__name__})")
+    return dict(value)
+
+
+def get_str(
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: str | None = None,
+    *,
+    required: bool = False,
+) -> str | None:
+    """``table[name]``, which must be a string; ``default`` when absent (unless ``required``)."""
+    if name not in table:
+        if required:
+            raise ConfigError(f"{join_key(key, name)} is required")
+        return default
+    value = table[name]
+    if not isinstance(value, str):
+        raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
+    return value
+
+
+def get_int(
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: int | None = None,
+    *,
+    minimum: int | None = None,
+) -> int | None:
+    """``table[name]``, which must be an integer (not a bool) and at least ``minimum``."""
+    if name not in table:
+        return default
+    value = table[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{join_key(key, name)} must be an integer (got {value!r})")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {value})")
+    return value
+
+
+def get_float(
+    table: Mapping[str, Any],
+    name: str,
+    key: str,
+    default: float | None = None,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> float | None:
+    """``table[name]`` as a float: a number (not a bool), ``> 0`` if ``positive``."""
+    if name not in table:
+        return default
+    value = table[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{join_key(key, name)} must be a number (got {value!r})")
+    number = float(value)
+    if positive and not number > 0:
+        raise ConfigError(f"{join_key(key, name)} must be > 0 (got {number})")
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {number})")
+    return number
+
+
+def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
+    """``table[name]``, which must be ``true`` or ``false``."""
+    if name not in table:
+        return default
+    value = table[name]
+    if not isinstance(value, bool):
+        raise ConfigError(f"{join_key(key, name)} must be true or false (got {value!r})")
+    return value
