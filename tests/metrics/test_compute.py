@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-import quantsearch.metrics.compute as compute_mod
+import quantsearch.metrics.latency as latency_mod
+import quantsearch.metrics.quality as quality_mod
+import quantsearch.passes.analysis as analysis_mod
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.graph import trace
@@ -98,14 +100,9 @@ def test_computes_only_what_is_asked(
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("not asked for")
 
-    monkeypatch.setattr(compute_mod, "measure_latency", boom)
-    monkeypatch.setattr(compute_mod, "evaluate", boom)
-    monkeypatch.setattr(compute_mod, "_activations", boom)
-    monkeypatch.setattr(
-        compute_mod,
-        "_STATIC",
-        tuple((g, boom if f is compute_mod._activations else f) for g, f in compute_mod._STATIC),
-    )
+    monkeypatch.setattr(latency_mod, "measure_latency", boom)
+    monkeypatch.setattr(quality_mod, "evaluate", boom)
+    monkeypatch.setattr(analysis_mod, "activation_cost", boom)
     assert set(compute_metrics(gm, ["flops", "params"], data=data)) == {"flops", "params"}
     assert compute_metrics(gm, []) == {}
 

@@ -5,7 +5,7 @@
 metrics`` lists them. Relative metrics (against a baseline) are the search's business, not
 this package's.
 
-The spec registry imports no torch; the computing functions are imported on first use, so
+The registry imports no torch; the modules that compute are imported on first use, so
 ``quantsearch metrics`` and ``quantsearch --help`` stay fast.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from quantsearch.metrics.groups import MetricInputs, UncountedOpsWarning
 from quantsearch.metrics.specs import (
     METRICS,
     TRIAL_METRICS,
@@ -25,8 +26,13 @@ from quantsearch.metrics.specs import (
 )
 
 if TYPE_CHECKING:
-    from quantsearch.metrics.compute import UncountedOpsWarning, compute_metrics, latency_inputs
-    from quantsearch.metrics.latency import LatencyOptions, LatencyResult, measure_latency
+    from quantsearch.metrics.compute import compute_metrics
+    from quantsearch.metrics.latency import (
+        LatencyOptions,
+        LatencyResult,
+        latency_inputs,
+        measure_latency,
+    )
     from quantsearch.metrics.quality import (
         Quality,
         accuracy,
@@ -40,6 +46,7 @@ __all__ = [
     "TRIAL_METRICS",
     "LatencyOptions",
     "LatencyResult",
+    "MetricInputs",
     "MetricSpec",
     "Quality",
     "UncountedOpsWarning",
@@ -56,10 +63,10 @@ __all__ = [
     "top_k_of",
 ]
 
+# Each imports torch: loaded on first use (see above).
 _LAZY = {
-    "UncountedOpsWarning": "compute",
     "compute_metrics": "compute",
-    "latency_inputs": "compute",
+    "latency_inputs": "latency",
     "LatencyOptions": "latency",
     "LatencyResult": "latency",
     "measure_latency": "latency",

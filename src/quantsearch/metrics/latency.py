@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
+from quantsearch.data import Split
 from quantsearch.errors import MetricError
+from quantsearch.graph import META_KEY, NodeInfo
 
-__all__ = ["LatencyOptions", "LatencyResult", "measure_latency"]
+__all__ = ["LatencyOptions", "LatencyResult", "latency_inputs", "measure_latency"]
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,8 @@ def measure_latency(
             if cuda:
                 torch.cuda.synchronize(dev)
                 for _ in range(repeats):
-                    start = torch.cuda.Event(enable_timing=True)
-                    end = torch.cuda.Event(enable_timing=True)
+                    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+                    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
                     start.record()
                     model(*xs)
                     end.record()
@@ -190,3 +192,31 @@ def measure_latency(
         timer="cuda_event" if cuda else "perf_counter_ns",
         times_ms=tuple(times),
     )
+
+
+def latency_inputs(
+    gm: fx.GraphModule, batch_size: int, data: Split | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Inputs for timing: the first ``batch_size`` samples of ``data``, else seeded random
+    tensors shaped like the traced inputs with the batch dimension set to ``batch_size``."""
+    if data is not None:
+        return (data.x[:batch_size],)
+    gen = torch.Generator().manual_seed(0)
+    xs = []
+    for node in gm.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        ni = node.meta.get(META_KEY)
+        if not isinstance(ni, NodeInfo) or not ni.outputs:
+            raise MetricError(
+                f"latency_ms needs data or a graph traced by quantsearch.trace (input {node.name!r} "
+                "has no recorded shape)"
+            )
+        meta = ni.outputs[0]
+        shape = (batch_size, *meta.shape[1:])
+        dtype = getattr(torch, meta.dtype)
+        if dtype.is_floating_point:
+            xs.append(torch.randn(shape, generator=gen).to(dtype))
+        else:
+            xs.append(torch.zeros(shape, dtype=dtype))
+    return tuple(xs)

@@ -1,4 +1,9 @@
-"""The metric names: one stable snake_case name per metric, with its unit and direction.
+"""The metric registry: one stable snake_case name per metric, with its label, unit,
+direction, kind, compute function and whether it is deterministic.
+
+A metric costs one registry line here and, unless an existing group computes it, one function
+in :mod:`quantsearch.metrics.groups`; ``tests/metrics/test_registry.py`` runs every registered
+metric through the same contract.
 
 These names are what search objectives and constraints use. Compute-cost and activation
 metrics are **per sample** (the traced batch's count divided by its size), so they do not depend
@@ -14,6 +19,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from quantsearch.errors import MetricError
+from quantsearch.metrics.groups import (
+    Compute,
+    activation_metrics,
+    compute_cost_metrics,
+    latency_metrics,
+    param_metrics,
+    quality_metrics,
+)
 from quantsearch.registry import Registry
 
 __all__ = [
@@ -43,61 +56,81 @@ Kind = Literal["static", "data", "latency"]
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """What a metric is.
+    """What a metric is and how it is computed.
 
     Attributes:
         name: the stable snake_case name (``flops``).
+        label: what plots and tables call it (``model size``); the unit is added there.
         unit: what one unit of the value is (``FLOP/sample``, ``bit``, ``fraction``).
         direction: ``maximize`` or ``minimize``: which way is better.
         kind: ``static`` (read from the graph, microseconds), ``data`` (one forward pass over
             the validation data) or ``latency`` (timed runs; expensive).
         description: one line for ``quantsearch metrics``.
+        compute: computes this metric's group (:mod:`quantsearch.metrics.groups`).
+        deterministic: the same candidate and data always give the same value; ``False`` for
+            timed metrics, which are noisy.
     """
 
     name: str
+    label: str
     unit: str
     direction: Direction
     kind: Kind
     description: str
+    compute: Compute
+    deterministic: bool = True
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 for _spec in (
-    MetricSpec("accuracy", "fraction", "maximize", "data", "top-1 accuracy (micro): correct / samples"),
-    MetricSpec("balanced_accuracy", "fraction", "maximize", "data",
-               "macro accuracy: mean per-class recall over the classes present in the labels"),
-    MetricSpec("loss", "nat", "minimize", "data", "mean cross-entropy of the logits"),
-    MetricSpec("top5_accuracy", "fraction", "maximize", "data",
-               "label among the 5 highest logits; any top<k>_accuracy works, e.g. top2_accuracy"),
-    MetricSpec("params", "count", "minimize", "static", "parameters (trainable and frozen)"),
-    MetricSpec("trainable_params", "count", "minimize", "static", "parameters with requires_grad"),
-    MetricSpec("buffers", "count", "minimize", "static",
-               "buffer elements (BatchNorm running statistics ...), not in model_size_bits"),
-    MetricSpec("model_size_bits", "bit", "minimize", "static",
-               "parameter bits, each tensor at its own precision (float32 = 32)"),
-    MetricSpec("model_size_bytes", "byte", "minimize", "static", "model_size_bits / 8"),
-    MetricSpec("buffer_bits", "bit", "minimize", "static", "buffer bits at their dtype width"),
-    MetricSpec("avg_weight_bits", "bit", "minimize", "static",
-               "MASE's average bitwidth: numel-weighted over linear/conv weights"),
-    MetricSpec("avg_param_bits", "bit", "minimize", "static",
-               "average bits over all parameters: model_size_bits / params"),
-    MetricSpec("macs", "MAC/sample", "minimize", "static",
-               "multiply-accumulates of linear, conv, matmul and bmm layers"),
-    MetricSpec("flops", "FLOP/sample", "minimize", "static",
-               "forward FLOPs: 2 x MACs + bias adds + per-element FLOPs of other ops"),
-    MetricSpec("flops_backward", "FLOP/sample", "minimize", "static",
-               "backward FLOPs: gradients w.r.t. inputs and weights"),
-    MetricSpec("bitops", "BitOP/sample", "minimize", "static",
-               "sum over MAC layers of MACs x weight bits x input bits: the integer-hardware cost proxy"),
-    MetricSpec("activation_bits", "bit/sample", "minimize", "static",
-               "graph input + every new activation tensor (what backward keeps)"),
-    MetricSpec("peak_activation_bits", "bit/sample", "minimize", "static",
-               "largest input + output buffer of a single layer (layer-by-layer inference)"),
-    MetricSpec("latency_ms", "ms", "minimize", "latency",
-               "median wall time of one inference call on a batch (fake-quantized = float kernels)"),
-    MetricSpec("latency_per_sample_ms", "ms/sample", "minimize", "latency",
-               "latency_ms / latency batch size"),
+    MetricSpec("accuracy", "accuracy", "fraction", "maximize", "data",
+               "top-1 accuracy (micro): correct / samples", quality_metrics),
+    MetricSpec("balanced_accuracy", "balanced accuracy", "fraction", "maximize", "data",
+               "macro accuracy: mean per-class recall over the classes present in the labels",
+               quality_metrics),
+    MetricSpec("loss", "loss (cross-entropy)", "nat", "minimize", "data",
+               "mean cross-entropy of the logits", quality_metrics),
+    MetricSpec("top5_accuracy", "top5 accuracy", "fraction", "maximize", "data",
+               "label among the 5 highest logits; any top<k>_accuracy works, e.g. top2_accuracy",
+               quality_metrics),
+    MetricSpec("params", "params", "count", "minimize", "static",
+               "parameters (trainable and frozen)", param_metrics),
+    MetricSpec("trainable_params", "trainable params", "count", "minimize", "static",
+               "parameters with requires_grad", param_metrics),
+    MetricSpec("buffers", "buffers", "count", "minimize", "static",
+               "buffer elements (BatchNorm running statistics ...), not in model_size_bits",
+               param_metrics),
+    MetricSpec("model_size_bits", "model size", "bit", "minimize", "static",
+               "parameter bits, each tensor at its own precision (float32 = 32)", param_metrics),
+    MetricSpec("model_size_bytes", "model size bytes", "byte", "minimize", "static",
+               "model_size_bits / 8", param_metrics),
+    MetricSpec("buffer_bits", "buffer bits", "bit", "minimize", "static",
+               "buffer bits at their dtype width", param_metrics),
+    MetricSpec("avg_weight_bits", "average weight width", "bit", "minimize", "static",
+               "MASE's average bitwidth: numel-weighted over linear/conv weights", param_metrics),
+    MetricSpec("avg_param_bits", "avg param bits", "bit", "minimize", "static",
+               "average bits over all parameters: model_size_bits / params", param_metrics),
+    MetricSpec("macs", "macs", "MAC/sample", "minimize", "static",
+               "multiply-accumulates of linear, conv, matmul and bmm layers", compute_cost_metrics),
+    MetricSpec("flops", "flops", "FLOP/sample", "minimize", "static",
+               "forward FLOPs: 2 x MACs + bias adds + per-element FLOPs of other ops",
+               compute_cost_metrics),
+    MetricSpec("flops_backward", "flops backward", "FLOP/sample", "minimize", "static",
+               "backward FLOPs: gradients w.r.t. inputs and weights", compute_cost_metrics),
+    MetricSpec("bitops", "BitOPs", "BitOP/sample", "minimize", "static",
+               "sum over MAC layers of MACs x weight bits x input bits: the integer-hardware cost proxy",
+               compute_cost_metrics),
+    MetricSpec("activation_bits", "activation bits", "bit/sample", "minimize", "static",
+               "graph input + every new activation tensor (what backward keeps)", activation_metrics),
+    MetricSpec("peak_activation_bits", "peak activation bits", "bit/sample", "minimize", "static",
+               "largest input + output buffer of a single layer (layer-by-layer inference)",
+               activation_metrics),
+    MetricSpec("latency_ms", "latency ms", "ms", "minimize", "latency",
+               "median wall time of one inference call on a batch (fake-quantized = float kernels)",
+               latency_metrics, deterministic=False),
+    MetricSpec("latency_per_sample_ms", "latency per sample ms", "ms/sample", "minimize",
+               "latency", "latency_ms / latency batch size", latency_metrics, deterministic=False),
 ):  # fmt: skip
     METRICS.add(_spec.name, _spec)
 
@@ -126,7 +159,13 @@ def metric_spec(name: str) -> MetricSpec:
     k = top_k_of(name)
     if k is not None:
         return MetricSpec(
-            name, "fraction", "maximize", "data", f"label among the {k} highest logits"
+            name,
+            f"top{k} accuracy",
+            "fraction",
+            "maximize",
+            "data",
+            f"label among the {k} highest logits",
+            quality_metrics,
         )
     close = difflib.get_close_matches(name, METRICS.names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,132 @@
+"""The compute functions of the metric registry: each measures a group of metrics at once.
+
+One analysis pass yields several metrics (``compute_cost`` gives MACs, FLOPs and BitOPs), and
+every data metric comes from one forward pass, so a :class:`~quantsearch.metrics.MetricSpec`
+names the function that computes its whole group; :func:`~quantsearch.metrics.compute_metrics`
+calls each function it needs once and keeps the names asked for.
+
+The registry is read without torch (``quantsearch metrics`` and ``quantsearch --help`` stay
+fast), so each function imports the module that does the work, and torch with it, on first call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import fx
+
+    from quantsearch.data import Split
+    from quantsearch.metrics.latency import LatencyOptions
+
+__all__ = [
+    "Compute",
+    "MetricInputs",
+    "UncountedOpsWarning",
+    "activation_metrics",
+    "compute_cost_metrics",
+    "latency_metrics",
+    "param_metrics",
+    "quality_metrics",
+]
+
+
+class UncountedOpsWarning(UserWarning):
+    """Some nodes have no cost rule, so compute-cost totals leave them out."""
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What a compute function may read: the candidate, the data and how to measure."""
+
+    gm: fx.GraphModule
+    data: Split | None = None
+    batch_size: int = 1024  # evaluation batch size of data metrics
+    latency: LatencyOptions | None = None  # None: LatencyOptions' defaults
+    top_k: tuple[int, ...] = ()  # the k of every top<k>_accuracy asked for
+
+
+Compute = Callable[[MetricInputs], dict[str, float]]
+
+
+def compute_cost_metrics(x: MetricInputs) -> dict[str, float]:
+    """MACs, FLOPs forward and backward and BitOPs, per sample."""
+    from quantsearch.passes.analysis import compute_cost  # imports torch: deferred (see above)
+
+    c = compute_cost(x.gm)
+    if c.uncounted:
+        listed = ", ".join(f"{u.node} ({u.op_kind})" for u in c.uncounted)
+        warnings.warn(
+            f"macs/flops/bitops leave out {len(c.uncounted)} uncounted node(s): {listed}",
+            UncountedOpsWarning,
+            stacklevel=3,
+        )
+    b = c.batch_size
+    return {
+        "macs": c.macs / b,
+        "flops": c.flops / b,
+        "flops_backward": c.flops_backward / b,
+        "bitops": c.bitops / b,
+    }
+
+
+def param_metrics(x: MetricInputs) -> dict[str, float]:
+    """Parameter and buffer counts and their bits, for the whole model."""
+    from quantsearch.passes.analysis import param_cost  # imports torch: deferred (see above)
+
+    p = param_cost(x.gm)
+    return {
+        "params": float(p.params),
+        "trainable_params": float(p.trainable_params),
+        "buffers": float(p.buffers),
+        "model_size_bits": p.model_size_bits,
+        "model_size_bytes": p.model_size_bytes,
+        "buffer_bits": p.buffer_bits,
+        "avg_weight_bits": p.avg_weight_bits,
+        "avg_param_bits": p.avg_param_bits,
+    }
+
+
+def activation_metrics(x: MetricInputs) -> dict[str, float]:
+    """Activation bits kept for backward and the peak of layer-by-layer inference, per sample."""
+    from quantsearch.passes.analysis import activation_cost  # imports torch: deferred (see above)
+
+    a = activation_cost(x.gm)
+    return {
+        "activation_bits": a.activation_bits / a.batch_size,
+        "peak_activation_bits": a.peak_activation_bits / a.batch_size,
+    }
+
+
+def quality_metrics(x: MetricInputs) -> dict[str, float]:
+    """Every quality metric, from one forward pass over ``x.data``."""
+    from quantsearch.metrics.quality import evaluate  # imports torch: deferred (see above)
+
+    assert x.data is not None  # compute_metrics checked it
+    q = evaluate(x.gm, x.data, batch_size=x.batch_size, top_k=x.top_k)
+    values = {"accuracy": q.accuracy, "balanced_accuracy": q.balanced_accuracy, "loss": q.loss}
+    values.update({f"top{k}_accuracy": v for k, v in q.top_k.items()})
+    return values
+
+
+def latency_metrics(x: MetricInputs) -> dict[str, float]:
+    """Median time of one call, and that per sample (timed: differs from run to run)."""
+    from quantsearch.metrics.latency import (  # imports torch: deferred (see above)
+        LatencyOptions,
+        latency_inputs,
+        measure_latency,
+    )
+
+    opts = x.latency or LatencyOptions()
+    r = measure_latency(
+        x.gm,
+        latency_inputs(x.gm, opts.batch_size, x.data),
+        warmup=opts.warmup,
+        repeats=opts.repeats,
+        device=opts.device,
+        threads=opts.threads,
+    )
+    return {"latency_ms": r.median_ms, "latency_per_sample_ms": r.per_sample_ms}
