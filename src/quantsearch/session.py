@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
+from quantsearch.checkpoint import load_checkpoint
 from quantsearch.config import Config
 from quantsearch.data import DataSplits, load_dataset
 from quantsearch.errors import ConfigError
@@ -50,8 +51,6 @@ def open_session(
         ConfigError: when ``need_weights`` and no checkpoint is given, or the checkpoint does
             not fit the model.
     """
-    from quantsearch.checkpoint import load_checkpoint
-
     ckpt_path: Path | None = None
     if load is not None:
         ckpt_path = Path(load)

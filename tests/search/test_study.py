@@ -12,7 +12,7 @@ from torch import nn
 
 from quantsearch.data import DataSplits
 from quantsearch.search import search
-from quantsearch.search.study import EvaluationCache
+from quantsearch.search.cache import EvaluationCache
 from tests.search.spaces import LAB_SPACE
 
 OBJ = {

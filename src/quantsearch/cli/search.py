@@ -59,6 +59,7 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
 
 def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The config, the options ``search_from_config`` takes, and the ``[search]`` overrides."""
+    # Here, not at the top: they import torch and optuna, which `quantsearch --help` need not.
     from quantsearch.search.config import StrategySpec
     from quantsearch.search.strategies import STRATEGIES
 
@@ -86,12 +87,12 @@ def search(workers: int, quiet: bool, **opts: Any) -> None:
     With --workers K, K processes share the study (and its trial budget); start the same
     command on other machines with one --storage postgresql://... and --study NAME to add more.
     """
+    # Here, not at the top: they import torch and optuna, which `quantsearch --help` need not.
     from quantsearch.search.api import search_from_config
+    from quantsearch.search.workers import run_workers
 
     cfg, where, overrides = _resolve(opts)
     if workers > 1:
-        from quantsearch.search.workers import run_workers
-
         result = run_workers(
             cfg,
             workers,
@@ -127,6 +128,7 @@ def worker(workers: int, **opts: Any) -> None:
     Writes nothing but the study; `search` (or `report`) writes the result files. Start it
     with the same options as the study's other workers.
     """
+    # Here, not at the top: it imports torch and optuna, which `quantsearch --help` need not.
     from quantsearch.search.api import search_from_config
 
     cfg, where, overrides = _resolve(opts)

@@ -1,30 +1,61 @@
 """The Python API: :func:`search` on a model and tensors, and :func:`search_from_config`, which
 the CLI calls. Both validate through the same config parser, so Python users get the same
-errors as TOML users."""
+errors as TOML users.
+
+One search goes config -> model, data and graph (:func:`prepare_from_config`) -> space and
+evaluator (:func:`prepare_search`) -> storage and coordination -> the trial loop
+(:func:`quantsearch.search.study.run_study`) -> result files (:func:`run_search`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from torch import fx, nn
 
 from quantsearch.data import Split
 from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
+from quantsearch.passes.transform import calibrate, parse_quantize_config, quantizable_kinds
+from quantsearch.search.cache import EvaluationCache
 from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.results import SearchResult, records_from_study
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.study import EvaluationCache, run_study
+from quantsearch.search.storage import open_storage
+from quantsearch.search.study import OnTrial, run_study
+from quantsearch.session import open_session
 
-__all__ = ["prepare_search", "search", "search_from_config"]
+__all__ = [
+    "collect_result",
+    "prepare_from_config",
+    "prepare_search",
+    "run_dir_lock",
+    "run_search",
+    "search",
+    "search_from_config",
+    "study_of",
+    "write_run_dir",
+]
 
 
 @contextmanager
@@ -55,12 +86,6 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
-def _quantizable_kinds() -> set[str] | None:
-    from quantsearch.passes.transform import quantizable_kinds
-
-    return set(quantizable_kinds())
-
-
 def _split(data: Split | tuple[torch.Tensor, torch.Tensor]) -> Split:
     if isinstance(data, Split):
         return data
@@ -81,12 +106,8 @@ def prepare_search(
     batch_size: int = 1024,
 ) -> tuple[SearchSpace, Evaluator]:
     """The space (checked against the graph) and the evaluator for one model and dataset."""
-    space = SearchSpace(cfg.space, gm, _quantizable_kinds())
-    calibration = None
-    if calibration_data is not None:
-        from quantsearch.passes.transform import calibrate
-
-        calibration = calibrate(gm, calibration_data)
+    space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
+    calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(
         gm,
         data,
@@ -159,11 +180,7 @@ def search(
     cfg = parse_search_config(raw, key="search", seed=seed)
     split = _split(data)
     gm = model if isinstance(model, fx.GraphModule) else _trace(model, split)
-    qcfg = None
-    if quantize is not None:
-        from quantsearch.passes.transform.config import parse_quantize_config
-
-        qcfg = parse_quantize_config(dict(quantize), key="quantize")
+    qcfg = parse_quantize_config(dict(quantize), key="quantize") if quantize is not None else None
     space_, evaluator = prepare_search(
         gm,
         cfg,
@@ -185,8 +202,6 @@ def search(
 
 
 def _trace(model: nn.Module, split: Split) -> fx.GraphModule:
-    from quantsearch.graph import trace
-
     model.eval()
     return trace(model, split.x[: min(len(split), 8)])
 
@@ -211,39 +226,24 @@ def run_search(
     ``storage`` (an Optuna RDB URL) or in the journal file of ``run_dir``, coordinated with every
     other worker on it (``workers`` says how many share a journal file on this machine).
     """
-    import optuna
-
-    from quantsearch.search.coordination import open_coordinator
-    from quantsearch.search.storage import open_storage
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kw: dict[str, Any] = {"cache": cache, "fingerprint_extra": fingerprint_extra}
     if run_dir is None and storage is None:
-        run = run_study(
-            evaluator, space, cfg, storage=None, study_name=study_name, cache=cache,
-            fingerprint_extra=fingerprint_extra,
-        )  # fmt: skip
-        return _collect(run.study, run.baseline, space, cfg, None, study_name)
+        run = run_study(evaluator, space, cfg, storage=None, study_name=study_name, **kw)
+        return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
-    coordinator = open_coordinator(storage, rd, study_name, workers)
-    try:
+    with (
+        open_coordinator(storage, rd, study_name, workers) as coordinator,
+        _progress(progress, cfg, space) as on_trial,
+    ):
         store = open_storage(
             storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback
         )
-        with _progress(progress, cfg, space) as on_trial:
-            run = run_study(
-                evaluator,
-                space,
-                cfg,
-                storage=store,
-                study_name=study_name,
-                cache=cache,
-                on_trial=on_trial,
-                fingerprint_extra=fingerprint_extra,
-                coordinator=coordinator,
-            )
-    finally:
-        coordinator.close()
-    result = _collect(run.study, run.baseline, space, cfg, rd, study_name)
+        run = run_study(
+            evaluator, space, cfg, storage=store, study_name=study_name, on_trial=on_trial,
+            coordinator=coordinator, **kw,
+        )  # fmt: skip
+    result = collect_result(run.study, space, cfg, rd, study_name)
     if write:
         write_run_dir(result, cfg, rd)
     return result
@@ -253,23 +253,23 @@ def write_run_dir(result: SearchResult, cfg: SearchConfig, run_dir: Path) -> Non
     """The result files and the resolved search config."""
     result.write(run_dir)
     (run_dir / "search_config.json").write_text(
-        json.dumps(asdict(cfg), indent=2, default=str) + "\n"
+        json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     )
 
 
-def _collect(
-    study: Any,
-    baseline: dict[str, float],
+def collect_result(
+    study: optuna.Study,
     space: SearchSpace,
     cfg: SearchConfig,
     run_dir: Path | None,
     study_name: str,
 ) -> SearchResult:
+    """The result of a study, as far as it has gone (its baseline is kept in the study)."""
     trials = records_from_study(study)
     configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
     return SearchResult(
         trials=trials,
-        baseline=baseline,
+        baseline=dict(study.user_attrs.get("baseline", {})),
         directions=[d.name.lower() for d in study.directions],
         combine=cfg.combine,
         objective_names=[o.metric for o in cfg.objectives],
@@ -284,20 +284,11 @@ def _collect(
 
 
 @contextmanager
-def _progress(enabled: bool, cfg: SearchConfig, space: SearchSpace) -> Iterator[Any]:
+def _progress(enabled: bool, cfg: SearchConfig, space: SearchSpace) -> Iterator[OnTrial | None]:
     """A rich progress bar: trials, distinct evaluations, best so far or front size, ETA."""
     if not enabled:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     with Progress(
         TextColumn("[bold]trials"),
         BarColumn(),
@@ -364,8 +355,6 @@ def study_of(
     The name: ``study``, else ``search.study``, else the config file's stem; the run directory:
     ``<run_dir or config run_dir>/<name>``.
     """
-    import dataclasses
-
     if config.search is None:
         raise ConfigError(f"{config.source}: a [search] table is required for `search`")
     cfg: SearchConfig = config.search
@@ -383,8 +372,6 @@ def prepare_from_config(
     Validation samples: ``data.eval_samples`` of the validation split; calibration (for
     ``frac_width = "auto"``): ``data.calibration_samples`` of the training split.
     """
-    from quantsearch.session import open_session
-
     session = open_session(config, load, need_weights=True)
     val = session.data.val.head(config.data.eval_samples)
     gm = session.trace(batch=min(len(val), 8))
@@ -409,6 +396,4 @@ def prepare_from_config(
 def _file_digest(path: Path | None) -> str | None:
     if path is None:
         return None
-    import hashlib
-
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

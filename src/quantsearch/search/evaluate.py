@@ -16,6 +16,8 @@ from typing import Any
 from torch import fx
 
 from quantsearch.data import Split
+from quantsearch.metrics import compute_metrics
+from quantsearch.passes.transform import ResolvedConfig, quantize, resolve
 
 __all__ = ["Evaluation", "Evaluator", "config_hash"]
 
@@ -54,8 +56,6 @@ class Evaluator:
         calibration: Any = None,
         batch_size: int = 1024,
     ) -> None:
-        from quantsearch.passes.transform import resolve
-
         self.gm = gm
         self.data = data
         self.metrics = tuple(metrics)
@@ -69,8 +69,6 @@ class Evaluator:
 
     def resolve(self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
         """The full per-node config: the ``[quantize]`` base with the search's choices on top."""
-        from quantsearch.passes.transform import ResolvedConfig
-
         merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
         for node, roles in layer_formats.items():
             merged.setdefault(node, {}).update(roles)
@@ -80,15 +78,10 @@ class Evaluator:
 
     def baseline(self) -> dict[str, float]:
         """Metrics of the float model."""
-        from quantsearch.metrics import compute_metrics
-
         return compute_metrics(self.gm, self.metrics, data=self.data, batch_size=self.batch_size)
 
     def evaluate(self, resolved: Any) -> Evaluation:
         """Quantize and measure; an exception or a NaN becomes an :class:`Evaluation` error."""
-        from quantsearch.metrics import compute_metrics
-        from quantsearch.passes.transform import quantize
-
         t0 = time.perf_counter()
         try:
             qgm = quantize(self.gm, resolved, calibration=self.calibration)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.study import Study
-    from optuna.trial import FrozenTrial, Trial, TrialState
+    from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["compute_hypervolume", "study_storage", "study_trials", "trial_id"]
+__all__ = ["compute_hypervolume", "study_storage", "study_trials"]
 
 
 def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
@@ -23,7 +23,7 @@ def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> li
     re-reads every trial from an RDB storage, which makes each proposal cost O(trials) queries;
     ``_get_trials(use_cache=True)`` is what Optuna's own samplers call for the same reason.
     """
-    return study._get_trials(  # noqa: SLF001
+    return study._get_trials(
         deepcopy=False, states=tuple(states) if states is not None else None, use_cache=True
     )
 
@@ -32,19 +32,10 @@ def study_storage(study: Study) -> BaseStorage:
     """The storage a study was created on.
 
     ``optuna.create_study`` wraps the storage it is given (a URL becomes an RDB storage behind a
-    caching proxy); the workers' coordination must write beside the study through that same
-    object, and ``Study`` exposes it only as ``_storage``.
+    caching proxy); dead-worker detection asks that same object whether it records heartbeats,
+    and ``Study`` exposes it only as ``_storage``.
     """
-    return study._storage  # noqa: SLF001
-
-
-def trial_id(trial: Trial | FrozenTrial) -> int:
-    """The storage's id of a trial.
-
-    Storage calls (heartbeats, state changes of another worker's trial) take the trial id, which
-    no public attribute carries; Optuna's own ``optimize`` loop reads ``trial._trial_id`` too.
-    """
-    return int(trial._trial_id)  # noqa: SLF001
+    return study._storage
 
 
 def compute_hypervolume(points: Any, reference: Any) -> float:

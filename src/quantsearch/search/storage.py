@@ -10,13 +10,12 @@ times the whole budget; the journal leaves most of it to the sampler and the eva
 each operation in one ``write``, then ``fsync``), so a search resumes from its completed trials.
 
 ``--storage URL`` takes any Optuna RDB URL (``sqlite:///...``, ``postgresql+psycopg2://...``).
-RDB storages get Optuna's heartbeats: a worker records one every ``heartbeat_interval`` seconds
-while it runs a trial (:func:`heartbeat`; Optuna does it only inside ``Study.optimize``, and the
-search loop uses ask/tell), and any worker calling ``optuna.storages.fail_stale_trials`` fails a
-trial silent for ``grace_period`` seconds and hands it to the stale-trial callback, by default
-:class:`RetryStaleTrial`, which enqueues a copy of it for another worker. ``JournalStorage`` has
-no heartbeats in Optuna 5; local workers on the journal default are watched by process id
-instead (``quantsearch.search.coordination``).
+RDB storages get Optuna's heartbeats: ``Study.optimize``, which the trial loop runs, records one
+every ``heartbeat_interval`` seconds while a trial runs, and any worker calling
+``optuna.storages.fail_stale_trials`` fails a trial silent for ``grace_period`` seconds and hands
+it to the stale-trial callback, by default :class:`RetryStaleTrial`, which enqueues a copy of it
+for another worker. ``JournalStorage`` has no heartbeats in Optuna 5; workers on the journal
+default are watched by process instead (``quantsearch.search.parallel.liveness``).
 
 SQLite takes one writer at a time, so several workers on one SQLite URL is refused up front,
 rather than failing later with "database is locked".
@@ -31,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,7 +52,6 @@ __all__ = [
     "DEFAULT_MAX_RETRY",
     "JOURNAL_FILE",
     "RetryStaleTrial",
-    "heartbeat",
     "heartbeat_interval_of",
     "is_sqlite_url",
     "open_storage",
@@ -67,9 +64,6 @@ DEFAULT_HEARTBEAT_INTERVAL = 5  # seconds; a dead worker's trial is failed after
 DEFAULT_MAX_RETRY = 3  # a trial that kills its worker (out of memory, say) is not retried forever
 
 _URL_EXAMPLES = "sqlite:///runs/study.db or postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
-# Optuna warns on every ask() when heartbeats are on outside Study.optimize; the search loop
-# records them itself (heartbeat() below), so the warning is wrong for it.
-_ASK_WARNING = "Heartbeat of storage is supposed to be used with Study.optimize"
 
 
 def redact_url(url: str) -> str:
@@ -172,7 +166,6 @@ def open_storage(
                 f"--storage: cannot open {shown!r}: {_first_line(exc)} "
                 f"(expected an Optuna RDB URL such as {_URL_EXAMPLES}, reachable from here)"
             ) from None
-    warnings.filterwarnings("ignore", message=_ASK_WARNING, category=UserWarning)
     return storage
 
 
@@ -256,33 +249,3 @@ def heartbeat_interval_of(storage: BaseStorage) -> int | None:
     """The storage's heartbeat interval in seconds, or ``None`` when it has no heartbeats."""
     getter = getattr(storage, "get_heartbeat_interval", None)
     return getter() if callable(getter) else None
-
-
-@contextmanager
-def heartbeat(storage: BaseStorage, trial: optuna.Trial) -> Iterator[None]:
-    """Record heartbeats for ``trial`` while the block runs (no-op without heartbeats).
-
-    The first heartbeat is written before the block starts: Optuna never counts a trial without
-    one as stale, so a worker killed before its first beat would leave a trial running forever.
-    """
-    interval = heartbeat_interval_of(storage)
-    if interval is None:
-        yield
-        return
-    # Optuna exposes no public trial id; its own optimize loop passes trial._trial_id too.
-    trial_id = trial._trial_id
-    record: Callable[[int], None] = storage.record_heartbeat  # type: ignore[attr-defined]
-    record(trial_id)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            record(trial_id)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

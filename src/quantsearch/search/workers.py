@@ -15,8 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import optuna
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from quantsearch.errors import QuantsearchError
+from quantsearch.examples import default_config_path
+from quantsearch.search.api import collect_result, prepare_from_config, study_of, write_run_dir
 from quantsearch.search.results import SearchResult
+from quantsearch.search.storage import open_storage
 
 __all__ = ["run_workers", "worker_command"]
 
@@ -33,8 +39,6 @@ def worker_command(
     overrides: Mapping[str, Any],
 ) -> list[str]:
     """The command line of one worker process."""
-    from quantsearch.examples import default_config_path
-
     cmd = [
         sys.executable,
         "-m",
@@ -72,11 +76,6 @@ def run_workers(
     quiet: bool = False,
 ) -> SearchResult:
     """Start ``workers`` worker processes, wait for them, and write the run directory."""
-    import optuna
-
-    from quantsearch.search.api import _collect, prepare_from_config, study_of, write_run_dir
-    from quantsearch.search.storage import open_storage
-
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
     url = storage or cfg.storage
@@ -106,8 +105,7 @@ def run_workers(
     except KeyError:  # no worker got as far as creating the study
         study_ = None
     if study_ is not None:  # what the workers finished is written even if one of them failed
-        baseline = dict(study_.user_attrs.get("baseline", {}))
-        result = _collect(study_, baseline, space, cfg, rd, name)
+        result = collect_result(study_, space, cfg, rd, name)
         write_run_dir(result, cfg, rd)
     if errors or study_ is None:
         raise QuantsearchError(
@@ -135,11 +133,6 @@ def _watch(
         for p in procs:
             p.wait()
         return
-    import optuna
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from quantsearch.search.storage import open_storage
-
     with Progress(
         TextColumn(f"[bold]{len(procs)} workers"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(),

@@ -1,0 +1,173 @@
+"""Which workers are dead, and what becomes of their trials: failed once, then retried.
+
+A trial shows it is alive in two ways. RDB storages: Optuna's heartbeats, recorded by
+``Study.optimize`` while the objective runs; a trial silent for the grace period is failed by
+``optuna.storages.fail_stale_trials`` and handed to the storage's stale-trial callback. Every
+storage: the objective first marks its trial with its process (:func:`mark`, user attribute
+``quantsearch.worker``: ``<trial number>@<host>:<pid>:<start time>``); a RUNNING trial whose
+own mark names a process on this host that has ended is dead, and so is one left without a mark
+for :data:`UNMARKED_GRACE` seconds (its worker died between creating it and marking it, which a
+live worker does within milliseconds). The journal file default has no heartbeats, so the marks
+are all it has. A single process on the journal holds its run directory alone, so every RUNNING
+trial it finds on start is an orphan of a killed run.
+
+A dead trial is failed, by exactly one worker, and a retry of it (same parameters) enqueued,
+unless its chain already holds ``max_retry`` retries; its budget ticket passes to the retry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from quantsearch.search.optuna_compat import study_storage
+from quantsearch.search.parallel.budget import Budget
+from quantsearch.search.storage import DEFAULT_MAX_RETRY, RetryStaleTrial, heartbeat_interval_of
+
+__all__ = ["UNMARKED_GRACE", "WORKER_ATTR", "Liveness", "mark", "process_dead", "worker_id"]
+
+WORKER_ATTR = "quantsearch.worker"  # trial user attribute "<trial number>@<host>:<pid>:<start>"
+UNMARKED_GRACE = 30.0  # seconds a RUNNING trial may stay unmarked before it counts as dead
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) from /proc, or None where unavailable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+    return fields[0], fields[19]  # fields 3 and 22 of proc(5)
+
+
+def worker_id() -> str:
+    """This process as ``host:pid:start``; the start time tells a reused pid from the original."""
+    pid = os.getpid()
+    stat = _proc_stat(pid)
+    return f"{socket.gethostname()}:{pid}:{stat[1] if stat else ''}"
+
+
+def process_dead(worker: str | None) -> bool:
+    """Whether ``worker`` (from :func:`worker_id`) is a process on this host that has ended."""
+    if not worker:
+        return False
+    try:
+        host, pid_text, start = worker.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False  # another machine's process: only heartbeats can tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # exists, owned by another user
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, started = stat
+    return state in ("Z", "X") or (bool(start) and started != start)  # zombie, or pid reused
+
+
+def mark(trial: Trial) -> None:
+    """Mark ``trial`` as run by this process: the first thing its objective does."""
+    trial.set_user_attr(WORKER_ATTR, f"{trial.number}@{worker_id()}")
+
+
+def _dead(trial: FrozenTrial, now: datetime) -> bool:
+    """Whether a RUNNING trial's worker is dead, as far as its mark (or its lack) tells."""
+    own = f"{trial.number}@"
+    label = trial.user_attrs.get(WORKER_ATTR)
+    if isinstance(label, str) and label.startswith(own):
+        return process_dead(label[len(own) :])
+    # No mark of its own (a retry inherits its origin's): dead if it stayed so too long.
+    start = trial.datetime_start
+    return start is not None and (now - start).total_seconds() > UNMARKED_GRACE
+
+
+class Liveness:
+    """Watches one study's trials for dead workers; fails and retries their trials.
+
+    Args:
+        budget: Gets the ticket of each dead trial that is retried.
+        claim_reap: Whether this worker is the one to fail dead trial ``n`` (exactly one is).
+        max_retry: How often one original trial may be retried after its worker died.
+    """
+
+    interval = 1.0  # seconds between two reaping passes of one worker
+
+    def __init__(
+        self,
+        budget: Budget,
+        claim_reap: Callable[[int], bool] = lambda _n: True,
+        max_retry: int | None = DEFAULT_MAX_RETRY,
+    ) -> None:
+        self._retry = RetryStaleTrial(max_retry, on_retry=lambda _trial: budget.give_back())
+        self._claim_reap = claim_reap
+        self.study: optuna.Study | None = None
+        self._heartbeats = False
+        self._last = float("-inf")
+        self._failed: list[int] = []
+        self._lock = threading.Lock()
+
+    def stale_trial_callback(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """For ``open_storage(stale_trial_callback=...)``: retry a dead trial, pass its ticket."""
+        self._failed.append(trial.number)
+        self._retry(study, trial)
+
+    def attach(self, study: optuna.Study, *, alone: bool) -> None:
+        """Watch ``study``; ``alone``: this process holds the run directory, so every trial
+        RUNNING now is an orphan of a killed run, and is reaped at once."""
+        self.study = study
+        self._heartbeats = heartbeat_interval_of(study_storage(study)) is not None
+        self.reap(force=True, every_running=alone)
+
+    def reap(self, *, force: bool = False, every_running: bool = False) -> list[int]:
+        """Fail the trials of dead workers and enqueue their retries; the numbers failed.
+
+        Rate-limited to one pass per :attr:`interval` seconds unless ``force``.
+        """
+        study = self.study
+        if study is None:
+            return []
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last < self.interval:
+                return []
+            self._last = now
+            start = len(self._failed)
+            if self._heartbeats:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # calls stale_trial_callback
+            clock = datetime.now()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if (every_running or _dead(t, clock)) and self._claim_reap(t.number):
+                    failed = study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                    if failed.state == TrialState.FAIL:
+                        self.stale_trial_callback(study, failed)
+            return self._failed[start:]
+
+    def owner_alive(self, owner: int, worker: str | None) -> bool:
+        """Whether trial ``owner``, run by ``worker``, is still running and alive."""
+        if process_dead(worker):
+            return False
+        study = self.study
+        if study is None:
+            return True
+        if self._heartbeats:
+            self.reap()
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        trial = next((t for t in running if t.number == owner), None)
+        return trial is not None and not _dead(trial, datetime.now())
