@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from quantsearch.data import DATASETS
 from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
 from quantsearch.models import MODELS, build_model, model_names
 
 
@@ -163,3 +165,14 @@ def test_bad_user_model_specs_name_the_key(user_file: Path, spec: str, message: 
     with pytest.raises(ConfigError, match=message) as exc:
         build_model(spec, base_dir=user_file.parent)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_contract(name: str) -> None:
+    """Every registered model: traceable logits for its declared input, on a registered dataset."""
+    spec = MODELS.get(name)
+    assert spec.name == name and spec.description and spec.dataset in DATASETS
+    model = build_model(name).eval()
+    x = torch.randn(3, *spec.input_shape)
+    assert model(x).shape == (3, spec.num_classes)
+    assert torch.equal(trace(model, x)(x), model(x))
