@@ -7,6 +7,7 @@ from typing import Any
 from torch import fx
 
 from quantsearch.graph import node_infos
+from quantsearch.passes.analysis import activation_cost, compute_cost, param_cost
 
 __all__ = ["COST_COLUMNS", "cost_table", "graph_table"]
 
@@ -77,8 +78,6 @@ def cost_table(gm: fx.GraphModule) -> dict[str, Any]:
         >>> [(r["node"], r["macs"], r["params"]) for r in t["layers"]], t["totals"]["flops"]
         ([('input_1', None, None), ('_0', 24, 10)], 54)
     """
-    from quantsearch.passes.analysis import activation_cost, compute_cost, param_cost
-
     compute = compute_cost(gm)
     params = param_cost(gm)
     acts = activation_cost(gm)

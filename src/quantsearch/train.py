@@ -24,6 +24,7 @@ from torch import nn
 
 from quantsearch.config import TrainConfig
 from quantsearch.data import DataSplits, Split
+from quantsearch.session import resolve_device
 
 __all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train"]
 
@@ -129,8 +130,6 @@ def train(
         >>> result.metrics["epochs"]
         2
     """
-    from quantsearch.session import resolve_device
-
     device = resolve_device(cfg.device)
     net = copy.deepcopy(model).to(device)
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
@@ -153,7 +152,7 @@ def train(
                     continue
                 loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(idx)

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from quantsearch.examples import default_config_path
+
 config_option = click.option(
     "--config",
     "-c",
@@ -26,10 +28,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 def load_config_or_default(path: str | None) -> Any:
     """The config at ``path``, or the packaged default example."""
-    from quantsearch.config import load_config
+    from quantsearch.config import load_config  # imports torch: deferred for `--help` start-up
 
-    if path is None:
-        from quantsearch.examples import default_config_path
-
-        return load_config(default_config_path())
-    return load_config(path)
+    return load_config(default_config_path() if path is None else path)

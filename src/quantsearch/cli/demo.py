@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from quantsearch.cli.common import config_option, load_config_or_default
+from quantsearch.cli.search import print_result
+from quantsearch.cli.train import train_to_checkpoint
+from quantsearch.console import console
 
 
 @click.command()
@@ -20,10 +24,10 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     On the embedded default: mlp-digits on scikit-learn's digits, MASE lab 3's 16-point
     fixed-point space, brute force against TPE, random and NSGA-II over several seeds.
     """
-    import dataclasses
-
-    from quantsearch.cli.search import print_result
-    from quantsearch.console import console
+    # search.api and compare import torch and optuna, and report reads compare: deferred for
+    # `--help` start-up.
+    from quantsearch.compare import compare_from_config
+    from quantsearch.report import write_report
     from quantsearch.search.api import search_from_config
 
     cfg = load_config_or_default(config_path)
@@ -32,8 +36,6 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
     out = console()
     if retrain or not ckpt.is_file():
-        from quantsearch.cli.train import train_to_checkpoint
-
         out.rule(f"1/3 train {cfg.model.name}")
         _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
         m = trained.metrics
@@ -46,12 +48,8 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     result = search_from_config(cfg, load=str(ckpt), progress=True)
     print_result(result)
     if result.run_dir is not None:
-        from quantsearch.report import write_report
-
         out.print(f"search report: {write_report(result.run_dir).html}")
     out.rule("3/3 compare strategies")
-    from quantsearch.compare import compare_from_config
-
     comparison = compare_from_config(cfg, load=str(ckpt), seeds=seeds, progress=True)
     comparison.print()
     out.print(f"report: {comparison.report_path}")

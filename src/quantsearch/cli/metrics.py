@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from quantsearch.cli.common import json_option
+from quantsearch.cli.console import print_table
+from quantsearch.metrics import metric_specs
 
 
 @click.command()
 @json_option
 def metrics(as_json: bool) -> None:
     """List the metric names that search objectives, constraints and `summary` use."""
-    from quantsearch.metrics.specs import metric_specs
-
     rows = [
         {
             "name": s.name,
@@ -24,12 +26,8 @@ def metrics(as_json: bool) -> None:
         for s in metric_specs()
     ]
     if as_json:
-        import json
-
         click.echo(json.dumps(rows, indent=2))
         return
-    from quantsearch.console import print_table
-
     print_table(
         rows,
         title="metrics (kind: static = from the graph, data = one pass over the data, latency = timed)",

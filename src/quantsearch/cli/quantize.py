@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
-from quantsearch.metrics.specs import TRIAL_METRICS
+from quantsearch.cli.console import print_table
+from quantsearch.errors import ConfigError
+from quantsearch.metrics import TRIAL_METRICS, UncountedOpsWarning
 
 __all__ = ["METRIC_NAMES", "quantize"]
 
@@ -58,12 +62,9 @@ def quantize(
     validation metrics before and after). Calibration uses data.calibration_samples samples of
     the training split.
     """
-    import json
-    import warnings
-
+    # Each imports torch: deferred for `--help` start-up.
     from quantsearch.checkpoint import save_checkpoint
-    from quantsearch.errors import ConfigError
-    from quantsearch.metrics import UncountedOpsWarning, compute_metrics
+    from quantsearch.metrics.compute import compute_metrics
     from quantsearch.passes.transform import calibrate, resolve
     from quantsearch.passes.transform import quantize as quantize_pass
     from quantsearch.session import open_session
@@ -114,8 +115,6 @@ def quantize(
     if as_json:
         click.echo(json.dumps({"out": str(out), "checkpoint": str(ckpt), **record}, indent=2))
         return
-    from quantsearch.console import print_table
-
     rows = [
         {"node": name, **{role: str(fmt) for role, fmt in lq.items()}}
         for name, lq in resolved.items()

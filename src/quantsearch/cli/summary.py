@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from typing import Any
 
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.console import format_value, print_table
+from quantsearch.errors import ConfigError
+from quantsearch.metrics import UncountedOpsWarning, metric_specs
 
 
 def _at_least(name: str, value: int | None, minimum: int) -> None:
     if value is not None and value < minimum:
-        from quantsearch.errors import ConfigError
-
         raise ConfigError(f"{name} must be >= {minimum} (got {value})")
 
 
@@ -50,14 +53,14 @@ def summary(
 ) -> None:
     """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
     MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
-    import json
-
     _at_least("--batch", batch, 1)
     _at_least("--latency-batch", latency_batch, 1)
     _at_least("--repeats", repeats, 1)
     _at_least("--warmup", warmup, 0)
 
-    from quantsearch.metrics import compute_metrics, latency_inputs, measure_latency, metric_specs
+    # Each imports torch: deferred for `--help` start-up.
+    from quantsearch.metrics.compute import compute_metrics
+    from quantsearch.metrics.latency import latency_inputs, measure_latency
     from quantsearch.session import open_session
     from quantsearch.summary import COST_COLUMNS, cost_table, graph_table
 
@@ -68,10 +71,6 @@ def summary(
     costs = cost_table(gm)
     specs = {s.name: s for s in metric_specs()}
     static = [name for name, s in specs.items() if s.kind == "static"]
-    import warnings
-
-    from quantsearch.metrics import UncountedOpsWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncountedOpsWarning)  # listed in the costs instead
         metrics = compute_metrics(gm, static)
@@ -97,8 +96,6 @@ def summary(
         }
         click.echo(json.dumps(out, indent=2))
         return
-
-    from quantsearch.console import format_value, print_table
 
     print_table(table["nodes"], title=f"{session.model_name} ({len(table['nodes'])} nodes)")
     print_table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,6 @@ def train(config_path: str | None, out: str | None, epochs: int | None, as_json:
     The checkpoint holds the state dict, the model and dataset names, the metrics, the config
     and the package versions; `summary`, `search` and the other commands read it with --load.
     """
-    import dataclasses
-    import json
-
     cfg = load_config_or_default(config_path)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
@@ -54,8 +53,7 @@ def train_to_checkpoint(
     cfg: Any, out: str | Path | None, *, progress: bool
 ) -> tuple[Any, Any, Path]:
     """Train the config's model from a fresh init and save it; ``(session, result, path)``."""
-    import dataclasses
-
+    # Each imports torch: deferred for `--help` start-up.
     from quantsearch.checkpoint import save_checkpoint
     from quantsearch.session import open_session
     from quantsearch.train import seed_everything
@@ -95,7 +93,6 @@ def default_checkpoint_path(cfg: Any, model_name: str) -> Path:
 
 def config_record(cfg: Any) -> dict[str, Any]:
     """The parts of the config that made the checkpoint, as plain (weights_only-safe) values."""
-    import dataclasses
 
     def plain(v: Any) -> Any:
         if isinstance(v, dict):
@@ -104,7 +101,7 @@ def config_record(cfg: Any) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
-    return plain(
+    record: dict[str, Any] = plain(
         {
             "source": cfg.source,
             "seed": cfg.seed,
@@ -113,3 +110,4 @@ def config_record(cfg: Any) -> dict[str, Any]:
             "train": dataclasses.asdict(cfg.train),
         }
     )
+    return record
