@@ -71,3 +71,13 @@ def test_options_pass_through_and_unknown_options_are_named(
         match=r"search\.strategy\.options\.n_startup is not an option of TPESampler; allowed: \[",
     ):
         run(mlp, digits, {"name": "tpe", "options": {"n_startup": 3}})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_registry_entry_describes_itself(strategy: str) -> None:
+    s = STRATEGIES.get(strategy)
+    assert s.name == strategy and s.description and s.encoding in ("categorical", "ordinal")
+    assert all(STRATEGIES.canonical(alias) == strategy for alias in s.aliases)
+    assert (
+        STRATEGIES.canonical("brute-force") == STRATEGIES.canonical("exhaustive") == "brute_force"
+    )

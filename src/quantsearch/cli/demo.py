@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from quantsearch.cli.common import config_option, load_config_or_default
-from quantsearch.cli.search import print_result
+from quantsearch.cli.compare import compare_and_report
+from quantsearch.cli.console import console
+from quantsearch.cli.printing import print_comparison, print_result
 from quantsearch.cli.train import train_to_checkpoint
-from quantsearch.console import console
 
 
 @click.command()
@@ -26,7 +27,6 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     """
     # search.api and compare import torch and optuna, and report reads compare: deferred for
     # `--help` start-up.
-    from quantsearch.compare import compare_from_config
     from quantsearch.report import write_report
     from quantsearch.search.api import search_from_config
 
@@ -50,6 +50,6 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     if result.run_dir is not None:
         out.print(f"search report: {write_report(result.run_dir).html}")
     out.rule("3/3 compare strategies")
-    comparison = compare_from_config(cfg, load=str(ckpt), seeds=seeds, progress=True)
-    comparison.print()
+    comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=True)
+    print_comparison(comparison)
     out.print(f"report: {comparison.report_path}")

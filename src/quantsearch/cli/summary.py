@@ -83,8 +83,7 @@ def summary(
             repeats=repeats,
         )
         latency = r.as_dict()
-        metrics["latency_ms"] = r.median_ms
-        metrics["latency_per_sample_ms"] = r.per_sample_ms
+        metrics.update(r.metrics())
     if as_json:
         out = {
             "model": session.model_name,

@@ -129,4 +129,4 @@ def latency_metrics(x: MetricInputs) -> dict[str, float]:
         device=opts.device,
         threads=opts.threads,
     )
-    return {"latency_ms": r.median_ms, "latency_per_sample_ms": r.per_sample_ms}
+    return r.metrics()

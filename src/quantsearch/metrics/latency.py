@@ -77,6 +77,10 @@ class LatencyResult:
     timer: str  # "perf_counter_ns" or "cuda_event"
     times_ms: tuple[float, ...]
 
+    def metrics(self) -> dict[str, float]:
+        """The registered metrics it gives: ``latency_ms`` and ``latency_per_sample_ms``."""
+        return {"latency_ms": self.median_ms, "latency_per_sample_ms": self.per_sample_ms}
+
     def as_dict(self, *, with_times: bool = False) -> dict[str, Any]:
         d = asdict(self)
         if not with_times:
