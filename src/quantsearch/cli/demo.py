@@ -25,8 +25,8 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     On the embedded default: mlp-digits on scikit-learn's digits, MASE lab 3's 16-point
     fixed-point space, brute force against TPE, random and NSGA-II over several seeds.
     """
-    # search.api and compare import torch and optuna, and report reads compare: deferred for
-    # `--help` start-up.
+    # search.api imports torch and optuna, and report reads compare's results (torch, optuna):
+    # deferred for `--help` start-up.
     from quantsearch.report import write_report
     from quantsearch.search.api import search_from_config
 
