@@ -1,6 +1,8 @@
 """Matplotlib renderings of the report's figure data (STYLE.md section 9: data apart from drawing).
 
-Every function here draws what :mod:`quantsearch.report` computed and computes no metric itself.
+Every function here draws what :mod:`quantsearch.report.pictures` computed
+(:mod:`quantsearch.report.figures`) and computes no metric itself. Matplotlib is imported inside
+the functions: it takes a second to import, which ``quantsearch --help`` should not pay.
 Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, so nothing touches a
 display or pyplot's global state, and each PNG is readable on its own: title, axis labels with
 units, legend.
@@ -11,13 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quantsearch.report.figures import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from quantsearch.report import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
 
 __all__ = ["plot_correlation", "plot_curves", "plot_heatmap", "plot_scatter", "render"]
 
@@ -189,10 +191,8 @@ def plot_heatmap(data: Heatmap, path: Path) -> Path:
     return _save(fig, path)
 
 
-def render(data: Any, path: Path) -> Path:
+def render(data: object, path: Path) -> Path:
     """Draw any of the report's figure data types to a PNG at ``path``."""
-    from quantsearch.report import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
-
     if isinstance(data, CurvePlot):
         return plot_curves(data, path)
     if isinstance(data, ScatterPlot):

@@ -1,20 +1,29 @@
-"""``quantsearch compare``: every strategy for every seed on one space, measured and reported."""
+"""``quantsearch compare``: every strategy for every seed on one space, measured and reported.
+
+The compare and report packages import torch and optuna: they are imported inside the functions
+so that ``quantsearch --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.printing import comparison_json, print_comparison
+from quantsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from quantsearch.compare.result import ComparisonResult
+    from quantsearch.config import Config
 
 
 def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     """``"brute_force, tpe"`` -> ``("brute_force", "tpe")`` (names checked, aliases resolved)."""
     if text is None:
         return None
-    from quantsearch.errors import ConfigError
-    from quantsearch.search.strategies import STRATEGIES
+    from quantsearch.search.strategies import STRATEGIES  # torch: see the module docstring
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
@@ -72,10 +81,8 @@ def compare(
     as_json: bool,
 ) -> None:
     """Compare search strategies for sample efficiency; writes tables, pictures and a report."""
-    from quantsearch.compare import compare_from_config
-
     cfg = load_config_or_default(config_path)
-    result = compare_from_config(
+    result = compare_and_report(
         cfg,
         load=load,
         strategies=parse_strategies(strategies),
@@ -87,32 +94,20 @@ def compare(
         progress=not (quiet or as_json),
     )
     if as_json:
-        print_json(result)
+        click.echo(comparison_json(result))
     elif not quiet:
-        result.print()
+        print_comparison(result)
         if result.report is not None:
             click.echo(f"report: {result.report.html}")
 
 
-def print_json(result: Any) -> None:
-    import json
+def compare_and_report(config: Config, **options: Any) -> ComparisonResult:
+    """Run :func:`quantsearch.compare.compare_from_config` with ``options``, then write the
+    comparison's report (``result.report``)."""
+    from quantsearch.compare import compare_from_config  # torch and optuna: module docstring
+    from quantsearch.report import write_report
 
-    from quantsearch.compare import _jsonable
-    from quantsearch.report import comparison_findings
-
-    files = result.report
-    click.echo(
-        json.dumps(
-            _jsonable(
-                {
-                    "table": result.table_rows(),
-                    "findings": comparison_findings(result),
-                    "evaluations": result.evaluations,
-                    "run_dir": result.run_dir,
-                    "report": files.html if files else None,
-                    "markdown": files.markdown if files else None,
-                }
-            ),
-            indent=2,
-        )
-    )
+    result = compare_from_config(config, **options)
+    if result.run_dir is not None:
+        result.report = write_report(result.run_dir)
+    return result

@@ -1,20 +1,29 @@
-"""Console rendering with rich; tables arrive as plain rows (data apart from rendering)."""
+"""Console rendering with rich; tables arrive as plain rows (data apart from rendering).
+
+Rich is imported inside the functions: every subcommand module imports this one, and
+``quantsearch --help`` should not pay for rich's start-up.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["console", "format_value", "print_table"]
 
 
-def console() -> Any:
+def console() -> Console:
+    """A rich console on standard output."""
     from rich.console import Console
 
     return Console()
 
 
 def format_value(v: Any) -> str:
+    """A cell: ``-`` for none, four significant figures, thousands separated."""
     if v is None:
         return "-"
     if isinstance(v, float):

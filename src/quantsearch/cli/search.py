@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import config_option, load_config_or_default, load_option
+from quantsearch.cli.printing import print_result
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -134,36 +135,3 @@ def worker(workers: int, **opts: Any) -> None:
     cfg, where, overrides = _resolve(opts)
     search_from_config(cfg, overrides=overrides, workers=workers, write=False, **where)
 
-
-def print_result(result: object) -> None:
-    """The best configs (or the front) as a table; a per-layer table when knobs are many."""
-    from quantsearch.console import console, print_table
-    from quantsearch.report import format_label
-    from quantsearch.search.results import SearchResult
-
-    assert isinstance(result, SearchResult)
-    s = result.summary()
-    title = (
-        f"{result.study_name}: {s['trials']} trials, {s['evaluations']} distinct evaluations of "
-        f"{s['space_size']:,} points, {s['feasible']} feasible"
-    )
-    rows = result.best_rows()
-    if not rows:
-        console().print(title + ": no feasible trial")
-    else:
-        n_params = len(result.trials[0].params) if result.trials else 0
-        wide = n_params > 3  # one column per knob would not fit a terminal
-        shown = [{k: v for k, v in r.items() if "." not in k} for r in rows] if wide else rows
-        what = "best configs" if result.combine == "weighted_sum" else "Pareto front"
-        print_table(shown, title=f"{title} — {what}")
-        if wide:
-            first = result.best or (result.pareto[0] if result.pareto else None)
-            config = result.config_of(first) if first is not None else None
-            if first is not None and config:
-                layers = [
-                    {"layer": node, **{role: format_label(f) for role, f in roles.items()}}
-                    for node, roles in config.items()
-                ]
-                print_table(layers, title=f"trial {first.number}: formats per layer")
-    if result.run_dir is not None:
-        console().print(f"run directory: {result.run_dir}")

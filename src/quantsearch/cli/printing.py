@@ -1,0 +1,93 @@
+"""Results on the terminal: a search's best configs (or front), a comparison's table and
+findings, and a comparison as JSON. Tables arrive computed; this module only prints them.
+
+The report and compare packages import torch (through the formats and the study loop), so they
+are imported inside the functions here: ``quantsearch --help`` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from quantsearch.cli.console import console, print_table
+from quantsearch.search.results import SearchResult
+
+if TYPE_CHECKING:
+    from quantsearch.compare.result import ComparisonResult
+
+__all__ = ["comparison_json", "print_comparison", "print_result"]
+
+
+def print_result(result: SearchResult) -> None:
+    """The best configs (or the front) as a table; a per-layer table when knobs are many."""
+    from quantsearch.report.formatting import format_label  # torch, see the module docstring
+
+    s = result.summary()
+    title = (
+        f"{result.study_name}: {s['trials']} trials, {s['evaluations']} distinct evaluations of "
+        f"{s['space_size']:,} points, {s['feasible']} feasible"
+    )
+    rows = result.best_rows()
+    if not rows:
+        console().print(title + ": no feasible trial")
+    else:
+        n_params = len(result.trials[0].params) if result.trials else 0
+        wide = n_params > 3  # one column per knob would not fit a terminal
+        shown = [{k: v for k, v in r.items() if "." not in k} for r in rows] if wide else rows
+        what = "best configs" if result.combine == "weighted_sum" else "Pareto front"
+        print_table(shown, title=f"{title} — {what}")
+        if wide:
+            first = result.best or (result.pareto[0] if result.pareto else None)
+            config = result.config_of(first) if first is not None else None
+            if first is not None and config:
+                layers = [
+                    {"layer": node, **{role: format_label(f) for role, f in roles.items()}}
+                    for node, roles in config.items()
+                ]
+                print_table(layers, title=f"trial {first.number}: formats per layer")
+    if result.run_dir is not None:
+        console().print(f"run directory: {result.run_dir}")
+
+
+def print_comparison(result: ComparisonResult) -> None:
+    """Print a comparison's table, its notes, the findings and where the tables are saved."""
+    from quantsearch.report.findings import comparison_findings  # torch: module docstring
+    from quantsearch.report.tables import comparison_table
+
+    table = comparison_table(result)
+    print_table(
+        [dict(zip(table.columns, row, strict=True)) for row in table.rows],
+        title=(
+            f"{len(result.strategies)} strategies x {len(result.seeds)} seeds x "
+            f"{result.n_trials} trials on {result.space_size} points — median (IQR)"
+        ),
+    )
+    out = console()
+    for note in table.notes:
+        out.print(f"[dim]{note}[/dim]", highlight=False)
+    out.print("")
+    for finding in comparison_findings(result, table):
+        out.print(f"• {finding}", highlight=False)
+    if result.run_dir is not None:
+        out.print(
+            f"\ntable: {result.run_dir / 'comparison.csv'}, {result.run_dir / 'comparison.md'}",
+            highlight=False,
+        )
+
+
+def comparison_json(result: ComparisonResult) -> str:
+    """``quantsearch compare --json``: the table as numbers, the findings and the files."""
+    from quantsearch.compare.result import jsonable  # torch: module docstring
+    from quantsearch.report.findings import comparison_findings
+
+    files = result.report
+    data: dict[str, Any] = {
+        "table": result.table_rows(),
+        "findings": comparison_findings(result),
+        "evaluations": result.evaluations,
+        "run_dir": result.run_dir,
+        "report": files.html if files else None,
+        "markdown": files.markdown if files else None,
+    }
+    return json.dumps(jsonable(data), indent=2)

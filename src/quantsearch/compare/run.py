@@ -1,0 +1,286 @@
+"""Running a comparison: every strategy once per seed on one space, sharing one evaluation cache.
+
+Evaluations are deterministic given the config and the data, so all runs may share one
+evaluation cache: the whole comparison then costs at most one evaluation per distinct config.
+Sharing never changes a run's trial sequence: each run sees the cache through a
+:class:`RunCache`, which answers from the shared results but counts only the configs *this run*
+has asked for, so a run stops when it has itself seen every point, exactly as it would alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from quantsearch.compare.analysis import compare_results
+from quantsearch.compare.result import ComparisonResult
+from quantsearch.config import Config
+from quantsearch.errors import ConfigError
+from quantsearch.search.api import prepare_from_config, run_dir_lock, run_search
+from quantsearch.search.config import CompareConfig, SearchConfig, StrategySpec
+from quantsearch.search.evaluate import Evaluation, Evaluator
+from quantsearch.search.results import SearchResult
+from quantsearch.search.space import SearchSpace
+from quantsearch.search.strategies import STRATEGIES
+from quantsearch.search.study import CachedResult, EvaluationCache
+from quantsearch.search.trial import TrialInfo
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+__all__ = ["RunCache", "compare_from_config", "run_comparison"]
+
+
+@dataclass
+class RunCache(EvaluationCache):
+    """One run's view of a shared :class:`EvaluationCache`.
+
+    Results come from (and go to) ``shared``, so a config is evaluated once in the whole
+    comparison; ``len()`` is the number of distinct configs *this run* asked for, so the study
+    loop's ``stop_when_exhausted`` stops the run when it has seen every point, as it would alone
+    (with the shared cache's length, every run after a full enumeration would stop at once).
+    """
+
+    shared: EvaluationCache = field(default_factory=EvaluationCache)
+    seen: set[str] = field(default_factory=set)
+
+    def get_or_evaluate(
+        self, key: str, trial_number: int, evaluate: Callable[[], Evaluation]
+    ) -> tuple[CachedResult, bool]:
+        self.seen.add(key)
+        return self.shared.get_or_evaluate(key, trial_number, evaluate)
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def restore(self, trials: Sequence[FrozenTrial]) -> None:
+        self.shared.restore(trials)
+        for t in trials:
+            key = TrialInfo.from_trial(t).config_hash
+            if key is not None and key in self.shared.results:
+                self.seen.add(key)
+
+
+def _run_config(cfg: SearchConfig, strategy: str, seed: int, n_trials: int) -> SearchConfig:
+    options = dict(cfg.strategy.options) if strategy == cfg.strategy.name else {}
+    # A comparison must be reproducible: no timeout, one trial at a time, cached repeats.
+    return dataclasses.replace(
+        cfg,
+        strategy=StrategySpec(strategy, options),
+        seed=seed,
+        n_trials=n_trials,
+        timeout=None,
+        n_jobs=1,
+        cache=True,
+        stop_when_exhausted=True,
+        study=None,
+        storage=None,
+    )
+
+
+def run_comparison(
+    space: SearchSpace,
+    evaluator: Evaluator,
+    cfg: SearchConfig,
+    *,
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    n_trials: int,
+    ground_truth_budget: int = 4096,
+    tolerance: float = 0.0,
+    budgets: Sequence[int] = (),
+    shared_cache: bool = True,
+    progress: bool = False,
+    fingerprint_extra: dict[str, Any] | None = None,
+) -> ComparisonResult:
+    """Run every strategy for every seed (in memory) and measure them.
+
+    Args:
+        space, evaluator, cfg: as from :func:`quantsearch.search.api.prepare_search`.
+        strategies: registered strategy names (aliases allowed).
+        seeds: one run per strategy and seed.
+        n_trials: the trial budget of every run.
+        ground_truth_budget: enumerate the space first when it has at most this many points.
+        shared_cache: one evaluation cache for all runs; ``False`` gives each run its own (the
+            trial sequences are the same either way; only the evaluation count differs).
+        progress: a progress bar over the runs.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.graph import trace
+        >>> from quantsearch.models import build_model
+        >>> from quantsearch.data import Split
+        >>> from quantsearch.search.api import prepare_search
+        >>> from quantsearch.search.config import parse_search_config
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <...>
+        >>> model = build_model("jsc-tiny").eval()
+        >>> data = Split(torch.randn(64, 16), torch.randint(0, 5, (64,)))
+        >>> cfg = parse_search_config({
+        ...     "space": {"choices": {"linear": {"weight": [[8, 4], [4, 2]]}}},
+        ...     "objectives": {"accuracy": {"direction": "maximize"}}})
+        >>> space, evaluator = prepare_search(trace(model, data.x[:8]), cfg, data)
+        >>> res = run_comparison(space, evaluator, cfg, strategies=["tpe", "random"],
+        ...     seeds=[0, 1], n_trials=4)
+        >>> res.reference, res.evaluations <= space.size
+        ('exhaustive', True)
+    """
+    names = tuple(STRATEGIES.canonical(s, key="compare.strategies") for s in strategies)
+    if not names:
+        raise ConfigError("compare.strategies must name at least one strategy (got [])")
+    if not seeds:
+        raise ConfigError("compare.seeds must be >= 1 (got 0 seeds)")
+    if cfg.combine == "pareto":
+        for s in names:
+            if not STRATEGIES.get(s).multi_objective:
+                raise ConfigError(
+                    f"compare.strategies: {s!r} does not support combine = 'pareto'; "
+                    f"multi-objective strategies: "
+                    f"{[n for n, st in STRATEGIES.items() if st.multi_objective]}"
+                )
+    shared = EvaluationCache()
+    caches: list[EvaluationCache] = []
+
+    def cache() -> EvaluationCache:
+        c = RunCache(shared=shared) if shared_cache else EvaluationCache()
+        caches.append(c)
+        return c
+
+    enumerate_space = space.size <= ground_truth_budget
+    total = len(names) * len(seeds) + int(enumerate_space)
+    results: list[SearchResult] = []
+    truth = None
+    with _progress(progress, total) as step:
+        if enumerate_space:
+            step("ground truth (brute force, every point)")
+            truth = run_search(
+                space,
+                evaluator,
+                _run_config(cfg, "brute_force", cfg.seed, space.size),
+                run_dir=None,
+                storage=None,
+                study_name="ground-truth",
+                cache=cache(),
+                fingerprint_extra=fingerprint_extra,
+            )
+        for name in names:
+            for seed in seeds:
+                step(f"{name} seed {seed}")
+                results.append(
+                    run_search(
+                        space,
+                        evaluator,
+                        _run_config(cfg, name, seed, n_trials),
+                        run_dir=None,
+                        storage=None,
+                        study_name=f"{name}-seed{seed}",
+                        cache=cache(),
+                        fingerprint_extra=fingerprint_extra,
+                    )
+                )
+        step(None)
+    spent = len(shared.results) if shared_cache else sum(len(c) for c in caches)
+    return compare_results(
+        results,
+        ground_truth=truth,
+        tolerance=tolerance,
+        budgets=budgets,
+        n_trials=n_trials,
+        evaluations=spent,
+        shared_cache=shared_cache,
+    )
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str | None], None]]:
+    if not enabled:
+        yield lambda label: None
+        return
+    with Progress(
+        TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[s]}")
+    ) as bar:
+        task = bar.add_task("runs", total=total, s="")
+        started = {"n": 0}
+
+        def step(label: str | None) -> None:
+            bar.update(task, completed=started["n"], s=label or "done")
+            started["n"] += 1
+
+        yield step
+        bar.update(task, completed=total)
+
+
+def compare_from_config(
+    config: Config,
+    *,
+    load: str | None = None,
+    strategies: Sequence[str] | None = None,
+    seeds: int | None = None,
+    n_trials: int | None = None,
+    run_dir: str | Path | None = None,
+    name: str | None = None,
+    shared_cache: bool | None = None,
+    progress: bool = False,
+) -> ComparisonResult:
+    """What ``quantsearch compare`` runs: the config's model, data, ``[search]`` and ``[compare]``.
+
+    Arguments given here override ``[compare]`` (``n_trials``: then ``search.n_trials``). The
+    comparison's data files are written to ``<run_dir>/<name>`` (default
+    ``<config run_dir>/<stem>-compare``); ``quantsearch.report.write_report(result.run_dir)``
+    then writes its report (the ``compare`` command does both).
+    """
+    if config.search is None:
+        raise ConfigError(f"{config.source}: a [search] table is required for `compare`")
+    cfg: SearchConfig = config.search
+    cc: CompareConfig = config.compare or CompareConfig()
+    n_seeds = seeds if seeds is not None else cc.seeds
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1 (got {n_seeds})")
+    trials = n_trials or cc.n_trials or cfg.n_trials
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1 (got {trials})")
+    names = tuple(strategies) if strategies is not None else cc.strategies
+    share = cc.shared_cache if shared_cache is None else shared_cache
+
+    space, evaluator, extra = prepare_from_config(config, cfg, load)
+    out = Path(run_dir or config.run_dir) / (name or f"{Path(config.source).stem}-compare")
+    with run_dir_lock(out):
+        result = run_comparison(
+            space,
+            evaluator,
+            cfg,
+            strategies=names,
+            seeds=[cfg.seed + i for i in range(n_seeds)],
+            n_trials=trials,
+            ground_truth_budget=cc.ground_truth_budget,
+            tolerance=cc.tolerance,
+            budgets=cc.budgets,
+            shared_cache=share,
+            progress=progress,
+            fingerprint_extra=extra,
+        )
+        meta = {
+            "source": config.source,
+            "model": extra["model"],
+            "dataset": extra["dataset"],
+            "samples": extra["samples"],
+            "search": dataclasses.asdict(cfg),
+            "compare": {
+                "strategies": list(result.strategies),
+                "seeds": list(result.seeds),
+                "n_trials": trials,
+                "ground_truth_budget": cc.ground_truth_budget,
+                "tolerance": cc.tolerance,
+                "budgets": list(result.budgets),
+                "shared_cache": share,
+            },
+            "space": space.describe(),
+        }
+        result.write(out, meta)
+    return result

@@ -1,0 +1,171 @@
+"""A run directory read and turned into everything its report shows, as plain data.
+
+A *search* run directory is what ``quantsearch search`` writes (``trials.jsonl``,
+``baseline.json``, ``best.json`` or ``pareto.json``, ``search_config.json``; read by
+:meth:`SearchResult.read`); a *comparison* directory is what ``quantsearch compare`` writes
+(``comparison.json``, ``configs.jsonl`` ..., read by :meth:`ComparisonResult.read`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from quantsearch.compare.analysis import compare_results
+from quantsearch.compare.configs import config_points, read_configs
+from quantsearch.compare.result import ComparisonResult, read_meta
+from quantsearch.errors import ConfigError
+from quantsearch.report.figures import Figure
+from quantsearch.report.findings import comparison_findings, correlation_finding, search_findings
+from quantsearch.report.pictures import correlation, curve_figures, point_figures
+from quantsearch.report.tables import (
+    Table,
+    baseline_table,
+    best_table,
+    comparison_table,
+    constraints_text,
+    key_value_table,
+    objectives_text,
+    reference_words,
+    space_table,
+)
+from quantsearch.search.results import SearchResult, read_json
+
+__all__ = ["Report", "build_report"]
+
+
+@dataclass
+class Report:
+    """Everything a report shows, computed from a run directory."""
+
+    title: str
+    kind: Literal["search", "compare"]
+    run_dir: Path
+    findings: list[str]
+    setup: Table
+    space: Table
+    baseline: Table
+    best: Table
+    best_title: str
+    comparison: Table | None = None
+    figures: list[Figure] = field(default_factory=list)
+    config_json: str = ""
+
+
+def build_report(run_dir: str | Path) -> Report:
+    """Read a search or comparison run directory and compute the report's data."""
+    rd = Path(run_dir)
+    if not rd.is_dir():
+        raise ConfigError(f"RUN_DIR: {str(rd)!r} is not a directory")
+    if (rd / "comparison.json").is_file():
+        return _build_compare(rd)
+    if (rd / "trials.jsonl").is_file():
+        return _build_search(rd)
+    raise ConfigError(
+        f"RUN_DIR: {str(rd)!r} is neither a search run directory (trials.jsonl) nor a "
+        f"comparison directory (comparison.json)"
+    )
+
+
+def _build_compare(rd: Path) -> Report:
+    cmp = ComparisonResult.read(rd)
+    meta = read_meta(rd)
+    search = meta.get("search", {})
+    points = read_configs(rd / "configs.jsonl") if (rd / "configs.jsonl").is_file() else []
+    table = comparison_table(cmp)
+    findings = comparison_findings(cmp, table)
+    reference = reference_words(cmp)
+    if cmp.optimum is not None:
+        reference += f" = {cmp.optimum:.6g}"
+    elif cmp.front:
+        reference += f" ({len(cmp.front)} points)"
+    setup = key_value_table(
+        [
+            ("config", meta.get("source")),
+            ("model", meta.get("model")),
+            ("dataset", f"{meta.get('dataset')} ({meta.get('samples')} validation samples)")
+            if meta.get("dataset")
+            else None,
+            ("strategies", ", ".join(cmp.strategies)),
+            ("seeds", ", ".join(str(s) for s in cmp.seeds)),
+            ("trials per run", cmp.n_trials),
+            ("space size", f"{cmp.space_size} points"),
+            ("objective", objectives_text(search) if search else ", ".join(cmp.objective_names)),
+            ("constraints", constraints_text(search) if search else None),
+            ("reference", reference),
+            ("hypervolume reference point", cmp.reference_point if cmp.mode == "pareto" else None),
+            (
+                "evaluation cache",
+                f"shared: {cmp.evaluations} distinct evaluations in all"
+                if cmp.shared_cache
+                else f"one per run: {cmp.evaluations} evaluations in all",
+            ),
+        ]
+    )
+    best, best_title, _ = best_table(points, cmp.mode, cmp.directions, cmp.objective_names)
+    best_hashes = set(cmp.optimum_configs)  # pareto: none; the front is drawn as the front
+    corr = correlation(points)
+    figures = curve_figures(cmp, single=False)
+    figures += point_figures(points, cmp.objective_names, cmp.baseline, best_hashes, corr)
+    if corr is not None:
+        findings.append(correlation_finding(corr))
+    return Report(
+        title=f"Strategy comparison: {rd.name}",
+        kind="compare",
+        run_dir=rd,
+        findings=findings,
+        setup=setup,
+        space=space_table(search) if search else Table(("parameter",), ()),
+        baseline=baseline_table(cmp.baseline),
+        best=best,
+        best_title=best_title + " — from every config the comparison evaluated",
+        comparison=table,
+        figures=figures,
+        config_json=json.dumps(meta, indent=2, default=str),
+    )
+
+
+def _build_search(rd: Path) -> Report:
+    result = SearchResult.read(rd)
+    path = rd / "search_config.json"
+    search = read_json(path) if path.is_file() else {}
+    points = config_points(result)
+    exhaustive = len(points) >= result.space_size
+    cmp = compare_results([result], ground_truth=result if exhaustive else None)
+    run = cmp.runs[0]
+    best, best_title, chosen = best_table(
+        points, result.combine, result.directions, result.objective_names
+    )
+    findings = search_findings(result, run, chosen, len(points))
+    setup = key_value_table(
+        [
+            ("study", result.study_name),
+            ("strategy", f"{result.strategy} (seed {result.seed})"),
+            ("trials", run.trials),
+            ("space size", f"{result.space_size} points"),
+            ("objective", objectives_text(search) if search else None),
+            ("constraints", constraints_text(search) if search else None),
+            ("n_trials", search.get("n_trials")),
+        ]
+    )
+    best_hashes = set(cmp.optimum_configs)
+    corr = correlation(points)
+    figures = curve_figures(cmp, single=True)
+    figures += point_figures(points, result.objective_names, result.baseline, best_hashes, corr)
+    if corr is not None:
+        findings.append(correlation_finding(corr))
+    return Report(
+        title=f"Search report: {rd.name}",
+        kind="search",
+        run_dir=rd,
+        findings=findings,
+        setup=setup,
+        space=space_table(search) if search else Table(("parameter",), ()),
+        baseline=baseline_table(result.baseline),
+        best=best,
+        best_title=best_title,
+        figures=figures,
+        config_json=json.dumps(search, indent=2, default=str),
+    )

@@ -1,0 +1,120 @@
+"""The report drawn and written: Jinja2 templates (``templates/``; HTML autoescaped) and the
+figures drawn by :mod:`quantsearch.plots`. Everything shown was computed by
+:func:`quantsearch.report.build.build_report`; nothing here computes.
+
+``report.html`` is self-contained (styles inline, images embedded as base64 PNGs, no server);
+``report.md`` links the images under ``images/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from quantsearch import plots
+from quantsearch.report.build import Report, build_report
+from quantsearch.report.tables import Table
+from quantsearch.search.results import ReportFiles
+
+__all__ = [
+    "render_comparison_markdown",
+    "render_html",
+    "render_markdown",
+    "report_dict",
+    "write_report",
+]
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class _Picture:
+    name: str
+    caption: str
+    png_base64: str
+
+
+def _sections(r: Report) -> list[tuple[str, Table]]:
+    secs = [("Setup", r.setup), ("Search space", r.space), ("Float baseline", r.baseline)]
+    if r.comparison is not None:
+        secs.append(("Comparison", r.comparison))
+    secs.append((r.best_title, r.best))
+    return secs
+
+
+def render_markdown(r: Report, image_dir: str = "images") -> str:
+    """``report.md``: the report with its pictures linked from ``image_dir``."""
+    return _ENV.get_template("report.md").render(
+        report=r, sections=_sections(r), image_dir=image_dir
+    )
+
+
+def render_html(r: Report, images: Mapping[str, bytes]) -> str:
+    """``report.html``: the report with every picture (PNG bytes by figure name) embedded."""
+    pictures = [
+        _Picture(f.name, f.caption, base64.b64encode(images[f.name]).decode("ascii"))
+        for f in r.figures
+    ]
+    return _ENV.get_template("report.html").render(
+        report=r, sections=_sections(r), figures=pictures
+    )
+
+
+def render_comparison_markdown(r: Report) -> str:
+    """``comparison.md``: the comparison table, its notes and the findings."""
+    return _ENV.get_template("comparison.md").render(report=r)
+
+
+def write_report(run_dir: str | Path) -> ReportFiles:
+    """Build the report of ``run_dir`` and write ``report.html``, ``report.md`` and ``images/``.
+
+    A comparison directory also gets ``comparison.md`` (the table and its notes).
+
+    Example:
+        >>> files = write_report("runs/mlp_digits_lab-compare")  # doctest: +SKIP
+        >>> files.html.name  # doctest: +SKIP
+        'report.html'
+    """
+    report = build_report(run_dir)
+    rd = report.run_dir
+    img_dir = rd / "images"
+    img_dir.mkdir(exist_ok=True)
+    images: dict[str, bytes] = {}
+    paths = []
+    for f in report.figures:
+        path = img_dir / f"{f.name}.png"
+        plots.render(f.data, path)
+        images[f.name] = path.read_bytes()
+        paths.append(path)
+    md = rd / "report.md"
+    md.write_text(render_markdown(report))
+    page = rd / "report.html"
+    page.write_text(render_html(report, images))
+    cmp_md = None
+    if report.comparison is not None:
+        cmp_md = rd / "comparison.md"
+        cmp_md.write_text(render_comparison_markdown(report))
+    return ReportFiles(page, md, tuple(paths), cmp_md)
+
+
+def report_dict(r: Report) -> dict[str, Any]:
+    """The report's tables and findings as JSON-able data (figures by name)."""
+    d = dataclasses.asdict(r)
+    d["run_dir"] = str(r.run_dir)
+    d["figures"] = [f.name for f in r.figures]
+    return d
