@@ -11,7 +11,7 @@ from PIL import Image
 from quantsearch import plots
 from quantsearch.compare import ComparisonResult, Curve
 from quantsearch.report import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot, build_report
-from tests.compare_fixtures import compare_dir, lab, lab_comparison  # noqa: F401  (fixtures)
+from tests.compare.fixtures import compare_dir, lab, lab_comparison  # noqa: F401  (fixtures)
 
 
 def check_png(path: Path) -> Image.Image:

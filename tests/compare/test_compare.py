@@ -14,8 +14,6 @@ from torch import nn
 from quantsearch.compare import (
     ComparisonResult,
     auto_budgets,
-    hypervolume,
-    hypervolume_reference_point,
     quantile,
     run_comparison,
 )
@@ -23,7 +21,7 @@ from quantsearch.data import DataSplits
 from quantsearch.errors import ConfigError
 from quantsearch.search import search
 from quantsearch.search.trial import TrialInfo
-from tests.compare_fixtures import (  # noqa: F401  (fixtures)
+from tests.compare.fixtures import (  # noqa: F401  (fixtures)
     CONSTRAINTS,
     N_TRIALS,
     SEEDS,
@@ -227,15 +225,6 @@ def test_pareto_hypervolume_and_front_share_against_a_hand_computation(
             assert run.quality_by_trial[i] == pytest.approx(sweep(pts) / sweep(
                 [(-a, s) for a, s in front]))  # fmt: skip
         assert run.front_share == pytest.approx(len(found) / len(front))
-
-
-def test_hypervolume_of_known_sets() -> None:
-    assert hypervolume([(1.0, 2.0), (2.0, 1.0)], (3.0, 3.0)) == 3.0
-    assert hypervolume([(1.0, 1.0), (2.0, 2.0)], (3.0, 3.0)) == 4.0  # dominated point adds 0
-    assert hypervolume([(4.0, 0.0)], (3.0, 3.0)) == 0.0  # beyond the reference: nothing
-    assert hypervolume([(0.0, 0.0, 0.0)], (1.0, 2.0, 3.0)) == 6.0
-    assert hypervolume_reference_point([(0.0, 4.0), (2.0, 2.0)]) == pytest.approx((2.2, 4.2))
-    assert hypervolume_reference_point([(1.0, 5.0)]) == pytest.approx((1.1, 5.5))
 
 
 def test_quantile_matches_numpy_and_handles_infinity() -> None:

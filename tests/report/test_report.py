@@ -28,7 +28,7 @@ from quantsearch.report import (
     write_report,
 )
 from quantsearch.search import search
-from tests.compare_fixtures import (  # noqa: F401  (fixtures)
+from tests.compare.fixtures import (  # noqa: F401  (fixtures)
     CONSTRAINTS,
     WEIGHTED,
     Lab,
