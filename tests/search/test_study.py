@@ -13,6 +13,7 @@ from torch import nn
 from quantsearch.data import DataSplits
 from quantsearch.search import search
 from quantsearch.search.cache import EvaluationCache
+from quantsearch.search.parallel import open_coordinator
 from tests.search.spaces import LAB_SPACE
 
 OBJ = {
@@ -164,3 +165,17 @@ def test_run_dir_files_and_resume_without_reevaluation(
     assert [t.values for t in again.trials[:6]] == [t.values for t in first.trials]
     assert again.n_evaluations == 10  # the 6 old ones plus 4 new, none twice
     assert len({t.config_hash for t in again.trials}) == 10
+
+
+def test_a_leaked_ticket_comes_back_and_the_budget_is_met(
+    mlp: nn.Module, digits: DataSplits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between taking its ticket and starting its trial leaks the ticket; the
+    loop finds it once no trial runs and gives it back, so the study is not one trial short."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("quantsearch.search.study.STALLED_TICKET_GRACE", 0.3)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with open_coordinator(url, tmp_path, "search") as dead:
+        assert dead.budget.take(4) == 1  # ... and dies before its trial starts
+    result = run(mlp, digits, strategy="random", n_trials=4, storage=url)
+    assert [t.state for t in result.trials] == ["COMPLETE"] * 4

@@ -1,4 +1,5 @@
-"""Many workers, one study, on a real PostgreSQL server: budget, cache, brute force, kill -9."""
+"""Many workers, one study, through the commands that ship (`quantsearch search --workers K` on
+the journal, `quantsearch worker` on PostgreSQL): budget, cache, brute force, kill -9."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.postgres
+from quantsearch.search.parallel import COORDINATION_FILE
 
 # Every forward pass sleeps, so a worker is killed in the middle of a trial, not between two.
 MODEL = """
@@ -103,7 +104,7 @@ def running_claim_pid(url: str, study: str) -> tuple[int, int] | None:
                 ),
                 {"s": study},
             ).all()
-    except sa.exc.ProgrammingError:  # tables not created yet
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError):  # tables not created yet
         return None
     finally:
         engine.dispose()
@@ -111,6 +112,18 @@ def running_claim_pid(url: str, study: str) -> tuple[int, int] | None:
         if worker:
             return int(worker.rsplit(":", 2)[1]), int(owner)
     return None
+
+
+def wait_for_victim(url: str, study: str, procs: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
+    """Wait until a worker is evaluating a config: its (pid, trial number)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+        victim = running_claim_pid(url, study)
+        if victim is not None:
+            return victim
+    ended = [p.communicate()[1] for p in procs if p.poll() is not None]
+    raise AssertionError(f"no worker started evaluating: {ended}")
 
 
 def finish(procs: list[subprocess.Popen[bytes]], timeout: float = 120) -> list[int]:
@@ -133,26 +146,7 @@ def evaluated_hashes(ts: list[Any]) -> list[str]:
     ]
 
 
-def test_four_workers_one_killed_mid_trial(pg_url: str, tmp_path: Path) -> None:
-    budget = 12
-    cfg, ckpt = setup(tmp_path, "random", budget)
-    study = f"killed-{os.getpid()}"
-    procs = workers(cfg, ckpt, pg_url, study, 4, tmp_path)
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        victim = running_claim_pid(pg_url, study)
-    assert victim is not None, "no worker started evaluating"
-    pid, trial_number = victim
-    os.kill(pid, signal.SIGKILL)
-    killed = next(p for p in procs if p.pid == pid)
-    codes = finish(procs)
-    assert killed.returncode == -signal.SIGKILL
-    others = [c for p, c in zip(procs, codes, strict=True) if p is not killed]
-    assert others == [0, 0, 0], [p.stderr.read().decode() for p in procs if p.returncode]
-
-    ts = trials(pg_url, study)
+def assert_killed_trial_retried(ts: list[Any], trial_number: int, budget: int) -> None:
     states = Counter(t.state.name for t in ts)
     assert states["COMPLETE"] == budget  # the global budget, not 4 x 12, and not one short
     hashes = evaluated_hashes(ts)
@@ -164,6 +158,57 @@ def test_four_workers_one_killed_mid_trial(pg_url: str, tmp_path: Path) -> None:
     assert retried[0].params == dead.params  # its config was completed by another worker
 
 
+@pytest.mark.slow
+def test_journal_workers_one_killed_mid_trial(tmp_path: Path) -> None:
+    """`search --workers 3` on the journal: kill -9 of one worker mid-trial; the others fail its
+    trial, retry it and finish the budget, and the parent returns."""
+    budget = 8
+    cfg, ckpt = setup(tmp_path, "random", budget)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "quantsearch", "search", "--config", str(cfg), "--load", str(ckpt),
+         "--run-dir", str(tmp_path / "runs"), "--workers", "3", "-q"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    run_dir = tmp_path / "runs" / "w"
+    pid, trial_number = wait_for_victim(f"sqlite:///{run_dir / COORDINATION_FILE}", "w", [parent])
+    os.kill(pid, signal.SIGKILL)
+    try:
+        _, err = parent.communicate(timeout=120)  # it used to wait forever for the dead trial
+    except subprocess.TimeoutExpired:
+        parent.kill()
+        raise
+    message = err.decode()
+    assert parent.returncode == 2 and "1 of 3 workers failed" in message, message
+    assert "was killed by SIGKILL" in message
+    import optuna
+
+    from quantsearch.search.storage import open_storage
+
+    study = optuna.load_study(study_name="w", storage=open_storage(None, run_dir))
+    assert_killed_trial_retried(study.get_trials(deepcopy=False), trial_number, budget)
+    rows = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert sum(r["state"] == "COMPLETE" for r in rows) == budget  # written despite the death
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_four_workers_one_killed_mid_trial(pg_url: str, tmp_path: Path) -> None:
+    budget = 12
+    cfg, ckpt = setup(tmp_path, "random", budget)
+    study = f"killed-{os.getpid()}"
+    procs = workers(cfg, ckpt, pg_url, study, 4, tmp_path)
+    pid, trial_number = wait_for_victim(pg_url, study, procs)
+    os.kill(pid, signal.SIGKILL)
+    killed = next(p for p in procs if p.pid == pid)
+    codes = finish(procs)
+    assert killed.returncode == -signal.SIGKILL
+    others = [c for p, c in zip(procs, codes, strict=True) if p is not killed]
+    assert others == [0, 0, 0], [p.stderr.read().decode() for p in procs if p.returncode]
+    assert_killed_trial_retried(trials(pg_url, study), trial_number, budget)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_brute_force_covers_the_space_exactly_once_across_workers(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -179,6 +224,7 @@ def test_brute_force_covers_the_space_exactly_once_across_workers(
     assert len(ts) < 100  # every worker stopped when the space was exhausted
 
 
+@pytest.mark.slow
 def test_sqlite_url_with_several_workers_is_refused(tmp_path: Path) -> None:
     cfg, ckpt = setup(tmp_path, "random", 4)
     out = subprocess.run(

@@ -1,6 +1,12 @@
-"""``quantsearch report RUN_DIR``: a self-contained HTML report and a Markdown one."""
+"""``quantsearch report RUN_DIR``: a self-contained HTML report and a Markdown one.
+
+The report package imports torch (through the formats and compare): it is imported inside the
+command so that ``quantsearch --help`` stays fast.
+"""
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -12,12 +18,10 @@ from quantsearch.cli.common import json_option
 @json_option
 def report(run_dir: str, as_json: bool) -> None:
     """Write report.html (images embedded) and report.md for a search or compare RUN_DIR."""
-    from quantsearch.report import write_report
+    from quantsearch.report import write_report  # torch: see the module docstring
 
     files = write_report(run_dir)
     if as_json:
-        import json
-
         click.echo(
             json.dumps(
                 {

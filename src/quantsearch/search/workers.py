@@ -8,6 +8,7 @@ writes the run directory from the storage when they have finished.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -98,7 +99,7 @@ def run_workers(
         for p in procs:
             p.wait()
         raise
-    errors = [_last_line(log) for p, log in zip(procs, logs, strict=True) if p.returncode != 0]
+    errors = [_why(p.returncode, log) for p, log in zip(procs, logs, strict=True) if p.returncode]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
@@ -115,7 +116,10 @@ def run_workers(
     return result
 
 
-def _last_line(log: Path) -> str:
+def _why(returncode: int, log: Path) -> str:
+    """What a failed worker said last, or the signal that killed it."""
+    if returncode < 0:
+        return f"{log.stem} was killed by {signal.Signals(-returncode).name}"
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
     return lines[-1] if lines else f"nothing (see {log})"
 
