@@ -60,7 +60,7 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
                 f"{key}: cannot import module {target!r} (from {spec!r}): {exc}"
             ) from exc
     try:
-        fn = getattr(module, attr)
+        fn: object = getattr(module, attr)
     except AttributeError:
         names = sorted(
             n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))

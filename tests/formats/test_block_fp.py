@@ -8,6 +8,15 @@ import torch
 from quantsearch.errors import ConfigError
 from quantsearch.formats import BlockFP, make_format
 
+# Run through the contract of every format (tests/formats/test_contract.py); a block format
+# has no per-element grid, so no grid() here.
+EXAMPLES = [
+    BlockFP(4, exponent_width=4, block_size=4),
+    BlockFP(6, exponent_width=5, block_size=8),
+    BlockFP(3, exponent_width=3, block_size=2, block_dim=0),
+    BlockFP(4),  # an 8-bit exponent: past float32's range
+]
+
 
 def test_hand_worked_blocks() -> None:
     q = BlockFP(mantissa_width=4, block_size=4)  # 4-bit mantissas: integers -8..7

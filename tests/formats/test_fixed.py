@@ -8,6 +8,23 @@ import torch
 from quantsearch.errors import ConfigError
 from quantsearch.formats import FixedPoint, make_format
 
+# Run through the contract of every format (tests/formats/test_contract.py).
+EXAMPLES = [
+    FixedPoint(8, 4),
+    FixedPoint(4, 2, signed=False),
+    FixedPoint(6, 3, rounding="floor"),
+    FixedPoint(5, 1, rounding="stochastic"),
+    FixedPoint(12, 11),
+]
+
+
+def grid(fmt: FixedPoint) -> list[float]:
+    """Every value of the format: k / 2^frac_width for the integers k that fit, by hand."""
+    lo, hi = (
+        (-(2 ** (fmt.width - 1)), 2 ** (fmt.width - 1) - 1) if fmt.signed else (0, 2**fmt.width - 1)
+    )
+    return [k / 2**fmt.frac_width for k in range(lo, hi + 1)]
+
 
 def _cases(width: int, frac: int, signed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inputs and the expected integers, enumerated by hand (no torch.round).

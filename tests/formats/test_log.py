@@ -10,6 +10,16 @@ import torch
 from quantsearch.errors import ConfigError
 from quantsearch.formats import LogFormat, make_format
 
+# Run through the contract of every format (tests/formats/test_contract.py).
+EXAMPLES = [LogFormat(2), LogFormat(3, exponent_bias=2), LogFormat(4)]
+
+
+def grid(fmt: LogFormat) -> list[float]:
+    """Zero and +-2^(code - bias) for every code 1 .. 2^E - 1, by hand."""
+    bias = fmt.bias
+    powers = [2.0 ** (c - bias) for c in range(1, 2**fmt.exponent_width)]
+    return sorted({0.0, *powers, *(-p for p in powers)})
+
 
 def test_e2_hand_table() -> None:
     # E=2, bias 1: codes 1..3 are 2^0, 2^1, 2^2; code 0 is zero. Boundaries at 2^(k+1/2).

@@ -10,6 +10,21 @@ import torch
 from quantsearch.errors import ConfigError
 from quantsearch.formats import Minifloat, make_format
 
+# Run through the contract of every format (tests/formats/test_contract.py).
+EXAMPLES = [
+    Minifloat(2, 1),
+    Minifloat(4, 3),
+    Minifloat(3, 2, subnormals=False),
+    Minifloat(5, 2),  # past float16's range
+    Minifloat(8, 3),  # past float32's range
+]
+
+
+def grid(fmt: Minifloat) -> list[float]:
+    """Every value of the format, by decoding every bit pattern (see :func:`_decoded`)."""
+    values, _ = _decoded(fmt.exponent_width, fmt.mantissa_width, fmt.bias, fmt.subnormals)
+    return sorted({*values, *(-v for v in values)})
+
 
 def test_e2m1_hand_table_with_subnormals() -> None:
     # E=2, M=1, bias 1: subnormal 0, 0.5; normal 1, 1.5, 2, 3, 4, 6 (max)

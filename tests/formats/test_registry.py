@@ -6,10 +6,9 @@ import doctest
 import importlib
 
 import pytest
-import torch
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import FORMATS, Float32, format_from_dict, make_format
+from quantsearch.formats import FORMATS, format_from_dict, format_from_str, make_format
 
 
 def test_registered_names_and_aliases() -> None:
@@ -23,14 +22,6 @@ def test_unknown_format_lists_the_registered_ones() -> None:
         match=r"^quantize\.default\.weight\.format must be one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\] \(got 'fixd'\)$",
     ):
         make_format("fixd", {}, "quantize.default.weight")
-
-
-def test_fp32_is_the_identity() -> None:
-    x = torch.randn(5)
-    fmt = make_format("none", {})
-    assert (
-        fmt == Float32() and fmt.is_identity and fmt.quantize(x) is x and fmt.bits_per_element == 32
-    )
 
 
 def test_equal_fields_give_one_cached_object_but_bools_are_not_ints() -> None:
@@ -56,6 +47,21 @@ def test_to_dict_round_trips_and_formats_are_hashable(fmt: dict) -> None:
     assert hash(built) == hash(format_from_dict(dict(fmt)))
 
 
+def test_format_from_str_reads_labels_and_rejects_other_text() -> None:
+    assert format_from_str("ufixed(8,4)") == make_format(
+        "fixed", {"width": 8, "frac_width": 4, "signed": False}
+    )
+    assert format_from_str("fp32") == make_format("none")
+    for text in ("fixed(8,4,False)", "fixed(8, 4)", "minifloat(e4m3)", "fp16", "ufixed(8,4)x"):
+        with pytest.raises(ConfigError, match=r"^k must name a format as str\(\) spells it"):
+            format_from_str(text, "k")
+    with pytest.raises(
+        ConfigError,
+        match=r"^k: frac_width must satisfy 0 <= frac_width <= width \(got 9 > 8\) \(in 'fixed\(8,9\)'\)$",
+    ):
+        format_from_str("fixed(8,9)", "k")
+
+
 def test_format_from_dict_needs_a_format() -> None:
     with pytest.raises(ConfigError, match=r"k\.format is required"):
         format_from_dict({"width": 8}, "k")
@@ -63,7 +69,7 @@ def test_format_from_dict_needs_a_format() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["quantsearch.formats", "quantsearch.formats.ste", "quantsearch.formats.fixed", "quantsearch.formats.minifloat",
+    ["quantsearch.formats", "quantsearch.formats.registry", "quantsearch.formats.ste", "quantsearch.formats.fixed", "quantsearch.formats.minifloat",
      "quantsearch.formats.log", "quantsearch.formats.block_fp", "quantsearch.formats.float"],
 )  # fmt: skip
 def test_docstring_examples_run(module: str) -> None:

@@ -31,7 +31,7 @@ from quantsearch.formats.fixed import FixedPoint
 from quantsearch.formats.float import Float32
 from quantsearch.formats.log import LogFormat
 from quantsearch.formats.minifloat import Minifloat
-from quantsearch.formats.registry import FORMATS, format_from_dict, make_format
+from quantsearch.formats.registry import FORMATS, format_from_dict, format_from_str, make_format
 
 __all__ = [
     "FORMATS",
@@ -44,5 +44,6 @@ __all__ = [
     "Minifloat",
     "NumberFormat",
     "format_from_dict",
+    "format_from_str",
     "make_format",
 ]

@@ -12,6 +12,7 @@ import abc
 import dataclasses
 import functools
 import json
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ from torch import Tensor
 from quantsearch.errors import ConfigError
 from quantsearch.validate import check_keys
 
-__all__ = ["BiasedExponent", "FormatField", "InvalidFormat", "NumberFormat"]
+__all__ = [
+    "BiasedExponent",
+    "FormatField",
+    "InvalidFormat",
+    "NumberFormat",
+    "largest_at_most",
+    "match_short",
+]
 
 
 class InvalidFormat(ConfigError):
@@ -103,6 +111,8 @@ class NumberFormat(abc.ABC):
     name: ClassVar[str] = ""
     #: fields that may be given as ``"auto"`` and are then derived from a tensor's range.
     auto_fields: ClassVar[frozenset[str]] = frozenset()
+    #: whether each output element depends on its input element alone (not block formats).
+    elementwise: ClassVar[bool] = True
 
     @abc.abstractmethod
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -112,6 +122,11 @@ class NumberFormat(abc.ABC):
     @abc.abstractmethod
     def bits_per_element(self) -> float:
         """Storage bits per tensor element (shared exponents amortised over their block)."""
+
+    @property
+    def deterministic(self) -> bool:
+        """False when :meth:`quantize` draws random numbers (stochastic rounding)."""
+        return True
 
     @property
     def is_identity(self) -> bool:
@@ -177,8 +192,39 @@ class NumberFormat(abc.ABC):
         return self.short()
 
     def short(self) -> str:
-        """A compact name for tables: ``fixed(8,4)``."""
+        """A compact name for tables and search labels: ``fixed(8,4)``; :meth:`from_str` reads it."""
         return self.name
+
+    @classmethod
+    def from_str(cls, text: str) -> NumberFormat | None:
+        """The format :meth:`short` spells as ``text``, or ``None`` if ``text`` is not this kind's.
+
+        Raises:
+            ConfigError: ``text`` is this kind's spelling but breaks one of its rules.
+        """
+        return cls() if text == cls.name and not any(f.required for f in cls.fields()) else None
+
+
+@functools.cache
+def largest_at_most(value: float, dtype: torch.dtype) -> float:
+    """The largest finite ``dtype`` number ``<= value`` (``value >= 0``): a saturation bound that
+    the dtype can hold, so clamping never rounds past a format's range (``2047`` is ``2048`` in
+    bfloat16, and a bound beyond the dtype's range cannot even be passed to ``torch.clamp``).
+
+    Example:
+        >>> largest_at_most(2047.0, torch.bfloat16), largest_at_most(1e39, torch.float32)
+        (2040.0, 3.4028234663852886e+38)
+    """
+    t = torch.tensor(min(value, torch.finfo(dtype).max), dtype=torch.float64).to(dtype)
+    if float(t) > value:
+        t = torch.nextafter(t, torch.tensor(0.0, dtype=dtype))
+    return float(t)
+
+
+def match_short(pattern: re.Pattern[str], text: str) -> dict[str, str] | None:
+    """The named groups of ``pattern`` when it matches all of ``text`` (``from_str``'s helper)."""
+    m = pattern.fullmatch(text)
+    return None if m is None else m.groupdict()
 
 
 class BiasedExponent:
@@ -208,4 +254,4 @@ class BiasedExponent:
 
     @property
     def max_exponent(self) -> int:
-        return 2**self.exponent_width - 1 - self.bias
+        return (1 << self.exponent_width) - 1 - self.bias

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -10,11 +12,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from quantsearch.errors import ConfigError
+from quantsearch.formats.base import BiasedExponent, NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import round_ste
 
 __all__ = ["BlockFP"]
+
+_SHORT = re.compile(
+    r"block_fp\(m(?P<m>\d+),e(?P<e>\d+),b(?P<b>-?\d+),(?P<size>\d+)@(?P<dim>-?\d+)\)"
+)
 
 
 @FORMATS.register("block_fp")
@@ -46,6 +52,7 @@ class BlockFP(BiasedExponent, NumberFormat):
     """
 
     name: ClassVar[str] = "block_fp"
+    elementwise: ClassVar[bool] = False
 
     mantissa_width: int
     exponent_width: int = 8
@@ -81,18 +88,46 @@ class BlockFP(BiasedExponent, NumberFormat):
         xt = x.movedim(self.block_dim, -1)
         n = xt.shape[-1]
         pad = -n % self.block_size
-        blocks = F.pad(xt, (0, pad)).unflatten(-1, (-1, self.block_size))
+        blocks = F.pad(xt, (0, pad)).reshape(*xt.shape[:-1], -1, self.block_size)
         with torch.no_grad():
-            amax = blocks.detach().abs().amax(dim=-1, keepdim=True)
-            _, e = torch.frexp(amax)  # floor(log2 amax) = e - 1
-            exp = (e - 1).clamp_(-self.bias, 2**self.exponent_width - 1 - self.bias)
-            step = torch.ldexp(torch.ones_like(amax), exp - (self.mantissa_width - 2))
+            exp = self._block_exponent(blocks.detach())
+            step = torch.ldexp(torch.ones_like(exp, dtype=x.dtype), exp - (self.mantissa_width - 2))
         top = 2 ** (self.mantissa_width - 1)
-        q = torch.clamp(round_ste(blocks / step), -top, top - 1) * step
+        scaled = round_ste(blocks / step)
+        if 2.0 ** (self.max_exponent + 1) <= largest_at_most(math.inf, x.dtype):
+            q = torch.clamp(scaled, -top, top - 1) * step
+        else:  # -top * step = -2^(e+1) overflows the dtype: such blocks stop at -(top - 1)
+            with torch.no_grad():
+                low = torch.where(torch.isinf(step * top), 1 - top, -top).to(x.dtype)
+            q = torch.clamp(scaled, low, torch.full_like(low, top - 1)) * step
         return q.flatten(-2)[..., :n].movedim(-1, self.block_dim)
+
+    def _block_exponent(self, blocks: Tensor) -> Tensor:
+        """Per block, the smallest ``e`` whose step ``2^(e - M + 2)`` holds every element.
+
+        A positive element ``v`` needs ``e >= floor(log2 v)`` (``top - 1`` steps stay below
+        ``2^(e+1)``); a negative one only ``e >= ceil(log2 |v|) - 1``, since ``-top`` steps
+        reach ``-2^(e+1)`` exactly. Without that second rule a block whose extreme is ``-2^k``
+        (what quantizing often produces) would take a larger exponent the second time, and
+        quantizing twice would not give the same values.
+        """
+        none = torch.iinfo(torch.int32).min  # zeros need no exponent
+        pos_m, pos_e = torch.frexp(blocks.clamp(min=0).amax(dim=-1, keepdim=True))
+        neg_m, neg_e = torch.frexp((-blocks).clamp(min=0).amax(dim=-1, keepdim=True))
+        pos = torch.where(pos_m > 0, pos_e - 1, none)  # floor(log2 v) = e - 1
+        neg = torch.where(neg_m > 0, neg_e - 1 - (neg_m == 0.5).to(neg_e.dtype), none)
+        return torch.maximum(pos, neg).clamp_(-self.bias, self.max_exponent)
 
     def short(self) -> str:
         return (
             f"block_fp(m{self.mantissa_width},e{self.exponent_width},b{self.bias},"
             f"{self.block_size}@{self.block_dim})"
         )
+
+    @classmethod
+    def from_str(cls, text: str) -> BlockFP | None:
+        """Read :meth:`short` back: ``block_fp(m4,e8,b127,16@-1)``."""
+        g = match_short(_SHORT, text)
+        if g is None:
+            return None
+        return cls(int(g["m"]), int(g["e"]), int(g["b"]), int(g["size"]), int(g["dim"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -10,13 +11,14 @@ import torch
 from torch import Tensor
 
 from quantsearch.errors import ConfigError
+from quantsearch.formats.base import NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.base import NumberFormat
 from quantsearch.formats.ste import ROUNDINGS, round_ste
 
 __all__ = ["FixedPoint"]
 
 MAX_WIDTH = 32
+_SHORT = re.compile(r"(?P<u>u?)fixed\((?P<w>\d+),(?P<f>\d+)(?:,(?P<r>floor|stochastic))?\)")
 
 
 @FORMATS.register("fixed", aliases=("integer",))
@@ -74,16 +76,20 @@ class FixedPoint(NumberFormat):
 
     @property
     def min_int(self) -> int:
-        return -(2 ** (self.width - 1)) if self.signed else 0
+        return -(1 << (self.width - 1)) if self.signed else 0
 
     @property
     def max_int(self) -> int:
-        return 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
 
     @property
     def step(self) -> float:
         """The value of one least significant bit."""
         return 2.0**-self.frac_width
+
+    @property
+    def deterministic(self) -> bool:
+        return self.rounding != "stochastic"
 
     @property
     def bits_per_element(self) -> int:
@@ -93,11 +99,28 @@ class FixedPoint(NumberFormat):
         scale = 2.0**self.frac_width
         # Brevitas' primitive: scale, round (straight-through), clamp (clipped gradient), rescale.
         y = round_ste(x * scale, self.rounding, generator)
-        return torch.clamp(y, self.min_int, self.max_int) / scale
+        if x.dtype in (torch.float32, torch.float64):  # every bound up to width 32 is exact
+            return torch.clamp(y, self.min_int, self.max_int) / scale
+        # half precision: bounds the dtype holds, so saturation stays on the grid
+        lo = -largest_at_most(-self.min_int, x.dtype)
+        return torch.clamp(y, lo, largest_at_most(self.max_int, x.dtype)) / scale
 
     def short(self) -> str:
         tail = "" if self.rounding == "nearest" else f",{self.rounding}"
         return f"{'' if self.signed else 'u'}fixed({self.width},{self.frac_width}{tail})"
+
+    @classmethod
+    def from_str(cls, text: str) -> FixedPoint | None:
+        """Read :meth:`short` back.
+
+        Example:
+            >>> FixedPoint.from_str("ufixed(8,4,floor)")
+            FixedPoint(width=8, frac_width=4, signed=False, rounding='floor')
+        """
+        g = match_short(_SHORT, text)
+        if g is None:
+            return None
+        return cls(int(g["w"]), int(g["f"]), not g["u"], g["r"] or "nearest")
 
     @staticmethod
     def frac_width_for(width: int, signed: bool, absmax: float) -> int:

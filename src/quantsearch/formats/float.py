@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from quantsearch.formats.registry import FORMATS
 from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.registry import FORMATS
 
 __all__ = ["Float32"]
 

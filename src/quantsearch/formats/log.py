@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from quantsearch.formats.base import BiasedExponent, NumberFormat, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import straight_through
 
 __all__ = ["LogFormat"]
 
 _SQRT_HALF = math.sqrt(0.5)
+_SHORT = re.compile(r"log\(e(?P<e>\d+),b(?P<b>-?\d+)\)")
 
 
 @FORMATS.register("log")
@@ -71,3 +73,9 @@ class LogFormat(BiasedExponent, NumberFormat):
 
     def short(self) -> str:
         return f"log(e{self.exponent_width},b{self.bias})"
+
+    @classmethod
+    def from_str(cls, text: str) -> LogFormat | None:
+        """Read :meth:`short` back: ``log(e2,b1)``."""
+        g = match_short(_SHORT, text)
+        return None if g is None else cls(int(g["e"]), int(g["b"]))

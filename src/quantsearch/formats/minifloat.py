@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from quantsearch.formats.base import BiasedExponent, NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.base import BiasedExponent, NumberFormat
 from quantsearch.formats.ste import round_ste
 
 __all__ = ["Minifloat"]
+
+_SHORT = re.compile(r"minifloat\(e(?P<e>\d+)m(?P<m>\d+),b(?P<b>-?\d+)(?P<nosub>,nosub)?\)")
+
+
+@functools.cache
+def _top(max_exponent: int, mantissa_width: int, dtype: torch.dtype) -> float:
+    """The largest minifloat value ``dtype`` holds: the format's own largest unless the format
+    reaches past the dtype (``E = 8`` past float32, ``E = 5`` past float16)."""
+    dtype_exp = math.frexp(torch.finfo(dtype).max)[1] - 1  # floor(log2(max))
+    exp = min(max_exponent, dtype_exp)
+    return largest_at_most(2.0**exp * (2.0 - 2.0**-mantissa_width), dtype)
 
 
 @FORMATS.register("minifloat")
@@ -81,8 +95,17 @@ class Minifloat(BiasedExponent, NumberFormat):
                     torch.ones_like(a), torch.where(tiny, exp, exp - self.mantissa_width)
                 )
         q = round_ste(x / step) * step
-        return torch.clamp(q, -self.max_value, self.max_value)
+        top = _top(self.max_exponent, self.mantissa_width, x.dtype)
+        return torch.clamp(q, -top, top)
 
     def short(self) -> str:
         tail = "" if self.subnormals else ",nosub"
         return f"minifloat(e{self.exponent_width}m{self.mantissa_width},b{self.bias}{tail})"
+
+    @classmethod
+    def from_str(cls, text: str) -> Minifloat | None:
+        """Read :meth:`short` back: ``minifloat(e4m3,b7)``."""
+        g = match_short(_SHORT, text)
+        if g is None:
+            return None
+        return cls(int(g["e"]), int(g["m"]), int(g["b"]), subnormals=not g["nosub"])

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats.base import NumberFormat
+from quantsearch.formats.base import InvalidFormat, NumberFormat
 from quantsearch.registry import Registry
 
-__all__ = ["FORMATS", "format_from_dict", "make_format"]
+__all__ = ["FORMATS", "format_from_dict", "format_from_str", "make_format"]
 
 FORMATS: Registry[type[NumberFormat]] = Registry("format")
 
@@ -76,3 +76,27 @@ def format_from_dict(d: Mapping[str, Any], key: str = "format") -> NumberFormat:
     if not isinstance(name, str):
         raise ConfigError(f"{key}.format is required: one of {FORMATS.names()} (got {name!r})")
     return make_format(name, d, key)
+
+
+def format_from_str(text: str, key: str = "format") -> NumberFormat:
+    """The inverse of ``str(format)``: ``"ufixed(8,4)"`` -> ``FixedPoint(8, 4, signed=False)``.
+
+    Example:
+        >>> format_from_str("minifloat(e4m3,b7)")
+        Minifloat(exponent_width=4, mantissa_width=3, exponent_bias=7, subnormals=True)
+        >>> format_from_str("fixd(8,4)", "labels[0]")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: labels[0] must name a format as str() spells it, such as 'fixed(8,4)' or 'minifloat(e4m3,b7)' (formats: ['block_fp', 'fixed', 'fp32', 'log', 'minifloat']; got 'fixd(8,4)')
+    """
+    for _, cls in FORMATS.items():
+        try:
+            fmt = cls.from_str(text)
+        except InvalidFormat as exc:
+            raise ConfigError(f"{key}: {exc.reason} (in {text!r})") from None
+        if fmt is not None:
+            return fmt
+    raise ConfigError(
+        f"{key} must name a format as str() spells it, such as 'fixed(8,4)' or "
+        f"'minifloat(e4m3,b7)' (formats: {FORMATS.names()}; got {text!r})"
+    )

@@ -9,7 +9,8 @@ plain op, so evaluation pays nothing for autograd.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -53,6 +54,13 @@ class _StraightThrough(torch.autograd.Function):
         return (grad if passes is None else grad * passes), None, None
 
 
+# torch leaves Function.apply untyped; these are the signatures of the two forwards above
+_apply_round = cast("Callable[[Tensor, str, torch.Generator | None], Tensor]", _RoundSTE.apply)
+_apply_straight_through = cast(
+    "Callable[[Tensor, Tensor, Tensor | None], Tensor]", _StraightThrough.apply
+)
+
+
 def round_ste(
     y: Tensor, rounding: str = "nearest", generator: torch.Generator | None = None
 ) -> Tensor:
@@ -72,8 +80,7 @@ def round_ste(
         [1.0, 1.0, 1.0]
     """
     if y.requires_grad:
-        out: Tensor = _RoundSTE.apply(y, rounding, generator)
-        return out
+        return _apply_round(y, rounding, generator)
     return _round(y, rounding, generator)
 
 
@@ -93,5 +100,4 @@ def straight_through(x: Tensor, q: Tensor, passes: Tensor | None = None) -> Tens
     if not x.requires_grad:
         return q
     mask = None if passes is None else passes.to(x.dtype)
-    out: Tensor = _StraightThrough.apply(x, q, mask)
-    return out
+    return _apply_straight_through(x, q, mask)

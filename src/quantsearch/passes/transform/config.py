@@ -29,10 +29,10 @@ graph in :func:`~quantsearch.passes.transform.resolve.resolve`:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-import re
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats import FORMATS, make_format

@@ -123,7 +123,5 @@ def check_role(cand: Candidate, role: str, key: str) -> None:
         )
 
 
-
-
 def matches(pattern: re.Pattern[str], cand: Candidate) -> bool:
     return bool(pattern.fullmatch(cand.node.name) or pattern.fullmatch(cand.info.target))
