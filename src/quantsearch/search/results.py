@@ -141,7 +141,9 @@ class SearchResult:
         summary = read_json(summary_path)
         with (rd / "trials.jsonl").open() as fh:
             trials = [TrialInfo.from_dict(json.loads(line)) for line in fh if line.strip()]
-        configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
+        configs = {
+            t.config_hash: t.config for t in trials if t.config is not None and t.config_hash
+        }
         return cls(
             trials=trials,
             baseline=dict(summary.get("baseline") or read_json(rd / "baseline.json")),
