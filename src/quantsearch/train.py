@@ -152,7 +152,7 @@ def train(
                     continue
                 loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
+                torch.autograd.backward(loss)  # Tensor.backward, which mypy sees untyped
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(idx)

@@ -161,8 +161,8 @@ def measure_latency(
             if cuda:
                 torch.cuda.synchronize(dev)
                 for _ in range(repeats):
-                    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-                    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+                    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call, unused-ignore]
+                    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call, unused-ignore]
                     start.record()
                     model(*xs)
                     end.record()
