@@ -108,3 +108,92 @@ def test_module_path_is_accepted_as_a_node_name() -> None:
         "jsc-tiny", {"by": "name", "choices": {"seq_blocks.2": {"weight": [[8, 4], [4, 2]]}}}, (16,)
     )
     assert [k.name for k in space.knobs] == ["seq_blocks_2.weight"]
+
+
+# --------------------------------------------------------------------------------------------
+# labels: the format's own str(), the same as every other table prints
+
+
+def test_labels_are_the_formats_str_and_match_the_resolved_config() -> None:
+    from quantsearch.passes.transform import ResolvedConfig
+
+    cfg = parse_search_config(
+        {
+            "space": {
+                "choices": {
+                    "linear": {"weight": [[8, 4], {"format": "minifloat", "exponent_width": 4, "mantissa_width": 3}]},
+                    "relu": {"data_in": [[8, 4], [4, 2, ]]},
+                }
+            },
+            "objectives": OBJ,
+        }
+    )  # fmt: skip
+    gm = trace(build_model("mlp-digits").eval(), torch.zeros(2, 64))
+    space = SearchSpace(cfg.space, gm)
+    labels = {k.name: k.labels for k in space.knobs}
+    assert labels == {
+        "linear.weight": ("fixed(8,4)", "minifloat(e4m3,b7)"),
+        "relu.data_in": ("ufixed(8,4)", "ufixed(4,2)"),  # a ReLU's input is unsigned
+    }
+    for choice in space.enumerate():
+        resolved = ResolvedConfig.from_dict(space.layer_formats(choice), gm)
+        for knob in space.knobs:
+            label = knob.labels[choice[knob.name]]
+            assert {str(resolved[n].format(knob.role)) for n in knob.nodes} == {label}
+
+
+def test_old_labels_still_decode() -> None:
+    space = space_of(
+        "mlp-digits",
+        {
+            "choices": {
+                "linear": {"weight": [{"width": 8, "frac_width": 4, "signed": False}, [4, 2]]}
+            }
+        },
+        (64,),
+    )
+    (knob,) = space.knobs
+    assert knob.labels == ("ufixed(8,4)", "fixed(4,2)")
+    assert space.decode({"linear.weight": "fixed(8,4,False)"}) == {"linear.weight": 0}
+    assert space.decode({"linear.weight": "fixed(4,2)"}) == {"linear.weight": 1}
+    with pytest.raises(
+        ConfigError, match=r"parameter 'linear\.weight' = 'fixed\(3,2\)' is not one of"
+    ):
+        space.decode({"linear.weight": "fixed(3,2)"})
+
+
+def test_equal_formats_are_one_choice() -> None:
+    space = space_of(
+        "jsc-tiny",
+        {
+            "choices": {
+                "linear": {
+                    "weight": {"format": ["fixed", "integer"], "width": [8], "frac_width": [4]}
+                }
+            }
+        },
+        (16,),
+    )
+    assert space.size == 1 and space.knobs[0].labels == ("fixed(8,4)",)
+
+
+def test_a_module_path_names_every_call_of_the_module() -> None:
+    from torch import nn
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blk = nn.Sequential(nn.Linear(4, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.blk(self.blk(x))
+
+    cfg = parse_search_config(
+        {
+            "space": {"by": "name", "choices": {"blk.0": {"weight": [[8, 4], [4, 2]]}}},
+            "objectives": OBJ,
+        }
+    )
+    space = SearchSpace(cfg.space, trace(Twice(), torch.zeros(2, 4)))
+    # the same check as [quantize] by_name (GraphView): both calls of the module
+    assert [k.name for k in space.knobs] == ["blk_0.weight", "blk_1.weight"]

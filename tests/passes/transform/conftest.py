@@ -11,6 +11,7 @@ from torch import fx, nn
 from quantsearch.data import DataSplits
 from quantsearch.graph import trace
 from quantsearch.models import build_model
+from quantsearch.passes.transform import ResolvedConfig
 
 
 def fixed(x: torch.Tensor, width: int, frac: int, signed: bool = True) -> torch.Tensor:
@@ -41,3 +42,25 @@ def trained_mlp(digits: DataSplits) -> nn.Module:
 def mlp_gm(trained_mlp: nn.Module, digits: DataSplits) -> fx.GraphModule:
     """A traced copy: a traced graph shares its modules with the model, and tests switch modes."""
     return trace(copy.deepcopy(trained_mlp), digits.val.x[:8])
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seq_blocks = nn.Sequential(
+            nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3, bias=False)
+        )
+        self.flat = nn.Flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flat(self.seq_blocks(x))
+
+
+@pytest.fixture
+def gm() -> fx.GraphModule:
+    torch.manual_seed(0)
+    return trace(Net().eval(), torch.randn(5, 4))
+
+
+def formats(rc: ResolvedConfig) -> dict[str, dict[str, str]]:
+    return {n: {r: str(f) for r, f in lq.items()} for n, lq in rc.items()}

@@ -1,0 +1,65 @@
+"""The typed getters every section parser uses: each error names the dotted key and the value."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import quantsearch.validate as validate
+from quantsearch.errors import ConfigError
+from quantsearch.validate import (
+    check_keys,
+    get_bool,
+    get_float,
+    get_int,
+    get_str,
+    get_table,
+    toml_key,
+)
+
+
+def test_a_leaf_module() -> None:
+    """validate and errors import nothing of the project but errors: no cycle can run through them."""
+    for module, allowed in (
+        (validate, {"quantsearch.errors"}),
+        (pytest.importorskip("quantsearch.errors"), set()),
+    ):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        imported = {
+            n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+        } | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in imported if m.startswith("quantsearch")} <= allowed, module.__name__
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: check_keys({"epoch": 1}, {"epochs"}, "train"), r"^unknown key train\.epoch \(allowed in train: \['epochs'\]\)$"),
+        (lambda: check_keys({"sed": 1}, {"seed"}, ""), r"^unknown key sed \(allowed in the top level: \['seed'\]\)$"),
+        (lambda: get_table({"model": 3}, "model", ""), r"^model must be a table \(got int\)$"),
+        (lambda: get_str({"name": 3}, "name", "model"), r"^model\.name must be a string \(got 3\)$"),
+        (lambda: get_str({}, "name", "model", required=True), r"^model\.name is required$"),
+        (lambda: get_int({"n": True}, "n", "search"), r"^search\.n must be an integer \(got True\)$"),
+        (lambda: get_int({"n": 0}, "n", "search", minimum=1), r"^search\.n must be >= 1 \(got 0\)$"),
+        (lambda: get_float({"lr": "x"}, "lr", "train"), r"^train\.lr must be a number \(got 'x'\)$"),
+        (lambda: get_float({"lr": 0}, "lr", "train", positive=True), r"^train\.lr must be > 0 \(got 0\.0\)$"),
+        (lambda: get_float({"wd": -1}, "wd", "train", minimum=0.0), r"^train\.wd must be >= 0\.0 \(got -1\.0\)$"),
+        (lambda: get_bool({"cache": 1}, "cache", "search", True), r"^search\.cache must be true or false \(got 1\)$"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_key_the_rule_and_the_value(call: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        call()  # type: ignore[operator]
+
+
+def test_values_and_defaults() -> None:
+    t = {"a": 2, "b": 1.5, "c": False, "d": "x", "e": {"k": 1}}
+    assert (get_int(t, "a", ""), get_int(t, "z", "", 7)) == (2, 7)
+    assert (get_float(t, "a", ""), get_float(t, "b", "")) == (2.0, 1.5)
+    assert isinstance(get_float(t, "a", ""), float)
+    assert (get_bool(t, "c", "", True), get_bool(t, "z", "", True)) == (False, True)
+    assert (get_str(t, "d", ""), get_str(t, "z", "", "dflt")) == ("x", "dflt")
+    assert get_table(t, "e", "") == {"k": 1} and get_table(t, "z", "") == {}
+    assert toml_key("q.by_name", "a.b") == 'q.by_name."a.b"' and toml_key("q", "a_b") == "q.a_b"
