@@ -17,6 +17,7 @@ from torch import Tensor, fx
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import _tensors  # tensors in nested args, as trace records them
+from quantsearch.passes.transform.graph_view import CALL_OPS
 
 __all__ = ["METHODS", "CalibrationStats", "calibrate"]
 
@@ -88,7 +89,7 @@ class _RangeRecorder(fx.Interpreter):
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
-        if n.op in ("call_module", "call_function", "call_method"):
+        if n.op in CALL_OPS:
             p = self.percentile
             ins = [_range(t, p) for a in n.all_input_nodes for t in _float_tensors(self.env[a])]
             roles = {

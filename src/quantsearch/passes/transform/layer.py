@@ -15,6 +15,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.formats import FORMATS, NumberFormat, make_format
 
 __all__ = [
+    "ACTIVATION_ROLES",
     "AUTO",
     "PARAM_ROLES",
     "ROLES",
@@ -27,7 +28,8 @@ __all__ = [
 ]
 
 ROLES = ("data_in", "weight", "bias", "data_out")
-PARAM_ROLES = ("weight", "bias")
+PARAM_ROLES = ("weight", "bias")  # a module's own tensors
+ACTIVATION_ROLES = tuple(r for r in ROLES if r not in PARAM_ROLES)  # what flows through it
 AUTO = "auto"
 
 

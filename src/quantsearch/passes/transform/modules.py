@@ -25,7 +25,7 @@ from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
-from quantsearch.passes.transform.layer import PARAM_ROLES, ROLES, LayerQuant
+from quantsearch.passes.transform.layer import ACTIVATION_ROLES, PARAM_ROLES, ROLES, LayerQuant
 from quantsearch.registry import Registry
 
 __all__ = [
@@ -364,8 +364,6 @@ def _relu_builder(
     return QuantReLUFunction(_function_of(node, module), lq)
 
 
-_ACTIVATIONS = ("data_in", "data_out")
-
 for _cls, _float in (
     (QuantLinear, nn.Linear),
     (QuantConv1d, nn.Conv1d),
@@ -377,11 +375,16 @@ for _cls, _float in (
 QUANTIZERS.add(
     "relu",
     QuantSpec(
-        "relu", _ACTIVATIONS, _relu_builder, (nn.ReLU,), functions=True, unsigned_roles=_ACTIVATIONS
+        "relu",
+        ACTIVATION_ROLES,
+        _relu_builder,
+        (nn.ReLU,),
+        functions=True,
+        unsigned_roles=ACTIVATION_ROLES,
     ),
 )
 for _fcls in (QuantAdd, QuantMul, QuantMatmul, QuantBmm):
     QUANTIZERS.add(
         _fcls.op_kind,
-        QuantSpec(_fcls.op_kind, _ACTIVATIONS, _function_builder(_fcls), functions=True),
+        QuantSpec(_fcls.op_kind, ACTIVATION_ROLES, _function_builder(_fcls), functions=True),
     )

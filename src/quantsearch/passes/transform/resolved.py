@@ -58,7 +58,7 @@ _TABLE_FORMATS: dict[tuple[Any, ...], NumberFormat] = {}
 
 
 def role_format(
-    spec: Any,
+    spec: object,
     key: str,
     cand: Candidate | None,
     role: str,

@@ -1,0 +1,237 @@
+"""The ``[search.space]`` mini-language: choices per op kind or node and role, and their labels.
+
+``[search.space]`` gives, per op kind or node name and per role, a list of format choices:
+``[width, frac_width]`` pairs, tables of fields, or tables of field *lists* whose cartesian
+product is taken (impossible pairs such as ``frac_width > width`` are dropped and counted), or
+``"same_as_weight"``/``"same_as_data_in"``. :func:`parse_space` checks it at load, without a
+graph. A choice is labelled by the format's own ``str()`` (:func:`option_label`), in Optuna
+parameters, study tables and reports alike: ``fixed(8,4)``, ``ufixed(8,4)``, ``minifloat(e4m3,b7)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FORMATS, make_format
+from quantsearch.passes.transform.layer import ROLES, with_role_defaults
+from quantsearch.passes.transform.modules import QUANTIZERS
+from quantsearch.validate import check_keys, get_str, get_table
+
+__all__ = [
+    "SAME_AS",
+    "Choices",
+    "RoleChoices",
+    "SpaceSpec",
+    "choice_labels",
+    "legacy_label",
+    "legacy_labels",
+    "option_label",
+    "parse_space",
+]
+
+SAME_AS = {"same_as_weight": "weight", "same_as_data_in": "data_in"}
+Choices = tuple[dict[str, Any], ...]
+RoleChoices = dict[str, Choices | str]  # role -> choices, or a SAME_AS name
+_BY: dict[str, Literal["type", "name"]] = {"type": "type", "name": "name"}
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """``[search.space]``: per op kind or node name, per role, the list of format choices.
+
+    ``choices[target][role]`` is a tuple of ``{"format": name, **fields}`` dicts, or the string
+    ``"same_as_weight"`` / ``"same_as_data_in"``. ``dropped[target][role]`` counts cartesian
+    combinations left out because they were invalid (``frac_width > width``).
+    """
+
+    by: Literal["type", "name"] = "type"
+    choices: dict[str, RoleChoices] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _role_choices(
+    raw: Any, key: str, default_format: tuple[str, ...]
+) -> tuple[tuple[dict[str, Any], ...], int]:
+    """Expand one role's choices into format-option dicts; return them and the dropped count."""
+    candidates: list[dict[str, Any]] = []
+    if isinstance(raw, Mapping):
+        fields = dict(raw)
+        formats = fields.pop("format", list(default_format))
+        if isinstance(formats, str):
+            formats = [formats]
+        lists: dict[str, list[Any]] = {}
+        for f, v in fields.items():
+            vals = v if isinstance(v, list) else [v]
+            if not vals:
+                raise ConfigError(f"{key}.{f} must not be an empty list")
+            lists[f] = vals
+        names = list(lists)
+        for fmt in formats:
+            for combo in itertools.product(*(lists[n] for n in names)):
+                candidates.append({"format": fmt, **dict(zip(names, combo, strict=True))})
+    elif isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"{key} must not be an empty list")
+        for i, item in enumerate(raw):
+            if isinstance(item, Mapping):
+                d = dict(item)
+                d.setdefault("format", default_format[0])
+                explicit = [d]
+            elif (
+                isinstance(item, list)
+                and len(item) == 2
+                and all(isinstance(v, int) or v == "auto" for v in item)
+            ):
+                explicit = [
+                    {"format": fmt, "width": item[0], "frac_width": item[1]}
+                    for fmt in default_format
+                ]
+            else:
+                raise ConfigError(
+                    f"{key}[{i}] must be a [width, frac_width] pair or a table of fields (got {item!r})"
+                )
+            for cand in explicit:  # written out one by one: an impossible one is a mistake
+                fields = {k: v for k, v in cand.items() if k != "format"}
+                make_format(str(cand["format"]), fields, key=f"{key}[{i}]")
+            candidates.extend(explicit)
+    else:
+        raise ConfigError(
+            f"{key} must be a table of field lists, a list of [width, frac_width] pairs, "
+            f"'same_as_weight' or 'same_as_data_in' (got {raw!r})"
+        )
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    seen: set[str] = set()
+    for cand in candidates:
+        fields = {k: v for k, v in cand.items() if k != "format"}
+        w, fw = fields.get("width"), fields.get("frac_width")
+        if isinstance(w, int) and isinstance(fw, int) and fw > w:
+            dropped += 1  # the cartesian product of width x frac_width holds impossible pairs
+            continue
+        # validates (raises ConfigError); equal formats (an alias, a default spelled out) are
+        # one choice, so every label (the format's str()) names one choice
+        ident = make_format(str(cand["format"]), fields, key=key).canonical()
+        if ident not in seen:
+            seen.add(ident)
+            kept.append(cand)
+    if not kept:
+        raise ConfigError(
+            f"{key}: no valid choice is left after dropping {dropped} with frac_width > width"
+        )
+    return tuple(kept), dropped
+
+
+def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
+    """Validate a ``[search.space]`` table: roles, formats and fields; no graph is needed.
+
+    Example:
+        >>> spec = parse_space({"choices": {"linear": {"weight": {"width": [8, 4], "frac_width": [2, 6]}}}})
+        >>> [option_label(o) for o in spec.choices["linear"]["weight"]]
+        ['fixed(8,2)', 'fixed(8,6)', 'fixed(4,2)']
+        >>> spec.dropped
+        {'linear': {'weight': 1}}
+    """
+    check_keys(raw, {"by", "choices", "format"}, key)
+    by_raw = get_str(raw, "by", key, "type") or "type"
+    by = _BY.get(by_raw)
+    if by is None:
+        raise ConfigError(f"{key}.by must be one of ['name', 'type'] (got {by_raw!r})")
+    fmt_raw = raw.get("format", ["fixed"])
+    default_format = tuple([fmt_raw] if isinstance(fmt_raw, str) else fmt_raw)
+    choices_raw = get_table(raw, "choices", key)
+    if not choices_raw:
+        raise ConfigError(f"{key}.choices must name at least one op kind or node")
+    choices: dict[str, RoleChoices] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for target, table in choices_raw.items():
+        tkey = f"{key}.choices.{target}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{tkey} must be a table of roles (got {table!r})")
+        check_keys(table, {*ROLES, "format"}, tkey)
+        t_fmt = table.get("format", list(default_format))
+        t_formats = tuple([t_fmt] if isinstance(t_fmt, str) else t_fmt)
+        if not t_formats:
+            raise ConfigError(f"{tkey}.format must not be an empty list")
+        roles: RoleChoices = {}
+        for role in ROLES:
+            if role not in table:
+                continue
+            value = table[role]
+            if isinstance(value, str):
+                if value not in SAME_AS:
+                    raise ConfigError(
+                        f"{tkey}.{role} must be a list of choices or one of {sorted(SAME_AS)} (got {value!r})"
+                    )
+                if SAME_AS[value] == role or SAME_AS[value] not in table:
+                    raise ConfigError(
+                        f"{tkey}.{role} = {value!r} needs {tkey}.{SAME_AS[value]} to be set"
+                    )
+                roles[role] = value
+            else:
+                roles[role], n = _role_choices(value, f"{tkey}.{role}", t_formats)
+                if n:
+                    dropped.setdefault(target, {})[role] = n
+        if not roles:
+            raise ConfigError(f"{tkey} must give choices for at least one of {list(ROLES)}")
+        choices[target] = roles
+    return SpaceSpec(by=by, choices=choices, dropped=dropped)
+
+
+def _fields(option: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in option.items() if k != "format"}
+
+
+def option_label(option: Mapping[str, Any], *, unsigned: bool = False) -> str:
+    """The format's own name for a choice (``unsigned``: the role is never negative).
+
+    Example:
+        >>> option_label({"format": "fixed", "width": 8, "frac_width": 4})
+        'fixed(8,4)'
+        >>> option_label({"format": "fixed", "width": 8, "frac_width": 4}, unsigned=True)
+        'ufixed(8,4)'
+    """
+    name, fields = str(option.get("format")), _fields(option)
+    try:
+        fields = with_role_defaults(FORMATS.get(name), fields, unsigned)
+        return str(make_format(name, fields, key="search.space"))
+    except ConfigError:  # a table that makes no format (an old run's): spelled out
+        return legacy_label(option)
+
+
+def choice_labels(kind: str, role: str, choices: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The labels of a role's choices at nodes of op kind ``kind``, as the search shows them.
+
+    A role whose values are never negative (a ReLU's) makes fixed point unsigned by default,
+    so the label is the format the node will get. For tables that know only the config
+    (``kind`` may be a node name, whose kind is not known without the graph: no default).
+
+    Example:
+        >>> choice_labels("relu", "data_in", [{"format": "fixed", "width": 8, "frac_width": 4}])
+        ('ufixed(8,4)',)
+    """
+    unsigned = kind in QUANTIZERS and role in QUANTIZERS.get(kind).unsigned_roles
+    return tuple(option_label(o, unsigned=unsigned) for o in choices)
+
+
+def legacy_label(option: Mapping[str, Any]) -> str:
+    """The label runs before the format's own name used: ``fixed(8,4,False)``.
+
+    Studies written then hold these labels as parameter values; :meth:`SearchSpace.decode`
+    still reads them.
+    """
+    values = ",".join(str(v) for v in _fields(option).values())
+    return f"{option['format']}({values})"
+
+
+def legacy_labels(choices: Choices) -> tuple[str, ...]:
+    labels = tuple(legacy_label(o) for o in choices)
+    if len(set(labels)) != len(labels):  # same values under different field names
+        labels = tuple(
+            f"{o['format']}(" + ",".join(f"{k}={v}" for k, v in _fields(o).items()) + ")"
+            for o in choices
+        )
+    return labels
