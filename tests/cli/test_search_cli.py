@@ -132,6 +132,7 @@ def test_n_jobs_threads_evaluate_each_config_once(mlp: nn.Module, digits: object
             assert result.n_evaluations == 9
 
 
+@pytest.mark.slow
 def test_workers_share_one_journal_study(config: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_RETRY",
     "JOURNAL_FILE",
     "RetryStaleTrial",
+    "check_workers",
     "heartbeat_interval_of",
     "is_sqlite_url",
     "open_storage",
@@ -82,6 +83,24 @@ def redact_url(url: str) -> str:
 def is_sqlite_url(url: str | None) -> bool:
     """Whether ``url`` names an SQLite database (``sqlite://`` or ``sqlite+driver://``)."""
     return url is not None and url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite"
+
+
+def check_workers(url: str | None, workers: int) -> None:
+    """Refuse ``workers`` processes on ``url`` unless they can write to it at once.
+
+    Raises:
+        ConfigError: ``workers`` is not a positive integer, or several workers on SQLite, which
+            serialises writers and fails them with "database is locked" under load.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
+    if url is not None and is_sqlite_url(url) and workers > 1:
+        raise ConfigError(
+            f"--storage: SQLite ({redact_url(url)!r}) is not safe for {workers} workers writing "
+            "at once (it fails them with 'database is locked'); use a PostgreSQL URL "
+            "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
+            "journal file in the run directory, or run one worker"
+        )
 
 
 def _positive(value: int | None, name: str) -> int | None:
@@ -123,8 +142,7 @@ def open_storage(
         ConfigError: a bad or unreachable URL (naming ``--storage``), an SQLite URL with several
             workers, or a non-positive heartbeat setting.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
+    check_workers(url, workers)
     _positive(heartbeat_interval, "heartbeat_interval")
     _positive(grace_period, "grace_period")
     run_dir = Path(run_dir)
@@ -132,14 +150,8 @@ def open_storage(
         run_dir.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL_FILE)))
 
+    check_workers(url, workers)
     shown = redact_url(url)
-    if is_sqlite_url(url) and workers > 1:
-        raise ConfigError(
-            f"--storage: SQLite ({shown!r}) is not safe for {workers} workers writing at once "
-            "(it fails them with 'database is locked'); use a PostgreSQL URL "
-            "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
-            "journal file in the run directory, or run one worker"
-        )
     try:
         parsed = make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:

@@ -23,7 +23,7 @@ from quantsearch.errors import QuantsearchError
 from quantsearch.examples import default_config_path
 from quantsearch.search.api import collect_result, prepare_from_config, study_of, write_run_dir
 from quantsearch.search.results import SearchResult
-from quantsearch.search.storage import open_storage
+from quantsearch.search.storage import check_workers, open_storage
 
 __all__ = ["run_workers", "worker_command"]
 
@@ -78,8 +78,9 @@ def run_workers(
 ) -> SearchResult:
     """Start ``workers`` worker processes, wait for them, and write the run directory."""
     cfg, name, rd = study_of(config, overrides, study, run_dir)
-    space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
     url = storage or cfg.storage
+    check_workers(url, workers)
+    space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
     cmd = worker_command(
         config_path, workers, load=load, storage=url, study=name, run_dir=run_dir,
         strategy=strategy, overrides=overrides,

@@ -21,13 +21,12 @@ from typing import IO
 import optuna
 import sqlalchemy as sa
 
-from quantsearch.errors import ConfigError
 from quantsearch.search.parallel.budget import Budget, LocalBudget, SqlBudget, consumed_tickets
 from quantsearch.search.parallel.claims import ClaimResult, Claims
 from quantsearch.search.parallel.liveness import WORKER_ATTR, Liveness, worker_id
 from quantsearch.search.parallel.locks import INIT_LOCK_FILE, LOCK_FILE, hold_run_dir, init_lock
 from quantsearch.search.parallel.tables import REAPED, insert_ignore, open_engine
-from quantsearch.search.storage import is_sqlite_url, redact_url
+from quantsearch.search.storage import check_workers
 from quantsearch.search.trial import TrialInfo
 
 __all__ = [
@@ -126,16 +125,8 @@ def open_coordinator(
         ConfigError: several workers on an SQLite URL, a run directory in use, or an unreachable
             database.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
+    check_workers(storage_url, workers)
     if storage_url is not None:
-        if is_sqlite_url(storage_url) and workers > 1:
-            raise ConfigError(
-                f"--storage: SQLite ({redact_url(storage_url)!r}) is not safe for {workers} "
-                "workers writing at once (it fails them with 'database is locked'); use a "
-                "PostgreSQL URL (postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit "
-                "--storage for the journal file in the run directory, or run one worker"
-            )
         return _shared(open_engine(storage_url), study_name)
     run_dir = Path(run_dir)
     lock = hold_run_dir(run_dir, workers)
