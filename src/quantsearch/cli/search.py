@@ -134,4 +134,3 @@ def worker(workers: int, **opts: Any) -> None:
 
     cfg, where, overrides = _resolve(opts)
     search_from_config(cfg, overrides=overrides, workers=workers, write=False, **where)
-

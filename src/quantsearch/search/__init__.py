@@ -12,6 +12,8 @@ from typing import Any
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
+# Resolved on first use: `search` imports torch and optuna, which `import quantsearch.search.X`
+# (the CLI's --help, the config parser) need not pay for.
 _LAZY = {
     "search": ("quantsearch.search.api", "search"),
     "SearchResult": ("quantsearch.search.results", "SearchResult"),

@@ -67,7 +67,9 @@ class Evaluator:
             else {}
         )
 
-    def resolve(self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
+    def resolve(
+        self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    ) -> ResolvedConfig:
         """The full per-node config: the ``[quantize]`` base with the search's choices on top."""
         merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
         for node, roles in layer_formats.items():
@@ -80,7 +82,7 @@ class Evaluator:
         """Metrics of the float model."""
         return compute_metrics(self.gm, self.metrics, data=self.data, batch_size=self.batch_size)
 
-    def evaluate(self, resolved: Any) -> Evaluation:
+    def evaluate(self, resolved: ResolvedConfig) -> Evaluation:
         """Quantize and measure; an exception or a NaN becomes an :class:`Evaluation` error."""
         t0 = time.perf_counter()
         try:
