@@ -7,6 +7,7 @@ import importlib
 
 import pytest
 
+import quantsearch.formats
 from quantsearch.errors import ConfigError
 from quantsearch.formats import FORMATS, format_from_dict, format_from_str, make_format
 
@@ -14,6 +15,18 @@ from quantsearch.formats import FORMATS, format_from_dict, format_from_str, make
 def test_registered_names_and_aliases() -> None:
     assert FORMATS.names() == ["block_fp", "fixed", "fp32", "log", "minifloat"]
     assert FORMATS.canonical("integer") == "fixed" and FORMATS.canonical("none") == "fp32"
+
+
+def test_entries_carry_their_fields() -> None:
+    fixed = FORMATS.get("integer").fields()
+    assert [str(f) for f in fixed] == [
+        "width: int", "frac_width: int", "signed: bool = True", "rounding: str = 'nearest'"
+    ]  # fmt: skip
+    assert [f.name for f in fixed if f.auto] == ["frac_width"]
+    assert [f.name for f in FORMATS.get("log").fields() if f.required] == ["exponent_width"]
+    for name, cls in FORMATS.items():  # the package's table lists every format and its fields
+        doc = quantsearch.formats.__doc__ or ""
+        assert f"``{name}``" in doc and all(f.name in doc for f in cls.fields()), name
 
 
 def test_unknown_format_lists_the_registered_ones() -> None:
@@ -69,7 +82,7 @@ def test_format_from_dict_needs_a_format() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["quantsearch.formats", "quantsearch.formats.registry", "quantsearch.formats.ste", "quantsearch.formats.fixed", "quantsearch.formats.minifloat",
+    ["quantsearch.formats", "quantsearch.formats.registry", "quantsearch.formats.base", "quantsearch.formats.ste", "quantsearch.formats.fixed", "quantsearch.formats.minifloat",
      "quantsearch.formats.log", "quantsearch.formats.block_fp", "quantsearch.formats.float"],
 )  # fmt: skip
 def test_docstring_examples_run(module: str) -> None:
