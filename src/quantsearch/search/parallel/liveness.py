@@ -5,10 +5,11 @@ A trial shows it is alive in two ways. RDB storages: Optuna's heartbeats, record
 ``optuna.storages.fail_stale_trials`` and handed to the storage's stale-trial callback. Every
 storage: the objective first marks its trial with its process (:func:`mark`, user attribute
 ``quantsearch.worker``: ``<trial number>@<host>:<pid>:<start time>``); a RUNNING trial whose
-own mark names a process on this host that has ended is dead, and so is one left without a mark
-for :data:`UNMARKED_GRACE` seconds (its worker died between creating it and marking it, which a
-live worker does within milliseconds). The journal file default has no heartbeats, so the marks
-are all it has. A single process on the journal holds its run directory alone, so every RUNNING
+own mark names a process on this host that has ended is dead. The journal file default has no
+heartbeats, so the marks are all it has: there, a trial left without a mark of its own for
+:data:`UNMARKED_GRACE` seconds is dead too (its worker died between creating it and marking it,
+which a live worker does within milliseconds). On RDB storages heartbeats cover that moment, and
+a trial of an older quantsearch, which does not mark its trials, is not taken for dead. A single process on the journal holds its run directory alone, so every RUNNING
 trial it finds on start is an orphan of a killed run.
 
 A dead trial is failed, by exactly one worker, and a retry of it (same parameters) enqueued,
@@ -85,7 +86,7 @@ def mark(trial: Trial) -> None:
     trial.set_user_attr(WORKER_ATTR, f"{trial.number}@{worker_id()}")
 
 
-def _dead(trial: FrozenTrial, now: datetime) -> bool:
+def _dead(trial: FrozenTrial, unmarked_grace: float | None) -> bool:
     """Whether a RUNNING trial's worker is dead, as far as its mark (or its lack) tells."""
     own = f"{trial.number}@"
     label = trial.user_attrs.get(WORKER_ATTR)
@@ -93,7 +94,9 @@ def _dead(trial: FrozenTrial, now: datetime) -> bool:
         return process_dead(label[len(own) :])
     # No mark of its own (a retry inherits its origin's): dead if it stayed so too long.
     start = trial.datetime_start
-    return start is not None and (now - start).total_seconds() > UNMARKED_GRACE
+    if unmarked_grace is None or start is None:
+        return False
+    return (datetime.now() - start).total_seconds() > unmarked_grace
 
 
 class Liveness:
@@ -151,9 +154,8 @@ class Liveness:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)  # calls stale_trial_callback
-            clock = datetime.now()
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if (every_running or _dead(t, clock)) and self._claim_reap(t.number):
+                if (every_running or self._dead(t)) and self._claim_reap(t.number):
                     failed = study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                     if failed.state == TrialState.FAIL:
                         self.stale_trial_callback(study, failed)
@@ -170,4 +172,7 @@ class Liveness:
             self.reap()
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         trial = next((t for t in running if t.number == owner), None)
-        return trial is not None and not _dead(trial, datetime.now())
+        return trial is not None and not self._dead(trial)
+
+    def _dead(self, trial: FrozenTrial) -> bool:
+        return _dead(trial, None if self._heartbeats else UNMARKED_GRACE)
