@@ -9,6 +9,7 @@ from typing import Any
 from quantsearch.compare.stats import Quartiles
 from quantsearch.errors import ConfigError, QuantsearchError
 from quantsearch.metrics import metric_spec
+from quantsearch.passes.transform.layer import ROLES
 
 __all__ = [
     "ROLE_ORDER",
@@ -26,16 +27,8 @@ __all__ = [
     "metric_name",
 ]
 
-ROLE_ORDER = ("data_in", "weight", "bias", "data_out")
+ROLE_ORDER = ROLES  # the order tables print a layer's roles in
 ROLE_SHORT = {"data_in": "in", "weight": "w", "bias": "b", "data_out": "out"}
-
-_NAMES = {
-    "model_size_bits": "model size",
-    "avg_weight_bits": "average weight width",
-    "bitops": "BitOPs",
-    "loss": "loss (cross-entropy)",
-    "balanced_accuracy": "balanced accuracy",
-}
 
 
 def fmt_count(x: float) -> str:
@@ -93,17 +86,20 @@ def fmt_metric(x: float | None) -> str:
 
 
 def metric_name(name: str) -> str:
-    """A metric's name in words: ``model size``."""
-    return _NAMES.get(name, name)
+    """A metric's name in words, the registry's label: ``model size``."""
+    try:
+        return metric_spec(name).label
+    except QuantsearchError:  # a metric the registry no longer knows: show the bare name
+        return name
 
 
 def metric_label(name: str) -> str:
     """An axis label with the unit: ``model size (bit)``."""
     try:
-        unit = metric_spec(name).unit
+        spec = metric_spec(name)
     except QuantsearchError:  # a metric the registry no longer knows: show the bare name
         return name
-    return f"{_NAMES.get(name, name.replace('_', ' '))} ({unit})"
+    return f"{spec.label} ({spec.unit})"
 
 
 def metric_direction(name: str) -> str:

@@ -18,6 +18,7 @@ from quantsearch.report.formatting import (
     layer_formats,
 )
 from quantsearch.search.pareto import pareto_front
+from quantsearch.search.space import choice_labels
 
 __all__ = [
     "Table",
@@ -149,9 +150,6 @@ def constraints_text(search: Mapping[str, Any]) -> str:
 
 def space_table(search: Mapping[str, Any]) -> Table:
     """One row per knob of the searched space: its number of choices and their labels."""
-    # quantsearch.search.space imports torch: deferred so that importing the report stays light.
-    from quantsearch.search.space import option_label
-
     rows = []
     spec = search.get("space", {})
     for target, roles in (spec.get("choices") or {}).items():
@@ -159,7 +157,7 @@ def space_table(search: Mapping[str, Any]) -> Table:
             if isinstance(choices, str):
                 rows.append((f"{target}.{role}", "-", choices.replace("_", " ")))
             else:
-                labels = " ".join(option_label(c) for c in choices)
+                labels = " ".join(choice_labels(target, role, choices))
                 rows.append((f"{target}.{role}", str(len(choices)), labels))
     return Table(
         ("parameter", "choices", "values"),
