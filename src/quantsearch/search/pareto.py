@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from quantsearch.search.optuna_compat import compute_hypervolume
 
 __all__ = ["dominates", "hypervolume", "hypervolume_reference_point", "pareto_front", "to_loss"]
@@ -62,6 +60,8 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
         >>> hypervolume([(1.0, 2.0), (2.0, 1.0)], (3.0, 3.0))
         3.0
     """
+    import numpy as np  # here, not at the top: `quantsearch --help` imports this module
+
     ref = np.asarray(reference, dtype=float)
     pts = np.asarray([p for p in points if all(x < r for x, r in zip(p, ref, strict=True))])
     if len(pts) == 0:
