@@ -237,8 +237,9 @@ def run_search(
         _progress(progress, cfg, space) as on_trial,
     ):
         store = open_storage(
-            storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback
-        )
+            storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback,
+            exclusive=coordinator.alone, group_commit_s=cfg.group_commit_s,
+        )  # fmt: skip
         run = run_study(
             evaluator, space, cfg, storage=store, study_name=study_name, on_trial=on_trial,
             coordinator=coordinator, **kw,

@@ -8,8 +8,8 @@ optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it u
   the middle of a write) is the last line without its newline, or a last line that is not JSON.
   Optuna skips it when reading but appends the next record onto it, which turns the study into a
   ``JSONDecodeError`` for ever. The cut record is removed before Optuna opens the file; a copy of
-  the original is kept beside it (``study.journal.damaged``) and a warning names the bytes
-  dropped. Damage anywhere but the end is not guessed at: it is an error naming the line.
+  the bytes removed are kept beside it (``study.journal.damaged``: the original is the file
+  followed by them) and a warning names how many were dropped. Damage anywhere but the end is not guessed at: it is an error naming the line.
 * **A failed write leaves no trace** (:class:`JournalBackend`). When ``write`` or ``fsync``
   fails (``ENOSPC``, ``EROFS``, ``EIO``) the file is truncated back to its size before the write,
   and the search stops with one line saying what to free; the study stays loadable.
@@ -33,7 +33,6 @@ import atexit
 import contextlib
 import json
 import os
-import shutil
 import threading
 import time
 import warnings
@@ -41,11 +40,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileSymlinkLock
 
 from quantsearch.errors import StorageError
 
-__all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend", "JournalRepaired", "repair_journal"]
+__all__ = [
+    "DEFAULT_GROUP_COMMIT_S",
+    "Journal",
+    "JournalBackend",
+    "JournalRepaired",
+    "repair_journal",
+]
 
 DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
 _TAIL_CHUNK = 1 << 16
@@ -85,7 +91,11 @@ def _is_record(line: bytes) -> bool:
 def repair_journal(path: Path) -> int:
     """Cut an incomplete last record off ``path``; return the number of bytes dropped.
 
-    The original is copied to ``<path>.damaged`` (``.damaged.1`` ... if that exists) first.
+    The bytes removed are saved first to ``<path>.damaged`` (``.damaged.1`` ... if that exists):
+    the original file is the repaired one followed by them.
+
+    Raises:
+        StorageError: the removed bytes cannot be saved (the disk is full); nothing is changed.
 
     Example:
         >>> import tempfile
@@ -121,14 +131,23 @@ def repair_journal(path: Path) -> int:
         if keep == size:
             return 0
         backup = _free_name(path.with_name(path.name + ".damaged"))
-        shutil.copyfile(path, backup)
+        f.seek(keep)
+        try:
+            backup.write_bytes(f.read())
+        except OSError as exc:
+            backup.unlink(missing_ok=True)
+            raise StorageError(
+                f"storage: {path} ends with a record cut short, and its {size - keep} bytes cannot "
+                f"be saved aside before removing them ({os.strerror(exc.errno or 0)}); free space "
+                f"on its disk, then run the same command again"
+            ) from None
         f.truncate(keep)
         f.flush()
         os.fsync(f.fileno())
     dropped = size - keep
     warnings.warn(
         f"{path}: removed an incomplete last record ({dropped} bytes) left by an interrupted "
-        f"write; the original is kept as {backup.name}",
+        f"write; they are kept in {backup.name}",
         JournalRepaired,
         stacklevel=2,
     )
@@ -161,12 +180,14 @@ class JournalBackend(BaseJournalBackend):
     def __init__(self, path: Path, *, exclusive: bool, group_commit_s: float = 0.0) -> None:
         path = Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        repair_journal(path)
+        if exclusive:  # with other writers a cut last line may be a write in progress
+            repair_journal(path)
         lock_file = Path(str(path) + ".lock")
         if exclusive and lock_file.is_symlink():
             lock_file.unlink()  # left by a process killed inside a write; nobody else writes
         self._path = path
-        self._file = JournalFileBackend(str(path), lock_obj=JournalFileSymlinkLock(str(path)))
+        self._file_lock = JournalFileSymlinkLock(str(path))
+        self._file = JournalFileBackend(str(path), lock_obj=self._file_lock)
         self._group_s = group_commit_s if exclusive else 0.0
         self._lock = threading.RLock()
         self._buffer: list[dict[str, Any]] = []  # records this process sees but the file lacks
@@ -242,11 +263,10 @@ class JournalBackend(BaseJournalBackend):
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``; on failure roll the file back and keep them in memory instead."""
-        before = self._path.stat().st_size if self._path.exists() else 0
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         try:
-            self._file.append_logs(logs)
+            self._append(data)
         except OSError as exc:
-            _rollback(self._path, before)
             self._n_written = _count_lines(self._path)
             self._buffer = logs + self._buffer
             self._error = StorageError(
@@ -256,6 +276,49 @@ class JournalBackend(BaseJournalBackend):
             )
         else:
             self._n_written += len(logs)
+
+    def _append(self, data: bytes) -> None:
+        """One ``write`` and one ``fsync`` under Optuna's lock; a failed one is truncated away.
+
+        A last line without its newline was cut by a writer killed inside its write (we hold
+        the lock: nobody is writing now); it is removed first, or the record would be glued
+        onto it and the file would be unreadable from then on.
+        """
+        self._file_lock.acquire()
+        try:
+            with self._path.open("rb+", buffering=0) as f:
+                size = f.seek(0, os.SEEK_END)
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        size = _last_line_start(f, size)
+                        f.truncate(size)
+                        f.seek(size)
+                try:
+                    view = memoryview(data)
+                    while view:  # unbuffered: a short write is retried, a failed one raises
+                        view = view[f.write(view) or 0 :]
+                    os.fsync(f.fileno())
+                except OSError:
+                    _rollback(f, size)
+                    raise
+        finally:
+            self._file_lock.release()
+
+
+class Journal(JournalStorage):
+    """Optuna's ``JournalStorage`` on a :class:`JournalBackend`, with the backend's
+    :meth:`check` (after each trial) and :meth:`flush` (at the end of a search) at hand."""
+
+    def __init__(self, backend: JournalBackend) -> None:
+        super().__init__(backend)
+        self.backend = backend
+
+    def check(self) -> None:
+        self.backend.check()
+
+    def flush(self) -> None:
+        self.backend.flush()
 
 
 def _count_lines(path: Path) -> int:
@@ -275,12 +338,9 @@ def _finishes_trial(log: dict[str, Any]) -> bool:
     return log.get("op_code") == _FINISH_OP and log.get("state") in _FINISHED_STATES
 
 
-def _rollback(path: Path, size: int) -> None:
-    """Truncate ``path`` back to ``size`` after a failed append (best effort: the disk may be
-    gone; the next open repairs what is left)."""
-    try:
-        with path.open("rb+") as f:
-            f.truncate(size)
-            os.fsync(f.fileno())
-    except OSError:
-        pass
+def _rollback(f: BinaryIO, size: int) -> None:
+    """Truncate back to ``size`` after a failed append (best effort: the disk may be gone; the
+    next open repairs what is left)."""
+    with contextlib.suppress(OSError):
+        f.truncate(size)
+        os.fsync(f.fileno())

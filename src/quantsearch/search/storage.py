@@ -25,7 +25,7 @@ Example:
     >>> from pathlib import Path
     >>> storage = open_storage(None, Path(tempfile.mkdtemp()))
     >>> type(storage).__name__
-    'JournalStorage'
+    'Journal'
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 import sqlalchemy.pool
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from quantsearch.errors import ConfigError
+from quantsearch.search.journal import Journal, JournalBackend
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -117,6 +117,8 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    exclusive: bool = False,
+    group_commit_s: float = 0.0,
 ) -> BaseStorage:
     """Open the storage a search writes its trials to.
 
@@ -134,9 +136,15 @@ def open_storage(
         stale_trial_callback: Called by ``optuna.storages.fail_stale_trials`` for each trial it
             failed; default ``RetryStaleTrial()``, which enqueues a retry. The search passes its
             coordinator's, which also gives the dead trial's budget ticket to the retry.
+        exclusive: the journal default only: this process holds the run directory alone (its
+            coordinator's lock), so the journal's cut last record is repaired and a stale lock
+            cleared on open (:mod:`quantsearch.search.journal`). Never for a reader beside
+            running workers.
+        group_commit_s: the journal default with ``exclusive`` only: group commit's longest
+            delay (0: every record written at once).
 
     Returns:
-        A ``JournalStorage`` or an ``RDBStorage`` with heartbeats on.
+        A :class:`~quantsearch.search.journal.Journal` or an ``RDBStorage`` with heartbeats on.
 
     Raises:
         ConfigError: a bad or unreachable URL (naming ``--storage``), an SQLite URL with several
@@ -148,7 +156,10 @@ def open_storage(
     run_dir = Path(run_dir)
     if url is None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL_FILE)))
+        backend = JournalBackend(
+            run_dir / JOURNAL_FILE, exclusive=exclusive, group_commit_s=group_commit_s
+        )
+        return Journal(backend)
 
     check_workers(url, workers)
     shown = redact_url(url)

@@ -33,6 +33,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
+from quantsearch.search.journal import Journal
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
 from quantsearch.search.parallel import Coordinator
 from quantsearch.search.parallel.budget import STALLED_TICKET_GRACE
@@ -121,8 +122,13 @@ def run_study(
     objective = _Objective(evaluator, space, cfg, baseline, cache, coord.claims)
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
-    with torch_threads(cfg.torch_threads):
-        _ticket_loop(study, objective, coord, on_trial)
+    journal = storage if isinstance(storage, Journal) else None
+    try:
+        with torch_threads(cfg.torch_threads):
+            _ticket_loop(study, objective, coord, on_trial, journal)
+    finally:
+        if journal is not None:
+            journal.flush()  # group commit: what finished reaches the disk, even on Ctrl-C
     return StudyRun(study, baseline, cache)
 
 
@@ -300,13 +306,19 @@ def _store(trial: Trial, info: TrialInfo) -> None:
 
 
 def _ticket_loop(
-    study: optuna.Study, objective: _Objective, coord: Coordinator, on_trial: OnTrial | None
+    study: optuna.Study,
+    objective: _Objective,
+    coord: Coordinator,
+    on_trial: OnTrial | None,
+    journal: Journal | None,
 ) -> None:
     """``n_jobs`` threads, each: take a ticket of the study's budget, run one trial; again."""
     cfg = objective.cfg
     deadline = None if cfg.timeout is None else time.monotonic() + cfg.timeout
 
     def after(study_: optuna.Study, trial: FrozenTrial) -> None:
+        if journal is not None:
+            journal.check()  # a failed write (disk full) stops the search here, in one line
         if on_trial is not None:
             on_trial(study_, trial, objective.cache)
 
