@@ -20,8 +20,18 @@ from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
     from optuna import Study
+    from torch import fx
 
-__all__ = ["ReportFiles", "SearchResult", "read_json", "records_from_study", "write_csv"]
+    from quantsearch.data import DataSplits
+
+__all__ = [
+    "ReportFiles",
+    "SearchResult",
+    "SearchedModel",
+    "read_json",
+    "records_from_study",
+    "write_csv",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,28 @@ class ReportFiles:
     markdown: Path
     images: tuple[Path, ...]
     comparison_markdown: Path | None = None
+
+
+@dataclass(frozen=True)
+class SearchedModel:
+    """What a search quantized: the pristine traced model every trial started from.
+
+    Attributes:
+        graph: the traced float model (never modified: :meth:`SearchResult.model` copies it).
+        name: its zoo name or ``"file.py:build"`` (empty for a model given from Python).
+        data: the dataset's splits, when known (a run directory's; for fine-tuning and the
+            test-split metrics).
+        eval_samples: how many validation samples each trial was measured on (``None``: all).
+        batch_size: the evaluation batch size.
+        base_dir: the folder a ``"file.py:build"`` name is relative to.
+    """
+
+    graph: fx.GraphModule
+    name: str = ""
+    data: DataSplits | None = None
+    eval_samples: int | None = None
+    batch_size: int = 1024
+    base_dir: Path | None = None
 
 
 def records_from_study(study: Study) -> list[TrialInfo]:
@@ -68,6 +100,8 @@ class SearchResult:
     seed: int = 0
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     study: Study | None = None  # for users who want Optuna's own tools
+    searched: SearchedModel | None = None  # the model the trials quantized, when known
+    test_metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # by trial number
 
     @property
     def complete(self) -> list[TrialInfo]:
@@ -108,6 +142,106 @@ class SearchResult:
 
     def config_of(self, t: TrialInfo) -> dict[str, Any] | None:
         return self.configs.get(t.config_hash or "") or t.config
+
+    # -- from a trial back to its model -------------------------------------------------------
+
+    def trial(self, number: int, *, key: str = "trial") -> TrialInfo:
+        """The trial numbered ``number``; a config error names ``key`` and the numbers allowed."""
+        for t in self.trials:
+            if t.number == number:
+                return t
+        numbers = [t.number for t in self.trials if self.config_of(t) is not None]
+        allowed = f"{numbers[0]}..{numbers[-1]}" if numbers else "none (no trial has run)"
+        raise ConfigError(f"{key}: {number}, allowed: a trial number of this run ({allowed})")
+
+    def select(
+        self,
+        *,
+        trial: int | None = None,
+        best: bool = False,
+        pareto: int | None = None,
+        keys: tuple[str, str, str] = ("trial", "best", "pareto"),
+    ) -> TrialInfo:
+        """One trial: by number, the best one (weighted sum) or the Pareto member ``pareto``
+        (0 = the first of :attr:`pareto`). With none of them: the best, or the front's first.
+
+        Raises:
+            ConfigError: naming the option (``keys``): an unknown trial number, ``best`` on a
+                Pareto run, ``pareto`` on a weighted-sum run or past the front's end.
+        """
+        k_trial, k_best, k_pareto = keys
+        given = [
+            k for k, v in zip(keys, (trial, best or None, pareto), strict=True) if v is not None
+        ]
+        if len(given) > 1:
+            raise ConfigError(f"{given[1]}: given with {given[0]}, allowed: one of {list(keys)}")
+        if trial is not None:
+            return self.trial(trial, key=k_trial)
+        if pareto is None and (best or self.combine == "weighted_sum"):
+            if self.combine != "weighted_sum":
+                raise ConfigError(
+                    f"{k_best}: this run is a Pareto search ({self.combine}), allowed: "
+                    f"{k_pareto} K (0..{len(self.pareto) - 1}) or {k_trial} N"
+                )
+            if self.best is None:
+                raise ConfigError(f"{k_best}: this run has no feasible trial, allowed: {k_trial} N")
+            return self.best
+        if self.combine == "weighted_sum":
+            raise ConfigError(
+                f"{k_pareto}: {pareto} on a weighted-sum run (no Pareto front), allowed: "
+                f"{k_best} or {k_trial} N"
+            )
+        front = self.pareto
+        index = 0 if pareto is None else pareto
+        if not 0 <= index < len(front):
+            allowed = f"0..{len(front) - 1}" if front else "none (the front is empty)"
+            raise ConfigError(f"{k_pareto}: {index}, allowed: {allowed} (the front's members)")
+        return front[index]
+
+    def model(self, trial: TrialInfo | int | None = None, *, key: str = "trial") -> fx.GraphModule:
+        """The quantized model of a trial (a number, a :class:`TrialInfo`, or by default the
+        best trial or the front's first), in eval mode: its weights on their grids.
+
+        Raises:
+            ConfigError: the result does not know its model (:attr:`searched` unset: open a
+                run directory with :func:`quantsearch.open_run`), an unknown trial, or a trial
+                without a recorded config.
+
+        Example:
+            >>> import torch
+            >>> from quantsearch.models import build_model
+            >>> from quantsearch.search import search
+            >>> x, y = torch.randn(64, 16), torch.randint(0, 5, (64,))
+            >>> r = search(build_model("jsc-tiny").eval(), (x, y), strategy="brute_force",
+            ...     space={"choices": {"linear": {"weight": [[8, 4], [4, 2]]}}},
+            ...     objectives={"accuracy": {"direction": "maximize"}}, n_trials=2)
+            >>> qgm = r.model(r.best)  # the best trial's quantized model
+            >>> str(qgm.get_submodule("seq_blocks.2").q_weight) in ("fixed(8,4)", "fixed(4,2)")
+            True
+        """
+        # Each imports torch: deferred, as this module is imported by `quantsearch --help`.
+        from quantsearch.passes.transform import ResolvedConfig, quantize
+
+        if self.searched is None:
+            raise ConfigError(
+                f"{key}: this result does not hold its model, allowed: a result of search() or "
+                "of quantsearch.open_run(RUN_DIR)"
+            )
+        t = self.select() if trial is None else trial
+        t = self.trial(t, key=key) if isinstance(t, int) else t
+        config = self.config_of(t)
+        if config is None:
+            raise ConfigError(
+                f"{key}: {t.number} ({t.state}) has no recorded config, allowed: a trial that "
+                "ran (see trials.csv)"
+            )
+        gm = self.searched.graph
+        was = gm.training
+        gm.eval()  # weights rounded once, at transform time, as the search measured them
+        try:
+            return quantize(gm, ResolvedConfig.from_dict(config, gm=gm, key=f"{key} {t.number}"))
+        finally:
+            gm.train(was)
 
     def best_rows(self, k: int = 5) -> list[dict[str, Any]]:
         """Rows for the console: the top-``k`` distinct feasible configs, or the front."""
@@ -156,6 +290,7 @@ class SearchResult:
             strategy=str(summary.get("strategy", "")),
             seed=int(summary.get("seed", 0)),
             configs=configs,
+            test_metrics=_test_metrics_of(summary),
         )
 
     def write(self, run_dir: Path) -> list[Path]:
@@ -192,6 +327,14 @@ class SearchResult:
             "evaluations": self.n_evaluations,
             "feasible": len(self.feasible),
             "baseline": self.baseline,
+            "metric_splits": {
+                "metrics": "validation (the split the search chose by)",
+                **(
+                    {"test_metrics": "test (held out: never seen by the search)"}
+                    if self.test_metrics
+                    else {}
+                ),
+            },
         }
 
     def _trial_json(self, t: TrialInfo | None) -> dict[str, Any] | None:
@@ -202,6 +345,11 @@ class SearchResult:
             "values": t.values,
             "params": t.params,
             "metrics": t.metrics,
+            **(
+                {"test_metrics": self.test_metrics[t.number]}
+                if t.number in self.test_metrics
+                else {}
+            ),
             "config": self.config_of(t),
         }
 
@@ -210,6 +358,16 @@ def _first(t: TrialInfo) -> float:
     """The first objective value of a completed trial."""
     assert t.values is not None, "only completed trials have objective values"
     return t.values[0]
+
+
+def _test_metrics_of(summary: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """``trial -> test metrics`` from best.json's ``best`` or pareto.json's ``front``."""
+    entries = [summary.get("best"), *(summary.get("front") or [])]
+    return {
+        int(e["trial"]): dict(e["test_metrics"])
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("test_metrics"), dict)
+    }
 
 
 def read_json(path: Path) -> Any:
