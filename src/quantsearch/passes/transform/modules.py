@@ -218,9 +218,18 @@ class QuantConv2d(_QuantLayer, nn.Conv2d):
 
 
 class _QuantBatchNorm(_QuantLayer):
-    """``weight`` and ``bias`` are the affine gamma and beta; the running statistics are
-    carried over in float and used in eval mode, updated (on this copy only) in training mode,
-    exactly as ``torch.nn.modules.batchnorm._BatchNorm.forward`` does."""
+    """BatchNorm as hardware computes it: ``y = q_in(x) * q_weight(scale) + q_bias(shift)``.
+
+    With a ``weight`` or ``bias`` format the layer is folded, as hls4ml and FINN fold it:
+    ``scale = gamma / sqrt(var + eps)`` and ``shift = beta - mean * scale`` are the tensors the
+    ``weight`` and ``bias`` formats quantize (not gamma and beta), so the quantized layer is
+    one multiply-add per element with constants on their grids, which fixed-point hardware
+    computes exactly. In eval mode ``var`` and ``mean`` are the running statistics and the fold
+    is computed in float32 whatever the input's dtype (a float64 run then uses the same
+    constants); in training mode they are the batch's, with gradients, and the running
+    statistics are updated (on this copy only) as ``torch.nn.functional.batch_norm`` does.
+    Without either format the layer is ``F.batch_norm`` on the quantized input.
+    """
 
     running_mean: Tensor | None
     running_var: Tensor | None
@@ -228,26 +237,49 @@ class _QuantBatchNorm(_QuantLayer):
     momentum: float | None
     eps: float
     track_running_stats: bool
+    num_features: int
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input_dim(x)  # type: ignore[operator]
+    def _factor(self) -> float:
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked)
+        return factor
+
+    def folded(self) -> tuple[Tensor, Tensor]:
+        """The eval-mode ``(scale, shift)`` per channel, quantized: what hardware stores."""
+        assert self.running_mean is not None and self.running_var is not None
+        return self._fold(self.running_mean.float(), self.running_var.float(), torch.float32)
+
+    def _fold(self, mean: Tensor, var: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        ones = torch.ones(self.num_features, dtype=dtype, device=mean.device)
+        w, b = self._parameters["weight"], self._parameters["bias"]  # gamma, beta (affine)
+        gamma = ones if w is None else w.to(dtype)
+        beta = ones * 0 if b is None else b.to(dtype)
+        scale = gamma / torch.sqrt(var + self.eps)
+        return _q(self.q_weight, scale), _q(self.q_bias, beta - mean * scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input_dim(x)  # type: ignore[operator]
+        factor = self._factor()
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
-        y = F.batch_norm(
-            _q(self.q_data_in, x),
-            self.running_mean if keep else None,
-            self.running_var if keep else None,
-            self._param("weight"),
-            self._param("bias"),
-            use_batch_stats,
-            factor,
-            self.eps,
-        )
+        mean, var = (self.running_mean, self.running_var) if keep else (None, None)
+        x = _q(self.q_data_in, x)
+        if self.q_weight is None and self.q_bias is None:
+            w, b = self._parameters["weight"], self._parameters["bias"]
+            y = F.batch_norm(x, mean, var, w, b, use_batch_stats, factor, self.eps)
+            return _q(self.q_data_out, y)
+        if use_batch_stats:
+            dims = [d for d in range(x.dim()) if d != 1]
+            if mean is not None and var is not None:  # update the running statistics only
+                F.batch_norm(x.detach(), mean, var, None, None, True, factor, self.eps)
+            scale, shift = self._fold(x.mean(dims), x.var(dims, unbiased=False), x.dtype)
+        else:
+            scale, shift = self.folded()
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        y = x * scale.to(x.dtype).view(shape) + shift.to(x.dtype).view(shape)
         return _q(self.q_data_out, y)
 
 
@@ -318,19 +350,21 @@ class QuantReLUFunction(QuantFunction):
 
 
 def _layer_builder(cls: type[_QuantLayer]) -> Builder:
+    folds = issubclass(cls, _QuantBatchNorm)  # its formats quantize the fold, not gamma and beta
+
     def build(node: fx.Node, module: nn.Module | None, lq: LayerQuant, training: bool) -> nn.Module:
         if module is None:
             raise ConfigError(f"node {node.name!r}: {cls.op_kind} needs a module to quantize")
         # In eval mode the weights are rounded here, once, instead of in every forward pass.
         replace: dict[str, Tensor] = {}
-        if not training:
+        if not training and not folds:
             for role in PARAM_ROLES:
                 fmt, p = lq.format(role), getattr(module, role, None)
                 if fmt is not None and isinstance(p, Tensor):
                     replace[role] = fmt.quantize(p.detach())
         new = clone_module(module, cls, replace=replace)
         assert isinstance(new, _QuantLayer)
-        new._set_formats(lq, on_grid=not training)
+        new._set_formats(lq, on_grid=not training and not folds)
         return new
 
     return build
