@@ -26,9 +26,11 @@ demo: venv
 	$(BIN)/quantsearch demo
 
 lint: dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
+	# No import cycle between project modules, no module over 450 lines.
+	$(BIN)/python tools/check_imports.py src/quantsearch
 
 test: lint
 	$(BIN)/pytest
