@@ -9,12 +9,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["trace"]
+__all__ = [
+    "finetune",
+    "load_quantized",
+    "open_run",
+    "read_int_weights",
+    "save_int_weights",
+    "trace",
+]
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "trace": ("quantsearch.graph", "trace"),
+    "open_run": ("quantsearch.search.run_dir", "open_run"),
+    "load_quantized": ("quantsearch.quantized", "load_quantized"),
+    "save_int_weights": ("quantsearch.int_weights", "save_int_weights"),
+    "read_int_weights": ("quantsearch.int_weights", "read_int_weights"),
+    "finetune": ("quantsearch.finetune", "finetune"),
 }
 
 

@@ -23,6 +23,37 @@ load_option = click.option(
     default=None,
     help="Checkpoint written by `quantsearch train`.",
 )
+
+
+def trial_options(f: Any) -> Any:
+    """``--from-run DIR`` and which of its trials: ``--trial N``, ``--best`` or ``--pareto K``."""
+    for option in reversed(
+        [
+            click.option(
+                "--from-run",
+                "from_run",
+                type=click.Path(),
+                default=None,
+                help="A search's run directory: use the config of one of its trials.",
+            ),
+            click.option(
+                "--trial", type=int, default=None, help="With --from-run: this trial number."
+            ),
+            click.option(
+                "--best", is_flag=True, help="With --from-run: the best trial (weighted sum)."
+            ),
+            click.option(
+                "--pareto",
+                type=int,
+                default=None,
+                help="With --from-run: the K-th Pareto member (0 = first in pareto.json).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 

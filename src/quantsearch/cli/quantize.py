@@ -1,16 +1,24 @@
-"""``quantsearch quantize``: apply the config's ``[quantize]`` table to a trained model."""
+"""``quantsearch quantize``: apply the config's ``[quantize]`` table to a trained model, or the
+config of one trial of a search (``--from-run DIR --trial N | --best | --pareto K``)."""
 
 from __future__ import annotations
 
 import json
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.common import (
+    config_option,
+    json_option,
+    load_config_or_default,
+    load_option,
+    trial_options,
+)
 from quantsearch.cli.console import print_table
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import TRIAL_METRICS, UncountedOpsWarning
@@ -19,6 +27,7 @@ __all__ = ["METRIC_NAMES", "quantize"]
 
 # what "before/after" compares: quality on the validation split, and what quantization buys
 METRIC_NAMES = (*TRIAL_METRICS, "macs")
+QUALITY = ("accuracy", "balanced_accuracy", "loss")  # what the test split is measured by
 
 
 @click.command()
@@ -46,6 +55,13 @@ METRIC_NAMES = (*TRIAL_METRICS, "macs")
     show_default=True,
     help="Percentile for --calibration percentile.",
 )
+@trial_options
+@click.option(
+    "--int-weights",
+    is_flag=True,
+    help="Also write DIR/weights.npz + DIR/weights.json: every quantized tensor as integers "
+    "plus its format (fixed point only).",
+)
 @json_option
 def quantize(
     config_path: str | None,
@@ -53,21 +69,40 @@ def quantize(
     out_dir: str | None,
     method: str,
     percentile: float,
+    from_run: str | None,
+    trial: int | None,
+    best: bool,
+    pareto: int | None,
+    int_weights: bool,
     as_json: bool,
 ) -> None:
-    """Quantize a trained model with the config's [quantize] table.
+    """Quantize a trained model with the config's [quantize] table, or with the config of a
+    search trial (--from-run DIR with --trial N, --best or --pareto K; default: the best trial
+    or the front's first).
 
-    Writes DIR/quantized.pt (a checkpoint `--load` reads), DIR/resolved_config.json (the
+    Writes DIR/quantized.pt (a quantized checkpoint: it records every node's format and
+    reloads as the quantized model, quantsearch.load_quantized), DIR/resolved_config.json (the
     format of every node, with each "auto" frac_width chosen) and DIR/metrics.json (the
-    validation metrics before and after). Calibration uses data.calibration_samples samples of
-    the training split.
+    validation metrics before and after; with --from-run the test split's too). Calibration
+    uses data.calibration_samples samples of the training split.
     """
     # Each imports torch: deferred for `--help` start-up.
-    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.int_weights import save_int_weights
     from quantsearch.metrics.compute import compute_metrics
     from quantsearch.passes.transform import calibrate, resolve
     from quantsearch.passes.transform import quantize as quantize_pass
+    from quantsearch.quantized import save_quantized
     from quantsearch.session import open_session
+
+    if from_run is not None:
+        if config_path is not None or load is not None:
+            given = "--config" if config_path is not None else "--load"
+            raise ConfigError(f"{given}: given with --from-run, allowed: one of them")
+        _quantize_from_run(from_run, trial, best, pareto, out_dir, int_weights, as_json)
+        return
+    for opt, value in (("--trial", trial), ("--best", best or None), ("--pareto", pareto)):
+        if value is not None:
+            raise ConfigError(f"{opt}: given without --from-run, allowed: with --from-run DIR")
 
     cfg = load_config_or_default(config_path)
     if cfg.quantize is None:
@@ -92,15 +127,16 @@ def quantize(
 
     out = Path(out_dir) if out_dir is not None else _default_out(cfg, session.model_name)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = save_checkpoint(
+    ckpt = save_quantized(
         out / "quantized.pt",
         qgm,
         model_name=session.model_name,
         dataset=session.data.name,
+        sample_shape=session.data.sample_shape,
         metrics=after,
-        config={"source": cfg.source, "quantize": resolved.to_dict()},
+        extra={"source": cfg.source},
+        base_dir=cfg.base_dir,
     )
-    (out / "resolved_config.json").write_text(json.dumps(resolved.to_dict(), indent=2) + "\n")
     record: dict[str, Any] = {
         "model": session.model_name,
         "dataset": session.data.name,
@@ -110,10 +146,116 @@ def quantize(
         "after": after,
         "calibration": None if stats is None else stats.to_dict(),
     }
-    (out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    _write_outputs(
+        out,
+        ckpt,
+        resolved,
+        record,
+        as_json,
+        title=session.model_name,
+        int_weights=(lambda: save_int_weights(qgm, out, model_name=session.model_name))
+        if int_weights
+        else None,
+    )
 
+
+def _quantize_from_run(
+    from_run: str,
+    trial: int | None,
+    best: bool,
+    pareto: int | None,
+    out_dir: str | None,
+    int_weights: bool,
+    as_json: bool,
+) -> None:
+    """``quantize --from-run``: one trial's config on the run's own model."""
+    # Each imports torch: deferred for `--help` start-up.
+    from quantsearch.int_weights import save_int_weights
+    from quantsearch.metrics.compute import compute_metrics
+    from quantsearch.passes.transform import ResolvedConfig
+    from quantsearch.quantized import save_quantized
+    from quantsearch.search.run_dir import open_run
+
+    result = open_run(from_run, key="--from-run")
+    chosen = result.select(
+        trial=trial, best=best, pareto=pareto, keys=("--trial", "--best", "--pareto")
+    )
+    sm = result.searched
+    assert sm is not None and sm.data is not None  # open_run sets both
+    gm, qgm = sm.graph, result.model(chosen, key="--trial")
+    resolved = ResolvedConfig.from_graph(qgm)
+    val = sm.data.val.head(sm.eval_samples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncountedOpsWarning)  # the same nodes before and after
+        before = compute_metrics(gm, METRIC_NAMES, data=val, batch_size=sm.batch_size)
+        after = compute_metrics(qgm, METRIC_NAMES, data=val, batch_size=sm.batch_size)
+    out = Path(out_dir) if out_dir else Path(from_run) / f"quantized-trial-{chosen.number}"
+    out.mkdir(parents=True, exist_ok=True)
+    test = {
+        "before": compute_metrics(gm, QUALITY, data=sm.data.test, batch_size=sm.batch_size),
+        "after": compute_metrics(qgm, QUALITY, data=sm.data.test, batch_size=sm.batch_size),
+    }
+    ckpt = save_quantized(
+        out / "quantized.pt",
+        qgm,
+        model_name=sm.name,
+        dataset=sm.data.name,
+        sample_shape=sm.data.sample_shape,
+        metrics=after,
+        extra={"run": str(from_run), "trial": chosen.number},
+        base_dir=sm.base_dir,
+    )
+    _write_outputs(
+        out,
+        ckpt,
+        resolved,
+        {
+            "model": sm.name,
+            "dataset": sm.data.name,
+            "run": str(from_run),
+            "trial": chosen.number,
+            "split": "val",
+            "samples": len(val),
+            "before": before,
+            "after": after,
+            "test": {"samples": len(sm.data.test), **test},
+        },
+        as_json,
+        title=f"{sm.name}, trial {chosen.number}",
+        int_weights=(lambda: save_int_weights(qgm, out, model_name=sm.name))
+        if int_weights
+        else None,
+    )
+
+
+def _write_outputs(
+    out: Path,
+    ckpt: Path,
+    resolved: Any,
+    record: dict[str, Any],
+    as_json: bool,
+    *,
+    title: str,
+    int_weights: Callable[[], tuple[Path, Path]] | None,
+) -> None:
+    """resolved_config.json, metrics.json, the integer weights if asked; then print."""
+    written = [ckpt, out / "resolved_config.json", out / "metrics.json"]
+    if int_weights is not None:
+        written.extend(int_weights())
+    written[1].write_text(json.dumps(resolved.to_dict(), indent=2) + "\n")
+    written[2].write_text(json.dumps(record, indent=2) + "\n")
     if as_json:
-        click.echo(json.dumps({"out": str(out), "checkpoint": str(ckpt), **record}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "out": str(out),
+                    "checkpoint": str(ckpt),
+                    "files": [str(p) for p in written],
+                    **record,
+                },
+                indent=2,
+            )
+        )
         return
     rows = [
         {"node": name, **{role: str(fmt) for role, fmt in lq.items()}}
@@ -121,14 +263,24 @@ def quantize(
     ]
     print_table(
         rows,
-        title=f"{session.model_name}: {len(rows)} quantized node(s)",
+        title=f"{title}: {len(rows)} quantized node(s)",
         columns=["node", "data_in", "weight", "bias", "data_out"],
     )
+    before, after = record["before"], record["after"]
     print_table(
         [{"metric": k, "before": before[k], "after": after[k]} for k in METRIC_NAMES],
-        title=f"validation metrics ({len(val)} samples)",
+        title=f"validation metrics ({record['samples']} samples)",
     )
-    click.echo(f"wrote {ckpt}, {out / 'resolved_config.json'}, {out / 'metrics.json'}")
+    test = record.get("test")
+    if test:
+        print_table(
+            [
+                {"metric": k, "before": test["before"][k], "after": test["after"][k]}
+                for k in QUALITY
+            ],
+            title=f"test metrics ({test['samples']} samples, held out from the search)",
+        )
+    click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
 def _default_out(cfg: Any, model_name: str) -> Path:

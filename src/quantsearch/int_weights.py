@@ -1,0 +1,176 @@
+"""Integer weights: every quantized tensor of a model as integers plus its format.
+
+Two files, readable with numpy and ``json`` alone:
+
+``weights.npz``
+    one array per state-dict entry, under its state-dict name (``seq_blocks.0.weight``). A
+    quantized tensor is stored as the integers ``k`` of its fixed-point grid, in the smallest
+    numpy integer type that holds ``width`` bits (``int8``/``int16``/``int32``, ``uint*`` when
+    unsigned); every other entry (BatchNorm statistics, a layer left in float) as it is.
+``weights.json``
+    ``{"format_version": 1, "model": ..., "encoding": ..., "tensors": {name: entry}}``; a
+    quantized tensor's entry gives ``node`` and ``role`` (where it is used), ``shape``,
+    ``int_dtype``, ``dtype`` (the tensor's type in the model), the format (``format``: its
+    :meth:`to_dict`), and flat:
+    ``width`` (total bits, sign included), ``frac_width``, ``signed`` (two's complement),
+    ``scale`` (``2**-frac_width``), ``rounding`` (``nearest``: half to even; ``floor``;
+    ``stochastic``) and ``overflow`` (``saturate``): how the values were produced. Its value
+    is ``value = int * 2**-frac_width``, exactly. A float entry has ``"format": null``.
+
+Only fixed point has such an integer encoding: a tensor in any other format (minifloat, log,
+block fp) is refused, naming the node, the role and the format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import FixedPoint
+from quantsearch.graph import info
+from quantsearch.passes.transform import PARAM_ROLES
+
+__all__ = ["FORMAT_VERSION", "JSON_FILE", "NPZ_FILE", "read_int_weights", "save_int_weights"]
+
+FORMAT_VERSION = 1
+NPZ_FILE = "weights.npz"
+JSON_FILE = "weights.json"
+ENCODING = "value = int * 2**-frac_width"
+
+
+def _int_dtype(fmt: FixedPoint) -> np.dtype[Any]:
+    for bits in (8, 16, 32):
+        if fmt.width <= bits:
+            return np.dtype(f"{'' if fmt.signed else 'u'}int{bits}")
+    raise AssertionError("fixed point is at most 32 bits wide")  # FixedPoint checks it
+
+
+def _quantized_params(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any]]:
+    """``state-dict name -> (node, role, format)`` for every parameter with a format."""
+    out: dict[str, tuple[str, str, Any]] = {}
+    for node in qgm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        precision = info(node).precision
+        for role in PARAM_ROLES:
+            if precision.get(role) is not None:
+                out[f"{node.target}.{role}"] = (node.name, role, precision[role])
+    return out
+
+
+def _to_ints(t: torch.Tensor, fmt: FixedPoint, where: str) -> np.ndarray[Any, Any]:
+    scaled = t.detach().cpu().double() * 2.0**fmt.frac_width  # exact: a power of two
+    ints = torch.round(scaled)
+    if not torch.equal(ints, scaled) or ints.min() < fmt.min_int or ints.max() > fmt.max_int:
+        raise ConfigError(
+            f"{where}: values off the grid of {fmt}, allowed: a quantized model in eval mode "
+            "(its weights rounded onto their grids)"
+        )
+    return ints.to(torch.int64).numpy().astype(_int_dtype(fmt))
+
+
+def save_int_weights(
+    qgm: fx.GraphModule, out_dir: str | Path, *, model_name: str = ""
+) -> tuple[Path, Path]:
+    """Write ``out_dir/weights.npz`` and ``out_dir/weights.json`` (see the module doc).
+
+    Raises:
+        ConfigError: a quantized tensor whose format is not fixed point (naming its node, role
+            and format), or values off their grid (a model in training mode).
+
+    Example:
+        >>> import torch, tempfile
+        >>> from quantsearch.graph import trace
+        >>> from quantsearch.passes.transform import ResolvedConfig, quantize
+        >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 2)).eval(), torch.ones(3, 4))
+        >>> w = {"weight": {"format": "fixed", "width": 4, "frac_width": 2}}
+        >>> qgm = quantize(gm, ResolvedConfig.from_dict({"_0": w}))
+        >>> d = tempfile.mkdtemp()
+        >>> _ = save_int_weights(qgm, d)
+        >>> torch.equal(torch.from_numpy(read_int_weights(d)["0.weight"]), qgm.get_submodule("0").weight)
+        True
+    """
+    if qgm.training:
+        raise ConfigError(
+            "save_int_weights: the model is in training mode (float master weights), allowed: "
+            "a quantized model in eval mode"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    quantized = _quantized_params(qgm)
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for name, value in qgm.state_dict().items():
+        entry: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)[6:]}
+        if name in quantized:
+            node, role, fmt = quantized[name]
+            if not isinstance(fmt, FixedPoint):
+                raise ConfigError(
+                    f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
+                    f"(integer weights store {ENCODING})"
+                )
+            arrays[name] = _to_ints(value, fmt, f"{node}.{role}")
+            entry.update(
+                node=node,
+                role=role,
+                int_dtype=str(arrays[name].dtype),
+                format=fmt.to_dict(),
+                width=fmt.width,
+                frac_width=fmt.frac_width,
+                signed=fmt.signed,
+                scale=fmt.step,
+                rounding=fmt.rounding,
+                overflow="saturate",
+            )
+        else:
+            arrays[name] = value.detach().cpu().numpy()
+            entry["format"] = None
+        entries[name] = entry
+    npz, meta = out / NPZ_FILE, out / JSON_FILE
+    np.savez(npz, **arrays)  # type: ignore[arg-type]
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "model": model_name,
+        "encoding": f"{ENCODING} for every tensor whose format is not null",
+        "tensors": entries,
+    }
+    meta.write_text(json.dumps(doc, indent=2) + "\n")
+    return npz, meta
+
+
+def read_int_weights(
+    out_dir: str | Path, *, key: str = "weights"
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The float values of every tensor :func:`save_int_weights` wrote, rebuilt exactly
+    (``int * 2**-frac_width`` in float64, then the tensor's own float type), by state-dict name.
+
+    Raises:
+        ConfigError: naming ``key``: missing files or a version this reader does not know.
+    """
+    d = Path(out_dir)
+    try:
+        doc = json.loads((d / JSON_FILE).read_text())
+        arrays = np.load(d / NPZ_FILE)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{key}: {str(d)!r} has no {Path(str(exc.filename)).name}, allowed: a folder "
+            f"written by save_int_weights ({NPZ_FILE} and {JSON_FILE})"
+        ) from None
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{key}: format_version {doc.get('format_version')!r}, allowed: {FORMAT_VERSION}"
+        )
+    out: dict[str, np.ndarray[Any, Any]] = {}
+    for name, entry in doc["tensors"].items():
+        a = arrays[name]
+        if entry.get("format") is not None:
+            scaled = a.astype(np.float64) * 2.0 ** -int(entry["frac_width"])
+            a = scaled.astype(np.dtype(entry["dtype"]))
+        out[name] = a
+    return out
