@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,3 +169,65 @@ def test_auto_frac_width_is_the_finest_that_covers_the_range(
         assert fmt.max_int * fmt.step >= absmax  # covers the range ...
         if frac < width:  # ... and one more fractional bit would not
             assert fmt.max_int * fmt.step / 2 < absmax
+
+
+# --- half precision: every finite float16 / bfloat16 value, every format, against numpy --------
+
+
+def _bf16_round(a: np.ndarray) -> np.ndarray:
+    """float64 values (exact in float32) rounded to bfloat16, nearest-even, by bit arithmetic."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits + 0x7FFF + lsb) >> 16) << 16
+    return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def _half_round(a: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    if dtype == torch.float16:
+        return a.astype(np.float16).astype(np.float64)
+    return _bf16_round(a)
+
+
+def _largest_at_most(v: float, dtype: torch.dtype) -> float:
+    """The largest value of the half dtype <= v (v >= 0), found by scanning its finite values."""
+    values = _all_finite(dtype)
+    return float(values[values <= v].max())
+
+
+def _all_finite(dtype: torch.dtype) -> np.ndarray:
+    """Every finite value of a 16-bit float dtype, in float64, from its bit patterns."""
+    patterns = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16)
+    values = patterns.view(dtype).double().numpy()
+    return values[np.isfinite(values)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("signed", [True, False])
+def test_half_precision_inputs_match_a_float64_reference_for_every_format(
+    dtype: torch.dtype, signed: bool
+) -> None:
+    """Every finite value of the dtype through every fixed(width, frac_width) up to width 32.
+
+    Reference (numpy, float64): k = clip(round_half_even(x * 2^f), min_int, max_int), q = k / 2^f,
+    then q clipped to the dtype values inside the format's range and rounded to the dtype. The
+    result must equal it, never raise, and never leave [min_int, max_int] / 2^f.
+    """
+    x64 = _all_finite(dtype)
+    x = torch.from_numpy(x64).to(dtype)
+    assert torch.equal(x.double(), torch.from_numpy(x64))  # every value exact in the dtype
+    for width in range(1 if not signed else 2, 33):
+        lo_int, hi_int = (
+            (-(2 ** (width - 1)), 2 ** (width - 1) - 1) if signed else (0, 2**width - 1)
+        )
+        for frac in range(width + 1):
+            scale = 2.0**frac
+            q64 = np.clip(np.round(x64 * scale), lo_int, hi_int) / scale
+            hi = _largest_at_most(hi_int / scale, dtype)
+            lo = -_largest_at_most(-lo_int / scale, dtype)
+            expected = _half_round(np.clip(q64, lo, hi), dtype)
+            got = FixedPoint(width, frac, signed).quantize(x)
+            assert got.dtype == dtype
+            g = got.double().numpy()
+            assert (g <= hi_int / scale).all() and (g >= lo_int / scale).all(), (width, frac)
+            bad = np.flatnonzero(g != expected)
+            assert bad.size == 0, (width, frac, x64[bad[:3]], g[bad[:3]], expected[bad[:3]])

@@ -97,13 +97,17 @@ class FixedPoint(NumberFormat):
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         scale = 2.0**self.frac_width
+        # Half precision is worked in float32, where x * 2^frac_width cannot overflow (in
+        # float16 it does past 65504: fixed(17,1) turned -32768 into -32752) and every integer
+        # of the grid up to 2^24 is exact; the result is rounded back to x's dtype at the end.
+        work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        # The range's ends as x's dtype holds them (fixed(13,0)'s 4095 is 4096 in bfloat16,
+        # 2^31 - 1 is 2^31 in float32), so saturated values stay inside the format's range.
+        hi = largest_at_most(self.max_int / scale, x.dtype) * scale
+        lo = -largest_at_most(-self.min_int / scale, x.dtype) * scale
         # Brevitas' primitive: scale, round (straight-through), clamp (clipped gradient), rescale.
-        y = round_ste(x * scale, self.rounding, generator)
-        if x.dtype in (torch.float32, torch.float64):  # every bound up to width 32 is exact
-            return torch.clamp(y, self.min_int, self.max_int) / scale
-        # half precision: bounds the dtype holds, so saturation stays on the grid
-        lo = -largest_at_most(-self.min_int, x.dtype)
-        return torch.clamp(y, lo, largest_at_most(self.max_int, x.dtype)) / scale
+        y = torch.clamp(round_ste(work * scale, self.rounding, generator), lo, hi) / scale
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
     def short(self) -> str:
         tail = "" if self.rounding == "nearest" else f",{self.rounding}"
