@@ -11,6 +11,7 @@ _COMMANDS = [
     ("train", "train"),
     ("summary", "summary"),
     ("quantize", "quantize"),
+    ("finetune", "finetune"),
     ("search", "search"),
     ("search", "worker"),
     ("metrics", "metrics"),
