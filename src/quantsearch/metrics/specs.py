@@ -119,7 +119,7 @@ for _spec in (
     MetricSpec("flops_backward", "flops backward", "FLOP/sample", "minimize", "static",
                "backward FLOPs: gradients w.r.t. inputs and weights", compute_cost_metrics),
     MetricSpec("bitops", "BitOPs", "BitOP/sample", "minimize", "static",
-               "sum over MAC layers of MACs x weight bits x input bits: the integer-hardware cost proxy",
+               "sum over MAC layers of MACs x the bits of each operand: the integer-hardware cost proxy",
                compute_cost_metrics),
     MetricSpec("activation_bits", "activation bits", "bit/sample", "minimize", "static",
                "graph input + every new activation tensor (what backward keeps)", activation_metrics),

@@ -123,7 +123,9 @@ def test_fixed_point_format_if_available() -> None:
     assert param_cost(gm).model_size_bits == 32 * 32 + 80 * 8 + 5 * 32
 
 
-def test_matmul_parameter_priced_at_the_consumer_weight_precision() -> None:
+def test_matmul_parameter_priced_at_the_consumer_data_in_precision() -> None:
+    # a quantized matmul rounds every operand, a get_attr parameter included, to data_in
+    # (tests/passes/analysis/test_operands.py checks this through the real quantize pass)
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -133,5 +135,5 @@ def test_matmul_parameter_priced_at_the_consumer_weight_precision() -> None:
             return x @ self.w
 
     gm = trace(Net(), torch.ones(2, 4))
-    info(_node(gm, "matmul")).precision["weight"] = Bits(2)
+    info(_node(gm, "matmul")).precision["data_in"] = Bits(2)
     assert param_cost(gm).model_size_bits == 12 * 2

@@ -7,7 +7,7 @@ next to it. A new op costs one rule here and one known-answer test.
 The convention, stated once for the whole package:
 
 * A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
-  ``linear``, ``conv1d/2d/3d``, ``matmul`` and ``bmm``.
+  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm`` and ``addmm``.
 * **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
   bias add. Every other op costs its stated FLOPs per element, written next to its rule;
   a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
@@ -21,8 +21,11 @@ The convention, stated once for the whole package:
 * Data movement (flatten, reshape, view, permute, cat, getitem, dropout in eval ...) costs 0 and
   is *counted* as 0. An op without a rule is listed in ``ComputeCost.uncounted`` with its
   node name and its cost is ``None`` in ``NodeInfo.cost``: never a silent zero, never a crash.
-* **BitOPs** = MACs x weight bits x input-activation bits, per MAC layer, at the node's recorded
-  precision (``weight`` and ``data_in`` roles; the tensor's dtype width when a role is absent).
+* **BitOPs** = MACs x bits of one operand x bits of the other, per MAC layer, each operand at
+  the format the node applies to it (:func:`~quantsearch.passes.analysis.tensors.arg_bits`):
+  a layer's weight at its ``weight`` precision and its input at ``data_in``; both operands of a
+  ``matmul``/``bmm`` at ``data_in``, whether an activation or a parameter fetched by
+  ``get_attr``; the tensor's dtype width where nothing is applied.
 * Counts are for the batch the graph was traced on; ``quantsearch.metrics`` divides by it.
 
 Cross-check: the MAC layers' FLOPs equal ``torch.utils.flop_counter.FlopCounterMode``'s, which
@@ -40,7 +43,7 @@ from typing import Any
 from torch import fx, nn
 
 from quantsearch.graph import NodeInfo, TensorMeta, info
-from quantsearch.passes.analysis.tensors import role_bits
+from quantsearch.passes.analysis.tensors import arg_bits, role_bits
 from quantsearch.registry import Registry
 
 __all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost"]
@@ -95,6 +98,16 @@ class OpArgs:
     def operands(self) -> list[TensorMeta | None]:
         """Metadata of every positional argument: a ``TensorMeta`` per tensor, else ``None``."""
         return [self.tensor_arg(i, "") for i in range(len(self.node.args))]
+
+    def operand_bits(self, *indices: int) -> list[float]:
+        """Bits per element of the positional arguments at ``indices``, as this node reads them."""
+        out = []
+        for i in indices:
+            arg = self.node.args[i]
+            if not isinstance(arg, fx.Node):
+                raise ValueError(f"argument {i} is not a traced tensor")
+            out.append(arg_bits(self.node, arg))
+        return out
 
     def first_input(self) -> TensorMeta:
         """The activation input: the first tensor operand."""
@@ -163,17 +176,30 @@ def _conv(a: OpArgs) -> OpCost:
     return OpCost(macs, 2 * macs + n * bias, 4 * macs + n * bias, a.bitops(macs, w_dtype))
 
 
-@_rule("matmul", "bmm")
+@_rule("matmul", "mm", "bmm")
 def _matmul(a: OpArgs) -> OpCost:
     # (..., M, K) @ (..., K, N'): MACs = N * K;  fwd = 2 * MACs;  bwd = 4 * MACs (dA and dB).
-    # For bitops the second operand plays the weight (its ``weight`` precision or its dtype).
-    ops = [t for t in a.operands() if t is not None]
-    if len(ops) != 2:
-        raise ValueError(f"expected two tensor operands (got {len(ops)})")
-    lhs, rhs = ops
-    k = lhs.shape[-1]
-    macs = a.n_out * k
-    return OpCost(macs, 2 * macs, 4 * macs, a.bitops(macs, rhs.dtype))
+    # BitOPs = MACs x lhs bits x rhs bits, each operand at the format applied to it.
+    lhs, rhs = a.tensor_arg(0, "input"), a.tensor_arg(1, "other")
+    if lhs is None or rhs is None:
+        raise ValueError("expected two tensor operands")
+    macs = a.n_out * lhs.shape[-1]
+    x_bits, y_bits = a.operand_bits(0, 1)
+    return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
+
+
+@_rule("addmm")
+def _addmm(a: OpArgs) -> OpCost:
+    # beta * C + alpha * (A @ B), A: (M, K): MACs = N * K;  fwd = 2 * MACs + N (adding C);
+    # bwd = 4 * MACs + N - numel(C) (summing dy back to C's broadcast shape). alpha and beta
+    # are taken as 1, their default (a scaling would add N multiplies).
+    c, mat1 = a.tensor_arg(0, "input"), a.tensor_arg(1, "mat1")
+    if c is None or mat1 is None or a.tensor_arg(2, "mat2") is None:
+        raise ValueError("expected three tensor operands")
+    n = a.n_out
+    macs = n * mat1.shape[-1]
+    x_bits, y_bits = a.operand_bits(1, 2)
+    return OpCost(macs, 2 * macs + n, 4 * macs + _reduce(n, c), macs * x_bits * y_bits)
 
 
 # --- normalisation ---------------------------------------------------------------------------

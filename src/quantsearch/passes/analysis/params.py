@@ -2,7 +2,11 @@
 
 Every parameter tensor costs ``numel x bits`` at its own precision: a ``weight`` or ``bias`` of a
 node whose ``NodeInfo.precision`` has that role costs the format's ``bits_per_element``; any other
-tensor costs its dtype's width (32 for float32). ``element_size()`` is never used: a
+tensor costs its dtype's width (32 for float32). A parameter fetched by ``get_attr`` (a user's
+``torch.matmul(x, self.w)``, ``x + self.b``, ``F.linear(x, self.w)``) costs the format its
+consumer applies to it (:func:`~quantsearch.passes.analysis.tensors.arg_bits`: ``data_in`` of a
+quantized ``matmul``, ``weight`` of a function-form ``linear``), followed through views such as
+``self.w.t()``; one stored copy serves every consumer, so with several it costs the widest. ``element_size()`` is never used: a
 fake-quantized weight is still a float32 tensor in memory, but it costs its format's width.
 
 Each tensor is counted once, at the first node that uses it (a module called twice or a tied
@@ -34,7 +38,8 @@ import torch
 from torch import fx, nn
 
 from quantsearch.graph import NodeInfo, info
-from quantsearch.passes.analysis.tensors import dtype_bits, role_bits
+from quantsearch.passes.analysis.buffers import ALIAS_KINDS
+from quantsearch.passes.analysis.tensors import arg_bits, dtype_bits, role_bits
 
 __all__ = ["PARAM_KEYS", "WEIGHT_KINDS", "ParamCost", "count_params", "param_cost"]
 
@@ -43,6 +48,8 @@ PARAM_KEYS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bit
 WEIGHT_KINDS = frozenset({"linear", "conv1d", "conv2d", "conv3d"})
 _ROLES = {"weight": "weight", "bias": "bias"}
 _OWNERS = ("call_module", "get_attr", "call_function", "call_method")
+_CALLS = ("call_module", "call_function", "call_method")
+_SHAPE_READS = frozenset({"getattr", "size"})
 
 
 @dataclass(frozen=True)
@@ -84,21 +91,21 @@ def _tensor_bits(t: torch.Tensor, ni: NodeInfo | None, role: str | None) -> floa
     return t.numel() * role_bits(ni, role, t.dtype)
 
 
-def _attr_owner(node: fx.Node) -> tuple[NodeInfo | None, str | None]:
-    """For a ``get_attr`` weight or bias, the consuming layer's record and the tensor's role."""
+def _consumer_bits(node: fx.Node, dtype: torch.dtype) -> float:
+    """Bits per element a fetched tensor is stored at: the widest format any consumer applies
+    to it (through views; its dtype's width where a consumer applies none)."""
+    widest = 0.0
     for user in node.users:
-        ui = info(user)
-        if user.op not in ("call_function", "call_method"):
-            continue
-        if ui.op_kind in ("matmul", "bmm") and len(user.args) > 1 and user.args[1] is node:
-            return ui, "weight"  # the operand bitops prices as the weight
-        if ui.op_kind not in WEIGHT_KINDS:
-            continue
-        if (len(user.args) > 1 and user.args[1] is node) or user.kwargs.get("weight") is node:
-            return ui, "weight"
-        if (len(user.args) > 2 and user.args[2] is node) or user.kwargs.get("bias") is node:
-            return ui, "bias"
-    return None, None
+        kind = info(user).op_kind if user.op in _CALLS else None
+        if kind in _SHAPE_READS:
+            continue  # reads the shape, not the values
+        if kind is None:
+            widest = max(widest, dtype_bits(dtype))  # returned as it is: a graph output
+        elif kind in ALIAS_KINDS:
+            widest = max(widest, _consumer_bits(user, dtype))
+        else:
+            widest = max(widest, arg_bits(user, node))
+    return widest or dtype_bits(dtype)
 
 
 def _zero(ni: NodeInfo) -> None:
@@ -138,10 +145,10 @@ def count_params(gm: fx.GraphModule) -> fx.GraphModule:
             continue
         if node.op == "call_module":
             mod: nn.Module = modules[str(node.target)]
-            tensors: list[tuple[torch.Tensor, NodeInfo | None, str | None, bool]] = [
-                (t, ni, _ROLES.get(name.rsplit(".", 1)[-1]), True)
+            tensors: list[tuple[torch.Tensor, float, bool]] = [
+                (t, _tensor_bits(t, ni, _ROLES.get(name.rsplit(".", 1)[-1])), True)
                 for name, t in mod.named_parameters()
-            ] + [(t, ni, None, False) for t in mod.buffers()]
+            ] + [(t, _tensor_bits(t, None, None), False) for t in mod.buffers()]
             w = getattr(mod, "weight", None)
             if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and id(w) not in seen:
                 ni.cost["weight_elems"] = w.numel()
@@ -150,19 +157,20 @@ def count_params(gm: fx.GraphModule) -> fx.GraphModule:
             value = _fetch(gm, str(node.target))
             if not isinstance(value, torch.Tensor):
                 continue
-            owner, role = _attr_owner(node)
-            tensors = [(value, owner, role, isinstance(value, nn.Parameter))]
-        for t, owner, role, is_param in tensors:
+            is_param = isinstance(value, nn.Parameter)
+            per_elem = _consumer_bits(node, value.dtype) if is_param else dtype_bits(value.dtype)
+            tensors = [(value, value.numel() * per_elem, is_param)]
+        for t, bits, is_param in tensors:
             if id(t) in seen:
                 continue
             seen.add(id(t))
             if is_param:
                 ni.cost["params"] += t.numel()
                 ni.cost["trainable_params"] += t.numel() if t.requires_grad else 0
-                ni.cost["param_bits"] += _tensor_bits(t, owner, role)
+                ni.cost["param_bits"] += bits
             else:
                 ni.cost["buffers"] += t.numel()
-                ni.cost["buffer_bits"] += _tensor_bits(t, None, None)
+                ni.cost["buffer_bits"] += bits
     return gm
 
 

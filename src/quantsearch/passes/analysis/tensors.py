@@ -7,6 +7,13 @@ The quantize pass records a format per role (``data_in``, ``weight``, ``bias``, 
 is stored in the tensor's own dtype, so its width comes from the dtype (``float32`` = 32,
 ``float16`` = 16, ``int64`` = 64), never from a hard-coded 32 and never from ``element_size()``
 (fake-quantized tensors are still float32 in memory).
+
+Which role a node reads an argument in follows the quantize pass: a function-form ``linear`` or
+``conv`` reads its second and third arguments as ``weight`` and ``bias``; every other tensor
+argument of every node is ``data_in`` (a quantized ``matmul``, ``add`` or ``mul`` rounds all of
+its tensor arguments, a parameter fetched by ``get_attr`` included, to its ``data_in`` format).
+:func:`arg_bits` prices an argument by that role, so a parameter operand and an activation
+operand cost what the format applied to each of them costs.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ from torch import fx
 from quantsearch.errors import MetricError
 from quantsearch.graph import META_KEY, NodeInfo
 
-__all__ = ["dtype_bits", "role_bits", "traced_batch_size"]
+__all__ = ["PARAM_ARGS", "arg_bits", "arg_role", "dtype_bits", "role_bits", "traced_batch_size"]
+
+# Function-form layers that take their parameters as arguments: (position, keyword, role).
+PARAM_ARGS: dict[str, tuple[tuple[int, str, str], ...]] = {
+    kind: ((1, "weight", "weight"), (2, "bias", "bias"))
+    for kind in ("linear", "conv1d", "conv2d", "conv3d")
+}
 
 
 @lru_cache(maxsize=64)
@@ -59,6 +72,45 @@ def role_bits(ni: NodeInfo, role: str, dtype: str | torch.dtype) -> float:
             f"(got {type(fmt).__name__} with bits_per_element={bits!r})"
         )
     return bits
+
+
+def arg_role(user: fx.Node, arg: fx.Node) -> str:
+    """The role in which ``user`` reads its argument ``arg`` (see the module docstring).
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.graph import trace
+        >>> class M(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.w = torch.nn.Parameter(torch.ones(3, 3))
+        ...     def forward(self, x):
+        ...         return torch.nn.functional.linear(x, self.w.t()) @ self.w
+        >>> n = {n.name: n for n in trace(M(), torch.ones(4, 3)).graph.nodes}
+        >>> arg_role(n["linear"], n["t"]), arg_role(n["matmul"], n["w"])
+        ('weight', 'data_in')
+    """
+    ni = user.meta.get(META_KEY)
+    if user.op == "call_function" and isinstance(ni, NodeInfo):
+        for index, keyword, role in PARAM_ARGS.get(ni.op_kind, ()):
+            if (len(user.args) > index and user.args[index] is arg) or user.kwargs.get(
+                keyword
+            ) is arg:
+                return role
+    return "data_in"
+
+
+def arg_bits(user: fx.Node, arg: fx.Node) -> float:
+    """Bits per element of ``arg`` as ``user`` reads it: the format ``user`` applies to it in
+    that role, else the dtype ``arg`` was traced with.
+
+    Raises:
+        MetricError: when either node has no traced tensor metadata.
+    """
+    ui, ai = user.meta.get(META_KEY), arg.meta.get(META_KEY)
+    if not isinstance(ui, NodeInfo) or not isinstance(ai, NodeInfo) or not ai.outputs:
+        raise MetricError(f"node {user.name!r}: argument {arg.name!r} has no traced tensor")
+    return role_bits(ui, arg_role(user, arg), ai.outputs[0].dtype)
 
 
 def traced_batch_size(gm: fx.GraphModule) -> int:
