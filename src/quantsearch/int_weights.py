@@ -6,7 +6,10 @@ Two files, readable with numpy and ``json`` alone:
     one array per state-dict entry, under its state-dict name (``seq_blocks.0.weight``). A
     quantized tensor is stored as the integers ``k`` of its fixed-point grid, in the smallest
     numpy integer type that holds ``width`` bits (``int8``/``int16``/``int32``, ``uint*`` when
-    unsigned); every other entry (BatchNorm statistics, a layer left in float) as it is.
+    unsigned); every other entry (BatchNorm statistics, a layer left in float) as it is. A
+    BatchNorm's formats quantize its fold (see :mod:`quantsearch.passes.transform.modules`),
+    stored as ``<module>.scale`` (``gamma / sqrt(running_var + eps)``) and ``<module>.shift``
+    (``beta - running_mean * scale``) beside its float state-dict entries.
 ``weights.json``
     ``{"format_version": 1, "model": ..., "encoding": ..., "tensors": {name: entry}}``; a
     quantized tensor's entry gives ``node`` and ``role`` (where it is used), ``shape``,
@@ -42,6 +45,7 @@ FORMAT_VERSION = 1
 NPZ_FILE = "weights.npz"
 JSON_FILE = "weights.json"
 ENCODING = "value = int * 2**-frac_width"
+FOLDED = ("scale", "shift")  # a BatchNorm's quantized tensors, in PARAM_ROLES order
 
 
 def _int_dtype(fmt: FixedPoint) -> np.dtype[Any]:
@@ -51,17 +55,36 @@ def _int_dtype(fmt: FixedPoint) -> np.dtype[Any]:
     raise AssertionError("fixed point is at most 32 bits wide")  # FixedPoint checks it
 
 
-def _quantized_params(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any]]:
-    """``state-dict name -> (node, role, format)`` for every parameter with a format."""
-    out: dict[str, tuple[str, str, Any]] = {}
+def _quantized_tensors(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any, torch.Tensor]]:
+    """``name -> (node, role, format, tensor)`` for every tensor a format quantizes: the
+    parameters, by state-dict name, and a folded BatchNorm's scale and shift."""
+    out: dict[str, tuple[str, str, Any, torch.Tensor]] = {}
     for node in qgm.graph.nodes:
         if node.op != "call_module":
             continue
         precision = info(node).precision
+        module = qgm.get_submodule(str(node.target))
+        folded = getattr(module, "folded", None)
+        if callable(folded) and any(precision.get(r) is not None for r in PARAM_ROLES):
+            # BatchNorm: the formats quantize the fold, which is what hardware stores
+            for role, suffix, value in zip(PARAM_ROLES, FOLDED, folded(), strict=True):
+                out[f"{node.target}.{suffix}"] = (node.name, role, precision.get(role), value)
+            continue
         for role in PARAM_ROLES:
             if precision.get(role) is not None:
-                out[f"{node.target}.{role}"] = (node.name, role, precision[role])
+                value = getattr(module, role)
+                out[f"{node.target}.{role}"] = (node.name, role, precision[role], value)
     return out
+
+
+FOLDED_DOC = {
+    "weight": "BatchNorm folded: scale = gamma / sqrt(running_var + eps), quantized",
+    "bias": "BatchNorm folded: shift = beta - running_mean * scale, quantized",
+}
+
+
+def _shape(t: torch.Tensor) -> dict[str, Any]:
+    return {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
 
 
 def _to_ints(t: torch.Tensor, fmt: FixedPoint, where: str) -> np.ndarray[Any, Any]:
@@ -103,22 +126,24 @@ def save_int_weights(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    quantized = _quantized_params(qgm)
+    quantized = _quantized_tensors(qgm)
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     entries: dict[str, dict[str, Any]] = {}
-    for name, value in qgm.state_dict().items():
-        entry: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)[6:]}
-        if name in quantized:
-            node, role, fmt = quantized[name]
-            if not isinstance(fmt, FixedPoint):
-                raise ConfigError(
-                    f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
-                    f"(integer weights store {ENCODING})"
-                )
+    state = {k: v for k, v in qgm.state_dict().items() if k not in quantized}
+    for name, (node, role, fmt, value) in quantized.items():
+        entry: dict[str, Any] = {"node": node, "role": role, **_shape(value)}
+        if name.endswith(FOLDED):
+            entry["folded"] = FOLDED_DOC[role]
+        if fmt is None:  # a folded BatchNorm with only one of its two roles quantized
+            arrays[name], entry["format"] = value.detach().cpu().numpy(), None
+        elif not isinstance(fmt, FixedPoint):
+            raise ConfigError(
+                f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
+                f"(integer weights store {ENCODING})"
+            )
+        else:
             arrays[name] = _to_ints(value, fmt, f"{node}.{role}")
             entry.update(
-                node=node,
-                role=role,
                 int_dtype=str(arrays[name].dtype),
                 format=fmt.to_dict(),
                 width=fmt.width,
@@ -128,10 +153,10 @@ def save_int_weights(
                 rounding=fmt.rounding,
                 overflow="saturate",
             )
-        else:
-            arrays[name] = value.detach().cpu().numpy()
-            entry["format"] = None
         entries[name] = entry
+    for name, value in state.items():
+        arrays[name] = value.detach().cpu().numpy()
+        entries[name] = {**_shape(value), "format": None}
     npz, meta = out / NPZ_FILE, out / JSON_FILE
     np.savez(npz, **arrays)  # type: ignore[arg-type]
     doc = {

@@ -1,0 +1,46 @@
+"""Quantization-aware fine-tuning recovers accuracy, leaves its input alone, and ends with
+weights on their grids."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from quantsearch.data import DataSplits
+from quantsearch.errors import ConfigError
+from quantsearch.finetune import finetune
+from quantsearch.graph import trace
+from quantsearch.metrics import compute_metrics
+from quantsearch.passes.transform import ResolvedConfig, quantize
+
+LINEARS = ("seq_blocks_0", "seq_blocks_3", "seq_blocks_6")
+W4 = {"format": "fixed", "width": 4, "frac_width": 3}
+A2 = {"format": "fixed", "width": 2, "frac_width": 1}  # 53% without fine-tuning
+CONFIG = {n: {"weight": W4, "data_in": A2} for n in LINEARS}
+
+
+def test_a_low_bit_config_recovers_and_the_input_is_untouched(
+    mlp: nn.Module, digits: DataSplits
+) -> None:
+    gm = trace(mlp, digits.val.x[:8])
+    state = {k: v.clone() for k, v in gm.state_dict().items()}
+    r = finetune(gm, CONFIG, digits, epochs=3, lr=3e-3)
+    assert all(torch.equal(v, state[k]) for k, v in gm.state_dict().items())
+    assert not gm.training
+    assert r.after["val"]["accuracy"] > r.before["val"]["accuracy"] + 0.05, (r.before, r.after)
+    assert r.after["test"]["accuracy"] > r.before["test"]["accuracy"]
+    assert not r.model.training and r.best_epoch >= 1 and len(r.history) == 3
+    for name in ("seq_blocks.0", "seq_blocks.3", "seq_blocks.6"):
+        w = r.model.get_submodule(name).weight
+        assert torch.equal(w * 8, torch.round(w * 8)) and w.abs().max() <= 1  # fixed(4,3)
+    # the returned model is what quantizing its own weights gives: re-quantized, not drifted
+    again = quantize(r.model, ResolvedConfig.from_graph(r.model))
+    assert torch.equal(again(digits.test.x), r.model(digits.test.x))
+    measured = compute_metrics(r.model, ["accuracy"], data=digits.test)["accuracy"]
+    assert measured == r.after["test"]["accuracy"]
+
+
+def test_zero_epochs_is_a_config_error(mlp: nn.Module, digits: DataSplits) -> None:
+    with pytest.raises(ConfigError, match=r"^epochs: 0, allowed: an integer >= 1"):
+        finetune(mlp, CONFIG, digits, epochs=0)

@@ -1,0 +1,59 @@
+"""Quantized checkpoints reload as the quantized model, bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from quantsearch.data import DataSplits
+from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
+from quantsearch.passes.transform import ResolvedConfig, calibrate, quantize
+from quantsearch.quantized import load_quantized, save_quantized
+
+F84 = {"format": "fixed", "width": 8, "frac_width": 4}
+F42 = {"format": "fixed", "width": 4, "frac_width": 2}
+
+
+def test_every_role_and_batch_norm_round_trip_bit_exact(
+    mlp: nn.Module, digits: DataSplits, tmp_path: Path
+) -> None:
+    gm = trace(mlp, digits.val.x[:8])
+    auto = {"format": "fixed", "width": 6, "frac_width": "auto"}
+    config = {
+        "seq_blocks_0": {"data_in": F84, "weight": F42, "bias": F84, "data_out": auto},
+        "seq_blocks_1": {"weight": F84, "bias": F84},  # BatchNorm's gamma and beta
+        "seq_blocks_2": {"data_out": F42},
+        "seq_blocks_6": {
+            "weight": {"format": "minifloat", "exponent_width": 3, "mantissa_width": 2}
+        },
+    }
+    stats = calibrate(gm, digits.train.x[:64])
+    qgm = quantize(gm, ResolvedConfig.from_dict(config, gm=gm, calibration=stats))
+    path = save_quantized(
+        tmp_path / "q.pt", qgm, model_name="mlp-digits", dataset="digits", sample_shape=(64,)
+    )
+    reloaded = load_quantized(path)
+    x = digits.test.x
+    assert torch.equal(reloaded(x), qgm(x))
+    assert not reloaded.training
+    assert ResolvedConfig.from_graph(reloaded) == ResolvedConfig.from_graph(qgm)
+
+
+def test_a_float_checkpoint_is_refused(mlp_checkpoint: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--load: '.*' is a float checkpoint"):
+        load_quantized(mlp_checkpoint)
+
+
+def test_a_model_in_training_mode_is_refused(
+    mlp: nn.Module, digits: DataSplits, tmp_path: Path
+) -> None:
+    gm = trace(mlp, digits.val.x[:8]).train()
+    qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_0": {"weight": F42}}, gm=gm))
+    with pytest.raises(ConfigError, match=r"training mode"):
+        save_quantized(
+            tmp_path / "q.pt", qgm, model_name="mlp-digits", dataset="digits", sample_shape=(64,)
+        )
