@@ -18,6 +18,7 @@ _COMMANDS = [
     ("demo", "demo"),
     ("compare", "compare"),
     ("report", "report"),
+    ("export", "export"),
 ]
 
 

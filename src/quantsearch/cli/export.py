@@ -1,0 +1,169 @@
+"""``quantsearch export``: a chosen config to hls4ml or QONNX, verified against quantsearch."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.console import console
+from quantsearch.errors import ConfigError
+
+__all__ = ["export"]
+
+
+@click.command()
+@click.argument("out", type=click.Path())
+@click.option(
+    "--to", "target", type=click.Choice(["hls4ml", "qonnx"]), required=True, help="Export format."
+)
+@click.option(
+    "--from-run",
+    "from_run",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A search's run directory; its best trial unless --trial.",
+)
+@click.option("--trial", type=int, default=None, help="Trial number in --from-run.")
+@click.option("--best", is_flag=True, help="The best trial of --from-run (the default).")
+@config_option
+@load_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Run hls4ml's C simulation / the qonnx executor on the validation split and "
+    "compare with quantsearch's model.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Validation samples to verify on (default: the whole split).",
+)
+@click.option("--backend", default="Vitis", show_default=True, help="hls4ml backend.")
+@click.option(
+    "--io-type",
+    type=click.Choice(["io_parallel", "io_stream"]),
+    default="io_parallel",
+    show_default=True,
+    help="hls4ml I/O type.",
+)
+@click.option(
+    "--float-as",
+    "float_as",
+    default=None,
+    help="Format for roles left in float, e.g. 'fixed(32,16)' (inexact; measured).",
+)
+@json_option
+def export(
+    out: str,
+    target: str,
+    from_run: str | None,
+    trial: int | None,
+    best: bool,
+    config_path: str | None,
+    load: str | None,
+    verify: bool,
+    samples: int | None,
+    backend: str,
+    io_type: str,
+    float_as: str | None,
+    as_json: bool,
+) -> None:
+    """Export a quantized model to an hls4ml project (OUT is a folder) or a QONNX file.
+
+    The config comes from a search (--from-run RUNDIR [--trial N | --best]) or from the
+    [quantize] table of --config, applied to --load. hls4ml projects are built with hls4ml's
+    PyTorch front end; `--verify` compiles hls4ml's bit-accurate C simulation with g++. HLS
+    synthesis is then yours: run vitis_hls -f build_prj.tcl in OUT (or hls_model.build()).
+    """
+    # Each imports torch (and the export extra): deferred for `--help` start-up.
+    from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
+    from quantsearch.formats import FixedPoint
+
+    wide = None
+    if float_as is not None:
+        wide = FixedPoint.from_str(float_as.replace(" ", ""))
+        if wide is None:
+            raise ConfigError(
+                f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
+            )
+    qgm, val_x, label = _chosen(from_run, trial, best, config_path, load)
+    x = val_x if samples is None else val_x[:samples]
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"model": label, "to": target, "out": out}
+    if target == "hls4ml":
+        exp = export_hls4ml(qgm, out, backend=backend, io_type=io_type, float_as=wide)
+        exp.hls_model.write()
+        record["precisions"] = {k: v["Precision"] for k, v in exp.config["LayerName"].items()}
+        record["inexact"] = exp.plan.notes()
+        if verify:
+            t1 = time.perf_counter()
+            record["agreement"] = exp.verify(qgm, x).to_dict()
+            record["verify_seconds"] = round(time.perf_counter() - t1, 2)
+    else:
+        path = export_qonnx(qgm, out)
+        record["inexact"] = []
+        if verify:
+            t1 = time.perf_counter()
+            record["agreement"] = verify_qonnx(path, qgm, x).to_dict()
+            record["verify_seconds"] = round(time.perf_counter() - t1, 2)
+    record["seconds"] = round(time.perf_counter() - t0, 2)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    print_export(record)
+
+
+def print_export(record: dict[str, Any]) -> None:
+    """The export's outcome in a few lines (also used by `quantsearch demo`)."""
+    out = console()
+    out.print(f"{record['model']} -> {record['to']}: {record['out']} ({record['seconds']} s)")
+    for note in record["inexact"]:
+        out.print(f"  not exact: {note}")
+    a = record.get("agreement")
+    if a is not None:
+        verdict = "bit-exact" if a["bit_exact"] else "NOT bit-exact"
+        out.print(
+            f"  verified by {a['referee']} on {a['samples']} validation samples: "
+            f"{a['same_class']:.2%} same class, max |diff| {a['max_lsb']:g} LSB ({verdict})"
+        )
+
+
+def _chosen(
+    from_run: str | None, trial: int | None, best: bool, config_path: str | None, load: str | None
+) -> tuple[Any, Any, str]:
+    """(quantized model in eval mode, validation inputs, a label)."""
+    if from_run is not None:
+        if config_path is not None or load is not None:
+            raise ConfigError("--from-run: given with --config/--load, allowed: one of them")
+        if trial is not None and best:
+            raise ConfigError("--trial: given with --best, allowed: one of them")
+        from quantsearch import open_run  # imports torch: deferred for `--help` start-up
+
+        result = open_run(from_run, key="--from-run")
+        qgm = result.model(trial, key="--trial")
+        assert result.searched is not None
+        chosen = "best" if trial is None else f"trial {trial}"
+        return qgm.eval(), result.searched.data.val.x, f"{result.searched.name} ({chosen})"
+    from quantsearch.passes.transform import calibrate, resolve  # torch: deferred
+    from quantsearch.passes.transform import quantize as quantize_pass
+    from quantsearch.session import open_session
+
+    cfg = load_config_or_default(config_path)
+    if cfg.quantize is None:
+        raise ConfigError(
+            f"{cfg.source}: no [quantize] table to export, allowed: a config with one, or "
+            "--from-run RUNDIR"
+        )
+    session = open_session(cfg, load, need_weights=True)
+    gm = session.trace()
+    gm.eval()
+    stats = None
+    if cfg.quantize.needs_calibration:
+        stats = calibrate(gm, session.data.train.x[: cfg.data.calibration_samples])
+    qgm = quantize_pass(gm, resolve(gm, cfg.quantize, calibration=stats))
+    return qgm.eval(), session.data.val.x, f"{session.model_name} ([quantize] of {cfg.source})"

@@ -1,0 +1,201 @@
+"""Export to hls4ml: per-layer ``ap_fixed`` precisions from the hardware plan, converted with
+hls4ml's PyTorch front end into an HLS project, and hls4ml's bit-accurate C simulation.
+
+hls4ml reads a plain float PyTorch model: each Linear gets the quantized model's weights (on
+their grids, so hls4ml's conversion to ``ap_fixed`` is exact) and each BatchNorm1d the folded,
+quantized ``scale`` and ``shift`` as gamma and beta with mean 0, variance 1 and ``eps`` 0, so
+hls4ml's own fold (``gamma / sqrt(var + eps)``, ``beta - mean * scale``) gives them back exactly.
+HLS synthesis of the written project is the user's step (``vitis_hls``/``vivado_hls`` on the
+project's ``build_prj.tcl``, or ``hls_model.build()``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from quantsearch.export.agreement import Agreement, agreement
+from quantsearch.export.deps import require
+from quantsearch.export.plan import HwPlan, plan
+from quantsearch.formats import FixedPoint
+from quantsearch.graph import info
+from quantsearch.passes.transform.modules import submodule
+
+__all__ = [
+    "BACKENDS",
+    "HlsExport",
+    "export_hls4ml",
+    "float_model",
+    "folded_batch_norm",
+    "reference_outputs",
+]
+
+BACKENDS = ("Vitis", "Vivado")
+
+
+@dataclass
+class HlsExport:
+    """An hls4ml project: ``hls_model`` (an ``hls4ml.model.ModelGraph``), its folder and plan."""
+
+    hls_model: Any
+    out_dir: Path
+    plan: HwPlan
+    config: dict[str, Any]
+
+    def compile(self) -> None:
+        """Build the C simulation with the system g++ (no vendor tools)."""
+        self.hls_model.compile()
+
+    def predict(self, x: torch.Tensor) -> np.ndarray[Any, Any]:
+        """The C simulation's outputs, computed and returned in double precision."""
+        data = np.ascontiguousarray(x.detach().double().reshape(len(x), -1).numpy())
+        out: np.ndarray[Any, Any] = self.hls_model.predict(data)
+        return out.reshape(len(x), -1)
+
+    def verify(self, qgm: fx.GraphModule, x: torch.Tensor) -> Agreement:
+        """hls4ml's C simulation against quantsearch's model on ``x`` (compiles if needed)."""
+        if not Path(self.out_dir, "firmware").is_dir() or self.hls_model._top_function_lib is None:
+            self.compile()
+        ref = reference_outputs(qgm, x)
+        return agreement("hls4ml C simulation", ref, self.predict(x), 2.0**-self.plan.output.frac)
+
+
+def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, Any]:
+    """quantsearch's quantized model run in float64.
+
+    The formats quantize identically in float32 and float64; float64 only keeps the sums of
+    products exact (53-bit significand) where float32 rounds sums wider than 24 bits, so this
+    is the arithmetic the formats define, and what fixed-point hardware computes.
+    """
+    model = copy.deepcopy(qgm).double().eval()
+    with torch.no_grad():
+        out: np.ndarray[Any, Any] = model(x.double()).reshape(len(x), -1).numpy()
+    return out
+
+
+class _Chain(nn.Module):
+    """Layers called one after the other, under their original paths (so fx names match)."""
+
+    def __init__(self, layers: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.order = list(layers)
+        for path, layer in layers.items():
+            *parents, leaf = path.split(".")
+            owner: nn.Module = self
+            for part in parents:
+                if not hasattr(owner, part):
+                    owner.add_module(part, nn.Module())
+                owner = getattr(owner, part)
+            owner.add_module(leaf, layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for path in self.order:
+            x = self.get_submodule(path)(x)
+        return x
+
+
+def float_model(qgm: fx.GraphModule) -> nn.Module:
+    """The plain float model hls4ml converts: quantized weights, BatchNorm folded."""
+    root: dict[str, nn.Module] = {}
+    for node in qgm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        m = submodule(qgm, str(node.target))
+        new: nn.Module
+        if isinstance(m, nn.Linear):
+            new = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+            new.load_state_dict({k: v.detach().clone() for k, v in m.state_dict().items()})
+        elif isinstance(m, nn.BatchNorm1d):
+            scale, shift = folded_batch_norm(m)
+            new = nn.BatchNorm1d(m.num_features, eps=0.0)
+            with torch.no_grad():
+                new.weight.copy_(scale)
+                new.bias.copy_(shift)
+        else:
+            new = nn.ReLU()
+        root[str(node.target)] = new.eval()
+    return _Chain(root).eval()
+
+
+def folded_batch_norm(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    folded = getattr(bn, "folded", None)
+    if callable(folded):  # a quantized BatchNorm: the constants it computes with
+        scale, shift = folded()
+        return scale, shift
+    assert bn.running_mean is not None and bn.running_var is not None
+    gamma = torch.ones(bn.num_features) if bn.weight is None else bn.weight.detach()
+    beta = torch.zeros(bn.num_features) if bn.bias is None else bn.bias.detach()
+    scale = gamma / torch.sqrt(bn.running_var + bn.eps)
+    return scale, beta - bn.running_mean * scale
+
+
+def _precisions(p: HwPlan) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for layer in p.layers:
+        assert layer.result is not None
+        prec = {"result": layer.result.ap()}
+        if layer.kind == "linear":
+            prec |= {role: t.ap() for role, t in layer.params.items()}
+            assert layer.accum is not None
+            prec["accum"] = layer.accum.ap()
+        elif layer.kind == "batch_norm1d":
+            prec["scale"] = layer.params["weight"].ap()
+            if "bias" in layer.params:
+                prec["bias"] = layer.params["bias"].ap()
+        out[layer.name] = prec
+    return out
+
+
+def export_hls4ml(
+    qgm: fx.GraphModule,
+    out_dir: str | Path,
+    *,
+    backend: str = "Vitis",
+    io_type: str = "io_parallel",
+    float_as: FixedPoint | None = None,
+    part: str | None = None,
+    project_name: str = "myproject",
+) -> HlsExport:
+    """Convert a quantized model into an hls4ml project whose arithmetic is quantsearch's.
+
+    Args:
+        qgm: a quantized chain of Linear, BatchNorm1d and ReLU layers, in eval mode.
+        out_dir: the HLS project folder hls4ml writes.
+        backend: an hls4ml backend (:data:`BACKENDS`); ``io_type``: ``io_parallel`` or
+            ``io_stream``.
+        float_as: the format for roles left in float (see :func:`~quantsearch.export.plan.plan`).
+
+    Returns:
+        The export, not yet compiled: :meth:`HlsExport.compile` builds the C simulation.
+
+    Raises:
+        ConfigError: hls4ml missing (names the extra), layers or formats without an exact
+            hardware counterpart (named), float roles without ``float_as``.
+    """
+    p = plan(qgm, float_as=float_as)
+    hls4ml = require("hls4ml", "export --to hls4ml")
+    model = float_model(qgm)
+    placeholder = next(n for n in qgm.graph.nodes if n.op == "placeholder")
+    shape = info(placeholder).outputs[0].shape[1:]
+    config: dict[str, Any] = hls4ml.utils.config_from_pytorch_model(
+        model, shape, granularity="name", backend=backend, default_precision="ap_fixed<32,16>"
+    )
+    for name, prec in _precisions(p).items():
+        config["LayerName"].setdefault(name, {})["Precision"] = prec
+    kwargs: dict[str, Any] = {"part": part} if part is not None else {}
+    hls_model = hls4ml.converters.convert_from_pytorch_model(
+        model,
+        output_dir=str(out_dir),
+        project_name=project_name,
+        hls_config=config,
+        backend=backend,
+        io_type=io_type,
+        **kwargs,
+    )
+    return HlsExport(hls_model, Path(out_dir), p, config)

@@ -1,0 +1,213 @@
+"""The hardware plan of a quantized model: one fixed-point type for every tensor hardware holds.
+
+quantsearch quantizes a node's input (``data_in``) and output (``data_out``); hardware such as
+hls4ml holds one type per layer result. :func:`plan` walks the quantized graph and gives every
+layer the type that makes the hardware compute what quantsearch computed:
+
+- a layer's raw result (a Linear's sum, a folded BatchNorm's multiply-add) gets an exact type,
+  wide enough that nothing rounds (:func:`~quantsearch.export.types.sum_type`);
+- the quantizations that follow it (its ``data_out``, then the next node's ``data_in``) become
+  its result type. A ReLU commutes with every (monotone, zero-preserving) quantizer, so its
+  ``data_in`` is applied after it. Two quantizers in a row collapse into one type when the
+  second holds every value of the first, or when both share the grid (the range is then their
+  intersection); otherwise the layer is marked inexact with the reason;
+- a role left in float has no exact counterpart: it takes ``float_as`` (if given) and the layer
+  is marked inexact, or the plan refuses it, naming every such role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import fx, nn
+
+from quantsearch.errors import ConfigError
+from quantsearch.export.types import HwType, hw_type, product_type, sum_type
+from quantsearch.formats import FixedPoint, NumberFormat
+from quantsearch.graph import info
+from quantsearch.passes.transform.modules import submodule
+
+__all__ = ["SUPPORTED_KINDS", "WIDE", "HwLayer", "HwPlan", "chain_nodes", "plan"]
+
+SUPPORTED_KINDS = ("batch_norm1d", "linear", "relu")
+WIDE = FixedPoint(32, 16)  # the suggested format for roles left in float
+
+
+@dataclass
+class HwLayer:
+    """One hardware layer, named as the graph node (hls4ml's PyTorch front end keeps fx names).
+
+    Attributes:
+        name: the node name; ``kind``: its op kind (``input`` for the graph input).
+        result: the type of its output; ``params``: ``weight``/``bias`` types;
+        accum: the accumulator type of a Linear.
+        inexact: why this layer's hardware result may differ from quantsearch's, if it may.
+    """
+
+    name: str
+    kind: str
+    result: HwType | None = None
+    params: dict[str, HwType] = field(default_factory=dict)
+    accum: HwType | None = None
+    inexact: list[str] = field(default_factory=list)
+    chain: list[HwType] = field(default_factory=list)  # quantizations of the raw result
+    raw: HwType | None = None  # the exact type of the raw result
+
+
+@dataclass
+class HwPlan:
+    layers: list[HwLayer]
+
+    @property
+    def output(self) -> HwType:
+        out = self.layers[-1].result
+        assert out is not None
+        return out
+
+    @property
+    def exact(self) -> bool:
+        return not any(layer.inexact for layer in self.layers)
+
+    def notes(self) -> list[str]:
+        """One line per inexact layer: which and why."""
+        return [
+            f"{la.name} ({la.kind}): {'; '.join(la.inexact)}" for la in self.layers if la.inexact
+        ]
+
+    def layer(self, name: str) -> HwLayer:
+        return next(la for la in self.layers if la.name == name)
+
+
+def _collapse(a: HwType, b: HwType) -> HwType | None:
+    """One type doing ``b(a(x))``, or ``None`` when no single type does."""
+    if b.contains(a):
+        return a
+    if a.frac == b.frac and a.rounding == b.rounding:  # same grid: clamp to both ranges
+        if a.signed and b.signed:
+            return a if a.width <= b.width else b
+        ints = min(t.int_bits - (1 if t.signed else 0) for t in (a, b))
+        return HwType(ints + a.frac, a.frac, False, a.rounding)
+    return None
+
+
+def _resolve(layer: HwLayer) -> None:
+    result = layer.raw
+    for q in layer.chain:
+        if result is None or result.rounding is None:  # exact so far: one rounding
+            result = q if result is None or not q.contains(result) else result
+            continue
+        both = _collapse(result, q)
+        if both is None:
+            layer.inexact.append(
+                f"two roundings in a row ({result} then {q}) and one result type per layer: "
+                f"exported as {q}"
+            )
+            both = q
+        result = both
+    layer.result = result
+
+
+def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
+    nodes = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output")]
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    bad = [
+        f"{n.name} ({info(n).op_kind})"
+        for n in nodes
+        if n.op != "call_module" or info(n).op_kind not in SUPPORTED_KINDS
+    ]
+    if bad:
+        raise ConfigError(
+            f"export: layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
+            "(what this export maps exactly onto hls4ml's and QONNX's layers)"
+        )
+    prev = inputs[0] if len(inputs) == 1 else None
+    for n in nodes:
+        args = [a for a in n.all_input_nodes]
+        if prev is None or args != [prev] or len(prev.users) != 1:
+            raise ConfigError(
+                f"export: node {n.name}, allowed: a chain of layers, each fed by the one before"
+            )
+        prev = n
+    return nodes
+
+
+def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
+    """The hardware types for a quantized chain of Linear, BatchNorm1d and ReLU layers.
+
+    Args:
+        gm: a model quantized by :func:`quantsearch.passes.transform.quantize`, in eval mode.
+        float_as: the format for roles left in float (the input, weights, biases); without it
+            such roles are refused.
+
+    Raises:
+        ConfigError: unsupported layers (named), formats hardware has none for (node, role and
+            format), or float roles without ``float_as`` (each named).
+    """
+    nodes = chain_nodes(gm)
+    placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    layers = [HwLayer(placeholder.name, "input")]
+    floats: list[str] = []
+
+    def fmt(node: fx.Node, role: str, *, need: bool) -> HwType | None:
+        f: NumberFormat | None = info(node).precision.get(role)
+        if f is not None:
+            return hw_type(f, f"{node.name}.{role}")
+        if not need:
+            return None
+        floats.append(f"{node.name}.{role}")
+        return None if float_as is None else hw_type(float_as, "--float-as")
+
+    for node in nodes:
+        kind = info(node).op_kind
+        module = submodule(gm, str(node.target))
+        prev = layers[-1]
+        q_in, q_out = fmt(node, "data_in", need=False), fmt(node, "data_out", need=False)
+        layer = HwLayer(node.name, kind)
+        if kind == "relu":  # relu(q(x)) == q(relu(x)): the input's rounding moves after it
+            _resolve(prev)
+            layer.raw = prev.result
+            layer.chain = [q for q in (q_in, q_out) if q is not None]
+        else:
+            if q_in is not None:
+                prev.chain.append(q_in)
+            _resolve(prev)
+            x = prev.result
+            if x is None:  # the graph input, in float
+                floats.append(f"{node.name}.data_in")
+                if float_as is None:
+                    break
+                prev.result = x = hw_type(float_as, "--float-as")
+                prev.inexact.append(f"input in float, exported as {x}")
+            _params(layer, module, node, x, fmt)
+            if q_out is not None:
+                layer.chain.append(q_out)
+        layers.append(layer)
+    if floats and float_as is None:
+        raise ConfigError(
+            f"export: {', '.join(floats)} left in float, allowed: a fixed format for each in "
+            "[quantize], or --float-as FORMAT (e.g. 'fixed(32,16)') to export them in a wide "
+            "format and measure the difference"
+        )
+    _resolve(layers[-1])
+    return HwPlan(layers)
+
+
+def _params(
+    layer: HwLayer, module: nn.Module, node: fx.Node, x: HwType, fmt: Callable[..., HwType | None]
+) -> None:
+    has_bias = getattr(module, "bias", None) is not None
+    w = fmt(node, "weight", need=True)
+    b = fmt(node, "bias", need=True) if has_bias else None
+    for role, t in (("weight", w), ("bias", b)):
+        if t is not None and info(node).precision.get(role) is None:
+            layer.inexact.append(f"{role} in float, exported as {t}")
+    if w is None or (has_bias and b is None):
+        return  # refused by the caller (no float_as)
+    layer.params = {"weight": w} if b is None else {"weight": w, "bias": b}
+    if layer.kind == "linear":
+        n_in = int(module.weight.shape[1])  # type: ignore[index]
+        layer.accum = sum_type(product_type(x, w), n_in, b)
+        layer.raw = layer.accum
+    else:  # folded BatchNorm: x * scale + shift
+        layer.raw = sum_type(product_type(x, w), 1, b)

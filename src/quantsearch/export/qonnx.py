@@ -1,0 +1,171 @@
+"""Export to QONNX: the float graph with a ``Quant`` node on every quantized tensor.
+
+Each fixed-point format ``fixed(w, f)`` becomes ``Quant(x, scale=2^-f, zeropt=0, bitwidth=w)``
+with ``signed``, ``narrow=0`` and ``rounding_mode`` ``ROUND`` (half to even) or ``FLOOR``: the
+format Brevitas writes and FINN and hls4ml read. Quant nodes are placed exactly where
+quantsearch quantizes (a node's inputs, weight, bias, output), one after the other where two
+formats meet, so no rounding is merged or moved. A Linear is a ``Gemm``; a quantized BatchNorm
+is its fold, ``Mul`` by the quantized scale then ``Add`` of the quantized shift (see
+:class:`~quantsearch.passes.transform.modules.QuantBatchNorm1d`). Roles left in float stay float
+(QONNX holds float tensors). Formats QONNX cannot express (minifloat, log, block fp,
+stochastic rounding) are refused, naming the node and role.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from quantsearch.export.agreement import Agreement, agreement
+from quantsearch.export.deps import require
+from quantsearch.export.hls import folded_batch_norm
+from quantsearch.export.plan import WIDE, chain_nodes, plan
+from quantsearch.export.types import HwType, hw_type
+from quantsearch.graph import info
+from quantsearch.passes.transform.modules import submodule
+
+__all__ = ["QUANT_DOMAIN", "export_qonnx", "run_qonnx", "verify_qonnx"]
+
+QUANT_DOMAIN = "qonnx.custom_op.general"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.onnx = require("onnx", "export --to qonnx")
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+
+    def const(self, name: str, value: np.ndarray[Any, Any] | float) -> str:
+        arr = np.asarray(value, dtype=np.float32)
+        self.inits.append(self.onnx.numpy_helper.from_array(arr, name))
+        return name
+
+    def op(self, op: str, inputs: list[str], out: str, **attrs: Any) -> str:
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def quant(self, x: str, t: HwType | None, name: str) -> str:
+        if t is None:
+            return x
+        ins = [
+            x,
+            self.const(f"{name}_scale", 2.0**-t.frac),
+            self.const(f"{name}_zeropt", 0.0),
+            self.const(f"{name}_bitwidth", float(t.width)),
+        ]
+        self.nodes.append(
+            self.onnx.helper.make_node(
+                "Quant",
+                ins,
+                [name],
+                name=name,
+                domain=QUANT_DOMAIN,
+                signed=int(t.signed),
+                narrow=0,
+                rounding_mode=t.qonnx_rounding(),
+            )
+        )
+        return name
+
+
+def _role(node: fx.Node, role: str) -> HwType | None:
+    fmt = info(node).precision.get(role)
+    return None if fmt is None else hw_type(fmt, f"{node.name}.{role}")
+
+
+def build_qonnx(qgm: fx.GraphModule) -> Any:
+    """The QONNX ``onnx.ModelProto`` of a quantized chain of Linear, BatchNorm1d and ReLU."""
+    nodes = chain_nodes(qgm)
+    roles = {n.name: {r: _role(n, r) for r in info(n).precision} for n in nodes}  # refuse early
+    b = _Builder()
+    helper, tp = b.onnx.helper, b.onnx.TensorProto
+    placeholder = next(n for n in qgm.graph.nodes if n.op == "placeholder")
+    width = info(placeholder).outputs[0].shape[1]
+    x = placeholder.name
+    for node in nodes:
+        r = roles[node.name]
+        m = submodule(qgm, str(node.target))
+        x = b.quant(x, r.get("data_in"), f"{node.name}_data_in_q")
+        if isinstance(m, nn.Linear):
+            w = b.quant(
+                b.const(f"{node.name}_weight", m.weight.detach().numpy()),
+                r.get("weight"),
+                f"{node.name}_weight_q",
+            )
+            ins = [x, w]
+            if m.bias is not None:
+                ins.append(
+                    b.quant(
+                        b.const(f"{node.name}_bias", m.bias.detach().numpy()),
+                        r.get("bias"),
+                        f"{node.name}_bias_q",
+                    )
+                )
+            x = b.op("Gemm", ins, f"{node.name}_gemm", transB=1)
+        elif isinstance(m, nn.BatchNorm1d):
+            scale, shift = (t.detach().float().numpy() for t in folded_batch_norm(m))
+            s = b.quant(
+                b.const(f"{node.name}_scale", scale), r.get("weight"), f"{node.name}_scale_q"
+            )
+            h = b.quant(b.const(f"{node.name}_shift", shift), r.get("bias"), f"{node.name}_shift_q")
+            x = b.op("Add", [b.op("Mul", [x, s], f"{node.name}_mul"), h], f"{node.name}_add")
+        else:
+            x = b.op("Relu", [x], f"{node.name}_relu")
+        x = b.quant(x, r.get("data_out"), f"{node.name}_data_out_q")
+    out_width = info(nodes[-1]).outputs[0].shape[1]
+    b.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
+    graph = helper.make_graph(
+        b.nodes,
+        "quantsearch",
+        [helper.make_tensor_value_info(placeholder.name, tp.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("output", tp.FLOAT, ["batch", out_width])],
+        initializer=b.inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QUANT_DOMAIN, 1)]
+    return helper.make_model(graph, opset_imports=opsets, producer_name="quantsearch")
+
+
+def export_qonnx(qgm: fx.GraphModule, path: str | Path) -> Path:
+    """Write the QONNX file of a quantized model (see the module docstring).
+
+    Raises:
+        ConfigError: onnx missing (names the extra), unsupported layers (named), formats QONNX
+            cannot express (``<node>.<role>: <format>, allowed: ...``).
+    """
+    model = build_qonnx(qgm)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b_onnx = require("onnx", "export --to qonnx")
+    b_onnx.save(model, str(path))
+    return path
+
+
+def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:
+    """Outputs of the QONNX file as the ``qonnx`` package's executor computes them."""
+    onnx = require("onnx", "export --to qonnx --verify")
+    require("qonnx", "export --to qonnx --verify")
+    from qonnx.core.modelwrapper import ModelWrapper  # the extra, checked just above
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = onnx.load(str(path))
+    for value in (*model.graph.input, *model.graph.output):  # the executor wants fixed shapes
+        value.type.tensor_type.shape.dim[0].dim_value = len(x)
+    wrapper = ModelWrapper(model).transform(InferShapes())
+    name = wrapper.graph.input[0].name
+    data = np.ascontiguousarray(x.detach().float().reshape(len(x), -1).numpy())
+    out: np.ndarray[Any, Any] = execute_onnx(wrapper, {name: data})["output"]
+    return out
+
+
+def verify_qonnx(path: str | Path, qgm: fx.GraphModule, x: torch.Tensor) -> Agreement:
+    """The qonnx executor against quantsearch's model (float32, as both compute) on ``x``."""
+    with torch.no_grad():
+        ours = qgm(x).reshape(len(x), -1).numpy()
+    # the output's LSB: the last format applied, or the exact type hardware would give it
+    lsb = 2.0 ** -plan(qgm, float_as=WIDE).output.frac
+    return agreement("qonnx executor", ours, run_qonnx(path, x), lsb)
