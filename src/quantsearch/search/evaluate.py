@@ -1,13 +1,17 @@
-"""One trial's evaluation: quantize the pristine graph with a config, then measure it.
+"""One trial's evaluation: configure the prepared model with a config, then measure it.
 
-The pristine traced model is never modified (the quantize pass returns a new module), and the
-validation tensors are materialised once, so a trial costs one quantize and one forward pass.
+The pristine traced model is never modified. Each thread prepares it once
+(:class:`~quantsearch.passes.transform.slots.PreparedModel`): a trial fills the quantizer slots
+of that module (weights memoised per node, role and format) instead of building and compiling a
+new graph, and gives outputs bit-identical to ``quantize(gm, config)``. The validation tensors
+are materialised once, so a trial costs a slot fill and one forward pass.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +21,8 @@ from torch import fx
 
 from quantsearch.data import Split
 from quantsearch.metrics import compute_metrics
-from quantsearch.passes.transform import ResolvedConfig, quantize, resolve
+from quantsearch.passes.transform import ResolvedConfig, resolve
+from quantsearch.passes.transform.slots import PreparedModel
 
 __all__ = ["Evaluation", "Evaluator", "config_hash"]
 
@@ -66,6 +71,14 @@ class Evaluator:
             if quantize_config is not None
             else {}
         )
+        self._local = threading.local()  # one PreparedModel per thread: apply_ mutates it
+
+    def prepared(self) -> PreparedModel:
+        """This thread's prepared model (built on first use)."""
+        pm: PreparedModel | None = getattr(self._local, "pm", None)
+        if pm is None:
+            pm = self._local.pm = PreparedModel(self.gm, self.calibration)
+        return pm
 
     def resolve(
         self, layer_formats: Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -86,7 +99,7 @@ class Evaluator:
         """Quantize and measure; an exception or a NaN becomes an :class:`Evaluation` error."""
         t0 = time.perf_counter()
         try:
-            qgm = quantize(self.gm, resolved, calibration=self.calibration)
+            qgm = self.prepared().apply_(resolved)
             metrics = compute_metrics(qgm, self.metrics, data=self.data, batch_size=self.batch_size)
         except Exception as exc:  # recorded on the trial with its config; the search goes on
             return Evaluation(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)

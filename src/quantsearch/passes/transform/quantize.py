@@ -24,14 +24,14 @@ from typing import Any
 from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
-from quantsearch.graph import META_KEY, info
+from quantsearch.graph import META_KEY, NodeInfo, info
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import QuantizeConfig
 from quantsearch.passes.transform.modules import QUANTIZERS, clone_module, submodule
 from quantsearch.passes.transform.resolve import resolve
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
-__all__ = ["CONTAINER", "quantize"]
+__all__ = ["CONTAINER", "node_info", "plan_targets", "quantize"]
 
 CONTAINER = "quantized_nodes"
 
@@ -105,6 +105,48 @@ def quantize(
     return _apply(gm, resolved)
 
 
+def node_info(ni: NodeInfo, new: fx.Node, module: Any, precision: dict[str, Any]) -> NodeInfo:
+    """The record of a quantized graph's node: its formats, a fresh (empty) cost."""
+    return dataclasses.replace(
+        ni,
+        op=new.op,
+        target=str(new.target) if new.op == "call_module" else ni.target,
+        module_type=_qualname(module) if new.op == "call_module" else ni.module_type,
+        precision=precision,
+        cost={},
+    )
+
+
+def plan_targets(gm: fx.GraphModule, resolved: ResolvedConfig) -> tuple[str | None, ...]:
+    """The module target each node of ``quantize(gm, resolved)`` calls (``None``: no module).
+
+    What :func:`_apply` decides, without building anything: two configs with equal plans give
+    graphs of the same structure, which :mod:`.slots` reuses.
+    """
+    container = _free_name(gm, CONTAINER)
+    taken: set[str] = set()
+    built: dict[tuple[str, Any], str] = {}
+    out: list[str | None] = []
+    for node in gm.graph.nodes:
+        lq = resolved.get(node.name)
+        if node.op == "call_module" or (
+            lq is not None and node.op in ("call_function", "call_method")
+        ):
+            k = (str(node.target), lq)
+            if node.op == "call_module" and k in built:
+                out.append(built[k])
+                continue
+            target = str(node.target)
+            if node.op != "call_module" or target in taken:
+                target = f"{container}.{node.name}"
+            taken.add(target)
+            built[k] = target
+            out.append(target)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
 def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
     graph = copy.deepcopy(gm.graph)  # node for node, names kept; node.meta copied shallowly
     container = _free_name(gm, CONTAINER)
@@ -143,14 +185,7 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
             module = root[str(new.target)]
         elif old.op == "get_attr":
             get_attrs.append(new)
-        new.meta[META_KEY] = dataclasses.replace(
-            ni,
-            op=new.op,
-            target=str(new.target) if new.op == "call_module" else ni.target,
-            module_type=_qualname(module) if new.op == "call_module" else ni.module_type,
-            precision=precision,
-            cost={},
-        )
+        new.meta[META_KEY] = node_info(ni, new, module, precision)
     for node in get_attrs:  # after the modules, so a path into a new module reads the new one
         target = str(node.target)
         owner = next((t for t in root if target.startswith(t + ".")), None)

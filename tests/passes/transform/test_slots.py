@@ -1,0 +1,114 @@
+"""The slot path (PreparedModel.apply_) against quantize(gm, config): bit-identical outputs.
+
+Every registered format (the contract's EXAMPLES) on every zoo model, one prepared model
+reconfigured over and over: each config's output must equal a fresh ``quantize`` exactly
+(``torch.equal``), whatever the configs before it were, and so must the per-node records the
+metrics read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import fx
+
+from quantsearch.formats import FixedPoint, NumberFormat
+from quantsearch.graph import info, trace
+from quantsearch.metrics import compute_metrics
+from quantsearch.models import MODELS, build_model
+from quantsearch.passes.transform import QUANTIZERS, ResolvedConfig, quantize
+from quantsearch.passes.transform.slots import PreparedModel
+from tests.formats.test_contract import FMTS, IDS
+
+STATIC = ["params", "model_size_bits", "bitops", "macs", "activation_bits"]
+
+
+def _traced(name: str) -> tuple[fx.GraphModule, torch.Tensor]:
+    torch.manual_seed(0)
+    spec = MODELS.get(name)
+    model = build_model(name).eval()
+    x = torch.randn(32, *spec.input_shape)
+    with torch.no_grad():  # running statistics that are not the defaults
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                assert m.running_mean is not None and m.running_var is not None
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return trace(model, x), x
+
+
+def _config(gm: fx.GraphModule, fmt: NumberFormat | None, every: int = 1) -> ResolvedConfig:
+    """``fmt`` on every role of every ``every``-th quantizable node (None: fixed(8,4) there)."""
+    table: dict[str, dict[str, Any]] = {}
+    nodes = [n for n in gm.graph.nodes if info(n).op_kind in QUANTIZERS.names()]
+    for i, node in enumerate(nodes):
+        if i % every:
+            continue
+        f = fmt or FixedPoint(8, 4)
+        table[node.name] = {r: f.to_dict() for r in QUANTIZERS.get(info(node).op_kind).roles}
+    return ResolvedConfig.from_dict(table, gm=gm)
+
+
+def _run(fn: Any) -> Any:
+    torch.manual_seed(7)  # stochastic rounding draws the same numbers on both paths
+    try:
+        with torch.no_grad():
+            return fn()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.dtype == b.dtype and torch.equal(a, b)
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_format_on_every_zoo_model_is_bit_identical(name: str) -> None:
+    gm, x = _traced(name)
+    before = {k: v.clone() for k, v in gm.state_dict().items()}
+    pm = PreparedModel(gm)
+    configs = [_config(gm, None)]
+    for fmt in FMTS:
+        configs += [_config(gm, fmt), _config(gm, fmt, every=2)]
+    configs += configs[:3]  # back to configs seen before: memoised weights, same results
+    for rc in configs:
+        want = _run(lambda rc=rc: quantize(gm, rc)(x))
+        got = _run(lambda rc=rc: pm.apply_(rc)(x))
+        assert _same(got, want), f"{name}: {rc.key()}"
+    assert all(torch.equal(before[k], v) for k, v in gm.state_dict().items())
+
+
+@pytest.mark.parametrize("fmt", FMTS, ids=IDS)
+def test_node_records_and_static_metrics_match_quantize(fmt: NumberFormat) -> None:
+    gm, _ = _traced("cnn-digits")
+    pm = PreparedModel(gm)
+    pm.apply_(_config(gm, None, every=2))  # the same structure, other formats, first
+    for rc in (_config(gm, fmt, every=2), _config(gm, fmt)):
+        q = quantize(gm, rc)
+        p = pm.apply_(rc)
+        assert [info(n) for n in p.graph.nodes] == [info(n) for n in q.graph.nodes]
+        assert compute_metrics(p, STATIC) == compute_metrics(q, STATIC)
+
+
+def test_training_mode_graphs_are_quantized_afresh() -> None:
+    gm, _ = _traced("mlp-digits")
+    gm.train()
+    pm = PreparedModel(gm)
+    rc = _config(gm, None)
+    assert pm.apply_(rc) is not pm.apply_(rc)
+
+
+def test_quantized_weights_are_memoised_per_node_role_and_format() -> None:
+    gm, _ = _traced("mlp-digits")
+    pm = PreparedModel(gm)
+    a, b = _config(gm, FixedPoint(8, 4)), _config(gm, FixedPoint(4, 2))
+    for rc in (a, b, a, b):  # the first builds, the later ones only fill slots
+        pm.apply_(rc)
+    lin = next(n for n in gm.graph.nodes if info(n).op_kind == "linear")
+    w8 = pm.apply_(a).get_submodule(str(lin.target)).weight
+    assert pm.apply_(b).get_submodule(str(lin.target)).weight is not w8
+    assert pm.apply_(a).get_submodule(str(lin.target)).weight is w8  # not recomputed
