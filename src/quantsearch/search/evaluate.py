@@ -71,6 +71,8 @@ class Evaluator:
             if quantize_config is not None
             else {}
         )
+        self._baseline: dict[str, float] | None = None
+        self._baseline_lock = threading.Lock()
         self._local = threading.local()  # one PreparedModel per thread: apply_ mutates it
 
     def prepared(self) -> PreparedModel:
@@ -92,8 +94,14 @@ class Evaluator:
         )
 
     def baseline(self) -> dict[str, float]:
-        """Metrics of the float model."""
-        return compute_metrics(self.gm, self.metrics, data=self.data, batch_size=self.batch_size)
+        """Metrics of the float model, measured once per evaluator: every study and every run
+        of a comparison that shares this evaluator shares the one measurement."""
+        with self._baseline_lock:
+            if self._baseline is None:
+                self._baseline = compute_metrics(
+                    self.gm, self.metrics, data=self.data, batch_size=self.batch_size
+                )
+            return dict(self._baseline)
 
     def evaluate(self, resolved: ResolvedConfig) -> Evaluation:
         """Quantize and measure; an exception or a NaN becomes an :class:`Evaluation` error."""
