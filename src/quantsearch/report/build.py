@@ -30,6 +30,7 @@ from quantsearch.report.tables import (
     objectives_text,
     reference_words,
     space_table,
+    test_split_table,
 )
 from quantsearch.search.results import SearchResult, read_json
 
@@ -50,6 +51,7 @@ class Report:
     best: Table
     best_title: str
     comparison: Table | None = None
+    test: Table | None = None  # the chosen configs on the held-out test split
     figures: list[Figure] = field(default_factory=list)
     config_json: str = ""
 
@@ -166,6 +168,7 @@ def _build_search(rd: Path) -> Report:
         baseline=baseline_table(result.baseline),
         best=best,
         best_title=best_title,
+        test=test_split_table(result),
         figures=figures,
         config_json=json.dumps(search, indent=2, default=str),
     )

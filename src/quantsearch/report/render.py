@@ -54,6 +54,8 @@ def _sections(r: Report) -> list[tuple[str, Table]]:
     if r.comparison is not None:
         secs.append(("Comparison", r.comparison))
     secs.append((r.best_title, r.best))
+    if r.test is not None:
+        secs.append(("Held-out test split: the chosen configs", r.test))
     return secs
 
 

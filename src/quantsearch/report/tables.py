@@ -18,6 +18,7 @@ from quantsearch.report.formatting import (
     layer_formats,
 )
 from quantsearch.search.pareto import pareto_front
+from quantsearch.search.results import SearchResult
 from quantsearch.search.space import choice_labels
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "objectives_text",
     "reference_words",
     "space_table",
+    "test_split_table",
 ]
 
 
@@ -176,6 +178,32 @@ def baseline_table(baseline: Mapping[str, float]) -> Table:
             unit = ""
         rows.append((k, fmt_metric(v), unit))
     return Table(("metric", "float model", "unit"), tuple(rows))
+
+
+def test_split_table(result: SearchResult) -> Table | None:
+    """The chosen configs (the best one, or every Pareto member) on the held-out test split,
+    each data metric beside its validation value; ``None`` when the run measured none."""
+    if not result.test_metrics:
+        return None
+    by_number = {t.number: t for t in result.trials}
+    names: list[str] = []
+    for m in result.test_metrics.values():
+        names.extend(k for k in m if k not in names)
+    cols = ["trial"]
+    for n in names:
+        cols += [f"{n} (validation)", f"{n} (test)"]
+    rows = []
+    for number, test in result.test_metrics.items():
+        val = by_number[number].metrics if number in by_number else {}
+        row = [str(number)]
+        for n in names:
+            row += [fmt_metric(val.get(n)), fmt_metric(test.get(n))]
+        rows.append(tuple(row))
+    note = (
+        "validation: the split the search chose these configs by; test: held out, never seen "
+        "by the search, so an unbiased estimate of how the chosen configs generalise."
+    )
+    return Table(tuple(cols), tuple(rows), (note,))
 
 
 def _first(p: ConfigPoint) -> float:
