@@ -6,7 +6,7 @@ here.
 
 from __future__ import annotations
 
-from quantsearch.search.strategies import brute_force, local, optuna_samplers
+from quantsearch.search.strategies import brute_force, local, optuna_samplers, sensitivity
 from quantsearch.search.strategies.base import (
     STRATEGIES,
     Encoding,
@@ -29,5 +29,10 @@ __all__ = [
     "pass_options",
 ]
 
-for _strategy in (brute_force.STRATEGY, local.STRATEGY, *optuna_samplers.STRATEGIES_):
+for _strategy in (
+    brute_force.STRATEGY,
+    local.STRATEGY,
+    sensitivity.STRATEGY,
+    *optuna_samplers.STRATEGIES_,
+):
     STRATEGIES.add(_strategy.name, _strategy, aliases=_strategy.aliases)

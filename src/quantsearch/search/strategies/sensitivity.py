@@ -1,0 +1,421 @@
+"""Sensitivity-guided search: predicted per-layer damage, exact costs, an integer program, feedback.
+
+HAWQ-V2/V3 rank layers by a Hessian-weighted quantization perturbation and pick per-layer bit
+widths by integer linear programming under a cost budget; AIMET's automatic mixed precision
+measures per-layer sensitivity first and then walks the cost/accuracy frontier. This strategy
+does both and closes the loop with the search's real evaluations (docs/sensitivity.md):
+
+1. Before the first trial, every choice of every knob gets a predicted accuracy drop (and
+   loss increase) from one forward and backward pass over the evaluator's data
+   (:mod:`quantsearch.passes.analysis.sensitivity`): no evaluation of the objective.
+2. Analytic cost metrics (params, size, average bits, MACs, FLOPs, BitOPs) are additive over
+   nodes and depend on a node's formats only through their bits, so the exact cost of every
+   point is the reference point's plus one measured delta per group of knobs that share nodes.
+3. Each trial solves a multiple-choice knapsack with ``scipy.optimize.milp``: one binary per
+   joint choice of each group, the weighted objective predicted, the constraints predicted
+   (data metrics with a safety margin; analytic ones exactly), and a no-good cut per point
+   already proposed, so it never proposes a point twice.
+4. After each evaluation the per-knob scale of the predicted damage is refitted by
+   non-negative, ridge-regularised least squares on (predicted damage, measured drop), and the
+   margin by the fit's residuals; the next solve uses them. The seed draws the scales around
+   their fit (Thompson sampling's idea), so seeds give different, reproducible sequences.
+
+Single objective (weighted sum) only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from quantsearch.errors import ConfigError
+from quantsearch.formats import make_format
+from quantsearch.metrics import compute_metrics
+from quantsearch.metrics.specs import metric_spec
+from quantsearch.passes.analysis.sensitivity import output_damage, probe
+from quantsearch.passes.transform import quantize
+from quantsearch.search import optuna_compat
+from quantsearch.search.strategies.base import Space, SpaceSampler, Strategy, StrategyContext
+from quantsearch.search.trial import TrialInfo
+
+__all__ = ["SensitivitySampler", "Tables", "sensitivity_tables"]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What the sampler knows before any evaluation.
+
+    Attributes:
+        drop: per knob, per choice: predicted accuracy drop (fraction of samples).
+        loss: per knob, per choice: predicted loss increase (nats per sample).
+        groups: knob indices that share nodes (their costs interact: BitOPs = w_bits x a_bits).
+        ref: analytic metrics at the reference point (every knob at its dearest choice).
+        delta: per group, per joint choice (in ``itertools.product`` order), metric -> delta.
+    """
+
+    drop: list[np.ndarray]
+    loss: list[np.ndarray]
+    groups: list[tuple[int, ...]]
+    ref: dict[str, float]
+    delta: list[dict[str, np.ndarray]]
+
+
+# Tables per evaluator (a comparison's runs share one): computing them takes about a second.
+_TABLES: weakref.WeakKeyDictionary[Any, dict[Any, Tables]] = weakref.WeakKeyDictionary()
+
+
+def _is_analytic(metric: str) -> bool:
+    return metric_spec(metric).kind == "static"
+
+
+def _layer_formats(space: Any, choice: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = space.layer_formats(choice)
+    return out
+
+
+def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Tables:
+    """Predicted damage of every knob choice and exact analytic costs (memoised per evaluator)."""
+    knobs = space.knobs
+    key = (tuple((k.name, k.labels) for k in knobs), tuple(sorted(metrics)))
+    memo = _TABLES.setdefault(evaluator, {})
+    if key in memo:
+        return memo[key]
+    gm = evaluator.gm
+    ref = {k.name: k.by_cost[-1] for k in knobs}
+    nodes = sorted({n for k in knobs for n in k.nodes})
+    probes = probe(gm, evaluator.data.x, evaluator.data.y, nodes)
+    drop, loss = [], []
+    for k in knobs:
+        d = np.zeros(k.size)
+        lo = np.zeros(k.size)
+        for i in range(k.size):
+            # this knob's roles (and the roles derived from it) at choice i, everything else float
+            lf = _layer_formats(space, {**ref, k.name: i})
+            for node in k.nodes:
+                roles = {r: f for r, f in lf[node].items() if r == k.role or _derived(space, node, r, k.role)}
+                lq = evaluator.resolve({node: roles})[node]
+                dmg = output_damage(gm, probes[node], lq)
+                d[i] += dmg.accuracy_drop
+                lo[i] += dmg.loss
+        drop.append(d)
+        loss.append(lo)
+    groups: dict[frozenset[str], list[int]] = {}
+    for i, k in enumerate(knobs):
+        groups.setdefault(frozenset(k.nodes), []).append(i)
+    gl = [tuple(g) for g in groups.values()]
+    names = [m for m in metrics if _is_analytic(m)]
+
+    def cost(choice: dict[str, int]) -> dict[str, float]:
+        if not names:
+            return {}
+        qgm = quantize(gm, evaluator.resolve(space.layer_formats(choice)), calibration=evaluator.calibration)
+        return compute_metrics(qgm, names)
+
+    base = cost(ref)
+    delta = []
+    for g in gl:
+        memo_bits: dict[tuple[float, ...], dict[str, float]] = {}
+        rows: dict[str, list[float]] = {m: [] for m in names}
+        for combo in itertools.product(*(range(knobs[i].size) for i in g)):
+            bits = tuple(_bits(knobs[i].options[c]) for i, c in zip(g, combo, strict=True))
+            if bits not in memo_bits:  # analytic costs read a format's bits only
+                choice = dict(ref)
+                choice.update({knobs[i].name: c for i, c in zip(g, combo, strict=True)})
+                memo_bits[bits] = cost(choice)
+            for m in names:
+                rows[m].append(memo_bits[bits][m] - base[m])
+        delta.append({m: np.array(v) for m, v in rows.items()})
+    tables = Tables(drop, loss, gl, base, delta)
+    memo[key] = tables
+    return tables
+
+
+def _derived(space: Any, node: str, role: str, source: str) -> bool:
+    return (node, role, source) in set(space.derived)
+
+
+def _bits(option: Mapping[str, Any]) -> float:
+    """Bits per element of a choice, as the space orders choices by cost."""
+    fields = {k: v for k, v in option.items() if k != "format"}
+    return float(make_format(str(option["format"]), fields, key="search.space").bits_per_element)
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """A predicted quantity: ``const + sum_g coef[g][joint choice of g]``."""
+
+    const: float
+    coef: list[np.ndarray]
+
+
+class SensitivitySampler(SpaceSampler):
+    """Proposes the point an integer program over predicted damage and exact costs finds best.
+
+    Args:
+        space: the finite space.
+        seed: seeds the draw of damage scales around their fit.
+        evaluator: the study's evaluator (model, data, calibration).
+        search: the study's ``SearchConfig`` (objectives, constraints).
+        jitter: relative spread (log scale) of the drawn damage scales.
+        keep: per group and distinct cost, how many joint choices the program sees (the least
+            damaging ones; the others have the same cost and more predicted damage).
+        ridge: pull of each knob's scale towards the global fit (in units of observations).
+    """
+
+    encoding = "categorical"
+
+    def __init__(
+        self,
+        space: Space,
+        seed: int | None = None,
+        evaluator: Any = None,
+        search: Any = None,
+        jitter: float = 0.15,
+        keep: int = 3,
+        ridge: float = 2.0,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        if evaluator is None or search is None:
+            raise ConfigError("search.strategy 'sensitivity' needs the study's evaluator and config")
+        if search.combine != "weighted_sum":
+            raise ConfigError("search.strategy 'sensitivity' does not support combine = 'pareto'")
+        self._ev, self._cfg = evaluator, search
+        self._seed = 0 if seed is None else seed
+        self._jitter, self._keep, self._ridge = jitter, keep, ridge
+        for m in {o.metric for o in search.objectives} | {c.metric for c in search.constraints}:
+            if not _is_analytic(m) and _damage_kind(m) is None:
+                raise ConfigError(
+                    f"search.strategy 'sensitivity' predicts accuracy-like metrics and loss, and "
+                    f"reads analytic costs exactly; it cannot predict {m!r}"
+                )
+        self._tables: Tables | None = None
+
+    def tables(self) -> Tables:
+        if self._tables is None:
+            metrics = [o.metric for o in self._cfg.objectives] + [c.metric for c in self._cfg.constraints]
+            self._tables = sensitivity_tables(self._space, self._ev, metrics)
+        return self._tables
+
+    # -- the model -------------------------------------------------------------------------
+
+    def _scales(self, study: Study, trials: list[FrozenTrial], metric: str, base: float) -> tuple[np.ndarray, float]:
+        """Per-knob scales of the predicted damage of ``metric`` and the fit's residual RMS."""
+        t = self.tables()
+        kind = _damage_kind(metric)
+        table = t.loss if kind == "loss" else t.drop
+        knobs = self._space.knobs
+        rows, ys = [], []
+        for tr in trials:
+            info = TrialInfo.from_trial(tr)
+            if info.metrics is None or metric not in info.metrics or len(tr.params) != len(knobs):
+                continue
+            choice = self._space.decode(tr.params)
+            x = np.array([table[i][choice[k.name]] for i, k in enumerate(knobs)])
+            y = (base - info.metrics[metric]) if kind == "drop" else (info.metrics[metric] - base)
+            if y > 0.25 and x.sum() > 0.25:  # far outside the region that matters: unhelpful
+                continue
+            rows.append(x)
+            ys.append(y)
+        n = len(knobs)
+        if not rows:
+            return np.ones(n), 0.0
+        from scipy.optimize import lsq_linear  # deferred: scipy costs start-up time
+
+        X, Y = np.array(rows), np.array(ys)
+        tot = X.sum(1)
+        g = float(tot @ Y / (tot @ tot)) if tot @ tot > 0 else 1.0
+        g = min(max(g, 0.25), 4.0)  # one global scale, then each knob around it
+        lam = math.sqrt(self._ridge) * max(float(np.sqrt((X**2).mean())), 1e-6)
+        A = np.vstack([X, lam * np.eye(n)])
+        b = np.concatenate([Y, lam * g * np.ones(n)])
+        s = lsq_linear(A, b, bounds=(0.0, np.inf)).x
+        resid = Y - X @ s
+        return s, float(np.sqrt((resid**2).mean())) if len(Y) > 2 else 0.0
+
+    def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        knobs = self._space.knobs
+        t = self.tables()
+        baseline: dict[str, float] = dict(study.user_attrs.get("baseline") or self._ev.baseline())
+        trials = [
+            tr
+            for tr in optuna_compat.study_trials(study)
+            if tr.number != trial.number and len(tr.params) == len(knobs)
+        ]
+        seen = {tuple(self._space.decode(tr.params)[k.name] for k in knobs) for tr in trials}
+        done = [tr for tr in trials if tr.state == TrialState.COMPLETE]
+        rng = np.random.default_rng([self._seed, trial.number])
+        n_val = max(1, len(self._ev.data.y))
+        preds: dict[str, _Linear] = {}
+        margins: dict[str, float] = {}
+        for m in {o.metric for o in self._cfg.objectives} | {c.metric for c in self._cfg.constraints}:
+            if _is_analytic(m):
+                preds[m] = _Linear(t.ref[m], [d[m] for d in t.delta])
+                margins[m] = 0.0
+                continue
+            scales, rms = self._scales(study, done, m, baseline[m])
+            scales = scales * np.exp(self._jitter * rng.standard_normal(len(scales)))
+            kind = _damage_kind(m)
+            table = t.loss if kind == "loss" else t.drop
+            sign = -1.0 if kind == "drop" else 1.0
+            coef = []
+            for g in t.groups:
+                joint = np.zeros(math.prod(knobs[i].size for i in g))
+                grids = np.meshgrid(*(table[i] * scales[i] for i in g), indexing="ij")
+                for grid in grids:
+                    joint = joint + grid.ravel()
+                coef.append(sign * joint)
+            preds[m] = _Linear(baseline[m], coef)
+            margins[m] = (1.0 / n_val if kind == "drop" else 0.0) + rms
+        point = self._solve(preds, margins, baseline, seen)
+        if point is None:
+            return self._fallback_point(seen, rng)
+        return {k.name: k.labels[c] for k, c in zip(knobs, point, strict=True)}
+
+    def _solve(
+        self,
+        preds: dict[str, _Linear],
+        margins: dict[str, float],
+        baseline: Mapping[str, float],
+        seen: set[tuple[int, ...]],
+    ) -> tuple[int, ...] | None:
+        """The best unvisited point of the predicted program, or ``None`` when it has none."""
+        from scipy.optimize import Bounds, LinearConstraint, milp  # deferred: start-up time
+        from scipy.sparse import lil_array
+
+        knobs = self._space.knobs
+        t = self.tables()
+        obj = [np.zeros(len(c)) for c in next(iter(preds.values())).coef] if preds else []
+        for o in self._cfg.objectives:
+            p = preds[o.metric]
+            w = (1.0 if o.direction == "maximize" else -1.0) * o.weight
+            if o.relative_to_baseline:
+                w /= baseline[o.metric]
+            obj = [a + w * c for a, c in zip(obj, p.coef, strict=True)]
+        # per group: the joint choices kept (per distinct cost, the best few by objective)
+        kept: list[np.ndarray] = []
+        for gi, g in enumerate(t.groups):
+            cost_key = np.stack([t.delta[gi][m] for m in sorted(t.delta[gi])], 1) if t.delta[gi] else None
+            order = np.argsort(-obj[gi], kind="stable")
+            counts: dict[bytes, int] = {}
+            keep = []
+            for j in order:
+                ck = b"" if cost_key is None else np.round(cost_key[j], 6).tobytes()
+                if counts.get(ck, 0) < self._keep:
+                    counts[ck] = counts.get(ck, 0) + 1
+                    keep.append(int(j))
+            kept.append(np.array(sorted(keep)))
+        offsets = np.cumsum([0] + [len(k) for k in kept])
+        n_var = int(offsets[-1])
+        c_vec = -np.concatenate([obj[gi][k] for gi, k in enumerate(kept)])
+        rows: list[tuple[dict[int, float], float, float]] = []
+        for gi in range(len(kept)):  # one joint choice per group
+            rows.append(({int(offsets[gi]) + i: 1.0 for i in range(len(kept[gi]))}, 1.0, 1.0))
+        cons_rows = []
+        for c in self._cfg.constraints:
+            p = preds[c.metric]
+            base = baseline.get(c.metric, 0.0)
+            alpha, beta = _affine(c.kind, c.bound, base)
+            coeffs = {
+                int(offsets[gi]) + i: alpha * float(p.coef[gi][j])
+                for gi, k in enumerate(kept)
+                for i, j in enumerate(k)
+            }
+            cons_rows.append((coeffs, -np.inf, -beta - alpha * p.const - margins[c.metric]))
+        position = [{int(j): i for i, j in enumerate(k)} for k in kept]
+        for point in seen:  # no-good cuts: never a point already proposed
+            cut = {}
+            for gi, g in enumerate(t.groups):
+                j = int(np.ravel_multi_index(tuple(point[i] for i in g), tuple(knobs[i].size for i in g)))
+                if j not in position[gi]:
+                    break
+                cut[int(offsets[gi]) + position[gi][j]] = 1.0
+            else:
+                rows.append((cut, -np.inf, len(t.groups) - 1.0))
+        for attempt in (cons_rows, []):  # constraints too tight for the model: drop them
+            all_rows = rows + attempt
+            A = lil_array((len(all_rows), n_var))
+            lb, ub = np.empty(len(all_rows)), np.empty(len(all_rows))
+            for r, (coeffs, lo, hi) in enumerate(all_rows):
+                for v, a in coeffs.items():
+                    A[r, v] = a
+                lb[r], ub[r] = lo, hi
+            res = milp(
+                c_vec,
+                constraints=LinearConstraint(A.tocsr(), lb, ub),
+                integrality=np.ones(n_var),
+                bounds=Bounds(0, 1),
+                options={"time_limit": 5.0},
+            )
+            if res.x is not None:
+                break
+        else:
+            return None
+        choice = [0] * len(knobs)
+        for gi, g in enumerate(t.groups):
+            i = int(np.argmax(res.x[offsets[gi] : offsets[gi + 1]]))
+            combo = np.unravel_index(int(kept[gi][i]), tuple(knobs[k].size for k in g))
+            for k, v in zip(g, combo, strict=True):
+                choice[k] = int(v)
+        point = tuple(choice)
+        return None if point in seen else point
+
+    def _fallback_point(self, seen: set[tuple[int, ...]], rng: np.random.Generator) -> dict[str, Any]:
+        knobs = self._space.knobs
+        point = tuple(int(rng.integers(0, k.size)) for k in knobs)
+        for _ in range(256):  # rejection sampling: the space is far larger than what was seen
+            if point not in seen:
+                break
+            point = tuple(int(rng.integers(0, k.size)) for k in knobs)
+        return {k.name: k.labels[c] for k, c in zip(knobs, point, strict=True)}
+
+
+def _damage_kind(metric: str) -> str | None:
+    """How the damage tables predict ``metric``: as an accuracy drop, a loss increase, or not."""
+    spec = metric_spec(metric)
+    if spec.kind != "data":
+        return None
+    if spec.unit == "fraction" and spec.direction == "maximize":
+        return "drop"
+    return "loss" if metric == "loss" else None
+
+
+def _affine(kind: str, bound: float, base: float) -> tuple[float, float]:
+    """``(alpha, beta)`` with the constraint value ``alpha * metric + beta`` (``<= 0``: met)."""
+    return {
+        "max": (1.0, -bound),
+        "min": (-1.0, bound),
+        "max_ratio": (1.0 / base if base else 0.0, -bound),
+        "min_ratio": (-1.0 / base if base else 0.0, bound),
+        "drop": (-1.0, base - bound),
+        "increase": (1.0, -base - bound),
+    }[kind]
+
+
+def _build(ctx: StrategyContext) -> BaseSampler:
+    opts = dict(ctx.options)
+    allowed = {"jitter", "keep", "ridge"}
+    for name in opts:
+        if name not in allowed:
+            raise ConfigError(
+                f"search.strategy.options.{name} is not an option of SensitivitySampler; "
+                f"allowed: {sorted(allowed)}"
+            )
+    return SensitivitySampler(ctx.space, ctx.seed, ctx.evaluator, ctx.search, **opts)
+
+
+STRATEGY = Strategy(
+    "sensitivity",
+    _build,
+    "predicted per-layer damage + exact costs -> integer program (milp), refitted after each trial",
+    aliases=("hawq",),
+    multi_objective=False,
+)
