@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -76,6 +77,14 @@ class StrategyContext:
     options: dict[str, Any] = field(default_factory=dict)
     # Atomically claims a point index across workers (brute force); None: this process only.
     claim_point: Callable[[int, int], bool] | None = None  # (point index, trial number)
+    # The study's budget in trials, for samplers whose defaults assume a larger one (NSGA's
+    # population); None: unknown.
+    n_trials: int | None = None
+    # For model-based samplers (sensitivity): the study's evaluator (model, data, calibration)
+    # and its SearchConfig (objectives, constraints). Typed Any: search.config imports this
+    # module, and the evaluator's type would pull torch into `--help`.
+    evaluator: Any = None
+    search: Any = None
 
 
 @dataclass(frozen=True)
@@ -111,16 +120,34 @@ def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:
 SamplerT = TypeVar("SamplerT", bound=BaseSampler)
 
 
+def _check_type(cls: type, name: str, default: Any, value: Any) -> None:
+    """An option whose default is a bool, an int or a float takes a value of that kind: Optuna
+    stores what it is given and fails on it only when it samples, mid-search."""
+    key = f"search.strategy.options.{name}"
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok, kind = ok and math.isfinite(value), "a finite number"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{key} must be {kind} for {cls.__name__} (got {value!r})")
+
+
 def pass_options(cls: type[SamplerT], ctx: StrategyContext, fixed: dict[str, Any]) -> SamplerT:
     """``cls(**fixed, **ctx.options)``, rejecting options ``cls`` does not take by name."""
     params = inspect.signature(cls).parameters
     allowed = sorted(p for p in params if p not in fixed and p != "self")
-    for name in ctx.options:
+    for name, value in ctx.options.items():
         if name not in allowed or name in fixed:
             raise ConfigError(
                 f"search.strategy.options.{name} is not an option of {cls.__name__}; "
                 f"allowed: {allowed}"
             )
+        _check_type(cls, name, params[name].default, value)
     try:
         return cls(**fixed, **ctx.options)
     except (TypeError, ValueError) as exc:

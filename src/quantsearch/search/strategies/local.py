@@ -4,10 +4,16 @@ Mixed-precision spaces have structure that generic samplers ignore: every knob's
 ordered by cost (bits), and the objective changes smoothly when one layer moves one step up or
 down. This strategy starts from the dearest point (every knob at its most precise choice, the
 one closest to the float model), then always proposes an unvisited neighbour of the best
-feasible point found so far — one knob one step cheaper or dearer, cheaper steps first, in a
-seeded order. When every neighbour of the incumbent has been visited it is a local optimum, and
-the next proposal is a random unvisited point, from which the climb goes on. Single objective
-only (weighted sum); it never proposes a point twice while an unvisited one is left.
+feasible point found so far. A step is one *cost level*: a run of choices with the same bits per
+element (``fixed(16,8)``, ``fixed(16,12)``) is one level, so the neighbours of a knob's choice
+are the choices of the next cheaper level, the other choices of its own level, and those of the
+next dearer level, proposed in that order: every knob one level cheaper before any same-cost
+or dearer move (within a level, the choice at the nearest relative position first; knobs in a
+seeded order). A 16-bit start therefore leaves 16 bits on its first move instead of wandering
+over equal-cost 16-bit choices that cannot improve a cost objective. When every neighbour of
+the incumbent has been visited it is a local optimum, and the next proposal is a random
+unvisited point, from which the climb goes on. Single objective only (weighted sum); it never
+proposes a point twice while an unvisited one is left.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from quantsearch.errors import ConfigError
+from quantsearch.formats import format_from_str
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies.base import (
     Space,
@@ -45,6 +53,7 @@ class LocalSearchSampler(SpaceSampler):
     def __init__(self, space: Space, seed: int | None = None) -> None:
         super().__init__(space, seed=seed)
         self._rng = np.random.default_rng(seed)
+        self._levels = [_cost_levels(space, i) for i in range(len(space.knobs))]
 
     @staticmethod
     def _score(t: FrozenTrial, sign: float) -> tuple[int, float]:
@@ -72,16 +81,33 @@ class LocalSearchSampler(SpaceSampler):
                 return self._encode(start)
             return self._restart(seen)
         current = best[2]
-        steps = []
-        for i in self._rng.permutation(len(knobs)):
-            for delta in (-1, 1):  # cheaper first
-                j = current[i] + delta
-                if 0 <= j < knobs[i].size:
-                    steps.append((delta, (*current[:i], j, *current[i + 1 :])))
-        for _, point in sorted(steps, key=lambda s: s[0]):
+        moves = []  # (kind, rank within the knob's moves, knob order, point)
+        for order, i in enumerate(self._rng.permutation(len(knobs))):
+            for kind, ordinals in enumerate(self._neighbours(i, current[i])):
+                for rank, j in enumerate(ordinals):
+                    moves.append((kind, rank, order, (*current[:i], j, *current[i + 1 :])))
+        for *_, point in sorted(moves, key=lambda m: m[:3]):
             if point not in seen:
                 return self._encode(point)
         return self._restart(seen)
+
+    def _neighbours(self, knob: int, j: int) -> tuple[list[int], list[int], list[int]]:
+        """Ordinals of the next cheaper level, the rest of ``j``'s level, the next dearer level,
+        each nearest relative position first."""
+        levels = self._levels[knob]
+        at = next(k for k, level in enumerate(levels) if j in level)
+        level = levels[at]
+        position = level.index(j) / max(len(level) - 1, 1)
+
+        def nearest(ordinals: list[int]) -> list[int]:
+            span = max(len(ordinals) - 1, 1)
+            ranked = sorted((abs(r / span - position), o) for r, o in enumerate(ordinals))
+            return [o for _, o in ranked]
+
+        cheaper = nearest(levels[at - 1]) if at > 0 else []
+        dearer = nearest(levels[at + 1]) if at + 1 < len(levels) else []
+        same = sorted((o for o in level if o != j), key=lambda o: abs(o - j))
+        return cheaper, same, dearer
 
     def _restart(self, seen: set[tuple[int, ...]]) -> dict[str, Any]:
         sizes = [k.size for k in self._space.knobs]
@@ -99,6 +125,29 @@ class LocalSearchSampler(SpaceSampler):
 
     def _encode(self, point: tuple[int, ...]) -> dict[str, Any]:
         return {k.name: v for k, v in zip(self._space.knobs, point, strict=True)}
+
+
+def _cost_levels(space: Space, knob: int) -> list[list[int]]:
+    """A knob's ordinals (cheapest first) grouped into runs of equal bits per element.
+
+    A label that names no format (a user objective's own parameter) is a level of its own.
+    """
+    k = space.knobs[knob]
+    bits: list[float] = []
+    for j in range(k.size):
+        params = {other.name: 0 for other in space.knobs} | {k.name: j}
+        label = k.labels[space.decode(params)[k.name]]
+        try:
+            bits.append(float(format_from_str(label).bits_per_element))
+        except ConfigError:
+            bits.append(float("nan"))  # never equal to another: its own level
+    levels: list[list[int]] = []
+    for j, b in enumerate(bits):
+        if levels and bits[levels[-1][-1]] == b:
+            levels[-1].append(j)
+        else:
+            levels.append([j])
+    return levels
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
