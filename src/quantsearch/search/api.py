@@ -127,10 +127,12 @@ def search(
     objectives: Mapping[str, Any],
     constraints: Mapping[str, Any] | None = None,
     strategy: str | Mapping[str, Any] = "tpe",
-    n_trials: int = 100,
+    n_trials: int | None = None,
     seed: int = 0,
     timeout: float | None = None,
     n_jobs: int = 1,
+    n_evaluations: int | None = None,
+    fidelity: str | Mapping[str, Any] | None = None,
     metrics: Sequence[str] | None = None,
     quantize: Mapping[str, Any] | None = None,
     calibration_data: torch.Tensor | None = None,
@@ -147,7 +149,10 @@ def search(
         model: a float model (an ``nn.Module``; traced here) or a traced ``GraphModule``.
         data: validation samples ``(x, y)`` every trial is measured on.
         space, objectives, constraints, strategy: as the ``[search.*]`` TOML tables.
-        n_trials: the trial budget (cache hits count as trials, not as evaluations).
+        n_trials: the trial budget (cache hits count as trials, not as evaluations); default
+            100, or 20 x ``n_evaluations`` when that is given.
+        n_evaluations: also stop after this many distinct evaluations (``[search]
+            n_evaluations``); ``fidelity``: as ``[search] fidelity``.
         run_dir: write the study (file-backed) and result files here; in memory when ``None``.
         storage: an Optuna RDB URL instead of the file default.
         calibration_data: training samples for ``frac_width = "auto"`` activation ranges.
@@ -169,10 +174,11 @@ def search(
         "space": dict(space),
         "objectives": dict(objectives),
         "constraints": dict(constraints or {}),
-        "n_trials": n_trials,
         "n_jobs": n_jobs,
         "seed": seed,
     }
+    optional = {"n_trials": n_trials, "n_evaluations": n_evaluations, "fidelity": fidelity}
+    raw.update({k: v for k, v in optional.items() if v is not None})
     if timeout is not None:
         raw["timeout"] = timeout
     if metrics is not None:

@@ -20,6 +20,7 @@ from quantsearch.validate import check_keys, get_bool, get_float, get_int, get_s
 __all__ = [
     "CompareConfig",
     "ConstraintSpec",
+    "FidelitySpec",
     "ObjectiveSpec",
     "SearchConfig",
     "StrategySpec",
@@ -62,6 +63,29 @@ class ConstraintSpec:
 
 
 @dataclass(frozen=True)
+class FidelitySpec:
+    """``[search] fidelity``: how much validation data a trial is measured on.
+
+    ``full``: every trial sees the whole split. ``successive_halving``: a trial is measured on
+    the first ``min_samples`` samples, then ``eta`` times as many, ... up to the whole split,
+    and is pruned at a rung where a one-sided Clopper-Pearson bound at ``confidence`` says its
+    accuracy cannot meet a constraint or its objective cannot beat the incumbent
+    (:mod:`quantsearch.search.fidelity`). ``min_samples = None``: the split's size / eta^2.
+    """
+
+    method: Literal["full", "successive_halving"] = "full"
+    min_samples: int | None = None
+    eta: int = 4
+    confidence: float = 0.95
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed study must match (nothing at ``full``: older studies still resume)."""
+        if self.method == "full":
+            return {}
+        return {"fidelity": [self.method, self.min_samples, self.eta, self.confidence]}
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     strategy: StrategySpec = field(default_factory=StrategySpec)
     space: SpaceSpec = field(default_factory=SpaceSpec)
@@ -70,6 +94,10 @@ class SearchConfig:
     constraints: tuple[ConstraintSpec, ...] = ()
     metrics: tuple[str, ...] = DEFAULT_RECORDED  # recorded for every trial besides the above
     n_trials: int = 100
+    # The study also ends after this many distinct evaluations (cache hits and pre-checked
+    # trials are not charged); None: no such budget.
+    n_evaluations: int | None = None
+    fidelity: FidelitySpec = field(default_factory=FidelitySpec)
     timeout: float | None = None
     n_jobs: int = 1
     seed: int = 0
@@ -111,6 +139,8 @@ class CompareConfig:
     tolerance: float = 0.0  # "reached the optimum" means within this of it
     budgets: tuple[int, ...] = ()  # simple regret at these trial counts; () = automatic
     shared_cache: bool = True
+    # Budget every run in distinct evaluations instead of trials (equal cost per strategy).
+    n_evaluations: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +255,37 @@ def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec
 _SEARCH_KEYS = {
     "strategy", "space", "objectives", "constraints", "metrics", "n_trials", "timeout", "n_jobs",
     "seed", "study", "storage", "cache", "stop_when_exhausted", "torch_threads", "group_commit_ms",
+    "n_evaluations", "fidelity",
 }  # fmt: skip
+
+# With n_evaluations set and n_trials not given, trials are capped at this many per evaluation:
+# a sampler that only repeats configs (or only proposes pre-checked ones) must still stop.
+TRIALS_PER_EVALUATION_CAP = 20
+
+
+def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
+    """``fidelity = "successive_halving"`` or a table ``{ method, min_samples, eta, confidence }``."""
+    methods = ["full", "successive_halving"]
+    if raw is None:
+        return FidelitySpec()
+    if isinstance(raw, str):
+        raw = {"method": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key} must be one of {methods} or a table (got {raw!r})")
+    check_keys(raw, {"method", "min_samples", "eta", "confidence"}, key)
+    method = get_str(raw, "method", key, "successive_halving")
+    if method not in methods:
+        raise ConfigError(f"{key}.method must be one of {methods} (got {method!r})")
+    confidence = get_float(raw, "confidence", key, 0.95)
+    assert confidence is not None
+    if not 0.5 <= confidence < 1:
+        raise ConfigError(f"{key}.confidence must satisfy 0.5 <= confidence < 1 (got {confidence})")
+    return FidelitySpec(
+        method,  # type: ignore[arg-type]
+        get_int(raw, "min_samples", key, None, minimum=1),
+        get_int(raw, "eta", key, 4, minimum=2) or 4,
+        confidence,
+    )
 
 
 def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int = 0) -> SearchConfig:
@@ -258,6 +318,12 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
     for m in metrics_raw:
         _spec(m, f"{key}.metrics")
     timeout = get_float(raw, "timeout", key, None, positive=True)
+    n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1)
+    n_trials = get_int(raw, "n_trials", key, None, minimum=1)
+    if n_trials is None:
+        n_trials = (
+            d.n_trials if n_evaluations is None else TRIALS_PER_EVALUATION_CAP * n_evaluations
+        )
     return SearchConfig(
         strategy=strategy,
         space=space,
@@ -265,7 +331,9 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         objectives=objectives,
         constraints=constraints,
         metrics=tuple(metrics_raw),
-        n_trials=get_int(raw, "n_trials", key, d.n_trials, minimum=1) or d.n_trials,
+        n_trials=n_trials,
+        n_evaluations=n_evaluations,
+        fidelity=_parse_fidelity(raw.get("fidelity"), f"{key}.fidelity"),
         timeout=timeout,
         n_jobs=get_int(raw, "n_jobs", key, 1, minimum=1) or 1,
         seed=get_int(raw, "seed", key, seed) or 0,
@@ -312,4 +380,5 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         tolerance=get_float(raw, "tolerance", key, 0.0, minimum=0.0) or 0.0,
         budgets=tuple(budgets),
         shared_cache=get_bool(raw, "shared_cache", key, True),
+        n_evaluations=get_int(raw, "n_evaluations", key, None, minimum=1),
     )

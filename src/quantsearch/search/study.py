@@ -27,21 +27,24 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, Trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from quantsearch.errors import ConfigError
+from quantsearch.search import optuna_compat
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
+from quantsearch.search.fidelity import ConfidencePruner, Pruned, measure
 from quantsearch.search.journal import Journal
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
 from quantsearch.search.parallel import Coordinator
 from quantsearch.search.parallel.budget import STALLED_TICKET_GRACE
 from quantsearch.search.parallel.claims import Claims
 from quantsearch.search.parallel.liveness import mark, worker_id
+from quantsearch.search.precheck import Precheck, PrecheckVerdict
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
-from quantsearch.search.trial import TrialInfo
+from quantsearch.search.trial import TrialInfo, evaluations_charged
 
 # CachedResult and EvaluationCache are imported from here by compare.py (their old home).
 __all__ = ["CachedResult", "EvaluationCache", "OnTrial", "StudyRun", "TrialFailed", "run_study"]
@@ -83,6 +86,7 @@ def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) ->
         "seed": cfg.seed,
         **extra,
     }
+    payload.update(cfg.fidelity.identity())
     return config_hash(json.dumps(payload, sort_keys=True, default=str))
 
 
@@ -116,10 +120,13 @@ def run_study(
     study = _open_study(cfg, space, storage, study_name, coord.claims, fingerprint_extra or {})
     coord.attach(study)  # reaps orphans, counts the tickets in use
     baseline = _baseline(study, evaluator)
+    if cfg.fidelity.method != "full":
+        study.pruner = ConfidencePruner(cfg, baseline)
     cache = cache if cache is not None else EvaluationCache()
     if cfg.cache:
         cache.restore(study.get_trials(deepcopy=False))
     objective = _Objective(evaluator, space, cfg, baseline, cache, coord.claims)
+    objective.restore([TrialInfo.from_trial(t) for t in study.get_trials(deepcopy=False)])
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
     journal = storage if isinstance(storage, Journal) else None
@@ -205,6 +212,8 @@ class _Objective:
         self.evaluator, self.space, self.cfg, self.baseline = evaluator, space, cfg, baseline
         self.cache, self.claims = cache, claims
         self.categorical = STRATEGIES.get(cfg.strategy.name).encoding == "categorical"
+        self.precheck = Precheck(evaluator, cfg, baseline)
+        self.prechecked: set[str] = set()  # configs pre-checked infeasible (for exhaustion)
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
         mark(trial)  # before anything else: how other workers tell this trial is alive
@@ -216,13 +225,26 @@ class _Objective:
         choice = self.space.decode(trial.params)
         resolved = self.evaluator.resolve(self.space.layer_formats(choice))
         key = config_hash(resolved.key())
+        samples = [0]  # validation samples this trial's forward passes used
+
+        def evaluate() -> Evaluation:
+            ev, samples[0] = measure(self.evaluator, resolved, trial)
+            return ev
+
+        verdict = None
         try:
-            result, cached = self._lookup(
-                key, trial.number, lambda: self.evaluator.evaluate(resolved)
-            )
+            if self.precheck.active and (not self.cfg.cache or self.cache.peek(key) is None):
+                verdict = self.precheck(resolved)  # analytic constraints: no forward pass
+            if verdict is None:
+                result, cached = self._lookup(key, trial.number, evaluate)
+        except Pruned as p:
+            _store(trial, p.info(trial.number, key))
+            raise
         finally:
             if self.claims is not None:  # the point is taken, whatever came of it
                 self.claims.complete(f"point:{self.space.index_of(choice)}", trial.number, {})
+        if verdict is not None:
+            return self._record_prechecked(trial, key, verdict)
         info = TrialInfo(
             number=trial.number,
             state="RUNNING",
@@ -232,8 +254,20 @@ class _Objective:
             eval_seconds=0.0 if cached else result.seconds,
             config=None if cached else resolved.to_dict(),
             error=result.error,
+            samples=0 if cached else samples[0],
         )
         return self._record(trial, info, result)
+
+    def _record_prechecked(
+        self, trial: Trial, key: str, verdict: PrecheckVerdict
+    ) -> float | tuple[float, ...]:
+        """A config infeasible by its analytic constraints: recorded, never evaluated."""
+        for c, value in zip(self.cfg.constraints, verdict.constraints, strict=True):
+            trial.set_constraint(c.name, value)
+        self.prechecked.add(key)
+        _store(trial, verdict.info(trial.number, key))
+        values = verdict.values
+        return values if len(values) > 1 else values[0]
 
     def _lookup(
         self, key: str, number: int, evaluate: Callable[[], Evaluation]
@@ -289,15 +323,25 @@ class _Objective:
         return sum(1 for k in self.claims.results() if not k.startswith("point:"))
 
     def exhausted(self) -> bool:
-        """Every point of the space is evaluated (and the search stops there)."""
+        """Every point of the space is evaluated or pre-checked (and the search stops there)."""
         cfg = self.cfg
         # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
         return (
             cfg.stop_when_exhausted
             and cfg.cache
             and cfg.n_trials >= self.space.size
-            and self.evaluated() >= self.space.size
+            and self.evaluated() + len(self.prechecked) >= self.space.size
         )
+
+    def restore(self, trials: list[TrialInfo]) -> None:
+        """What a resumed study already pre-checked."""
+        self.prechecked.update(t.config_hash for t in trials if t.prechecked and t.config_hash)
+
+    def evaluations_spent(self, study: optuna.Study) -> int:
+        """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        trials = [TrialInfo.from_trial(t) for t in optuna_compat.study_trials(study, states)]
+        return evaluations_charged(trials, distinct=self.cfg.cache)
 
 
 def _store(trial: Trial, info: TrialInfo) -> None:
@@ -327,6 +371,10 @@ def _ticket_loop(
         while not (deadline is not None and time.monotonic() >= deadline):
             if objective.exhausted():
                 return
+            if cfg.n_evaluations is not None and (
+                objective.evaluations_spent(study) >= cfg.n_evaluations
+            ):
+                return  # exact with one thread; n_jobs threads may overshoot by n_jobs - 1
             coord.liveness.reap()  # rate-limited: fails and retries dead workers' trials
             if coord.budget.take(cfg.n_trials) is None:
                 if not _wait_for_ticket(study, coord, cfg.n_trials, stall):

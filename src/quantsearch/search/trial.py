@@ -19,11 +19,11 @@ Storage layout, per trial (Optuna user attributes):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-__all__ = ["INFO_ATTR", "METRICS_ATTR", "RESERVED_ATTRS", "TrialInfo"]
+__all__ = ["INFO_ATTR", "METRICS_ATTR", "RESERVED_ATTRS", "TrialInfo", "evaluations_charged"]
 
 INFO_ATTR = "qs"
 METRICS_ATTR = "metrics"
@@ -65,6 +65,13 @@ class TrialInfo:
         eval_seconds: evaluation wall time (0 for a cache hit).
         config: the resolved per-node config, stored on distinct evaluations only.
         constraints: the constraint values (``<= 0`` is satisfied), in config order.
+        prechecked: judged infeasible before evaluation, from constraints on analytic cost
+            metrics alone (:mod:`quantsearch.search.precheck`): no forward pass was run, and
+            ``metrics`` holds only those cost metrics.
+        samples: validation samples this trial's forward passes used (0 for a cache hit or a
+            pre-checked trial; ``None`` in records older than this field).
+        pruned_by: for a PRUNED trial, the rule that stopped it (a constraint's name, or
+            ``"incumbent"``); see :mod:`quantsearch.search.fidelity`.
 
     Example:
         >>> t = TrialInfo(number=3, state="COMPLETE", values=(0.9,), metrics={"accuracy": 0.9},
@@ -88,6 +95,9 @@ class TrialInfo:
     eval_seconds: float | None = None
     config: dict[str, Any] | None = None
     constraints: tuple[float, ...] | None = None
+    prechecked: bool = False
+    samples: int | None = None
+    pruned_by: str | None = None
 
     # -- the rules --------------------------------------------------------------------------
 
@@ -99,8 +109,9 @@ class TrialInfo:
 
     @property
     def counts_toward_budget(self) -> bool:
-        """Uses up one trial of ``n_trials``: completed trials and failed configs."""
-        return self.state == "COMPLETE" or self.config_failed
+        """Uses up one trial of ``n_trials``: completed trials, failed configs and trials
+        pruned by the multi-fidelity rule (they spent validation samples)."""
+        return self.state in ("COMPLETE", "PRUNED") or self.config_failed
 
     @property
     def is_visited(self) -> bool:
@@ -115,7 +126,19 @@ class TrialInfo:
     @property
     def evaluated(self) -> bool:
         """This trial ran the model (a distinct evaluation), successfully or not."""
-        return self.config_hash is not None and not self.cached and self.counts_toward_budget
+        return (
+            self.config_hash is not None
+            and not self.cached
+            and not self.prechecked
+            and self.counts_toward_budget
+        )
+
+    @property
+    def charges_evaluation(self) -> bool:
+        """Its config counts toward ``n_evaluations`` (once per distinct config): a finished
+        trial that asked for an evaluation, answered by a cache or not. Pre-checked trials
+        never do; a pruned trial does (at the samples it used)."""
+        return self.config_hash is not None and not self.prechecked and self.counts_toward_budget
 
     # -- storage ----------------------------------------------------------------------------
 
@@ -136,6 +159,12 @@ class TrialInfo:
             info["constraints"] = list(self.constraints)
         if self.feasible is not None:
             info["feasible"] = self.feasible
+        if self.prechecked:
+            info["prechecked"] = True
+        if self.samples is not None:
+            info["samples"] = self.samples
+        if self.pruned_by is not None:
+            info["pruned_by"] = self.pruned_by
         attrs: dict[str, Any] = {INFO_ATTR: info}
         if self.error is None and self.metrics:
             attrs[METRICS_ATTR] = dict(self.metrics)
@@ -162,6 +191,9 @@ class TrialInfo:
             eval_seconds=info.get("eval_seconds"),
             config=info.get("config"),
             constraints=tuple(cons) if cons is not None else None,
+            prechecked=bool(info.get("prechecked", False)),
+            samples=info.get("samples"),
+            pruned_by=info.get("pruned_by"),
         )
 
     @classmethod
@@ -190,8 +222,25 @@ class TrialInfo:
         out.update({f"params.{k}": v for k, v in self.params.items()})
         out.update({f"metrics.{k}": v for k, v in self.metrics.items()})
         out["eval_seconds"] = self.eval_seconds
+        out["samples"] = self.samples
+        out["prechecked"] = self.prechecked
         out["error"] = self.error
         return out
+
+
+def evaluations_charged(trials: Iterable[TrialInfo], *, distinct: bool = True) -> int:
+    """Evaluations a study's ``trials`` used up of ``n_evaluations``: distinct configs among the
+    trials that charge one (``distinct=False``, with the cache off: every such trial).
+
+    Example:
+        >>> t = [TrialInfo(0, "COMPLETE", config_hash="a"),
+        ...      TrialInfo(1, "COMPLETE", config_hash="a", cached=True),
+        ...      TrialInfo(2, "COMPLETE", config_hash="b", prechecked=True, feasible=False)]
+        >>> evaluations_charged(t), evaluations_charged(t, distinct=False)
+        (1, 2)
+    """
+    charged = [t.config_hash for t in trials if t.charges_evaluation]
+    return len(set(charged)) if distinct else len(charged)
 
 
 def _is_number(v: Any) -> bool:

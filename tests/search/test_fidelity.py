@@ -1,0 +1,85 @@
+"""Multi-fidelity: rungs over prefixes of the validation split, pruned trials recorded as PRUNED
+with their samples, the bound checked against scipy's exact binomial interval."""
+
+from __future__ import annotations
+
+import pytest
+from scipy.stats import binomtest
+
+from quantsearch.data import DataSplits
+from quantsearch.errors import ConfigError
+from quantsearch.search import search
+from quantsearch.search.config import FidelitySpec, parse_search_config
+from quantsearch.search.fidelity import accuracy_upper_bound, rungs
+from tests.search.counting import Counter, counting_mlp
+from tests.search.spaces import LAB_SPACE
+
+OBJ = {"accuracy": {"direction": "maximize"}}
+SMALL = {"model_size_bits": {"direction": "minimize"}}
+FIDELITY = {"method": "successive_halving", "min_samples": 40, "eta": 3, "confidence": 0.95}
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (5, 10), (37, 40), (90, 120), (39, 40)])
+def test_upper_bound_is_the_exact_one_sided_binomial_bound(k: int, n: int) -> None:
+    referee = binomtest(k, n, alternative="less").proportion_ci(0.95, method="exact").high
+    assert accuracy_upper_bound(k, n, 0.95) == pytest.approx(referee, abs=1e-9)
+    assert accuracy_upper_bound(n, n, 0.95) == 1.0
+
+
+def test_rungs() -> None:
+    assert rungs(360, FidelitySpec("successive_halving", 40, 3)) == [40, 120, 360]
+    assert rungs(360, FidelitySpec("successive_halving")) == [22, 88, 360]  # 360 // 16, x4
+    assert rungs(360, FidelitySpec()) == [360]
+
+
+def test_pruned_trials_are_recorded_never_best_and_their_samples_counted(
+    digits: DataSplits,
+) -> None:
+    gm = counting_mlp(digits)
+    # An objective without accuracy: only the constraint can prune.
+    kw = {"space": LAB_SPACE, "objectives": SMALL, "strategy": "brute_force", "n_trials": 16}
+    bound = {"accuracy_drop": {"max": 0.02}}
+    result = search(gm, digits.val, constraints=bound, fidelity=FIDELITY, **kw)  # type: ignore[arg-type]
+    n = len(digits.val)
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    done = [t for t in result.trials if t.state == "COMPLETE"]
+    assert pruned and done and len(result.trials) == 16  # pruned trials use up the budget
+    for t in pruned:
+        assert t.pruned_by == "accuracy_drop" and t.samples in (40, 40 + 120)
+        assert not t.is_feasible
+    for t in done:
+        assert t.samples == 40 + 120 + n
+    # The counting model is the referee: every sample forwarded is on some trial's record.
+    assert Counter.samples == n + sum(t.samples or 0 for t in result.trials)
+    assert result.best is not None and result.best.state == "COMPLETE"
+    # Pruned at 95% confidence; measured in full, each pruned config indeed breaks the bound.
+    full = search(gm, digits.val, constraints=bound, **kw)  # type: ignore[arg-type]
+    infeasible = {t.config_hash for t in full.trials if not t.is_feasible}
+    assert {t.config_hash for t in pruned} <= infeasible
+    assert result.best.config_hash == full.best.config_hash  # nothing feasible was lost
+
+
+def test_incumbent_rule_prunes_without_constraints(digits: DataSplits) -> None:
+    gm = counting_mlp(digits)
+    result = search(
+        gm, digits.val, space=LAB_SPACE, objectives=OBJ, strategy="brute_force", n_trials=16,
+        fidelity=FIDELITY,
+    )  # fmt: skip
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    assert pruned and all(t.pruned_by == "incumbent" for t in pruned)
+    best = max(t.values[0] for t in result.trials if t.state == "COMPLETE" and t.values)
+    assert result.best is not None and result.best.values == (best,)
+    full = search(gm, digits.val, space=LAB_SPACE, objectives=OBJ, strategy="brute_force",
+                  n_trials=16)  # fmt: skip
+    assert full.best is not None and full.best.values == (best,)  # the optimum was not pruned
+
+
+def test_fidelity_config_errors() -> None:
+    base = {"space": LAB_SPACE, "objectives": OBJ}
+    assert parse_search_config({**base, "fidelity": "successive_halving"}).fidelity == (
+        FidelitySpec("successive_halving")
+    )
+    with pytest.raises(ConfigError, match=r"search\.fidelity\.method must be one of"):
+        parse_search_config({**base, "fidelity": "hyperband"})
+    with pytest.raises(ConfigError, match=r"search\.fidelity\.confidence"):
+        parse_search_config({**base, "fidelity": {"confidence": 1.0}})
