@@ -1,0 +1,133 @@
+"""The sensitivity strategy and its damage probe, checked against referees we did not write:
+a linear model whose linearisation is exact, compute_metrics on the quantized graph, and
+brute-force enumeration of the predicted program on a small space.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from quantsearch.data import DataSplits
+from quantsearch.formats import FixedPoint
+from quantsearch.graph import trace
+from quantsearch.metrics import compute_metrics
+from quantsearch.passes.analysis.sensitivity import output_damage, probe
+from quantsearch.passes.transform import LayerQuant, ResolvedConfig, quantize
+from quantsearch.search import search
+from quantsearch.search.api import prepare_search
+from quantsearch.search.config import parse_search_config
+from quantsearch.search.strategies.sensitivity import sensitivity_tables
+
+CHOICES = [[16, 8], [8, 4], [6, 4], [4, 2], [4, 3]]
+SPACE = {
+    "by": "name",
+    "choices": {"linear": {"data_in": CHOICES, "weight": CHOICES, "bias": "same_as_weight"}},
+}  # 3 linear layers x 2 roles: 5^6 = 15,625 points
+OBJ = {
+    "accuracy": {"direction": "maximize"},
+    "bitops": {"direction": "minimize", "weight": 0.5, "relative_to_baseline": True},
+}
+CONS = {"accuracy_drop": {"max": 0.02}}
+
+
+def run(mlp: nn.Module, digits: DataSplits, seed: int = 0, n: int = 15, **kw: object):  # type: ignore[no-untyped-def]
+    return search(
+        mlp, digits.val, space=SPACE, objectives=OBJ, constraints=CONS,
+        strategy={"name": "sensitivity", "options": kw}, n_trials=n, seed=seed,
+    )  # fmt: skip
+
+
+def test_linearised_drop_is_exact_on_a_linear_model() -> None:
+    # logits = W x + b: the Jacobian is exact, so the predicted drop is the measured one
+    torch.manual_seed(0)
+    x = torch.randn(400, 16)
+    model = nn.Linear(16, 5)
+    y = model(x).argmax(1)
+    y[:40] = (y[:40] + 1) % 5  # some wrong predictions, so both directions of change count
+    gm = trace(nn.Sequential(model), x[:8])
+    (p,) = probe(gm, x, y).values()
+    changed = 0
+    for fmt in (FixedPoint(3, 2), FixedPoint(4, 3), FixedPoint(5, 4), FixedPoint(8, 6)):  # no ties
+        lq = LayerQuant(weight=fmt, bias=fmt)
+        q = quantize(gm, ResolvedConfig({p.node: lq}))
+        with torch.no_grad():
+            measured = int((gm(x).argmax(1) == y).sum() - (q(x).argmax(1) == y).sum())
+        changed += measured != 0
+        assert output_damage(gm, p, lq).accuracy_drop * len(x) == pytest.approx(measured, abs=1e-9)
+    assert changed >= 2
+
+
+def _space_and_tables(mlp: nn.Module, digits: DataSplits):  # type: ignore[no-untyped-def]
+    cfg = parse_search_config({"space": SPACE, "objectives": OBJ, "constraints": CONS})
+    gm = trace(mlp.eval(), digits.val.x[:8])
+    space, ev = prepare_search(gm, cfg, digits.val)
+    return space, ev, sensitivity_tables(space, ev, ["bitops", "model_size_bits", "macs"])
+
+
+def test_analytic_costs_are_exact(mlp: nn.Module, digits: DataSplits) -> None:
+    space, ev, t = _space_and_tables(mlp, digits)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        choice = {k.name: int(rng.integers(k.size)) for k in space.knobs}
+        qgm = quantize(ev.gm, ev.resolve(space.layer_formats(choice)))
+        truth = compute_metrics(qgm, ["bitops", "model_size_bits", "macs"])
+        for m, v in truth.items():
+            pred = t.ref[m]
+            for gi, g in enumerate(t.groups):
+                j = np.ravel_multi_index(
+                    tuple(choice[space.knobs[i].name] for i in g), tuple(space.knobs[i].size for i in g)
+                )
+                pred += t.delta[gi][m][j]
+            assert pred == pytest.approx(v, rel=1e-12)
+
+
+def test_first_proposal_is_the_brute_force_optimum_of_the_prediction(
+    mlp: nn.Module, digits: DataSplits
+) -> None:
+    space, ev, t = _space_and_tables(mlp, digits)
+    base = ev.baseline()
+    knobs = space.knobs
+    n = len(digits.val)
+
+    def predicted(combo: tuple[int, ...]) -> float | None:
+        drop = sum(t.drop[i][c] for i, c in enumerate(combo))
+        if drop > 0.02 - 1.0 / n:
+            return None
+        bitops = t.ref["bitops"]
+        for gi, g in enumerate(t.groups):
+            bitops += t.delta[gi]["bitops"][
+                np.ravel_multi_index(tuple(combo[i] for i in g), tuple(knobs[i].size for i in g))
+            ]
+        return float(base["accuracy"] - drop - 0.5 * bitops / base["bitops"])
+
+    values = [predicted(c) for c in itertools.product(*(range(k.size) for k in knobs))]
+    best = max(v for v in values if v is not None)
+    first = space.decode(run(mlp, digits, n=1, jitter=0.0).trials[0].params)
+    assert predicted(tuple(first[k.name] for k in knobs)) == pytest.approx(best, abs=1e-9)
+
+
+def test_never_repeats_is_seeded_and_seeds_differ(mlp: nn.Module, digits: DataSplits) -> None:
+    a, b, c = run(mlp, digits), run(mlp, digits), run(mlp, digits, seed=1)
+    points = [tuple(t.params.values()) for t in a.trials]
+    assert len(set(points)) == len(points) == 15  # never a point already proposed
+    assert a.n_evaluations == 15 and not any(t.cached for t in a.trials)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.params for t in a.trials] != [t.params for t in c.trials]
+
+
+def test_rejects_what_it_cannot_predict(mlp: nn.Module, digits: DataSplits) -> None:
+    from quantsearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"options\.nope is not an option of SensitivitySampler"):
+        run(mlp, digits, n=1, nope=1)
+    with pytest.raises(ConfigError, match="pareto"):
+        search(
+            mlp, digits.val, space=SPACE, strategy="sensitivity", n_trials=1,
+            objectives={"combine": "pareto", "accuracy": {"direction": "maximize"},
+                        "bitops": {"direction": "minimize"}},
+        )  # fmt: skip
