@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,8 @@ def test_export_and_read_back_exactly(mlp: nn.Module, digits: DataSplits, tmp_pa
     raw = np.load(tmp_path / "weights.npz")
     values = read_int_weights(tmp_path)
     state = {k: v.detach().numpy() for k, v in qgm.state_dict().items()}
-    scale, shift = qgm.get_submodule("seq_blocks.1").folded()  # BatchNorm: its fold is stored
+    bn: Any = qgm.get_submodule("seq_blocks.1")
+    scale, shift = bn.folded()  # BatchNorm: its fold is what is stored
     state["seq_blocks.1.scale"], state["seq_blocks.1.shift"] = (
         scale.detach().numpy(),
         shift.detach().numpy(),
