@@ -56,22 +56,26 @@ class Report:
     config_json: str = ""
 
 
-def build_report(run_dir: str | Path) -> Report:
-    """Read a search or comparison run directory and compute the report's data."""
+def build_report(run_dir: str | Path, *, memo: dict[str, list[float]] | None = None) -> Report:
+    """Read a search or comparison run directory and compute the report's data.
+
+    ``memo``: statistics computed for earlier reports of the directory (see
+    :func:`~quantsearch.report.pictures.correlation`); new ones are added to it.
+    """
     rd = Path(run_dir)
     if not rd.is_dir():
         raise ConfigError(f"RUN_DIR: {str(rd)!r} is not a directory")
     if (rd / "comparison.json").is_file():
-        return _build_compare(rd)
+        return _build_compare(rd, memo)
     if (rd / "trials.jsonl").is_file():
-        return _build_search(rd)
+        return _build_search(rd, memo)
     raise ConfigError(
         f"RUN_DIR: {str(rd)!r} is neither a search run directory (trials.jsonl) nor a "
         f"comparison directory (comparison.json)"
     )
 
 
-def _build_compare(rd: Path) -> Report:
+def _build_compare(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     cmp = ComparisonResult.read(rd)
     meta = read_meta(rd)
     search = meta.get("search", {})
@@ -108,7 +112,7 @@ def _build_compare(rd: Path) -> Report:
     )
     best, best_title, _ = best_table(points, cmp.mode, cmp.directions, cmp.objective_names)
     best_hashes = set(cmp.optimum_configs)  # pareto: none; the front is drawn as the front
-    corr = correlation(points)
+    corr = correlation(points, memo=memo)
     figures = curve_figures(cmp, single=False)
     figures += point_figures(points, cmp.objective_names, cmp.baseline, best_hashes, corr)
     if corr is not None:
@@ -129,7 +133,7 @@ def _build_compare(rd: Path) -> Report:
     )
 
 
-def _build_search(rd: Path) -> Report:
+def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     result = SearchResult.read(rd)
     path = rd / "search_config.json"
     search = read_json(path) if path.is_file() else {}
@@ -153,7 +157,7 @@ def _build_search(rd: Path) -> Report:
         ]
     )
     best_hashes = set(cmp.optimum_configs)
-    corr = correlation(points)
+    corr = correlation(points, memo=memo)
     figures = curve_figures(cmp, single=True)
     figures += point_figures(points, result.objective_names, result.baseline, best_hashes, corr)
     if corr is not None:

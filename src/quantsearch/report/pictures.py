@@ -6,6 +6,7 @@ views from the distinct configs evaluated (:class:`~quantsearch.compare.configs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
@@ -56,22 +57,33 @@ def _front_flags(
 
 
 def correlation(
-    points: Sequence[ConfigPoint], x: str = "loss", y: str = "accuracy"
+    points: Sequence[ConfigPoint],
+    x: str = "loss",
+    y: str = "accuracy",
+    *,
+    memo: dict[str, list[float]] | None = None,
 ) -> CorrelationPlot | None:
     """Spearman's ρ and Kendall's τ-b of ``y`` against ``x`` over distinct completed configs.
 
-    ``None`` when either metric is missing or fewer than three configs have both.
+    ``None`` when either metric is missing or fewer than three configs have both. ``memo``
+    (kept by :func:`~quantsearch.report.render.write_report` in the run directory) holds the
+    statistics of values seen before, so a report of unchanged data does not import SciPy.
     """
-    # scipy takes a second to import: deferred so that importing the report stays light.
-    from scipy import stats
-
     pts = [p for p in points if p.ok and x in p.metrics and y in p.metrics]
     xs = [float(p.metrics[x]) for p in pts]
     ys = [float(p.metrics[y]) for p in pts]
     if len(pts) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    rho, rho_p = stats.spearmanr(xs, ys)
-    tau, tau_p = stats.kendalltau(xs, ys)
+    key = hashlib.sha1(repr((xs, ys)).encode()).hexdigest()
+    stats = memo.get(key) if memo is not None else None
+    if stats is None:
+        # scipy takes a second to import: deferred so that importing the report stays light.
+        from scipy import stats as sp
+
+        stats = [float(v) for v in (*sp.spearmanr(xs, ys), *sp.kendalltau(xs, ys))]
+        if memo is not None:
+            memo[key] = stats
+    rho, rho_p, tau, tau_p = stats
     return CorrelationPlot(
         title=f"{y.replace('_', ' ').capitalize()} against {x} over {len(pts)} distinct configs",
         xlabel=metric_label(x),

@@ -4,12 +4,18 @@ figures drawn by :mod:`quantsearch.plots`. Everything shown was computed by
 
 ``report.html`` is self-contained (styles inline, images embedded as base64 PNGs, no server);
 ``report.md`` links the images under ``images/``.
+
+Only what changed is drawn again: ``images/.report-cache.json`` keeps, per figure, a digest of
+its data and of the renderer's source, and the rank statistics already computed, so reporting
+an unchanged run directory again imports neither matplotlib nor SciPy.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,7 @@ __all__ = [
 ]
 
 TEMPLATES = Path(__file__).parent / "templates"
+CACHE = ".report-cache.json"  # under images/: what earlier reports drew and computed
 
 _ENV = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -92,17 +99,25 @@ def write_report(run_dir: str | Path) -> ReportFiles:
         >>> files.html.name  # doctest: +SKIP
         'report.html'
     """
-    report = build_report(run_dir)
+    img_dir = Path(run_dir) / "images"
+    cache = _read_cache(img_dir / CACHE)
+    report = build_report(run_dir, memo=cache["statistics"])
     rd = report.run_dir
-    img_dir = rd / "images"
     img_dir.mkdir(exist_ok=True)
     images: dict[str, bytes] = {}
     paths = []
+    drawn: dict[str, str] = {}
+    renderer = hashlib.sha1(Path(plots.__file__).read_bytes()).hexdigest()
     for f in report.figures:
         path = img_dir / f"{f.name}.png"
-        plots.render(f.data, path)
+        digest = hashlib.sha1(f"{renderer}:{f.data!r}".encode()).hexdigest()
+        if cache["figures"].get(f.name) != digest or not path.is_file():
+            plots.render(f.data, path)  # only what changed is drawn again
+        drawn[f.name] = digest
         images[f.name] = path.read_bytes()
         paths.append(path)
+    cache["figures"] = drawn
+    (img_dir / CACHE).write_text(json.dumps(cache))
     md = rd / "report.md"
     md.write_text(render_markdown(report))
     page = rd / "report.html"
@@ -112,6 +127,21 @@ def write_report(run_dir: str | Path) -> ReportFiles:
         cmp_md = rd / "comparison.md"
         cmp_md.write_text(render_comparison_markdown(report))
     return ReportFiles(page, md, tuple(paths), cmp_md)
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """What earlier reports of a run directory drew (figure name -> digest of its data and of
+    the renderer) and computed (statistics by digest of their values); empty if unreadable."""
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    for key in ("figures", "statistics"):
+        if not isinstance(cache.get(key), dict):
+            cache[key] = {}
+    return cache
 
 
 def report_dict(r: Report) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Reports draw only what changed: a second report of an unchanged run directory draws nothing
+and computes no statistic again, and gives the same files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from torch import nn
+
+from quantsearch import plots
+from quantsearch.compare.configs import ConfigPoint
+from quantsearch.data import DataSplits
+from quantsearch.report import pictures, write_report
+from quantsearch.report.render import CACHE
+from quantsearch.search import search
+from tests.search.spaces import LAB_SPACE
+
+
+def test_an_unchanged_run_directory_is_not_drawn_again(
+    mlp: nn.Module, digits: DataSplits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search(
+        mlp, digits.val, space=LAB_SPACE, objectives={"accuracy": {"direction": "maximize"}},
+        strategy="brute_force", n_trials=16, run_dir=tmp_path,
+    )  # fmt: skip
+    first = write_report(tmp_path)
+    html, md = first.html.read_text(), first.markdown.read_text()
+    pngs = {p.name: p.read_bytes() for p in first.images}
+    drawn: list[Any] = []
+    real = plots.render
+
+    def counting(data: object, path: Path) -> Path:
+        drawn.append(path.name)
+        return real(data, path)
+
+    monkeypatch.setattr(plots, "render", counting)
+    again = write_report(tmp_path)
+    assert drawn == []
+    assert again.html.read_text() == html and again.markdown.read_text() == md
+    assert {p.name: p.read_bytes() for p in again.images} == pngs
+    cache = json.loads((tmp_path / "images" / CACHE).read_text())
+    assert cache["statistics"]  # the rank correlations, kept: no SciPy import next time
+    # a missing picture, or one whose data changed, is drawn again; only that one
+    first.images[0].unlink()
+    cache["figures"][first.images[1].stem] = "stale"
+    (tmp_path / "images" / CACHE).write_text(json.dumps(cache))
+    write_report(tmp_path)
+    assert sorted(drawn) == sorted(p.name for p in first.images[:2])
+
+
+def test_correlation_memo_gives_the_computed_values() -> None:
+    pts = [
+        ConfigPoint(
+            f"h{i}",
+            "COMPLETE",
+            (i / 10,),
+            {"loss": 1 / (i + 1), "accuracy": i / 10},
+            True,
+            None,
+            {},
+            None,
+        )
+        for i in range(6)
+    ]
+    memo: dict[str, list[float]] = {}
+    fresh = pictures.correlation(pts, memo=memo)
+    assert memo and pictures.correlation(pts, memo=memo) == fresh == pictures.correlation(pts)
