@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch import nn
 
 from quantsearch.errors import ConfigError
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint", "tensors_digest"]
 
 FORMAT_VERSION = 1
 
@@ -89,3 +90,22 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
         config=dict(payload.get("config", {})),
         versions=dict(payload.get("versions", {})),
     )
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A digest of named tensors: names, dtypes, shapes and bytes, in name order.
+
+    What identifies a model's weights (or a data split): saving the same weights again, with a
+    new timing or version in the checkpoint, gives the same digest.
+
+    Example:
+        >>> a = tensors_digest({"w": torch.ones(2, 3)})
+        >>> a == tensors_digest({"w": torch.ones(2, 3)}), a == tensors_digest({"w": torch.ones(3, 2)})
+        (True, False)
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]

@@ -23,7 +23,7 @@ from quantsearch.search.config import (
     parse_compare_config,
     parse_search_config,
 )
-from quantsearch.validate import check_keys, get_float, get_int, get_str, get_table
+from quantsearch.validate import SEED_MAX, check_keys, get_float, get_int, get_str, get_table
 
 __all__ = [
     "Config",
@@ -95,7 +95,7 @@ _TOP = {"model", "data", "train", "quantize", "search", "compare", "run_dir", "s
 def _parse_model(raw: dict[str, Any]) -> ModelConfig:
     check_keys(raw, {"name", "checkpoint"}, "model")
     return ModelConfig(
-        name=get_str(raw, "name", "model", ModelConfig.name) or ModelConfig.name,
+        name=get_str(raw, "name", "model", ModelConfig.name) or ModelConfig.name,  # never ""
         checkpoint=get_str(raw, "checkpoint", "model"),
     )
 
@@ -130,7 +130,7 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
         lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
         weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0) or 0.0,
         patience=get_int(raw, "patience", "train", d.patience, minimum=1) or d.patience,
-        seed=get_int(raw, "seed", "train", seed) or 0,
+        seed=get_int(raw, "seed", "train", seed, minimum=0, maximum=SEED_MAX) or 0,
         device=device,
         checkpoint=get_str(raw, "checkpoint", "train"),
     )
@@ -146,7 +146,7 @@ def parse_config(
         'jsc-tiny'
     """
     check_keys(raw, _TOP, "")
-    seed = get_int(raw, "seed", "", 0) or 0
+    seed = get_int(raw, "seed", "", 0, minimum=0, maximum=SEED_MAX) or 0
     quantize = search = compare = None
     if "quantize" in raw:
         quantize = parse_quantize_config(get_table(raw, "quantize", ""), key="quantize")
@@ -174,7 +174,14 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise ConfigError(f"--config: file {str(path)!r} does not exist")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"--config: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); a TOML config must be UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"--config: {path} cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
     return parse_config(raw, base_dir=p.resolve().parent, source=str(path))

@@ -15,13 +15,18 @@ Example:
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError
 
 __all__ = [
+    "COUNT_MAX",
+    "SEED_MAX",
     "check_keys",
     "get_bool",
     "get_float",
@@ -29,10 +34,18 @@ __all__ = [
     "get_str",
     "get_table",
     "join_key",
+    "study_name",
     "toml_key",
+    "writable_dir",
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+# Seeds reach numpy, scikit-learn and Optuna's samplers, which all take 0 <= seed < 2**32.
+SEED_MAX = 2**32 - 1
+# Counts (trials, evaluations) are stored in 32-bit integer columns by Optuna's RDB storage.
+COUNT_MAX = 2**31 - 1
 
 
 def join_key(key: str, name: str) -> str:
@@ -77,7 +90,8 @@ def get_str(
     *,
     required: bool = False,
 ) -> str | None:
-    """``table[name]``, which must be a string; ``default`` when absent (unless ``required``)."""
+    """``table[name]``, which must be a non-blank string; ``default`` when absent (unless
+    ``required``). No key takes an empty string: ``name = ""`` must not mean the default."""
     if name not in table:
         if required:
             raise ConfigError(f"{join_key(key, name)} is required")
@@ -85,6 +99,26 @@ def get_str(
     value = table[name]
     if not isinstance(value, str):
         raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
+    if not value.strip():
+        raise ConfigError(f"{join_key(key, name)} must not be empty (got {value!r})")
+    return value
+
+
+def study_name(value: str, key: str) -> str:
+    """A study name: letters, digits, ``-``, ``_`` and ``.``, not ``.`` or ``..``; never a path.
+
+    Example:
+        >>> study_name("lab-tpe", "--study")
+        'lab-tpe'
+        >>> study_name("../x", "--study")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: --study must be a name of letters, digits, '-', '_' and '.', not a path (got '../x')
+    """
+    if not _NAME.fullmatch(value) or value in (".", ".."):
+        raise ConfigError(
+            f"{key} must be a name of letters, digits, '-', '_' and '.', not a path (got {value!r})"
+        )
     return value
 
 
@@ -95,8 +129,9 @@ def get_int(
     default: int | None = None,
     *,
     minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int | None:
-    """``table[name]``, which must be an integer (not a bool) and at least ``minimum``."""
+    """``table[name]``, which must be an integer (not a bool) in ``[minimum, maximum]``."""
     if name not in table:
         return default
     value = table[name]
@@ -104,6 +139,8 @@ def get_int(
         raise ConfigError(f"{join_key(key, name)} must be an integer (got {value!r})")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {value})")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{join_key(key, name)} must be <= {maximum} (got {value})")
     return value
 
 
@@ -116,13 +153,19 @@ def get_float(
     minimum: float | None = None,
     positive: bool = False,
 ) -> float | None:
-    """``table[name]`` as a float: a number (not a bool), ``> 0`` if ``positive``."""
+    """``table[name]`` as a float: a finite number (not a bool), ``> 0`` if ``positive``.
+
+    NaN and infinities are refused everywhere: an infinite weight or bound makes every trial
+    compare equal (or the first one "best" at -inf).
+    """
     if name not in table:
         return default
     value = table[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{join_key(key, name)} must be a number (got {value!r})")
     number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(f"{join_key(key, name)} must be a finite number (got {number})")
     if positive and not number > 0:
         raise ConfigError(f"{join_key(key, name)} must be > 0 (got {number})")
     if minimum is not None and number < minimum:
@@ -138,3 +181,21 @@ def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bo
     if not isinstance(value, bool):
         raise ConfigError(f"{join_key(key, name)} must be true or false (got {value!r})")
     return value
+
+
+def writable_dir(path: Path, key: str) -> Path:
+    """``path`` if it is, or can be made, a folder this process may write in.
+
+    Checked before anything is written, so a run directory that is a file, lies under a file
+    or is read-only is refused in one line naming ``key`` (``--run-dir``, ``run_dir``).
+    """
+    if not str(path).strip():
+        raise ConfigError(f"{key} must not be empty")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{key}: {str(probe)!r} is a file, not a folder (in {str(path)!r})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r})")
+    return path

@@ -70,7 +70,7 @@ CASES = {
     ),
     "unknown data option": (
         _config("mlp-digits", "digits", "shuffle = true\n"),
-        r"data: unknown option\(s\) \['shuffle'\] for 'digits'; allowed: \['test_fraction', 'val_fraction'\]",
+        r"unknown key data\.shuffle for dataset 'digits' \(allowed: \['test_fraction', 'val_fraction'\]\)",
     ),
     "jsc without a path": (
         _config("jsc-tiny", "jsc"),

@@ -73,7 +73,7 @@ def test_reshaped_to_the_model_input() -> None:
 def test_unknown_option_lists_the_allowed_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"unknown option\(s\) \['vall_fraction'\] for 'digits'; allowed: \['test_fraction', 'val_fraction'\]",
+        match=r"unknown key data\.vall_fraction for dataset 'digits' \(allowed: \['test_fraction', 'val_fraction'\]\)",
     ):
         load_dataset("digits", options={"vall_fraction": 0.1})
 

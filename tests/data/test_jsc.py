@@ -222,7 +222,7 @@ def test_missing_file_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_unknown_option_lists_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"unknown option\(s\) \['split'\] for 'jsc'; allowed: \['path', 'val_fraction'\]",
+        match=r"unknown key data\.split for dataset 'jsc' \(allowed: \['path', 'val_fraction'\]\)",
     ):
         _load(tmp_path / "x.csv", split=0.5)
 

@@ -183,7 +183,7 @@ def test_module_spec() -> None:
         (
             "with_options",
             {"m": 3},
-            r"data: unknown option\(s\) \['m'\] for 'my_data\.py:with_options'; allowed: \['features', 'n', 'test_fraction', 'val_fraction'\]",
+            r"unknown key data\.m for 'my_data\.py:with_options' \(allowed: \['features', 'n', 'test_fraction', 'val_fraction'\]\)",
         ),
         (
             "wrong_type",

@@ -1,13 +1,17 @@
 """The ``quantsearch`` command line: a thin layer over the Python API.
 
 Each subcommand lives in its own module and imports torch only inside its body, so
-``quantsearch --help`` stays fast. :func:`main` turns every :class:`QuantsearchError` into one
-line on stderr and exit status 2 — never a traceback for bad input.
+``quantsearch --help`` stays fast. :func:`main` turns every error a user can cause (a
+:class:`QuantsearchError`, or click's own usage errors) into one line on stderr,
+``error: <option or key>: ...``, and exit status 2 — never a traceback for bad input. Ctrl-C
+prints one line and exits 130. Anything else is a bug: its traceback is shown, with a line
+asking to report it.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
@@ -15,6 +19,14 @@ from quantsearch.cli import _commands
 from quantsearch.errors import QuantsearchError
 
 __all__ = ["cli", "main"]
+
+INTERRUPTED = (
+    "interrupted: the study is kept (what finished is on disk); the same command resumes it"
+)
+BUG = (
+    "quantsearch: internal error (a bug in quantsearch, not in your input); please report it "
+    "with the traceback above and the command that caused it"
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,19 +42,52 @@ def cli() -> None:
 _commands.register(cli)
 
 
+def _hint(param: click.Parameter | None) -> str | None:
+    """How the user wrote ``param``: its long option (``--n-trials``) or argument (``RUN_DIR``)."""
+    if param is None:
+        return None
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def usage_line(exc: click.ClickException) -> str:
+    """Click's usage error as one line that starts with the option or argument it is about.
+
+    Example:
+        >>> usage_line(click.NoSuchOption("--n-trails", possibilities=["--n-trials"]))
+        '--n-trails: no such option (did you mean --n-trials?)'
+    """
+    if isinstance(exc, click.NoSuchOption):
+        line = f"{exc.option_name}: no such option"
+        if exc.possibilities:
+            line += f" (did you mean {', '.join(sorted(exc.possibilities))}?)"
+    elif isinstance(exc, click.MissingParameter):
+        line = f"{_hint(exc.param) or exc.param_hint}: is required"
+    elif isinstance(exc, click.BadParameter):
+        hint = _hint(exc.param) or exc.param_hint
+        line = f"{hint}: {exc.message}" if hint else exc.format_message()
+    elif isinstance(exc, click.BadOptionUsage):
+        line = f"{exc.option_name}: {exc.message}"
+    else:
+        line = exc.format_message()
+    return " ".join(line.split())  # one line, whatever click wrapped
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="quantsearch")
     except QuantsearchError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        click.echo(f"error: {usage_line(exc)}", err=True)
+        sys.exit(2)
+    except Exception:
+        traceback.print_exc()
+        click.echo(BUG, err=True)
+        sys.exit(1)

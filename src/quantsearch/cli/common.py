@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 
 from quantsearch.examples import default_config_path
+from quantsearch.validate import SEED_MAX, study_name
+
+# Seeds reach numpy, scikit-learn and Optuna, which take 0 <= seed < 2**32.
+SEED = click.IntRange(0, SEED_MAX)
+
+
+class PositiveFloat(click.ParamType[float]):
+    """A finite number > 0 (click's FloatRange lets NaN and inf through)."""
+
+    name = "float"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"must be a finite number > 0 (got {value!r})", param, ctx)
+        return number
+
+
+def nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback: an option given as ``""`` is an error, not the default."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"must not be empty (got {value!r})", ctx, param)
+    return value
+
+
+def study_option_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback for ``--study``: a name, never a path."""
+    return None if value is None else study_name(value, "--study")
+
 
 config_option = click.option(
     "--config",

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, load_config_or_default, load_option
+from quantsearch.cli.common import (
+    SEED,
+    PositiveFloat,
+    config_option,
+    load_config_or_default,
+    load_option,
+    nonempty,
+    study_option_value,
+)
 from quantsearch.cli.printing import print_result
 
 
@@ -20,19 +28,27 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--storage",
                 default=None,
+                callback=nonempty,
                 help="Optuna RDB URL (default: a journal file in the run directory).",
             ),
             click.option(
                 "--study",
                 default=None,
+                callback=study_option_value,
                 help="Study name (default: search.study or the config file's stem).",
             ),
             click.option(
                 "--run-dir",
                 default=None,
+                callback=nonempty,
                 help="Parent folder of run directories (default: run_dir, 'runs').",
             ),
-            click.option("--strategy", default=None, help="Override search.strategy (name only)."),
+            click.option(
+                "--strategy",
+                default=None,
+                callback=nonempty,
+                help="Override search.strategy (name only).",
+            ),
             click.option(
                 "--n-trials",
                 type=click.IntRange(min=1),
@@ -40,8 +56,15 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
                 help="Override search.n_trials (the budget of the whole study, all workers together).",
             ),
             click.option(
+                "--n-evaluations",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Override search.n_evaluations: stop after this many distinct evaluations "
+                "(without --n-trials, the trial cap becomes 20 per evaluation).",
+            ),
+            click.option(
                 "--timeout",
-                type=click.FloatRange(min=0, min_open=True),
+                type=PositiveFloat(),
                 default=None,
                 help="Seconds.",
             ),
@@ -51,7 +74,7 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
                 default=None,
                 help="Parallel trials (threads) in each process.",
             ),
-            click.option("--seed", type=int, default=None, help="Override the sampler seed."),
+            click.option("--seed", type=SEED, default=None, help="Override the sampler seed."),
         ]
     ):
         f = option(f)
@@ -61,13 +84,15 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
 def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The config, the options ``search_from_config`` takes, and the ``[search]`` overrides."""
     # Here, not at the top: they import torch and optuna, which `quantsearch --help` need not.
-    from quantsearch.search.config import StrategySpec
+    from quantsearch.search.config import TRIALS_PER_EVALUATION_CAP, StrategySpec
     from quantsearch.search.strategies import STRATEGIES
 
     cfg = load_config_or_default(opts["config_path"])
     strategy = opts["strategy"]
-    overrides = {k: opts[k] for k in ("n_trials", "timeout", "n_jobs", "seed")}
-    if strategy:
+    overrides = {k: opts[k] for k in ("n_trials", "n_evaluations", "timeout", "n_jobs", "seed")}
+    if opts["n_evaluations"] and not opts["n_trials"]:
+        overrides["n_trials"] = TRIALS_PER_EVALUATION_CAP * opts["n_evaluations"]
+    if strategy is not None:
         overrides["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
     where = {k: opts[k] for k in ("load", "storage", "study", "run_dir")}
     return cfg, where, overrides

@@ -19,6 +19,7 @@ from quantsearch.compare.configs import distinct_configs
 from quantsearch.compare.measures import Mode, RunMetrics
 from quantsearch.compare.stats import Curve, Quartiles
 from quantsearch.compare.summary import StrategyStats
+from quantsearch.errors import ConfigError
 from quantsearch.search.results import ReportFiles, SearchResult, read_json, write_csv
 
 __all__ = ["ComparisonResult", "Reference", "jsonable", "read_meta"]
@@ -164,7 +165,13 @@ class ComparisonResult:
         """The comparison of a directory :meth:`write` wrote (``comparison.json``; the raw
         results are not read back)."""
         rd = Path(run_dir)
-        result = cls.from_dict(read_json(rd / "comparison.json"))
+        path = rd / "comparison.json"
+        try:
+            result = cls.from_dict(read_json(path))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"RUN_DIR: {str(path)!r} is damaged ({type(exc).__name__}: {exc})"
+            ) from None
         result.run_dir = rd
         return result
 

@@ -20,6 +20,7 @@ import torch
 from quantsearch.data.registry import DATASETS
 from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError
+from quantsearch.validate import get_float
 
 _OPTIONS = {"val_fraction", "test_fraction"}
 
@@ -35,10 +36,12 @@ def load_digits(
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
-            f"data: unknown option(s) {sorted(unknown)} for 'digits'; allowed: {sorted(_OPTIONS)}"
+            f"unknown key data.{sorted(unknown)[0]} for dataset 'digits' (allowed: "
+            f"{sorted(_OPTIONS)})"
         )
-    val_f = float(options.get("val_fraction", 0.2))
-    test_f = float(options.get("test_fraction", 0.2))
+    val_f = get_float(options, "val_fraction", "data", 0.2)
+    test_f = get_float(options, "test_fraction", "data", 0.2)
+    assert val_f is not None and test_f is not None
     if not (0 < val_f < 1 and 0 < test_f < 1 and val_f + test_f < 1):
         raise ConfigError(
             f"data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1 "

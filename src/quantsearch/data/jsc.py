@@ -86,7 +86,7 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
-            f"data: unknown option(s) {sorted(unknown)} for 'jsc'; allowed: {sorted(_OPTIONS)}"
+            f"unknown key data.{sorted(unknown)[0]} for dataset 'jsc' (allowed: {sorted(_OPTIONS)})"
         )
     val_f = options.get("val_fraction", 0.1)
     if isinstance(val_f, bool) or not isinstance(val_f, (int, float)) or not 0 < val_f < 1:

@@ -95,8 +95,8 @@ def _check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], spec: str) -> 
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"data: unknown option(s) {unknown} for {spec!r}; allowed: "
-            f"{sorted([*accepted, *_SPLIT_OPTIONS])}"
+            f"unknown key data.{unknown[0]} for {spec!r} (allowed: "
+            f"{sorted([*accepted, *_SPLIT_OPTIONS])})"
         )
 
 

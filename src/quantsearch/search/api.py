@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from torch import fx, nn
 
+from quantsearch.checkpoint import tensors_digest
 from quantsearch.data import Split
 from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
@@ -38,12 +39,15 @@ from quantsearch.passes.transform import calibrate, parse_quantize_config, quant
 from quantsearch.search.cache import EvaluationCache
 from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.identity import LEGACY
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.results import SearchResult, records_from_study
+from quantsearch.search.run_dir import check_owner
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import open_storage
 from quantsearch.search.study import OnTrial, run_study
 from quantsearch.session import open_session
+from quantsearch.validate import study_name, writable_dir
 
 __all__ = [
     "collect_result",
@@ -238,6 +242,7 @@ def run_search(
         run = run_study(evaluator, space, cfg, storage=None, study_name=study_name, **kw)
         return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
+    check_owner(rd, study_name)
     with (
         open_coordinator(storage, rd, study_name, workers) as coordinator,
         _progress(progress, cfg, space) as on_trial,
@@ -367,8 +372,14 @@ def study_of(
     cfg: SearchConfig = config.search
     if overrides:
         cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    name = study or cfg.study or Path(config.source).stem
-    return cfg, name, (Path(run_dir) if run_dir else Path(config.run_dir)) / name
+    if study:
+        name = study_name(study, "--study")
+    elif cfg.study:
+        name = study_name(cfg.study, "search.study")
+    else:
+        name = study_name(Path(config.source).stem, "--study (default: the config file's stem)")
+    parent = Path(run_dir) if run_dir is not None else Path(config.run_dir)
+    return cfg, name, writable_dir(parent / name, "--run-dir" if run_dir is not None else "run_dir")
 
 
 def prepare_from_config(
@@ -393,9 +404,14 @@ def prepare_from_config(
     )
     extra = {
         "model": session.model_name,
-        "dataset": session.data.name,
-        "checkpoint": _file_digest(session.checkpoint),
-        "samples": len(val),
+        "data": [session.data.name, tensors_digest({"x": val.x, "y": val.y})],
+        "weights": tensors_digest(session.model.state_dict()),
+        LEGACY: {  # what studies of an earlier quantsearch were identified by
+            "model": session.model_name,
+            "dataset": session.data.name,
+            "checkpoint": _file_digest(session.checkpoint),
+            "samples": len(val),
+        },
     }
     return space, evaluator, extra
 

@@ -15,7 +15,17 @@ from typing import Any, Literal
 from quantsearch.errors import ConfigError, MetricError
 from quantsearch.metrics.specs import METRICS, TRIAL_METRICS, MetricSpec, metric_names, metric_spec
 from quantsearch.search.space import SpaceSpec, parse_space
-from quantsearch.validate import check_keys, get_bool, get_float, get_int, get_str, get_table
+from quantsearch.validate import (
+    COUNT_MAX,
+    SEED_MAX,
+    check_keys,
+    get_bool,
+    get_float,
+    get_int,
+    get_str,
+    get_table,
+    study_name,
+)
 
 __all__ = [
     "CompareConfig",
@@ -318,8 +328,8 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
     for m in metrics_raw:
         _spec(m, f"{key}.metrics")
     timeout = get_float(raw, "timeout", key, None, positive=True)
-    n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1)
-    n_trials = get_int(raw, "n_trials", key, None, minimum=1)
+    n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX)
+    n_trials = get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX)
     if n_trials is None:
         n_trials = (
             d.n_trials if n_evaluations is None else TRIALS_PER_EVALUATION_CAP * n_evaluations
@@ -336,14 +346,19 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         fidelity=_parse_fidelity(raw.get("fidelity"), f"{key}.fidelity"),
         timeout=timeout,
         n_jobs=get_int(raw, "n_jobs", key, 1, minimum=1) or 1,
-        seed=get_int(raw, "seed", key, seed) or 0,
-        study=get_str(raw, "study", key),
+        seed=get_int(raw, "seed", key, seed, minimum=0, maximum=SEED_MAX) or 0,
+        study=_study(raw, key),
         storage=get_str(raw, "storage", key),
         cache=get_bool(raw, "cache", key, True),
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
         torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
         group_commit_ms=_group_commit_ms(raw, key),
     )
+
+
+def _study(raw: Mapping[str, Any], key: str) -> str | None:
+    name = get_str(raw, "study", key)
+    return None if name is None else study_name(name, f"{key}.study")
 
 
 def _group_commit_ms(raw: Mapping[str, Any], key: str) -> float:
@@ -372,7 +387,7 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
     return CompareConfig(
         strategies=names,
         seeds=get_int(raw, "seeds", key, d.seeds, minimum=1) or d.seeds,
-        n_trials=get_int(raw, "n_trials", key, None, minimum=1),
+        n_trials=get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX),
         ground_truth_budget=get_int(
             raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0
         )
@@ -380,5 +395,5 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         tolerance=get_float(raw, "tolerance", key, 0.0, minimum=0.0) or 0.0,
         budgets=tuple(budgets),
         shared_cache=get_bool(raw, "shared_cache", key, True),
-        n_evaluations=get_int(raw, "n_evaluations", key, None, minimum=1),
+        n_evaluations=get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX),
     )

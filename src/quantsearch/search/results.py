@@ -29,6 +29,7 @@ __all__ = [
     "SearchResult",
     "SearchedModel",
     "read_json",
+    "read_trials",
     "records_from_study",
     "write_csv",
 ]
@@ -273,25 +274,39 @@ class SearchResult:
         rd = Path(run_dir)
         summary_path = rd / "best.json" if (rd / "best.json").is_file() else rd / "pareto.json"
         summary = read_json(summary_path)
-        with (rd / "trials.jsonl").open() as fh:
-            trials = [TrialInfo.from_dict(json.loads(line)) for line in fh if line.strip()]
+        if not isinstance(summary, dict):
+            raise ConfigError(
+                f"RUN_DIR: {str(summary_path)!r} must hold a JSON object (got "
+                f"{type(summary).__name__})"
+            )
+        missing = [
+            k for k in ("directions", "combine", "objectives", "space_size") if k not in summary
+        ]
+        if missing:
+            raise ConfigError(f"RUN_DIR: {str(summary_path)!r} lacks {missing}: it is damaged")
+        trials = read_trials(rd / "trials.jsonl")
         configs = {
             t.config_hash: t.config for t in trials if t.config is not None and t.config_hash
         }
-        return cls(
-            trials=trials,
-            baseline=dict(summary.get("baseline") or read_json(rd / "baseline.json")),
-            directions=list(summary["directions"]),
-            combine=summary["combine"],
-            objective_names=list(summary["objectives"]),
-            space_size=int(summary["space_size"]),
-            run_dir=rd,
-            study_name=str(summary.get("study", rd.name)),
-            strategy=str(summary.get("strategy", "")),
-            seed=int(summary.get("seed", 0)),
-            configs=configs,
-            test_metrics=_test_metrics_of(summary),
-        )
+        try:
+            return cls(
+                trials=trials,
+                baseline=dict(summary.get("baseline") or read_json(rd / "baseline.json")),
+                directions=[str(d) for d in summary["directions"]],
+                combine=str(summary["combine"]),
+                objective_names=[str(o) for o in summary["objectives"]],
+                space_size=int(summary["space_size"]),
+                run_dir=rd,
+                study_name=str(summary.get("study", rd.name)),
+                strategy=str(summary.get("strategy", "")),
+                seed=int(summary.get("seed", 0)),
+                configs=configs,
+                test_metrics=_test_metrics_of(summary),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"RUN_DIR: {str(summary_path)!r} is damaged ({type(exc).__name__}: {exc})"
+            ) from None
 
     def write(self, run_dir: Path) -> list[Path]:
         """Write trials.csv, trials.jsonl, baseline.json and best.json or pareto.json."""
@@ -373,11 +388,35 @@ def _test_metrics_of(summary: dict[str, Any]) -> dict[int, dict[str, float]]:
 def read_json(path: Path) -> Any:
     """A run directory's JSON file; a missing or broken file is a ``RUN_DIR`` config error."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON: {exc}") from None
+
+
+def read_trials(path: Path) -> list[TrialInfo]:
+    """``trials.jsonl``: one :class:`TrialInfo` a line; a damaged line is a ``RUN_DIR`` error
+    naming its number (a run directory written by :meth:`SearchResult.write` has none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
+    trials = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            trials.append(TrialInfo.from_dict(json.loads(line)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}"
+            ) from None
+    return trials
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ measures the chosen configs on the held-out test split.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,44 @@ from quantsearch.metrics import compute_metrics, metric_spec
 from quantsearch.search.results import SearchedModel, SearchResult
 from quantsearch.session import Session, open_session
 
-__all__ = ["MODEL_FILE", "finish_run", "measure_test_split", "open_run", "record_model"]
+__all__ = [
+    "MODEL_FILE",
+    "check_owner",
+    "finish_run",
+    "measure_test_split",
+    "open_run",
+    "record_model",
+]
 
 MODEL_FILE = "model.pt"
+
+
+def held_study(run_dir: Path) -> str | None:
+    """The study whose results ``run_dir`` holds: the one ``best.json`` names, else the first
+    study created in its journal; ``None`` for a new (or unreadable) folder."""
+    try:
+        name = json.loads((run_dir / "best.json").read_text(encoding="utf-8")).get("study")
+        if isinstance(name, str):
+            return name
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with (run_dir / "study.journal").open(encoding="utf-8") as fh:
+            name = json.loads(fh.readline()).get("study_name")
+        return name if isinstance(name, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_owner(run_dir: Path, study_name: str) -> None:
+    """Refuse to write a run directory that holds another study's results (its report,
+    trials.csv and journal would be overwritten or mixed with this study's)."""
+    held = held_study(run_dir)
+    if held is not None and held != study_name:
+        raise ConfigError(
+            f"--run-dir: {str(run_dir)!r} holds study {held!r}, not {study_name!r}; give "
+            f"study {study_name!r} a folder of its own"
+        )
 
 
 def searched_model(session: Session) -> SearchedModel:

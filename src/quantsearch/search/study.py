@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
 from quantsearch.search.fidelity import ConfidencePruner, Pruned, measure
+from quantsearch.search.identity import check_identity
 from quantsearch.search.journal import Journal
 from quantsearch.search.objective import constraint_values, objective_values, study_directions
 from quantsearch.search.parallel import Coordinator
@@ -70,24 +70,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) -> str:
-    """What must match for a study to be resumed (trial budget, timeout and n_jobs may change)."""
-    payload = {
-        "strategy": [cfg.strategy.name, cfg.strategy.options],
-        "knobs": [[k.name, list(k.labels), list(k.nodes)] for k in space.knobs],
-        "combine": cfg.combine,
-        "objectives": [
-            [o.metric, o.direction, o.weight, o.relative_to_baseline] for o in cfg.objectives
-        ],
-        "constraints": [[c.name, c.kind, c.bound] for c in cfg.constraints],
-        "metrics": list(cfg.all_metrics),
-        "seed": cfg.seed,
-        **extra,
-    }
-    payload.update(cfg.fidelity.identity())
-    return config_hash(json.dumps(payload, sort_keys=True, default=str))
 
 
 @dataclass
@@ -169,22 +151,20 @@ def _open_study(
         options=dict(cfg.strategy.options),
         claim_point=claim_point if claims is not None else None,
     )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        directions=directions,  # type: ignore[arg-type]
-        sampler=build_sampler(cfg.strategy.name, ctx),
-        load_if_exists=True,
-    )
-    fp = fingerprint(cfg, space, fingerprint_extra)
-    stored_fp = study.user_attrs.get("fingerprint")
-    if stored_fp is None:
-        study.set_user_attr("fingerprint", fp)
-    elif stored_fp != fp:
-        raise ConfigError(
-            f"study {study_name!r} in this storage was made with a different config (space, "
-            f"objectives, constraints, strategy or seed); pass --study NAME to start a new one"
+    sampler = build_sampler(cfg.strategy.name, ctx)
+    try:  # loaded first: a refused study is only read, never written to
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    except KeyError:  # none yet (another worker may create it first: then this loads it)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            directions=directions,  # type: ignore[arg-type]
+            sampler=sampler,
+            load_if_exists=True,
         )
+    new_identity = check_identity(study, study_name, cfg, space, fingerprint_extra)
+    if new_identity is not None:
+        study.set_user_attr("identity", new_identity)
     return study
 
 

@@ -198,12 +198,32 @@ class TrialInfo:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialInfo:
-        """Read one line of ``trials.jsonl`` (unknown keys ignored: newer writers add some)."""
+        """Read one line of ``trials.jsonl`` (unknown keys ignored: newer writers add some).
+
+        Raises:
+            ValueError: ``d`` is not a trial record (wrong types where numbers, a state,
+                lists or tables belong).
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a trial record is a JSON object (got {type(d).__name__})")
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
+        if isinstance(kw.get("number"), bool) or not isinstance(kw.get("number"), int):
+            raise ValueError(f"'number' must be an integer (got {kw.get('number')!r})")
+        if kw.get("state") not in _STATES:
+            raise ValueError(f"'state' must be one of {sorted(_STATES)} (got {kw.get('state')!r})")
+        for k in ("params", "metrics"):
+            if not isinstance(kw.get(k, {}), Mapping):
+                raise ValueError(f"{k!r} must be an object (got {kw[k]!r})")
         for k in ("values", "constraints"):
-            if kw.get(k) is not None:
-                kw[k] = tuple(kw[k])
+            v = kw.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, list) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+            ):
+                raise ValueError(f"{k!r} must be a list of numbers (got {v!r})")
+            kw[k] = tuple(v)
         return cls(**kw)
 
     def row(self) -> dict[str, Any]:
@@ -241,6 +261,9 @@ def evaluations_charged(trials: Iterable[TrialInfo], *, distinct: bool = True) -
     """
     charged = [t.config_hash for t in trials if t.charges_evaluation]
     return len(set(charged)) if distinct else len(charged)
+
+
+_STATES = {"COMPLETE", "FAIL", "RUNNING", "WAITING", "PRUNED"}
 
 
 def _is_number(v: Any) -> bool:
