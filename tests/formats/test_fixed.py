@@ -197,8 +197,9 @@ def _largest_at_most(v: float, dtype: torch.dtype) -> float:
 def _all_finite(dtype: torch.dtype) -> np.ndarray:
     """Every finite value of a 16-bit float dtype, in float64, from its bit patterns."""
     patterns = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16)
-    values = patterns.view(dtype).double().numpy()
-    return values[np.isfinite(values)]
+    values: np.ndarray = patterns.view(dtype).double().numpy()
+    finite: np.ndarray = values[np.isfinite(values)]
+    return finite
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -38,7 +38,8 @@ class ParamMatmul(nn.Module):
         self.head = nn.Linear(5, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.matmul(x, self.w))
+        y: torch.Tensor = self.head(torch.matmul(x, self.w))
+        return y
 
 
 class TransposedParam(nn.Module):
@@ -116,7 +117,7 @@ def _applied_bits(qgm: fx.GraphModule, x: torch.Tensor) -> list[tuple[int, int]]
 def _flop_counter_macs(model: nn.Module, x: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as fcm:
         model(x)
-    return fcm.get_total_flops() // 2
+    return int(fcm.get_total_flops()) // 2
 
 
 def _macs(qgm: fx.GraphModule, kinds: set[str]) -> int:
