@@ -55,6 +55,14 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     help="Trials per run (default: compare.n_trials, else search.n_trials).",
 )
 @click.option(
+    "--evaluations",
+    "n_evaluations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Budget every run in distinct evaluations (equal cost per strategy; regret budgets "
+    "then count evaluations; default: compare.n_evaluations, else a trial budget).",
+)
+@click.option(
     "--cache/--no-cache",
     "shared_cache",
     default=None,
@@ -74,6 +82,7 @@ def compare(
     strategies: str | None,
     seeds: int | None,
     n_trials: int | None,
+    n_evaluations: int | None,
     shared_cache: bool | None,
     run_dir: str | None,
     name: str | None,
@@ -88,6 +97,7 @@ def compare(
         strategies=parse_strategies(strategies),
         seeds=seeds,
         n_trials=n_trials,
+        n_evaluations=n_evaluations,
         run_dir=run_dir,
         name=name,
         shared_cache=shared_cache,

@@ -117,6 +117,7 @@ def compare_results(
     n_trials: int | None = None,
     evaluations: int | None = None,
     shared_cache: bool = True,
+    budget_unit: str = "trials",
 ) -> ComparisonResult:
     """Measure finished runs (one :class:`SearchResult` per strategy and seed).
 
@@ -129,6 +130,8 @@ def compare_results(
         n_trials: the trial budget each run had (default: the longest run).
         evaluations: distinct evaluations the comparison cost (default: the per-run sum).
         shared_cache: whether the runs shared one cache (recorded, for the report).
+        budget_unit: what ``budgets`` count: ``trials``, or ``evaluations`` (distinct ones, when
+            every run had an evaluation budget, ``n_evaluations``).
     """
     if not results:
         raise ConfigError("compare: no runs to compare (strategies and seeds must not be empty)")
@@ -147,6 +150,9 @@ def compare_results(
     target = ref.target
     n = n_trials or max(len(counted_trials(r.trials)) for r in results)
     space_size = first.space_size
+    if budget_unit == "evaluations" and not budgets:
+        longest = max(sum(new_config_flags(counted_trials(r.trials))) for r in results)
+        budgets = auto_budgets(longest, space_size)
     budgets = tuple(sorted(set(budgets))) or auto_budgets(n, space_size)
     runs = [
         measure_run(r.trials, target, strategy=r.strategy, seed=r.seed, space_size=space_size)
@@ -154,7 +160,7 @@ def compare_results(
     ]
     strategies = tuple(dict.fromkeys(r.strategy for r in results))
     stats = [
-        strategy_stats(s, [m for m in runs if m.strategy == s], target, budgets, n)
+        strategy_stats(s, [m for m in runs if m.strategy == s], target, budgets, n, budget_unit)
         for s in strategies
     ]
     unshared = sum(sum(new_config_flags(counted_trials(r.trials))) for r in everything)
@@ -183,4 +189,5 @@ def compare_results(
         prefix_overlap=prefix_overlap(results),
         results=list(results),
         ground_truth=ground_truth,
+        budget_unit=budget_unit,
     )

@@ -13,7 +13,11 @@ Never from a shared cache's flags:
   the first ``k`` trials over that of the reference front (:func:`quantsearch.search.pareto.hypervolume`).
 * **trials / evaluations to optimum**: the first ``k`` at which best so far is within
   ``tolerance`` of the optimum (pareto: the hypervolume ratio is at least ``1 - tolerance``).
-* **duplicate share**: the share of the run's trials that repeated a config of that run.
+* **duplicate share**: the share of the run's trials that repeated a config of that run
+  (``new_by_trial`` keeps the per-trial flags, so shares can be compared over equal numbers of
+  trials: :func:`quantsearch.compare.ranking.repeated_shares`).
+* **samples**: validation samples the run's forward passes used (``TrialInfo.samples``; with
+  multi-fidelity, pruned trials cost only their rungs); ``None`` for records without them.
 * **front share** (``pareto``): the share of the reference front's points (distinct objective
   vectors) whose config the run found.
 """
@@ -113,6 +117,8 @@ class RunMetrics:
     quality_by_evaluation: tuple[float, ...]
     front_share: float | None = None  # pareto: share of the reference front's points found
     front_share_by_trial: tuple[float, ...] = ()
+    new_by_trial: tuple[bool, ...] = ()  # per trial: its config was new to this run
+    samples: int | None = None  # validation samples forwarded (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ def measure_run(
         quality_by_evaluation=tuple(by_eval),
         front_share=share,
         front_share_by_trial=share_by_trial,
+        new_by_trial=tuple(new),
+        samples=None if any(t.samples is None for t in seq) else sum(t.samples or 0 for t in seq),
     )
 
 

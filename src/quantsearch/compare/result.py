@@ -80,6 +80,7 @@ class ComparisonResult:
     ground_truth: SearchResult | None = None
     run_dir: Path | None = None
     report: ReportFiles | None = None
+    budget_unit: str = "trials"  # what ``budgets`` count: trials or (distinct) evaluations
 
     @property
     def report_path(self) -> Path | None:
@@ -214,6 +215,7 @@ class ComparisonResult:
             stats=[_stats_from_dict(s) for s in d["stats"]],
             runs=[_run_from_dict(r) for r in d["runs"]],
             prefix_overlap=list(d.get("prefix_overlap", [])),
+            budget_unit=d.get("budget_unit", "trials"),
         )
 
 

@@ -23,7 +23,12 @@ from quantsearch.compare.result import ComparisonResult
 from quantsearch.config import Config
 from quantsearch.errors import ConfigError
 from quantsearch.search.api import prepare_from_config, run_dir_lock, run_search
-from quantsearch.search.config import CompareConfig, SearchConfig, StrategySpec
+from quantsearch.search.config import (
+    TRIALS_PER_EVALUATION_CAP,
+    CompareConfig,
+    SearchConfig,
+    StrategySpec,
+)
 from quantsearch.search.evaluate import Evaluation, Evaluator
 from quantsearch.search.results import SearchResult
 from quantsearch.search.space import SearchSpace
@@ -67,7 +72,9 @@ class RunCache(EvaluationCache):
                 self.seen.add(key)
 
 
-def _run_config(cfg: SearchConfig, strategy: str, seed: int, n_trials: int) -> SearchConfig:
+def _run_config(
+    cfg: SearchConfig, strategy: str, seed: int, n_trials: int, n_evaluations: int | None = None
+) -> SearchConfig:
     options = dict(cfg.strategy.options) if strategy == cfg.strategy.name else {}
     # A comparison must be reproducible: no timeout, one trial at a time, cached repeats.
     return dataclasses.replace(
@@ -75,6 +82,7 @@ def _run_config(cfg: SearchConfig, strategy: str, seed: int, n_trials: int) -> S
         strategy=StrategySpec(strategy, options),
         seed=seed,
         n_trials=n_trials,
+        n_evaluations=n_evaluations,
         timeout=None,
         n_jobs=1,
         cache=True,
@@ -98,6 +106,7 @@ def run_comparison(
     shared_cache: bool = True,
     progress: bool = False,
     fingerprint_extra: dict[str, Any] | None = None,
+    n_evaluations: int | None = None,
 ) -> ComparisonResult:
     """Run every strategy for every seed (in memory) and measure them.
 
@@ -110,6 +119,8 @@ def run_comparison(
         shared_cache: one evaluation cache for all runs; ``False`` gives each run its own (the
             trial sequences are the same either way; only the evaluation count differs).
         progress: a progress bar over the runs.
+        n_evaluations: every run also stops after this many distinct evaluations (equal cost
+            per strategy); ``budgets`` then count distinct evaluations, and ``n_trials`` is a cap.
 
     Example:
         >>> import torch
@@ -176,7 +187,7 @@ def run_comparison(
                     run_search(
                         space,
                         evaluator,
-                        _run_config(cfg, name, seed, n_trials),
+                        _run_config(cfg, name, seed, n_trials, n_evaluations),
                         run_dir=None,
                         storage=None,
                         study_name=f"{name}-seed{seed}",
@@ -194,6 +205,7 @@ def run_comparison(
         n_trials=n_trials,
         evaluations=spent,
         shared_cache=shared_cache,
+        budget_unit="trials" if n_evaluations is None else "evaluations",
     )
 
 
@@ -227,6 +239,7 @@ def compare_from_config(
     name: str | None = None,
     shared_cache: bool | None = None,
     progress: bool = False,
+    n_evaluations: int | None = None,
 ) -> ComparisonResult:
     """What ``quantsearch compare`` runs: the config's model, data, ``[search]`` and ``[compare]``.
 
@@ -242,7 +255,13 @@ def compare_from_config(
     n_seeds = seeds if seeds is not None else cc.seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1 (got {n_seeds})")
-    trials = n_trials or cc.n_trials or cfg.n_trials
+    evals = n_evaluations or cc.n_evaluations
+    # With an evaluation budget the trial budget is only a cap (as in [search]).
+    trials = (
+        n_trials
+        or cc.n_trials
+        or (cfg.n_trials if evals is None else TRIALS_PER_EVALUATION_CAP * evals)
+    )
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1 (got {trials})")
     names = tuple(strategies) if strategies is not None else cc.strategies
@@ -264,6 +283,7 @@ def compare_from_config(
             shared_cache=share,
             progress=progress,
             fingerprint_extra=extra,
+            n_evaluations=evals,
         )
         meta = {
             "source": config.source,
@@ -275,6 +295,7 @@ def compare_from_config(
                 "strategies": list(result.strategies),
                 "seeds": list(result.seeds),
                 "n_trials": trials,
+                "n_evaluations": evals,
                 "ground_truth_budget": cc.ground_truth_budget,
                 "tolerance": cc.tolerance,
                 "budgets": list(result.budgets),

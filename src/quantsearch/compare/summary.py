@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from quantsearch.compare.measures import RunMetrics, Target
 from quantsearch.compare.stats import Curve, Quartiles, median_curve
 
-__all__ = ["StrategyStats", "auto_budgets", "strategy_stats"]
+__all__ = ["StrategyStats", "auto_budgets", "strategy_stats", "value_at"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,10 @@ def auto_budgets(n_trials: int, space_size: int) -> tuple[int, ...]:
     return tuple(sorted({math.ceil(base / 4), math.ceil(base / 2), base, n_trials}))
 
 
-def _value_at(run: RunMetrics, budget: int) -> float | None:
-    """Quality after ``budget`` trials; a run that exhausted the space keeps its final value."""
-    q = run.quality_by_trial
+def value_at(run: RunMetrics, budget: int, unit: str = "trials") -> float | None:
+    """Quality after ``budget`` trials (``unit="evaluations"``: distinct evaluations); a run
+    that exhausted the space keeps its final value; ``None`` when the run stopped before."""
+    q = run.quality_by_trial if unit == "trials" else run.quality_by_evaluation
     if budget <= len(q):
         return q[budget - 1]
     if run.exhausted and q:
@@ -68,13 +69,19 @@ def _extended(run: RunMetrics, length: int) -> tuple[float, ...]:
 
 
 def strategy_stats(
-    strategy: str, runs: Sequence[RunMetrics], target: Target, budgets: Sequence[int], n: int
+    strategy: str,
+    runs: Sequence[RunMetrics],
+    target: Target,
+    budgets: Sequence[int],
+    n: int,
+    unit: str = "trials",
 ) -> StrategyStats:
-    """Summarise one strategy's ``runs`` (of ``n`` trials each) against ``target``."""
+    """Summarise one strategy's ``runs`` (of ``n`` trials each) against ``target``; ``budgets``
+    count ``unit`` (trials, or distinct evaluations)."""
     inf = math.inf
     at_budget = {}
     for b in budgets:
-        vals = [v for r in runs if (v := _value_at(r, b)) is not None]
+        vals = [v for r in runs if (v := value_at(r, b, unit)) is not None]
         at_budget[b] = Quartiles.of([target.regret(v) for v in vals])
     longest = max((len(r.quality_by_evaluation) for r in runs), default=0)
     return StrategyStats(

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 from quantsearch.compare.configs import ConfigPoint
 from quantsearch.compare.measures import RunMetrics
+from quantsearch.compare.ranking import ALPHA, BudgetRanking, rank_at_budgets, repeated_shares
 from quantsearch.compare.result import ComparisonResult
+from quantsearch.compare.stats import quantile
 from quantsearch.report.figures import CorrelationPlot
 from quantsearch.report.formatting import fmt_metric, fmt_share
 from quantsearch.report.tables import Table, comparison_table, reference_words
@@ -50,6 +52,10 @@ def comparison_findings(cmp: ComparisonResult, table: Table | None = None) -> li
             else:
                 out.append(f"brute_force {certify}; it reached it in {reached}.")
             continue
+        if name == "brute_force":
+            out.append(_brute_force_order(cmp))
+        if s.reached == 0 and cmp.reference == "best_found":
+            continue  # on a space too large to enumerate, the regret ranking below says more
         if s.reached == 0:
             last = f"{'HV missed' if pareto else 'regret'} @{cmp.budgets[-1]}"
             out.append(
@@ -73,6 +79,8 @@ def comparison_findings(cmp: ComparisonResult, table: Table | None = None) -> li
             sentence += " (an exhaustive strategy)"
         out.append(sentence + ".")
     out.extend(_ranking(cmp, t, tcol, ref))
+    out.extend(_regret_ranking(r, cmp) for r in rank_at_budgets(cmp))
+    out.extend(_repeated(cmp))
     out.extend(_overlaps(cmp))
     out.append(_cost_finding(cmp))
     return out
@@ -99,6 +107,49 @@ def _ranking(cmp: ComparisonResult, t: Table, tcol: str, ref: str) -> list[str]:
             f"{len(cmp.seeds)} seeds do not separate them."
         )
     return [line]
+
+
+def _brute_force_order(cmp: ComparisonResult) -> str:
+    return (
+        "brute_force visits points in the order the choices are listed in the config (the "
+        "space's stable order), so its trials to the optimum depend on that listing, not on "
+        "its seed; its option shuffle = true walks a random order drawn from the seed instead."
+    )
+
+
+def _regret_ranking(r: BudgetRanking, cmp: ComparisonResult) -> str:
+    unit = "trials" if r.unit == "trials" else "distinct evaluations"
+    what = "regret" if cmp.mode == "weighted_sum" else "hypervolume regret"
+    listing = ", ".join(f"{s} {m:.4g}" for s, m in r.medians)
+    if len(r.tied) > 1:
+        head = (
+            f"After {r.budget} {unit}, {', '.join(r.tied)} tie for the lowest median {what} "
+            f"({listing})"
+        )
+    else:
+        head = f"After {r.budget} {unit}, {r.leader} has the lowest median {what} ({listing})"
+    parts = []
+    for t in r.tests:
+        if t.p is None:
+            parts.append(f"vs {t.other}: identical in all {t.n} paired seeds")
+        else:
+            verdict = "significant" if t.significant else "not significant"
+            parts.append(
+                f"vs {t.other}: lower in {t.wins}, higher in {t.losses} of {t.n} paired seeds, "
+                f"p = {t.p:.2g} ({verdict} at {ALPHA})"
+            )
+    return f"{head}; Wilcoxon signed-rank test, two-sided: " + "; ".join(parts) + "."
+
+
+def _repeated(cmp: ComparisonResult) -> list[str]:
+    m, shares = repeated_shares(cmp)
+    if m == 0 or len(shares) < 2:
+        return []
+    listing = ", ".join(f"{s} {fmt_share(q.median)}" for s, q in shares.items())
+    return [
+        f"Over the first {m} trials of every run (an equal number for all), the median share of "
+        f"trials that repeated a config: {listing}."
+    ]
 
 
 def _overlaps(cmp: ComparisonResult) -> list[str]:
@@ -131,6 +182,12 @@ def _cost_finding(cmp: ComparisonResult) -> str:
         )
     else:
         line += " (a cache per run, no sharing)."
+    samples = [r.samples for r in cmp.runs if r.samples is not None]
+    if samples and len(samples) == len(cmp.runs):
+        line += (
+            f" Validation samples per run (forward passes, pruned trials included): median "
+            f"{quantile(samples, 0.5):.0f}."
+        )
     return line
 
 

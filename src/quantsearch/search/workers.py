@@ -55,7 +55,7 @@ def worker_command(
         "--run-dir": run_dir,
         "--strategy": strategy,
     }
-    for flag in ("n_trials", "timeout", "n_jobs", "seed"):
+    for flag in ("n_trials", "n_evaluations", "timeout", "n_jobs", "seed"):
         options["--" + flag.replace("_", "-")] = overrides.get(flag)
     for flag, value in options.items():
         if value is not None:

@@ -4,10 +4,18 @@ Optuna's own ``BruteForceSampler`` walks a tree of suggested values in random or
 repeat points that are running in parallel; this one proposes the first point (in the order of
 :meth:`SearchSpace.enumerate`) that no finished or running trial holds, and, across workers, only
 a point it could claim, so N workers on one study cover the space exactly once between them.
+
+The stable order follows the order in which the config lists each knob's choices, so the trial
+at which brute force meets the optimum depends on that listing, and not on the seed. With the
+option ``shuffle = true`` it walks a seeded random order instead: position ``i`` visits point
+``permute(i)``, a bijection of the space's indices (a four-round Feistel network keyed by the
+seed, cycle-walked back into range), which needs no list of the points, however large the
+space.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +23,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from quantsearch.errors import ConfigError
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies.base import (
     Space,
@@ -25,7 +34,29 @@ from quantsearch.search.strategies.base import (
 )
 from quantsearch.search.trial import TrialInfo
 
-__all__ = ["BruteForceSampler"]
+__all__ = ["BruteForceSampler", "permute"]
+
+
+def permute(index: int, size: int, seed: int) -> int:
+    """The point visited at position ``index`` of a seeded random order of ``range(size)``.
+
+    Example:
+        >>> sorted(permute(i, 10, seed=3) for i in range(10)) == list(range(10))
+        True
+    """
+    bits = max(2, (size - 1).bit_length())
+    bits += bits % 2
+    half = bits // 2
+    mask = (1 << half) - 1
+    x = index
+    while True:  # cycle-walking: 2**bits < 4 * size, so a few steps at most on average
+        left, right = x >> half, x & mask
+        for r in range(4):
+            digest = hashlib.blake2b(f"{seed}:{r}:{right}".encode(), digest_size=8).digest()
+            left, right = right, left ^ (int.from_bytes(digest, "big") & mask)
+        x = (left << half) | right
+        if x < size:
+            return x
 
 
 class BruteForceSampler(SpaceSampler):
@@ -35,16 +66,40 @@ class BruteForceSampler(SpaceSampler):
         space: the finite space to enumerate.
         claim_point: optional atomic cross-worker claim of a point index; a point whose claim
             fails is skipped. Without it, only this study's trials are consulted.
+        shuffle: walk a random order drawn from ``seed`` instead of the stable one.
+        seed: the study's seed (used only when ``shuffle``).
     """
 
-    def __init__(self, space: Space, claim_point: Callable[[int, int], bool] | None = None) -> None:
+    def __init__(
+        self,
+        space: Space,
+        claim_point: Callable[[int, int], bool] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(shuffle, bool):
+            raise ConfigError(
+                f"search.strategy.options.shuffle must be true or false (got {shuffle!r})"
+            )
         super().__init__(space, seed=0)
         self._claim = claim_point
         self._cursor = 0
+        self._shuffle, self._seed = bool(shuffle), seed
+
+    def _point_at(self, position: int) -> int:
+        if not self._shuffle:
+            return position
+        return permute(position, self._space.size, self._seed)
 
     def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
         visited: set[int] = set()
-        states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
+        states = (
+            TrialState.COMPLETE,
+            TrialState.RUNNING,
+            TrialState.WAITING,
+            TrialState.FAIL,
+            TrialState.PRUNED,
+        )
         for t in optuna_compat.study_trials(study, states):
             # A trial failed by a dead worker is not visited: its point is retried.
             if t.number == trial.number or not TrialInfo.from_trial(t).is_visited:
@@ -56,23 +111,26 @@ class BruteForceSampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         visited = self._visited(study, trial)
         size = self._space.size
-        index = self._cursor
-        while index < size:
+        position = self._cursor
+        while position < size:
+            index = self._point_at(position)
             if index not in visited and (self._claim is None or self._claim(index, trial.number)):
                 break
-            index += 1
-        if index >= size:
+            position += 1
+        if position >= size:
             # Every point is taken; re-propose the first (the cache answers it at no cost) and
             # let the study loop stop on exhaustion.
-            index = 0
+            index = self._point_at(0)
         else:
-            self._cursor = index + 1
+            self._cursor = position + 1
         return self._space.encode(self._space.point(index), "categorical")
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
     return pass_options(
-        BruteForceSampler, ctx, {"space": ctx.space, "claim_point": ctx.claim_point}
+        BruteForceSampler,
+        ctx,
+        {"space": ctx.space, "claim_point": ctx.claim_point, "seed": ctx.seed},
     )
 
 
