@@ -16,7 +16,8 @@ PRUNED, when it can no longer, with ``confidence``, meet a constraint or beat th
   objective of the study so far cannot beat it.
 
 The bound treats the prefix as a random sample of the split, so the split must be in random
-order (the built-in datasets' validation splits are shuffled). Cost is counted in samples: a
+order (digits' validation split comes from scikit-learn's shuffling
+``train_test_split``; check a dataset of your own). Cost is counted in samples: a
 pruned trial records the samples of the rungs it ran, a finished one those rungs plus the whole
 split (``TrialInfo.samples``). The full evaluation re-measures the prefix: every metric comes
 from one pass, as without fidelity.
