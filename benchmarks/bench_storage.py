@@ -2,7 +2,8 @@
 
 Storage: one trial is ``study.ask()``, two categorical suggestions (a 16-point space),
 ``trial.set_user_attr("result", ~1 KB dict)`` and ``study.tell()``, timed alone, for
-InMemoryStorage, JournalStorage on a file, SQLite ``RDBStorage`` on a file and PostgreSQL (when
+InMemoryStorage, JournalStorage on a file (``journal``: every write fsynced, as several workers
+write it; ``journal-group``: a search's default, one writer, group commit within 50 ms), SQLite ``RDBStorage`` on a file and PostgreSQL (when
 ``QUANTSEARCH_PG_URL`` is set; ``.ci/postgres.sh`` starts one; ``postgres-async`` is the same
 server with ``synchronous_commit=off``), with RandomSampler and
 TPESampler, in a fresh study of 10, 100 and 1000 trials. Reported: the median ms per trial over
@@ -11,10 +12,11 @@ share: median minus InMemory's for the same sampler and count. Each figure is th
 ``--repeats`` fresh studies (one at 1000 trials). Most of the cost is fsync (reported first): on a shared disk the
 figures move with the neighbours' writes; the 1-minute load average is printed with them.
 
-Coordination: one trial's ``take_ticket`` + ``claim`` + ``complete`` for each coordinator, and
-``running()`` (RDB: the first heartbeat and its thread; journal with several workers: the process
-mark). Contention: 4 processes on the journal's SQLite sidecar doing the same, to show it never
-fails with "database is locked".
+Coordination (:mod:`quantsearch.search.parallel`): one trial's ``budget.take`` +
+``claims.claim`` + ``claims.complete`` for each coordinator (a single local worker has no claims:
+its budget only), and the liveness ``mark`` of a trial (a user attribute naming the worker).
+Contention: 4 processes on the journal's SQLite sidecar doing the same, to show it never fails
+with "database is locked".
 
     python benchmarks/bench_storage.py                  # everything (several minutes)
     python benchmarks/bench_storage.py --counts 10 100 --repeats 1  # shorter
@@ -37,7 +39,8 @@ from typing import Any
 
 import optuna
 
-from quantsearch.search.coordination import Coordinator, SqlCoordinator, open_coordinator
+from quantsearch.search.parallel import Coordinator, open_coordinator
+from quantsearch.search.parallel.liveness import mark
 from quantsearch.search.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -68,8 +71,10 @@ def _pg_async(url: str) -> str:
 def _storage(kind: str, folder: Path, pg_url: str | None) -> Any:
     if kind == "memory":
         return optuna.storages.InMemoryStorage()
-    if kind == "journal":
+    if kind == "journal":  # every write fsynced (a journal shared by several workers)
         return open_storage(None, folder)
+    if kind == "journal-group":  # a search's default: one writer, group commit within 50 ms
+        return open_storage(None, folder, exclusive=True, group_commit_s=0.05)
     if kind == "sqlite":
         return open_storage(f"sqlite:///{folder / 'study.db'}", folder)
     assert pg_url is not None
@@ -111,9 +116,13 @@ def _bench_trials(kind: str, sampler: str, n: int, pg_url: str | None) -> dict[s
             trial.set_user_attr("result", RESULT)
             study.tell(trial, len(a) + len(w))
             times.append(time.perf_counter() - start)
+        if kind == "journal-group":
+            start = time.perf_counter()
+            storage.flush()  # what the study wrote reaches the disk: counted in the last trial
+            times[-1] += time.perf_counter() - start
         if kind.startswith("postgres"):
             optuna.delete_study(study_name=name, storage=storage)
-        if kind not in ("memory", "journal"):
+        if kind not in ("memory", "journal", "journal-group"):
             storage.engine.dispose()
     tail = times[-max(1, n // 10) :]
     return {
@@ -129,9 +138,9 @@ def _coordinator(kind: str, folder: Path, pg_url: str | None, name: str) -> Coor
     if kind == "sidecar":
         return open_coordinator(None, folder, name, workers=4)
     if kind == "sqlite":
-        return SqlCoordinator(f"sqlite:///{folder / 'study.db'}", name)
+        return open_coordinator(f"sqlite:///{folder / 'study.db'}", folder, name)
     assert pg_url is not None
-    return SqlCoordinator(pg_url, name)
+    return open_coordinator(pg_url, folder, name)
 
 
 def bench_coordination(kind: str, pg_url: str | None, n: int) -> dict[str, float]:
@@ -146,19 +155,18 @@ def bench_coordination(kind: str, pg_url: str | None, n: int) -> dict[str, float
         }.get(kind, pg_url)
         storage = open_storage(storage_url, folder, stale_trial_callback=coord.stale_trial_callback)
         study = optuna.create_study(storage=storage, study_name=name)
-        coord.attach(study, storage)
+        coord.attach(study)
         book, alive = [], []
         for i in range(n):
             start = time.perf_counter()
-            coord.take_ticket(n)
-            got = coord.claim(f"cfg-{i}", i)
-            assert got.owned
-            coord.complete(f"cfg-{i}", i, RESULT)
+            assert coord.budget.take(n) is not None
+            if coord.claims is not None:
+                assert coord.claims.claim(f"cfg-{i}", i).owned
+                coord.claims.complete(f"cfg-{i}", i, RESULT)
             book.append(time.perf_counter() - start)
             trial = study.ask()
             start = time.perf_counter()
-            with coord.running(trial):
-                pass
+            mark(trial)
             alive.append(time.perf_counter() - start)
             study.tell(trial, 1.0)
         coord.close()
@@ -178,11 +186,12 @@ def _contend(folder: str, name: str, rounds: int, queue: Any) -> None:
     for i in range(rounds):
         start = time.perf_counter()
         try:
-            coord.take_ticket(10**9)
+            coord.budget.take(10**9)
             key = f"cfg-{i % 50}"  # 50 keys, 4 processes: claims collide
-            got = coord.claim(key, os.getpid() * 10_000 + i)
+            assert coord.claims is not None
+            got = coord.claims.claim(key, os.getpid() * 10_000 + i)
             if got.owned:
-                coord.complete(key, os.getpid() * 10_000 + i, RESULT)
+                coord.claims.complete(key, os.getpid() * 10_000 + i, RESULT)
         except Exception:
             errors += 1
         worst = max(worst, time.perf_counter() - start)
@@ -195,7 +204,7 @@ def bench_contention(rounds: int = 500) -> dict[str, float]:
     queue = ctx.Queue()
     with tempfile.TemporaryDirectory() as tmp:
         name = "contend"
-        SqlCoordinator(f"sqlite:///{Path(tmp) / 'coordination.db'}", name, sidecar=True).close()
+        open_coordinator(None, Path(tmp), name, workers=4).close()  # the sidecar, made once
         procs = [ctx.Process(target=_contend, args=(tmp, name, rounds, queue)) for _ in range(4)]
         start = time.perf_counter()
         for p in procs:
@@ -227,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _pin_two_cores()
     pg_url = os.environ.get("QUANTSEARCH_PG_URL")
-    kinds = ["memory", "journal", "sqlite"] + (["postgres", "postgres-async"] if pg_url else [])
+    kinds = ["memory", "journal", "journal-group", "sqlite"] + (
+        ["postgres", "postgres-async"] if pg_url else []
+    )
     figures: dict[str, Any] = {
         "machine": f"{len(os.sched_getaffinity(0))} cores, Python {sys.version.split()[0]}, "
         f"Optuna {optuna.__version__}",
@@ -277,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{figures['load_after']:.1f} after; append + fsync {figures['fsync_ms']:.2f} ms\n"
     )
     print(_table(rows))
-    crow = [["coordinator", "ticket + claim + complete, ms", "running(), ms"]]
+    crow = [["coordinator", "ticket + claim + complete, ms", "mark(trial), ms"]]
     for kind, c in figures["coordination"].items():
         crow.append([kind, f"{c['claim_ms']:.3f}", f"{c['running_ms']:.3f}"])
     print()
