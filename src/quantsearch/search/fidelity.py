@@ -101,7 +101,7 @@ def accuracy_upper_bound(correct: int, n: int, confidence: float) -> float:
 
     Example:
         >>> round(accuracy_upper_bound(5, 10, 0.95), 4)
-        0.7775
+        0.7776
     """
     if correct >= n:
         return 1.0
