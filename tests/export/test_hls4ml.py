@@ -1,0 +1,178 @@
+"""hls4ml's C simulation (the referee) against quantsearch's quantized model: bit-exact.
+
+Each config costs one g++ build of the C simulation (5-20 s on 2 cores): the always-run tests
+build three (one per model, two at a time); the exhaustive ones (16 lab pairs and 3 random
+per-layer configs on each model) are marked slow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import fx
+
+from quantsearch.errors import ConfigError
+from quantsearch.export import WIDE, compile_all, export_hls4ml, plan
+from quantsearch.formats import FixedPoint
+from quantsearch.graph import trace
+from quantsearch.models import build_model
+from quantsearch.passes.transform import ResolvedConfig
+from tests.export.conftest import LAB, MODELS, every_layer, fixed, quantized, random_per_layer
+
+Zoo = dict[str, tuple[fx.GraphModule, torch.Tensor]]
+
+
+def _check_exact(cases: list[tuple[str, fx.GraphModule, torch.Tensor]], tmp: Path) -> None:
+    exports = [export_hls4ml(q, tmp / f"prj{i}") for i, (_, q, _) in enumerate(cases)]
+    compile_all(exports)
+    for (label, qgm, x), e in zip(cases, exports, strict=True):
+        assert e.plan.exact, e.plan.notes()
+        a = e.verify(qgm, x)
+        assert a.max_lsb == 0.0 and a.same_class == 1.0, f"{label}: {a}"
+        assert a.samples == len(x)
+        # the search measured in float32: the same outputs here too
+        with torch.no_grad():
+            f32 = qgm(x).double().numpy()
+        assert (f32 == e.predict(x)).all(), label
+
+
+def test_jsc_tiny_lab_pair_and_random_per_layer_config_are_bit_exact(
+    zoo: Zoo, tmp_path: Path
+) -> None:
+    gm, x = zoo["jsc-tiny"]
+    cases = [
+        ("jsc-tiny (8,4)x(8,6)", quantized(gm, every_layer(gm, (8, 4), (8, 6))), x),
+        ("jsc-tiny random 7", quantized(gm, random_per_layer(gm, 7)), x),
+    ]
+    _check_exact(cases, tmp_path)
+
+
+@pytest.mark.slow
+def test_one_config_per_model_is_bit_exact(zoo: Zoo, tmp_path: Path) -> None:
+    cases = [
+        (
+            "jsc-tiny (8,4)x(8,6)",
+            quantized(zoo["jsc-tiny"][0], every_layer(zoo["jsc-tiny"][0], (8, 4), (8, 6))),
+            zoo["jsc-tiny"][1],
+        ),
+        (
+            "jsc-toy random 0",
+            quantized(zoo["jsc-toy"][0], random_per_layer(zoo["jsc-toy"][0], 0)),
+            zoo["jsc-toy"][1],
+        ),
+        (
+            "mlp-digits (16,8)x(16,8)",
+            quantized(zoo["mlp-digits"][0], every_layer(zoo["mlp-digits"][0], (16, 8), (16, 8))),
+            zoo["mlp-digits"][1],
+        ),
+    ]
+    _check_exact(cases, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_lab_pairs_on_every_layer_and_random_per_layer_configs_are_bit_exact(
+    zoo: Zoo, name: str, tmp_path: Path
+) -> None:
+    gm, x = zoo[name]
+    cases = [(f"{name} {a}x{w}", quantized(gm, every_layer(gm, a, w)), x) for a, w in LAB]
+    cases += [(f"{name} random {s}", quantized(gm, random_per_layer(gm, s)), x) for s in range(3)]
+    _check_exact(cases, tmp_path)
+
+
+def test_float_layers_are_refused_without_a_format_and_measured_with_one(
+    zoo: Zoo, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    gm, x = zoo["jsc-tiny"]
+    # the lab's by-type config: only the Linear quantized; BatchNorm and ReLUs in float
+    rc = ResolvedConfig.from_dict(
+        {"seq_blocks_2": {"data_in": fixed(8, 4), "weight": fixed(8, 6), "bias": fixed(8, 6)}},
+        gm=gm,
+    )
+    qgm = quantized(gm, rc)
+    with pytest.raises(
+        ConfigError,
+        match=r"seq_blocks_0\.data_in, seq_blocks_0\.weight, seq_blocks_0\.bias left in float.*--float-as",
+    ):
+        export_hls4ml(qgm, tmp_path / "refused")
+    e = export_hls4ml(qgm, tmp_path / "wide", float_as=WIDE)
+    assert not e.plan.exact
+    assert any("seq_blocks_0" in n and "float" in n for n in e.plan.notes())
+    compile_all([e])
+    a = e.verify(qgm, x)
+    record_property("agreement_float_bn_as_fixed_32_16", str(a))  # reported, not asserted exact
+    print(a)
+    assert a.same_class > 0.9  # a wide format is close, not exact
+
+
+def test_two_roundings_in_a_row_are_reported(zoo: Zoo, tmp_path: Path) -> None:
+    gm, x = zoo["jsc-tiny"]
+    rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    rc["seq_blocks_2"]["data_out"] = fixed(10, 6)  # then seq_blocks_3's data_in fixed(8,4)
+    qgm = quantized(gm, ResolvedConfig.from_dict(rc, gm=gm))
+    e = export_hls4ml(qgm, tmp_path / "two")
+    (note,) = e.plan.notes()
+    assert note.startswith("seq_blocks_3 (relu): two roundings in a row")
+    compile_all([e])
+    print(e.verify(qgm, x))  # measured and reported, not asserted exact
+
+
+def test_unsupported_layers_and_formats_are_named(zoo: Zoo, tmp_path: Path) -> None:
+    cnn = trace(build_model("cnn-digits").eval(), torch.zeros(2, 1, 8, 8))
+    with pytest.raises(
+        ConfigError, match=r"export: layers conv1 \(conv2d\).*allowed: modules of kinds"
+    ):
+        plan(quantized(cnn, ResolvedConfig.from_dict({}, gm=cnn)), float_as=WIDE)
+    gm, _ = zoo["jsc-tiny"]
+    mini = ResolvedConfig.from_dict(
+        {
+            "seq_blocks_2": {
+                "weight": {"format": "minifloat", "exponent_width": 4, "mantissa_width": 3}
+            }
+        },
+        gm=gm,
+    )
+    with pytest.raises(
+        ConfigError, match=r"^seq_blocks_2\.weight: minifloat.*allowed: fixed or ufixed"
+    ):
+        export_hls4ml(quantized(gm, mini), tmp_path / "m", float_as=WIDE)
+    stoch = every_layer(gm, (8, 4), (8, 4)).to_dict()
+    stoch["seq_blocks_2"]["weight"]["rounding"] = "stochastic"
+    with pytest.raises(
+        ConfigError, match=r"seq_blocks_2\.weight: .*stochastic rounding has no exact"
+    ):
+        plan(quantized(gm, ResolvedConfig.from_dict(stoch, gm=gm)))
+
+
+def test_precisions_mean_what_quantsearch_computes(zoo: Zoo, tmp_path: Path) -> None:
+    gm, _ = zoo["jsc-tiny"]
+    rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    rc["seq_blocks_2"]["weight"] = fixed(6, 3, rounding="floor")
+    e = export_hls4ml(quantized(gm, ResolvedConfig.from_dict(rc, gm=gm)), tmp_path / "p")
+    prec = {k: v["Precision"] for k, v in e.config["LayerName"].items()}
+    assert prec["x"]["result"] == "ap_fixed<8,4,AP_RND_CONV,AP_SAT>"  # fixed(8,4): 4 int bits
+    assert prec["seq_blocks_0"]["scale"] == "ap_fixed<8,2,AP_RND_CONV,AP_SAT>"  # fixed(8,6)
+    assert (
+        prec["seq_blocks_1"]["result"] == "ap_ufixed<7,3,AP_RND_CONV,AP_SAT>"
+    )  # ReLU input ufixed(8,4), then the Linear's fixed(8,4): one grid, both ranges
+    assert prec["seq_blocks_2"]["weight"] == "ap_fixed<6,3,AP_TRN,AP_SAT>"  # floor
+    # Linear(16, 5): ufixed(7,3) x fixed(6,3) products (4 + 3 signed int bits, 4 + 3 frac),
+    # 16 of them plus a fixed(8,6) bias: 5 more int bits, 7 frac
+    assert prec["seq_blocks_2"]["accum"] == "ap_fixed<19,12>"
+    assert FixedPoint(8, 4).step == 2.0**-4
+
+
+def test_a_missing_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, zoo: Zoo, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hls4ml", None)  # import hls4ml now raises ImportError
+    gm, _ = zoo["jsc-tiny"]
+    with pytest.raises(
+        ConfigError,
+        match=r"^export --to hls4ml: needs hls4ml, allowed: install the export extra: pip install 'quantsearch\[export\]'$",
+    ):
+        export_hls4ml(quantized(gm, every_layer(gm, (8, 4), (8, 4))), tmp_path / "x")

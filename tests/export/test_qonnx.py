@@ -1,0 +1,92 @@
+"""QONNX files executed by the ``qonnx`` package's executor (the referee): bit-exact with
+quantsearch's quantized model, both in float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import fx
+
+from quantsearch.errors import ConfigError
+from quantsearch.export import export_qonnx, verify_qonnx
+from quantsearch.passes.transform import ResolvedConfig
+from tests.export.conftest import LAB, MODELS, every_layer, fixed, quantized, random_per_layer
+
+Zoo = dict[str, tuple[fx.GraphModule, torch.Tensor]]
+
+
+def _exact(gm: fx.GraphModule, rc: ResolvedConfig, x: torch.Tensor, path: Path) -> None:
+    qgm = quantized(gm, rc)
+    a = verify_qonnx(export_qonnx(qgm, path), qgm, x)
+    assert a.max_lsb == 0.0 and a.same_class == 1.0, a
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_lab_pair_and_one_random_config_per_model(zoo: Zoo, name: str, tmp_path: Path) -> None:
+    gm, x = zoo[name]
+    _exact(gm, every_layer(gm, (8, 4), (4, 2)), x, tmp_path / "lab.onnx")
+    _exact(gm, random_per_layer(gm, 1), x, tmp_path / "random.onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_every_lab_pair_and_random_configs(zoo: Zoo, name: str, tmp_path: Path) -> None:
+    gm, x = zoo[name]
+    for i, (a, w) in enumerate(LAB):
+        _exact(gm, every_layer(gm, a, w), x, tmp_path / f"lab{i}.onnx")
+    for s in range(3):
+        _exact(gm, random_per_layer(gm, s), x, tmp_path / f"random{s}.onnx")
+
+
+def test_float_layers_and_chained_roundings_stay_exact(zoo: Zoo, tmp_path: Path) -> None:
+    """QONNX holds float tensors and one Quant node per rounding: nothing to approximate."""
+    gm, x = zoo["jsc-toy"]
+    rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    rc["seq_blocks_2"]["data_out"] = fixed(10, 6)
+    del rc["seq_blocks_0"]  # BatchNorm in float
+    _exact(gm, ResolvedConfig.from_dict(rc, gm=gm), x, tmp_path / "mixed.onnx")
+
+
+def test_quant_nodes_carry_the_formats(zoo: Zoo, tmp_path: Path) -> None:
+    import onnx
+
+    gm, _ = zoo["jsc-tiny"]
+    rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    rc["seq_blocks_2"]["weight"] = fixed(6, 3, rounding="floor")
+    path = export_qonnx(quantized(gm, ResolvedConfig.from_dict(rc, gm=gm)), tmp_path / "f.onnx")
+    model = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    quant = {n.name: n for n in model.graph.node if n.op_type == "Quant"}
+    w = quant["seq_blocks_2_weight_q"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in w.attribute}
+    assert attrs == {"signed": 1, "narrow": 0, "rounding_mode": b"FLOOR"}
+    assert inits[w.input[1]] == 2.0**-3 and inits[w.input[2]] == 0 and inits[w.input[3]] == 6
+    relu_in = {
+        a.name: onnx.helper.get_attribute_value(a)
+        for a in quant["seq_blocks_1_data_in_q"].attribute
+    }
+    assert relu_in["signed"] == 0 and relu_in["rounding_mode"] == b"ROUND"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ({"format": "minifloat", "exponent_width": 4, "mantissa_width": 3}, "minifloat"),
+        ({"format": "log", "exponent_width": 4}, "log"),
+        (
+            {"format": "block_fp", "mantissa_width": 4, "exponent_width": 8, "block_size": 16},
+            "block_fp",
+        ),
+    ],
+)
+def test_formats_qonnx_cannot_express_are_refused(
+    zoo: Zoo, tmp_path: Path, fmt: dict[str, object], name: str
+) -> None:
+    gm, _ = zoo["jsc-tiny"]
+    qgm = quantized(gm, ResolvedConfig.from_dict({"seq_blocks_2": {"weight": fmt}}, gm=gm))
+    with pytest.raises(
+        ConfigError, match=rf"^seq_blocks_2\.weight: {name}.*, allowed: fixed or ufixed"
+    ):
+        export_qonnx(qgm, tmp_path / "no.onnx")
