@@ -16,7 +16,9 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]'
+	# the export extra (hls4ml, qonnx) must not replace the pinned torch
+	echo '$(TORCH_SPEC)' > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q -c $(VENV)/torch-constraint.txt -e '.[dev,export]'
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
