@@ -10,6 +10,7 @@ import click
 from quantsearch.cli.common import config_option, load_config_or_default
 from quantsearch.cli.compare import compare_and_report
 from quantsearch.cli.console import console
+from quantsearch.cli.export import export_best
 from quantsearch.cli.printing import print_comparison, print_result
 from quantsearch.cli.train import train_to_checkpoint
 
@@ -49,6 +50,9 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     print_result(result)
     if result.run_dir is not None:
         out.print(f"search report: {write_report(result.run_dir).html}")
+    if result.run_dir is not None:  # the best config to hardware, verified
+        out.rule("export the best config to hls4ml and QONNX")
+        export_best(result, Path(result.run_dir))
     out.rule("3/3 compare strategies")
     comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=True)
     print_comparison(comparison)

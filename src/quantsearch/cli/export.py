@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -167,3 +168,39 @@ def _chosen(
         stats = calibrate(gm, session.data.train.x[: cfg.data.calibration_samples])
     qgm = quantize_pass(gm, resolve(gm, cfg.quantize, calibration=stats))
     return qgm.eval(), session.data.val.x, f"{session.model_name} ([quantize] of {cfg.source})"
+
+
+def export_best(result: Any, run_dir: Path) -> None:
+    """`quantsearch demo`'s last step: the best trial to hls4ml and QONNX, each verified on the
+    validation split; layers the search left in float are exported as fixed(32,16)."""
+    from quantsearch.export import WIDE, export_hls4ml, export_qonnx, verify_qonnx  # torch
+
+    qgm = result.model()
+    x = result.searched.data.val.x
+    label = f"{result.searched.name} (best)"
+    t0 = time.perf_counter()
+    exp = export_hls4ml(qgm, run_dir / "hls4ml", float_as=WIDE)
+    a = exp.verify(qgm, x)
+    print_export(
+        {
+            "model": label,
+            "to": "hls4ml",
+            "out": str(run_dir / "hls4ml"),
+            "inexact": exp.plan.notes(),
+            "agreement": a.to_dict(),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
+    t0 = time.perf_counter()
+    path = export_qonnx(qgm, run_dir / "model.qonnx.onnx")
+    a = verify_qonnx(path, qgm, x)
+    print_export(
+        {
+            "model": label,
+            "to": "qonnx",
+            "out": str(path),
+            "inexact": [],
+            "agreement": a.to_dict(),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
