@@ -9,6 +9,7 @@ are materialised once, so a trial costs a slot fill and one forward pass.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import fx
 
 from quantsearch.data import Split
@@ -39,6 +41,12 @@ class Evaluation:
     seconds: float
 
 
+def _device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 class Evaluator:
     """Evaluates per-layer format choices on a fixed validation split.
 
@@ -49,6 +57,9 @@ class Evaluator:
         quantize_config: an optional ``[quantize]`` config; the search's choices override it.
         calibration: activation statistics for ``frac_width = "auto"``, gathered once.
         batch_size: evaluation batch size.
+        device: where trials run: ``"auto"`` (CUDA when there is one, else the CPU), ``"cpu"``,
+            ``"cuda"``... Off the CPU the evaluator holds copies of ``gm`` and ``data`` moved
+            there once (``gm`` itself is untouched), so a trial makes no host transfer.
     """
 
     def __init__(
@@ -60,9 +71,12 @@ class Evaluator:
         quantize_config: Any = None,
         calibration: Any = None,
         batch_size: int = 1024,
+        device: str | torch.device = "auto",
     ) -> None:
-        self.gm = gm
-        self.data = data
+        self.device = _device(device)
+        on_cpu = self.device.type == "cpu"
+        self.gm = gm if on_cpu else copy.deepcopy(gm).to(self.device)
+        self.data = data if on_cpu else Split(data.x.to(self.device), data.y.to(self.device))
         self.metrics = tuple(metrics)
         self.calibration = calibration
         self.batch_size = batch_size
