@@ -69,6 +69,10 @@ class Tables:
     delta: list[dict[str, np.ndarray]]
 
 
+# Candidate combinations up to which the program is solved by enumeration (numpy, about a
+# millisecond) rather than by milp (tens of milliseconds per call, even for a few variables).
+ENUMERATE_LIMIT = 200_000
+
 # Tables per evaluator (a comparison's runs share one): computing them takes about a second.
 _TABLES: weakref.WeakKeyDictionary[Any, dict[Any, Tables]] = weakref.WeakKeyDictionary()
 
@@ -198,11 +202,24 @@ class SensitivitySampler(SpaceSampler):
                     f"reads analytic costs exactly; it cannot predict {m!r}"
                 )
         self._tables: Tables | None = None
+        self._classes: dict[int, np.ndarray] = {}
+
+    def _cost_classes(self, gi: int) -> np.ndarray:
+        """Per joint choice of group ``gi``: an id shared by the choices of equal analytic costs."""
+        if gi not in self._classes:
+            d = self.tables().delta[gi]
+            m = np.stack([d[k] for k in sorted(d)], 1) if d else np.zeros((len(self._joint(gi)), 0))
+            self._classes[gi] = np.unique(np.round(m, 6), axis=0, return_inverse=True)[1].ravel()
+        return self._classes[gi]
+
+    def _joint(self, gi: int) -> range:
+        return range(math.prod(self._space.knobs[i].size for i in self.tables().groups[gi]))
 
     def tables(self) -> Tables:
         if self._tables is None:
             metrics = [o.metric for o in self._cfg.objectives] + [c.metric for c in self._cfg.constraints]
             self._tables = sensitivity_tables(self._space, self._ev, metrics)
+            import scipy.optimize  # noqa: F401  (deferred for start-up; paid here, once, not per trial)
         return self._tables
 
     # -- the model -------------------------------------------------------------------------
@@ -288,84 +305,140 @@ class SensitivitySampler(SpaceSampler):
         seen: set[tuple[int, ...]],
     ) -> tuple[int, ...] | None:
         """The best unvisited point of the predicted program, or ``None`` when it has none."""
-        from scipy.optimize import Bounds, LinearConstraint, milp  # deferred: start-up time
-        from scipy.sparse import lil_array
-
         knobs = self._space.knobs
         t = self.tables()
-        obj = [np.zeros(len(c)) for c in next(iter(preds.values())).coef] if preds else []
+        n_groups = len(t.groups)
+        obj = [np.zeros(math.prod(knobs[i].size for i in g)) for g in t.groups]
         for o in self._cfg.objectives:
-            p = preds[o.metric]
             w = (1.0 if o.direction == "maximize" else -1.0) * o.weight
             if o.relative_to_baseline:
                 w /= baseline[o.metric]
-            obj = [a + w * c for a, c in zip(obj, p.coef, strict=True)]
-        # per group: the joint choices kept (per distinct cost, the best few by objective)
-        kept: list[np.ndarray] = []
-        for gi, g in enumerate(t.groups):
-            cost_key = np.stack([t.delta[gi][m] for m in sorted(t.delta[gi])], 1) if t.delta[gi] else None
-            order = np.argsort(-obj[gi], kind="stable")
-            counts: dict[bytes, int] = {}
-            keep = []
-            for j in order:
-                ck = b"" if cost_key is None else np.round(cost_key[j], 6).tobytes()
-                if counts.get(ck, 0) < self._keep:
-                    counts[ck] = counts.get(ck, 0) + 1
-                    keep.append(int(j))
-            kept.append(np.array(sorted(keep)))
-        offsets = np.cumsum([0] + [len(k) for k in kept])
-        n_var = int(offsets[-1])
-        c_vec = -np.concatenate([obj[gi][k] for gi, k in enumerate(kept)])
-        rows: list[tuple[dict[int, float], float, float]] = []
-        for gi in range(len(kept)):  # one joint choice per group
-            rows.append(({int(offsets[gi]) + i: 1.0 for i in range(len(kept[gi]))}, 1.0, 1.0))
-        cons_rows = []
+            obj = [a + w * c for a, c in zip(obj, preds[o.metric].coef, strict=True)]
+        cons = []  # per constraint: per-group coefficients and the right-hand side
         for c in self._cfg.constraints:
             p = preds[c.metric]
-            base = baseline.get(c.metric, 0.0)
-            alpha, beta = _affine(c.kind, c.bound, base)
-            coeffs = {
-                int(offsets[gi]) + i: alpha * float(p.coef[gi][j])
-                for gi, k in enumerate(kept)
-                for i, j in enumerate(k)
-            }
-            cons_rows.append((coeffs, -np.inf, -beta - alpha * p.const - margins[c.metric]))
-        position = [{int(j): i for i, j in enumerate(k)} for k in kept]
-        for point in seen:  # no-good cuts: never a point already proposed
-            cut = {}
-            for gi, g in enumerate(t.groups):
-                j = int(np.ravel_multi_index(tuple(point[i] for i in g), tuple(knobs[i].size for i in g)))
-                if j not in position[gi]:
-                    break
-                cut[int(offsets[gi]) + position[gi][j]] = 1.0
-            else:
-                rows.append((cut, -np.inf, len(t.groups) - 1.0))
-        for attempt in (cons_rows, []):  # constraints too tight for the model: drop them
-            all_rows = rows + attempt
-            A = lil_array((len(all_rows), n_var))
-            lb, ub = np.empty(len(all_rows)), np.empty(len(all_rows))
-            for r, (coeffs, lo, hi) in enumerate(all_rows):
-                for v, a in coeffs.items():
-                    A[r, v] = a
-                lb[r], ub[r] = lo, hi
-            res = milp(
-                c_vec,
-                constraints=LinearConstraint(A.tocsr(), lb, ub),
-                integrality=np.ones(n_var),
-                bounds=Bounds(0, 1),
-                options={"time_limit": 5.0},
-            )
-            if res.x is not None:
-                break
-        else:
-            return None
+            alpha, beta = _affine(c.kind, c.bound, baseline.get(c.metric, 0.0))
+            cons.append(([alpha * g for g in p.coef], -beta - alpha * p.const - margins[c.metric]))
+        for layers in (self._keep, 2 * self._keep, 4 * self._keep, 10**9):
+            kept = [self._candidates(gi, obj, cons, layers) for gi in range(n_groups)]
+            small = math.prod(len(k) for k in kept) <= ENUMERATE_LIMIT
+            solve = self._enumerate if small else self._milp
+            for constrained in (cons, []):  # constraints the model cannot meet: dropped
+                point = solve(kept, obj, constrained, seen)
+                if point is not None:
+                    return point
+        return None
+
+    def _candidates(self, gi: int, obj: list[np.ndarray], cons: list[Any], layers: int) -> np.ndarray:
+        """Joint choices of group ``gi`` that fewer than ``layers`` others dominate.
+
+        First, per cost class (equal analytic costs), the ``layers`` best by objective; then those
+        dominated (objective at least as high, every constraint coefficient at most as high; ties
+        broken by index) by fewer than ``layers`` of them. Without cuts the optimum uses only
+        undominated choices; each layer more leaves room for the points cut off.
+        """
+        cls = self._cost_classes(gi)
+        order = np.lexsort((-obj[gi], cls))
+        starts = np.searchsorted(cls[order], cls[order], side="left")
+        cand = np.sort(order[np.arange(len(order)) - starts < layers])
+        f = np.stack([-obj[gi][cand]] + [cc[0][gi][cand] for cc in cons], 1)  # smaller: better
+        le = (f[:, None, :] <= f[None, :, :] + 1e-15).all(2)  # le[i, j]: i no worse than j
+        lt = (f[:, None, :] < f[None, :, :] - 1e-15).any(2)
+        idx = np.arange(len(f))
+        dom = le & (lt | (le & le.T & (idx[:, None] < idx[None, :])))
+        out: np.ndarray = cand[dom.sum(0) < layers]
+        return out
+
+    def _visited(self, kept: list[np.ndarray], seen: set[tuple[int, ...]]) -> np.ndarray:
+        """Per visited point whose choices are all candidates: its candidate index per group."""
+        knobs, t = self._space.knobs, self.tables()
+        if not seen:
+            return np.zeros((0, len(kept)), dtype=int)
+        pts = np.array(sorted(seen))
+        cols = []
+        for gi, g in enumerate(t.groups):
+            pos = np.full(math.prod(knobs[i].size for i in g), -1)
+            pos[kept[gi]] = np.arange(len(kept[gi]))
+            joint = np.ravel_multi_index(tuple(pts[:, i] for i in g), tuple(knobs[i].size for i in g))
+            cols.append(pos[joint])
+        at = np.stack(cols, 1)
+        out: np.ndarray = at[(at >= 0).all(1)]
+        return out
+
+    def _point(self, kept: list[np.ndarray], picks: Sequence[int]) -> tuple[int, ...]:
+        knobs, t = self._space.knobs, self.tables()
         choice = [0] * len(knobs)
         for gi, g in enumerate(t.groups):
-            i = int(np.argmax(res.x[offsets[gi] : offsets[gi + 1]]))
-            combo = np.unravel_index(int(kept[gi][i]), tuple(knobs[k].size for k in g))
+            combo = np.unravel_index(int(kept[gi][picks[gi]]), tuple(knobs[k].size for k in g))
             for k, v in zip(g, combo, strict=True):
                 choice[k] = int(v)
-        point = tuple(choice)
+        return tuple(choice)
+
+    def _enumerate(
+        self, kept: list[np.ndarray], obj: list[np.ndarray], cons: list[Any], seen: set[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        """The program solved exactly by evaluating every combination of the candidates."""
+        n = len(kept)
+
+        def total(parts: list[np.ndarray]) -> np.ndarray:
+            out = np.zeros([len(k) for k in kept])
+            for gi, part in enumerate(parts):
+                out = out + part.reshape([-1 if a == gi else 1 for a in range(n)])
+            return out
+
+        value = total([obj[gi][k] for gi, k in enumerate(kept)])
+        for coefs, rhs in cons:
+            value[total([coefs[gi][k] for gi, k in enumerate(kept)]) > rhs + 1e-12] = -np.inf
+        at = self._visited(kept, seen)
+        if len(at):
+            value[tuple(at.T)] = -np.inf  # never a point already proposed
+        best = int(np.argmax(value))
+        if not np.isfinite(value.flat[best]):
+            return None
+        return self._point(kept, np.unravel_index(best, value.shape))
+
+    def _milp(
+        self, kept: list[np.ndarray], obj: list[np.ndarray], cons: list[Any], seen: set[tuple[int, ...]]
+    ) -> tuple[int, ...] | None:
+        """The program solved by ``scipy.optimize.milp``, a no-good cut per visited point."""
+        from scipy.optimize import Bounds, LinearConstraint, milp  # deferred: start-up time
+        from scipy.sparse import coo_array
+
+        n_groups = len(kept)
+        sizes = np.array([len(k) for k in kept])
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        n_var = int(offsets[-1])
+        c_vec = -np.concatenate([obj[gi][k] for gi, k in enumerate(kept)])
+        r_idx = [np.repeat(np.arange(n_groups), sizes)]  # one joint choice per group
+        c_idx = [np.arange(n_var)]
+        vals = [np.ones(n_var)]
+        lb, ub = [1.0] * n_groups, [1.0] * n_groups
+        at = self._visited(kept, seen) + offsets[:-1]
+        r_idx.append(np.repeat(np.arange(n_groups, n_groups + len(at)), n_groups))
+        c_idx.append(at.ravel())
+        vals.append(np.ones(at.size))
+        lb += [-np.inf] * len(at)
+        ub += [n_groups - 1.0] * len(at)
+        row = n_groups + len(at)
+        for coefs, rhs in cons:
+            r_idx.append(np.full(n_var, row))
+            c_idx.append(np.arange(n_var))
+            vals.append(np.concatenate([coefs[gi][k] for gi, k in enumerate(kept)]))
+            lb.append(-np.inf)
+            ub.append(rhs)
+            row += 1
+        A = coo_array((np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))), shape=(row, n_var))
+        res = milp(
+            c_vec,
+            constraints=LinearConstraint(A.tocsr(), np.array(lb), np.array(ub)),
+            integrality=np.ones(n_var),
+            bounds=Bounds(0, 1),
+            options={"time_limit": 5.0},
+        )
+        if res.x is None:
+            return None
+        picks = [int(np.argmax(res.x[offsets[gi] : offsets[gi + 1]])) for gi in range(n_groups)]
+        point = self._point(kept, picks)
         return None if point in seen else point
 
     def _fallback_point(self, seen: set[tuple[int, ...]], rng: np.random.Generator) -> dict[str, Any]:
