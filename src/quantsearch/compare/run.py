@@ -288,8 +288,8 @@ def compare_from_config(
         meta = {
             "source": config.source,
             "model": extra["model"],
-            "dataset": extra["dataset"],
-            "samples": extra["samples"],
+            "dataset": extra["data"][0],  # the study identity's [name, digest of the split]
+            "samples": len(evaluator.data),
             "search": dataclasses.asdict(cfg),
             "compare": {
                 "strategies": list(result.strategies),
