@@ -54,3 +54,31 @@ def test_samplers_see_prechecked_trials_as_infeasible(digits: DataSplits) -> Non
     assert pre and all(t.constraints is not None and t.constraints[0] > 0 for t in pre)
     assert all(not t.is_feasible for t in pre)
     assert Counter.samples == len(digits.val) * (1 + result.n_evaluations)
+
+
+def test_optuna_sees_the_prechecked_constraint_values(digits: DataSplits) -> None:
+    """What constrained samplers read: Optuna's own record of each trial's constraints."""
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.config import parse_search_config
+    from quantsearch.search.study import run_study
+    from quantsearch.search.trial import TrialInfo
+
+    cfg = parse_search_config({
+        "space": LAB_SPACE, "objectives": OBJ, "strategy": "brute_force", "n_trials": 8,
+        "constraints": {"model_size_bits": {"max": SIZE_BOUND}, "accuracy_drop": {"max": 0.5}},
+    })  # fmt: skip
+    space, evaluator = prepare_search(counting_mlp(digits), cfg, digits.val)
+    run = run_study(evaluator, space, cfg, storage=None, study_name="s")
+    seen = 0
+    for ft in run.study.trials:
+        t = TrialInfo.from_trial(ft)
+        if t.prechecked:
+            seen += 1
+            # the broken size bound as measured; the unmeasured accuracy drop as 0
+            assert ft.constraints == {
+                "model_size_bits": PARAMS * 16 - SIZE_BOUND,
+                "accuracy_drop": 0.0,
+            }
+        else:
+            assert ft.constraints["model_size_bits"] <= 0
+    assert seen == 2  # points 0 and 4 of brute force's first eight
