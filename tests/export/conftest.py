@@ -77,10 +77,17 @@ def random_per_layer(gm: fx.GraphModule, seed: int) -> ResolvedConfig:
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Module:
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    # one thread: on a busy 2-core machine idle OpenMP workers made these 60 tiny steps take
+    # 10-15 s per model instead of 0.3 s
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.autograd.backward(nn.functional.cross_entropy(model(x), y))
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return model.eval()
 
 

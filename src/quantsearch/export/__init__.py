@@ -13,7 +13,13 @@ They need the ``export`` extra: ``pip install 'quantsearch[export]'`` (and g++ f
 from __future__ import annotations
 
 from quantsearch.export.agreement import Agreement, agreement
-from quantsearch.export.hls import BACKENDS, HlsExport, export_hls4ml, reference_outputs
+from quantsearch.export.hls import (
+    BACKENDS,
+    HlsExport,
+    compile_all,
+    export_hls4ml,
+    reference_outputs,
+)
 from quantsearch.export.plan import SUPPORTED_KINDS, WIDE, HwPlan, plan
 from quantsearch.export.qonnx import export_qonnx, run_qonnx, verify_qonnx
 from quantsearch.export.types import HwType, hw_type
@@ -27,6 +33,7 @@ __all__ = [
     "HwPlan",
     "HwType",
     "agreement",
+    "compile_all",
     "export_hls4ml",
     "export_qonnx",
     "hw_type",

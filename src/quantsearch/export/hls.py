@@ -12,6 +12,8 @@ project's ``build_prj.tcl``, or ``hls_model.build()``).
 from __future__ import annotations
 
 import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from quantsearch.passes.transform.modules import submodule
 __all__ = [
     "BACKENDS",
     "HlsExport",
+    "compile_all",
     "export_hls4ml",
     "float_model",
     "folded_batch_norm",
@@ -64,6 +67,21 @@ class HlsExport:
             self.compile()
         ref = reference_outputs(qgm, x)
         return agreement("hls4ml C simulation", ref, self.predict(x), 2.0**-self.plan.output.frac)
+
+
+def compile_all(exports: list[HlsExport], workers: int | None = None) -> None:
+    """Compile several projects, ``workers`` g++ builds at a time (default: one per CPU).
+
+    hls4ml's ``compile()`` is ``write()`` (Python) then the g++ build of the C simulation, a
+    subprocess run in the project's folder (``cwd=``, no ``chdir``): the writes run one by one,
+    the builds in threads.
+    """
+    for e in exports:
+        e.hls_model.write()
+    n = max(1, min(len(exports), workers or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        # hls4ml's own compile step after write(): build, then load the library
+        list(pool.map(lambda e: e.hls_model._compile(), exports))
 
 
 def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, Any]:

@@ -175,9 +175,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
             x = prev.result
             if x is None:  # the graph input, in float
                 floats.append(f"{node.name}.data_in")
-                if float_as is None:
-                    break
-                prev.result = x = hw_type(float_as, "--float-as")
+                prev.result = x = hw_type(float_as or WIDE, "--float-as")  # WIDE: refused below
                 prev.inexact.append(f"input in float, exported as {x}")
             _params(layer, module, node, x, fmt)
             if q_out is not None:
