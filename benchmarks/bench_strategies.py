@@ -40,7 +40,9 @@ class Timed:
             try:
                 return fn(study, trial, *args)
             finally:
-                self.per_trial[trial.number] = self.per_trial.get(trial.number, 0.0) + time.perf_counter() - t0
+                self.per_trial[trial.number] = (
+                    self.per_trial.get(trial.number, 0.0) + time.perf_counter() - t0
+                )
 
         return timed
 
@@ -52,7 +54,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="src/quantsearch/examples/mlp_digits_layers.toml")
     ap.add_argument("--trials", default="10,100,1000")
-    ap.add_argument("--strategies", default=",".join(s for s in STRATEGIES.names() if s not in ("brute_force", "grid")))
+    ap.add_argument(
+        "--strategies",
+        default=",".join(s for s in STRATEGIES.names() if s not in ("brute_force", "grid")),
+    )
     ap.add_argument("--skip-1000", default="gp", help="strategies not run at the largest budget")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -72,7 +77,9 @@ def main() -> None:
         for n in budgets:
             if n == max(budgets) and strategy in skip:
                 continue
-            cfg = dataclasses.replace(config.search, strategy=StrategySpec(strategy, {}), n_trials=n, seed=0)
+            cfg = dataclasses.replace(
+                config.search, strategy=StrategySpec(strategy, {}), n_trials=n, seed=0
+            )
             space, ev, _ = prepare_from_config(config, cfg, None)
             t0 = time.perf_counter()
             run_search(space, ev, cfg, run_dir=None, storage=None, study_name="bench", write=False)
@@ -87,10 +94,14 @@ def main() -> None:
                 "wall_s": wall,
             })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
-    print("| strategy | trials | first trial ms | mean ms/trial (after the first) | mean ms/trial, last 10 |")
+    print(
+        "| strategy | trials | first trial ms | mean ms/trial (after the first) | mean ms/trial, last 10 |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['strategy']} | {r['trials']} | {r['first_trial_ms']:.1f} | {r['mean_ms_per_trial']:.2f} | {r['last_10_ms']:.2f} |")
+        print(
+            f"| {r['strategy']} | {r['trials']} | {r['first_trial_ms']:.1f} | {r['mean_ms_per_trial']:.2f} | {r['last_10_ms']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

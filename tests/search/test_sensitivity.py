@@ -21,7 +21,7 @@ from quantsearch.passes.transform import LayerQuant, ResolvedConfig, quantize
 from quantsearch.search import search
 from quantsearch.search.api import prepare_search
 from quantsearch.search.config import parse_search_config
-from quantsearch.search.strategies.sensitivity import sensitivity_tables
+from quantsearch.search.sensitivity import sensitivity_tables
 
 CHOICES = [[16, 8], [8, 4], [6, 4], [4, 2], [4, 3]]
 SPACE = {
@@ -80,7 +80,8 @@ def test_analytic_costs_are_exact(mlp: nn.Module, digits: DataSplits) -> None:
             pred = t.ref[m]
             for gi, g in enumerate(t.groups):
                 j = np.ravel_multi_index(
-                    tuple(choice[space.knobs[i].name] for i in g), tuple(space.knobs[i].size for i in g)
+                    tuple(choice[space.knobs[i].name] for i in g),
+                    tuple(space.knobs[i].size for i in g),
                 )
                 pred += t.delta[gi][m][j]
             assert pred == pytest.approx(v, rel=1e-12)

@@ -93,7 +93,9 @@ def _detach(value: Any) -> Any:
     return value
 
 
-def probe(gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()) -> dict[str, NodeProbe]:
+def probe(
+    gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()
+) -> dict[str, NodeProbe]:
     """Run ``(x, y)`` through the float graph once, forward and backward, recording ``nodes``.
 
     The loss is the summed cross-entropy, so each sample's output gradient is that of its own
@@ -108,7 +110,9 @@ def probe(gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()) -
             xg = x.detach().clone().requires_grad_(True)  # so every node's output has a grad
             logits = rec.run(xg)
             if not isinstance(logits, Tensor):
-                raise ConfigError(f"sensitivity: the model must return one tensor (got {type(logits).__name__})")
+                raise ConfigError(
+                    f"sensitivity: the model must return one tensor (got {type(logits).__name__})"
+                )
             outs = {name: o for name, (_, _, o) in rec.seen.items()}
             loss = F.cross_entropy(logits, y.long(), reduction="sum")
             names = list(outs)
@@ -117,7 +121,12 @@ def probe(gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()) -
             # One backward pass per class: each sample's logits depend on its own input only.
             jac: dict[str, list[Tensor]] = {n: [] for n in names}
             for k in range(logits.shape[1]):
-                gk = torch.autograd.grad(logits[:, k].sum(), [outs[n] for n in names], retain_graph=True, allow_unused=True)
+                gk = torch.autograd.grad(
+                    logits[:, k].sum(),
+                    [outs[n] for n in names],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
                 for n, g in zip(names, gk, strict=True):
                     jac[n].append(torch.zeros_like(outs[n]) if g is None else g.detach())
     finally:
@@ -127,7 +136,14 @@ def probe(gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()) -
     out: dict[str, NodeProbe] = {}
     for name, (args, kwargs, o) in rec.seen.items():
         out[name] = NodeProbe(
-            name, _detach(args), _detach(kwargs), o.detach(), fisher[name], torch.stack(jac[name]), margins, y.long()
+            name,
+            _detach(args),
+            _detach(kwargs),
+            o.detach(),
+            fisher[name],
+            torch.stack(jac[name]),
+            margins,
+            y.long(),
         )
     return out
 
@@ -140,8 +156,9 @@ def _q(fmt: Any, value: Any) -> Any:
     return value
 
 
-def _node_call(gm: fx.GraphModule, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any],
-               lq: LayerQuant) -> Tensor:
+def _node_call(
+    gm: fx.GraphModule, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], lq: LayerQuant
+) -> Tensor:
     """The node's output with ``lq``'s formats applied to its inputs and parameters."""
     qargs = tuple(_q(lq.format("data_in"), a) for a in args)
     if node.op == "call_module":
@@ -192,4 +209,3 @@ def output_damage(gm: fx.GraphModule, p: NodeProbe, lq: LayerQuant) -> Damage:
         after = (p.margins + dm >= 0).all(1)
         drop = float((before & ~after).sum() - (~before & after).sum()) / n
     return Damage(loss, drop)
-

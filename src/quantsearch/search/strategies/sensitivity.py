@@ -25,9 +25,7 @@ Single objective (weighted sum) only.
 
 from __future__ import annotations
 
-import itertools
 import math
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,119 +36,18 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import make_format
-from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.specs import metric_spec
-from quantsearch.passes.analysis.sensitivity import output_damage, probe
-from quantsearch.passes.transform import quantize
 from quantsearch.search import optuna_compat
+from quantsearch.search.sensitivity import Tables, is_analytic, sensitivity_tables
 from quantsearch.search.strategies.base import Space, SpaceSampler, Strategy, StrategyContext
 from quantsearch.search.trial import TrialInfo
 
-__all__ = ["SensitivitySampler", "Tables", "sensitivity_tables"]
-
-
-@dataclass(frozen=True)
-class Tables:
-    """What the sampler knows before any evaluation.
-
-    Attributes:
-        drop: per knob, per choice: predicted accuracy drop (fraction of samples).
-        loss: per knob, per choice: predicted loss increase (nats per sample).
-        groups: knob indices that share nodes (their costs interact: BitOPs = w_bits x a_bits).
-        ref: analytic metrics at the reference point (every knob at its dearest choice).
-        delta: per group, per joint choice (in ``itertools.product`` order), metric -> delta.
-    """
-
-    drop: list[np.ndarray]
-    loss: list[np.ndarray]
-    groups: list[tuple[int, ...]]
-    ref: dict[str, float]
-    delta: list[dict[str, np.ndarray]]
+__all__ = ["SensitivitySampler"]
 
 
 # Candidate combinations up to which the program is solved by enumeration (numpy, about a
 # millisecond) rather than by milp (tens of milliseconds per call, even for a few variables).
 ENUMERATE_LIMIT = 200_000
-
-# Tables per evaluator (a comparison's runs share one): computing them takes about a second.
-_TABLES: weakref.WeakKeyDictionary[Any, dict[Any, Tables]] = weakref.WeakKeyDictionary()
-
-
-def _is_analytic(metric: str) -> bool:
-    return metric_spec(metric).kind == "static"
-
-
-def _layer_formats(space: Any, choice: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = space.layer_formats(choice)
-    return out
-
-
-def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Tables:
-    """Predicted damage of every knob choice and exact analytic costs (memoised per evaluator)."""
-    knobs = space.knobs
-    key = (tuple((k.name, k.labels) for k in knobs), tuple(sorted(metrics)))
-    memo = _TABLES.setdefault(evaluator, {})
-    if key in memo:
-        return memo[key]
-    gm = evaluator.gm
-    ref = {k.name: k.by_cost[-1] for k in knobs}
-    nodes = sorted({n for k in knobs for n in k.nodes})
-    probes = probe(gm, evaluator.data.x, evaluator.data.y, nodes)
-    drop, loss = [], []
-    for k in knobs:
-        d = np.zeros(k.size)
-        lo = np.zeros(k.size)
-        for i in range(k.size):
-            # this knob's roles (and the roles derived from it) at choice i, everything else float
-            lf = _layer_formats(space, {**ref, k.name: i})
-            for node in k.nodes:
-                roles = {r: f for r, f in lf[node].items() if r == k.role or _derived(space, node, r, k.role)}
-                lq = evaluator.resolve({node: roles})[node]
-                dmg = output_damage(gm, probes[node], lq)
-                d[i] += dmg.accuracy_drop
-                lo[i] += dmg.loss
-        drop.append(d)
-        loss.append(lo)
-    groups: dict[frozenset[str], list[int]] = {}
-    for i, k in enumerate(knobs):
-        groups.setdefault(frozenset(k.nodes), []).append(i)
-    gl = [tuple(g) for g in groups.values()]
-    names = [m for m in metrics if _is_analytic(m)]
-
-    def cost(choice: dict[str, int]) -> dict[str, float]:
-        if not names:
-            return {}
-        qgm = quantize(gm, evaluator.resolve(space.layer_formats(choice)), calibration=evaluator.calibration)
-        return compute_metrics(qgm, names)
-
-    base = cost(ref)
-    delta = []
-    for g in gl:
-        memo_bits: dict[tuple[float, ...], dict[str, float]] = {}
-        rows: dict[str, list[float]] = {m: [] for m in names}
-        for combo in itertools.product(*(range(knobs[i].size) for i in g)):
-            bits = tuple(_bits(knobs[i].options[c]) for i, c in zip(g, combo, strict=True))
-            if bits not in memo_bits:  # analytic costs read a format's bits only
-                choice = dict(ref)
-                choice.update({knobs[i].name: c for i, c in zip(g, combo, strict=True)})
-                memo_bits[bits] = cost(choice)
-            for m in names:
-                rows[m].append(memo_bits[bits][m] - base[m])
-        delta.append({m: np.array(v) for m, v in rows.items()})
-    tables = Tables(drop, loss, gl, base, delta)
-    memo[key] = tables
-    return tables
-
-
-def _derived(space: Any, node: str, role: str, source: str) -> bool:
-    return (node, role, source) in set(space.derived)
-
-
-def _bits(option: Mapping[str, Any]) -> float:
-    """Bits per element of a choice, as the space orders choices by cost."""
-    fields = {k: v for k, v in option.items() if k != "format"}
-    return float(make_format(str(option["format"]), fields, key="search.space").bits_per_element)
 
 
 @dataclass(frozen=True)
@@ -189,14 +86,16 @@ class SensitivitySampler(SpaceSampler):
     ) -> None:
         super().__init__(space, seed=seed)
         if evaluator is None or search is None:
-            raise ConfigError("search.strategy 'sensitivity' needs the study's evaluator and config")
+            raise ConfigError(
+                "search.strategy 'sensitivity' needs the study's evaluator and config"
+            )
         if search.combine != "weighted_sum":
             raise ConfigError("search.strategy 'sensitivity' does not support combine = 'pareto'")
         self._ev, self._cfg = evaluator, search
         self._seed = 0 if seed is None else seed
         self._jitter, self._keep, self._ridge = jitter, keep, ridge
         for m in {o.metric for o in search.objectives} | {c.metric for c in search.constraints}:
-            if not _is_analytic(m) and _damage_kind(m) is None:
+            if not is_analytic(m) and _damage_kind(m) is None:
                 raise ConfigError(
                     f"search.strategy 'sensitivity' predicts accuracy-like metrics and loss, and "
                     f"reads analytic costs exactly; it cannot predict {m!r}"
@@ -217,14 +116,18 @@ class SensitivitySampler(SpaceSampler):
 
     def tables(self) -> Tables:
         if self._tables is None:
-            metrics = [o.metric for o in self._cfg.objectives] + [c.metric for c in self._cfg.constraints]
+            metrics = [o.metric for o in self._cfg.objectives] + [
+                c.metric for c in self._cfg.constraints
+            ]
             self._tables = sensitivity_tables(self._space, self._ev, metrics)
             import scipy.optimize  # noqa: F401  (deferred for start-up; paid here, once, not per trial)
         return self._tables
 
     # -- the model -------------------------------------------------------------------------
 
-    def _scales(self, study: Study, trials: list[FrozenTrial], metric: str, base: float) -> tuple[np.ndarray, float]:
+    def _scales(
+        self, study: Study, trials: list[FrozenTrial], metric: str, base: float
+    ) -> tuple[np.ndarray, float]:
         """Per-knob scales of the predicted damage of ``metric`` and the fit's residual RMS."""
         t = self.tables()
         kind = _damage_kind(metric)
@@ -273,8 +176,10 @@ class SensitivitySampler(SpaceSampler):
         n_val = max(1, len(self._ev.data.y))
         preds: dict[str, _Linear] = {}
         margins: dict[str, float] = {}
-        for m in {o.metric for o in self._cfg.objectives} | {c.metric for c in self._cfg.constraints}:
-            if _is_analytic(m):
+        for m in {o.metric for o in self._cfg.objectives} | {
+            c.metric for c in self._cfg.constraints
+        }:
+            if is_analytic(m):
                 preds[m] = _Linear(t.ref[m], [d[m] for d in t.delta])
                 margins[m] = 0.0
                 continue
@@ -329,7 +234,9 @@ class SensitivitySampler(SpaceSampler):
                     return point
         return None
 
-    def _candidates(self, gi: int, obj: list[np.ndarray], cons: list[Any], layers: int) -> np.ndarray:
+    def _candidates(
+        self, gi: int, obj: list[np.ndarray], cons: list[Any], layers: int
+    ) -> np.ndarray:
         """Joint choices of group ``gi`` that fewer than ``layers`` others dominate.
 
         First, per cost class (equal analytic costs), the ``layers`` best by objective; then those
@@ -359,7 +266,9 @@ class SensitivitySampler(SpaceSampler):
         for gi, g in enumerate(t.groups):
             pos = np.full(math.prod(knobs[i].size for i in g), -1)
             pos[kept[gi]] = np.arange(len(kept[gi]))
-            joint = np.ravel_multi_index(tuple(pts[:, i] for i in g), tuple(knobs[i].size for i in g))
+            joint = np.ravel_multi_index(
+                tuple(pts[:, i] for i in g), tuple(knobs[i].size for i in g)
+            )
             cols.append(pos[joint])
         at = np.stack(cols, 1)
         out: np.ndarray = at[(at >= 0).all(1)]
@@ -375,7 +284,11 @@ class SensitivitySampler(SpaceSampler):
         return tuple(choice)
 
     def _enumerate(
-        self, kept: list[np.ndarray], obj: list[np.ndarray], cons: list[Any], seen: set[tuple[int, ...]]
+        self,
+        kept: list[np.ndarray],
+        obj: list[np.ndarray],
+        cons: list[Any],
+        seen: set[tuple[int, ...]],
     ) -> tuple[int, ...] | None:
         """The program solved exactly by evaluating every combination of the candidates."""
         n = len(kept)
@@ -395,10 +308,14 @@ class SensitivitySampler(SpaceSampler):
         best = int(np.argmax(value))
         if not np.isfinite(value.flat[best]):
             return None
-        return self._point(kept, np.unravel_index(best, value.shape))
+        return self._point(kept, [int(v) for v in np.unravel_index(best, value.shape)])
 
     def _milp(
-        self, kept: list[np.ndarray], obj: list[np.ndarray], cons: list[Any], seen: set[tuple[int, ...]]
+        self,
+        kept: list[np.ndarray],
+        obj: list[np.ndarray],
+        cons: list[Any],
+        seen: set[tuple[int, ...]],
     ) -> tuple[int, ...] | None:
         """The program solved by ``scipy.optimize.milp``, a no-good cut per visited point."""
         from scipy.optimize import Bounds, LinearConstraint, milp  # deferred: start-up time
@@ -427,7 +344,10 @@ class SensitivitySampler(SpaceSampler):
             lb.append(-np.inf)
             ub.append(rhs)
             row += 1
-        A = coo_array((np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))), shape=(row, n_var))
+        A = coo_array(
+            (np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))),
+            shape=(row, n_var),
+        )
         res = milp(
             c_vec,
             constraints=LinearConstraint(A.tocsr(), np.array(lb), np.array(ub)),
@@ -441,7 +361,9 @@ class SensitivitySampler(SpaceSampler):
         point = self._point(kept, picks)
         return None if point in seen else point
 
-    def _fallback_point(self, seen: set[tuple[int, ...]], rng: np.random.Generator) -> dict[str, Any]:
+    def _fallback_point(
+        self, seen: set[tuple[int, ...]], rng: np.random.Generator
+    ) -> dict[str, Any]:
         knobs = self._space.knobs
         point = tuple(int(rng.integers(0, k.size)) for k in knobs)
         for _ in range(256):  # rejection sampling: the space is far larger than what was seen
