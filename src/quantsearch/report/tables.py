@@ -88,6 +88,7 @@ def comparison_table(cmp: ComparisonResult) -> Table:
         row += [fmt_iqr(s.duplicate_share, fmt_share), fmt_iqr(s.evaluations)]
         rows.append(tuple(row))
     ref = reference_words(cmp)
+    unit = "trials" if cmp.budget_unit == "trials" else "distinct evaluations"
     proof = "every point evaluated" if cmp.reference == "exhaustive" else "not proven optimal"
     notes = [
         f"Median (interquartile range) over {len(cmp.seeds)} seeds of {cmp.n_trials} trials each; "
@@ -96,12 +97,12 @@ def comparison_table(cmp: ComparisonResult) -> Table:
     ]
     if pareto:
         notes.append(
-            "HV missed @b: 1 − (hypervolume after b trials) / (hypervolume of the reference "
+            f"HV missed @b: 1 − (hypervolume after b {unit}) / (hypervolume of the reference "
             "front); front share: the reference front's points found."
         )
     else:
         notes.append(
-            f"regret @b: the {ref} minus the best feasible objective after b trials"
+            f"regret @b: the {ref} minus the best feasible objective after b {unit}"
             + (f" (reached: within {cmp.tolerance:g})." if cmp.tolerance else ".")
         )
     notes.append(
