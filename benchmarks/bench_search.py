@@ -12,12 +12,17 @@ cost of a trial does not depend on the values. Parts:
 
 1. quantsearch on that space with the persistent default storage (a journal file): trials/s
    over the trial loop (first trial's start to last trial's end, from the study's timestamps)
-   and the whole ``search()`` call (trace, float baseline, storage set-up included).
+   and the whole ``search()`` call (trace, float baseline, storage set-up included). Each on
+   two paths, A/B interleaved in one run: ``slots`` (production: the prepared model's quantizer
+   slots filled per trial) and ``rebuild`` (before: ``quantize()`` builds and compiles a new
+   GraphModule per trial), with the speed-up over ``rebuild``.
 2. The lab's own loop, written here as the lab wrote it: per config ``copy.deepcopy`` of the
    model, a fresh trace, quantize, a ``DataLoader`` over the 512 samples (batch 128, with and
-   without worker processes), ``time.time()`` around each forward, accuracy and loss per batch.
-3. mlp-digits and cnn-digits on the whole validation split (360 samples): a search trial's cost
-   all included against one float evaluation (forward + accuracy + loss) of the same samples.
+   without worker processes), ``time.time()`` around each forward, accuracy and loss per batch;
+   and MASE's own loop (``chop``) when MASE is installed (it is left out otherwise).
+3. mlp-digits and cnn-digits on the whole validation split (360 samples): a trial's evaluation
+   and a search trial's cost all included against one float evaluation (forward + accuracy +
+   loss) of the same samples, on both paths.
 4. Bookkeeping (sampler + storage + cache, i.e. a trial's time minus its evaluation) per trial
    around trial 10, 100 and 1000, for random and TPE, as a share of the trial time.
 """
@@ -25,6 +30,7 @@ cost of a trial does not depend on the values. Parts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -32,6 +38,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +52,39 @@ from quantsearch.metrics import compute_metrics
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.search.api import search
+from quantsearch.search.evaluate import Evaluator
 
 LAB_PAIRS = [[16, 8], [8, 6], [8, 4], [4, 2]]
 LAB_SPACE = {"choices": {"linear": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS}}}
 OBJ = {"accuracy": {"direction": "maximize"}}
+
+
+class _Rebuild:
+    """The path before issue 15: ``quantize(gm, config)`` every trial (a new GraphModule,
+    its forward generated and compiled by torch.fx), standing in for the slot-filled module."""
+
+    def __init__(self, gm: torch.fx.GraphModule, calibration: Any) -> None:
+        self.gm, self.calibration = gm, calibration
+
+    def apply_(self, rc: ResolvedConfig) -> torch.fx.GraphModule:
+        return quantize(self.gm, rc, calibration=self.calibration)
+
+
+@contextlib.contextmanager
+def path(name: str) -> Iterator[None]:
+    """Run searches on the ``slots`` path (production) or the ``rebuild`` path (before)."""
+    if name == "slots":
+        yield
+        return
+    real = Evaluator.prepared
+    Evaluator.prepared = lambda self: _Rebuild(self.gm, self.calibration)  # type: ignore[assignment,method-assign,return-value]
+    try:
+        yield
+    finally:
+        Evaluator.prepared = real  # type: ignore[method-assign]
+
+
+PATHS = ("rebuild", "slots")
 
 
 def jsc_like(n: int = 512, seed: int = 0) -> Split:
@@ -83,32 +119,39 @@ def bench_quantsearch(repeats: int) -> list[dict[str, Any]]:
     data = jsc_like()
     rows = []
     for strategy in ("brute_force", "random", "tpe"):
-        rates, per_trial, wall, trials = [], [], [], []
+        got: dict[str, dict[str, list[float]]] = {
+            p: {"rate": [], "ms": [], "wall": [], "trials": []} for p in PATHS
+        }
         for r in range(repeats + 1):
-            with tempfile.TemporaryDirectory() as d:
-                t0 = time.perf_counter()
-                res = search(
-                    model, data, space=LAB_SPACE, objectives=OBJ, strategy=strategy,
-                    n_trials=16 if strategy == "brute_force" else 100, seed=r, run_dir=Path(d),
-                )  # fmt: skip
-                elapsed = time.perf_counter() - t0
-                rate, ms = loop_rate(res)
-            if r == 0:
-                continue  # warm-up: first imports and allocations
-            rates.append(rate)
-            per_trial.append(ms)
-            wall.append(elapsed)
-            trials.append(len(res.trials))
-        rows.append(
-            {
-                "strategy": strategy,
-                "trials": statistics.median(trials),
-                "evaluations": 16,
-                "trials_per_s": statistics.median(rates),
-                "ms_per_trial": statistics.median(per_trial),
-                "search_call_s": statistics.median(wall),
-            }
-        )
+            for p in PATHS if r % 2 else PATHS[::-1]:  # A/B interleaved, order alternating
+                with path(p), tempfile.TemporaryDirectory() as d:
+                    t0 = time.perf_counter()
+                    res = search(
+                        model, data, space=LAB_SPACE, objectives=OBJ, strategy=strategy,
+                        n_trials=16 if strategy == "brute_force" else 100, seed=r,
+                        run_dir=Path(d),
+                    )  # fmt: skip
+                    elapsed = time.perf_counter() - t0
+                    rate, ms = loop_rate(res)
+                if r == 0:
+                    continue  # warm-up: first imports and allocations
+                for k, v in (("rate", rate), ("ms", ms), ("wall", elapsed)):
+                    got[p][k].append(v)
+                got[p]["trials"].append(len(res.trials))
+        for p in PATHS:
+            g = {k: statistics.median(v) for k, v in got[p].items()}
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "path": p,
+                    "trials": g["trials"],
+                    "evaluations": 16,
+                    "trials_per_s": g["rate"],
+                    "ms_per_trial": g["ms"],
+                    "search_call_s": g["wall"],
+                    "speed-up": g["rate"] / statistics.median(got["rebuild"]["rate"]),
+                }
+            )
     return rows
 
 
@@ -151,7 +194,64 @@ def lab_loop(num_workers: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def mase_loop(repeats: int) -> dict[str, Any] | None:
+    """MASE's own lab-3 loop when MASE (``chop``) is installed, else ``None``: per config a deep
+    copy of the MaseGraph, ``quantize_transform_pass``, the DataLoader loop (workers off).
+
+    Not exercised on the machine of BENCHMARKS.md (MASE is not installed there); it follows the
+    lab's code (``MaseGraph``, ``init_metadata_analysis_pass``,
+    ``add_common_metadata_analysis_pass``, ``quantize_transform_pass`` with ``by = "type"``).
+    """
+    try:
+        from chop.ir.graph.mase_graph import MaseGraph  # type: ignore[import-not-found]
+        from chop.passes.graph import (  # type: ignore[import-not-found]
+            add_common_metadata_analysis_pass,
+            init_metadata_analysis_pass,
+            quantize_transform_pass,
+        )
+    except ImportError:
+        return None
+    model = build_model("jsc-tiny").eval()
+    data = jsc_like()
+    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=128, num_workers=0)
+    mg = MaseGraph(model=model)
+    mg, _ = init_metadata_analysis_pass(mg, None)
+    mg, _ = add_common_metadata_analysis_pass(mg, {"dummy_in": {"x": data.x[:8]}})
+
+    def args(a: list[int], w: list[int]) -> dict[str, Any]:
+        cfg = {"name": "integer", "data_in_width": a[0], "data_in_frac_width": a[1],
+               "weight_width": w[0], "weight_frac_width": w[1],
+               "bias_width": w[0], "bias_frac_width": w[1]}  # fmt: skip
+        return {"by": "type", "default": {"config": {"name": None}}, "linear": {"config": cfg}}
+
+    rates = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        for a in LAB_PAIRS:
+            for w in LAB_PAIRS:
+                qmg, _ = quantize_transform_pass(copy.deepcopy(mg), args(a, w))
+                with torch.no_grad():
+                    for xs, ys in loader:
+                        preds = qmg.model(xs)
+                        _ = (F.cross_entropy(preds, ys), (preds.argmax(1) == ys).float().mean())
+        if r:
+            rates.append(16 / (time.perf_counter() - t0))
+    rate = statistics.median(rates)
+    return {
+        "loop": "MASE lab 3 (chop), workers off",
+        "trials_per_s": rate,
+        "ms_per_trial": 1000 / rate,
+    }
+
+
 def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
+    """A trial's cost against a float evaluation of the same samples, on both paths.
+
+    ``float eval``: ``compute_metrics`` (accuracy, loss) of the float model; ``trial eval``: the
+    Evaluator on configs of the space, cycled (so the slot path meets formats it has memoised,
+    as a search does); the three interleaved 50 times. ``all in``: a 60-trial random search
+    with the journal default, per trial from the study's timestamps.
+    """
     rows = []
     spaces = {
         "mlp-digits": LAB_SPACE,
@@ -167,45 +267,58 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
         model, data = _trained(name)
         val = data.val
         gm = trace(model, val.x[:8])
-        float_ms = []
-        for _ in range(50):
-            t0 = time.perf_counter()
-            compute_metrics(gm, ["accuracy", "loss"], data=val)
-            float_ms.append((time.perf_counter() - t0) * 1000)
-        with tempfile.TemporaryDirectory() as d:
-            search(
-                model,
-                val,
-                space=space,
-                objectives=OBJ,
-                strategy="random",
-                n_trials=5,
-                run_dir=Path(d),
+        ev = Evaluator(gm, val, ["accuracy", "loss"])
+        configs = [
+            ResolvedConfig.from_dict(
+                {n.name: {"data_in": _fx(a), "weight": _fx(w)}
+                 for n in gm.graph.nodes if n.op == "call_module"
+                 and type(gm.get_submodule(str(n.target))).__name__ in ("Linear", "Conv2d")},
+                gm=gm,
             )
-        per_trial, evals = [], []
-        for r in range(repeats):
-            with tempfile.TemporaryDirectory() as d:
-                res = search(
-                    model, val, space=space, objectives=OBJ, strategy="random", n_trials=60,
-                    seed=100 + r, run_dir=Path(d), metrics=["accuracy", "loss"],
-                )  # fmt: skip
-                per_trial.append(loop_rate(res)[1])
-            evals.append(
-                statistics.median(t.eval_seconds * 1000 for t in res.trials if t.evaluated)
+            for a in LAB_PAIRS for w in LAB_PAIRS
+        ]  # fmt: skip
+        rebuild = _Rebuild(gm, None)
+        times: dict[str, list[float]] = {"float": [], "rebuild": [], "slots": []}
+        for i in range(50):
+            rc = configs[i % len(configs)]
+            for k in times:
+                t0 = time.perf_counter()
+                if k == "float":
+                    compute_metrics(gm, ["accuracy", "loss"], data=val)
+                elif k == "slots":
+                    ev.evaluate(rc)
+                else:
+                    compute_metrics(rebuild.apply_(rc), ev.metrics, data=val)
+                times[k].append((time.perf_counter() - t0) * 1000)
+        f = statistics.median(times["float"])
+        for p in PATHS:
+            per_trial = []
+            for r in range(repeats):
+                with path(p), tempfile.TemporaryDirectory() as d:
+                    res = search(
+                        model, val, space=space, objectives=OBJ, strategy="random",
+                        n_trials=60, seed=100 + r, run_dir=Path(d), metrics=["accuracy", "loss"],
+                    )  # fmt: skip
+                    per_trial.append(loop_rate(res)[1])
+            t = statistics.median(per_trial)
+            e = statistics.median(times[p])
+            rows.append(
+                {
+                    "model": name,
+                    "path": p,
+                    "samples": len(val),
+                    "float_eval_ms": f,
+                    "trial_eval_ms": e,
+                    "eval / float": e / f,
+                    "trial_all_in_ms": t,
+                    "all in / float": t / f,
+                }
             )
-        f = statistics.median(float_ms)
-        t = statistics.median(per_trial)
-        rows.append(
-            {
-                "model": name,
-                "samples": len(val),
-                "float_eval_ms": f,
-                "trial_eval_ms": statistics.median(evals),
-                "trial_all_in_ms": t,
-                "ratio": t / f,
-            }
-        )
     return rows
+
+
+def _fx(pair: list[int]) -> dict[str, Any]:
+    return {"format": "fixed", "width": pair[0], "frac_width": pair[1]}
 
 
 def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
@@ -268,7 +381,8 @@ def main() -> None:
     results = {
         "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}",
         "quantsearch": bench_quantsearch(repeats),
-        "lab_loop": [lab_loop(2, repeats), lab_loop(0, repeats)],
+        "lab_loop": [lab_loop(2, repeats), lab_loop(0, repeats)]
+        + [r for r in [mase_loop(repeats)] if r is not None],
         "vs_float": bench_vs_float(max(1, repeats // 2)),
         "bookkeeping": bench_bookkeeping([10, 100] if args.quick else [10, 100, 1000]),
     }

@@ -217,7 +217,8 @@ def point_figures(
 
 
 def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
-    """Best so far (or hypervolume ratio) against trials and against distinct evaluations."""
+    """Best so far (or hypervolume ratio) against trials and against distinct evaluations (the
+    second left out for a single run whose trials were all distinct evaluations: the same curve)."""
     pareto = cmp.mode == "pareto"
     ref = reference_words(cmp)
     who = "this run" if single else f"median and IQR over {len(cmp.seeds)} seeds"
@@ -236,7 +237,9 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
 
     by_trial = tuple((series(s), s.by_trial) for s in cmp.stats)
     by_eval = tuple((series(s), s.by_evaluation) for s in cmp.stats)
-    return [
+    # A run whose every trial was a new config draws the same curve twice: a table serves.
+    same = single and all(repr(s.by_trial) == repr(s.by_evaluation) for s in cmp.stats)
+    figures = [
         Figure(
             f"{stem}_vs_trials",
             f"{what} against trial number ({who}); dashed: the {ref}. A run that has seen every "
@@ -265,3 +268,4 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
             ),
         ),
     ]
+    return figures[:1] if same else figures
