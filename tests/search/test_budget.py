@@ -40,6 +40,9 @@ def test_prechecked_trials_are_not_charged(digits: DataSplits) -> None:
     assert [t.prechecked for t in result.trials] == [True, False, False, False, True, False, False]
     assert result.n_evaluations == 5 and Counter.samples == len(digits.val) * 6
     assert evaluations_charged(result.trials) == 5
+    s = result.summary()
+    assert (s["trials"], s["evaluations"], s["prechecked"]) == (7, 5, 2)
+    assert s["samples"] == len(digits.val) * 5
 
 
 def test_n_evaluations_stops_exactly_on_resume(digits: DataSplits, tmp_path: Path) -> None:

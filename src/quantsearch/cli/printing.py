@@ -27,6 +27,8 @@ def print_result(result: SearchResult) -> None:
     title = (
         f"{result.study_name}: {s['trials']} trials, {s['evaluations']} distinct evaluations of "
         f"{s['space_size']:,} points, {s['feasible']} feasible"
+        + (f", {s['prechecked']} pre-checked infeasible" if s["prechecked"] else "")
+        + (f", {s['pruned']} pruned" if s["pruned"] else "")
     )
     rows = result.best_rows()
     if not rows:

@@ -340,6 +340,9 @@ class SearchResult:
             "complete": len(self.complete),
             "failed": sum(1 for t in self.trials if t.state == "FAIL"),
             "evaluations": self.n_evaluations,
+            "prechecked": sum(1 for t in self.trials if t.prechecked),
+            "pruned": sum(1 for t in self.trials if t.state == "PRUNED"),
+            "samples": sum(t.samples or 0 for t in self.trials),
             "feasible": len(self.feasible),
             "baseline": self.baseline,
             "metric_splits": {
