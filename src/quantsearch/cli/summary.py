@@ -41,6 +41,13 @@ def _display(v: float) -> float | int:
 )
 @click.option("--repeats", type=int, default=50, show_default=True, help="Timed calls.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls first.")
+@click.option(
+    "--sensitivity",
+    "with_sensitivity",
+    is_flag=True,
+    help="Also the predicted accuracy drop of each knob of [search.space] per bit width "
+    "(docs/sensitivity.md).",
+)
 def summary(
     config_path: str | None,
     load: str | None,
@@ -50,6 +57,7 @@ def summary(
     latency_batch: int,
     repeats: int,
     warmup: int,
+    with_sensitivity: bool = False,
 ) -> None:
     """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
     MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
@@ -84,6 +92,7 @@ def summary(
         )
         latency = r.as_dict()
         metrics.update(r.metrics())
+    sens = _sensitivity(cfg, load) if with_sensitivity else None
     if as_json:
         out = {
             "model": session.model_name,
@@ -92,6 +101,7 @@ def summary(
             "costs": costs,
             "metrics": metrics,
             "latency": latency,
+            **({"sensitivity": sens} if sens is not None else {}),
         }
         click.echo(json.dumps(out, indent=2))
         return
@@ -123,3 +133,19 @@ def summary(
             f"{latency['timer']}. Fake-quantized models run float kernels: compare bitops and "
             "model_size_bits for integer hardware."
         )
+    if sens is not None:
+        print_table(
+            sens,
+            title="predicted accuracy drop (%) per knob alone, best choice of each width "
+            "(no evaluation; docs/sensitivity.md)",
+        )
+
+
+def _sensitivity(cfg: Any, load: str | None) -> list[dict[str, Any]]:
+    """Per knob of the config's search space: the least predicted drop per bit width."""
+    # Each imports torch: deferred for `--help` start-up.
+    from quantsearch.search.api import prepare_from_config
+    from quantsearch.search.sensitivity import sensitivity_rows, sensitivity_tables
+
+    space, evaluator, _ = prepare_from_config(cfg, cfg.search, load)
+    return sensitivity_rows(space, sensitivity_tables(space, evaluator, ()))
