@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.quality import evaluate
-from quantsearch.passes.transform import ResolvedConfig, quantize
+from quantsearch.passes.transform import ResolvedConfig
 from quantsearch.search import optuna_compat
 from quantsearch.search.config import FidelitySpec, SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator
@@ -205,7 +205,7 @@ def evaluate_with_fidelity(
     spent = 0
     metrics: dict[str, Any]
     try:
-        qgm = quantize(evaluator.gm, resolved, calibration=evaluator.calibration)
+        qgm = evaluator.prepared().apply_(resolved)  # slots filled: no per-trial rebuild
         analytic = compute_metrics(qgm, [m for m in evaluator.metrics if is_analytic(m)])
         for n in rungs(len(data), pruner.cfg.fidelity)[:-1]:
             q = evaluate(qgm, data, batch_size=evaluator.batch_size, samples=n)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.specs import metric_spec
-from quantsearch.passes.transform import ResolvedConfig, quantize
+from quantsearch.passes.transform import ResolvedConfig
 from quantsearch.search.config import ConstraintSpec, SearchConfig
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.objective import constraint_values, objective_values
@@ -92,7 +92,7 @@ class Precheck:
         if not self.active:
             return None
         ev = self.evaluator
-        qgm = quantize(ev.gm, resolved, calibration=ev.calibration)  # no forward pass
+        qgm = ev.prepared().apply_(resolved)  # slots filled, no rebuild; no forward pass
         metrics = compute_metrics(qgm, self.names)
         measured = dict(
             zip(
