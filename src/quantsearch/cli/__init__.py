@@ -29,7 +29,22 @@ BUG = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past click (which would print a blank line first)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="quantsearch")
 def cli() -> None:
     """Design-space exploration of neural-network quantization in PyTorch.
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except QuantsearchError as exc:
         click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
         sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):
         click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -28,6 +28,8 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--storage",
                 default=None,
+                envvar="QUANTSEARCH_STORAGE",  # search.workers.STORAGE_ENV: keeps it off `ps`
+                show_envvar=True,
                 callback=nonempty,
                 help="Optuna RDB URL (default: a journal file in the run directory).",
             ),

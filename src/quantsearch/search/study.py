@@ -29,7 +29,7 @@ import torch
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from quantsearch.errors import ConfigError
-from quantsearch.search import optuna_compat
+from quantsearch.search import interrupt, optuna_compat
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
@@ -113,7 +113,7 @@ def run_study(
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
     journal = storage if isinstance(storage, Journal) else None
     try:
-        with torch_threads(cfg.torch_threads):
+        with torch_threads(cfg.torch_threads), interrupt.deferred():
             _ticket_loop(study, objective, coord, on_trial, journal)
     finally:
         if journal is not None:
@@ -208,7 +208,8 @@ class _Objective:
         samples = [0]  # validation samples this trial's forward passes used
 
         def evaluate() -> Evaluation:
-            ev, samples[0] = measure(self.evaluator, resolved, trial)
+            with interrupt.immediate():  # Ctrl-C here fails this trial, retried on resume
+                ev, samples[0] = measure(self.evaluator, resolved, trial)
             return ev
 
         verdict = None
@@ -349,6 +350,7 @@ def _ticket_loop(
     def one_thread() -> None:
         stall: list[Any] = []
         while not (deadline is not None and time.monotonic() >= deadline):
+            interrupt.check()  # a deferred Ctrl-C stops here, between two trials
             if objective.exhausted():
                 return
             if cfg.n_evaluations is not None and (

@@ -8,6 +8,7 @@ writes the run directory from the storage when they have finished.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,11 @@ from quantsearch.search.api import collect_result, prepare_from_config, study_of
 from quantsearch.search.results import SearchResult
 from quantsearch.search.storage import check_workers, open_storage
 
-__all__ = ["run_workers", "worker_command"]
+__all__ = ["STORAGE_ENV", "run_workers", "worker_command", "worker_env"]
+
+# `--storage` is read from here when not given (click envvar): how workers get a URL whose
+# password must not appear on a command line.
+STORAGE_ENV = "QUANTSEARCH_STORAGE"
 
 
 def worker_command(
@@ -33,13 +38,13 @@ def worker_command(
     workers: int,
     *,
     load: str | None,
-    storage: str | None,
     study: str | None,
     run_dir: str | None,
     strategy: str | None,
     overrides: Mapping[str, Any],
 ) -> list[str]:
-    """The command line of one worker process."""
+    """The command line of one worker process. The storage URL is not on it (a database
+    password would show in ``ps``): :func:`worker_env` passes it in the environment."""
     cmd = [
         sys.executable,
         "-m",
@@ -50,7 +55,6 @@ def worker_command(
     ]
     options = {
         "--load": load,
-        "--storage": storage,
         "--study": study,
         "--run-dir": run_dir,
         "--strategy": strategy,
@@ -61,6 +65,14 @@ def worker_command(
         if value is not None:
             cmd += [flag, str(value)]
     return [*cmd, "--workers", str(workers)]
+
+
+def worker_env(storage: str | None) -> dict[str, str]:
+    """The environment of a worker: ours, with the storage URL in ``STORAGE_ENV``."""
+    env = {k: v for k, v in os.environ.items() if k != STORAGE_ENV}
+    if storage is not None:
+        env[STORAGE_ENV] = storage
+    return env
 
 
 def run_workers(
@@ -82,8 +94,8 @@ def run_workers(
     check_workers(url, workers)
     space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
     cmd = worker_command(
-        config_path, workers, load=load, storage=url, study=name, run_dir=run_dir,
-        strategy=strategy, overrides=overrides,
+        config_path, workers, load=load, study=name, run_dir=run_dir, strategy=strategy,
+        overrides=overrides,
     )  # fmt: skip
     # Each worker's stderr goes to a file: a pipe nobody reads would fill and stall it.
     rd.mkdir(parents=True, exist_ok=True)
@@ -91,7 +103,11 @@ def run_workers(
     procs = []
     for log in logs:
         with log.open("w") as fh:
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True))
+            procs.append(
+                subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=worker_env(url)
+                )
+            )
     try:
         _watch(procs, url, rd, name, cfg.n_trials, quiet)
     except BaseException:
