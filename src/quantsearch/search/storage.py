@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,15 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search.journal import Journal, JournalBackend
+from quantsearch.search.reconnect import DEFAULT_DB_RETRY_S, Reconnect
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_MAX_RETRY",
     "JOURNAL_FILE",
+    "ResilientRDBStorage",
     "RetryStaleTrial",
     "check_workers",
     "heartbeat_interval_of",
@@ -119,6 +121,7 @@ def open_storage(
     stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     exclusive: bool = False,
     group_commit_s: float = 0.0,
+    db_retry_s: float = DEFAULT_DB_RETRY_S,
 ) -> BaseStorage:
     """Open the storage a search writes its trials to.
 
@@ -142,6 +145,8 @@ def open_storage(
             running workers.
         group_commit_s: the journal default with ``exclusive`` only: group commit's longest
             delay (0: every record written at once).
+        db_retry_s: RDB storages only: how long each operation rides out a lost connection
+            (a database restart) before it fails in one line (:mod:`~.reconnect`).
 
     Returns:
         A :class:`~quantsearch.search.journal.Journal` or an ``RDBStorage`` with heartbeats on.
@@ -177,19 +182,65 @@ def open_storage(
         callback = stale_trial_callback or RetryStaleTrial()
         try:
             with setup_lock(url):  # N workers on a fresh database: one creates the tables
-                storage = RDBStorage(
+                storage = ResilientRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=callback,
                 )
+            storage._reconnect = Reconnect(db_retry_s)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError) as exc:
             raise ConfigError(
                 f"--storage: cannot open {shown!r}: {_first_line(exc)} "
                 f"(expected an Optuna RDB URL such as {_URL_EXAMPLES}, reachable from here)"
             ) from None
     return storage
+
+
+class ResilientRDBStorage(RDBStorage):
+    """Optuna's ``RDBStorage`` whose every operation rides out a lost connection.
+
+    Each storage method is one transaction; on a lost connection it is run again, with backoff,
+    for up to ``_reconnect.limit_s`` seconds (:mod:`quantsearch.search.reconnect`), then fails
+    with a one-line ``StorageError``. A heartbeat that cannot be recorded is skipped (the
+    heartbeat thread must not die with a traceback; the trial loop reports a lasting loss).
+    """
+
+    _reconnect = Reconnect()
+
+    def has_heartbeat(self, trial_id: int) -> bool:
+        """Whether any heartbeat was recorded for the trial. One that has none was cut off
+        before its first beat (by a database outage, say): Optuna never finds it stale."""
+        from optuna.storages._rdb import models  # Optuna's own table; no public reader
+
+        def query() -> bool:
+            with self.scoped_session() as session:
+                return models.TrialHeartbeatModel.where_trial_id(trial_id, session) is not None
+
+        return self._reconnect.call(query)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with suppress(StorageError):
+            self._reconnect.call(lambda: RDBStorage.record_heartbeat(self, trial_id))
+
+
+def _resilient(name: str) -> Callable[..., Any]:
+    base = getattr(RDBStorage, name)
+
+    def method(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._reconnect.call(lambda: base(self, *args, **kwargs))
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = base.__doc__
+    return method
+
+
+# Every operation of Optuna's storage interface that RDBStorage implements, and the heartbeat
+# query that fail_stale_trials runs.
+for _name in [n for n in vars(BaseStorage) if not n.startswith("_")] + ["_get_stale_trial_ids"]:
+    if callable(getattr(RDBStorage, _name, None)):
+        setattr(ResilientRDBStorage, _name, _resilient(_name))
 
 
 # pg_advisory_lock key for table creation: any fixed 64-bit number, the same in every worker.

@@ -26,6 +26,7 @@ from quantsearch.search.parallel.claims import ClaimResult, Claims
 from quantsearch.search.parallel.liveness import WORKER_ATTR, Liveness, worker_id
 from quantsearch.search.parallel.locks import INIT_LOCK_FILE, LOCK_FILE, hold_run_dir, init_lock
 from quantsearch.search.parallel.tables import REAPED, insert_ignore, open_engine
+from quantsearch.search.reconnect import DEFAULT_DB_RETRY_S, Reconnect
 from quantsearch.search.storage import check_workers
 from quantsearch.search.trial import TrialInfo
 
@@ -107,7 +108,11 @@ class Coordinator:
 
 
 def open_coordinator(
-    storage_url: str | None, run_dir: Path, study_name: str, workers: int = 1
+    storage_url: str | None,
+    run_dir: Path,
+    study_name: str,
+    workers: int = 1,
+    db_retry_s: float = DEFAULT_DB_RETRY_S,
 ) -> Coordinator:
     """The coordinator for a search on ``storage_url`` (``None``: the journal default).
 
@@ -119,7 +124,8 @@ def open_coordinator(
       ``run_dir/coordination.db``, each worker holding the run directory shared.
 
     Call this in each worker process, not in a parent before it forks workers (a forked child
-    inherits the parent's lock).
+    inherits the parent's lock). Each shared operation rides out a lost database connection for
+    ``db_retry_s`` seconds (:mod:`quantsearch.search.reconnect`).
 
     Raises:
         ConfigError: several workers on an SQLite URL, a run directory in use, or an unreachable
@@ -127,7 +133,7 @@ def open_coordinator(
     """
     check_workers(storage_url, workers)
     if storage_url is not None:
-        return _shared(open_engine(storage_url), study_name)
+        return _shared(open_engine(storage_url), study_name, Reconnect(db_retry_s))
     run_dir = Path(run_dir)
     lock = hold_run_dir(run_dir, workers)
     if workers == 1:
@@ -143,16 +149,21 @@ def open_coordinator(
     except BaseException:
         lock.close()
         raise
-    return _shared(engine, study_name, lock)
+    return _shared(engine, study_name, Reconnect(db_retry_s, what=str(run_dir)), lock)
 
 
-def _shared(engine: sa.Engine, study_name: str, lock: IO[bytes] | None = None) -> Coordinator:
+def _shared(
+    engine: sa.Engine, study_name: str, reconnect: Reconnect, lock: IO[bytes] | None = None
+) -> Coordinator:
     def claim_reap(trial_number: int) -> bool:
-        with engine.begin() as conn:
-            row = {"study": study_name, "trial_number": trial_number}
-            return insert_ignore(conn, REAPED, [row]) == 1
+        def insert() -> bool:
+            with engine.begin() as conn:
+                row = {"study": study_name, "trial_number": trial_number}
+                return insert_ignore(conn, REAPED, [row]) == 1
 
-    budget = SqlBudget(engine, study_name)
+        return reconnect.call(insert)
+
+    budget = SqlBudget(engine, study_name, reconnect)
     liveness = Liveness(budget, claim_reap)
-    claims = Claims(engine, study_name, liveness.owner_alive)
+    claims = Claims(engine, study_name, liveness.owner_alive, reconnect)
     return Coordinator(budget, liveness, claims, engine=engine, lock=lock)

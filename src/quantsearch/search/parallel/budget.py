@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from quantsearch.search.parallel.tables import BUDGET, insert_ignore
+from quantsearch.search.reconnect import Reconnect, retried
 from quantsearch.search.trial import TrialInfo
 
 __all__ = ["STALLED_TICKET_GRACE", "Budget", "LocalBudget", "SqlBudget", "consumed_tickets"]
@@ -113,15 +114,22 @@ class LocalBudget(Budget):
 
 
 class SqlBudget(Budget):
-    """The count in the ``quantsearch_budget`` table: ``SET used = used + 1 WHERE used < n``."""
+    """The count in the ``quantsearch_budget`` table: ``SET used = used + 1 WHERE used < n``.
 
-    def __init__(self, engine: sa.Engine, study_name: str) -> None:
+    Each operation is one transaction, retried on a lost connection by ``reconnect``.
+    """
+
+    def __init__(
+        self, engine: sa.Engine, study_name: str, reconnect: Reconnect | None = None
+    ) -> None:
+        self._reconnect = reconnect or Reconnect()
         self._engine = engine
         self._study = study_name
         self._where = BUDGET.c.study == study_name
         self._returning = bool(engine.dialect.update_returning)
         self._started = False
 
+    @retried
     def take(self, budget: int) -> int | None:
         if isinstance(budget, bool) or not isinstance(budget, int):
             raise TypeError(f"budget must be an int (got {budget!r})")
@@ -141,6 +149,7 @@ class SqlBudget(Budget):
             # Same transaction: the row stays locked (PostgreSQL) or the database (SQLite).
             return int(conn.execute(sa.select(BUDGET.c.used).where(self._where)).scalar_one())
 
+    @retried
     def give_back(self) -> None:
         with self._engine.begin() as conn:
             conn.execute(
@@ -149,16 +158,19 @@ class SqlBudget(Budget):
                 .values(used=BUDGET.c.used - 1)
             )
 
+    @retried
     def used(self) -> int:
         with self._engine.begin() as conn:
             used = conn.execute(sa.select(BUDGET.c.used).where(self._where)).scalar()
         return int(used or 0)
 
+    @retried
     def start(self, used: int) -> None:
         with self._engine.begin() as conn:
             insert_ignore(conn, BUDGET, [{"study": self._study, "used": used}])
         self._started = True
 
+    @retried
     def recount(self, seen: int, used: int) -> bool:
         with self._engine.begin() as conn:
             res = conn.execute(

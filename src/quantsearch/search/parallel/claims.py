@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from quantsearch.search.parallel.liveness import worker_id
 from quantsearch.search.parallel.tables import CLAIMS, insert_ignore, key_hash
+from quantsearch.search.reconnect import Reconnect, retried
 
 __all__ = ["ClaimResult", "Claims"]
 
@@ -63,11 +64,17 @@ class Claims:
         engine: The database (see :func:`~quantsearch.search.parallel.tables.open_engine`).
         study_name: The Optuna study's name; rows of other studies are not touched.
         owner_alive: ``(trial number, worker id) -> bool``: whether a claim's owner still works.
+        reconnect: retries each transaction on a lost connection.
     """
 
     def __init__(
-        self, engine: sa.Engine, study_name: str, owner_alive: Callable[[int, str | None], bool]
+        self,
+        engine: sa.Engine,
+        study_name: str,
+        owner_alive: Callable[[int, str | None], bool],
+        reconnect: Reconnect | None = None,
     ) -> None:
+        self._reconnect = reconnect or Reconnect()
         self._engine = engine
         self._study = study_name
         self._owner_alive = owner_alive
@@ -106,6 +113,7 @@ class Claims:
             time.sleep(min(delay, left))
             delay = min(delay * 2, 0.5)
 
+    @retried
     def complete(self, key: str, trial_number: int, result: Mapping[str, Any]) -> None:
         """Store ``result`` (JSON) for ``key``. The first result stored wins; later ones are
         dropped (an evaluation is deterministic, so they agree)."""
@@ -121,6 +129,7 @@ class Claims:
                 row = {"study": self._study, "key_hash": key_hash(key), "key": key}
                 insert_ignore(conn, CLAIMS, [{**row, **done, "updated": time.time()}])
 
+    @retried
     def release(self, key: str, trial_number: int) -> None:
         """Give up ``trial_number``'s claim on ``key`` (its evaluation failed): claimable again."""
         with self._engine.begin() as conn:
@@ -130,6 +139,7 @@ class Claims:
                 )
             )
 
+    @retried
     def results(self) -> dict[str, dict[str, Any]]:
         """Every completed key and its result."""
         with self._engine.begin() as conn:
@@ -143,6 +153,7 @@ class Claims:
     def _row(self, key: str) -> sa.ColumnElement[bool]:
         return sa.and_(CLAIMS.c.study == self._study, CLAIMS.c.key_hash == key_hash(key))
 
+    @retried
     def _try_claim(self, key: str, trial_number: int) -> tuple[ClaimResult, str | None]:
         """Insert a claim, or report the existing one (and its worker) without judging it."""
         row_values = {
@@ -171,6 +182,7 @@ class Claims:
             return ClaimResult("owned", owner=trial_number), None
         return ClaimResult("busy", owner=row.owner), row.worker
 
+    @retried
     def _take_over(self, key: str, dead_owner: int, trial_number: int) -> bool:
         """Move a running claim from ``dead_owner`` to ``trial_number`` if it is still held."""
         with self._engine.begin() as conn:

@@ -175,4 +175,17 @@ class Liveness:
         return trial is not None and not self._dead(trial)
 
     def _dead(self, trial: FrozenTrial) -> bool:
-        return _dead(trial, None if self._heartbeats else UNMARKED_GRACE)
+        if not self._heartbeats:
+            return _dead(trial, UNMARKED_GRACE)
+        # Heartbeats judge a trial once it has beaten; one never marked and never beaten for
+        # UNMARKED_GRACE was cut off at its start (a database outage): Optuna never fails it.
+        if _dead(trial, None) or not _dead(trial, UNMARKED_GRACE):
+            return _dead(trial, None)
+        return not self._has_heartbeat(trial)
+
+    def _has_heartbeat(self, trial: FrozenTrial) -> bool:
+        has = getattr(self.study and study_storage(self.study), "has_heartbeat", None)
+        if has is None:  # wrapped by Optuna's cache: ask the storage beneath
+            backend = getattr(self.study and study_storage(self.study), "_backend", None)
+            has = getattr(backend, "has_heartbeat", None)
+        return True if has is None else bool(has(trial._trial_id))

@@ -1,0 +1,139 @@
+"""A PostgreSQL restart in the middle of a search: the workers ride it out, nothing is lost.
+
+The server is the suite's own (``QUANTSEARCH_PG_URL``, started by ``.ci/postgres.sh``), restarted
+with ``pg_ctl restart`` while three ``quantsearch worker`` processes run trials on it, and left
+running. The search must then finish (or a rerun finish) with exactly the budget completed, no
+config evaluated twice, and no traceback from any worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from quantsearch.search.parallel import WORKER_ATTR
+from tests.search.test_workers import evaluated_hashes, finish, setup, trials, workers
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PG_DIR = Path(os.environ.get("QUANTSEARCH_PG_DIR", "/tmp/quantsearch-pg"))
+
+
+def _pg_ctl() -> list[str] | None:
+    """The command that runs pg_ctl on the suite's cluster (as ``postgres`` when root)."""
+    data = PG_DIR / "data"
+    if not (data / "postmaster.pid").is_file():
+        return None
+    bindir = Path(shutil.which("pg_ctl") or "").parent
+    if not (bindir / "pg_ctl").is_file():
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not found:
+            return None
+        bindir = found[-1].parent
+    cmd = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(PG_DIR / "server.log")]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def restart_server(pg_ctl: list[str]) -> None:
+    # pg_ctl restart reuses the server's options (port) and logs to -l: the server must not
+    # inherit a pipe of ours, or capturing pg_ctl's output would wait for the server to exit.
+    subprocess.run(
+        [*pg_ctl, "-w", "-t", "60", "-m", "fast", "restart"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=90,
+    )
+
+
+def wait_for_workers(url: str, study: str, n: int, timeout: float = 120) -> None:
+    """Until each of ``n`` workers has run a trial (a restart then cuts live connections, not a
+    worker's start-up, which refuses an unreachable database at once in one line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ts = trials(url, study)
+        except Exception:  # the study does not exist yet
+            ts = []
+        marks = {str(t.user_attrs.get(WORKER_ATTR, "")).split("@")[-1] for t in ts}
+        if len(marks - {""}) >= n and sum(t.state.name == "COMPLETE" for t in ts) >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not every one of {n} workers ran a trial in {timeout} s")
+
+
+def test_workers_survive_a_postgres_restart(pg_url: str, tmp_path: Path) -> None:
+    pg_ctl = _pg_ctl()
+    if pg_ctl is None or make_url(pg_url).port != _running_port():
+        pytest.skip("needs the .ci/postgres.sh cluster (QUANTSEARCH_PG_URL) to restart it")
+    budget = 12
+    cfg, ckpt = setup(tmp_path, "random", budget)
+    study = f"restart-{os.getpid()}"
+    procs = workers(cfg, ckpt, pg_url, study, 3, tmp_path)
+    wait_for_workers(pg_url, study, 3)
+    restart_server(pg_ctl)
+    codes = finish(procs, timeout=180)
+    errs = [p.stderr.read().decode() if p.stderr else "" for p in procs]
+    for err in errs:
+        assert "Traceback" not in err, err
+    assert codes == [0, 0, 0], errs  # they waited for the database and went on
+    ts = trials(pg_url, study)
+    states = Counter(t.state.name for t in ts)
+    assert states["COMPLETE"] == budget, states
+    hashes = evaluated_hashes(ts)
+    assert len(hashes) == len(set(hashes))  # no config evaluated twice
+
+
+def test_a_worker_gives_up_in_one_line_when_the_database_stays_down(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """With the server down for longer than ``search.db_retry_s``, a worker exits in one line,
+    and a rerun once it is back meets the budget exactly."""
+    pg_ctl = _pg_ctl()
+    if pg_ctl is None or make_url(pg_url).port != _running_port():
+        pytest.skip("needs the .ci/postgres.sh cluster (QUANTSEARCH_PG_URL) to restart it")
+    budget = 8
+    cfg, ckpt = setup(tmp_path, "random", budget)
+    cfg.write_text(cfg.read_text().replace("[search]\n", "[search]\ndb_retry_s = 3\n"))
+    study = f"down-{os.getpid()}"
+    procs = workers(cfg, ckpt, pg_url, study, 2, tmp_path)
+    wait_for_workers(pg_url, study, 2)
+    port = _running_port()
+    try:
+        subprocess.run([*pg_ctl, "-w", "-m", "fast", "stop"], stdout=subprocess.DEVNULL, check=True)
+        codes = finish(procs, timeout=60)
+    finally:
+        subprocess.run(  # on its own port again (start, unlike restart, does not reuse it)
+            [*pg_ctl, "-w", "-t", "60", "-o", f"-p {port}", "start"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    errs = [p.stderr.read().decode() if p.stderr else "" for p in procs]
+    assert codes == [2, 2], errs
+    for err in errs:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: --storage"), err
+        assert "3 s" in lines[0] and "resume" in lines[0]
+    rerun = workers(cfg, ckpt, pg_url, study, 1, tmp_path)
+    assert finish(rerun, timeout=120) == [0], rerun[0].stderr.read().decode()  # type: ignore[union-attr]
+    ts = trials(pg_url, study)
+    assert Counter(t.state.name for t in ts)["COMPLETE"] == budget
+    hashes = evaluated_hashes(ts)
+    assert len(hashes) == len(set(hashes))
+
+
+def _running_port() -> int | None:
+    try:
+        return int((PG_DIR / "data" / "postmaster.pid").read_text().splitlines()[3])
+    except (OSError, IndexError, ValueError):
+        return None
