@@ -12,6 +12,9 @@ warm-up call (a tenth as many for ResNet-18), on an already traced, eval-mode gr
 
 - ``quantize_ms``: ``quantize(gm, resolved)`` in eval mode (weights rounded once, here);
   ``quantize_train_ms`` the same for a training-mode graph (float master weights copied).
+- ``apply_us``: the search's path, :class:`~quantsearch.passes.transform.slots.PreparedModel`
+  ``.apply_`` alternating between ``fixed(8,4)`` and ``fixed(6,3)`` (so every call refills the
+  slots, the weights from the per-format memo), against ``quantize_ms``: ``speed-up``.
 - ``from_dict_us``: ``ResolvedConfig.from_dict(d, gm=gm)`` from a plain per-node dict, as the
   search builds one per trial.
 - ``float_ms`` / ``quant_ms``: one forward pass (no grad) of the float and the quantized model on
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the analysis benchmark: same net, timer
 from bench_analysis import ResNet18, _median_ms
@@ -47,6 +50,7 @@ from quantsearch.passes.transform import (
     quantize,
     resolve,
 )
+from quantsearch.passes.transform.slots import PreparedModel
 
 EIGHT = {"format": "fixed", "width": 8, "frac_width": 4}
 CONFIG = parse_quantize_config({"default": {"data_in": EIGHT, "weight": EIGHT, "bias": EIGHT}})
@@ -71,11 +75,26 @@ def _bench(label: str, model: nn.Module, x: torch.Tensor, repeats: int) -> dict[
         "batch": "x".join(str(s) for s in x.shape),
         "quantize_ms": _median_ms(lambda: quantize(gm, resolved), repeats),
         "quantize_train_ms": _median_ms(lambda: quantize(train_gm, train_resolved), repeats),
+        **_apply(gm, resolved, repeats),
         "from_dict_us": 1e3 * _median_ms(lambda: ResolvedConfig.from_dict(d, gm=gm), repeats),
         "float_ms": float_ms,
         "quant_ms": quant_ms,
         "overhead": quant_ms / float_ms,
     }
+
+
+def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, repeats: int) -> dict[str, float]:
+    six = {"format": "fixed", "width": 6, "frac_width": 3}
+    other = resolve(gm, parse_quantize_config({"default": {r: six for r in ROLES3}}))
+    pm = PreparedModel(gm)
+    configs = [resolved, other]
+    calls = iter(range(10**9))
+    us = 1e3 * _median_ms(lambda: pm.apply_(configs[next(calls) % 2]), repeats)
+    q_ms = _median_ms(lambda: quantize(gm, resolved), repeats)
+    return {"apply_us": us, "speed-up": q_ms * 1e3 / us}
+
+
+ROLES3 = ("data_in", "weight", "bias")
 
 
 def _trial(repeats: int) -> dict[str, float]:
@@ -93,12 +112,24 @@ def _trial(repeats: int) -> dict[str, float]:
         qgm = quantize(gm, ResolvedConfig.from_dict(d, gm=gm))
         compute_metrics(qgm, TRIAL_METRICS, data=data)
 
+    pm = PreparedModel(gm)
+    six = {"format": "fixed", "width": 6, "frac_width": 3}
+    ds = [d, resolve(gm, parse_quantize_config({"default": {r: six for r in ROLES3}})).to_dict()]
+    calls = iter(range(10**9))
+
+    def slots() -> None:  # the search's path: slots refilled, two configs alternating
+        qgm = pm.apply_(ResolvedConfig.from_dict(ds[next(calls) % 2], gm=gm))
+        compute_metrics(qgm, TRIAL_METRICS, data=data)
+
     bare_ms = _median_ms(bare, repeats)
     full_ms = _median_ms(with_metrics, repeats)
+    slots_ms = _median_ms(slots, repeats)
     return {
         "from_dict_quantize_forward_ms": bare_ms,
         "from_dict_quantize_metrics_ms": full_ms,
         "trials_per_s": 1e3 / full_ms,
+        "from_dict_apply_metrics_ms": slots_ms,
+        "slot_trials_per_s": 1e3 / slots_ms,
     }
 
 
@@ -151,7 +182,9 @@ def main() -> None:
     print(
         f"jsc-tiny trial, 512 samples: from_dict + quantize + forward "
         f"{trial['from_dict_quantize_forward_ms']:.3f} ms; with compute_metrics "
-        f"{trial['from_dict_quantize_metrics_ms']:.3f} ms ({trial['trials_per_s']:.0f} trials/s)"
+        f"{trial['from_dict_quantize_metrics_ms']:.3f} ms ({trial['trials_per_s']:.0f} trials/s); "
+        f"the slot path (from_dict + apply_ + compute_metrics) "
+        f"{trial['from_dict_apply_metrics_ms']:.3f} ms ({trial['slot_trials_per_s']:.0f} trials/s)"
     )
     print(f"machine: {machine}")
 
