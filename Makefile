@@ -19,12 +19,18 @@ $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
 	# the export extra (hls4ml, qonnx) must not replace the pinned torch
 	echo '$(TORCH_SPEC)' > $(VENV)/torch-constraint.txt
 	$(BIN)/pip install -q -c $(VENV)/torch-constraint.txt -e '.[dev,export]'
-	touch $@ $(VENV)/.installed
+	touch $@ $(VENV)/.installed $(VENV)/.installed-export
+
+# the demo ends with an hls4ml and QONNX export (the export extra; g++ for the C simulation)
+$(VENV)/.installed-export: $(VENV)/.installed
+	echo '$(TORCH_SPEC)' > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q -c $(VENV)/torch-constraint.txt -e '.[export]'
+	touch $@
 
 venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-demo: venv
+demo: $(VENV)/.installed-export
 	$(BIN)/quantsearch demo
 
 lint: dev

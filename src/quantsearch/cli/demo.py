@@ -21,10 +21,12 @@ from quantsearch.cli.train import train_to_checkpoint
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
 @click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
 def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrain: bool) -> None:
-    """Train the model if needed, search the lab's space, compare strategies, write a report.
+    """Train the model if needed, search the lab's space, compare strategies, write a report,
+    and export the best config to hls4ml and QONNX, verified against quantsearch's model.
 
     On the embedded default: mlp-digits on scikit-learn's digits, MASE lab 3's 16-point
-    fixed-point space, brute force against TPE, random and NSGA-II over several seeds.
+    fixed-point space, brute force against TPE, random and NSGA-II over several seeds. The
+    export needs the export extra (hls4ml, qonnx) and g++; without them it is skipped, saying so.
     """
     # search.api imports torch and optuna, and report reads compare's results (torch, optuna):
     # deferred for `--help` start-up.
@@ -37,23 +39,25 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
     out = console()
     if retrain or not ckpt.is_file():
-        out.rule(f"1/3 train {cfg.model.name}")
+        out.rule(f"1/4 train {cfg.model.name}")
         _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
         m = trained.metrics
         out.print(
             f"test accuracy {m['test_accuracy']:.2%} in {m['seconds']:.1f} s; checkpoint: {ckpt}"
         )
     else:
-        out.print(f"1/3 using the trained checkpoint {ckpt} (--retrain to train again)")
-    out.rule("2/3 search")
+        out.print(f"1/4 using the trained checkpoint {ckpt} (--retrain to train again)")
+    out.rule("2/4 search")
     result = search_from_config(cfg, load=str(ckpt), progress=True)
     print_result(result)
     if result.run_dir is not None:
         out.print(f"search report: {write_report(result.run_dir).html}")
-    if result.run_dir is not None:  # the best config to hardware, verified
-        out.rule("export the best config to hls4ml and QONNX")
-        export_best(result, Path(result.run_dir))
-    out.rule("3/3 compare strategies")
+    out.rule("3/4 compare strategies")
     comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=True)
     print_comparison(comparison)
     out.print(f"report: {comparison.report_path}")
+    out.rule("4/4 export the best config to hls4ml and QONNX, verified")
+    if result.run_dir is None:
+        out.print("no run directory (an in-memory search): nothing to export")
+    else:
+        export_best(Path(result.run_dir))

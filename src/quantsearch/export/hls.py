@@ -11,7 +11,9 @@ project's ``build_prj.tcl``, or ``hls_model.build()``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,9 +53,15 @@ class HlsExport:
     plan: HwPlan
     config: dict[str, Any]
 
+    def write(self) -> None:
+        """Write the HLS project into :attr:`out_dir` (hls4ml's progress lines silenced)."""
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.hls_model.write()
+
     def compile(self) -> None:
-        """Build the C simulation with the system g++ (no vendor tools)."""
-        self.hls_model.compile()
+        """Write the project and build the C simulation with the system g++ (no vendor tools)."""
+        self.write()
+        self.hls_model._compile()  # hls4ml's compile() after its write()
 
     def predict(self, x: torch.Tensor) -> np.ndarray[Any, Any]:
         """The C simulation's outputs, computed and returned in double precision."""
@@ -77,7 +85,7 @@ def compile_all(exports: list[HlsExport], workers: int | None = None) -> None:
     the builds in threads.
     """
     for e in exports:
-        e.hls_model.write()
+        e.write()
     n = max(1, min(len(exports), workers or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n) as pool:
         # hls4ml's own compile step after write(): build, then load the library
@@ -201,19 +209,20 @@ def export_hls4ml(
     model = float_model(qgm)
     placeholder = next(n for n in qgm.graph.nodes if n.op == "placeholder")
     shape = info(placeholder).outputs[0].shape[1:]
-    config: dict[str, Any] = hls4ml.utils.config_from_pytorch_model(
-        model, shape, granularity="name", backend=backend, default_precision="ap_fixed<32,16>"
-    )
-    for name, prec in _precisions(p).items():
-        config["LayerName"].setdefault(name, {})["Precision"] = prec
     kwargs: dict[str, Any] = {"part": part} if part is not None else {}
-    hls_model = hls4ml.converters.convert_from_pytorch_model(
-        model,
-        output_dir=str(out_dir),
-        project_name=project_name,
-        hls_config=config,
-        backend=backend,
-        io_type=io_type,
-        **kwargs,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # hls4ml prints every layer it reads
+        config: dict[str, Any] = hls4ml.utils.config_from_pytorch_model(
+            model, shape, granularity="name", backend=backend, default_precision="ap_fixed<32,16>"
+        )
+        for name, prec in _precisions(p).items():
+            config["LayerName"].setdefault(name, {})["Precision"] = prec
+        hls_model = hls4ml.converters.convert_from_pytorch_model(
+            model,
+            output_dir=str(out_dir),
+            project_name=project_name,
+            hls_config=config,
+            backend=backend,
+            io_type=io_type,
+            **kwargs,
+        )
     return HlsExport(hls_model, Path(out_dir), p, config)

@@ -1,0 +1,48 @@
+"""`quantsearch export` on a run directory written by a real search (in-process): QONNX
+verified bit-exact, an hls4ml project written (its C simulation is built in test_hls4ml), and
+layers the search left in float refused in one line unless --float-as is given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_search_cli import run
+from tests.runs import make_run
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    return make_run(tmp_path_factory.mktemp("weighted"), mlp_checkpoint)
+
+
+def test_qonnx_of_the_best_trial_is_verified_bit_exact(
+    weighted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.onnx"
+    args = ["export", "--to", "qonnx", str(out), "--from-run", str(weighted), "--best"]
+    code, text, _ = run([*args, "--verify", "--json"], capsys)
+    assert code == 0
+    record = json.loads(text)
+    assert out.is_file()
+    a = record["agreement"]
+    assert a["bit_exact"] and a["max_lsb"] == 0 and a["same_class"] == 1.0
+    assert a["samples"] == 360  # the digits validation split
+
+
+def test_hls4ml_refuses_float_layers_then_writes_with_float_as(
+    weighted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["export", "--to", "hls4ml", str(tmp_path / "prj"), "--from-run", str(weighted)]
+    code, _, err = run(args, capsys)  # mlp-digits' BatchNorms are not in the searched space
+    assert code == 2
+    assert "left in float" in err and "--float-as" in err
+    assert len(err.strip().splitlines()) == 1
+    code, text, _ = run([*args, "--float-as", "fixed(32,16)", "--json"], capsys)
+    assert code == 0
+    record = json.loads(text)
+    assert (tmp_path / "prj" / "build_prj.tcl").is_file()
+    assert any("batch_norm1d" in note for note in record["inexact"])
+    assert record["precisions"]["seq_blocks_0"]["weight"].startswith("ap_fixed<")
