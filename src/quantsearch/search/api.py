@@ -41,8 +41,8 @@ from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.identity import LEGACY
 from quantsearch.search.parallel import open_coordinator
-from quantsearch.search.results import SearchResult, records_from_study
-from quantsearch.search.run_dir import check_owner
+from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
+from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import open_storage
 from quantsearch.search.study import OnTrial, run_study
@@ -199,7 +199,7 @@ def search(
         calibration_data=calibration_data,
         batch_size=batch_size,
     )
-    return run_search(
+    result = run_search(
         space_,
         evaluator,
         cfg,
@@ -209,6 +209,8 @@ def search(
         cache=cache,
         progress=progress,
     )
+    result.searched = SearchedModel(graph=gm, batch_size=batch_size)  # for result.model(trial)
+    return result
 
 
 def _trace(model: nn.Module, split: Split) -> fx.GraphModule:
@@ -345,7 +347,7 @@ def search_from_config(
     journal file (each calls this); ``write``: write the result files at the end."""
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     space, evaluator, extra = prepare_from_config(config, cfg, load)
-    return run_search(
+    result = run_search(
         space,
         evaluator,
         cfg,
@@ -357,6 +359,10 @@ def search_from_config(
         workers=workers,
         write=write,
     )
+    if write:  # model.pt (what open_run reopens) and the chosen configs' test-split metrics
+        finish_run(result, config, load, rd)
+        result.write(rd)
+    return result
 
 
 def study_of(
