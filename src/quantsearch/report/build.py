@@ -17,7 +17,7 @@ from quantsearch.compare.analysis import compare_results
 from quantsearch.compare.configs import config_points, read_configs
 from quantsearch.compare.result import ComparisonResult, read_meta
 from quantsearch.errors import ConfigError
-from quantsearch.report.figures import Figure
+from quantsearch.report.figures import Figure, Heatmap
 from quantsearch.report.findings import comparison_findings, correlation_finding, search_findings
 from quantsearch.report.pictures import correlation, curve_figures, point_figures
 from quantsearch.report.tables import (
@@ -160,6 +160,7 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     corr = correlation(points, memo=memo)
     figures = curve_figures(cmp, single=True)
     figures += point_figures(points, result.objective_names, result.baseline, best_hashes, corr)
+    figures += _sensitivity_figures(rd)
     if corr is not None:
         findings.append(correlation_finding(corr))
     return Report(
@@ -176,3 +177,28 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
         figures=figures,
         config_json=json.dumps(search, indent=2, default=str),
     )
+
+
+def _sensitivity_figures(rd: Path) -> list[Figure]:
+    """The sensitivity strategy's per-knob predicted drop (``sensitivity.json``), if written."""
+    path = rd / "sensitivity.json"
+    if not path.is_file():
+        return []
+    rows = read_json(path)
+    knobs = tuple(str(r["parameter"]) for r in rows)
+    widths = sorted(
+        {k for r in rows for k in r if k.endswith(" bits")}, key=lambda k: float(k.split()[0])
+    )
+    values = tuple(tuple(float(r.get(w, float("nan"))) for r in rows) for w in widths)
+    cells = tuple(tuple(f"{v:.1f}" for v in row) for row in values)
+    plot = Heatmap("Predicted accuracy drop (%) of each knob alone", tuple(widths), knobs, values,
+                   cells, "predicted drop (percentage points)")  # fmt: skip
+    return [
+        Figure(
+            "sensitivity",
+            "Per-layer sensitivity the sensitivity strategy computed before its first trial (no "
+            "evaluation): each knob quantized alone at the best choice of each bit width, the "
+            "linearised accuracy drop on the evaluation data (docs/sensitivity.md). Rows: widths.",
+            plot,
+        )
+    ]

@@ -38,7 +38,12 @@ from optuna.trial import FrozenTrial, TrialState
 from quantsearch.errors import ConfigError
 from quantsearch.metrics.specs import metric_spec
 from quantsearch.search import optuna_compat
-from quantsearch.search.sensitivity import Tables, is_analytic, sensitivity_tables
+from quantsearch.search.sensitivity import (
+    Tables,
+    is_analytic,
+    sensitivity_rows,
+    sensitivity_tables,
+)
 from quantsearch.search.strategies.base import Space, SpaceSampler, Strategy, StrategyContext
 from quantsearch.search.trial import TrialInfo
 
@@ -164,6 +169,8 @@ class SensitivitySampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         knobs = self._space.knobs
         t = self.tables()
+        if "sensitivity" not in study.user_attrs:  # the run directory's sensitivity.json
+            study.set_user_attr("sensitivity", sensitivity_rows(self._space, t))
         baseline: dict[str, float] = dict(study.user_attrs.get("baseline") or self._ev.baseline())
         trials = [
             tr
