@@ -99,7 +99,9 @@ def run_study(
     study with other workers; ``None`` for a study of this process alone (in memory).
     """
     coord = coordinator if coordinator is not None else Coordinator.in_memory()
-    study = _open_study(cfg, space, storage, study_name, coord.claims, fingerprint_extra or {})
+    study = _open_study(
+        cfg, space, storage, study_name, coord.claims, fingerprint_extra or {}, evaluator
+    )
     coord.attach(study)  # reaps orphans, counts the tickets in use
     baseline = _baseline(study, evaluator)
     if cfg.fidelity.method != "full":
@@ -128,6 +130,7 @@ def _open_study(
     study_name: str,
     claims: Claims | None,
     fingerprint_extra: dict[str, Any],
+    evaluator: Evaluator | None = None,
 ) -> optuna.Study:
     """Create or load the study with the strategy's sampler; refuse one made by another config."""
     strategy = STRATEGIES.get(cfg.strategy.name, key="search.strategy")
@@ -150,6 +153,8 @@ def _open_study(
         n_objectives=len(directions),
         options=dict(cfg.strategy.options),
         claim_point=claim_point if claims is not None else None,
+        evaluator=evaluator,
+        search=cfg,
     )
     sampler = build_sampler(cfg.strategy.name, ctx)
     try:  # loaded first: a refused study is only read, never written to
