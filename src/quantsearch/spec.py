@@ -23,8 +23,8 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
     """Import ``spec`` and return the named callable.
 
     Args:
-        spec: ``"file.py:build"`` (relative paths resolve against ``base_dir``, usually the
-            config file's folder) or ``"package.module:build"``.
+        spec: ``"file.py:build"`` (a relative path is looked up in ``base_dir``, the config
+            file's folder, and nowhere else) or ``"package.module:build"``.
         key: the config key the spec came from, named in errors.
         base_dir: folder for relative file paths; the working directory when ``None``.
     """
@@ -34,11 +34,13 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             f"{key} must look like 'file.py:function' or 'module:function' (got {spec!r})"
         )
     if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
+        path = Path(target).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            # Only there: a same-named file in the working directory must not run instead.
             path = base_dir / path
         if not path.is_file():
-            raise ConfigError(f"{key}: file {target!r} does not exist (from {spec!r})")
+            where = f" in {str(base_dir)!r}" if base_dir is not None else ""
+            raise ConfigError(f"{key}: file {target!r} does not exist{where} (from {spec!r})")
         mod_name = f"quantsearch_user_{path.stem}_{abs(hash(str(path.resolve())))}"
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         if loader_spec is None or loader_spec.loader is None:
