@@ -7,12 +7,12 @@ Run from the repository root::
 
 jsc-tiny, a per-node space far larger than the trial count (data_in, weight and bias of each
 linear layer, widths 2-16 by frac_width 0-8), random sampling, 512 samples a trial, in memory
-(no storage, so the study's own records are the only thing that must grow). Reported per path:
-resident memory (RSS) after the first 10% of trials and at the end, and the growth per trial
-between the two; and, from ``tracemalloc`` on a second, shorter run, the Python allocations
-still held at the end that were made in torch.fx (its generated code and linecache entries),
-and in Optuna's storage (the trials). ``rebuild`` is the path before issue 15: ``quantize()``
-per trial, a new GraphModule whose forward torch.fx generates and compiles.
+(no storage: the study's own records are what must grow). Each path runs in a fresh process;
+reported: resident memory (RSS) after the first tenth of the trials and near the end, its
+growth per trial between the two, and the growth of Python allocations still held
+(``tracemalloc``) per trial, by owner: torch.fx (generated code, graphs), Optuna (the study's
+records) and everything else. ``rebuild`` is the path before issue 15: ``quantize()`` per
+trial, a new GraphModule whose forward torch.fx generates and compiles.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -44,15 +45,21 @@ def rss_mib() -> float:
 
 
 def run(p: str, n: int) -> dict[str, Any]:
+    """RSS, and Python allocations by owner (tracemalloc), after a tenth of ``n`` evaluations
+    and at the end; growth per trial between the two."""
     model, data = build_model("jsc-tiny").eval(), jsc_like()
-    marks: list[float] = []
+    marks: list[tuple[float, tracemalloc.Snapshot | None]] = []
     real = Evaluator.evaluate
+    first = n // 10
 
-    def evaluate(self: Evaluator, resolved: Any) -> Any:  # RSS after each evaluation
+    def evaluate(self: Evaluator, resolved: Any) -> Any:  # measured after each evaluation
         ev = real(self, resolved)
-        marks.append(rss_mib())
+        k = len(marks)
+        snap = tracemalloc.take_snapshot() if k in (first, n - 10) else None
+        marks.append((rss_mib(), snap))
         return ev
 
+    tracemalloc.start(12)
     Evaluator.evaluate = evaluate  # type: ignore[method-assign]
     try:
         with path(p):
@@ -62,52 +69,41 @@ def run(p: str, n: int) -> dict[str, Any]:
             )  # fmt: skip
     finally:
         Evaluator.evaluate = real  # type: ignore[method-assign]
-    first = len(marks) // 10
-    growth = (marks[-1] - marks[first]) / (len(marks) - 1 - first) * 1024
-    return {"path": p, "trials": n, "evaluations": len(marks), "rss_at_10%_mib": marks[first],
-            "rss_end_mib": marks[-1], "growth_kib_per_trial": growth}  # fmt: skip
-
-
-def held(p: str, n: int) -> dict[str, Any]:
-    model, data = build_model("jsc-tiny").eval(), jsc_like()
-    tracemalloc.start(8)
-    with path(p):
-        search(
-            model, data, space=SPACE, objectives=OBJ, strategy="random", n_trials=n, seed=1,
-            metrics=["accuracy", "loss"],
-        )  # fmt: skip
-        snap = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    by: dict[str, float] = {"torch.fx": 0.0, "optuna": 0.0, "linecache": 0.0}
-    for stat in snap.statistics("traceback"):
-        frames = " ".join(f.filename for f in stat.traceback)
-        for key in by:
-            if key.replace(".", "/") in frames:
-                by[key] += stat.size / 1024
-                break
-    return {"path": p, "trials": n, **{f"held_{k}_kib": v for k, v in by.items()}}
+        tracemalloc.stop()
+    (rss0, snap0), (rss1, snap1) = marks[first], marks[n - 10]
+    assert snap0 is not None and snap1 is not None
+    span = n - 10 - first
+    by = {"torch.fx": 0.0, "optuna": 0.0, "other": 0.0}
+    for diff in snap1.compare_to(snap0, "traceback"):
+        frames = " ".join(f.filename for f in diff.traceback)
+        key = next((k for k in ("torch/fx", "optuna") if k in frames), "other")
+        by[key.replace("/", ".")] += diff.size_diff / 1024 / span
+    return {"path": p, "trials": n, "evaluations": len(marks), "rss_at_10%_mib": rss0,
+            "rss_end_mib": rss1, "rss_kib_per_trial": (rss1 - rss0) * 1024 / span,
+            **{f"{k}_kib_per_trial": v for k, v in by.items()}}  # fmt: skip
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10_000)
+    ap.add_argument("--one", choices=("slots", "rebuild"), help="one path, in this process")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    out = {
-        "rss": [run(p, args.trials) for p in ("slots", "rebuild")],
-        "held": [held(p, max(200, args.trials // 10)) for p in ("slots", "rebuild")],
-    }
-    if args.json:
-        print(json.dumps(out, indent=2))
+    if args.one:
+        print(json.dumps(run(args.one, args.trials)))
         return 0
-    for key in ("rss", "held"):
-        rows = out[key]
-        print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-        for r in rows:
-            cells = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values())
-            print("| " + " | ".join(cells) + " |")
-        print()
+    rows = []
+    for p in ("slots", "rebuild"):  # each in a fresh process: no allocator state shared
+        cmd = [sys.executable, __file__, "--one", p, "--trials", str(args.trials)]
+        rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for r in rows:
+        cells = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values())
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 
