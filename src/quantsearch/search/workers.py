@@ -24,6 +24,7 @@ from quantsearch.errors import QuantsearchError
 from quantsearch.examples import default_config_path
 from quantsearch.search.api import collect_result, prepare_from_config, study_of, write_run_dir
 from quantsearch.search.results import SearchResult
+from quantsearch.search.run_dir import finish_run
 from quantsearch.search.storage import check_workers, open_storage
 
 __all__ = ["STORAGE_ENV", "run_workers", "worker_command", "worker_env"]
@@ -124,6 +125,7 @@ def run_workers(
         study_ = None
     if study_ is not None:  # what the workers finished is written even if one of them failed
         result = collect_result(study_, space, cfg, rd, name)
+        finish_run(result, config, load, rd)  # model.pt; the chosen configs' test metrics
         write_run_dir(result, cfg, rd)
     if errors or study_ is None:
         raise QuantsearchError(
