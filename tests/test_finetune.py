@@ -3,6 +3,8 @@ weights on their grids."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -41,6 +43,17 @@ def test_a_low_bit_config_recovers_and_the_input_is_untouched(
     assert measured == r.after["test"]["accuracy"]
 
 
-def test_zero_epochs_is_a_config_error(mlp: nn.Module, digits: DataSplits) -> None:
-    with pytest.raises(ConfigError, match=r"^epochs: 0, allowed: an integer >= 1"):
-        finetune(mlp, CONFIG, digits, epochs=0)
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, r"^epochs: 0, allowed: an integer >= 1"),
+        ({"lr": float("nan")}, r"^lr: nan, allowed: a finite number > 0"),
+        ({"batch_size": 0}, r"^batch_size: 0, allowed"),
+        ({"weight_decay": -1.0}, r"^weight_decay: -1.0, allowed"),
+    ],
+)
+def test_bad_settings_are_config_errors(
+    mlp: nn.Module, digits: DataSplits, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        finetune(mlp, CONFIG, digits, **kwargs)

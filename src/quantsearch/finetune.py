@@ -138,6 +138,12 @@ def finetune(
     """
     if epochs < 1:
         raise ConfigError(f"epochs: {epochs}, allowed: an integer >= 1")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: {batch_size}, allowed: an integer >= 1")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr: {lr}, allowed: a finite number > 0")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ConfigError(f"weight_decay: {weight_decay}, allowed: a finite number >= 0")
     gm = model if isinstance(model, fx.GraphModule) else trace(model.eval(), data.val.x[:8])
     float_gm = copy.deepcopy(gm).eval()  # the caller's model is never trained or switched
     resolved = _resolved(float_gm, config, calibration)

@@ -128,6 +128,10 @@ def test_finetune_a_trial_and_reload_it_quantized(
         ),
         (["finetune", "--from-run", "{w}", "--trial", "42"], r"--trial: 42, allowed: "),
         (["finetune", "--epochs", "2"], r"--from-run: missing, allowed: a search's run directory"),
+        (
+            ["finetune", "--from-run", "{w}", "--lr", "nan"],
+            r"--lr: nan, allowed: a finite number > 0",
+        ),
         (["finetune", "--from-run", "{bare}"], r"--from-run: '.*bare' has no model\.pt"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ def finetune(
 
     if from_run is None:
         raise ConfigError("--from-run: missing, allowed: a search's run directory")
+    if not math.isfinite(lr):  # click's FloatRange lets nan and inf through
+        raise ConfigError(f"--lr: {lr}, allowed: a finite number > 0")
     result = open_run(from_run, key="--from-run")
     chosen = result.select(
         trial=trial, best=best, pareto=pareto, keys=("--trial", "--best", "--pareto")
