@@ -10,7 +10,6 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "finetune",
     "load_quantized",
     "open_run",
     "read_int_weights",
@@ -26,7 +25,6 @@ _LAZY = {
     "load_quantized": ("quantsearch.quantized", "load_quantized"),
     "save_int_weights": ("quantsearch.int_weights", "save_int_weights"),
     "read_int_weights": ("quantsearch.int_weights", "read_int_weights"),
-    "finetune": ("quantsearch.finetune", "finetune"),
 }
 
 
