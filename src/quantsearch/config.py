@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError
+from quantsearch.examples import find_example, list_examples
 from quantsearch.passes.transform.config import QuantizeConfig, parse_quantize_config
 from quantsearch.search.config import (
     CompareConfig,
@@ -172,7 +173,13 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--config: file {str(path)!r} does not exist")
+        example = find_example(str(path)) if Path(path).name == str(path) else None
+        if example is None:
+            raise ConfigError(
+                f"--config: file {str(path)!r} does not exist, allowed: a TOML file or a "
+                f"packaged example ({', '.join(n for n, _ in list_examples())})"
+            )
+        p = example
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

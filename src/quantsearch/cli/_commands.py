@@ -19,6 +19,8 @@ _COMMANDS = [
     ("compare", "compare"),
     ("report", "report"),
     ("export", "export"),
+    ("examples", "examples"),
+    ("init", "init"),
 ]
 
 

@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from torch import fx, nn
 
+from quantsearch.atomic import write_atomic
 from quantsearch.checkpoint import tensors_digest
 from quantsearch.data import Split
 from quantsearch.errors import ConfigError
@@ -45,7 +46,7 @@ from quantsearch.search.results import SearchedModel, SearchResult, records_from
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import open_storage
-from quantsearch.search.study import OnTrial, run_study
+from quantsearch.search.study import Callback, OnTrial, run_study
 from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
 
@@ -146,6 +147,7 @@ def search(
     batch_size: int = 1024,
     cache: EvaluationCache | None = None,
     progress: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> SearchResult:
     """Search quantization configs of ``model`` on ``data``.
 
@@ -161,6 +163,8 @@ def search(
         storage: an Optuna RDB URL instead of the file default.
         calibration_data: training samples for ``frac_width = "auto"`` activation ranges.
         cache: share an evaluation cache between searches of the same model and data.
+        callbacks: Optuna callbacks, each called as ``callback(study, frozen_trial)`` after
+            every trial (optuna-integration's ``MLflowCallback``, for one).
 
     Example:
         >>> import torch
@@ -208,6 +212,7 @@ def search(
         study_name=study_name,
         cache=cache,
         progress=progress,
+        callbacks=callbacks,
     )
     result.searched = SearchedModel(graph=gm, batch_size=batch_size)  # for result.model(trial)
     return result
@@ -231,6 +236,7 @@ def run_search(
     fingerprint_extra: dict[str, Any] | None = None,
     workers: int = 1,
     write: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> SearchResult:
     """Run (or resume) one study and write its files to ``run_dir``.
 
@@ -240,18 +246,20 @@ def run_search(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kw: dict[str, Any] = {"cache": cache, "fingerprint_extra": fingerprint_extra}
+    kw["callbacks"] = callbacks
     if run_dir is None and storage is None:
         run = run_study(evaluator, space, cfg, storage=None, study_name=study_name, **kw)
         return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
     check_owner(rd, study_name)
     with (
-        open_coordinator(storage, rd, study_name, workers) as coordinator,
+        open_coordinator(storage, rd, study_name, workers, cfg.db_retry_s) as coordinator,
         _progress(progress, cfg, space) as on_trial,
     ):
         store = open_storage(
             storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback,
             exclusive=coordinator.alone, group_commit_s=cfg.group_commit_s,
+            db_retry_s=cfg.db_retry_s,
         )  # fmt: skip
         run = run_study(
             evaluator, space, cfg, storage=store, study_name=study_name, on_trial=on_trial,
@@ -260,14 +268,18 @@ def run_search(
     result = collect_result(run.study, space, cfg, rd, study_name)
     if write:
         write_run_dir(result, cfg, rd)
+        sens = run.study.user_attrs.get("sensitivity")  # the sensitivity strategy's table
+        if sens is not None:
+            write_atomic(rd / "sensitivity.json", json.dumps(sens, indent=2) + "\n")
     return result
 
 
 def write_run_dir(result: SearchResult, cfg: SearchConfig, run_dir: Path) -> None:
     """The result files and the resolved search config."""
     result.write(run_dir)
-    (run_dir / "search_config.json").write_text(
-        json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
+    write_atomic(
+        run_dir / "search_config.json",
+        json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n",
     )
 
 

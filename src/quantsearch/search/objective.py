@@ -16,6 +16,7 @@ from quantsearch.search.config import ConstraintSpec, ObjectiveSpec, SearchConfi
 
 __all__ = [
     "constraint_values",
+    "objective_names",
     "objective_values",
     "study_directions",
 ]
@@ -42,6 +43,24 @@ def study_directions(cfg: SearchConfig) -> list[str]:
     if cfg.combine == "weighted_sum":
         return ["maximize"]
     return [o.direction for o in cfg.objectives]
+
+
+def objective_names(cfg: SearchConfig) -> list[str]:
+    """Names of the study's objective values (``Study.set_metric_names``), one per direction.
+
+    Pareto: the metrics. A weighted sum: ``weighted_sum``, unless it is one metric maximised
+    as it is (weight 1, not relative), whose value the objective then is.
+
+    Example:
+        >>> from quantsearch.search.config import ObjectiveSpec, SearchConfig
+        >>> objective_names(SearchConfig(objectives=(ObjectiveSpec("accuracy", "maximize", 1.0),)))
+        ['accuracy']
+    """
+    if cfg.combine == "pareto":
+        return [o.metric for o in cfg.objectives]
+    (o, *rest) = cfg.objectives
+    plain = not rest and o.direction == "maximize" and o.weight == 1 and not o.relative_to_baseline
+    return [o.metric if plain else "weighted_sum"]
 
 
 def objective_values(

@@ -11,9 +11,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.study import Study
-    from optuna.trial import FrozenTrial, TrialState
+    from optuna.trial import FrozenTrial, Trial, TrialState
 
-__all__ = ["compute_hypervolume", "study_storage", "study_trials"]
+# Where Optuna's ``constraints_func`` path stores a trial's constraint values, as one list.
+_CONSTRAINTS_KEY = "constraints"
+
+__all__ = [
+    "compute_hypervolume",
+    "constraint_list",
+    "set_constraints",
+    "study_storage",
+    "study_trials",
+]
 
 
 def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
@@ -47,3 +56,23 @@ def compute_hypervolume(points: Any, reference: Any) -> float:
     from optuna._hypervolume import compute_hypervolume as _hv
 
     return float(_hv(points, reference))
+
+
+def set_constraints(trial: Trial, values: Sequence[float]) -> None:
+    """Store a trial's constraint values (``<= 0``: satisfied), in config order.
+
+    They go where Optuna's own ``constraints_func`` puts them: the list under the trial's
+    ``"constraints"`` system attribute. Optuna's samplers read that list (as constraints
+    ``"0"``, ``"1"``, ...) and so does optuna-dashboard, which marks a trial infeasible from it;
+    the named ``Trial.set_constraint`` keys are read by the samplers but not by the dashboard
+    (0.21), and writing both would count every constraint twice. ``Trial`` has no public setter
+    for system attributes, hence its storage and ``_trial_id``.
+    """
+    trial.storage.set_trial_system_attr(
+        trial._trial_id, _CONSTRAINTS_KEY, [float(v) for v in values]
+    )
+
+
+def constraint_list(trial: FrozenTrial) -> list[float]:
+    """The constraint values :func:`set_constraints` stored, in their order (``[]``: none)."""
+    return [float(v) for v in trial.system_attrs.get(_CONSTRAINTS_KEY) or []]

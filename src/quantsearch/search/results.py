@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.pareto import pareto_front
 from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
+    import pandas as pd
     from optuna import Study
     from torch import fx
 
@@ -106,7 +108,7 @@ class SearchResult:
 
     @property
     def complete(self) -> list[TrialInfo]:
-        return [t for t in self.trials if t.state == "COMPLETE"]
+        return [t for t in self.trials if t.measured]
 
     @property
     def n_evaluations(self) -> int:
@@ -140,6 +142,12 @@ class SearchResult:
         idx = pareto_front([t.values or () for t in unique], self.directions)
         sign = -1.0 if self.directions[0] == "maximize" else 1.0
         return sorted((unique[i] for i in idx), key=lambda t: (sign * _first(t), t.number))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per trial, one column per parameter and metric (as ``trials.csv``)."""
+        import pandas as pd  # deferred for `quantsearch --help` start-up
+
+        return pd.DataFrame([t.row() for t in self.trials])
 
     def config_of(self, t: TrialInfo) -> dict[str, Any] | None:
         return self.configs.get(t.config_hash or "") or t.config
@@ -313,7 +321,7 @@ class SearchResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         written = [run_dir / "baseline.json", run_dir / "trials.jsonl", run_dir / "trials.csv"]
         _dump(written[0], self.baseline)
-        with written[1].open("w") as fh:
+        with open_atomic(written[1]) as fh:
             for t in self.trials:
                 fh.write(json.dumps(asdict(t), default=_json_default) + "\n")
         write_csv(written[2], [t.row() for t in self.trials])
@@ -338,7 +346,7 @@ class SearchResult:
             "space_size": self.space_size,
             "trials": len(self.trials),
             "complete": len(self.complete),
-            "failed": sum(1 for t in self.trials if t.state == "FAIL"),
+            "failed": sum(1 for t in self.trials if t.state == "FAIL" or t.config_failed),
             "evaluations": self.n_evaluations,
             "prechecked": sum(1 for t in self.trials if t.prechecked),
             "pruned": sum(1 for t in self.trials if t.state == "PRUNED"),
@@ -427,19 +435,15 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     columns: list[str] = []
     for r in rows:
         columns.extend(c for c in r if c not in columns)
-    with path.open("w", newline="") as fh:
+    with open_atomic(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
+    return list(o) if isinstance(o, (set, tuple)) else str(o)  # a Path as its string
 
 
 def _dump(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    write_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,28 +29,44 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search import interrupt, optuna_compat
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
+from quantsearch.search.failed import mark_measured, record_failed
 from quantsearch.search.fidelity import ConfidencePruner, Pruned, measure
 from quantsearch.search.identity import check_identity
 from quantsearch.search.journal import Journal
-from quantsearch.search.objective import constraint_values, objective_values, study_directions
+from quantsearch.search.objective import (
+    constraint_values,
+    objective_names,
+    objective_values,
+    study_directions,
+)
 from quantsearch.search.parallel import Coordinator
 from quantsearch.search.parallel.budget import STALLED_TICKET_GRACE
 from quantsearch.search.parallel.claims import Claims
 from quantsearch.search.parallel.liveness import mark, worker_id
 from quantsearch.search.precheck import Precheck, PrecheckVerdict
+from quantsearch.search.reconnect import quiet_optuna_storage_errors
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
 from quantsearch.search.trial import TrialInfo, evaluations_charged
 
 # CachedResult and EvaluationCache are imported from here by compare.py (their old home).
-__all__ = ["CachedResult", "EvaluationCache", "OnTrial", "StudyRun", "TrialFailed", "run_study"]
+__all__ = [
+    "CachedResult",
+    "Callback",
+    "EvaluationCache",
+    "OnTrial",
+    "StudyRun",
+    "TrialFailed",
+    "run_study",
+]
 
 OnTrial = Callable[[optuna.Study, FrozenTrial | None, EvaluationCache], None]
+Callback = Callable[[optuna.Study, FrozenTrial], None]  # Optuna's ``optimize(callbacks=)``
 WAIT_TIMEOUT = 3600.0  # seconds a trial waits for another worker evaluating the same config
 _POLL = 0.25  # seconds between two looks at the study while every ticket is taken
 
@@ -90,6 +107,7 @@ def run_study(
     cache: EvaluationCache | None = None,
     on_trial: OnTrial | None = None,
     coordinator: Coordinator | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> StudyRun:
     """Create or resume ``study_name`` in ``storage`` and run it to ``cfg.n_trials`` counted trials.
 
@@ -97,6 +115,8 @@ def run_study(
     on ``cfg.timeout``. ``cache`` may be shared between in-process studies (comparisons do).
     ``coordinator`` (from :func:`~quantsearch.search.parallel.open_coordinator`) shares the
     study with other workers; ``None`` for a study of this process alone (in memory).
+    ``callbacks``: Optuna's, each called as ``callback(study, frozen_trial)`` once a trial of
+    this process is stored (optuna-integration's MLflow, W&B, TensorBoard callbacks).
     """
     coord = coordinator if coordinator is not None else Coordinator.in_memory()
     study = _open_study(
@@ -114,9 +134,10 @@ def run_study(
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
     journal = storage if isinstance(storage, Journal) else None
+    quiet_optuna_storage_errors()  # a lost database ends in the CLI's one line, not a traceback
     try:
         with torch_threads(cfg.torch_threads), interrupt.deferred():
-            _ticket_loop(study, objective, coord, on_trial, journal)
+            _ticket_loop(study, objective, coord, on_trial, journal, callbacks)
     finally:
         if journal is not None:
             journal.flush()  # group commit: what finished reaches the disk, even on Ctrl-C
@@ -170,6 +191,10 @@ def _open_study(
     new_identity = check_identity(study, study_name, cfg, space, fingerprint_extra)
     if new_identity is not None:
         study.set_user_attr("identity", new_identity)
+    if study.metric_names is None:  # optuna-dashboard and optuna.visualization show these
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(objective_names(cfg))
     return study
 
 
@@ -248,8 +273,7 @@ class _Objective:
         self, trial: Trial, key: str, verdict: PrecheckVerdict
     ) -> float | tuple[float, ...]:
         """A config infeasible by its analytic constraints: recorded, never evaluated."""
-        for c, value in zip(self.cfg.constraints, verdict.constraints, strict=True):
-            trial.set_constraint(c.name, value)
+        optuna_compat.set_constraints(trial, verdict.constraints)
         self.prechecked.add(key)
         _store(trial, verdict.info(trial.number, key))
         values = verdict.values
@@ -285,15 +309,17 @@ class _Objective:
     def _record(
         self, trial: Trial, info: TrialInfo, result: CachedResult
     ) -> float | tuple[float, ...]:
-        """Store the trial's record; its objective values, or TrialFailed for a failed config."""
-        if result.error is not None:
-            _store(trial, info)
-            raise TrialFailed(f"config {info.config_hash} failed: {result.error}")
+        """Store the trial's record; its objective values (a failed config's: the worst)."""
+        if result.error is not None:  # COMPLETE and infeasible: the sampler learns from it
+            values = record_failed(trial, self.cfg, self.baseline)
+            _store(trial, dataclasses.replace(info, feasible=False))
+            return values if len(values) > 1 else values[0]
         assert result.metrics is not None
+        mark_measured(trial, self.cfg)
         values = objective_values(self.cfg, result.metrics, self.baseline)
         cons = constraint_values(self.cfg.constraints, result.metrics, self.baseline)
-        for c, value in zip(self.cfg.constraints, cons, strict=True):
-            trial.set_constraint(c.name, value)  # what constrained samplers read
+        if cons:  # for samplers and optuna-dashboard (else mark_measured set one)
+            optuna_compat.set_constraints(trial, cons)
         feasible = all(c <= 0 for c in cons)
         metrics = dict(result.metrics)
         _store(
@@ -341,6 +367,7 @@ def _ticket_loop(
     coord: Coordinator,
     on_trial: OnTrial | None,
     journal: Journal | None,
+    callbacks: Sequence[Callback] = (),
 ) -> None:
     """``n_jobs`` threads, each: take a ticket of the study's budget, run one trial; again."""
     cfg = objective.cfg
@@ -351,6 +378,8 @@ def _ticket_loop(
             journal.check()  # a failed write (disk full) stops the search here, in one line
         if on_trial is not None:
             on_trial(study_, trial, objective.cache)
+        for callback in callbacks:
+            callback(study_, trial)
 
     def one_thread() -> None:
         stall: list[Any] = []
@@ -378,6 +407,10 @@ def _ticket_loop(
                     gc_after_trial=False,
                     show_progress_bar=False,
                 )
+            except StorageError:
+                # The database stayed out of reach (or the disk is full): giving the ticket
+                # back would fail too. A leaked ticket is recounted when the budget runs out.
+                raise
             except BaseException:
                 coord.budget.give_back()  # an interrupted trial does not use up the budget
                 raise

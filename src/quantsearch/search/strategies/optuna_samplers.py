@@ -1,7 +1,9 @@
 """Optuna's samplers, registered as they are (STYLE.md section 6: use them, don't wrap them).
 
-Constraints reach the samplers that use them (TPE, NSGA-II/III, GP) through
-``trial.set_constraint``, which the study loop calls for every trial (Optuna 5's interface).
+Constraints reach the samplers that use them (TPE, NSGA-II/III, GP) through the trial's
+``"constraints"`` system attribute, which the study loop sets for every trial
+(``optuna_compat.set_constraints``: where Optuna's ``constraints_func`` and optuna-dashboard
+keep them).
 
 Two defaults are changed, each for a reason measured on quantsearch's spaces:
 

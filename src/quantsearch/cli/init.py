@@ -1,0 +1,90 @@
+"""``quantsearch init``: a commented starter config for the user's own model and data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from quantsearch.errors import ConfigError
+
+STARTER = """\
+# A quantization search of your own model on your own data (written by `quantsearch init`).
+# Paths in "file.py:function" are relative to this file's folder. Next:
+#   quantsearch train   --config {out}    # float weights, to model.checkpoint
+#   quantsearch summary --config {out}    # the graph: op kinds, layer names, costs
+#   quantsearch search  --config {out}    # the run directory: runs/{stem}/
+seed = 0
+
+[model]
+name = "{model}"   # returns an nn.Module (a zoo name works too: `quantsearch summary`)
+checkpoint = "runs/{stem}.pt"   # the float weights (relative to the working directory)
+
+[data]
+name = "{data}"   # returns a DataSplits, {{"train", "val", "test"}} pairs, or one (x, y)
+# eval_samples = 512          # validation samples per trial (default: the whole split)
+# calibration_samples = 256   # training samples for frac_width = "auto"
+
+[search]
+n_trials = 50                 # the trial budget (cache hits count as trials, not evaluations)
+
+[search.strategy]
+name = "tpe"                  # brute_force, random, tpe, nsga2, gp, ...
+
+[search.space]
+by = "type"                   # one choice per op kind; "name": one per layer
+
+[search.space.choices.linear] # an op kind of your model (see `quantsearch summary`)
+data_in = [[16, 8], [8, 4], [6, 3], [4, 2]]   # (width, frac_width) pairs in fixed point
+weight = [[16, 8], [8, 4], [6, 3], [4, 2]]
+bias = "same_as_weight"
+
+[search.objectives]
+combine = "weighted_sum"      # or "pareto"
+accuracy = {{ direction = "maximize", weight = 1.0 }}
+model_size_bits = {{ direction = "minimize", weight = 0.2, relative_to_baseline = true }}
+
+[search.constraints]
+accuracy_drop = {{ max = 0.02 }}   # at most 2 points below the float model
+"""
+
+
+def _spec(value: str, option: str, folder: Path) -> str:
+    """``file.py:fn`` made relative to the config's folder; ``package.module:fn`` as given."""
+    target, sep, fn = value.rpartition(":")
+    if not sep or not target or not fn:
+        raise ConfigError(
+            f"{option}: must be file.py:function or package.module:function (got {value!r})"
+        )
+    if not target.endswith(".py"):
+        return value
+    if not Path(target).is_file():
+        raise ConfigError(f"{option}: file {target!r} does not exist")
+    return f"{Path(os.path.relpath(Path(target).resolve(), folder)).as_posix()}:{fn}"
+
+
+@click.command()
+@click.option("--model", required=True, help="Your model: file.py:build (returns an nn.Module).")
+@click.option("--data", required=True, help="Your data: file.py:load (returns the splits).")
+@click.option(
+    "-o", "--output", default="search.toml", show_default=True, help="The config to write."
+)
+def init(model: str, data: str, output: str) -> None:
+    """Write a commented starter config for your own model and data (never overwrites)."""
+    out = Path(output)
+    if out.exists():
+        raise ConfigError(f"--output: {output!r} exists; give another path or remove it")
+    folder = out.resolve().parent
+    text = STARTER.format(
+        out=output,
+        stem=out.stem,
+        model=_spec(model, "--model", folder),
+        data=_spec(data, "--data", folder),
+    )
+    try:
+        with out.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise ConfigError(f"--output: {output!r} cannot be written ({exc.strerror})") from None
+    click.echo(f"wrote {output}; next: quantsearch train --config {output}")
