@@ -6,18 +6,23 @@ brute-force enumeration of the predicted program on a small space.
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from quantsearch.cli import main
 from quantsearch.data import DataSplits
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.passes.analysis.sensitivity import output_damage, probe
 from quantsearch.passes.transform import LayerQuant, ResolvedConfig, quantize
+from quantsearch.report.build import build_report
 from quantsearch.search import search
 from quantsearch.search.api import prepare_search
 from quantsearch.search.config import parse_search_config
@@ -132,3 +137,30 @@ def test_rejects_what_it_cannot_predict(mlp: nn.Module, digits: DataSplits) -> N
             objectives={"combine": "pareto", "accuracy": {"direction": "maximize"},
                         "bitops": {"direction": "minimize"}},
         )  # fmt: skip
+
+
+def test_summary_table_and_report_picture(
+    mlp: nn.Module, digits: DataSplits, mlp_checkpoint: Path, write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:  # fmt: skip
+    config = write_config(
+        f'[model]\nname = "mlp-digits"\ncheckpoint = "{mlp_checkpoint}"\n[search.space]\nby = "name"\n'
+        "[search.space.choices.linear]\ndata_in = [[16, 8], [4, 2]]\nweight = [[8, 4], [4, 3]]\n"
+        '[search.objectives]\naccuracy = { direction = "maximize" }\n'
+    )
+    main(["summary", "--config", str(config), "--sensitivity", "--json"])
+    rows = json.loads(capsys.readouterr().out)["sensitivity"]
+    assert [r["parameter"] for r in rows] == [
+        f"seq_blocks_{i}.{role}" for i in (0, 3, 6) for role in ("data_in", "weight")
+    ]
+    assert all(set(r) == {"parameter", "4 bits", "8 bits" if "weight" in r["parameter"] else "16 bits",
+                          "loss at cheapest"} for r in rows)  # fmt: skip
+    search(
+        mlp, digits.val, space=SPACE, objectives=OBJ, constraints=CONS, strategy="sensitivity",
+        n_trials=2, run_dir=tmp_path / "run",
+    )  # fmt: skip
+    report = build_report(tmp_path / "run")
+    (fig,) = [f for f in report.figures if f.name == "sensitivity"]
+    assert fig.data.col_labels == tuple(  # type: ignore[union-attr]
+        f"seq_blocks_{i}.{role}" for i in (0, 3, 6) for role in ("data_in", "weight")
+    )
