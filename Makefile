@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
 	# the export extra (hls4ml, qonnx) must not replace the pinned torch
 	echo '$(TORCH_SPEC)' > $(VENV)/torch-constraint.txt
-	$(BIN)/pip install -q -c $(VENV)/torch-constraint.txt -e '.[dev,export]'
+	$(BIN)/pip install -q -c $(VENV)/torch-constraint.txt -e '.[dev,export,postgres,jsc,dashboard]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-export
 
 # the demo ends with an hls4ml and QONNX export (the export extra; g++ for the C simulation)

@@ -143,11 +143,9 @@ def read_jsc(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         DataError: the format is unknown or a column or label is missing or invalid.
     """
-    import h5py
-
     p = Path(path)
     name = p.name.lower()
-    if h5py.is_hdf5(p):
+    if _is_hdf5(p):
         frame = _read_hdf5(p)
     elif name.endswith(".arff"):
         frame = _read_arff(p)
@@ -162,9 +160,30 @@ def read_jsc(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return frame[list(FEATURES)].to_numpy(np.float64), frame["label"].to_numpy(np.int64)
 
 
+def _is_hdf5(p: Path) -> bool:
+    """HDF5's signature, at one of the offsets its superblock may take (0, 512, 1024, ...)."""
+    if not p.is_file():
+        return False
+    with p.open("rb") as fh:
+        for offset in (0, *(512 << k for k in range(12))):
+            fh.seek(offset)
+            head = fh.read(8)
+            if len(head) < 8:
+                return False
+            if head == b"\x89HDF\r\n\x1a\n":
+                return True
+    return False
+
+
 def _read_hdf5(p: Path) -> Any:
-    import h5py
     import pandas as pd
+
+    try:
+        import h5py  # an optional extra: only HDF5 users need it
+    except ImportError:
+        raise DataError(
+            f"data.path: {str(p)!r} is HDF5, which needs h5py: pip install 'quantsearch[jsc]'"
+        ) from None
 
     with h5py.File(p, "r") as f:
         if HDF5_KEY not in f:

@@ -96,6 +96,7 @@ def check_workers(url: str | None, workers: int) -> None:
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
+    _check_driver(url)
     if url is not None and is_sqlite_url(url) and workers > 1:
         raise ConfigError(
             f"--storage: SQLite ({redact_url(url)!r}) is not safe for {workers} workers writing "
@@ -103,6 +104,19 @@ def check_workers(url: str | None, workers: int) -> None:
             "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
             "journal file in the run directory, or run one worker"
         )
+
+
+def _check_driver(url: str | None) -> None:
+    """A PostgreSQL URL needs psycopg2, an optional extra: say which, before anything connects."""
+    scheme = (url or "").split(":", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return
+    try:
+        import psycopg2  # noqa: F401  (deferred: only PostgreSQL users have it)
+    except ImportError:
+        raise ConfigError(
+            "--storage: PostgreSQL needs psycopg2: pip install 'quantsearch[postgres]'"
+        ) from None
 
 
 def _positive(value: int | None, name: str) -> int | None:
