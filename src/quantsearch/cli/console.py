@@ -6,6 +6,8 @@ Rich is imported inside the functions: every subcommand module imports this one,
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["console", "format_value", "print_table"]
 
 
+LOG_WIDTH = 10_000  # columns when stdout is a pipe or file: whole rows, never cut at 80
+
+
 def console() -> Console:
-    """A rich console on standard output."""
+    """A rich console on standard output; full width when that is not a terminal (logs, CI)."""
     from rich.console import Console
 
-    return Console()
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=LOG_WIDTH)
 
 
 def format_value(v: Any) -> str:
