@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from quantsearch.atomic import atomic_path
 from quantsearch.errors import ConfigError
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint", "tensors_digest"]
@@ -60,9 +61,8 @@ def save_checkpoint(
         "config": dict(config or {}),
         "versions": versions(),
     }
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(p)  # atomic: an interrupted save never leaves a truncated checkpoint
+    with atomic_path(p) as tmp:  # an interrupted save never leaves a truncated checkpoint
+        torch.save(payload, tmp)
     return p
 
 

@@ -135,14 +135,17 @@ def test_nan_trial_is_recorded_as_failed_and_the_search_goes_on(digits: DataSpli
         NaNWhenBiasVanishes().eval(), digits.val, space=space, strategy="brute_force", n_trials=10,
         objectives={"accuracy": {"direction": "maximize"}},
     )  # fmt: skip
-    states = Counter(t.state for t in result.trials)
-    assert states == {"COMPLETE": 2, "FAIL": 2}  # bias fixed(4,2) turns 0.1 into 0
+    failed = Counter(t.config_failed for t in result.trials)
+    assert failed == {False: 2, True: 2}  # bias fixed(4,2) turns 0.1 into 0
     for t in result.trials:
-        if t.state == "FAIL":
+        assert t.state == "COMPLETE"  # a failed config too: its sampler sees a bad result
+        if t.config_failed:
             assert t.params["linear.bias"] == "fixed(4,2)"
             assert t.error is not None and "non-finite" in t.error
+            assert not t.is_feasible and t.values is not None and math.isfinite(t.values[0])
         else:
             assert math.isfinite(t.metrics["accuracy"])
+    assert result.best is not None and not result.best.config_failed
 
 
 def test_shared_cache_across_searches_costs_one_evaluation_per_config(

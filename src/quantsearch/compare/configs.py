@@ -35,7 +35,7 @@ class ConfigPoint:
 
     @property
     def ok(self) -> bool:
-        return self.state == "COMPLETE" and self.values is not None
+        return self.state == "COMPLETE" and self.error is None and self.values is not None
 
 
 def distinct_configs(results: Sequence[SearchResult]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.compare.configs import distinct_configs
 from quantsearch.compare.measures import Mode, RunMetrics
 from quantsearch.compare.stats import Curve, Quartiles
@@ -136,9 +137,9 @@ class ComparisonResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         paths = [run_dir / n for n in ("comparison.json", "comparison.csv", "runs.jsonl")]
-        paths[0].write_text(json.dumps(jsonable(self.to_dict()), indent=1) + "\n")
+        write_atomic(paths[0], json.dumps(jsonable(self.to_dict()), indent=1) + "\n")
         write_csv(paths[1], self.table_rows())
-        with paths[2].open("w") as fh:
+        with open_atomic(paths[2]) as fh:
             for r in self.results:
                 trials = [
                     {k: v for k, v in dataclasses.asdict(t).items() if k != "config"}
@@ -147,7 +148,7 @@ class ComparisonResult:
                 line = {"strategy": r.strategy, "seed": r.seed, "trials": trials}
                 fh.write(json.dumps(jsonable(line)) + "\n")
         configs = run_dir / "configs.jsonl"
-        with configs.open("w") as fh:
+        with open_atomic(configs) as fh:
             for row in distinct_configs(
                 [*([self.ground_truth] if self.ground_truth else []), *self.results]
             ):
@@ -155,7 +156,7 @@ class ComparisonResult:
         paths.append(configs)
         if meta is not None:
             path = run_dir / "compare_config.json"
-            path.write_text(json.dumps(jsonable(dict(meta)), indent=2, default=str) + "\n")
+            write_atomic(path, json.dumps(jsonable(dict(meta)), indent=2, default=str) + "\n")
             paths.append(path)
         if self.ground_truth is not None:
             paths.extend(self.ground_truth.write(run_dir / "ground_truth"))

@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from quantsearch import plots
+from quantsearch.atomic import atomic_path, storage_error, write_atomic
 from quantsearch.report.build import Report, build_report
 from quantsearch.report.tables import Table
 from quantsearch.search.results import ReportFiles
@@ -103,7 +104,10 @@ def write_report(run_dir: str | Path) -> ReportFiles:
     cache = _read_cache(img_dir / CACHE)
     report = build_report(run_dir, memo=cache["statistics"])
     rd = report.run_dir
-    img_dir.mkdir(exist_ok=True)
+    try:
+        img_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise storage_error(img_dir, exc) or exc from None
     images: dict[str, bytes] = {}
     paths = []
     drawn: dict[str, str] = {}
@@ -112,20 +116,19 @@ def write_report(run_dir: str | Path) -> ReportFiles:
         path = img_dir / f"{f.name}.png"
         digest = hashlib.sha1(f"{renderer}:{f.data!r}".encode()).hexdigest()
         if cache["figures"].get(f.name) != digest or not path.is_file():
-            plots.render(f.data, path)  # only what changed is drawn again
+            with atomic_path(path) as tmp:  # only what changed is drawn again
+                plots.render(f.data, tmp)
         drawn[f.name] = digest
         images[f.name] = path.read_bytes()
         paths.append(path)
     cache["figures"] = drawn
-    (img_dir / CACHE).write_text(json.dumps(cache))
-    md = rd / "report.md"
-    md.write_text(render_markdown(report))
-    page = rd / "report.html"
-    page.write_text(render_html(report, images))
+    # Each file atomically: a full disk ends in one line and leaves the previous report whole.
+    write_atomic(img_dir / CACHE, json.dumps(cache))
+    md = write_atomic(rd / "report.md", render_markdown(report))
+    page = write_atomic(rd / "report.html", render_html(report, images))
     cmp_md = None
     if report.comparison is not None:
-        cmp_md = rd / "comparison.md"
-        cmp_md.write_text(render_comparison_markdown(report))
+        cmp_md = write_atomic(rd / "comparison.md", render_comparison_markdown(report))
     return ReportFiles(page, md, tuple(paths), cmp_md)
 
 

@@ -55,15 +55,7 @@ from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sam
 from quantsearch.search.trial import TrialInfo, evaluations_charged
 
 # CachedResult and EvaluationCache are imported from here by compare.py (their old home).
-__all__ = [
-    "CachedResult",
-    "Callback",
-    "EvaluationCache",
-    "OnTrial",
-    "StudyRun",
-    "TrialFailed",
-    "run_study",
-]
+__all__ = ["CachedResult", "EvaluationCache", "OnTrial", "StudyRun", "TrialFailed", "run_study"]
 
 OnTrial = Callable[[optuna.Study, FrozenTrial | None, EvaluationCache], None]
 Callback = Callable[[optuna.Study, FrozenTrial], None]  # Optuna's ``optimize(callbacks=)``
@@ -176,6 +168,7 @@ def _open_study(
         claim_point=claim_point if claims is not None else None,
         evaluator=evaluator,
         search=cfg,
+        n_trials=cfg.n_trials,
     )
     sampler = build_sampler(cfg.strategy.name, ctx)
     try:  # loaded first: a refused study is only read, never written to

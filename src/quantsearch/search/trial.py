@@ -55,7 +55,8 @@ class TrialInfo:
         number: Optuna's trial number.
         state: Optuna's state name: ``COMPLETE``, ``FAIL``, ``RUNNING``, ``WAITING``, ``PRUNED``.
         params: the sampled knob values, by knob name.
-        values: the objective values (``None`` unless COMPLETE).
+        values: the objective values (``None`` unless COMPLETE; a failed config's are the
+            worst seen, see :mod:`quantsearch.search.failed`).
         metrics: every measured metric.
         feasible: all constraints met (``None`` before measurement, or with no metrics).
         cached: the result came from the evaluation cache (a repeat), not a new evaluation.
@@ -80,6 +81,9 @@ class TrialInfo:
         (True, True, True)
         >>> TrialInfo(number=4, state="FAIL").counts_toward_budget  # killed worker: retried
         False
+        >>> failed = TrialInfo(number=5, state="COMPLETE", values=(-1.0,), error="NaN accuracy")
+        >>> failed.config_failed, failed.counts_toward_budget, failed.is_feasible
+        (True, True, False)
     """
 
     number: int
@@ -104,8 +108,15 @@ class TrialInfo:
     @property
     def config_failed(self) -> bool:
         """The config itself failed (an error the objective recorded), as opposed to a trial
-        failed because its worker died, which is retried."""
-        return self.state == "FAIL" and self.error is not None
+        failed because its worker died, which is retried. Recorded COMPLETE with its error and
+        the worst values (:mod:`quantsearch.search.failed`); FAIL with an error in older
+        studies."""
+        return self.state in ("COMPLETE", "FAIL") and self.error is not None
+
+    @property
+    def measured(self) -> bool:
+        """Completed with its metrics measured (or pre-checked): not a failed config."""
+        return self.state == "COMPLETE" and not self.config_failed
 
     @property
     def counts_toward_budget(self) -> bool:
@@ -120,8 +131,9 @@ class TrialInfo:
 
     @property
     def is_feasible(self) -> bool:
-        """Completed with every constraint met (a trial without constraints is feasible)."""
-        return self.state == "COMPLETE" and self.feasible is not False
+        """Completed with every constraint met (a trial without constraints is feasible); a
+        failed config never is."""
+        return self.measured and self.feasible is not False
 
     @property
     def evaluated(self) -> bool:

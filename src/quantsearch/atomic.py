@@ -1,0 +1,104 @@
+"""Result files written atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+A reader (or the next run) sees either the previous file or the new one, never a half-written
+one; a write that fails (disk full, read-only, I/O error) removes its temporary file, leaves the
+previous file as it was, and raises :class:`~quantsearch.errors.StorageError` with one line that
+says what to free, which the CLI prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from quantsearch.errors import StorageError
+
+__all__ = ["atomic_path", "open_atomic", "storage_error", "write_atomic"]
+
+# What to do about a failed write, by errno; any other OSError is a bug and keeps its traceback.
+_ADVICE = {
+    errno.ENOSPC: "free space on its disk",
+    errno.EDQUOT: "free space within the disk quota",
+    errno.EROFS: "make its file system writable, or choose another --run-dir",
+    errno.EACCES: "make it writable, or choose another --run-dir",
+    errno.EIO: "check its disk",
+}
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError | None:
+    """The one-line error for a write of ``path`` that failed with ``exc`` (None: not a storage
+    fault, re-raise it)."""
+    advice = _ADVICE.get(exc.errno or 0)
+    if advice is None:
+        return None
+    return StorageError(
+        f"{path}: cannot be written ({os.strerror(exc.errno or 0)}); {advice}, then run the "
+        f"same command again (the previous file is left as it was)"
+    )
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; moved onto ``path`` when the block ends.
+
+    For writers that take a path (``Figure.savefig``, ``torch.save``).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+        ('hello', ['a.txt'])
+    """
+    p = Path(path)
+    # The temporary keeps the file's name (writers may choose a format by its suffix), in a
+    # folder of its own beside it: on the same file system, so os.replace is atomic.
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp") / p.name
+    try:
+        tmp.parent.mkdir(exist_ok=True)
+        yield tmp
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        tmp.parent.rmdir()
+    except OSError as exc:
+        _discard(tmp)
+        err = storage_error(p, exc)
+        if err is None:
+            raise
+        raise err from None
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+@contextmanager
+def open_atomic(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; it replaces ``path`` when the block
+    ends without an error (see :func:`atomic_path`). ``kwargs`` go to :func:`open`."""
+    with atomic_path(path) as tmp, tmp.open(mode, **kwargs) as fh:
+        yield fh
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; return ``path``."""
+    write: Callable[[Path], int] = (
+        (lambda t: t.write_bytes(data))
+        if isinstance(data, bytes)
+        else (lambda t: t.write_text(data, encoding="utf-8"))
+    )
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):  # the folder itself is unwritable: nothing was left
+        tmp.unlink(missing_ok=True)
+        tmp.parent.rmdir()
