@@ -107,6 +107,8 @@ class SensitivitySampler(SpaceSampler):
                 )
         self._tables: Tables | None = None
         self._classes: dict[int, np.ndarray] = {}
+        self._points: dict[int, tuple[int, ...]] = {}
+        self._metrics: dict[int, dict[str, float] | None] = {}
 
     def _cost_classes(self, gi: int) -> np.ndarray:
         """Per joint choice of group ``gi``: an id shared by the choices of equal analytic costs."""
@@ -130,6 +132,23 @@ class SensitivitySampler(SpaceSampler):
 
     # -- the model -------------------------------------------------------------------------
 
+    def _point_of(self, tr: FrozenTrial) -> tuple[int, ...]:
+        """A trial's choice indices (memoised: a trial's parameters never change)."""
+        point = self._points.get(tr.number)
+        if point is None:
+            choice = self._space.decode(tr.params)
+            point = self._points[tr.number] = tuple(choice[k.name] for k in self._space.knobs)
+        return point
+
+    def _metrics_of(self, tr: FrozenTrial) -> dict[str, float] | None:
+        """A finished trial's metrics (memoised once it is finished)."""
+        if tr.number in self._metrics:
+            return self._metrics[tr.number]
+        metrics = TrialInfo.from_trial(tr).metrics
+        if tr.state.is_finished():
+            self._metrics[tr.number] = metrics
+        return metrics
+
     def _scales(
         self, study: Study, trials: list[FrozenTrial], metric: str, base: float
     ) -> tuple[np.ndarray, float]:
@@ -140,12 +159,12 @@ class SensitivitySampler(SpaceSampler):
         knobs = self._space.knobs
         rows, ys = [], []
         for tr in trials:
-            info = TrialInfo.from_trial(tr)
-            if info.metrics is None or metric not in info.metrics or len(tr.params) != len(knobs):
+            metrics = self._metrics_of(tr)
+            if metrics is None or metric not in metrics:
                 continue
-            choice = self._space.decode(tr.params)
-            x = np.array([table[i][choice[k.name]] for i, k in enumerate(knobs)])
-            y = (base - info.metrics[metric]) if kind == "drop" else (info.metrics[metric] - base)
+            point = self._point_of(tr)
+            x = np.array([table[i][point[i]] for i in range(len(knobs))])
+            y = (base - metrics[metric]) if kind == "drop" else (metrics[metric] - base)
             if y > 0.25 and x.sum() > 0.25:  # far outside the region that matters: unhelpful
                 continue
             rows.append(x)
@@ -177,7 +196,7 @@ class SensitivitySampler(SpaceSampler):
             for tr in optuna_compat.study_trials(study)
             if tr.number != trial.number and len(tr.params) == len(knobs)
         ]
-        seen = {tuple(self._space.decode(tr.params)[k.name] for k in knobs) for tr in trials}
+        seen = {self._point_of(tr) for tr in trials}
         done = [tr for tr in trials if tr.state == TrialState.COMPLETE]
         rng = np.random.default_rng([self._seed, trial.number])
         n_val = max(1, len(self._ev.data.y))
