@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -311,6 +312,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "--load text file": (["--load", "afile.txt"], r"--load"),
     "--load truncated": (["--load", "truncated.pt"], r"--load"),
     "unknown option": (["--n-trails", "3"], r"--n-trails"),
+    "--storage empty": (["--storage", ""], r"--storage"),
+    "--study dot": (["--study", "."], r"--study"),
+    "--seed 2**32": (["--seed", "4294967296"], r"--seed"),
+    "--timeout inf": (["--timeout", "inf"], r"--timeout"),
+    "--workers text": (["--workers", "two"], r"--workers"),
+    "--config a directory": (["--config", "adir"], r"--config"),
 }
 
 # name -> (bytes or None for a missing file, regex): the config file itself
@@ -320,6 +327,8 @@ FILE_CASES: dict[str, tuple[bytes | None, str]] = {
     "config not toml": (b"seed = = 0\n", r"--config"),
     "config duplicate key": (b"seed = 0\nseed = 1\n", r"--config"),
     "config missing": (None, r"--config"),
+    "config empty": (b"", r"search"),  # valid TOML, but `search` needs a [search] table
+    "config utf-16": ("seed = 0\n".encode("utf-16"), r"--config"),
 }
 
 # name -> (damage done to a copy of the good run directory, regex)
@@ -352,6 +361,24 @@ REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         r"RUN_DIR|best",
     ),
     "report no best": (lambda d: (d / "best.json").unlink(), r"RUN_DIR|best"),
+    "report best wrong types": (
+        lambda d: (d / "best.json").write_text(
+            '{"directions": 5, "combine": [], "objectives": 3, "space_size": "many"}'
+        ),
+        r"RUN_DIR|best",
+    ),
+    "report trials not objects": (
+        lambda d: (d / "trials.jsonl").write_text("[1, 2]\n"),
+        r"RUN_DIR|trials",
+    ),
+    "report comparison garbage": (
+        lambda d: (d / "comparison.json").write_text('{"mode": 1}'),
+        r"RUN_DIR|comparison",
+    ),
+    "report comparison binary": (
+        lambda d: (d / "comparison.json").write_bytes(b"\x89PNG\r\n\x1a\n"),
+        r"RUN_DIR|comparison",
+    ),
 }
 
 
@@ -390,6 +417,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "afile.txt").write_text("not a folder, not a checkpoint\n")
     (d / "adir").mkdir()
     (d / "truncated.pt").write_bytes(mlp_checkpoint.read_bytes()[:200])
+    (d / "my config.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
     try:
         main(["search", "-c", str(d / "good.toml"), "--run-dir", str(d / "runs"), "-q"])
     except SystemExit as exc:
@@ -461,6 +489,8 @@ def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixt
         (["compare", "-c", "good.toml", "--seeds", "0"], r"--seeds"),
         (["compare", "-c", "good.toml", "--strategies", "tpee"], r"--strategies|strateg"),
         (["nosuchcommand"], r"nosuchcommand"),
+        (["search", "-c", "my config.toml", "-q"], r"--study"),  # the stem is not a name
+        (["report"], r"RUN_DIR"),
     ],
 )
 def test_other_commands(
@@ -471,6 +501,18 @@ def test_other_commands(
 
 
 def test_the_corpus_is_large() -> None:
-    n = len(CONFIG_CASES) + len(ARG_CASES) + len(FILE_CASES) + len(REPORT_CASES) + 8
+    n = len(CONFIG_CASES) + len(ARG_CASES) + len(FILE_CASES) + len(REPORT_CASES) + 10
     assert n >= 100, n
     json.dumps(sorted(CONFIG_CASES))  # names are plain strings (they name the cases' folders)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_run_dir(in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ro = in_workdir / "read-only"
+    ro.mkdir(exist_ok=True)
+    ro.chmod(0o555)
+    try:
+        code, err = _run(["search", "-c", "good.toml", "-q", "--run-dir", str(ro)], capsys)
+    finally:
+        ro.chmod(0o755)
+    _check(code, err, r"--run-dir: folder .* is not writable")
