@@ -491,6 +491,9 @@ def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixt
         (["nosuchcommand"], r"nosuchcommand"),
         (["search", "-c", "my config.toml", "-q"], r"--study"),  # the stem is not a name
         (["report"], r"RUN_DIR"),
+        (["compare", "-c", "good.toml", "-q", "--name", "../escape"], r"--name"),
+        (["compare", "-c", "good.toml", "-q", "--name", ""], r"--name"),
+        (["compare", "-c", "good.toml", "-q", "--run-dir", "afile.txt"], r"--run-dir"),
     ],
 )
 def test_other_commands(
@@ -501,7 +504,7 @@ def test_other_commands(
 
 
 def test_the_corpus_is_large() -> None:
-    n = len(CONFIG_CASES) + len(ARG_CASES) + len(FILE_CASES) + len(REPORT_CASES) + 10
+    n = len(CONFIG_CASES) + len(ARG_CASES) + len(FILE_CASES) + len(REPORT_CASES) + 13
     assert n >= 100, n
     json.dumps(sorted(CONFIG_CASES))  # names are plain strings (they name the cases' folders)
 

@@ -35,6 +35,7 @@ from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
 from quantsearch.search.study import CachedResult, EvaluationCache
 from quantsearch.search.trial import TrialInfo
+from quantsearch.validate import study_name, writable_dir
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -268,7 +269,11 @@ def compare_from_config(
     share = cc.shared_cache if shared_cache is None else shared_cache
 
     space, evaluator, extra = prepare_from_config(config, cfg, load)
-    out = Path(run_dir or config.run_dir) / (name or f"{Path(config.source).stem}-compare")
+    folder = (
+        study_name(name, "--name") if name is not None else f"{Path(config.source).stem}-compare"
+    )
+    out = Path(run_dir or config.run_dir) / folder
+    writable_dir(out, "--run-dir" if run_dir is not None else "run_dir")
     with run_dir_lock(out):
         result = run_comparison(
             space,
