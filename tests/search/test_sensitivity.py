@@ -16,10 +16,13 @@ import torch
 from torch import nn
 
 from quantsearch.cli import main
+from quantsearch.config import load_config
 from quantsearch.data import DataSplits
+from quantsearch.errors import ConfigError
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import trace
 from quantsearch.metrics import compute_metrics
+from quantsearch.models import MODELS, build_model
 from quantsearch.passes.analysis.sensitivity import output_damage, probe
 from quantsearch.passes.transform import LayerQuant, ResolvedConfig, quantize
 from quantsearch.report.build import build_report
@@ -27,6 +30,7 @@ from quantsearch.search import search
 from quantsearch.search.api import prepare_search
 from quantsearch.search.config import parse_search_config
 from quantsearch.search.sensitivity import sensitivity_tables
+from quantsearch.search.space import SearchSpace
 
 CHOICES = [[16, 8], [8, 4], [6, 4], [4, 2], [4, 3]]
 SPACE = {
@@ -127,8 +131,6 @@ def test_never_repeats_is_seeded_and_seeds_differ(mlp: nn.Module, digits: DataSp
 
 
 def test_rejects_what_it_cannot_predict(mlp: nn.Module, digits: DataSplits) -> None:
-    from quantsearch.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"options\.nope is not an option of SensitivitySampler"):
         run(mlp, digits, n=1, nope=1)
     with pytest.raises(ConfigError, match="pareto"):
@@ -164,3 +166,27 @@ def test_summary_table_and_report_picture(
     assert fig.data.col_labels == tuple(  # type: ignore[union-attr]
         f"seq_blocks_{i}.{role}" for i in (0, 3, 6) for role in ("data_in", "weight")
     )
+
+
+@pytest.mark.parametrize(
+    ("example", "model", "size", "cost"),
+    [
+        ("cnn_digits_layers", "cnn-digits", 22**8, "bitops"),
+        ("mlp_digits_layers", "mlp-digits", 22**6, "model_size_bits"),
+    ],
+)
+def test_per_layer_examples_are_the_issue_spaces(
+    example: str, model: str, size: int, cost: str
+) -> None:
+    config = load_config(Path(__file__).parents[2] / "src/quantsearch/examples" / f"{example}.toml")
+    spec = MODELS.get(model)
+    gm = trace(build_model(model).eval(), torch.zeros(2, *spec.input_shape))
+    space = SearchSpace(config.search.space, gm)
+    assert space.size == size and all(k.size == 22 for k in space.knobs)
+    s = config.search
+    assert s.strategy.name == "sensitivity" and s.combine == "weighted_sum"
+    assert [(o.metric, o.direction, o.weight, o.relative_to_baseline) for o in s.objectives] == [
+        ("accuracy", "maximize", 1.0, False),
+        (cost, "minimize", 0.5, True),
+    ]
+    assert [(c.metric, c.kind, c.bound) for c in s.constraints] == [("accuracy", "drop", 0.02)]
