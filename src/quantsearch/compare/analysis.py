@@ -118,6 +118,8 @@ def compare_results(
     evaluations: int | None = None,
     shared_cache: bool = True,
     budget_unit: str = "trials",
+    noise: float = 0.0,
+    noisy_metrics: Sequence[str] = (),
 ) -> ComparisonResult:
     """Measure finished runs (one :class:`SearchResult` per strategy and seed).
 
@@ -132,6 +134,9 @@ def compare_results(
         shared_cache: whether the runs shared one cache (recorded, for the report).
         budget_unit: what ``budgets`` count: ``trials``, or ``evaluations`` (distinct ones, when
             every run had an evaluation budget, ``n_evaluations``).
+        noise: objective differences below this are within the spread of ``noisy_metrics``
+            (:func:`~quantsearch.search.objective.objective_noise`): a run within it of the
+            optimum reached it (the tolerance is at least the noise).
     """
     if not results:
         raise ConfigError("compare: no runs to compare (strategies and seeds must not be empty)")
@@ -146,7 +151,7 @@ def compare_results(
             if t.config_hash is not None and t.config_hash not in seen:
                 seen.add(t.config_hash)
                 points.append(t)
-    ref = reference_target(points, mode, directions, tolerance)
+    ref = reference_target(points, mode, directions, max(tolerance, noise))
     target = ref.target
     n = n_trials or max(len(counted_trials(r.trials)) for r in results)
     space_size = first.space_size
@@ -190,4 +195,6 @@ def compare_results(
         results=list(results),
         ground_truth=ground_truth,
         budget_unit=budget_unit,
+        noise=noise,
+        noisy_metrics=tuple(noisy_metrics),
     )

@@ -82,6 +82,8 @@ class ComparisonResult:
     run_dir: Path | None = None
     report: ReportFiles | None = None
     budget_unit: str = "trials"  # what ``budgets`` count: trials or (distinct) evaluations
+    noise: float = 0.0  # objective differences below this are within the noisy metrics' spread
+    noisy_metrics: tuple[str, ...] = ()  # objectives measured with noise (latency_ms ...)
 
     @property
     def report_path(self) -> Path | None:
@@ -217,6 +219,8 @@ class ComparisonResult:
             runs=[_run_from_dict(r) for r in d["runs"]],
             prefix_overlap=list(d.get("prefix_overlap", [])),
             budget_unit=d.get("budget_unit", "trials"),
+            noise=float(d.get("noise", 0.0)),
+            noisy_metrics=tuple(d.get("noisy_metrics", ())),
         )
 
 

@@ -30,6 +30,7 @@ from quantsearch.search.config import (
     StrategySpec,
 )
 from quantsearch.search.evaluate import Evaluation, Evaluator
+from quantsearch.search.objective import objective_noise
 from quantsearch.search.results import SearchResult
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
@@ -198,6 +199,7 @@ def run_comparison(
                 )
         step(None)
     spent = len(shared.results) if shared_cache else sum(len(c) for c in caches)
+    noise, noisy = objective_noise(cfg, evaluator.baseline())  # measured once: shared by all
     return compare_results(
         results,
         ground_truth=truth,
@@ -207,6 +209,8 @@ def run_comparison(
         evaluations=spent,
         shared_cache=shared_cache,
         budget_unit="trials" if n_evaluations is None else "evaluations",
+        noise=noise,
+        noisy_metrics=noisy,
     )
 
 

@@ -18,7 +18,7 @@ from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.metrics.groups import MetricInputs
 from quantsearch.metrics.latency import LatencyOptions
-from quantsearch.metrics.specs import metric_spec, top_k_of
+from quantsearch.metrics.specs import SPREAD_SUFFIX, metric_spec, top_k_of
 
 __all__ = ["compute_metrics"]
 
@@ -45,6 +45,8 @@ def compute_metrics(
 
     Returns:
         ``{name: value}`` in the order asked. Compute and activation metrics are per sample.
+        A noisy metric (``MetricSpec.deterministic`` false: ``latency_ms``) is the median of
+        repeated runs, followed by its spread ``<name>_iqr`` (interquartile range, same unit).
 
     Raises:
         MetricError: naming an unknown metric and listing the valid ones, or when a data
@@ -77,4 +79,8 @@ def compute_metrics(
     values: dict[str, float] = {}
     for compute in dict.fromkeys(s.compute for s in specs):  # each group once, in order asked
         values.update(compute(inputs))
-    return {n: values[n] for n in wanted}
+    out = {n: values[n] for n in wanted}
+    for s in specs:  # a noisy metric comes with its spread (IQR of its repeats) as <name>_iqr
+        if not s.deterministic and f"{s.name}{SPREAD_SUFFIX}" in values:
+            out[f"{s.name}{SPREAD_SUFFIX}"] = values[f"{s.name}{SPREAD_SUFFIX}"]
+    return out

@@ -78,8 +78,15 @@ class LatencyResult:
     times_ms: tuple[float, ...]
 
     def metrics(self) -> dict[str, float]:
-        """The registered metrics it gives: ``latency_ms`` and ``latency_per_sample_ms``."""
-        return {"latency_ms": self.median_ms, "latency_per_sample_ms": self.per_sample_ms}
+        """The registered metrics it gives, ``latency_ms`` and ``latency_per_sample_ms``, each
+        with its spread (``<name>_iqr``)."""
+        per = self.iqr_ms / self.batch_size if self.batch_size else self.iqr_ms
+        return {
+            "latency_ms": self.median_ms,
+            "latency_per_sample_ms": self.per_sample_ms,
+            "latency_ms_iqr": self.iqr_ms,  # the spread, kept beside the noisy metric
+            "latency_per_sample_ms_iqr": per,
+        }
 
     def as_dict(self, *, with_times: bool = False) -> dict[str, Any]:
         d = asdict(self)

@@ -31,6 +31,7 @@ from quantsearch.registry import Registry
 
 __all__ = [
     "METRICS",
+    "SPREAD_SUFFIX",
     "TRIAL_METRICS",
     "MetricSpec",
     "metric_names",
@@ -80,6 +81,9 @@ class MetricSpec:
     compute: Compute
     deterministic: bool = True
 
+
+# A noisy metric's spread (IQR of its repeated measurements) rides beside it as <name>_iqr.
+SPREAD_SUFFIX = "_iqr"
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
@@ -149,7 +153,8 @@ def top_k_of(name: str) -> int | None:
 
 
 def metric_spec(name: str) -> MetricSpec:
-    """The spec of ``name`` (``top<k>_accuracy`` for any ``k >= 1`` included).
+    """The spec of ``name`` (``top<k>_accuracy`` for any ``k >= 1`` and a noisy metric's spread
+    ``<name>_iqr`` included).
 
     Raises:
         MetricError: for an unknown name, listing the valid ones.
@@ -167,6 +172,14 @@ def metric_spec(name: str) -> MetricSpec:
             f"label among the {k} highest logits",
             quality_metrics,
         )
+    base = name.removesuffix(SPREAD_SUFFIX)
+    if base != name and base in METRICS and not METRICS.get(base).deterministic:
+        b = METRICS.get(base)
+        return MetricSpec(
+            name, f"{b.label} spread (IQR)", b.unit, "minimize", b.kind,
+            f"interquartile range of the repeated measurements of {base}", b.compute,
+            deterministic=False,
+        )  # fmt: skip
     close = difflib.get_close_matches(name, METRICS.names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise MetricError(

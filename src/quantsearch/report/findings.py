@@ -78,6 +78,7 @@ def comparison_findings(cmp: ComparisonResult, table: Table | None = None) -> li
         if name in _EXHAUSTIVE:
             sentence += " (an exhaustive strategy)"
         out.append(sentence + ".")
+    out.extend(_noise(cmp))
     out.extend(_ranking(cmp, t, tcol, ref))
     out.extend(_regret_ranking(r, cmp) for r in rank_at_budgets(cmp))
     out.extend(_repeated(cmp))
@@ -107,6 +108,23 @@ def _ranking(cmp: ComparisonResult, t: Table, tcol: str, ref: str) -> list[str]:
             f"{len(cmp.seeds)} seeds do not separate them."
         )
     return [line]
+
+
+def _noise(cmp: ComparisonResult) -> list[str]:
+    """What the noisy objectives allow to be told apart."""
+    if not cmp.noisy_metrics:
+        return []
+    names = ", ".join(cmp.noisy_metrics)
+    if cmp.mode == "pareto" or cmp.noise <= 0:
+        return [
+            f"{names} is timed, so noisy: each config was measured once (median of repeats) and "
+            "the comparison does not say which differences are within that noise."
+        ]
+    return [
+        f"{names} is timed, so noisy: the float baseline's spread (IQR) is {cmp.noise:.3g} in "
+        f"objective units, so regrets below {cmp.noise:.3g} are within the noise and not "
+        f"distinguished, and a run within it of the {reference_words(cmp)} counts as reaching it."
+    ]
 
 
 def _brute_force_order(cmp: ComparisonResult) -> str:

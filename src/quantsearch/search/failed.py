@@ -10,8 +10,8 @@ and with finite values no better than the worst measured so far:
   baseline's value made worse by ``1 + |value|``;
 * **constraints** (``<= 0`` is met, Optuna's convention): with constraints configured, each at
   the greatest value measured so far and at least :data:`FAILED_VIOLATION`; without, one
-  constraint named :data:`FAILED_CONSTRAINT` at :data:`FAILED_VIOLATION`, which every measured
-  trial of such a study carries at 0 (Optuna's GP sampler requires the same constraint names on
+  constraint (:data:`FAILED_CONSTRAINT`, the only entry of Optuna's constraints list) at
+  :data:`FAILED_VIOLATION`, which every measured trial of such a study carries at 0 (Optuna's GP sampler requires the same constraint names on
   every trial).
 
 TPE (Optuna 5) puts infeasible trials in its "bad" group, NSGA-II ranks them after every

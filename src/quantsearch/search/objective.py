@@ -12,11 +12,13 @@ import math
 from collections.abc import Mapping, Sequence
 
 from quantsearch.errors import MetricError
+from quantsearch.metrics.specs import SPREAD_SUFFIX, metric_spec
 from quantsearch.search.config import ConstraintSpec, ObjectiveSpec, SearchConfig
 
 __all__ = [
     "constraint_values",
     "objective_names",
+    "objective_noise",
     "objective_values",
     "study_directions",
 ]
@@ -83,6 +85,36 @@ def objective_values(
             total += sign * o.weight * _objective_metric(o, metrics, baseline)
         return (total,)
     return tuple(_objective_metric(o, metrics, baseline) for o in cfg.objectives)
+
+
+def objective_noise(
+    cfg: SearchConfig, baseline: Mapping[str, float]
+) -> tuple[float, tuple[str, ...]]:
+    """How far apart two weighted-sum objective values must be to be told apart, and the noisy
+    metrics that make it so: per objective on a noisy metric (``MetricSpec.deterministic``
+    false), its weight times the float baseline's spread ``<metric>_iqr`` (divided by the
+    baseline value when relative), summed. ``0.0`` with no noisy objective, or for a Pareto
+    study (the noisy metrics are still named).
+
+    Example:
+        >>> from quantsearch.search.config import ObjectiveSpec, SearchConfig
+        >>> cfg = SearchConfig(objectives=(ObjectiveSpec("accuracy", "maximize", 1.0),
+        ...     ObjectiveSpec("latency_ms", "minimize", 0.5, relative_to_baseline=True)))
+        >>> objective_noise(cfg, {"latency_ms": 2.0, "latency_ms_iqr": 0.4})
+        (0.1, ('latency_ms',))
+    """
+    noisy = tuple(o.metric for o in cfg.objectives if not metric_spec(o.metric).deterministic)
+    if cfg.combine != "weighted_sum":
+        return 0.0, noisy
+    total = 0.0
+    for o in cfg.objectives:
+        spread = baseline.get(o.metric + SPREAD_SUFFIX)
+        if o.metric not in noisy or spread is None or not math.isfinite(spread):
+            continue
+        total += o.weight * (
+            abs(_relative(o.metric, spread, baseline)) if o.relative_to_baseline else spread
+        )
+    return total, noisy
 
 
 def _constraint_value(
