@@ -121,6 +121,9 @@ class SearchConfig:
     # Group commit of the journal default (one process): finished trials reach the disk
     # together within this many milliseconds; a kill -9 loses at most that much. 0: each write.
     group_commit_ms: float = 50.0
+    # RDB storages: seconds a worker rides out a lost database connection (a restart) before
+    # it stops in one line (quantsearch.search.reconnect).
+    db_retry_s: float = 60.0
 
     @property
     def group_commit_s(self) -> float:
@@ -265,7 +268,7 @@ def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec
 _SEARCH_KEYS = {
     "strategy", "space", "objectives", "constraints", "metrics", "n_trials", "timeout", "n_jobs",
     "seed", "study", "storage", "cache", "stop_when_exhausted", "torch_threads", "group_commit_ms",
-    "n_evaluations", "fidelity",
+    "n_evaluations", "fidelity", "db_retry_s",
 }  # fmt: skip
 
 # With n_evaluations set and n_trials not given, trials are capped at this many per evaluation:
@@ -353,6 +356,7 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
         torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
         group_commit_ms=_group_commit_ms(raw, key),
+        db_retry_s=_db_retry_s(raw, key),
     )
 
 
@@ -367,6 +371,16 @@ def _group_commit_ms(raw: Mapping[str, Any], key: str) -> float:
     if not value <= 10_000:  # also refuses NaN and inf
         raise ConfigError(
             f"{key}.group_commit_ms must be a number of milliseconds in [0, 10000] (got {value!r})"
+        )
+    return value
+
+
+def _db_retry_s(raw: Mapping[str, Any], key: str) -> float:
+    value = get_float(raw, "db_retry_s", key, SearchConfig.db_retry_s, minimum=0.0)
+    assert value is not None
+    if not value <= 86_400:  # also refuses NaN and inf
+        raise ConfigError(
+            f"{key}.db_retry_s must be a number of seconds in [0, 86400] (got {value!r})"
         )
     return value
 

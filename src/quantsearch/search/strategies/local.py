@@ -71,7 +71,8 @@ class LocalSearchSampler(SpaceSampler):
                 continue
             point = tuple(int(t.params[k.name]) for k in knobs)
             seen.add(point)
-            if t.state == TrialState.COMPLETE and t.values is not None:  # a failed config: infeasible
+            # a failed config is COMPLETE too, and scores as infeasible
+            if t.state == TrialState.COMPLETE and t.values is not None:
                 candidate = (self._score(t, sign), -t.number, point)
                 if best is None or candidate > best:
                     best = candidate
