@@ -112,3 +112,15 @@ def test_quantized_weights_are_memoised_per_node_role_and_format() -> None:
     w8 = pm.apply_(a).get_submodule(str(lin.target)).weight
     assert pm.apply_(b).get_submodule(str(lin.target)).weight is not w8
     assert pm.apply_(a).get_submodule(str(lin.target)).weight is w8  # not recomputed
+
+
+def test_the_weight_memo_and_the_structures_are_bounded() -> None:
+    gm, x = _traced("mlp-digits")
+    weight_bytes = max(p.numel() * 4 for p in gm.parameters())
+    pm = PreparedModel(gm, memo_bytes=weight_bytes, structures=1)
+    configs = [_config(gm, FixedPoint(w, 2)) for w in (4, 6, 8)] + [_config(gm, None, every=2)]
+    for rc in configs + configs:  # evicted weights and structures are rebuilt, identically
+        assert torch.equal(
+            _run(lambda rc=rc: pm.apply_(rc)(x)), _run(lambda rc=rc: quantize(gm, rc)(x))
+        )
+        assert pm._held <= weight_bytes and len(pm._structures) == 1

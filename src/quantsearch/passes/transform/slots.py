@@ -25,6 +25,7 @@ config must not inherit, so a training-mode graph is always quantized afresh.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from torch import Tensor, fx, nn
@@ -62,6 +63,10 @@ class PreparedModel:
     Args:
         gm: the traced float model; read, never modified.
         calibration: activation ranges for ``"auto"`` activation fields.
+        memo_bytes: the most bytes of quantized weights kept for reuse; the least recently
+            used go first (a large model with many formats must not hold them all).
+        structures: the most prepared modules kept (one per graph structure met), least
+            recently used dropped first; a search's configs usually share one.
 
     Example:
         >>> import torch
@@ -74,11 +79,21 @@ class PreparedModel:
         ...     assert torch.equal(pm.apply_(rc)(x), quantize(gm, rc)(x))
     """
 
-    def __init__(self, gm: fx.GraphModule, calibration: CalibrationStats | None = None) -> None:
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        calibration: CalibrationStats | None = None,
+        *,
+        memo_bytes: int = 256 * 2**20,
+        structures: int = 4,
+    ) -> None:
         self.gm = gm
         self.calibration = calibration
-        self._structures: dict[tuple[tuple[str | None, ...], tuple[bool, ...]], _Structure] = {}
-        self._weights: dict[tuple[str, str, NumberFormat | None], nn.Parameter] = {}
+        self.memo_bytes, self.max_structures = memo_bytes, structures
+        self._structures: OrderedDict[Any, _Structure] = OrderedDict()
+        self._weights: OrderedDict[tuple[str, str, NumberFormat | None], nn.Parameter]
+        self._weights = OrderedDict()
+        self._held = 0  # bytes in _weights
 
     def apply_(self, config: Any) -> fx.GraphModule:
         """The prepared module configured as ``config`` (a ``QuantizeConfig`` or
@@ -91,7 +106,11 @@ class PreparedModel:
         targets = plan_targets(self.gm, resolved)
         plan = (targets, tuple(resolved.get(n.name) is not None for n in self.gm.graph.nodes))
         st = self._structures.get(plan)
-        if st is None:
+        if st is not None:
+            self._structures.move_to_end(plan)
+        else:
+            while len(self._structures) >= self.max_structures:
+                self._structures.popitem(last=False)
             st = self._structures[plan] = _Structure(self.gm, _apply(self.gm, resolved))
             for (old, _), target in zip(st.pairs, targets, strict=True):
                 if target is not None:
@@ -150,11 +169,18 @@ class PreparedModel:
         key = (target, role, fmt)
         hit = self._weights.get(key)
         if hit is not None:
+            self._weights.move_to_end(key)
             return hit
         value = p.detach().clone() if fmt is None else fmt.quantize(p.detach())
         param = nn.Parameter(value, requires_grad=p.requires_grad)
-        if fmt is None or fmt.deterministic:  # stochastic rounding draws anew, as quantize does
+        size = value.numel() * value.element_size()
+        if (fmt is None or fmt.deterministic) and size <= self.memo_bytes:
+            # stochastic rounding draws anew, as quantize does: never memoised
+            while self._held + size > self.memo_bytes:
+                _, old = self._weights.popitem(last=False)
+                self._held -= old.numel() * old.element_size()
             self._weights[key] = param
+            self._held += size
         return param
 
 
