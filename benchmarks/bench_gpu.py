@@ -65,7 +65,8 @@ def _cuda_ms(fn: Any, repeats: int) -> tuple[float, float]:
     """Median CUDA-event and wall-clock ms of ``fn()``."""
     events, walls = [], []
     for i in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         t0 = time.perf_counter()
         start.record()
         fn(i)
@@ -111,10 +112,12 @@ def bench_search(repeats: int) -> list[dict[str, Any]]:
                     model, data, space=LAB_SPACE, objectives=OBJ, strategy=strategy,
                     n_trials=n, seed=r, run_dir=Path(d), metrics=["accuracy", "loss"],
                 )  # fmt: skip
-                trials = res.study.get_trials(deepcopy=False)
-                span = max(t.datetime_complete for t in trials) - min(
-                    t.datetime_start for t in trials
-                )
+                trials = res.trials
+                assert res.study is not None
+                frozen = res.study.get_trials(deepcopy=False)
+                ends = [t.datetime_complete for t in frozen if t.datetime_complete is not None]
+                starts = [t.datetime_start for t in frozen if t.datetime_start is not None]
+                span = max(ends) - min(starts)
             if r:
                 rates.append(len(trials) / span.total_seconds())
         rows.append({"strategy": strategy, "trials": n, "trials_per_s": statistics.median(rates)})
@@ -129,7 +132,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA device on this machine; nothing measured (skipped)")
         return 0
-    out = {
+    out: dict[str, Any] = {
         "machine": f"{torch.cuda.get_device_name()}, torch {torch.__version__}",
         "latency": bench_latency(args.repeats),
         "search": bench_search(3),

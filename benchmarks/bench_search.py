@@ -100,7 +100,7 @@ def _trained(name: str) -> tuple[torch.nn.Module, Any]:
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(40):
         opt.zero_grad()
-        F.cross_entropy(model(data.train.x), data.train.y).backward()
+        F.cross_entropy(model(data.train.x), data.train.y).backward()  # type: ignore[no-untyped-call]
         opt.step()
     return model.eval(), data
 
@@ -203,8 +203,8 @@ def mase_loop(repeats: int) -> dict[str, Any] | None:
     ``add_common_metadata_analysis_pass``, ``quantize_transform_pass`` with ``by = "type"``).
     """
     try:
-        from chop.ir.graph.mase_graph import MaseGraph  # type: ignore[import-not-found]
-        from chop.passes.graph import (  # type: ignore[import-not-found]
+        from chop.ir.graph.mase_graph import MaseGraph  # type: ignore[import-not-found,unused-ignore]
+        from chop.passes.graph import (  # type: ignore[import-not-found,unused-ignore]
             add_common_metadata_analysis_pass,
             init_metadata_analysis_pass,
             quantize_transform_pass,
@@ -253,7 +253,7 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
     with the journal default, per trial from the study's timestamps.
     """
     rows = []
-    spaces = {
+    spaces: dict[str, dict[str, Any]] = {
         "mlp-digits": LAB_SPACE,
         "cnn-digits": {
             "by": "name",
@@ -336,13 +336,15 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
                 model, data, space=space, objectives=OBJ, strategy=strategy, n_trials=max(counts),
                 run_dir=Path(d), metrics=["accuracy", "loss"],
             )  # fmt: skip
+            assert res.study is not None
             trials = sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number)
         for n in counts:
             window = trials[max(1, n - max(2, n // 10)) : n]
             totals, books = [], []
             for t in window:
-                prev = trials[t.number - 1].datetime_complete
-                total = (t.datetime_complete - prev).total_seconds() * 1000
+                prev, done = trials[t.number - 1].datetime_complete, t.datetime_complete
+                assert prev is not None and done is not None
+                total = (done - prev).total_seconds() * 1000
                 ev = float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000
                 totals.append(total)
                 books.append(total - ev)
@@ -378,7 +380,7 @@ def main() -> None:
     args = ap.parse_args()
     repeats = 2 if args.quick else 5
     torch.set_num_threads(1)
-    results = {
+    results: dict[str, Any] = {
         "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}",
         "quantsearch": bench_quantsearch(repeats),
         "lab_loop": [lab_loop(2, repeats), lab_loop(0, repeats)]
