@@ -153,7 +153,9 @@ def bench_coordination(kind: str, pg_url: str | None, n: int) -> dict[str, float
             "sidecar": None,
             "sqlite": f"sqlite:///{folder / 'study.db'}",
         }.get(kind, pg_url)
-        storage = open_storage(storage_url, folder, stale_trial_callback=coord.stale_trial_callback)
+        storage: Any = open_storage(
+            storage_url, folder, stale_trial_callback=coord.stale_trial_callback
+        )
         study = optuna.create_study(storage=storage, study_name=name)
         coord.attach(study)
         book, alive = [], []
