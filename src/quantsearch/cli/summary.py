@@ -11,7 +11,7 @@ import click
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
 from quantsearch.cli.console import format_value, print_table
 from quantsearch.errors import ConfigError
-from quantsearch.metrics import UncountedOpsWarning, metric_specs
+from quantsearch.metrics import UncountedOpsWarning, metric_spec, metric_specs
 
 
 def _at_least(name: str, value: int | None, minimum: int) -> None:
@@ -118,8 +118,8 @@ def summary(
         {
             "metric": name,
             "value": _display(value),
-            "unit": specs[name].unit,
-            "better": specs[name].direction,
+            "unit": metric_spec(name).unit,  # a noisy metric's <name>_iqr too
+            "better": metric_spec(name).direction,
         }
         for name, value in metrics.items()
     ]

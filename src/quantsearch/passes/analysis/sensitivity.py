@@ -26,9 +26,9 @@ Example:
     >>> torch.manual_seed(0) and None
     >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 3)), torch.randn(8, 4))
     >>> probes = probe(gm, torch.randn(32, 4), torch.randint(0, 3, (32,)))
-    >>> coarse = output_damage(gm, probes["0"], LayerQuant(weight=FixedPoint(4, 1)))
-    >>> fine = output_damage(gm, probes["0"], LayerQuant(weight=FixedPoint(16, 8)))
-    >>> coarse > fine > 0
+    >>> coarse = output_damage(gm, probes["_0"], LayerQuant(weight=FixedPoint(4, 1)))
+    >>> fine = output_damage(gm, probes["_0"], LayerQuant(weight=FixedPoint(16, 8)))
+    >>> coarse.loss > fine.loss > 0
     True
 """
 
