@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from quantsearch.search.workers import STORAGE_ENV
 
-PASSWORD = "s3cret-Pw-7"  # the test server trusts local connections: any password is accepted
+PASSWORD = "s3cret-Pw-7"  # a role of its own with this password is made on the test server
 CONFIG = """seed = 0
 [model]
 name = "mlp-digits"
@@ -60,7 +61,16 @@ def _cmdline(pid: int) -> str:
 def test_workers_get_the_storage_url_in_their_environment_not_their_command_line(
     pg_url: str, tmp_path: Path, mlp_checkpoint: Path
 ) -> None:
-    url = make_url(pg_url).set(password=PASSWORD).render_as_string(hide_password=False)
+    role = "qs_secret_holder"  # the server checks passwords (scram): a role that has this one
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        exists = conn.execute(sa.text(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'"))
+        verb = "ALTER" if exists.first() else "CREATE"  # kept between runs: it may own tables
+        conn.execute(sa.text(f"{verb} ROLE {role} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"))
+    admin.dispose()
+    url = (
+        make_url(pg_url).set(username=role, password=PASSWORD).render_as_string(hide_password=False)
+    )
     assert PASSWORD in url
     cfg = tmp_path / "secret.toml"
     cfg.write_text(CONFIG.format(ckpt=mlp_checkpoint.as_posix()))

@@ -250,9 +250,15 @@ def _resilient(name: str) -> Callable[..., Any]:
     return method
 
 
-# Every operation of Optuna's storage interface that RDBStorage implements, and the heartbeat
-# query that fail_stale_trials runs.
-for _name in [n for n in vars(BaseStorage) if not n.startswith("_")] + ["_get_stale_trial_ids"]:
+# Every operation of Optuna's storage interface that RDBStorage implements, the heartbeat query
+# that fail_stale_trials runs, and the private methods Optuna's _CachedStorage (the wrapper
+# create_study puts around an RDB storage) calls on it directly: a restart during a suggest
+# reached set_trial_param through _set_trial_param and failed the trial with a traceback.
+_PRIVATE_CALLS = [
+    "_get_stale_trial_ids", "_create_new_trial", "_set_trial_param", "_get_best_trial_id",
+    "_get_trials",
+]  # fmt: skip
+for _name in [n for n in vars(BaseStorage) if not n.startswith("_")] + _PRIVATE_CALLS:
     if callable(getattr(RDBStorage, _name, None)):
         setattr(ResilientRDBStorage, _name, _resilient(_name))
 
