@@ -15,7 +15,6 @@ evaluated twice across workers.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 import warnings
@@ -27,44 +26,36 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial
 
 from quantsearch.errors import ConfigError, StorageError
-from quantsearch.search import interrupt, optuna_compat
+from quantsearch.search import interrupt
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
-from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
-from quantsearch.search.failed import mark_measured, record_failed
-from quantsearch.search.fidelity import ConfidencePruner, Pruned, measure
+from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.fidelity import ConfidencePruner
 from quantsearch.search.identity import check_identity
 from quantsearch.search.journal import Journal
 from quantsearch.search.objective import (
-    constraint_values,
     objective_names,
-    objective_values,
     study_directions,
 )
 from quantsearch.search.parallel import Coordinator
 from quantsearch.search.parallel.budget import STALLED_TICKET_GRACE
 from quantsearch.search.parallel.claims import Claims
-from quantsearch.search.parallel.liveness import mark, worker_id
-from quantsearch.search.precheck import Precheck, PrecheckVerdict
+from quantsearch.search.parallel.liveness import worker_id
 from quantsearch.search.reconnect import quiet_optuna_storage_errors
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
-from quantsearch.search.trial import TrialInfo, evaluations_charged
+from quantsearch.search.trial import TrialInfo
+from quantsearch.search.trial_objective import TrialFailed, TrialObjective
 
 # CachedResult and EvaluationCache are imported from here by compare.py (their old home).
 __all__ = ["CachedResult", "EvaluationCache", "OnTrial", "StudyRun", "TrialFailed", "run_study"]
 
 OnTrial = Callable[[optuna.Study, FrozenTrial | None, EvaluationCache], None]
 Callback = Callable[[optuna.Study, FrozenTrial], None]  # Optuna's ``optimize(callbacks=)``
-WAIT_TIMEOUT = 3600.0  # seconds a trial waits for another worker evaluating the same config
 _POLL = 0.25  # seconds between two looks at the study while every ticket is taken
-
-
-class TrialFailed(Exception):
-    """Raised inside the objective so Optuna records the trial as FAIL; the search goes on."""
 
 
 @contextmanager
@@ -121,7 +112,7 @@ def run_study(
     cache = cache if cache is not None else EvaluationCache()
     if cfg.cache:
         cache.restore(study.get_trials(deepcopy=False))
-    objective = _Objective(evaluator, space, cfg, baseline, cache, coord.claims)
+    objective = TrialObjective(evaluator, space, cfg, baseline, cache, coord.claims)
     objective.restore([TrialInfo.from_trial(t) for t in study.get_trials(deepcopy=False)])
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
@@ -200,163 +191,9 @@ def _baseline(study: optuna.Study, evaluator: Evaluator) -> dict[str, float]:
     return baseline
 
 
-class _Objective:
-    """One trial: mark it, suggest a point, look its config up (or evaluate it), record it."""
-
-    def __init__(
-        self,
-        evaluator: Evaluator,
-        space: SearchSpace,
-        cfg: SearchConfig,
-        baseline: dict[str, float],
-        cache: EvaluationCache,
-        claims: Claims | None,
-    ) -> None:
-        self.evaluator, self.space, self.cfg, self.baseline = evaluator, space, cfg, baseline
-        self.cache, self.claims = cache, claims
-        self.categorical = STRATEGIES.get(cfg.strategy.name).encoding == "categorical"
-        self.precheck = Precheck(evaluator, cfg, baseline)
-        self.prechecked: set[str] = set()  # configs pre-checked infeasible (for exhaustion)
-
-    def __call__(self, trial: Trial) -> float | tuple[float, ...]:
-        mark(trial)  # before anything else: how other workers tell this trial is alive
-        for k in self.space.knobs:
-            if self.categorical:
-                trial.suggest_categorical(k.name, k.labels)
-            else:
-                trial.suggest_int(k.name, 0, k.size - 1)
-        choice = self.space.decode(trial.params)
-        resolved = self.evaluator.resolve(self.space.layer_formats(choice))
-        key = config_hash(resolved.key())
-        samples = [0]  # validation samples this trial's forward passes used
-
-        def evaluate() -> Evaluation:
-            with interrupt.immediate():  # Ctrl-C here fails this trial, retried on resume
-                ev, samples[0] = measure(self.evaluator, resolved, trial)
-            return ev
-
-        verdict = None
-        try:
-            if self.precheck.active and (not self.cfg.cache or self.cache.peek(key) is None):
-                verdict = self.precheck(resolved)  # analytic constraints: no forward pass
-            if verdict is None:
-                result, cached = self._lookup(key, trial.number, evaluate)
-        except Pruned as p:
-            _store(trial, p.info(trial.number, key))
-            raise
-        finally:
-            if self.claims is not None:  # the point is taken, whatever came of it
-                self.claims.complete(f"point:{self.space.index_of(choice)}", trial.number, {})
-        if verdict is not None:
-            return self._record_prechecked(trial, key, verdict)
-        info = TrialInfo(
-            number=trial.number,
-            state="RUNNING",
-            config_hash=key,
-            cached=cached,
-            duplicate_of=result.trial if cached else None,
-            eval_seconds=0.0 if cached else result.seconds,
-            config=None if cached else resolved.to_dict(),
-            error=result.error,
-            samples=0 if cached else samples[0],
-        )
-        return self._record(trial, info, result)
-
-    def _record_prechecked(
-        self, trial: Trial, key: str, verdict: PrecheckVerdict
-    ) -> float | tuple[float, ...]:
-        """A config infeasible by its analytic constraints: recorded, never evaluated."""
-        optuna_compat.set_constraints(trial, verdict.constraints)
-        self.prechecked.add(key)
-        _store(trial, verdict.info(trial.number, key))
-        values = verdict.values
-        return values if len(values) > 1 else values[0]
-
-    def _lookup(
-        self, key: str, number: int, evaluate: Callable[[], Evaluation]
-    ) -> tuple[CachedResult, bool]:
-        """The result for config ``key`` and whether it came from a cache (ours or a claim's)."""
-        if not self.cfg.cache:
-            ev = evaluate()
-            return CachedResult(ev.metrics, ev.error, number, ev.seconds), False
-        if self.claims is None:
-            return self.cache.get_or_evaluate(key, number, evaluate)
-        hit = self.cache.peek(key)
-        if hit is not None:
-            return hit, True
-        got = self.claims.claim(key, number)
-        if got.busy:
-            got = self.claims.wait(key, number, timeout=WAIT_TIMEOUT)
-        if got.done and got.result is not None:
-            result = CachedResult.from_json(got.result)
-            self.cache.put(key, result)
-            return result, True
-        try:  # owned (or the owner outlived WAIT_TIMEOUT: evaluate it here too)
-            result, cached = self.cache.get_or_evaluate(key, number, evaluate)
-        except BaseException:
-            self.claims.release(key, number)
-            raise
-        self.claims.complete(key, number, result.to_json())
-        return result, cached
-
-    def _record(
-        self, trial: Trial, info: TrialInfo, result: CachedResult
-    ) -> float | tuple[float, ...]:
-        """Store the trial's record; its objective values (a failed config's: the worst)."""
-        if result.error is not None:  # COMPLETE and infeasible: the sampler learns from it
-            values = record_failed(trial, self.cfg, self.baseline)
-            _store(trial, dataclasses.replace(info, feasible=False))
-            return values if len(values) > 1 else values[0]
-        assert result.metrics is not None
-        mark_measured(trial, self.cfg)
-        values = objective_values(self.cfg, result.metrics, self.baseline)
-        cons = constraint_values(self.cfg.constraints, result.metrics, self.baseline)
-        if cons:  # for samplers and optuna-dashboard (else mark_measured set one)
-            optuna_compat.set_constraints(trial, cons)
-        feasible = all(c <= 0 for c in cons)
-        metrics = dict(result.metrics)
-        _store(
-            trial,
-            dataclasses.replace(info, metrics=metrics, constraints=tuple(cons), feasible=feasible),
-        )
-        return values if len(values) > 1 else values[0]
-
-    def evaluated(self) -> int:
-        """Distinct configs evaluated so far, by every worker of the study."""
-        if self.claims is None:
-            return len(self.cache)
-        return sum(1 for k in self.claims.results() if not k.startswith("point:"))
-
-    def exhausted(self) -> bool:
-        """Every point of the space is evaluated or pre-checked (and the search stops there)."""
-        cfg = self.cfg
-        # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
-        return (
-            cfg.stop_when_exhausted
-            and cfg.cache
-            and cfg.n_trials >= self.space.size
-            and self.evaluated() + len(self.prechecked) >= self.space.size
-        )
-
-    def restore(self, trials: list[TrialInfo]) -> None:
-        """What a resumed study already pre-checked."""
-        self.prechecked.update(t.config_hash for t in trials if t.prechecked and t.config_hash)
-
-    def evaluations_spent(self, study: optuna.Study) -> int:
-        """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        trials = [TrialInfo.from_trial(t) for t in optuna_compat.study_trials(study, states)]
-        return evaluations_charged(trials, distinct=self.cfg.cache)
-
-
-def _store(trial: Trial, info: TrialInfo) -> None:
-    for k, v in info.to_user_attrs().items():
-        trial.set_user_attr(k, v)
-
-
 def _ticket_loop(
     study: optuna.Study,
-    objective: _Objective,
+    objective: TrialObjective,
     coord: Coordinator,
     on_trial: OnTrial | None,
     journal: Journal | None,
@@ -376,37 +213,14 @@ def _ticket_loop(
 
     def one_thread() -> None:
         stall: list[Any] = []
-        while not (deadline is not None and time.monotonic() >= deadline):
-            interrupt.check()  # a deferred Ctrl-C stops here, between two trials
-            if objective.exhausted():
-                return
-            if cfg.n_evaluations is not None and (
-                objective.evaluations_spent(study) >= cfg.n_evaluations
-            ):
-                return  # exact with one thread; n_jobs threads may overshoot by n_jobs - 1
+        while not _done(study, objective, deadline):
             coord.liveness.reap()  # rate-limited: fails and retries dead workers' trials
             if coord.budget.take(cfg.n_trials) is None:
                 if not _wait_for_ticket(study, coord, cfg.n_trials, stall):
                     return
                 continue
             stall.clear()
-            try:
-                # optimize, not ask/tell: it records Optuna's heartbeats on RDB storages.
-                study.optimize(
-                    objective,
-                    n_trials=1,
-                    catch=(TrialFailed,),
-                    callbacks=[after],
-                    gc_after_trial=False,
-                    show_progress_bar=False,
-                )
-            except StorageError:
-                # The database stayed out of reach (or the disk is full): giving the ticket
-                # back would fail too. A leaked ticket is recounted when the budget runs out.
-                raise
-            except BaseException:
-                coord.budget.give_back()  # an interrupted trial does not use up the budget
-                raise
+            _one_trial(study, objective, coord, after)
 
     if cfg.n_jobs == 1:
         one_thread()
@@ -414,6 +228,47 @@ def _ticket_loop(
     with ThreadPoolExecutor(cfg.n_jobs) as pool:
         for f in [pool.submit(one_thread) for _ in range(cfg.n_jobs)]:
             f.result()
+
+
+def _done(study: optuna.Study, objective: TrialObjective, deadline: float | None) -> bool:
+    """Whether this thread stops before taking another ticket."""
+    interrupt.check()  # a deferred Ctrl-C stops here, between two trials
+    cfg = objective.cfg
+    return (
+        (deadline is not None and time.monotonic() >= deadline)
+        or objective.exhausted()
+        # exact with one thread; n_jobs threads may overshoot by n_jobs - 1
+        or (
+            cfg.n_evaluations is not None
+            and objective.evaluations_spent(study) >= cfg.n_evaluations
+        )
+    )
+
+
+def _one_trial(
+    study: optuna.Study,
+    objective: TrialObjective,
+    coord: Coordinator,
+    after: Callable[[optuna.Study, FrozenTrial], None],
+) -> None:
+    """Run one trial on the ticket just taken; an interrupted one gives its ticket back."""
+    try:
+        # optimize, not ask/tell: it records Optuna's heartbeats on RDB storages.
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(TrialFailed,),
+            callbacks=[after],
+            gc_after_trial=False,
+            show_progress_bar=False,
+        )
+    except StorageError:
+        # The database stayed out of reach (or the disk is full): giving the ticket back
+        # would fail too. A leaked ticket is recounted when the budget runs out.
+        raise
+    except BaseException:
+        coord.budget.give_back()  # an interrupted trial does not use up the budget
+        raise
 
 
 def _wait_for_ticket(
