@@ -34,6 +34,7 @@ from quantsearch.passes.transform import (
     resolve,
 )
 from quantsearch.session import resolve_device
+from quantsearch.train import train_epoch
 
 __all__ = ["QUALITY", "FinetuneResult", "finetune"]
 
@@ -167,25 +168,12 @@ def finetune(
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        net.train()
-        order = torch.randperm(n, generator=gen).to(dev)
-        total, seen = 0.0, 0
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
-            if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm's statistics
-                continue
-            loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)  # Tensor.backward, which mypy sees untyped
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+        train_loss = train_epoch(net, opt, sched, x_train, y_train, batch_size, gen)
         val_loss, val_acc = _val_loss(net, data.val, dev)
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": total / max(seen, 1),
+                "train_loss": train_loss,
                 "val_loss": val_loss,
                 "val_accuracy": val_acc,
             }

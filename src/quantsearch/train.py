@@ -26,7 +26,7 @@ from quantsearch.config import TrainConfig
 from quantsearch.data import DataSplits, Split
 from quantsearch.session import resolve_device
 
-__all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train"]
+__all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train", "train_epoch"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,36 @@ class TrainResult:
     metrics: dict[str, float]
     history: list[EpochStats] = field(default_factory=list)
     device: str = "cpu"
+
+
+def train_epoch(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    gen: torch.Generator,
+) -> float:
+    """One epoch of cross-entropy steps over ``(x, y)`` in a seeded order (``gen``), the
+    scheduler stepped per batch; returns the mean training loss. Leaves ``net`` in train mode.
+    """
+    net.train()
+    n = len(x)
+    order = torch.randperm(n, generator=gen).to(x.device)
+    total, seen = 0.0, 0
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm's statistics
+            continue
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # Tensor.backward, which mypy sees untyped
+        opt.step()
+        sched.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
 
 
 def seed_everything(seed: int) -> None:
@@ -143,23 +173,10 @@ def train(
     start = time.perf_counter()
     with _deterministic(device), _progress_bar(progress, cfg.epochs) as advance:
         for epoch in range(1, cfg.epochs + 1):
-            net.train()
-            order = torch.randperm(n, generator=gen).to(device)
-            total, seen = 0.0, 0
-            for i in range(0, n, cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
-                if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm's statistics
-                    continue
-                loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)  # Tensor.backward, which mypy sees untyped
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
+            train_loss = train_epoch(net, opt, sched, x_train, y_train, cfg.batch_size, gen)
             net.eval()
             val_loss, val_acc = evaluate(net, data.val)
-            history.append(EpochStats(epoch, total / max(seen, 1), val_loss, val_acc))
+            history.append(EpochStats(epoch, train_loss, val_loss, val_acc))
             if val_loss < best_loss:
                 best_loss, best_epoch = val_loss, epoch
                 best_state = copy.deepcopy(net.state_dict())
