@@ -66,11 +66,6 @@ def test_report_tables_name_the_unsigned_format_by_type(
     assert build_report(tmp_path).kind == "search"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report/tables.space_table labels choices from the config alone: with by = 'name' "
-    "it cannot tell that seq_blocks_2 is a ReLU and prints 'fixed(8,4) fixed(4,2)'",
-)
 def test_report_space_table_names_the_unsigned_format_by_name(
     mlp: nn.Module, digits: DataSplits, tmp_path: Path
 ) -> None:

@@ -155,13 +155,15 @@ def space_table(search: Mapping[str, Any]) -> Table:
     """One row per knob of the searched space: its number of choices and their labels."""
     rows = []
     spec = search.get("space", {})
+    recorded = search.get("knob_labels") or {}  # as the search spelled them (older runs: none)
     for target, roles in (spec.get("choices") or {}).items():
         for role, choices in roles.items():
             if isinstance(choices, str):
                 rows.append((f"{target}.{role}", "-", choices.replace("_", " ")))
             else:
-                labels = " ".join(choice_labels(target, role, choices))
-                rows.append((f"{target}.{role}", str(len(choices)), labels))
+                knob = f"{target}.{role}"
+                labels = recorded.get(knob) or choice_labels(target, role, choices)
+                rows.append((knob, str(len(choices)), " ".join(labels)))
     return Table(
         ("parameter", "choices", "values"),
         tuple(rows),

@@ -267,20 +267,25 @@ def run_search(
         )  # fmt: skip
     result = collect_result(run.study, space, cfg, rd, study_name)
     if write:
-        write_run_dir(result, cfg, rd)
+        write_run_dir(result, cfg, rd, space)
         sens = run.study.user_attrs.get("sensitivity")  # the sensitivity strategy's table
         if sens is not None:
             write_atomic(rd / "sensitivity.json", json.dumps(sens, indent=2) + "\n")
     return result
 
 
-def write_run_dir(result: SearchResult, cfg: SearchConfig, run_dir: Path) -> None:
-    """The result files and the resolved search config."""
+def write_run_dir(
+    result: SearchResult, cfg: SearchConfig, run_dir: Path, space: SearchSpace
+) -> None:
+    """The result files, and the resolved search config with each knob's labels as the search
+    spelled them (a ReLU's input is ``ufixed``: only the traced graph tells, so the report
+    reads them here)."""
     result.write(run_dir)
-    write_atomic(
-        run_dir / "search_config.json",
-        json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n",
-    )
+    record = {
+        **dataclasses.asdict(cfg),
+        "knob_labels": {k.name: list(k.labels) for k in space.knobs},
+    }
+    write_atomic(run_dir / "search_config.json", json.dumps(record, indent=2, default=str) + "\n")
 
 
 def collect_result(

@@ -126,7 +126,7 @@ def run_workers(
     if study_ is not None:  # what the workers finished is written even if one of them failed
         result = collect_result(study_, space, cfg, rd, name)
         finish_run(result, config, load, rd)  # model.pt; the chosen configs' test metrics
-        write_run_dir(result, cfg, rd)
+        write_run_dir(result, cfg, rd, space)
     if errors or study_ is None:
         raise QuantsearchError(
             f"{len(errors)} of {workers} workers failed (the study is kept: the same command "
