@@ -45,7 +45,7 @@ from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.storage import open_storage
+from quantsearch.search.storage import check_workers, open_storage
 from quantsearch.search.study import Callback, OnTrial, run_study
 from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
@@ -363,6 +363,7 @@ def search_from_config(
     ``[search]`` table. ``workers``: how many worker processes share this run directory's
     journal file (each calls this); ``write``: write the result files at the end."""
     cfg, name, rd = study_of(config, overrides, study, run_dir)
+    check_workers(storage or cfg.storage, workers)  # a missing driver before the model loads
     space, evaluator, extra = prepare_from_config(config, cfg, load)
     result = run_search(
         space,
