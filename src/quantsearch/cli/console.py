@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "format_value", "print_table"]
+__all__ = ["console", "format_value", "print_table", "rule"]
 
 
 LOG_WIDTH = 10_000  # columns when stdout is a pipe or file: whole rows, never cut at 80
@@ -27,6 +27,13 @@ def console() -> Console:
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console()
     return Console(width=LOG_WIDTH)
+
+
+def rule(out: Console, title: str) -> None:
+    """A section rule, at most 100 columns wide (a log console is 10,000: a rule fills it)."""
+    from rich.rule import Rule
+
+    out.print(Rule(title), width=min(out.width, 100))
 
 
 def format_value(v: Any) -> str:

@@ -9,7 +9,7 @@ import click
 
 from quantsearch.cli.common import config_option, load_config_or_default
 from quantsearch.cli.compare import compare_and_report
-from quantsearch.cli.console import console
+from quantsearch.cli.console import console, rule
 from quantsearch.cli.export import export_best
 from quantsearch.cli.printing import print_comparison, print_result
 from quantsearch.cli.train import train_to_checkpoint
@@ -39,7 +39,7 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
     out = console()
     if retrain or not ckpt.is_file():
-        out.rule(f"1/4 train {cfg.model.name}")
+        rule(out, f"1/4 train {cfg.model.name}")
         _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
         m = trained.metrics
         out.print(
@@ -47,16 +47,16 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
         )
     else:
         out.print(f"1/4 using the trained checkpoint {ckpt} (--retrain to train again)")
-    out.rule("2/4 search")
+    rule(out, "2/4 search")
     result = search_from_config(cfg, load=str(ckpt), progress=True)
     print_result(result)
     if result.run_dir is not None:
         out.print(f"search report: {write_report(result.run_dir).html}")
-    out.rule("3/4 compare strategies")
+    rule(out, "3/4 compare strategies")
     comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=True)
     print_comparison(comparison)
     out.print(f"report: {comparison.report_path}")
-    out.rule("4/4 export the best config to hls4ml and QONNX, verified")
+    rule(out, "4/4 export the best config to hls4ml and QONNX, verified")
     if result.run_dir is None:
         out.print("no run directory (an in-memory search): nothing to export")
     else:
