@@ -46,3 +46,28 @@ def test_hls4ml_refuses_float_layers_then_writes_with_float_as(
     assert (tmp_path / "prj" / "build_prj.tcl").is_file()
     assert any("batch_norm1d" in note for note in record["inexact"])
     assert record["precisions"]["seq_blocks_0"]["weight"].startswith("ap_fixed<")
+
+
+@pytest.mark.parametrize(
+    ("choice", "pattern"),
+    [
+        (["--trial", "0", "--best"], r"^error: --best: given with --trial, allowed: one of "),
+        (["--pareto", "0"], r"^error: --pareto: 0 on a weighted-sum run"),
+        (["--trial", "999"], r"^error: --trial: "),
+    ],
+)
+def test_the_trial_is_chosen_as_quantize_and_finetune_choose_it(
+    weighted: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    choice: list[str],
+    pattern: str,
+) -> None:
+    """One rule for --trial/--best/--pareto (SearchResult.select), in one line each."""
+    import re
+
+    args = ["export", "--to", "qonnx", str(tmp_path / "m.onnx"), "--from-run", str(weighted)]
+    code, _, err = run([*args, *choice], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(pattern, err), err

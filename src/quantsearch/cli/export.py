@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.common import (
+    config_option,
+    json_option,
+    load_config_or_default,
+    load_option,
+    trial_options,
+)
 from quantsearch.cli.console import console
 from quantsearch.errors import ConfigError
 
@@ -21,15 +27,7 @@ __all__ = ["export"]
 @click.option(
     "--to", "target", type=click.Choice(["hls4ml", "qonnx"]), required=True, help="Export format."
 )
-@click.option(
-    "--from-run",
-    "from_run",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A search's run directory; its best trial unless --trial.",
-)
-@click.option("--trial", type=int, default=None, help="Trial number in --from-run.")
-@click.option("--best", is_flag=True, help="The best trial of --from-run (the default).")
+@trial_options
 @config_option
 @load_option
 @click.option(
@@ -65,6 +63,7 @@ def export(
     from_run: str | None,
     trial: int | None,
     best: bool,
+    pareto: int | None,
     config_path: str | None,
     load: str | None,
     verify: bool,
@@ -76,7 +75,8 @@ def export(
 ) -> None:
     """Export a quantized model to an hls4ml project (OUT is a folder) or a QONNX file.
 
-    The config comes from a search (--from-run RUNDIR [--trial N | --best]) or from the
+    The config comes from a search (--from-run RUNDIR [--trial N | --best | --pareto K]; by
+    default its best trial, or the Pareto front's first) or from the
     [quantize] table of --config, applied to --load. hls4ml projects are built with hls4ml's
     PyTorch front end; `--verify` compiles hls4ml's bit-accurate C simulation with g++. HLS
     synthesis is then yours: run vitis_hls -f build_prj.tcl in OUT (or hls_model.build()).
@@ -92,7 +92,7 @@ def export(
             raise ConfigError(
                 f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
             )
-    qgm, val_x, label = _chosen(from_run, trial, best, config_path, load)
+    qgm, val_x, label = _chosen(from_run, (trial, best, pareto), config_path, load)
     x = val_x if samples is None else val_x[:samples]
     t0 = time.perf_counter()
     record: dict[str, Any] = {"model": label, "to": target, "out": out}
@@ -136,21 +136,29 @@ def print_export(record: dict[str, Any]) -> None:
 
 
 def _chosen(
-    from_run: str | None, trial: int | None, best: bool, config_path: str | None, load: str | None
+    from_run: str | None,
+    which: tuple[int | None, bool, int | None],
+    config_path: str | None,
+    load: str | None,
 ) -> tuple[Any, Any, str]:
-    """(quantized model in eval mode, validation inputs, a label)."""
+    """(quantized model in eval mode, validation inputs, a label); ``which`` is the
+    (--trial, --best, --pareto) choice of a trial in ``from_run``."""
+    trial, best, pareto = which
     if from_run is not None:
         if config_path is not None or load is not None:
             raise ConfigError("--from-run: given with --config/--load, allowed: one of them")
-        if trial is not None and best:
-            raise ConfigError("--trial: given with --best, allowed: one of them")
         from quantsearch import open_run  # imports torch: deferred for `--help` start-up
 
         result = open_run(from_run, key="--from-run")
-        qgm = result.model(trial, key="--trial")
+        chosen = result.select(
+            trial=trial, best=best, pareto=pareto, keys=("--trial", "--best", "--pareto")
+        )
+        qgm = result.model(chosen, key="--trial")
         assert result.searched is not None
-        chosen = "best" if trial is None else f"trial {trial}"
-        return qgm.eval(), result.searched.data.val.x, f"{result.searched.name} ({chosen})"
+        label = f"trial {trial}" if trial is not None else f"best: trial {chosen.number}"
+        if pareto is not None:
+            label = f"Pareto member {pareto}: trial {chosen.number}"
+        return qgm.eval(), result.searched.data.val.x, f"{result.searched.name} ({label})"
     from quantsearch.passes.transform import calibrate, resolve  # torch: deferred
     from quantsearch.passes.transform import quantize as quantize_pass
     from quantsearch.session import open_session
