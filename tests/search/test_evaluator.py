@@ -55,3 +55,16 @@ def test_search_trials_equal_quantize_exactly(mlp: nn.Module, digits: DataSplits
             assert torch.equal(slot(digits.val.x), fresh(digits.val.x))
         want = compute_metrics(fresh, metrics, data=digits.val)
         assert compute_metrics(slot, metrics, data=digits.val) == want
+
+
+def test_evaluate_many_equals_one_at_a_time(mlp: nn.Module, digits: DataSplits) -> None:
+    gm = trace(mlp, digits.val.x[:8])
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ})
+    space, evaluator = prepare_search(gm, cfg, digits.val)
+    configs = [evaluator.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
+    many = evaluator.evaluate_many(configs)
+    assert len(many) == space.size
+    for rc, got in zip(configs, many, strict=True):
+        want = evaluator.evaluate(rc)
+        assert got.metrics == want.metrics and got.error == want.error
+    assert evaluator.evaluate_many([]) == []
