@@ -21,14 +21,6 @@ from typing import Any
 
 import optuna
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import fx, nn
 
 from quantsearch.atomic import write_atomic
@@ -42,11 +34,12 @@ from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.identity import LEGACY
 from quantsearch.search.parallel import open_coordinator
+from quantsearch.search.progress import search_progress
 from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import check_workers, open_storage
-from quantsearch.search.study import Callback, OnTrial, run_study
+from quantsearch.search.study import Callback, run_study
 from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
 
@@ -146,7 +139,7 @@ def search(
     study_name: str = "search",
     batch_size: int = 1024,
     cache: EvaluationCache | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> SearchResult:
     """Search quantization configs of ``model`` on ``data``.
@@ -165,6 +158,7 @@ def search(
         cache: share an evaluation cache between searches of the same model and data.
         callbacks: Optuna callbacks, each called as ``callback(study, frozen_trial)`` after
             every trial (optuna-integration's ``MLflowCallback``, for one).
+        progress: a rich progress bar; ``None``: on in a Jupyter notebook, off elsewhere.
 
     Example:
         >>> import torch
@@ -232,7 +226,7 @@ def run_search(
     storage: str | None,
     study_name: str,
     cache: EvaluationCache | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     fingerprint_extra: dict[str, Any] | None = None,
     workers: int = 1,
     write: bool = True,
@@ -248,13 +242,16 @@ def run_search(
     kw: dict[str, Any] = {"cache": cache, "fingerprint_extra": fingerprint_extra}
     kw["callbacks"] = callbacks
     if run_dir is None and storage is None:
-        run = run_study(evaluator, space, cfg, storage=None, study_name=study_name, **kw)
+        with search_progress(progress, cfg, space) as on_trial:
+            run = run_study(
+                evaluator, space, cfg, storage=None, study_name=study_name, on_trial=on_trial, **kw
+            )
         return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
     check_owner(rd, study_name)
     with (
         open_coordinator(storage, rd, study_name, workers, cfg.db_retry_s) as coordinator,
-        _progress(progress, cfg, space) as on_trial,
+        search_progress(progress, cfg, space) as on_trial,
     ):
         store = open_storage(
             storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback,
@@ -314,39 +311,6 @@ def collect_result(
     )
 
 
-@contextmanager
-def _progress(enabled: bool, cfg: SearchConfig, space: SearchSpace) -> Iterator[OnTrial | None]:
-    """A rich progress bar: trials, distinct evaluations, best so far or front size, ETA."""
-    if not enabled:
-        yield None
-        return
-    with Progress(
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("trials", total=cfg.n_trials, status="")
-
-        def on_trial(study: Any, trial: Any, cache: EvaluationCache) -> None:
-            if cfg.combine == "weighted_sum":
-                try:
-                    best = f"best {study.best_value:.4g}"
-                except ValueError:  # no completed trial yet
-                    best = "best -"
-            else:
-                best = f"front {len(study.best_trials)}"
-            bar.update(
-                task,
-                completed=len(study.get_trials(deepcopy=False)),
-                status=f"evals {len(cache)}/{space.size} · {best}",
-            )
-
-        yield on_trial
-
-
 def search_from_config(
     config: Any,
     *,
@@ -355,7 +319,7 @@ def search_from_config(
     study: str | None = None,
     run_dir: str | None = None,
     overrides: Mapping[str, Any] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     workers: int = 1,
     write: bool = True,
 ) -> SearchResult:

@@ -1,0 +1,94 @@
+"""A search's progress bar, and when it shows by default.
+
+``search(..., progress=None)`` means *auto*: on inside a Jupyter kernel, where nothing else
+says that a search is running, and off elsewhere in the Python API (a script's output stays its
+own). The CLI always passes ``True`` or ``False``. Notebooks are recognised by rich's own test
+(``Console().is_jupyter``), the one rich uses to decide how to draw the bar there; rich draws
+it with ipywidgets, and says to install them when they are missing.
+
+The bar is drawn on standard error, so that ``quantsearch search --json`` keeps standard output
+to its one JSON document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from quantsearch.search.cache import EvaluationCache
+from quantsearch.search.config import SearchConfig
+from quantsearch.search.space import SearchSpace
+from quantsearch.search.study import OnTrial
+
+__all__ = ["in_notebook", "progress_enabled", "search_progress"]
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (rich's detection: ``Console().is_jupyter``).
+
+    Example:
+        >>> in_notebook()  # a doctest runs in a plain interpreter
+        False
+    """
+    return Console().is_jupyter
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """``progress`` as given, or, for ``None`` (auto), whether this is a notebook.
+
+    Example:
+        >>> progress_enabled(True), progress_enabled(False), progress_enabled(None)
+        (True, False, False)
+    """
+    return in_notebook() if progress is None else progress
+
+
+@contextmanager
+def search_progress(
+    progress: bool | None, cfg: SearchConfig, space: SearchSpace
+) -> Iterator[OnTrial | None]:
+    """A rich progress bar: trials, distinct evaluations, best so far or front size, ETA.
+
+    Yields the ``on_trial`` hook the trial loop calls after each trial, or ``None`` when the
+    bar is off (``progress`` as :func:`progress_enabled` reads it).
+    """
+    if not progress_enabled(progress):
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task("trials", total=cfg.n_trials, status="")
+
+        def on_trial(study: Any, trial: Any, cache: EvaluationCache) -> None:
+            if cfg.combine == "weighted_sum":
+                try:
+                    best = f"best {study.best_value:.4g}"
+                except ValueError:  # no completed trial yet
+                    best = "best -"
+            else:
+                best = f"front {len(study.best_trials)}"
+            bar.update(
+                task,
+                completed=len(study.get_trials(deepcopy=False)),
+                status=f"evals {len(cache)}/{space.size} · {best}",
+            )
+
+        yield on_trial

@@ -1,0 +1,90 @@
+"""When a search shows its progress bar by default: in a Jupyter kernel, not elsewhere."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from quantsearch.search import search
+from quantsearch.search.progress import in_notebook, progress_enabled
+
+SPACE = {"choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
+OBJECTIVES = {"accuracy": {"direction": "maximize"}}
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def test_a_plain_interpreter_is_not_a_notebook() -> None:
+    from rich.console import Console
+
+    assert in_notebook() is False
+    assert in_notebook() == Console().is_jupyter  # the referee: rich's own detection
+    assert progress_enabled(None) is False
+    assert progress_enabled(True) is True and progress_enabled(False) is False
+
+
+def test_the_default_search_prints_nothing_outside_a_notebook(
+    mlp: torch.nn.Module, digits: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    search(mlp, digits.val, space=SPACE, objectives=OBJECTIVES, strategy="brute_force")  # type: ignore[attr-defined]
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_an_explicit_progress_bar_goes_to_stderr(
+    mlp: torch.nn.Module, digits: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = search(
+        mlp, digits.val, space=SPACE, objectives=OBJECTIVES, strategy="brute_force",  # type: ignore[attr-defined]
+        progress=True,
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "trials" in out.err and f"{len(result.trials)}/" in out.err
+
+
+def _run_in_kernel(code: str) -> str:
+    """Run ``code`` in a real IPython kernel (ipykernel, started by jupyter_client); its stdout."""
+    manager = pytest.importorskip("jupyter_client.manager")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    km, kc = manager.start_new_kernel(kernel_name="python3", extra_arguments=[], env=env)
+    try:
+        msg_id = kc.execute(code)
+        out = []
+        while True:
+            try:
+                msg = kc.get_iopub_msg(timeout=60)
+            except queue.Empty:
+                break
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["name"] == "stdout":  # not a library's warning
+                out.append(content["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(content["traceback"]))
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        return "".join(out)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+def test_a_jupyter_kernel_is_a_notebook_and_progress_defaults_on() -> None:
+    pytest.importorskip("ipykernel")
+    out = _run_in_kernel(
+        "import sys\n"
+        "from rich.console import Console\n"
+        "from quantsearch.search.progress import in_notebook, progress_enabled\n"
+        "print(sys.executable, in_notebook(), Console().is_jupyter, progress_enabled(None),"
+        " progress_enabled(False))\n"
+    )
+    executable, *flags = out.split()
+    assert executable == sys.executable  # the kernel ran this interpreter
+    assert flags == ["True", "True", "True", "False"]  # referee: rich's Console().is_jupyter
