@@ -1,5 +1,5 @@
 """Results on the terminal: a search's best configs (or front), a comparison's table and
-findings, and a comparison as JSON. Tables arrive computed; this module only prints them.
+findings, and each as JSON (``--json``). Tables arrive computed; this module only prints them.
 
 The report and compare packages import torch (through the formats and the study loop), so they
 are imported inside the functions here: ``quantsearch --help`` imports this module.
@@ -11,18 +11,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from quantsearch.cli.console import console, print_table
-from quantsearch.search.results import SearchResult
+from quantsearch.search.results import ReportFiles, SearchResult
+from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
     from quantsearch.compare.result import ComparisonResult
 
-__all__ = ["comparison_json", "print_comparison", "print_result"]
+__all__ = ["comparison_json", "print_comparison", "print_result", "search_json", "search_record"]
 
 
 def print_result(result: SearchResult) -> None:
     """The best configs (or the front) as a table; a per-layer table when knobs are many."""
-    from quantsearch.report.formatting import format_label  # torch, see the module docstring
-
     s = result.summary()
     title = (
         f"{result.study_name}: {s['trials']} trials, {s['evaluations']} distinct evaluations of "
@@ -39,17 +38,53 @@ def print_result(result: SearchResult) -> None:
         shown = [{k: v for k, v in r.items() if "." not in k} for r in rows] if wide else rows
         what = "best configs" if result.combine == "weighted_sum" else "Pareto front"
         print_table(shown, title=f"{title} — {what}")
-        if wide:
-            first = result.best or (result.pareto[0] if result.pareto else None)
-            config = result.config_of(first) if first is not None else None
-            if first is not None and config:
-                layers = [
-                    {"layer": node, **{role: format_label(f) for role, f in roles.items()}}
-                    for node, roles in config.items()
-                ]
+        first = _first_chosen(result)
+        if wide and first is not None:
+            layers = _layer_formats(result, first)
+            if layers:
                 print_table(layers, title=f"trial {first.number}: formats per layer")
     if result.run_dir is not None:
         console().print(f"run directory: {result.run_dir}")
+
+
+def _first_chosen(result: SearchResult) -> TrialInfo | None:
+    """The best trial, or the front's first: the one whose formats the per-layer table shows."""
+    return result.best or (result.pareto[0] if result.pareto else None)
+
+
+def _layer_formats(result: SearchResult, trial: TrialInfo) -> list[dict[str, Any]]:
+    """One row per quantized node of ``trial``'s config: each role's format as a label."""
+    from quantsearch.report.formatting import format_label  # torch, see the module docstring
+
+    config = result.config_of(trial) or {}
+    return [
+        {"layer": node, **{role: format_label(f) for role, f in roles.items()}}
+        for node, roles in config.items()
+    ]
+
+
+def search_record(result: SearchResult, files: ReportFiles | None) -> dict[str, Any]:
+    """What :func:`print_result` prints, as plain data: the summary (best.json's or
+    pareto.json's), the table's rows, the per-layer formats of the best trial (or the front's
+    first), and the files written."""
+    first = _first_chosen(result)
+    return {
+        "summary": result.summary(),
+        "rows": result.best_rows(),
+        "formats": None
+        if first is None
+        else {"trial": first.number, "layers": _layer_formats(result, first)},
+        "run_dir": result.run_dir,
+        "report": files.html if files else None,
+        "markdown": files.markdown if files else None,
+    }
+
+
+def search_json(result: SearchResult, files: ReportFiles | None) -> str:
+    """``quantsearch search --json``: :func:`search_record` as one JSON document."""
+    from quantsearch.compare.result import jsonable  # torch: module docstring
+
+    return json.dumps(jsonable(search_record(result, files)), indent=2)
 
 
 def print_comparison(result: ComparisonResult) -> None:

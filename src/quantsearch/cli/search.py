@@ -11,12 +11,13 @@ from quantsearch.cli.common import (
     SEED,
     PositiveFloat,
     config_option,
+    json_option,
     load_config_or_default,
     load_option,
     nonempty,
     study_option_value,
 )
-from quantsearch.cli.printing import print_result
+from quantsearch.cli.printing import print_result, search_json
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -109,11 +110,14 @@ def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]
     help="Worker processes on this machine, all on one study (default 1).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
-def search(workers: int, quiet: bool, **opts: Any) -> None:
+@json_option
+def search(workers: int, quiet: bool, as_json: bool, **opts: Any) -> None:
     """Search quantization configs; running it again resumes the same study.
 
     With --workers K, K processes share the study (and its trial budget); start the same
     command on other machines with one --storage postgresql://... and --study NAME to add more.
+    With --json, standard output is one JSON document (the summary, the table's rows, the
+    best trial's formats, the files); the progress bar stays on standard error.
     """
     # Here, not at the top: they import torch and optuna, which `quantsearch --help` need not.
     from quantsearch.search.api import search_from_config
@@ -127,19 +131,22 @@ def search(workers: int, quiet: bool, **opts: Any) -> None:
             config_path=opts["config_path"],
             strategy=opts["strategy"],
             overrides=overrides,
-            quiet=quiet,
+            quiet=quiet or as_json,  # its bar watches the workers on standard output
             **where,
         )
     else:
         result = search_from_config(cfg, overrides=overrides, progress=not quiet, **where)
-    if not quiet:
+    if not (quiet or as_json):
         print_result(result)
+    files = None
     if result.run_dir is not None:
         from quantsearch.report import write_report
 
         files = write_report(result.run_dir)
-        if not quiet:
+        if not (quiet or as_json):
             click.echo(f"report: {files.html}")
+    if as_json:
+        click.echo(search_json(result, files))
 
 
 @click.command()
