@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from quantsearch.formats import make_format
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.specs import metric_spec
 from quantsearch.passes.analysis.sensitivity import output_damage, probe
 from quantsearch.passes.transform import quantize
+from quantsearch.search.space.spec import option_bits
 
 __all__ = ["Tables", "is_analytic", "sensitivity_rows", "sensitivity_tables"]
 
@@ -111,7 +111,7 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
         memo_bits: dict[tuple[float, ...], dict[str, float]] = {}
         rows: dict[str, list[float]] = {m: [] for m in names}
         for combo in itertools.product(*(range(knobs[i].size) for i in g)):
-            bits = tuple(_bits(knobs[i].options[c]) for i, c in zip(g, combo, strict=True))
+            bits = tuple(option_bits(knobs[i].options[c]) for i, c in zip(g, combo, strict=True))
             if bits not in memo_bits:  # analytic costs read a format's bits only
                 choice = dict(ref)
                 choice.update({knobs[i].name: c for i, c in zip(g, combo, strict=True)})
@@ -128,12 +128,6 @@ def _derived(space: Any, node: str, role: str, source: str) -> bool:
     return (node, role, source) in set(space.derived)
 
 
-def _bits(option: Mapping[str, Any]) -> float:
-    """Bits per element of a choice, as the space orders choices by cost."""
-    fields = {k: v for k, v in option.items() if k != "format"}
-    return float(make_format(str(option["format"]), fields, key="search.space").bits_per_element)
-
-
 def sensitivity_rows(space: Any, tables: Tables) -> list[dict[str, Any]]:
     """One row per knob: per bit width, the least predicted accuracy drop (%) among its choices.
 
@@ -144,7 +138,7 @@ def sensitivity_rows(space: Any, tables: Tables) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"parameter": k.name}
         by_bits: dict[float, tuple[float, str]] = {}
         for c, option in enumerate(k.options):
-            b = _bits(option)
+            b = option_bits(option)
             cand = (float(tables.drop[i][c]), k.labels[c])
             if b not in by_bits or cand[0] < by_bits[b][0]:
                 by_bits[b] = cand

@@ -13,7 +13,9 @@ Storage layout, per trial (Optuna user attributes):
     ``"metrics"``         every measured metric, as one dict (what run directories and resumed
                           studies read);
     ``"<metric>"``        each metric again as its own number, so ``Study.trials_dataframe()``
-                          and optuna-dashboard show one column per metric.
+                          and optuna-dashboard show one column per metric;
+    ``"format.<node>.<role>"``  for a choice with ``frac_width = "auto"``, the format the node
+                          got (``fixed(8,5)``), on every trial, a cache hit's too.
 """
 
 from __future__ import annotations
@@ -23,10 +25,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-__all__ = ["INFO_ATTR", "METRICS_ATTR", "RESERVED_ATTRS", "TrialInfo", "evaluations_charged"]
+__all__ = [
+    "FORMAT_ATTR",
+    "INFO_ATTR",
+    "METRICS_ATTR",
+    "RESERVED_ATTRS",
+    "TrialInfo",
+    "evaluations_charged",
+]
 
 INFO_ATTR = "qs"
 METRICS_ATTR = "metrics"
+FORMAT_ATTR = "format."  # prefix of the per-node formats an "auto" choice resolved to
 RESERVED_ATTRS = frozenset({INFO_ATTR, METRICS_ATTR})  # a metric may not take these names
 
 _RUNNING_STATES = ("RUNNING", "WAITING")
@@ -73,6 +83,8 @@ class TrialInfo:
             pre-checked trial; ``None`` in records older than this field).
         pruned_by: for a PRUNED trial, the rule that stopped it (a constraint's name, or
             ``"incumbent"``); see :mod:`quantsearch.search.fidelity`.
+        formats: ``"<node>.<role>"`` -> the format (its ``str()``) of each role whose chosen
+            format left a field to calibration (``frac_width = "auto"``): what it became.
 
     Example:
         >>> t = TrialInfo(number=3, state="COMPLETE", values=(0.9,), metrics={"accuracy": 0.9},
@@ -102,6 +114,7 @@ class TrialInfo:
     prechecked: bool = False
     samples: int | None = None
     pruned_by: str | None = None
+    formats: dict[str, str] = field(default_factory=dict)
 
     # -- the rules --------------------------------------------------------------------------
 
@@ -178,6 +191,7 @@ class TrialInfo:
         if self.pruned_by is not None:
             info["pruned_by"] = self.pruned_by
         attrs: dict[str, Any] = {INFO_ATTR: info}
+        attrs.update({FORMAT_ATTR + k: v for k, v in self.formats.items()})
         if self.error is None and self.metrics:
             attrs[METRICS_ATTR] = dict(self.metrics)
             attrs.update({k: v for k, v in self.metrics.items() if _is_number(v)})
@@ -206,6 +220,7 @@ class TrialInfo:
             prechecked=bool(info.get("prechecked", False)),
             samples=info.get("samples"),
             pruned_by=info.get("pruned_by"),
+            formats={k[len(FORMAT_ATTR) :]: v for k, v in ua.items() if k.startswith(FORMAT_ATTR)},
         )
 
     @classmethod
@@ -224,7 +239,7 @@ class TrialInfo:
             raise ValueError(f"'number' must be an integer (got {kw.get('number')!r})")
         if kw.get("state") not in _STATES:
             raise ValueError(f"'state' must be one of {sorted(_STATES)} (got {kw.get('state')!r})")
-        for k in ("params", "metrics"):
+        for k in ("params", "metrics", "formats"):
             if not isinstance(kw.get(k, {}), Mapping):
                 raise ValueError(f"{k!r} must be an object (got {kw[k]!r})")
         for k in ("values", "constraints"):
@@ -252,6 +267,7 @@ class TrialInfo:
             for i, v in enumerate(self.values):
                 out["objective" if len(self.values) == 1 else f"objective_{i}"] = v
         out.update({f"params.{k}": v for k, v in self.params.items()})
+        out.update({f"formats.{k}": v for k, v in self.formats.items()})
         out.update({f"metrics.{k}": v for k, v in self.metrics.items()})
         out["eval_seconds"] = self.eval_seconds
         out["samples"] = self.samples

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import Trial, TrialState
 
+from quantsearch.passes.transform.resolved import ResolvedConfig
 from quantsearch.search import interrupt, optuna_compat
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
@@ -63,6 +64,7 @@ class TrialObjective:
         choice = self.space.decode(trial.params)
         resolved = self.evaluator.resolve(self.space.layer_formats(choice))
         key = config_hash(resolved.key())
+        formats = _auto_formats(self.space, choice, resolved)
         samples = [0]  # validation samples this trial's forward passes used
 
         def evaluate() -> Evaluation:
@@ -77,13 +79,13 @@ class TrialObjective:
             if verdict is None:
                 result, cached = self._lookup(key, trial.number, evaluate)
         except Pruned as p:
-            _store(trial, p.info(trial.number, key))
+            _store(trial, dataclasses.replace(p.info(trial.number, key), formats=formats))
             raise
         finally:
             if self.claims is not None:  # the point is taken, whatever came of it
                 self.claims.complete(f"point:{self.space.index_of(choice)}", trial.number, {})
         if verdict is not None:
-            return self._record_prechecked(trial, key, verdict)
+            return self._record_prechecked(trial, key, verdict, formats)
         info = TrialInfo(
             number=trial.number,
             state="RUNNING",
@@ -94,16 +96,17 @@ class TrialObjective:
             config=None if cached else resolved.to_dict(),
             error=result.error,
             samples=0 if cached else samples[0],
+            formats=formats,
         )
         return self._record(trial, info, result)
 
     def _record_prechecked(
-        self, trial: Trial, key: str, verdict: PrecheckVerdict
+        self, trial: Trial, key: str, verdict: PrecheckVerdict, formats: dict[str, str]
     ) -> float | tuple[float, ...]:
         """A config infeasible by its analytic constraints: recorded, never evaluated."""
         optuna_compat.set_constraints(trial, verdict.constraints)
         self.prechecked.add(key)
-        _store(trial, verdict.info(trial.number, key))
+        _store(trial, dataclasses.replace(verdict.info(trial.number, key), formats=formats))
         values = verdict.values
         return values if len(values) > 1 else values[0]
 
@@ -182,6 +185,20 @@ class TrialObjective:
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         trials = [TrialInfo.from_trial(t) for t in optuna_compat.study_trials(study, states)]
         return evaluations_charged(trials, distinct=self.cfg.cache)
+
+
+def _auto_formats(
+    space: SearchSpace, choice: dict[str, int], resolved: ResolvedConfig
+) -> dict[str, str]:
+    """What each ``"auto"`` choice became at each node (``fixed(8,5)``): the binary point the
+    quantize pass chose from the weights' range or the calibration statistics."""
+    out = {}
+    for node, role in space.auto_roles(choice):
+        lq = resolved.get(node)
+        fmt = getattr(lq, role) if lq is not None else None
+        if fmt is not None:  # None: a role the node lacks (a Linear without bias)
+            out[f"{node}.{role}"] = str(fmt)
+    return out
 
 
 def _store(trial: Trial, info: TrialInfo) -> None:

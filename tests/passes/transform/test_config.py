@@ -55,8 +55,8 @@ def test_config_loader_delegates_the_quantize_table() -> None:
         ({"default": {"skip": "yes"}}, r"quantize\.default\.skip must be true or false \(got 'yes'\)"),
         ({"by_name": {"re:seq[": {}}}, r'quantize\.by_name\."re:seq\[": invalid regular expression'),
         ({"by_name": {"seq_blocks.2": {"weight": {"width": "8", "frac_width": 4}}}}, r'quantize\.by_name\."seq_blocks\.2"\.weight\.width must be an integer'),
-        ({"default": {"weight": {"width": 8, "frac_width": "Auto"}}}, r"frac_width must be an integer \(got 'Auto'\)"),
-        ({"default": {"weight": {"format": "log", "exponent_width": "auto"}}}, r"exponent_width must be an integer \(got 'auto'\)"),
+        ({"default": {"weight": {"width": 8, "frac_width": "Auto"}}}, r"frac_width must be an integer or 'auto' \(got 'Auto'\)"),
+        ({"default": {"weight": {"format": "log", "exponent_width": "auto"}}}, r"exponent_width = 'auto' is not allowed for format 'log' \(allowed: 'auto' for fixed\.frac_width\)"),
         ({"by_type": []}, r"quantize\.by_type must be a table of tables"),
     ],
 )  # fmt: skip

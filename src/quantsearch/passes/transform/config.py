@@ -40,8 +40,8 @@ from quantsearch.passes.transform.layer import (
     AUTO,
     PARAM_ROLES,
     ROLES,
+    check_auto,
     check_format_name,
-    has_auto,
     with_role_defaults,
 )
 from quantsearch.passes.transform.modules import QUANTIZERS, QuantSpec, quantizable_kinds
@@ -116,7 +116,7 @@ def _parse_role(raw: Any, key: str, inherited_format: str, unsigned: bool) -> Ro
     fields = {k: v for k, v in raw.items() if k != "format"}
     fmt_cls = FORMATS.get(name)
     probe = with_role_defaults(fmt_cls, fields, unsigned)
-    if has_auto(fmt_cls, probe):  # validate everything else with a stand-in range
+    if check_auto(fmt_cls, probe, key):  # validate everything else with a stand-in range
         probe = fmt_cls.from_range(probe, 0.0, 0.0, key)
     make_format(name, probe, key)
     return RoleSpec(name, tuple(fields.items()), key)

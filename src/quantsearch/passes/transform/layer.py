@@ -22,6 +22,7 @@ __all__ = [
     "AutoFormat",
     "LayerQuant",
     "RoleFormat",
+    "check_auto",
     "check_format_name",
     "has_auto",
     "with_role_defaults",
@@ -134,3 +135,36 @@ def with_role_defaults(
 def has_auto(fmt_cls: type[NumberFormat], fields: Mapping[str, Any]) -> bool:
     """Whether some field that may be ``"auto"`` is ``"auto"`` in ``fields``."""
     return any(fields.get(f) == AUTO for f in fmt_cls.auto_fields)
+
+
+def check_auto(fmt_cls: type[NumberFormat], fields: Mapping[str, Any], key: str) -> bool:
+    """:func:`has_auto`, after refusing an ``"auto"`` the format cannot take and a misspelt one.
+
+    Raises:
+        ConfigError: ``"auto"`` for a field that is never chosen from a range (a minifloat's
+            ``exponent_width``), or another string where ``"auto"`` may stand (``"autoo"``).
+
+    Example:
+        >>> from quantsearch.formats import FixedPoint, Minifloat
+        >>> check_auto(FixedPoint, {"width": 8, "frac_width": "auto"}, "k")
+        True
+        >>> check_auto(FixedPoint, {"width": 8, "frac_width": "autoo"}, "k")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: k.frac_width must be an integer or 'auto' (got 'autoo')
+        >>> check_auto(Minifloat, {"exponent_width": "auto", "mantissa_width": 3}, "k")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: k.exponent_width = 'auto' is not allowed for format 'minifloat' (allowed: 'auto' for fixed.frac_width)
+    """
+    for name, value in fields.items():
+        if name in fmt_cls.auto_fields:
+            if isinstance(value, str) and value != AUTO:
+                raise ConfigError(f"{key}.{name} must be an integer or 'auto' (got {value!r})")
+        elif value == AUTO:
+            allowed = [f"{n}.{f}" for n, cls in FORMATS.items() for f in sorted(cls.auto_fields)]
+            raise ConfigError(
+                f"{key}.{name} = 'auto' is not allowed for format {fmt_cls.name!r} "
+                f"(allowed: 'auto' for {', '.join(allowed)})"
+            )
+    return has_auto(fmt_cls, fields)

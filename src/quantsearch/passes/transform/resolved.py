@@ -31,8 +31,8 @@ from quantsearch.passes.transform.layer import (
     AutoFormat,
     LayerQuant,
     RoleFormat,
+    check_auto,
     check_format_name,
-    has_auto,
     with_role_defaults,
 )
 from quantsearch.validate import toml_key
@@ -88,7 +88,7 @@ def role_format(
     fmt_cls = FORMATS.get(name)
     fields = {k: v for k, v in spec.items() if k != "format"}
     fields = with_role_defaults(fmt_cls, fields, unsigned)
-    if not has_auto(fmt_cls, fields):
+    if not check_auto(fmt_cls, fields, key):
         fmt = make_format(name, fields, key)
         if memo_key is not None:
             if len(_TABLE_FORMATS) >= 4096:

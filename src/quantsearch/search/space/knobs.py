@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from torch import fx
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import make_format
 from quantsearch.passes.transform.graph_view import GraphView
 from quantsearch.search.space.spec import (
     SAME_AS,
@@ -28,7 +27,9 @@ from quantsearch.search.space.spec import (
     RoleChoices,
     SpaceSpec,
     choice_labels,
+    is_auto,
     legacy_labels,
+    option_bits,
 )
 
 if TYPE_CHECKING:  # optuna costs ~0.3 s to import; only distributions() needs it, at run time
@@ -37,12 +38,6 @@ if TYPE_CHECKING:  # optuna costs ~0.3 s to import; only distributions() needs i
 __all__ = ["Encoding", "Knob", "SearchSpace"]
 
 Encoding = Literal["categorical", "ordinal"]
-
-
-def _bits(option: Mapping[str, Any]) -> float:
-    fields = {k: v for k, v in option.items() if k != "format"}
-    fmt = make_format(str(option["format"]), fields, key="search.space")
-    return float(fmt.bits_per_element)
 
 
 @dataclass(frozen=True)
@@ -151,7 +146,7 @@ class SearchSpace:
                     f"{twice} for the {role} of a {kind} (allowed: distinct formats)"
                 )
             cost_order = tuple(
-                sorted(range(len(choices)), key=lambda i: (_bits(choices[i]), labels[i]))
+                sorted(range(len(choices)), key=lambda i: (option_bits(choices[i]), labels[i]))
             )
             knobs.append(
                 Knob(name, role, nodes, choices, labels, cost_order, legacy_labels(choices))
@@ -236,6 +231,23 @@ class SearchSpace:
             if src is not None:
                 out[node][role] = src
         return out
+
+    @property
+    def has_auto(self) -> bool:
+        """Whether some choice leaves a field to calibration (``frac_width = "auto"``)."""
+        return any(is_auto(o) for k in self.knobs for o in k.options)
+
+    def auto_roles(self, choice: Mapping[str, int]) -> list[tuple[str, str]]:
+        """``(node, role)`` of every role whose chosen format has ``"auto"`` fields: those the
+        quantize pass binds per node (a trial records what they became)."""
+        if not self.has_auto:
+            return []
+        return [
+            (node, role)
+            for node, roles in self.layer_formats(choice).items()
+            for role, option in roles.items()
+            if is_auto(option)
+        ]
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per knob: name, nodes, choices (for reports and the console)."""

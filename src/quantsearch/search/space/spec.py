@@ -6,19 +6,31 @@ product is taken (impossible pairs such as ``frac_width > width`` are dropped an
 ``"same_as_weight"``/``"same_as_data_in"``. :func:`parse_space` checks it at load, without a
 graph. A choice is labelled by the format's own ``str()`` (:func:`option_label`), in Optuna
 parameters, study tables and reports alike: ``fixed(8,4)``, ``ufixed(8,4)``, ``minifloat(e4m3,b7)``.
+
+``frac_width = "auto"`` (in a pair, ``[8, "auto"]``, or a field, ``frac_width = "auto"``) searches
+the width and leaves the binary point to the quantize pass: a weight's or bias's from its own
+largest magnitude, an activation's from the calibration statistics, node by node. Such a choice
+is labelled ``fixed(8,auto)``; the trial records the format each node got.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats import FORMATS, make_format
-from quantsearch.passes.transform.layer import ROLES, with_role_defaults
-from quantsearch.passes.transform.modules import QUANTIZERS
+from quantsearch.formats import FORMATS, NumberFormat, make_format
+from quantsearch.passes.transform.layer import (
+    AUTO,
+    PARAM_ROLES,
+    ROLES,
+    check_auto,
+    with_role_defaults,
+)
 from quantsearch.validate import check_keys, get_str, get_table
 
 __all__ = [
@@ -29,6 +41,7 @@ __all__ = [
     "choice_labels",
     "legacy_label",
     "legacy_labels",
+    "option_bits",
     "option_label",
     "parse_space",
 ]
@@ -51,6 +64,57 @@ class SpaceSpec:
     by: Literal["type", "name"] = "type"
     choices: dict[str, RoleChoices] = field(default_factory=dict)
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def calibrated_keys(self, key: str = "search.space") -> list[str]:
+        """The activation roles (``data_in``, ``data_out``) with a ``frac_width = "auto"``
+        choice, as dotted keys: what needs calibration samples.
+
+        Example:
+            >>> spec = parse_space({"choices": {"linear": {
+            ...     "data_in": [[8, "auto"]], "weight": [[8, "auto"]], "data_out": "same_as_data_in"}}})
+            >>> spec.calibrated_keys()
+            ['search.space.choices.linear.data_in', 'search.space.choices.linear.data_out']
+        """
+        out = []
+        for target, roles in self.choices.items():
+            for role, choices in roles.items():
+                options = roles.get(SAME_AS[choices], ()) if isinstance(choices, str) else choices
+                if role not in PARAM_ROLES and any(is_auto(o) for o in options):
+                    out.append(f"{key}.choices.{target}.{role}")
+        return out
+
+
+def is_auto(option: Mapping[str, Any] | str) -> bool:
+    """Whether a choice leaves a field (``frac_width``) to be chosen from the tensor's range."""
+    return not isinstance(option, str) and any(v == AUTO for v in option.values())
+
+
+def _format_of(option: Mapping[str, Any], key: str, unsigned: bool = False) -> NumberFormat:
+    """The format a choice names, checked; ``"auto"`` fields get a stand-in range here (each
+    node's own range binds them when a trial resolves its config)."""
+    name = str(option.get("format"))
+    fmt_cls = FORMATS.get(name, key=f"{key}.format")
+    fields = with_role_defaults(fmt_cls, _fields(option), unsigned)
+    if check_auto(fmt_cls, fields, key):
+        fields = fmt_cls.from_range(fields, 0.0, 0.0, key)
+    return make_format(name, fields, key)
+
+
+def _identity(option: Mapping[str, Any], key: str) -> str:
+    """Equal for choices that quantize alike (an alias, a default spelled out), ``"auto"`` kept."""
+    d = _format_of(option, key).to_dict()
+    d.update({k: AUTO for k, v in option.items() if v == AUTO})
+    return json.dumps(d, sort_keys=True)
+
+
+def option_bits(option: Mapping[str, Any]) -> float:
+    """Storage bits per element of a choice (an ``"auto"`` binary point does not change them).
+
+    Example:
+        >>> option_bits({"format": "fixed", "width": 6, "frac_width": "auto"})
+        6.0
+    """
+    return float(_format_of(option, "search.space").bits_per_element)
 
 
 def _role_choices(
@@ -95,8 +159,7 @@ def _role_choices(
                     f"{key}[{i}] must be a [width, frac_width] pair or a table of fields (got {item!r})"
                 )
             for cand in explicit:  # written out one by one: an impossible one is a mistake
-                fields = {k: v for k, v in cand.items() if k != "format"}
-                make_format(str(cand["format"]), fields, key=f"{key}[{i}]")
+                _format_of(cand, f"{key}[{i}]")
             candidates.extend(explicit)
     else:
         raise ConfigError(
@@ -114,7 +177,7 @@ def _role_choices(
             continue
         # validates (raises ConfigError); equal formats (an alias, a default spelled out) are
         # one choice, so every label (the format's str()) names one choice
-        ident = make_format(str(cand["format"]), fields, key=key).canonical()
+        ident = _identity(cand, key)
         if ident not in seen:
             seen.add(ident)
             kept.append(cand)
@@ -193,13 +256,23 @@ def option_label(option: Mapping[str, Any], *, unsigned: bool = False) -> str:
         'fixed(8,4)'
         >>> option_label({"format": "fixed", "width": 8, "frac_width": 4}, unsigned=True)
         'ufixed(8,4)'
+        >>> option_label({"format": "fixed", "width": 8, "frac_width": "auto"}, unsigned=True)
+        'ufixed(8,auto)'
     """
-    name, fields = str(option.get("format")), _fields(option)
     try:
-        fields = with_role_defaults(FORMATS.get(name), fields, unsigned)
-        return str(make_format(name, fields, key="search.space"))
+        fmt = _format_of(option, "search.space", unsigned)
     except ConfigError:  # a table that makes no format (an old run's): spelled out
         return legacy_label(option)
+    if not is_auto(option):
+        return str(fmt)
+    # The format's own spelling with "auto" where the binary point goes: a copy of the
+    # stand-in (never the shared, cached format) holding "auto" in those fields, which
+    # short() only prints
+    shown = copy.copy(fmt)
+    for k, v in option.items():
+        if v == AUTO:
+            object.__setattr__(shown, k, AUTO)
+    return shown.short()
 
 
 def choice_labels(kind: str, role: str, choices: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -213,6 +286,10 @@ def choice_labels(kind: str, role: str, choices: Sequence[Mapping[str, Any]]) ->
         >>> choice_labels("relu", "data_in", [{"format": "fixed", "width": 8, "frac_width": 4}])
         ('ufixed(8,4)',)
     """
+    # lazy: the op registry imports torch, and reports call this only for runs that did not
+    # record their labels (issue 15)
+    from quantsearch.passes.transform.modules import QUANTIZERS
+
     unsigned = kind in QUANTIZERS and role in QUANTIZERS.get(kind).unsigned_roles
     return tuple(option_label(o, unsigned=unsigned) for o in choices)
 
