@@ -18,7 +18,7 @@ from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.graph import info, trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.models import MODELS, build_model
-from quantsearch.passes.transform import QUANTIZERS, ResolvedConfig, quantize
+from quantsearch.passes.transform import QUANTIZERS, ResolvedConfig, calibrate, quantize
 from quantsearch.passes.transform.slots import PreparedModel
 from tests.formats.test_contract import FMTS, IDS
 
@@ -80,6 +80,27 @@ def test_every_format_on_every_zoo_model_is_bit_identical(name: str) -> None:
         got = _run(lambda rc=rc: pm.apply_(rc)(x))
         assert _same(got, want), f"{name}: {rc.key()}"
     assert all(torch.equal(before[k], v) for k, v in gm.state_dict().items())
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_auto_binary_points_are_bit_identical(name: str) -> None:
+    """``frac_width = "auto"`` on every role (weights from their range, activations from the
+    calibration), as a search resolves it and unbound: the slots give what quantize gives."""
+    gm, x = _traced(name)
+    stats = calibrate(gm, x)
+    pm = PreparedModel(gm, stats)
+    nodes = [n for n in gm.graph.nodes if info(n).op_kind in QUANTIZERS.names()]
+    for width in (6, 8, 4, 8):
+        auto = {"format": "fixed", "width": width, "frac_width": "auto"}
+        table = {n.name: dict.fromkeys(QUANTIZERS.get(info(n).op_kind).roles, auto) for n in nodes}
+        bound = ResolvedConfig.from_dict(table, gm=gm, calibration=stats)  # as a trial does
+        assert not bound.pending
+        unbound = ResolvedConfig.from_dict(table)  # bound by apply_ and quantize themselves
+        assert unbound.pending
+        for rc in (bound, unbound):
+            want = _run(lambda rc=rc: quantize(gm, rc, calibration=stats)(x))
+            got = _run(lambda rc=rc: pm.apply_(rc)(x))
+            assert isinstance(want, torch.Tensor) and _same(got, want), f"{name}: {rc.key()}"
 
 
 @pytest.mark.parametrize("fmt", FMTS, ids=IDS)

@@ -156,7 +156,8 @@ def _role_choices(
                 ]
             else:
                 raise ConfigError(
-                    f"{key}[{i}] must be a [width, frac_width] pair or a table of fields (got {item!r})"
+                    f"{key}[{i}] must be a [width, frac_width] pair of integers (frac_width may be "
+                    f"'auto') or a table of fields (got {item!r})"
                 )
             for cand in explicit:  # written out one by one: an impossible one is a mistake
                 _format_of(cand, f"{key}[{i}]")
