@@ -40,14 +40,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileSymlinkLock
 
 from quantsearch.errors import StorageError
 
 __all__ = [
     "DEFAULT_GROUP_COMMIT_S",
-    "Journal",
     "JournalBackend",
     "JournalRepaired",
     "repair_journal",
@@ -55,10 +53,12 @@ __all__ = [
 
 DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
 _TAIL_CHUNK = 1 << 16
-# Optuna's journal record of a state change (JournalOperation.SET_TRIAL_STATE_VALUES; the enum
-# is private) to a finished state (TrialState COMPLETE, PRUNED, FAIL), and the study-level
-# operations; tests/search/test_journal.py checks them against Optuna's enums.
+# Optuna's journal records that finish a trial (JournalOperation.SET_TRIAL_STATE_VALUES, or
+# CREATE_TRIAL of a trial already finished, as Study.add_trial and journal_storage.Journal write;
+# the enum is private) in a finished state (TrialState COMPLETE, PRUNED, FAIL), and the
+# study-level operations; tests/search/test_journal.py checks them against Optuna's enums.
 _FINISH_OP = 6
+_CREATE_TRIAL_OP = 4
 _STUDY_OPS = frozenset({0, 1, 2, 3})  # CREATE_STUDY, DELETE_STUDY, SET_STUDY_{USER,SYSTEM}_ATTR
 _FINISHED_STATES = frozenset({1, 2, 3})
 
@@ -202,6 +202,11 @@ class JournalBackend(BaseJournalBackend):
     def path(self) -> Path:
         return self._path
 
+    @property
+    def group_commit_s(self) -> float:
+        """Group commit's longest delay in seconds; 0 when every record is written at once."""
+        return self._group_s
+
     def check(self) -> None:
         """Raise the :class:`StorageError` of a failed write, if one failed."""
         if self._error is not None:
@@ -306,21 +311,6 @@ class JournalBackend(BaseJournalBackend):
             self._file_lock.release()
 
 
-class Journal(JournalStorage):
-    """Optuna's ``JournalStorage`` on a :class:`JournalBackend`, with the backend's
-    :meth:`check` (after each trial) and :meth:`flush` (at the end of a search) at hand."""
-
-    def __init__(self, backend: JournalBackend) -> None:
-        super().__init__(backend)
-        self.backend = backend
-
-    def check(self) -> None:
-        self.backend.check()
-
-    def flush(self) -> None:
-        self.backend.flush()
-
-
 def _count_lines(path: Path) -> int:
     n = 0
     with path.open("rb") as f:
@@ -335,7 +325,9 @@ def _is_study_record(log: dict[str, Any]) -> bool:
 
 
 def _finishes_trial(log: dict[str, Any]) -> bool:
-    return log.get("op_code") == _FINISH_OP and log.get("state") in _FINISHED_STATES
+    return log.get("op_code") in (_FINISH_OP, _CREATE_TRIAL_OP) and log.get("state") in (
+        _FINISHED_STATES
+    )
 
 
 def _rollback(f: BinaryIO, size: int) -> None:

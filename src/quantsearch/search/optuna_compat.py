@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optuna.storages import BaseStorage
+    from optuna.storages import BaseStorage, JournalStorage
     from optuna.study import Study
     from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -19,6 +19,7 @@ _CONSTRAINTS_KEY = "constraints"
 __all__ = [
     "compute_hypervolume",
     "constraint_list",
+    "journal_next_trial",
     "set_constraints",
     "study_storage",
     "study_trials",
@@ -45,6 +46,19 @@ def study_storage(study: Study) -> BaseStorage:
     and ``Study`` exposes it only as ``_storage``.
     """
     return study._storage
+
+
+def journal_next_trial(storage: JournalStorage, study_id: int) -> tuple[int, int]:
+    """The id and the number the journal will give the next trial it creates in ``study_id``.
+
+    ``journal_storage.Journal`` holds a short trial in memory and writes it when it finishes;
+    its id and number must be the ones Optuna's replay assigns when that record is read
+    (``len(_trials)`` and the study's count of trials), and no public API tells them.
+    """
+    with storage._thread_lock:
+        storage._sync_with_backend()
+        replay = storage._replay_result
+        return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
 
 
 def compute_hypervolume(points: Any, reference: Any) -> float:

@@ -45,7 +45,8 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from quantsearch.errors import ConfigError, StorageError
-from quantsearch.search.journal import Journal, JournalBackend
+from quantsearch.search.journal import JournalBackend
+from quantsearch.search.journal_storage import Journal
 from quantsearch.search.reconnect import DEFAULT_DB_RETRY_S, Reconnect
 
 __all__ = [
@@ -163,7 +164,8 @@ def open_storage(
             (a database restart) before it fails in one line (:mod:`~.reconnect`).
 
     Returns:
-        A :class:`~quantsearch.search.journal.Journal` or an ``RDBStorage`` with heartbeats on.
+        A :class:`~quantsearch.search.journal_storage.Journal` or an ``RDBStorage`` with
+        heartbeats on.
 
     Raises:
         ConfigError: a bad or unreachable URL (naming ``--storage``), an SQLite URL with several

@@ -35,7 +35,7 @@ from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.fidelity import ConfidencePruner
 from quantsearch.search.identity import check_identity
-from quantsearch.search.journal import Journal
+from quantsearch.search.journal_storage import Journal
 from quantsearch.search.objective import (
     objective_names,
     study_directions,
