@@ -55,6 +55,7 @@ def _optuna_load(path: Path) -> optuna.Study:
 
 def test_constants_match_optunas_enums() -> None:
     assert JournalOperation.SET_TRIAL_STATE_VALUES.value == journal._FINISH_OP
+    assert JournalOperation.CREATE_TRIAL.value == journal._CREATE_TRIAL_OP
     study_ops = {"CREATE_STUDY", "DELETE_STUDY", "SET_STUDY_USER_ATTR", "SET_STUDY_SYSTEM_ATTR"}
     assert {JournalOperation[n].value for n in study_ops} == journal._STUDY_OPS
     finished = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
