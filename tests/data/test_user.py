@@ -94,6 +94,11 @@ def one_hot():
     return x, torch.nn.functional.one_hot(y)
 
 
+def regression():
+    x = torch.arange(100.0)[:, None].repeat(1, 3)  # row i holds i: the split is checkable
+    return x, torch.stack([x[:, 0] * 0.5, -x[:, 0]], dim=1)
+
+
 def raises():
     raise FileNotFoundError("where is my data")
 '''
@@ -198,7 +203,8 @@ def test_module_spec() -> None:
         (
             "one_hot",
             {},
-            r"data\.name: .* returned labels of shape \(100, 3\); expected 1-D class indices",
+            r"data\.name: .* returned integer labels of shape \(100, 3\); expected 1-D class "
+            r"indices",
         ),
         (
             "raises",
@@ -240,6 +246,18 @@ def test_missing_file(tmp_path: Path) -> None:
         load_dataset("absent.py:load", base_dir=tmp_path)
 
 
-def test_materialise_rejects_non_integer_labels() -> None:
-    with pytest.raises(ConfigError, match="non-integer labels"):
-        materialise((torch.zeros(3, 2), torch.tensor([0.5, 1.0, 2.0])))
+def test_fractional_labels_are_regression_targets() -> None:
+    _, y = materialise((torch.zeros(3, 2), torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)))
+    assert y.dtype == torch.float32 and torch.equal(y, torch.tensor([0.5, 1.0, 2.0]))
+    _, whole = materialise((torch.zeros(3, 2), torch.tensor([0.0, 1.0, 2.0])))
+    assert whole.dtype == torch.int64  # whole numbers >= 0: class indices, as before
+
+
+def test_regression_targets_are_split_unstratified_without_classes(user_file: Path) -> None:
+    splits = load_dataset(f"{user_file.name}:regression", base_dir=user_file.parent)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (60, 20, 20)
+    assert splits.num_classes == 0 and splits.class_names == ()
+    assert splits.val.y.dtype == torch.float32 and splits.val.y.shape == (20, 2)
+    # the three splits are a partition of the samples: each row of x appears once
+    rows = torch.cat([splits.train.x, splits.val.x, splits.test.x])[:, 0]
+    assert sorted(rows.tolist()) == list(range(100))

@@ -8,6 +8,11 @@ The callable may return any of:
 - one ``(x, y)`` pair or one ``Dataset``, split here into train/validation/test, seeded and
   stratified (``val_fraction`` and ``test_fraction``, 0.2 each by default).
 
+Integer labels are class indices (int64; 1-D, >= 0), and so are floating-point labels that are
+1-D whole numbers >= 0. Other floating-point labels (fractional values, several columns per
+sample) are regression targets, kept as float32: such a dataset is split shuffled but not
+stratified, and has no classes (``num_classes`` 0).
+
 Any other ``[data]`` option is passed to the callable as a keyword argument, so an option the
 callable does not accept is an error that lists the ones it does. A ``Dataset`` is materialised
 into tensors once, here; features are not rescaled (that is the loader's business).
@@ -23,11 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from quantsearch.data.inputs import stack_dataset
 from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError
 from quantsearch.spec import load_callable
 
-__all__ = ["load_user_dataset", "materialise"]
+__all__ = ["is_classes", "load_user_dataset", "materialise"]
 
 _SPLIT_OPTIONS = ("val_fraction", "test_fraction")
 _SPLITS = ("train", "val", "test")
@@ -107,9 +113,9 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
     by sample, and stacked, so evaluation never re-collates it.
 
     Raises:
-        ConfigError: ``value`` is neither, or the labels are not 1-D class indices.
+        ConfigError: ``value`` is neither, or its labels are not numbers.
     """
-    from torch.utils.data import Dataset, TensorDataset
+    from torch.utils.data import Dataset, TensorDataset  # imports torch's data stack: on use
 
     if isinstance(value, TensorDataset):
         if len(value.tensors) != 2:
@@ -118,7 +124,7 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
             )
         x, y = value.tensors
     elif isinstance(value, Dataset):
-        x, y = _stack_dataset(value, where)
+        x, y = stack_dataset(value, f"{where} a Dataset with")
     elif isinstance(value, (tuple, list)) and len(value) == 2:
         x, y = value
     else:
@@ -127,28 +133,6 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
             f"splits, an (x, y) pair or a torch Dataset"
         )
     return _as_features(x, where), _as_labels(y, where)
-
-
-def _stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        n = len(ds)
-    except TypeError:
-        raise ConfigError(f"{where} a Dataset without __len__; cannot materialise it") from None
-    if n == 0:
-        raise ConfigError(f"{where} an empty Dataset")
-    xs, ys = [], []
-    for i in range(n):
-        item = ds[i]
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise ConfigError(
-                f"{where} a Dataset whose items are not (x, y) pairs (item {i}: {item!r:.60})"
-            )
-        xs.append(torch.as_tensor(item[0]))
-        ys.append(torch.as_tensor(item[1]))
-    try:
-        return torch.stack(xs), torch.stack(ys)
-    except RuntimeError as exc:
-        raise ConfigError(f"{where} a Dataset whose samples differ in shape: {exc}") from None
 
 
 def _as_features(x: Any, where: str) -> torch.Tensor:
@@ -162,14 +146,41 @@ def _as_features(x: Any, where: str) -> torch.Tensor:
 
 
 def _as_labels(y: Any, where: str) -> torch.Tensor:
+    """Integer labels are class indices (1-D, >= 0), returned as int64, and so are floating-point
+    labels that are 1-D whole numbers >= 0; any other floating-point labels (fractional values,
+    several columns per sample) are regression targets, returned as float32."""
     t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if t.is_floating_point():
+        return t.long() if is_classes(t) else _as_targets(t, where)
     if t.dim() != 1:
-        raise ConfigError(f"{where} labels of shape {tuple(t.shape)}; expected 1-D class indices")
-    if t.is_floating_point() and not torch.equal(t, t.round()):
-        raise ConfigError(f"{where} non-integer labels; expected class indices")
+        raise ConfigError(
+            f"{where} integer labels of shape {tuple(t.shape)}; expected 1-D class indices "
+            f"(or floating-point regression targets)"
+        )
     if t.numel() and int(t.min()) < 0:
         raise ConfigError(f"{where} a negative label ({int(t.min())}); expected class indices")
     return t.long()
+
+
+def _as_targets(t: torch.Tensor, where: str) -> torch.Tensor:
+    if t.dim() < 1:
+        raise ConfigError(f"{where} targets of shape {tuple(t.shape)}; expected one per sample")
+    return t.float()
+
+
+def is_classes(y: torch.Tensor) -> bool:
+    """``y`` holds class indices: 1-D whole numbers >= 0 (else: regression targets).
+
+    Example:
+        >>> import torch
+        >>> is_classes(torch.tensor([0, 2, 1])), is_classes(torch.tensor([0.5, 1.0]))
+        (True, False)
+    """
+    if y.dim() != 1 or y.is_complex() or y.dtype == torch.bool:
+        return False
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        return False
+    return not y.numel() or int(y.min()) >= 0
 
 
 def _from_dict(result: Mapping[str, Any], spec: str, where: str) -> DataSplits:
@@ -205,7 +216,7 @@ def _split(
             f"data.val_fraction + data.test_fraction must be below 1 (got {val_f} + {test_f})"
         )
     idx = np.arange(len(y))
-    labels = y.numpy()
+    labels = y.numpy() if is_classes(y) else None  # regression targets: not stratified
     try:
         rest, test = train_test_split(
             idx, test_size=float(test_f), stratify=labels, random_state=seed
@@ -213,7 +224,7 @@ def _split(
         train, val = train_test_split(
             rest,
             test_size=float(val_f) / (1 - float(test_f)),
-            stratify=labels[rest],
+            stratify=None if labels is None else labels[rest],
             random_state=seed,
         )
     except ValueError as exc:
@@ -234,6 +245,10 @@ def _assemble(
     if not (len(train) and len(val) and len(test)):
         sizes = {"train": len(train), "val": len(val), "test": len(test)}
         raise ConfigError(f"{where} an empty split: {sizes}")
+    if not all(is_classes(s.y) for s in (train, val, test)):  # regression targets
+        if class_names is not None:
+            raise ConfigError(f"{where} class_names with regression targets (not class indices)")
+        return DataSplits(spec, train, val, test, 0, ())
     num_classes = 1 + max(int(s.y.max()) for s in (train, val, test))
     if class_names is not None:
         names = tuple(str(c) for c in class_names)

@@ -1,0 +1,117 @@
+"""What ``search(model, data)`` accepts as data, turned into one materialised :class:`Split`.
+
+A :class:`Split`, an ``(x, y)`` pair of tensors (or arrays), a torch ``Dataset`` or a
+``DataLoader``. A ``Dataset`` or ``DataLoader`` is read once, here, and its samples are stacked
+into two tensors held in memory, so every trial measures the same tensors without re-collating
+them batch by batch. Values are kept as given: no dtype conversion, no label checks (a
+regression target is as welcome as a class index).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from quantsearch.data.splits import Split
+from quantsearch.errors import ConfigError
+
+__all__ = ["as_split", "stack_dataset", "stack_loader"]
+
+_ALLOWED = "a quantsearch Split, an (x, y) pair of tensors, a torch Dataset or a DataLoader"
+
+
+def as_split(data: Any, *, key: str = "data") -> Split:
+    """The validation samples of ``data`` as one :class:`Split`.
+
+    Raises:
+        ConfigError: naming ``key``: ``data`` is none of the accepted kinds, or its samples are
+            not ``(x, y)`` pairs of one shape.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> x, y = torch.arange(12.0).reshape(6, 2), torch.arange(6) % 2
+        >>> s = as_split(DataLoader(TensorDataset(x, y), batch_size=4))
+        >>> torch.equal(s.x, x) and torch.equal(s.y, y)
+        True
+    """
+    from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, DataLoader):
+        x, y = stack_loader(data, f"{key}: a DataLoader that yields")
+    elif isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        x, y = data.tensors
+    elif isinstance(data, Dataset):
+        x, y = stack_dataset(data, f"{key}: a Dataset with")
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = (v if isinstance(v, torch.Tensor) else _tensor(v, key) for v in data)
+    else:
+        raise ConfigError(f"{key}: got {_kind(data)}, allowed: {_ALLOWED}")
+    try:
+        return Split(x, y)
+    except ValueError as exc:  # x and y of different lengths
+        raise ConfigError(f"{key}: {exc}, allowed: as many targets as samples") from None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"one tensor of shape {tuple(value.shape)} (no targets)"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _tensor(value: Any, key: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value)
+    except Exception as exc:
+        raise ConfigError(
+            f"{key}: got a {type(value).__name__} in the (x, y) pair ({exc}), allowed: {_ALLOWED}"
+        ) from None
+
+
+def _pair(item: Any, where: str, i: int) -> tuple[Any, Any]:
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise ConfigError(f"{where} items that are not (x, y) pairs (item {i}: {_kind(item)})")
+    return item[0], item[1]
+
+
+def stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index ``ds`` once, sample by sample, and stack the ``x`` and the ``y`` of its items.
+
+    ``where`` starts every error message (``"data: a Dataset with"``).
+    """
+    try:
+        n = len(ds)
+    except TypeError:
+        raise ConfigError(f"{where} no __len__: cannot materialise it") from None
+    if n == 0:
+        raise ConfigError(f"{where} no samples")
+    xs, ys = [], []
+    for i in range(n):
+        x, y = _pair(ds[i], where, i)
+        xs.append(torch.as_tensor(x))
+        ys.append(torch.as_tensor(y))
+    try:
+        return torch.stack(xs), torch.stack(ys)
+    except RuntimeError as exc:
+        raise ConfigError(f"{where} samples that differ in shape: {exc}") from None
+
+
+def stack_loader(loader: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Iterate ``loader`` once (its sampler, collate function and transforms apply) and
+    concatenate its ``(x, y)`` batches."""
+    xs, ys = [], []
+    for i, batch in enumerate(loader):
+        x, y = _pair(batch, where, i)
+        xs.append(torch.as_tensor(x))
+        ys.append(torch.as_tensor(y))
+    if not xs:
+        raise ConfigError(f"{where} no batches")
+    try:
+        return torch.cat(xs), torch.cat(ys)
+    except RuntimeError as exc:
+        raise ConfigError(f"{where} batches whose samples differ in shape: {exc}") from None
