@@ -17,6 +17,7 @@ from typing import Any
 
 from quantsearch.errors import ConfigError
 from quantsearch.examples import find_example, list_examples
+from quantsearch.metrics.config import MetricsConfig, parse_metrics_config
 from quantsearch.passes.transform.config import QuantizeConfig, parse_quantize_config
 from quantsearch.search.config import (
     CompareConfig,
@@ -79,6 +80,7 @@ class Config:
     quantize: QuantizeConfig | None = None
     search: SearchConfig | None = None
     compare: CompareConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     run_dir: str = "runs"
     seed: int = 0
     base_dir: Path = field(default_factory=Path.cwd)
@@ -90,7 +92,7 @@ class Config:
         return p if p.is_absolute() else self.base_dir / p
 
 
-_TOP = {"model", "data", "train", "quantize", "search", "compare", "run_dir", "seed"}
+_TOP = {"model", "data", "train", "quantize", "search", "compare", "metrics", "run_dir", "seed"}
 
 
 def _parse_model(raw: dict[str, Any]) -> ModelConfig:
@@ -151,8 +153,12 @@ def parse_config(
     quantize = search = compare = None
     if "quantize" in raw:
         quantize = parse_quantize_config(get_table(raw, "quantize", ""), key="quantize")
+    metrics = parse_metrics_config(get_table(raw, "metrics", ""), key="metrics")
     if "search" in raw:
-        search = parse_search_config(get_table(raw, "search", ""), key="search", seed=seed)
+        user = metrics.directions if metrics.evaluate is not None else None
+        search = parse_search_config(
+            get_table(raw, "search", ""), key="search", seed=seed, user_metrics=user
+        )
     if "compare" in raw:
         compare = parse_compare_config(get_table(raw, "compare", ""), key="compare")
     return Config(
@@ -162,6 +168,7 @@ def parse_config(
         quantize=quantize,
         search=search,
         compare=compare,
+        metrics=metrics,
         run_dir=get_str(raw, "run_dir", "", "runs") or "runs",
         seed=seed,
         base_dir=base_dir or Path.cwd(),

@@ -16,21 +16,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from quantsearch.errors import MetricError
+
 if TYPE_CHECKING:
     from torch import fx
 
     from quantsearch.data import Split
     from quantsearch.metrics.latency import LatencyOptions
+    from quantsearch.metrics.user import UserEvaluate
 
 __all__ = [
     "Compute",
     "MetricInputs",
     "UncountedOpsWarning",
+    "UserMetrics",
     "activation_metrics",
     "compute_cost_metrics",
     "latency_metrics",
     "param_metrics",
     "quality_metrics",
+    "regression_metrics",
 ]
 
 
@@ -110,6 +115,35 @@ def quality_metrics(x: MetricInputs) -> dict[str, float]:
     values = {"accuracy": q.accuracy, "balanced_accuracy": q.balanced_accuracy, "loss": q.loss}
     values.update({f"top{k}_accuracy": v for k, v in q.top_k.items()})
     return values
+
+
+def regression_metrics(x: MetricInputs) -> dict[str, float]:
+    """``mse`` and ``mae`` of the output against float targets, from one forward pass."""
+    from quantsearch.metrics.regression import regression_errors  # imports torch: deferred
+
+    assert x.data is not None  # compute_metrics checked it
+    return regression_errors(x.gm, x.data, batch_size=x.batch_size)
+
+
+@dataclass(frozen=True)
+class UserMetrics:
+    """The compute function of the metrics a user's ``evaluate`` function returns: one call
+    gives all of ``names``. ``evaluate`` is ``None`` where only their directions are known
+    (a run directory read back in another process)."""
+
+    evaluate: UserEvaluate | None
+    names: tuple[str, ...]
+
+    def __call__(self, x: MetricInputs) -> dict[str, float]:
+        from quantsearch.metrics.user import run_user_evaluate  # imports torch: deferred
+
+        if self.evaluate is None:
+            raise MetricError(
+                f"metrics {list(self.names)} come from a user evaluate function, which this "
+                f"process has not been given"
+            )
+        assert x.data is not None  # compute_metrics checked it
+        return run_user_evaluate(self.evaluate, self.names, x.gm, x.data, x.batch_size)
 
 
 def latency_metrics(x: MetricInputs) -> dict[str, float]:

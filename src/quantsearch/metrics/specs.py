@@ -15,25 +15,34 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from quantsearch.errors import MetricError
 from quantsearch.metrics.groups import (
     Compute,
+    UserMetrics,
     activation_metrics,
     compute_cost_metrics,
     latency_metrics,
     param_metrics,
     quality_metrics,
+    regression_metrics,
 )
 from quantsearch.registry import Registry
+
+if TYPE_CHECKING:
+    from quantsearch.metrics.user import UserEvaluate
 
 __all__ = [
     "METRICS",
     "SPREAD_SUFFIX",
     "TRIAL_METRICS",
     "MetricSpec",
+    "builtin_metric",
+    "declare_user_metrics",
+    "is_user_metric",
     "metric_names",
     "metric_spec",
     "metric_specs",
@@ -98,6 +107,12 @@ for _spec in (
     MetricSpec("top5_accuracy", "top5 accuracy", "fraction", "maximize", "data",
                "label among the 5 highest logits; any top<k>_accuracy works, e.g. top2_accuracy",
                quality_metrics),
+    MetricSpec("mse", "MSE", "target unit²", "minimize", "data",
+               "mean squared error of the output against float targets, over every output value",
+               regression_metrics),
+    MetricSpec("mae", "MAE", "target unit", "minimize", "data",
+               "mean absolute error of the output against float targets, over every output value",
+               regression_metrics),
     MetricSpec("params", "params", "count", "minimize", "static",
                "parameters (trainable and frozen)", param_metrics),
     MetricSpec("trainable_params", "trainable params", "count", "minimize", "static",
@@ -152,9 +167,72 @@ def top_k_of(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# Metrics of a user's evaluate function, by name: declared by the search that uses them.
+_USER: dict[str, MetricSpec] = {}
+
+
+def declare_user_metrics(
+    evaluate: UserEvaluate | None, directions: Mapping[str, str]
+) -> tuple[MetricSpec, ...]:
+    """Make the metrics a user's ``evaluate`` function returns known by name, each with its
+    direction, to every part of quantsearch that looks a metric up (:func:`metric_spec`).
+
+    One call of ``evaluate`` gives all of them (kind ``data``: they need the validation data).
+    A later declaration of a name replaces an earlier one, for the rest of the process; with
+    ``evaluate`` ``None`` (directions read back from a run directory) only names not declared
+    yet are added, so a function declared in this process is kept.
+
+    Raises:
+        MetricError: a name is a built-in metric, or a direction is not maximize/minimize.
+
+    Example:
+        >>> specs = declare_user_metrics(None, {"max_abs_error": "minimize"})
+        >>> metric_spec("max_abs_error").direction, is_user_metric("max_abs_error")
+        ('minimize', True)
+    """
+    for name, direction in directions.items():
+        if builtin_metric(name):
+            raise MetricError(
+                f"{name!r} is a built-in metric; give your evaluate function's metric another name"
+            )
+        if direction not in ("maximize", "minimize"):
+            raise MetricError(
+                f"direction of {name!r} must be one of ['maximize', 'minimize'] (got {direction!r})"
+            )
+    compute = UserMetrics(evaluate, tuple(directions))
+    specs = tuple(
+        MetricSpec(name, name, "value", direction, "data",  # type: ignore[arg-type]
+                   "returned by the user's evaluate function", compute)
+        for name, direction in directions.items()
+    )  # fmt: skip
+    _USER.update((s.name, s) for s in specs if evaluate is not None or s.name not in _USER)
+    return specs
+
+
+def is_user_metric(name: str) -> bool:
+    """``name`` is a declared metric of a user's evaluate function."""
+    return name in _USER and not builtin_metric(name)
+
+
+def builtin_metric(name: str) -> bool:
+    """``name`` is a metric quantsearch itself computes (``top<k>_accuracy`` and a noisy
+    metric's ``<name>_iqr`` included).
+
+    Example:
+        >>> builtin_metric("mse"), builtin_metric("top3_accuracy"), builtin_metric("r2")
+        (True, True, False)
+    """
+    base = name.removesuffix(SPREAD_SUFFIX)
+    return (
+        name in METRICS
+        or top_k_of(name) is not None
+        or (base != name and base in METRICS and not METRICS.get(base).deterministic)
+    )
+
+
 def metric_spec(name: str) -> MetricSpec:
-    """The spec of ``name`` (``top<k>_accuracy`` for any ``k >= 1`` and a noisy metric's spread
-    ``<name>_iqr`` included).
+    """The spec of ``name`` (``top<k>_accuracy`` for any ``k >= 1``, a noisy metric's spread
+    ``<name>_iqr`` and the declared metrics of a user's evaluate function included).
 
     Raises:
         MetricError: for an unknown name, listing the valid ones.
@@ -180,6 +258,8 @@ def metric_spec(name: str) -> MetricSpec:
             f"interquartile range of the repeated measurements of {base}", b.compute,
             deterministic=False,
         )  # fmt: skip
+    if name in _USER:
+        return _USER[name]
     close = difflib.get_close_matches(name, METRICS.names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise MetricError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,23 +23,22 @@ import torch
 from torch import fx, nn
 
 from quantsearch.atomic import write_atomic
-from quantsearch.checkpoint import tensors_digest
 from quantsearch.data import Split
+from quantsearch.data.inputs import as_split
 from quantsearch.errors import ConfigError
-from quantsearch.graph import trace
-from quantsearch.passes.transform import calibrate, parse_quantize_config, quantizable_kinds
+from quantsearch.metrics.user import UserEvaluate
+from quantsearch.passes.transform import parse_quantize_config
 from quantsearch.search.cache import EvaluationCache
 from quantsearch.search.config import SearchConfig, parse_search_config
 from quantsearch.search.evaluate import Evaluator
-from quantsearch.search.identity import LEGACY
 from quantsearch.search.parallel import open_coordinator
+from quantsearch.search.prepare import prepare_from_config, prepare_search, trace_model
 from quantsearch.search.progress import search_progress
 from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import check_workers, open_storage
 from quantsearch.search.study import Callback, run_study
-from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
 
 __all__ = [
@@ -84,42 +82,9 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
-def _split(data: Split | tuple[torch.Tensor, torch.Tensor]) -> Split:
-    if isinstance(data, Split):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        return Split(data[0], data[1])
-    raise ConfigError(
-        f"data must be a quantsearch Split or an (x, y) tuple of tensors (got {type(data).__name__})"
-    )
-
-
-def prepare_search(
-    gm: fx.GraphModule,
-    cfg: SearchConfig,
-    data: Split,
-    *,
-    quantize_config: Any = None,
-    calibration_data: torch.Tensor | None = None,
-    batch_size: int = 1024,
-) -> tuple[SearchSpace, Evaluator]:
-    """The space (checked against the graph) and the evaluator for one model and dataset."""
-    space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
-    calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
-    evaluator = Evaluator(
-        gm,
-        data,
-        cfg.all_metrics,
-        quantize_config=quantize_config,
-        calibration=calibration,
-        batch_size=batch_size,
-    )
-    return space, evaluator
-
-
 def search(
     model: nn.Module,
-    data: Split | tuple[torch.Tensor, torch.Tensor],
+    data: Split | tuple[torch.Tensor, torch.Tensor] | Any,
     *,
     space: Mapping[str, Any],
     objectives: Mapping[str, Any],
@@ -141,12 +106,17 @@ def search(
     cache: EvaluationCache | None = None,
     progress: bool | None = None,
     callbacks: Sequence[Callback] = (),
+    evaluate: UserEvaluate | None = None,
+    evaluate_directions: Mapping[str, str] | None = None,
 ) -> SearchResult:
     """Search quantization configs of ``model`` on ``data``.
 
     Args:
         model: a float model (an ``nn.Module``; traced here) or a traced ``GraphModule``.
-        data: validation samples ``(x, y)`` every trial is measured on.
+        data: the validation samples every trial is measured on: an ``(x, y)`` pair of
+            tensors, a :class:`~quantsearch.data.Split`, a torch ``Dataset`` of ``(x, y)``
+            items or a ``DataLoader`` of ``(x, y)`` batches; a ``Dataset`` or ``DataLoader``
+            is read once into tensors held in memory (:mod:`quantsearch.data.inputs`).
         space, objectives, constraints, strategy: as the ``[search.*]`` TOML tables.
         n_trials: the trial budget (cache hits count as trials, not as evaluations); default
             100, or 20 x ``n_evaluations`` when that is given.
@@ -159,6 +129,13 @@ def search(
         callbacks: Optuna callbacks, each called as ``callback(study, frozen_trial)`` after
             every trial (optuna-integration's ``MLflowCallback``, for one).
         progress: a rich progress bar; ``None``: on in a Jupyter notebook, off elsewhere.
+        evaluate: a function ``evaluate(model, batches) -> {name: number}`` for tasks the
+            built-in quality metrics do not measure (:mod:`quantsearch.metrics.user`); its
+            metrics are usable by name in ``objectives``, ``constraints`` and ``metrics``.
+        evaluate_directions: ``{name: "maximize" | "minimize"}`` for its metrics; an
+            objective's own ``direction`` also declares one. By default a trial records them
+            and the static trial metrics (``model_size_bits``, ``avg_weight_bits``,
+            ``bitops``), not the classification metrics.
 
     Example:
         >>> import torch
@@ -185,9 +162,20 @@ def search(
         raw["timeout"] = timeout
     if metrics is not None:
         raw["metrics"] = list(metrics)
-    cfg = parse_search_config(raw, key="search", seed=seed)
-    split = _split(data)
-    gm = model if isinstance(model, fx.GraphModule) else _trace(model, split)
+    if evaluate_directions is not None and evaluate is None:
+        raise ConfigError(
+            f"evaluate_directions: got {sorted(evaluate_directions)} without evaluate=, allowed: "
+            f"directions of the metrics an evaluate function returns"
+        )
+    if evaluate is not None and not callable(evaluate):
+        raise ConfigError(
+            f"evaluate: got a {type(evaluate).__name__}, allowed: a function (model, batches) -> "
+            f"dict of metric name -> number"
+        )
+    user = dict(evaluate_directions or {}) if evaluate is not None else None
+    cfg = parse_search_config(raw, key="search", seed=seed, user_metrics=user)
+    split = as_split(data, key="data")
+    gm = model if isinstance(model, fx.GraphModule) else trace_model(model, split)
     qcfg = parse_quantize_config(dict(quantize), key="quantize") if quantize is not None else None
     space_, evaluator = prepare_search(
         gm,
@@ -196,6 +184,7 @@ def search(
         quantize_config=qcfg,
         calibration_data=calibration_data,
         batch_size=batch_size,
+        evaluate=evaluate,
     )
     result = run_search(
         space_,
@@ -210,11 +199,6 @@ def search(
     )
     result.searched = SearchedModel(graph=gm, batch_size=batch_size)  # for result.model(trial)
     return result
-
-
-def _trace(model: nn.Module, split: Split) -> fx.GraphModule:
-    model.eval()
-    return trace(model, split.x[: min(len(split), 8)])
 
 
 def run_search(
@@ -368,43 +352,3 @@ def study_of(
         name = study_name(Path(config.source).stem, "--study (default: the config file's stem)")
     parent = Path(run_dir) if run_dir is not None else Path(config.run_dir)
     return cfg, name, writable_dir(parent / name, "--run-dir" if run_dir is not None else "run_dir")
-
-
-def prepare_from_config(
-    config: Any, cfg: SearchConfig, load: str | None
-) -> tuple[SearchSpace, Evaluator, dict[str, Any]]:
-    """Model, weights, data and graph of a config: its space, evaluator and what identifies it.
-
-    Validation samples: ``data.eval_samples`` of the validation split; calibration (for
-    ``frac_width = "auto"``): ``data.calibration_samples`` of the training split.
-    """
-    session = open_session(config, load, need_weights=True)
-    val = session.data.val.head(config.data.eval_samples)
-    gm = session.trace(batch=min(len(val), 8))
-    calib = session.data.train.x[: config.data.calibration_samples]
-    space, evaluator = prepare_search(
-        gm,
-        cfg,
-        val,
-        quantize_config=config.quantize,
-        calibration_data=calib,
-        batch_size=config.data.batch_size,
-    )
-    extra = {
-        "model": session.model_name,
-        "data": [session.data.name, tensors_digest({"x": val.x, "y": val.y})],
-        "weights": tensors_digest(session.model.state_dict()),
-        LEGACY: {  # what studies of an earlier quantsearch were identified by
-            "model": session.model_name,
-            "dataset": session.data.name,
-            "checkpoint": _file_digest(session.checkpoint),
-            "samples": len(val),
-        },
-    }
-    return space, evaluator, extra
-
-
-def _file_digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

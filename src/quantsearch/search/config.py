@@ -12,8 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from quantsearch.errors import ConfigError, MetricError
-from quantsearch.metrics.specs import METRICS, TRIAL_METRICS, MetricSpec, metric_names, metric_spec
+from quantsearch.errors import ConfigError
+from quantsearch.metrics.config import check_directions
+from quantsearch.metrics.specs import TRIAL_METRICS
+from quantsearch.search.goals import (
+    ConstraintSpec,
+    ObjectiveSpec,
+    check_metric,
+    default_recorded,
+    parse_constraints,
+    parse_objectives,
+)
 from quantsearch.search.space import SpaceSpec, parse_space
 from quantsearch.validate import (
     COUNT_MAX,
@@ -45,31 +54,6 @@ DEFAULT_RECORDED = TRIAL_METRICS
 class StrategySpec:
     name: str = "tpe"
     options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """One metric in the objective. ``weight`` is used by ``weighted_sum`` only."""
-
-    metric: str
-    direction: Literal["maximize", "minimize"]
-    weight: float = 1.0
-    relative_to_baseline: bool = False
-
-
-@dataclass(frozen=True)
-class ConstraintSpec:
-    """``value(trial) <op> bound``. ``kind`` says how ``value`` derives from the metric.
-
-    kinds: ``max``/``min`` (the metric itself), ``max_ratio``/``min_ratio`` (metric / baseline),
-    ``drop`` (baseline - metric, bounded above; ``accuracy_drop = { max = 0.01 }``) and
-    ``increase`` (metric - baseline, bounded above; ``loss_increase = { max = 0.1 }``).
-    """
-
-    name: str  # the key as written, e.g. "accuracy_drop"
-    metric: str
-    kind: Literal["max", "min", "max_ratio", "min_ratio", "drop", "increase"]
-    bound: float
 
 
 @dataclass(frozen=True)
@@ -124,6 +108,9 @@ class SearchConfig:
     # RDB storages: seconds a worker rides out a lost database connection (a restart) before
     # it stops in one line (quantsearch.search.reconnect).
     db_retry_s: float = 60.0
+    # The metrics of a user's evaluate function, name -> direction: the declared ones and
+    # those an objective gave a direction. Empty without an evaluate function.
+    user_metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def group_commit_s(self) -> float:
@@ -159,16 +146,6 @@ class CompareConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _spec(name: str, key: str) -> MetricSpec:
-    """The metric's spec; an unknown name is a ConfigError naming ``key`` and the known ones."""
-    try:
-        return metric_spec(name)
-    except MetricError:
-        raise ConfigError(
-            f"{key}: unknown metric {name!r}; known metrics: {metric_names()} and top<k>_accuracy"
-        ) from None
-
-
 def _canonical_strategy(name: str, key: str) -> str:
     # The registry lives with the samplers, which import optuna: imported here, not at the top,
     # so loading a config without [search] (and `quantsearch --help`) does not pay for optuna.
@@ -186,83 +163,6 @@ def _parse_strategy(raw: Any, key: str) -> StrategySpec:
     name = get_str(raw, "name", key, "tpe") or "tpe"
     options = get_table(raw, "options", key)
     return StrategySpec(_canonical_strategy(name, f"{key}.name"), options)
-
-
-def _parse_objectives(raw: Mapping[str, Any], key: str) -> tuple[str, tuple[ObjectiveSpec, ...]]:
-    combine = get_str(raw, "combine", key, "weighted_sum") or "weighted_sum"
-    if combine not in ("weighted_sum", "pareto"):
-        raise ConfigError(
-            f"{key}.combine must be one of ['pareto', 'weighted_sum'] (got {combine!r})"
-        )
-    out: list[ObjectiveSpec] = []
-    for name, table in raw.items():
-        if name == "combine":
-            continue
-        okey = f"{key}.{name}"
-        spec = _spec(name, key)
-        if isinstance(table, (int, float)) and not isinstance(table, bool):
-            table = {"weight": table}
-        if not isinstance(table, Mapping):
-            raise ConfigError(
-                f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})"
-            )
-        check_keys(table, {"direction", "weight", "relative_to_baseline"}, okey)
-        direction = get_str(table, "direction", okey, spec.direction)
-        if direction not in ("maximize", "minimize"):
-            raise ConfigError(
-                f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
-            )
-        weight = get_float(table, "weight", okey, 1.0)
-        assert weight is not None
-        if weight < 0:
-            raise ConfigError(
-                f"{okey}.weight must be >= 0; the direction gives the sign (got {weight})"
-            )
-        out.append(
-            ObjectiveSpec(
-                name,
-                direction,  # type: ignore[arg-type]
-                weight,
-                get_bool(table, "relative_to_baseline", okey, False),
-            )
-        )
-    if not out:
-        raise ConfigError(
-            f"{key} must name at least one metric, e.g. accuracy = {{ direction = 'maximize' }}"
-        )
-    if combine == "pareto" and len(out) < 2:
-        raise ConfigError(
-            f"{key}: combine = 'pareto' needs at least two objectives (got {len(out)})"
-        )
-    return combine, tuple(out)
-
-
-_CONSTRAINT_SUFFIXES = {"_drop": "drop", "_increase": "increase"}
-
-
-def _parse_constraints(raw: Mapping[str, Any], key: str) -> tuple[ConstraintSpec, ...]:
-    out: list[ConstraintSpec] = []
-    for name, table in raw.items():
-        ckey = f"{key}.{name}"
-        metric, derived = name, None
-        for suffix, kind in _CONSTRAINT_SUFFIXES.items():
-            if name.endswith(suffix) and name not in METRICS:
-                metric, derived = name[: -len(suffix)], kind
-        _spec(metric, key)
-        if not isinstance(table, Mapping) or len(table) != 1:
-            allowed = ["max"] if derived else ["max", "max_ratio", "min", "min_ratio"]
-            raise ConfigError(
-                f"{ckey} must be a table with exactly one of {allowed} (got {table!r})"
-            )
-        (form,) = table
-        allowed_forms = {"max"} if derived else {"max", "min", "max_ratio", "min_ratio"}
-        if form not in allowed_forms:
-            raise ConfigError(f"{ckey}: unknown bound {form!r}; allowed: {sorted(allowed_forms)}")
-        value = get_float(table, form, ckey)
-        assert value is not None
-        kind = derived or form
-        out.append(ConstraintSpec(name, metric, kind, value))  # type: ignore[arg-type]
-    return tuple(out)
 
 
 _SEARCH_KEYS = {
@@ -301,8 +201,19 @@ def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
     )
 
 
-def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int = 0) -> SearchConfig:
+def parse_search_config(
+    raw: Mapping[str, Any],
+    key: str = "search",
+    seed: int = 0,
+    *,
+    user_metrics: Mapping[str, str] | None = None,
+) -> SearchConfig:
     """Validate a ``[search]`` table. Does not mutate ``raw``.
+
+    ``user_metrics``: ``None`` without a user evaluate function; with one, the declared
+    directions of its metrics (``[metrics] directions``), possibly empty. Its metrics are then
+    usable by name; by default a trial records them and the static trial metrics (the built-in
+    quality metrics are for classification).
 
     Example:
         >>> cfg = parse_search_config({
@@ -323,13 +234,21 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         raise ConfigError(
             f"{key}.objectives is required, e.g. accuracy = {{ direction = 'maximize' }}"
         )
-    combine, objectives = _parse_objectives(get_table(raw, "objectives", key), f"{key}.objectives")
-    constraints = _parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints")
-    metrics_raw = raw.get("metrics", list(DEFAULT_RECORDED))
+    user = None if user_metrics is None else check_directions(user_metrics, "evaluate_directions")
+    objectives_raw = get_table(raw, "objectives", key)
+    combine, objectives = parse_objectives(objectives_raw, f"{key}.objectives", user)
+    constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
+    metrics_raw = raw.get("metrics", list(default_recorded(user)))
     if not isinstance(metrics_raw, list) or not all(isinstance(m, str) for m in metrics_raw):
         raise ConfigError(f"{key}.metrics must be a list of metric names (got {metrics_raw!r})")
     for m in metrics_raw:
-        _spec(m, f"{key}.metrics")
+        check_metric(m, f"{key}.metrics", user)
+    fidelity = _parse_fidelity(raw.get("fidelity"), f"{key}.fidelity")
+    if user is not None and fidelity.method != "full":
+        raise ConfigError(
+            f"{key}.fidelity: got {fidelity.method!r} with an evaluate function, allowed: "
+            f"'full' (successive halving prunes on accuracy)"
+        )
     timeout = get_float(raw, "timeout", key, None, positive=True)
     n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX)
     n_trials = get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX)
@@ -346,7 +265,7 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         metrics=tuple(metrics_raw),
         n_trials=n_trials,
         n_evaluations=n_evaluations,
-        fidelity=_parse_fidelity(raw.get("fidelity"), f"{key}.fidelity"),
+        fidelity=fidelity,
         timeout=timeout,
         n_jobs=get_int(raw, "n_jobs", key, 1, minimum=1) or 1,
         seed=get_int(raw, "seed", key, seed, minimum=0, maximum=SEED_MAX) or 0,
@@ -357,6 +276,7 @@ def parse_search_config(raw: Mapping[str, Any], key: str = "search", seed: int =
         torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
         group_commit_ms=_group_commit_ms(raw, key),
         db_retry_s=_db_retry_s(raw, key),
+        user_metrics=dict(user or {}),
     )
 
 

@@ -1,0 +1,179 @@
+"""Objectives and constraints of ``[search]``: their specs and how they are parsed.
+
+Each names a metric: a built-in one (:mod:`quantsearch.metrics`) or one a user's evaluate
+function returns, which needs a direction: declared (``[metrics] directions``, or
+``evaluate_directions`` in Python) or given by its objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from quantsearch.errors import ConfigError, MetricError
+from quantsearch.metrics.specs import (
+    METRICS,
+    TRIAL_METRICS,
+    builtin_metric,
+    metric_names,
+    metric_spec,
+)
+from quantsearch.validate import check_keys, get_bool, get_float, get_str
+
+__all__ = [
+    "ConstraintSpec",
+    "ObjectiveSpec",
+    "check_metric",
+    "default_recorded",
+    "parse_constraints",
+    "parse_objectives",
+]
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One metric in the objective. ``weight`` is used by ``weighted_sum`` only."""
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    weight: float = 1.0
+    relative_to_baseline: bool = False
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """``value(trial) <op> bound``. ``kind`` says how ``value`` derives from the metric.
+
+    kinds: ``max``/``min`` (the metric itself), ``max_ratio``/``min_ratio`` (metric / baseline),
+    ``drop`` (baseline - metric, bounded above; ``accuracy_drop = { max = 0.01 }``) and
+    ``increase`` (metric - baseline, bounded above; ``loss_increase = { max = 0.1 }``).
+    """
+
+    name: str  # the key as written, e.g. "accuracy_drop"
+    metric: str
+    kind: Literal["max", "min", "max_ratio", "min_ratio", "drop", "increase"]
+    bound: float
+
+
+def _direction(name: str, key: str, user: Mapping[str, str] | None) -> str | None:
+    """The metric's direction: a built-in's own, or a user metric's declared one. ``None``
+    for a name an evaluate function may return (``user`` given) that has no direction yet; an
+    unknown name is a ConfigError naming ``key`` and the known ones."""
+    if builtin_metric(name) or user is None:
+        try:
+            return metric_spec(name).direction
+        except MetricError:
+            raise ConfigError(
+                f"{key}: unknown metric {name!r}; known metrics: {metric_names()} and "
+                f"top<k>_accuracy (or an evaluate function's metric, with metrics.evaluate)"
+            ) from None
+    return user.get(name)
+
+
+def check_metric(name: str, key: str, user: Mapping[str, str] | None) -> None:
+    """``name`` is a known metric with a direction (an evaluate function's, declared)."""
+    if _direction(name, key, user) is None:
+        raise ConfigError(
+            f"{key}: got {name!r}, an evaluate function's metric without a declared direction, "
+            f"allowed: built-in metrics and the names in metrics.directions (evaluate_directions "
+            f"in Python) or in objectives with a direction"
+        )
+
+
+def parse_objectives(
+    raw: Mapping[str, Any], key: str, user: dict[str, str] | None
+) -> tuple[str, tuple[ObjectiveSpec, ...]]:
+    """The objectives; an evaluate function's metric with a direction here and none declared
+    is declared in ``user`` with it."""
+    combine = get_str(raw, "combine", key, "weighted_sum") or "weighted_sum"
+    if combine not in ("weighted_sum", "pareto"):
+        raise ConfigError(
+            f"{key}.combine must be one of ['pareto', 'weighted_sum'] (got {combine!r})"
+        )
+    out: list[ObjectiveSpec] = []
+    for name, table in raw.items():
+        if name == "combine":
+            continue
+        okey = f"{key}.{name}"
+        default = _direction(name, key, user)
+        if isinstance(table, (int, float)) and not isinstance(table, bool):
+            table = {"weight": table}
+        if not isinstance(table, Mapping):
+            raise ConfigError(
+                f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})"
+            )
+        check_keys(table, {"direction", "weight", "relative_to_baseline"}, okey)
+        direction = get_str(table, "direction", okey, default)
+        if direction is None:
+            raise ConfigError(
+                f"{okey}.direction: not given for an evaluate function's metric with no "
+                f"declared direction, allowed: 'maximize' or 'minimize' (or metrics.directions)"
+            )
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError(
+                f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
+            )
+        if user is not None and default is None:
+            user[name] = direction
+        weight = get_float(table, "weight", okey, 1.0)
+        assert weight is not None
+        if weight < 0:
+            raise ConfigError(
+                f"{okey}.weight must be >= 0; the direction gives the sign (got {weight})"
+            )
+        out.append(
+            ObjectiveSpec(
+                name,
+                direction,  # type: ignore[arg-type]
+                weight,
+                get_bool(table, "relative_to_baseline", okey, False),
+            )
+        )
+    if not out:
+        raise ConfigError(
+            f"{key} must name at least one metric, e.g. accuracy = {{ direction = 'maximize' }}"
+        )
+    if combine == "pareto" and len(out) < 2:
+        raise ConfigError(
+            f"{key}: combine = 'pareto' needs at least two objectives (got {len(out)})"
+        )
+    return combine, tuple(out)
+
+
+_CONSTRAINT_SUFFIXES = {"_drop": "drop", "_increase": "increase"}
+
+
+def parse_constraints(
+    raw: Mapping[str, Any], key: str, user: Mapping[str, str] | None
+) -> tuple[ConstraintSpec, ...]:
+    out: list[ConstraintSpec] = []
+    for name, table in raw.items():
+        ckey = f"{key}.{name}"
+        metric, derived = name, None
+        for suffix, kind in _CONSTRAINT_SUFFIXES.items():
+            if name.endswith(suffix) and name not in METRICS and name not in (user or {}):
+                metric, derived = name[: -len(suffix)], kind
+        check_metric(metric, key, user)
+        if not isinstance(table, Mapping) or len(table) != 1:
+            allowed = ["max"] if derived else ["max", "max_ratio", "min", "min_ratio"]
+            raise ConfigError(
+                f"{ckey} must be a table with exactly one of {allowed} (got {table!r})"
+            )
+        (form,) = table
+        allowed_forms = {"max"} if derived else {"max", "min", "max_ratio", "min_ratio"}
+        if form not in allowed_forms:
+            raise ConfigError(f"{ckey}: unknown bound {form!r}; allowed: {sorted(allowed_forms)}")
+        value = get_float(table, form, ckey)
+        assert value is not None
+        kind = derived or form
+        out.append(ConstraintSpec(name, metric, kind, value))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def default_recorded(user: Mapping[str, str] | None) -> tuple[str, ...]:
+    """What a trial records unless ``metrics`` says otherwise: with an evaluate function, its
+    metrics and the static trial metrics (sizes, bits), not classification quality."""
+    if user is None:
+        return TRIAL_METRICS
+    return (*user, *(m for m in TRIAL_METRICS if metric_spec(m).kind == "static"))

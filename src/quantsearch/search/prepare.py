@@ -1,0 +1,120 @@
+"""What a search needs before its first trial: the space and the evaluator of one model and
+its validation data (:func:`prepare_search`), built from a config for the CLI
+(:func:`prepare_from_config`).
+
+A user's evaluate function (``evaluate=`` in Python, ``[metrics] evaluate`` in a config) is
+declared here, with its metrics' directions, so that every later step looks them up by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from quantsearch.checkpoint import tensors_digest
+from quantsearch.data import Split
+from quantsearch.errors import ConfigError
+from quantsearch.graph import trace
+from quantsearch.metrics.specs import declare_user_metrics
+from quantsearch.metrics.user import UserEvaluate
+from quantsearch.passes.transform import calibrate, quantizable_kinds
+from quantsearch.search.config import SearchConfig
+from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.identity import LEGACY
+from quantsearch.search.space import SearchSpace
+from quantsearch.session import open_session
+from quantsearch.spec import load_callable
+
+__all__ = ["prepare_from_config", "prepare_search", "trace_model"]
+
+
+def prepare_search(
+    gm: fx.GraphModule,
+    cfg: SearchConfig,
+    data: Split,
+    *,
+    quantize_config: Any = None,
+    calibration_data: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    evaluate: UserEvaluate | None = None,
+) -> tuple[SearchSpace, Evaluator]:
+    """The space (checked against the graph) and the evaluator for one model and dataset.
+
+    ``evaluate``: the user's evaluate function, whose metrics ``cfg.user_metrics`` names.
+    """
+    if cfg.user_metrics and evaluate is None:
+        raise ConfigError(
+            f"evaluate: got no evaluate function, allowed: one that returns "
+            f"{sorted(cfg.user_metrics)} (the metrics the search config names)"
+        )
+    if evaluate is not None:
+        declare_user_metrics(evaluate, cfg.user_metrics)
+    space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
+    calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
+    evaluator = Evaluator(
+        gm,
+        data,
+        cfg.all_metrics,
+        quantize_config=quantize_config,
+        calibration=calibration,
+        batch_size=batch_size,
+    )
+    return space, evaluator
+
+
+def trace_model(model: nn.Module, split: Split) -> fx.GraphModule:
+    """``model`` in eval mode, traced on up to 8 samples of ``split``."""
+    model.eval()
+    return trace(model, split.x[: min(len(split), 8)])
+
+
+def prepare_from_config(
+    config: Any, cfg: SearchConfig, load: str | None
+) -> tuple[SearchSpace, Evaluator, dict[str, Any]]:
+    """Model, weights, data and graph of a config: its space, evaluator and what identifies it.
+
+    Validation samples: ``data.eval_samples`` of the validation split; calibration (for
+    ``frac_width = "auto"``): ``data.calibration_samples`` of the training split. A
+    ``[metrics] evaluate`` function is imported (relative to the config file's folder).
+    """
+    session = open_session(config, load, need_weights=True)
+    val = session.data.val.head(config.data.eval_samples)
+    gm = session.trace(batch=min(len(val), 8))
+    calib = session.data.train.x[: config.data.calibration_samples]
+    spec = config.metrics.evaluate
+    evaluate = (
+        load_callable(spec, key="metrics.evaluate", base_dir=config.base_dir) if spec else None
+    )
+    space, evaluator = prepare_search(
+        gm,
+        cfg,
+        val,
+        quantize_config=config.quantize,
+        calibration_data=calib,
+        batch_size=config.data.batch_size,
+        evaluate=evaluate,
+    )
+    extra: dict[str, Any] = {
+        "model": session.model_name,
+        "data": [session.data.name, tensors_digest({"x": val.x, "y": val.y})],
+        "weights": tensors_digest(session.model.state_dict()),
+        LEGACY: {  # what studies of an earlier quantsearch were identified by
+            "model": session.model_name,
+            "dataset": session.data.name,
+            "checkpoint": _file_digest(session.checkpoint),
+            "samples": len(val),
+        },
+    }
+    if spec:  # another function measures other metrics: not the same study
+        extra["evaluate"] = [spec, sorted(cfg.user_metrics.items())]
+    return space, evaluator, extra
+
+
+def _file_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

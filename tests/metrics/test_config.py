@@ -1,0 +1,67 @@
+"""``[metrics]``: the evaluate spec and the directions, validated at load in one line each."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantsearch.config import parse_config
+from quantsearch.errors import ConfigError
+from quantsearch.metrics.config import MetricsConfig, parse_metrics_config
+
+SEARCH = {
+    "space": {"choices": {"linear": {"weight": [[8, 4]]}}},
+    "objectives": {"r2": {"direction": "maximize"}},
+}
+
+
+def test_a_valid_table() -> None:
+    cfg = parse_metrics_config(
+        {"evaluate": "task.py:evaluate", "directions": {"max_err": "minimize"}}
+    )
+    assert cfg == MetricsConfig("task.py:evaluate", {"max_err": "minimize"})
+    assert parse_metrics_config({}) == MetricsConfig()
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"evaluate": "task.py"}, r"^metrics\.evaluate: got 'task\.py', allowed: 'file\.py:function' or 'module:function'$"),
+        ({"evaluate": 3}, r"^metrics\.evaluate must be a string \(got 3\)$"),
+        ({"evaluate": "t.py:f", "directions": {"e": "down"}}, r"^metrics\.directions\.e: got 'down', allowed: \['maximize', 'minimize'\]$"),
+        ({"evaluate": "t.py:f", "directions": {"mse": "minimize"}}, r"^metrics\.directions\.mse: got a built-in metric, allowed: "),
+        ({"evaluate": "t.py:f", "directions": "e"}, r"^metrics\.directions must be a table \(got str\)$"),
+        ({"directions": {"e": "minimize"}}, r"^metrics\.directions: got \['e'\] without metrics\.evaluate, allowed: "),
+        ({"evaluate": "t.py:f", "evaluat": 1}, r"^unknown key metrics\.evaluat \(allowed in metrics: \['directions', 'evaluate'\]\)$"),
+    ],
+)  # fmt: skip
+def test_bad_tables_are_one_line_naming_the_key(raw: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as exc:
+        parse_metrics_config(raw)
+    assert "\n" not in str(exc.value)
+
+
+def test_search_names_the_evaluate_metrics_with_a_direction() -> None:
+    raw = {
+        "metrics": {"evaluate": "t.py:f", "directions": {"max_err": "minimize"}},
+        "search": {**SEARCH, "constraints": {"max_err": {"max": 0.5}}},
+    }
+    cfg = parse_config(raw)
+    assert cfg.search is not None
+    assert cfg.search.user_metrics == {"max_err": "minimize", "r2": "maximize"}
+    # recorded by default: the user's metrics and the static trial metrics, no accuracy
+    assert cfg.search.metrics == ("max_err", "r2", "model_size_bits", "avg_weight_bits", "bitops")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "search", "match"),
+    [
+        ({"evaluate": "t.py:f"}, {**SEARCH, "objectives": {"r2": {"weight": 1.0}}}, r"^search\.objectives\.r2\.direction: not given for an evaluate function's metric with no declared direction"),
+        ({"evaluate": "t.py:f"}, {**SEARCH, "metrics": ["r3"]}, r"^search\.metrics: got 'r3', an evaluate function's metric without a declared direction"),
+        ({"evaluate": "t.py:f"}, {**SEARCH, "constraints": {"r3": {"max": 1}}}, r"^search\.constraints: got 'r3', an evaluate function's metric without"),
+        ({}, SEARCH, r"^search\.objectives: unknown metric 'r2'; known metrics: .* \(or an evaluate function's metric, with metrics\.evaluate\)$"),
+        ({"evaluate": "t.py:f"}, {**SEARCH, "fidelity": "successive_halving"}, r"^search\.fidelity: got 'successive_halving' with an evaluate function, allowed: 'full'"),
+    ],
+)  # fmt: skip
+def test_a_metric_without_direction_is_one_line(metrics: dict, search: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config({"metrics": metrics, "search": search})
