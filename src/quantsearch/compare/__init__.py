@@ -16,6 +16,9 @@ Modules, lowest first: ``stats`` -> ``measures`` -> ``summary`` -> ``configs`` -
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from quantsearch.compare.analysis import compare_results, prefix_overlap
 from quantsearch.compare.configs import ConfigPoint, distinct_configs
 from quantsearch.compare.measures import (
@@ -26,10 +29,12 @@ from quantsearch.compare.measures import (
     new_config_flags,
 )
 from quantsearch.compare.result import ComparisonResult
-from quantsearch.compare.run import RunCache, compare_from_config, run_comparison
 from quantsearch.compare.stats import Curve, Quartiles, quantile
 from quantsearch.compare.summary import StrategyStats, auto_budgets
 from quantsearch.search.pareto import hypervolume, hypervolume_reference_point
+
+if TYPE_CHECKING:
+    from quantsearch.compare.run import RunCache, compare_from_config, run_comparison
 
 __all__ = [
     "ComparisonResult",
@@ -53,3 +58,13 @@ __all__ = [
     "quantile",
     "run_comparison",
 ]
+
+# ``run`` imports torch and optuna (it runs searches): loaded on first use, so that reading a
+# comparison's files (``quantsearch report``) does not pay for them.
+_LAZY = {"RunCache": "run", "compare_from_config": "run", "run_comparison": "run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"quantsearch.compare.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'quantsearch.compare' has no attribute {name!r}")

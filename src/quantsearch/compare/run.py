@@ -299,7 +299,12 @@ def compare_from_config(
             "model": extra["model"],
             "dataset": extra["data"][0],  # the study identity's [name, digest of the split]
             "samples": len(evaluator.data),
-            "search": dataclasses.asdict(cfg),
+            # each knob's labels as the search spelled them (a ReLU's input is ``ufixed``): the
+            # report reads them here instead of the op registry, which imports torch
+            "search": {
+                **dataclasses.asdict(cfg),
+                "knob_labels": {k.name: list(k.labels) for k in space.knobs},
+            },
             "compare": {
                 "strategies": list(result.strategies),
                 "seeds": list(result.seeds),

@@ -16,15 +16,20 @@ import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_args, get_type_hints
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_type_hints
 
 from quantsearch.errors import ConfigError
 from quantsearch.validate import check_keys
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+# torch is imported inside the functions that compute on tensors, not here: a format is also a
+# label that reports and config checks parse and print, and those must not load torch (issue 15).
+
 __all__ = [
+    "ROUNDINGS",
     "BiasedExponent",
     "FormatField",
     "InvalidFormat",
@@ -32,6 +37,10 @@ __all__ = [
     "largest_at_most",
     "match_short",
 ]
+
+
+#: rounding modes of the formats that round to a grid (:func:`quantsearch.formats.ste.round_ste`)
+ROUNDINGS = ("nearest", "floor", "stochastic")
 
 
 class InvalidFormat(ConfigError):
@@ -212,9 +221,12 @@ def largest_at_most(value: float, dtype: torch.dtype) -> float:
     bfloat16, and a bound beyond the dtype's range cannot even be passed to ``torch.clamp``).
 
     Example:
+        >>> import torch
         >>> largest_at_most(2047.0, torch.bfloat16), largest_at_most(1e39, torch.float32)
         (2040.0, 3.4028234663852886e+38)
     """
+    import torch  # lazy: see the module's imports
+
     t = torch.tensor(min(value, torch.finfo(dtype).max), dtype=torch.float64).to(dtype)
     if float(t) > value:
         t = torch.nextafter(t, torch.tensor(0.0, dtype=dtype))

@@ -5,16 +5,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats.base import BiasedExponent, NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.ste import round_ste
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["BlockFP"]
 
@@ -78,6 +77,12 @@ class BlockFP(BiasedExponent, NumberFormat):
         return self.mantissa_width + self.exponent_width / self.block_size
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        # lazy: parsing and printing a format must not load torch (see formats.base)
+        import torch
+        import torch.nn.functional as F
+
+        from quantsearch.formats.ste import round_ste
+
         if x.ndim == 0:
             return self.quantize(x.reshape(1)).reshape(())
         if not -x.ndim <= self.block_dim < x.ndim:
@@ -111,6 +116,8 @@ class BlockFP(BiasedExponent, NumberFormat):
         (what quantizing often produces) would take a larger exponent the second time, and
         quantizing twice would not give the same values.
         """
+        import torch  # lazy: see quantize
+
         none = torch.iinfo(torch.int32).min  # zeros need no exponent
         pos_m, pos_e = torch.frexp(blocks.clamp(min=0).amax(dim=-1, keepdim=True))
         neg_m, neg_e = torch.frexp((-blocks).clamp(min=0).amax(dim=-1, keepdim=True))

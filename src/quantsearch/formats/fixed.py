@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from quantsearch.errors import ConfigError
-from quantsearch.formats.base import NumberFormat, largest_at_most, match_short
+from quantsearch.formats.base import ROUNDINGS, NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.ste import ROUNDINGS, round_ste
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["FixedPoint"]
 
@@ -96,6 +96,11 @@ class FixedPoint(NumberFormat):
         return self.width
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        # lazy: parsing and printing a format must not load torch (see formats.base)
+        import torch
+
+        from quantsearch.formats.ste import round_ste
+
         scale = 2.0**self.frac_width
         # Half precision is worked in float32, where x * 2^frac_width cannot overflow (in
         # float16 it does past 65504: fixed(17,1) turned -32768 into -32752) and every integer

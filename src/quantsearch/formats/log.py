@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from quantsearch.formats.base import BiasedExponent, NumberFormat, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.ste import straight_through
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["LogFormat"]
 
@@ -59,6 +59,11 @@ class LogFormat(BiasedExponent, NumberFormat):
         return 1 + self.exponent_width
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        # lazy: parsing and printing a format must not load torch (see formats.base)
+        import torch
+
+        from quantsearch.formats.ste import straight_through
+
         with torch.no_grad():
             a = x.detach().abs()
             m, e = torch.frexp(a)  # a = m * 2^e, m in [0.5, 1)

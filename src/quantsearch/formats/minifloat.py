@@ -6,14 +6,14 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from quantsearch.formats.base import BiasedExponent, NumberFormat, largest_at_most, match_short
 from quantsearch.formats.registry import FORMATS
-from quantsearch.formats.ste import round_ste
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 __all__ = ["Minifloat"]
 
@@ -24,6 +24,8 @@ _SHORT = re.compile(r"minifloat\(e(?P<e>\d+)m(?P<m>\d+),b(?P<b>-?\d+)(?P<nosub>,
 def _top(max_exponent: int, mantissa_width: int, dtype: torch.dtype) -> float:
     """The largest minifloat value ``dtype`` holds: the format's own largest unless the format
     reaches past the dtype (``E = 8`` past float32, ``E = 5`` past float16)."""
+    import torch  # lazy: parsing and printing a format must not load torch (see formats.base)
+
     dtype_exp = math.frexp(torch.finfo(dtype).max)[1] - 1  # floor(log2(max))
     exp = min(max_exponent, dtype_exp)
     return largest_at_most(2.0**exp * (2.0 - 2.0**-mantissa_width), dtype)
@@ -82,6 +84,11 @@ class Minifloat(BiasedExponent, NumberFormat):
         return 1 + self.exponent_width + self.mantissa_width
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        # lazy: parsing and printing a format must not load torch (see formats.base)
+        import torch
+
+        from quantsearch.formats.ste import round_ste
+
         with torch.no_grad():
             a = x.detach().abs()
             _, e = torch.frexp(a)  # a = m * 2^e with m in [0.5, 1): floor(log2 a) = e - 1

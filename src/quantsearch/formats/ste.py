@@ -15,9 +15,9 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-__all__ = ["ROUNDINGS", "round_ste", "straight_through"]
+from quantsearch.formats.base import ROUNDINGS
 
-ROUNDINGS = ("nearest", "floor", "stochastic")
+__all__ = ["ROUNDINGS", "round_ste", "straight_through"]
 
 
 def _round(y: Tensor, rounding: str, generator: torch.Generator | None) -> Tensor:

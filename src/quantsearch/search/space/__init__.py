@@ -3,7 +3,9 @@ it gives a traced graph (:mod:`.knobs`)."""
 
 from __future__ import annotations
 
-from quantsearch.search.space.knobs import Encoding, Knob, SearchSpace
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from quantsearch.search.space.spec import (
     SAME_AS,
     SpaceSpec,
@@ -12,6 +14,9 @@ from quantsearch.search.space.spec import (
     option_label,
     parse_space,
 )
+
+if TYPE_CHECKING:
+    from quantsearch.search.space.knobs import Encoding, Knob, SearchSpace
 
 __all__ = [
     "SAME_AS",
@@ -24,3 +29,13 @@ __all__ = [
     "option_label",
     "parse_space",
 ]
+
+# ``knobs`` imports torch (it reads a traced graph): loaded on first use, so that the config
+# parser and reports, which need only ``spec``, do not pay for torch (issue 15).
+_LAZY = {"Encoding": "knobs", "Knob": "knobs", "SearchSpace": "knobs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"quantsearch.search.space.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'quantsearch.search.space' has no attribute {name!r}")
