@@ -98,3 +98,42 @@ def test_report_json_names_the_files_it_wrote(
     images = out["images"]
     assert isinstance(images, list) and images
     assert all(Path(p).is_file() for p in images)
+
+
+@pytest.mark.slow
+def test_demo_json_is_one_document_of_its_four_steps(tmp_path: Path, mlp_checkpoint: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from quantsearch.compare import ComparisonResult
+    from quantsearch.compare.result import jsonable
+    from tests.cli.test_compare_cli import CONFIG as LAB  # the lab's 16 points, two strategies
+
+    config = tmp_path / "lab.toml"
+    config.write_text(LAB.format(ckpt=mlp_checkpoint.as_posix()))
+    done = subprocess.run(
+        [sys.executable, "-m", "quantsearch", "demo", "-c", str(config), "--seeds", "1",
+         "--run-dir", "out", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)  # the whole of stdout: one document
+    assert out["checkpoint"] == mlp_checkpoint.as_posix() and out["train"] is None
+
+    search_dir = tmp_path / "out" / "lab"
+    best = json.loads((search_dir / "best.json").read_text())
+    assert out["search"]["summary"] == {k: v for k, v in best.items() if k != "best"}
+    assert out["search"]["rows"][0]["trial"] == best["best"]["trial"]
+    assert out["search"]["report"] == str(Path("out") / "lab" / "report.html")
+
+    compared = ComparisonResult.read(tmp_path / "out" / "lab-compare")
+    assert out["compare"]["table"] == jsonable(compared.table_rows())  # inf as "inf"
+    assert [r["strategy"] for r in out["compare"]["table"]] == ["brute_force", "tpe"]
+
+    export = out["export"]
+    if export["skipped"] is None:  # the export extra is installed
+        assert [e["to"] for e in export["exports"]] == ["hls4ml", "qonnx"]
+        assert (tmp_path / export["exports"][1]["out"]).is_file()
+        assert export["exports"][1]["agreement"]["referee"] == "qonnx executor"

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, load_config_or_default
+from quantsearch.cli.common import config_option, json_option, load_config_or_default
 from quantsearch.cli.compare import compare_and_report
 from quantsearch.cli.console import console, rule
-from quantsearch.cli.export import export_best
-from quantsearch.cli.printing import print_comparison, print_result
+from quantsearch.cli.export import export_best, print_export_best
+from quantsearch.cli.printing import (
+    comparison_record,
+    dumps,
+    print_comparison,
+    print_result,
+    search_record,
+)
 from quantsearch.cli.train import train_to_checkpoint
 
 
@@ -20,13 +27,18 @@ from quantsearch.cli.train import train_to_checkpoint
 @click.option("--run-dir", default=None, help="Parent folder of run directories (default: runs).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
 @click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
-def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrain: bool) -> None:
+@json_option
+def demo(
+    config_path: str | None, run_dir: str | None, seeds: int | None, retrain: bool, as_json: bool
+) -> None:
     """Train the model if needed, search the lab's space, compare strategies, write a report,
     and export the best config to hls4ml and QONNX, verified against quantsearch's model.
 
     On the embedded default: mlp-digits on scikit-learn's digits, MASE lab 3's 16-point
     fixed-point space, brute force against TPE, random and NSGA-II over several seeds. The
     export needs the export extra (hls4ml, qonnx) and g++; without them it is skipped, saying so.
+    With --json, standard output is one JSON document of the four steps (as `train`, `search`,
+    `compare` and `export` print them with --json); progress bars go to standard error.
     """
     # search.api imports torch and optuna, and report reads compare's results (torch, optuna):
     # deferred for `--help` start-up.
@@ -37,27 +49,48 @@ def demo(config_path: str | None, run_dir: str | None, seeds: int | None, retrai
     if run_dir is not None:
         cfg = dataclasses.replace(cfg, run_dir=run_dir)
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
-    out = console()
+    record: dict[str, Any] = {"checkpoint": str(ckpt), "train": None}
+    # With --json nothing but the record reaches standard output (progress bars: stderr).
+    out = None if as_json else console()
+
+    def say(text: str) -> None:
+        if out is not None:
+            out.print(text)
+
+    def section(title: str) -> None:
+        if out is not None:
+            rule(out, title)
+
     if retrain or not ckpt.is_file():
-        rule(out, f"1/4 train {cfg.model.name}")
+        section(f"1/4 train {cfg.model.name}")
         _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
         m = trained.metrics
-        out.print(
-            f"test accuracy {m['test_accuracy']:.2%} in {m['seconds']:.1f} s; checkpoint: {ckpt}"
-        )
+        record["train"] = {"checkpoint": str(ckpt), "device": trained.device, **m}
+        say(f"test accuracy {m['test_accuracy']:.2%} in {m['seconds']:.1f} s; checkpoint: {ckpt}")
     else:
-        out.print(f"1/4 using the trained checkpoint {ckpt} (--retrain to train again)")
-    rule(out, "2/4 search")
+        say(f"1/4 using the trained checkpoint {ckpt} (--retrain to train again)")
+    section("2/4 search")
     result = search_from_config(cfg, load=str(ckpt), progress=True)
-    print_result(result)
-    if result.run_dir is not None:
-        out.print(f"search report: {write_report(result.run_dir).html}")
-    rule(out, "3/4 compare strategies")
-    comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=True)
-    print_comparison(comparison)
-    out.print(f"report: {comparison.report_path}")
-    rule(out, "4/4 export the best config to hls4ml and QONNX, verified")
+    files = write_report(result.run_dir) if result.run_dir is not None else None
+    record["search"] = search_record(result, files)
+    if not as_json:
+        print_result(result)
+    if files is not None:
+        say(f"search report: {files.html}")
+    section("3/4 compare strategies")
+    # compare's progress bar is drawn on standard output: off with --json
+    comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=not as_json)
+    record["compare"] = comparison_record(comparison)
+    if not as_json:
+        print_comparison(comparison)
+    say(f"report: {comparison.report_path}")
+    section("4/4 export the best config to hls4ml and QONNX, verified")
+    record["export"] = None
     if result.run_dir is None:
-        out.print("no run directory (an in-memory search): nothing to export")
+        say("no run directory (an in-memory search): nothing to export")
     else:
-        export_best(Path(result.run_dir))
+        record["export"] = export_best(Path(result.run_dir))
+        if not as_json:
+            print_export_best(record["export"], Path(result.run_dir))
+    if as_json:
+        click.echo(dumps(record))

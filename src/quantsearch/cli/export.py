@@ -179,13 +179,15 @@ def _chosen(
     return qgm.eval(), session.data.val.x, f"{session.model_name} ([quantize] of {cfg.source})"
 
 
-def export_best(run_dir: Path) -> None:
+def export_best(run_dir: Path) -> dict[str, Any]:
     """`quantsearch demo`'s last step: the best trial of the search in ``run_dir`` to hls4ml
     (``run_dir/hls4ml``) and QONNX (``run_dir/model.qonnx.onnx``), each verified on the
     validation split; layers the search left in float are exported as fixed(32,16), reported.
 
-    Without the export extra it says how to install it; without g++ it writes the hls4ml
-    project and skips only its C simulation.
+    Returns ``{"exports": [record, ...], "skipped": None | why}`` (each record as ``export
+    --json`` prints it) and prints nothing: :func:`print_export_best` prints it. Without the
+    export extra it is skipped, saying how to install it; without g++ it writes the hls4ml
+    project and skips only its C simulation (the record's ``note``).
     """
     import shutil
 
@@ -193,12 +195,12 @@ def export_best(run_dir: Path) -> None:
     from quantsearch import open_run
     from quantsearch.export import WIDE, export_hls4ml, export_qonnx, verify_qonnx
 
-    out = console()
     result = open_run(run_dir, key="demo run directory")
     assert result.searched is not None  # open_run sets it
     qgm = result.model()
     x = result.searched.data.val.x
     label = f"{result.searched.name} (best: trial {result.select().number})"
+    exports: list[dict[str, Any]] = []
     try:
         t0 = time.perf_counter()
         exp = export_hls4ml(qgm, run_dir / "hls4ml", float_as=WIDE)
@@ -210,18 +212,19 @@ def export_best(run_dir: Path) -> None:
         }
         if shutil.which("g++") is None:
             exp.write()
-            out.print("g++ not found: the hls4ml project is written, its C simulation not built")
+            record["note"] = (
+                "g++ not found: the hls4ml project is written, its C simulation not built"
+            )
         else:
             record["agreement"] = exp.verify(qgm, x).to_dict()
         record["seconds"] = round(time.perf_counter() - t0, 2)
-        print_export(record)
+        exports.append(record)
         t0 = time.perf_counter()
         path = export_qonnx(qgm, run_dir / "model.qonnx.onnx")
         a = verify_qonnx(path, qgm, x)
     except ConfigError as e:  # the export extra missing, a layer or format refused: one line
-        out.print(f"export skipped: {e}")
-        return
-    print_export(
+        return {"exports": exports, "skipped": str(e)}
+    exports.append(
         {
             "model": label,
             "to": "qonnx",
@@ -231,6 +234,19 @@ def export_best(run_dir: Path) -> None:
             "seconds": round(time.perf_counter() - t0, 2),
         }
     )
+    return {"exports": exports, "skipped": None}
+
+
+def print_export_best(outcome: dict[str, Any], run_dir: Path) -> None:
+    """What :func:`export_best` did, in a few lines per export."""
+    out = console()
+    for record in outcome["exports"]:
+        if record.get("note"):
+            out.print(record["note"])
+        print_export(record)
+    if outcome["skipped"] is not None:
+        out.print(f"export skipped: {outcome['skipped']}")
+        return
     out.print(
         f"again, or another trial: quantsearch export --to hls4ml DIR --from-run {run_dir} "
         "--best --verify"

@@ -17,7 +17,15 @@ from quantsearch.search.trial import TrialInfo
 if TYPE_CHECKING:
     from quantsearch.compare.result import ComparisonResult
 
-__all__ = ["comparison_json", "print_comparison", "print_result", "search_json", "search_record"]
+__all__ = [
+    "comparison_json",
+    "comparison_record",
+    "dumps",
+    "print_comparison",
+    "print_result",
+    "search_json",
+    "search_record",
+]
 
 
 def print_result(result: SearchResult) -> None:
@@ -82,9 +90,14 @@ def search_record(result: SearchResult, files: ReportFiles | None) -> dict[str, 
 
 def search_json(result: SearchResult, files: ReportFiles | None) -> str:
     """``quantsearch search --json``: :func:`search_record` as one JSON document."""
+    return dumps(search_record(result, files))
+
+
+def dumps(data: Any) -> str:
+    """One JSON document, standard JSON: infinities and NaN as strings, paths as strings."""
     from quantsearch.compare.result import jsonable  # torch: module docstring
 
-    return json.dumps(jsonable(search_record(result, files)), indent=2)
+    return json.dumps(jsonable(data), indent=2)
 
 
 def print_comparison(result: ComparisonResult) -> None:
@@ -113,13 +126,13 @@ def print_comparison(result: ComparisonResult) -> None:
         )
 
 
-def comparison_json(result: ComparisonResult) -> str:
-    """``quantsearch compare --json``: the table as numbers, the findings and the files."""
-    from quantsearch.compare.result import jsonable  # torch: module docstring
-    from quantsearch.report.findings import comparison_findings
+def comparison_record(result: ComparisonResult) -> dict[str, Any]:
+    """What :func:`print_comparison` prints, as plain data: the table as numbers, the
+    findings and the files."""
+    from quantsearch.report.findings import comparison_findings  # torch: module docstring
 
     files = result.report
-    data: dict[str, Any] = {
+    return {
         "table": result.table_rows(),
         "findings": comparison_findings(result),
         "evaluations": result.evaluations,
@@ -127,4 +140,8 @@ def comparison_json(result: ComparisonResult) -> str:
         "report": files.html if files else None,
         "markdown": files.markdown if files else None,
     }
-    return json.dumps(jsonable(data), indent=2)
+
+
+def comparison_json(result: ComparisonResult) -> str:
+    """``quantsearch compare --json``: :func:`comparison_record` as one JSON document."""
+    return dumps(comparison_record(result))
