@@ -39,7 +39,7 @@ from tests.compare.fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.search.spaces import LAB_SPACE
 
-COMPARE_FIGURES = {"best_vs_trials", "best_vs_evaluations", "pareto_view", "bitwidths",
+COMPARE_FIGURES = {"regret_vs_trials", "regret_vs_evaluations", "pareto_view", "bitwidths",
                    "accuracy_vs_loss"}  # fmt: skip
 
 
@@ -197,9 +197,9 @@ def test_search_run_directory_report(
     files = write_report(tmp_path)
     page = parse(files.html)
     imgs = [a for tag, a in page.tags if tag == "img"]
-    # brute force: every trial a new config, so "best vs evaluations" would repeat "vs trials"
+    # brute force: every trial a new config, so "regret vs evaluations" would repeat "vs trials"
     assert len(imgs) == len(files.images) == 4
-    assert not any(p.stem == "best_vs_evaluations" for p in files.images)
+    assert not any(p.stem == "regret_vs_evaluations" for p in files.images)
     report = build_report(tmp_path)
     assert report.kind == "search" and report.comparison is None
     assert report.findings[0].startswith("16 trials made 16 distinct evaluations")

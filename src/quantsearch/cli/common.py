@@ -90,6 +90,16 @@ def trial_options(f: Any) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+# The choices are quantsearch.plots.FIGURE_FORMATS, written out: plots is not imported for --help.
+figure_format_option = click.option(
+    "--figure-format",
+    "figure_format",
+    type=click.Choice(["png", "svg", "pdf"], case_sensitive=False),
+    default="png",
+    show_default=True,
+    help="Report pictures: PNG (200 dpi), SVG (embedded in the HTML), or PDF for papers "
+    "(written beside PNGs, which the HTML shows).",
+)
 
 
 def load_config_or_default(path: str | None) -> Any:

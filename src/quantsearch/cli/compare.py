@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.common import (
+    config_option,
+    figure_format_option,
+    json_option,
+    load_config_or_default,
+    load_option,
+)
 from quantsearch.cli.printing import comparison_json, print_comparison
 from quantsearch.errors import ConfigError
 
@@ -75,6 +81,7 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     "--name", default=None, help="Folder of this comparison (default: <config stem>-compare)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, table or findings.")
+@figure_format_option
 @json_option
 def compare(
     config_path: str | None,
@@ -87,6 +94,7 @@ def compare(
     run_dir: str | None,
     name: str | None,
     quiet: bool,
+    figure_format: str,
     as_json: bool,
 ) -> None:
     """Compare search strategies for sample efficiency; writes tables, pictures and a report."""
@@ -102,6 +110,7 @@ def compare(
         name=name,
         shared_cache=shared_cache,
         progress=not (quiet or as_json),
+        figure_format=figure_format.lower(),
     )
     if as_json:
         click.echo(comparison_json(result))
@@ -111,13 +120,15 @@ def compare(
             click.echo(f"report: {result.report.html}")
 
 
-def compare_and_report(config: Config, **options: Any) -> ComparisonResult:
+def compare_and_report(
+    config: Config, figure_format: str = "png", **options: Any
+) -> ComparisonResult:
     """Run :func:`quantsearch.compare.compare_from_config` with ``options``, then write the
-    comparison's report (``result.report``)."""
+    comparison's report (``result.report``) with its pictures as ``figure_format``."""
     from quantsearch.compare import compare_from_config  # torch and optuna: module docstring
     from quantsearch.report import write_report
 
     result = compare_from_config(config, **options)
     if result.run_dir is not None:
-        result.report = write_report(result.run_dir)
+        result.report = write_report(result.run_dir, figure_format)
     return result

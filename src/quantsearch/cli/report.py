@@ -10,17 +10,18 @@ import json
 
 import click
 
-from quantsearch.cli.common import json_option
+from quantsearch.cli.common import figure_format_option, json_option
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
+@figure_format_option
 @json_option
-def report(run_dir: str, as_json: bool) -> None:
+def report(run_dir: str, figure_format: str, as_json: bool) -> None:
     """Write report.html (images embedded) and report.md for a search or compare RUN_DIR."""
     from quantsearch.report import write_report  # torch: see the module docstring
 
-    files = write_report(run_dir)
+    files = write_report(run_dir, figure_format.lower())
     if as_json:
         click.echo(
             json.dumps(

@@ -16,6 +16,7 @@ every run, ``m`` the length of the shortest run (:func:`repeated_shares`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections.abc import Sequence
@@ -81,9 +82,14 @@ def _regrets(
     return out
 
 
-def _wilcoxon(a: Sequence[float], b: Sequence[float]) -> float | None:
+def _wilcoxon(
+    a: Sequence[float], b: Sequence[float], memo: dict[str, list[float]] | None = None
+) -> float | None:
     if not a or all(x == y for x, y in zip(a, b, strict=True)):
         return None
+    key = hashlib.sha1(repr(("wilcoxon", list(a), list(b))).encode()).hexdigest()
+    if memo is not None and len(memo.get(key, ())) == 1:
+        return float(memo[key][0])  # computed for an earlier report: no SciPy import
     from scipy.stats import wilcoxon  # scipy is slow to import: only comparisons need it
 
     # A run with no feasible config yet has infinite regret: the test uses ranks, so it stands
@@ -94,11 +100,20 @@ def _wilcoxon(a: Sequence[float], b: Sequence[float]) -> float | None:
     y = [v if math.isfinite(v) else cap for v in b]
     if x == y:
         return None
-    return float(wilcoxon(x, y, alternative="two-sided", zero_method="wilcox").pvalue)
+    p = float(wilcoxon(x, y, alternative="two-sided", zero_method="wilcox").pvalue)
+    if memo is not None:
+        memo[key] = [p]
+    return p
 
 
-def rank_at_budgets(cmp: ComparisonResult) -> list[BudgetRanking]:
-    """One :class:`BudgetRanking` per budget of ``cmp`` (needs at least two strategies)."""
+def rank_at_budgets(
+    cmp: ComparisonResult, memo: dict[str, list[float]] | None = None
+) -> list[BudgetRanking]:
+    """One :class:`BudgetRanking` per budget of ``cmp`` (needs at least two strategies).
+
+    ``memo`` keeps the p-values already computed, by digest of the paired regrets (a report
+    keeps it in its run directory), so ranking an unchanged comparison again imports no SciPy.
+    """
     if len(cmp.strategies) < 2:
         return []
     target = Target(cmp.mode, cmp.optimum)
@@ -128,7 +143,7 @@ def rank_at_budgets(cmp: ComparisonResult) -> list[BudgetRanking]:
                     n=len(seeds),
                     wins=sum(x < y for x, y in zip(a, o, strict=True)),
                     losses=sum(x > y for x, y in zip(a, o, strict=True)),
-                    p=_wilcoxon(a, o),
+                    p=_wilcoxon(a, o, memo),
                 )
             )
         out.append(

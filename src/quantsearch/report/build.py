@@ -81,7 +81,7 @@ def _build_compare(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     search = meta.get("search", {})
     points = read_configs(rd / "configs.jsonl") if (rd / "configs.jsonl").is_file() else []
     table = comparison_table(cmp)
-    findings = comparison_findings(cmp, table)
+    findings = comparison_findings(cmp, table, memo)
     reference = reference_words(cmp)
     if cmp.optimum is not None:
         reference += f" = {cmp.optimum:.6g}"

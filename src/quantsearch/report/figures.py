@@ -13,7 +13,13 @@ __all__ = ["CorrelationPlot", "CurvePlot", "Figure", "FigureData", "Heatmap", "S
 
 @dataclass(frozen=True)
 class CurvePlot:
-    """Median lines with IQR bands per strategy, and a dashed reference line."""
+    """Median lines with IQR bands per strategy against a count (trials, evaluations), and a
+    dashed reference line.
+
+    ``linthresh`` > 0 draws y on a symmetric log axis, linear within ``[0, linthresh]`` so that
+    zero (a regret of nothing) is drawn and labelled, logarithmic above; ``note`` is written in
+    the plot's corner (e.g. the hypervolume reference point), so the picture carries it alone.
+    """
 
     title: str
     xlabel: str
@@ -21,6 +27,8 @@ class CurvePlot:
     series: tuple[tuple[str, Curve], ...]  # (label, curve)
     reference: float | None
     reference_label: str
+    linthresh: float = 0.0
+    note: str = ""
 
 
 @dataclass(frozen=True)

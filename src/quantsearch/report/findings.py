@@ -20,8 +20,13 @@ __all__ = ["comparison_findings", "correlation_finding", "search_findings"]
 _EXHAUSTIVE = {"brute_force", "grid"}
 
 
-def comparison_findings(cmp: ComparisonResult, table: Table | None = None) -> list[str]:
-    """Sentences generated from :func:`comparison_table`'s own cells."""
+def comparison_findings(
+    cmp: ComparisonResult,
+    table: Table | None = None,
+    memo: dict[str, list[float]] | None = None,
+) -> list[str]:
+    """Sentences generated from :func:`comparison_table`'s own cells; ``memo``: the paired
+    tests' p-values computed for earlier reports (:func:`rank_at_budgets`)."""
     t = table or comparison_table(cmp)
     pareto = cmp.mode == "pareto"
     target = "full hypervolume" if pareto else "optimum"
@@ -80,7 +85,7 @@ def comparison_findings(cmp: ComparisonResult, table: Table | None = None) -> li
         out.append(sentence + ".")
     out.extend(_noise(cmp))
     out.extend(_ranking(cmp, t, tcol, ref))
-    out.extend(_regret_ranking(r, cmp) for r in rank_at_budgets(cmp))
+    out.extend(_regret_ranking(r, cmp) for r in rank_at_budgets(cmp, memo))
     out.extend(_repeated(cmp))
     out.extend(_overlaps(cmp))
     out.append(_cost_finding(cmp))

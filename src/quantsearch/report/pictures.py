@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from quantsearch.compare.configs import ConfigPoint
 from quantsearch.compare.result import ComparisonResult
+from quantsearch.compare.stats import Curve
 from quantsearch.compare.summary import StrategyStats
 from quantsearch.report.figures import CorrelationPlot, CurvePlot, Figure, Heatmap, ScatterPlot
 from quantsearch.report.formatting import (
@@ -26,7 +27,17 @@ from quantsearch.report.formatting import (
 from quantsearch.report.tables import reference_words
 from quantsearch.search.pareto import pareto_front
 
-__all__ = ["correlation", "curve_figures", "heatmap", "plot_metrics", "point_figures", "scatter"]
+__all__ = [
+    "correlation",
+    "curve_figures",
+    "heatmap",
+    "plot_metrics",
+    "point_figures",
+    "reference_point_text",
+    "regret_curve",
+    "scatter",
+    "symlog_threshold",
+]
 
 
 def plot_metrics(points: Sequence[ConfigPoint], objectives: Sequence[str]) -> tuple[str, str]:
@@ -216,55 +227,131 @@ def point_figures(
     return figs
 
 
+def regret_curve(curve: Curve, reference: float) -> Curve:
+    """``reference`` minus a best-so-far ``curve``: its simple regret (the median of the regrets
+    is the reference minus the median, and the quartiles swap); ``-inf`` (no feasible config
+    yet) becomes ``inf``, and differences within 1e-12 of zero are zero.
+
+    Example:
+        >>> regret_curve(Curve((1, 2), (0.5, 0.9), (0.4, 0.9), (0.6, 0.9), (3, 3)), 0.9).q3
+        (0.5, 0.0)
+    """
+
+    def r(v: float) -> float:
+        d = reference - v
+        return 0.0 if abs(d) <= 1e-12 else d
+
+    def of(values: Sequence[float]) -> tuple[float, ...]:
+        return tuple(r(v) for v in values)
+
+    return Curve(curve.x, of(curve.median), of(curve.q3), of(curve.q1), curve.n)
+
+
+def symlog_threshold(curves: Sequence[Curve]) -> float:
+    """The linear range of a symmetric-log regret axis: the power of ten at or below the
+    smallest positive finite value drawn (``1e-3`` when there is none), so zero sits on the
+    axis and every nonzero regret on the logarithmic part.
+
+    Example:
+        >>> symlog_threshold([Curve((1,), (0.0028,), (0.0,), (0.0083,), (3,))])
+        0.001
+    """
+    pos = [v for c in curves for v in (*c.median, *c.q1, *c.q3) if 0 < v < math.inf]
+    return 10.0 ** math.floor(math.log10(min(pos))) if pos else 1e-3
+
+
+def reference_point_text(cmp: ComparisonResult) -> str:
+    """The hypervolume reference point in words, objective by objective (``""`` if none)."""
+    if cmp.reference_point is None:
+        return ""
+    pairs = ", ".join(
+        f"{'−' if d == 'maximize' else ''}{n} = {v:.4g}"
+        for n, d, v in zip(cmp.objective_names, cmp.directions, cmp.reference_point, strict=True)
+    )
+    return f"hypervolume reference point: {pairs} (all minimised; maximised objectives negated)"
+
+
 def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
-    """Best so far (or hypervolume ratio) against trials and against distinct evaluations (the
-    second left out for a single run whose trials were all distinct evaluations: the same curve)."""
+    """Simple regret (Pareto: hypervolume missed) against trials and against distinct
+    evaluations, on a symmetric log axis that shows zero; a single run measured against its own
+    best keeps its best so far (hypervolume ratio) on a linear axis, where a regret would end at
+    zero by construction. The curve against evaluations is left out for a single run whose trials
+    were all distinct evaluations: the same curve."""
     pareto = cmp.mode == "pareto"
     ref = reference_words(cmp)
     who = "this run" if single else f"median and IQR over {len(cmp.seeds)} seeds"
+    note = reference_point_text(cmp) if pareto else ""
+    regret = (pareto or cmp.optimum is not None) and not (single and cmp.reference != "exhaustive")
     reference: float | None
-    if pareto:
-        ylabel = "hypervolume / reference front's hypervolume (fraction)"
-        reference, label, stem, what = 1.0, f"{ref} (1.0)", "hypervolume", "Hypervolume"
+    by_trial = [s.by_trial for s in cmp.stats]
+    by_eval = [s.by_evaluation for s in cmp.stats]
+    if regret:
+        top = 1.0 if pareto else float(cmp.optimum or 0.0)
+        by_trial = [regret_curve(c, top) for c in by_trial]
+        by_eval = [regret_curve(c, top) for c in by_eval]
+        linthresh = symlog_threshold(by_trial + by_eval)
+        reference = 0.0
+        if pareto:
+            stem, what = "hypervolume_missed", "Hypervolume missed"
+            ylabel = "hypervolume missed (fraction)"
+            defined = f"1 − hypervolume / the {ref}'s"
+        else:
+            stem, what = "regret", "Simple regret"
+            ylabel = "simple regret (weighted-sum objective)"
+            defined = f"the {ref} − the best feasible objective so far"
+        label = f"0: the {ref}" + (f" ({cmp.optimum:.4f})" if not pareto else "")
+        scale = (
+            f" {what}: {defined}. The y axis is symmetric-log: linear from 0 to {linthresh:g}, logarithmic above, so "
+            f"zero (the {ref} reached) is drawn at the bottom and labelled 0."
+        )
     else:
-        ylabel = "best feasible objective so far (weighted sum, dimensionless)"
-        reference = cmp.optimum
-        label = f"{ref} ({cmp.optimum:.4f})" if cmp.optimum is not None else ref
-        stem, what = "best", "Best so far"
+        linthresh, scale = 0.0, ""
+        if pareto:
+            ylabel = f"hypervolume / the {ref}'s (fraction)"
+            reference, label, stem, what = 1.0, f"{ref} (1.0)", "hypervolume", "Hypervolume"
+        else:
+            ylabel = "best feasible objective so far (weighted sum, dimensionless)"
+            reference = cmp.optimum
+            label = f"{ref} ({cmp.optimum:.4f})" if cmp.optimum is not None else ref
+            stem, what = "best", "Best so far"
+    stated = f" The {note}." if note else ""
 
     def series(s: StrategyStats) -> str:
         return f"{s.strategy} (seed {cmp.seeds[0]})" if single else f"{s.strategy} (median, IQR)"
 
-    by_trial = tuple((series(s), s.by_trial) for s in cmp.stats)
-    by_eval = tuple((series(s), s.by_evaluation) for s in cmp.stats)
+    names = [series(s) for s in cmp.stats]
     # A run whose every trial was a new config draws the same curve twice: a table serves.
     same = single and all(repr(s.by_trial) == repr(s.by_evaluation) for s in cmp.stats)
     figures = [
         Figure(
             f"{stem}_vs_trials",
             f"{what} against trial number ({who}); dashed: the {ref}. A run that has seen every "
-            f"point keeps its final value.",
+            f"point keeps its final value.{scale}{stated}",
             CurvePlot(
                 f"{what} against trials ({who})",
                 "trial (count)",
                 ylabel,
-                by_trial,
+                tuple(zip(names, by_trial, strict=True)),
                 reference,
                 label,
+                linthresh,
+                note,
             ),
         ),
         Figure(
             f"{stem}_vs_evaluations",
             f"{what} against the run's own distinct evaluations ({who}; repeats of a config "
             f"cost nothing); the median is over the seeds that made at least that many, drawn "
-            f"while at least half did.",
+            f"while at least half did.{scale}{stated}",
             CurvePlot(
                 f"{what} against distinct evaluations ({who})",
                 "distinct evaluations (count)",
                 ylabel,
-                by_eval,
+                tuple(zip(names, by_eval, strict=True)),
                 reference,
                 label,
+                linthresh,
+                note,
             ),
         ),
     ]

@@ -2,8 +2,11 @@
 figures drawn by :mod:`quantsearch.plots`. Everything shown was computed by
 :func:`quantsearch.report.build.build_report`; nothing here computes.
 
-``report.html`` is self-contained (styles inline, images embedded as base64 PNGs, no server);
-``report.md`` links the images under ``images/``.
+``report.html`` is self-contained (styles inline, images embedded as base64 PNG or SVG, no
+server); ``report.md`` links the images under ``images/``. ``figure_format`` chooses the files:
+``png`` (the default, at :data:`quantsearch.plots.DPI`), ``svg`` (embedded and linked as SVG), or
+``pdf`` (PDFs for papers beside PNGs, which the pages show: browsers and Markdown viewers do not
+display a PDF inline).
 
 Only what changed is drawn again: ``images/.report-cache.json`` keeps, per figure, a digest of
 its data and of the renderer's source, and the rank statistics already computed, so reporting
@@ -25,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from quantsearch import plots
 from quantsearch.atomic import atomic_path, storage_error, write_atomic
+from quantsearch.errors import ConfigError
 from quantsearch.report.build import Report, build_report
 from quantsearch.report.tables import Table
 from quantsearch.search.results import ReportFiles
@@ -50,11 +54,15 @@ _ENV = Environment(
 )
 
 
+_MIME = {"png": "image/png", "svg": "image/svg+xml"}
+
+
 @dataclass(frozen=True)
 class _Picture:
     name: str
     caption: str
-    png_base64: str
+    mime: str
+    base64: str
 
 
 def _sections(r: Report) -> list[tuple[str, Table]]:
@@ -67,17 +75,20 @@ def _sections(r: Report) -> list[tuple[str, Table]]:
     return secs
 
 
-def render_markdown(r: Report, image_dir: str = "images") -> str:
-    """``report.md``: the report with its pictures linked from ``image_dir``."""
+def render_markdown(r: Report, image_dir: str = "images", image_format: str = "png") -> str:
+    """``report.md``: the report with its pictures (``image_format`` files) linked from
+    ``image_dir``."""
     return _ENV.get_template("report.md").render(
-        report=r, sections=_sections(r), image_dir=image_dir
+        report=r, sections=_sections(r), image_dir=image_dir, image_format=image_format
     )
 
 
-def render_html(r: Report, images: Mapping[str, bytes]) -> str:
-    """``report.html``: the report with every picture (PNG bytes by figure name) embedded."""
+def render_html(r: Report, images: Mapping[str, bytes], image_format: str = "png") -> str:
+    """``report.html``: the report with every picture (``image_format`` bytes, PNG or SVG, by
+    figure name) embedded."""
+    mime = _MIME[image_format]
     pictures = [
-        _Picture(f.name, f.caption, base64.b64encode(images[f.name]).decode("ascii"))
+        _Picture(f.name, f.caption, mime, base64.b64encode(images[f.name]).decode("ascii"))
         for f in r.figures
     ]
     return _ENV.get_template("report.html").render(
@@ -90,16 +101,23 @@ def render_comparison_markdown(r: Report) -> str:
     return _ENV.get_template("comparison.md").render(report=r)
 
 
-def write_report(run_dir: str | Path) -> ReportFiles:
+def write_report(run_dir: str | Path, figure_format: str = "png") -> ReportFiles:
     """Build the report of ``run_dir`` and write ``report.html``, ``report.md`` and ``images/``.
 
     A comparison directory also gets ``comparison.md`` (the table and its notes).
+    ``figure_format``: ``png``, ``svg`` or ``pdf`` (see the module docstring).
 
     Example:
         >>> files = write_report("runs/mlp_digits_lab-compare")  # doctest: +SKIP
         >>> files.html.name  # doctest: +SKIP
         'report.html'
     """
+    if figure_format not in plots.FIGURE_FORMATS:
+        raise ConfigError(
+            f"figure_format: {figure_format!r} is not one of {list(plots.FIGURE_FORMATS)}"
+        )
+    shown = "svg" if figure_format == "svg" else "png"
+    formats = [shown, "pdf"] if figure_format == "pdf" else [shown]
     img_dir = Path(run_dir) / "images"
     cache = _read_cache(img_dir / CACHE)
     report = build_report(run_dir, memo=cache["statistics"])
@@ -113,19 +131,26 @@ def write_report(run_dir: str | Path) -> ReportFiles:
     drawn: dict[str, str] = {}
     renderer = hashlib.sha1(Path(plots.__file__).read_bytes()).hexdigest()
     for f in report.figures:
-        path = img_dir / f"{f.name}.png"
         digest = hashlib.sha1(f"{renderer}:{f.data!r}".encode()).hexdigest()
-        if cache["figures"].get(f.name) != digest or not path.is_file():
-            with atomic_path(path) as tmp:  # only what changed is drawn again
-                plots.render(f.data, tmp)
-        drawn[f.name] = digest
-        images[f.name] = path.read_bytes()
-        paths.append(path)
+        for fmt in plots.FIGURE_FORMATS:
+            path = img_dir / f"{f.name}.{fmt}"
+            if fmt not in formats:
+                path.unlink(missing_ok=True)  # another format's file of an earlier report
+                continue
+            if cache["figures"].get(path.name) != digest or not path.is_file():
+                with atomic_path(path) as tmp:  # only what changed is drawn again
+                    plots.render(f.data, tmp, fmt)
+            drawn[path.name] = digest
+            paths.append(path)
+        images[f.name] = (img_dir / f"{f.name}.{shown}").read_bytes()
+    for old in set(cache["figures"]) - set(drawn):
+        # a picture this report no longer has (caches before figure formats named the PNG's stem)
+        (img_dir / Path(old if "." in old else f"{old}.png").name).unlink(missing_ok=True)
     cache["figures"] = drawn
     # Each file atomically: a full disk ends in one line and leaves the previous report whole.
     write_atomic(img_dir / CACHE, json.dumps(cache))
-    md = write_atomic(rd / "report.md", render_markdown(report))
-    page = write_atomic(rd / "report.html", render_html(report, images))
+    md = write_atomic(rd / "report.md", render_markdown(report, image_format=shown))
+    page = write_atomic(rd / "report.html", render_html(report, images, shown))
     cmp_md = None
     if report.comparison is not None:
         cmp_md = write_atomic(rd / "comparison.md", render_comparison_markdown(report))

@@ -1,0 +1,154 @@
+"""Figures for papers and slides: regret curves (checked against NumPy's quantiles), the
+symmetric-log axis and the hypervolume reference point stated, and the figure formats
+(PNG, SVG, PDF) through ``write_report`` and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantsearch import plots
+from quantsearch.cli import main
+from quantsearch.compare import ComparisonResult
+from quantsearch.compare.stats import median_curve
+from quantsearch.errors import ConfigError
+from quantsearch.report import write_report
+from quantsearch.report.figures import CurvePlot
+from quantsearch.report.pictures import curve_figures, regret_curve, symlog_threshold
+from tests.compare.fixtures import (  # noqa: F401  (fixtures)
+    compare_dir,
+    lab,
+    lab_comparison,
+    pareto_comparison,
+)
+
+
+def test_regret_curve_equals_numpy_quantiles_of_the_regrets() -> None:
+    rng = np.random.default_rng(0)
+    runs = np.maximum.accumulate(rng.uniform(0.5, 0.9, size=(7, 12)), axis=1)  # best so far
+    optimum = 0.9
+    curve = regret_curve(median_curve(runs.tolist(), 12), optimum)
+    q1, med, q3 = np.quantile(optimum - runs, [0.25, 0.5, 0.75], axis=0)  # referee
+    np.testing.assert_allclose(curve.median, med, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(curve.q1, q1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(curve.q3, q3, rtol=0, atol=1e-12)
+    assert regret_curve(median_curve([[-np.inf, 0.9]], 2), 0.9).median == (np.inf, 0.0)
+
+
+def test_symlog_threshold_is_a_decade_at_or_below_the_smallest_regret() -> None:
+    c = regret_curve(median_curve([[0.5, 0.8972, 0.9]], 3), 0.9)
+    assert symlog_threshold([c]) == 1e-3  # smallest positive regret 0.0028
+    assert symlog_threshold([regret_curve(median_curve([[0.9]], 1), 0.9)]) == 1e-3
+
+
+def test_comparison_curves_are_regrets_on_a_symmetric_log_axis(
+    lab_comparison: ComparisonResult,  # noqa: F811
+) -> None:
+    figs = curve_figures(lab_comparison, single=False)
+    assert [f.name for f in figs] == ["regret_vs_trials", "regret_vs_evaluations"]
+    optimum = lab_comparison.optimum
+    assert optimum is not None
+    for f in figs:
+        data = f.data
+        assert isinstance(data, CurvePlot)
+        assert data.reference == 0.0 and data.linthresh > 0
+        assert f"linear from 0 to {data.linthresh:g}" in f.caption and "labelled 0" in f.caption
+        ax = plots.draw(data).axes[0]
+        assert ax.get_yscale() == "symlog"
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    trials = figs[0].data
+    assert isinstance(trials, CurvePlot)
+    for (label, curve), s in zip(trials.series, lab_comparison.stats, strict=True):
+        assert label.startswith(s.strategy)
+        expected = [optimum - v for v in s.by_trial.median]
+        np.testing.assert_allclose(curve.median, expected, rtol=0, atol=1e-12)
+        # the median regret at each budget is the comparison table's regret @b
+        for b, q in s.at_budget.items():
+            assert curve.median[b - 1] == pytest.approx(q.median, abs=1e-12)
+
+
+def test_hypervolume_figure_states_its_reference_point(
+    pareto_comparison: ComparisonResult,  # noqa: F811
+) -> None:
+    cmp = pareto_comparison
+    assert cmp.reference_point is not None
+    figs = curve_figures(cmp, single=False)
+    assert [f.name for f in figs] == [
+        "hypervolume_missed_vs_trials",
+        "hypervolume_missed_vs_evaluations",
+    ]
+    for f in figs:
+        data = f.data
+        assert isinstance(data, CurvePlot)
+        for value in cmp.reference_point:
+            assert f"{value:.4g}" in data.note and f"{value:.4g}" in f.caption
+        assert "hypervolume reference point" in f.caption
+        fig = plots.draw(data)
+        assert fig.get_supxlabel() == data.note  # on the picture itself, not only the page
+        assert fig.axes[0].get_yscale() == "symlog"
+
+
+def _copy(source: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "cmp"
+    shutil.copytree(source, out)
+    return out
+
+
+def test_svg_reports_embed_and_link_svg(compare_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    rd = _copy(compare_dir, tmp_path)
+    files = write_report(rd, "svg")
+    assert files.images and all(p.suffix == ".svg" for p in files.images)
+    assert not list((rd / "images").glob("*.png"))  # the earlier report's PNGs are gone
+    page = files.html.read_text()
+    srcs = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert len(srcs) == len(files.images) and "data:image/png" not in page
+    for src in srcs:
+        assert ET.fromstring(base64.b64decode(src)).tag == "{http://www.w3.org/2000/svg}svg"
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", files.markdown.read_text())
+    assert links and all(link.endswith(".svg") and (rd / link).is_file() for link in links)
+
+
+def test_pdf_reports_write_pdfs_beside_the_pngs_they_show(
+    compare_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    rd = _copy(compare_dir, tmp_path)
+    files = write_report(rd, "pdf")
+    pdfs = sorted(p for p in files.images if p.suffix == ".pdf")
+    pngs = sorted(p for p in files.images if p.suffix == ".png")
+    assert pdfs and [p.stem for p in pdfs] == [p.stem for p in pngs]
+    assert all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
+    assert files.html.read_text().count("data:image/png;base64,") == len(pngs)
+
+
+def test_api_refuses_an_unknown_figure_format(compare_dir: Path) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match=r"^figure_format: 'jpg' is not one of"):
+        write_report(compare_dir, "jpg")
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_bad_figure_format_is_a_one_line_error(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [command, str(tmp_path)] if command == "report" else [command]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--figure-format", "jpg"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --figure-format: 'jpg' is not one of 'png', 'svg', 'pdf'."]
+
+
+def test_report_command_writes_the_format_asked(
+    compare_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    rd = _copy(compare_dir, tmp_path)
+    main(["report", str(rd), "--figure-format", "SVG", "--json"])  # click's Choice: any case
+    written = [p for p in (rd / "images").iterdir() if not p.name.startswith(".")]
+    assert written and {p.suffix for p in written} == {".svg"}
