@@ -132,7 +132,7 @@ def test_api_refuses_an_unknown_figure_format(compare_dir: Path) -> None:  # noq
         write_report(compare_dir, "jpg")
 
 
-@pytest.mark.parametrize("command", ["report", "compare"])
+@pytest.mark.parametrize("command", ["report", "compare", "search", "demo"])
 def test_bad_figure_format_is_a_one_line_error(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,9 @@ and computes no statistic again, and gives the same files."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,14 @@ import pytest
 from torch import nn
 
 from quantsearch import plots
+from quantsearch.compare import ComparisonResult
 from quantsearch.compare.configs import ConfigPoint
+from quantsearch.compare.ranking import rank_at_budgets
 from quantsearch.data import DataSplits
 from quantsearch.report import pictures, write_report
 from quantsearch.report.render import CACHE
 from quantsearch.search import search
+from tests.compare.fixtures import compare_dir, lab, lab_comparison  # noqa: F401  (fixtures)
 from tests.search.spaces import LAB_SPACE
 
 
@@ -32,9 +38,9 @@ def test_an_unchanged_run_directory_is_not_drawn_again(
     drawn: list[Any] = []
     real = plots.render
 
-    def counting(data: object, path: Path) -> Path:
+    def counting(data: object, path: Path, figure_format: str | None = None) -> Path:
         drawn.append(path.name)
-        return real(data, path)
+        return real(data, path, figure_format)
 
     monkeypatch.setattr(plots, "render", counting)
     again = write_report(tmp_path)
@@ -45,7 +51,7 @@ def test_an_unchanged_run_directory_is_not_drawn_again(
     assert cache["statistics"]  # the rank correlations, kept: no SciPy import next time
     # a missing picture, or one whose data changed, is drawn again; only that one
     first.images[0].unlink()
-    cache["figures"][first.images[1].stem] = "stale"
+    cache["figures"][first.images[1].name] = "stale"
     (tmp_path / "images" / CACHE).write_text(json.dumps(cache))
     write_report(tmp_path)
     assert sorted(drawn) == sorted(p.name for p in first.images[:2])
@@ -68,3 +74,39 @@ def test_correlation_memo_gives_the_computed_values() -> None:
     memo: dict[str, list[float]] = {}
     fresh = pictures.correlation(pts, memo=memo)
     assert memo and pictures.correlation(pts, memo=memo) == fresh == pictures.correlation(pts)
+
+
+def test_paired_test_memo_gives_the_computed_p_values(
+    lab_comparison: ComparisonResult,  # noqa: F811
+) -> None:
+    memo: dict[str, list[float]] = {}
+    fresh = rank_at_budgets(lab_comparison, memo)
+    assert memo, "the comparison needs at least one paired test with a nonzero difference"
+    assert rank_at_budgets(lab_comparison, memo) == fresh == rank_at_budgets(lab_comparison)
+    # and the memo is what answers: a changed entry comes back
+    key = next(iter(memo))
+    memo[key] = [0.123456]
+    again = rank_at_budgets(lab_comparison, memo)
+    assert 0.123456 in [t.p for r in again for t in r.tests]
+
+
+@pytest.mark.slow
+def test_a_second_report_imports_neither_matplotlib_nor_scipy(
+    compare_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    rd = tmp_path / "cmp"
+    shutil.copytree(compare_dir, rd)
+    code = (
+        "import sys; from quantsearch.report import write_report; "
+        f"write_report({str(rd)!r}); "
+        "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))"
+    )
+    run = [sys.executable, "-c", code]
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() in (
+        "['matplotlib', 'scipy']",  # the copy's cache: statistics kept, figures already drawn
+        "['matplotlib']",
+        "[]",
+    )
+    second = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert second.stdout.strip() == "[]", second.stdout

@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default
+from quantsearch.cli.common import (
+    config_option,
+    figure_format_option,
+    json_option,
+    load_config_or_default,
+)
 from quantsearch.cli.compare import compare_and_report
 from quantsearch.cli.console import console, rule
 from quantsearch.cli.export import export_best, print_export_best
@@ -27,9 +32,15 @@ from quantsearch.cli.train import train_to_checkpoint
 @click.option("--run-dir", default=None, help="Parent folder of run directories (default: runs).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
 @click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
+@figure_format_option
 @json_option
 def demo(
-    config_path: str | None, run_dir: str | None, seeds: int | None, retrain: bool, as_json: bool
+    config_path: str | None,
+    run_dir: str | None,
+    seeds: int | None,
+    retrain: bool,
+    figure_format: str,
+    as_json: bool,
 ) -> None:
     """Train the model if needed, search the lab's space, compare strategies, write a report,
     and export the best config to hls4ml and QONNX, verified against quantsearch's model.
@@ -71,7 +82,9 @@ def demo(
         say(f"1/4 using the trained checkpoint {ckpt} (--retrain to train again)")
     section("2/4 search")
     result = search_from_config(cfg, load=str(ckpt), progress=True)
-    files = write_report(result.run_dir) if result.run_dir is not None else None
+    files = (
+        write_report(result.run_dir, figure_format.lower()) if result.run_dir is not None else None
+    )
     record["search"] = search_record(result, files)
     if not as_json:
         print_result(result)
@@ -79,7 +92,9 @@ def demo(
         say(f"search report: {files.html}")
     section("3/4 compare strategies")
     # compare's progress bar is drawn on standard output: off with --json
-    comparison = compare_and_report(cfg, load=str(ckpt), seeds=seeds, progress=not as_json)
+    comparison = compare_and_report(
+        cfg, figure_format.lower(), load=str(ckpt), seeds=seeds, progress=not as_json
+    )
     record["compare"] = comparison_record(comparison)
     if not as_json:
         print_comparison(comparison)

@@ -11,6 +11,7 @@ from quantsearch.cli.common import (
     SEED,
     PositiveFloat,
     config_option,
+    figure_format_option,
     json_option,
     load_config_or_default,
     load_option,
@@ -110,8 +111,9 @@ def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]
     help="Worker processes on this machine, all on one study (default 1).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
+@figure_format_option
 @json_option
-def search(workers: int, quiet: bool, as_json: bool, **opts: Any) -> None:
+def search(workers: int, quiet: bool, figure_format: str, as_json: bool, **opts: Any) -> None:
     """Search quantization configs; running it again resumes the same study.
 
     With --workers K, K processes share the study (and its trial budget); start the same
@@ -142,7 +144,7 @@ def search(workers: int, quiet: bool, as_json: bool, **opts: Any) -> None:
     if result.run_dir is not None:
         from quantsearch.report import write_report
 
-        files = write_report(result.run_dir)
+        files = write_report(result.run_dir, figure_format.lower())
         if not (quiet or as_json):
             click.echo(f"report: {files.html}")
     if as_json:
