@@ -169,7 +169,8 @@ def test_every_trial_records_the_calibrated_binary_point(
                     n_trials=20, calibration_data=calib)  # fmt: skip
     ranges = ref_ranges(mlp_gm, calib)
     unsigned = {"seq_blocks_5"}  # a ReLU's input is unsigned by default
-    assert result.trials and len(result.trials) == result.space_size
+    points = {tuple(sorted(t.params.items())) for t in result.trials}
+    assert len(points) == result.space_size  # every point visited
     seen = set()
     for t in result.trials:
         assert t.error is None and len(t.formats) == n_auto, t
@@ -204,3 +205,23 @@ def test_an_explicit_choice_equal_to_the_calibrated_one_is_a_cache_hit() -> None
     assert second.formats == {}  # an explicit choice: its label says it all
     assert second.config_hash == first.config_hash
     assert second.cached and second.duplicate_of == 0 and result.n_evaluations == 1
+
+
+def test_activation_auto_without_calibration_samples_is_refused_before_any_trial(
+    mlp_gm: fx.GraphModule, digits: DataSplits
+) -> None:
+    space = {"choices": {"linear": {"weight": [[8, "auto"]], "data_in": [[8, "auto"]]}}}
+    with pytest.raises(
+        ConfigError,
+        match=r"search\.space\.choices\.linear\.data_in: "
+        r"frac_width = 'auto' for an activation without calibration samples",
+    ):
+        search(mlp_gm, (digits.val.x, digits.val.y), space=space, objectives=OBJ)
+    with pytest.raises(ConfigError, match=r"^quantize: frac_width = 'auto'"):
+        search(
+            mlp_gm,
+            (digits.val.x, digits.val.y),
+            objectives=OBJ,
+            space={"choices": {"linear": {"weight": [[8, 4]]}}},
+            quantize={"default": {"data_in": {"width": 8, "frac_width": "auto"}}},
+        )

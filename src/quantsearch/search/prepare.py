@@ -53,6 +53,15 @@ def prepare_search(
         )
     if evaluate is not None:
         declare_user_metrics(evaluate, cfg.user_metrics)
+    calibrated = cfg.space.calibrated_keys()
+    if getattr(quantize_config, "needs_calibration", False):
+        calibrated.append(getattr(quantize_config, "key", "quantize"))
+    if calibrated and calibration_data is None:  # else every trial would fail alike
+        raise ConfigError(
+            f"{calibrated[0]}: frac_width = 'auto' for an activation without calibration "
+            "samples, allowed: calibration_data=<training samples> (the CLI takes "
+            "data.calibration_samples of the training split) or an explicit frac_width"
+        )
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(
