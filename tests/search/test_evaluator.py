@@ -1,4 +1,5 @@
-"""The Evaluator's fast path: slot-filled trials equal quantize(), the baseline is measured once."""
+"""The Evaluator's fast paths: slot-filled trials equal quantize(), the baseline is measured once,
+and a population (evaluate_many) equals one evaluate() per config, dict for dict."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import torch
 from torch import nn
 
 from quantsearch.compare.run import run_comparison
-from quantsearch.data import DataSplits
-from quantsearch.graph import trace
+from quantsearch.data import DataSplits, Split
+from quantsearch.formats import FixedPoint
+from quantsearch.graph import info, trace
 from quantsearch.metrics import compute_metrics
-from quantsearch.passes.transform import quantize
+from quantsearch.models import build_model
+from quantsearch.passes.transform import ResolvedConfig, quantize
+from quantsearch.passes.transform.population import population_refusal
 from quantsearch.search import evaluate as evaluate_module
 from quantsearch.search.api import prepare_search
 from quantsearch.search.config import parse_search_config
+from quantsearch.search.evaluate import Evaluator
+from tests.passes.transform.test_population import random_configs
 from tests.search.spaces import LAB_SPACE
 
 OBJ = {"accuracy": {"direction": "maximize"}}
@@ -68,3 +74,90 @@ def test_evaluate_many_equals_one_at_a_time(mlp: nn.Module, digits: DataSplits) 
         want = evaluator.evaluate(rc)
         assert got.metrics == want.metrics and got.error == want.error
     assert evaluator.evaluate_many([]) == []
+
+
+def _jsc_lab() -> tuple[Any, Any, list[Any]]:
+    """jsc-tiny on 512 seeded samples, the lab's 16-point space: (space, evaluator, configs)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    data = Split(torch.randn(512, 16, generator=g), torch.randint(0, 5, (512,), generator=g))
+    gm = trace(build_model("jsc-tiny").eval(), data.x[:8])
+    obj = {**OBJ, "model_size_bits": {"direction": "minimize"}}
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": obj})
+    space, evaluator = prepare_search(gm, cfg, data)
+    configs = [evaluator.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
+    return space, evaluator, configs
+
+
+def _no_single_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Evaluator, rc: Any) -> Any:
+        raise AssertionError("evaluate_many fell back to one config at a time")
+
+    monkeypatch.setattr(Evaluator, "evaluate", refuse)
+
+
+def test_the_lab_population_equals_sixteen_single_evaluations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, evaluator, configs = _jsc_lab()
+    want = [evaluator.evaluate(rc) for rc in configs]
+    with monkeypatch.context() as m:
+        _no_single_path(m)  # the population path answers every config itself
+        got = evaluator.evaluate_many(configs)
+    assert [g.metrics for g in got] == [w.metrics for w in want]
+    assert [list(g.metrics or ()) for g in got] == [list(w.metrics or ()) for w in want]
+    assert all(g.error is None and g.seconds > 0 for g in got)
+
+
+@pytest.mark.parametrize(
+    "model_name", ["mlp-digits", pytest.param("cnn-digits", marks=pytest.mark.slow)]
+)
+def test_random_per_layer_populations_equal_single_evaluations(
+    model_name: str, digits: DataSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    shape = (1, 8, 8) if model_name == "cnn-digits" else (64,)
+    val = digits.val.reshape(shape)
+    gm = trace(build_model(model_name).eval(), val.x[:8])
+    names = [
+        "accuracy",
+        "balanced_accuracy",
+        "loss",
+        "top3_accuracy",
+        "model_size_bits",
+        "bitops",
+        "macs",
+        "activation_bits",
+        "avg_weight_bits",
+    ]
+    # small batches: several per evaluation; a small memory budget: chunks of about 5 configs
+    big = Evaluator(gm, val, names, batch_size=100, population_bytes=2**30)
+    per_config = 2**30 // big.population_chunk()
+    evaluator = Evaluator(gm, val, names, batch_size=100, population_bytes=5 * per_config)
+    assert 1 < evaluator.population_chunk() < 12
+    configs = random_configs(gm, 12, seed=1)
+    configs += configs[:2]
+    want = [evaluator.evaluate(rc) for rc in configs]
+    with monkeypatch.context() as m:
+        _no_single_path(m)
+        got = evaluator.evaluate_many(configs)
+    assert [(g.metrics, g.error) for g in got] == [(w.metrics, w.error) for w in want]
+
+
+def test_a_refused_population_falls_back_to_single_evaluations(digits: DataSplits) -> None:
+    gm = trace(build_model("mlp-digits").eval(), digits.val.x[:8])
+    evaluator = Evaluator(gm, digits.val, ["accuracy", "loss", "bitops"], device="cpu")
+    configs = random_configs(gm, 3, seed=2)
+    lin = next(n for n in gm.graph.nodes if info(n).op_kind == "linear")
+    stochastic = FixedPoint(6, 3, rounding="stochastic").to_dict()
+    configs.append(ResolvedConfig.from_dict({lin.name: {"data_in": stochastic}}, gm=gm))
+    bound = [rc.bind(gm) for rc in configs]
+    assert "stochastic" in str(population_refusal(gm, bound))
+    torch.manual_seed(3)  # the same draws on both paths: evaluated one at a time, in order
+    got = evaluator.evaluate_many(configs)
+    torch.manual_seed(3)
+    want = [evaluator.evaluate(rc) for rc in configs]
+    assert [(g.metrics, g.error) for g in got] == [(w.metrics, w.error) for w in want]
+    noisy = Evaluator(gm, digits.val, ["accuracy", "latency_ms"], device="cpu")
+    assert "noisy" in str(noisy.population_refusal())
+    assert len(noisy.evaluate_many(configs[:1])) == 1

@@ -22,8 +22,14 @@ import torch
 from torch import fx
 
 from quantsearch.data import Split
+from quantsearch.graph import info
 from quantsearch.metrics import compute_metrics
+from quantsearch.metrics.groups import quality_metrics
+from quantsearch.metrics.population import PopulationQuality, quality_values
+from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
+from quantsearch.passes.analysis import traced_batch_size
 from quantsearch.passes.transform import ResolvedConfig, resolve
+from quantsearch.passes.transform.population import Population, population_refusal
 from quantsearch.passes.transform.slots import PreparedModel
 
 __all__ = ["Evaluation", "Evaluator", "config_hash"]
@@ -60,6 +66,8 @@ class Evaluator:
         device: where trials run: ``"auto"`` (CUDA when there is one, else the CPU), ``"cpu"``,
             ``"cuda"``... Off the CPU the evaluator holds copies of ``gm`` and ``data`` moved
             there once (``gm`` itself is untouched), so a trial makes no host transfer.
+        population_bytes: the memory :meth:`evaluate_many` may give one population's layer
+            outputs for one batch (it evaluates the configs in chunks that fit).
     """
 
     def __init__(
@@ -72,14 +80,18 @@ class Evaluator:
         calibration: Any = None,
         batch_size: int = 1024,
         device: str | torch.device = "auto",
+        population_bytes: int = 256 * 2**20,
     ) -> None:
         self.device = _device(device)
         on_cpu = self.device.type == "cpu"
         self.gm = gm if on_cpu else copy.deepcopy(gm).to(self.device)
         self.data = data if on_cpu else Split(data.x.to(self.device), data.y.to(self.device))
         self.metrics = tuple(metrics)
+        # A user evaluate function measures some metric: trials run one at a time through it.
+        self.user_evaluate = any(is_user_metric(m) for m in self.metrics)
         self.calibration = calibration
         self.batch_size = batch_size
+        self.population_bytes = population_bytes
         self._base: dict[str, dict[str, Any]] = (
             resolve(gm, quantize_config, calibration=calibration).to_dict()
             if quantize_config is not None
@@ -125,15 +137,96 @@ class Evaluator:
             metrics = compute_metrics(qgm, self.metrics, data=self.data, batch_size=self.batch_size)
         except Exception as exc:  # recorded on the trial with its config; the search goes on
             return Evaluation(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-        if bad:
-            return Evaluation(metrics, f"non-finite metric(s) {bad}", time.perf_counter() - t0)
-        return Evaluation(metrics, None, time.perf_counter() - t0)
+        return _finish(metrics, time.perf_counter() - t0)
 
     def evaluate_many(self, resolved: Sequence[ResolvedConfig]) -> list[Evaluation]:
         """Evaluate several configs known in advance; ``result[i]`` is ``evaluate(resolved[i])``.
 
-        The metrics equal those of one-at-a-time :meth:`evaluate` calls exactly (an error too
-        is reported per config). Each evaluation's ``seconds`` is its share of the wall time.
+        The configs run as a population (:mod:`quantsearch.passes.transform.population`: one
+        walk of the graph per batch of data for up to ``population_bytes`` worth of configs,
+        each distinct layer input computed once, every value by the single path's own call;
+        quality metrics from :class:`~quantsearch.metrics.population.PopulationQuality`; the
+        analytic metrics of each config from its slot-filled graph, as :meth:`evaluate` reads
+        them), so the metrics equal one-at-a-time :meth:`evaluate` calls exactly. A chunk
+        falls back to one at a time, with the same results, when :meth:`population_refusal`
+        names a reason or anything in the population path raises (each config's own error
+        is then reported as :meth:`evaluate` reports it). Each evaluation's ``seconds`` is its
+        share of its chunk's wall time.
         """
-        return [self.evaluate(rc) for rc in resolved]
+        configs = list(resolved)
+        if self.population_refusal() is not None:
+            return [self.evaluate(rc) for rc in configs]
+        size = self.population_chunk()
+        out: list[Evaluation] = []
+        for i in range(0, len(configs), size):
+            chunk = configs[i : i + size]
+            got = self._population(chunk)
+            out.extend(got if got is not None else [self.evaluate(rc) for rc in chunk])
+        return out
+
+    def population_refusal(self) -> str | None:
+        """Why :meth:`evaluate_many` evaluates one config at a time, or ``None``: a metric the
+        population path does not compute (a noisy one, a user's), or a graph in training mode.
+        Per config, a stochastic format also refuses (:func:`.population.population_refusal`)."""
+        if self.gm.training:
+            return "the graph is in training mode"
+        for name in self.metrics:
+            spec = metric_spec(name)
+            if not spec.deterministic:
+                return f"metric {name!r} is noisy"
+            if spec.kind != "static" and spec.compute is not quality_metrics:
+                return f"metric {name!r} is not computed for a population"
+        return None
+
+    def population_chunk(self) -> int:
+        """Configs per population: all of a chunk's layer outputs for one batch fit in
+        ``population_bytes`` (an upper bound: every node's output held at once)."""
+        rows = min(self.batch_size, len(self.data))
+        per_sample = 0
+        for node in self.gm.graph.nodes:
+            ni = info(node)
+            for t in ni.outputs:
+                per_sample += t.numel * 8  # float64 at most
+        traced = max(1, traced_batch_size(self.gm))
+        per_config = max(1, rows * per_sample // traced)
+        return max(1, self.population_bytes // per_config)
+
+    def _population(self, chunk: list[ResolvedConfig]) -> list[Evaluation] | None:
+        """``chunk`` evaluated as one population; ``None`` where the path cannot answer."""
+        t0 = time.perf_counter()
+        pop: Population | None = getattr(self._local, "population", None)
+        if pop is None:
+            pop = self._local.population = Population(self.gm, self.calibration)
+        try:
+            bound = pop.bind(chunk)
+            if population_refusal(self.gm, bound) is not None:
+                return None
+            quality: PopulationQuality | None = None
+            names = [n for n in self.metrics if metric_spec(n).kind == "data"]
+            ks = tuple(k for k in (top_k_of(n) for n in names) if k is not None)
+            for x, y in self.data.batches(self.batch_size):
+                outs = pop.run(bound, x.to(self.device, non_blocking=True))
+                labels = y.to(self.device, non_blocking=True).long()
+                if quality is None:
+                    quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
+                quality.add(outs, labels)
+            data_values = [quality_values(q) for q in quality.results()] if quality else []
+            static = [n for n in self.metrics if metric_spec(n).kind == "static"]
+            pm = self.prepared()
+            results = []
+            for i, rc in enumerate(chunk):
+                values = compute_metrics(pm.apply_(rc), static) if static else {}
+                values.update(data_values[i] if names else {})
+                results.append({n: values[n] for n in self.metrics})
+        except Exception:  # the single path reports each config's own error
+            return None
+        share = (time.perf_counter() - t0) / max(1, len(chunk))
+        return [_finish(metrics, share) for metrics in results]
+
+
+def _finish(metrics: dict[str, float], seconds: float) -> Evaluation:
+    """The evaluation of measured ``metrics``: an error when any is not finite."""
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        return Evaluation(metrics, f"non-finite metric(s) {bad}", seconds)
+    return Evaluation(metrics, None, seconds)
