@@ -1,6 +1,6 @@
 """``--config cnn_digits`` from an installed wheel, run outside the source tree: the packaged
-examples, report templates and ``py.typed`` are in the wheel, and the installed copy is the
-one that runs."""
+examples (example folders with their Python files too), report templates and ``py.typed`` are
+in the wheel, and the installed copy is the one that runs."""
 
 from __future__ import annotations
 
@@ -49,11 +49,14 @@ def _build_wheel(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_cnn_digits_by_name_from_an_installed_wheel(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
-    # The referee: every file of the source package that is not Python is package data.
+    # The referee: the source package's data, every file that is not a module of a package
+    # (a folder with __init__.py) and not a byte-code cache.
     data = {
         p.relative_to(PACKAGE.parent).as_posix()
         for p in PACKAGE.rglob("*")
-        if p.is_file() and p.suffix not in (".py", ".pyc")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not (p.suffix == ".py" and (p.parent / "__init__.py").is_file())
     }
     assert {"quantsearch/py.typed", "quantsearch/examples/cnn_digits.toml"} <= data
     assert any(p.startswith("quantsearch/report/templates/") for p in data)
