@@ -3,7 +3,7 @@
 :func:`build_report` reads a run directory and computes everything a reader sees as plain data
 (tables of formatted cells, figure data, findings); :func:`write_report` draws the figures
 (:mod:`quantsearch.plots`) and renders ``report.html`` (self-contained: images embedded as
-base64 PNGs, no server) and ``report.md`` (images beside it, under ``images/``) from Jinja2
+base64 PNG or SVG, no server) and ``report.md`` (images beside it, under ``images/``) from Jinja2
 templates. Findings are sentences generated from the tables' own cells, and say only what
 those numbers show.
 

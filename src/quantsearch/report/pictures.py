@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from quantsearch.compare.configs import ConfigPoint
+from quantsearch.compare.correlation import kendall_tau_b, spearman
 from quantsearch.compare.result import ComparisonResult
 from quantsearch.compare.stats import Curve
 from quantsearch.compare.summary import StrategyStats
@@ -78,7 +79,7 @@ def correlation(
 
     ``None`` when either metric is missing or fewer than three configs have both. ``memo``
     (kept by :func:`~quantsearch.report.render.write_report` in the run directory) holds the
-    statistics of values seen before, so a report of unchanged data does not import SciPy.
+    statistics of values seen before, so a report of unchanged data does not compute them again.
     """
     pts = [p for p in points if p.ok and x in p.metrics and y in p.metrics]
     xs = [float(p.metrics[x]) for p in pts]
@@ -88,10 +89,7 @@ def correlation(
     key = hashlib.sha1(repr((xs, ys)).encode()).hexdigest()
     stats = memo.get(key) if memo is not None else None
     if stats is None:
-        # scipy takes a second to import: deferred so that importing the report stays light.
-        from scipy import stats as sp
-
-        stats = [float(v) for v in (*sp.spearmanr(xs, ys), *sp.kendalltau(xs, ys))]
+        stats = [*spearman(xs, ys), *kendall_tau_b(xs, ys)]  # SciPy's, without SciPy
         if memo is not None:
             memo[key] = stats
     rho, rho_p, tau, tau_p = stats
@@ -280,6 +278,7 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
     pareto = cmp.mode == "pareto"
     ref = reference_words(cmp)
     who = "this run" if single else f"median and IQR over {len(cmp.seeds)} seeds"
+    brief = "this run" if single else f"median, IQR, {len(cmp.seeds)} seeds"  # a title's width
     note = reference_point_text(cmp) if pareto else ""
     regret = (pareto or cmp.optimum is not None) and not (single and cmp.reference != "exhaustive")
     reference: float | None
@@ -328,7 +327,7 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
             f"{what} against trial number ({who}); dashed: the {ref}. A run that has seen every "
             f"point keeps its final value.{scale}{stated}",
             CurvePlot(
-                f"{what} against trials ({who})",
+                f"{what} against trials ({brief})",
                 "trial (count)",
                 ylabel,
                 tuple(zip(names, by_trial, strict=True)),
@@ -344,7 +343,7 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
             f"cost nothing); the median is over the seeds that made at least that many, drawn "
             f"while at least half did.{scale}{stated}",
             CurvePlot(
-                f"{what} against distinct evaluations ({who})",
+                f"{what} against distinct evaluations ({brief})",
                 "distinct evaluations (count)",
                 ylabel,
                 tuple(zip(names, by_eval, strict=True)),
