@@ -17,6 +17,7 @@ from quantsearch.compare.analysis import compare_results
 from quantsearch.compare.configs import config_points, read_configs
 from quantsearch.compare.result import ComparisonResult, read_meta
 from quantsearch.errors import ConfigError
+from quantsearch.metrics.specs import declare_user_metrics
 from quantsearch.report.figures import Figure, Heatmap
 from quantsearch.report.findings import comparison_findings, correlation_finding, search_findings
 from quantsearch.report.pictures import correlation, curve_figures, point_figures
@@ -79,6 +80,7 @@ def _build_compare(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     cmp = ComparisonResult.read(rd)
     meta = read_meta(rd)
     search = meta.get("search", {})
+    declare_user_metrics(None, search.get("user_metrics", {}))  # their recorded directions
     points = read_configs(rd / "configs.jsonl") if (rd / "configs.jsonl").is_file() else []
     table = comparison_table(cmp)
     findings = comparison_findings(cmp, table, memo)
@@ -137,6 +139,7 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     result = SearchResult.read(rd)
     path = rd / "search_config.json"
     search = read_json(path) if path.is_file() else {}
+    declare_user_metrics(None, search.get("user_metrics", {}))  # their recorded directions
     points = config_points(result)
     exhaustive = len(points) >= result.space_size
     cmp = compare_results([result], ground_truth=result if exhaustive else None)
