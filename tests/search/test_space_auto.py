@@ -16,12 +16,14 @@ import pytest
 import torch
 from torch import fx, nn
 
-from quantsearch.data import DataSplits
+from quantsearch.data import DataSplits, Split
 from quantsearch.errors import ConfigError
 from quantsearch.formats import format_from_str
 from quantsearch.graph import trace
 from quantsearch.models import build_model
 from quantsearch.search import search
+from quantsearch.search.config import parse_search_config
+from quantsearch.search.prepare import prepare_search
 from quantsearch.search.space.spec import option_bits, option_label, parse_space
 
 OBJ = {"accuracy": {"direction": "maximize"}}
@@ -225,3 +227,39 @@ def test_activation_auto_without_calibration_samples_is_refused_before_any_trial
             space={"choices": {"linear": {"weight": [[8, 4]]}}},
             quantize={"default": {"data_in": {"width": 8, "frac_width": "auto"}}},
         )
+
+
+def test_points_that_calibrate_to_one_config_count_once() -> None:
+    torch.manual_seed(0)
+    model = build_model("mlp-digits").eval()
+    with torch.no_grad():
+        model.seq_blocks[6].weight.mul_(4)  # a range of its own: another binary point
+    x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+    gm = trace(model, x[:8])
+    ranges = ref_ranges(gm, x)
+    f = ref_frac(8, True, *ranges["seq_blocks_0"]["weight"])
+    cfg = parse_search_config(
+        {
+            "space": {
+                "by": "name",
+                "choices": {"seq_blocks.0": {"weight": [[8, "auto"], [8, f], [4, 2]]}},
+            },
+            "objectives": OBJ,
+        }
+    )
+    space, evaluator = prepare_search(gm, cfg, Split(x, y))
+    assert (space.size, space.n_configs(evaluator.resolve)) == (3, 2)
+    # by type, one knob sets every Linear: [8, f] matches the calibrated point of one node only
+    fs = {
+        ref_frac(8, True, *ranges[n]["weight"])
+        for n in ("seq_blocks_0", "seq_blocks_3", "seq_blocks_6")
+    }
+    assert len(fs) > 1
+    cfg = parse_search_config(
+        {
+            "space": {"choices": {"linear": {"weight": [[8, "auto"], [8, f], [4, 2]]}}},
+            "objectives": OBJ,
+        }
+    )
+    space, evaluator = prepare_search(gm, cfg, Split(x, y))
+    assert (space.size, space.n_configs(evaluator.resolve)) == (3, 3)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +21,7 @@ from torch import fx
 
 from quantsearch.errors import ConfigError
 from quantsearch.passes.transform.graph_view import GraphView
+from quantsearch.passes.transform.resolved import ResolvedConfig
 from quantsearch.search.space.spec import (
     SAME_AS,
     Choices,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # optuna costs ~0.3 s to import; only distributions() needs i
 __all__ = ["Encoding", "Knob", "SearchSpace"]
 
 Encoding = Literal["categorical", "ordinal"]
+LayerFormats = dict[str, dict[str, dict[str, Any]]]  # node -> role -> format option
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,30 @@ class SearchSpace:
         """Every point, in the stable order (index 0 first)."""
         for combo in itertools.product(*(range(k.size) for k in self.knobs)):
             yield dict(zip((k.name for k in self.knobs), combo, strict=True))
+
+    def n_configs(self, resolve: Callable[[LayerFormats], ResolvedConfig]) -> int:
+        """How many distinct per-node configs the points resolve to (``resolve``: the
+        evaluator's): :attr:`size`, unless ``"auto"`` choices make two options of a knob
+        resolve alike at all its nodes (``[8, "auto"]`` beside the ``[8, 5]`` it calibrates
+        to), which the cache then answers as one. A search that stops when every config is
+        known counts to this.
+
+        Knobs set disjoint (node, role) pairs, so the count is the product, over knobs, of the
+        distinct configs each knob's options give its nodes (and the roles that follow them).
+        """
+        if not self.has_auto:
+            return self.size
+        n = 1
+        for knob in self.knobs:
+            images = set()
+            for option in knob.options:
+                formats = {node: {knob.role: option} for node in knob.nodes}
+                for node, role, source in self.derived:
+                    if source == knob.role and node in formats:
+                        formats[node][role] = option
+                images.add(resolve(formats).key())
+            n *= len(images)
+        return n
 
     # -- Optuna encoding ---------------------------------------------------------------------
 
