@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from optuna.study import Study
 from optuna.trial import Trial, TrialState
 
 from quantsearch.errors import MetricError
@@ -33,7 +34,13 @@ from quantsearch.search.config import SearchConfig
 from quantsearch.search.objective import objective_values, study_directions
 from quantsearch.search.trial import TrialInfo
 
-__all__ = ["FAILED_CONSTRAINT", "FAILED_VIOLATION", "mark_measured", "record_failed"]
+__all__ = [
+    "FAILED_CONSTRAINT",
+    "FAILED_VIOLATION",
+    "failed_outcome",
+    "measured_constraints",
+    "record_failed",
+]
 
 FAILED_CONSTRAINT = "quantsearch.failed"
 FAILED_VIOLATION = 1.0
@@ -61,35 +68,41 @@ def failed_values(
     return tuple(out)
 
 
-def record_failed(
-    trial: Trial, cfg: SearchConfig, baseline: Mapping[str, float]
-) -> tuple[float, ...]:
-    """Set the constraints of ``trial``, a failed config, and return its objective values."""
+def failed_outcome(
+    study: Study, cfg: SearchConfig, baseline: Mapping[str, float]
+) -> tuple[tuple[float, ...], list[float]]:
+    """The objective values and the constraints list a failed config gets in ``study`` now
+    (see the module doc); nothing is written."""
     measured = [
         ft
-        for ft in optuna_compat.study_trials(trial.study, (TrialState.COMPLETE,))
+        for ft in optuna_compat.study_trials(study, (TrialState.COMPLETE,))
         if ft.values is not None and not TrialInfo.from_trial(ft).config_failed
     ]
     if cfg.constraints:  # stored in config order (optuna_compat.set_constraints)
         seen = [optuna_compat.constraint_list(ft) for ft in measured]
-        optuna_compat.set_constraints(
-            trial,
-            [
-                max([FAILED_VIOLATION, *(v[i] for v in seen if len(v) > i)])
-                for i in range(len(cfg.constraints))
-            ],
-        )
+        cons = [
+            max([FAILED_VIOLATION, *(v[i] for v in seen if len(v) > i)])
+            for i in range(len(cfg.constraints))
+        ]
     else:
-        optuna_compat.set_constraints(trial, [FAILED_VIOLATION])  # FAILED_CONSTRAINT
+        cons = [FAILED_VIOLATION]  # FAILED_CONSTRAINT
     try:
         base = objective_values(cfg, baseline, baseline)
     except (KeyError, ValueError, MetricError):  # a baseline without an objective's metric
         base = tuple(0.0 for _ in study_directions(cfg))
-    return failed_values(study_directions(cfg), [ft.values for ft in measured], base)
+    return failed_values(study_directions(cfg), [ft.values for ft in measured], base), cons
 
 
-def mark_measured(trial: Trial, cfg: SearchConfig) -> None:
-    """A measured trial of a study without constraints carries :data:`FAILED_CONSTRAINT` at 0,
-    so every trial has the same constraint names (see the module doc)."""
-    if not cfg.constraints:
-        optuna_compat.set_constraints(trial, [0.0])  # FAILED_CONSTRAINT, met
+def record_failed(
+    trial: Trial, cfg: SearchConfig, baseline: Mapping[str, float]
+) -> tuple[float, ...]:
+    """Set the constraints of ``trial``, a failed config, and return its objective values."""
+    values, cons = failed_outcome(trial.study, cfg, baseline)
+    optuna_compat.set_constraints(trial, cons)
+    return values
+
+
+def measured_constraints(cfg: SearchConfig, values: Sequence[float]) -> list[float]:
+    """The constraints list of a measured trial: its constraint ``values``, or, in a study
+    without constraints, :data:`FAILED_CONSTRAINT` met (see the module doc)."""
+    return [float(v) for v in values] if cfg.constraints else [0.0]

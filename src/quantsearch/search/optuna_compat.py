@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 _CONSTRAINTS_KEY = "constraints"
 
 __all__ = [
+    "add_trial",
     "compute_hypervolume",
     "constraint_list",
+    "constraints_attrs",
     "journal_next_trial",
     "set_constraints",
     "study_storage",
@@ -85,6 +87,31 @@ def set_constraints(trial: Trial, values: Sequence[float]) -> None:
     trial.storage.set_trial_system_attr(
         trial._trial_id, _CONSTRAINTS_KEY, [float(v) for v in values]
     )
+
+
+def constraints_attrs(values: Sequence[float]) -> dict[str, Any]:
+    """The system attributes that hold a finished trial's constraint values, for a trial stored
+    whole with :func:`add_trial` (where :func:`set_constraints` puts them on a running one)."""
+    return {_CONSTRAINTS_KEY: [float(v) for v in values]}
+
+
+def add_trial(study: Study, trial: FrozenTrial) -> FrozenTrial:
+    """Store a finished trial in one storage write, and return it as stored (with its number).
+
+    ``Study.add_trial`` does the same (it validates the trial, then calls the storage's public
+    ``create_new_trial`` with it as template: one journal record, one RDB transaction) but
+    returns nothing; the batched trial path needs the stored trial for the callbacks, and the
+    study's storage and id, and ``FrozenTrial._validate``, are not public. The study's
+    per-thread cache of its trials (:func:`study_trials`), which Optuna resets at each ``ask``
+    and ``tell``, is reset here too, so the next reader sees the new trial.
+    """
+    trial._validate()
+    if trial.values is not None and len(trial.values) != len(study.directions):
+        raise ValueError(f"{len(trial.values)} values for {len(study.directions)} objectives")
+    storage = study._storage
+    stored = storage.get_trial(storage.create_new_trial(study._study_id, template_trial=trial))
+    study._thread_local.cached_all_trials = None
+    return stored
 
 
 def constraint_list(trial: FrozenTrial) -> list[float]:

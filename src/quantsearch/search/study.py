@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial
 
 from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search import interrupt
+from quantsearch.search.batch import Batches
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluator
@@ -91,6 +92,7 @@ def run_study(
     on_trial: OnTrial | None = None,
     coordinator: Coordinator | None = None,
     callbacks: Sequence[Callback] = (),
+    batch: bool = True,
 ) -> StudyRun:
     """Create or resume ``study_name`` in ``storage`` and run it to ``cfg.n_trials`` counted trials.
 
@@ -100,6 +102,8 @@ def run_study(
     study with other workers; ``None`` for a study of this process alone (in memory).
     ``callbacks``: Optuna's, each called as ``callback(study, frozen_trial)`` once a trial of
     this process is stored (optuna-integration's MLflow, W&B, TensorBoard callbacks).
+    ``batch``: run trials K at a time where the strategy allows it (:mod:`~.batch`); ``False``
+    runs every trial through Optuna's ask and tell (the same trials, slower).
     """
     coord = coordinator if coordinator is not None else Coordinator.in_memory()
     study = _open_study(
@@ -117,10 +121,13 @@ def run_study(
     if on_trial is not None:
         on_trial(study, None, cache)  # show where a resumed study stands before it goes on
     journal = storage if isinstance(storage, Journal) else None
+    batches = None
+    if batch and Batches.usable(objective, study.sampler, coord):
+        batches = Batches(objective, study.sampler, coord)
     quiet_optuna_storage_errors()  # a lost database ends in the CLI's one line, not a traceback
     try:
         with torch_threads(cfg.torch_threads), interrupt.deferred():
-            _ticket_loop(study, objective, coord, on_trial, journal, callbacks)
+            _ticket_loop(study, objective, coord, on_trial, journal, callbacks, batches)
     finally:
         if journal is not None:
             journal.flush()  # group commit: what finished reaches the disk, even on Ctrl-C
@@ -198,8 +205,10 @@ def _ticket_loop(
     on_trial: OnTrial | None,
     journal: Journal | None,
     callbacks: Sequence[Callback] = (),
+    batches: Batches | None = None,
 ) -> None:
-    """``n_jobs`` threads, each: take a ticket of the study's budget, run one trial; again."""
+    """``n_jobs`` threads, each: take a ticket of the study's budget, run one trial (or, with
+    ``batches``, a batch of trials from that ticket on); again."""
     cfg = objective.cfg
     deadline = None if cfg.timeout is None else time.monotonic() + cfg.timeout
 
@@ -220,7 +229,10 @@ def _ticket_loop(
                     return
                 continue
             stall.clear()
-            _one_trial(study, objective, coord, after)
+            if batches is not None and batches.ready(study):
+                batches.run(study, after)
+            else:
+                _one_trial(study, objective, coord, after)
 
     if cfg.n_jobs == 1:
         one_thread()

@@ -2,12 +2,18 @@
 answer it from the cache (or another worker's claim) or evaluate it, and record a
 :class:`~quantsearch.search.trial.TrialInfo`. :mod:`quantsearch.search.study` runs it once per
 budget ticket.
+
+:meth:`TrialObjective.run_many` does the same for several points known in advance (brute
+force), the new configs among them evaluated together; :mod:`quantsearch.search.batch` stores
+each as one finished trial. Both paths compute what a trial records with the same
+:meth:`TrialObjective.outcome`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import Trial, TrialState
@@ -17,7 +23,7 @@ from quantsearch.search import interrupt, optuna_compat
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
-from quantsearch.search.failed import mark_measured, record_failed
+from quantsearch.search.failed import failed_outcome, measured_constraints
 from quantsearch.search.fidelity import Pruned, measure
 from quantsearch.search.objective import constraint_values, objective_values
 from quantsearch.search.parallel.claims import Claims
@@ -27,13 +33,28 @@ from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
 from quantsearch.search.trial import TrialInfo, evaluations_charged
 
-__all__ = ["WAIT_TIMEOUT", "TrialFailed", "TrialObjective"]
+__all__ = ["WAIT_TIMEOUT", "Outcome", "TrialFailed", "TrialObjective"]
 
 WAIT_TIMEOUT = 3600.0  # seconds a trial waits for another worker evaluating the same config
 
 
 class TrialFailed(Exception):
     """Raised inside the objective so Optuna records the trial as FAIL; the search goes on."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished trial records: its bookkeeping, objective values and constraints list
+    (Optuna's ``"constraints"`` system attribute, ``<= 0`` met)."""
+
+    info: TrialInfo
+    values: tuple[float, ...]
+    constraints: list[float]
+
+    @property
+    def returned(self) -> float | tuple[float, ...]:
+        """What the objective returns to Optuna: one value, or a tuple for several."""
+        return self.values if len(self.values) > 1 else self.values[0]
 
 
 class TrialObjective:
@@ -62,9 +83,7 @@ class TrialObjective:
             else:
                 trial.suggest_int(k.name, 0, k.size - 1)
         choice = self.space.decode(trial.params)
-        resolved = self.evaluator.resolve(self.space.layer_formats(choice))
-        key = config_hash(resolved.key())
-        formats = _auto_formats(self.space, choice, resolved)
+        resolved, key, formats = self._point(choice)
         samples = [0]  # validation samples this trial's forward passes used
 
         def evaluate() -> Evaluation:
@@ -85,30 +104,87 @@ class TrialObjective:
             if self.claims is not None:  # the point is taken, whatever came of it
                 self.claims.complete(f"point:{self.space.index_of(choice)}", trial.number, {})
         if verdict is not None:
-            return self._record_prechecked(trial, key, verdict, formats)
-        info = TrialInfo(
-            number=trial.number,
-            state="RUNNING",
-            config_hash=key,
-            cached=cached,
-            duplicate_of=result.trial if cached else None,
-            eval_seconds=0.0 if cached else result.seconds,
-            config=None if cached else resolved.to_dict(),
-            error=result.error,
-            samples=0 if cached else samples[0],
-            formats=formats,
-        )
-        return self._record(trial, info, result)
+            return _apply(trial, self._prechecked(trial.number, key, verdict, formats))
+        info = _info(trial.number, key, resolved, result, cached, samples[0], formats)
+        return _apply(trial, self.outcome(trial.study, info, result))
 
-    def _record_prechecked(
-        self, trial: Trial, key: str, verdict: PrecheckVerdict, formats: dict[str, str]
-    ) -> float | tuple[float, ...]:
+    def run_many(
+        self, study: optuna.Study, choices: Sequence[Mapping[str, int]], first_number: int
+    ) -> Iterator[Outcome]:
+        """The outcomes of trials ``first_number, first_number + 1, ...`` on ``choices``, as
+        :meth:`__call__` would record them one after the other, the new configs among them
+        evaluated in one :meth:`~quantsearch.search.evaluate.Evaluator.evaluate_many` call.
+
+        Store each outcome before taking the next: a failed config's values depend on the
+        trials before it. For one process (no claims) at full fidelity only.
+        """
+        todo: list[ResolvedConfig] = []
+        first_of: dict[str, int] = {}  # a new config -> its index in todo
+        slots = []
+        for i, choice in enumerate(choices):
+            resolved, key, formats = self._point(choice)
+            hit = self.cache.peek(key) if self.cfg.cache else None
+            verdict, j = None, first_of.get(key)
+            if hit is None and j is None:  # new: pre-checked, or evaluated below
+                verdict = self.precheck(resolved) if self.precheck.active else None
+                if verdict is None:
+                    j = len(todo)
+                    todo.append(resolved)
+                    if self.cfg.cache:
+                        first_of[key] = j
+            slots.append((first_number + i, key, resolved, formats, verdict, hit, j))
+        with interrupt.immediate():  # Ctrl-C here: no trial of the batch is recorded
+            evaluations = self.evaluator.evaluate_many(todo) if todo else []
+        owners = {j: n for n, *_, j in reversed(slots) if j is not None}
+        results = []
+        for j, ev in enumerate(evaluations):
+            if self.cfg.cache:  # as EvaluationCache.get_or_evaluate keeps it
+                result = CachedResult(
+                    ev.metrics if ev.error is None else None, ev.error, owners[j], ev.seconds
+                )
+                self.cache.put(config_hash(todo[j].key()), result)
+            else:
+                result = CachedResult(ev.metrics, ev.error, owners[j], ev.seconds)
+            results.append(result)
+        samples = len(self.evaluator.data)
+        for number, key, resolved, formats, verdict, hit, j in slots:
+            if verdict is not None:
+                yield self._prechecked(number, key, verdict, formats)
+                continue
+            result = hit if hit is not None else results[j]  # type: ignore[index]
+            cached = result.trial != number
+            info = _info(number, key, resolved, result, cached, samples, formats)
+            yield self.outcome(study, info, result)
+
+    def outcome(self, study: optuna.Study, info: TrialInfo, result: CachedResult) -> Outcome:
+        """What a trial with ``result`` records in ``study`` now (a failed config: COMPLETE,
+        infeasible, at the worst values seen so far, :mod:`~quantsearch.search.failed`)."""
+        if result.error is not None:  # COMPLETE and infeasible: the sampler learns from it
+            values, cons = failed_outcome(study, self.cfg, self.baseline)
+            return Outcome(dataclasses.replace(info, feasible=False), values, cons)
+        assert result.metrics is not None
+        values = objective_values(self.cfg, result.metrics, self.baseline)
+        measured = constraint_values(self.cfg.constraints, result.metrics, self.baseline)
+        info = dataclasses.replace(
+            info,
+            metrics=dict(result.metrics),
+            constraints=tuple(measured),
+            feasible=all(c <= 0 for c in measured),
+        )
+        return Outcome(info, tuple(values), measured_constraints(self.cfg, measured))
+
+    def _point(self, choice: Mapping[str, int]) -> tuple[ResolvedConfig, str, dict[str, str]]:
+        """A point's resolved per-node config, its cache key and its ``"auto"`` formats."""
+        resolved = self.evaluator.resolve(self.space.layer_formats(dict(choice)))
+        return resolved, config_hash(resolved.key()), _auto_formats(self.space, choice, resolved)
+
+    def _prechecked(
+        self, number: int, key: str, verdict: PrecheckVerdict, formats: dict[str, str]
+    ) -> Outcome:
         """A config infeasible by its analytic constraints: recorded, never evaluated."""
-        optuna_compat.set_constraints(trial, verdict.constraints)
         self.prechecked.add(key)
-        _store(trial, dataclasses.replace(verdict.info(trial.number, key), formats=formats))
-        values = verdict.values
-        return values if len(values) > 1 else values[0]
+        info = dataclasses.replace(verdict.info(number, key), formats=formats)
+        return Outcome(info, tuple(verdict.values), list(verdict.constraints))
 
     def _lookup(
         self, key: str, number: int, evaluate: Callable[[], Evaluation]
@@ -137,28 +213,6 @@ class TrialObjective:
         self.claims.complete(key, number, result.to_json())
         return result, cached
 
-    def _record(
-        self, trial: Trial, info: TrialInfo, result: CachedResult
-    ) -> float | tuple[float, ...]:
-        """Store the trial's record; its objective values (a failed config's: the worst)."""
-        if result.error is not None:  # COMPLETE and infeasible: the sampler learns from it
-            values = record_failed(trial, self.cfg, self.baseline)
-            _store(trial, dataclasses.replace(info, feasible=False))
-            return values if len(values) > 1 else values[0]
-        assert result.metrics is not None
-        mark_measured(trial, self.cfg)
-        values = objective_values(self.cfg, result.metrics, self.baseline)
-        cons = constraint_values(self.cfg.constraints, result.metrics, self.baseline)
-        if cons:  # for samplers and optuna-dashboard (else mark_measured set one)
-            optuna_compat.set_constraints(trial, cons)
-        feasible = all(c <= 0 for c in cons)
-        metrics = dict(result.metrics)
-        _store(
-            trial,
-            dataclasses.replace(info, metrics=metrics, constraints=tuple(cons), feasible=feasible),
-        )
-        return values if len(values) > 1 else values[0]
-
     def evaluated(self) -> int:
         """Distinct configs evaluated so far, by every worker of the study."""
         if self.claims is None:
@@ -167,14 +221,17 @@ class TrialObjective:
 
     def exhausted(self) -> bool:
         """Every point of the space is evaluated or pre-checked (and the search stops there)."""
+        left = self.left_to_exhaust()
+        return left is not None and left <= 0
+
+    def left_to_exhaust(self) -> int | None:
+        """Configs still to evaluate or pre-check before the search stops on exhaustion;
+        ``None`` when it does not stop there."""
         cfg = self.cfg
         # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
-        return (
-            cfg.stop_when_exhausted
-            and cfg.cache
-            and cfg.n_trials >= self.space.size
-            and self.evaluated() + len(self.prechecked) >= self.space.size
-        )
+        if not (cfg.stop_when_exhausted and cfg.cache and cfg.n_trials >= self.space.size):
+            return None
+        return self.space.size - self.evaluated() - len(self.prechecked)
 
     def restore(self, trials: list[TrialInfo]) -> None:
         """What a resumed study already pre-checked."""
@@ -188,7 +245,7 @@ class TrialObjective:
 
 
 def _auto_formats(
-    space: SearchSpace, choice: dict[str, int], resolved: ResolvedConfig
+    space: SearchSpace, choice: Mapping[str, int], resolved: ResolvedConfig
 ) -> dict[str, str]:
     """What each ``"auto"`` choice became at each node (``fixed(8,5)``): the binary point the
     quantize pass chose from the weights' range or the calibration statistics."""
@@ -199,6 +256,37 @@ def _auto_formats(
         if fmt is not None:  # None: a role the node lacks (a Linear without bias)
             out[f"{node}.{role}"] = str(fmt)
     return out
+
+
+def _info(
+    number: int,
+    key: str,
+    resolved: ResolvedConfig,
+    result: CachedResult,
+    cached: bool,
+    samples: int,
+    formats: dict[str, str],
+) -> TrialInfo:
+    """The record of a trial answered by ``result`` (``cached``: by an earlier evaluation)."""
+    return TrialInfo(
+        number=number,
+        state="RUNNING",
+        config_hash=key,
+        cached=cached,
+        duplicate_of=result.trial if cached else None,
+        eval_seconds=0.0 if cached else result.seconds,
+        config=None if cached else resolved.to_dict(),
+        error=result.error,
+        samples=0 if cached else samples,
+        formats=formats,
+    )
+
+
+def _apply(trial: Trial, out: Outcome) -> float | tuple[float, ...]:
+    """Record ``out`` on a running trial; what its objective returns."""
+    optuna_compat.set_constraints(trial, out.constraints)
+    _store(trial, out.info)
+    return out.returned
 
 
 def _store(trial: Trial, info: TrialInfo) -> None:

@@ -91,7 +91,7 @@ class BruteForceSampler(SpaceSampler):
             return position
         return permute(position, self._space.size, self._seed)
 
-    def _visited(self, study: Study, trial: FrozenTrial) -> set[int]:
+    def _visited(self, study: Study, number: int | None) -> set[int]:
         visited: set[int] = set()
         states = (
             TrialState.COMPLETE,
@@ -102,28 +102,44 @@ class BruteForceSampler(SpaceSampler):
         )
         for t in optuna_compat.study_trials(study, states):
             # A trial failed by a dead worker is not visited: its point is retried.
-            if t.number == trial.number or not TrialInfo.from_trial(t).is_visited:
+            if t.number == number or not TrialInfo.from_trial(t).is_visited:
                 continue
             if len(t.params) == len(self._space.knobs):
                 visited.add(self._space.index_of(self._space.decode(t.params)))
         return visited
 
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
-        visited = self._visited(study, trial)
+        visited = self._visited(study, trial.number)
+        index = self._next(visited, lambda i: self._claim is None or self._claim(i, trial.number))
+        return self._space.encode(self._space.point(index), "categorical")
+
+    def propose_batch(self, study: Study, k: int) -> list[dict[str, int]]:
+        """The points (knob -> choice index) of the next ``k`` trials, as ``k`` calls of
+        :meth:`propose` would give them one trial after another, for a study of one process
+        (no claims): the batched trial path (:mod:`quantsearch.search.batch`)."""
+        if self._claim is not None:
+            raise RuntimeError("brute force proposes batches for one process only")
+        visited = self._visited(study, None)
+        out = []
+        for _ in range(k):
+            index = self._next(visited, lambda i: True)
+            visited.add(index)
+            out.append(self._space.point(index))
+        return out
+
+    def _next(self, visited: set[int], claim: Callable[[int], bool]) -> int:
+        """The first unvisited point from the cursor on that ``claim`` takes; the cursor moves
+        past it. Every point taken: the first one again (the cache answers it at no cost, and
+        the study loop stops on exhaustion)."""
         size = self._space.size
         position = self._cursor
         while position < size:
             index = self._point_at(position)
-            if index not in visited and (self._claim is None or self._claim(index, trial.number)):
-                break
+            if index not in visited and claim(index):
+                self._cursor = position + 1
+                return index
             position += 1
-        if position >= size:
-            # Every point is taken; re-propose the first (the cache answers it at no cost) and
-            # let the study loop stop on exhaustion.
-            index = self._point_at(0)
-        else:
-            self._cursor = position + 1
-        return self._space.encode(self._space.point(index), "categorical")
+        return self._point_at(0)
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
