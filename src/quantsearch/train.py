@@ -24,6 +24,7 @@ from torch import nn
 
 from quantsearch.config import TrainConfig
 from quantsearch.data import DataSplits, Split
+from quantsearch.errors import ConfigError
 from quantsearch.session import resolve_device
 
 __all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train", "train_epoch"]
@@ -160,6 +161,12 @@ def train(
         >>> result.metrics["epochs"]
         2
     """
+    if data.num_classes == 0:  # float targets (data/user.py): no classes to cross-entropy on
+        raise ConfigError(
+            f"data.name: got {data.name!r} with regression targets, allowed for `train`: class "
+            f"labels (it fits classifiers by cross-entropy); train a regression model with your "
+            f"own loop, as examples/regression/train.py does"
+        )
     device = resolve_device(cfg.device)
     net = copy.deepcopy(model).to(device)
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)

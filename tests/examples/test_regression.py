@@ -98,3 +98,16 @@ def test_a_bad_evaluate_spec_is_one_line(
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert re.match(f"error: {message}", lines[0]), lines[0]
+
+
+def test_quantsearch_train_refuses_regression_targets_in_one_line() -> None:
+    from quantsearch.config import TrainConfig
+    from quantsearch.data import load_dataset
+    from quantsearch.errors import ConfigError
+    from quantsearch.models import build_model
+    from quantsearch.train import train
+
+    data = load_dataset("task.py:load", options={"samples": 200}, base_dir=EXAMPLE)
+    assert data.num_classes == 0 and data.val.y.shape == (40, 2)
+    with pytest.raises(ConfigError, match=r"^data\.name: got 'task\.py:load' with regression "):
+        train(build_model("task.py:build", base_dir=EXAMPLE), data, TrainConfig(epochs=1))
