@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "evaluate_population",
     "load_quantized",
     "open_run",
     "read_int_weights",
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "trace": ("quantsearch.graph", "trace"),
+    "evaluate_population": ("quantsearch.search.evaluate", "evaluate_population"),
     "open_run": ("quantsearch.search.run_dir", "open_run"),
     "load_quantized": ("quantsearch.quantized", "load_quantized"),
     "save_int_weights": ("quantsearch.int_weights", "save_int_weights"),

@@ -17,6 +17,7 @@ from quantsearch.metrics import compute_metrics
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.passes.transform.population import population_refusal
+from quantsearch.passes.transform.slots import PreparedModel
 from quantsearch.search import evaluate as evaluate_module
 from quantsearch.search.api import prepare_search
 from quantsearch.search.config import parse_search_config
@@ -161,3 +162,20 @@ def test_a_refused_population_falls_back_to_single_evaluations(digits: DataSplit
     noisy = Evaluator(gm, digits.val, ["accuracy", "latency_ms"], device="cpu")
     assert "noisy" in str(noisy.population_refusal())
     assert len(noisy.evaluate_many(configs[:1])) == 1
+
+
+def test_answering_evaluates_once_and_answers_each_config_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, evaluator, configs = _jsc_lab()
+    want = [evaluator.evaluate(rc) for rc in configs]
+    with evaluator.answering(configs):
+        with monkeypatch.context() as m:  # nothing can be measured: every answer is kept
+            m.setattr(PreparedModel, "apply_", lambda self, rc: 1 / 0)
+            m.setattr(Evaluator, "_population", lambda self, chunk: 1 / 0)
+            got = evaluator.evaluate_many(configs[:8])
+            got += [evaluator.evaluate(rc) for rc in configs[8:]]
+        assert [g.metrics for g in got] == [w.metrics for w in want]
+        again = evaluator.evaluate(configs[0])  # answered once: measured anew
+        assert again.metrics == want[0].metrics and again is not got[0]
+    assert evaluator.evaluate(configs[9]) is not got[9]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,16 +172,17 @@ def run_comparison(
     with _progress(progress, total) as step:
         if enumerate_space:
             step("ground truth (brute force, every point)")
-            truth = run_search(
-                space,
-                evaluator,
-                _run_config(cfg, "brute_force", cfg.seed, space.size),
-                run_dir=None,
-                storage=None,
-                study_name="ground-truth",
-                cache=cache(),
-                fingerprint_extra=fingerprint_extra,
-            )
+            with _population(space, evaluator, cfg):
+                truth = run_search(
+                    space,
+                    evaluator,
+                    _run_config(cfg, "brute_force", cfg.seed, space.size),
+                    run_dir=None,
+                    storage=None,
+                    study_name="ground-truth",
+                    cache=cache(),
+                    fingerprint_extra=fingerprint_extra,
+                )
         for name in names:
             for seed in seeds:
                 step(f"{name} seed {seed}")
@@ -212,6 +213,20 @@ def run_comparison(
         noise=noise,
         noisy_metrics=noisy,
     )
+
+
+def _population(
+    space: SearchSpace, evaluator: Evaluator, cfg: SearchConfig
+) -> AbstractContextManager[None]:
+    """The ground truth's every point evaluated first as one population
+    (:meth:`Evaluator.evaluate_many`: metrics equal to one evaluation each), which its
+    brute-force run then reads back one trial at a time. Not where the run would measure
+    some points partly (fidelity) or the population path refuses the metrics: the run then
+    evaluates as it would alone."""
+    if cfg.fidelity.method != "full" or evaluator.population_refusal() is not None:
+        return nullcontext()
+    points = [evaluator.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
+    return evaluator.answering(points)
 
 
 @contextmanager
