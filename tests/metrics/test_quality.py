@@ -125,3 +125,6 @@ def test_errors() -> None:
         evaluate(nn.Flatten(0), _split())
     with pytest.raises(MetricError, match=r"at least one sample"):
         evaluate(model, Split(torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)))
+    regression = Split(torch.arange(6.0)[:, None], torch.rand(6, 2))  # float targets, 2 a sample
+    with pytest.raises(MetricError, match=r"got \(6, 2\)\); .* for regression targets use mse/mae"):
+        evaluate(model, regression)

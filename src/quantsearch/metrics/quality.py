@@ -57,7 +57,8 @@ def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if labels.shape != logits.shape[:1]:
         raise MetricError(
             f"labels must have shape ({logits.shape[0]},) to match the logits "
-            f"(got {tuple(labels.shape)})"
+            f"(got {tuple(labels.shape)}); the classification metrics need class labels: for "
+            f"regression targets use mse/mae or an evaluate function"
         )
 
 
