@@ -25,6 +25,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from quantsearch.search import journal_storage
 from quantsearch.search.journal import JournalBackend, JournalRepaired
 from quantsearch.search.journal_storage import Journal
 
@@ -158,7 +159,10 @@ def test_an_incompatible_distribution_is_refused_as_optuna_refuses_it(
     study.tell(trial, state=TrialState.FAIL)
 
 
-def test_no_watcher_thread_outlives_the_search(tmp_path: Path) -> None:
+def test_no_watcher_thread_outlives_the_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_storage, "_WATCH_IDLE_S", 0.3)
     storage = Journal(JournalBackend(tmp_path / "j", exclusive=True, group_commit_s=0.02))
     study = optuna.create_study(storage=storage, study_name="s")
     watchers: set[threading.Thread | None] = set()
@@ -179,7 +183,8 @@ _KILLED_WRITER = textwrap.dedent(
     import sys, time, optuna
     from pathlib import Path
     from quantsearch.search.journal import JournalBackend, JournalRepaired
-    from quantsearch.search.journal_storage import Journal
+    from quantsearch.search import journal_storage
+from quantsearch.search.journal_storage import Journal
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = Journal(JournalBackend(Path(sys.argv[1]), exclusive=True, group_commit_s=0.05))
     study = optuna.create_study(storage=storage, study_name="s", load_if_exists=True)

@@ -20,6 +20,7 @@ from torch import nn
 from quantsearch.data import load_dataset
 from quantsearch.errors import ConfigError
 from quantsearch.search import search
+from quantsearch.search.batch import Batches
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.storage import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -188,6 +189,10 @@ def _resume_search(url: str | None, run_dir: Path, n_trials: int) -> Any:
 def _search_until_killed(url: str | None, run_dir: Path, ready: Any) -> None:
     global _READY
     _READY = ready
+    # One trial at a time, so that the killed one is RUNNING in the study: the orphan's retry
+    # is what this test follows. The batched path (one process on the journal) records no
+    # trial of the batch in flight; tests/search/test_batch.py kills it.
+    Batches.usable = staticmethod(lambda *a: False)  # type: ignore[assignment,method-assign]
     _resume_search(url, run_dir, 100)
 
 

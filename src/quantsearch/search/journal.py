@@ -17,10 +17,12 @@ optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it u
   which the run directory's lock guarantees). Records are appended to an in-memory buffer that
   this process reads back as if written; the buffer reaches the disk in one ``write`` and one
   ``fsync`` when a trial finishes and the oldest buffered record is ``group_commit_s`` old, when
-  a timer of that length fires, and on :meth:`JournalBackend.flush`. A ``kill -9`` loses at most
-  the trials in flight and those finished within the last ``group_commit_s`` seconds, never an
-  older one. With several writers (``--workers``) every record is written at once: buffered
-  records would be numbered differently by each process.
+  a committer thread finds the group that old (one thread per journal, started when it opens,
+  not one per group: starting a thread costs milliseconds on a loaded machine), and on
+  :meth:`JournalBackend.flush`. A ``kill -9`` loses at most the trials in flight and those
+  finished within the last ``group_commit_s`` seconds, never an older one. With several
+  writers (``--workers``) every record is written at once: buffered records would be numbered
+  differently by each process.
 * **The lock file is absolute.** Optuna's symlink lock points at the journal; a relative target
   does not resolve from the lock's folder, so a stale lock (left by a ``kill -9`` inside a write)
   could never be recognised and made the next run spin. A stale lock is removed at once when this
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
+_COMMITTER_IDLE_S = 5.0  # the committer thread ends after this long with nothing to write
 _TAIL_CHUNK = 1 << 16
 # Optuna's journal records that finish a trial (JournalOperation.SET_TRIAL_STATE_VALUES, or
 # CREATE_TRIAL of a trial already finished, as Study.add_trial and journal_storage.Journal write;
@@ -192,11 +195,14 @@ class JournalBackend(BaseJournalBackend):
         self._lock = threading.RLock()
         self._buffer: list[dict[str, Any]] = []  # records this process sees but the file lacks
         self._buffer_since = 0.0
-        self._timer: threading.Timer | None = None
+        self._due = threading.Condition(self._lock)  # wakes the committer: a group has begun
+        self._committer: threading.Thread | None = None
         self._error: StorageError | None = None
         self._n_written = _count_lines(path) if self._group_s else 0
         if self._group_s:
-            atexit.register(self._flush_quietly)  # the timer thread dies with the interpreter
+            atexit.register(self._flush_quietly)  # the committer thread dies with the interpreter
+            with self._lock:
+                self._start_committer()  # now, not in the trial loop: a thread start is slow
 
     @property
     def path(self) -> Path:
@@ -237,9 +243,8 @@ class JournalBackend(BaseJournalBackend):
                 return
             if not self._buffer:
                 self._buffer_since = time.monotonic()
-                self._timer = threading.Timer(self._group_s, self._flush_quietly)
-                self._timer.daemon = True
-                self._timer.start()
+                self._start_committer()
+                self._due.notify()
             self._buffer.extend(logs)
             due = time.monotonic() - self._buffer_since >= self._group_s
             if any(_is_study_record(log) for log in logs) or (
@@ -250,9 +255,6 @@ class JournalBackend(BaseJournalBackend):
     def flush(self) -> None:
         """Write every buffered record, one ``write`` and one ``fsync``; then :meth:`check`."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             if self._buffer and self._error is None:
                 logs, self._buffer = self._buffer, []
                 self._write(logs)
@@ -265,6 +267,34 @@ class JournalBackend(BaseJournalBackend):
     def _flush_quietly(self) -> None:
         with contextlib.suppress(StorageError):  # raised in the search's thread at check()
             self.flush()
+
+    def _start_committer(self) -> None:
+        """Start the committer thread unless it runs (call with the lock held)."""
+        if self._committer is None:
+            self._committer = threading.Thread(
+                target=self._commit, daemon=True, name="journal-commit"
+            )
+            self._committer.start()
+
+    def _commit(self) -> None:
+        """Flush each group ``group_commit_s`` after its first record, however few records
+        follow it; end after :data:`_COMMITTER_IDLE_S` without one (an append starts it again)."""
+        with self._lock:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if self._buffer and self._error is None:
+                    due = self._buffer_since + self._group_s
+                    if now >= due:
+                        self._flush_quietly()
+                        idle_since = time.monotonic()
+                    else:
+                        self._due.wait(due - now)
+                elif now - idle_since >= _COMMITTER_IDLE_S:
+                    self._committer = None
+                    return
+                else:
+                    self._due.wait(_COMMITTER_IDLE_S)
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``; on failure roll the file back and keep them in memory instead."""

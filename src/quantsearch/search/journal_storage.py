@@ -43,7 +43,7 @@ from quantsearch.search.journal import JournalBackend
 __all__ = ["Journal"]
 
 _WATCH_POLL_S = 0.5  # the watcher's longest sleep between two looks at the pending trial
-_WATCH_IDLE_S = 1.0  # it ends after this long without a pending trial
+_WATCH_IDLE_S = 5.0  # it ends after this long without a pending trial
 
 
 class Journal(JournalStorage):
@@ -74,6 +74,8 @@ class Journal(JournalStorage):
         self._pending_since = 0.0
         self._first_dist: dict[tuple[int, str], BaseDistribution] = {}
         self._watcher: threading.Thread | None = None
+        if self._defer_s:
+            self._start_watcher()  # now, not in the trial loop: a thread start is slow
 
     def check(self) -> None:
         self.backend.check()
@@ -103,11 +105,7 @@ class Journal(JournalStorage):
                 trial_id=trial_id,
             )
             self._pending_study, self._pending_since = study_id, time.monotonic()
-            if self._watcher is None:
-                self._watcher = threading.Thread(
-                    target=self._watch, daemon=True, name="journal-watch"
-                )
-                self._watcher.start()
+            self._start_watcher()
             return trial_id
 
     def set_trial_param(
@@ -243,6 +241,14 @@ class Journal(JournalStorage):
             if p is not None:
                 written = super().create_new_trial(self._pending_study, template_trial=p)
                 assert written == p._trial_id, "journal: the pending trial's id was taken"
+
+    def _start_watcher(self) -> None:
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, daemon=True, name="journal-watch"
+                )
+                self._watcher.start()
 
     def _watch(self) -> None:
         """Write a trial still pending ``group_commit_s`` after it started; end once no trial
