@@ -1,7 +1,8 @@
 """``quantsearch report RUN_DIR``: a self-contained HTML report and a Markdown one.
 
-The report package imports torch (through the formats and compare): it is imported inside the
-command so that ``quantsearch --help`` stays fast.
+The report package loads Jinja2 and the result readers, and matplotlib when a figure must be
+drawn, but not torch, Optuna nor SciPy (``tests/test_startup.py``); it is imported inside the
+command so that ``quantsearch --help`` loads none of it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from quantsearch.cli.common import figure_format_option, json_option
 @json_option
 def report(run_dir: str, figure_format: str, as_json: bool) -> None:
     """Write report.html (images embedded) and report.md for a search or compare RUN_DIR."""
-    from quantsearch.report import write_report  # torch: see the module docstring
+    from quantsearch.report import write_report  # see the module docstring
 
     files = write_report(run_dir, figure_format.lower())
     if as_json:
