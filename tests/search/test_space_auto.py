@@ -200,13 +200,13 @@ def test_an_explicit_choice_equal_to_the_calibrated_one_is_a_cache_hit() -> None
     gm = trace(model, x[:8])
     lo, hi = ref_ranges(gm, x)["seq_blocks_2"]["weight"]
     frac = ref_frac(8, True, lo, hi)
-    result = search(gm, (x, y), objectives=OBJ, strategy="brute_force", n_trials=2,
-                    space={"choices": {"linear": {"weight": [[8, "auto"], [8, frac]]}}})  # fmt: skip
-    first, second = result.trials
+    result = search(gm, (x, y), objectives=OBJ, strategy="brute_force", n_trials=3,
+                    space={"choices": {"linear": {"weight": [[8, "auto"], [8, frac], [4, 2]]}}})  # fmt: skip
+    first, second, _ = result.trials
     assert first.formats == {"seq_blocks_2.weight": f"fixed(8,{frac})"}
     assert second.formats == {}  # an explicit choice: its label says it all
     assert second.config_hash == first.config_hash
-    assert second.cached and second.duplicate_of == 0 and result.n_evaluations == 1
+    assert second.cached and second.duplicate_of == 0 and result.n_evaluations == 2
 
 
 def test_activation_auto_without_calibration_samples_is_refused_before_any_trial(
@@ -263,3 +263,19 @@ def test_points_that_calibrate_to_one_config_count_once() -> None:
     )
     space, evaluator = prepare_search(gm, cfg, Split(x, y))
     assert (space.size, space.n_configs(evaluator.resolve)) == (3, 3)
+
+
+@pytest.mark.parametrize("strategy", ["brute_force", "random"])
+def test_a_search_stops_when_every_config_is_known(strategy: str) -> None:
+    """Three points, two configs: ``[8, "auto"]`` calibrates to the explicit ``[8, f]``."""
+    torch.manual_seed(0)
+    model = build_model("jsc-tiny").eval()
+    x, y = torch.randn(128, 16), torch.randint(0, 5, (128,))
+    gm = trace(model, x[:8])
+    f = ref_frac(8, True, *ref_ranges(gm, x)["seq_blocks_2"]["weight"])
+    space = {"choices": {"linear": {"weight": [[8, "auto"], [8, f], [4, 2]]}}}
+    result = search(gm, (x, y), objectives=OBJ, strategy=strategy, n_trials=30, space=space)
+    assert result.n_evaluations == 2 and len({t.config_hash for t in result.trials}) == 2
+    assert len(result.trials) < 30  # stopped on exhaustion, not at the budget
+    if strategy == "brute_force":
+        assert len(result.trials) == 3

@@ -74,6 +74,7 @@ class TrialObjective:
         self.categorical = STRATEGIES.get(cfg.strategy.name).encoding == "categorical"
         self.precheck = Precheck(evaluator, cfg, baseline)
         self.prechecked: set[str] = set()  # configs pre-checked infeasible (for exhaustion)
+        self._configs: int | None = None  # distinct configs of the space (n_configs)
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
         mark(trial)  # before anything else: how other workers tell this trial is alive
@@ -231,7 +232,9 @@ class TrialObjective:
         # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
         if not (cfg.stop_when_exhausted and cfg.cache and cfg.n_trials >= self.space.size):
             return None
-        return self.space.size - self.evaluated() - len(self.prechecked)
+        if self._configs is None:  # "auto" choices can make two points one config
+            self._configs = self.space.n_configs(self.evaluator.resolve)
+        return self._configs - self.evaluated() - len(self.prechecked)
 
     def restore(self, trials: list[TrialInfo]) -> None:
         """What a resumed study already pre-checked."""
