@@ -100,3 +100,22 @@ def test_alone_every_running_trial_is_an_orphan() -> None:
     Liveness(budget).attach(study, alone=True)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
     assert budget.used() == 0
+
+
+def test_a_forked_child_has_its_own_worker_id() -> None:
+    """worker_id is kept per process: a child forked after the parent asked computes its own."""
+    import multiprocessing
+    import os
+
+    parent = worker_id()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child, child_pid = pool.apply(_worker_id_and_pid)
+    assert child != parent and child.rsplit(":", 2)[1] == str(child_pid)
+    assert parent.rsplit(":", 2)[1] == str(os.getpid())
+
+
+def _worker_id_and_pid() -> tuple[str, int]:
+    import os
+
+    return worker_id(), os.getpid()
