@@ -16,11 +16,19 @@ import pytest
 from quantsearch import plots
 from quantsearch.cli import main
 from quantsearch.compare import ComparisonResult
+from quantsearch.compare.configs import read_configs
 from quantsearch.compare.stats import median_curve
 from quantsearch.errors import ConfigError
 from quantsearch.report import write_report
-from quantsearch.report.figures import CurvePlot
-from quantsearch.report.pictures import curve_figures, regret_curve, symlog_threshold
+from quantsearch.report.figures import CurvePlot, Heatmap, ScatterPlot
+from quantsearch.report.pictures import (
+    curve_figures,
+    point_figures,
+    regret_curve,
+    scatter,
+    symlog_threshold,
+)
+from quantsearch.report.tables import best_table
 from tests.compare.fixtures import (  # noqa: F401  (fixtures)
     compare_dir,
     lab,
@@ -152,3 +160,27 @@ def test_report_command_writes_the_format_asked(
     main(["report", str(rd), "--figure-format", "SVG", "--json"])  # click's Choice: any case
     written = [p for p in (rd / "images").iterdir() if not p.name.startswith(".")]
     assert written and {p.suffix for p in written} == {".svg"}
+
+
+def test_bitwidths_picture_only_where_no_table_lists_the_front(
+    compare_dir: Path,  # noqa: F811
+    lab_comparison: ComparisonResult,  # noqa: F811
+) -> None:
+    cmp = lab_comparison
+    points = read_configs(compare_dir / "configs.jsonl")
+    args = (points, cmp.objective_names, cmp.baseline, set(), None)
+    drawn = point_figures(*args, set())  # no table lists a config: the picture shows them
+    assert [f.name for f in drawn] == ["pareto_view", "bitwidths"]
+    scatter_data, heat = drawn[0].data, drawn[1].data
+    assert isinstance(scatter_data, ScatterPlot) and isinstance(heat, Heatmap)
+    assert len(heat.row_labels) == sum(scatter_data.on_front)  # one row per front config
+    served = point_figures(*args, {p.config_hash for p in points})
+    assert [f.name for f in served] == ["pareto_view"]
+    assert "in the table of best configs" in served[0].caption
+    # as the report decides it: the best table's configs against the front
+    _, _, chosen = best_table(points, cmp.mode, cmp.directions, cmp.objective_names)
+    sc = scatter(points, cmp.objective_names, cmp.baseline, set(), "t")
+    assert sc is not None
+    listed = {p.config_hash for p in chosen}
+    names = [f.name for f in point_figures(*args, listed)]
+    assert ("bitwidths" in names) == (not {p.config_hash for p in sc[1]} <= listed)

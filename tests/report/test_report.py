@@ -39,6 +39,7 @@ from tests.compare.fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.search.spaces import LAB_SPACE
 
+# "bitwidths": this comparison's front has configs the best-configs table does not list
 COMPARE_FIGURES = {"regret_vs_trials", "regret_vs_evaluations", "pareto_view", "bitwidths",
                    "accuracy_vs_loss"}  # fmt: skip
 

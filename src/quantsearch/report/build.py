@@ -112,11 +112,12 @@ def _build_compare(rd: Path, memo: dict[str, list[float]] | None) -> Report:
             ),
         ]
     )
-    best, best_title, _ = best_table(points, cmp.mode, cmp.directions, cmp.objective_names)
+    best, best_title, chosen = best_table(points, cmp.mode, cmp.directions, cmp.objective_names)
     best_hashes = set(cmp.optimum_configs)  # pareto: none; the front is drawn as the front
     corr = correlation(points, memo=memo)
     figures = curve_figures(cmp, single=False)
-    figures += point_figures(points, cmp.objective_names, cmp.baseline, best_hashes, corr)
+    tabled = {p.config_hash for p in chosen}
+    figures += point_figures(points, cmp.objective_names, cmp.baseline, best_hashes, corr, tabled)
     if corr is not None:
         findings.append(correlation_finding(corr))
     return Report(
@@ -162,7 +163,10 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     best_hashes = set(cmp.optimum_configs)
     corr = correlation(points, memo=memo)
     figures = curve_figures(cmp, single=True)
-    figures += point_figures(points, result.objective_names, result.baseline, best_hashes, corr)
+    tabled = {p.config_hash for p in chosen}
+    figures += point_figures(
+        points, result.objective_names, result.baseline, best_hashes, corr, tabled
+    )
     figures += _sensitivity_figures(rd)
     if corr is not None:
         findings.append(correlation_finding(corr))

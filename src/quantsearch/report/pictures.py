@@ -185,8 +185,14 @@ def point_figures(
     baseline: Mapping[str, float],
     best_hashes: set[str],
     corr: CorrelationPlot | None,
+    tabled: set[str] | None = None,
 ) -> list[Figure]:
-    """The Pareto view, the front's bitwidths and the accuracy / loss correlation (``corr``)."""
+    """The Pareto view, the front's bitwidths and the accuracy / loss correlation (``corr``).
+
+    The bitwidths picture is left out when a table of the report already lists every front
+    config with its per-layer formats (``tabled``: the hashes of the configs it lists): the
+    picture would repeat the table's cells.
+    """
     figs: list[Figure] = []
     n_ok = sum(1 for p in points if p.ok)
     sc = scatter(
@@ -194,16 +200,23 @@ def point_figures(
     )
     if sc is not None:
         plot, front = sc
+        served = bool(front) and tabled is not None and {p.config_hash for p in front} <= tabled
         figs.append(
             Figure(
                 "pareto_view",
                 "Every distinct config evaluated, in the two metrics; the non-dominated feasible "
-                "ones (the front) highlighted, infeasible ones hollow, the float baseline marked.",
+                "ones (the front) highlighted, infeasible ones hollow, the float baseline marked."
+                + (
+                    " The front's per-layer formats are in the table of best configs."
+                    if served
+                    else ""
+                ),
                 plot,
             )
         )
         xm, ym = plot_metrics(points, objectives)
-        hm = heatmap(front, xm, ym, f"Per-layer bitwidths of the {len(front)} front configs")
+        title = f"Per-layer bitwidths of the {len(front)} front configs"
+        hm = None if served else heatmap(front, xm, ym, title)
         if hm is not None:
             figs.append(
                 Figure(
