@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,14 @@ def test_search_records_calibrated_binary_points(
     first = next(r for r in rows if r["number"] == str(best["trial"]))
     shown = first["formats.seq_blocks_0.weight"]
     assert f"w {shown}" in report  # the best config's table: the format the weights got
+    # other calibration samples resolve the same points to other configs: another study
+    cfg.write_text(CONFIG.format(ckpt=mlp_checkpoint.as_posix()).replace("= 100", "= 50"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "-c", str(cfg), "-q", "--n-trials", "8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert re.fullmatch(r"error: study 'auto' .* made with different calibration; .*", err[0])
     records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     assert [r["formats"] for r in records] == [
         {k[len("formats.") :]: v for k, v in row.items() if k.startswith("formats.")}

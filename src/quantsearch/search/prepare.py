@@ -120,6 +120,8 @@ def prepare_from_config(
     }
     if spec:  # another function measures other metrics: not the same study
         extra["evaluate"] = [spec, sorted(cfg.user_metrics.items())]
+    if cfg.space.calibrated_keys():  # its points resolve through these samples' ranges
+        extra["calibration"] = tensors_digest({"x": calib})
     return space, evaluator, extra
 
 
