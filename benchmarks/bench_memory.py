@@ -8,16 +8,21 @@ Run from the repository root::
 jsc-tiny, a per-node space far larger than the trial count (data_in, weight and bias of each
 linear layer, widths 2-16 by frac_width 0-8), random sampling, 512 samples a trial, in memory
 (no storage: the study's own records are what must grow). Each path runs in a fresh process;
-reported: resident memory (RSS) after the first tenth of the trials and near the end, its
-growth per trial between the two, and the growth of Python allocations still held
-(``tracemalloc``) per trial, by owner: torch.fx (generated code, graphs), Optuna (the study's
-records) and everything else. ``rebuild`` is the path before issue 15: ``quantize()`` per
-trial, a new GraphModule whose forward torch.fx generates and compiles.
+reported: resident memory (RSS) after the first tenth of the trials, half-way and near the
+end; its growth per trial from the tenth to the end and over the second half (where the weight
+memo has met most formats); the growth of Python allocations still held (``tracemalloc``) per
+trial over the second half, by owner: torch.fx (generated code, graphs), Optuna (the study's
+records) and everything else; the weight memo at the end (entries, tensor bytes); and the
+allocator's slack at the end (RSS given back by glibc's ``malloc_trim``).
+``rebuild`` is the path before issue 15: ``quantize()`` per trial, a new GraphModule whose
+forward torch.fx generates and compiles (it has no memo).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import subprocess
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_search import OBJ, jsc_like, path
 from quantsearch.models import build_model
+from quantsearch.passes.transform.slots import PreparedModel
 from quantsearch.search.api import search
 from quantsearch.search.evaluate import Evaluator
 
@@ -45,22 +51,28 @@ def rss_mib() -> float:
 
 
 def run(p: str, n: int) -> dict[str, Any]:
-    """RSS, and Python allocations by owner (tracemalloc), after a tenth of ``n`` evaluations
-    and at the end; growth per trial between the two."""
+    """RSS after a tenth of ``n`` evaluations, half-way and at the end; Python allocations by
+    owner (tracemalloc) over the second half; the weight memo at the end."""
     model, data = build_model("jsc-tiny").eval(), jsc_like()
     marks: list[tuple[float, tracemalloc.Snapshot | None]] = []
-    real = Evaluator.evaluate
-    first = n // 10
+    real, real_init = Evaluator.evaluate, PreparedModel.__init__
+    prepared: list[PreparedModel] = []
+    first, half = n // 10, n // 2
 
     def evaluate(self: Evaluator, resolved: Any) -> Any:  # measured after each evaluation
         ev = real(self, resolved)
         k = len(marks)
-        snap = tracemalloc.take_snapshot() if k in (first, n - 10) else None
+        snap = tracemalloc.take_snapshot() if k in (half, n - 10) else None
         marks.append((rss_mib(), snap))
         return ev
 
+    def init(self: PreparedModel, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        prepared.append(self)
+
     tracemalloc.start(12)
     Evaluator.evaluate = evaluate  # type: ignore[method-assign]
+    PreparedModel.__init__ = init  # type: ignore[method-assign]
     try:
         with path(p):
             search(
@@ -69,24 +81,37 @@ def run(p: str, n: int) -> dict[str, Any]:
             )  # fmt: skip
     finally:
         Evaluator.evaluate = real  # type: ignore[method-assign]
+        PreparedModel.__init__ = real_init  # type: ignore[method-assign]
         tracemalloc.stop()
-    (rss0, snap0), (rss1, snap1) = marks[first], marks[n - 10]
+    rss0 = marks[first][0]
+    (rss_half, snap0), (rss1, snap1) = marks[half], marks[n - 10]
     assert snap0 is not None and snap1 is not None
-    span = n - 10 - first
+    span = n - 10 - half
     by = {"torch.fx": 0.0, "optuna": 0.0, "other": 0.0}
     for diff in snap1.compare_to(snap0, "traceback"):
         frames = " ".join(f.filename for f in diff.traceback)
         key = next((k for k in ("torch/fx", "optuna") if k in frames), "other")
         by[key.replace("/", ".")] += diff.size_diff / 1024 / span
+    memo = [(len(pm._weights), pm._held) for pm in prepared]
+    # allocator slack: what glibc holds freed but not returned (RSS before minus after a trim)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    rss_before_trim = rss_mib()
+    trimmed = getattr(libc, "malloc_trim", None)
+    slack = rss_before_trim - rss_mib() if trimmed is not None and trimmed(0) >= 0 else None
     return {"path": p, "trials": n, "evaluations": len(marks), "rss_at_10%_mib": rss0,
-            "rss_end_mib": rss1, "rss_kib_per_trial": (rss1 - rss0) * 1024 / span,
-            **{f"{k}_kib_per_trial": v for k, v in by.items()}}  # fmt: skip
+            "rss_at_50%_mib": rss_half, "rss_end_mib": rss1,
+            "rss_kib_per_trial": (rss1 - rss0) * 1024 / (n - 10 - first),
+            "rss_kib_per_trial_2nd_half": (rss1 - rss_half) * 1024 / span,
+            **{f"{k}_kib_per_trial_2nd_half": v for k, v in by.items()},
+            "memo_entries": sum(e for e, _ in memo), "memo_kib": sum(b for _, b in memo) / 1024,
+            "allocator_slack_mib": slack}  # fmt: skip
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--one", choices=("slots", "rebuild"), help="one path, in this process")
+    ap.add_argument("--paths", default="slots,rebuild", help="paths to run, comma-separated")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,7 +119,7 @@ def main() -> int:
         print(json.dumps(run(args.one, args.trials)))
         return 0
     rows = []
-    for p in ("slots", "rebuild"):  # each in a fresh process: no allocator state shared
+    for p in args.paths.split(","):  # each in a fresh process: no allocator state shared
         cmd = [sys.executable, __file__, "--one", p, "--trials", str(args.trials)]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout))
     if args.json:
