@@ -81,11 +81,15 @@ class PopulationQuality:
         n = int(labels.shape[0])
         for acc, t in zip(self.accs, logits, strict=True):
             row = slot[id(t)]
-            acc.correct_per_class = acc.correct_per_class + per_class[row]
-            acc.count_per_class = acc.count_per_class + counts
+            if acc.n == 0:  # integer counts: 0 + x is x (the loss keeps the single path's sum)
+                acc.correct_per_class, acc.count_per_class = per_class[row], counts
+                acc.top_k_hits = dict(hits[row]) if ks else acc.top_k_hits
+            else:
+                acc.correct_per_class = acc.correct_per_class + per_class[row]
+                acc.count_per_class = acc.count_per_class + counts
+                for k in ks:
+                    acc.top_k_hits[k] = acc.top_k_hits[k] + hits[row][k]
             acc.loss_sum = acc.loss_sum + losses[row]
-            for k in ks:
-                acc.top_k_hits[k] = acc.top_k_hits[k] + hits[row][k]
             acc.n += n
 
     def results(self) -> list[Quality]:

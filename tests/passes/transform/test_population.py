@@ -110,3 +110,50 @@ def test_a_graph_in_training_mode_is_refused() -> None:
     gm.train()
     with pytest.raises(ValueError, match="training mode"):
         Population(gm).forward([_config(gm, None)], x)
+
+
+def test_a_layer_input_is_quantized_once_per_distinct_format() -> None:
+    gm, x = _traced("jsc-tiny")
+    lin = next(n for n in gm.graph.nodes if info(n).op_kind == "linear")
+    fmts = [FixedPoint(6, 3), FixedPoint(5, 3)]  # no weight uses these
+    configs = [
+        ResolvedConfig.from_dict(
+            {lin.name: {"data_in": d.to_dict(), "weight": FixedPoint(w, 2).to_dict()}}, gm=gm
+        )
+        for d in fmts
+        for w in (4, 6, 8)
+    ]
+    calls: list[FixedPoint] = []
+    real = FixedPoint.quantize
+
+    def counting(self: FixedPoint, t: torch.Tensor) -> torch.Tensor:
+        calls.append(self)
+        return real(self, t)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(FixedPoint, "quantize", counting)
+        outs = Population(gm).forward(configs, x)
+    assert sorted(map(str, (c for c in calls if c in fmts))) == sorted(map(str, fmts))
+    with torch.no_grad():
+        assert all(torch.equal(o, quantize(gm, rc)(x)) for o, rc in zip(outs, configs, strict=True))
+
+
+class _InPlace(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y.add_(1.0)
+
+
+def test_a_graph_that_works_in_place_is_refused() -> None:
+    from quantsearch.graph import trace
+
+    x = torch.randn(5, 4)
+    gm = trace(_InPlace().eval(), x)
+    fc = next(n for n in gm.graph.nodes if info(n).op_kind == "linear")
+    rc = ResolvedConfig.from_dict({fc.name: {"weight": FixedPoint(4, 2).to_dict()}}, gm=gm)
+    with pytest.raises(ValueError, match="in place"):
+        Population(gm).forward([rc, rc], x)

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +49,7 @@ from quantsearch.formats import NumberFormat
 from quantsearch.graph import info
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.layer import LayerQuant
-from quantsearch.passes.transform.modules import QUANTIZERS, submodule
+from quantsearch.passes.transform.modules import QUANTIZERS, _QuantLayer, submodule
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
 __all__ = ["Population", "population_refusal"]
@@ -74,7 +75,22 @@ def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> s
         target = str(node.target)
         if node.op == "get_attr" and any(target.startswith(t + ".") for t in quantized):
             return f"get_attr {target!r} reads inside a quantized module"
+        if _in_place(gm, node):
+            return f"node {node.name!r} works in place (a value configs share would change)"
     return None
+
+
+def _in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` may overwrite an input: ``x.add_(y)``, ``F.relu(x, inplace=True)``,
+    ``nn.ReLU(inplace=True)``."""
+    if node.kwargs.get("inplace") is True:
+        return True
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.startswith("__")
+    if node.op == "call_module":
+        return getattr(submodule(gm, str(node.target)), "inplace", False) is True
+    return False
 
 
 class Population:
@@ -154,25 +170,46 @@ class Population:
         values: list[Any] = []
         index: list[int] = []
         seen: dict[tuple[Any, ...], int] = {}
+        quantized_in: dict[tuple[Any, ...], Any] = {}  # (format, input variant) -> its value
         for c, rc in enumerate(bound):
             lq = rc.get(node.name)
-            key = (lq, *(env[a][1][c] for a in inputs))
+            ins = tuple(env[a][1][c] for a in inputs)
+            fmt = self._split_input(node, lq)
+            if fmt is not None and lq is not None:
+                # data_in is the layer's first step: quantize each distinct input once, then
+                # run the layer without it on that value (the same function of the same values)
+                lq = dataclasses.replace(lq, data_in=None)
+                qkey = (fmt, ins)
+                if qkey not in quantized_in:
+                    quantized_in[qkey] = fmt.quantize(_value(env, inputs[0], c))
+                key: tuple[Any, ...] = (lq, "data_in", qkey)
+                arg_values = {inputs[0]: quantized_in[qkey]}
+            else:
+                key = (lq, *ins)
+                arg_values = {a: _value(env, a, c) for a in inputs}
             v = seen.get(key)
             if v is None:
                 v = seen[key] = len(values)
-                values.append(self._call(node, lq, env, c))
+                values.append(self._call(node, lq, arg_values))
             index.append(v)
         return values, index
 
-    def _call(
-        self,
-        node: fx.Node,
-        lq: LayerQuant | None,
-        env: dict[fx.Node, tuple[list[Any], list[int]]],
-        c: int,
-    ) -> Any:
-        args = fx.node.map_arg(node.args, lambda a: _value(env, a, c))
-        kwargs = fx.node.map_arg(node.kwargs, lambda a: _value(env, a, c))
+    def _split_input(self, node: fx.Node, lq: LayerQuant | None) -> NumberFormat | None:
+        """The ``data_in`` format to apply apart from the layer, where the layer's forward is
+        ``_q(q_data_in, x)`` and then the rest (a :class:`_QuantLayer`: linear, conv, batch
+        norm, ReLU module), else ``None``."""
+        if lq is None or node.op != "call_module" or len(node.all_input_nodes) != 1:
+            return None
+        fmt = lq.format("data_in")
+        rest = dataclasses.replace(lq, data_in=None)  # the module the split path calls
+        if fmt is None or not isinstance(self._module(node, rest), _QuantLayer):
+            return None
+        return fmt
+
+    def _call(self, node: fx.Node, lq: LayerQuant | None, values: dict[fx.Node, Any]) -> Any:
+        """``node`` run with ``lq`` on its inputs' ``values``, as the quantized graph runs it."""
+        args = fx.node.map_arg(node.args, values.__getitem__)
+        kwargs = fx.node.map_arg(node.kwargs, values.__getitem__)
         assert isinstance(args, tuple) and isinstance(kwargs, dict)
         if lq is not None:
             return self._module(node, lq)(*args, **kwargs)
