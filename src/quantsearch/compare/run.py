@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from quantsearch.compare.analysis import compare_results
@@ -31,6 +32,7 @@ from quantsearch.search.config import (
 )
 from quantsearch.search.evaluate import Evaluation, Evaluator
 from quantsearch.search.objective import objective_noise
+from quantsearch.search.progress import progress_enabled
 from quantsearch.search.results import SearchResult
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
@@ -106,7 +108,7 @@ def run_comparison(
     tolerance: float = 0.0,
     budgets: Sequence[int] = (),
     shared_cache: bool = True,
-    progress: bool = False,
+    progress: bool | None = None,
     fingerprint_extra: dict[str, Any] | None = None,
     n_evaluations: int | None = None,
 ) -> ComparisonResult:
@@ -120,7 +122,8 @@ def run_comparison(
         ground_truth_budget: enumerate the space first when it has at most this many points.
         shared_cache: one evaluation cache for all runs; ``False`` gives each run its own (the
             trial sequences are the same either way; only the evaluation count differs).
-        progress: a progress bar over the runs.
+        progress: a progress bar over the runs, on stderr; ``None`` (the default): on in a
+            notebook, off elsewhere, as :func:`~quantsearch.search.progress.progress_enabled`.
         n_evaluations: every run also stops after this many distinct evaluations (equal cost
             per strategy); ``budgets`` then count distinct evaluations, and ``n_trials`` is a cap.
 
@@ -230,12 +233,16 @@ def _population(
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str | None], None]]:
-    if not enabled:
+def _progress(enabled: bool | None, total: int) -> Iterator[Callable[[str | None], None]]:
+    if not progress_enabled(enabled):
         yield lambda label: None
         return
     with Progress(
-        TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[s]}")
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[s]}"),
+        console=Console(stderr=True),  # stdout is the table's, or the --json document's
     ) as bar:
         task = bar.add_task("runs", total=total, s="")
         started = {"n": 0}
@@ -258,7 +265,7 @@ def compare_from_config(
     run_dir: str | Path | None = None,
     name: str | None = None,
     shared_cache: bool | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     n_evaluations: int | None = None,
 ) -> ComparisonResult:
     """What ``quantsearch compare`` runs: the config's model, data, ``[search]`` and ``[compare]``.
