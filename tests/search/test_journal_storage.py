@@ -182,9 +182,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time, optuna
     from pathlib import Path
-    from quantsearch.search.journal import JournalBackend, JournalRepaired
-    from quantsearch.search import journal_storage
-from quantsearch.search.journal_storage import Journal
+    from quantsearch.search.journal import JournalBackend
+    from quantsearch.search.journal_storage import Journal
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = Journal(JournalBackend(Path(sys.argv[1]), exclusive=True, group_commit_s=0.05))
     study = optuna.create_study(storage=storage, study_name="s", load_if_exists=True)

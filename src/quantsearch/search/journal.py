@@ -284,10 +284,10 @@ class JournalBackend(BaseJournalBackend):
             while True:
                 now = time.monotonic()
                 if self._buffer and self._error is None:
+                    idle_since = now
                     due = self._buffer_since + self._group_s
                     if now >= due:
                         self._flush_quietly()
-                        idle_since = time.monotonic()
                     else:
                         self._due.wait(due - now)
                 elif now - idle_since >= _COMMITTER_IDLE_S:
