@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from quantsearch.data import Split
 from quantsearch.data.inputs import as_split
@@ -30,6 +30,13 @@ class Rows(Dataset):  # type: ignore[type-arg]
         return (X[i], Y[i]) if self.items is None else self.items[i]
 
 
+class Stream(IterableDataset):  # type: ignore[type-arg]
+    """No __len__: read by iterating it."""
+
+    def __iter__(self):
+        return zip(X, Y, strict=True)
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -40,8 +47,20 @@ class Rows(Dataset):  # type: ignore[type-arg]
         Rows(),
         DataLoader(TensorDataset(X, Y), batch_size=5),
         DataLoader(Rows(), batch_size=4),
+        Stream(),
+        DataLoader(Stream(), batch_size=6),
     ],
-    ids=["tuple", "list", "split", "tensor_dataset", "dataset", "loader", "loader_of_dataset"],
+    ids=[
+        "tuple",
+        "list",
+        "split",
+        "tensor_dataset",
+        "dataset",
+        "loader",
+        "loader_of_dataset",
+        "iterable_dataset",
+        "loader_of_iterable",
+    ],
 )
 def test_every_kind_gives_the_same_tensors(data: object) -> None:
     s = as_split(data)

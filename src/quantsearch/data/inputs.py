@@ -1,7 +1,7 @@
 """What ``search(model, data)`` accepts as data, turned into one materialised :class:`Split`.
 
-A :class:`Split`, an ``(x, y)`` pair of tensors (or arrays), a torch ``Dataset`` or a
-``DataLoader``. A ``Dataset`` or ``DataLoader`` is read once, here, and its samples are stacked
+A :class:`Split`, an ``(x, y)`` pair of tensors (or arrays), a torch ``Dataset`` (an
+``IterableDataset`` too) or a ``DataLoader``. A ``Dataset`` or ``DataLoader`` is read once, here, and its samples are stacked
 into two tensors held in memory, so every trial measures the same tensors without re-collating
 them batch by batch. Values are kept as given: no dtype conversion, no label checks (a
 regression target is as welcome as a class index).
@@ -9,6 +9,7 @@ regression target is as welcome as a class index).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ def as_split(data: Any, *, key: str = "data") -> Split:
         >>> torch.equal(s.x, x) and torch.equal(s.y, y)
         True
     """
-    from torch.utils.data import DataLoader, Dataset, TensorDataset
+    from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
     if isinstance(data, Split):
         return data
@@ -44,6 +45,8 @@ def as_split(data: Any, *, key: str = "data") -> Split:
         x, y = stack_loader(data, f"{key}: a DataLoader that yields")
     elif isinstance(data, TensorDataset) and len(data.tensors) == 2:
         x, y = data.tensors
+    elif isinstance(data, IterableDataset):
+        x, y = _stack(iter(data), f"{key}: an IterableDataset with")
     elif isinstance(data, Dataset):
         x, y = stack_dataset(data, f"{key}: a Dataset with")
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -88,13 +91,17 @@ def stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(ds)
     except TypeError:
         raise ConfigError(f"{where} no __len__: cannot materialise it") from None
-    if n == 0:
-        raise ConfigError(f"{where} no samples")
+    return _stack((ds[i] for i in range(n)), where)
+
+
+def _stack(items: Iterable[Any], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
-    for i in range(n):
-        x, y = _pair(ds[i], where, i)
+    for i, item in enumerate(items):
+        x, y = _pair(item, where, i)
         xs.append(torch.as_tensor(x))
         ys.append(torch.as_tensor(y))
+    if not xs:
+        raise ConfigError(f"{where} no samples")
     try:
         return torch.stack(xs), torch.stack(ys)
     except RuntimeError as exc:
