@@ -74,6 +74,8 @@ class TrialObjective:
         self.categorical = STRATEGIES.get(cfg.strategy.name).encoding == "categorical"
         self.precheck = Precheck(evaluator, cfg, baseline)
         self.prechecked: set[str] = set()  # configs pre-checked infeasible (for exhaustion)
+        # Asked once: the space answers by looking at every option of every knob.
+        self.has_auto = space.has_auto
         self._configs: int | None = None  # distinct configs of the space (n_configs)
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
@@ -177,7 +179,8 @@ class TrialObjective:
     def _point(self, choice: Mapping[str, int]) -> tuple[ResolvedConfig, str, dict[str, str]]:
         """A point's resolved per-node config, its cache key and its ``"auto"`` formats."""
         resolved = self.evaluator.resolve(self.space.layer_formats(dict(choice)))
-        return resolved, config_hash(resolved.key()), _auto_formats(self.space, choice, resolved)
+        formats = _auto_formats(self.space, choice, resolved) if self.has_auto else {}
+        return resolved, config_hash(resolved.key()), formats
 
     def _prechecked(
         self, number: int, key: str, verdict: PrecheckVerdict, formats: dict[str, str]
