@@ -10,8 +10,9 @@ linear layer, widths 2-16 by frac_width 0-8), random sampling, 512 samples a tri
 (no storage: the study's own records are what must grow). Each path runs in a fresh process;
 reported: resident memory (RSS) after the first tenth of the trials, half-way and near the
 end; its growth per trial from the tenth to the end and over the second half (where the weight
-memo has met most formats); the growth of Python allocations still held (``tracemalloc``) per
-trial over the second half, by owner: torch.fx (generated code, graphs), Optuna (the study's
+memo has met most formats); with ``--owners``, the growth of Python allocations still held
+(``tracemalloc``, which slows the search and takes memory of its own) per trial over the
+second half, by owner: torch.fx (generated code, graphs), Optuna (the study's
 records) and everything else; the weight memo at the end (entries, tensor bytes); and the
 allocator's slack at the end (RSS given back by glibc's ``malloc_trim``).
 ``rebuild`` is the path before issue 15: ``quantize()`` per trial, a new GraphModule whose
@@ -50,9 +51,9 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run(p: str, n: int) -> dict[str, Any]:
+def run(p: str, n: int, owners: bool) -> dict[str, Any]:
     """RSS after a tenth of ``n`` evaluations, half-way and at the end; Python allocations by
-    owner (tracemalloc) over the second half; the weight memo at the end."""
+    owner (tracemalloc, if ``owners``) over the second half; the weight memo at the end."""
     model, data = build_model("jsc-tiny").eval(), jsc_like()
     marks: list[tuple[float, tracemalloc.Snapshot | None]] = []
     real, real_init = Evaluator.evaluate, PreparedModel.__init__
@@ -61,16 +62,17 @@ def run(p: str, n: int) -> dict[str, Any]:
 
     def evaluate(self: Evaluator, resolved: Any) -> Any:  # measured after each evaluation
         ev = real(self, resolved)
-        k = len(marks)
-        snap = tracemalloc.take_snapshot() if k in (half, n - 10) else None
-        marks.append((rss_mib(), snap))
+        k, rss = len(marks), rss_mib()  # before a snapshot, which takes memory itself
+        snap = tracemalloc.take_snapshot() if owners and k in (half, n - 10) else None
+        marks.append((rss, snap))
         return ev
 
     def init(self: PreparedModel, *args: Any, **kwargs: Any) -> None:
         real_init(self, *args, **kwargs)
         prepared.append(self)
 
-    tracemalloc.start(12)
+    if owners:  # tracing costs memory per live block: RSS figures are only clean without it
+        tracemalloc.start(12)
     Evaluator.evaluate = evaluate  # type: ignore[method-assign]
     PreparedModel.__init__ = init  # type: ignore[method-assign]
     try:
@@ -85,13 +87,14 @@ def run(p: str, n: int) -> dict[str, Any]:
         tracemalloc.stop()
     rss0 = marks[first][0]
     (rss_half, snap0), (rss1, snap1) = marks[half], marks[n - 10]
-    assert snap0 is not None and snap1 is not None
     span = n - 10 - half
-    by = {"torch.fx": 0.0, "optuna": 0.0, "other": 0.0}
-    for diff in snap1.compare_to(snap0, "traceback"):
-        frames = " ".join(f.filename for f in diff.traceback)
-        key = next((k for k in ("torch/fx", "optuna") if k in frames), "other")
-        by[key.replace("/", ".")] += diff.size_diff / 1024 / span
+    by: dict[str, float] = {}
+    if snap0 is not None and snap1 is not None:
+        by = {"torch.fx": 0.0, "optuna": 0.0, "other": 0.0}
+        for diff in snap1.compare_to(snap0, "traceback"):
+            frames = " ".join(f.filename for f in diff.traceback)
+            key = next((k for k in ("torch/fx", "optuna") if k in frames), "other")
+            by[key.replace("/", ".")] += diff.size_diff / 1024 / span
     memo = [(len(pm._weights), pm._held) for pm in prepared]
     # allocator slack: what glibc holds freed but not returned (RSS before minus after a trim)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -112,15 +115,19 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--one", choices=("slots", "rebuild"), help="one path, in this process")
     ap.add_argument("--paths", default="slots,rebuild", help="paths to run, comma-separated")
+    ap.add_argument(
+        "--owners", action="store_true", help="attribute Python allocations (tracemalloc; slow)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.one:
-        print(json.dumps(run(args.one, args.trials)))
+        print(json.dumps(run(args.one, args.trials, args.owners)))
         return 0
     rows = []
     for p in args.paths.split(","):  # each in a fresh process: no allocator state shared
         cmd = [sys.executable, __file__, "--one", p, "--trials", str(args.trials)]
+        cmd += ["--owners"] if args.owners else []
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout))
     if args.json:
         print(json.dumps(rows, indent=2))
