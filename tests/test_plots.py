@@ -205,3 +205,13 @@ def test_curve_note_is_on_the_figure() -> None:
                      "hypervolume reference point: −accuracy = -0.5")  # fmt: skip
     fig = plots.draw(data)
     assert fig.get_supxlabel() == data.note
+
+
+def test_coinciding_curves_stay_visible() -> None:
+    names = ["a", "b", "c", "d"]
+    ax = plots.draw(CurvePlot("c", "trial (count)", "y", tuple((n, SHORT) for n in names), None,
+                              "")).axes[0]  # fmt: skip
+    lines = sorted(ax.get_lines(), key=lambda line: line.get_zorder())
+    assert [line.get_linestyle() for line in lines] == list(plots.LINESTYLES)
+    widths = [line.get_linewidth() for line in lines]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 4  # upper: thinner

@@ -119,8 +119,12 @@ def plot_curves(data: CurvePlot) -> Figure:
         color, style = styles[label]
         ax.fill_between(curve.x, _drawable(curve.q1), _drawable(curve.q3), step="post",
                         color=color, alpha=0.18, linewidth=0)  # fmt: skip
+        # where curves coincide all stay visible: each style is drawn thinner and above the one
+        # before it (solid widest and lowest), so a lower curve shows at the edges of an upper one
+        rank = LINESTYLES.index(style)
         ax.plot(curve.x, _drawable(curve.median), drawstyle="steps-post", color=color,
-                linestyle=style, linewidth=1.8, label=label)  # fmt: skip
+                linestyle=style, linewidth=2.8 - 0.5 * rank, label=label,
+                zorder=2 + 0.1 * rank)  # fmt: skip
     if data.reference is not None and math.isfinite(data.reference):
         ax.axhline(data.reference, color="black", linestyle=(0, (5, 4)), linewidth=1.0,
                    label=data.reference_label)  # fmt: skip

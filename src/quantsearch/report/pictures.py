@@ -271,14 +271,17 @@ def symlog_threshold(curves: Sequence[Curve]) -> float:
     return 10.0 ** math.floor(math.log10(min(pos))) if pos else 1e-3
 
 
-def reference_point_text(cmp: ComparisonResult) -> str:
-    """The hypervolume reference point in words, objective by objective (``""`` if none)."""
+def reference_point_text(cmp: ComparisonResult, short: bool = False) -> str:
+    """The hypervolume reference point in words, objective by objective (``""`` if none);
+    ``short``: the line written under a picture's axes."""
     if cmp.reference_point is None:
         return ""
-    pairs = ", ".join(
-        f"{'−' if d == 'maximize' else ''}{n} = {v:.4g}"
-        for n, d, v in zip(cmp.objective_names, cmp.directions, cmp.reference_point, strict=True)
-    )
+    names = [f"{'−' if d == 'maximize' else ''}{n}" for n, d in zip(cmp.objective_names,
+             cmp.directions, strict=True)]  # fmt: skip
+    values = [f"{v:.4g}" for v in cmp.reference_point]
+    if short:
+        return f"HV reference point: ({', '.join(names)}) = ({', '.join(values)})"
+    pairs = ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True))
     return f"hypervolume reference point: {pairs} (all minimised; maximised objectives negated)"
 
 
@@ -292,7 +295,8 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
     ref = reference_words(cmp)
     who = "this run" if single else f"median and IQR over {len(cmp.seeds)} seeds"
     brief = "this run" if single else f"median, IQR, {len(cmp.seeds)} seeds"  # a title's width
-    note = reference_point_text(cmp) if pareto else ""
+    note = reference_point_text(cmp, short=True) if pareto else ""
+    point = reference_point_text(cmp) if pareto else ""
     regret = (pareto or cmp.optimum is not None) and not (single and cmp.reference != "exhaustive")
     reference: float | None
     by_trial = [s.by_trial for s in cmp.stats]
@@ -326,7 +330,7 @@ def curve_figures(cmp: ComparisonResult, single: bool) -> list[Figure]:
             reference = cmp.optimum
             label = f"{ref} ({cmp.optimum:.4f})" if cmp.optimum is not None else ref
             stem, what = "best", "Best so far"
-    stated = f" The {note}." if note else ""
+    stated = f" The {point}." if point else ""
 
     def series(s: StrategyStats) -> str:
         return f"{s.strategy} (seed {cmp.seeds[0]})" if single else f"{s.strategy} (median, IQR)"
