@@ -52,19 +52,20 @@ def rss_mib() -> float:
 
 
 def run(p: str, n: int, owners: bool) -> dict[str, Any]:
-    """RSS after a tenth of ``n`` evaluations, half-way and at the end; Python allocations by
-    owner (tracemalloc, if ``owners``) over the second half; the weight memo at the end."""
+    """RSS after a tenth of the evaluations, half-way and at the end; Python allocations by
+    owner (tracemalloc, if ``owners``) over the second half; the weight memo at the end.
+    Marks count evaluations, not trials (a repeated config is answered by the cache)."""
     model, data = build_model("jsc-tiny").eval(), jsc_like()
-    marks: list[tuple[float, tracemalloc.Snapshot | None]] = []
+    rss: list[float] = []  # after each evaluation
+    snaps: list[tuple[int, tracemalloc.Snapshot]] = []
     real, real_init = Evaluator.evaluate, PreparedModel.__init__
     prepared: list[PreparedModel] = []
-    first, half = n // 10, n // 2
 
     def evaluate(self: Evaluator, resolved: Any) -> Any:  # measured after each evaluation
         ev = real(self, resolved)
-        k, rss = len(marks), rss_mib()  # before a snapshot, which takes memory itself
-        snap = tracemalloc.take_snapshot() if owners and k in (half, n - 10) else None
-        marks.append((rss, snap))
+        rss.append(rss_mib())  # before a snapshot, which takes memory itself
+        if owners and len(rss) in (n // 2, n - 10):  # while the study is alive
+            snaps.append((len(rss) - 1, tracemalloc.take_snapshot()))
         return ev
 
     def init(self: PreparedModel, *args: Any, **kwargs: Any) -> None:
@@ -85,13 +86,13 @@ def run(p: str, n: int, owners: bool) -> dict[str, Any]:
         Evaluator.evaluate = real  # type: ignore[method-assign]
         PreparedModel.__init__ = real_init  # type: ignore[method-assign]
         tracemalloc.stop()
-    rss0 = marks[first][0]
-    (rss_half, snap0), (rss1, snap1) = marks[half], marks[n - 10]
-    span = n - 10 - half
+    end = snaps[1][0] if len(snaps) == 2 else len(rss) - 1
+    first, half = end // 10, snaps[0][0] if len(snaps) == 2 else end // 2
+    span = end - half
     by: dict[str, float] = {}
-    if snap0 is not None and snap1 is not None:
+    if len(snaps) == 2:
         by = {"torch.fx": 0.0, "optuna": 0.0, "other": 0.0}
-        for diff in snap1.compare_to(snap0, "traceback"):
+        for diff in snaps[1][1].compare_to(snaps[0][1], "traceback"):
             frames = " ".join(f.filename for f in diff.traceback)
             key = next((k for k in ("torch/fx", "optuna") if k in frames), "other")
             by[key.replace("/", ".")] += diff.size_diff / 1024 / span
@@ -101,11 +102,11 @@ def run(p: str, n: int, owners: bool) -> dict[str, Any]:
     rss_before_trim = rss_mib()
     trimmed = getattr(libc, "malloc_trim", None)
     slack = rss_before_trim - rss_mib() if trimmed is not None and trimmed(0) >= 0 else None
-    return {"path": p, "trials": n, "evaluations": len(marks), "rss_at_10%_mib": rss0,
-            "rss_at_50%_mib": rss_half, "rss_end_mib": rss1,
-            "rss_kib_per_trial": (rss1 - rss0) * 1024 / (n - 10 - first),
-            "rss_kib_per_trial_2nd_half": (rss1 - rss_half) * 1024 / span,
-            **{f"{k}_kib_per_trial_2nd_half": v for k, v in by.items()},
+    return {"path": p, "trials": n, "evaluations": len(rss), "rss_at_10%_mib": rss[first],
+            "rss_at_50%_mib": rss[half], "rss_end_mib": rss[end],
+            "rss_kib_per_evaluation": (rss[end] - rss[first]) * 1024 / (end - first),
+            "rss_kib_per_evaluation_2nd_half": (rss[end] - rss[half]) * 1024 / span,
+            **{f"{k}_kib_per_evaluation_2nd_half": v for k, v in by.items()},
             "memo_entries": sum(e for e, _ in memo), "memo_kib": sum(b for _, b in memo) / 1024,
             "allocator_slack_mib": slack}  # fmt: skip
 
