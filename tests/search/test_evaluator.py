@@ -179,3 +179,23 @@ def test_answering_evaluates_once_and_answers_each_config_once(
         again = evaluator.evaluate(configs[0])  # answered once: measured anew
         assert again.metrics == want[0].metrics and again is not got[0]
     assert evaluator.evaluate(configs[9]) is not got[9]
+
+
+def test_a_user_evaluate_function_is_run_one_config_at_a_time(digits: DataSplits) -> None:
+    from quantsearch.metrics.specs import declare_user_metrics
+
+    calls: list[int] = []
+
+    def user(model: nn.Module, batches: Any) -> dict[str, Any]:
+        calls.append(1)
+        with torch.no_grad():
+            return {"pop_t_mean": float(sum(model(x).mean() for x, _ in batches))}
+
+    declare_user_metrics(user, {"pop_t_mean": "maximize"})
+    gm = trace(build_model("mlp-digits").eval(), digits.val.x[:8])
+    evaluator = Evaluator(gm, digits.val, ["accuracy", "pop_t_mean"], device="cpu")
+    assert "user evaluate" in str(evaluator.population_refusal())
+    configs = random_configs(gm, 3, seed=4)
+    got = evaluator.evaluate_many(configs)
+    assert len(calls) == 3  # the user's function once per config, as evaluate() calls it
+    assert [g.metrics for g in got] == [evaluator.evaluate(rc).metrics for rc in configs]

@@ -198,6 +198,8 @@ class Evaluator:
         Per config, a stochastic format also refuses (:func:`.population.population_refusal`)."""
         if self.gm.training:
             return "the graph is in training mode"
+        if self.user_evaluate:
+            return "a user evaluate function measures some metric"
         for name in self.metrics:
             spec = metric_spec(name)
             if not spec.deterministic:
