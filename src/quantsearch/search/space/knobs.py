@@ -126,6 +126,8 @@ class SearchSpace:
                     self._add(knobs, name, ni.op_kind, (name,), node_roles)
         self.knobs = knobs
         self._by_name = {k.name: k for k in knobs}
+        # asked every trial (auto_roles): looked up once, the knobs never change
+        self._has_auto = any(is_auto(o) for k in knobs for o in k.options)
 
     def _add(
         self,
@@ -261,7 +263,7 @@ class SearchSpace:
     @property
     def has_auto(self) -> bool:
         """Whether some choice leaves a field to calibration (``frac_width = "auto"``)."""
-        return any(is_auto(o) for k in self.knobs for o in k.options)
+        return self._has_auto
 
     def auto_roles(self, choice: Mapping[str, int]) -> list[tuple[str, str]]:
         """``(node, role)`` of every role whose chosen format has ``"auto"`` fields: those the
