@@ -6,7 +6,9 @@ walks the graph once for a whole population and computes each node once per *dis
 a node's value for a config is keyed by that node's :class:`~.layer.LayerQuant` in the config
 and by which values its inputs hold, so configs that agree on everything upstream of a node
 share its result (every config shares the unquantized prefix; a layer that only four formats
-reach is run four times, not sixteen).
+reach is run four times, not sixteen). A layer module's ``data_in`` quantization, the first
+step of its forward (``_q(q_data_in, x)`` in every ``_QuantLayer``), is applied apart, once
+per distinct input and format, and the layer then runs without it on that value.
 
 Exactness, by construction rather than by a bound: each distinct value is computed by the same
 call the one-at-a-time path makes, on a tensor holding the same values: the module
@@ -19,8 +21,9 @@ the outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)`` for every
 
 What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
-stochastic rounding (each call draws anew), and a ``get_attr`` that reads inside a quantized
-module (``quantize`` rebinds it to the copy).
+stochastic rounding (each call draws anew), a ``get_attr`` that reads inside a quantized
+module (``quantize`` rebinds it to the copy), and an op that works in place (``x.add_(y)``,
+``inplace=True``: a value several configs share would change under the others).
 
 Example:
     >>> import torch
