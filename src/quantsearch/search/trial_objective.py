@@ -154,8 +154,11 @@ class TrialObjective:
             if verdict is not None:
                 yield self._prechecked(number, key, verdict, formats)
                 continue
-            result = hit if hit is not None else results[j]  # type: ignore[index]
-            cached = result.trial != number
+            if hit is not None:  # evaluated before this batch (in this study or another)
+                result, cached = hit, True
+            else:  # evaluated in this batch, by this trial or an earlier one
+                result = results[j]  # type: ignore[index]
+                cached = result.trial != number
             info = _info(number, key, resolved, result, cached, samples, formats)
             yield self.outcome(study, info, result)
 
