@@ -27,7 +27,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("regression") / "regression-mlp.pt"
-    r = _cli(str(EXAMPLE / "train.py"), "--out", str(out), "--steps", "400", cwd=out.parent)
+    r = _cli(str(EXAMPLE / "train.py"), "--out", str(out), "--steps", "100", cwd=out.parent)
     assert r.returncode == 0, r.stderr
     return out
 
