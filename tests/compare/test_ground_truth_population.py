@@ -57,6 +57,8 @@ def test_the_ground_truth_is_one_population_with_single_path_metrics(
     assert truth is not None and len(truth.trials) == 16
     # every trial read its point's population result: each is an equal share of one call
     assert len({t.eval_seconds for t in truth.trials}) == 1
+    assert all(t.cached for t in res.results[0].trials)  # the shared cache holds the truth
+    assert res.evaluations == 16
     _, referee, _, _ = _lab()
     for t in truth.trials:
         assert not t.cached and t.samples == len(data)

@@ -65,6 +65,19 @@ class RunCache(EvaluationCache):
         self.seen.add(key)
         return self.shared.get_or_evaluate(key, trial_number, evaluate)
 
+    def peek(self, key: str) -> CachedResult | None:
+        """The shared result for ``key``; a hit counts as a config this run asked for (the
+        batched brute-force loop answers repeats with it instead of ``get_or_evaluate``)."""
+        hit = self.shared.peek(key)
+        if hit is not None:
+            self.seen.add(key)
+        return hit
+
+    def put(self, key: str, result: CachedResult) -> None:
+        """Keep a result this run evaluated, in the shared cache."""
+        self.seen.add(key)
+        self.shared.put(key, result)
+
     def __len__(self) -> int:
         return len(self.seen)
 
