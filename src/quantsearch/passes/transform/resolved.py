@@ -50,11 +50,28 @@ def _bind(
         rng = param_range(cand, role)
     else:
         rng = calibration.range(cand.node.name, role) if calibration is not None else None
-    return fmt if rng is None else fmt.bind(*rng)
+    if rng is None:
+        return fmt
+    memo = (fmt, *rng)  # a search binds the same few auto formats to the same ranges
+    bound = _BOUND.get(memo)
+    if bound is None:
+        bound = fmt.bind(*rng)
+        _remember(_BOUND, memo, bound)
+    return bound
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= 4096:  # bounded: a long search meets a few thousand tables at most
+        memo.clear()
+    memo[key] = value
 
 
 # (unsigned default?, table items) -> format, for tables without "auto" fields
 _TABLE_FORMATS: dict[tuple[Any, ...], NumberFormat] = {}
+# (unsigned default?, table items, key) -> the validated auto format, for tables with them
+_AUTO_TABLES: dict[tuple[Any, ...], AutoFormat] = {}
+# (auto format, lo, hi) -> the format it binds to over that range
+_BOUND: dict[tuple[Any, ...], NumberFormat] = {}
 
 
 def role_format(
@@ -82,6 +99,9 @@ def role_format(
         memo_key, hit = None, None
     if hit is not None:
         return None if hit.is_identity else hit
+    auto = _AUTO_TABLES.get((memo_key, key)) if memo_key is not None else None
+    if auto is not None:
+        return _bind(auto, cand, role, calibration)
     if "format" not in spec:
         raise ConfigError(f"{key}.format is required: one of {FORMATS.names()}")
     name = check_format_name(spec["format"], f"{key}.format")
@@ -91,12 +111,13 @@ def role_format(
     if not check_auto(fmt_cls, fields, key):
         fmt = make_format(name, fields, key)
         if memo_key is not None:
-            if len(_TABLE_FORMATS) >= 4096:
-                _TABLE_FORMATS.clear()
-            _TABLE_FORMATS[memo_key] = fmt
+            _remember(_TABLE_FORMATS, memo_key, fmt)
         return None if fmt.is_identity else fmt
     make_format(name, fmt_cls.from_range(fields, 0.0, 0.0, key), key)  # validate the rest now
-    return _bind(AutoFormat(name, tuple(sorted(fields.items())), key), cand, role, calibration)
+    auto = AutoFormat(name, tuple(sorted(fields.items())), key)
+    if memo_key is not None:
+        _remember(_AUTO_TABLES, (memo_key, key), auto)
+    return _bind(auto, cand, role, calibration)
 
 
 class ResolvedConfig(Mapping[str, LayerQuant]):
