@@ -5,9 +5,10 @@ objective after ``b`` trials, or ``b`` distinct evaluations when the comparison 
 evaluations; pareto: one minus the hypervolume ratio). The strategy with the lowest median
 regret leads (ties: the lower mean, then the name). The leader is tested against every other
 strategy over the seeds both ran to ``b``: the paired regret differences go to the Wilcoxon
-signed-rank test (``scipy.stats.wilcoxon``, two-sided, zero differences dropped, exact p-value
-for small samples); a difference is called significant at ``ALPHA``. With every difference zero
-the two are identical there and no test is made. A run with no feasible config yet has
+signed-rank test (``scipy.stats.wilcoxon``'s p-value, two-sided, zero differences dropped, exact
+for small samples; computed by :mod:`quantsearch.compare.wilcoxon` without importing SciPy); a
+difference is called significant at ``ALPHA``. With every difference zero the two are identical
+there and no test is made. A run with no feasible config yet has
 infinite regret: it ranks below every finite one.
 
 Repeated-trial shares are compared over an equal number of trials: the first ``m`` trials of
@@ -26,6 +27,7 @@ from quantsearch.compare.measures import RunMetrics, Target
 from quantsearch.compare.result import ComparisonResult
 from quantsearch.compare.stats import Quartiles
 from quantsearch.compare.summary import value_at
+from quantsearch.compare.wilcoxon import wilcoxon_p
 
 __all__ = ["ALPHA", "BudgetRanking", "PairedTest", "rank_at_budgets", "repeated_shares"]
 
@@ -89,9 +91,7 @@ def _wilcoxon(
         return None
     key = hashlib.sha1(repr(("wilcoxon", list(a), list(b))).encode()).hexdigest()
     if memo is not None and len(memo.get(key, ())) == 1:
-        return float(memo[key][0])  # computed for an earlier report: no SciPy import
-    from scipy.stats import wilcoxon  # scipy is slow to import: only comparisons need it
-
+        return float(memo[key][0])  # computed for an earlier report
     # A run with no feasible config yet has infinite regret: the test uses ranks, so it stands
     # in as one more than the largest finite regret (worse than every finite one).
     finite = [x for x in (*a, *b) if math.isfinite(x)]
@@ -100,7 +100,7 @@ def _wilcoxon(
     y = [v if math.isfinite(v) else cap for v in b]
     if x == y:
         return None
-    p = float(wilcoxon(x, y, alternative="two-sided", zero_method="wilcox").pvalue)
+    p = wilcoxon_p(x, y)
     if memo is not None:
         memo[key] = [p]
     return p
@@ -112,7 +112,7 @@ def rank_at_budgets(
     """One :class:`BudgetRanking` per budget of ``cmp`` (needs at least two strategies).
 
     ``memo`` keeps the p-values already computed, by digest of the paired regrets (a report
-    keeps it in its run directory), so ranking an unchanged comparison again imports no SciPy.
+    keeps it in its run directory), so ranking an unchanged comparison again computes none.
     """
     if len(cmp.strategies) < 2:
         return []
