@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,9 @@ def test_a_float_checkpoint_is_refused(mlp_checkpoint: Path) -> None:
 def test_a_model_in_training_mode_is_refused(
     mlp: nn.Module, digits: DataSplits, tmp_path: Path
 ) -> None:
-    gm = trace(mlp, digits.val.x[:8]).train()
+    # a traced graph shares the model's submodules (torch.fx keeps them by reference), so
+    # .train() on a trace of the session's `mlp` would leave it in training mode for later tests
+    gm = trace(copy.deepcopy(mlp), digits.val.x[:8]).train()
     qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_0": {"weight": F42}}, gm=gm))
     with pytest.raises(ConfigError, match=r"training mode"):
         save_quantized(
