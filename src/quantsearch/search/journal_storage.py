@@ -33,7 +33,11 @@ from collections.abc import Container, Sequence
 from datetime import datetime
 from typing import Any
 
-from optuna.distributions import BaseDistribution, check_distribution_compatibility
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    check_distribution_compatibility,
+)
 from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -122,7 +126,8 @@ class Journal(JournalStorage):
                     trial_id, param_name, param_value_internal, distribution
                 )
             first = self._first_distribution(param_name, distribution)
-            check_distribution_compatibility(first, distribution)  # as Optuna's replay does
+            if not _same_choices(first, distribution):  # else compatible, and cheap to tell
+                check_distribution_compatibility(first, distribution)  # as Optuna's replay does
             self._update(
                 p,
                 params={
@@ -265,3 +270,14 @@ class Journal(JournalStorage):
                 elif now - idle_since >= _WATCH_IDLE_S:
                     self._watcher = None
                     return
+
+
+def _same_choices(a: BaseDistribution, b: BaseDistribution) -> bool:
+    """Two categorical distributions over the very same tuple of choices (``suggest_categorical``
+    keeps the tuple it is given): Optuna's check compares every choice, 135 of them a knob on a
+    15 x 9 per-layer space."""
+    return (
+        type(a) is CategoricalDistribution
+        and type(b) is CategoricalDistribution
+        and a.choices is b.choices
+    )

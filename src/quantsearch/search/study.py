@@ -29,7 +29,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from quantsearch.errors import ConfigError, StorageError
-from quantsearch.search import interrupt
+from quantsearch.search import interrupt, optuna_compat
 from quantsearch.search.batch import Batches
 from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
@@ -47,6 +47,7 @@ from quantsearch.search.parallel.claims import Claims
 from quantsearch.search.parallel.liveness import worker_id
 from quantsearch.search.reconnect import quiet_optuna_storage_errors
 from quantsearch.search.space import SearchSpace
+from quantsearch.search.storage import heartbeat_interval_of
 from quantsearch.search.strategies import STRATEGIES, StrategyContext, build_sampler
 from quantsearch.search.trial import TrialInfo
 from quantsearch.search.trial_objective import TrialFailed, TrialObjective
@@ -265,6 +266,10 @@ def _one_trial(
 ) -> None:
     """Run one trial on the ticket just taken; an interrupted one gives its ticket back."""
     try:
+        if heartbeat_interval_of(optuna_compat.study_storage(study)) is None:
+            # Optuna's optimize, less its deep copy of the finished trial (journal, memory).
+            after(study, optuna_compat.run_trial(study, objective, catch=(TrialFailed,)))
+            return
         # optimize, not ask/tell: it records Optuna's heartbeats on RDB storages.
         study.optimize(
             objective,
