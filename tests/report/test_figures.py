@@ -133,6 +133,10 @@ def test_pdf_reports_write_pdfs_beside_the_pngs_they_show(
     assert pdfs and [p.stem for p in pdfs] == [p.stem for p in pngs]
     assert all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
     assert files.html.read_text().count("data:image/png;base64,") == len(pngs)
+    # and linked, relative to the report, from both pages
+    for page in (files.html.read_text(), files.markdown.read_text()):
+        assert all(f"images/{p.name}" in page for p in pdfs)
+    assert "images/" not in re.sub(r"images/\w+\.pdf", "", files.html.read_text())
 
 
 def test_api_refuses_an_unknown_figure_format(compare_dir: Path) -> None:  # noqa: F811

@@ -75,24 +75,28 @@ def _sections(r: Report) -> list[tuple[str, Table]]:
     return secs
 
 
-def render_markdown(r: Report, image_dir: str = "images", image_format: str = "png") -> str:
+def render_markdown(
+    r: Report, image_dir: str = "images", image_format: str = "png", pdf: bool = False
+) -> str:
     """``report.md``: the report with its pictures (``image_format`` files) linked from
-    ``image_dir``."""
+    ``image_dir``; ``pdf``: each picture's PDF beside it is linked too."""
     return _ENV.get_template("report.md").render(
-        report=r, sections=_sections(r), image_dir=image_dir, image_format=image_format
+        report=r, sections=_sections(r), image_dir=image_dir, image_format=image_format, pdf=pdf
     )
 
 
-def render_html(r: Report, images: Mapping[str, bytes], image_format: str = "png") -> str:
+def render_html(
+    r: Report, images: Mapping[str, bytes], image_format: str = "png", pdf: bool = False
+) -> str:
     """``report.html``: the report with every picture (``image_format`` bytes, PNG or SVG, by
-    figure name) embedded."""
+    figure name) embedded; ``pdf``: a link to each picture's PDF under ``images/``."""
     mime = _MIME[image_format]
     pictures = [
         _Picture(f.name, f.caption, mime, base64.b64encode(images[f.name]).decode("ascii"))
         for f in r.figures
     ]
     return _ENV.get_template("report.html").render(
-        report=r, sections=_sections(r), figures=pictures
+        report=r, sections=_sections(r), figures=pictures, pdf=pdf
     )
 
 
@@ -149,8 +153,9 @@ def write_report(run_dir: str | Path, figure_format: str = "png") -> ReportFiles
     cache["figures"] = drawn
     # Each file atomically: a full disk ends in one line and leaves the previous report whole.
     write_atomic(img_dir / CACHE, json.dumps(cache))
-    md = write_atomic(rd / "report.md", render_markdown(report, image_format=shown))
-    page = write_atomic(rd / "report.html", render_html(report, images, shown))
+    pdf = "pdf" in formats
+    md = write_atomic(rd / "report.md", render_markdown(report, image_format=shown, pdf=pdf))
+    page = write_atomic(rd / "report.html", render_html(report, images, shown, pdf))
     cmp_md = None
     if report.comparison is not None:
         cmp_md = write_atomic(rd / "comparison.md", render_comparison_markdown(report))
