@@ -5,7 +5,9 @@ It computes only what is asked: each metric's spec names the function that compu
 metrics read the graph (tens of microseconds on a small graph), data metrics share one forward
 pass over the validation data, latency is timed only when named. Nothing is cached between
 calls: each trial's graph is new, and the analysis passes rewrite the per-node facts they read,
-so a re-annotated graph never reports stale numbers.
+so a re-annotated graph never reports stale numbers. (A search, which prices many configs of
+one model, keeps each node's entries across configs instead:
+:class:`quantsearch.metrics.static.StaticMetrics`, equal to this to the last bit.)
 """
 
 from __future__ import annotations

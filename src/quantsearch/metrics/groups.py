@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from quantsearch.data import Split
     from quantsearch.metrics.latency import LatencyOptions
     from quantsearch.metrics.user import UserEvaluate
+    from quantsearch.passes.analysis import ActivationCost, ComputeCost, ParamCost
 
 __all__ = [
     "Compute",
@@ -31,9 +32,12 @@ __all__ = [
     "UncountedOpsWarning",
     "UserMetrics",
     "activation_metrics",
+    "activation_values",
     "compute_cost_metrics",
+    "cost_values",
     "latency_metrics",
     "param_metrics",
+    "param_values",
     "quality_metrics",
     "regression_metrics",
 ]
@@ -61,13 +65,19 @@ def compute_cost_metrics(x: MetricInputs) -> dict[str, float]:
     """MACs, FLOPs forward and backward and BitOPs, per sample."""
     from quantsearch.passes.analysis import compute_cost  # imports torch: deferred (see above)
 
-    c = compute_cost(x.gm)
+    return cost_values(compute_cost(x.gm), stacklevel=4)
+
+
+def cost_values(c: ComputeCost, *, stacklevel: int = 2) -> dict[str, float]:
+    """The values of the ``compute_cost_metrics`` group from the totals ``c``, warning
+    (:class:`UncountedOpsWarning`, ``stacklevel`` as ``warnings.warn``'s, from this function)
+    when some node has no cost rule."""
     if c.uncounted:
         listed = ", ".join(f"{u.node} ({u.op_kind})" for u in c.uncounted)
         warnings.warn(
             f"macs/flops/bitops leave out {len(c.uncounted)} uncounted node(s): {listed}",
             UncountedOpsWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     b = c.batch_size
     return {
@@ -82,7 +92,11 @@ def param_metrics(x: MetricInputs) -> dict[str, float]:
     """Parameter and buffer counts and their bits, for the whole model."""
     from quantsearch.passes.analysis import param_cost  # imports torch: deferred (see above)
 
-    p = param_cost(x.gm)
+    return param_values(param_cost(x.gm))
+
+
+def param_values(p: ParamCost) -> dict[str, float]:
+    """The values of the ``param_metrics`` group from the totals ``p``."""
     return {
         "params": float(p.params),
         "trainable_params": float(p.trainable_params),
@@ -99,7 +113,11 @@ def activation_metrics(x: MetricInputs) -> dict[str, float]:
     """Activation bits kept for backward and the peak of layer-by-layer inference, per sample."""
     from quantsearch.passes.analysis import activation_cost  # imports torch: deferred (see above)
 
-    a = activation_cost(x.gm)
+    return activation_values(activation_cost(x.gm))
+
+
+def activation_values(a: ActivationCost) -> dict[str, float]:
+    """The values of the ``activation_metrics`` group from the totals ``a``."""
     return {
         "activation_bits": a.activation_bits / a.batch_size,
         "peak_activation_bits": a.peak_activation_bits / a.batch_size,

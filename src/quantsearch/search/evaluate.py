@@ -4,7 +4,9 @@ The pristine traced model is never modified. Each thread prepares it once
 (:class:`~quantsearch.passes.transform.slots.PreparedModel`): a trial fills the quantizer slots
 of that module (weights memoised per node, role and format) instead of building and compiling a
 new graph, and gives outputs bit-identical to ``quantize(gm, config)``. The validation tensors
-are materialised once, so a trial costs a slot fill and one forward pass.
+are materialised once, so a trial costs a slot fill and one forward pass. Its analytic metrics
+are priced from per-node entries memoised across configs
+(:class:`~quantsearch.metrics.static.StaticMetrics`), equal to the analysis passes' totals.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,6 +31,7 @@ from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.groups import quality_metrics
 from quantsearch.metrics.population import PopulationQuality, quality_values
 from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
+from quantsearch.metrics.static import StaticMetrics
 from quantsearch.passes.analysis import traced_batch_size
 from quantsearch.passes.transform import ResolvedConfig, resolve
 from quantsearch.passes.transform.population import Population, population_refusal
@@ -139,11 +143,33 @@ class Evaluator:
                 return hit
         t0 = time.perf_counter()
         try:
-            qgm = self.prepared().apply_(resolved)
-            metrics = compute_metrics(qgm, self.metrics, data=self.data, batch_size=self.batch_size)
+            bound = resolved.bind(self.gm, self.calibration)
+            qgm = self.prepared().apply_(bound)
+            metrics = self._measure(bound, qgm)
         except Exception as exc:  # recorded on the trial with its config; the search goes on
             return Evaluation(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
         return _finish(metrics, time.perf_counter() - t0)
+
+    def static_metrics(self) -> StaticMetrics:
+        """This thread's pricer of the static metrics (per-node entries memoised across
+        configs: :mod:`quantsearch.metrics.static`), built on first use."""
+        sm: StaticMetrics | None = getattr(self._local, "static", None)
+        if sm is None:
+            sm = self._local.static = StaticMetrics(self.gm, self.metrics)
+        return sm
+
+    def _measure(self, bound: ResolvedConfig, qgm: fx.GraphModule) -> dict[str, float]:
+        """``compute_metrics(qgm, self.metrics, data=...)``, the static metrics priced from
+        the memo (and left in ``qgm``'s records, as the passes leave them)."""
+        sm = self.static_metrics()
+        static = sm.values(bound, lambda: qgm, records=True)
+        rest = [n for n in self.metrics if n not in static]
+        other = (
+            compute_metrics(qgm, rest, data=self.data, batch_size=self.batch_size) if rest else {}
+        )
+        out = {n: static[n] if n in static else other[n] for n in dict.fromkeys(self.metrics)}
+        out.update((k, v) for k, v in other.items() if k not in out)  # spreads (<name>_iqr)
+        return out
 
     def evaluate_many(self, resolved: Sequence[ResolvedConfig]) -> list[Evaluation]:
         """Evaluate several configs known in advance; ``result[i]`` is ``evaluate(resolved[i])``.
@@ -152,8 +178,9 @@ class Evaluator:
         walk of the graph per batch of data for up to ``population_bytes`` worth of configs,
         each distinct layer input computed once, every value by the single path's own call;
         quality metrics from :class:`~quantsearch.metrics.population.PopulationQuality`; the
-        analytic metrics of each config from its slot-filled graph, as :meth:`evaluate` reads
-        them), so the metrics equal one-at-a-time :meth:`evaluate` calls exactly. A chunk
+        analytic metrics of each config from per-node entries memoised across configs,
+        :meth:`static_metrics`, which fills no slots for a config whose nodes it has met), so
+        the metrics equal one-at-a-time :meth:`evaluate` calls exactly. A chunk
         falls back to one at a time, with the same results, when :meth:`population_refusal`
         names a reason or anything in the population path raises (each config's own error
         is then reported as :meth:`evaluate` reports it). Each evaluation's ``seconds`` is its
@@ -241,11 +268,15 @@ class Evaluator:
                     quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
                 quality.add(outs, labels)
             data_values = [quality_values(q) for q in quality.results()] if quality else []
+            sm = self.static_metrics()
             static = [n for n in self.metrics if metric_spec(n).kind == "static"]
+            unpriced = [n for n in static if n not in sm.names]  # none is registered
             pm = self.prepared()
             results = []
-            for i, rc in enumerate(chunk):
-                values = compute_metrics(pm.apply_(rc), static) if static else {}
+            for i, rc in enumerate(bound):
+                values = sm.values(rc, partial(pm.apply_, rc))  # no slot fill on a hit
+                if unpriced:
+                    values.update(compute_metrics(pm.apply_(rc), unpriced))
                 values.update(data_values[i] if names else {})
                 results.append({n: values[n] for n in self.metrics})
         except Exception:  # the single path reports each config's own error

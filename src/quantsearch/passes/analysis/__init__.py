@@ -11,17 +11,42 @@ count_buffers      in_elems, in_bits, out_elems, out_bits              activatio
 mase_view          mase (MASE's five statistics)                       mase_stats
 =================  ==================================================  ===================
 
+Each total is computed apart from its pass (``total_compute_cost``, ``total_param_cost``,
+``total_activation_cost``), from per-node entries in graph order, so that entries memoised
+across configs (:mod:`quantsearch.metrics.static`) total to the same numbers. ``priced_with``
+names the nodes whose formats a node's entries read.
+
 The counting convention is stated once, with every op's formula, in
 :mod:`quantsearch.passes.analysis.cost_rules`.
 """
 
 from __future__ import annotations
 
-from quantsearch.passes.analysis.buffers import ActivationCost, activation_cost, count_buffers
+from quantsearch.passes.analysis.buffers import (
+    ActivationCost,
+    activation_cost,
+    count_buffers,
+    total_activation_cost,
+)
 from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
-from quantsearch.passes.analysis.flops import ComputeCost, UncountedOp, compute_cost, count_flops
+from quantsearch.passes.analysis.flops import (
+    ComputeCost,
+    UncountedOp,
+    compute_cost,
+    count_flops,
+    total_compute_cost,
+)
 from quantsearch.passes.analysis.mase_view import MaseStats, mase_stats, mase_view
-from quantsearch.passes.analysis.params import ParamCost, count_params, param_cost
+from quantsearch.passes.analysis.params import (
+    ParamCost,
+    Unattributed,
+    count_params,
+    owner_costs,
+    param_cost,
+    priced_with,
+    total_param_cost,
+    unattributed,
+)
 from quantsearch.passes.analysis.tensors import dtype_bits, role_bits, traced_batch_size
 
 __all__ = [
@@ -32,6 +57,7 @@ __all__ = [
     "OpArgs",
     "OpCost",
     "ParamCost",
+    "Unattributed",
     "UncountedOp",
     "activation_cost",
     "compute_cost",
@@ -41,7 +67,13 @@ __all__ = [
     "dtype_bits",
     "mase_stats",
     "mase_view",
+    "owner_costs",
     "param_cost",
+    "priced_with",
     "role_bits",
+    "total_activation_cost",
+    "total_compute_cost",
+    "total_param_cost",
     "traced_batch_size",
+    "unattributed",
 ]

@@ -24,14 +24,23 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import fx
 
-from quantsearch.graph import info
+from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.analysis.tensors import role_bits, traced_batch_size
 
-__all__ = ["ALIAS_KINDS", "BUFFER_KEYS", "ActivationCost", "activation_cost", "count_buffers"]
+__all__ = [
+    "ALIAS_KINDS",
+    "BUFFER_KEYS",
+    "ActivationCost",
+    "activation_cost",
+    "count_buffers",
+    "total_activation_cost",
+]
 
 BUFFER_KEYS = ("in_elems", "in_bits", "out_elems", "out_bits")
 # Ops whose output aliases their input (or, in eval mode, is their input).
@@ -84,18 +93,24 @@ def count_buffers(gm: fx.GraphModule) -> fx.GraphModule:
 def activation_cost(gm: fx.GraphModule) -> ActivationCost:
     """Run :func:`count_buffers` and total it (see the module docstring for the definitions)."""
     count_buffers(gm)
+    nodes = (info(n) for n in gm.graph.nodes if n.op in _NODES)
+    return total_activation_cost(((ni, ni.cost) for ni in nodes), traced_batch_size(gm))
+
+
+def total_activation_cost(
+    rows: Iterable[tuple[NodeInfo, Mapping[str, Any]]], batch_size: int
+) -> ActivationCost:
+    """The totals of :func:`count_buffers`'s entries: ``rows`` holds, for each graph input and
+    op node in graph order, its record (name, op, op kind) and its ``cost`` entries (see
+    :func:`~quantsearch.passes.analysis.flops.total_compute_cost` for why it is apart)."""
     elems, bits = 0, 0.0
     peak_elems, peak_bits, peak_node = 0, 0.0, None
-    for node in gm.graph.nodes:
-        if node.op not in _NODES:
-            continue
-        ni = info(node)
-        c = ni.cost
+    for ni, c in rows:
         if ni.op_kind not in ALIAS_KINDS:
             elems += c["out_elems"]
             bits += c["out_bits"]
-        if node.op != "placeholder" and c["in_bits"] + c["out_bits"] > peak_bits:
+        if ni.op != "placeholder" and c["in_bits"] + c["out_bits"] > peak_bits:
             peak_bits = c["in_bits"] + c["out_bits"]
             peak_elems = c["in_elems"] + c["out_elems"]
             peak_node = ni.name
-    return ActivationCost(elems, bits, peak_elems, peak_bits, peak_node, traced_batch_size(gm))
+    return ActivationCost(elems, bits, peak_elems, peak_bits, peak_node, batch_size)

@@ -15,15 +15,24 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import fx
 
-from quantsearch.graph import info
+from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
 from quantsearch.passes.analysis.tensors import traced_batch_size
 
-__all__ = ["COST_KEYS", "ComputeCost", "UncountedOp", "compute_cost", "count_flops"]
+__all__ = [
+    "COST_KEYS",
+    "ComputeCost",
+    "UncountedOp",
+    "compute_cost",
+    "count_flops",
+    "total_compute_cost",
+]
 
 COST_KEYS = ("macs", "flops", "flops_backward", "bitops")
 _CALLS = ("call_module", "call_function", "call_method")
@@ -96,14 +105,24 @@ def compute_cost(gm: fx.GraphModule) -> ComputeCost:
         ``uncounted`` (its FLOPs are missing from the totals, so check that list).
     """
     count_flops(gm)
+    calls = (info(n) for n in gm.graph.nodes if n.op in _CALLS)
+    return total_compute_cost(((ni, ni.cost) for ni in calls), traced_batch_size(gm))
+
+
+def total_compute_cost(
+    rows: Iterable[tuple[NodeInfo, Mapping[str, Any]]], batch_size: int
+) -> ComputeCost:
+    """The totals of :func:`count_flops`'s entries: ``rows`` holds, for each call node in
+    graph order, its record (name and op kind) and its ``cost`` entries.
+
+    :func:`compute_cost` totals a graph's own records with it; a memo of per-node entries
+    (:class:`quantsearch.metrics.static.StaticMetrics`) totals its entries with it, in the
+    same order, so both give the same numbers to the last bit.
+    """
     macs = flops = bwd = 0
     bitops = 0.0
     uncounted = []
-    for node in gm.graph.nodes:
-        if node.op not in _CALLS:
-            continue
-        ni = info(node)
-        c = ni.cost
+    for ni, c in rows:
         if "uncounted" in c:
             uncounted.append(UncountedOp(ni.name, ni.op_kind, str(c["uncounted"])))
             continue
@@ -111,4 +130,4 @@ def compute_cost(gm: fx.GraphModule) -> ComputeCost:
         flops += c["flops"]
         bwd += c["flops_backward"]
         bitops += c["bitops"]
-    return ComputeCost(macs, flops, bwd, bitops, traced_batch_size(gm), tuple(uncounted))
+    return ComputeCost(macs, flops, bwd, bitops, batch_size, tuple(uncounted))

@@ -32,7 +32,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -41,7 +43,18 @@ from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.analysis.buffers import ALIAS_KINDS
 from quantsearch.passes.analysis.tensors import arg_bits, dtype_bits, role_bits
 
-__all__ = ["PARAM_KEYS", "WEIGHT_KINDS", "ParamCost", "count_params", "param_cost"]
+__all__ = [
+    "PARAM_KEYS",
+    "WEIGHT_KINDS",
+    "ParamCost",
+    "Unattributed",
+    "count_params",
+    "owner_costs",
+    "param_cost",
+    "priced_with",
+    "total_param_cost",
+    "unattributed",
+]
 
 PARAM_KEYS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bits")
 # The layers whose weights MASE's average bitwidth covers.
@@ -188,29 +201,68 @@ def param_cost(gm: fx.GraphModule) -> ParamCost:
         Totals; ``params`` equals ``sum(p.numel() for p in gm.parameters())``.
     """
     count_params(gm)
+    return total_param_cost(owner_costs(gm), unattributed(gm))
+
+
+def owner_costs(gm: fx.GraphModule) -> list[dict[str, Any]]:
+    """The ``cost`` entries :func:`count_params` wrote, of every node that may own a tensor,
+    in graph order."""
+    return [info(n).cost for n in gm.graph.nodes if n.op in _OWNERS]
+
+
+@dataclass(frozen=True)
+class Unattributed:
+    """What the totals add for tensors no node uses, in the order they are added:
+    ``params`` as (elements, trainable elements, bits), ``buffers`` as (elements, bits)."""
+
+    params: tuple[tuple[int, int, float], ...] = ()
+    buffers: tuple[tuple[int, float], ...] = ()
+
+
+def unattributed(gm: fx.GraphModule) -> Unattributed:
+    """The tensors of ``gm`` that no node's :func:`count_params` entries count (read after
+    :func:`count_params`), each at its dtype's width."""
+    counted_params = counted_buffers = 0
+    for c in owner_costs(gm):
+        counted_params += c.get("params", 0)
+        counted_buffers += c.get("buffers", 0)
+    n_params = sum(p.numel() for p in gm.parameters())
+    n_buffers = sum(b.numel() for b in gm.buffers())
+    if n_params == counted_params and n_buffers == counted_buffers:
+        return Unattributed()
+    counted = _counted_ids(gm)
+    return Unattributed(
+        params=tuple(
+            (p.numel(), p.numel() if p.requires_grad else 0, _tensor_bits(p, None, None))
+            for p in gm.parameters()
+            if id(p) not in counted
+        ),
+        buffers=tuple(
+            (b.numel(), _tensor_bits(b, None, None)) for b in gm.buffers() if id(b) not in counted
+        ),
+    )
+
+
+def total_param_cost(costs: Iterable[Mapping[str, Any]], extra: Unattributed) -> ParamCost:
+    """The totals of :func:`count_params`'s entries (``costs``: each tensor-owning node's, in
+    graph order) and of the tensors no node uses (see
+    :func:`~quantsearch.passes.analysis.flops.total_compute_cost` for why it is apart)."""
     totals = dict.fromkeys(PARAM_KEYS, 0.0)
     w_elems, w_bits = 0, 0.0
-    for node in gm.graph.nodes:
-        c = info(node).cost if node.op in _OWNERS else {}
+    for c in costs:
         for k in PARAM_KEYS:
             totals[k] += c.get(k, 0)
         w_elems += c.get("weight_elems", 0)
         w_bits += c.get("weight_bits", 0.0)
-    unattributed = 0
-    n_params = sum(p.numel() for p in gm.parameters())
-    n_buffers = sum(b.numel() for b in gm.buffers())
-    if n_params != totals["params"] or n_buffers != totals["buffers"]:
-        counted = _counted_ids(gm)
-        for p in gm.parameters():
-            if id(p) not in counted:
-                unattributed += p.numel()
-                totals["params"] += p.numel()
-                totals["trainable_params"] += p.numel() if p.requires_grad else 0
-                totals["param_bits"] += _tensor_bits(p, None, None)
-        for b in gm.buffers():
-            if id(b) not in counted:
-                totals["buffers"] += b.numel()
-                totals["buffer_bits"] += _tensor_bits(b, None, None)
+    n_unattributed = 0
+    for numel, trainable, bits in extra.params:
+        n_unattributed += numel
+        totals["params"] += numel
+        totals["trainable_params"] += trainable
+        totals["param_bits"] += bits
+    for numel, bits in extra.buffers:
+        totals["buffers"] += numel
+        totals["buffer_bits"] += bits
     return ParamCost(
         params=int(totals["params"]),
         trainable_params=int(totals["trainable_params"]),
@@ -219,8 +271,28 @@ def param_cost(gm: fx.GraphModule) -> ParamCost:
         buffer_bits=float(totals["buffer_bits"]),
         weight_elems=w_elems,
         weight_bits=w_bits,
-        unattributed_params=unattributed,
+        unattributed_params=n_unattributed,
     )
+
+
+def priced_with(node: fx.Node) -> tuple[fx.Node, ...]:
+    """The nodes whose formats (``NodeInfo.precision``) the analysis passes read to price
+    ``node``: the node itself and, for a tensor fetched by ``get_attr``, every node that
+    reads it, through views (what :func:`_consumer_bits` looks at). Every other per-node
+    entry of :func:`count_params`, :func:`~quantsearch.passes.analysis.count_flops` and
+    :func:`~quantsearch.passes.analysis.count_buffers` reads the node's own formats only.
+    """
+    out = [node]
+    if node.op == "get_attr":
+        todo = list(node.users)
+        while todo:
+            user = todo.pop(0)
+            if user in out:
+                continue
+            out.append(user)
+            if user.op in _CALLS and info(user).op_kind in ALIAS_KINDS:
+                todo.extend(user.users)
+    return tuple(out)
 
 
 def _counted_ids(gm: fx.GraphModule) -> set[int]:

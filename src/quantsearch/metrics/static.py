@@ -1,0 +1,232 @@
+"""The static metrics of many configs of one traced model, priced from memoised per-node entries.
+
+``compute_metrics(quantize(gm, config), names)`` runs the analysis passes over the whole
+quantized graph for every config: hundreds of microseconds on a small model, more than a
+population's share of the forward pass (issue 15). Yet each node's entries
+(``NodeInfo.cost``) are a function of two things only:
+
+1. the *structure* ``quantize`` builds: which nodes are quantized and which calls of one
+   module share a copy (:func:`~quantsearch.passes.transform.quantize.plan_targets`). It
+   fixes each node's op and module, and which tensors nodes share (``count_params`` counts a
+   shared tensor at the first node that uses it). It follows from which nodes the config
+   quantizes and from the configs of the nodes that call a module another node calls too.
+2. the formats the passes read for the node (:func:`~quantsearch.passes.analysis.priced_with`):
+   its own and, for a parameter fetched by ``get_attr``, those of the nodes that read it.
+
+:class:`StaticMetrics` keeps each node's entries per (structure, node, those formats), bounded,
+and totals them with the passes' own totalling functions (``total_compute_cost``,
+``total_param_cost``, ``total_activation_cost``) in graph order: the same additions of the
+same numbers in the same order, so every value equals (``==``) what ``compute_metrics``
+gives on the config's graph. A config whose every node was met before costs dictionary
+look-ups and the totals, and no graph is built or filled for it; any other runs the passes on
+its graph once (``tests/metrics/test_static.py`` checks the equality on every zoo model, with
+every registered format's examples and random per-layer configs).
+
+Every registered static metric is priced this way: the peak activation is a maximum over
+per-node entries and the averages are ratios of sums, all read from the same entries. A static
+metric of another group (none is registered) is not in :attr:`StaticMetrics.names`; the
+caller measures it with :func:`~quantsearch.metrics.compute_metrics` on the config's graph.
+
+Example:
+    >>> import torch
+    >>> from quantsearch.graph import trace
+    >>> from quantsearch.metrics import compute_metrics
+    >>> from quantsearch.passes.transform import ResolvedConfig, quantize
+    >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 2)).eval(), torch.ones(3, 4))
+    >>> sm = StaticMetrics(gm, ["bitops", "model_size_bits", "accuracy"])
+    >>> sm.names
+    ('bitops', 'model_size_bits')
+    >>> for w in (4, 8, 4):
+    ...     rc = ResolvedConfig.from_dict({"_0": {"weight": {"format": "fixed", "width": w, "frac_width": 2}}}, gm=gm)
+    ...     assert sm.values(rc, lambda: quantize(gm, rc)) == compute_metrics(quantize(gm, rc), sm.names)
+    >>> sm.hits, sm.misses  # the second 4-bit config was priced from the memo
+    (1, 2)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+from torch import fx
+
+from quantsearch.graph import NodeInfo, info
+from quantsearch.metrics.groups import (
+    activation_metrics,
+    activation_values,
+    compute_cost_metrics,
+    cost_values,
+    param_metrics,
+    param_values,
+)
+from quantsearch.metrics.specs import metric_spec
+from quantsearch.passes.analysis import (
+    Unattributed,
+    activation_cost,
+    compute_cost,
+    count_params,
+    owner_costs,
+    priced_with,
+    total_activation_cost,
+    total_compute_cost,
+    total_param_cost,
+    traced_batch_size,
+    unattributed,
+)
+
+__all__ = ["StaticMetrics"]
+
+_PRICED = (compute_cost_metrics, param_metrics, activation_metrics)
+# The nodes each pass prices (as the passes select them; a quantized function node stays a call).
+_CALLS = frozenset({"call_module", "call_function", "call_method"})
+_OWNERS = _CALLS | {"get_attr"}
+_BUFFERS = _CALLS | {"placeholder"}
+
+Entry = dict[str, Any]
+
+
+class _Structure:
+    """The entries met for one graph structure: per node, its formats -> its entries."""
+
+    __slots__ = ("extra", "nodes")
+
+    def __init__(self, n: int) -> None:
+        self.nodes: list[dict[Hashable, Entry]] = [{} for _ in range(n)]
+        self.extra: Unattributed | None = None  # tensors no node uses (a structure's fact)
+
+
+class StaticMetrics:
+    """The static metrics of configs of ``gm``, from per-node entries memoised per (structure,
+    node, formats the node is priced with); see the module docstring.
+
+    One instance serves one thread (an :class:`~quantsearch.search.evaluate.Evaluator` keeps
+    one per thread, as it keeps its prepared model).
+
+    Args:
+        gm: the traced model the configs quantize; read, never modified.
+        names: metric names; the static ones are priced (:attr:`names`), the rest ignored.
+        entries: the most per-node entries kept; when full, all are dropped and met again (a
+            search meets a few formats per node; the 10^4-point per-layer space of jsc-tiny
+            about 200 entries in all).
+    """
+
+    def __init__(self, gm: fx.GraphModule, names: Sequence[str], *, entries: int = 2**16) -> None:
+        specs = [metric_spec(n) for n in dict.fromkeys(names)]
+        priced = [s for s in specs if s.kind == "static" and s.compute in _PRICED]
+        self.names: tuple[str, ...] = tuple(s.name for s in priced)
+        groups = {s.compute for s in priced}
+        self._flops = compute_cost_metrics in groups
+        self._params = param_metrics in groups
+        self._buffers = activation_metrics in groups
+        nodes = list(gm.graph.nodes)
+        self._records: list[NodeInfo] = [info(n) for n in nodes]
+        self._node_names = tuple(n.name for n in nodes)
+        readers = [priced_with(n) for n in nodes]
+        # None: the node is priced with its own formats only (every node but a get_attr)
+        self._readers = [
+            None if r == (n,) else tuple(x.name for x in r)
+            for n, r in zip(nodes, readers, strict=True)
+        ]
+        calls = Counter(str(n.target) for n in nodes if n.op == "call_module")
+        self._shared = tuple(
+            n.name for n in nodes if n.op == "call_module" and calls[str(n.target)] > 1
+        )
+        self._calls = [i for i, n in enumerate(nodes) if n.op in _CALLS]
+        self._owners = [i for i, n in enumerate(nodes) if n.op in _OWNERS]
+        self._inputs_and_calls = [i for i, n in enumerate(nodes) if n.op in _BUFFERS]
+        self._batch = traced_batch_size(gm)
+        self.max_entries = entries
+        self._structures: dict[Hashable, _Structure] = {}
+        self._held = 0  # entries kept, over all structures
+        self.hits = 0  # configs priced from the memo alone
+        self.misses = 0  # configs whose graph the passes ran on
+
+    def values(
+        self,
+        config: Mapping[str, Hashable],
+        graph: Callable[[], fx.GraphModule],
+        *,
+        records: bool = False,
+    ) -> dict[str, float]:
+        """The values of :attr:`names` for ``config``, in that order.
+
+        Args:
+            config: the per-node config bound to ``gm`` (node name -> ``LayerQuant``: a
+                ``ResolvedConfig`` after ``bind(gm, calibration)``).
+            graph: gives the config's quantized graph with fresh records: ``quantize(gm,
+                config)`` or the prepared model configured with it (``PreparedModel.apply_``).
+                Called when some node's entries are not known yet, and with ``records``.
+            records: also leave each node's entries in the records of ``graph()``, as the
+                passes leave them (for a graph read afterwards).
+
+        Raises:
+            whatever the analysis passes raise on the config's graph (a format without a
+            numeric ``bits_per_element``: ``MetricError``); nothing is memoised then.
+        """
+        if not self.names:
+            return {}
+        layers = dict(config.items())
+        structure = (
+            tuple(n in layers for n in self._node_names),
+            tuple(layers.get(n) for n in self._shared),
+        )
+        keys = [
+            layers.get(n) if r is None else tuple(layers.get(x) for x in r)
+            for n, r in zip(self._node_names, self._readers, strict=True)
+        ]
+        st = self._structures.get(structure)
+        entries: list[Entry | None] = (
+            [d.get(k) for d, k in zip(st.nodes, keys, strict=True)] if st is not None else []
+        )
+        if st is None or None in entries or (self._params and st.extra is None):
+            self.misses += 1
+            return self._measure(graph(), structure, keys)
+        self.hits += 1
+        known: list[Entry] = entries  # type: ignore[assignment]  # no None: checked above
+        if records:
+            for node, entry in zip(graph().graph.nodes, known, strict=True):
+                info(node).cost.update(entry)
+        return self._totals(known, st.extra)
+
+    def _measure(
+        self, g: fx.GraphModule, structure: Hashable, keys: list[Hashable]
+    ) -> dict[str, float]:
+        """Run the passes on ``g`` (writing its records), keep every node's entries."""
+        values: dict[str, float] = {}
+        extra: Unattributed | None = None
+        if self._flops:
+            values.update(cost_values(compute_cost(g), stacklevel=4))
+        if self._params:
+            count_params(g)
+            extra = unattributed(g)
+            values.update(param_values(total_param_cost(owner_costs(g), extra)))
+        if self._buffers:
+            values.update(activation_values(activation_cost(g)))
+        if self._held + len(keys) > self.max_entries:
+            self._structures.clear()
+            self._held = 0
+        st = self._structures.get(structure)
+        if st is None:
+            st = self._structures[structure] = _Structure(len(keys))
+        for d, k, node in zip(st.nodes, keys, g.graph.nodes, strict=True):
+            if k not in d:
+                d[k] = dict(info(node).cost)
+                self._held += 1
+        st.extra = extra
+        return {n: values[n] for n in self.names}
+
+    def _totals(self, entries: list[Entry], extra: Unattributed | None) -> dict[str, float]:
+        """The totals of memoised entries, by the passes' own totalling functions."""
+        values: dict[str, float] = {}
+        rec = self._records
+        if self._flops:
+            rows = [(rec[i], entries[i]) for i in self._calls]
+            values.update(cost_values(total_compute_cost(rows, self._batch), stacklevel=4))
+        if self._params:
+            assert extra is not None  # values() measured the structure otherwise
+            values.update(param_values(total_param_cost([entries[i] for i in self._owners], extra)))
+        if self._buffers:
+            rows = [(rec[i], entries[i]) for i in self._inputs_and_calls]
+            values.update(activation_values(total_activation_cost(rows, self._batch)))
+        return {n: values[n] for n in self.names}
