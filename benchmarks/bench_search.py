@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_search.py            # Markdown tables
     python benchmarks/bench_search.py --quick    # fewer repeats and no 1000-trial runs
+    python benchmarks/bench_search.py --only vs_float --only bookkeeping   # some parts
 
 The work is MASE's lab-3 search: jsc-tiny, the 16-point space (``data_in`` and ``weight`` of the
 linear layer from {(16,8), (8,6), (8,4), (4,2)}), 512 validation samples per trial. The JSC file
@@ -13,18 +14,24 @@ cost of a trial does not depend on the values. Parts:
 1. quantsearch on that space with the persistent default storage (a journal file): trials/s
    over the trial loop (first trial's start to last trial's end, from the study's timestamps)
    and the whole ``search()`` call (trace, float baseline, storage set-up included). Each on
-   two paths, A/B interleaved in one run: ``slots`` (production: the prepared model's quantizer
-   slots filled per trial) and ``rebuild`` (before: ``quantize()`` builds and compiles a new
-   GraphModule per trial), with the speed-up over ``rebuild``.
+   three paths, interleaved in one run: ``rebuild`` (before issue 15: ``quantize()`` builds
+   and compiles a new GraphModule per trial, trials one at a time), ``slots`` (the prepared
+   model's quantizer slots filled per trial, every trial through Optuna's ask and tell) and
+   ``batched`` (production: slots, and brute force's trials K at a time through
+   ``search/batch.py``, each stored as one record), with the speed-up over ``rebuild``.
 2. The lab's own loop, written here as the lab wrote it: per config ``copy.deepcopy`` of the
    model, a fresh trace, quantize, a ``DataLoader`` over the 512 samples (batch 128, with and
    without worker processes), ``time.time()`` around each forward, accuracy and loss per batch;
    and MASE's own loop (``chop``) when MASE is installed (it is left out otherwise).
 3. mlp-digits and cnn-digits on the whole validation split (360 samples): a trial's evaluation
    and a search trial's cost all included against one float evaluation (forward + accuracy +
-   loss) of the same samples, on both paths.
+   loss) of the same samples: a random search (one trial at a time) and a brute-force search
+   (batched), each with the journal default, on a per-layer space (lab pairs for every linear
+   and conv layer's ``data_in`` and ``weight``: few repeats, so trials are evaluations).
 4. Bookkeeping (sampler + storage + cache, i.e. a trial's time minus its evaluation) per trial
-   around trial 10, 100 and 1000, for random and TPE, as a share of the trial time.
+   around trial 10, 100 and 1000, for random and TPE on cnn-digits (a per-layer space), as a
+   share of the trial time; the sampler's own share (Optuna's ``sample_*`` calls, timed
+   around them) apart.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from quantsearch.metrics import compute_metrics
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.search.api import search
+from quantsearch.search.batch import Batches
 from quantsearch.search.evaluate import Evaluator
 
 LAB_PAIRS = [[16, 8], [8, 6], [8, 4], [4, 2]]
@@ -72,19 +80,23 @@ class _Rebuild:
 
 @contextlib.contextmanager
 def path(name: str) -> Iterator[None]:
-    """Run searches on the ``slots`` path (production) or the ``rebuild`` path (before)."""
-    if name == "slots":
+    """Run searches on the ``batched`` path (production), the ``slots`` path (no batches) or the
+    ``rebuild`` path (before issue 15: no slots, no batches)."""
+    if name == "batched":
         yield
         return
-    real = Evaluator.prepared
-    Evaluator.prepared = lambda self: _Rebuild(self.gm, self.calibration)  # type: ignore[assignment,method-assign,return-value]
+    real, usable = Evaluator.prepared, vars(Batches)["usable"]
+    Batches.usable = staticmethod(lambda *a: False)  # type: ignore[assignment,method-assign]
+    if name == "rebuild":
+        Evaluator.prepared = lambda self: _Rebuild(self.gm, self.calibration)  # type: ignore[assignment,method-assign,return-value]
     try:
         yield
     finally:
         Evaluator.prepared = real  # type: ignore[method-assign]
+        Batches.usable = usable  # type: ignore[method-assign]
 
 
-PATHS = ("rebuild", "slots")
+PATHS = ("rebuild", "slots", "batched")
 
 
 def jsc_like(n: int = 512, seed: int = 0) -> Split:
@@ -123,7 +135,7 @@ def bench_quantsearch(repeats: int) -> list[dict[str, Any]]:
             p: {"rate": [], "ms": [], "wall": [], "trials": []} for p in PATHS
         }
         for r in range(repeats + 1):
-            for p in PATHS if r % 2 else PATHS[::-1]:  # A/B interleaved, order alternating
+            for p in PATHS if r % 2 else PATHS[::-1]:  # interleaved, order alternating
                 with path(p), tempfile.TemporaryDirectory() as d:
                     t0 = time.perf_counter()
                     res = search(
@@ -253,20 +265,22 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
     with the journal default, per trial from the study's timestamps.
     """
     rows = []
-    spaces: dict[str, dict[str, Any]] = {
-        "mlp-digits": LAB_SPACE,
-        "cnn-digits": {
-            "by": "name",
-            "choices": {
-                "conv2d": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS},
-                "linear": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS},
-            },
-        },
-    }
-    for name, space in spaces.items():
+    for name in ("mlp-digits", "cnn-digits"):
         model, data = _trained(name)
         val = data.val
         gm = trace(model, val.x[:8])
+        layers = [
+            n.name
+            for n in gm.graph.nodes
+            if n.op == "call_module"
+            and type(gm.get_submodule(str(n.target))).__name__ in ("Linear", "Conv2d")
+        ]
+        # Per layer (16**3 and 16**4 points): a 60-trial random search repeats few configs,
+        # so its trials are evaluations, not cache hits.
+        space = {
+            "by": "name",
+            "choices": {n: {"data_in": LAB_PAIRS, "weight": LAB_PAIRS} for n in layers},
+        }
         ev = Evaluator(gm, val, ["accuracy", "loss"])
         configs = [
             ResolvedConfig.from_dict(
@@ -291,23 +305,25 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
                     compute_metrics(rebuild.apply_(rc), ev.metrics, data=val)
                 times[k].append((time.perf_counter() - t0) * 1000)
         f = statistics.median(times["float"])
-        for p in PATHS:
+        e = statistics.median(times["slots"])
+        for strategy in ("random", "brute_force"):
             per_trial = []
             for r in range(repeats):
-                with path(p), tempfile.TemporaryDirectory() as d:
+                with tempfile.TemporaryDirectory() as d:
                     res = search(
-                        model, val, space=space, objectives=OBJ, strategy="random",
-                        n_trials=60, seed=100 + r, run_dir=Path(d), metrics=["accuracy", "loss"],
+                        model, val, space=space, objectives=OBJ, strategy=strategy,
+                        n_trials=60 if strategy == "random" else 16, seed=100 + r,
+                        run_dir=Path(d), metrics=["accuracy", "loss"],
                     )  # fmt: skip
                     per_trial.append(loop_rate(res)[1])
             t = statistics.median(per_trial)
-            e = statistics.median(times[p])
             rows.append(
                 {
                     "model": name,
-                    "path": p,
+                    "search": strategy + (" (batched)" if strategy == "brute_force" else ""),
                     "samples": len(val),
                     "float_eval_ms": f,
+                    "rebuild_eval_ms": statistics.median(times["rebuild"]),
                     "trial_eval_ms": e,
                     "eval / float": e / f,
                     "trial_all_in_ms": t,
@@ -321,26 +337,58 @@ def _fx(pair: list[int]) -> dict[str, Any]:
     return {"format": "fixed", "width": pair[0], "frac_width": pair[1]}
 
 
+@contextlib.contextmanager
+def sampler_clock(spent: dict[int, float]) -> Iterator[None]:
+    """Time Optuna's sampler calls, per trial number, into ``spent`` (seconds)."""
+    import optuna.samplers as S
+
+    names = ["before_trial", "infer_relative_search_space", "sample_relative"]
+    names += ["sample_independent", "after_trial"]
+    real = {(c, n): getattr(c, n) for c in (S.RandomSampler, S.TPESampler) for n in names}
+
+    def timed(fn: Any) -> Any:
+        def call(self: Any, study: Any, trial: Any, *a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(self, study, trial, *a, **k)
+            finally:
+                spent[trial.number] = spent.get(trial.number, 0.0) + time.perf_counter() - t0
+
+        return call
+
+    for (c, n), fn in real.items():
+        setattr(c, n, timed(fn))
+    try:
+        yield
+    finally:
+        for (c, n), fn in real.items():
+            setattr(c, n, fn)
+
+
 def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
-    model = build_model("jsc-tiny").eval()
-    data = jsc_like()
-    widths = {"width": list(range(2, 17)), "frac_width": list(range(0, 9))}
+    """Per trial around trial n: its time (previous trial's end to its end), its evaluation,
+    the sampler's calls, and the rest (storage, cache, Optuna's trial protocol, the record)."""
+    model, data = _trained("cnn-digits")
+    pairs = [[w, f] for w in (16, 8, 6, 4) for f in (w // 2, w // 4)]
     space = {
         "by": "name",
-        "choices": {"linear": {"data_in": widths, "weight": widths, "bias": widths}},
+        "choices": {
+            n: {"data_in": pairs, "weight": pairs} for n in ("conv1", "conv2", "conv3", "fc")
+        },
     }
     rows = []
     for strategy in ("random", "tpe"):
-        with tempfile.TemporaryDirectory() as d:
+        spent: dict[int, float] = {}
+        with tempfile.TemporaryDirectory() as d, sampler_clock(spent):
             res = search(
-                model, data, space=space, objectives=OBJ, strategy=strategy, n_trials=max(counts),
-                run_dir=Path(d), metrics=["accuracy", "loss"],
+                model, data.val, space=space, objectives=OBJ, strategy=strategy,
+                n_trials=max(counts), run_dir=Path(d), metrics=["accuracy", "loss"], seed=0,
             )  # fmt: skip
             assert res.study is not None
             trials = sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number)
         for n in counts:
             window = trials[max(1, n - max(2, n // 10)) : n]
-            totals, books = [], []
+            totals, books, samplers = [], [], []
             for t in window:
                 prev, done = trials[t.number - 1].datetime_complete, t.datetime_complete
                 assert prev is not None and done is not None
@@ -348,7 +396,9 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
                 ev = float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000
                 totals.append(total)
                 books.append(total - ev)
+                samplers.append(spent.get(t.number, 0.0) * 1000)
             tot, book = statistics.median(totals), statistics.median(books)
+            smp = statistics.median(samplers)
             rows.append(
                 {
                     "strategy": strategy,
@@ -356,6 +406,9 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
                     "trial_ms": tot,
                     "bookkeeping_ms": book,
                     "share": book / tot,
+                    "sampler_ms": smp,
+                    "rest_ms": book - smp,
+                    "rest share": (book - smp) / tot,
                 }
             )
     return rows
@@ -377,22 +430,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
+    parts = ("quantsearch", "lab_loop", "vs_float", "bookkeeping")
+    ap.add_argument("--only", choices=parts, action="append", help="these parts (repeatable)")
     args = ap.parse_args()
     repeats = 2 if args.quick else 5
     torch.set_num_threads(1)
+    run = {
+        "quantsearch": lambda: bench_quantsearch(repeats),
+        "lab_loop": lambda: (
+            [lab_loop(2, repeats), lab_loop(0, repeats)]
+            + [r for r in [mase_loop(repeats)] if r is not None]
+        ),
+        "vs_float": lambda: bench_vs_float(max(1, repeats // 2)),
+        "bookkeeping": lambda: bench_bookkeeping([10, 100] if args.quick else [10, 100, 1000]),
+    }
+    chosen = [p for p in parts if not args.only or p in args.only]
     results: dict[str, Any] = {
         "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}",
-        "quantsearch": bench_quantsearch(repeats),
-        "lab_loop": [lab_loop(2, repeats), lab_loop(0, repeats)]
-        + [r for r in [mase_loop(repeats)] if r is not None],
-        "vs_float": bench_vs_float(max(1, repeats // 2)),
-        "bookkeeping": bench_bookkeeping([10, 100] if args.quick else [10, 100, 1000]),
+        **{p: run[p]() for p in chosen},
     }
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(results["machine"])
-    for key in ("quantsearch", "lab_loop", "vs_float", "bookkeeping"):
+    for key in chosen:
         print(f"\n### {key}\n")
         print(table(results[key]))
 
