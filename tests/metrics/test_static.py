@@ -158,6 +158,11 @@ def test_the_memo_is_bounded_and_refills_identically() -> None:
     for rc in configs + configs:
         assert _priced(sm, gm, rc) == _referee(gm, rc)
         assert sm._held <= 2 * nodes
+    hits = sm.hits
+    sm.max_entries = 0  # off: every config runs the passes, and nothing is kept
+    for rc in configs:
+        assert _priced(sm, gm, rc) == _referee(gm, rc)
+    assert sm._held == 0 and sm.hits == hits
 
 
 def test_an_evaluator_measures_what_compute_metrics_measures_on_quantize() -> None:

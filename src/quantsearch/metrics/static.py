@@ -108,7 +108,7 @@ class StaticMetrics:
         names: metric names; the static ones are priced (:attr:`names`), the rest ignored.
         entries: the most per-node entries kept; when full, all are dropped and met again (a
             search meets a few formats per node; the 10^4-point per-layer space of jsc-tiny
-            about 200 entries in all).
+            about 200 entries in all). ``max_entries`` may be changed later; 0 keeps none.
     """
 
     def __init__(self, gm: fx.GraphModule, names: Sequence[str], *, entries: int = 2**16) -> None:
@@ -166,6 +166,9 @@ class StaticMetrics:
         """
         if not self.names:
             return {}
+        if self._held > self.max_entries:  # the bound was lowered since
+            self._structures.clear()
+            self._held = 0
         layers = dict(config.items())
         structure = (
             tuple(n in layers for n in self._node_names),
@@ -203,9 +206,12 @@ class StaticMetrics:
             values.update(param_values(total_param_cost(owner_costs(g), extra)))
         if self._buffers:
             values.update(activation_values(activation_cost(g)))
+        out = {n: values[n] for n in self.names}
         if self._held + len(keys) > self.max_entries:
             self._structures.clear()
             self._held = 0
+            if len(keys) > self.max_entries:  # no room even alone (max_entries = 0: memo off)
+                return out
         st = self._structures.get(structure)
         if st is None:
             st = self._structures[structure] = _Structure(len(keys))
@@ -214,7 +220,7 @@ class StaticMetrics:
                 d[k] = dict(info(node).cost)
                 self._held += 1
         st.extra = extra
-        return {n: values[n] for n in self.names}
+        return out
 
     def _totals(self, entries: list[Entry], extra: Unattributed | None) -> dict[str, float]:
         """The totals of memoised entries, by the passes' own totalling functions."""
