@@ -46,16 +46,23 @@ def _default_sigint() -> None:
 
 
 def _completed(journal: Path) -> dict[int, float]:
-    """Trial id -> value of the trials the journal records as COMPLETE (Optuna's op 6, state 1)."""
+    """Trial id -> value of the trials the journal records as COMPLETE: a state change (Optuna's
+    op 6) to COMPLETE (state 1), or a trial created finished (op 4, the one record a short
+    trial is written as; ids are given in the order trials are created)."""
     out: dict[int, float] = {}
     if not journal.is_file():
         return out
+    created = 0
     for line in journal.read_text().splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue  # a record being written
-        if rec.get("op_code") == 6 and rec.get("state") == 1:
+        if rec.get("op_code") == 4:
+            created += 1
+            if rec.get("state") == 1:
+                out[created - 1] = rec["values"][0] if rec.get("values") else rec["value"]
+        elif rec.get("op_code") == 6 and rec.get("state") == 1:
             out[rec["trial_id"]] = rec["values"][0]
     return out
 
