@@ -94,31 +94,27 @@ def stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _stack((ds[i] for i in range(n)), where)
 
 
-def _stack(items: Iterable[Any], where: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack(
+    items: Iterable[Any], where: str, *, batches: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Join ``(x, y)`` samples (``torch.stack``) or, with ``batches``, ``(x, y)`` batches
+    (``torch.cat``) into two tensors."""
+    join, what = (torch.cat, "batches") if batches else (torch.stack, "samples")
     xs, ys = [], []
     for i, item in enumerate(items):
         x, y = _pair(item, where, i)
         xs.append(torch.as_tensor(x))
         ys.append(torch.as_tensor(y))
     if not xs:
-        raise ConfigError(f"{where} no samples")
+        raise ConfigError(f"{where} no {what}")
     try:
-        return torch.stack(xs), torch.stack(ys)
+        return join(xs), join(ys)
     except RuntimeError as exc:
-        raise ConfigError(f"{where} samples that differ in shape: {exc}") from None
+        shape = "whose samples differ" if batches else "that differ"
+        raise ConfigError(f"{where} {what} {shape} in shape: {exc}") from None
 
 
 def stack_loader(loader: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Iterate ``loader`` once (its sampler, collate function and transforms apply) and
     concatenate its ``(x, y)`` batches."""
-    xs, ys = [], []
-    for i, batch in enumerate(loader):
-        x, y = _pair(batch, where, i)
-        xs.append(torch.as_tensor(x))
-        ys.append(torch.as_tensor(y))
-    if not xs:
-        raise ConfigError(f"{where} no batches")
-    try:
-        return torch.cat(xs), torch.cat(ys)
-    except RuntimeError as exc:
-        raise ConfigError(f"{where} batches whose samples differ in shape: {exc}") from None
+    return _stack(loader, where, batches=True)
