@@ -8,8 +8,6 @@ process killed with SIGKILL for durability.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from quantsearch.data import DataSplits, load_dataset
 from quantsearch.search import search
 from quantsearch.search.batch import Batches
 from quantsearch.search.parallel import WORKER_ATTR
+from tests.kill import kill_after
 from tests.search.spaces import LAB_SPACE
 from tests.search.test_failed_configs import SPACE as NAN_SPACE
 from tests.search.test_failed_configs import NaNBelowWidth
@@ -140,7 +139,6 @@ def _search_until_killed(run_dir: Path) -> None:
 def test_kill_9_of_a_batched_search_keeps_what_finished_before_the_interval(
     tmp_path: Path, after_s: float
 ) -> None:
-    import subprocess
     import sys
 
     code = (
@@ -148,20 +146,8 @@ def test_kill_9_of_a_batched_search_keeps_what_finished_before_the_interval(
         "from tests.search.test_batch import _search_until_killed; "
         "_search_until_killed(Path(sys.argv[1]))"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
-    first = proc.stdout.readline()  # type: ignore[union-attr]
-    assert first, "the search did not start"
-    time.sleep(after_s)
-    os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    out, _ = proc.communicate(timeout=30)
-    announced = [line.split() for line in [first, *out.splitlines()] if line.strip()]
-    old = {int(n) for n, t in announced if killed_at - float(t) > 0.05 + 0.2}
+    root = Path(__file__).parents[2]
+    old = kill_after([sys.executable, "-c", code, str(tmp_path)], after_s, cwd=root)
     assert old, "no trial finished long enough before the kill: nothing was tested"
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
     study = optuna.load_study(study_name="search", storage=storage)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ from optuna.trial import TrialState
 from quantsearch.errors import StorageError
 from quantsearch.search import journal
 from quantsearch.search.journal import JournalBackend, JournalRepaired
+from tests.kill import kill_after
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -180,19 +180,7 @@ def test_kill_9_loses_no_trial_older_than_the_flush_interval(
     tmp_path: Path, after_s: float
 ) -> None:
     path = tmp_path / "study.journal"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 30
-    first = proc.stdout.readline()  # type: ignore[union-attr]
-    assert first, "the writer did not start"
-    time.sleep(after_s)
-    os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    out, _ = proc.communicate(timeout=max(1.0, deadline - killed_at))
-    announced = [line.split() for line in [first, *out.splitlines()] if line.strip()]
-    # Trials announced as finished longer ago than the interval (plus scheduling slack) are safe.
-    old = {int(n) for n, t in announced if killed_at - float(t) > 0.05 + 0.2}
+    old = kill_after([sys.executable, "-c", _KILLED_WRITER, str(path)], after_s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", JournalRepaired)
         study, backend = _study(path, exclusive=True)

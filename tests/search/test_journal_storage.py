@@ -8,9 +8,6 @@ record-by-record protocol).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -28,6 +25,7 @@ from optuna.trial import TrialState
 from quantsearch.search import journal_storage
 from quantsearch.search.journal import JournalBackend, JournalRepaired
 from quantsearch.search.journal_storage import Journal
+from tests.kill import kill_after
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -204,17 +202,7 @@ def test_kill_9_loses_no_trial_older_than_the_flush_interval(
 ) -> None:
     """As tests/search/test_journal.py's test of the same name, with trials as one record."""
     path = tmp_path / "study.journal"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    first = proc.stdout.readline()  # type: ignore[union-attr]
-    assert first, "the writer did not start"
-    time.sleep(after_s)
-    os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    out, _ = proc.communicate(timeout=30)
-    announced = [line.split() for line in [first, *out.splitlines()] if line.strip()]
-    old = {int(n) for n, t in announced if killed_at - float(t) > 0.05 + 0.2}
+    old = kill_after([sys.executable, "-c", _KILLED_WRITER, str(path)], after_s)
     assert old, "no trial finished long enough before the kill: nothing was tested"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", JournalRepaired)

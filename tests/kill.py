@@ -1,0 +1,32 @@
+"""Killing a real writer process mid-run, for the durability tests of the journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# A trial announced as finished longer ago than the flush interval plus this slack is on disk.
+SLACK_S = 0.2
+
+
+def kill_after(
+    argv: Sequence[str], after_s: float, *, flush_s: float = 0.05, cwd: Path | None = None
+) -> set[int]:
+    """Run ``argv``, a writer that prints ``<trial number> <time.monotonic()>`` as each trial
+    finishes; ``kill -9`` it ``after_s`` seconds after its first line, and return the numbers of
+    the trials it announced more than ``flush_s`` (its group-commit interval) plus
+    :data:`SLACK_S` before the kill: those a durable writer must not have lost."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True, cwd=cwd)
+    deadline = time.monotonic() + 30
+    first = proc.stdout.readline()  # type: ignore[union-attr]
+    assert first, "the writer did not start"
+    time.sleep(after_s)
+    os.kill(proc.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    out, _ = proc.communicate(timeout=max(1.0, deadline - killed_at))
+    announced = [line.split() for line in [first, *out.splitlines()] if line.strip()]
+    return {int(n) for n, t in announced if killed_at - float(t) > flush_s + SLACK_S}
