@@ -14,6 +14,7 @@ from quantsearch.graph import trace
 from quantsearch.search import STRATEGIES, search
 from quantsearch.search.space import SearchSpace, parse_space
 from quantsearch.search.strategies import StrategyContext
+from quantsearch.search.strategies.local import _cost_levels
 from tests.search.spaces import LAB_SPACE
 
 OBJ = {
@@ -123,3 +124,15 @@ def test_reaches_the_cheapest_point_in_one_move_per_knob_and_level() -> None:
     space = _plateau_space()
     widths = _run_local(space, 1 + 2 * N_KNOBS, seed=0)  # start, then 16 -> 8 -> 4 per knob
     assert widths[-1] == [4] * N_KNOBS
+
+
+def test_an_auto_binary_point_is_on_the_cost_level_of_its_width() -> None:
+    """fixed(8,auto) stores 8 bits a weight, as fixed(8,4) does: one cost level, not its own."""
+    gm = trace(nn.Sequential(nn.Linear(4, 3)), torch.ones(2, 4))
+    spec = parse_space({"choices": {"linear": {"weight": [[8, "auto"], [4, 2], [8, 4], [6, 3]]}}})
+    space = SearchSpace(spec, gm)
+    (knob,) = space.knobs
+    assert knob.bits == (8.0, 4.0, 8.0, 6.0)  # option order, as spelt
+    by_cost = [knob.labels[space.decode({knob.name: j})[knob.name]] for j in range(4)]
+    assert by_cost == ["fixed(4,2)", "fixed(6,3)", "fixed(8,4)", "fixed(8,auto)"]
+    assert _cost_levels(space, 0) == [[0], [1], [2, 3]]

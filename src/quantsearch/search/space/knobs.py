@@ -58,6 +58,11 @@ class Knob:
     def size(self) -> int:
         return len(self.options)
 
+    @property
+    def bits(self) -> tuple[float, ...]:
+        """Storage bits per element of each option (``"auto"`` binary points included)."""
+        return tuple(option_bits(o) for o in self.options)
+
     def index(self, label: str) -> int:
         """The option a label names: the format's ``str()`` or an older run's spelling."""
         if label in self.labels:

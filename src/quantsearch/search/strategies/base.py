@@ -52,6 +52,8 @@ class Knob(Protocol):
     def size(self) -> int: ...
     @property
     def labels(self) -> tuple[str, ...]: ...
+    @property
+    def bits(self) -> tuple[float, ...]: ...  # storage bits per element of each option
 
 
 class Space(Protocol):

@@ -25,8 +25,6 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.errors import ConfigError
-from quantsearch.formats import format_from_str
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies.base import (
     Space,
@@ -129,19 +127,14 @@ class LocalSearchSampler(SpaceSampler):
 
 
 def _cost_levels(space: Space, knob: int) -> list[list[int]]:
-    """A knob's ordinals (cheapest first) grouped into runs of equal bits per element.
-
-    A label that names no format (a user objective's own parameter) is a level of its own.
-    """
+    """A knob's ordinals (cheapest first) grouped into runs of equal bits per element (an
+    ``"auto"`` binary point does not change a choice's bits, so ``fixed(8,auto)`` and
+    ``fixed(8,4)`` are one level)."""
     k = space.knobs[knob]
     bits: list[float] = []
     for j in range(k.size):
         params = {other.name: 0 for other in space.knobs} | {k.name: j}
-        label = k.labels[space.decode(params)[k.name]]
-        try:
-            bits.append(float(format_from_str(label).bits_per_element))
-        except ConfigError:
-            bits.append(float("nan"))  # never equal to another: its own level
+        bits.append(k.bits[space.decode(params)[k.name]])
     levels: list[list[int]] = []
     for j, b in enumerate(bits):
         if levels and bits[levels[-1][-1]] == b:
