@@ -18,8 +18,9 @@ trial number, which a batch's trials do not have before they are stored), one th
 (``n_jobs = 1``), full fidelity (the pruner reports per trial), and no WAITING trial (a dead
 worker's retry, which Optuna's ``ask`` runs first). Anything else runs one at a time.
 
-K adapts so that a batch takes about :data:`TARGET_S` (from 1, at the last batch's pace, up to
-:data:`MAX_K`):
+K adapts so that a batch takes about :data:`TARGET_S`, up to :data:`MAX_K`: the first K from the
+time the float baseline took in this process (a lower bound of a trial's evaluation; 1 when it
+was not measured here, as on resume), every next one at the last batch's pace:
 a ``kill -9`` then loses at most the batch in flight, about as long as group commit's interval,
 and ``timeout`` and Ctrl-C are answered within a batch.
 """
@@ -41,7 +42,7 @@ from quantsearch.search.parallel.liveness import WORKER_ATTR, worker_id
 from quantsearch.search.strategies.base import Encoding
 from quantsearch.search.trial_objective import Outcome, TrialObjective
 
-__all__ = ["MAX_K", "TARGET_S", "BatchProposer", "Batches"]
+__all__ = ["MAX_K", "TARGET_S", "BatchProposer", "Batches", "first_k"]
 
 TARGET_S = 0.05  # seconds a batch aims to take
 MAX_K = 256  # trials in one batch at most
@@ -66,7 +67,7 @@ class Batches:
     def __init__(self, objective: TrialObjective, sampler: BaseSampler, coord: Coordinator):
         assert isinstance(sampler, BatchProposer)
         self.objective, self.sampler, self.budget = objective, sampler, coord.budget
-        self.k = 1
+        self.k = first_k(objective.evaluator.baseline_seconds)
         self._worker = worker_id()
         self._encoding: Encoding = "categorical" if objective.categorical else "ordinal"
         self._distributions = objective.space.distributions(self._encoding)
@@ -139,4 +140,16 @@ class Batches:
 
     def _adapt(self, seconds: float, k: int) -> None:
         """The next K: as many trials as this batch's pace fits in :data:`TARGET_S`."""
-        self.k = max(1, min(MAX_K, int(TARGET_S * k / max(seconds, 1e-9))))
+        self.k = first_k(seconds / k)
+
+
+def first_k(seconds_a_trial: float | None) -> int:
+    """As many trials as fit in :data:`TARGET_S` at ``seconds_a_trial`` (1 when unknown).
+
+    Example:
+        >>> first_k(None), first_k(0.001), first_k(0.2), first_k(1e-6)
+        (1, 50, 1, 256)
+    """
+    if seconds_a_trial is None:
+        return 1
+    return max(1, min(MAX_K, int(TARGET_S / max(seconds_a_trial, 1e-9))))

@@ -103,6 +103,9 @@ class Evaluator:
             else {}
         )
         self._baseline: dict[str, float] | None = None
+        # How long measuring the float model took in this process (None: not measured here):
+        # a lower bound of a trial's evaluation, from which the batched path sizes its first batch.
+        self.baseline_seconds: float | None = None
         self._baseline_lock = threading.Lock()
         self._local = threading.local()  # one PreparedModel per thread: apply_ mutates it
         self._answers: dict[str, Evaluation] = {}  # config key -> result, see answering()
@@ -130,9 +133,11 @@ class Evaluator:
         of a comparison that shares this evaluator shares the one measurement."""
         with self._baseline_lock:
             if self._baseline is None:
+                t0 = time.perf_counter()
                 self._baseline = compute_metrics(
                     self.gm, self.metrics, data=self.data, batch_size=self.batch_size
                 )
+                self.baseline_seconds = time.perf_counter() - t0
             return dict(self._baseline)
 
     def evaluate(self, resolved: ResolvedConfig) -> Evaluation:
