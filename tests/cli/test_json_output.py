@@ -5,11 +5,13 @@ run directory's JSON files)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from quantsearch.cli import main
+from quantsearch.cli.printing import dumps
 from quantsearch.search.results import SearchResult
 
 CONFIG = """
@@ -137,3 +139,26 @@ def test_demo_json_is_one_document_of_its_four_steps(tmp_path: Path, mlp_checkpo
         assert [e["to"] for e in export["exports"]] == ["hls4ml", "qonnx"]
         assert (tmp_path / export["exports"][1]["out"]).is_file()
         assert export["exports"][1]["agreement"]["referee"] == "qonnx executor"
+
+
+def test_every_json_document_is_standard_json() -> None:
+    """Every command's --json goes through one writer: no bare Infinity or NaN, which Python's
+    json accepts and a standard parser (the referee: json.loads refusing those constants)
+    does not."""
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> object:
+            raise ValueError(f"non-standard JSON constant {name}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    doc = {"sqnr_db": math.inf, "drop": -math.inf, "x": math.nan, "path": Path("a"), "n": (1, 2)}
+    assert strict(dumps(doc)) == {
+        "sqnr_db": "inf",
+        "drop": "-inf",
+        "x": "nan",
+        "path": "a",
+        "n": [1, 2],
+    }
+    with pytest.raises(ValueError, match="Infinity"):
+        strict(json.dumps({"sqnr_db": math.inf}))

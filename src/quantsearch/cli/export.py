@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from quantsearch.cli.common import (
     trial_options,
 )
 from quantsearch.cli.console import console
+from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 
 __all__ = ["export"]
@@ -115,7 +115,7 @@ def export(
             record["verify_seconds"] = round(time.perf_counter() - t1, 2)
     record["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        click.echo(dumps(record))
         return
     print_export(record)
 

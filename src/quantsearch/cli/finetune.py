@@ -11,6 +11,7 @@ import click
 
 from quantsearch.cli.common import json_option, trial_options
 from quantsearch.cli.console import print_table
+from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 
 __all__ = ["finetune"]
@@ -133,7 +134,7 @@ def finetune(
     if int_weights:
         written.extend(save_int_weights(ft.model, out, model_name=sm.name))
     if as_json:
-        click.echo(json.dumps({"files": [str(p) for p in written], **record}, indent=2))
+        click.echo(dumps({"files": [str(p) for p in written], **record}))
         return
     rows = [
         {"split": split, "metric": m, "before": ft.before[split][m], "after": ft.after[split][m]}

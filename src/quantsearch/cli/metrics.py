@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from quantsearch.cli.common import json_option
 from quantsearch.cli.console import print_table
+from quantsearch.cli.printing import dumps
 from quantsearch.metrics import metric_specs
 
 
@@ -26,7 +25,7 @@ def metrics(as_json: bool) -> None:
         for s in metric_specs()
     ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(dumps(rows))
         return
     print_table(
         rows,

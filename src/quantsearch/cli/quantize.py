@@ -20,6 +20,7 @@ from quantsearch.cli.common import (
     trial_options,
 )
 from quantsearch.cli.console import print_table
+from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import TRIAL_METRICS, UncountedOpsWarning
 
@@ -246,14 +247,13 @@ def _write_outputs(
     written[2].write_text(json.dumps(record, indent=2) + "\n")
     if as_json:
         click.echo(
-            json.dumps(
+            dumps(
                 {
                     "out": str(out),
                     "checkpoint": str(ckpt),
                     "files": [str(p) for p in written],
                     **record,
-                },
-                indent=2,
+                }
             )
         )
         return

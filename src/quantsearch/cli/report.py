@@ -7,11 +7,10 @@ command so that ``quantsearch --help`` loads none of it.
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from quantsearch.cli.common import figure_format_option, json_option
+from quantsearch.cli.printing import dumps
 
 
 @click.command()
@@ -25,13 +24,12 @@ def report(run_dir: str, figure_format: str, as_json: bool) -> None:
     files = write_report(run_dir, figure_format.lower())
     if as_json:
         click.echo(
-            json.dumps(
+            dumps(
                 {
                     "html": str(files.html),
                     "markdown": str(files.markdown),
                     "images": [str(p) for p in files.images],
-                },
-                indent=2,
+                }
             )
         )
         return

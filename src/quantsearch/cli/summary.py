@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
 from quantsearch.cli.console import format_value, print_table
+from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import UncountedOpsWarning, metric_spec, metric_specs
 
@@ -103,7 +103,7 @@ def summary(
             "latency": latency,
             **({"sensitivity": sens} if sens is not None else {}),
         }
-        click.echo(json.dumps(out, indent=2))
+        click.echo(dumps(out))
         return
 
     print_table(table["nodes"], title=f"{session.model_name} ({len(table['nodes'])} nodes)")

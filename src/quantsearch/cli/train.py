@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default
+from quantsearch.cli.printing import dumps
 
 __all__ = ["default_checkpoint_path", "train"]
 
@@ -38,7 +38,7 @@ def train(config_path: str | None, out: str | None, epochs: int | None, as_json:
     session, result, path = train_to_checkpoint(cfg, out, progress=not as_json)
     m = result.metrics
     if as_json:
-        click.echo(json.dumps({"checkpoint": str(path), "device": result.device, **m}, indent=2))
+        click.echo(dumps({"checkpoint": str(path), "device": result.device, **m}))
         return
     click.echo(
         f"{session.model_name} on {session.data.name}: test accuracy {m['test_accuracy']:.2%} "
