@@ -85,3 +85,28 @@ def test_init_writes_a_starter_that_searches_and_never_overwrites(
     with pytest.raises(SystemExit):
         main(["init", "--model", "nope.py:build", "--data", "my.py:load", "-o", "x.toml"])
     assert capsys.readouterr().err == "error: --model: file 'nope.py' does not exist\n"
+
+
+def test_the_starters_commented_options_are_valid_when_uncommented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The starter's commented [metrics] block and "auto" space line, uncommented, load (the
+    referee: the config loader the CLI runs), so a user who follows the comments gets a config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.py").write_text(USER_CODE)
+    (tmp_path / "task.py").write_text("def evaluate(model, batches):\n    return {}\n")
+    main(["init", "--model", "my.py:build", "--data", "my.py:load", "-o", "search.toml"])
+    text = (tmp_path / "search.toml").read_text()
+    lines = text.splitlines()
+    uncomment = ("# [metrics]", "# evaluate = ", "# directions = ", "# weight = { width")
+    out = []
+    for line in lines:
+        if line.startswith("weight = [["):
+            continue  # the auto line replaces the pairs
+        out.append(line[2:] if line.startswith(uncomment) else line)
+    assert sum(a != b for a, b in zip(out, lines, strict=False)) >= 4
+    (tmp_path / "edited.toml").write_text("\n".join(out))
+    cfg = load_config(tmp_path / "edited.toml")
+    assert cfg.metrics.evaluate is not None and cfg.metrics.evaluate.endswith("task.py:evaluate")
+    assert cfg.metrics.directions == {"max_abs_error": "minimize"}
+    assert cfg.search is not None and "auto" in str(cfg.search.space)

@@ -26,6 +26,12 @@ name = "{data}"   # returns a DataSplits, {{"train", "val", "test"}} pairs, or o
 # eval_samples = 512          # validation samples per trial (default: the whole split)
 # calibration_samples = 256   # training samples for frac_width = "auto"
 
+# Another task than classification (regression, anomaly scores, ...): your own metrics, then
+# name them in [search.objectives] and [search.constraints] (mse and mae are built in).
+# [metrics]
+# evaluate = "task.py:evaluate"             # evaluate(model, batches) -> {{"name": value, ...}}
+# directions = {{ max_abs_error = "minimize" }}
+
 [search]
 n_trials = 50                 # the trial budget (cache hits count as trials, not evaluations)
 
@@ -39,6 +45,7 @@ by = "type"                   # one choice per op kind; "name": one per layer
 data_in = [[16, 8], [8, 4], [6, 3], [4, 2]]   # (width, frac_width) pairs in fixed point
 weight = [[16, 8], [8, 4], [6, 3], [4, 2]]
 bias = "same_as_weight"
+# weight = {{ width = [4, 6, 8], frac_width = "auto" }}   # search widths, calibrate binary points
 
 [search.objectives]
 combine = "weighted_sum"      # or "pareto"
