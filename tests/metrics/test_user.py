@@ -3,6 +3,7 @@ call gives all of them, and what goes wrong inside names the function and the ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -99,3 +100,23 @@ def test_known_by_direction_only_where_the_function_is_absent(gm: torch.fx.Graph
     assert metric_spec("t_read_back").direction == "maximize"
     with pytest.raises(MetricError, match=r"come from a user evaluate function, which this"):
         compute_metrics(gm, ["t_read_back"], data=DATA)
+
+
+def test_an_unhashable_callable_object_is_an_evaluate_function(gm: torch.fx.GraphModule) -> None:
+    """A user's evaluator may be an object with __call__ and mutable state (a dataclass with
+    eq, so unhashable); one call still gives every metric."""
+
+    @dataclass
+    class Evaluate:
+        calls: list[int] = field(default_factory=list)
+
+        def __call__(self, model: nn.Module, batches: Batches) -> dict[str, Any]:
+            self.calls.append(len(batches))
+            return max_error(model, batches)
+
+    ev = Evaluate()
+    with pytest.raises(TypeError):
+        hash(ev)
+    declare_user_metrics(ev, {"t_max_error": "minimize", "t_within": "maximize"})
+    out = compute_metrics(gm, ["t_within", "t_max_error"], data=DATA, batch_size=10)
+    assert ev.calls == [3] and set(out) == {"t_within", "t_max_error"}

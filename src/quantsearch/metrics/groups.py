@@ -143,11 +143,14 @@ def regression_metrics(x: MetricInputs) -> dict[str, float]:
     return regression_errors(x.gm, x.data, batch_size=x.batch_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UserMetrics:
     """The compute function of the metrics a user's ``evaluate`` function returns: one call
     gives all of ``names``. ``evaluate`` is ``None`` where only their directions are known
-    (a run directory read back in another process)."""
+    (a run directory read back in another process).
+
+    Compared and hashed by identity (``eq=False``): ``compute_metrics`` keys its groups by
+    compute function, and a user's callable object need not be hashable."""
 
     evaluate: UserEvaluate | None
     names: tuple[str, ...]
