@@ -90,6 +90,9 @@ def test_numpy_pairs_become_tensors() -> None:
         (Rows([(X[0], 1), (X[0, :2], 1)]), r"^data: a Dataset with samples that differ in shape"),
         (DataLoader(TensorDataset(X), batch_size=4), r"^data: a DataLoader that yields items that are not \(x, y\) pairs"),
         (DataLoader(Rows([]), batch_size=4), r"^data: a DataLoader that yields no batches$"),
+        (Rows([(X[0], "cat")]), r"^data: a Dataset with samples that are not numbers \(sample 0: a str\), allowed: "),
+        (Rows([("x", 1)]), r"^data: a Dataset with samples that are not numbers \(sample 0: a str\)"),
+        (DataLoader(Rows([(X[0], "cat")] * 3), batch_size=2), r"^data: a DataLoader that yields batches that are not numbers \(batch 0: "),
     ],
 )  # fmt: skip
 def test_anything_else_is_one_line(data: object, match: str) -> None:

@@ -103,8 +103,16 @@ def _stack(
     xs, ys = [], []
     for i, item in enumerate(items):
         x, y = _pair(item, where, i)
-        xs.append(torch.as_tensor(x))
-        ys.append(torch.as_tensor(y))
+        try:
+            xs.append(torch.as_tensor(x))
+            ys.append(torch.as_tensor(y))
+        except (TypeError, ValueError, RuntimeError):
+            bad = _kind(y) if len(xs) > len(ys) else _kind(x)
+            raise ConfigError(
+                f"{where} {what} that are not numbers ({'batch' if batches else 'sample'} {i}: "
+                f"{bad}), allowed: "
+                "tensors, arrays or numbers"
+            ) from None
     if not xs:
         raise ConfigError(f"{where} no {what}")
     try:
