@@ -287,6 +287,15 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _add("search.constraints", "accuracy = 0.5"),
         r"search\.constraints\.accuracy",
     ),
+    # [metrics]: a user metric may not take a name the trial record writes (it would overwrite it)
+    "user metric named qs": (
+        _add("metrics", 'evaluate = "task.py:f"\ndirections = { qs = "maximize" }'),
+        r"metrics\.directions\.qs: got 'qs', a name the trial record uses, allowed: ",
+    ),
+    "user metric named format.x": (
+        _add("metrics", 'evaluate = "task.py:f"\ndirections = { "format.x" = "minimize" }'),
+        r"metrics\.directions\.\"format\.x\": got 'format\.x', a name the trial record uses",
+    ),
     # [train] / [compare] (read by search too: the whole file is validated at load)
     "train epochs zero": (_add("train", "epochs = 0"), r"train\.epochs"),
     "train lr negative": (_add("train", "lr = -1.0"), r"train\.lr"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from quantsearch.config import parse_config
@@ -28,7 +30,7 @@ def test_a_valid_table() -> None:
         ({"evaluate": "task.py"}, r"^metrics\.evaluate: got 'task\.py', allowed: 'file\.py:function' or 'module:function'$"),
         ({"evaluate": 3}, r"^metrics\.evaluate must be a string \(got 3\)$"),
         ({"evaluate": "t.py:f", "directions": {"e": "down"}}, r"^metrics\.directions\.e: got 'down', allowed: \['maximize', 'minimize'\]$"),
-        ({"evaluate": "t.py:f", "directions": {"mse": "minimize"}}, r"^metrics\.directions\.mse: got a built-in metric, allowed: "),
+        ({"evaluate": "t.py:f", "directions": {"mse": "minimize"}}, r"^metrics\.directions\.mse: got 'mse', a built-in metric, allowed: "),
         ({"evaluate": "t.py:f", "directions": "e"}, r"^metrics\.directions must be a table \(got str\)$"),
         ({"directions": {"e": "minimize"}}, r"^metrics\.directions: got \['e'\] without metrics\.evaluate, allowed: "),
         ({"evaluate": "t.py:f", "evaluat": 1}, r"^unknown key metrics\.evaluat \(allowed in metrics: \['directions', 'evaluate'\]\)$"),
@@ -65,3 +67,37 @@ def test_search_names_the_evaluate_metrics_with_a_direction() -> None:
 def test_a_metric_without_direction_is_one_line(metrics: dict, search: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_config({"metrics": metrics, "search": search})
+
+
+RECORD_NAMES = ["qs", "metrics", "format.fc1.weight", "quantsearch.worker", "quantsearch.x"]
+
+
+@pytest.mark.parametrize("name", RECORD_NAMES)
+def test_a_name_the_trial_record_uses_is_refused_in_directions(name: str) -> None:
+    raw = {"evaluate": "t.py:f", "directions": {name: "maximize"}}
+    with pytest.raises(ConfigError) as exc:
+        parse_metrics_config(raw)
+    msg = str(exc.value)
+    assert re.match(rf"^metrics\.directions\.(\"{re.escape(name)}\"|{re.escape(name)}): got "
+                    rf"'{re.escape(name)}', a name the trial record uses, allowed: a name other "
+                    r"than \['metrics', 'qs', 'quantsearch\.worker'\] that does not start with "
+                    r"'format\.' or 'quantsearch\.'$", msg), msg  # fmt: skip
+
+
+@pytest.mark.parametrize("name", RECORD_NAMES)
+def test_a_name_the_trial_record_uses_is_refused_as_an_objective(name: str) -> None:
+    search = {**SEARCH, "objectives": {name: {"direction": "maximize"}}}
+    with pytest.raises(ConfigError, match=r"^search\.objectives\.\S+: got '.*', a name the trial "):
+        parse_config({"metrics": {"evaluate": "t.py:f"}, "search": search})
+
+
+def test_the_refused_names_cover_every_attribute_a_trial_record_writes() -> None:
+    # the referee: the attributes TrialInfo.to_user_attrs and the workers' mark really write
+    from quantsearch.search.trial import TrialInfo
+    from quantsearch.trial_attrs import WORKER_ATTR, reserved_attr
+
+    info = TrialInfo(number=0, state="COMPLETE", metrics={"r2": 0.5}, config_hash="ab",
+                     formats={"fc1.weight": "fixed(8,5)"})  # fmt: skip
+    own = [k for k in info.to_user_attrs() if k not in info.metrics] + [WORKER_ATTR]
+    assert len(own) == 4 and all(reserved_attr(k) for k in own)
+    assert not reserved_attr("r2") and not reserved_attr("formats")

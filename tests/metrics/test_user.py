@@ -89,8 +89,10 @@ def test_what_goes_wrong_inside_is_one_metric_error(
 
 
 def test_a_builtin_name_or_a_bad_direction_is_refused() -> None:
-    with pytest.raises(MetricError, match=r"'mse' is a built-in metric"):
+    with pytest.raises(MetricError, match=r"^got 'mse', a built-in metric, allowed: "):
         declare_user_metrics(max_error, {"mse": "minimize"})
+    with pytest.raises(MetricError, match=r"^got 'format\.fc1\.weight', a name the trial record"):
+        declare_user_metrics(max_error, {"format.fc1.weight": "minimize"})
     with pytest.raises(MetricError, match=r"direction of 't_x' must be one of .* \(got 'up'\)"):
         declare_user_metrics(max_error, {"t_x": "up"})
 

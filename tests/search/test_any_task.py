@@ -148,6 +148,8 @@ def _split() -> Any:
         ({"evaluate": score, "evaluate_directions": {"e": "best"}}, r"^evaluate_directions\.e: got 'best', allowed: \['maximize', 'minimize'\]$"),
         ({"evaluate": score, "objectives": {"e": {"weight": 1}}}, r"^search\.objectives\.e\.direction: not given for an evaluate function's metric"),
         ({"objectives": {"e": {"direction": "minimize"}}}, r"^search\.objectives: unknown metric 'e'"),
+        ({"evaluate": score, "evaluate_directions": {"qs": "minimize"}}, r"^evaluate_directions\.qs: got 'qs', a name the trial record uses, allowed: "),
+        ({"evaluate": score, "objectives": {"metrics": {"direction": "minimize"}}}, r"^search\.objectives\.metrics: got 'metrics', a name the trial record uses, allowed: "),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_one_line_naming_the_argument(kw: dict[str, Any], match: str) -> None:

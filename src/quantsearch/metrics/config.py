@@ -7,7 +7,8 @@ directions = { r2 = "maximize", max_abs_error = "minimize" }
 ```
 
 Validated at load without importing the function: the spec's form, each direction, and that no
-declared name is a built-in metric. The function itself is imported when a search starts.
+declared name is a built-in metric or a name the trial record uses (``qs``, ``metrics``,
+``format.*``, ``quantsearch.*``). The function itself is imported when a search starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantsearch.errors import ConfigError
-from quantsearch.metrics.specs import builtin_metric
+from quantsearch.metrics.specs import user_metric_name_problem
 from quantsearch.validate import check_keys, get_str, get_table, toml_key
 
 __all__ = ["DIRECTIONS", "MetricsConfig", "check_directions", "parse_metrics_config"]
@@ -35,7 +36,8 @@ class MetricsConfig:
 
 
 def check_directions(raw: Any, key: str) -> dict[str, str]:
-    """``{name: "maximize" | "minimize"}`` for names that are not built-in metrics.
+    """``{name: "maximize" | "minimize"}`` for names that are neither built-in metrics nor
+    names the trial record uses (:func:`~quantsearch.metrics.specs.user_metric_name_problem`).
 
     Example:
         >>> check_directions({"r2": "maximize"}, "metrics.directions")
@@ -48,11 +50,9 @@ def check_directions(raw: Any, key: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, direction in raw.items():
         k = toml_key(key, str(name))
-        if builtin_metric(str(name)):
-            raise ConfigError(
-                f"{k}: got a built-in metric, allowed: a name of your evaluate function's own "
-                f"metric (built-in metrics have their direction)"
-            )
+        problem = user_metric_name_problem(str(name))
+        if problem is not None:
+            raise ConfigError(f"{k}: {problem}")
         if direction not in DIRECTIONS:
             raise ConfigError(f"{k}: got {direction!r}, allowed: {list(DIRECTIONS)}")
         out[str(name)] = direction

@@ -31,6 +31,7 @@ from quantsearch.metrics.groups import (
     regression_metrics,
 )
 from quantsearch.registry import Registry
+from quantsearch.trial_attrs import RESERVED_ATTRS, RESERVED_PREFIXES, reserved_attr
 
 if TYPE_CHECKING:
     from quantsearch.metrics.user import UserEvaluate
@@ -47,6 +48,7 @@ __all__ = [
     "metric_spec",
     "metric_specs",
     "top_k_of",
+    "user_metric_name_problem",
 ]
 
 # What a quantized candidate is judged by: its quality, and what quantization buys. A search
@@ -183,7 +185,8 @@ def declare_user_metrics(
     yet are added, so a function declared in this process is kept.
 
     Raises:
-        MetricError: a name is a built-in metric, or a direction is not maximize/minimize.
+        MetricError: a name is a built-in metric or one the trial record uses
+            (:func:`user_metric_name_problem`), or a direction is not maximize/minimize.
 
     Example:
         >>> specs = declare_user_metrics(None, {"max_abs_error": "minimize"})
@@ -191,10 +194,9 @@ def declare_user_metrics(
         ('minimize', True)
     """
     for name, direction in directions.items():
-        if builtin_metric(name):
-            raise MetricError(
-                f"{name!r} is a built-in metric; give your evaluate function's metric another name"
-            )
+        problem = user_metric_name_problem(name)
+        if problem is not None:
+            raise MetricError(problem)
         if direction not in ("maximize", "minimize"):
             raise MetricError(
                 f"direction of {name!r} must be one of ['maximize', 'minimize'] (got {direction!r})"
@@ -207,6 +209,35 @@ def declare_user_metrics(
     )  # fmt: skip
     _USER.update((s.name, s) for s in specs if evaluate is not None or s.name not in _USER)
     return specs
+
+
+def user_metric_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a metric of a user's evaluate function, as ``"got ...,
+    allowed: ..."``; ``None`` when it can. The one check of every path that declares one
+    (``[metrics] directions``, an objective's direction, ``evaluate_directions``).
+
+    A built-in metric has its own direction; a name the trial record uses
+    (:mod:`quantsearch.trial_attrs`) would overwrite quantsearch's own record of every trial,
+    since each metric is stored again under its own name.
+
+    Example:
+        >>> user_metric_name_problem("r2") is None
+        True
+        >>> print(user_metric_name_problem("qs"))
+        got 'qs', a name the trial record uses, allowed: a name other than ['metrics', 'qs', 'quantsearch.worker'] that does not start with 'format.' or 'quantsearch.'
+    """
+    if builtin_metric(name):
+        return (
+            f"got {name!r}, a built-in metric, allowed: a name of your evaluate function's own "
+            f"metric (built-in metrics have their direction)"
+        )
+    if reserved_attr(name):
+        prefixes = " or ".join(repr(p) for p in RESERVED_PREFIXES)
+        return (
+            f"got {name!r}, a name the trial record uses, allowed: a name other than "
+            f"{sorted(RESERVED_ATTRS)} that does not start with {prefixes}"
+        )
+    return None
 
 
 def is_user_metric(name: str) -> bool:

@@ -18,8 +18,9 @@ from quantsearch.metrics.specs import (
     builtin_metric,
     metric_names,
     metric_spec,
+    user_metric_name_problem,
 )
-from quantsearch.validate import check_keys, get_bool, get_float, get_str
+from quantsearch.validate import check_keys, get_bool, get_float, get_str, toml_key
 
 __all__ = [
     "ConstraintSpec",
@@ -115,6 +116,9 @@ def parse_objectives(
                 f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
             )
         if user is not None and default is None:
+            problem = user_metric_name_problem(name)
+            if problem is not None:
+                raise ConfigError(f"{toml_key(key, name)}: {problem}")
             user[name] = direction
         weight = get_float(table, "weight", okey, 1.0)
         assert weight is not None

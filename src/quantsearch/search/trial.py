@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+from quantsearch.trial_attrs import FORMAT_ATTR, INFO_ATTR, METRICS_ATTR, RESERVED_ATTRS
+
 __all__ = [
     "FORMAT_ATTR",
     "INFO_ATTR",
@@ -34,10 +36,6 @@ __all__ = [
     "evaluations_charged",
 ]
 
-INFO_ATTR = "qs"
-METRICS_ATTR = "metrics"
-FORMAT_ATTR = "format."  # prefix of the per-node formats an "auto" choice resolved to
-RESERVED_ATTRS = frozenset({INFO_ATTR, METRICS_ATTR})  # a metric may not take these names
 
 _RUNNING_STATES = ("RUNNING", "WAITING")
 

@@ -33,10 +33,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from quantsearch.search.optuna_compat import study_storage
 from quantsearch.search.parallel.budget import Budget
 from quantsearch.search.storage import DEFAULT_MAX_RETRY, RetryStaleTrial, heartbeat_interval_of
+from quantsearch.trial_attrs import WORKER_ATTR  # "<trial number>@<host>:<pid>:<start>"
 
 __all__ = ["UNMARKED_GRACE", "WORKER_ATTR", "Liveness", "mark", "process_dead", "worker_id"]
 
-WORKER_ATTR = "quantsearch.worker"  # trial user attribute "<trial number>@<host>:<pid>:<start>"
 UNMARKED_GRACE = 30.0  # seconds a RUNNING trial may stay unmarked before it counts as dead
 
 
