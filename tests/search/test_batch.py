@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -21,7 +22,7 @@ from torch import nn
 
 from quantsearch.data import DataSplits, load_dataset
 from quantsearch.search import search
-from quantsearch.search.batch import Batches
+from quantsearch.search.batch import MAX_K, TARGET_S, Batches, first_k
 from quantsearch.search.parallel import WORKER_ATTR
 from tests.kill import kill_after
 from tests.search.spaces import LAB_SPACE
@@ -165,3 +166,19 @@ def test_kill_9_of_a_batched_search_keeps_what_finished_before_the_interval(
     )  # fmt: skip
     evaluated = [t.config_hash for t in result.trials if t.evaluated]
     assert len(evaluated) == len(set(evaluated)) == len(complete) + 20
+
+
+def test_k_follows_the_pace_of_new_evaluations_only() -> None:
+    """K is sized so that a batch of *new* configs would take TARGET_S: a batch of cache hits
+    and pre-checked trials (microseconds each) must not grow K, or the next batch of new
+    configs would run K evaluations, far past the target (and a kill -9 would lose them all).
+    The rule is checked on the method the loop calls, with a stand-in for the rest of a batch."""
+    state = SimpleNamespace(k=4)
+    Batches._adapt(state, 0.001, 0)  # type: ignore[arg-type]  # 200 hits in 1 ms: no evaluation
+    assert state.k == 4
+    Batches._adapt(state, 0.040, 2)  # type: ignore[arg-type]  # 2 new ones in a 40 ms batch
+    assert state.k == first_k(0.020) == int(TARGET_S / 0.020) == 2
+    Batches._adapt(state, 1.0, 1)  # type: ignore[arg-type]  # one evaluation of a second
+    assert state.k == 1
+    Batches._adapt(state, 1e-6, 1)  # type: ignore[arg-type]
+    assert state.k == MAX_K

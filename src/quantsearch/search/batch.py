@@ -103,7 +103,7 @@ class Batches:
             cap = min(cap, max(1, left))
         while k < cap and self.budget.take(cfg.n_trials) is not None:
             k += 1
-        stored = 0
+        stored = new = 0
         t0 = time.perf_counter()
         try:
             choices = self.sampler.propose_batch(study, k)
@@ -114,11 +114,12 @@ class Batches:
                 trial = optuna_compat.add_trial(study, self._frozen(choice, out, start))
                 assert trial.number == out.info.number, "batch: a trial number was taken"
                 stored += 1
+                new += out.info.evaluated
                 after(study, trial)
         finally:
             for _ in range(k - stored):
                 self.budget.give_back()
-        self._adapt(time.perf_counter() - t0, k)
+        self._adapt(time.perf_counter() - t0, new)
 
     def _frozen(self, choice: Mapping[str, int], out: Outcome, start: datetime) -> FrozenTrial:
         """The finished trial, as the one-at-a-time path leaves it in the storage."""
@@ -138,9 +139,14 @@ class Batches:
             trial_id=0,  # the storage numbers it
         )
 
-    def _adapt(self, seconds: float, k: int) -> None:
-        """The next K: as many trials as this batch's pace fits in :data:`TARGET_S`."""
-        self.k = first_k(seconds / k)
+    def _adapt(self, seconds: float, new: int) -> None:
+        """The next K: as many trials as fit in :data:`TARGET_S` if every one of them were a
+        new evaluation at this batch's pace per new evaluation (the whole batch's time over its
+        ``new`` evaluations: an upper bound of one). Cache hits and pre-checked trials cost
+        microseconds; counted as trials they would grow K until a batch of new configs ran
+        far past the target (and a ``kill -9`` lost all of it). No new evaluation: K stays."""
+        if new:
+            self.k = first_k(seconds / new)
 
 
 def first_k(seconds_a_trial: float | None) -> int:
