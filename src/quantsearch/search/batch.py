@@ -20,7 +20,8 @@ worker's retry, which Optuna's ``ask`` runs first). Anything else runs one at a 
 
 K adapts so that a batch takes about :data:`TARGET_S`, up to :data:`MAX_K`: the first K from the
 time the float baseline took in this process (a lower bound of a trial's evaluation; 1 when it
-was not measured here, as on resume), every next one at the last batch's pace:
+was not measured here, as on resume), every next one at the last batch's time per new
+evaluation (hits and pre-checked trials cost microseconds and do not grow it):
 a ``kill -9`` then loses at most the batch in flight, about as long as group commit's interval,
 and ``timeout`` and Ctrl-C are answered within a batch.
 """
