@@ -128,3 +128,21 @@ def test_errors() -> None:
     regression = Split(torch.arange(6.0)[:, None], torch.rand(6, 2))  # float targets, 2 a sample
     with pytest.raises(MetricError, match=r"got \(6, 2\)\); .* for regression targets use mse/mae"):
         evaluate(model, regression)
+
+
+FRACTIONAL = r"^data\.y: got fractional float labels \(e\.g\. 0\.25\), allowed: whole-number class labels .*; for regression targets use mse/mae or an evaluate function$"  # fmt: skip
+
+
+def test_fractional_float_labels_are_refused_not_truncated() -> None:
+    # truncated, [0.25, 0.9, ...] became class 0 and every metric looked perfect
+    y = torch.tensor([0.25, 0.9, 0.5, 0.0, 0.1, 0.7])
+    with pytest.raises(MetricError, match=FRACTIONAL):
+        evaluate(Fixed(LOGITS), Split(torch.arange(6.0)[:, None], y))
+    for metric in (accuracy, balanced_accuracy):
+        with pytest.raises(MetricError, match=FRACTIONAL):
+            metric(LOGITS, y)
+    with pytest.raises(MetricError, match=FRACTIONAL):
+        top_k_accuracy(LOGITS, y, 2)
+    # whole-number float labels are class indices: the same metrics as the int64 labels
+    whole = Split(torch.arange(6.0)[:, None], LABELS.double())
+    assert evaluate(Fixed(LOGITS), whole) == evaluate(Fixed(LOGITS), _split())

@@ -64,6 +64,32 @@ def test_a_dataloader_and_a_dataset_give_the_tensor_paths_results_exactly(
     assert _run(Rows(X, y), obj, **kw) == want
 
 
+@pytest.mark.parametrize("scale", [None, 0.9], ids=["randn", "fractions-in-0-1"])
+def test_a_regression_objective_records_mse_and_no_classification_metrics(
+    scale: float | None,
+) -> None:
+    # 1 output, 1-D float targets: randn failed on "labels must be in [0, 0]"; rand() * 0.9
+    # recorded accuracy 1.0 on every trial (the targets truncated to class 0)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)).eval()
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(3)
+    y = torch.randn(64, generator=g) if scale is None else torch.rand(64, generator=g) * scale
+    r = search(
+        model, (x, y), space=SPACE, objectives={"mse": {"direction": "minimize"}},
+        strategy="brute_force", n_trials=3,
+    )  # fmt: skip
+    assert len(r.trials) == 3
+    for t in r.trials:
+        assert set(t.metrics) == {"mse", "mae", "model_size_bits", "avg_weight_bits", "bitops"}
+        with torch.no_grad():
+            out = r.model(t)(x).double().numpy()[:, 0]
+        err = out - y.double().numpy()  # referee: numpy's mean over the trial's own model
+        assert t.metrics["mse"] == pytest.approx(float(np.mean(err**2)), rel=1e-9)
+        assert t.metrics["mae"] == pytest.approx(float(np.mean(np.abs(err))), rel=1e-9)
+    assert len({t.metrics["mse"] for t in r.trials}) == 3  # the formats differ, so do the errors
+
+
 def score(model: nn.Module, batches: Batches) -> dict[str, Any]:
     err = torch.cat([(model(x) - y).abs().flatten() for x, y in batches])
     return {"max_abs_error": err.max(), "within_half": float((err < 0.5).float().mean())}

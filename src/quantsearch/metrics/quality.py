@@ -35,7 +35,7 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 
-__all__ = ["Quality", "accuracy", "balanced_accuracy", "evaluate", "top_k_accuracy"]
+__all__ = ["Quality", "accuracy", "balanced_accuracy", "class_labels", "evaluate", "top_k_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,27 @@ class Quality:
     top_k: dict[int, float] = field(default_factory=dict)
 
 
+def class_labels(y: torch.Tensor) -> torch.Tensor:
+    """``y`` as int64 class indices; floating-point labels must be whole numbers (as
+    :func:`quantsearch.data.user.is_classes` has them), never truncated: ``0.7`` is not class 0.
+
+    Raises:
+        MetricError: a floating-point label is not a whole number (regression targets).
+
+    Example:
+        >>> class_labels(torch.tensor([0.0, 2.0])).tolist()
+        [0, 2]
+    """
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        bad = y[y != y.round()].flatten()[0]
+        raise MetricError(
+            f"data.y: got fractional float labels (e.g. {float(bad)!r}), allowed: whole-number "
+            f"class labels for the classification metrics (accuracy, balanced_accuracy, loss, "
+            f"top<k>_accuracy); for regression targets use mse/mae or an evaluate function"
+        )
+    return y.long()
+
+
 def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if logits.ndim != 2:
         raise MetricError(
@@ -60,6 +81,7 @@ def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
             f"(got {tuple(labels.shape)}); the classification metrics need class labels: for "
             f"regression targets use mse/mae or an evaluate function"
         )
+    class_labels(labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -157,8 +179,8 @@ def evaluate(
         Fresh metrics for this evaluation only.
 
     Raises:
-        MetricError: on a bad argument, an empty split, non-2-D logits or a label outside the
-            model's classes.
+        MetricError: on a bad argument, an empty split, non-2-D logits, a label outside the
+            model's classes or a fractional float label (:func:`class_labels`).
     """
     if batch_size < 1:
         raise MetricError(f"batch_size must be >= 1 (got {batch_size})")
@@ -175,7 +197,7 @@ def evaluate(
         with torch.inference_mode():
             for x, y in data.batches(batch_size):
                 logits = model(x.to(device, non_blocking=True))
-                labels = y.to(device, non_blocking=True).long()
+                labels = y.to(device, non_blocking=True)
                 if acc is None:
                     _check(logits, labels)
                     c = int(logits.shape[1])
@@ -191,7 +213,7 @@ def evaluate(
                             f"top<k>_accuracy needs 1 <= k <= {c} for {c} classes (got k={bad[0]})"
                         )
                     acc = _Accumulator(c, sorted(set(top_k)))
-                acc.add(logits, labels)
+                acc.add(logits, class_labels(labels))  # every batch: none truncated
     finally:
         model.train(was_training)
     assert acc is not None

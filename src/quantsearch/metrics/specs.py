@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
+    "REGRESSION_METRICS",
     "SPREAD_SUFFIX",
     "TRIAL_METRICS",
     "MetricSpec",
@@ -154,6 +155,10 @@ for _spec in (
                "latency", "latency_ms / latency batch size", latency_metrics, deterministic=False),
 ):  # fmt: skip
     METRICS.add(_spec.name, _spec)
+
+# The metrics of float regression targets (mse, mae): a search that names one records no
+# classification metrics by default (they need class labels).
+REGRESSION_METRICS = tuple(n for n, s in METRICS.items() if s.compute is regression_metrics)
 
 _TOP_K = re.compile(r"top([1-9][0-9]*)_accuracy")
 

@@ -238,7 +238,8 @@ def parse_search_config(
     objectives_raw = get_table(raw, "objectives", key)
     combine, objectives = parse_objectives(objectives_raw, f"{key}.objectives", user)
     constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
-    metrics_raw = raw.get("metrics", list(default_recorded(user)))
+    named = [o.metric for o in objectives] + [c.metric for c in constraints]
+    metrics_raw = raw.get("metrics", list(default_recorded(user, named)))
     if not isinstance(metrics_raw, list) or not all(isinstance(m, str) for m in metrics_raw):
         raise ConfigError(f"{key}.metrics must be a list of metric names (got {metrics_raw!r})")
     for m in metrics_raw:

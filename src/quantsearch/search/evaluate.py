@@ -30,6 +30,7 @@ from quantsearch.graph import info
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.groups import quality_metrics
 from quantsearch.metrics.population import PopulationQuality, quality_values
+from quantsearch.metrics.quality import class_labels
 from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
 from quantsearch.metrics.static import StaticMetrics
 from quantsearch.passes.analysis import traced_batch_size
@@ -268,7 +269,7 @@ class Evaluator:
             ks = tuple(k for k in (top_k_of(n) for n in names) if k is not None)
             for x, y in self.data.batches(self.batch_size):
                 outs = pop.run(bound, x.to(self.device, non_blocking=True))
-                labels = y.to(self.device, non_blocking=True).long()
+                labels = class_labels(y.to(self.device, non_blocking=True))
                 if quality is None:
                     quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
                 quality.add(outs, labels)

@@ -7,13 +7,14 @@ function returns, which needs a direction: declared (``[metrics] directions``, o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError, MetricError
 from quantsearch.metrics.specs import (
     METRICS,
+    REGRESSION_METRICS,
     TRIAL_METRICS,
     builtin_metric,
     metric_names,
@@ -175,9 +176,20 @@ def parse_constraints(
     return tuple(out)
 
 
-def default_recorded(user: Mapping[str, str] | None) -> tuple[str, ...]:
-    """What a trial records unless ``metrics`` says otherwise: with an evaluate function, its
-    metrics and the static trial metrics (sizes, bits), not classification quality."""
-    if user is None:
-        return TRIAL_METRICS
-    return (*user, *(m for m in TRIAL_METRICS if metric_spec(m).kind == "static"))
+def default_recorded(user: Mapping[str, str] | None, named: Iterable[str] = ()) -> tuple[str, ...]:
+    """What a trial records unless ``metrics`` says otherwise: the trial metrics; with an
+    evaluate function, its metrics and the static trial metrics (sizes, bits); with a
+    regression metric among ``named`` (the objectives' and constraints' metrics), ``mae``,
+    ``mse`` and the static trial metrics. Classification quality needs class labels, so it is
+    left out of both.
+
+    Example:
+        >>> default_recorded(None, ["mse"])
+        ('mae', 'mse', 'model_size_bits', 'avg_weight_bits', 'bitops')
+    """
+    static = tuple(m for m in TRIAL_METRICS if metric_spec(m).kind == "static")
+    if user is not None:
+        return (*user, *static)
+    if any(m in REGRESSION_METRICS for m in named):
+        return (*REGRESSION_METRICS, *static)
+    return TRIAL_METRICS
