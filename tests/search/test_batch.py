@@ -101,7 +101,7 @@ def test_n_evaluations_and_resume_are_kept_batched(
     assert _stored(tmp_path / "batched") == _stored(tmp_path / "single")
 
 
-def test_batches_grow_to_the_target_time_and_callbacks_see_every_trial(
+def test_trials_go_in_batches_and_callbacks_see_every_trial(
     mlp: nn.Module, digits: DataSplits
 ) -> None:
     seen: list[int] = []
@@ -111,7 +111,9 @@ def test_batches_grow_to_the_target_time_and_callbacks_see_every_trial(
     )  # fmt: skip
     assert seen == list(range(16))
     starts = {t.datetime_start for t in result.study.trials}  # type: ignore[union-attr]
-    assert 1 < len(starts) < 16  # one start per batch: the first alone, then several together
+    # one start per batch: the first batch is sized from the float baseline's time (a few ms
+    # here, so up to all 16 points at once), the next ones from the batches' pace
+    assert len(starts) < 16
 
 
 # -- kill -9 of a batched search: what finished before the flush interval is kept -------------
