@@ -28,6 +28,9 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_search import table  # the same Markdown table as the other benchmarks
 from quantsearch.data import Split
 from quantsearch.graph import info, trace
 from quantsearch.metrics import compute_metrics
@@ -144,10 +147,7 @@ def main() -> int:
     for key in ("latency", "search"):
         rows = out[key]
         print(f"\n### {key}\n")
-        print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-        for r in rows:
-            cells = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values())
-            print("| " + " | ".join(cells) + " |")
+        print(table(rows))
     return 0
 
 

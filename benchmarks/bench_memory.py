@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_search import OBJ, jsc_like, path
+from bench_search import OBJ, jsc_like, path, table
 from quantsearch.models import build_model
 from quantsearch.passes.transform.slots import PreparedModel
 from quantsearch.search.api import search
@@ -133,10 +133,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-    for r in rows:
-        cells = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values())
-        print("| " + " | ".join(cells) + " |")
+    print(table(rows))
     return 0
 
 
