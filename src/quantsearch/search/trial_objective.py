@@ -77,9 +77,6 @@ class TrialObjective:
         # Asked once: the space answers by looking at every option of every knob.
         self.has_auto = space.has_auto
         self._configs: int | None = None  # distinct configs of the space (n_configs)
-        # Finished trials never change: each is read into a TrialInfo once, not at every check
-        # of the evaluation budget (which runs before every trial).
-        self._finished: dict[int, TrialInfo] = {}
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
         mark(trial)  # before anything else: how other workers tell this trial is alive
@@ -252,12 +249,7 @@ class TrialObjective:
     def evaluations_spent(self, study: optuna.Study) -> int:
         """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        trials = []
-        for t in optuna_compat.study_trials(study, states):
-            info = self._finished.get(t.number)
-            if info is None:
-                info = self._finished[t.number] = TrialInfo.from_trial(t)
-            trials.append(info)
+        trials = [TrialInfo.from_trial(t) for t in optuna_compat.study_trials(study, states)]
         return evaluations_charged(trials, distinct=self.cfg.cache)
 
 
