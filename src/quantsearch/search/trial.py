@@ -149,7 +149,12 @@ class TrialInfo:
     @property
     def evaluated(self) -> bool:
         """This trial ran the model (a distinct evaluation), successfully or not."""
-        return self.charges_evaluation and not self.cached
+        return (
+            self.config_hash is not None
+            and not self.cached
+            and not self.prechecked
+            and self.counts_toward_budget
+        )
 
     @property
     def charges_evaluation(self) -> bool:

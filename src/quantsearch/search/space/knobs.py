@@ -11,7 +11,6 @@ the first choice of every knob, and the last knob varies fastest.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -59,7 +58,7 @@ class Knob:
     def size(self) -> int:
         return len(self.options)
 
-    @functools.cached_property
+    @property
     def bits(self) -> tuple[float, ...]:
         """Storage bits per element of each option (``"auto"`` binary points included)."""
         return tuple(option_bits(o) for o in self.options)
