@@ -35,15 +35,7 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 
-__all__ = [
-    "Quality",
-    "accuracy",
-    "balanced_accuracy",
-    "class_labels",
-    "device_of",
-    "evaluate",
-    "top_k_accuracy",
-]
+__all__ = ["Quality", "accuracy", "balanced_accuracy", "class_labels", "evaluate", "top_k_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -161,8 +153,7 @@ class _Accumulator:
         )
 
 
-def device_of(model: nn.Module) -> torch.device:
-    """Where ``model``'s first parameter or buffer lives (the CPU for a model with none)."""
+def _device_of(model: nn.Module) -> torch.device:
     t = next(itertools.chain(model.parameters(), model.buffers()), None)
     return t.device if t is not None else torch.device("cpu")
 
@@ -198,7 +189,7 @@ def evaluate(
     data = data.head(samples)
     if len(data) == 0:
         raise MetricError("data must hold at least one sample (got an empty split)")
-    device = device_of(model)
+    device = _device_of(model)
     was_training = model.training
     model.eval()
     acc: _Accumulator | None = None
