@@ -25,12 +25,15 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from quantsearch.search.parallel.tables import BUDGET, insert_ignore
+from quantsearch.search.parallel import tables
+from quantsearch.search.parallel.tables import insert_ignore
 from quantsearch.search.reconnect import Reconnect, retried
 from quantsearch.search.trial import TrialInfo
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["STALLED_TICKET_GRACE", "Budget", "LocalBudget", "SqlBudget", "consumed_tickets"]
 
@@ -117,15 +120,21 @@ class SqlBudget(Budget):
     """The count in the ``quantsearch_budget`` table: ``SET used = used + 1 WHERE used < n``.
 
     Each operation is one transaction, retried on a lost connection by ``reconnect``.
+    SQLAlchemy is imported here, not at the top: a search by one process on the journal
+    default counts in memory (:class:`LocalBudget`) and never loads it.
     """
 
     def __init__(
         self, engine: sa.Engine, study_name: str, reconnect: Reconnect | None = None
     ) -> None:
+        import sqlalchemy  # see the class docstring
+
+        self._sa = sqlalchemy
         self._reconnect = reconnect or Reconnect()
         self._engine = engine
         self._study = study_name
-        self._where = BUDGET.c.study == study_name
+        self._table = tables.BUDGET
+        self._where = self._table.c.study == study_name
         self._returning = bool(engine.dialect.update_returning)
         self._started = False
 
@@ -135,45 +144,42 @@ class SqlBudget(Budget):
             raise TypeError(f"budget must be an int (got {budget!r})")
         if not self._started:
             self.start(0)
-        stmt = (
-            sa.update(BUDGET)
-            .where(self._where, BUDGET.c.used < budget)
-            .values(used=BUDGET.c.used + 1)
-        )
+        t, sa = self._table, self._sa
+        stmt = sa.update(t).where(self._where, t.c.used < budget).values(used=t.c.used + 1)
         with self._engine.begin() as conn:
             if self._returning:
-                row = conn.execute(stmt.returning(BUDGET.c.used)).first()
+                row = conn.execute(stmt.returning(t.c.used)).first()
                 return None if row is None else int(row[0])
             if conn.execute(stmt).rowcount != 1:
                 return None
             # Same transaction: the row stays locked (PostgreSQL) or the database (SQLite).
-            return int(conn.execute(sa.select(BUDGET.c.used).where(self._where)).scalar_one())
+            return int(conn.execute(sa.select(t.c.used).where(self._where)).scalar_one())
 
     @retried
     def give_back(self) -> None:
+        t = self._table
         with self._engine.begin() as conn:
             conn.execute(
-                sa.update(BUDGET)
-                .where(self._where, BUDGET.c.used > 0)
-                .values(used=BUDGET.c.used - 1)
+                self._sa.update(t).where(self._where, t.c.used > 0).values(used=t.c.used - 1)
             )
 
     @retried
     def used(self) -> int:
         with self._engine.begin() as conn:
-            used = conn.execute(sa.select(BUDGET.c.used).where(self._where)).scalar()
+            used = conn.execute(self._sa.select(self._table.c.used).where(self._where)).scalar()
         return int(used or 0)
 
     @retried
     def start(self, used: int) -> None:
         with self._engine.begin() as conn:
-            insert_ignore(conn, BUDGET, [{"study": self._study, "used": used}])
+            insert_ignore(conn, self._table, [{"study": self._study, "used": used}])
         self._started = True
 
     @retried
     def recount(self, seen: int, used: int) -> bool:
+        t = self._table
         with self._engine.begin() as conn:
             res = conn.execute(
-                sa.update(BUDGET).where(self._where, BUDGET.c.used == seen).values(used=used)
+                self._sa.update(t).where(self._where, t.c.used == seen).values(used=used)
             )
             return res.rowcount == 1

@@ -13,13 +13,15 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import sqlalchemy as sa
-
+from quantsearch.search.parallel import tables
 from quantsearch.search.parallel.liveness import worker_id
-from quantsearch.search.parallel.tables import CLAIMS, insert_ignore, key_hash
+from quantsearch.search.parallel.tables import insert_ignore, key_hash
 from quantsearch.search.reconnect import Reconnect, retried
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["ClaimResult", "Claims"]
 
@@ -65,6 +67,9 @@ class Claims:
         study_name: The Optuna study's name; rows of other studies are not touched.
         owner_alive: ``(trial number, worker id) -> bool``: whether a claim's owner still works.
         reconnect: retries each transaction on a lost connection.
+
+    SQLAlchemy is imported when one is made, not at the top: a search by one process on the
+    journal default has no claims (its cache de-duplicates) and never loads it.
     """
 
     def __init__(
@@ -74,6 +79,10 @@ class Claims:
         owner_alive: Callable[[int, str | None], bool],
         reconnect: Reconnect | None = None,
     ) -> None:
+        import sqlalchemy  # see the class docstring
+
+        self._sa = sqlalchemy
+        self._t = tables.CLAIMS
         self._reconnect = reconnect or Reconnect()
         self._engine = engine
         self._study = study_name
@@ -121,21 +130,21 @@ class Claims:
         done = {"state": _DONE, "owner": trial_number, "worker": worker_id(), "result": payload}
         with self._engine.begin() as conn:
             res = conn.execute(
-                sa.update(CLAIMS)
-                .where(self._row(key), CLAIMS.c.state == _RUNNING)
+                self._sa.update(self._t)
+                .where(self._row(key), self._t.c.state == _RUNNING)
                 .values(**done, updated=time.time())
             )
             if res.rowcount == 0:  # released, taken over and done, or never claimed
                 row = {"study": self._study, "key_hash": key_hash(key), "key": key}
-                insert_ignore(conn, CLAIMS, [{**row, **done, "updated": time.time()}])
+                insert_ignore(conn, self._t, [{**row, **done, "updated": time.time()}])
 
     @retried
     def release(self, key: str, trial_number: int) -> None:
         """Give up ``trial_number``'s claim on ``key`` (its evaluation failed): claimable again."""
         with self._engine.begin() as conn:
             conn.execute(
-                sa.delete(CLAIMS).where(
-                    self._row(key), CLAIMS.c.state == _RUNNING, CLAIMS.c.owner == trial_number
+                self._sa.delete(self._t).where(
+                    self._row(key), self._t.c.state == _RUNNING, self._t.c.owner == trial_number
                 )
             )
 
@@ -144,14 +153,14 @@ class Claims:
         """Every completed key and its result."""
         with self._engine.begin() as conn:
             rows = conn.execute(
-                sa.select(CLAIMS.c.key, CLAIMS.c.result).where(
-                    CLAIMS.c.study == self._study, CLAIMS.c.state == _DONE
+                self._sa.select(self._t.c.key, self._t.c.result).where(
+                    self._t.c.study == self._study, self._t.c.state == _DONE
                 )
             ).all()
         return {r.key: json.loads(r.result or "{}") for r in rows}
 
     def _row(self, key: str) -> sa.ColumnElement[bool]:
-        return sa.and_(CLAIMS.c.study == self._study, CLAIMS.c.key_hash == key_hash(key))
+        return self._sa.and_(self._t.c.study == self._study, self._t.c.key_hash == key_hash(key))
 
     @retried
     def _try_claim(self, key: str, trial_number: int) -> tuple[ClaimResult, str | None]:
@@ -167,12 +176,12 @@ class Claims:
             "updated": time.time(),
         }
         with self._engine.begin() as conn:
-            if insert_ignore(conn, CLAIMS, [row_values]) == 1:
+            if insert_ignore(conn, self._t, [row_values]) == 1:
                 return ClaimResult("owned", owner=trial_number), None
             row = conn.execute(
-                sa.select(CLAIMS.c.state, CLAIMS.c.owner, CLAIMS.c.worker, CLAIMS.c.result).where(
-                    self._row(key)
-                )
+                self._sa.select(
+                    self._t.c.state, self._t.c.owner, self._t.c.worker, self._t.c.result
+                ).where(self._row(key))
             ).first()
         if row is None:
             return ClaimResult("busy"), None  # released in between; claim() tries again
@@ -187,8 +196,8 @@ class Claims:
         """Move a running claim from ``dead_owner`` to ``trial_number`` if it is still held."""
         with self._engine.begin() as conn:
             res = conn.execute(
-                sa.update(CLAIMS)
-                .where(self._row(key), CLAIMS.c.state == _RUNNING, CLAIMS.c.owner == dead_owner)
+                self._sa.update(self._t)
+                .where(self._row(key), self._t.c.state == _RUNNING, self._t.c.owner == dead_owner)
                 .values(owner=trial_number, worker=worker_id(), updated=time.time())
             )
             return res.rowcount == 1

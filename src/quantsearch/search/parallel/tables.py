@@ -9,46 +9,71 @@ timeout, so that concurrent writers queue instead of failing with "database is l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
-
-import sqlalchemy as sa
-import sqlalchemy.exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from typing import TYPE_CHECKING, Any
 
 from quantsearch.errors import ConfigError
 from quantsearch.search.storage import is_sqlite_url, redact_url, setup_lock
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    META: sa.MetaData
+    CLAIMS: sa.Table
+    BUDGET: sa.Table
+    REAPED: sa.Table
+
 __all__ = ["BUDGET", "CLAIMS", "REAPED", "insert_ignore", "key_hash", "open_engine"]
 
-META = sa.MetaData()
-CLAIMS = sa.Table(
-    "quantsearch_claims",
-    META,
-    sa.Column("study", sa.String(512), primary_key=True),
-    sa.Column("key_hash", sa.String(64), primary_key=True),  # sha256: keys may be long
-    sa.Column("key", sa.Text, nullable=False),
-    sa.Column("state", sa.String(8), nullable=False),  # "running" or "done"
-    sa.Column("owner", sa.Integer, nullable=True),  # trial number
-    sa.Column("worker", sa.String(512), nullable=True),  # liveness.worker_id() of the owner
-    sa.Column("result", sa.Text, nullable=True),  # JSON, when done
-    sa.Column("updated", sa.Float, nullable=False),  # time.time(), for people reading the table
-)
-BUDGET = sa.Table(
-    "quantsearch_budget",
-    META,
-    sa.Column("study", sa.String(512), primary_key=True),
-    sa.Column("used", sa.Integer, nullable=False),
-)
-REAPED = sa.Table(
-    "quantsearch_reaped",
-    META,
-    sa.Column("study", sa.String(512), primary_key=True),
-    sa.Column("trial_number", sa.Integer, primary_key=True),
-)
+_TABLES = ("META", "CLAIMS", "BUDGET", "REAPED")
+
+
+def __getattr__(name: str) -> Any:
+    """``META`` and the three tables, defined on first use: SQLAlchemy (about 0.2 s and 15 MiB
+    to import) is loaded only by a search that coordinates through a database, not by one
+    process on the journal default, which never touches these tables."""
+    if name in _TABLES:
+        return _schema()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    import sqlalchemy as sa  # here, not at the top: see __getattr__
+
+    meta = sa.MetaData()
+    schema = {
+        "META": meta,
+        "CLAIMS": sa.Table(
+            "quantsearch_claims",
+            meta,
+            sa.Column("study", sa.String(512), primary_key=True),
+            sa.Column("key_hash", sa.String(64), primary_key=True),  # sha256: keys may be long
+            sa.Column("key", sa.Text, nullable=False),
+            sa.Column("state", sa.String(8), nullable=False),  # "running" or "done"
+            sa.Column("owner", sa.Integer, nullable=True),  # trial number
+            sa.Column("worker", sa.String(512), nullable=True),  # liveness.worker_id() of owner
+            sa.Column("result", sa.Text, nullable=True),  # JSON, when done
+            sa.Column("updated", sa.Float, nullable=False),  # time.time(), for people reading
+        ),
+        "BUDGET": sa.Table(
+            "quantsearch_budget",
+            meta,
+            sa.Column("study", sa.String(512), primary_key=True),
+            sa.Column("used", sa.Integer, nullable=False),
+        ),
+        "REAPED": sa.Table(
+            "quantsearch_reaped",
+            meta,
+            sa.Column("study", sa.String(512), primary_key=True),
+            sa.Column("trial_number", sa.Integer, primary_key=True),
+        ),
+    }
+    globals().update(schema)  # later reads are plain module attributes
+    return schema
 
 
 def key_hash(key: str) -> str:
@@ -65,6 +90,8 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
     Raises:
         ConfigError: the database cannot be reached (naming ``--storage``).
     """
+    import sqlalchemy as sa  # here, not at the top: see __getattr__
+
     try:
         if is_sqlite_url(url):
             engine = sa.create_engine(url, connect_args={"timeout": 60})
@@ -75,7 +102,7 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
         else:
             engine = sa.create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
         _create_tables(engine, url)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
         orig = getattr(exc, "orig", None)
         reason = str(orig if orig is not None else exc).strip().splitlines()[0]
         raise ConfigError(
@@ -87,10 +114,12 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
 def _create_tables(engine: sa.Engine, url: str) -> None:
     # Workers starting together would race to create the tables (PostgreSQL fails the losers);
     # they take turns under the setup lock. The retry covers other databases.
+    import sqlalchemy.exc  # here, not at the top: see __getattr__
+
     for attempt in range(5):
         try:
             with setup_lock(url):
-                META.create_all(engine, checkfirst=True)
+                _schema()["META"].create_all(engine, checkfirst=True)
             return
         except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError):
             if attempt == 4:
@@ -100,6 +129,10 @@ def _create_tables(engine: sa.Engine, url: str) -> None:
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
     """Insert ``rows``, skipping those whose primary key exists; how many were inserted."""
+    import sqlalchemy.exc  # here, not at the top: see __getattr__
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
     name = conn.dialect.name
     if name == "postgresql":
         return conn.execute(pg_insert(table).on_conflict_do_nothing(), rows).rowcount
