@@ -5,6 +5,7 @@ per-layer configs, fetched parameters and a module called twice; node records to
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from functools import partial
 from typing import Any
@@ -130,6 +131,48 @@ def test_shared_modules_fetched_parameters_and_functions_equal_the_passes() -> N
         for rc, w in zip(configs, want, strict=True):
             assert _priced(sm, gm, rc) == w, rc.key()
     assert sm.hits >= len(configs)
+
+
+def test_a_config_with_new_nodes_among_known_ones_prices_those_nodes_alone() -> None:
+    """Configs of one structure, each changing one node's formats (a fetched parameter's
+    reader among them): priced without building a graph, equal to the passes on a fresh
+    quantize, and the kept graph's records are its own afterwards."""
+    torch.manual_seed(0)
+    gm = trace(_Shared().eval(), torch.randn(4, 6))
+    fc = [n.name for n in gm.graph.nodes if n.op == "call_module" and n.target == "fc"]
+    nodes = [n for n in gm.graph.nodes if info(n).op_kind in QUANTIZERS.names()]
+    assert "matmul" in [n.name for n in nodes]  # reads the fetched parameter w
+    base_table = {
+        n.name: {r: FMTS[4].to_dict() for r in QUANTIZERS.get(info(n).op_kind).roles} for n in nodes
+    }
+    base = ResolvedConfig.from_dict(base_table, gm=gm)
+    variants = []
+    for node in nodes:
+        if node.name in fc:  # a shared module's formats change the structure
+            continue
+        for fmt in FMTS[:8]:
+            for role in QUANTIZERS.get(info(node).op_kind).roles:
+                table = {**base_table, node.name: {**base_table[node.name], role: fmt.to_dict()}}
+                try:
+                    variants.append(ResolvedConfig.from_dict(table, gm=gm))
+                except Exception:  # a format the role does not take
+                    continue
+    assert len({rc.key() for rc in variants}) > 40
+    kept = quantize(gm, base)
+    built: list[ResolvedConfig] = []
+
+    def graph(rc: ResolvedConfig) -> fx.GraphModule:
+        built.append(rc)
+        return kept if rc is base else quantize(gm, rc)
+
+    sm = StaticMetrics(gm, STATIC)
+    assert sm.values(base, partial(graph, base)) == _referee(gm, base)
+    own = [dataclasses.replace(info(n), cost=dict(info(n).cost)) for n in kept.graph.nodes]
+    for rc in variants:
+        assert sm.values(rc, partial(graph, rc)) == _referee(gm, rc), rc.key()
+    assert built == [base]  # only the first config's graph was built
+    assert sm.misses == 1 and sm.partial + sm.hits == len(variants) and sm.partial > 40
+    assert [info(n) for n in kept.graph.nodes] == own
 
 
 def _same_graph(g: fx.GraphModule) -> fx.GraphModule:

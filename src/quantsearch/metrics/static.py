@@ -18,9 +18,15 @@ and totals them with the passes' own totalling functions (``total_compute_cost``
 ``total_param_cost``, ``total_activation_cost``) in graph order: the same additions of the
 same numbers in the same order, so every value equals (``==``) what ``compute_metrics``
 gives on the config's graph. A config whose every node was met before costs dictionary
-look-ups and the totals, and no graph is built or filled for it; any other runs the passes on
-its graph once (``tests/metrics/test_static.py`` checks the equality on every zoo model, with
-every registered format's examples and random per-layer configs).
+look-ups and the totals, and no graph is built or filled for it. A config of a known
+structure with some nodes not met before has only those nodes priced, by the passes'
+per-node functions (``count_node_flops``, ``count_node_params``, ``count_node_buffers``) on
+the graph the structure was first measured on, with the config's records put in place of
+the nodes those entries read (:func:`~quantsearch.passes.analysis.priced_with`) for the
+time it takes: no graph is built or filled for it either (a lab search's configs each bring
+a new linear layer). Only a structure met first runs the passes on the config's whole graph
+(``tests/metrics/test_static.py`` checks the equality on every zoo model, with every
+registered format's examples and random per-layer configs).
 
 Every registered static metric is priced this way: the peak activation is a maximum over
 per-node entries and the averages are ratios of sums, all read from the same entries. A static
@@ -39,19 +45,20 @@ Example:
     >>> for w in (4, 8, 4):
     ...     rc = ResolvedConfig.from_dict({"_0": {"weight": {"format": "fixed", "width": w, "frac_width": 2}}}, gm=gm)
     ...     assert sm.values(rc, lambda: quantize(gm, rc)) == compute_metrics(quantize(gm, rc), sm.names)
-    >>> sm.hits, sm.misses  # the second 4-bit config was priced from the memo
-    (1, 2)
+    >>> sm.hits, sm.partial, sm.misses  # 8 bits: the node alone; the second 4: the memo
+    (1, 1, 1)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from torch import fx
+from torch import fx, nn
 
-from quantsearch.graph import NodeInfo, info
+from quantsearch.graph import META_KEY, NodeInfo, info
 from quantsearch.metrics.groups import (
     activation_metrics,
     activation_values,
@@ -65,9 +72,14 @@ from quantsearch.passes.analysis import (
     Unattributed,
     activation_cost,
     compute_cost,
+    count_node_buffers,
+    count_node_flops,
+    count_node_params,
     count_params,
+    counted_before,
     owner_costs,
     priced_with,
+    shares_tensors,
     total_activation_cost,
     total_compute_cost,
     total_param_cost,
@@ -89,11 +101,13 @@ Entry = dict[str, Any]
 class _Structure:
     """The entries met for one graph structure: per node, its formats -> its entries."""
 
-    __slots__ = ("extra", "nodes")
+    __slots__ = ("extra", "graph", "nodes", "shares")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, graph: fx.GraphModule, shares: list[bool]) -> None:
         self.nodes: list[dict[Hashable, Entry]] = [{} for _ in range(n)]
         self.extra: Unattributed | None = None  # tensors no node uses (a structure's fact)
+        self.graph = graph  # a graph of this structure, on which a node not met is priced
+        self.shares = shares  # per node: owns a tensor an earlier node owns (count_params)
 
 
 class StaticMetrics:
@@ -123,6 +137,9 @@ class StaticMetrics:
         self._records: list[NodeInfo] = [info(n) for n in nodes]
         self._node_names = tuple(n.name for n in nodes)
         readers = [priced_with(n) for n in nodes]
+        index = {n: i for i, n in enumerate(nodes)}
+        self._priced_with = [tuple(index[x] for x in r) for r in readers]
+        self._ops = tuple(n.op for n in nodes)
         # None: the node is priced with its own formats only (every node but a get_attr)
         self._readers = [
             None if r == (n,) else tuple(x.name for x in r)
@@ -140,6 +157,7 @@ class StaticMetrics:
         self._structures: dict[Hashable, _Structure] = {}
         self._held = 0  # entries kept, over all structures
         self.hits = 0  # configs priced from the memo alone
+        self.partial = 0  # configs priced from the memo and their nodes not met before
         self.misses = 0  # configs whose graph the passes ran on
 
     def values(
@@ -156,7 +174,8 @@ class StaticMetrics:
                 ``ResolvedConfig`` after ``bind(gm, calibration)``).
             graph: gives the config's quantized graph with fresh records: ``quantize(gm,
                 config)`` or the prepared model configured with it (``PreparedModel.apply_``).
-                Called when some node's entries are not known yet, and with ``records``.
+                Called for the first config of a structure, and with ``records``; the graph
+                is kept (one per structure) to price the nodes later configs bring.
             records: also leave each node's entries in the records of ``graph()``, as the
                 passes leave them (for a graph read afterwards).
 
@@ -182,11 +201,21 @@ class StaticMetrics:
         entries: list[Entry | None] = (
             [d.get(k) for d, k in zip(st.nodes, keys, strict=True)] if st is not None else []
         )
-        if st is None or None in entries or (self._params and st.extra is None):
+        if st is None or (self._params and st.extra is None):
             self.misses += 1
             return self._measure(graph(), structure, keys)
-        self.hits += 1
-        known: list[Entry] = entries  # type: ignore[assignment]  # no None: checked above
+        missing = [i for i, e in enumerate(entries) if e is None]
+        if missing:
+            if self._held + len(missing) > self.max_entries:  # no room: start afresh
+                self.misses += 1
+                return self._measure(graph(), structure, keys)
+            for i, entry in zip(missing, self._price(st, layers, missing), strict=True):
+                st.nodes[i][keys[i]] = entries[i] = entry
+                self._held += 1
+            self.partial += 1
+        else:
+            self.hits += 1
+        known: list[Entry] = entries  # type: ignore[assignment]  # no None: filled above
         if records:
             for node, entry in zip(graph().graph.nodes, known, strict=True):
                 info(node).cost.update(entry)
@@ -214,13 +243,59 @@ class StaticMetrics:
                 return out
         st = self._structures.get(structure)
         if st is None:
-            st = self._structures[structure] = _Structure(len(keys))
+            shares = shares_tensors(g) if self._params else []
+            st = self._structures[structure] = _Structure(len(keys), g, shares)
         for d, k, node in zip(st.nodes, keys, g.graph.nodes, strict=True):
             if k not in d:
                 d[k] = dict(info(node).cost)
                 self._held += 1
         st.extra = extra
         return out
+
+    def _price(self, st: _Structure, layers: Mapping[str, Any], missing: list[int]) -> list[Entry]:
+        """The entries of the nodes at ``missing`` for the config ``layers``, priced on the
+        structure's graph by the passes' per-node functions, in the passes' order. The nodes
+        the entries read get the config's records (precision, as the quantize pass writes it;
+        an empty cost) for the time it takes; the graph's own come back after."""
+        g = st.graph
+        nodes = list(g.graph.nodes)
+        touched = sorted({j for i in missing for j in self._priced_with[i]})
+        saved = {j: nodes[j].meta[META_KEY] for j in touched}
+        try:
+            for j in touched:
+                lq = layers.get(self._node_names[j])
+                precision = dict(self._records[j].precision) if lq is None else dict(lq.items())
+                nodes[j].meta[META_KEY] = dataclasses.replace(
+                    saved[j], precision=precision, cost={}
+                )
+            ops = self._ops
+            shared = self._params and any(st.shares[i] for i in missing)
+            modules: dict[str, nn.Module] = (
+                dict(g.named_modules())
+                if shared
+                else {
+                    str(nodes[i].target): g.get_submodule(str(nodes[i].target))
+                    for i in missing
+                    if nodes[i].op == "call_module"  # a quantized function's is one too
+                }
+            )
+            if self._flops:
+                for i in missing:
+                    if ops[i] in _CALLS:
+                        count_node_flops(nodes[i], modules)
+            if self._params:
+                for i in missing:
+                    if ops[i] in _OWNERS:  # seen: what count_params has counted before it
+                        seen = counted_before(g, nodes[i], modules) if st.shares[i] else set()
+                        count_node_params(g, nodes[i], modules, seen)
+            if self._buffers:
+                for i in missing:
+                    if ops[i] in _BUFFERS:
+                        count_node_buffers(nodes[i])
+            return [dict(info(nodes[i]).cost) for i in missing]
+        finally:
+            for j, record in saved.items():
+                nodes[j].meta[META_KEY] = record
 
     def _totals(self, entries: list[Entry], extra: Unattributed | None) -> dict[str, float]:
         """The totals of memoised entries, by the passes' own totalling functions."""

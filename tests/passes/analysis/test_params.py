@@ -11,7 +11,13 @@ from torch import nn
 
 from quantsearch.graph import info, trace
 from quantsearch.models import MODELS, build_model
-from quantsearch.passes.analysis import count_params, param_cost
+from quantsearch.passes.analysis import (
+    count_node_params,
+    count_params,
+    counted_before,
+    param_cost,
+    shares_tensors,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,17 @@ def test_shared_module_and_tied_weights_counted_once() -> None:
     p = param_cost(gm)
     assert p.params == sum(t.numel() for t in model.parameters()) == 16 + 4 + 4
     assert p.weight_elems == 16
+    # fc's second call and out (its weight tied to fc's) share tensors counted earlier
+    assert shares_tensors(gm) == [False, False, True, True, False]
+    nodes = list(gm.graph.nodes)
+    modules = dict(gm.named_modules())
+    assert counted_before(gm, nodes[1], modules) == set()
+    assert counted_before(gm, nodes[3], modules) == {id(t) for t in model.fc.parameters()}
+    costs = [dict(info(n).cost) for n in nodes]
+    for n in nodes[1:4]:  # one node priced alone, after what count_params counted before it
+        info(n).cost.clear()
+        count_node_params(gm, n, modules, counted_before(gm, n, modules))
+    assert [dict(info(n).cost) for n in nodes] == costs
 
 
 def test_frozen_parameters_are_not_trainable() -> None:

@@ -26,6 +26,7 @@ from quantsearch.passes.analysis.buffers import (
     ActivationCost,
     activation_cost,
     count_buffers,
+    count_node_buffers,
     total_activation_cost,
 )
 from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
@@ -34,16 +35,20 @@ from quantsearch.passes.analysis.flops import (
     UncountedOp,
     compute_cost,
     count_flops,
+    count_node_flops,
     total_compute_cost,
 )
 from quantsearch.passes.analysis.mase_view import MaseStats, mase_stats, mase_view
 from quantsearch.passes.analysis.params import (
     ParamCost,
     Unattributed,
+    count_node_params,
     count_params,
+    counted_before,
     owner_costs,
     param_cost,
     priced_with,
+    shares_tensors,
     total_param_cost,
     unattributed,
 )
@@ -63,7 +68,11 @@ __all__ = [
     "compute_cost",
     "count_buffers",
     "count_flops",
+    "count_node_buffers",
+    "count_node_flops",
+    "count_node_params",
     "count_params",
+    "counted_before",
     "dtype_bits",
     "mase_stats",
     "mase_view",
@@ -71,6 +80,7 @@ __all__ = [
     "param_cost",
     "priced_with",
     "role_bits",
+    "shares_tensors",
     "total_activation_cost",
     "total_compute_cost",
     "total_param_cost",

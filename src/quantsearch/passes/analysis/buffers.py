@@ -39,6 +39,7 @@ __all__ = [
     "ActivationCost",
     "activation_cost",
     "count_buffers",
+    "count_node_buffers",
     "total_activation_cost",
 ]
 
@@ -74,20 +75,25 @@ def count_buffers(gm: fx.GraphModule) -> fx.GraphModule:
         ``gm``, for chaining.
     """
     for node in gm.graph.nodes:
-        if node.op not in _NODES:
-            continue
-        ni = info(node)
-        in_elems, in_bits = 0, 0.0
-        for src in node.all_input_nodes:
-            if src.op == "get_attr":
-                continue
-            for t in info(src).outputs:
-                in_elems += t.numel
-                in_bits += t.numel * role_bits(ni, "data_in", t.dtype)
-        out_elems = sum(t.numel for t in ni.outputs)
-        out_bits = sum(t.numel * role_bits(ni, "data_out", t.dtype) for t in ni.outputs)
-        ni.cost.update(in_elems=in_elems, in_bits=in_bits, out_elems=out_elems, out_bits=out_bits)
+        if node.op in _NODES:
+            count_node_buffers(node)
     return gm
+
+
+def count_node_buffers(node: fx.Node) -> None:
+    """:func:`count_buffers` of one graph input or op node; its entries read its own record
+    and its inputs' traced tensors only."""
+    ni = info(node)
+    in_elems, in_bits = 0, 0.0
+    for src in node.all_input_nodes:
+        if src.op == "get_attr":
+            continue
+        for t in info(src).outputs:
+            in_elems += t.numel
+            in_bits += t.numel * role_bits(ni, "data_in", t.dtype)
+    out_elems = sum(t.numel for t in ni.outputs)
+    out_bits = sum(t.numel * role_bits(ni, "data_out", t.dtype) for t in ni.outputs)
+    ni.cost.update(in_elems=in_elems, in_bits=in_bits, out_elems=out_elems, out_bits=out_bits)
 
 
 def activation_cost(gm: fx.GraphModule) -> ActivationCost:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from torch import fx
+from torch import fx, nn
 
 from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
@@ -31,6 +31,7 @@ __all__ = [
     "UncountedOp",
     "compute_cost",
     "count_flops",
+    "count_node_flops",
     "total_compute_cost",
 ]
 
@@ -73,28 +74,33 @@ def count_flops(gm: fx.GraphModule) -> fx.GraphModule:
     """
     modules = dict(gm.named_modules())
     for node in gm.graph.nodes:
-        if node.op not in _CALLS:
-            continue
-        ni = info(node)
-        ni.cost.pop("uncounted", None)
-        rule = COST_RULES.get(ni.op_kind) if ni.op_kind in COST_RULES else None
-        reason = f"no cost rule for op kind {ni.op_kind!r}"
-        cost: OpCost | None = None
-        if rule is not None:
-            mod = modules.get(str(node.target)) if node.op == "call_module" else None
-            try:
-                cost = rule(OpArgs(node, ni, mod))
-            except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-                reason = f"{ni.op_kind} rule could not read the node: {type(exc).__name__}: {exc}"
-        if cost is None:
-            ni.cost.update(dict.fromkeys(COST_KEYS))
-            ni.cost["uncounted"] = reason
-        else:
-            ni.cost["macs"] = cost.macs
-            ni.cost["flops"] = cost.flops
-            ni.cost["flops_backward"] = cost.flops_backward
-            ni.cost["bitops"] = cost.bitops
+        if node.op in _CALLS:
+            count_node_flops(node, modules)
     return gm
+
+
+def count_node_flops(node: fx.Node, modules: Mapping[str, nn.Module]) -> None:
+    """:func:`count_flops` of one call node (``modules``: its graph's ``named_modules()``);
+    the node's entries read its own record and its arguments' traced tensors only."""
+    ni = info(node)
+    ni.cost.pop("uncounted", None)
+    rule = COST_RULES.get(ni.op_kind) if ni.op_kind in COST_RULES else None
+    reason = f"no cost rule for op kind {ni.op_kind!r}"
+    cost: OpCost | None = None
+    if rule is not None:
+        mod = modules.get(str(node.target)) if node.op == "call_module" else None
+        try:
+            cost = rule(OpArgs(node, ni, mod))
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            reason = f"{ni.op_kind} rule could not read the node: {type(exc).__name__}: {exc}"
+    if cost is None:
+        ni.cost.update(dict.fromkeys(COST_KEYS))
+        ni.cost["uncounted"] = reason
+    else:
+        ni.cost["macs"] = cost.macs
+        ni.cost["flops"] = cost.flops
+        ni.cost["flops_backward"] = cost.flops_backward
+        ni.cost["bitops"] = cost.bitops
 
 
 def compute_cost(gm: fx.GraphModule) -> ComputeCost:

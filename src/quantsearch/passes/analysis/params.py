@@ -48,10 +48,13 @@ __all__ = [
     "WEIGHT_KINDS",
     "ParamCost",
     "Unattributed",
+    "count_node_params",
     "count_params",
+    "counted_before",
     "owner_costs",
     "param_cost",
     "priced_with",
+    "shares_tensors",
     "total_param_cost",
     "unattributed",
 ]
@@ -142,49 +145,101 @@ def count_params(gm: fx.GraphModule) -> fx.GraphModule:
     modules = dict(gm.named_modules())
     seen: set[int] = set()
     for node in gm.graph.nodes:
-        if node.op not in _OWNERS:
-            continue
-        ni = info(node)
-        _zero(ni)
-        if node.op == "call_method":
-            continue
-        if node.op == "call_function":
-            if ni.op_kind in WEIGHT_KINDS:
-                w = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
-                wmeta = info(w).outputs[0] if isinstance(w, fx.Node) and info(w).outputs else None
-                if wmeta is not None:
-                    ni.cost["weight_elems"] = wmeta.numel
-                    ni.cost["weight_bits"] = wmeta.numel * role_bits(ni, "weight", wmeta.dtype)
-            continue
-        if node.op == "call_module":
-            mod: nn.Module = modules[str(node.target)]
-            tensors: list[tuple[torch.Tensor, float, bool]] = [
-                (t, _tensor_bits(t, ni, _ROLES.get(name.rsplit(".", 1)[-1])), True)
-                for name, t in mod.named_parameters()
-            ] + [(t, _tensor_bits(t, None, None), False) for t in mod.buffers()]
-            w = getattr(mod, "weight", None)
-            if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and id(w) not in seen:
-                ni.cost["weight_elems"] = w.numel()
-                ni.cost["weight_bits"] = _tensor_bits(w, ni, "weight")
-        else:
-            value = _fetch(gm, str(node.target))
-            if not isinstance(value, torch.Tensor):
-                continue
-            is_param = isinstance(value, nn.Parameter)
-            per_elem = _consumer_bits(node, value.dtype) if is_param else dtype_bits(value.dtype)
-            tensors = [(value, value.numel() * per_elem, is_param)]
-        for t, bits, is_param in tensors:
-            if id(t) in seen:
-                continue
-            seen.add(id(t))
-            if is_param:
-                ni.cost["params"] += t.numel()
-                ni.cost["trainable_params"] += t.numel() if t.requires_grad else 0
-                ni.cost["param_bits"] += bits
-            else:
-                ni.cost["buffers"] += t.numel()
-                ni.cost["buffer_bits"] += bits
+        if node.op in _OWNERS:
+            count_node_params(gm, node, modules, seen)
     return gm
+
+
+def count_node_params(
+    gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module], seen: set[int]
+) -> None:
+    """:func:`count_params` of one node that may own a tensor (``modules``: ``gm``'s
+    ``named_modules()``). ``seen`` holds the ids of the tensors counted at earlier nodes
+    (:func:`counted_before`); this node's own are added to it. The entries read the node's
+    own record and, for a fetched parameter, those of the nodes reading it
+    (:func:`priced_with`)."""
+    ni = info(node)
+    _zero(ni)
+    if node.op == "call_method":
+        return
+    if node.op == "call_function":
+        if ni.op_kind in WEIGHT_KINDS:
+            w = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+            wmeta = info(w).outputs[0] if isinstance(w, fx.Node) and info(w).outputs else None
+            if wmeta is not None:
+                ni.cost["weight_elems"] = wmeta.numel
+                ni.cost["weight_bits"] = wmeta.numel * role_bits(ni, "weight", wmeta.dtype)
+        return
+    owned = _owned(gm, node, modules)
+    if node.op == "call_module":
+        tensors = [
+            (t, _tensor_bits(t, ni, _ROLES.get(role or "")), True) if is_param
+            else (t, _tensor_bits(t, None, None), False)
+            for role, t, is_param in owned
+        ]  # fmt: skip
+        w = getattr(modules[str(node.target)], "weight", None)
+        if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and id(w) not in seen:
+            ni.cost["weight_elems"] = w.numel()
+            ni.cost["weight_bits"] = _tensor_bits(w, ni, "weight")
+    else:
+        tensors = [
+            (t, t.numel() * (_consumer_bits(node, t.dtype) if p else dtype_bits(t.dtype)), p)
+            for _, t, p in owned
+        ]
+    for t, bits, is_param in tensors:
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if is_param:
+            ni.cost["params"] += t.numel()
+            ni.cost["trainable_params"] += t.numel() if t.requires_grad else 0
+            ni.cost["param_bits"] += bits
+        else:
+            ni.cost["buffers"] += t.numel()
+            ni.cost["buffer_bits"] += bits
+
+
+def _owned(
+    gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module]
+) -> list[tuple[str | None, torch.Tensor, bool]]:
+    """The tensors :func:`count_node_params` may count at ``node``, in its order: (the
+    parameter's last name, tensor, is a parameter) for a module's parameters then its buffers,
+    or the tensor a ``get_attr`` fetches (no name)."""
+    if node.op == "call_module":
+        mod = modules[str(node.target)]
+        return [(name.rsplit(".", 1)[-1], t, True) for name, t in mod.named_parameters()] + [
+            (None, t, False) for t in mod.buffers()
+        ]
+    if node.op == "get_attr":
+        value = _fetch(gm, str(node.target))
+        if isinstance(value, torch.Tensor):
+            return [(None, value, isinstance(value, nn.Parameter))]
+    return []
+
+
+def counted_before(gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module]) -> set[int]:
+    """The ids of the tensors :func:`count_params` has counted when it reaches ``node``
+    (the ``seen`` of :func:`count_node_params`)."""
+    seen: set[int] = set()
+    for n in gm.graph.nodes:
+        if n is node:
+            return seen
+        seen.update(id(t) for _, t, _ in _owned(gm, n, modules))
+    raise ValueError(f"node {node.name!r} is not in the graph")
+
+
+def shares_tensors(gm: fx.GraphModule) -> list[bool]:
+    """Per node of ``gm``, in graph order: whether it owns a tensor an earlier node owns too
+    (a module called twice, a tied weight). For a node that shares none, the ``seen`` of
+    :func:`count_node_params` may be empty: it only looks up the node's own tensors."""
+    modules = dict(gm.named_modules())
+    seen: set[int] = set()
+    out = []
+    for n in gm.graph.nodes:
+        ids = {id(t) for _, t, _ in _owned(gm, n, modules)}
+        out.append(not ids.isdisjoint(seen))
+        seen |= ids
+    return out
 
 
 def _fetch(gm: fx.GraphModule, target: str) -> object:
