@@ -77,6 +77,12 @@ class TrialObjective:
         # Asked once: the space answers by looking at every option of every knob.
         self.has_auto = space.has_auto
         self._configs: int | None = None  # distinct configs of the space (n_configs)
+        # Finished trials never change: each is read into a TrialInfo once per study, not at
+        # every check of the evaluation budget (before every trial: quadratic in a long
+        # n_evaluations search). Other workers' trials are read when they first appear.
+        self._finished: set[int] = set()  # numbers of the finished trials read
+        self._charged: set[str | None] = set()  # the configs they charged
+        self._spent = 0  # evaluations_charged over them, kept as they come
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
         mark(trial)  # before anything else: how other workers tell this trial is alive
@@ -249,8 +255,20 @@ class TrialObjective:
     def evaluations_spent(self, study: optuna.Study) -> int:
         """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        trials = [TrialInfo.from_trial(t) for t in optuna_compat.study_trials(study, states)]
-        return evaluations_charged(trials, distinct=self.cfg.cache)
+        finished = optuna_compat.study_trials(study, states)
+        if len(finished) == len(self._finished):  # none new (a finished trial stays finished)
+            return self._spent
+        for t in finished:
+            if t.number in self._finished:
+                continue
+            self._finished.add(t.number)
+            info = TrialInfo.from_trial(t)
+            charged = evaluations_charged([info], distinct=False)  # 1: it charges one
+            if charged and self.cfg.cache:  # distinct configs: each charged once
+                charged = int(info.config_hash not in self._charged)
+                self._charged.add(info.config_hash)
+            self._spent += charged
+        return self._spent
 
 
 def _auto_formats(
