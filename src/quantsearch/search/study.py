@@ -149,37 +149,48 @@ def _open_study(
     if not strategy.multi_objective and cfg.combine == "pareto":
         raise ConfigError(f"search.strategy {strategy.name!r} does not support combine = 'pareto'")
     directions = study_directions(cfg)
-    seed = cfg.seed
+    # The process that creates the study samples with its seed, so that a search of one process
+    # is reproducible on every storage. Workers joining a shared study seeded alike would
+    # propose the same points and wait on each other's results: each of them takes its seed
+    # from the study's and its own process.
+    joining_seed = cfg.seed
     if claims is not None:
-        # Workers seeded alike would propose the same points and wait on each other's results:
-        # each worker's sampler takes its seed from the study's and its own process.
-        seed = int(hashlib.sha1(f"{cfg.seed}:{worker_id()}".encode()).hexdigest()[:8], 16)
+        joining_seed = int(hashlib.sha1(f"{cfg.seed}:{worker_id()}".encode()).hexdigest()[:8], 16)
 
     def claim_point(index: int, trial_number: int) -> bool:
         assert claims is not None
         return claims.claim(f"point:{index}", trial_number).owned
 
-    ctx = StrategyContext(
-        space=space,
-        seed=seed,
-        n_objectives=len(directions),
-        options=dict(cfg.strategy.options),
-        claim_point=claim_point if claims is not None else None,
-        evaluator=evaluator,
-        search=cfg,
-        n_trials=cfg.n_trials,
-    )
-    sampler = build_sampler(cfg.strategy.name, ctx)
-    try:  # loaded first: a refused study is only read, never written to
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-    except KeyError:  # none yet (another worker may create it first: then this loads it)
-        study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            directions=directions,  # type: ignore[arg-type]
-            sampler=sampler,
-            load_if_exists=True,
+    def sampler(seed: int) -> optuna.samplers.BaseSampler:
+        ctx = StrategyContext(
+            space=space,
+            seed=seed,
+            n_objectives=len(directions),
+            options=dict(cfg.strategy.options),
+            claim_point=claim_point if claims is not None else None,
+            evaluator=evaluator,
+            search=cfg,
+            n_trials=cfg.n_trials,
         )
+        return build_sampler(cfg.strategy.name, ctx)
+
+    def load() -> optuna.Study:
+        return optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler(joining_seed)
+        )
+
+    try:  # loaded first: a refused study is only read, never written to
+        study = load()
+    except KeyError:  # none yet
+        try:
+            study = optuna.create_study(
+                storage=storage,
+                study_name=study_name,
+                directions=directions,  # type: ignore[arg-type]
+                sampler=sampler(cfg.seed),
+            )
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+            study = load()
     new_identity = check_identity(study, study_name, cfg, space, fingerprint_extra)
     if new_identity is not None:
         study.set_user_attr("identity", new_identity)
