@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+    from optuna.distributions import BaseDistribution
+    from optuna.samplers import TPESampler
     from optuna.storages import BaseStorage, JournalStorage
     from optuna.study import Study
     from optuna.trial import FrozenTrial, Trial, TrialState
@@ -21,11 +24,18 @@ __all__ = [
     "compute_hypervolume",
     "constraint_list",
     "constraints_attrs",
+    "fresh_trials",
     "journal_next_trial",
     "run_trial",
     "set_constraints",
     "study_storage",
     "study_trials",
+    "tpe_gamma",
+    "tpe_rng_and_candidates",
+    "tpe_sample",
+    "tpe_trial_params",
+    "tpe_trial_scores",
+    "tpe_uses_defaults",
 ]
 
 
@@ -164,3 +174,88 @@ def run_trial(
 def constraint_list(trial: FrozenTrial) -> list[float]:
     """The constraint values :func:`set_constraints` stored, in their order (``[]``: none)."""
     return [float(v) for v in trial.system_attrs.get(_CONSTRAINTS_KEY) or []]
+
+
+# Optuna's TPESampler, fed from quantsearch.search.strategies.tpe's arrays. TPESampler._sample
+# re-reads and re-encodes every finished trial on every proposal and has no public way to be
+# given its observations; these reach the pieces it is built from, so that the proposals stay
+# Optuna's own, draw for draw.
+
+
+def tpe_uses_defaults(sampler: TPESampler) -> bool:
+    """Whether ``sampler`` runs TPESampler's default algorithm: multivariate or not decided by
+    the study, no groups, constant liar, no ``constraints_func``, Optuna's Parzen estimator.
+    Its options are kept only as private attributes."""
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    return (
+        sampler._multivariate is None
+        and not sampler._group
+        and sampler._constant_liar
+        and sampler._constraints_func is None
+        and sampler._parzen_estimator_cls is _ParzenEstimator
+    )
+
+
+def tpe_gamma(sampler: TPESampler, n_finished: int) -> int:
+    """How many of ``n_finished`` trials are "below" (good), as ``TPESampler._sample`` counts
+    them for a single-objective study; it sets the default gamma on its first proposal, which
+    is done here the same way (the attribute is private)."""
+    from optuna.samplers._tpe.sampler import default_gamma
+
+    if sampler._gamma is None:
+        sampler._gamma = default_gamma
+    return int(sampler._gamma(n_finished))
+
+
+def tpe_rng_and_candidates(sampler: TPESampler) -> tuple[np.random.RandomState, int]:
+    """The sampler's seeded random state and its ``n_ei_candidates`` (private attributes)."""
+    return sampler._rng.rng, int(sampler._n_ei_candidates)
+
+
+def tpe_trial_scores(trial: FrozenTrial, study: Study) -> tuple[float, tuple[float, float]]:
+    """A finished trial's infeasibility (sum of its violated constraints) and its pruned-trial
+    sort key, computed by the functions ``TPESampler``'s split of the trials uses (private)."""
+    from optuna.samplers._tpe.sampler import (
+        _get_infeasible_trial_score,
+        _get_pruned_trial_score,
+    )
+
+    return _get_infeasible_trial_score(trial), _get_pruned_trial_score(trial, study)
+
+
+def tpe_trial_params(sampler: TPESampler, trial: FrozenTrial, study: Study) -> dict[str, Any]:
+    """A trial's parameters as ``TPESampler`` reads them: for a running trial of another
+    worker, also those its sampler has proposed and not yet suggested (the constant liar's
+    ``tpe:relative_params`` system attributes), through ``TPESampler._get_params``."""
+    return sampler._get_params(trial, study)
+
+
+def tpe_sample(
+    sampler: TPESampler,
+    search_space: dict[str, BaseDistribution],
+    below: dict[str, np.ndarray],
+    above: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The end of ``TPESampler._sample`` from the observations of the trials below and above:
+    two Parzen estimators built with the sampler's parameters, ``n_ei_candidates`` drawn from
+    the one below with the sampler's random state, the best by ``log l(x) - log g(x)``
+    (``_compute_acquisition_func``, ``_compare``), in external representation. The
+    estimator class and these steps have no public API."""
+    from optuna.samplers import TPESampler as _TPE
+
+    params = sampler._parzen_estimator_parameters
+    mpe_below = sampler._parzen_estimator_cls(below, search_space, params)
+    mpe_above = sampler._parzen_estimator_cls(above, search_space, params)
+    rng, n_candidates = tpe_rng_and_candidates(sampler)
+    samples = mpe_below.sample(rng, n_candidates)
+    acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
+    best = _TPE._compare(samples, acquisition)
+    return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
+
+
+def fresh_trials(study: Study, states: Sequence[TrialState]) -> list[FrozenTrial]:
+    """The study's trials in ``states``, read from the storage now (not the per-thread cache),
+    as ``TPESampler._sample`` reads them with its constant liar: other workers' running
+    trials must be current. ``Study.get_trials`` would deep-copy every trial."""
+    return study._get_trials(deepcopy=False, states=tuple(states), use_cache=False)

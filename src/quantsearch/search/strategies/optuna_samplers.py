@@ -23,6 +23,7 @@ import warnings
 import optuna.samplers as S
 
 from quantsearch.search.strategies.base import Strategy, StrategyContext, pass_options
+from quantsearch.search.strategies.tpe import tpe_sampler
 
 
 def _grid(ctx: StrategyContext) -> S.BaseSampler:
@@ -35,7 +36,10 @@ def _random(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _tpe(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.TPESampler, ctx, {"seed": ctx.seed})
+    # Ours where it proposes what Optuna's would, trial for trial, reading each finished trial
+    # once (tpe.py); with options or several objectives, Optuna's own.
+    ours = tpe_sampler(ctx.seed, ctx.options, ctx.n_objectives)
+    return ours if ours is not None else pass_options(S.TPESampler, ctx, {"seed": ctx.seed})
 
 
 NSGA_POPULATION = 50  # Optuna's default population_size for NSGA-II and NSGA-III

@@ -1,0 +1,199 @@
+"""Optuna's TPE, proposal for proposal, without re-reading every finished trial each time.
+
+``optuna.samplers.TPESampler`` (single objective, default options) re-reads every trial on
+every proposal, re-encodes each trial's parameters one call at a time, computes each trial's
+constraint score and sorts them all in Python before it builds its two Parzen estimators: at
+1,000 trials of an 8-knob space that is most of its ~11 ms (BENCHMARKS.md, issue 15).
+A finished trial never changes, so :class:`IncrementalTPESampler` encodes each once, into
+numpy arrays, and splits them with stable numpy sorts that order ties as Python's ``sorted``
+does; the Parzen estimators, the random draws and the choice of the best candidate are Optuna's
+own code (``optuna_compat.tpe_sample``), fed the same observations in the same order, so the
+proposals are Optuna's, for the same seed and history, draw for draw
+(``tests/search/strategies/test_tpe.py`` runs both side by side).
+
+What it covers is what it is built for: a single-objective study, categorical and integer
+parameters, TPESampler's default options (only ``seed``); constraints, pruned trials and the
+running trials of other workers (the constant liar) are handled as Optuna handles them.
+Anything else is Optuna's own ``TPESampler._sample``, unchanged: :func:`tpe_sampler` builds
+Optuna's sampler when options are given or the study has several objectives, and a proposal
+over another kind of distribution, a dynamic search space or a NaN objective value is made
+by the parent class.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from quantsearch.search import optuna_compat
+
+__all__ = ["IncrementalTPESampler", "tpe_sampler"]
+
+_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+class _History:
+    """The finished trials of one study over one search space, one row each, in the order
+    they were first seen (rows are sorted by trial number when they are read)."""
+
+    def __init__(self, space: dict[str, BaseDistribution], maximize: bool) -> None:
+        self.space, self.names = space, list(space)
+        self.maximize = maximize
+        self.seen: set[int] = set()
+        self.n = 0
+        cap = 64
+        self.x = np.empty((cap, len(space)))  # internal representations
+        self.number = np.empty(cap, dtype=np.int64)
+        self.value = np.empty(cap)  # the objective value (COMPLETE), NaN otherwise
+        self.infeasible = np.empty(cap)  # sum of the violated constraints (> 0: infeasible)
+        self.complete = np.empty(cap, dtype=bool)
+        self.has_all = np.empty(cap, dtype=bool)  # has every parameter of the space
+        self.pruned_key: dict[int, tuple[float, float]] = {}  # row -> pruned-trial sort key
+        self.order: np.ndarray | None = np.empty(0, dtype=np.int64)  # rows by trial number
+
+    def add(self, trial: FrozenTrial, study: Study) -> None:
+        if self.n == len(self.number):
+            for name in ("x", "number", "value", "infeasible", "complete", "has_all"):
+                old = getattr(self, name)
+                new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        i = self.n
+        params = trial.params  # TPESampler reads a finished trial's own params
+        self.has_all[i] = self.space.keys() <= params.keys()
+        if self.has_all[i]:
+            self.x[i] = [d.to_internal_repr(params[k]) for k, d in self.space.items()]
+        infeasible, pruned_key = optuna_compat.tpe_trial_scores(trial, study)
+        self.infeasible[i] = infeasible
+        self.complete[i] = trial.state == TrialState.COMPLETE
+        self.value[i] = trial.value if self.complete[i] else math.nan
+        if trial.state == TrialState.PRUNED:
+            self.pruned_key[i] = pruned_key
+        if self.n and trial.number < self.number[self.n - 1]:
+            self.order = None  # seen out of number order (another worker's trial)
+        elif self.order is not None:
+            self.order = np.append(self.order, i)
+        self.number[i] = trial.number
+        self.seen.add(trial.number)
+        self.n += 1
+
+    def rows(self) -> np.ndarray:
+        if self.order is None:
+            self.order = np.argsort(self.number[: self.n], kind="stable")
+        return self.order
+
+    def below(self, n_below: int) -> np.ndarray | None:
+        """The rows ``_split_trials`` puts below (good), by trial number; ``None`` when a
+        complete trial's value is NaN (Python's sort and numpy's disagree on it)."""
+        rows = self.rows()
+        infeasible = self.infeasible[rows] > 0
+        complete = rows[~infeasible & self.complete[rows]]
+        value = self.value[complete]
+        if np.isnan(value).any():
+            return None
+        # sorted(..., reverse=True) keeps ties in their order, as a stable sort of -value does
+        below = complete[np.argsort(-value if self.maximize else value, kind="stable")[:n_below]]
+        n_below = max(0, n_below - len(below))
+        pruned = [int(r) for r in rows[~infeasible & ~self.complete[rows]]]
+        below_pruned = sorted(pruned, key=self.pruned_key.__getitem__)[:n_below]
+        n_below = max(0, n_below - len(below_pruned))
+        bad = rows[infeasible]
+        below_bad = bad[np.argsort(self.infeasible[bad], kind="stable")[:n_below]]
+        chosen = np.concatenate([below, np.asarray(below_pruned, dtype=np.int64), below_bad])
+        return chosen[np.argsort(self.number[chosen], kind="stable")]
+
+
+class IncrementalTPESampler(TPESampler):
+    """``TPESampler(seed=seed)`` whose proposals read each finished trial once.
+
+    Every method but ``_sample`` (the proposal from the trials so far) is Optuna's; that one
+    gives the same parameters for the same seed and history as Optuna's, or is Optuna's own
+    where this class does not cover the case (see the module's docstring).
+
+    Example:
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> study = optuna.create_study(sampler=IncrementalTPESampler(seed=0))
+        >>> study.optimize(lambda t: t.suggest_int("x", 0, 7) ** 2, n_trials=15)
+        >>> len(study.trials)
+        15
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self._history: _History | None = None
+
+    def _sample(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not self._covers(study, search_space):
+            return super()._sample(study, trial, search_space)
+        trials = optuna_compat.fresh_trials(study, _STATES)
+        history = self._history_for(study, search_space)
+        running: list[FrozenTrial] = []
+        for t in trials:
+            if t.state == TrialState.RUNNING:
+                if t.number != trial.number:
+                    running.append(t)
+            elif t.number not in history.seen:
+                history.add(t, study)
+        below = history.below(optuna_compat.tpe_gamma(self, history.n))
+        if below is None:
+            return super()._sample(study, trial, search_space)
+        rows = history.rows()
+        above = np.setdiff1d(rows, below, assume_unique=True)
+        above = above[np.argsort(history.number[above], kind="stable")]
+        x_above, n_above = history.x[above[history.has_all[above]]], history.number[above]
+        n_above = n_above[history.has_all[above]]
+        extra = [(t.number, self._running_row(t, study, history)) for t in running]
+        extra = [(n, x) for n, x in extra if x is not None]
+        if extra:  # running trials are above, at their place by number
+            x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
+            n_above = np.concatenate([n_above, np.array([n for n, _ in extra])])
+            x_above = x_above[np.argsort(n_above, kind="stable")]
+        x_below = history.x[below[history.has_all[below]]]
+        names = history.names
+        return optuna_compat.tpe_sample(
+            self,
+            search_space,
+            {k: x_below[:, j] for j, k in enumerate(names)},
+            {k: x_above[:, j] for j, k in enumerate(names)},
+        )
+
+    def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
+        return (
+            len(study.directions) == 1
+            and len(search_space) > 0
+            and all(
+                isinstance(d, (CategoricalDistribution, IntDistribution))
+                for d in search_space.values()
+            )
+            and optuna_compat.tpe_uses_defaults(self)
+        )
+
+    def _history_for(self, study: Study, space: dict[str, BaseDistribution]) -> _History:
+        h = self._history
+        if h is None or list(h.space.items()) != list(space.items()):
+            # A new search space (Optuna's intersection shrank): encode the trials again.
+            h = self._history = _History(space, study.direction == StudyDirection.MAXIMIZE)
+        return h
+
+    def _running_row(self, trial: FrozenTrial, study: Study, h: _History) -> list[float] | None:
+        params = optuna_compat.tpe_trial_params(self, trial, study)
+        if not h.space.keys() <= params.keys():
+            return None
+        return [d.to_internal_repr(params[k]) for k, d in h.space.items()]
+
+
+def tpe_sampler(seed: int, options: dict[str, Any], n_objectives: int) -> BaseSampler | None:
+    """:class:`IncrementalTPESampler` where it gives Optuna's proposals (no options, one
+    objective); ``None``: build Optuna's ``TPESampler`` with the options."""
+    if options or n_objectives != 1:
+        return None
+    return IncrementalTPESampler(seed=seed)

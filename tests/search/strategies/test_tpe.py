@@ -1,0 +1,218 @@
+"""IncrementalTPESampler proposes what Optuna's TPESampler proposes, trial for trial.
+
+Referee: ``optuna.samplers.TPESampler(seed=...)`` itself, driven in lockstep with ours: two
+studies, the same seed, the same asks and tells (values with ties, constraints, pruned and
+failed trials, trials left running, other workers' trials), and every proposal compared.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import Trial, TrialState
+
+from quantsearch.search import optuna_compat
+from quantsearch.search.strategies import STRATEGIES, StrategyContext
+from quantsearch.search.strategies.tpe import IncrementalTPESampler
+
+KNOBS = [f"layer{i}.weight" for i in range(8)]
+CATEGORICAL = {k: CategoricalDistribution([f"fixed{w}" for w in range(8)]) for k in KNOBS}
+ORDINAL = {k: IntDistribution(0, 7) for k in KNOBS}
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _suggest(trial: Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    return {name: trial._suggest(name, d) for name, d in space.items()}
+
+
+def _finish(study: optuna.Study, trial: Trial, draw: float, value: float) -> None:
+    """Tell ``trial``: constraints on some, and some pruned (after a report) or failed."""
+    if draw < 0.15:
+        optuna_compat.set_constraints(trial, [0.15 - draw, -1.0])  # violated: infeasible
+    elif draw < 0.3:
+        optuna_compat.set_constraints(trial, [-draw, 0.0])  # satisfied
+    if draw > 0.95:
+        trial.report(value, step=int(draw * 100) % 3)
+        study.tell(trial, state=TrialState.PRUNED)
+    elif draw > 0.9:
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, value)
+
+
+def _lockstep(
+    space: dict[str, BaseDistribution],
+    n_trials: int,
+    *,
+    direction: str = "maximize",
+    pending: int = 1,
+    seed: int = 3,
+) -> int:
+    """Optuna's TPE and ours in lockstep: ``pending`` trials asked before any is told (the
+    constant liar sees them running), told in a shuffled order. Returns the trials compared."""
+    theirs = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
+    ours = optuna.create_study(direction=direction, sampler=IncrementalTPESampler(seed=seed))
+    rng = np.random.default_rng(seed)
+    compared = 0
+    while compared < n_trials:
+        asked = []
+        for _ in range(pending):
+            a, b = theirs.ask(), ours.ask()
+            pa, pb = _suggest(a, space), _suggest(b, space)
+            assert pa == pb, f"trial {a.number}: Optuna {pa} != ours {pb}"
+            asked.append((a, b))
+            compared += 1
+        for i in rng.permutation(len(asked)):
+            # one decimal: many equal values, so ties are broken as Optuna breaks them
+            draw, value = float(rng.random()), float(np.round(rng.random(), 1))
+            _finish(theirs, asked[i][0], draw, value)
+            _finish(ours, asked[i][1], draw, value)
+    states = {t.state for t in ours.trials}
+    assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= states
+    assert any(t.constraints and t.constraints["0"] > 0 for t in ours.trials)
+    return compared
+
+
+def test_categorical_knobs_get_optunas_proposals_for_300_trials() -> None:
+    assert _lockstep(CATEGORICAL, 300) == 300
+
+
+@pytest.mark.slow  # Optuna's own TPE on integer knobs: ~6 s for 300 trials
+def test_ordinal_knobs_get_optunas_proposals_minimising() -> None:
+    assert _lockstep(ORDINAL, 300, direction="minimize", seed=5) == 300
+
+
+def test_running_trials_are_lied_about_as_optuna_does() -> None:
+    # four trials asked at a time: each proposal sees up to three running trials (constant liar)
+    assert _lockstep(CATEGORICAL, 300, pending=4, seed=7) == 300
+
+
+def _workers(
+    path: Path | None, sampler: optuna.samplers.BaseSampler
+) -> tuple[optuna.Study, optuna.Study]:
+    """Two Study objects on one storage; the second proposes with Optuna's TPE. On a journal
+    file (``path``) each has its own JournalStorage, as two worker processes have."""
+
+    def storage() -> optuna.storages.BaseStorage:
+        return JournalStorage(JournalFileBackend(str(path))) if path else shared
+
+    shared = optuna.storages.InMemoryStorage()
+    optuna.create_study(study_name="s", storage=storage())
+    return (
+        optuna.load_study(study_name="s", storage=storage(), sampler=sampler),
+        optuna.load_study(
+            study_name="s", storage=storage(), sampler=optuna.samplers.TPESampler(seed=11)
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("storage", "steps"),
+    [("memory", 120), pytest.param("journal", 80, marks=pytest.mark.slow)],
+)
+def test_other_workers_trials_are_seen_in_any_order(
+    tmp_path: Path, storage: str, steps: int
+) -> None:
+    """Another worker's trials are created, left running (half suggested: its relative
+    params stand in for the rest) and finished out of number order, between our proposals."""
+    journal = storage == "journal"
+    theirs = _workers(tmp_path / "a" if journal else None, optuna.samplers.TPESampler(seed=2))
+    ours = _workers(tmp_path / "b" if journal else None, IncrementalTPESampler(seed=2))
+    rng = np.random.default_rng(2)
+    held: list[tuple[Trial, Trial]] = []
+    names = list(CATEGORICAL)
+    for step in range(steps):
+        if rng.random() < 0.4:  # the other worker starts a trial and suggests half its knobs
+            a, b = theirs[1].ask(), ours[1].ask()
+            half = {k: CATEGORICAL[k] for k in names[: 1 + step % 8]}
+            assert _suggest(a, half) == _suggest(b, half)
+            held.append((a, b))
+        a, b = theirs[0].ask(), ours[0].ask()
+        pa, pb = _suggest(a, CATEGORICAL), _suggest(b, CATEGORICAL)
+        assert pa == pb, f"step {step}: Optuna {pa} != ours {pb}"
+        value = float(np.round(rng.random(), 1))
+        theirs[0].tell(a, value)
+        ours[0].tell(b, value)
+        if held and rng.random() < 0.35:  # one of its trials ends, not necessarily the oldest
+            a, b = held.pop(int(rng.integers(len(held))))
+            _suggest(a, CATEGORICAL), _suggest(b, CATEGORICAL)
+            value = float(np.round(rng.random(), 1))
+            theirs[1].tell(a, value)
+            ours[1].tell(b, value)
+    numbers = [t.number for t in ours[0].get_trials(states=(TrialState.COMPLETE,))]
+    assert numbers != sorted(numbers) or held  # some finished out of order, or still run
+
+
+def test_default_tpe_strategy_is_ours_and_anything_else_optunas() -> None:
+    space = _Space()
+    build = STRATEGIES.get("tpe").build
+    assert type(build(StrategyContext(space=space, seed=0))) is IncrementalTPESampler
+    with_options = StrategyContext(space=space, seed=0, options={"n_startup_trials": 5})
+    assert type(build(with_options)) is optuna.samplers.TPESampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pareto = build(StrategyContext(space=space, seed=0, n_objectives=2))
+    assert type(pareto) is optuna.samplers.TPESampler
+
+
+class _Space:
+    """No knobs: the tpe builder reads only the context's seed, options and objectives."""
+
+    knobs: tuple[()] = ()
+
+
+def test_float_parameters_and_dynamic_spaces_are_left_to_optuna() -> None:
+    """Outside what it covers (a float knob) the parent's ``_sample`` runs: same proposals."""
+    space: dict[str, BaseDistribution] = {
+        "x": optuna.distributions.FloatDistribution(-1.0, 1.0),
+        "k": IntDistribution(0, 3),
+    }
+    studies = [
+        optuna.create_study(sampler=s)
+        for s in (optuna.samplers.TPESampler(seed=1), IncrementalTPESampler(seed=1))
+    ]
+    for i in range(40):
+        drawn = []
+        for study in studies:
+            t = study.ask()
+            p = _suggest(t, space)
+            if i % 5 == 0:  # a knob some trials have: outside the relative space
+                p["extra"] = t.suggest_int("extra", 0, 3)
+            study.tell(t, p["x"] ** 2 + p["k"])
+            drawn.append(p)
+        assert drawn[0] == drawn[1]
+    sampler = studies[1].sampler
+    # only the one-knob space of "extra" (sampled on its own) was ours to encode
+    assert isinstance(sampler, IncrementalTPESampler) and sampler._history is not None
+    assert list(sampler._history.space) == ["extra"]
+
+
+def test_each_finished_trial_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real: Callable[[Any, Any], float] = CategoricalDistribution.to_internal_repr
+
+    def counted(self: CategoricalDistribution, value: Any) -> float:
+        calls.append(1)
+        return real(self, value)
+
+    study = optuna.create_study(sampler=IncrementalTPESampler(seed=0))
+    for _ in range(60):
+        t = study.ask()
+        _suggest(t, CATEGORICAL)
+        study.tell(t, 0.0)
+    monkeypatch.setattr(CategoricalDistribution, "to_internal_repr", counted)
+    t = study.ask()
+    _suggest(t, CATEGORICAL)  # the 60 finished trials are already encoded
+    # the trial's own suggestions and the one trial finished since the last proposal; Optuna's
+    # TPESampler re-encodes all 60 x 8
+    assert sum(calls) < 60
