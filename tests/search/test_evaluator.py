@@ -11,11 +11,13 @@ from torch import nn
 
 from quantsearch.compare.run import run_comparison
 from quantsearch.data import DataSplits, Split
+from quantsearch.errors import ConfigError
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info, trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
+from quantsearch.passes.transform.graph_view import GraphView
 from quantsearch.passes.transform.population import population_refusal
 from quantsearch.passes.transform.slots import PreparedModel
 from quantsearch.search import evaluate as evaluate_module
@@ -62,6 +64,34 @@ def test_search_trials_equal_quantize_exactly(mlp: nn.Module, digits: DataSplits
             assert torch.equal(slot(digits.val.x), fresh(digits.val.x))
         want = compute_metrics(fresh, metrics, data=digits.val)
         assert compute_metrics(slot, metrics, data=digits.val) == want
+
+
+def test_resolve_keeps_one_graph_view_and_equals_from_dict(
+    mlp: nn.Module, digits: DataSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gm = trace(mlp, digits.val.x[:8])
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ})
+    space, evaluator = prepare_search(gm, cfg, digits.val)
+    views: list[GraphView] = []
+    real = GraphView.__init__
+
+    def counted(self: GraphView, g: Any) -> None:
+        views.append(self)
+        real(self, g)
+
+    monkeypatch.setattr(GraphView, "__init__", counted)
+    for index in range(space.size):
+        formats = space.layer_formats(space.point(index))
+        got = evaluator.resolve(formats)
+        assert got.key() == ResolvedConfig.from_dict(formats, gm=gm, key="search").key()
+        assert got.bind(gm) is got  # checked against the graph already
+    assert len(views) == 1 + space.size  # the evaluator's one, and one per from_dict above
+    bad = {"nowhere": {"weight": {"format": "fixed", "width": 8, "frac_width": 4}}}
+    with pytest.raises(ConfigError) as fresh:
+        ResolvedConfig.from_dict(bad, gm=gm, key="search")
+    with pytest.raises(ConfigError) as kept:
+        evaluator.resolve(bad)
+    assert str(kept.value) == str(fresh.value)
 
 
 def test_evaluate_many_equals_one_at_a_time(mlp: nn.Module, digits: DataSplits) -> None:

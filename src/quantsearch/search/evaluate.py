@@ -35,6 +35,7 @@ from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
 from quantsearch.metrics.static import StaticMetrics
 from quantsearch.passes.analysis import traced_batch_size
 from quantsearch.passes.transform import ResolvedConfig, resolve
+from quantsearch.passes.transform.graph_view import GraphView
 from quantsearch.passes.transform.population import Population, population_refusal
 from quantsearch.passes.transform.slots import PreparedModel
 
@@ -104,6 +105,7 @@ class Evaluator:
             else {}
         )
         self._baseline: dict[str, float] | None = None
+        self._view: GraphView | None = None
         # How long measuring the float model took in this process (None: not measured here):
         # a lower bound of a trial's evaluation, from which the batched path sizes its first batch.
         self.baseline_seconds: float | None = None
@@ -125,8 +127,10 @@ class Evaluator:
         merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
         for node, roles in layer_formats.items():
             merged.setdefault(node, {}).update(roles)
+        if self._view is None:  # the graph's quantizable nodes, found once (gm never changes)
+            self._view = GraphView(self.gm)
         return ResolvedConfig.from_dict(
-            merged, gm=self.gm, calibration=self.calibration, key="search"
+            merged, gm=self.gm, calibration=self.calibration, key="search", view=self._view
         )
 
     def baseline(self) -> dict[str, float]:

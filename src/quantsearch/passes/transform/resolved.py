@@ -202,6 +202,7 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
         *,
         calibration: CalibrationStats | None = None,
         key: str = "config",
+        view: GraphView | None = None,
     ) -> ResolvedConfig:
         """Build from ``{node: {role: {"format": name, field: value, ...} | format | None}}``.
 
@@ -209,7 +210,8 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
         With ``gm``, names (node names or module paths) and roles are checked against the
         graph, a ReLU's activations default to unsigned as in :func:`resolve`, and ``"auto"``
         fields are bound where their range is known; without it, those checks happen in
-        :func:`quantize`.
+        :func:`quantize`. ``view``: ``GraphView(gm)``, where the caller keeps one for a
+        graph it does not change (a search resolves every trial against one graph).
 
         Example:
             >>> ResolvedConfig.from_dict({"relu": {"data_in": {"format": "fixed", "width": 4, "frac_width": 2}}})
@@ -217,7 +219,10 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
         """
         if not isinstance(d, Mapping):
             raise ConfigError(f"{key} must map node names to role tables (got {type(d).__name__})")
-        view = GraphView(gm) if gm is not None else None
+        if gm is None:
+            view = None
+        elif view is None:
+            view = GraphView(gm)
         layers: dict[str, LayerQuant] = {}
         for name, roles in d.items():
             nkey = toml_key(key, str(name))
