@@ -46,6 +46,7 @@ def test_a_leaf_module() -> None:
         (lambda: get_float({"lr": "x"}, "lr", "train"), r"^train\.lr must be a number \(got 'x'\)$"),
         (lambda: get_float({"lr": 0}, "lr", "train", positive=True), r"^train\.lr must be > 0 \(got 0\.0\)$"),
         (lambda: get_float({"wd": -1}, "wd", "train", minimum=0.0), r"^train\.wd must be >= 0\.0 \(got -1\.0\)$"),
+        (lambda: get_float({"ms": 10_001}, "ms", "search", maximum=10_000), r"^search\.ms must be <= 10000 \(got 10001\.0\)$"),
         (lambda: get_bool({"cache": 1}, "cache", "search", True), r"^search\.cache must be true or false \(got 1\)$"),
     ],
 )  # fmt: skip

@@ -151,9 +151,11 @@ def get_float(
     default: float | None = None,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     positive: bool = False,
 ) -> float | None:
-    """``table[name]`` as a float: a finite number (not a bool), ``> 0`` if ``positive``.
+    """``table[name]`` as a float: a finite number (not a bool), ``> 0`` if ``positive``,
+    within ``[minimum, maximum]`` where those are given.
 
     NaN and infinities are refused everywhere: an infinite weight or bound makes every trial
     compare equal (or the first one "best" at -inf).
@@ -170,6 +172,8 @@ def get_float(
         raise ConfigError(f"{join_key(key, name)} must be > 0 (got {number})")
     if minimum is not None and number < minimum:
         raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {number})")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{join_key(key, name)} must be <= {maximum} (got {number})")
     return number
 
 

@@ -96,12 +96,26 @@ def parse(**over: Any) -> Any:
             r"search\.space\.choices\.linear\.bias = 'same_as_weight' needs",
         ),
         ({"space": {"choices": {"linear": {"weight": [[8, 4]], "format": ["fixd"]}}}}, r"fixd"),
+        ({"group_commit_ms": -1}, r"^search\.group_commit_ms must be >= 0\.0 \(got -1\.0\)$"),
+        (
+            {"group_commit_ms": 10_001},
+            r"^search\.group_commit_ms must be <= 10000 \(got 10001\.0\)$",
+        ),
+        ({"group_commit_ms": "5"}, r"^search\.group_commit_ms must be a number \(got '5'\)$"),
+        ({"db_retry_s": 86_401}, r"^search\.db_retry_s must be <= 86400 \(got 86401\.0\)$"),
+        ({"db_retry_s": float("inf")}, r"^search\.db_retry_s must be a finite number \(got inf\)$"),
     ],
 )
 def test_bad_search_config(over: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         parse(**over)
     assert "\n" not in str(info.value)
+
+
+def test_group_commit_and_retry_bounds_are_inclusive() -> None:
+    assert parse(group_commit_ms=0, db_retry_s=0).group_commit_ms == 0.0
+    cfg = parse(group_commit_ms=10_000, db_retry_s=86_400)
+    assert (cfg.group_commit_ms, cfg.db_retry_s) == (10_000.0, 86_400.0)
 
 
 def test_continuous_ranges_are_not_accepted() -> None:

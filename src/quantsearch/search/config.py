@@ -275,8 +275,8 @@ def parse_search_config(
         cache=get_bool(raw, "cache", key, True),
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
         torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
-        group_commit_ms=_group_commit_ms(raw, key),
-        db_retry_s=_db_retry_s(raw, key),
+        group_commit_ms=_bounded(raw, "group_commit_ms", key, SearchConfig.group_commit_ms, 10_000),
+        db_retry_s=_bounded(raw, "db_retry_s", key, SearchConfig.db_retry_s, 86_400),
         user_metrics=dict(user or {}),
     )
 
@@ -286,23 +286,10 @@ def _study(raw: Mapping[str, Any], key: str) -> str | None:
     return None if name is None else study_name(name, f"{key}.study")
 
 
-def _group_commit_ms(raw: Mapping[str, Any], key: str) -> float:
-    value = get_float(raw, "group_commit_ms", key, SearchConfig.group_commit_ms, minimum=0.0)
+def _bounded(raw: Mapping[str, Any], name: str, key: str, default: float, maximum: float) -> float:
+    """``raw[name]`` (default ``default``), a finite number in ``[0, maximum]``."""
+    value = get_float(raw, name, key, default, minimum=0.0, maximum=maximum)
     assert value is not None
-    if not value <= 10_000:  # also refuses NaN and inf
-        raise ConfigError(
-            f"{key}.group_commit_ms must be a number of milliseconds in [0, 10000] (got {value!r})"
-        )
-    return value
-
-
-def _db_retry_s(raw: Mapping[str, Any], key: str) -> float:
-    value = get_float(raw, "db_retry_s", key, SearchConfig.db_retry_s, minimum=0.0)
-    assert value is not None
-    if not value <= 86_400:  # also refuses NaN and inf
-        raise ConfigError(
-            f"{key}.db_retry_s must be a number of seconds in [0, 86400] (got {value!r})"
-        )
     return value
 
 
