@@ -39,6 +39,7 @@ from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.storage import check_workers, open_storage
 from quantsearch.search.study import Callback, run_study
+from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
 
 __all__ = [
@@ -249,24 +250,24 @@ def run_search(
     result = collect_result(run.study, space, cfg, rd, study_name)
     if write:
         write_run_dir(result, cfg, rd, space)
-        sens = run.study.user_attrs.get("sensitivity")  # the sensitivity strategy's table
-        if sens is not None:
-            write_atomic(rd / "sensitivity.json", json.dumps(sens, indent=2) + "\n")
     return result
 
 
 def write_run_dir(
     result: SearchResult, cfg: SearchConfig, run_dir: Path, space: SearchSpace
 ) -> None:
-    """The result files, and the resolved search config with each knob's labels as the search
+    """The result files, the resolved search config with each knob's labels as the search
     spelled them (a ReLU's input is ``ufixed``: only the traced graph tells, so the report
-    reads them here)."""
+    reads them here), and the sensitivity strategy's table when its study made one."""
     result.write(run_dir)
     record = {
         **dataclasses.asdict(cfg),
         "knob_labels": {k.name: list(k.labels) for k in space.knobs},
     }
     write_atomic(run_dir / "search_config.json", json.dumps(record, indent=2, default=str) + "\n")
+    sens = result.study.user_attrs.get("sensitivity") if result.study is not None else None
+    if sens is not None:
+        write_atomic(run_dir / "sensitivity.json", json.dumps(sens, indent=2) + "\n")
 
 
 def collect_result(
@@ -309,10 +310,16 @@ def search_from_config(
 ) -> SearchResult:
     """What ``quantsearch search`` and ``quantsearch worker`` run: the config's model, data and
     ``[search]`` table. ``workers``: how many worker processes share this run directory's
-    journal file (each calls this); ``write``: write the result files at the end."""
+    journal file (each calls this); ``write``: write the result files at the end.
+
+    The model and data are loaded once (one session serves the search and the end of run),
+    and the result files are written once, after ``model.pt`` and the test-split metrics: until
+    then the journal is the run's only record, and running the command again writes them.
+    """
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     check_workers(storage or cfg.storage, workers)  # a missing driver before the model loads
-    space, evaluator, extra = prepare_from_config(config, cfg, load)
+    session = open_session(config, load, need_weights=True)
+    space, evaluator, extra = prepare_from_config(config, cfg, load, session=session)
     result = run_search(
         space,
         evaluator,
@@ -323,11 +330,11 @@ def search_from_config(
         progress=progress,
         fingerprint_extra=extra,
         workers=workers,
-        write=write,
+        write=False,
     )
-    if write:  # model.pt (what open_run reopens) and the chosen configs' test-split metrics
-        finish_run(result, config, load, rd)
-        result.write(rd)
+    if write:  # model.pt (what open_run reopens), the chosen configs' test-split metrics, files
+        finish_run(result, session, rd)
+        write_run_dir(result, cfg, rd, space)
     return result
 
 

@@ -26,7 +26,7 @@ from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.identity import LEGACY
 from quantsearch.search.space import SearchSpace
-from quantsearch.session import open_session
+from quantsearch.session import Session, open_session
 from quantsearch.spec import load_callable
 
 __all__ = ["prepare_from_config", "prepare_search", "trace_model"]
@@ -82,15 +82,18 @@ def trace_model(model: nn.Module, split: Split) -> fx.GraphModule:
 
 
 def prepare_from_config(
-    config: Any, cfg: SearchConfig, load: str | None
+    config: Any, cfg: SearchConfig, load: str | None, *, session: Session | None = None
 ) -> tuple[SearchSpace, Evaluator, dict[str, Any]]:
     """Model, weights, data and graph of a config: its space, evaluator and what identifies it.
 
     Validation samples: ``data.eval_samples`` of the validation split; calibration (for
     ``frac_width = "auto"``): ``data.calibration_samples`` of the training split. A
     ``[metrics] evaluate`` function is imported (relative to the config file's folder).
+    ``session``: the config's model and data already loaded (``open_session(config, load,
+    need_weights=True)``), so that the end of the run reuses them; opened here when ``None``.
     """
-    session = open_session(config, load, need_weights=True)
+    if session is None:
+        session = open_session(config, load, need_weights=True)
     val = session.data.val.head(config.data.eval_samples)
     gm = session.trace(batch=min(len(val), 8))
     calib = session.data.train.x[: config.data.calibration_samples]

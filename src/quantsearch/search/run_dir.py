@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.checkpoint import load_checkpoint, save_checkpoint
-from quantsearch.config import Config, parse_config
+from quantsearch.config import parse_config
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import compute_metrics, metric_spec
 from quantsearch.search.results import SearchedModel, SearchResult
@@ -115,10 +115,12 @@ def measure_test_split(result: SearchResult) -> dict[int, dict[str, float]]:
     return out
 
 
-def finish_run(result: SearchResult, config: Config, load: str | None, run_dir: Path) -> None:
+def finish_run(result: SearchResult, session: Session, run_dir: Path) -> None:
     """What the end of ``quantsearch search`` adds to a result before its files are written:
-    the model (``model.pt``; :attr:`SearchResult.searched`) and the test-split metrics."""
-    session = open_session(config, load, need_weights=True)
+    the model (``model.pt``; :attr:`SearchResult.searched`) and the test-split metrics.
+
+    ``session``: the one the search was prepared from (``open_session(config, load,
+    need_weights=True)``); the search leaves its model's weights as loaded."""
     record_model(run_dir, session)
     result.searched = searched_model(session)
     result.test_metrics = measure_test_split(result)

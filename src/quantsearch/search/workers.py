@@ -26,6 +26,7 @@ from quantsearch.search.api import collect_result, prepare_from_config, study_of
 from quantsearch.search.results import SearchResult
 from quantsearch.search.run_dir import finish_run
 from quantsearch.search.storage import check_workers, open_storage
+from quantsearch.session import open_session
 
 __all__ = ["STORAGE_ENV", "run_workers", "worker_command", "worker_env"]
 
@@ -93,7 +94,8 @@ def run_workers(
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     url = storage or cfg.storage
     check_workers(url, workers)
-    space, _, _ = prepare_from_config(config, cfg, load)  # checks everything before spawning
+    session = open_session(config, load, need_weights=True)  # also what finish_run records
+    space, _, _ = prepare_from_config(config, cfg, load, session=session)  # checks before spawning
     cmd = worker_command(
         config_path, workers, load=load, study=name, run_dir=run_dir, strategy=strategy,
         overrides=overrides,
@@ -125,7 +127,7 @@ def run_workers(
         study_ = None
     if study_ is not None:  # what the workers finished is written even if one of them failed
         result = collect_result(study_, space, cfg, rd, name)
-        finish_run(result, config, load, rd)  # model.pt; the chosen configs' test metrics
+        finish_run(result, session, rd)  # model.pt; the chosen configs' test metrics
         write_run_dir(result, cfg, rd, space)
     if errors or study_ is None:
         raise QuantsearchError(
