@@ -11,6 +11,7 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.metrics import accuracy, balanced_accuracy, evaluate, top_k_accuracy
+from quantsearch.metrics.quality import device_of
 
 # 6 samples, 3 classes. argmax per row: 0, 1, 2, 0, 2, 1.
 LOGITS = torch.tensor(
@@ -146,3 +147,14 @@ def test_fractional_float_labels_are_refused_not_truncated() -> None:
     # whole-number float labels are class indices: the same metrics as the int64 labels
     whole = Split(torch.arange(6.0)[:, None], LABELS.double())
     assert evaluate(Fixed(LOGITS), whole) == evaluate(Fixed(LOGITS), _split())
+
+
+def test_device_of_is_where_the_first_parameter_or_buffer_lives() -> None:
+    """quality, latency and regression move inputs to this device; the referee is each
+    tensor's own ``.device`` (``meta`` tells it apart from the CPU default)."""
+    with_param = nn.Linear(2, 2, device="meta")
+    assert device_of(with_param) == with_param.weight.device == torch.device("meta")
+    only_buffer = nn.Module()
+    only_buffer.register_buffer("scale", torch.ones(1, device="meta"))
+    assert device_of(only_buffer) == torch.device("meta")
+    assert device_of(nn.ReLU()) == torch.device("cpu")  # nothing to ask: the CPU

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import itertools
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from torch import fx, nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.graph import META_KEY, NodeInfo
+from quantsearch.metrics.quality import device_of
 
 __all__ = ["LatencyOptions", "LatencyResult", "latency_inputs", "measure_latency"]
 
@@ -95,11 +95,6 @@ class LatencyResult:
         return d
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    t = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise MetricError(f"latency {name} must be an integer >= {minimum} (got {value!r})")
@@ -141,14 +136,14 @@ def measure_latency(
     if not xs or not isinstance(xs[0], torch.Tensor) or xs[0].ndim == 0:
         raise MetricError("latency inputs must start with a tensor that has a batch dimension")
     try:
-        dev = torch.device(device) if device is not None else _device_of(model)
+        dev = torch.device(device) if device is not None else device_of(model)
     except RuntimeError as exc:
         raise MetricError(
             f"latency device must be a torch device (got {device!r}): {exc}"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MetricError(f"latency device is {str(dev)!r} but no CUDA device is available")
-    here = _device_of(model)
+    here = device_of(model)
     if dev.type != here.type or (dev.index is not None and dev.index != (here.index or 0)):
         model = copy.deepcopy(model).to(dev)
     else:

@@ -35,7 +35,15 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 
-__all__ = ["Quality", "accuracy", "balanced_accuracy", "class_labels", "evaluate", "top_k_accuracy"]
+__all__ = [
+    "Quality",
+    "accuracy",
+    "balanced_accuracy",
+    "class_labels",
+    "device_of",
+    "evaluate",
+    "top_k_accuracy",
+]
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,8 @@ class _Accumulator:
         )
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s first parameter or buffer lives (the CPU for a model with none)."""
     t = next(itertools.chain(model.parameters(), model.buffers()), None)
     return t.device if t is not None else torch.device("cpu")
 
@@ -189,7 +198,7 @@ def evaluate(
     data = data.head(samples)
     if len(data) == 0:
         raise MetricError("data must hold at least one sample (got an empty split)")
-    device = _device_of(model)
+    device = device_of(model)
     was_training = model.training
     model.eval()
     acc: _Accumulator | None = None

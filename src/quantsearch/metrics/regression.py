@@ -20,13 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch import nn
 
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
+from quantsearch.metrics.quality import device_of
 
 __all__ = ["regression_errors"]
 
@@ -39,8 +38,7 @@ def regression_errors(model: nn.Module, data: Split, *, batch_size: int = 1024) 
     """
     was_training = model.training
     model.eval()
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    device = first.device if first is not None else torch.device("cpu")
+    device = device_of(model)
     squared = absolute = 0.0
     values = 0
     try:
