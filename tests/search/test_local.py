@@ -133,6 +133,7 @@ def test_an_auto_binary_point_is_on_the_cost_level_of_its_width() -> None:
     space = SearchSpace(spec, gm)
     (knob,) = space.knobs
     assert knob.bits == (8.0, 4.0, 8.0, 6.0)  # option order, as spelt
+    assert knob.bits is knob.bits  # computed once per knob, not per read
     by_cost = [knob.labels[space.decode({knob.name: j})[knob.name]] for j in range(4)]
     assert by_cost == ["fixed(4,2)", "fixed(6,3)", "fixed(8,4)", "fixed(8,auto)"]
     assert _cost_levels(space, 0) == [[0], [1], [2, 3]]

@@ -11,6 +11,7 @@ the first choice of every knob, and the last knob varies fastest.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -58,9 +59,10 @@ class Knob:
     def size(self) -> int:
         return len(self.options)
 
-    @property
+    @functools.cached_property
     def bits(self) -> tuple[float, ...]:
-        """Storage bits per element of each option (``"auto"`` binary points included)."""
+        """Storage bits per element of each option (``"auto"`` binary points included); built
+        once per knob (local search reads it for every choice of every move)."""
         return tuple(option_bits(o) for o in self.options)
 
     def index(self, label: str) -> int:
