@@ -1,15 +1,14 @@
 """scikit-learn's bundled 8x8 handwritten digits (1,797 real samples, no download).
 
 Importing scikit-learn takes over a second, more than a whole 16-trial search on this data, so
-the prepared splits are kept in a small cache file (``$QUANTSEARCH_CACHE_DIR``, else
-``$XDG_CACHE_HOME/quantsearch`` or ``~/.cache/quantsearch``), keyed by scikit-learn's version,
-the seed and the fractions. A cache hit gives the very same tensors; an unwritable cache folder
-only costs the import. ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off.
+the prepared splits are kept in a small cache file (:mod:`quantsearch.data.cache`), keyed
+by scikit-learn's version, the seed and the fractions. A cache hit gives the very same tensors;
+an unwritable cache folder only costs the import. ``QUANTSEARCH_CACHE_DIR=""`` turns the cache
+off.
 """
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from quantsearch.data.cache import cache_file, read_arrays, write_arrays
 from quantsearch.data.registry import DATASETS
 from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError
@@ -48,11 +48,11 @@ def load_digits(
             f"(got {val_f} and {test_f})"
         )
     cache = _cache_file(seed, val_f, test_f)
-    arrays = _read(cache) if cache is not None else None
+    arrays = read_arrays(cache, _KEYS) if cache is not None else None
     if arrays is None:
         arrays = _prepare(seed, val_f, test_f)
         if cache is not None:
-            _write(cache, arrays)
+            write_arrays(cache, arrays)
     train, val, test = (
         Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
         for s in _SPLITS
@@ -61,39 +61,13 @@ def load_digits(
 
 
 _SPLITS = ("train", "val", "test")
+_KEYS = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
 
 
 def _cache_file(seed: int, val_f: float, test_f: float) -> Path | None:
-    root = os.environ.get("QUANTSEARCH_CACHE_DIR")
-    if root == "":
-        return None
-    if root is None:
-        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quantsearch")
-    return (
-        Path(root)
-        / f"digits-v1-sklearn{version('scikit-learn')}-seed{seed}-val{val_f}-test{test_f}.npz"
+    return cache_file(
+        f"digits-v1-sklearn{version('scikit-learn')}-seed{seed}-val{val_f}-test{test_f}.npz"
     )
-
-
-def _read(path: Path) -> dict[str, np.ndarray] | None:
-    try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError):  # missing or damaged: prepare it again
-        return None
-    want = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
-    return arrays if set(arrays) == want else None
-
-
-def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)  # atomic: concurrent workers never read half a file
-    except OSError:
-        pass  # a read-only home: the next run prepares the splits again
 
 
 def _prepare(seed: int, val_f: float, test_f: float) -> dict[str, np.ndarray]:

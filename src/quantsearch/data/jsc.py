@@ -15,17 +15,25 @@ evaluated "validation" on its training data, so here a validation split is carve
 training 80% (``val_fraction`` of it, 0.1 by default, seeded by the config seed and stratified).
 The ``StandardScaler`` is fit on the training split only. Class indices are in MASE's order
 (g, q, w, z, t) for every file format, so a checkpoint trained on one reads the other.
+
+The prepared splits are kept in a cache file (:mod:`quantsearch.data.cache`), keyed by the
+file's resolved path, size and modification time, scikit-learn's version, the seed and
+``val_fraction``: a repeated search on the same file skips reading it and importing
+scikit-learn and pandas (together about as long as importing torch).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from quantsearch.data.cache import cache_file, read_arrays, write_arrays
 from quantsearch.data.registry import DATASETS
 from quantsearch.data.splits import DataSplits, Split
 from quantsearch.errors import ConfigError, DataError
@@ -80,9 +88,6 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
         ConfigError: an unknown option, a bad ``val_fraction`` or no path at all.
         DataError: the file is missing, unreadable or lacks a column.
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
@@ -91,31 +96,58 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
     val_f = options.get("val_fraction", 0.1)
     if isinstance(val_f, bool) or not isinstance(val_f, (int, float)) or not 0 < val_f < 1:
         raise ConfigError(f"data.val_fraction must be a number in (0, 1) (got {val_f!r})")
-    x, y = read_jsc(_resolve_path(options, base_dir))
+    path = _resolve_path(options, base_dir)
+    cache = _cache_file(path, seed, float(val_f))
+    arrays = read_arrays(cache, _KEYS) if cache is not None else None
+    if arrays is None:
+        arrays = _prepare(path, seed, float(val_f))
+        if cache is not None:
+            write_arrays(cache, arrays)
+    train, val, test = (
+        Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
+        for s in _SPLITS
+    )
+    return DataSplits("jsc", train, val, test, len(CLASS_NAMES), CLASS_NAMES)
+
+
+_SPLITS = ("train", "val", "test")
+_KEYS = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
+
+
+def _cache_file(path: Path, seed: int, val_f: float) -> Path | None:
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{seed}|{val_f!r}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return cache_file(f"jsc-v1-sklearn{version('scikit-learn')}-{digest}.npz")
+
+
+def _prepare(path: Path, seed: int, val_f: float) -> dict[str, np.ndarray]:
+    """MASE's preprocessing of the file (module docstring): the six arrays of the splits."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = read_jsc(path)
     x_tv, x_test, y_tv, y_test = train_test_split(
         x, y, test_size=TEST_FRACTION, random_state=TEST_SEED
     )
     try:
         x_train, x_val, y_train, y_val = train_test_split(
-            x_tv, y_tv, test_size=float(val_f), stratify=y_tv, random_state=seed
+            x_tv, y_tv, test_size=val_f, stratify=y_tv, random_state=seed
         )
     except ValueError as exc:
         raise DataError(
             f"data: cannot carve a stratified validation split from JSC: {exc}"
         ) from None
     scaler = StandardScaler().fit(x_train)
-
-    def split(a: np.ndarray, b: np.ndarray) -> Split:
-        return Split(torch.from_numpy(scaler.transform(a).astype(np.float32)), torch.from_numpy(b))
-
-    return DataSplits(
-        "jsc",
-        split(x_train, y_train),
-        split(x_val, y_val),
-        split(x_test, y_test),
-        len(CLASS_NAMES),
-        CLASS_NAMES,
-    )
+    out: dict[str, np.ndarray] = {}
+    for name, a, b in (
+        ("train", x_train, y_train),
+        ("val", x_val, y_val),
+        ("test", x_test, y_test),
+    ):
+        out[f"x_{name}"] = scaler.transform(a).astype(np.float32)
+        out[f"y_{name}"] = b
+    return out
 
 
 def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:

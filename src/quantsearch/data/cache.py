@@ -1,0 +1,58 @@
+"""Prepared dataset splits kept in a small cache file, so that a repeated command skips the
+preparation: scikit-learn's import alone (its splitters and scaler) takes over a second, about
+as long as importing torch.
+
+The folder is ``$QUANTSEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/quantsearch`` or
+``~/.cache/quantsearch``; ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off. A hit gives the very
+arrays the preparation made; a missing or damaged file is prepared again; an unwritable folder
+only costs the preparation.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> path = Path(tempfile.mkdtemp()) / "example-v1.npz"
+    >>> write_arrays(path, {"x": np.arange(3)})
+    >>> read_arrays(path, {"x"})["x"].tolist(), read_arrays(path, {"y"}) is None
+    ([0, 1, 2], True)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["cache_file", "read_arrays", "write_arrays"]
+
+
+def cache_file(name: str) -> Path | None:
+    """The cache file ``name`` (a key made by the caller), or ``None`` when the cache is off."""
+    root = os.environ.get("QUANTSEARCH_CACHE_DIR")
+    if root == "":
+        return None
+    if root is None:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quantsearch")
+    return Path(root) / name
+
+
+def read_arrays(path: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
+    """The arrays of ``path`` if it holds exactly ``keys``, else ``None`` (prepare again)."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError):  # missing or damaged
+        return None
+    return arrays if set(arrays) == keys else None
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically (concurrent workers never read half a file);
+    an unwritable folder is skipped silently: the next run prepares them again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+    except OSError:
+        pass
