@@ -7,6 +7,9 @@ figures are all up to date should not pay. Figures are built on ``matplotlib.fig
 with the Agg canvas, so nothing touches a display or pyplot's global state, and each picture
 is readable on its own: title, axis labels with units, legend.
 
+Reports draw their SVG pictures without matplotlib (:mod:`quantsearch.report.svg`, the same
+style, from :mod:`quantsearch.report.style`); PNG and PDF are drawn here.
+
 The style is for papers and slides: PNG at :data:`DPI`, or SVG and PDF (text kept as text,
 TrueType fonts embedded, no timestamps, so the same data gives the same file); integer ticks on
 count axes; markers only on points that are data (scatter plots), never on curves; strategy
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantsearch.report.figures import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
+from quantsearch.report.style import BLUE, LINESTYLES, OKABE_ITO, VERMILLION, series_styles
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -43,12 +47,6 @@ __all__ = [
 
 DPI = 200  # PNG resolution: sharp in print and on a projector
 FIGURE_FORMATS = ("png", "svg", "pdf")
-# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
-# deficiencies. Black is left for the reference line, yellow last (faint on white).
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
-# solid, dashed, dotted, dash-dot: with 7 colours, 28 strategies get distinct pairs
-LINESTYLES = ("-", "--", ":", "-.")
-BLUE, VERMILLION = "#0072B2", "#D55E00"
 _RC: Any = {  # matplotlib types its keys as literals
     "font.size": 10,
     "axes.titlesize": 11,
@@ -65,19 +63,6 @@ _METADATA: dict[str, dict[str, Any]] = {
     "svg": {"Date": None},
     "pdf": {"CreationDate": None, "ModDate": None},
 }
-
-
-def series_styles(labels: Sequence[str]) -> dict[str, tuple[str, Any]]:
-    """(colour, line style) of each series, by the sorted order of the labels.
-
-    Example:
-        >>> series_styles(["tpe", "random"])["random"] == (OKABE_ITO[0], LINESTYLES[0])
-        True
-    """
-    return {
-        label: (OKABE_ITO[i % len(OKABE_ITO)], LINESTYLES[i % len(LINESTYLES)])
-        for i, label in enumerate(sorted(set(labels)))
-    }
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Figure, Axes]:

@@ -4,7 +4,6 @@ symmetric-log axis and the hypervolume reference point stated, and the figure fo
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -110,14 +109,16 @@ def _copy(source: Path, tmp_path: Path) -> Path:
 
 def test_svg_reports_embed_and_link_svg(compare_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     rd = _copy(compare_dir, tmp_path)
-    files = write_report(rd, "svg")
+    write_report(rd, "png")
+    files = write_report(rd)  # the default: SVG
     assert files.images and all(p.suffix == ".svg" for p in files.images)
     assert not list((rd / "images").glob("*.png"))  # the earlier report's PNGs are gone
     page = files.html.read_text()
-    srcs = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
-    assert len(srcs) == len(files.images) and "data:image/png" not in page
-    for src in srcs:
-        assert ET.fromstring(base64.b64decode(src)).tag == "{http://www.w3.org/2000/svg}svg"
+    inline = re.findall(r"<svg .*?</svg>", page, flags=re.DOTALL)
+    assert len(inline) == len(files.images) and "data:image" not in page
+    for svg in inline:
+        assert ET.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
+    assert set(inline) == {p.read_text() for p in files.images}
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", files.markdown.read_text())
     assert links and all(link.endswith(".svg") and (rd / link).is_file() for link in links)
 
@@ -161,7 +162,10 @@ def test_report_command_writes_the_format_asked(
     tmp_path: Path,
 ) -> None:
     rd = _copy(compare_dir, tmp_path)
-    main(["report", str(rd), "--figure-format", "SVG", "--json"])  # click's Choice: any case
+    main(["report", str(rd), "--figure-format", "PNG", "--json"])  # click's Choice: any case
+    written = [p for p in (rd / "images").iterdir() if not p.name.startswith(".")]
+    assert written and {p.suffix for p in written} == {".png"}
+    main(["report", str(rd), "--json"])  # the default
     written = [p for p in (rd / "images").iterdir() if not p.name.startswith(".")]
     assert written and {p.suffix for p in written} == {".svg"}
 

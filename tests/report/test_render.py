@@ -45,7 +45,7 @@ def _report() -> Report:
 
 
 def test_html_escapes_everything_it_is_given() -> None:
-    page = render_html(_report(), {"fig": b"png"})
+    page = render_html(_report(), {"fig": b"png"}, "png")
     parser = Tags()
     parser.feed(page)
     parser.close()

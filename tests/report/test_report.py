@@ -3,15 +3,13 @@ numbers; a search run directory reports too."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from scipy import stats
 from torch import nn
 
@@ -63,23 +61,26 @@ def parse(path: Path) -> Page:
 
 
 def test_html_parses_and_embeds_every_picture(compare_dir: Path) -> None:  # noqa: F811
+    html = (compare_dir / "report.html").read_text()
     page = parse(compare_dir / "report.html")
-    imgs = [a for tag, a in page.tags if tag == "img"]
-    assert len(imgs) == len(COMPARE_FIGURES)
-    for a in imgs:
-        src = a["src"] or ""
-        assert src.startswith("data:image/png;base64,")
-        png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
-        assert png.format == "PNG" and png.width >= 400 and png.height >= 250
+    # the default format: every picture an SVG written into the page, none an <img>
+    assert [tag for tag, _ in page.tags].count("svg") == len(COMPARE_FIGURES)
+    assert not [a for tag, a in page.tags if tag == "img"]
+    inline = re.findall(r"<svg .*?</svg>", html, flags=re.DOTALL)
+    for svg in inline:
+        root = ET.fromstring(svg)  # well-formed XML, as a standalone .svg file is
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        width, height = (float(v) for v in root.attrib["viewBox"].split()[2:])
+        assert width >= 400 and height >= 250
     # self-contained: nothing fetched from elsewhere
     for tag, a in page.tags:
-        assert tag not in ("script", "link", "iframe")
-        for value in a.values():
-            assert not (value or "").startswith(("http:", "https:", "//"))
-    embedded = {base64.b64decode((a["src"] or "").split(",", 1)[1]) for a in imgs}
-    on_disk = {p.read_bytes() for p in (compare_dir / "images").glob("*.png")}
-    assert embedded == on_disk
-    assert {p.stem for p in (compare_dir / "images").glob("*.png")} == COMPARE_FIGURES
+        assert tag not in ("script", "link", "iframe", "use", "image")
+        for key, value in a.items():  # (an SVG's xmlns names its namespace: nothing fetched)
+            assert key == "xmlns" or not (value or "").startswith(("http:", "https:", "//"))
+    on_disk = {p.read_text() for p in (compare_dir / "images").glob("*.svg")}
+    assert set(inline) == on_disk
+    assert {p.stem for p in (compare_dir / "images").glob("*.svg")} == COMPARE_FIGURES
+    assert not list((compare_dir / "images").glob("*.png"))
 
 
 def test_markdown_links_the_pictures_and_holds_the_table(compare_dir: Path) -> None:  # noqa: F811
@@ -197,9 +198,9 @@ def test_search_run_directory_report(
     )  # fmt: skip
     files = write_report(tmp_path)
     page = parse(files.html)
-    imgs = [a for tag, a in page.tags if tag == "img"]
+    pictures = [a for tag, a in page.tags if tag == "svg"]
     # brute force: every trial a new config, so "regret vs evaluations" would repeat "vs trials"
-    assert len(imgs) == len(files.images) == 4
+    assert len(pictures) == len(files.images) == 4
     assert not any(p.stem == "regret_vs_evaluations" for p in files.images)
     report = build_report(tmp_path)
     assert report.kind == "search" and report.comparison is None

@@ -95,10 +95,10 @@ figure_format_option = click.option(
     "--figure-format",
     "figure_format",
     type=click.Choice(["png", "svg", "pdf"], case_sensitive=False),
-    default="png",
+    default="svg",
     show_default=True,
-    help="Report pictures: PNG (200 dpi), SVG (embedded in the HTML), or PDF for papers "
-    "(written beside PNGs, which the HTML shows).",
+    help="Report pictures: SVG (drawn without matplotlib, inline in the HTML), PNG (200 dpi, "
+    "matplotlib), or PDF for papers (matplotlib; written beside PNGs, which the HTML shows).",
 )
 
 

@@ -121,7 +121,7 @@ def compare(
 
 
 def compare_and_report(
-    config: Config, figure_format: str = "png", **options: Any
+    config: Config, figure_format: str = "svg", **options: Any
 ) -> ComparisonResult:
     """Run :func:`quantsearch.compare.compare_from_config` with ``options``, then write the
     comparison's report (``result.report``) with its pictures as ``figure_format``."""

@@ -1,6 +1,6 @@
 """``quantsearch report RUN_DIR``: a self-contained HTML report and a Markdown one.
 
-The report package loads Jinja2 and the result readers, and matplotlib when a figure must be
+The report package loads Jinja2 and the result readers, and matplotlib when a PNG or PDF must be
 drawn, but not torch, Optuna nor SciPy (``tests/test_startup.py``); it is imported inside the
 command so that ``quantsearch --help`` loads none of it.
 """

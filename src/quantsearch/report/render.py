@@ -1,16 +1,17 @@
 """The report drawn and written: Jinja2 templates (``templates/``; HTML autoescaped) and the
-figures drawn by :mod:`quantsearch.plots`. Everything shown was computed by
+figures drawn natively as SVG (:mod:`quantsearch.report.svg`) or by matplotlib as PNG and PDF
+(:mod:`quantsearch.plots`). Everything shown was computed by
 :func:`quantsearch.report.build.build_report`; nothing here computes.
 
-``report.html`` is self-contained (styles inline, images embedded as base64 PNG or SVG, no
-server); ``report.md`` links the images under ``images/``. ``figure_format`` chooses the files:
-``png`` (the default, at :data:`quantsearch.plots.DPI`), ``svg`` (embedded and linked as SVG), or
-``pdf`` (PDFs for papers beside PNGs, which the pages show: browsers and Markdown viewers do not
-display a PDF inline).
+``report.html`` is self-contained (styles inline, pictures inline as SVG or embedded as base64
+PNG, no server); ``report.md`` links the images under ``images/``. ``figure_format`` chooses
+the files: ``svg`` (the default: drawn in plain Python, no matplotlib import), ``png`` (at
+:data:`quantsearch.plots.DPI`), or ``pdf`` (PDFs for papers beside PNGs, which the pages show:
+browsers and Markdown viewers do not display a PDF inline).
 
-Only what changed is drawn again: ``images/.report-cache.json`` keeps, per figure, a digest of
-its data and of the renderer's source, and the rank statistics already computed, so reporting
-an unchanged run directory again imports neither matplotlib nor SciPy.
+Only what changed is drawn again: ``images/.report-cache.json`` keeps, per picture file, a
+digest of its data and of its renderer's source, and the rank statistics already computed, so
+reporting an unchanged run directory again imports neither matplotlib nor SciPy.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from quantsearch import plots
 from quantsearch.atomic import atomic_path, storage_error, write_atomic
 from quantsearch.errors import ConfigError
+from quantsearch.report import svg
 from quantsearch.report.build import Report, build_report
 from quantsearch.report.tables import Table
 from quantsearch.search.results import ReportFiles
@@ -55,6 +58,9 @@ _ENV = Environment(
 
 
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
+# the files each format's pictures depend on: a change to one draws them again
+_MATPLOTLIB = (Path(plots.__file__), Path(__file__).parent / "style.py")
+_RENDERERS = {"svg": svg.SOURCES, "png": _MATPLOTLIB, "pdf": _MATPLOTLIB}
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,8 @@ class _Picture:
     name: str
     caption: str
     mime: str
-    base64: str
+    base64: str  # a PNG, for an <img>
+    inline: Markup | None  # an SVG, written into the page
 
 
 def _sections(r: Report) -> list[tuple[str, Table]]:
@@ -76,7 +83,7 @@ def _sections(r: Report) -> list[tuple[str, Table]]:
 
 
 def render_markdown(
-    r: Report, image_dir: str = "images", image_format: str = "png", pdf: bool = False
+    r: Report, image_dir: str = "images", image_format: str = "svg", pdf: bool = False
 ) -> str:
     """``report.md``: the report with its pictures (``image_format`` files) linked from
     ``image_dir``; ``pdf``: each picture's PDF beside it is linked too."""
@@ -86,13 +93,18 @@ def render_markdown(
 
 
 def render_html(
-    r: Report, images: Mapping[str, bytes], image_format: str = "png", pdf: bool = False
+    r: Report, images: Mapping[str, bytes], image_format: str = "svg", pdf: bool = False
 ) -> str:
-    """``report.html``: the report with every picture (``image_format`` bytes, PNG or SVG, by
-    figure name) embedded; ``pdf``: a link to each picture's PDF under ``images/``."""
+    """``report.html``: the report with every picture (``image_format`` bytes, SVG or PNG, by
+    figure name) in the page: an SVG inline (this package drew it, escaping every text), a PNG
+    as a base64 ``<img>``; ``pdf``: a link to each picture's PDF under ``images/``."""
     mime = _MIME[image_format]
     pictures = [
-        _Picture(f.name, f.caption, mime, base64.b64encode(images[f.name]).decode("ascii"))
+        _Picture(f.name, f.caption, mime, "", Markup(images[f.name].decode("utf-8")))
+        if image_format == "svg"
+        else _Picture(
+            f.name, f.caption, mime, base64.b64encode(images[f.name]).decode("ascii"), None
+        )
         for f in r.figures
     ]
     return _ENV.get_template("report.html").render(
@@ -105,11 +117,11 @@ def render_comparison_markdown(r: Report) -> str:
     return _ENV.get_template("comparison.md").render(report=r)
 
 
-def write_report(run_dir: str | Path, figure_format: str = "png") -> ReportFiles:
+def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles:
     """Build the report of ``run_dir`` and write ``report.html``, ``report.md`` and ``images/``.
 
     A comparison directory also gets ``comparison.md`` (the table and its notes).
-    ``figure_format``: ``png``, ``svg`` or ``pdf`` (see the module docstring).
+    ``figure_format``: ``svg`` (the default), ``png`` or ``pdf`` (see the module docstring).
 
     Example:
         >>> files = write_report("runs/mlp_digits_lab-compare")  # doctest: +SKIP
@@ -133,17 +145,17 @@ def write_report(run_dir: str | Path, figure_format: str = "png") -> ReportFiles
     images: dict[str, bytes] = {}
     paths = []
     drawn: dict[str, str] = {}
-    renderer = hashlib.sha1(Path(plots.__file__).read_bytes()).hexdigest()
+    renderer = {fmt: _digest(_RENDERERS[fmt]) for fmt in formats}
     for f in report.figures:
-        digest = hashlib.sha1(f"{renderer}:{f.data!r}".encode()).hexdigest()
         for fmt in plots.FIGURE_FORMATS:
             path = img_dir / f"{f.name}.{fmt}"
             if fmt not in formats:
                 path.unlink(missing_ok=True)  # another format's file of an earlier report
                 continue
+            digest = hashlib.sha1(f"{renderer[fmt]}:{f.data!r}".encode()).hexdigest()
             if cache["figures"].get(path.name) != digest or not path.is_file():
                 with atomic_path(path) as tmp:  # only what changed is drawn again
-                    plots.render(f.data, tmp, fmt)
+                    _draw(f.data, tmp, fmt)
             drawn[path.name] = digest
             paths.append(path)
         images[f.name] = (img_dir / f"{f.name}.{shown}").read_bytes()
@@ -160,6 +172,22 @@ def write_report(run_dir: str | Path, figure_format: str = "png") -> ReportFiles
     if report.comparison is not None:
         cmp_md = write_atomic(rd / "comparison.md", render_comparison_markdown(report))
     return ReportFiles(page, md, tuple(paths), cmp_md)
+
+
+def _digest(sources: tuple[Path, ...]) -> str:
+    """A digest of a renderer's source files."""
+    h = hashlib.sha1()
+    for source in sources:
+        h.update(source.read_bytes())
+    return h.hexdigest()
+
+
+def _draw(data: object, path: Path, fmt: str) -> None:
+    """One picture file: SVG natively (no matplotlib), PNG and PDF with matplotlib."""
+    if fmt == "svg":
+        path.write_text(svg.render_svg(data), encoding="utf-8")
+    else:
+        plots.render(data, path, fmt)
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
