@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from optuna.study import Study
-from optuna.trial import Trial, TrialState
+from optuna.trial import TrialState
 
 from quantsearch.errors import MetricError
 from quantsearch.search import optuna_compat
@@ -39,7 +39,6 @@ __all__ = [
     "FAILED_VIOLATION",
     "failed_outcome",
     "measured_constraints",
-    "record_failed",
 ]
 
 FAILED_CONSTRAINT = "quantsearch.failed"
@@ -91,15 +90,6 @@ def failed_outcome(
     except (KeyError, ValueError, MetricError):  # a baseline without an objective's metric
         base = tuple(0.0 for _ in study_directions(cfg))
     return failed_values(study_directions(cfg), [ft.values for ft in measured], base), cons
-
-
-def record_failed(
-    trial: Trial, cfg: SearchConfig, baseline: Mapping[str, float]
-) -> tuple[float, ...]:
-    """Set the constraints of ``trial``, a failed config, and return its objective values."""
-    values, cons = failed_outcome(trial.study, cfg, baseline)
-    optuna_compat.set_constraints(trial, cons)
-    return values
 
 
 def measured_constraints(cfg: SearchConfig, values: Sequence[float]) -> list[float]:
