@@ -148,13 +148,9 @@ class TrialInfo:
 
     @property
     def evaluated(self) -> bool:
-        """This trial ran the model (a distinct evaluation), successfully or not."""
-        return (
-            self.config_hash is not None
-            and not self.cached
-            and not self.prechecked
-            and self.counts_toward_budget
-        )
+        """This trial ran the model (a distinct evaluation), successfully or not: a charged
+        trial the cache did not answer."""
+        return self.charges_evaluation and not self.cached
 
     @property
     def charges_evaluation(self) -> bool:
