@@ -1,9 +1,12 @@
-"""The batched trial path: for a strategy that knows its next points in advance (brute force),
-K trials at a time, the new configs among them evaluated together, each trial stored whole.
+"""The batched trial path: for a strategy that knows its next points in advance (brute force,
+random search), K trials at a time, the new configs among them evaluated together, each trial
+stored whole.
 
 The one-at-a-time path asks Optuna for a trial, suggests each knob, records its attributes and
 tells it, about a millisecond of bookkeeping a trial. Here the sampler proposes K points at once
-(``propose_batch``), :meth:`~quantsearch.search.trial_objective.TrialObjective.run_many`
+(``propose_batch``: brute force's next unvisited points; random search's draws, those Optuna's
+``RandomSampler`` makes for the same trials, :mod:`~quantsearch.search.strategies.random_batch`),
+:meth:`~quantsearch.search.trial_objective.TrialObjective.run_many`
 resolves and pre-checks them, answers repeats from the cache and evaluates the rest in one
 :meth:`~quantsearch.search.evaluate.Evaluator.evaluate_many` call, and each trial is stored as
 one finished trial (:func:`~quantsearch.search.optuna_compat.add_trial`: what
@@ -11,7 +14,7 @@ one finished trial (:func:`~quantsearch.search.optuna_compat.add_trial`: what
 values, constraints and user attributes the one-at-a-time path stores, and both timestamps:
 its start is the batch's. The budget's tickets, the cache, pre-checks, failed configs,
 ``n_evaluations``, exhaustion and the callbacks work as on the other path
-(``tests/search/test_batch.py`` compares the two trial by trial).
+(``tests/search/test_batch.py`` and ``test_random_batch.py`` compare the two trial by trial).
 
 Used only where that is exact: one process on the study (no claims: a point is claimed with a
 trial number, which a batch's trials do not have before they are stored), one thread

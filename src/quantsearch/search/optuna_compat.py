@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     from optuna.distributions import BaseDistribution
-    from optuna.samplers import TPESampler
+    from optuna.samplers import RandomSampler, TPESampler
     from optuna.storages import BaseStorage, JournalStorage
     from optuna.study import Study
     from optuna.trial import FrozenTrial, Trial, TrialState
@@ -26,6 +26,7 @@ __all__ = [
     "constraints_attrs",
     "fresh_trials",
     "journal_next_trial",
+    "random_state",
     "run_trial",
     "set_constraints",
     "study_storage",
@@ -49,6 +50,16 @@ def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> li
     return study._get_trials(
         deepcopy=False, states=tuple(states) if states is not None else None, use_cache=True
     )
+
+
+def random_state(sampler: RandomSampler) -> np.random.RandomState:
+    """The NumPy random state a ``RandomSampler`` draws every parameter from.
+
+    Random trials proposed K at a time (``strategies/random_batch.py``) must draw the numbers
+    ``sample_independent`` would, in the same order, with no trial to call it on; Optuna keeps
+    the state as ``_rng`` (a ``LazyRandomState``, created on first use) and has no accessor.
+    """
+    return sampler._rng.rng
 
 
 def study_storage(study: Study) -> BaseStorage:
@@ -236,12 +247,20 @@ def tpe_sample(
     search_space: dict[str, BaseDistribution],
     below: dict[str, np.ndarray],
     above: dict[str, np.ndarray],
+    categorical_log_pdf: Callable[[np.ndarray, list[np.ndarray], np.ndarray], np.ndarray]
+    | None = None,
 ) -> dict[str, Any]:
     """The end of ``TPESampler._sample`` from the observations of the trials below and above:
     two Parzen estimators built with the sampler's parameters, ``n_ei_candidates`` drawn from
     the one below with the sampler's random state, the best by ``log l(x) - log g(x)``
     (``_compute_acquisition_func``, ``_compare``), in external representation. The
-    estimator class and these steps have no public API."""
+    estimator class and these steps have no public API.
+
+    ``categorical_log_pdf(kernel_weights, tables, x)``, given for a space of categorical
+    parameters only, stands in for the estimators' ``log_pdf`` (it must compute the same
+    numbers): the mixture's kernel weights, each parameter's ``(kernels, choices)`` weights
+    (``_BatchedCategoricalDistributions.weights``) and the candidates as one array.
+    """
     from optuna.samplers import TPESampler as _TPE
 
     params = sampler._parzen_estimator_parameters
@@ -249,7 +268,19 @@ def tpe_sample(
     mpe_above = sampler._parzen_estimator_cls(above, search_space, params)
     rng, n_candidates = tpe_rng_and_candidates(sampler)
     samples = mpe_below.sample(rng, n_candidates)
-    acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
+    if categorical_log_pdf is None:
+        acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
+    else:
+        x = mpe_below._transform(samples)
+        below_pdf, above_pdf = (
+            categorical_log_pdf(
+                m._mixture_distribution.weights,
+                [d.weights for d in m._mixture_distribution.distributions],  # type: ignore[union-attr]
+                x,
+            )
+            for m in (mpe_below, mpe_above)
+        )
+        acquisition = below_pdf - above_pdf
     best = _TPE._compare(samples, acquisition)
     return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
 

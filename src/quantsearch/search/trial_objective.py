@@ -4,8 +4,8 @@ answer it from the cache (or another worker's claim) or evaluate it, and record 
 budget ticket.
 
 :meth:`TrialObjective.run_many` does the same for several points known in advance (brute
-force), the new configs among them evaluated together; :mod:`quantsearch.search.batch` stores
-each as one finished trial. Both paths compute what a trial records with the same
+force, random search), the new configs among them evaluated together;
+:mod:`quantsearch.search.batch` stores each as one finished trial. Both paths compute what a trial records with the same
 :meth:`TrialObjective.outcome`.
 """
 

@@ -23,6 +23,7 @@ import warnings
 import optuna.samplers as S
 
 from quantsearch.search.strategies.base import Strategy, StrategyContext, pass_options
+from quantsearch.search.strategies.random_batch import BatchRandomSampler
 from quantsearch.search.strategies.tpe import tpe_sampler
 
 
@@ -32,7 +33,8 @@ def _grid(ctx: StrategyContext) -> S.BaseSampler:
 
 
 def _random(ctx: StrategyContext) -> S.BaseSampler:
-    return pass_options(S.RandomSampler, ctx, {"seed": ctx.seed})
+    # RandomSampler itself, able to propose a batch of trials draw for draw (random_batch.py)
+    return pass_options(BatchRandomSampler, ctx, {"space": ctx.space, "seed": ctx.seed})
 
 
 def _tpe(ctx: StrategyContext) -> S.BaseSampler:
