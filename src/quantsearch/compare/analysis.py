@@ -155,14 +155,12 @@ def compare_results(
     target = ref.target
     n = n_trials or max(len(counted_trials(r.trials)) for r in results)
     space_size = first.space_size
-    if budget_unit == "evaluations" and not budgets:
-        longest = max(sum(new_config_flags(counted_trials(r.trials))) for r in results)
-        budgets = auto_budgets(longest, space_size)
-    budgets = tuple(sorted(set(budgets))) or auto_budgets(n, space_size)
     runs = [
         measure_run(r.trials, target, strategy=r.strategy, seed=r.seed, space_size=space_size)
         for r in results
     ]
+    longest = max(m.evaluations for m in runs) if budget_unit == "evaluations" else n
+    budgets = tuple(sorted(set(budgets))) or auto_budgets(longest, space_size)
     strategies = tuple(dict.fromkeys(r.strategy for r in results))
     stats = [
         strategy_stats(s, [m for m in runs if m.strategy == s], target, budgets, n, budget_unit)
