@@ -16,11 +16,13 @@ slows them alike; medians over the rounds:
 1. ``python -c "import torch"`` and ``python -c "import matplotlib..."`` (the Agg canvas and
    ``Figure``), for scale;
 2. ``quantsearch report`` of each directory **first** (``images/`` removed: every picture
-   drawn, every statistic computed), **again** (nothing changed: nothing drawn or computed),
+   drawn, every statistic computed) in the default format (SVG, drawn natively) and with
+   ``--figure-format png`` (matplotlib), **again** (nothing changed: nothing drawn or computed),
    and again **without the statistics memo** (pictures kept, rank correlations and Wilcoxon
    p-values computed again: what a repeated report cost before the p-values were kept);
-3. in one process: building the report's data, and drawing each picture as PNG at 100 and at
-   200 dpi, SVG and PDF, interleaved.
+3. in one process: building the report's data, and drawing each picture as native SVG
+   (``quantsearch.report.svg``) and with matplotlib as PNG at 100 and at 200 dpi, SVG and PDF,
+   interleaved.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def commands(
     for label, rd in (("search", search_dir), ("compare", compare_dir)):
         cmd = [*CLI, "report", str(rd)]
         img = rd / "images"
-        out[f"report {label}: first"] = (cmd, forgetting(img, "pictures"))
+        png = [*cmd, "--figure-format", "png"]
+        out[f"report {label}: first, --figure-format png"] = (png, forgetting(img, "pictures"))
+        out[f"report {label}: first"] = (cmd, forgetting(img, "pictures"))  # SVG, the default
         out[f"report {label}: again"] = (cmd, nothing)
         out[f"report {label}: again, statistics not kept"] = (cmd, forgetting(img, "statistics"))
     return out
@@ -101,7 +105,7 @@ def commands(
 def breakdown(rd: Path, repeats: int) -> list[tuple[str, float]]:
     """Median ms to build the report's data, and to draw each picture per format."""
     from quantsearch import plots
-    from quantsearch.report import build_report
+    from quantsearch.report import build_report, svg
 
     plots.draw(build_report(rd).figures[0].data)  # matplotlib imported before timing
     build: list[float] = []
@@ -112,13 +116,16 @@ def breakdown(rd: Path, repeats: int) -> list[tuple[str, float]]:
         report = build_report(rd)
         build.append(time.perf_counter() - t)
         for f in report.figures:
+            t = time.perf_counter()
+            (out / f"{f.name}.svg").write_text(svg.render_svg(f.data))
+            draw.setdefault("svg, native (no matplotlib)", []).append(time.perf_counter() - t)
             for fmt, dpi in (("png", 100), ("png", 200), ("svg", 200), ("pdf", 200)):
                 plots.DPI = dpi
                 t = time.perf_counter()
                 plots.render(f.data, out / f"{f.name}.{fmt}")
-                draw.setdefault(f"{fmt}@{dpi}" if fmt == "png" else fmt, []).append(
-                    time.perf_counter() - t
-                )
+                draw.setdefault(
+                    f"{fmt}@{dpi}" if fmt == "png" else f"{fmt}, matplotlib", []
+                ).append(time.perf_counter() - t)
     plots.DPI = 200
     shutil.rmtree(out)
     n = len(report.figures)
