@@ -83,6 +83,24 @@ def test_draws_of_a_stored_trial_count_the_choices_drawn(
     assert [draws_of(t) for t in study.trials] == [3 + 2, 4 + 3 + 2, 4 + 3 + 2]
 
 
+def test_only_finished_trials_are_skipped(mlp: nn.Module, digits: DataSplits) -> None:
+    """A trial still running (another thread's) when the sampler starts is not skipped: on a
+    new study the sampler draws Optuna's first numbers; a finished one is."""
+    space = _space(mlp, digits)
+    storage = optuna.storages.InMemoryStorage()
+    other = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=9))
+    running = other.ask()
+    for k in space.knobs:
+        running.suggest_categorical(k.name, k.labels)
+    sampler = BatchRandomSampler(space, seed=4)
+    study = optuna.load_study(study_name=other.study_name, storage=storage, sampler=sampler)
+    assert sampler.propose_batch(study, 5) == _optuna_points(space, 4, 5)
+    other.tell(running, 0.0)
+    sampler = BatchRandomSampler(space, seed=4)
+    study = optuna.load_study(study_name=other.study_name, storage=storage, sampler=sampler)
+    assert sampler.propose_batch(study, 5) == _optuna_points(space, 4, 6)[1:]
+
+
 @pytest.mark.parametrize("strategy", ["random"])
 def test_random_search_stores_the_same_trials_batched(
     tmp_path: Path,

@@ -13,11 +13,13 @@ one-at-a-time path stores for the same trial numbers. Everywhere else (several w
 
 Resuming: Optuna does not persist the random state, so a fresh ``RandomSampler`` on a study that
 already has trials starts its stream from the seed again and re-proposes the first trials'
-points (all cache hits). This sampler instead first skips the draws the study's trials made
-(one per choice of each parameter they drew, not counting those an enqueued trial fixed), on
-both paths alike: a search stopped and resumed proposes what one uninterrupted run of the same
-seed proposes. A study created by another sampler, or trials of a batch interrupted before they
-were stored, only shift the stream (it stays a uniform random draw).
+points (all cache hits). This sampler instead first skips the draws the study's finished
+trials made (one per choice of each parameter they drew, not counting those an enqueued trial
+fixed), on both paths alike: a search stopped and resumed proposes what one uninterrupted run
+of the same seed proposes. On a new study there is nothing to skip (trials still running, as
+other threads' are, are not counted), so the sampler is Optuna's draw for draw. Trials made by
+another sampler or another worker, or a batch interrupted before it was stored, only shift the
+stream (it stays a uniform random draw).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import RandomSampler
 from optuna.study import Study
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies.base import Space
@@ -88,13 +90,13 @@ class BatchRandomSampler(RandomSampler):
         self._lock = threading.Lock()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """On the first trial, skip the draws the study's earlier trials made (see module)."""
-        self._catch_up(study, trial.number)
+        """On the first trial, skip the draws the study's finished trials made (see module)."""
+        self._catch_up(study)
 
     def propose_batch(self, study: Study, k: int) -> list[dict[str, int]]:
         """The points (knob -> choice index) of the study's next ``k`` trials: what ``k`` trials
         suggesting the knobs in order through :meth:`sample_independent` would draw."""
-        self._catch_up(study, None)
+        self._catch_up(study)
         rng = optuna_compat.random_state(self)
         # One number per element, in order: the call sample_independent makes per parameter
         # (uniform over the one-hot bounds, all [0, 1)), for k trials of every drawing knob.
@@ -108,15 +110,16 @@ class BatchRandomSampler(RandomSampler):
             {n: picks[n][i] if n in picks else self._single[n] for n in names} for i in range(k)
         ]
 
-    def _catch_up(self, study: Study, current: int | None) -> None:
-        """Once per sampler: draw (and drop) the numbers the study's trials, other than
-        ``current``, drew for their parameters."""
+    def _catch_up(self, study: Study) -> None:
+        """Once per sampler: draw (and drop) the numbers the study's finished trials drew for
+        their parameters."""
         if self._caught_up:
             return
         with self._lock:
             if self._caught_up:
                 return
-            n = sum(draws_of(t) for t in study.get_trials(deepcopy=False) if t.number != current)
+            finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            n = sum(draws_of(t) for t in study.get_trials(deepcopy=False, states=finished))
             rng = optuna_compat.random_state(self)
             while n > 0:
                 rng.uniform(0.0, 1.0, size=min(n, _CHUNK))
