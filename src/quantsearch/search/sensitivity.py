@@ -72,6 +72,7 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
     ref = {k.name: k.by_cost[-1] for k in knobs}
     nodes = sorted({n for k in knobs for n in k.nodes})
     probes = probe(gm, evaluator.data.x, evaluator.data.y, nodes)
+    derived = set(space.derived)  # (node, role, the role it follows)
     drop, loss = [], []
     for k in knobs:
         d = np.zeros(k.size)
@@ -81,9 +82,7 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
             lf = _layer_formats(space, {**ref, k.name: i})
             for node in k.nodes:
                 roles = {
-                    r: f
-                    for r, f in lf[node].items()
-                    if r == k.role or _derived(space, node, r, k.role)
+                    r: f for r, f in lf[node].items() if r == k.role or (node, r, k.role) in derived
                 }
                 lq = evaluator.resolve({node: roles})[node]
                 dmg = output_damage(gm, probes[node], lq)
@@ -122,10 +121,6 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
     tables = Tables(drop, loss, gl, base, delta)
     memo[key] = tables
     return tables
-
-
-def _derived(space: Any, node: str, role: str, source: str) -> bool:
-    return (node, role, source) in set(space.derived)
 
 
 def sensitivity_rows(space: Any, tables: Tables) -> list[dict[str, Any]]:
