@@ -8,6 +8,7 @@ standard library, Jinja2 and light project modules; torch alone costs more than 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -75,7 +76,8 @@ def test_report_of_drawn_runs_imports_no_torch(
     write_config: Callable[..., Path], mlp_checkpoint: Path, tmp_path: Path
 ) -> None:
     """``quantsearch report`` of a search and of a comparison whose figures are drawn (the
-    search and compare commands drew them): no torch, Optuna, matplotlib nor SciPy."""
+    search and compare commands drew them): no torch, Optuna, matplotlib nor SciPy; nor the
+    first report, which draws every picture (SVG, the default format, drawn natively)."""
     config = str(write_config(CONFIG.format(ckpt=mlp_checkpoint), name="lab.toml"))
     main(["search", "--config", config, "--run-dir", str(tmp_path), "--quiet"])
     main(["compare", "--config", config, "--run-dir", str(tmp_path)])
@@ -84,6 +86,10 @@ def test_report_of_drawn_runs_imports_no_torch(
         command = f"from quantsearch.cli import main\nmain(['report', {str(run_dir)!r}])"
         assert heavy_modules(command) == set(), run_dir.name
         assert (run_dir / "report.html").read_text() == html
+        shutil.rmtree(run_dir / "images")  # nothing drawn nor computed: the first report
+        assert heavy_modules(command) == set(), run_dir.name
+        assert (run_dir / "report.html").read_text() == html
+        assert {p.suffix for p in (run_dir / "images").iterdir()} == {".svg", ".json"}
 
 
 @pytest.mark.slow
