@@ -169,6 +169,12 @@ def test_symlog_axis_maps_as_matplotlibs_symmetrical_log_transform() -> None:
     zero = next(float(t.get("y", "nan")) for t in ticks.iter(f"{NS}text") if t.text == "0")
     assert top < zero - 0.35 * 12.5 < top + height
     assert zero - 0.35 * 12.5 == pytest.approx(row(0.0), abs=0.01)
+    # minor ticks at 2-9 times each decade, on the logarithmic part only
+    marks = [p.get("d", "") for p in ticks.iter(f"{NS}path")]
+    minor = [m * 10.0**k for k in (-3, -2, -1) for m in range(2, 10) if 1e-3 < m * 10.0**k <= hi]
+    assert len(marks) == len(labels) + len(minor)
+    rows = sorted(float(re.findall(r"-?[\d.]+", d)[1]) for d in marks[: len(minor)])
+    assert rows == pytest.approx(sorted(row(v) for v in minor), abs=0.02)
 
 
 def test_count_axes_get_integer_ticks_and_bit_axes_thousands_separators() -> None:

@@ -311,11 +311,12 @@ class Scale:
 
 @dataclass(frozen=True)
 class Axis:
-    """A scale with its ticks and their labels."""
+    """A scale with its ticks, their labels, and unlabelled minor ticks."""
 
     scale: Scale
     ticks: tuple[float, ...]
     labels: tuple[str, ...]
+    minor: tuple[float, ...] = ()
 
 
 def n_bins(length: float, font: float, vertical: bool) -> int:
@@ -341,7 +342,8 @@ def linear_axis(
 
 def symlog_axis(lo: float, hi: float, linthresh: float, length: float, font: float) -> Axis:
     """A symmetric-log axis over ``[lo, hi]``: ticks at zero and at the decades in range (every
-    second or third one if they would crowd), labelled by :func:`decade_label`."""
+    second or third one if they would crowd), labelled by :func:`decade_label`; minor ticks at
+    2-9 times each decade on the logarithmic part (matplotlib's ``subs``), unless crowded."""
     decades = []
     if hi > 0:
         k0 = math.ceil(math.log10(linthresh) - 1e-9)
@@ -357,4 +359,16 @@ def symlog_axis(lo: float, hi: float, linthresh: float, length: float, font: flo
         *([0.0] if lo <= 0 <= hi else []),
         *decades[::stride],
     ]
-    return Axis(Scale(lo, hi, linthresh), tuple(ticks), tuple(decade_label(t) for t in ticks))
+    minor: list[float] = []
+    if stride == 1:
+        k0 = math.floor(math.log10(linthresh) + 1e-9)
+        for top, sign in ((hi, 1.0), (-lo, -1.0)):
+            if top > linthresh:
+                minor += [
+                    sign * m * 10.0**k
+                    for k in range(k0, math.floor(math.log10(top)) + 1)
+                    for m in range(2, 10)
+                    if linthresh < m * 10.0**k <= top
+                ]
+    labels = tuple(decade_label(t) for t in ticks)
+    return Axis(Scale(lo, hi, linthresh), tuple(ticks), labels, tuple(sorted(minor)))

@@ -115,7 +115,7 @@ def draw_scatter(data: ScatterPlot) -> str:
         groups.append(
             group(
                 "front-line",
-                [el("path", d=line)],
+                [el("path", d=line)] if len(set(front)) > 1 else [],  # one point: no line
                 stroke=VERMILLION,
                 fill="none",
                 stroke_width=1.2 * PT,

@@ -173,6 +173,15 @@ def axes_groups(
             text(x, bottom + gap + 0.6 * size, label, size),
         ]
     yticks: list[Element] = []
+    for t in f.y.minor:
+        yticks.append(
+            el(
+                "path",
+                d=f"M{num(f.left)} {num(f.py(t))}h{num(-0.6 * TICK_LEN)}",
+                stroke="#000000",
+                stroke_width=0.6 * PT,
+            )
+        )
     for t, label in zip(f.y.ticks, f.y.labels, strict=True):
         y = f.py(t)
         yticks += [
