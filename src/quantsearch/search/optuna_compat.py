@@ -285,8 +285,9 @@ def tpe_sample(
     return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
 
 
-def fresh_trials(study: Study, states: Sequence[TrialState]) -> list[FrozenTrial]:
-    """The study's trials in ``states``, read from the storage now (not the per-thread cache),
-    as ``TPESampler._sample`` reads them with its constant liar: other workers' running
-    trials must be current. ``Study.get_trials`` would deep-copy every trial."""
-    return study._get_trials(deepcopy=False, states=tuple(states), use_cache=False)
+def fresh_trials(study: Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+    """The study's trials in ``states`` (``None``: all), read from the storage now (not the
+    per-thread cache), as ``TPESampler._sample`` reads them with its constant liar: other
+    workers' running trials must be current. ``Study.get_trials`` would deep-copy every trial."""
+    chosen = tuple(states) if states is not None else None
+    return study._get_trials(deepcopy=False, states=chosen, use_cache=False)

@@ -22,7 +22,7 @@ from optuna.trial import Trial, TrialState
 
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies import STRATEGIES, StrategyContext
-from quantsearch.search.strategies.tpe import IncrementalTPESampler
+from quantsearch.search.strategies.tpe import IncrementalTPESampler, categorical_log_pdf
 
 KNOBS = [f"layer{i}.weight" for i in range(8)]
 CATEGORICAL = {k: CategoricalDistribution([f"fixed{w}" for w in range(8)]) for k in KNOBS}
@@ -65,6 +65,10 @@ def _lockstep(
     rng = np.random.default_rng(seed)
     compared = 0
     while compared < n_trials:
+        if compared % 37 == 16:  # two enqueued trials: one waits while the other is proposed
+            for study in (theirs, ours):
+                for label in ("fixed0", "fixed7"):
+                    study.enqueue_trial({KNOBS[0]: label if space is CATEGORICAL else 3})
         asked = []
         for _ in range(pending):
             a, b = theirs.ask(), ours.ask()
@@ -216,3 +220,22 @@ def test_each_finished_trial_is_encoded_once(monkeypatch: pytest.MonkeyPatch) ->
     # the trial's own suggestions and the one trial finished since the last proposal; Optuna's
     # TPESampler re-encodes all 60 x 8
     assert sum(calls) < 60
+
+
+@pytest.mark.parametrize("n_observations", [0, 1, 7, 26, 300, 1001])
+def test_categorical_log_pdf_is_optunas_bit_for_bit(n_observations: int) -> None:
+    """Referee: Optuna's own ``_ParzenEstimator.log_pdf`` on the same estimator and candidates
+    (with repeats, as TPE's draws from the few kernels below have)."""
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    rng = np.random.default_rng(n_observations)
+    sampler = optuna.samplers.TPESampler(seed=0)
+    for _ in range(5):
+        obs = {k: rng.integers(0, 8, n_observations).astype(float) for k in KNOBS}
+        pe = _ParzenEstimator(obs, CATEGORICAL, sampler._parzen_estimator_parameters)
+        drawn = {k: rng.integers(0, 8, 12).astype(float) for k in KNOBS}
+        candidates = {k: np.concatenate([v, v[::-1]]) for k, v in drawn.items()}
+        mixture = pe._mixture_distribution
+        tables = [d.weights for d in mixture.distributions]
+        ours = categorical_log_pdf(mixture.weights, tables, pe._transform(candidates))
+        assert np.array_equal(ours, pe.log_pdf(candidates))

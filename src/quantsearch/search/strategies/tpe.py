@@ -35,8 +35,6 @@ from quantsearch.search import optuna_compat
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
 
-_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
 
 class _History:
     """The finished trials of one study over one search space, one row each, in the order
@@ -56,6 +54,7 @@ class _History:
         self.has_all = np.empty(cap, dtype=bool)  # has every parameter of the space
         self.pruned_key: dict[int, tuple[float, float]] = {}  # row -> pruned-trial sort key
         self.order: np.ndarray | None = np.empty(0, dtype=np.int64)  # rows by trial number
+        self.scanned = 0  # the trials numbered below it are finished (or failed) and seen
 
     def add(self, trial: FrozenTrial, study: Study) -> None:
         if self.n == len(self.number):
@@ -82,6 +81,28 @@ class _History:
         self.number[i] = trial.number
         self.seen.add(trial.number)
         self.n += 1
+
+    def update(self, trials: list[FrozenTrial], current: int, study: Study) -> list[FrozenTrial]:
+        """Add the finished trials not seen yet; return the running ones but ``current``, the
+        trials Optuna's constant liar counts (above). ``trials`` are all the study's trials,
+        where the trial numbered ``i`` is ``trials[i]``: the ones before the first still
+        running or waiting are final and seen, so they are not looked at again."""
+        start = self.scanned
+        if start > len(trials) or (start and trials[start - 1].number != start - 1):
+            start = 0  # not listed by number (never seen with Optuna's storages): look at all
+        running: list[FrozenTrial] = []
+        first_open: int | None = None
+        for i in range(start, len(trials)):
+            t = trials[i]
+            state = t.state
+            if state == TrialState.RUNNING or state == TrialState.WAITING:
+                first_open = i if first_open is None else first_open
+                if state == TrialState.RUNNING and t.number != current:
+                    running.append(t)
+            elif state != TrialState.FAIL and t.number not in self.seen:
+                self.add(t, study)
+        self.scanned = first_open if first_open is not None else len(trials)
+        return running
 
     def rows(self) -> np.ndarray:
         if self.order is None:
@@ -134,21 +155,15 @@ class IncrementalTPESampler(TPESampler):
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
             return super()._sample(study, trial, search_space)
-        trials = optuna_compat.fresh_trials(study, _STATES)
         history = self._history_for(study, search_space)
-        running: list[FrozenTrial] = []
-        for t in trials:
-            if t.state == TrialState.RUNNING:
-                if t.number != trial.number:
-                    running.append(t)
-            elif t.number not in history.seen:
-                history.add(t, study)
+        running = history.update(optuna_compat.fresh_trials(study), trial.number, study)
         below = history.below(optuna_compat.tpe_gamma(self, history.n))
         if below is None:
             return super()._sample(study, trial, search_space)
         rows = history.rows()
-        above = np.setdiff1d(rows, below, assume_unique=True)
-        above = above[np.argsort(history.number[above], kind="stable")]
+        is_above = np.ones(history.n, dtype=bool)
+        is_above[below] = False
+        above = rows[is_above[rows]]  # by trial number, as rows are
         x_above, n_above = history.x[above[history.has_all[above]]], history.number[above]
         n_above = n_above[history.has_all[above]]
         extra = [(t.number, self._running_row(t, study, history)) for t in running]
