@@ -117,6 +117,8 @@ class Population:
         self.calibration = calibration
         self.max_modules = modules
         self._modules: OrderedDict[tuple[str, LayerQuant], nn.Module] = OrderedDict()
+        # (node, its LayerQuant) -> (data_in format, the rest) where it splits, else None
+        self._splits: dict[tuple[str, LayerQuant], tuple[NumberFormat, LayerQuant] | None] = {}
         nodes = list(gm.graph.nodes)
         last: dict[fx.Node, int] = {}
         for i, node in enumerate(nodes):
@@ -177,11 +179,11 @@ class Population:
         for c, rc in enumerate(bound):
             lq = rc.get(node.name)
             ins = tuple(env[a][1][c] for a in inputs)
-            fmt = self._split_input(node, lq)
-            if fmt is not None and lq is not None:
+            split = self._split_input(node, lq)
+            if split is not None:
                 # data_in is the layer's first step: quantize each distinct input once, then
                 # run the layer without it on that value (the same function of the same values)
-                lq = dataclasses.replace(lq, data_in=None)
+                fmt, lq = split
                 qkey = (fmt, ins)
                 if qkey not in quantized_in:
                     quantized_in[qkey] = fmt.quantize(_value(env, inputs[0], c))
@@ -197,17 +199,27 @@ class Population:
             index.append(v)
         return values, index
 
-    def _split_input(self, node: fx.Node, lq: LayerQuant | None) -> NumberFormat | None:
-        """The ``data_in`` format to apply apart from the layer, where the layer's forward is
-        ``_q(q_data_in, x)`` and then the rest (a :class:`_QuantLayer`: linear, conv, batch
-        norm, ReLU module), else ``None``."""
+    def _split_input(
+        self, node: fx.Node, lq: LayerQuant | None
+    ) -> tuple[NumberFormat, LayerQuant] | None:
+        """The ``data_in`` format to apply apart from the layer and the rest of ``lq``, where
+        the layer's forward is ``_q(q_data_in, x)`` and then the rest (a :class:`_QuantLayer`:
+        linear, conv, batch norm, ReLU module), else ``None``. Remembered per node and
+        ``lq`` (a population asks once per config and node)."""
         if lq is None or node.op != "call_module" or len(node.all_input_nodes) != 1:
             return None
+        key = (node.name, lq)
+        if key in self._splits:
+            return self._splits[key]
         fmt = lq.format("data_in")
         rest = dataclasses.replace(lq, data_in=None)  # the module the split path calls
-        if fmt is None or not isinstance(self._module(node, rest), _QuantLayer):
-            return None
-        return fmt
+        split = None
+        if fmt is not None and isinstance(self._module(node, rest), _QuantLayer):
+            split = (fmt, rest)
+        if len(self._splits) >= self.max_modules:
+            self._splits.clear()
+        self._splits[key] = split
+        return split
 
     def _call(self, node: fx.Node, lq: LayerQuant | None, values: dict[fx.Node, Any]) -> Any:
         """``node`` run with ``lq`` on its inputs' ``values``, as the quantized graph runs it."""

@@ -163,6 +163,11 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
     def __len__(self) -> int:
         return len(self._layers)
 
+    def get(self, name: str, default: LayerQuant | None = None) -> LayerQuant | None:  # type: ignore[override]
+        """``self[name]``, else ``default`` (Mapping's own raises and catches a KeyError for
+        every node a config leaves alone: most of them, on every trial)."""
+        return self._layers.get(name, default)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ResolvedConfig):
             return NotImplemented
