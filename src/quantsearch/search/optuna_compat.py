@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial, Trial, TrialState
 
+# A categorical mixture's log-density and draw, as quantsearch.search.strategies.tpe computes
+# them: (kernel weights, per-parameter tables, candidates) and (rng, weights, tables, count).
+CategoricalLogPdf = Callable[["np.ndarray", list["np.ndarray"], "np.ndarray"], "np.ndarray"]
+CategoricalDraw = Callable[
+    ["np.random.RandomState", "np.ndarray", list["np.ndarray"], int], "np.ndarray"
+]
+
 # Where Optuna's ``constraints_func`` path stores a trial's constraint values, as one list.
 _CONSTRAINTS_KEY = "constraints"
 
@@ -247,8 +254,7 @@ def tpe_sample(
     search_space: dict[str, BaseDistribution],
     below: dict[str, np.ndarray],
     above: dict[str, np.ndarray],
-    categorical_log_pdf: Callable[[np.ndarray, list[np.ndarray], np.ndarray], np.ndarray]
-    | None = None,
+    categorical: tuple[CategoricalLogPdf, CategoricalDraw] | None = None,
 ) -> dict[str, Any]:
     """The end of ``TPESampler._sample`` from the observations of the trials below and above:
     two Parzen estimators built with the sampler's parameters, ``n_ei_candidates`` drawn from
@@ -256,10 +262,12 @@ def tpe_sample(
     (``_compute_acquisition_func``, ``_compare``), in external representation. The
     estimator class and these steps have no public API.
 
-    ``categorical_log_pdf(kernel_weights, tables, x)``, given for a space of categorical
-    parameters only, stands in for the estimators' ``log_pdf`` (it must compute the same
-    numbers): the mixture's kernel weights, each parameter's ``(kernels, choices)`` weights
-    (``_BatchedCategoricalDistributions.weights``) and the candidates as one array.
+    ``categorical = (log_pdf, draw)``, given for a space of categorical parameters only, stands
+    in for the mixtures' ``log_pdf`` and ``sample`` (``_MixtureOfProductDistribution``), which
+    it must match number for number and draw for draw. Each takes the mixture's kernel weights
+    and each parameter's ``(kernels, choices)`` probabilities
+    (``_BatchedCategoricalDistributions.weights``); the candidates are one
+    ``(candidates, parameters)`` array of choice indices.
     """
     from optuna.samplers import TPESampler as _TPE
 
@@ -267,20 +275,19 @@ def tpe_sample(
     mpe_below = sampler._parzen_estimator_cls(below, search_space, params)
     mpe_above = sampler._parzen_estimator_cls(above, search_space, params)
     rng, n_candidates = tpe_rng_and_candidates(sampler)
-    samples = mpe_below.sample(rng, n_candidates)
-    if categorical_log_pdf is None:
+    if categorical is None:
+        samples = mpe_below.sample(rng, n_candidates)
         acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
     else:
-        x = mpe_below._transform(samples)
-        below_pdf, above_pdf = (
-            categorical_log_pdf(
-                m._mixture_distribution.weights,
-                [d.weights for d in m._mixture_distribution.distributions],  # type: ignore[union-attr]
-                x,
-            )
-            for m in (mpe_below, mpe_above)
+        log_pdf, draw = categorical
+        mixtures = [m._mixture_distribution for m in (mpe_below, mpe_above)]
+        (w_below, t_below), (w_above, t_above) = (
+            (m.weights, [d.weights for d in m.distributions])  # type: ignore[union-attr]
+            for m in mixtures
         )
-        acquisition = below_pdf - above_pdf
+        x = draw(rng, w_below, t_below, n_candidates)
+        samples = mpe_below._untransform(x)
+        acquisition = log_pdf(w_below, t_below, x) - log_pdf(w_above, t_above, x)
     best = _TPE._compare(samples, acquisition)
     return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
 

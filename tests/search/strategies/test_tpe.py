@@ -22,7 +22,11 @@ from optuna.trial import Trial, TrialState
 
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies import STRATEGIES, StrategyContext
-from quantsearch.search.strategies.tpe import IncrementalTPESampler, categorical_log_pdf
+from quantsearch.search.strategies.tpe import (
+    IncrementalTPESampler,
+    categorical_draw,
+    categorical_log_pdf,
+)
 
 KNOBS = [f"layer{i}.weight" for i in range(8)]
 CATEGORICAL = {k: CategoricalDistribution([f"fixed{w}" for w in range(8)]) for k in KNOBS}
@@ -223,9 +227,10 @@ def test_each_finished_trial_is_encoded_once(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize("n_observations", [0, 1, 7, 26, 300, 1001])
-def test_categorical_log_pdf_is_optunas_bit_for_bit(n_observations: int) -> None:
-    """Referee: Optuna's own ``_ParzenEstimator.log_pdf`` on the same estimator and candidates
-    (with repeats, as TPE's draws from the few kernels below have)."""
+def test_categorical_log_pdf_and_draw_are_optunas_bit_for_bit(n_observations: int) -> None:
+    """Referee: Optuna's own ``_ParzenEstimator.log_pdf`` and ``_MixtureOfProductDistribution
+    .sample`` on the same estimator, candidates (with repeats, as TPE's draws from the few
+    kernels below have) and seeded random state."""
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 
     rng = np.random.default_rng(n_observations)
@@ -239,3 +244,8 @@ def test_categorical_log_pdf_is_optunas_bit_for_bit(n_observations: int) -> None
         tables = [d.weights for d in mixture.distributions]
         ours = categorical_log_pdf(mixture.weights, tables, pe._transform(candidates))
         assert np.array_equal(ours, pe.log_pdf(candidates))
+        if n_observations:  # the draws: the same numbers, and the state left the same
+            rng_ours, rng_theirs = np.random.RandomState(1), np.random.RandomState(1)
+            drawn_ours = categorical_draw(rng_ours, mixture.weights, tables, 24)
+            assert np.array_equal(drawn_ours, mixture.sample(rng_theirs, 24))
+            assert rng_ours.rand() == rng_theirs.rand()

@@ -130,6 +130,15 @@ class _History:
         return chosen[np.argsort(self.number[chosen], kind="stable")]
 
 
+def _same_space(a: dict[str, BaseDistribution], b: dict[str, BaseDistribution]) -> bool:
+    """``list(a.items()) == list(b.items())`` without comparing categorical choices one call
+    each (``CategoricalDistribution.__eq__``; a NaN choice makes them differ here: the history
+    is then encoded again, which is slower, not wrong)."""
+    return list(a) == list(b) and all(
+        type(d) is type(b[k]) and d.__dict__ == b[k].__dict__ for k, d in a.items()
+    )
+
+
 class IncrementalTPESampler(TPESampler):
     """``TPESampler(seed=seed)`` whose proposals read each finished trial once.
 
@@ -180,7 +189,7 @@ class IncrementalTPESampler(TPESampler):
             search_space,
             {k: x_below[:, j] for j, k in enumerate(names)},
             {k: x_above[:, j] for j, k in enumerate(names)},
-            categorical_log_pdf if categorical else None,
+            (categorical_log_pdf, categorical_draw) if categorical else None,
         )
 
     def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
@@ -196,7 +205,7 @@ class IncrementalTPESampler(TPESampler):
 
     def _history_for(self, study: Study, space: dict[str, BaseDistribution]) -> _History:
         h = self._history
-        if h is None or list(h.space.items()) != list(space.items()):
+        if h is None or not _same_space(h.space, space):
             # A new search space (Optuna's intersection shrank): encode the trials again.
             h = self._history = _History(space, study.direction == StudyDirection.MAXIMIZE)
         return h
@@ -241,6 +250,30 @@ def categorical_log_pdf(
         pdf = np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
     result: np.ndarray = pdf[inverse.reshape(-1)]
     return result
+
+
+def categorical_draw(
+    rng: np.random.RandomState, kernel_weights: np.ndarray, tables: list[np.ndarray], size: int
+) -> np.ndarray:
+    """Optuna's ``_MixtureOfProductDistribution.sample`` of categorical parameters: the same
+    draws from ``rng`` in the same order (a kernel per candidate, then one uniform number per
+    candidate and parameter, compared with the kernel's cumulative probabilities), without its
+    per-parameter check that each kernel's probabilities sum to 1 (they are normalised where
+    they are built).
+
+    Example:
+        >>> rng = np.random.RandomState(0)
+        >>> categorical_draw(rng, np.array([1.0]), [np.array([[0.0, 1.0]])], 3).ravel().tolist()
+        [1.0, 1.0, 1.0]
+    """
+    active = rng.choice(len(kernel_weights), p=kernel_weights, size=size)
+    out = np.empty((size, len(tables)), dtype=float)
+    for i, table in enumerate(tables):
+        quantile = rng.rand(size)
+        cumulative = np.cumsum(table[active, :], axis=-1)
+        cumulative[:, -1] = 1  # as Optuna: no rounding error past the last choice
+        out[:, i] = np.sum(cumulative < quantile[:, np.newaxis], axis=-1)
+    return out
 
 
 def tpe_sampler(seed: int, options: dict[str, Any], n_objectives: int) -> BaseSampler | None:
