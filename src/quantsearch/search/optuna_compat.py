@@ -39,6 +39,7 @@ __all__ = [
     "study_storage",
     "study_trials",
     "tpe_gamma",
+    "tpe_n_startup",
     "tpe_rng_and_candidates",
     "tpe_sample",
     "tpe_trial_params",
@@ -224,6 +225,12 @@ def tpe_gamma(sampler: TPESampler, n_finished: int) -> int:
     if sampler._gamma is None:
         sampler._gamma = default_gamma
     return int(sampler._gamma(n_finished))
+
+
+def tpe_n_startup(sampler: TPESampler) -> int:
+    """The finished trials a ``TPESampler`` waits for before it models (``n_startup_trials``,
+    kept as a private attribute)."""
+    return int(sampler._n_startup_trials)
 
 
 def tpe_rng_and_candidates(sampler: TPESampler) -> tuple[np.random.RandomState, int]:

@@ -142,9 +142,10 @@ def _same_space(a: dict[str, BaseDistribution], b: dict[str, BaseDistribution]) 
 class IncrementalTPESampler(TPESampler):
     """``TPESampler(seed=seed)`` whose proposals read each finished trial once.
 
-    Every method but ``_sample`` (the proposal from the trials so far) is Optuna's; that one
-    gives the same parameters for the same seed and history as Optuna's, or is Optuna's own
-    where this class does not cover the case (see the module's docstring).
+    Every method but ``_sample`` (the proposal from the trials so far) and ``_sample_relative``
+    (which calls it once the study has its start-up trials) is Optuna's; those give the same
+    parameters for the same seed and history as Optuna's, or are Optuna's own where this class
+    does not cover the case (see the module's docstring).
 
     Example:
         >>> import optuna
@@ -158,6 +159,21 @@ class IncrementalTPESampler(TPESampler):
     def __init__(self, seed: int | None = None) -> None:
         super().__init__(seed=seed)
         self._history: _History | None = None
+        self._past_startup = False
+
+    def _sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        # TPESampler's, but once the study has had its n_startup_trials finished trials (they
+        # stay finished), they are not counted again from a list of every trial each proposal.
+        if not search_space:
+            return {}
+        if not self._past_startup:
+            finished = optuna_compat.study_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
+            if len(finished) < optuna_compat.tpe_n_startup(self):
+                return {}
+            self._past_startup = True
+        return self._sample(study, trial, search_space)
 
     def _sample(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -239,7 +255,9 @@ def categorical_log_pdf(
         >>> bool(np.isclose(categorical_log_pdf(w, t, np.array([[0.0]]))[0], np.log(0.7)))
         True
     """
-    rows, inverse = np.unique(x.astype(np.int64), axis=0, return_inverse=True)
+    first: dict[tuple[int, ...], int] = {}
+    inverse = [first.setdefault(tuple(r), len(first)) for r in x.astype(np.int64).tolist()]
+    rows = np.array(list(first), dtype=np.int64).reshape(len(first), x.shape[1])
     out = np.zeros((len(rows), len(kernel_weights)), dtype=np.float64)
     for i, table in enumerate(tables):
         out += np.log(table).T[rows[:, i]]
@@ -248,7 +266,7 @@ def categorical_log_pdf(
     top[np.isneginf(top)] = 0  # all-zero probability: -inf, not NaN from (-inf) - (-inf)
     with np.errstate(divide="ignore"):
         pdf = np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
-    result: np.ndarray = pdf[inverse.reshape(-1)]
+    result: np.ndarray = pdf[inverse]
     return result
 
 
