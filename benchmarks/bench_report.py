@@ -20,7 +20,9 @@ slows them alike; medians over the rounds:
    ``--figure-format png`` (matplotlib), **again** (nothing changed: nothing drawn or computed),
    and again **without the statistics memo** (pictures kept, rank correlations and Wilcoxon
    p-values computed again: what a repeated report cost before the p-values were kept);
-3. in one process: building the report's data, and drawing each picture as native SVG
+3. in one process: a first ``write_report`` (the report at the end of ``search`` and
+   ``compare``, whose process has imported everything else already), building the report's
+   data, and drawing each picture as native SVG
    (``quantsearch.report.svg``) and with matplotlib as PNG at 100 and at 200 dpi, SVG and PDF,
    interleaved.
 """
@@ -105,13 +107,18 @@ def commands(
 def breakdown(rd: Path, repeats: int) -> list[tuple[str, float]]:
     """Median ms to build the report's data, and to draw each picture per format."""
     from quantsearch import plots
-    from quantsearch.report import build_report, svg
+    from quantsearch.report import build_report, svg, write_report
 
     plots.draw(build_report(rd).figures[0].data)  # matplotlib imported before timing
     build: list[float] = []
+    first: list[float] = []
     draw: dict[str, list[float]] = {}
     out = Path(tempfile.mkdtemp())
     for _ in range(repeats):
+        forget(rd / "images", "pictures")
+        t = time.perf_counter()
+        write_report(rd)  # what the end of `search` and `compare` adds to the command
+        first.append(time.perf_counter() - t)
         t = time.perf_counter()
         report = build_report(rd)
         build.append(time.perf_counter() - t)
@@ -129,7 +136,13 @@ def breakdown(rd: Path, repeats: int) -> list[tuple[str, float]]:
     plots.DPI = 200
     shutil.rmtree(out)
     n = len(report.figures)
-    rows = [("build the report's data (tables, figure data, findings)", statistics.median(build))]
+    rows = [
+        (
+            "write_report, first (no images/), SVG: the end of search/compare",
+            statistics.median(first),
+        ),
+        ("build the report's data (tables, figure data, findings)", statistics.median(build)),
+    ]
     for key, times in draw.items():
         rows.append((f"draw all {n} pictures, {key}", statistics.median(times) * n))
     return rows
