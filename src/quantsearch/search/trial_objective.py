@@ -256,11 +256,14 @@ class TrialObjective:
         """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         finished = optuna_compat.study_trials(study, states)
-        if len(finished) == len(self._finished):  # none new (a finished trial stays finished)
-            return self._spent
-        for t in finished:
+        # Those read are among them (a finished trial stays finished): the rest are new.
+        new = len(finished) - len(self._finished)
+        for t in reversed(finished):  # in number order: the new ones are mostly the last
+            if new == 0:
+                break
             if t.number in self._finished:
                 continue
+            new -= 1
             self._finished.add(t.number)
             info = TrialInfo.from_trial(t)
             charged = evaluations_charged([info], distinct=False)  # 1: it charges one
