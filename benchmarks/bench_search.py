@@ -25,13 +25,14 @@ cost of a trial does not depend on the values. Parts:
    and MASE's own loop (``chop``) when MASE is installed (it is left out otherwise).
 3. mlp-digits and cnn-digits on the whole validation split (360 samples): a trial's evaluation
    and a search trial's cost all included against one float evaluation (forward + accuracy +
-   loss) of the same samples: a random search (one trial at a time) and a brute-force search
-   (batched), each with the journal default, on a per-layer space (lab pairs for every linear
-   and conv layer's ``data_in`` and ``weight``: few repeats, so trials are evaluations).
+   loss) of the same samples: a random search one trial at a time and batched (production),
+   and a brute-force search (batched), interleaved, each with the journal default, on a
+   per-layer space (lab pairs for every linear and conv layer's ``data_in`` and ``weight``: few
+   repeats, so trials are evaluations).
 4. Bookkeeping (sampler + storage + cache, i.e. a trial's time minus its evaluation) per trial
-   around trial 10, 100 and 1000, for random and TPE on cnn-digits (a per-layer space), as a
-   share of the trial time; the sampler's own share (Optuna's ``sample_*`` calls, timed
-   around them) apart.
+   around trial 10, 100 and 1000, for random (one trial at a time, and batched: production)
+   and TPE on cnn-digits (a per-layer space), as a share of the trial time; the sampler's own
+   share (Optuna's ``sample_*`` calls and ``propose_batch``, timed around them) apart.
 """
 
 from __future__ import annotations
@@ -262,7 +263,8 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
     ``float eval``: ``compute_metrics`` (accuracy, loss) of the float model; ``trial eval``: the
     Evaluator on configs of the space, cycled (so the slot path meets formats it has memoised,
     as a search does); the three interleaved 50 times. ``all in``: a 60-trial random search
-    with the journal default, per trial from the study's timestamps.
+    (one trial at a time, and batched) and a 16-trial brute-force search (batched) with the
+    journal default, interleaved, per trial from the study's timestamps.
     """
     rows = []
     for name in ("mlp-digits", "cnn-digits"):
@@ -306,21 +308,22 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
                 times[k].append((time.perf_counter() - t0) * 1000)
         f = statistics.median(times["float"])
         e = statistics.median(times["slots"])
-        for strategy in ("random", "brute_force"):
-            per_trial = []
-            for r in range(repeats):
-                with tempfile.TemporaryDirectory() as d:
+        per_trial: dict[tuple[str, str], list[float]] = {v: [] for v in SEARCHES}
+        for r in range(repeats):
+            for strategy, p in SEARCHES if r % 2 else SEARCHES[::-1]:  # interleaved
+                with path(p), tempfile.TemporaryDirectory() as d:
                     res = search(
                         model, val, space=space, objectives=OBJ, strategy=strategy,
                         n_trials=60 if strategy == "random" else 16, seed=100 + r,
                         run_dir=Path(d), metrics=["accuracy", "loss"],
                     )  # fmt: skip
-                    per_trial.append(loop_rate(res)[1])
-            t = statistics.median(per_trial)
+                    per_trial[strategy, p].append(loop_rate(res)[1])
+        for strategy, p in SEARCHES:
+            t = statistics.median(per_trial[strategy, p])
             rows.append(
                 {
                     "model": name,
-                    "search": strategy + (" (batched)" if strategy == "brute_force" else ""),
+                    "search": f"{strategy} ({'one at a time' if p == 'slots' else p})",
                     "samples": len(val),
                     "float_eval_ms": f,
                     "rebuild_eval_ms": statistics.median(times["rebuild"]),
@@ -333,18 +336,28 @@ def bench_vs_float(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+# (strategy, path) of the all-in rows: random one trial at a time and batched, brute force batched
+SEARCHES = (("random", "slots"), ("random", "batched"), ("brute_force", "batched"))
+
+
 def _fx(pair: list[int]) -> dict[str, Any]:
     return {"format": "fixed", "width": pair[0], "frac_width": pair[1]}
 
 
 @contextlib.contextmanager
 def sampler_clock(spent: dict[int, float]) -> Iterator[None]:
-    """Time Optuna's sampler calls, per trial number, into ``spent`` (seconds)."""
+    """Time Optuna's sampler calls, per trial number, into ``spent`` (seconds); a batch's
+    ``propose_batch``, shared evenly among the trials it proposes."""
     import optuna.samplers as S
+
+    from quantsearch.search.strategies.random_batch import BatchRandomSampler
 
     names = ["before_trial", "infer_relative_search_space", "sample_relative"]
     names += ["sample_independent", "after_trial"]
-    real = {(c, n): getattr(c, n) for c in (S.RandomSampler, S.TPESampler) for n in names}
+    classes: tuple[type, ...] = (S.RandomSampler, S.TPESampler)
+    real = {(c, n): getattr(c, n) for c in classes for n in names}
+    real[BatchRandomSampler, "before_trial"] = BatchRandomSampler.before_trial
+    propose = BatchRandomSampler.propose_batch
 
     def timed(fn: Any) -> Any:
         def call(self: Any, study: Any, trial: Any, *a: Any, **k: Any) -> Any:
@@ -356,18 +369,32 @@ def sampler_clock(spent: dict[int, float]) -> Iterator[None]:
 
         return call
 
+    def timed_batch(self: Any, study: Any, k: int) -> Any:
+        first = len(study.get_trials(deepcopy=False))
+        t0 = time.perf_counter()
+        try:
+            return propose(self, study, k)
+        finally:
+            for n in range(first, first + k):
+                spent[n] = spent.get(n, 0.0) + (time.perf_counter() - t0) / k
+
     for (c, n), fn in real.items():
         setattr(c, n, timed(fn))
+    BatchRandomSampler.propose_batch = timed_batch  # type: ignore[method-assign]
     try:
         yield
     finally:
         for (c, n), fn in real.items():
             setattr(c, n, fn)
+        BatchRandomSampler.propose_batch = propose  # type: ignore[method-assign]
 
 
 def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
-    """Per trial around trial n: its time (previous trial's end to its end), its evaluation,
-    the sampler's calls, and the rest (storage, cache, Optuna's trial protocol, the record)."""
+    """Per trial around trial n: its time, its evaluation, the sampler's calls, and the rest
+    (storage, cache, Optuna's trial protocol, the record), as means over the trials before n
+    (about a tenth of n, at least 2), widened to whole batches: a batch's trials share its
+    start and its evaluation (each records its share), and are stored one after another at
+    its end. The time of the window runs from the end of the trial before it to its end."""
     model, data = _trained("cnn-digits")
     pairs = [[w, f] for w in (16, 8, 6, 4) for f in (w // 2, w // 4)]
     space = {
@@ -377,32 +404,38 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
         },
     }
     rows = []
-    for strategy in ("random", "tpe"):
+    runs = (("random", "slots"), ("random", "batched"), ("tpe", "batched"))
+    for strategy, p in runs:
         spent: dict[int, float] = {}
-        with tempfile.TemporaryDirectory() as d, sampler_clock(spent):
+        with path(p), tempfile.TemporaryDirectory() as d, sampler_clock(spent):
             res = search(
                 model, data.val, space=space, objectives=OBJ, strategy=strategy,
                 n_trials=max(counts), run_dir=Path(d), metrics=["accuracy", "loss"], seed=0,
             )  # fmt: skip
             assert res.study is not None
             trials = sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number)
+        starts = [t.datetime_start for t in trials]
         for n in counts:
-            window = trials[max(1, n - max(2, n // 10)) : n]
-            totals, books, samplers = [], [], []
-            for t in window:
-                prev, done = trials[t.number - 1].datetime_complete, t.datetime_complete
-                assert prev is not None and done is not None
-                total = (done - prev).total_seconds() * 1000
-                ev = float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000
-                totals.append(total)
-                books.append(total - ev)
-                samplers.append(spent.get(t.number, 0.0) * 1000)
-            tot, book = statistics.median(totals), statistics.median(books)
-            smp = statistics.median(samplers)
+            lo, hi = max(1, n - max(2, n // 10)), n
+            while lo > 0 and starts[lo - 1] == starts[lo]:  # whole batches
+                lo -= 1
+            while hi < len(trials) and starts[hi] == starts[hi - 1]:
+                hi += 1
+            window = trials[lo:hi]
+            begin = trials[lo - 1].datetime_complete if lo else starts[0]
+            end = window[-1].datetime_complete
+            assert begin is not None and end is not None
+            tot = (end - begin).total_seconds() * 1000 / len(window)
+            ev = statistics.fmean(
+                float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000 for t in window
+            )
+            book = tot - ev
+            smp = statistics.fmean(spent.get(t.number, 0.0) * 1000 for t in window)
             rows.append(
                 {
-                    "strategy": strategy,
+                    "strategy": strategy if p == "batched" else f"{strategy} (one at a time)",
                     "at_trial": n,
+                    "window": len(window),
                     "trial_ms": tot,
                     "bookkeeping_ms": book,
                     "share": book / tot,
