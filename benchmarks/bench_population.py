@@ -19,7 +19,12 @@ space measures (``prepare_search``: its objectives plus the report's columns). P
    on each config's graph, ``compute_metrics(pm.apply_(rc), static)``), checked equal, and
    ``evaluate_many`` of a second, identical evaluator whose memo is off (``max_entries =
    0``: every config misses, which is the path before it plus the look-ups), and its 16
-   single evaluations (the single-trial figure with the memo off).
+   single evaluations (the single-trial figure with the memo off). And, as a search meets
+   them (a new evaluator each search, so an empty memo): the analytic metrics of the 16 with
+   a fresh ``StaticMetrics`` (the first config measured on the whole graph, each later one
+   bringing a new linear layer priced alone), and the 16 configs resolved by
+   ``Evaluator.resolve`` against ``ResolvedConfig.from_dict`` on the graph without the
+   evaluator's kept ``GraphView`` (the path before), checked equal.
 2. A 10^4-point per-layer space of jsc-tiny (``data_in`` and ``weight`` of the BatchNorm and
    of the linear layer, each from widths 3..12 with frac_width = width // 2): every point
    resolved and evaluated with ``evaluate_many``, wall time, with the memo of analytic
@@ -48,6 +53,7 @@ from quantsearch.data import Split
 from quantsearch.graph import trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.specs import metric_spec
+from quantsearch.metrics.static import StaticMetrics
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig
 from quantsearch.search.api import prepare_search
@@ -100,7 +106,9 @@ def bench_lab(repeats: int) -> dict[str, Any]:
     pm, sm = ev.prepared(), ev.static_metrics()
     ev_off, configs_off = _memo_off(LAB_SPACE)
     ev_off.evaluate_many(configs_off)  # warm
+    formats = [space.layer_formats(space.point(i)) for i in range(space.size)]
     paths = ["many", "single", "static", "passes", "memo_off", "single_off"]
+    paths += ["fresh", "resolve", "from_dict"]
     times: dict[str, list[float]] = {p: [] for p in paths}
     for r in range(repeats):
         for path in paths if r % 2 == 0 else paths[::-1]:
@@ -115,14 +123,23 @@ def bench_lab(repeats: int) -> dict[str, Any]:
                 want = [ev.evaluate(rc) for rc in configs]
             elif path == "static":  # the analytic metrics as evaluate_many prices them now
                 memo = [sm.values(rc, partial(pm.apply_, rc)) for rc in configs]
+            elif path == "fresh":  # ... with the empty memo a search starts with
+                sm_new = StaticMetrics(ev.gm, ev.metrics)
+                first = [sm_new.values(rc, partial(pm.apply_, rc)) for rc in configs]
+            elif path == "resolve":
+                resolved = [ev.resolve(f) for f in formats]
+            elif path == "from_dict":  # as Evaluator.resolve did before: a GraphView each
+                plain = [ResolvedConfig.from_dict(f, gm=ev.gm, key="search") for f in formats]
             else:  # as before: a slot fill and the analysis passes per config
                 fresh = [compute_metrics(pm.apply_(rc), static) for rc in configs]
             times[path].append(time.perf_counter() - t0)
         if not all(_same(x, want) for x in (got, off, single_off)):
             raise SystemExit("evaluate_many differs from evaluate on the lab space")
-        if memo != fresh:
+        if memo != fresh or first != fresh:
             raise SystemExit("memoised analytic metrics differ from the passes' on the lab space")
-    many, single, static_s, passes_s, off_s, single_off_s = (
+        if [rc.key() for rc in resolved] != [rc.key() for rc in plain]:
+            raise SystemExit("Evaluator.resolve differs from ResolvedConfig.from_dict")
+    many, single, static_s, passes_s, off_s, single_off_s, fresh_s, resolve_s, plain_s = (
         statistics.median(times[k]) for k in paths
     )
     return {
@@ -136,6 +153,9 @@ def bench_lab(repeats: int) -> dict[str, Any]:
         "memo_off_ms": off_s * 1e3,
         "memo_off_speedup": single / off_s,
         "single_off_ms": single_off_s * 1e3,
+        "fresh_ms": fresh_s * 1e3,
+        "resolve_ms": resolve_s * 1e3,
+        "from_dict_ms": plain_s * 1e3,
     }
 
 
@@ -218,6 +238,16 @@ def main() -> None:
         f"| analytic metrics of the {lab['configs']} alone, ms (off: slot fill + passes) | "
         f"{lab['static_ms']:.3f} | {lab['passes_ms']:.2f} | "
         f"{lab['passes_ms'] / lab['static_ms']:.1f}x |"
+    )
+    print(
+        f"| analytic metrics of the {lab['configs']} alone, empty memo (a search's), ms | "
+        f"{lab['fresh_ms']:.3f} | {lab['passes_ms']:.2f} | "
+        f"{lab['passes_ms'] / lab['fresh_ms']:.1f}x |"
+    )
+    print(
+        f"| {lab['configs']} configs resolved, ms (off: from_dict, a GraphView each) | "
+        f"{lab['resolve_ms']:.3f} | {lab['from_dict_ms']:.3f} | "
+        f"{lab['from_dict_ms'] / lab['resolve_ms']:.1f}x |"
     )
     print(
         f"| evaluate_many against {lab['configs']} x evaluate (same memo setting) | "
