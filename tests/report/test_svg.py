@@ -6,6 +6,7 @@ that name the series, escaped text, and no matplotlib, numpy nor torch import.""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -24,7 +25,7 @@ from quantsearch.compare import Curve
 from quantsearch.report import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
 from quantsearch.report.style import LINESTYLES, OKABE_ITO
 from quantsearch.report.svg import dasharray, render_svg
-from quantsearch.report.svg_axes import max_n_ticks, symlog
+from quantsearch.report.svg_axes import max_n_ticks, symlog, tick_labels
 from quantsearch.report.svg_heatmap import viridis
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -118,6 +119,24 @@ def test_ticks_equal_a_matplotlib_axes_own(lo: float, hi: float) -> None:
     ax.set_xlim(lo, hi)
     slack = (hi - lo) * 1e-10  # the axis shows a tick within rounding of its ends
     assert max_n_ticks(lo, hi, 9) == [t for t in ax.get_xticks() if lo - slack <= t <= hi + slack]
+
+
+def test_tick_labels_read_back_as_their_ticks() -> None:
+    rng = random.Random(1)
+    for _ in range(2000):
+        lo = rng.uniform(-1, 1) * 10 ** rng.uniform(-8, 6)
+        hi = lo + 10 ** rng.uniform(-8, 6)
+        ticks = max_n_ticks(lo, hi, rng.randint(2, 9))
+        labels = tick_labels(ticks)
+        assert len(set(labels)) == len(labels), labels  # distinct
+        step = min(b - a for a, b in itertools.pairwise(ticks)) if len(ticks) > 1 else 1.0
+        for t, label in zip(ticks, labels, strict=True):
+            assert abs(float(label) - t) <= step * 1e-6, (t, label)
+            # short, unless the span is tiny beside the values (matplotlib writes an offset)
+            assert len(label) <= 12 or step < 1e-4 * max(abs(x) for x in ticks), (t, label)
+        # one number of decimals for all, as matplotlib's ScalarFormatter writes them
+        if "e" not in "".join(labels):
+            assert len({len(x.partition(".")[2]) for x in labels if x != "0"}) <= 1, labels
 
 
 def test_points_land_where_the_axis_maps_them() -> None:

@@ -14,6 +14,7 @@ a plotting library. The rules are matplotlib's, so a picture reads the same in S
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -233,20 +234,31 @@ def max_n_ticks(
 
 
 def tick_labels(ticks: Sequence[float], thousands: bool = False) -> list[str]:
-    """Labels with as many decimals as the ticks need, the same for all of them; ``thousands``:
+    """Labels with as many decimals as the ticks need, the same for all of them; ticks that
+    would need more than five decimals in scientific notation, zero as ``0``; ``thousands``:
     whole numbers with separators (``12,000``), as the PNG's thousands axes.
 
     Example:
         >>> tick_labels([0.0, 0.25, 0.5]), tick_labels([0.0, 20000.0], thousands=True)
         (['0.00', '0.25', '0.50'], ['0', '20,000'])
+        >>> tick_labels([-2e-7, 0.0, 2e-7, 4e-7])
+        ['-2e-07', '0', '2e-07', '4e-07']
     """
     if thousands:
         return [_nozero(f"{t:,.0f}") for t in ticks]
     span = max((abs(t) for t in ticks), default=0.0)
-    digits = 0
-    while digits < 12 and any(abs(round(t, digits) - t) > 1e-9 * max(span, 1e-300) for t in ticks):
+    step = min((abs(b - a) for a, b in itertools.pairwise(ticks) if b != a), default=span or 1.0)
+    digits = 0  # enough that every label is within a millionth of a step of its tick
+    while digits < 15 and any(abs(round(t, digits) - t) > step * 1e-6 for t in ticks):
         digits += 1
-    return [_nozero(f"{t:.{digits}f}") for t in ticks]
+    fixed = [_nozero(f"{t:.{digits}f}") for t in ticks]
+    if digits <= 5:
+        return fixed
+    sig = 1  # significant digits: as few as read back within a millionth of a step
+    while sig < 17 and any(abs(float(f"{t:.{sig}g}") - t) > step * 1e-6 for t in ticks):
+        sig += 1
+    small = ["0" if abs(t) < step * 1e-6 else f"{t:.{sig}g}" for t in ticks]
+    return small if any("e" in label for label in small) else fixed
 
 
 def _nozero(text: str) -> str:
