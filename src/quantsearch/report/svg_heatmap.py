@@ -174,7 +174,7 @@ def draw_heatmap(data: Heatmap) -> str:
         ),
     ]
     groups = [
-        group("cells", cells),
+        group("cells", cells, shape_rendering="crispEdges"),  # no seams between cells
         group("cell-text", words),
         *over,
         _colorbar(left + cw * cols + 16, top, ch * rows, lo, hi, data.colorbar),
