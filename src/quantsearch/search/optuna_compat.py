@@ -42,6 +42,7 @@ __all__ = [
     "tpe_n_startup",
     "tpe_rng_and_candidates",
     "tpe_sample",
+    "tpe_sample_as_optuna",
     "tpe_trial_params",
     "tpe_trial_scores",
     "tpe_uses_defaults",
@@ -225,6 +226,19 @@ def tpe_gamma(sampler: TPESampler, n_finished: int) -> int:
     if sampler._gamma is None:
         sampler._gamma = default_gamma
     return int(sampler._gamma(n_finished))
+
+
+def tpe_sample_as_optuna(
+    sampler: TPESampler,
+    study: Study,
+    trial: FrozenTrial,
+    search_space: dict[str, BaseDistribution],
+) -> dict[str, Any]:
+    """``TPESampler._sample`` itself, for a subclass's proposal in a case it leaves to Optuna
+    (the method is private: it is what ``sample_relative`` and ``sample_independent`` call)."""
+    from optuna.samplers import TPESampler as _TPE
+
+    return _TPE._sample(sampler, study, trial, search_space)
 
 
 def tpe_n_startup(sampler: TPESampler) -> int:

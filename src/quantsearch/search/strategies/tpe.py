@@ -179,12 +179,12 @@ class IncrementalTPESampler(TPESampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
-            return super()._sample(study, trial, search_space)
+            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
         history = self._history_for(study, search_space)
         running = history.update(optuna_compat.fresh_trials(study), trial.number, study)
         below = history.below(optuna_compat.tpe_gamma(self, history.n))
         if below is None:
-            return super()._sample(study, trial, search_space)
+            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
         rows = history.rows()
         is_above = np.ones(history.n, dtype=bool)
         is_above[below] = False
