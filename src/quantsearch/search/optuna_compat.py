@@ -39,6 +39,7 @@ __all__ = [
     "study_storage",
     "study_trials",
     "tpe_gamma",
+    "tpe_intersection",
     "tpe_n_startup",
     "tpe_rng_and_candidates",
     "tpe_sample",
@@ -239,6 +240,29 @@ def tpe_sample_as_optuna(
     from optuna.samplers import TPESampler as _TPE
 
     return _TPE._sample(sampler, study, trial, search_space)
+
+
+def tpe_intersection(sampler: TPESampler, study: Study) -> dict[str, BaseDistribution]:
+    """The parameters every finished trial of ``study`` has with the same distribution, by name,
+    as ``sampler``'s ``IntersectionSearchSpace.calculate(study, use_cache=True)`` returns them
+    (its incremental state updated the same way) but without the deep copy of every
+    distribution it returns each time (about a fifth of an incremental TPE proposal): the
+    distributions are the trials' own, to be read, not modified. The state and its update
+    (``_calculate``) are private."""
+    from optuna.search_space.intersection import _calculate
+
+    space = sampler._search_space
+    if space._study_id is None:
+        space._study_id = study._study_id
+    elif space._study_id != study._study_id:
+        raise ValueError("`IntersectionSearchSpace` cannot handle multiple studies.")
+    space._search_space, space._cached_trial_number = _calculate(
+        study._get_trials(deepcopy=False, use_cache=True),
+        space._include_pruned,
+        space._search_space,
+        space._cached_trial_number,
+    )
+    return dict(sorted((space._search_space or {}).items(), key=lambda x: x[0]))
 
 
 def tpe_n_startup(sampler: TPESampler) -> int:

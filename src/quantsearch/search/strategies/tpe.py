@@ -142,10 +142,11 @@ def _same_space(a: dict[str, BaseDistribution], b: dict[str, BaseDistribution]) 
 class IncrementalTPESampler(TPESampler):
     """``TPESampler(seed=seed)`` whose proposals read each finished trial once.
 
-    Every method but ``_sample`` (the proposal from the trials so far) and ``_sample_relative``
-    (which calls it once the study has its start-up trials) is Optuna's; those give the same
-    parameters for the same seed and history as Optuna's, or are Optuna's own where this class
-    does not cover the case (see the module's docstring).
+    Every method but ``_sample`` (the proposal from the trials so far), ``_sample_relative``
+    (which calls it once the study has its start-up trials) and
+    ``infer_relative_search_space`` (the same space, not deep-copied) is Optuna's; those give
+    the same parameters for the same seed and history as Optuna's, or are Optuna's own where
+    this class does not cover the case (see the module's docstring).
 
     Example:
         >>> import optuna
@@ -160,6 +161,16 @@ class IncrementalTPESampler(TPESampler):
         super().__init__(seed=seed)
         self._history: _History | None = None
         self._past_startup = False
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        # TPESampler's (multivariate for one objective: the intersection of the finished trials'
+        # distributions, one-choice ones left out), without its deep copy each trial
+        if len(study.directions) != 1 or not optuna_compat.tpe_uses_defaults(self):
+            return super().infer_relative_search_space(study, trial)
+        space = optuna_compat.tpe_intersection(self, study)
+        return {name: d for name, d in space.items() if not d.single()}
 
     def _sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
