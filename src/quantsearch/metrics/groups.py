@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from quantsearch.data import Split
     from quantsearch.metrics.latency import LatencyOptions
+    from quantsearch.metrics.quality import Quality
     from quantsearch.metrics.user import UserEvaluate
     from quantsearch.passes.analysis import ActivationCost, ComputeCost, ParamCost
 
@@ -39,6 +40,7 @@ __all__ = [
     "param_metrics",
     "param_values",
     "quality_metrics",
+    "quality_values",
     "regression_metrics",
 ]
 
@@ -129,7 +131,12 @@ def quality_metrics(x: MetricInputs) -> dict[str, float]:
     from quantsearch.metrics.quality import evaluate  # imports torch: deferred (see above)
 
     assert x.data is not None  # compute_metrics checked it
-    q = evaluate(x.gm, x.data, batch_size=x.batch_size, top_k=x.top_k)
+    return quality_values(evaluate(x.gm, x.data, batch_size=x.batch_size, top_k=x.top_k))
+
+
+def quality_values(q: Quality) -> dict[str, float]:
+    """The metric values of ``q`` by name, as :func:`quality_metrics` reports them (a
+    population's configs too)."""
     values = {"accuracy": q.accuracy, "balanced_accuracy": q.balanced_accuracy, "loss": q.loss}
     values.update({f"top{k}_accuracy": v for k, v in q.top_k.items()})
     return values

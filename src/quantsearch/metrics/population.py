@@ -34,7 +34,7 @@ from quantsearch.errors import MetricError
 # The single path's own accumulator and checks: each config's result is its arithmetic.
 from quantsearch.metrics.quality import Quality, _Accumulator, _check
 
-__all__ = ["PopulationQuality", "quality_values"]
+__all__ = ["PopulationQuality"]
 
 
 class PopulationQuality:
@@ -95,10 +95,3 @@ class PopulationQuality:
     def results(self) -> list[Quality]:
         """Each config's metrics, as :func:`~quantsearch.metrics.quality.evaluate` gives them."""
         return [acc.result() for acc in self.accs]
-
-
-def quality_values(q: Quality) -> dict[str, float]:
-    """The metric values of ``q`` by name, as the ``quality_metrics`` group reports them."""
-    values = {"accuracy": q.accuracy, "balanced_accuracy": q.balanced_accuracy, "loss": q.loss}
-    values.update({f"top{k}_accuracy": v for k, v in q.top_k.items()})
-    return values

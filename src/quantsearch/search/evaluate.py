@@ -28,8 +28,8 @@ from torch import fx
 from quantsearch.data import Split
 from quantsearch.graph import info
 from quantsearch.metrics import compute_metrics
-from quantsearch.metrics.groups import quality_metrics
-from quantsearch.metrics.population import PopulationQuality, quality_values
+from quantsearch.metrics.groups import quality_metrics, quality_values
+from quantsearch.metrics.population import PopulationQuality
 from quantsearch.metrics.quality import class_labels
 from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
 from quantsearch.metrics.static import StaticMetrics
