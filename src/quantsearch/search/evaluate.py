@@ -189,7 +189,8 @@ class Evaluator:
         each distinct layer input computed once, every value by the single path's own call;
         quality metrics from :class:`~quantsearch.metrics.population.PopulationQuality`; the
         analytic metrics of each config from per-node entries memoised across configs,
-        :meth:`static_metrics`, which fills no slots for a config whose nodes it has met), so
+        :meth:`static_metrics`, which fills no slots for a config whose structure it has met,
+        pricing only the nodes whose formats are new), so
         the metrics equal one-at-a-time :meth:`evaluate` calls exactly. A chunk
         falls back to one at a time, with the same results, when :meth:`population_refusal`
         names a reason or anything in the population path raises (each config's own error
@@ -284,7 +285,8 @@ class Evaluator:
             pm = self.prepared()
             results = []
             for i, rc in enumerate(bound):
-                values = sm.values(rc, partial(pm.apply_, rc))  # no slot fill on a hit
+                # the slots are filled only for the first config of a structure
+                values = sm.values(rc, partial(pm.apply_, rc))
                 if unpriced:
                     values.update(compute_metrics(pm.apply_(rc), unpriced))
                 values.update(data_values[i] if names else {})
