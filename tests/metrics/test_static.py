@@ -208,6 +208,22 @@ def test_the_memo_is_bounded_and_refills_identically() -> None:
     assert sm._held == 0 and sm.hits == hits
 
 
+def test_graphs_kept_to_price_new_nodes_on_are_bounded() -> None:
+    """A random search over which nodes to quantize meets many structures: at most
+    ``graphs`` of their graphs are kept; a structure whose graph was dropped is measured
+    whole again, with the same values."""
+    gm, _ = _traced("mlp-digits")
+    sm = StaticMetrics(gm, STATIC, graphs=2)
+    configs = _random_configs(gm, 30, seed=9)
+    structures = {tuple(n in rc for n in (nd.name for nd in gm.graph.nodes)) for rc in configs}
+    assert len(structures) > 4
+    for rc in configs + configs[::-1]:
+        assert _priced(sm, gm, rc) == _referee(gm, rc)
+        kept = [st for st in sm._structures.values() if st.graph is not None]
+        assert len(kept) <= 2 and len(sm._graphs) == len(kept)
+    assert sm.misses > len(structures)  # some structures were measured again
+
+
 def test_an_evaluator_measures_what_compute_metrics_measures_on_quantize() -> None:
     torch.manual_seed(0)
     gm, _ = _traced("jsc-tiny")

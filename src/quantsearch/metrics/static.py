@@ -21,10 +21,11 @@ gives on the config's graph. A config whose every node was met before costs dict
 look-ups and the totals, and no graph is built or filled for it. A config of a known
 structure with some nodes not met before has only those nodes priced, by the passes'
 per-node functions (``count_node_flops``, ``count_node_params``, ``count_node_buffers``) on
-the graph the structure was first measured on, with the config's records put in place of
-the nodes those entries read (:func:`~quantsearch.passes.analysis.priced_with`) for the
-time it takes: no graph is built or filled for it either (a lab search's configs each bring
-a new linear layer). Only a structure met first runs the passes on the config's whole graph
+the graph the structure was last measured on (kept for the few most recent structures),
+with the config's records put in place of the nodes those entries read
+(:func:`~quantsearch.passes.analysis.priced_with`) for the time it takes: no graph is built
+or filled for it either (a lab search's configs each bring a new linear layer). Only a
+structure met first, or whose graph was dropped, runs the passes on the config's whole graph
 (``tests/metrics/test_static.py`` checks the equality on every zoo model, with every
 registered format's examples and random per-layer configs).
 
@@ -52,7 +53,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -103,10 +104,11 @@ class _Structure:
 
     __slots__ = ("extra", "graph", "nodes", "shares")
 
-    def __init__(self, n: int, graph: fx.GraphModule, shares: list[bool]) -> None:
+    def __init__(self, n: int, shares: list[bool]) -> None:
         self.nodes: list[dict[Hashable, Entry]] = [{} for _ in range(n)]
         self.extra: Unattributed | None = None  # tensors no node uses (a structure's fact)
-        self.graph = graph  # a graph of this structure, on which a node not met is priced
+        # a graph of this structure, on which a node not met is priced (None: not kept)
+        self.graph: fx.GraphModule | None = None
         self.shares = shares  # per node: owns a tensor an earlier node owns (count_params)
 
 
@@ -123,9 +125,20 @@ class StaticMetrics:
         entries: the most per-node entries kept; when full, all are dropped and met again (a
             search meets a few formats per node; the 10^4-point per-layer space of jsc-tiny
             about 200 entries in all). ``max_entries`` may be changed later; 0 keeps none.
+        graphs: the most structures whose graph is kept to price new nodes on, least
+            recently measured dropped first (a graph holds its quantized weights; a random
+            search over which nodes to quantize meets a new structure every few trials). A
+            structure without one has its whole graph measured again when a node is new.
     """
 
-    def __init__(self, gm: fx.GraphModule, names: Sequence[str], *, entries: int = 2**16) -> None:
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        names: Sequence[str],
+        *,
+        entries: int = 2**16,
+        graphs: int = 4,
+    ) -> None:
         specs = [metric_spec(n) for n in dict.fromkeys(names)]
         priced = [s for s in specs if s.kind == "static" and s.compute in _PRICED]
         self.names: tuple[str, ...] = tuple(s.name for s in priced)
@@ -155,6 +168,8 @@ class StaticMetrics:
         self._batch = traced_batch_size(gm)
         self.max_entries = entries
         self._structures: dict[Hashable, _Structure] = {}
+        self.max_graphs = graphs
+        self._graphs: OrderedDict[Hashable, _Structure] = OrderedDict()  # those with a graph
         self._held = 0  # entries kept, over all structures
         self.hits = 0  # configs priced from the memo alone
         self.partial = 0  # configs priced from the memo and their nodes not met before
@@ -187,6 +202,7 @@ class StaticMetrics:
             return {}
         if self._held > self.max_entries:  # the bound was lowered since
             self._structures.clear()
+            self._graphs.clear()
             self._held = 0
         layers = dict(config.items())
         structure = (
@@ -206,12 +222,13 @@ class StaticMetrics:
             return self._measure(graph(), structure, keys)
         missing = [i for i, e in enumerate(entries) if e is None]
         if missing:
-            if self._held + len(missing) > self.max_entries:  # no room: start afresh
+            if st.graph is None or self._held + len(missing) > self.max_entries:
                 self.misses += 1
                 return self._measure(graph(), structure, keys)
             for i, entry in zip(missing, self._price(st, layers, missing), strict=True):
                 st.nodes[i][keys[i]] = entries[i] = entry
                 self._held += 1
+            self._graphs.move_to_end(structure)
             self.partial += 1
         else:
             self.hits += 1
@@ -238,13 +255,20 @@ class StaticMetrics:
         out = {n: values[n] for n in self.names}
         if self._held + len(keys) > self.max_entries:
             self._structures.clear()
+            self._graphs.clear()
             self._held = 0
             if len(keys) > self.max_entries:  # no room even alone (max_entries = 0: memo off)
                 return out
         st = self._structures.get(structure)
         if st is None:
             shares = shares_tensors(g) if self._params else []
-            st = self._structures[structure] = _Structure(len(keys), g, shares)
+            st = self._structures[structure] = _Structure(len(keys), shares)
+        if st.graph is None and self.max_graphs > 0:
+            while len(self._graphs) >= self.max_graphs:
+                _, old = self._graphs.popitem(last=False)
+                old.graph = None
+            st.graph = g
+            self._graphs[structure] = st
         for d, k, node in zip(st.nodes, keys, g.graph.nodes, strict=True):
             if k not in d:
                 d[k] = dict(info(node).cost)
@@ -258,6 +282,7 @@ class StaticMetrics:
         the entries read get the config's records (precision, as the quantize pass writes it;
         an empty cost) for the time it takes; the graph's own come back after."""
         g = st.graph
+        assert g is not None  # values() measures the whole graph otherwise
         nodes = list(g.graph.nodes)
         touched = sorted({j for i in missing for j in self._priced_with[i]})
         saved = {j: nodes[j].meta[META_KEY] for j in touched}
