@@ -168,12 +168,16 @@ def main() -> int:
         help="also run each search with PYTHONPATH=SRC (another checkout's src folder, e.g. "
         "from `git archive`), interleaved in the same rounds: a before/after ratio",
     )
+    ap.add_argument("--make-lab", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument(
         "--phases",
         action="store_true",
         help="only the lab search, split into import torch, other imports and the command",
     )
     args = ap.parse_args()
+    if args.make_lab:
+        make_lab(Path(args.make_lab))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench_startup_"))
     warm = {"QUANTSEARCH_CACHE_DIR": str(work / "cache")}
     cold = {"QUANTSEARCH_CACHE_DIR": ""}  # the JSC file read and split every time
@@ -185,7 +189,10 @@ def main() -> int:
                 capture_output=True,
             )
         compare_dir = work / "cmp"
-        lab_config = make_lab(work)
+        # In a child: this process stays small (no torch), since ru_maxrss of a forked child
+        # counts the parent's pages it shared before exec, which would floor every peak.
+        subprocess.run([sys.executable, __file__, "--make-lab", str(work)], check=True)
+        lab_config = work / "jsc_tiny.toml"
         lab = [QS, "search", "-q", "--config", str(lab_config), "--run-dir"]
         timed([*lab, str(work / "warm-up")], cwd=work, env=warm)  # fills the split cache
         if args.phases:
