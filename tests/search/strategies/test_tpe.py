@@ -249,3 +249,38 @@ def test_categorical_log_pdf_and_draw_are_optunas_bit_for_bit(n_observations: in
             drawn_ours = categorical_draw(rng_ours, mixture.weights, tables, 24)
             assert np.array_equal(drawn_ours, mixture.sample(rng_theirs, 24))
             assert rng_ours.rand() == rng_theirs.rand()
+
+
+def test_trials_finishing_out_of_order_keep_their_place_by_number() -> None:
+    """Trials 20 and 21 of another worker finish after 80 others, each alone between two of our
+    proposals (ours still running). Each must be weighed as Optuna weighs it, by its number
+    (the oldest kernels weigh less than the last 25), not by when it was first seen."""
+    theirs = _workers(None, optuna.samplers.TPESampler(seed=4))
+    ours = _workers(None, IncrementalTPESampler(seed=4))
+    held: list[tuple[Trial, Trial]] = []
+    ours_pending: list[tuple[Trial, Trial]] = []
+
+    def propose(step: int) -> None:
+        a, b = theirs[0].ask(), ours[0].ask()
+        pa, pb = _suggest(a, CATEGORICAL), _suggest(b, CATEGORICAL)
+        assert pa == pb, f"step {step}: Optuna {pa} != ours {pb}"
+        ours_pending.append((a, b))
+
+    for step in range(100):
+        if step in (20, 21):
+            a, b = theirs[1].ask(), ours[1].ask()
+            assert _suggest(a, CATEGORICAL) == _suggest(b, CATEGORICAL)
+            held.append((a, b))
+            continue
+        propose(step)
+        if step == 80:  # the other worker's trials end one at a time between our proposals
+            while held:
+                a, b = held.pop(0)
+                theirs[1].tell(a, 0.5)
+                ours[1].tell(b, 0.5)
+                propose(step)
+        for a, b in ours_pending:
+            value = (a.number * 7919 % 101) / 100
+            theirs[0].tell(a, value)
+            ours[0].tell(b, value)
+        ours_pending.clear()

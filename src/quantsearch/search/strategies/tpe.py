@@ -55,6 +55,7 @@ class _History:
         self.pruned_key: dict[int, tuple[float, float]] = {}  # row -> pruned-trial sort key
         self.order: np.ndarray | None = np.empty(0, dtype=np.int64)  # rows by trial number
         self.scanned = 0  # the trials numbered below it are finished (or failed) and seen
+        self.last = -1  # the largest trial number seen
 
     def add(self, trial: FrozenTrial, study: Study) -> None:
         if self.n == len(self.number):
@@ -74,10 +75,11 @@ class _History:
         self.value[i] = trial.value if self.complete[i] else math.nan
         if trial.state == TrialState.PRUNED:
             self.pruned_key[i] = pruned_key
-        if self.n and trial.number < self.number[self.n - 1]:
+        if trial.number < self.last:
             self.order = None  # seen out of number order (another worker's trial)
         elif self.order is not None:
             self.order = np.append(self.order, i)
+        self.last = max(self.last, trial.number)
         self.number[i] = trial.number
         self.seen.add(trial.number)
         self.n += 1
