@@ -389,12 +389,13 @@ def sampler_clock(spent: dict[int, float]) -> Iterator[None]:
         BatchRandomSampler.propose_batch = propose  # type: ignore[method-assign]
 
 
-def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
+def bench_bookkeeping(counts: list[int], repeats: int = 1) -> list[dict[str, Any]]:
     """Per trial around trial n: its time, its evaluation, the sampler's calls, and the rest
     (storage, cache, Optuna's trial protocol, the record), as means over the trials before n
     (about a tenth of n, at least 2), widened to whole batches: a batch's trials share its
     start and its evaluation (each records its share), and are stored one after another at
-    its end. The time of the window runs from the end of the trial before it to its end."""
+    its end. The time of the window runs from the end of the trial before it to its end.
+    ``repeats`` runs of each search, interleaved (seeds 0, 1, ...): medians of the windows."""
     model, data = _trained("cnn-digits")
     pairs = [[w, f] for w in (16, 8, 6, 4) for f in (w // 2, w // 4)]
     space = {
@@ -403,39 +404,30 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
             n: {"data_in": pairs, "weight": pairs} for n in ("conv1", "conv2", "conv3", "fc")
         },
     }
-    rows = []
     runs = (("random", "slots"), ("random", "batched"), ("tpe", "batched"))
+    got: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    for r in range(repeats):
+        for strategy, p in runs if r % 2 == 0 else runs[::-1]:  # interleaved, order alternating
+            spent: dict[int, float] = {}
+            with path(p), tempfile.TemporaryDirectory() as d, sampler_clock(spent):
+                res = search(
+                    model, data.val, space=space, objectives=OBJ, strategy=strategy,
+                    n_trials=max(counts), run_dir=Path(d), metrics=["accuracy", "loss"], seed=r,
+                )  # fmt: skip
+                assert res.study is not None
+                trials = sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number)
+            for n in counts:
+                got.setdefault((strategy, p, n), []).append(_window(trials, spent, n))
+    rows = []
     for strategy, p in runs:
-        spent: dict[int, float] = {}
-        with path(p), tempfile.TemporaryDirectory() as d, sampler_clock(spent):
-            res = search(
-                model, data.val, space=space, objectives=OBJ, strategy=strategy,
-                n_trials=max(counts), run_dir=Path(d), metrics=["accuracy", "loss"], seed=0,
-            )  # fmt: skip
-            assert res.study is not None
-            trials = sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number)
-        starts = [t.datetime_start for t in trials]
         for n in counts:
-            lo, hi = max(1, n - max(2, n // 10)), n
-            while lo > 0 and starts[lo - 1] == starts[lo]:  # whole batches
-                lo -= 1
-            while hi < len(trials) and starts[hi] == starts[hi - 1]:
-                hi += 1
-            window = trials[lo:hi]
-            begin = trials[lo - 1].datetime_complete if lo else starts[0]
-            end = window[-1].datetime_complete
-            assert begin is not None and end is not None
-            tot = (end - begin).total_seconds() * 1000 / len(window)
-            ev = statistics.fmean(
-                float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000 for t in window
-            )
-            book = tot - ev
-            smp = statistics.fmean(spent.get(t.number, 0.0) * 1000 for t in window)
+            med = {k: statistics.median(w[k] for w in got[strategy, p, n]) for k in WINDOW}
+            tot, book, smp = med["trial_ms"], med["bookkeeping_ms"], med["sampler_ms"]
             rows.append(
                 {
                     "strategy": strategy if p == "batched" else f"{strategy} (one at a time)",
                     "at_trial": n,
-                    "window": len(window),
+                    "window": int(med["window"]),
                     "trial_ms": tot,
                     "bookkeeping_ms": book,
                     "share": book / tot,
@@ -445,6 +437,26 @@ def bench_bookkeeping(counts: list[int]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+WINDOW = ("window", "trial_ms", "bookkeeping_ms", "sampler_ms")
+
+
+def _window(trials: list[Any], spent: dict[int, float], n: int) -> dict[str, float]:
+    """Means per trial over the trials before trial ``n`` (see :func:`bench_bookkeeping`)."""
+    starts = [t.datetime_start for t in trials]
+    lo, hi = max(1, n - max(2, n // 10)), n
+    while lo > 0 and starts[lo - 1] == starts[lo]:  # whole batches
+        lo -= 1
+    while hi < len(trials) and starts[hi] == starts[hi - 1]:
+        hi += 1
+    window = trials[lo:hi]
+    begin = trials[lo - 1].datetime_complete if lo else starts[0]
+    end = window[-1].datetime_complete
+    tot = (end - begin).total_seconds() * 1000 / len(window)
+    ev = statistics.fmean(float(t.user_attrs["qs"].get("eval_seconds", 0.0)) * 1000 for t in window)
+    smp = statistics.fmean(spent.get(t.number, 0.0) * 1000 for t in window)
+    return {"window": len(window), "trial_ms": tot, "bookkeeping_ms": tot - ev, "sampler_ms": smp}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -475,7 +487,9 @@ def main() -> None:
             + [r for r in [mase_loop(repeats)] if r is not None]
         ),
         "vs_float": lambda: bench_vs_float(max(1, repeats // 2)),
-        "bookkeeping": lambda: bench_bookkeeping([10, 100] if args.quick else [10, 100, 1000]),
+        "bookkeeping": lambda: bench_bookkeeping(
+            [10, 100] if args.quick else [10, 100, 1000], 1 if args.quick else 2
+        ),
     }
     chosen = [p for p in parts if not args.only or p in args.only]
     results: dict[str, Any] = {
