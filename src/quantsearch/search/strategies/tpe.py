@@ -23,6 +23,7 @@ by the parent class.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,7 @@ class IncrementalTPESampler(TPESampler):
         super().__init__(seed=seed)
         self._history: _History | None = None
         self._past_startup = False
+        self._lock = threading.Lock()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -193,11 +195,31 @@ class IncrementalTPESampler(TPESampler):
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
             return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
+        with self._lock:  # the threads of one study (search.n_jobs) share its sampler
+            observed = self._observations(study, trial, search_space)
+        if observed is None:
+            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
+        x_below, x_above = observed
+        names = list(search_space)
+        categorical = all(isinstance(d, CategoricalDistribution) for d in search_space.values())
+        return optuna_compat.tpe_sample(
+            self,
+            search_space,
+            {k: x_below[:, j] for j, k in enumerate(names)},
+            {k: x_above[:, j] for j, k in enumerate(names)},
+            (categorical_log_pdf, categorical_draw) if categorical else None,
+        )
+
+    def _observations(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The encoded parameters of the trials below and above, each by trial number, as
+        ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
         running = history.update(optuna_compat.fresh_trials(study), trial.number, study)
         below = history.below(optuna_compat.tpe_gamma(self, history.n))
         if below is None:
-            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
+            return None
         rows = history.rows()
         is_above = np.ones(history.n, dtype=bool)
         is_above[below] = False
@@ -210,16 +232,7 @@ class IncrementalTPESampler(TPESampler):
             x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
             n_above = np.concatenate([n_above, np.array([n for n, _ in extra])])
             x_above = x_above[np.argsort(n_above, kind="stable")]
-        x_below = history.x[below[history.has_all[below]]]
-        names = history.names
-        categorical = all(isinstance(d, CategoricalDistribution) for d in search_space.values())
-        return optuna_compat.tpe_sample(
-            self,
-            search_space,
-            {k: x_below[:, j] for j, k in enumerate(names)},
-            {k: x_above[:, j] for j, k in enumerate(names)},
-            (categorical_log_pdf, categorical_draw) if categorical else None,
-        )
+        return history.x[below[history.has_all[below]]], x_above
 
     def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
         return (
