@@ -19,8 +19,10 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import Trial, TrialState
+from torch import nn
 
-from quantsearch.search import optuna_compat
+from quantsearch.data import DataSplits
+from quantsearch.search import optuna_compat, search
 from quantsearch.search.strategies import STRATEGIES, StrategyContext
 from quantsearch.search.strategies.tpe import (
     IncrementalTPESampler,
@@ -311,3 +313,29 @@ def test_threads_sharing_the_sampler_leave_its_history_whole() -> None:
         assert history.value[row] == trial.value
         encoded = [CATEGORICAL[k].to_internal_repr(trial.params[k]) for k in KNOBS]
         assert history.x[row].tolist() == encoded
+
+
+def test_a_search_proposes_what_optunas_tpe_proposes(mlp: nn.Module, digits: DataSplits) -> None:
+    """The ``tpe`` strategy end to end (the study loop, the journal, constraints, the cache's
+    repeats) against the same search with Optuna's TPESampler, which the strategy builds when
+    given an option (here its default ``n_startup_trials``): the same trials, in order."""
+    pairs = [[16, 8], [8, 6], [8, 4], [4, 2]]
+    args: dict[str, Any] = {
+        "space": {"by": "name", "choices": {"linear": {"data_in": pairs, "weight": pairs}}},
+        "objectives": {
+            "accuracy": {"direction": "maximize", "weight": 1.0},
+            "model_size_bits": {"direction": "minimize", "weight": 0.2},
+        },
+        "constraints": {"accuracy_drop": {"max": 0.02}},
+        "n_trials": 60,
+        "seed": 3,
+    }
+    ours = search(mlp, digits.val, strategy="tpe", **args)
+    optuna_tpe = {"name": "tpe", "options": {"n_startup_trials": 10}}
+    theirs = search(mlp, digits.val, strategy=optuna_tpe, **args)
+    assert ours.study is not None and theirs.study is not None
+    assert type(ours.study.sampler) is IncrementalTPESampler
+    assert type(theirs.study.sampler) is optuna.samplers.TPESampler
+    assert any(t.feasible is False for t in ours.trials), "the test needs infeasible trials"
+    assert [t.params for t in ours.trials] == [t.params for t in theirs.trials]
+    assert len(ours.trials) == 60
