@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import optuna
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from quantsearch.search import journal_storage
@@ -141,6 +143,65 @@ def test_threads_get_consecutive_numbers_and_the_file_agrees(tmp_path: Path) -> 
     theirs = sorted((t.number, t.state, t.params) for t in _optuna_load(path).trials)
     assert [n for n, _, _ in mine] == list(range(40))
     assert mine == theirs
+
+
+@pytest.mark.parametrize("group_commit_s", [0.0, 3600.0])
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_trials_created_together_are_the_records_optuna_writes_one_by_one(
+    tmp_path: Path, group_commit_s: float, n_objectives: int
+) -> None:
+    # Referee: Optuna's own JournalStorage.create_new_trial, one template after another, on
+    # Optuna's own file backend; then Optuna's reader on both files.
+    dists = {
+        "x": optuna.distributions.IntDistribution(0, 9),
+        "c": optuna.distributions.CategoricalDistribution(("a", "b")),
+    }
+    start = datetime.now()
+    templates = [
+        optuna.trial.create_trial(
+            state=state,
+            values=[float(i), 2.0 * i][:n_objectives] if state == TrialState.COMPLETE else None,
+            params={"x": i, "c": "ab"[i % 2]},
+            distributions=dists,  # one dict for all, as a batch shares it
+            user_attrs={"i": i, "note": {"k": [1, 2]}},
+            system_attrs={"constraints": [float(i) - 3]},
+            intermediate_values={1: float(i)} if state == TrialState.PRUNED else None,
+        )
+        for i, state in enumerate([TrialState.COMPLETE] * 4 + [TrialState.FAIL, TrialState.PRUNED])
+    ]
+    for i, t in enumerate(templates):
+        t.datetime_start, t.datetime_complete = start, start + timedelta(milliseconds=i)
+    directions = ["minimize"] * n_objectives
+    ours_path, theirs_path = tmp_path / "ours", tmp_path / "theirs"
+    ours = Journal(JournalBackend(ours_path, exclusive=True, group_commit_s=group_commit_s))
+    theirs = JournalStorage(JournalFileBackend(str(theirs_path)))
+    ids = []
+    for storage in (ours, theirs):
+        sid = storage.create_new_study([StudyDirection.MINIMIZE] * n_objectives, "s")
+        storage.create_new_trial(sid, templates[0])  # a trial before: ids do not start at 0
+        if storage is ours:
+            ids = ours.create_new_trials(sid, templates[1:])
+        else:
+            for t in templates[1:]:
+                storage.create_new_trial(sid, t)
+    ours.flush()
+    assert ids == [1, 2, 3, 4, 5]
+    assert [t.number for t in ours.get_all_trials(0)] == list(range(6))
+    assert ours.get_trial(3).params == {"x": 3, "c": "b"}
+
+    def records(path: Path) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "worker_id"}
+            for line in path.read_text().splitlines()
+        ]
+
+    assert records(ours_path) == records(theirs_path)
+    a = optuna.load_study(
+        study_name="s", storage=JournalStorage(JournalFileBackend(str(ours_path)))
+    )
+    b = optuna.load_study(study_name="s", storage=theirs)
+    assert [_view(t) for t in a.trials] == [_view(t) for t in b.trials]
+    assert a.directions == b.directions == [StudyDirection.MINIMIZE] * len(directions)
 
 
 @pytest.mark.parametrize("group_commit_s", [0.0, 3600.0])  # 0: Optuna's own check, the referee

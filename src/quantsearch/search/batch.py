@@ -9,8 +9,9 @@ tells it, about a millisecond of bookkeeping a trial. Here the sampler proposes 
 :meth:`~quantsearch.search.trial_objective.TrialObjective.run_many`
 resolves and pre-checks them, answers repeats from the cache and evaluates the rest in one
 :meth:`~quantsearch.search.evaluate.Evaluator.evaluate_many` call, and each trial is stored as
-one finished trial (:func:`~quantsearch.search.optuna_compat.add_trial`: what
-``Study.add_trial`` writes, one journal record) with the same parameters, distributions,
+one finished trial (:func:`~quantsearch.search.optuna_compat.add_trials`: what
+``Study.add_trial`` writes, one journal record a trial, the batch's records appended and
+replayed at once) with the same parameters, distributions,
 values, constraints and user attributes the one-at-a-time path stores, and both timestamps:
 its start is the batch's. The budget's tickets, the cache, pre-checks, failed configs,
 ``n_evaluations``, exhaustion and the callbacks work as on the other path
@@ -92,7 +93,9 @@ class Batches:
         return not optuna_compat.study_trials(study, (TrialState.WAITING,))
 
     def run(self, study: optuna.Study, after: Callable[[optuna.Study, FrozenTrial], None]) -> None:
-        """One batch: the ticket just taken and up to ``k - 1`` more; ``after`` per stored trial.
+        """One batch: the ticket just taken and up to ``k - 1`` more; ``after`` per stored trial,
+        once the batch is stored (in one write, or also before a failed config, whose values
+        depend on the trials before it).
 
         A batch interrupted before its trials are stored (Ctrl-C during the evaluation) stores
         none of them and gives every ticket back.
@@ -107,21 +110,32 @@ class Batches:
             cap = min(cap, max(1, left))
         while k < cap and self.budget.take(cfg.n_trials) is not None:
             k += 1
-        stored = new = 0
+        new = 0
+        trials: list[FrozenTrial] = []
+        pending: list[tuple[FrozenTrial, int]] = []  # outcomes not stored yet, their numbers
+
+        def store() -> None:
+            """Store the pending trials in one write (the journal: one append, one replay)."""
+            done = optuna_compat.add_trials(study, [t for t, _ in pending])
+            for trial, (_, number) in zip(done, pending, strict=True):
+                assert trial.number == number, "batch: a trial number was taken"
+            trials.extend(done)
+            pending.clear()
+
         t0 = time.perf_counter()
         try:
             choices = self.sampler.propose_batch(study, k)
             first = len(study.get_trials(deepcopy=False))
             start = datetime.now()
-            outcomes = self.objective.run_many(study, choices, first)
+            outcomes = self.objective.run_many(study, choices, first, store)
             for choice, out in zip(choices, outcomes, strict=True):
-                trial = optuna_compat.add_trial(study, self._frozen(choice, out, start))
-                assert trial.number == out.info.number, "batch: a trial number was taken"
-                stored += 1
+                pending.append((self._frozen(choice, out, start), out.info.number))
                 new += out.info.evaluated
+            store()
+            for trial in trials:
                 after(study, trial)
         finally:
-            for _ in range(k - stored):
+            for _ in range(k - len(trials)):
                 self.budget.give_back()
         self._adapt(time.perf_counter() - t0, new)
 

@@ -112,6 +112,20 @@ class Journal(JournalStorage):
             self._start_watcher()
             return trial_id
 
+    def create_new_trials(self, study_id: int, templates: Sequence[FrozenTrial]) -> list[int]:
+        """Create finished trials from ``templates``, in order, as ``create_new_trial`` creates
+        each (the same ``CREATE_TRIAL`` record), with one append of their records and one
+        replay (:func:`~quantsearch.search.optuna_compat.journal_create_trials`); their ids.
+
+        With group commit the records join the group like any other; a ``kill -9`` inside the
+        write that reaches the disk leaves whole records and at most one cut last one, which
+        :func:`~quantsearch.search.journal.repair_journal` removes: every trial is kept whole
+        or lost whole, as when they were created one by one.
+        """
+        with self._lock:
+            self._write_pending()  # its number was fixed first
+            return optuna_compat.journal_create_trials(self, study_id, templates)
+
     def set_trial_param(
         self,
         trial_id: int,

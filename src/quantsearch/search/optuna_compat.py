@@ -28,10 +28,12 @@ _CONSTRAINTS_KEY = "constraints"
 
 __all__ = [
     "add_trial",
+    "add_trials",
     "compute_hypervolume",
     "constraint_list",
     "constraints_attrs",
     "fresh_trials",
+    "journal_create_trials",
     "journal_next_trial",
     "random_state",
     "run_trial",
@@ -95,6 +97,73 @@ def journal_next_trial(storage: JournalStorage, study_id: int) -> tuple[int, int
         return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
 
 
+def journal_create_trials(
+    storage: JournalStorage, study_id: int, templates: Sequence[FrozenTrial]
+) -> list[int]:
+    """Create ``templates`` (finished trials) in ``study_id`` with one append of their
+    ``CREATE_TRIAL`` records and one replay; return their ids, in order.
+
+    Each record is the one ``JournalStorage.create_new_trial(study_id, template)`` writes, field
+    for field (the same code, less its first ``datetime.now()``, which a template with a start
+    overwrites by its own or by ``None``), so Optuna's reader, optuna-dashboard and a resumed search read the file as if
+    the trials had been created one by one. Optuna has no call that creates several trials: one
+    at a time, each record is appended, then read back and replayed before the next, and the
+    batched trial path stores K trials at once. The record's operation code, the storage's
+    worker id, its lock, its replay and the id of the last trial this process created are
+    private. The records are appended in one call, so no other writer's record falls between
+    them: the ids are consecutive, ending at the last one this process created.
+    Distributions shared by the templates (one dict object) are serialised once.
+    """
+    from datetime import UTC
+
+    from optuna.distributions import distribution_to_json
+    from optuna.storages.journal._base import BaseJournalSnapshot
+    from optuna.storages.journal._storage import JournalOperation
+
+    if not templates:
+        return []
+    if isinstance(storage._backend, BaseJournalSnapshot):
+        # Optuna snapshots its replay every SNAPSHOT_INTERVAL trial ids; not done here
+        return [storage.create_new_trial(study_id, template_trial=t) for t in templates]
+    json_of: dict[int, dict[str, str]] = {}
+    logs: list[dict[str, Any]] = []
+    with storage._thread_lock:
+        worker_id = storage._replay_result.worker_id
+        for t in templates:
+            log: dict[str, Any] = {
+                "op_code": JournalOperation.CREATE_TRIAL,
+                "worker_id": worker_id,
+                "study_id": study_id,
+                "datetime_start": None,
+                "state": t.state,
+            }
+            if t.values is not None and len(t.values) > 1:
+                log["value"], log["values"] = None, t.values
+            else:
+                log["value"], log["values"] = t.value, None
+            if t.datetime_start:
+                start = t.datetime_start.astimezone(UTC)
+                log["datetime_start"] = start.isoformat(timespec="microseconds")
+            if t.datetime_complete:
+                end = t.datetime_complete.astimezone(UTC)
+                log["datetime_complete"] = end.isoformat(timespec="microseconds")
+            dists = t.distributions
+            dist_json = json_of.get(id(dists))
+            if dist_json is None:
+                dist_json = {k: distribution_to_json(d) for k, d in dists.items()}
+                json_of[id(dists)] = dist_json
+            log["distributions"] = dist_json
+            log["params"] = {k: dists[k].to_internal_repr(v) for k, v in t.params.items()}
+            log["user_attrs"] = t.user_attrs
+            log["system_attrs"] = t.system_attrs
+            log["intermediate_values"] = t.intermediate_values
+            logs.append(log)
+        storage._backend.append_logs(logs)
+        storage._sync_with_backend()
+        last = storage._replay_result._last_created_trial_id_by_this_process
+    return list(range(last - len(templates) + 1, last + 1))
+
+
 def compute_hypervolume(points: Any, reference: Any) -> float:
     """Exact hypervolume of ``points`` (every objective minimised) up to ``reference``.
 
@@ -137,13 +206,27 @@ def add_trial(study: Study, trial: FrozenTrial) -> FrozenTrial:
     per-thread cache of its trials (:func:`study_trials`), which Optuna resets at each ``ask``
     and ``tell``, is reset here too, so the next reader sees the new trial.
     """
-    trial._validate()
-    if trial.values is not None and len(trial.values) != len(study.directions):
-        raise ValueError(f"{len(trial.values)} values for {len(study.directions)} objectives")
+    return add_trials(study, [trial])[0]
+
+
+def add_trials(study: Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Store finished trials as :func:`add_trial` stores each, in order, and return them as
+    stored: on a storage with a ``create_new_trials(study_id, templates)`` method
+    (``journal_storage.Journal``: one append of their records, one replay) in one call, on any
+    other one trial after another. Every trial is validated before any is stored.
+    """
+    for trial in trials:
+        trial._validate()
+        if trial.values is not None and len(trial.values) != len(study.directions):
+            raise ValueError(f"{len(trial.values)} values for {len(study.directions)} objectives")
     storage = study._storage
-    stored = storage.get_trial(storage.create_new_trial(study._study_id, template_trial=trial))
+    many = getattr(storage, "create_new_trials", None)
+    if many is not None:
+        ids: list[int] = many(study._study_id, trials)
+    else:
+        ids = [storage.create_new_trial(study._study_id, template_trial=t) for t in trials]
     study._thread_local.cached_all_trials = None
-    return stored
+    return [storage.get_trial(i) for i in ids]
 
 
 def run_trial(

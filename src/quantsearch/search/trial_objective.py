@@ -118,14 +118,20 @@ class TrialObjective:
         return _apply(trial, self.outcome(trial.study, info, result))
 
     def run_many(
-        self, study: optuna.Study, choices: Sequence[Mapping[str, int]], first_number: int
+        self,
+        study: optuna.Study,
+        choices: Sequence[Mapping[str, int]],
+        first_number: int,
+        store: Callable[[], None] = lambda: None,
     ) -> Iterator[Outcome]:
         """The outcomes of trials ``first_number, first_number + 1, ...`` on ``choices``, as
         :meth:`__call__` would record them one after the other, the new configs among them
         evaluated in one :meth:`~quantsearch.search.evaluate.Evaluator.evaluate_many` call.
 
-        Store each outcome before taking the next: a failed config's values depend on the
-        trials before it. For one process (no claims) at full fidelity only.
+        A failed config's values depend on the trials before it: the outcomes taken so far
+        must be stored when ``store`` is called, which is done just before such an outcome is
+        computed (so a caller may store the others in one write). For one process (no claims)
+        at full fidelity only.
         """
         todo: list[ResolvedConfig] = []
         first_of: dict[str, int] = {}  # a new config -> its index in todo
@@ -166,6 +172,8 @@ class TrialObjective:
                 result = results[j]  # type: ignore[index]
                 cached = result.trial != number
             info = _info(number, key, resolved, result, cached, samples, formats)
+            if result.error is not None:
+                store()  # the worst values seen so far include this batch's earlier trials
             yield self.outcome(study, info, result)
 
     def outcome(self, study: optuna.Study, info: TrialInfo, result: CachedResult) -> Outcome:
