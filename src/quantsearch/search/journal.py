@@ -219,9 +219,9 @@ class JournalBackend(BaseJournalBackend):
             raise self._error
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        with self._lock:
-            buffered = list(self._buffer)
+        with self._lock:  # only the records not read yet: every read of the study syncs
             n_written = self._n_written
+            buffered = self._buffer[max(0, log_number_from - n_written) :]
             direct = not self._group_s and self._error is None
         if direct or log_number_from < n_written:
             try:
@@ -231,7 +231,7 @@ class JournalBackend(BaseJournalBackend):
                     f"storage: {self._path} is damaged before its last record ({exc}); it was "
                     f"not changed: restore it from a copy, or start a new study with --study NAME"
                 ) from None
-        yield from buffered[max(0, log_number_from - n_written) :]
+        yield from buffered
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         with self._lock:
