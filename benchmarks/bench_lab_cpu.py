@@ -42,8 +42,10 @@ PARTS: list[tuple[Any, str, str]] = [
     (evaluate.Evaluator, "evaluate_many", "evaluate_many"),
     (static.StaticMetrics, "values", "static metrics"),
     (evaluate.Evaluator, "resolve", "resolve"),
-    (optuna_compat, "add_trial", "add_trial"),
+    (optuna_compat, "add_trial", "storing (add_trial, add_trials)"),
+    (optuna_compat, "add_trials", "storing (add_trial, add_trials)"),  # a batch at once
 ]
+PARTS = [p for p in PARTS if hasattr(p[0], p[1])]  # add_trials: since 61ebebd
 
 
 def _timed(fn: Callable[..., Any], key: str, spent: dict[str, float]) -> Callable[..., Any]:
@@ -76,7 +78,7 @@ def main() -> None:
             )  # fmt: skip
         if r:
             per["wall ms a trial (trial loop)"].append(loop_rate(res)[1])
-            for _, _, key in PARTS:
+            for key in dict.fromkeys(k for _, _, k in PARTS):
                 per[f"{key}, CPU ms a search"].append(spent[key] * 1e3)
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {args.n - 1} searches\n")
     print("| lab-3 search, 16 trials | median | min |\n|---|---|---|")
