@@ -115,6 +115,33 @@ def test_node_records_and_static_metrics_match_quantize(fmt: NumberFormat) -> No
         assert compute_metrics(p, STATIC) == compute_metrics(q, STATIC)
 
 
+def test_a_structure_is_priced_without_code_and_compiled_when_it_first_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Referee: quantize(gm, config), whose forward torch.fx generates at once, with
+    # torch.equal on outputs and compute_metrics on both graphs.
+    gm, x = _traced("cnn-digits")
+    rc = _config(gm, FixedPoint(6, 3), every=2)
+    q = quantize(gm, rc)
+    generated: list[fx.Graph] = []
+    real = fx.Graph.python_code
+
+    def counted(self: fx.Graph, *args: Any, **kwargs: Any) -> Any:
+        generated.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(fx.Graph, "python_code", counted)
+    pm = PreparedModel(gm)
+    p = pm.apply_(rc)
+    assert compute_metrics(p, STATIC) == compute_metrics(q, STATIC)
+    assert generated == []  # built and priced: no code generated
+    assert _same(_run(lambda: p(x)), _run(lambda: q(x)))
+    assert generated == [p.graph]  # generated once, on its first run
+    assert _same(_run(lambda: pm.apply_(_config(gm, FixedPoint(8, 2), every=2))(x)),
+                 _run(lambda: quantize(gm, _config(gm, FixedPoint(8, 2), every=2))(x)))  # fmt: skip
+    assert len(generated) == 2  # the new quantize() only: the prepared one is not compiled again
+
+
 def test_training_mode_graphs_are_quantized_afresh() -> None:
     gm, _ = _traced("mlp-digits")
     gm.train()

@@ -23,6 +23,12 @@ from typing import Any
 
 from torch import Tensor, fx, nn
 
+# torch.fx's GraphModule whose code is generated when it first runs or its code is read, not
+# when it is built: the prepared model (slots.py) builds one per graph structure, and a batched
+# search prices the first one's static metrics from its graph without ever running it. Private
+# (torch.fx uses it for inductor's pattern graphs) but pickled, printed and run as any other.
+from torch.fx._lazy_graph_module import _LazyGraphModule
+
 from quantsearch.errors import ConfigError
 from quantsearch.graph import META_KEY, NodeInfo, info
 from quantsearch.passes.transform.calibrate import CalibrationStats
@@ -147,7 +153,9 @@ def plan_targets(gm: fx.GraphModule, resolved: ResolvedConfig) -> tuple[str | No
     return tuple(out)
 
 
-def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
+def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) -> fx.GraphModule:
+    """``quantize``'s work on a bound config; ``lazy``: its ``forward`` is generated when it
+    first runs (or its code is read), not now."""
     graph = copy.deepcopy(gm.graph)  # node for node, names kept; node.meta copied shallowly
     container = _free_name(gm, CONTAINER)
     root: dict[str, Any] = {}
@@ -193,7 +201,8 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig) -> fx.GraphModule:
             root[target] = attrgetter(target[len(owner) + 1 :])(root[owner])
         else:
             root[target] = _copy_value(attrgetter(target)(gm))
-    qgm = fx.GraphModule(root, graph, class_name=type(gm).__name__)
+    cls = _LazyGraphModule if lazy else fx.GraphModule
+    qgm = cls(root, graph, class_name=type(gm).__name__)
     qgm.meta = dict(gm.meta)
     for name, m in qgm.named_modules():  # the containers fx created; leaves keep their flags
         if name not in root:

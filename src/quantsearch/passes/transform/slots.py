@@ -13,7 +13,9 @@ each later config of the same structure, only fills the slots of the modules it 
   and an empty cost, as ``quantize`` writes it, so the metrics read the same facts.
 
 The compiled ``forward`` reads each submodule by attribute, so swapping a module (the fallback
-for a module kind without slots) needs no recompile either. Outputs are bit-identical to
+for a module kind without slots) needs no recompile either. It is generated when the module
+first runs, not when it is built: a batched search prices its first config's static metrics
+on the module's graph and evaluates the configs as a population, so it never runs it. Outputs are bit-identical to
 ``quantize(gm, config)`` for every format (the tests compare them with ``torch.equal``); the
 computation is the same function of the same tensors.
 
@@ -111,7 +113,9 @@ class PreparedModel:
         else:
             while len(self._structures) >= self.max_structures:
                 self._structures.popitem(last=False)
-            st = self._structures[plan] = _Structure(self.gm, _apply(self.gm, resolved))
+            # lazy: a structure's first config may only be priced (metrics/static.py), not run
+            qgm = _apply(self.gm, resolved, lazy=True)
+            st = self._structures[plan] = _Structure(self.gm, qgm)
             for (old, _), target in zip(st.pairs, targets, strict=True):
                 if target is not None:
                     st.current.setdefault(target, resolved.get(old.name))
