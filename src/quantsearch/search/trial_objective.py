@@ -12,6 +12,7 @@ force, random search), the new configs among them evaluated together;
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,8 @@ class TrialObjective:
         self._finished: set[int] = set()  # numbers of the finished trials read
         self._charged: set[str | None] = set()  # the configs they charged
         self._spent = 0  # evaluations_charged over them, kept as they come
+        # n_jobs threads check the budget before each of their trials: the count is shared
+        self._spent_lock = threading.Lock()
 
     def __call__(self, trial: Trial) -> float | tuple[float, ...]:
         mark(trial)  # before anything else: how other workers tell this trial is alive
@@ -264,22 +267,23 @@ class TrialObjective:
         """Evaluations charged to ``n_evaluations`` so far (:func:`evaluations_charged`)."""
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         finished = optuna_compat.study_trials(study, states)
-        # Those read are among them (a finished trial stays finished): the rest are new.
-        new = len(finished) - len(self._finished)
-        for t in reversed(finished):  # in number order: the new ones are mostly the last
-            if new == 0:
-                break
-            if t.number in self._finished:
-                continue
-            new -= 1
-            self._finished.add(t.number)
-            info = TrialInfo.from_trial(t)
-            charged = evaluations_charged([info], distinct=False)  # 1: it charges one
-            if charged and self.cfg.cache:  # distinct configs: each charged once
-                charged = int(info.config_hash not in self._charged)
-                self._charged.add(info.config_hash)
-            self._spent += charged
-        return self._spent
+        with self._spent_lock:  # two threads must not both count a new trial
+            # Those read are among them (a finished trial stays finished): the rest are new.
+            new = len(finished) - len(self._finished)
+            for t in reversed(finished):  # in number order: the new ones are mostly the last
+                if new <= 0:
+                    break
+                if t.number in self._finished:
+                    continue
+                new -= 1
+                self._finished.add(t.number)
+                info = TrialInfo.from_trial(t)
+                charged = evaluations_charged([info], distinct=False)  # 1: it charges one
+                if charged and self.cfg.cache:  # distinct configs: each charged once
+                    charged = int(info.config_hash not in self._charged)
+                    self._charged.add(info.config_hash)
+                self._spent += charged
+            return self._spent
 
 
 def _auto_formats(
