@@ -64,6 +64,51 @@ def test_a_hit_gives_the_fresh_tensors_and_a_change_prepares_again(
     assert _equal(_load(path), changed)  # a damaged file is prepared again
 
 
+@pytest.mark.parametrize("damage", ["half", "tail", "flip"])
+def test_a_truncated_or_corrupted_cache_file_is_prepared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """A cache file cut short (a full disk, a copy interrupted) or with a flipped byte: numpy
+    raises zipfile.BadZipFile or EOFError there, not OSError; the loader prepares again."""
+    path = write_csv(tmp_path / "jets.csv", *_jets())
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
+    fresh = _load(path)
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    _load(path)
+    (f,) = (tmp_path / "cache").glob("jsc-*.npz")
+    data = bytearray(f.read_bytes())
+    if damage == "half":
+        data = data[: len(data) // 2]
+    elif damage == "tail":
+        data = data[:-10]
+    else:
+        data[len(data) // 3] ^= 0xFF
+    f.write_bytes(bytes(data))
+    assert _equal(_load(path), fresh)
+
+
+def test_another_file_with_the_same_size_and_mtime_is_prepared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `cp -p` or `rsync -t` leave: another file of the same size, given the old mtime."""
+    path = write_csv(tmp_path / "jets.csv", *_jets())
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    first = _load(path)
+    st = path.stat()
+    text = path.read_text()
+    body = text.index("\n") + 1  # the header's column names stay
+    digits = [i for i, c in enumerate(text) if i >= body and c in "123456789"][:200]
+    swapped = list(text)
+    for i in digits:  # same length, other values
+        swapped[i] = "1" if text[i] != "1" else "2"
+    path.write_text("".join(swapped))
+    assert path.stat().st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    got = _load(path)
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
+    assert _equal(got, _load(path)) and not _equal(got, first)
+
+
 @pytest.mark.slow
 def test_a_hit_imports_neither_sklearn_nor_pandas(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "jets.csv", *_jets())

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def read_arrays(path: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError):  # missing or damaged
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing or damaged
         return None
     return arrays if set(arrays) == keys else None
 

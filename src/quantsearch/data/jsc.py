@@ -116,7 +116,10 @@ _KEYS = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
 
 def _cache_file(path: Path, seed: int, val_f: float) -> Path | None:
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{seed}|{val_f!r}"
+    # The status change time and the inode as well as size and mtime: `cp -p`, `rsync -t`,
+    # `tar x` and os.utime give another file the old mtime, but no call sets ctime back.
+    stamp = f"{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+    key = f"{path.resolve()}|{stamp}|{seed}|{val_f!r}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return cache_file(f"jsc-v1-sklearn{version('scikit-learn')}-{digest}.npz")
 
