@@ -339,3 +339,25 @@ def test_a_search_proposes_what_optunas_tpe_proposes(mlp: nn.Module, digits: Dat
     assert any(t.feasible is False for t in ours.trials), "the test needs infeasible trials"
     assert [t.params for t in ours.trials] == [t.params for t in theirs.trials]
     assert len(ours.trials) == 60
+
+
+def test_a_pickled_study_goes_on_proposing_what_optunas_does() -> None:
+    """Optuna documents pickling an in-memory study to save it (e.g. with joblib); the sampler's
+    lock is left out and its history read again. Referee: Optuna's TPESampler, pickled alike."""
+    import pickle
+
+    studies = [
+        optuna.create_study(direction="maximize", sampler=cls(seed=5))
+        for cls in (optuna.samplers.TPESampler, IncrementalTPESampler)
+    ]
+    rng = np.random.default_rng(5)
+    for n in range(60):
+        if n == 30:
+            studies = [pickle.loads(pickle.dumps(s)) for s in studies]
+        trials = [s.ask() for s in studies]
+        proposals = [_suggest(t, CATEGORICAL) for t in trials]
+        assert proposals[0] == proposals[1], f"trial {n}"
+        value = float(np.round(rng.random(), 1))
+        for s, t in zip(studies, trials, strict=True):
+            s.tell(t, value)
+    assert isinstance(studies[1].sampler, IncrementalTPESampler)

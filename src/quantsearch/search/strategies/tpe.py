@@ -166,6 +166,18 @@ class IncrementalTPESampler(TPESampler):
         self._past_startup = False
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock does not pickle (a study pickled to save it, a deep copy); the history is read
+        # again from the study it samples for, so it is not carried either.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_history"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
