@@ -16,7 +16,9 @@ already has trials starts its stream from the seed again and re-proposes the fir
 points (all cache hits). This sampler instead first skips the draws the study's finished
 trials made (one per choice of each parameter they drew, not counting those an enqueued trial
 fixed), on both paths alike: a search stopped and resumed proposes what one uninterrupted run
-of the same seed proposes. On a new study there is nothing to skip (trials still running, as
+of the same seed proposes (where the resumed process samples with the study's seed: the
+journal default; on a database URL a process loading an existing study seeds apart, as a
+joining worker does, so the skip only keeps its stream off the first draws). On a new study there is nothing to skip (trials still running, as
 other threads' are, are not counted), so the sampler is Optuna's draw for draw. Trials made by
 another sampler or another worker, or a batch interrupted before it was stored, only shift the
 stream (it stays a uniform random draw).
