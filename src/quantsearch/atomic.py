@@ -27,6 +27,8 @@ _ADVICE = {
     errno.EROFS: "make its file system writable, or choose another --run-dir",
     errno.EACCES: "make it writable, or choose another --run-dir",
     errno.EIO: "check its disk",
+    errno.EISDIR: "a folder has that name: move it away",
+    errno.ENOTDIR: "a file stands where one of its folders should be: move it away",
 }
 
 

@@ -17,6 +17,7 @@ import torch
 
 import quantsearch.session
 from quantsearch.config import load_config
+from quantsearch.errors import QuantsearchError
 from quantsearch.search.api import search_from_config
 from quantsearch.search.results import SearchResult
 
@@ -89,3 +90,17 @@ def test_search_loads_data_once_writes_files_once_and_resumes_to_the_same_files(
     assert len(again.trials) == 6
     assert (len(loads), len(writes)) == (2, 2)
     assert {f: (rd / f).read_bytes() for f in FILES} == first
+
+
+def test_the_trials_files_are_written_when_the_end_of_run_fails(
+    write_config: Callable[..., Path], mlp_checkpoint: Path, tmp_path: Path
+) -> None:
+    """model.pt cannot be written (a folder stands in its place): the command fails, and the
+    trials' files are still written, as they were before model.pt when the files came first."""
+    config = load_config(write_config(CONFIG.format(ckpt=mlp_checkpoint), name="once.toml"))
+    (tmp_path / "once" / "model.pt").mkdir(parents=True)
+    with pytest.raises(QuantsearchError, match=r"model\.pt"):
+        search_from_config(config, run_dir=str(tmp_path))
+    rd = tmp_path / "once"
+    assert all((rd / f).is_file() for f in FILES if f != "model.pt")
+    assert len(SearchResult.read(rd).trials) == 6

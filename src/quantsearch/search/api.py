@@ -333,8 +333,10 @@ def search_from_config(
         write=False,
     )
     if write:  # model.pt (what open_run reopens), the chosen configs' test-split metrics, files
-        finish_run(result, session, rd)
-        write_run_dir(result, cfg, rd, space)
+        try:
+            finish_run(result, session, rd)
+        finally:  # the trials' files even when model.pt or the test split fails
+            write_run_dir(result, cfg, rd, space)
     return result
 
 

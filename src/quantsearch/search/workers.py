@@ -127,8 +127,10 @@ def run_workers(
         study_ = None
     if study_ is not None:  # what the workers finished is written even if one of them failed
         result = collect_result(study_, space, cfg, rd, name)
-        finish_run(result, session, rd)  # model.pt; the chosen configs' test metrics
-        write_run_dir(result, cfg, rd, space)
+        try:
+            finish_run(result, session, rd)  # model.pt; the chosen configs' test metrics
+        finally:  # the trials' files even when model.pt or the test split fails
+            write_run_dir(result, cfg, rd, space)
     if errors or study_ is None:
         raise QuantsearchError(
             f"{len(errors)} of {workers} workers failed (the study is kept: the same command "
