@@ -19,11 +19,18 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
-__all__ = ["cache_file", "read_arrays", "write_arrays"]
+from quantsearch.data.splits import Split
+
+__all__ = ["cache_file", "cached_splits", "read_arrays", "standardized", "write_arrays"]
+
+SPLITS = ("train", "val", "test")
+KEYS = {f"{a}_{s}" for a in ("x", "y") for s in SPLITS}
 
 
 def cache_file(name: str) -> Path | None:
@@ -57,3 +64,38 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         tmp.replace(path)
     except OSError:
         pass
+
+
+def cached_splits(
+    path: Path | None, prepare: Callable[[], dict[str, np.ndarray]]
+) -> tuple[Split, Split, Split]:
+    """The train, validation and test splits kept in ``path`` (``None``: the cache is off), or
+    ``prepare()``'s arrays (``x_train``, ``y_train``, ... :data:`KEYS`), written there first."""
+    arrays = read_arrays(path, KEYS) if path is not None else None
+    if arrays is None:
+        arrays = prepare()
+        if path is not None:
+            write_arrays(path, arrays)
+    train, val, test = (
+        Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
+        for s in SPLITS
+    )
+    return train, val, test
+
+
+def standardized(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """The splits' arrays (:data:`KEYS`), features standardised by scikit-learn's
+    ``StandardScaler`` fit on the training split only (no statistic leaks from evaluation
+    data), as float32."""
+    from sklearn.preprocessing import StandardScaler  # lazily: over a second to import
+
+    scaler = StandardScaler().fit(train[0])
+    out: dict[str, np.ndarray] = {}
+    for name, (x, y) in zip(SPLITS, (train, val, test), strict=True):
+        out[f"x_{name}"] = scaler.transform(x).astype(np.float32)
+        out[f"y_{name}"] = y
+    return out

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from quantsearch.data.cache import cache_file, read_arrays, write_arrays
+from quantsearch.data.cache import cache_file, cached_splits, standardized
 from quantsearch.data.registry import DATASETS
-from quantsearch.data.splits import DataSplits, Split
+from quantsearch.data.splits import DataSplits
 from quantsearch.errors import ConfigError
 from quantsearch.validate import get_float
 
@@ -48,20 +47,8 @@ def load_digits(
             f"(got {val_f} and {test_f})"
         )
     cache = _cache_file(seed, val_f, test_f)
-    arrays = read_arrays(cache, _KEYS) if cache is not None else None
-    if arrays is None:
-        arrays = _prepare(seed, val_f, test_f)
-        if cache is not None:
-            write_arrays(cache, arrays)
-    train, val, test = (
-        Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
-        for s in _SPLITS
-    )
+    train, val, test = cached_splits(cache, lambda: _prepare(seed, val_f, test_f))
     return DataSplits("digits", train, val, test, 10, tuple(str(i) for i in range(10)))
-
-
-_SPLITS = ("train", "val", "test")
-_KEYS = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
 
 
 def _cache_file(seed: int, val_f: float, test_f: float) -> Path | None:
@@ -73,7 +60,6 @@ def _cache_file(seed: int, val_f: float, test_f: float) -> Path | None:
 def _prepare(seed: int, val_f: float, test_f: float) -> dict[str, np.ndarray]:
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     bunch = sk_load_digits()
     x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
@@ -83,13 +69,4 @@ def _prepare(seed: int, val_f: float, test_f: float) -> dict[str, np.ndarray]:
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=val_f / (1 - test_f), stratify=y_rest, random_state=seed
     )
-    scaler = StandardScaler().fit(x_train)
-    out: dict[str, np.ndarray] = {}
-    for name, a, b in (
-        ("train", x_train, y_train),
-        ("val", x_val, y_val),
-        ("test", x_test, y_test),
-    ):
-        out[f"x_{name}"] = scaler.transform(a).astype(np.float32)
-        out[f"y_{name}"] = b
-    return out
+    return standardized((x_train, y_train), (x_val, y_val), (x_test, y_test))

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from quantsearch.data.cache import cache_file, read_arrays, write_arrays
+from quantsearch.data.cache import cache_file, cached_splits, standardized
 from quantsearch.data.registry import DATASETS
-from quantsearch.data.splits import DataSplits, Split
+from quantsearch.data.splits import DataSplits
 from quantsearch.errors import ConfigError, DataError
 
 __all__ = ["CLASS_NAMES", "ENV_VAR", "FEATURES", "HDF5_KEY", "LABELS", "load_jsc", "read_jsc"]
@@ -98,20 +97,8 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
         raise ConfigError(f"data.val_fraction must be a number in (0, 1) (got {val_f!r})")
     path = _resolve_path(options, base_dir)
     cache = _cache_file(path, seed, float(val_f))
-    arrays = read_arrays(cache, _KEYS) if cache is not None else None
-    if arrays is None:
-        arrays = _prepare(path, seed, float(val_f))
-        if cache is not None:
-            write_arrays(cache, arrays)
-    train, val, test = (
-        Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
-        for s in _SPLITS
-    )
+    train, val, test = cached_splits(cache, lambda: _prepare(path, seed, float(val_f)))
     return DataSplits("jsc", train, val, test, len(CLASS_NAMES), CLASS_NAMES)
-
-
-_SPLITS = ("train", "val", "test")
-_KEYS = {f"{a}_{s}" for a in ("x", "y") for s in _SPLITS}
 
 
 def _cache_file(path: Path, seed: int, val_f: float) -> Path | None:
@@ -127,7 +114,6 @@ def _cache_file(path: Path, seed: int, val_f: float) -> Path | None:
 def _prepare(path: Path, seed: int, val_f: float) -> dict[str, np.ndarray]:
     """MASE's preprocessing of the file (module docstring): the six arrays of the splits."""
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     x, y = read_jsc(path)
     x_tv, x_test, y_tv, y_test = train_test_split(
@@ -141,16 +127,7 @@ def _prepare(path: Path, seed: int, val_f: float) -> dict[str, np.ndarray]:
         raise DataError(
             f"data: cannot carve a stratified validation split from JSC: {exc}"
         ) from None
-    scaler = StandardScaler().fit(x_train)
-    out: dict[str, np.ndarray] = {}
-    for name, a, b in (
-        ("train", x_train, y_train),
-        ("val", x_val, y_val),
-        ("test", x_test, y_test),
-    ):
-        out[f"x_{name}"] = scaler.transform(a).astype(np.float32)
-        out[f"y_{name}"] = b
-    return out
+    return standardized((x_train, y_train), (x_val, y_val), (x_test, y_test))
 
 
 def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
