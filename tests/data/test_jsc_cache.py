@@ -129,3 +129,25 @@ def test_a_hit_imports_neither_sklearn_nor_pandas(tmp_path: Path) -> None:
     assert n1 == n2 > 0
     assert {"sklearn", "pandas"} <= set(first)
     assert not {"sklearn", "pandas", "scipy"} & set(second)
+
+
+class _Interrupted:
+    """An array whose conversion is interrupted, as Ctrl-C during np.savez would be."""
+
+    def __array__(self, dtype: object = None, copy: object = None) -> object:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_cache_write_leaves_no_file_behind(tmp_path: Path) -> None:
+    import numpy as np
+
+    from quantsearch.data.cache import read_arrays, write_arrays
+
+    path = tmp_path / "cache" / "splits.npz"
+    with pytest.raises(KeyboardInterrupt):
+        write_arrays(path, {"x": np.arange(3), "y": _Interrupted()})  # type: ignore[dict-item]
+    assert list(path.parent.iterdir()) == []
+    write_arrays(path, {"x": np.arange(3)})
+    got = read_arrays(path, {"x"})
+    assert got is not None and got["x"].tolist() == [0, 1, 2]
+    assert [p.name for p in path.parent.iterdir()] == ["splits.npz"]

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from collections.abc import Callable
@@ -56,14 +57,22 @@ def read_arrays(path: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
 def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` atomically (concurrent workers never read half a file);
     an unwritable folder is skipped silently: the next run prepares them again."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         tmp.replace(path)
-    except OSError:
-        pass
+    except OSError:  # a full disk: no half file left behind
+        _discard(tmp)
+    except BaseException:  # Ctrl-C while writing: the same, and the interrupt goes on
+        _discard(tmp)
+        raise
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def cached_splits(
