@@ -155,8 +155,14 @@ def compare_results(
     target = ref.target
     n = n_trials or max(len(counted_trials(r.trials)) for r in results)
     space_size = first.space_size
+    # A run has seen the whole space when it met every distinct config: with "auto" choices two
+    # points can be one config, and the enumeration says how many there are.
+    configs = space_size
+    if ground_truth is not None:
+        met = {t.config_hash for t in counted_trials(ground_truth.trials) if t.config_hash}
+        configs = min(space_size, len(met)) if met else space_size
     runs = [
-        measure_run(r.trials, target, strategy=r.strategy, seed=r.seed, space_size=space_size)
+        measure_run(r.trials, target, strategy=r.strategy, seed=r.seed, space_size=configs)
         for r in results
     ]
     longest = max(m.evaluations for m in runs) if budget_unit == "evaluations" else n

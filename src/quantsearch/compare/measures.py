@@ -112,7 +112,7 @@ class RunMetrics:
     duplicate_share: float
     trials_to_optimum: int | None
     evaluations_to_optimum: int | None
-    exhausted: bool  # the run saw every point of the space
+    exhausted: bool  # the run saw every config of the space (two points may be one config)
     quality_by_trial: tuple[float, ...]
     quality_by_evaluation: tuple[float, ...]
     front_share: float | None = None  # pareto: share of the reference front's points found
