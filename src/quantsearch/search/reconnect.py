@@ -132,15 +132,23 @@ def _first_line(exc: BaseException) -> str:
 class _DropStorageErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, StorageError)
+        if isinstance(exc, StorageError):
+            return False
+        # Optuna's RDB storage falls back to a slower query on any OperationalError (meant for
+        # SQLite's limit on IN variables) and warns with the whole SQL; a lost connection takes
+        # that path too, and its warning came before the one line the retry ends in.
+        return not record.getMessage().startswith(_FALLBACK_WARNING)
+
+
+_FALLBACK_WARNING = "Caught an error from sqlalchemy"
 
 
 _FILTER = _DropStorageErrors()
 
 
 def quiet_optuna_storage_errors() -> None:
-    """Keep Optuna from logging a trial's traceback for a StorageError: the CLI prints its one
-    line. Idempotent."""
+    """Keep Optuna from logging a trial's traceback for a StorageError, or its warning that a
+    failed query falls back to a slower one: the CLI prints its one line. Idempotent."""
     logger = logging.getLogger("optuna")
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
