@@ -62,6 +62,51 @@ def _points_plot(
     return f, under, over
 
 
+def _feasibility(
+    f: Frame,
+    groups: list[Group],
+    feasible: Sequence[tuple[float, float]],
+    infeasible: Sequence[tuple[float, float]],
+    r: float,
+    opacity: float,
+    noun: str,
+) -> list[LegendEntry]:
+    """Feasible points filled blue, infeasible ones hollow grey, each group appended to
+    ``groups`` with its legend entry (``"feasible config (n)"``; ``noun=""``: ``"feasible (n)"``).
+    """
+    label = f" {noun}" if noun else ""
+    entries = []
+    if feasible:
+        groups.append(
+            group(
+                "points feasible",
+                [marker("circle", f.px(x), f.py(y), r) for x, y in feasible],
+                fill=BLUE,
+                fill_opacity=opacity,
+            )
+        )
+        entries.append(
+            LegendEntry(f"feasible{label} ({len(feasible)})", _dot(BLUE, r, fill_opacity=opacity))
+        )
+    if infeasible:
+        groups.append(
+            group(
+                "points infeasible",
+                [marker("circle", f.px(x), f.py(y), r) for x, y in infeasible],
+                fill="none",
+                stroke=GREY,
+                stroke_width=PT,
+            )
+        )
+        entries.append(
+            LegendEntry(
+                f"infeasible{label} ({len(infeasible)})",
+                _dot("none", r, stroke=GREY, stroke_width=PT),
+            )
+        )
+    return entries
+
+
 def draw_scatter(data: ScatterPlot) -> str:
     """Every config; infeasible hollow, the front highlighted and joined, the best starred, the
     float baseline marked."""
@@ -81,34 +126,7 @@ def draw_scatter(data: ScatterPlot) -> str:
         thousands,
     )
     small, size = radius(28), FONT["legend"] * 8 / 9
-    entries = []
-    if feas:
-        groups.append(
-            group(
-                "points feasible",
-                [marker("circle", f.px(x), f.py(y), small) for x, y in feas],
-                fill=BLUE,
-                fill_opacity=0.7,
-            )
-        )
-        entries.append(
-            LegendEntry(f"feasible config ({len(feas)})", _dot(BLUE, small, fill_opacity=0.7))
-        )
-    if infeas:
-        hollow: dict[str, float | str] = {"fill": "none", "stroke": GREY, "stroke_width": PT}
-        groups.append(
-            group(
-                "points infeasible",
-                [marker("circle", f.px(x), f.py(y), small) for x, y in infeas],
-                **hollow,
-            )
-        )
-        entries.append(
-            LegendEntry(
-                f"infeasible config ({len(infeas)})",
-                _dot("none", small, stroke=GREY, stroke_width=PT),
-            )
-        )
+    entries = _feasibility(f, groups, feas, infeas, small, 0.7, "config")
     if front:
         line = "M" + "L".join(f"{num(f.px(x))} {num(f.py(y))}" for x, y in front)
         ring, dot = radius(150), radius(22)
@@ -181,30 +199,7 @@ def draw_correlation(data: CorrelationPlot) -> str:
     bad = [(x, y) for x, y, g in zip(data.x, data.y, data.feasible, strict=True) if not g]
     f, groups, over = _points_plot(data.title, data.xlabel, data.ylabel, data.x, data.y, False)
     r, size = radius(30), FONT["legend"] * 8 / 9
-    entries = []
-    if ok:
-        groups.append(
-            group(
-                "points feasible",
-                [marker("circle", f.px(x), f.py(y), r) for x, y in ok],
-                fill=BLUE,
-                fill_opacity=0.75,
-            )
-        )
-        entries.append(LegendEntry(f"feasible ({len(ok)})", _dot(BLUE, r, fill_opacity=0.75)))
-    if bad:
-        groups.append(
-            group(
-                "points infeasible",
-                [marker("circle", f.px(x), f.py(y), r) for x, y in bad],
-                fill="none",
-                stroke=GREY,
-                stroke_width=PT,
-            )
-        )
-        entries.append(
-            LegendEntry(f"infeasible ({len(bad)})", _dot("none", r, stroke=GREY, stroke_width=PT))
-        )
+    entries = _feasibility(f, groups, ok, bad, r, 0.75, "")
     lines = [
         f"Spearman ρ = {data.spearman:.3f} (p = {data.spearman_p:.2g})",
         f"Kendall τ = {data.kendall:.3f} (p = {data.kendall_p:.2g})",
