@@ -1,6 +1,6 @@
 """Prepared dataset splits kept in a small cache file, so that a repeated command skips the
-preparation: scikit-learn's import alone (its splitters and scaler) takes over a second, about
-as long as importing torch.
+preparation (reading the file; for digits, importing scikit-learn, about as long as importing
+torch).
 
 The folder is ``$QUANTSEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/quantsearch`` or
 ``~/.cache/quantsearch``; ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off. A hit gives the very
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from quantsearch.data.scaling import apply_standard, fit_standard
 from quantsearch.data.splits import Split
 
 __all__ = ["cache_file", "cached_splits", "read_arrays", "standardized", "write_arrays"]
@@ -97,14 +98,12 @@ def standardized(
     val: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """The splits' arrays (:data:`KEYS`), features standardised by scikit-learn's
-    ``StandardScaler`` fit on the training split only (no statistic leaks from evaluation
-    data), as float32."""
-    from sklearn.preprocessing import StandardScaler  # lazily: over a second to import
-
-    scaler = StandardScaler().fit(train[0])
+    """The splits' arrays (:data:`KEYS`), features standardised as scikit-learn's
+    ``StandardScaler`` does, bit for bit (:mod:`quantsearch.data.scaling`), fit on the
+    training split only (no statistic leaks from evaluation data), as float32."""
+    fitted = fit_standard(train[0])
     out: dict[str, np.ndarray] = {}
     for name, (x, y) in zip(SPLITS, (train, val, test), strict=True):
-        out[f"x_{name}"] = scaler.transform(x).astype(np.float32)
+        out[f"x_{name}"] = apply_standard(x, fitted).astype(np.float32)
         out[f"y_{name}"] = y
     return out
