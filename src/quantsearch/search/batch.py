@@ -1,11 +1,12 @@
 """The batched trial path: for a strategy that knows its next points in advance (brute force,
 random search), K trials at a time, the new configs among them evaluated together, each trial
-stored whole.
+stored whole; for TPE, whose next point depends on every result before it, one at a time.
 
 The one-at-a-time path asks Optuna for a trial, suggests each knob, records its attributes and
 tells it, about a millisecond of bookkeeping a trial. Here the sampler proposes K points at once
 (``propose_batch``: brute force's next unvisited points; random search's draws, those Optuna's
-``RandomSampler`` makes for the same trials, :mod:`~quantsearch.search.strategies.random_batch`),
+``RandomSampler`` makes for the same trials, :mod:`~quantsearch.search.strategies.random_batch`;
+TPE's next point, Optuna's ``TPESampler``'s, :mod:`~quantsearch.search.strategies.tpe`),
 :meth:`~quantsearch.search.trial_objective.TrialObjective.run_many`
 resolves and pre-checks them, answers repeats from the cache and evaluates the rest in one
 :meth:`~quantsearch.search.evaluate.Evaluator.evaluate_many` call, and each trial is stored as
@@ -22,7 +23,8 @@ trial number, which a batch's trials do not have before they are stored), one th
 (``n_jobs = 1``), full fidelity (the pruner reports per trial), and no WAITING trial (a dead
 worker's retry, which Optuna's ``ask`` runs first). Anything else runs one at a time.
 
-K adapts so that a batch takes about :data:`TARGET_S`, up to :data:`MAX_K`: the first K from the
+K adapts so that a batch takes about :data:`TARGET_S`, up to :data:`MAX_K` (or the sampler's
+``max_batch``: 1 for TPE): the first K from the
 time the float baseline took in this process (a lower bound of a trial's evaluation; 1 when it
 was not measured here, as on resume), every next one at the last batch's time per new
 evaluation (hits and pre-checked trials cost microseconds and do not grow it):
@@ -55,7 +57,8 @@ MAX_K = 256  # trials in one batch at most
 
 @runtime_checkable
 class BatchProposer(Protocol):
-    """A sampler that proposes the points of its next ``k`` trials at once."""
+    """A sampler that proposes the points of its next ``k`` trials at once; one whose proposals
+    depend on the trials before them caps ``k`` with an int class attribute ``max_batch``."""
 
     def propose_batch(self, study: optuna.Study, k: int) -> list[dict[str, int]]: ...
 
@@ -73,6 +76,7 @@ class Batches:
         assert isinstance(sampler, BatchProposer)
         self.objective, self.sampler, self.budget = objective, sampler, coord.budget
         self.k = first_k(objective.evaluator.baseline_seconds)
+        self._max: int = getattr(sampler, "max_batch", MAX_K)
         self._worker = worker_id()
         self._encoding: Encoding = "categorical" if objective.categorical else "ordinal"
         self._distributions = objective.space.distributions(self._encoding)
@@ -101,7 +105,7 @@ class Batches:
         none of them and gives every ticket back.
         """
         cfg = self.objective.cfg
-        k, cap = 1, self.k
+        k, cap = 1, min(self.k, self._max)
         if cfg.n_evaluations is not None:  # a trial charges at most one evaluation
             spent = self.objective.evaluations_spent(study)
             cap = min(cap, max(1, cfg.n_evaluations - spent))

@@ -40,6 +40,7 @@ __all__ = [
     "set_constraints",
     "study_storage",
     "study_trials",
+    "sync_trials",
     "tpe_gamma",
     "tpe_intersection",
     "tpe_n_startup",
@@ -62,6 +63,13 @@ def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> li
     return study._get_trials(
         deepcopy=False, states=tuple(states) if states is not None else None, use_cache=True
     )
+
+
+def sync_trials(study: Study) -> None:
+    """Drop the study's per-thread cache of its trials (:func:`study_trials`), as ``Study.ask``
+    does first: a sampler proposing without ``ask`` then reads what is stored now (the cache
+    is private; ``Study.add_trial`` leaves it as it was)."""
+    study._thread_local.cached_all_trials = None
 
 
 def random_state(sampler: RandomSampler) -> np.random.RandomState:

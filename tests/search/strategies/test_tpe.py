@@ -176,7 +176,8 @@ def test_default_tpe_strategy_is_ours_and_anything_else_optunas() -> None:
 
 
 class _Space:
-    """No knobs: the tpe builder reads only the context's seed, options and objectives."""
+    """No knobs: the tpe builder reads the context's seed, options and objectives, and keeps
+    the space for ``propose_batch`` (not called here)."""
 
     knobs: tuple[()] = ()
 

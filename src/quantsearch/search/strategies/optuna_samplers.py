@@ -40,7 +40,7 @@ def _random(ctx: StrategyContext) -> S.BaseSampler:
 def _tpe(ctx: StrategyContext) -> S.BaseSampler:
     # Ours where it proposes what Optuna's would, trial for trial, reading each finished trial
     # once (tpe.py); with options or several objectives, Optuna's own.
-    ours = tpe_sampler(ctx.seed, ctx.options, ctx.n_objectives)
+    ours = tpe_sampler(ctx.seed, ctx.options, ctx.n_objectives, ctx.space)
     return ours if ours is not None else pass_options(S.TPESampler, ctx, {"seed": ctx.seed})
 
 
