@@ -14,11 +14,11 @@ force, 512 validation samples a trial, report written: the shipped example, run 
 generated 20,000-row JSC-like file in MASE's HDF5 layout, or OpenML's CSV without h5py, and a
 seeded jsc-tiny checkpoint, made once before the rounds), with the split cache warm (filled by
 one untimed run before the rounds) and with it off (``QUANTSEARCH_CACHE_DIR=""``: the file read
-and split with scikit-learn every time); with ``--before SRC``, each search again with
-``PYTHONPATH=SRC``; then, unless ``--searches``, ``quantsearch report`` of the search's
-directory (nothing to draw: its figures are drawn), ``quantsearch report`` of a copy without
-images (every figure drawn), ``quantsearch report`` of a comparison made once before the
-rounds (``quantsearch compare --seeds 2``, then reported once) and ``quantsearch --help``.
+and split every time); with ``--before SRC``, each search again with ``PYTHONPATH=SRC``;
+then, unless ``--searches``, ``quantsearch report`` of the search's directory (nothing to
+draw: its figures are drawn), ``quantsearch report`` of a copy without images (every figure
+drawn), ``quantsearch report`` of a comparison made once before the rounds (``quantsearch
+compare --seeds 2``, then reported once) and ``quantsearch --help``.
 Wall time is measured around the process; peak memory is the child's maximum resident set
 (``wait4``'s ``ru_maxrss``). Rounds interleave the commands, so a loaded machine slows all of
 them alike; reported: medians, per round each search's wall time minus and over the ``import
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 QS = str(BIN / "quantsearch")
@@ -157,6 +158,55 @@ def phases(args: argparse.Namespace, work: Path, lab: list[str], warm: dict[str,
     return 0
 
 
+# One process: import torch (untimed), then load the lab's JSC file with the split cache off.
+PREPARE = """
+import json, resource, sys, time
+import torch
+t0 = time.perf_counter()
+from quantsearch.data import load_dataset
+t1 = time.perf_counter()
+load_dataset("jsc", options={"path": sys.argv[1]})
+t2 = time.perf_counter()
+heavy = sorted({"pandas", "sklearn", "scipy"} & {m.split(".")[0] for m in sys.modules})
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"import data": t1 - t0, "load jsc": t2 - t1, "peak": peak, "heavy": heavy}))
+"""
+
+
+def prepare(args: argparse.Namespace, work: Path) -> int:
+    """``--prepare``: a new JSC file's preparation (the lab's file, split cache off) after
+    ``import torch``, in one process each, interleaved with ``--before``'s; medians."""
+    text = (work / "jsc_tiny.toml").read_text(encoding="utf-8")
+    path = str(work / text.split('path = "', 1)[1].split('"', 1)[0])
+    runs: dict[str, list[dict[str, Any]]] = {}
+    variants: dict[str, dict[str, str]] = {"now": {}}
+    if args.before:
+        variants["before"] = {"PYTHONPATH": str(Path(args.before).resolve())}
+    for _ in range(args.rounds):
+        for name, env in variants.items():
+            out = subprocess.run(
+                [sys.executable, "-c", PREPARE, path],
+                env={**os.environ, "QUANTSEARCH_CACHE_DIR": "", **env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs.setdefault(name, []).append(json.loads(out.stdout.splitlines()[-1]))
+    print("| new JSC file, after import torch | import data s | load jsc s | peak MiB | imported |")
+    print("|---|---|---|---|---|")
+    for name, got in runs.items():
+        med = [statistics.median(float(g[k]) for g in got) for k in ("import data", "load jsc")]
+        peak = statistics.median(float(g["peak"]) for g in got)
+        each = ", ".join(f"{float(g['load jsc']):.2f}" for g in got)
+        heavy = ", ".join(got[0]["heavy"]) or "none"
+        print(
+            f"| {name} (median of {len(got)}; load: {each}) | {med[0]:.2f} | {med[1]:.2f} | "
+            f"{peak:.0f} | {heavy} |"
+        )
+    print(f"\n1-minute load at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -167,6 +217,11 @@ def main() -> int:
         metavar="SRC",
         help="also run each search with PYTHONPATH=SRC (another checkout's src folder, e.g. "
         "from `git archive`), interleaved in the same rounds: a before/after ratio",
+    )
+    ap.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only the preparation of a new JSC file (split cache off) after import torch",
     )
     ap.add_argument("--make-lab", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -182,7 +237,7 @@ def main() -> int:
     warm = {"QUANTSEARCH_CACHE_DIR": str(work / "cache")}
     cold = {"QUANTSEARCH_CACHE_DIR": ""}  # the JSC file read and split every time
     try:
-        if not (args.searches or args.phases):
+        if not (args.searches or args.phases or args.prepare):
             subprocess.run(
                 [QS, "compare", "--seeds", "2", "--run-dir", str(work), "--name", "cmp"],
                 check=True,
@@ -192,6 +247,8 @@ def main() -> int:
         # In a child: this process stays small (no torch), since ru_maxrss of a forked child
         # counts the parent's pages it shared before exec, which would floor every peak.
         subprocess.run([sys.executable, __file__, "--make-lab", str(work)], check=True)
+        if args.prepare:
+            return prepare(args, work)
         lab_config = work / "jsc_tiny.toml"
         lab = [QS, "search", "-q", "--config", str(lab_config), "--run-dir"]
         timed([*lab, str(work / "warm-up")], cwd=work, env=warm)  # fills the split cache
@@ -213,6 +270,7 @@ def main() -> int:
                 old = {"PYTHONPATH": str(Path(args.before).resolve())}
                 cmds[f"{MLP}, before"] = ([*mlp, str(work / f"bm{r}")], None, old)
                 cmds[f"{LAB}, before"] = ([*lab, str(work / f"bl{r}")], work, {**warm, **old})
+                cmds[f"{LAB_COLD}, before"] = ([*lab, str(work / f"bk{r}")], work, {**cold, **old})
             if not args.searches:
                 cmds |= {
                     "quantsearch report (search, drawn)": (
