@@ -1,13 +1,16 @@
 """Quality metrics of many configs' outputs at once, equal to one evaluation per config.
 
 :func:`quantsearch.metrics.quality.evaluate` keeps one running accumulator per evaluation; a
-population keeps one per config and fills them from all outputs together. Exactness: what is
-batched is exact in any order or shape (``argmax``, which picks the first maximum whatever the
-layout, and integer class counts from one ``bincount``); what is not (the float32 sum of the
-cross-entropy, and ``topk``, whose order among ties is the kernel's) is computed by the same
-call on the same tensor as the single path, once per *distinct* output (configs whose outputs
-are the same object share it). Each config's :class:`~quantsearch.metrics.quality.Quality`
-then comes from the single path's own accumulator arithmetic (``_Accumulator.result``).
+population keeps one set of running sums for all its configs and fills them from all outputs
+together. Exactness: what is batched is exact in any order or shape (``argmax``, which picks
+the first maximum whatever the layout, and integer class counts from one ``bincount``) or
+shares its arithmetic with the single path whatever the number of outputs
+(:func:`~quantsearch.metrics.quality.loss_sums`: row-local per-sample losses on the stacked
+outputs, each output's summed in sample order); ``topk``, whose order among ties is the
+kernel's, is the single path's call on the same tensor, once per *distinct* output (configs
+whose outputs are the same object share it). Each config's
+:class:`~quantsearch.metrics.quality.Quality` then comes from the single path's own formula
+(:func:`~quantsearch.metrics.quality.quality_of`) on its exact counts and loss sum.
 
 Example:
     >>> import torch
@@ -27,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from quantsearch.errors import MetricError
 
-# The single path's own accumulator and checks: each config's result is its arithmetic.
-from quantsearch.metrics.quality import Quality, _Accumulator, _check
+# The single path's own arithmetic and checks: each config's result is computed as its is.
+from quantsearch.metrics.quality import Quality, _check, loss_sums, quality_of
+from quantsearch.passes.transform.batched import stacked_views
 
 __all__ = ["PopulationQuality"]
 
@@ -47,51 +50,73 @@ class PopulationQuality:
     """
 
     def __init__(self, k: int, num_classes: int, ks: Sequence[int] = ()) -> None:
+        self.k = k
         self.num_classes = num_classes
-        self.accs = [_Accumulator(num_classes, sorted(set(ks))) for _ in range(k)]
+        self.ks = tuple(sorted(set(ks)))
+        self.n = 0
+        self.correct: torch.Tensor | None = None  # [k, classes] int64
+        self.count: torch.Tensor | None = None  # [classes] int64
+        self.loss: torch.Tensor | None = None  # [k] float64
+        self.hits: dict[int, torch.Tensor] = {}  # k -> [configs] int64
 
     def add(self, logits: Sequence[torch.Tensor], labels: torch.Tensor) -> None:
         """One batch: ``logits[i]`` is config ``i``'s output for the samples labelled ``labels``."""
-        if len(logits) != len(self.accs):
-            raise MetricError(f"expected {len(self.accs)} outputs (got {len(logits)})")
+        if len(logits) != self.k:
+            raise MetricError(f"expected {self.k} outputs (got {len(logits)})")
         slot: dict[int, int] = {}  # id of a distinct output -> its row
         distinct: list[torch.Tensor] = []
+        rows: list[int] = []
         for t in logits:
-            if id(t) not in slot:
+            row = slot.get(id(t))
+            if row is None:
                 _check(t, labels)
-                slot[id(t)] = len(distinct)
+                row = slot[id(t)] = len(distinct)
                 distinct.append(t)
+            rows.append(row)
         c = self.num_classes
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= c:
             raise MetricError(f"labels must be in [0, {c - 1}] (got labels in [{lo}, {hi}])")
-        if any(not 1 <= k <= c for k in (self.accs[0].ks if self.accs else ())):
+        if any(not 1 <= k <= c for k in self.ks):
             raise MetricError(f"top<k>_accuracy needs 1 <= k <= {c}")
-        stacked = torch.stack(distinct)  # (distinct, samples, classes)
+        whole = stacked_views(distinct)  # a batched layer's outputs are one tensor already
+        stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
         correct = stacked.argmax(2) == labels  # first maximum, as argmax(1) of each
         offset = torch.arange(len(distinct), device=labels.device)[:, None] * c + labels
         per_class = torch.bincount(offset[correct], minlength=len(distinct) * c).view(-1, c)
         counts = torch.bincount(labels, minlength=c)
-        losses = [F.cross_entropy(t.float(), labels, reduction="sum").double() for t in distinct]
-        ks = self.accs[0].ks if self.accs else ()
-        hits: list[dict[int, torch.Tensor]] = []
-        for t in distinct if ks else ():
-            top = t.topk(max(ks), dim=1).indices == labels[:, None]
-            hits.append({k: top[:, :k].any(1).sum() for k in ks})
-        n = int(labels.shape[0])
-        for acc, t in zip(self.accs, logits, strict=True):
-            row = slot[id(t)]
-            if acc.n == 0:  # integer counts: 0 + x is x (the loss keeps the single path's sum)
-                acc.correct_per_class, acc.count_per_class = per_class[row], counts
-                acc.top_k_hits = dict(hits[row]) if ks else acc.top_k_hits
-            else:
-                acc.correct_per_class = acc.correct_per_class + per_class[row]
-                acc.count_per_class = acc.count_per_class + counts
-                for k in ks:
-                    acc.top_k_hits[k] = acc.top_k_hits[k] + hits[row][k]
-            acc.loss_sum = acc.loss_sum + losses[row]
-            acc.n += n
+        losses = loss_sums(stacked, labels)
+        hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
+        for t in distinct if self.ks else ():
+            top = t.topk(max(self.ks), dim=1).indices == labels[:, None]
+            for k in self.ks:
+                hits[k].append(top[:, :k].any(1).sum())
+        same = rows == list(range(len(distinct)))
+        index = None if same else torch.tensor(rows, device=labels.device)
+        by_config = [per_class, losses, *(torch.stack(h) for h in hits.values())]
+        if index is not None:
+            by_config = [t[index] for t in by_config]
+        if self.correct is None or self.count is None or self.loss is None:
+            self.correct, self.loss = by_config[0], by_config[1]
+            self.count = counts
+            self.hits = dict(zip(self.ks, by_config[2:], strict=True))
+        else:  # integer counts add exactly; each loss adds in batch order, as the single path's
+            self.correct = self.correct + by_config[0]
+            self.count = self.count + counts
+            self.loss = self.loss + by_config[1]
+            for k, h in zip(self.ks, by_config[2:], strict=True):
+                self.hits[k] = self.hits[k] + h
+        self.n += int(labels.shape[0])
 
     def results(self) -> list[Quality]:
         """Each config's metrics, as :func:`~quantsearch.metrics.quality.evaluate` gives them."""
-        return [acc.result() for acc in self.accs]
+        if self.correct is None or self.count is None or self.loss is None:
+            raise MetricError("data must hold at least one sample (got an empty split)")
+        correct = self.correct.tolist()
+        count = self.count.tolist()
+        loss = self.loss.tolist()
+        hits = {k: h.tolist() for k, h in self.hits.items()}
+        return [
+            quality_of(correct[i], count, loss[i], self.n, {k: h[i] for k, h in hits.items()})
+            for i in range(self.k)
+        ]

@@ -10,14 +10,17 @@ reach is run four times, not sixteen). A layer module's ``data_in`` quantization
 step of its forward (``_q(q_data_in, x)`` in every ``_QuantLayer``), is applied apart, once
 per distinct input and format, and the layer then runs without it on that value.
 
-Exactness, by construction rather than by a bound: each distinct value is computed by the same
-call the one-at-a-time path makes, on a tensor holding the same values: the module
-``quantize(gm, config)`` builds for that node and config (weights rounded once, as the slot
-path does; ``tests/passes/transform/test_slots.py`` proves the slot path equal to
-``quantize``), or the node's own function. Nothing is batched along a config dimension, so no
-kernel sees a shape, a layout or a summation order the single path does not (a ``bmm`` over
-stacked weights could sum in another order and differ in the last bit; this never does), and
-the outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)`` for every format.
+Exactness. Each distinct value is computed by the same call the one-at-a-time path makes, on
+a tensor holding the same values: the module ``quantize(gm, config)`` builds for that node and
+config (weights rounded once, as the slot path does; ``tests/passes/transform/test_slots.py``
+proves the slot path equal to ``quantize``), or the node's own function. There is one
+exception, exact by arithmetic rather than by construction: the variants of a linear layer
+whose inputs and weights lie on fixed-point grids narrow enough that every summation order
+gives the exact dot product run as one batched kernel (:mod:`.batched` states and checks the
+condition per batch of data, and falls back to one call each where it fails), and each
+variant gets a contiguous tensor of the shape its own call returns; every later node runs per
+variant as before. So the outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``
+for every format.
 
 What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
@@ -46,13 +49,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import info
+from quantsearch.passes.transform.batched import (
+    LinearFacts,
+    Stacked,
+    input_frac,
+    linear_facts,
+    linear_many,
+    stack,
+    stacked_views,
+)
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.layer import LayerQuant
-from quantsearch.passes.transform.modules import QUANTIZERS, _QuantLayer, submodule
+from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, _QuantLayer, submodule
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
 __all__ = ["Population", "population_refusal"]
@@ -65,14 +78,17 @@ def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> s
     if gm.training:
         return "the graph is in training mode"
     quantized: set[str] = set()
+    nodes = {node.name: node for node in gm.graph.nodes}
+    checked: set[int] = set()  # ids of the LayerQuants found deterministic (bound holds them)
     for rc in bound:
-        for node in gm.graph.nodes:
-            lq = rc.get(node.name)
-            if lq is None:
-                continue
-            if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
-                return f"node {node.name!r} has a format with stochastic rounding"
-            if node.op == "call_module":
+        for name in rc:
+            lq = rc[name]
+            if id(lq) not in checked:
+                if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
+                    return f"node {name!r} has a format with stochastic rounding"
+                checked.add(id(lq))
+            node = nodes.get(name)
+            if node is not None and node.op == "call_module":
                 quantized.add(str(node.target))
     for node in gm.graph.nodes:
         target = str(node.target)
@@ -119,6 +135,9 @@ class Population:
         self._modules: OrderedDict[tuple[str, LayerQuant], nn.Module] = OrderedDict()
         # (node, its LayerQuant) -> (data_in format, the rest) where it splits, else None
         self._splits: dict[tuple[str, LayerQuant], tuple[NumberFormat, LayerQuant] | None] = {}
+        self._facts: dict[tuple[str, LayerQuant], LinearFacts | None] = {}  # batched.py's
+        self._stacks: dict[tuple[Any, ...], tuple[tuple[LayerQuant, ...], Stacked | None]] = {}
+        self.batched_calls = 0  # layer calls answered by one batched kernel (tests read it)
         nodes = list(gm.graph.nodes)
         last: dict[fx.Node, int] = {}
         for i, node in enumerate(nodes):
@@ -172,32 +191,131 @@ class Population:
         env: dict[fx.Node, tuple[list[Any], list[int]]],
     ) -> tuple[list[Any], list[int]]:
         inputs = node.all_input_nodes
-        values: list[Any] = []
+        name = node.name
+        lqs = [rc.get(name) for rc in bound]
+        if all(lq is None for lq in lqs) and all(len(env[a][0]) == 1 for a in inputs):
+            # every config runs the float node on the same values: once for all
+            return [self._call(node, None, {a: env[a][0][0] for a in inputs})], [0] * len(lqs)
+        if len(inputs) == 1 and all(lq is None for lq in lqs) and self._is_relu(node):
+            # relu is exact per element whatever the lane (max(x, 0), NaN and -0.0 kept):
+            # on variants that tile one tensor (a batched layer's outputs), run it once
+            whole = stacked_views(env[inputs[0]][0])
+            if whole is not None:
+                return list(torch.relu(whole).unbind(0)), env[inputs[0]][1]
+        # Keys below use object ids for speed; every object keyed is held by `bound`, by
+        # `splits` or by `canon` for the whole call, so no id is reused meanwhile. Equal
+        # values share one key through `canon` (configs' equal LayerQuants, equal formats).
+        canon: dict[Any, int] = {}  # a LayerQuant or format value -> its first object's id
+        ids: dict[int, int] = {}  # id of an object -> id of its value's first object
+        splits: dict[int, tuple[NumberFormat, LayerQuant] | None] = {}  # id(lq) -> split
         index: list[int] = []
         seen: dict[tuple[Any, ...], int] = {}
-        quantized_in: dict[tuple[Any, ...], Any] = {}  # (format, input variant) -> its value
-        for c, rc in enumerate(bound):
-            lq = rc.get(node.name)
+        quantized_in: dict[tuple[Any, ...], int] = {}  # (format, input variant) -> its slot
+        q_values: list[Any] = []  # the distinct quantized inputs
+        q_bits: list[int | None] = []  # each one's grid (batched.input_frac)
+        q = 0
+        layers: dict[int, tuple[LayerQuant, int]] = {}  # variant -> split layer, its input
+        jobs: dict[int, tuple[LayerQuant | None, dict[fx.Node, Any]]] = {}  # the others
+        for c, lq in enumerate(lqs):
             ins = tuple(env[a][1][c] for a in inputs)
-            split = self._split_input(node, lq)
+            i = id(lq)
+            if i in splits:
+                split = splits[i]
+            else:
+                split = splits[i] = self._split_input(node, lq)
             if split is not None:
                 # data_in is the layer's first step: quantize each distinct input once, then
                 # run the layer without it on that value (the same function of the same values)
-                fmt, lq = split
-                qkey = (fmt, ins)
-                if qkey not in quantized_in:
-                    quantized_in[qkey] = fmt.quantize(_value(env, inputs[0], c))
-                key: tuple[Any, ...] = (lq, "data_in", qkey)
-                arg_values = {inputs[0]: quantized_in[qkey]}
+                fmt, rest = split
+                f = ids.get(id(fmt))
+                if f is None:
+                    f = ids[id(fmt)] = canon.setdefault(fmt, id(fmt))
+                qkey = (f, ins)
+                hit = quantized_in.get(qkey)
+                if hit is None:
+                    q = quantized_in[qkey] = len(q_values)
+                    q_values.append(fmt.quantize(_value(env, inputs[0], c)))
+                    q_bits.append(input_frac(fmt))
+                else:
+                    q = hit
+                key: tuple[Any, ...] = (id(rest), "data_in", q)  # rest: _splits' one object
             else:
-                key = (lq, *ins)
-                arg_values = {a: _value(env, a, c) for a in inputs}
+                li = ids.get(i)
+                if li is None:
+                    li = ids[i] = canon.setdefault(lq, i)
+                key = (li, *ins)
             v = seen.get(key)
             if v is None:
-                v = seen[key] = len(values)
-                values.append(self._call(node, lq, arg_values))
+                v = seen[key] = len(seen)
+                if split is not None:
+                    layers[v] = (rest, q)
+                else:
+                    jobs[v] = (lq, {a: _value(env, a, c) for a in inputs})
             index.append(v)
+        values: list[Any] = [None] * len(seen)
+        if layers:
+            got = self._layers(node, list(layers.values()), q_values, q_bits)
+            for v, y in zip(layers, got, strict=True):
+                values[v] = y
+        for v, (lq, arg_values) in jobs.items():
+            values[v] = self._call(node, lq, arg_values)
         return values, index
+
+    def _is_relu(self, node: fx.Node) -> bool:
+        """Whether ``node`` is a float ReLU that works out of place (``nn.ReLU``, ``F.relu``,
+        ``torch.relu``, ``x.relu()``): ``population_refusal`` refuses in-place ones."""
+        if node.op == "call_module":
+            return type(submodule(self.gm, str(node.target))) is nn.ReLU
+        if node.op == "call_method":
+            return node.target == "relu"
+        return node.op == "call_function" and node.target in (F.relu, torch.relu)
+
+    def _layers(
+        self,
+        node: fx.Node,
+        layers: list[tuple[LayerQuant, int]],
+        q_values: list[Any],
+        q_bits: list[int | None],
+    ) -> list[Any]:
+        """Each split layer variant ``(lq without data_in, which quantized input)`` run:
+        batched where :func:`.batched.linear_many` proves it exact, else one call each."""
+        inputs = node.all_input_nodes
+        mods = [self._module(node, lq) for lq, _ in layers]
+        if len(layers) > 1 and all(type(m) is QuantLinear for m in mods):
+            got = linear_many(
+                mods,  # type: ignore[arg-type]
+                q_values,
+                q_bits,
+                self._stacked(node, layers, mods),
+            )
+            if got is not None:
+                self.batched_calls += 1
+                return got
+        return [self._call(node, lq, {inputs[0]: q_values[q]}) for lq, q in layers]
+
+    def _stacked(
+        self, node: fx.Node, layers: list[tuple[LayerQuant, int]], mods: list[nn.Module]
+    ) -> Stacked | None:
+        """The variants' weights laid out for the batched kernel (:func:`.batched.stack`),
+        kept per node, variants and inputs they read (a population's chunks meet the same
+        ones batch after batch)."""
+        key = (node.name, tuple(id(lq) for lq, _ in layers), tuple(q for _, q in layers))
+        hit = self._stacks.get(key)
+        if hit is not None and all(a is b for a, (b, _) in zip(hit[0], layers, strict=True)):
+            return hit[1]
+        facts = []
+        for (lq, _), m in zip(layers, mods, strict=True):
+            fkey = (node.name, lq)
+            if fkey not in self._facts:
+                if len(self._facts) >= self.max_modules:
+                    self._facts.clear()
+                self._facts[fkey] = linear_facts(m)  # type: ignore[arg-type]
+            facts.append(self._facts[fkey])
+        st = stack(facts, [q for _, q in layers])
+        if len(self._stacks) >= 64:
+            self._stacks.pop(next(iter(self._stacks)))
+        self._stacks[key] = (tuple(lq for lq, _ in layers), st)
+        return st
 
     def _split_input(
         self, node: fx.Node, lq: LayerQuant | None

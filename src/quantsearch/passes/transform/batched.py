@@ -1,0 +1,335 @@
+"""Many configs' quantized linear layers in one kernel, bit for bit as each config's own call.
+
+A population (:mod:`.population`) meets one linear node under many configs: each runs
+``F.linear(q_in(x), w_c, b_c)`` on its own quantized input and weights. :func:`linear_many`
+computes all of them with one ``torch.baddbmm`` over the weights stacked along a config
+dimension, and hands each config a contiguous ``[..., out]`` tensor equal (``torch.equal``)
+to its own ``F.linear``, when, and only when, arithmetic makes every summation order exact.
+
+The argument. Let a config's quantized input hold values on the grid ``2^-fx`` (fixed point
+with ``frac_width = fx``: ``clamp(round(x * 2^fx)) / 2^fx`` is an integer over ``2^fx``
+whatever the width), its weight values on ``2^-fw`` and its bias on ``2^-fb`` (found from
+the tensors themselves, :func:`frac_bits`, once per layer). Every product ``x_i * w_ji`` is
+then an integer multiple of ``g = 2^-max(fx + fw, fb)``, and so is every partial sum of the
+dot product, in any order and grouping, with or without a fused multiply-add. Every partial
+sum's magnitude is at most ``B = sum_i max_n |x[n, i]| * max_j |w[j, i]| + max_j |b[j]|``.
+If ``B / g <= 2^24`` (float32; ``2^53`` for float64), every such multiple is a float of the
+dtype, so each addition and product is exact and the result is the exact dot product,
+whichever kernel computes it, in whatever order: the batched kernel and ``F.linear`` agree
+bit for bit. ``B`` is computed in float64 from the actual tensors, per call (per batch of
+data), and checked with a margin for its own rounding. (An exact zero is the one value
+whose sign an order may change: ``-0.0 == 0.0`` and ``torch.equal`` holds.)
+
+Where the condition fails, or cannot be checked, :func:`linear_many` returns ``None`` and
+the caller runs each config's own layer: a ``data_in`` format that is not deterministic fixed
+point (other formats' outputs are not on one ``2^-f`` grid), no ``data_in`` format, weights
+or bias not on a grid coarse enough, a non-finite value, a dtype other than float32/float64
+or dtypes that differ, a layer in training mode or with float master weights re-quantized
+per call, and a float32 matmul precision other than ``"highest"`` (TF32 or bfloat16 inputs
+would be rounded before the products). Only the kernel is batched: each config's
+``data_out`` format is applied to its own contiguous slice, the call its module makes.
+
+Example:
+    >>> import torch
+    >>> from quantsearch.formats import FixedPoint
+    >>> from quantsearch.passes.transform.modules import QuantLinear
+    >>> from quantsearch.passes.transform.layer import LayerQuant
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <...>
+    >>> lin = torch.nn.Linear(4, 3)
+    >>> def layer(w):  # as quantize() builds it in eval mode: weight and bias rounded once
+    ...     fmt = FixedPoint(w, w // 2)
+    ...     m = QuantLinear(4, 3)
+    ...     m.load_state_dict({k: fmt.quantize(v) for k, v in lin.state_dict().items()})
+    ...     m._set_formats(LayerQuant(weight=fmt, bias=fmt), True)
+    ...     return m.eval()
+    >>> layers = [layer(w) for w in (4, 6, 8)]
+    >>> x = FixedPoint(8, 4).quantize(torch.randn(5, 4))
+    >>> st = stack([linear_facts(m) for m in layers], [0, 0, 0])
+    >>> got = linear_many(layers, [x], [4], st)
+    >>> [torch.equal(y, m(x)) for y, m in zip(got, layers)]
+    [True, True, True]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from quantsearch.formats import FixedPoint, NumberFormat
+from quantsearch.passes.transform.modules import QuantLinear
+
+__all__ = [
+    "LinearFacts",
+    "Stacked",
+    "exact_limit",
+    "frac_bits",
+    "input_frac",
+    "linear_facts",
+    "linear_many",
+    "stack",
+    "stacked_views",
+]
+
+# B / g must stay at most 2^p (p = the dtype's significand bits); B itself is a float64 sum of
+# up to in_features products of float32/float64 values, off by a relative 2^-40 at the very most
+# for any layer this meets, so it is compared against the limit shrunk by 2^-30.
+_MARGIN = 1.0 - 2.0**-30
+
+
+def exact_limit(dtype: torch.dtype) -> float | None:
+    """The largest integer ``k`` such that every integer up to ``k`` in magnitude is a float of
+    ``dtype`` (``2^24`` for float32, ``2^53`` for float64), else ``None``."""
+    return {torch.float32: 2.0**24, torch.float64: 2.0**53}.get(dtype)
+
+
+def frac_bits(t: Tensor) -> int | None:
+    """The smallest ``f`` such that every value of ``t`` times ``2^f`` is an integer (``f`` may
+    be negative; ``0`` for an empty or all-zero tensor), or ``None`` if a value is not finite.
+
+    Example:
+        >>> frac_bits(torch.tensor([0.75, -2.0, 0.0])), frac_bits(torch.tensor([4.0, 12.0]))
+        (2, -2)
+    """
+    v = t.detach().double().flatten()  # float32 and float64 values are exact in float64
+    if not bool(torch.isfinite(v).all()):
+        return None
+    v = v[v != 0]
+    if v.numel() == 0:
+        return 0
+    mant, exp = torch.frexp(v)  # v = mant * 2^exp, 0.5 <= |mant| < 1 (53 bits)
+    m = (mant * 2.0**53).to(torch.int64)  # an integer, exactly: v = m * 2^(exp - 53)
+    low = m & -m  # m's lowest set bit: m = odd * low
+    tz = torch.log2(low.abs().double()).round().to(torch.int64)  # exact for a power of two
+    return int(-(exp.to(torch.int64) - 53 + tz).min())
+
+
+def input_frac(fmt: NumberFormat | None) -> int | None:
+    """The ``f`` of the ``2^-f`` grid every output of ``fmt.quantize`` lies on, or ``None``:
+    deterministic fixed point only (``clamp(round(x * 2^f)) / 2^f``; ``floor`` too)."""
+    if isinstance(fmt, FixedPoint) and fmt.deterministic:
+        return fmt.frac_width
+    return None
+
+
+@dataclass(frozen=True)
+class LinearFacts:
+    """What :func:`linear_many` needs of one quantized linear layer, computed once.
+
+    Attributes:
+        weight_t: the weight the layer's forward uses, transposed (``[in, out]``).
+        bias: the bias it uses as ``[1, out]``, or ``None``.
+        col_max: ``max_j |w[j, i]|`` per input ``i`` (float64, ``[in]``).
+        bias_max: ``max_j |b[j]|`` (``0.0`` without a bias).
+        bits: the grid exponent of the weight and bias together: every product with an input
+            on ``2^-fx`` lies on ``2^-(fx + w_bits)`` and the bias on ``2^-b_bits``;
+            ``(w_bits, b_bits)``, ``None`` when either is not on a finite grid.
+    """
+
+    weight_t: Tensor
+    bias: Tensor | None
+    col_max: Tensor
+    bias_max: float
+    bits: tuple[int, int] | None
+
+
+def linear_facts(layer: QuantLinear) -> LinearFacts | None:
+    """The :class:`LinearFacts` of ``layer``, or ``None`` where no batching applies (a layer in
+    training mode, or whose weights are quantized anew on every call)."""
+    if type(layer) is not QuantLinear or layer.training:
+        return None
+    if layer.q_weight is not None and not layer.weights_on_grid:
+        return None
+    if layer.q_bias is not None and not layer.weights_on_grid:
+        return None
+    with torch.inference_mode():
+        w = layer._param("weight")
+        b = layer._param("bias")
+        assert w is not None
+        wb = frac_bits(w)
+        bb = 0 if b is None else frac_bits(b)
+        return LinearFacts(
+            weight_t=w.detach().t(),
+            bias=None if b is None else b.detach().view(1, -1),
+            col_max=w.detach().abs().amax(0).double(),
+            bias_max=0.0 if b is None else float(b.detach().abs().max()),
+            bits=None if wb is None or bb is None else (wb, bb),
+        )
+
+
+def stacked_views(values: Sequence[object]) -> Tensor | None:
+    """A tensor ``s`` with ``s[v]`` the very view ``values[v]`` is, where the values are
+    equal-shaped contiguous blocks that tile one contiguous base tensor in order (as
+    :func:`linear_many` and ``unbind`` hand them out), else ``None``. Lets an op that is exact
+    per element whatever the lane (``relu``) or a stacking of the values run once on ``s``.
+
+    Example:
+        >>> s = torch.arange(6.0).view(3, 2)
+        >>> stacked_views(list(s.unbind(0))) is not None, stacked_views([s[0], s[2]])
+        (True, None)
+    """
+    if len(values) < 2 or not all(isinstance(v, Tensor) for v in values):
+        return None
+    ts: list[Tensor] = list(values)  # type: ignore[arg-type]
+    t0 = ts[0]
+    base = t0._base
+    if base is None or not base.is_contiguous() or base.numel() != t0.numel() * len(ts):
+        return None
+    size = t0.numel() * t0.element_size()
+    start = t0.data_ptr()
+    if base.data_ptr() != start:
+        return None
+    for v, t in enumerate(ts):
+        if (
+            t._base is not base
+            or t.shape != t0.shape
+            or not t.is_contiguous()
+            or t.data_ptr() != start + v * size
+        ):
+            return None
+    return base.view(len(ts), *t0.shape)
+
+
+def _precise(device: torch.device) -> bool:
+    """Whether float32 matmuls on ``device`` multiply in full float32 (no TF32, no bfloat16)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    if device.type == "cuda":
+        return not torch.backends.cuda.matmul.allow_tf32
+    return device.type == "cpu"
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """The weights of ``V`` linear layers laid out for one batched kernel, grouped by input.
+
+    Layer ``v`` reads input ``index[v]`` and is the ``slot[v]``-th of that input's layers;
+    ``weight[i][:, s * out:(s + 1) * out]`` is the transposed weight of input ``i``'s ``s``-th
+    layer (zeros where an input has fewer than ``slots`` layers), ``bias`` likewise.
+    """
+
+    index: tuple[int, ...]
+    slot: tuple[int, ...]
+    slots: int
+    weight: Tensor  # [inputs, in, slots * out]
+    bias: Tensor | None  # [inputs, 1, slots * out]
+    col_max: Tensor  # [V, in] float64
+    bias_max: Tensor  # [V] float64
+    index_t: Tensor  # index as a tensor
+    order: Tensor | None  # the layers' blocks among [inputs * slots]; None: all, in order
+    bits: tuple[tuple[int, int], ...]  # each layer's (w_bits, b_bits)
+
+
+def stack(facts: Sequence[LinearFacts | None], index: Sequence[int]) -> Stacked | None:
+    """The :class:`Stacked` layout of layers with these ``facts``, layer ``v`` reading input
+    ``index[v]``; ``None`` where a layer has no facts or no grid, or the layers disagree on
+    shape, dtype or having a bias."""
+    if not facts or any(f is None or f.bits is None for f in facts):
+        return None
+    ok = [f for f in facts if f is not None]
+    w0 = ok[0].weight_t
+    has_bias = ok[0].bias is not None
+    if any(
+        f.weight_t.shape != w0.shape
+        or f.weight_t.dtype != w0.dtype
+        or (f.bias is not None) != has_bias
+        for f in ok
+    ):
+        return None
+    n_in, out = w0.shape
+    inputs = max(index) + 1
+    slot: list[int] = []
+    used = [0] * inputs
+    for i in index:
+        slot.append(used[i])
+        used[i] += 1
+    slots = max(used)
+    blocks = [i * slots + s for i, s in zip(index, slot, strict=True)]
+    with torch.inference_mode():
+        weight = w0.new_zeros(inputs, n_in, slots * out)
+        bias = w0.new_zeros(inputs, 1, slots * out) if has_bias else None
+        for f, i, s in zip(ok, index, slot, strict=True):
+            weight[i, :, s * out : (s + 1) * out] = f.weight_t
+            if bias is not None and f.bias is not None:
+                bias[i, :, s * out : (s + 1) * out] = f.bias
+        return Stacked(
+            index=tuple(index),
+            slot=tuple(slot),
+            slots=slots,
+            weight=weight,
+            bias=bias,
+            col_max=torch.stack([f.col_max for f in ok]),
+            bias_max=torch.tensor([f.bias_max for f in ok], dtype=torch.float64, device=w0.device),
+            index_t=torch.tensor(index, device=w0.device),
+            order=None
+            if blocks == list(range(inputs * slots))
+            else torch.tensor(blocks, device=w0.device),
+            bits=tuple(f.bits for f in ok if f.bits is not None),
+        )
+
+
+def linear_many(
+    layers: Sequence[QuantLinear],
+    xs: Sequence[Tensor],
+    x_bits: Sequence[int | None],
+    stacked: Stacked | None,
+) -> list[Tensor] | None:
+    """Each ``layers[v](xs[stacked.index[v]])`` (``xs`` already quantized by ``data_in``, the
+    step the caller takes apart), with one batched kernel; ``None`` where the exactness
+    condition of the module docstring fails or cannot be checked (the caller then runs each
+    layer).
+
+    Args:
+        layers: the layer of each config (variant), quantized modules in eval mode.
+        xs: the distinct quantized inputs.
+        x_bits: each input's grid exponent (:func:`input_frac` of its format), ``None``: unknown.
+        stacked: :func:`stack` of the layers' :func:`linear_facts` and which input each reads.
+
+    Returns:
+        One contiguous tensor a layer, each ``torch.equal`` to that layer's own output.
+    """
+    if stacked is None or not xs or len(stacked.index) != len(layers):
+        return None
+    x0 = xs[0]
+    limit = exact_limit(x0.dtype)
+    if limit is None or not _precise(x0.device) or any(b is None for b in x_bits):
+        return None
+    if x0.dim() < 2 or stacked.weight.dtype != x0.dtype or stacked.weight.device != x0.device:
+        return None
+    if any(x.dtype != x0.dtype or x.shape != x0.shape or x.device != x0.device for x in xs):
+        return None
+    with torch.inference_mode():
+        n_in = x0.shape[-1]
+        xx = torch.stack([x.reshape(-1, n_in) for x in xs])  # [inputs, N, in]
+        lo, hi = torch.aminmax(xx, dim=1)
+        xmax = torch.maximum(hi, lo.neg()).double()  # max_n |x[n, i]| per input
+        # B of each layer (float64), then B / g = B * 2^max(fx + fw, fb) against the limit
+        bound = (xmax[stacked.index_t] * stacked.col_max).sum(1) + stacked.bias_max
+        scale = [
+            2.0 ** max(int(x_bits[i]) + wb, bb)  # type: ignore[arg-type]
+            for i, (wb, bb) in zip(stacked.index, stacked.bits, strict=True)
+        ]
+        grid = bound * torch.tensor(scale, dtype=torch.float64, device=x0.device)
+        if not bool((grid <= limit * _MARGIN).all()):  # NaN fails too
+            return None
+        if stacked.bias is None:
+            y = torch.bmm(xx, stacked.weight)
+        else:
+            y = torch.baddbmm(stacked.bias, xx, stacked.weight)  # [inputs, N, slots * out]
+        out = stacked.weight.shape[-1] // stacked.slots
+        n = xx.shape[1]
+        # each layer's columns as one contiguous [N, out] block, the blocks in layer order
+        y = y.view(len(xs), n, stacked.slots, out).transpose(1, 2)  # [inputs, slots, N, out]
+        if stacked.order is None:
+            y = y.reshape(len(layers), n, out)  # a view when slots == 1, else one copy
+        else:
+            y = y.reshape(-1, n, out)[stacked.order]
+        shape = (*x0.shape[:-1], out)
+        result = []
+        for v, m in enumerate(layers):
+            yv = y[v].view(shape)
+            result.append(yv if m.q_data_out is None else m.q_data_out.quantize(yv))
+        return result
