@@ -36,7 +36,7 @@ from quantsearch.metrics.static import StaticMetrics
 from quantsearch.passes.analysis import traced_batch_size
 from quantsearch.passes.transform import ResolvedConfig, resolve
 from quantsearch.passes.transform.graph_view import GraphView
-from quantsearch.passes.transform.population import Population, population_refusal
+from quantsearch.passes.transform.population import Population
 from quantsearch.passes.transform.slots import PreparedModel
 
 __all__ = ["Evaluation", "Evaluator", "config_hash", "evaluate_population"]
@@ -248,7 +248,15 @@ class Evaluator:
 
     def population_chunk(self) -> int:
         """Configs per population: all of a chunk's layer outputs for one batch fit in
-        ``population_bytes`` (an upper bound: every node's output held at once)."""
+        ``population_bytes`` (an upper bound: every node's output held at once); computed
+        once per setting (the graph never changes)."""
+        key = (self.population_bytes, self.batch_size, len(self.data))
+        kept: tuple[tuple[int, int, int], int] | None = getattr(self, "_chunk", None)
+        if kept is None or kept[0] != key:
+            kept = self._chunk = (key, self._population_chunk())
+        return kept[1]
+
+    def _population_chunk(self) -> int:
         rows = min(self.batch_size, len(self.data))
         per_sample = 0
         for node in self.gm.graph.nodes:
@@ -267,7 +275,7 @@ class Evaluator:
             pop = self._local.population = Population(self.gm, self.calibration)
         try:
             bound = pop.bind(chunk)
-            if population_refusal(self.gm, bound) is not None:
+            if pop.refusal(bound) is not None:
                 return None
             quality: PopulationQuality | None = None
             names = [n for n in self.metrics if metric_spec(n).kind == "data"]

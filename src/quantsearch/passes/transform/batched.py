@@ -12,9 +12,10 @@ whatever the width), its weight values on ``2^-fw`` and its bias on ``2^-fb`` (f
 the tensors themselves, :func:`frac_bits`, once per layer). Every product ``x_i * w_ji`` is
 then an integer multiple of ``g = 2^-max(fx + fw, fb)``, and so is every partial sum of the
 dot product, in any order and grouping, with or without a fused multiply-add. Every partial
-sum's magnitude is at most ``B = sum_i max_n |x[n, i]| * max_j |w[j, i]| + max_j |b[j]|``.
-If ``B / g <= 2^24`` (float32; ``2^53`` for float64), every such multiple is a float of the
-dtype, so each addition and product is exact and the result is the exact dot product,
+sum's magnitude is at most ``B = max |x| * sum_i max_j |w[j, i]| + max_j |b[j]|``.
+If ``B / g <= 2^24`` (float32; ``2^53`` for float64) and ``g`` is a normal number of the
+dtype (no subnormal, so flushing them to zero cannot matter), every such multiple is a float
+of the dtype, so each addition and product is exact and the result is the exact dot product,
 whichever kernel computes it, in whatever order: the batched kernel and ``F.linear`` agree
 bit for bit. ``B`` is computed in float64 from the actual tensors, per call (per batch of
 data), and checked with a margin for its own rounding. (An exact zero is the one value
@@ -53,6 +54,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,7 +124,8 @@ class LinearFacts:
     Attributes:
         weight_t: the weight the layer's forward uses, transposed (``[in, out]``).
         bias: the bias it uses as ``[1, out]``, or ``None``.
-        col_max: ``max_j |w[j, i]|`` per input ``i`` (float64, ``[in]``).
+        weight_sum: ``sum_i max_j |w[j, i]|`` (float64), so that ``B <= max|x| * weight_sum
+            + bias_max`` for any input ``x``.
         bias_max: ``max_j |b[j]|`` (``0.0`` without a bias).
         bits: the grid exponent of the weight and bias together: every product with an input
             on ``2^-fx`` lies on ``2^-(fx + w_bits)`` and the bias on ``2^-b_bits``;
@@ -131,7 +134,7 @@ class LinearFacts:
 
     weight_t: Tensor
     bias: Tensor | None
-    col_max: Tensor
+    weight_sum: float
     bias_max: float
     bits: tuple[int, int] | None
 
@@ -154,7 +157,7 @@ def linear_facts(layer: QuantLinear) -> LinearFacts | None:
         return LinearFacts(
             weight_t=w.detach().t(),
             bias=None if b is None else b.detach().view(1, -1),
-            col_max=w.detach().abs().amax(0).double(),
+            weight_sum=float(w.detach().abs().amax(0).double().sum()),
             bias_max=0.0 if b is None else float(b.detach().abs().max()),
             bits=None if wb is None or bb is None else (wb, bb),
         )
@@ -175,22 +178,22 @@ def stacked_views(values: Sequence[object]) -> Tensor | None:
         return None
     ts: list[Tensor] = list(values)  # type: ignore[arg-type]
     t0 = ts[0]
-    base = t0._base
-    if base is None or not base.is_contiguous() or base.numel() != t0.numel() * len(ts):
+    # (inference-mode views keep no _base: addresses say it instead; the blocks' span lies
+    # inside t0's storage, so the strided view reads nothing outside it)
+    n, item = t0.numel(), t0.element_size()
+    if (t0.storage_offset() + len(ts) * n) * item > t0.untyped_storage().nbytes():
         return None
-    size = t0.numel() * t0.element_size()
-    start = t0.data_ptr()
-    if base.data_ptr() != start:
-        return None
+    p0 = t0.data_ptr()
     for v, t in enumerate(ts):
         if (
-            t._base is not base
+            t.data_ptr() != p0 + v * n * item
             or t.shape != t0.shape
+            or t.dtype != t0.dtype
+            or t.device != t0.device
             or not t.is_contiguous()
-            or t.data_ptr() != start + v * size
         ):
             return None
-    return base.view(len(ts), *t0.shape)
+    return t0.as_strided((len(ts), *t0.shape), (n, *t0.stride()), t0.storage_offset())
 
 
 def _precise(device: torch.device) -> bool:
@@ -216,9 +219,7 @@ class Stacked:
     slots: int
     weight: Tensor  # [inputs, in, slots * out]
     bias: Tensor | None  # [inputs, 1, slots * out]
-    col_max: Tensor  # [V, in] float64
-    bias_max: Tensor  # [V] float64
-    index_t: Tensor  # index as a tensor
+    sums: tuple[tuple[float, float], ...]  # each layer's (weight_sum, bias_max)
     order: Tensor | None  # the layers' blocks among [inputs * slots]; None: all, in order
     bits: tuple[tuple[int, int], ...]  # each layer's (w_bits, b_bits)
 
@@ -261,9 +262,7 @@ def stack(facts: Sequence[LinearFacts | None], index: Sequence[int]) -> Stacked 
             slots=slots,
             weight=weight,
             bias=bias,
-            col_max=torch.stack([f.col_max for f in ok]),
-            bias_max=torch.tensor([f.bias_max for f in ok], dtype=torch.float64, device=w0.device),
-            index_t=torch.tensor(index, device=w0.device),
+            sums=tuple((f.weight_sum, f.bias_max) for f in ok),
             order=None
             if blocks == list(range(inputs * slots))
             else torch.tensor(blocks, device=w0.device),
@@ -304,17 +303,20 @@ def linear_many(
     with torch.inference_mode():
         n_in = x0.shape[-1]
         xx = torch.stack([x.reshape(-1, n_in) for x in xs])  # [inputs, N, in]
-        lo, hi = torch.aminmax(xx, dim=1)
-        xmax = torch.maximum(hi, lo.neg()).double()  # max_n |x[n, i]| per input
-        # B of each layer (float64), then B / g = B * 2^max(fx + fw, fb) against the limit
-        bound = (xmax[stacked.index_t] * stacked.col_max).sum(1) + stacked.bias_max
-        scale = [
-            2.0 ** max(int(x_bits[i]) + wb, bb)  # type: ignore[arg-type]
-            for i, (wb, bb) in zip(stacked.index, stacked.bits, strict=True)
-        ]
-        grid = bound * torch.tensor(scale, dtype=torch.float64, device=x0.device)
-        if not bool((grid <= limit * _MARGIN).all()):  # NaN fails too
-            return None
+        xmax = xx.abs().amax((1, 2)).tolist()  # max |x| of each input
+        # B of each layer, then B / g = B * 2^max(fx + fw, fb) against the limit (float64;
+        # a NaN fails the comparison)
+        cap = limit * _MARGIN
+        info = torch.finfo(x0.dtype)
+        # g = 2^-e a normal number (no subnormal, so no flush-to-zero), limit * g finite
+        lo_e = math.ceil(math.log2(limit / info.max))
+        hi_e = math.floor(-math.log2(info.tiny))
+        for i, (wb, bb), (ws, bm) in zip(stacked.index, stacked.bits, stacked.sums, strict=True):
+            e = max(x_bits[i] + wb, bb)  # type: ignore[operator]
+            if not lo_e <= e <= hi_e:
+                return None
+            if not (xmax[i] * ws + bm) * 2.0**e <= cap:
+                return None
         if stacked.bias is None:
             y = torch.bmm(xx, stacked.weight)
         else:

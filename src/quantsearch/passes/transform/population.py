@@ -75,21 +75,43 @@ _CALLS = ("call_module", "call_function", "call_method")
 
 def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> str | None:
     """Why ``bound`` (configs already bound to ``gm``) cannot run as a population, or ``None``."""
+    return _refusal(gm, bound, {}, {})
+
+
+def _refusal(
+    gm: fx.GraphModule,
+    bound: Sequence[ResolvedConfig],
+    checked: dict[int, LayerQuant],
+    graph_why: dict[frozenset[str], str | None],
+) -> str | None:
+    """:func:`population_refusal`, adding to ``checked`` (id -> a LayerQuant found
+    deterministic, held so the id stays its) and ``graph_why`` (quantized module targets ->
+    what the graph's nodes refuse), which a :class:`Population` keeps between calls."""
     if gm.training:
         return "the graph is in training mode"
     quantized: set[str] = set()
     nodes = {node.name: node for node in gm.graph.nodes}
-    checked: set[int] = set()  # ids of the LayerQuants found deterministic (bound holds them)
     for rc in bound:
         for name in rc:
             lq = rc[name]
-            if id(lq) not in checked:
+            if checked.get(id(lq)) is not lq:
                 if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
                     return f"node {name!r} has a format with stochastic rounding"
-                checked.add(id(lq))
+                if len(checked) >= 65536:
+                    checked.clear()
+                checked[id(lq)] = lq
             node = nodes.get(name)
             if node is not None and node.op == "call_module":
                 quantized.add(str(node.target))
+    key = frozenset(quantized)
+    if key not in graph_why:
+        if len(graph_why) >= 256:
+            graph_why.clear()
+        graph_why[key] = _graph_refusal(gm, key)
+    return graph_why[key]
+
+
+def _graph_refusal(gm: fx.GraphModule, quantized: frozenset[str]) -> str | None:
     for node in gm.graph.nodes:
         target = str(node.target)
         if node.op == "get_attr" and any(target.startswith(t + ".") for t in quantized):
@@ -137,6 +159,8 @@ class Population:
         self._splits: dict[tuple[str, LayerQuant], tuple[NumberFormat, LayerQuant] | None] = {}
         self._facts: dict[tuple[str, LayerQuant], LinearFacts | None] = {}  # batched.py's
         self._stacks: dict[tuple[Any, ...], tuple[tuple[LayerQuant, ...], Stacked | None]] = {}
+        self._checked: dict[int, LayerQuant] = {}  # see refusal
+        self._graph_why: dict[frozenset[str], str | None] = {}
         self.batched_calls = 0  # layer calls answered by one batched kernel (tests read it)
         nodes = list(gm.graph.nodes)
         last: dict[fx.Node, int] = {}
@@ -147,6 +171,11 @@ class Population:
         self._free: list[list[fx.Node]] = [[] for _ in nodes]
         for arg, i in last.items():
             self._free[i].append(arg)
+
+    def refusal(self, bound: Sequence[ResolvedConfig]) -> str | None:
+        """:func:`population_refusal` of ``bound``, remembering the configs' node configs
+        found deterministic and what the graph refuses (the graph never changes)."""
+        return _refusal(self.gm, bound, self._checked, self._graph_why)
 
     def bind(self, configs: Sequence[ResolvedConfig]) -> list[ResolvedConfig]:
         """Each config bound to the graph (``"auto"`` fields from the calibration)."""
@@ -159,7 +188,7 @@ class Population:
         population :func:`population_refusal` refuses.
         """
         bound = self.bind(configs)
-        why = population_refusal(self.gm, bound)
+        why = self.refusal(bound)
         if why is not None:
             raise ValueError(f"cannot evaluate as a population: {why}")
         return self.run(bound, x)
