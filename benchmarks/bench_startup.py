@@ -45,6 +45,7 @@ TORCH = "python -c 'import torch'"
 LAB = "quantsearch search -q --config jsc_tiny.toml (lab 3, 16 trials, report)"
 LAB_COLD = f"{LAB}, split cache off"
 MLP = "quantsearch search -q (16 trials, report)"
+COLD = {"QUANTSEARCH_CACHE_DIR": ""}  # the JSC file read and split every time
 JSC_ROWS = 20_000  # the size of examples/jsc_tiny.toml's own convergence check
 
 
@@ -131,18 +132,21 @@ print(json.dumps({"import torch": t1 - t0, "other imports": t2 - t1, "command": 
 
 def phases(args: argparse.Namespace, work: Path, lab: list[str], warm: dict[str, str]) -> int:
     """``--phases``: the lab search's seconds in ``import torch``, the other imports and the
-    command itself, in one process each, interleaved with ``--before``'s; medians."""
+    command itself, in one process each, split cache warm and off, interleaved with
+    ``--before``'s; medians."""
     runs: dict[str, list[dict[str, float]]] = {}
     for r in range(args.rounds):
-        variants: dict[str, dict[str, str]] = {"now": {}}
+        variants: dict[str, dict[str, str]] = {"now": warm, "now, split cache off": COLD}
         if args.before:
-            variants["before"] = {"PYTHONPATH": str(Path(args.before).resolve())}
-        for name, env in variants.items():
-            argv = [*lab[1:], str(work / f"p{name}{r}")]
+            old = {"PYTHONPATH": str(Path(args.before).resolve())}
+            variants["before"] = {**warm, **old}
+            variants["before, split cache off"] = {**COLD, **old}
+        for i, (name, env) in enumerate(variants.items()):
+            argv = [*lab[1:], str(work / f"p{r}-{i}")]
             out = subprocess.run(
                 [sys.executable, "-c", PHASES, *argv],
                 cwd=work,
-                env={**os.environ, **warm, **env},
+                env={**os.environ, **env},
                 capture_output=True,
                 text=True,
                 check=True,
@@ -235,7 +239,7 @@ def main() -> int:
         return 0
     work = Path(tempfile.mkdtemp(prefix="bench_startup_"))
     warm = {"QUANTSEARCH_CACHE_DIR": str(work / "cache")}
-    cold = {"QUANTSEARCH_CACHE_DIR": ""}  # the JSC file read and split every time
+    cold = COLD
     try:
         if not (args.searches or args.phases or args.prepare):
             subprocess.run(
