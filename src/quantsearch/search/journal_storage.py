@@ -77,6 +77,7 @@ class Journal(JournalStorage):
         self._pending_study = -1
         self._pending_since = 0.0
         self._first_dist: dict[tuple[int, str], BaseDistribution] = {}
+        self._listed: dict[int, tuple[int, int, list[FrozenTrial]]] = {}  # journal_trials'
         self._watcher: threading.Thread | None = None
         if self._defer_s:
             self._start_watcher()  # now, not in the trial loop: a thread start is slow
@@ -206,8 +207,10 @@ class Journal(JournalStorage):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        with self._lock:
-            trials = super().get_all_trials(study_id, deepcopy=False, states=states)
+        with self._lock:  # the stored trials, listed again only after a new record
+            trials = optuna_compat.journal_trials(self, study_id, self._listed)
+            if states is not None:
+                trials = [t for t in trials if t.state in states]
             p = self._pending
             if (
                 p is not None

@@ -10,18 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
-    from optuna.distributions import BaseDistribution
-    from optuna.samplers import RandomSampler, TPESampler
+    from optuna.samplers import RandomSampler
     from optuna.storages import BaseStorage, JournalStorage
     from optuna.study import Study
     from optuna.trial import FrozenTrial, Trial, TrialState
-
-# A categorical mixture's log-density and draw, as quantsearch.search.strategies.tpe computes
-# them: (kernel weights, per-parameter tables, candidates) and (rng, weights, tables, count).
-CategoricalLogPdf = Callable[["np.ndarray", list["np.ndarray"], "np.ndarray"], "np.ndarray"]
-CategoricalDraw = Callable[
-    ["np.random.RandomState", "np.ndarray", list["np.ndarray"], int], "np.ndarray"
-]
 
 # Where Optuna's ``constraints_func`` path stores a trial's constraint values, as one list.
 _CONSTRAINTS_KEY = "constraints"
@@ -35,21 +27,13 @@ __all__ = [
     "fresh_trials",
     "journal_create_trials",
     "journal_next_trial",
+    "journal_trials",
     "random_state",
     "run_trial",
     "set_constraints",
     "study_storage",
     "study_trials",
     "sync_trials",
-    "tpe_gamma",
-    "tpe_intersection",
-    "tpe_n_startup",
-    "tpe_rng_and_candidates",
-    "tpe_sample",
-    "tpe_sample_as_optuna",
-    "tpe_trial_params",
-    "tpe_trial_scores",
-    "tpe_uses_defaults",
 ]
 
 
@@ -66,9 +50,8 @@ def study_trials(study: Study, states: Sequence[TrialState] | None = None) -> li
 
 
 def sync_trials(study: Study) -> None:
-    """Drop the study's per-thread cache of its trials (:func:`study_trials`), as ``Study.ask``
-    does first: a sampler proposing without ``ask`` then reads what is stored now (the cache
-    is private; ``Study.add_trial`` leaves it as it was)."""
+    """Drop the study's per-thread cache of its trials (:func:`study_trials`, private), as
+    ``Study.ask`` does first: a sampler proposing without ``ask`` reads what is stored now."""
     study._thread_local.cached_all_trials = None
 
 
@@ -103,6 +86,34 @@ def journal_next_trial(storage: JournalStorage, study_id: int) -> tuple[int, int
         storage._sync_with_backend()
         replay = storage._replay_result
         return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
+
+
+def journal_trials(
+    storage: JournalStorage, study_id: int, memo: dict[int, tuple[int, int, list[FrozenTrial]]]
+) -> list[FrozenTrial]:
+    """``JournalStorage.get_all_trials(study_id, deepcopy=False)``: the same trials, in order.
+
+    Samplers and the trial loop list the trials several times a trial, and Optuna's replay
+    walks every trial each time. Here the list is kept (``memo``, the caller's: study id ->
+    records read, leading finished trials, list) and, after the replay has read new records
+    (the one way a trial changes), walked again only from its first unfinished trial: a
+    finished trial is never replaced (the replay refuses to update one). The lock, the sync,
+    the replay's count of records read, its trials and the study's ids are private.
+    """
+    with storage._thread_lock:
+        storage._sync_with_backend()
+        replay = storage._replay_result
+        read, hit = replay.log_number_read, memo.get(study_id)
+        if hit is None or hit[0] != read:
+            if study_id not in replay._studies:
+                raise KeyError(f"no study with id {study_id}")
+            final, listed = (hit[1], hit[2][: hit[1]]) if hit is not None else (0, [])
+            ids = replay._study_id_to_trial_ids[study_id]
+            listed += [replay._trials[i] for i in ids[final:]]
+            while final < len(listed) and listed[final].state.is_finished():
+                final += 1
+            hit = memo[study_id] = (read, final, listed)
+        return list(hit[2])
 
 
 def journal_create_trials(
@@ -286,146 +297,6 @@ def run_trial(
 def constraint_list(trial: FrozenTrial) -> list[float]:
     """The constraint values :func:`set_constraints` stored, in their order (``[]``: none)."""
     return [float(v) for v in trial.system_attrs.get(_CONSTRAINTS_KEY) or []]
-
-
-# Optuna's TPESampler, fed from quantsearch.search.strategies.tpe's arrays. TPESampler._sample
-# re-reads and re-encodes every finished trial on every proposal and has no public way to be
-# given its observations; these reach the pieces it is built from, so that the proposals stay
-# Optuna's own, draw for draw.
-
-
-def tpe_uses_defaults(sampler: TPESampler) -> bool:
-    """Whether ``sampler`` runs TPESampler's default algorithm: multivariate or not decided by
-    the study, no groups, constant liar, no ``constraints_func``, Optuna's Parzen estimator.
-    Its options are kept only as private attributes."""
-    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
-
-    return (
-        sampler._multivariate is None
-        and not sampler._group
-        and sampler._constant_liar
-        and sampler._constraints_func is None
-        and sampler._parzen_estimator_cls is _ParzenEstimator
-    )
-
-
-def tpe_gamma(sampler: TPESampler, n_finished: int) -> int:
-    """How many of ``n_finished`` trials are "below" (good), as ``TPESampler._sample`` counts
-    them for a single-objective study; it sets the default gamma on its first proposal, which
-    is done here the same way (the attribute is private)."""
-    from optuna.samplers._tpe.sampler import default_gamma
-
-    if sampler._gamma is None:
-        sampler._gamma = default_gamma
-    return int(sampler._gamma(n_finished))
-
-
-def tpe_sample_as_optuna(
-    sampler: TPESampler,
-    study: Study,
-    trial: FrozenTrial,
-    search_space: dict[str, BaseDistribution],
-) -> dict[str, Any]:
-    """``TPESampler._sample`` itself, for a subclass's proposal in a case it leaves to Optuna
-    (the method is private: it is what ``sample_relative`` and ``sample_independent`` call)."""
-    from optuna.samplers import TPESampler as _TPE
-
-    return _TPE._sample(sampler, study, trial, search_space)
-
-
-def tpe_intersection(sampler: TPESampler, study: Study) -> dict[str, BaseDistribution]:
-    """The parameters every finished trial of ``study`` has with the same distribution, by name,
-    as ``sampler``'s ``IntersectionSearchSpace.calculate(study, use_cache=True)`` returns them
-    (its incremental state updated the same way) but without the deep copy of every
-    distribution it returns each time (about a fifth of an incremental TPE proposal): the
-    distributions are the trials' own, to be read, not modified. The state and its update
-    (``_calculate``) are private."""
-    from optuna.search_space.intersection import _calculate
-
-    space = sampler._search_space
-    if space._study_id is None:
-        space._study_id = study._study_id
-    elif space._study_id != study._study_id:
-        raise ValueError("`IntersectionSearchSpace` cannot handle multiple studies.")
-    space._search_space, space._cached_trial_number = _calculate(
-        study._get_trials(deepcopy=False, use_cache=True),
-        space._include_pruned,
-        space._search_space,
-        space._cached_trial_number,
-    )
-    return dict(sorted((space._search_space or {}).items(), key=lambda x: x[0]))
-
-
-def tpe_n_startup(sampler: TPESampler) -> int:
-    """The finished trials a ``TPESampler`` waits for before it models (``n_startup_trials``,
-    kept as a private attribute)."""
-    return int(sampler._n_startup_trials)
-
-
-def tpe_rng_and_candidates(sampler: TPESampler) -> tuple[np.random.RandomState, int]:
-    """The sampler's seeded random state and its ``n_ei_candidates`` (private attributes)."""
-    return sampler._rng.rng, int(sampler._n_ei_candidates)
-
-
-def tpe_trial_scores(trial: FrozenTrial, study: Study) -> tuple[float, tuple[float, float]]:
-    """A finished trial's infeasibility (sum of its violated constraints) and its pruned-trial
-    sort key, computed by the functions ``TPESampler``'s split of the trials uses (private)."""
-    from optuna.samplers._tpe.sampler import (
-        _get_infeasible_trial_score,
-        _get_pruned_trial_score,
-    )
-
-    return _get_infeasible_trial_score(trial), _get_pruned_trial_score(trial, study)
-
-
-def tpe_trial_params(sampler: TPESampler, trial: FrozenTrial, study: Study) -> dict[str, Any]:
-    """A trial's parameters as ``TPESampler`` reads them: for a running trial of another
-    worker, also those its sampler has proposed and not yet suggested (the constant liar's
-    ``tpe:relative_params`` system attributes), through ``TPESampler._get_params``."""
-    return sampler._get_params(trial, study)
-
-
-def tpe_sample(
-    sampler: TPESampler,
-    search_space: dict[str, BaseDistribution],
-    below: dict[str, np.ndarray],
-    above: dict[str, np.ndarray],
-    categorical: tuple[CategoricalLogPdf, CategoricalDraw] | None = None,
-) -> dict[str, Any]:
-    """The end of ``TPESampler._sample`` from the observations of the trials below and above:
-    two Parzen estimators built with the sampler's parameters, ``n_ei_candidates`` drawn from
-    the one below with the sampler's random state, the best by ``log l(x) - log g(x)``
-    (``_compute_acquisition_func``, ``_compare``), in external representation. The
-    estimator class and these steps have no public API.
-
-    ``categorical = (log_pdf, draw)``, given for a space of categorical parameters only, stands
-    in for the mixtures' ``log_pdf`` and ``sample`` (``_MixtureOfProductDistribution``), which
-    it must match number for number and draw for draw. Each takes the mixture's kernel weights
-    and each parameter's ``(kernels, choices)`` probabilities
-    (``_BatchedCategoricalDistributions.weights``); the candidates are one
-    ``(candidates, parameters)`` array of choice indices.
-    """
-    from optuna.samplers import TPESampler as _TPE
-
-    params = sampler._parzen_estimator_parameters
-    mpe_below = sampler._parzen_estimator_cls(below, search_space, params)
-    mpe_above = sampler._parzen_estimator_cls(above, search_space, params)
-    rng, n_candidates = tpe_rng_and_candidates(sampler)
-    if categorical is None:
-        samples = mpe_below.sample(rng, n_candidates)
-        acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
-    else:
-        log_pdf, draw = categorical
-        mixtures = [m._mixture_distribution for m in (mpe_below, mpe_above)]
-        (w_below, t_below), (w_above, t_above) = (
-            (m.weights, [d.weights for d in m.distributions])  # type: ignore[union-attr]
-            for m in mixtures
-        )
-        x = draw(rng, w_below, t_below, n_candidates)
-        samples = mpe_below._untransform(x)
-        acquisition = log_pdf(w_below, t_below, x) - log_pdf(w_above, t_above, x)
-    best = _TPE._compare(samples, acquisition)
-    return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
 
 
 def fresh_trials(study: Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:

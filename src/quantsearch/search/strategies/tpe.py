@@ -7,7 +7,7 @@ constraint score and sorts them all in Python before it builds its two Parzen es
 A finished trial never changes, so :class:`IncrementalTPESampler` encodes each once, into
 numpy arrays, and splits them with stable numpy sorts that order ties as Python's ``sorted``
 does; the Parzen estimators, the random draws and the choice of the best candidate are Optuna's
-own code (``optuna_compat.tpe_sample``), fed the same observations in the same order, so the
+own code (``optuna_compat_tpe.tpe_sample``), fed the same observations in the same order, so the
 proposals are Optuna's, for the same seed and history, draw for draw
 (``tests/search/strategies/test_tpe.py`` runs both side by side).
 
@@ -39,7 +39,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from quantsearch.search import optuna_compat
+from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
@@ -78,7 +78,7 @@ class _History:
         self.has_all[i] = self.space.keys() <= params.keys()
         if self.has_all[i]:
             self.x[i] = [d.to_internal_repr(params[k]) for k, d in self.space.items()]
-        infeasible, pruned_key = optuna_compat.tpe_trial_scores(trial, study)
+        infeasible, pruned_key = optuna_compat_tpe.tpe_trial_scores(trial, study)
         self.infeasible[i] = infeasible
         self.complete[i] = trial.state == TrialState.COMPLETE
         self.value[i] = trial.value if self.complete[i] else math.nan
@@ -252,9 +252,9 @@ class IncrementalTPESampler(TPESampler):
     ) -> dict[str, BaseDistribution]:
         # TPESampler's (multivariate for one objective: the intersection of the finished trials'
         # distributions, one-choice ones left out), without its deep copy each trial
-        if len(study.directions) != 1 or not optuna_compat.tpe_uses_defaults(self):
+        if len(study.directions) != 1 or not optuna_compat_tpe.tpe_uses_defaults(self):
             return super().infer_relative_search_space(study, trial)
-        space = optuna_compat.tpe_intersection(self, study)
+        space = optuna_compat_tpe.tpe_intersection(self, study)
         return {name: d for name, d in space.items() if not d.single()}
 
     def _sample_relative(
@@ -266,7 +266,7 @@ class IncrementalTPESampler(TPESampler):
             return {}
         if not self._past_startup:
             finished = optuna_compat.study_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
-            if len(finished) < optuna_compat.tpe_n_startup(self):
+            if len(finished) < optuna_compat_tpe.tpe_n_startup(self):
                 return {}
             self._past_startup = True
         return self._sample(study, trial, search_space)
@@ -275,15 +275,15 @@ class IncrementalTPESampler(TPESampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
-            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
+            return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
         with self._lock:  # the threads of one study (search.n_jobs) share its sampler
             observed = self._observations(study, trial, search_space)
         if observed is None:
-            return optuna_compat.tpe_sample_as_optuna(self, study, trial, search_space)
+            return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
         x_below, x_above = observed
         names = list(search_space)
         categorical = all(isinstance(d, CategoricalDistribution) for d in search_space.values())
-        return optuna_compat.tpe_sample(
+        return optuna_compat_tpe.tpe_sample(
             self,
             search_space,
             {k: x_below[:, j] for j, k in enumerate(names)},
@@ -298,7 +298,7 @@ class IncrementalTPESampler(TPESampler):
         ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
         running = history.update(optuna_compat.fresh_trials(study), trial.number, study)
-        below = history.below(optuna_compat.tpe_gamma(self, history.n))
+        below = history.below(optuna_compat_tpe.tpe_gamma(self, history.n))
         if below is None:
             return None
         rows = history.rows()
@@ -323,7 +323,7 @@ class IncrementalTPESampler(TPESampler):
                 isinstance(d, (CategoricalDistribution, IntDistribution))
                 for d in search_space.values()
             )
-            and optuna_compat.tpe_uses_defaults(self)
+            and optuna_compat_tpe.tpe_uses_defaults(self)
         )
 
     def _history_for(self, study: Study, space: dict[str, BaseDistribution]) -> _History:
@@ -334,7 +334,7 @@ class IncrementalTPESampler(TPESampler):
         return h
 
     def _running_row(self, trial: FrozenTrial, study: Study, h: _History) -> list[float] | None:
-        params = optuna_compat.tpe_trial_params(self, trial, study)
+        params = optuna_compat_tpe.tpe_trial_params(self, trial, study)
         if not h.space.keys() <= params.keys():
             return None
         return [d.to_internal_repr(params[k]) for k, d in h.space.items()]

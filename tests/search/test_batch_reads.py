@@ -1,0 +1,90 @@
+"""The trial loop's reads of the journal: the list of trials kept between two reads
+(``optuna_compat.journal_trials``) is the one Optuna's replay lists.
+
+Referee: Optuna's own, unmodified ``JournalStorage`` on a ``JournalFileBackend`` reading the same
+file, after every step of a study with running, waiting, failed, pruned and finished trials,
+trials stored whole, and a second writer's trials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from quantsearch.search import optuna_compat
+from quantsearch.search.journal import JournalBackend
+from quantsearch.search.journal_storage import Journal
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STATES: list[tuple[TrialState, ...] | None] = [
+    None,
+    (TrialState.COMPLETE,),
+    (TrialState.RUNNING, TrialState.WAITING),
+]
+
+
+def _seen(trials: list[FrozenTrial]) -> list[tuple[Any, ...]]:
+    return [(t.number, t.state, t.params, t.values, t.user_attrs) for t in trials]
+
+
+def test_the_kept_list_is_optunas_after_every_step(tmp_path: Path) -> None:
+    path = tmp_path / "study.journal"
+    ours = Journal(JournalBackend(path, exclusive=False))  # a record a change, no pending trial
+    study = optuna.create_study(storage=ours, study_name="s")
+    other = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
+    sid = study._study_id
+    checks = [0]
+
+    def check() -> None:
+        referee = JournalStorage(JournalFileBackend(str(path)))  # reads the file afresh
+        rid = referee.get_study_id_from_name("s")
+        for states in STATES:
+            want = referee.get_all_trials(rid, deepcopy=False, states=states)
+            got = ours.get_all_trials(sid, deepcopy=False, states=states)
+            assert _seen(got) == _seen(want), (checks[0], states)
+        checks[0] += 1
+
+    check()
+    running = study.ask()
+    running.suggest_int("x", 0, 9)
+    check()
+    for n in range(6):
+        t = study.ask()
+        t.suggest_int("x", 0, 9)
+        t.set_user_attr("n", n)
+        check()
+        if n == 2:
+            study.tell(t, state=TrialState.FAIL)
+        elif n == 3:
+            t.report(1.0, step=0)
+            study.tell(t, state=TrialState.PRUNED)
+        else:
+            study.tell(t, float(n))
+        check()
+    theirs = other.ask()  # another writer's trial, running, then finished
+    theirs.suggest_int("x", 0, 9)
+    check()
+    study.enqueue_trial({"x": 3})  # waiting
+    check()
+    other.tell(theirs, 5.0)
+    dist = {"x": IntDistribution(0, 9)}
+    optuna_compat.add_trials(
+        study, [create_trial(params={"x": i}, distributions=dist, value=i) for i in range(3)]
+    )
+    check()
+    running.set_user_attr("late", True)  # the first running trial still changes
+    study.tell(running, 9.0)
+    check()
+    waiting = study.ask()  # the enqueued trial runs
+    assert waiting.suggest_int("x", 0, 9) == 3
+    check()
+    study.tell(waiting, 1.0)
+    check()
+    assert len(study.trials) == 12 and checks[0] == 20
