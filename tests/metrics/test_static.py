@@ -87,6 +87,8 @@ def test_every_zoo_model_and_format_equals_the_passes_on_a_fresh_quantize(name: 
             assert g == w, f"{name}: {rc.key()}"
             assert not isinstance(w, str), w  # every config was priced, none failed
     assert sm.hits >= len(configs)
+    # every config of a known structure summed from its constant part (metrics/static_totals.py)
+    assert sm.in_order == 0
 
 
 class _Shared(nn.Module):
@@ -130,7 +132,7 @@ def test_shared_modules_fetched_parameters_and_functions_equal_the_passes() -> N
     for _ in range(2):
         for rc, w in zip(configs, want, strict=True):
             assert _priced(sm, gm, rc) == w, rc.key()
-    assert sm.hits >= len(configs)
+    assert sm.hits >= len(configs) and sm.in_order == 0
 
 
 def test_a_config_with_new_nodes_among_known_ones_prices_those_nodes_alone() -> None:

@@ -13,12 +13,19 @@ population's share of the forward pass (issue 15). Yet each node's entries
 2. the formats the passes read for the node (:func:`~quantsearch.passes.analysis.priced_with`):
    its own and, for a parameter fetched by ``get_attr``, those of the nodes that read it.
 
-:class:`StaticMetrics` keeps each node's entries per (structure, node, those formats), bounded,
-and totals them with the passes' own totalling functions (``total_compute_cost``,
-``total_param_cost``, ``total_activation_cost``) in graph order: the same additions of the
-same numbers in the same order, so every value equals (``==``) what ``compute_metrics``
-gives on the config's graph. A config whose every node was met before costs dictionary
-look-ups and the totals, and no graph is built or filled for it. A config of a known
+:class:`StaticMetrics` keeps each node's entries per (structure, node, those formats), bounded.
+A structure's nodes split in two: those its configs vary (the quantized nodes and the
+parameters they fetch) and the rest, whose one entry each is summed once per structure. A
+config of a known structure then costs a look-up per node it quantizes (by the ids of its
+``LayerQuant``'s formats, which the search interns, else by equality) and the sums of those
+entries with the constant part (:mod:`quantsearch.metrics.static_totals`): sums that equal,
+to the last bit, the passes' own in-order totals (``total_compute_cost``,
+``total_param_cost``, ``total_activation_cost``), because every term is a non-negative
+multiple of a power of two small enough for every partial sum to be exact; where that cannot
+be shown (bits such as 0.1 a element, a node without a cost rule) the entries are totalled
+in graph order by those functions. Either way every value equals (``==``) what
+``compute_metrics`` gives on the config's graph, and no graph is built or filled for a
+config whose every node was met before. A config of a known
 structure with some nodes not met before has only those nodes priced, by the passes'
 per-node functions (``count_node_flops``, ``count_node_params``, ``count_node_buffers``) on
 the graph the structure was last measured on (kept for the few most recent structures),
@@ -27,7 +34,8 @@ with the config's records put in place of the nodes those entries read
 or filled for it either (a lab search's configs each bring a new linear layer). Only a
 structure met first, or whose graph was dropped, runs the passes on the config's whole graph
 (``tests/metrics/test_static.py`` checks the equality on every zoo model, with every
-registered format's examples and random per-layer configs).
+registered format's examples and random per-layer configs; ``test_static_totals.py`` the
+sums and where they give way to the in-order totals).
 
 Every registered static metric is priced this way: the peak activation is a maximum over
 per-node entries and the averages are ratios of sums, all read from the same entries. A static
@@ -55,6 +63,8 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from functools import reduce
+from operator import attrgetter
 from typing import Any
 
 from torch import fx, nn
@@ -69,6 +79,14 @@ from quantsearch.metrics.groups import (
     param_values,
 )
 from quantsearch.metrics.specs import metric_spec
+from quantsearch.metrics.static_totals import (
+    CALLS,
+    INPUTS_AND_CALLS,
+    OWNERS,
+    Row,
+    Totals,
+    node_row,
+)
 from quantsearch.passes.analysis import (
     Unattributed,
     activation_cost,
@@ -87,29 +105,43 @@ from quantsearch.passes.analysis import (
     traced_batch_size,
     unattributed,
 )
+from quantsearch.passes.transform.layer import ROLES, LayerQuant
 
 __all__ = ["StaticMetrics"]
 
 _PRICED = (compute_cost_metrics, param_metrics, activation_metrics)
-# The nodes each pass prices (as the passes select them; a quantized function node stays a call).
-_CALLS = frozenset({"call_module", "call_function", "call_method"})
-_OWNERS = _CALLS | {"get_attr"}
-_BUFFERS = _CALLS | {"placeholder"}
+_CALLS, _OWNERS, _BUFFERS = CALLS, OWNERS, INPUTS_AND_CALLS
 
 Entry = dict[str, Any]
+# A node's entries, kept with their row for the totals (metrics/static_totals.py).
+Kept = tuple[Entry, Row]
+# A varying node's memo by the ids of its LayerQuant's formats (the search's formats are
+# interned: make_format), each kept with the formats, so that an id cannot be reused while
+# its entry lives: the same entries as the memo by equality, without hashing a LayerQuant.
+Fast = dict[tuple[int, ...], tuple[tuple[Any, ...], Kept]]
+_Varying = tuple[int, str, tuple[str, ...] | None, dict[Hashable, Kept], Fast]
+_formats = attrgetter(*ROLES)
 
 
 class _Structure:
-    """The entries met for one graph structure: per node, its formats -> its entries."""
+    """The entries met for one graph structure: per node, its formats -> its entries.
 
-    __slots__ = ("extra", "graph", "nodes", "shares")
+    ``varying`` lists the nodes whose formats its configs choose (quantized nodes and the
+    parameters they fetch: node index, name, the names of its readers or None, its memo, and
+    its memo by the identity of a ``LayerQuant``'s formats); every other node has one entry
+    for all of them, totalled once in ``totals``."""
+
+    __slots__ = ("const", "extra", "graph", "nodes", "shares", "totals", "varying")
 
     def __init__(self, n: int, shares: list[bool]) -> None:
-        self.nodes: list[dict[Hashable, Entry]] = [{} for _ in range(n)]
+        self.nodes: list[dict[Hashable, Kept]] = [{} for _ in range(n)]
         self.extra: Unattributed | None = None  # tensors no node uses (a structure's fact)
         # a graph of this structure, on which a node not met is priced (None: not kept)
         self.graph: fx.GraphModule | None = None
         self.shares = shares  # per node: owns a tensor an earlier node owns (count_params)
+        self.varying: list[_Varying] = []
+        self.const: list[Entry | None] = []  # per node: its one entry (None: varying)
+        self.totals: Totals | None = None
 
 
 class StaticMetrics:
@@ -166,6 +198,7 @@ class StaticMetrics:
         self._owners = [i for i, n in enumerate(nodes) if n.op in _OWNERS]
         self._inputs_and_calls = [i for i, n in enumerate(nodes) if n.op in _BUFFERS]
         self._batch = traced_batch_size(gm)
+        self._groups = (self._flops, self._params, self._buffers)
         self.max_entries = entries
         self._structures: dict[Hashable, _Structure] = {}
         self.max_graphs = graphs
@@ -174,6 +207,9 @@ class StaticMetrics:
         self.hits = 0  # configs priced from the memo alone
         self.partial = 0  # configs priced from the memo and their nodes not met before
         self.misses = 0  # configs whose graph the passes ran on
+        # hits and partials totalled entry by entry in graph order (metrics/static_totals.py
+        # could not show its sums equal the passes' there)
+        self.in_order = 0
 
     def values(
         self,
@@ -204,42 +240,82 @@ class StaticMetrics:
             self._structures.clear()
             self._graphs.clear()
             self._held = 0
-        layers = dict(config.items())
-        structure = (
-            tuple(n in layers for n in self._node_names),
-            tuple(layers.get(n) for n in self._shared),
-        )
-        keys = [
-            layers.get(n) if r is None else tuple(layers.get(x) for x in r)
-            for n, r in zip(self._node_names, self._readers, strict=True)
-        ]
+        get = config.get
+        # which nodes are quantized and how the shared modules are: the structure (see the
+        # module docstring); a name outside the graph only makes the key finer
+        structure: Hashable = frozenset(config)
+        if self._shared:
+            structure = (structure, tuple(get(n) for n in self._shared))
         st = self._structures.get(structure)
-        entries: list[Entry | None] = (
-            [d.get(k) for d, k in zip(st.nodes, keys, strict=True)] if st is not None else []
-        )
-        if st is None or (self._params and st.extra is None):
+        if st is None or st.totals is None:
             self.misses += 1
-            return self._measure(graph(), structure, keys)
-        missing = [i for i, e in enumerate(entries) if e is None]
+            return self._measure(graph(), structure, config)
+        found: list[tuple[int, Hashable, Kept | None]] = []
+        missing: list[int] = []
+        for i, name, readers, memo, fast in st.varying:
+            if readers is None:
+                key = get(name)
+                if type(key) is LayerQuant:
+                    formats = _formats(key)
+                    ident = tuple(map(id, formats))
+                    hit = fast.get(ident)
+                    if hit is not None:
+                        found.append((i, key, hit[1]))
+                        continue
+                    kept = memo.get(key)
+                    if kept is not None and self._held < self.max_entries:
+                        fast[ident] = (formats, kept)
+                        self._held += 1
+                else:
+                    kept = memo.get(key)
+            else:
+                key = tuple(get(x) for x in readers)
+                kept = memo.get(key)
+            if kept is None:
+                missing.append(i)
+            found.append((i, key, kept))
         if missing:
             if st.graph is None or self._held + len(missing) > self.max_entries:
                 self.misses += 1
-                return self._measure(graph(), structure, keys)
-            for i, entry in zip(missing, self._price(st, layers, missing), strict=True):
-                st.nodes[i][keys[i]] = entries[i] = entry
-                self._held += 1
+                return self._measure(graph(), structure, config)
+            priced = iter(self._price(st, config, missing))
+            for j, (i, key, kept) in enumerate(found):
+                if kept is None:
+                    entry = next(priced)
+                    kept = st.nodes[i][key] = (
+                        entry,
+                        node_row(self._records[i], entry, self._groups),
+                    )
+                    found[j] = (i, key, kept)
+                    self._held += 1
             self._graphs.move_to_end(structure)
             self.partial += 1
         else:
             self.hits += 1
-        known: list[Entry] = entries  # type: ignore[assignment]  # no None: filled above
-        if records:
-            for node, entry in zip(graph().graph.nodes, known, strict=True):
-                info(node).cost.update(entry)
-        return self._totals(known, st.extra)
+        values = st.totals.values(found)
+        if values is None or records:
+            entries = list(st.const)
+            for i, _, kept in found:
+                entries[i] = kept[0]  # type: ignore[index]
+            known: list[Entry] = entries  # type: ignore[assignment]  # no None: filled above
+            if records:
+                for node, entry in zip(graph().graph.nodes, known, strict=True):
+                    info(node).cost.update(entry)
+            if values is None:
+                self.in_order += 1
+                return self._totals(known, st.extra)
+        return values
+
+    def _keys(self, config: Mapping[str, Hashable]) -> list[Hashable]:
+        """Per node, the formats its entries are priced with under ``config``."""
+        get = config.get
+        return [
+            get(n) if r is None else tuple(get(x) for x in r)
+            for n, r in zip(self._node_names, self._readers, strict=True)
+        ]
 
     def _measure(
-        self, g: fx.GraphModule, structure: Hashable, keys: list[Hashable]
+        self, g: fx.GraphModule, structure: Hashable, config: Mapping[str, Hashable]
     ) -> dict[str, float]:
         """Run the passes on ``g`` (writing its records), keep every node's entries."""
         values: dict[str, float] = {}
@@ -253,6 +329,7 @@ class StaticMetrics:
         if self._buffers:
             values.update(activation_values(activation_cost(g)))
         out = {n: values[n] for n in self.names}
+        keys = self._keys(config)
         if self._held + len(keys) > self.max_entries:
             self._structures.clear()
             self._graphs.clear()
@@ -269,15 +346,36 @@ class StaticMetrics:
                 old.graph = None
             st.graph = g
             self._graphs[structure] = st
-        for d, k, node in zip(st.nodes, keys, g.graph.nodes, strict=True):
+        for i, (d, k, node) in enumerate(zip(st.nodes, keys, g.graph.nodes, strict=True)):
             if k not in d:
-                d[k] = dict(info(node).cost)
+                entry = dict(info(node).cost)
+                d[k] = (entry, node_row(self._records[i], entry, self._groups))
                 self._held += 1
         st.extra = extra
+        if st.totals is None:
+            self._plan(st, config, keys)
         return out
 
-    def _price(self, st: _Structure, layers: Mapping[str, Any], missing: list[int]) -> list[Entry]:
-        """The entries of the nodes at ``missing`` for the config ``layers``, priced on the
+    def _plan(self, st: _Structure, config: Mapping[str, Hashable], keys: list[Hashable]) -> None:
+        """Split ``st``'s nodes into those its configs vary (a quantized node, a parameter a
+        quantized node reads) and the rest, whose one entry each is totalled once."""
+        quantized = frozenset(config)
+        rows: list[Row | None] = []
+        for i, (name, readers) in enumerate(zip(self._node_names, self._readers, strict=True)):
+            kept = st.nodes[i][keys[i]]
+            if name in quantized if readers is None else not quantized.isdisjoint(readers):
+                st.varying.append((i, name, readers, st.nodes[i], {}))
+                st.const.append(None)
+                rows.append(None)
+            else:
+                st.const.append(kept[0])
+                rows.append(kept[1])
+        st.totals = Totals(rows, self._node_names, self.names, self._groups, st.extra, self._batch)
+
+    def _price(
+        self, st: _Structure, config: Mapping[str, Hashable], missing: list[int]
+    ) -> list[Entry]:
+        """The entries of the nodes at ``missing`` for ``config``, priced on the
         structure's graph by the passes' per-node functions, in the passes' order. The nodes
         the entries read get the config's records (precision, as the quantize pass writes it;
         an empty cost) for the time it takes; the graph's own come back after."""
@@ -288,7 +386,7 @@ class StaticMetrics:
         saved = {j: nodes[j].meta[META_KEY] for j in touched}
         try:
             for j in touched:
-                lq = layers.get(self._node_names[j])
+                lq: Any = config.get(self._node_names[j])
                 precision = dict(self._records[j].precision) if lq is None else dict(lq.items())
                 nodes[j].meta[META_KEY] = dataclasses.replace(
                     saved[j], precision=precision, cost={}
@@ -298,8 +396,8 @@ class StaticMetrics:
             modules: dict[str, nn.Module] = (
                 dict(g.named_modules())
                 if shared
-                else {
-                    str(nodes[i].target): g.get_submodule(str(nodes[i].target))
+                else {  # an attribute walk: get_submodule's checks cost some 3 us a node
+                    str(nodes[i].target): reduce(getattr, str(nodes[i].target).split("."), g)
                     for i in missing
                     if nodes[i].op == "call_module"  # a quantized function's is one too
                 }
@@ -323,7 +421,8 @@ class StaticMetrics:
                 nodes[j].meta[META_KEY] = record
 
     def _totals(self, entries: list[Entry], extra: Unattributed | None) -> dict[str, float]:
-        """The totals of memoised entries, by the passes' own totalling functions."""
+        """The totals of memoised entries in graph order, by the passes' own totalling
+        functions (where :class:`Totals` cannot show its sums are theirs)."""
         values: dict[str, float] = {}
         rec = self._records
         if self._flops:

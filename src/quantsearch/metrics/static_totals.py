@@ -1,0 +1,257 @@
+"""The totals of a config's memoised per-node entries without a walk over the graph: the
+entries its structure fixes summed once, the few the config varies added to them.
+
+The analysis passes total their entries in graph order (``total_compute_cost``,
+``total_param_cost``, ``total_activation_cost``). An integer sum is the same in any order. So
+is a float sum whose every partial sum is exact: every value totalled here is non-negative
+(elements, bits), and every one is a multiple of ``1/d``, ``d`` being the largest
+denominator of any summand's ``as_integer_ratio()`` (a power of two: 1 for the
+integer-valued bits of a fixed-point format, 2 for 8.5 bits). Every partial sum is then a
+multiple of ``1/d`` no larger than the total, and all of them are exact while the total is
+below ``2**53 / d``: the sum is the exact one whichever the order. :meth:`Totals.values`
+checks that bound with a margin of two (``total * d < 2**52``, so a total rounded below it
+cannot hide an inexact one) and answers ``None`` otherwise, as it does for a node without a
+cost rule (whose warning the passes' totals give): the caller then totals every entry in graph
+order with the passes' own functions. The peak activation is a maximum, the same in any order
+but for which node holds it: ties go to the earliest node, as the passes' strict ``>`` does.
+
+The totals are then handed to the passes' own cost records (``ComputeCost``, ``ParamCost``,
+``ActivationCost``) and the metric groups' value functions, so each metric's formula (a mean,
+a per-sample division) stays in one place. ``tests/metrics/test_static.py`` checks every value
+``==`` the passes on a freshly quantized graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from operator import add
+from typing import Any, NamedTuple
+
+from quantsearch.graph import NodeInfo
+from quantsearch.metrics.groups import activation_values, cost_values, param_values
+from quantsearch.passes.analysis import (
+    ActivationCost,
+    ComputeCost,
+    ParamCost,
+    Unattributed,
+)
+from quantsearch.passes.analysis.buffers import ALIAS_KINDS
+
+__all__ = ["CALLS", "FORMULAS", "INPUTS_AND_CALLS", "OWNERS", "Row", "Totals", "node_row"]
+
+# The nodes each pass prices (as the passes select them; a quantized function node stays a call).
+CALLS = frozenset({"call_module", "call_function", "call_method"})
+OWNERS = CALLS | {"get_attr"}
+INPUTS_AND_CALLS = CALLS | {"placeholder"}
+
+# Per node, what the totals add, in this order: compute_cost's, param_cost's (PARAM_KEYS,
+# then the weight terms), activation_cost's sums.
+_PARAMS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bits")
+_WIDTH = 13
+_FLOATS = (3, 4, 5, 6, 7, 8, 10, 12)  # the sums the passes accumulate in floats
+_LIMIT = 2**52
+
+
+class Row(NamedTuple):
+    """One node's entries as the totals read them."""
+
+    values: tuple[Any, ...]  # its term of each sum (:data:`_WIDTH` of them), 0 where none
+    # largest denominator of a term; 0: not summable here (a term negative or not finite, or
+    # no cost rule: the passes' totals leave the node out, with a warning)
+    grain: int
+    peak: tuple[float, int] | None  # (in + out bits, elements): a peak activation candidate
+
+
+def node_row(rec: NodeInfo, c: Mapping[str, Any], groups: tuple[bool, bool, bool]) -> Row:
+    """The :class:`Row` of the entries ``c`` of the node ``rec`` (the traced record: its op and
+    op kind) for the metric groups on in ``groups`` (compute, params, activations)."""
+    flops, params, buffers = groups
+    v: list[Any] = [0] * _WIDTH
+    uncounted = False
+    if flops and rec.op in CALLS:
+        if "uncounted" in c:
+            uncounted = True
+        else:
+            v[0:4] = c["macs"], c["flops"], c["flops_backward"], c["bitops"]
+    if params and rec.op in OWNERS:
+        v[4:9] = [c.get(k, 0) for k in _PARAMS]
+        v[9:11] = c.get("weight_elems", 0), c.get("weight_bits", 0.0)
+    peak = None
+    if buffers and rec.op in INPUTS_AND_CALLS:
+        if rec.op_kind not in ALIAS_KINDS:
+            v[11:13] = c["out_elems"], c["out_bits"]
+        if rec.op != "placeholder":
+            peak = (c["in_bits"] + c["out_bits"], c["in_elems"] + c["out_elems"])
+    return Row(tuple(v), 0 if uncounted else _grain(v), peak)
+
+
+def _grain(terms: Any) -> int:
+    grain = 1
+    for x in terms:
+        if not (x >= 0 and math.isfinite(x)):
+            return 0
+        grain = max(grain, x.as_integer_ratio()[1])
+    return grain
+
+
+# Each metric from the sums (the columns of a Row), the peak and the batch size: the formulas
+# of metrics/groups.py's value functions on the passes' cost records, spelt out so that a
+# config costs no record. Totals checks them against those functions on each structure's
+# first config and totals by the passes from then on if any differs.
+_Formula = Callable[[Sequence[Any], float, int], float]
+
+
+def _avg_param_bits(s: Sequence[Any]) -> float:
+    params = int(s[4])
+    return float(s[7]) / params if params else 0.0
+
+
+FORMULAS: dict[str, _Formula] = {
+    "macs": lambda s, _, b: s[0] / b,
+    "flops": lambda s, _, b: s[1] / b,
+    "flops_backward": lambda s, _, b: s[2] / b,
+    "bitops": lambda s, _, b: float(s[3]) / b,
+    "params": lambda s, _, b: float(int(s[4])),
+    "trainable_params": lambda s, _, b: float(int(s[5])),
+    "buffers": lambda s, _, b: float(int(s[6])),
+    "model_size_bits": lambda s, _, b: float(s[7]),
+    "model_size_bytes": lambda s, _, b: float(s[7]) / 8,
+    "buffer_bits": lambda s, _, b: float(s[8]),
+    "avg_weight_bits": lambda s, _, b: float(s[10]) / s[9] if s[9] else _avg_param_bits(s),
+    "avg_param_bits": lambda s, _, b: _avg_param_bits(s),
+    "activation_bits": lambda s, _, b: float(s[12]) / b,
+    "peak_activation_bits": lambda s, peak, b: peak / b,
+}
+
+
+class Totals:
+    """The totals of one structure's configs: its constant entries (every node a config of
+    it leaves alone) summed once; :meth:`values` adds a config's varying entries.
+
+    Args:
+        rows: per node in graph order, its :class:`Row` if constant, else ``None``.
+        nodes: the node names, in graph order.
+        names: the metric names asked for (each of :data:`FORMULAS`), in order.
+        groups: the metric groups on (compute, params, activations).
+        extra: the structure's tensors no node uses (with the params group).
+        batch: the traced batch size.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_checked",
+        "_const",
+        "_formulas",
+        "_generic",
+        "_grain",
+        "_groups",
+        "_nodes",
+        "_peak",
+        "_unatt",
+    )
+
+    def __init__(
+        self,
+        rows: Sequence[Row | None],
+        nodes: Sequence[str],
+        names: Sequence[str],
+        groups: tuple[bool, bool, bool],
+        extra: Unattributed | None,
+        batch: int,
+    ) -> None:
+        const: list[Any] = [0] * _WIDTH
+        for i in _FLOATS:
+            const[i] = 0.0
+        grain, summable = 1, True
+        best: tuple[float, int, int] = (0.0, 0, -1)  # (bits, elements, node index)
+        for i, r in enumerate(rows):
+            if r is None:
+                continue
+            const = list(map(add, const, r.values))
+            summable = summable and r.grain > 0
+            grain = max(grain, r.grain)
+            if r.peak is not None and r.peak[0] > best[0]:
+                best = (r.peak[0], r.peak[1], i)
+        self._unatt = 0
+        if extra is not None:
+            for numel, trainable, bits in extra.params:
+                self._unatt += numel
+                const[4] += numel
+                const[5] += trainable
+                const[7] += bits
+            for numel, bits in extra.buffers:
+                const[6] += numel
+                const[8] += bits
+            g = _grain([b for *_, b in extra.params] + [b for _, b in extra.buffers])
+            summable = summable and g > 0
+            grain = max(grain, g)
+        self._const = tuple(const)
+        self._grain = grain
+        self._generic = not summable  # a constant node not summable here: every config
+        self._peak = best
+        self._nodes = nodes
+        self._formulas = [(n, FORMULAS[n]) for n in names]
+        self._checked = False
+        self._groups = groups
+        self._batch = batch
+
+    def values(self, found: Sequence[tuple[int, Any, Any]]) -> dict[str, float] | None:
+        """The metric values of a config whose varying nodes have the entries ``found``
+        (node index, key, (entries, :class:`Row`); in graph order); ``None`` where the sums
+        are not provably those of the passes (see the module docstring): total them in
+        graph order then."""
+        if self._generic:
+            return None
+        grain = self._grain
+        sums = self._const
+        best_bits, best_elems, best = self._peak
+        for i, _, kept in found:
+            r = kept[1]
+            g = r.grain
+            if not g:
+                return None
+            if g > grain:
+                grain = g
+            sums = tuple(map(add, sums, r.values))
+            p = r.peak
+            if p is not None and (p[0] > best_bits or (p[0] == best_bits and 0 <= i < best)):
+                best_bits, best_elems, best = p[0], p[1], i
+        if max(sums) * grain >= _LIMIT:
+            return None
+        b = self._batch
+        out = {n: f(sums, best_bits, b) for n, f in self._formulas}
+        if not self._checked:
+            want = self._by_records(sums, best_bits, best_elems, best)
+            if any(type(v) is not type(want[n]) or v != want[n] for n, v in out.items()):
+                self._generic = True  # the formulas are not the groups' (changed since?)
+                return None
+            self._checked = True
+        return out
+
+    def _by_records(
+        self, sums: Sequence[Any], peak_bits: float, peak_elems: int, peak: int
+    ) -> dict[str, float]:
+        """The values by the passes' cost records and the groups' value functions."""
+        flops, params, buffers = self._groups
+        out: dict[str, float] = {}
+        if flops:
+            cc = ComputeCost(sums[0], sums[1], sums[2], float(sums[3]), self._batch)
+            out.update(cost_values(cc))
+        if params:
+            pc = ParamCost(
+                params=int(sums[4]),
+                trainable_params=int(sums[5]),
+                buffers=int(sums[6]),
+                param_bits=float(sums[7]),
+                buffer_bits=float(sums[8]),
+                weight_elems=sums[9],
+                weight_bits=float(sums[10]),
+                unattributed_params=self._unatt,
+            )
+            out.update(param_values(pc))
+        if buffers:
+            node = self._nodes[peak] if peak >= 0 else None
+            ac = ActivationCost(sums[11], float(sums[12]), peak_elems, peak_bits, node, self._batch)
+            out.update(activation_values(ac))
+        return out
