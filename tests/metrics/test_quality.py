@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,7 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.metrics import accuracy, balanced_accuracy, evaluate, top_k_accuracy
-from quantsearch.metrics.quality import device_of
+from quantsearch.metrics.quality import device_of, loss_sums, quality_of
 
 # 6 samples, 3 classes. argmax per row: 0, 1, 2, 0, 2, 1.
 LOGITS = torch.tensor(
@@ -158,3 +159,51 @@ def test_device_of_is_where_the_first_parameter_or_buffer_lives() -> None:
     only_buffer.register_buffer("scale", torch.ones(1, device="meta"))
     assert device_of(only_buffer) == torch.device("meta")
     assert device_of(nn.ReLU()) == torch.device("cpu")  # nothing to ask: the CPU
+
+
+def _ties_and_large(g: torch.Generator, v: int, n: int, c: int) -> torch.Tensor:
+    """``v`` outputs of ``n`` rows: Gaussian logits, rounded ones (ties), all-equal rows, and
+    large magnitudes (where a softmax without its max shift would overflow)."""
+    x = torch.randn(v, n, c, generator=g)
+    x[1::4] = torch.round(x[1::4] * 2) / 2
+    x[2::4, ::3] = 0.0
+    x[3::4] *= 1e4
+    return x
+
+
+@pytest.mark.parametrize("c", [2, 5, 10, 100])
+@pytest.mark.parametrize("n", [1, 7, 13, 500, 1029, 7000])
+def test_loss_sums_are_the_same_stacked_or_one_output_at_a_time(n: int, c: int) -> None:
+    """Row-locality, checked: each output's loss sum is the same bits whether its logits are
+    computed alone or stacked among others (n from 1 to past the kernel's chunk of 6,552
+    samples at 5 classes, not multiples of any vector width), and equals a float64 numpy
+    referee to float32 accuracy; the sum is the sequential float64 sum of the per-sample
+    terms (Python's left-to-right sum of the same floats as referee)."""
+    g = torch.Generator().manual_seed(n * 1000 + c)
+    x = _ties_and_large(g, 8, n, c)
+    y = torch.randint(0, c, (n,), generator=g)
+    together = loss_sums(x, y)
+    alone = torch.cat([loss_sums(x[v : v + 1], y) for v in range(len(x))])
+    assert torch.equal(together, alone)
+    a = x.double().numpy()
+    m = a.max(2, keepdims=True)
+    lse = np.log(np.exp(a - m).sum(2)) + m[..., 0]
+    ref = (lse - np.take_along_axis(a, y.numpy()[None, :, None], 2)[..., 0]).sum(1)
+    assert np.allclose(together.numpy(), ref, rtol=1e-5, atol=1e-5 * n)
+    per = -torch.log_softmax(x[0].t().contiguous()[None], 1)[0].gather(0, y[None])[0]
+    assert float(together[0]) == sum(per.double().tolist())
+
+
+def test_one_evaluation_and_the_helpers_agree_exactly() -> None:
+    """evaluate() of one output is quality_of over its counts and loss_sums of it alone."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 4, generator=g)
+    y = torch.randint(0, 4, (50,), generator=g)
+    got = evaluate(Fixed(x), Split(torch.arange(50, dtype=torch.float32)[:, None], y))
+    correct = [int(((x.argmax(1) == y) & (y == k)).sum()) for k in range(4)]
+    count = [int((y == k).sum()) for k in range(4)]
+    want = quality_of(correct, count, float(loss_sums(x[None], y)[0]), 50, {})
+    assert got == want
+    assert got.balanced_accuracy == math.fsum(
+        a / b for a, b in zip(correct, count, strict=True) if b
+    ) / sum(1 for b in count if b)

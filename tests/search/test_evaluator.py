@@ -107,14 +107,14 @@ def test_evaluate_many_equals_one_at_a_time(mlp: nn.Module, digits: DataSplits) 
     assert evaluator.evaluate_many([]) == []
 
 
-def _jsc_lab() -> tuple[Any, Any, list[Any]]:
+def _jsc_lab(space_table: dict[str, Any] = LAB_SPACE) -> tuple[Any, Any, list[Any]]:
     """jsc-tiny on 512 seeded samples, the lab's 16-point space: (space, evaluator, configs)."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     data = Split(torch.randn(512, 16, generator=g), torch.randint(0, 5, (512,), generator=g))
     gm = trace(build_model("jsc-tiny").eval(), data.x[:8])
     obj = {**OBJ, "model_size_bits": {"direction": "minimize"}}
-    cfg = parse_search_config({"space": LAB_SPACE, "objectives": obj})
+    cfg = parse_search_config({"space": space_table, "objectives": obj})
     space, evaluator = prepare_search(gm, cfg, data)
     configs = [evaluator.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
     return space, evaluator, configs
@@ -127,10 +127,17 @@ def _no_single_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Evaluator, "evaluate", refuse)
 
 
+@pytest.mark.parametrize("bias", ["same_as_weight", None])
 def test_the_lab_population_equals_sixteen_single_evaluations(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, bias: str | None
 ) -> None:
-    _, evaluator, configs = _jsc_lab()
+    """MASE's lab space quantizes the bias with the weight's format: the linear layer's 16
+    variants run as one batched kernel (.batched: exact by the fixed-point bound). With a
+    float bias (off any coarse grid) each runs its own call. Equal dicts either way."""
+    choices = dict(LAB_SPACE["choices"]["linear"])  # type: ignore[index]
+    if bias is None:
+        del choices["bias"]
+    _, evaluator, configs = _jsc_lab({**LAB_SPACE, "choices": {"linear": choices}})
     want = [evaluator.evaluate(rc) for rc in configs]
     with monkeypatch.context() as m:
         _no_single_path(m)  # the population path answers every config itself
@@ -138,6 +145,8 @@ def test_the_lab_population_equals_sixteen_single_evaluations(
     assert [g.metrics for g in got] == [w.metrics for w in want]
     assert [list(g.metrics or ()) for g in got] == [list(w.metrics or ()) for w in want]
     assert all(g.error is None and g.seconds > 0 for g in got)
+    batched = evaluator._local.population.batched_calls
+    assert batched == (1 if bias else 0)  # one batch of 512 samples
 
 
 @pytest.mark.parametrize(

@@ -69,12 +69,13 @@ class PopulationQuality:
         for t in logits:
             row = slot.get(id(t))
             if row is None:
-                _check(t, labels)
+                if not distinct or t.shape != distinct[0].shape:
+                    _check(t, labels)  # equal shapes pass alike
                 row = slot[id(t)] = len(distinct)
                 distinct.append(t)
             rows.append(row)
         c = self.num_classes
-        lo, hi = int(labels.min()), int(labels.max())
+        lo, hi = (int(v) for v in torch.aminmax(labels))
         if lo < 0 or hi >= c:
             raise MetricError(f"labels must be in [0, {c - 1}] (got labels in [{lo}, {hi}])")
         if any(not 1 <= k <= c for k in self.ks):

@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,7 @@ from quantsearch.passes.transform.resolved import ResolvedConfig
 __all__ = ["Population", "population_refusal"]
 
 _CALLS = ("call_module", "call_function", "call_method")
+_T = TypeVar("_T")
 
 
 def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> str | None:
@@ -160,6 +161,9 @@ class Population:
         self._facts: dict[tuple[str, LayerQuant], LinearFacts | None] = {}  # batched.py's
         self._stacks: dict[tuple[Any, ...], tuple[tuple[LayerQuant, ...], Stacked | None]] = {}
         self._checked: dict[int, LayerQuant] = {}  # see refusal
+        # (node, id(lq)) -> (lq, its split / its module): see _remember
+        self._split_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._module_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._graph_why: dict[frozenset[str], str | None] = {}
         self.batched_calls = 0  # layer calls answered by one batched kernel (tests read it)
         nodes = list(gm.graph.nodes)
@@ -355,9 +359,12 @@ class Population:
         ``lq`` (a population asks once per config and node)."""
         if lq is None or node.op != "call_module" or len(node.all_input_nodes) != 1:
             return None
+        fast = self._split_ids.get((node.name, id(lq)))  # the same object: no hashing
+        if fast is not None and fast[0] is lq:
+            return fast[1]  # type: ignore[no-any-return]
         key = (node.name, lq)
         if key in self._splits:
-            return self._splits[key]
+            return _remember(self._split_ids, (node.name, id(lq)), lq, self._splits[key])
         fmt = lq.format("data_in")
         rest = dataclasses.replace(lq, data_in=None)  # the module the split path calls
         split = None
@@ -366,7 +373,7 @@ class Population:
         if len(self._splits) >= self.max_modules:
             self._splits.clear()
         self._splits[key] = split
-        return split
+        return _remember(self._split_ids, (node.name, id(lq)), lq, split)
 
     def _call(self, node: fx.Node, lq: LayerQuant | None, values: dict[fx.Node, Any]) -> Any:
         """``node`` run with ``lq`` on its inputs' ``values``, as the quantized graph runs it."""
@@ -385,11 +392,14 @@ class Population:
 
     def _module(self, node: fx.Node, lq: LayerQuant) -> nn.Module:
         """The module ``quantize`` builds for ``node`` under ``lq`` (eval mode), memoised."""
+        fast = self._module_ids.get((node.name, id(lq)))  # the same object: no hashing
+        if fast is not None and fast[0] is lq:
+            return fast[1]  # type: ignore[no-any-return]
         key = (node.name, lq)
         hit = self._modules.get(key)
         if hit is not None:
             self._modules.move_to_end(key)
-            return hit
+            return _remember(self._module_ids, (node.name, id(lq)), lq, hit)
         pristine = submodule(self.gm, str(node.target)) if node.op == "call_module" else None
         try:
             built = QUANTIZERS.get(info(node).op_kind).build(node, pristine, lq, False)
@@ -400,7 +410,18 @@ class Population:
         while len(self._modules) >= self.max_modules:
             self._modules.popitem(last=False)
         self._modules[key] = built
-        return built
+        return _remember(self._module_ids, (node.name, id(lq)), lq, built)
+
+
+def _remember(
+    memo: dict[tuple[str, int], tuple[Any, Any]], key: tuple[str, int], obj: Any, value: _T
+) -> _T:
+    """``value`` kept under ``(node name, id(obj))`` with ``obj`` itself, which keeps the id
+    ``obj``'s while the entry lives (looked up by identity: equal objects hash slowly)."""
+    if len(memo) >= 4096:
+        memo.clear()
+    memo[key] = (obj, value)
+    return value
 
 
 def _value(env: dict[fx.Node, tuple[list[Any], list[int]]], node: fx.Node, c: int) -> Any:
