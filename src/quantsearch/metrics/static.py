@@ -131,13 +131,14 @@ class _Structure:
     its memo by the identity of a ``LayerQuant``'s formats); every other node has one entry
     for all of them, totalled once in ``totals``."""
 
-    __slots__ = ("const", "extra", "graph", "nodes", "shares", "totals", "varying")
+    __slots__ = ("const", "extra", "fx_nodes", "graph", "nodes", "shares", "totals", "varying")
 
     def __init__(self, n: int, shares: list[bool]) -> None:
         self.nodes: list[dict[Hashable, Kept]] = [{} for _ in range(n)]
         self.extra: Unattributed | None = None  # tensors no node uses (a structure's fact)
         # a graph of this structure, on which a node not met is priced (None: not kept)
         self.graph: fx.GraphModule | None = None
+        self.fx_nodes: list[fx.Node] | None = None  # graph's nodes, listed on first use
         self.shares = shares  # per node: owns a tensor an earlier node owns (count_params)
         self.varying: list[_Varying] = []
         self.const: list[Entry | None] = []  # per node: its one entry (None: varying)
@@ -343,7 +344,7 @@ class StaticMetrics:
         if st.graph is None and self.max_graphs > 0:
             while len(self._graphs) >= self.max_graphs:
                 _, old = self._graphs.popitem(last=False)
-                old.graph = None
+                old.graph = old.fx_nodes = None
             st.graph = g
             self._graphs[structure] = st
         for i, (d, k, node) in enumerate(zip(st.nodes, keys, g.graph.nodes, strict=True)):
@@ -381,7 +382,9 @@ class StaticMetrics:
         an empty cost) for the time it takes; the graph's own come back after."""
         g = st.graph
         assert g is not None  # values() measures the whole graph otherwise
-        nodes = list(g.graph.nodes)
+        if st.fx_nodes is None:
+            st.fx_nodes = list(g.graph.nodes)
+        nodes = st.fx_nodes
         touched = sorted({j for i in missing for j in self._priced_with[i]})
         saved = {j: nodes[j].meta[META_KEY] for j in touched}
         try:

@@ -89,9 +89,15 @@ def node_row(rec: NodeInfo, c: Mapping[str, Any], groups: tuple[bool, bool, bool
 def _grain(terms: Any) -> int:
     grain = 1
     for x in terms:
-        if not (x >= 0 and math.isfinite(x)):
+        if type(x) is int:  # most terms: elements, MACs, integer bits
+            if x < 0:
+                return 0
+        elif not (x >= 0 and math.isfinite(x)):
             return 0
-        grain = max(grain, x.as_integer_ratio()[1])
+        else:
+            d = x.as_integer_ratio()[1]
+            if d > grain:
+                grain = d
     return grain
 
 
