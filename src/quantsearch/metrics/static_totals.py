@@ -45,9 +45,9 @@ CALLS = frozenset({"call_module", "call_function", "call_method"})
 OWNERS = CALLS | {"get_attr"}
 INPUTS_AND_CALLS = CALLS | {"placeholder"}
 
-# Per node, what the totals add, in this order: compute_cost's, param_cost's (PARAM_KEYS,
-# then the weight terms), activation_cost's sums.
-_PARAMS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bits")
+# Per node, what the totals add, in this order: compute_cost's (macs, flops, flops_backward,
+# bitops), param_cost's (PARAM_KEYS, then weight_elems, weight_bits), activation_cost's
+# (elements, bits) sums.
 _WIDTH = 13
 _FLOATS = (3, 4, 5, 6, 7, 8, 10, 12)  # the sums the passes accumulate in floats
 _LIMIT = 2**52
@@ -67,23 +67,35 @@ def node_row(rec: NodeInfo, c: Mapping[str, Any], groups: tuple[bool, bool, bool
     """The :class:`Row` of the entries ``c`` of the node ``rec`` (the traced record: its op and
     op kind) for the metric groups on in ``groups`` (compute, params, activations)."""
     flops, params, buffers = groups
-    v: list[Any] = [0] * _WIDTH
+    op = rec.op
     uncounted = False
-    if flops and rec.op in CALLS:
+    compute: tuple[Any, ...] = (0, 0, 0, 0)
+    if flops and op in CALLS:
         if "uncounted" in c:
             uncounted = True
         else:
-            v[0:4] = c["macs"], c["flops"], c["flops_backward"], c["bitops"]
-    if params and rec.op in OWNERS:
-        v[4:9] = [c.get(k, 0) for k in _PARAMS]
-        v[9:11] = c.get("weight_elems", 0), c.get("weight_bits", 0.0)
+            compute = (c["macs"], c["flops"], c["flops_backward"], c["bitops"])
+    owned: tuple[Any, ...] = (0, 0, 0, 0, 0, 0, 0)
+    if params and op in OWNERS:
+        get = c.get
+        owned = (
+            get("params", 0),
+            get("trainable_params", 0),
+            get("buffers", 0),
+            get("param_bits", 0),
+            get("buffer_bits", 0),
+            get("weight_elems", 0),
+            get("weight_bits", 0.0),
+        )
+    kept: tuple[Any, ...] = (0, 0)
     peak = None
-    if buffers and rec.op in INPUTS_AND_CALLS:
+    if buffers and op in INPUTS_AND_CALLS:
         if rec.op_kind not in ALIAS_KINDS:
-            v[11:13] = c["out_elems"], c["out_bits"]
-        if rec.op != "placeholder":
+            kept = (c["out_elems"], c["out_bits"])
+        if op != "placeholder":
             peak = (c["in_bits"] + c["out_bits"], c["in_elems"] + c["out_elems"])
-    return Row(tuple(v), 0 if uncounted else _grain(v), peak)
+    v = compute + owned + kept
+    return Row(v, 0 if uncounted else _grain(v), peak)
 
 
 def _grain(terms: Any) -> int:
