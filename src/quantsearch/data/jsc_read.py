@@ -2,10 +2,11 @@
 
 MASE's HDF5 file is read with h5py straight into numpy, OpenML's ARFF with scipy's reader; a
 CSV still goes through pandas' reader, whose type inference, missing-value tokens and float
-parsing the loader keeps: pandas 3 parses a plain number correctly rounded, as ``float()``
-does, but pandas 2 (which the dependencies allow) keeps 17 digits and scales by powers of ten,
-so the bits of a pandas-free reader would depend on the user's pandas. Duplicate rows are
-dropped as pandas' ``drop_duplicates()`` does (:func:`first_occurrences`).
+parsing the loader keeps: pandas 3.1 parses a plain number correctly rounded (fast_float), as
+``float()`` does, but earlier versions, which the dependencies allow (pandas >= 2.0), keep 17
+digits and scale by powers of ten, so the bits of a pandas-free reader would match some users'
+pandas and not others'. Duplicate rows are dropped as pandas' ``drop_duplicates()`` does
+(:func:`first_occurrences`).
 
 Example:
     >>> feature, label = np.array([0.0, -0.0, np.nan, -np.nan]), np.array([1, 1, 2, 2])
