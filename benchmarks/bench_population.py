@@ -10,7 +10,11 @@ downloaded here; a trial's cost does not depend on the values), the metrics a se
 space measures (``prepare_search``: its objectives plus the report's columns). Parts:
 
 1. MASE lab 3's 16-point space (``data_in`` and ``weight`` of the linear layer from
-   {(16,8), (8,6), (8,4), (4,2)}): ``Evaluator.evaluate_many`` of all 16 configs against 16
+   {(16,8), (8,6), (8,4), (4,2)}, the bias in the weight's format: MASE's lab code sets the
+   bias's width and frac width to the weight's, and ``examples/jsc_tiny.toml`` has ``bias =
+   "same_as_weight"``; with the bias on the weight's grid the population runs the linear
+   layer's 16 variants as one batched kernel, exact by the fixed-point bound of
+   ``passes/transform/batched.py``): ``Evaluator.evaluate_many`` of all 16 configs against 16
    ``Evaluator.evaluate`` calls, the two interleaved (order alternating) in one process, and
    the results compared dict for dict every repeat. Beside them, interleaved too, the
    analytic metrics of the 16 configs two ways: as ``evaluate_many`` prices them now
@@ -25,6 +29,10 @@ space measures (``prepare_search``: its objectives plus the report's columns). P
    bringing a new linear layer priced alone), and the 16 configs resolved by
    ``Evaluator.resolve`` against ``ResolvedConfig.from_dict`` on the graph without the
    evaluator's kept ``GraphView`` (the path before), checked equal.
+   The same space with a float bias (``LAB_SPACE_FLOAT_BIAS``, the space this benchmark had
+   before): the bias's float32 values lie on no grid coarse enough for the bound, so the
+   population runs each variant's own call there; ``evaluate_many`` against 16 ``evaluate``
+   calls, interleaved alike.
 2. A 10^4-point per-layer space of jsc-tiny (``data_in`` and ``weight`` of the BatchNorm and
    of the linear layer, each from widths 3..12 with frac_width = width // 2): every point
    resolved and evaluated with ``evaluate_many``, wall time, with the memo of analytic
@@ -61,7 +69,10 @@ from quantsearch.search.config import parse_search_config
 from quantsearch.search.evaluate import Evaluation, Evaluator
 
 LAB_PAIRS = [[16, 8], [8, 6], [8, 4], [4, 2]]
-LAB_SPACE = {"choices": {"linear": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS}}}
+LAB_SPACE = {
+    "choices": {"linear": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS, "bias": "same_as_weight"}}
+}
+LAB_SPACE_FLOAT_BIAS = {"choices": {"linear": {"data_in": LAB_PAIRS, "weight": LAB_PAIRS}}}
 WIDE = [[w, w // 2] for w in range(3, 13)]
 LAYER_SPACE = {
     "by": "name",
@@ -143,6 +154,7 @@ def bench_lab(repeats: int) -> dict[str, Any]:
         statistics.median(times[k]) for k in paths
     )
     return {
+        "batched": ev._local.population.batched_calls > 0,
         "configs": len(configs),
         "metrics": list(ev.metrics),
         "many_ms": many * 1e3,
@@ -156,6 +168,32 @@ def bench_lab(repeats: int) -> dict[str, Any]:
         "fresh_ms": fresh_s * 1e3,
         "resolve_ms": resolve_s * 1e3,
         "from_dict_ms": plain_s * 1e3,
+    }
+
+
+def bench_pair(space_table: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """``evaluate_many`` of a space's configs against one ``evaluate`` each, interleaved."""
+    space, ev = _setup(space_table)
+    configs = [ev.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
+    ev.evaluate_many(configs), [ev.evaluate(rc) for rc in configs]  # warm both paths
+    times: dict[str, list[float]] = {"many": [], "single": []}
+    for r in range(repeats):
+        for path in ("many", "single") if r % 2 == 0 else ("single", "many"):
+            t0 = time.perf_counter()
+            if path == "many":
+                got = ev.evaluate_many(configs)
+            else:
+                want = [ev.evaluate(rc) for rc in configs]
+            times[path].append(time.perf_counter() - t0)
+        if not _same(got, want):
+            raise SystemExit("evaluate_many differs from evaluate")
+    many, single = (statistics.median(times[k]) for k in ("many", "single"))
+    pop = ev._local.population
+    return {
+        "many_ms": many * 1e3,
+        "single_ms": single * 1e3,
+        "speedup": single / many,
+        "batched": pop.batched_calls > 0,
     }
 
 
@@ -224,7 +262,10 @@ def main() -> None:
         f"({torch.get_num_threads()} thread), {os.cpu_count()} CPUs, load {load:.1f}\n"
     )
     lab = bench_lab(repeats)
-    print(f"## Lab space: {lab['configs']} configs, metrics {lab['metrics']}\n")
+    print(
+        f"## Lab space (bias same_as_weight): {lab['configs']} configs, metrics "
+        f"{lab['metrics']}; linear layer batched: {'yes' if lab['batched'] else 'no'}\n"
+    )
     print("| | analytic metrics memoised | memo off (the path before) | ratio |\n|---|---|---|---|")
     print(
         f"| evaluate_many of the {lab['configs']} configs, ms | {lab['many_ms']:.2f} | "
@@ -252,6 +293,14 @@ def main() -> None:
     print(
         f"| evaluate_many against {lab['configs']} x evaluate (same memo setting) | "
         f"**{lab['speedup']:.2f}x** | {lab['single_off_ms'] / lab['memo_off_ms']:.2f}x | |\n"
+    )
+    fb = bench_pair(LAB_SPACE_FLOAT_BIAS, repeats)
+    print("## Lab space with a float bias (the space before; no batched kernel)\n")
+    print("| evaluate_many ms | 16 x evaluate ms | speed-up | linear layer batched |")
+    print("|---|---|---|---|")
+    print(
+        f"| {fb['many_ms']:.2f} | {fb['single_ms']:.2f} | **{fb['speedup']:.2f}x** | "
+        f"{'yes' if fb['batched'] else 'no'} |\n"
     )
     en = bench_enumeration(1000 if args.quick else 2000, 1 if args.quick else 3)
     print(f"## Per-layer space: {en['points']:,} points, all evaluated\n")
