@@ -251,9 +251,9 @@ class StaticMetrics:
         if st is None or st.totals is None:
             self.misses += 1
             return self._measure(graph(), structure, config)
-        found: list[tuple[int, Hashable, Kept | None]] = []
-        missing: list[int] = []
-        for i, name, readers, memo, fast in st.varying:
+        found: list[Kept | None] = []  # per varying node, in order
+        missing: list[int] = []  # positions in found
+        for _, name, readers, memo, fast in st.varying:
             if readers is None:
                 key = get(name)
                 if type(key) is LayerQuant:
@@ -261,7 +261,7 @@ class StaticMetrics:
                     ident = tuple(map(id, formats))
                     hit = fast.get(ident)
                     if hit is not None:
-                        found.append((i, key, hit[1]))
+                        found.append(hit[1])
                         continue
                     kept = memo.get(key)
                     if kept is not None and self._held < self.max_entries:
@@ -270,41 +270,37 @@ class StaticMetrics:
                 else:
                     kept = memo.get(key)
             else:
-                key = tuple(get(x) for x in readers)
-                kept = memo.get(key)
+                kept = memo.get(tuple(get(x) for x in readers))
             if kept is None:
-                missing.append(i)
-            found.append((i, key, kept))
+                missing.append(len(found))
+            found.append(kept)
         if missing:
             if st.graph is None or self._held + len(missing) > self.max_entries:
                 self.misses += 1
                 return self._measure(graph(), structure, config)
-            priced = iter(self._price(st, config, missing))
-            for j, (i, key, kept) in enumerate(found):
-                if kept is None:
-                    entry = next(priced)
-                    kept = st.nodes[i][key] = (
-                        entry,
-                        node_row(self._records[i], entry, self._groups),
-                    )
-                    found[j] = (i, key, kept)
-                    self._held += 1
+            at = [st.varying[j][0] for j in missing]
+            for j, i, entry in zip(missing, at, self._price(st, config, at), strict=True):
+                _, name, readers, memo, _ = st.varying[j]
+                key = get(name) if readers is None else tuple(get(x) for x in readers)
+                found[j] = memo[key] = (entry, node_row(self._records[i], entry, self._groups))
+                self._held += 1
             self._graphs.move_to_end(structure)
             self.partial += 1
         else:
             self.hits += 1
-        values = st.totals.values(found)
+        known: list[Kept] = found  # type: ignore[assignment]  # no None: filled above
+        values = st.totals.values([k[1] for k in known])
         if values is None or records:
             entries = list(st.const)
-            for i, _, kept in found:
-                entries[i] = kept[0]  # type: ignore[index]
-            known: list[Entry] = entries  # type: ignore[assignment]  # no None: filled above
+            for (i, *_), kept in zip(st.varying, known, strict=True):
+                entries[i] = kept[0]
+            every: list[Entry] = entries  # type: ignore[assignment]  # no None: filled above
             if records:
-                for node, entry in zip(graph().graph.nodes, known, strict=True):
+                for node, entry in zip(graph().graph.nodes, every, strict=True):
                     info(node).cost.update(entry)
             if values is None:
                 self.in_order += 1
-                return self._totals(known, st.extra)
+                return self._totals(every, st.extra)
         return values
 
     def _keys(self, config: Mapping[str, Hashable]) -> list[Hashable]:

@@ -167,6 +167,7 @@ class Totals:
         "_nodes",
         "_peak",
         "_unatt",
+        "_varying",
     )
 
     def __init__(
@@ -183,6 +184,7 @@ class Totals:
             const[i] = 0.0
         grain, summable = 1, True
         best: tuple[float, int, int] = (0.0, 0, -1)  # (bits, elements, node index)
+        self._varying = [i for i, r in enumerate(rows) if r is None]
         for i, r in enumerate(rows):
             if r is None:
                 continue
@@ -214,29 +216,32 @@ class Totals:
         self._groups = groups
         self._batch = batch
 
-    def values(self, found: Sequence[tuple[int, Any, Any]]) -> dict[str, float] | None:
-        """The metric values of a config whose varying nodes have the entries ``found``
-        (node index, key, (entries, :class:`Row`); in graph order); ``None`` where the sums
-        are not provably those of the passes (see the module docstring): total them in
+    def values(self, rows: Sequence[Row]) -> dict[str, float] | None:
+        """The metric values of a config whose varying nodes (the ``None`` of the ``rows``
+        given at construction, in graph order) have the rows ``rows``; ``None`` where the
+        sums are not provably those of the passes (see the module docstring): total them in
         graph order then."""
         if self._generic:
             return None
         grain = self._grain
-        sums = self._const
-        best_bits, best_elems, best = self._peak
-        for i, _, kept in found:
-            r = kept[1]
+        for r in rows:
             g = r.grain
             if not g:
                 return None
             if g > grain:
                 grain = g
-            sums = tuple(map(add, sums, r.values))
-            p = r.peak
-            if p is not None and (p[0] > best_bits or (p[0] == best_bits and 0 <= i < best)):
-                best_bits, best_elems, best = p[0], p[1], i
+        if len(rows) > 1:  # one pass over the columns (as exact, by the bound below)
+            sums = tuple(map(sum, zip(self._const, *[r.values for r in rows], strict=True)))
+        else:
+            sums = tuple(map(add, self._const, rows[0].values)) if rows else self._const
         if max(sums) * grain >= _LIMIT:
             return None
+        best_bits, best_elems, best = self._peak
+        if self._groups[2]:
+            for i, r in zip(self._varying, rows, strict=True):
+                p = r.peak
+                if p is not None and (p[0] > best_bits or (p[0] == best_bits and 0 <= i < best)):
+                    best_bits, best_elems, best = p[0], p[1], i
         b = self._batch
         out = {n: f(sums, best_bits, b) for n, f in self._formulas}
         if not self._checked:
