@@ -12,7 +12,12 @@ from torch import nn
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.metrics import accuracy, balanced_accuracy, evaluate, top_k_accuracy
-from quantsearch.metrics.quality import device_of, loss_sums, quality_of
+from quantsearch.metrics.quality import (
+    classes_first,
+    device_of,
+    loss_sums,
+    quality_of,
+)
 
 # 6 samples, 3 classes. argmax per row: 0, 1, 2, 0, 2, 1.
 LOGITS = torch.tensor(
@@ -182,8 +187,8 @@ def test_loss_sums_are_the_same_stacked_or_one_output_at_a_time(n: int, c: int) 
     g = torch.Generator().manual_seed(n * 1000 + c)
     x = _ties_and_large(g, 8, n, c)
     y = torch.randint(0, c, (n,), generator=g)
-    together = loss_sums(x, y)
-    alone = torch.cat([loss_sums(x[v : v + 1], y) for v in range(len(x))])
+    together = loss_sums(classes_first(x), y)
+    alone = torch.cat([loss_sums(classes_first(x[v : v + 1]), y) for v in range(len(x))])
     assert torch.equal(together, alone)
     a = x.double().numpy()
     m = a.max(2, keepdims=True)
@@ -202,7 +207,7 @@ def test_one_evaluation_and_the_helpers_agree_exactly() -> None:
     got = evaluate(Fixed(x), Split(torch.arange(50, dtype=torch.float32)[:, None], y))
     correct = [int(((x.argmax(1) == y) & (y == k)).sum()) for k in range(4)]
     count = [int((y == k).sum()) for k in range(4)]
-    want = quality_of(correct, count, float(loss_sums(x[None], y)[0]), 50, {})
+    want = quality_of(correct, count, float(loss_sums(classes_first(x[None]), y)[0]), 50, {})
     assert got == want
     assert got.balanced_accuracy == math.fsum(
         a / b for a, b in zip(correct, count, strict=True) if b

@@ -34,7 +34,13 @@ import torch
 from quantsearch.errors import MetricError
 
 # The single path's own arithmetic and checks: each config's result is computed as its is.
-from quantsearch.metrics.quality import Quality, _check, loss_sums, quality_of
+from quantsearch.metrics.quality import (
+    Quality,
+    _check,
+    classes_first,
+    loss_sums,
+    quality_of,
+)
 from quantsearch.passes.transform.batched import stacked_views
 
 __all__ = ["PopulationQuality"]
@@ -83,10 +89,12 @@ class PopulationQuality:
         whole = stacked_views(distinct)  # a batched layer's outputs are one tensor already
         stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
         correct = stacked.argmax(2) == labels  # first maximum, as argmax(1) of each
-        offset = torch.arange(len(distinct), device=labels.device)[:, None] * c + labels
-        per_class = torch.bincount(offset[correct], minlength=len(distinct) * c).view(-1, c)
+        d = len(distinct)
+        offset = torch.arange(d, device=labels.device)[:, None] * c + labels
+        bins = torch.where(correct, offset, d * c)  # a miss counts in one extra bin
+        per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
         counts = torch.bincount(labels, minlength=c)
-        losses = loss_sums(stacked, labels)
+        losses = loss_sums(classes_first(stacked), labels)
         hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
         for t in distinct if self.ks else ():
             top = t.topk(max(self.ks), dim=1).indices == labels[:, None]

@@ -42,6 +42,7 @@ __all__ = [
     "accuracy",
     "balanced_accuracy",
     "class_labels",
+    "classes_first",
     "device_of",
     "evaluate",
     "loss_sums",
@@ -121,17 +122,23 @@ def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return float(hit.float().mean())
 
 
-def loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The summed cross-entropy of each of ``V`` outputs ``logits[v]`` (``[V, N, C]``) for the
-    samples labelled ``labels`` (``[N]``), float64 ``[V]``.
+def classes_first(logits: torch.Tensor) -> torch.Tensor:
+    """``V`` outputs' logits ``[V, N, C]`` laid out ``[V, C, N]`` (a contiguous copy): the
+    layout :func:`loss_sums` reduces over classes in, along dim 1."""
+    return logits.transpose(1, 2).contiguous()
+
+
+def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The summed cross-entropy of each of ``V`` outputs for the samples labelled ``labels``
+    (``[N]``), from their logits laid out ``[V, C, N]`` (:func:`classes_first`), float64 ``[V]``.
 
     One evaluation and a population of them share this arithmetic, so their losses are
     equal (``==``) whatever ``V``. Each sample's loss ``-log_softmax(row)[label]`` is computed
-    in float32 with the classes along dim 1 of a ``[V, C, N]`` tensor: ATen's CPU kernel for a
-    softmax over a dim that is not the last one vectorizes across the samples of one output,
-    in chunks that depend on ``C`` and ``N`` only, never on ``V`` (the outputs are its outer
-    dimension), so a sample's value does not depend on the outputs beside it, and it is 10-15x
-    faster than the last-dim kernel for a few classes (which runs a scalar ``exp`` per logit).
+    in float32 with the classes along dim 1: ATen's CPU kernel for a softmax over a dim that
+    is not the last one vectorizes across the samples of one output, in chunks that depend on
+    ``C`` and ``N`` only, never on ``V`` (the outputs are its outer dimension), so a sample's
+    value does not depend on the outputs beside it, and it is 10-15x faster than the last-dim
+    kernel for a few classes (which runs a scalar ``exp`` per logit).
     ``tests/metrics/test_quality.py`` checks the independence on many shapes, with ties and
     large logits. Each output's samples are then summed in float64 in sample order:
     ``cumsum``, a sequential scan along each row on the CPU; on other devices each row is
@@ -139,12 +146,12 @@ def loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [1.0, 0.0]]])
-        >>> [round(v, 4) for v in loss_sums(logits, torch.tensor([0, 1])).tolist()]
+        >>> sums = loss_sums(classes_first(logits), torch.tensor([0, 1]))
+        >>> [round(v, 4) for v in sums.tolist()]
         [0.2539, 2.0064]
     """
-    v, n, _ = logits.shape
-    by_class = logits.transpose(1, 2).float().contiguous()  # [V, C, N]
-    picked = F.log_softmax(by_class, dim=1).gather(1, labels.view(1, 1, n).expand(v, 1, n))
+    v, _, n = by_class.shape
+    picked = F.log_softmax(by_class.float(), dim=1).gather(1, labels.view(1, 1, n).expand(v, 1, n))
     per = picked.view(v, n).double().neg()
     if per.device.type == "cpu":
         return per.cumsum(1)[:, -1]
@@ -193,7 +200,7 @@ class _Accumulator:
             labels[correct], minlength=c
         )
         self.count_per_class = self.count_per_class + torch.bincount(labels, minlength=c)
-        self.loss_sum = self.loss_sum + loss_sums(logits[None], labels)[0]
+        self.loss_sum = self.loss_sum + loss_sums(classes_first(logits[None]), labels)[0]
         if self.ks:
             top = logits.topk(max(self.ks), dim=1).indices == labels[:, None]
             for k in self.ks:
