@@ -1,14 +1,16 @@
-"""The trial loop's reads of the journal: the list of trials kept between two reads
-(``optuna_compat.journal_trials``) is the one Optuna's replay lists.
+"""The trial loop's reads of the study: the list of trials kept between two reads
+(``optuna_compat.journal_trials``) is the one Optuna's replay lists; the batched path's check
+for a waiting trial answers as a filter of every trial does.
 
-Referee: Optuna's own, unmodified ``JournalStorage`` on a ``JournalFileBackend`` reading the same
-file, after every step of a study with running, waiting, failed, pruned and finished trials,
-trials stored whole, and a second writer's trials.
+Referees: Optuna's own, unmodified ``JournalStorage`` on a ``JournalFileBackend`` reading the
+same file, after every step of a study with running, waiting, failed, pruned and finished
+trials, trials stored whole, and a second writer's trials; ``Study.get_trials`` by state.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -18,6 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from quantsearch.search import optuna_compat
+from quantsearch.search.batch import Batches
 from quantsearch.search.journal import JournalBackend
 from quantsearch.search.journal_storage import Journal
 
@@ -88,3 +91,36 @@ def test_the_kept_list_is_optunas_after_every_step(tmp_path: Path) -> None:
     study.tell(waiting, 1.0)
     check()
     assert len(study.trials) == 12 and checks[0] == 20
+
+
+def test_ready_sees_a_waiting_trial_wherever_it_is() -> None:
+    """``Batches.ready`` looks past the leading finished trials only: after every step it
+    answers as a filter of all trials by state does (the referee), with waiting trials
+    enqueued behind a running one and after finished ones, and taken by the next ask."""
+    study = optuna.create_study()
+    state = SimpleNamespace(_finished=0)  # the one attribute ready() keeps
+
+    def check() -> None:
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        optuna_compat.sync_trials(study)  # enqueue_trial leaves the study's cached list as was
+        assert Batches.ready(state, study) == (not waiting)  # type: ignore[arg-type]
+
+    running = study.ask()
+    check()
+    for n in range(5):
+        study.tell(study.ask(), float(n))
+        check()
+        if n in (1, 3):
+            study.enqueue_trial({"x": n})
+            check()
+    study.tell(running, 0.0)  # the first unfinished trial finishes: all 6 are
+    check()
+    assert state._finished == 6
+    study.enqueue_trial({"x": 9})
+    check()
+    while study.get_trials(states=(TrialState.WAITING,)):
+        trial = study.ask()
+        check()
+        study.tell(trial, 1.0)
+        check()
+    assert Batches.ready(state, study) and state._finished == len(study.trials) == 7  # type: ignore[arg-type]

@@ -77,6 +77,7 @@ class Batches:
         self.objective, self.sampler, self.budget = objective, sampler, coord.budget
         self.k = first_k(objective.evaluator.baseline_seconds)
         self._max: int = getattr(sampler, "max_batch", MAX_K)
+        self._finished = 0  # leading trials seen finished (ready)
         self._worker = worker_id()
         self._encoding: Encoding = "categorical" if objective.categorical else "ordinal"
         self._distributions = objective.space.distributions(self._encoding)
@@ -93,8 +94,17 @@ class Batches:
         )
 
     def ready(self, study: optuna.Study) -> bool:
-        """No WAITING trial (a retry, which the one-at-a-time path runs first)."""
-        return not optuna_compat.study_trials(study, (TrialState.WAITING,))
+        """No WAITING trial (a retry, which the one-at-a-time path runs first).
+
+        Asked before every batch: the trials before the first unfinished one (listed by number,
+        new ones last) stay finished, so they are counted once and not looked at again.
+        """
+        trials = optuna_compat.study_trials(study)
+        i = self._finished
+        while i < len(trials) and trials[i].state.is_finished():
+            i += 1
+        self._finished = i
+        return not any(t.state == TrialState.WAITING for t in trials[i:])
 
     def run(self, study: optuna.Study, after: Callable[[optuna.Study, FrozenTrial], None]) -> None:
         """One batch: the ticket just taken and up to ``k - 1`` more; ``after`` per stored trial,
