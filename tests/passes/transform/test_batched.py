@@ -211,6 +211,15 @@ def test_uneven_groups_and_any_order_equal_each_layer() -> None:
         assert y.is_contiguous() and torch.equal(y, m(x))
 
 
+def test_weights_too_large_to_stack_run_one_call_each() -> None:
+    gm = trace(_model(), torch.ones(4, 16))
+    layers = [quantize(gm, rc).get_submodule("0") for rc in _configs(LAB, "same")]
+    facts = [linear_facts(m) for m in layers]
+    index = [i for i in range(4) for _ in range(4)]
+    assert stack(facts, index) is not None
+    assert stack(facts, index, max_bytes=4 * 16 * 20 * 4 - 1) is None
+
+
 def test_a_three_dimensional_input_and_a_data_out_format() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 5)).eval()

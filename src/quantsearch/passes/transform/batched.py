@@ -26,8 +26,8 @@ the caller runs each config's own layer: a ``data_in`` format that is not determ
 point (other formats' outputs are not on one ``2^-f`` grid), no ``data_in`` format, weights
 or bias not on a grid coarse enough, a non-finite value, a dtype other than float32/float64
 or dtypes that differ, a layer in training mode or with float master weights re-quantized
-per call, and a float32 matmul precision other than ``"highest"`` (TF32 or bfloat16 inputs
-would be rounded before the products). Only the kernel is batched: each config's
+per call, a float32 matmul precision other than ``"highest"`` (TF32 or bfloat16 inputs
+would be rounded before the products), and stacked weights over 32 MiB (:func:`stack`). Only the kernel is batched: each config's
 ``data_out`` format is applied to its own contiguous slice, the call its module makes.
 
 Example:
@@ -224,10 +224,13 @@ class Stacked:
     bits: tuple[tuple[int, int], ...]  # each layer's (w_bits, b_bits)
 
 
-def stack(facts: Sequence[LinearFacts | None], index: Sequence[int]) -> Stacked | None:
+def stack(
+    facts: Sequence[LinearFacts | None], index: Sequence[int], max_bytes: int = 32 * 2**20
+) -> Stacked | None:
     """The :class:`Stacked` layout of layers with these ``facts``, layer ``v`` reading input
-    ``index[v]``; ``None`` where a layer has no facts or no grid, or the layers disagree on
-    shape, dtype or having a bias."""
+    ``index[v]``; ``None`` where a layer has no facts or no grid, the layers disagree on
+    shape, dtype or having a bias, or the stacked weights would take more than ``max_bytes``
+    (a copy of every variant's weights: for large layers each variant's own call is kept)."""
     if not facts or any(f is None or f.bits is None for f in facts):
         return None
     ok = [f for f in facts if f is not None]
@@ -248,6 +251,8 @@ def stack(facts: Sequence[LinearFacts | None], index: Sequence[int]) -> Stacked 
         slot.append(used[i])
         used[i] += 1
     slots = max(used)
+    if inputs * n_in * slots * out * w0.element_size() > max_bytes:
+        return None
     blocks = [i * slots + s for i, s in zip(index, slot, strict=True)]
     with torch.inference_mode():
         weight = w0.new_zeros(inputs, n_in, slots * out)

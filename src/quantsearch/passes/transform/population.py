@@ -345,7 +345,7 @@ class Population:
                 self._facts[fkey] = linear_facts(m)  # type: ignore[arg-type]
             facts.append(self._facts[fkey])
         st = stack(facts, [q for _, q in layers])
-        if len(self._stacks) >= 64:
+        if len(self._stacks) >= 8:  # each at most 32 MiB (batched.stack)
             self._stacks.pop(next(iter(self._stacks)))
         self._stacks[key] = (tuple(lq for lq, _ in layers), st)
         return st
