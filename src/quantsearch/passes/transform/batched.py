@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -222,6 +222,9 @@ class Stacked:
     sums: tuple[tuple[float, float], ...]  # each layer's (weight_sum, bias_max)
     order: Tensor | None  # the layers' blocks among [inputs * slots]; None: all, in order
     bits: tuple[tuple[int, int], ...]  # each layer's (w_bits, b_bits)
+    caps: dict[
+        tuple[tuple[int, ...], torch.dtype], list[tuple[int, float, float, float]] | None
+    ] = field(default_factory=dict, compare=False)  # see _caps
 
 
 def stack(
@@ -309,19 +312,10 @@ def linear_many(
         n_in = x0.shape[-1]
         xx = torch.stack([x.reshape(-1, n_in) for x in xs])  # [inputs, N, in]
         xmax = xx.abs().amax((1, 2)).tolist()  # max |x| of each input
-        # B of each layer, then B / g = B * 2^max(fx + fw, fb) against the limit (float64;
-        # a NaN fails the comparison)
-        cap = limit * _MARGIN
-        info = torch.finfo(x0.dtype)
-        # g = 2^-e a normal number (no subnormal, so no flush-to-zero), limit * g finite
-        lo_e = math.ceil(math.log2(limit / info.max))
-        hi_e = math.floor(-math.log2(info.tiny))
-        for i, (wb, bb), (ws, bm) in zip(stacked.index, stacked.bits, stacked.sums, strict=True):
-            e = max(x_bits[i] + wb, bb)  # type: ignore[operator]
-            if not lo_e <= e <= hi_e:
-                return None
-            if not (xmax[i] * ws + bm) * 2.0**e <= cap:
-                return None
+        caps = _caps(stacked, tuple(x_bits), x0.dtype, limit)  # type: ignore[arg-type]
+        # B of each layer (float64) against its cap, limit * g; a NaN fails the comparison
+        if caps is None or not all(xmax[i] * ws + bm <= cap for i, ws, bm, cap in caps):
+            return None
         if stacked.bias is None:
             y = torch.bmm(xx, stacked.weight)
         else:
@@ -335,8 +329,33 @@ def linear_many(
         else:
             y = y.reshape(-1, n, out)[stacked.order]
         shape = (*x0.shape[:-1], out)
-        result = []
-        for v, m in enumerate(layers):
-            yv = y[v].view(shape)
-            result.append(yv if m.q_data_out is None else m.q_data_out.quantize(yv))
-        return result
+        views = y.unbind(0) if x0.dim() == 2 else [yv.view(shape) for yv in y.unbind(0)]
+        return [
+            yv if m.q_data_out is None else m.q_data_out.quantize(yv)
+            for yv, m in zip(views, layers, strict=True)
+        ]
+
+
+def _caps(
+    stacked: Stacked, x_bits: tuple[int, ...], dtype: torch.dtype, limit: float
+) -> list[tuple[int, float, float, float]] | None:
+    """Per layer ``(its input, weight_sum, bias_max, limit * g)`` for inputs on the grids
+    ``x_bits``, or ``None`` where some ``g = 2^-e`` is not a normal number of ``dtype`` or
+    ``limit * g`` is not finite (no subnormal, so no flush-to-zero); kept on ``stacked``."""
+    key = (x_bits, dtype)
+    if key in stacked.caps:
+        return stacked.caps[key]
+    info = torch.finfo(dtype)
+    lo_e = math.ceil(math.log2(limit / info.max))
+    hi_e = math.floor(-math.log2(info.tiny))
+    out: list[tuple[int, float, float, float]] | None = []
+    for i, (wb, bb), (ws, bm) in zip(stacked.index, stacked.bits, stacked.sums, strict=True):
+        e = max(x_bits[i] + wb, bb)
+        if not lo_e <= e <= hi_e:
+            out = None
+            break
+        out.append((i, ws, bm, limit * _MARGIN * 2.0**-e))  # type: ignore[union-attr]
+    if len(stacked.caps) >= 64:
+        stacked.caps.clear()
+    stacked.caps[key] = out
+    return out
