@@ -267,6 +267,17 @@ class Evaluator:
         per_config = max(1, rows * per_sample // traced)
         return max(1, self.population_bytes // per_config)
 
+    def _kinds(self) -> tuple[list[str], tuple[int, ...], list[str]]:
+        """The data metrics, their top-k ``k``s and the static metrics (found once per
+        metric list)."""
+        kept: tuple[tuple[str, ...], Any] | None = getattr(self, "_kinds_of", None)
+        if kept is None or kept[0] != self.metrics:
+            names = [n for n in self.metrics if metric_spec(n).kind == "data"]
+            ks = tuple(k for k in (top_k_of(n) for n in names) if k is not None)
+            static = [n for n in self.metrics if metric_spec(n).kind == "static"]
+            kept = self._kinds_of = (self.metrics, (names, ks, static))
+        return kept[1]
+
     def _population(self, chunk: list[ResolvedConfig]) -> list[Evaluation] | None:
         """``chunk`` evaluated as one population; ``None`` where the path cannot answer."""
         t0 = time.perf_counter()
@@ -278,8 +289,7 @@ class Evaluator:
             if pop.refusal(bound) is not None:
                 return None
             quality: PopulationQuality | None = None
-            names = [n for n in self.metrics if metric_spec(n).kind == "data"]
-            ks = tuple(k for k in (top_k_of(n) for n in names) if k is not None)
+            names, ks, static = self._kinds()
             for x, y in self.data.batches(self.batch_size):
                 outs = pop.run(bound, x.to(self.device, non_blocking=True))
                 labels = class_labels(y.to(self.device, non_blocking=True))
@@ -288,7 +298,6 @@ class Evaluator:
                 quality.add(outs, labels)
             data_values = [quality_values(q) for q in quality.results()] if quality else []
             sm = self.static_metrics()
-            static = [n for n in self.metrics if metric_spec(n).kind == "static"]
             unpriced = [n for n in static if n not in sm.names]  # none is registered
             pm = self.prepared()
             results = []
@@ -297,7 +306,8 @@ class Evaluator:
                 values = sm.values(rc, partial(pm.apply_, rc))
                 if unpriced:
                     values.update(compute_metrics(pm.apply_(rc), unpriced))
-                values.update(data_values[i] if names else {})
+                if names:
+                    values.update(data_values[i])
                 results.append({n: values[n] for n in self.metrics})
         except Exception:  # the single path reports each config's own error
             return None
