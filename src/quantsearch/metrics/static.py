@@ -105,7 +105,7 @@ from quantsearch.passes.analysis import (
     traced_batch_size,
     unattributed,
 )
-from quantsearch.passes.transform.layer import ROLES, LayerQuant
+from quantsearch.passes.transform.layer import LayerQuant
 
 __all__ = ["StaticMetrics"]
 
@@ -120,7 +120,8 @@ Kept = tuple[Entry, Row]
 # its entry lives: the same entries as the memo by equality, without hashing a LayerQuant.
 Fast = dict[tuple[int, ...], tuple[tuple[Any, ...], Kept]]
 _Varying = tuple[int, str, tuple[str, ...] | None, dict[Hashable, Kept], Fast]
-_formats = attrgetter(*ROLES)
+# every field of a LayerQuant (its formats by role): equal ids, equal LayerQuants
+_formats = attrgetter(*(f.name for f in dataclasses.fields(LayerQuant)))
 
 
 class _Structure:
