@@ -19,6 +19,12 @@ The totals are then handed to the passes' own cost records (``ComputeCost``, ``P
 ``ActivationCost``) and the metric groups' value functions, so each metric's formula (a mean,
 a per-sample division) stays in one place. ``tests/metrics/test_static.py`` checks every value
 ``==`` the passes on a freshly quantized graph.
+
+Example:
+    >>> (0.1 + 0.2) + 0.3 == 0.1 + (0.2 + 0.3)  # denominators 2**55 and more: order shows
+    False
+    >>> (4.5 * 80 + 6.625 * 5) + 16 * 64 == 4.5 * 80 + (6.625 * 5 + 16 * 64)  # d = 8
+    True
 """
 
 from __future__ import annotations
