@@ -202,6 +202,11 @@ class Population:
         k = len(bound)
         env: dict[fx.Node, tuple[list[Any], list[int]]] = {}
         out: list[Any] = []
+        unset: list[LayerQuant | None] = [None] * k
+        by_node: dict[str, list[LayerQuant | None]] = {}  # node -> each config's LayerQuant
+        for c, rc in enumerate(bound):
+            for name in rc:
+                by_node.setdefault(name, list(unset))[c] = rc[name]
         with torch.inference_mode():
             for i, node in enumerate(self.gm.graph.nodes):
                 if node.op == "placeholder":
@@ -210,9 +215,13 @@ class Population:
                     env[node] = ([_fetch(self.gm, str(node.target))], [0] * k)
                 elif node.op == "output":
                     (result,) = node.args
-                    out = [_substitute(result, env, c) for c in range(k)]
+                    if isinstance(result, fx.Node):  # one output: no structure to rebuild
+                        values, index = env[result]
+                        out = [values[v] for v in index]
+                    else:
+                        out = [_substitute(result, env, c) for c in range(k)]
                 else:
-                    env[node] = self._node(node, bound, env)
+                    env[node] = self._node(node, by_node.get(node.name, unset), env)
                 for done in self._free[i]:
                     env.pop(done, None)
         return out
@@ -220,12 +229,12 @@ class Population:
     def _node(
         self,
         node: fx.Node,
-        bound: Sequence[ResolvedConfig],
+        lqs: list[LayerQuant | None],
         env: dict[fx.Node, tuple[list[Any], list[int]]],
     ) -> tuple[list[Any], list[int]]:
+        """``node``'s distinct values and each config's index into them; ``lqs``: each
+        config's :class:`LayerQuant` of ``node`` (``None``: float)."""
         inputs = node.all_input_nodes
-        name = node.name
-        lqs = [rc.get(name) for rc in bound]
         if all(lq is None for lq in lqs) and all(len(env[a][0]) == 1 for a in inputs):
             # every config runs the float node on the same values: once for all
             return [self._call(node, None, {a: env[a][0][0] for a in inputs})], [0] * len(lqs)
