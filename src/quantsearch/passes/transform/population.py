@@ -13,14 +13,13 @@ per distinct input and format, and the layer then runs without it on that value.
 Exactness. Each distinct value is computed by the same call the one-at-a-time path makes, on
 a tensor holding the same values: the module ``quantize(gm, config)`` builds for that node and
 config (weights rounded once, as the slot path does; ``tests/passes/transform/test_slots.py``
-proves the slot path equal to ``quantize``), or the node's own function. There is one
-exception, exact by arithmetic rather than by construction: the variants of a linear layer
-whose inputs and weights lie on fixed-point grids narrow enough that every summation order
-gives the exact dot product run as one batched kernel (:mod:`.batched` states and checks the
-condition per batch of data, and falls back to one call each where it fails), and each
-variant gets a contiguous tensor of the shape its own call returns; every later node runs per
-variant as before. So the outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``
-for every format.
+proves the slot path equal to ``quantize``), or the node's own function. Two exceptions are
+exact by arithmetic instead: a linear layer's variants whose inputs and weights lie on
+fixed-point grids narrow enough that every summation order gives the exact dot product run
+as one batched kernel (:mod:`.batched` states and checks the condition per batch of data,
+else one call each), each variant getting a contiguous tensor of its own call's shape; and a
+float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element). Other
+nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
 
 What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
