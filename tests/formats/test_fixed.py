@@ -232,3 +232,32 @@ def test_half_precision_inputs_match_a_float64_reference_for_every_format(
             assert (g <= hi_int / scale).all() and (g >= lo_int / scale).all(), (width, frac)
             bad = np.flatnonzero(g != expected)
             assert bad.size == 0, (width, frac, x64[bad[:3]], g[bad[:3]], expected[bad[:3]])
+
+
+# --- the no-autograd path (evaluation) and the autograd path give the same bits ---------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_inference_path_equals_the_autograd_path_and_numpy(dtype: torch.dtype) -> None:
+    """``quantize`` on a tensor without gradients takes round / in-place clamp / in-place
+    divide with bounds remembered per format and dtype; with gradients it takes the
+    straight-through path. Both must give the same bits, for every dtype, each format met
+    first in one dtype and then in another (the remembered bounds are per dtype: fixed(13,0)'s
+    4095 is 4088 in bfloat16), and equal numpy's float64 integer-grid referee where the
+    dtype holds every grid value."""
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(4096, generator=g, dtype=torch.float64) * 3000).to(dtype)
+    x[:4] = torch.tensor([0.5, 1.5, -2.5, 1e30]).to(dtype)  # ties to even, saturation
+    for fmt in (FixedPoint(13, 0), FixedPoint(16, 8), FixedPoint(8, 6, signed=False)):
+        for other in (torch.float32, torch.bfloat16):  # the format met in another dtype first
+            fmt.quantize(x.to(other))
+        with torch.inference_mode():
+            fast = fmt.quantize(x)
+        slow = fmt.quantize(x.clone().requires_grad_(True))
+        assert slow.requires_grad and fast.dtype == dtype
+        assert torch.equal(fast, slow.detach()), fmt
+        if dtype in (torch.float32, torch.float64):
+            a = x.double().numpy()
+            scale = 2.0**fmt.frac_width
+            ref = np.clip(np.round(a * scale), fmt.min_int, fmt.max_int) / scale
+            assert np.array_equal(fast.double().numpy(), ref), fmt

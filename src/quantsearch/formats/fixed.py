@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["FixedPoint"]
 
 MAX_WIDTH = 32
+# (width, frac_width, signed, dtype) -> the saturation bounds on the integer grid (lo, hi)
+_BOUNDS: dict[tuple[int, int, bool, Any], tuple[float, float]] = {}
 _SHORT = re.compile(r"(?P<u>u?)fixed\((?P<w>\d+),(?P<f>\d+)(?:,(?P<r>floor|stochastic))?\)")
 
 
@@ -107,9 +109,20 @@ class FixedPoint(NumberFormat):
         # of the grid up to 2^24 is exact; the result is rounded back to x's dtype at the end.
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         # The range's ends as x's dtype holds them (fixed(13,0)'s 4095 is 4096 in bfloat16,
-        # 2^31 - 1 is 2^31 in float32), so saturated values stay inside the format's range.
-        hi = largest_at_most(self.max_int / scale, x.dtype) * scale
-        lo = -largest_at_most(-self.min_int / scale, x.dtype) * scale
+        # 2^31 - 1 is 2^31 in float32), so saturated values stay inside the format's range;
+        # remembered per format and dtype (finding them builds tensors: most of a small call).
+        key = (self.width, self.frac_width, self.signed, x.dtype)
+        bounds = _BOUNDS.get(key)
+        if bounds is None:
+            hi = largest_at_most(self.max_int / scale, x.dtype) * scale
+            lo = -largest_at_most(-self.min_int / scale, x.dtype) * scale
+            bounds = _BOUNDS[key] = (lo, hi)
+        lo, hi = bounds
+        if self.rounding == "nearest" and not (work.requires_grad and torch.is_grad_enabled()):
+            # the same three ops without autograd, the last two in place on the fresh product
+            # (values bit for bit those of the general line below)
+            y = torch.round(work * scale).clamp_(lo, hi).div_(scale)
+            return y if y.dtype == x.dtype else y.to(x.dtype)
         # Brevitas' primitive: scale, round (straight-through), clamp (clipped gradient), rescale.
         y = torch.clamp(round_ste(work * scale, self.rounding, generator), lo, hi) / scale
         return y if y.dtype == x.dtype else y.to(x.dtype)
