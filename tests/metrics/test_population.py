@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -47,3 +48,23 @@ def test_labels_outside_the_classes_are_refused() -> None:
     pq = PopulationQuality(1, 3)
     with pytest.raises(MetricError, match=r"labels must be in \[0, 2\]"):
         pq.add([torch.zeros(2, 3)], torch.tensor([0, 3]))
+
+
+@pytest.mark.parametrize("n", [1, 13, 512, 3001])
+def test_per_class_hits_equal_numpy_argmax_counts_with_ties(n: int) -> None:
+    """The per-class hit counts (one float32 product with the labels' one-hot matrix) against
+    numpy: ``np.argmax`` (first maximum on ties, documented) and a Python count per class;
+    rows of ties, all-equal rows and a class no label holds are included."""
+    g = torch.Generator().manual_seed(n)
+    c = 6
+    x = torch.randn(9, n, c, generator=g)
+    x[1::3] = torch.round(x[1::3])  # many ties
+    x[2::3, ::2] = 0.0  # all-equal rows
+    y = torch.randint(0, c - 1, (n,), generator=g)  # class c - 1 is never a label
+    pq = PopulationQuality(len(x), c)
+    pq.add(list(x), y)
+    pred = np.argmax(x.numpy(), axis=2)
+    lab = y.numpy()
+    want = [[int(((pred[v] == lab) & (lab == k)).sum()) for k in range(c)] for v in range(len(x))]
+    assert pq.correct is not None and pq.correct.dtype == torch.int64
+    assert pq.correct.tolist() == want

@@ -3,7 +3,8 @@
 :func:`quantsearch.metrics.quality.evaluate` keeps one running accumulator per evaluation; a
 population keeps one set of running sums for all its configs and fills them from all outputs
 together. Exactness: what is batched is exact in any order or shape (``argmax``, which picks
-the first maximum whatever the layout, and integer class counts from one ``bincount``) or
+the first maximum whatever the layout, and integer class counts, sums of zeros
+and ones below ``2^24`` from one float32 product with the labels' one-hot matrix) or
 shares its arithmetic with the single path whatever the number of outputs
 (:func:`~quantsearch.metrics.quality.loss_sums`: row-local per-sample losses on the stacked
 outputs, each output's summed in sample order); ``topk``, whose order among ties is the
@@ -30,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from quantsearch.errors import MetricError
 
@@ -90,9 +92,16 @@ class PopulationQuality:
         stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
         correct = stacked.argmax(2) == labels  # first maximum, as argmax(1) of each
         d = len(distinct)
-        offset = torch.arange(d, device=labels.device)[:, None] * c + labels
-        bins = torch.where(correct, offset, d * c)  # a miss counts in one extra bin
-        per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
+        if labels.shape[0] < 2**24:
+            # hits of each output per class as one product with the labels' one-hot matrix:
+            # sums of at most 2^24 zeros and ones, every partial sum an integer float32
+            # holds, so exact in any order (the bincount below, as a referee in the tests)
+            onehot = F.one_hot(labels, c).to(torch.float32)  # [samples, C]
+            per_class = torch.mm(correct.to(torch.float32), onehot).to(torch.int64)
+        else:
+            offset = torch.arange(d, device=labels.device)[:, None] * c + labels
+            bins = torch.where(correct, offset, d * c)  # a miss counts in one extra bin
+            per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
         counts = torch.bincount(labels, minlength=c)
         losses = loss_sums(classes_first(stacked), labels)
         hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
