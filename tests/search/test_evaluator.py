@@ -238,3 +238,14 @@ def test_a_user_evaluate_function_is_run_one_config_at_a_time(digits: DataSplits
     got = evaluator.evaluate_many(configs)
     assert len(calls) == 3  # the user's function once per config, as evaluate() calls it
     assert [g.metrics for g in got] == [evaluator.evaluate(rc).metrics for rc in configs]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_metric_is_an_error_naming_it_and_finite_ones_are_not(bad: float) -> None:
+    """_finish's shortcut for all-finite metrics: a non-finite value (math.isfinite says so)
+    still names every bad metric, sorted; finite ones give no error."""
+    ok = evaluate_module._finish({"accuracy": 0.5, "loss": 1.25}, 0.1)
+    assert ok.error is None and ok.metrics == {"accuracy": 0.5, "loss": 1.25}
+    got = evaluate_module._finish({"loss": bad, "accuracy": 0.5, "bitops": bad}, 0.1)
+    assert got.error == "non-finite metric(s) ['bitops', 'loss']"
+    assert got.metrics is not None and got.seconds == 0.1

@@ -95,7 +95,8 @@ class PopulationQuality:
         if labels.shape[0] < 2**24:
             # hits of each output per class as one product with the labels' one-hot matrix:
             # sums of at most 2^24 zeros and ones, every partial sum an integer float32
-            # holds, so exact in any order (the bincount below, as a referee in the tests)
+            # holds, so exact in any order, as the bincount below (numpy's argmax counts
+            # referee it in the tests)
             onehot = F.one_hot(labels, c).to(torch.float32)  # [samples, C]
             per_class = torch.mm(correct.to(torch.float32), onehot).to(torch.int64)
         else:

@@ -317,6 +317,8 @@ class Evaluator:
 
 def _finish(metrics: dict[str, float], seconds: float) -> Evaluation:
     """The evaluation of measured ``metrics``: an error when any is not finite."""
+    if all(map(math.isfinite, metrics.values())):  # the common case, without a generator
+        return Evaluation(metrics, None, seconds)
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
     if bad:
         return Evaluation(metrics, f"non-finite metric(s) {bad}", seconds)
