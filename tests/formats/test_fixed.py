@@ -243,7 +243,7 @@ def test_inference_path_equals_the_autograd_path_and_numpy(dtype: torch.dtype) -
     divide with bounds remembered per format and dtype; with gradients it takes the
     straight-through path. Both must give the same bits, for every dtype, each format met
     first in one dtype and then in another (the remembered bounds are per dtype: fixed(13,0)'s
-    4095 is 4088 in bfloat16), and equal numpy's float64 integer-grid referee where the
+    4095 is 4080 in bfloat16), and equal numpy's float64 integer-grid referee where the
     dtype holds every grid value."""
     g = torch.Generator().manual_seed(11)
     x = (torch.randn(4096, generator=g, dtype=torch.float64) * 3000).to(dtype)

@@ -97,6 +97,27 @@ class FixedPoint(NumberFormat):
     def bits_per_element(self) -> int:
         return self.width
 
+    def int_bounds(self, dtype: torch.dtype) -> tuple[float, float]:
+        """The saturation bounds ``(lo, hi)`` on the integer grid (``x * 2^frac_width``) that
+        :meth:`quantize` clamps to for inputs of ``dtype``: the range's ends as ``dtype`` holds
+        them (fixed(13,0)'s 4095 is 4096 in bfloat16, 2^31 - 1 is 2^31 in float32), so
+        saturated values stay inside the format's range; remembered per format and dtype
+        (finding them builds tensors: most of a small call).
+
+        Example:
+            >>> import torch
+            >>> FixedPoint(13, 0).int_bounds(torch.bfloat16)
+            (-4096.0, 4080.0)
+        """
+        key = (self.width, self.frac_width, self.signed, dtype)
+        bounds = _BOUNDS.get(key)
+        if bounds is None:
+            scale = 2.0**self.frac_width
+            hi = largest_at_most(self.max_int / scale, dtype) * scale
+            lo = -largest_at_most(-self.min_int / scale, dtype) * scale
+            bounds = _BOUNDS[key] = (lo, hi)
+        return bounds
+
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         # lazy: parsing and printing a format must not load torch (see formats.base)
         import torch
@@ -108,16 +129,7 @@ class FixedPoint(NumberFormat):
         # float16 it does past 65504: fixed(17,1) turned -32768 into -32752) and every integer
         # of the grid up to 2^24 is exact; the result is rounded back to x's dtype at the end.
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        # The range's ends as x's dtype holds them (fixed(13,0)'s 4095 is 4096 in bfloat16,
-        # 2^31 - 1 is 2^31 in float32), so saturated values stay inside the format's range;
-        # remembered per format and dtype (finding them builds tensors: most of a small call).
-        key = (self.width, self.frac_width, self.signed, x.dtype)
-        bounds = _BOUNDS.get(key)
-        if bounds is None:
-            hi = largest_at_most(self.max_int / scale, x.dtype) * scale
-            lo = -largest_at_most(-self.min_int / scale, x.dtype) * scale
-            bounds = _BOUNDS[key] = (lo, hi)
-        lo, hi = bounds
+        lo, hi = self.int_bounds(x.dtype)
         if self.rounding == "nearest" and not (work.requires_grad and torch.is_grad_enabled()):
             # the same three ops without autograd, the last two in place on the fresh product
             # (values bit for bit those of the general line below)

@@ -26,6 +26,7 @@ from quantsearch.passes.transform.batched import (
     input_frac,
     linear_facts,
     linear_many,
+    quantize_inputs,
     stack,
     stacked_views,
 )
@@ -270,3 +271,37 @@ def test_stacked_views_only_for_blocks_that_tile_one_tensor_in_order() -> None:
     assert stacked_views([whole[:, 0], whole[:, 1]]) is None  # not contiguous blocks
     assert stacked_views(views[:1]) is None
     assert stacked_views(views[:3]) is not None  # a prefix tiles a prefix of the storage
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quantize_inputs_stacked_equals_each_formats_own_quantize(dtype: torch.dtype) -> None:
+    """One input through many nearest-rounding fixed-point formats in one stacked op: each
+    block ``torch.equal`` to its format's own ``quantize`` (ties to even, saturation, NaN,
+    infinities, -0.0 included) and to numpy's integer-grid referee, handed out as contiguous
+    blocks of one tensor (so linear_many reads them without a stack); a mix with another
+    rounding, another input or one format takes each format's own call."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(37, 11, generator=g, dtype=torch.float64) * 50).to(dtype)
+    x[0, :6] = torch.tensor([0.5, -2.5, float("nan"), float("inf"), -float("inf"), -0.0])
+    fmts = [FixedPoint(w, f) for w, f in ((16, 8), (8, 6), (8, 4), (4, 2), (13, 0))]
+    fmts.append(FixedPoint(6, 3, signed=False))
+    got = quantize_inputs([(f, x) for f in fmts])
+    assert stacked_views(got) is not None
+    a = x.double().numpy()
+    for q, f in zip(got, fmts, strict=True):
+        assert q.is_contiguous() and q.dtype == dtype
+        assert torch.equal(q.isnan(), x.isnan())
+        own = f.quantize(x)
+        assert torch.equal(q.nan_to_num(), own.nan_to_num())
+        assert torch.equal(torch.signbit(q), torch.signbit(own))  # -0.0 kept as its own
+        scale = 2.0**f.frac_width
+        ref = np.clip(np.round(a * scale), f.min_int, f.max_int) / scale
+        assert np.array_equal(q.double().numpy(), ref, equal_nan=True), f
+    floor = FixedPoint(8, 4, rounding="floor")
+    for pairs in ([(fmts[0], x), (floor, x)], [(fmts[0], x), (fmts[1], x.clone())], [(floor, x)]):
+        mixed = quantize_inputs(pairs)
+        assert stacked_views(mixed) is None
+        assert all(
+            torch.equal(q.nan_to_num(), f.quantize(t).nan_to_num())
+            for q, (f, t) in zip(mixed, pairs, strict=True)
+        )

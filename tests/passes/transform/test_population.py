@@ -19,6 +19,7 @@ from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.graph import info
 from quantsearch.models import MODELS
 from quantsearch.passes.transform import QUANTIZERS, ResolvedConfig, quantize
+from quantsearch.passes.transform import population as population_module
 from quantsearch.passes.transform.population import Population, population_refusal
 from tests.formats.test_contract import FMTS
 from tests.passes.transform.test_slots import _config, _traced
@@ -124,14 +125,14 @@ def test_a_layer_input_is_quantized_once_per_distinct_format() -> None:
         for w in (4, 6, 8)
     ]
     calls: list[FixedPoint] = []
-    real = FixedPoint.quantize
+    real = population_module.quantize_inputs  # every layer input is quantized through it
 
-    def counting(self: FixedPoint, t: torch.Tensor) -> torch.Tensor:
-        calls.append(self)
-        return real(self, t)
+    def counting(pairs: list[tuple[FixedPoint, torch.Tensor]]) -> list[torch.Tensor]:
+        calls.extend(f for f, _ in pairs)
+        return real(pairs)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(FixedPoint, "quantize", counting)
+        m.setattr(population_module, "quantize_inputs", counting)
         outs = Population(gm).forward(configs, x)
     assert sorted(map(str, (c for c in calls if c in fmts))) == sorted(map(str, fmts))
     with torch.no_grad():

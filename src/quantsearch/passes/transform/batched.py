@@ -72,6 +72,7 @@ __all__ = [
     "input_frac",
     "linear_facts",
     "linear_many",
+    "quantize_inputs",
     "stack",
     "stacked_views",
 ]
@@ -161,6 +162,44 @@ def linear_facts(layer: QuantLinear) -> LinearFacts | None:
             bias_max=0.0 if b is None else float(b.detach().abs().max()),
             bits=None if wb is None or bb is None else (wb, bb),
         )
+
+
+def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor]:
+    """Each ``fmt.quantize(x)`` of ``pairs``; where they all quantize one float32/float64
+    tensor with nearest-rounding fixed point, as one stacked ``round(x * 2^f)``, clamp to
+    the format's bounds (:meth:`~quantsearch.formats.FixedPoint.int_bounds`), divide by
+    ``2^f``, with the formats' scales and bounds along the first dim. Each of these is one
+    IEEE operation per element whose result does not depend on the lane (a product or
+    quotient by a power of two, a rounding, a min and a max), so every block is bit for
+    bit its format's own ``quantize``, handed out as a contiguous block of one tensor
+    (:func:`stacked_views` finds it again for :func:`linear_many`).
+
+    Example:
+        >>> x = torch.tensor([[0.3, -1.7], [2.6, 9.0]])
+        >>> fmts = [FixedPoint(4, 1), FixedPoint(8, 4)]
+        >>> all(torch.equal(q, f.quantize(x)) for q, f in zip(quantize_inputs([(f, x) for f in fmts]), fmts))
+        True
+    """
+    x0 = pairs[0][1] if pairs else None
+    if (
+        len(pairs) < 2
+        or not isinstance(x0, Tensor)
+        or x0.dtype not in (torch.float32, torch.float64)
+        or (x0.requires_grad and torch.is_grad_enabled())
+        or any(
+            x is not x0 or type(f) is not FixedPoint or f.rounding != "nearest" for f, x in pairs
+        )
+    ):
+        return [f.quantize(x) for f, x in pairs]
+    fmts: list[FixedPoint] = [f for f, _ in pairs]  # type: ignore[misc]
+    shape = (len(fmts),) + (1,) * x0.dim()
+    opts = {"dtype": x0.dtype, "device": x0.device}
+    scale = torch.tensor([2.0**f.frac_width for f in fmts], **opts).view(shape)  # type: ignore[arg-type]
+    bounds = [f.int_bounds(x0.dtype) for f in fmts]
+    lo = torch.tensor([b[0] for b in bounds], **opts).view(shape)  # type: ignore[arg-type]
+    hi = torch.tensor([b[1] for b in bounds], **opts).view(shape)  # type: ignore[arg-type]
+    y = torch.round(x0.unsqueeze(0) * scale)
+    return list(torch.clamp(y, lo, hi, out=y).div_(scale).unbind(0))
 
 
 def stacked_views(values: Sequence[object]) -> Tensor | None:
@@ -310,7 +349,10 @@ def linear_many(
         return None
     with torch.inference_mode():
         n_in = x0.shape[-1]
-        xx = torch.stack([x.reshape(-1, n_in) for x in xs])  # [inputs, N, in]
+        whole = stacked_views(xs) if x0.dim() == 2 else None  # quantize_inputs' blocks
+        if whole is None:
+            whole = torch.stack([x.reshape(-1, n_in) for x in xs])
+        xx = whole  # [inputs, N, in]
         xmax = xx.abs().amax((1, 2)).tolist()  # max |x| of each input
         caps = _caps(stacked, tuple(x_bits), x0.dtype, limit)  # type: ignore[arg-type]
         # B of each layer (float64) against its cap, limit * g; a NaN fails the comparison

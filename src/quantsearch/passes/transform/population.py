@@ -59,6 +59,7 @@ from quantsearch.passes.transform.batched import (
     input_frac,
     linear_facts,
     linear_many,
+    quantize_inputs,
     stack,
     stacked_views,
 )
@@ -275,7 +276,7 @@ class Population:
                 hit = quantized_in.get(qkey)
                 if hit is None:
                     q = quantized_in[qkey] = len(q_values)
-                    q_values.append(fmt.quantize(_value(env, inputs[0], c)))
+                    q_values.append((fmt, _value(env, inputs[0], c)))  # quantized below
                     q_bits.append(input_frac(fmt))
                 else:
                     q = hit
@@ -294,6 +295,7 @@ class Population:
                     jobs[v] = (lq, {a: _value(env, a, c) for a in inputs})
             index.append(v)
         values: list[Any] = [None] * len(seen)
+        q_values = quantize_inputs(q_values)  # all at once where one stacked op is exact
         if layers:
             got = self._layers(node, list(layers.values()), q_values, q_bits)
             for v, y in zip(layers, got, strict=True):
