@@ -18,8 +18,9 @@ exact by arithmetic instead: a linear layer's variants whose inputs and weights 
 fixed-point grids narrow enough that every summation order gives the exact dot product run
 as one batched kernel (:mod:`.batched` states and checks the condition per batch of data,
 else one call each), each variant getting a contiguous tensor of its own call's shape; and a
-float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element). Other
-nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
+float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element), as do
+the nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`).
+Other nodes run per variant. So outputs are ``torch.equal`` to ``apply_(config)(x)``.
 
 What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
