@@ -19,8 +19,8 @@ fixed-point grids narrow enough that every summation order gives the exact dot p
 as one batched kernel (:mod:`.batched` states and checks the condition per batch of data,
 else one call each), each variant getting a contiguous tensor of its own call's shape; and a
 float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element), as do
-the nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`).
-Other nodes run per variant. So outputs are ``torch.equal`` to ``apply_(config)(x)``.
+nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). Other
+nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
 
 What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
@@ -306,8 +306,7 @@ class Population:
         return values, index
 
     def _is_relu(self, node: fx.Node) -> bool:
-        """Whether ``node`` is a float ReLU that works out of place (``nn.ReLU``, ``F.relu``,
-        ``torch.relu``, ``x.relu()``): ``population_refusal`` refuses in-place ones."""
+        """Whether ``node`` is a float ReLU (module, function, method; in-place ones refused)."""
         if node.op == "call_module":
             return type(submodule(self.gm, str(node.target))) is nn.ReLU
         if node.op == "call_method":
