@@ -141,8 +141,10 @@ def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     kernel for a few classes (which runs a scalar ``exp`` per logit).
     ``tests/metrics/test_quality.py`` checks the independence on many shapes, with ties and
     large logits. Each output's samples are then summed in float64 in sample order:
-    ``cumsum``, a sequential scan along each row on the CPU; on other devices each row is
-    summed by its own ``cumsum`` call, the one a single evaluation makes.
+    ``cumsum``, a sequential scan along each row on the CPU. On another device the logits
+    (``V x C x N`` values a batch) are copied to the CPU first and the same CPU arithmetic
+    runs: a GPU's softmax and its ``cumsum`` (which PyTorch lists as nondeterministic on
+    CUDA) may order their sums by launch shape, and so by ``V``.
 
     Example:
         >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [1.0, 0.0]]])
@@ -150,15 +152,14 @@ def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         >>> [round(v, 4) for v in sums.tolist()]
         [0.2539, 2.0064]
     """
+    if by_class.device.type != "cpu":
+        return loss_sums(by_class.cpu(), labels.cpu()).to(by_class.device)
     v, _, n = by_class.shape
     picked = F.log_softmax(by_class.float(), dim=1).gather(1, labels.view(1, 1, n).expand(v, 1, n))
     # -log p summed as -(sum of log p): round-to-nearest is symmetric in sign, so negating
     # the sum gives the very bits of summing the negated terms (one op fewer on [V, N]);
     # cumsum's dtype widens each term to float64 (exact) before the sequential scan
-    per = picked.view(v, n)
-    if per.device.type == "cpu":
-        return per.cumsum(1, dtype=torch.float64)[:, -1].neg()
-    return torch.stack([row.cumsum(0, dtype=torch.float64)[-1] for row in per]).neg()
+    return picked.view(v, n).cumsum(1, dtype=torch.float64)[:, -1].neg()
 
 
 def quality_of(

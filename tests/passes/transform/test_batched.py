@@ -148,6 +148,26 @@ def test_a_reduced_matmul_precision_falls_back() -> None:
         torch.set_float32_matmul_precision(before)
 
 
+@pytest.mark.parametrize(("setting", "batched"), [("bf16", 0), ("ieee", 1)])
+def test_the_per_backend_matmul_precision_is_read(setting: str, batched: int) -> None:
+    """torch's per-backend setting (torch.backends.mkldnn.matmul.fp32_precision) makes its
+    legacy reading raise: a reduced one falls back, full float32 ("ieee") still batches, and
+    neither raises (it did, and evaluate_many then fell back silently on every chunk)."""
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(6))
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = setting
+        assert _run(_model(), _configs(LAB, "same"), x) == batched
+    finally:
+        matmul.fp32_precision = before
+
+
+def test_an_empty_batch_gives_empty_outputs_as_quantize_does() -> None:
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(6))
+    assert _run(_model(), _configs(LAB, "same"), x[:0]) == 0
+
+
 def test_float64_runs_batched_with_wider_formats() -> None:
     x = torch.randn(64, 16, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     configs = _configs([(24, 16), (20, 14)], "same")

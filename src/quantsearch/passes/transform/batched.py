@@ -237,11 +237,26 @@ def stacked_views(values: Sequence[object]) -> Tensor | None:
 
 def _precise(device: torch.device) -> bool:
     """Whether float32 matmuls on ``device`` multiply in full float32 (no TF32, no bfloat16)."""
-    if torch.get_float32_matmul_precision() != "highest":
+    if device.type not in ("cpu", "cuda"):
         return False
-    if device.type == "cuda":
-        return not torch.backends.cuda.matmul.allow_tf32
-    return device.type == "cpu"
+    try:
+        if torch.get_float32_matmul_precision() != "highest":
+            return False
+        return device.type == "cpu" or not torch.backends.cuda.matmul.allow_tf32
+    except RuntimeError:
+        # the per-backend settings (torch.backends.<backend>.matmul.fp32_precision) are in
+        # use, and torch refuses the legacy reading beside them: read the matmul's own,
+        # "none" deferring to its backend's and then to the global one
+        return _backend_precision(device) == "ieee"
+
+
+def _backend_precision(device: torch.device) -> str:
+    backend = torch.backends.cuda if device.type == "cuda" else torch.backends.mkldnn
+    for level in (backend.matmul, backend, torch.backends):
+        value = str(getattr(level, "fp32_precision", "none"))
+        if value != "none":
+            return value
+    return "ieee"
 
 
 @dataclass(frozen=True)
@@ -353,6 +368,8 @@ def linear_many(
         if whole is None:
             whole = torch.stack([x.reshape(-1, n_in) for x in xs])
         xx = whole  # [inputs, N, in]
+        if xx.numel() == 0:  # no samples: nothing to batch (amax has no identity)
+            return None
         xmax = xx.abs().amax((1, 2)).tolist()  # max |x| of each input
         caps = _caps(stacked, tuple(x_bits), x0.dtype, limit)  # type: ignore[arg-type]
         # B of each layer (float64) against its cap, limit * g; a NaN fails the comparison
