@@ -96,19 +96,7 @@ class Journal(JournalStorage):
             if template_trial is not None or not self._defer_s:
                 return super().create_new_trial(study_id, template_trial)
             trial_id, number = optuna_compat.journal_next_trial(self, study_id)
-            self._pending = FrozenTrial(
-                number=number,
-                state=TrialState.RUNNING,
-                value=None,
-                datetime_start=datetime.now(),
-                datetime_complete=None,
-                params={},
-                distributions={},
-                user_attrs={},
-                system_attrs={},
-                intermediate_values={},
-                trial_id=trial_id,
-            )
+            self._pending = optuna_compat.new_running_trial(number, trial_id)
             self._pending_study, self._pending_since = study_id, time.monotonic()
             self._start_watcher()
             return trial_id

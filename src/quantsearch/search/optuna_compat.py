@@ -28,6 +28,7 @@ __all__ = [
     "journal_create_trials",
     "journal_next_trial",
     "journal_trials",
+    "new_running_trial",
     "random_state",
     "run_trial",
     "set_constraints",
@@ -86,6 +87,29 @@ def journal_next_trial(storage: JournalStorage, study_id: int) -> tuple[int, int
         storage._sync_with_backend()
         replay = storage._replay_result
         return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
+
+
+def new_running_trial(number: int, trial_id: int) -> FrozenTrial:
+    """A trial as Optuna's storages create one in ``ask`` (RUNNING, started now, nothing
+    else), for the code that stands in for that step: the journal's deferred trial and TPE's
+    batched proposal. No public API builds it (``optuna.trial.create_trial`` numbers it -1)."""
+    from datetime import datetime
+
+    from optuna.trial import FrozenTrial, TrialState
+
+    return FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=trial_id,
+    )
 
 
 def journal_trials(

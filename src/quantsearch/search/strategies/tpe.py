@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import threading
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -218,19 +217,7 @@ class IncrementalTPESampler(TPESampler):
             raise ValueError(f"propose_batch: one trial at a time, over a given space (k={k})")
         optuna_compat.sync_trials(study)  # as ask: read what is stored now
         number = len(optuna_compat.study_trials(study))
-        trial = FrozenTrial(
-            number=number,
-            state=TrialState.RUNNING,
-            value=None,
-            datetime_start=datetime.now(),
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs={},
-            system_attrs={},
-            intermediate_values={},
-            trial_id=-1,  # none: it is stored only once finished
-        )
+        trial = optuna_compat.new_running_trial(number, -1)  # id -1: stored once finished
         if self._distributions is None:
             self._distributions = self._space.distributions(self._encoding)
         self.before_trial(study, trial)
