@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import add
 from typing import Any, NamedTuple
 
@@ -44,7 +44,7 @@ from quantsearch.passes.analysis import (
 )
 from quantsearch.passes.analysis.buffers import ALIAS_KINDS
 
-__all__ = ["CALLS", "FORMULAS", "INPUTS_AND_CALLS", "OWNERS", "Row", "Totals", "node_row"]
+__all__ = ["CALLS", "INPUTS_AND_CALLS", "OWNERS", "Row", "Totals", "node_row"]
 
 # The nodes each pass prices (as the passes select them; a quantized function node stays a call).
 CALLS = frozenset({"call_module", "call_function", "call_method"})
@@ -119,36 +119,6 @@ def _grain(terms: Any) -> int:
     return grain
 
 
-# Each metric from the sums (the columns of a Row), the peak and the batch size: the formulas
-# of metrics/groups.py's value functions on the passes' cost records, spelt out so that a
-# config costs no record. Totals checks them against those functions on each structure's
-# first config and totals by the passes from then on if any differs.
-_Formula = Callable[[Sequence[Any], float, int], float]
-
-
-def _avg_param_bits(s: Sequence[Any]) -> float:
-    params = int(s[4])
-    return float(s[7]) / params if params else 0.0
-
-
-FORMULAS: dict[str, _Formula] = {
-    "macs": lambda s, _, b: s[0] / b,
-    "flops": lambda s, _, b: s[1] / b,
-    "flops_backward": lambda s, _, b: s[2] / b,
-    "bitops": lambda s, _, b: float(s[3]) / b,
-    "params": lambda s, _, b: float(int(s[4])),
-    "trainable_params": lambda s, _, b: float(int(s[5])),
-    "buffers": lambda s, _, b: float(int(s[6])),
-    "model_size_bits": lambda s, _, b: float(s[7]),
-    "model_size_bytes": lambda s, _, b: float(s[7]) / 8,
-    "buffer_bits": lambda s, _, b: float(s[8]),
-    "avg_weight_bits": lambda s, _, b: float(s[10]) / s[9] if s[9] else _avg_param_bits(s),
-    "avg_param_bits": lambda s, _, b: _avg_param_bits(s),
-    "activation_bits": lambda s, _, b: float(s[12]) / b,
-    "peak_activation_bits": lambda s, peak, b: peak / b,
-}
-
-
 class Totals:
     """The totals of one structure's configs: its constant entries (every node a config of
     it leaves alone) summed once; :meth:`values` adds a config's varying entries.
@@ -156,7 +126,7 @@ class Totals:
     Args:
         rows: per node in graph order, its :class:`Row` if constant, else ``None``.
         nodes: the node names, in graph order.
-        names: the metric names asked for (each of :data:`FORMULAS`), in order.
+        names: the metric names asked for (of the groups on), in order.
         groups: the metric groups on (compute, params, activations).
         extra: the structure's tensors no node uses (with the params group).
         batch: the traced batch size.
@@ -164,12 +134,11 @@ class Totals:
 
     __slots__ = (
         "_batch",
-        "_checked",
         "_const",
-        "_formulas",
         "_generic",
         "_grain",
         "_groups",
+        "_names",
         "_nodes",
         "_peak",
         "_unatt",
@@ -217,8 +186,7 @@ class Totals:
         self._generic = not summable  # a constant node not summable here: every config
         self._peak = best
         self._nodes = nodes
-        self._formulas = [(n, FORMULAS[n]) for n in names]
-        self._checked = False
+        self._names = tuple(names)
         self._groups = groups
         self._batch = batch
 
@@ -248,15 +216,8 @@ class Totals:
                 p = r.peak
                 if p is not None and (p[0] > best_bits or (p[0] == best_bits and 0 <= i < best)):
                     best_bits, best_elems, best = p[0], p[1], i
-        b = self._batch
-        out = {n: f(sums, best_bits, b) for n, f in self._formulas}
-        if not self._checked:
-            want = self._by_records(sums, best_bits, best_elems, best)
-            if any(type(v) is not type(want[n]) or v != want[n] for n, v in out.items()):
-                self._generic = True  # the formulas are not the groups' (changed since?)
-                return None
-            self._checked = True
-        return out
+        got = self._by_records(sums, best_bits, best_elems, best)
+        return {n: got[n] for n in self._names}
 
     def _by_records(
         self, sums: Sequence[Any], peak_bits: float, peak_elems: int, peak: int
