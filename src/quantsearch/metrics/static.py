@@ -110,7 +110,6 @@ from quantsearch.passes.transform.layer import LayerQuant
 __all__ = ["StaticMetrics"]
 
 _PRICED = (compute_cost_metrics, param_metrics, activation_metrics)
-_CALLS, _OWNERS, _BUFFERS = CALLS, OWNERS, INPUTS_AND_CALLS
 
 Entry = dict[str, Any]
 # A node's entries, kept with their row for the totals (metrics/static_totals.py).
@@ -196,9 +195,9 @@ class StaticMetrics:
         self._shared = tuple(
             n.name for n in nodes if n.op == "call_module" and calls[str(n.target)] > 1
         )
-        self._calls = [i for i, n in enumerate(nodes) if n.op in _CALLS]
-        self._owners = [i for i, n in enumerate(nodes) if n.op in _OWNERS]
-        self._inputs_and_calls = [i for i, n in enumerate(nodes) if n.op in _BUFFERS]
+        self._calls = [i for i, n in enumerate(nodes) if n.op in CALLS]
+        self._owners = [i for i, n in enumerate(nodes) if n.op in OWNERS]
+        self._inputs_and_calls = [i for i, n in enumerate(nodes) if n.op in INPUTS_AND_CALLS]
         self._batch = traced_batch_size(gm)
         self._groups = (self._flops, self._params, self._buffers)
         self.max_entries = entries
@@ -404,16 +403,16 @@ class StaticMetrics:
             )
             if self._flops:
                 for i in missing:
-                    if ops[i] in _CALLS:
+                    if ops[i] in CALLS:
                         count_node_flops(nodes[i], modules)
             if self._params:
                 for i in missing:
-                    if ops[i] in _OWNERS:  # seen: what count_params has counted before it
+                    if ops[i] in OWNERS:  # seen: what count_params has counted before it
                         seen = counted_before(g, nodes[i], modules) if st.shares[i] else set()
                         count_node_params(g, nodes[i], modules, seen)
             if self._buffers:
                 for i in missing:
-                    if ops[i] in _BUFFERS:
+                    if ops[i] in INPUTS_AND_CALLS:
                         count_node_buffers(nodes[i])
             return [dict(info(nodes[i]).cost) for i in missing]
         finally:
