@@ -112,6 +112,11 @@ class Evaluator:
         self._baseline_lock = threading.Lock()
         self._local = threading.local()  # one PreparedModel per thread: apply_ mutates it
         self._answers: dict[str, Evaluation] = {}  # config key -> result, see answering()
+        # population_chunk's and _kinds' answers, each with the setting it was computed for
+        self._chunk: tuple[tuple[int, int, int], int] | None = None
+        self._kinds_of: (
+            tuple[tuple[str, ...], tuple[list[str], tuple[int, ...], list[str]]] | None
+        ) = None
 
     def prepared(self) -> PreparedModel:
         """This thread's prepared model (built on first use)."""
@@ -251,7 +256,7 @@ class Evaluator:
         ``population_bytes`` (an upper bound: every node's output held at once); computed
         once per setting (the graph never changes)."""
         key = (self.population_bytes, self.batch_size, len(self.data))
-        kept: tuple[tuple[int, int, int], int] | None = getattr(self, "_chunk", None)
+        kept = self._chunk
         if kept is None or kept[0] != key:
             kept = self._chunk = (key, self._population_chunk())
         return kept[1]
@@ -270,7 +275,7 @@ class Evaluator:
     def _kinds(self) -> tuple[list[str], tuple[int, ...], list[str]]:
         """The data metrics, their top-k ``k``s and the static metrics (found once per
         metric list)."""
-        kept: tuple[tuple[str, ...], Any] | None = getattr(self, "_kinds_of", None)
+        kept = self._kinds_of
         if kept is None or kept[0] != self.metrics:
             names = [n for n in self.metrics if metric_spec(n).kind == "data"]
             ks = tuple(k for k in (top_k_of(n) for n in names) if k is not None)
@@ -320,9 +325,7 @@ def _finish(metrics: dict[str, float], seconds: float) -> Evaluation:
     if all(map(math.isfinite, metrics.values())):  # the common case, without a generator
         return Evaluation(metrics, None, seconds)
     bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-    if bad:
-        return Evaluation(metrics, f"non-finite metric(s) {bad}", seconds)
-    return Evaluation(metrics, None, seconds)
+    return Evaluation(metrics, f"non-finite metric(s) {bad}", seconds)
 
 
 def evaluate_population(
