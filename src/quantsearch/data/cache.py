@@ -5,7 +5,10 @@ torch).
 The folder is ``$QUANTSEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/quantsearch`` or
 ``~/.cache/quantsearch``; ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off. A hit gives the very
 arrays the preparation made; a missing or damaged file is prepared again; an unwritable folder
-only costs the preparation.
+only costs the preparation. The folder is kept small (:func:`prune`, after each write): the
+files of a version of the preparation no longer read and writes a killed process left
+half-done are removed, and past :data:`MAX_BYTES` the least recently used files go first (a
+hit marks its file used).
 
 Example:
     >>> import tempfile, numpy as np
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,10 +34,26 @@ import torch
 from quantsearch.data.scaling import apply_standard, fit_standard
 from quantsearch.data.splits import Split
 
-__all__ = ["cache_file", "cached_splits", "read_arrays", "standardized", "write_arrays"]
+__all__ = [
+    "MAX_BYTES",
+    "cache_file",
+    "cached_splits",
+    "prune",
+    "read_arrays",
+    "standardized",
+    "write_arrays",
+]
 
 SPLITS = ("train", "val", "test")
 KEYS = {f"{a}_{s}" for a in ("x", "y") for s in SPLITS}
+MAX_BYTES = 2**30  # the folder's files past this go, least recently used first
+# The names this module's callers give (``<dataset>-v<version>-<key>.npz``), the versions no
+# longer read (jsc-v1: the splits drawn through scikit-learn, replaced by jsc-v2's same arrays)
+# and the temporary name of a write in progress. Only such files are ever removed.
+_OURS = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz")
+_STALE = ("jsc-v1-",)
+_PARTIAL = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz\.[0-9]+\.tmp")
+_PARTIAL_AGE = 3600.0  # seconds: older than any write in progress
 
 
 def cache_file(name: str) -> Path | None:
@@ -52,7 +73,11 @@ def read_arrays(path: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing or damaged
         return None
-    return arrays if set(arrays) == keys else None
+    if set(arrays) != keys:
+        return None
+    with contextlib.suppress(OSError):  # used now: the last to go when the folder is pruned
+        os.utime(path)
+    return arrays
 
 
 def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -86,11 +111,73 @@ def cached_splits(
         arrays = prepare()
         if path is not None:
             write_arrays(path, arrays)
+            prune(path.parent, keep=path)
     train, val, test = (
         Split(torch.from_numpy(arrays[f"x_{s}"]), torch.from_numpy(arrays[f"y_{s}"]))
         for s in SPLITS
     )
     return train, val, test
+
+
+def prune(folder: Path, *, keep: Path | None = None, max_bytes: int = MAX_BYTES) -> list[Path]:
+    """Remove from the cache ``folder`` the files of versions no longer read, writes left
+    half-done more than an hour ago (a process killed while writing), then the least recently
+    used files (by modification time, which a hit renews) until the rest fit in
+    ``max_bytes``; never ``keep`` (the file just written) nor a file of another name than the
+    cache's own. Returns the files removed; errors (a file another process removed, a
+    read-only folder) only leave files behind.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("jsc-v1-old.npz", "jsc-v2-new.npz", "notes.txt"):
+        ...     write_arrays(folder / name, {"x": np.arange(3)})
+        >>> [p.name for p in prune(folder)], sorted(p.name for p in folder.iterdir())
+        (['jsc-v1-old.npz'], ['jsc-v2-new.npz', 'notes.txt'])
+    """
+    removed: list[Path] = []
+    now = time.time()
+    kept: list[tuple[float, int, Path]] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if not entry.is_file(follow_symlinks=False) or path == keep:
+            continue
+        if _PARTIAL.fullmatch(name) and now - st.st_mtime > _PARTIAL_AGE:
+            removed += _remove(path)
+        elif _OURS.fullmatch(name):
+            if name.startswith(_STALE):
+                removed += _remove(path)
+            else:
+                kept.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in kept)
+    if keep is not None:
+        with contextlib.suppress(OSError):
+            total += keep.stat().st_size
+    for _, size, path in sorted(kept, key=lambda e: (e[0], e[2].name)):
+        if total <= max_bytes:
+            break
+        gone = _remove(path)
+        removed += gone
+        if gone:
+            total -= size
+    return removed
+
+
+def _remove(path: Path) -> list[Path]:
+    try:
+        path.unlink()
+    except OSError:
+        return []
+    return [path]
 
 
 def standardized(
