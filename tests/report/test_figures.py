@@ -4,6 +4,7 @@ symmetric-log axis and the hypervolume reference point stated, and the figure fo
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -21,6 +22,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.report import write_report
 from quantsearch.report.figures import CurvePlot, Heatmap, ScatterPlot
 from quantsearch.report.pictures import (
+    correlation,
     curve_figures,
     point_figures,
     regret_curve,
@@ -192,3 +194,28 @@ def test_bitwidths_picture_only_where_no_table_lists_the_front(
     listed = {p.config_hash for p in chosen}
     names = [f.name for f in point_figures(*args, listed)]
     assert ("bitwidths" in names) == (not {p.config_hash for p in sc[1]} <= listed)
+
+
+def test_points_with_a_nan_or_infinite_metric_are_left_out_of_the_pictures() -> None:
+    # A completed record read back from a run directory may hold a non-finite value (a
+    # user's metric, a damaged file); the referee is the SVG's own text: no "nan"/"inf"
+    # coordinate, and the correlation counts only the finite configs.
+    from quantsearch.compare.configs import ConfigPoint
+    from quantsearch.report.svg import render_svg
+
+    def point(i: int, loss: float, acc: float) -> ConfigPoint:
+        return ConfigPoint(f"h{i}", "COMPLETE", (acc,), {"loss": loss, "accuracy": acc,
+                           "model_size_bits": 100.0 * (i + 1)}, True, None, {}, None)  # fmt: skip
+
+    pts = [point(0, 0.5, 0.9), point(1, math.nan, 0.8), point(2, 0.7, math.inf),
+           point(3, 0.9, 0.6), point(4, 1.1, 0.5)]  # fmt: skip
+    corr = correlation(pts)
+    assert corr is not None and corr.x == (0.5, 0.9, 1.1) and "over 3 distinct" in corr.title
+    got = scatter(pts, ["accuracy", "model_size_bits"], {"accuracy": math.nan,
+                  "model_size_bits": 800.0}, set(), "All configs")  # fmt: skip
+    assert got is not None
+    plot, _ = got
+    assert plot.y == (0.9, 0.8, 0.6, 0.5) and plot.baseline is None
+    for data in (corr, plot):
+        svg = render_svg(data)
+        assert not re.search(r'="[^"]*(nan|inf)', svg), svg

@@ -81,7 +81,7 @@ def correlation(
     (kept by :func:`~quantsearch.report.render.write_report` in the run directory) holds the
     statistics of values seen before, so a report of unchanged data does not compute them again.
     """
-    pts = [p for p in points if p.ok and x in p.metrics and y in p.metrics]
+    pts = [p for p in points if p.ok and _finite_in(p, x, y)]
     xs = [float(p.metrics[x]) for p in pts]
     ys = [float(p.metrics[y]) for p in pts]
     if len(pts) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
@@ -107,6 +107,14 @@ def correlation(
     )
 
 
+def _finite_in(point: ConfigPoint, x: str, y: str) -> bool:
+    """Whether ``point`` has both metrics as finite numbers: a picture has no place for NaN or
+    an infinity (matplotlib would leave such a point out silently, the SVG would write
+    ``cx="nan"``); the report's tables still list the config with its values."""
+    values = (point.metrics.get(x), point.metrics.get(y))
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
 def scatter(
     points: Sequence[ConfigPoint],
     objectives: Sequence[str],
@@ -116,14 +124,21 @@ def scatter(
 ) -> tuple[ScatterPlot, list[ConfigPoint]] | None:
     """Every completed config in the two :func:`plot_metrics`, and the front's configs."""
     xm, ym = plot_metrics(points, objectives)
-    pts = [p for p in points if p.ok and xm in p.metrics and ym in p.metrics]
+    pts = [p for p in points if p.ok and _finite_in(p, xm, ym)]
     if not pts or xm == ym:
         return None
     xs = [float(p.metrics[xm]) for p in pts]
     ys = [float(p.metrics[ym]) for p in pts]
     feas = [p.feasible is not False for p in pts]
     on = _front_flags(xs, ys, feas, metric_direction(xm), metric_direction(ym))
-    base = (float(baseline[xm]), float(baseline[ym])) if xm in baseline and ym in baseline else None
+    base = (
+        (float(baseline[xm]), float(baseline[ym]))
+        if xm in baseline
+        and ym in baseline
+        and math.isfinite(baseline[xm])
+        and math.isfinite(baseline[ym])
+        else None
+    )
     plot = ScatterPlot(
         title=title,
         xlabel=metric_label(xm),
