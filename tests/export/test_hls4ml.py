@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import fx
+from torch import fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.export import WIDE, compile_all, export_hls4ml, plan
@@ -171,3 +171,49 @@ def test_a_missing_extra_names_it(
         match=r"^export --to hls4ml: needs hls4ml, allowed: install the export extra: pip install 'quantsearch\[export\]'$",
     ):
         export_hls4ml(quantized(gm, every_layer(gm, (8, 4), (8, 4))), tmp_path / "x")
+
+
+class _TwoCalls(nn.Module):
+    """A user model: one Linear called twice (tied weights) between functional ReLUs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.a(torch.relu(self.a(x)))))
+
+
+def _two_calls(alike: bool) -> tuple[fx.GraphModule, torch.Tensor]:
+    """Both calls of ``a`` configured alike (one quantized module, called twice) or not (the
+    second under ``quantized_nodes``); each ReLU's data_in is the next layer's, one grid."""
+    torch.manual_seed(0)
+    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(0)) * 2
+    gm = trace(_TwoCalls().eval(), x[:8])
+    second = (fixed(10, 5), fixed(10, 5)) if alike else (fixed(8, 3), fixed(6, 4))
+    layer = {"data_in": fixed(10, 5), "weight": fixed(10, 5), "bias": fixed(10, 5)}
+    table = {
+        "a": layer,
+        "relu": {"data_in": second[0]},
+        "a_1": {"data_in": second[0], "weight": second[1], "bias": second[1]},
+        "relu_1": {"data_in": fixed(10, 5)},
+        "out": layer,
+    }
+    return quantized(gm, ResolvedConfig.from_dict(table, gm=gm)), x
+
+
+def test_each_call_of_a_module_called_twice_is_its_own_layer(tmp_path: Path) -> None:
+    """hls4ml's layers are the plan's, by name: a float model keyed by module path kept one
+    layer for both calls of ``a`` and named function ReLUs ``quantized_nodes_relu``."""
+    for alike in (True, False):
+        qgm, _ = _two_calls(alike)
+        e = export_hls4ml(qgm, tmp_path / f"names{alike}")
+        names = [layer.name for layer in e.hls_model.get_layers()]
+        assert names == [layer.name for layer in e.plan.layers], names
+
+
+@pytest.mark.slow
+def test_a_module_called_twice_is_bit_exact(tmp_path: Path) -> None:
+    cases = [(f"two calls alike={alike}", *_two_calls(alike)) for alike in (True, False)]
+    _check_exact(cases, tmp_path)  # before the fix: 50% the same class, 32 LSB apart

@@ -106,23 +106,20 @@ def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, A
 
 
 class _Chain(nn.Module):
-    """Layers called one after the other, under their original paths (so fx names match)."""
+    """Layers called one after the other, each under its node's name: fx names the call of a
+    top-level module by that name, so hls4ml's layers are named as the plan's. (A module's
+    path would not do: a module called twice is one path and two nodes, and a quantized
+    function node's module lives under ``quantized_nodes.<node>``.)"""
 
     def __init__(self, layers: dict[str, nn.Module]) -> None:
         super().__init__()
         self.order = list(layers)
-        for path, layer in layers.items():
-            *parents, leaf = path.split(".")
-            owner: nn.Module = self
-            for part in parents:
-                if not hasattr(owner, part):
-                    owner.add_module(part, nn.Module())
-                owner = getattr(owner, part)
-            owner.add_module(leaf, layer)
+        for name, layer in layers.items():
+            self.add_module(name, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for path in self.order:
-            x = self.get_submodule(path)(x)
+        for name in self.order:
+            x = getattr(self, name)(x)
         return x
 
 
@@ -145,7 +142,7 @@ def float_model(qgm: fx.GraphModule) -> nn.Module:
                 new.bias.copy_(shift)
         else:
             new = nn.ReLU()
-        root[str(node.target)] = new.eval()
+        root[node.name] = new.eval()
     return _Chain(root).eval()
 
 
