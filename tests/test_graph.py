@@ -121,8 +121,29 @@ class _WrongShape(nn.Module):
 
 
 def test_a_failing_example_run_names_the_node() -> None:
-    with pytest.raises(TraceError, match=r"running node 'fc' \(call_module fc\)"):
+    with pytest.raises(TraceError, match=r"running node 'fc' \(call_module fc\)") as got:
         quantsearch.trace(_WrongShape(), torch.ones(2, 3))
+    assert "\n" not in str(got.value)  # fx's "While executing %fc ..." lines are dropped
+
+
+class _TwoInputs(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
+        return (x + y) * scale
+
+
+def test_example_inputs_are_counted_against_forward_in_one_line() -> None:
+    """A user model with two inputs given one example tensor (search data give one x per
+    sample): one line naming the inputs, not fx's multi-line placeholder error."""
+    for given in (1, 4):
+        with pytest.raises(TraceError) as got:
+            quantsearch.trace(_TwoInputs(), *[torch.ones(2, 3)] * given)
+        assert str(got.value) == (
+            f"model: _TwoInputs.forward takes 2 input(s) (x, y, scale), got {given} example "
+            "tensor(s), allowed: one per input; data give one tensor x per sample, so a model "
+            "with several inputs is searched through a wrapper whose forward takes one tensor"
+        )
+    gm = quantsearch.trace(_TwoInputs(), torch.ones(2, 3), torch.ones(2, 3))  # the default kept
+    assert torch.equal(gm(torch.ones(2, 3), torch.ones(2, 3)), torch.full((2, 3), 4.0))
 
 
 def test_a_non_module_is_rejected() -> None:

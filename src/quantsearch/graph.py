@@ -197,9 +197,11 @@ class _MetaProp(fx.Interpreter):
         try:
             result = super().run_node(n)
         except Exception as exc:
+            # fx appends "While executing %node ..." and more lines: the first one says it.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise TraceError(
                 f"running node {n.name!r} ({n.op} {_target_name(n)}) on the example input failed: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {first}"
             ) from exc
         ins: list[TensorMeta] = []
         for arg_node in n.all_input_nodes:
@@ -236,12 +238,30 @@ def _user_frame(exc: BaseException) -> str:
     return f" at {Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}"
 
 
+def _check_inputs(gm: fx.GraphModule, name: str, example_inputs: tuple[Any, ...]) -> None:
+    """One example per input of ``forward`` (those with defaults may be left out)."""
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if any(str(n.target).startswith("*") for n in inputs):
+        return  # *args / **kwargs: fx checks them when it runs
+    required = [n for n in inputs if not n.args]
+    k = len(example_inputs)
+    if len(required) <= k <= len(inputs):
+        return
+    names = ", ".join(str(n.target) for n in inputs)
+    raise TraceError(
+        f"model: {name}.forward takes {len(required)} input(s) ({names}), got {k} example "
+        f"tensor(s), allowed: one per input; data give one tensor x per sample, so a model "
+        f"with several inputs is searched through a wrapper whose forward takes one tensor"
+    )
+
+
 def annotate(gm: fx.GraphModule, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """Fill ``node.meta[META_KEY]`` for every node by running ``example_inputs`` once (in place).
 
     Existing ``precision`` and ``cost`` entries are kept, so re-annotating a quantized graph
     refreshes shapes without forgetting formats.
     """
+    _check_inputs(gm, type(gm).__name__, example_inputs)
     old = {n.name: n.meta.get(META_KEY) for n in gm.graph.nodes}
     # Restore each module's own flag: gm.train(flag) would reset every submodule to gm's.
     modes = {m: m.training for m in gm.modules()}
@@ -249,6 +269,8 @@ def annotate(gm: fx.GraphModule, *example_inputs: torch.Tensor) -> fx.GraphModul
     try:
         with torch.no_grad():
             _MetaProp(gm).run(*example_inputs)
+    except TraceError as exc:  # fx's Interpreter.run appended "While executing ..." lines
+        raise TraceError(str(exc).splitlines()[0]) from exc.__cause__
     finally:
         for m, mode in modes.items():
             m.training = mode
