@@ -237,6 +237,9 @@ def test_elementwise_by_hand() -> None:
         (nn.Flatten(), (2, 3, 4), 0, 0),
         (nn.Dropout(0.5), (2, 3), 0, 0),
         (nn.Identity(), (2, 3), 0, 0),
+        (nn.LeakyReLU(0.1), (2, 5), 20, 20),
+        (nn.Hardtanh(), (2, 5), 20, 20),
+        (nn.SiLU(), (2, 5), 50, 90),
     ],
 )
 def test_per_op_formulas(module: nn.Module, shape: tuple[int, ...], fwd: int, bwd: int) -> None:
@@ -344,3 +347,72 @@ def test_a_rule_that_cannot_read_its_node_is_listed() -> None:
     total = compute_cost(gm)
     assert [(u.node, u.op_kind) for u in total.uncounted] == [("_0", "linear")]
     assert "could not read the node: AttributeError" in total.uncounted[0].reason
+
+
+class Einsum(nn.Module):
+    def __init__(self, equation: str, shapes: tuple[tuple[int, ...], ...], as_list: bool) -> None:
+        super().__init__()
+        self.equation, self.as_list = equation, as_list
+        self.w = nn.Parameter(torch.randn(shapes[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.as_list:
+            return torch.einsum(self.equation, [x, self.w])
+        return torch.einsum(self.equation, x, self.w)
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes", "as_list"),
+    [
+        ("nij,jk->nik", ((3, 2, 8), (8, 5)), False),
+        ("bij,bjk->bik", ((3, 4, 6), (3, 6, 2)), True),
+        ("bhid,bhjd->bhij", ((2, 3, 4, 5), (2, 3, 6, 5)), False),  # attention scores
+        ("ij,jk", ((4, 6), (6, 3)), False),  # implicit output: ik
+        ("i,i->", ((7,), (7,)), True),  # a dot product
+        ("ni,j->nij", ((3, 4), (5,)), False),  # outer product: multiplies, no MACs
+    ],
+)
+def test_einsum_matches_flop_counter_mode(
+    equation: str, shapes: tuple[tuple[int, ...], ...], as_list: bool
+) -> None:
+    torch.manual_seed(0)
+    m = Einsum(equation, shapes, as_list).eval()
+    x = torch.randn(shapes[0])
+    with FlopCounterMode(display=False) as fcm:
+        y = m(x)
+    _, cost = _cost(m, x)
+    c = cost["einsum"]
+    assert "uncounted" not in c
+    assert 2 * c["macs"] == fcm.get_total_flops()  # the referee counts the matmul torch runs
+    if c["macs"] == 0:
+        assert (c["flops"], c["flops_backward"]) == (y.numel(), 2 * y.numel())
+    else:
+        assert (c["flops"], c["flops_backward"]) == (2 * c["macs"], 4 * c["macs"])
+        assert c["bitops"] == c["macs"] * 32 * 32
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes"),
+    [
+        ("...ij,jk->...ik", ((2, 3, 4), (4, 5))),
+        ("ij,jk->k", ((3, 4), (4, 5))),
+        ("ii,i->i", ((3, 3), (3,))),
+    ],
+)
+def test_einsum_forms_without_a_rule_are_listed_uncounted(
+    equation: str, shapes: tuple[tuple[int, ...], ...]
+) -> None:
+    m = Einsum(equation, shapes, False).eval()
+    gm = trace(m, torch.randn(shapes[0]))
+    total = compute_cost(gm)
+    assert [u.node for u in total.uncounted] == ["einsum"]
+
+
+def test_stack_and_pad_move_data_for_free() -> None:
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.pad(torch.stack([x, x], 1), (1, 2))
+
+    _, cost = _cost(Net(), torch.randn(2, 3))
+    for name in ("stack", "pad"):
+        assert (cost[name]["flops"], cost[name]["flops_backward"]) == (0, 0)

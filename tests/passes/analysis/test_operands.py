@@ -207,17 +207,20 @@ def test_functional_layers_on_parameters_are_counted_and_priced_at_their_dtype()
     assert by_kind["addmm"]["flops"] == 2 * by_kind["addmm"]["macs"] + 2 * 5  # + the bias adds
 
 
-def test_einsum_is_listed_as_uncounted_never_priced_as_zero() -> None:
+def test_an_einsum_form_without_a_rule_is_listed_as_uncounted_never_priced_as_zero() -> None:
     class Einsum(nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, equation: str) -> None:
             super().__init__()
+            self.equation = equation
             self.w = nn.Parameter(torch.randn(4, 3))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.einsum("bi,ij->bj", x, self.w)
+            return torch.einsum(self.equation, x, self.w)
 
-    gm = trace(Einsum().eval(), torch.randn(2, 4))
+    gm = trace(Einsum("...i,ij->...j").eval(), torch.randn(2, 4))
     assert [u.op_kind for u in compute_cost(gm).uncounted] == ["einsum"]
+    gm = trace(Einsum("bi,ij->bj").eval(), torch.randn(2, 4))  # two operands: counted
+    assert compute_cost(gm).uncounted == () and compute_cost(gm).macs == 2 * 4 * 3
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -7,7 +7,8 @@ next to it. A new op costs one rule here and one known-answer test.
 The convention, stated once for the whole package:
 
 * A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
-  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm`` and ``addmm``.
+  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm`` and two-operand
+  ``einsum``.
 * **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
   bias add. Every other op costs its stated FLOPs per element, written next to its rule;
   a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
@@ -37,90 +38,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from torch import fx, nn
+from torch import fx
 
-from quantsearch.graph import NodeInfo, TensorMeta, info
-from quantsearch.passes.analysis.tensors import arg_bits, role_bits
+from quantsearch.graph import TensorMeta, info
+from quantsearch.passes.analysis.op_args import OpArgs, OpCost
+from quantsearch.passes.analysis.tensors import arg_bits
 from quantsearch.registry import Registry
 
 __all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost"]
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """What one node costs for the traced batch."""
-
-    macs: int = 0
-    flops: int = 0
-    flops_backward: int = 0
-    bitops: float = 0
-
-
-class OpArgs:
-    """What a cost rule sees of one node: its record, its module and its call arguments."""
-
-    __slots__ = ("info", "module", "node")
-
-    def __init__(self, node: fx.Node, ni: NodeInfo, module: nn.Module | None) -> None:
-        self.node = node
-        self.info = ni
-        # Typed Any: rules read layer attributes (kernel_size, groups ...) that nn.Module's
-        # type stubs cannot know; a missing one lands the node in ``uncounted``.
-        self.module: Any = module
-
-    @property
-    def out(self) -> TensorMeta:
-        """The first output tensor."""
-        return self.info.outputs[0]
-
-    @property
-    def n_out(self) -> int:
-        """Elements of the first output (N in the formulas)."""
-        return self.info.outputs[0].numel
-
-    def arg(self, index: int, name: str, default: Any = None) -> Any:
-        """A call argument given positionally at ``index`` or by keyword ``name``."""
-        if len(self.node.args) > index:
-            return self.node.args[index]
-        return self.node.kwargs.get(name, default)
-
-    def tensor_arg(self, index: int, name: str) -> TensorMeta | None:
-        """The traced metadata of a tensor argument, ``None`` for a scalar or a missing one."""
-        value = self.arg(index, name)
-        if isinstance(value, fx.Node):
-            outs = info(value).outputs
-            return outs[0] if outs else None
-        return None
-
-    def operands(self) -> list[TensorMeta | None]:
-        """Metadata of every positional argument: a ``TensorMeta`` per tensor, else ``None``."""
-        return [self.tensor_arg(i, "") for i in range(len(self.node.args))]
-
-    def operand_bits(self, *indices: int) -> list[float]:
-        """Bits per element of the positional arguments at ``indices``, as this node reads them."""
-        out = []
-        for i in indices:
-            arg = self.node.args[i]
-            if not isinstance(arg, fx.Node):
-                raise ValueError(f"argument {i} is not a traced tensor")
-            out.append(arg_bits(self.node, arg))
-        return out
-
-    def first_input(self) -> TensorMeta:
-        """The activation input: the first tensor operand."""
-        for t in self.operands():
-            if t is not None:
-                return t
-        raise ValueError("no tensor input")
-
-    def bitops(self, macs: int, weight_dtype: str) -> float:
-        """MACs x weight bits x input-activation bits at this node's precision."""
-        w = role_bits(self.info, "weight", weight_dtype)
-        x = role_bits(self.info, "data_in", self.first_input().dtype)
-        return macs * w * x
 
 
 CostRule = Callable[[OpArgs], OpCost]
@@ -202,6 +128,36 @@ def _addmm(a: OpArgs) -> OpCost:
     return OpCost(macs, 2 * macs + n, 4 * macs + _reduce(n, c), macs * x_bits * y_bits)
 
 
+@_rule("einsum")
+def _einsum(a: OpArgs) -> OpCost:
+    # Two operands, as torch contracts them: one batched matmul over the letters left, MACs =
+    # the product of their sizes; fwd = 2 * MACs, bwd = 4 * MACs. No letter contracted: N
+    # multiplies (fwd N, bwd 2 N). Other forms (one or 3+ operands, '...', a letter summed in
+    # one operand only, a repeated letter) have no rule: listed uncounted.
+    eq, args = a.arg(0, "equation"), list(a.node.args[1:])
+    args = list(args[0]) if len(args) == 1 and isinstance(args[0], list | tuple) else args
+    ops = [o for o in args if isinstance(o, fx.Node)]
+    if not isinstance(eq, str) or "." in eq or len(args) != 2 or len(ops) != 2:
+        raise ValueError("counted for two traced operands without '...'")
+    lhs, _, out = eq.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if "->" not in eq:  # implicit output: the letters that appear once, sorted
+        out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+    metas = [info(o).outputs[0] for o in ops]
+    sizes = {
+        c: d for t, m in zip(terms, metas, strict=True) for c, d in zip(t, m.shape, strict=True)
+    }
+    if any(
+        len(set(t)) != len(t) or set(t) - set(out) - set(terms[1 - i]) for i, t in enumerate(terms)
+    ):
+        raise ValueError("a letter repeated in an operand or summed in one operand only")
+    if not set(terms[0]) & set(terms[1]) - set(out):
+        return OpCost(0, a.n_out, 2 * a.n_out)
+    macs = _prod([sizes[c] for c in sizes])
+    x_bits, y_bits = (arg_bits(a.node, o) for o in ops)
+    return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
+
+
 # --- normalisation ---------------------------------------------------------------------------
 
 
@@ -264,6 +220,12 @@ COST_RULES.add("tanh", _elementwise(1, 3))
 # softmax along D: max (1 comparison), x - max, exp, sum (1 add), divide = 5;
 # dx = y * (dy - sum(dy * y)) = multiply, add, subtract, multiply = 4.
 COST_RULES.add("softmax", _elementwise(5, 4))
+# leaky_relu: x > 0 ? x : a * x = comparison, multiply = 2; dx = dy * (x > 0 ? 1 : a) = 2.
+COST_RULES.add("leaky_relu", _elementwise(2, 2))
+# hardtanh: clamp(x, lo, hi) = 2 comparisons; dx = dy * (lo < x < hi) = 2 (as relu6).
+COST_RULES.add("hardtanh", _elementwise(2, 2))
+# silu: x * sigmoid(x) = 4 + 1 = 5; dx = dy * s * (1 + x * (1 - s)), s recomputed (4) + 5 = 9.
+COST_RULES.add("silu", _elementwise(5, 9))
 
 
 @_rule("gelu")
@@ -417,7 +379,7 @@ def _embedding(a: OpArgs) -> OpCost:
 _FREE = (
     "flatten", "reshape", "view", "dropout", "identity", "getitem", "getattr", "size", "cat",
     "contiguous", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "chunk", "split",
-    "clone", "to",
+    "clone", "to", "stack", "pad",
 )  # fmt: skip
 for _k in _FREE:
     COST_RULES.add(_k, lambda a: OpCost())
