@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from torch import nn
 
 from quantsearch.data import Split
 from quantsearch.errors import MetricError
-from quantsearch.metrics.population import PopulationQuality
+from quantsearch.metrics.population import BatchLabels, PopulationQuality
 from quantsearch.metrics.quality import evaluate
 
 
@@ -68,3 +70,51 @@ def test_per_class_hits_equal_numpy_argmax_counts_with_ties(n: int) -> None:
     want = [[int(((pred[v] == lab) & (lab == k)).sum()) for k in range(c)] for v in range(len(x))]
     assert pq.correct is not None and pq.correct.dtype == torch.int64
     assert pq.correct.tolist() == want
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_hits_equal_numpy_argmax_with_non_finite_logits(dtype: torch.dtype) -> None:
+    """The hits read from maxima over the classes (outputs with a finite loss) or from
+    ``argmax`` (the others) against numpy's ``argmax`` (first maximum; NaN counts as the
+    maximum, its first occurrence, as torch's): outputs with ``-inf``, ``+inf`` and NaN logits,
+    ties among them, ``-0.0`` against ``0.0``, and whole metrics against one evaluation each."""
+    g = torch.Generator().manual_seed(3)
+    n, c = 200, 5
+    y = torch.randint(0, c, (n,), generator=g)
+    x = torch.round(torch.randn(8, n, c, generator=g) * 2).to(dtype)  # many ties
+    x[1, ::7, 2] = -torch.inf  # finite loss: -inf is a logit like the others
+    x[2, ::5] = -torch.inf
+    x[2, ::5, 1] = 0.0
+    x[3, 3, 1] = torch.inf  # infinite loss: argmax
+    x[4, ::11, 3] = torch.nan  # NaN loss: argmax
+    x[5] = torch.where(x[5] == 0, -0.0, x[5])  # -0.0 ties 0.0
+    x[5, :, 0] = 0.0
+    x[6, :, :] = 1.0  # every class tied
+    pq = PopulationQuality(len(x), c)
+    pq.add(list(x), BatchLabels.of(y, c))
+    pred = np.argmax(x.numpy(), axis=2)
+    lab = y.numpy()
+    want = [[int(((pred[v] == lab) & (lab == k)).sum()) for k in range(c)] for v in range(len(x))]
+    assert pq.correct is not None and pq.correct.tolist() == want
+    data = Split(torch.zeros(n, 1), y)
+    for got, o in zip(pq.results(), x, strict=True):
+        single = evaluate(_Outputs(o), data, batch_size=n)
+        assert (got.accuracy, got.balanced_accuracy) == (single.accuracy, single.balanced_accuracy)
+        assert got.loss == single.loss or (math.isnan(got.loss) and math.isnan(single.loss))
+
+
+def test_batch_labels_checks_once_and_add_reads_them() -> None:
+    """A :class:`BatchLabels` refuses a label outside the classes, and ``add`` with it gives
+    what ``add`` with the plain labels gives; its masks are 0 / -inf as documented."""
+    with pytest.raises(MetricError, match=r"labels must be in \[0, 2\]"):
+        BatchLabels.of(torch.tensor([0, 3]), 3)
+    y = torch.tensor([2, 0, 1, 2])
+    lab = BatchLabels.of(y, 3)
+    inf = -math.inf
+    assert lab.at[0].T.tolist() == [[inf, inf, 0], [0, inf, inf], [inf, 0, inf], [inf, inf, 0]]
+    assert lab.before[0].T.tolist() == [[0, 0, inf], [inf] * 3, [0, inf, inf], [0, 0, inf]]
+    outs = [torch.randn(4, 3, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    a, b = PopulationQuality(3, 3), PopulationQuality(3, 3)
+    a.add(outs, y)
+    b.add(outs, lab)
+    assert a.results() == b.results()

@@ -2,16 +2,25 @@
 
 :func:`quantsearch.metrics.quality.evaluate` keeps one running accumulator per evaluation; a
 population keeps one set of running sums for all its configs and fills them from all outputs
-together. Exactness: what is batched is exact in any order or shape (``argmax``, which picks
-the first maximum whatever the layout, and integer class counts, sums of zeros
-and ones below ``2^24`` from one float32 product with the labels' one-hot matrix) or
-shares its arithmetic with the single path whatever the number of outputs
+together. Exactness: what is batched is exact in any order or shape, or shares its
+arithmetic with the single path whatever the number of outputs
 (:func:`~quantsearch.metrics.quality.loss_sums`: row-local per-sample losses on the stacked
-outputs, each output's summed in sample order); ``topk``, whose order among ties is the
+outputs, each output's summed in sample order). The per-class hits are integer counts, sums
+of zeros and ones below ``2^24`` from one float32 product with the labels' one-hot matrix.
+Whether a sample is a hit is the single path's ``argmax(1) == label`` (the first maximum),
+read from the classes-first copy the loss needs anyway by reductions over the classes
+(:func:`_hits`): for an output whose summed loss is finite no logit is NaN or ``+inf``, so
+``m = max_c x_c``, ``x_label`` and the largest logit before the label are exact maxima, and
+the label is the first maximum iff ``x_label == m`` and every earlier logit is below ``m``.
+An output whose loss is not finite (NaN or infinite logits) takes ``argmax`` itself, as do
+logits of another dtype than float32/float64. ``topk``, whose order among ties is the
 kernel's, is the single path's call on the same tensor, once per *distinct* output (configs
 whose outputs are the same object share it). Each config's
 :class:`~quantsearch.metrics.quality.Quality` then comes from the single path's own formula
 (:func:`~quantsearch.metrics.quality.quality_of`) on its exact counts and loss sum.
+What depends on the labels alone (their range check, class counts, one-hot matrix and the
+masks :func:`_hits` adds) is a :class:`BatchLabels`, which an evaluator builds once per batch
+of its data.
 
 Example:
     >>> import torch
@@ -28,7 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +56,83 @@ from quantsearch.metrics.quality import (
 )
 from quantsearch.passes.transform.batched import stacked_views
 
-__all__ = ["PopulationQuality"]
+__all__ = ["BatchLabels", "PopulationQuality"]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchLabels:
+    """One batch's labels and what every population measured on them reads (build it with
+    :meth:`of`, which checks them).
+
+    Attributes:
+        labels: the class of each of the ``N`` samples (int64).
+        num_classes: the models' output width ``C``.
+        counts: samples per class, ``[C]`` int64.
+        onehot: ``[N, C]`` float32 one-hot rows; ``None`` from ``2^24`` samples on, where a
+            float32 count would no longer be exact (the hits are then counted by ``bincount``).
+        at: ``[1, C, N]`` float32: ``0`` at each sample's label, ``-inf`` elsewhere.
+        before: ``[1, C, N]`` float32: ``0`` at the classes before each sample's label,
+            ``-inf`` from it on.
+    """
+
+    labels: torch.Tensor
+    num_classes: int
+    counts: torch.Tensor
+    onehot: torch.Tensor | None
+    at: torch.Tensor
+    before: torch.Tensor
+
+    @classmethod
+    def of(cls, labels: torch.Tensor, num_classes: int) -> BatchLabels:
+        """The facts of ``labels`` (int64 class indices) for ``num_classes`` outputs.
+
+        Raises:
+            MetricError: a label outside ``[0, num_classes - 1]``.
+        """
+        c = num_classes
+        lo, hi = (int(v) for v in torch.aminmax(labels))
+        if lo < 0 or hi >= c:
+            raise MetricError(f"labels must be in [0, {c - 1}] (got labels in [{lo}, {hi}])")
+        n = int(labels.shape[0])
+        classes = torch.arange(c, device=labels.device).view(1, c, 1)
+        zero = torch.zeros((), dtype=torch.float32, device=labels.device)
+        inf = torch.full((), -math.inf, dtype=torch.float32, device=labels.device)
+        row = labels.view(1, 1, n)
+        return cls(
+            labels=labels,
+            num_classes=c,
+            counts=torch.bincount(labels, minlength=c),
+            onehot=F.one_hot(labels, c).to(torch.float32) if n < 2**24 else None,
+            at=torch.where(classes == row, zero, inf),
+            before=torch.where(classes < row, zero, inf),
+        )
+
+    def nbytes(self) -> int:
+        """The memory its tensors take."""
+        ts = (self.labels, self.counts, self.onehot, self.at, self.before)
+        return sum(t.numel() * t.element_size() for t in ts if t is not None)
+
+
+def _hits(
+    stacked: torch.Tensor, by_class: torch.Tensor, losses: torch.Tensor, lab: BatchLabels
+) -> torch.Tensor:
+    """``stacked.argmax(2) == labels`` (``[V, N]`` bool: the first maximum is the label) of
+    ``V`` outputs ``stacked`` (``[V, N, C]``), read from ``by_class``, their classes-first
+    copy, where each output's summed loss ``losses`` is finite (see the module docstring).
+
+    For such an output ``x + 0 == x`` and ``x + -inf == -inf`` for every logit (``-inf``
+    included), so adding ``lab.at`` leaves ``x_label`` as the one finite candidate of its
+    sample's maximum, and adding ``lab.before`` the logits before the label (``-inf`` when
+    there are none); all three maxima are exact. An output with a NaN or ``+inf`` logit has
+    a loss that is NaN or infinite (its sample's log-softmax is), so it takes ``argmax``."""
+    if by_class.dtype not in (torch.float32, torch.float64):
+        return stacked.argmax(2) == lab.labels
+    m = by_class.amax(1)
+    hit = ((by_class + lab.at).amax(1) == m) & ((by_class + lab.before).amax(1) < m)
+    if not math.isfinite(float(losses.sum())):  # a NaN or an infinity in some loss
+        bad = (~torch.isfinite(losses)).nonzero().flatten()
+        hit[bad] = stacked[bad].argmax(2) == lab.labels
+    return hit
 
 
 class PopulationQuality:
@@ -67,10 +154,12 @@ class PopulationQuality:
         self.loss: torch.Tensor | None = None  # [k] float64
         self.hits: dict[int, torch.Tensor] = {}  # k -> [configs] int64
 
-    def add(self, logits: Sequence[torch.Tensor], labels: torch.Tensor) -> None:
-        """One batch: ``logits[i]`` is config ``i``'s output for the samples labelled ``labels``."""
+    def add(self, logits: Sequence[torch.Tensor], labels: torch.Tensor | BatchLabels) -> None:
+        """One batch: ``logits[i]`` is config ``i``'s output for the samples labelled
+        ``labels`` (class indices, or their :class:`BatchLabels` for this many classes)."""
         if len(logits) != self.k:
             raise MetricError(f"expected {self.k} outputs (got {len(logits)})")
+        y = labels.labels if isinstance(labels, BatchLabels) else labels
         slot: dict[int, int] = {}  # id of a distinct output -> its row
         distinct: list[torch.Tensor] = []
         rows: list[int] = []
@@ -78,54 +167,52 @@ class PopulationQuality:
             row = slot.get(id(t))
             if row is None:
                 if not distinct or t.shape != distinct[0].shape:
-                    _check(t, labels)  # equal shapes pass alike
+                    _check(t, y)  # equal shapes pass alike
                 row = slot[id(t)] = len(distinct)
                 distinct.append(t)
             rows.append(row)
         c = self.num_classes
-        lo, hi = (int(v) for v in torch.aminmax(labels))
-        if lo < 0 or hi >= c:
-            raise MetricError(f"labels must be in [0, {c - 1}] (got labels in [{lo}, {hi}])")
+        if not isinstance(labels, BatchLabels) or labels.num_classes != c:
+            labels = BatchLabels.of(y, c)
         if any(not 1 <= k <= c for k in self.ks):
             raise MetricError(f"top<k>_accuracy needs 1 <= k <= {c}")
         whole = stacked_views(distinct)  # a batched layer's outputs are one tensor already
         stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
-        correct = stacked.argmax(2) == labels  # first maximum, as argmax(1) of each
+        by_class = classes_first(stacked)
+        losses = loss_sums(by_class, y)
+        correct = _hits(stacked, by_class, losses, labels)
         d = len(distinct)
-        if labels.shape[0] < 2**24:
+        if labels.onehot is not None:
             # hits of each output per class as one product with the labels' one-hot matrix:
             # sums of at most 2^24 zeros and ones, every partial sum an integer float32
             # holds, so exact in any order, as the bincount below (numpy's argmax counts
             # referee it in the tests)
-            onehot = F.one_hot(labels, c).to(torch.float32)  # [samples, C]
-            per_class = torch.mm(correct.to(torch.float32), onehot).to(torch.int64)
+            per_class = torch.mm(correct.to(torch.float32), labels.onehot).to(torch.int64)
         else:
-            offset = torch.arange(d, device=labels.device)[:, None] * c + labels
+            offset = torch.arange(d, device=y.device)[:, None] * c + y
             bins = torch.where(correct, offset, d * c)  # a miss counts in one extra bin
             per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
-        counts = torch.bincount(labels, minlength=c)
-        losses = loss_sums(classes_first(stacked), labels)
         hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
         for t in distinct if self.ks else ():
-            top = t.topk(max(self.ks), dim=1).indices == labels[:, None]
+            top = t.topk(max(self.ks), dim=1).indices == y[:, None]
             for k in self.ks:
                 hits[k].append(top[:, :k].any(1).sum())
         same = rows == list(range(len(distinct)))
-        index = None if same else torch.tensor(rows, device=labels.device)
+        index = None if same else torch.tensor(rows, device=y.device)
         by_config = [per_class, losses, *(torch.stack(h) for h in hits.values())]
         if index is not None:
             by_config = [t[index] for t in by_config]
         if self.correct is None or self.count is None or self.loss is None:
             self.correct, self.loss = by_config[0], by_config[1]
-            self.count = counts
+            self.count = labels.counts
             self.hits = dict(zip(self.ks, by_config[2:], strict=True))
         else:  # integer counts add exactly; each loss adds in batch order, as the single path's
             self.correct = self.correct + by_config[0]
-            self.count = self.count + counts
+            self.count = self.count + labels.counts
             self.loss = self.loss + by_config[1]
             for k, h in zip(self.ks, by_config[2:], strict=True):
                 self.hits[k] = self.hits[k] + h
-        self.n += int(labels.shape[0])
+        self.n += int(y.shape[0])
 
     def results(self) -> list[Quality]:
         """Each config's metrics, as :func:`~quantsearch.metrics.quality.evaluate` gives them."""

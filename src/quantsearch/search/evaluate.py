@@ -29,7 +29,7 @@ from quantsearch.data import Split
 from quantsearch.graph import info
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.groups import quality_metrics, quality_values
-from quantsearch.metrics.population import PopulationQuality
+from quantsearch.metrics.population import BatchLabels, PopulationQuality
 from quantsearch.metrics.quality import class_labels
 from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
 from quantsearch.metrics.static import StaticMetrics
@@ -117,6 +117,8 @@ class Evaluator:
         self._kinds_of: (
             tuple[tuple[str, ...], tuple[list[str], tuple[int, ...], list[str]]] | None
         ) = None
+        # each data batch's BatchLabels, for (data, batch size, classes); see _batch_labels
+        self._labels_of: tuple[tuple[Split, int, int], dict[int, BatchLabels]] | None = None
 
     def prepared(self) -> PreparedModel:
         """This thread's prepared model (built on first use)."""
@@ -283,6 +285,21 @@ class Evaluator:
             kept = self._kinds_of = (self.metrics, (names, ks, static))
         return kept[1]
 
+    def _batch_labels(self, b: int, y: torch.Tensor, num_classes: int) -> BatchLabels:
+        """The :class:`BatchLabels` of batch ``b`` of the data (labels ``y``), built once
+        per batch for this evaluator's data (which never changes) while all of them take at
+        most 64 MiB, else every call."""
+        kept = self._labels_of
+        setting = (self.batch_size, num_classes)
+        if kept is None or kept[0][0] is not self.data or kept[0][1:] != setting:
+            kept = self._labels_of = ((self.data, *setting), {})
+        lab = kept[1].get(b)
+        if lab is None:  # (threads may both build one: the same values)
+            lab = BatchLabels.of(class_labels(y.to(self.device, non_blocking=True)), num_classes)
+            if sum(k.nbytes() for k in kept[1].values()) + lab.nbytes() <= 2**26:
+                kept[1][b] = lab
+        return lab
+
     def _population(self, chunk: list[ResolvedConfig]) -> list[Evaluation] | None:
         """``chunk`` evaluated as one population; ``None`` where the path cannot answer."""
         t0 = time.perf_counter()
@@ -295,12 +312,11 @@ class Evaluator:
                 return None
             quality: PopulationQuality | None = None
             names, ks, static = self._kinds()
-            for x, y in self.data.batches(self.batch_size):
+            for b, (x, y) in enumerate(self.data.batches(self.batch_size)):
                 outs = pop.run(bound, x.to(self.device, non_blocking=True))
-                labels = class_labels(y.to(self.device, non_blocking=True))
                 if quality is None:
                     quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
-                quality.add(outs, labels)
+                quality.add(outs, self._batch_labels(b, y, quality.num_classes))
             data_values = [quality_values(q) for q in quality.results()] if quality else []
             sm = self.static_metrics()
             unpriced = [n for n in static if n not in sm.names]  # none is registered
