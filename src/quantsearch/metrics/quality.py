@@ -84,6 +84,11 @@ def class_labels(y: torch.Tensor) -> torch.Tensor:
 
 
 def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if not isinstance(logits, torch.Tensor):  # a user model may return a tuple or dict
+        raise MetricError(
+            f"the classification metrics need a model that returns one tensor of logits (got "
+            f"{type(logits).__name__}); use an evaluate function for several outputs"
+        )
     if logits.ndim != 2:
         raise MetricError(
             f"model output must be logits of shape (samples, classes) (got shape {tuple(logits.shape)})"
