@@ -12,6 +12,7 @@ from torch import nn
 from quantsearch.data import DataSplits
 from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
+from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, calibrate, quantize
 from quantsearch.quantized import load_quantized, save_quantized
 
@@ -60,3 +61,50 @@ def test_a_model_in_training_mode_is_refused(
         save_quantized(
             tmp_path / "q.pt", qgm, model_name="mlp-digits", dataset="digits", sample_shape=(64,)
         )
+
+
+USER_MODELS = """
+import torch
+from torch import nn
+
+
+class Embed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(32, 8)
+        self.fc = nn.Linear(8 * 4, 5)
+
+    def forward(self, idx):
+        return self.fc(self.emb(idx).flatten(1))
+
+
+def embed():
+    return Embed()
+
+
+def mlp64():
+    return nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).double()
+"""
+
+
+@pytest.mark.parametrize(
+    ("build", "x"),
+    [("embed", torch.randint(0, 32, (6, 4))), ("mlp64", torch.randn(6, 16, dtype=torch.float64))],
+)
+def test_a_user_model_of_integer_or_float64_input_round_trips(
+    build: str, x: torch.Tensor, tmp_path: Path
+) -> None:
+    """The sample's dtype is recorded: tracing again with float32 zeros failed for an
+    embedding's indices and a float64 model's first Linear."""
+    (tmp_path / "user.py").write_text(USER_MODELS)
+    torch.manual_seed(0)
+    model = build_model(f"user.py:{build}", base_dir=tmp_path).eval()
+    gm = trace(model, x)
+    first = {"embed": "fc", "mlp64": "_0"}[build]  # the first Linear
+    qgm = quantize(gm, ResolvedConfig.from_dict({first: {"data_in": F84, "weight": F42}}, gm=gm))
+    path = save_quantized(
+        tmp_path / "q.pt", qgm, model_name=f"user.py:{build}", dataset="user",
+        sample_shape=tuple(x.shape[1:]), base_dir=tmp_path,
+    )  # fmt: skip
+    reloaded = load_quantized(path)
+    assert torch.equal(reloaded(x), qgm(x)) and reloaded(x).dtype == qgm(x).dtype

@@ -4,8 +4,8 @@ quantized model, not as a float one.
 A quantized checkpoint is an ordinary quantsearch checkpoint (:mod:`quantsearch.checkpoint`)
 whose state dict holds the quantized model's parameters (weights and biases already on their
 grids) and whose ``config`` records ``quantize`` (the per-node formats,
-:meth:`ResolvedConfig.to_dict`) and ``sample_shape`` (one input sample, to trace the model
-again). :func:`load_quantized` rebuilds the model by name, traces it, applies the recorded
+:meth:`ResolvedConfig.to_dict`), ``sample_shape`` and ``sample_dtype`` (one input sample, to
+trace the model again: an embedding's integer indices, a float64 model's input). :func:`load_quantized` rebuilds the model by name, traces it, applies the recorded
 formats with :func:`~quantsearch.passes.transform.quantize` and loads the stored values: its
 outputs equal the saved model's bit for bit.
 """
@@ -20,7 +20,7 @@ from torch import fx
 
 from quantsearch.checkpoint import load_checkpoint, save_checkpoint
 from quantsearch.errors import ConfigError
-from quantsearch.graph import trace
+from quantsearch.graph import info, trace
 from quantsearch.models import MODELS, build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 
@@ -57,10 +57,12 @@ def save_quantized(
             "off the grid; call .eval() and quantize again (finetune() does)"
         )
     resolved = ResolvedConfig.from_graph(qgm)
+    inputs = [info(n).outputs for n in qgm.graph.nodes if n.op == "placeholder"]
     config: dict[str, Any] = {
         **(extra or {}),
         "quantize": resolved.to_dict(),
         "sample_shape": list(sample_shape),
+        "sample_dtype": inputs[0][0].dtype if inputs and inputs[0] else "float32",
     }
     if base_dir is not None:
         config["base_dir"] = str(Path(base_dir).resolve())
@@ -79,7 +81,7 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
     Example:
         >>> import torch, tempfile, pathlib
         >>> from quantsearch.models import build_model
-        >>> from quantsearch.graph import trace
+        >>> from quantsearch.graph import info, trace
         >>> gm = trace(build_model("jsc-tiny").eval(), torch.randn(4, 16))
         >>> w4 = {"weight": {"format": "fixed", "width": 4, "frac_width": 2}}
         >>> qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_2": w4}, gm=gm))
@@ -103,7 +105,10 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
         if ckpt.model_name not in MODELS:
             raise ConfigError(f"{key}: {str(path)!r} records no sample_shape to trace with")
         shape = MODELS.get(ckpt.model_name).input_shape
-    gm = trace(model.eval(), torch.zeros((2, *shape)))
+    dtype = getattr(torch, str(ckpt.config.get("sample_dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ConfigError(f"{key}: {str(path)!r} records no torch dtype as its sample_dtype")
+    gm = trace(model.eval(), torch.zeros((2, *shape), dtype=dtype))
     qgm = quantize(gm, ResolvedConfig.from_dict(formats, gm=gm, key=f"{key}.quantize"))
     try:
         qgm.load_state_dict(ckpt.state_dict)
