@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = [
-    "CategoricalDraw",
-    "CategoricalLogPdf",
+    "tpe_best",
     "tpe_gamma",
     "tpe_intersection",
     "tpe_n_startup",
+    "tpe_parzen_defaults",
     "tpe_rng_and_candidates",
     "tpe_sample",
     "tpe_sample_as_optuna",
@@ -30,14 +30,6 @@ __all__ = [
     "tpe_trial_scores",
     "tpe_uses_defaults",
 ]
-
-# A categorical mixture's log-density and draw, as quantsearch.search.strategies.tpe computes
-# them: (kernel weights, per-parameter tables, candidates) and (rng, weights, tables, count).
-CategoricalLogPdf = Callable[["np.ndarray", list["np.ndarray"], "np.ndarray"], "np.ndarray"]
-CategoricalDraw = Callable[
-    ["np.random.RandomState", "np.ndarray", list["np.ndarray"], int], "np.ndarray"
-]
-
 
 # Optuna's TPESampler, fed from quantsearch.search.strategies.tpe's arrays. TPESampler._sample
 # re-reads and re-encodes every finished trial on every proposal and has no public way to be
@@ -136,25 +128,44 @@ def tpe_trial_params(sampler: TPESampler, trial: FrozenTrial, study: Study) -> d
     return sampler._get_params(trial, study)
 
 
+def tpe_parzen_defaults(sampler: TPESampler) -> tuple[float, Callable[[int], np.ndarray]] | None:
+    """The prior's weight and the kernel weights function of ``sampler``'s Parzen estimators
+    (``_parzen_estimator_parameters``, private), where they are Optuna's defaults' kind: a
+    non-negative prior and Optuna's ``default_weights`` (whose values ``_ParzenEstimator``
+    never has to refuse); ``None`` otherwise."""
+    from optuna.samplers._tpe.sampler import default_weights
+
+    params = sampler._parzen_estimator_parameters
+    if params.weights is not default_weights or not params.prior_weight >= 0:
+        return None
+    return float(params.prior_weight), params.weights
+
+
+def tpe_best(
+    search_space: dict[str, BaseDistribution], samples: np.ndarray, acquisition: np.ndarray
+) -> dict[str, Any]:
+    """The end of ``TPESampler._sample``: the candidate (a row of ``samples``, internal
+    representations in the space's order) of the largest acquisition value, by
+    ``TPESampler._compare`` (private), in external representation."""
+    from optuna.samplers import TPESampler as _TPE
+
+    columns = {name: samples[:, i] for i, name in enumerate(search_space)}
+    best = _TPE._compare(columns, acquisition)
+    return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
+
+
 def tpe_sample(
     sampler: TPESampler,
     search_space: dict[str, BaseDistribution],
     below: dict[str, np.ndarray],
     above: dict[str, np.ndarray],
-    categorical: tuple[CategoricalLogPdf, CategoricalDraw] | None = None,
 ) -> dict[str, Any]:
     """The end of ``TPESampler._sample`` from the observations of the trials below and above:
     two Parzen estimators built with the sampler's parameters, ``n_ei_candidates`` drawn from
     the one below with the sampler's random state, the best by ``log l(x) - log g(x)``
     (``_compute_acquisition_func``, ``_compare``), in external representation. The
-    estimator class and these steps have no public API.
-
-    ``categorical = (log_pdf, draw)``, given for a space of categorical parameters only, stands
-    in for the mixtures' ``log_pdf`` and ``sample`` (``_MixtureOfProductDistribution``), which
-    it must match number for number and draw for draw. Each takes the mixture's kernel weights
-    and each parameter's ``(kernels, choices)`` probabilities
-    (``_BatchedCategoricalDistributions.weights``); the candidates are one
-    ``(candidates, parameters)`` array of choice indices.
+    estimator class and these steps have no public API. (A space of categorical parameters
+    goes through :mod:`quantsearch.search.strategies.tpe_parzen` instead.)
     """
     from optuna.samplers import TPESampler as _TPE
 
@@ -162,18 +173,7 @@ def tpe_sample(
     mpe_below = sampler._parzen_estimator_cls(below, search_space, params)
     mpe_above = sampler._parzen_estimator_cls(above, search_space, params)
     rng, n_candidates = tpe_rng_and_candidates(sampler)
-    if categorical is None:
-        samples = mpe_below.sample(rng, n_candidates)
-        acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
-    else:
-        log_pdf, draw = categorical
-        mixtures = [m._mixture_distribution for m in (mpe_below, mpe_above)]
-        (w_below, t_below), (w_above, t_above) = (
-            (m.weights, [d.weights for d in m.distributions])  # type: ignore[union-attr]
-            for m in mixtures
-        )
-        x = draw(rng, w_below, t_below, n_candidates)
-        samples = mpe_below._untransform(x)
-        acquisition = log_pdf(w_below, t_below, x) - log_pdf(w_above, t_above, x)
+    samples = mpe_below.sample(rng, n_candidates)
+    acquisition = sampler._compute_acquisition_func(samples, mpe_below, mpe_above)
     best = _TPE._compare(samples, acquisition)
     return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}

@@ -28,6 +28,7 @@ of Optuna's ask, suggestions and tell: about a millisecond of bookkeeping a tria
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from typing import Any
@@ -40,13 +41,21 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
+from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
 
 
 class _History:
     """The finished trials of one study over one search space, one row each, in the order
-    they were first seen (rows are sorted by trial number when they are read)."""
+    they were first seen, and the orders ``_split_trials`` sorts them in, kept as they come.
+
+    ``TPESampler`` sorts the feasible complete trials by value, the feasible pruned ones by
+    their pruned-trial score and the infeasible ones by their constraints' violation, each
+    list in trial order (Python's ``sorted`` is stable), and takes the first of each in turn.
+    A finished trial never changes, so each goes into its sorted list once, by ``(key,
+    number)`` (the same order: ties by trial number); a proposal takes the first few.
+    """
 
     def __init__(self, space: dict[str, BaseDistribution], maximize: bool) -> None:
         self.space, self.names = space, list(space)
@@ -56,40 +65,51 @@ class _History:
         cap = 64
         self.x = np.empty((cap, len(space)))  # internal representations
         self.number = np.empty(cap, dtype=np.int64)
-        self.value = np.empty(cap)  # the objective value (COMPLETE), NaN otherwise
-        self.infeasible = np.empty(cap)  # sum of the violated constraints (> 0: infeasible)
-        self.complete = np.empty(cap, dtype=bool)
         self.has_all = np.empty(cap, dtype=bool)  # has every parameter of the space
-        self.pruned_key: dict[int, tuple[float, float]] = {}  # row -> pruned-trial sort key
-        self.order: np.ndarray | None = np.empty(0, dtype=np.int64)  # rows by trial number
+        self.missing = 0  # rows without every parameter
+        # (key, trial number, row), each sorted: COMPLETE by value (negated when maximising),
+        # PRUNED by Optuna's pruned-trial score, infeasible by the sum of violated constraints
+        self.complete: list[tuple[float, int, int]] = []
+        self.pruned: list[tuple[tuple[float, float], int, int]] = []
+        self.infeasible: list[tuple[float, int, int]] = []
+        self.nan = False  # a feasible complete trial's value is NaN (sorted differently)
+        self.order: np.ndarray | None = None  # rows by trial number, once out of order
+        self.in_order = True  # rows were seen by increasing trial number: rows are that order
         self.scanned = 0  # the trials numbered below it are finished (or failed) and seen
         self.last = -1  # the largest trial number seen
 
     def add(self, trial: FrozenTrial, study: Study) -> None:
         if self.n == len(self.number):
-            for name in ("x", "number", "value", "infeasible", "complete", "has_all"):
+            for name in ("x", "number", "has_all"):
                 old = getattr(self, name)
                 new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
-        i = self.n
+        i, number = self.n, trial.number
         params = trial.params  # TPESampler reads a finished trial's own params
         self.has_all[i] = self.space.keys() <= params.keys()
         if self.has_all[i]:
             self.x[i] = [d.to_internal_repr(params[k]) for k, d in self.space.items()]
+        else:
+            self.missing += 1
         infeasible, pruned_key = optuna_compat_tpe.tpe_trial_scores(trial, study)
-        self.infeasible[i] = infeasible
-        self.complete[i] = trial.state == TrialState.COMPLETE
-        self.value[i] = trial.value if self.complete[i] else math.nan
-        if trial.state == TrialState.PRUNED:
-            self.pruned_key[i] = pruned_key
-        if trial.number < self.last:
-            self.order = None  # seen out of number order (another worker's trial)
-        elif self.order is not None:
-            self.order = np.append(self.order, i)
-        self.last = max(self.last, trial.number)
-        self.number[i] = trial.number
-        self.seen.add(trial.number)
+        if infeasible > 0:
+            bisect.insort(self.infeasible, (infeasible, number, i))
+        elif trial.state == TrialState.COMPLETE:
+            value = trial.value
+            assert value is not None
+            if math.isnan(value):
+                self.nan = True
+            else:
+                bisect.insort(self.complete, (-value if self.maximize else value, number, i))
+        elif trial.state == TrialState.PRUNED:
+            bisect.insort(self.pruned, (pruned_key, number, i))
+        if number < self.last:
+            self.in_order = False  # seen out of number order (another worker's trial)
+        self.order = None
+        self.last = max(self.last, number)
+        self.number[i] = number
+        self.seen.add(number)
         self.n += 1
 
     def update(self, trials: list[FrozenTrial], current: int, study: Study) -> list[FrozenTrial]:
@@ -115,6 +135,9 @@ class _History:
         return running
 
     def rows(self) -> np.ndarray:
+        """The rows by trial number."""
+        if self.in_order:
+            return np.arange(self.n)
         if self.order is None:
             self.order = np.argsort(self.number[: self.n], kind="stable")
         return self.order
@@ -122,22 +145,13 @@ class _History:
     def below(self, n_below: int) -> np.ndarray | None:
         """The rows ``_split_trials`` puts below (good), by trial number; ``None`` when a
         complete trial's value is NaN (Python's sort and numpy's disagree on it)."""
-        rows = self.rows()
-        infeasible = self.infeasible[rows] > 0
-        complete = rows[~infeasible & self.complete[rows]]
-        value = self.value[complete]
-        if np.isnan(value).any():
+        if self.nan:
             return None
-        # sorted(..., reverse=True) keeps ties in their order, as a stable sort of -value does
-        below = complete[np.argsort(-value if self.maximize else value, kind="stable")[:n_below]]
-        n_below = max(0, n_below - len(below))
-        pruned = [int(r) for r in rows[~infeasible & ~self.complete[rows]]]
-        below_pruned = sorted(pruned, key=self.pruned_key.__getitem__)[:n_below]
-        n_below = max(0, n_below - len(below_pruned))
-        bad = rows[infeasible]
-        below_bad = bad[np.argsort(self.infeasible[bad], kind="stable")[:n_below]]
-        chosen = np.concatenate([below, np.asarray(below_pruned, dtype=np.int64), below_bad])
-        return chosen[np.argsort(self.number[chosen], kind="stable")]
+        chosen = self.complete[:n_below]
+        for more in (self.pruned, self.infeasible):
+            if len(chosen) < n_below and more:
+                chosen = chosen + more[: n_below - len(chosen)]  # type: ignore[operator]
+        return np.array([row for _, _, row in sorted(chosen, key=lambda c: c[1])], dtype=int)
 
 
 def _same_space(a: dict[str, BaseDistribution], b: dict[str, BaseDistribution]) -> bool:
@@ -268,15 +282,25 @@ class IncrementalTPESampler(TPESampler):
         if observed is None:
             return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
         x_below, x_above = observed
-        names = list(search_space)
-        categorical = all(isinstance(d, CategoricalDistribution) for d in search_space.values())
-        return optuna_compat_tpe.tpe_sample(
-            self,
-            search_space,
-            {k: x_below[:, j] for j, k in enumerate(names)},
-            {k: x_above[:, j] for j, k in enumerate(names)},
-            (categorical_log_pdf, categorical_draw) if categorical else None,
-        )
+        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
+        if parzen is None or not all(
+            isinstance(d, CategoricalDistribution) for d in search_space.values()
+        ):
+            names = list(search_space)
+            return optuna_compat_tpe.tpe_sample(
+                self,
+                search_space,
+                {k: x_below[:, j] for j, k in enumerate(names)},
+                {k: x_above[:, j] for j, k in enumerate(names)},
+            )
+        # Optuna's Parzen estimators of categorical parameters, by their distinct rows
+        choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
+        below = categorical_mixture(x_below, choices, *parzen)
+        above = categorical_mixture(x_above, choices, *parzen)
+        rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
+        samples = below.sample(rng, n_candidates)
+        acquisition = below.log_pdf(samples) - above.log_pdf(samples)
+        return optuna_compat_tpe.tpe_best(search_space, samples, acquisition)
 
     def _observations(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -288,19 +312,28 @@ class IncrementalTPESampler(TPESampler):
         below = history.below(optuna_compat_tpe.tpe_gamma(self, history.n))
         if below is None:
             return None
-        rows = history.rows()
-        is_above = np.ones(history.n, dtype=bool)
-        is_above[below] = False
-        above = rows[is_above[rows]]  # by trial number, as rows are
-        x_above, n_above = history.x[above[history.has_all[above]]], history.number[above]
-        n_above = n_above[history.has_all[above]]
+        keep = np.ones(history.n, dtype=bool)
+        keep[below] = False
+        if history.missing:  # Optuna leaves out a trial without every parameter
+            keep &= history.has_all[: history.n]
+            below = below[history.has_all[below]]
+        if history.in_order:  # rows are by trial number
+            x_above = history.x[: history.n][keep]
+            above = None
+        else:
+            rows = history.rows()
+            above = rows[keep[rows]]  # by trial number, as rows are
+            x_above = history.x[above]
         extra = [(t.number, self._running_row(t, study, history)) for t in running]
         extra = [(n, x) for n, x in extra if x is not None]
         if extra:  # running trials are above, at their place by number
+            n_above = (
+                history.number[above] if above is not None else history.number[: history.n][keep]
+            )
             x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
             n_above = np.concatenate([n_above, np.array([n for n, _ in extra])])
             x_above = x_above[np.argsort(n_above, kind="stable")]
-        return history.x[below[history.has_all[below]]], x_above
+        return history.x[below], x_above
 
     def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
         return (
@@ -325,67 +358,6 @@ class IncrementalTPESampler(TPESampler):
         if not h.space.keys() <= params.keys():
             return None
         return [d.to_internal_repr(params[k]) for k, d in h.space.items()]
-
-
-def categorical_log_pdf(
-    kernel_weights: np.ndarray, tables: list[np.ndarray], x: np.ndarray
-) -> np.ndarray:
-    """Optuna's ``_MixtureOfProductDistribution.log_pdf`` of categorical parameters, the same
-    floating-point operations in the same order, on fewer and smaller arrays.
-
-    Optuna gathers ``(candidates, kernels)`` weights per parameter and takes their logarithm;
-    here each parameter's ``(kernels, choices)`` table is taken the logarithm of once (the same
-    elementwise values) and gathered, and repeated candidates (TPE draws its 24 from the few
-    kernels below) are computed once: each candidate's row is its own sum over the same
-    operands, so the values are bit for bit Optuna's (the lockstep tests compare the choices).
-
-    Args:
-        kernel_weights: the mixture's weight of each kernel (the prior last).
-        tables: per parameter, the ``(kernels, choices)`` probabilities of each kernel.
-        x: ``(candidates, parameters)`` choice indices, as floats.
-
-    Example:
-        >>> w = np.array([0.5, 0.5]); t = [np.array([[0.9, 0.1], [0.5, 0.5]])]
-        >>> bool(np.isclose(categorical_log_pdf(w, t, np.array([[0.0]]))[0], np.log(0.7)))
-        True
-    """
-    first: dict[tuple[int, ...], int] = {}
-    inverse = [first.setdefault(tuple(r), len(first)) for r in x.astype(np.int64).tolist()]
-    rows = np.array(list(first), dtype=np.int64).reshape(len(first), x.shape[1])
-    out = np.zeros((len(rows), len(kernel_weights)), dtype=np.float64)
-    for i, table in enumerate(tables):
-        out += np.log(table).T[rows[:, i]]
-    out += np.log(kernel_weights[np.newaxis])
-    top = out.max(axis=1)
-    top[np.isneginf(top)] = 0  # all-zero probability: -inf, not NaN from (-inf) - (-inf)
-    with np.errstate(divide="ignore"):
-        pdf = np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
-    result: np.ndarray = pdf[inverse]
-    return result
-
-
-def categorical_draw(
-    rng: np.random.RandomState, kernel_weights: np.ndarray, tables: list[np.ndarray], size: int
-) -> np.ndarray:
-    """Optuna's ``_MixtureOfProductDistribution.sample`` of categorical parameters: the same
-    draws from ``rng`` in the same order (a kernel per candidate, then one uniform number per
-    candidate and parameter, compared with the kernel's cumulative probabilities), without its
-    per-parameter check that each kernel's probabilities sum to 1 (they are normalised where
-    they are built).
-
-    Example:
-        >>> rng = np.random.RandomState(0)
-        >>> categorical_draw(rng, np.array([1.0]), [np.array([[0.0, 1.0]])], 3).ravel().tolist()
-        [1.0, 1.0, 1.0]
-    """
-    active = rng.choice(len(kernel_weights), p=kernel_weights, size=size)
-    out = np.empty((size, len(tables)), dtype=float)
-    for i, table in enumerate(tables):
-        quantile = rng.rand(size)
-        cumulative = np.cumsum(table[active, :], axis=-1)
-        cumulative[:, -1] = 1  # as Optuna: no rounding error past the last choice
-        out[:, i] = np.sum(cumulative < quantile[:, np.newaxis], axis=-1)
-    return out
 
 
 def tpe_sampler(
