@@ -176,7 +176,9 @@ class PopulationQuality:
             labels = BatchLabels.of(y, c)
         if any(not 1 <= k <= c for k in self.ks):
             raise MetricError(f"top<k>_accuracy needs 1 <= k <= {c}")
-        whole = stacked_views(distinct)  # a batched layer's outputs are one tensor already
+        # a batched layer's outputs are one tensor already (the logits themselves are the
+        # distinct outputs, in order, when none repeats: a Blocks is then found at once)
+        whole = stacked_views(logits if len(distinct) == len(logits) else distinct)
         stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
         by_class = classes_first(stacked)
         losses = loss_sums(by_class, y)

@@ -22,6 +22,7 @@ from quantsearch.graph import info, trace
 from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.passes.transform.batched import (
+    Blocks,
     frac_bits,
     input_frac,
     linear_facts,
@@ -291,6 +292,22 @@ def test_stacked_views_only_for_blocks_that_tile_one_tensor_in_order() -> None:
     assert stacked_views([whole[:, 0], whole[:, 1]]) is None  # not contiguous blocks
     assert stacked_views(views[:1]) is None
     assert stacked_views(views[:3]) is not None  # a prefix tiles a prefix of the storage
+
+
+def test_blocks_are_their_whole_and_a_changed_list_is_checked_again() -> None:
+    """A :class:`Blocks` is ``whole.unbind(0)``, and ``stacked_views`` answers its whole
+    itself (of any layout: a transposed whole too); a Blocks grown by a foreign tensor is no
+    longer its whole's blocks, and the address check refuses it."""
+    whole = torch.arange(24.0).view(4, 3, 2)
+    blocks = Blocks(whole)
+    assert len(blocks) == 4 and all(
+        b.data_ptr() == whole[i].data_ptr() for i, b in enumerate(blocks)
+    )
+    assert stacked_views(blocks) is whole
+    t = whole.transpose(1, 2)
+    assert stacked_views(Blocks(t)) is t
+    blocks.append(torch.zeros(3, 2))
+    assert stacked_views(blocks) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -65,6 +65,7 @@ from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.passes.transform.modules import QuantLinear
 
 __all__ = [
+    "Blocks",
     "LinearFacts",
     "Stacked",
     "exact_limit",
@@ -166,13 +167,14 @@ def linear_facts(layer: QuantLinear) -> LinearFacts | None:
 
 def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor]:
     """Each ``fmt.quantize(x)`` of ``pairs``; where they all quantize one float32/float64
-    tensor with nearest-rounding fixed point, as one stacked ``round(x * 2^f)``, clamp to
-    the format's bounds (:meth:`~quantsearch.formats.FixedPoint.int_bounds`), divide by
-    ``2^f``, with the formats' scales and bounds along the first dim. Each of these is one
-    IEEE operation per element whose result does not depend on the lane (a product or
-    quotient by a power of two, a rounding, a min and a max), so every block is bit for
-    bit its format's own ``quantize``, handed out as a contiguous block of one tensor
-    (:func:`stacked_views` finds it again for :func:`linear_many`).
+    tensor with nearest-rounding fixed point, as one stacked ``round(x * 2^f)`` with the
+    formats' scales along a first dim, each block then clamped in place to its format's
+    bounds (:meth:`~quantsearch.formats.FixedPoint.int_bounds`) by the very ``clamp_`` call
+    :meth:`~quantsearch.formats.FixedPoint.quantize` makes, and the whole divided by the
+    scales. The product and quotient by a power of two and the rounding are one IEEE
+    operation per element whose result does not depend on the lane, so every block is bit
+    for bit its format's own ``quantize``, handed out as a block of one tensor
+    (:class:`Blocks`, which :func:`linear_many` reads without a stack).
 
     Example:
         >>> x = torch.tensor([[0.3, -1.7], [2.6, 9.0]])
@@ -193,13 +195,25 @@ def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor
         return [f.quantize(x) for f, x in pairs]
     fmts: list[FixedPoint] = [f for f, _ in pairs]  # type: ignore[misc]
     shape = (len(fmts),) + (1,) * x0.dim()
-    opts = {"dtype": x0.dtype, "device": x0.device}
-    scale = torch.tensor([2.0**f.frac_width for f in fmts], **opts).view(shape)  # type: ignore[arg-type]
-    bounds = [f.int_bounds(x0.dtype) for f in fmts]
-    lo = torch.tensor([b[0] for b in bounds], **opts).view(shape)  # type: ignore[arg-type]
-    hi = torch.tensor([b[1] for b in bounds], **opts).view(shape)  # type: ignore[arg-type]
+    scales = [2.0**f.frac_width for f in fmts]
+    scale = torch.tensor(scales, dtype=x0.dtype, device=x0.device).view(shape)
     y = torch.round(x0.unsqueeze(0) * scale)
-    return list(torch.clamp(y, lo, hi, out=y).div_(scale).unbind(0))
+    for block, f in zip(y.unbind(0), fmts, strict=True):
+        block.clamp_(*f.int_bounds(x0.dtype))  # FixedPoint.quantize's call, scalar bounds
+    return Blocks(y.div_(scale))
+
+
+class Blocks(list[Tensor]):
+    """The blocks ``whole[0], whole[1], ...`` of one tensor ``whole``, in order (as
+    ``whole.unbind(0)`` gives them): :func:`stacked_views` answers ``whole`` at once. Read
+    only by convention: a list changed after it was built is no longer its ``whole``'s
+    blocks (the population's code never changes one)."""
+
+    __slots__ = ("whole",)
+
+    def __init__(self, whole: Tensor) -> None:
+        super().__init__(whole.unbind(0))
+        self.whole = whole
 
 
 def stacked_views(values: Sequence[object]) -> Tensor | None:
@@ -213,6 +227,8 @@ def stacked_views(values: Sequence[object]) -> Tensor | None:
         >>> stacked_views(list(s.unbind(0))) is not None, stacked_views([s[0], s[2]])
         (True, None)
     """
+    if type(values) is Blocks and len(values) == len(values.whole):
+        return values.whole
     if len(values) < 2 or not all(isinstance(v, Tensor) for v in values):
         return None
     ts: list[Tensor] = list(values)  # type: ignore[arg-type]
@@ -387,6 +403,8 @@ def linear_many(
             y = y.reshape(len(layers), n, out)  # a view when slots == 1, else one copy
         else:
             y = y.reshape(-1, n, out)[stacked.order]
+        if x0.dim() == 2 and all(m.q_data_out is None for m in layers):
+            return Blocks(y)
         shape = (*x0.shape[:-1], out)
         views = y.unbind(0) if x0.dim() == 2 else [yv.view(shape) for yv in y.unbind(0)]
         return [

@@ -22,7 +22,8 @@ float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per ele
 nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). Other
 nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
 
-What it refuses (:func:`population_refusal` says why; the caller then evaluates one at a time):
+What it refuses (:func:`population_refusal`, in :mod:`.population_refusal`, says why; the caller
+then evaluates one at a time):
 a graph in training mode (weights would be quantized per forward pass), a format with
 stochastic rounding (each call draws anew), a ``get_attr`` that reads inside a quantized
 module (``quantize`` rebinds it to the copy), and an op that works in place (``x.add_(y)``,
@@ -55,6 +56,7 @@ from torch import fx, nn
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import info
 from quantsearch.passes.transform.batched import (
+    Blocks,
     LinearFacts,
     Stacked,
     input_frac,
@@ -67,73 +69,13 @@ from quantsearch.passes.transform.batched import (
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, _QuantLayer, submodule
+from quantsearch.passes.transform.population_refusal import population_refusal, refusal
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
 __all__ = ["Population", "population_refusal"]
 
 _CALLS = ("call_module", "call_function", "call_method")
 _T = TypeVar("_T")
-
-
-def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> str | None:
-    """Why ``bound`` (configs already bound to ``gm``) cannot run as a population, or ``None``."""
-    return _refusal(gm, bound, {}, {})
-
-
-def _refusal(
-    gm: fx.GraphModule,
-    bound: Sequence[ResolvedConfig],
-    checked: dict[int, LayerQuant],
-    graph_why: dict[frozenset[str], str | None],
-) -> str | None:
-    """:func:`population_refusal`, adding to ``checked`` (id -> a LayerQuant found
-    deterministic, held so the id stays its) and ``graph_why`` (quantized module targets ->
-    what the graph's nodes refuse), which a :class:`Population` keeps between calls."""
-    if gm.training:
-        return "the graph is in training mode"
-    quantized: set[str] = set()
-    nodes = {node.name: node for node in gm.graph.nodes}
-    for rc in bound:
-        for name in rc:
-            lq = rc[name]
-            if checked.get(id(lq)) is not lq:
-                if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
-                    return f"node {name!r} has a format with stochastic rounding"
-                if len(checked) >= 65536:
-                    checked.clear()
-                checked[id(lq)] = lq
-            node = nodes.get(name)
-            if node is not None and node.op == "call_module":
-                quantized.add(str(node.target))
-    key = frozenset(quantized)
-    if key not in graph_why:
-        if len(graph_why) >= 256:
-            graph_why.clear()
-        graph_why[key] = _graph_refusal(gm, key)
-    return graph_why[key]
-
-
-def _graph_refusal(gm: fx.GraphModule, quantized: frozenset[str]) -> str | None:
-    for node in gm.graph.nodes:
-        target = str(node.target)
-        if node.op == "get_attr" and any(target.startswith(t + ".") for t in quantized):
-            return f"get_attr {target!r} reads inside a quantized module"
-        if _in_place(gm, node):
-            return f"node {node.name!r} works in place (a value configs share would change)"
-    return None
-
-
-def _in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
-    """Whether ``node`` may overwrite an input: ``x.add_(y)``, ``F.relu(x, inplace=True)``,
-    ``nn.ReLU(inplace=True)``."""
-    if node.kwargs.get("inplace") is True:
-        return True
-    if node.op == "call_method":
-        name = str(node.target)
-        return name.endswith("_") and not name.startswith("__")
-    if node.op == "call_module":
-        return getattr(submodule(gm, str(node.target)), "inplace", False) is True
-    return False
 
 
 class Population:
@@ -180,7 +122,7 @@ class Population:
     def refusal(self, bound: Sequence[ResolvedConfig]) -> str | None:
         """:func:`population_refusal` of ``bound``, remembering the configs' node configs
         found deterministic and what the graph refuses (the graph never changes)."""
-        return _refusal(self.gm, bound, self._checked, self._graph_why)
+        return refusal(self.gm, bound, self._checked, self._graph_why)
 
     def bind(self, configs: Sequence[ResolvedConfig]) -> list[ResolvedConfig]:
         """Each config bound to the graph (``"auto"`` fields from the calibration)."""
@@ -218,11 +160,12 @@ class Population:
                     (result,) = node.args
                     if isinstance(result, fx.Node):  # one output: no structure to rebuild
                         values, index = env[result]
-                        out = [values[v] for v in index]
+                        in_order = len(values) == k and index == list(range(k))
+                        out = values if in_order else [values[v] for v in index]
                     else:
                         out = [_substitute(result, env, c) for c in range(k)]
                 else:
-                    env[node] = self._node(node, by_node.get(node.name, unset), env)
+                    env[node] = self._node(node, by_node.get(node.name, unset), env, unset)
                 for done in self._free[i]:
                     env.pop(done, None)
         return out
@@ -232,19 +175,22 @@ class Population:
         node: fx.Node,
         lqs: list[LayerQuant | None],
         env: dict[fx.Node, tuple[list[Any], list[int]]],
+        unset: list[LayerQuant | None] | None = None,
     ) -> tuple[list[Any], list[int]]:
         """``node``'s distinct values and each config's index into them; ``lqs``: each
-        config's :class:`LayerQuant` of ``node`` (``None``: float)."""
+        config's :class:`LayerQuant` of ``node`` (``None``: float; ``lqs is unset``: every
+        config's)."""
         inputs = node.all_input_nodes
-        if all(lq is None for lq in lqs) and all(len(env[a][0]) == 1 for a in inputs):
+        floats = lqs is unset or all(lq is None for lq in lqs)
+        if floats and all(len(env[a][0]) == 1 for a in inputs):
             # every config runs the float node on the same values: once for all
             return [self._call(node, None, {a: env[a][0][0] for a in inputs})], [0] * len(lqs)
-        if len(inputs) == 1 and all(lq is None for lq in lqs) and self._is_relu(node):
+        if floats and len(inputs) == 1 and self._is_relu(node):
             # relu is exact per element whatever the lane (max(x, 0), NaN and -0.0 kept):
             # on variants that tile one tensor (a batched layer's outputs), run it once
             whole = stacked_views(env[inputs[0]][0])
             if whole is not None:
-                return list(torch.relu(whole).unbind(0)), env[inputs[0]][1]
+                return Blocks(torch.relu(whole)), env[inputs[0]][1]
         # Keys below use object ids for speed; every object keyed is held by `bound`, by
         # `splits` or by `canon` for the whole call, so no id is reused meanwhile. Equal
         # values share one key through `canon` (configs' equal LayerQuants, equal formats).
@@ -259,8 +205,9 @@ class Population:
         q = 0
         layers: dict[int, tuple[LayerQuant, int]] = {}  # variant -> split layer, its input
         jobs: dict[int, tuple[LayerQuant | None, dict[fx.Node, Any]]] = {}  # the others
-        for c, lq in enumerate(lqs):
-            ins = tuple(env[a][1][c] for a in inputs)
+        columns = [env[a][1] for a in inputs]
+        every_ins = zip(*columns, strict=True) if columns else [()] * len(lqs)
+        for c, (lq, ins) in enumerate(zip(lqs, every_ins, strict=True)):
             i = id(lq)
             if i in splits:
                 split = splits[i]
@@ -299,6 +246,8 @@ class Population:
         q_values = quantize_inputs(q_values)  # all at once where one stacked op is exact
         if layers:
             got = self._layers(node, list(layers.values()), q_values, q_bits)
+            if not jobs:  # every distinct value a layer's, in order (their Blocks kept)
+                return got, index
             for v, y in zip(layers, got, strict=True):
                 values[v] = y
         for v, (lq, arg_values) in jobs.items():

@@ -1,0 +1,82 @@
+"""What a :class:`~quantsearch.passes.transform.population.Population` refuses to run, and why.
+
+A graph in training mode (weights would be quantized per forward pass), a format with
+stochastic rounding (each call draws anew), a ``get_attr`` that reads inside a quantized
+module (``quantize`` rebinds it to the copy), and an op that works in place (``x.add_(y)``,
+``inplace=True``: a value several configs share would change under the others). The caller
+then evaluates the configs one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import fx
+
+from quantsearch.formats import NumberFormat
+from quantsearch.passes.transform.layer import LayerQuant
+from quantsearch.passes.transform.modules import submodule
+from quantsearch.passes.transform.resolved import ResolvedConfig
+
+__all__ = ["population_refusal", "refusal"]
+
+
+def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> str | None:
+    """Why ``bound`` (configs already bound to ``gm``) cannot run as a population, or ``None``."""
+    return refusal(gm, bound, {}, {})
+
+
+def refusal(
+    gm: fx.GraphModule,
+    bound: Sequence[ResolvedConfig],
+    checked: dict[int, LayerQuant],
+    graph_why: dict[frozenset[str], str | None],
+) -> str | None:
+    """:func:`population_refusal`, adding to ``checked`` (id -> a LayerQuant found
+    deterministic, held so the id stays its) and ``graph_why`` (quantized module targets ->
+    what the graph's nodes refuse), which a :class:`Population` keeps between calls."""
+    if gm.training:
+        return "the graph is in training mode"
+    quantized: set[str] = set()
+    nodes = {node.name: node for node in gm.graph.nodes}
+    for rc in bound:
+        for name in rc:
+            lq = rc[name]
+            if checked.get(id(lq)) is not lq:
+                if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
+                    return f"node {name!r} has a format with stochastic rounding"
+                if len(checked) >= 65536:
+                    checked.clear()
+                checked[id(lq)] = lq
+            node = nodes.get(name)
+            if node is not None and node.op == "call_module":
+                quantized.add(str(node.target))
+    key = frozenset(quantized)
+    if key not in graph_why:
+        if len(graph_why) >= 256:
+            graph_why.clear()
+        graph_why[key] = _graph_refusal(gm, key)
+    return graph_why[key]
+
+
+def _graph_refusal(gm: fx.GraphModule, quantized: frozenset[str]) -> str | None:
+    for node in gm.graph.nodes:
+        target = str(node.target)
+        if node.op == "get_attr" and any(target.startswith(t + ".") for t in quantized):
+            return f"get_attr {target!r} reads inside a quantized module"
+        if _in_place(gm, node):
+            return f"node {node.name!r} works in place (a value configs share would change)"
+    return None
+
+
+def _in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` may overwrite an input: ``x.add_(y)``, ``F.relu(x, inplace=True)``,
+    ``nn.ReLU(inplace=True)``."""
+    if node.kwargs.get("inplace") is True:
+        return True
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.startswith("__")
+    if node.op == "call_module":
+        return getattr(submodule(gm, str(node.target)), "inplace", False) is True
+    return False
