@@ -7,16 +7,22 @@ back (directories of older versions too: unknown keys of ``trials.jsonl`` are ig
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantsearch.atomic import open_atomic, write_atomic
+from quantsearch.atomic import open_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.pareto import pareto_front
+from quantsearch.search.run_files import (
+    check_same_write,
+    dump_json,
+    json_default,
+    read_json,
+    read_trials,
+    write_csv,
+)
 from quantsearch.search.trial import TrialInfo
 
 if TYPE_CHECKING:
@@ -293,6 +299,7 @@ class SearchResult:
         if missing:
             raise ConfigError(f"RUN_DIR: {str(summary_path)!r} lacks {missing}: it is damaged")
         trials = read_trials(rd / "trials.jsonl")
+        check_same_write(summary_path, summary, trials)
         configs = {
             t.config_hash: t.config for t in trials if t.config is not None and t.config_hash
         }
@@ -320,18 +327,18 @@ class SearchResult:
         """Write trials.csv, trials.jsonl, baseline.json and best.json or pareto.json."""
         run_dir.mkdir(parents=True, exist_ok=True)
         written = [run_dir / "baseline.json", run_dir / "trials.jsonl", run_dir / "trials.csv"]
-        _dump(written[0], self.baseline)
+        dump_json(written[0], self.baseline)
         with open_atomic(written[1]) as fh:
             for t in self.trials:
-                fh.write(json.dumps(asdict(t), default=_json_default) + "\n")
+                fh.write(json.dumps(asdict(t), default=json_default) + "\n")
         write_csv(written[2], [t.row() for t in self.trials])
         summary = self.summary()
         if self.combine == "weighted_sum":
             path = run_dir / "best.json"
-            _dump(path, {**summary, "best": self._trial_json(self.best)})
+            dump_json(path, {**summary, "best": self._trial_json(self.best)})
         else:
             path = run_dir / "pareto.json"
-            _dump(path, {**summary, "front": [self._trial_json(t) for t in self.pareto]})
+            dump_json(path, {**summary, "front": [self._trial_json(t) for t in self.pareto]})
         written.append(path)
         return written
 
@@ -394,56 +401,3 @@ def _test_metrics_of(summary: dict[str, Any]) -> dict[int, dict[str, float]]:
         for e in entries
         if isinstance(e, dict) and isinstance(e.get("test_metrics"), dict)
     }
-
-
-def read_json(path: Path) -> Any:
-    """A run directory's JSON file; a missing or broken file is a ``RUN_DIR`` config error."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
-    except OSError as exc:
-        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read ({exc.strerror})") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON: {exc}") from None
-
-
-def read_trials(path: Path) -> list[TrialInfo]:
-    """``trials.jsonl``: one :class:`TrialInfo` a line; a damaged line is a ``RUN_DIR`` error
-    naming its number (a run directory written by :meth:`SearchResult.write` has none)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
-    trials = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            trials.append(TrialInfo.from_dict(json.loads(line)))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}"
-            ) from None
-    return trials
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows with possibly different keys as one CSV; columns in order of first appearance."""
-    columns: list[str] = []
-    for r in rows:
-        columns.extend(c for c in r if c not in columns)
-    with open_atomic(path, newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _json_default(o: Any) -> Any:
-    return list(o) if isinstance(o, (set, tuple)) else str(o)  # a Path as its string
-
-
-def _dump(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")

@@ -1,0 +1,111 @@
+"""A search run directory's files, read and written: JSON documents, ``trials.jsonl``, CSV
+tables, and the check that the files read together come from one write.
+
+Each file is written atomically (:mod:`quantsearch.atomic`), but the set is not: a command
+killed between two of them leaves files of two different writes side by side (a resumed
+search's new ``trials.jsonl`` beside the previous ``best.json``), and a file may be damaged or
+replaced after it was written. Whatever is read back is checked: a damaged file is a one-line
+``RUN_DIR`` error naming it and what to do, never a traceback and never a silently short table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from quantsearch.atomic import open_atomic, write_atomic
+from quantsearch.errors import ConfigError
+from quantsearch.search.trial import TrialInfo
+
+__all__ = ["check_same_write", "dump_json", "json_default", "read_json", "read_trials", "write_csv"]
+
+
+def read_json(path: Path) -> Any:
+    """A run directory's JSON file; a missing or broken file is a ``RUN_DIR`` config error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+    except OSError as exc:
+        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON: {exc}") from None
+
+
+def read_trials(path: Path) -> list[TrialInfo]:
+    """``trials.jsonl``: one :class:`TrialInfo` a line; a damaged line is a ``RUN_DIR`` error
+    naming its number (a run directory written by :meth:`SearchResult.write` has none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
+    trials = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            trials.append(TrialInfo.from_dict(json.loads(line)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}"
+            ) from None
+    return trials
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows with possibly different keys as one CSV; columns in order of first appearance."""
+    columns: list[str] = []
+    for r in rows:
+        columns.extend(c for c in r if c not in columns)
+    with open_atomic(path, newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def json_default(o: Any) -> Any:
+    return list(o) if isinstance(o, (set, tuple)) else str(o)  # a Path as its string
+
+
+def dump_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+
+
+def check_same_write(summary_path: Path, summary: dict[str, Any], trials: list[TrialInfo]) -> None:
+    """Refuse a summary (``best.json``, ``pareto.json``) and a ``trials.jsonl`` that are not
+    from one write: the summary's trial count, and its best trial or front members with their
+    objective values, must be in the trials read.
+
+    Raises:
+        ConfigError: naming ``RUN_DIR`` and the summary file, what disagrees and what to do.
+    """
+    by_number = {t.number: t for t in trials}
+    count = summary.get("trials")
+    problem = None
+    if isinstance(count, int) and not isinstance(count, bool) and count != len(trials):
+        problem = f"it counts {count} trials, trials.jsonl holds {len(trials)}"
+    else:
+        chosen = [summary.get("best"), *(summary.get("front") or [])]
+        for entry in (e for e in chosen if isinstance(e, dict)):
+            t = by_number.get(entry.get("trial"))  # type: ignore[arg-type]
+            if t is None:
+                problem = f"its trial {entry.get('trial')!r} is not in trials.jsonl"
+            elif json.dumps(t.values) != json.dumps(entry.get("values")):
+                problem = (
+                    f"its trial {t.number} has values {entry.get('values')}, trials.jsonl "
+                    f"{t.values}"
+                )
+            if problem:
+                break
+    if problem:
+        raise ConfigError(
+            f"RUN_DIR: {str(summary_path)!r} and trials.jsonl are not from one write ({problem}): "
+            "a command was stopped while writing them, or a file was changed since; run the "
+            "same `quantsearch search` again to write them from its study, or restore the "
+            "folder from a copy"
+        )
