@@ -139,7 +139,8 @@ class Batches:
         t0 = time.perf_counter()
         try:
             choices = self.sampler.propose_batch(study, k)
-            first = len(study.get_trials(deepcopy=False))
+            # one process: ready() has just read the trials, and nothing was stored since
+            first = len(optuna_compat.study_trials(study))
             start = datetime.now()
             outcomes = self.objective.run_many(study, choices, first, store)
             for choice, out in zip(choices, outcomes, strict=True):

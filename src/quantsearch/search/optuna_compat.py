@@ -6,7 +6,7 @@ Optuna is pinned to ``>=5,<6`` (pyproject.toml); a new major version is checked 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -256,7 +256,8 @@ def add_trials(study: Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]
     """Store finished trials as :func:`add_trial` stores each, in order, and return them as
     stored: on a storage with a ``create_new_trials(study_id, templates)`` method
     (``journal_storage.Journal``: one append of their records, one replay) in one call, on any
-    other one trial after another. Every trial is validated before any is stored.
+    other one trial after another. Every trial is validated before any is stored. The
+    journal's lock and replay, read for the stored trials, are private.
     """
     for trial in trials:
         trial._validate()
@@ -264,12 +265,16 @@ def add_trials(study: Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]
             raise ValueError(f"{len(trial.values)} values for {len(study.directions)} objectives")
     storage = study._storage
     many = getattr(storage, "create_new_trials", None)
-    if many is not None:
-        ids: list[int] = many(study._study_id, trials)
-    else:
-        ids = [storage.create_new_trial(study._study_id, template_trial=t) for t in trials]
     study._thread_local.cached_all_trials = None
-    return [storage.get_trial(i) for i in ids]
+    if many is None:
+        ids = [storage.create_new_trial(study._study_id, template_trial=t) for t in trials]
+        return [storage.get_trial(i) for i in ids]
+    ids = many(study._study_id, trials)
+    # The journal replayed its records as it appended them (journal_create_trials): the
+    # trials are read from its replay, not after one more read of the file each.
+    journal = cast("JournalStorage", storage)
+    with journal._thread_lock:
+        return [journal._replay_result.get_trial(i) for i in ids]
 
 
 def run_trial(

@@ -196,6 +196,7 @@ class IncrementalTPESampler(TPESampler):
         self._space = space  # what propose_batch proposes over (None: only Optuna's ask)
         self._encoding = encoding
         self._distributions: dict[str, BaseDistribution] | None = None  # the space's, once
+        self._read_now = False  # in propose_batch, after its read of the trials
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock does not pickle (a study pickled to save it, a deep copy); the history is read
@@ -236,7 +237,11 @@ class IncrementalTPESampler(TPESampler):
             self._distributions = self._space.distributions(self._encoding)
         self.before_trial(study, trial)
         relative_space = self.infer_relative_search_space(study, trial)
-        relative = self._sample_relative(study, trial, relative_space)
+        self._read_now = True  # the trials were just read: no second read for the liar
+        try:
+            relative = self._sample_relative(study, trial, relative_space)
+        finally:
+            self._read_now = False
         params: dict[str, Any] = {}
         for name, d in self._distributions.items():
             if d.single():  # Trial._suggest's value of one choice
@@ -308,7 +313,11 @@ class IncrementalTPESampler(TPESampler):
         """The encoded parameters of the trials below and above, each by trial number, as
         ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
-        running = history.update(optuna_compat.fresh_trials(study), trial.number, study)
+        # the constant liar reads the trials from the storage now (other workers' running
+        # ones must be current); propose_batch has just done so, in a study of one process
+        trials = optuna_compat.study_trials(study) if self._read_now else None
+        trials = optuna_compat.fresh_trials(study) if trials is None else trials
+        running = history.update(trials, trial.number, study)
         below = history.below(optuna_compat_tpe.tpe_gamma(self, history.n))
         if below is None:
             return None
