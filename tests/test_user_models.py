@@ -26,6 +26,7 @@ from quantsearch.formats import FixedPoint
 from quantsearch.graph import trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.passes.analysis import compute_cost, param_cost
+from quantsearch.passes.analysis.sensitivity import probe
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.passes.transform.graph_view import GraphView
 from quantsearch.search import search
@@ -267,3 +268,23 @@ def test_several_outputs_need_an_evaluate_function() -> None:
     for trial in result.trials:
         qgm = result.model(trial)
         assert trial.metrics["hits"] == float((qgm(x)["logits"].argmax(1) == y).float().mean())
+
+
+def test_sensitivity_probes_a_model_of_integer_input() -> None:
+    """An embedding's indices cannot require grad (the probe asked them to: a RuntimeError
+    traceback from the sensitivity strategy); the Fisher at the last layer is the closed form
+    of summed cross-entropy's output gradient, (softmax(z) - onehot(y))^2."""
+    model, x, y = _model_and_data("Embed")
+    gm = trace(model, x[:8])
+    fisher = probe(gm, x, y, ["fc"])["fc"].fisher
+    with torch.no_grad():
+        z = model(x)
+    want = (torch.softmax(z, 1) - F.one_hot(y, 5)) ** 2
+    torch.testing.assert_close(fisher, want)
+    result = search(
+        model, (x, y), strategy="sensitivity", n_trials=3, progress=False,
+        space={"by": "name", "choices": {"linear": {"weight": [[8, 4], [4, 2], [2, 1]]}}},
+        objectives={"accuracy": {"direction": "maximize"},
+                    "model_size_bits": {"direction": "minimize", "weight": 0.2}},
+    )  # fmt: skip
+    assert len(result.trials) == 3

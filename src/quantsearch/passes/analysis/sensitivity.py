@@ -107,7 +107,9 @@ def probe(
     try:
         with torch.enable_grad():
             rec = _Recorder(gm, wanted)
-            xg = x.detach().clone().requires_grad_(True)  # so every node's output has a grad
+            # so every node's output has a grad; integer input (an embedding's indices) has
+            # none, and its nodes get theirs from the parameters
+            xg = x.detach().clone().requires_grad_(x.is_floating_point())
             logits = rec.run(xg)
             if not isinstance(logits, Tensor):
                 raise ConfigError(
