@@ -21,7 +21,7 @@ from torch import fx, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from quantsearch.data import Split
-from quantsearch.errors import MetricError
+from quantsearch.errors import MetricError, TraceError
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import trace
 from quantsearch.metrics import compute_metrics
@@ -288,3 +288,28 @@ def test_sensitivity_probes_a_model_of_integer_input() -> None:
                     "model_size_bits": {"direction": "minimize", "weight": 0.2}},
     )  # fmt: skip
     assert len(result.trials) == 3
+
+
+class TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 8)
+        self.b = nn.Linear(16, 8)
+        self.out = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.a(x) + self.b(y)))
+
+
+def test_a_graph_of_two_inputs_is_refused_before_any_trial() -> None:
+    """Traced with two example inputs, then searched on data of one tensor per sample: a
+    TypeError traceback from the float baseline, and evaluate_many fed x to both inputs
+    (metrics of model(x, x), where evaluate failed every config)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 16, generator=g), torch.randint(0, 5, (64,), generator=g)
+    gm = trace(TwoInputs().eval(), x[:8], x[:8])
+    kw: dict[str, Any] = {"space": SPACE, "objectives": {"accuracy": {}}}
+    with pytest.raises(TraceError, match=r"^model: TwoInputs\.forward takes 2 input\(s\) \(x, y\)"):
+        search(gm, (x, y), strategy="brute_force", n_trials=2, progress=False, **kw)
+    with pytest.raises(TraceError, match=r"got 1 example tensor"):
+        prepare_search(gm, parse_search_config(kw), Split(x, y))

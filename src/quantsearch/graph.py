@@ -19,7 +19,16 @@ from torch import fx, nn
 
 from quantsearch.errors import TraceError
 
-__all__ = ["META_KEY", "NodeInfo", "TensorMeta", "info", "node_infos", "op_kind_of", "trace"]
+__all__ = [
+    "META_KEY",
+    "NodeInfo",
+    "TensorMeta",
+    "check_inputs",
+    "info",
+    "node_infos",
+    "op_kind_of",
+    "trace",
+]
 
 META_KEY = "quantsearch"
 
@@ -241,8 +250,13 @@ def _user_frame(exc: BaseException) -> str:
     return f" at {Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}"
 
 
-def _check_inputs(gm: fx.GraphModule, name: str, example_inputs: tuple[Any, ...]) -> None:
-    """One example per input of ``forward`` (those with defaults may be left out)."""
+def check_inputs(gm: fx.GraphModule, example_inputs: tuple[Any, ...]) -> None:
+    """One example per input of ``forward`` (those with defaults may be left out).
+
+    Raises:
+        TraceError: one line naming the inputs and how many were given.
+    """
+    name = type(gm).__name__
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if any(str(n.target).startswith("*") for n in inputs):
         return  # *args / **kwargs: fx checks them when it runs
@@ -264,7 +278,7 @@ def annotate(gm: fx.GraphModule, *example_inputs: torch.Tensor) -> fx.GraphModul
     Existing ``precision`` and ``cost`` entries are kept, so re-annotating a quantized graph
     refreshes shapes without forgetting formats.
     """
-    _check_inputs(gm, type(gm).__name__, example_inputs)
+    check_inputs(gm, example_inputs)
     old = {n.name: n.meta.get(META_KEY) for n in gm.graph.nodes}
     # Restore each module's own flag: gm.train(flag) would reset every submodule to gm's.
     modes = {m: m.training for m in gm.modules()}

@@ -18,7 +18,7 @@ from torch import fx, nn
 from quantsearch.checkpoint import tensors_digest
 from quantsearch.data import Split
 from quantsearch.errors import ConfigError
-from quantsearch.graph import trace
+from quantsearch.graph import check_inputs, trace
 from quantsearch.metrics.specs import declare_user_metrics
 from quantsearch.metrics.user import UserEvaluate
 from quantsearch.passes.transform import calibrate, quantizable_kinds
@@ -62,6 +62,7 @@ def prepare_search(
             "samples, allowed: calibration_data=<training samples> (the CLI takes "
             "data.calibration_samples of the training split) or an explicit frac_width"
         )
+    check_inputs(gm, (data.x[:1],))  # one tensor per sample: else every trial fails alike
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(
