@@ -75,6 +75,25 @@ def test_configs_of_known_structures_are_summed_from_the_constant_part(name: str
     assert sm.in_order == 0
 
 
+def test_a_populations_equal_totals_share_one_computation_and_equal_the_passes() -> None:
+    """``same`` (one population's dict): configs of few widths repeat their totals; each
+    still gets values ``==`` the passes on its own quantized graph, as a dict of its own
+    (changing one changes no other), and each distinct totals is computed once."""
+    gm, _ = _traced("mlp-digits")
+    configs = _configs(gm, 24, seed=4, fmts=[FixedPoint(4, 2), FixedPoint(8, 4)])
+    configs += configs[:6]  # equal configs: equal totals for certain
+    sm = StaticMetrics(gm, STATIC)
+    pm = PreparedModel(gm)
+    sm.values(configs[0], partial(pm.apply_, configs[0]))  # the structure measured
+    same: dict[Any, dict[str, float]] = {}
+    got = [sm.values(rc, partial(pm.apply_, rc), same=same) for rc in configs]
+    for values, rc in zip(got, configs, strict=True):
+        assert values == compute_metrics(quantize(gm, rc), sm.names), rc.key()
+    assert len({id(v) for v in got}) == len(got)
+    assert 0 < len(same) <= len(configs) - 6
+    assert len({tuple(v.items()) for v in got}) <= len(same)
+
+
 def _block_formats() -> list[Any]:
     from tests.formats.test_contract import FMTS
 

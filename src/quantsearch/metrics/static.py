@@ -218,6 +218,7 @@ class StaticMetrics:
         graph: Callable[[], fx.GraphModule],
         *,
         records: bool = False,
+        same: dict[Any, dict[str, float]] | None = None,
     ) -> dict[str, float]:
         """The values of :attr:`names` for ``config``, in that order.
 
@@ -230,6 +231,8 @@ class StaticMetrics:
                 is kept (one per structure) to price the nodes later configs bring.
             records: also leave each node's entries in the records of ``graph()``, as the
                 passes leave them (for a graph read afterwards).
+            same: a dict kept by the caller for one population's configs only
+                (:meth:`.static_totals.Totals.values`: equal totals, one computation).
 
         Raises:
             whatever the analysis passes raise on the config's graph (a format without a
@@ -289,7 +292,7 @@ class StaticMetrics:
         else:
             self.hits += 1
         known: list[Kept] = found  # type: ignore[assignment]  # no None: filled above
-        values = st.totals.values([k[1] for k in known])
+        values = st.totals.values([k[1] for k in known], same)
         if values is None or records:
             entries = list(st.const)
             for (i, *_), kept in zip(st.varying, known, strict=True):

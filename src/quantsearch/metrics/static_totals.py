@@ -190,11 +190,18 @@ class Totals:
         self._groups = groups
         self._batch = batch
 
-    def values(self, rows: Sequence[Row]) -> dict[str, float] | None:
+    def values(
+        self, rows: Sequence[Row], same: dict[Any, dict[str, float]] | None = None
+    ) -> dict[str, float] | None:
         """The metric values of a config whose varying nodes (the ``None`` of the ``rows``
         given at construction, in graph order) have the rows ``rows``; ``None`` where the
         sums are not provably those of the passes (see the module docstring): total them in
-        graph order then."""
+        graph order then.
+
+        ``same``: values already given, by their totals, for the configs of one population
+        (a dict the caller keeps for one call only): configs whose totals are equal (a
+        population's many configs of a few widths) get a copy of the first one's values, a
+        function of the totals alone."""
         if self._generic:
             return None
         grain = self._grain
@@ -216,8 +223,15 @@ class Totals:
                 p = r.peak
                 if p is not None and (p[0] > best_bits or (p[0] == best_bits and 0 <= i < best)):
                     best_bits, best_elems, best = p[0], p[1], i
-        got = self._by_records(sums, best_bits, best_elems, best)
-        return {n: got[n] for n in self._names}
+        if same is None:
+            got = self._by_records(sums, best_bits, best_elems, best)
+            return {n: got[n] for n in self._names}
+        key = (self, sums, best_bits, best_elems, best)
+        out = same.get(key)
+        if out is None:
+            got = self._by_records(sums, best_bits, best_elems, best)
+            out = same[key] = {n: got[n] for n in self._names}
+        return dict(out)
 
     def _by_records(
         self, sums: Sequence[Any], peak_bits: float, peak_elems: int, peak: int

@@ -317,18 +317,19 @@ class Evaluator:
                 if quality is None:
                     quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
                 quality.add(outs, self._batch_labels(b, y, quality.num_classes))
-            data_values = [quality_values(q) for q in quality.results()] if quality else []
+            qualities = quality.results() if quality is not None else []
             sm = self.static_metrics()
             unpriced = [n for n in static if n not in sm.names]  # none is registered
             pm = self.prepared()
+            same: dict[Any, dict[str, float]] = {}  # equal totals, one computation (this call)
             results = []
             for i, rc in enumerate(bound):
                 # the slots are filled only for the first config of a structure
-                values = sm.values(rc, partial(pm.apply_, rc))
+                values = sm.values(rc, partial(pm.apply_, rc), same=same)
                 if unpriced:
                     values.update(compute_metrics(pm.apply_(rc), unpriced))
                 if names:
-                    values.update(data_values[i])
+                    values.update(quality_values(qualities[i]))
                 results.append({n: values[n] for n in self.metrics})
         except Exception:  # the single path reports each config's own error
             return None
