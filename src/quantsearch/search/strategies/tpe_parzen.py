@@ -51,6 +51,15 @@ def _log_kernel_weights(n: int, prior_weight: float, weights: Weights) -> np.nda
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _kernel_cdf(n: int, prior_weight: float, weights: Weights) -> np.ndarray:
+    """``RandomState.choice``'s cumulative probabilities of the kernel weights."""
+    cdf = _kernel_weights(n, prior_weight, weights).cumsum()
+    cdf /= cdf[-1]
+    cdf.flags.writeable = False
+    return cdf
+
+
 @functools.lru_cache(maxsize=64)
 def _rows(n_choices: int, n: int, prior_weight: float) -> tuple[np.ndarray, np.ndarray]:
     """A parameter's distinct kernel rows for ``n`` observations and their logarithms: row
@@ -93,7 +102,10 @@ class CategoricalMixture:
         choices: each parameter's number of choices, in the search space's order.
         n: the observations (kernels less the prior).
         prior_weight: the prior's weight before normalisation.
+        weights_of: the function of the observations' count that weighs them (Optuna's
+            ``_ParzenEstimatorParameters.weights``).
         weights: the kernels' weights (the prior's last), summing to 1.
+        log_weights: their logarithms, ``(1, kernels)``.
         kernel_rows: ``(parameters, kernels)``: the row of the parameter's distinct rows each
             kernel has (its observed choice; the prior's row for the prior).
     """
@@ -101,6 +113,7 @@ class CategoricalMixture:
     choices: tuple[int, ...]
     n: int
     prior_weight: float
+    weights_of: Weights
     weights: np.ndarray
     log_weights: np.ndarray
     kernel_rows: np.ndarray
@@ -138,12 +151,16 @@ class CategoricalMixture:
         return result
 
     def sample(self, rng: np.random.RandomState, size: int) -> np.ndarray:
-        """``_MixtureOfProductDistribution.sample``: a kernel per candidate (``rng.choice``),
-        then per parameter ``size`` uniform numbers (here one ``rng.rand`` call for all the
-        parameters: the same numbers in the same order), each compared with its kernel's
-        cumulative probabilities. Optuna's check that they end at 1 is left out (rows are
+        """``_MixtureOfProductDistribution.sample``: a kernel per candidate (as ``rng.choice``
+        draws it), then per parameter ``size`` uniform numbers (here one ``rng.rand`` call for
+        all the parameters: the same numbers in the same order), each compared with its
+        kernel's cumulative probabilities. Optuna's check that they end at 1 is left out (rows are
         normalised where they are built). Returns ``(size, parameters)`` floats."""
-        active = rng.choice(len(self.weights), p=self.weights, size=size)
+        # rng.choice(len(weights), p=weights, size=size) with replacement: numpy's legacy
+        # RandomState draws size uniform numbers and finds them in the normalised cumulative
+        # weights (its checks of p only raise); the cumulative weights are kept per shape
+        cdf = _kernel_cdf(self.n, self.prior_weight, self.weights_of)
+        active = cdf.searchsorted(rng.random_sample(size), side="right")
         quantile = rng.rand(len(self.choices), size)
         cumulative = _cumulative(self.choices, self.n, self.prior_weight)
         params = np.arange(len(self.choices))[:, np.newaxis]
@@ -184,6 +201,7 @@ def categorical_mixture(
         choices=choices,
         n=n,
         prior_weight=prior_weight,
+        weights_of=weights,
         weights=_kernel_weights(n, prior_weight, weights),
         log_weights=_log_kernel_weights(n, prior_weight, weights),
         kernel_rows=kernel_rows,
