@@ -93,6 +93,24 @@ def test_categorical_knobs_get_optunas_proposals_for_300_trials() -> None:
     assert _lockstep(CATEGORICAL, 300) == 300
 
 
+# 2, 5 and 12 categorical knobs of 2 to 10 choices
+MIXED = [
+    {f"k{i}.weight": CategoricalDistribution([f"c{j}" for j in range(c)]) for i, c in enumerate(cs)}
+    for cs in ([2, 10], [3] * 5, [2, 3, 4, 5, 6, 7, 8, 9, 10, 2, 3, 4])
+]
+
+
+@pytest.mark.parametrize("space", MIXED, ids=["2 knobs", "5 knobs", "12 knobs"])
+def test_spaces_of_2_to_12_knobs_get_optunas_proposals(space: dict[str, BaseDistribution]) -> None:
+    assert _lockstep(space, 150, seed=11) == 150
+
+
+@pytest.mark.slow  # Optuna's own TPE for 1,200 trials: ~15 s
+def test_1200_trials_get_optunas_proposals() -> None:
+    # past 1,000 finished trials, where the kernels' weights ramp over all but the last 25
+    assert _lockstep(CATEGORICAL, 1200, direction="minimize", seed=13) == 1200
+
+
 @pytest.mark.slow  # Optuna's own TPE on integer knobs: ~6 s for 300 trials
 def test_ordinal_knobs_get_optunas_proposals_minimising() -> None:
     assert _lockstep(ORDINAL, 300, direction="minimize", seed=5) == 300
