@@ -64,3 +64,41 @@ def test_values_and_defaults() -> None:
     assert (get_str(t, "d", ""), get_str(t, "z", "", "dflt")) == ("x", "dflt")
     assert get_table(t, "e", "") == {"k": 1} and get_table(t, "z", "") == {}
     assert toml_key("q.by_name", "a.b") == 'q.by_name."a.b"' and toml_key("q", "a_b") == "q.a_b"
+
+
+@pytest.mark.parametrize("text", ["a\0b", "line\nbreak", "tab\there", "bell\x07", "del\x7f"])
+def test_strings_and_paths_refuse_control_characters(text: str, tmp_path: Path) -> None:
+    """A NUL made every stat() raise ValueError (a traceback); a newline in a run directory or
+    checkpoint path is a slip. The error names the key and shows the value escaped."""
+    with pytest.raises(ConfigError, match=r"^run_dir: got .*, allowed: a string without control"):
+        get_str({"run_dir": text}, "run_dir", "")
+    with pytest.raises(ConfigError, match=r"^--run-dir: got .*, allowed: a path without control"):
+        validate.writable_dir(tmp_path / text, "--run-dir")
+    with pytest.raises(ConfigError, match=r"^--out: got .*, allowed: a path without control"):
+        validate.output_file(str(tmp_path / text / "m.pt"), "--out")
+
+
+def test_output_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    assert (
+        validate.output_file(str(tmp_path / "new" / "m.pt"), "--out") == tmp_path / "new" / "m.pt"
+    )
+    for value, match in [
+        ("", r"^--out: got '', allowed: a file name$"),
+        (str(tmp_path) + "/", r"allowed: a file name$"),
+        (str(tmp_path), r"is a folder, allowed: a file name$"),
+        (str(tmp_path / "f" / "m.pt"), r"is a file, not a folder"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            validate.output_file(value, "--out")
+
+
+def test_unique_and_device() -> None:
+    validate.check_unique([1, 2, 3], "k")
+    with pytest.raises(ConfigError, match=r"^k: got 2 twice, allowed: each once$"):
+        validate.check_unique([1, 2, 2], "k")
+    for ok in ("auto", "cpu", "cuda", "cuda:0", "cuda:12"):
+        assert validate.check_device(ok, "train.device") == ok
+    for bad in ("tpu", "", "cuda:", "cuda:x", "cuda:-1", "CPU", "cuda:0 "):
+        with pytest.raises(ConfigError, match=r"^train\.device must be 'auto', 'cpu', 'cuda'"):
+            validate.check_device(bad, "train.device")

@@ -25,7 +25,16 @@ from quantsearch.search.config import (
     parse_compare_config,
     parse_search_config,
 )
-from quantsearch.validate import SEED_MAX, check_keys, get_float, get_int, get_str, get_table
+from quantsearch.validate import (
+    COUNT_MAX,
+    SEED_MAX,
+    check_device,
+    check_keys,
+    get_float,
+    get_int,
+    get_str,
+    get_table,
+)
 
 __all__ = [
     "Config",
@@ -109,11 +118,18 @@ def _parse_data(raw: dict[str, Any]) -> DataConfig:
     return DataConfig(
         name=get_str(raw, "name", "data"),
         options=options,  # validated by the dataset's loader, which knows its own options
-        eval_samples=get_int(raw, "eval_samples", "data", None, minimum=1),
-        batch_size=get_int(raw, "batch_size", "data", DataConfig.batch_size, minimum=1)
+        eval_samples=get_int(raw, "eval_samples", "data", None, minimum=1, maximum=COUNT_MAX),
+        batch_size=get_int(
+            raw, "batch_size", "data", DataConfig.batch_size, minimum=1, maximum=COUNT_MAX
+        )
         or DataConfig.batch_size,
         calibration_samples=get_int(
-            raw, "calibration_samples", "data", DataConfig.calibration_samples, minimum=1
+            raw,
+            "calibration_samples",
+            "data",
+            DataConfig.calibration_samples,
+            minimum=1,
+            maximum=COUNT_MAX,
         )
         or DataConfig.calibration_samples,
     )
@@ -122,17 +138,14 @@ def _parse_data(raw: dict[str, Any]) -> DataConfig:
 def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     d = TrainConfig()
     check_keys(raw, set(TrainConfig.__dataclass_fields__), "train")
-    device = get_str(raw, "device", "train", d.device) or d.device
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(
-            f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {device!r})"
-        )
+    device = check_device(get_str(raw, "device", "train", d.device) or d.device, "train.device")
+    counts = {"minimum": 1, "maximum": COUNT_MAX}
     return TrainConfig(
-        epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1) or d.epochs,
-        batch_size=get_int(raw, "batch_size", "train", d.batch_size, minimum=1) or d.batch_size,
+        epochs=get_int(raw, "epochs", "train", d.epochs, **counts) or d.epochs,
+        batch_size=get_int(raw, "batch_size", "train", d.batch_size, **counts) or d.batch_size,
         lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
         weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0) or 0.0,
-        patience=get_int(raw, "patience", "train", d.patience, minimum=1) or d.patience,
+        patience=get_int(raw, "patience", "train", d.patience, **counts) or d.patience,
         seed=get_int(raw, "seed", "train", seed, minimum=0, maximum=SEED_MAX) or 0,
         device=device,
         checkpoint=get_str(raw, "checkpoint", "train"),
@@ -178,6 +191,8 @@ def parse_config(
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
+    if "\0" in str(path):  # every stat() of it would raise ValueError
+        raise ConfigError(f"--config: got {str(path)!r}, allowed: a path without NUL characters")
     p = Path(path)
     if not p.is_file():
         example = find_example(str(path)) if Path(path).name == str(path) else None

@@ -27,13 +27,17 @@ from quantsearch.errors import ConfigError
 __all__ = [
     "COUNT_MAX",
     "SEED_MAX",
+    "THREADS_MAX",
+    "check_device",
     "check_keys",
+    "check_unique",
     "get_bool",
     "get_float",
     "get_int",
     "get_str",
     "get_table",
     "join_key",
+    "output_file",
     "study_name",
     "toml_key",
     "writable_dir",
@@ -41,11 +45,17 @@ __all__ = [
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 # Seeds reach numpy, scikit-learn and Optuna's samplers, which all take 0 <= seed < 2**32.
 SEED_MAX = 2**32 - 1
 # Counts (trials, evaluations) are stored in 32-bit integer columns by Optuna's RDB storage.
 COUNT_MAX = 2**31 - 1
+# Threads or processes one command starts (n_jobs, torch_threads, --workers): each is a thread
+# or a process that exists at once, so a count far past any machine's cores is a mistake, not
+# a request (2**63 - 1 threads hung the thread pool's start).
+THREADS_MAX = 1024
 
 
 def join_key(key: str, name: str) -> str:
@@ -101,6 +111,39 @@ def get_str(
         raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
     if not value.strip():
         raise ConfigError(f"{join_key(key, name)} must not be empty (got {value!r})")
+    if _CONTROL.search(value):
+        raise ConfigError(
+            f"{join_key(key, name)}: got {value!r}, allowed: a string without control "
+            "characters (NUL, newline, tab, ...)"
+        )
+    return value
+
+
+def check_unique(values: list[Any] | tuple[Any, ...], key: str) -> None:
+    """Refuse a list that names the same thing twice (a copy-paste slip, never a request).
+
+    Example:
+        >>> check_unique(["tpe", "tpe"], "compare.strategies")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: compare.strategies: got 'tpe' twice, allowed: each once
+    """
+    seen: list[Any] = []
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{key}: got {v!r} twice, allowed: each once")
+        seen.append(v)
+
+
+def check_device(value: str, key: str) -> str:
+    """A torch device name: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Example:
+        >>> check_device("cuda:1", "train.device")
+        'cuda:1'
+    """
+    if not _DEVICE.fullmatch(value):
+        raise ConfigError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {value!r})")
     return value
 
 
@@ -195,6 +238,10 @@ def writable_dir(path: Path, key: str) -> Path:
     """
     if not str(path).strip():
         raise ConfigError(f"{key} must not be empty")
+    if _CONTROL.search(str(path)):  # a NUL makes every stat() below raise ValueError
+        raise ConfigError(
+            f"{key}: got {str(path)!r}, allowed: a path without control characters (NUL, newline, ...)"
+        )
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -202,4 +249,24 @@ def writable_dir(path: Path, key: str) -> Path:
         raise ConfigError(f"{key}: {str(probe)!r} is a file, not a folder (in {str(path)!r})")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r})")
+    return path
+
+
+def output_file(value: str, key: str) -> Path:
+    """``value`` as the path of a file this command may write: not empty, not a folder, in a
+    folder this process may write in (made when missing). Checked before any work, so a bad
+    ``--out`` costs nothing and leaves what is there as it was.
+
+    Example:
+        >>> output_file("", "--out")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: --out: got '', allowed: a file name
+    """
+    path = Path(value)
+    if not value.strip() or not path.name or value.endswith(("/", os.sep)):
+        raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
+    writable_dir(path.parent, key)  # control characters refused first: stat() would raise
+    if path.is_dir():
+        raise ConfigError(f"{key}: {value!r} is a folder, allowed: a file name")
     return path

@@ -27,7 +27,9 @@ from quantsearch.search.space import SpaceSpec, parse_space
 from quantsearch.validate import (
     COUNT_MAX,
     SEED_MAX,
+    THREADS_MAX,
     check_keys,
+    check_unique,
     get_bool,
     get_float,
     get_int,
@@ -237,6 +239,11 @@ def parse_search_config(
     user = None if user_metrics is None else check_directions(user_metrics, "evaluate_directions")
     objectives_raw = get_table(raw, "objectives", key)
     combine, objectives = parse_objectives(objectives_raw, f"{key}.objectives", user)
+    if combine == "weighted_sum" and objectives and all(o.weight == 0 for o in objectives):
+        raise ConfigError(
+            f"{key}.objectives: every weight is 0, allowed: at least one weight > 0 (the "
+            "weighted sum would be 0 for every config)"
+        )
     constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
     named = [o.metric for o in objectives] + [c.metric for c in constraints]
     metrics_raw = raw.get("metrics", list(default_recorded(user, named)))
@@ -244,6 +251,7 @@ def parse_search_config(
         raise ConfigError(f"{key}.metrics must be a list of metric names (got {metrics_raw!r})")
     for m in metrics_raw:
         check_metric(m, f"{key}.metrics", user)
+    check_unique(metrics_raw, f"{key}.metrics")
     fidelity = _parse_fidelity(raw.get("fidelity"), f"{key}.fidelity")
     if user is not None and fidelity.method != "full":
         raise ConfigError(
@@ -268,13 +276,13 @@ def parse_search_config(
         n_evaluations=n_evaluations,
         fidelity=fidelity,
         timeout=timeout,
-        n_jobs=get_int(raw, "n_jobs", key, 1, minimum=1) or 1,
+        n_jobs=get_int(raw, "n_jobs", key, 1, minimum=1, maximum=THREADS_MAX) or 1,
         seed=get_int(raw, "seed", key, seed, minimum=0, maximum=SEED_MAX) or 0,
         study=_study(raw, key),
-        storage=get_str(raw, "storage", key),
+        storage=_storage(raw, key),
         cache=get_bool(raw, "cache", key, True),
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
-        torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1),
+        torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1, maximum=THREADS_MAX),
         group_commit_ms=_bounded(raw, "group_commit_ms", key, SearchConfig.group_commit_ms, 10_000),
         db_retry_s=_bounded(raw, "db_retry_s", key, SearchConfig.db_retry_s, 86_400),
         user_metrics=dict(user or {}),
@@ -284,6 +292,25 @@ def parse_search_config(
 def _study(raw: Mapping[str, Any], key: str) -> str | None:
     name = get_str(raw, "study", key)
     return None if name is None else study_name(name, f"{key}.study")
+
+
+def _storage(raw: Mapping[str, Any], key: str) -> str | None:
+    """An RDB URL that SQLAlchemy can parse (the database is reached when the study opens)."""
+    url = get_str(raw, "storage", key)
+    if url is None:
+        return None
+    # lazy: SQLAlchemy is Optuna's dependency, needed only by a config that names a database
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"{key}.storage: got {url!r}, allowed: an RDB URL such as "
+            "'postgresql://user@host/db' or 'sqlite:///study.db'"
+        ) from None
+    return url
 
 
 def _bounded(raw: Mapping[str, Any], name: str, key: str, default: float, maximum: float) -> float:
@@ -302,16 +329,25 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         raise ConfigError(
             f"{key}.strategies must be a non-empty list of names (got {strategies!r})"
         )
+    for s in strategies:
+        if not isinstance(s, str):
+            raise ConfigError(f"{key}.strategies: got {s!r}, allowed: strategy names (strings)")
     names = tuple(_canonical_strategy(s, f"{key}.strategies") for s in strategies)
+    check_unique(names, f"{key}.strategies")  # an alias counts as its strategy
     budgets = raw.get("budgets", [])
-    if not isinstance(budgets, list) or not all(isinstance(b, int) and b > 0 for b in budgets):
-        raise ConfigError(f"{key}.budgets must be a list of positive integers (got {budgets!r})")
+    if not isinstance(budgets, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) and 0 < b <= COUNT_MAX for b in budgets
+    ):
+        raise ConfigError(
+            f"{key}.budgets must be a list of positive integers up to {COUNT_MAX} (got {budgets!r})"
+        )
+    check_unique(budgets, f"{key}.budgets")
     return CompareConfig(
         strategies=names,
-        seeds=get_int(raw, "seeds", key, d.seeds, minimum=1) or d.seeds,
+        seeds=get_int(raw, "seeds", key, d.seeds, minimum=1, maximum=COUNT_MAX) or d.seeds,
         n_trials=get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX),
         ground_truth_budget=get_int(
-            raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0
+            raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0, maximum=COUNT_MAX
         )
         or 0,
         tolerance=get_float(raw, "tolerance", key, 0.0, minimum=0.0) or 0.0,

@@ -117,6 +117,21 @@ def option_bits(option: Mapping[str, Any]) -> float:
     return float(_format_of(option, "search.space").bits_per_element)
 
 
+def _format_names(raw: Any, key: str) -> tuple[str, ...]:
+    """A format name or a non-empty list of them, each registered (``key`` names the list)."""
+    names = [raw] if isinstance(raw, str) else raw
+    if names == []:
+        raise ConfigError(f"{key} must not be an empty list")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(
+            f"{key}: got {raw!r}, allowed: a format name or a non-empty list of them "
+            f"({FORMATS.names()})"
+        )
+    for n in names:
+        FORMATS.canonical(n, key=key)
+    return tuple(names)
+
+
 def _role_choices(
     raw: Any, key: str, default_format: tuple[str, ...]
 ) -> tuple[tuple[dict[str, Any], ...], int]:
@@ -124,9 +139,7 @@ def _role_choices(
     candidates: list[dict[str, Any]] = []
     if isinstance(raw, Mapping):
         fields = dict(raw)
-        formats = fields.pop("format", list(default_format))
-        if isinstance(formats, str):
-            formats = [formats]
+        formats = _format_names(fields.pop("format", list(default_format)), f"{key}.format")
         lists: dict[str, list[Any]] = {}
         for f, v in fields.items():
             vals = v if isinstance(v, list) else [v]
@@ -204,8 +217,7 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
     by = _BY.get(by_raw)
     if by is None:
         raise ConfigError(f"{key}.by must be one of ['name', 'type'] (got {by_raw!r})")
-    fmt_raw = raw.get("format", ["fixed"])
-    default_format = tuple([fmt_raw] if isinstance(fmt_raw, str) else fmt_raw)
+    default_format = _format_names(raw.get("format", ["fixed"]), f"{key}.format")
     choices_raw = get_table(raw, "choices", key)
     if not choices_raw:
         raise ConfigError(f"{key}.choices must name at least one op kind or node")
@@ -216,14 +228,13 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
         if not isinstance(table, Mapping):
             raise ConfigError(f"{tkey} must be a table of roles (got {table!r})")
         check_keys(table, {*ROLES, "format"}, tkey)
-        t_fmt = table.get("format", list(default_format))
-        t_formats = tuple([t_fmt] if isinstance(t_fmt, str) else t_fmt)
-        if not t_formats:
-            raise ConfigError(f"{tkey}.format must not be an empty list")
+        t_formats = _format_names(table.get("format", list(default_format)), f"{tkey}.format")
         roles: RoleChoices = {}
         for role in ROLES:
             if role not in table:
                 continue
+            if by == "type":
+                _check_kind_role(target, role, f"{tkey}.{role}")
             value = table[role]
             if isinstance(value, str):
                 if value not in SAME_AS:
@@ -243,6 +254,21 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
             raise ConfigError(f"{tkey} must give choices for at least one of {list(ROLES)}")
         choices[target] = roles
     return SpaceSpec(by=by, choices=choices, dropped=dropped)
+
+
+def _check_kind_role(kind: str, role: str, key: str) -> None:
+    """An op kind given a role it does not have (a ReLU's weight) is refused at load: no node
+    of that kind could take the choice, and trials would fail one by one."""
+    # lazy: the op registry imports torch, which reading a run's space does not need
+    from quantsearch.passes.transform.modules import QUANTIZERS
+
+    if kind in QUANTIZERS:
+        spec = QUANTIZERS.get(kind)
+        if role not in spec.roles:
+            raise ConfigError(
+                f"{key}: got choices for the {role} of {spec.kind}, allowed: its roles "
+                f"{list(spec.roles)}"
+            )
 
 
 def _fields(option: Mapping[str, Any]) -> dict[str, Any]:
