@@ -18,7 +18,7 @@ import click
 from quantsearch.cli import _commands
 from quantsearch.errors import QuantsearchError
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "nul_argument"]
 
 INTERRUPTED = (
     "interrupted: the study is kept (what finished is on disk); the same command resumes it"
@@ -89,8 +89,48 @@ def usage_line(exc: click.ClickException) -> str:
     return " ".join(line.split())  # one line, whatever click wrapped
 
 
+def nul_argument(argv: list[str]) -> str | None:
+    r"""The error line for the first argument holding a NUL character, naming its option.
+
+    No shell can pass one (arguments are C strings), but ``main([...])`` can, and every path
+    operation on it raises ValueError deep inside a command.
+
+    Example:
+        >>> nul_argument(["search", "--run-dir", "a\0b"])
+        "--run-dir: got 'a\\x00b', allowed: text without NUL characters"
+        >>> nul_argument(["report", "a\0b"])
+        "RUN_DIR: got 'a\\x00b', allowed: text without NUL characters"
+    """
+    for i, arg in enumerate(argv):
+        if "\0" not in arg:
+            continue
+        name, _, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not name and i and argv[i - 1].startswith("-"):
+            name = argv[i - 1]
+        return f"{_param_name(argv[0], name)}: got {value!r}, allowed: text without NUL characters"
+    return None
+
+
+def _param_name(command: str, option: str) -> str:
+    """``option``'s long spelling (``-c`` -> ``--config``), or the argument's name (``RUN_DIR``)
+    where ``option`` is empty and ``command`` takes one argument."""
+    cmd = cli.commands.get(command)
+    params = cmd.params if cmd is not None else []
+    for p in params:
+        if option and option in (*p.opts, *p.secondary_opts):
+            return max(p.opts, key=len)
+    arguments = [p for p in params if isinstance(p, click.Argument)]
+    if not option and len(arguments) == 1:
+        return arguments[0].human_readable_name
+    return option or "argument"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    bad = None if argv is None else nul_argument(list(argv))
+    if bad is not None:
+        click.echo(f"error: {bad}", err=True)
+        sys.exit(2)
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="quantsearch")
     except QuantsearchError as exc:

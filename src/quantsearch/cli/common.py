@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
 
 from quantsearch.examples import default_config_path
-from quantsearch.validate import SEED_MAX, study_name
+from quantsearch.validate import (
+    SEED_MAX,
+    THREADS_MAX,
+    check_device,
+    output_file,
+    study_name,
+    writable_dir,
+)
 
 # Seeds reach numpy, scikit-learn and Optuna, which take 0 <= seed < 2**32.
 SEED = click.IntRange(0, SEED_MAX)
+# Threads (--n-jobs) or processes (--workers) started at once: validate.THREADS_MAX.
+THREADS = click.IntRange(1, THREADS_MAX)
 
 
 class PositiveFloat(click.ParamType[float]):
@@ -31,11 +41,50 @@ class PositiveFloat(click.ParamType[float]):
         return number
 
 
+class Percentile(click.ParamType[float]):
+    """A finite percentile in (0, 100] (click's FloatRange lets NaN through)."""
+
+    name = "float"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and 0 < number <= 100):
+            self.fail(f"got {value!r}, allowed: a number in (0, 100]", param, ctx)
+        return number
+
+
 def nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Callback: an option given as ``""`` is an error, not the default."""
     if value is not None and not value.strip():
         raise click.BadParameter(f"must not be empty (got {value!r})", ctx, param)
     return value
+
+
+def folder_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback for an output folder (``--out``, ``--run-dir``): not empty, and a folder this
+    process may write in (or make), checked before any work."""
+    if value is None:
+        return None
+    nonempty(ctx, param, value)
+    return str(writable_dir(Path(value), max(param.opts, key=len)))
+
+
+def file_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback for an output file: a file name in a folder this process may write in."""
+    if value is None:
+        return None
+    name = max(param.opts, key=len) if param.opts else (param.human_readable_name or "OUT")
+    return str(output_file(value, name))
+
+
+def device_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback for ``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    return check_device(value, "--device")
 
 
 def study_option_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -69,6 +118,7 @@ def trial_options(f: Any) -> Any:
                 "from_run",
                 type=click.Path(),
                 default=None,
+                callback=nonempty,
                 help="A search's run directory: use the config of one of its trials.",
             ),
             click.option(

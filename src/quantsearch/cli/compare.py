@@ -13,12 +13,14 @@ import click
 from quantsearch.cli.common import (
     config_option,
     figure_format_option,
+    folder_value,
     json_option,
     load_config_or_default,
     load_option,
 )
 from quantsearch.cli.printing import comparison_json, print_comparison
 from quantsearch.errors import ConfigError
+from quantsearch.validate import check_unique
 
 if TYPE_CHECKING:
     from quantsearch.compare.result import ComparisonResult
@@ -36,7 +38,9 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
         raise ConfigError(
             f"--strategies must name at least one of {STRATEGIES.names()} (got {text!r})"
         )
-    return tuple(STRATEGIES.canonical(s, key="--strategies") for s in names)
+    canonical = tuple(STRATEGIES.canonical(s, key="--strategies") for s in names)
+    check_unique(canonical, "--strategies")  # an alias counts as its strategy
+    return canonical
 
 
 @click.command()
@@ -75,7 +79,10 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     help="Share one evaluation cache across all runs (default: compare.shared_cache, on).",
 )
 @click.option(
-    "--run-dir", default=None, help="Parent folder of run directories (default: run_dir, 'runs')."
+    "--run-dir",
+    default=None,
+    callback=folder_value,
+    help="Parent folder of run directories (default: run_dir, 'runs').",
 )
 @click.option(
     "--name", default=None, help="Folder of this comparison (default: <config stem>-compare)."

@@ -11,6 +11,7 @@ import click
 from quantsearch.cli.common import (
     config_option,
     figure_format_option,
+    folder_value,
     json_option,
     load_config_or_default,
 )
@@ -29,7 +30,12 @@ from quantsearch.cli.train import train_to_checkpoint
 
 @click.command()
 @config_option
-@click.option("--run-dir", default=None, help="Parent folder of run directories (default: runs).")
+@click.option(
+    "--run-dir",
+    default=None,
+    callback=folder_value,
+    help="Parent folder of run directories (default: runs).",
+)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
 @click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
 @figure_format_option

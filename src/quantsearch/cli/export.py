@@ -18,12 +18,22 @@ from quantsearch.cli.common import (
 from quantsearch.cli.console import console
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
+from quantsearch.validate import writable_dir
 
 __all__ = ["export"]
 
 
+def out_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback for OUT (an hls4ml folder or a QONNX file): not empty, in a folder this
+    process may write in, checked before the model is built."""
+    if not value.strip():
+        raise ConfigError(f"OUT: got {value!r}, allowed: a folder (hls4ml) or a file (qonnx)")
+    writable_dir(Path(value).parent, "OUT")
+    return value
+
+
 @click.command()
-@click.argument("out", type=click.Path())
+@click.argument("out", type=click.Path(), callback=out_value)
 @click.option(
     "--to", "target", type=click.Choice(["hls4ml", "qonnx"]), required=True, help="Export format."
 )
@@ -42,7 +52,14 @@ __all__ = ["export"]
     default=None,
     help="Validation samples to verify on (default: the whole split).",
 )
-@click.option("--backend", default="Vitis", show_default=True, help="hls4ml backend.")
+# The choices are quantsearch.export.BACKENDS, written out: export imports torch, not for --help.
+@click.option(
+    "--backend",
+    type=click.Choice(["Vitis", "Vivado"], case_sensitive=False),
+    default="Vitis",
+    show_default=True,
+    help="hls4ml backend.",
+)
 @click.option(
     "--io-type",
     type=click.Choice(["io_parallel", "io_stream"]),

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from quantsearch.cli.common import json_option, trial_options
+from quantsearch.cli.common import SEED, device_value, folder_value, json_option, trial_options
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
@@ -30,15 +30,20 @@ __all__ = ["finetune"]
     help="AdamW learning rate (cosine decay to 0).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Shuffling seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Shuffling seed.")
 @click.option(
-    "--device", default="cpu", show_default=True, help="cpu, cuda or auto (where it trains)."
+    "--device",
+    default="cpu",
+    show_default=True,
+    callback=device_value,
+    help="cpu, cuda, cuda:N or auto (where it trains).",
 )
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
     default=None,
+    callback=folder_value,
     help="Folder to write into (default: RUN_DIR/finetune-trial-<N>).",
 )
 @click.option(
@@ -80,6 +85,11 @@ def finetune(
         raise ConfigError("--from-run: missing, allowed: a search's run directory")
     if not math.isfinite(lr):  # click's FloatRange lets nan and inf through
         raise ConfigError(f"--lr: {lr}, allowed: a finite number > 0")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device: got {device!r}, allowed: 'cpu' or 'auto' (no CUDA here)")
     result = open_run(from_run, key="--from-run")
     chosen = result.select(
         trial=trial, best=best, pareto=pareto, keys=("--trial", "--best", "--pareto")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
@@ -57,10 +58,15 @@ accuracy_drop = {{ max = 0.02 }}   # at most 2 points below the float model
 """
 
 
+# written between double quotes into the TOML file: a quote, a backslash or a control
+# character would end the string early or be read as an escape
+_UNQUOTABLE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
 def _spec(value: str, option: str, folder: Path) -> str:
     """``file.py:fn`` made relative to the config's folder; ``package.module:fn`` as given."""
     target, sep, fn = value.rpartition(":")
-    if not sep or not target or not fn:
+    if not sep or not target or not fn or _UNQUOTABLE.search(value):
         raise ConfigError(
             f"{option}: must be file.py:function or package.module:function (got {value!r})"
         )

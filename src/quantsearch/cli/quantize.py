@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import (
+    Percentile,
     config_option,
+    folder_value,
     json_option,
     load_config_or_default,
     load_option,
@@ -39,6 +41,7 @@ QUALITY = ("accuracy", "balanced_accuracy", "loss")  # what the test split is me
     "out_dir",
     type=click.Path(file_okay=False),
     default=None,
+    callback=folder_value,
     help="Folder to write into (default: <run_dir>/quantize-<model>).",
 )
 @click.option(
@@ -51,7 +54,7 @@ QUALITY = ("accuracy", "balanced_accuracy", "loss")  # what the test split is me
 )
 @click.option(
     "--percentile",
-    type=float,
+    type=Percentile(),
     default=99.9,
     show_default=True,
     help="Percentile for --calibration percentile.",

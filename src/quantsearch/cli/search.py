@@ -9,6 +9,7 @@ import click
 
 from quantsearch.cli.common import (
     SEED,
+    THREADS,
     PositiveFloat,
     config_option,
     figure_format_option,
@@ -74,7 +75,7 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--n-jobs",
-                type=click.IntRange(min=1),
+                type=THREADS,
                 default=None,
                 help="Parallel trials (threads) in each process.",
             ),
@@ -106,7 +107,7 @@ def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]
 @_search_options
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=THREADS,
     default=1,
     help="Worker processes on this machine, all on one study (default 1).",
 )
@@ -155,7 +156,7 @@ def search(workers: int, quiet: bool, figure_format: str, as_json: bool, **opts:
 @_search_options
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=THREADS,
     default=1,
     help="How many workers share this run directory's journal file (as given to all of them).",
 )

@@ -9,7 +9,12 @@ from typing import Any
 
 import click
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default
+from quantsearch.cli.common import (
+    config_option,
+    file_value,
+    json_option,
+    load_config_or_default,
+)
 from quantsearch.cli.printing import dumps
 
 __all__ = ["default_checkpoint_path", "train"]
@@ -22,6 +27,7 @@ __all__ = ["default_checkpoint_path", "train"]
     "out",
     type=click.Path(dir_okay=False),
     default=None,
+    callback=file_value,
     help="Checkpoint to write (default: train.checkpoint, else model.checkpoint, else runs/<model>.pt).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override train.epochs.")
