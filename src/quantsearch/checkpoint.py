@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import platform
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
             f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)"
         )
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on a foreign file: the error says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
@@ -83,13 +86,41 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict)")
     return Checkpoint(
-        state_dict=payload["state_dict"],
+        state_dict=_state_dict(payload["state_dict"], str(path), key),
         model_name=str(payload.get("model_name", "")),
         dataset=str(payload.get("dataset", "")),
-        metrics=dict(payload.get("metrics", {})),
-        config=dict(payload.get("config", {})),
-        versions=dict(payload.get("versions", {})),
+        metrics=_table(payload, "metrics", str(path), key),
+        config=_table(payload, "config", str(path), key),
+        versions=_table(payload, "versions", str(path), key),
     )
+
+
+def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors by name, each finite: a NaN weight makes every trial's
+    metrics NaN, so it is refused here rather than searched."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"{key}: {path!r} holds a state_dict of {type(value).__name__}, allowed: "
+            "tensors by name (as `quantsearch train` writes)"
+        )
+    for name, t in value.items():
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            raise ConfigError(
+                f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite weights"
+            )
+    return value
+
+
+def _table(payload: dict[str, Any], name: str, path: str, key: str) -> dict[str, Any]:
+    value = payload.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{key}: {path!r} has {name} = {type(value).__name__}, allowed: a dict "
+            "(as `quantsearch train` writes)"
+        )
+    return dict(value)
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:

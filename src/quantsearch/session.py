@@ -91,4 +91,27 @@ def open_session(
         base_dir=config.base_dir,
         input_shape=spec.input_shape if spec else None,
     )
+    _check_fit(model, data, name, "data.name" if config.data.name else "model.name")
     return Session(config, name, model, data, ckpt_path)
+
+
+def _check_fit(model: nn.Module, data: DataSplits, name: str, key: str) -> None:
+    """One forward pass on two validation samples: samples the model cannot take, or class
+    labels past its outputs, are refused in one line here (training raised IndexError or a
+    matmul's shape error; a search scored every config 0% accurate)."""
+    x = data.val.x[:2]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"{key}: samples of shape {tuple(x.shape[1:])} ({x.dtype}) do not fit model "
+            f"{name!r}: {first}"
+        ) from None
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and 0 < out.shape[1] < data.num_classes:
+        raise ConfigError(
+            f"{key}: {data.num_classes} classes (labels 0..{data.num_classes - 1}) but model "
+            f"{name!r} gives {out.shape[1]} outputs per sample, allowed: labels below "
+            f"{out.shape[1]}"
+        )

@@ -63,10 +63,16 @@ def _prepare(seed: int, val_f: float, test_f: float) -> dict[str, np.ndarray]:
 
     bunch = sk_load_digits()
     x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_f, stratify=y, random_state=seed
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_f / (1 - test_f), stratify=y_rest, random_state=seed
-    )
+    try:
+        x_rest, x_test, y_rest, y_test = train_test_split(
+            x, y, test_size=test_f, stratify=y, random_state=seed
+        )
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=val_f / (1 - test_f), stratify=y_rest, random_state=seed
+        )
+    except ValueError as exc:  # a split too small to hold each of the 10 classes
+        raise ConfigError(
+            f"data.val_fraction, data.test_fraction: got {val_f} and {test_f}, allowed: "
+            f"fractions that leave each split one sample of every class ({exc})"
+        ) from None
     return standardized((x_train, y_train), (x_val, y_val), (x_test, y_test))

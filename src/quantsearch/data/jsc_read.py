@@ -131,7 +131,11 @@ def _read_hdf5(p: Path) -> tuple[list[np.ndarray], np.ndarray]:
             f"data.path: {str(p)!r} is HDF5, which needs h5py: pip install 'quantsearch[jsc]'"
         ) from None
 
-    with h5py.File(p, "r") as f:
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:  # the HDF5 signature, then damage (a truncated download)
+        raise DataError(f"data.path: {str(p)!r} is not a readable HDF5 file: {exc}") from None
+    with f:
         if HDF5_KEY not in f:
             raise DataError(f"data.path: {str(p)!r} has no key {HDF5_KEY!r} (keys: {sorted(f)})")
         obj = f[HDF5_KEY]

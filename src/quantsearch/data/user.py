@@ -36,6 +36,9 @@ from quantsearch.spec import load_callable
 __all__ = ["is_classes", "load_user_dataset", "materialise"]
 
 _SPLIT_OPTIONS = ("val_fraction", "test_fraction")
+# Class indices above this are a slip (a regression target stored as integers, an ID column):
+# the splits name every class up to the largest label.
+MAX_CLASSES = 1_000_000
 _SPLITS = ("train", "val", "test")
 
 
@@ -132,7 +135,13 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
             f"{where} a {type(value).__name__}; expected a DataSplits, a dict of train/val/test "
             f"splits, an (x, y) pair or a torch Dataset"
         )
-    return _as_features(x, where), _as_labels(y, where)
+    features, labels = _as_features(x, where), _as_labels(y, where)
+    if len(features) != len(labels):
+        raise ConfigError(
+            f"{where} {len(features)} samples but {len(labels)} labels; expected one label "
+            "per sample"
+        )
+    return features, labels
 
 
 def _as_features(x: Any, where: str) -> torch.Tensor:
@@ -142,15 +151,33 @@ def _as_features(x: Any, where: str) -> torch.Tensor:
         raise ConfigError(f"{where} features that are not an array: {exc}") from None
     if t.dim() < 1:
         raise ConfigError(f"{where} features of shape {tuple(t.shape)}; expected (samples, ...)")
-    return t.float() if t.is_floating_point() else t
+    if t.is_complex():
+        raise ConfigError(f"{where} complex features ({t.dtype}); expected real numbers")
+    if t.is_floating_point():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:  # every metric of a sample with NaN features is NaN: refused, not averaged in
+            raise ConfigError(f"{where} features with {bad} NaN or infinite value(s)")
+        return t.float()
+    return t
 
 
 def _as_labels(y: Any, where: str) -> torch.Tensor:
     """Integer labels are class indices (1-D, >= 0), returned as int64, and so are floating-point
     labels that are 1-D whole numbers >= 0; any other floating-point labels (fractional values,
     several columns per sample) are regression targets, returned as float32."""
-    t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    try:
+        t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where} labels that are not numbers ({exc}); expected class indices or "
+            "floating-point regression targets"
+        ) from None
+    if t.is_complex():
+        raise ConfigError(f"{where} complex labels ({t.dtype}); expected real numbers")
     if t.is_floating_point():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise ConfigError(f"{where} labels with {bad} NaN or infinite value(s)")
         return t.long() if is_classes(t) else _as_targets(t, where)
     if t.dim() != 1:
         raise ConfigError(
@@ -250,8 +277,19 @@ def _assemble(
             raise ConfigError(f"{where} class_names with regression targets (not class indices)")
         return DataSplits(spec, train, val, test, 0, ())
     num_classes = 1 + max(int(s.y.max()) for s in (train, val, test))
+    if num_classes > MAX_CLASSES:  # each class gets a name and a column in the reports
+        raise ConfigError(
+            f"{where} a label of {num_classes - 1}; expected class indices below {MAX_CLASSES}"
+        )
     if class_names is not None:
-        names = tuple(str(c) for c in class_names)
+        if not isinstance(class_names, (list, tuple)) or not all(
+            isinstance(c, str) for c in class_names
+        ):
+            raise ConfigError(f"{where} class_names = {class_names!r}; expected a list of strings")
+        names = tuple(class_names)
+        if len(set(names)) != len(names):
+            twice = next(c for c in names if names.count(c) > 1)
+            raise ConfigError(f"{where} class_names naming {twice!r} twice; expected each once")
         if len(names) < num_classes:
             raise ConfigError(
                 f"{where} {len(names)} class_names but labels up to {num_classes - 1}"
