@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -150,10 +151,18 @@ def pass_options(cls: type[SamplerT], ctx: StrategyContext, fixed: dict[str, Any
                 f"allowed: {allowed}"
             )
         _check_type(cls, name, params[name].default, value)
-    try:
-        return cls(**fixed, **ctx.options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"search.strategy.options: {cls.__name__} rejected them: {exc}") from None
+    # A sampler's own warnings (QMCSampler's "experimental") are shown only once it is built:
+    # options it rejects end in one error line, not a warning and then the error.
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            sampler = cls(**fixed, **ctx.options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"search.strategy.options: {cls.__name__} rejected them: {exc}"
+            ) from None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return sampler
 
 
 class SpaceSampler(BaseSampler):

@@ -67,6 +67,7 @@ def _nsga(
     population = nsga_population(ctx.n_trials, ctx.options)
     if population is not None:
         fixed["population_size"] = population
+    sampler = pass_options(cls, ctx, fixed)  # first: a rejected size is one error line
     chosen, budget = ctx.options.get("population_size"), ctx.n_trials
     if budget is not None and isinstance(chosen, int) and chosen > budget // 4:
         warnings.warn(
@@ -75,7 +76,7 @@ def _nsga(
             "search, trial for trial",
             stacklevel=2,
         )
-    return pass_options(cls, ctx, fixed)
+    return sampler
 
 
 def _nsga2(ctx: StrategyContext) -> S.BaseSampler:
