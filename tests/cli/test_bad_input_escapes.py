@@ -396,3 +396,26 @@ def test_damaged_hdf5_file(in_workdir: Path, capsys: pytest.CaptureFixture[str])
     _check(
         code, err, r"^data\.path: '.*jets\.h5' is (not a readable HDF5 file|HDF5, which needs h5py)"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ('name = "nsga2"\noptions = { population_size = 1 }', r"NSGAIISampler rejected them"),
+        ('name = "qmc"\noptions = { qmc_type = "bogus" }', r"QMCSampler rejected them"),
+    ],
+)
+def test_rejected_sampler_options_warn_nothing(
+    options: str,
+    pattern: str,
+    in_workdir: Path,
+    recwarn: pytest.WarningsRecorder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A warning on standard error before the error line made two lines: NSGA's "population
+    more than a quarter of the budget" advice and QMCSampler's ExperimentalWarning came first."""
+    cfg = _folder(in_workdir, options) / "good.toml"
+    cfg.write_text(_sub('name = "random"', options)((in_workdir / "good.toml").read_text()))
+    code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
+    _check(code, err, r"^search\.strategy\.options: " + pattern)
+    assert [str(w.message) for w in recwarn] == []
