@@ -55,13 +55,15 @@ def _configs(pairs: list[tuple[int, int]], bias: str | None) -> list[ResolvedCon
 
 
 def _run(model: nn.Module, configs: list[ResolvedConfig], x: torch.Tensor) -> int:
-    """Population outputs checked torch.equal to quantize(); returns the batched calls made."""
+    """Population outputs checked torch.equal to quantize(); returns the batched calls made.
+    Each output is contiguous, or (a batched layer whose value reaches the output through
+    float ReLUs only) the transpose of a contiguous block."""
     gm = trace(model, x[:4])
     pop = Population(gm)
     outs = pop.forward(configs, x)
     for out, rc in zip(outs, configs, strict=True):
         want = quantize(gm, rc)(x)
-        assert out.shape == want.shape and out.is_contiguous()
+        assert out.shape == want.shape and (out.is_contiguous() or out.t().is_contiguous())
         assert torch.equal(out, want), rc
     return pop.batched_calls
 
@@ -102,6 +104,30 @@ def test_input_frac_is_deterministic_fixed_point_only() -> None:
 def test_the_lab_grid_runs_batched_and_equals_quantize(n: int) -> None:
     x = torch.randn(n, 16, generator=torch.Generator().manual_seed(n))
     assert _run(_model(), _configs(LAB, "same"), x) == 1
+
+
+def test_transposed_outputs_only_where_every_consumer_is_exact_per_element() -> None:
+    """A batched layer's variants are transposed views (``W x^T``, the loss's layout) only
+    when its value reaches the graph's output through ReLUs no config quantizes; a later
+    linear layer gets contiguous inputs, and a quantized ReLU contiguous ones too. Every
+    output ``torch.equal`` to ``quantize``'s."""
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    deep = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).eval()
+    for model, loose in ((_model(), True), (deep, False)):
+        gm = trace(model, x[:4])
+        pop = Population(gm)
+        lin = next(n for n in gm.graph.nodes if info(n).op_kind == "linear")
+        pop._quantized = ()
+        assert pop._loose(lin) is loose
+        pop._quantized = {"_1"}  # the ReLU quantized by some config
+        assert not pop._loose(lin)
+        configs = _configs(LAB, "same")
+        outs = pop.forward(configs, x)
+        assert pop.batched_calls == 1
+        for out, rc in zip(outs, configs, strict=True):
+            assert torch.equal(out, quantize(gm, rc)(x))
+            assert out.is_contiguous() is not loose
 
 
 def test_without_bias_runs_batched() -> None:

@@ -62,6 +62,7 @@ import torch
 from torch import Tensor
 
 from quantsearch.formats import FixedPoint, NumberFormat
+from quantsearch.passes.transform.blocks import Blocks, stacked_views
 from quantsearch.passes.transform.modules import QuantLinear
 
 __all__ = [
@@ -203,54 +204,6 @@ def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor
     return Blocks(y.div_(scale))
 
 
-class Blocks(list[Tensor]):
-    """The blocks ``whole[0], whole[1], ...`` of one tensor ``whole``, in order (as
-    ``whole.unbind(0)`` gives them): :func:`stacked_views` answers ``whole`` at once. Read
-    only by convention: a list changed after it was built is no longer its ``whole``'s
-    blocks (the population's code never changes one)."""
-
-    __slots__ = ("whole",)
-
-    def __init__(self, whole: Tensor) -> None:
-        super().__init__(whole.unbind(0))
-        self.whole = whole
-
-
-def stacked_views(values: Sequence[object]) -> Tensor | None:
-    """A tensor ``s`` with ``s[v]`` the very view ``values[v]`` is, where the values are
-    equal-shaped contiguous blocks that tile one contiguous base tensor in order (as
-    :func:`linear_many` and ``unbind`` hand them out), else ``None``. Lets an op that is exact
-    per element whatever the lane (``relu``) or a stacking of the values run once on ``s``.
-
-    Example:
-        >>> s = torch.arange(6.0).view(3, 2)
-        >>> stacked_views(list(s.unbind(0))) is not None, stacked_views([s[0], s[2]])
-        (True, None)
-    """
-    if type(values) is Blocks and len(values) == len(values.whole):
-        return values.whole
-    if len(values) < 2 or not all(isinstance(v, Tensor) for v in values):
-        return None
-    ts: list[Tensor] = list(values)  # type: ignore[arg-type]
-    t0 = ts[0]
-    # (inference-mode views keep no _base: addresses say it instead; the blocks' span lies
-    # inside t0's storage, so the strided view reads nothing outside it)
-    n, item = t0.numel(), t0.element_size()
-    if (t0.storage_offset() + len(ts) * n) * item > t0.untyped_storage().nbytes():
-        return None
-    p0 = t0.data_ptr()
-    for v, t in enumerate(ts):
-        if (
-            t.data_ptr() != p0 + v * n * item
-            or t.shape != t0.shape
-            or t.dtype != t0.dtype
-            or t.device != t0.device
-            or not t.is_contiguous()
-        ):
-            return None
-    return t0.as_strided((len(ts), *t0.shape), (n, *t0.stride()), t0.storage_offset())
-
-
 def _precise(device: torch.device) -> bool:
     """Whether float32 matmuls on ``device`` multiply in full float32 (no TF32, no bfloat16)."""
     if device.type not in ("cpu", "cuda"):
@@ -353,6 +306,8 @@ def linear_many(
     xs: Sequence[Tensor],
     x_bits: Sequence[int | None],
     stacked: Stacked | None,
+    *,
+    classes_first: bool = False,
 ) -> list[Tensor] | None:
     """Each ``layers[v](xs[stacked.index[v]])`` (``xs`` already quantized by ``data_in``, the
     step the caller takes apart), with one batched kernel; ``None`` where the exactness
@@ -364,9 +319,16 @@ def linear_many(
         xs: the distinct quantized inputs.
         x_bits: each input's grid exponent (:func:`input_frac` of its format), ``None``: unknown.
         stacked: :func:`stack` of the layers' :func:`linear_facts` and which input each reads.
+        classes_first: for 2-D inputs and layers without a ``data_out`` format, compute
+            ``W x^T`` instead (the same exact dot products) and hand each layer the transpose
+            of a contiguous ``[out, N]`` block: a caller whose every consumer of the outputs is
+            exact per element whatever the layout (a ReLU, the graph's output) saves the
+            copies of the ``[N, out]`` layout and of the loss's classes-first one.
 
     Returns:
-        One contiguous tensor a layer, each ``torch.equal`` to that layer's own output.
+        One tensor a layer, each ``torch.equal`` to that layer's own output: contiguous,
+        or with ``classes_first`` a transposed view; a :class:`Blocks` of one tensor where
+        no ``data_out`` format applies.
     """
     if stacked is None or not xs or len(stacked.index) != len(layers):
         return None
@@ -391,12 +353,20 @@ def linear_many(
         # B of each layer (float64) against its cap, limit * g; a NaN fails the comparison
         if caps is None or not all(xmax[i] * ws + bm <= cap for i, ws, bm, cap in caps):
             return None
+        out = stacked.weight.shape[-1] // stacked.slots
+        n = xx.shape[1]
+        if classes_first and x0.dim() == 2 and all(m.q_data_out is None for m in layers):
+            wt, xt = stacked.weight.transpose(1, 2), xx.transpose(1, 2)
+            if stacked.bias is None:
+                yt = torch.bmm(wt, xt)
+            else:  # [inputs, slots * out, N]
+                yt = torch.baddbmm(stacked.bias.transpose(1, 2), wt, xt)
+            yt = yt.view(-1, out, n)  # each layer's block: [out, N], contiguous
+            return Blocks((yt if stacked.order is None else yt[stacked.order]).transpose(1, 2))
         if stacked.bias is None:
             y = torch.bmm(xx, stacked.weight)
         else:
             y = torch.baddbmm(stacked.bias, xx, stacked.weight)  # [inputs, N, slots * out]
-        out = stacked.weight.shape[-1] // stacked.slots
-        n = xx.shape[1]
         # each layer's columns as one contiguous [N, out] block, the blocks in layer order
         y = y.view(len(xs), n, stacked.slots, out).transpose(1, 2)  # [inputs, slots, N, out]
         if stacked.order is None:

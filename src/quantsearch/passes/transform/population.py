@@ -17,7 +17,9 @@ proves the slot path equal to ``quantize``), or the node's own function. Two exc
 exact by arithmetic instead: a linear layer's variants whose inputs and weights lie on
 fixed-point grids narrow enough that every summation order gives the exact dot product run
 as one batched kernel (:mod:`.batched` states and checks the condition per batch of data,
-else one call each), each variant getting a contiguous tensor of its own call's shape; and a
+else one call each), each variant getting a contiguous tensor of its own call's shape (or,
+where the layer's value reaches only the graph's output through float ReLUs, the transpose
+of a contiguous block: the classes-first layout the loss reads, equal values); and a
 float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element), as do
 nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). Other
 nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -108,6 +110,7 @@ class Population:
         self._split_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._module_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._graph_why: dict[frozenset[str], str | None] = {}
+        self._quantized: Collection[str] = ()  # nodes some config of the current run quantizes
         self.batched_calls = 0  # layer calls answered by one batched kernel (tests read it)
         nodes = list(gm.graph.nodes)
         last: dict[fx.Node, int] = {}
@@ -150,6 +153,7 @@ class Population:
         for c, rc in enumerate(bound):
             for name in rc:
                 by_node.setdefault(name, list(unset))[c] = rc[name]
+        self._quantized = by_node.keys()  # read by _loose during this run
         with torch.inference_mode():
             for i, node in enumerate(self.gm.graph.nodes):
                 if node.op == "placeholder":
@@ -254,6 +258,17 @@ class Population:
             values[v] = self._call(node, lq, arg_values)
         return values, index
 
+    def _loose(self, node: fx.Node) -> bool:
+        """Whether ``node``'s value reaches only the graph's output, through ReLUs every
+        config of this run leaves float (exact per element whatever the layout): its
+        variants may then be transposed views (:func:`.batched.linear_many`)."""
+        for user in node.users:
+            if user.op != "output" and (
+                user.name in self._quantized or not self._is_relu(user) or not self._loose(user)
+            ):
+                return False
+        return True
+
     def _is_relu(self, node: fx.Node) -> bool:
         """Whether ``node`` is a float ReLU (module, function, method; in-place ones refused)."""
         if node.op == "call_module":
@@ -279,6 +294,7 @@ class Population:
                 q_values,
                 q_bits,
                 self._stacked(node, layers, mods),
+                classes_first=self._loose(node),
             )
             if got is not None:
                 self.batched_calls += 1
