@@ -137,6 +137,7 @@ class TrialObjective:
         at full fidelity only.
         """
         todo: list[ResolvedConfig] = []
+        todo_keys: list[str] = []  # their cache keys
         first_of: dict[str, int] = {}  # a new config -> its index in todo
         slots = []
         for i, choice in enumerate(choices):
@@ -148,6 +149,7 @@ class TrialObjective:
                 if verdict is None:
                     j = len(todo)
                     todo.append(resolved)
+                    todo_keys.append(key)
                     if self.cfg.cache:
                         first_of[key] = j
             slots.append((first_number + i, key, resolved, formats, verdict, hit, j))
@@ -160,7 +162,7 @@ class TrialObjective:
                 result = CachedResult(
                     ev.metrics if ev.error is None else None, ev.error, owners[j], ev.seconds
                 )
-                self.cache.put(config_hash(todo[j].key()), result)
+                self.cache.put(todo_keys[j], result)  # config_hash(todo[j].key())
             else:
                 result = CachedResult(ev.metrics, ev.error, owners[j], ev.seconds)
             results.append(result)
