@@ -21,6 +21,7 @@ from quantsearch.errors import TraceError
 
 __all__ = [
     "META_KEY",
+    "PARAM_ORIGINS",
     "NodeInfo",
     "TensorMeta",
     "check_inputs",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 META_KEY = "quantsearch"
+# On a module copied by the quantize pass: {parameter name: id of the traced model's tensor it
+# was copied from}. A tensor tied between two modules, or a module copied twice (called under
+# two configs), is then one parameter to the analysis passes, not two.
+PARAM_ORIGINS = "quantsearch_param_origins"
 
 
 @dataclass(frozen=True)

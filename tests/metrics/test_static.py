@@ -21,6 +21,7 @@ from quantsearch.metrics import compute_metrics, metric_specs
 from quantsearch.metrics.static import StaticMetrics
 from quantsearch.models import MODELS
 from quantsearch.passes.transform import QUANTIZERS, ResolvedConfig, quantize
+from quantsearch.passes.transform.quantize import CONTAINER
 from quantsearch.passes.transform.slots import PreparedModel
 from quantsearch.search.evaluate import Evaluator
 from tests.formats.test_contract import FMTS
@@ -127,7 +128,9 @@ def test_shared_modules_fetched_parameters_and_functions_equal_the_passes() -> N
     random.Random(4).shuffle(configs)
     sm = StaticMetrics(gm, STATIC)
     want = [_referee(gm, rc) for rc in configs]
-    assert any(w["params"] > sum(p.numel() for p in gm.parameters()) for w in want)  # copies
+    copied = f"{CONTAINER}.{fc[1]}"  # fc's second call under another config: a copy of fc
+    assert any(copied in dict(quantize(gm, rc).named_modules()) for rc in configs)
+    assert all(w["params"] == sum(p.numel() for p in gm.parameters()) for w in want)  # once
     assert len({w["model_size_bits"] for w in want}) > 20
     for _ in range(2):
         for rc, w in zip(configs, want, strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from quantsearch.passes.analysis import (
     param_cost,
     shares_tensors,
 )
+from quantsearch.passes.transform import ResolvedConfig, quantize
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,51 @@ def test_shared_module_and_tied_weights_counted_once() -> None:
         info(n).cost.clear()
         count_node_params(gm, n, modules, counted_before(gm, n, modules))
     assert [dict(info(n).cost) for n in nodes] == costs
+
+
+class _TiedHead(nn.Module):
+    """A user model: an output layer tied to the embedding, a Linear called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 6)
+        self.fc = nn.Linear(6, 6)
+        self.head = nn.Linear(6, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fc(torch.relu(self.fc(self.emb(idx).mean(1)))))
+
+
+W8, W4 = (
+    {"format": "fixed", "width": 8, "frac_width": 4},
+    {"format": "fixed", "width": 4, "frac_width": 2},
+)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {},
+        {"head": {"weight": W8}},  # the tied weight: float at emb, 8-bit at head
+        {"fc": {"weight": W8}, "fc_1": {"weight": W4}},  # fc copied for its second call
+        {"fc": {"weight": W8, "bias": W8}, "fc_1": {"data_in": W8}, "head": {"data_in": W4}},
+    ],
+)
+def test_quantize_copies_of_one_tensor_are_counted_once(table: dict[str, Any]) -> None:
+    """quantize copies every module, so the tied weight became two tensors and fc's second
+    call under another config a third copy: params was 60 + 42 + 60 over sum(p.numel()). Each
+    is counted once, at the first node that uses it, as in the float model."""
+    model = _TiedHead().eval()
+    gm = trace(model, torch.randint(0, 10, (3, 4)))
+    qgm = quantize(gm, ResolvedConfig.from_dict(table, gm=gm))
+    p = param_cost(qgm)
+    assert p.params == sum(t.numel() for t in model.parameters()) == 60 + 42
+    fc_bits = 8 if "fc" in table else 32  # fc's first call; its weight and bias (8 if set)
+    bias_bits = 8 if "bias" in table.get("fc", {}) else 32
+    assert p.model_size_bits == 60 * 32 + 36 * fc_bits + 6 * bias_bits  # emb first: float
+    assert p.weight_elems == 36  # fc once; head's weight was counted at emb (no MASE layer)
+    assert p.weight_elems == param_cost(gm).weight_elems
 
 
 def test_frozen_parameters_are_not_trainable() -> None:

@@ -10,8 +10,10 @@ quantized ``matmul``, ``weight`` of a function-form ``linear``), followed throug
 fake-quantized weight is still a float32 tensor in memory, but it costs its format's width.
 
 Each tensor is counted once, at the first node that uses it (a module called twice or a tied
-weight is not double counted); tensors no node uses are totalled as *unattributed*, so the
-totals always equal ``sum(p.numel() for p in gm.parameters())``.
+weight is not double counted, nor are the copies the quantize pass makes of one: it records
+each copied parameter's original, :data:`~quantsearch.graph.PARAM_ORIGINS`); tensors no node
+uses are totalled as *unattributed*, so the totals equal ``sum(p.numel() for p in
+gm.parameters())`` of the traced model.
 
 * ``model_size_bits`` counts parameters only. Buffers (BatchNorm's ``running_mean``,
   ``running_var`` and int64 ``num_batches_tracked``) are reported apart as ``buffer_bits``:
@@ -39,7 +41,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from quantsearch.graph import NodeInfo, info
+from quantsearch.graph import PARAM_ORIGINS, NodeInfo, info
 from quantsearch.passes.analysis.buffers import ALIAS_KINDS
 from quantsearch.passes.analysis.tensors import arg_bits, dtype_bits, role_bits
 
@@ -173,23 +175,24 @@ def count_node_params(
     owned = _owned(gm, node, modules)
     if node.op == "call_module":
         tensors = [
-            (t, _tensor_bits(t, ni, _ROLES.get(role or "")), True) if is_param
-            else (t, _tensor_bits(t, None, None), False)
-            for role, t, is_param in owned
+            (t, _tensor_bits(t, ni, _ROLES.get(role or "")), True, key) if is_param
+            else (t, _tensor_bits(t, None, None), False, key)
+            for role, t, is_param, key in owned
         ]  # fmt: skip
         w = getattr(modules[str(node.target)], "weight", None)
-        if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and id(w) not in seen:
+        w_key = next((k for _, t, _, k in owned if t is w), None)
+        if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and w_key not in seen:
             ni.cost["weight_elems"] = w.numel()
             ni.cost["weight_bits"] = _tensor_bits(w, ni, "weight")
     else:
         tensors = [
-            (t, t.numel() * (_consumer_bits(node, t.dtype) if p else dtype_bits(t.dtype)), p)
-            for _, t, p in owned
+            (t, t.numel() * (_consumer_bits(node, t.dtype) if p else dtype_bits(t.dtype)), p, k)
+            for _, t, p, k in owned
         ]
-    for t, bits, is_param in tensors:
-        if id(t) in seen:
+    for t, bits, is_param, key in tensors:
+        if key in seen:
             continue
-        seen.add(id(t))
+        seen.add(key)
         if is_param:
             ni.cost["params"] += t.numel()
             ni.cost["trainable_params"] += t.numel() if t.requires_grad else 0
@@ -199,21 +202,39 @@ def count_node_params(
             ni.cost["buffer_bits"] += bits
 
 
+def _origins(mod: nn.Module) -> dict[int, int]:
+    """id of each parameter of ``mod`` (and its submodules) -> the id of the tensor it was
+    copied from (:data:`~quantsearch.graph.PARAM_ORIGINS`), or its own id."""
+    out: dict[int, int] = {}
+    for m in mod.modules():
+        origins = m.__dict__.get(PARAM_ORIGINS, {})
+        for k, p in m._parameters.items():
+            if p is not None:
+                out[id(p)] = origins.get(k, id(p))
+    return out
+
+
 def _owned(
     gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module]
-) -> list[tuple[str | None, torch.Tensor, bool]]:
+) -> list[tuple[str | None, torch.Tensor, bool, int]]:
     """The tensors :func:`count_node_params` may count at ``node``, in its order: (the
-    parameter's last name, tensor, is a parameter) for a module's parameters then its buffers,
-    or the tensor a ``get_attr`` fetches (no name)."""
+    parameter's last name, tensor, is a parameter, the key it is counted once by) for a
+    module's parameters then its buffers, or the tensor a ``get_attr`` fetches (no name). The
+    key of a parameter the quantize pass copied is its original's id: a weight tied between
+    two modules, or a module copied for a second call under another config, is counted once."""
     if node.op == "call_module":
         mod = modules[str(node.target)]
-        return [(name.rsplit(".", 1)[-1], t, True) for name, t in mod.named_parameters()] + [
-            (None, t, False) for t in mod.buffers()
-        ]
+        keys = _origins(mod)
+        return [
+            (name.rsplit(".", 1)[-1], t, True, keys.get(id(t), id(t)))
+            for name, t in mod.named_parameters()
+        ] + [(None, t, False, id(t)) for t in mod.buffers()]
     if node.op == "get_attr":
         value = _fetch(gm, str(node.target))
         if isinstance(value, torch.Tensor):
-            return [(None, value, isinstance(value, nn.Parameter))]
+            path, _, name = str(node.target).rpartition(".")
+            origins = _fetch(gm, path).__dict__.get(PARAM_ORIGINS, {}) if path else {}
+            return [(None, value, isinstance(value, nn.Parameter), origins.get(name, id(value)))]
     return []
 
 
@@ -224,7 +245,7 @@ def counted_before(gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.M
     for n in gm.graph.nodes:
         if n is node:
             return seen
-        seen.update(id(t) for _, t, _ in _owned(gm, n, modules))
+        seen.update(key for *_, key in _owned(gm, n, modules))
     raise ValueError(f"node {node.name!r} is not in the graph")
 
 
@@ -236,7 +257,7 @@ def shares_tensors(gm: fx.GraphModule) -> list[bool]:
     seen: set[int] = set()
     out = []
     for n in gm.graph.nodes:
-        ids = {id(t) for _, t, _ in _owned(gm, n, modules)}
+        ids = {key for *_, key in _owned(gm, n, modules)}
         out.append(not ids.isdisjoint(seen))
         seen |= ids
     return out
@@ -244,7 +265,7 @@ def shares_tensors(gm: fx.GraphModule) -> list[bool]:
 
 def _fetch(gm: fx.GraphModule, target: str) -> object:
     obj: object = gm
-    for part in target.split("."):
+    for part in target.split(".") if target else ():
         obj = getattr(obj, part)
     return obj
 

@@ -25,6 +25,7 @@ from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
+from quantsearch.graph import PARAM_ORIGINS
 from quantsearch.passes.transform.layer import ACTIVATION_ROLES, PARAM_ROLES, ROLES, LayerQuant
 from quantsearch.registry import Registry
 
@@ -141,6 +142,10 @@ def clone_module(
     }
     state["_modules"] = {
         k: None if m is None else clone_module(m) for k, m in module._modules.items()
+    }
+    origins = module.__dict__.get(PARAM_ORIGINS, {})  # a copy of a copy: the first original
+    state[PARAM_ORIGINS] = {
+        k: origins.get(k, id(p)) for k, p in module._parameters.items() if p is not None
     }
     new.__dict__.update(state)
     return new
