@@ -29,6 +29,7 @@ _ADVICE = {
     errno.EIO: "check its disk",
     errno.EISDIR: "a folder has that name: move it away",
     errno.ENOTDIR: "a file stands where one of its folders should be: move it away",
+    errno.EEXIST: "a file stands where a folder should be: move it away",
 }
 
 

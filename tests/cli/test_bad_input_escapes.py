@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -196,6 +197,8 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "finetune --device tpu": (["finetune", "--from-run", "runs/good", "--device", "tpu"], r"^--device must be 'auto', 'cpu', 'cuda' or 'cuda:N' \(got 'tpu'\)"),
     "finetune --device empty": (["finetune", "--from-run", "runs/good", "--device", ""], r"^--device must be"),
     "export --backend unknown": (["export", "--to", "hls4ml", "--from-run", "runs/good", "--backend", "nope", "out"], r"^--backend: "),
+    "quantize a table that sets nothing": (["quantize", "-c", "qe.toml"], r"^quantize: got a table that sets no role"),
+    "export a table that sets nothing": (["export", "--to", "qonnx", "-c", "qe.toml", "m.onnx"], r"^quantize: got a table that sets no role"),
     "compare --strategies twice": (["compare", "-c", "good.toml", "-q", "--strategies", "random,random"], r"^--strategies: got 'random' twice"),
     "compare --strategies alias twice": (["compare", "-c", "good.toml", "-q", "--strategies", "tpe,brute-force,brute_force"], r"^--strategies: got 'brute_force' twice"),
     "init --model with a quote": (["init", "--model", 'pkg".mod:build', "--data", "d.py:load", "-o", "x.toml"], r"^--model: must be file\.py:function"),
@@ -311,6 +314,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     good = GOOD.format(ckpt=mlp_checkpoint.as_posix())
     (d / "good.toml").write_text(good)
     (d / "q.toml").write_text(good + "[quantize.default]\nweight = { width = 8, frac_width = 4 }\n")
+    (d / "qe.toml").write_text(good + "[quantize.default]\n")
     (d / "afile.txt").write_text("not a folder, not a checkpoint\n")
     (d / "adir").mkdir()
     try:
@@ -419,3 +423,40 @@ def test_rejected_sampler_options_warn_nothing(
     code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
     _check(code, err, r"^search\.strategy\.options: " + pattern)
     assert [str(w.message) for w in recwarn] == []
+
+
+@pytest.mark.parametrize("name", ["", "a\\nb", "a\\u0000"])
+def test_user_metric_names(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty name or one with control characters (a column of trials.csv, a row of the
+    report) is refused at load; it was an error only after the evaluate function ran."""
+    case = _folder(in_workdir, "metric name " + name)
+    (case / "t.py").write_text("def f(model, batches):\n    return {'x': 1.0}\n")
+    text = (in_workdir / "good.toml").read_text()
+    text += f'[metrics]\nevaluate = "t.py:f"\ndirections = {{ "{name}" = "minimize" }}\n'
+    (case / "good.toml").write_text(text)
+    code, err = _run(["search", "-c", str(case / "good.toml"), "-q"], capsys)
+    _check(code, err, r'^metrics\.directions\.".*": got .*, allowed: a non-empty name without')
+
+
+# name -> damage done to a copy of the finished run directory; run as `report COPY`
+REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "search_config.json a list": (
+        lambda d: (d / "search_config.json").write_text("[]"),
+        r"^RUN_DIR: '.*search_config\.json' holds a JSON list, allowed: an object",
+    ),
+    "images a file": (
+        lambda d: (shutil.rmtree(d / "images"), (d / "images").write_text("x")),
+        r"images: cannot be written \(File exists\); a file stands where a folder should be",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_CASES))
+def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    damage, pattern = REPORT_CASES[name]
+    copy = _folder(in_workdir, name) / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", copy)
+    damage(copy)
+    code, err = _run(["report", str(copy)], capsys)
+    _check(code, err, pattern)

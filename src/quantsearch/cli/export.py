@@ -186,6 +186,11 @@ def _chosen(
             f"{cfg.source}: no [quantize] table to export, allowed: a config with one, or "
             "--from-run RUNDIR"
         )
+    if cfg.quantize.sets_nothing:
+        raise ConfigError(
+            "quantize: got a table that sets no role, allowed: at least one, e.g. "
+            "[quantize.default] weight = { width = 8, frac_width = 4 }"
+        )
     session = open_session(cfg, load, need_weights=True)
     gm = session.trace()
     gm.eval()

@@ -114,6 +114,11 @@ def quantize(
             f"{cfg.source}: no [quantize] table to apply (add one, e.g. [quantize.default] "
             "weight = { width = 8, frac_width = 4 })"
         )
+    if cfg.quantize.sets_nothing:
+        raise ConfigError(
+            "quantize: got a table that sets no role, allowed: at least one, e.g. "
+            "[quantize.default] weight = { width = 8, frac_width = 4 }"
+        )
     session = open_session(cfg, load, need_weights=True)
     gm = session.trace()
     stats = None

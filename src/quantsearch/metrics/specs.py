@@ -242,6 +242,8 @@ def user_metric_name_problem(name: str) -> str | None:
             f"got {name!r}, a name the trial record uses, allowed: a name other than "
             f"{sorted(RESERVED_ATTRS)} that does not start with {prefixes}"
         )
+    if not name.strip() or re.search(r"[\x00-\x1f\x7f]", name):  # a column, a table row
+        return f"got {name!r}, allowed: a non-empty name without control characters"
     return None
 
 

@@ -140,6 +140,11 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     result = SearchResult.read(rd)
     path = rd / "search_config.json"
     search = read_json(path) if path.is_file() else {}
+    if not isinstance(search, dict):  # .get below raised AttributeError
+        raise ConfigError(
+            f"RUN_DIR: {str(path)!r} holds a JSON {type(search).__name__}, allowed: an object "
+            "(as search writes it)"
+        )
     declare_user_metrics(None, search.get("user_metrics", {}))  # their recorded directions
     points = config_points(result)
     exhaustive = len(points) >= result.space_size

@@ -96,6 +96,16 @@ class QuantizeConfig:
             yield level
 
     @property
+    def sets_nothing(self) -> bool:
+        """No level sets a role or ``skip``: applying it would change no node.
+
+        Example:
+            >>> parse_quantize_config({"default": {}}).sets_nothing
+            True
+        """
+        return not any(level.roles or level.skip is not None for level in self.levels())
+
+    @property
     def needs_calibration(self) -> bool:
         """Whether some activation role asks for ``"auto"`` fields (so needs :func:`calibrate`)."""
         return any(
