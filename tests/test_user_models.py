@@ -136,7 +136,8 @@ class TiedUnused(nn.Module):
         self.spare = nn.Linear(16, 100)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.a(torch.relu(self.a(x)))))
+        h = self.head(torch.relu(self.a(torch.relu(self.a(x)))))
+        return h + self.emb.weight.sum(1)  # the tied tensor fetched by get_attr too
 
 
 class Float64(nn.Module):
@@ -231,6 +232,7 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
         assert one.metrics == pop.metrics
         assert one.metrics is not None
         assert {k: one.metrics[k] for k in names} == compute_metrics(qgm, names, data=data)
+        assert param_cost(qgm).params == param_cost(gm).params  # copies of a tensor: once
 
 
 class TwoOutputs(nn.Module):
