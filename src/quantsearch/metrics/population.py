@@ -196,6 +196,8 @@ class PopulationQuality:
             per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
         hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
         for t in distinct if self.ks else ():
+            # the single path's call on its layout (a batched layer may hand a transpose)
+            t = t if t.is_contiguous() else t.contiguous()
             top = t.topk(max(self.ks), dim=1).indices == y[:, None]
             for k in self.ks:
                 hits[k].append(top[:, :k].any(1).sum())
