@@ -5,9 +5,12 @@ every proposal, re-encodes each trial's parameters one call at a time, computes 
 constraint score and sorts them all in Python before it builds its two Parzen estimators: at
 1,000 trials of an 8-knob space that is most of its ~11 ms (BENCHMARKS.md, issue 15).
 A finished trial never changes, so :class:`IncrementalTPESampler` encodes each once, into
-numpy arrays, and splits them with stable numpy sorts that order ties as Python's ``sorted``
-does; the Parzen estimators, the random draws and the choice of the best candidate are Optuna's
-own code (``optuna_compat_tpe.tpe_sample``), fed the same observations in the same order, so the
+numpy arrays, and keeps the orders Optuna's split sorts them in as they come (bisected by key
+and trial number, which orders ties as Python's ``sorted`` does). The Parzen estimators of
+categorical parameters are built by :mod:`~quantsearch.search.strategies.tpe_parzen` (Optuna's
+operations on each parameter's few distinct kernel rows), others by Optuna's own code
+(``optuna_compat_tpe.tpe_sample``); either way they get the same observations in the same
+order, draw from the same random state and choose the best candidate as Optuna does, so the
 proposals are Optuna's, for the same seed and history, draw for draw
 (``tests/search/strategies/test_tpe.py`` runs both side by side).
 
@@ -207,6 +210,7 @@ class IncrementalTPESampler(TPESampler):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_read_now", False)  # a sampler pickled before it had this attribute
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
