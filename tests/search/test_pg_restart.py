@@ -137,3 +137,42 @@ def _running_port() -> int | None:
         return int((PG_DIR / "data" / "postmaster.pid").read_text().splitlines()[3])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_a_trial_created_twice_by_a_lost_reply_is_not_retried_into_the_budget(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A restart can cut the reply to a trial's creation after it committed: the storage's
+    retry creates the trial the worker runs, and the first one stays RUNNING with no mark, no
+    parameter and no heartbeat (seen with ``pg_ctl restart -m immediate`` under a search: 151
+    completed trials of a budget of 150). Here that orphan is made directly in the worker's
+    study while it runs, started long enough ago to count as dead. It is failed and not
+    retried: the study completes exactly its budget."""
+    import datetime
+
+    import optuna
+    from optuna.trial import FrozenTrial, TrialState
+
+    from quantsearch.search.parallel.liveness import UNMARKED_GRACE
+
+    budget = 12
+    cfg, ckpt = setup(tmp_path, "random", budget)
+    study = f"lost-reply-{os.getpid()}"
+    procs = workers(cfg, ckpt, pg_url, study, 1, tmp_path)
+    wait_for_workers(pg_url, study, 1)
+    storage = optuna.storages.RDBStorage(pg_url)
+    started = datetime.datetime.now() - datetime.timedelta(seconds=2 * UNMARKED_GRACE)
+    orphan = FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=started,
+        datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+        intermediate_values={}, trial_id=-1,
+    )  # fmt: skip
+    trial_id = storage.create_new_trial(storage.get_study_id_from_name(study), orphan)
+    number = storage.get_trial_number_from_id(trial_id)
+    codes = finish(procs, timeout=180)
+    assert codes == [0], procs[0].stderr.read().decode()  # type: ignore[union-attr]
+    ts = trials(pg_url, study)
+    states = Counter(t.state.name for t in ts)
+    assert states["COMPLETE"] == budget, states
+    assert next(t for t in ts if t.number == number).state == TrialState.FAIL
+    assert not [t for t in ts if t.system_attrs.get("failed_trial") == number]

@@ -14,6 +14,12 @@ trial it finds on start is an orphan of a killed run.
 
 A dead trial is failed, by exactly one worker, and a retry of it (same parameters) enqueued,
 unless its chain already holds ``max_retry`` retries; its budget ticket passes to the retry.
+A dead trial that never began (no mark, no parameter, not a retry) is failed and not retried:
+there is nothing to retry, and it may hold no ticket. A database restart leaves such trials: the
+creation of a trial commits, its reply is lost with the connection, and the storage's retry
+(:mod:`~quantsearch.search.reconnect`) creates the trial the worker runs beside it. Retrying it
+gave the study one trial above its budget; a ticket a killed worker's unbegun trial did hold
+comes back by the stalled-ticket recount (:mod:`~quantsearch.search.parallel.budget`).
 """
 
 from __future__ import annotations
@@ -109,6 +115,17 @@ def _dead(trial: FrozenTrial, unmarked_grace: float | None) -> bool:
     return (datetime.now() - start).total_seconds() > unmarked_grace
 
 
+def _began(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` got as far as its objective (marked, with a parameter), or has
+    parameters to run again (a retry, an enqueued trial)."""
+    return bool(
+        trial.params
+        or WORKER_ATTR in trial.user_attrs
+        or "failed_trial" in trial.system_attrs
+        or "fixed_params" in trial.system_attrs  # enqueued: its parameters are fixed
+    )
+
+
 class Liveness:
     """Watches one study's trials for dead workers; fails and retries their trials.
 
@@ -167,8 +184,12 @@ class Liveness:
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if (every_running or self._dead(t)) and self._claim_reap(t.number):
                     failed = study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-                    if failed.state == TrialState.FAIL:
+                    if failed.state != TrialState.FAIL:
+                        continue
+                    if _began(failed):
                         self.stale_trial_callback(study, failed)
+                    else:  # nothing to retry, and perhaps no ticket (the module doc)
+                        self._failed.append(failed.number)
             return self._failed[start:]
 
     def owner_alive(self, owner: int, worker: str | None) -> bool:
