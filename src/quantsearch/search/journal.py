@@ -38,6 +38,7 @@ import os
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,12 +48,14 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, Jour
 from quantsearch.errors import StorageError
 
 __all__ = [
+    "CRC_KEY",
     "DEFAULT_GROUP_COMMIT_S",
     "JournalBackend",
     "JournalRepaired",
     "repair_journal",
 ]
 
+CRC_KEY = "qs_crc32"  # each record's CRC-32 of its JSON without this key; Optuna ignores it
 DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
 _COMMITTER_IDLE_S = 5.0  # the committer thread ends after this long with nothing to write
 _TAIL_CHUNK = 1 << 16
@@ -225,7 +228,8 @@ class JournalBackend(BaseJournalBackend):
             direct = not self._group_s and self._error is None
         if direct or log_number_from < n_written:
             try:
-                yield from self._file.read_logs(log_number_from)
+                for n, log in enumerate(self._file.read_logs(log_number_from), log_number_from):
+                    yield _checked(log, self._path, n)
             except ValueError as exc:  # Optuna's reader: a bad line before the last one
                 raise StorageError(
                     f"storage: {self._path} is damaged before its last record ({exc}); it was "
@@ -298,7 +302,7 @@ class JournalBackend(BaseJournalBackend):
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``; on failure roll the file back and keep them in memory instead."""
-        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        data = "".join(_line(log) for log in logs).encode()
         try:
             self._append(data)
         except OSError as exc:
@@ -339,6 +343,29 @@ class JournalBackend(BaseJournalBackend):
                     raise
         finally:
             self._file_lock.release()
+
+
+def _line(log: dict[str, Any]) -> str:
+    """``log`` as one journal line, its CRC-32 appended as the last key (:data:`CRC_KEY`)."""
+    body = json.dumps(log, separators=(",", ":"))
+    return f'{body[:-1]},"{CRC_KEY}":{zlib.crc32(body.encode())}}}\n' if log else body + "\n"
+
+
+def _checked(log: dict[str, Any], path: Path, n: int) -> dict[str, Any]:
+    """``log`` as written, its checksum removed; a record whose checksum does not match is an
+    error naming its line (one without a checksum was written by Optuna or an older version).
+
+    Serialising the record read back gives the bytes that were written (the same ``json.dumps``
+    settings; floats and escapes round-trip exactly), so the check needs no second parse.
+    """
+    crc = log.pop(CRC_KEY, None)
+    if crc is not None and crc != zlib.crc32(json.dumps(log, separators=(",", ":")).encode()):
+        raise StorageError(
+            f"storage: {path} line {n + 1} is damaged (its checksum does not match: a byte "
+            f"changed after it was written); it was not changed: restore it from a copy, or "
+            f"start a new study with --study NAME"
+        )
+    return log
 
 
 def _count_lines(path: Path) -> int:
