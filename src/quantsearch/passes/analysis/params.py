@@ -233,7 +233,7 @@ def _owned(
         value = _fetch(gm, str(node.target))
         if isinstance(value, torch.Tensor):
             path, _, name = str(node.target).rpartition(".")
-            origins = _fetch(gm, path).__dict__.get(PARAM_ORIGINS, {}) if path else {}
+            origins = _fetch(gm, path).__dict__.get(PARAM_ORIGINS, {})
             return [(None, value, isinstance(value, nn.Parameter), origins.get(name, id(value)))]
     return []
 

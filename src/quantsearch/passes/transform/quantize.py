@@ -30,7 +30,7 @@ from torch import Tensor, fx, nn
 from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from quantsearch.errors import ConfigError
-from quantsearch.graph import META_KEY, NodeInfo, info
+from quantsearch.graph import META_KEY, PARAM_ORIGINS, NodeInfo, info
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import QuantizeConfig
 from quantsearch.passes.transform.modules import QUANTIZERS, clone_module, submodule
@@ -194,15 +194,24 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
         elif old.op == "get_attr":
             get_attrs.append(new)
         new.meta[META_KEY] = node_info(ni, new, module, precision)
+    origins: dict[str, int] = {}  # copied get_attr tensors -> their originals (PARAM_ORIGINS)
     for node in get_attrs:  # after the modules, so a path into a new module reads the new one
         target = str(node.target)
         owner = next((t for t in root if target.startswith(t + ".")), None)
         if owner is not None:
             root[target] = attrgetter(target[len(owner) + 1 :])(root[owner])
         else:
-            root[target] = _copy_value(attrgetter(target)(gm))
+            value = attrgetter(target)(gm)
+            root[target] = _copy_value(value)
+            path, _, name = target.rpartition(".")
+            held = (gm.get_submodule(path) if path else gm).__dict__.get(PARAM_ORIGINS, {})
+            origins[target] = held.get(name, id(value))
     cls = _LazyGraphModule if lazy else fx.GraphModule
     qgm = cls(root, graph, class_name=type(gm).__name__)
+    for target, origin in origins.items():  # on the module fx made to hold each copy
+        path, _, name = target.rpartition(".")
+        holder = qgm.get_submodule(path) if path else qgm
+        holder.__dict__.setdefault(PARAM_ORIGINS, {})[name] = origin
     qgm.meta = dict(gm.meta)
     for name, m in qgm.named_modules():  # the containers fx created; leaves keep their flags
         if name not in root:
