@@ -152,7 +152,10 @@ class Population:
         by_node: dict[str, list[LayerQuant | None]] = {}  # node -> each config's LayerQuant
         for c, rc in enumerate(bound):
             for name in rc:
-                by_node.setdefault(name, list(unset))[c] = rc[name]
+                column = by_node.get(name)
+                if column is None:
+                    column = by_node[name] = list(unset)
+                column[c] = rc[name]
         self._quantized = by_node.keys()  # read by _loose during this run
         with torch.inference_mode():
             for i, node in enumerate(self.gm.graph.nodes):
