@@ -461,3 +461,44 @@ def test_a_resolved_config_for_another_graph_is_rejected(mlp_gm: fx.GraphModule)
         quantize(mlp_gm, rc)
     with pytest.raises(ConfigError, match=r"must be a QuantizeConfig or ResolvedConfig"):
         quantize(mlp_gm, {"default": {}})  # type: ignore[arg-type]
+
+
+class _Tied(nn.Module):
+    """A user model: an output layer tied to the embedding, a Linear called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 6)
+        self.fc = nn.Linear(6, 6)
+        self.head = nn.Linear(6, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fc(torch.relu(self.fc(self.emb(idx).mean(1)))))
+
+
+def test_copies_of_one_tensor_train_as_one_and_round_apart() -> None:
+    """In training mode (quantization-aware fine-tuning) the tied weight and the two copies
+    of fc were trained apart, untying the user's model; in eval mode each copy holds its own
+    rounding."""
+    torch.manual_seed(0)
+    idx, y = torch.randint(0, 10, (8, 4)), torch.randint(0, 10, (8,))
+    gm = trace(_Tied(), idx)
+    table = {
+        "head": {"weight": FixedPoint(8, 4).to_dict()},
+        "fc": {"weight": FixedPoint(8, 4).to_dict()},
+        "fc_1": {"weight": FixedPoint(4, 2).to_dict()},
+    }
+    rc = ResolvedConfig.from_dict(table, gm=gm)
+    qgm = quantize(gm.train(), rc)
+    fc_1 = qgm.get_submodule("quantized_nodes.fc_1")
+    assert qgm.head.weight is qgm.emb.weight and fc_1.weight is qgm.fc.weight
+    assert len(list(qgm.parameters())) == len(list(gm.parameters())) == 3
+    opt = torch.optim.SGD(qgm.parameters(), lr=0.1)
+    F.cross_entropy(qgm(idx), y).backward()
+    opt.step()  # one step moves each tied tensor once, for every use
+    assert qgm.head.weight is qgm.emb.weight and not torch.equal(qgm.emb.weight, gm.emb.weight)
+    evq = quantize(gm.eval(), rc)
+    assert torch.equal(evq.head.weight, fixed(gm.emb.weight, 8, 4))
+    assert torch.equal(evq.emb.weight, gm.emb.weight)  # float where emb reads it
+    assert torch.equal(evq.get_submodule("quantized_nodes.fc_1").weight, fixed(gm.fc.weight, 4, 2))

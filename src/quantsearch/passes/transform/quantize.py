@@ -21,6 +21,7 @@ import dataclasses
 from operator import attrgetter
 from typing import Any
 
+import torch
 from torch import Tensor, fx, nn
 
 # torch.fx's GraphModule whose code is generated when it first runs or its code is read, not
@@ -216,4 +217,22 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
     for name, m in qgm.named_modules():  # the containers fx created; leaves keep their flags
         if name not in root:
             m.training = gm.training
+    _tie_trainable_copies(qgm)
     return qgm
+
+
+def _tie_trainable_copies(qgm: fx.GraphModule) -> None:
+    """One parameter again for the copies of one tensor held by modules in training mode (a
+    weight tied between two modules, a module copied for a second call): they hold the same
+    float master, which training must update as one. In eval mode a copy may be rounded to
+    its own format, so copies stay apart (the analysis passes count them once, by origin)."""
+    first: dict[int, nn.Parameter] = {}
+    for m in qgm.modules():
+        origins = m.__dict__.get(PARAM_ORIGINS, {})
+        for k, p in m._parameters.items():
+            origin = origins.get(k)
+            if origin is None or not isinstance(p, nn.Parameter) or not m.training:
+                continue
+            held = first.setdefault(origin, p)
+            if held is not p and held.dtype == p.dtype and torch.equal(held, p):
+                m._parameters[k] = held
