@@ -416,3 +416,44 @@ def test_stack_and_pad_move_data_for_free() -> None:
     _, cost = _cost(Net(), torch.randn(2, 3))
     for name in ("stack", "pad"):
         assert (cost[name]["flops"], cost[name]["flops_backward"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("cell", "kwargs", "shape"),
+    [
+        (nn.RNN, {}, (6, 5, 4)),
+        (nn.RNN, {"nonlinearity": "relu", "bias": False}, (5, 4)),  # unbatched
+        (nn.GRU, {"batch_first": True}, (6, 5, 4)),
+        (nn.GRU, {"num_layers": 2, "bidirectional": True}, (5, 6, 4)),
+        (nn.LSTM, {"batch_first": True}, (6, 5, 4)),
+        (nn.LSTM, {"num_layers": 2, "bidirectional": True, "bias": False}, (5, 6, 4)),
+    ],
+)
+def test_recurrent_layers_match_flop_counter_mode(
+    cell: type[nn.Module], kwargs: dict[str, object], shape: tuple[int, ...]
+) -> None:
+    """RNN and GRU against FlopCounterMode (it counts their matmuls); LSTM's fused CPU kernel
+    it counts as 0, so its MACs by hand: 4 gates x H x (I + H) per step and direction."""
+    torch.manual_seed(0)
+    m = cell(4, 8, **kwargs).eval()
+    x = torch.randn(shape)
+    with FlopCounterMode(display=False) as fcm:
+        m(x)
+    _, cost = _cost(nn.Sequential(m), x)
+    c = cost["_0"]
+    assert "uncounted" not in c
+    layers, d = int(kwargs.get("num_layers", 1)), 2 if kwargs.get("bidirectional") else 1
+    steps = x.numel() // 4
+    if cell is nn.LSTM:
+        assert fcm.get_total_flops() in (0, 2 * c["macs"])  # 0: the fused kernel, uncounted
+        assert c["macs"] == sum(
+            steps * d * 4 * 8 * ((4 if k == 0 else 8 * d) + 8) for k in range(layers)
+        )
+    else:
+        assert 2 * c["macs"] == fcm.get_total_flops()
+    gates, e_fwd, e_bwd = {nn.RNN: (1, 1, 4), nn.GRU: (3, 15, 18), nn.LSTM: (4, 18, 23)}[cell]
+    if kwargs.get("nonlinearity") == "relu":
+        e_fwd, e_bwd = 1, 2
+    units, bias = steps * d * layers * 8, 0 if kwargs.get("bias") is False else 2 * gates
+    assert c["flops"] == 2 * c["macs"] + units * (bias + e_fwd)
+    assert c["flops_backward"] == 4 * c["macs"] + units * (bias + e_bwd)

@@ -7,8 +7,8 @@ next to it. A new op costs one rule here and one known-answer test.
 The convention, stated once for the whole package:
 
 * A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
-  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm`` and two-operand
-  ``einsum``.
+  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm``, two-operand
+  ``einsum`` and the recurrent ``rnn``, ``gru`` and ``lstm`` (their gates' dot products).
 * **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
   bias add. Every other op costs its stated FLOPs per element, written next to its rule;
   a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
@@ -158,7 +158,40 @@ def _einsum(a: OpArgs) -> OpCost:
     return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
 
 
-# --- normalisation ---------------------------------------------------------------------------
+# Recurrent cells, per hidden unit per time step (one layer, one direction): gates, their
+# elementwise work E (forward) and E' (backward, with the output gradient's add).
+#   rnn:  1 gate;  E = tanh or relu 1;  E' = dh (1 - h^2) 3 (relu 1) + 1.
+#   gru:  3 gates; E = 2 sigmoids 8, r * (W_hn h + b_hn) + W_in x 2, tanh 1, (1 - z) n + z h 4
+#         = 15;  E' = dn, dz, dh 6, tanh' 3, sigmoid' 3 + 3, d(hn), dr 2, + 1 = 18.
+#   lstm: 4 gates; E = 3 sigmoids 12, tanh 1, c' = f c + i g 3, h' = o tanh(c') 2 = 18;
+#         E' = do 4, dc 5, df 4, di 4, dg 4, dc_prev 1, + 1 = 23.
+_CELLS = {"rnn": (1, 1, 4), "gru": (3, 15, 18), "lstm": (4, 18, 23)}
+
+
+@_rule(*_CELLS)
+def _recurrent(a: OpArgs) -> OpCost:
+    # Gate pre-activations are one dot product over [x; h]: MACs = steps * gates * H * (I + H)
+    # per layer and direction (I = H * directions above the first layer); fwd = 2 * MACs +
+    # units * (2 bias adds per gate + E), bwd = 4 * MACs + units * (2 per gate + E'), units =
+    # steps * H per layer and direction. FlopCounterMode counts RNN's and GRU's matmuls
+    # (2 * MACs); LSTM's fused CPU kernel it does not count.
+    m = a.module
+    if m is None or getattr(m, "proj_size", None):
+        raise ValueError("counted for nn.RNN, nn.GRU and nn.LSTM modules without proj_size")
+    gates, e_fwd, e_bwd = _CELLS[a.info.op_kind]
+    e_fwd, e_bwd = (e_fwd, e_bwd) if getattr(m, "nonlinearity", "tanh") == "tanh" else (1, 2)
+    h, d, i0 = m.hidden_size, 2 if m.bidirectional else 1, m.input_size
+    steps = a.first_input().numel // i0  # batch x time, batched or not
+    macs = steps * d * sum(gates * h * ((i0 if k == 0 else h * d) + h) for k in range(m.num_layers))
+    units = steps * d * m.num_layers * h
+    bias = 2 * gates if m.bias else 0
+    bitops = a.bitops(macs, str(m.weight_ih_l0.dtype).removeprefix("torch."))
+    return OpCost(
+        macs, 2 * macs + units * (bias + e_fwd), 4 * macs + units * (bias + e_bwd), bitops
+    )
+
+
+# --- normalisation ---# --- normalisation ---------------------------------------------------------------------------
 
 
 def _bn_affine(a: OpArgs) -> bool:
