@@ -3,7 +3,7 @@
 Each model is written as a user would (an ``nn.Module`` subclass) and covers constructs the zoo
 does not: residual adds, cat/stack and views, functional layers, grouped and depthwise convs,
 embeddings, attention, several outputs, ``get_attr`` parameters and buffers, in-place ops,
-float64, bias-free layers, unused and tied parameters. The referees are torch's own:
+float64, bias-free layers, unused and tied parameters, a GRU. The referees are torch's own:
 ``FlopCounterMode`` for the MAC layers' FLOPs, ``sum(p.numel())`` over the model's distinct
 parameters, and ``quantize(gm, config)`` run directly for every faster path's outputs.
 """
@@ -140,6 +140,19 @@ class TiedUnused(nn.Module):
         return h + self.emb.weight.sum(1)  # the tied tensor fetched by get_attr too
 
 
+class Recurrent(nn.Module):
+    """A GRU over 4 steps of 4 features (a leaf module to torch.fx), its last state classified."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 8, batch_first=True)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, h = self.rnn(x.view(-1, 4, 4))
+        return self.fc(h[0] + out[:, -1])
+
+
 class Float64(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -152,7 +165,17 @@ class Float64(nn.Module):
 
 MODELS: dict[str, type[nn.Module]] = {
     m.__name__: m
-    for m in (Residual, CatViews, Convs, Attention, Embed, ParamsAndBuffers, TiedUnused, Float64)
+    for m in (
+        Residual,
+        CatViews,
+        Convs,
+        Attention,
+        Embed,
+        ParamsAndBuffers,
+        TiedUnused,
+        Recurrent,
+        Float64,
+    )
 }
 
 
