@@ -134,8 +134,10 @@ class Population:
     def forward(self, configs: Sequence[ResolvedConfig], x: torch.Tensor) -> list[Any]:
         """The model's output for each config on input ``x``, in order.
 
-        Configs with equal values share one output object. Raises ``ValueError`` for a
-        population :func:`population_refusal` refuses.
+        Configs with equal values share one output object; an output may be a transposed
+        view (a batched layer's, see the module docstring), equal in value to the single
+        path's contiguous one. Raises ``ValueError`` for a population
+        :func:`population_refusal` refuses.
         """
         bound = self.bind(configs)
         why = self.refusal(bound)
