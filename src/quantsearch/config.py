@@ -213,4 +213,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"--config: {path} cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise ConfigError(
+            f"--config: {path} nests arrays or tables too deeply, allowed: a config of a few levels"
+        ) from None
     return parse_config(raw, base_dir=p.resolve().parent, source=str(path))

@@ -199,6 +199,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "export --backend unknown": (["export", "--to", "hls4ml", "--from-run", "runs/good", "--backend", "nope", "out"], r"^--backend: "),
     "quantize a table that sets nothing": (["quantize", "-c", "qe.toml"], r"^quantize: got a table that sets no role"),
     "export a table that sets nothing": (["export", "--to", "qonnx", "-c", "qe.toml", "m.onnx"], r"^quantize: got a table that sets no role"),
+    "summary --sensitivity without [search]": (["summary", "-c", "q0.toml", "--sensitivity"], r"^--sensitivity: q0\.toml has no \[search\] table"),
+    "export --float-as with impossible fields": (["export", "--to", "qonnx", "--from-run", "runs/good", "--float-as", "fixed(1000,3)", "m.onnx"], r"^--float-as: 'fixed\(1000,3\)': .*width"),
+    "compare --seeds past 2**31-1": (["compare", "-c", "good.toml", "-q", "--seeds", "99999999999999"], r"^--seeds: "),
+    "compare --trials past 2**31-1": (["compare", "-c", "good.toml", "-q", "--trials", "99999999999999"], r"^--trials: "),
+    "config nested 5000 deep": (["search", "-c", "deep.toml", "-q"], r"^--config: deep\.toml nests arrays or tables too deeply"),
     "compare --strategies twice": (["compare", "-c", "good.toml", "-q", "--strategies", "random,random"], r"^--strategies: got 'random' twice"),
     "compare --strategies alias twice": (["compare", "-c", "good.toml", "-q", "--strategies", "tpe,brute-force,brute_force"], r"^--strategies: got 'brute_force' twice"),
     "init --model with a quote": (["init", "--model", 'pkg".mod:build', "--data", "d.py:load", "-o", "x.toml"], r"^--model: must be file\.py:function"),
@@ -315,6 +320,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "good.toml").write_text(good)
     (d / "q.toml").write_text(good + "[quantize.default]\nweight = { width = 8, frac_width = 4 }\n")
     (d / "qe.toml").write_text(good + "[quantize.default]\n")
+    (d / "q0.toml").write_text(good.split("[search]")[0])
+    (d / "deep.toml").write_text(good + "x = " + "[" * 5000 + "]" * 5000 + "\n")
     (d / "afile.txt").write_text("not a folder, not a checkpoint\n")
     (d / "adir").mkdir()
     try:

@@ -10,6 +10,7 @@ import click
 
 from quantsearch.examples import default_config_path
 from quantsearch.validate import (
+    COUNT_MAX,
     SEED_MAX,
     THREADS_MAX,
     check_device,
@@ -20,6 +21,8 @@ from quantsearch.validate import (
 
 # Seeds reach numpy, scikit-learn and Optuna, which take 0 <= seed < 2**32.
 SEED = click.IntRange(0, SEED_MAX)
+# Counts of trials, evaluations, seeds: validate.COUNT_MAX, as in the config.
+COUNT = click.IntRange(1, COUNT_MAX)
 # Threads (--n-jobs) or processes (--workers) started at once: validate.THREADS_MAX.
 THREADS = click.IntRange(1, THREADS_MAX)
 

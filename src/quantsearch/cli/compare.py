@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from quantsearch.cli.common import (
+    COUNT,
     config_option,
     figure_format_option,
     folder_value,
@@ -53,21 +54,21 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
 )
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Runs per strategy, seeds seed..seed+N-1 (default: compare.seeds).",
 )
 @click.option(
     "--trials",
     "n_trials",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Trials per run (default: compare.n_trials, else search.n_trials).",
 )
 @click.option(
     "--evaluations",
     "n_evaluations",
-    type=click.IntRange(min=1),
+    type=COUNT,
     default=None,
     help="Budget every run in distinct evaluations (equal cost per strategy; regret budgets "
     "then count evaluations; default: compare.n_evaluations, else a trial budget).",

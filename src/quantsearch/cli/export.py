@@ -104,7 +104,10 @@ def export(
 
     wide = None
     if float_as is not None:
-        wide = FixedPoint.from_str(float_as.replace(" ", ""))
+        try:
+            wide = FixedPoint.from_str(float_as.replace(" ", ""))
+        except ConfigError as exc:  # a fixed format with impossible fields: name the option
+            raise ConfigError(f"--float-as: {float_as!r}: {exc}") from None
         if wide is None:
             raise ConfigError(
                 f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"

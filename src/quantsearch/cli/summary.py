@@ -147,5 +147,10 @@ def _sensitivity(cfg: Any, load: str | None) -> list[dict[str, Any]]:
     from quantsearch.search.api import prepare_from_config
     from quantsearch.search.sensitivity import sensitivity_rows, sensitivity_tables
 
+    if cfg.search is None:
+        raise ConfigError(
+            f"--sensitivity: {cfg.source} has no [search] table, allowed: a config with a "
+            "[search.space] whose knobs it ranks"
+        )
     space, evaluator, _ = prepare_from_config(cfg, cfg.search, load)
     return sensitivity_rows(space, sensitivity_tables(space, evaluator, ()))
