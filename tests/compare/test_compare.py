@@ -271,3 +271,17 @@ def test_large_space_uses_the_best_found_as_reference(lab: Lab) -> None:  # noqa
     best = max(t.values[0] for r in cmp.results for t in r.trials if t.feasible)  # type: ignore[index]
     assert cmp.optimum == best
     assert cmp.evaluations <= 10
+
+
+def test_a_budget_far_past_the_space_costs_no_memory(lab: Lab) -> None:  # noqa: F811
+    # --trials 2**31 - 1 on the 16-point space: brute force stops exhausted at 16 trials; the
+    # curve by trial keeps one point past its run and one at the budget (it was padded to
+    # 2**31 points: a MemoryError traceback or the OOM killer)
+    n = 2**31 - 1
+    got = run_comparison(lab.space, lab.evaluator, lab.cfg, strategies=("brute_force",),
+                         seeds=(0,), n_trials=n)  # fmt: skip
+    (stats,) = got.stats
+    curve = stats.by_trial
+    assert curve.x == (*range(1, 18), n)
+    assert curve.median[-1] == curve.median[-2] == curve.median[15]
+    assert stats.at_budget[n].median == pytest.approx(got.optimum - curve.median[-1], abs=1e-12)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Curve", "Quartiles", "median_curve", "quantile"]
+__all__ = ["Curve", "Quartiles", "median_curve", "quantile", "with_tail"]
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -64,6 +64,25 @@ class Curve:
     q1: tuple[float, ...]
     q3: tuple[float, ...]
     n: tuple[int, ...]
+
+
+def with_tail(curve: Curve, length: int) -> Curve:
+    """``curve`` with a last point at ``x = length`` repeating its last point, where it ends
+    before ``length`` (its values are constant past its end).
+
+    Example:
+        >>> with_tail(median_curve([[1.0, 2.0]], 2), 10).x
+        (1, 2, 10)
+    """
+    if not curve.x or curve.x[-1] >= length:
+        return curve
+    return Curve(
+        (*curve.x, length),
+        (*curve.median, curve.median[-1]),
+        (*curve.q1, curve.q1[-1]),
+        (*curve.q3, curve.q3[-1]),
+        (*curve.n, curve.n[-1]),
+    )
 
 
 def median_curve(series: Sequence[Sequence[float]], length: int) -> Curve:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from quantsearch.compare.measures import RunMetrics, Target
-from quantsearch.compare.stats import Curve, Quartiles, median_curve
+from quantsearch.compare.stats import Curve, Quartiles, median_curve, with_tail
 
 __all__ = ["StrategyStats", "auto_budgets", "strategy_stats", "value_at"]
 
@@ -84,6 +84,11 @@ def strategy_stats(
         vals = [v for r in runs if (v := value_at(r, b, unit)) is not None]
         at_budget[b] = Quartiles.of([target.regret(v) for v in vals])
     longest = max((len(r.quality_by_evaluation) for r in runs), default=0)
+    # Past the longest run every run has stopped, the exhausted ones at their final values:
+    # the curve is flat from there to n, so it gets one point there and one at n (a step
+    # drawn after each point draws the same line), not one per trial: a budget far beyond
+    # the space (--trials 2**31 on 16 configs) costs no memory.
+    drawn = min(n, max((len(r.quality_by_trial) for r in runs), default=0) + 1)
     return StrategyStats(
         strategy=strategy,
         runs=len(runs),
@@ -102,6 +107,6 @@ def strategy_stats(
         front_share=Quartiles.of([r.front_share or 0.0 for r in runs])
         if target.mode == "pareto"
         else None,
-        by_trial=median_curve([_extended(r, n) for r in runs], n),
+        by_trial=with_tail(median_curve([_extended(r, drawn) for r in runs], drawn), n),
         by_evaluation=median_curve([r.quality_by_evaluation for r in runs], longest),
     )
