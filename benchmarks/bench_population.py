@@ -16,7 +16,9 @@ space measures (``prepare_search``: its objectives plus the report's columns). P
    layer's 16 variants as one batched kernel, exact by the fixed-point bound of
    ``passes/transform/batched.py``): ``Evaluator.evaluate_many`` of all 16 configs against 16
    ``Evaluator.evaluate`` calls, the two interleaved (order alternating) in one process, and
-   the results compared dict for dict every repeat. Beside them, interleaved too, the
+   the results compared dict for dict every repeat. Each repeat resolves the configs anew
+   (untimed), as a search's trials are new objects: memos keyed by object identity hit no
+   more than they would in a search. Beside them, interleaved too, the
    analytic metrics of the 16 configs two ways: as ``evaluate_many`` prices them now
    (``Evaluator.static_metrics``: per-node entries memoised across configs, no slot fill for
    a config whose nodes were met) and as it did before (a slot fill and the analysis passes
@@ -122,6 +124,10 @@ def bench_lab(repeats: int) -> dict[str, Any]:
     paths += ["fresh", "resolve", "from_dict"]
     times: dict[str, list[float]] = {p: [] for p in paths}
     for r in range(repeats):
+        # new config objects every repeat, as a search's trials are (the population's memos
+        # keyed by object identity must not hit where a search's would miss), untimed
+        configs = [ev.resolve(f) for f in formats]
+        configs_off = [ev_off.resolve(f) for f in formats]
         for path in paths if r % 2 == 0 else paths[::-1]:
             t0 = time.perf_counter()
             if path == "many":
@@ -177,7 +183,9 @@ def bench_pair(space_table: dict[str, Any], repeats: int) -> dict[str, Any]:
     configs = [ev.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
     ev.evaluate_many(configs), [ev.evaluate(rc) for rc in configs]  # warm both paths
     times: dict[str, list[float]] = {"many": [], "single": []}
+    formats = [space.layer_formats(space.point(i)) for i in range(space.size)]
     for r in range(repeats):
+        configs = [ev.resolve(f) for f in formats]  # new objects every repeat, as in a search
         for path in ("many", "single") if r % 2 == 0 else ("single", "many"):
             t0 = time.perf_counter()
             if path == "many":
