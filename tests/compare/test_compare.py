@@ -18,7 +18,7 @@ from quantsearch.compare import (
     run_comparison,
 )
 from quantsearch.data import DataSplits
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search import search
 from quantsearch.search.trial import TrialInfo
 from tests.compare.fixtures import (  # noqa: F401  (fixtures)
@@ -253,6 +253,25 @@ def test_written_files_round_trip(lab_comparison: ComparisonResult, tmp_path: Pa
     csv_head = (tmp_path / "comparison.csv").read_text().splitlines()[0].split(",")
     assert csv_head[:3] == ["strategy", "runs", "reached"]
     assert "trials_to_optimum_median" in csv_head and "regret_at_24_q3" in csv_head
+
+
+def test_a_write_stopped_midway_leaves_no_comparison_beside_other_files(
+    lab_comparison: ComparisonResult,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # comparison.json (what read and the report take) is removed first and written last: a
+    # write that fails after it began (here configs.jsonl cannot be replaced: a folder holds
+    # its name) leaves no comparison.json of the earlier write beside the new files
+    lab_comparison.write(tmp_path)
+    assert ComparisonResult.read(tmp_path).stats == lab_comparison.stats
+    (tmp_path / "configs.jsonl").unlink()
+    (tmp_path / "configs.jsonl").mkdir()
+    with pytest.raises(StorageError):
+        lab_comparison.write(tmp_path)
+    assert not (tmp_path / "comparison.json").exists()
+    (tmp_path / "configs.jsonl").rmdir()
+    lab_comparison.write(tmp_path)  # run again: every file written anew
+    assert ComparisonResult.read(tmp_path).runs == lab_comparison.runs
 
 
 def test_bad_strategy_is_a_config_error(lab: Lab) -> None:  # noqa: F811

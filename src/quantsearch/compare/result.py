@@ -135,11 +135,15 @@ class ComparisonResult:
         table as numbers), ``runs.jsonl`` (every run's trial records), ``configs.jsonl`` (every
         distinct config evaluated, with its metrics and per-layer formats), ``compare_config.json``
         (``meta``: the config it ran) and ``ground_truth/`` (the brute-force run's own files).
+
+        ``comparison.json``, which :meth:`read` and the report read, is removed first and
+        written last: a command stopped in between leaves no comparison beside files of
+        another write (rerunning it writes them all again).
         """
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         paths = [run_dir / n for n in ("comparison.json", "comparison.csv", "runs.jsonl")]
-        write_atomic(paths[0], json.dumps(jsonable(self.to_dict()), indent=1) + "\n")
+        paths[0].unlink(missing_ok=True)
         write_csv(paths[1], self.table_rows())
         with open_atomic(paths[2]) as fh:
             for r in self.results:
@@ -162,6 +166,7 @@ class ComparisonResult:
             paths.append(path)
         if self.ground_truth is not None:
             paths.extend(self.ground_truth.write(run_dir / "ground_truth"))
+        write_atomic(paths[0], json.dumps(jsonable(self.to_dict()), indent=1) + "\n")
         return paths
 
     @classmethod
