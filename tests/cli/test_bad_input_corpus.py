@@ -13,7 +13,6 @@ the study's files are hashed before and after.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,6 +23,9 @@ from pathlib import Path
 import pytest
 
 from quantsearch.cli import main
+from tests.cli.bad_input import check_one_line as _check
+from tests.cli.bad_input import digest as _digest
+from tests.cli.bad_input import run_cli as _run
 
 GOOD = """seed = 0
 [model]
@@ -410,33 +412,6 @@ REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         r"RUN_DIR|comparison",
     ),
 }
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def _check(code: int, err: str, pattern: str) -> None:
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert code == 2, (code, err)
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), lines[0]
-    assert re.search(pattern, lines[0][len("error: ") :]), lines[0]
 
 
 @pytest.fixture(scope="module")

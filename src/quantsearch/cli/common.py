@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,19 @@ COUNT = click.IntRange(1, COUNT_MAX)
 THREADS = click.IntRange(1, THREADS_MAX)
 
 
-class PositiveFloat(click.ParamType[float]):
-    """A finite number > 0 (click's FloatRange lets NaN and inf through)."""
+class FiniteFloat(click.ParamType[float]):
+    """A finite number that ``allowed`` admits, ``text`` saying which (click's FloatRange
+    lets NaN and inf through).
+
+    Example:
+        >>> FiniteFloat(lambda v: v > 0, "a finite number > 0").convert("2.5", None, None)
+        2.5
+    """
 
     name = "float"
+
+    def __init__(self, allowed: Callable[[float], bool], text: str) -> None:
+        self.allowed, self.text = allowed, text
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -39,26 +49,13 @@ class PositiveFloat(click.ParamType[float]):
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(number) and number > 0):
-            self.fail(f"must be a finite number > 0 (got {value!r})", param, ctx)
+        if not (math.isfinite(number) and self.allowed(number)):
+            self.fail(f"got {value!r}, allowed: {self.text}", param, ctx)
         return number
 
 
-class Percentile(click.ParamType[float]):
-    """A finite percentile in (0, 100] (click's FloatRange lets NaN through)."""
-
-    name = "float"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(number) and 0 < number <= 100):
-            self.fail(f"got {value!r}, allowed: a number in (0, 100]", param, ctx)
-        return number
+POSITIVE_FLOAT = FiniteFloat(lambda v: v > 0, "a finite number > 0")
+PERCENTILE = FiniteFloat(lambda v: 0 < v <= 100, "a number in (0, 100]")
 
 
 def nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import (
-    Percentile,
+    PERCENTILE,
     config_option,
     folder_value,
     json_option,
@@ -54,7 +54,7 @@ QUALITY = ("accuracy", "balanced_accuracy", "loss")  # what the test split is me
 )
 @click.option(
     "--percentile",
-    type=Percentile(),
+    type=PERCENTILE,
     default=99.9,
     show_default=True,
     help="Percentile for --calibration percentile.",

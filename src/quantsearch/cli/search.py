@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import (
+    POSITIVE_FLOAT,
     SEED,
     THREADS,
-    PositiveFloat,
     config_option,
     figure_format_option,
     json_option,
@@ -69,7 +69,7 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--timeout",
-                type=PositiveFloat(),
+                type=POSITIVE_FLOAT,
                 default=None,
                 help="Seconds.",
             ),

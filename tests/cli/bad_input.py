@@ -1,0 +1,42 @@
+"""What the bad-input tests share: run the real entry point in-process, check its one
+``error:`` line, and hash a folder to prove a bad command left it unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from quantsearch.cli import main
+
+
+def digest(folder: Path) -> str:
+    """One hash of every file's relative path and bytes under ``folder``."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``quantsearch ARGS`` in-process: its exit status and its stderr."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def check_one_line(code: int, err: str, pattern: str) -> None:
+    """Exit status 2, no traceback, one ``error:`` line whose text matches ``pattern``."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    assert re.search(pattern, lines[0][len("error: ") :]), lines[0]
