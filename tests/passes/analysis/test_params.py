@@ -20,6 +20,7 @@ from quantsearch.passes.analysis import (
     shares_tensors,
 )
 from quantsearch.passes.transform import ResolvedConfig, quantize
+from tests.tied import TiedHead
 
 
 @dataclass(frozen=True)
@@ -126,20 +127,6 @@ def test_shared_module_and_tied_weights_counted_once() -> None:
     assert [dict(info(n).cost) for n in nodes] == costs
 
 
-class _TiedHead(nn.Module):
-    """A user model: an output layer tied to the embedding, a Linear called twice."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(10, 6)
-        self.fc = nn.Linear(6, 6)
-        self.head = nn.Linear(6, 10, bias=False)
-        self.head.weight = self.emb.weight
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.head(self.fc(torch.relu(self.fc(self.emb(idx).mean(1)))))
-
-
 W8, W4 = (
     {"format": "fixed", "width": 8, "frac_width": 4},
     {"format": "fixed", "width": 4, "frac_width": 2},
@@ -159,7 +146,7 @@ def test_quantize_copies_of_one_tensor_are_counted_once(table: dict[str, Any]) -
     """quantize copies every module, so the tied weight became two tensors and fc's second
     call under another config a third copy: params was 60 + 42 + 60 over sum(p.numel()). Each
     is counted once, at the first node that uses it, as in the float model."""
-    model = _TiedHead().eval()
+    model = TiedHead().eval()
     gm = trace(model, torch.randint(0, 10, (3, 4)))
     qgm = quantize(gm, ResolvedConfig.from_dict(table, gm=gm))
     p = param_cost(qgm)

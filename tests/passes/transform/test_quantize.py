@@ -32,6 +32,7 @@ from quantsearch.passes.transform.modules import (
     QuantLinear,
 )
 from tests.passes.transform.conftest import fixed, fx_table
+from tests.tied import TiedHead
 
 EIGHT_BIT = {
     "default": {"data_in": fx_table(8, 4), "weight": fx_table(8, 4), "bias": fx_table(8, 4)},
@@ -463,27 +464,13 @@ def test_a_resolved_config_for_another_graph_is_rejected(mlp_gm: fx.GraphModule)
         quantize(mlp_gm, {"default": {}})  # type: ignore[arg-type]
 
 
-class _Tied(nn.Module):
-    """A user model: an output layer tied to the embedding, a Linear called twice."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(10, 6)
-        self.fc = nn.Linear(6, 6)
-        self.head = nn.Linear(6, 10, bias=False)
-        self.head.weight = self.emb.weight
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.head(self.fc(torch.relu(self.fc(self.emb(idx).mean(1)))))
-
-
 def test_copies_of_one_tensor_train_as_one_and_round_apart() -> None:
     """In training mode (quantization-aware fine-tuning) the tied weight and the two copies
     of fc were trained apart, untying the user's model; in eval mode each copy holds its own
     rounding."""
     torch.manual_seed(0)
     idx, y = torch.randint(0, 10, (8, 4)), torch.randint(0, 10, (8,))
-    gm = trace(_Tied(), idx)
+    gm = trace(TiedHead(), idx)
     table = {
         "head": {"weight": FixedPoint(8, 4).to_dict()},
         "fc": {"weight": FixedPoint(8, 4).to_dict()},
