@@ -5,6 +5,8 @@ to do, never render a short table or end in a traceback; the search run again re
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -80,5 +82,56 @@ def test_trials_that_disagree_with_the_summary_are_refused(
         path.write_text("".join(lines))
     with pytest.raises(ConfigError, match=r"RUN_DIR: .*best\.json.* not from one write"):
         SearchResult.read(rd)
+    code, err = _report(rd, capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: RUN_DIR: "), err
+
+
+def _edit_summary(rd: Path, change: str) -> None:
+    summary = json.loads((rd / "best.json").read_text())
+    if change == "baseline not numbers":  # best.json's copy and baseline.json alike
+        summary["baseline"] = {"accuracy": "abc"}
+    elif change == "baseline.json not numbers":
+        summary.pop("baseline", None)
+        (rd / "baseline.json").write_text('{"accuracy": [1], "model_size_bits": 5}')
+    elif change == "a direction not a direction":
+        summary["directions"] = ["up"]
+    elif change == "directions per objective of a weighted sum":
+        summary["directions"] = ["maximize", "minimize"]
+    elif change == "objectives empty":
+        summary["objectives"] = []
+    elif change == "combine unknown":
+        summary["combine"] = "lexicographic"
+    else:
+        summary["space_size"] = True
+    (rd / "best.json").write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("baseline not numbers", r"best\.json.*baseline accuracy = 'abc', allowed: a number"),
+        ("baseline.json not numbers", r"baseline\.json.*baseline accuracy = \[1\]"),
+        ("a direction not a direction", r"best\.json.*directions \['up'\]"),
+        ("directions per objective of a weighted sum", r"allowed: 1 of 'maximize'/'minimize'"),
+        ("objectives empty", r"objectives \[\], allowed: a list of metric names"),
+        ("combine unknown", r"combine 'lexicographic', allowed"),
+        ("space_size a bool", r"space_size True, allowed: a whole number >= 1"),
+    ],
+)
+def test_a_summary_no_search_writes_is_refused_in_one_line(
+    resumed: tuple[Path, Path],
+    tmp_path: Path,
+    change: str,
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a garbage baseline was an internal-error traceback in `report`; bad directions and
+    # objectives were rendered as if a search had written them
+    rd = tmp_path / "s"
+    shutil.copytree(resumed[0], rd)
+    _edit_summary(rd, change)
+    with pytest.raises(ConfigError, match=r"RUN_DIR: .*is damaged \(") as caught:
+        SearchResult.read(rd)
+    assert re.search(named, str(caught.value)), caught.value
     code, err = _report(rd, capsys)
     assert code == 2 and len(err) == 1 and err[0].startswith("error: RUN_DIR: "), err

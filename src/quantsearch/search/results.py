@@ -16,7 +16,9 @@ from quantsearch.atomic import open_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.pareto import pareto_front
 from quantsearch.search.run_files import (
+    check_baseline,
     check_same_write,
+    check_summary,
     dump_json,
     json_default,
     read_json,
@@ -298,15 +300,20 @@ class SearchResult:
         ]
         if missing:
             raise ConfigError(f"RUN_DIR: {str(summary_path)!r} lacks {missing}: it is damaged")
+        check_summary(summary_path, summary)
         trials = read_trials(rd / "trials.jsonl")
         check_same_write(summary_path, summary, trials)
+        base_path = summary_path if summary.get("baseline") else rd / "baseline.json"
+        baseline = check_baseline(
+            base_path, summary.get("baseline") or read_json(rd / "baseline.json")
+        )
         configs = {
             t.config_hash: t.config for t in trials if t.config is not None and t.config_hash
         }
         try:
             return cls(
                 trials=trials,
-                baseline=dict(summary.get("baseline") or read_json(rd / "baseline.json")),
+                baseline=baseline,
                 directions=[str(d) for d in summary["directions"]],
                 combine=str(summary["combine"]),
                 objective_names=[str(o) for o in summary["objectives"]],

@@ -20,7 +20,16 @@ from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.trial import TrialInfo
 
-__all__ = ["check_same_write", "dump_json", "json_default", "read_json", "read_trials", "write_csv"]
+__all__ = [
+    "check_baseline",
+    "check_same_write",
+    "check_summary",
+    "dump_json",
+    "json_default",
+    "read_json",
+    "read_trials",
+    "write_csv",
+]
 
 
 def read_json(path: Path) -> Any:
@@ -109,3 +118,63 @@ def check_same_write(summary_path: Path, summary: dict[str, Any], trials: list[T
             "same `quantsearch search` again to write them from its study, or restore the "
             "folder from a copy"
         )
+
+
+def _damaged(path: Path, what: str) -> ConfigError:
+    return ConfigError(
+        f"RUN_DIR: {str(path)!r} is damaged ({what}); run the same `quantsearch search` "
+        "again to write it from its study, or restore the folder from a copy"
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def check_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Refuse a summary (``best.json``, ``pareto.json``) whose objectives cannot be what a
+    search wrote: ``combine`` one of ``weighted_sum``/``pareto``, ``objectives`` a non-empty
+    list of names, ``directions`` ``maximize``/``minimize`` (one for a weighted sum, one per
+    objective for a Pareto search), ``space_size`` a whole number >= 1.
+
+    Raises:
+        ConfigError: naming ``RUN_DIR``, the file and what is wrong.
+    """
+    combine, objectives = summary.get("combine"), summary.get("objectives")
+    directions, size = summary.get("directions"), summary.get("space_size")
+    if combine not in ("weighted_sum", "pareto"):
+        raise _damaged(path, f"combine {combine!r}, allowed: 'weighted_sum' or 'pareto'")
+    if not (
+        isinstance(objectives, list)
+        and objectives
+        and all(isinstance(o, str) and o for o in objectives)
+    ):
+        raise _damaged(path, f"objectives {objectives!r}, allowed: a list of metric names")
+    wanted = len(objectives) if combine == "pareto" else 1
+    if not (
+        isinstance(directions, list)
+        and len(directions) == wanted
+        and all(d in ("maximize", "minimize") for d in directions)
+    ):
+        raise _damaged(
+            path,
+            f"directions {directions!r}, allowed: {wanted} of 'maximize'/'minimize' for "
+            f"{combine} of {len(objectives)} objective(s)",
+        )
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        raise _damaged(path, f"space_size {size!r}, allowed: a whole number >= 1")
+
+
+def check_baseline(path: Path, baseline: Any) -> dict[str, float]:
+    """The float baseline's metrics read from ``path``: a table of metric name -> number
+    (NaN and infinities pass, as a measurement may give them).
+
+    Raises:
+        ConfigError: naming ``RUN_DIR``, the file and the first entry that is not a number.
+    """
+    if not isinstance(baseline, dict):
+        raise _damaged(path, f"baseline {type(baseline).__name__}, allowed: a table")
+    for name, value in baseline.items():
+        if not _is_number(value):
+            raise _damaged(path, f"baseline {name} = {value!r:.40}, allowed: a number")
+    return dict(baseline)  # the values as written (an int stays an int)
