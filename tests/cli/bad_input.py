@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,47 @@ def check_one_line(code: int, err: str, pattern: str) -> None:
     assert len(lines) == 1, err
     assert lines[0].startswith("error: "), lines[0]
     assert re.search(pattern, lines[0][len("error: ") :]), lines[0]
+
+
+# A config that searches mlp-digits (``{ckpt}``: its checkpoint), and lines the cases edit in.
+GOOD = """seed = 0
+[model]
+name = "mlp-digits"
+checkpoint = "{ckpt}"
+[search]
+n_trials = 2
+[search.strategy]
+name = "random"
+[search.space.choices.linear]
+weight = [[8, 4], [4, 2]]
+[search.objectives]
+accuracy = {{ direction = "maximize" }}
+"""
+W = "weight = [[8, 4], [4, 2]]"
+ACC = 'accuracy = { direction = "maximize" }'
+SP = "search.space.choices.linear"
+
+
+def sub(old: str, new: str) -> Callable[[str], str]:
+    """An edit of a config's text: the first ``old`` replaced by ``new`` (``old`` must occur)."""
+
+    def edit(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new, 1)
+
+    return edit
+
+
+def add(section: str, line: str) -> Callable[[str], str]:
+    """An edit of a config's text: ``line`` under ``[section]`` (the table is created at the
+    end when missing; ``section=""``: at the top)."""
+
+    def edit(text: str) -> str:
+        if section == "":
+            return line + "\n" + text
+        header = f"[{section}]\n"
+        if header in text:
+            return text.replace(header, header + line + "\n", 1)
+        return text + header + line + "\n"
+
+    return edit

@@ -23,50 +23,14 @@ from pathlib import Path
 import pytest
 
 from quantsearch.cli import main
+from tests.cli.bad_input import ACC, GOOD, SP, W
+from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
 from tests.cli.bad_input import run_cli as _run
+from tests.cli.bad_input import sub as _sub
 
-GOOD = """seed = 0
-[model]
-name = "mlp-digits"
-checkpoint = "{ckpt}"
-[search]
-n_trials = 2
-[search.strategy]
-name = "random"
-[search.space.choices.linear]
-weight = [[8, 4], [4, 2]]
-[search.objectives]
-accuracy = {{ direction = "maximize" }}
-"""
-
-
-def _sub(old: str, new: str) -> Callable[[str], str]:
-    def edit(text: str) -> str:
-        assert old in text, old
-        return text.replace(old, new, 1)
-
-    return edit
-
-
-def _add(section: str, line: str) -> Callable[[str], str]:
-    """Add ``line`` under ``[section]`` (the table is created at the end when missing)."""
-
-    def edit(text: str) -> str:
-        header = f"[{section}]\n"
-        if section == "":
-            return line + "\n" + text
-        if header in text:
-            return text.replace(header, header + line + "\n", 1)
-        return text + header + line + "\n"
-
-    return edit
-
-
-S, SP, OBJ = "search", "search.space.choices.linear", "search.objectives"
-W = "weight = [[8, 4], [4, 2]]"
-ACC = 'accuracy = { direction = "maximize" }'
+S, OBJ = "search", "search.objectives"
 
 # name -> (edit of the good config, regex the error line must match after "error: ")
 CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {

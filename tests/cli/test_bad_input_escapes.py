@@ -27,46 +27,12 @@ import pytest
 import torch
 
 from quantsearch.cli import main
+from tests.cli.bad_input import ACC, GOOD, SP, W
+from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
 from tests.cli.bad_input import run_cli as _run
-
-GOOD = """seed = 0
-[model]
-name = "mlp-digits"
-checkpoint = "{ckpt}"
-[search]
-n_trials = 2
-[search.strategy]
-name = "random"
-[search.space.choices.linear]
-weight = [[8, 4], [4, 2]]
-[search.objectives]
-accuracy = {{ direction = "maximize" }}
-"""
-W = "weight = [[8, 4], [4, 2]]"
-ACC = 'accuracy = { direction = "maximize" }'
-SP = "search.space.choices.linear"
-
-
-def _sub(old: str, new: str) -> Callable[[str], str]:
-    def edit(text: str) -> str:
-        assert old in text, old
-        return text.replace(old, new, 1)
-
-    return edit
-
-
-def _add(section: str, line: str) -> Callable[[str], str]:
-    def edit(text: str) -> str:
-        if section == "":
-            return line + "\n" + text
-        header = f"[{section}]\n"
-        if header in text:
-            return text.replace(header, header + line + "\n", 1)
-        return text + header + line + "\n"
-
-    return edit
+from tests.cli.bad_input import sub as _sub
 
 
 def _ckpt(value: str) -> Callable[[str], str]:
