@@ -85,3 +85,13 @@ def add(section: str, line: str) -> Callable[[str], str]:
         return text + header + line + "\n"
 
     return edit
+
+
+def finished_study(folder: Path) -> None:
+    """``quantsearch search`` of ``folder/good.toml`` into ``folder/runs``: the finished study
+    ``runs/good`` that a bad command beside it must leave unchanged."""
+    try:
+        main(["search", "-c", str(folder / "good.toml"), "--run-dir", str(folder / "runs"), "-q"])
+    except SystemExit as exc:
+        assert not exc.code
+    assert (folder / "runs" / "good" / "best.json").is_file()

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from quantsearch.cli import main
-from tests.cli.bad_input import ACC, GOOD, SP, W
+from tests.cli.bad_input import ACC, GOOD, SP, W, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
@@ -387,11 +386,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "adir").mkdir()
     (d / "truncated.pt").write_bytes(mlp_checkpoint.read_bytes()[:200])
     (d / "my config.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
-    try:
-        main(["search", "-c", str(d / "good.toml"), "--run-dir", str(d / "runs"), "-q"])
-    except SystemExit as exc:
-        assert not exc.code
-    assert (d / "runs" / "good" / "best.json").is_file()
+    finished_study(d)
     return d
 
 

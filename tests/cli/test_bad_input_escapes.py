@@ -26,8 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quantsearch.cli import main
-from tests.cli.bad_input import ACC, GOOD, SP, W
+from tests.cli.bad_input import ACC, GOOD, SP, W, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
@@ -265,11 +264,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "deep.toml").write_text(good + "x = " + "[" * 5000 + "]" * 5000 + "\n")
     (d / "afile.txt").write_text("not a folder, not a checkpoint\n")
     (d / "adir").mkdir()
-    try:
-        main(["search", "-c", str(d / "good.toml"), "--run-dir", str(d / "runs"), "-q"])
-    except SystemExit as exc:
-        assert not exc.code
-    assert (d / "runs" / "good" / "best.json").is_file()
+    finished_study(d)
     return d
 
 

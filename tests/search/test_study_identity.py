@@ -8,7 +8,6 @@ results is never written by this one. User code is loaded from the config file's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -18,13 +17,14 @@ import pytest
 import torch
 
 from quantsearch.checkpoint import load_checkpoint, save_checkpoint
-from quantsearch.cli import main
 from quantsearch.config import load_config
 from quantsearch.errors import ConfigError
 from quantsearch.models import build_model
 from quantsearch.search import api
 from quantsearch.search.identity import LEGACY, fingerprint
 from quantsearch.search.storage import open_storage
+from tests.cli.bad_input import digest as _digest
+from tests.cli.bad_input import run_cli as _run
 
 CONFIG = """seed = {seed}
 [model]
@@ -43,23 +43,6 @@ weight = [[8, 4], [4, 2], [2, 1]]
 [search.objectives]
 accuracy = {{ direction = "maximize" }}
 """
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p).encode() + p.read_bytes())
-    return h.hexdigest()
 
 
 def _trials(run_dir: Path) -> int:
