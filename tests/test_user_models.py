@@ -1,9 +1,9 @@
 """User models, not the zoo's, through the user path: trace, costs, quantize, evaluate, search.
 
 Each model is written as a user would (an ``nn.Module`` subclass) and covers constructs the zoo
-does not: residual adds, cat/stack and views, functional layers, grouped and depthwise convs,
-embeddings, attention, several outputs, ``get_attr`` parameters and buffers, in-place ops,
-float64, bias-free layers, unused and tied parameters, a GRU. The referees are torch's own:
+does not: residual adds, cat/stack and views, functional layers (``F.linear(x, self.w)``),
+grouped and depthwise convs, embeddings, attention, several outputs, ``get_attr`` parameters
+and buffers, in-place ops, float64, bias-free layers, unused and tied parameters, a GRU. The referees are torch's own:
 ``FlopCounterMode`` for the MAC layers' FLOPs, ``sum(p.numel())`` over the model's distinct
 parameters, and ``quantize(gm, config)`` run directly for every faster path's outputs.
 """
@@ -153,6 +153,25 @@ class Recurrent(nn.Module):
         return self.fc(h[0] + out[:, -1])
 
 
+class Functional(nn.Module):
+    """Layers written with their own parameters: F.conv1d, F.linear (one read through .t(),
+    one tied weight read twice) and a matmul with a parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.randn(4, 1, 3) * 0.5)
+        self.w = nn.Parameter(torch.randn(64, 16) * 0.2)  # stored (in, out), read as .t()
+        self.b = nn.Parameter(torch.zeros(16))
+        self.sq = nn.Parameter(torch.randn(16, 16) * 0.3)
+        self.m = nn.Parameter(torch.randn(16, 5) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(F.conv1d(x.view(-1, 1, 16), self.k, None, 1, 1)).flatten(1)
+        h = torch.relu(F.linear(h, self.w.t(), self.b))
+        h = torch.relu(F.linear(torch.relu(F.linear(h, self.sq)), self.sq))
+        return h @ self.m
+
+
 class Float64(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -174,6 +193,7 @@ MODELS: dict[str, type[nn.Module]] = {
         ParamsAndBuffers,
         TiedUnused,
         Recurrent,
+        Functional,
         Float64,
     )
 }

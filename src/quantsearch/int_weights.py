@@ -38,6 +38,12 @@ from quantsearch.errors import ConfigError
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info
 from quantsearch.passes.transform import PARAM_ROLES
+from quantsearch.passes.transform.functional import (
+    QuantParamFunction,
+    operand,
+    operand_tensor,
+    param_source,
+)
 
 __all__ = ["FORMAT_VERSION", "JSON_FILE", "NPZ_FILE", "read_int_weights", "save_int_weights"]
 
@@ -71,10 +77,38 @@ def _quantized_tensors(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any, to
                 out[f"{node.target}.{suffix}"] = (node.name, role, precision.get(role), value)
             continue
         for role in PARAM_ROLES:
-            if precision.get(role) is not None:
+            if precision.get(role) is None:
+                continue
+            if isinstance(module, QuantParamFunction):
+                _add_operand(qgm, out, node, role, precision[role])
+            else:
                 value = getattr(module, role)
                 out[f"{node.target}.{role}"] = (node.name, role, precision[role], value)
     return out
+
+
+def _add_operand(
+    qgm: fx.GraphModule,
+    out: dict[str, tuple[str, str, Any, torch.Tensor]],
+    node: fx.Node,
+    role: str,
+    fmt: Any,
+) -> None:
+    """A function-form layer's parameter (``F.linear(x, self.w)``), rounded as the layer
+    rounds it, under the parameter's own state-dict name (a view such as ``self.w.t()``
+    reads the same elements, and fixed point rounds each element alone)."""
+    src = param_source(operand(node, role))
+    assert src is not None  # a role on a computed operand is never configured
+    name = str(src.target)
+    held = out.get(name)
+    if held is not None and held[2] != fmt:
+        raise ConfigError(
+            f"{node.name}.{role}: parameter {name!r} is read by {held[0]} in {held[2]} and here "
+            f"in {fmt}, allowed: one format per stored parameter (integer weights store one)"
+        )
+    value = operand_tensor(node, role)
+    assert value is not None
+    out[name] = (node.name, role, fmt, fmt.quantize(value.detach()))
 
 
 FOLDED_DOC = {

@@ -117,9 +117,16 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         if n.op != "call_module" or info(n).op_kind not in SUPPORTED_KINDS
     ]
     if bad:
+        fetched = any(n.op == "get_attr" for n in nodes)  # F.linear(x, self.w) and the like
         raise ConfigError(
             f"export: layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
             "(what this export maps exactly onto hls4ml's and QONNX's layers)"
+            + (
+                "; a get_attr is a parameter read in forward: write such layers as modules "
+                "(nn.Linear), not F.linear(x, self.w)"
+                if fetched
+                else ""
+            )
         )
     prev = inputs[0] if len(inputs) == 1 else None
     for n in nodes:

@@ -68,8 +68,8 @@ def _prod(xs: Sequence[int]) -> int:
 
 def _weight_bias(a: OpArgs) -> tuple[tuple[int, ...], str, bool]:
     """Weight shape, weight dtype and whether there is a bias, from a module or a function call."""
-    if a.module is not None:
-        w = a.module.weight
+    w = getattr(a.module, "weight", None)  # none: a function-form layer, made a module or not
+    if w is not None:
         return tuple(w.shape), str(w.dtype).removeprefix("torch."), a.module.bias is not None
     wm = a.tensor_arg(1, "weight")
     if wm is None:

@@ -75,8 +75,8 @@ class OpArgs:
         return out
 
     def first_input(self) -> TensorMeta:
-        """The activation input: the first tensor operand."""
-        for t in self.operands():
+        """The activation input: the first tensor operand (or ``input=``, given by keyword)."""
+        for t in (*self.operands(), self.tensor_arg(0, "input")):
             if t is not None:
                 return t
         raise ValueError("no tensor input")

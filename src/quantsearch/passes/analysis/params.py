@@ -43,7 +43,7 @@ from torch import fx, nn
 
 from quantsearch.graph import PARAM_ORIGINS, NodeInfo, info
 from quantsearch.passes.analysis.buffers import ALIAS_KINDS
-from quantsearch.passes.analysis.tensors import arg_bits, dtype_bits, role_bits
+from quantsearch.passes.analysis.tensors import VIEW_ATTRS, arg_bits, dtype_bits, role_bits
 
 __all__ = [
     "PARAM_KEYS",
@@ -68,6 +68,7 @@ _ROLES = {"weight": "weight", "bias": "bias"}
 _OWNERS = ("call_module", "get_attr", "call_function", "call_method")
 _CALLS = ("call_module", "call_function", "call_method")
 _SHAPE_READS = frozenset({"getattr", "size"})
+_VIEWS = tuple((a,) for a in VIEW_ATTRS)  # getattr's attribute operand, as a slice of its args
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _consumer_bits(node: fx.Node, dtype: torch.dtype) -> float:
     widest = 0.0
     for user in node.users:
         kind = info(user).op_kind if user.op in _CALLS else None
-        if kind in _SHAPE_READS:
+        if kind in _SHAPE_READS and not (kind == "getattr" and user.args[1:2] in _VIEWS):
             continue  # reads the shape, not the values
         if kind is None:
             widest = max(widest, dtype_bits(dtype))  # returned as it is: a graph output
@@ -164,7 +165,9 @@ def count_node_params(
     _zero(ni)
     if node.op == "call_method":
         return
-    if node.op == "call_function":
+    if node.op == "call_function" or (
+        node.op == "call_module" and _function_form(modules[str(node.target)], ni)
+    ):
         if ni.op_kind in WEIGHT_KINDS:
             w = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
             wmeta = info(w).outputs[0] if isinstance(w, fx.Node) and info(w).outputs else None
@@ -200,6 +203,12 @@ def count_node_params(
         else:
             ni.cost["buffers"] += t.numel()
             ni.cost["buffer_bits"] += bits
+
+
+def _function_form(mod: nn.Module, ni: NodeInfo) -> bool:
+    """A function-form layer the quantize pass made a module (``F.linear(x, self.w)``): its
+    weight is an argument, not a tensor of its own."""
+    return ni.op_kind in WEIGHT_KINDS and getattr(mod, "weight", None) is None
 
 
 def _origins(mod: nn.Module) -> dict[int, int]:

@@ -26,13 +26,26 @@ from torch import fx
 from quantsearch.errors import MetricError
 from quantsearch.graph import META_KEY, NodeInfo
 
-__all__ = ["PARAM_ARGS", "arg_bits", "arg_role", "dtype_bits", "role_bits", "traced_batch_size"]
+__all__ = [
+    "PARAM_ARGS",
+    "VIEW_ATTRS",
+    "arg_bits",
+    "arg_role",
+    "dtype_bits",
+    "role_bits",
+    "traced_batch_size",
+]
 
 # Function-form layers that take their parameters as arguments: (position, keyword, role).
 PARAM_ARGS: dict[str, tuple[tuple[int, str, str], ...]] = {
     kind: ((1, "weight", "weight"), (2, "bias", "bias"))
     for kind in ("linear", "conv1d", "conv2d", "conv3d")
 }
+
+
+# Tensor attributes that are views of every element (``self.w.T`` traces to
+# ``getattr(w, "T")``), unlike ``.shape`` and ``.dtype``, which read no values.
+VIEW_ATTRS = ("T", "mT", "H", "mH")
 
 
 @lru_cache(maxsize=64)
@@ -91,7 +104,8 @@ def arg_role(user: fx.Node, arg: fx.Node) -> str:
         ('weight', 'data_in')
     """
     ni = user.meta.get(META_KEY)
-    if user.op == "call_function" and isinstance(ni, NodeInfo):
+    # call_module: a function-form layer the quantize pass made a module keeps its arguments
+    if user.op in ("call_function", "call_module") and isinstance(ni, NodeInfo):
         for index, keyword, role in PARAM_ARGS.get(ni.op_kind, ()):
             if (len(user.args) > index and user.args[index] is arg) or user.kwargs.get(
                 keyword

@@ -14,6 +14,12 @@ from torch import fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import NodeInfo, info
+from quantsearch.passes.transform.functional import (
+    QuantParamFunction,
+    operand,
+    operand_roles,
+    operand_tensor,
+)
 from quantsearch.passes.transform.layer import PARAM_ROLES
 from quantsearch.passes.transform.modules import (
     QUANTIZERS,
@@ -22,7 +28,15 @@ from quantsearch.passes.transform.modules import (
     submodule,
 )
 
-__all__ = ["CALL_OPS", "Candidate", "GraphView", "check_role", "matches", "param_range"]
+__all__ = [
+    "CALL_OPS",
+    "Candidate",
+    "GraphView",
+    "check_operand",
+    "check_role",
+    "matches",
+    "param_range",
+]
 
 CALL_OPS = ("call_module", "call_function", "call_method")
 
@@ -34,6 +48,8 @@ class Candidate:
     spec: QuantSpec
     module: nn.Module | None
     params: frozenset[str]  # the parameter roles the module has (a bias=False layer: weight)
+    # a function-form layer's weight/bias roles whose operands are computed, not parameters
+    computed: frozenset[str] = frozenset()
 
     def lacks(self, role: str) -> bool:
         """A weight/bias role whose tensor this node does not have."""
@@ -66,11 +82,16 @@ class GraphView:
                 self.by_target.setdefault(str(n.target), []).append(n.name)
             if ni.op_kind in QUANTIZERS:
                 spec = QUANTIZERS.get(ni.op_kind)
-                if spec.accepts(n, module):
+                if not spec.accepts(n, module):
+                    continue
+                computed: frozenset[str] = frozenset()
+                if module is None or isinstance(module, QuantParamFunction):
+                    params, computed = operand_roles(n)  # F.linear(x, self.w, self.b)
+                else:
                     params = frozenset(
                         r for r in PARAM_ROLES if getattr(module, r, None) is not None
                     )
-                    self.candidates[n.name] = Candidate(n, ni, spec, module, params)
+                self.candidates[n.name] = Candidate(n, ni, spec, module, params, computed)
 
     def nodes_named(self, name: str) -> list[str]:
         """Node names for a node name or a module path (a module called twice has two nodes)."""
@@ -108,7 +129,10 @@ class GraphView:
 
 def param_range(cand: Candidate, role: str) -> tuple[float, float] | None:
     """``(min, max)`` of the parameter ``role`` of a candidate's module, if it has one."""
-    p = getattr(cand.module, role, None) if cand.module is not None else None
+    if cand.module is None or isinstance(cand.module, QuantParamFunction):
+        p = operand_tensor(cand.node, role) if role in cand.params else None
+    else:
+        p = getattr(cand.module, role, None)
     if p is None or p.numel() == 0:
         return None
     d = p.detach()
@@ -120,6 +144,18 @@ def check_role(cand: Candidate, role: str, key: str) -> None:
         raise ConfigError(
             f"{key}: node {cand.node.name!r} is a {cand.spec.kind}, which has no {role} "
             f"(roles of {cand.spec.kind}: {list(cand.spec.roles)})"
+        )
+
+
+def check_operand(cand: Candidate, role: str, key: str) -> None:
+    """Refuse a weight/bias role that a config names for a node whose operand in that role is
+    computed in forward: there is no parameter to store in the role's format."""
+    if role in cand.computed:
+        arg = operand(cand.node, role)
+        raise ConfigError(
+            f"{key}: node {cand.node.name!r} reads its {role} from {getattr(arg, 'name', arg)!r}, "
+            f"a tensor computed in forward, allowed: a {role} format where the {role} operand "
+            "is a parameter of the model (self.w, or a view of it such as self.w.t())"
         )
 
 

@@ -26,6 +26,7 @@ from torch import Tensor, fx, nn
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import PARAM_ORIGINS
+from quantsearch.passes.transform.functional import FUNCTION_LAYERS, QuantParamFunction
 from quantsearch.passes.transform.layer import ACTIVATION_ROLES, PARAM_ROLES, ROLES, LayerQuant
 from quantsearch.registry import Registry
 
@@ -62,7 +63,8 @@ class QuantSpec:
         build: ``build(node, module, layer_quant, training) -> nn.Module``; ``module`` is the
             called module for ``call_module`` nodes, else ``None``.
         module_types: float module classes it accepts for ``call_module`` nodes.
-        functions: whether ``call_function``/``call_method`` nodes of this kind are accepted.
+        functions: whether ``call_function``/``call_method`` nodes of this kind are accepted
+            (a function-form linear or conv: :mod:`.functional`).
         unsigned_roles: roles whose values are never negative, so a fixed-point format without
             an explicit ``signed`` is unsigned there (a ReLU's input loses its sign anyway).
     """
@@ -76,7 +78,7 @@ class QuantSpec:
 
     def accepts(self, node: fx.Node, module: nn.Module | None) -> bool:
         if node.op == "call_module":
-            return isinstance(module, (*self.module_types, QuantFunction))
+            return isinstance(module, (*self.module_types, QuantFunction, QuantParamFunction))
         return self.functions and node.op in ("call_function", "call_method")
 
 
@@ -403,14 +405,27 @@ def _relu_builder(
     return QuantReLUFunction(_function_of(node, module), lq)
 
 
-for _cls, _float in (
-    (QuantLinear, nn.Linear),
-    (QuantConv1d, nn.Conv1d),
-    (QuantConv2d, nn.Conv2d),
-    (QuantBatchNorm1d, nn.BatchNorm1d),
-    (QuantBatchNorm2d, nn.BatchNorm2d),
-):
-    QUANTIZERS.add(_cls.op_kind, QuantSpec(_cls.op_kind, ROLES, _layer_builder(_cls), (_float,)))
+def _param_layer_builder(cls: type[_QuantLayer]) -> Builder:
+    """The module form's builder, or a function-form layer's (``F.linear(x, self.w)``)."""
+    build_module, fcls = _layer_builder(cls), FUNCTION_LAYERS[cls.op_kind]
+
+    def build(node: fx.Node, module: nn.Module | None, lq: LayerQuant, training: bool) -> nn.Module:
+        if node.op == "call_module" and not isinstance(module, QuantParamFunction):
+            return build_module(node, module, lq, training)
+        fn = module.fn if isinstance(module, QuantParamFunction) else node.target
+        assert callable(fn)
+        return fcls(fn, lq)
+
+    return build
+
+
+for _cls, _float in ((QuantLinear, nn.Linear), (QuantConv1d, nn.Conv1d), (QuantConv2d, nn.Conv2d)):
+    QUANTIZERS.add(
+        _cls.op_kind,
+        QuantSpec(_cls.op_kind, ROLES, _param_layer_builder(_cls), (_float,), functions=True),
+    )
+for _bn, _float_bn in ((QuantBatchNorm1d, nn.BatchNorm1d), (QuantBatchNorm2d, nn.BatchNorm2d)):
+    QUANTIZERS.add(_bn.op_kind, QuantSpec(_bn.op_kind, ROLES, _layer_builder(_bn), (_float_bn,)))
 QUANTIZERS.add(
     "relu",
     QuantSpec(

@@ -14,7 +14,12 @@ from torch import fx
 from quantsearch.errors import ConfigError
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import LevelSpec, QuantizeConfig
-from quantsearch.passes.transform.graph_view import GraphView, check_role, matches
+from quantsearch.passes.transform.graph_view import (
+    GraphView,
+    check_operand,
+    check_role,
+    matches,
+)
 from quantsearch.passes.transform.layer import LayerQuant, RoleFormat
 from quantsearch.passes.transform.resolved import ResolvedConfig, role_format
 
@@ -84,6 +89,7 @@ def resolve(
         for cand in cands:
             for role, _ in level.roles:
                 check_role(cand, role, f"{level.key}.{role}")
+                check_operand(cand, role, f"{level.key}.{role}")
             if cand.node.name in exact:
                 raise ConfigError(
                     f"{level.key}: node {cand.node.name!r} is already configured by "

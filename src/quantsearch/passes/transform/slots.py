@@ -35,6 +35,7 @@ from torch import Tensor, fx, nn
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import META_KEY, info
 from quantsearch.passes.transform.calibrate import CalibrationStats
+from quantsearch.passes.transform.functional import QuantParamFunction
 from quantsearch.passes.transform.layer import PARAM_ROLES, LayerQuant
 from quantsearch.passes.transform.modules import (
     QUANTIZERS,
@@ -149,6 +150,9 @@ class PreparedModel:
         lq: LayerQuant,
     ) -> nn.Module:
         """Fill ``module``'s slots with ``lq``; a module kind without slots is rebuilt."""
+        if isinstance(module, QuantParamFunction):  # rounds the weights it reads itself
+            module.set_formats(lq)
+            return module
         if isinstance(module, QuantFunction):
             module.q_data_in = lq.format("data_in")
             module.q_data_out = lq.format("data_out")
