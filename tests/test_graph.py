@@ -162,3 +162,36 @@ def test_trace_keeps_each_submodules_mode() -> None:
     modes = {name: m.training for name, m in gm.named_modules()}
     assert modes[""] is True and modes["0"] is True
     assert modes["1"] is False  # the eval BatchNorm stays in eval
+
+
+class _TrainingDependent(nn.Module):
+    """Reads self.training in forward (functional dropout, a branch) and has leaf modules
+    that follow their own flags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.dropout(self.fc(x), 0.9, self.training)
+        if self.training:
+            x = x * 0.0
+        return self.drop(self.bn(x))
+
+
+def test_trace_records_the_inference_graph_whatever_the_models_mode() -> None:
+    """A model in training mode traces to the graph it traces to in eval mode (fx would bake
+    training=True into F.dropout and take the branch); the model's flags are left as they
+    were, the graph module is in the model's mode, and in eval mode it computes what the
+    model computes in eval mode."""
+    torch.manual_seed(0)
+    model = _TrainingDependent()
+    x = torch.randn(6, 8)
+    gm = quantsearch.trace(model, x)
+    assert all(m.training for m in model.modules()) and gm.training
+    assert gm.code == quantsearch.trace(_TrainingDependent().eval(), x).code
+    assert "training = True" not in gm.code and "mul" not in gm.code
+    with torch.no_grad():
+        assert torch.equal(gm.eval()(x), model.eval()(x))

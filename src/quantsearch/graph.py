@@ -317,6 +317,13 @@ class _Tracer(fx.Tracer):
 def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """Symbolically trace ``model`` and annotate each node by running ``example_inputs``.
 
+    The graph is the model's inference graph: ``forward`` is traced with every module in eval
+    mode, so code that reads ``self.training`` (``F.dropout(x, p, self.training)``,
+    ``if self.training:``) is recorded as in eval mode, whatever mode the model is in (torch.fx
+    would otherwise bake the flag in as a constant). Layers that are modules (``nn.Dropout``,
+    ``nn.BatchNorm1d``) still follow ``.train()``/``.eval()`` when the graph runs. The model's
+    flags are left as they were; the returned module is in the model's mode.
+
     Args:
         model: any ``nn.Module`` that torch.fx can trace (no data-dependent control flow).
         example_inputs: one tensor per ``forward`` argument; its batch size is recorded.
@@ -338,7 +345,13 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """
     if not isinstance(model, nn.Module):
         raise TraceError(f"model must be a torch.nn.Module (got {type(model).__name__})")
+    # The inference graph: code that reads self.training is traced as in eval mode, whatever
+    # the model's mode (fx would bake F.dropout(x, training=self.training) in as a constant).
+    # Each module's own flag is restored afterwards; the copy keeps the model's.
+    modes = {m: m.training for m in model.modules()}
     try:
+        for m in modes:
+            m.training = False
         tracer = _Tracer()
         graph = tracer.trace(model)
         gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
@@ -347,6 +360,10 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
             f"cannot trace {type(model).__name__} with torch.fx{_user_frame(exc)}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    gm.training = model.training
     return annotate(gm, *example_inputs)
 
 
