@@ -13,10 +13,16 @@ those ``choices + 1`` rows with the same floating-point operations (the same fil
 ``+= 1``, each row summed along its contiguous axis and divided), and keeps, per kernel, which
 row it is. The logarithms, the cumulative sums of the draw and the kernel weights are those
 rows' and weights' own, computed once per table shape: the same operations on the same values,
-so the same bits. :meth:`CategoricalMixture.log_pdf` then adds the gathered logarithms over the
+so the same bits. :meth:`CategoricalMixture.log_pdf` then adds the logarithms over the
 parameters in Optuna's order into a ``(candidates, kernels)`` array laid out as Optuna's, and
-takes Optuna's log-sum-exp over the kernels; :meth:`CategoricalMixture.sample` makes Optuna's
-draws from the random state in the same order. ``tests/search/strategies/test_tpe_parzen.py``
+takes Optuna's log-sum-exp over the kernels. Where a parameter's observed rows all have one
+logarithm at their choice and one elsewhere (2, 8 or 16 choices; most other counts only at
+some numbers of observations), a kernel's sum over the leading such parameters depends only
+on which of them the candidate's choices hit: those sums are tabulated once per proposal, in
+Optuna's order of additions, and looked up by a bit pattern computed 8 parameters to a 64-bit
+word, instead of a gather and an addition of float64 arrays per parameter.
+:meth:`CategoricalMixture.sample` makes Optuna's draws from the random state in the same
+order. ``tests/search/strategies/test_tpe_parzen.py``
 compares all of it with Optuna's ``_ParzenEstimator`` bit for bit; the lockstep tests of
 ``test_tpe.py`` compare whole proposals.
 """
@@ -94,6 +100,90 @@ def _cumulative(choices: tuple[int, ...], n: int, prior_weight: float) -> np.nda
     return out
 
 
+_MAX_TABULATED = 12  # parameters whose hit patterns are tabulated: 4,096 sums at most
+
+
+@functools.lru_cache(maxsize=64)
+def _two_logs(n_choices: int, n: int, prior_weight: float) -> tuple[float, float, float] | None:
+    """``(miss, hit, prior)``: a parameter's logarithm of every observed row away from its
+    own choice, at it, and the prior row's, where each is one number (``None`` where not)."""
+    _, log = _rows(n_choices, n, prior_weight)
+    hit, prior = log[0, 0], log[n_choices, 0]
+    miss = log[0, 1] if n_choices > 1 else hit  # one choice: never missed
+    expected = np.full((n_choices + 1, n_choices), miss)
+    np.fill_diagonal(expected, hit)  # the observed rows' diagonal
+    expected[n_choices] = prior
+    if not np.array_equal(log, expected):
+        return None
+    return float(miss), float(hit), float(prior)
+
+
+@functools.lru_cache(maxsize=16)
+def _hit_table(choices: tuple[int, ...], n: int, prior_weight: float) -> np.ndarray | None:
+    """For ``n`` observations, the sums over the leading ``t`` parameters (up to
+    ``_MAX_TABULATED``) that :func:`_two_logs` finds two-valued, each added as the
+    log-density adds them, parameter by parameter from the first: entry ``m < 2**t`` adds the
+    hit where bit ``i`` of ``m`` is set and the miss where not; entry ``2**t`` adds the prior
+    row's. ``None`` when not even the first parameter is so, or without observations."""
+    if n == 0:
+        return None
+    logs = []
+    for c in choices[:_MAX_TABULATED]:
+        two = _two_logs(c, n, prior_weight) if c <= 128 else None  # indices fit 7 bits
+        if two is None:
+            break
+        logs.append(two)
+    if not logs:
+        return None
+    table = np.empty(2 ** len(logs) + 1)
+    table[0], table[1] = logs[0][0], logs[0][1]
+    prior = logs[0][2]
+    for i, (miss, hit, p) in enumerate(logs[1:], 1):
+        half = 1 << i
+        np.add(table[:half], hit, out=table[half : 2 * half])  # bit i set: the hit added
+        table[:half] += miss
+        prior += p
+    table[-1] = prior
+    table.flags.writeable = False
+    return table
+
+
+_BYTES_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_BYTES_HIGH = np.uint64(0x8080808080808080)
+_GATHER_HIGH = np.uint64(0x0002040810204081)  # byte i's top bit to bit 56 + i
+
+
+def _hit_patterns(kernels: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``(candidates, kernels)``: bit ``i`` set where parameter ``i``'s choice of the
+    candidate is the kernel's (``kernels``: ``(parameters, kernels)``, ``candidates``:
+    ``(candidates, parameters)``, choice indices under 128, at most 12 parameters). Eight
+    parameters a 64-bit word, a byte each: the XOR of a kernel's word and a candidate's is
+    zero in the bytes of equal choices; adding 0x7F to each byte sets its top bit unless it
+    is zero (no byte carries over), and one multiplication gathers the eight top bits."""
+    n_params, n_kernels = kernels.shape
+    width = 8 * ((n_params + 7) // 8)
+    k = np.ones((n_kernels, width), dtype=np.uint8)  # padding: 1 against 0, never equal
+    k[:, :n_params] = kernels.T
+    c = np.zeros((len(candidates), width), dtype=np.uint8)
+    c[:, :n_params] = candidates
+    k_words, c_words = k.view("<u8"), c.view("<u8")
+    mask: np.ndarray | None = None
+    for w in range(width // 8):
+        x = np.bitwise_xor(k_words[np.newaxis, :, w], c_words[:, w, np.newaxis])
+        x += _BYTES_LOW7
+        x &= _BYTES_HIGH
+        x ^= _BYTES_HIGH  # the top bit of each byte of equal choices
+        x *= _GATHER_HIGH
+        x >>= np.uint64(56)
+        if mask is None:
+            mask = x
+        else:
+            x <<= np.uint64(8 * w)
+            mask |= x
+    assert mask is not None
+    return mask
+
+
 @dataclass(frozen=True)
 class CategoricalMixture:
     """Optuna's ``_MixtureOfProductDistribution`` of categorical parameters, by distinct rows.
@@ -128,20 +218,15 @@ class CategoricalMixture:
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
         """``_MixtureOfProductDistribution.log_pdf`` of ``(candidates, parameters)`` choice
-        indices (floats). Per parameter, Optuna adds ``log`` of the gathered probabilities to a
-        ``(candidates, kernels)`` array that starts at zero; here the first parameter's
-        logarithms are the array (``0.0 + v`` is ``v`` for every logarithm: none is ``-0.0``) and
-        the rest are added in order; then the log-weights and the log-sum-exp over kernels, on
-        the same layout. Repeated candidates (drawn from the few kernels below) are computed
-        once: each row is computed from its own operands only."""
+        indices (floats): per candidate and kernel the sum, parameter by parameter in Optuna's
+        order, of the logarithms of the kernels' probabilities of the candidate's choices
+        (:meth:`_log_sums`), plus the log-weights, then the log-sum-exp over the kernels, on
+        Optuna's ``(candidates, kernels)`` layout. Repeated candidates (drawn from the few
+        kernels below) are computed once: each row is computed from its own operands only."""
         first: dict[tuple[int, ...], int] = {}
         inverse = [first.setdefault(tuple(r), len(first)) for r in x.astype(np.int64).tolist()]
         unique = np.array(list(first), dtype=np.int64).reshape(len(first), x.shape[1])
-        out = np.empty(0)
-        for i in range(len(self.choices)):
-            log = self._rows(i)[1]
-            term = np.take(log.T[unique[:, i]], self.kernel_rows[i], axis=1)
-            out = term if i == 0 else np.add(out, term, out=out)
+        out = self._log_sums(unique)
         out += self.log_weights
         top = out.max(axis=1)
         top[np.isneginf(top)] = 0  # an all-zero probability: -inf, not NaN from (-inf) - (-inf)
@@ -149,6 +234,38 @@ class CategoricalMixture:
             pdf = np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
         result: np.ndarray = pdf[inverse]
         return result
+
+    def _log_sums(self, unique: np.ndarray) -> np.ndarray:
+        """``(candidates, kernels)``: Optuna starts from zeros and adds each parameter's
+        gathered logarithms in turn (``0.0 + v`` is ``v``: no logarithm is ``-0.0``).
+
+        Where each observed row of a parameter has one logarithm at its choice (hit) and one
+        elsewhere (miss), as for 2, 8 or 16 choices (numpy's pairwise row sum adds the ``+1``
+        alike wherever it sits; for most other counts its place changes the sum's last bit),
+        an observed kernel's sum over the leading such parameters depends only on which of
+        them the candidate hits: those sums are tabulated once per pattern, adding in the
+        same order, and each (candidate, kernel) looks its pattern up (:func:`_hit_table`).
+        The prior's kernel and the parameters after the first that is not so are added as
+        Optuna does, gathered."""
+        n = self.n
+        table = _hit_table(self.choices, n, self.prior_weight)
+        t = 0 if table is None else (table.size - 1).bit_length() - 1
+        if t < 2:
+            return self._gathered(unique, 0, None)
+        assert table is not None
+        mask = _hit_patterns(self.kernel_rows[:t], unique[:, :t])
+        mask[:, n] = 2**t  # the prior's kernel
+        return self._gathered(unique, t, np.take(table, mask))
+
+    def _gathered(self, unique: np.ndarray, start: int, out: np.ndarray | None) -> np.ndarray:
+        """Add parameters ``start`` on to ``out`` (``None``: start from the first), each
+        kernel's row of logarithms gathered at the candidates' choices."""
+        for i in range(start, len(self.choices)):
+            log = self._rows(i)[1]
+            term = np.take(log.T[unique[:, i]], self.kernel_rows[i], axis=1)
+            out = term if out is None else np.add(out, term, out=out)
+        assert out is not None
+        return out
 
     def sample(self, rng: np.random.RandomState, size: int) -> np.ndarray:
         """``_MixtureOfProductDistribution.sample``: a kernel per candidate (as ``rng.choice``
