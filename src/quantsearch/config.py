@@ -27,6 +27,7 @@ from quantsearch.search.config import (
 )
 from quantsearch.validate import (
     COUNT_MAX,
+    EPOCHS_MAX,
     SEED_MAX,
     check_device,
     check_keys,
@@ -141,7 +142,7 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     device = check_device(get_str(raw, "device", "train", d.device) or d.device, "train.device")
     counts = {"minimum": 1, "maximum": COUNT_MAX}
     return TrainConfig(
-        epochs=get_int(raw, "epochs", "train", d.epochs, **counts) or d.epochs,
+        epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1, maximum=EPOCHS_MAX) or d.epochs,
         batch_size=get_int(raw, "batch_size", "train", d.batch_size, **counts) or d.batch_size,
         lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
         weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0) or 0.0,

@@ -26,6 +26,8 @@ from quantsearch.errors import ConfigError
 
 __all__ = [
     "COUNT_MAX",
+    "EPOCHS_MAX",
+    "REPEATS_MAX",
     "SEED_MAX",
     "THREADS_MAX",
     "check_device",
@@ -56,6 +58,12 @@ COUNT_MAX = 2**31 - 1
 # or a process that exists at once, so a count far past any machine's cores is a mistake, not
 # a request (2**63 - 1 threads hung the thread pool's start).
 THREADS_MAX = 1024
+# Training epochs (train, finetune): an epoch of the zoo's models takes 0.1-10 s, so 10**4 is
+# hours to days; 10**9 (a typo, a stray exponent) would run for years.
+EPOCHS_MAX = 10_000
+# Timed calls of a latency measurement (summary --repeats/--warmup): 10**5 calls of a small
+# model take minutes; more is never needed for a median.
+REPEATS_MAX = 100_000
 
 
 def join_key(key: str, name: str) -> str:

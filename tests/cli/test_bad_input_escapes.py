@@ -348,8 +348,8 @@ def test_damaged_hdf5_file(in_workdir: Path, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("options", "pattern"),
     [
-        ('name = "nsga2"\noptions = { population_size = 1 }', r"NSGAIISampler rejected them"),
-        ('name = "qmc"\noptions = { qmc_type = "bogus" }', r"QMCSampler rejected them"),
+        ('name = "nsga2"\noptions = { population_size = 1 }', r"population_size: got 1, "),
+        ('name = "qmc"\noptions = { qmc_type = "bogus" }', r"qmc_type: got 'bogus', "),
     ],
 )
 def test_rejected_sampler_options_warn_nothing(
@@ -364,7 +364,7 @@ def test_rejected_sampler_options_warn_nothing(
     cfg = _folder(in_workdir, options) / "good.toml"
     cfg.write_text(_sub('name = "random"', options)((in_workdir / "good.toml").read_text()))
     code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
-    _check(code, err, r"^search\.strategy\.options: " + pattern)
+    _check(code, err, r"^search\.strategy\.options\." + pattern)
     assert [str(w.message) for w in recwarn] == []
 
 

@@ -95,9 +95,9 @@ def test_table_shows_costs_metrics_and_latency(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--repeats", "0"], "error: --repeats must be >= 1 (got 0)"),
-        (["--batch", "0"], "error: --batch must be >= 1 (got 0)"),
-        (["--latency-batch", "-1"], "error: --latency-batch must be >= 1 (got -1)"),
+        (["--repeats", "0"], "error: --repeats: got 0, allowed: 1 to 100000"),
+        (["--batch", "0"], "error: --batch: got 0, allowed: 1 to 2147483647"),
+        (["--latency-batch", "-1"], "error: --latency-batch: got -1, allowed: 1 to 2147483647"),
     ],
 )
 def test_bad_input_is_one_error_line(

@@ -131,7 +131,9 @@ def test_never_repeats_is_seeded_and_seeds_differ(mlp: nn.Module, digits: DataSp
 
 
 def test_rejects_what_it_cannot_predict(mlp: nn.Module, digits: DataSplits) -> None:
-    with pytest.raises(ConfigError, match=r"options\.nope is not an option of SensitivitySampler"):
+    with pytest.raises(
+        ConfigError, match=r"options\.nope: got 1, allowed: options \['jitter', 'keep', 'ridge'\]"
+    ):
         run(mlp, digits, n=1, nope=1)
     with pytest.raises(ConfigError, match="pareto"):
         search(

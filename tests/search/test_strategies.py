@@ -68,7 +68,7 @@ def test_options_pass_through_and_unknown_options_are_named(
     run(mlp, digits, {"name": "tpe", "options": {"n_startup_trials": 3}})  # type: ignore[arg-type]
     with pytest.raises(
         ConfigError,
-        match=r"search\.strategy\.options\.n_startup is not an option of TPESampler; allowed: \[",
+        match=r"search\.strategy\.options\.n_startup: got 3, allowed: options \[",
     ):
         run(mlp, digits, {"name": "tpe", "options": {"n_startup": 3}})  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from quantsearch.cli.common import SEED, device_value, folder_value, json_option
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
+from quantsearch.validate import EPOCHS_MAX
 
 __all__ = ["finetune"]
 
@@ -20,7 +21,11 @@ __all__ = ["finetune"]
 @click.command()
 @trial_options
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Training epochs."
+    "--epochs",
+    type=click.IntRange(1, EPOCHS_MAX),
+    default=5,
+    show_default=True,
+    help="Training epochs.",
 )
 @click.option(
     "--lr",

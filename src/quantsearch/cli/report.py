@@ -7,10 +7,15 @@ command so that ``quantsearch --help`` loads none of it.
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import click
 
 from quantsearch.cli.common import figure_format_option, json_option
 from quantsearch.cli.printing import dumps
+from quantsearch.errors import ConfigError
 
 
 @click.command()
@@ -21,6 +26,7 @@ def report(run_dir: str, figure_format: str, as_json: bool) -> None:
     """Write report.html (images embedded) and report.md for a search or compare RUN_DIR."""
     from quantsearch.report import write_report  # see the module docstring
 
+    check_run_files(Path(run_dir))
     files = write_report(run_dir, figure_format.lower())
     if as_json:
         click.echo(
@@ -35,3 +41,58 @@ def report(run_dir: str, figure_format: str, as_json: bool) -> None:
         return
     click.echo(f"report: {files.html}")
     click.echo(f"markdown: {files.markdown}")
+
+
+# What `search` and `compare` write that the report reads or that a reader of the report
+# relies on (model.pt: `quantize --from-run`), and how each begins.
+_FILES = ("best.json", "pareto.json", "search_config.json", "comparison.json", "model.pt")
+_JSON = ("baseline.json",)  # the others' readers say what is wrong in them
+_TEXT = {"trials.csv": "number,", "trials.jsonl": "{", "configs.jsonl": "{"}
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse a run directory whose result files are folders, dangling links or not what
+    their names say, before any report file is written: the report would be drawn from it
+    as if nothing were wrong (a garbage model.pt, a folder named trials.csv)."""
+    for name in (*_FILES, *_JSON, *_TEXT, "study.journal"):
+        path = run_dir / name
+        if path.is_symlink() and not path.exists():
+            _bad(path, "a link to nothing")
+        if not path.exists():
+            continue
+        if not path.is_file():
+            _bad(path, "a folder" if path.is_dir() else "not a regular file")
+        try:
+            head = path.read_bytes()[:4096] if name != "model.pt" else b""
+            if name == "model.pt" and not _is_checkpoint(path):
+                _bad(path, "not a checkpoint (no torch zip archive)")
+        except OSError as exc:
+            _bad(path, f"unreadable ({exc.strerror})")
+        if name in _JSON:
+            try:
+                ok = isinstance(json.loads(path.read_bytes()), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                _bad(path, "not a JSON object")
+        elif (
+            name in _TEXT
+            and (head or name == "trials.csv")
+            and not head.startswith(_TEXT[name].encode())
+        ):
+            _bad(path, f"not what search writes there (it begins {head[:20]!r})")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """``torch.save``'s zip archive holds ``<name>/data.pkl`` (read without importing torch)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/data.pkl") for n in z.namelist())
+
+
+def _bad(path: Path, what: str) -> None:
+    raise ConfigError(
+        f"RUN_DIR: {str(path)!r} is {what}, allowed: the {path.name} that `quantsearch` "
+        "wrote; move it away or run the search again"
+    )

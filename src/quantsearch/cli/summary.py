@@ -12,11 +12,12 @@ from quantsearch.cli.console import format_value, print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import UncountedOpsWarning, metric_spec, metric_specs
+from quantsearch.validate import COUNT_MAX, REPEATS_MAX
 
 
-def _at_least(name: str, value: int | None, minimum: int) -> None:
-    if value is not None and value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum} (got {value})")
+def _within(name: str, value: int | None, minimum: int, maximum: int, what: str = "") -> None:
+    if value is not None and not minimum <= value <= maximum:
+        raise ConfigError(f"{name}: got {value}, allowed: {minimum} to {maximum}{what}")
 
 
 def _display(v: float) -> float | int:
@@ -61,10 +62,11 @@ def summary(
 ) -> None:
     """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
     MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
-    _at_least("--batch", batch, 1)
-    _at_least("--latency-batch", latency_batch, 1)
-    _at_least("--repeats", repeats, 1)
-    _at_least("--warmup", warmup, 0)
+    # timed calls: 10**5 of a small model take minutes already; 10**9 ran for days
+    _within("--repeats", repeats, 1, REPEATS_MAX)
+    _within("--warmup", warmup, 0, REPEATS_MAX)
+    _within("--batch", batch, 1, COUNT_MAX)
+    _within("--latency-batch", latency_batch, 1, COUNT_MAX)
 
     # Each imports torch: deferred for `--help` start-up.
     from quantsearch.metrics.compute import compute_metrics
@@ -74,6 +76,10 @@ def summary(
 
     cfg = load_config_or_default(config_path)
     session = open_session(cfg, load)
+    n_val, split = len(session.data.val), " (the validation split's samples)"
+    _within("--batch", batch, 1, n_val, split)  # else silently fewer than asked
+    if with_latency:
+        _within("--latency-batch", latency_batch, 1, n_val, split)
     gm = session.trace(batch)
     table = graph_table(gm)
     costs = cost_table(gm)

@@ -16,6 +16,7 @@ from quantsearch.cli.common import (
     load_config_or_default,
 )
 from quantsearch.cli.printing import dumps
+from quantsearch.validate import EPOCHS_MAX
 
 __all__ = ["default_checkpoint_path", "train"]
 
@@ -30,7 +31,9 @@ __all__ = ["default_checkpoint_path", "train"]
     callback=file_value,
     help="Checkpoint to write (default: train.checkpoint, else model.checkpoint, else runs/<model>.pt).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override train.epochs.")
+@click.option(
+    "--epochs", type=click.IntRange(1, EPOCHS_MAX), default=None, help="Override train.epochs."
+)
 @json_option
 def train(config_path: str | None, out: str | None, epochs: int | None, as_json: bool) -> None:
     """Train the config's model on its dataset, early-stopped on validation loss.

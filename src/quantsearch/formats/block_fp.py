@@ -22,6 +22,10 @@ _SHORT = re.compile(
 )
 
 
+BLOCK_SIZE_MAX = 2**16  # MSFP uses 16; a block longer than its dimension is the whole dimension
+BLOCK_DIM_MAX = 64  # torch tensors have at most 64 dimensions
+
+
 @FORMATS.register("block_fp")
 @dataclass(frozen=True)
 class BlockFP(BiasedExponent, NumberFormat):
@@ -68,8 +72,16 @@ class BlockFP(BiasedExponent, NumberFormat):
             raise self._invalid(
                 f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
             )
-        if self.block_size < 1:
-            raise self._invalid(f"block_size must be >= 1 (got {self.block_size})")
+        if not 1 <= self.block_size <= BLOCK_SIZE_MAX:
+            # a block is padded to block_size: 10**14 allocated ~400 TB per row
+            raise self._invalid(
+                f"block_size must satisfy 1 <= block_size <= {BLOCK_SIZE_MAX} (got {self.block_size})"
+            )
+        if not -BLOCK_DIM_MAX <= self.block_dim < BLOCK_DIM_MAX:
+            raise self._invalid(
+                f"block_dim must satisfy {-BLOCK_DIM_MAX} <= block_dim < {BLOCK_DIM_MAX} "
+                f"(got {self.block_dim})"
+            )
         self._default_bias()
 
     @property

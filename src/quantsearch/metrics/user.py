@@ -77,9 +77,11 @@ def run_user_evaluate(
             f"metric name -> number"
         )
     missing = [n for n in names if n not in out]
-    if missing:
+    if missing:  # each name is declared in [metrics] directions or given one by an objective
         raise MetricError(
-            f"evaluate function {who!r} returned no {missing} (it returned {sorted(map(str, out))})"
+            f"metrics.directions.{missing[0]} (or the objective naming it): evaluate function "
+            f"{who!r} returned no {missing[0]!r}, allowed: the metrics it returns "
+            f"({sorted(map(str, out))})"
         )
     return {n: _number(out[n], n, who) for n in names}
 

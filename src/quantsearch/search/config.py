@@ -8,13 +8,14 @@ space meets the traced model, before any trial runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError
 from quantsearch.metrics.config import check_directions
-from quantsearch.metrics.specs import TRIAL_METRICS
+from quantsearch.metrics.specs import TRIAL_METRICS, builtin_metric, metric_spec
 from quantsearch.search.goals import (
     ConstraintSpec,
     ObjectiveSpec,
@@ -245,6 +246,9 @@ def parse_search_config(
             "weighted sum would be 0 for every config)"
         )
     constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
+    for c in constraints:
+        _check_bound(c, f"{key}.constraints.{c.name}.{'max' if c.kind in _DERIVED else c.kind}")
+    _check_strategy(strategy, combine, objectives, f"{key}.strategy")
     named = [o.metric for o in objectives] + [c.metric for c in constraints]
     metrics_raw = raw.get("metrics", list(default_recorded(user, named)))
     if not isinstance(metrics_raw, list) or not all(isinstance(m, str) for m in metrics_raw):
@@ -287,6 +291,38 @@ def parse_search_config(
         db_retry_s=_bounded(raw, "db_retry_s", key, SearchConfig.db_retry_s, 86_400),
         user_metrics=dict(user or {}),
     )
+
+
+_DERIVED = ("drop", "increase")
+
+
+def _check_bound(c: ConstraintSpec, key: str) -> None:
+    """A bound some value can meet and some can break: a ratio to the baseline is >= 0; every
+    built-in metric is >= 0, and a fraction (accuracy) is at most 1, so is its drop."""
+    allowed: tuple[float, float] | None = None
+    if c.kind in ("max_ratio", "min_ratio"):
+        allowed = (0.0, math.inf)
+    elif builtin_metric(c.metric):
+        fraction = metric_spec(c.metric).unit == "fraction"
+        if c.kind in _DERIVED:
+            allowed = (-1.0, 1.0) if fraction else None
+        else:
+            allowed = (0.0, 1.0 if fraction else math.inf)
+    if allowed is not None and not allowed[0] <= c.bound <= allowed[1]:
+        lo, hi = allowed
+        rule = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
+        unit = " (a fraction: 0.9 for 90%)" if hi == 1.0 else ""
+        raise ConfigError(f"{key}: got {c.bound}, allowed: a bound {rule} for {c.metric}{unit}")
+
+
+def _check_strategy(
+    strategy: StrategySpec, combine: str, objectives: tuple[ObjectiveSpec, ...], key: str
+) -> None:
+    """The strategy's options, checked now that the study's number of objectives is known."""
+    from quantsearch.search.strategies import STRATEGIES  # lazy: as _canonical_strategy
+
+    n_objectives = len(objectives) if combine == "pareto" else 1
+    STRATEGIES.get(strategy.name).check_options(strategy.options, f"{key}.options", n_objectives)
 
 
 def _study(raw: Mapping[str, Any], key: str) -> str | None:

@@ -99,6 +99,7 @@ class SearchSpace:
                     f"{key}: op kind {kind!r} cannot be quantized; quantizable kinds: {sorted(quantizable)}"
                 )
 
+        self._view = view
         knobs: list[Knob] = []
         self.derived: list[tuple[str, str, str]] = []  # (node, role, source role)
         kind_targets = {t: v for t, v in spec.choices.items() if t in by_kind}
@@ -149,6 +150,8 @@ class SearchSpace:
                 self.derived.extend((n, role, SAME_AS[choices]) for n in nodes)
                 continue
             name = f"{prefix}.{role}"
+            for node in nodes:
+                self._check_block_dims(f"search.space.choices.{prefix}.{role}", node, role, choices)
             labels = choice_labels(kind, role, choices)
             if len(set(labels)) != len(labels):  # equal once the role's defaults apply
                 twice = next(lb for lb in labels if labels.count(lb) > 1)
@@ -162,6 +165,27 @@ class SearchSpace:
             knobs.append(
                 Knob(name, role, nodes, choices, labels, cost_order, legacy_labels(choices))
             )
+
+    def _check_block_dims(self, key: str, node: str, role: str, choices: Choices) -> None:
+        """A block_fp ``block_dim`` the tensor has (a dimension it lacks failed every trial)."""
+        for i, option in enumerate(choices):
+            dim = option.get("block_dim")
+            if not isinstance(dim, int):
+                continue
+            cand = self._view.candidates.get(node)
+            if role in ("weight", "bias"):
+                tensor = getattr(cand.module, role, None) if cand is not None else None
+                shape = None if tensor is None else tuple(tensor.shape)
+            else:
+                metas = self._view.infos[node].inputs if role == "data_in" else ()
+                metas = metas or self._view.infos[node].outputs
+                shape = metas[0].shape if metas else None
+            if shape is not None and not -max(len(shape), 1) <= dim < max(len(shape), 1):
+                n = max(len(shape), 1)
+                raise ConfigError(
+                    f"{key}[{i}].block_dim: got {dim}, allowed: {-n} to {n - 1} (the {role} of "
+                    f"node {node!r} is a {len(shape)}-d tensor of shape {shape})"
+                )
 
     # -- size and enumeration -----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial
 
 from quantsearch.errors import ConfigError
 from quantsearch.registry import Registry
+from quantsearch.search.strategies.options import Option, check_options
 
 __all__ = [
     "STRATEGIES",
@@ -102,6 +103,9 @@ class Strategy:
         encoding: how the sampler sees each knob (labels, or cheapest-first indices).
         exhaustive: visits every point once, in order, then stops; needs a finite space.
         multi_objective: can optimise a Pareto front (``combine = "pareto"``).
+        options: what ``[search.strategy] options`` may set, checked at config load.
+        check: checks of the options together, given the study's number of objectives
+            (``(options, n_objectives, key)``), at config load too.
     """
 
     name: str
@@ -111,13 +115,24 @@ class Strategy:
     encoding: Encoding = "categorical"
     exhaustive: bool = False
     multi_objective: bool = True
+    options: Mapping[str, Option] = field(default_factory=dict)
+    check: Callable[[Mapping[str, Any], int, str], None] | None = None
+
+    def check_options(self, options: Mapping[str, Any], key: str, n_objectives: int = 1) -> None:
+        """Refuse options this strategy does not take or values outside their range."""
+        check_options(options, self.options, key)
+        if self.check is not None:
+            self.check(options, n_objectives, key)
 
 
 STRATEGIES: Registry[Strategy] = Registry("search.strategy")
 
 
 def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:
-    return STRATEGIES.get(name, key="search.strategy").build(ctx)
+    strategy = STRATEGIES.get(name, key="search.strategy")
+    # checked at config load too; again here for a SearchConfig built in code
+    strategy.check_options(ctx.options, "search.strategy.options", ctx.n_objectives)
+    return strategy.build(ctx)
 
 
 SamplerT = TypeVar("SamplerT", bound=BaseSampler)

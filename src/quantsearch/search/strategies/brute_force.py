@@ -32,6 +32,7 @@ from quantsearch.search.strategies.base import (
     StrategyContext,
     pass_options,
 )
+from quantsearch.search.strategies.options import Option
 from quantsearch.search.trial import TrialInfo
 
 __all__ = ["BruteForceSampler", "permute"]
@@ -156,4 +157,5 @@ STRATEGY = Strategy(
     "every point exactly once, in stable order (finite spaces only)",
     aliases=("brute-force", "exhaustive"),
     exhaustive=True,
+    options={"shuffle": Option("bool")},
 )

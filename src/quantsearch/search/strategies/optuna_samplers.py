@@ -18,13 +18,19 @@ Two defaults are changed, each for a reason measured on quantsearch's spaces:
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import optuna.samplers as S
 
+from quantsearch.errors import ConfigError
 from quantsearch.search.strategies.base import Strategy, StrategyContext, pass_options
+from quantsearch.search.strategies.options import PER_TRIAL_MAX, Option, n_points
 from quantsearch.search.strategies.random_batch import BatchRandomSampler
 from quantsearch.search.strategies.tpe import tpe_sampler
+from quantsearch.validate import COUNT_MAX
 
 
 def _grid(ctx: StrategyContext) -> S.BaseSampler:
@@ -100,6 +106,77 @@ def _gp(ctx: StrategyContext) -> S.BaseSampler:
     return pass_options(S.GPSampler, ctx, {"seed": ctx.seed})
 
 
+# What a config may set: the options of each Optuna sampler that TOML can write (functions and
+# objects such as gamma, constraints_func or independent_sampler it cannot), with the ranges
+# Optuna checks (or fails on mid-search when it does not: a negative n_startup_trials).
+COUNT = Option("int", 0, COUNT_MAX)
+FLAG = Option("bool")
+PROBABILITY = Option("float", 0, 1)
+TPE_OPTIONS = {
+    "n_startup_trials": COUNT,
+    "n_ei_candidates": Option("int", 1, PER_TRIAL_MAX),
+    "multivariate": FLAG,
+    "group": FLAG,
+    "constant_liar": FLAG,
+    "warn_independent_sampling": FLAG,
+    # deprecated by Optuna (4.3, 4.9), which still takes them with a FutureWarning
+    "consider_prior": FLAG,
+    "prior_weight": Option("float", 1e-6, 1e6),
+    "consider_magic_clip": FLAG,
+    "consider_endpoints": FLAG,
+}
+NSGA2_OPTIONS = {
+    "population_size": Option("int", 2, COUNT_MAX),
+    "mutation_prob": PROBABILITY,
+    "crossover_prob": PROBABILITY,
+    "swapping_prob": PROBABILITY,
+}
+NSGA3_OPTIONS = {
+    **NSGA2_OPTIONS,
+    "dividing_parameter": Option("int", 1, PER_TRIAL_MAX),
+    "reference_points": Option("points"),
+}
+QMC_OPTIONS = {
+    "qmc_type": Option("choice", choices=("sobol", "halton")),
+    "scramble": FLAG,
+    "warn_asynchronous_seeding": FLAG,
+    "warn_independent_sampling": FLAG,
+}
+GP_OPTIONS = {
+    "n_startup_trials": COUNT,
+    "deterministic_objective": FLAG,
+    "warn_independent_sampling": FLAG,
+}
+
+
+def _check_tpe(options: Mapping[str, Any], n_objectives: int, key: str) -> None:
+    if options.get("group") and options.get("multivariate") is False:  # as TPESampler refuses
+        raise ConfigError(
+            f"{key}.group: got true with multivariate = false, allowed: group = true with "
+            "multivariate = true or unset"
+        )
+
+
+def _check_nsga3(options: Mapping[str, Any], n_objectives: int, key: str) -> None:
+    """Reference points one per objective; the generated ones (comb(M + p - 1, p) for M
+    objectives and dividing_parameter p) at most PER_TRIAL_MAX."""
+    if "reference_points" in options:
+        dim = n_points(options["reference_points"])[1]
+        if dim != n_objectives:
+            raise ConfigError(
+                f"{key}.reference_points: got points of {dim} coordinates, allowed: "
+                f"{n_objectives} (one per objective of this study)"
+            )
+        return
+    p = options.get("dividing_parameter", 3)
+    if math.comb(n_objectives + p - 1, p) > PER_TRIAL_MAX:
+        raise ConfigError(
+            f"{key}.dividing_parameter: got {p}, which makes "
+            f"{math.comb(n_objectives + p - 1, p):,} reference points for {n_objectives} "
+            f"objectives, allowed: at most {PER_TRIAL_MAX:,}"
+        )
+
+
 STRATEGIES_ = (
     Strategy(
         "grid",
@@ -112,29 +189,36 @@ STRATEGIES_ = (
         "tpe",
         _tpe,
         "Optuna TPESampler (Tree-structured Parzen Estimator)",
+        options=TPE_OPTIONS,
+        check=_check_tpe,
     ),
     Strategy(
         "nsga2",
         _nsga2,
         "Optuna NSGAIISampler (genetic, multi-objective)",
         aliases=("nsga-ii",),
+        options=NSGA2_OPTIONS,
     ),
     Strategy(
         "nsga3",
         _nsga3,
         "Optuna NSGAIIISampler (reference-point genetic)",
         aliases=("nsga-iii",),
+        options=NSGA3_OPTIONS,
+        check=_check_nsga3,
     ),
     Strategy(
         "qmc",
         _qmc,
         "Optuna QMCSampler (scrambled Sobol) over cheapest-first indices",
         encoding="ordinal",
+        options=QMC_OPTIONS,
     ),
     Strategy(
         "gp",
         _gp,
         "Optuna GPSampler (Gaussian-process Bayesian optimisation) over cheapest-first indices",
         encoding="ordinal",
+        options=GP_OPTIONS,
     ),
 )

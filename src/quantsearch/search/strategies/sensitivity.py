@@ -45,6 +45,7 @@ from quantsearch.search.sensitivity import (
     sensitivity_tables,
 )
 from quantsearch.search.strategies.base import Space, SpaceSampler, Strategy, StrategyContext
+from quantsearch.search.strategies.options import Option
 from quantsearch.search.trial import TrialInfo
 
 __all__ = ["SensitivitySampler"]
@@ -422,15 +423,8 @@ def _affine(kind: str, bound: float, base: float) -> tuple[float, float]:
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
-    opts = dict(ctx.options)
-    allowed = {"jitter", "keep", "ridge"}
-    for name in opts:
-        if name not in allowed:
-            raise ConfigError(
-                f"search.strategy.options.{name} is not an option of SensitivitySampler; "
-                f"allowed: {sorted(allowed)}"
-            )
-    return SensitivitySampler(ctx.space, ctx.seed, ctx.evaluator, ctx.search, **opts)
+    # options: checked against STRATEGY.options (build_sampler, and at config load)
+    return SensitivitySampler(ctx.space, ctx.seed, ctx.evaluator, ctx.search, **ctx.options)
 
 
 STRATEGY = Strategy(
@@ -439,4 +433,10 @@ STRATEGY = Strategy(
     "predicted per-layer damage + exact costs -> integer program (milp), refitted after each trial",
     aliases=("hawq",),
     multi_objective=False,
+    # jitter is a log-scale spread: e**10 is a factor of 22,000 already
+    options={
+        "jitter": Option("float", 0, 10),
+        "keep": Option("int", 1, 10**4),
+        "ridge": Option("float", 0, 1e6),
+    },
 )

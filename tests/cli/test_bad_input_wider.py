@@ -1,0 +1,347 @@
+"""Bad inputs the first two corpora (``test_bad_input_corpus.py``, ``test_bad_input_escapes.py``)
+left open, found by fuzzing every strategy option, constraint bound, format field, CLI count and
+run-directory file; each is now one ``error:`` line naming the key or argument, exit status 2,
+no traceback, and an existing study beside it unchanged.
+
+What escaped before: strategy options checked only when the sampler was built, after the model
+and data had loaded, and only those Optuna itself checks at construction (a TPE
+``n_startup_trials = -1``, a GP ``n_startup_trials = -3`` and a sensitivity ``jitter = -1``
+ran; ``keep = 0``, ``ridge = nan`` and ``constraints_func = 1`` were internal-error tracebacks
+mid-search; ``gamma = 0.5`` printed Optuna's FutureWarning and ran); constraint bounds no
+value can meet or every value meets (``max_ratio = -0.5``, ``accuracy = { min = 2.0 }``); a
+block_fp ``block_dim`` the tensor lacks, or a ``block_size`` of 10**14 (every trial failed,
+exit 0); a user metric declared but never returned, whose error did not name the key;
+``report`` drawing a run directory whose model.pt is garbage or whose trials.csv is a folder;
+``finetune --epochs 1e9``, ``summary --repeats 1e9`` (days of work) and ``summary --batch``
+past the validation split (silently fewer samples).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cli.bad_input import ACC, GOOD, W, finished_study
+from tests.cli.bad_input import add as _add
+from tests.cli.bad_input import check_one_line as _check
+from tests.cli.bad_input import digest as _digest
+from tests.cli.bad_input import run_cli as _run
+from tests.cli.bad_input import sub as _sub
+
+OPT = r"^search\.strategy\.options\."
+
+
+def _strategy(name: str, options: str) -> Callable[[str], str]:
+    return _sub('name = "random"', f'name = "{name}"\noptions = {{ {options} }}')
+
+
+def _pareto(text: str) -> str:
+    return text.replace(ACC, ACC + '\nbitops = { direction = "minimize" }\ncombine = "pareto"')
+
+
+def _bfp(fields: str, role: str = "weight") -> Callable[[str], str]:
+    fmt = f'{{ format = "block_fp", mantissa_width = 4, {fields} }}'
+    if role == "weight":
+        return _sub(W, f"weight = [{fmt}]")
+    return _sub(W, f"{W}\n{role} = [{fmt}]")
+
+
+# name -> (edit of the good config, regex the error line must match after "error: ")
+CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
+    # every strategy's options: names, types and ranges, at load
+    "tpe gamma float": (_strategy("tpe", "gamma = 0.5"), OPT + r"gamma: got 0\.5, allowed: opt"),
+    "tpe weights": (_strategy("tpe", "weights = 1"), OPT + r"weights: got 1, allowed: options"),
+    "tpe n_startup_trials negative": (
+        _strategy("tpe", "n_startup_trials = -1"),
+        OPT + r"n_startup_trials: got -1, allowed: an integer in \[0, 2147483647\]",
+    ),
+    "tpe n_startup_trials huge": (
+        _strategy("tpe", "n_startup_trials = 99999999999999999"),
+        OPT + r"n_startup_trials: got 99999999999999999",
+    ),
+    "tpe n_startup_trials float": (
+        _strategy("tpe", "n_startup_trials = 5.0"),
+        OPT + r"n_startup_trials: got 5\.0, allowed: an integer",
+    ),
+    "tpe n_ei_candidates zero": (_strategy("tpe", "n_ei_candidates = 0"), OPT + r"n_ei_cand"),
+    "tpe n_ei_candidates 1e9": (
+        _strategy("tpe", "n_ei_candidates = 1_000_000_000"),
+        OPT + r"n_ei_candidates: got 1000000000, allowed: an integer in \[1, 100000\]",
+    ),
+    "tpe prior_weight negative": (_strategy("tpe", "prior_weight = -1.0"), OPT + r"prior_w"),
+    "tpe prior_weight nan": (_strategy("tpe", "prior_weight = nan"), OPT + r"prior_weight"),
+    "tpe multivariate int": (_strategy("tpe", "multivariate = 1"), OPT + r"multivariate: got 1"),
+    "tpe group without multivariate": (
+        _strategy("tpe", "group = true, multivariate = false"),
+        OPT + r"group: got true with multivariate = false, allowed: group = true with multi",
+    ),
+    "tpe constraints_func": (_strategy("tpe", "constraints_func = 1"), OPT + r"constraints_f"),
+    "tpe seed": (_strategy("tpe", "seed = 3"), OPT + r"seed: got 3, allowed: options"),
+    "nsga2 population_size 1": (_strategy("nsga2", "population_size = 1"), OPT + r"populat"),
+    "nsga2 population_size huge": (
+        _strategy("nsga2", "population_size = 9223372036854775807"),
+        OPT + r"population_size",
+    ),
+    "nsga2 mutation_prob 2": (_strategy("nsga2", "mutation_prob = 2.0"), OPT + r"mutation_p"),
+    "nsga2 crossover_prob inf": (_strategy("nsga2", "crossover_prob = inf"), OPT + r"crossov"),
+    "nsga2 swapping_prob -0.5": (_strategy("nsga2", "swapping_prob = -0.5"), OPT + r"swapping"),
+    "nsga2 crossover object": (_strategy("nsga2", 'crossover = "uniform"'), OPT + r"crossover:"),
+    "nsga3 dividing_parameter 0": (_strategy("nsga3", "dividing_parameter = 0"), OPT + r"divid"),
+    "nsga3 dividing_parameter explodes": (
+        lambda t: _pareto(_strategy("nsga3", "dividing_parameter = 100000")(t)),
+        OPT + r"dividing_parameter: got 100000, which makes 100,001 reference points for 2 obj",
+    ),
+    "nsga3 reference_points ragged": (
+        _strategy("nsga3", "reference_points = [[0, 1], [1]]"),
+        OPT + r"reference_points: got \[\[0, 1\], \[1\]\], allowed: a list of points",
+    ),
+    "nsga3 reference_points dimension": (
+        lambda t: _pareto(_strategy("nsga3", "reference_points = [[0, 1, 2]]")(t)),
+        OPT + r"reference_points: got points of 3 coordinates, allowed: 2 \(one per objective",
+    ),
+    "nsga3 reference_points nan": (
+        _strategy("nsga3", "reference_points = [[nan]]"),
+        OPT + r"reference_points",
+    ),
+    "qmc qmc_type unknown": (
+        _strategy("qmc", 'qmc_type = "foo"'),
+        OPT + r"qmc_type: got 'foo', allowed: one of \['sobol', 'halton'\]",
+    ),
+    "qmc independent_sampler": (_strategy("qmc", "independent_sampler = 1"), OPT + r"independ"),
+    "gp n_startup_trials negative": (_strategy("gp", "n_startup_trials = -3"), OPT + r"n_start"),
+    "gp deterministic_objective string": (
+        _strategy("gp", 'deterministic_objective = "no"'),
+        OPT + r"deterministic_objective: got 'no', allowed: true or false",
+    ),
+    "random any option": (
+        _strategy("random", "seed = 3"),
+        OPT + r"seed: got 3, allowed: no options \(it takes none\)",
+    ),
+    "grid any option": (_strategy("grid", "shuffle = true"), OPT + r"shuffle: got True, allowed"),
+    "local any option": (_strategy("local", "restarts = 2"), OPT + r"restarts: got 2, allowed: no"),
+    "brute_force shuffle int": (_strategy("brute_force", "shuffle = 1"), OPT + r"shuffle: got 1"),
+    "sensitivity jitter negative": (
+        _strategy("sensitivity", "jitter = -1.0"),
+        OPT + r"jitter: got -1\.0, allowed: a finite number in \[0, 10\]",
+    ),
+    "sensitivity keep zero": (_strategy("sensitivity", "keep = 0"), OPT + r"keep: got 0"),
+    "sensitivity keep string": (_strategy("sensitivity", 'keep = "a"'), OPT + r"keep: got 'a'"),
+    "sensitivity ridge nan": (_strategy("sensitivity", "ridge = nan"), OPT + r"ridge: got nan"),
+    "sensitivity unknown": (_strategy("sensitivity", "nope = 1"), OPT + r"nope: got 1, allowed"),
+    "options an array": (
+        _sub('name = "random"', 'name = "tpe"\noptions = [1]'),
+        r"search\.strategy\.options",
+    ),
+    # constraint bounds some value can meet and some can break
+    "max_ratio negative": (
+        _add("search.constraints", "bitops = { max_ratio = -0.5 }"),
+        r"^search\.constraints\.bitops\.max_ratio: got -0\.5, allowed: a bound >= 0 for bitops",
+    ),
+    "min_ratio negative": (
+        _add("search.constraints", "model_size_bits = { min_ratio = -1 }"),
+        r"^search\.constraints\.model_size_bits\.min_ratio: got -1\.0",
+    ),
+    "cost max negative": (
+        _add("search.constraints", "bitops = { max = -1 }"),
+        r"^search\.constraints\.bitops\.max: got -1\.0, allowed: a bound >= 0",
+    ),
+    "accuracy min above 1": (
+        _add("search.constraints", "accuracy = { min = 2.0 }"),
+        r"^search\.constraints\.accuracy\.min: got 2\.0, allowed: a bound in \[0, 1\] for acc",
+    ),
+    "accuracy_drop above 1": (
+        _add("search.constraints", "accuracy_drop = { max = 5 }"),
+        r"^search\.constraints\.accuracy_drop\.max: got 5\.0, allowed: a bound in \[-1, 1\]",
+    ),
+    # block_fp: a block_dim the tensor has, a block_size that fits in memory
+    "block_dim past a weight": (
+        _bfp("block_dim = 2"),
+        r"^search\.space\.choices\.linear\.weight\[0\]\.block_dim: got 2, allowed: -2 to 1 "
+        r"\(the weight of node 'seq_blocks_0' is a 2-d tensor of shape \(64, 64\)\)",
+    ),
+    "block_dim before a weight": (
+        _bfp("block_dim = -3"),
+        r"^search\.space\.choices\.linear\.weight\[0\]\.block_dim: got -3, allowed: -2 to 1",
+    ),
+    "block_dim past an input": (
+        _bfp("block_dim = 2", "data_in"),
+        r"^search\.space\.choices\.linear\.data_in\[0\]\.block_dim: got 2, allowed: -2 to 1 "
+        r"\(the data_in of node 'seq_blocks_0' is a 2-d tensor",
+    ),
+    "block_dim 99": (_bfp("block_dim = 99"), r"weight\[0\]: block_dim must satisfy -64 <="),
+    "block_size huge": (
+        _bfp("block_size = 99999999999999"),
+        r"weight\[0\]: block_size must satisfy 1 <= block_size <= 65536",
+    ),
+    # counts of work with upper bounds
+    "train.epochs 1e9": (
+        _add("train", "epochs = 1_000_000_000"),
+        r"^train\.epochs must be <= 10000 \(got 1000000000\)",
+    ),
+}
+
+# name -> (arguments, regex); run in the folder holding runs/good
+ARG_CASES: dict[str, tuple[list[str], str]] = {
+    "finetune --epochs 1e9": (
+        ["finetune", "--from-run", "runs/good", "--epochs", "1000000000"],
+        r"^--epochs: 1000000000 is not in the range 1<=x<=10000",
+    ),
+    "train --epochs 1e9": (
+        ["train", "-c", "good.toml", "--epochs", "1000000000"],
+        r"^--epochs: 1000000000 is not in the range 1<=x<=10000",
+    ),
+    "summary --repeats 1e9": (
+        ["summary", "-c", "good.toml", "--latency", "--repeats", "1000000000"],
+        r"^--repeats: got 1000000000, allowed: 1 to 100000$",
+    ),
+    "summary --warmup 1e9": (
+        ["summary", "-c", "good.toml", "--latency", "--warmup", "1000000000"],
+        r"^--warmup: got 1000000000, allowed: 0 to 100000$",
+    ),
+    "summary --batch past the split": (
+        ["summary", "-c", "good.toml", "--batch", "100000"],
+        r"^--batch: got 100000, allowed: 1 to \d+ \(the validation split's samples\)",
+    ),
+    "summary --latency-batch past the split": (
+        ["summary", "-c", "good.toml", "--latency", "--latency-batch", "100000"],
+        r"^--latency-batch: got 100000, allowed: 1 to \d+ \(the validation split's samples\)",
+    ),
+    "summary --batch huge": (
+        ["summary", "-c", "good.toml", "--batch", "99999999999999999999999"],
+        r"^--batch: got 99999999999999999999999, allowed: 1 to 2147483647",
+    ),
+}
+
+
+def _replace_with_dir(d: Path, name: str) -> None:
+    (d / name).unlink()
+    (d / name).mkdir()
+
+
+def _dangling(d: Path, name: str) -> None:
+    (d / name).unlink()
+    (d / name).symlink_to(d / "no-such-file")
+
+
+# name -> damage done to a copy of the finished run directory; run as `report COPY`
+REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "trials.csv a folder": (
+        lambda d: _replace_with_dir(d, "trials.csv"),
+        r"^RUN_DIR: '.*trials\.csv' is a folder, allowed: the trials\.csv that `quantsearch` wr",
+    ),
+    "trials.csv garbage": (
+        lambda d: (d / "trials.csv").write_bytes(b"\x00\xffgarbage"),
+        r"^RUN_DIR: '.*trials\.csv' is not what search writes there",
+    ),
+    "trials.csv empty": (lambda d: (d / "trials.csv").write_bytes(b""), r"trials\.csv' is not"),
+    "trials.csv dangling link": (
+        lambda d: _dangling(d, "trials.csv"),
+        r"^RUN_DIR: '.*trials\.csv' is a link to nothing",
+    ),
+    "model.pt garbage": (
+        lambda d: (d / "model.pt").write_bytes(b"garbage"),
+        r"^RUN_DIR: '.*model\.pt' is not a checkpoint \(no torch zip archive\)",
+    ),
+    "model.pt a folder": (lambda d: _replace_with_dir(d, "model.pt"), r"model\.pt' is a folder"),
+    "model.pt dangling link": (lambda d: _dangling(d, "model.pt"), r"model\.pt' is a link to"),
+    "baseline.json empty": (
+        lambda d: (d / "baseline.json").write_bytes(b""),
+        r"^RUN_DIR: '.*baseline\.json' is not a JSON object",
+    ),
+    "best.json a folder": (lambda d: _replace_with_dir(d, "best.json"), r"best\.json' is a fold"),
+    "study.journal a folder": (
+        lambda d: _replace_with_dir(d, "study.journal"),
+        r"study\.journal' is a folder",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    """A folder with a finished study in runs/good and a user evaluate function."""
+    d = tmp_path_factory.mktemp("wider")
+    (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
+    (d / "task.py").write_text("def f(model, batches):\n    return {'score': 1.0}\n")
+    finished_study(d)
+    return d
+
+
+@pytest.fixture
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(workdir)
+    before = _digest(workdir / "runs")
+    yield workdir  # type: ignore[misc]
+    assert _digest(workdir / "runs") == before, "an existing study was changed"
+
+
+def _folder(root: Path, name: str) -> Path:
+    case = root / "cases" / re.sub(r"\W+", "_", name)
+    case.mkdir(parents=True, exist_ok=True)
+    return case
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_CASES))
+def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit, pattern = CONFIG_CASES[name]
+    cfg = _folder(in_workdir, name) / "good.toml"  # same stem: it names the existing study
+    cfg.write_text(edit((in_workdir / "good.toml").read_text()))
+    code, err = _run(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], capsys)
+    _check(code, err, pattern)
+
+
+@pytest.mark.parametrize("name", sorted(ARG_CASES))
+def test_bad_argument(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, pattern = ARG_CASES[name]
+    code, err = _run(args, capsys)
+    _check(code, err, pattern)
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_CASES))
+def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    damage, pattern = REPORT_CASES[name]
+    copy = _folder(in_workdir, name) / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", copy)
+    damage(copy)
+    before = {p.name for p in copy.iterdir()}
+    code, err = _run(["report", str(copy)], capsys)
+    _check(code, err, pattern)
+    assert {p.name for p in copy.iterdir()} == before  # no report drawn beside it
+
+
+def test_the_undamaged_copy_reports(in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks refuse only damage: the copy the cases start from gives a report."""
+    copy = _folder(in_workdir, "undamaged") / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", copy)
+    code, err = _run(["report", str(copy)], capsys)
+    assert code == 0, err
+    assert (copy / "report.html").is_file()
+
+
+def test_a_declared_metric_never_returned_names_its_key(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``f`` returns only ``score``; ``missing`` is declared too (the error named no key)."""
+    case = _folder(in_workdir, "declared never returned")
+    text = _sub(ACC, "score = {}\nmissing = {}")((in_workdir / "good.toml").read_text())
+    text += '[metrics]\nevaluate = "../../task.py:f"\n'
+    text += 'directions = { score = "maximize", missing = "minimize" }\n'
+    (case / "um.toml").write_text(text)
+    code, err = _run(["search", "-c", str(case / "um.toml"), "--run-dir", str(case), "-q"], capsys)
+    _check(
+        code,
+        err,
+        r"^metrics\.directions\.missing \(or the objective naming it\): evaluate function 'f' "
+        r"returned no 'missing', allowed: the metrics it returns \(\['score'\]\)",
+    )
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(CONFIG_CASES) + len(ARG_CASES) + len(REPORT_CASES) >= 60
+    assert os.sep not in "".join(CONFIG_CASES)  # names become folder names
