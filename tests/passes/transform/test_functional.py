@@ -306,3 +306,78 @@ def test_integer_weights_of_function_form_layers_equal_the_module_twins(tmp_path
     )
     with pytest.raises(ConfigError, match=r"^linear_1\.weight: parameter 'w' is read by linear"):
         save_int_weights(quantize(gm, rc), tmp_path / "t")
+
+
+class FnMatmul(nn.Module):
+    """``x @ self.w.t()`` and ``x @ self.m``: nn.Linear(bias=False) written as matmuls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 16) * 0.4)
+        self.m = nn.Parameter(torch.randn(8, 5) * 0.4)  # stored (in, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.w.t()) @ self.m
+
+
+class ModMatmul(nn.Module):
+    def __init__(self, fn: FnMatmul) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 8, bias=False), nn.Linear(8, 5, bias=False)
+        with torch.no_grad():
+            self.fc1.weight.copy_(fn.w)
+            self.fc2.weight.copy_(fn.m.t())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_matmul_with_a_parameter_has_a_weight_role_like_its_linear_twin(fmt: str) -> None:
+    """by_type.matmul with data_in, weight and data_out: outputs torch.equal to the
+    nn.Linear(bias=False) twin's under by_type.linear, and equal static metrics. A format
+    rounds the operand as the node reads it: a matmul's right operand is (in, out), so
+    block_fp's blocks run along its reduction dimension with block_dim = -2, as they do along
+    nn.Linear's (out, in) weight with -1."""
+    torch.manual_seed(0)
+    fn = FnMatmul().eval()
+    mod = ModMatmul(fn).eval()
+    x = torch.randn(12, 16, generator=torch.Generator().manual_seed(1))
+    roles = {r: FORMATS[fmt] for r in ("data_in", "weight", "data_out")}
+    w = {**FORMATS[fmt], "block_dim": -2} if fmt == "block_fp" else FORMATS[fmt]
+    table = {"by_type": {"matmul": {**roles, "weight": w}}}
+    qf = quantize(trace(fn, x), parse_quantize_config(table))
+    qm = quantize(trace(mod, x), parse_quantize_config({"by_type": {"linear": roles}}))
+    with torch.no_grad():
+        assert torch.equal(qf(x), qm(x))
+    names = ["model_size_bits", "bitops", "macs", "params"]
+    assert compute_metrics(qf, names) == compute_metrics(qm, names)
+
+
+def test_a_matmul_without_a_weight_format_rounds_its_parameter_as_data_in() -> None:
+    """Unchanged for configs without a weight: data_in rounds every operand, and prices the
+    parameter at it (fixed(6,3) x fixed(6,3) BitOPs, the parameter at 6 bits)."""
+    torch.manual_seed(0)
+    fn = FnMatmul().eval()
+    x = torch.randn(4, 16)
+    gm = trace(fn, x)
+    fmt = FixedPoint(6, 3)
+    q = quantize(gm, ResolvedConfig.from_dict({"matmul": {"data_in": fmt.to_dict()}}))
+    with torch.no_grad():
+        assert torch.equal(q(x), torch.relu(fmt.quantize(x) @ fmt.quantize(fn.w).t()) @ fn.m)
+    assert param_cost(q).model_size_bits == 8 * 16 * 6 + 8 * 5 * 32
+    macs = 4 * 8 * 16
+    assert compute_cost(q).bitops == macs * 6 * 6 + 4 * 5 * 8 * 32 * 32
+
+
+def test_a_weight_on_a_matmul_of_computed_tensors_is_refused_by_name() -> None:
+    class Attention(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ x.t()
+
+    gm = trace(Attention(), torch.randn(4, 16))
+    w = {"weight": {"width": 4, "frac_width": 2}}
+    with pytest.raises(ConfigError, match=r"no operand that is a parameter") as e:
+        resolve(gm, parse_quantize_config({"by_name": {"matmul": w}}))
+    assert "\n" not in str(e.value)
+    assert resolve(gm, parse_quantize_config({"by_type": {"matmul": w}})).to_dict() == {}

@@ -9,9 +9,11 @@ is stored in the tensor's own dtype, so its width comes from the dtype (``float3
 (fake-quantized tensors are still float32 in memory).
 
 Which role a node reads an argument in follows the quantize pass: a function-form ``linear`` or
-``conv`` reads its second and third arguments as ``weight`` and ``bias``; every other tensor
-argument of every node is ``data_in`` (a quantized ``matmul``, ``add`` or ``mul`` rounds all of
-its tensor arguments, a parameter fetched by ``get_attr`` included, to its ``data_in`` format).
+``conv`` reads its second and third arguments as ``weight`` and ``bias``; a ``matmul`` or ``bmm`` with a
+``weight`` format reads its operands that are the model's parameters (:func:`param_source`) as
+``weight``; every other tensor argument of every node is ``data_in`` (a quantized ``matmul``,
+``add`` or ``mul`` rounds all of its other tensor arguments, a parameter fetched by ``get_attr``
+included, to its ``data_in`` format).
 :func:`arg_bits` prices an argument by that role, so a parameter operand and an activation
 operand cost what the format applied to each of them costs.
 """
@@ -43,6 +45,23 @@ PARAM_ARGS: dict[str, tuple[tuple[int, str, str], ...]] = {
 }
 
 
+# Ops that take any tensor operand, whose operands that are the model's parameters a
+# ``weight`` format may round (``x @ self.w.t()``); unset, ``data_in`` rounds them too.
+WEIGHT_OPERAND_KINDS = frozenset({"matmul", "bmm"})
+# Ops that read a parameter without computing anything: every element, moved or not.
+PARAM_VIEWS = frozenset(
+    {
+        "t",
+        "transpose",
+        "permute",
+        "reshape",
+        "view",
+        "flatten",
+        "unsqueeze",
+        "squeeze",
+        "contiguous",
+    }
+)
 # Tensor attributes that are views of every element (``self.w.T`` traces to
 # ``getattr(w, "T")``), unlike ``.shape`` and ``.dtype``, which read no values.
 VIEW_ATTRS = ("T", "mT", "H", "mH")
@@ -87,6 +106,25 @@ def role_bits(ni: NodeInfo, role: str, dtype: str | torch.dtype) -> float:
     return bits
 
 
+def param_source(arg: object) -> fx.Node | None:
+    """The ``get_attr`` node whose tensor ``arg`` is, read directly or through views that keep
+    every element (:data:`PARAM_VIEWS`, ``.T``); ``None`` for a tensor computed in forward."""
+    n = arg
+    while isinstance(n, fx.Node):
+        ni = n.meta.get(META_KEY)
+        if not isinstance(ni, NodeInfo):
+            return None
+        if n.op == "get_attr":
+            return n if ni.outputs else None  # a tensor, not another attribute
+        if n.op not in ("call_function", "call_method") or not n.args:
+            return None
+        attr = n.args[1] if ni.op_kind == "getattr" and len(n.args) > 1 else None
+        if ni.op_kind not in PARAM_VIEWS and attr not in VIEW_ATTRS:
+            return None
+        n = n.args[0]
+    return None
+
+
 def arg_role(user: fx.Node, arg: fx.Node) -> str:
     """The role in which ``user`` reads its argument ``arg`` (see the module docstring).
 
@@ -111,6 +149,8 @@ def arg_role(user: fx.Node, arg: fx.Node) -> str:
                 keyword
             ) is arg:
                 return role
+        if ni.op_kind in WEIGHT_OPERAND_KINDS and "weight" in ni.precision:
+            return "weight" if param_source(arg) is not None else "data_in"
     return "data_in"
 
 

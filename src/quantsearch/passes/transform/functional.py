@@ -13,6 +13,12 @@ An operand computed in forward (``self.w * 2``, another layer's output) is not: 
 table that sets its role is refused, and ``by_type``, regex and ``default`` tables skip it as
 they skip the bias of a layer built with ``bias=False``.
 
+``matmul`` and ``bmm`` take any operands: a ``weight`` format rounds those that are parameters
+(``x @ self.w.t()`` then computes as ``nn.Linear(bias=False)``), ``data_in`` the others, and
+every operand when no ``weight`` format is set (as before there was a ``weight`` role). A
+format rounds a tensor as the node reads it: the same for elementwise formats, while
+``block_fp``'s blocks follow the layout read (a matmul's right operand is (in, out)).
+
 Weights are rounded in the forward pass, from the tensor the node reads (the model's copy of
 the parameter, wherever it is tied), with straight-through gradients in training mode. In eval
 mode a rounded weight is kept while the node reads the same, unchanged tensor in a
@@ -30,66 +36,49 @@ from torch import Tensor, fx, nn
 
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import info
-from quantsearch.passes.analysis.tensors import PARAM_ARGS, VIEW_ATTRS
+from quantsearch.passes.analysis.tensors import (
+    PARAM_ARGS,
+    PARAM_VIEWS,
+    WEIGHT_OPERAND_KINDS,
+    param_source,
+)
 from quantsearch.passes.transform.layer import ROLES, LayerQuant
 
 __all__ = [
     "PARAM_VIEWS",
+    "QuantBmm",
     "QuantConv1dFunction",
     "QuantConv2dFunction",
     "QuantLinearFunction",
+    "QuantMatmul",
+    "QuantOperandsFunction",
     "QuantParamFunction",
+    "build_operands_function",
     "operand",
     "operand_roles",
     "operand_tensor",
     "param_source",
 ]
 
-# Ops that read a parameter without computing anything: every element, moved or not.
-PARAM_VIEWS = frozenset(
-    {
-        "t",
-        "transpose",
-        "permute",
-        "reshape",
-        "view",
-        "flatten",
-        "unsqueeze",
-        "squeeze",
-        "contiguous",
-    }
-)
-
 
 def operand(node: fx.Node, role: str) -> Any:
     """The argument ``node`` reads in ``role`` (``weight``/``bias``): positional or keyword;
-    ``None`` when not given."""
-    for index, keyword, r in PARAM_ARGS.get(info(node).op_kind, ()):
+    ``None`` when not given (a matmul's weight: its first operand that is a parameter)."""
+    kind = info(node).op_kind
+    if kind in WEIGHT_OPERAND_KINDS:
+        return next((a for a in node.args[:2] if param_source(a) is not None), None)
+    for index, keyword, r in PARAM_ARGS.get(kind, ()):
         if r == role:
             return node.args[index] if len(node.args) > index else node.kwargs.get(keyword)
-    return None
-
-
-def param_source(arg: Any) -> fx.Node | None:
-    """The ``get_attr`` node whose tensor ``arg`` is, read directly or through views that keep
-    every element (:data:`PARAM_VIEWS`); ``None`` for a tensor computed in forward."""
-    n = arg
-    while isinstance(n, fx.Node):
-        if n.op == "get_attr":
-            return n if info(n).outputs else None  # a tensor, not another attribute
-        if n.op not in ("call_function", "call_method") or not n.args:
-            return None
-        kind = info(n).op_kind
-        attr = n.args[1] if kind == "getattr" and len(n.args) > 1 else None
-        if kind not in PARAM_VIEWS and attr not in VIEW_ATTRS:
-            return None
-        n = n.args[0]
     return None
 
 
 def operand_roles(node: fx.Node) -> tuple[frozenset[str], frozenset[str]]:
     """``(parameter roles, computed roles)`` of a function-form layer: the weight/bias roles
     whose operands are the model's parameters, and those whose operands are computed."""
+    if info(node).op_kind in WEIGHT_OPERAND_KINDS:  # x @ self.w.t(): a weight; q @ k: none
+        has = operand(node, "weight") is not None
+        return frozenset({"weight"} if has else ()), frozenset(() if has else {"weight"})
     params: set[str] = set()
     computed: set[str] = set()
     for _, _, role in PARAM_ARGS.get(info(node).op_kind, ()):
@@ -118,7 +107,7 @@ class QuantParamFunction(nn.Module):
     q_weight: NumberFormat | None
     q_bias: NumberFormat | None
     q_data_out: NumberFormat | None
-    # role -> (the tensor read, its version, format, rounded value): see the module doc
+    # operand -> (the tensor read, its version, format, rounded value): see the module doc
     _rounded: dict[str, tuple[Tensor, int, NumberFormat, Tensor]]
 
     def __init__(self, fn: Callable[..., Any], lq: LayerQuant) -> None:
@@ -132,14 +121,14 @@ class QuantParamFunction(nn.Module):
             self.__dict__["q_" + role] = lq.format(role)
         self.__dict__["_rounded"] = {}
 
-    def _round(self, role: str, fmt: NumberFormat, w: Tensor) -> Tensor:
+    def _round(self, key: str, fmt: NumberFormat, w: Tensor) -> Tensor:
         if self.training or not fmt.deterministic or (w.requires_grad and torch.is_grad_enabled()):
             return fmt.quantize(w)
-        hit = self._rounded.get(role)
+        hit = self._rounded.get(key)
         if hit is not None and hit[0] is w and hit[1] == w._version and hit[2] == fmt:
             return hit[3]
         value = fmt.quantize(w.detach())
-        self._rounded[role] = (w, w._version, fmt, value)
+        self._rounded[key] = (w, w._version, fmt, value)
         return value
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -173,6 +162,59 @@ class QuantConv1dFunction(QuantParamFunction):
 
 class QuantConv2dFunction(QuantParamFunction):
     op_kind = "conv2d"
+
+
+class QuantOperandsFunction(QuantParamFunction):
+    """``matmul``/``bmm``: ``data_in`` rounds every tensor operand, except that a ``weight``
+    format, when set, rounds those that are the model's parameters (``weights``: their
+    positions) instead: ``x @ self.w.t()`` as ``nn.Linear(bias=False)`` computes it."""
+
+    def __init__(self, fn: Callable[..., Any], lq: LayerQuant, weights: tuple[int, ...]) -> None:
+        super().__init__(fn, lq)
+        self.weights = weights
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        q_in, q_w = self.q_data_in, self.q_weight
+        args_ = list(args)
+        for i, a in enumerate(args_):
+            if isinstance(a, Tensor):
+                if q_w is not None and i in self.weights:
+                    args_[i] = self._round(f"weight{i}", q_w, a)
+                elif q_in is not None:
+                    args_[i] = q_in.quantize(a)
+        if q_in is not None:
+            kwargs = {
+                k: q_in.quantize(v) if isinstance(v, Tensor) else v for k, v in kwargs.items()
+            }
+        y = self.fn(*args_, **kwargs)
+        return y if self.q_data_out is None else self.q_data_out.quantize(y)
+
+
+class QuantMatmul(QuantOperandsFunction):
+    op_kind = "matmul"
+
+
+class QuantBmm(QuantOperandsFunction):
+    op_kind = "bmm"
+
+
+def build_operands_function(
+    cls: type[QuantOperandsFunction],
+) -> Callable[[fx.Node, nn.Module | None, LayerQuant, bool], nn.Module]:
+    """The builder of a matmul/bmm node (or of its module, quantized again)."""
+
+    def build(node: fx.Node, module: nn.Module | None, lq: LayerQuant, training: bool) -> nn.Module:
+        if isinstance(module, QuantParamFunction):
+            fn: Callable[..., Any] = module.fn
+        elif node.op == "call_method":
+            fn = getattr(torch.Tensor, str(node.target))
+        else:
+            assert callable(node.target)
+            fn = node.target
+        weights = tuple(i for i, a in enumerate(node.args[:2]) if param_source(a) is not None)
+        return cls(fn, lq, weights)
+
+    return build
 
 
 FUNCTION_LAYERS: dict[str, type[QuantParamFunction]] = {

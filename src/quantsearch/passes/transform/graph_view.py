@@ -23,6 +23,7 @@ from quantsearch.passes.transform.functional import (
 from quantsearch.passes.transform.layer import PARAM_ROLES
 from quantsearch.passes.transform.modules import (
     QUANTIZERS,
+    QuantFunction,
     QuantSpec,
     quantizable_kinds,
     submodule,
@@ -85,7 +86,7 @@ class GraphView:
                 if not spec.accepts(n, module):
                     continue
                 computed: frozenset[str] = frozenset()
-                if module is None or isinstance(module, QuantParamFunction):
+                if module is None or isinstance(module, (QuantParamFunction, QuantFunction)):
                     params, computed = operand_roles(n)  # F.linear(x, self.w, self.b)
                 else:
                     params = frozenset(
@@ -152,6 +153,12 @@ def check_operand(cand: Candidate, role: str, key: str) -> None:
     computed in forward: there is no parameter to store in the role's format."""
     if role in cand.computed:
         arg = operand(cand.node, role)
+        if arg is None:  # a matmul of two computed tensors (q @ k)
+            raise ConfigError(
+                f"{key}: node {cand.node.name!r} ({cand.spec.kind}) has no operand that is a "
+                "parameter of the model, allowed: a weight format where an operand is one "
+                "(x @ self.w, x @ self.w.t()); data_in rounds computed operands"
+            )
         raise ConfigError(
             f"{key}: node {cand.node.name!r} reads its {role} from {getattr(arg, 'name', arg)!r}, "
             f"a tensor computed in forward, allowed: a {role} format where the {role} operand "

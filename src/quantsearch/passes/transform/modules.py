@@ -26,7 +26,13 @@ from torch import Tensor, fx, nn
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import PARAM_ORIGINS
-from quantsearch.passes.transform.functional import FUNCTION_LAYERS, QuantParamFunction
+from quantsearch.passes.transform.functional import (
+    FUNCTION_LAYERS,
+    QuantBmm,
+    QuantMatmul,
+    QuantParamFunction,
+    build_operands_function,
+)
 from quantsearch.passes.transform.layer import ACTIVATION_ROLES, PARAM_ROLES, ROLES, LayerQuant
 from quantsearch.registry import Registry
 
@@ -306,7 +312,8 @@ class QuantReLU(_QuantLayer, nn.ReLU):
 
 
 # ---------------------------------------------------------------------------------------------
-# Functions (add, mul, matmul, bmm, relu) become modules that quantize every tensor argument
+# Functions (add, mul, relu) become modules that quantize every tensor argument; matmul and
+# bmm too, but for parameter operands under a weight format (functional.py)
 
 
 class QuantFunction(nn.Module):
@@ -338,14 +345,6 @@ class QuantAdd(QuantFunction):
 
 class QuantMul(QuantFunction):
     op_kind = "mul"
-
-
-class QuantMatmul(QuantFunction):
-    op_kind = "matmul"
-
-
-class QuantBmm(QuantFunction):
-    op_kind = "bmm"
 
 
 class QuantReLUFunction(QuantFunction):
@@ -437,8 +436,12 @@ QUANTIZERS.add(
         unsigned_roles=ACTIVATION_ROLES,
     ),
 )
-for _fcls in (QuantAdd, QuantMul, QuantMatmul, QuantBmm):
+for _fcls in (QuantAdd, QuantMul):
     QUANTIZERS.add(
         _fcls.op_kind,
         QuantSpec(_fcls.op_kind, ACTIVATION_ROLES, _function_builder(_fcls), functions=True),
     )
+_OPERAND_ROLES = ("data_in", "weight", "data_out")  # weight: operands that are parameters
+for _ocls in (QuantMatmul, QuantBmm):
+    _build = build_operands_function(_ocls)
+    QUANTIZERS.add(_ocls.op_kind, QuantSpec(_ocls.op_kind, _OPERAND_ROLES, _build, functions=True))
