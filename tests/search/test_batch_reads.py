@@ -124,3 +124,57 @@ def test_ready_sees_a_waiting_trial_wherever_it_is() -> None:
         study.tell(trial, 1.0)
         check()
     assert Batches.ready(state, study) and state._finished == len(study.trials) == 7  # type: ignore[arg-type]
+
+
+def test_trials_stored_whole_are_replayed_from_memory_as_optuna_reads_them(
+    tmp_path: Path,
+) -> None:
+    """With group commit (the only writer) the batched path's records are replayed from memory
+    with their distributions parsed once (``optuna_compat._replay_created``): every trial,
+    every attribute, equals what Optuna's own ``JournalStorage`` reads from the file, and the
+    replay has counted every record. Trials asked and told (the pending trial) come between
+    the batches, and a trial's user attribute written record by record just before one."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    path = tmp_path / "study.journal"
+    ours = Journal(JournalBackend(path, exclusive=True, group_commit_s=3600.0))
+    study = optuna.create_study(storage=ours, study_name="s")
+    dists = {
+        "fmt": CategoricalDistribution(["fixed(8,4)", "fixed(4,2)", 3, 0.5, None, True]),
+        "w": IntDistribution(2, 16, step=2),
+        "lr": FloatDistribution(1e-4, 1.0, log=True),
+    }
+    choices: list[Any] = ["fixed(4,2)", 3, 0.5, None, True]
+    stored = []
+    for batch in range(3):
+        t = study.ask()
+        t.suggest_int("w", 2, 16, step=2)
+        study.tell(t, float(batch))
+        long = study.ask()  # runs over the batch: its records are written one by one
+        long.set_user_attr("batch", batch)
+        templates = [
+            create_trial(
+                params={"fmt": choices[(batch + i) % 5], "w": 2 * (i + 1), "lr": 0.01 * (i + 1)},
+                distributions=dists,
+                values=[0.5 * i],
+                user_attrs={"qs": {"config": {"a": [1, 2]}, "n": i}},
+                system_attrs=optuna_compat.constraints_attrs([0.1 * i - 0.2]),
+            )
+            for i in range(4)
+        ]
+        for template in templates:  # one dict for all, as the batched path's trials share
+            template.distributions = dists
+        stored += optuna_compat.add_trials(study, templates)
+        study.tell(long, 1.0)
+    ours.flush()
+    referee = JournalStorage(JournalFileBackend(str(path)))
+    want = referee.get_all_trials(referee.get_study_id_from_name("s"), deepcopy=False)
+    got = ours.get_all_trials(study._study_id, deepcopy=False)
+    assert len(got) == 18 and got == want  # FrozenTrial equality: every attribute
+    assert [t._trial_id for t in got] == [t._trial_id for t in want]
+    assert [t.datetime_start for t in got] == [t.datetime_start for t in want]
+    lines = len(path.read_text().splitlines())
+    assert ours._replay_result.log_number_read == lines
+    # replayed from memory: one batch's trials share the distributions parsed once
+    assert stored[0].distributions["fmt"] is stored[3].distributions["fmt"]
+    assert stored[0].distributions is not stored[3].distributions

@@ -113,7 +113,9 @@ class Journal(JournalStorage):
         """
         with self._lock:
             self._write_pending()  # its number was fixed first
-            return optuna_compat.journal_create_trials(self, study_id, templates)
+            return optuna_compat.journal_create_trials(
+                self, study_id, templates, only_writer=self._defer_s > 0
+            )
 
     def set_trial_param(
         self,
