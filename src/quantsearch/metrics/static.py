@@ -99,11 +99,13 @@ from quantsearch.passes.analysis import (
     owner_costs,
     priced_with,
     shares_tensors,
+    tensor_owners,
     total_activation_cost,
     total_compute_cost,
     total_param_cost,
     traced_batch_size,
     unattributed,
+    widest_bits,
 )
 from quantsearch.passes.transform.layer import LayerQuant
 
@@ -139,7 +141,7 @@ class _Structure:
         # a graph of this structure, on which a node not met is priced (None: not kept)
         self.graph: fx.GraphModule | None = None
         self.fx_nodes: list[fx.Node] | None = None  # graph's nodes, listed on first use
-        self.shares = shares  # per node: owns a tensor an earlier node owns (count_params)
+        self.shares = shares  # per node: owns a tensor another node owns (count_params)
         self.varying: list[_Varying] = []
         self.const: list[Entry | None] = []  # per node: its one entry (None: varying)
         self.totals: Totals | None = None
@@ -182,7 +184,8 @@ class StaticMetrics:
         nodes = list(gm.graph.nodes)
         self._records: list[NodeInfo] = [info(n) for n in nodes]
         self._node_names = tuple(n.name for n in nodes)
-        readers = [priced_with(n) for n in nodes]
+        owners = tensor_owners(gm)
+        readers = [priced_with(n, owners) for n in nodes]
         index = {n: i for i, n in enumerate(nodes)}
         self._priced_with = [tuple(index[x] for x in r) for r in readers]
         self._ops = tuple(n.op for n in nodes)
@@ -409,10 +412,11 @@ class StaticMetrics:
                     if ops[i] in CALLS:
                         count_node_flops(nodes[i], modules)
             if self._params:
+                widest = widest_bits(g, modules) if shared else {}
                 for i in missing:
                     if ops[i] in OWNERS:  # seen: what count_params has counted before it
                         seen = counted_before(g, nodes[i], modules) if st.shares[i] else set()
-                        count_node_params(g, nodes[i], modules, seen)
+                        count_node_params(g, nodes[i], modules, seen, widest)
             if self._buffers:
                 for i in missing:
                     if ops[i] in INPUTS_AND_CALLS:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from quantsearch.graph import info, trace
+from quantsearch.metrics import compute_metrics
+from quantsearch.metrics.static import StaticMetrics
 from quantsearch.models import MODELS, build_model
 from quantsearch.passes.analysis import (
     count_node_params,
@@ -114,8 +116,8 @@ def test_shared_module_and_tied_weights_counted_once() -> None:
     p = param_cost(gm)
     assert p.params == sum(t.numel() for t in model.parameters()) == 16 + 4 + 4
     assert p.weight_elems == 16
-    # fc's second call and out (its weight tied to fc's) share tensors counted earlier
-    assert shares_tensors(gm) == [False, False, True, True, False]
+    # fc's two calls and out (its weight tied to fc's) share tensors
+    assert shares_tensors(gm) == [False, True, True, True, False]
     nodes = list(gm.graph.nodes)
     modules = dict(gm.named_modules())
     assert counted_before(gm, nodes[1], modules) == set()
@@ -145,15 +147,19 @@ W8, W4 = (
 def test_quantize_copies_of_one_tensor_are_counted_once(table: dict[str, Any]) -> None:
     """quantize copies every module, so the tied weight became two tensors and fc's second
     call under another config a third copy: params was 60 + 42 + 60 over sum(p.numel()). Each
-    is counted once, at the first node that uses it, as in the float model."""
+    is counted once, at the first node that uses it, as in the float model, at the widest
+    format its users apply."""
     model = TiedHead().eval()
     gm = trace(model, torch.randint(0, 10, (3, 4)))
     qgm = quantize(gm, ResolvedConfig.from_dict(table, gm=gm))
     p = param_cost(qgm)
     assert p.params == sum(t.numel() for t in model.parameters()) == 60 + 42
-    fc_bits = 8 if "fc" in table else 32  # fc's first call; its weight and bias (8 if set)
-    bias_bits = 8 if "bias" in table.get("fc", {}) else 32
-    assert p.model_size_bits == 60 * 32 + 36 * fc_bits + 6 * bias_bits  # emb first: float
+    # fc's weight and bias at the widest format of fc's two calls (float where one has none)
+    fc_bits, bias_bits = (
+        max(table.get(n, {}).get(role, {}).get("width", 32) for n in ("fc", "fc_1"))
+        for role in ("weight", "bias")
+    )
+    assert p.model_size_bits == 60 * 32 + 36 * fc_bits + 6 * bias_bits  # emb reads it in float
     assert p.weight_elems == 36  # fc once; head's weight was counted at emb (no MASE layer)
     assert p.weight_elems == param_cost(gm).weight_elems
 
@@ -188,3 +194,29 @@ def test_matmul_parameter_priced_at_the_consumer_data_in_precision() -> None:
     gm = trace(Net(), torch.ones(2, 4))
     info(_node(gm, "matmul")).precision["data_in"] = Bits(2)
     assert param_cost(gm).model_size_bits == 12 * 2
+
+
+@pytest.mark.parametrize("first", [W4, W8])
+def test_a_tensor_two_nodes_quantize_apart_is_stored_at_the_widest_format(
+    first: dict[str, Any],
+) -> None:
+    """fc called twice under fixed(4,2) and fixed(8,4), in either order: its one weight is
+    stored at 8 bits (it was priced at the first call's format, 4 bits in one order); the
+    tied head weight read in float by the embedding stays 32 bits however head is quantized.
+    The static metrics' memo, which prices nodes apart, agrees with the passes."""
+    second = W8 if first is W4 else W4
+    model = TiedHead().eval()
+    gm = trace(model, torch.randint(0, 10, (3, 4)))
+    table = {"fc": {"weight": first}, "fc_1": {"weight": second}, "head": {"weight": W4}}
+    rc = ResolvedConfig.from_dict(table, gm=gm)
+    qgm = quantize(gm, rc)
+    p = param_cost(qgm)
+    assert p.model_size_bits == 60 * 32 + 36 * 8 + 6 * 32
+    assert p.weight_bits == 36 * 8
+    names = ["model_size_bits", "avg_weight_bits", "avg_param_bits"]
+    sm = StaticMetrics(gm, names)
+    other = ResolvedConfig.from_dict({"fc": {"weight": second}}, gm=gm)
+    for config in (other, rc, other, rc):  # the memo: whole graph, then node by node
+        want = compute_metrics(quantize(gm, config), names)
+        assert sm.values(config, lambda c=config: quantize(gm, c)) == want
+    assert sm.values(rc, lambda: quantize(gm, rc))["model_size_bits"] == p.model_size_bits

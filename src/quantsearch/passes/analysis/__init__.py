@@ -49,8 +49,10 @@ from quantsearch.passes.analysis.params import (
     param_cost,
     priced_with,
     shares_tensors,
+    tensor_owners,
     total_param_cost,
     unattributed,
+    widest_bits,
 )
 from quantsearch.passes.analysis.tensors import dtype_bits, role_bits, traced_batch_size
 
@@ -81,9 +83,11 @@ __all__ = [
     "priced_with",
     "role_bits",
     "shares_tensors",
+    "tensor_owners",
     "total_activation_cost",
     "total_compute_cost",
     "total_param_cost",
     "traced_batch_size",
     "unattributed",
+    "widest_bits",
 ]

@@ -11,8 +11,11 @@ fake-quantized weight is still a float32 tensor in memory, but it costs its form
 
 Each tensor is counted once, at the first node that uses it (a module called twice or a tied
 weight is not double counted, nor are the copies the quantize pass makes of one: it records
-each copied parameter's original, :data:`~quantsearch.graph.PARAM_ORIGINS`); tensors no node
-uses are totalled as *unattributed*, so the totals equal ``sum(p.numel() for p in
+each copied parameter's original, :data:`~quantsearch.graph.PARAM_ORIGINS`), at the widest
+format any of its users applies to it: one stored tensor serves them all, whatever their order
+(a Linear called twice under ``fixed(4,2)`` then ``fixed(8,2)`` stores 8 bits a weight, as under
+the reverse order; an embedding table tied to a quantized output layer stays at its float
+width while the embedding reads it in float). Tensors no node uses are totalled as *unattributed*, so the totals equal ``sum(p.numel() for p in
 gm.parameters())`` of the traced model.
 
 * ``model_size_bits`` counts parameters only. Buffers (BatchNorm's ``running_mean``,
@@ -41,8 +44,17 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from quantsearch.graph import PARAM_ORIGINS, NodeInfo, info
+from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.analysis.buffers import ALIAS_KINDS
+from quantsearch.passes.analysis.owned import (
+    Owned,
+    counted_before,
+    counted_ids,
+    owned,
+    owned_by_node,
+    shares_tensors,
+    tensor_owners,
+)
 from quantsearch.passes.analysis.tensors import VIEW_ATTRS, arg_bits, dtype_bits, role_bits
 
 __all__ = [
@@ -57,8 +69,10 @@ __all__ = [
     "param_cost",
     "priced_with",
     "shares_tensors",
+    "tensor_owners",
     "total_param_cost",
     "unattributed",
+    "widest_bits",
 ]
 
 PARAM_KEYS = ("params", "trainable_params", "buffers", "param_bits", "buffer_bits")
@@ -147,20 +161,39 @@ def count_params(gm: fx.GraphModule) -> fx.GraphModule:
     """
     modules = dict(gm.named_modules())
     seen: set[int] = set()
+    by_node = owned_by_node(gm, modules)
+    widest = widest_bits(gm, modules, by_node)
     for node in gm.graph.nodes:
         if node.op in _OWNERS:
-            count_node_params(gm, node, modules, seen)
+            _count(gm, node, modules, seen, widest, by_node.get(node))
     return gm
 
 
 def count_node_params(
-    gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module], seen: set[int]
+    gm: fx.GraphModule,
+    node: fx.Node,
+    modules: Mapping[str, nn.Module],
+    seen: set[int],
+    widest: Mapping[int, float] | None = None,
 ) -> None:
     """:func:`count_params` of one node that may own a tensor (``modules``: ``gm``'s
     ``named_modules()``). ``seen`` holds the ids of the tensors counted at earlier nodes
-    (:func:`counted_before`); this node's own are added to it. The entries read the node's
-    own record and, for a fetched parameter, those of the nodes reading it
-    (:func:`priced_with`)."""
+    (:func:`counted_before`); this node's own are added to it. ``widest``:
+    :func:`widest_bits` of ``gm`` (computed here when ``None``). The entries read the node's
+    own record, those of the nodes reading a fetched parameter and those of the nodes sharing
+    a tensor with it (:func:`priced_with`)."""
+    _count(gm, node, modules, seen, widest, None)
+
+
+def _count(
+    gm: fx.GraphModule,
+    node: fx.Node,
+    modules: Mapping[str, nn.Module],
+    seen: set[int],
+    widest: Mapping[int, float] | None,
+    mine: Owned | None,
+) -> None:
+    """:func:`count_node_params`, with ``mine``: :func:`owned` of ``node`` if known."""
     ni = info(node)
     _zero(ni)
     if node.op == "call_method":
@@ -175,23 +208,22 @@ def count_node_params(
                 ni.cost["weight_elems"] = wmeta.numel
                 ni.cost["weight_bits"] = wmeta.numel * role_bits(ni, "weight", wmeta.dtype)
         return
-    owned = _owned(gm, node, modules)
+    mine = owned(gm, node, modules) if mine is None else mine
+    if widest is None and any(k not in seen for *_, k in mine):
+        widest = widest_bits(gm, modules)
+    widest = widest or {}
+    tensors = [
+        (t, t.numel() * (widest[k] if p and k in widest else _element_bits(node, role, t, p)), p, k)
+        for role, t, p, k in mine
+    ]
     if node.op == "call_module":
-        tensors = [
-            (t, _tensor_bits(t, ni, _ROLES.get(role or "")), True, key) if is_param
-            else (t, _tensor_bits(t, None, None), False, key)
-            for role, t, is_param, key in owned
-        ]  # fmt: skip
         w = getattr(modules[str(node.target)], "weight", None)
-        w_key = next((k for _, t, _, k in owned if t is w), None)
+        w_key = next((k for _, t, _, k in mine if t is w), None)
         if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and w_key not in seen:
+            held = widest.get(w_key) if w_key is not None else None
+            bits = held if held is not None else _element_bits(node, "weight", w, True)
             ni.cost["weight_elems"] = w.numel()
-            ni.cost["weight_bits"] = _tensor_bits(w, ni, "weight")
-    else:
-        tensors = [
-            (t, t.numel() * (_consumer_bits(node, t.dtype) if p else dtype_bits(t.dtype)), p, k)
-            for _, t, p, k in owned
-        ]
+            ni.cost["weight_bits"] = w.numel() * bits
     for t, bits, is_param, key in tensors:
         if key in seen:
             continue
@@ -205,78 +237,41 @@ def count_node_params(
             ni.cost["buffer_bits"] += bits
 
 
+def _element_bits(node: fx.Node, role: str | None, t: torch.Tensor, is_param: bool) -> float:
+    """Bits per element ``node`` stores ``t`` at: a module's weight or bias at its format, a
+    fetched parameter at the widest format its consumers apply, anything else at its dtype."""
+    if not is_param:
+        return dtype_bits(t.dtype)
+    if node.op == "get_attr":
+        return _consumer_bits(node, t.dtype)
+    if role in _ROLES:
+        return role_bits(info(node), role, t.dtype)
+    return dtype_bits(t.dtype)
+
+
+def widest_bits(
+    gm: fx.GraphModule,
+    modules: Mapping[str, nn.Module],
+    by_node: Mapping[fx.Node, Owned] | None = None,
+) -> dict[int, float]:
+    """The key of each parameter owned by several nodes -> the most bits per element any of
+    them stores it at (:func:`_element_bits`): the one stored tensor serves them all
+    (``by_node``: :func:`~quantsearch.passes.analysis.owned.owned_by_node`, else computed)."""
+    by_node = owned_by_node(gm, modules) if by_node is None else by_node
+    out: dict[int, float] = {}
+    owners = {k: ns for k, ns in tensor_owners(gm, modules, by_node).items() if len(ns) > 1}
+    for key, nodes in owners.items():
+        for n in nodes:
+            for role, t, is_param, k in by_node[n]:
+                if k == key and is_param:
+                    out[key] = max(out.get(key, 0.0), _element_bits(n, role, t, True))
+    return out
+
+
 def _function_form(mod: nn.Module, ni: NodeInfo) -> bool:
     """A function-form layer the quantize pass made a module (``F.linear(x, self.w)``): its
     weight is an argument, not a tensor of its own."""
     return ni.op_kind in WEIGHT_KINDS and getattr(mod, "weight", None) is None
-
-
-def _origins(mod: nn.Module) -> dict[int, int]:
-    """id of each parameter of ``mod`` (and its submodules) -> the id of the tensor it was
-    copied from (:data:`~quantsearch.graph.PARAM_ORIGINS`), or its own id."""
-    out: dict[int, int] = {}
-    for m in mod.modules():
-        origins = m.__dict__.get(PARAM_ORIGINS, {})
-        for k, p in m._parameters.items():
-            if p is not None:
-                out[id(p)] = origins.get(k, id(p))
-    return out
-
-
-def _owned(
-    gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module]
-) -> list[tuple[str | None, torch.Tensor, bool, int]]:
-    """The tensors :func:`count_node_params` may count at ``node``, in its order: (the
-    parameter's last name, tensor, is a parameter, the key it is counted once by) for a
-    module's parameters then its buffers, or the tensor a ``get_attr`` fetches (no name). The
-    key of a parameter the quantize pass copied is its original's id: a weight tied between
-    two modules, or a module copied for a second call under another config, is counted once."""
-    if node.op == "call_module":
-        mod = modules[str(node.target)]
-        keys = _origins(mod)
-        return [
-            (name.rsplit(".", 1)[-1], t, True, keys.get(id(t), id(t)))
-            for name, t in mod.named_parameters()
-        ] + [(None, t, False, id(t)) for t in mod.buffers()]
-    if node.op == "get_attr":
-        value = _fetch(gm, str(node.target))
-        if isinstance(value, torch.Tensor):
-            path, _, name = str(node.target).rpartition(".")
-            origins = _fetch(gm, path).__dict__.get(PARAM_ORIGINS, {})
-            return [(None, value, isinstance(value, nn.Parameter), origins.get(name, id(value)))]
-    return []
-
-
-def counted_before(gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module]) -> set[int]:
-    """The ids of the tensors :func:`count_params` has counted when it reaches ``node``
-    (the ``seen`` of :func:`count_node_params`)."""
-    seen: set[int] = set()
-    for n in gm.graph.nodes:
-        if n is node:
-            return seen
-        seen.update(key for *_, key in _owned(gm, n, modules))
-    raise ValueError(f"node {node.name!r} is not in the graph")
-
-
-def shares_tensors(gm: fx.GraphModule) -> list[bool]:
-    """Per node of ``gm``, in graph order: whether it owns a tensor an earlier node owns too
-    (a module called twice, a tied weight). For a node that shares none, the ``seen`` of
-    :func:`count_node_params` may be empty: it only looks up the node's own tensors."""
-    modules = dict(gm.named_modules())
-    seen: set[int] = set()
-    out = []
-    for n in gm.graph.nodes:
-        ids = {key for *_, key in _owned(gm, n, modules)}
-        out.append(not ids.isdisjoint(seen))
-        seen |= ids
-    return out
-
-
-def _fetch(gm: fx.GraphModule, target: str) -> object:
-    obj: object = gm
-    for part in target.split(".") if target else ():
-        obj = getattr(obj, part)
-    return obj
 
 
 def param_cost(gm: fx.GraphModule) -> ParamCost:
@@ -315,7 +310,7 @@ def unattributed(gm: fx.GraphModule) -> Unattributed:
     n_buffers = sum(b.numel() for b in gm.buffers())
     if n_params == counted_params and n_buffers == counted_buffers:
         return Unattributed()
-    counted = _counted_ids(gm)
+    counted = counted_ids(gm)
     return Unattributed(
         params=tuple(
             (p.numel(), p.numel() if p.requires_grad else 0, _tensor_bits(p, None, None))
@@ -360,33 +355,36 @@ def total_param_cost(costs: Iterable[Mapping[str, Any]], extra: Unattributed) ->
     )
 
 
-def priced_with(node: fx.Node) -> tuple[fx.Node, ...]:
+def priced_with(
+    node: fx.Node, owners: Mapping[int, list[fx.Node]] | None = None
+) -> tuple[fx.Node, ...]:
     """The nodes whose formats (``NodeInfo.precision``) the analysis passes read to price
-    ``node``: the node itself and, for a tensor fetched by ``get_attr``, every node that
-    reads it, through views (what :func:`_consumer_bits` looks at). Every other per-node
-    entry of :func:`count_params`, :func:`~quantsearch.passes.analysis.count_flops` and
+    ``node``: the node itself; for a tensor fetched by ``get_attr``, every node that reads
+    it, through views (what :func:`_consumer_bits` looks at); and for a parameter other nodes
+    own too (a module called twice, a tied weight), those nodes and theirs
+    (:func:`widest_bits`). Every other per-node entry of :func:`count_params`,
+    :func:`~quantsearch.passes.analysis.count_flops` and
     :func:`~quantsearch.passes.analysis.count_buffers` reads the node's own formats only.
+    ``owners``: :func:`tensor_owners` of the node's graph (computed here when ``None``).
     """
     out = [node]
-    if node.op == "get_attr":
-        todo = list(node.users)
-        while todo:
-            user = todo.pop(0)
-            if user in out:
-                continue
-            out.append(user)
-            if user.op in _CALLS and info(user).op_kind in ALIAS_KINDS:
-                todo.extend(user.users)
+    if node.op not in ("call_module", "get_attr"):
+        return tuple(out)
+    if owners is None:
+        gm = node.graph.owning_module
+        owners = tensor_owners(gm) if isinstance(gm, fx.GraphModule) else {}
+    todo = [node]
+    for nodes in owners.values():
+        if len(nodes) > 1 and node in nodes:
+            todo.extend(n for n in nodes if n is not node)
+    while todo:
+        n = todo.pop(0)
+        if n is not node and n in out:
+            continue
+        if n is not node:
+            out.append(n)
+        if n.op == "get_attr" or (
+            n.op in _CALLS and info(n).op_kind in ALIAS_KINDS and n is not node
+        ):
+            todo.extend(u for u in n.users if u not in out)
     return tuple(out)
-
-
-def _counted_ids(gm: fx.GraphModule) -> set[int]:
-    modules = dict(gm.named_modules())
-    ids: set[int] = set()
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            mod = modules[str(node.target)]
-            ids.update(id(t) for t in (*mod.parameters(), *mod.buffers()))
-        elif node.op == "get_attr":
-            ids.add(id(_fetch(gm, str(node.target))))
-    return ids
