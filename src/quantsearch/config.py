@@ -28,6 +28,7 @@ from quantsearch.search.config import (
 from quantsearch.validate import (
     COUNT_MAX,
     EPOCHS_MAX,
+    LR_MAX,
     SEED_MAX,
     check_device,
     check_keys,
@@ -141,16 +142,29 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     check_keys(raw, set(TrainConfig.__dataclass_fields__), "train")
     device = check_device(get_str(raw, "device", "train", d.device) or d.device, "train.device")
     counts = {"minimum": 1, "maximum": COUNT_MAX}
+    lr = get_float(raw, "lr", "train", d.lr, positive=True, maximum=LR_MAX) or d.lr
     return TrainConfig(
         epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1, maximum=EPOCHS_MAX) or d.epochs,
         batch_size=get_int(raw, "batch_size", "train", d.batch_size, **counts) or d.batch_size,
-        lr=get_float(raw, "lr", "train", d.lr, positive=True) or d.lr,
-        weight_decay=get_float(raw, "weight_decay", "train", d.weight_decay, minimum=0.0) or 0.0,
+        lr=lr,
+        weight_decay=_weight_decay(raw, lr),
         patience=get_int(raw, "patience", "train", d.patience, **counts) or d.patience,
         seed=get_int(raw, "seed", "train", seed, minimum=0, maximum=SEED_MAX) or 0,
         device=device,
         checkpoint=get_str(raw, "checkpoint", "train"),
     )
+
+
+def _weight_decay(raw: dict[str, Any], lr: float) -> float:
+    """``train.weight_decay``: AdamW multiplies every weight by ``1 - lr x weight_decay`` each
+    step, so past ``1 / lr`` the weights flip sign and grow (1e308 trained on NaN, silently)."""
+    wd = get_float(raw, "weight_decay", "train", TrainConfig.weight_decay, minimum=0.0) or 0.0
+    if lr * wd > 1:
+        raise ConfigError(
+            f"train.weight_decay: got {wd} with lr = {lr}, allowed: at most 1 / lr = {1 / lr:g} "
+            "(AdamW multiplies each weight by 1 - lr x weight_decay every step)"
+        )
+    return wd
 
 
 def parse_config(

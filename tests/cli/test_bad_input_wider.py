@@ -178,7 +178,22 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _bfp("block_size = 99999999999999"),
         r"weight\[0\]: block_size must satisfy 1 <= block_size <= 65536",
     ),
+    "objective weight 1e308": (
+        _sub(ACC, 'accuracy = { direction = "maximize", weight = 1e308 }'),
+        r"^search\.objectives\.accuracy\.weight: got 1e\+308, allowed: at most 1e\+06",
+    ),
+    "fidelity eta huge": (
+        _add("search", 'fidelity = { method = "successive_halving", eta = 99999999999 }'),
+        r"^search\.fidelity\.eta must be <= 2147483647",
+    ),
+    # AdamW: lr past 10 overflowed float32 (a traceback); lr x weight_decay past 1 trained NaN
+    "train.lr 1e308": (_add("train", "lr = 1e308"), r"^train\.lr must be <= 10\.0"),
+    "train.weight_decay 1e308": (
+        _add("train", "weight_decay = 1e308"),
+        r"^train\.weight_decay: got 1e\+308 with lr = 0\.003, allowed: at most 1 / lr = 333",
+    ),
     # counts of work with upper bounds
+    "compare.seeds 5000": (_add("compare", "seeds = 5000"), r"^compare\.seeds must be <= 1000"),
     "train.epochs 1e9": (
         _add("train", "epochs = 1_000_000_000"),
         r"^train\.epochs must be <= 10000 \(got 1000000000\)",
@@ -211,6 +226,52 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["summary", "-c", "good.toml", "--latency", "--latency-batch", "100000"],
         r"^--latency-batch: got 100000, allowed: 1 to \d+ \(the validation split's samples\)",
     ),
+    "compare --seeds 1001": (
+        ["compare", "-c", "good.toml", "-q", "--seeds", "1001"],
+        r"^--seeds: 1001 is not in the range 1<=x<=1000",
+    ),
+    "demo --seeds huge": (
+        ["demo", "--seeds", "99999999999", "--run-dir", "demo"],
+        r"^--seeds: 99999999999 is not in the range 1<=x<=1000",
+    ),
+    "compare seeds past 2**32-1": (
+        ["compare", "-c", "hiseed.toml", "-q", "--seeds", "2"],
+        r"^--seeds: got 2 with seed 4294967295, allowed: at most 1 \(the runs take seeds",
+    ),
+    "compare.seeds past 2**32-1": (
+        ["compare", "-c", "hiseed.toml", "-q"],
+        r"^compare\.seeds: got 5 with seed 4294967295, allowed: at most 1",
+    ),
+    "finetune --lr 1e308": (
+        ["finetune", "--from-run", "runs/good", "--lr", "1e308"],
+        r"^--lr: 1e\+308 is not in the range 0<x<=10",
+    ),
+    "finetune --batch-size huge": (
+        ["finetune", "--from-run", "runs/good", "--batch-size", "99999999999"],
+        r"^--batch-size: 99999999999 is not in the range",
+    ),
+    "quantize --percentile without percentile calibration": (
+        ["quantize", "-c", "good.toml", "--percentile", "50"],
+        r"^--percentile: given without --calibration percentile, allowed: with it",
+    ),
+    "quantize --from-run --calibration": (
+        ["quantize", "--from-run", "runs/good", "--calibration", "minmax"],
+        r"^--calibration: given with --from-run, allowed: without it",
+    ),
+    # an option given twice: click kept the last without a word
+    "--trial twice": (
+        ["quantize", "--from-run", "runs/good", "--trial", "0", "--trial", "1"],
+        r"^--trial: given more than once, allowed: once$",
+    ),
+    "--cache and --no-cache": (
+        ["compare", "-c", "good.toml", "--cache", "--no-cache"],
+        r"^--cache: given more than once, allowed: once$",
+    ),
+    "--config twice": (
+        ["search", "-c", "good.toml", "--config=good.toml"],
+        r"^--config: given more than once",
+    ),
+    "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: given more"),
     "summary --batch huge": (
         ["summary", "-c", "good.toml", "--batch", "99999999999999999999999"],
         r"^--batch: got 99999999999999999999999, allowed: 1 to 2147483647",
@@ -267,6 +328,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     d = tmp_path_factory.mktemp("wider")
     (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
     (d / "task.py").write_text("def f(model, batches):\n    return {'score': 1.0}\n")
+    (d / "hiseed.toml").write_text(
+        GOOD.format(ckpt=mlp_checkpoint.as_posix()).replace("seed = 0", "seed = 4294967295")
+    )
     finished_study(d)
     return d
 

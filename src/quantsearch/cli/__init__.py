@@ -40,6 +40,28 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             raise _Interrupted from None
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None:
+            once(click.Context(cmd, info_name=name, parent=ctx), rest)
+        return name, cmd, rest
+
+
+def once(ctx: click.Context, args: list[str]) -> None:
+    """Refuse an option given twice (``--trial 0 --trial 1``, ``--cache --no-cache``): click
+    keeps the last silently, and which one the user meant is a guess."""
+    _, _, order = ctx.command.make_parser(ctx).parse_args(args=list(args))
+    seen: set[str | None] = set()
+    for p in order:
+        if isinstance(p, click.Option) and not (p.multiple or p.count):
+            if p.name in seen:
+                raise click.BadOptionUsage(
+                    max(p.opts, key=len), "given more than once, allowed: once", ctx
+                )
+            seen.add(p.name)
+
 
 @click.group(
     cls=_Group,

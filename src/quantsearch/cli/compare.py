@@ -21,7 +21,8 @@ from quantsearch.cli.common import (
 )
 from quantsearch.cli.printing import comparison_json, print_comparison
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_unique
+from quantsearch.search.config import CompareConfig
+from quantsearch.validate import SEED_MAX, SEEDS_MAX, check_unique
 
 if TYPE_CHECKING:
     from quantsearch.compare.result import ComparisonResult
@@ -44,6 +45,21 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     return canonical
 
 
+def check_seeds(config: Config, seeds: int | None) -> None:
+    """Each run's seed (``search.seed`` .. ``search.seed + N - 1``) is one a sampler takes:
+    past 2**32 - 1 the first sampler beyond it failed, the error blaming its options."""
+    if config.search is None:
+        return
+    n = seeds if seeds is not None else (config.compare or CompareConfig()).seeds
+    first = config.search.seed
+    if first + n - 1 > SEED_MAX:
+        key = "--seeds" if seeds is not None else "compare.seeds"
+        raise ConfigError(
+            f"{key}: got {n} with seed {first}, allowed: at most {SEED_MAX - first + 1} "
+            f"(the runs take seeds {first}..{first}+N-1, each at most {SEED_MAX})"
+        )
+
+
 @click.command()
 @config_option
 @load_option
@@ -54,7 +70,7 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
 )
 @click.option(
     "--seeds",
-    type=COUNT,
+    type=click.IntRange(1, SEEDS_MAX),
     default=None,
     help="Runs per strategy, seeds seed..seed+N-1 (default: compare.seeds).",
 )
@@ -107,6 +123,7 @@ def compare(
 ) -> None:
     """Compare search strategies for sample efficiency; writes tables, pictures and a report."""
     cfg = load_config_or_default(config_path)
+    check_seeds(cfg, seeds)
     result = compare_and_report(
         cfg,
         load=load,

@@ -15,7 +15,7 @@ from quantsearch.cli.common import (
     json_option,
     load_config_or_default,
 )
-from quantsearch.cli.compare import compare_and_report
+from quantsearch.cli.compare import check_seeds, compare_and_report
 from quantsearch.cli.console import console, rule
 from quantsearch.cli.export import export_best, print_export_best
 from quantsearch.cli.printing import (
@@ -26,6 +26,7 @@ from quantsearch.cli.printing import (
     search_record,
 )
 from quantsearch.cli.train import train_to_checkpoint
+from quantsearch.validate import SEEDS_MAX
 
 
 @click.command()
@@ -36,7 +37,9 @@ from quantsearch.cli.train import train_to_checkpoint
     callback=folder_value,
     help="Parent folder of run directories (default: runs).",
 )
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Override compare.seeds.")
+@click.option(
+    "--seeds", type=click.IntRange(1, SEEDS_MAX), default=None, help="Override compare.seeds."
+)
 @click.option("--retrain", is_flag=True, help="Train again even if the checkpoint exists.")
 @figure_format_option
 @json_option
@@ -63,6 +66,7 @@ def demo(
     from quantsearch.search.api import search_from_config
 
     cfg = load_config_or_default(config_path)
+    check_seeds(cfg, seeds)  # before training and searching, not after
     if run_dir is not None:
         cfg = dataclasses.replace(cfg, run_dir=run_dir)
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")

@@ -13,7 +13,7 @@ from quantsearch.cli.common import SEED, device_value, folder_value, json_option
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.validate import EPOCHS_MAX
+from quantsearch.validate import COUNT_MAX, EPOCHS_MAX, LR_MAX
 
 __all__ = ["finetune"]
 
@@ -29,12 +29,12 @@ __all__ = ["finetune"]
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=LR_MAX),
     default=1e-3,
     show_default=True,
     help="AdamW learning rate (cosine decay to 0).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, COUNT_MAX), default=64, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Shuffling seed.")
 @click.option(
     "--device",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from quantsearch.cli.common import (
     PERCENTILE,
@@ -98,7 +99,20 @@ def quantize(
     from quantsearch.quantized import save_quantized
     from quantsearch.session import open_session
 
+    source = click.get_current_context().get_parameter_source
+    if source("percentile") is ParameterSource.COMMANDLINE and (
+        from_run is not None or method != "percentile"
+    ):  # else it is ignored without a word
+        raise ConfigError(
+            "--percentile: given without --calibration percentile, allowed: with it "
+            "(and without --from-run, whose trial is quantized as the search calibrated it)"
+        )
     if from_run is not None:
+        if source("method") is ParameterSource.COMMANDLINE:
+            raise ConfigError(
+                "--calibration: given with --from-run, allowed: without it (the trial is "
+                "quantized as the search calibrated it)"
+            )
         if config_path is not None or load is not None:
             given = "--config" if config_path is not None else "--load"
             raise ConfigError(f"{given}: given with --from-run, allowed: one of them")

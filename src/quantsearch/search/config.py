@@ -28,6 +28,7 @@ from quantsearch.search.space import SpaceSpec, parse_space
 from quantsearch.validate import (
     COUNT_MAX,
     SEED_MAX,
+    SEEDS_MAX,
     THREADS_MAX,
     check_keys,
     check_unique,
@@ -174,6 +175,10 @@ _SEARCH_KEYS = {
     "n_evaluations", "fidelity", "db_retry_s",
 }  # fmt: skip
 
+# Objective weights: relative, so 1e6 already lets one metric swamp the others; 1e308 times
+# a BitOP count overflowed the weighted sum to -inf for every trial.
+WEIGHT_MAX = 1e6
+
 # With n_evaluations set and n_trials not given, trials are capped at this many per evaluation:
 # a sampler that only repeats configs (or only proposes pre-checked ones) must still stop.
 TRIALS_PER_EVALUATION_CAP = 20
@@ -198,8 +203,8 @@ def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
         raise ConfigError(f"{key}.confidence must satisfy 0.5 <= confidence < 1 (got {confidence})")
     return FidelitySpec(
         method,  # type: ignore[arg-type]
-        get_int(raw, "min_samples", key, None, minimum=1),
-        get_int(raw, "eta", key, 4, minimum=2) or 4,
+        get_int(raw, "min_samples", key, None, minimum=1, maximum=COUNT_MAX),
+        get_int(raw, "eta", key, 4, minimum=2, maximum=COUNT_MAX) or 4,
         confidence,
     )
 
@@ -240,6 +245,12 @@ def parse_search_config(
     user = None if user_metrics is None else check_directions(user_metrics, "evaluate_directions")
     objectives_raw = get_table(raw, "objectives", key)
     combine, objectives = parse_objectives(objectives_raw, f"{key}.objectives", user)
+    for o in objectives:
+        if o.weight > WEIGHT_MAX:  # x a cost in the billions: past float's range, every sum -inf
+            raise ConfigError(
+                f"{key}.objectives.{o.metric}.weight: got {o.weight}, allowed: at most "
+                f"{WEIGHT_MAX:g} (weights are relative; the sum overflowed to -inf for every trial)"
+            )
     if combine == "weighted_sum" and objectives and all(o.weight == 0 for o in objectives):
         raise ConfigError(
             f"{key}.objectives: every weight is 0, allowed: at least one weight > 0 (the "
@@ -380,7 +391,7 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
     check_unique(budgets, f"{key}.budgets")
     return CompareConfig(
         strategies=names,
-        seeds=get_int(raw, "seeds", key, d.seeds, minimum=1, maximum=COUNT_MAX) or d.seeds,
+        seeds=get_int(raw, "seeds", key, d.seeds, minimum=1, maximum=SEEDS_MAX) or d.seeds,
         n_trials=get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX),
         ground_truth_budget=get_int(
             raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0, maximum=COUNT_MAX
