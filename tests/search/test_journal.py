@@ -194,8 +194,8 @@ def test_group_commit_writes_once_per_group_and_reads_back_its_buffer(tmp_path: 
     path = tmp_path / "study.journal"
     study, backend = _study(path, exclusive=True, group_commit_s=3600.0)
     writes: list[int] = []
-    real_write = backend._write
-    backend._write = lambda logs: (writes.append(len(logs)), real_write(logs))[1]  # type: ignore[method-assign]
+    real_write = backend._write_group
+    backend._write_group = lambda logs: (writes.append(len(logs)), real_write(logs))[1]  # type: ignore[method-assign]
     study.optimize(_objective, n_trials=5)
     assert writes == []  # nothing reached the disk yet, yet the study sees its trials
     assert len(study.trials) == 5
@@ -211,6 +211,48 @@ def test_group_commit_flushes_a_finished_trial_within_the_interval(tmp_path: Pat
     time.sleep(0.3)  # the timer fires even when no further record comes
     assert len(_optuna_load(path).trials) == 3
     backend.close()
+
+
+def test_a_group_being_written_holds_up_no_read_and_is_read_once(tmp_path: Path) -> None:
+    """The committer's write and fsync run outside the lock that reads take: while a group is
+    on its way to the disk (its bytes written, the write not returned yet) the trial loop
+    appends and reads at once, and a reader starting from the first record reads every record
+    once (the file up to what was written before, the rest from the buffer). Referee: Optuna's
+    own reader of the file once the group is written."""
+    import threading
+
+    path = tmp_path / "study.journal"
+    study, backend = _study(path, exclusive=True, group_commit_s=3600.0)
+    study.optimize(_objective, n_trials=3)
+    backend.flush()  # the first 3 trials on disk
+    study.optimize(_objective, n_trials=2)  # 2 more buffered
+    in_write, release = threading.Event(), threading.Event()
+    real_append = backend._append
+
+    def held_append(data: bytes) -> None:
+        real_append(data)  # on disk, fsynced
+        in_write.set()
+        assert release.wait(10)
+
+    backend._append = held_append  # type: ignore[method-assign]
+    writer = threading.Thread(target=backend.flush)
+    writer.start()
+    try:
+        assert in_write.wait(10)
+        t0 = time.monotonic()
+        study.optimize(_objective, n_trials=1)  # reads and appends while the group is written
+        every = list(backend.read_logs(0))
+        assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
+        writer.join()
+    backend._append = real_append  # type: ignore[method-assign]
+    backend.flush()
+    on_disk = list(JournalFileBackend(str(path)).read_logs(0))
+    for log in on_disk:
+        log.pop(journal.CRC_KEY, None)
+    assert every == on_disk  # each record once, in order
+    assert [t.number for t in _optuna_load(path).trials] == list(range(6))
 
 
 _KILLED_WRITER = textwrap.dedent(

@@ -16,10 +16,12 @@ optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it u
 * **Group commit** (``group_commit_s > 0``, for a process that is the journal's only writer,
   which the run directory's lock guarantees). Records are appended to an in-memory buffer that
   this process reads back as if written; the buffer reaches the disk in one ``write`` and one
-  ``fsync`` when a trial finishes and the oldest buffered record is ``group_commit_s`` old, when
-  a committer thread finds the group that old (one thread per journal, started when it opens,
-  not one per group: starting a thread costs milliseconds on a loaded machine), and on
-  :meth:`JournalBackend.flush`. A ``kill -9`` loses at most the trials in flight and those
+  ``fsync`` when a committer thread finds its oldest record ``group_commit_s`` old (one thread
+  per journal, started when it opens, not one per group: starting a thread costs milliseconds
+  on a loaded machine; a trial that finishes writes a due group itself only when no committer
+  runs), and on :meth:`JournalBackend.flush`. The write runs outside the lock that reads and
+  appends take, its records read from the buffer until it returns, so the trial loop never
+  waits for a disk flush. A ``kill -9`` loses at most the trials in flight and those
   finished within the last ``group_commit_s`` seconds, never an older one. With several
   writers (``--workers``) every record is written at once: buffered records would be numbered
   differently by each process.
@@ -197,7 +199,9 @@ class JournalBackend(BaseJournalBackend):
         self._group_s = group_commit_s if exclusive else 0.0
         self._lock = threading.RLock()
         self._buffer: list[dict[str, Any]] = []  # records this process sees but the file lacks
-        self._buffer_since = 0.0
+        self._writing = 0  # the first records of the buffer, being written (not under _lock)
+        self._buffer_since = 0.0  # when the first record not being written was buffered
+        self._writer = threading.Lock()  # one group written at a time, outside _lock
         self._due = threading.Condition(self._lock)  # wakes the committer: a group has begun
         self._committer: threading.Thread | None = None
         self._error: StorageError | None = None
@@ -229,6 +233,8 @@ class JournalBackend(BaseJournalBackend):
         if direct or log_number_from < n_written:
             try:
                 for n, log in enumerate(self._file.read_logs(log_number_from), log_number_from):
+                    if not direct and n >= n_written:
+                        break  # a group being written now: it is read from the buffer
                     yield _checked(log, self._path, n)
             except ValueError as exc:  # Optuna's reader: a bad line before the last one
                 raise StorageError(
@@ -245,23 +251,33 @@ class JournalBackend(BaseJournalBackend):
             if not self._group_s:
                 self._write(logs)
                 return
-            if not self._buffer:
+            if len(self._buffer) == self._writing:  # a new group begins
                 self._buffer_since = time.monotonic()
                 self._start_committer()
                 self._due.notify()
             self._buffer.extend(logs)
-            due = time.monotonic() - self._buffer_since >= self._group_s
-            if any(_is_study_record(log) for log in logs) or (
-                due and any(_finishes_trial(log) for log in logs)
-            ):
-                self.flush()
+            # The committer thread writes a group when it is due, so a trial that ends does
+            # not wait for a write and its fsync; without a live one, the trial writes it.
+            now = any(_is_study_record(log) for log in logs) or (
+                not self._committer_alive()
+                and time.monotonic() - self._buffer_since >= self._group_s
+                and any(_finishes_trial(log) for log in logs)
+            )
+        if now:  # outside the lock: flush takes the writer's lock first
+            self.flush()
 
     def flush(self) -> None:
-        """Write every buffered record, one ``write`` and one ``fsync``; then :meth:`check`."""
-        with self._lock:
-            if self._buffer and self._error is None:
-                logs, self._buffer = self._buffer, []
-                self._write(logs)
+        """Write every buffered record, one ``write`` and one ``fsync``; then :meth:`check`.
+
+        The records stay in the buffer, read from there, until they are written; the write
+        and its ``fsync`` run outside the lock that reads and appends take (the committer's
+        group does not hold up the trial loop's reads), one group at a time."""
+        with self._writer:
+            with self._lock:
+                logs = self._buffer[:] if self._error is None else []
+                self._writing = len(logs)
+            if logs:
+                self._write_group(logs)
         self.check()
 
     def close(self) -> None:
@@ -272,9 +288,12 @@ class JournalBackend(BaseJournalBackend):
         with contextlib.suppress(StorageError):  # raised in the search's thread at check()
             self.flush()
 
+    def _committer_alive(self) -> bool:
+        return self._committer is not None and self._committer.is_alive()
+
     def _start_committer(self) -> None:
         """Start the committer thread unless it runs (call with the lock held)."""
-        if self._committer is None:
+        if not self._committer_alive():
             self._committer = threading.Thread(
                 target=self._commit, daemon=True, name="journal-commit"
             )
@@ -287,11 +306,15 @@ class JournalBackend(BaseJournalBackend):
             idle_since = time.monotonic()
             while True:
                 now = time.monotonic()
-                if self._buffer and self._error is None:
+                if len(self._buffer) > self._writing and self._error is None:
                     idle_since = now
                     due = self._buffer_since + self._group_s
                     if now >= due:
-                        self._flush_quietly()
+                        self._lock.release()  # the write runs outside it (flush)
+                        try:
+                            self._flush_quietly()
+                        finally:
+                            self._lock.acquire()
                     else:
                         self._due.wait(due - now)
                 elif now - idle_since >= _COMMITTER_IDLE_S:
@@ -299,6 +322,23 @@ class JournalBackend(BaseJournalBackend):
                     return
                 else:
                     self._due.wait(_COMMITTER_IDLE_S)
+
+    def _write_group(self, logs: list[dict[str, Any]]) -> None:
+        """Append ``logs``, the first records of the buffer, without holding the lock; then
+        drop them from the buffer, or on failure roll the file back and keep them there."""
+        data = b"".join(_line(log) for log in logs)
+        try:
+            self._append(data)
+        except OSError as exc:
+            with self._lock:
+                self._writing = 0
+                self._n_written = _count_lines(self._path)
+                self._error = _write_error(self._path, exc)
+        else:
+            with self._lock:
+                del self._buffer[: len(logs)]
+                self._writing = 0
+                self._n_written += len(logs)
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``; on failure roll the file back and keep them in memory instead."""
@@ -308,11 +348,7 @@ class JournalBackend(BaseJournalBackend):
         except OSError as exc:
             self._n_written = _count_lines(self._path)
             self._buffer = logs + self._buffer
-            self._error = StorageError(
-                f"storage: cannot write {self._path} ({os.strerror(exc.errno or 0) or exc}); "
-                f"free space on its disk or make it writable, then run the same command again "
-                f"to resume"
-            )
+            self._error = _write_error(self._path, exc)
         else:
             self._n_written += len(logs)
 
@@ -343,6 +379,13 @@ class JournalBackend(BaseJournalBackend):
                     raise
         finally:
             self._file_lock.release()
+
+
+def _write_error(path: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"storage: cannot write {path} ({os.strerror(exc.errno or 0) or exc}); free space on "
+        f"its disk or make it writable, then run the same command again to resume"
+    )
 
 
 _CRC_FIELD = f',"{CRC_KEY}":%d}}\n'.encode()
