@@ -13,6 +13,7 @@ from quantsearch.data import Split
 from quantsearch.errors import MetricError
 from quantsearch.metrics.population import BatchLabels, PopulationQuality
 from quantsearch.metrics.quality import evaluate
+from quantsearch.passes.transform.blocks import Blocks
 
 
 class _Outputs(nn.Module):
@@ -105,16 +106,32 @@ def test_hits_equal_numpy_argmax_with_non_finite_logits(dtype: torch.dtype) -> N
 
 def test_batch_labels_checks_once_and_add_reads_them() -> None:
     """A :class:`BatchLabels` refuses a label outside the classes, and ``add`` with it gives
-    what ``add`` with the plain labels gives; its masks are 0 / -inf as documented."""
+    what ``add`` with the plain labels gives; its picks, one-hot matrix and mask are as documented."""
     with pytest.raises(MetricError, match=r"labels must be in \[0, 2\]"):
         BatchLabels.of(torch.tensor([0, 3]), 3)
     y = torch.tensor([2, 0, 1, 2])
     lab = BatchLabels.of(y, 3)
     inf = -math.inf
-    assert lab.at[0].T.tolist() == [[inf, inf, 0], [0, inf, inf], [inf, 0, inf], [inf, inf, 0]]
+    assert lab.picks.tolist() == [2 * 4 + 0, 0 * 4 + 1, 1 * 4 + 2, 2 * 4 + 3]  # c * N + i
+    assert lab.onehot is not None and lab.onehot.T.tolist() == torch.eye(3)[y].tolist()
     assert lab.before[0].T.tolist() == [[0, 0, inf], [inf] * 3, [0, inf, inf], [0, 0, inf]]
     outs = [torch.randn(4, 3, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     a, b = PopulationQuality(3, 3), PopulationQuality(3, 3)
     a.add(outs, y)
     b.add(outs, lab)
     assert a.results() == b.results()
+
+
+def test_blocks_of_one_tensor_count_as_distinct_outputs() -> None:
+    """Outputs handed as :class:`Blocks` (a batched layer's) give what the same values as
+    separate tensors give, each referee'd by ``evaluate`` of that output alone."""
+    g = torch.Generator().manual_seed(3)
+    whole = torch.randn(4, 30, 5, generator=g)
+    whole[1] = torch.round(whole[1])  # ties
+    y = torch.randint(0, 5, (30,), generator=g)
+    a, b = PopulationQuality(4, 5, (2,)), PopulationQuality(4, 5, (2,))
+    a.add(Blocks(whole), BatchLabels.of(y, 5))
+    b.add([t.clone() for t in whole], y)
+    assert a.results() == b.results()
+    for got, o in zip(a.results(), whole, strict=True):
+        assert got == evaluate(_Outputs(o), Split(o, y), batch_size=30, top_k=(2,))

@@ -15,6 +15,7 @@ from quantsearch.metrics import accuracy, balanced_accuracy, evaluate, top_k_acc
 from quantsearch.metrics.quality import (
     classes_first,
     device_of,
+    label_picks,
     loss_sums,
     quality_of,
 )
@@ -212,3 +213,20 @@ def test_one_evaluation_and_the_helpers_agree_exactly() -> None:
     assert got.balanced_accuracy == math.fsum(
         a / b for a, b in zip(correct, count, strict=True) if b
     ) / sum(1 for b in count if b)
+
+
+@pytest.mark.parametrize(("n", "c"), [(1, 2), (13, 5), (512, 5), (1029, 10)])
+def test_loss_sums_read_by_label_picks_are_the_same_bits(n: int, c: int) -> None:
+    """The population reads each sample's term at ``label_picks`` (one ``index_select`` of
+    the flat log-probabilities) instead of a ``gather``: the same bits, with ties, large
+    logits, -inf and NaN; the picks are numpy's ``ravel_multi_index`` of (label, sample)."""
+    g = torch.Generator().manual_seed(n + c)
+    x = _ties_and_large(g, 8, n, c)
+    x[5, 0, 0] = -math.inf
+    x[6, -1, -1] = math.nan
+    y = torch.randint(0, c, (n,), generator=g)
+    picks = label_picks(y)
+    assert picks.tolist() == np.ravel_multi_index((y.numpy(), np.arange(n)), (c, n)).tolist()
+    got, want = loss_sums(classes_first(x), y, picks), loss_sums(classes_first(x), y)
+    assert torch.equal(got.nan_to_num(0.0, 1.0, -1.0), want.nan_to_num(0.0, 1.0, -1.0))
+    assert torch.equal(got.isnan(), want.isnan()) and bool(got.isnan()[6])

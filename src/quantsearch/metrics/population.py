@@ -10,16 +10,17 @@ of zeros and ones below ``2^24`` from one float32 product with the labels' one-h
 Whether a sample is a hit is the single path's ``argmax(1) == label`` (the first maximum),
 read from the classes-first copy the loss needs anyway by reductions over the classes
 (:func:`_hits`): for an output whose summed loss is finite no logit is NaN or ``+inf``, so
-``m = max_c x_c``, ``x_label`` and the largest logit before the label are exact maxima, and
-the label is the first maximum iff ``x_label == m`` and every earlier logit is below ``m``.
+``m = max_c x_c`` and the largest logit before the label are exact maxima (``x_label``
+itself is read at the label's place, :attr:`BatchLabels.picks`), and the label is the
+first maximum iff ``x_label == m`` and every earlier logit is below ``m``.
 An output whose loss is not finite (NaN or infinite logits) takes ``argmax`` itself, as do
 logits of another dtype than float32/float64. ``topk``, whose order among ties is the
 kernel's, is the single path's call on the same tensor, once per *distinct* output (configs
 whose outputs are the same object share it). Each config's
 :class:`~quantsearch.metrics.quality.Quality` then comes from the single path's own formula
 (:func:`~quantsearch.metrics.quality.quality_of`) on its exact counts and loss sum.
-What depends on the labels alone (their range check, class counts, one-hot matrix and the
-masks :func:`_hits` adds) is a :class:`BatchLabels`, which an evaluator builds once per batch
+What depends on the labels alone (their range check, class counts, one-hot matrix, the
+label's place in each output and the mask :func:`_hits` adds) is a :class:`BatchLabels`, which an evaluator builds once per batch
 of its data.
 
 Example:
@@ -51,10 +52,11 @@ from quantsearch.metrics.quality import (
     Quality,
     _check,
     classes_first,
+    label_picks,
     loss_sums,
     quality_of,
 )
-from quantsearch.passes.transform.batched import stacked_views
+from quantsearch.passes.transform.blocks import Blocks, stacked_views
 
 __all__ = ["BatchLabels", "PopulationQuality"]
 
@@ -68,9 +70,11 @@ class BatchLabels:
         labels: the class of each of the ``N`` samples (int64).
         num_classes: the models' output width ``C``.
         counts: samples per class, ``[C]`` int64.
-        onehot: ``[N, C]`` float32 one-hot rows; ``None`` from ``2^24`` samples on, where a
-            float32 count would no longer be exact (the hits are then counted by ``bincount``).
-        at: ``[1, C, N]`` float32: ``0`` at each sample's label, ``-inf`` elsewhere.
+        onehot: ``[C, N]`` float32, the one-hot rows of the labels transposed (``onehot[c,
+            i]`` is 1 where sample ``i`` is of class ``c``); ``None`` from ``2^24`` samples
+            on, where a float32 count would no longer be exact (the hits are then counted by
+            ``bincount``).
+        picks: :func:`~quantsearch.metrics.quality.label_picks` of the labels (int64 ``[N]``).
         before: ``[1, C, N]`` float32: ``0`` at the classes before each sample's label,
             ``-inf`` from it on.
     """
@@ -79,7 +83,7 @@ class BatchLabels:
     num_classes: int
     counts: torch.Tensor
     onehot: torch.Tensor | None
-    at: torch.Tensor
+    picks: torch.Tensor
     before: torch.Tensor
 
     @classmethod
@@ -102,14 +106,14 @@ class BatchLabels:
             labels=labels,
             num_classes=c,
             counts=torch.bincount(labels, minlength=c),
-            onehot=F.one_hot(labels, c).to(torch.float32) if n < 2**24 else None,
-            at=torch.where(classes == row, zero, inf),
+            onehot=F.one_hot(labels, c).to(torch.float32).t().contiguous() if n < 2**24 else None,
+            picks=label_picks(labels),
             before=torch.where(classes < row, zero, inf),
         )
 
     def nbytes(self) -> int:
         """The memory its tensors take."""
-        ts = (self.labels, self.counts, self.onehot, self.at, self.before)
+        ts = (self.labels, self.counts, self.onehot, self.picks, self.before)
         return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
 
@@ -120,15 +124,18 @@ def _hits(
     ``V`` outputs ``stacked`` (``[V, N, C]``), read from ``by_class``, their classes-first
     copy, where each output's summed loss ``losses`` is finite (see the module docstring).
 
-    For such an output ``x + 0 == x`` and ``x + -inf == -inf`` for every logit (``-inf``
-    included), so adding ``lab.at`` leaves ``x_label`` as the one finite candidate of its
-    sample's maximum, and adding ``lab.before`` the logits before the label (``-inf`` when
-    there are none); all three maxima are exact. An output with a NaN or ``+inf`` logit has
-    a loss that is NaN or infinite (its sample's log-softmax is), so it takes ``argmax``."""
+    ``x_label`` is read by an ``index_select`` at ``lab.picks`` (a copy of the value). For
+    such an output ``x + 0 == x`` and ``x + -inf == -inf`` for every logit (``-inf``
+    included), so adding ``lab.before`` leaves the logits before the label (``-inf`` when
+    there are none) as the candidates of their maximum; both maxima are exact. An output
+    with a NaN or ``+inf`` logit has a loss that is NaN or infinite (its sample's
+    log-softmax is), so it takes ``argmax``."""
     if by_class.dtype not in (torch.float32, torch.float64):
         return stacked.argmax(2) == lab.labels
+    v, c, n = by_class.shape
     m = by_class.amax(1)
-    hit = ((by_class + lab.at).amax(1) == m) & ((by_class + lab.before).amax(1) < m)
+    label = by_class.reshape(v, c * n).index_select(1, lab.picks)
+    hit = (label == m) & ((by_class + lab.before).amax(1) < m)
     if not math.isfinite(float(losses.sum())):  # a NaN or an infinity in some loss
         bad = (~torch.isfinite(losses)).nonzero().flatten()
         hit[bad] = stacked[bad].argmax(2) == lab.labels
@@ -160,17 +167,23 @@ class PopulationQuality:
         if len(logits) != self.k:
             raise MetricError(f"expected {self.k} outputs (got {len(logits)})")
         y = labels.labels if isinstance(labels, BatchLabels) else labels
-        slot: dict[int, int] = {}  # id of a distinct output -> its row
-        distinct: list[torch.Tensor] = []
-        rows: list[int] = []
-        for t in logits:
-            row = slot.get(id(t))
-            if row is None:
-                if not distinct or t.shape != distinct[0].shape:
-                    _check(t, y)  # equal shapes pass alike
-                row = slot[id(t)] = len(distinct)
-                distinct.append(t)
-            rows.append(row)
+        distinct: Sequence[torch.Tensor]
+        if type(logits) is Blocks and logits:  # one tensor's blocks: distinct, alike
+            _check(logits[0], y)
+            distinct, rows = logits, list(range(len(logits)))
+        else:
+            slot: dict[int, int] = {}  # id of a distinct output -> its row
+            found: list[torch.Tensor] = []
+            rows = []
+            for t in logits:
+                row = slot.get(id(t))
+                if row is None:
+                    if not found or t.shape != found[0].shape:
+                        _check(t, y)  # equal shapes pass alike
+                    row = slot[id(t)] = len(found)
+                    found.append(t)
+                rows.append(row)
+            distinct = found
         c = self.num_classes
         if not isinstance(labels, BatchLabels) or labels.num_classes != c:
             labels = BatchLabels.of(y, c)
@@ -181,15 +194,16 @@ class PopulationQuality:
         whole = stacked_views(logits if len(distinct) == len(logits) else distinct)
         stacked = torch.stack(distinct) if whole is None else whole  # (distinct, samples, C)
         by_class = classes_first(stacked)
-        losses = loss_sums(by_class, y)
+        losses = loss_sums(by_class, y, labels.picks)
         correct = _hits(stacked, by_class, losses, labels)
         d = len(distinct)
         if labels.onehot is not None:
-            # hits of each output per class as one product with the labels' one-hot matrix:
-            # sums of at most 2^24 zeros and ones, every partial sum an integer float32
-            # holds, so exact in any order, as the bincount below (numpy's argmax counts
-            # referee it in the tests)
-            per_class = torch.mm(correct.to(torch.float32), labels.onehot).to(torch.int64)
+            # hits of each output per class as one product with the labels' one-hot matrix
+            # (F.linear: correct @ onehot.T, a faster kernel here than mm with [N, C]): sums
+            # of at most 2^24 zeros and ones, every partial sum an integer float32 holds, so
+            # exact in any order, as the bincount below (numpy's argmax counts referee it in
+            # the tests)
+            per_class = F.linear(correct.to(torch.float32), labels.onehot).to(torch.int64)
         else:
             offset = torch.arange(d, device=y.device)[:, None] * c + y
             bins = torch.where(correct, offset, d * c)  # a miss counts in one extra bin

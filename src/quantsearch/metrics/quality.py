@@ -45,6 +45,7 @@ __all__ = [
     "classes_first",
     "device_of",
     "evaluate",
+    "label_picks",
     "loss_sums",
     "quality_of",
     "top_k_accuracy",
@@ -133,7 +134,9 @@ def classes_first(logits: torch.Tensor) -> torch.Tensor:
     return logits.transpose(1, 2).contiguous()
 
 
-def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_sums(
+    by_class: torch.Tensor, labels: torch.Tensor, picks: torch.Tensor | None = None
+) -> torch.Tensor:
     """The summed cross-entropy of each of ``V`` outputs for the samples labelled ``labels``
     (``[N]``), from their logits laid out ``[V, C, N]`` (:func:`classes_first`), float64 ``[V]``.
 
@@ -151,6 +154,11 @@ def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     runs: a GPU's softmax and its ``cumsum`` (which PyTorch lists as nondeterministic on
     CUDA) may order their sums by launch shape, and so by ``V``.
 
+    ``picks``: optionally, :func:`label_picks` of ``labels`` (kept by a caller that meets
+    the same labels often): each sample's term is then read by one ``index_select`` of the
+    flat ``[V, C * N]`` log-probabilities instead of a ``gather`` along the classes, the
+    same values (both only copy them).
+
     Example:
         >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [1.0, 0.0]]])
         >>> sums = loss_sums(classes_first(logits), torch.tensor([0, 1]))
@@ -159,12 +167,29 @@ def loss_sums(by_class: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     if by_class.device.type != "cpu":
         return loss_sums(by_class.cpu(), labels.cpu()).to(by_class.device)
-    v, _, n = by_class.shape
-    picked = F.log_softmax(by_class.float(), dim=1).gather(1, labels.view(1, 1, n).expand(v, 1, n))
+    v, c, n = by_class.shape
+    logp = F.log_softmax(by_class.float(), dim=1)
+    if picks is None:
+        picked = logp.gather(1, labels.view(1, 1, n).expand(v, 1, n))
+    else:  # logp is contiguous: sample i's term of output j is logp.view(v, c * n)[j, picks[i]]
+        picked = logp.view(v, c * n).index_select(1, picks)
     # -log p summed as -(sum of log p): round-to-nearest is symmetric in sign, so negating
     # the sum gives the very bits of summing the negated terms (one op fewer on [V, N]);
-    # cumsum's dtype widens each term to float64 (exact) before the sequential scan
-    return picked.view(v, n).cumsum(1, dtype=torch.float64)[:, -1].neg()
+    # each term widened to float64 (exact) before the sequential scan
+    return picked.view(v, n).double().cumsum(1)[:, -1].neg()
+
+
+def label_picks(labels: torch.Tensor) -> torch.Tensor:
+    """Where each sample's label logit lies in one output's flat classes-first logits
+    (``[C * N]``: class ``c`` of sample ``i`` at ``c * N + i``): ``labels * N + arange(N)``,
+    for :func:`loss_sums`.
+
+    Example:
+        >>> label_picks(torch.tensor([1, 0, 2])).tolist()
+        [3, 1, 8]
+    """
+    n = int(labels.shape[0])
+    return labels * n + torch.arange(n, device=labels.device)
 
 
 def quality_of(

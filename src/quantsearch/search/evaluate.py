@@ -308,12 +308,20 @@ class Evaluator:
             pop = self._local.population = Population(self.gm, self.calibration)
         try:
             bound = pop.bind(chunk)
-            if pop.refusal(bound) is not None:
+            by_node = pop.columns(bound)
+            if pop.refusal(bound, by_node) is not None:
                 return None
             quality: PopulationQuality | None = None
             names, ks, static = self._kinds()
-            for b, (x, y) in enumerate(self.data.batches(self.batch_size)):
-                outs = pop.run(bound, x.to(self.device, non_blocking=True))
+            data = self.data
+            # one batch (most validation splits a search measures): no slicing per call
+            batches = (
+                [(data.x, data.y)]
+                if 0 < len(data) <= self.batch_size
+                else data.batches(self.batch_size)
+            )
+            for b, (x, y) in enumerate(batches):
+                outs = pop.run(bound, x.to(self.device, non_blocking=True), by_node)
                 if quality is None:
                     quality = PopulationQuality(len(chunk), int(outs[0].shape[1]), ks)
                 quality.add(outs, self._batch_labels(b, y, quality.num_classes))
@@ -323,14 +331,17 @@ class Evaluator:
             pm = self.prepared()
             same: dict[Any, dict[str, float]] = {}  # equal totals, one computation (this call)
             results = []
+            metrics = self.metrics
             for i, rc in enumerate(bound):
                 # the slots are filled only for the first config of a structure
                 values = sm.values(rc, partial(pm.apply_, rc), same=same)
                 if unpriced:
                     values.update(compute_metrics(pm.apply_(rc), unpriced))
                 if names:
-                    values.update(quality_values(qualities[i]))
-                results.append({n: values[n] for n in self.metrics})
+                    q = quality_values(qualities[i])
+                    results.append({n: values[n] if n in values else q[n] for n in metrics})
+                else:
+                    results.append({n: values[n] for n in metrics})
         except Exception:  # the single path reports each config's own error
             return None
         share = (time.perf_counter() - t0) / max(1, len(chunk))

@@ -265,7 +265,9 @@ def test_weights_too_large_to_stack_run_one_call_each() -> None:
     facts = [linear_facts(m) for m in layers]
     index = [i for i in range(4) for _ in range(4)]
     assert stack(facts, index) is not None
-    assert stack(facts, index, max_bytes=4 * 16 * 20 * 4 - 1) is None
+    both = 2 * 4 * 16 * 20 * 4  # two layouts of 4 inputs x 16 in x (4 slots x 5 out) float32
+    assert stack(facts, index, max_bytes=both) is not None
+    assert stack(facts, index, max_bytes=both - 1) is None
 
 
 def test_a_three_dimensional_input_and_a_data_out_format() -> None:

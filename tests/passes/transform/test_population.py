@@ -158,3 +158,34 @@ def test_a_graph_that_works_in_place_is_refused() -> None:
     rc = ResolvedConfig.from_dict({fc.name: {"weight": FixedPoint(4, 2).to_dict()}}, gm=gm)
     with pytest.raises(ValueError, match="in place"):
         Population(gm).forward([rc, rc], x)
+
+
+def test_new_configs_of_formats_met_before_find_the_first_ones_node_configs() -> None:
+    """A search's configs are new objects each trial: :meth:`Population.columns` makes a
+    node config with the very same (interned) format objects the first one met, so the
+    memos by identity hit and no module is built again; a node config of new but equal
+    format objects stays its own object. Outputs stay ``torch.equal`` to ``quantize``."""
+    gm, x = _traced("jsc-tiny")
+    pop = Population(gm)
+    first = random_configs(gm, 6, seed=5)
+    again = random_configs(gm, 6, seed=5)  # the same tables, new ResolvedConfigs
+    assert all(a is not b for a, b in zip(first, again, strict=True))
+    pop.forward(first, x)
+    built = len(pop._modules)
+    cols_first, cols_again = pop.columns(first), pop.columns(again)
+    assert cols_first.keys() == cols_again.keys()
+    for name, column in cols_again.items():
+        for a, b, rc in zip(cols_first[name], column, again, strict=True):
+            assert a is b and (b is None or b == rc[name])
+    outs = pop.forward(again, x)
+    assert len(pop._modules) == built
+    for out, rc in zip(outs, again, strict=True):
+        assert torch.equal(out, quantize(gm, rc)(x))
+    name, lq = next((n, lq) for rc in first for n, lq in rc.items())
+    fmt = lq.weight or lq.data_in
+    assert isinstance(fmt, FixedPoint)
+    copy = FixedPoint(fmt.width, fmt.frac_width)  # equal, not the interned object
+    assert copy == fmt and copy is not fmt
+    own = ResolvedConfig.from_dict({name: {"weight" if lq.weight else "data_in": copy}}, gm=gm)
+    (column,) = pop.columns([own]).values()
+    assert column[0] is own[name]

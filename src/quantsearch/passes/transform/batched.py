@@ -27,8 +27,9 @@ point (other formats' outputs are not on one ``2^-f`` grid), no ``data_in`` form
 or bias not on a grid coarse enough, a non-finite value, a dtype other than float32/float64
 or dtypes that differ, a layer in training mode or with float master weights re-quantized
 per call, a float32 matmul precision other than ``"highest"`` (TF32 or bfloat16 inputs
-would be rounded before the products), and stacked weights over 32 MiB (:func:`stack`). Only the kernel is batched: each config's
-``data_out`` format is applied to its own contiguous slice, the call its module makes.
+would be rounded before the products), and stacked weights (two layouts) over 32 MiB
+(:func:`stack`). Only the kernel is batched: each config's ``data_out`` format is applied
+to its own contiguous slice, the call its module makes.
 
 Example:
     >>> import torch
@@ -57,6 +58,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -88,7 +90,9 @@ _MARGIN = 1.0 - 2.0**-30
 def exact_limit(dtype: torch.dtype) -> float | None:
     """The largest integer ``k`` such that every integer up to ``k`` in magnitude is a float of
     ``dtype`` (``2^24`` for float32, ``2^53`` for float64), else ``None``."""
-    return {torch.float32: 2.0**24, torch.float64: 2.0**53}.get(dtype)
+    if dtype == torch.float32:
+        return 2.0**24
+    return 2.0**53 if dtype == torch.float64 else None
 
 
 def frac_bits(t: Tensor) -> int | None:
@@ -195,13 +199,33 @@ def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor
     ):
         return [f.quantize(x) for f, x in pairs]
     fmts: list[FixedPoint] = [f for f, _ in pairs]  # type: ignore[misc]
-    shape = (len(fmts),) + (1,) * x0.dim()
-    scales = [2.0**f.frac_width for f in fmts]
-    scale = torch.tensor(scales, dtype=x0.dtype, device=x0.device).view(shape)
-    y = torch.round(x0.unsqueeze(0) * scale)
+    scale = _scales(fmts, x0)
+    y = (x0.unsqueeze(0) * scale).round_()
+    dtype = x0.dtype
     for block, f in zip(y.unbind(0), fmts, strict=True):
-        block.clamp_(*f.int_bounds(x0.dtype))  # FixedPoint.quantize's call, scalar bounds
+        block.clamp_(*f.int_bounds(dtype))  # FixedPoint.quantize's call, scalar bounds
     return Blocks(y.div_(scale))
+
+
+# (ids of the formats, dtype, device, dims) -> (the formats, their scales 2^f along a first
+# dim): a population meets the same few data_in formats call after call
+_SCALES: dict[tuple[Any, ...], tuple[list[FixedPoint], Tensor]] = {}
+
+
+def _scales(fmts: list[FixedPoint], x: Tensor) -> Tensor:
+    """``2^f`` of each format, shaped ``[len(fmts), 1, ...]`` to broadcast against ``x``
+    stacked (exact: a power of two in any float dtype whose range holds it)."""
+    key = (*map(id, fmts), x.dtype, x.device, x.dim())
+    kept = _SCALES.get(key)
+    if kept is not None:  # the formats kept in the entry: their ids are still theirs
+        return kept[1]
+    shape = (len(fmts),) + (1,) * x.dim()
+    scales = [2.0**f.frac_width for f in fmts]
+    scale = torch.tensor(scales, dtype=x.dtype, device=x.device).view(shape)
+    if len(_SCALES) >= 1024:
+        _SCALES.clear()
+    _SCALES[key] = (list(fmts), scale)
+    return scale
 
 
 def _precise(device: torch.device) -> bool:
@@ -245,6 +269,10 @@ class Stacked:
     sums: tuple[tuple[float, float], ...]  # each layer's (weight_sum, bias_max)
     order: Tensor | None  # the layers' blocks among [inputs * slots]; None: all, in order
     bits: tuple[tuple[int, int], ...]  # each layer's (w_bits, b_bits)
+    # weight and bias transposed, contiguous, for the classes-first kernel (W x^T):
+    # [inputs, slots * out, in] and [inputs, slots * out, 1]
+    weight_cf: Tensor
+    bias_cf: Tensor | None
     caps: dict[
         tuple[tuple[int, ...], torch.dtype], list[tuple[int, float, float, float]] | None
     ] = field(default_factory=dict, compare=False)  # see _caps
@@ -255,7 +283,8 @@ def stack(
 ) -> Stacked | None:
     """The :class:`Stacked` layout of layers with these ``facts``, layer ``v`` reading input
     ``index[v]``; ``None`` where a layer has no facts or no grid, the layers disagree on
-    shape, dtype or having a bias, or the stacked weights would take more than ``max_bytes``
+    shape, dtype or having a bias, or the stacked weights (in two layouts, one for each
+    kernel of :func:`linear_many`) would take more than ``max_bytes``
     (a copy of every variant's weights: for large layers each variant's own call is kept)."""
     if not facts or any(f is None or f.bits is None for f in facts):
         return None
@@ -277,7 +306,7 @@ def stack(
         slot.append(used[i])
         used[i] += 1
     slots = max(used)
-    if inputs * n_in * slots * out * w0.element_size() > max_bytes:
+    if 2 * inputs * n_in * slots * out * w0.element_size() > max_bytes:
         return None
     blocks = [i * slots + s for i, s in zip(index, slot, strict=True)]
     with torch.inference_mode():
@@ -298,6 +327,8 @@ def stack(
             if blocks == list(range(inputs * slots))
             else torch.tensor(blocks, device=w0.device),
             bits=tuple(f.bits for f in ok if f.bits is not None),
+            weight_cf=weight.transpose(1, 2).contiguous(),
+            bias_cf=None if bias is None else bias.transpose(1, 2).contiguous(),
         )
 
 
@@ -334,15 +365,18 @@ def linear_many(
         return None
     x0 = xs[0]
     limit = exact_limit(x0.dtype)
-    if limit is None or not _precise(x0.device) or any(b is None for b in x_bits):
+    if limit is None or not _precise(x0.device) or None in x_bits:
         return None
     if x0.dim() < 2 or stacked.weight.dtype != x0.dtype or stacked.weight.device != x0.device:
         return None
-    if any(x.dtype != x0.dtype or x.shape != x0.shape or x.device != x0.device for x in xs):
+    blocks = type(xs) is Blocks  # quantize_inputs' blocks: of one tensor, alike
+    if not blocks and any(
+        x.dtype != x0.dtype or x.shape != x0.shape or x.device != x0.device for x in xs
+    ):
         return None
     with torch.inference_mode():
         n_in = x0.shape[-1]
-        whole = stacked_views(xs) if x0.dim() == 2 else None  # quantize_inputs' blocks
+        whole = stacked_views(xs) if x0.dim() == 2 else None
         if whole is None:
             whole = torch.stack([x.reshape(-1, n_in) for x in xs])
         xx = whole  # [inputs, N, in]
@@ -355,12 +389,14 @@ def linear_many(
             return None
         out = stacked.weight.shape[-1] // stacked.slots
         n = xx.shape[1]
-        if classes_first and x0.dim() == 2 and all(m.q_data_out is None for m in layers):
-            wt, xt = stacked.weight.transpose(1, 2), xx.transpose(1, 2)
-            if stacked.bias is None:
+        plain = all(m.q_data_out is None for m in layers)  # no data_out format to apply
+        if classes_first and x0.dim() == 2 and plain:
+            wt, xt = stacked.weight_cf, xx.transpose(1, 2)
+            if stacked.bias_cf is None:
                 yt = torch.bmm(wt, xt)
-            else:  # [inputs, slots * out, N]
-                yt = torch.baddbmm(stacked.bias.transpose(1, 2), wt, xt)
+            else:  # [inputs, slots * out, N]; the bias expanded (a view): ATen's faster
+                # kernel here than a broadcast one, and exact like any other (see above)
+                yt = torch.baddbmm(stacked.bias_cf.expand(-1, -1, n), wt, xt)
             yt = yt.view(-1, out, n)  # each layer's block: [out, N], contiguous
             return Blocks((yt if stacked.order is None else yt[stacked.order]).transpose(1, 2))
         if stacked.bias is None:
@@ -373,7 +409,7 @@ def linear_many(
             y = y.reshape(len(layers), n, out)  # a view when slots == 1, else one copy
         else:
             y = y.reshape(-1, n, out)[stacked.order]
-        if x0.dim() == 2 and all(m.q_data_out is None for m in layers):
+        if x0.dim() == 2 and plain:
             return Blocks(y)
         shape = (*x0.shape[:-1], out)
         views = y.unbind(0) if x0.dim() == 2 else [yv.view(shape) for yv in y.unbind(0)]

@@ -71,7 +71,12 @@ from quantsearch.passes.transform.batched import (
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, _QuantLayer, submodule
-from quantsearch.passes.transform.population_refusal import population_refusal, refusal
+from quantsearch.passes.transform.population_refusal import (
+    Columns,
+    columns,
+    population_refusal,
+    refusal,
+)
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
 __all__ = ["Population", "population_refusal"]
@@ -106,6 +111,7 @@ class Population:
         self._facts: dict[tuple[str, LayerQuant], LinearFacts | None] = {}  # batched.py's
         self._stacks: dict[tuple[Any, ...], tuple[tuple[LayerQuant, ...], Stacked | None]] = {}
         self._checked: dict[int, LayerQuant] = {}  # see refusal
+        self._canon: dict[tuple[int, ...], LayerQuant] = {}  # see columns
         # (node, id(lq)) -> (lq, its split / its module): see _remember
         self._split_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._module_ids: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -122,10 +128,20 @@ class Population:
         for arg, i in last.items():
             self._free[i].append(arg)
 
-    def refusal(self, bound: Sequence[ResolvedConfig]) -> str | None:
-        """:func:`population_refusal` of ``bound``, remembering the configs' node configs
-        found deterministic and what the graph refuses (the graph never changes)."""
-        return refusal(self.gm, bound, self._checked, self._graph_why)
+    def refusal(
+        self, bound: Sequence[ResolvedConfig], by_node: Columns | None = None
+    ) -> str | None:
+        """:func:`population_refusal` of ``bound`` (``by_node``: its :meth:`columns`, where
+        the caller has them), remembering the node configs found deterministic and what the
+        graph refuses (the graph never changes)."""
+        cols = self.columns(bound) if by_node is None else by_node
+        return refusal(self.gm, cols, self._checked, self._graph_why)
+
+    def columns(self, bound: Sequence[ResolvedConfig]) -> Columns:
+        """:func:`.population_refusal.columns` of ``bound``, its equal node configs made
+        one object across calls (see there): the memos below, by identity, then hit for a
+        search's new configs of formats met before."""
+        return columns(bound, self._canon)
 
     def bind(self, configs: Sequence[ResolvedConfig]) -> list[ResolvedConfig]:
         """Each config bound to the graph (``"auto"`` fields from the calibration)."""
@@ -140,24 +156,23 @@ class Population:
         :func:`population_refusal` refuses.
         """
         bound = self.bind(configs)
-        why = self.refusal(bound)
+        by_node = self.columns(bound)
+        why = self.refusal(bound, by_node)
         if why is not None:
             raise ValueError(f"cannot evaluate as a population: {why}")
-        return self.run(bound, x)
+        return self.run(bound, x, by_node)
 
-    def run(self, bound: Sequence[ResolvedConfig], x: torch.Tensor) -> list[Any]:
-        """:meth:`forward` for configs already bound and checked (no checks repeated)."""
+    def run(
+        self, bound: Sequence[ResolvedConfig], x: torch.Tensor, by_node: Columns | None = None
+    ) -> list[Any]:
+        """:meth:`forward` for configs already bound and checked (no checks repeated);
+        ``by_node``: their :meth:`columns`, where the caller has them."""
         k = len(bound)
         env: dict[fx.Node, tuple[list[Any], list[int]]] = {}
         out: list[Any] = []
         unset: list[LayerQuant | None] = [None] * k
-        by_node: dict[str, list[LayerQuant | None]] = {}  # node -> each config's LayerQuant
-        for c, rc in enumerate(bound):
-            for name in rc:
-                column = by_node.get(name)
-                if column is None:
-                    column = by_node[name] = list(unset)
-                column[c] = rc[name]
+        if by_node is None:
+            by_node = self.columns(bound)
         self._quantized = by_node.keys()  # read by _loose during this run
         with torch.inference_mode():
             for i, node in enumerate(self.gm.graph.nodes):

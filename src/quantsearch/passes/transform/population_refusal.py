@@ -9,7 +9,9 @@ then evaluates the configs one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from operator import attrgetter
 
 from torch import fx
 
@@ -18,39 +20,76 @@ from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import submodule
 from quantsearch.passes.transform.resolved import ResolvedConfig
 
-__all__ = ["population_refusal", "refusal"]
+__all__ = ["Columns", "columns", "population_refusal", "refusal"]
+
+Columns = dict[str, list[LayerQuant | None]]  # node -> each config's LayerQuant of it
+# every field of a LayerQuant (so a field added later still takes part in columns' key)
+_fields = attrgetter(*(f.name for f in dataclasses.fields(LayerQuant)))
 
 
 def population_refusal(gm: fx.GraphModule, bound: Sequence[ResolvedConfig]) -> str | None:
     """Why ``bound`` (configs already bound to ``gm``) cannot run as a population, or ``None``."""
-    return refusal(gm, bound, {}, {})
+    return refusal(gm, columns(bound), {}, {})
+
+
+def columns(
+    bound: Sequence[ResolvedConfig], canon: dict[tuple[int, ...], LayerQuant] | None = None
+) -> Columns:
+    """Each node some config quantizes -> each config's :class:`LayerQuant` of it (``None``:
+    the config leaves it float), the configs in order.
+
+    ``canon``: a dict kept across calls (a :class:`~.population.Population`'s), by which a
+    LayerQuant is replaced by the first one met with the very same format objects (equal
+    ids of every field; the first is held by ``canon``, so its formats keep their ids). A
+    search's formats are interned (``ResolvedConfig.from_dict``), so its new configs' equal
+    node configs become one object, which memos by identity then find; one of new format
+    objects stays as it is."""
+    unset: list[LayerQuant | None] = [None] * len(bound)
+    out: Columns = {}
+    for c, rc in enumerate(bound):
+        for name in rc:
+            column = out.get(name)
+            if column is None:
+                column = out[name] = list(unset)
+            lq = rc[name]
+            if canon is not None:
+                ident = tuple(map(id, _fields(lq)))
+                first = canon.get(ident)
+                if first is None:
+                    if len(canon) >= 4096:
+                        canon.clear()
+                    canon[ident] = first = lq
+                lq = first
+            column[c] = lq
+    return out
 
 
 def refusal(
     gm: fx.GraphModule,
-    bound: Sequence[ResolvedConfig],
+    by_node: Mapping[str, Sequence[LayerQuant | None]],
     checked: dict[int, LayerQuant],
     graph_why: dict[frozenset[str], str | None],
 ) -> str | None:
-    """:func:`population_refusal`, adding to ``checked`` (id -> a LayerQuant found
-    deterministic, held so the id stays its) and ``graph_why`` (quantized module targets ->
-    what the graph's nodes refuse), which a :class:`Population` keeps between calls."""
+    """:func:`population_refusal` of configs given as their :func:`columns` ``by_node``,
+    adding to ``checked`` (id -> a LayerQuant found deterministic, held so the id stays its)
+    and ``graph_why`` (quantized module targets -> what the graph's nodes refuse), which a
+    :class:`Population` keeps between calls."""
     if gm.training:
         return "the graph is in training mode"
     quantized: set[str] = set()
     nodes = {node.name: node for node in gm.graph.nodes}
-    for rc in bound:
-        for name in rc:
-            lq = rc[name]
-            if checked.get(id(lq)) is not lq:
-                if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
-                    return f"node {name!r} has a format with stochastic rounding"
-                if len(checked) >= 65536:
-                    checked.clear()
-                checked[id(lq)] = lq
-            node = nodes.get(name)
-            if node is not None and node.op == "call_module":
-                quantized.add(str(node.target))
+    for name, column in by_node.items():
+        for lq in column:
+            if lq is None or checked.get(id(lq)) is lq:
+                continue
+            if any(isinstance(f, NumberFormat) and not f.deterministic for _, f in lq.items()):
+                return f"node {name!r} has a format with stochastic rounding"
+            if len(checked) >= 65536:
+                checked.clear()
+            checked[id(lq)] = lq
+        node = nodes.get(name)
+        if node is not None and node.op == "call_module":
+            quantized.add(str(node.target))
     key = frozenset(quantized)
     if key not in graph_why:
         if len(graph_why) >= 256:
