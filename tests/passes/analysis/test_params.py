@@ -220,3 +220,25 @@ def test_a_tensor_two_nodes_quantize_apart_is_stored_at_the_widest_format(
         want = compute_metrics(quantize(gm, config), names)
         assert sm.values(config, lambda c=config: quantize(gm, c)) == want
     assert sm.values(rc, lambda: quantize(gm, rc))["model_size_bits"] == p.model_size_bits
+
+
+def test_a_modules_parameter_read_in_forward_costs_the_modules_format() -> None:
+    """``self.fc.bias`` read in forward (get_attr) reads the tensor the quantized module
+    holds, on its grid: the bias costs fc's bias format, not the float read's 32 bits; a
+    format applied to the read (a quantized add) widens it if wider."""
+
+    class ReadsBias(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.fc(x)
+            return y * self.fc.bias.abs().min() + self.fc.bias
+
+    gm = trace(ReadsBias().eval(), torch.ones(2, 4))
+    b6 = {"format": "fixed", "width": 6, "frac_width": 3}
+    q = quantize(gm, ResolvedConfig.from_dict({"fc": {"bias": b6}}, gm=gm))
+    assert param_cost(q).model_size_bits == 12 * 32 + 3 * 6
+    wide = ResolvedConfig.from_dict({"fc": {"bias": b6}, "add": {"data_in": W8}}, gm=gm)
+    assert param_cost(quantize(gm, wide)).model_size_bits == 12 * 32 + 3 * 8

@@ -15,7 +15,9 @@ each copied parameter's original, :data:`~quantsearch.graph.PARAM_ORIGINS`), at 
 format any of its users applies to it: one stored tensor serves them all, whatever their order
 (a Linear called twice under ``fixed(4,2)`` then ``fixed(8,2)`` stores 8 bits a weight, as under
 the reverse order; an embedding table tied to a quantized output layer stays at its float
-width while the embedding reads it in float). Tensors no node uses are totalled as *unattributed*, so the totals equal ``sum(p.numel() for p in
+width while the embedding reads it in float). A module's parameter read in forward as well
+(``self.fc.bias.abs()``) reads the tensor the module holds, so only a format applied there
+widens it. Tensors no node uses are totalled as *unattributed*, so the totals equal ``sum(p.numel() for p in
 gm.parameters())`` of the traced model.
 
 * ``model_size_bits`` counts parameters only. Buffers (BatchNorm's ``running_mean``,
@@ -55,7 +57,13 @@ from quantsearch.passes.analysis.owned import (
     shares_tensors,
     tensor_owners,
 )
-from quantsearch.passes.analysis.tensors import VIEW_ATTRS, arg_bits, dtype_bits, role_bits
+from quantsearch.passes.analysis.tensors import (
+    VIEW_ATTRS,
+    arg_bits,
+    arg_role,
+    dtype_bits,
+    role_bits,
+)
 
 __all__ = [
     "PARAM_KEYS",
@@ -124,21 +132,24 @@ def _tensor_bits(t: torch.Tensor, ni: NodeInfo | None, role: str | None) -> floa
     return t.numel() * role_bits(ni, role, t.dtype)
 
 
-def _consumer_bits(node: fx.Node, dtype: torch.dtype) -> float:
+def _consumer_bits(node: fx.Node, dtype: torch.dtype, applied: bool = False) -> float:
     """Bits per element a fetched tensor is stored at: the widest format any consumer applies
-    to it (through views; its dtype's width where a consumer applies none)."""
+    to it (through views; its dtype's width where a consumer applies none). ``applied``: the
+    widest format applied only, 0 if none (a module's parameter read in forward: the module
+    holds the stored tensor, and a consumer applying no format reads it as it is)."""
     widest = 0.0
     for user in node.users:
         kind = info(user).op_kind if user.op in _CALLS else None
         if kind in _SHAPE_READS and not (kind == "getattr" and user.args[1:2] in _VIEWS):
             continue  # reads the shape, not the values
         if kind is None:
-            widest = max(widest, dtype_bits(dtype))  # returned as it is: a graph output
+            if not applied:
+                widest = max(widest, dtype_bits(dtype))  # returned as it is: a graph output
         elif kind in ALIAS_KINDS:
-            widest = max(widest, _consumer_bits(user, dtype))
-        else:
+            widest = max(widest, _consumer_bits(user, dtype, applied))
+        elif not applied or info(user).precision.get(arg_role(user, node)) is not None:
             widest = max(widest, arg_bits(user, node))
-    return widest or dtype_bits(dtype)
+    return widest or (0.0 if applied else dtype_bits(dtype))
 
 
 def _zero(ni: NodeInfo) -> None:
@@ -261,10 +272,15 @@ def widest_bits(
     out: dict[int, float] = {}
     owners = {k: ns for k, ns in tensor_owners(gm, modules, by_node).items() if len(ns) > 1}
     for key, nodes in owners.items():
+        held = any(n.op == "call_module" for n in nodes)  # a module holds the stored tensor
         for n in nodes:
             for role, t, is_param, k in by_node[n]:
                 if k == key and is_param:
-                    out[key] = max(out.get(key, 0.0), _element_bits(n, role, t, True))
+                    if held and n.op == "get_attr":  # self.fc.bias read in forward
+                        bits = _consumer_bits(n, t.dtype, applied=True)
+                    else:
+                        bits = _element_bits(n, role, t, True)
+                    out[key] = max(out.get(key, 0.0), bits)
     return out
 
 
