@@ -220,7 +220,8 @@ class Population:
         # values share one key through `canon` (configs' equal LayerQuants, equal formats).
         canon: dict[Any, int] = {}  # a LayerQuant or format value -> its first object's id
         ids: dict[int, int] = {}  # id of an object -> id of its value's first object
-        splits: dict[int, tuple[NumberFormat, LayerQuant] | None] = {}  # id(lq) -> split
+        # id(lq) -> its split and the id of its data_in format's value (0: no split)
+        splits: dict[int, tuple[tuple[NumberFormat, LayerQuant] | None, int]] = {}
         index: list[int] = []
         seen: dict[tuple[Any, ...], int] = {}
         quantized_in: dict[tuple[Any, ...], int] = {}  # (format, input variant) -> its slot
@@ -234,16 +235,18 @@ class Population:
         for c, (lq, ins) in enumerate(zip(lqs, every_ins, strict=True)):
             i = id(lq)
             if i in splits:
-                split = splits[i]
+                split, f = splits[i]
             else:
-                split = splits[i] = self._split_input(node, lq)
+                split = self._split_input(node, lq)
+                f = 0
+                if split is not None:
+                    fid = id(split[0])
+                    f = ids.get(fid) or ids.setdefault(fid, canon.setdefault(split[0], fid))
+                splits[i] = split, f
             if split is not None:
                 # data_in is the layer's first step: quantize each distinct input once, then
                 # run the layer without it on that value (the same function of the same values)
                 fmt, rest = split
-                f = ids.get(id(fmt))
-                if f is None:
-                    f = ids[id(fmt)] = canon.setdefault(fmt, id(fmt))
                 qkey = (f, ins)
                 hit = quantized_in.get(qkey)
                 if hit is None:
