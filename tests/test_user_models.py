@@ -10,8 +10,10 @@ parameters, and ``quantize(gm, config)`` run directly for every faster path's ou
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -358,3 +360,85 @@ def test_a_graph_of_two_inputs_is_refused_before_any_trial() -> None:
         search(gm, (x, y), strategy="brute_force", n_trials=2, progress=False, **kw)
     with pytest.raises(TraceError, match=r"got 1 example tensor"):
         prepare_search(gm, parse_search_config(kw), Split(x, y))
+
+
+FUNCTIONAL_FILE = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FnMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(32, 64) * 0.1)
+        self.b1 = nn.Parameter(torch.zeros(32))
+        self.w2 = nn.Parameter(torch.randn(32, 10) * 0.1)
+
+    def forward(self, x):
+        h = F.dropout(F.relu(F.linear(x, self.w1, self.b1)), 0.5, self.training)
+        return h @ self.w2
+
+
+def build():
+    torch.manual_seed(0)
+    return FnMLP()  # in training mode, as built
+"""
+
+FUNCTIONAL_SEARCH = """
+seed = 0
+[model]
+name = "fn.py:build"
+checkpoint = "fn.pt"
+[data]
+name = "digits"
+eval_samples = 64
+[search]
+n_trials = 4
+[search.strategy]
+name = "brute_force"
+[search.space.choices.linear]
+weight = [[8, 4], [2, 1]]
+[search.space.choices.matmul]
+weight = [[8, 4], [2, 1]]
+[search.objectives]
+accuracy = { direction = "maximize" }
+model_size_bits = { direction = "minimize" }
+"""
+
+
+def test_cli_search_quantizes_a_function_form_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quantsearch search on a user model of F.linear and x @ self.w with its own parameters:
+    by_type linear and matmul weight knobs reach them, each choice priced at its width (the
+    weights were left in float before), and the functional dropout is traced as in eval."""
+    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.cli import main
+    from quantsearch.models import build_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fn.py").write_text(FUNCTIONAL_FILE)
+    (tmp_path / "s.toml").write_text(FUNCTIONAL_SEARCH)
+    model = build_model(str(tmp_path / "fn.py") + ":build")
+    save_checkpoint(tmp_path / "fn.pt", model, model_name="fn.py:build", dataset="digits")
+    main(["search", "-c", "s.toml", "-q"])
+    rows = [
+        json.loads(line) for line in (tmp_path / "runs/s/trials.jsonl").read_text().splitlines()
+    ]
+    sizes = {
+        (r["params"]["linear.weight"], r["params"]["matmul.weight"]): r["metrics"][
+            "model_size_bits"
+        ]
+        for r in rows
+    }
+    w1, b1, w2 = 32 * 64, 32 * 32, 32 * 10  # b1 in float
+    assert sizes == {
+        (a, b): w1 * wa + b1 + w2 * wb
+        for a, wa in (("fixed(8,4)", 8), ("fixed(2,1)", 2))
+        for b, wb in (("fixed(8,4)", 8), ("fixed(2,1)", 2))
+    }
+    accuracies = {
+        r["metrics"]["accuracy"] for r in rows if r["params"]["linear.weight"] == "fixed(8,4)"
+    }
+    assert len(rows) == 4 and accuracies  # evaluated, not failed
