@@ -381,3 +381,26 @@ def test_a_weight_on_a_matmul_of_computed_tensors_is_refused_by_name() -> None:
         resolve(gm, parse_quantize_config({"by_name": {"matmul": w}}))
     assert "\n" not in str(e.value)
     assert resolve(gm, parse_quantize_config({"by_type": {"matmul": w}})).to_dict() == {}
+
+
+def test_sensitivity_and_mase_view_read_function_form_layers_as_quantize_does() -> None:
+    """The sensitivity probe's perturbed output of a function-form layer is the quantized
+    layer's (its weight format applied to the parameter operand, data_in to the input only),
+    and MASE's view lists the quantized layer as the function it was, not a traceback."""
+    from quantsearch.passes.analysis.mase_view import mase_stats
+    from quantsearch.passes.analysis.sensitivity import _node_call, probe
+
+    fn, _, x = _twins("linear")
+    gf = trace(fn, x)
+    roles = {"data_in": (8, 4), "weight": (4, 2), "bias": (6, 3)}  # apart: a role mixed up shows
+    table = {r: {"width": w, "frac_width": f} for r, (w, f) in roles.items()}
+    rc = resolve(gf, parse_quantize_config({"by_type": {"linear": table}}))
+    probes = probe(gf, x, torch.randint(0, 5, (12,)))
+    node = next(n for n in gf.graph.nodes if n.name == "linear")
+    got = _node_call(gf, node, probes["linear"].args, probes["linear"].kwargs, rc.get("linear"))
+    q = quantize(gf, rc)
+    with torch.no_grad():
+        want = q.get_submodule("quantized_nodes.linear")(x, fn.w1, fn.b1)
+    assert torch.equal(got, want)
+    stats = mase_stats(q)
+    assert "linear" not in stats.stats

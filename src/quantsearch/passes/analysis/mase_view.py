@@ -64,6 +64,8 @@ def _window(mod: Any) -> int:
 
 
 def _mase_module(kind: str, mod: Any, ni: NodeInfo) -> _Stat | None:
+    if kind in ("conv2d", "linear") and getattr(mod, "weight", None) is None:
+        return None  # a function-form layer made a module: a function call to MASE
     i = ni.inputs[0].numel
     o = ni.outputs[0].numel
     if kind == "adaptive_avg_pool2d":

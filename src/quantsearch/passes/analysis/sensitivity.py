@@ -43,7 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor, fx
 
 from quantsearch.errors import ConfigError
+from quantsearch.graph import info
+from quantsearch.passes.analysis.tensors import PARAM_ARGS, WEIGHT_OPERAND_KINDS
 from quantsearch.passes.transform.layer import LayerQuant
+from quantsearch.passes.transform.modules import QUANTIZERS
 
 __all__ = ["Damage", "NodeProbe", "output_damage", "probe"]
 
@@ -150,6 +153,9 @@ def probe(
     return out
 
 
+_PARAM_OPERANDS = frozenset(PARAM_ARGS) | WEIGHT_OPERAND_KINDS
+
+
 def _q(fmt: Any, value: Any) -> Any:
     if fmt is None:
         return value
@@ -161,7 +167,14 @@ def _q(fmt: Any, value: Any) -> Any:
 def _node_call(
     gm: fx.GraphModule, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], lq: LayerQuant
 ) -> Tensor:
-    """The node's output with ``lq``'s formats applied to its inputs and parameters."""
+    """The node's output with ``lq``'s formats applied to its inputs and parameters (a
+    function-form layer's parameter operands, ``F.linear(x, self.w)``, as quantize applies
+    them: by the module it builds)."""
+    kind = info(node).op_kind
+    if node.op != "call_module" and kind in _PARAM_OPERANDS and kind in QUANTIZERS:
+        layer = QUANTIZERS.get(kind).build(node, None, lq, False)
+        result_: Tensor = layer.eval()(*args, **kwargs)
+        return result_
     qargs = tuple(_q(lq.format("data_in"), a) for a in args)
     if node.op == "call_module":
         module = gm.get_submodule(str(node.target))
