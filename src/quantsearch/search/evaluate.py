@@ -114,6 +114,7 @@ class Evaluator:
         self._answers: dict[str, Evaluation] = {}  # config key -> result, see answering()
         # population_chunk's and _kinds' answers, each with the setting it was computed for
         self._chunk: tuple[tuple[int, int, int], int] | None = None
+        self._metrics_why: tuple[tuple[str, ...], str | None] | None = None
         self._kinds_of: (
             tuple[tuple[str, ...], tuple[list[str], tuple[int, ...], list[str]]] | None
         ) = None
@@ -245,13 +246,10 @@ class Evaluator:
             return "the graph is in training mode"
         if self.user_evaluate:
             return "a user evaluate function measures some metric"
-        for name in self.metrics:
-            spec = metric_spec(name)
-            if not spec.deterministic:
-                return f"metric {name!r} is noisy"
-            if spec.kind != "static" and spec.compute is not quality_metrics:
-                return f"metric {name!r} is not computed for a population"
-        return None
+        kept = self._metrics_why
+        if kept is None or kept[0] != self.metrics:  # found once per metric list
+            kept = self._metrics_why = (self.metrics, _metrics_refusal(self.metrics))
+        return kept[1]
 
     def population_chunk(self) -> int:
         """Configs per population: all of a chunk's layer outputs for one batch fit in
@@ -346,6 +344,18 @@ class Evaluator:
             return None
         share = (time.perf_counter() - t0) / max(1, len(chunk))
         return [_finish(metrics, share) for metrics in results]
+
+
+def _metrics_refusal(metrics: Sequence[str]) -> str | None:
+    """Which of ``metrics`` a population does not compute (a noisy one, one of another
+    group than the static and quality ones), or ``None``."""
+    for name in metrics:
+        spec = metric_spec(name)
+        if not spec.deterministic:
+            return f"metric {name!r} is noisy"
+        if spec.kind != "static" and spec.compute is not quality_metrics:
+            return f"metric {name!r} is not computed for a population"
+    return None
 
 
 def _finish(metrics: dict[str, float], seconds: float) -> Evaluation:
