@@ -24,6 +24,8 @@ __all__ = ["atomic_path", "open_atomic", "storage_error", "write_atomic"]
 _ADVICE = {
     errno.ENOSPC: "free space on its disk",
     errno.EDQUOT: "free space within the disk quota",
+    errno.EFBIG: "it exceeds the largest file allowed here (ulimit -f, or the file system's "
+    "limit): raise the limit or choose another folder",
     errno.EROFS: "make its file system writable, or choose another --run-dir",
     errno.EACCES: "make it writable, or choose another --run-dir",
     errno.EIO: "check its disk",
@@ -48,6 +50,7 @@ def storage_error(path: Path, exc: OSError) -> StorageError | None:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; moved onto ``path`` when the block ends.
+    Missing folders above ``path`` are created.
 
     For writers that take a path (``Figure.savefig``, ``torch.save``).
 
@@ -64,7 +67,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     # folder of its own beside it: on the same file system, so os.replace is atomic.
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp") / p.name
     try:
-        tmp.parent.mkdir(exist_ok=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)  # and the file's folders, if missing
         yield tmp
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())

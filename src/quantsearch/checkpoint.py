@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import platform
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from quantsearch.atomic import atomic_path
+from quantsearch.atomic import write_atomic
 from quantsearch.errors import ConfigError
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint", "tensors_digest"]
@@ -50,9 +51,13 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model``'s state dict and its provenance to ``path`` (parents created)."""
+    """Write ``model``'s state dict and its provenance to ``path`` (parents created).
+
+    Raises:
+        StorageError: the file cannot be written (disk full, too large, read-only); the
+            previous file at ``path`` is left as it was.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -62,9 +67,11 @@ def save_checkpoint(
         "config": dict(config or {}),
         "versions": versions(),
     }
-    with atomic_path(p) as tmp:  # an interrupted save never leaves a truncated checkpoint
-        torch.save(payload, tmp)
-    return p
+    # Serialised in memory first: torch's zip writer turns a failed write into a RuntimeError
+    # (a traceback), where a write of bytes fails with the OSError the one-line error names.
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_atomic(p, buf.getvalue())  # an interrupted save never leaves a cut file
 
 
 def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:

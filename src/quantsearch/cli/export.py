@@ -115,7 +115,10 @@ def export(
     qgm, val_x, label = _chosen(from_run, (trial, best, pareto), config_path, load)
     x = val_x if samples is None else val_x[:samples]
     t0 = time.perf_counter()
-    record: dict[str, Any] = {"model": label, "to": target, "out": out}
+    # An existing OUT is replaced whole, atomically (a previous export's folder, any file for
+    # qonnx), and the output says so: a rerun overwrites as `cp` would, never silently.
+    replaced = Path(out).exists()
+    record: dict[str, Any] = {"model": label, "to": target, "out": out, "replaced": replaced}
     if target == "hls4ml":
         exp = export_hls4ml(qgm, out, backend=backend, io_type=io_type, float_as=wide)
         record["precisions"] = {k: v["Precision"] for k, v in exp.config["LayerName"].items()}
@@ -144,6 +147,8 @@ def print_export(record: dict[str, Any]) -> None:
     """The export's outcome in a few lines (also used by `quantsearch demo`)."""
     out = console()
     out.print(f"{record['model']} -> {record['to']}: {record['out']} ({record['seconds']} s)")
+    if record.get("replaced"):
+        out.print(f"  replaced the previous {record['out']}")
     for note in record["inexact"]:
         out.print(f"  not exact: {note}")
     a = record.get("agreement")

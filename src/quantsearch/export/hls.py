@@ -27,6 +27,7 @@ from torch import fx, nn
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
 from quantsearch.export.plan import HwPlan, plan
+from quantsearch.export.staging import staged_folder
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info
 from quantsearch.passes.transform.modules import submodule
@@ -54,9 +55,24 @@ class HlsExport:
     config: dict[str, Any]
 
     def write(self) -> None:
-        """Write the HLS project into :attr:`out_dir` (hls4ml's progress lines silenced)."""
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.hls_model.write()
+        """Write the HLS project into :attr:`out_dir` (hls4ml's progress lines silenced).
+
+        hls4ml writes into a folder beside :attr:`out_dir`, which then takes its place whole
+        (:func:`quantsearch.export.staging.replace_folder`): a write stopped midway (a full
+        disk, a ``kill -9``) never leaves a half project under that name, nor a mix of two.
+
+        Raises:
+            StorageError: a file cannot be written; :attr:`out_dir` is left as it was.
+        """
+        cfg = self.hls_model.config.config
+        with staged_folder(self.out_dir, is_project=_is_project) as stage:
+            cfg["OutputDir"] = str(stage)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.hls_model.write()
+            finally:
+                cfg["OutputDir"] = str(self.out_dir)
+            _name_output_dir(stage / "hls4ml_config.yml", self.out_dir)
 
     def compile(self) -> None:
         """Write the project and build the C simulation with the system g++ (no vendor tools)."""
@@ -75,6 +91,23 @@ class HlsExport:
             self.compile()
         ref = reference_outputs(qgm, x)
         return agreement("hls4ml C simulation", ref, self.predict(x), 2.0**-self.plan.output.frac)
+
+
+def _is_project(folder: Path) -> bool:
+    """Whether ``folder`` holds an hls4ml project (which an export may replace whole)."""
+    return (folder / "hls4ml_config.yml").is_file() and (folder / "firmware").is_dir()
+
+
+def _name_output_dir(yml: Path, out_dir: Path) -> None:
+    """Give the project's ``hls4ml_config.yml`` the folder it ends up in, not the staging one
+    it was written in (its ``OutputDir`` line, the only place a written file names it)."""
+    import yaml  # hls4ml's own dependency
+
+    lines = yml.read_text(encoding="utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("OutputDir:"):
+            lines[i] = yaml.safe_dump({"OutputDir": str(out_dir)}, width=1 << 30)
+    yml.write_text("".join(lines), encoding="utf-8")
 
 
 def compile_all(exports: list[HlsExport], workers: int | None = None) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from quantsearch.atomic import write_atomic
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
 from quantsearch.export.hls import folded_batch_norm
@@ -135,13 +136,14 @@ def export_qonnx(qgm: fx.GraphModule, path: str | Path) -> Path:
     Raises:
         ConfigError: onnx missing (names the extra), unsupported layers (named), formats QONNX
             cannot express (``<node>.<role>: <format>, allowed: ...``).
+        StorageError: the file cannot be written; a previous file at ``path`` is left whole.
     """
     model = build_qonnx(qgm)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    b_onnx = require("onnx", "export --to qonnx")
-    b_onnx.save(model, str(path))
-    return path
+    require("onnx", "export --to qonnx")
+    # Atomically (quantsearch.atomic): a previous file is replaced only by a whole new one; a
+    # write stopped by a full disk or a kill -9 leaves the previous file as it was.
+    return write_atomic(path, model.SerializeToString())
 
 
 def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:

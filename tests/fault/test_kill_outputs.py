@@ -1,0 +1,146 @@
+"""``kill -9`` of `export`, `report`, `compare` and `finetune` while they write their output.
+
+Each command is killed the moment its temporary (``.<name>.<pid>.tmp``, the atomic writes of
+:mod:`quantsearch.atomic` and :mod:`quantsearch.export.staging`) appears beside the output,
+that is inside the write, not at a random time that mostly lands before it. What is left under
+the output's name is then the previous output or a whole new one, never a part presented as
+whole; the same command run again succeeds. Referees: ``onnx.checker``, ``torch.load``, and
+the file formats' own ends (an HTML page's ``</html>``, JSON that parses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fault.harness import digest, quantsearch, start
+
+pytestmark = pytest.mark.slow
+TRIES = 6  # a command that ends before its write is seen is run again, this many times at most
+
+
+def kill_in_write(args: list[str], watch: Path, name: str, cwd: Path) -> bool:
+    """Run ``quantsearch ARGS`` and ``kill -9`` it as soon as a temporary of ``name`` appears
+    in ``watch``; False when the command ended first (it wrote faster than the poll)."""
+    proc = start(args, cwd=cwd)
+    prefix = f".{name}."
+    try:
+        while proc.poll() is None:
+            try:
+                seen = any(e.name.startswith(prefix) for e in os.scandir(watch))
+            except FileNotFoundError:
+                seen = False
+            if seen:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.0005)
+        return False
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _killed(args: list[str], watch: Path, name: str, cwd: Path, check: Callable[[], None]) -> int:
+    """Kill the command inside its write up to :data:`TRIES` times, checking what is left
+    after each; return how many kills landed inside the write."""
+    landed = 0
+    for _ in range(TRIES):
+        if kill_in_write(args, watch, name, cwd):
+            landed += 1
+            check()
+            if landed == 2:
+                break
+    return landed
+
+
+def test_export_qonnx_killed_in_its_write(work: Path) -> None:
+    onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'quantsearch[export]'")
+    args = ["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/s"]
+    (work / "m.onnx").write_bytes(b"previous")
+
+    def check() -> None:
+        data = (work / "m.onnx").read_bytes()
+        if data != b"previous":
+            onnx.checker.check_model(onnx.load_from_string(data))
+
+    assert _killed(args, work, "m.onnx", work, check) >= 1
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0 and "replaced" in again.out, again.err
+    check()
+
+
+def test_export_hls4ml_killed_in_its_write(work: Path) -> None:
+    pytest.importorskip("hls4ml", reason="the export extra: pip install 'quantsearch[export]'")
+    args = ["export", "--to", "hls4ml", "prj", "--from-run", "runs/s", "--float-as", "fixed(32,16)"]
+    assert quantsearch(args, cwd=work).code == 0
+    whole = set(digest(work / "prj"))
+
+    def check() -> None:
+        # the previous project, under its name or (killed between the two moves) beside it
+        assert (work / "prj").is_dir() or list(work.glob(".prj.*.old"))
+        if (work / "prj").is_dir():
+            assert set(digest(work / "prj")) == whole
+
+    assert _killed(args, work, "prj", work, check) >= 1
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0, again.err
+    assert set(digest(work / "prj")) == whole
+    assert [p.name for p in work.iterdir() if p.name.startswith(".prj")] == []  # cleared
+
+
+def test_report_killed_in_its_write(work: Path) -> None:
+    rd = work / "runs" / "s"
+    (rd / "report.html").write_text("previous")
+    args = ["report", "runs/s"]
+
+    def check() -> None:
+        html = (rd / "report.html").read_text()
+        assert html == "previous" or html.rstrip().endswith("</html>"), html[-200:]
+        json.loads((rd / "images" / ".report-cache.json").read_text() or "{}")
+
+    assert _killed(args, rd, "report.html", work, check) >= 1
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0, again.err
+    assert (rd / "report.html").read_text().rstrip().endswith("</html>")
+
+
+def test_compare_killed_in_its_write(work: Path) -> None:
+    from quantsearch.compare.result import ComparisonResult
+
+    args = ["compare", "-c", "s.toml", "--strategies", "random,tpe", "--seeds", "1",
+            "--trials", "4", "--run-dir", "cmp"]  # fmt: skip
+    out = work / "cmp" / "s-compare"
+
+    def check() -> None:
+        if (out / "comparison.json").exists():  # written last: the others are whole then
+            assert set(ComparisonResult.read(out).strategies) == {"random", "tpe"}
+
+    landed = _killed(args, out, "runs.jsonl", work, check)
+    assert landed >= 1
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0, again.err
+    assert set(ComparisonResult.read(out).strategies) == {"random", "tpe"}
+
+
+def test_finetune_killed_in_its_write(work: Path) -> None:
+    import torch
+
+    out = work / "ft"
+    args = ["finetune", "--from-run", "runs/s", "--epochs", "1", "--out", "ft"]
+
+    def check() -> None:
+        if (out / "finetuned.pt").exists():
+            torch.load(out / "finetuned.pt", weights_only=True)
+
+    assert _killed(args, out, "finetuned.pt", work, check) >= 1
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0, again.err
+    check()
+    json.loads((out / "metrics.json").read_text())
