@@ -181,7 +181,9 @@ def _hit_patterns(kernels: np.ndarray, candidates: np.ndarray) -> np.ndarray:
             x <<= np.uint64(8 * w)
             mask |= x
     assert mask is not None
-    return mask
+    if np.dtype(np.intp).itemsize != 8:
+        return mask.astype(np.intp)
+    return mask.view(np.intp)  # under 2**12: the index type take uses, not a converted copy
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,10 @@ class CategoricalMixture:
         out += self.log_weights
         top = out.max(axis=1)
         top[np.isneginf(top)] = 0  # an all-zero probability: -inf, not NaN from (-inf) - (-inf)
+        out -= top[:, None]  # in place: Optuna's values, without two more large temporaries
+        np.exp(out, out=out)
         with np.errstate(divide="ignore"):
-            pdf = np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
+            pdf = np.log(out.sum(axis=1)) + top
         result: np.ndarray = pdf[inverse]
         return result
 
@@ -260,10 +264,15 @@ class CategoricalMixture:
     def _gathered(self, unique: np.ndarray, start: int, out: np.ndarray | None) -> np.ndarray:
         """Add parameters ``start`` on to ``out`` (``None``: start from the first), each
         kernel's row of logarithms gathered at the candidates' choices."""
+        term: np.ndarray | None = None  # one buffer for every parameter's gather
         for i in range(start, len(self.choices)):
             log = self._rows(i)[1]
-            term = np.take(log.T[unique[:, i]], self.kernel_rows[i], axis=1)
-            out = term if out is None else np.add(out, term, out=out)
+            if out is None:
+                out = np.take(log.T[unique[:, i]], self.kernel_rows[i], axis=1)
+                continue
+            # every row index is valid: "clip" only spares the copy "raise" buffers out through
+            term = np.take(log.T[unique[:, i]], self.kernel_rows[i], axis=1, out=term, mode="clip")
+            np.add(out, term, out=out)
         assert out is not None
         return out
 
