@@ -52,8 +52,11 @@ MAX_BYTES = 2**30  # the folder's files past this go, least recently used first
 # and the temporary name of a write in progress. Only such files are ever removed.
 _OURS = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz")
 _STALE = ("jsc-v1-",)
-_PARTIAL = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz\.[0-9]+\.tmp")
-_PARTIAL_AGE = 3600.0  # seconds: older than any write in progress
+_PARTIAL = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz\.(?P<pid>[0-9]+)\.tmp")
+# Seconds: older than any write in progress. Its age is the wall clock's (it is compared with
+# the file's modification time), which a clock set forward makes look old at once: the
+# writer's process id (in its name) must also be gone.
+_PARTIAL_AGE = 3600.0
 
 
 def cache_file(name: str) -> Path | None:
@@ -151,8 +154,10 @@ def prune(folder: Path, *, keep: Path | None = None, max_bytes: int = MAX_BYTES)
         path = Path(entry.path)
         if not entry.is_file(follow_symlinks=False) or path == keep:
             continue
-        if _PARTIAL.fullmatch(name) and now - st.st_mtime > _PARTIAL_AGE:
-            removed += _remove(path)
+        partial = _PARTIAL.fullmatch(name)
+        if partial:
+            if now - st.st_mtime > _PARTIAL_AGE and not _alive(int(partial["pid"])):
+                removed += _remove(path)
         elif _OURS.fullmatch(name):
             if name.startswith(_STALE):
                 removed += _remove(path)
@@ -170,6 +175,20 @@ def prune(folder: Path, *, keep: Path | None = None, max_bytes: int = MAX_BYTES)
         if gone:
             total -= size
     return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs here (a writer on another machine sharing the folder looks
+    dead, and is left the hour of :data:`_PARTIAL_AGE`)."""
+    if pid == os.getpid():
+        return False  # an earlier process with our id, killed while writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
 
 
 def _remove(path: Path) -> list[Path]:
