@@ -404,3 +404,19 @@ def test_sensitivity_and_mase_view_read_function_form_layers_as_quantize_does() 
     assert torch.equal(got, want)
     stats = mase_stats(q)
     assert "linear" not in stats.stats
+
+
+def test_weights_rounded_under_inference_mode_do_not_leak_into_autograd() -> None:
+    """A frozen function-form weight rounded under inference_mode (as the metrics run) and
+    then read with gradients on the input (as a sensitivity probe does): no inference tensor
+    is saved for backward, and the rounded weight is the same."""
+    fn, _, x = _twins("linear")
+    for p in fn.parameters():
+        p.requires_grad_(False)
+    q = quantize(trace(fn, x), _by_type(FORMATS["fixed"], ("linear",)))
+    with torch.inference_mode():
+        want = q(x)
+    xg = x.clone().requires_grad_(True)
+    out = q(xg)
+    out.sum().backward()
+    assert xg.grad is not None and torch.equal(out.detach(), want)
