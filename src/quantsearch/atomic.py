@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +21,9 @@ from typing import IO, Any
 
 from quantsearch.errors import StorageError
 
-__all__ = ["atomic_path", "open_atomic", "storage_error", "write_atomic"]
+__all__ = ["atomic_path", "open_atomic", "process_alive", "storage_error", "write_atomic"]
 
+_LEFT_AGE = 600.0  # seconds: a killed write's temporary older than this is cleared
 # What to do about a failed write, by errno; any other OSError is a bug and keeps its traceback.
 _ADVICE = {
     errno.ENOSPC: "free space on its disk",
@@ -63,6 +67,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         ('hello', ['a.txt'])
     """
     p = Path(path)
+    _clear_killed(p)
     # The temporary keeps the file's name (writers may choose a format by its suffix), in a
     # folder of its own beside it: on the same file system, so os.replace is atomic.
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp") / p.name
@@ -102,6 +107,33 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine, other than this process (whose id, in a
+    leftover's name, was an earlier process's, killed)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+def _clear_killed(path: Path) -> None:
+    """Remove the temporaries of ``path`` that a killed process left (``.<name>.<pid>.tmp``):
+    a ``kill -9`` inside a write leaves one, which nothing reads. Only one whose process is
+    gone and :data:`_LEFT_AGE` old: a process on another machine writing into a shared folder
+    looks gone here, but no write lasts that long."""
+    with contextlib.suppress(OSError):
+        for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            pid = left.name[len(path.name) + 2 : -len(".tmp")]
+            old = time.time() - left.stat().st_mtime > _LEFT_AGE
+            if pid.isdigit() and old and not process_alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
 
 
 def _discard(tmp: Path) -> None:

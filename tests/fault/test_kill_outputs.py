@@ -106,9 +106,14 @@ def test_report_killed_in_its_write(work: Path) -> None:
         json.loads((rd / "images" / ".report-cache.json").read_text() or "{}")
 
     assert _killed(args, rd, "report.html", work, check) >= 1
+    left = list(rd.glob(".report.html.*.tmp"))  # what the kills left inside their writes
+    assert left
+    for p in left:  # as if 20 minutes passed: no write lasts that long
+        os.utime(p, (time.time() - 1200,) * 2)
     again = quantsearch(args, cwd=work)
     assert again.code == 0, again.err
     assert (rd / "report.html").read_text().rstrip().endswith("</html>")
+    assert list(rd.glob(".report.html.*.tmp")) == []  # cleared by the next write
 
 
 def test_compare_killed_in_its_write(work: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from quantsearch.atomic import process_alive
 from quantsearch.data.scaling import apply_standard, fit_standard
 from quantsearch.data.splits import Split
 
@@ -55,7 +56,8 @@ _STALE = ("jsc-v1-",)
 _PARTIAL = re.compile(r"[a-z0-9_]+-v[0-9]+-[^/]+\.npz\.(?P<pid>[0-9]+)\.tmp")
 # Seconds: older than any write in progress. Its age is the wall clock's (it is compared with
 # the file's modification time), which a clock set forward makes look old at once: the
-# writer's process id (in its name) must also be gone.
+# writer's process id (in its name) must also be gone from this machine (a writer on another
+# machine sharing the folder looks gone: it is left the hour).
 _PARTIAL_AGE = 3600.0
 
 
@@ -156,7 +158,7 @@ def prune(folder: Path, *, keep: Path | None = None, max_bytes: int = MAX_BYTES)
             continue
         partial = _PARTIAL.fullmatch(name)
         if partial:
-            if now - st.st_mtime > _PARTIAL_AGE and not _alive(int(partial["pid"])):
+            if now - st.st_mtime > _PARTIAL_AGE and not process_alive(int(partial["pid"])):
                 removed += _remove(path)
         elif _OURS.fullmatch(name):
             if name.startswith(_STALE):
@@ -175,20 +177,6 @@ def prune(folder: Path, *, keep: Path | None = None, max_bytes: int = MAX_BYTES)
         if gone:
             total -= size
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs here (a writer on another machine sharing the folder looks
-    dead, and is left the hour of :data:`_PARTIAL_AGE`)."""
-    if pid == os.getpid():
-        return False  # an earlier process with our id, killed while writing
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process: alive
-    return True
 
 
 def _remove(path: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from quantsearch.atomic import storage_error
+from quantsearch.atomic import process_alive, storage_error
 from quantsearch.errors import ConfigError
 
 __all__ = ["staged_folder"]
@@ -79,24 +79,12 @@ def _recover(out: Path) -> None:
         for left in sorted(out.parent.glob(f".{glob.escape(out.name)}.*")):
             kind = left.name.rpartition(".")[2]
             pid = left.name[len(out.name) + 2 : -len(kind) - 1]
-            if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            if kind not in ("tmp", "old") or not pid.isdigit() or process_alive(int(pid)):
                 continue
             if kind == "old" and not out.exists():
                 os.replace(left, out)
             else:
                 shutil.rmtree(left, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a process of ours that had this id before, killed
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's: alive
-    return True
 
 
 def _replaceable(out: Path, is_project: Callable[[Path], bool]) -> bool:
