@@ -420,3 +420,16 @@ def test_weights_rounded_under_inference_mode_do_not_leak_into_autograd() -> Non
     out = q(xg)
     out.sum().backward()
     assert xg.grad is not None and torch.equal(out.detach(), want)
+
+
+def test_a_rounded_weight_follows_the_model_to_another_dtype_and_in_place_edits() -> None:
+    """q.double() swaps the parameter's storage, an in-place edit bumps its version: each
+    gives the weight rounded anew (a kept float32 copy met float64 inputs before)."""
+    fn, _, x = _twins("linear")
+    q = quantize(trace(fn, x), _by_type(FORMATS["fixed"], ("linear",)))
+    with torch.no_grad():
+        want = q(x)
+        assert torch.equal(q.double()(x.double()), want.double())
+        q.get_parameter("w2").mul_(0.0)  # the output is then fc2's rounded bias alone
+        fmt = FixedPoint(6, 3)
+        assert torch.equal(q(x.double()), fmt.quantize(fmt.quantize(q.b2)).expand(12, 5))

@@ -108,7 +108,7 @@ class QuantParamFunction(nn.Module):
     q_bias: NumberFormat | None
     q_data_out: NumberFormat | None
     # operand -> (the tensor read, its version, format, rounded value): see the module doc
-    _rounded: dict[str, tuple[Tensor, tuple[int, bool], NumberFormat, Tensor]]
+    _rounded: dict[str, tuple[Tensor, tuple[Any, ...], NumberFormat, Tensor]]
 
     def __init__(self, fn: Callable[..., Any], lq: LayerQuant) -> None:
         super().__init__()
@@ -124,13 +124,14 @@ class QuantParamFunction(nn.Module):
     def _round(self, key: str, fmt: NumberFormat, w: Tensor) -> Tensor:
         if self.training or not fmt.deterministic or (w.requires_grad and torch.is_grad_enabled()):
             return fmt.quantize(w)
-        # an inference tensor (rounded under inference_mode) serves inference_mode only
-        version = (w._version, torch.is_inference_mode_enabled())
+        # The same tensor, unchanged: in place (its version), by .to()/.double() (which swap
+        # its storage), and in the same inference_mode (an inference tensor serves only it).
+        state = (w.data_ptr(), w._version, w.dtype, w.device, torch.is_inference_mode_enabled())
         hit = self._rounded.get(key)
-        if hit is not None and hit[0] is w and hit[1] == version and hit[2] == fmt:
+        if hit is not None and hit[0] is w and hit[1] == state and hit[2] == fmt:
             return hit[3]
         value = fmt.quantize(w.detach())
-        self._rounded[key] = (w, version, fmt, value)
+        self._rounded[key] = (w, state, fmt, value)
         return value
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
