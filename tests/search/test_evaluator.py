@@ -249,3 +249,17 @@ def test_a_non_finite_metric_is_an_error_naming_it_and_finite_ones_are_not(bad: 
     got = evaluate_module._finish({"loss": bad, "accuracy": 0.5, "bitops": bad}, 0.1)
     assert got.error == "non-finite metric(s) ['bitops', 'loss']"
     assert got.metrics is not None and got.seconds == 0.1
+
+
+def test_static_values_kept_by_totals_across_calls_equal_the_passes() -> None:
+    """The evaluator keeps the static metrics' values by their totals across calls, for
+    populations and single evaluations alike (the lab's 16 configs have fewer distinct
+    totals): every dict still equals the passes and the quality metrics on each config's
+    own ``quantize`` (the referee), the second time as the first."""
+    _, evaluator, configs = _jsc_lab(LAB_SPACE)
+    gm, data, names = evaluator.gm, evaluator.data, list(evaluator.metrics)
+    want = [compute_metrics(quantize(gm, rc), names, data=data) for rc in configs]
+    for _ in range(2):
+        assert [e.metrics for e in evaluator.evaluate_many(configs)] == want
+        assert [evaluator.evaluate(rc).metrics for rc in configs] == want
+    assert 0 < len(evaluator._same_totals()) < len(configs)

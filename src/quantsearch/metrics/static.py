@@ -234,8 +234,8 @@ class StaticMetrics:
                 is kept (one per structure) to price the nodes later configs bring.
             records: also leave each node's entries in the records of ``graph()``, as the
                 passes leave them (for a graph read afterwards).
-            same: a dict kept by the caller for one population's configs only
-                (:meth:`.static_totals.Totals.values`: equal totals, one computation).
+            same: a dict kept by the caller (:meth:`.static_totals.Totals.values`: equal
+                totals, one computation).
 
         Raises:
             whatever the analysis passes raise on the config's graph (a format without a

@@ -198,10 +198,10 @@ class Totals:
         sums are not provably those of the passes (see the module docstring): total them in
         graph order then.
 
-        ``same``: values already given, by their totals, for the configs of one population
-        (a dict the caller keeps for one call only): configs whose totals are equal (a
-        population's many configs of a few widths) get a copy of the first one's values, a
-        function of the totals alone."""
+        ``same``: values already given, by their totals (and this object), a dict the
+        caller keeps (an evaluator keeps one per thread, bounded): configs whose totals are
+        equal (a search's many configs of a few widths) get a copy of the first one's
+        values, a function of the totals alone."""
         if self._generic:
             return None
         grain = self._grain
