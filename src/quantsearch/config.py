@@ -212,8 +212,9 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         example = find_example(str(path)) if Path(path).name == str(path) else None
         if example is None:
+            what = "is not a regular file" if p.exists() else "does not exist"  # a FIFO blocks
             raise ConfigError(
-                f"--config: file {str(path)!r} does not exist, allowed: a TOML file or a "
+                f"--config: file {str(path)!r} {what}, allowed: a TOML file or a "
                 f"packaged example ({', '.join(n for n, _ in list_examples())})"
             )
         p = example

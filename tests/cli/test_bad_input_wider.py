@@ -186,6 +186,23 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _add("search", 'fidelity = { method = "successive_halving", eta = 99999999999 }'),
         r"^search\.fidelity\.eta must be <= 2147483647",
     ),
+    "weight with combine = pareto": (
+        _sub(ACC, ACC + '\nbitops = { direction = "minimize", weight = 2 }\ncombine = "pareto"'),
+        r"^search\.objectives\.bitops\.weight: got .* with combine = 'pareto', allowed: no weight",
+    ),
+    "minifloat exponent_bias 1e13": (
+        _sub(
+            W,
+            'weight = [{ format = "minifloat", exponent_width = 4, mantissa_width = 3, '
+            "exponent_bias = 9999999999999 }]",
+        ),
+        r"weight\[0\]: exponent_bias must satisfy -126 <= exponent_bias <= 164 for "
+        r"exponent_width = 4",
+    ),
+    "log exponent_bias -1000": (
+        _sub(W, 'weight = [{ format = "log", exponent_width = 4, exponent_bias = -1000 }]'),
+        r"weight\[0\]: exponent_bias must satisfy -126 <= exponent_bias",
+    ),
     # AdamW: lr past 10 overflowed float32 (a traceback); lr x weight_decay past 1 trained NaN
     "train.lr 1e308": (_add("train", "lr = 1e308"), r"^train\.lr must be <= 10\.0"),
     "train.weight_decay 1e308": (
@@ -271,6 +288,10 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "--config=good.toml"],
         r"^--config: given more than once",
     ),
+    "--config a FIFO": (
+        ["search", "-c", "fifo.toml", "-q"],
+        r"^--config: file 'fifo\.toml' is not a regular file, allowed: a TOML file",
+    ),
     "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: given more"),
     "summary --batch huge": (
         ["summary", "-c", "good.toml", "--batch", "99999999999999999999999"],
@@ -328,6 +349,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     d = tmp_path_factory.mktemp("wider")
     (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
     (d / "task.py").write_text("def f(model, batches):\n    return {'score': 1.0}\n")
+    os.mkfifo(d / "fifo.toml")  # reading it would block until a writer came
     (d / "hiseed.toml").write_text(
         GOOD.format(ckpt=mlp_checkpoint.as_posix()).replace("seed = 0", "seed = 4294967295")
     )

@@ -253,6 +253,16 @@ class BiasedExponent:
     def _default_bias(self) -> None:
         if self.exponent_bias is None:  # canonical form: equal formats compare equal
             object.__setattr__(self, "exponent_bias", 2 ** (self.exponent_width - 1) - 1)
+        # some exponent within float32's (2**-149 .. 2**127), which quantization computes in:
+        # a bias of 10**13 rounded every value to 0, trial after trial, without a word
+        lo, hi = -126, (1 << self.exponent_width) - 1 + 149
+        if not lo <= self.bias <= hi:
+            raise InvalidFormat(
+                getattr(type(self), "name", "format"),
+                f"exponent_bias must satisfy {lo} <= exponent_bias <= {hi} for "
+                f"exponent_width = {self.exponent_width}, so that some exponent lies within "
+                f"float32's range (got {self.bias})",
+            )
 
     @property
     def bias(self) -> int:

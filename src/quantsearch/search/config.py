@@ -245,6 +245,13 @@ def parse_search_config(
     user = None if user_metrics is None else check_directions(user_metrics, "evaluate_directions")
     objectives_raw = get_table(raw, "objectives", key)
     combine, objectives = parse_objectives(objectives_raw, f"{key}.objectives", user)
+    for name, value in objectives_raw.items():
+        weighted = not isinstance(value, Mapping) or "weight" in value  # `bitops = 2`: a weight
+        if combine == "pareto" and name != "combine" and weighted:  # else ignored without a word
+            raise ConfigError(
+                f"{key}.objectives.{name}.weight: got {value!r} with combine = 'pareto', "
+                "allowed: no weight (a Pareto search ranks by each objective, never a sum)"
+            )
     for o in objectives:
         if o.weight > WEIGHT_MAX:  # x a cost in the billions: past float's range, every sum -inf
             raise ConfigError(
