@@ -288,6 +288,19 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "--config=good.toml"],
         r"^--config: given more than once",
     ),
+    "compare.budgets past the trials": (
+        ["compare", "-c", "budgets.toml", "-q"],
+        r"^compare\.budgets: got 100, allowed: budgets up to the 2 trials of a run "
+        r"\(search\.n_trials\)",
+    ),
+    "compare.budgets past --trials": (
+        ["compare", "-c", "budgets.toml", "-q", "--trials", "50"],
+        r"^compare\.budgets: got 100, allowed: budgets up to the 50 trials of a run \(--trials\)",
+    ),
+    "compare.budgets past --evaluations": (
+        ["compare", "-c", "budgets.toml", "-q", "--evaluations", "3"],
+        r"^compare\.budgets: got 100, allowed: budgets up to the 3 evaluations of a run",
+    ),
     "--config a FIFO": (
         ["search", "-c", "fifo.toml", "-q"],
         r"^--config: file 'fifo\.toml' is not a regular file, allowed: a TOML file",
@@ -349,6 +362,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     d = tmp_path_factory.mktemp("wider")
     (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
     (d / "task.py").write_text("def f(model, batches):\n    return {'score': 1.0}\n")
+    (d / "budgets.toml").write_text(
+        GOOD.format(ckpt=mlp_checkpoint.as_posix()) + "[compare]\nbudgets = [1, 100]\n"
+    )
     os.mkfifo(d / "fifo.toml")  # reading it would block until a writer came
     (d / "hiseed.toml").write_text(
         GOOD.format(ckpt=mlp_checkpoint.as_posix()).replace("seed = 0", "seed = 4294967295")

@@ -60,6 +60,28 @@ def check_seeds(config: Config, seeds: int | None) -> None:
         )
 
 
+def check_budgets(config: Config, n_trials: int | None, n_evaluations: int | None) -> None:
+    """``compare.budgets`` within a run's budget: the simple regret "at 100 trials" of runs of
+    2 trials was their regret at 2, reported under 100."""
+    if config.search is None:
+        return
+    cc = config.compare or CompareConfig()
+    if n_evaluations or cc.n_evaluations:
+        limit, unit = n_evaluations or cc.n_evaluations, "evaluations"
+        source = "--evaluations" if n_evaluations else "compare.n_evaluations"
+    else:
+        limit, unit = n_trials or cc.n_trials or config.search.n_trials, "trials"
+        source = (
+            "--trials" if n_trials else "compare.n_trials" if cc.n_trials else "search.n_trials"
+        )
+    over = [b for b in cc.budgets if limit is not None and b > limit]
+    if over:
+        raise ConfigError(
+            f"compare.budgets: got {over[0]}, allowed: budgets up to the {limit} {unit} of a run "
+            f"({source})"
+        )
+
+
 @click.command()
 @config_option
 @load_option
@@ -124,6 +146,7 @@ def compare(
     """Compare search strategies for sample efficiency; writes tables, pictures and a report."""
     cfg = load_config_or_default(config_path)
     check_seeds(cfg, seeds)
+    check_budgets(cfg, n_trials, n_evaluations)
     result = compare_and_report(
         cfg,
         load=load,

@@ -15,7 +15,7 @@ from quantsearch.cli.common import (
     json_option,
     load_config_or_default,
 )
-from quantsearch.cli.compare import check_seeds, compare_and_report
+from quantsearch.cli.compare import check_budgets, check_seeds, compare_and_report
 from quantsearch.cli.console import console, rule
 from quantsearch.cli.export import export_best, print_export_best
 from quantsearch.cli.printing import (
@@ -67,6 +67,7 @@ def demo(
 
     cfg = load_config_or_default(config_path)
     check_seeds(cfg, seeds)  # before training and searching, not after
+    check_budgets(cfg, None, None)
     if run_dir is not None:
         cfg = dataclasses.replace(cfg, run_dir=run_dir)
     ckpt = Path(cfg.model.checkpoint or f"runs/{cfg.model.name}.pt")
