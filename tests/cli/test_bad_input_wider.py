@@ -416,6 +416,41 @@ def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixt
     assert {p.name for p in copy.iterdir()} == before  # no report drawn beside it
 
 
+# name -> damage done to a copy of the finished run directory; run as `search` resuming it
+RESUME_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "study.journal a folder": (
+        lambda d: _replace_with_dir(d, "study.journal"),
+        r"^--run-dir: '.*study\.journal' is a folder, allowed: the study\.journal a search",
+    ),
+    "study.journal a dangling link": (
+        lambda d: _dangling(d, "study.journal"),
+        r"^--run-dir: '.*study\.journal' is a link to nothing \(what the search writes would",
+    ),
+    "workers.lock a folder": (
+        lambda d: _replace_with_dir(d, "workers.lock"),
+        r"^--run-dir: '.*workers\.lock' is a folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESUME_CASES))
+def test_damaged_run_dir_resumed(
+    name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder where the journal goes was an internal-error traceback; a dangling link there
+    had the journal written wherever it pointed, outside the run directory."""
+    damage, pattern = RESUME_CASES[name]
+    runs = _folder(in_workdir, name) / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", runs / "good")
+    damage(runs / "good")
+    before = sorted(p.name for p in (runs / "good").iterdir())
+    code, err = _run(["search", "-c", "good.toml", "--run-dir", str(runs), "-q"], capsys)
+    _check(code, err, pattern)
+    assert sorted(p.name for p in (runs / "good").iterdir()) == before
+    assert not (runs / "good" / "no-such-file").exists()  # nothing written through the link
+
+
 def test_the_undamaged_copy_reports(in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The checks refuse only damage: the copy the cases start from gives a report."""
     copy = _folder(in_workdir, "undamaged") / "run"

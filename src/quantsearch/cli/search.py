@@ -20,6 +20,7 @@ from quantsearch.cli.common import (
     study_option_value,
 )
 from quantsearch.cli.printing import print_result, search_json
+from quantsearch.errors import ConfigError
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -100,7 +101,38 @@ def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]
     if strategy is not None:
         overrides["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
     where = {k: opts[k] for k in ("load", "storage", "study", "run_dir")}
+    _check_run_files(cfg, opts, overrides)
     return cfg, where, overrides
+
+
+# What a search writes in its run directory (and a worker's lock and coordination tables)
+_RUN_FILES = (
+    "study.journal", "workers.lock", "coordination.db", "trials.jsonl", "trials.csv",
+    "best.json", "pareto.json", "baseline.json", "search_config.json", "model.pt",
+    "report.html", "report.md",
+)  # fmt: skip
+
+
+def _check_run_files(cfg: Any, opts: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse a run directory where a file the search writes is a folder (an internal-error
+    traceback) or a link to nothing (the journal was written through it, outside the run
+    directory, wherever the link pointed)."""
+    from quantsearch.search.api import study_of
+
+    _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
+    key = "--run-dir" if opts["run_dir"] is not None else "run_dir"
+    for name in _RUN_FILES:
+        path = folder / name
+        what = None
+        if path.is_symlink() and not path.exists():
+            what = "a link to nothing (what the search writes would go wherever it points)"
+        elif path.exists() and not path.is_file():
+            what = "a folder" if path.is_dir() else "not a regular file"
+        if what is not None:
+            raise ConfigError(
+                f"{key}: {str(path)!r} is {what}, allowed: the {name} a search writes there "
+                "or none; move it away"
+            )
 
 
 @click.command()
