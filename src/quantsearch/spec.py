@@ -49,7 +49,7 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
         sys.modules[mod_name] = module
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit(0) at import ended us silently
             del sys.modules[mod_name]
             raise ConfigError(
                 f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}"
@@ -60,6 +60,10 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
         except ImportError as exc:
             raise ConfigError(
                 f"{key}: cannot import module {target!r} (from {spec!r}): {exc}"
+            ) from exc
+        except (Exception, SystemExit) as exc:  # its own code failed at import
+            raise ConfigError(
+                f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
     try:
         fn: object = getattr(module, attr)

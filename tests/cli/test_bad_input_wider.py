@@ -479,6 +479,51 @@ def test_a_declared_metric_never_returned_names_its_key(
     )
 
 
+# name -> (user.py, the config's edit, regex): user code that calls sys.exit(0) ended the
+# command with exit status 0, silently, as if it had succeeded
+EXIT = "import sys\n\n"
+SYS_EXIT_CASES: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "model file exits on import": (
+        EXIT + "sys.exit(0)\n",
+        _sub('name = "mlp-digits"', 'name = "user.py:build"'),
+        r"^model\.name: importing 'user\.py' failed: SystemExit: 0",
+    ),
+    "model build exits": (
+        EXIT + "def build():\n    sys.exit(0)\n",
+        _sub('name = "mlp-digits"', 'name = "user.py:build"'),
+        r"^model\.name: calling 'user\.py:build' failed: SystemExit: 0",
+    ),
+    "data loader exits": (
+        EXIT + "def load():\n    sys.exit(0)\n",
+        _add("data", 'name = "user.py:load"'),
+        r"^data\.name: calling 'user\.py:load' failed: SystemExit: 0",
+    ),
+    "evaluate exits": (
+        EXIT + "def f(model, batches):\n    sys.exit(0)\n",
+        lambda t: (
+            _sub(ACC, "score = { direction = 'maximize' }")(t)
+            + '[metrics]\nevaluate = "user.py:f"\n'
+        ),
+        r"^evaluate function 'f' failed: SystemExit: 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYS_EXIT_CASES))
+def test_user_code_that_exits(
+    name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code_text, edit, pattern = SYS_EXIT_CASES[name]
+    case = _folder(in_workdir, name)
+    (case / "user.py").write_text(code_text)
+    text = edit((in_workdir / "good.toml").read_text())
+    if "user.py:build" in text:
+        text = re.sub(r'checkpoint = ".*"\n', "", text)  # the zoo's weights fit no user model
+    (case / "u.toml").write_text(text)
+    code, err = _run(["search", "-c", str(case / "u.toml"), "--run-dir", str(case), "-q"], capsys)
+    _check(code, err, pattern)
+
+
 def test_the_corpus_is_large() -> None:
     assert len(CONFIG_CASES) + len(ARG_CASES) + len(REPORT_CASES) >= 60
     assert os.sep not in "".join(CONFIG_CASES)  # names become folder names

@@ -72,7 +72,7 @@ def load_user_dataset(
     _check_kwargs(fn, kwargs, spec)
     try:
         result = fn(**kwargs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a loader: not a silent success
         raise ConfigError(f"{key}: calling {spec!r} failed: {type(exc).__name__}: {exc}") from exc
     where = f"{key}: {spec!r} returned"
     if isinstance(result, DataSplits):

@@ -67,7 +67,7 @@ def run_user_evaluate(
     try:
         with torch.inference_mode():
             out = fn(model, Batches(data, batch_size))
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() inside: not the search's silent end
         raise MetricError(f"evaluate function {who!r} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         model.train(was_training)

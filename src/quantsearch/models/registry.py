@@ -50,7 +50,7 @@ def build_model(name: str, *, key: str = "model.name", base_dir: Path | None = N
         fn = load_callable(name, key=key, base_dir=base_dir)
         try:
             model = fn()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in build(): not a silent success
             raise ConfigError(
                 f"{key}: calling {name!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
