@@ -13,7 +13,11 @@ block_fp ``block_dim`` the tensor lacks, or a ``block_size`` of 10**14 (every tr
 exit 0); a user metric declared but never returned, whose error did not name the key;
 ``report`` drawing a run directory whose model.pt is garbage or whose trials.csv is a folder;
 ``finetune --epochs 1e9``, ``summary --repeats 1e9`` (days of work) and ``summary --batch``
-past the validation split (silently fewer samples).
+past the validation split (silently fewer samples); an option given twice (the last kept);
+``compare --seeds 2**31-1`` (a MemoryError); objective weights and learning rates that overflow;
+a weight on a Pareto objective; compare budgets past a run's budget; a run directory whose
+journal is a folder or a dangling link (written through, outside the run directory); user code
+calling ``sys.exit(0)`` (the command's silent success).
 """
 
 from __future__ import annotations
@@ -525,5 +529,6 @@ def test_user_code_that_exits(
 
 
 def test_the_corpus_is_large() -> None:
-    assert len(CONFIG_CASES) + len(ARG_CASES) + len(REPORT_CASES) >= 60
+    cases = (CONFIG_CASES, ARG_CASES, REPORT_CASES, RESUME_CASES, SYS_EXIT_CASES)
+    assert sum(map(len, cases)) >= 95
     assert os.sep not in "".join(CONFIG_CASES)  # names become folder names
