@@ -310,6 +310,14 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--config: file 'fifo\.toml' is not a regular file, allowed: a TOML file",
     ),
     "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: given more"),
+    "summary --repeats without --latency": (
+        ["summary", "-c", "good.toml", "--repeats", "5"],
+        r"^--repeats: given without --latency, allowed: with it",
+    ),
+    "summary --latency-batch without --latency": (
+        ["summary", "-c", "good.toml", "--latency-batch", "5"],
+        r"^--latency-batch: given without --latency",
+    ),
     "summary --batch huge": (
         ["summary", "-c", "good.toml", "--batch", "99999999999999999999999"],
         r"^--batch: got 99999999999999999999999, allowed: 1 to 2147483647",

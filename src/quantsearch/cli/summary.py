@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
 from quantsearch.cli.console import format_value, print_table
@@ -67,6 +68,11 @@ def summary(
     _within("--warmup", warmup, 0, REPEATS_MAX)
     _within("--batch", batch, 1, COUNT_MAX)
     _within("--latency-batch", latency_batch, 1, COUNT_MAX)
+    source = click.get_current_context().get_parameter_source
+    for name, option in (("latency_batch", "--latency-batch"), ("repeats", "--repeats"),
+                         ("warmup", "--warmup")):  # fmt: skip
+        if source(name) is ParameterSource.COMMANDLINE and not with_latency:
+            raise ConfigError(f"{option}: given without --latency, allowed: with it (else unused)")
 
     # Each imports torch: deferred for `--help` start-up.
     from quantsearch.metrics.compute import compute_metrics
