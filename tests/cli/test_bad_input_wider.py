@@ -536,6 +536,34 @@ def test_user_code_that_exits(
     _check(code, err, pattern)
 
 
+@pytest.mark.parametrize(
+    ("model", "pattern"),
+    [
+        (
+            "m.py:nope",
+            r"^--model: got 'm\.py:nope', allowed: a function 'm\.py' defines \(\['build'",
+        ),
+        ("bad.py:build", r"^--model: 'bad\.py' is not readable Python \(invalid syntax"),
+    ],
+)
+def test_init_reads_the_model_file(
+    model: str,
+    pattern: str,
+    in_workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``init`` wrote a config naming a function the file lacks (train failed later)."""
+    case = _folder(in_workdir, "init " + model)
+    (case / "m.py").write_text("import torch\n\ndef build():\n    return torch.nn.Linear(4, 2)\n")
+    (case / "bad.py").write_text("def build(:\n")
+    (case / "d.py").write_text("def load():\n    pass\n")
+    monkeypatch.chdir(case)
+    code, err = _run(["init", "--model", model, "--data", "d.py:load", "-o", "s.toml"], capsys)
+    _check(code, err, pattern)
+    assert not (case / "s.toml").exists()
+
+
 def test_the_corpus_is_large() -> None:
     cases = (CONFIG_CASES, ARG_CASES, REPORT_CASES, RESUME_CASES, SYS_EXIT_CASES)
     assert sum(map(len, cases)) >= 95

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -74,7 +75,34 @@ def _spec(value: str, option: str, folder: Path) -> str:
         return value
     if not Path(target).is_file():
         raise ConfigError(f"{option}: file {target!r} does not exist")
+    names = _top_level_names(Path(target), option)
+    if fn not in names:  # read, not run: the user's code runs when the config is used
+        raise ConfigError(
+            f"{option}: got {value!r}, allowed: a function {target!r} defines "
+            f"({sorted(names) or 'it defines none'})"
+        )
     return f"{Path(os.path.relpath(Path(target).resolve(), folder)).as_posix()}:{fn}"
+
+
+def _top_level_names(path: Path, option: str) -> set[str]:
+    """The names a Python file binds at its top level, found by parsing it (not running it)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError) as exc:
+        raise ConfigError(f"{option}: {str(path)!r} is not readable Python ({exc})") from None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        else:
+            for sub in ast.walk(node):  # assignments, also under if/try at the top level
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+                elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(sub.name)
+    return names
 
 
 @click.command()
