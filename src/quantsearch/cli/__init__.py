@@ -55,7 +55,7 @@ def once(ctx: click.Context, args: list[str]) -> None:
     _, _, order = ctx.command.make_parser(ctx).parse_args(args=list(args))
     seen: set[str | None] = set()
     for p in order:
-        if isinstance(p, click.Option) and not (p.multiple or p.count):
+        if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_eager):
             if p.name in seen:
                 raise click.BadOptionUsage(
                     max(p.opts, key=len), "given more than once, allowed: once", ctx
