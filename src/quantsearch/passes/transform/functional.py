@@ -42,7 +42,7 @@ from quantsearch.passes.analysis.tensors import (
     WEIGHT_OPERAND_KINDS,
     param_source,
 )
-from quantsearch.passes.transform.layer import ROLES, LayerQuant
+from quantsearch.passes.transform.layer import ROLES, LayerQuant, formats_repr
 
 __all__ = [
     "PARAM_VIEWS",
@@ -151,8 +151,8 @@ class QuantParamFunction(nn.Module):
         return y if self.q_data_out is None else self.q_data_out.quantize(y)
 
     def extra_repr(self) -> str:
-        formats = [f"{r}={getattr(self, 'q_' + r)}" for r in ROLES if getattr(self, "q_" + r)]
-        return ", ".join([getattr(self.fn, "__name__", repr(self.fn)), *formats])
+        name = getattr(self.fn, "__name__", repr(self.fn))
+        return ", ".join(x for x in (name, formats_repr(self)) if x)
 
 
 class QuantLinearFunction(QuantParamFunction):

@@ -24,6 +24,7 @@ __all__ = [
     "RoleFormat",
     "check_auto",
     "check_format_name",
+    "formats_repr",
     "has_auto",
     "with_role_defaults",
 ]
@@ -32,6 +33,15 @@ ROLES = ("data_in", "weight", "bias", "data_out")
 PARAM_ROLES = ("weight", "bias")  # a module's own tensors
 ACTIVATION_ROLES = tuple(r for r in ROLES if r not in PARAM_ROLES)  # what flows through it
 AUTO = "auto"
+
+
+def formats_repr(obj: Any) -> str:
+    """``role=format`` for each role ``obj`` quantizes (its ``q_<role>`` attributes), for
+    ``extra_repr`` of the quantized modules."""
+    parts = [
+        f"{r}={getattr(obj, 'q_' + r)}" for r in ROLES if getattr(obj, "q_" + r, None) is not None
+    ]
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,13 @@ from quantsearch.passes.transform.functional import (
     QuantParamFunction,
     build_operands_function,
 )
-from quantsearch.passes.transform.layer import ACTIVATION_ROLES, PARAM_ROLES, ROLES, LayerQuant
+from quantsearch.passes.transform.layer import (
+    ACTIVATION_ROLES,
+    PARAM_ROLES,
+    ROLES,
+    LayerQuant,
+    formats_repr,
+)
 from quantsearch.registry import Registry
 
 __all__ = [
@@ -163,13 +169,6 @@ def _q(fmt: NumberFormat | None, x: Tensor) -> Tensor:
     return x if fmt is None else fmt.quantize(x)
 
 
-def _formats_repr(obj: Any) -> str:
-    parts = [
-        f"{r}={getattr(obj, 'q_' + r)}" for r in ROLES if getattr(obj, "q_" + r, None) is not None
-    ]
-    return ", ".join(parts)
-
-
 # ---------------------------------------------------------------------------------------------
 # Layers with parameters
 
@@ -201,7 +200,7 @@ class _QuantLayer(nn.Module):
 
     def extra_repr(self) -> str:
         base = super().extra_repr()
-        return f"{base}, {_formats_repr(self)}" if base else _formats_repr(self)
+        return f"{base}, {formats_repr(self)}" if base else formats_repr(self)
 
 
 class QuantLinear(_QuantLayer, nn.Linear):
@@ -336,7 +335,7 @@ class QuantFunction(nn.Module):
 
     def extra_repr(self) -> str:
         name = getattr(self.fn, "__name__", repr(self.fn))
-        return ", ".join(x for x in (name, _formats_repr(self)) if x)
+        return ", ".join(x for x in (name, formats_repr(self)) if x)
 
 
 class QuantAdd(QuantFunction):
