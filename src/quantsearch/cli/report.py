@@ -54,14 +54,15 @@ def check_run_files(run_dir: Path) -> None:
     """Refuse a run directory whose result files are folders, dangling links or not what
     their names say, before any report file is written: the report would be drawn from it
     as if nothing were wrong (a garbage model.pt, a folder named trials.csv)."""
+    from quantsearch.search.run_files import not_a_file
+
     for name in (*_FILES, *_JSON, *_TEXT, "study.journal"):
         path = run_dir / name
-        if path.is_symlink() and not path.exists():
-            _bad(path, "a link to nothing")
+        what = not_a_file(path)
+        if what is not None:
+            _bad(path, what)
         if not path.exists():
             continue
-        if not path.is_file():
-            _bad(path, "a folder" if path.is_dir() else "not a regular file")
         try:
             head = path.read_bytes()[:4096] if name != "model.pt" else b""
             if name == "model.pt" and not _is_checkpoint(path):

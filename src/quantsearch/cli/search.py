@@ -118,16 +118,15 @@ def _check_run_files(cfg: Any, opts: dict[str, Any], overrides: dict[str, Any]) 
     traceback) or a link to nothing (the journal was written through it, outside the run
     directory, wherever the link pointed)."""
     from quantsearch.search.api import study_of
+    from quantsearch.search.run_files import not_a_file
 
     _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
     key = "--run-dir" if opts["run_dir"] is not None else "run_dir"
     for name in _RUN_FILES:
         path = folder / name
-        what = None
-        if path.is_symlink() and not path.exists():
-            what = "a link to nothing (what the search writes would go wherever it points)"
-        elif path.exists() and not path.is_file():
-            what = "a folder" if path.is_dir() else "not a regular file"
+        what = not_a_file(path)
+        if what == "a link to nothing":
+            what += " (what the search writes would go wherever it points)"
         if what is not None:
             raise ConfigError(
                 f"{key}: {str(path)!r} is {what}, allowed: the {name} a search writes there "

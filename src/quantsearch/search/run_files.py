@@ -26,10 +26,21 @@ __all__ = [
     "check_summary",
     "dump_json",
     "json_default",
+    "not_a_file",
     "read_json",
     "read_trials",
     "write_csv",
 ]
+
+
+def not_a_file(path: Path) -> str | None:
+    """What stands at ``path`` where a run directory holds a regular file or nothing (a link
+    to nothing, a folder, a FIFO ...), in words, else ``None``."""
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing"
+    if path.exists() and not path.is_file():
+        return "a folder" if path.is_dir() else "not a regular file"
+    return None
 
 
 def read_json(path: Path) -> Any:
