@@ -20,14 +20,18 @@ def kill_after(
     finishes; ``kill -9`` it ``after_s`` seconds after its first line, and return the numbers of
     the trials it announced more than ``flush_s`` (its group-commit interval) plus
     :data:`SLACK_S` before the kill: those a durable writer must not have lost."""
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True, cwd=cwd)
+    # Unbuffered: the first line is read a byte at a time, so nothing after it waits in a
+    # buffer that communicate() (which reads the pipe's descriptor itself) would skip; a
+    # buffered readline() lost the start of the second line now and then.
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, bufsize=0, cwd=cwd)
     deadline = time.monotonic() + 30
-    first = proc.stdout.readline()  # type: ignore[union-attr]
+    first = proc.stdout.readline().decode()  # type: ignore[union-attr]
     assert first, "the writer did not start"
     time.sleep(after_s)
     os.kill(proc.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    out, _ = proc.communicate(timeout=max(1.0, deadline - killed_at))
+    raw, _ = proc.communicate(timeout=max(1.0, deadline - killed_at))
+    out = raw.decode()
     lines = [line.split() for line in [first, *out.splitlines()] if line.strip()]
     if lines and (len(lines[-1]) != 2 or (out and not out.endswith("\n"))):
         lines.pop()  # the kill cut the writer in the middle of its last line
