@@ -101,9 +101,13 @@ def test_a_worker_gives_up_in_one_line_when_the_database_stays_down(
     pg_ctl = _pg_ctl()
     if pg_ctl is None or make_url(pg_url).port != _running_port():
         pytest.skip("needs the .ci/postgres.sh cluster (QUANTSEARCH_PG_URL) to restart it")
-    budget = 8
+    budget = 16  # the whole space: with trials of 0.5 s or more, 14 are left when it stops
     cfg, ckpt = setup(tmp_path, "random", budget)
     cfg.write_text(cfg.read_text().replace("[search]\n", "[search]\ndb_retry_s = 3\n"))
+    # Slower trials than test_workers' 0.15 s: two workers of 8 such trials finished the
+    # budget before the server had stopped on a loaded machine, and exited 0.
+    slow = tmp_path / "slow.py"
+    slow.write_text(slow.read_text().replace("time.sleep(0.15)", "time.sleep(0.5)"))
     study = f"down-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 2, tmp_path)
     wait_for_workers(pg_url, study, 2)
