@@ -12,7 +12,9 @@ import contextlib
 import errno
 import glob
 import os
+import re
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +23,19 @@ from typing import IO, Any
 
 from quantsearch.errors import StorageError
 
-__all__ = ["atomic_path", "open_atomic", "process_alive", "storage_error", "write_atomic"]
+__all__ = [
+    "atomic_path",
+    "killed_leftovers",
+    "leftover_path",
+    "open_atomic",
+    "process_alive",
+    "storage_error",
+    "write_atomic",
+]
 
-_LEFT_AGE = 600.0  # seconds: a killed write's temporary older than this is cleared
+_LEFT_AGE = 600.0  # seconds: longer than any write lasts (see killed_leftovers)
+# This machine's name as a leftover carries it: no dot (the name's separator), no '@'.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "localhost"
 # What to do about a failed write, by errno; any other OSError is a bug and keeps its traceback.
 _ADVICE = {
     errno.ENOSPC: "free space on its disk",
@@ -67,10 +79,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         ('hello', ['a.txt'])
     """
     p = Path(path)
-    _clear_killed(p)
+    with contextlib.suppress(OSError):  # a folder not listable yet is created below
+        for left, _ in killed_leftovers(p, ("tmp",)):
+            shutil.rmtree(left, ignore_errors=True)
     # The temporary keeps the file's name (writers may choose a format by its suffix), in a
     # folder of its own beside it: on the same file system, so os.replace is atomic.
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp") / p.name
+    tmp = leftover_path(p, "tmp") / p.name
     try:
         tmp.parent.mkdir(parents=True, exist_ok=True)  # and the file's folders, if missing
         yield tmp
@@ -123,17 +137,49 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _clear_killed(path: Path) -> None:
-    """Remove the temporaries of ``path`` that a killed process left (``.<name>.<pid>.tmp``):
-    a ``kill -9`` inside a write leaves one, which nothing reads. Only one whose process is
-    gone and :data:`_LEFT_AGE` old: a process on another machine writing into a shared folder
-    looks gone here, but no write lasts that long."""
-    with contextlib.suppress(OSError):
-        for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            pid = left.name[len(path.name) + 2 : -len(".tmp")]
-            old = time.time() - left.stat().st_mtime > _LEFT_AGE
-            if pid.isdigit() and old and not process_alive(int(pid)):
-                shutil.rmtree(left, ignore_errors=True)
+def leftover_path(path: Path, kind: str) -> Path:
+    """The name this process writes beside ``path`` before it takes ``path``'s place:
+    ``.<name>.<pid>@<host>.<kind>`` (hidden; ``kind`` is ``tmp`` for a write in progress,
+    ``old`` for a previous output moved aside). A ``kill -9`` leaves it behind, and
+    :func:`killed_leftovers` finds it by that name.
+
+    Example:
+        >>> name = leftover_path(Path("out/m.onnx"), "tmp").name
+        >>> name.startswith(f".m.onnx.{os.getpid()}@") and name.endswith(".tmp")
+        True
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}@{_HOST}.{kind}")
+
+
+def killed_leftovers(path: Path, kinds: tuple[str, ...]) -> list[tuple[Path, str]]:
+    """The leftovers beside ``path`` (see :func:`leftover_path`) of processes that were
+    killed, each with its kind, oldest name first.
+
+    One rule for every writer: a leftover of this machine is a killed process's once its
+    process is gone (its id names no process, or names this one, which started after it); a
+    leftover of another machine sharing the folder (or of a version that did not name the
+    machine, ``.<name>.<pid>.<kind>``) once it is :data:`_LEFT_AGE` old, since its process
+    cannot be seen from here and no write lasts that long. Names of other files (``a.b``'s
+    leftovers beside ``a``) do not parse: the part before ``@`` must be a process id.
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    found = []
+    for left in sorted(path.parent.glob(f".{glob.escape(path.name)}.*")):
+        middle, _, kind = left.name[len(path.name) + 2 :].rpartition(".")
+        pid, at, host = middle.partition("@")
+        if kind not in kinds or not pid.isdigit() or "." in host:
+            continue
+        gone = False
+        if at and host == _HOST:
+            gone = not process_alive(int(pid))
+        else:
+            with contextlib.suppress(OSError):  # removed meanwhile
+                gone = time.time() - left.lstat().st_mtime > _LEFT_AGE
+        if gone:
+            found.append((left, kind))
+    return found
 
 
 def _discard(tmp: Path) -> None:

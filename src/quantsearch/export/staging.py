@@ -3,24 +3,24 @@ put in its place; a previous export of the same name is replaced only once the n
 
 ``os.replace`` moves a folder onto a missing name atomically; an existing folder cannot be
 swapped for another in one step (POSIX has no such call), so the previous one is first moved
-aside to a hidden name beside it (``.<name>.<pid>.old``), the new one moved in, and the old one
-removed. A ``kill -9`` between those two moves leaves the previous export under that hidden
-name and no folder under ``name``: never half of one; the next export puts it back first, and
-removes the staging folders of killed processes. A folder that is not a previous export (any
-other files) is refused, never removed.
+aside to a hidden name beside it (``.<name>.<pid>@<host>.old``), the new one moved in, and the
+old one removed. A ``kill -9`` between those two moves leaves the previous export under that
+hidden name and no folder under ``name``: never half of one; the next export puts it back
+first, and removes the staging folders of killed processes (which leftovers are a killed
+process's: :func:`quantsearch.atomic.killed_leftovers`, the rule of every atomic write). A
+folder that is not a previous export (any other files) is refused, never removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from quantsearch.atomic import process_alive, storage_error
+from quantsearch.atomic import killed_leftovers, leftover_path, storage_error
 from quantsearch.errors import ConfigError
 
 __all__ = ["staged_folder"]
@@ -55,7 +55,7 @@ def staged_folder(out: Path, *, is_project: Callable[[Path], bool]) -> Iterator[
             f"OUT: {out} is {kind}, allowed: a new folder or one a previous export wrote "
             f"(which is replaced)"
         )
-    stage = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    stage = leftover_path(out, "tmp")
     try:
         shutil.rmtree(stage, ignore_errors=True)  # left by a process of the same id, killed
         stage.mkdir(parents=True)
@@ -76,11 +76,7 @@ def _recover(out: Path) -> None:
     """Undo what killed exports left beside ``out``: a previous export moved aside goes back
     under its name (when nothing took it), a staging folder is removed."""
     with contextlib.suppress(OSError):
-        for left in sorted(out.parent.glob(f".{glob.escape(out.name)}.*")):
-            kind = left.name.rpartition(".")[2]
-            pid = left.name[len(out.name) + 2 : -len(kind) - 1]
-            if kind not in ("tmp", "old") or not pid.isdigit() or process_alive(int(pid)):
-                continue
+        for left, kind in killed_leftovers(out, ("tmp", "old")):
             if kind == "old" and not out.exists():
                 os.replace(left, out)
             else:
@@ -97,7 +93,7 @@ def _put_in_place(stage: Path, out: Path) -> None:
     if not out.exists():
         os.replace(stage, out)
         return
-    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    old = leftover_path(out, "old")
     shutil.rmtree(old, ignore_errors=True)
     os.replace(out, old)
     try:
