@@ -6,6 +6,8 @@ ever removed. Referee: the folder's listing and ``os.stat`` times."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,22 +30,34 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def _dead_pid() -> int:
+    """The id of a child that ran and was reaped: it names no process (a fixed id like 4242
+    may be a live one on the machine running the test)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_stale_versions_and_old_partial_writes_go_and_nothing_else(tmp_path: Path) -> None:
+    dead = _dead_pid()  # both partial writes' writer: the young one is kept for its age alone
     _write(tmp_path, "jsc-v1-aaaa.npz")
     _write(tmp_path, "jsc-v2-bbbb.npz")
     _write(tmp_path, "digits-v1-sklearn1.9-seed0-val0.2-test0.2.npz")
-    for name, age in (("jsc-v2-cccc.npz.4242.tmp", 7200.0), ("jsc-v2-dddd.npz.4243.tmp", 5.0)):
+    for name, age in (
+        (f"jsc-v2-cccc.npz.{dead}.tmp", 7200.0),
+        (f"jsc-v2-dddd.npz.{dead}.tmp", 5.0),
+    ):
         (tmp_path / name).write_bytes(b"half")
         os.utime(tmp_path / name, (time.time() - age,) * 2)
     (tmp_path / "mine.txt").write_text("a user's file")
     (tmp_path / "jsc-v1-dir.npz").mkdir()  # not a file: left alone
     removed = prune(tmp_path)
-    assert sorted(p.name for p in removed) == ["jsc-v1-aaaa.npz", "jsc-v2-cccc.npz.4242.tmp"]
+    assert sorted(p.name for p in removed) == ["jsc-v1-aaaa.npz", f"jsc-v2-cccc.npz.{dead}.tmp"]
     assert _names(tmp_path) == [
         "digits-v1-sklearn1.9-seed0-val0.2-test0.2.npz",
         "jsc-v1-dir.npz",
         "jsc-v2-bbbb.npz",
-        "jsc-v2-dddd.npz.4243.tmp",  # a write that may still be in progress
+        f"jsc-v2-dddd.npz.{dead}.tmp",  # young: a writer elsewhere may still be writing it
         "mine.txt",
     ]
 
