@@ -86,6 +86,15 @@ def test_frac_bits_against_as_integer_ratio() -> None:
             t = t.round()  # large integers: f < 0 where they share trailing zero bits
         assert frac_bits(t) == max(_frac_of(v) for v in t.tolist() if v != 0)
         assert frac_bits(t.double()) == frac_bits(t)
+    # subnormals: float32's (normal in float64) and float64's own
+    for t in (
+        torch.randn(50, generator=g) * 1e-40,
+        torch.tensor([2.0**-1070, -3 * 2.0**-1060], dtype=torch.float64),
+    ):
+        assert frac_bits(t) == max(_frac_of(v) for v in t.tolist() if v != 0)
+    with torch.inference_mode():  # as linear_facts reads a layer's weights
+        t = torch.randn(16, generator=g)
+        assert frac_bits(t) == max(_frac_of(v) for v in t.tolist())
     assert frac_bits(torch.tensor([0.75, -2.5])) == 2
     assert frac_bits(torch.tensor([8.0, -24.0])) == -3
     assert frac_bits(torch.zeros(3)) == 0
