@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import fx
 
+from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info
@@ -192,14 +193,16 @@ def save_int_weights(
         arrays[name] = value.detach().cpu().numpy()
         entries[name] = {**_shape(value), "format": None}
     npz, meta = out / NPZ_FILE, out / JSON_FILE
-    np.savez(npz, **arrays)  # type: ignore[arg-type]
+    # Each file atomically: a full disk or a kill leaves the previous one whole.
+    with open_atomic(npz, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     doc = {
         "format_version": FORMAT_VERSION,
         "model": model_name,
         "encoding": f"{ENCODING} for every tensor whose format is not null",
         "tensors": entries,
     }
-    meta.write_text(json.dumps(doc, indent=2) + "\n")
+    write_atomic(meta, json.dumps(doc, indent=2) + "\n")
     return npz, meta
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quantsearch.atomic import atomic_path
 from quantsearch.report.figures import CorrelationPlot, CurvePlot, Heatmap, ScatterPlot
 from quantsearch.report.style import BLUE, LINESTYLES, OKABE_ITO, VERMILLION, series_styles
 
@@ -253,7 +254,7 @@ def render(data: object, path: Path, figure_format: str | None = None) -> Path:
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"figure format must be one of {list(FIGURE_FORMATS)} (got {fmt!r})")
     fig = draw(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context(_RC):
-        fig.savefig(path, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
+    # Atomically: a full disk or a kill leaves the previous picture whole, never half of one.
+    with matplotlib.rc_context(_RC), atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
     return path

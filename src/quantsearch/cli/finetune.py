@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from quantsearch.atomic import write_atomic
 from quantsearch.cli.common import SEED, device_value, folder_value, json_option, trial_options
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
@@ -131,7 +132,8 @@ def finetune(
         base_dir=sm.base_dir,
     )
     written = [ckpt, out / "resolved_config.json", out / "metrics.json"]
-    written[1].write_text(json.dumps(ft.config.to_dict(), indent=2) + "\n")
+    # Atomically: a full disk or a kill leaves the previous file whole, never half of one.
+    write_atomic(written[1], json.dumps(ft.config.to_dict(), indent=2) + "\n")
     record: dict[str, Any] = {
         "model": sm.name,
         "dataset": sm.data.name,
@@ -145,7 +147,7 @@ def finetune(
         "seconds": ft.seconds,
         "history": ft.history,
     }
-    written[2].write_text(json.dumps(record, indent=2) + "\n")
+    write_atomic(written[2], json.dumps(record, indent=2) + "\n")
     if int_weights:
         written.extend(save_int_weights(ft.model, out, model_name=sm.name))
     if as_json:

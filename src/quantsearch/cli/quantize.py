@@ -13,6 +13,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from quantsearch.atomic import write_atomic
 from quantsearch.cli.common import (
     PERCENTILE,
     config_option,
@@ -265,8 +266,9 @@ def _write_outputs(
     written = [ckpt, out / "resolved_config.json", out / "metrics.json"]
     if int_weights is not None:
         written.extend(int_weights())
-    written[1].write_text(json.dumps(resolved.to_dict(), indent=2) + "\n")
-    written[2].write_text(json.dumps(record, indent=2) + "\n")
+    # Atomically: a full disk or a kill leaves the previous file whole, never half of one.
+    write_atomic(written[1], json.dumps(resolved.to_dict(), indent=2) + "\n")
+    write_atomic(written[2], json.dumps(record, indent=2) + "\n")
     if as_json:
         click.echo(
             dumps(

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from quantsearch import plots
-from quantsearch.atomic import atomic_path, storage_error, write_atomic
+from quantsearch.atomic import storage_error, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.report import svg
 from quantsearch.report.build import Report, build_report
@@ -154,8 +154,7 @@ def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles
                 continue
             digest = hashlib.sha1(f"{renderer[fmt]}:{f.data!r}".encode()).hexdigest()
             if cache["figures"].get(path.name) != digest or not path.is_file():
-                with atomic_path(path) as tmp:  # only what changed is drawn again
-                    _draw(f.data, tmp, fmt)
+                _draw(f.data, path, fmt)  # only what changed is drawn again
             drawn[path.name] = digest
             paths.append(path)
         images[f.name] = (img_dir / f"{f.name}.{shown}").read_bytes()
@@ -183,9 +182,10 @@ def _digest(sources: tuple[Path, ...]) -> str:
 
 
 def _draw(data: object, path: Path, fmt: str) -> None:
-    """One picture file: SVG natively (no matplotlib), PNG and PDF with matplotlib."""
+    """One picture file, written atomically: SVG natively (no matplotlib), PNG and PDF with
+    matplotlib."""
     if fmt == "svg":
-        path.write_text(svg.render_svg(data), encoding="utf-8")
+        write_atomic(path, svg.render_svg(data))
     else:
         plots.render(data, path, fmt)
 
