@@ -1,6 +1,6 @@
 """``kill -9`` of `export`, `report`, `compare` and `finetune` while they write their output.
 
-Each command is killed the moment its temporary (``.<name>.<pid>.tmp``, the atomic writes of
+Each command is killed the moment its temporary (``.<name>.<pid>@<host>.tmp``, the atomic writes of
 :mod:`quantsearch.atomic` and :mod:`quantsearch.export.staging`) appears beside the output,
 that is inside the write, not at a random time that mostly lands before it. What is left under
 the output's name is then the previous output or a whole new one, never a part presented as
@@ -63,11 +63,12 @@ def _killed(args: list[str], watch: Path, name: str, cwd: Path, check: Callable[
 def test_export_qonnx_killed_in_its_write(work: Path) -> None:
     onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'quantsearch[export]'")
     args = ["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/s"]
-    (work / "m.onnx").write_bytes(b"previous")
+    assert quantsearch(args, cwd=work).code == 0  # the previous export, which may be replaced
+    previous = (work / "m.onnx").read_bytes()
 
     def check() -> None:
         data = (work / "m.onnx").read_bytes()
-        if data != b"previous":
+        if data != previous:
             onnx.checker.check_model(onnx.load_from_string(data))
 
     assert _killed(args, work, "m.onnx", work, check) >= 1

@@ -50,7 +50,7 @@ def out_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
     "--samples",
     type=click.IntRange(min=1),
     default=None,
-    help="Validation samples to verify on (default: the whole split).",
+    help="With --verify: the first N validation samples, at most the split's (default: all).",
 )
 # The choices are quantsearch.export.BACKENDS, written out: export imports torch, not for --help.
 @click.option(
@@ -98,9 +98,15 @@ def export(
     PyTorch front end; `--verify` compiles hls4ml's bit-accurate C simulation with g++. HLS
     synthesis is then yours: run vitis_hls -f build_prj.tcl in OUT (or hls_model.build()).
     """
+    if samples is not None and not verify:
+        raise ConfigError("--samples: given without --verify, allowed: with it (else unused)")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
+    from quantsearch.export.qonnx import check_out
     from quantsearch.formats import FixedPoint
+
+    if target == "qonnx":
+        check_out(out)  # before the model is built: a user's file at OUT is refused at once
 
     wide = None
     if float_as is not None:
@@ -113,10 +119,14 @@ def export(
                 f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
             )
     qgm, val_x, label = _chosen(from_run, (trial, best, pareto), config_path, load)
+    if samples is not None and samples > len(val_x):  # as summary --batch: never fewer than asked
+        raise ConfigError(
+            f"--samples: got {samples}, allowed: 1 to {len(val_x)} (the validation split's samples)"
+        )
     x = val_x if samples is None else val_x[:samples]
     t0 = time.perf_counter()
-    # An existing OUT is replaced whole, atomically (a previous export's folder, any file for
-    # qonnx), and the output says so: a rerun overwrites as `cp` would, never silently.
+    # An existing OUT is replaced whole, atomically, only if a previous export wrote it (an
+    # hls4ml project's folder, a QONNX file of quantsearch's), and the output says so.
     replaced = Path(out).exists()
     record: dict[str, Any] = {"model": label, "to": target, "out": out, "replaced": replaced}
     if target == "hls4ml":

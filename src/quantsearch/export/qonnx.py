@@ -21,6 +21,7 @@ import torch
 from torch import fx, nn
 
 from quantsearch.atomic import write_atomic
+from quantsearch.errors import ConfigError
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
 from quantsearch.export.hls import folded_batch_norm
@@ -29,9 +30,10 @@ from quantsearch.export.types import HwType, hw_type
 from quantsearch.graph import info
 from quantsearch.passes.transform.modules import submodule
 
-__all__ = ["QUANT_DOMAIN", "export_qonnx", "run_qonnx", "verify_qonnx"]
+__all__ = ["PRODUCER", "QUANT_DOMAIN", "check_out", "export_qonnx", "run_qonnx", "verify_qonnx"]
 
 QUANT_DOMAIN = "qonnx.custom_op.general"
+PRODUCER = "quantsearch"  # the model's producer_name: what marks a file as a previous export
 
 
 class _Builder:
@@ -127,20 +129,61 @@ def build_qonnx(qgm: fx.GraphModule) -> Any:
         initializer=b.inits,
     )
     opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QUANT_DOMAIN, 1)]
-    return helper.make_model(graph, opset_imports=opsets, producer_name="quantsearch")
+    return helper.make_model(graph, opset_imports=opsets, producer_name=PRODUCER)
 
 
-def export_qonnx(qgm: fx.GraphModule, path: str | Path) -> Path:
-    """Write the QONNX file of a quantized model (see the module docstring).
+def check_out(path: str | Path, key: str = "OUT") -> None:
+    """Refuse to write the QONNX file over anything but a previous export: ``path`` may be new,
+    an empty file, or an ONNX model whose producer is quantsearch (which is replaced). A user's
+    other file, another tool's ONNX model or a folder stands in the way, named by ``key``.
+
+    Raises:
+        ConfigError: ``<key>: <path> is ..., allowed: ...``, one line.
+    """
+    p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        return
+    if p.is_file():
+        data = p.read_bytes()
+        if not data:
+            return  # nothing to lose (a name reserved with touch or mktemp)
+        onnx = require("onnx", "export --to qonnx")
+        model = onnx.ModelProto()
+        try:
+            model.ParseFromString(data)
+        except Exception:  # protobuf's DecodeError: not ONNX at all
+            model.Clear()
+        if model.producer_name == PRODUCER and len(model.graph.node) > 0:
+            return
+    kind = (
+        "a file"
+        if p.is_file()
+        else "a folder"
+        if p.is_dir()
+        else "a link to nothing"
+        if not p.exists()
+        else "a special file"
+    )
+    raise ConfigError(
+        f"{key}: {p} is {kind} that is not a QONNX export's, allowed: a new file or one a "
+        f"previous `quantsearch export --to qonnx` wrote (which is replaced)"
+    )
+
+
+def export_qonnx(qgm: fx.GraphModule, path: str | Path, *, key: str = "OUT") -> Path:
+    """Write the QONNX file of a quantized model (see the module docstring). An existing file
+    at ``path`` is replaced only if a previous export wrote it (:func:`check_out`).
 
     Raises:
         ConfigError: onnx missing (names the extra), unsupported layers (named), formats QONNX
-            cannot express (``<node>.<role>: <format>, allowed: ...``).
+            cannot express (``<node>.<role>: <format>, allowed: ...``), ``path`` holding
+            something else than a previous export (named by ``key``).
         StorageError: the file cannot be written; a previous file at ``path`` is left whole.
     """
     model = build_qonnx(qgm)
     path = Path(path)
     require("onnx", "export --to qonnx")
+    check_out(path, key)
     # Atomically (quantsearch.atomic): a previous file is replaced only by a whole new one; a
     # write stopped by a full disk or a kill -9 leaves the previous file as it was.
     return write_atomic(path, model.SerializeToString())
