@@ -364,7 +364,36 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
         for m, mode in modes.items():
             m.training = mode
     gm.training = model.training
-    return annotate(gm, *example_inputs)
+    # Run on copies: a forward that changes its input in place (x.mul_(2), x += b) would
+    # otherwise change the caller's tensors, and every later call would see other data.
+    copies = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in example_inputs)
+    versions = [t._version if isinstance(t, torch.Tensor) else 0 for t in copies]
+    annotate(gm, *copies)
+    changed = [
+        i
+        for i, (t, v) in enumerate(zip(copies, versions, strict=True))
+        if isinstance(t, torch.Tensor) and t._version != v
+    ]
+    if changed:
+        _copy_inputs(gm, changed)
+        annotate(gm, *example_inputs)
+    return gm
+
+
+def _copy_inputs(gm: fx.GraphModule, positions: list[int]) -> None:
+    """Make the graph read a copy (``x.clone()``) of each input at ``positions``, the ones its
+    forward changes in place: the model's results stay the same, and the data it is given
+    (validation batches, reused by every trial) stay as they were."""
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for i in positions:
+        if i >= len(inputs) or str(inputs[i].target).startswith("*"):
+            continue  # *args: fx packs them; not one placeholder per tensor
+        node = inputs[i]
+        with gm.graph.inserting_after(inputs[-1]):
+            copy = gm.graph.call_method("clone", (node,))
+        node.replace_all_uses_with(copy, delete_user_cb=lambda user, c=copy: user is not c)
+    gm.graph.lint()
+    gm.recompile()
 
 
 def info(node: fx.Node) -> NodeInfo:

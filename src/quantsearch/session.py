@@ -102,7 +102,7 @@ def _check_fit(model: nn.Module, data: DataSplits, name: str, key: str) -> None:
     x = data.val.x[:2]
     try:
         with torch.no_grad():
-            out = model(x)
+            out = model(x.clone())  # a forward that changes its input must not change the data
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(

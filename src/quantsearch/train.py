@@ -129,7 +129,8 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 1024) -> tuple
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     total_loss, correct = 0.0, 0
     for x, y in split.batches(batch_size):
-        x, y = x.to(device), y.to(device)
+        # a copy: a forward that changes its input in place (x += b) must not change the split
+        x, y = x.to(device, copy=True), y.to(device)
         logits = model(x)
         total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(dim=1) == y).sum())

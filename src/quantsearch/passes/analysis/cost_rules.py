@@ -416,3 +416,8 @@ _FREE = (
 )  # fmt: skip
 for _k in _FREE:
     COST_RULES.add(_k, lambda a: OpCost())
+
+# In place (x.relu_(), torch.relu_(x), F.leaky_relu_(x), x.mul_(2)): the arithmetic of the op
+# it names, on the same elements.
+for _k in ("relu", "sigmoid", "tanh", "leaky_relu", "hardtanh", "add", "sub", "mul", "div"):
+    COST_RULES.add(f"{_k}_", COST_RULES.get(_k))

@@ -1,0 +1,210 @@
+"""Other users' models (tests/models/user_zoo.py) through the library and the CLI.
+
+Each model is traced and priced (referees: ``torch.utils.flop_counter.FlopCounterMode`` for the
+MAC layers' FLOPs, ``sum(p.numel())`` for the parameters, the model itself for the traced
+graph's outputs), searched and quantized; every outcome is a number checked against torch or
+one ``error:`` line with exit status 2. Export maps Linear, BatchNorm1d and ReLU modules only;
+the others are refused in one line naming their layers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.cli import main
+from quantsearch.errors import TraceError
+from quantsearch.graph import trace
+from quantsearch.passes.analysis import compute_cost, param_cost
+from quantsearch.search import search
+from tests.cli.bad_input import check_one_line, run_cli
+from tests.models import user_zoo
+
+ZOO = Path(user_zoo.__file__)
+TRACEABLE = [n for n in user_zoo.MODELS if n != "data_flow"]
+CLASSIFIERS = [n for n in TRACEABLE if n not in ("tuple_out", "dict_out", "regression")]
+
+
+def _model_and_data(name: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    model = getattr(user_zoo, f"build_{name}")().eval()
+    load = {"embed": user_zoo.load_tokens, "regression": user_zoo.load_regression}
+    x, y = load.get(name, user_zoo.load)()
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", TRACEABLE)
+def test_costs_against_flop_counter_mode(name: str) -> None:
+    """Every op priced (none uncounted), the MAC layers' FLOPs equal FlopCounterMode's, the
+    parameters sum(p.numel()), and the traced graph computes what the model does."""
+    model, x, _ = _model_and_data(name)
+    x = x[:6]
+    gm = trace(model, x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    with FlopCounterMode(display=False) as fcm, torch.no_grad():
+        want = model(x.clone())
+    assert 2 * cost.macs == fcm.get_total_flops()
+    assert param_cost(gm).params == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        got = gm(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_in_place_ops_cost_what_their_op_costs() -> None:
+    """h.relu_(), y.mul_(0.5) and torch.relu_(y) of in_place were uncounted (no rule for
+    'relu_', 'mul_'); each costs its op's per-element FLOPs on 6 x 16 elements."""
+    model, x, _ = _model_and_data("in_place")
+    gm = trace(model, x[:6])
+    compute_cost(gm)
+    costs = {n.name: n.meta["quantsearch"].cost for n in gm.graph.nodes}
+    n = 6 * 16
+    assert (costs["relu_"]["flops"], costs["relu_"]["flops_backward"]) == (n, n)
+    assert (costs["mul_"]["flops"], costs["mul_"]["flops_backward"]) == (n, n)
+    assert costs["relu__1"]["flops"] == n
+
+
+def test_a_model_that_changes_its_input_leaves_the_data_alone() -> None:
+    """mutates_input does x.mul_(2); x += 1: trace changed the caller's example, and search
+    the validation tensor on every forward, so each trial saw other data (loss 2.35 -> 2.59
+    -> 4.18 -> 8.34 for one config). Now the data stay as given and the float baseline's loss
+    is torch's cross_entropy of the model on a copy (referee)."""
+    model, x, y = _model_and_data("mutates_input")
+    x0 = x.clone()
+    trace(model, x[:8])
+    assert torch.equal(x, x0)
+    kw: dict[str, Any] = {"strategy": "brute_force", "n_trials": 3, "progress": False}
+    space = {"by": "type", "choices": {"linear": {"weight": [[16, 8], [8, 4]]}}}
+    result = search(model, (x, y), space=space, objectives={"loss": {}}, metrics=["loss"], **kw)
+    assert torch.equal(x, x0)
+    with torch.no_grad():
+        want = float(F.cross_entropy(model(x0.clone()), y))
+    assert result.baseline["loss"] == pytest.approx(want, rel=1e-6)
+    for trial in result.trials:
+        with torch.no_grad():
+            loss = float(F.cross_entropy(result.model(trial)(x.clone()), y))
+        assert trial.metrics["loss"] == pytest.approx(loss, rel=1e-6)
+    assert torch.equal(x, x0)
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_search_and_quantize(name: str) -> None:
+    """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
+    quantized model's outputs against the labels, counted here."""
+    model, x, y = _model_and_data(name)
+    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [3, 1]], "data_in": [[8, 4]]}}}
+    result = search(
+        model, (x, y), space=space, strategy="brute_force", n_trials=2, progress=False,
+        objectives={"accuracy": {"direction": "maximize"}}, metrics=["accuracy", "bitops"],
+    )  # fmt: skip
+    assert len(result.trials) == 2
+    for trial in result.trials:
+        assert trial.error is None
+        with torch.no_grad():
+            hits = (result.model(trial)(x.clone()).argmax(1) == y).float().mean()
+        assert trial.metrics["accuracy"] == pytest.approx(float(hits))
+
+
+def test_data_dependent_control_flow_is_one_line() -> None:
+    model, x, _ = _model_and_data("data_flow")
+    with pytest.raises(TraceError, match=r"^cannot trace DataFlow with torch\.fx at user_zoo\.py:"):
+        trace(model, x[:4])
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+KNOBS = {
+    "acts": ["linear"],
+    "embed": ["linear"],
+    "jsc_conv1d": ["conv1d", "batch_norm1d", "linear"],
+    "cnn": ["conv2d", "batch_norm2d", "linear"],
+    "res_cat": ["linear"],
+    "views": ["linear"],
+    "loops": ["linear"],
+    "shared": ["linear"],
+    "buffers": ["linear"],
+    "in_place": ["linear"],
+    "attention": ["linear", "matmul"],
+    "tuple_out": ["linear"],
+    "dict_out": ["linear"],
+    "regression": ["linear"],
+    "hls_mlp": ["linear", "batch_norm1d"],
+    "mutates_input": ["linear"],
+}
+DATA = {"embed": "load_tokens", "regression": "load_regression"}
+TASK = {  # a user's evaluate function and its direction, and the objective
+    "regression": ("evaluate_regression", 'max_abs_error = "minimize"', "mse"),
+    "tuple_out": ("evaluate_first", 'hits = "maximize"', "hits"),
+    "dict_out": ("evaluate_first", 'hits = "maximize"', "hits"),
+}
+
+
+def _config(tmp_path: Path, name: str) -> Path:
+    """A config of the model (its float weights saved as the checkpoint): a 2-trial search of
+    fixed-point widths on its layer kinds, and one [quantize] table."""
+    from quantsearch.checkpoint import save_checkpoint
+
+    spec, data = (f"{ZOO.as_posix()}:{f}" for f in (f"build_{name}", DATA.get(name, "load")))
+    model = getattr(user_zoo, f"build_{name}")()
+    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=data)
+    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
+    lines += [f'name = "{data}"', "eval_samples = 32"]
+    evaluate, direction, objective = TASK.get(name, ("", "", "accuracy"))
+    if evaluate:
+        lines += ["[metrics]", f'evaluate = "{ZOO.as_posix()}:{evaluate}"']
+        lines += [f"directions = {{ {direction} }}"]
+    lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "random"']
+    for kind in KNOBS[name]:
+        lines += [f"[search.space.choices.{kind}]", "weight = [[8, 4], [4, 2]]"]
+    direction = "minimize" if objective == "mse" else "maximize"
+    lines += ["[search.objectives]", f'{objective} = {{ direction = "{direction}" }}']
+    lines += [
+        "[quantize.by_type.linear]",
+        'weight = { format = "fixed", width = 6, frac_width = 3 }',
+    ]
+    (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
+    return tmp_path / "c.toml"
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code, err = run_cli(args, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("name", list(KNOBS))
+def test_cli_summary_search_quantize(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """summary's totals against FlopCounterMode and sum(p.numel()); search's trials complete;
+    quantize writes its model; export of anything but Linear/BatchNorm1d/ReLU modules is one
+    error line naming a layer it cannot map."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, name))
+    main(["summary", "-c", config, "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    model, x, _ = _model_and_data(name)
+    with FlopCounterMode(display=False) as fcm, torch.no_grad():
+        model(x[:4].clone())
+    assert summary["costs"]["uncounted"] == []
+    assert 2 * summary["metrics"]["macs"] == fcm.get_total_flops() / 4  # per sample
+    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
+    _run(["search", "-c", config, "-q"], capsys)
+    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
+    if name in TASK:  # quantize measures the classification metrics, not the config's own
+        code, err = run_cli(["quantize", "-c", config, "--out", "q"], capsys)
+        check_one_line(code, err, r"classification metrics|labels")
+        return
+    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    assert (tmp_path / "q" / "quantized.pt").is_file()
+    if name != "hls_mlp":
+        code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
+        check_one_line(code, err, r"^export: layers .*\(\w+\).*, allowed: modules of kinds")
+        assert not (tmp_path / "m.onnx").exists()
