@@ -24,8 +24,9 @@ from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
 from quantsearch.errors import StorageError
-from quantsearch.search import journal
-from quantsearch.search.journal import JournalBackend, JournalRepaired
+from quantsearch.search import journal_record, journal_replay
+from quantsearch.search.journal import JournalBackend
+from quantsearch.search.journal_repair import JournalRepaired
 from tests.kill import kill_after
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -54,12 +55,14 @@ def _optuna_load(path: Path) -> optuna.Study:
 
 
 def test_constants_match_optunas_enums() -> None:
-    assert JournalOperation.SET_TRIAL_STATE_VALUES.value == journal._FINISH_OP
-    assert JournalOperation.CREATE_TRIAL.value == journal._CREATE_TRIAL_OP
+    assert JournalOperation.SET_TRIAL_STATE_VALUES.value == journal_record.FINISH_OP
+    assert JournalOperation.CREATE_TRIAL.value == journal_record.CREATE_TRIAL_OP
     study_ops = {"CREATE_STUDY", "DELETE_STUDY", "SET_STUDY_USER_ATTR", "SET_STUDY_SYSTEM_ATTR"}
-    assert {JournalOperation[n].value for n in study_ops} == journal._STUDY_OPS
+    assert {JournalOperation[n].value for n in study_ops} == journal_record.STUDY_OPS
     finished = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
-    assert {s.value for s in finished} == journal._FINISHED_STATES
+    assert {s.value for s in finished} == journal_record.FINISHED_STATES
+    assert sorted(op.value for op in JournalOperation) == list(range(journal_replay.N_OPS))
+    assert sorted(s.value for s in TrialState) == list(range(journal_replay.N_STATES))
 
 
 def test_the_fault_a_cut_record_breaks_optunas_own_journal_for_good(tmp_path: Path) -> None:
@@ -111,7 +114,7 @@ def test_damage_before_the_last_record_is_refused_in_one_line(tmp_path: Path) ->
     lines[1] = b"garbage\n"
     path.write_bytes(b"".join(lines))
     before = path.read_bytes()
-    with pytest.raises(StorageError, match=r"damaged before its last record") as err:
+    with pytest.raises(StorageError, match=r"line 2 is damaged") as err:
         _study(path, exclusive=True)
     assert "\n" not in str(err.value)
     assert path.read_bytes() == before  # nothing the user had is changed
@@ -145,7 +148,7 @@ def test_every_byte_changed_in_a_record_is_refused_or_harmless(tmp_path: Path) -
             refused += 1
             continue
         assert _view(loaded) == before, (off, bytes(damaged[off - 20 : off + 20]))
-    assert refused >= len(lines[-2]) - 1 - len(journal.CRC_KEY)
+    assert refused >= len(lines[-2]) - 1 - len(journal_record.CHAIN_KEY)
 
 
 def test_a_changed_journal_record_stops_the_cli_in_one_line(
@@ -250,7 +253,7 @@ def test_a_group_being_written_holds_up_no_read_and_is_read_once(tmp_path: Path)
     backend.flush()
     on_disk = list(JournalFileBackend(str(path)).read_logs(0))
     for log in on_disk:
-        log.pop(journal.CRC_KEY, None)
+        log.pop(journal_record.CHAIN_KEY, None)
     assert every == on_disk  # each record once, in order
     assert [t.number for t in _optuna_load(path).trials] == list(range(6))
 

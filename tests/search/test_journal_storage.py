@@ -25,7 +25,9 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from quantsearch.search import journal_storage
-from quantsearch.search.journal import CRC_KEY, JournalBackend, JournalRepaired
+from quantsearch.search.journal import JournalBackend
+from quantsearch.search.journal_record import CHAIN_KEY
+from quantsearch.search.journal_repair import JournalRepaired
 from quantsearch.search.journal_storage import Journal
 from tests.kill import kill_after
 
@@ -191,7 +193,7 @@ def test_trials_created_together_are_the_records_optuna_writes_one_by_one(
 
     def records(path: Path) -> list[dict[str, Any]]:
         return [
-            {k: v for k, v in json.loads(line).items() if k not in ("worker_id", CRC_KEY)}
+            {k: v for k, v in json.loads(line).items() if k not in ("worker_id", CHAIN_KEY)}
             for line in path.read_text().splitlines()
         ]
 

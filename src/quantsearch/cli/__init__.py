@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -147,8 +148,28 @@ def _param_name(command: str, option: str) -> str:
     return option or "argument"
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning of quantsearch's own (a journal repaired on open ...) as one ``warning:``
+    line, as errors are one ``error:`` line; any other as Python shows it."""
+    if category.__module__.startswith("quantsearch."):
+        click.echo(f"warning: {' '.join(str(message).splitlines())}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    warnings.showwarning = _show_warning
     bad = None if argv is None else nul_argument(list(argv))
     if bad is not None:
         click.echo(f"error: {bad}", err=True)

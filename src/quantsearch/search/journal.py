@@ -4,12 +4,12 @@ and, with one writer, committed in groups.
 The file is Optuna's ``JournalFileBackend`` format, one JSON record per line, so
 optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it unchanged.
 
-* **Repair on open** (:func:`repair_journal`). A record cut short (a ``kill -9`` or a full disk in
-  the middle of a write) is the last line without its newline, or a last line that is not JSON.
-  Optuna skips it when reading but appends the next record onto it, which turns the study into a
-  ``JSONDecodeError`` for ever. The cut record is removed before Optuna opens the file; a copy of
-  the bytes removed are kept beside it (``study.journal.damaged``: the original is the file
-  followed by them) and a warning names how many were dropped. Damage anywhere but the end is not guessed at: it is an error naming the line.
+* **Records are checked as they are read**: each line's checksum chain
+  (:mod:`~quantsearch.search.journal_record`, :mod:`~quantsearch.search.journal_read`), and
+  each record of another writer's meaning when it is replayed
+  (:mod:`~quantsearch.search.journal_replay`); a damaged one is a one-line ``StorageError``.
+* **Repair on open** (:func:`~quantsearch.search.journal_repair.repair_journal`): a last
+  record torn by an interrupted write is removed, kept aside, with a warning.
 * **A failed write leaves no trace** (:class:`JournalBackend`). When ``write`` or ``fsync``
   fails (``ENOSPC``, ``EROFS``, ``EIO``) the file is truncated back to its size before the write,
   and the search stops with one line saying what to free; the study stays loadable.
@@ -35,139 +35,32 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import threading
 import time
-import warnings
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import BaseJournalBackend, JournalFileSymlinkLock
 
 from quantsearch.errors import StorageError
+from quantsearch.search.journal_read import JournalReader
+from quantsearch.search.journal_record import (
+    TAIL_BYTES,
+    encode,
+    finishes_trial,
+    is_study_record,
+    lines,
+    tail_seed,
+)
+from quantsearch.search.journal_repair import last_line_start, repair_journal
+from quantsearch.search.run_files import not_a_file
 
-__all__ = [
-    "CRC_KEY",
-    "DEFAULT_GROUP_COMMIT_S",
-    "JournalBackend",
-    "JournalRepaired",
-    "repair_journal",
-]
+__all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend"]
 
-CRC_KEY = "qs_crc32"  # each record's CRC-32 of its JSON without this key; Optuna ignores it
 DEFAULT_GROUP_COMMIT_S = 0.05  # the most a kill -9 may lose of finished trials, in seconds
 _COMMITTER_IDLE_S = 5.0  # the committer thread ends after this long with nothing to write
-_TAIL_CHUNK = 1 << 16
-# Optuna's journal records that finish a trial (JournalOperation.SET_TRIAL_STATE_VALUES, or
-# CREATE_TRIAL of a trial already finished, as Study.add_trial and journal_storage.Journal write;
-# the enum is private) in a finished state (TrialState COMPLETE, PRUNED, FAIL), and the
-# study-level operations; tests/search/test_journal.py checks them against Optuna's enums.
-_FINISH_OP = 6
-_CREATE_TRIAL_OP = 4
-_STUDY_OPS = frozenset({0, 1, 2, 3})  # CREATE_STUDY, DELETE_STUDY, SET_STUDY_{USER,SYSTEM}_ATTR
-_FINISHED_STATES = frozenset({1, 2, 3})
-
-
-class JournalRepaired(UserWarning):
-    """A journal's cut last record was removed on open (the message says how many bytes)."""
-
-
-def _last_line_start(f: BinaryIO, size: int) -> int:
-    """Offset just after the last newline before ``size`` (0 when there is none)."""
-    end = size
-    while end > 0:
-        start = max(0, end - _TAIL_CHUNK)
-        f.seek(start)
-        chunk = f.read(end - start)
-        i = chunk.rfind(b"\n")
-        if i >= 0:
-            return start + i + 1
-        end = start
-    return 0
-
-
-def _is_record(line: bytes) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
-
-
-def repair_journal(path: Path) -> int:
-    """Cut an incomplete last record off ``path``; return the number of bytes dropped.
-
-    The bytes removed are saved first to ``<path>.damaged`` (``.damaged.1`` ... if that exists):
-    the original file is the repaired one followed by them.
-
-    Raises:
-        StorageError: the removed bytes cannot be saved (the disk is full); nothing is changed.
-
-    Example:
-        >>> import tempfile
-        >>> p = Path(tempfile.mkdtemp()) / "study.journal"
-        >>> _ = p.write_bytes(b'{"op_code": 0}\\n{"op_co')
-        >>> with warnings.catch_warnings(record=True):
-        ...     repair_journal(p)
-        7
-        >>> p.read_bytes()
-        b'{"op_code": 0}\\n'
-    """
-    if not path.is_file():
-        return 0
-    with path.open("rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        keep = _last_line_start(f, size)
-        f.seek(keep)
-        tail = f.read()
-        if not tail and keep > 0:  # ends with a newline: is the last whole line a record?
-            prev = _last_line_start(f, keep - 1)
-            f.seek(prev)
-            if not _is_record(f.read(keep - prev)):
-                keep = prev
-        elif tail and _is_record(tail):
-            keep = size  # a whole record missing only its newline: keep it, add the newline
-        if keep == size and tail:
-            f.write(b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-            return 0
-        if keep == size:
-            return 0
-        backup = _free_name(path.with_name(path.name + ".damaged"))
-        f.seek(keep)
-        try:
-            backup.write_bytes(f.read())
-        except OSError as exc:
-            backup.unlink(missing_ok=True)
-            raise StorageError(
-                f"storage: {path} ends with a record cut short, and its {size - keep} bytes cannot "
-                f"be saved aside before removing them ({os.strerror(exc.errno or 0)}); free space "
-                f"on its disk, then run the same command again"
-            ) from None
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    dropped = size - keep
-    warnings.warn(
-        f"{path}: removed an incomplete last record ({dropped} bytes) left by an interrupted "
-        f"write; they are kept in {backup.name}",
-        JournalRepaired,
-        stacklevel=2,
-    )
-    return dropped
-
-
-def _free_name(path: Path) -> Path:
-    n, candidate = 0, path
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.{n}")
-    return candidate
 
 
 class JournalBackend(BaseJournalBackend):
@@ -188,6 +81,11 @@ class JournalBackend(BaseJournalBackend):
     def __init__(self, path: Path, *, exclusive: bool, group_commit_s: float = 0.0) -> None:
         path = Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
+        what = not_a_file(path)
+        if what is not None:  # opened, a FIFO would block and a folder fail with a traceback
+            raise StorageError(
+                f"storage: {path} is {what}, allowed: a journal file or nothing (a new study)"
+            )
         if exclusive:  # with other writers a cut last line may be a write in progress
             repair_journal(path)
         lock_file = Path(str(path) + ".lock")
@@ -195,7 +93,9 @@ class JournalBackend(BaseJournalBackend):
             lock_file.unlink()  # left by a process killed inside a write; nobody else writes
         self._path = path
         self._file_lock = JournalFileSymlinkLock(str(path))
-        self._file = JournalFileBackend(str(path), lock_obj=self._file_lock)
+        self.witnessed = exclusive and path.is_file()  # journal_storage checks it on load
+        path.touch()  # as Optuna's JournalFileBackend does: a new study's empty journal
+        self._reader = JournalReader(path)
         self._group_s = group_commit_s if exclusive else 0.0
         self._lock = threading.RLock()
         self._buffer: list[dict[str, Any]] = []  # records this process sees but the file lacks
@@ -231,16 +131,8 @@ class JournalBackend(BaseJournalBackend):
             buffered = self._buffer[max(0, log_number_from - n_written) :]
             direct = not self._group_s and self._error is None
         if direct or log_number_from < n_written:
-            try:
-                for n, log in enumerate(self._file.read_logs(log_number_from), log_number_from):
-                    if not direct and n >= n_written:
-                        break  # a group being written now: it is read from the buffer
-                    yield _checked(log, self._path, n)
-            except ValueError as exc:  # Optuna's reader: a bad line before the last one
-                raise StorageError(
-                    f"storage: {self._path} is damaged before its last record ({exc}); it was "
-                    f"not changed: restore it from a copy, or start a new study with --study NAME"
-                ) from None
+            # a group being written now is read from the buffer
+            yield from self._reader.read(log_number_from, None if direct else n_written)
         yield from buffered
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
@@ -258,10 +150,10 @@ class JournalBackend(BaseJournalBackend):
             self._buffer.extend(logs)
             # The committer thread writes a group when it is due, so a trial that ends does
             # not wait for a write and its fsync; without a live one, the trial writes it.
-            now = any(_is_study_record(log) for log in logs) or (
+            now = any(is_study_record(log) for log in logs) or (
                 not self._committer_alive()
                 and time.monotonic() - self._buffer_since >= self._group_s
-                and any(_finishes_trial(log) for log in logs)
+                and any(finishes_trial(log) for log in logs)
             )
         if now:  # outside the lock: flush takes the writer's lock first
             self.flush()
@@ -326,9 +218,9 @@ class JournalBackend(BaseJournalBackend):
     def _write_group(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``, the first records of the buffer, without holding the lock; then
         drop them from the buffer, or on failure roll the file back and keep them there."""
-        data = b"".join(_line(log) for log in logs)
+        bodies = [encode(log) for log in logs]
         try:
-            self._append(data)
+            self._append(bodies)
         except OSError as exc:
             with self._lock:
                 self._writing = 0
@@ -342,9 +234,9 @@ class JournalBackend(BaseJournalBackend):
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs``; on failure roll the file back and keep them in memory instead."""
-        data = b"".join(_line(log) for log in logs)
+        bodies = [encode(log) for log in logs]
         try:
-            self._append(data)
+            self._append(bodies)
         except OSError as exc:
             self._n_written = _count_lines(self._path)
             self._buffer = logs + self._buffer
@@ -352,8 +244,10 @@ class JournalBackend(BaseJournalBackend):
         else:
             self._n_written += len(logs)
 
-    def _append(self, data: bytes) -> None:
-        """One ``write`` and one ``fsync`` under Optuna's lock; a failed one is truncated away.
+    def _append(self, bodies: list[bytes]) -> None:
+        """The records' lines (:func:`~quantsearch.search.journal_record.lines`, chained on
+        from the file's last line), one ``write`` and one ``fsync`` under Optuna's lock; a
+        failed one is truncated away.
 
         A last line without its newline was cut by a writer killed inside its write (we hold
         the lock: nobody is writing now); it is removed first, or the record would be glued
@@ -366,9 +260,11 @@ class JournalBackend(BaseJournalBackend):
                 if size:
                     f.seek(size - 1)
                     if f.read(1) != b"\n":
-                        size = _last_line_start(f, size)
+                        size = last_line_start(f, size)
                         f.truncate(size)
-                        f.seek(size)
+                f.seek(max(0, size - TAIL_BYTES))
+                data = lines(bodies, tail_seed(f.read(TAIL_BYTES)))
+                f.seek(size)
                 try:
                     view = memoryview(data)
                     while view:  # unbuffered: a short write is retried, a failed one raises
@@ -388,50 +284,12 @@ def _write_error(path: Path, exc: OSError) -> StorageError:
     )
 
 
-_CRC_FIELD = f',"{CRC_KEY}":%d}}\n'.encode()
-
-
-def _line(log: dict[str, Any]) -> bytes:
-    """``log`` as one journal line, its CRC-32 appended as the last key (:data:`CRC_KEY`);
-    encoded once (a second encode of the checksummed text cost 10% of a record's write)."""
-    body = json.dumps(log, separators=(",", ":")).encode()
-    return body[:-1] + _CRC_FIELD % zlib.crc32(body) if log else body + b"\n"
-
-
-def _checked(log: dict[str, Any], path: Path, n: int) -> dict[str, Any]:
-    """``log`` as written, its checksum removed; a record whose checksum does not match is an
-    error naming its line (one without a checksum was written by Optuna or an older version).
-
-    Serialising the record read back gives the bytes that were written (the same ``json.dumps``
-    settings; floats and escapes round-trip exactly), so the check needs no second parse.
-    """
-    crc = log.pop(CRC_KEY, None)
-    if crc is not None and crc != zlib.crc32(json.dumps(log, separators=(",", ":")).encode()):
-        raise StorageError(
-            f"storage: {path} line {n + 1} is damaged (its checksum does not match: a byte "
-            f"changed after it was written); it was not changed: restore it from a copy, or "
-            f"start a new study with --study NAME"
-        )
-    return log
-
-
 def _count_lines(path: Path) -> int:
     n = 0
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             n += chunk.count(b"\n")
     return n
-
-
-def _is_study_record(log: dict[str, Any]) -> bool:
-    """Study creation and study attributes: rare, and what a reader needs first."""
-    return int(log.get("op_code", -1)) in _STUDY_OPS
-
-
-def _finishes_trial(log: dict[str, Any]) -> bool:
-    return log.get("op_code") in (_FINISH_OP, _CREATE_TRIAL_OP) and log.get("state") in (
-        _FINISHED_STATES
-    )
 
 
 def _rollback(f: BinaryIO, size: int) -> None:

@@ -43,6 +43,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat
 from quantsearch.search.journal import JournalBackend
+from quantsearch.search.journal_replay import apply_checked
+from quantsearch.search.journal_results import check_against_results
 
 __all__ = ["Journal"]
 
@@ -69,8 +71,10 @@ class Journal(JournalStorage):
     """
 
     def __init__(self, backend: JournalBackend) -> None:
+        self.backend = backend  # before Optuna's __init__, which reads the journal
         super().__init__(backend)
-        self.backend = backend
+        if backend.witnessed:  # a search's journal, read whole: has it lost a listed trial?
+            check_against_results(backend.path, self._replay_result, "holds")
         self._defer_s = backend.group_commit_s
         self._lock = threading.RLock()  # taken before Optuna's own lock, never after it
         self._pending: FrozenTrial | None = None
@@ -84,6 +88,13 @@ class Journal(JournalStorage):
 
     def check(self) -> None:
         self.backend.check()
+
+    def _sync_with_backend(self) -> None:
+        """Optuna's, with each record of another writer checked before it is replayed
+        (:func:`~quantsearch.search.journal_replay.apply_checked`): damage is one line."""
+        replay = self._replay_result
+        logs = self._backend.read_logs(replay.log_number_read)
+        apply_checked(replay, logs, self.backend.path)
 
     def flush(self) -> None:
         self.backend.flush()

@@ -1,0 +1,69 @@
+"""The run directory's result files as witness of its journal.
+
+``trials.jsonl`` is written from the journal's study at the end of a search, and a journal only
+grows: every trial the results list as finished was fsynced to the journal before they were
+written. A journal that lacks one was truncated or replaced (a filesystem's crash can leave an
+empty file; a block of NUL bytes over records already written), not cut by an interrupted
+write, which only loses what was never recorded. Repairing such a journal and searching on
+would silently drop those trials and then overwrite the result files that still list them, so
+it is refused in one line, and nothing is changed: the journal can be restored from a copy, or
+the result files moved away to start the study over (what the message says).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from optuna.storages.journal._storage import JournalStorageReplayResult
+
+from quantsearch.errors import StorageError
+
+__all__ = ["RESULTS_FILE", "check_against_results"]
+
+RESULTS_FILE = "trials.jsonl"
+_FINISHED = frozenset({"COMPLETE", "PRUNED", "FAIL"})
+
+
+def _listed(run_dir: Path) -> set[tuple[int, str]]:
+    """(number, state) of each finished trial ``trials.jsonl`` lists; nothing where it is
+    missing or unreadable (a damaged results file is refused where it is read, and rewritten)."""
+    try:
+        text = (run_dir / RESULTS_FILE).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return set()
+    out = set()
+    for line in text.splitlines():
+        try:
+            t = json.loads(line)
+            number, state = t["number"], t["state"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        if type(number) is int and state in _FINISHED:
+            out.add((number, state))
+    return out
+
+
+def check_against_results(path: Path, replay: JournalStorageReplayResult, doing: str) -> None:
+    """Raise unless every finished trial the results beside ``path`` list is in ``replay``
+    (the journal's records, replayed), in the same state.
+
+    ``doing``: what the journal holds, for the message ("holds", "would hold once its last
+    bytes are removed").
+
+    Raises:
+        StorageError: naming the journal, the results file and the first trials missing.
+    """
+    listed = _listed(path.parent)
+    if not listed:
+        return
+    held = {(t.number, t.state.name) for t in replay._trials.values()}
+    missing = sorted(n for n, s in listed - held)
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise StorageError(
+            f"storage: {path} {doing} no finished trial {shown} ({len(missing)} in all) that "
+            f"{RESULTS_FILE} beside it lists: it was truncated or replaced, not cut by an "
+            f"interrupted write; it was not changed: restore it from a copy, or move the run "
+            f"directory's files away to start the study over"
+        )
