@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantsearch.graph import info, trace
+import quantsearch.passes.analysis.owned as owned_module
+from quantsearch.graph import PARAM_ORIGINS, info, trace
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.static import StaticMetrics
 from quantsearch.models import MODELS, build_model
@@ -242,3 +243,34 @@ def test_a_modules_parameter_read_in_forward_costs_the_modules_format() -> None:
     assert param_cost(q).model_size_bits == 12 * 32 + 3 * 6
     wide = ResolvedConfig.from_dict({"fc": {"bias": b6}, "add": {"data_in": W8}}, gm=gm)
     assert param_cost(quantize(gm, wide)).model_size_bits == 12 * 32 + 3 * 8
+
+
+def _ids(entries: list[tuple[str | None, torch.Tensor, bool, int]]) -> list[tuple[Any, ...]]:
+    return [(name, id(t), is_param, key) for name, t, is_param, key in entries]
+
+
+def test_owned_reads_a_leaf_modules_tables_as_torchs_generators_list_them() -> None:
+    """owned()'s read of a module's own tables (a module without submodules) against torch's
+    named_parameters() and buffers() (the generic path): the same tensors in the same order,
+    each once, with the same names and keys, on every zoo model's modules, their quantized
+    copies (keyed by the tensor copied) and a module holding a tensor under two names."""
+    leaf = nn.Linear(3, 2)
+    leaf.register_parameter("alias", leaf.weight)  # one tensor, two names: listed once
+    leaf.register_parameter("none", None)
+    leaf.register_buffer("scale", torch.ones(2))
+    leaf.register_buffer("again", leaf.scale)
+    modules: list[nn.Module] = [leaf, nn.BatchNorm1d(4), nn.ReLU()]
+    for name in MODELS.names():
+        gm = build_model(name).eval()
+        modules += [m for m in gm.modules() if not m._modules]
+    x = torch.randn(4, 16)
+    gm = trace(build_model("jsc-tiny").eval(), x)
+    fx8 = {"format": "fixed", "width": 8, "frac_width": 4}
+    roles = {"weight": fx8, "bias": fx8, "data_in": fx8}
+    table = {n.name: roles for n in gm.graph.nodes if info(n).op_kind in ("linear", "batch_norm1d")}
+    qgm = quantize(gm, ResolvedConfig.from_dict(table, gm=gm))
+    copies = [m for m in qgm.modules() if not m._modules and any(True for _ in m.parameters())]
+    assert copies and all(PARAM_ORIGINS in m.__dict__ for m in copies)
+    for mod in [*modules, *copies]:
+        assert _ids(owned_module._leaf(mod)) == _ids(owned_module._by_generators(mod)), mod
+    assert [e[0] for e in owned_module._leaf(leaf)] == ["weight", "bias", None]
