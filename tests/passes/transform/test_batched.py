@@ -262,6 +262,16 @@ def test_uneven_groups_and_any_order_equal_each_layer() -> None:
     index = [fmts.index(rc["_0"].format("data_in").frac_width) for rc in configs]  # type: ignore[union-attr]
     st = stack([linear_facts(m) for m in layers], index)
     assert st is not None and st.order is not None and st.slots == 3
+    # the layout Stacked documents, block by block: each layer's transposed weight and bias
+    # at (its input, its slot), zeros in the slots an input does not fill
+    out, weight, bias = 5, torch.zeros(len(fmts), 16, 3 * 5), torch.zeros(len(fmts), 1, 3 * 5)
+    for m, i, s in zip(layers, st.index, st.slot, strict=True):
+        weight[i, :, s * out : (s + 1) * out] = m.weight.detach().t()
+        bias[i, 0, s * out : (s + 1) * out] = m.bias.detach()
+    assert st.bias is not None and st.bias_cf is not None
+    assert torch.equal(st.weight, weight) and torch.equal(st.bias, bias)
+    assert torch.equal(st.weight_cf, weight.transpose(1, 2)) and st.weight_cf.is_contiguous()
+    assert torch.equal(st.bias_cf, bias.transpose(1, 2)) and st.weight.is_contiguous()
     got = linear_many(layers, xs, fmts, st)
     assert got is not None
     for y, m in zip(got, layers, strict=True):

@@ -104,8 +104,7 @@ def frac_bits(t: Tensor) -> int | None:
         >>> frac_bits(torch.tensor([0.75, -2.0, 0.0])), frac_bits(torch.tensor([4.0, 12.0]))
         (2, -2)
     """
-    # float32 and float64 values are exact in float64; numpy: a tenth of torch's per-op cost
-    # on a layer's few hundred weights (a population's first call reads every variant's)
+    # exact in float64 (float32 too); numpy: a tenth of torch's per-op cost on a few weights
     v = t.detach().cpu().double().numpy().ravel()
     if not np.isfinite(v).all():
         return None
@@ -311,13 +310,11 @@ def stack(
     if 2 * inputs * n_in * slots * out * w0.element_size() > max_bytes:
         return None
     blocks = [i * slots + s for i, s in zip(index, slot, strict=True)]
+    at = dict(zip(blocks, ok, strict=True))  # block -> its layer's facts (none: zeros)
     with torch.inference_mode():
-        weight = w0.new_zeros(inputs, n_in, slots * out)
-        bias = w0.new_zeros(inputs, 1, slots * out) if has_bias else None
-        for f, i, s in zip(ok, index, slot, strict=True):
-            weight[i, :, s * out : (s + 1) * out] = f.weight_t
-            if bias is not None and f.bias is not None:
-                bias[i, :, s * out : (s + 1) * out] = f.bias
+        zw, zb, blks = w0.new_zeros(n_in, out), w0.new_zeros(1, out), range(inputs * slots)
+        weight = _tiled([at[b].weight_t if b in at else zw for b in blks], inputs)
+        bias = _tiled([at[b].bias if b in at else zb for b in blks], inputs) if has_bias else None
         return Stacked(
             index=tuple(index),
             slot=tuple(slot),
@@ -332,6 +329,13 @@ def stack(
             weight_cf=weight.transpose(1, 2).contiguous(),
             bias_cf=None if bias is None else bias.transpose(1, 2).contiguous(),
         )
+
+
+def _tiled(blocks: list[Any], inputs: int) -> Tensor:
+    """``inputs * slots`` blocks ``[rows, out]`` as ``[inputs, rows, slots * out]``
+    (contiguous): one stack and one copy into place, not a copy a block."""
+    t = torch.stack(blocks)
+    return t.view(inputs, -1, *t.shape[1:]).transpose(1, 2).reshape(inputs, t.shape[1], -1)
 
 
 def linear_many(
