@@ -41,6 +41,7 @@ __all__ = [
     "get_str",
     "get_table",
     "join_key",
+    "number_rule",
     "output_file",
     "study_name",
     "toml_key",
@@ -181,6 +182,44 @@ def study_name(value: str, key: str) -> str:
     return value
 
 
+def number_rule(
+    value: Any,
+    *,
+    integer: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+) -> str | None:
+    """The rule ``value`` breaks as a number, in words (``"must be >= 0"``), or ``None``.
+
+    An integer is an ``int`` (not a bool, not a float); any other number a finite ``int`` or
+    ``float``, ``> 0`` if ``positive``; both within ``[minimum, maximum]`` where those are
+    given. The one range check behind :func:`get_int`, :func:`get_float` and the strategies'
+    option schemas. NaN and infinities are refused: an infinite weight or bound makes every
+    trial compare equal (or the first one "best" at -inf). An integer too large for a float
+    (``10**400``) is compared exactly, never converted.
+
+    Example:
+        >>> number_rule(-1, integer=True, minimum=0)
+        'must be >= 0'
+        >>> number_rule(10**400, maximum=1e6)
+        'must be <= 1000000.0'
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be an integer" if integer else "must be a number"
+    if integer and not isinstance(value, int):
+        return "must be an integer"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if positive and not value > 0:
+        return "must be > 0"
+    if minimum is not None and value < minimum:
+        return f"must be >= {minimum}"
+    if maximum is not None and value > maximum:
+        return f"must be <= {maximum}"
+    return None
+
+
 def get_int(
     table: Mapping[str, Any],
     name: str,
@@ -194,13 +233,11 @@ def get_int(
     if name not in table:
         return default
     value = table[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{join_key(key, name)} must be an integer (got {value!r})")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {value})")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{join_key(key, name)} must be <= {maximum} (got {value})")
-    return value
+    rule = number_rule(value, integer=True, minimum=minimum, maximum=maximum)
+    if rule is not None:
+        shown = repr(value) if rule == "must be an integer" else str(value)
+        raise ConfigError(f"{join_key(key, name)} {rule} (got {shown})")
+    return int(value)
 
 
 def get_float(
@@ -214,26 +251,37 @@ def get_float(
     positive: bool = False,
 ) -> float | None:
     """``table[name]`` as a float: a finite number (not a bool), ``> 0`` if ``positive``,
-    within ``[minimum, maximum]`` where those are given.
+    within ``[minimum, maximum]`` where those are given (:func:`number_rule`).
 
-    NaN and infinities are refused everywhere: an infinite weight or bound makes every trial
-    compare equal (or the first one "best" at -inf).
+    Example:
+        >>> get_float({"lr": 10**400}, "lr", "train", maximum=10.0)
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: train.lr must be <= 10.0 (got an integer of 401 digits)
     """
     if name not in table:
         return default
     value = table[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{join_key(key, name)} must be a number (got {value!r})")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ConfigError(f"{join_key(key, name)} must be a finite number (got {number})")
-    if positive and not number > 0:
-        raise ConfigError(f"{join_key(key, name)} must be > 0 (got {number})")
-    if minimum is not None and number < minimum:
-        raise ConfigError(f"{join_key(key, name)} must be >= {minimum} (got {number})")
-    if maximum is not None and number > maximum:
-        raise ConfigError(f"{join_key(key, name)} must be <= {maximum} (got {number})")
-    return number
+    rule = number_rule(value, minimum=minimum, maximum=maximum, positive=positive)
+    if rule == "must be a number":
+        raise ConfigError(f"{join_key(key, name)} {rule} (got {value!r})")
+    if rule is not None:
+        raise ConfigError(f"{join_key(key, name)} {rule} (got {_shown(value)})")
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range (10**400)
+        raise ConfigError(
+            f"{join_key(key, name)} must be a finite number (got {_shown(value)})"
+        ) from None
+
+
+def _shown(value: int | float) -> str:
+    """A number as a message shows it: as a float (``-1.0``); an integer too large for one
+    by its length."""
+    try:
+        return str(float(value))
+    except OverflowError:
+        return f"an integer of {len(str(abs(value)))} digits"
 
 
 def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bool:

@@ -15,7 +15,10 @@ import pytest
 from quantsearch.errors import ConfigError
 from quantsearch.search.config import parse_search_config
 from quantsearch.search.strategies import STRATEGIES
+from quantsearch.search.strategies.brute_force import BruteForceSampler
+from quantsearch.search.strategies.local import LocalSearchSampler
 from quantsearch.search.strategies.options import Option
+from quantsearch.search.strategies.random_batch import BatchRandomSampler
 
 OPTUNA = {
     "tpe": S.TPESampler,
@@ -48,6 +51,32 @@ def _build(cls: type, options: dict[str, Any]) -> None:
 def test_every_option_is_a_parameter_of_optunas_sampler(name: str) -> None:
     params = inspect.signature(OPTUNA[name]).parameters
     assert set(STRATEGIES.get(name).options) <= set(params) - {"seed"}
+
+
+# Our samplers, which pass_options builds as it builds Optuna's: it no longer checks names or
+# types against a sampler's signature, so the schema must list only what the class takes.
+OURS = {
+    "brute_force": BruteForceSampler,
+    "grid": S.GridSampler,
+    "local": LocalSearchSampler,
+    "random": BatchRandomSampler,
+}
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_every_option_is_a_parameter_of_our_sampler(name: str) -> None:
+    params = inspect.signature(OURS[name]).parameters
+    fixed = {"space", "search_space", "seed"}  # what the builders pass themselves
+    assert set(STRATEGIES.get(name).options) <= set(params) - fixed
+
+
+def test_a_float_option_refuses_an_integer_past_floats_range() -> None:
+    """``number_rule`` compares it exactly: ``math.isfinite(10**400)`` was an OverflowError
+    (a traceback) in the schema's own range check."""
+    with pytest.raises(ConfigError, match=r"^k\.prior_weight: got 1000"):
+        STRATEGIES.get("tpe").check_options({"prior_weight": 10**400}, "k")
+    with pytest.raises(ConfigError, match=r"^k\.reference_points: got"):
+        STRATEGIES.get("nsga3").check_options({"reference_points": [[10**400]]}, "k")
 
 
 @pytest.mark.parametrize("name", sorted(OPTUNA))

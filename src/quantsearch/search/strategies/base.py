@@ -2,9 +2,9 @@
 
 A strategy is a :class:`Strategy` (a name, a builder and what the rest of the package needs to
 know about it) in :data:`STRATEGIES`. Each builder receives a :class:`StrategyContext` and
-returns an ``optuna.samplers.BaseSampler``; options from ``[search.strategy.options]`` pass
-straight through to the sampler's constructor (:func:`pass_options`), so an unknown option is
-rejected with the sampler's own list of parameters.
+returns an ``optuna.samplers.BaseSampler``; options from ``[search.strategy.options]``, checked
+against the strategy's schema (:attr:`Strategy.options`), pass straight through to the
+sampler's constructor (:func:`pass_options`).
 
 This module does not import :mod:`quantsearch.search.space`: the search config checks strategy
 names against this registry, and the space is built from that config, so strategies read a
@@ -14,8 +14,6 @@ space through the :class:`Space` protocol (``SearchSpace`` is its one implementa
 from __future__ import annotations
 
 import abc
-import inspect
-import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,34 +136,11 @@ def build_sampler(name: str, ctx: StrategyContext) -> BaseSampler:
 SamplerT = TypeVar("SamplerT", bound=BaseSampler)
 
 
-def _check_type(cls: type, name: str, default: Any, value: Any) -> None:
-    """An option whose default is a bool, an int or a float takes a value of that kind: Optuna
-    stores what it is given and fails on it only when it samples, mid-search."""
-    key = f"search.strategy.options.{name}"
-    if isinstance(default, bool):
-        ok, kind = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok, kind = ok and math.isfinite(value), "a finite number"
-    else:
-        return
-    if not ok:
-        raise ConfigError(f"{key} must be {kind} for {cls.__name__} (got {value!r})")
-
-
 def pass_options(cls: type[SamplerT], ctx: StrategyContext, fixed: dict[str, Any]) -> SamplerT:
-    """``cls(**fixed, **ctx.options)``, rejecting options ``cls`` does not take by name."""
-    params = inspect.signature(cls).parameters
-    allowed = sorted(p for p in params if p not in fixed and p != "self")
-    for name, value in ctx.options.items():
-        if name not in allowed or name in fixed:
-            raise ConfigError(
-                f"search.strategy.options.{name} is not an option of {cls.__name__}; "
-                f"allowed: {allowed}"
-            )
-        _check_type(cls, name, params[name].default, value)
+    """``cls(**fixed, **ctx.options)``. The options were checked against the strategy's schema
+    (:class:`Option`) when the config loaded and again in :func:`build_sampler`; the schema
+    test (``tests/search/test_strategy_options.py``) checks each schema against ``cls``'s
+    own parameters, so a name or type the sampler would refuse never reaches it."""
     # A sampler's own warnings (QMCSampler's "experimental") are shown only once it is built:
     # options it rejects end in one error line, not a warning and then the error.
     with warnings.catch_warnings(record=True) as caught:

@@ -21,12 +21,13 @@ Example:
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError
+from quantsearch.validate import number_rule
 
 __all__ = ["PER_TRIAL_MAX", "Option", "check_options"]
 
@@ -66,21 +67,17 @@ class Option:
         return f"{what} <= {_num(hi)}" if hi is not None else what
 
     def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is one this option takes (numbers: :func:`number_rule`)."""
         if self.kind == "bool":
             return isinstance(value, bool)
         if self.kind == "choice":
             return isinstance(value, str) and value in self.choices
         if self.kind == "points":
             return _points(value) is not None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.kind == "int" and not isinstance(value, int):
-            return False
-        if not math.isfinite(value):
-            return False
-        if self.minimum is not None and value < self.minimum:
-            return False
-        return self.maximum is None or value <= self.maximum
+        rule = number_rule(
+            value, integer=self.kind == "int", minimum=self.minimum, maximum=self.maximum
+        )
+        return rule is None
 
 
 def _num(x: float) -> str:
@@ -95,11 +92,8 @@ def _points(value: Any) -> list[list[float]] | None:
     for p in value:
         if not isinstance(p, list) or not p:
             return None
-        for x in p:
-            if isinstance(x, bool) or not isinstance(x, (int, float)):
-                return None
-            if not (math.isfinite(x) and x >= 0):
-                return None
+        if any(number_rule(x, minimum=0, maximum=sys.float_info.max) is not None for x in p):
+            return None
         out.append([float(x) for x in p])
     return out if len({len(p) for p in out}) == 1 else None
 
