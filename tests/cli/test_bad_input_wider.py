@@ -160,7 +160,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "accuracy_drop above 1": (
         _add("search.constraints", "accuracy_drop = { max = 5 }"),
-        r"^search\.constraints\.accuracy_drop\.max: got 5\.0, allowed: a bound in \[-1, 1\]",
+        r"^search\.constraints\.accuracy_drop\.max: got 5\.0, allowed: a bound in \[0, 1\]",
     ),
     # block_fp: a block_dim the tensor has, a block_size that fits in memory
     "block_dim past a weight": (

@@ -29,7 +29,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.metrics.user import UserEvaluate
 from quantsearch.passes.transform import parse_quantize_config
 from quantsearch.search.cache import EvaluationCache
-from quantsearch.search.config import SearchConfig, parse_search_config
+from quantsearch.search.config import SearchConfig, check_storage_url, parse_search_config
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.prepare import prepare_from_config, prepare_search, trace_model
@@ -317,6 +317,8 @@ def search_from_config(
     then the journal is the run's only record, and running the command again writes them.
     """
     cfg, name, rd = study_of(config, overrides, study, run_dir)
+    if storage is not None:  # the config's own storage was checked when it loaded
+        check_storage_url(storage, "--storage")
     check_workers(storage or cfg.storage, workers)  # a missing driver before the model loads
     session = open_session(config, load, need_weights=True)
     space, evaluator, extra = prepare_from_config(config, cfg, load, session=session)

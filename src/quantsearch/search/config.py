@@ -47,6 +47,7 @@ __all__ = [
     "ObjectiveSpec",
     "SearchConfig",
     "StrategySpec",
+    "check_storage_url",
     "parse_compare_config",
     "parse_search_config",
 ]
@@ -316,21 +317,25 @@ _DERIVED = ("drop", "increase")
 
 def _check_bound(c: ConstraintSpec, key: str) -> None:
     """A bound some value can meet and some can break: a ratio to the baseline is >= 0; every
-    built-in metric is >= 0, and a fraction (accuracy) is at most 1, so is its drop."""
+    built-in metric is >= 0, and a fraction (accuracy) is at most 1, so is its drop.
+
+    A drop or increase bounds what quantization costs against the unquantized baseline, so it
+    is >= 0: a negative one (``loss_increase = { max = -1 }``) asks every trial to beat the
+    float model by that much, which the float model itself does not."""
     allowed: tuple[float, float] | None = None
     if c.kind in ("max_ratio", "min_ratio"):
         allowed = (0.0, math.inf)
     elif builtin_metric(c.metric):
         fraction = metric_spec(c.metric).unit == "fraction"
-        if c.kind in _DERIVED:
-            allowed = (-1.0, 1.0) if fraction else None
-        else:
-            allowed = (0.0, 1.0 if fraction else math.inf)
+        allowed = (0.0, 1.0 if fraction else math.inf)
     if allowed is not None and not allowed[0] <= c.bound <= allowed[1]:
         lo, hi = allowed
         rule = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
         unit = " (a fraction: 0.9 for 90%)" if hi == 1.0 else ""
-        raise ConfigError(f"{key}: got {c.bound}, allowed: a bound {rule} for {c.metric}{unit}")
+        what = c.metric
+        if c.kind in _DERIVED:
+            what = f"the {c.kind} of {c.metric} from the unquantized model"
+        raise ConfigError(f"{key}: got {c.bound}, allowed: a bound {rule} for {what}{unit}")
 
 
 def _check_strategy(
@@ -349,21 +354,41 @@ def _study(raw: Mapping[str, Any], key: str) -> str | None:
 
 
 def _storage(raw: Mapping[str, Any], key: str) -> str | None:
-    """An RDB URL that SQLAlchemy can parse (the database is reached when the study opens)."""
     url = get_str(raw, "storage", key)
-    if url is None:
-        return None
+    return None if url is None else check_storage_url(url, f"{key}.storage")
+
+
+def check_storage_url(url: str, key: str) -> str:
+    """An RDB URL that SQLAlchemy can parse and that names a database which outlives the
+    command (the database is reached when the study opens).
+
+    An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``) is refused: every
+    trial would be lost at exit, and a second connection sees an empty database.
+
+    Example:
+        >>> check_storage_url("sqlite://", "--storage")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: --storage: got 'sqlite://' (an in-memory database: every trial is lost at exit), allowed: a database file or server, such as 'sqlite:///study.db'
+    """
     # lazy: SQLAlchemy is Optuna's dependency, needed only by a config that names a database
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(url)
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         raise ConfigError(
-            f"{key}.storage: got {url!r}, allowed: an RDB URL such as "
+            f"{key}: got {url!r}, allowed: an RDB URL such as "
             "'postgresql://user@host/db' or 'sqlite:///study.db'"
         ) from None
+    database = parsed.database or ""
+    memory = database in ("", ":memory:") or "mode=memory" in database
+    if parsed.get_backend_name() == "sqlite" and (memory or parsed.query.get("mode") == "memory"):
+        raise ConfigError(
+            f"{key}: got {url!r} (an in-memory database: every trial is lost at exit), "
+            "allowed: a database file or server, such as 'sqlite:///study.db'"
+        )
     return url
 
 

@@ -44,6 +44,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial
 
 from quantsearch.errors import ConfigError, StorageError
+from quantsearch.search.config import check_storage_url
 from quantsearch.search.journal import JournalBackend
 from quantsearch.search.journal_storage import Journal
 from quantsearch.search.reconnect import DEFAULT_DB_RETRY_S, Reconnect
@@ -188,6 +189,7 @@ def open_storage(
     from sqlalchemy.engine import make_url
 
     check_workers(url, workers)
+    check_storage_url(url, "--storage")
     shown = redact_url(url)
     try:
         parsed = make_url(url)

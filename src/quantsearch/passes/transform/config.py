@@ -141,6 +141,12 @@ def _parse_level(
     skip = raw.get("skip")
     if skip is not None and not isinstance(skip, bool):
         raise ConfigError(f"{key}.skip must be true or false (got {skip!r})")
+    set_too = [k for k in ("format", *ROLES) if k in raw]
+    if skip and set_too:  # which would apply? the node stayed float, the formats unused
+        raise ConfigError(
+            f"{key}.skip: got true with {', '.join(set_too)}, allowed: skip = true alone (the "
+            "node stays float) or formats without it"
+        )
     level_format = check_format_name(raw["format"], f"{key}.format") if "format" in raw else None
     inherited = level_format or default_format or "fixed"
     roles: list[tuple[str, RoleSpec]] = []

@@ -33,6 +33,7 @@ __all__ = [
     "CALL_OPS",
     "Candidate",
     "GraphView",
+    "check_block_dim",
     "check_operand",
     "check_role",
     "matches",
@@ -138,6 +139,37 @@ def param_range(cand: Candidate, role: str) -> tuple[float, float] | None:
         return None
     d = p.detach()
     return float(d.min()), float(d.max())
+
+
+def check_block_dim(view: GraphView, node: str, role: str, dim: object, key: str) -> None:
+    """Refuse a block_fp ``block_dim`` (at ``key``) that the tensor ``role`` of ``node`` lacks:
+    the format raised on it in every forward pass, after the config had been accepted."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        return  # the format's own check names a wrong type
+    shape = _role_shape(view, node, role)
+    n = max(len(shape), 1) if shape is not None else None
+    if n is not None and not -n <= dim < n:
+        raise ConfigError(
+            f"{key}: got {dim}, allowed: {-n} to {n - 1} (the {role} of node {node!r} is a "
+            f"{len(shape or ())}-d tensor of shape {shape})"
+        )
+
+
+def _role_shape(view: GraphView, node: str, role: str) -> tuple[int, ...] | None:
+    """The shape of the tensor ``role`` rounds at ``node``: its parameter, or the node's first
+    input (``data_in``) or output; ``None`` where the trace recorded none."""
+    if role in PARAM_ROLES:
+        cand = view.candidates.get(node)
+        if cand is None:
+            return None
+        if cand.module is None or isinstance(cand.module, QuantParamFunction):
+            p = operand_tensor(cand.node, role) if role in cand.params else None
+        else:
+            p = getattr(cand.module, role, None)
+        return None if p is None else tuple(p.shape)
+    metas = view.infos[node].inputs if role == "data_in" else ()
+    metas = metas or view.infos[node].outputs
+    return tuple(metas[0].shape) if metas else None
 
 
 def check_role(cand: Candidate, role: str, key: str) -> None:

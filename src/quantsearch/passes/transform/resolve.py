@@ -16,6 +16,7 @@ from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import LevelSpec, QuantizeConfig
 from quantsearch.passes.transform.graph_view import (
     GraphView,
+    check_block_dim,
     check_operand,
     check_role,
     matches,
@@ -113,6 +114,9 @@ def resolve(
             if rs is None or cand.lacks(role):
                 continue
             fmt = role_format(rs.table(), rs.key, cand, role, calibration)
+            check_block_dim(
+                view, name, role, dict(rs.fields).get("block_dim"), f"{rs.key}.block_dim"
+            )
             if fmt is not None:
                 fmts[role] = fmt
         if fmts:

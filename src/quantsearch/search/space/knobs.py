@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from torch import fx
 
 from quantsearch.errors import ConfigError
-from quantsearch.passes.transform.graph_view import GraphView
+from quantsearch.passes.transform.graph_view import GraphView, check_block_dim
 from quantsearch.passes.transform.resolved import ResolvedConfig
 from quantsearch.search.space.spec import (
     SAME_AS,
@@ -169,23 +169,9 @@ class SearchSpace:
     def _check_block_dims(self, key: str, node: str, role: str, choices: Choices) -> None:
         """A block_fp ``block_dim`` the tensor has (a dimension it lacks failed every trial)."""
         for i, option in enumerate(choices):
-            dim = option.get("block_dim")
-            if not isinstance(dim, int):
-                continue
-            cand = self._view.candidates.get(node)
-            if role in ("weight", "bias"):
-                tensor = getattr(cand.module, role, None) if cand is not None else None
-                shape = None if tensor is None else tuple(tensor.shape)
-            else:
-                metas = self._view.infos[node].inputs if role == "data_in" else ()
-                metas = metas or self._view.infos[node].outputs
-                shape = metas[0].shape if metas else None
-            if shape is not None and not -max(len(shape), 1) <= dim < max(len(shape), 1):
-                n = max(len(shape), 1)
-                raise ConfigError(
-                    f"{key}[{i}].block_dim: got {dim}, allowed: {-n} to {n - 1} (the {role} of "
-                    f"node {node!r} is a {len(shape)}-d tensor of shape {shape})"
-                )
+            check_block_dim(
+                self._view, node, role, option.get("block_dim"), f"{key}[{i}].block_dim"
+            )
 
     # -- size and enumeration -----------------------------------------------------------------
 

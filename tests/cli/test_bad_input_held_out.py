@@ -1,0 +1,157 @@
+"""Bad inputs the earlier corpora (``test_bad_input_corpus.py``, ``test_bad_input_escapes.py``,
+``test_bad_input_wider.py``) left open, found by a driver that tried every command and config
+key with wrong types, empty strings, NaN, huge integers, negatives, contradicting keys and
+damaged files; each is now one ``error:`` line naming the key or argument, exit status 2, no
+traceback, and an existing study beside it unchanged.
+
+What escaped before: ``skip = true`` beside a role's format (the format silently unused); a
+block_fp ``block_dim`` the tensor lacks in ``[quantize]`` (one line without the key); an
+in-memory SQLite storage (``sqlite://``: two minutes of lock waits, then every trial lost at
+exit); a negative drop or increase bound (``loss_increase = { max = -1 }``: every trial must
+beat the float model).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cli.bad_input import GOOD, finished_study
+from tests.cli.bad_input import add as _add
+from tests.cli.bad_input import check_one_line as _check
+from tests.cli.bad_input import digest as _digest
+from tests.cli.bad_input import run_cli as _run
+
+
+def _bfp(dim: int) -> str:
+    return f'{{ format = "block_fp", mantissa_width = 4, block_dim = {dim} }}'
+
+
+# name -> (edit of the good config, regex the error line must match after "error: ");
+# run as `search` (a [quantize] table is checked there too) and, where it has one, `quantize`
+CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
+    "skip with a role": (
+        _add('quantize.by_name."seq_blocks.2"', "skip = true\ndata_in = { width = 4 }"),
+        r'^quantize\.by_name\."seq_blocks\.2"\.skip: got true with data_in, allowed: skip = '
+        r"true alone \(the node stays float\) or formats without it$",
+    ),
+    "skip with a format": (
+        _add("quantize.default", 'skip = true\nformat = "minifloat"'),
+        r"^quantize\.default\.skip: got true with format, allowed: skip = true alone",
+    ),
+    "quantize block_dim past a weight": (
+        _add("quantize.by_type.linear", f"weight = {_bfp(2)}"),
+        r"^quantize\.by_type\.linear\.weight\.block_dim: got 2, allowed: -2 to 1 \(the weight "
+        r"of node 'seq_blocks_0' is a 2-d tensor of shape \(64, 64\)\)$",
+    ),
+    "quantize block_dim past a bias": (
+        _add("quantize.default", f"bias = {_bfp(1)}"),
+        r"^quantize\.default\.bias\.block_dim: got 1, allowed: -1 to 0 \(the bias of node "
+        r"'seq_blocks_0' is a 1-d tensor",
+    ),
+    "storage in memory": (
+        _add("search", 'storage = "sqlite://"'),
+        r"^search\.storage: got 'sqlite://' \(an in-memory database: every trial is lost at "
+        r"exit\), allowed: a database file or server",
+    ),
+    "storage :memory:": (
+        _add("search", 'storage = "sqlite:///:memory:"'),
+        r"^search\.storage: got 'sqlite:///:memory:' \(an in-memory database",
+    ),
+    "storage memory URI": (
+        _add("search", 'storage = "sqlite:///file:s?mode=memory&uri=true"'),
+        r"^search\.storage: got .* \(an in-memory database",
+    ),
+    "loss_increase negative": (
+        _add("search.constraints", "loss_increase = { max = -1 }"),
+        r"^search\.constraints\.loss_increase\.max: got -1\.0, allowed: a bound >= 0 for the "
+        r"increase of loss from the unquantized model$",
+    ),
+    "accuracy_drop negative": (
+        _add("search.constraints", "accuracy_drop = { max = -0.1 }"),
+        r"^search\.constraints\.accuracy_drop\.max: got -0\.1, allowed: a bound in \[0, 1\] "
+        r"for the drop of accuracy",
+    ),
+    "train.lr past floats": (_add("train", "lr = 1" + "0" * 400), r"^train\.lr must be <= 10"),
+}
+
+# name -> (arguments, regex); run in the folder holding runs/good and good.toml
+ARG_CASES: dict[str, tuple[list[str], str]] = {
+    "--storage in memory": (
+        ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
+        r"^--storage: got 'sqlite://' \(an in-memory database: every trial is lost at exit\)",
+    ),
+    "worker --storage in memory": (
+        ["worker", "-c", "good.toml", "--storage", "sqlite:///:memory:"],
+        r"^--storage: got 'sqlite:///:memory:' \(an in-memory database",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    """A folder with a finished study in runs/good."""
+    d = tmp_path_factory.mktemp("held_out")
+    (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
+    finished_study(d)
+    return d
+
+
+@pytest.fixture
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(workdir)
+    before = _digest(workdir / "runs")
+    yield workdir  # type: ignore[misc]
+    assert _digest(workdir / "runs") == before, "an existing study was changed"
+
+
+def _folder(root: Path, name: str) -> Path:
+    case = root / "cases" / re.sub(r"\W+", "_", name)
+    case.mkdir(parents=True, exist_ok=True)
+    return case
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_CASES))
+def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit, pattern = CONFIG_CASES[name]
+    case = _folder(in_workdir, name)
+    cfg = case / "good.toml"  # same stem: it names the existing study
+    cfg.write_text(edit((in_workdir / "good.toml").read_text()))
+    code, err = _run(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], capsys)
+    _check(code, err, pattern)
+    if "[quantize" in cfg.read_text():
+        code, err = _run(["quantize", "-c", str(cfg), "--out", str(case / "q")], capsys)
+        _check(code, err, pattern)
+        assert not (case / "q").exists()
+
+
+@pytest.mark.parametrize("name", sorted(ARG_CASES))
+def test_bad_argument(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, pattern = ARG_CASES[name]
+    code, err = _run(args, capsys)
+    _check(code, err, pattern)
+
+
+def test_names_are_folder_names() -> None:
+    assert os.sep not in "".join(CONFIG_CASES)
+
+
+def test_a_skip_alone_and_a_format_alone_still_quantize(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusals refuse only the contradiction: ``skip = true`` alone leaves the node float,
+    a block_fp along a dimension the weight has quantizes it."""
+    case = _folder(in_workdir, "skip alone")
+    text = (in_workdir / "good.toml").read_text()
+    text = _add('quantize.by_name."seq_blocks.0"', "skip = true")(text)
+    text = _add("quantize.by_type.linear", f"weight = {_bfp(1)}")(text)
+    (case / "q.toml").write_text(text)
+    code, err = _run(["quantize", "-c", str(case / "q.toml"), "--out", str(case / "q")], capsys)
+    assert code == 0, err
+    resolved = (case / "q" / "resolved_config.json").read_text()
+    assert "seq_blocks_0" not in resolved  # skipped: float
+    assert "block_fp" in resolved
