@@ -12,7 +12,10 @@ operations on each parameter's few distinct kernel rows), others by Optuna's own
 (``optuna_compat_tpe.tpe_sample``); either way they get the same observations in the same
 order, draw from the same random state and choose the best candidate as Optuna does, so the
 proposals are Optuna's, for the same seed and history, draw for draw
-(``tests/search/strategies/test_tpe.py`` runs both side by side).
+(``tests/search/strategies/test_tpe.py`` runs both side by side). For categorical parameters
+the best candidate is found by the closed form of the two mixtures
+(:mod:`~quantsearch.search.strategies.tpe_choice`) where it leads by a clear margin, else by
+Optuna's own log-densities.
 
 What it covers is what it is built for: a single-objective study, categorical and integer
 parameters, TPESampler's default options (only ``seed``); constraints, pruned trials and the
@@ -44,6 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
+from quantsearch.search.strategies.tpe_choice import clear_choice
 from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
@@ -302,12 +306,17 @@ class IncrementalTPESampler(TPESampler):
                 {k: x_below[:, j] for j, k in enumerate(names)},
                 {k: x_above[:, j] for j, k in enumerate(names)},
             )
-        # Optuna's Parzen estimators of categorical parameters, by their distinct rows
+        # Optuna's Parzen estimators of categorical parameters, by their distinct rows; the
+        # one above only where the closed form's choice is not clear (tpe_choice)
         choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
         below = categorical_mixture(x_below, choices, *parzen)
-        above = categorical_mixture(x_above, choices, *parzen)
         rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
         samples = below.sample(rng, n_candidates)
+        chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
+        if chosen is not None:  # as TPESampler._sample gives it: a float to each external
+            values = zip(search_space.items(), chosen.tolist(), strict=True)
+            return {name: d.to_external_repr(v) for (name, d), v in values}
+        above = categorical_mixture(x_above, choices, *parzen)
         acquisition = below.log_pdf(samples) - above.log_pdf(samples)
         return optuna_compat_tpe.tpe_best(search_space, samples, acquisition)
 
