@@ -349,6 +349,8 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     # the model's mode (fx would bake F.dropout(x, training=self.training) in as a constant).
     # Each module's own flag is restored afterwards; the copy keeps the model's.
     modes = {m: m.training for m in model.modules()}
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    state_versions = {k: t._version for k, t in state.items()}
     try:
         for m in modes:
             m.training = False
@@ -369,6 +371,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     copies = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in example_inputs)
     versions = [t._version if isinstance(t, torch.Tensor) else 0 for t in copies]
     annotate(gm, *copies)
+    _check_state_kept(model, state, state_versions)
     changed = [
         i
         for i, (t, v) in enumerate(zip(copies, versions, strict=True))
@@ -378,6 +381,20 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
         _copy_inputs(gm, changed)
         annotate(gm, *example_inputs)
     return gm
+
+
+def _check_state_kept(
+    model: nn.Module, state: dict[str, torch.Tensor], versions: dict[str, int]
+) -> None:
+    """Refuse a forward that changes a parameter or buffer in place (``self.calls += 1``):
+    torch.fx runs such a line once while tracing and leaves it out of the graph, so the graph
+    would compute with a frozen copy of what the model changes on every call."""
+    changed = [k for k, t in state.items() if t._version != versions[k]]
+    if changed:
+        raise TraceError(
+            f"model: {type(model).__name__}.forward changes {', '.join(changed)} in place, "
+            f"allowed: a forward that leaves its parameters and buffers as they are (in eval mode)"
+        )
 
 
 def _copy_inputs(gm: fx.GraphModule, positions: list[int]) -> None:

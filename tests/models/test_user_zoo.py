@@ -28,7 +28,7 @@ from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo
 
 ZOO = Path(user_zoo.__file__)
-TRACEABLE = [n for n in user_zoo.MODELS if n != "data_flow"]
+TRACEABLE = [n for n in user_zoo.MODELS if n not in ("data_flow", "counts_calls")]
 CLASSIFIERS = [n for n in TRACEABLE if n not in ("tuple_out", "dict_out", "regression")]
 
 
@@ -117,6 +117,30 @@ def test_data_dependent_control_flow_is_one_line() -> None:
         trace(model, x[:4])
 
 
+def test_a_forward_that_changes_its_buffers_is_refused() -> None:
+    """counts_calls does self.calls += 1: torch.fx ran that line once while tracing and left it
+    out of the graph, so every trial measured a model whose count was frozen at 1 while the
+    model's own grows with each call."""
+    model, x, _ = _model_and_data("counts_calls")
+    with pytest.raises(TraceError, match=r"^model: CountsCalls\.forward changes calls in place, "):
+        trace(model, x[:4])
+
+
+def test_cli_refuses_untraceable_models_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Control flow on data, and a forward that changes its buffers: one error line naming
+    the line of the user's file or the buffer, exit status 2, from summary and search."""
+    monkeypatch.chdir(tmp_path)
+    for name, pattern in (
+        ("data_flow", r"cannot trace DataFlow with torch\.fx at user_zoo\.py:\d+: if x\.sum"),
+        ("counts_calls", r"CountsCalls\.forward changes calls in place"),
+    ):
+        config = str(_config(tmp_path, name))
+        for command in ("summary", "search"):
+            check_one_line(*run_cli([command, "-c", config], capsys), pattern)
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 KNOBS = {
@@ -135,8 +159,10 @@ KNOBS = {
     "dict_out": ["linear"],
     "regression": ["linear"],
     "hls_mlp": ["linear", "batch_norm1d"],
+    "relu_first": ["linear", "batch_norm1d"],
     "mutates_input": ["linear"],
 }
+EXPORTED = ("hls_mlp", "relu_first")  # Linear, BatchNorm1d and ReLU modules in a chain
 DATA = {"embed": "load_tokens", "regression": "load_regression"}
 TASK = {  # a user's evaluate function and its direction, and the objective
     "regression": ("evaluate_regression", 'max_abs_error = "minimize"', "mse"),
@@ -160,7 +186,7 @@ def _config(tmp_path: Path, name: str) -> Path:
         lines += ["[metrics]", f'evaluate = "{ZOO.as_posix()}:{evaluate}"']
         lines += [f"directions = {{ {direction} }}"]
     lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "random"']
-    for kind in KNOBS[name]:
+    for kind in KNOBS.get(name, ["linear"]):
         lines += [f"[search.space.choices.{kind}]", "weight = [[8, 4], [4, 2]]"]
     direction = "minimize" if objective == "mse" else "maximize"
     lines += ["[search.objectives]", f'{objective} = {{ direction = "{direction}" }}']
@@ -204,7 +230,49 @@ def test_cli_summary_search_quantize(
         return
     _run(["quantize", "-c", config, "--out", "q"], capsys)
     assert (tmp_path / "q" / "quantized.pt").is_file()
-    if name != "hls_mlp":
+    if name not in EXPORTED:
         code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
         check_one_line(code, err, r"^export: layers .*\(\w+\).*, allowed: modules of kinds")
         assert not (tmp_path / "m.onnx").exists()
+
+
+EVERY_ROLE = {"format": "fixed", "width": 8, "frac_width": 4}
+
+
+def _quantized(name: str) -> tuple[Any, torch.Tensor]:
+    """The model with every role of its Linear, BatchNorm1d and ReLU layers in fixed(8, 4)."""
+    from quantsearch.passes.transform import quantize, resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    model, x, _ = _model_and_data(name)
+    gm = trace(model, x[:8])
+    roles = {"data_in": EVERY_ROLE, "weight": EVERY_ROLE, "bias": EVERY_ROLE}
+    raw = {"by_type": {"linear": roles, "batch_norm1d": roles, "relu": {"data_in": EVERY_ROLE}}}
+    return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """The qonnx package's executor (referee) gives quantsearch's outputs bit for bit; for
+    relu_first too, whose graph reads a copy of the input (its first ReLU works in place)."""
+    pytest.importorskip("qonnx")
+    from quantsearch.export import export_qonnx, verify_qonnx
+
+    qgm, x = _quantized(name)
+    export_qonnx(qgm, tmp_path / "m.onnx")
+    verdict = verify_qonnx(tmp_path / "m.onnx", qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
+    pytest.importorskip("hls4ml")
+    from quantsearch.export import export_hls4ml
+
+    qgm, x = _quantized(name)
+    project = export_hls4ml(qgm, tmp_path / "prj")
+    project.compile()
+    verdict = project.verify(qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict

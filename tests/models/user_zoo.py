@@ -243,6 +243,33 @@ class MutatesInput(nn.Module):
         return self.fc(torch.relu(x))
 
 
+class ReluFirst(nn.Module):
+    """hls4ml's and MASE's JSC shape with in-place ReLUs, the first one on the input itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.seq = nn.Sequential(
+            nn.ReLU(inplace=True), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(inplace=True),
+            nn.Linear(8, 5),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+class CountsCalls(nn.Module):
+    """Changes a buffer on every call (self.calls += 1): refused by trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 5)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(x) + self.calls
+
+
 MODELS: dict[str, type[nn.Module]] = {
     "acts": Acts,
     "embed": EmbedCls,
@@ -261,6 +288,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "data_flow": DataFlow,
     "hls_mlp": HlsMLP,
     "mutates_input": MutatesInput,
+    "relu_first": ReluFirst,
+    "counts_calls": CountsCalls,
 }
 
 

@@ -109,8 +109,11 @@ def _resolve(layer: HwLayer) -> None:
 
 
 def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
-    nodes = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output")]
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    # trace's copy of an input that the forward changes in place (ReLU(inplace=True) first):
+    # the exported layers never write their input, so the chain starts at the input itself
+    copies = {n for n in inputs[0].users if n.op == "call_method" and n.target == "clone"}
+    nodes = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output") and n not in copies]
     bad = [
         f"{n.name} ({info(n).op_kind})"
         for n in nodes
@@ -130,7 +133,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         )
     prev = inputs[0] if len(inputs) == 1 else None
     for n in nodes:
-        args = [a for a in n.all_input_nodes]
+        args = [inputs[0] if a in copies else a for a in n.all_input_nodes]
         if prev is None or args != [prev] or len(prev.users) != 1:
             raise ConfigError(
                 f"export: node {n.name}, allowed: a chain of layers, each fed by the one before"
@@ -171,11 +174,12 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
         prev = layers[-1]
         q_in, q_out = fmt(node, "data_in", need=False), fmt(node, "data_out", need=False)
         layer = HwLayer(node.name, kind)
-        if kind == "relu":  # relu(q(x)) == q(relu(x)): the input's rounding moves after it
+        if kind == "relu" and prev.kind != "input":
+            # relu(q(x)) == q(relu(x)): the input's rounding moves after it
             _resolve(prev)
             layer.raw = prev.result
             layer.chain = [q for q in (q_in, q_out) if q is not None]
-        else:
+        else:  # a layer's input rounding (or the graph input's: a first ReLU's) is its input's
             if q_in is not None:
                 prev.chain.append(q_in)
             _resolve(prev)
@@ -184,7 +188,10 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
                 floats.append(f"{node.name}.data_in")
                 prev.result = x = hw_type(float_as or WIDE, "--float-as")  # WIDE: refused below
                 prev.inexact.append(f"input in float, exported as {x}")
-            _params(layer, module, node, x, fmt)
+            if kind == "relu":
+                layer.raw = x
+            else:
+                _params(layer, module, node, x, fmt)
             if q_out is not None:
                 layer.chain.append(q_out)
         layers.append(layer)
