@@ -1,6 +1,6 @@
-"""Journal damage the checksum (``qs_crc32``) does not catch yet. Failing tests, marked
-``xfail(strict=True)`` until the fix (proposed to the journal's owner) lands; strict, so that
-the fix turns them into failures that say to remove the mark.
+"""Journal damage refused in one line, never a traceback, a silent skip or a cut as if torn.
+
+In-process, on the storage (the first two tests, once strict xfails):
 
 * A journal written before the checksum (by Optuna's own ``JournalFileBackend``, the referee
   writer here, or an older quantsearch) whose record was changed so that it stays JSON: Optuna's
@@ -10,6 +10,14 @@ the fix turns them into failures that say to remove the mark.
   JSON is cut off on open as if a write had been torn (a warning), and the trial it finished is
   silently RUNNING again. A torn write never ends with a newline (one ``write`` of the records
   and their newlines; a cut one stops before its newline), so this is damage, to refuse.
+
+In real processes (``quantsearch search`` and ``quantsearch worker`` on a damaged copy of a
+finished run directory, :func:`test_damage_to_a_run_journal_is_one_line_and_changes_nothing`):
+every kind of damage below ends in one ``error:`` line naming the journal, exit status 2, and
+leaves the run directory byte for byte as it was; a torn tail (the one damage an interrupted
+write leaves) is cut with one ``warning:`` line, and every finished trial is kept as it was.
+Referees: Optuna's own ``JournalFileBackend`` writes the unchecksummed journals and reads the
+trials before and after.
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from quantsearch.errors import StorageError
+from quantsearch.search.journal_read import JournalReader
 from quantsearch.search.storage import open_storage
+from tests.fault.harness import digest, quantsearch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,7 +64,6 @@ def _load(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials()
 
 
-@pytest.mark.xfail(strict=True, reason="fix proposed for search/journal.py (report)")
 @pytest.mark.parametrize(
     ("old", "new"),
     [(b'"op_code":6', b'"op_code":99'), (b'"state":1', b'"state":9')],
@@ -73,7 +82,6 @@ def test_a_changed_record_without_a_checksum_is_one_storage_error(
         _load(rd)
 
 
-@pytest.mark.xfail(strict=True, reason="fix proposed for search/journal.py (report)")
 def test_a_whole_last_record_changed_is_refused_not_cut_as_torn(tmp_path: Path) -> None:
     rd = tmp_path / "s"
     lines = _journal(rd, checksum=True)
@@ -92,3 +100,131 @@ def test_a_whole_last_record_changed_is_refused_not_cut_as_torn(tmp_path: Path) 
     # what happens now: the record is cut away and its finished trial is RUNNING again
     states = [t.state.name for t in trials]
     pytest.fail(f"the damaged last record was dropped as torn; trials now {states}")
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def _optuna_written(data: bytes, tmp: Path) -> bytes:
+    """The same records as Optuna's own writer writes them (no checksum): the referee."""
+    src, out = tmp / "src.journal", tmp / "optuna.journal"
+    src.write_bytes(data)
+    JournalFileBackend(str(out)).append_logs(list(JournalReader(src).read(0)))
+    return out.read_bytes()
+
+
+def _swap(ls: list[bytes], i: int) -> bytes:
+    return b"".join([*ls[:i], ls[i + 1], ls[i], *ls[i + 2 :]])
+
+
+def _nocrc(data: bytes, tmp: Path, old: bytes, new: bytes) -> bytes:
+    ls = _lines(_optuna_written(data, tmp))
+    i = next(i for i, ln in enumerate(ls) if old in ln and i > 2)
+    return b"".join([*ls[:i], ls[i].replace(old, new, 1), *ls[i + 1 :]])
+
+
+def _record(data: bytes, tmp: Path, record: bytes) -> bytes:
+    return _optuna_written(data, tmp) + record + b"\n"
+
+
+# name -> the damaged journal, from the run's journal (checksummed) and a scratch folder
+DAMAGE = {
+    "NUL block in the middle": lambda d, t: d[: len(d) // 2] + b"\0" * 4096 + d[len(d) // 2 + 4096 :],
+    "NUL block over the end": lambda d, t: d[:-4096] + b"\0" * 4096,
+    "a record repeated": lambda d, t: b"".join([*_lines(d)[:10], *_lines(d)[9:]]),
+    "the last record repeated": lambda d, t: d + _lines(d)[-1],
+    "two records swapped": lambda d, t: _swap(_lines(d), 10),
+    "the last two records swapped": lambda d, t: _swap(_lines(d), len(_lines(d)) - 2),
+    "a record removed": lambda d, t: b"".join(_lines(d)[:10] + _lines(d)[11:]),
+    "a line cut in the middle": lambda d, t: b"".join([*_lines(d)[:10], _lines(d)[10][:40], *_lines(d)[11:]]),
+    "a line cut, its newline kept": lambda d, t: b"".join([*_lines(d)[:10], _lines(d)[10][:40] + b"\n", *_lines(d)[11:]]),
+    "an empty file": lambda d, t: b"",
+    "only newlines": lambda d, t: b"\n" * 100,
+    "a binary file": lambda d, t: bytes(range(256)) * 20,
+    "invalid UTF-8": lambda d, t: d.replace(b'"worker_id":"', b'"worker_id":"\xff', 1),
+    "a blank line": lambda d, t: b"".join([*_lines(d)[:10], b"\n", *_lines(d)[10:]]),
+    "a huge last line, not JSON": lambda d, t: d + b"x" * (8 << 20) + b"\n",
+    "the last record's first byte": lambda d, t: d[: d.rindex(b"\n", 0, -1) + 2] + b"#" + d[d.rindex(b"\n", 0, -1) + 3 :],
+    "no checksum: unknown operation": lambda d, t: _nocrc(d, t, b'"op_code":4', b'"op_code":99'),
+    "no checksum: unknown state": lambda d, t: _nocrc(d, t, b'"state":1', b'"state":7'),
+    "no checksum: a list": lambda d, t: _record(d, t, b"[1, 2]"),
+    "no checksum: no operation": lambda d, t: _record(d, t, b'{"worker_id": "w"}'),
+    "no checksum: a trial never created": lambda d, t: _record(d, t, b'{"op_code": 8, "worker_id": "w", "trial_id": 999, "user_attr": {"a": 1}}'),
+    "no checksum: a study never created": lambda d, t: _record(d, t, b'{"op_code": 4, "worker_id": "w", "study_id": 7, "datetime_start": null}'),
+    "no checksum: a field missing": lambda d, t: _record(d, t, b'{"op_code": 4, "worker_id": "w", "study_id": 0}'),
+}  # fmt: skip
+
+_COMMANDS = {
+    "search": ["search", "-c", "s.toml", "-q", "--run-dir", "runs"],
+    "worker": ["worker", "-c", "s.toml", "--run-dir", "runs"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damage_to_a_run_journal_is_one_line_and_changes_nothing(
+    work: Path, damage: str, command: str
+) -> None:
+    rd = work / "runs" / "s"
+    path = rd / "study.journal"
+    scratch = work / "scratch"
+    scratch.mkdir()
+    path.write_bytes(DAMAGE[damage](path.read_bytes(), scratch))
+    before = digest(rd)
+    line = quantsearch(_COMMANDS[command], cwd=work).one_error_line()
+    assert "study.journal" in line, line
+    assert digest(rd) == before  # the journal and every result file as they were
+
+
+def _trials(run_dir: Path) -> list[tuple[int, str, object, object]]:
+    study = optuna.load_study(
+        study_name=run_dir.name,
+        storage=JournalStorage(JournalFileBackend(str(run_dir / "study.journal"))),
+    )
+    return [
+        (t.number, t.state.name, t.params, t.values) for t in study.trials if t.state.is_finished()
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "tail", [b"\0" * 4096, b'{"op_code":6,"worker_id":"w","tri'], ids=["NUL block", "a record cut"]
+)
+def test_a_torn_tail_is_cut_with_one_warning_and_every_finished_trial_kept(
+    work: Path, tail: bytes
+) -> None:
+    """What an interrupted write leaves (a record cut short; a block of NULs where a crash on
+    some filesystems lost a write not yet synced): the search warns in one line, keeps the
+    bytes it cut beside the journal, keeps every finished trial (Optuna's reader, before and
+    after), and rewrites the result files from the same trials."""
+    rd = work / "runs" / "s"
+    path = rd / "study.journal"
+    data = path.read_bytes()
+    before = _trials(rd)
+    path.write_bytes(data + tail)
+    r = quantsearch(_COMMANDS["search"], cwd=work)
+    assert r.code == 0, r.err
+    assert len(r.lines) == 1 and r.lines[0].startswith("warning: "), r.err
+    assert "Traceback" not in r.err and f"({len(tail)} bytes)" in r.lines[0]
+    assert path.read_bytes() == data
+    assert (rd / "study.journal.damaged").read_bytes() == tail
+    assert _trials(rd) == before
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO", "link to nothing"])
+def test_a_journal_that_is_not_a_file_is_refused_before_it_is_opened(
+    tmp_path: Path, kind: str
+) -> None:
+    """The storage itself refuses (the CLI names the kind at --run-dir first): opening a FIFO
+    would block for ever, a folder fail with a traceback."""
+    import os
+
+    path = tmp_path / "study.journal"
+    {"folder": path.mkdir, "FIFO": lambda: os.mkfifo(path)}.get(
+        kind, lambda: os.symlink("nowhere", path)
+    )()
+    with pytest.raises(StorageError, match=r"study\.journal is not a regular file"):
+        open_storage(None, tmp_path, exclusive=True)
+    assert path.is_symlink() or path.exists()  # left where it was

@@ -55,7 +55,6 @@ from quantsearch.search.journal_record import (
     tail_seed,
 )
 from quantsearch.search.journal_repair import last_line_start, repair_journal
-from quantsearch.search.run_files import not_a_file
 
 __all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend"]
 
@@ -81,10 +80,12 @@ class JournalBackend(BaseJournalBackend):
     def __init__(self, path: Path, *, exclusive: bool, group_commit_s: float = 0.0) -> None:
         path = Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        what = not_a_file(path)
-        if what is not None:  # opened, a FIFO would block and a folder fail with a traceback
+        if path.exists() != path.is_file() or (path.is_symlink() and not path.exists()):
+            # opened, a FIFO would block, a folder fail with a traceback, and a link to nothing
+            # be followed to wherever it points (the CLI names which, at --run-dir, first)
             raise StorageError(
-                f"storage: {path} is {what}, allowed: a journal file or nothing (a new study)"
+                f"storage: {path} is not a regular file, allowed: a journal file or nothing "
+                f"(a new study)"
             )
         if exclusive:  # with other writers a cut last line may be a write in progress
             repair_journal(path)
