@@ -25,6 +25,7 @@ from quantsearch.errors import StorageError
 
 __all__ = [
     "atomic_path",
+    "create_atomic",
     "killed_leftovers",
     "leftover_path",
     "open_atomic",
@@ -64,11 +65,14 @@ def storage_error(path: Path, exc: OSError) -> StorageError | None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, *, publish: Callable[[Path, Path], None] = os.replace
+) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; moved onto ``path`` when the block ends.
     Missing folders above ``path`` are created.
 
-    For writers that take a path (``Figure.savefig``, ``torch.save``).
+    For writers that take a path (``Figure.savefig``, ``torch.save``). ``publish(tmp, path)``
+    puts the whole file in place (:func:`create_atomic` gives one that never replaces).
 
     Example:
         >>> import tempfile
@@ -90,7 +94,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        publish(tmp, p)
         tmp.parent.rmdir()
     except OSError as exc:
         _discard(tmp)
@@ -121,6 +125,53 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_path(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+class _Taken(Exception):
+    """A name found taken when a new file was to be put there (not an OSError: no advice)."""
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only if nothing is there: ``link`` fails on an existing name in
+    one step, where a check then a rename would race with whoever creates it meanwhile."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _Taken from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if path.exists() or path.is_symlink():  # a file system without hard links: checked
+            raise _Taken from None
+        os.rename(tmp, path)
+        return
+    tmp.unlink()
+
+
+def create_atomic(path: str | Path, data: str) -> Path:
+    """Write a new file at ``path`` (text, UTF-8) whole or not at all, never over anything
+    that stands there; return ``path``.
+
+    Raises:
+        FileExistsError: ``path`` exists (left as it was; nothing written beside it).
+        StorageError: the write failed (disk full, ...), as for :func:`write_atomic`.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "a.toml"
+        >>> create_atomic(target, "x = 1").read_text()
+        'x = 1'
+        >>> create_atomic(target, "x = 2")
+        Traceback (most recent call last):
+        FileExistsError: [Errno 17] File exists: ...
+    """
+    p = Path(path)
+    try:
+        with atomic_path(p, publish=_link_new) as tmp:
+            tmp.write_text(data, encoding="utf-8")
+    except _Taken:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(p)) from None
+    return p
 
 
 def process_alive(pid: int) -> bool:

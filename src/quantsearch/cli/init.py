@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from quantsearch.atomic import create_atomic
 from quantsearch.errors import ConfigError
 
 STARTER = """\
@@ -123,9 +124,12 @@ def init(model: str, data: str, output: str) -> None:
         model=_spec(model, "--model", folder),
         data=_spec(data, "--data", folder),
     )
+    # Whole or not at all, never over a file (one made meanwhile): a failed or killed write
+    # left half a config, which the next init then refused as existing.
     try:
-        with out.open("x", encoding="utf-8") as fh:
-            fh.write(text)
+        create_atomic(out, text)
+    except FileExistsError:
+        raise ConfigError(f"--output: {output!r} exists; give another path or remove it") from None
     except OSError as exc:
         raise ConfigError(f"--output: {output!r} cannot be written ({exc.strerror})") from None
     click.echo(f"wrote {output}; next: quantsearch train --config {output}")
