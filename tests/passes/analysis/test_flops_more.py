@@ -1,0 +1,121 @@
+"""The rules of cost_rules_more: attention and transposed convolutions against
+``torch.utils.flop_counter.FlopCounterMode`` (referee), the elementwise ops by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+
+class Fn(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, mask: bool, causal: bool) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 3 * 8)
+        self.causal = causal
+        self.register_buffer("mask", torch.ones(5, 5, dtype=torch.bool).tril() if mask else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (batch x 2 heads, 5 tokens, 8): FlopCounterMode counts the 3-d form's kernel, not
+        # the fused 4-d CPU one (as LSTM's)
+        q, k, v = self.qkv(x.view(-1, 5, 8)).split(8, -1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask, is_causal=self.causal)
+
+
+def _agree(model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    gm = trace(model.eval(), x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    with FlopCounterMode(display=False) as fcm, torch.no_grad():
+        model(x)
+    assert 2 * cost.macs == fcm.get_total_flops()
+    return {n.name: info(n).cost for n in gm.graph.nodes if n.op.startswith("call")}
+
+
+@pytest.mark.parametrize(("mask", "causal"), [(False, False), (True, False), (False, True)])
+def test_attention_matches_flop_counter_mode(mask: bool, causal: bool) -> None:
+    costs = _agree(Attention(mask, causal), torch.randn(3, 80))
+    c = costs["scaled_dot_product_attention"]
+    p = 3 * 2 * 5 * 5  # batch x heads x L x S scores
+    assert c["macs"] == p * 8 + p * 8
+    assert c["flops"] == 2 * c["macs"] + 6 * p + p * (mask or causal)
+    assert c["flops_backward"] == 4 * c["macs"] + 5 * p
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1), (2, 3, 7)),
+        (nn.ConvTranspose2d(3, 2, 2, stride=2), (2, 3, 4, 4)),
+        (nn.ConvTranspose2d(4, 6, 3, padding=1, bias=False), (1, 4, 5, 5)),
+    ],
+)
+def test_transposed_convolutions_match_flop_counter_mode(
+    layer: nn.Module, shape: tuple[int, ...]
+) -> None:
+    costs = _agree(nn.Sequential(layer), torch.randn(shape))
+    c, n_out = costs["_0"], layer(torch.randn(shape)).numel()
+    w = layer.weight
+    assert c["macs"] == torch.Size(shape).numel() * w[0].numel()
+    bias = n_out if layer.bias is not None else 0
+    assert (c["flops"], c["flops_backward"]) == (2 * c["macs"] + bias, 4 * c["macs"] + bias)
+
+
+N = 2 * 5
+
+
+@pytest.mark.parametrize(
+    ("fn", "fwd", "bwd"),
+    [
+        (nn.ELU(), 4, 3),
+        (nn.Hardswish(), 5, 6),
+        (F.hardsigmoid, 4, 3),
+        (nn.Softplus(), 4, 5),
+        (nn.Mish(), 6, 15),
+        (nn.PReLU(), 2, 4),
+        (lambda x: F.log_softmax(x, dim=-1), 5, 4),
+        (torch.abs, 1, 2),
+        (torch.neg, 1, 1),
+        (torch.exp, 1, 1),
+        (lambda x: x.abs().sqrt(), 1 + 1, 2 + 2),
+        (lambda x: x.pow(2), 1, 3),
+        (lambda x: torch.where(x > 0, x, 0.1 * x), 1 + 1 + 1, 0 + 1 + 2),  # gt, mul, where
+        (lambda x: x.masked_fill(x < 0, 0.0), 1 + 1, 0 + 1),
+        (lambda x: torch.clamp(x, -1, 1), 2, 2),
+        (lambda x: x.clamp(min=0), 1, 1),
+        (lambda x: torch.max(x, torch.zeros_like(x)), 1, 2),  # zeros_like: 0
+    ],
+)
+def test_elementwise_by_hand(
+    fn: Callable[[torch.Tensor], torch.Tensor], fwd: int, bwd: int
+) -> None:
+    """Per element (N = 10): the sum over the nodes the op traces to."""
+    model = fn if isinstance(fn, nn.Module) else Fn(fn)
+    gm = trace(model, torch.randn(2, 5))
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    assert (cost.flops, cost.flops_backward) == (fwd * N, bwd * N)
+
+
+def test_reductions_compare_every_input_but_one_per_output() -> None:
+    gm = trace(Fn(lambda x: x.max(dim=1)[0] + x.amin(1)), torch.randn(4, 6))
+    compute_cost(gm)
+    c = {n.name: info(n).cost for n in gm.graph.nodes if n.op.startswith("call")}
+    assert (c["max_1"]["flops"], c["max_1"]["flops_backward"]) == (24 - 4, 4)
+    assert (c["amin"]["flops"], c["amin"]["flops_backward"]) == (24 - 4, 4)
