@@ -36,6 +36,7 @@ from quantsearch.validate import (
     get_int,
     get_str,
     get_table,
+    not_a_file,
 )
 
 __all__ = [
@@ -208,11 +209,16 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
     if "\0" in str(path):  # every stat() of it would raise ValueError
         raise ConfigError(f"--config: got {str(path)!r}, allowed: a path without NUL characters")
+    if not str(path).strip():  # Path("") is the working directory
+        raise ConfigError(
+            f"--config: got {str(path)!r}, allowed: a TOML file or a packaged example"
+        )
     p = Path(path)
     if not p.is_file():
         example = find_example(str(path)) if Path(path).name == str(path) else None
         if example is None:
-            what = "is not a regular file" if p.exists() else "does not exist"  # a FIFO blocks
+            odd = not_a_file(p)  # a FIFO would block the read, a folder fail it
+            what = f"is {odd}" if odd else "does not exist"
             raise ConfigError(
                 f"--config: file {str(path)!r} {what}, allowed: a TOML file or a "
                 f"packaged example ({', '.join(n for n, _ in list_examples())})"

@@ -41,6 +41,7 @@ __all__ = [
     "get_str",
     "get_table",
     "join_key",
+    "not_a_file",
     "number_rule",
     "output_file",
     "study_name",
@@ -294,6 +295,21 @@ def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bo
     return value
 
 
+def not_a_file(path: Path) -> str | None:
+    """What stands at ``path`` where a regular file or nothing belongs (a link to nothing, a
+    folder, a FIFO ...), in words, else ``None``.
+
+    Example:
+        >>> not_a_file(Path("."))
+        'a folder'
+    """
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing"
+    if path.exists() and not path.is_file():
+        return "a folder" if path.is_dir() else "not a regular file"
+    return None
+
+
 def writable_dir(path: Path, key: str) -> Path:
     """``path`` if it is, or can be made, a folder this process may write in.
 
@@ -308,9 +324,15 @@ def writable_dir(path: Path, key: str) -> Path:
         )
     probe = path
     while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():  # mkdir would fail on it with a traceback
+            raise ConfigError(
+                f"{key}: {str(probe)!r} is a link to nothing, allowed: a folder or a path to "
+                f"make one at (in {str(path)!r})"
+            )
         probe = probe.parent
     if not probe.is_dir():
-        raise ConfigError(f"{key}: {str(probe)!r} is a file, not a folder (in {str(path)!r})")
+        what = "a file" if probe.is_file() else "neither a file nor a folder (a FIFO, a device)"
+        raise ConfigError(f"{key}: {str(probe)!r} is {what}, not a folder (in {str(path)!r})")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r})")
     return path
@@ -331,6 +353,7 @@ def output_file(value: str, key: str) -> Path:
     if not value.strip() or not path.name or value.endswith(("/", os.sep)):
         raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
     writable_dir(path.parent, key)  # control characters refused first: stat() would raise
-    if path.is_dir():
-        raise ConfigError(f"{key}: {value!r} is a folder, allowed: a file name")
+    what = not_a_file(path)  # a FIFO or a dangling link would be replaced after the work
+    if what is not None:
+        raise ConfigError(f"{key}: {value!r} is {what}, allowed: a file name")
     return path

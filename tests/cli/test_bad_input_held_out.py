@@ -20,11 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from quantsearch.cli import main
 from tests.cli.bad_input import GOOD, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
 from tests.cli.bad_input import run_cli as _run
+
+
+def _sub_checkpoint(path: str) -> Callable[[str], str]:
+    return lambda text: re.sub(r'checkpoint = ".*"', f'checkpoint = "{path}"', text, count=1)
 
 
 def _bfp(dim: int) -> str:
@@ -77,10 +82,53 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"for the drop of accuracy",
     ),
     "train.lr past floats": (_add("train", "lr = 1" + "0" * 400), r"^train\.lr must be <= 10"),
+    "model.checkpoint a folder": (
+        _sub_checkpoint("folder"),
+        r"^model\.checkpoint: 'folder' is a folder, allowed: a checkpoint file$",
+    ),
 }
 
-# name -> (arguments, regex); run in the folder holding runs/good and good.toml
+# name -> (arguments, regex); run in the folder holding runs/good, good.toml, runs/fail (trial
+# 1's config failed), fifo (a FIFO), nothing (a link to nothing) and folder
 ARG_CASES: dict[str, tuple[list[str], str]] = {
+    "quantize --trial of a failed config": (
+        ["quantize", "--from-run", "runs/fail", "--trial", "1", "--out", "q"],
+        r"^--trial: 1 \(its config failed: MetricError: evaluate function 'f' failed: "
+        r"RuntimeError: the third call\), allowed: a trial that did not fail \(0\)$",
+    ),
+    "finetune --trial of a failed config": (
+        ["finetune", "--from-run", "runs/fail", "--trial", "1", "--epochs", "1", "--out", "f"],
+        r"^--trial: 1 \(its config failed: .*\), allowed: a trial that did not fail \(0\)$",
+    ),
+    "export --trial of a failed config": (
+        ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/fail", "--trial", "1"],
+        r"^--trial: 1 \(its config failed: .*\), allowed: a trial that did not fail",
+    ),
+    "search --run-dir a link to nothing": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", "nothing"],
+        r"^--run-dir: 'nothing' is a link to nothing, allowed: a folder or a path to make one",
+    ),
+    "search --run-dir a FIFO": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", "fifo"],
+        r"^--run-dir: 'fifo' is neither a file nor a folder \(a FIFO, a device\), not a folder",
+    ),
+    "train --out a FIFO": (
+        ["train", "-c", "good.toml", "--out", "fifo"],
+        r"^--out: 'fifo' is not a regular file, allowed: a file name$",
+    ),
+    "train --out a link to nothing": (
+        ["train", "-c", "good.toml", "--out", "nothing"],
+        r"^--out: 'nothing' is a link to nothing, allowed: a file name$",
+    ),
+    "summary --load a FIFO": (
+        ["summary", "-c", "good.toml", "--load", "fifo"],
+        r"^--load: 'fifo' is not a regular file, allowed: a checkpoint file$",
+    ),
+    "search --load a link to nothing": (
+        ["search", "-c", "good.toml", "-q", "--load", "nothing"],
+        r"^--load: 'nothing' is a link to nothing, allowed: a checkpoint file$",
+    ),
+    "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
         r"^--storage: got 'sqlite://' \(an in-memory database: every trial is lost at exit\)",
@@ -92,13 +140,48 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
 }
 
 
+# an evaluate function whose third call (the baseline, trial 0, trial 1) fails: trial 1's
+# config is recorded failed, with its error
+_FAILS = """N = [0]
+
+
+def f(model, batches):
+    N[0] += 1
+    if N[0] == 3:
+        raise RuntimeError("the third call")
+    return {"score": float(N[0])}
+"""
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
-    """A folder with a finished study in runs/good."""
+    """A folder with a finished study in runs/good, one whose trial 1 failed in runs/fail, a
+    FIFO, a link to nothing and a folder."""
     d = tmp_path_factory.mktemp("held_out")
-    (d / "good.toml").write_text(GOOD.format(ckpt=mlp_checkpoint.as_posix()))
+    good = GOOD.format(ckpt=mlp_checkpoint.as_posix())
+    (d / "good.toml").write_text(good)
     finished_study(d)
+    (d / "ev.py").write_text(_FAILS)
+    fail = good.replace('name = "random"', 'name = "brute_force"')
+    fail = fail.replace(
+        'accuracy = { direction = "maximize" }', 'score = { direction = "maximize" }'
+    )
+    (d / "fail.toml").write_text(fail + '[metrics]\nevaluate = "ev.py:f"\n')
+    code = main_exit(["search", "-c", str(d / "fail.toml"), "--run-dir", str(d / "runs"), "-q"])
+    assert code == 0
+    assert "RuntimeError: the third call" in (d / "runs" / "fail" / "trials.jsonl").read_text()
+    os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
+    (d / "nothing").symlink_to(d / "no-such-file")
+    (d / "folder").mkdir()
     return d
+
+
+def main_exit(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 @pytest.fixture

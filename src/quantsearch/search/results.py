@@ -163,8 +163,18 @@ class SearchResult:
     # -- from a trial back to its model -------------------------------------------------------
 
     def trial(self, number: int, *, key: str = "trial") -> TrialInfo:
-        """The trial numbered ``number``; a config error names ``key`` and the numbers allowed."""
+        """The trial numbered ``number``; a config error names ``key`` and the numbers allowed.
+        A trial whose config failed is refused too: its model is what failed (quantize, export
+        and finetune built it and wrote it out as if it had been measured)."""
         for t in self.trials:
+            if t.number == number and t.config_failed:
+                ok = [u.number for u in self.trials if u.measured]
+                allowed = ", ".join(map(str, ok[:8])) + (", ..." if len(ok) > 8 else "")
+                why = (t.error or "").splitlines()[0][:200]
+                raise ConfigError(
+                    f"{key}: {number} (its config failed: {why}), allowed: a trial that did not "
+                    f"fail ({allowed or 'none'})"
+                )
             if t.number == number:
                 return t
         numbers = [t.number for t in self.trials if self.config_of(t) is not None]

@@ -19,6 +19,7 @@ from typing import Any
 from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.trial import TrialInfo
+from quantsearch.validate import not_a_file  # re-exported: run directories' readers use it
 
 __all__ = [
     "check_baseline",
@@ -31,16 +32,6 @@ __all__ = [
     "read_trials",
     "write_csv",
 ]
-
-
-def not_a_file(path: Path) -> str | None:
-    """What stands at ``path`` where a run directory holds a regular file or nothing (a link
-    to nothing, a folder, a FIFO ...), in words, else ``None``."""
-    if path.is_symlink() and not path.exists():
-        return "a link to nothing"
-    if path.exists() and not path.is_file():
-        return "a folder" if path.is_dir() else "not a regular file"
-    return None
 
 
 def read_json(path: Path) -> Any:
