@@ -350,7 +350,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     # Each module's own flag is restored afterwards; the copy keeps the model's.
     modes = {m: m.training for m in model.modules()}
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    state_versions = {k: t._version for k, t in state.items()}
+    state_versions = {k: _version(t) for k, t in state.items()}
     try:
         for m in modes:
             m.training = False
@@ -369,13 +369,14 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     # Run on copies: a forward that changes its input in place (x.mul_(2), x += b) would
     # otherwise change the caller's tensors, and every later call would see other data.
     copies = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in example_inputs)
-    versions = [t._version if isinstance(t, torch.Tensor) else 0 for t in copies]
+    versions = [_version(t) if isinstance(t, torch.Tensor) else None for t in copies]
     annotate(gm, *copies)
     _check_state_kept(model, state, state_versions)
     changed = [
         i
-        for i, (t, v) in enumerate(zip(copies, versions, strict=True))
-        if isinstance(t, torch.Tensor) and t._version != v
+        for i, (t, v, x) in enumerate(zip(copies, versions, example_inputs, strict=True))
+        if isinstance(t, torch.Tensor)
+        and (_version(t) != v if v is not None else not torch.equal(t, x))
     ]
     if changed:
         _copy_inputs(gm, changed)
@@ -383,13 +384,19 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     return gm
 
 
+def _version(t: torch.Tensor) -> int | None:
+    """How often ``t`` was changed in place; ``None`` for an inference tensor, which keeps no
+    count (made under ``torch.inference_mode()``)."""
+    return None if t.is_inference() else t._version
+
+
 def _check_state_kept(
-    model: nn.Module, state: dict[str, torch.Tensor], versions: dict[str, int]
+    model: nn.Module, state: dict[str, torch.Tensor], versions: dict[str, int | None]
 ) -> None:
     """Refuse a forward that changes a parameter or buffer in place (``self.calls += 1``):
     torch.fx runs such a line once while tracing and leaves it out of the graph, so the graph
     would compute with a frozen copy of what the model changes on every call."""
-    changed = [k for k, t in state.items() if t._version != versions[k]]
+    changed = [k for k, t in state.items() if _version(t) != versions[k]]
     if changed:
         raise TraceError(
             f"model: {type(model).__name__}.forward changes {', '.join(changed)} in place, "

@@ -204,6 +204,30 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+def _check_task_metrics(name: str, config: Path, out: Path) -> None:
+    """quantize measured the config's own metrics (it measured accuracy, refusing a tuple
+    output or float targets in one line): the user's evaluate function, run here on the
+    float model and on quantized.pt read back, over the same validation samples (referee)."""
+    from quantsearch.config import load_config
+    from quantsearch.quantized import load_quantized
+    from quantsearch.session import open_session
+
+    cfg = load_config(config)
+    val = open_session(cfg).data.val.head(cfg.data.eval_samples)
+    fn = getattr(user_zoo, TASK[name][0])
+    record = json.loads((out / "metrics.json").read_text())
+    metric = TASK[name][1].split(" ")[0]
+    model = getattr(user_zoo, f"build_{name}")().eval()
+    with torch.inference_mode():
+        want = {
+            "before": fn(model, [(val.x, val.y)]),
+            "after": fn(load_quantized(out / "quantized.pt"), [(val.x, val.y)]),
+        }
+    for when in ("before", "after"):
+        assert record[when][metric] == pytest.approx(want[when][metric], rel=1e-6)
+    assert "accuracy" not in record["after"] and record["after"]["bitops"] > 0
+
+
 @pytest.mark.parametrize("name", list(KNOBS))
 def test_cli_summary_search_quantize(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -224,15 +248,13 @@ def test_cli_summary_search_quantize(
     _run(["search", "-c", config, "-q"], capsys)
     rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r.get("error") is None for r in rows)
-    if name in TASK:  # quantize measures the classification metrics, not the config's own
-        code, err = run_cli(["quantize", "-c", config, "--out", "q"], capsys)
-        check_one_line(code, err, r"classification metrics|labels")
-        return
     _run(["quantize", "-c", config, "--out", "q"], capsys)
     assert (tmp_path / "q" / "quantized.pt").is_file()
+    if name in TASK:
+        _check_task_metrics(name, Path(config), tmp_path / "q")
     if name not in EXPORTED:
         code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
-        check_one_line(code, err, r"^export: layers .*\(\w+\).*, allowed: modules of kinds")
+        check_one_line(code, err, r"^export: (layers .*\(\w+\)|node \w+), allowed: ")
         assert not (tmp_path / "m.onnx").exists()
 
 

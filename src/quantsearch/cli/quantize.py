@@ -144,10 +144,11 @@ def quantize(
     qgm = quantize_pass(gm, resolved)
 
     val = session.data.val.head(cfg.data.eval_samples)
+    names = _measured(cfg, val.y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncountedOpsWarning)  # the same nodes before and after
-        before = compute_metrics(gm, METRIC_NAMES, data=val, batch_size=cfg.data.batch_size)
-        after = compute_metrics(qgm, METRIC_NAMES, data=val, batch_size=cfg.data.batch_size)
+        before = compute_metrics(gm, names, data=val, batch_size=cfg.data.batch_size)
+        after = compute_metrics(qgm, names, data=val, batch_size=cfg.data.batch_size)
 
     out = Path(out_dir) if out_dir is not None else _default_out(cfg, session.model_name)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +293,7 @@ def _write_outputs(
     )
     before, after = record["before"], record["after"]
     print_table(
-        [{"metric": k, "before": before[k], "after": after[k]} for k in METRIC_NAMES],
+        [{"metric": k, "before": before[k], "after": after[k]} for k in before],
         title=f"validation metrics ({record['samples']} samples)",
     )
     test = record.get("test")
@@ -305,6 +306,23 @@ def _write_outputs(
             title=f"test metrics ({test['samples']} samples, held out from the search)",
         )
     click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+def _measured(cfg: Any, labels: Any) -> tuple[str, ...]:
+    """What before/after compares for a config: the classification metrics; a ``[metrics]
+    evaluate`` function's metrics (imported and declared here) or, for float targets, ``mse``
+    and ``mae``, each with the static ones, as a search of the config records them."""
+    from quantsearch.metrics.specs import REGRESSION_METRICS, declare_user_metrics
+    from quantsearch.search.goals import default_recorded
+    from quantsearch.spec import load_callable
+
+    user = None
+    if cfg.metrics.evaluate:
+        fn = load_callable(cfg.metrics.evaluate, key="metrics.evaluate", base_dir=cfg.base_dir)
+        user = dict(cfg.search.user_metrics if cfg.search else cfg.metrics.directions)
+        declare_user_metrics(fn, user)
+    named = REGRESSION_METRICS if labels.is_floating_point() else ()
+    return (*default_recorded(user, named), "macs")
 
 
 def _default_out(cfg: Any, model_name: str) -> Path:
