@@ -87,3 +87,35 @@ def test_quantize_killed_in_the_write_of(work: Path, name: str) -> None:
     assert again.code == 0, again.err
     assert _hidden(out) == []  # the killed writes' temporaries cleared
     check()
+
+
+def test_a_report_in_another_figure_format_that_fails_leaves_the_previous_report(
+    work: Path,
+) -> None:
+    """PNGs (matplotlib, through plots.render) that cannot be written: the previous report's
+    SVGs, which the new format replaces, stay until the new report is whole (they were
+    removed figure by figure as each PNG was drawn, so a failure at the last figure left the
+    previous report.md pointing at pictures that were gone)."""
+    import re
+
+    rd = work / "runs" / "s"
+    assert quantsearch(["report", "runs/s"], cwd=work).code == 0
+    before = digest(rd)
+    shown = re.findall(r"images/([\w.-]+)\.svg", (rd / "report.md").read_text())
+    assert len(shown) >= 2, shown
+    args = ["report", "runs/s", "--figure-format", "png"]
+    line = quantsearch(args, fsize=20_000, cwd=work).one_error_line()  # a PNG past the limit
+    assert ".png: cannot be written (File too large)" in line, line
+    assert digest(rd) == before
+    (rd / "images" / f"{shown[-1]}.png").mkdir()  # the last figure's PNG cannot be written
+    line = quantsearch(args, cwd=work).one_error_line()
+    assert f"{shown[-1]}.png: cannot be written" in line, line
+    now = digest(rd)  # the earlier figures' new PNGs are there, whole; and beside them
+    assert {k: now.get(k) for k in before} == before  # every file the previous report had
+    (rd / "images" / f"{shown[-1]}.png").rmdir()
+    again = quantsearch(args, cwd=work)
+    assert again.code == 0, again.err
+    pngs = sorted(p.name for p in (rd / "images").glob("*.png"))
+    assert pngs and not list((rd / "images").glob("*.svg"))  # the previous format's: gone now
+    markdown = (rd / "report.md").read_text()
+    assert all(f"images/{name}" in markdown for name in pngs), markdown[:500]

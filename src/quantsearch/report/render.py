@@ -146,11 +146,14 @@ def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles
     paths = []
     drawn: dict[str, str] = {}
     renderer = {fmt: _digest(_RENDERERS[fmt]) for fmt in formats}
+    stale: list[
+        Path
+    ] = []  # another format's files of an earlier report: removed once this one is whole
     for f in report.figures:
         for fmt in plots.FIGURE_FORMATS:
             path = img_dir / f"{f.name}.{fmt}"
             if fmt not in formats:
-                path.unlink(missing_ok=True)  # another format's file of an earlier report
+                stale.append(path)
                 continue
             digest = hashlib.sha1(f"{renderer[fmt]}:{f.data!r}".encode()).hexdigest()
             if cache["figures"].get(path.name) != digest or not path.is_file():
@@ -160,7 +163,7 @@ def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles
         images[f.name] = (img_dir / f"{f.name}.{shown}").read_bytes()
     for old in set(cache["figures"]) - set(drawn):
         # a picture this report no longer has (caches before figure formats named the PNG's stem)
-        (img_dir / Path(old if "." in old else f"{old}.png").name).unlink(missing_ok=True)
+        stale.append(img_dir / Path(old if "." in old else f"{old}.png").name)
     cache["figures"] = drawn
     # Each file atomically: a full disk ends in one line and leaves the previous report whole.
     write_atomic(img_dir / CACHE, json.dumps(cache))
@@ -170,6 +173,9 @@ def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles
     cmp_md = None
     if report.comparison is not None:
         cmp_md = write_atomic(rd / "comparison.md", render_comparison_markdown(report))
+    for path in stale:  # the previous report.md showed them until the new one took its place
+        if path not in paths:
+            path.unlink(missing_ok=True)
     return ReportFiles(page, md, tuple(paths), cmp_md)
 
 
