@@ -93,6 +93,20 @@ def test_a_model_that_changes_its_input_leaves_the_data_alone() -> None:
     assert torch.equal(x, x0)
 
 
+def test_a_model_that_changes_its_input_under_inference_mode() -> None:
+    """Inference tensors keep no version count (reading it raised a RuntimeError): the change
+    is told by the values, and the graph reads a copy all the same."""
+    model, x, _ = _model_and_data("mutates_input")
+    with torch.inference_mode():
+        x = x.clone()
+        x0 = x.clone()
+        gm = trace(model, x[:8])
+        out = gm(x)
+    assert torch.equal(x, x0)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x0.clone()), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_search_and_quantize(name: str) -> None:
     """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
