@@ -58,7 +58,7 @@ class HlsExport:
         """Write the HLS project into :attr:`out_dir` (hls4ml's progress lines silenced).
 
         hls4ml writes into a folder beside :attr:`out_dir`, which then takes its place whole
-        (:func:`quantsearch.export.staging.replace_folder`): a write stopped midway (a full
+        (:func:`quantsearch.export.staging.staged_folder`): a write stopped midway (a full
         disk, a ``kill -9``) never leaves a half project under that name, nor a mix of two.
 
         Raises:
