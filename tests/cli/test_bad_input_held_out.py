@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from quantsearch.cli import main
-from tests.cli.bad_input import GOOD, finished_study
+from tests.cli.bad_input import GOOD, W, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
 from tests.cli.bad_input import run_cli as _run
+from tests.cli.bad_input import sub as _sub
 
 
 def _sub_checkpoint(path: str) -> Callable[[str], str]:
@@ -78,10 +79,52 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "accuracy_drop negative": (
         _add("search.constraints", "accuracy_drop = { max = -0.1 }"),
-        r"^search\.constraints\.accuracy_drop\.max: got -0\.1, allowed: a bound in \[0, 1\] "
+        r"^search\.constraints\.accuracy_drop\.max: got -0\.1, allowed: a bound in \[0, 1\) "
         r"for the drop of accuracy",
     ),
     "train.lr past floats": (_add("train", "lr = 1" + "0" * 400), r"^train\.lr must be <= 10"),
+    # bounds at the ends of a metric's range: met by every value, or by 0 alone
+    "max_ratio 0": (
+        _add("search.constraints", "bitops = { max_ratio = 0 }"),
+        r"^search\.constraints\.bitops\.max_ratio: got 0\.0, allowed: a bound > 0 for bitops "
+        r"\(only a value of 0 meets it\)$",
+    ),
+    "min_ratio 0": (
+        _add("search.constraints", "bitops = { min_ratio = 0 }"),
+        r"^search\.constraints\.bitops\.min_ratio: got 0\.0, .* \(every value meets it\)$",
+    ),
+    "accuracy min 0": (
+        _add("search.constraints", "accuracy = { min = 0 }"),
+        r"^search\.constraints\.accuracy\.min: got 0\.0, allowed: a bound in \(0, 1\] for "
+        r"accuracy \(every value meets it\)$",
+    ),
+    "accuracy max 1": (
+        _add("search.constraints", "accuracy = { max = 1 }"),
+        r"^search\.constraints\.accuracy\.max: got 1\.0, allowed: a bound in \(0, 1\) .*every",
+    ),
+    "loss max 0": (
+        _add("search.constraints", "loss = { max = 0 }"),
+        r"^search\.constraints\.loss\.max: got 0\.0, allowed: a bound > 0 for loss \(only a",
+    ),
+    "accuracy_drop max 1": (
+        _add("search.constraints", "accuracy_drop = { max = 1 }"),
+        r"^search\.constraints\.accuracy_drop\.max: got 1\.0, allowed: a bound in \[0, 1\) .*"
+        r"\(every value meets it\)$",
+    ),
+    "a choice twice": (
+        _sub(W, "weight = [[8, 4], [4, 2], [8, 4]]"),
+        r"^search\.space\.choices\.linear\.weight: got \[8, 4\] twice, allowed: each once$",
+    ),
+    "fidelity full with eta": (
+        _add("search", 'fidelity = { method = "full", eta = 3 }'),
+        r"^search\.fidelity\.eta: got 3 with method = 'full', allowed: only with method = "
+        r"'successive_halving'$",
+    ),
+    "n_evaluations past n_trials": (
+        _add("search", "n_evaluations = 10"),
+        r"^search\.n_evaluations: got 10 with search\.n_trials = 2, allowed: at most 2 \(every "
+        r"evaluation is a trial\)$",
+    ),
     "model.checkpoint a folder": (
         _sub_checkpoint("folder"),
         r"^model\.checkpoint: 'folder' is a folder, allowed: a checkpoint file$",
@@ -128,6 +171,14 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "-q", "--load", "nothing"],
         r"^--load: 'nothing' is a link to nothing, allowed: a checkpoint file$",
     ),
+    "--n-evaluations past --n-trials": (
+        ["search", "-c", "good.toml", "-q", "--n-trials", "3", "--n-evaluations", "5"],
+        r"^--n-evaluations: got 5 with --n-trials = 3, allowed: at most 3",
+    ),
+    "--n-trials below n_evaluations": (
+        ["search", "-c", "evals.toml", "-q", "--n-trials", "3"],
+        r"^search\.n_evaluations: got 4 with --n-trials = 3, allowed: at most 3",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
@@ -170,6 +221,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     code = main_exit(["search", "-c", str(d / "fail.toml"), "--run-dir", str(d / "runs"), "-q"])
     assert code == 0
     assert "RuntimeError: the third call" in (d / "runs" / "fail" / "trials.jsonl").read_text()
+    (d / "evals.toml").write_text(good.replace("n_trials = 2", "n_evaluations = 4"))
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     (d / "folder").mkdir()

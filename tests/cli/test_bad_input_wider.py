@@ -144,7 +144,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     # constraint bounds some value can meet and some can break
     "max_ratio negative": (
         _add("search.constraints", "bitops = { max_ratio = -0.5 }"),
-        r"^search\.constraints\.bitops\.max_ratio: got -0\.5, allowed: a bound >= 0 for bitops",
+        r"^search\.constraints\.bitops\.max_ratio: got -0\.5, allowed: a bound > 0 for bitops",
     ),
     "min_ratio negative": (
         _add("search.constraints", "model_size_bits = { min_ratio = -1 }"),
@@ -152,15 +152,15 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "cost max negative": (
         _add("search.constraints", "bitops = { max = -1 }"),
-        r"^search\.constraints\.bitops\.max: got -1\.0, allowed: a bound >= 0",
+        r"^search\.constraints\.bitops\.max: got -1\.0, allowed: a bound > 0",
     ),
     "accuracy min above 1": (
         _add("search.constraints", "accuracy = { min = 2.0 }"),
-        r"^search\.constraints\.accuracy\.min: got 2\.0, allowed: a bound in \[0, 1\] for acc",
+        r"^search\.constraints\.accuracy\.min: got 2\.0, allowed: a bound in \(0, 1\] for acc",
     ),
     "accuracy_drop above 1": (
         _add("search.constraints", "accuracy_drop = { max = 5 }"),
-        r"^search\.constraints\.accuracy_drop\.max: got 5\.0, allowed: a bound in \[0, 1\]",
+        r"^search\.constraints\.accuracy_drop\.max: got 5\.0, allowed: a bound in \[0, 1\)",
     ),
     # block_fp: a block_dim the tensor has, a block_size that fits in memory
     "block_dim past a weight": (

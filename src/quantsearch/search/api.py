@@ -29,7 +29,12 @@ from quantsearch.errors import ConfigError
 from quantsearch.metrics.user import UserEvaluate
 from quantsearch.passes.transform import parse_quantize_config
 from quantsearch.search.cache import EvaluationCache
-from quantsearch.search.config import SearchConfig, check_storage_url, parse_search_config
+from quantsearch.search.config import (
+    SearchConfig,
+    check_evaluations,
+    check_storage_url,
+    parse_search_config,
+)
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.prepare import prepare_from_config, prepare_search, trace_model
@@ -354,7 +359,11 @@ def study_of(
         raise ConfigError(f"{config.source}: a [search] table is required for `search`")
     cfg: SearchConfig = config.search
     if overrides:
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = dataclasses.replace(cfg, **given)
+        key = "--n-evaluations" if "n_evaluations" in given else "search.n_evaluations"
+        trials_key = "--n-trials" if "n_trials" in given else "search.n_trials"
+        check_evaluations(cfg.n_evaluations, cfg.n_trials, key, trials_key)
     if study:
         name = study_name(study, "--study")
     elif cfg.study:

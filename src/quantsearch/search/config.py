@@ -8,17 +8,18 @@ space meets the traced model, before any trial runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError
 from quantsearch.metrics.config import check_directions
-from quantsearch.metrics.specs import TRIAL_METRICS, builtin_metric, metric_spec
+from quantsearch.metrics.specs import TRIAL_METRICS
 from quantsearch.search.goals import (
+    DERIVED,
     ConstraintSpec,
     ObjectiveSpec,
+    check_bound,
     check_metric,
     default_recorded,
     parse_constraints,
@@ -47,6 +48,7 @@ __all__ = [
     "ObjectiveSpec",
     "SearchConfig",
     "StrategySpec",
+    "check_evaluations",
     "check_storage_url",
     "parse_compare_config",
     "parse_search_config",
@@ -198,6 +200,12 @@ def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
     method = get_str(raw, "method", key, "successive_halving")
     if method not in methods:
         raise ConfigError(f"{key}.method must be one of {methods} (got {method!r})")
+    unused = sorted(set(raw) - {"method"})
+    if method == "full" and unused:  # a full evaluation has no rungs: they were ignored
+        raise ConfigError(
+            f"{key}.{unused[0]}: got {raw[unused[0]]!r} with method = 'full', allowed: only "
+            "with method = 'successive_halving'"
+        )
     confidence = get_float(raw, "confidence", key, 0.95)
     assert confidence is not None
     if not 0.5 <= confidence < 1:
@@ -266,7 +274,7 @@ def parse_search_config(
         )
     constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
     for c in constraints:
-        _check_bound(c, f"{key}.constraints.{c.name}.{'max' if c.kind in _DERIVED else c.kind}")
+        check_bound(c, f"{key}.constraints.{c.name}.{'max' if c.kind in DERIVED else c.kind}")
     _check_strategy(strategy, combine, objectives, f"{key}.strategy")
     named = [o.metric for o in objectives] + [c.metric for c in constraints]
     metrics_raw = raw.get("metrics", list(default_recorded(user, named)))
@@ -288,6 +296,7 @@ def parse_search_config(
         n_trials = (
             d.n_trials if n_evaluations is None else TRIALS_PER_EVALUATION_CAP * n_evaluations
         )
+    check_evaluations(n_evaluations, n_trials, f"{key}.n_evaluations", f"{key}.n_trials")
     return SearchConfig(
         strategy=strategy,
         space=space,
@@ -312,32 +321,6 @@ def parse_search_config(
     )
 
 
-_DERIVED = ("drop", "increase")
-
-
-def _check_bound(c: ConstraintSpec, key: str) -> None:
-    """A bound some value can meet and some can break: a ratio to the baseline is >= 0; every
-    built-in metric is >= 0, and a fraction (accuracy) is at most 1, so is its drop.
-
-    A drop or increase bounds what quantization costs against the unquantized baseline, so it
-    is >= 0: a negative one (``loss_increase = { max = -1 }``) asks every trial to beat the
-    float model by that much, which the float model itself does not."""
-    allowed: tuple[float, float] | None = None
-    if c.kind in ("max_ratio", "min_ratio"):
-        allowed = (0.0, math.inf)
-    elif builtin_metric(c.metric):
-        fraction = metric_spec(c.metric).unit == "fraction"
-        allowed = (0.0, 1.0 if fraction else math.inf)
-    if allowed is not None and not allowed[0] <= c.bound <= allowed[1]:
-        lo, hi = allowed
-        rule = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
-        unit = " (a fraction: 0.9 for 90%)" if hi == 1.0 else ""
-        what = c.metric
-        if c.kind in _DERIVED:
-            what = f"the {c.kind} of {c.metric} from the unquantized model"
-        raise ConfigError(f"{key}: got {c.bound}, allowed: a bound {rule} for {what}{unit}")
-
-
 def _check_strategy(
     strategy: StrategySpec, combine: str, objectives: tuple[ObjectiveSpec, ...], key: str
 ) -> None:
@@ -351,6 +334,23 @@ def _check_strategy(
 def _study(raw: Mapping[str, Any], key: str) -> str | None:
     name = get_str(raw, "study", key)
     return None if name is None else study_name(name, f"{key}.study")
+
+
+def check_evaluations(n_evaluations: int | None, n_trials: int, key: str, trials_key: str) -> None:
+    """Refuse an evaluation budget the trial budget never reaches: every evaluation is a
+    trial, so ``n_evaluations`` past ``n_trials`` is a stop that cannot happen.
+
+    Example:
+        >>> check_evaluations(10, 2, "search.n_evaluations", "search.n_trials")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: search.n_evaluations: got 10 with search.n_trials = 2, allowed: at most 2 (every evaluation is a trial)
+    """
+    if n_evaluations is not None and n_evaluations > n_trials:
+        raise ConfigError(
+            f"{key}: got {n_evaluations} with {trials_key} = {n_trials}, allowed: at most "
+            f"{n_trials} (every evaluation is a trial)"
+        )
 
 
 def _storage(raw: Mapping[str, Any], key: str) -> str | None:

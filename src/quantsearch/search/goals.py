@@ -7,6 +7,7 @@ function returns, which needs a direction: declared (``[metrics] directions``, o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,8 +25,10 @@ from quantsearch.metrics.specs import (
 from quantsearch.validate import check_keys, get_bool, get_float, get_str, toml_key
 
 __all__ = [
+    "DERIVED",
     "ConstraintSpec",
     "ObjectiveSpec",
+    "check_bound",
     "check_metric",
     "default_recorded",
     "parse_constraints",
@@ -193,3 +196,42 @@ def default_recorded(user: Mapping[str, str] | None, named: Iterable[str] = ()) 
     if any(m in REGRESSION_METRICS for m in named):
         return (*REGRESSION_METRICS, *static)
     return TRIAL_METRICS
+
+
+DERIVED = ("drop", "increase")  # constraint kinds measured against the baseline
+
+
+def check_bound(c: ConstraintSpec, key: str) -> None:
+    """A bound some value can meet and some can break: a ratio to the baseline is > 0; every
+    built-in metric is >= 0, and a fraction (accuracy) is at most 1, so is its drop. At the
+    ends, ``min = 0`` (or ``min_ratio = 0``) is met by every value, ``max = 0`` only by 0,
+    a fraction's ``max = 1`` by every value.
+
+    A drop or increase bounds what quantization costs against the unquantized baseline, so it
+    is >= 0 (0: no cost at all): a negative one (``loss_increase = { max = -1 }``) asks every
+    trial to beat the float model by that much, which the float model itself does not."""
+    if c.kind in ("max_ratio", "min_ratio"):
+        lo, hi, lo_open, hi_open = 0.0, math.inf, True, False
+    elif builtin_metric(c.metric):
+        fraction = metric_spec(c.metric).unit == "fraction"
+        lo, hi = 0.0, 1.0 if fraction else math.inf
+        lo_open = c.kind not in DERIVED
+        hi_open = fraction and c.kind != "min"
+    else:
+        return  # an evaluate function's metric: its range is the function's own
+    if (lo < c.bound or (c.bound == lo and not lo_open)) and (
+        c.bound < hi or (c.bound == hi and not hi_open)
+    ):
+        return
+    if hi == math.inf:
+        rule = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        rule = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    unit = " (a fraction: 0.9 for 90%)" if hi == 1.0 else ""
+    what = c.metric
+    if c.kind in DERIVED:
+        what = f"the {c.kind} of {c.metric} from the unquantized model"
+    if c.bound in (lo, hi):
+        unit = " (only a value of 0 meets it)" if c.bound == 0 and "max" in c.kind else ""
+        unit = unit or " (every value meets it)"
+    raise ConfigError(f"{key}: got {c.bound}, allowed: a bound {rule} for {what}{unit}")

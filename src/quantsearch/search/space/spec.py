@@ -31,7 +31,7 @@ from quantsearch.passes.transform.layer import (
     check_auto,
     with_role_defaults,
 )
-from quantsearch.validate import check_keys, get_str, get_table
+from quantsearch.validate import check_keys, check_unique, get_str, get_table
 
 __all__ = [
     "SAME_AS",
@@ -153,6 +153,7 @@ def _role_choices(
     elif isinstance(raw, list):
         if not raw:
             raise ConfigError(f"{key} must not be an empty list")
+        check_unique(raw, key)  # the same choice written twice is a slip (it was one choice)
         for i, item in enumerate(raw):
             if isinstance(item, Mapping):
                 d = dict(item)
