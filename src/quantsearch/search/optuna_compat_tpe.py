@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "tpe_best",
+    "tpe_default_weights",
     "tpe_gamma",
     "tpe_intersection",
     "tpe_n_startup",
@@ -164,6 +165,14 @@ def tpe_parzen_defaults(sampler: TPESampler) -> tuple[float, Callable[[int], np.
     if params.weights is not default_weights or not params.prior_weight >= 0:
         return None
     return float(params.prior_weight), params.weights
+
+
+def tpe_default_weights() -> Callable[[int], np.ndarray]:
+    """Optuna's ``default_weights``, the kernel weights ``TPESampler`` uses by default (not
+    exported: its formula is reproduced where only its values within rounding are needed)."""
+    from optuna.samplers._tpe.sampler import default_weights
+
+    return default_weights
 
 
 def tpe_best(

@@ -22,7 +22,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 
 from quantsearch.search.strategies import tpe
-from quantsearch.search.strategies.tpe_choice import MARGIN, clear_choice, log_pdfs
+from quantsearch.search.strategies.tpe_choice import MARGIN, _kernel_weights, clear_choice, log_pdfs
 from tests.search.strategies.test_tpe import CATEGORICAL, _lockstep
 
 PARAMS = optuna.samplers.TPESampler(seed=0)._parzen_estimator_parameters
@@ -66,10 +66,17 @@ def test_cases_the_closed_form_leaves_to_optuna() -> None:
     assert clear_choice(tied, [2, 2], below, above, 1.0, PARAMS.weights) is None
     # one distinct candidate is the choice, whatever the values
     same = np.array([[1.0, 0.0]] * 3)
-    assert clear_choice(same, [2, 2], below, above, 1.0, PARAMS.weights).tolist() == [1.0, 0.0]  # type: ignore[union-attr]
+    assert clear_choice(same, [2, 2], below, above, 1.0, PARAMS.weights) == [1.0, 0.0]
     clear = np.array([[1.0, 1.0], [0.0, 0.0]])  # the below's own point leads by far
-    assert clear_choice(clear, [2, 2], below, above, 1.0, PARAMS.weights).tolist() == [0.0, 0.0]  # type: ignore[union-attr]
+    assert clear_choice(clear, [2, 2], below, above, 1.0, PARAMS.weights) == [0.0, 0.0]
     assert MARGIN < 1e-6
+
+
+def test_default_weights_by_formula_are_optunas_within_rounding() -> None:
+    for n in range(0, 3000):
+        ours, theirs = _kernel_weights(n, PARAMS.weights), PARAMS.weights(n)
+        assert ours.shape == theirs.shape
+        assert np.allclose(ours, theirs, rtol=4e-16, atol=0), n
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:

@@ -314,7 +314,7 @@ class IncrementalTPESampler(TPESampler):
         samples = below.sample(rng, n_candidates)
         chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
         if chosen is not None:  # as TPESampler._sample gives it: a float to each external
-            values = zip(search_space.items(), chosen.tolist(), strict=True)
+            values = zip(search_space.items(), chosen, strict=True)
             return {name: d.to_external_repr(v) for (name, d), v in values}
         above = categorical_mixture(x_above, choices, *parzen)
         acquisition = below.log_pdf(samples) - above.log_pdf(samples)

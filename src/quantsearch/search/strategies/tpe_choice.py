@@ -29,9 +29,12 @@ against Optuna's ``_ParzenEstimator`` and whole proposals against ``TPESampler(s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from quantsearch.search import optuna_compat_tpe
 
 __all__ = ["MARGIN", "clear_choice", "log_pdfs"]
 
@@ -49,8 +52,9 @@ def _words(rows: np.ndarray, pad: int) -> np.ndarray:
     """``(rows, words)`` uint64: each row's choices a byte each, eight to a word, padded with
     ``pad`` (1 for kernels, 0 for candidates: padding never counts as equal)."""
     n, p = rows.shape
-    width = 8 * ((p + 7) // 8)
-    out = np.full((n, width), pad, dtype=np.uint8)
+    if p % 8 == 0:
+        return rows.astype(np.uint8).view("<u8")
+    out = np.full((n, p + 8 - p % 8), pad, dtype=np.uint8)
     out[:, :p] = rows
     return out.view("<u8")
 
@@ -75,20 +79,35 @@ def _patterns(kernels: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
 _POPCOUNT = np.array([bin(m).count("1") for m in range(256)], dtype=float)
 
 
+def _kernel_weights(n: int, weights: Callable[[int], np.ndarray]) -> np.ndarray:
+    """The first ``n`` of ``weights(n)``; Optuna's ``default_weights`` (a ramp from ``1/n`` to
+    1 over all but the last 25, which are 1) by its formula in three operations instead of
+    ``np.linspace``'s twenty: equal within rounding, which is all the closed form needs."""
+    if weights is not optuna_compat_tpe.tpe_default_weights() or n <= 26:
+        return np.asarray(weights(n), dtype=float)[:n]
+    w = np.ones(n)
+    ramp = w[: n - 25]
+    ramp[:] = np.arange(n - 25)
+    ramp *= (1.0 - 1.0 / n) / (n - 26)
+    ramp += 1.0 / n
+    return w
+
+
 def _closed_form(
     patterns: list[np.ndarray],
     columns: slice,
-    choices: np.ndarray,
+    choices: Sequence[int],
     prior_weight: float,
     weights: np.ndarray,
 ) -> np.ndarray | None:
     """The mixture's log-density at each candidate (module doc), its kernels' patterns in
-    ``columns``; ``weights``: its observed kernels' (unnormalised)."""
+    ``columns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
+    a proposal runs right after a trial's evaluation, when each numpy call costs most."""
     n, t = len(weights), len(choices)
     a = prior_weight / (n + 1)
-    log_q = float(np.log(a) - np.log1p(a))  # a miss's factor, relative to a hit
-    base = float(np.sum(np.log1p(a) - np.log1p(choices * a)))  # every choice hit
-    if not (np.isfinite(base) and t * log_q > -700):
+    log_q = math.log(a) - math.log1p(a)  # a miss's factor, relative to a hit
+    base = math.fsum(math.log1p(a) - math.log1p(c * a) for c in choices)  # every choice hit
+    if not (math.isfinite(base) and t * log_q > -700):
         return None
     factors: np.ndarray | None = None
     for w, pattern in enumerate(patterns):
@@ -97,9 +116,10 @@ def _closed_form(
         factors = part if factors is None else np.multiply(factors, part, out=factors)
     assert factors is not None
     total = factors @ weights
-    total += prior_weight * float(np.exp(-np.sum(np.log(choices)) - base))  # the uniform kernel
-    with np.errstate(divide="ignore"):
-        out: np.ndarray = np.log(total) + (base - np.log(weights.sum() + prior_weight))
+    uniform = -math.fsum(math.log(c) for c in choices)
+    total += prior_weight * math.exp(uniform - base)  # the prior's kernel: positive, no log(0)
+    out: np.ndarray = np.log(total)
+    out += base - math.log(float(weights.sum()) + prior_weight)
     return out
 
 
@@ -121,7 +141,7 @@ def log_pdfs(
         choices: each parameter's number of choices.
         prior_weight: ``_ParzenEstimatorParameters.prior_weight``.
         weights: the kernel weights function (``_ParzenEstimatorParameters.weights``).
-        candidates: ``(candidates, parameters)`` choice indices (integers).
+        candidates: ``(candidates, parameters)`` choice indices.
 
     Example:
         >>> from optuna.samplers._tpe.sampler import default_weights
@@ -131,18 +151,18 @@ def log_pdfs(
 
         (Optuna's ``_ParzenEstimator`` gives ``-1.04982212`` for the same.)
     """
-    if min(len(o) for o in observed) == 0 or not prior_weight > 0 or max(choices) > 127:
+    sizes = [len(o) for o in observed]
+    if min(sizes) == 0 or not prior_weight > 0 or max(choices) > 127:
         return None
-    patterns = _patterns(np.concatenate(observed).astype(np.uint8), candidates.astype(np.uint8))
-    c = np.asarray(choices, dtype=float)
+    patterns = _patterns(np.concatenate(observed), candidates)
     out, start = [], 0
-    for o in observed:
-        w = np.asarray(weights(len(o)), dtype=float)[: len(o)]
-        got = _closed_form(patterns, slice(start, start + len(o)), c, prior_weight, w)
+    for n in sizes:
+        w = _kernel_weights(n, weights)
+        got = _closed_form(patterns, slice(start, start + n), choices, prior_weight, w)
         if got is None:
             return None
         out.append(got)
-        start += len(o)
+        start += n
     return out
 
 
@@ -153,28 +173,26 @@ def clear_choice(
     observed_above: np.ndarray,
     prior_weight: float,
     weights: Callable[[int], np.ndarray],
-) -> np.ndarray | None:
-    """The candidate (a row of ``samples``) ``TPESampler`` chooses, where it leads every other
-    distinct candidate by more than :data:`MARGIN`; ``None`` where it does not (the caller then
-    computes Optuna's acquisition exactly). One distinct candidate is the choice whatever the
-    values. ``observed_below``, ``observed_above``: the two mixtures' observations."""
-    first: dict[tuple[int, ...], int] = {}
-    for row in samples.astype(np.int64).tolist():
-        first.setdefault(tuple(row), len(first))
-    unique = np.array(list(first), dtype=np.int64).reshape(len(first), samples.shape[1])
+) -> list[float] | None:
+    """The candidate (a row of ``samples``, as floats) ``TPESampler`` chooses, where it leads
+    every other distinct candidate by more than :data:`MARGIN`; ``None`` where it does not
+    (the caller then computes Optuna's acquisition exactly). One distinct candidate is the
+    choice whatever the values. ``observed_below``, ``observed_above``: the two mixtures'
+    observations."""
+    unique = list(dict.fromkeys(map(tuple, samples.tolist())))  # first occurrences, in order
     if len(unique) == 1:
-        one: np.ndarray = unique[0].astype(float)
-        return one
-    got = log_pdfs([observed_below, observed_above], choices, prior_weight, weights, unique)
+        return list(unique[0])
+    got = log_pdfs(
+        [observed_below, observed_above], choices, prior_weight, weights, np.array(unique)
+    )
     if got is None:
         return None
-    lb, la = got
-    acquisition = lb - la
-    if not np.all(np.isfinite(acquisition)):
+    lb, la = got[0].tolist(), got[1].tolist()
+    acquisition = [b - a for b, a in zip(lb, la, strict=True)]
+    if not all(map(math.isfinite, acquisition)):
         return None
-    top, second = np.partition(acquisition, -2)[-2:][::-1]
-    scale = max(1.0, float(np.max(np.abs(lb))), float(np.max(np.abs(la))))
-    if top - second <= MARGIN * scale:
+    order = sorted(range(len(unique)), key=acquisition.__getitem__, reverse=True)
+    scale = max(1.0, *map(abs, lb), *map(abs, la))
+    if acquisition[order[0]] - acquisition[order[1]] <= MARGIN * scale:
         return None
-    best: np.ndarray = unique[int(np.argmax(acquisition))].astype(float)
-    return best
+    return list(unique[order[0]])
