@@ -125,6 +125,10 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"^search\.n_evaluations: got 10 with search\.n_trials = 2, allowed: at most 2 \(every "
         r"evaluation is a trial\)$",
     ),
+    "compare.n_evaluations past compare.n_trials": (
+        _add("compare", "n_trials = 2\nn_evaluations = 5"),
+        r"^compare\.n_evaluations: got 5 with compare\.n_trials = 2, allowed: at most 2",
+    ),
     "model.checkpoint a folder": (
         _sub_checkpoint("folder"),
         r"^model\.checkpoint: 'folder' is a folder, allowed: a checkpoint file$",
@@ -179,6 +183,26 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "evals.toml", "-q", "--n-trials", "3"],
         r"^search\.n_evaluations: got 4 with --n-trials = 3, allowed: at most 3",
     ),
+    "compare --evaluations past --trials": (
+        ["compare", "-c", "good.toml", "-q", "--trials", "2", "--evaluations", "5"],
+        r"^--evaluations: got 5 with --trials = 2, allowed: at most 2",
+    ),
+    "train.checkpoint a FIFO": (
+        ["train", "-c", "to_fifo.toml"],
+        r"^train\.checkpoint: '.*fifo' is not a regular file, allowed: a file name$",
+    ),
+    "train.checkpoint a folder": (
+        ["train", "-c", "to_folder.toml"],
+        r"^train\.checkpoint: '.*folder' is a folder, allowed: a file name$",
+    ),
+    "export --backend with qonnx": (
+        ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--backend", "vivado"],
+        r"^--backend: given with --to qonnx, allowed: with --to hls4ml$",
+    ),
+    "export --io-type with qonnx": (
+        ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--io-type", "io_stream"],
+        r"^--io-type: given with --to qonnx, allowed: with --to hls4ml$",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
@@ -222,6 +246,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     assert code == 0
     assert "RuntimeError: the third call" in (d / "runs" / "fail" / "trials.jsonl").read_text()
     (d / "evals.toml").write_text(good.replace("n_trials = 2", "n_evaluations = 4"))
+    for name in ("fifo", "folder"):  # train failed (or replaced the FIFO) after training
+        (d / f"to_{name}.toml").write_text(good + f'[train]\ncheckpoint = "{name}"\n')
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     (d / "folder").mkdir()

@@ -21,7 +21,7 @@ from quantsearch.cli.common import (
 )
 from quantsearch.cli.printing import comparison_json, print_comparison
 from quantsearch.errors import ConfigError
-from quantsearch.search.config import CompareConfig
+from quantsearch.search.config import CompareConfig, check_evaluations
 from quantsearch.validate import SEED_MAX, SEEDS_MAX, check_unique
 
 if TYPE_CHECKING:
@@ -66,6 +66,14 @@ def check_budgets(config: Config, n_trials: int | None, n_evaluations: int | Non
     if config.search is None:
         return
     cc = config.compare or CompareConfig()
+    trials = n_trials or cc.n_trials  # without one, an evaluation budget sets the cap (20 x)
+    if trials is not None:
+        check_evaluations(
+            n_evaluations or cc.n_evaluations,
+            trials,
+            "--evaluations" if n_evaluations else "compare.n_evaluations",
+            "--trials" if n_trials else "compare.n_trials",
+        )
     if n_evaluations or cc.n_evaluations:
         limit, unit = n_evaluations or cc.n_evaluations, "evaluations"
         source = "--evaluations" if n_evaluations else "compare.n_evaluations"

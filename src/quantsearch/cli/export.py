@@ -100,6 +100,11 @@ def export(
     """
     if samples is not None and not verify:
         raise ConfigError("--samples: given without --verify, allowed: with it (else unused)")
+    ctx = click.get_current_context()
+    for name, option in (("backend", "--backend"), ("io_type", "--io-type")):
+        given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        if target == "qonnx" and given:  # hls4ml's settings: a QONNX file ignored them
+            raise ConfigError(f"{option}: given with --to qonnx, allowed: with --to hls4ml")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
     from quantsearch.export.qonnx import check_out

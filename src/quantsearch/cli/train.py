@@ -16,7 +16,7 @@ from quantsearch.cli.common import (
     load_config_or_default,
 )
 from quantsearch.cli.printing import dumps
-from quantsearch.validate import EPOCHS_MAX
+from quantsearch.validate import EPOCHS_MAX, output_file
 
 __all__ = ["default_checkpoint_path", "train"]
 
@@ -73,8 +73,15 @@ def train_to_checkpoint(
     fresh = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=None))
     seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
     session = open_session(fresh)
-    result = run_training(session.model, session.data, cfg.train, progress=progress)
     path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
+    if (
+        out is None
+    ):  # checked before training: a folder or FIFO there failed (or was replaced) after it
+        key = "train.checkpoint" if cfg.train.checkpoint else "model.checkpoint"
+        if not cfg.train.checkpoint and not cfg.model.checkpoint:
+            key = f"--out (default: {path})"
+        output_file(str(path), key)
+    result = run_training(session.model, session.data, cfg.train, progress=progress)
     save_checkpoint(
         path,
         result.model,

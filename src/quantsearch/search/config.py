@@ -421,10 +421,14 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
             f"{key}.budgets must be a list of positive integers up to {COUNT_MAX} (got {budgets!r})"
         )
     check_unique(budgets, f"{key}.budgets")
+    n_trials = get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX)
+    n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX)
+    if n_trials is not None:
+        check_evaluations(n_evaluations, n_trials, f"{key}.n_evaluations", f"{key}.n_trials")
     return CompareConfig(
         strategies=names,
         seeds=get_int(raw, "seeds", key, d.seeds, minimum=1, maximum=SEEDS_MAX) or d.seeds,
-        n_trials=get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX),
+        n_trials=n_trials,
         ground_truth_budget=get_int(
             raw, "ground_truth_budget", key, d.ground_truth_budget, minimum=0, maximum=COUNT_MAX
         )
@@ -432,5 +436,5 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         tolerance=get_float(raw, "tolerance", key, 0.0, minimum=0.0) or 0.0,
         budgets=tuple(budgets),
         shared_cache=get_bool(raw, "shared_cache", key, True),
-        n_evaluations=get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX),
+        n_evaluations=n_evaluations,
     )
