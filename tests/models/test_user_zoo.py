@@ -3,8 +3,9 @@
 Each model is traced and priced (referees: ``torch.utils.flop_counter.FlopCounterMode`` for the
 MAC layers' FLOPs, ``sum(p.numel())`` for the parameters, the model itself for the traced
 graph's outputs), searched and quantized; every outcome is a number checked against torch or
-one ``error:`` line with exit status 2. Export maps Linear, BatchNorm1d and ReLU modules only;
-the others are refused in one line naming their layers.
+one ``error:`` line with exit status 2. Export maps chains of Linear, BatchNorm1d and ReLU
+modules, bit for bit against the qonnx executor and hls4ml's C simulation (slow, g++); other
+layers are refused in one line naming them.
 """
 
 from __future__ import annotations
@@ -105,6 +106,36 @@ def test_a_model_that_changes_its_input_under_inference_mode() -> None:
     assert torch.equal(x, x0)
     with torch.no_grad():
         torch.testing.assert_close(out, model(x0.clone()), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["mutates_input", "in_place", "relu_first", "attention"])
+def test_every_evaluation_path_equals_quantize(name: str) -> None:
+    """In-place ops and the input's copy through each path: the prepared slots give
+    quantize()'s outputs bit for bit, evaluate_many equals evaluate, and both equal
+    compute_metrics on quantize()'s module; the data are left as they were."""
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+    from quantsearch.passes.transform import quantize
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.config import parse_search_config
+    from tests.test_user_models import _random_configs
+
+    model, x, y = _model_and_data(name)
+    x0 = x.clone()
+    gm = trace(model, x[:8])
+    names = ["accuracy", "loss", "model_size_bits", "bitops", "flops"]
+    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
+    cfg = parse_search_config({"space": space, "objectives": {"accuracy": {}}, "metrics": names})
+    _, evaluator = prepare_search(gm, cfg, Split(x, y))
+    configs = _random_configs(gm, 3, seed=1)
+    for rc, pop in zip(configs, evaluator.evaluate_many(configs), strict=True):
+        qgm = quantize(gm, rc)
+        with torch.no_grad():
+            assert torch.equal(evaluator.prepared().apply_(rc)(x), qgm(x))
+        one = evaluator.evaluate(rc)
+        assert one.error is None and one.metrics == pop.metrics and one.metrics is not None
+        assert {k: one.metrics[k] for k in names} == compute_metrics(qgm, names, data=Split(x, y))
+    assert torch.equal(x, x0)
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

@@ -2,7 +2,8 @@
 
 The CLI reads this file by path (``model.name = "<this file>:build_acts"``); the tests import it
 too. Each ``build_<name>`` returns a seeded, untrained model that takes one tensor per sample
-(16 features, or 6 token indices for ``embed``) and, unless noted, returns 5 logits. The data
+(16 features, or 6 token indices for ``embed``) and returns 5 logits (``tuple_out`` and
+``dict_out``: 5 logits and 2 more values; ``regression``: 2 float estimates). The data
 functions return ``(x, y)`` for ``data.name = "<this file>:load"``.
 """
 
