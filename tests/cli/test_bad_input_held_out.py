@@ -203,6 +203,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--io-type", "io_stream"],
         r"^--io-type: given with --to qonnx, allowed: with --to hls4ml$",
     ),
+    "quantize --calibration without an auto field": (
+        ["quantize", "-c", "q_fixed.toml", "--calibration", "percentile", "--out", "q"],
+        r"^--calibration: given without an activation's frac_width = 'auto' in .*q_fixed\.toml's "
+        r"\[quantize\], allowed: with one",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
@@ -248,6 +253,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "evals.toml").write_text(good.replace("n_trials = 2", "n_evaluations = 4"))
     for name in ("fifo", "folder"):  # train failed (or replaced the FIFO) after training
         (d / f"to_{name}.toml").write_text(good + f'[train]\ncheckpoint = "{name}"\n')
+    (d / "q_fixed.toml").write_text(
+        good + "[quantize.default]\ndata_in = { width = 8, frac_width = 4 }\n"
+    )
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     (d / "folder").mkdir()

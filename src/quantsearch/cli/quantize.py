@@ -134,6 +134,11 @@ def quantize(
             "quantize: got a table that sets no role, allowed: at least one, e.g. "
             "[quantize.default] weight = { width = 8, frac_width = 4 }"
         )
+    if source("method") is ParameterSource.COMMANDLINE and not cfg.quantize.needs_calibration:
+        raise ConfigError(  # it calibrates activations' "auto" fields only: ignored without one
+            f"--calibration: given without an activation's frac_width = 'auto' in "
+            f"{cfg.source}'s [quantize], allowed: with one (it sets their ranges)"
+        )
     session = open_session(cfg, load, need_weights=True)
     gm = session.trace()
     stats = None
