@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -324,3 +325,24 @@ def test_a_skip_alone_and_a_format_alone_still_quantize(
     resolved = (case / "q" / "resolved_config.json").read_text()
     assert "seq_blocks_0" not in resolved  # skipped: float
     assert "block_fp" in resolved
+
+
+def test_a_run_directory_assembled_from_two_searches(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """runs/good's result files beside runs/fail's search_config.json: the report drew good's
+    accuracy trials under fail's 'score' objective, exit 0."""
+    copy = _folder(in_workdir, "two searches") / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", copy)
+    shutil.copy(in_workdir / "runs" / "fail" / "search_config.json", copy / "search_config.json")
+    before = _digest(copy)
+    code, err = _run(["report", str(copy)], capsys)
+    _check(
+        code,
+        err,
+        r"^RUN_DIR: '.*search_config\.json' is not the search of the trials beside it "
+        r"\(objectives \['score'\], combine 'weighted_sum'; the trials': \['accuracy'\], "
+        r"'weighted_sum'\), allowed: the search_config\.json that search wrote there",
+    )
+    assert _digest(copy) == before  # no report drawn

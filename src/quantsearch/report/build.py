@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from quantsearch.compare.analysis import compare_results
 from quantsearch.compare.configs import config_points, read_configs
@@ -136,6 +136,27 @@ def _build_compare(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     )
 
 
+def _check_same_search(path: Path, search: dict[str, Any], result: SearchResult) -> None:
+    """Refuse a ``search_config.json`` of another search than the result files beside it (a
+    copied file, a run directory assembled from two): the report drew one search's trials
+    under the other's objectives."""
+    if not search:
+        return
+    objectives = search.get("objectives")
+    names = (
+        [o.get("metric") for o in objectives if isinstance(o, dict)]
+        if isinstance(objectives, list)
+        else None
+    )
+    if names != list(result.objective_names) or search.get("combine") != result.combine:
+        raise ConfigError(
+            f"RUN_DIR: {str(path)!r} is not the search of the trials beside it (objectives "
+            f"{names}, combine {search.get('combine')!r}; the trials': "
+            f"{list(result.objective_names)}, {result.combine!r}), allowed: the search_config.json "
+            "that search wrote there; run the same `quantsearch search` again to write it"
+        )
+
+
 def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     result = SearchResult.read(rd)
     path = rd / "search_config.json"
@@ -145,6 +166,7 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
             f"RUN_DIR: {str(path)!r} holds a JSON {type(search).__name__}, allowed: an object "
             "(as search writes it)"
         )
+    _check_same_search(path, search, result)
     declare_user_metrics(None, search.get("user_metrics", {}))  # their recorded directions
     points = config_points(result)
     exhaustive = len(points) >= result.space_size
