@@ -205,9 +205,11 @@ KNOBS = {
     "regression": ["linear"],
     "hls_mlp": ["linear", "batch_norm1d"],
     "relu_first": ["linear", "batch_norm1d"],
+    "dropout_mlp": ["linear", "batch_norm1d"],
     "mutates_input": ["linear"],
 }
-EXPORTED = ("hls_mlp", "relu_first")  # Linear, BatchNorm1d and ReLU modules in a chain
+# Linear, BatchNorm1d and ReLU modules in a chain (and what passes its input through)
+EXPORTED = ("hls_mlp", "relu_first", "dropout_mlp")
 DATA = {"embed": "load_tokens", "regression": "load_regression"}
 TASK = {  # a user's evaluate function and its direction, and the objective
     "regression": ("evaluate_regression", 'max_abs_error = "minimize"', "mse"),

@@ -258,6 +258,20 @@ class ReluFirst(nn.Module):
         return self.seq(x)
 
 
+class DropoutMLP(nn.Module):
+    """An hls4ml user's MLP: a flatten of flat input, Dropout between the layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.25),
+            nn.Linear(16, 5), nn.Identity(),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class CountsCalls(nn.Module):
     """Changes a buffer on every call (self.calls += 1): refused by trace."""
 
@@ -290,6 +304,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "hls_mlp": HlsMLP,
     "mutates_input": MutatesInput,
     "relu_first": ReluFirst,
+    "dropout_mlp": DropoutMLP,
     "counts_calls": CountsCalls,
 }
 

@@ -26,7 +26,7 @@ from torch import fx, nn
 
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
-from quantsearch.export.plan import HwPlan, plan
+from quantsearch.export.plan import HwPlan, chain_nodes, plan
 from quantsearch.export.staging import staged_folder
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info
@@ -159,9 +159,7 @@ class _Chain(nn.Module):
 def float_model(qgm: fx.GraphModule) -> nn.Module:
     """The plain float model hls4ml converts: quantized weights, BatchNorm folded."""
     root: dict[str, nn.Module] = {}
-    for node in qgm.graph.nodes:
-        if node.op != "call_module":
-            continue
+    for node in chain_nodes(qgm):
         m = submodule(qgm, str(node.target))
         new: nn.Module
         if isinstance(m, nn.Linear):

@@ -108,12 +108,30 @@ def _resolve(layer: HwLayer) -> None:
     layer.result = result
 
 
+def _passes_through(gm: fx.GraphModule, n: fx.Node) -> bool:
+    """Whether ``n`` gives its one input unchanged, so that the chain goes on through it:
+    trace's copy of an input the forward changes in place (``ReLU(inplace=True)`` first; the
+    exported layers never write their input), dropout in eval mode, ``nn.Identity``, and a
+    flatten of a tensor that is flat already."""
+    ni = info(n)
+    if n.op == "call_method" and n.target == "clone":
+        return len(n.all_input_nodes) == 1 and n.all_input_nodes[0].op == "placeholder"
+    if ni.op_kind == "dropout" and n.op == "call_module":
+        return not submodule(gm, str(n.target)).training
+    if ni.op_kind == "dropout" and n.op == "call_function":
+        return n.kwargs.get("training", n.args[2] if len(n.args) > 2 else True) is False
+    if ni.op_kind in ("identity", "flatten") and len(n.all_input_nodes) == 1:
+        return ni.inputs == ni.outputs
+    return False
+
+
 def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
+    """The layers of a chain, in order; nodes that pass their input through are left out."""
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    # trace's copy of an input that the forward changes in place (ReLU(inplace=True) first):
-    # the exported layers never write their input, so the chain starts at the input itself
-    copies = {n for n in inputs[0].users if n.op == "call_method" and n.target == "clone"}
-    nodes = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output") and n not in copies]
+    through = {n for n in gm.graph.nodes if n.op.startswith("call") and _passes_through(gm, n)}
+    nodes = [
+        n for n in gm.graph.nodes if n.op not in ("placeholder", "output") and n not in through
+    ]
     bad = [
         f"{n.name} ({info(n).op_kind})"
         for n in nodes
@@ -132,8 +150,14 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
             )
         )
     prev = inputs[0] if len(inputs) == 1 else None
+
+    def source(a: fx.Node) -> fx.Node:
+        while a in through:
+            a = a.all_input_nodes[0]
+        return a
+
     for n in nodes:
-        args = [inputs[0] if a in copies else a for a in n.all_input_nodes]
+        args = [source(a) for a in n.all_input_nodes]
         if prev is None or args != [prev] or len(prev.users) != 1:
             raise ConfigError(
                 f"export: node {n.name}, allowed: a chain of layers, each fed by the one before"
