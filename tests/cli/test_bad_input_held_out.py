@@ -13,6 +13,7 @@ beat the float model).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -209,6 +210,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--calibration: given without an activation's frac_width = 'auto' in .*q_fixed\.toml's "
         r"\[quantize\], allowed: with one",
     ),
+    "--strategy other than the options' strategy": (
+        ["search", "-c", "tpe.toml", "-q", "--strategy", "random"],
+        r"^--strategy: got 'random' with search\.strategy\.options for 'tpe' "
+        r"\(n_startup_trials\), allowed: 'tpe' \(which keeps them\) or a config without them$",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
@@ -257,6 +263,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "q_fixed.toml").write_text(
         good + "[quantize.default]\ndata_in = { width = 8, frac_width = 4 }\n"
     )
+    tpe = 'name = "tpe"\noptions = { n_startup_trials = 1 }'
+    (d / "tpe.toml").write_text(good.replace('name = "random"', tpe))
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     (d / "folder").mkdir()
@@ -346,3 +354,16 @@ def test_a_run_directory_assembled_from_two_searches(
         r"'weighted_sum'\), allowed: the search_config\.json that search wrote there",
     )
     assert _digest(copy) == before  # no report drawn
+
+
+def test_strategy_naming_the_configs_own_keeps_its_options(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--strategy tpe`` on a config whose TPE has options ran TPE without them, unsaid."""
+    runs = _folder(in_workdir, "same strategy") / "runs"
+    code, err = _run(
+        ["search", "-c", "tpe.toml", "-q", "--strategy", "tpe", "--run-dir", str(runs)], capsys
+    )
+    assert code == 0, err
+    record = json.loads((runs / "tpe" / "search_config.json").read_text())
+    assert record["strategy"] == {"name": "tpe", "options": {"n_startup_trials": 1}}

@@ -99,7 +99,16 @@ def _resolve(opts: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]
     if opts["n_evaluations"] and not opts["n_trials"]:
         overrides["n_trials"] = TRIALS_PER_EVALUATION_CAP * opts["n_evaluations"]
     if strategy is not None:
-        overrides["strategy"] = StrategySpec(STRATEGIES.canonical(strategy, key="--strategy"), {})
+        name = STRATEGIES.canonical(strategy, key="--strategy")
+        own = cfg.search.strategy if cfg.search is not None else None
+        if own is not None and own.options and own.name != name:  # they were dropped unsaid
+            raise ConfigError(
+                f"--strategy: got {strategy!r} with search.strategy.options for {own.name!r} "
+                f"({', '.join(sorted(own.options))}), allowed: {own.name!r} (which keeps them) "
+                "or a config without them"
+            )
+        options = dict(own.options) if own is not None and own.name == name else {}
+        overrides["strategy"] = StrategySpec(name, options)
     where = {k: opts[k] for k in ("load", "storage", "study", "run_dir")}
     _check_run_files(cfg, opts, overrides)
     return cfg, where, overrides
