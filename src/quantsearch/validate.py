@@ -352,6 +352,10 @@ def output_file(value: str, key: str) -> Path:
     path = Path(value)
     if not value.strip() or not path.name or value.endswith(("/", os.sep)):
         raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
+    if _CONTROL.search(value):  # a newline in a file name: a paste slip, never a request
+        raise ConfigError(
+            f"{key}: got {value!r}, allowed: a path without control characters (NUL, newline, ...)"
+        )
     writable_dir(path.parent, key)  # control characters refused first: stat() would raise
     what = not_a_file(path)  # a FIFO or a dangling link would be replaced after the work
     if what is not None:

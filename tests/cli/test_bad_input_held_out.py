@@ -215,6 +215,10 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--strategy: got 'random' with search\.strategy\.options for 'tpe' "
         r"\(n_startup_trials\), allowed: 'tpe' \(which keeps them\) or a config without them$",
     ),
+    "train --out with a newline": (
+        ["train", "-c", "good.toml", "--out", "a\nb.pt"],
+        r"^--out: got 'a\\nb\.pt', allowed: a path without control characters",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
