@@ -228,3 +228,32 @@ def test_a_journal_that_is_not_a_file_is_refused_before_it_is_opened(
     with pytest.raises(StorageError, match=r"study\.journal is not a regular file"):
         open_storage(None, tmp_path, exclusive=True)
     assert path.is_symlink() or path.exists()  # left where it was
+
+
+@pytest.mark.parametrize("damage", ["emptied", "last record NUL-overwritten"])
+def test_a_journal_lacking_a_trial_the_results_list_is_refused_unchanged(
+    tmp_path: Path, damage: str
+) -> None:
+    """``trials.jsonl`` lists the 4 finished trials (as Optuna's reader gives them); a journal
+    emptied, or whose last record a crash overwrote with NULs, is not a torn write to cut and
+    search on (the rerun would drop trial 3 and overwrite the results listing it)."""
+    import json
+
+    rd = tmp_path / "s"
+    lines = _journal(rd, checksum=True)
+    study = optuna.load_study(
+        study_name="s", storage=JournalStorage(JournalFileBackend(str(rd / "study.journal")))
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    (rd / "trials.jsonl").write_text(
+        "".join(
+            json.dumps({"number": t.number, "state": t.state.name}) + "\n" for t in study.trials
+        )
+    )
+    nuls = b"".join(lines[:-1]) + b"\0" * len(lines[-1])  # the newline too: a torn tail
+    damaged = b"" if damage == "emptied" else nuls
+    (rd / "study.journal").write_bytes(damaged)
+    with pytest.raises(StorageError, match=r"no finished trial 3 \(1 in all\)|no finished trial 0"):
+        _load(rd)
+    assert (rd / "study.journal").read_bytes() == damaged
+    assert not (rd / "study.journal.damaged").exists()
