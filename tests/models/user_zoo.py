@@ -272,6 +272,21 @@ class DropoutMLP(nn.Module):
         return self.net(x)
 
 
+class FunctionReLUs(nn.Module):
+    """JSC-style layers with the ReLUs written as functions: F.relu, torch.relu, x.relu()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 16), nn.Linear(16, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.fc3 = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = torch.relu(self.bn(self.fc2(x)))
+        return self.fc3(x).relu()
+
+
 class CountsCalls(nn.Module):
     """Changes a buffer on every call (self.calls += 1): refused by trace."""
 
@@ -305,6 +320,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "mutates_input": MutatesInput,
     "relu_first": ReluFirst,
     "dropout_mlp": DropoutMLP,
+    "function_relus": FunctionReLUs,
     "counts_calls": CountsCalls,
 }
 

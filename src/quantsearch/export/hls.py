@@ -26,11 +26,10 @@ from torch import fx, nn
 
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
-from quantsearch.export.plan import HwPlan, chain_nodes, plan
+from quantsearch.export.plan import HwPlan, chain_nodes, layer_module, plan
 from quantsearch.export.staging import staged_folder
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import info
-from quantsearch.passes.transform.modules import submodule
 
 __all__ = [
     "BACKENDS",
@@ -160,7 +159,7 @@ def float_model(qgm: fx.GraphModule) -> nn.Module:
     """The plain float model hls4ml converts: quantized weights, BatchNorm folded."""
     root: dict[str, nn.Module] = {}
     for node in chain_nodes(qgm):
-        m = submodule(qgm, str(node.target))
+        m = layer_module(qgm, node)
         new: nn.Module
         if isinstance(m, nn.Linear):
             new = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)

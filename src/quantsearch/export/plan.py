@@ -28,7 +28,7 @@ from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.graph import info
 from quantsearch.passes.transform.modules import submodule
 
-__all__ = ["SUPPORTED_KINDS", "WIDE", "HwLayer", "HwPlan", "chain_nodes", "plan"]
+__all__ = ["SUPPORTED_KINDS", "WIDE", "HwLayer", "HwPlan", "chain_nodes", "layer_module", "plan"]
 
 SUPPORTED_KINDS = ("batch_norm1d", "linear", "relu")
 WIDE = FixedPoint(32, 16)  # the suggested format for roles left in float
@@ -125,6 +125,16 @@ def _passes_through(gm: fx.GraphModule, n: fx.Node) -> bool:
     return False
 
 
+def _relu_call(n: fx.Node) -> bool:
+    """``torch.relu(x)``, ``F.relu(x)`` or ``x.relu()``: a ReLU layer without a module."""
+    return n.op in ("call_function", "call_method") and info(n).op_kind == "relu"
+
+
+def layer_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    """The module of a chain's layer; ``None`` for a ReLU written as a function."""
+    return None if _relu_call(node) else submodule(gm, str(node.target))
+
+
 def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
     """The layers of a chain, in order; nodes that pass their input through are left out."""
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -135,13 +145,14 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
     bad = [
         f"{n.name} ({info(n).op_kind})"
         for n in nodes
-        if n.op != "call_module" or info(n).op_kind not in SUPPORTED_KINDS
+        if not ((n.op == "call_module" and info(n).op_kind in SUPPORTED_KINDS) or _relu_call(n))
     ]
     if bad:
         fetched = any(n.op == "get_attr" for n in nodes)  # F.linear(x, self.w) and the like
         raise ConfigError(
             f"export: layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
-            "(what this export maps exactly onto hls4ml's and QONNX's layers)"
+            "and torch.relu/F.relu (what this export maps exactly onto hls4ml's and QONNX's "
+            "layers)"
             + (
                 "; a get_attr is a parameter read in forward: write such layers as modules "
                 "(nn.Linear), not F.linear(x, self.w)"
@@ -194,7 +205,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
 
     for node in nodes:
         kind = info(node).op_kind
-        module = submodule(gm, str(node.target))
+        module = layer_module(gm, node)
         prev = layers[-1]
         q_in, q_out = fmt(node, "data_in", need=False), fmt(node, "data_out", need=False)
         layer = HwLayer(node.name, kind)
@@ -212,7 +223,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
                 floats.append(f"{node.name}.data_in")
                 prev.result = x = hw_type(float_as or WIDE, "--float-as")  # WIDE: refused below
                 prev.inexact.append(f"input in float, exported as {x}")
-            if kind == "relu":
+            if module is None or kind == "relu":
                 layer.raw = x
             else:
                 _params(layer, module, node, x, fmt)

@@ -25,10 +25,9 @@ from quantsearch.errors import ConfigError
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require
 from quantsearch.export.hls import folded_batch_norm
-from quantsearch.export.plan import WIDE, chain_nodes, plan
+from quantsearch.export.plan import WIDE, chain_nodes, layer_module, plan
 from quantsearch.export.types import HwType, hw_type
 from quantsearch.graph import info
-from quantsearch.passes.transform.modules import submodule
 
 __all__ = ["PRODUCER", "QUANT_DOMAIN", "check_out", "export_qonnx", "run_qonnx", "verify_qonnx"]
 
@@ -91,7 +90,7 @@ def build_qonnx(qgm: fx.GraphModule) -> Any:
     x = placeholder.name
     for node in nodes:
         r = roles[node.name]
-        m = submodule(qgm, str(node.target))
+        m = layer_module(qgm, node)
         x = b.quant(x, r.get("data_in"), f"{node.name}_data_in_q")
         if isinstance(m, nn.Linear):
             w = b.quant(
