@@ -371,3 +371,27 @@ def test_strategy_naming_the_configs_own_keeps_its_options(
     assert code == 0, err
     record = json.loads((runs / "tpe" / "search_config.json").read_text())
     assert record["strategy"] == {"name": "tpe", "options": {"n_startup_trials": 1}}
+
+
+def test_a_comparison_of_another_problem_is_not_overwritten(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `compare --name x` on another space replaced the first one's files, unsaid."""
+    case = _folder(in_workdir, "compare twice")
+    one = (in_workdir / "good.toml").read_text() + "[compare]\nstrategies = ['random']\nseeds = 1\n"
+    (case / "a.toml").write_text(one)
+    (case / "b.toml").write_text(_sub(W, "weight = [[8, 4], [6, 3]]")(one))
+    args = ["-q", "--run-dir", str(case), "--name", "x"]
+    code, err = _run(["compare", "-c", str(case / "a.toml"), *args], capsys)
+    assert code == 0, err
+    before = _digest(case / "x")
+    code, err = _run(["compare", "-c", str(case / "b.toml"), *args], capsys)
+    _check(
+        code,
+        err,
+        r"^--name: '.*x' holds a comparison of another problem \(its space differs\), "
+        r"allowed: another --name, or the same problem$",
+    )
+    assert _digest(case / "x") == before
+    code, err = _run(["compare", "-c", str(case / "a.toml"), *args], capsys)
+    assert code == 0, err  # the same problem is compared again

@@ -10,6 +10,7 @@ has asked for, so a run stops when it has itself seen every point, exactly as it
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from quantsearch.compare.analysis import compare_results
-from quantsearch.compare.result import ComparisonResult
+from quantsearch.compare.result import ComparisonResult, jsonable, read_meta
 from quantsearch.config import Config
 from quantsearch.errors import ConfigError
 from quantsearch.search.api import prepare_from_config, run_dir_lock, run_search
@@ -313,6 +314,13 @@ def compare_from_config(
     )
     out = Path(run_dir or config.run_dir) / folder
     writable_dir(out, "--run-dir" if run_dir is not None else "run_dir")
+    problem = {
+        "model": extra["model"],
+        "dataset": extra["data"][0],
+        "space": space.describe(),
+        **{k: getattr(cfg, k) for k in ("combine", "objectives", "constraints")},
+    }
+    _check_same_problem(out, problem, "--name" if name is not None else "--config")
     with run_dir_lock(out):
         result = run_comparison(
             space,
@@ -330,6 +338,7 @@ def compare_from_config(
             n_evaluations=evals,
         )
         meta = {
+            "problem": _plain(problem),
             "source": config.source,
             "model": extra["model"],
             "dataset": extra["data"][0],  # the study identity's [name, digest of the split]
@@ -354,3 +363,24 @@ def compare_from_config(
         }
         result.write(out, meta)
     return result
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as its JSON file reads back (tuples as lists, dataclasses as dicts)."""
+    return json.loads(json.dumps(jsonable(value), default=str))
+
+
+def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
+    """Refuse to write a comparison over one of another problem (model, data, space,
+    objectives, constraints) in ``out``: it replaced the earlier comparison's files, unsaid,
+    as a search refuses a study of another config. The same problem is compared again."""
+    old = read_meta(out).get("problem") if (out / "compare_config.json").is_file() else None
+    if not isinstance(old, dict):
+        return  # nothing there, or a comparison that predates the record
+    differ = sorted(k for k, v in _plain(problem).items() if old.get(k) != v)
+    if differ:
+        raise ConfigError(
+            f"{key}: {str(out)!r} holds a comparison of another problem (its "
+            f"{', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}), allowed: "
+            "another --name, or the same problem"
+        )
