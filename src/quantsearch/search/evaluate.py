@@ -35,8 +35,8 @@ from quantsearch.metrics.specs import is_user_metric, metric_spec, top_k_of
 from quantsearch.metrics.static import StaticMetrics
 from quantsearch.passes.analysis import traced_batch_size
 from quantsearch.passes.transform import ResolvedConfig, resolve
-from quantsearch.passes.transform.graph_view import GraphView
 from quantsearch.passes.transform.population import Population
+from quantsearch.passes.transform.resolved import NodeConfigs
 from quantsearch.passes.transform.slots import PreparedModel
 
 __all__ = ["Evaluation", "Evaluator", "config_hash", "evaluate_population"]
@@ -105,7 +105,7 @@ class Evaluator:
             else {}
         )
         self._baseline: dict[str, float] | None = None
-        self._view: GraphView | None = None
+        self._nodes: NodeConfigs | None = None  # resolve's node parts, met before
         # How long measuring the float model took in this process (None: not measured here):
         # a lower bound of a trial's evaluation, from which the batched path sizes its first batch.
         self.baseline_seconds: float | None = None
@@ -135,11 +135,9 @@ class Evaluator:
         merged: dict[str, dict[str, Any]] = {n: dict(r) for n, r in self._base.items()}
         for node, roles in layer_formats.items():
             merged.setdefault(node, {}).update(roles)
-        if self._view is None:  # the graph's quantizable nodes, found once (gm never changes)
-            self._view = GraphView(self.gm)
-        return ResolvedConfig.from_dict(
-            merged, gm=self.gm, calibration=self.calibration, key="search", view=self._view
-        )
+        if self._nodes is None:  # the graph's quantizable nodes, found once (gm never changes)
+            self._nodes = NodeConfigs(self.gm, self.calibration, "search")
+        return self._nodes(merged)
 
     def baseline(self) -> dict[str, float]:
         """Metrics of the float model, measured once per evaluator: every study and every run

@@ -297,3 +297,58 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
             return out
         self._bound = out._bound  # the same config: keep this object, remember the check
         return self
+
+
+class NodeConfigs:
+    """:meth:`ResolvedConfig.from_dict` against one graph that never changes, node by node,
+    each node's part remembered by its role tables' identity: a search's points put the same
+    few option tables (the space's own objects) on each node, so a trial's config is a union
+    of parts met before instead of every table validated and bound again (0.1-0.2 ms a trial,
+    right after an evaluation). Keys must be node names, one per node (as a search's are).
+
+    A remembered part keeps its tables alive and is used only for those very objects (an id
+    is not reused while they live); at most 4,096 parts, all dropped when full.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch import trace
+        >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(4, 3)).eval(), torch.ones(2, 4))
+        >>> nodes = NodeConfigs(gm, None, "search")
+        >>> table = {"format": "fixed", "width": 8, "frac_width": 4}
+        >>> nodes({"_0": {"weight": table}}) == ResolvedConfig.from_dict({"_0": {"weight": table}}, gm)
+        True
+    """
+
+    def __init__(self, gm: fx.GraphModule, calibration: CalibrationStats | None, key: str):
+        self.gm, self.calibration, self.key = gm, calibration, key
+        self.view = GraphView(gm)
+        self._parts: dict[tuple[Any, ...], tuple[tuple[Any, ...], ResolvedConfig]] = {}
+
+    def __call__(self, d: Mapping[str, Mapping[str, Any]]) -> ResolvedConfig:
+        layers: dict[str, LayerQuant] = {}
+        keys: dict[str, str] = {}  # each node's part of the key: its part's own, braces off
+        bound = True
+        for name, roles in d.items():
+            part = self._part(name, roles)
+            layers.update(part._layers)
+            if len(part._layers) == 1:
+                keys[next(iter(part._layers))] = part.key()[1:-1]
+            bound = bound and part._bound is not None
+        out = ResolvedConfig(layers)
+        if bound:  # every part was checked against gm and has no pending "auto" field
+            out._bound = weakref.ref(self.gm)
+        if len(keys) == len(out._layers):  # key() joins the nodes' parts, sorted by name
+            out._key = "{" + ",".join(keys[name] for name in sorted(keys)) + "}"
+        return out
+
+    def _part(self, name: str, roles: Mapping[str, Any]) -> ResolvedConfig:
+        tables = tuple(roles.values()) if isinstance(roles, Mapping) else (roles,)
+        memo = (name, *(roles if isinstance(roles, Mapping) else ()), *map(id, tables))
+        hit = self._parts.get(memo)
+        if hit is not None and all(a is b for a, b in zip(hit[0], tables, strict=True)):
+            return hit[1]
+        part = ResolvedConfig.from_dict(
+            {name: roles}, self.gm, calibration=self.calibration, key=self.key, view=self.view
+        )
+        _remember(self._parts, memo, (tables, part))
+        return part
