@@ -210,7 +210,7 @@ KNOBS = {
     "mutates_input": ["linear"],
 }
 # Linear, BatchNorm1d and ReLU modules in a chain (and what passes its input through)
-EXPORTED = ("hls_mlp", "relu_first", "dropout_mlp", "function_relus")
+EXPORTED = ("hls_mlp", "relu_first", "dropout_mlp", "function_relus", "shared")
 DATA = {"embed": "load_tokens", "regression": "load_regression"}
 TASK = {  # a user's evaluate function and its direction, and the objective
     "regression": ("evaluate_regression", 'max_abs_error = "minimize"', "mse"),
