@@ -219,6 +219,15 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["train", "-c", "good.toml", "--out", "a\nb.pt"],
         r"^--out: got 'a\\nb\.pt', allowed: a path without control characters",
     ),
+    "init --model a folder without .py": (
+        ["init", "--model", "folder:build", "--data", "ev.py:f", "-o", "s.toml"],
+        r"^--model: got 'folder:build', allowed: file\.py:function or an importable "
+        r"package\.module:function \(no module 'folder' here, and a file's path ends in \.py\)$",
+    ),
+    "init --data no such module": (
+        ["init", "--model", "ev.py:f", "--data", "no_such_module_zz.x:load", "-o", "s.toml"],
+        r"^--data: got 'no_such_module_zz\.x:load', allowed: .* \(no module 'no_such_module_zz' here\)$",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],

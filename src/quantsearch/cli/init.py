@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -73,6 +74,14 @@ def _spec(value: str, option: str, folder: Path) -> str:
             f"{option}: must be file.py:function or package.module:function (got {value!r})"
         )
     if not target.endswith(".py"):
+        parts = target.split(".")
+        # the top-level module only: finding it runs no code, a package's __init__ would
+        if not all(p.isidentifier() for p in parts) or importlib.util.find_spec(parts[0]) is None:
+            hint = ", and a file's path ends in .py" if Path(target).exists() else ""
+            raise ConfigError(
+                f"{option}: got {value!r}, allowed: file.py:function or an importable "
+                f"package.module:function (no module {parts[0]!r} here{hint})"
+            )
         return value
     if not Path(target).is_file():
         raise ConfigError(f"{option}: file {target!r} does not exist")
