@@ -119,7 +119,7 @@ class Journal(JournalStorage):
 
         With group commit the records join the group like any other; a ``kill -9`` inside the
         write that reaches the disk leaves whole records and at most one cut last one, which
-        :func:`~quantsearch.search.journal.repair_journal` removes: every trial is kept whole
+        :func:`~quantsearch.search.journal_repair.repair_journal` removes: every trial is kept whole
         or lost whole, as when they were created one by one.
         """
         with self._lock:
