@@ -189,7 +189,6 @@ def open_storage(
     from sqlalchemy.engine import make_url
 
     check_workers(url, workers)
-    check_storage_url(url, "--storage")
     shown = redact_url(url)
     try:
         parsed = make_url(url)
@@ -197,6 +196,7 @@ def open_storage(
         raise ConfigError(
             f"--storage must be an Optuna RDB URL such as {_URL_EXAMPLES} (got {shown!r}: {exc})"
         ) from None
+    check_storage_url(url, "--storage")  # parsed: an in-memory SQLite database is refused
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() != "sqlite":
         engine_kwargs["pool_pre_ping"] = True  # survive a database restart between trials
