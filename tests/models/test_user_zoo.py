@@ -276,6 +276,25 @@ def _check_task_metrics(name: str, config: Path, out: Path) -> None:
     assert "accuracy" not in record["after"] and record["after"]["bitops"] > 0
 
 
+def _check_from_run_metrics(name: str, config: Path, out: Path) -> None:
+    """quantize --from-run of such a run measures what the trial recorded but the evaluate
+    function's metrics (not imported there): mse against torch's mse_loss of quantized.pt
+    read back (referee); it measured accuracy and refused in one line before."""
+    from quantsearch.config import load_config
+    from quantsearch.quantized import load_quantized
+    from quantsearch.session import open_session
+
+    record = json.loads((out / "metrics.json").read_text())
+    assert TASK[name][1].split(" ")[0] not in record["after"] and "accuracy" not in record["after"]
+    assert record["after"]["model_size_bits"] > 0
+    if name == "regression":
+        cfg = load_config(config)
+        val = open_session(cfg).data.val.head(cfg.data.eval_samples)
+        with torch.inference_mode():
+            want = float(F.mse_loss(load_quantized(out / "quantized.pt")(val.x), val.y))
+        assert record["after"]["mse"] == pytest.approx(want, rel=1e-6)
+
+
 @pytest.mark.parametrize("name", list(KNOBS))
 def test_cli_summary_search_quantize(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -300,6 +319,8 @@ def test_cli_summary_search_quantize(
     assert (tmp_path / "q" / "quantized.pt").is_file()
     if name in TASK:
         _check_task_metrics(name, Path(config), tmp_path / "q")
+        _run(["quantize", "--from-run", "runs/c", "--best", "--out", "q2"], capsys)
+        _check_from_run_metrics(name, Path(config), tmp_path / "q2")
     if name in EXPORTED:  # ReLUs and data_in left in float: QONNX holds them
         args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
         main(["export", "--to", "qonnx", "m.onnx", *args])

@@ -32,7 +32,6 @@ __all__ = ["METRIC_NAMES", "quantize"]
 
 # what "before/after" compares: quality on the validation split, and what quantization buys
 METRIC_NAMES = (*TRIAL_METRICS, "macs")
-QUALITY = ("accuracy", "balanced_accuracy", "loss")  # what the test split is measured by
 
 
 @click.command()
@@ -202,6 +201,7 @@ def _quantize_from_run(
     # Each imports torch: deferred for `--help` start-up.
     from quantsearch.int_weights import save_int_weights
     from quantsearch.metrics.compute import compute_metrics
+    from quantsearch.metrics.specs import REGRESSION_METRICS, builtin_metric, metric_spec
     from quantsearch.passes.transform import ResolvedConfig
     from quantsearch.quantized import save_quantized
     from quantsearch.search.run_dir import open_run
@@ -215,15 +215,22 @@ def _quantize_from_run(
     gm, qgm = sm.graph, result.model(chosen, key="--trial")
     resolved = ResolvedConfig.from_graph(qgm)
     val = sm.data.val.head(sm.eval_samples)
+    # Classification: METRIC_NAMES. Else what the trial recorded (mse and mae for float
+    # targets ...), but a user evaluate function's metrics: this process has not imported it.
+    other = any(not builtin_metric(m) or m in REGRESSION_METRICS for m in chosen.metrics)
+    names: tuple[str, ...] = METRIC_NAMES
+    if other:
+        names = (*(m for m in chosen.metrics if builtin_metric(m) and m != "macs"), "macs")
+    quality = [m for m in names if metric_spec(m).kind == "data"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncountedOpsWarning)  # the same nodes before and after
-        before = compute_metrics(gm, METRIC_NAMES, data=val, batch_size=sm.batch_size)
-        after = compute_metrics(qgm, METRIC_NAMES, data=val, batch_size=sm.batch_size)
+        before = compute_metrics(gm, names, data=val, batch_size=sm.batch_size)
+        after = compute_metrics(qgm, names, data=val, batch_size=sm.batch_size)
     out = Path(out_dir) if out_dir else Path(from_run) / f"quantized-trial-{chosen.number}"
     out.mkdir(parents=True, exist_ok=True)
     test = {
-        "before": compute_metrics(gm, QUALITY, data=sm.data.test, batch_size=sm.batch_size),
-        "after": compute_metrics(qgm, QUALITY, data=sm.data.test, batch_size=sm.batch_size),
+        "before": compute_metrics(gm, quality, data=sm.data.test, batch_size=sm.batch_size),
+        "after": compute_metrics(qgm, quality, data=sm.data.test, batch_size=sm.batch_size),
     }
     ckpt = save_quantized(
         out / "quantized.pt",
@@ -302,11 +309,11 @@ def _write_outputs(
         title=f"validation metrics ({record['samples']} samples)",
     )
     test = record.get("test")
-    if test:
+    if test and test["before"]:
         print_table(
             [
                 {"metric": k, "before": test["before"][k], "after": test["after"][k]}
-                for k in QUALITY
+                for k in test["before"]
             ],
             title=f"test metrics ({test['samples']} samples, held out from the search)",
         )
