@@ -186,6 +186,19 @@ def test_cli_refuses_untraceable_models_in_one_line(
             check_one_line(*run_cli([command, "-c", config], capsys), pattern)
 
 
+def test_sensitivity_of_a_regression_model_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """summary --sensitivity on float targets: cross_entropy's RuntimeError was an internal
+    error with a traceback; the probe needs class labels and says so."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "regression"))
+    code, err = run_cli(["summary", "-c", config, "--sensitivity"], capsys)
+    check_one_line(
+        code, err, r"^sensitivity: got torch\.float32 targets of shape \(\d+, 2\), allowed"
+    )
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 KNOBS = {

@@ -104,6 +104,11 @@ def probe(
     The loss is the summed cross-entropy, so each sample's output gradient is that of its own
     loss (in eval mode samples do not interact). ``nodes`` empty: every call node.
     """
+    if y.is_floating_point() or y.dim() != 1:  # cross_entropy raised a RuntimeError on them
+        raise ConfigError(
+            f"sensitivity: got {y.dtype} targets of shape {tuple(y.shape)}, allowed: class "
+            f"labels (it predicts accuracy drops from the cross-entropy's gradients)"
+        )
     wanted = set(nodes) or {n.name for n in gm.graph.nodes if n.op.startswith("call_")}
     was_training = gm.training
     gm.eval()
