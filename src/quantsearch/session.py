@@ -60,17 +60,22 @@ def open_session(
     name = config.model.name
     model = build_model(name, base_dir=config.base_dir)
     if ckpt_path is not None:
-        ckpt = load_checkpoint(ckpt_path, key="--load" if load is not None else "model.checkpoint")
+        key = "--load" if load is not None else "model.checkpoint"
+        ckpt = load_checkpoint(ckpt_path, key=key)
         if ckpt.model_name and ckpt.model_name != name:
             raise ConfigError(
-                f"--load: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
+                f"{key}: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
                 f"model.name is {name!r}"
             )
         try:
             model.load_state_dict(ckpt.state_dict)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"--load: checkpoint does not fit model {name!r}: {first}") from None
+            # torch's first line is only "Error(s) in loading state_dict for X:": say which
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            what = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:300]
+            raise ConfigError(
+                f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {what}"
+            ) from None
     elif need_weights:
         guess = Path("runs") / f"{name}.pt"
         hint = (

@@ -228,6 +228,16 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["init", "--model", "ev.py:f", "--data", "no_such_module_zz.x:load", "-o", "s.toml"],
         r"^--data: got 'no_such_module_zz\.x:load', allowed: .* \(no module 'no_such_module_zz' here\)$",
     ),
+    "a checkpoint of another model": (
+        ["summary", "-c", "other_model.toml"],
+        r"^model\.checkpoint: checkpoint '.*mlp-digits\.pt' holds model 'mlp-digits' but "
+        r"model\.name is 'cnn-digits'$",
+    ),
+    "a checkpoint whose shapes do not fit": (
+        ["summary", "-c", "shapes.toml"],
+        r"^model\.checkpoint: checkpoint 'u\.pt' does not fit model 'u\.py:build': size "
+        r"mismatch for 0\.weight: copying a param with shape torch\.Size\(\[10, 64\]\)",
+    ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
     "--storage in memory": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite://"],
@@ -278,10 +288,32 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     )
     tpe = 'name = "tpe"\noptions = { n_startup_trials = 1 }'
     (d / "tpe.toml").write_text(good.replace('name = "random"', tpe))
+    (d / "other_model.toml").write_text(good.replace('"mlp-digits"', '"cnn-digits"'))
+    _shapes_case(d)
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     (d / "folder").mkdir()
     return d
+
+
+def _shapes_case(d: Path) -> None:
+    """u.pt: a Linear(64, 10) saved as 'u.py:build', whose u.py now builds a Linear(64, 5)
+    (torch's own first line named no parameter: 'Error(s) in loading state_dict')."""
+    import torch
+
+    from quantsearch.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        d / "u.pt",
+        torch.nn.Sequential(torch.nn.Linear(64, 10)),
+        model_name="u.py:build",
+        dataset="digits",
+    )
+    (d / "u.py").write_text(
+        "import torch\n\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Linear(64, 5))\n"
+    )
+    text = 'seed = 0\n[model]\nname = "u.py:build"\ncheckpoint = "u.pt"\n[data]\nname = "digits"\n'
+    (d / "shapes.toml").write_text(text)
 
 
 def main_exit(args: list[str]) -> int:
