@@ -1,14 +1,24 @@
 """Bad inputs the earlier corpora (``test_bad_input_corpus.py``, ``test_bad_input_escapes.py``,
 ``test_bad_input_wider.py``) left open, found by a driver that tried every command and config
-key with wrong types, empty strings, NaN, huge integers, negatives, contradicting keys and
-damaged files; each is now one ``error:`` line naming the key or argument, exit status 2, no
+key with wrong types, empty strings, NaN, huge integers, negatives, control characters,
+contradicting keys, odd paths (a folder, a FIFO, a link to nothing) and damaged or mixed run
+directories; each is now one ``error:`` line naming the key or argument, exit status 2, no
 traceback, and an existing study beside it unchanged.
 
-What escaped before: ``skip = true`` beside a role's format (the format silently unused); a
-block_fp ``block_dim`` the tensor lacks in ``[quantize]`` (one line without the key); an
-in-memory SQLite storage (``sqlite://``: two minutes of lock waits, then every trial lost at
-exit); a negative drop or increase bound (``loss_increase = { max = -1 }``: every trial must
-beat the float model).
+What escaped before: ``skip = true`` beside a role's format (the format unused); a block_fp
+``block_dim`` the tensor lacks in ``[quantize]`` (one line without the key); an in-memory SQLite
+storage (two minutes of lock waits, then every trial lost at exit); negative drop or increase
+bounds and bounds every value meets (``min = 0``, a fraction's ``max = 1``) or only 0 meets;
+``n_evaluations`` past ``n_trials`` (search and compare); fidelity fields with ``method =
+'full'``; a choice listed twice; ``--trial`` of a trial whose config failed (quantize, finetune
+and export built it); ``--run-dir`` a link to nothing (a traceback); ``--out`` or
+``train.checkpoint`` a FIFO, a folder, a link to nothing or a name with a newline (replaced, or
+refused only after training); ``--config ''``; ``--calibration`` with no ``"auto"`` field,
+``--backend``/``--io-type`` with ``--to qonnx``, ``--strategy`` dropping the config's strategy
+options (all ignored without a word); a run directory holding another search's
+``search_config.json``; a comparison of another problem written over an earlier one; ``init``
+naming a module that does not exist; a checkpoint that does not fit the model (its key and the
+mismatch unnamed).
 """
 
 from __future__ import annotations
@@ -436,3 +446,7 @@ def test_a_comparison_of_another_problem_is_not_overwritten(
     assert _digest(case / "x") == before
     code, err = _run(["compare", "-c", str(case / "a.toml"), *args], capsys)
     assert code == 0, err  # the same problem is compared again
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(CONFIG_CASES) + len(ARG_CASES) >= 47
