@@ -119,3 +119,28 @@ def test_reductions_compare_every_input_but_one_per_output() -> None:
     c = {n.name: info(n).cost for n in gm.graph.nodes if n.op.startswith("call")}
     assert (c["max_1"]["flops"], c["max_1"]["flops_backward"]) == (24 - 4, 4)
     assert (c["amin"]["flops"], c["amin"]["flops_backward"]) == (24 - 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "rows", "affine"),
+    [
+        (nn.GroupNorm(2, 4), (3, 4, 5), 3 * 2, True),  # a row per sample and group
+        (nn.InstanceNorm2d(4), (2, 4, 3, 3), 2 * 4, False),  # per sample and channel
+        (nn.InstanceNorm1d(4, affine=True), (2, 4, 6), 2 * 4, True),
+    ],
+)
+def test_group_and_instance_norms_by_hand(
+    layer: nn.Module, shape: tuple[int, ...], rows: int, affine: bool
+) -> None:
+    """LayerNorm's arithmetic over their rows: 5 N + 4 R (+ 2 N), 9 N + 2 R (+ 4 N)."""
+    cost = compute_cost(trace(nn.Sequential(layer).eval(), torch.randn(shape)))
+    n = torch.Size(shape).numel()
+    assert cost.uncounted == ()
+    assert cost.flops == 5 * n + 4 * rows + 2 * n * affine
+    assert cost.flops_backward == 9 * n + 2 * rows + 4 * n * affine
+
+
+def test_an_instance_norm_with_running_statistics_is_listed_uncounted() -> None:
+    layer = nn.InstanceNorm2d(4, track_running_stats=True)
+    cost = compute_cost(trace(nn.Sequential(layer).eval(), torch.randn(2, 4, 3, 3)))
+    assert [u.op_kind for u in cost.uncounted] == ["instancenorm2d"]

@@ -131,3 +131,31 @@ COST_RULES.add("max", _max_min, aliases=("min", "amax", "amin"))
 # Tensors made from nothing but a shape (zeros_like, ones_like, full_like): 0, counted.
 for _k in ("zeros_like", "ones_like", "full_like", "empty_like"):
     COST_RULES.add(_k, lambda a: OpCost())
+
+
+def _norm_rows(a: OpArgs) -> tuple[int, bool]:
+    """Rows (groups of elements normalised together) and whether an affine follows."""
+    x, m = a.first_input(), a.module
+    if a.info.op_kind in ("group_norm", "groupnorm"):
+        groups = m.num_groups if m is not None else a.arg(1, "num_groups")
+        affine = m.affine if m is not None else a.arg(2, "weight") is not None
+        return x.shape[0] * groups, bool(affine)
+    if m is not None and m.track_running_stats:
+        raise ValueError("counted for instance norms without running statistics")
+    affine = m.affine if m is not None else a.arg(3, "weight") is not None
+    return x.shape[0] * x.shape[1], bool(affine)  # instance norm: one row per sample and channel
+
+
+def _group_norm(a: OpArgs) -> OpCost:
+    # LayerNorm's arithmetic over R rows (per sample and group; per sample and channel for an
+    # instance norm, whose statistics are the input's own): fwd = 5 N + 4 R (+ 2 N affine),
+    # bwd = 9 N + 2 R (+ 4 N affine); see cost_rules' layer_norm.
+    n = a.n_out
+    rows, affine = _norm_rows(a)
+    return OpCost(0, 5 * n + 4 * rows + 2 * n * affine, 9 * n + 2 * rows + 4 * n * affine)
+
+
+COST_RULES.add("group_norm", _group_norm, aliases=("groupnorm",))
+for _d in (1, 2, 3):
+    COST_RULES.add(f"instance_norm{_d}d", _group_norm, aliases=(f"instancenorm{_d}d",))
+COST_RULES.add("instance_norm", _group_norm)
