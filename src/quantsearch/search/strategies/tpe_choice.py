@@ -29,6 +29,7 @@ against Optuna's ``_ParzenEstimator`` and whole proposals against ``TPESampler(s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -83,14 +84,24 @@ def _kernel_weights(n: int, weights: Callable[[int], np.ndarray]) -> np.ndarray:
     """The first ``n`` of ``weights(n)``; Optuna's ``default_weights`` (a ramp from ``1/n`` to
     1 over all but the last 25, which are 1) by its formula in three operations instead of
     ``np.linspace``'s twenty: equal within rounding, which is all the closed form needs."""
-    if weights is not optuna_compat_tpe.tpe_default_weights() or n <= 26:
+    if weights is not optuna_compat_tpe.tpe_default_weights():
         return np.asarray(weights(n), dtype=float)[:n]
     w = np.ones(n)
-    ramp = w[: n - 25]
-    ramp[:] = np.arange(n - 25)
-    ramp *= (1.0 - 1.0 / n) / (n - 26)
-    ramp += 1.0 / n
+    if n > 25:  # (the trials below are at most 25: all 1)
+        ramp = w[: n - 25]
+        ramp[:] = np.arange(n - 25)
+        ramp *= (1.0 - 1.0 / n) / max(1, n - 26)
+        ramp += 1.0 / n
     return w
+
+
+@functools.lru_cache(maxsize=16)
+def _miss_table(pad: int, log_q: float) -> np.ndarray:
+    """``q ** misses`` by pattern of a word with ``pad`` padding bytes (they always differ);
+    kept for the mixture below, whose count of kernels rarely changes."""
+    table: np.ndarray = np.exp((_POPCOUNT - pad) * log_q)
+    table.flags.writeable = False
+    return table
 
 
 def _closed_form(
@@ -112,7 +123,7 @@ def _closed_form(
     factors: np.ndarray | None = None
     for w, pattern in enumerate(patterns):
         pad = max(0, 8 * (w + 1) - t)  # padding bytes always differ
-        part = np.exp((_POPCOUNT - pad) * log_q).take(pattern[:, columns])
+        part = _miss_table(pad, log_q).take(pattern[:, columns])
         factors = part if factors is None else np.multiply(factors, part, out=factors)
     assert factors is not None
     total = factors @ weights
