@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,34 @@ def digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """``quantsearch ARGS`` in-process: its exit status and its stderr."""
+def case_folder(root: Path, name: str) -> Path:
+    """A folder of its own for the case ``name`` under ``root/cases``."""
+    case = root / "cases" / re.sub(r"\W+", "_", name)
+    case.mkdir(parents=True, exist_ok=True)
+    return case
+
+
+def unchanged_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The body of a corpus's ``in_workdir`` fixture: run in ``workdir``, and afterwards its
+    ``runs`` folder (the finished study) must be byte for byte as before."""
+    monkeypatch.chdir(workdir)
+    before = digest(workdir / "runs")
+    yield workdir
+    assert digest(workdir / "runs") == before, "an existing study was changed"
+
+
+def exit_status(args: list[str]) -> int:
+    """``quantsearch ARGS`` in-process: its exit status."""
     try:
         main(args)
-        code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``quantsearch ARGS`` in-process: its exit status and its stderr."""
+    return exit_status(args), capsys.readouterr().err
 
 
 def check_one_line(code: int, err: str, pattern: str) -> None:

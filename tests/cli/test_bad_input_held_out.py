@@ -27,13 +27,12 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from quantsearch.cli import main
-from tests.cli.bad_input import GOOD, W, finished_study
+from tests.cli.bad_input import GOOD, W, case_folder, exit_status, finished_study, unchanged_runs
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import digest as _digest
@@ -287,7 +286,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
         'accuracy = { direction = "maximize" }', 'score = { direction = "maximize" }'
     )
     (d / "fail.toml").write_text(fail + '[metrics]\nevaluate = "ev.py:f"\n')
-    code = main_exit(["search", "-c", str(d / "fail.toml"), "--run-dir", str(d / "runs"), "-q"])
+    code = exit_status(["search", "-c", str(d / "fail.toml"), "--run-dir", str(d / "runs"), "-q"])
     assert code == 0
     assert "RuntimeError: the third call" in (d / "runs" / "fail" / "trials.jsonl").read_text()
     (d / "evals.toml").write_text(good.replace("n_trials = 2", "n_evaluations = 4"))
@@ -326,32 +325,15 @@ def _shapes_case(d: Path) -> None:
     (d / "shapes.toml").write_text(text)
 
 
-def main_exit(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
-
-
 @pytest.fixture
-def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(workdir)
-    before = _digest(workdir / "runs")
-    yield workdir  # type: ignore[misc]
-    assert _digest(workdir / "runs") == before, "an existing study was changed"
-
-
-def _folder(root: Path, name: str) -> Path:
-    case = root / "cases" / re.sub(r"\W+", "_", name)
-    case.mkdir(parents=True, exist_ok=True)
-    return case
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    yield from unchanged_runs(workdir, monkeypatch)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG_CASES))
 def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit, pattern = CONFIG_CASES[name]
-    case = _folder(in_workdir, name)
+    case = case_folder(in_workdir, name)
     cfg = case / "good.toml"  # same stem: it names the existing study
     cfg.write_text(edit((in_workdir / "good.toml").read_text()))
     code, err = _run(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], capsys)
@@ -378,7 +360,7 @@ def test_a_skip_alone_and_a_format_alone_still_quantize(
 ) -> None:
     """The refusals refuse only the contradiction: ``skip = true`` alone leaves the node float,
     a block_fp along a dimension the weight has quantizes it."""
-    case = _folder(in_workdir, "skip alone")
+    case = case_folder(in_workdir, "skip alone")
     text = (in_workdir / "good.toml").read_text()
     text = _add('quantize.by_name."seq_blocks.0"', "skip = true")(text)
     text = _add("quantize.by_type.linear", f"weight = {_bfp(1)}")(text)
@@ -395,7 +377,7 @@ def test_a_run_directory_assembled_from_two_searches(
 ) -> None:
     """runs/good's result files beside runs/fail's search_config.json: the report drew good's
     accuracy trials under fail's 'score' objective, exit 0."""
-    copy = _folder(in_workdir, "two searches") / "run"
+    copy = case_folder(in_workdir, "two searches") / "run"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(in_workdir / "runs" / "good", copy)
     shutil.copy(in_workdir / "runs" / "fail" / "search_config.json", copy / "search_config.json")
@@ -415,7 +397,7 @@ def test_strategy_naming_the_configs_own_keeps_its_options(
     in_workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--strategy tpe`` on a config whose TPE has options ran TPE without them, unsaid."""
-    runs = _folder(in_workdir, "same strategy") / "runs"
+    runs = case_folder(in_workdir, "same strategy") / "runs"
     code, err = _run(
         ["search", "-c", "tpe.toml", "-q", "--strategy", "tpe", "--run-dir", str(runs)], capsys
     )
@@ -428,7 +410,7 @@ def test_a_comparison_of_another_problem_is_not_overwritten(
     in_workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A second `compare --name x` on another space replaced the first one's files, unsaid."""
-    case = _folder(in_workdir, "compare twice")
+    case = case_folder(in_workdir, "compare twice")
     one = (in_workdir / "good.toml").read_text() + "[compare]\nstrategies = ['random']\nseeds = 1\n"
     (case / "a.toml").write_text(one)
     (case / "b.toml").write_text(_sub(W, "weight = [[8, 4], [6, 3]]")(one))

@@ -25,15 +25,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli.bad_input import ACC, GOOD, W, finished_study
+from tests.cli.bad_input import ACC, GOOD, W, case_folder, finished_study, unchanged_runs
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
-from tests.cli.bad_input import digest as _digest
 from tests.cli.bad_input import run_cli as _run
 from tests.cli.bad_input import sub as _sub
 
@@ -386,23 +385,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
 
 
 @pytest.fixture
-def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(workdir)
-    before = _digest(workdir / "runs")
-    yield workdir  # type: ignore[misc]
-    assert _digest(workdir / "runs") == before, "an existing study was changed"
-
-
-def _folder(root: Path, name: str) -> Path:
-    case = root / "cases" / re.sub(r"\W+", "_", name)
-    case.mkdir(parents=True, exist_ok=True)
-    return case
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    yield from unchanged_runs(workdir, monkeypatch)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG_CASES))
 def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit, pattern = CONFIG_CASES[name]
-    cfg = _folder(in_workdir, name) / "good.toml"  # same stem: it names the existing study
+    cfg = case_folder(in_workdir, name) / "good.toml"  # same stem: it names the existing study
     cfg.write_text(edit((in_workdir / "good.toml").read_text()))
     code, err = _run(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], capsys)
     _check(code, err, pattern)
@@ -418,7 +408,7 @@ def test_bad_argument(name: str, in_workdir: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize("name", sorted(REPORT_CASES))
 def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     damage, pattern = REPORT_CASES[name]
-    copy = _folder(in_workdir, name) / "run"
+    copy = case_folder(in_workdir, name) / "run"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(in_workdir / "runs" / "good", copy)
     damage(copy)
@@ -452,7 +442,7 @@ def test_damaged_run_dir_resumed(
     """A folder where the journal goes was an internal-error traceback; a dangling link there
     had the journal written wherever it pointed, outside the run directory."""
     damage, pattern = RESUME_CASES[name]
-    runs = _folder(in_workdir, name) / "runs"
+    runs = case_folder(in_workdir, name) / "runs"
     shutil.rmtree(runs, ignore_errors=True)
     shutil.copytree(in_workdir / "runs" / "good", runs / "good")
     damage(runs / "good")
@@ -465,7 +455,7 @@ def test_damaged_run_dir_resumed(
 
 def test_the_undamaged_copy_reports(in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The checks refuse only damage: the copy the cases start from gives a report."""
-    copy = _folder(in_workdir, "undamaged") / "run"
+    copy = case_folder(in_workdir, "undamaged") / "run"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(in_workdir / "runs" / "good", copy)
     code, err = _run(["report", str(copy)], capsys)
@@ -477,7 +467,7 @@ def test_a_declared_metric_never_returned_names_its_key(
     in_workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``f`` returns only ``score``; ``missing`` is declared too (the error named no key)."""
-    case = _folder(in_workdir, "declared never returned")
+    case = case_folder(in_workdir, "declared never returned")
     text = _sub(ACC, "score = {}\nmissing = {}")((in_workdir / "good.toml").read_text())
     text += '[metrics]\nevaluate = "../../task.py:f"\n'
     text += 'directions = { score = "maximize", missing = "minimize" }\n'
@@ -526,7 +516,7 @@ def test_user_code_that_exits(
     name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code_text, edit, pattern = SYS_EXIT_CASES[name]
-    case = _folder(in_workdir, name)
+    case = case_folder(in_workdir, name)
     (case / "user.py").write_text(code_text)
     text = edit((in_workdir / "good.toml").read_text())
     if "user.py:build" in text:
@@ -554,7 +544,7 @@ def test_init_reads_the_model_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``init`` wrote a config naming a function the file lacks (train failed later)."""
-    case = _folder(in_workdir, "init " + model)
+    case = case_folder(in_workdir, "init " + model)
     (case / "m.py").write_text("import torch\n\ndef build():\n    return torch.nn.Linear(4, 2)\n")
     (case / "bad.py").write_text("def build(:\n")
     (case / "d.py").write_text("def load():\n    pass\n")
