@@ -161,9 +161,21 @@ _COMMANDS = {
 }
 
 
+# `worker` opens the journal through the same reader and replay check as `search`: a few kinds
+# of damage, one of each family, keep the matrix's time small (each case is a process).
+_WORKER_DAMAGE = [
+    "NUL block in the middle",
+    "two records swapped",
+    "the last record's first byte",
+    "no checksum: unknown state",
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("command", sorted(_COMMANDS))
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize(
+    ("damage", "command"),
+    [(d, "search") for d in sorted(DAMAGE)] + [(d, "worker") for d in _WORKER_DAMAGE],
+)
 def test_damage_to_a_run_journal_is_one_line_and_changes_nothing(
     work: Path, damage: str, command: str
 ) -> None:
