@@ -87,7 +87,7 @@ def test_output_file(tmp_path: Path) -> None:
         ("", r"^--out: got '', allowed: a file name$"),
         (str(tmp_path) + "/", r"allowed: a file name$"),
         (str(tmp_path), r"is a folder, allowed: a file name$"),
-        (str(tmp_path / "f" / "m.pt"), r"is a file, not a folder"),
+        (str(tmp_path / "f" / "m.pt"), r"is a file \(in .*\), allowed: a folder"),
     ]:
         with pytest.raises(ConfigError, match=match):
             validate.output_file(value, "--out")

@@ -128,7 +128,7 @@ def get_str(
     if not isinstance(value, str):
         raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
     if not value.strip():
-        raise ConfigError(f"{join_key(key, name)} must not be empty (got {value!r})")
+        raise ConfigError(f"{join_key(key, name)}: got {value!r}, allowed: a non-empty string")
     if _CONTROL.search(value):
         raise ConfigError(
             f"{join_key(key, name)}: got {value!r}, allowed: a string without control "
@@ -317,7 +317,7 @@ def writable_dir(path: Path, key: str) -> Path:
     or is read-only is refused in one line naming ``key`` (``--run-dir``, ``run_dir``).
     """
     if not str(path).strip():
-        raise ConfigError(f"{key} must not be empty")
+        raise ConfigError(f"{key}: got '', allowed: a folder, or a path to make one at")
     if _CONTROL.search(str(path)):  # a NUL makes every stat() below raise ValueError
         raise ConfigError(
             f"{key}: got {str(path)!r}, allowed: a path without control characters (NUL, newline, ...)"
@@ -332,9 +332,15 @@ def writable_dir(path: Path, key: str) -> Path:
         probe = probe.parent
     if not probe.is_dir():
         what = "a file" if probe.is_file() else "neither a file nor a folder (a FIFO, a device)"
-        raise ConfigError(f"{key}: {str(probe)!r} is {what}, not a folder (in {str(path)!r})")
+        raise ConfigError(
+            f"{key}: {str(probe)!r} is {what} (in {str(path)!r}), allowed: a folder, or a path "
+            f"to make one at"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r})")
+        raise ConfigError(
+            f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r}), allowed: a "
+            f"folder this user may write in"
+        )
     return path
 
 

@@ -168,7 +168,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "search --run-dir a FIFO": (
         ["search", "-c", "good.toml", "-q", "--run-dir", "fifo"],
-        r"^--run-dir: 'fifo' is neither a file nor a folder \(a FIFO, a device\), not a folder",
+        r"^--run-dir: 'fifo' is neither a file nor a folder \(a FIFO, a device\) \(in 'fifo/good'\), allowed",
     ),
     "train --out a FIFO": (
         ["train", "-c", "good.toml", "--out", "fifo"],
