@@ -234,3 +234,21 @@ def test_sqlite_url_with_several_workers_is_refused(tmp_path: Path) -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "SQLite" in lines[0] and "not safe" in lines[0], out.stderr
+
+
+@pytest.mark.slow
+def test_a_rerun_appends_to_the_worker_logs(tmp_path: Path) -> None:
+    """`search --workers 2` run twice on one run directory: each worker's log keeps what the
+    first run's worker wrote (it was truncated at every start), after a line dating each start."""
+    cfg, ckpt = setup(tmp_path, "random", 2)
+    cmd = [sys.executable, "-m", "quantsearch", "search", "--config", str(cfg), "--load", str(ckpt),
+           "--run-dir", str(tmp_path / "runs"), "--workers", "2", "-q"]  # fmt: skip
+    log = tmp_path / "runs" / "w" / "worker-0.log"
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=180)
+    first = log.read_text()
+    cfg.write_text(cfg.read_text().replace("n_trials = 2", "n_trials = 3"))
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=180)
+    text = log.read_text()
+    assert text.startswith(first)
+    starts = [ln for ln in text.splitlines() if ln.startswith("--- ")]
+    assert len(starts) == 2 and all("worker 0 of 2, study 'w'" in ln for ln in starts), text

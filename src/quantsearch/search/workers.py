@@ -100,12 +100,18 @@ def run_workers(
         config_path, workers, load=load, study=name, run_dir=run_dir, strategy=strategy,
         overrides=overrides,
     )  # fmt: skip
-    # Each worker's stderr goes to a file: a pipe nobody reads would fill and stall it.
+    # Each worker's stderr goes to a file: a pipe nobody reads would fill and stall it. The
+    # file is appended to, after a line that dates this start: what an earlier run's workers
+    # said (the reason a resumed search was resumed) stays.
     rd.mkdir(parents=True, exist_ok=True)
     logs = [rd / f"worker-{i}.log" for i in range(workers)]
-    procs = []
-    for log in logs:
-        with log.open("w") as fh:
+    procs, starts = [], []
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for i, log in enumerate(logs):
+        with log.open("a") as fh:
+            fh.write(f"--- {started}: worker {i} of {workers}, study {name!r}\n")
+            fh.flush()
+            starts.append(fh.tell())
             procs.append(
                 subprocess.Popen(
                     cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=worker_env(url)
@@ -119,7 +125,11 @@ def run_workers(
         for p in procs:
             p.wait()
         raise
-    errors = [_why(p.returncode, log) for p, log in zip(procs, logs, strict=True) if p.returncode]
+    errors = [
+        _why(p.returncode, log, start)
+        for p, log, start in zip(procs, logs, starts, strict=True)
+        if p.returncode
+    ]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
@@ -139,11 +149,15 @@ def run_workers(
     return result
 
 
-def _why(returncode: int, log: Path) -> str:
-    """What a failed worker said last, or the signal that killed it."""
+def _why(returncode: int, log: Path, start: int) -> str:
+    """What a failed worker said last in this run (its log from byte ``start``), or the signal
+    that killed it."""
     if returncode < 0:
         return f"{log.stem} was killed by {signal.Signals(-returncode).name}"
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    with log.open("rb") as fh:
+        fh.seek(start)
+        said = fh.read().decode(errors="replace")
+    lines = [ln for ln in said.splitlines() if ln.strip()]
     return lines[-1] if lines else f"nothing (see {log})"
 
 
