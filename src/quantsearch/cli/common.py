@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from quantsearch.errors import ConfigError
 from quantsearch.examples import default_config_path
 from quantsearch.validate import (
     COUNT_MAX,
@@ -157,3 +158,9 @@ def load_config_or_default(path: str | None) -> Any:
     from quantsearch.config import load_config  # imports torch: deferred for `--help` start-up
 
     return load_config(default_config_path() if path is None else path)
+
+
+def within(name: str, value: int | None, minimum: int, maximum: int, what: str = "") -> None:
+    """Refuse ``value`` (an option's count) outside ``minimum`` to ``maximum`` in one line."""
+    if value is not None and not minimum <= value <= maximum:
+        raise ConfigError(f"{name}: got {value}, allowed: {minimum} to {maximum}{what}")

@@ -66,17 +66,13 @@ def check_budgets(config: Config, n_trials: int | None, n_evaluations: int | Non
     if config.search is None:
         return
     cc = config.compare or CompareConfig()
+    evals = n_evaluations or cc.n_evaluations
+    evals_key = "--evaluations" if n_evaluations else "compare.n_evaluations"
     trials = n_trials or cc.n_trials  # without one, an evaluation budget sets the cap (20 x)
     if trials is not None:
-        check_evaluations(
-            n_evaluations or cc.n_evaluations,
-            trials,
-            "--evaluations" if n_evaluations else "compare.n_evaluations",
-            "--trials" if n_trials else "compare.n_trials",
-        )
-    if n_evaluations or cc.n_evaluations:
-        limit, unit = n_evaluations or cc.n_evaluations, "evaluations"
-        source = "--evaluations" if n_evaluations else "compare.n_evaluations"
+        check_evaluations(evals, trials, evals_key, "--trials" if n_trials else "compare.n_trials")
+    if evals:
+        limit, unit, source = evals, "evaluations", evals_key
     else:
         limit, unit = n_trials or cc.n_trials or config.search.n_trials, "trials"
         source = (

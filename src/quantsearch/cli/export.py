@@ -14,6 +14,7 @@ from quantsearch.cli.common import (
     load_config_or_default,
     load_option,
     trial_options,
+    within,
 )
 from quantsearch.cli.console import console
 from quantsearch.cli.printing import dumps
@@ -124,10 +125,8 @@ def export(
                 f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
             )
     qgm, val_x, label = _chosen(from_run, (trial, best, pareto), config_path, load)
-    if samples is not None and samples > len(val_x):  # as summary --batch: never fewer than asked
-        raise ConfigError(
-            f"--samples: got {samples}, allowed: 1 to {len(val_x)} (the validation split's samples)"
-        )
+    # as summary --batch: never fewer than asked
+    within("--samples", samples, 1, len(val_x), " (the validation split's samples)")
     x = val_x if samples is None else val_x[:samples]
     t0 = time.perf_counter()
     # An existing OUT is replaced whole, atomically, only if a previous export wrote it (an

@@ -16,6 +16,7 @@ import click
 from quantsearch.cli.common import figure_format_option, json_option
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
+from quantsearch.validate import not_a_file
 
 
 @click.command()
@@ -54,7 +55,6 @@ def check_run_files(run_dir: Path) -> None:
     """Refuse a run directory whose result files are folders, dangling links or not what
     their names say, before any report file is written: the report would be drawn from it
     as if nothing were wrong (a garbage model.pt, a folder named trials.csv)."""
-    from quantsearch.search.run_files import not_a_file
 
     for name in (*_FILES, *_JSON, *_TEXT, "study.journal"):
         path = run_dir / name

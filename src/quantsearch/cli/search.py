@@ -21,6 +21,7 @@ from quantsearch.cli.common import (
 )
 from quantsearch.cli.printing import print_result, search_json
 from quantsearch.errors import ConfigError
+from quantsearch.validate import not_a_file
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -127,7 +128,6 @@ def _check_run_files(cfg: Any, opts: dict[str, Any], overrides: dict[str, Any]) 
     traceback) or a link to nothing (the journal was written through it, outside the run
     directory, wherever the link pointed)."""
     from quantsearch.search.api import study_of
-    from quantsearch.search.run_files import not_a_file
 
     _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
     key = "--run-dir" if opts["run_dir"] is not None else "run_dir"

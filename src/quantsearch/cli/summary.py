@@ -8,17 +8,18 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from quantsearch.cli.common import config_option, json_option, load_config_or_default, load_option
+from quantsearch.cli.common import (
+    config_option,
+    json_option,
+    load_config_or_default,
+    load_option,
+    within,
+)
 from quantsearch.cli.console import format_value, print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import UncountedOpsWarning, metric_spec, metric_specs
 from quantsearch.validate import COUNT_MAX, REPEATS_MAX
-
-
-def _within(name: str, value: int | None, minimum: int, maximum: int, what: str = "") -> None:
-    if value is not None and not minimum <= value <= maximum:
-        raise ConfigError(f"{name}: got {value}, allowed: {minimum} to {maximum}{what}")
 
 
 def _display(v: float) -> float | int:
@@ -64,10 +65,10 @@ def summary(
     """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
     MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
     # timed calls: 10**5 of a small model take minutes already; 10**9 ran for days
-    _within("--repeats", repeats, 1, REPEATS_MAX)
-    _within("--warmup", warmup, 0, REPEATS_MAX)
-    _within("--batch", batch, 1, COUNT_MAX)
-    _within("--latency-batch", latency_batch, 1, COUNT_MAX)
+    within("--repeats", repeats, 1, REPEATS_MAX)
+    within("--warmup", warmup, 0, REPEATS_MAX)
+    within("--batch", batch, 1, COUNT_MAX)
+    within("--latency-batch", latency_batch, 1, COUNT_MAX)
     source = click.get_current_context().get_parameter_source
     for name, option in (("latency_batch", "--latency-batch"), ("repeats", "--repeats"),
                          ("warmup", "--warmup")):  # fmt: skip
@@ -83,9 +84,9 @@ def summary(
     cfg = load_config_or_default(config_path)
     session = open_session(cfg, load)
     n_val, split = len(session.data.val), " (the validation split's samples)"
-    _within("--batch", batch, 1, n_val, split)  # else silently fewer than asked
+    within("--batch", batch, 1, n_val, split)  # else silently fewer than asked
     if with_latency:
-        _within("--latency-batch", latency_batch, 1, n_val, split)
+        within("--latency-batch", latency_batch, 1, n_val, split)
     gm = session.trace(batch)
     table = graph_table(gm)
     costs = cost_table(gm)

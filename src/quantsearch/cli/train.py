@@ -74,12 +74,15 @@ def train_to_checkpoint(
     seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
     session = open_session(fresh)
     path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
-    if (
-        out is None
-    ):  # checked before training: a folder or FIFO there failed (or was replaced) after it
-        key = "train.checkpoint" if cfg.train.checkpoint else "model.checkpoint"
-        if not cfg.train.checkpoint and not cfg.model.checkpoint:
-            key = f"--out (default: {path})"
+    # Checked before training: a folder or FIFO there failed (or was replaced) after it.
+    if out is None:
+        key = (
+            "train.checkpoint"
+            if cfg.train.checkpoint
+            else "model.checkpoint"
+            if cfg.model.checkpoint
+            else f"--out (default: {path})"
+        )
         output_file(str(path), key)
     result = run_training(session.model, session.data, cfg.train, progress=progress)
     save_checkpoint(

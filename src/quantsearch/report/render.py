@@ -146,9 +146,8 @@ def write_report(run_dir: str | Path, figure_format: str = "svg") -> ReportFiles
     paths = []
     drawn: dict[str, str] = {}
     renderer = {fmt: _digest(_RENDERERS[fmt]) for fmt in formats}
-    stale: list[
-        Path
-    ] = []  # another format's files of an earlier report: removed once this one is whole
+    # another format's files of an earlier report: removed once this one is whole
+    stale: list[Path] = []
     for f in report.figures:
         for fmt in plots.FIGURE_FORMATS:
             path = img_dir / f"{f.name}.{fmt}"

@@ -55,6 +55,7 @@ from quantsearch.search.journal_record import (
     tail_seed,
 )
 from quantsearch.search.journal_repair import last_line_start, repair_journal
+from quantsearch.validate import not_a_file
 
 __all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend"]
 
@@ -80,7 +81,7 @@ class JournalBackend(BaseJournalBackend):
     def __init__(self, path: Path, *, exclusive: bool, group_commit_s: float = 0.0) -> None:
         path = Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() != path.is_file() or (path.is_symlink() and not path.exists()):
+        if not_a_file(path):
             # opened, a FIFO would block, a folder fail with a traceback, and a link to nothing
             # be followed to wherever it points (the CLI names which, at --run-dir, first)
             raise StorageError(

@@ -19,7 +19,6 @@ from typing import Any
 from quantsearch.atomic import open_atomic, write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.search.trial import TrialInfo
-from quantsearch.validate import not_a_file  # re-exported: run directories' readers use it
 
 __all__ = [
     "check_baseline",
@@ -27,7 +26,6 @@ __all__ = [
     "check_summary",
     "dump_json",
     "json_default",
-    "not_a_file",
     "read_json",
     "read_trials",
     "write_csv",
