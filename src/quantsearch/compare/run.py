@@ -314,12 +314,15 @@ def compare_from_config(
     )
     out = Path(run_dir or config.run_dir) / folder
     writable_dir(out, "--run-dir" if run_dir is not None else "run_dir")
-    problem = {
-        "model": extra["model"],
-        "dataset": extra["data"][0],
-        "space": space.describe(),
-        **{k: getattr(cfg, k) for k in ("combine", "objectives", "constraints")},
-    }
+    described = space.describe()
+    problem = _plain(
+        {
+            "model": extra["model"],
+            "dataset": extra["data"][0],
+            "space": described,
+            **{k: getattr(cfg, k) for k in ("combine", "objectives", "constraints")},
+        }
+    )
     _check_same_problem(out, problem, "--name" if name is not None else "--config")
     with run_dir_lock(out):
         result = run_comparison(
@@ -338,7 +341,7 @@ def compare_from_config(
             n_evaluations=evals,
         )
         meta = {
-            "problem": _plain(problem),
+            "problem": problem,
             "source": config.source,
             "model": extra["model"],
             "dataset": extra["data"][0],  # the study identity's [name, digest of the split]
@@ -359,25 +362,27 @@ def compare_from_config(
                 "budgets": list(result.budgets),
                 "shared_cache": share,
             },
-            "space": space.describe(),
+            "space": described,
         }
         result.write(out, meta)
     return result
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as its JSON file reads back (tuples as lists, dataclasses as dicts)."""
+    """``value`` as its JSON file reads back (tuples as lists; what JSON cannot hold, such as
+    the objectives' and constraints' dataclasses, as its ``str``)."""
     return json.loads(json.dumps(jsonable(value), default=str))
 
 
 def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
     """Refuse to write a comparison over one of another problem (model, data, space,
-    objectives, constraints) in ``out``: it replaced the earlier comparison's files, unsaid,
-    as a search refuses a study of another config. The same problem is compared again."""
-    old = read_meta(out).get("problem") if (out / "compare_config.json").is_file() else None
+    objectives, constraints; ``problem`` as :func:`_plain` gives it) in ``out``: it replaced the
+    earlier comparison's files, unsaid, as a search refuses a study of another config. The same
+    problem is compared again."""
+    old = read_meta(out).get("problem")
     if not isinstance(old, dict):
         return  # nothing there, or a comparison that predates the record
-    differ = sorted(k for k, v in _plain(problem).items() if old.get(k) != v)
+    differ = sorted(k for k, v in problem.items() if old.get(k) != v)
     if differ:
         raise ConfigError(
             f"{key}: {str(out)!r} holds a comparison of another problem (its "
