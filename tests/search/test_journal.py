@@ -63,6 +63,11 @@ def test_constants_match_optunas_enums() -> None:
     assert {s.value for s in finished} == journal_record.FINISHED_STATES
     assert sorted(op.value for op in JournalOperation) == list(range(journal_replay.N_OPS))
     assert sorted(s.value for s in TrialState) == list(range(journal_replay.N_STATES))
+    trial_ops = {"SET_TRIAL_PARAM", "SET_TRIAL_STATE_VALUES", "SET_TRIAL_INTERMEDIATE_VALUE"}
+    trial_ops |= {"SET_TRIAL_USER_ATTR", "SET_TRIAL_SYSTEM_ATTR"}
+    assert {JournalOperation[n].value for n in trial_ops} == journal_replay.TRIAL_OPS
+    study_id_ops = {"DELETE_STUDY", "SET_STUDY_USER_ATTR", "SET_STUDY_SYSTEM_ATTR", "CREATE_TRIAL"}
+    assert {JournalOperation[n].value for n in study_id_ops} == journal_replay.STUDY_ID_OPS
 
 
 def test_the_fault_a_cut_record_breaks_optunas_own_journal_for_good(tmp_path: Path) -> None:

@@ -23,12 +23,12 @@ from optuna.storages.journal._storage import JournalStorageReplayResult
 from quantsearch.errors import StorageError
 from quantsearch.search.journal_record import damaged
 
-__all__ = ["N_OPS", "N_STATES", "apply_checked"]
+__all__ = ["N_OPS", "N_STATES", "STUDY_ID_OPS", "TRIAL_OPS", "apply_checked"]
 
 N_OPS = 11  # JournalOperation: CREATE_STUDY (0) ... DISCARD_TRIALS (10)
 N_STATES = 5  # TrialState: RUNNING, COMPLETE, PRUNED, FAIL, WAITING (0 ... 4)
-_TRIAL_OPS = frozenset({5, 6, 7, 8, 9})  # SET_TRIAL_* : name a trial by its id
-_STUDY_ID_OPS = frozenset({1, 2, 3, 4})  # DELETE_STUDY, SET_STUDY_*_ATTR, CREATE_TRIAL
+TRIAL_OPS = frozenset({5, 6, 7, 8, 9})  # SET_TRIAL_* : name a trial by its id
+STUDY_ID_OPS = frozenset({1, 2, 3, 4})  # DELETE_STUDY, SET_STUDY_*_ATTR, CREATE_TRIAL
 
 
 def apply_checked(
@@ -76,9 +76,9 @@ def _check_meaning(log: dict[str, Any], replay: JournalStorageReplayResult, path
         raise damaged(path, n, f"unknown operation {op!r}, allowed: 0 to {N_OPS - 1}")
     if "state" in log and not _is_int(log["state"], N_STATES):
         raise damaged(path, n, f"unknown trial state {log['state']!r}, allowed: 0 to 4")
-    if op in _STUDY_ID_OPS and not _is_int(log.get("study_id"), replay._next_study_id):
+    if op in STUDY_ID_OPS and not _is_int(log.get("study_id"), replay._next_study_id):
         raise damaged(path, n, f"study id {log.get('study_id')!r} was never created")
-    if op in _TRIAL_OPS:
+    if op in TRIAL_OPS:
         trial_id = log.get("trial_id")
         if type(trial_id) is not int or trial_id not in replay._trials:
             raise damaged(path, n, f"trial id {trial_id!r} was never created")

@@ -16,13 +16,15 @@ import json
 from pathlib import Path
 
 from optuna.storages.journal._storage import JournalStorageReplayResult
+from optuna.trial import TrialState
 
 from quantsearch.errors import StorageError
+from quantsearch.search.journal_record import FINISHED_STATES
 
 __all__ = ["RESULTS_FILE", "check_against_results"]
 
 RESULTS_FILE = "trials.jsonl"
-_FINISHED = frozenset({"COMPLETE", "PRUNED", "FAIL"})
+_FINISHED = frozenset(TrialState(s).name for s in FINISHED_STATES)
 
 
 def _listed(run_dir: Path) -> set[tuple[int, str]]:
