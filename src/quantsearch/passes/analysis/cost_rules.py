@@ -413,6 +413,8 @@ _FREE = (
     "flatten", "reshape", "view", "dropout", "identity", "getitem", "getattr", "size", "cat",
     "contiguous", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "chunk", "split",
     "clone", "to", "stack", "pad",
+    # tensors made from nothing but a shape
+    "zeros_like", "ones_like", "full_like", "empty_like",
 )  # fmt: skip
 for _k in _FREE:
     COST_RULES.add(_k, lambda a: OpCost())

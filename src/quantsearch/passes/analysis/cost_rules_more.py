@@ -128,11 +128,6 @@ def _max_min(a: OpArgs) -> OpCost:
 COST_RULES.add("max", _max_min, aliases=("min", "amax", "amin"))
 
 
-# Tensors made from nothing but a shape (zeros_like, ones_like, full_like): 0, counted.
-for _k in ("zeros_like", "ones_like", "full_like", "empty_like"):
-    COST_RULES.add(_k, lambda a: OpCost())
-
-
 def _norm_rows(a: OpArgs) -> tuple[int, bool]:
     """Rows (groups of elements normalised together) and whether an affine follows."""
     x, m = a.first_input(), a.module

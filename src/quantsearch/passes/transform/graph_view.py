@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from torch import fx, nn
+from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import NodeInfo, info
@@ -129,12 +129,16 @@ class GraphView:
         return out
 
 
+def _param_tensor(cand: Candidate, role: str) -> Tensor | None:
+    """The parameter ``role`` of a candidate: its module's, or a function-form layer's operand."""
+    if cand.module is None or isinstance(cand.module, QuantParamFunction):
+        return operand_tensor(cand.node, role) if role in cand.params else None
+    return getattr(cand.module, role, None)
+
+
 def param_range(cand: Candidate, role: str) -> tuple[float, float] | None:
     """``(min, max)`` of the parameter ``role`` of a candidate's module, if it has one."""
-    if cand.module is None or isinstance(cand.module, QuantParamFunction):
-        p = operand_tensor(cand.node, role) if role in cand.params else None
-    else:
-        p = getattr(cand.module, role, None)
+    p = _param_tensor(cand, role)
     if p is None or p.numel() == 0:
         return None
     d = p.detach()
@@ -162,10 +166,7 @@ def _role_shape(view: GraphView, node: str, role: str) -> tuple[int, ...] | None
         cand = view.candidates.get(node)
         if cand is None:
             return None
-        if cand.module is None or isinstance(cand.module, QuantParamFunction):
-            p = operand_tensor(cand.node, role) if role in cand.params else None
-        else:
-            p = getattr(cand.module, role, None)
+        p = _param_tensor(cand, role)
         return None if p is None else tuple(p.shape)
     metas = view.infos[node].inputs if role == "data_in" else ()
     metas = metas or view.infos[node].outputs

@@ -22,8 +22,9 @@ rounding differs from Optuna's within about ``(kernels + parameters) * 2**-52`` 
 by more than :data:`MARGIN` (relative), far above both roundings: then Optuna's argmax, over
 its own values, is that candidate too. Within the margin (exact ties between distinct points,
 which equal kernel weights make common in the first trials, or near ties) it answers ``None``
-and the caller computes Optuna's log-densities exactly. The log-density of the mixture below is
-Optuna's own, bit for bit. ``tests/search/strategies/test_tpe_choice.py`` checks the closed form
+and the caller computes Optuna's log-densities exactly. Both mixtures, below and above, go
+through the closed form here; the mixture below that Optuna builds is used only to draw the
+candidates. ``tests/search/strategies/test_tpe_choice.py`` checks the closed form
 against Optuna's ``_ParzenEstimator`` and whole proposals against ``TPESampler(seed)``.
 """
 
