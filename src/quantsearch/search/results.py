@@ -167,16 +167,17 @@ class SearchResult:
         A trial whose config failed is refused too: its model is what failed (quantize, export
         and finetune built it and wrote it out as if it had been measured)."""
         for t in self.trials:
-            if t.number == number and t.config_failed:
+            if t.number != number:
+                continue
+            if t.config_failed:
                 ok = [u.number for u in self.trials if u.measured]
                 allowed = ", ".join(map(str, ok[:8])) + (", ..." if len(ok) > 8 else "")
-                why = (t.error or "").splitlines()[0][:200]
+                why = next(iter((t.error or "").splitlines()), "")[:200]  # an error may be ""
                 raise ConfigError(
                     f"{key}: {number} (its config failed: {why}), allowed: a trial that did not "
                     f"fail ({allowed or 'none'})"
                 )
-            if t.number == number:
-                return t
+            return t
         numbers = [t.number for t in self.trials if self.config_of(t) is not None]
         allowed = f"{numbers[0]}..{numbers[-1]}" if numbers else "none (no trial has run)"
         raise ConfigError(f"{key}: {number}, allowed: a trial number of this run ({allowed})")
