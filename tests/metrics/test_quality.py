@@ -230,3 +230,25 @@ def test_loss_sums_read_by_label_picks_are_the_same_bits(n: int, c: int) -> None
     got, want = loss_sums(classes_first(x), y, picks), loss_sums(classes_first(x), y)
     assert torch.equal(got.nan_to_num(0.0, 1.0, -1.0), want.nan_to_num(0.0, 1.0, -1.0))
     assert torch.equal(got.isnan(), want.isnan()) and bool(got.isnan()[6])
+
+
+def test_top_k_ranks_ties_by_class_index_like_a_stable_sort() -> None:
+    """Referee: numpy's stable argsort of the negated logits, which orders equal logits by
+    class index; a hit is the label within its first k. Logits of a few integer values tie
+    often; all equal, the hit is ``label < k``. The population path counts the same hits."""
+    from quantsearch.metrics.population import PopulationQuality
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 3, (400, 6), generator=g).float()
+    logits[:50] = 0.0
+    labels = torch.randint(0, 6, (400,), generator=g)
+    order = np.argsort(-logits.numpy(), axis=1, kind="stable")
+    for k in (1, 2, 3, 5):
+        want = float(np.mean([labels[i].item() in order[i, :k] for i in range(len(labels))]))
+        assert top_k_accuracy(logits, labels, k) == want
+        got = evaluate(nn.Identity(), Split(logits, labels), top_k=(k,), batch_size=64)
+        assert got.top_k[k] == want
+        pq = PopulationQuality(2, 6, ks=(k,))
+        pq.add([logits, logits.t().contiguous().t()], labels)  # a transposed layout too
+        assert [q.top_k[k] for q in pq.results()] == [want, want]
+    assert top_k_accuracy(torch.zeros(6, 6), torch.arange(6), 2) == 2 / 6

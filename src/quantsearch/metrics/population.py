@@ -14,9 +14,9 @@ read from the classes-first copy the loss needs anyway by reductions over the cl
 itself is read at the label's place, :attr:`BatchLabels.picks`), and the label is the
 first maximum iff ``x_label == m`` and every earlier logit is below ``m``.
 An output whose loss is not finite (NaN or infinite logits) takes ``argmax`` itself, as do
-logits of another dtype than float32/float64. ``topk``, whose order among ties is the
-kernel's, is the single path's call on the same tensor, once per *distinct* output (configs
-whose outputs are the same object share it). Each config's
+logits of another dtype than float32/float64. Top-k hits are the single path's
+:func:`~quantsearch.metrics.quality.label_ranks` (ties ranked by class index), once per
+*distinct* output (configs whose outputs are the same object share it). Each config's
 :class:`~quantsearch.metrics.quality.Quality` then comes from the single path's own formula
 (:func:`~quantsearch.metrics.quality.quality_of`) on its exact counts and loss sum.
 What depends on the labels alone (their range check, class counts, one-hot matrix, the
@@ -53,6 +53,7 @@ from quantsearch.metrics.quality import (
     _check,
     classes_first,
     label_picks,
+    label_ranks,
     loss_sums,
     quality_of,
 )
@@ -210,11 +211,9 @@ class PopulationQuality:
             per_class = torch.bincount(bins.flatten(), minlength=d * c + 1)[:-1].view(d, c)
         hits: dict[int, list[torch.Tensor]] = {k: [] for k in self.ks}
         for t in distinct if self.ks else ():
-            # the single path's call on its layout (a batched layer may hand a transpose)
-            t = t if t.is_contiguous() else t.contiguous()
-            top = t.topk(max(self.ks), dim=1).indices == y[:, None]
+            rank = label_ranks(t, y)  # the single path's ranks: ties by class index
             for k in self.ks:
-                hits[k].append(top[:, :k].any(1).sum())
+                hits[k].append((rank < k).sum())
         same = rows == list(range(len(distinct)))
         index = None if same else torch.tensor(rows, device=y.device)
         by_config = [per_class, losses, *(torch.stack(h) for h in hits.values())]

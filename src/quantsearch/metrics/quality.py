@@ -13,7 +13,8 @@ ties):
   (macro recall; scikit-learn's ``balanced_accuracy_score``).
 * ``loss`` = mean over samples of ``-log softmax(logits)[label]`` (nats); each sample's term
   in float32, summed in float64 in sample order (:func:`loss_sums`).
-* ``top<k>_accuracy`` = fraction of samples whose label is among the ``k`` highest logits.
+* ``top<k>_accuracy`` = fraction of samples whose label is among the ``k`` highest logits
+  (ties ranked by class index, as ``argmax`` breaks them: :func:`label_ranks`).
 
 Example:
     >>> import torch
@@ -46,6 +47,7 @@ __all__ = [
     "device_of",
     "evaluate",
     "label_picks",
+    "label_ranks",
     "loss_sums",
     "quality_of",
     "top_k_accuracy",
@@ -124,8 +126,22 @@ def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
         raise MetricError(
             f"k must be in [1, {logits.shape[1]}] for {logits.shape[1]} classes (got {k})"
         )
-    hit = (logits.topk(k, dim=1).indices == labels[:, None]).any(1)
-    return float(hit.float().mean())
+    return int((label_ranks(logits, labels) < k).sum()) / int(labels.shape[0])
+
+
+def label_ranks(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many classes rank above each row's label: a larger logit, or an equal one at a
+    smaller class index (``argmax``'s rule, the first maximum wins). A top-k hit is ``rank <
+    k``, the same on every device and layout (``topk``'s order among ties is its kernel's).
+
+    Example:
+        >>> logits = torch.tensor([[1.0, 3.0, 3.0], [1.0, 3.0, 3.0]])
+        >>> label_ranks(logits, torch.tensor([2, 0])).tolist()
+        [1, 2]
+    """
+    own = logits.gather(1, labels.view(-1, 1))
+    before = torch.arange(logits.shape[1], device=logits.device) < labels.view(-1, 1)
+    return ((logits > own) | ((logits == own) & before)).sum(1)
 
 
 def classes_first(logits: torch.Tensor) -> torch.Tensor:
@@ -236,9 +252,9 @@ class _Accumulator:
         self.count_per_class = self.count_per_class + torch.bincount(labels, minlength=c)
         self.loss_sum = self.loss_sum + loss_sums(classes_first(logits[None]), labels)[0]
         if self.ks:
-            top = logits.topk(max(self.ks), dim=1).indices == labels[:, None]
+            rank = label_ranks(logits, labels)
             for k in self.ks:
-                self.top_k_hits[k] = self.top_k_hits[k] + top[:, :k].any(1).sum()
+                self.top_k_hits[k] = self.top_k_hits[k] + (rank < k).sum()
         self.n += int(labels.shape[0])
 
     def result(self) -> Quality:
@@ -273,7 +289,8 @@ def evaluate(
 
     Args:
         model: returns logits of shape ``(batch, classes)``; its training mode is restored after.
-        data: the validation split; batches move to the model's device.
+        data: the validation split; batches move to the model's device, and its logits
+            come back to the CPU, where the metrics are counted.
         batch_size: samples per forward call.
         top_k: the ``k`` of each ``top<k>_accuracy`` wanted (``()`` for none).
         samples: evaluate the first ``samples`` samples only (``None``: all).
@@ -293,18 +310,24 @@ def evaluate(
     if len(data) == 0:
         raise MetricError("data must hold at least one sample (got an empty split)")
     device = device_of(model)
+    # The counts and the loss's float64 sums are taken on the CPU (loss_sums), so a model on
+    # another device sends nothing: its labels come back once, each batch's logits after it.
+    host_labels = data.y.cpu()
     was_training = model.training
     model.eval()
     acc: _Accumulator | None = None
     try:
         with torch.inference_mode():
-            for x, y in data.batches(batch_size):
+            for start in range(0, len(data), batch_size):
+                x = data.x[start : start + batch_size]
                 logits = model(x.to(device, non_blocking=True))
-                labels = y.to(device, non_blocking=True)
+                if isinstance(logits, torch.Tensor):
+                    logits = logits.cpu()
+                labels = host_labels[start : start + batch_size]
                 if acc is None:
                     _check(logits, labels)
                     c = int(logits.shape[1])
-                    lo, hi = int(data.y.min()), int(data.y.max())
+                    lo, hi = int(host_labels.min()), int(host_labels.max())
                     if lo < 0 or hi >= c:
                         raise MetricError(
                             f"data.y labels must be in [0, {c - 1}] for a model with {c} outputs "
