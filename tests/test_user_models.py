@@ -263,6 +263,7 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
             "space": {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}},
             "objectives": {"accuracy": {"direction": "maximize"}},
             "metrics": names,
+            "device": "cpu",  # where quantize()'s module, the referee, runs
         }
     )
     _, evaluator = prepare_search(gm, cfg, data)

@@ -70,6 +70,12 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"^quantize\.default\.bias\.block_dim: got 1, allowed: -1 to 0 \(the bias of node "
         r"'seq_blocks_0' is a 1-d tensor",
     ),
+    # run where torch finds no CUDA device (CI); where it finds one, cuda:99
+    "search device without CUDA": (
+        _add("search", 'device = "cuda:99"'),
+        r"^search\.device: got 'cuda:99', allowed: 'auto' or 'cpu' (\(torch finds no CUDA "
+        r"device here\)|or cuda:0 to cuda:\d+)$",
+    ),
     "storage in memory": (
         _add("search", 'storage = "sqlite://"'),
         r"^search\.storage: got 'sqlite://' \(an in-memory database: every trial is lost at "

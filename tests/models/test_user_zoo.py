@@ -125,7 +125,10 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
     gm = trace(model, x[:8])
     names = ["accuracy", "loss", "model_size_bits", "bitops", "flops"]
     space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
-    cfg = parse_search_config({"space": space, "objectives": {"accuracy": {}}, "metrics": names})
+    # on the CPU, where quantize()'s module, the referee, runs
+    cfg = parse_search_config(
+        {"space": space, "objectives": {"accuracy": {}}, "metrics": names, "device": "cpu"}
+    )
     _, evaluator = prepare_search(gm, cfg, Split(x, y))
     configs = _random_configs(gm, 3, seed=1)
     for rc, pop in zip(configs, evaluator.evaluate_many(configs), strict=True):

@@ -77,7 +77,7 @@ def test_a_regression_objective_records_mse_and_no_classification_metrics(
     y = torch.randn(64, generator=g) if scale is None else torch.rand(64, generator=g) * scale
     r = search(
         model, (x, y), space=SPACE, objectives={"mse": {"direction": "minimize"}},
-        strategy="brute_force", n_trials=3,
+        strategy="brute_force", n_trials=3, device="cpu",  # where the referee's model runs
     )  # fmt: skip
     assert len(r.trials) == 3
     for t in r.trials:

@@ -53,7 +53,7 @@ def test_a_comparison_measures_the_float_baseline_once(
 
 def test_search_trials_equal_quantize_exactly(mlp: nn.Module, digits: DataSplits) -> None:
     gm = trace(mlp, digits.val.x[:8])
-    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ})
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "device": "cpu"})
     space, evaluator = prepare_search(gm, cfg, digits.val)
     metrics = ["accuracy", "loss", "model_size_bits", "bitops"]
     for index in [0, 5, 0, space.size - 1, 5]:
@@ -70,7 +70,7 @@ def test_resolve_keeps_one_graph_view_and_equals_from_dict(
     mlp: nn.Module, digits: DataSplits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gm = trace(mlp, digits.val.x[:8])
-    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ})
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "device": "cpu"})
     space, evaluator = prepare_search(gm, cfg, digits.val)
     views: list[GraphView] = []
     real = GraphView.__init__

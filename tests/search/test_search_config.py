@@ -104,6 +104,11 @@ def parse(**over: Any) -> Any:
         ({"group_commit_ms": "5"}, r"^search\.group_commit_ms must be a number \(got '5'\)$"),
         ({"db_retry_s": 86_401}, r"^search\.db_retry_s must be <= 86400 \(got 86401\.0\)$"),
         ({"db_retry_s": float("inf")}, r"^search\.db_retry_s must be a finite number \(got inf\)$"),
+        (
+            {"device": "tpu"},
+            r"^search\.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' \(got 'tpu'\)$",
+        ),
+        ({"device": 0}, r"^search\.device must be a string \(got 0\)$"),
     ],
 )
 def test_bad_search_config(over: dict[str, Any], match: str) -> None:

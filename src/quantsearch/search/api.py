@@ -114,6 +114,7 @@ def search(
     callbacks: Sequence[Callback] = (),
     evaluate: UserEvaluate | None = None,
     evaluate_directions: Mapping[str, str] | None = None,
+    device: str = "auto",
 ) -> SearchResult:
     """Search quantization configs of ``model`` on ``data``.
 
@@ -142,6 +143,8 @@ def search(
             objective's own ``direction`` also declares one. By default a trial records them
             and the static trial metrics (``model_size_bits``, ``avg_weight_bits``,
             ``bitops``), not the classification metrics.
+        device: where trials run, as ``[search] device``: ``"auto"`` (CUDA when torch finds
+            it), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Example:
         >>> import torch
@@ -161,6 +164,7 @@ def search(
         "constraints": dict(constraints or {}),
         "n_jobs": n_jobs,
         "seed": seed,
+        "device": device,
     }
     optional = {"n_trials": n_trials, "n_evaluations": n_evaluations, "fidelity": fidelity}
     raw.update({k: v for k, v in optional.items() if v is not None})

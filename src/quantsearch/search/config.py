@@ -31,6 +31,7 @@ from quantsearch.validate import (
     SEED_MAX,
     SEEDS_MAX,
     THREADS_MAX,
+    check_device,
     check_keys,
     check_unique,
     get_bool,
@@ -109,6 +110,8 @@ class SearchConfig:
     # Intra-op threads while trials run: small models evaluate fastest on one thread, and
     # parallel trials (n_jobs) should not fight over cores. None leaves torch's setting.
     torch_threads: int | None = 1
+    # Where trials run: "auto" (CUDA when torch finds it, else the CPU), "cpu", "cuda:N".
+    device: str = "auto"
     # Group commit of the journal default (one process): finished trials reach the disk
     # together within this many milliseconds; a kill -9 loses at most that much. 0: each write.
     group_commit_ms: float = 50.0
@@ -175,7 +178,7 @@ def _parse_strategy(raw: Any, key: str) -> StrategySpec:
 _SEARCH_KEYS = {
     "strategy", "space", "objectives", "constraints", "metrics", "n_trials", "timeout", "n_jobs",
     "seed", "study", "storage", "cache", "stop_when_exhausted", "torch_threads", "group_commit_ms",
-    "n_evaluations", "fidelity", "db_retry_s",
+    "n_evaluations", "fidelity", "db_retry_s", "device",
 }  # fmt: skip
 
 # Objective weights: relative, so 1e6 already lets one metric swamp the others; 1e308 times
@@ -315,6 +318,7 @@ def parse_search_config(
         cache=get_bool(raw, "cache", key, True),
         stop_when_exhausted=get_bool(raw, "stop_when_exhausted", key, True),
         torch_threads=get_int(raw, "torch_threads", key, 1, minimum=1, maximum=THREADS_MAX),
+        device=check_device(get_str(raw, "device", key, "auto") or "auto", f"{key}.device"),
         group_commit_ms=_bounded(raw, "group_commit_ms", key, SearchConfig.group_commit_ms, 10_000),
         db_retry_s=_bounded(raw, "db_retry_s", key, SearchConfig.db_retry_s, 86_400),
         user_metrics=dict(user or {}),
