@@ -13,6 +13,9 @@ Without one it says so and exits 0 (nothing to measure). Parts:
    the model and data are resident on the device (the Evaluator moves them once).
 2. The lab's brute-force search and a 200-trial random search with the durable journal
    default: trials/s over the trial loop, from the study's timestamps.
+3. Host transfers: the copies between host and device that 16 warm trials of jsc-tiny make
+   (torch.profiler's Kineto ``Memcpy`` events), per trial and direction (a trial reads its
+   labels and logits back, where the loss's float64 sums run; it sends nothing).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def _latency(name: str, n: int, repeats: int) -> dict[str, Any]:
     gm = trace(build_model(name).eval(), data.x[:8])
     ev = Evaluator(gm, data, ["accuracy", "loss"], device="auto")
     assert ev.device.type == "cuda", ev.device
-    configs = _configs(gm)
+    configs = [ev.resolve(rc.to_dict()) for rc in _configs(gm)]  # as a search resolves them
     for rc in configs:  # warm-up: kernels, allocator, memoised weights
         ev.evaluate(rc)
     trial = _cuda_ms(lambda i: ev.evaluate(configs[i % len(configs)]), repeats)
@@ -127,6 +130,28 @@ def bench_search(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_transfers() -> list[dict[str, Any]]:
+    from torch.profiler import ProfilerActivity, profile
+
+    data = _split("jsc-tiny", 512)
+    gm = trace(build_model("jsc-tiny").eval(), data.x[:8])
+    ev = Evaluator(gm, data, ["accuracy", "loss"], device="auto")
+    for rc in _configs(gm):
+        ev.evaluate(ev.resolve(rc.to_dict()))
+    fresh = [ev.resolve(rc.to_dict()) for rc in _configs(gm)]  # new objects, as trials are
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+    with profile(activities=activities) as prof:
+        for rc in fresh:
+            ev.evaluate(rc)
+        torch.cuda.synchronize()
+    counts: dict[str, int] = {}
+    for evt in prof.events():  # the device's side: "Memcpy HtoD (Pageable -> Device)"...
+        if evt.name.startswith("Memcpy"):
+            counts[evt.name] = counts.get(evt.name, 0) + 1
+    rows = [{"copy": k, "per_trial": v / len(fresh)} for k, v in sorted(counts.items())]
+    return rows or [{"copy": "none", "per_trial": 0.0}]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=200)
@@ -139,12 +164,13 @@ def main() -> int:
         "machine": f"{torch.cuda.get_device_name()}, torch {torch.__version__}",
         "latency": bench_latency(args.repeats),
         "search": bench_search(3),
+        "transfers": bench_transfers(),
     }
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(out["machine"])
-    for key in ("latency", "search"):
+    for key in ("latency", "search", "transfers"):
         rows = out[key]
         print(f"\n### {key}\n")
         print(table(rows))
