@@ -33,8 +33,8 @@ from quantsearch.passes.transform import (
     quantize,
     resolve,
 )
-from quantsearch.session import resolve_device
 from quantsearch.train import train_epoch
+from quantsearch.validate import resolve_device
 
 __all__ = ["QUALITY", "FinetuneResult", "finetune"]
 
@@ -150,7 +150,7 @@ def finetune(
     resolved = _resolved(float_gm, config, calibration)
     before = _measure(quantize(float_gm, resolved), data, 1024)
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "device")
     net = quantize(float_gm.train(), resolved).to(dev)  # float masters, STE in every pass
     float_gm.eval()
     params = [p for p in net.parameters() if p.requires_grad]

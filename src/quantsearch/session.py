@@ -16,16 +16,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
 from quantsearch.models import MODELS, build_model
 
-__all__ = ["Session", "open_session", "resolve_device"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {device!r} but no CUDA device is available")
-    return torch.device(device)
+__all__ = ["Session", "open_session"]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from torch import nn
 from quantsearch.config import TrainConfig
 from quantsearch.data import DataSplits, Split
 from quantsearch.errors import ConfigError
-from quantsearch.session import resolve_device
+from quantsearch.validate import resolve_device
 
 __all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train", "train_epoch"]
 
@@ -168,7 +168,7 @@ def train(
             f"labels (it fits classifiers by cross-entropy); train a regression model with your "
             f"own loop, as examples/regression/train.py does"
         )
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "train.device")
     net = copy.deepcopy(model).to(device)
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
     n = len(data.train)

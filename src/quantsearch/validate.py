@@ -20,9 +20,12 @@ import os
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "COUNT_MAX",
@@ -163,6 +166,31 @@ def check_device(value: str, key: str) -> str:
     if not _DEVICE.fullmatch(value):
         raise ConfigError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {value!r})")
     return value
+
+
+def resolve_device(name: str, key: str) -> torch.device:
+    """The torch device ``name`` (checked by :func:`check_device`) means here: ``auto`` is CUDA
+    when torch finds a device, else the CPU; a CUDA device torch does not find is refused in
+    one line naming ``key``.
+
+    Example:
+        >>> str(resolve_device("cpu", "search.device"))
+        'cpu'
+    """
+    import torch  # lazy: the config checks run before torch is needed
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    found = torch.cuda.device_count() if dev.type == "cuda" else 0
+    if dev.type == "cuda" and (dev.index or 0) >= found:
+        allowed = (
+            f"'auto', 'cpu' or cuda:0 to cuda:{found - 1}"
+            if found
+            else "'auto' or 'cpu' (torch finds no CUDA device here)"
+        )
+        raise ConfigError(f"{key}: got {name!r}, allowed: {allowed}")
+    return dev
 
 
 def study_name(value: str, key: str) -> str:

@@ -38,6 +38,7 @@ from quantsearch.passes.transform import ResolvedConfig, resolve
 from quantsearch.passes.transform.population import Population
 from quantsearch.passes.transform.resolved import NodeConfigs
 from quantsearch.passes.transform.slots import PreparedModel
+from quantsearch.validate import resolve_device
 
 __all__ = ["Evaluation", "Evaluator", "config_hash", "evaluate_population"]
 
@@ -55,9 +56,7 @@ class Evaluation:
 
 
 def _device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return resolve_device(device, "device") if isinstance(device, str) else device
 
 
 class Evaluator:

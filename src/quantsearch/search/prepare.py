@@ -28,6 +28,7 @@ from quantsearch.search.identity import LEGACY
 from quantsearch.search.space import SearchSpace
 from quantsearch.session import Session, open_session
 from quantsearch.spec import load_callable
+from quantsearch.validate import resolve_device
 
 __all__ = ["prepare_from_config", "prepare_search", "trace_model"]
 
@@ -72,23 +73,9 @@ def prepare_search(
         quantize_config=quantize_config,
         calibration=calibration,
         batch_size=batch_size,
-        device=_device(cfg.device),
+        device=resolve_device(cfg.device, "search.device"),
     )
     return space, evaluator
-
-
-def _device(name: str) -> torch.device:
-    """``search.device`` as a device torch has here; ``auto``: CUDA when present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        found = torch.cuda.device_count()
-        raise ConfigError(
-            f"search.device: got {name!r}, allowed: 'auto' or 'cpu' "
-            + (f"or cuda:0 to cuda:{found - 1}" if found else "(torch finds no CUDA device here)")
-        )
-    return dev
 
 
 def trace_model(model: nn.Module, split: Split) -> fx.GraphModule:
