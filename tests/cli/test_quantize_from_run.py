@@ -156,3 +156,32 @@ def test_bad_input_is_one_line(
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: ") and re.search(match, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("command", ["quantize", "finetune"])
+def test_out_replaces_only_its_own_outputs(
+    command: str, weighted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's metrics.json (or any file of the output's names that quantsearch did not
+    write) in --out is refused before any work and left as it was; the user's other files
+    stay beside an output; a previous output is replaced."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"mine": 1}\n')
+    (out / "notes.txt").write_text("keep\n")
+    args = [command, "--from-run", str(weighted), "--best", "--out", str(out)]
+    if command == "finetune":
+        args += ["--epochs", "1"]
+    code, _, err = run(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: --out: {out} holds metrics.json, which no `quantsearch")
+    assert (out / "metrics.json").read_text() == '{"mine": 1}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt"]
+
+    (out / "metrics.json").unlink()
+    assert run(args, capsys)[0] == 0  # only the user's notes beside: written
+    first = json.loads((out / "metrics.json").read_text())
+    assert run(args, capsys)[0] == 0  # its own output: replaced
+    assert json.loads((out / "metrics.json").read_text()).keys() == first.keys()
+    assert (out / "notes.txt").read_text() == "keep\n"

@@ -164,3 +164,33 @@ def within(name: str, value: int | None, minimum: int, maximum: int, what: str =
     """Refuse ``value`` (an option's count) outside ``minimum`` to ``maximum`` in one line."""
     if value is not None and not minimum <= value <= maximum:
         raise ConfigError(f"{name}: got {value}, allowed: {minimum} to {maximum}{what}")
+
+
+OUT_FILES = ("resolved_config.json", "metrics.json", "weights.npz", "weights.json")
+
+
+def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out") -> None:
+    """Refuse an output folder where ``command`` (quantize, finetune) would replace a file it
+    did not write, before any work: the folder may be new, hold none of its file names
+    (``checkpoint`` and :data:`OUT_FILES`; other files are left alone), or be a previous
+    output of it, whose ``checkpoint`` is a quantsearch checkpoint (then replaced).
+
+    Raises:
+        ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
+    """
+    from quantsearch.checkpoint import load_checkpoint
+
+    names = (checkpoint, *OUT_FILES)
+    present = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
+    if not present:
+        return
+    try:
+        load_checkpoint(out / checkpoint, key=key)
+        return  # a previous output: its files are replaced
+    except ConfigError:
+        pass
+    raise ConfigError(
+        f"{key}: {out} holds {present[0]}, which no `quantsearch {command}` wrote (no "
+        f"quantsearch checkpoint {checkpoint} beside it), allowed: a new folder, one without "
+        f"{', '.join(names)}, or a previous {command} output (whose files are replaced)"
+    )

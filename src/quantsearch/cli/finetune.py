@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from quantsearch.atomic import write_atomic
-from quantsearch.cli.common import SEED, device_value, folder_value, json_option, trial_options
+from quantsearch.cli.common import (
+    SEED,
+    check_out_folder,
+    device_value,
+    folder_value,
+    json_option,
+    trial_options,
+)
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
@@ -108,6 +115,8 @@ def finetune(
             f"--trial: {chosen.number} ({chosen.state}) has no recorded config, allowed: a "
             "trial that ran (see trials.csv)"
         )
+    out = Path(out_dir) if out_dir else Path(from_run) / f"finetune-trial-{chosen.number}"
+    check_out_folder(out, "finetuned.pt", "finetune")
     ft = finetune_fn(
         sm.graph,
         config,
@@ -118,7 +127,6 @@ def finetune(
         seed=seed,
         device=device,
     )
-    out = Path(out_dir) if out_dir else Path(from_run) / f"finetune-trial-{chosen.number}"
     out.mkdir(parents=True, exist_ok=True)
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
     ckpt = save_quantized(

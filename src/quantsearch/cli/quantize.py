@@ -16,6 +16,7 @@ from click.core import ParameterSource
 from quantsearch.atomic import write_atomic
 from quantsearch.cli.common import (
     PERCENTILE,
+    check_out_folder,
     config_option,
     folder_value,
     json_option,
@@ -139,6 +140,8 @@ def quantize(
             f"{cfg.source}'s [quantize], allowed: with one (it sets their ranges)"
         )
     session = open_session(cfg, load, need_weights=True)
+    out = Path(out_dir) if out_dir is not None else _default_out(cfg, session.model_name)
+    check_out_folder(out, "quantized.pt", "quantize")
     gm = session.trace()
     stats = None
     if cfg.quantize.needs_calibration:
@@ -154,7 +157,6 @@ def quantize(
         before = compute_metrics(gm, names, data=val, batch_size=cfg.data.batch_size)
         after = compute_metrics(qgm, names, data=val, batch_size=cfg.data.batch_size)
 
-    out = Path(out_dir) if out_dir is not None else _default_out(cfg, session.model_name)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = save_quantized(
         out / "quantized.pt",
@@ -210,6 +212,8 @@ def _quantize_from_run(
     chosen = result.select(
         trial=trial, best=best, pareto=pareto, keys=("--trial", "--best", "--pareto")
     )
+    out = Path(out_dir) if out_dir else Path(from_run) / f"quantized-trial-{chosen.number}"
+    check_out_folder(out, "quantized.pt", "quantize")
     sm = result.searched
     assert sm is not None and sm.data is not None  # open_run sets both
     gm, qgm = sm.graph, result.model(chosen, key="--trial")
@@ -226,7 +230,6 @@ def _quantize_from_run(
         warnings.simplefilter("ignore", UncountedOpsWarning)  # the same nodes before and after
         before = compute_metrics(gm, names, data=val, batch_size=sm.batch_size)
         after = compute_metrics(qgm, names, data=val, batch_size=sm.batch_size)
-    out = Path(out_dir) if out_dir else Path(from_run) / f"quantized-trial-{chosen.number}"
     out.mkdir(parents=True, exist_ok=True)
     test = {
         "before": compute_metrics(gm, quality, data=sm.data.test, batch_size=sm.batch_size),
