@@ -178,7 +178,7 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     Raises:
         ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
     """
-    from quantsearch.checkpoint import load_checkpoint
+    from quantsearch.checkpoint import load_checkpoint  # lazy: torch, which --help skips
 
     names = (checkpoint, *OUT_FILES)
     present = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
