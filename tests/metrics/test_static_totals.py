@@ -123,7 +123,7 @@ def test_a_node_without_a_cost_rule_warns_on_every_config_as_the_passes_do() -> 
         def __init__(self) -> None:
             super().__init__()
             self.fc = nn.Linear(4, 4)
-            self.act = nn.Softsign()  # a module kind without a cost rule
+            self.act = nn.Softshrink()  # a module kind without a cost rule
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.act(self.fc(x))
@@ -132,7 +132,7 @@ def test_a_node_without_a_cost_rule_warns_on_every_config_as_the_passes_do() -> 
     sm = StaticMetrics(gm, STATIC)
     configs = _configs(gm, 6, seed=3, fmts=[FixedPoint(4, 2), FixedPoint(8, 4)])
     for rc in configs + configs:
-        with pytest.warns(UncountedOpsWarning, match=r"act \(softsign\)"):
+        with pytest.warns(UncountedOpsWarning, match=r"act \(softshrink\)"):
             got = sm.values(rc, partial(quantize, gm, rc))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UncountedOpsWarning)

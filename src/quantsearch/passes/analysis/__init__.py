@@ -22,7 +22,10 @@ The counting convention is stated once, with every op's formula, in
 
 from __future__ import annotations
 
-from quantsearch.passes.analysis import cost_rules_more  # noqa: F401  (registers its rules)
+from quantsearch.passes.analysis import (
+    cost_rules_more,  # noqa: F401  (registers its rules)
+    cost_rules_ops,  # noqa: F401  (registers its rules)
+)
 from quantsearch.passes.analysis.buffers import (
     ActivationCost,
     activation_cost,

@@ -1,0 +1,233 @@
+"""Cost rules for the rest of the ops users' models write, in
+:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
+``nn.MultiheadAttention`` and ``baddbmm`` (MAC layers), activations beyond the common ones,
+elementwise math, statistics (``var``, ``std``, ``cumsum``, ``F.normalize``, vector norms),
+interpolation, and data movement that costs nothing. Registered into
+:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+
+Cross-check: the MAC layers here equal ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs
+per MAC of the attention's projections and batched matmuls, and of ``baddbmm``); the other
+rules are checked by hand in ``tests/passes/analysis/test_flops_ops.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+
+__all__: list[str] = []
+
+
+def _elementwise(fwd: int, bwd: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        return OpCost(0, fwd * a.n_out, bwd * a.n_out)
+
+    return rule
+
+
+# --- MAC layers ------------------------------------------------------------------------------
+
+
+def _mha(a: OpArgs) -> OpCost:
+    # nn.MultiheadAttention, query (L, N, E) (batch_first: (N, L, E); unbatched: (L, E)), key
+    # and value with S rows of kdim and vdim features, H heads. P = N * H * L * S scores.
+    # MACs = projections N L E^2 (q) + N S kdim E (k) + N S vdim E (v) + N L E^2 (out)
+    #      + scores N L S E + weights times values N L S E (E = H x head dim).
+    # fwd = 2 * MACs + bias adds B + P (scale) + 5 P (softmax) [+ P mask] [+ P averaging the
+    # heads' weights, need_weights=True, the default]; bwd = 4 * MACs + B + P + 4 P.
+    # B = N L E (q) + N S E (k) + N S E (v) + N L E (out) when the module has biases.
+    m = a.module
+    if m is None or m.bias_k is not None or m.add_zero_attn:
+        raise ValueError("counted for nn.MultiheadAttention without add_bias_kv, add_zero_attn")
+    q, k = a.tensor_arg(0, "query"), a.tensor_arg(1, "key")
+    if q is None or k is None:
+        raise ValueError("expected query and key tensors")
+    e, heads = m.embed_dim, m.num_heads
+    time = 1 if m.batch_first and len(q.shape) == 3 else 0
+    q_rows, k_rows = q.numel // e, k.numel // m.kdim  # N L and N S
+    s = k.shape[time]
+    macs = q_rows * e * e * 2 + k_rows * (m.kdim + m.vdim) * e + 2 * q_rows * s * e
+    p = q_rows * s * heads
+    bias = (2 * q_rows + 2 * k_rows) * e if m.in_proj_bias is not None else 0
+    masked = a.arg(3, "key_padding_mask") is not None or a.arg(5, "attn_mask") is not None
+    averaged = bool(a.arg(4, "need_weights", True)) and bool(a.arg(6, "average_attn_weights", True))
+    fwd = 2 * macs + bias + 6 * p + p * masked + p * averaged
+    bitops = a.bitops(macs, str(m.out_proj.weight.dtype).removeprefix("torch."))
+    return OpCost(macs, fwd, 4 * macs + bias + 5 * p, bitops)
+
+
+COST_RULES.add("multiheadattention", _mha)
+
+
+def _baddbmm(a: OpArgs) -> OpCost:
+    # beta * C + alpha * (A @ B), A: (b, M, K): MACs = N * K; fwd = 2 * MACs + N (adding C);
+    # bwd = 4 * MACs + N - numel(C) (dy summed to C's broadcast shape); alpha, beta taken as 1.
+    c, b1 = a.tensor_arg(0, "input"), a.tensor_arg(1, "batch1")
+    if c is None or b1 is None or a.tensor_arg(2, "batch2") is None:
+        raise ValueError("expected three tensor operands")
+    n = a.n_out
+    macs = n * b1.shape[-1]
+    x_bits, y_bits = a.operand_bits(1, 2)
+    return OpCost(macs, 2 * macs + n, 4 * macs + n - c.numel, macs * x_bits * y_bits)
+
+
+COST_RULES.add("baddbmm", _baddbmm)
+
+# --- activations and elementwise math (per output element: forward, backward) -----------------
+
+_ELEMENTWISE = {
+    # selu: scale * elu(x) = elu's 4 + 1 = 5; dx = dy * scale * (x > 0 ? 1 : y' + a) = 4.
+    "selu": (5, 4),
+    # celu: x > 0 ? x : a (exp(x / a) - 1) = compare, divide, exp, subtract, multiply = 5;
+    #   dx = dy * (x > 0 ? 1 : exp(x / a)) = compare, divide, exp, multiply = 4.
+    "celu": (5, 4),
+    # softsign: x / (1 + |x|) = abs, add, divide = 3; dx = dy / (1 + |x|)^2 = 4.
+    "softsign": (3, 4),
+    # log_sigmoid: -softplus(-x) = negate, exp, add, log = 4; dx = dy * (1 - sigmoid(x)) = 6.
+    "log_sigmoid": (4, 6),
+    "logsigmoid": (4, 6),
+    # tanhshrink: x - tanh(x) = 2; dx = dy * tanh(x)^2 = tanh, square, multiply = 3.
+    "tanhshrink": (2, 3),
+    # threshold: x > t ? x : v = 1 comparison; dx = dy * (x > t) = 1.
+    "threshold": (1, 1),
+    # softmin: softmax(-x) = 1 + 5; dx = softmax's 4 + 1 negation = 5.
+    "softmin": (6, 5),
+    # glu: a * sigmoid(b), N outputs from 2 N inputs = 4 + 1 = 5;
+    #   da = dy * s (1), db = dy * a * s * (1 - s) (4), s kept from the forward = 5.
+    "glu": (5, 5),
+    # square: 1; dx = 2 x dy = 2.  rsqrt: 1; dx = -dy y^3 / 2 = 4.  reciprocal: 1; -dy y^2 = 3.
+    "square": (1, 2),
+    "rsqrt": (1, 4),
+    "reciprocal": (1, 3),
+    # log: 1; dx = dy / x = 1.  log1p: add, log = 2; dx = dy / (1 + x) = 2.
+    "log": (1, 1),
+    "log1p": (2, 2),
+    # sin, cos: 1 transcendental; dx = dy * cos(x) (-sin(x)) = 2.
+    "sin": (1, 2),
+    "cos": (1, 2),
+    # clamp_min, clamp_max: 1 comparison; dx = dy masked = 1.
+    "clamp_min": (1, 1),
+    "clamp_max": (1, 1),
+    # tril, triu: zero one triangle, 1 select as masked_fill; dx = dy masked = 1.
+    "tril": (1, 1),
+    "triu": (1, 1),
+    # rounding (sign, round, floor, ceil, trunc): 1; their gradient is zero, nothing computed.
+    # floordiv (x // y): divide, floor = 2; no gradient.
+    **{k: (1, 0) for k in ("sign", "round", "floor", "ceil", "trunc")},
+    "floordiv": (2, 0),
+}
+for _k, (_f, _b) in _ELEMENTWISE.items():
+    COST_RULES.add(_k, _elementwise(_f, _b), aliases=("_threshold",) if _k == "threshold" else ())
+# In place: the arithmetic of the op it names, on the same elements.
+for _k in ("selu", "celu", "threshold", "clamp_min", "clamp_max", "tril", "triu"):
+    COST_RULES.add(f"{_k}_", COST_RULES.get(_k))
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def _reduced(a: OpArgs, dim_index: int = 1) -> int:
+    """Elements reduced into each output: D of the dims given (all of them when none is)."""
+    x = a.first_input()
+    dim = a.arg(dim_index, "dim")
+    if dim is None:
+        return x.numel
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return math.prod(x.shape[d] for d in dims)
+
+
+def _var_std(a: OpArgs) -> OpCost:
+    # D elements per output, I inputs: mean D (D - 1 adds, 1 divide), x - mu D, square D,
+    # sum D - 1, divide by D - correction 1 = 4 D per output: fwd = 4 I (+ N sqrt for std).
+    # bwd: dx = dy * 2 (x - mu) / (D - correction): subtract, multiply, multiply = 3 I
+    # (+ 2 N for std: dy / (2 std)).
+    i = a.first_input().numel
+    std = a.info.op_kind == "std"
+    return OpCost(0, 4 * i + a.n_out * std, 3 * i + 2 * a.n_out * std)
+
+
+COST_RULES.add("var", _var_std)
+COST_RULES.add("std", _var_std)
+
+
+def _cumsum(a: OpArgs) -> OpCost:
+    # Prefix sums along a dim of length D: D - 1 adds per row, R = N / D rows: fwd = N - R;
+    # bwd = the reversed prefix sums of dy = N - R.
+    x = a.first_input()
+    d = x.shape[a.arg(1, "dim")] if x.shape else 1
+    adds = a.n_out - a.n_out // max(d, 1)
+    return OpCost(0, adds, adds)
+
+
+COST_RULES.add("cumsum", _cumsum)
+
+
+def _normalize(a: OpArgs) -> OpCost:
+    # F.normalize (p = 2) over D elements, R = N / D rows: square D, sum D - 1, sqrt 1,
+    # max(norm, eps) 1, divide D: fwd = 3 N + R. bwd: dx = (dy - y * sum(dy * y)) / norm:
+    # multiply D, sum D - 1, multiply D, subtract D, divide D: 5 N - R.
+    if a.arg(1, "p", 2.0) != 2:
+        raise ValueError("counted for p = 2")
+    x = a.first_input()
+    d = x.shape[a.arg(2, "dim", 1)]
+    rows = a.n_out // d
+    return OpCost(0, 3 * a.n_out + rows, 5 * a.n_out - rows)
+
+
+COST_RULES.add("normalize", _normalize)
+
+
+def _vector_norm(a: OpArgs) -> OpCost:
+    # 2-norm of D elements per output, I inputs: square I, sum I - N, sqrt N: fwd = 2 I;
+    # bwd: dx = dy * x / norm: divide, multiply = 2 I.
+    if a.arg(1, "ord", 2) != 2:
+        raise ValueError("counted for ord = 2")
+    i = a.first_input().numel
+    return OpCost(0, 2 * i, 2 * i)
+
+
+COST_RULES.add("linalg_vector_norm", _vector_norm)
+
+
+def _arg_reduce(a: OpArgs) -> OpCost:
+    # argmax, argmin: D - 1 comparisons per output: fwd = I - N; integer output, no gradient.
+    return OpCost(0, a.first_input().numel - a.n_out, 0)
+
+
+COST_RULES.add("argmax", _arg_reduce, aliases=("argmin",))
+
+# --- interpolation ---------------------------------------------------------------------------
+
+_LINEAR_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
+
+
+def _interpolate(a: OpArgs) -> OpCost:
+    # nearest: a copy, 0. (bi/tri)linear over d dims: 2^d - 1 lerps a + t (b - a) per output
+    # (subtract, multiply, add = 3): fwd = 3 (2^d - 1) N; bwd: db += t dy, da += dy - t dy
+    # (4 per lerp) = 4 (2^d - 1) N. Other modes (bicubic, area) are not counted.
+    mode = a.module.mode if a.module is not None else a.arg(3, "mode", "nearest")
+    if mode in ("nearest", "nearest-exact"):
+        return OpCost()
+    if mode not in _LINEAR_DIMS:
+        raise ValueError(f"counted for nearest and (bi/tri)linear modes, not {mode!r}")
+    lerps = 2 ** _LINEAR_DIMS[mode] - 1
+    return OpCost(0, 3 * lerps * a.n_out, 4 * lerps * a.n_out)
+
+
+COST_RULES.add("interpolate", _interpolate, aliases=("upsample",))
+COST_RULES.add("upsamplingnearest2d", lambda a: OpCost())
+
+# --- data movement and dtype casts: zero cost, counted ---------------------------------------
+
+_FREE = (
+    "repeat", "tile", "repeat_interleave", "expand_as", "index_select", "gather", "narrow",
+    "select", "unbind", "unflatten", "roll", "flip", "pixel_shuffle", "pixelshuffle",
+    "pixel_unshuffle", "pixelunshuffle", "view_as", "reshape_as", "movedim", "swapaxes",
+    "float", "double", "half", "bfloat16", "type_as", "type", "detach", "item",
+    "new_zeros", "new_ones", "new_full", "new_empty",
+    "zeropad1d", "zeropad2d", "zeropad3d", "constantpad1d", "constantpad2d", "constantpad3d",
+    "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+    "alphadropout", "featurealphadropout",
+)  # fmt: skip
+for _k in _FREE:
+    COST_RULES.add(_k, lambda a: OpCost())

@@ -1,0 +1,165 @@
+"""The rules of cost_rules_ops: nn.MultiheadAttention and baddbmm against
+``torch.utils.flop_counter.FlopCounterMode`` (referee, run with autograd on: the attention's
+no-grad fast path is a fused kernel it does not count), the rest by hand. Each op here was
+listed uncounted before (UncountedOpsWarning, its FLOPs missing from the totals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+
+class Fn(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], **mods: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+        self.mods = nn.ModuleDict(mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, mha: nn.Module, kv: nn.Module | None = None, **kw: object) -> None:
+        super().__init__()
+        self.mha, self.kv, self.kw = mha, kv, kw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kv = x if self.kv is None else self.kv(x)
+        return self.mha(x, kv, kv, **self.kw)[0]
+
+
+def _costs(model: nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
+    gm = trace(model.eval(), x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    return cost.macs, cost.flops, cost.flops_backward
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [
+        (SelfAttention(nn.MultiheadAttention(8, 2, batch_first=True)), (3, 5, 8)),
+        (SelfAttention(nn.MultiheadAttention(8, 4)), (5, 3, 8)),  # (L, N, E)
+        (SelfAttention(nn.MultiheadAttention(8, 2, bias=False, batch_first=True)), (5, 8)),
+        (  # key and value of 6 features from another projection, 4 key tokens per 5 queries
+            SelfAttention(
+                nn.MultiheadAttention(8, 2, kdim=6, vdim=6, batch_first=True),
+                nn.Sequential(nn.Linear(8, 6), nn.AdaptiveAvgPool2d((4, 6))),
+            ),
+            (3, 5, 8),
+        ),
+    ],
+)
+def test_multihead_attention_matches_flop_counter_mode(
+    model: nn.Module, shape: tuple[int, ...]
+) -> None:
+    x = torch.randn(*shape)
+    macs, _, _ = _costs(model, x)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert 2 * macs == fcm.get_total_flops()
+
+
+def test_multihead_attention_by_hand() -> None:
+    """N = 6, L = S = 4, E = 4, H = 2: MACs = 3 N L E^2 + N L E^2 + 2 N L S E = 2304, P = 192
+    scores, biases B = 4 N L E = 384: fwd = 2 * 2304 + 384 + 6 P + P (the heads' weights
+    averaged) = 6336, bwd = 4 * 2304 + 384 + 5 P = 10560; without the weights, 6336 - 192."""
+    x = torch.randn(6, 4, 4)
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    assert _costs(SelfAttention(mha), x) == (2304, 6336, 10560)
+    assert _costs(SelfAttention(mha, need_weights=False), x) == (2304, 6144, 10560)
+
+
+def test_baddbmm_matches_flop_counter_mode() -> None:
+    """C + A @ B, A (3, 4, 5): MACs = 3 * 4 * 6 * 5; fwd + N for C, bwd + N - numel(C)."""
+    b = torch.randn(3, 5, 6)
+    model = Fn(lambda x: torch.baddbmm(torch.ones(6), x, b))
+    x = torch.randn(3, 4, 5)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    n = 3 * 4 * 6
+    assert _costs(model, x) == (n * 5, 2 * n * 5 + n, 4 * n * 5 + n - 6)
+    assert 2 * n * 5 == fcm.get_total_flops()
+
+
+N = 10  # elements of the (2, 5) input
+
+
+@pytest.mark.parametrize(
+    ("fn", "fwd", "bwd"),
+    [
+        (nn.SELU(), 5, 4),
+        (F.celu, 5, 4),
+        (nn.Softsign(), 3, 4),
+        (nn.LogSigmoid(), 4, 6),
+        (F.logsigmoid, 4, 6),
+        (nn.Tanhshrink(), 2, 3),
+        (nn.Threshold(0.1, 0.0), 1, 1),
+        (nn.Softmin(1), 6, 5),
+        (nn.LogSoftmax(1), 5, 4),  # log_softmax's, as F.log_softmax
+        (torch.square, 1, 2),
+        (lambda x: torch.rsqrt(x.abs()), 1 + 1, 2 + 4),
+        (lambda x: torch.log(x.abs()) + torch.log1p(x.abs()), 1 + 1 + 1 + 2 + 1, 2 + 1 + 2 + 2),
+        (torch.reciprocal, 1, 3),
+        (lambda x: torch.sin(x) * torch.cos(x), 1 + 1 + 1, 2 + 2 + 2),
+        (lambda x: torch.sign(x) + x.round() + x.floor() + x // 2, 1 + 1 + 1 + 2 + 3, 0),
+        (lambda x: x.clamp_min(0) + x.tril(), 1 + 1 + 1, 1 + 1),
+        (lambda x: x.repeat(1, 1).flip(1).roll(1, 1).float().type_as(x), 0, 0),
+        (lambda x: x.index_select(1, torch.tensor([0, 1, 2, 3, 4])).unflatten(1, (5, 1)), 0, 0),
+    ],
+)
+def test_elementwise_by_hand(
+    fn: Callable[[torch.Tensor], torch.Tensor], fwd: int, bwd: int
+) -> None:
+    """Per element (N = 10): the sum over the nodes the op traces to (free ops 0, counted)."""
+    model = fn if isinstance(fn, nn.Module) else Fn(fn)
+    _, flops, flops_bwd = _costs(model, torch.randn(2, 5))
+    assert (flops, flops_bwd) == (fwd * N, bwd * N)
+
+
+def test_glu_halves_its_input() -> None:
+    """glu of (2, 6): N = 6 outputs, 5 each way."""
+    assert _costs(nn.GLU(), torch.randn(2, 6))[1:] == (30, 30)
+
+
+def test_statistics_by_hand() -> None:
+    """Over rows of D = 6, I = 24 inputs, N = 4 outputs: var 4 I / 3 I, std + N / + 2 N,
+    cumsum N - R each way (its N = I = 24, R = 4 rows), normalize 3 N + R / 5 N - R,
+    the 2-norm 2 I / 2 I, argmax I - N / 0."""
+    x = torch.randn(4, 6)
+    assert _costs(Fn(lambda t: t.var(1)), x)[1:] == (96, 72)
+    assert _costs(Fn(lambda t: torch.std(t, dim=1)), x)[1:] == (96 + 4, 72 + 8)
+    assert _costs(Fn(lambda t: t.cumsum(1)), x)[1:] == (20, 20)
+    assert _costs(Fn(lambda t: F.normalize(t, dim=1)), x)[1:] == (3 * 24 + 4, 5 * 24 - 4)
+    assert _costs(Fn(lambda t: torch.linalg.vector_norm(t, dim=1)), x)[1:] == (48, 48)
+    # the add's backward sums dy to argmax's (4, 1): 24 - 4
+    assert _costs(Fn(lambda t: t + t.argmax(1, keepdim=True)), x)[1:] == (20 + 24, 20)
+
+
+def test_interpolation_by_hand() -> None:
+    """(1, 2, 3, 3) up by 2: N = 72 outputs. nearest copies (0); bilinear 3 lerps of 3 FLOPs
+    (bwd 4) per output; bicubic has no rule and is listed, not priced at 0."""
+    x = torch.randn(1, 2, 3, 3)
+    assert _costs(nn.Upsample(scale_factor=2), x)[1:] == (0, 0)
+    bilinear = Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear"))
+    assert _costs(bilinear, x)[1:] == (9 * 72, 12 * 72)
+    gm = trace(Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bicubic")), x)
+    assert [u.op_kind for u in compute_cost(gm).uncounted] == ["interpolate"]
+
+
+def test_batch_norm_3d_is_a_batch_norm() -> None:
+    """nn.BatchNorm3d's kind was 'batchnorm3d' (no rule: uncounted); it is batch_norm3d, 4 N
+    forward and 6 N backward with its affine, as BatchNorm1d/2d."""
+    gm = trace(nn.Sequential(nn.BatchNorm3d(2)), torch.randn(1, 2, 2, 2, 2))
+    cost = compute_cost(gm)
+    assert info(list(gm.graph.nodes)[1]).op_kind == "batch_norm3d"
+    assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 64, 96)
