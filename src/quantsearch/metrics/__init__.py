@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from quantsearch.metrics.groups import MetricInputs, UncountedOpsWarning
+from quantsearch.metrics.groups import MetricInputs, ProbabilityOutputWarning, UncountedOpsWarning
 from quantsearch.metrics.specs import (
     METRICS,
     TRIAL_METRICS,
@@ -51,6 +51,7 @@ __all__ = [
     "LatencyResult",
     "MetricInputs",
     "MetricSpec",
+    "ProbabilityOutputWarning",
     "Quality",
     "UncountedOpsWarning",
     "accuracy",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Compute",
     "MetricInputs",
+    "ProbabilityOutputWarning",
     "UncountedOpsWarning",
     "UserMetrics",
     "activation_metrics",
@@ -47,6 +48,10 @@ __all__ = [
 
 class UncountedOpsWarning(UserWarning):
     """Some nodes have no cost rule, so compute-cost totals leave them out."""
+
+
+class ProbabilityOutputWarning(UserWarning):
+    """The model returns probabilities (it ends in a softmax): ``loss`` reads them as logits."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,47 @@ def quality_metrics(x: MetricInputs) -> dict[str, float]:
     from quantsearch.metrics.quality import evaluate  # imports torch: deferred (see above)
 
     assert x.data is not None  # compute_metrics checked it
+    softmax = softmax_output(x.gm)
+    if softmax is not None:
+        warnings.warn(
+            f"loss: the model returns probabilities (its output is node {softmax}, a softmax), "
+            f"and loss takes its outputs as logits: -log softmax(p)[label], not the model's "
+            f"cross-entropy -log p[label]; return the logits or log_softmax for that",
+            ProbabilityOutputWarning,
+            stacklevel=4,
+        )
     return quality_values(evaluate(x.gm, x.data, batch_size=x.batch_size, top_k=x.top_k))
+
+
+# ops an output may pass through after its softmax and still be the softmax's values
+_PASS_THROUGH = ("dropout", "identity", "flatten", "view", "reshape", "contiguous", "clone")
+
+
+def softmax_output(gm: fx.GraphModule) -> str | None:
+    """The name of the softmax node whose probabilities the graph returns (along the classes
+    of a ``(samples, classes)`` output, through data movement only), else ``None``.
+
+    Example:
+        >>> import torch
+        >>> from quantsearch.graph import trace
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1))
+        >>> softmax_output(trace(net, torch.ones(2, 4)))
+        '_1'
+    """
+    from quantsearch.graph import info  # imports torch: deferred (see above)
+
+    out = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
+    node = out.args[0]
+    while hasattr(node, "op") and info(node).op_kind in _PASS_THROUGH:
+        node = node.args[0]
+    if not hasattr(node, "op") or info(node).op_kind != "softmax":
+        return None
+    mod = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+    dim = getattr(mod, "dim", None) if mod is not None else None
+    if mod is None:
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    shape = info(node).outputs[0].shape
+    return str(node.name) if len(shape) == 2 and dim in (None, 1, -1) else None
 
 
 def quality_values(q: Quality) -> dict[str, float]:
