@@ -1,0 +1,257 @@
+"""The second sweep of other users' models (tests/models/user_zoo_more.py) through the library
+and the CLI.
+
+Referees: ``torch.utils.flop_counter.FlopCounterMode`` for the MAC layers' FLOPs (run with
+autograd on: nn.MultiheadAttention's no-grad fast path is a fused kernel it does not count),
+``sum(p.numel())`` for the parameters, the model itself for the traced graph's outputs, and
+each trial's own quantized model for its accuracy. Every outcome is a number checked so or one
+``error:`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.cli import main
+from quantsearch.errors import TraceError
+from quantsearch.graph import trace
+from quantsearch.metrics import ProbabilityOutputWarning
+from quantsearch.passes.analysis import compute_cost, param_cost
+from quantsearch.search import search
+from tests.cli.bad_input import check_one_line, run_cli
+from tests.models import user_zoo, user_zoo_more
+
+MORE, ZOO = Path(user_zoo_more.__file__), Path(user_zoo.__file__)
+UNTRACEABLE = {  # the model, and the cause its one line names
+    "per_sample": r"PerSample with torch\.fx at user_zoo_more\.py:\d+: .*Proxy object cannot be iterated",
+    "module_in_forward": r"ModuleInForward with torch\.fx at user_zoo_more\.py:\d+: .*not installed as a submodule",
+}  # fmt: skip
+TRACEABLE = [n for n in user_zoo_more.MODELS if n not in UNTRACEABLE]
+
+
+def _model_and_data(name: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    model = getattr(user_zoo_more, f"build_{name}")()
+    x, y = user_zoo.load(64)
+    return model, x.half() if name == "half" else x, y
+
+
+@pytest.mark.parametrize("name", TRACEABLE)
+def test_costs_against_flop_counter_mode(name: str) -> None:
+    """Every op priced (none uncounted), the MAC layers' FLOPs equal FlopCounterMode's, the
+    parameters sum(p.numel()), and the traced graph computes what the model does."""
+    model, x, _ = _model_and_data(name)
+    x = x[:6]
+    gm = trace(model, x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    with FlopCounterMode(display=False) as fcm:
+        want = model(x.clone())
+    assert 2 * cost.macs == fcm.get_total_flops()
+    assert param_cost(gm).params == sum(p.numel() for p in model.parameters())
+    torch.testing.assert_close(gm(x), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", TRACEABLE)
+def test_search_and_quantize(name: str) -> None:
+    """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
+    quantized model's outputs against the labels, counted here."""
+    model, x, y = _model_and_data(name)
+    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [3, 1]], "data_in": [[8, 4]]}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbabilityOutputWarning)  # jet_tagger: tested below
+        result = search(
+            model, (x, y), space=space, strategy="brute_force", n_trials=2, progress=False,
+            objectives={"accuracy": {"direction": "maximize"}}, metrics=["accuracy", "bitops"],
+        )  # fmt: skip
+    assert len(result.trials) == 2
+    for trial in result.trials:
+        assert trial.error is None
+        with torch.no_grad():
+            hits = (result.model(trial)(x.clone()).argmax(1) == y).float().mean()
+        assert trial.metrics["accuracy"] == pytest.approx(float(hits))
+
+
+@pytest.mark.parametrize("name", list(UNTRACEABLE))
+def test_untraceable_models_are_one_line(name: str) -> None:
+    model, x, _ = _model_and_data(name)
+    with pytest.raises(TraceError, match=r"^cannot trace " + UNTRACEABLE[name]):
+        trace(model, x[:4])
+
+
+def test_a_softmax_output_warns_that_loss_reads_probabilities() -> None:
+    """jet_tagger ends in nn.Softmax: loss is cross_entropy of its probabilities taken as
+    logits (1.6107 for the float model, where its own cross-entropy -log p[label] is another
+    number), reported before without a word; now a ProbabilityOutputWarning names the node.
+    log_softmax_no_bias returns log-probabilities, whose loss is the model's own: no warning."""
+    import torch.nn.functional as F
+
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+
+    model, x, y = _model_and_data("jet_tagger")
+    with pytest.warns(ProbabilityOutputWarning, match=r"^loss: .* node net_7, a softmax"):
+        loss = compute_metrics(trace(model, x[:8]), ["loss"], data=Split(x, y))["loss"]
+    with torch.no_grad():
+        p = model(x)
+    assert loss == pytest.approx(float(F.cross_entropy(p, y)), rel=1e-6)
+    assert loss != pytest.approx(float(F.nll_loss(p.log(), y)), rel=1e-3)
+    model, x, y = _model_and_data("log_softmax_no_bias")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProbabilityOutputWarning)
+        loss = compute_metrics(trace(model, x[:8]), ["loss"], data=Split(x, y))["loss"]
+    with torch.no_grad():
+        assert loss == pytest.approx(float(F.nll_loss(model(x), y)), rel=1e-6)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+KNOBS = {
+    "nested_dict": ["linear", "batch_norm1d"],
+    "keyword_input": ["linear"],
+    "size_reshape": ["conv2d", "linear"],
+    "depthwise_conv1d": ["conv1d", "batch_norm1d", "linear"],
+    "conv_transpose": ["conv2d", "linear"],
+    "jet_tagger": ["linear", "batch_norm1d"],
+    "layer_norm_channels": ["conv1d", "linear"],
+    "prelu_acts": ["linear"],
+    "log_softmax_no_bias": ["linear"],
+    "non_persistent": ["linear", "matmul"],
+    "raw_params": ["linear", "matmul", "conv2d"],
+    "einsum_bmm": ["linear", "bmm"],
+    "mha": ["linear"],
+    "item_call": ["linear"],
+}
+EXPORTED = ("nested_dict",)  # Linear, BatchNorm1d and ReLU modules; the others are refused
+
+
+def _config(tmp_path: Path, name: str) -> Path:
+    """A config of the model (its float weights saved as the checkpoint): a 2-trial search of
+    fixed-point widths on its layer kinds, and one [quantize] table."""
+    from quantsearch.checkpoint import save_checkpoint
+
+    spec = f"{MORE.as_posix()}:build_{name}"
+    data = f"{MORE.as_posix()}:load_half" if name == "half" else f"{ZOO.as_posix()}:load"
+    model = getattr(user_zoo_more, f"build_{name}")()
+    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=data)
+    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
+    lines += [f'name = "{data}"', "eval_samples = 32"]
+    lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "random"']
+    for kind in KNOBS.get(name, ["linear"]):
+        lines += [f"[search.space.choices.{kind}]", "weight = [[8, 4], [4, 2]]"]
+    lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
+    lines += [
+        "[quantize.by_type.linear]",
+        'weight = { format = "fixed", width = 6, frac_width = 3 }',
+    ]
+    (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
+    return tmp_path / "c.toml"
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code, err = run_cli(args, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("name", list(KNOBS))
+def test_cli_summary_search_quantize_export(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """summary's totals against FlopCounterMode and sum(p.numel()); search's trials complete;
+    quantize writes its model; export is bit-exact against the qonnx executor where the
+    layers map, else one error line naming a layer it cannot map."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, name))
+    main(["summary", "-c", config, "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    model, x, _ = _model_and_data(name)
+    with FlopCounterMode(display=False) as fcm:
+        model(x[:4].clone())
+    assert summary["costs"]["uncounted"] == []
+    assert 2 * summary["metrics"]["macs"] == fcm.get_total_flops() / 4  # per sample
+    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
+    _run(["search", "-c", config, "-q"], capsys)
+    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
+    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    assert (tmp_path / "q" / "quantized.pt").is_file()
+    if name in EXPORTED:
+        args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
+        main(["export", "--to", "qonnx", "m.onnx", *args])
+        verdict = json.loads(capsys.readouterr().out)["agreement"]
+        assert verdict["same_class"] == 1.0 and verdict["max_lsb"] * verdict["lsb"] < 1e-4
+    else:
+        code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
+        check_one_line(code, err, r"^export: (layers .*\(\w+\)|node \w+), allowed: ")
+        assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("name", list(UNTRACEABLE))
+def test_cli_refuses_untraceable_models_in_one_line(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, name))
+    for command in ("summary", "search"):
+        check_one_line(*run_cli([command, "-c", config], capsys), UNTRACEABLE[name])
+
+
+def test_cli_a_float16_model_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI casts a loader's float features to float32 (load_half gives float16), so a
+    float16 model cannot take them: one line naming both dtypes, from summary and search (the
+    library searches it on float16 data: test_search_and_quantize[half])."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "half"))
+    for command in ("summary", "search"):
+        check_one_line(
+            *run_cli([command, "-c", config], capsys), r"do not fit model .*Float and Half"
+        )
+
+
+def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
+    """The model with every role of its Linear, BatchNorm1d and ReLU layers in fixed(8, 4)."""
+    from quantsearch.passes.transform import quantize, resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    model, x, _ = _model_and_data(name)
+    gm = trace(model, x[:8])
+    role = {"format": "fixed", "width": 8, "frac_width": 4}
+    roles = {"data_in": role, "weight": role, "bias": role}
+    raw = {"by_type": {"linear": roles, "batch_norm1d": roles, "relu": {"data_in": role}}}
+    return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """Sequentials nested in a ModuleDict, a bias-free Linear: the qonnx package's executor
+    (referee) gives quantsearch's outputs bit for bit."""
+    pytest.importorskip("qonnx")
+    from quantsearch.export import export_qonnx, verify_qonnx
+
+    qgm, x = _every_role_fixed(name)
+    export_qonnx(qgm, tmp_path / "m.onnx")
+    verdict = verify_qonnx(tmp_path / "m.onnx", qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
+    pytest.importorskip("hls4ml")
+    from quantsearch.export import export_hls4ml
+
+    qgm, x = _every_role_fixed(name)
+    project = export_hls4ml(qgm, tmp_path / "prj")
+    project.compile()
+    verdict = project.verify(qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
