@@ -38,7 +38,7 @@ import numpy as np
 
 from quantsearch.search import optuna_compat_tpe
 
-__all__ = ["MARGIN", "clear_choice", "log_pdfs"]
+__all__ = ["MARGIN", "clear_choice", "clear_choice_words", "kernel_words", "log_pdfs"]
 
 # The lead (relative to the values' size) past which the closed form's choice is Optuna's:
 # both roundings are about 1e-13 at 1,000 kernels, under 1e-10 below 10**6 kernels.
@@ -61,12 +61,18 @@ def _words(rows: np.ndarray, pad: int) -> np.ndarray:
     return out.view("<u8")
 
 
-def _patterns(kernels: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+def kernel_words(rows: np.ndarray) -> np.ndarray:
+    """Observations (``(n, parameters)`` choice indices under 128) as the kernels' words that
+    :func:`clear_choice_words` takes: ``(n, words)`` uint64, padded with 1 (see :func:`_words`)."""
+    return _words(rows, 1)
+
+
+def _patterns(kernel_words: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
     """Per word of eight parameters, ``(candidates, kernels)`` intp patterns: bit ``i`` set
     where the word's parameter ``i`` differs. A byte of the XOR of two words is zero where the
     choices are equal; adding 0x7F to each byte sets its top bit unless it is zero (no byte
     carries over: choices are under 128); one multiplication gathers the eight top bits."""
-    k, c = _words(kernels, 1), _words(candidates, 0)
+    k, c = kernel_words, _words(candidates, 0)
     out = []
     for w in range(k.shape[1]):
         x = np.bitwise_xor(k[np.newaxis, :, w], c[:, w, np.newaxis])
@@ -107,13 +113,12 @@ def _miss_table(pad: int, log_q: float) -> np.ndarray:
 
 def _closed_form(
     patterns: list[np.ndarray],
-    columns: slice,
     choices: Sequence[int],
     prior_weight: float,
     weights: np.ndarray,
 ) -> np.ndarray | None:
-    """The mixture's log-density at each candidate (module doc), its kernels' patterns in
-    ``columns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
+    """The mixture's log-density at each candidate (module doc), from its kernels'
+    ``patterns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
     a proposal runs right after a trial's evaluation, when each numpy call costs most."""
     n, t = len(weights), len(choices)
     a = prior_weight / (n + 1)
@@ -124,7 +129,7 @@ def _closed_form(
     factors: np.ndarray | None = None
     for w, pattern in enumerate(patterns):
         pad = max(0, 8 * (w + 1) - t)  # padding bytes always differ
-        part = _miss_table(pad, log_q).take(pattern[:, columns])
+        part = _miss_table(pad, log_q).take(pattern)
         factors = part if factors is None else np.multiply(factors, part, out=factors)
     assert factors is not None
     total = factors @ weights
@@ -163,18 +168,30 @@ def log_pdfs(
 
         (Optuna's ``_ParzenEstimator`` gives ``-1.04982212`` for the same.)
     """
-    sizes = [len(o) for o in observed]
-    if min(sizes) == 0 or not prior_weight > 0 or max(choices) > 127:
+    if max(choices) > 127:
         return None
-    patterns = _patterns(np.concatenate(observed), candidates)
-    out, start = [], 0
-    for n in sizes:
-        w = _kernel_weights(n, weights)
-        got = _closed_form(patterns, slice(start, start + n), choices, prior_weight, w)
+    return _log_pdfs(
+        [kernel_words(o) for o in observed], choices, prior_weight, weights, candidates
+    )
+
+
+def _log_pdfs(
+    words: Sequence[np.ndarray],
+    choices: Sequence[int],
+    prior_weight: float,
+    weights: Callable[[int], np.ndarray],
+    candidates: np.ndarray,
+) -> list[np.ndarray] | None:
+    """:func:`log_pdfs` of the mixtures whose kernels are ``words`` (:func:`kernel_words`)."""
+    if min(len(w) for w in words) == 0 or not prior_weight > 0 or max(choices) > 127:
+        return None
+    out = []
+    for kernels in words:
+        w = _kernel_weights(len(kernels), weights)
+        got = _closed_form(_patterns(kernels, candidates), choices, prior_weight, w)
         if got is None:
             return None
         out.append(got)
-        start += n
     return out
 
 
@@ -191,12 +208,27 @@ def clear_choice(
     (the caller then computes Optuna's acquisition exactly). One distinct candidate is the
     choice whatever the values. ``observed_below``, ``observed_above``: the two mixtures'
     observations."""
+    if max(choices) > 127:
+        return None
+    below, above = kernel_words(observed_below), kernel_words(observed_above)
+    return clear_choice_words(samples, choices, below, above, prior_weight, weights)
+
+
+def clear_choice_words(
+    samples: np.ndarray,
+    choices: Sequence[int],
+    below: np.ndarray,
+    above: np.ndarray,
+    prior_weight: float,
+    weights: Callable[[int], np.ndarray],
+) -> list[float] | None:
+    """:func:`clear_choice`, the observations of the two mixtures given as their kernels'
+    words (:func:`kernel_words`), which a sampler may keep from one proposal to the next
+    instead of converting every observation each time."""
     unique = list(dict.fromkeys(map(tuple, samples.tolist())))  # first occurrences, in order
     if len(unique) == 1:
         return list(unique[0])
-    got = log_pdfs(
-        [observed_below, observed_above], choices, prior_weight, weights, np.array(unique)
-    )
+    got = _log_pdfs([below, above], choices, prior_weight, weights, np.array(unique))
     if got is None:
         return None
     lb, la = got[0].tolist(), got[1].tolist()
