@@ -16,7 +16,7 @@ from torch import nn
 
 from quantsearch.atomic import write_atomic
 from quantsearch.errors import ConfigError
-from quantsearch.validate import not_a_file
+from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint", "tensors_digest"]
 
@@ -78,6 +78,7 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     p = Path(path)
+    check_path_text(str(p), key)  # a name past 255 bytes: every stat() raises OSError
     what = not_a_file(p)
     if what is not None:  # a FIFO would block torch.load; a folder was "does not exist"
         raise ConfigError(f"{key}: {str(path)!r} is {what}, allowed: a checkpoint file")

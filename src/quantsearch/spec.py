@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError
+from quantsearch.validate import check_path_text
 
 __all__ = ["is_callable_spec", "load_callable"]
 
@@ -38,6 +39,7 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
         if not path.is_absolute() and base_dir is not None:
             # Only there: a same-named file in the working directory must not run instead.
             path = base_dir / path
+        check_path_text(str(path), key)  # a name past 255 bytes: is_file() raises OSError
         if not path.is_file():
             where = f" in {str(base_dir)!r}" if base_dir is not None else ""
             raise ConfigError(f"{key}: file {target!r} does not exist{where} (from {spec!r})")

@@ -37,6 +37,7 @@ __all__ = [
     "THREADS_MAX",
     "check_device",
     "check_keys",
+    "check_path_text",
     "check_unique",
     "get_bool",
     "get_float",
@@ -49,13 +50,18 @@ __all__ = [
     "output_file",
     "study_name",
     "toml_key",
+    "too_long",
     "writable_dir",
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_NAME = 200  # characters of a study name: a folder name (file systems allow 255 bytes)
+# Bytes of one name in a path, and of a whole path: Linux's NAME_MAX and PATH_MAX (less the
+# NUL); past them every stat() raises OSError (ENAMETOOLONG) instead of answering
+NAME_BYTES, PATH_BYTES = 255, 4095
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+_DEVICE = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]*))?")  # no leading zeros: torch refuses them
 
 # Seeds reach numpy, scikit-learn and Optuna's samplers, which all take 0 <= seed < 2**32.
 SEED_MAX = 2**32 - 1
@@ -179,22 +185,27 @@ def resolve_device(name: str, key: str) -> torch.device:
     """
     import torch  # lazy: the config checks run before torch is needed
 
+    check_device(name, key)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    found = torch.cuda.device_count() if dev.type == "cuda" else 0
-    if dev.type == "cuda" and (dev.index or 0) >= found:
+    if name == "cpu":
+        return torch.device("cpu")
+    # The index is compared as Python reads it: torch keeps 8 bits of it ('cuda:256' is cuda:0)
+    index = int(name.partition(":")[2] or 0)
+    found = torch.cuda.device_count()
+    if index >= found:
         allowed = (
             f"'auto', 'cpu' or cuda:0 to cuda:{found - 1}"
             if found
             else "'auto' or 'cpu' (torch finds no CUDA device here)"
         )
         raise ConfigError(f"{key}: got {name!r}, allowed: {allowed}")
-    return dev
+    return torch.device(name)
 
 
 def study_name(value: str, key: str) -> str:
-    """A study name: letters, digits, ``-``, ``_`` and ``.``, not ``.`` or ``..``; never a path.
+    """A study name: letters, digits, ``-``, ``_`` and ``.``, not ``.`` or ``..``, at most
+    :data:`MAX_NAME` characters; never a path.
 
     Example:
         >>> study_name("lab-tpe", "--study")
@@ -207,6 +218,11 @@ def study_name(value: str, key: str) -> str:
     if not _NAME.fullmatch(value) or value in (".", ".."):
         raise ConfigError(
             f"{key} must be a name of letters, digits, '-', '_' and '.', not a path (got {value!r})"
+        )
+    if len(value) > MAX_NAME:  # it names a folder, and a comparison's folder adds '-compare'
+        raise ConfigError(
+            f"{key}: got a name of {len(value)} characters ({value[:16]!r}...), allowed: at most "
+            f"{MAX_NAME} (it names a folder)"
         )
     return value
 
@@ -338,6 +354,48 @@ def not_a_file(path: Path) -> str | None:
     return None
 
 
+def too_long(value: str) -> str | None:
+    """What makes ``value`` too long for a path, in words, else ``None``.
+
+    Example:
+        >>> too_long("runs/" + "a" * 300)
+        "a name of 300 bytes ('aaaaaaaaaaaaaaaa'...)"
+        >>> too_long("runs/good") is None
+        True
+    """
+    size = len(value.encode(errors="surrogateescape"))
+    if size > PATH_BYTES:
+        return f"a path of {size} bytes"
+    for name in value.split(os.sep):
+        size = len(name.encode(errors="surrogateescape"))
+        if size > NAME_BYTES:
+            return f"a name of {size} bytes ({name[:16]!r}...)"
+    return None
+
+
+def check_path_text(value: str, key: str) -> None:
+    """Refuse a path no file system takes, in one line naming ``key``: control characters (a
+    NUL makes stat() raise ValueError; a newline is a paste slip, never a request) or a name
+    past :data:`NAME_BYTES` (stat() raises OSError).
+
+    Example:
+        >>> check_path_text("a" * 256, "--out")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: --out: got a name of 256 bytes ('aaaaaaaaaaaaaaaa'...), allowed: names of at most 255 bytes and paths of at most 4095 (the file system's limits)
+    """
+    if _CONTROL.search(value):
+        raise ConfigError(
+            f"{key}: got {value!r}, allowed: a path without control characters (NUL, newline, ...)"
+        )
+    what = too_long(value)
+    if what is not None:
+        raise ConfigError(
+            f"{key}: got {what}, allowed: names of at most {NAME_BYTES} bytes and paths of at "
+            f"most {PATH_BYTES} (the file system's limits)"
+        )
+
+
 def writable_dir(path: Path, key: str) -> Path:
     """``path`` if it is, or can be made, a folder this process may write in.
 
@@ -346,10 +404,7 @@ def writable_dir(path: Path, key: str) -> Path:
     """
     if not str(path).strip():
         raise ConfigError(f"{key}: got '', allowed: a folder, or a path to make one at")
-    if _CONTROL.search(str(path)):  # a NUL makes every stat() below raise ValueError
-        raise ConfigError(
-            f"{key}: got {str(path)!r}, allowed: a path without control characters (NUL, newline, ...)"
-        )
+    check_path_text(str(path), key)  # before any stat(), which would raise
     probe = path
     while not probe.exists() and probe != probe.parent:
         if probe.is_symlink():  # mkdir would fail on it with a traceback
@@ -386,11 +441,8 @@ def output_file(value: str, key: str) -> Path:
     path = Path(value)
     if not value.strip() or not path.name or value.endswith(("/", os.sep)):
         raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
-    if _CONTROL.search(value):  # a newline in a file name: a paste slip, never a request
-        raise ConfigError(
-            f"{key}: got {value!r}, allowed: a path without control characters (NUL, newline, ...)"
-        )
-    writable_dir(path.parent, key)  # control characters refused first: stat() would raise
+    check_path_text(value, key)
+    writable_dir(path.parent, key)
     what = not_a_file(path)  # a FIFO or a dangling link would be replaced after the work
     if what is not None:
         raise ConfigError(f"{key}: {value!r} is {what}, allowed: a file name")

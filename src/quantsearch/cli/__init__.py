@@ -17,9 +17,10 @@ import warnings
 import click
 
 from quantsearch.cli import _commands
-from quantsearch.errors import QuantsearchError
+from quantsearch.errors import ConfigError, QuantsearchError
+from quantsearch.validate import check_path_text, too_long
 
-__all__ = ["cli", "main", "nul_argument"]
+__all__ = ["cli", "long_argument", "main", "nul_argument"]
 
 INTERRUPTED = (
     "interrupted: the study is kept (what finished is on disk); the same command resumes it"
@@ -134,6 +135,44 @@ def nul_argument(argv: list[str]) -> str | None:
     return None
 
 
+def _paths() -> dict[str, set[str]]:
+    """Per command, its arguments that are paths: click.Path's, and the text ones named here."""
+    text_paths = {"--run-dir", "--output", "--model", "--data"}  # init's specs: file.py:fn
+    return {
+        name: {
+            max(p.opts, key=len) if isinstance(p, click.Option) else p.human_readable_name
+            for p in cmd.params
+            if isinstance(p.type, click.Path) or text_paths & set(p.opts)
+        }
+        for name, cmd in cli.commands.items()
+    }
+
+
+_PATHS = _paths()
+
+
+def long_argument(argv: list[str]) -> str | None:
+    """The error line for the first argument too long for a path (a name past 255 bytes),
+    naming its option: every ``stat()`` of it raises OSError deep inside a command. Only
+    paths are checked (a count's or a name's own check says more).
+
+    Example:
+        >>> long_argument(["train", "--out", "a" * 256])
+        "--out: got a name of 256 bytes ('aaaaaaaaaaaaaaaa'...), allowed: names of at most 255 bytes and paths of at most 4095 (the file system's limits)"
+    """
+    for i, arg in enumerate(argv):
+        name, _, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not name and i and argv[i - 1].startswith("-"):
+            name = argv[i - 1]
+        key = _param_name(argv[0], name)
+        if key in _PATHS.get(argv[0], ()) and too_long(value) is not None:
+            try:
+                check_path_text(value, key)
+            except ConfigError as exc:
+                return str(exc)
+    return None
+
+
 def _param_name(command: str, option: str) -> str:
     """``option``'s long spelling (``-c`` -> ``--config``), or the argument's name (``RUN_DIR``)
     where ``option`` is empty and ``command`` takes one argument."""
@@ -170,7 +209,8 @@ _python_show_warning = warnings.showwarning
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning
-    bad = None if argv is None else nul_argument(list(argv))
+    args = sys.argv[1:] if argv is None else list(argv)  # click reads sys.argv for None
+    bad = nul_argument(args) or long_argument(args) if args else None
     if bad is not None:
         click.echo(f"error: {bad}", err=True)
         sys.exit(2)

@@ -19,7 +19,7 @@ from quantsearch.cli.common import (
 from quantsearch.cli.console import console
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.validate import writable_dir
+from quantsearch.validate import check_path_text, writable_dir
 
 __all__ = ["export"]
 
@@ -29,6 +29,7 @@ def out_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
     process may write in, checked before the model is built."""
     if not value.strip():
         raise ConfigError(f"OUT: got {value!r}, allowed: a folder (hls4ml) or a file (qonnx)")
+    check_path_text(value, "OUT")  # the parent's check below does not see OUT's own name
     writable_dir(Path(value).parent, "OUT")
     return value
 
@@ -101,6 +102,9 @@ def export(
     """
     if samples is not None and not verify:
         raise ConfigError("--samples: given without --verify, allowed: with it (else unused)")
+    for opt, value in (("--trial", trial), ("--best", best or None), ("--pareto", pareto)):
+        if from_run is None and value is not None:  # as quantize: else the config's was exported
+            raise ConfigError(f"{opt}: given without --from-run, allowed: with --from-run DIR")
     ctx = click.get_current_context()
     for name, option in (("backend", "--backend"), ("io_type", "--io-type")):
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT

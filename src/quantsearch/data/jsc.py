@@ -43,6 +43,7 @@ from quantsearch.data.registry import DATASETS
 from quantsearch.data.shuffle_split import shuffle_split, stratified_shuffle_split
 from quantsearch.data.splits import DataSplits
 from quantsearch.errors import ConfigError, DataError
+from quantsearch.validate import check_path_text
 
 __all__ = ["CLASS_NAMES", "ENV_VAR", "FEATURES", "HDF5_KEY", "LABELS", "load_jsc", "read_jsc"]
 
@@ -131,6 +132,7 @@ def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
     p = Path(raw).expanduser()
     if not p.is_absolute() and base_dir is not None and key == "data.path":
         p = base_dir / p
+    check_path_text(str(p), key)  # a name past 255 bytes: is_file() raises OSError
     if not p.is_file():
         raise DataError(f"{key}: JSC file {str(p)!r} does not exist; {_WHERE}")
     return p
