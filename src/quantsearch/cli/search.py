@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from quantsearch.cli.common import (
+    COUNT,
     POSITIVE_FLOAT,
     SEED,
     THREADS,
@@ -58,13 +59,13 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--n-trials",
-                type=click.IntRange(min=1),
+                type=COUNT,  # at most COUNT_MAX, as search.n_trials and search.n_evaluations
                 default=None,
                 help="Override search.n_trials (the budget of the whole study, all workers together).",
             ),
             click.option(
                 "--n-evaluations",
-                type=click.IntRange(min=1),
+                type=COUNT,  # at most COUNT_MAX, as search.n_trials and search.n_evaluations
                 default=None,
                 help="Override search.n_evaluations: stop after this many distinct evaluations "
                 "(without --n-trials, the trial cap becomes 20 per evaluation).",

@@ -1,0 +1,178 @@
+"""Bad inputs the four earlier corpora left open, found by a driver that gave every command's
+arguments and every config key wrong types, NaN, huge numbers, control characters, unicode,
+odd paths and over-long names; each is now one ``error:`` line naming the key or argument,
+exit status 2, no traceback, and an existing study beside it unchanged.
+
+What escaped before: a path with a name past 255 bytes (any command's path argument, run_dir,
+model.checkpoint, a ``file.py:function`` spec, data.path, QUANTSEARCH_JSC_PATH: an OSError
+traceback from the first ``stat``); a study name past what a folder name takes; a device
+``cuda:01`` (torch's parser refused it: a traceback) or ``cuda:256`` (torch keeps 8 bits of
+the index: it ran on cuda:0); ``export`` OUT with a newline (written), ``export --trial``
+without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 10**400``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.bad_input import ACC, GOOD, case_folder, finished_study, unchanged_runs
+from tests.cli.bad_input import add as _add
+from tests.cli.bad_input import check_one_line as _check
+from tests.cli.bad_input import run_cli as _run
+from tests.cli.bad_input import sub as _sub
+
+LONG = "a" * 300
+# the file system's referee: os.stat of such a name raises ENAMETOOLONG (checked below)
+TOO_LONG = (
+    r"got a name of 30\d bytes \('aaaaaaaaaaaaaaaa'\.\.\.\), allowed: names of at most 255 "
+    r"bytes and paths of at most 4095 \(the file system's limits\)$"
+)
+
+# name -> (edit of the good config, regex the error line must match after "error: ")
+CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
+    "run_dir a long name": (_add("", f'run_dir = "{LONG}"'), r"^run_dir: " + TOO_LONG),
+    "model.checkpoint a long name": (
+        lambda t: re.sub(r'checkpoint = ".*"', f'checkpoint = "{LONG}"', t),
+        r"^model\.checkpoint: " + TOO_LONG,
+    ),
+    "model.name a long file": (
+        _sub('name = "mlp-digits"', f'name = "{LONG}.py:build"'),
+        r"^model\.name: " + TOO_LONG,
+    ),
+    "metrics.evaluate a long file": (
+        lambda t: (
+            _sub(ACC, "score = { direction = 'maximize' }")(t)
+            + f'[metrics]\nevaluate = "{LONG}.py:f"\n'
+        ),
+        r"^metrics\.evaluate: " + TOO_LONG,
+    ),
+    "search.study a long name": (
+        _add("search", f'study = "{"s" * 201}"'),
+        r"^search\.study: got a name of 201 characters \('ssssssssssssssss'\.\.\.\), allowed: "
+        r"at most 200 \(it names a folder\)$",
+    ),
+    "search.device cuda:01": (
+        _add("search", 'device = "cuda:01"'),
+        r"^search\.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' \(got 'cuda:01'\)$",
+    ),
+    # torch.device('cuda:256') is cuda:0: the index is compared before torch reads it
+    "search.device cuda:256": (
+        _add("search", 'device = "cuda:256"'),
+        r"^search\.device: got 'cuda:256', allowed: 'auto' or 'cpu' (\(torch finds no CUDA "
+        r"device here\)|or cuda:0 to cuda:\d+)$",
+    ),
+}
+
+# name -> (arguments, regex); run in the folder holding runs/good, good.toml and q.toml
+ARG_CASES: dict[str, tuple[list[str], str]] = {
+    "search --config": (["search", "-c", LONG, "-q"], r"^--config: " + TOO_LONG),
+    "search --load": (["search", "-c", "good.toml", "-q", "--load", LONG], r"^--load: " + TOO_LONG),
+    "search --run-dir": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", f"runs/{LONG}"],
+        r"^--run-dir: " + TOO_LONG,
+    ),
+    "train --out=": (["train", "-c", "good.toml", f"--out={LONG}"], r"^--out: " + TOO_LONG),
+    "quantize --out": (["quantize", "-c", "q.toml", "--out", LONG], r"^--out: " + TOO_LONG),
+    "report": (["report", LONG], r"^RUN_DIR: " + TOO_LONG),
+    "export OUT": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good", LONG],
+        r"^OUT: " + TOO_LONG,
+    ),
+    "init --output": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", LONG],
+        r"^--output: " + TOO_LONG,
+    ),
+    "search --study": (
+        ["search", "-c", "good.toml", "-q", "--study", "s" * 201],
+        r"^--study: got a name of 201 characters",
+    ),
+    "compare --name": (
+        ["compare", "-c", "good.toml", "-q", "--name", "s" * 201],
+        r"^--name: got a name of 201 characters",
+    ),
+    "export OUT with a newline": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good", "m\n.onnx"],
+        r"^OUT: got 'm\\n\.onnx', allowed: a path without control characters",
+    ),
+    "export --trial without --from-run": (
+        ["export", "--to", "qonnx", "-c", "q.toml", "--trial", "0", "m.onnx"],
+        r"^--trial: given without --from-run, allowed: with --from-run DIR$",
+    ),
+    "export --best without --from-run": (
+        ["export", "--to", "qonnx", "-c", "q.toml", "--best", "m.onnx"],
+        r"^--best: given without --from-run, allowed: with --from-run DIR$",
+    ),
+    "search --n-trials 10**400": (
+        ["search", "-c", "good.toml", "-q", "--n-trials", "1" + "0" * 400],
+        r"^--n-trials: 10+ is not in the range 1<=x<=2147483647",
+    ),
+    "worker --n-evaluations 2**31": (
+        ["worker", "-c", "good.toml", "--n-evaluations", str(2**31)],
+        r"^--n-evaluations: 2147483648 is not in the range 1<=x<=2147483647",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    d = tmp_path_factory.mktemp("names")
+    good = GOOD.format(ckpt=mlp_checkpoint.as_posix())
+    (d / "good.toml").write_text(good)
+    (d / "q.toml").write_text(good + "[quantize.default]\nweight = { width = 8, frac_width = 4 }\n")
+    finished_study(d)
+    return d
+
+
+@pytest.fixture
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    before = sorted(p.name for p in workdir.iterdir())
+    yield from unchanged_runs(workdir, monkeypatch)
+    after = sorted(p.name for p in workdir.iterdir() if p.name != "cases")
+    assert after == [n for n in before if n != "cases"], "a file was written beside the study"
+
+
+def test_the_file_system_refuses_such_names(tmp_path: Path) -> None:
+    """The referee of the limit: the kernel's ENAMETOOLONG, not a number of our own."""
+    with pytest.raises(OSError, match="File name too long"):
+        os.stat(tmp_path / LONG)
+    (tmp_path / ("a" * 255)).touch()  # 255 bytes: taken
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_CASES))
+def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit, pattern = CONFIG_CASES[name]
+    cfg = case_folder(in_workdir, name) / "good.toml"  # same stem: it names the existing study
+    cfg.write_text(edit((in_workdir / "good.toml").read_text()))
+    code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
+    _check(code, err, pattern)
+
+
+@pytest.mark.parametrize("name", sorted(ARG_CASES))
+def test_bad_argument(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, pattern = ARG_CASES[name]
+    code, err = _run(args, capsys)
+    _check(code, err, pattern)
+
+
+def test_a_long_jsc_path_from_the_environment(
+    in_workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = case_folder(in_workdir, "jsc env")
+    (case / "j.toml").write_text('[model]\nname = "jsc-tiny"\n[data]\nname = "jsc"\n')
+    monkeypatch.setenv("QUANTSEARCH_JSC_PATH", LONG)
+    code, err = _run(["summary", "-c", str(case / "j.toml")], capsys)
+    _check(code, err, r"^QUANTSEARCH_JSC_PATH: " + TOO_LONG)
+
+
+def test_the_console_script_checks_its_own_arguments(in_workdir: Path) -> None:
+    """``quantsearch`` (``main()`` reads sys.argv) refuses as ``main([...])`` does."""
+    cmd = [sys.executable, "-c", "from quantsearch.cli import main; main()", "report", LONG]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    _check(proc.returncode, proc.stderr, r"^RUN_DIR: " + TOO_LONG)
