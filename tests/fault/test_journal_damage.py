@@ -11,17 +11,21 @@ In-process, on the storage (the first two tests, once strict xfails):
   silently RUNNING again. A torn write never ends with a newline (one ``write`` of the records
   and their newlines; a cut one stops before its newline), so this is damage, to refuse.
 
-In real processes (``quantsearch search`` and ``quantsearch worker`` on a damaged copy of a
-finished run directory, :func:`test_damage_to_a_run_journal_is_one_line_and_changes_nothing`):
-every kind of damage below ends in one ``error:`` line naming the journal, exit status 2, and
-leaves the run directory byte for byte as it was; a torn tail (the one damage an interrupted
-write leaves) is cut with one ``warning:`` line, and every finished trial is kept as it was.
+Through the CLI (``quantsearch search`` and ``quantsearch worker`` on a damaged copy of a
+finished run directory): every kind of damage below ends in one ``error:`` line naming the
+journal, exit status 2, and leaves the run directory byte for byte as it was; a torn tail (the
+one damage an interrupted write leaves) is cut with one ``warning:`` line, and every finished
+trial is kept as it was. The 23 kinds run ``search`` in-process, through the CLI's entry point
+(:func:`quantsearch.cli.main`, the code a process runs: what they test is the journal's reading
+and the files); one kind of each family runs ``search`` and ``worker`` as real processes, and so
+do the torn tails (a process each: 27 took about 100 s of the suite's 16 minutes).
 Referees: Optuna's own ``JournalFileBackend`` writes the unchecksummed journals and reads the
 trials before and after.
 """
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -30,10 +34,11 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from quantsearch.cli import main
 from quantsearch.errors import StorageError
 from quantsearch.search.journal_read import JournalReader
 from quantsearch.search.storage import open_storage
-from tests.fault.harness import digest, quantsearch
+from tests.fault.harness import Result, digest, quantsearch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -161,9 +166,9 @@ _COMMANDS = {
 }
 
 
-# `worker` opens the journal through the same reader and replay check as `search`: a few kinds
-# of damage, one of each family, keep the matrix's time small (each case is a process).
-_WORKER_DAMAGE = [
+# One kind of damage of each family, in real processes: `worker` opens the journal through the
+# same reader and replay check as `search`.
+_FAMILIES = [
     "NUL block in the middle",
     "two records swapped",
     "the last record's first byte",
@@ -171,23 +176,54 @@ _WORKER_DAMAGE = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("damage", "command"),
-    [(d, "search") for d in sorted(DAMAGE)] + [(d, "worker") for d in _WORKER_DAMAGE],
-)
-def test_damage_to_a_run_journal_is_one_line_and_changes_nothing(
-    work: Path, damage: str, command: str
-) -> None:
+def _damaged(work: Path, damage: str) -> tuple[Path, dict[str, str]]:
+    """``work``'s run directory with its journal damaged; the directory's digest."""
     rd = work / "runs" / "s"
     path = rd / "study.journal"
     scratch = work / "scratch"
     scratch.mkdir()
     path.write_bytes(DAMAGE[damage](path.read_bytes(), scratch))
-    before = digest(rd)
-    line = quantsearch(_COMMANDS[command], cwd=work).one_error_line()
+    return rd, digest(rd)
+
+
+def in_process(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Result:
+    """``quantsearch ARGS`` through :func:`quantsearch.cli.main` in this process, in the
+    current folder, with the environment :func:`tests.fault.harness.start` gives a child."""
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    cap = capsys.readouterr()
+    return Result(subprocess.CompletedProcess(args, code, cap.out.encode(), cap.err.encode()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damage_to_a_run_journal_is_one_line_and_changes_nothing(
+    work: Path, damage: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rd, before = _damaged(work, damage)
+    monkeypatch.chdir(work)
+    line = in_process(_COMMANDS["search"], monkeypatch, capsys).one_error_line()
     assert "study.journal" in line, line
     assert digest(rd) == before  # the journal and every result file as they were
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["search", "worker"])
+@pytest.mark.parametrize("damage", _FAMILIES)
+def test_damage_in_real_processes_is_one_line_and_changes_nothing(
+    work: Path, damage: str, command: str
+) -> None:
+    rd, before = _damaged(work, damage)
+    line = quantsearch(_COMMANDS[command], cwd=work).one_error_line()
+    assert "study.journal" in line, line
+    assert digest(rd) == before
 
 
 def _trials(run_dir: Path) -> list[tuple[int, str, object, object]]:
