@@ -44,6 +44,7 @@ from quantsearch.passes.transform.modules import (
     _QuantLayer,
     submodule,
 )
+from quantsearch.passes.transform.plain import plain_layer
 from quantsearch.passes.transform.quantize import _apply, node_info, plan_targets
 from quantsearch.passes.transform.resolve import resolve
 from quantsearch.passes.transform.resolved import ResolvedConfig
@@ -134,7 +135,11 @@ class PreparedModel:
             if lq is not None and module is not None:
                 target = str(new.target)
                 if st.current.get(target) != lq or not _deterministic(lq):
-                    pristine = submodule(gm, str(old.target)) if old.op == "call_module" else None
+                    pristine = (
+                        plain_layer(submodule(gm, str(old.target)))
+                        if old.op == "call_module"
+                        else None
+                    )
                     st.current.pop(target, None)  # a failure half-way leaves it unknown
                     module = self._set(qgm, old, target, module, pristine, lq)
                     st.current[target] = lq
