@@ -110,6 +110,44 @@ def test_a_softmax_output_warns_that_loss_reads_probabilities() -> None:
         assert loss == pytest.approx(float(F.nll_loss(model(x), y)), rel=1e-6)
 
 
+@pytest.mark.parametrize("name", ["pruned", "weight_norm"])
+def test_pruned_and_parametrized_layers_quantize_the_weight_they_use(name: str) -> None:
+    """Referee: torch's own prune.remove / remove_parametrizations(leave_parametrized=True)
+    on a second build of the model, then quantize: bit for bit. Pruned: the pre-hook
+    overwrote the rounded weight with the float product, so fc1 ran unquantized (0.65 off the
+    fixed(3, 1) model computed by hand); weight norm: an AttributeError from every trial
+    (the quantized layer had no weight). Every evaluation path gives quantize()'s outputs,
+    and the model's own layers are left as they were."""
+    from torch.nn.utils import parametrize, prune
+
+    from quantsearch.data import Split
+    from quantsearch.passes.transform import quantize
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.config import parse_search_config
+    from tests.test_user_models import _random_configs
+
+    model, x, y = _model_and_data(name)
+    with torch.no_grad():
+        before = model(x)
+    plain, _, _ = _model_and_data(name)
+    for m in (plain.fc1, plain.fc2):
+        for hook in list(m._forward_pre_hooks.values()):
+            prune.remove(m, hook._tensor_name)
+        if parametrize.is_parametrized(m):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    gm, ref = trace(model, x[:8]), trace(plain, x[:8])
+    space = {"by": "type", "choices": {"linear": {"weight": [[3, 1]], "bias": [[4, 2]]}}}
+    cfg = parse_search_config({"space": space, "objectives": {"accuracy": {}}, "device": "cpu"})
+    _, evaluator = prepare_search(gm, cfg, Split(x, y))
+    for rc, rc_ref in zip(_random_configs(gm, 4, 2), _random_configs(ref, 4, 2), strict=True):
+        with torch.no_grad():
+            want = quantize(ref, rc_ref)(x)
+            assert torch.equal(quantize(gm, rc)(x), want)
+            assert torch.equal(evaluator.prepared().apply_(rc)(x), want)
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 KNOBS = {
@@ -127,8 +165,11 @@ KNOBS = {
     "einsum_bmm": ["linear", "bmm"],
     "mha": ["linear"],
     "item_call": ["linear"],
+    "pruned": ["linear"],
+    "weight_norm": ["linear"],
 }
-EXPORTED = ("nested_dict",)  # Linear, BatchNorm1d and ReLU modules; the others are refused
+# Linear, BatchNorm1d and ReLU layers; the others are refused
+EXPORTED = ("nested_dict", "pruned", "weight_norm")
 
 
 def _config(tmp_path: Path, name: str) -> Path:
@@ -232,8 +273,9 @@ def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
 
 @pytest.mark.parametrize("name", EXPORTED)
 def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
-    """Sequentials nested in a ModuleDict, a bias-free Linear: the qonnx package's executor
-    (referee) gives quantsearch's outputs bit for bit."""
+    """Sequentials nested in a ModuleDict, a bias-free Linear, pruned and weight-normed layers
+    (their computed weights exported): the qonnx package's executor (referee) gives
+    quantsearch's outputs bit for bit."""
     pytest.importorskip("qonnx")
     from quantsearch.export import export_qonnx, verify_qonnx
 
@@ -244,7 +286,7 @@ def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPORTED)
+@pytest.mark.parametrize("name", ["nested_dict", "pruned"])
 def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
     """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
     pytest.importorskip("hls4ml")

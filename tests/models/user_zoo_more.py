@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations, prune
 
 
 class NestedDict(nn.Module):
@@ -251,6 +252,33 @@ class ItemCall(nn.Module):
         return self.fc(x / scale)
 
 
+class Pruned(nn.Module):
+    """A pruned MLP (torch.nn.utils.prune: weight = weight_orig * weight_mask, set by a forward
+    pre-hook), as hls4ml and FINN users prune before they quantize."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 12), nn.Linear(12, 5)
+        prune.l1_unstructured(self.fc1, "weight", amount=0.5)
+        prune.random_unstructured(self.fc2, "bias", amount=0.4)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class WeightNorm(nn.Module):
+    """Weight norm and spectral norm (torch.nn.utils.parametrizations: weight computed from
+    other parameters on every access)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = parametrizations.weight_norm(nn.Linear(16, 12))
+        self.fc2 = parametrizations.spectral_norm(nn.Linear(12, 5))
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
 class PerSample(nn.Module):
     """Loops over the samples of the batch (for row in x): torch.fx cannot iterate a traced
     tensor."""
@@ -291,6 +319,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "mha": MHA,
     "half": Half,
     "item_call": ItemCall,
+    "pruned": Pruned,
+    "weight_norm": WeightNorm,
     "per_sample": PerSample,
     "module_in_forward": ModuleInForward,
 }
