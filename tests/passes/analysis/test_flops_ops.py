@@ -126,6 +126,17 @@ def test_elementwise_by_hand(
     assert (flops, flops_bwd) == (fwd * N, bwd * N)
 
 
+def test_tensors_made_from_a_shape_cost_nothing() -> None:
+    """arange and one_hot (a ViT's positions, a class mask) were uncounted; 0 now, so only
+    the arithmetic on them counts: x (2, 5) + 0 * arange(5) is a multiply on 5 elements (bwd
+    5) and an add on 10 (bwd: 10 - 5 summed back to the broadcast operand); x * one_hot is a
+    multiply on 10 (bwd: 10 for each tensor operand)."""
+    x = torch.randn(2, 5)
+    assert _costs(Fn(lambda t: t + 0 * torch.arange(t.size(1))), x)[1:] == (5 + 10, 5 + 5)
+    one_hot = Fn(lambda t: t * F.one_hot(t.new_zeros(2, dtype=torch.long), 5))
+    assert _costs(one_hot, x)[1:] == (10, 20)
+
+
 def test_glu_halves_its_input() -> None:
     """glu of (2, 6): N = 6 outputs, 5 each way."""
     assert _costs(nn.GLU(), torch.randn(2, 6))[1:] == (30, 30)
