@@ -116,8 +116,9 @@ def test_pruned_and_parametrized_layers_quantize_the_weight_they_use(name: str) 
     on a second build of the model, then quantize: bit for bit. Pruned: the pre-hook
     overwrote the rounded weight with the float product, so fc1 ran unquantized (0.65 off the
     fixed(3, 1) model computed by hand); weight norm: an AttributeError from every trial
-    (the quantized layer had no weight). Every evaluation path gives quantize()'s outputs,
-    and the model's own layers are left as they were."""
+    (the quantized layer had no weight); after a forward with autograd, a pruned layer's
+    copy raised deepcopy's RuntimeError from the sensitivity strategy. Every evaluation path
+    gives quantize()'s outputs, and the model's own layers are left as they were."""
     from torch.nn.utils import parametrize, prune
 
     from quantsearch.data import Split
@@ -127,6 +128,7 @@ def test_pruned_and_parametrized_layers_quantize_the_weight_they_use(name: str) 
     from tests.test_user_models import _random_configs
 
     model, x, y = _model_and_data(name)
+    model(x[:2]).sum().backward()  # as the sensitivity probe: weight is then a non-leaf tensor
     with torch.no_grad():
         before = model(x)
     plain, _, _ = _model_and_data(name)

@@ -5,24 +5,23 @@ other tensors on every access, and pruning (``torch.nn.utils.prune``) sets ``wei
 * weight_mask`` in a forward pre-hook. A quantized layer built from such a module lost the
 computed ``weight`` (a re-classed parametrized module has none: an AttributeError) or rounded a
 weight the pre-hook then overwrote with the float product (the pruned layer ran unquantized).
-:func:`plain_layer` gives a copy with those made permanent, as
+:func:`plain_layer` gives a new module with those made permanent, as
 ``parametrize.remove_parametrizations(leave_parametrized=True)`` and ``prune.remove`` do; the
 model's own module is left as it is.
 """
 
 from __future__ import annotations
 
-import copy
-
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.utils import parametrize, prune
 
 __all__ = ["plain_layer"]
 
 
 def plain_layer(module: nn.Module) -> nn.Module:
-    """``module`` itself, or, for a parametrized or pruned one, a copy whose ``weight`` (and
-    any other such tensor) is a plain parameter holding the value its forward uses.
+    """``module`` itself, or, for a parametrized or pruned one, a new module of the layer's
+    class whose ``weight`` (and any other such tensor) is a plain parameter holding the value
+    its forward uses; its other tensors are ``module``'s own.
 
     Example:
         >>> import torch
@@ -34,23 +33,35 @@ def plain_layer(module: nn.Module) -> nn.Module:
         >>> torch.equal(plain.weight, lin.weight), type(lin).__name__
         (True, 'ParametrizedLinear')
     """
-    pruned = [
-        h._tensor_name
-        for h in module._forward_pre_hooks.values()
-        if isinstance(h, prune.BasePruningMethod)
-    ]
-    if not pruned and not parametrize.is_parametrized(module):
+    hooks = {
+        k: h for k, h in module._forward_pre_hooks.items() if isinstance(h, prune.BasePruningMethod)
+    }
+    if not hooks and not parametrize.is_parametrized(module):
         return module
-    plain = copy.deepcopy(module)
-    for name in pruned:
-        prune.remove(plain, name)  # type: ignore[no-untyped-call]  # the copy's own hook
-    if parametrize.is_parametrized(module):
-        # Not remove_parametrizations: it deletes the property from the class, which the copy
-        # shares with the model's module (torch makes one ParametrizedLinear class per module).
+    # Not copy.deepcopy: a pruned layer's weight is a non-leaf tensor after a forward with
+    # autograd (deepcopy refuses it); not remove_parametrizations: it deletes the property
+    # from the class torch made for the model's module. The tensors are shared, not copied:
+    # the quantize pass copies what it keeps.
+    values: dict[str, Tensor] = {}
+    parametrized = parametrize.is_parametrized(module)
+    if parametrized:
         names = list(module._modules["parametrizations"]._modules)  # type: ignore[union-attr]
-        values = {k: getattr(module, k).detach().clone() for k in names}
-        del plain._modules["parametrizations"]
-        plain.__class__ = type(module).__bases__[0]
-        for k, value in values.items():
-            plain._parameters[k] = nn.Parameter(value)
+        values.update({k: getattr(module, k).detach() for k in names})
+    for h in hooks.values():
+        values[h._tensor_name] = h.apply_mask(module).detach()  # type: ignore[no-untyped-call]
+    plain: nn.Module = object.__new__(type(module).__bases__[0] if parametrized else type(module))
+    plain.__dict__.update(module.__dict__)
+    plain.__dict__["_forward_pre_hooks"] = type(module._forward_pre_hooks)(
+        (k, h) for k, h in module._forward_pre_hooks.items() if k not in hooks
+    )
+    plain.__dict__["_modules"] = {
+        k: m for k, m in module._modules.items() if k != "parametrizations"
+    }
+    drop = {f"{h._tensor_name}_orig" for h in hooks.values()}
+    params = {k: p for k, p in module._parameters.items() if k not in drop}
+    plain.__dict__["_parameters"] = {**params, **{k: nn.Parameter(v) for k, v in values.items()}}
+    drop = {f"{h._tensor_name}_mask" for h in hooks.values()}
+    plain.__dict__["_buffers"] = {k: b for k, b in module._buffers.items() if k not in drop}
+    for k in values:
+        plain.__dict__.pop(k, None)  # the pre-hook's last product, an attribute
     return plain
