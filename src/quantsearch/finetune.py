@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
 from quantsearch.data import DataSplits, Split
 from quantsearch.errors import ConfigError
@@ -146,6 +147,13 @@ def finetune(
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ConfigError(f"weight_decay: {weight_decay}, allowed: a finite number >= 0")
     gm = model if isinstance(model, fx.GraphModule) else trace(model.eval(), data.val.x[:8])
+    normed = [name for name, m in gm.named_modules() if parametrize.is_parametrized(m)]
+    if normed:  # the trained weights have no way back into their parametrizations
+        raise ConfigError(
+            f"model: layers {', '.join(normed)} are parametrized (weight or spectral norm), "
+            f"allowed: for finetune, layers without parametrizations "
+            f"(torch.nn.utils.parametrize.remove_parametrizations(layer, 'weight') first)"
+        )
     float_gm = copy.deepcopy(gm).eval()  # the caller's model is never trained or switched
     resolved = _resolved(float_gm, config, calibration)
     before = _measure(quantize(float_gm, resolved), data, 1024)

@@ -299,3 +299,28 @@ def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
     project.compile()
     verdict = project.verify(qgm, x)
     assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+
+
+def test_cli_finetune_keeps_pruning_and_refuses_weight_norm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """finetune of the pruned model trains through its pruning hooks, so the pruned weights
+    stay 0 (the mask, referee: the model's own weight_mask), and writes the plain layers; a
+    weight-normed model is one line (its trained weights have no way back into g and v: it
+    was a KeyError traceback after training)."""
+    from quantsearch.quantized import load_quantized
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("pruned", "weight_norm"):
+        config = str(_config(tmp_path, name))
+        _run(["search", "-c", config, "-q"], capsys)
+        args = ["finetune", "--from-run", "runs/c", "--best", "--epochs", "1", "--out", name]
+        if name == "weight_norm":
+            check_one_line(*run_cli(args, capsys), r"^model: layers fc1, fc2 are parametrized")
+            continue
+        _run(args, capsys)
+        tuned = load_quantized(tmp_path / name / "finetuned.pt")
+        mask = _model_and_data(name)[0].fc1.weight_mask
+        assert (tuned.get_submodule("fc1").weight[mask == 0] == 0).all()
+        assert int((mask == 0).sum()) == 96
+        (tmp_path / "runs").rename(tmp_path / f"runs-{name}")

@@ -361,7 +361,7 @@ def _layer_builder(cls: type[_QuantLayer]) -> Builder:
     def build(node: fx.Node, module: nn.Module | None, lq: LayerQuant, training: bool) -> nn.Module:
         if module is None:
             raise ConfigError(f"node {node.name!r}: {cls.op_kind} needs a module to quantize")
-        module = plain_layer(module)  # weight norm, pruning: the weight its forward computes
+        module = plain_layer(module, pruned=not training)  # the weight its forward computes
         # In eval mode the weights are rounded here, once, instead of in every forward pass.
         replace: dict[str, Tensor] = {}
         if not training and not folds:

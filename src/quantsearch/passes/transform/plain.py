@@ -18,10 +18,12 @@ from torch.nn.utils import parametrize, prune
 __all__ = ["plain_layer"]
 
 
-def plain_layer(module: nn.Module) -> nn.Module:
+def plain_layer(module: nn.Module, *, pruned: bool = True) -> nn.Module:
     """``module`` itself, or, for a parametrized or pruned one, a new module of the layer's
     class whose ``weight`` (and any other such tensor) is a plain parameter holding the value
-    its forward uses; its other tensors are ``module``'s own.
+    its forward uses; its other tensors are ``module``'s own. ``pruned=False`` leaves pruning
+    as it is (a layer trained quantized keeps its mask: the pre-hook's product is rounded in
+    every training pass).
 
     Example:
         >>> import torch
@@ -34,7 +36,9 @@ def plain_layer(module: nn.Module) -> nn.Module:
         (True, 'ParametrizedLinear')
     """
     hooks = {
-        k: h for k, h in module._forward_pre_hooks.items() if isinstance(h, prune.BasePruningMethod)
+        k: h
+        for k, h in module._forward_pre_hooks.items()
+        if pruned and isinstance(h, prune.BasePruningMethod)
     }
     if not hooks and not parametrize.is_parametrized(module):
         return module
