@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli.bad_input import ACC, GOOD, case_folder, finished_study, unchanged_runs
@@ -176,3 +177,61 @@ def test_the_console_script_checks_its_own_arguments(in_workdir: Path) -> None:
     cmd = [sys.executable, "-c", "from quantsearch.cli import main; main()", "report", LONG]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     _check(proc.returncode, proc.stderr, r"^RUN_DIR: " + TOO_LONG)
+
+
+def _jsc_table(n: int, text_column: bool = False) -> np.ndarray:
+    """A table in MASE's layout (16 features, 5 one-hot label columns), seeded."""
+    from quantsearch.data.jsc_read import FEATURES, LABELS
+
+    dtype = [(c, "S5" if text_column and c == FEATURES[0] else "f4") for c in FEATURES]
+    table = np.zeros(n, dtype=dtype + [(c, "f4") for c in LABELS])
+    rng = np.random.default_rng(0)
+    for c in FEATURES:
+        table[c] = b"abc" if text_column and c == FEATURES[0] else rng.normal(size=n)
+    for i, c in enumerate(LABELS):
+        table[c] = np.arange(n) % len(LABELS) == i
+    return table
+
+
+def _nan_at(column: int, labels: bool = False) -> Callable[[np.ndarray], None]:
+    def damage(table: np.ndarray) -> None:
+        table[table.dtype.names[16 + column if labels else column]][7] = np.nan
+
+    return damage
+
+
+# name -> (damage to the table, regex): MASE's HDF5 file (its NaN features are kept, as the
+# referee of tests/data/test_jsc_referee.py keeps them)
+H5_CASES: dict[str, tuple[Callable[[np.ndarray], None] | None, str]] = {
+    "NaN label": (
+        _nan_at(2, labels=True),
+        r"^data\.path: '.*' has NaN or infinite labels in \['j_w'\]$",
+    ),
+    "a text column": (
+        None,
+        r"^data\.path: '.*'\['t_allpar_new'\] has column\(s\) of \|S5 values, not numbers: "
+        r"\['j_zlogz'\]$",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(H5_CASES))
+def test_a_damaged_jsc_table(
+    name: str, in_workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NaN among the one-hot labels became argmax's class; a text column was a ValueError
+    traceback."""
+    h5py = pytest.importorskip("h5py")
+    damage, pattern = H5_CASES[name]
+    case = case_folder(in_workdir, "h5 " + name)
+    table = _jsc_table(200, text_column=damage is None)
+    if damage is not None:
+        damage(table)
+    with h5py.File(case / "jets.h5", "w") as f:
+        f["t_allpar_new"] = table
+    (case / "j.toml").write_text(
+        '[model]\nname = "jsc-tiny"\n[data]\nname = "jsc"\npath = "jets.h5"\n'
+    )
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")  # read the file, not a cache of it
+    code, err = _run(["summary", "-c", str(case / "j.toml")], capsys)
+    _check(code, err, pattern)

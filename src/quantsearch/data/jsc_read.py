@@ -148,7 +148,18 @@ def _read_hdf5(p: Path) -> tuple[list[np.ndarray], np.ndarray]:
     missing = [c for c in (*FEATURES, *LABELS) if c not in table.dtype.names]
     if missing:
         raise DataError(f"data.path: {str(p)!r}[{HDF5_KEY!r}] lacks column(s) {missing}")
+    # MASE's columns are numbers; text there was a ValueError traceback, a NaN among the one-hot
+    # labels argmax's pick (a class of its own choosing)
+    text = [c for c in (*FEATURES, *LABELS) if table.dtype[c].kind not in "fiub"]
+    if text:
+        raise DataError(
+            f"data.path: {str(p)!r}[{HDF5_KEY!r}] has column(s) of {table.dtype[text[0]]} "
+            f"values, not numbers: {text}"
+        )
     one_hot = np.stack([table[c] for c in LABELS], axis=1)
+    if not np.isfinite(one_hot).all():
+        bad = [c for c in LABELS if not np.isfinite(table[c]).all()]
+        raise DataError(f"data.path: {str(p)!r} has NaN or infinite labels in {bad}")
     # MASE: torch.max(one_hot, 1)[1]
     labels = one_hot.argmax(axis=1).astype(np.int64)
     return [np.ascontiguousarray(table[c]) for c in FEATURES], labels
