@@ -113,7 +113,14 @@ _MODULE_KINDS: dict[type[nn.Module], str] = {
     nn.Dropout: "dropout",
     nn.Embedding: "embedding",
     nn.Identity: "identity",
+    nn.GroupNorm: "group_norm",
+    nn.LogSigmoid: "log_sigmoid",
+    nn.PixelShuffle: "pixel_shuffle",
 }
+for _d in (1, 2, 3):  # the function's name (F.conv_transpose2d), not the class's lowered
+    _MODULE_KINDS[getattr(nn, f"ConvTranspose{_d}d")] = f"conv_transpose{_d}d"
+    _MODULE_KINDS[getattr(nn, f"AdaptiveMaxPool{_d}d")] = f"adaptive_max_pool{_d}d"
+    _MODULE_KINDS[getattr(nn, f"InstanceNorm{_d}d")] = f"instance_norm{_d}d"
 
 _FUNCTION_KINDS: dict[Any, str] = {
     operator.add: "add",
@@ -149,6 +156,7 @@ _FUNCTION_KINDS: dict[Any, str] = {
     F.adaptive_avg_pool1d: "adaptive_avg_pool1d",
     F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
     F.dropout: "dropout",
+    F.threshold: "threshold",
     F.embedding: "embedding",
     torch.flatten: "flatten",
     torch.reshape: "reshape",

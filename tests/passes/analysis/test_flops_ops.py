@@ -174,3 +174,30 @@ def test_batch_norm_3d_is_a_batch_norm() -> None:
     cost = compute_cost(gm)
     assert info(list(gm.graph.nodes)[1]).op_kind == "batch_norm3d"
     assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 64, 96)
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "shape"),
+    [
+        (nn.ConvTranspose2d(2, 2, 2), lambda x: F.conv_transpose2d(x, torch.ones(2, 2, 2, 2)), 4),
+        (nn.AdaptiveMaxPool2d(1), lambda x: F.adaptive_max_pool2d(x, 1), 4),
+        (nn.GroupNorm(1, 2), lambda x: F.group_norm(x, 1), 4),
+        (nn.LogSigmoid(), F.logsigmoid, 4),
+        (nn.PixelShuffle(1), lambda x: F.pixel_shuffle(x, 1), 4),
+        (nn.Threshold(0.1, 0.0), lambda x: F.threshold(x, 0.1, 0.0), 2),
+    ],
+)
+def test_a_module_has_its_function_s_kind(
+    module: nn.Module, function: Callable[[torch.Tensor], torch.Tensor], shape: int
+) -> None:
+    """nn.ConvTranspose2d was 'convtranspose2d' where F.conv_transpose2d is conv_transpose2d
+    (a by_type space naming one missed the other), AdaptiveMaxPool2d 'adaptivemaxpool2d',
+    GroupNorm 'groupnorm', LogSigmoid 'logsigmoid', PixelShuffle 'pixelshuffle', and
+    F.threshold '_threshold'; each is now priced alike in both forms."""
+    x = torch.randn(*(1, 2, 3, 3)[:shape])
+    kinds = []
+    for model in (nn.Sequential(module), Fn(function)):
+        gm = trace(model, x)
+        kinds.append([info(n).op_kind for n in gm.graph.nodes if n.op.startswith("call")])
+        assert compute_cost(gm).uncounted == ()
+    assert kinds[0] == kinds[1] and len(kinds[0]) == 1

@@ -118,7 +118,7 @@ _ELEMENTWISE = {
     "floordiv": (2, 0),
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
-    COST_RULES.add(_k, _elementwise(_f, _b), aliases=("_threshold",) if _k == "threshold" else ())
+    COST_RULES.add(_k, _elementwise(_f, _b))
 # In place: the arithmetic of the op it names, on the same elements.
 for _k in ("selu", "celu", "threshold", "clamp_min", "clamp_max", "tril", "triu"):
     COST_RULES.add(f"{_k}_", COST_RULES.get(_k))
