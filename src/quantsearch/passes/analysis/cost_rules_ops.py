@@ -12,8 +12,6 @@ rules are checked by hand in ``tests/passes/analysis/test_flops_ops.py``.
 
 from __future__ import annotations
 
-import math
-
 from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
 
 __all__: list[str] = []
@@ -124,16 +122,6 @@ for _k in ("selu", "celu", "threshold", "clamp_min", "clamp_max", "tril", "triu"
     COST_RULES.add(f"{_k}_", COST_RULES.get(_k))
 
 # --- statistics ------------------------------------------------------------------------------
-
-
-def _reduced(a: OpArgs, dim_index: int = 1) -> int:
-    """Elements reduced into each output: D of the dims given (all of them when none is)."""
-    x = a.first_input()
-    dim = a.arg(dim_index, "dim")
-    if dim is None:
-        return x.numel
-    dims = [dim] if isinstance(dim, int) else list(dim)
-    return math.prod(x.shape[d] for d in dims)
 
 
 def _var_std(a: OpArgs) -> OpCost:
