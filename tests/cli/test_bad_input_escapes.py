@@ -220,6 +220,7 @@ DATA_CASES: dict[str, tuple[str, str]] = {
     "NaN features": ("def load():\n    x[3, 1] = float('nan')\n    return x, y\n", r"^data\.name: 'd\.py:load' returned features with 1 NaN or infinite value"),
     "inf features": ("def load():\n    x[0, 0] = float('inf')\n    return x, y\n", r"^data\.name: .* features with 1 NaN or infinite"),
     "inf labels": ("def load():\n    z = y.float()\n    z[5] = float('inf')\n    return x, z\n", r"^data\.name: .* labels with 1 NaN or infinite"),
+    "float64 features past float32": ("def load():\n    return x.double() * 1e300, y\n", r"^data\.name: .* features with 800 value\(s\) past float32's range"),
     "complex features": ("def load():\n    return x.to(torch.complex64), y\n", r"^data\.name: .* complex features"),
     "string labels": ("def load():\n    return x, np.array(['a', 'b'] * 100)\n", r"^data\.name: .* labels that are not numbers"),
     "fewer labels than samples": ("def load():\n    return x, y[:150]\n", r"^data\.name: .* 200 samples but 150 labels"),

@@ -157,8 +157,20 @@ def _as_features(x: Any, where: str) -> torch.Tensor:
         bad = int((~torch.isfinite(t)).sum())
         if bad:  # every metric of a sample with NaN features is NaN: refused, not averaged in
             raise ConfigError(f"{where} features with {bad} NaN or infinite value(s)")
-        return t.float()
+        return _float32(t, where, "features")
     return t
+
+
+def _float32(t: torch.Tensor, where: str, what: str) -> torch.Tensor:
+    """``t`` (finite) as float32, which models take: a float64 past its range became inf."""
+    f = t.float()
+    bad = int((~torch.isfinite(f)).sum())
+    if bad:
+        raise ConfigError(
+            f"{where} {what} with {bad} value(s) past float32's range (+-3.4e38), allowed: "
+            "values a float32 holds"
+        )
+    return f
 
 
 def _as_labels(y: Any, where: str) -> torch.Tensor:
@@ -192,7 +204,7 @@ def _as_labels(y: Any, where: str) -> torch.Tensor:
 def _as_targets(t: torch.Tensor, where: str) -> torch.Tensor:
     if t.dim() < 1:
         raise ConfigError(f"{where} targets of shape {tuple(t.shape)}; expected one per sample")
-    return t.float()
+    return _float32(t, where, "targets")
 
 
 def is_classes(y: torch.Tensor) -> bool:
