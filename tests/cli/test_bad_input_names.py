@@ -8,7 +8,9 @@ model.checkpoint, a ``file.py:function`` spec, data.path, QUANTSEARCH_JSC_PATH: 
 traceback from the first ``stat``); a study name past what a folder name takes; a device
 ``cuda:01`` (torch's parser refused it: a traceback) or ``cuda:256`` (torch keeps 8 bits of
 the index: it ran on cuda:0); ``export`` OUT with a newline (written), ``export --trial``
-without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 10**400``.
+without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 10**400``; a
+value twice in a space's field list (``width = [8, 8]``) or a format twice in a format list;
+MASE's HDF5 table with a text column (a traceback) or a NaN label (argmax's class).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.bad_input import ACC, GOOD, case_folder, finished_study, unchanged_runs
+from tests.cli.bad_input import ACC, GOOD, W, case_folder, finished_study, unchanged_runs
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import run_cli as _run
@@ -58,6 +60,19 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _add("search", f'study = "{"s" * 201}"'),
         r"^search\.study: got a name of 201 characters \('ssssssssssssssss'\.\.\.\), allowed: "
         r"at most 200 \(it names a folder\)$",
+    ),
+    # a value listed twice in a table of field lists, or a format twice: a slip, as a pair twice
+    "a width twice in a field list": (
+        _sub(W, "weight = { width = [8, 4, 8], frac_width = [2] }"),
+        r"^search\.space\.choices\.linear\.weight\.width: got 8 twice, allowed: each once$",
+    ),
+    "a rounding twice": (
+        _sub(W, 'weight = { width = [8], frac_width = [2], rounding = ["floor", "floor"] }'),
+        r"^search\.space\.choices\.linear\.weight\.rounding: got 'floor' twice",
+    ),
+    "a format twice": (
+        _add("search.space", 'format = ["fixed", "minifloat", "fixed"]'),
+        r"^search\.space\.format: got 'fixed' twice, allowed: each once$",
     ),
     "search.device cuda:01": (
         _add("search", 'device = "cuda:01"'),

@@ -129,6 +129,7 @@ def _format_names(raw: Any, key: str) -> tuple[str, ...]:
         )
     for n in names:
         FORMATS.canonical(n, key=key)
+    check_unique(names, key)
     return tuple(names)
 
 
@@ -145,6 +146,7 @@ def _role_choices(
             vals = v if isinstance(v, list) else [v]
             if not vals:
                 raise ConfigError(f"{key}.{f} must not be an empty list")
+            check_unique(vals, f"{key}.{f}")  # width = [8, 8]: a slip, as a pair written twice
             lists[f] = vals
         names = list(lists)
         for fmt in formats:
