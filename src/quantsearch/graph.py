@@ -116,6 +116,7 @@ _MODULE_KINDS: dict[type[nn.Module], str] = {
     nn.GroupNorm: "group_norm",
     nn.LogSigmoid: "log_sigmoid",
     nn.PixelShuffle: "pixel_shuffle",
+    nn.Upsample: "upsample",  # UpsamplingNearest2d, UpsamplingBilinear2d too
 }
 for _d in (1, 2, 3):  # the function's name (F.conv_transpose2d), not the class's lowered
     _MODULE_KINDS[getattr(nn, f"ConvTranspose{_d}d")] = f"conv_transpose{_d}d"

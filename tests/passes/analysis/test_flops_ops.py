@@ -163,6 +163,8 @@ def test_interpolation_by_hand() -> None:
     assert _costs(nn.Upsample(scale_factor=2), x)[1:] == (0, 0)
     bilinear = Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear"))
     assert _costs(bilinear, x)[1:] == (9 * 72, 12 * 72)
+    assert _costs(nn.UpsamplingBilinear2d(scale_factor=2), x)[1:] == (9 * 72, 12 * 72)
+    assert _costs(nn.UpsamplingNearest2d(scale_factor=2), x)[1:] == (0, 0)
     gm = trace(Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bicubic")), x)
     assert [u.op_kind for u in compute_cost(gm).uncounted] == ["interpolate"]
 

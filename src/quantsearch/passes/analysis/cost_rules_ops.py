@@ -203,7 +203,6 @@ def _interpolate(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("interpolate", _interpolate, aliases=("upsample",))
-COST_RULES.add("upsamplingnearest2d", lambda a: OpCost())
 
 # --- data movement and dtype casts: zero cost, counted ---------------------------------------
 
