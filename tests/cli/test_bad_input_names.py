@@ -10,13 +10,17 @@ traceback from the first ``stat``); a study name past what a folder name takes; 
 the index: it ran on cuda:0); ``export`` OUT with a newline (written), ``export --trial``
 without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 10**400``; a
 value twice in a space's field list (``width = [8, 8]``) or a format twice in a format list;
-MASE's HDF5 table with a text column (a traceback) or a NaN label (argmax's class).
+MASE's HDF5 table with a text column (a traceback) or a NaN label (argmax's class); a
+comparison whose comparison.json holds a setting of the wrong type or whose configs.jsonl is
+damaged (report drew it, or a traceback).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +29,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.bad_input import ACC, GOOD, W, case_folder, finished_study, unchanged_runs
+from tests.cli.bad_input import (
+    ACC,
+    GOOD,
+    W,
+    case_folder,
+    digest,
+    exit_status,
+    finished_study,
+    unchanged_runs,
+)
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import run_cli as _run
@@ -250,3 +263,59 @@ def test_a_damaged_jsc_table(
     monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")  # read the file, not a cache of it
     code, err = _run(["summary", "-c", str(case / "j.toml")], capsys)
     _check(code, err, pattern)
+
+
+def _set(name: str, value: object) -> Callable[[Path], None]:
+    def damage(d: Path) -> None:
+        raw = json.loads((d / "comparison.json").read_text())
+        raw[name] = value
+        (d / "comparison.json").write_text(json.dumps(raw))
+
+    return damage
+
+
+# name -> damage to a copy of a finished comparison; run as `report COPY`
+COMPARE_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "configs.jsonl garbage": (
+        lambda d: (d / "configs.jsonl").write_text('{"config_hash": \n'),
+        r"^RUN_DIR: '.*configs\.jsonl' is damaged \(line 1: JSONDecodeError: ",
+    ),
+    "budgets a string": (
+        _set("budgets", "zz"),
+        r"comparison\.json' is damaged \(TypeError: budgets = 'zz'\)$",
+    ),
+    "tolerance a string": (_set("tolerance", "zz"), r"is damaged \(TypeError: tolerance = 'zz'\)$"),
+    "strategies a string": (
+        _set("strategies", "zz"),
+        r"is damaged \(TypeError: strategies = 'zz'\)$",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def comparison(workdir: Path) -> Path:
+    """A finished comparison (one random run) beside the study."""
+    text = (workdir / "good.toml").read_text() + "[compare]\nstrategies = ['random']\nseeds = 1\n"
+    (workdir / "cmp.toml").write_text(text)
+    code = exit_status(
+        ["compare", "-c", str(workdir / "cmp.toml"), "-q", "--run-dir", str(workdir / "compared")]
+    )
+    assert code == 0
+    return workdir / "compared" / "cmp-compare"
+
+
+@pytest.mark.parametrize("name", sorted(COMPARE_CASES))
+def test_a_damaged_comparison(
+    name: str, comparison: Path, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A setting of the wrong type (exit 0 with a report of its characters, or a TypeError
+    traceback) and a damaged configs.jsonl (a JSONDecodeError traceback)."""
+    damage, pattern = COMPARE_CASES[name]
+    copy = case_folder(in_workdir, "compare " + name) / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(comparison, copy)
+    damage(copy)
+    before = digest(copy)
+    code, err = _run(["report", str(copy)], capsys)
+    _check(code, err, pattern)
+    assert digest(copy) == before  # no report drawn

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.compare.measures import counted_trials
+from quantsearch.errors import ConfigError
 from quantsearch.search.results import SearchResult
 
 __all__ = ["ConfigPoint", "config_points", "distinct_configs", "read_configs"]
@@ -89,22 +90,28 @@ def config_points(result: SearchResult) -> list[ConfigPoint]:
 def read_configs(path: Path) -> list[ConfigPoint]:
     """The rows of a ``configs.jsonl`` that :func:`distinct_configs` made."""
     out = []
-    with path.open() as fh:
-        for line in fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            d = json.loads(line)
-            out.append(
-                ConfigPoint(
-                    d["config_hash"],
-                    d["state"],
-                    tuple(d["values"]) if d.get("values") is not None else None,
-                    dict(d.get("metrics") or {}),
-                    d.get("feasible"),
-                    d.get("error"),
-                    dict(d.get("params") or {}),
-                    d.get("config"),
-                    None,
-                )
-            )
+            try:
+                out.append(_point(json.loads(line)))
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"RUN_DIR: {str(path)!r} is damaged (line {n}: {type(exc).__name__}: {exc})"
+                ) from None
     return out
+
+
+def _point(d: dict[str, Any]) -> ConfigPoint:
+    return ConfigPoint(
+        d["config_hash"],
+        d["state"],
+        tuple(d["values"]) if d.get("values") is not None else None,
+        dict(d.get("metrics") or {}),
+        d.get("feasible"),
+        d.get("error"),
+        dict(d.get("params") or {}),
+        d.get("config"),
+        None,
+    )

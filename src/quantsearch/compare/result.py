@@ -199,6 +199,7 @@ class ComparisonResult:
     def from_dict(cls, raw: Mapping[str, Any]) -> ComparisonResult:
         """Read back :meth:`to_dict` (as loaded from ``comparison.json``)."""
         d = _unjsonable(raw)
+        _check_types(d)
         rp = d.get("reference_point")
         return cls(
             mode=d["mode"],
@@ -227,6 +228,42 @@ class ComparisonResult:
             noise=float(d.get("noise", 0.0)),
             noisy_metrics=tuple(d.get("noisy_metrics", ())),
         )
+
+
+# The settings a report reads as numbers, names and lists of them: a string there was a
+# TypeError deep inside the report's tables (a traceback), or a table of its characters
+_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "mode": str,
+    "n_trials": int,
+    "space_size": int,
+    "tolerance": (int, float),
+    "shared_cache": bool,
+    "reference": str,
+    "evaluations": int,
+    "evaluations_unshared": int,
+}
+_LISTS: dict[str, type] = {
+    "strategies": str,
+    "seeds": int,
+    "budgets": int,
+    "objective_names": str,
+    "directions": str,
+}
+
+
+def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _check_types(d: Mapping[str, Any]) -> None:
+    """Raise TypeError naming the first setting of ``d`` of the wrong type."""
+    for name, kind in _SCALARS.items():
+        if not _is(d[name], kind):
+            raise TypeError(f"{name} = {d[name]!r}")
+    for name, item in _LISTS.items():
+        v = d[name]
+        if not isinstance(v, (list, tuple)) or not all(_is(x, item) for x in v):
+            raise TypeError(f"{name} = {v!r}")
 
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
