@@ -1,7 +1,7 @@
-"""The rules of cost_rules_ops: nn.MultiheadAttention and baddbmm against
-``torch.utils.flop_counter.FlopCounterMode`` (referee, run with autograd on: the attention's
-no-grad fast path is a fused kernel it does not count), the rest by hand. Each op here was
-listed uncounted before (UncountedOpsWarning, its FLOPs missing from the totals)."""
+"""The rules of cost_rules_ops: nn.MultiheadAttention, nn.TransformerEncoderLayer and baddbmm
+against ``torch.utils.flop_counter.FlopCounterMode`` (referee, run with autograd on: the
+attention's no-grad fast path is a fused kernel it does not count), the rest by hand. Each op
+here was listed uncounted before (UncountedOpsWarning, its FLOPs missing from the totals)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,38 @@ def test_multihead_attention_by_hand() -> None:
     mha = nn.MultiheadAttention(4, 2, batch_first=True)
     assert _costs(SelfAttention(mha), x) == (2304, 6336, 10560)
     assert _costs(SelfAttention(mha, need_weights=False), x) == (2304, 6144, 10560)
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), (6, 4, 4)),
+        (nn.TransformerEncoderLayer(8, 4, 16, activation="gelu", norm_first=True), (5, 3, 8)),
+    ],
+)
+def test_transformer_encoder_layer_matches_flop_counter_mode(
+    layer: nn.Module, shape: tuple[int, ...]
+) -> None:
+    """With torch's math attention (FlopCounterMode counts its batched matmuls; the CPU's
+    fused kernel it counts as 0): the attention's and the feed-forward's MACs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    x = torch.randn(*shape)
+    macs, _, _ = _costs(nn.Sequential(layer), x)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fcm:
+        layer(x)
+    assert 2 * macs == fcm.get_total_flops()
+
+
+def test_transformer_encoder_layer_by_hand() -> None:
+    """R = 24 rows, E = 4, F = 8, P = 192: attention 2304 MACs, fwd 4608 + 384 + 6 P = 6144,
+    bwd 9216 + 384 + 5 P = 10560; feed-forward 2 R E F = 1536 MACs, biases R F + R E = 288,
+    ReLU R F = 192 each way; LayerNorms 2 (7 N + 4 R) = 1536 and 2 (13 N + 2 R) = 2592
+    (N = 96); residual adds 2 N = 192 forward."""
+    layer = nn.TransformerEncoderLayer(4, 2, 8, batch_first=True)
+    fwd = 6144 + 2 * 1536 + 288 + 192 + 1536 + 192
+    bwd = 10560 + 4 * 1536 + 288 + 192 + 2592
+    assert _costs(nn.Sequential(layer), torch.randn(6, 4, 4)) == (2304 + 1536, fwd, bwd)
 
 
 def test_baddbmm_matches_flop_counter_mode() -> None:

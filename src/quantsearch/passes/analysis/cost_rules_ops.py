@@ -12,6 +12,8 @@ rules are checked by hand in ``tests/passes/analysis/test_flops_ops.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
 
 __all__: list[str] = []
@@ -27,7 +29,7 @@ def _elementwise(fwd: int, bwd: int) -> CostRule:
 # --- MAC layers ------------------------------------------------------------------------------
 
 
-def _mha(a: OpArgs) -> OpCost:
+def _attention(m: Any, q_rows: int, k_rows: int, s: int, extra: int) -> tuple[int, int, int]:
     # nn.MultiheadAttention, query (L, N, E) (batch_first: (N, L, E); unbatched: (L, E)), key
     # and value with S rows of kdim and vdim features, H heads. P = N * H * L * S scores.
     # MACs = projections N L E^2 (q) + N S kdim E (k) + N S vdim E (v) + N L E^2 (out)
@@ -35,27 +37,58 @@ def _mha(a: OpArgs) -> OpCost:
     # fwd = 2 * MACs + bias adds B + P (scale) + 5 P (softmax) [+ P mask] [+ P averaging the
     # heads' weights, need_weights=True, the default]; bwd = 4 * MACs + B + P + 4 P.
     # B = N L E (q) + N S E (k) + N S E (v) + N L E (out) when the module has biases.
-    m = a.module
-    if m is None or m.bias_k is not None or m.add_zero_attn:
+    # ``extra``: how many of the optional P terms (mask, averaging) apply. Returns MACs, fwd, bwd.
+    if m.bias_k is not None or m.add_zero_attn:
         raise ValueError("counted for nn.MultiheadAttention without add_bias_kv, add_zero_attn")
-    q, k = a.tensor_arg(0, "query"), a.tensor_arg(1, "key")
-    if q is None or k is None:
-        raise ValueError("expected query and key tensors")
-    e, heads = m.embed_dim, m.num_heads
-    time = 1 if m.batch_first and len(q.shape) == 3 else 0
-    q_rows, k_rows = q.numel // e, k.numel // m.kdim  # N L and N S
-    s = k.shape[time]
+    e = m.embed_dim
     macs = q_rows * e * e * 2 + k_rows * (m.kdim + m.vdim) * e + 2 * q_rows * s * e
-    p = q_rows * s * heads
+    p = q_rows * s * m.num_heads
     bias = (2 * q_rows + 2 * k_rows) * e if m.in_proj_bias is not None else 0
+    return macs, 2 * macs + bias + (6 + extra) * p, 4 * macs + bias + 5 * p
+
+
+def _mha(a: OpArgs) -> OpCost:
+    m = a.module
+    q, k = a.tensor_arg(0, "query"), a.tensor_arg(1, "key")
+    if m is None or q is None or k is None:
+        raise ValueError("expected an nn.MultiheadAttention with query and key tensors")
+    time = 1 if m.batch_first and len(q.shape) == 3 else 0
     masked = a.arg(3, "key_padding_mask") is not None or a.arg(5, "attn_mask") is not None
     averaged = bool(a.arg(4, "need_weights", True)) and bool(a.arg(6, "average_attn_weights", True))
-    fwd = 2 * macs + bias + 6 * p + p * masked + p * averaged
-    bitops = a.bitops(macs, str(m.out_proj.weight.dtype).removeprefix("torch."))
-    return OpCost(macs, fwd, 4 * macs + bias + 5 * p, bitops)
+    macs, fwd, bwd = _attention(
+        m, q.numel // m.embed_dim, k.numel // m.kdim, k.shape[time], masked + averaged
+    )
+    return OpCost(macs, fwd, bwd, a.bitops(macs, str(m.out_proj.weight.dtype)[6:]))
 
 
 COST_RULES.add("multiheadattention", _mha)
+
+
+def _encoder_layer(a: OpArgs) -> OpCost:
+    # nn.TransformerEncoderLayer on R = N L rows of E features: self-attention (above, its
+    # weights not returned) + feed-forward of F units: 2 R E F MACs, R F + R E bias adds,
+    # ReLU (1, 1) or exact GELU (5, 11) on R F; two LayerNorms over E (cost_rules' layer_norm,
+    # affine) and two residual adds (N = R E each forward, free backward); dropout as in eval.
+    m = a.module
+    x = a.tensor_arg(0, "src")
+    if m is None or x is None or m.activation_relu_or_gelu not in (1, 2):
+        raise ValueError("counted for nn.TransformerEncoderLayer with relu or gelu")
+    e, f = m.linear1.in_features, m.linear1.out_features
+    rows, n = x.numel // e, x.numel
+    time = 1 if m.self_attn.batch_first and len(x.shape) == 3 else 0
+    masked = a.arg(1, "src_mask") is not None or a.arg(2, "src_key_padding_mask") is not None
+    macs, fwd, bwd = _attention(m.self_attn, rows, rows, x.shape[time], int(masked))
+    ffn = 2 * rows * e * f
+    bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
+    act_fwd, act_bwd = (1, 1) if m.activation_relu_or_gelu == 1 else (5, 11)
+    norms_fwd, norms_bwd = 2 * (7 * n + 4 * rows), 2 * (13 * n + 2 * rows)
+    fwd += 2 * ffn + bias + act_fwd * rows * f + norms_fwd + 2 * n
+    bwd += 4 * ffn + bias + act_bwd * rows * f + norms_bwd
+    macs += ffn
+    return OpCost(macs, fwd, bwd, a.bitops(macs, str(m.linear1.weight.dtype)[6:]))
+
+
+COST_RULES.add("transformerencoderlayer", _encoder_layer)
 
 
 def _baddbmm(a: OpArgs) -> OpCost:
