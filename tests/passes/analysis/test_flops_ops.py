@@ -84,6 +84,12 @@ def test_multihead_attention_by_hand() -> None:
     [
         (nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), (6, 4, 4)),
         (nn.TransformerEncoderLayer(8, 4, 16, activation="gelu", norm_first=True), (5, 3, 8)),
+        (  # two layers and a final LayerNorm
+            nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), 2, nn.LayerNorm(4)
+            ),
+            (6, 4, 4),
+        ),
     ],
 )
 def test_transformer_encoder_layer_matches_flop_counter_mode(
@@ -104,11 +110,16 @@ def test_transformer_encoder_layer_by_hand() -> None:
     """R = 24 rows, E = 4, F = 8, P = 192: attention 2304 MACs, fwd 4608 + 384 + 6 P = 6144,
     bwd 9216 + 384 + 5 P = 10560; feed-forward 2 R E F = 1536 MACs, biases R F + R E = 288,
     ReLU R F = 192 each way; LayerNorms 2 (7 N + 4 R) = 1536 and 2 (13 N + 2 R) = 2592
-    (N = 96); residual adds 2 N = 192 forward."""
+    (N = 96); residual adds 2 N = 192 forward. nn.TransformerEncoder of two: twice that and
+    its final LayerNorm."""
     layer = nn.TransformerEncoderLayer(4, 2, 8, batch_first=True)
     fwd = 6144 + 2 * 1536 + 288 + 192 + 1536 + 192
     bwd = 10560 + 4 * 1536 + 288 + 192 + 2592
     assert _costs(nn.Sequential(layer), torch.randn(6, 4, 4)) == (2304 + 1536, fwd, bwd)
+    two = nn.TransformerEncoder(layer, 2, nn.LayerNorm(4), enable_nested_tensor=False)
+    norm = (7 * 96 + 4 * 24, 13 * 96 + 2 * 24)
+    want = (2 * (2304 + 1536), 2 * fwd + norm[0], 2 * bwd + norm[1])
+    assert _costs(nn.Sequential(two), torch.randn(6, 4, 4)) == want
 
 
 def test_baddbmm_matches_flop_counter_mode() -> None:

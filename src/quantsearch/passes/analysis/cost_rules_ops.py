@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantsearch.graph import TensorMeta
 from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
 
 __all__: list[str] = []
@@ -64,19 +65,16 @@ def _mha(a: OpArgs) -> OpCost:
 COST_RULES.add("multiheadattention", _mha)
 
 
-def _encoder_layer(a: OpArgs) -> OpCost:
+def _layer_cost(m: Any, x: TensorMeta, masked: bool) -> tuple[int, int, int]:
     # nn.TransformerEncoderLayer on R = N L rows of E features: self-attention (above, its
     # weights not returned) + feed-forward of F units: 2 R E F MACs, R F + R E bias adds,
     # ReLU (1, 1) or exact GELU (5, 11) on R F; two LayerNorms over E (cost_rules' layer_norm,
     # affine) and two residual adds (N = R E each forward, free backward); dropout as in eval.
-    m = a.module
-    x = a.tensor_arg(0, "src")
-    if m is None or x is None or m.activation_relu_or_gelu not in (1, 2):
+    if m.activation_relu_or_gelu not in (1, 2):
         raise ValueError("counted for nn.TransformerEncoderLayer with relu or gelu")
     e, f = m.linear1.in_features, m.linear1.out_features
     rows, n = x.numel // e, x.numel
     time = 1 if m.self_attn.batch_first and len(x.shape) == 3 else 0
-    masked = a.arg(1, "src_mask") is not None or a.arg(2, "src_key_padding_mask") is not None
     macs, fwd, bwd = _attention(m.self_attn, rows, rows, x.shape[time], int(masked))
     ffn = 2 * rows * e * f
     bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
@@ -84,11 +82,28 @@ def _encoder_layer(a: OpArgs) -> OpCost:
     norms_fwd, norms_bwd = 2 * (7 * n + 4 * rows), 2 * (13 * n + 2 * rows)
     fwd += 2 * ffn + bias + act_fwd * rows * f + norms_fwd + 2 * n
     bwd += 4 * ffn + bias + act_bwd * rows * f + norms_bwd
-    macs += ffn
-    return OpCost(macs, fwd, bwd, a.bitops(macs, str(m.linear1.weight.dtype)[6:]))
+    return macs + ffn, fwd, bwd
 
 
-COST_RULES.add("transformerencoderlayer", _encoder_layer)
+def _encoder(a: OpArgs) -> OpCost:
+    # nn.TransformerEncoderLayer, or nn.TransformerEncoder: its layers in turn (each on the
+    # same shape) and its final LayerNorm, if any (7 N + 4 R, 13 N + 2 R).
+    m, x = a.module, a.tensor_arg(0, "src")
+    if m is None or x is None:
+        raise ValueError("expected a transformer encoder module and its src tensor")
+    masked = a.arg(1, "mask") is not None or a.arg(2, "src_key_padding_mask") is not None
+    layers = list(m.layers) if hasattr(m, "layers") else [m]
+    costs = [_layer_cost(layer, x, masked) for layer in layers]
+    macs, fwd, bwd = (sum(c[i] for c in costs) for i in range(3))
+    if getattr(m, "norm", None) is not None:
+        rows = x.numel // layers[0].linear1.in_features
+        fwd, bwd = fwd + 7 * x.numel + 4 * rows, bwd + 13 * x.numel + 2 * rows
+    dtype = str(layers[0].linear1.weight.dtype)[6:]
+    return OpCost(macs, fwd, bwd, a.bitops(macs, dtype))
+
+
+COST_RULES.add("transformerencoderlayer", _encoder)
+COST_RULES.add("transformerencoder", _encoder)
 
 
 def _baddbmm(a: OpArgs) -> OpCost:
