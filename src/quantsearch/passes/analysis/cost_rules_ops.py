@@ -91,7 +91,8 @@ def _encoder(a: OpArgs) -> OpCost:
     m, x = a.module, a.tensor_arg(0, "src")
     if m is None or x is None:
         raise ValueError("expected a transformer encoder module and its src tensor")
-    masked = a.arg(1, "mask") is not None or a.arg(2, "src_key_padding_mask") is not None
+    mask = a.arg(1, "src_mask") if a.arg(1, "mask") is None else a.arg(1, "mask")
+    masked = mask is not None or a.arg(2, "src_key_padding_mask") is not None
     layers = list(m.layers) if hasattr(m, "layers") else [m]
     costs = [_layer_cost(layer, x, masked) for layer in layers]
     macs, fwd, bwd = (sum(c[i] for c in costs) for i in range(3))
