@@ -111,29 +111,37 @@ def _miss_table(pad: int, log_q: float) -> np.ndarray:
     return table
 
 
+@functools.lru_cache(maxsize=64)
+def _scalars(choices: tuple[int, ...], prior_weight: float, n: int) -> tuple[float, float, float]:
+    """A mixture of ``n`` kernels': a miss's log-factor (relative to a hit), the log of a
+    kernel's probability of its own observation, and the uniform prior's log-density."""
+    a = prior_weight / (n + 1)
+    log_q = math.log(a) - math.log1p(a)
+    base = math.fsum(math.log1p(a) - math.log1p(c * a) for c in choices)  # every choice hit
+    return log_q, base, -math.fsum(math.log(c) for c in choices)
+
+
 def _closed_form(
     patterns: list[np.ndarray],
-    choices: Sequence[int],
+    columns: slice,
+    choices: tuple[int, ...],
     prior_weight: float,
     weights: np.ndarray,
 ) -> np.ndarray | None:
-    """The mixture's log-density at each candidate (module doc), from its kernels'
-    ``patterns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
+    """The mixture's log-density at each candidate (module doc), its kernels' patterns in
+    ``columns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
     a proposal runs right after a trial's evaluation, when each numpy call costs most."""
-    n, t = len(weights), len(choices)
-    a = prior_weight / (n + 1)
-    log_q = math.log(a) - math.log1p(a)  # a miss's factor, relative to a hit
-    base = math.fsum(math.log1p(a) - math.log1p(c * a) for c in choices)  # every choice hit
+    t = len(choices)
+    log_q, base, uniform = _scalars(choices, prior_weight, len(weights))
     if not (math.isfinite(base) and t * log_q > -700):
         return None
     factors: np.ndarray | None = None
     for w, pattern in enumerate(patterns):
         pad = max(0, 8 * (w + 1) - t)  # padding bytes always differ
-        part = _miss_table(pad, log_q).take(pattern)
+        part = _miss_table(pad, log_q).take(pattern[:, columns])
         factors = part if factors is None else np.multiply(factors, part, out=factors)
     assert factors is not None
     total = factors @ weights
-    uniform = -math.fsum(math.log(c) for c in choices)
     total += prior_weight * math.exp(uniform - base)  # the prior's kernel: positive, no log(0)
     out: np.ndarray = np.log(total)
     out += base - math.log(float(weights.sum()) + prior_weight)
@@ -185,13 +193,17 @@ def _log_pdfs(
     """:func:`log_pdfs` of the mixtures whose kernels are ``words`` (:func:`kernel_words`)."""
     if min(len(w) for w in words) == 0 or not prior_weight > 0 or max(choices) > 127:
         return None
-    out = []
+    # one pass over every mixture's kernels (the few below cost a pass of their own otherwise)
+    patterns = _patterns(np.concatenate(words) if len(words) > 1 else words[0], candidates)
+    out, start, chosen = [], 0, tuple(choices)
     for kernels in words:
-        w = _kernel_weights(len(kernels), weights)
-        got = _closed_form(_patterns(kernels, candidates), choices, prior_weight, w)
+        n = len(kernels)
+        w = _kernel_weights(n, weights)
+        got = _closed_form(patterns, slice(start, start + n), chosen, prior_weight, w)
         if got is None:
             return None
         out.append(got)
+        start += n
     return out
 
 
