@@ -17,7 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["Result", "digest", "quantsearch", "start"]
+import pytest
+
+from quantsearch.cli import main
+
+__all__ = ["Result", "digest", "in_process", "quantsearch", "start"]
 
 
 class Result:
@@ -77,6 +81,24 @@ def quantsearch(
     proc = start(args, fsize=fsize, cwd=cwd, cache=cache)
     out, err = proc.communicate(timeout=timeout)
     return Result(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+
+
+def in_process(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Result:
+    """``quantsearch ARGS`` through :func:`quantsearch.cli.main` in this process (the code a
+    process runs, without its ~3 s start-up), in the current folder and with the environment
+    :func:`start` gives a child; for the cases whose subject is a file's handling, not a
+    process's end."""
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    cap = capsys.readouterr()
+    return Result(subprocess.CompletedProcess(args, code, cap.out.encode(), cap.err.encode()))
 
 
 def digest(folder: Path) -> dict[str, str]:

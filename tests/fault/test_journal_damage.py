@@ -25,7 +25,6 @@ trials before and after.
 
 from __future__ import annotations
 
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -34,11 +33,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from quantsearch.cli import main
 from quantsearch.errors import StorageError
 from quantsearch.search.journal_read import JournalReader
 from quantsearch.search.storage import open_storage
-from tests.fault.harness import Result, digest, quantsearch
+from tests.fault.harness import digest, in_process, quantsearch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -184,22 +182,6 @@ def _damaged(work: Path, damage: str) -> tuple[Path, dict[str, str]]:
     scratch.mkdir()
     path.write_bytes(DAMAGE[damage](path.read_bytes(), scratch))
     return rd, digest(rd)
-
-
-def in_process(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Result:
-    """``quantsearch ARGS`` through :func:`quantsearch.cli.main` in this process, in the
-    current folder, with the environment :func:`tests.fault.harness.start` gives a child."""
-    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")
-    capsys.readouterr()
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    cap = capsys.readouterr()
-    return Result(subprocess.CompletedProcess(args, code, cap.out.encode(), cap.err.encode()))
 
 
 @pytest.mark.slow
