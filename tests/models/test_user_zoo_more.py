@@ -2,7 +2,8 @@
 and the CLI.
 
 Referees: ``torch.utils.flop_counter.FlopCounterMode`` for the MAC layers' FLOPs (run with
-autograd on: nn.MultiheadAttention's no-grad fast path is a fused kernel it does not count),
+autograd on and torch's math attention: nn.MultiheadAttention's no-grad fast path and the CPU's
+fused attention are kernels it does not count),
 ``sum(p.numel())`` for the parameters, the model itself for the traced graph's outputs, and
 each trial's own quantized model for its accuracy. Every outcome is a number checked so or one
 ``error:`` line with exit status 2.
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from quantsearch.cli import main
@@ -51,9 +53,10 @@ def test_costs_against_flop_counter_mode(name: str) -> None:
     gm = trace(model, x)
     cost = compute_cost(gm)
     assert cost.uncounted == ()
-    with FlopCounterMode(display=False) as fcm:
-        want = model(x.clone())
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fcm:
+        model(x.clone())
     assert 2 * cost.macs == fcm.get_total_flops()
+    want = model(x.clone())  # the kernels gm runs
     assert param_cost(gm).params == sum(p.numel() for p in model.parameters())
     torch.testing.assert_close(gm(x), want, rtol=0, atol=0)
 
@@ -166,6 +169,7 @@ KNOBS = {
     "raw_params": ["linear", "matmul", "conv2d"],
     "einsum_bmm": ["linear", "bmm"],
     "mha": ["linear"],
+    "encoder": ["linear"],
     "item_call": ["linear"],
     "pruned": ["linear"],
     "weight_norm": ["linear"],
@@ -215,7 +219,7 @@ def test_cli_summary_search_quantize_export(
     main(["summary", "-c", config, "--json"])
     summary = json.loads(capsys.readouterr().out)
     model, x, _ = _model_and_data(name)
-    with FlopCounterMode(display=False) as fcm:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fcm:
         model(x[:4].clone())
     assert summary["costs"]["uncounted"] == []
     assert 2 * summary["metrics"]["macs"] == fcm.get_total_flops() / 4  # per sample

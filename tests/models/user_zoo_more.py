@@ -228,6 +228,21 @@ class MHA(nn.Module):
         return self.fc(torch.cat([a.flatten(1), b.flatten(1)], 1))
 
 
+class Encoder(nn.Module):
+    """A tiny transformer: a token embedding, nn.TransformerEncoder of two layers (GELU, a
+    final LayerNorm), mean over the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, nn.LayerNorm(8), enable_nested_tensor=False)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x.view(-1, 4, 4))).mean(dim=1))
+
+
 class Half(nn.Module):
     """A model meant for float16 (built and searched with .half())."""
 
@@ -317,6 +332,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "raw_params": RawParams,
     "einsum_bmm": EinsumBmm,
     "mha": MHA,
+    "encoder": Encoder,
     "half": Half,
     "item_call": ItemCall,
     "pruned": Pruned,
