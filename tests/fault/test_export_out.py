@@ -1,8 +1,10 @@
-"""What `export` may write over, in real `quantsearch` processes: OUT is replaced only when a
-previous export wrote it (a QONNX file whose ONNX producer is quantsearch, an hls4ml project);
+"""What `export` may write over: OUT is replaced only when a previous export wrote it (a
+QONNX file whose ONNX producer is quantsearch, an hls4ml project);
 a user's file, another tool's ONNX model or a folder at OUT is refused in one ``error: OUT:``
 line with exit status 2 and left byte for byte. And ``--verify --samples N`` past the
-validation split is refused, as ``summary --batch`` is, not cut to fewer than asked.
+validation split is refused, as ``summary --batch`` is, not cut to fewer than asked. The
+exports that write run as real `quantsearch` processes; the refusals, which end before any
+write, run in-process through the CLI's entry point (a process's start-up is most of their cost).
 Referees: the ``onnx`` package (it builds the other tool's model and checks ours), the files'
 bytes."""
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.harness import digest, quantsearch
+from tests.fault.harness import digest, in_process, quantsearch
 
 pytestmark = pytest.mark.slow
 QONNX = ["export", "--to", "qonnx", "--from-run", "runs/s"]
@@ -33,8 +35,11 @@ def _other_tools_model() -> bytes:
     return bytes(model.SerializeToString())
 
 
-def test_qonnx_replaces_only_a_previous_export(work: Path) -> None:
+def test_qonnx_replaces_only_a_previous_export(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'quantsearch[export]'")
+    monkeypatch.chdir(work)
     (work / "notes.onnx").write_bytes(b"a user's notes")
     (work / "theirs.onnx").write_bytes(_other_tools_model())
     (work / "dir.onnx").mkdir()
@@ -45,7 +50,7 @@ def test_qonnx_replaces_only_a_previous_export(work: Path) -> None:
         ("theirs.onnx", "a file"),
         ("dir.onnx", "a folder"),
     ):
-        line = quantsearch([*QONNX, name], cwd=work).one_error_line()
+        line = in_process([*QONNX, name], monkeypatch, capsys).one_error_line()
         assert line.startswith(f"error: OUT: {name} is {kind} that is not a QONNX export's, "), line
         assert "allowed: a new file or one a previous" in line, line
     assert digest(work) == before  # every file as it was, nothing written beside them
@@ -71,16 +76,18 @@ def test_hls4ml_refuses_a_users_file_at_out(work: Path) -> None:
     assert [p.name for p in work.iterdir() if p.name.startswith(".prj")] == []
 
 
-def test_verify_samples_past_the_split_are_refused(work: Path) -> None:
+def test_verify_samples_past_the_split_are_refused(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("qonnx", reason="the export extra: pip install 'quantsearch[export]'")
-    line = quantsearch(
-        [*QONNX, "m.onnx", "--verify", "--samples", "361"], cwd=work
-    ).one_error_line()
+    monkeypatch.chdir(work)
+    args = [*QONNX, "m.onnx", "--verify", "--samples", "361"]
+    line = in_process(args, monkeypatch, capsys).one_error_line()
     # the digits validation split: 360 samples (20% of 1797, as tests/export/test_cli checks)
     assert line == (
         "error: --samples: got 361, allowed: 1 to 360 (the validation split's samples)"
     ), line
-    line = quantsearch([*QONNX, "m.onnx", "--samples", "5"], cwd=work).one_error_line()
+    line = in_process([*QONNX, "m.onnx", "--samples", "5"], monkeypatch, capsys).one_error_line()
     assert line == "error: --samples: given without --verify, allowed: with it (else unused)"
     assert not (work / "m.onnx").exists()  # nothing written by a refused command
     ok = quantsearch([*QONNX, "m.onnx", "--verify", "--samples", "360", "--json"], cwd=work)
