@@ -12,7 +12,8 @@ without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 
 value twice in a space's field list (``width = [8, 8]``) or a format twice in a format list;
 MASE's HDF5 table with a text column (a traceback) or a NaN label (argmax's class); a
 comparison whose comparison.json holds a setting of the wrong type or whose configs.jsonl is
-damaged (report drew it, or a traceback).
+damaged (report drew it, or a traceback); a search run whose search_config.json or
+trials.jsonl holds a field of the wrong type (a traceback in the report's tables).
 """
 
 from __future__ import annotations
@@ -318,4 +319,65 @@ def test_a_damaged_comparison(
     before = digest(copy)
     code, err = _run(["report", str(copy)], capsys)
     _check(code, err, pattern)
+    assert digest(copy) == before  # no report drawn
+
+
+def _edit(name: str, key: str, value: object) -> Callable[[Path], None]:
+    """Set ``key`` of ``name`` (a JSON file, or trials.jsonl's first line) to ``value``."""
+
+    def damage(d: Path) -> None:
+        text = (d / name).read_text()
+        lines = text.splitlines() if name.endswith(".jsonl") else [text]
+        first = json.loads(lines[0])
+        first[key] = value
+        (d / name).write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+    return damage
+
+
+# name -> damage to a copy of runs/good; run as `report COPY` (each was a traceback)
+SEARCH_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "search_config.json space a string": (
+        _edit("search_config.json", "space", "zz"),
+        r"search_config\.json' has space = 'zz', allowed: what search writes there \(a JSON obj",
+    ),
+    "search_config.json constraints a number": (
+        _edit("search_config.json", "constraints", 5),
+        r"has constraints = 5, allowed: what search writes there \(a JSON list\)$",
+    ),
+    "search_config.json user_metrics a string": (
+        _edit("search_config.json", "user_metrics", "zz"),
+        r"has user_metrics = 'zz'",
+    ),
+    "trials.jsonl values empty": (
+        _edit("trials.jsonl", "values", []),
+        r"trials\.jsonl' line 1 is not a trial record: 'values' must hold one number per obj",
+    ),
+    "trials.jsonl config_hash a list": (
+        _edit("trials.jsonl", "config_hash", []),
+        r"line 1 is not a trial record: 'config_hash' must be a string or null \(got \[\]\)$",
+    ),
+    "trials.jsonl config a string": (
+        _edit("trials.jsonl", "config", "zz"),
+        r"line 1 is not a trial record: 'config' must be an object or null \(got 'zz'\)$",
+    ),
+    "trials.jsonl samples a string": (
+        _edit("trials.jsonl", "samples", "zz"),
+        r"'samples' must be an integer or null \(got 'zz'\)$",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_CASES))
+def test_a_damaged_search_run(
+    name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage, pattern = SEARCH_CASES[name]
+    copy = case_folder(in_workdir, "search " + name) / "run"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(in_workdir / "runs" / "good", copy)
+    damage(copy)
+    before = digest(copy)
+    code, err = _run(["report", str(copy)], capsys)
+    _check(code, err, r"^RUN_DIR: '.*" + pattern)
     assert digest(copy) == before  # no report drawn

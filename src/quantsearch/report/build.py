@@ -157,6 +157,22 @@ def _check_same_search(path: Path, search: dict[str, Any], result: SearchResult)
         )
 
 
+_SHAPES: dict[str, type] = {
+    "space": dict,
+    "constraints": list,
+    "user_metrics": dict,
+    "knob_labels": dict,
+}
+
+
+def _walkable(value: Any) -> bool:
+    """The tables in ``value`` are tables: a list's items, a space's ``choices`` and
+    ``dropped`` (its ``by`` is a name; user_metrics and knob_labels hold names)."""
+    if isinstance(value, list):
+        return all(isinstance(v, dict) for v in value)
+    return all(isinstance(v, dict) for k, v in value.items() if k in ("choices", "dropped"))
+
+
 def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     result = SearchResult.read(rd)
     path = rd / "search_config.json"
@@ -166,6 +182,13 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
             f"RUN_DIR: {str(path)!r} holds a JSON {type(search).__name__}, allowed: an object "
             "(as search writes it)"
         )
+    for key, kind in _SHAPES.items():
+        value = search.get(key, kind())  # the tables below walk them: a string was a traceback
+        if not isinstance(value, kind) or not _walkable(value):
+            raise ConfigError(
+                f"RUN_DIR: {str(path)!r} has {key} = {value!r:.60}, allowed: what search writes "
+                f"there (a JSON {'object' if kind is dict else 'list'})"
+            )
     _check_same_search(path, search, result)
     declare_user_metrics(None, search.get("user_metrics", {}))  # their recorded directions
     points = config_points(result)

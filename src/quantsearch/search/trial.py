@@ -244,7 +244,15 @@ class TrialInfo:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
             ):
                 raise ValueError(f"{k!r} must be a list of numbers (got {v!r})")
+            if k == "values" and not v:  # one per objective: the report indexed past it
+                raise ValueError("'values' must hold one number per objective (got [])")
             kw[k] = tuple(v)
+        # the report hashes, sums and walks these: a wrong type there was a traceback
+        for k, kind, what in _OPTIONAL:
+            v = kw.get(k)
+            flag = isinstance(v, bool)  # an int to isinstance: true where a count belongs
+            if v is not None and (not isinstance(v, kind) or flag != (kind is bool)):
+                raise ValueError(f"{k!r} must be {what} or null (got {v!r})")
         return cls(**kw)
 
     def row(self) -> dict[str, Any]:
@@ -286,6 +294,18 @@ def evaluations_charged(trials: Iterable[TrialInfo], *, distinct: bool = True) -
 
 
 _STATES = {"COMPLETE", "FAIL", "RUNNING", "WAITING", "PRUNED"}
+_OPTIONAL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("config_hash", str, "a string"),
+    ("error", str, "a string"),
+    ("pruned_by", str, "a string"),
+    ("config", Mapping, "an object"),
+    ("samples", int, "an integer"),
+    ("duplicate_of", int, "an integer"),
+    ("eval_seconds", (int, float), "a number"),
+    ("feasible", bool, "true or false"),
+    ("cached", bool, "true or false"),
+    ("prechecked", bool, "true or false"),
+)
 
 
 def _is_number(v: Any) -> bool:
