@@ -81,7 +81,9 @@ def test_disk_full_stops_the_cli_in_one_line_and_resumes_after_space_is_freed(
     try:
         cfg, ckpt = setup(tmp_path, "random", 400)
         cfg.write_text(cfg.read_text().replace("[search]\n", "[search]\ncache = false\n"))
-        (mnt / "filler").write_bytes(b"\0" * 1_950_000)  # freed below, to resume
+        # freed below, to resume; it leaves 13 pages of the 512: the run directory's first files
+        # (4 pages) and about 25 trials' journal records (1.4 kB each) before the disk is full
+        (mnt / "filler").write_bytes(b"\0" * 2_040_000)
         line = _one_line_error(_search(cfg, ckpt, mnt))
         assert "free" in line, line
         done = _complete(mnt / "w")  # loadable: the cut record was not left behind
