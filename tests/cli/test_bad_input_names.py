@@ -7,8 +7,9 @@ What escaped before: a path with a name past 255 bytes (any command's path argum
 model.checkpoint, a ``file.py:function`` spec, data.path, QUANTSEARCH_JSC_PATH: an OSError
 traceback from the first ``stat``); a study name past what a folder name takes; a device
 ``cuda:01`` (torch's parser refused it: a traceback) or ``cuda:256`` (torch keeps 8 bits of
-the index: it ran on cuda:0); ``export`` OUT with a newline (written), ``export --trial``
-without ``--from-run`` (the config's [quantize] exported instead); ``--n-trials 10**400``; a
+the index: it ran on cuda:0); ``export`` OUT and ``init -o`` with a newline (written;
+``init -o ''`` said '' exists), ``export --trial`` without ``--from-run`` (the config's
+[quantize] exported instead); ``--n-trials 10**400``; a
 value twice in a space's field list (``width = [8, 8]``) or a format twice in a format list;
 MASE's HDF5 table with a text column (a traceback) or a NaN label (argmax's class); a
 comparison whose comparison.json holds a setting of the wrong type or whose configs.jsonl is
@@ -138,6 +139,14 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "export --best without --from-run": (
         ["export", "--to", "qonnx", "-c", "q.toml", "--best", "m.onnx"],
         r"^--best: given without --from-run, allowed: with --from-run DIR$",
+    ),
+    "init --output with a newline": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "s\n.toml"],
+        r"^--output: got 's\\n\.toml', allowed: a path without control characters",
+    ),
+    "init --output empty": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", ""],
+        r"^--output: got '', allowed: a file name$",
     ),
     "search --n-trials 10**400": (
         ["search", "-c", "good.toml", "-q", "--n-trials", "1" + "0" * 400],

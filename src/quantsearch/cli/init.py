@@ -12,6 +12,7 @@ import click
 
 from quantsearch.atomic import create_atomic
 from quantsearch.errors import ConfigError
+from quantsearch.validate import check_path_text
 
 STARTER = """\
 # A quantization search of your own model on your own data (written by `quantsearch init`).
@@ -123,6 +124,9 @@ def _top_level_names(path: Path, option: str) -> set[str]:
 )
 def init(model: str, data: str, output: str) -> None:
     """Write a commented starter config for your own model and data (never overwrites)."""
+    if not output.strip():  # Path('') is '.', which exists: the message said '' exists
+        raise ConfigError(f"--output: got {output!r}, allowed: a file name")
+    check_path_text(output, "--output")  # a newline in the name was written
     out = Path(output)
     if out.exists():
         raise ConfigError(f"--output: {output!r} exists; give another path or remove it")
