@@ -155,6 +155,13 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
 # name -> (arguments, regex); run in the folder holding runs/good, good.toml, runs/fail (trial
 # 1's config failed), fifo (a FIFO), nothing (a link to nothing) and folder
 ARG_CASES: dict[str, tuple[list[str], str]] = {
+    # 1,000 worker processes, each importing torch, ran a 24 GB machine out of memory
+    "search --workers past 4 a core": (
+        ["search", "-c", "good.toml", "-q", "--workers", str(4 * (os.cpu_count() or 1) + 1)],
+        r"^--workers: got \d+, allowed: 1 to \d+ on this machine \(4 per CPU core: each worker "
+        r"is a process with its own torch; add workers on other machines with `quantsearch "
+        r"worker` and one --storage\)$",
+    ),
     "quantize --trial of a failed config": (
         ["quantize", "--from-run", "runs/fail", "--trial", "1", "--out", "q"],
         r"^--trial: 1 \(its config failed: MetricError: evaluate function 'f' failed: "
