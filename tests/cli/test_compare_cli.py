@@ -127,3 +127,26 @@ def test_cli_modules_import_neither_torch_nor_matplotlib() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_search_settings_a_comparison_leaves_aside_are_named(
+    write_config: Callable[..., Path],
+    mlp_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """[search] storage, study, timeout, n_jobs and cache = false were dropped without a word;
+    the comparison names them in one warning line and runs as before."""
+    text = CONFIG.format(ckpt=mlp_checkpoint).replace(
+        "n_trials = 16\n",
+        'n_trials = 16\nstorage = "postgresql://u@localhost/db"\ntimeout = 60\nn_jobs = 2\n',
+    )
+    config = str(write_config(text, name="lab.toml"))
+    main(["compare", "--config", config, "--strategies", "random", "--seeds", "1",
+          "--trials", "2", "--run-dir", str(tmp_path), "-q"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "warning: compare: search.storage, search.timeout, search.n_jobs not used: a "
+        "comparison's studies run in memory, one trial at a time, untimed and cached, so that "
+        "they repeat"
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -269,6 +270,26 @@ def _progress(enabled: bool | None, total: int) -> Iterator[Callable[[str | None
         bar.update(task, completed=total)
 
 
+class SearchSettingUnused(UserWarning):
+    """A ``[search]`` setting a comparison does not use (it runs its studies alike)."""
+
+
+def _warn_unused(cfg: SearchConfig) -> None:
+    """Say which ``[search]`` settings the comparison leaves aside (:func:`_run_config`): it
+    was silent, and a storage URL given for ``search`` looked kept."""
+    unused = [f"search.{k}" for k in ("storage", "study", "timeout") if getattr(cfg, k)]
+    unused += ["search.n_jobs"] if cfg.n_jobs > 1 else []
+    unused += ["search.cache = false"] if not cfg.cache else []
+    if unused:
+        warnings.warn(
+            SearchSettingUnused(
+                f"compare: {', '.join(unused)} not used: a comparison's studies run in memory, "
+                "one trial at a time, untimed and cached, so that they repeat"
+            ),
+            stacklevel=3,
+        )
+
+
 def compare_from_config(
     config: Config,
     *,
@@ -293,6 +314,7 @@ def compare_from_config(
         raise ConfigError(f"{config.source}: a [search] table is required for `compare`")
     cfg: SearchConfig = config.search
     cc: CompareConfig = config.compare or CompareConfig()
+    _warn_unused(cfg)
     n_seeds = seeds if seeds is not None else cc.seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1 (got {n_seeds})")
