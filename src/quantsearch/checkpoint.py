@@ -75,6 +75,9 @@ def save_checkpoint(
     return write_atomic(p, buf.getvalue())  # an interrupted save never leaves a cut file
 
 
+_ALLOWED = "a file that quantsearch train, quantize or finetune wrote"
+
+
 def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     p = Path(path)
@@ -91,12 +94,17 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
             warnings.simplefilter("ignore")
             payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # the reason alone can be a bare byte value ("101": pickle's opcode of a text file)
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise ConfigError(
-            f"{key}: {str(path)!r} is not a quantsearch checkpoint: {first}"
+            f"{key}: {str(path)!r} is not a quantsearch checkpoint (torch.load: "
+            f"{type(exc).__name__}{': ' + first if first else ''}), allowed: {_ALLOWED}"
         ) from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ConfigError(f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict)")
+        raise ConfigError(
+            f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict), "
+            f"allowed: {_ALLOWED}"
+        )
     return Checkpoint(
         state_dict=_state_dict(payload["state_dict"], str(path), key),
         model_name=str(payload.get("model_name", "")),
