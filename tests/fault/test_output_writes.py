@@ -9,6 +9,7 @@ appears. Referees: ``json.loads``, ``np.load``, ``torch.load``, the folder's byt
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,15 @@ def _hidden(folder: Path) -> list[str]:
 def test_a_folder_where_an_output_goes_ends_in_one_line_and_is_kept(
     work: Path, args: list[str], name: str
 ) -> None:
-    """Written in place, the file's open() failed with a traceback."""
+    """Written in place, the file's open() failed with a traceback. The folder is in a previous
+    output (a quantsearch checkpoint beside it), which the command replaces: a folder of an
+    output's name anywhere else is refused before any work (test_quantize_from_run.py)."""
     mine = work / "out" / name
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("a user's file")
+    shutil.copy(
+        work / "m.pt", work / "out" / ("quantized.pt" if args is QUANTIZE else "finetuned.pt")
+    )
     line = quantsearch(args, cwd=work).one_error_line()
     assert f"{name}: cannot be written" in line and "a folder has that name" in line, line
     assert digest(mine) == {"notes.txt": digest(mine)["notes.txt"]}
