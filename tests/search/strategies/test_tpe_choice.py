@@ -82,18 +82,14 @@ def test_default_weights_by_formula_are_optunas_within_rounding() -> None:
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many proposals the closed form decided, and how many it left to Optuna's sums."""
     counts = {"clear": 0, "exact": 0}
+    real = tpe.clear_choice
 
-    def counting(real: Any) -> Any:
-        def counted(*a: Any, **k: Any) -> Any:
-            got = real(*a, **k)
-            counts["clear" if got is not None else "exact"] += 1
-            return got
+    def counted(*a: Any, **k: Any) -> Any:
+        got = real(*a, **k)
+        counts["clear" if got is not None else "exact"] += 1
+        return got
 
-        return counted
-
-    # the history's words (clear_choice_words), or the observations converted (clear_choice)
-    for name in ("clear_choice", "clear_choice_words"):
-        monkeypatch.setattr(tpe, name, counting(getattr(tpe, name)))
+    monkeypatch.setattr(tpe, "clear_choice", counted)
     return counts
 
 

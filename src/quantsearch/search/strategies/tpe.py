@@ -37,7 +37,6 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,7 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
-from quantsearch.search.strategies.tpe_choice import clear_choice, clear_choice_words
+from quantsearch.search.strategies.tpe_choice import clear_choice
 from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
@@ -74,12 +73,6 @@ class _History:
         self.x = np.empty((cap, len(space)))  # internal representations
         self.number = np.empty(cap, dtype=np.int64)
         self.has_all = np.empty(cap, dtype=bool)  # has every parameter of the space
-        # categorical choices under 128: each row's choices as bytes too, the kernels' words
-        # of tpe_choice's closed form (padded with 1), kept instead of converted per proposal
-        self.wordable = all(
-            isinstance(d, CategoricalDistribution) and len(d.choices) <= 128 for d in space.values()
-        )
-        self.bytes = np.ones((cap, -(-len(space) // 8) * 8 if self.wordable else 0), np.uint8)
         self.missing = 0  # rows without every parameter
         # (key, trial number, row), each sorted: COMPLETE by value (negated when maximising),
         # PRUNED by Optuna's pruned-trial score, infeasible by the sum of violated constraints
@@ -94,9 +87,9 @@ class _History:
 
     def add(self, trial: FrozenTrial, study: Study) -> None:
         if self.n == len(self.number):
-            for name in ("x", "number", "has_all", "bytes"):
+            for name in ("x", "number", "has_all"):
                 old = getattr(self, name)
-                new = np.ones((2 * len(old), *old.shape[1:]), dtype=old.dtype)
+                new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
         i, number = self.n, trial.number
@@ -104,8 +97,6 @@ class _History:
         self.has_all[i] = self.space.keys() <= params.keys()
         if self.has_all[i]:
             self.x[i] = [d.to_internal_repr(params[k]) for k, d in self.space.items()]
-            if self.wordable:
-                self.bytes[i, : len(self.space)] = self.x[i]
         else:
             self.missing += 1
         infeasible, pruned_key = optuna_compat_tpe.tpe_trial_scores(trial, study)
@@ -157,13 +148,6 @@ class _History:
         if self.order is None:
             self.order = np.argsort(self.number[: self.n], kind="stable")
         return self.order
-
-    def words(self, rows: np.ndarray) -> np.ndarray:
-        """The kernels' words (``tpe_choice.kernel_words``) of ``rows``, or of the rows
-        where a boolean ``rows`` is set (of the first ``n``)."""
-        chosen = self.bytes[: self.n][rows] if rows.dtype == bool else self.bytes[rows]
-        words: np.ndarray = chosen.view("<u8")
-        return words
 
     def below(self, n_below: int) -> np.ndarray | None:
         """The rows ``_split_trials`` puts below (good), by trial number; ``None`` when a
@@ -310,18 +294,17 @@ class IncrementalTPESampler(TPESampler):
             observed = self._observations(study, trial, search_space)
         if observed is None:
             return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
-        x_below, x_above, words = observed
+        x_below, x_above = observed
         parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
         if parzen is None or not all(
             isinstance(d, CategoricalDistribution) for d in search_space.values()
         ):
             names = list(search_space)
-            above = x_above()
             return optuna_compat_tpe.tpe_sample(
                 self,
                 search_space,
                 {k: x_below[:, j] for j, k in enumerate(names)},
-                {k: above[:, j] for j, k in enumerate(names)},
+                {k: x_above[:, j] for j, k in enumerate(names)},
             )
         # Optuna's Parzen estimators of categorical parameters, by their distinct rows; the
         # one above only where the closed form's choice is not clear (tpe_choice)
@@ -329,25 +312,19 @@ class IncrementalTPESampler(TPESampler):
         below = categorical_mixture(x_below, choices, *parzen)
         rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
         samples = below.sample(rng, n_candidates)
-        if words is not None:  # the history's own words of the same observations
-            chosen = clear_choice_words(samples, choices, *words, *parzen)
-        else:
-            chosen = clear_choice(samples, choices, x_below, x_above(), *parzen)
+        chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
         if chosen is not None:  # as TPESampler._sample gives it: a float to each external
             values = zip(search_space.items(), chosen, strict=True)
             return {name: d.to_external_repr(v) for (name, d), v in values}
-        above_mixture = categorical_mixture(x_above(), choices, *parzen)
-        acquisition = below.log_pdf(samples) - above_mixture.log_pdf(samples)
+        above = categorical_mixture(x_above, choices, *parzen)
+        acquisition = below.log_pdf(samples) - above.log_pdf(samples)
         return optuna_compat_tpe.tpe_best(search_space, samples, acquisition)
 
     def _observations(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> tuple[np.ndarray, Callable[[], np.ndarray], tuple[np.ndarray, np.ndarray] | None] | None:
-        """The encoded parameters of the trials below, by trial number, as
-        ``TPESampler._sample`` splits them; those above, by trial number, when called for (a
-        proposal whose closed-form choice is clear needs only their words); and the kernels'
-        words below and above (``tpe_choice.kernel_words``) where the history keeps them and
-        no running trial joins those above. ``None``: a case left to Optuna's ``_sample``."""
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The encoded parameters of the trials below and above, each by trial number, as
+        ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
         # the constant liar reads the trials from the storage now (other workers' running
         # ones must be current); propose_batch has just done so, in a study of one process
@@ -362,29 +339,23 @@ class IncrementalTPESampler(TPESampler):
         if history.missing:  # Optuna leaves out a trial without every parameter
             keep &= history.has_all[: history.n]
             below = below[history.has_all[below]]
-        above = None if history.in_order else history.rows()  # None: rows are by number
-        if above is not None:
-            above = above[keep[above]]  # by trial number, as rows are
+        if history.in_order:  # rows are by trial number
+            x_above = history.x[: history.n][keep]
+            above = None
+        else:
+            rows = history.rows()
+            above = rows[keep[rows]]  # by trial number, as rows are
+            x_above = history.x[above]
         extra = [(t.number, self._running_row(t, study, history)) for t in running]
         extra = [(n, x) for n, x in extra if x is not None]
-        x_below = history.x[below]
-
-        def x_above() -> np.ndarray:
-            if above is None:
-                x = history.x[: history.n][keep]
-                numbers = history.number[: history.n][keep]
-            else:
-                x, numbers = history.x[above], history.number[above]
-            if extra:  # running trials are above, at their place by number
-                x = np.concatenate([x, np.array([x for _, x in extra])])
-                numbers = np.concatenate([numbers, np.array([n for n, _ in extra])])
-                x = x[np.argsort(numbers, kind="stable")]
-            return x
-
-        words = None
-        if history.wordable and not extra:
-            words = (history.words(below), history.words(keep if above is None else above))
-        return x_below, x_above, words
+        if extra:  # running trials are above, at their place by number
+            n_above = (
+                history.number[above] if above is not None else history.number[: history.n][keep]
+            )
+            x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
+            n_above = np.concatenate([n_above, np.array([n for n, _ in extra])])
+            x_above = x_above[np.argsort(n_above, kind="stable")]
+        return history.x[below], x_above
 
     def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
         return (

@@ -38,7 +38,7 @@ import numpy as np
 
 from quantsearch.search import optuna_compat_tpe
 
-__all__ = ["MARGIN", "clear_choice", "clear_choice_words", "kernel_words", "log_pdfs"]
+__all__ = ["MARGIN", "clear_choice", "log_pdfs"]
 
 # The lead (relative to the values' size) past which the closed form's choice is Optuna's:
 # both roundings are about 1e-13 at 1,000 kernels, under 1e-10 below 10**6 kernels.
@@ -61,18 +61,12 @@ def _words(rows: np.ndarray, pad: int) -> np.ndarray:
     return out.view("<u8")
 
 
-def kernel_words(rows: np.ndarray) -> np.ndarray:
-    """Observations (``(n, parameters)`` choice indices under 128) as the kernels' words that
-    :func:`clear_choice_words` takes: ``(n, words)`` uint64, padded with 1 (see :func:`_words`)."""
-    return _words(rows, 1)
-
-
-def _patterns(kernel_words: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+def _patterns(kernels: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
     """Per word of eight parameters, ``(candidates, kernels)`` intp patterns: bit ``i`` set
     where the word's parameter ``i`` differs. A byte of the XOR of two words is zero where the
     choices are equal; adding 0x7F to each byte sets its top bit unless it is zero (no byte
     carries over: choices are under 128); one multiplication gathers the eight top bits."""
-    k, c = kernel_words, _words(candidates, 0)
+    k, c = _words(kernels, 1), _words(candidates, 0)
     out = []
     for w in range(k.shape[1]):
         x = np.bitwise_xor(k[np.newaxis, :, w], c[:, w, np.newaxis])
@@ -111,28 +105,20 @@ def _miss_table(pad: int, log_q: float) -> np.ndarray:
     return table
 
 
-@functools.lru_cache(maxsize=64)
-def _scalars(choices: tuple[int, ...], prior_weight: float, n: int) -> tuple[float, float, float]:
-    """A mixture of ``n`` kernels': a miss's log-factor (relative to a hit), the log of a
-    kernel's probability of its own observation, and the uniform prior's log-density."""
-    a = prior_weight / (n + 1)
-    log_q = math.log(a) - math.log1p(a)
-    base = math.fsum(math.log1p(a) - math.log1p(c * a) for c in choices)  # every choice hit
-    return log_q, base, -math.fsum(math.log(c) for c in choices)
-
-
 def _closed_form(
     patterns: list[np.ndarray],
     columns: slice,
-    choices: tuple[int, ...],
+    choices: Sequence[int],
     prior_weight: float,
     weights: np.ndarray,
 ) -> np.ndarray | None:
     """The mixture's log-density at each candidate (module doc), its kernels' patterns in
     ``columns``; ``weights``: its observed kernels' (unnormalised). Scalars in Python floats:
     a proposal runs right after a trial's evaluation, when each numpy call costs most."""
-    t = len(choices)
-    log_q, base, uniform = _scalars(choices, prior_weight, len(weights))
+    n, t = len(weights), len(choices)
+    a = prior_weight / (n + 1)
+    log_q = math.log(a) - math.log1p(a)  # a miss's factor, relative to a hit
+    base = math.fsum(math.log1p(a) - math.log1p(c * a) for c in choices)  # every choice hit
     if not (math.isfinite(base) and t * log_q > -700):
         return None
     factors: np.ndarray | None = None
@@ -142,6 +128,7 @@ def _closed_form(
         factors = part if factors is None else np.multiply(factors, part, out=factors)
     assert factors is not None
     total = factors @ weights
+    uniform = -math.fsum(math.log(c) for c in choices)
     total += prior_weight * math.exp(uniform - base)  # the prior's kernel: positive, no log(0)
     out: np.ndarray = np.log(total)
     out += base - math.log(float(weights.sum()) + prior_weight)
@@ -176,30 +163,14 @@ def log_pdfs(
 
         (Optuna's ``_ParzenEstimator`` gives ``-1.04982212`` for the same.)
     """
-    if max(choices) > 127:
+    sizes = [len(o) for o in observed]
+    if min(sizes) == 0 or not prior_weight > 0 or max(choices) > 127:
         return None
-    return _log_pdfs(
-        [kernel_words(o) for o in observed], choices, prior_weight, weights, candidates
-    )
-
-
-def _log_pdfs(
-    words: Sequence[np.ndarray],
-    choices: Sequence[int],
-    prior_weight: float,
-    weights: Callable[[int], np.ndarray],
-    candidates: np.ndarray,
-) -> list[np.ndarray] | None:
-    """:func:`log_pdfs` of the mixtures whose kernels are ``words`` (:func:`kernel_words`)."""
-    if min(len(w) for w in words) == 0 or not prior_weight > 0 or max(choices) > 127:
-        return None
-    # one pass over every mixture's kernels (the few below cost a pass of their own otherwise)
-    patterns = _patterns(np.concatenate(words) if len(words) > 1 else words[0], candidates)
-    out, start, chosen = [], 0, tuple(choices)
-    for kernels in words:
-        n = len(kernels)
+    patterns = _patterns(np.concatenate(observed), candidates)
+    out, start = [], 0
+    for n in sizes:
         w = _kernel_weights(n, weights)
-        got = _closed_form(patterns, slice(start, start + n), chosen, prior_weight, w)
+        got = _closed_form(patterns, slice(start, start + n), choices, prior_weight, w)
         if got is None:
             return None
         out.append(got)
@@ -220,27 +191,12 @@ def clear_choice(
     (the caller then computes Optuna's acquisition exactly). One distinct candidate is the
     choice whatever the values. ``observed_below``, ``observed_above``: the two mixtures'
     observations."""
-    if max(choices) > 127:
-        return None
-    below, above = kernel_words(observed_below), kernel_words(observed_above)
-    return clear_choice_words(samples, choices, below, above, prior_weight, weights)
-
-
-def clear_choice_words(
-    samples: np.ndarray,
-    choices: Sequence[int],
-    below: np.ndarray,
-    above: np.ndarray,
-    prior_weight: float,
-    weights: Callable[[int], np.ndarray],
-) -> list[float] | None:
-    """:func:`clear_choice`, the observations of the two mixtures given as their kernels'
-    words (:func:`kernel_words`), which a sampler may keep from one proposal to the next
-    instead of converting every observation each time."""
     unique = list(dict.fromkeys(map(tuple, samples.tolist())))  # first occurrences, in order
     if len(unique) == 1:
         return list(unique[0])
-    got = _log_pdfs([below, above], choices, prior_weight, weights, np.array(unique))
+    got = log_pdfs(
+        [observed_below, observed_above], choices, prior_weight, weights, np.array(unique)
+    )
     if got is None:
         return None
     lb, la = got[0].tolist(), got[1].tolist()
