@@ -29,6 +29,7 @@ from quantsearch.passes.analysis import compute_cost, param_cost
 from quantsearch.search import search
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_more
+from tests.models.test_user_zoo import _run
 
 MORE, ZOO = Path(user_zoo_more.__file__), Path(user_zoo.__file__)
 UNTRACEABLE = {  # the model, and the cause its one line names
@@ -199,12 +200,6 @@ def _config(tmp_path: Path, name: str) -> Path:
     ]
     (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
     return tmp_path / "c.toml"
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code, err = run_cli(args, capsys)
-    assert code == 0 and "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize("name", list(KNOBS))
