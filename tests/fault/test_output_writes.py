@@ -79,6 +79,7 @@ def test_quantize_killed_in_the_write_of(work: Path, name: str) -> None:
     out = work / "out"
     out.mkdir()
     (out / name).write_bytes(b"previous")
+    shutil.copy(work / "m.pt", out / "quantized.pt")  # a previous output, which is replaced
 
     def check() -> None:
         data = (out / name).read_bytes()
