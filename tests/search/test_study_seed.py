@@ -45,5 +45,8 @@ def test_a_process_joining_a_study_samples_apart_from_its_creator(
     # another worker created the study (empty) before this process joined it
     optuna.create_study(storage=url, study_name="search", direction="maximize")
     joined = _params(mlp, digits, storage=url, run_dir=tmp_path / "b")
-    assert len(joined) == 8
+    # its seed comes from its process id: its draws may cover the 6 points in 7 trials, and a
+    # study whose space is exhausted stops (a CI run saw 7)
+    assert 6 <= len(joined) <= 8
+    assert len({str(p) for p in joined}) == 6 or len(joined) == 8
     assert joined != in_memory
