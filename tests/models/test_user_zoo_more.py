@@ -26,10 +26,9 @@ from quantsearch.errors import TraceError
 from quantsearch.graph import trace
 from quantsearch.metrics import ProbabilityOutputWarning
 from quantsearch.passes.analysis import compute_cost, param_cost
-from quantsearch.search import search
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_more
-from tests.models.test_user_zoo import _run
+from tests.models.test_user_zoo import _run, check_search_and_quantize
 
 MORE, ZOO = Path(user_zoo_more.__file__), Path(user_zoo.__file__)
 UNTRACEABLE = {  # the model, and the cause its one line names
@@ -66,20 +65,7 @@ def test_costs_against_flop_counter_mode(name: str) -> None:
 def test_search_and_quantize(name: str) -> None:
     """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
     quantized model's outputs against the labels, counted here."""
-    model, x, y = _model_and_data(name)
-    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [3, 1]], "data_in": [[8, 4]]}}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProbabilityOutputWarning)  # jet_tagger: tested below
-        result = search(
-            model, (x, y), space=space, strategy="brute_force", n_trials=2, progress=False,
-            objectives={"accuracy": {"direction": "maximize"}}, metrics=["accuracy", "bitops"],
-        )  # fmt: skip
-    assert len(result.trials) == 2
-    for trial in result.trials:
-        assert trial.error is None
-        with torch.no_grad():
-            hits = (result.model(trial)(x.clone()).argmax(1) == y).float().mean()
-        assert trial.metrics["accuracy"] == pytest.approx(float(hits))
+    check_search_and_quantize(*_model_and_data(name))  # jet_tagger's softmax: tested below
 
 
 @pytest.mark.parametrize("name", list(UNTRACEABLE))
