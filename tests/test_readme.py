@@ -1,0 +1,124 @@
+"""README.md stays true to the code it documents.
+
+The referees are the code itself: the CLI's own click parameters, the keys the config parser
+accepts (every ``check_keys`` call made while parsing the README's config reference), and the
+README's first library example, run as a user would paste it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import quantsearch
+import quantsearch.validate
+from quantsearch.cli import cli
+from quantsearch.config import parse_config
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    """The text of README's section ``title`` (a ``## `` heading) up to the next one."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end >= 0 else len(README)]
+
+
+def _cli_rows() -> dict[str, str]:
+    """The CLI reference table: command name -> its row."""
+    rows = {}
+    for line in _section("CLI reference").splitlines():
+        m = re.match(r"\| `(\w+)[^`]*` \|", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
+def _options(name: str) -> set[str]:
+    return {o for p in cli.commands[name].params for o in (*p.opts, *p.secondary_opts)}
+
+
+def test_every_command_has_a_row_in_the_cli_reference() -> None:
+    assert sorted(_cli_rows()) == sorted(cli.commands)
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_a_commands_row_names_its_options_and_only_them(name: str) -> None:
+    """Each option a command takes is in its row (long or short spelling), and each option
+    the row names is one the command takes; ``-c/--config`` and ``-h/--help`` are said once
+    above the table for every command."""
+    row = _cli_rows()[name]
+    if name == "worker":  # "as `search`, but no `--figure-format`, `-q` or `--json`"
+        gone = set(re.findall(r"`(--?[a-z][\w-]*)", row.split("as `search`, but no")[1]))
+        assert gone == {"--figure-format", "-q", "--json"}
+        assert _options("worker") == _options("search") - gone - {"--quiet"}
+        return
+    params = [p for p in cli.commands[name].params if p.param_type_name == "option"]
+    for p in params:
+        spellings = [*p.opts, *p.secondary_opts]
+        if set(spellings) & {"--config", "--help"}:
+            continue
+        assert any(re.search(rf"`{re.escape(s)}[ `/=|\\]", row) for s in spellings), (
+            f"{name}: {spellings} not in its README row"
+        )
+    # --config NAME: every config-reading command's option, which the examples row mentions
+    named = set(re.findall(r"`(--?[a-z][\w-]*)", row)) - {"--config"}
+    assert named <= _options(name), f"{name}: README names {sorted(named - _options(name))}"
+
+
+def _recording_check_keys(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
+    """Record every ``check_keys(table, allowed, key)`` the config parser makes."""
+    calls: list[tuple[str, list[str]]] = []
+    real = quantsearch.validate.check_keys
+
+    def record(table: Any, allowed: Any, key: str) -> None:
+        calls.append((key, sorted(allowed)))
+        real(table, allowed, key)
+
+    for info in pkgutil.walk_packages(quantsearch.__path__, "quantsearch."):
+        if info.name.startswith(("quantsearch.cli", "quantsearch.__main__")):
+            continue
+        mod = importlib.import_module(info.name)
+        if getattr(mod, "check_keys", None) is real:
+            monkeypatch.setattr(mod, "check_keys", record)
+    return calls
+
+
+def test_the_config_reference_parses_and_names_every_key_its_tables_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reference's TOML block is a config ``load_config`` accepts (less ``[metrics]``:
+    its evaluate function refuses the block's ``fidelity = "successive_halving"``, as the
+    block says), and every key each of its tables accepts is named in the section."""
+    text = _section("Config reference")
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    raw = tomllib.loads(block)
+    assert set(raw) >= {"model", "data", "train", "metrics", "quantize", "search", "compare"}
+    calls = _recording_check_keys(monkeypatch)
+    parse_config({k: v for k, v in raw.items() if k != "metrics"})
+    tables = {key for key, _ in calls}
+    assert {"", "model", "train", "quantize", "search", "search.fidelity", "compare"} <= tables
+    for key, allowed in calls:
+        missing = [a for a in allowed if not re.search(rf"(?<![\w.]){re.escape(a)}(?!\w)", text)]
+        assert not missing, f"[{key}] accepts {missing}, not in README's config reference"
+
+
+def test_the_tours_library_example_runs_as_written(tmp_path: Path) -> None:
+    """The first Python block of "A tour", pasted into a file and run."""
+    code = _section("A tour").split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "tour.py"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip(), "the example prints its best config"
