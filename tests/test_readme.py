@@ -7,6 +7,7 @@ README's first library example, run as a user would paste it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -122,3 +123,30 @@ def test_the_tours_library_example_runs_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), "the example prints its best config"
+
+
+def _listed(text: str, after: str) -> set[str]:
+    """The names listed on the README line containing ``after``, from it to the line's end."""
+    line = next(ln for ln in text.splitlines() if after in ln)
+    return set(re.findall(r"[a-z][\w-]*", line.split(after, 1)[1]))
+
+
+def test_the_config_reference_lists_every_registered_strategy_format_and_op_kind() -> None:
+    """The names the reference lists are the registries' own, aliases included: a plug-in
+    registered without a line here (or a line for one removed) fails."""
+    from quantsearch.formats import FORMATS
+    from quantsearch.passes.transform.modules import QUANTIZERS
+    from quantsearch.search.strategies import STRATEGIES
+
+    text = _section("Config reference")
+    strategies = _listed(text, 'name = "tpe"                 #') - {"aliases"}
+    assert strategies == set(STRATEGIES.names()) | set(STRATEGIES._aliases)
+    formats = _listed(text, 'format = "fixed"             #') - {"alias"}
+    assert formats == set(FORMATS.names()) | set(FORMATS._aliases)
+    fields = text.split("fields per format:", 1)[1].split("\n[", 1)[0]
+    for name in FORMATS.names():
+        cls = FORMATS.get(name)
+        for f in dataclasses.fields(cls):
+            assert re.search(rf"\b{f.name}\b", fields), f"{name}.{f.name} not in the reference"
+    kinds = _listed(text.replace("batch_norm1d/2d", "batch_norm1d, batch_norm2d"), "# by op kind:")
+    assert kinds == set(QUANTIZERS.names())
