@@ -150,3 +150,20 @@ def test_the_config_reference_lists_every_registered_strategy_format_and_op_kind
             assert re.search(rf"\b{f.name}\b", fields), f"{name}.{f.name} not in the reference"
     kinds = _listed(text.replace("batch_norm1d/2d", "batch_norm1d, batch_norm2d"), "# by op kind:")
     assert kinds == set(QUANTIZERS.names())
+
+
+def test_the_models_and_metrics_lists_name_every_registered_one() -> None:
+    """README's "Models, metrics, formats, strategies" names each zoo model and each metric
+    ``quantsearch metrics`` lists (``top<k>_accuracy`` and ``model_size_bits`` / ``_bytes``
+    as it writes them)."""
+    from quantsearch.metrics.specs import METRICS
+    from quantsearch.models import MODELS
+
+    text = _section("Models, metrics, formats, strategies")
+    text = text.replace("`model_size_bits` / `_bytes`", "`model_size_bits`, `model_size_bytes`")
+    for name in MODELS.names():
+        assert f"`{name}`" in text, f"model {name} not in README"
+    for name in METRICS.names():
+        if re.fullmatch(r"top\d+_accuracy", name):
+            name = "top<k>_accuracy"
+        assert f"`{name}`" in text, f"metric {name} not in README"
