@@ -1,9 +1,10 @@
 """Cost rules for the rest of the ops users' models write, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
-``nn.MultiheadAttention`` and ``baddbmm`` (MAC layers), activations beyond the common ones,
-elementwise math, statistics (``var``, ``std``, ``cumsum``, ``F.normalize``, vector norms),
-interpolation, and data movement that costs nothing. Registered into
-:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+``nn.MultiheadAttention``, ``nn.Transformer{Encoder,Decoder}[Layer]`` and ``baddbmm`` (MAC
+layers), activations beyond the common ones, elementwise math, statistics (``var``, ``std``,
+``cumsum``, ``F.normalize``, vector norms), interpolation, and data movement that costs
+nothing. Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import
+(the package does).
 
 Cross-check: the MAC layers here equal ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs
 per MAC of the attention's projections and batched matmuls, and of ``baddbmm``); the other
@@ -13,6 +14,9 @@ rules are checked by hand in ``tests/passes/analysis/test_flops_ops.py``.
 from __future__ import annotations
 
 from typing import Any
+
+import torch.nn.functional as F
+from torch import nn
 
 from quantsearch.graph import TensorMeta
 from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
@@ -105,6 +109,56 @@ def _encoder(a: OpArgs) -> OpCost:
 
 COST_RULES.add("transformerencoderlayer", _encoder)
 COST_RULES.add("transformerencoder", _encoder)
+
+
+def _decoder_layer(m: Any, x: TensorMeta, mem: TensorMeta, masks: tuple[bool, bool]) -> OpCost:
+    # nn.TransformerDecoderLayer on R = N T rows of E features against a memory of N S rows:
+    # self-attention over T, cross-attention over S (above, weights not returned), the
+    # encoder layer's feed-forward, three LayerNorms over E (7 N + 4 R, 13 N + 2 R each) and
+    # three residual adds (N each forward).
+    act, e, f = m.activation, m.linear1.in_features, m.linear1.out_features
+    if act is F.relu or isinstance(act, nn.ReLU):
+        act_fwd, act_bwd = 1, 1
+    elif act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
+        act_fwd, act_bwd = 5, 11
+    else:
+        raise ValueError("counted for nn.TransformerDecoderLayer with relu or gelu")
+    rows, n = x.numel // e, x.numel
+    time = 1 if m.self_attn.batch_first and len(x.shape) == 3 else 0
+    sm, sf, sb = _attention(m.self_attn, rows, rows, x.shape[time], int(masks[0]))
+    cm, cf, cb = _attention(m.multihead_attn, rows, mem.numel // e, mem.shape[time], int(masks[1]))
+    ffn = 2 * rows * e * f
+    bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
+    fwd = sf + cf + 2 * ffn + bias + act_fwd * rows * f + 3 * (7 * n + 4 * rows) + 3 * n
+    bwd = sb + cb + 4 * ffn + bias + act_bwd * rows * f + 3 * (13 * n + 2 * rows)
+    return OpCost(sm + cm + ffn, fwd, bwd)
+
+
+def _decoder(a: OpArgs) -> OpCost:
+    # nn.TransformerDecoderLayer, or nn.TransformerDecoder: its layers in turn and its final
+    # LayerNorm, if any. A mask on the self-attention (tgt_mask, tgt_key_padding_mask) or the
+    # cross-attention (memory_mask, memory_key_padding_mask) adds P to that attention.
+    m, x, mem = a.module, a.tensor_arg(0, "tgt"), a.tensor_arg(1, "memory")
+    if m is None or x is None or mem is None:
+        raise ValueError("expected a transformer decoder module, its tgt and memory tensors")
+    masks = (
+        a.arg(2, "tgt_mask") is not None or a.arg(4, "tgt_key_padding_mask") is not None,
+        a.arg(3, "memory_mask") is not None or a.arg(5, "memory_key_padding_mask") is not None,
+    )
+    layers = list(m.layers) if hasattr(m, "layers") else [m]
+    costs = [_decoder_layer(layer, x, mem, masks) for layer in layers]
+    macs, fwd, bwd = (
+        sum(getattr(c, k) for c in costs) for k in ("macs", "flops", "flops_backward")
+    )
+    if getattr(m, "norm", None) is not None:
+        rows = x.numel // layers[0].linear1.in_features
+        fwd, bwd = fwd + 7 * x.numel + 4 * rows, bwd + 13 * x.numel + 2 * rows
+    dtype = str(layers[0].linear1.weight.dtype)[6:]
+    return OpCost(macs, fwd, bwd, a.bitops(macs, dtype))
+
+
+COST_RULES.add("transformerdecoderlayer", _decoder)
+COST_RULES.add("transformerdecoder", _decoder)
 
 
 def _baddbmm(a: OpArgs) -> OpCost:
@@ -259,7 +313,7 @@ _FREE = (
     "repeat", "tile", "repeat_interleave", "expand_as", "index_select", "gather", "narrow",
     "select", "unbind", "unflatten", "roll", "flip", "pixel_shuffle", "pixelshuffle",
     "pixel_unshuffle", "pixelunshuffle", "view_as", "reshape_as", "movedim", "swapaxes",
-    "float", "double", "half", "bfloat16", "type_as", "type", "detach", "item",
+    "float", "double", "half", "bfloat16", "long", "int", "bool", "type_as", "type", "detach", "item",
     "new_zeros", "new_ones", "new_full", "new_empty", "arange", "one_hot",
     "zeropad1d", "zeropad2d", "zeropad3d", "constantpad1d", "constantpad2d", "constantpad3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",

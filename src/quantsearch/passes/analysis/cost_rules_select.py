@@ -1,0 +1,211 @@
+"""Cost rules for bilinear forms, bags, selections and distances, in
+:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``nn.Bilinear``
+(a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``torch.cdist``,
+``F.cosine_similarity``, ``nn.LPPool1d/2d/3d`` and ``torch.addcmul``/``addcdiv``. Registered
+into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops (0 FLOPs);
+``nn.Bilinear``'s MACs equal its count of the same product written as an outer product and a
+matmul, the rest are checked by hand in ``tests/passes/analysis/test_flops_select.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from quantsearch.graph import TensorMeta
+from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+
+__all__: list[str] = []
+
+# --- a MAC layer -----------------------------------------------------------------------------
+
+
+def _bilinear(a: OpArgs) -> OpCost:
+    # y_k = x1^T W_k x2 + b_k, W: (out, in1, in2), R rows, N = R * out outputs. Computed as
+    # z = x1 (x) x2 (the outer product, R * in1 * in2 multiplies), then y = z . W_k: every
+    # weight used once per row, MACs = N * in1 * in2. fwd = 2 * MACs + R in1 in2 + N (bias).
+    # bwd: dW = dy z (MACs), dz = sum_k dy_k W_k (MACs), dx1 = dz x2, dx2 = dz^T x1
+    # (R in1 in2 MACs each): 4 * MACs + 4 R in1 in2 + N (bias grad).
+    w = getattr(a.module, "weight", None)
+    if w is not None:
+        shape, dtype, bias = tuple(w.shape), str(w.dtype)[6:], a.module.bias is not None
+    else:
+        wm = a.tensor_arg(2, "weight")
+        if wm is None:
+            raise ValueError("weight argument is not a traced tensor")
+        shape, dtype, bias = wm.shape, wm.dtype, a.arg(3, "bias") is not None
+    n = a.n_out
+    pairs = shape[1] * shape[2]
+    macs, outer = n * pairs, n // shape[0] * pairs
+    return OpCost(
+        macs, 2 * macs + outer + n * bias, 4 * macs + 4 * outer + n * bias, a.bitops(macs, dtype)
+    )
+
+
+COST_RULES.add("bilinear", _bilinear)
+
+# --- bags ------------------------------------------------------------------------------------
+
+
+def _embedding_bag(a: OpArgs) -> OpCost:
+    # I looked-up rows of D features summed into B bags (N = B D outputs; bags taken as
+    # non-empty). sum: fwd = (I - B) D adds; bwd = I D adds (dy scattered into the rows).
+    # mean: fwd = I D (adds and one divide per output); bwd = N divides + I D adds.
+    # max: fwd = (I - B) D comparisons; bwd = N (dy routed to the argmax).
+    # per_sample_weights (sum only): fwd + I D multiplies; bwd + I D (the scaled scatter) +
+    # I (2 D - 1) (each weight's gradient, a dot product of dy with its row).
+    m = a.module
+    if m is not None:
+        mode, pad, max_norm, psw = m.mode, m.padding_idx, m.max_norm, a.arg(2, "per_sample_weights")
+    else:
+        mode, pad, max_norm = (
+            a.arg(6, "mode", "mean"),
+            a.arg(10, "padding_idx"),
+            a.arg(3, "max_norm"),
+        )
+        psw = a.arg(8, "per_sample_weights")
+    if pad is not None or max_norm is not None:
+        raise ValueError("counted without padding_idx and max_norm (their work depends on data)")
+    idx = a.first_input()
+    d, n = a.out.shape[-1], a.n_out
+    looked = idx.numel * d
+    if mode == "mean":
+        return OpCost(0, looked, n + looked)
+    adds = looked - n
+    if mode == "max":
+        return OpCost(0, adds, n)
+    if psw is None:
+        return OpCost(0, adds, looked)
+    return OpCost(0, adds + looked, 2 * looked + idx.numel * (2 * d - 1))
+
+
+COST_RULES.add("embedding_bag", _embedding_bag, aliases=("embeddingbag",))
+
+# --- selections: comparisons of a worst-case merge sort ---------------------------------------
+
+
+def _merge_sort(n: int) -> int:
+    # Comparisons of a merge sort of n elements, worst case: n ceil(lg n) - 2^ceil(lg n) + 1
+    # (Knuth, TAOCP vol. 3, 5.2.4, eq. (5)); 0 for n <= 1.
+    if n <= 1:
+        return 0
+    c = math.ceil(math.log2(n))
+    return n * c - (1 << c) + 1
+
+
+def _dim_size(a: OpArgs, index: int, name: str) -> tuple[int, int]:
+    """Length D of the dim an op selects along, and the rows R = input elements / D."""
+    x = a.first_input()
+    dim = a.arg(index, name, -1)
+    d = x.shape[dim] if x.shape else 1
+    return d, x.numel // max(d, 1)
+
+
+def _sort(a: OpArgs) -> OpCost:
+    # Along a dim of D elements, R rows: fwd = R * merge-sort comparisons of D; bwd: dy
+    # scattered back to the elements' places = N (argsort: integer output, no gradient).
+    d, rows = _dim_size(a, 1, "dim")
+    bwd = a.n_out if a.info.op_kind == "sort" else 0
+    return OpCost(0, rows * _merge_sort(d), bwd)
+
+
+COST_RULES.add("sort", _sort)
+COST_RULES.add("argsort", _sort)
+
+
+def _topk(a: OpArgs) -> OpCost:
+    # The k of D kept in a heap, R rows: the first k merge-sorted, then each of the other D - k
+    # compared with the heap's least (1) and sifted in (ceil(lg k)), worst case:
+    # fwd = R (sort(k) + (D - k)(1 + ceil(lg k))); k = 1 gives D - 1, as max. bwd: dy
+    # scattered to the k places = R k (the indices have no gradient).
+    k = int(a.arg(1, "k"))
+    d, rows = _dim_size(a, 2, "dim")
+    sift = math.ceil(math.log2(k)) if k > 1 else 0
+    return OpCost(0, rows * (_merge_sort(k) + (d - k) * (1 + sift)), rows * k)
+
+
+COST_RULES.add("topk", _topk)
+
+# --- distances -------------------------------------------------------------------------------
+
+
+def _cdist(a: OpArgs) -> OpCost:
+    # x1 (..., P, M), x2 (..., R, M): N = (...) P R distances of M features, computed directly.
+    # p = 2: M subtracts, M squares, M - 1 adds, 1 sqrt = 3 M; p = 1: M subtracts, M abs,
+    # M - 1 adds = 3 M - 1. bwd, both inputs: p = 2: dy / d (1), per feature the difference
+    # (1), times it (1), added into dx1 (1) and subtracted from dx2 (1) = 4 M + 1;
+    # p = 1: difference, sign, times dy, into dx1, from dx2 = 5 M.
+    x1 = a.tensor_arg(0, "x1")
+    p = float(a.arg(2, "p", 2.0))
+    if x1 is None or p not in (1.0, 2.0):
+        raise ValueError("counted for two traced inputs and p = 1 or 2")
+    m, n = x1.shape[-1], a.n_out
+    if p == 2.0:
+        return OpCost(0, 3 * m * n, (4 * m + 1) * n)
+    return OpCost(0, (3 * m - 1) * n, 5 * m * n)
+
+
+COST_RULES.add("cdist", _cdist)
+
+
+def _cosine_similarity(a: OpArgs) -> OpCost:
+    # Along D features (the inputs broadcast), N rows: w12 = x1 . x2, w1 = x1 . x1,
+    # w2 = x2 . x2 (3 (2 D - 1)), w1 w2, max(., eps^2), sqrt, divide (4) = 6 D + 1 per row.
+    # bwd: per row dy / n12, dy y, / w1, / w2 (4); per feature dx1 = a x2 - c1 x1 and
+    # dx2 = a x1 - c2 x2 (6): N (6 D + 4).
+    x1, x2 = a.tensor_arg(0, "x1"), a.tensor_arg(1, "x2")
+    if x1 is None or x2 is None:
+        raise ValueError("expected two tensor inputs")
+    dim = a.module.dim if a.module is not None else a.arg(2, "dim", 1)
+    nd = max(len(x1.shape), len(x2.shape))
+    at = [dim % nd - nd + len(t.shape) for t in (x1, x2)]  # the dim in each, aligned right
+    d = max(t.shape[i] if i >= 0 else 1 for t, i in zip((x1, x2), at, strict=True))
+    return OpCost(0, a.n_out * (6 * d + 1), a.n_out * (6 * d + 4))
+
+
+COST_RULES.add("cosine_similarity", _cosine_similarity, aliases=("cosinesimilarity",))
+
+# --- power-average pooling -------------------------------------------------------------------
+
+
+def _lp_pool(dims: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        # y = (sum over a W-element window of x^p)^(1/p): W powers, W - 1 adds, 1 root = 2 W
+        # per output. bwd: dx = dy y^(1-p) x^(p-1): y^(1-p) and dy times it (2) per output,
+        # x^(p-1), its product and the add into dx (3) per window element: 3 W + 2.
+        k = a.module.kernel_size if a.module is not None else a.arg(2, "kernel_size")
+        ks = (k,) * dims if isinstance(k, int) else tuple(k)
+        w = math.prod(ks if len(ks) == dims else ks * dims)
+        return OpCost(0, 2 * w * a.n_out, (3 * w + 2) * a.n_out)
+
+    return rule
+
+
+for _d in (1, 2, 3):
+    COST_RULES.add(f"lp_pool{_d}d", _lp_pool(_d), aliases=(f"lppool{_d}d",))
+
+# --- fused elementwise -----------------------------------------------------------------------
+
+
+def _reduce(n: int, t: TensorMeta | None) -> int:
+    return n - t.numel if t is not None else 0
+
+
+def _addcmul(a: OpArgs) -> OpCost:
+    # input + value * t1 * t2 (addcdiv: t1 / t2), N outputs: t1 op t2 (1), times value when
+    # not 1 (s), add (1): fwd = (2 + s) N. bwd: dy summed to each operand's broadcast shape;
+    # addcmul: dt1 = value dy t2, dt2 = value dy t1 = (1 + s) N each; addcdiv: dt1 =
+    # value dy / t2 = (1 + s) N, dt2 = -dt1 t1 / t2 = 2 N.
+    n = a.n_out
+    s = int(a.arg(3, "value", 1) != 1)
+    x, t1, t2 = a.tensor_arg(0, "input"), a.tensor_arg(1, "tensor1"), a.tensor_arg(2, "tensor2")
+    if t1 is None or t2 is None:
+        raise ValueError("expected two tensor factors")
+    per = (1 + s, 1 + s) if a.info.op_kind.startswith("addcmul") else (1 + s, 2)
+    bwd = _reduce(n, x) + sum(p * n + _reduce(n, t) for p, t in zip(per, (t1, t2), strict=True))
+    return OpCost(0, (2 + s) * n, bwd)
+
+
+for _k in ("addcmul", "addcdiv", "addcmul_", "addcdiv_"):
+    COST_RULES.add(_k, _addcmul)
