@@ -1,4 +1,4 @@
-"""README.md stays true to the code it documents.
+"""README.md and docs/ stay true to the code they document.
 
 The referees are the code itself: the CLI's own click parameters, the keys the config parser
 accepts (every ``check_keys`` call made while parsing the README's config reference), and the
@@ -167,3 +167,15 @@ def test_the_models_and_metrics_lists_name_every_registered_one() -> None:
         if re.fullmatch(r"top\d+_accuracy", name):
             name = "top<k>_accuracy"
         assert f"`{name}`" in text, f"metric {name} not in README"
+
+
+def test_docs_strategies_has_a_row_for_every_registered_strategy() -> None:
+    """docs/strategies.md's table: one row per strategy of the registry, none for another."""
+    from quantsearch.search.strategies import STRATEGIES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "strategies.md").read_text("utf-8")
+    rows = set()
+    for line in doc.splitlines():
+        if line.startswith("| `"):
+            rows |= set(re.findall(r"`(\w+)`", line.split("|")[1].split("(alias")[0]))
+    assert rows == set(STRATEGIES.names())
