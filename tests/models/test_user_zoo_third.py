@@ -1,0 +1,305 @@
+"""The third sweep of other users' models (tests/models/user_zoo_third.py) through the library
+and the CLI.
+
+Referees: ``torch.utils.flop_counter.FlopCounterMode`` for the MAC layers' FLOPs (autograd on,
+torch's math attention); the layers it counts as 0 are given to it written out with the same
+weights, their values checked equal to the layer's: nn.LSTM unrolled into F.linear gates per
+step and direction, nn.Bilinear as the matmul of the outer product. ``sum(p.numel())`` for the
+parameters (a tied Parameter once), the model itself for the traced graph's outputs, each
+trial's own quantized model for its accuracy, and the qonnx executor and hls4ml's C simulation
+for export. Every outcome is a number checked so or one ``error:`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.cli import main
+from quantsearch.graph import trace
+from quantsearch.passes.analysis import compute_cost, param_cost
+from tests.cli.bad_input import check_one_line, run_cli
+from tests.models import user_zoo, user_zoo_third
+from tests.models.test_user_zoo import _run, check_search_and_quantize
+
+THIRD, ZOO = Path(user_zoo_third.__file__), Path(user_zoo.__file__)
+NAMES = list(user_zoo_third.MODELS)
+
+
+def _model_and_data(name: str, n: int = 64) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    model = getattr(user_zoo_third, f"build_{name}")()
+    if name == "embedding_bag":
+        return (model, *user_zoo.load_tokens(n))
+    if name == "float64":
+        return (model, *user_zoo_third.load_double(n))
+    return (model, *user_zoo.load(n))
+
+
+def _lstm_unrolled(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """nn.LSTM (batch_first, no projection) step by step with F.linear: its final states."""
+    finals, seq = [], x
+    for layer in range(lstm.num_layers):
+        outs = []
+        for d, sfx in enumerate(["", "_reverse"][: 1 + lstm.bidirectional]):
+            w = [getattr(lstm, f"{k}_l{layer}{sfx}") for k in ("weight_ih", "weight_hh")]
+            b = [getattr(lstm, f"{k}_l{layer}{sfx}") for k in ("bias_ih", "bias_hh")]
+            h = c = seq.new_zeros(seq.shape[0], lstm.hidden_size)
+            steps = range(seq.shape[1]) if d == 0 else reversed(range(seq.shape[1]))
+            hs = {}
+            for t in steps:
+                gates = F.linear(seq[:, t], w[0], b[0]) + F.linear(h, w[1], b[1])
+                i, f, g, o = gates.chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = hs[t] = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(torch.stack([hs[t] for t in range(seq.shape[1])], 1))
+            finals.append(h)
+        seq = torch.cat(outs, 2)
+    return torch.stack(finals)
+
+
+def _unseen_flops(name: str, model: nn.Module, x: torch.Tensor) -> int:
+    """FlopCounterMode's FLOPs of the layers it counts as 0, written out (values checked)."""
+    with torch.no_grad():
+        if name == "lstm":
+            seq = x.view(-1, 4, 4)
+            with FlopCounterMode(display=False) as fcm:
+                h = _lstm_unrolled(model.lstm, seq)
+            torch.testing.assert_close(h, model.lstm(seq)[1][0])
+        elif name == "bilinear":
+            x1, x2 = torch.tanh(model.a(x[:, :8])), x[:, 8:]
+            w, b = model.fuse.weight, model.fuse.bias
+            with FlopCounterMode(display=False) as fcm:
+                outer = torch.einsum("bi,bj->bij", x1, x2).flatten(1)
+                y = F.linear(outer, w.flatten(1), b)
+            torch.testing.assert_close(y, model.fuse(x1, x2))
+        else:
+            return 0
+    return int(fcm.get_total_flops())
+
+
+def _torch_flops(name: str, model: nn.Module, x: torch.Tensor) -> int:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fcm:
+        model(x.clone())
+    return int(fcm.get_total_flops()) + _unseen_flops(name, model, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_costs_against_flop_counter_mode(name: str) -> None:
+    """Every op priced (none uncounted), the MAC layers' FLOPs equal FlopCounterMode's, the
+    parameters sum(p.numel()) (tied_linears' shared weight once), and the traced graph
+    computes what the model does."""
+    model, x, _ = _model_and_data(name, 6)
+    gm = trace(model, x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    assert 2 * cost.macs == _torch_flops(name, model, x)
+    assert param_cost(gm).params == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), model(x.clone()), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_search_and_quantize(name: str) -> None:
+    """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
+    quantized model's outputs against the labels, counted here."""
+    check_search_and_quantize(*_model_and_data(name))
+
+
+def _fixed(width: int, frac: int) -> dict[str, object]:
+    return {"format": "fixed", "width": width, "frac_width": frac}
+
+
+def test_tied_weights_are_quantized_per_layer_and_stored_once() -> None:
+    """fc1 and fc2 share one weight Parameter; fc1 reads it in fixed(4, 2), fc2 in fixed(8, 6):
+    each layer computes with its own rounding (referee: the rounding written out here, the
+    model run with F.linear), the model's Parameter stays as it was and shared, and the size
+    counts the one stored tensor at the wider format: 256 x 8 + 3 biases and out's 80 weights
+    at 32 bits."""
+    from quantsearch.passes.transform import quantize, resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    model, x, _ = _model_and_data("tied_linears")
+    w0 = model.fc1.weight.detach().clone()
+    gm = trace(model, x[:8])
+    raw = {"by_name": {"fc1": {"weight": _fixed(4, 2)}, "fc2": {"weight": _fixed(8, 6)}}}
+    qgm = quantize(gm, resolve(gm, parse_quantize_config(raw)))
+
+    def rounded(w: torch.Tensor, width: int, frac: int) -> torch.Tensor:
+        top = 2 ** (width - 1)
+        return torch.clamp(torch.round(w * 2**frac), -top, top - 1) / 2**frac
+
+    with torch.no_grad():
+        h = F.relu(F.linear(x, rounded(w0, 4, 2), model.fc1.bias))
+        want = model.out(F.relu(F.linear(h, rounded(w0, 8, 6), model.fc2.bias)))
+        assert torch.equal(qgm(x), want)
+    assert torch.equal(model.fc1.weight, w0) and model.fc2.weight is model.fc1.weight
+    cost = param_cost(qgm)
+    assert cost.params == 256 + 16 + 16 + 85
+    assert cost.model_size_bits == 256 * 8 + (16 + 16 + 85) * 32
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+KNOBS = {
+    "lstm": ["linear"],
+    "embedding_bag": ["linear"],
+    "squeeze_excite": ["conv2d", "linear", "mul"],
+    "mobilenet_block": ["conv2d", "batch_norm2d", "linear"],
+    "norms": ["conv2d", "conv1d", "linear"],
+    "causal_sdpa": ["linear"],
+    "super_res": ["conv2d", "linear"],
+    "tied_linears": ["linear"],
+    "inception": ["conv2d", "linear"],
+    "conv3d": ["linear"],
+    "bilinear": ["linear"],
+    "prototypes": ["linear"],
+    "cosine_head": ["linear"],
+    "lp_pools": ["conv2d", "linear"],
+    "gated_residual": ["linear"],
+    "decoder": ["linear"],
+}
+# Linear and ReLU modules in a chain; the others are refused
+EXPORTED = ("tied_linears",)
+# A layer kind no quantizer handles, and the node a [quantize.by_name] table then names
+REFUSED = {
+    "lstm": ("lstm", "lstm"),
+    "embedding_bag": ("embeddingbag", "bag"),
+    "conv3d": ("conv3d", "conv"),
+    "bilinear": ("bilinear", "fuse"),
+    "prototypes": ("cdist", "cdist"),
+    "cosine_head": ("cosine_similarity", "cosine_similarity"),
+    "lp_pools": ("lppool2d", "pool2"),
+    "gated_residual": ("addcmul", "addcmul"),
+    "decoder": ("transformerdecoder", "decoder"),
+    "norms": ("group_norm", "gn"),
+}
+
+
+def _config(tmp_path: Path, name: str, extra: tuple[str, ...] = ()) -> Path:
+    """A config of the model (its float weights saved as the checkpoint): a 2-trial search of
+    fixed-point widths on its layer kinds, and one [quantize] table (and ``extra`` lines)."""
+    from quantsearch.checkpoint import save_checkpoint
+
+    spec = f"{THIRD.as_posix()}:build_{name}"
+    loader = {"embedding_bag": f"{ZOO.as_posix()}:load_tokens"}
+    data = loader.get(name, f"{ZOO.as_posix()}:load")
+    if name == "float64":
+        data = f"{THIRD.as_posix()}:load_double"
+    model = getattr(user_zoo_third, f"build_{name}")()
+    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=data)
+    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
+    lines += [f'name = "{data}"', "eval_samples = 32"]
+    lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "brute_force"']
+    for kind in KNOBS.get(name, ["linear"]):
+        role = "data_in" if kind == "mul" else "weight"
+        lines += [f"[search.space.choices.{kind}]", f"{role} = [[8, 4], [4, 2]]"]
+    lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
+    lines += [
+        "[quantize.by_type.linear]",
+        'weight = { format = "fixed", width = 6, frac_width = 3 }',
+        *extra,
+    ]
+    (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
+    return tmp_path / "c.toml"
+
+
+@pytest.mark.parametrize("name", list(KNOBS))
+def test_cli_summary_search_quantize_export(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """summary's totals against FlopCounterMode and sum(p.numel()); search's trials complete;
+    quantize writes its model; export is bit-exact against the qonnx executor where the
+    layers map, else one error line naming a layer it cannot map; a [quantize] table for a
+    kind (or a node) no quantizer handles is one line naming it."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, name))
+    main(["summary", "-c", config, "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    model, x, _ = _model_and_data(name, 4)
+    assert summary["costs"]["uncounted"] == []
+    assert 2 * summary["metrics"]["macs"] == _torch_flops(name, model, x) / 4  # per sample
+    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
+    _run(["search", "-c", config, "-q"], capsys)
+    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
+    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    assert (tmp_path / "q" / "quantized.pt").is_file()
+    if name in EXPORTED:
+        args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
+        main(["export", "--to", "qonnx", "m.onnx", *args])
+        verdict = json.loads(capsys.readouterr().out)["agreement"]
+        assert verdict["same_class"] == 1.0 and verdict["max_lsb"] * verdict["lsb"] < 1e-4
+    else:
+        code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
+        check_one_line(code, err, r"^export: (layers .*\(\w+\)|node \w+), allowed: ")
+        assert not (tmp_path / "m.onnx").exists()
+    if name in REFUSED:
+        kind, node = REFUSED[name]
+        role = 'data_in = { format = "fixed", width = 8, frac_width = 4 }'
+        for table, pattern in (
+            (f"[quantize.by_type.{kind}]", rf"^quantize\.by_type\.{kind}: '{kind}' is not a "),
+            (f"[quantize.by_name.{node}]", rf"^quantize\.by_name\.{node}: node '{node}' is a "),
+        ):
+            bad = str(_config(tmp_path, name, (table, role)))
+            check_one_line(*run_cli(["quantize", "-c", bad, "--out", "q3"], capsys), pattern)
+            assert not (tmp_path / "q3").exists()
+
+
+def test_cli_a_float64_model_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI casts a loader's float features to float32 (load_double gives float64), so a
+    float64 model cannot take them: one line naming both dtypes, from summary, search and
+    quantize (the library searches it on float64 data: test_search_and_quantize[float64])."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "float64"))
+    for command in (["summary"], ["search"], ["quantize", "--out", "q"]):
+        check_one_line(
+            *run_cli([*command, "-c", config], capsys), r"do not fit model .*Float and Double"
+        )
+
+
+def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
+    """The model with every role of its Linear and ReLU layers in fixed(8, 4)."""
+    from quantsearch.passes.transform import quantize, resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    model, x, _ = _model_and_data(name)
+    gm = trace(model, x[:8])
+    roles = {"data_in": _fixed(8, 4), "weight": _fixed(8, 4), "bias": _fixed(8, 4)}
+    raw = {"by_type": {"linear": roles, "relu": {"data_in": _fixed(8, 4)}}}
+    return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """Two layers sharing one weight: the qonnx package's executor (referee) gives
+    quantsearch's outputs bit for bit."""
+    pytest.importorskip("qonnx")
+    from quantsearch.export import export_qonnx, verify_qonnx
+
+    qgm, x = _every_role_fixed(name)
+    export_qonnx(qgm, tmp_path / "m.onnx")
+    verdict = verify_qonnx(tmp_path / "m.onnx", qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
+    pytest.importorskip("hls4ml")
+    from quantsearch.export import export_hls4ml
+
+    qgm, x = _every_role_fixed(name)
+    project = export_hls4ml(qgm, tmp_path / "prj")
+    project.compile()
+    verdict = project.verify(qgm, x)
+    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
