@@ -154,6 +154,11 @@ N = 10  # elements of the (2, 5) input
         (lambda x: torch.log(x.abs()) + torch.log1p(x.abs()), 1 + 1 + 1 + 2 + 1, 2 + 1 + 2 + 2),
         (torch.reciprocal, 1, 3),
         (lambda x: torch.sin(x) * torch.cos(x), 1 + 1 + 1, 2 + 2 + 2),
+        (
+            lambda x: torch.erf(x) + torch.special.erfc(x) + torch.expm1(x),
+            1 + 1 + 1 + 1 + 1,
+            5 + 5 + 2,
+        ),
         (lambda x: torch.sign(x) + x.round() + x.floor() + x // 2, 1 + 1 + 1 + 2 + 3, 0),
         (lambda x: x.clamp_min(0) + x.tril(), 1 + 1 + 1, 1 + 1),
         (lambda x: x.repeat(1, 1).flip(1).roll(1, 1).float().type_as(x), 0, 0),
@@ -188,13 +193,14 @@ def test_glu_halves_its_input() -> None:
 def test_statistics_by_hand() -> None:
     """Over rows of D = 6, I = 24 inputs, N = 4 outputs: var 4 I / 3 I, std + N / + 2 N,
     cumsum N - R each way (its N = I = 24, R = 4 rows), normalize 3 N + R / 5 N - R,
-    the 2-norm 2 I / 2 I, argmax I - N / 0."""
+    the 2-norm 2 I / 2 I, logsumexp 4 I / 3 I, argmax I - N / 0."""
     x = torch.randn(4, 6)
     assert _costs(Fn(lambda t: t.var(1)), x)[1:] == (96, 72)
     assert _costs(Fn(lambda t: torch.std(t, dim=1)), x)[1:] == (96 + 4, 72 + 8)
     assert _costs(Fn(lambda t: t.cumsum(1)), x)[1:] == (20, 20)
     assert _costs(Fn(lambda t: F.normalize(t, dim=1)), x)[1:] == (3 * 24 + 4, 5 * 24 - 4)
     assert _costs(Fn(lambda t: torch.linalg.vector_norm(t, dim=1)), x)[1:] == (48, 48)
+    assert _costs(Fn(lambda t: t.logsumexp(1)), x)[1:] == (4 * 24, 3 * 24)
     # the add's backward sums dy to argmax's (4, 1): 24 - 4
     assert _costs(Fn(lambda t: t + t.argmax(1, keepdim=True)), x)[1:] == (20 + 24, 20)
 

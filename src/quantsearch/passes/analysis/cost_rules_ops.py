@@ -204,6 +204,11 @@ _ELEMENTWISE = {
     # log: 1; dx = dy / x = 1.  log1p: add, log = 2; dx = dy / (1 + x) = 2.
     "log": (1, 1),
     "log1p": (2, 2),
+    # erf, erfc: 1 transcendental; dx = (-)dy * 2 / sqrt(pi) * exp(-x^2): square, negate, exp,
+    #   times the constant, times dy = 5.  expm1: 1; dx = dy * (y + 1) = 2.
+    "erf": (1, 5),
+    "erfc": (1, 5),
+    "expm1": (1, 2),
     # sin, cos: 1 transcendental; dx = dy * cos(x) (-sin(x)) = 2.
     "sin": (1, 2),
     "cos": (1, 2),
@@ -220,6 +225,8 @@ _ELEMENTWISE = {
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
     COST_RULES.add(_k, _elementwise(_f, _b))
+for _k in ("erf", "erfc", "expm1", "log1p", "round"):  # torch.special's names of the same
+    COST_RULES.add(f"special_{_k}", COST_RULES.get(_k))
 # In place: the arithmetic of the op it names, on the same elements.
 for _k in ("selu", "celu", "threshold", "clamp_min", "clamp_max", "tril", "triu"):
     COST_RULES.add(f"{_k}_", COST_RULES.get(_k))
@@ -237,6 +244,14 @@ def _var_std(a: OpArgs) -> OpCost:
     return OpCost(0, 4 * i + a.n_out * std, 3 * i + 2 * a.n_out * std)
 
 
+def _logsumexp(a: OpArgs) -> OpCost:
+    # D elements per output, I inputs: max D - 1, x - max D, exp D, sum D - 1, log 1, + max 1
+    # = 4 D per output: fwd = 4 I. bwd: dx = dy * exp(x - y): subtract, exp, multiply = 3 I.
+    i = a.first_input().numel
+    return OpCost(0, 4 * i, 3 * i)
+
+
+COST_RULES.add("logsumexp", _logsumexp)
 COST_RULES.add("var", _var_std)
 COST_RULES.add("std", _var_std)
 
