@@ -4,7 +4,9 @@ Each command is killed the moment its temporary (``.<name>.<pid>@<host>.tmp``, t
 :mod:`quantsearch.atomic` and :mod:`quantsearch.export.staging`) appears beside the output,
 that is inside the write, not at a random time that mostly lands before it. What is left under
 the output's name is then the previous output or a whole new one, never a part presented as
-whole; the same command run again succeeds. Referees: ``onnx.checker``, ``torch.load``, and
+whole; the same command run again succeeds. The previous export a test starts from runs
+in-process through the CLI's entry point (a process's start-up is most of its cost); the
+commands killed, and their reruns, are real processes. Referees: ``onnx.checker``, ``torch.load``, and
 the file formats' own ends (an HTML page's ``</html>``, JSON that parses).
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.harness import digest, quantsearch, start
+from tests.fault.harness import digest, in_process, quantsearch, start
 
 pytestmark = pytest.mark.slow
 TRIES = 6  # a command that ends before its write is seen is run again, this many times at most
@@ -58,10 +60,13 @@ def _killed(args: list[str], watch: Path, name: str, cwd: Path, check: Callable[
     return 0
 
 
-def test_export_qonnx_killed_in_its_write(work: Path) -> None:
+def test_export_qonnx_killed_in_its_write(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'quantsearch[export]'")
     args = ["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/s"]
-    assert quantsearch(args, cwd=work).code == 0  # the previous export, which may be replaced
+    monkeypatch.chdir(work)
+    assert in_process(args, monkeypatch, capsys).code == 0  # the previous export, replaced
     previous = (work / "m.onnx").read_bytes()
 
     def check() -> None:
@@ -75,10 +80,13 @@ def test_export_qonnx_killed_in_its_write(work: Path) -> None:
     check()
 
 
-def test_export_hls4ml_killed_in_its_write(work: Path) -> None:
+def test_export_hls4ml_killed_in_its_write(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("hls4ml", reason="the export extra: pip install 'quantsearch[export]'")
     args = ["export", "--to", "hls4ml", "prj", "--from-run", "runs/s", "--float-as", "fixed(32,16)"]
-    assert quantsearch(args, cwd=work).code == 0
+    monkeypatch.chdir(work)
+    assert in_process(args, monkeypatch, capsys).code == 0
     whole = set(digest(work / "prj"))
 
     def check() -> None:

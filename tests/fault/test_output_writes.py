@@ -4,7 +4,10 @@ checkpoint: a write that fails ends in one ``error:`` line with exit status 2 an
 stood there as it was, and a ``kill -9`` inside a write leaves the previous file or a whole new
 one. The faults are real: a user's folder where a file goes (``EISDIR`` from the final
 ``rename``), a file-size limit (``EFBIG``), ``kill -9`` the moment the write's temporary
-appears. Referees: ``json.loads``, ``np.load``, ``torch.load``, the folder's bytes."""
+appears. The limits and kills land in real `quantsearch` processes; a folder's ``EISDIR``,
+which needs no process of its own, and the previous outputs a test starts from run in-process
+through the CLI's entry point (a process's start-up is most of their cost).
+Referees: ``json.loads``, ``np.load``, ``torch.load``, the folder's bytes."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fault.harness import digest, quantsearch
+from tests.fault.harness import digest, in_process, quantsearch
 from tests.fault.test_kill_outputs import _killed
 
 pytestmark = pytest.mark.slow
@@ -40,7 +43,11 @@ def _hidden(folder: Path) -> list[str]:
     ],
 )
 def test_a_folder_where_an_output_goes_ends_in_one_line_and_is_kept(
-    work: Path, args: list[str], name: str
+    work: Path,
+    args: list[str],
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Written in place, the file's open() failed with a traceback. The folder is in a previous
     output (a quantsearch checkpoint beside it), which the command replaces: a folder of an
@@ -51,14 +58,18 @@ def test_a_folder_where_an_output_goes_ends_in_one_line_and_is_kept(
     shutil.copy(
         work / "m.pt", work / "out" / ("quantized.pt" if args is QUANTIZE else "finetuned.pt")
     )
-    line = quantsearch(args, cwd=work).one_error_line()
+    monkeypatch.chdir(work)
+    line = in_process(args, monkeypatch, capsys).one_error_line()
     assert f"{name}: cannot be written" in line and "a folder has that name" in line, line
     assert digest(mine) == {"notes.txt": digest(mine)["notes.txt"]}
     assert _hidden(work / "out") == []  # no temporary left behind
 
 
-def test_quantize_outputs_that_fail_leave_the_previous_ones(work: Path) -> None:
-    assert quantsearch(QUANTIZE, cwd=work).code == 0
+def test_quantize_outputs_that_fail_leave_the_previous_ones(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(work)
+    assert in_process(QUANTIZE, monkeypatch, capsys).code == 0  # the previous output
     before = digest(work / "out")
     assert set(before) == {
         "quantized.pt", "resolved_config.json", "metrics.json", "weights.npz", "weights.json"
@@ -97,7 +108,7 @@ def test_quantize_killed_in_the_write_of(work: Path, name: str) -> None:
 
 
 def test_a_report_in_another_figure_format_that_fails_leaves_the_previous_report(
-    work: Path,
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """PNGs (matplotlib, through plots.render) that cannot be written: the previous report's
     SVGs, which the new format replaces, stay until the new report is whole (they were
@@ -106,7 +117,8 @@ def test_a_report_in_another_figure_format_that_fails_leaves_the_previous_report
     import re
 
     rd = work / "runs" / "s"
-    assert quantsearch(["report", "runs/s"], cwd=work).code == 0
+    monkeypatch.chdir(work)
+    assert in_process(["report", "runs/s"], monkeypatch, capsys).code == 0  # the previous one
     before = digest(rd)
     shown = re.findall(r"images/([\w.-]+)\.svg", (rd / "report.md").read_text())
     assert len(shown) >= 2, shown

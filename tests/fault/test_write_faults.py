@@ -5,8 +5,10 @@ files, a checkpoint, the QONNX file, the hls4ml project, a comparison and the sp
 Each failing command ends in one ``error:`` line with exit status 2 (no traceback); the file or
 folder it was writing is left as it was before (byte for byte; no temporary beside it); the
 same command without the limit ("space freed") then succeeds and loses nothing that was done.
-Referees: Optuna's own ``load_study`` for the journal, ``onnx.checker`` for the QONNX file,
-``torch.load`` for the checkpoint, numpy's ``np.load`` for the cache.
+The previous export a test starts from runs in-process through the CLI's entry point (a
+process's start-up is most of its cost); every command a limit applies to, and its rerun, is a
+real process. Referees: Optuna's own ``load_study`` for the journal, ``onnx.checker`` for the
+QONNX file, ``torch.load`` for the checkpoint, numpy's ``np.load`` for the cache.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.conftest import N_TRIALS, SEARCH
-from tests.fault.harness import digest, quantsearch
+from tests.fault.harness import digest, in_process, quantsearch
 
 pytestmark = pytest.mark.slow
 LIMIT = 20_000  # bytes: under the journal, trials.jsonl, report.html and a checkpoint of `made`
@@ -92,10 +94,13 @@ def test_a_checkpoint_write_that_fails_leaves_the_previous_checkpoint(work: Path
     assert "state_dict" in torch.load(work / "m.pt", weights_only=True)
 
 
-def test_a_qonnx_write_that_fails_leaves_the_previous_file(work: Path) -> None:
+def test_a_qonnx_write_that_fails_leaves_the_previous_file(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     onnx = pytest.importorskip("onnx", reason="the export extra: pip install 'quantsearch[export]'")
     args = ["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/s"]
-    first = quantsearch(args, cwd=work)
+    monkeypatch.chdir(work)
+    first = in_process(args, monkeypatch, capsys)
     assert first.code == 0 and "replaced" not in first.out, first.err
     old = (work / "m.onnx").read_bytes()
     assert "m.onnx" in quantsearch(args, fsize=1000, cwd=work).one_error_line()
@@ -106,10 +111,13 @@ def test_a_qonnx_write_that_fails_leaves_the_previous_file(work: Path) -> None:
     onnx.checker.check_model(onnx.load(str(work / "m.onnx")))
 
 
-def test_an_hls4ml_project_write_that_fails_leaves_the_previous_project(work: Path) -> None:
+def test_an_hls4ml_project_write_that_fails_leaves_the_previous_project(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("hls4ml", reason="the export extra: pip install 'quantsearch[export]'")
     args = ["export", "--to", "hls4ml", "prj", "--from-run", "runs/s", "--float-as", "fixed(32,16)"]
-    assert quantsearch(args, cwd=work).code == 0
+    monkeypatch.chdir(work)
+    assert in_process(args, monkeypatch, capsys).code == 0
     before = digest(work / "prj")
     assert "hls4ml_config.yml" in before and "build_prj.tcl" in before
     assert "prj" in quantsearch(args, fsize=3000, cwd=work).one_error_line()
