@@ -430,6 +430,9 @@ def test_stack_and_pad_move_data_for_free() -> None:
         (nn.GRU, {"num_layers": 2, "bidirectional": True}, (5, 6, 4)),
         (nn.LSTM, {"batch_first": True}, (6, 5, 4)),
         (nn.LSTM, {"num_layers": 2, "bidirectional": True, "bias": False}, (5, 6, 4)),
+        # proj_size: FlopCounterMode counts its matmuls (it was uncounted here)
+        (nn.LSTM, {"proj_size": 3}, (6, 5, 4)),
+        (nn.LSTM, {"proj_size": 3, "num_layers": 2, "bidirectional": True}, (5, 6, 4)),
     ],
 )
 def test_recurrent_layers_match_flop_counter_mode(
@@ -447,7 +450,9 @@ def test_recurrent_layers_match_flop_counter_mode(
     assert "uncounted" not in c
     layers, d = int(kwargs.get("num_layers", 1)), 2 if kwargs.get("bidirectional") else 1
     steps = x.numel() // 4
-    if cell is nn.LSTM:
+    if "proj_size" in kwargs:
+        assert 2 * c["macs"] == fcm.get_total_flops()
+    elif cell is nn.LSTM:
         assert fcm.get_total_flops() in (0, 2 * c["macs"])  # 0: the fused kernel, uncounted
         assert c["macs"] == sum(
             steps * d * 4 * 8 * ((4 if k == 0 else 8 * d) + 8) for k in range(layers)

@@ -172,19 +172,23 @@ _CELLS = {"rnn": (1, 1, 4), "gru": (3, 15, 18), "lstm": (4, 18, 23)}
 
 @_rule(*_CELLS)
 def _recurrent(a: OpArgs) -> OpCost:
-    # Gate pre-activations are one dot product over [x; h]: MACs = steps * gates * H * (I + H)
-    # per layer and direction (I = H * directions above the first layer); fwd = 2 * MACs +
-    # units * (2 bias adds per gate + E), bwd = 4 * MACs + units * (2 per gate + E'), units =
-    # steps * H per layer and direction. FlopCounterMode counts RNN's and GRU's matmuls
-    # (2 * MACs); LSTM's fused CPU kernel it does not count.
+    # Gate pre-activations are one dot product over [x; h]: MACs = steps * gates * H * (I + R)
+    # per layer and direction (R = H, the state's width; I = R * directions above the first
+    # layer). An LSTM's proj_size P: h = W_hr (o * tanh(c)), R = P, + P * H MACs a step.
+    # fwd = 2 * MACs + units * (2 bias adds per gate + E), bwd = 4 * MACs + units * (2 per
+    # gate + E'), units = steps * H per layer and direction. FlopCounterMode counts RNN's,
+    # GRU's and a projected LSTM's matmuls (2 * MACs); LSTM's fused CPU kernel it does not.
     m = a.module
-    if m is None or getattr(m, "proj_size", None):
-        raise ValueError("counted for nn.RNN, nn.GRU and nn.LSTM modules without proj_size")
+    if m is None:
+        raise ValueError("counted for nn.RNN, nn.GRU and nn.LSTM modules")
     gates, e_fwd, e_bwd = _CELLS[a.info.op_kind]
     e_fwd, e_bwd = (e_fwd, e_bwd) if getattr(m, "nonlinearity", "tanh") == "tanh" else (1, 2)
     h, d, i0 = m.hidden_size, 2 if m.bidirectional else 1, m.input_size
+    p = getattr(m, "proj_size", 0)
+    r = p or h
     steps = a.first_input().numel // i0  # batch x time, batched or not
-    macs = steps * d * sum(gates * h * ((i0 if k == 0 else h * d) + h) for k in range(m.num_layers))
+    per_layer = [gates * h * ((i0 if k == 0 else r * d) + r) + p * h for k in range(m.num_layers)]
+    macs = steps * d * sum(per_layer)
     units = steps * d * m.num_layers * h
     bias = 2 * gates if m.bias else 0
     bitops = a.bitops(macs, str(m.weight_ih_l0.dtype).removeprefix("torch."))
