@@ -18,7 +18,13 @@ from quantsearch.atomic import write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.validate import check_path_text, not_a_file
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint", "tensors_digest"]
+__all__ = [
+    "Checkpoint",
+    "check_replaceable",
+    "load_checkpoint",
+    "save_checkpoint",
+    "tensors_digest",
+]
 
 FORMAT_VERSION = 1
 
@@ -112,6 +118,32 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
         metrics=_table(payload, "metrics", str(path), key),
         config=_table(payload, "config", str(path), key),
         versions=_table(payload, "versions", str(path), key),
+    )
+
+
+def check_replaceable(path: str | Path, key: str) -> None:
+    """Refuse, before any work, a file at ``path`` that a checkpoint written there would
+    replace but that is no quantsearch checkpoint: ``train --out good.toml`` replaced the
+    user's config, ``--out runs/good/best.json`` a run's result. A new name, an empty file
+    and an earlier checkpoint (a dict with a state_dict, whatever its weights) may be written.
+
+    Raises:
+        ConfigError: ``<key>: <path> is a file that is not a quantsearch checkpoint, ...``.
+    """
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return  # new, or nothing to lose; a folder or a FIFO is refused by output_file
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:
+        payload = None
+    if isinstance(payload, dict) and "state_dict" in payload:
+        return
+    raise ConfigError(
+        f"{key}: {str(path)!r} is a file that is not a quantsearch checkpoint, allowed: a new "
+        f"file name, or a checkpoint a previous `quantsearch train` wrote (which is replaced)"
     )
 
 

@@ -85,7 +85,9 @@ def demo(
 
     if retrain or not ckpt.is_file():
         section(f"1/4 train {cfg.model.name}")
-        _, trained, _ = train_to_checkpoint(cfg, ckpt, progress=True)
+        _, trained, _ = train_to_checkpoint(
+            cfg, ckpt, progress=True, key=f"model.checkpoint (demo trains into {ckpt})"
+        )
         m = trained.metrics
         record["train"] = {"checkpoint": str(ckpt), "device": trained.device, **m}
         say(f"test accuracy {m['test_accuracy']:.2%} in {m['seconds']:.1f} s; checkpoint: {ckpt}")

@@ -59,11 +59,12 @@ def train(config_path: str | None, out: str | None, epochs: int | None, as_json:
 
 
 def train_to_checkpoint(
-    cfg: Any, out: str | Path | None, *, progress: bool
+    cfg: Any, out: str | Path | None, *, progress: bool, key: str = "--out"
 ) -> tuple[Any, Any, Path]:
-    """Train the config's model from a fresh init and save it; ``(session, result, path)``."""
+    """Train the config's model from a fresh init and save it; ``(session, result, path)``.
+    ``key`` names ``out`` in an error (``demo`` gives its ``model.checkpoint``)."""
     # Each imports torch: deferred for `--help` start-up.
-    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.checkpoint import check_replaceable, save_checkpoint
     from quantsearch.session import open_session
     from quantsearch.train import seed_everything
     from quantsearch.train import train as run_training
@@ -74,7 +75,8 @@ def train_to_checkpoint(
     seed_everything(cfg.train.seed)  # before the model is built: its init is part of the run
     session = open_session(fresh)
     path = Path(out) if out is not None else default_checkpoint_path(cfg, session.model_name)
-    # Checked before training: a folder or FIFO there failed (or was replaced) after it.
+    # Checked before training: a folder or FIFO there failed (or was replaced) after it, and
+    # a file that is no checkpoint (the user's config, a run's best.json) was replaced.
     if out is None:
         key = (
             "train.checkpoint"
@@ -84,6 +86,7 @@ def train_to_checkpoint(
             else f"--out (default: {path})"
         )
         output_file(str(path), key)
+    check_replaceable(path, key)
     result = run_training(session.model, session.data, cfg.train, progress=progress)
     save_checkpoint(
         path,
