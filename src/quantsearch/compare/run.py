@@ -335,7 +335,9 @@ def compare_from_config(
         study_name(name, "--name") if name is not None else f"{Path(config.source).stem}-compare"
     )
     out = Path(run_dir or config.run_dir) / folder
-    writable_dir(out, "--run-dir" if run_dir is not None else "run_dir")
+    writable_dir(out.parent, "--run-dir" if run_dir is not None else "run_dir")
+    name_key = "--name" if name is not None else "--config"
+    writable_dir(out, name_key)  # a FIFO or a link to nothing at the folder's own name
     described = space.describe()
     problem = _plain(
         {
@@ -345,7 +347,7 @@ def compare_from_config(
             **{k: getattr(cfg, k) for k in ("combine", "objectives", "constraints")},
         }
     )
-    _check_same_problem(out, problem, "--name" if name is not None else "--config")
+    _check_same_problem(out, problem, name_key)
     with run_dir_lock(out):
         result = run_comparison(
             space,
@@ -396,11 +398,20 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(jsonable(value), default=str))
 
 
+_SEARCH_FILES = ("trials.jsonl", "study.journal", "search_config.json")
+
+
 def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
     """Refuse to write a comparison over one of another problem (model, data, space,
     objectives, constraints; ``problem`` as :func:`_plain` gives it) in ``out``: it replaced the
     earlier comparison's files, unsaid, as a search refuses a study of another config. The same
-    problem is compared again."""
+    problem is compared again. A search's run directory is refused too."""
+    search = [f for f in _SEARCH_FILES if (out / f).exists()]
+    if search and not (out / "comparison.json").exists():  # its report and images replaced
+        raise ConfigError(
+            f"{key}: {str(out)!r} is a search's run directory (it holds {search[0]}), allowed: "
+            "another --name, a folder of the comparison's own"
+        )
     old = read_meta(out).get("problem")
     if not isinstance(old, dict):
         return  # nothing there, or a comparison that predates the record
