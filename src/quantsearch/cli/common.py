@@ -167,19 +167,28 @@ def within(name: str, value: int | None, minimum: int, maximum: int, what: str =
 
 
 OUT_FILES = ("resolved_config.json", "metrics.json", "weights.npz", "weights.json")
+RUN_FILES = ("trials.jsonl", "study.journal", "search_config.json", "comparison.json")
 
 
 def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out") -> None:
     """Refuse an output folder where ``command`` (quantize, finetune) would replace a file it
     did not write, before any work: the folder may be new, hold none of its file names
     (``checkpoint`` and :data:`OUT_FILES`; other files are left alone), or be a previous
-    output of it, whose ``checkpoint`` is a quantsearch checkpoint (then replaced).
+    output of it, whose ``checkpoint`` is a quantsearch checkpoint (then replaced), but not
+    a run directory of search or compare (:data:`RUN_FILES`).
 
     Raises:
         ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
     """
     from quantsearch.checkpoint import load_checkpoint  # lazy: torch, which --help skips
 
+    # a search's or comparison's folder: its files were mixed with the output's (run dirs)
+    run = [f for f in RUN_FILES if (out / f).exists()]
+    if run:
+        raise ConfigError(
+            f"{key}: {out} is a run directory of search or compare (it holds {run[0]}), "
+            f"allowed: a folder of the {command} output's own"
+        )
     names = (checkpoint, *OUT_FILES)
     present = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
     if not present:
