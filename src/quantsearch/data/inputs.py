@@ -9,7 +9,7 @@ regression target is as welcome as a class index).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -101,7 +101,7 @@ def _stack(
     (``torch.cat``) into two tensors."""
     join, what = (torch.cat, "batches") if batches else (torch.stack, "samples")
     xs, ys = [], []
-    for i, item in enumerate(items):
+    for i, item in enumerate(_loaded(items, where, "batch" if batches else "item")):
         x, y = _pair(item, where, i)
         try:
             xs.append(torch.as_tensor(x))
@@ -120,6 +120,30 @@ def _stack(
     except RuntimeError as exc:
         shape = "whose samples differ" if batches else "that differ"
         raise ConfigError(f"{where} {what} {shape} in shape: {exc}") from None
+
+
+def _loaded(items: Iterable[Any], where: str, unit: str) -> Iterator[Any]:
+    """``items`` one by one; what the user's ``__getitem__`` or ``__iter__`` raises (an
+    IndexError below its own ``__len__``) is one line naming the item, not a traceback."""
+    allowed = "an item for every index below its len()" if unit == "item" else "batches that load"
+    i = 0
+    try:
+        it = iter(items)
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            yield item
+            i += 1
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(
+            f"{where} {unit} {i} raising {type(exc).__name__}{': ' + first if first else ''}, "
+            f"allowed: {allowed}"
+        ) from None
 
 
 def stack_loader(loader: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
