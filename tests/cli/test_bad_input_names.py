@@ -238,8 +238,8 @@ def _nan_at(column: int, labels: bool = False) -> Callable[[np.ndarray], None]:
     return damage
 
 
-# name -> (damage to the table, regex): MASE's HDF5 file (its NaN features are kept, as the
-# referee of tests/data/test_jsc_referee.py keeps them)
+# name -> (damage to the table, regex): MASE's HDF5 file (NaN features, which the referee of
+# tests/data/test_jsc_referee.py keeps, are refused too: test_bad_input_corpus4.py)
 H5_CASES: dict[str, tuple[Callable[[np.ndarray], None] | None, str]] = {
     "NaN label": (
         _nan_at(2, labels=True),

@@ -84,7 +84,22 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
     path = _resolve_path(options, base_dir)
     cache = _cache_file(path, seed, float(val_f))
     train, val, test = cached_splits(cache, lambda: _prepare(path, seed, float(val_f)))
+    _check_finite(path, (train.x, val.x, test.x))
     return DataSplits("jsc", train, val, test, len(CLASS_NAMES), CLASS_NAMES)
+
+
+def _check_finite(path: Path, features: tuple[Any, ...]) -> None:
+    """Refuse rows with NaN features (missing values): MASE's preprocessing keeps them (and so
+    does :func:`_prepare`, byte for byte with its referee), but every metric of such a row is
+    NaN, the loss and accuracy of a whole batch with it; a user loader's are refused alike."""
+    nan = [x.isnan() for x in features]
+    rows = sum(int(m.any(dim=1).sum()) for m in nan)
+    if rows:
+        cols = [c for i, c in enumerate(FEATURES) if any(bool(m[:, i].any()) for m in nan)]
+        raise DataError(
+            f"data.path: {str(path)!r} has {rows} row(s) with NaN features in {cols}, allowed: "
+            "rows of numbers (drop or fill the missing values first)"
+        )
 
 
 def _cache_file(path: Path, seed: int, val_f: float) -> Path | None:
