@@ -55,12 +55,12 @@ __all__ = [
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")  # not '-' first: '-', '-rf' read as options
 MAX_NAME = 200  # characters of a study name: a folder name (file systems allow 255 bytes)
 # Bytes of one name in a path, and of a whole path: Linux's NAME_MAX and PATH_MAX (less the
 # NUL); past them every stat() raises OSError (ENAMETOOLONG) instead of answering
 NAME_BYTES, PATH_BYTES = 255, 4095
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # bidi too
 _DEVICE = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]*))?")  # no leading zeros: torch refuses them
 
 # Seeds reach numpy, scikit-learn and Optuna's samplers, which all take 0 <= seed < 2**32.
@@ -141,7 +141,7 @@ def get_str(
     if _CONTROL.search(value):
         raise ConfigError(
             f"{join_key(key, name)}: got {value!r}, allowed: a string without control "
-            "characters (NUL, newline, tab, ...)"
+            "characters (NUL, newline, tab, bidi overrides, ...)"
         )
     return value
 
@@ -204,7 +204,7 @@ def resolve_device(name: str, key: str) -> torch.device:
 
 
 def study_name(value: str, key: str) -> str:
-    """A study name: letters, digits, ``-``, ``_`` and ``.``, not ``.`` or ``..``, at most
+    """A study name: letters, digits, ``-`` (not first), ``_`` and ``.``, not ``.`` or ``..``, at most
     :data:`MAX_NAME` characters; never a path.
 
     Example:
@@ -213,11 +213,12 @@ def study_name(value: str, key: str) -> str:
         >>> study_name("../x", "--study")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: --study must be a name of letters, digits, '-', '_' and '.', not a path (got '../x')
+        quantsearch.errors.ConfigError: --study must be a name of letters, digits, '-' (not first), '_' and '.', not a path (got '../x')
     """
     if not _NAME.fullmatch(value) or value in (".", ".."):
         raise ConfigError(
-            f"{key} must be a name of letters, digits, '-', '_' and '.', not a path (got {value!r})"
+            f"{key} must be a name of letters, digits, '-' (not first), '_' and '.', not a path "
+            f"(got {value!r})"
         )
     if len(value) > MAX_NAME:  # it names a folder, and a comparison's folder adds '-compare'
         raise ConfigError(
@@ -439,7 +440,7 @@ def output_file(value: str, key: str) -> Path:
         quantsearch.errors.ConfigError: --out: got '', allowed: a file name
     """
     path = Path(value)
-    if not value.strip() or not path.name or value.endswith(("/", os.sep)):
+    if not value.strip() or value == "-" or not path.name or value.endswith(("/", os.sep)):
         raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
     check_path_text(value, key)
     writable_dir(path.parent, key)
