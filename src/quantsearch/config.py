@@ -234,9 +234,22 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"--config: {path} cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"--config: {path} is not valid TOML: {_why(p, exc)}") from None
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
         raise ConfigError(
             f"--config: {path} nests arrays or tables too deeply, allowed: a config of a few levels"
         ) from None
     return parse_config(raw, base_dir=p.resolve().parent, source=str(path))
+
+
+def _why(p: Path, exc: Exception) -> str:
+    """What tomllib's complaint means when the text is UTF-8 but not a TOML file's: a
+    byte-order mark (Windows editors' "UTF-8 with BOM"; tomllib said "Invalid statement") or
+    NUL bytes (UTF-16 without its mark, or binary; "Expected '=' after a key")."""
+    data = p.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "it starts with a byte-order mark (U+FEFF), allowed: UTF-8 without one"
+    nul = data.find(b"\0")
+    if nul >= 0:
+        return f"it holds a NUL byte at offset {nul} (UTF-16 or binary?), allowed: UTF-8 text"
+    return str(exc)
