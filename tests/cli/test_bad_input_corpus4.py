@@ -1,0 +1,576 @@
+"""The fourth sweep of bad inputs: TOML values of the wrong type at every level, values at the
+edges of their ranges (-0.0, 1e400, 10**12, widths 1 and 65), keys differing by case, a config
+naming itself, files that are UTF-8 with a byte-order mark or UTF-16 without one; outputs that
+are the user's own files, a search's run directory, ``-``, a FIFO; checkpoints of another
+shape, with missing or unexpected keys, or a pickle that would run code; user datasets that are
+empty, of one sample or whose ``__getitem__`` fails; MASE's HDF5 file with NaN features.
+
+Each case: exit status 2, one ``error:`` line naming the key or option, no traceback, and every
+file of the folder it runs in (the user's config, checkpoint, text file, a finished study in
+``runs/good``) byte for byte as before.
+
+What escaped before: ``train --out`` (and ``train.checkpoint``) replaced any file, the user's
+config or a run's best.json included, with a checkpoint; ``compare --name`` of a search's run
+directory wrote the comparison's report and images over the search's; ``quantize --out`` of a
+search's run directory mixed its files with the search's; ``--out -`` wrote a file named ``-``,
+``--study -`` and ``study = "-rf"`` made folders a shell reads as options; bidi overrides
+(U+202E) and C1 controls passed in ``run_dir`` and every other string; a Dataset whose
+``__getitem__`` raised below its own ``__len__`` was a traceback; NaN features in MASE's HDF5
+file were trained on and searched (every metric of their rows NaN); a config with a byte-order
+mark or in UTF-16 without one was "Invalid statement" or "Expected '='" (now says which);
+``compare --name`` of a FIFO named ``--run-dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from quantsearch.validate import _CONTROL
+from tests.cli.bad_input import ACC, GOOD, SP, W, case_folder, digest, finished_study
+from tests.cli.bad_input import add as _add
+from tests.cli.bad_input import check_one_line as _check
+from tests.cli.bad_input import run_cli as _run
+from tests.cli.bad_input import sub as _sub
+
+S, OPT = "search", r"search\.strategy\.options\."
+SPW = re.escape(SP) + r"\.weight"
+
+# name -> (edit of the good config, regex the error line must match after "error: ");
+# run as `search -c CASE/good.toml --run-dir runs -q` (its stem names the finished study)
+CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
+    # numbers: -0.0, 1e400 (inf to tomllib), tables and arrays where numbers go, past 2**31
+    "seed -0.0": (_sub("seed = 0", "seed = -0.0"), r"^seed must be an integer \(got -0\.0\)$"),
+    "seed 1e400": (_sub("seed = 0", "seed = 1e400"), r"^seed must be an integer \(got inf\)$"),
+    "seed a table": (_sub("seed = 0", "seed = {}"), r"^seed must be an integer \(got \{\}\)$"),
+    "n_trials a table": (_sub("n_trials = 2", "n_trials = {}"), r"^search\.n_trials must be an"),
+    "n_trials -0.0": (_sub("n_trials = 2", "n_trials = -0.0"), r"^search\.n_trials .*-0\.0"),
+    "n_trials 10**12": (
+        _sub("n_trials = 2", "n_trials = 1000000000000"),
+        r"^search\.n_trials must be <= 2147483647 \(got 1000000000000\)$",
+    ),
+    "n_trials a date": (_sub("n_trials = 2", "n_trials = 1979-05-27"), r"^search\.n_trials .*date"),
+    "timeout -0.0": (_add(S, "timeout = -0.0"), r"^search\.timeout must be > 0 \(got -0\.0\)$"),
+    "timeout 1e400": (_add(S, "timeout = 1e400"), r"^search\.timeout must be a finite number"),
+    "n_jobs true": (_add(S, "n_jobs = true"), r"^search\.n_jobs must be an integer \(got True\)$"),
+    "data.batch_size 0": (_add("data", "batch_size = 0"), r"^data\.batch_size must be >= 1"),
+    "data.batch_size 64.0": (_add("data", "batch_size = 64.0"), r"^data\.batch_size must be an"),
+    "data.batch_size 2**63-1": (
+        _add("data", "batch_size = 9223372036854775807"),
+        r"^data\.batch_size must be <= 2147483647",
+    ),
+    "data.calibration_samples 0": (
+        _add("data", "calibration_samples = 0"),
+        r"^data\.calibration_samples must be >= 1",
+    ),
+    "train.seed 2**32": (_add("train", "seed = 4294967296"), r"^train\.seed must be <= 42949672"),
+    "train.patience 0": (_add("train", "patience = 0"), r"^train\.patience must be >= 1"),
+    "compare.ground_truth_budget -1": (
+        _add("compare", "ground_truth_budget = -1"),
+        r"^compare\.ground_truth_budget must be >= 0",
+    ),
+    "compare.tolerance nan": (_add("compare", "tolerance = nan"), r"^compare\.tolerance must be"),
+    "compare.shared_cache 1": (_add("compare", "shared_cache = 1"), r"^compare\.shared_cache"),
+    "tpe n_startup_trials true": (
+        _sub('name = "random"', 'name = "tpe"\noptions = { n_startup_trials = true }'),
+        OPT + r"n_startup_trials: got True, allowed: an integer",
+    ),
+    "constraint max -0.0": (
+        _add("search.constraints", "bitops = { max = -0.0 }"),
+        r"^search\.constraints\.bitops\.max: got -0\.0, allowed: a bound > 0",
+    ),
+    "objective nan": (_sub(ACC, "accuracy = nan"), r"^search\.objectives\.accuracy\.weight .*nan"),
+    # widths at the edges, a space with no choice left
+    "width 65": (
+        _sub(W, "weight = [[65, 4]]"),
+        rf"^{SPW}\[0\]: width must satisfy 2 <= width <= 32",
+    ),
+    "width 1": (_sub(W, "weight = [[1, 0]]"), rf"^{SPW}\[0\]: width must satisfy 2 <= width"),
+    "width 1e400": (_sub(W, "weight = [[1e400, 4]]"), rf"^{SPW}\[0\] must be a \[width, frac"),
+    "width true": (_sub(W, "weight = [[true, 4]]"), rf"^{SPW}\[0\]\.width must be an integer"),
+    "no choice left": (
+        _sub(W, "weight = { width = [4], frac_width = [8] }"),
+        rf"^{SPW}: no valid choice is left after dropping 1 with frac_width > width$",
+    ),
+    "a kind without roles": (
+        lambda t: t.replace(f"[{SP}]\n{W}", f"[{SP}]"),
+        rf"^{re.escape(SP)} must give choices for at least one of",
+    ),
+    # arrays where tables go, keys differing by case, a config that names itself
+    "model an array of tables": (
+        lambda t: t.replace("[model]", "[[model]]"),
+        r"^model must be a table \(got list\)$",
+    ),
+    "objectives an array of tables": (
+        lambda t: t.replace("[search.objectives]", "[[search.objectives]]"),
+        r"^search\.objectives must be a table \(got list\)$",
+    ),
+    "Seed": (_sub("seed = 0", "Seed = 0"), r"^unknown key Seed \(allowed in the top level: "),
+    "[Model]": (lambda t: t.replace("[model]", "[Model]"), r"^unknown key Model \(allowed"),
+    "strategy Random": (_sub('"random"', '"Random"'), r"^search\.strategy\.name must be one of"),
+    "include itself": (_add("", 'include = "good.toml"'), r"^unknown key include \(allowed"),
+    # names: bidi overrides and C1 controls anywhere, a leading '-'
+    "run_dir with U+202E": (
+        _add("", 'run_dir = "r\\u202eb"'),
+        r"^run_dir: got 'r\\u202eb', allowed: a string without control characters \(NUL, "
+        r"newline, tab, bidi overrides, \.\.\.\)$",
+    ),
+    "run_dir with U+0085": (_add("", 'run_dir = "r\\u0085"'), r"^run_dir: got 'r\\x85', allowed"),
+    "model.name with U+2066": (
+        _sub('name = "mlp-digits"', 'name = "mlp-digits\\u2066"'),
+        r"^model\.name: got 'mlp-digits\\u2066', allowed: a string without control",
+    ),
+    # tables, lists and names of other kinds and cases than a key takes
+    "fidelity min_samples 0": (
+        _add(S, 'fidelity = { method = "successive_halving", min_samples = 0 }'),
+        r"^search\.fidelity\.min_samples must be >= 1 \(got 0\)$",
+    ),
+    "fidelity confidence nan": (
+        _add(S, 'fidelity = { method = "successive_halving", confidence = nan }'),
+        r"^search\.fidelity\.confidence must be a finite number \(got nan\)$",
+    ),
+    "metrics an empty name": (_add(S, 'metrics = [""]'), r"^search\.metrics: unknown metric ''"),
+    "device a number": (_add(S, "device = 0"), r"^search\.device must be a string \(got 0\)$"),
+    "space.by a number": (_add("search.space", "by = 1"), r"^search\.space\.by must be a str"),
+    "bias same_as_bias": (
+        _add(SP, 'bias = "same_as_bias"'),
+        rf"^{re.escape(SP)}\.bias must be a list of choices or one of \['same_as_data_in', ",
+    ),
+    "minifloat exponent_width 0": (
+        _sub(W, 'weight = [{ format = "minifloat", exponent_width = 0, mantissa_width = 0 }]'),
+        rf"^{SPW}\[0\]: exponent_width must satisfy 1 <= exponent_width <= 8 \(got 0\)$",
+    ),
+    "block_size 16.0": (
+        _sub(W, 'weight = [{ format = "block_fp", mantissa_width = 4, block_size = 16.0 }]'),
+        rf"^{SPW}\[0\]\.block_size must be an integer \(got 16\.0\)$",
+    ),
+    "fp32 given a width": (
+        _sub(W, 'weight = [{ format = "fp32", width = 8 }]'),
+        rf"^unknown key {SPW}\[0\]\.width \(allowed in .*: \['format'\]\)$",
+    ),
+    "direction Maximize": (
+        _sub('"maximize"', '"Maximize"'),
+        r"^search\.objectives\.accuracy\.direction must be one of \['maximize', 'minimize'\]",
+    ),
+    "combine Pareto": (
+        _add("search.objectives", 'combine = "Pareto"'),
+        r"^search\.objectives\.combine must be one of \['pareto', 'weighted_sum'\] \(got 'P",
+    ),
+    "a bound with min and max": (
+        _add("search.constraints", "accuracy = { min = 0.5, max = 0.9 }"),
+        r"^search\.constraints\.accuracy must be a table with exactly one of",
+    ),
+    "compare.budgets [0]": (_add("compare", "budgets = [0]"), r"^compare\.budgets must be a list"),
+    "compare.strategies ['']": (
+        _add("compare", 'strategies = [""]'),
+        r"^compare\.strategies must be one of .* \(got ''\)$",
+    ),
+    "study -rf": (
+        _add(S, 'study = "-rf"'),
+        r"^search\.study must be a name of letters, digits, '-' \(not first\), '_' and '\.', "
+        r"not a path \(got '-rf'\)$",
+    ),
+}
+
+# name -> (line, table, regex): a [quantize] table, run as `quantize -c CASE/q.toml --out CASE/q`
+QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
+    "width 65": ("weight = { width = 65, frac_width = 4 }", "quantize.default", r"width <= 32"),
+    "width -0.0": (
+        "weight = { width = -0.0, frac_width = 0 }",
+        "quantize.default",
+        r"^quantize\.default\.weight\.width must be an integer \(got -0\.0\)$",
+    ),
+    "skip 1": ("skip = 1", "quantize.default", r"^quantize\.default\.skip must be true or false"),
+    "frac_width AUTO": (
+        'weight = { width = 8, frac_width = "AUTO" }',
+        "quantize.default",
+        r"^quantize\.default\.weight\.frac_width must be an integer or 'auto' \(got 'AUTO'\)$",
+    ),
+    "a regex that does not compile": (
+        "weight = { width = 8, frac_width = 4 }",
+        'quantize.by_name."re:("',
+        r'^quantize\.by_name\."re:\(": invalid regular expression',
+    ),
+    "a regex that matches nothing": (
+        "weight = { width = 8, frac_width = 4 }",
+        'quantize.by_name."re:^zzz$"',
+        r"^quantize\.by_name\.\"re:\^zzz\$\": '\^zzz\$' matches no quantizable node",
+    ),
+    "by_type an array": ("by_type = [1]", "quantize", r"^quantize\.by_type must be a table of"),
+    "by_kind": ("x = 1", "quantize.by_kind", r"^unknown key quantize\.by_kind \(allowed in quan"),
+}
+
+# name -> (the config file's bytes from the good config's text, regex)
+FILE_CASES: dict[str, tuple[Callable[[str], bytes], str]] = {
+    "UTF-8 with a byte-order mark": (
+        lambda t: ("\ufeff" + t).encode(),
+        r"^--config: .*good\.toml is not valid TOML: it starts with a byte-order mark "
+        r"\(U\+FEFF\), allowed: UTF-8 without one$",
+    ),
+    "UTF-16 without a byte-order mark": (
+        lambda t: t.encode("utf-16-le"),
+        r"^--config: .*good\.toml is not valid TOML: it holds a NUL byte at offset 1 \(UTF-16 "
+        r"or binary\?\), allowed: UTF-8 text$",
+    ),
+    "gzip": (
+        lambda t: __import__("gzip").compress(t.encode(), mtime=0),
+        r"^--config: .* is not UTF-8 text \(byte 0x8b at offset 1\)",
+    ),
+    "a table twice": (
+        lambda t: (t + "[model]\nname = 'x'\n").encode(),
+        r"^--config: .* is not valid TOML: Cannot declare \('model',\) twice",
+    ),
+}
+
+# name -> (arguments, regex); run in the folder holding good.toml, q.toml, runs/good, mlp.pt,
+# afile.txt, fifo (a FIFO), nothing (a link to nothing) and the checkpoints _checkpoints writes
+ARG_CASES: dict[str, tuple[list[str], str]] = {
+    # an output that is the user's file, a run's file or folder, '-'
+    "train --out the config": (
+        ["train", "-c", "good.toml", "--out", "good.toml"],
+        r"^--out: 'good\.toml' is a file that is not a quantsearch checkpoint, allowed: a new "
+        r"file name, or a checkpoint a previous `quantsearch train` wrote \(which is replaced\)$",
+    ),
+    "train --out a text file": (
+        ["train", "-c", "good.toml", "--out", "afile.txt"],
+        r"^--out: 'afile\.txt' is a file that is not a quantsearch checkpoint",
+    ),
+    "train --out a run's best.json": (
+        ["train", "-c", "good.toml", "--out", "runs/good/best.json"],
+        r"^--out: 'runs/good/best\.json' is a file that is not a quantsearch checkpoint",
+    ),
+    "train.checkpoint the config": (
+        ["train", "-c", "into_self.toml"],
+        r"^train\.checkpoint: '.*into_self\.toml' is a file that is not a quantsearch checkpoint",
+    ),
+    "train --out -": (["train", "-c", "good.toml", "--out", "-"], r"^--out: got '-', allowed: a"),
+    "quantize --out a search's run directory": (
+        ["quantize", "-c", "q.toml", "--out", "runs/good"],
+        r"^--out: runs/good is a run directory of search or compare \(it holds trials\.jsonl\), "
+        r"allowed: a folder of the quantize output's own$",
+    ),
+    "compare --name a search's run directory": (
+        ["compare", "-c", "good.toml", "-q", "--run-dir", "runs", "--name", "good"],
+        r"^--name: 'runs/good' is a search's run directory \(it holds trials\.jsonl\), allowed: "
+        r"another --name, a folder of the comparison's own$",
+    ),
+    "compare --name a FIFO": (
+        ["compare", "-c", "good.toml", "-q", "--run-dir", ".", "--name", "fifo"],
+        r"^--name: 'fifo' is neither a file nor a folder \(a FIFO, a device\)",
+    ),
+    "compare --name -": (["compare", "-c", "good.toml", "-q", "--name", "-"], r"^--name must be"),
+    "search --study -": (
+        ["search", "-c", "good.toml", "-q", "--study", "-"],
+        r"^--study must be a name of letters, digits, '-' \(not first\)",
+    ),
+    "search --run-dir with U+202E": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", "r\u202e"],
+        r"^--run-dir: got 'r\\u202e/good', allowed: a path without control characters",
+    ),
+    # inputs that are '-', a link to nothing, a folder
+    "search -c -": (["search", "-c", "-", "-q"], r"^--config: file '-' does not exist, allowed"),
+    "summary -c a link to nothing": (
+        ["summary", "-c", "nothing"],
+        r"^--config: file 'nothing' is a link to nothing, allowed: a TOML file",
+    ),
+    "report -": (["report", "-"], r"^RUN_DIR: "),
+    "quantize --from-run -": (["quantize", "--from-run", "-"], r"^--from-run: '-', allowed: a run"),
+    "finetune --from-run a folder": (
+        ["finetune", "--from-run", "runs", "--epochs", "1"],
+        r"^RUN_DIR: 'runs' has no pareto\.json$",
+    ),
+    # checkpoints: keys missing or unexpected, a list, a whole pickled model, an empty file,
+    # a pickle that would run code (weights_only refuses it: the marker file is never made)
+    "a checkpoint missing a key": (
+        ["summary", "-c", "good.toml", "--load", "missing_key.pt"],
+        r"^--load: checkpoint 'missing_key\.pt' does not fit model 'mlp-digits': Missing "
+        r"key\(s\) in state_dict: \"seq_blocks\.0\.weight\"\.$",
+    ),
+    "a checkpoint with an unexpected key": (
+        ["summary", "-c", "good.toml", "--load", "extra_key.pt"],
+        r"^--load: checkpoint 'extra_key\.pt' does not fit .* Unexpected key\(s\) in state_dict: "
+        r"\"extra\.weight\"\.$",
+    ),
+    "a .pt holding a list": (
+        ["summary", "-c", "good.toml", "--load", "a_list.pt"],
+        r"^--load: 'a_list\.pt' is not a quantsearch checkpoint \(no state_dict\), allowed",
+    ),
+    "a .pt holding a whole model": (
+        ["summary", "-c", "good.toml", "--load", "whole_model.pt"],
+        r"^--load: 'whole_model\.pt' is not a quantsearch checkpoint \(torch\.load: "
+        r"UnpicklingError: Weights only load failed",
+    ),
+    "an empty .pt": (
+        ["summary", "-c", "good.toml", "--load", "empty.pt"],
+        r"^--load: 'empty\.pt' is not a quantsearch checkpoint \(torch\.load: EOFError\)",
+    ),
+    "a pickle that runs code": (
+        ["quantize", "-c", "q.toml", "--load", "evil.pt", "--out", "q"],
+        r"^--load: 'evil\.pt' is not a quantsearch checkpoint \(torch\.load: UnpicklingError",
+    ),
+    "a checkpoint that runs code": (
+        ["export", "--to", "qonnx", "-c", "q.toml", "--load", "evil_zip.pt", "e.onnx"],
+        r"^--load: 'evil_zip\.pt' is not a quantsearch checkpoint \(torch\.load: Unpickling",
+    ),
+    # counts at the edges
+    "worker --seed 2**32": (
+        ["worker", "-c", "good.toml", "--seed", "4294967296"],
+        r"^--seed: 4294967296 is not in the range 0<=x<=4294967295",
+    ),
+    "finetune --lr -0.0": (
+        ["finetune", "--from-run", "runs/good", "--lr", "-0.0"],
+        r"^--lr: -0\.0 is not in the range 0<x<=10",
+    ),
+    "finetune --trial 10**12": (
+        ["finetune", "--from-run", "runs/good", "--trial", "1000000000000"],
+        r"^--trial: 1000000000000, allowed: a trial number of this run \(0\.\.1\)$",
+    ),
+    "export --samples 0": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good", "--verify", "--samples", "0", "e"],
+        r"^--samples: 0 is not in the range x>=1",
+    ),
+    "export --float-as fixed(65,16)": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],
+        r"^--float-as: 'fixed\(65,16\)': fixed: width must satisfy 2 <= width <= 32",
+    ),
+    "summary --batch -1": (
+        ["summary", "-c", "good.toml", "--batch", "-1"],
+        r"^--batch: got -1, allowed: 1 to 2147483647$",
+    ),
+}
+
+NET = "import torch.nn as nn\n\n\ndef build():\n    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+X = "import torch\n\nx = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))\ny = torch.arange(200) % 3\n\n\n"
+LIES = "class D(torch.utils.data.Dataset):\n    def __len__(self):\n        return 10\n\n    def __getitem__(self, i):\n        if i > 3:\n            raise IndexError(i)\n        return x[i], y[i]\n\n\ndef load():\n    return D()\n"
+
+# name -> (d.py after X, regex); run as `train` of net.py:build (4 features, 3 outputs)
+DATA_CASES: dict[str, tuple[str, str]] = {
+    "a Dataset failing below its len": (
+        LIES,
+        r"^data\.name: 'd\.py:load' returned a Dataset with item 4 raising IndexError: 4, "
+        r"allowed: an item for every index below its len\(\)$",
+    ),
+    "no samples": (
+        "def load():\n    return x[:0], y[:0]\n",
+        r"^data\.name: cannot split 'd\.py:lo",
+    ),
+    "one sample": ("def load():\n    return x[:1], y[:1]\n", r"^data\.name: cannot split 'd\.py"),
+    "a negative label": (
+        "def load():\n    z = y.clone()\n    z[3] = -1\n    return x, z\n",
+        r"^data\.name: 'd\.py:load' returned a negative label \(-1\); expected class indices$",
+    ),
+    "more labels than samples": (
+        "def load():\n    return x[:150], y\n",
+        r"^data\.name: 'd\.py:load' returned 150 samples but 200 labels",
+    ),
+    "samples of the wrong dims": (
+        "def load():\n    return x.reshape(200, 2, 2), y\n",
+        r"^data\.name: samples of shape \(2, 2\) \(torch\.float32\) do not fit model 'net\.py",
+    ),
+    "a model instead of data": (
+        "def load():\n    return torch.nn.Linear(4, 3)\n",
+        r"^data\.name: 'd\.py:load' returned a Linear; expected a DataSplits",
+    ),
+}
+
+USER = """[model]
+name = "net.py:build"
+[data]
+name = "d.py:load"
+"""
+
+
+class _RunsCode:
+    """Pickled, it calls os.system: what torch.load without weights_only would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def _checkpoints(d: Path, good: Path) -> None:
+    """Damaged or foreign checkpoints beside the good one."""
+    from quantsearch.models import build_model
+
+    payload = torch.load(good, weights_only=True)
+    sd = payload["state_dict"]
+    torch.save(
+        {**payload, "state_dict": {k: v for k, v in sd.items() if k != next(iter(sd))}},
+        d / "missing_key.pt",
+    )
+    torch.save({**payload, "state_dict": {**sd, "extra.weight": torch.ones(2)}}, d / "extra_key.pt")
+    torch.save([1, 2, 3], d / "a_list.pt")
+    torch.save(build_model("mlp-digits"), d / "whole_model.pt")
+    (d / "empty.pt").write_bytes(b"")
+    (d / "evil.pt").write_bytes(pickle.dumps(_RunsCode(d / "PWNED")))
+    torch.save({**payload, "extra": _RunsCode(d / "PWNED")}, d / "evil_zip.pt")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    """A finished study in runs/good, the user's files, a FIFO and a link to nothing."""
+    d = tmp_path_factory.mktemp("corpus4")
+    (d / "mlp.pt").write_bytes(mlp_checkpoint.read_bytes())
+    good = GOOD.format(ckpt=(d / "mlp.pt").as_posix())
+    (d / "good.toml").write_text(good)
+    (d / "q.toml").write_text(good + "[quantize.default]\nweight = { width = 8, frac_width = 4 }\n")
+    (d / "into_self.toml").write_text(good + '[train]\ncheckpoint = "into_self.toml"\n')
+    (d / "afile.txt").write_text("the user's notes\n")
+    finished_study(d)
+    _checkpoints(d, d / "mlp.pt")
+    os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
+    (d / "nothing").symlink_to(d / "no-such-file")
+    return d
+
+
+@pytest.fixture
+def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(workdir)
+    yield workdir
+    assert not (workdir / "PWNED").exists(), "a pickle ran code"
+
+
+def _checked(
+    args: list[str], pattern: str, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One refusal, and every file under ``folder`` (the user's) as it was."""
+    before = digest(folder)
+    code, err = _run(args, capsys)
+    _check(code, err, pattern)
+    assert digest(folder) == before, "a file of the user's was changed"
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_CASES))
+def test_bad_config(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit, pattern = CONFIG_CASES[name]
+    cfg = case_folder(in_workdir, name) / "good.toml"  # same stem: it names the existing study
+    cfg.write_text(edit((in_workdir / "good.toml").read_text()))
+    _checked(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], pattern, in_workdir, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZE_CASES))
+def test_bad_quantize_table(
+    name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line, table, pattern = QUANTIZE_CASES[name]
+    case = case_folder(in_workdir, name)
+    (case / "q.toml").write_text(_add(table, line)((in_workdir / "good.toml").read_text()))
+    args = ["quantize", "-c", str(case / "q.toml"), "--out", str(case / "q")]
+    _checked(args, pattern, in_workdir, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(FILE_CASES))
+def test_bad_config_file(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, pattern = FILE_CASES[name]
+    cfg = case_folder(in_workdir, name) / "good.toml"
+    cfg.write_bytes(content((in_workdir / "good.toml").read_text()))
+    _checked(["search", "-c", str(cfg), "--run-dir", "runs", "-q"], pattern, in_workdir, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(ARG_CASES))
+def test_bad_argument(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args, pattern = ARG_CASES[name]
+    _checked(args, pattern, in_workdir, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(DATA_CASES))
+def test_bad_user_data(name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body, pattern = DATA_CASES[name]
+    case = case_folder(in_workdir, name)
+    (case / "net.py").write_text(NET)
+    (case / "d.py").write_text(X + body)
+    (case / "u.toml").write_text(USER)
+    args = ["train", "-c", str(case / "u.toml"), "--epochs", "1", "--out", str(case / "o.pt")]
+    _checked(args, pattern, in_workdir, capsys)
+
+
+def test_nan_features_in_mase_hdf5(
+    in_workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MASE's preprocessing keeps rows with NaN features (tests/data/test_jsc_referee.py checks
+    the splits against pandas and scikit-learn byte for byte); the commands refuse them, as a
+    user loader's. numpy's isnan is the referee of which rows and columns."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    from quantsearch.data.jsc_read import FEATURES, HDF5_KEY
+    from tests.cli.test_bad_input_names import _jsc_table
+
+    case = case_folder(in_workdir, "h5 NaN features")
+    table = _jsc_table(200)
+    for row, col in ((7, 3), (7, 5), (40, 5)):
+        table[FEATURES[col]][row] = np.nan
+    x = np.stack([table[c] for c in FEATURES], axis=1)
+    rows, cols = (
+        np.isnan(x).any(axis=1).sum(),
+        [FEATURES[i] for i in np.nonzero(np.isnan(x).any(axis=0))[0]],
+    )
+    with h5py.File(case / "jets.h5", "w") as f:
+        f[HDF5_KEY] = table
+    (case / "j.toml").write_text(
+        '[model]\nname = "jsc-tiny"\n[data]\nname = "jsc"\npath = "jets.h5"\n'
+    )
+    monkeypatch.setenv("QUANTSEARCH_CACHE_DIR", "")  # read the file, not a cache of it
+    pattern = (
+        rf"^data\.path: '.*jets\.h5' has {rows} row\(s\) with NaN features in "
+        rf"{re.escape(str(cols))}, allowed: rows of numbers \(drop or fill the missing values"
+    )
+    _checked(["summary", "-c", str(case / "j.toml")], pattern, in_workdir, capsys)
+    assert rows == 2 and cols == [FEATURES[3], FEATURES[5]]
+
+
+def test_what_counts_as_a_control_character() -> None:
+    """The refused characters are Unicode's controls (category Cc) and its explicit
+    directional formatting characters (UAX #9: LRM, RLM, embeddings, overrides, isolates), as
+    unicodedata, the referee, classifies them; letters of any script pass."""
+    explicit = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}
+    for cp in range(0x3000):
+        ch = chr(cp)
+        want = (
+            unicodedata.category(ch) == "Cc"
+            or unicodedata.bidirectional(ch) in explicit
+            or unicodedata.name(ch, "") in ("LEFT-TO-RIGHT MARK", "RIGHT-TO-LEFT MARK")
+        )
+        assert bool(_CONTROL.search(ch)) == want, hex(cp)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
+def test_a_config_without_read_permission(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = case_folder(in_workdir, "unreadable") / "good.toml"
+    cfg.write_text((in_workdir / "good.toml").read_text())
+    cfg.chmod(0)
+    try:
+        _checked(
+            ["search", "-c", str(cfg), "-q"], r"^--config: .* cannot be read", in_workdir, capsys
+        )
+    finally:
+        cfg.chmod(0o644)
+
+
+def test_a_checkpoint_is_still_replaced(
+    in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal refuses only files that are no checkpoint: an earlier one is retrained."""
+    out = case_folder(in_workdir, "retrain") / "m.pt"
+    out.write_bytes((in_workdir / "mlp.pt").read_bytes())
+    code, err = _run(["train", "-c", "good.toml", "--epochs", "1", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert out.read_bytes() != (in_workdir / "mlp.pt").read_bytes()
+    assert torch.load(out, weights_only=True)["metrics"]["epochs"] == 1
+
+
+def test_the_corpus_is_large() -> None:
+    cases = (CONFIG_CASES, QUANTIZE_CASES, FILE_CASES, ARG_CASES, DATA_CASES)
+    assert sum(map(len, cases)) >= 100
+    assert os.sep not in "".join(CONFIG_CASES)  # names become folder names
