@@ -435,6 +435,7 @@ def test_stack_and_pad_move_data_for_free() -> None:
         (nn.LSTM, {"proj_size": 3, "num_layers": 2, "bidirectional": True}, (5, 6, 4)),
     ],
 )
+@pytest.mark.filterwarnings("ignore:LSTM with projections:UserWarning")  # torch's, on CPU
 def test_recurrent_layers_match_flop_counter_mode(
     cell: type[nn.Module], kwargs: dict[str, object], shape: tuple[int, ...]
 ) -> None:

@@ -207,15 +207,21 @@ def test_statistics_by_hand() -> None:
 
 def test_interpolation_by_hand() -> None:
     """(1, 2, 3, 3) up by 2: N = 72 outputs. nearest copies (0); bilinear 3 lerps of 3 FLOPs
-    (bwd 4) per output; bicubic has no rule and is listed, not priced at 0."""
+    (bwd 4) per output; bicubic 5 four-tap sums of 7 (bwd 36) per output (it was listed
+    uncounted); area down to (2, 2) on (1, 2, 4, 4) is an adaptive average of 4 inputs per
+    output, N = 8: 4 N (bwd 5 N), and a 1-D area (2, 6) to 4 windows of 2 inputs: 16 (bwd 24)."""
     x = torch.randn(1, 2, 3, 3)
     assert _costs(nn.Upsample(scale_factor=2), x)[1:] == (0, 0)
     bilinear = Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear"))
     assert _costs(bilinear, x)[1:] == (9 * 72, 12 * 72)
     assert _costs(nn.UpsamplingBilinear2d(scale_factor=2), x)[1:] == (9 * 72, 12 * 72)
     assert _costs(nn.UpsamplingNearest2d(scale_factor=2), x)[1:] == (0, 0)
-    gm = trace(Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bicubic")), x)
-    assert [u.op_kind for u in compute_cost(gm).uncounted] == ["interpolate"]
+    bicubic = Fn(lambda t: F.interpolate(t, scale_factor=2, mode="bicubic"))
+    assert _costs(bicubic, x)[1:] == (35 * 72, 36 * 72)
+    area = Fn(lambda t: F.interpolate(t, size=(2, 2), mode="area"))
+    assert _costs(area, torch.randn(1, 2, 4, 4))[1:] == (32, 40)
+    area1 = Fn(lambda t: F.interpolate(t, size=4, mode="area"))
+    assert _costs(area1, torch.randn(1, 2, 6))[1:] == (16, 24)
 
 
 def test_batch_norm_3d_is_a_batch_norm() -> None:

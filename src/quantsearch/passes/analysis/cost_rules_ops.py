@@ -310,12 +310,19 @@ _LINEAR_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
 def _interpolate(a: OpArgs) -> OpCost:
     # nearest: a copy, 0. (bi/tri)linear over d dims: 2^d - 1 lerps a + t (b - a) per output
     # (subtract, multiply, add = 3): fwd = 3 (2^d - 1) N; bwd: db += t dy, da += dy - t dy
-    # (4 per lerp) = 4 (2^d - 1) N. Other modes (bicubic, area) are not counted.
+    # (4 per lerp) = 4 (2^d - 1) N. bicubic: 4 cubic rows and 1 column of 4 taps (4 multiplies,
+    # 3 adds) = 35 per output; bwd: dy times the 4 column weights, times the 4 row weights
+    # (16) and added into 16 inputs (16) = 36 per output; the tap weights depend only on an
+    # output's row or column and are not counted. area: adaptive average pooling's rule.
     mode = a.module.mode if a.module is not None else a.arg(3, "mode", "nearest")
     if mode in ("nearest", "nearest-exact"):
         return OpCost()
+    if mode == "bicubic":
+        return OpCost(0, 35 * a.n_out, 36 * a.n_out)
+    if mode == "area":
+        return COST_RULES.get(f"adaptive_avg_pool{len(a.out.shape) - 2}d")(a)
     if mode not in _LINEAR_DIMS:
-        raise ValueError(f"counted for nearest and (bi/tri)linear modes, not {mode!r}")
+        raise ValueError(f"counted for nearest, (bi/tri)linear, bicubic and area, not {mode!r}")
     lerps = 2 ** _LINEAR_DIMS[mode] - 1
     return OpCost(0, 3 * lerps * a.n_out, 4 * lerps * a.n_out)
 
@@ -328,7 +335,8 @@ _FREE = (
     "repeat", "tile", "repeat_interleave", "expand_as", "index_select", "gather", "narrow",
     "select", "unbind", "unflatten", "roll", "flip", "pixel_shuffle", "pixelshuffle",
     "pixel_unshuffle", "pixelunshuffle", "view_as", "reshape_as", "movedim", "swapaxes",
-    "float", "double", "half", "bfloat16", "long", "int", "bool", "type_as", "type", "detach", "item",
+    "float", "double", "half", "bfloat16", "long", "int", "bool", "type_as", "type", "detach",
+    "item",
     "new_zeros", "new_ones", "new_full", "new_empty", "arange", "one_hot",
     "zeropad1d", "zeropad2d", "zeropad3d", "constantpad1d", "constantpad2d", "constantpad3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
