@@ -20,6 +20,7 @@ from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = [
     "Checkpoint",
+    "check_finite_parameters",
     "check_replaceable",
     "load_checkpoint",
     "save_checkpoint",
@@ -148,8 +149,10 @@ def check_replaceable(path: str | Path, key: str) -> None:
 
 
 def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors by name, each finite: a NaN weight makes every trial's
-    metrics NaN, so it is refused here rather than searched."""
+    """The checkpoint's tensors by name, none NaN: a NaN weight makes every trial's metrics
+    NaN, so it is refused here rather than searched. Infinities are a buffer's right (an
+    additive attention mask holds -inf); an infinite parameter is refused where the model's
+    parameters are known (:func:`check_finite_parameters`)."""
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
     ):
@@ -158,11 +161,26 @@ def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
             "tensors by name (as `quantsearch train` writes)"
         )
     for name, t in value.items():
-        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+        if (t.is_floating_point() or t.is_complex()) and bool(torch.isnan(t).any()):
             raise ConfigError(
                 f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite weights"
             )
     return value
+
+
+def check_finite_parameters(model: nn.Module, path: str, key: str) -> None:
+    """Refuse a model whose parameters, loaded from the checkpoint at ``path``, are not finite
+    (its buffers may hold infinities, as a causal mask of -inf does).
+
+    Raises:
+        ConfigError: ``<key>: <path> has NaN or infinite values in <name>, allowed: ...``.
+    """
+    for name, t in model.named_parameters():
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            raise ConfigError(
+                f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite "
+                "weights (a buffer may hold infinities, as an attention mask does)"
+            )
 
 
 def _table(payload: dict[str, Any], name: str, path: str, key: str) -> dict[str, Any]:

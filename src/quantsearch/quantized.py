@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from quantsearch.checkpoint import load_checkpoint, save_checkpoint
+from quantsearch.checkpoint import check_finite_parameters, load_checkpoint, save_checkpoint
 from quantsearch.errors import ConfigError
 from quantsearch.graph import info, trace
 from quantsearch.models import MODELS, build_model
@@ -115,4 +115,5 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{key}: {str(path)!r} does not fit its model: {first}") from None
+    check_finite_parameters(qgm, str(path), key)
     return qgm.eval()

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
-from quantsearch.checkpoint import load_checkpoint
+from quantsearch.checkpoint import check_finite_parameters, load_checkpoint
 from quantsearch.config import Config
 from quantsearch.data import DataSplits, load_dataset
 from quantsearch.errors import ConfigError
@@ -67,6 +67,7 @@ def open_session(
             raise ConfigError(
                 f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {what}"
             ) from None
+        check_finite_parameters(model, str(ckpt_path), key)
     elif need_weights:
         guess = Path("runs") / f"{name}.pt"
         hint = (

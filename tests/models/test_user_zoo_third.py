@@ -261,6 +261,10 @@ def test_cli_summary_search_quantize_export(
     rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r.get("error") is None for r in rows)
     _run(["quantize", "-c", config, "--out", "q"], capsys)
+    if name == "decoder":  # its -inf mask read back (the checkpoint was refused: not finite)
+        from quantsearch.quantized import load_quantized
+
+        assert torch.equal(load_quantized(tmp_path / "q" / "quantized.pt").mask, model.mask)
     assert (tmp_path / "q" / "quantized.pt").is_file()
     if name in EXPORTED:
         args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
@@ -281,6 +285,27 @@ def test_cli_summary_search_quantize_export(
             bad = str(_config(tmp_path, name, (table, role)))
             check_one_line(*run_cli(["quantize", "-c", bad, "--out", "q3"], capsys), pattern)
             assert not (tmp_path / "q3").exists()
+
+
+def test_cli_an_infinite_parameter_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A buffer may hold -inf (decoder's causal mask, searched above); a parameter may not:
+    one line naming it, from summary and search."""
+    from quantsearch.checkpoint import save_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "decoder"))
+    model = user_zoo_third.build_decoder()
+    with torch.no_grad():
+        model.head.bias[1] = float("inf")
+    spec = f"{THIRD.as_posix()}:build_decoder"
+    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=f"{ZOO.as_posix()}:load")
+    for command in ("summary", "search"):
+        check_one_line(
+            *run_cli([command, "-c", config], capsys),
+            r"^model\.checkpoint: 'ck\.pt' has NaN or infinite values in 'head\.bias', allowed",
+        )
 
 
 def test_cli_a_float64_model_is_one_line(

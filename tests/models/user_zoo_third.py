@@ -260,7 +260,7 @@ class GatedResidual(nn.Module):
 
 class Decoder(nn.Module):
     """A tiny seq2seq: 4 target tokens attend to 2 memory tokens through a one-layer
-    nn.TransformerDecoder with a causal mask (a buffer), then the tokens are averaged."""
+    nn.TransformerDecoder with a causal mask of -inf (a buffer), then the tokens are averaged."""
 
     def __init__(self):
         super().__init__()
@@ -268,9 +268,8 @@ class Decoder(nn.Module):
         self.memory = nn.Linear(8, 8)
         layer = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
         self.decoder = nn.TransformerDecoder(layer, 1)
-        # True where a token may not look (a float mask of -inf is refused by the CLI's
-        # checkpoint check: not finite)
-        self.register_buffer("mask", torch.ones(4, 4, dtype=torch.bool).triu(1))
+        # -inf where a token may not look: the CLI refused the checkpoint (not finite)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(4))
         self.head = nn.Linear(8, 5)
 
     def forward(self, x):
