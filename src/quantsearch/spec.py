@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_path_text
+from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = ["is_callable_spec", "load_callable"]
 
@@ -40,9 +40,11 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             # Only there: a same-named file in the working directory must not run instead.
             path = base_dir / path
         check_path_text(str(path), key)  # a name past 255 bytes: is_file() raises OSError
-        if not path.is_file():
+        if not path.is_file():  # a folder or a FIFO "did not exist"
             where = f" in {str(base_dir)!r}" if base_dir is not None else ""
-            raise ConfigError(f"{key}: file {target!r} does not exist{where} (from {spec!r})")
+            odd = not_a_file(path)
+            what = f"is {odd}" if odd else "does not exist"
+            raise ConfigError(f"{key}: file {target!r} {what}{where} (from {spec!r})")
         mod_name = f"quantsearch_user_{path.stem}_{abs(hash(str(path.resolve())))}"
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         if loader_spec is None or loader_spec.loader is None:

@@ -12,7 +12,7 @@ import click
 
 from quantsearch.atomic import create_atomic
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_path_text
+from quantsearch.validate import check_path_text, not_a_file
 
 STARTER = """\
 # A quantization search of your own model on your own data (written by `quantsearch init`).
@@ -84,8 +84,9 @@ def _spec(value: str, option: str, folder: Path) -> str:
                 f"package.module:function (no module {parts[0]!r} here{hint})"
             )
         return value
-    if not Path(target).is_file():
-        raise ConfigError(f"{option}: file {target!r} does not exist")
+    if not Path(target).is_file():  # a folder or a FIFO "did not exist"
+        odd = not_a_file(Path(target))
+        raise ConfigError(f"{option}: file {target!r} {f'is {odd}' if odd else 'does not exist'}")
     names = _top_level_names(Path(target), option)
     if fn not in names:  # read, not run: the user's code runs when the config is used
         raise ConfigError(

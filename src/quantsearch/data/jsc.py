@@ -43,7 +43,7 @@ from quantsearch.data.registry import DATASETS
 from quantsearch.data.shuffle_split import shuffle_split, stratified_shuffle_split
 from quantsearch.data.splits import DataSplits
 from quantsearch.errors import ConfigError, DataError
-from quantsearch.validate import check_path_text
+from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = ["CLASS_NAMES", "ENV_VAR", "FEATURES", "HDF5_KEY", "LABELS", "load_jsc", "read_jsc"]
 
@@ -148,6 +148,9 @@ def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
     if not p.is_absolute() and base_dir is not None and key == "data.path":
         p = base_dir / p
     check_path_text(str(p), key)  # a name past 255 bytes: is_file() raises OSError
-    if not p.is_file():
-        raise DataError(f"{key}: JSC file {str(p)!r} does not exist; {_WHERE}")
+    if not p.is_file():  # a folder or a FIFO "did not exist"
+        odd = not_a_file(p)
+        raise DataError(
+            f"{key}: JSC file {str(p)!r} {f'is {odd}' if odd else 'does not exist'}; {_WHERE}"
+        )
     return p

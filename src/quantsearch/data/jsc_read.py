@@ -189,7 +189,8 @@ def _read_arff(p: Path) -> tuple[list[np.ndarray], np.ndarray]:
     try:
         records, _ = arff.loadarff(p)
     except Exception as exc:
-        raise DataError(f"data.path: cannot read {str(p)!r} as ARFF: {exc}") from None
+        why = str(exc) or type(exc).__name__  # scipy's ParseArffError can say nothing
+        raise DataError(f"data.path: cannot read {str(p)!r} as ARFF: {why}") from None
     names = records.dtype.names or ()
     columns = {c: _numeric(records[c]) for c in names if c in _WANTED}
     labels = None
