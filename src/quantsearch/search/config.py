@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from quantsearch.errors import ConfigError
@@ -39,6 +40,7 @@ from quantsearch.validate import (
     get_int,
     get_str,
     get_table,
+    not_a_file,
     study_name,
 )
 
@@ -392,6 +394,10 @@ def check_storage_url(url: str, key: str) -> str:
         raise ConfigError(
             f"{key}: got {url!r} (an in-memory database: every trial is lost at exit), "
             "allowed: a database file or server, such as 'sqlite:///study.db'"
+        )
+    if parsed.get_backend_name() == "sqlite" and not_a_file(Path(database)) == "a link to nothing":
+        raise ConfigError(  # SQLite made the database where the link pointed, outside
+            f"{key}: {database!r} is a link to nothing, allowed: a database file or a new name"
         )
     return url
 
