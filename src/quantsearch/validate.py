@@ -440,7 +440,7 @@ def output_file(value: str, key: str) -> Path:
         quantsearch.errors.ConfigError: --out: got '', allowed: a file name
     """
     path = Path(value)
-    if not value.strip() or value == "-" or not path.name or value.endswith(("/", os.sep)):
+    if not value.strip() or path.name in ("", "-") or value.endswith(("/", os.sep)):
         raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
     check_path_text(value, key)
     writable_dir(path.parent, key)
