@@ -274,7 +274,24 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "-q", "--run-dir", "r\u202e"],
         r"^--run-dir: got 'r\\u202e/good', allowed: a path without control characters",
     ),
-    # inputs that are '-', a link to nothing, a folder
+    "train.checkpoint -": (["train", "-c", "to_dash.toml"], r"^train\.checkpoint: got '.*-', allo"),
+    "--storage a link to nothing": (
+        ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///nothing", "--study", "s1"],
+        r"^--storage: 'nothing' is a link to nothing, allowed: a database file or a new name$",
+    ),
+    # inputs that are '-', a link to nothing, a folder ("does not exist" before)
+    "data.path a folder": (
+        ["summary", "-c", "jsc_folder.toml"],
+        r"^data\.path: JSC file '.*folder' is a folder; get MASE's HDF5 file",
+    ),
+    "model.name a folder.py": (
+        ["summary", "-c", "model_folder.toml"],
+        r"^model\.name: file 'folder\.py' is a folder in '.*' \(from 'folder\.py:build'\)$",
+    ),
+    "init --data a FIFO.py": (
+        ["init", "--model", "m.py:build", "--data", "fifo.py:load", "-o", "i.toml"],
+        r"^--data: file 'fifo\.py' is not a regular file$",
+    ),
     "search -c -": (["search", "-c", "-", "-q"], r"^--config: file '-' does not exist, allowed"),
     "summary -c a link to nothing": (
         ["summary", "-c", "nothing"],
@@ -427,6 +444,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "afile.txt").write_text("the user's notes\n")
     finished_study(d)
     _checkpoints(d, d / "mlp.pt")
+    (d / "to_dash.toml").write_text(good + '[train]\ncheckpoint = "-"\n')
+    (d / "jsc_folder.toml").write_text(
+        '[model]\nname = "jsc-tiny"\n[data]\nname = "jsc"\npath = "folder"\n'
+    )
+    (d / "model_folder.toml").write_text(
+        '[model]\nname = "folder.py:build"\n[data]\nname = "digits"\n'
+    )
+    (d / "m.py").write_text("import torch\n\n\ndef build():\n    return torch.nn.Linear(4, 2)\n")
+    (d / "folder").mkdir()
+    (d / "folder.py").mkdir()
+    os.mkfifo(d / "fifo.py")
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
     (d / "nothing").symlink_to(d / "no-such-file")
     return d
