@@ -195,6 +195,8 @@ def op_kind_of(node: fx.Node, modules: dict[str, nn.Module]) -> str:
             kind = _FUNCTION_KINDS.get(node.target)
         except TypeError:  # unhashable target
             kind = None
+        if kind is None and isinstance(node.target, type) and issubclass(node.target, tuple):
+            return "tuple"  # a NamedTuple the forward builds (its outputs, say)
         return kind or getattr(node.target, "__name__", str(node.target)).lower()
     # call_method
     method = str(node.target)

@@ -13,6 +13,7 @@ for export. Every outcome is a number checked so or one ``error:`` line with exi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from tests.models.test_user_zoo import _run, check_search_and_quantize
 
 THIRD, ZOO = Path(user_zoo_third.__file__), Path(user_zoo.__file__)
 NAMES = list(user_zoo_third.MODELS)
+CLASSIFIERS = [n for n in NAMES if n != "named_tuple_out"]
 
 
 def _model_and_data(name: str, n: int = 64) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -105,7 +107,7 @@ def test_costs_against_flop_counter_mode(name: str) -> None:
         torch.testing.assert_close(gm(x), model(x.clone()), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_search_and_quantize(name: str) -> None:
     """Two configs of the model's Linear layers: each trial's accuracy is the argmax of its own
     quantized model's outputs against the labels, counted here."""
@@ -306,6 +308,46 @@ def test_cli_an_infinite_parameter_is_one_line(
             *run_cli([command, "-c", config], capsys),
             r"^model\.checkpoint: 'ck\.pt' has NaN or infinite values in 'head\.bias', allowed",
         )
+
+
+def test_cli_a_named_tuple_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NamedTuple of logits and an embedding: accuracy is one line from search and quantize;
+    with the user's evaluate function (user_zoo.evaluate_first, the first output's hits)
+    search runs and quantize measures the function on quantized.pt read back (referee: the
+    function run here on it, over the same validation samples)."""
+    from quantsearch.config import load_config
+    from quantsearch.quantized import load_quantized
+    from quantsearch.session import open_session
+
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "named_tuple_out"))
+    for command in (["search", "-q"], ["quantize", "--out", "q"]):
+        check_one_line(
+            *run_cli([command[0], "-c", config, *command[1:]], capsys),
+            r"^the classification metrics need a model that returns one tensor .*\(got Heads\)",
+        )
+    # the refused search left its study (runs/c/study.journal), which refuses the corrected
+    # config's objectives ("made with different evaluate, objectives"): start afresh
+    shutil.rmtree(tmp_path / "runs")
+    task = (
+        "[metrics]",
+        f'evaluate = "{ZOO.as_posix()}:evaluate_first"',
+        'directions = { hits = "maximize" }',
+    )
+    text = Path(config).read_text().replace("accuracy = {", "hits = {")
+    Path(config).write_text(text.replace("[search]", "\n".join(task) + "\n[search]"))
+    _run(["search", "-c", config, "-q"], capsys)
+    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    cfg = load_config(Path(config))
+    val = open_session(cfg).data.val.head(cfg.data.eval_samples)
+    with torch.inference_mode():
+        want = user_zoo.evaluate_first(
+            load_quantized(tmp_path / "q/quantized.pt"), [(val.x, val.y)]
+        )
+    after = json.loads((tmp_path / "q/metrics.json").read_text())["after"]
+    assert after["hits"] == pytest.approx(want["hits"], rel=1e-6)
 
 
 def test_cli_a_float64_model_is_one_line(

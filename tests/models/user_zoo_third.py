@@ -12,6 +12,7 @@ per sample.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -278,6 +279,25 @@ class Decoder(nn.Module):
         return self.head(self.decoder(tgt, mem, tgt_mask=self.mask).mean(1))
 
 
+class Heads(NamedTuple):
+    logits: torch.Tensor
+    embedding: torch.Tensor
+
+
+class NamedTupleOut(nn.Module):
+    """A forward that returns a NamedTuple (logits and an embedding), as detection and
+    metric-learning code does."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(16, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        z = F.relu(self.body(x))
+        return Heads(self.head(z), z)
+
+
 class Float64MLP(nn.Module):
     """A model in float64 (built with .double())."""
 
@@ -307,6 +327,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "lp_pools": LPPools,
     "gated_residual": GatedResidual,
     "decoder": Decoder,
+    "named_tuple_out": NamedTupleOut,
     "float64": Float64MLP,
 }
 

@@ -337,7 +337,7 @@ _FREE = (
     "pixel_unshuffle", "pixelunshuffle", "view_as", "reshape_as", "movedim", "swapaxes",
     "float", "double", "half", "bfloat16", "long", "int", "bool", "type_as", "type", "detach",
     "item",
-    "new_zeros", "new_ones", "new_full", "new_empty", "arange", "one_hot",
+    "new_zeros", "new_ones", "new_full", "new_empty", "arange", "one_hot", "tuple",
     "zeropad1d", "zeropad2d", "zeropad3d", "constantpad1d", "constantpad2d", "constantpad3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
     "alphadropout", "featurealphadropout",
