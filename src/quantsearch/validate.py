@@ -97,16 +97,16 @@ def toml_key(key: str, name: str) -> str:
         >>> toml_key("quantize.by_name", "seq_blocks.2")
         'quantize.by_name."seq_blocks.2"'
     """
-    return f"{key}.{name}" if _BARE_KEY.fullmatch(name) else f'{key}."{name}"'
+    quoted = name if _BARE_KEY.fullmatch(name) else f'"{name}"'
+    return f"{key}.{quoted}" if key else quoted
 
 
 def check_keys(table: Mapping[str, Any], allowed: Collection[str], key: str) -> None:
     """Reject unknown keys, listing the allowed ones."""
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        where = f"{key}." if key else ""
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]!s} (allowed in {key or 'the top level'}: "
+        raise ConfigError(  # quoted as TOML: ["search.objectives"] is no [search.objectives]
+            f"unknown key {toml_key(key, str(unknown[0]))} (allowed in {key or 'the top level'}: "
             f"{sorted(allowed)})"
         )
 

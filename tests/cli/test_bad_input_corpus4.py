@@ -115,6 +115,15 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     "Seed": (_sub("seed = 0", "Seed = 0"), r"^unknown key Seed \(allowed in the top level: "),
     "[Model]": (lambda t: t.replace("[model]", "[Model]"), r"^unknown key Model \(allowed"),
     "strategy Random": (_sub('"random"', '"Random"'), r"^search\.strategy\.name must be one of"),
+    "a quoted table name with a dot": (
+        lambda t: t.replace("[search.objectives]", '["search.objectives"]'),
+        r'^unknown key "search\.objectives" \(allowed in the top level: ',
+    ),
+    "an empty key": (_add(S, '"" = 3'), r'^unknown key search\."" \(allowed in search: '),
+    "a key with a non-ASCII letter": (
+        _add(S, '"n_trïals" = 3'),
+        r'^unknown key search\."n_trïals" \(allowed in search: ',
+    ),
     "include itself": (_add("", 'include = "good.toml"'), r"^unknown key include \(allowed"),
     # names: bidi overrides and C1 controls anywhere, a leading '-'
     "run_dir with U+202E": (
