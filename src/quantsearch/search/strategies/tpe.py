@@ -47,7 +47,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
-from quantsearch.search.strategies.tpe_ahead import Ahead, categorical_proposal
+from quantsearch.search.strategies.tpe_choice import clear_choice
+from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
 __all__ = ["IncrementalTPESampler", "tpe_sampler"]
 
@@ -203,20 +204,17 @@ class IncrementalTPESampler(TPESampler):
         self._encoding = encoding
         self._distributions: dict[str, BaseDistribution] | None = None  # the space's, once
         self._read_now = False  # in propose_batch, after its read of the trials
-        self._ahead: tuple[_History, Ahead] | None = None  # the next proposal, both ways
-        self._modelled: _History | None = None  # the history of the last categorical proposal
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock does not pickle (a study pickled to save it, a deep copy); the history is read
         # again from the study it samples for, so it is not carried either.
         state = self.__dict__.copy()
         del state["_lock"]
-        state["_history"] = state["_ahead"] = state["_modelled"] = None
+        state["_history"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for name in ("_read_now", "_ahead", "_modelled"):  # pickled before it had them
-            state.setdefault(name, False if name == "_read_now" else None)
+        state.setdefault("_read_now", False)  # a sampler pickled before it had this attribute
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -247,7 +245,7 @@ class IncrementalTPESampler(TPESampler):
             self._distributions = self._space.distributions(self._encoding)
         self.before_trial(study, trial)
         relative_space = self.infer_relative_search_space(study, trial)
-        self._read_now, self._modelled = True, None  # just read: no second read for the liar
+        self._read_now = True  # the trials were just read: no second read for the liar
         try:
             relative = self._sample_relative(study, trial, relative_space)
         finally:
@@ -261,28 +259,7 @@ class IncrementalTPESampler(TPESampler):
                 params[name] = relative[name]
             else:
                 params[name] = self.sample_independent(study, trial, name, d)
-        if self._modelled is not None:  # the next proposal while this trial is evaluated
-            ahead = self._propose_ahead(self._modelled, params)
-            self._ahead = None if ahead is None else (self._modelled, ahead)
         return [self._space.decode(params)]
-
-    def _propose_ahead(self, history: _History, params: dict[str, Any]) -> Ahead | None:
-        """Both proposals of the trial after the one of ``params`` (:mod:`~quantsearch.
-        search.strategies.tpe_ahead`), where its split is one of two: the history is by trial
-        number, complete, and has no NaN value."""
-        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
-        if history.missing or history.nan or not history.in_order or parzen is None:
-            return None
-        n_below = optuna_compat_tpe.tpe_gamma(self, history.n + 1)
-        head = [r for _, _, r in history.complete[:n_below]]
-        for more in (history.pruned, history.infeasible):
-            head += [r for _, _, r in more[: n_below - len(head)]]
-        rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
-        space = history.space
-        x_new = np.array([d.to_internal_repr(params[k]) for k, d in space.items()], dtype=float)
-        choices = [len(d.choices) for d in space.values()]  # type: ignore[attr-defined]
-        x = history.x[: history.n]  # a view: rows below n are never written again
-        return Ahead(x, x_new, head, n_below, space, choices, parzen, rng, n_candidates)
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -313,25 +290,15 @@ class IncrementalTPESampler(TPESampler):
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
             return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
-        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
-        categorical = parzen is not None and all(
-            isinstance(d, CategoricalDistribution) for d in search_space.values()
-        )
         with self._lock:  # the threads of one study (search.n_jobs) share its sampler
-            split = self._split(study, trial, search_space)
-            ahead, self._ahead = self._ahead, None
-            if split is None:
-                if ahead is not None:
-                    ahead[1].cancel()
-                return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
-            history, below, running = split
-            if ahead is not None:
-                got = self._take(ahead, split, trial.number)
-                if got is not None:
-                    self._modelled = history if categorical and self._read_now else None
-                    return got
-            x_below, x_above = self._arrays(study, history, below, running)
-        if parzen is None or not categorical:
+            observed = self._observations(study, trial, search_space)
+        if observed is None:
+            return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
+        x_below, x_above = observed
+        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
+        if parzen is None or not all(
+            isinstance(d, CategoricalDistribution) for d in search_space.values()
+        ):
             names = list(search_space)
             return optuna_compat_tpe.tpe_sample(
                 self,
@@ -342,18 +309,22 @@ class IncrementalTPESampler(TPESampler):
         # Optuna's Parzen estimators of categorical parameters, by their distinct rows; the
         # one above only where the closed form's choice is not clear (tpe_choice)
         choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
+        below = categorical_mixture(x_below, choices, *parzen)
         rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
-        self._modelled = history if self._read_now and not running else None
-        return categorical_proposal(
-            search_space, choices, x_below, x_above, parzen, rng, n_candidates
-        )
+        samples = below.sample(rng, n_candidates)
+        chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
+        if chosen is not None:  # as TPESampler._sample gives it: a float to each external
+            values = zip(search_space.items(), chosen, strict=True)
+            return {name: d.to_external_repr(v) for (name, d), v in values}
+        above = categorical_mixture(x_above, choices, *parzen)
+        acquisition = below.log_pdf(samples) - above.log_pdf(samples)
+        return optuna_compat_tpe.tpe_best(search_space, samples, acquisition)
 
-    def _split(
+    def _observations(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> tuple[_History, np.ndarray, list[FrozenTrial]] | None:
-        """The history with every finished trial, the rows below (by trial number) as
-        ``TPESampler._sample`` splits them, and the running trials but ``trial``; ``None``: a
-        case left to Optuna."""
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The encoded parameters of the trials below and above, each by trial number, as
+        ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
         # the constant liar reads the trials from the storage now (other workers' running
         # ones must be current); propose_batch has just done so, in a study of one process
@@ -361,32 +332,8 @@ class IncrementalTPESampler(TPESampler):
         trials = optuna_compat.fresh_trials(study) if trials is None else trials
         running = history.update(trials, trial.number, study)
         below = history.below(optuna_compat_tpe.tpe_gamma(self, history.n))
-        return None if below is None else (history, below, running)
-
-    def _take(self, of: tuple[_History, Ahead], split: Any, number: int) -> dict[str, Any] | None:
-        """The proposal computed ahead, where the ``split`` (of ``_split``) has the history it
-        was computed from plus the trial before ``number`` (its row as proposed), one way."""
-        (source, ahead), (history, below, running) = of, split
-        n = ahead.n
-        if (
-            running
-            or history is not source
-            or history.n != n + 1
-            or not history.in_order
-            or history.missing
-            or history.number[n] != number - 1
-            or not np.array_equal(history.x[n], ahead.x_new)
-        ):
-            ahead.cancel()
+        if below is None:
             return None
-        rng, _ = optuna_compat_tpe.tpe_rng_and_candidates(self)
-        return ahead.take(below, rng)
-
-    def _arrays(
-        self, study: Study, history: _History, below: np.ndarray, running: list[FrozenTrial]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The encoded parameters of the trials below and above, each by trial number, as
-        ``TPESampler._sample`` gives them to its Parzen estimators."""
         keep = np.ones(history.n, dtype=bool)
         keep[below] = False
         if history.missing:  # Optuna leaves out a trial without every parameter
