@@ -10,6 +10,7 @@ asking to report it.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 import warnings
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
         sys.exit(2)
     except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):
+        if argv is None:  # this process's own command: a further Ctrl-C would only cut its exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # (atexit's flush, with a traceback)
         click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:

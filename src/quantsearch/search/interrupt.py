@@ -6,7 +6,9 @@ its own ``finally`` and a 50-line traceback. Inside :func:`deferred` the first S
 noted, unless the main thread is evaluating a config (:func:`immediate`: Optuna records that
 trial as failed and it is retried on resume); the trial loop stops at its next safe point
 (:func:`check`). A second SIGINT interrupts at once, wherever it lands (the journal is repaired
-on open).
+on open). The last flush of what finished runs :func:`shielded`: a SIGINT then is dropped,
+not raised between the journal's write and its bookkeeping (which would write those records
+twice on the next flush).
 
 Only the main thread receives signals: trials in other threads (``n_jobs > 1``) finish the one
 they are running and stop at their next :func:`check`.
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["check", "deferred", "immediate"]
+__all__ = ["check", "deferred", "immediate", "shielded"]
 
 
 class _State:
@@ -104,3 +106,20 @@ def immediate() -> Iterator[None]:
         yield
     finally:
         _state.evaluating = False
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """SIGINT ignored while the body runs (main thread, default handler only: a handler of the
+    caller's own is left alone), for a few milliseconds of work that must not be cut."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

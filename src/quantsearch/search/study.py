@@ -131,7 +131,8 @@ def run_study(
             _ticket_loop(study, objective, coord, on_trial, journal, callbacks, batches)
     finally:
         if journal is not None:
-            journal.flush()  # group commit: what finished reaches the disk, even on Ctrl-C
+            with interrupt.shielded():  # a second Ctrl-C must not cut it
+                journal.flush()  # group commit: what finished reaches the disk, even on Ctrl-C
     return StudyRun(study, baseline, cache)
 
 
