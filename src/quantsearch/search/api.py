@@ -36,13 +36,14 @@ from quantsearch.search.config import (
     parse_search_config,
 )
 from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.journal_results import check_not_lost
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.prepare import prepare_from_config, prepare_search, trace_model
 from quantsearch.search.progress import search_progress
 from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.storage import check_workers, open_storage
+from quantsearch.search.storage import JOURNAL_FILE, check_workers, open_storage
 from quantsearch.search.study import Callback, run_study
 from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
@@ -243,6 +244,8 @@ def run_search(
         return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
     check_owner(rd, study_name)
+    if storage is None:  # before the coordinator's files: a refusal leaves the folder as it was
+        check_not_lost(rd / JOURNAL_FILE)
     with (
         open_coordinator(storage, rd, study_name, workers, cfg.db_retry_s) as coordinator,
         search_progress(progress, cfg, space) as on_trial,

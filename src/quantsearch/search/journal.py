@@ -55,6 +55,7 @@ from quantsearch.search.journal_record import (
     tail_seed,
 )
 from quantsearch.search.journal_repair import last_line_start, repair_journal
+from quantsearch.search.journal_results import check_not_lost
 from quantsearch.validate import not_a_file
 
 __all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend"]
@@ -88,6 +89,7 @@ class JournalBackend(BaseJournalBackend):
                 f"storage: {path} is not a regular file, allowed: a journal file or nothing "
                 f"(a new study)"
             )
+        check_not_lost(path)  # before touch(): a refusal changes nothing
         if exclusive:  # with other writers a cut last line may be a write in progress
             repair_journal(path)
         lock_file = Path(str(path) + ".lock")

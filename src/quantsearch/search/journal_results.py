@@ -7,12 +7,15 @@ empty file; a block of NUL bytes over records already written), not cut by an in
 write, which only loses what was never recorded. Repairing such a journal and searching on
 would silently drop those trials and then overwrite the result files that still list them, so
 it is refused in one line, and nothing is changed: the journal can be restored from a copy, or
-the result files moved away to start the study over (what the message says).
+the result files moved away to start the study over (what the message says). A journal
+that is missing altogether beside results that list finished trials is refused alike
+(:func:`check_not_lost`): a new study would take its place and overwrite them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from optuna.storages.journal._storage import JournalStorageReplayResult
@@ -21,7 +24,7 @@ from optuna.trial import TrialState
 from quantsearch.errors import StorageError
 from quantsearch.search.journal_record import FINISHED_STATES
 
-__all__ = ["RESULTS_FILE", "check_against_results"]
+__all__ = ["RESULTS_FILE", "check_against_results", "check_not_lost"]
 
 RESULTS_FILE = "trials.jsonl"
 _FINISHED = frozenset(TrialState(s).name for s in FINISHED_STATES)
@@ -68,4 +71,23 @@ def check_against_results(path: Path, replay: JournalStorageReplayResult, doing:
             f"{RESULTS_FILE} beside it lists: it was truncated or replaced, not cut by an "
             f"interrupted write; it was not changed: restore it from a copy, or move the run "
             f"directory's files away to start the study over"
+        )
+
+
+def check_not_lost(path: Path) -> None:
+    """Raise when the journal ``path`` does not exist but the results beside it list finished
+    trials: it was removed or lost, and a new, empty study in its place would overwrite them.
+
+    Raises:
+        StorageError: naming the journal, the results file and how many trials it lists.
+    """
+    if os.path.lexists(path):
+        return
+    listed = _listed(path.parent)
+    if listed:
+        raise StorageError(
+            f"storage: {path} is missing, but {RESULTS_FILE} beside it lists {len(listed)} "
+            f"finished trial(s) of its study: it was removed or lost; nothing was changed: "
+            f"restore it from a copy, or move the run directory's files away to start the "
+            f"study over"
         )

@@ -1,0 +1,175 @@
+"""Faults between a search and its resume, in real `quantsearch` processes: a run directory whose
+journal is gone while its results remain, Ctrl-C pressed twice, and `compare` killed at any
+moment.
+
+Referees: the harness's SHA-256 digest of the folder (nothing changed), Optuna's own
+``optuna.load_study`` on the journal (what a resume kept), and an unfaulted `compare`'s files.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quantsearch.cli import INTERRUPTED
+from tests.fault.harness import digest, quantsearch
+
+pytestmark = pytest.mark.slow
+LONG = """
+seed = 0
+[model]
+name = "mlp-digits"
+checkpoint = "m.pt"
+[search]
+n_trials = {n}
+[search.strategy]
+name = "random"
+[search.space]
+by = "name"
+[search.space.choices.linear]
+data_in = {{ width = [4, 6, 8, 12, 16], frac_width = [2, 3, 4, 6] }}
+weight = {{ width = [4, 6, 8, 12, 16], frac_width = [2, 3, 4, 6] }}
+[search.objectives]
+accuracy = {{ direction = "maximize" }}
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--seed", "5"], ["--workers", "2"]],
+    ids=["another-seed", "workers"],
+)
+def test_a_journal_gone_beside_its_results_is_refused_and_nothing_changes(
+    work: Path, args: list[str]
+) -> None:
+    """Was: exit 0, a new study in the journal's place, and ``trials.jsonl``, ``best.json``
+    and the report of the 26 finished trials overwritten (by a study of another seed, too: the
+    study's identity lives in the journal that was gone). An emptied journal was refused."""
+    rd = work / "runs" / "s"
+    (rd / "study.journal").unlink()
+    before = digest(work)
+    r = quantsearch(["search", "-c", "s.toml", "-q", "--run-dir", "runs", *args], cwd=work)
+    line = r.one_error_line()
+    assert "study.journal is missing, but trials.jsonl beside it lists" in line, line
+    assert digest(work) == before  # no journal, lock, log or coordination file made
+
+
+def test_the_refused_folder_starts_over_once_its_results_are_moved_away(work: Path) -> None:
+    """What the refusal says to do: the results moved away, the same command starts the
+    study again (the same seed: the same trials as the first run, by Optuna's reader)."""
+    rd = work / "runs" / "s"
+    (rd / "study.journal").rename(work / "kept.journal")
+    (rd / "trials.jsonl").rename(work / "kept.jsonl")
+    r = quantsearch(["search", "-c", "s.toml", "-q", "--run-dir", "runs"], cwd=work)
+    assert r.code == 0, r.err
+    shutil.copy(work / "kept.journal", work / "old.journal")
+    assert _optuna_trials(rd / "study.journal") == _optuna_trials(work / "old.journal")
+
+
+def _optuna_trials(journal: Path) -> list[tuple[int, str, list[float] | None]]:
+    """Every trial of the journal's one study, as Optuna's own reader replays it."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    return [(t.number, t.state.name, t.values) for t in study.get_trials()]
+
+
+def _ctrl_c_reaches_it() -> None:
+    # a child of a non-interactive shell may inherit SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _completed(journal: Path) -> dict[int, list[float] | None]:
+    return {n: v for n, s, v in _optuna_trials(journal) if s == "COMPLETE"}
+
+
+def test_a_second_ctrl_c_while_the_search_stops_is_one_line_and_loses_nothing(
+    work: Path,
+) -> None:
+    """Ctrl-C, then Ctrl-C again as the search stops (a seeded 0-20 ms after its
+    ``interrupted`` line). Was: the second landed in the interpreter's exit, where the
+    journal's last flush and torch's finalizers run, and printed ``Exception ignored in atexit
+    callback`` with a ``KeyboardInterrupt`` traceback after the one line (3 of 8 seeded tries),
+    or the process died of the signal (exit -2, not 130: what this test saw before the fix)."""
+    n = 1000  # batched random trials: hundreds a second; a budget no interrupt can miss
+    (work / "long.toml").write_text(LONG.format(n=n))
+    rng = random.Random(9)
+    cmd = ["search", "-c", "long.toml", "-q", "--run-dir", "runs"]
+    journal = work / "runs" / "long" / "study.journal"
+    for i in range(2):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "quantsearch", *cmd],
+            cwd=work,
+            env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_ctrl_c_reaches_it,
+        )
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if journal.is_file() and journal.stat().st_size > 20_000:  # some trials on disk
+                break
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stderr is not None
+        err = proc.stderr.readline().decode()  # -q: the one line is all it prints
+        time.sleep(rng.uniform(0, 0.02))
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=120)[1].decode()
+        assert (proc.returncode, err + rest) == (130, INTERRUPTED + "\n"), err + rest
+        before = _completed(journal)
+        done = quantsearch(cmd, cwd=work)
+        assert done.code == 0, done.err
+        after = _completed(journal)
+        assert len(after) == n  # the budget met exactly
+        assert {k: after[k] for k in before} == before  # what finished is kept, not re-run
+        journal.parent.rename(work / f"done-{i}")  # the next round starts a new study
+
+
+def _compare(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantsearch", "compare", "-c", "s.toml", "-q", *args],
+        cwd=cwd,
+        env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_compare_killed_at_any_moment_then_run_again_writes_what_an_unkilled_one_does(
+    work: Path,
+) -> None:
+    """``kill -9`` at a seeded moment of the whole command (start-up, studies, the report),
+    into a folder holding the comparison already: the same command again writes the files an
+    unkilled run wrote, byte for byte, and leaves no temporary."""
+    args = ["--strategies", "random,tpe", "--seeds", "1", "--trials", "8"]
+    t0 = time.monotonic()
+    ref = _compare([*args, "--run-dir", "ref"], work)
+    assert ref.wait(timeout=300) == 0, ref.communicate()[1]
+    took = time.monotonic() - t0
+    out = work / "k"
+    shutil.copytree(work / "ref", out)  # test_kill_outputs' kills start from no comparison
+    proc = _compare([*args, "--run-dir", str(out)], work)
+    time.sleep(random.Random(4).uniform(0.3, 1.0) * took)
+    proc.kill()
+    proc.wait()
+    again = _compare([*args, "--run-dir", str(out)], work)
+    assert again.wait(timeout=300) == 0, again.communicate()[1]
+    folder = out / "s-compare"
+    for name in ("comparison.json", "comparison.csv", "runs.jsonl", "configs.jsonl"):
+        assert (folder / name).read_bytes() == (work / "ref/s-compare" / name).read_bytes()
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [".lock"]
