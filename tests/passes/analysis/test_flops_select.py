@@ -231,3 +231,25 @@ def test_addcmul_by_hand() -> None:
     assert _cost(model, x, "addcmul") == (0, 24, 12 + 12 + 8)
     model = Fn(lambda t: torch.addcdiv(t, t, t[:1].abs() + 1))
     assert _cost(model, x, "addcdiv") == (0, 24, 12 + 24 + 8)
+
+
+def test_rms_norm_prod_outer_maximum_by_hand() -> None:
+    """(2, 3, 4): N = 24, RMSNorm over D = 4, R = 6 rows: 3 N + 3 R + N (affine) = 114, bwd
+    6 N + R + 3 N = 222; F.rms_norm without weight 90 / 150. prod over 4 to N = 6: 18 and 48.
+    outer of 4 and 3 elements: 12 and 4 * 12 - 7 = 41. maximum: N and 2 N. channel_shuffle and
+    unfold move data: 0. FlopCounterMode counts none of them (0)."""
+    x = torch.randn(2, 3, 4)
+    assert (
+        _fcm_flops(lambda: nn.RMSNorm(4)(x) + x.prod(2).sum() + torch.outer(x[0, 0], x[0, 0])[0, 0])
+        == 0
+    )
+    assert _cost(nn.Sequential(nn.RMSNorm(4)), x, "rmsnorm") == (0, 114, 222)
+    assert _cost(Fn(lambda t: F.rms_norm(t, (4,))), x, "rms_norm") == (0, 90, 150)
+    assert _cost(Fn(lambda t: t.prod(2)), x, "prod") == (0, 18, 48)
+    assert _cost(Fn(lambda t: torch.outer(t[0, 0], t[0, 1, :3])), x, "outer") == (0, 12, 41)
+    assert _cost(Fn(lambda t: torch.maximum(t, t.flip(2))), x, "maximum") == (0, 24, 48)
+    img = torch.randn(2, 4, 3, 3)
+    shuffled = Fn(lambda t: F.unfold(F.channel_shuffle(t, 2), 2))
+    gm = trace(shuffled, img)
+    cost = compute_cost(gm)
+    assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 0, 0)

@@ -1,7 +1,8 @@
 """Cost rules for bilinear forms, bags, selections and distances, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``nn.Bilinear``
 (a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``torch.cdist``,
-``F.cosine_similarity``, ``nn.LPPool1d/2d/3d`` and ``torch.addcmul``/``addcdiv``. Registered
+``F.cosine_similarity``, ``nn.LPPool1d/2d/3d``, ``torch.addcmul``/``addcdiv``, RMSNorm, ``prod``,
+``outer``, ``maximum``/``minimum``, and channel shuffles and ``unfold`` (free). Registered
 into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops (0 FLOPs);
@@ -184,6 +185,61 @@ def _lp_pool(dims: int) -> CostRule:
 
 for _d in (1, 2, 3):
     COST_RULES.add(f"lp_pool{_d}d", _lp_pool(_d), aliases=(f"lppool{_d}d",))
+
+# --- normalisation and products --------------------------------------------------------------
+
+
+def _rms_norm(a: OpArgs) -> OpCost:
+    # Over the last D elements, R = N / D rows: per element square, add, times rstd = 3; per
+    # row divide by D, + eps, rsqrt = 3; affine: times gamma = 1. fwd = 3 N + 3 R (+ N).
+    # bwd: dx = rstd (g - xhat mean(g xhat)): xhat recomputed, g xhat, its sum, xhat times
+    # the mean, subtract, times rstd = 6 per element, divide by D per row; affine: g = dy
+    # gamma (1), dgamma += dy xhat (2). bwd = 6 N + R (+ 3 N).
+    if a.module is not None:
+        shape, affine = a.module.normalized_shape, a.module.weight is not None
+    else:
+        shape, affine = a.arg(1, "normalized_shape"), a.arg(2, "weight") is not None
+    d = math.prod([shape] if isinstance(shape, int) else shape)
+    n = a.n_out
+    rows = n // d
+    return OpCost(0, 3 * n + 3 * rows + n * affine, 6 * n + rows + 3 * n * affine)
+
+
+COST_RULES.add("rms_norm", _rms_norm, aliases=("rmsnorm",))
+
+
+def _prod(a: OpArgs) -> OpCost:
+    # I inputs to N products: I - N multiplies; bwd: dx = dy * y / x: divide, multiply = 2 I.
+    i = a.first_input().numel
+    return OpCost(0, i - a.n_out, 2 * i)
+
+
+COST_RULES.add("prod", _prod)
+
+
+def _outer(a: OpArgs) -> OpCost:
+    # u (M) times v (K): N = M K multiplies. bwd: du = dy v, dv = dy^T u: N multiplies and
+    # N - M (N - K) adds each = 4 N - M - K.
+    u, v = a.tensor_arg(0, "input"), a.tensor_arg(1, "vec2")
+    if u is None or v is None:
+        raise ValueError("expected two tensor vectors")
+    n = a.n_out
+    return OpCost(0, n, 4 * n - u.numel - v.numel)
+
+
+COST_RULES.add("outer", _outer, aliases=("ger",))
+
+
+def _maximum(a: OpArgs) -> OpCost:
+    # maximum, minimum, fmax, fmin of two tensors: N comparisons; dy routed to the larger
+    # (smaller) = 2 N, as max of two tensors.
+    return OpCost(0, a.n_out, 2 * a.n_out)
+
+
+COST_RULES.add("maximum", _maximum, aliases=("minimum", "fmax", "fmin"))
+# channel_shuffle (ShuffleNet) and unfold (im2col) move data: 0, counted
+for _k in ("channel_shuffle", "channelshuffle", "native_channel_shuffle", "unfold"):
+    COST_RULES.add(_k, lambda a: OpCost())
 
 # --- fused elementwise -----------------------------------------------------------------------
 
