@@ -145,6 +145,24 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
         assert {k: one.metrics[k] for k in names} == compute_metrics(qgm, names, data=Split(x, y))
 
 
+def test_a_float64_model_is_priced_at_64_bits() -> None:
+    """Its parameters, products and activations at float64's width: 181 parameters x 64 bits,
+    168 MACs per sample x 64 x 64 BitOPs, (16 + 8 + 8 + 5) activations x 64 bits."""
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+
+    model, x, y = _model_and_data("float64", 16)
+    names = ["params", "model_size_bits", "macs", "bitops", "activation_bits"]
+    got = compute_metrics(trace(model, x[:4]), names, data=Split(x, y))
+    assert got == {
+        "params": 181,
+        "model_size_bits": 181 * 64,
+        "macs": 16 * 8 + 8 * 5,
+        "bitops": (16 * 8 + 8 * 5) * 64 * 64,
+        "activation_bits": (16 + 8 + 8 + 5) * 64,
+    }
+
+
 def _fixed(width: int, frac: int) -> dict[str, object]:
     return {"format": "fixed", "width": width, "frac_width": frac}
 
