@@ -399,19 +399,30 @@ def _plain(value: Any) -> Any:
 
 
 _SEARCH_FILES = ("trials.jsonl", "study.journal", "search_config.json")
+_COMPARE_OWN = ("comparison.json", "compare_config.json", "runs.jsonl", "configs.jsonl")
+_COMPARE_OUT = ("comparison.csv", "comparison.md", "report.html", "report.md", "images")
 
 
 def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
     """Refuse to write a comparison over one of another problem (model, data, space,
     objectives, constraints; ``problem`` as :func:`_plain` gives it) in ``out``: it replaced the
     earlier comparison's files, unsaid, as a search refuses a study of another config. The same
-    problem is compared again. A search's run directory is refused too."""
+    problem is compared again. A search's run directory is refused too, and a folder holding
+    files of the names compare writes that no comparison wrote."""
     search = [f for f in _SEARCH_FILES if (out / f).exists()]
     if search and not (out / "comparison.json").exists():  # its report and images replaced
         raise ConfigError(
             f"{key}: {str(out)!r} is a search's run directory (it holds {search[0]}), allowed: "
             "another --name, a folder of the comparison's own"
         )
+    if not any((out / f).exists() for f in _COMPARE_OWN):  # the user's report.html replaced
+        foreign = [f for f in _COMPARE_OUT if (out / f).exists() or (out / f).is_symlink()]
+        if foreign:
+            raise ConfigError(
+                f"{key}: {str(out)!r} holds {foreign[0]}, which no `quantsearch compare` wrote "
+                "(no comparison.json beside it), allowed: another --name, a folder of the "
+                "comparison's own"
+            )
     old = read_meta(out).get("problem")
     if not isinstance(old, dict):
         return  # nothing there, or a comparison that predates the record

@@ -50,15 +50,33 @@ def held_study(run_dir: Path) -> str | None:
         return None
 
 
+# What a search writes in its run directory, and what only a search writes there: a folder
+# holding one of the first without any of the second holds someone else's file of that name.
+RESULT_FILES = (
+    *("baseline.json", "trials.jsonl", "trials.csv", "best.json", "pareto.json", MODEL_FILE),
+    *("report.html", "report.md", "images"),
+)
+OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
+
+
 def check_owner(run_dir: Path, study_name: str) -> None:
     """Refuse to write a run directory that holds another study's results (its report,
-    trials.csv and journal would be overwritten or mixed with this study's)."""
+    trials.csv and journal would be overwritten or mixed with this study's), or files of the
+    names a search writes that no search wrote (the user's report.md was replaced)."""
     held = held_study(run_dir)
     if held is not None and held != study_name:
         raise ConfigError(
             f"--run-dir: {str(run_dir)!r} holds study {held!r}, not {study_name!r}; give "
             f"study {study_name!r} a folder of its own"
         )
+    if held is None and not any((run_dir / f).exists() for f in OWN_FILES):
+        foreign = [f for f in RESULT_FILES if (run_dir / f).exists() or (run_dir / f).is_symlink()]
+        if foreign:
+            raise ConfigError(
+                f"--run-dir: {str(run_dir)!r} holds {foreign[0]}, which no `quantsearch search` "
+                f"wrote (no {' or '.join(OWN_FILES[:2])} beside it), allowed: a folder of the "
+                f"study's own (--study NAME, --run-dir) or a previous search's"
+            )
 
 
 def searched_model(session: Session) -> SearchedModel:
