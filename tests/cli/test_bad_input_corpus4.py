@@ -270,6 +270,16 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--name: 'runs/good' is a search's run directory \(it holds trials\.jsonl\), allowed: "
         r"another --name, a folder of the comparison's own$",
     ),
+    "search into a folder with the user's report.md": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", "mine"],
+        r"^--run-dir: 'mine/good' holds report\.md, which no `quantsearch search` wrote \(no "
+        r"study\.journal or search_config\.json beside it\), allowed: a folder of the study's own",
+    ),
+    "compare into a folder with the user's report.html": (
+        ["compare", "-c", "good.toml", "-q", "--run-dir", "mine", "--name", "notes"],
+        r"^--name: 'mine/notes' holds report\.html, which no `quantsearch compare` wrote \(no "
+        r"comparison\.json beside it\), allowed: another --name",
+    ),
     "compare --name a FIFO": (
         ["compare", "-c", "good.toml", "-q", "--run-dir", ".", "--name", "fifo"],
         r"^--name: 'fifo' is neither a file nor a folder \(a FIFO, a device\)",
@@ -462,6 +472,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     )
     (d / "m.py").write_text("import torch\n\n\ndef build():\n    return torch.nn.Linear(4, 2)\n")
     (d / "folder").mkdir()
+    for sub, name in (("good", "report.md"), ("notes", "report.html")):  # the user's own
+        (d / "mine" / sub).mkdir(parents=True)
+        (d / "mine" / sub / name).write_text("my notes\n")
     (d / "folder.py").mkdir()
     os.mkfifo(d / "fifo.py")
     os.mkfifo(d / "fifo")  # reading or writing it would block until the other end opened
