@@ -109,7 +109,8 @@ def test_a_study_made_before_identities_resumes_or_is_refused_in_one_line(
     mlp_checkpoint: Path,
 ) -> None:
     """A study written by the previous version holds one ``fingerprint``: it resumes when that
-    matches, and is refused, saying why the part cannot be named, when it does not."""
+    matches, and one with trials is refused, saying why the part cannot be named, when it does
+    not."""
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "c.toml"
     config_text = CONFIG.format(seed=0, ckpt=mlp_checkpoint.as_posix(), n=2)
@@ -122,6 +123,8 @@ def test_a_study_made_before_identities_resumes_or_is_refused_in_one_line(
         storage = open_storage(None, rd)
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
         study.set_user_attr("fingerprint", old)  # what the previous version stored
+        if not matches:  # a trial of its own (a study without one takes the new config)
+            study.add_trial(optuna.trial.create_trial(value=0.5))
         del study, storage
         code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
         if matches:

@@ -294,7 +294,7 @@ def collect_result(
     configs = {t.config_hash: t.config for t in trials if t.config is not None and t.config_hash}
     return SearchResult(
         trials=trials,
-        baseline=dict(study.user_attrs.get("baseline", {})),
+        baseline=dict(study.user_attrs.get("baseline") or {}),
         directions=[d.name.lower() for d in study.directions],
         combine=cfg.combine,
         objective_names=[o.metric for o in cfg.objectives],

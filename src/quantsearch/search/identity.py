@@ -21,7 +21,7 @@ from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import config_hash
 from quantsearch.search.space import SearchSpace
 
-__all__ = ["LEGACY", "check_identity", "fingerprint", "identity"]
+__all__ = ["LEGACY", "StudyMadeAnew", "check_identity", "fingerprint", "identity"]
 
 
 def fingerprint(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) -> str:
@@ -67,6 +67,10 @@ def identity(cfg: SearchConfig, space: SearchSpace, extra: dict[str, Any]) -> di
         **{k: v for k, v in extra.items() if k != LEGACY},
     }
     return {k: config_hash(json.dumps(v, sort_keys=True, default=str)) for k, v in parts.items()}
+
+
+class StudyMadeAnew(UserWarning):
+    """A study that holds no trial was made for another config: it takes this one's."""
 
 
 def check_identity(

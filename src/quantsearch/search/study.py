@@ -35,7 +35,7 @@ from quantsearch.search.cache import CachedResult, EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.fidelity import ConfidencePruner
-from quantsearch.search.identity import check_identity
+from quantsearch.search.identity import StudyMadeAnew, check_identity, identity
 from quantsearch.search.journal_storage import Journal
 from quantsearch.search.objective import (
     objective_names,
@@ -192,10 +192,23 @@ def _open_study(
             )
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
             study = load()
-    new_identity = check_identity(study, study_name, cfg, space, fingerprint_extra)
+    made_anew = False
+    try:
+        new_identity = check_identity(study, study_name, cfg, space, fingerprint_extra)
+    except ConfigError as exc:
+        # A study of this process alone that holds no trial (its float baseline failed, or it
+        # stopped before its first trial) has nothing to mix: the corrected config takes it,
+        # rather than the user having to name a new study. Its baseline is measured anew.
+        same_directions = [d.name.lower() for d in study.directions] == directions
+        if claims is not None or not same_directions or study.get_trials():
+            raise
+        made = str(exc).split(";")[0]  # "study 'x' in this storage was made with different ..."
+        warnings.warn(StudyMadeAnew(f"{made}, and holds no trial: it is made anew"), stacklevel=2)
+        new_identity, made_anew = identity(cfg, space, fingerprint_extra), True
+        study.set_user_attr("baseline", None)
     if new_identity is not None:
         study.set_user_attr("identity", new_identity)
-    if study.metric_names is None:  # optuna-dashboard and optuna.visualization show these
+    if study.metric_names is None or made_anew:  # optuna-dashboard and optuna.visualization
         with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective_names(cfg))
@@ -204,7 +217,7 @@ def _open_study(
 
 def _baseline(study: optuna.Study, evaluator: Evaluator) -> dict[str, float]:
     """The float model's metrics, measured once per study and kept in it."""
-    if "baseline" in study.user_attrs:
+    if study.user_attrs.get("baseline") is not None:  # None: its study was made anew
         return dict(study.user_attrs["baseline"])
     baseline = evaluator.baseline()
     study.set_user_attr("baseline", baseline)
