@@ -253,3 +253,28 @@ def test_rms_norm_prod_outer_maximum_by_hand() -> None:
     gm = trace(shuffled, img)
     cost = compute_cost(gm)
     assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 0, 0)
+
+
+def test_pairwise_distance_local_response_norm_by_hand() -> None:
+    """pairwise_distance of (3, 4) rows, D = 4, N = 3: 4 D = 16 each, bwd 5 D + 1 = 21; p = 1
+    is left uncounted, named. LocalResponseNorm(3) on N = 72 elements: n + 5 = 8 and n + 7 =
+    10 each (F.local_response_norm(size=2): 7 and 9). atan 1 / 3, nan_to_num 3 / 1 per
+    element."""
+    x = torch.randn(3, 4)
+    assert _fcm_flops(lambda: F.pairwise_distance(x, x.flip(1))) == 0
+    model = Fn(lambda t: F.pairwise_distance(t, t.flip(1)))
+    assert _cost(model, x, "pairwise_distance") == (0, 3 * 16, 3 * 21)
+    module = Fn(lambda t, m: m(t, t[:1]), m=nn.PairwiseDistance())
+    assert _cost(module, x, "pairwisedistance") == (0, 3 * 16, 3 * 21)
+    gm = trace(Fn(lambda t: F.pairwise_distance(t, t, p=1.0)), x)
+    assert [u.op_kind for u in compute_cost(gm).uncounted] == ["pairwise_distance"]
+    img = torch.randn(2, 4, 3, 3)
+    assert _cost(nn.Sequential(nn.LocalResponseNorm(3)), img, "localresponsenorm") == (
+        0,
+        8 * 72,
+        10 * 72,
+    )
+    fn = Fn(lambda t: F.local_response_norm(t, 2))
+    assert _cost(fn, img, "local_response_norm") == (0, 7 * 72, 9 * 72)
+    assert _cost(Fn(torch.atan), x, "atan") == (0, 12, 36)
+    assert _cost(Fn(torch.nan_to_num), x, "nan_to_num") == (0, 36, 12)

@@ -209,6 +209,10 @@ _ELEMENTWISE = {
     "erf": (1, 5),
     "erfc": (1, 5),
     "expm1": (1, 2),
+    # atan: 1; dx = dy / (1 + x^2): square, add, divide = 3.
+    "atan": (1, 3),
+    # nan_to_num: NaN, +inf and -inf tests and selects = 3; dx = dy where finite = 1.
+    "nan_to_num": (3, 1),
     # sin, cos: 1 transcendental; dx = dy * cos(x) (-sin(x)) = 2.
     "sin": (1, 2),
     "cos": (1, 2),

@@ -1,8 +1,9 @@
 """Cost rules for bilinear forms, bags, selections and distances, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``nn.Bilinear``
 (a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``torch.cdist``,
-``F.cosine_similarity``, ``nn.LPPool1d/2d/3d``, ``torch.addcmul``/``addcdiv``, RMSNorm, ``prod``,
-``outer``, ``maximum``/``minimum``, and channel shuffles and ``unfold`` (free). Registered
+``F.cosine_similarity``, ``F.pairwise_distance``, ``nn.LPPool1d/2d/3d``, ``torch.addcmul``/
+``addcdiv``, RMSNorm, local response norm, ``prod``, ``outer``, ``maximum``/``minimum``, and
+channel shuffles and ``unfold`` (free). Registered
 into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops (0 FLOPs);
@@ -167,6 +168,21 @@ def _cosine_similarity(a: OpArgs) -> OpCost:
 
 COST_RULES.add("cosine_similarity", _cosine_similarity, aliases=("cosinesimilarity",))
 
+
+def _pairwise_distance(a: OpArgs) -> OpCost:
+    # ||x1 - x2 + eps||_2 over the last D features (the inputs broadcast), N rows: subtract,
+    # + eps, square (3 D), D - 1 adds, sqrt = 4 D per row. bwd: dy / d per row (1); per
+    # feature the difference and eps (2), times it (1), into dx1 (1), from dx2 (1) = 5 D + 1.
+    x1, x2 = a.tensor_arg(0, "x1"), a.tensor_arg(1, "x2")
+    p = a.module.norm if a.module is not None else a.arg(2, "p", 2.0)
+    if x1 is None or x2 is None or float(p) != 2.0:
+        raise ValueError("counted for two tensor inputs and p = 2")
+    d = max(x1.shape[-1] if x1.shape else 1, x2.shape[-1] if x2.shape else 1)
+    return OpCost(0, a.n_out * 4 * d, a.n_out * (5 * d + 1))
+
+
+COST_RULES.add("pairwise_distance", _pairwise_distance, aliases=("pairwisedistance",))
+
 # --- power-average pooling -------------------------------------------------------------------
 
 
@@ -206,6 +222,18 @@ def _rms_norm(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("rms_norm", _rms_norm, aliases=("rmsnorm",))
+
+
+def _local_response_norm(a: OpArgs) -> OpCost:
+    # AlexNet's LRN over n neighbouring channels: x^2 (1), their window average (n), times
+    # alpha, + k, ^beta (3), x divided by it (1) = n + 5 per element. bwd: dy / D (1),
+    # t = dy x D^(-beta-1) (3), t summed over the window (n), times 2 alpha beta / n and x
+    # (2), subtracted (1) = n + 7.
+    n = a.module.size if a.module is not None else a.arg(1, "size")
+    return OpCost(0, (int(n) + 5) * a.n_out, (int(n) + 7) * a.n_out)
+
+
+COST_RULES.add("local_response_norm", _local_response_norm, aliases=("localresponsenorm",))
 
 
 def _prod(a: OpArgs) -> OpCost:
