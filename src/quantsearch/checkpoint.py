@@ -112,6 +112,12 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
             f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict), "
             f"allowed: {_ALLOWED}"
         )
+    version = payload.get("format_version", FORMAT_VERSION)  # absent: written before it was
+    if version != FORMAT_VERSION or isinstance(version, bool):  # a newer layout, read as this one
+        raise ConfigError(
+            f"{key}: {str(path)!r} has format_version {version!r}, allowed: {FORMAT_VERSION} (a "
+            "checkpoint of another quantsearch version: train it again with this one)"
+        )
     return Checkpoint(
         state_dict=_state_dict(payload["state_dict"], str(path), key),
         model_name=str(payload.get("model_name", "")),
