@@ -334,6 +334,15 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--load: checkpoint 'extra_key\.pt' does not fit .* Unexpected key\(s\) in state_dict: "
         r"\"extra\.weight\"\.$",
     ),
+    "a checkpoint of format_version 99": (
+        ["summary", "-c", "good.toml", "--load", "v99.pt"],
+        r"^--load: 'v99\.pt' has format_version 99, allowed: 1 \(a checkpoint of another "
+        r"quantsearch version: train it again with this one\)$",
+    ),
+    "a checkpoint of format_version true": (
+        ["search", "-c", "good.toml", "-q", "--load", "vtrue.pt"],
+        r"^--load: 'vtrue\.pt' has format_version True, allowed: 1",
+    ),
     "a .pt holding a list": (
         ["summary", "-c", "good.toml", "--load", "a_list.pt"],
         r"^--load: 'a_list\.pt' is not a quantsearch checkpoint \(no state_dict\), allowed",
@@ -445,6 +454,8 @@ def _checkpoints(d: Path, good: Path) -> None:
     )
     torch.save({**payload, "state_dict": {**sd, "extra.weight": torch.ones(2)}}, d / "extra_key.pt")
     torch.save([1, 2, 3], d / "a_list.pt")
+    torch.save({**payload, "format_version": 99}, d / "v99.pt")  # a later layout, read as this one
+    torch.save({**payload, "format_version": True}, d / "vtrue.pt")
     torch.save(build_model("mlp-digits"), d / "whole_model.pt")
     (d / "empty.pt").write_bytes(b"")
     (d / "evil.pt").write_bytes(pickle.dumps(_RunsCode(d / "PWNED")))
