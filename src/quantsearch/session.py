@@ -58,6 +58,13 @@ def open_session(
                 f"{key}: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
                 f"model.name is {name!r}"
             )
+        own = model.state_dict()  # load_state_dict casts: int64 weights became floats unsaid
+        for k, t in ckpt.state_dict.items():
+            if k in own and own[k].is_floating_point() != t.is_floating_point():
+                raise ConfigError(
+                    f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {k!r} "
+                    f"holds {t.dtype} values where the model has {own[k].dtype}"
+                )
         try:
             model.load_state_dict(ckpt.state_dict)
         except RuntimeError as exc:
