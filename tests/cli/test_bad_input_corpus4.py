@@ -343,6 +343,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "-q", "--load", "vtrue.pt"],
         r"^--load: 'vtrue\.pt' has format_version True, allowed: 1",
     ),
+    "a checkpoint of integer weights": (
+        ["summary", "-c", "good.toml", "--load", "int64.pt"],
+        r"^--load: checkpoint 'int64\.pt' does not fit model 'mlp-digits': 'seq_blocks\.0\."
+        r"weight' holds torch\.int64 values where the model has torch\.float32$",
+    ),
     "a .pt holding a list": (
         ["summary", "-c", "good.toml", "--load", "a_list.pt"],
         r"^--load: 'a_list\.pt' is not a quantsearch checkpoint \(no state_dict\), allowed",
@@ -454,6 +459,8 @@ def _checkpoints(d: Path, good: Path) -> None:
     )
     torch.save({**payload, "state_dict": {**sd, "extra.weight": torch.ones(2)}}, d / "extra_key.pt")
     torch.save([1, 2, 3], d / "a_list.pt")
+    ints = {k: v.round().long() if v.is_floating_point() else v for k, v in sd.items()}
+    torch.save({**payload, "state_dict": ints}, d / "int64.pt")  # load_state_dict cast them
     torch.save({**payload, "format_version": 99}, d / "v99.pt")  # a later layout, read as this one
     torch.save({**payload, "format_version": True}, d / "vtrue.pt")
     torch.save(build_model("mlp-digits"), d / "whole_model.pt")
