@@ -90,7 +90,10 @@ def _number(value: Any, name: str, who: str) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.item())
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)  # NaN and inf pass: the evaluator fails such a trial, naming them
+        try:
+            return float(value)  # NaN and inf pass: the evaluator fails such a trial, naming them
+        except OverflowError:  # an int past 1.8e308 (a traceback)
+            pass
     raise MetricError(
         f"evaluate function {who!r} returned {name} = {value!r:.60}; expected a real number"
     )

@@ -26,6 +26,7 @@ import torch
 from torch import fx
 
 from quantsearch.data import Split
+from quantsearch.errors import ConfigError
 from quantsearch.graph import info
 from quantsearch.metrics import compute_metrics
 from quantsearch.metrics.groups import quality_metrics, quality_values
@@ -148,6 +149,7 @@ class Evaluator:
                     self.gm, self.metrics, data=self.data, batch_size=self.batch_size
                 )
                 self.baseline_seconds = time.perf_counter() - t0
+                _check_user_baseline(self._baseline)
             return dict(self._baseline)
 
     def evaluate(self, resolved: ResolvedConfig) -> Evaluation:
@@ -436,3 +438,13 @@ def evaluate_population(
         for c in configs
     ]
     return evaluator.evaluate_many(resolved)
+
+
+def _check_user_baseline(baseline: Mapping[str, float]) -> None:
+    """Refuse an evaluate function's NaN or inf on the float model (failed configs' values)."""
+    bad = [k for k, v in baseline.items() if is_user_metric(k) and not math.isfinite(v)]
+    if bad:
+        raise ConfigError(
+            f"metrics.evaluate: returned {bad[0]} = {baseline[bad[0]]} for the unquantized "
+            "model, allowed: finite numbers (every trial is measured against it)"
+        )
