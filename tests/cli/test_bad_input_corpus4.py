@@ -23,6 +23,7 @@ mark or in UTF-16 without one was "Invalid statement" or "Expected '='" (now say
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -34,7 +35,7 @@ import pytest
 import torch
 
 from quantsearch.validate import _CONTROL
-from tests.cli.bad_input import ACC, GOOD, SP, W, case_folder, digest, finished_study
+from tests.cli.bad_input import ACC, GOOD, SP, W, case_folder, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
 from tests.cli.bad_input import run_cli as _run
@@ -430,6 +431,24 @@ DATA_CASES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# name -> (the body of an evaluate function f(model, batches), regex); run as a search of
+# mlp-digits whose objective is its `score`
+EVALUATE_CASES: dict[str, tuple[str, str]] = {
+    "NaN on the float model": (
+        "return {'score': float('nan')}",
+        r"^metrics\.evaluate: returned score = nan for the unquantized model, allowed: finite "
+        r"numbers \(every trial is measured against it\)$",
+    ),
+    "inf on the float model": (
+        "return {'score': -float('inf')}",
+        r"^metrics\.evaluate: returned score = -inf for the unquantized model",
+    ),
+    "an int past floats": (
+        "return {'score': 10**400}",
+        r"^evaluate function 'f' returned score = 1000000000.*; expected a real number$",
+    ),
+}
+
 USER = """[model]
 name = "net.py:build"
 [data]
@@ -510,11 +529,17 @@ def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def _checked(
     args: list[str], pattern: str, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """One refusal, and every file under ``folder`` (the user's) as it was."""
-    before = digest(folder)
+    """One refusal, and every file under ``folder`` (the user's) as it was, byte for byte (a
+    search refused at its baseline leaves a new run directory beside them)."""
+    before = _files(folder)
     code, err = _run(args, capsys)
     _check(code, err, pattern)
-    assert digest(folder) == before, "a file of the user's was changed"
+    after = _files(folder)
+    assert {p: after.get(p) for p in before} == before, "a file of the user's was changed"
+
+
+def _files(folder: Path) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG_CASES))
@@ -558,6 +583,21 @@ def test_bad_user_data(name: str, in_workdir: Path, capsys: pytest.CaptureFixtur
     (case / "d.py").write_text(X + body)
     (case / "u.toml").write_text(USER)
     args = ["train", "-c", str(case / "u.toml"), "--epochs", "1", "--out", str(case / "o.pt")]
+    _checked(args, pattern, in_workdir, capsys)
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATE_CASES))
+def test_bad_evaluate_function(
+    name: str, in_workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NaN or inf on the float model was an internal error (a failed config's values are made
+    from the baseline's: Optuna refused to store NaN), an int past floats an OverflowError."""
+    body, pattern = EVALUATE_CASES[name]
+    case = case_folder(in_workdir, name)
+    (case / "ev.py").write_text(f"def f(model, batches):\n    {body}\n")
+    text = _sub(ACC, 'score = { direction = "maximize" }')((in_workdir / "good.toml").read_text())
+    (case / "ev.toml").write_text(text + '[metrics]\nevaluate = "ev.py:f"\n')
+    args = ["search", "-c", str(case / "ev.toml"), "--run-dir", str(case / "runs"), "-q"]
     _checked(args, pattern, in_workdir, capsys)
 
 
@@ -639,6 +679,6 @@ def test_a_checkpoint_is_still_replaced(
 
 
 def test_the_corpus_is_large() -> None:
-    cases = (CONFIG_CASES, QUANTIZE_CASES, FILE_CASES, ARG_CASES, DATA_CASES)
+    cases = (CONFIG_CASES, QUANTIZE_CASES, FILE_CASES, ARG_CASES, DATA_CASES, EVALUATE_CASES)
     assert sum(map(len, cases)) >= 100
     assert os.sep not in "".join(CONFIG_CASES)  # names become folder names
