@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import platform
 import warnings
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     if not p.is_file():
         raise ConfigError(
             f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)"
+        )
+    if not os.access(p, os.R_OK):  # torch.load's PermissionError read as "not a checkpoint"
+        raise ConfigError(
+            f"{key}: {str(path)!r} is not readable, allowed: a file this user may read"
         )
     try:
         with warnings.catch_warnings():  # torch's advice on a foreign file: the error says it

@@ -153,4 +153,8 @@ def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
         raise DataError(
             f"{key}: JSC file {str(p)!r} {f'is {odd}' if odd else 'does not exist'}; {_WHERE}"
         )
+    if not os.access(p, os.R_OK):  # the first open() was a PermissionError traceback
+        raise DataError(
+            f"{key}: JSC file {str(p)!r} is not readable, allowed: a file this user may read"
+        )
     return p
