@@ -24,9 +24,14 @@ mark or in UTF-16 without one was "Invalid statement" or "Expected '='" (now say
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -651,19 +656,83 @@ def test_what_counts_as_a_control_character() -> None:
         assert bool(_CONTROL.search(ch)) == want, hex(cp)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
-def test_a_config_without_read_permission(
-    in_workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    cfg = case_folder(in_workdir, "unreadable") / "good.toml"
-    cfg.write_text((in_workdir / "good.toml").read_text())
-    cfg.chmod(0)
+# name -> (arguments, regex): files this user may not read, folders it may not write in; run
+# by a user root is not (root reads and writes them all): nobody, through setpriv, when root
+PERMISSION_CASES: dict[str, tuple[list[str], str]] = {
+    "--config unreadable": (["summary", "-c", "no_read.toml"], r"^--config: File 'no_read\.toml' is not readable\.$"),
+    "--load unreadable": (["summary", "-c", "ok.toml", "--load", "ck.pt"], r"^--load: File 'ck\.pt' is not readable\.$"),
+    "model.checkpoint unreadable": (["summary", "-c", "ck.toml"], r"^model\.checkpoint: '.*ck\.pt' is not readable, allowed: a file this user may read$"),
+    "data.path unreadable": (["summary", "-c", "j.toml"], r"^data\.path: JSC file '.*j\.csv' is not readable, allowed: a file this user may read$"),
+    "model.name unreadable": (["summary", "-c", "m.toml"], r"^model\.name: importing 'm\.py' failed: PermissionError"),
+    "init --model unreadable": (["init", "--model", "m.py:build", "--data", "m.py:build", "-o", "i.toml"], r"^--model: 'm\.py' is not readable Python"),
+    "train --out in a read-only folder": (["train", "-c", "ok.toml", "--out", "ro/x.pt"], r"^--out: folder 'ro' is not writable \(for 'ro'\), allowed: a folder this user may write in$"),
+    "search --run-dir read-only": (["search", "-c", "ok.toml", "-q", "--run-dir", "ro"], r"^--run-dir: folder 'ro' is not writable \(for 'ro/ok'\)"),
+}  # fmt: skip
+
+# runs the cases in one process (one import of torch), each as `quantsearch ARGS` would
+_RUNNER = """
+import contextlib, io, json, sys
+from quantsearch.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and shutil.which("setpriv") is None,
+    reason="root reads and writes every file, and setpriv is not here to run as nobody",
+)
+def test_permissions(mlp_checkpoint: Path) -> None:
+    """The kernel is the referee of what may be read or written: the cases run as a user
+    (nobody, uid 65534, when the test runs as root) that it refuses."""
+    d = Path(tempfile.mkdtemp(prefix="qs-perm-"))  # not under pytest's folder, which is 0700
     try:
-        _checked(
-            ["search", "-c", str(cfg), "-q"], r"^--config: .* cannot be read", in_workdir, capsys
+        d.chmod(0o755)
+        (d / "mlp.pt").write_bytes(mlp_checkpoint.read_bytes())
+        ok = GOOD.format(ckpt=(d / "mlp.pt").as_posix())
+        (d / "ok.toml").write_text(ok)
+        (d / "no_read.toml").write_text(ok)
+        (d / "ck.pt").write_bytes(mlp_checkpoint.read_bytes())
+        (d / "ck.toml").write_text(GOOD.format(ckpt=(d / "ck.pt").as_posix()))
+        (d / "j.csv").write_text("zlogz,class\n1,g\n")
+        (d / "j.toml").write_text(
+            '[model]\nname = "jsc-tiny"\n[data]\nname = "jsc"\npath = "j.csv"\n'
         )
+        (d / "m.py").write_text(
+            "import torch\n\n\ndef build():\n    return torch.nn.Linear(64, 10)\n"
+        )
+        (d / "m.toml").write_text('[model]\nname = "m.py:build"\n[data]\nname = "digits"\n')
+        for name in ("no_read.toml", "ck.pt", "j.csv", "m.py"):
+            (d / name).chmod(0)
+        (d / "ro").mkdir(mode=0o555)
+        (d / "ro").chmod(0o555)
+        before = _files(d)
+        names = sorted(PERMISSION_CASES)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = subprocess.run(
+            [*(as_nobody if os.geteuid() == 0 else []), sys.executable, "-c", _RUNNER,
+             json.dumps([PERMISSION_CASES[n][0] for n in names])],
+            cwd=d, capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "HOME": str(d), "QUANTSEARCH_CACHE_DIR": ""},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        for name, (code, err) in zip(names, json.loads(proc.stdout), strict=True):
+            _check(code, err, PERMISSION_CASES[name][1])
+        assert _files(d) == before  # root reads them all back: nothing changed, nothing new
     finally:
-        cfg.chmod(0o644)
+        for p in (d, *d.rglob("*")):
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+        shutil.rmtree(d)
 
 
 def test_a_checkpoint_is_still_replaced(
