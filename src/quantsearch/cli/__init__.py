@@ -221,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
         sys.exit(2)
     except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):
-        if argv is None:  # this process's own command: a further Ctrl-C would only cut its exit
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # (atexit's flush, with a traceback)
+        _exiting(argv)
         click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -232,3 +231,14 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         click.echo(BUG, err=True)
         sys.exit(1)
+    finally:
+        _exiting(argv)
+
+
+def _exiting(argv: list[str] | None) -> None:
+    """The command is over: in this process's own command (``argv`` None), a Ctrl-C from now
+    on is ignored. It could only cut the interpreter's exit: atexit's journal flush, with a
+    traceback, or the second of module teardown, where Python has put SIGINT back to its
+    default and the process died of it, silently, after its work was done (exit -2)."""
+    if argv is None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
