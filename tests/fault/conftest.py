@@ -1,5 +1,5 @@
-"""A trained checkpoint and a finished search, both made by the real CLI (no fault), shared by
-the fault tests of this folder; each test copies what it damages."""
+"""A trained checkpoint and a finished search, both made by the CLI's entry point (no fault),
+shared by the fault tests of this folder; each test copies what it damages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.harness import quantsearch
+from quantsearch.cli import main
 
 SEARCH = """
 [model]
@@ -30,15 +30,22 @@ N_TRIALS = 30
 @pytest.fixture(scope="session")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding ``m.pt`` (2 epochs of mlp-digits), ``s.toml`` (a 30-trial random
-    search of it) and ``runs/s``, that search's finished run directory."""
+    search of it) and ``runs/s``, that search's finished run directory. Made in this process,
+    in that folder and with the environment :func:`tests.fault.harness.start` gives a child:
+    the tests damage the files, and two processes' start-up was most of this setup."""
     folder = tmp_path_factory.mktemp("made")
     (folder / "s.toml").write_text(SEARCH.format(n=N_TRIALS))
-    for args in (
-        ["train", "--epochs", "2", "--out", "m.pt"],
-        ["search", "-c", "s.toml", "-q", "--run-dir", "runs"],
-    ):
-        r = quantsearch(args, cwd=folder)
-        assert r.code == 0, r.err
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("QUANTSEARCH_CACHE_DIR", "")
+        for args in (
+            ["train", "--epochs", "2", "--out", "m.pt"],
+            ["search", "-c", "s.toml", "-q", "--run-dir", "runs"],
+        ):
+            try:
+                main(args)
+            except SystemExit as exc:
+                assert not exc.code, f"quantsearch {args}: exit status {exc.code}"
     return folder
 
 
