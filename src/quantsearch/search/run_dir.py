@@ -54,7 +54,7 @@ def held_study(run_dir: Path) -> str | None:
 # holding one of the first without any of the second holds someone else's file of that name.
 RESULT_FILES = (
     *("baseline.json", "trials.jsonl", "trials.csv", "best.json", "pareto.json", MODEL_FILE),
-    *("report.html", "report.md", "images"),
+    *("report.html", "report.md"),
 )
 OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
 
@@ -70,7 +70,7 @@ def check_owner(run_dir: Path, study_name: str) -> None:
             f"study {study_name!r} a folder of its own"
         )
     if held is None and not any((run_dir / f).exists() for f in OWN_FILES):
-        foreign = [f for f in RESULT_FILES if (run_dir / f).exists() or (run_dir / f).is_symlink()]
+        foreign = [f for f in RESULT_FILES if (run_dir / f).is_file()]  # a folder: fails later
         if foreign:
             raise ConfigError(
                 f"--run-dir: {str(run_dir)!r} holds {foreign[0]}, which no `quantsearch search` "
