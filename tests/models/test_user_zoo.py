@@ -377,12 +377,17 @@ def _quantized(name: str) -> tuple[Any, torch.Tensor]:
 def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
     """The qonnx package's executor (referee) gives quantsearch's outputs bit for bit; for
     relu_first too, whose graph reads a copy of the input (its first ReLU works in place)."""
+    check_qonnx_exact(*_quantized(name), tmp_path)
+
+
+def check_qonnx_exact(qgm: torch.fx.GraphModule, x: torch.Tensor, folder: Path) -> None:
+    """``qgm`` exported to QONNX: the qonnx package's executor (referee) gives its outputs on
+    ``x`` bit for bit."""
     pytest.importorskip("qonnx")
     from quantsearch.export import export_qonnx, verify_qonnx
 
-    qgm, x = _quantized(name)
-    export_qonnx(qgm, tmp_path / "m.onnx")
-    verdict = verify_qonnx(tmp_path / "m.onnx", qgm, x)
+    export_qonnx(qgm, folder / "m.onnx")
+    verdict = verify_qonnx(folder / "m.onnx", qgm, x)
     assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
 
 
@@ -390,11 +395,16 @@ def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", EXPORTED)
 def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
     """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
+    check_hls4ml_exact(*_quantized(name), tmp_path)
+
+
+def check_hls4ml_exact(qgm: torch.fx.GraphModule, x: torch.Tensor, folder: Path) -> None:
+    """``qgm`` exported to an hls4ml project: its C simulation (g++; referee) gives its
+    outputs on ``x`` bit for bit."""
     pytest.importorskip("hls4ml")
     from quantsearch.export import export_hls4ml
 
-    qgm, x = _quantized(name)
-    project = export_hls4ml(qgm, tmp_path / "prj")
+    project = export_hls4ml(qgm, folder / "prj")
     project.compile()
     verdict = project.verify(qgm, x)
     assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict

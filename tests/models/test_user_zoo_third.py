@@ -27,7 +27,12 @@ from quantsearch.graph import trace
 from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_third
-from tests.models.test_user_zoo import _run, check_search_and_quantize
+from tests.models.test_user_zoo import (
+    _run,
+    check_hls4ml_exact,
+    check_qonnx_exact,
+    check_search_and_quantize,
+)
 
 THIRD, ZOO = Path(user_zoo_third.__file__), Path(user_zoo.__file__)
 NAMES = list(user_zoo_third.MODELS)
@@ -396,24 +401,11 @@ def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
 def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
     """Two layers sharing one weight: the qonnx package's executor (referee) gives
     quantsearch's outputs bit for bit."""
-    pytest.importorskip("qonnx")
-    from quantsearch.export import export_qonnx, verify_qonnx
-
-    qgm, x = _every_role_fixed(name)
-    export_qonnx(qgm, tmp_path / "m.onnx")
-    verdict = verify_qonnx(tmp_path / "m.onnx", qgm, x)
-    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+    check_qonnx_exact(*_every_role_fixed(name), tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPORTED)
 def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
     """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
-    pytest.importorskip("hls4ml")
-    from quantsearch.export import export_hls4ml
-
-    qgm, x = _every_role_fixed(name)
-    project = export_hls4ml(qgm, tmp_path / "prj")
-    project.compile()
-    verdict = project.verify(qgm, x)
-    assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
+    check_hls4ml_exact(*_every_role_fixed(name), tmp_path)
