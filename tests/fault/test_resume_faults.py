@@ -62,6 +62,22 @@ def test_a_journal_gone_beside_its_results_is_refused_and_nothing_changes(
     assert digest(work) == before  # no journal, lock, log or coordination file made
 
 
+@pytest.mark.postgres
+def test_a_database_study_is_refused_a_run_directory_whose_journal_holds_one(
+    work: Path, pg_url: str
+) -> None:
+    """Was: exit 0, and the database study's (seed 5) result files and report over those of
+    the journal's study (seed 0), which the journal still held: the next plain resume then
+    called the journal "truncated or replaced". The other way round (a database study's
+    results, no journal) is the refusal above, whose message names --storage."""
+    before = digest(work)
+    for args in ([], ["--workers", "2"]):
+        cmd = ["search", "-c", "s.toml", "-q", "--run-dir", "runs", "--seed", "5"]
+        r = quantsearch([*cmd, "--storage", pg_url, *args], cwd=work)  # study "s": runs/s
+        assert "holds a study in its journal file" in r.one_error_line()
+        assert digest(work) == before
+
+
 def test_the_refused_folder_starts_over_once_its_results_are_moved_away(work: Path) -> None:
     """What the refusal says to do: the results moved away, the same command starts the
     study again (the same seed: the same trials as the first run, by Optuna's reader)."""

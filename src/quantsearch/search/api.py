@@ -36,7 +36,7 @@ from quantsearch.search.config import (
     parse_search_config,
 )
 from quantsearch.search.evaluate import Evaluator
-from quantsearch.search.journal_results import check_not_lost
+from quantsearch.search.journal_results import check_run_dir_storage
 from quantsearch.search.parallel import open_coordinator
 from quantsearch.search.prepare import prepare_from_config, prepare_search, trace_model
 from quantsearch.search.progress import search_progress
@@ -244,8 +244,7 @@ def run_search(
         return collect_result(run.study, space, cfg, None, study_name)
     rd = run_dir if run_dir is not None else Path("runs") / study_name
     check_owner(rd, study_name)
-    if storage is None:  # before the coordinator's files: a refusal leaves the folder as it was
-        check_not_lost(rd / JOURNAL_FILE)
+    check_run_dir_storage(rd / JOURNAL_FILE, storage)  # before the coordinator's files
     with (
         open_coordinator(storage, rd, study_name, workers, cfg.db_retry_s) as coordinator,
         search_progress(progress, cfg, space) as on_trial,

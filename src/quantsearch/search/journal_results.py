@@ -9,7 +9,8 @@ would silently drop those trials and then overwrite the result files that still 
 it is refused in one line, and nothing is changed: the journal can be restored from a copy, or
 the result files moved away to start the study over (what the message says). A journal
 that is missing altogether beside results that list finished trials is refused alike
-(:func:`check_not_lost`): a new study would take its place and overwrite them.
+(:func:`check_not_lost`): a new study would take its place and overwrite them; so is a study
+in a database given a run directory whose journal holds one (:func:`check_run_dir_storage`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 from optuna.storages.journal._storage import JournalStorageReplayResult
 from optuna.trial import TrialState
 
-from quantsearch.errors import StorageError
+from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search.journal_record import FINISHED_STATES
 
-__all__ = ["RESULTS_FILE", "check_against_results", "check_not_lost"]
+__all__ = ["RESULTS_FILE", "check_against_results", "check_not_lost", "check_run_dir_storage"]
 
 RESULTS_FILE = "trials.jsonl"
 _FINISHED = frozenset(TrialState(s).name for s in FINISHED_STATES)
@@ -87,7 +88,28 @@ def check_not_lost(path: Path) -> None:
     if listed:
         raise StorageError(
             f"storage: {path} is missing, but {RESULTS_FILE} beside it lists {len(listed)} "
-            f"finished trial(s) of its study: it was removed or lost; nothing was changed: "
+            f"finished trial(s) of its study: it was removed or lost (or that study is in a "
+            f"database: give its --storage); nothing was changed: "
             f"restore it from a copy, or move the run directory's files away to start the "
             f"study over"
+        )
+
+
+def check_run_dir_storage(path: Path, storage: str | None) -> None:
+    """Before a search writes the run directory of the journal ``path``: on the journal
+    default (``storage`` None), :func:`check_not_lost`; on a database, refuse a run directory
+    whose journal holds a study, since the database study's result files would replace that
+    study's, beside the journal that still holds it.
+
+    Raises:
+        StorageError: see :func:`check_not_lost`.
+        ConfigError: naming ``--run-dir`` and the journal.
+    """
+    if storage is None:
+        check_not_lost(path)
+    elif path.is_file() and path.stat().st_size > 0:
+        raise ConfigError(
+            f"--run-dir: {str(path.parent)!r} holds a study in its journal file ({path.name}), "
+            f"allowed: a folder of its own for a study on --storage (its result files would "
+            f"replace that study's)"
         )

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from quantsearch.errors import QuantsearchError
 from quantsearch.examples import default_config_path
 from quantsearch.search.api import collect_result, prepare_from_config, study_of, write_run_dir
-from quantsearch.search.journal_results import check_not_lost
+from quantsearch.search.journal_results import check_run_dir_storage
 from quantsearch.search.results import SearchResult
 from quantsearch.search.run_dir import finish_run
 from quantsearch.search.storage import JOURNAL_FILE, check_workers, open_storage
@@ -95,8 +95,7 @@ def run_workers(
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     url = storage or cfg.storage
     check_workers(url, workers)
-    if url is None:  # before the workers' logs: a refusal leaves the folder as it was
-        check_not_lost(rd / JOURNAL_FILE)
+    check_run_dir_storage(rd / JOURNAL_FILE, url)  # before the workers' logs
     session = open_session(config, load, need_weights=True)  # also what finish_run records
     space, _, _ = prepare_from_config(config, cfg, load, session=session)  # checks before spawning
     cmd = worker_command(
