@@ -98,7 +98,14 @@ def _encoder(a: OpArgs) -> OpCost:
     mask = a.arg(1, "src_mask") if a.arg(1, "mask") is None else a.arg(1, "mask")
     masked = mask is not None or a.arg(2, "src_key_padding_mask") is not None
     layers = list(m.layers) if hasattr(m, "layers") else [m]
-    costs = [_layer_cost(layer, x, masked) for layer in layers]
+    return _stack(a, m, x, layers, [_layer_cost(layer, x, masked) for layer in layers])
+
+
+def _stack(
+    a: OpArgs, m: Any, x: TensorMeta, layers: list[Any], costs: list[tuple[int, int, int]]
+) -> OpCost:
+    """A transformer stack's cost: its layers' (MACs, forward, backward FLOPs) summed, plus its
+    final LayerNorm over E, if any (7 N + 4 R forward, 13 N + 2 R backward)."""
     macs, fwd, bwd = (sum(c[i] for c in costs) for i in range(3))
     if getattr(m, "norm", None) is not None:
         rows = x.numel // layers[0].linear1.in_features
@@ -111,7 +118,9 @@ COST_RULES.add("transformerencoderlayer", _encoder)
 COST_RULES.add("transformerencoder", _encoder)
 
 
-def _decoder_layer(m: Any, x: TensorMeta, mem: TensorMeta, masks: tuple[bool, bool]) -> OpCost:
+def _decoder_layer(
+    m: Any, x: TensorMeta, mem: TensorMeta, masks: tuple[bool, bool]
+) -> tuple[int, int, int]:
     # nn.TransformerDecoderLayer on R = N T rows of E features against a memory of N S rows:
     # self-attention over T, cross-attention over S (above, weights not returned), the
     # encoder layer's feed-forward, three LayerNorms over E (7 N + 4 R, 13 N + 2 R each) and
@@ -131,7 +140,7 @@ def _decoder_layer(m: Any, x: TensorMeta, mem: TensorMeta, masks: tuple[bool, bo
     bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
     fwd = sf + cf + 2 * ffn + bias + act_fwd * rows * f + 3 * (7 * n + 4 * rows) + 3 * n
     bwd = sb + cb + 4 * ffn + bias + act_bwd * rows * f + 3 * (13 * n + 2 * rows)
-    return OpCost(sm + cm + ffn, fwd, bwd)
+    return sm + cm + ffn, fwd, bwd
 
 
 def _decoder(a: OpArgs) -> OpCost:
@@ -146,15 +155,7 @@ def _decoder(a: OpArgs) -> OpCost:
         a.arg(3, "memory_mask") is not None or a.arg(5, "memory_key_padding_mask") is not None,
     )
     layers = list(m.layers) if hasattr(m, "layers") else [m]
-    costs = [_decoder_layer(layer, x, mem, masks) for layer in layers]
-    macs, fwd, bwd = (
-        sum(getattr(c, k) for c in costs) for k in ("macs", "flops", "flops_backward")
-    )
-    if getattr(m, "norm", None) is not None:
-        rows = x.numel // layers[0].linear1.in_features
-        fwd, bwd = fwd + 7 * x.numel + 4 * rows, bwd + 13 * x.numel + 2 * rows
-    dtype = str(layers[0].linear1.weight.dtype)[6:]
-    return OpCost(macs, fwd, bwd, a.bitops(macs, dtype))
+    return _stack(a, m, x, layers, [_decoder_layer(layer, x, mem, masks) for layer in layers])
 
 
 COST_RULES.add("transformerdecoderlayer", _decoder)
