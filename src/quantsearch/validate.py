@@ -403,8 +403,8 @@ def writable_dir(path: Path, key: str) -> Path:
     Checked before anything is written, so a run directory that is a file, lies under a file
     or is read-only is refused in one line naming ``key`` (``--run-dir``, ``run_dir``).
     """
-    if not str(path).strip():
-        raise ConfigError(f"{key}: got '', allowed: a folder, or a path to make one at")
+    if not str(path).strip() or str(path) == "-":  # '-' made a folder named '-'
+        raise ConfigError(f"{key}: got {str(path)!r}, allowed: a folder, or a path to make one at")
     check_path_text(str(path), key)  # before any stat(), which would raise
     probe = path
     while not probe.exists() and probe != probe.parent:

@@ -27,7 +27,7 @@ __all__ = ["export"]
 def out_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Callback for OUT (an hls4ml folder or a QONNX file): not empty, in a folder this
     process may write in, checked before the model is built."""
-    if not value.strip():
+    if not value.strip() or value == "-":  # '-' is no standard output here: a file named '-'
         raise ConfigError(f"OUT: got {value!r}, allowed: a folder (hls4ml) or a file (qonnx)")
     check_path_text(value, "OUT")  # the parent's check below does not see OUT's own name
     writable_dir(Path(value).parent, "OUT")

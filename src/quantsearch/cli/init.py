@@ -125,7 +125,7 @@ def _top_level_names(path: Path, option: str) -> set[str]:
 )
 def init(model: str, data: str, output: str) -> None:
     """Write a commented starter config for your own model and data (never overwrites)."""
-    if not output.strip():  # Path('') is '.', which exists: the message said '' exists
+    if not output.strip() or output == "-":  # Path('') is '.': the message said '' exists
         raise ConfigError(f"--output: got {output!r}, allowed: a file name")
     check_path_text(output, "--output")  # a newline in the name was written
     out = Path(output)
