@@ -291,6 +291,22 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--name: 'fifo' is neither a file nor a folder \(a FIFO, a device\)",
     ),
     "compare --name -": (["compare", "-c", "good.toml", "-q", "--name", "-"], r"^--name must be"),
+    "export OUT -": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good", "-"],
+        r"^OUT: got '-', allowed: a folder \(hls4ml\) or a file \(qonnx\)$",
+    ),
+    "quantize --out -": (
+        ["quantize", "--from-run", "runs/good", "--out", "-"],
+        r"^--out: got '-', allowed: a folder, or a path to make one at$",
+    ),
+    "init -o -": (
+        ["init", "--model", "m.py:build", "--data", "m.py:build", "-o", "-"],
+        r"^--output: got '-', allowed: a file name$",
+    ),
+    "compare --run-dir -": (
+        ["compare", "-c", "good.toml", "-q", "--run-dir", "-"],
+        r"^--run-dir: got '-', allowed: a folder, or a path to make one at$",
+    ),
     "search --study -": (
         ["search", "-c", "good.toml", "-q", "--study", "-"],
         r"^--study must be a name of letters, digits, '-' \(not first\)",
