@@ -131,8 +131,10 @@ def _check_run_files(cfg: Any, opts: dict[str, Any], overrides: dict[str, Any]) 
     directory, wherever the link pointed)."""
     from quantsearch.search.api import study_of
 
-    _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
     key = "--run-dir" if opts["run_dir"] is not None else "run_dir"
+    if (opts["run_dir"] or cfg.run_dir) == "-":  # a folder named '-', never standard output
+        raise ConfigError(f"{key}: got '-', allowed: a folder, or a path to make one at")
+    _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
     for name in _RUN_FILES:
         path = folder / name
         what = not_a_file(path)
