@@ -307,6 +307,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["compare", "-c", "good.toml", "-q", "--run-dir", "-"],
         r"^--run-dir: got '-', allowed: a folder, or a path to make one at$",
     ),
+    "search --run-dir -": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", "-"],
+        r"^--run-dir: got '-', allowed: a folder, or a path to make one at$",
+    ),
+    "worker --run-dir -": (["worker", "-c", "good.toml", "--run-dir", "-"], r"^--run-dir: got '-'"),
     "search --study -": (
         ["search", "-c", "good.toml", "-q", "--study", "-"],
         r"^--study must be a name of letters, digits, '-' \(not first\)",
