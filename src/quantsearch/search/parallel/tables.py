@@ -99,6 +99,8 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
             sa.event.listen(engine, "begin", _sqlite_begin_immediate)
             if sidecar:
                 _use_wal(engine)
+            else:
+                _check_not_foreign(engine, url)
         else:
             engine = sa.create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
         _create_tables(engine, url)
@@ -109,6 +111,20 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
             f"--storage: cannot open the coordination tables in {redact_url(url)!r}: {reason}"
         ) from None
     return engine
+
+
+def _check_not_foreign(engine: sa.Engine, url: str) -> None:
+    """Refuse an SQLite file holding another application's tables and none of Optuna's or
+    ours: the study's tables were added to it (a typo'd path to the user's own database)."""
+    import sqlalchemy as sa  # here, not at the top: see __getattr__
+
+    tables = set(sa.inspect(engine).get_table_names())
+    known = {"studies", "version_info", "alembic_version"}
+    if tables and not tables & known and not any(t.startswith("quantsearch_") for t in tables):
+        raise ConfigError(
+            f"--storage: {redact_url(url)!r} holds tables of another application "
+            f"({sorted(tables)[:5]}), allowed: an Optuna study database or a new file"
+        )
 
 
 def _create_tables(engine: sa.Engine, url: str) -> None:
