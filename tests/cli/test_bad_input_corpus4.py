@@ -23,12 +23,14 @@ mark or in UTF-16 without one was "Invalid statement" or "Expected '='" (now say
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -325,6 +327,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///nothing", "--study", "s1"],
         r"^--storage: 'nothing' is a link to nothing, allowed: a database file or a new name$",
     ),
+    "--storage the user's own SQLite database": (
+        ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///notes.db", "--study", "s2"],
+        r"^--storage: 'sqlite:///notes\.db' holds tables of another application \(\['notes'\]\), "
+        r"allowed: an Optuna study database or a new file$",
+    ),
     # inputs that are '-', a link to nothing, a folder ("does not exist" before)
     "data.path a folder": (
         ["summary", "-c", "jsc_folder.toml"],
@@ -534,6 +541,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
         '[model]\nname = "folder.py:build"\n[data]\nname = "digits"\n'
     )
     (d / "m.py").write_text("import torch\n\n\ndef build():\n    return torch.nn.Linear(4, 2)\n")
+    with contextlib.closing(sqlite3.connect(d / "notes.db")) as db:  # the user's own database
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+        db.commit()
     (d / "folder").mkdir()
     for sub, name in (("good", "report.md"), ("notes", "report.html")):  # the user's own
         (d / "mine" / sub).mkdir(parents=True)
