@@ -40,6 +40,8 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
         raise ConfigError(
             f"--strategies must name at least one of {STRATEGIES.names()} (got {text!r})"
         )
+    if len(names) < text.count(",") + 1:  # "random," or "tpe,,random": a name left out?
+        raise ConfigError(f"--strategies: got {text!r}, allowed: names between single commas")
     canonical = tuple(STRATEGIES.canonical(s, key="--strategies") for s in names)
     check_unique(canonical, "--strategies")  # an alias counts as its strategy
     return canonical
