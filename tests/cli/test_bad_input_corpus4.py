@@ -314,6 +314,10 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--run-dir: got '-', allowed: a folder, or a path to make one at$",
     ),
     "worker --run-dir -": (["worker", "-c", "good.toml", "--run-dir", "-"], r"^--run-dir: got '-'"),
+    "compare --strategies with a trailing comma": (
+        ["compare", "-c", "good.toml", "-q", "--strategies", "random,"],
+        r"^--strategies: got 'random,', allowed: names between single commas$",
+    ),
     "search --study -": (
         ["search", "-c", "good.toml", "-q", "--study", "-"],
         r"^--study must be a name of letters, digits, '-' \(not first\)",
