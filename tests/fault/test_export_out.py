@@ -64,11 +64,14 @@ def test_qonnx_replaces_only_a_previous_export(
     assert model.producer_name == "quantsearch"
 
 
-def test_hls4ml_refuses_a_users_file_at_out(work: Path) -> None:
+def test_hls4ml_refuses_a_users_file_at_out(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("hls4ml", reason="the export extra: pip install 'quantsearch[export]'")
+    monkeypatch.chdir(work)
     (work / "prj").write_text("a user's file")
     args = ["export", "--to", "hls4ml", "prj", "--from-run", "runs/s", "--float-as", "fixed(32,16)"]
-    line = quantsearch(args, cwd=work).one_error_line()
+    line = in_process(args, monkeypatch, capsys).one_error_line()
     assert line.startswith("error: OUT: prj is a file, allowed: a new folder or one a previous "), (
         line
     )

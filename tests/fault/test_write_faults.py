@@ -134,8 +134,11 @@ def test_an_hls4ml_project_write_that_fails_leaves_the_previous_project(
     assert "OutputDir: prj\n" in (work / "prj" / "hls4ml_config.yml").read_text()
 
 
-def test_an_hls4ml_export_into_a_folder_of_other_files_is_refused(work: Path) -> None:
-    """Replacing OUT whole must never remove what is not an export's."""
+def test_an_hls4ml_export_into_a_folder_of_other_files_is_refused(
+    work: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replacing OUT whole must never remove what is not an export's (refused before any
+    write: in-process, as test_export_out's refusals)."""
     pytest.importorskip("hls4ml", reason="the export extra: pip install 'quantsearch[export]'")
     (work / "mine").mkdir()
     (work / "mine" / "notes.txt").write_text("keep")
@@ -149,7 +152,8 @@ def test_an_hls4ml_export_into_a_folder_of_other_files_is_refused(work: Path) ->
         "--float-as",
         "fixed(32,16)",
     ]
-    line = quantsearch(args, cwd=work).one_error_line()
+    monkeypatch.chdir(work)
+    line = in_process(args, monkeypatch, capsys).one_error_line()
     assert line.startswith("error: OUT: mine is a folder that is not an export's"), line
     assert digest(work / "mine") == {"notes.txt": digest(work / "mine")["notes.txt"]}
 
