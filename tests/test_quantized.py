@@ -108,3 +108,21 @@ def test_a_user_model_of_integer_or_float64_input_round_trips(
     )  # fmt: skip
     reloaded = load_quantized(path)
     assert torch.equal(reloaded(x), qgm(x)) and reloaded(x).dtype == qgm(x).dtype
+
+
+def test_a_quantized_checkpoint_where_float_weights_go_says_so(
+    mlp: nn.Module, digits: DataSplits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``summary --load quantized.pt``: the float model with the quantized values, and one
+    warning line that says so (the checkpoint's formats are not applied)."""
+    from tests.cli.bad_input import run_cli
+
+    gm = trace(mlp, digits.val.x[:8])
+    qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_0": {"weight": F42}}, gm=gm))
+    q = save_quantized(
+        tmp_path / "q.pt", qgm, model_name="mlp-digits", dataset="digits", sample_shape=(64,)
+    )
+    code, err = run_cli(["summary", "--load", str(q), "--json"], capsys)
+    assert code == 0, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("warning: --load: ") and "is a quantized checkpoint" in line, line

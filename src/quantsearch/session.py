@@ -3,6 +3,7 @@ every command (`summary`, `quantize`, `search`, `compare`)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,11 @@ from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
 from quantsearch.models import MODELS, build_model
 
-__all__ = ["Session", "open_session"]
+__all__ = ["QuantizedCheckpointWarning", "Session", "open_session"]
+
+
+class QuantizedCheckpointWarning(UserWarning):
+    """A quantized checkpoint (``quantize``'s, ``finetune``'s) given where float weights go."""
 
 
 @dataclass
@@ -53,6 +58,15 @@ def open_session(
     if ckpt_path is not None:
         key = "--load" if load is not None else "model.checkpoint"
         ckpt = load_checkpoint(ckpt_path, key=key)
+        if "quantize" in ckpt.config:  # its values load, but as a float model's
+            warnings.warn(
+                QuantizedCheckpointWarning(
+                    f"{key}: {str(ckpt_path)!r} is a quantized checkpoint: its weights are "
+                    "read as the float model's, its formats are not applied (the float "
+                    "checkpoint it was made from keeps the float weights)"
+                ),
+                stacklevel=2,
+            )
         if ckpt.model_name and ckpt.model_name != name:
             raise ConfigError(
                 f"{key}: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
