@@ -89,15 +89,15 @@ def check_identity(
         differ = sorted(k for k in ours.keys() | stored.keys() if ours.get(k) != stored.get(k))
         if differ:
             raise ConfigError(
-                f"study {study_name!r} in this storage was made with different "
+                f"--study: study {study_name!r} in this storage was made with different "
                 f"{', '.join(differ)}; {hint}"
             )
         return None
     old = study.user_attrs.get("fingerprint")
     if old is not None and old != fingerprint(cfg, space, extra.get(LEGACY, {})):
         raise ConfigError(
-            f"study {study_name!r} in this storage was made by an earlier quantsearch with a "
-            f"different config or checkpoint file (space, objectives, constraints, strategy, "
-            f"seed, data or model; that version did not record which); {hint}"
+            f"--study: study {study_name!r} in this storage was made by an earlier quantsearch "
+            f"with a different config or checkpoint file (space, objectives, constraints, "
+            f"strategy, seed, data or model; that version did not record which); {hint}"
         )
     return ours
