@@ -391,11 +391,35 @@ def check_qonnx_exact(qgm: torch.fx.GraphModule, x: torch.Tensor, folder: Path) 
     assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict
 
 
+HlsCase = tuple[Any, torch.fx.GraphModule, torch.Tensor]  # hls4ml project, model, inputs
+
+
+@pytest.fixture(scope="module")
+def hls4ml_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HlsCase]:
+    """Every EXPORTED model quantized, exported and its C simulation built, the g++ builds side
+    by side (one g++ build takes a core for seconds: one after the other, the other core idled)."""
+    return hls4ml_projects({name: _quantized(name) for name in EXPORTED}, tmp_path_factory)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPORTED)
-def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
+def test_hls4ml_c_simulation_is_bit_exact(name: str, hls4ml_built: dict[str, HlsCase]) -> None:
     """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
-    check_hls4ml_exact(*_quantized(name), tmp_path)
+    assert_hls4ml_exact(*hls4ml_built[name])
+
+
+def hls4ml_projects(
+    cases: dict[str, tuple[torch.fx.GraphModule, torch.Tensor]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, HlsCase]:
+    """Each model exported to an hls4ml project, the C simulations built by ``compile_all``."""
+    pytest.importorskip("hls4ml")
+    from quantsearch.export import compile_all, export_hls4ml
+
+    folder = tmp_path_factory.mktemp("hls4ml")
+    built = {name: (export_hls4ml(qgm, folder / name), qgm, x) for name, (qgm, x) in cases.items()}
+    compile_all([project for project, _, _ in built.values()])
+    return built
 
 
 def check_hls4ml_exact(qgm: torch.fx.GraphModule, x: torch.Tensor, folder: Path) -> None:
@@ -406,5 +430,11 @@ def check_hls4ml_exact(qgm: torch.fx.GraphModule, x: torch.Tensor, folder: Path)
 
     project = export_hls4ml(qgm, folder / "prj")
     project.compile()
+    assert_hls4ml_exact(project, qgm, x)
+
+
+def assert_hls4ml_exact(project: Any, qgm: torch.fx.GraphModule, x: torch.Tensor) -> None:
+    """A built hls4ml project's C simulation (referee) gives ``qgm``'s outputs on ``x`` bit
+    for bit."""
     verdict = project.verify(qgm, x)
     assert verdict.same_class == 1.0 and verdict.max_lsb == 0, verdict

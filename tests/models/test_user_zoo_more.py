@@ -29,10 +29,12 @@ from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_more
 from tests.models.test_user_zoo import (
+    HlsCase,
     _run,
-    check_hls4ml_exact,
+    assert_hls4ml_exact,
     check_qonnx_exact,
     check_search_and_quantize,
+    hls4ml_projects,
 )
 
 MORE, ZOO = Path(user_zoo_more.__file__), Path(user_zoo.__file__)
@@ -271,11 +273,20 @@ def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
     check_qonnx_exact(*_every_role_fixed(name), tmp_path)
 
 
+HLS4ML = ["nested_dict", "pruned"]
+
+
+@pytest.fixture(scope="module")
+def hls4ml_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HlsCase]:
+    """The HLS4ML models' C simulations, built side by side (see test_user_zoo's)."""
+    return hls4ml_projects({name: _every_role_fixed(name) for name in HLS4ML}, tmp_path_factory)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["nested_dict", "pruned"])
-def test_hls4ml_c_simulation_is_bit_exact(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", HLS4ML)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, hls4ml_built: dict[str, HlsCase]) -> None:
     """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
-    check_hls4ml_exact(*_every_role_fixed(name), tmp_path)
+    assert_hls4ml_exact(*hls4ml_built[name])
 
 
 def test_cli_finetune_keeps_pruning_and_refuses_weight_norm(
