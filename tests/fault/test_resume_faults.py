@@ -79,20 +79,20 @@ def test_a_database_study_is_refused_a_run_directory_whose_journal_holds_one(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("command", ["search", "worker"])
 def test_a_database_refusing_the_password_is_one_line_that_hides_it(
-    work: Path, pg_url: str, command: str, monkeypatch: pytest.MonkeyPatch
+    work: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The suite's server, a role it does not know with a password (given by the
-    environment, as the README says to): one line naming --storage and the server's reason
-    (scram: the password failed; a trust server: no such role), the password not in it."""
+    """`worker` (`search` opens the database the same way) on the suite's server, a role it
+    does not know with a password (given by the environment, as the README says to): one
+    line naming --storage and the server's reason (scram: the password failed; a trust
+    server: no such role), the password not in it."""
     from sqlalchemy.engine import make_url
 
     url = make_url(pg_url).set(username="qs_no_such_role", password="wrong-secret-7")
     url = url.render_as_string(hide_password=False)
     monkeypatch.setenv("QUANTSEARCH_STORAGE", url)
     before = digest(work)
-    r = quantsearch([command, "-c", "s.toml", "--run-dir", "elsewhere"], cwd=work)
+    r = quantsearch(["worker", "-c", "s.toml", "--run-dir", "elsewhere"], cwd=work)
     line = r.one_error_line()
     assert line.startswith("error: --storage: "), line
     assert "password authentication failed" in line or "does not exist" in line, line
