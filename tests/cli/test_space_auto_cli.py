@@ -83,7 +83,9 @@ def test_search_records_calibrated_binary_points(
         main(["search", "-c", str(cfg), "-q", "--n-trials", "8"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1
-    assert re.fullmatch(r"error: --study: study 'auto' .* made with different calibration; .*", err[0])
+    assert re.fullmatch(
+        r"error: --study: study 'auto' .* made with different calibration; .*", err[0]
+    )
     records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     assert [r["formats"] for r in records] == [
         {k[len("formats.") :]: v for k, v in row.items() if k.startswith("formats.")}

@@ -83,7 +83,9 @@ def test_retrained_same_weights_resume_and_each_difference_is_named(
         code, err = _run(["search", "-c", str(cfg), "-q"], capsys)
         assert code == 2, err
         (line,) = err.strip().splitlines()
-        assert re.fullmatch(rf"error: --study: study 'ident' .* made with different {part}; .*", line), line
+        assert re.fullmatch(
+            rf"error: --study: study 'ident' .* made with different {part}; .*", line
+        ), line
         assert _digest(rd) == before  # the refused command wrote nothing
 
     # Other weights (one parameter nudged) under the same checkpoint path.

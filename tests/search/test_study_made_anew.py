@@ -146,6 +146,8 @@ def test_the_cli_says_so_in_one_warning_line(
     code, err = run_cli(["search", "-c", str(cfg), "-q"], capsys)
     assert code == 0, err
     (line,) = err.strip().splitlines()
-    assert re.fullmatch(r"warning: --study: study 's' .* different .*, and holds no trial: .*", line), line
+    assert re.fullmatch(
+        r"warning: --study: study 's' .* different .*, and holds no trial: .*", line
+    ), line
     assert digest(tmp_path / "runs" / "s") != before
     assert (tmp_path / "runs" / "s" / "best.json").is_file()
