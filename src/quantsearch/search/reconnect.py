@@ -87,28 +87,37 @@ class Reconnect:
         first_pause: float = 0.25,
     ) -> None:
         self.limit_s, self.what, self.first_pause = float(limit_s), what, first_pause
+        # When the connection was first found lost, until a call succeeds again: one outage
+        # is one budget for every call (and thread) of this object. Per call, a worker that
+        # gave up waited the limit again in each operation of its way out (ticket, trial,
+        # claims): 6 s to exit with a limit of 1 s.
+        self._down_since: float | None = None
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried on a lost connection.
 
         Raises:
-            StorageError: the connection stayed lost for ``limit_s`` seconds.
+            StorageError: the connection stayed lost for ``limit_s`` seconds, counted from
+                the first failure of this outage, whichever call met it.
         """
-        start: float | None = None
         pause = self.first_pause
         while True:
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
                 if not is_disconnect(exc):
                     raise
                 now = time.monotonic()
-                start = now if start is None else start
-                left = self.limit_s - (now - start)
+                if self._down_since is None:
+                    self._down_since = now
+                left = self.limit_s - (now - self._down_since)
                 if left <= 0:
                     raise StorageError(self.message(exc)) from None
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, 5.0)
+            else:
+                self._down_since = None
+                return result
 
     def message(self, exc: BaseException) -> str:
         return (
