@@ -58,15 +58,6 @@ def open_session(
     if ckpt_path is not None:
         key = "--load" if load is not None else "model.checkpoint"
         ckpt = load_checkpoint(ckpt_path, key=key)
-        if "quantize" in ckpt.config:  # its values load, but as a float model's
-            warnings.warn(
-                QuantizedCheckpointWarning(
-                    f"{key}: {str(ckpt_path)!r} is a quantized checkpoint: its weights are "
-                    "read as the float model's, its formats are not applied (the float "
-                    "checkpoint it was made from keeps the float weights)"
-                ),
-                stacklevel=2,
-            )
         if ckpt.model_name and ckpt.model_name != name:
             raise ConfigError(
                 f"{key}: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
@@ -89,6 +80,15 @@ def open_session(
                 f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {what}"
             ) from None
         check_finite_parameters(model, str(ckpt_path), key)
+        if "quantize" in ckpt.config:  # said once it fits (a refusal is one line, not two)
+            warnings.warn(
+                QuantizedCheckpointWarning(
+                    f"{key}: {str(ckpt_path)!r} is a quantized checkpoint: its weights are "
+                    "read as the float model's, its formats are not applied (the float "
+                    "checkpoint it was made from keeps the float weights)"
+                ),
+                stacklevel=2,
+            )
     elif need_weights:
         guess = Path("runs") / f"{name}.pt"
         hint = (
