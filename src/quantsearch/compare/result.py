@@ -138,13 +138,15 @@ class ComparisonResult:
 
         ``comparison.json``, which :meth:`read` and the report read, is removed first and
         written last: a command stopped in between leaves no comparison beside files of
-        another write (rerunning it writes them all again).
+        another write (rerunning it writes them all again). The files only a comparison
+        writes (``runs.jsonl``, ``configs.jsonl``, ``compare_config.json``) come before those
+        of names a user's folder may hold (``comparison.csv``): a folder a stopped write left
+        is still one a comparison wrote, which a rerun may write again.
         """
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
         paths = [run_dir / n for n in ("comparison.json", "comparison.csv", "runs.jsonl")]
         paths[0].unlink(missing_ok=True)
-        write_csv(paths[1], self.table_rows())
         with open_atomic(paths[2]) as fh:
             for r in self.results:
                 trials = [
@@ -164,6 +166,7 @@ class ComparisonResult:
             path = run_dir / "compare_config.json"
             write_atomic(path, json.dumps(jsonable(dict(meta)), indent=2, default=str) + "\n")
             paths.append(path)
+        write_csv(paths[1], self.table_rows())
         if self.ground_truth is not None:
             paths.extend(self.ground_truth.write(run_dir / "ground_truth"))
         write_atomic(paths[0], json.dumps(jsonable(self.to_dict()), indent=1) + "\n")
