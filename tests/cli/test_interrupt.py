@@ -68,9 +68,12 @@ def _completed(journal: Path) -> dict[int, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_mid_search_prints_one_line_and_the_same_command_resumes(
-    tmp_path: Path, mlp_checkpoint: Path
+    tmp_path: Path, mlp_checkpoint: Path, sig: signal.Signals, code: int
 ) -> None:
+    """Ctrl-C, or SIGTERM (a scheduler's, ``docker stop``): one line, exit 128 + the signal,
+    what finished on disk, and the same command resumes."""
     cfg = tmp_path / "long.toml"
     cfg.write_text(CONFIG.format(ckpt=mlp_checkpoint.as_posix(), n=N_TRIALS))
     cmd = [sys.executable, "-m", "quantsearch", "search", "-c", str(cfg), "-q", "--run-dir", "runs"]
@@ -83,10 +86,10 @@ def test_sigint_mid_search_prints_one_line_and_the_same_command_resumes(
     while len(_completed(journal)) < 10 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the search ended before it could be interrupted"
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
 
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err, err
     assert [line for line in err.splitlines() if line.strip()] == [INTERRUPTED]
     before = _completed(journal)  # on disk after the interrupt: the journal was flushed

@@ -10,6 +10,7 @@ asking to report it.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -215,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     if bad is not None:
         click.echo(f"error: {bad}", err=True)
         sys.exit(2)
+    # this process's own command, where Ctrl-C is heard (a background job of a script
+    # inherits SIGINT ignored: SIGTERM then keeps killing it, or nothing could)
+    if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="quantsearch")
     except QuantsearchError as exc:
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):
         _exiting(argv)
         click.echo(INTERRUPTED, err=True)
-        sys.exit(130)
+        sys.exit(143 if _terminated else 130)  # 128 + the signal, as a shell reports it
     except click.ClickException as exc:
         click.echo(f"error: {usage_line(exc)}", err=True)
         sys.exit(2)
@@ -233,6 +238,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     finally:
         _exiting(argv)
+
+
+_terminated: list[int] = []  # the SIGTERM that stopped this process's command, if one did
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's, ``docker stop``, ``kill``) stops a command as Ctrl-C does: the
+    trial being evaluated is dropped, what finished reaches the disk, one line, exit 143. It
+    is a SIGINT sent to this process, so that it meets the same deferral, shielding and
+    ignoring as one (:mod:`quantsearch.search.interrupt`); before, it killed the process where
+    it stood, without a line, and what group commit held back was lost."""
+    _terminated.append(signum)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _exiting(argv: list[str] | None) -> None:
