@@ -76,17 +76,30 @@ def _layer_cost(m: Any, x: TensorMeta, masked: bool) -> tuple[int, int, int]:
     # affine) and two residual adds (N = R E each forward, free backward); dropout as in eval.
     if m.activation_relu_or_gelu not in (1, 2):
         raise ValueError("counted for nn.TransformerEncoderLayer with relu or gelu")
-    e, f = m.linear1.in_features, m.linear1.out_features
-    rows, n = x.numel // e, x.numel
+    rows, n = x.numel // m.linear1.in_features, x.numel
     time = 1 if m.self_attn.batch_first and len(x.shape) == 3 else 0
     macs, fwd, bwd = _attention(m.self_attn, rows, rows, x.shape[time], int(masked))
-    ffn = 2 * rows * e * f
+    f_macs, f_fwd, f_bwd = _feed_forward(
+        m, rows, n, (1, 1) if m.activation_relu_or_gelu == 1 else (5, 11)
+    )
+    norms_fwd, norms_bwd = _layer_norms(2, n, rows)
+    return macs + f_macs, fwd + f_fwd + norms_fwd + 2 * n, bwd + f_bwd + norms_bwd
+
+
+def _feed_forward(m: Any, rows: int, n: int, act: tuple[int, int]) -> tuple[int, int, int]:
+    """A transformer layer's feed-forward (linear1, the activation's ``act`` FLOPs forward and
+    backward per unit, linear2) on R = ``rows`` rows of E features, N = ``n`` values, F units:
+    2 R E F MACs, R F + N bias adds; (MACs, forward, backward FLOPs)."""
+    e, f = m.linear1.in_features, m.linear1.out_features
+    macs = 2 * rows * e * f
     bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
-    act_fwd, act_bwd = (1, 1) if m.activation_relu_or_gelu == 1 else (5, 11)
-    norms_fwd, norms_bwd = 2 * (7 * n + 4 * rows), 2 * (13 * n + 2 * rows)
-    fwd += 2 * ffn + bias + act_fwd * rows * f + norms_fwd + 2 * n
-    bwd += 4 * ffn + bias + act_bwd * rows * f + norms_bwd
-    return macs + ffn, fwd, bwd
+    return macs, 2 * macs + bias + act[0] * rows * f, 4 * macs + bias + act[1] * rows * f
+
+
+def _layer_norms(k: int, n: int, rows: int) -> tuple[int, int]:
+    """``k`` affine LayerNorms over E on N = ``n`` values in R = ``rows`` rows (cost_rules'
+    layer_norm): 7 N + 4 R FLOPs forward and 13 N + 2 R backward each."""
+    return k * (7 * n + 4 * rows), k * (13 * n + 2 * rows)
 
 
 def _encoder(a: OpArgs) -> OpCost:
@@ -105,11 +118,11 @@ def _stack(
     a: OpArgs, m: Any, x: TensorMeta, layers: list[Any], costs: list[tuple[int, int, int]]
 ) -> OpCost:
     """A transformer stack's cost: its layers' (MACs, forward, backward FLOPs) summed, plus its
-    final LayerNorm over E, if any (7 N + 4 R forward, 13 N + 2 R backward)."""
+    final LayerNorm over E, if any."""
     macs, fwd, bwd = (sum(c[i] for c in costs) for i in range(3))
     if getattr(m, "norm", None) is not None:
-        rows = x.numel // layers[0].linear1.in_features
-        fwd, bwd = fwd + 7 * x.numel + 4 * rows, bwd + 13 * x.numel + 2 * rows
+        norm_fwd, norm_bwd = _layer_norms(1, x.numel, x.numel // layers[0].linear1.in_features)
+        fwd, bwd = fwd + norm_fwd, bwd + norm_bwd
     dtype = str(layers[0].linear1.weight.dtype)[6:]
     return OpCost(macs, fwd, bwd, a.bitops(macs, dtype))
 
@@ -125,22 +138,20 @@ def _decoder_layer(
     # self-attention over T, cross-attention over S (above, weights not returned), the
     # encoder layer's feed-forward, three LayerNorms over E (7 N + 4 R, 13 N + 2 R each) and
     # three residual adds (N each forward).
-    act, e, f = m.activation, m.linear1.in_features, m.linear1.out_features
+    act, e = m.activation, m.linear1.in_features
     if act is F.relu or isinstance(act, nn.ReLU):
-        act_fwd, act_bwd = 1, 1
+        act_flops = (1, 1)
     elif act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
-        act_fwd, act_bwd = 5, 11
+        act_flops = (5, 11)
     else:
         raise ValueError("counted for nn.TransformerDecoderLayer with relu or gelu")
     rows, n = x.numel // e, x.numel
     time = 1 if m.self_attn.batch_first and len(x.shape) == 3 else 0
     sm, sf, sb = _attention(m.self_attn, rows, rows, x.shape[time], int(masks[0]))
     cm, cf, cb = _attention(m.multihead_attn, rows, mem.numel // e, mem.shape[time], int(masks[1]))
-    ffn = 2 * rows * e * f
-    bias = rows * f * (m.linear1.bias is not None) + n * (m.linear2.bias is not None)
-    fwd = sf + cf + 2 * ffn + bias + act_fwd * rows * f + 3 * (7 * n + 4 * rows) + 3 * n
-    bwd = sb + cb + 4 * ffn + bias + act_bwd * rows * f + 3 * (13 * n + 2 * rows)
-    return sm + cm + ffn, fwd, bwd
+    f_macs, f_fwd, f_bwd = _feed_forward(m, rows, n, act_flops)
+    norms_fwd, norms_bwd = _layer_norms(3, n, rows)
+    return sm + cm + f_macs, sf + cf + f_fwd + norms_fwd + 3 * n, sb + cb + f_bwd + norms_bwd
 
 
 def _decoder(a: OpArgs) -> OpCost:
