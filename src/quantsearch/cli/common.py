@@ -167,7 +167,6 @@ def within(name: str, value: int | None, minimum: int, maximum: int, what: str =
 
 
 OUT_FILES = ("resolved_config.json", "metrics.json", "weights.npz", "weights.json")
-RUN_FILES = ("trials.jsonl", "study.journal", "search_config.json", "comparison.json")
 
 
 def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out") -> None:
@@ -175,15 +174,16 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     did not write, before any work: the folder may be new, hold none of its file names
     (``checkpoint`` and :data:`OUT_FILES`; other files are left alone), or be a previous
     output of it, whose ``checkpoint`` is a quantsearch checkpoint (then replaced), but not
-    a run directory of search or compare (:data:`RUN_FILES`).
+    a run directory of search (``search.run_dir.SEARCH_MARKERS``) or compare.
 
     Raises:
         ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
     """
     from quantsearch.checkpoint import load_checkpoint  # lazy: torch, which --help skips
+    from quantsearch.search.run_dir import SEARCH_MARKERS
 
     # a search's or comparison's folder: its files were mixed with the output's (run dirs)
-    run = [f for f in RUN_FILES if (out / f).exists()]
+    run = [f for f in (*SEARCH_MARKERS, "comparison.json") if (out / f).exists()]
     if run:
         raise ConfigError(
             f"{key}: {out} is a run directory of search or compare (it holds {run[0]}), "

@@ -36,6 +36,7 @@ from quantsearch.search.evaluate import Evaluation, Evaluator
 from quantsearch.search.objective import objective_noise
 from quantsearch.search.progress import progress_enabled
 from quantsearch.search.results import SearchResult
+from quantsearch.search.run_dir import SEARCH_MARKERS
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
 from quantsearch.search.study import CachedResult, EvaluationCache
@@ -398,7 +399,6 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(jsonable(value), default=str))
 
 
-_SEARCH_FILES = ("trials.jsonl", "study.journal", "search_config.json")
 _COMPARE_OWN = ("comparison.json", "compare_config.json", "runs.jsonl", "configs.jsonl")
 _COMPARE_OUT = ("comparison.csv", "comparison.md", "report.html", "report.md", "images")
 
@@ -409,7 +409,7 @@ def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
     earlier comparison's files, unsaid, as a search refuses a study of another config. The same
     problem is compared again. A search's run directory is refused too, and a folder holding
     files of the names compare writes that no comparison wrote."""
-    search = [f for f in _SEARCH_FILES if (out / f).exists()]
+    search = [f for f in SEARCH_MARKERS if (out / f).exists()]
     if search and not (out / "comparison.json").exists():  # its report and images replaced
         raise ConfigError(
             f"{key}: {str(out)!r} is a search's run directory (it holds {search[0]}), allowed: "

@@ -57,6 +57,9 @@ RESULT_FILES = (
     *("report.html", "report.md"),
 )
 OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
+# Any of these makes a folder a search's run directory (its journal lost beside its results
+# too): another command's output written there would be mixed with the study's.
+SEARCH_MARKERS = ("trials.jsonl", "study.journal", "search_config.json")
 
 
 def check_owner(run_dir: Path, study_name: str) -> None:
