@@ -102,9 +102,7 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
             f"{key}: {str(path)!r} is not readable, allowed: a file this user may read"
         )
     try:
-        with warnings.catch_warnings():  # torch's advice on a foreign file: the error says it
-            warnings.simplefilter("ignore")
-            payload = torch.load(p, map_location="cpu", weights_only=True)
+        payload = _torch_load(p)
     except Exception as exc:
         # the reason alone can be a bare byte value ("101": pickle's opcode of a text file)
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -146,9 +144,7 @@ def check_replaceable(path: str | Path, key: str) -> None:
     if not p.is_file() or p.stat().st_size == 0:
         return  # new, or nothing to lose; a folder or a FIFO is refused by output_file
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            payload = torch.load(p, map_location="cpu", weights_only=True)
+        payload = _torch_load(p)
     except Exception:
         payload = None
     if isinstance(payload, dict) and "state_dict" in payload:
@@ -157,6 +153,14 @@ def check_replaceable(path: str | Path, key: str) -> None:
         f"{key}: {str(path)!r} is a file that is not a quantsearch checkpoint, allowed: a new "
         f"file name, or a checkpoint a previous `quantsearch train` wrote (which is replaced)"
     )
+
+
+def _torch_load(p: Path) -> Any:
+    """``p`` read by ``torch.load`` (tensors and plain containers only: no pickle runs code),
+    on the CPU; torch's advice on a foreign file is silenced: the caller's error says it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(p, map_location="cpu", weights_only=True)
 
 
 def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
