@@ -115,6 +115,13 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
     """In-place ops and the input's copy through each path: the prepared slots give
     quantize()'s outputs bit for bit, evaluate_many equals evaluate, and both equal
     compute_metrics on quantize()'s module; the data are left as they were."""
+    check_evaluation_paths(*_model_and_data(name), seed=1)
+
+
+def check_evaluation_paths(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+    """Three random per-node configs (seeded) of ``model``: the prepared slots give quantize()'s
+    outputs bit for bit, evaluate_many equals evaluate, and both equal compute_metrics on
+    quantize()'s module (the referee), on the CPU, where it runs; ``x`` is left as it was."""
     from quantsearch.data import Split
     from quantsearch.metrics import compute_metrics
     from quantsearch.passes.transform import quantize
@@ -122,17 +129,15 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
     from quantsearch.search.config import parse_search_config
     from tests.test_user_models import _random_configs
 
-    model, x, y = _model_and_data(name)
     x0 = x.clone()
     gm = trace(model, x[:8])
     names = ["accuracy", "loss", "model_size_bits", "bitops", "flops"]
     space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
-    # on the CPU, where quantize()'s module, the referee, runs
     cfg = parse_search_config(
         {"space": space, "objectives": {"accuracy": {}}, "metrics": names, "device": "cpu"}
     )
     _, evaluator = prepare_search(gm, cfg, Split(x, y))
-    configs = _random_configs(gm, 3, seed=1)
+    configs = _random_configs(gm, 3, seed=seed)
     for rc, pop in zip(configs, evaluator.evaluate_many(configs), strict=True):
         qgm = quantize(gm, rc)
         with torch.no_grad():

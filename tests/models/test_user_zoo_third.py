@@ -29,6 +29,7 @@ from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_third
 from tests.models.test_user_zoo import (
     _run,
+    check_evaluation_paths,
     check_hls4ml_exact,
     check_qonnx_exact,
     check_search_and_quantize,
@@ -124,29 +125,7 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
     mul, the residual add, Linear layers sharing a weight): the prepared slots give
     quantize()'s outputs bit for bit, evaluate_many equals evaluate, and both equal
     compute_metrics on quantize()'s module (referee)."""
-    from quantsearch.data import Split
-    from quantsearch.metrics import compute_metrics
-    from quantsearch.passes.transform import quantize
-    from quantsearch.search.api import prepare_search
-    from quantsearch.search.config import parse_search_config
-    from tests.test_user_models import _random_configs
-
-    model, x, y = _model_and_data(name, 32)
-    gm = trace(model, x[:8])
-    names = ["accuracy", "loss", "model_size_bits", "bitops", "flops"]
-    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
-    cfg = parse_search_config(
-        {"space": space, "objectives": {"accuracy": {}}, "metrics": names, "device": "cpu"}
-    )
-    _, evaluator = prepare_search(gm, cfg, Split(x, y))
-    configs = _random_configs(gm, 3, seed=3)
-    for rc, pop in zip(configs, evaluator.evaluate_many(configs), strict=True):
-        qgm = quantize(gm, rc)
-        with torch.no_grad():
-            assert torch.equal(evaluator.prepared().apply_(rc)(x), qgm(x))
-        one = evaluator.evaluate(rc)
-        assert one.error is None and one.metrics == pop.metrics and one.metrics is not None
-        assert {k: one.metrics[k] for k in names} == compute_metrics(qgm, names, data=Split(x, y))
+    check_evaluation_paths(*_model_and_data(name, 32), seed=3)
 
 
 def test_a_float64_model_is_priced_at_64_bits() -> None:
