@@ -118,6 +118,37 @@ def test_every_evaluation_path_equals_quantize(name: str) -> None:
     check_evaluation_paths(*_model_and_data(name), seed=1)
 
 
+def write_config(
+    folder: Path,
+    model: nn.Module,
+    spec: str,
+    data: str,
+    kinds: list[str],
+    strategy: str,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """``folder/c.toml`` for a user's ``model`` (``spec``, its float weights saved as the
+    checkpoint ``ck.pt``) on ``data``: a 2-trial search of fixed-point widths on its layer
+    ``kinds`` (a mul's data_in, the others' weight), one [quantize] table and ``extra`` lines."""
+    from quantsearch.checkpoint import save_checkpoint
+
+    save_checkpoint(folder / "ck.pt", model, model_name=spec, dataset=data)
+    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
+    lines += [f'name = "{data}"', "eval_samples = 32"]
+    lines += ["[search]", "n_trials = 2", "[search.strategy]", f'name = "{strategy}"']
+    for kind in kinds:
+        role = "data_in" if kind == "mul" else "weight"
+        lines += [f"[search.space.choices.{kind}]", f"{role} = [[8, 4], [4, 2]]"]
+    lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
+    lines += [
+        "[quantize.by_type.linear]",
+        'weight = { format = "fixed", width = 6, frac_width = 3 }',
+        *extra,
+    ]
+    (folder / "c.toml").write_text("\n".join(lines) + "\n")
+    return folder / "c.toml"
+
+
 def check_evaluation_paths(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
     """Three random per-node configs (seeded) of ``model``: the prepared slots give quantize()'s
     outputs bit for bit, evaluate_many equals evaluate, and both equal compute_metrics on

@@ -35,6 +35,7 @@ from tests.models.test_user_zoo import (
     check_qonnx_exact,
     check_search_and_quantize,
     hls4ml_projects,
+    write_config,
 )
 
 MORE, ZOO = Path(user_zoo_more.__file__), Path(user_zoo.__file__)
@@ -175,24 +176,10 @@ EXPORTED = ("nested_dict", "pruned", "weight_norm")
 def _config(tmp_path: Path, name: str) -> Path:
     """A config of the model (its float weights saved as the checkpoint): a 2-trial search of
     fixed-point widths on its layer kinds, and one [quantize] table."""
-    from quantsearch.checkpoint import save_checkpoint
-
     spec = f"{MORE.as_posix()}:build_{name}"
     data = f"{MORE.as_posix()}:load_half" if name == "half" else f"{ZOO.as_posix()}:load"
     model = getattr(user_zoo_more, f"build_{name}")()
-    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=data)
-    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
-    lines += [f'name = "{data}"', "eval_samples = 32"]
-    lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "random"']
-    for kind in KNOBS.get(name, ["linear"]):
-        lines += [f"[search.space.choices.{kind}]", "weight = [[8, 4], [4, 2]]"]
-    lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
-    lines += [
-        "[quantize.by_type.linear]",
-        'weight = { format = "fixed", width = 6, frac_width = 3 }',
-    ]
-    (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
-    return tmp_path / "c.toml"
+    return write_config(tmp_path, model, spec, data, KNOBS.get(name, ["linear"]), "random")
 
 
 @pytest.mark.parametrize("name", list(KNOBS))

@@ -33,6 +33,7 @@ from tests.models.test_user_zoo import (
     check_hls4ml_exact,
     check_qonnx_exact,
     check_search_and_quantize,
+    write_config,
 )
 
 THIRD, ZOO = Path(user_zoo_third.__file__), Path(user_zoo.__file__)
@@ -219,29 +220,14 @@ REFUSED = {
 def _config(tmp_path: Path, name: str, extra: tuple[str, ...] = ()) -> Path:
     """A config of the model (its float weights saved as the checkpoint): a 2-trial search of
     fixed-point widths on its layer kinds, and one [quantize] table (and ``extra`` lines)."""
-    from quantsearch.checkpoint import save_checkpoint
-
     spec = f"{THIRD.as_posix()}:build_{name}"
     loader = {"embedding_bag": f"{ZOO.as_posix()}:load_tokens"}
     data = loader.get(name, f"{ZOO.as_posix()}:load")
     if name == "float64":
         data = f"{THIRD.as_posix()}:load_double"
     model = getattr(user_zoo_third, f"build_{name}")()
-    save_checkpoint(tmp_path / "ck.pt", model, model_name=spec, dataset=data)
-    lines = ["seed = 0", "[model]", f'name = "{spec}"', 'checkpoint = "ck.pt"', "[data]"]
-    lines += [f'name = "{data}"', "eval_samples = 32"]
-    lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "brute_force"']
-    for kind in KNOBS.get(name, ["linear"]):
-        role = "data_in" if kind == "mul" else "weight"
-        lines += [f"[search.space.choices.{kind}]", f"{role} = [[8, 4], [4, 2]]"]
-    lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
-    lines += [
-        "[quantize.by_type.linear]",
-        'weight = { format = "fixed", width = 6, frac_width = 3 }',
-        *extra,
-    ]
-    (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
-    return tmp_path / "c.toml"
+    kinds = KNOBS.get(name, ["linear"])
+    return write_config(tmp_path, model, spec, data, kinds, "brute_force", extra)
 
 
 @pytest.mark.parametrize("name", list(KNOBS))
