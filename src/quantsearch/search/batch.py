@@ -1,6 +1,7 @@
 """The batched trial path: for a strategy that knows its next points in advance (brute force,
-random search), K trials at a time, the new configs among them evaluated together, each trial
-stored whole; for TPE, whose next point depends on every result before it, one at a time.
+random search, TPE's random start-up), K trials at a time, the new configs among them evaluated
+together, each trial stored whole; for TPE after its start-up, whose next point depends on every
+result before it, one at a time.
 
 The one-at-a-time path asks Optuna for a trial, suggests each knob, records its attributes and
 tells it, about a millisecond of bookkeeping a trial. Here the sampler proposes K points at once
@@ -24,10 +25,10 @@ trial number, which a batch's trials do not have before they are stored), one th
 worker's retry, which Optuna's ``ask`` runs first). Anything else runs one at a time.
 
 K adapts so that a batch takes about :data:`TARGET_S`, up to :data:`MAX_K` (or the sampler's
-``max_batch``: 1 for TPE): the first K from the
-time the float baseline took in this process (a lower bound of a trial's evaluation; 1 when it
-was not measured here, as on resume), every next one at the last batch's time per new
-evaluation (hits and pre-checked trials cost microseconds and do not grow it):
+``batch_limit(study)``: for TPE, the random start-up's trials still to come, then 1): the first
+K from the time the float baseline took in this process (a lower bound of a trial's
+evaluation; 1 when it was not measured here, as on resume), every next one at the last batch's
+time per new evaluation (hits and pre-checked trials cost microseconds and do not grow it):
 a ``kill -9`` then loses at most the batch in flight, about as long as group commit's interval,
 and ``timeout`` and Ctrl-C are answered within a batch.
 """
@@ -58,7 +59,7 @@ MAX_K = 256  # trials in one batch at most
 @runtime_checkable
 class BatchProposer(Protocol):
     """A sampler that proposes the points of its next ``k`` trials at once; one whose proposals
-    depend on the trials before them caps ``k`` with an int class attribute ``max_batch``."""
+    depend on the trials before them caps ``k`` with a method ``batch_limit(study) -> int``."""
 
     def propose_batch(self, study: optuna.Study, k: int) -> list[dict[str, int]]: ...
 
@@ -76,7 +77,7 @@ class Batches:
         assert isinstance(sampler, BatchProposer)
         self.objective, self.sampler, self.budget = objective, sampler, coord.budget
         self.k = first_k(objective.evaluator.baseline_seconds)
-        self._max: int = getattr(sampler, "max_batch", MAX_K)
+        self._limit: Callable[[optuna.Study], int] | None = getattr(sampler, "batch_limit", None)
         self._finished = 0  # leading trials seen finished (ready)
         self._worker = worker_id()
         self._encoding: Encoding = "categorical" if objective.categorical else "ordinal"
@@ -115,7 +116,7 @@ class Batches:
         none of them and gives every ticket back.
         """
         cfg = self.objective.cfg
-        k, cap = 1, min(self.k, self._max)
+        k, cap = 1, min(self.k, MAX_K if self._limit is None else self._limit(study))
         if cfg.n_evaluations is not None:  # a trial charges at most one evaluation
             spent = self.objective.evaluations_spent(study)
             cap = min(cap, max(1, cfg.n_evaluations - spent))

@@ -28,6 +28,7 @@ from quantsearch.passes.transform.modules import quantizable_kinds
 from quantsearch.search import optuna_compat, search
 from quantsearch.search.batch import Batches
 from quantsearch.search.space import SearchSpace, parse_space
+from quantsearch.search.strategies.base import Encoding
 from quantsearch.search.strategies.tpe import IncrementalTPESampler
 from tests.kill import kill_after
 from tests.search.test_batch import _stored
@@ -98,6 +99,45 @@ def test_propose_batch_is_optunas_ask_trial_for_trial(
         sampler.propose_batch(ours, 2)
 
 
+@pytest.mark.parametrize("encoding", ["categorical", "ordinal"])
+def test_the_start_up_is_proposed_in_batches_as_optunas_ask_draws_it(
+    mlp: nn.Module, digits: DataSplits, encoding: Encoding
+) -> None:
+    """During the random start-up ``propose_batch`` gives up to ``batch_limit`` points at once,
+    each the one Optuna's ``ask`` and suggestions give that trial; the batch's trials are stored
+    after it, as the batched path stores them. A failed trial does not count towards the
+    start-up, so the limit shrinks by the finished trials only, and is 1 after it."""
+    space = SearchSpace(parse_space(SPACE), trace(mlp, digits.val.x[:8]), set(quantizable_kinds()))
+    dists = space.distributions(encoding)
+    theirs = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
+    sampler = IncrementalTPESampler(seed=3, space=space, encoding=encoding)
+    ours = optuna.create_study(sampler=sampler)
+    limits = []
+    while len(ours.trials) < 30:
+        limits.append(sampler.batch_limit(ours))
+        points = sampler.propose_batch(ours, min(limits[-1], 6))
+        for point in points:
+            trial = theirs.ask()
+            suggested = {
+                name: trial.suggest_categorical(name, d.choices)  # type: ignore[attr-defined]
+                if encoding == "categorical"
+                else trial.suggest_int(name, d.low, d.high)  # type: ignore[attr-defined]
+                for name, d in dists.items()
+            }
+            assert point == space.decode(suggested), f"trial {trial.number}"
+            if trial.number in (2, 5, 11):
+                theirs.tell(trial, state=TrialState.FAIL)
+            else:
+                theirs.tell(trial, float(trial.number % 7))
+        for t in theirs.trials[len(ours.trials) :]:
+            ours.add_trial(_mirror(t))
+    # 10 start-up trials: 6 of 10 (trials 2 and 5 fail), 6 of the 6 left (trial 11 fails), the
+    # last start-up trial alone, then one a proposal
+    assert limits[:3] == [10, 6, 1] and set(limits[2:]) == {1}
+    with pytest.raises(ValueError, match="one trial at a time"):
+        sampler.propose_batch(ours, 2)
+
+
 def _without_liar(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """``_stored`` rows less the constant liar's ``tpe:relative_params`` system attributes,
     which Optuna's TPE writes on a running trial for other workers to read; a trial stored
@@ -139,7 +179,8 @@ def test_a_tpe_search_stores_optunas_trials_batched(
     monkeypatch.setattr(Batches, "run", counted)
     ours = _nan_search(tmp_path / "ours", "tpe", 220, digits)
     assert type(ours.study.sampler) is IncrementalTPESampler
-    assert batches == list(range(220))  # one trial a batch, every trial
+    sizes = [b - a for a, b in zip(batches, [*batches[1:], 220], strict=True)]
+    assert sizes[0] > 1 and set(sizes[-200:]) == {1}  # the start-up batched, then one a batch
     monkeypatch.setattr(Batches, "run", run)
     theirs = _nan_search(tmp_path / "theirs", OPTUNA_TPE, 220, digits)
     assert type(theirs.study.sampler) is optuna.samplers.TPESampler

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from quantsearch.search import optuna_compat
 from quantsearch.search.strategies.base import Space
 
-__all__ = ["BatchRandomSampler", "draws_of"]
+__all__ = ["BatchRandomSampler", "draws_of", "one_hot_picks"]
 
 _CHUNK = 1 << 20  # numbers skipped per call when catching up (8 MiB of float64)
 
@@ -62,6 +62,31 @@ def draws_of(trial: FrozenTrial) -> int:
     return sum(
         _width(d) for name, d in trial.distributions.items() if name not in fixed and not d.single()
     )
+
+
+def one_hot_picks(rng: np.random.RandomState, sizes: list[int], k: int) -> list[list[int]]:
+    """The choice indices that ``k`` trials, each suggesting categorical parameters of
+    ``sizes`` choices in order, draw through ``RandomSampler.sample_independent`` from ``rng``:
+    per knob, a list of the ``k`` trials' indices.
+
+    Each call draws one number per choice, uniform over the one-hot bounds (all ``[0, 1)``),
+    and takes the largest's choice; one call of ``k`` rows of every knob's numbers reads the
+    state as the ``k * len(sizes)`` calls do, in the same order.
+
+    Example:
+        >>> a, b = np.random.RandomState(0), np.random.RandomState(0)
+        >>> one_hot_picks(a, [3, 2], 2)  # knob 0 in trials 0 and 1, then knob 1
+        [[1, 2], [0, 0]]
+        >>> [[int(b.uniform(np.zeros(n), np.ones(n)).argmax()) for n in (3, 2)] for _ in "ab"]
+        [[1, 0], [2, 0]]
+    """
+    width = sum(sizes)
+    u = rng.uniform(np.zeros((k, width)), np.ones((k, width)))
+    out, start = [], 0
+    for size in sizes:
+        out.append(u[:, start : start + size].argmax(axis=1).tolist())
+        start += size
+    return out
 
 
 def _width(d: BaseDistribution) -> int:
@@ -100,13 +125,8 @@ class BatchRandomSampler(RandomSampler):
         suggesting the knobs in order through :meth:`sample_independent` would draw."""
         self._catch_up(study)
         rng = optuna_compat.random_state(self)
-        # One number per element, in order: the call sample_independent makes per parameter
-        # (uniform over the one-hot bounds, all [0, 1)), for k trials of every drawing knob.
-        u = rng.uniform(np.zeros((k, self._width)), np.ones((k, self._width)))
-        picks = {
-            name: u[:, start : start + size].argmax(axis=1).tolist()
-            for name, start, size in self._blocks
-        }
+        drawn = one_hot_picks(rng, [size for _, _, size in self._blocks], k)
+        picks = {name: drawn[j] for j, (name, _, _) in enumerate(self._blocks)}
         names = [knob.name for knob in self._space.knobs]
         return [
             {n: picks[n][i] if n in picks else self._single[n] for n in names} for i in range(k)

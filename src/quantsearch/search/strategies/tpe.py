@@ -47,6 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
 from quantsearch.search.strategies.base import Encoding, Space
+from quantsearch.search.strategies.random_batch import one_hot_picks
 from quantsearch.search.strategies.tpe_choice import clear_choice
 from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
@@ -161,6 +162,12 @@ class _History:
         return np.array([row for _, _, row in sorted(chosen, key=lambda c: c[1])], dtype=int)
 
 
+def _one_value(d: BaseDistribution) -> Any:
+    """The value ``Trial._suggest`` gives a distribution of one choice, drawing nothing."""
+    assert isinstance(d, (CategoricalDistribution, IntDistribution))
+    return d.choices[0] if isinstance(d, CategoricalDistribution) else d.low
+
+
 def _same_space(a: dict[str, BaseDistribution], b: dict[str, BaseDistribution]) -> bool:
     """``list(a.items()) == list(b.items())`` without comparing categorical choices one call
     each (``CategoricalDistribution.__eq__``; a NaN choice makes them differ here: the history
@@ -187,8 +194,6 @@ class IncrementalTPESampler(TPESampler):
         >>> len(study.trials)
         15
     """
-
-    max_batch = 1  # the batched trial path's K: each proposal reads every trial before it
 
     def __init__(
         self,
@@ -218,10 +223,21 @@ class IncrementalTPESampler(TPESampler):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    def batch_limit(self, study: Study) -> int:
+        """How many trials :meth:`propose_batch` may propose at once: during the random start-up,
+        the start-up trials still to come (however each ends, a failed one not counting, every
+        one of them is a start-up trial: its points are random draws that read no result);
+        after it, 1 (a proposal reads the result of every trial before it)."""
+        if self._past_startup or self._space is None:
+            return 1
+        optuna_compat.sync_trials(study)  # count what is stored now
+        finished = optuna_compat.study_trials(study, (TrialState.COMPLETE, TrialState.PRUNED))
+        return max(1, optuna_compat_tpe.tpe_n_startup(self) - len(finished))
+
     def propose_batch(self, study: Study, k: int) -> list[dict[str, int]]:
-        """The point (knob -> choice index) of the study's next trial, ``[point]`` (``k`` is 1:
-        see :attr:`max_batch`), as Optuna's ``ask`` and that trial's suggestions of the space's
-        knobs in order draw it, for a study of this process alone with no waiting trial (the
+        """The points (knob -> choice index) of the study's next ``k`` trials (at most
+        :meth:`batch_limit`: 1 after the random start-up), as Optuna's ``ask`` and each
+        trial's suggestions of the space's knobs in order draw them, for a study of this process alone with no waiting trial (the
         batched trial path's conditions; it stores the trial finished, as the next one).
 
         In ``ask`` the new trial is already stored, RUNNING, with no parameter; the sampler
@@ -236,13 +252,17 @@ class IncrementalTPESampler(TPESampler):
         never seen running. ``tests/search/strategies/test_tpe_batch.py`` checks the points
         against Optuna's ``TPESampler`` in lockstep, and whole searches.
         """
-        if k != 1 or self._space is None:
-            raise ValueError(f"propose_batch: one trial at a time, over a given space (k={k})")
+        if self._space is None or not 1 <= k <= self.batch_limit(study):
+            raise ValueError(
+                f"propose_batch: one trial at a time after the start-up, over a given space (k={k})"
+            )
         optuna_compat.sync_trials(study)  # as ask: read what is stored now
         number = len(optuna_compat.study_trials(study))
-        trial = optuna_compat.new_running_trial(number, -1)  # id -1: stored once finished
         if self._distributions is None:
             self._distributions = self._space.distributions(self._encoding)
+        if k > 1:
+            return self._startup_points(study, number, k)
+        trial = optuna_compat.new_running_trial(number, -1)  # id -1: stored once finished
         self.before_trial(study, trial)
         relative_space = self.infer_relative_search_space(study, trial)
         self._read_now = True  # the trials were just read: no second read for the liar
@@ -252,14 +272,40 @@ class IncrementalTPESampler(TPESampler):
             self._read_now = False
         params: dict[str, Any] = {}
         for name, d in self._distributions.items():
-            if d.single():  # Trial._suggest's value of one choice
-                assert isinstance(d, (CategoricalDistribution, IntDistribution))
-                params[name] = d.choices[0] if isinstance(d, CategoricalDistribution) else d.low
+            if d.single():
+                params[name] = _one_value(d)
             elif name in relative and name in relative_space:
                 params[name] = relative[name]
             else:
                 params[name] = self.sample_independent(study, trial, name, d)
         return [self._space.decode(params)]
+
+    def _startup_points(self, study: Study, number: int, k: int) -> list[dict[str, int]]:
+        """The random start-up's next ``k`` points: what each trial's ``sample_independent``
+        calls draw from Optuna's ``RandomSampler`` (the relative sample is empty before the
+        start-up's end and draws nothing), trial after trial, knob after knob. Categorical
+        knobs are drawn in one call (``random_batch.one_hot_picks``), others call by call."""
+        assert self._space is not None and self._distributions is not None
+        drawing = {n: d for n, d in self._distributions.items() if not d.single()}
+        for i in range(k):  # RandomSampler's (a no-op), as ask calls it per trial
+            self.before_trial(study, optuna_compat.new_running_trial(number + i, -1))
+        if all(isinstance(d, CategoricalDistribution) for d in drawing.values()):
+            sizes = [len(d.choices) for d in drawing.values()]  # type: ignore[attr-defined]
+            rng = optuna_compat.random_state(self._random_sampler)
+            drawn = dict(zip(drawing, one_hot_picks(rng, sizes, k), strict=True))
+            names = [knob.name for knob in self._space.knobs]  # a single label is index 0
+            return [{n: drawn[n][i] if n in drawn else 0 for n in names} for i in range(k)]
+        points = []
+        for i in range(k):
+            trial = optuna_compat.new_running_trial(number + i, -1)
+            params = {
+                name: self._random_sampler.sample_independent(study, trial, name, d)
+                if name in drawing
+                else _one_value(d)
+                for name, d in self._distributions.items()
+            }
+            points.append(self._space.decode(params))
+        return points
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
