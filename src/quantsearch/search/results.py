@@ -8,7 +8,7 @@ back (directories of older versions too: unknown keys of ``trials.jsonl`` are ig
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -348,7 +348,7 @@ class SearchResult:
         dump_json(written[0], self.baseline)
         with open_atomic(written[1]) as fh:
             for t in self.trials:
-                fh.write(json.dumps(asdict(t), default=json_default) + "\n")
+                fh.write(json.dumps(t.to_dict(), default=json_default) + "\n")
         write_csv(written[2], [t.row() for t in self.trials])
         summary = self.summary()
         if self.combine == "weighted_sum":

@@ -217,6 +217,21 @@ class TrialInfo:
             formats={k[len(FORMAT_ATTR) :]: v for k, v in ua.items() if k.startswith(FORMAT_ATTR)},
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as one line of ``trials.jsonl`` holds it, field by field, not copied
+        (``dataclasses.asdict`` deep-copies the per-node config: half a second at the end of a
+        1,000-trial search); :meth:`from_dict` reads it back.
+
+        Example:
+            >>> import json
+            >>> t = TrialInfo(number=1, state="COMPLETE", values=(0.5,), config={"fc": {}})
+            >>> TrialInfo.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+            True
+            >>> t.to_dict()["config"] is t.config
+            True
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialInfo:
         """Read one line of ``trials.jsonl`` (unknown keys ignored: newer writers add some).
