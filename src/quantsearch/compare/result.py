@@ -149,10 +149,7 @@ class ComparisonResult:
         paths[0].unlink(missing_ok=True)
         with open_atomic(paths[2]) as fh:
             for r in self.results:
-                trials = [
-                    {k: v for k, v in dataclasses.asdict(t).items() if k != "config"}
-                    for t in r.trials
-                ]
+                trials = [{k: v for k, v in t.to_dict().items() if k != "config"} for t in r.trials]
                 line = {"strategy": r.strategy, "seed": r.seed, "trials": trials}
                 fh.write(json.dumps(jsonable(line)) + "\n")
         configs = run_dir / "configs.jsonl"
