@@ -35,6 +35,7 @@ __all__ = [
     "SEEDS_MAX",
     "SEED_MAX",
     "THREADS_MAX",
+    "TIMEOUT_MAX",
     "check_device",
     "check_keys",
     "check_path_text",
@@ -83,6 +84,8 @@ LR_MAX = 10.0
 # Runs per strategy of a comparison (compare.seeds, --seeds): a Wilcoxon test separates two
 # strategies at p < 1e-6 with 30; 2**31 - 1 seeds was a MemoryError before the first run.
 SEEDS_MAX = 1000
+# Seconds of a search's timeout (search.timeout, --timeout): a year; 1e308 can only be a slip.
+TIMEOUT_MAX = 365 * 24 * 3600
 
 
 def join_key(key: str, name: str) -> str:
@@ -239,11 +242,10 @@ def number_rule(
     """The rule ``value`` breaks as a number, in words (``"must be >= 0"``), or ``None``.
 
     An integer is an ``int`` (not a bool, not a float); any other number a finite ``int`` or
-    ``float``, ``> 0`` if ``positive``; both within ``[minimum, maximum]`` where those are
-    given. The one range check behind :func:`get_int`, :func:`get_float` and the strategies'
-    option schemas. NaN and infinities are refused: an infinite weight or bound makes every
-    trial compare equal (or the first one "best" at -inf). An integer too large for a float
-    (``10**400``) is compared exactly, never converted.
+    ``float``, ``> 0`` if ``positive``; both within ``[minimum, maximum]`` where given: the
+    range check behind :func:`get_int`, :func:`get_float` and the strategies' option schemas.
+    NaN and infinities are refused (an infinite weight or bound makes every trial compare
+    equal); an integer too large for a float (``10**400``) is compared exactly.
 
     Example:
         >>> number_rule(-1, integer=True, minimum=0)
@@ -322,8 +324,7 @@ def get_float(
 
 
 def _shown(value: int | float) -> str:
-    """A number as a message shows it: as a float (``-1.0``); an integer too large for one
-    by its length."""
+    """A number as a message shows it: a float (``-1.0``), or a huge integer by its length."""
     try:
         return str(float(value))
     except OverflowError:
@@ -341,8 +342,7 @@ def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bo
 
 
 def not_a_file(path: Path) -> str | None:
-    """What stands at ``path`` where a regular file or nothing belongs (a link to nothing, a
-    folder, a FIFO ...), in words, else ``None``.
+    """What stands at ``path`` where a file or nothing belongs (a folder, a FIFO ...), or None.
 
     Example:
         >>> not_a_file(Path("."))

@@ -15,6 +15,7 @@ from quantsearch.validate import (
     COUNT_MAX,
     SEED_MAX,
     THREADS_MAX,
+    TIMEOUT_MAX,
     check_device,
     output_file,
     study_name,
@@ -55,7 +56,10 @@ class FiniteFloat(click.ParamType[float]):
         return number
 
 
-POSITIVE_FLOAT = FiniteFloat(lambda v: v > 0, "a finite number > 0")
+# Seconds of a search (--timeout): validate.TIMEOUT_MAX, as search.timeout.
+TIMEOUT = FiniteFloat(
+    lambda v: 0 < v <= TIMEOUT_MAX, f"seconds > 0, at most {TIMEOUT_MAX} (a year)"
+)
 PERCENTILE = FiniteFloat(lambda v: 0 < v <= 100, "a number in (0, 100]")
 
 

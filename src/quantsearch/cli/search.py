@@ -10,9 +10,9 @@ import click
 
 from quantsearch.cli.common import (
     COUNT,
-    POSITIVE_FLOAT,
     SEED,
     THREADS,
+    TIMEOUT,
     config_option,
     figure_format_option,
     json_option,
@@ -73,7 +73,7 @@ def _search_options(f: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--timeout",
-                type=POSITIVE_FLOAT,
+                type=TIMEOUT,  # at most TIMEOUT_MAX, as search.timeout
                 default=None,
                 help="Seconds.",
             ),

@@ -1,9 +1,8 @@
 """``[search]`` and ``[compare]``: validated, frozen, with errors that name the dotted key.
 
-What can be checked without a graph is checked here, at load (strategy names, metric names,
-directions, weights, constraint forms) and, for ``[search.space]``, by
-:func:`quantsearch.search.space.parse_space`. Node names and op kinds are checked when the
-space meets the traced model, before any trial runs.
+What can be checked without a graph is checked here, at load: strategy and metric names,
+directions, weights, constraint forms, and ``[search.space]`` (:func:`~.space.parse_space`).
+Node names and op kinds are checked when the space meets the traced model, before any trial runs.
 """
 
 from __future__ import annotations
@@ -32,8 +31,10 @@ from quantsearch.validate import (
     SEED_MAX,
     SEEDS_MAX,
     THREADS_MAX,
+    TIMEOUT_MAX,
     check_device,
     check_keys,
+    check_path_text,
     check_unique,
     get_bool,
     get_float,
@@ -155,12 +156,8 @@ class CompareConfig:
     n_evaluations: int | None = None
 
 
-# ---------------------------------------------------------------------------------------------
-
-
 def _canonical_strategy(name: str, key: str) -> str:
-    # The registry lives with the samplers, which import optuna: imported here, not at the top,
-    # so loading a config without [search] (and `quantsearch --help`) does not pay for optuna.
+    # lazy: the registry imports optuna, which a config without [search] (and --help) need not
     from quantsearch.search.strategies import STRATEGIES
 
     return STRATEGIES.canonical(name, key=key)
@@ -294,7 +291,7 @@ def parse_search_config(
             f"{key}.fidelity: got {fidelity.method!r} with an evaluate function, allowed: "
             f"'full' (successive halving prunes on accuracy)"
         )
-    timeout = get_float(raw, "timeout", key, None, positive=True)
+    timeout = get_float(raw, "timeout", key, None, positive=True, maximum=TIMEOUT_MAX)
     n_evaluations = get_int(raw, "n_evaluations", key, None, minimum=1, maximum=COUNT_MAX)
     n_trials = get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX)
     if n_trials is None:
@@ -395,10 +392,12 @@ def check_storage_url(url: str, key: str) -> str:
             f"{key}: got {url!r} (an in-memory database: every trial is lost at exit), "
             "allowed: a database file or server, such as 'sqlite:///study.db'"
         )
-    if parsed.get_backend_name() == "sqlite" and not_a_file(Path(database)) == "a link to nothing":
-        raise ConfigError(  # SQLite made the database where the link pointed, outside
-            f"{key}: {database!r} is a link to nothing, allowed: a database file or a new name"
-        )
+    if parsed.get_backend_name() == "sqlite":
+        check_path_text(database, key)  # a name past 255 bytes: every stat() raised OSError
+        if not_a_file(Path(database)) == "a link to nothing":
+            raise ConfigError(  # SQLite made the database where the link pointed, outside
+                f"{key}: {database!r} is a link to nothing, allowed: a database file or a new name"
+            )
     return url
 
 
