@@ -358,7 +358,8 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "quantize --from-run -": (["quantize", "--from-run", "-"], r"^--from-run: '-', allowed: a run"),
     "finetune --from-run a folder": (
         ["finetune", "--from-run", "runs", "--epochs", "1"],
-        r"^RUN_DIR: 'runs' has no pareto\.json$",
+        r"^--from-run: 'runs' holds no search's results, allowed: a run directory written by "
+        r"`quantsearch search` \(it holds best\.json or pareto\.json\)$",
     ),
     # checkpoints: keys missing or unexpected, a list, a whole pickled model, an empty file,
     # a pickle that would run code (weights_only refuses it: the marker file is never made)

@@ -292,12 +292,15 @@ COMPARE_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "budgets a string": (
         _set("budgets", "zz"),
-        r"comparison\.json' is damaged \(TypeError: budgets = 'zz'\)$",
+        r"comparison\.json' is damaged \(TypeError: budgets = 'zz'\), allowed: the ",
     ),
-    "tolerance a string": (_set("tolerance", "zz"), r"is damaged \(TypeError: tolerance = 'zz'\)$"),
+    "tolerance a string": (
+        _set("tolerance", "zz"),
+        r"is damaged \(TypeError: tolerance = 'zz'\), allowed: the ",
+    ),
     "strategies a string": (
         _set("strategies", "zz"),
-        r"is damaged \(TypeError: strategies = 'zz'\)$",
+        r"is damaged \(TypeError: strategies = 'zz'\), allowed: the ",
     ),
 }
 
@@ -364,15 +367,15 @@ SEARCH_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "trials.jsonl config_hash a list": (
         _edit("trials.jsonl", "config_hash", []),
-        r"line 1 is not a trial record: 'config_hash' must be a string or null \(got \[\]\)$",
+        r"line 1 is not a trial record: 'config_hash' must be a string or null \(got \[\]\), allowed: the ",
     ),
     "trials.jsonl config a string": (
         _edit("trials.jsonl", "config", "zz"),
-        r"line 1 is not a trial record: 'config' must be an object or null \(got 'zz'\)$",
+        r"line 1 is not a trial record: 'config' must be an object or null \(got 'zz'\), allowed: the ",
     ),
     "trials.jsonl samples a string": (
         _edit("trials.jsonl", "samples", "zz"),
-        r"'samples' must be an integer or null \(got 'zz'\)$",
+        r"'samples' must be an integer or null \(got 'zz'\), allowed: the ",
     ),
 }
 

@@ -175,11 +175,13 @@ class ComparisonResult:
         results are not read back)."""
         rd = Path(run_dir)
         path = rd / "comparison.json"
+        doc = read_json(path)  # not valid JSON: its own one line (a ConfigError is a ValueError)
         try:
-            result = cls.from_dict(read_json(path))
+            result = cls.from_dict(doc)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
-                f"RUN_DIR: {str(path)!r} is damaged ({type(exc).__name__}: {exc})"
+                f"RUN_DIR: {str(path)!r} is damaged ({type(exc).__name__}: {exc}), allowed: "
+                "the file `quantsearch compare` wrote (run it again, or restore the folder)"
             ) from None
         result.run_dir = rd
         return result

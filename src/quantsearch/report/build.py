@@ -34,6 +34,7 @@ from quantsearch.report.tables import (
     test_split_table,
 )
 from quantsearch.search.results import SearchResult, read_json
+from quantsearch.search.run_dir import what_folder
 
 __all__ = ["Report", "build_report"]
 
@@ -72,7 +73,8 @@ def build_report(run_dir: str | Path, *, memo: dict[str, list[float]] | None = N
         return _build_search(rd, memo)
     raise ConfigError(
         f"RUN_DIR: {str(rd)!r} is neither a search run directory (trials.jsonl) nor a "
-        f"comparison directory (comparison.json)"
+        f"comparison directory (comparison.json); it {what_folder(rd)}, "
+        "allowed: a folder `quantsearch search` or `quantsearch compare` wrote"
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "measure_test_split",
     "open_run",
     "record_model",
+    "what_folder",
 ]
 
 MODEL_FILE = "model.pt"
@@ -147,6 +148,24 @@ def finish_run(result: SearchResult, session: Session, run_dir: Path) -> None:
     result.test_metrics = measure_test_split(result)
 
 
+def what_folder(rd: Path) -> str:
+    """What a folder without a search's result files is, in words: another command's output,
+    a search stopped before its end, or neither.
+
+    Example:
+        >>> what_folder(Path("."))
+        "holds no search's results"
+    """
+    if (rd / "comparison.json").is_file():
+        return "is a comparison's folder (comparison.json; its searches kept no run directory)"
+    made = next((n for n in ("resolved_config.json", "quantized.pt") if (rd / n).is_file()), None)
+    if made:
+        return f"is the output of `quantsearch quantize` or `finetune` ({made})"
+    if any((rd / n).exists() for n in SEARCH_MARKERS):
+        return "holds a search that has not finished (no best.json or pareto.json yet)"
+    return "holds no search's results"
+
+
 def open_run(run_dir: str | Path, *, key: str = "RUN_DIR") -> SearchResult:
     """A search's run directory: its result, with the model it searched, ready for
     :meth:`SearchResult.model`.
@@ -163,6 +182,11 @@ def open_run(run_dir: str | Path, *, key: str = "RUN_DIR") -> SearchResult:
     if not rd.is_dir():
         raise ConfigError(
             f"{key}: {str(rd)!r}, allowed: a run directory written by `quantsearch search`"
+        )
+    if not any((rd / n).is_file() for n in ("best.json", "pareto.json")):
+        raise ConfigError(
+            f"{key}: {str(rd)!r} {what_folder(rd)}, allowed: a run directory "
+            "written by `quantsearch search` (it holds best.json or pareto.json)"
         )
     result = SearchResult.read(rd)
     path = rd / MODEL_FILE

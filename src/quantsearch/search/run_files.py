@@ -32,6 +32,13 @@ __all__ = [
 ]
 
 
+# What a run directory's damaged file should be, and how to get it back.
+_WROTE = (
+    "allowed: the file quantsearch wrote there (run the same command again to write it, or "
+    "restore the folder from a copy)"
+)
+
+
 def read_json(path: Path) -> Any:
     """A run directory's JSON file; a missing or broken file is a ``RUN_DIR`` config error."""
     try:
@@ -41,7 +48,9 @@ def read_json(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read ({exc.strerror})") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ConfigError(f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON: {exc}") from None
+        raise ConfigError(
+            f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON ({exc}), {_WROTE}"
+        ) from None
 
 
 def read_trials(path: Path) -> list[TrialInfo]:
@@ -52,7 +61,9 @@ def read_trials(path: Path) -> list[TrialInfo]:
     except FileNotFoundError:
         raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text: {exc}") from None
+        raise ConfigError(
+            f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text ({exc}), {_WROTE}"
+        ) from None
     trials = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
@@ -61,7 +72,7 @@ def read_trials(path: Path) -> list[TrialInfo]:
             trials.append(TrialInfo.from_dict(json.loads(line)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
-                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}"
+                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}, {_WROTE}"
             ) from None
     return trials
 
