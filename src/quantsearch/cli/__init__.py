@@ -10,7 +10,9 @@ asking to report it.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import signal
 import sys
 import traceback
@@ -110,9 +112,42 @@ def usage_line(exc: click.ClickException) -> str:
         line = f"{hint}: {exc.message}" if hint else exc.format_message()
     elif isinstance(exc, click.BadOptionUsage):
         line = f"{exc.option_name}: {exc.message}"
+        if re.fullmatch(r"Option '.*' requires (an argument|\d+ arguments)\.", exc.message):
+            line = f"{exc.option_name}: given without a value, allowed: {exc.option_name} VALUE"
     else:
-        line = exc.format_message()
+        line = _usage_line(exc)
     return " ".join(line.split())  # one line, whatever click wrapped
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """Click's errors that name no option, as ``<key>: <given>, <allowed>``: no command (click
+    from 8.2 put the whole help text in it), an unknown one, extra arguments.
+
+    Example:
+        >>> _usage_line(click.UsageError("No such command 'serch'."))[:43]
+        "COMMAND: got 'serch', allowed: one of ['com"
+    """
+    text = exc.format_message()
+    commands = f"one of {sorted(cli.commands)}"
+    unknown = re.match(r"No such command '(.*)'\.", text)
+    extra = re.match(r"Got unexpected extra arguments? \((.*)\)$", text)
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _NO_ARGS) or text == "Missing command.":
+        return (
+            f"COMMAND: is required, allowed: {commands} (`quantsearch --help` says what each does)"
+        )
+    if unknown:
+        near = difflib.get_close_matches(unknown[1], cli.commands)
+        return f"COMMAND: got {unknown[1]!r}, allowed: {commands}" + (
+            f" (did you mean {near[0]!r}?)" if near else ""
+        )
+    if extra and ctx is not None:
+        usage = " ".join([ctx.command_path, *ctx.command.collect_usage_pieces(ctx)])
+        return f"{ctx.info_name}: got extra argument(s) {extra[1]!r}, allowed: {usage}"
+    return text
+
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click 8.1 printed the help
 
 
 def nul_argument(argv: list[str]) -> str | None:
