@@ -9,7 +9,19 @@ __all__ = [
     "QuantsearchError",
     "StorageError",
     "TraceError",
+    "with_article",
 ]
+
+
+def with_article(word: str) -> str:
+    """``word`` after "a", or "an" before a vowel letter, for messages that name a kind.
+
+    Example:
+        >>> with_article("linear"), with_article("embeddingbag")
+        ('a linear', 'an embeddingbag')
+    """
+    article = "an" if word and word[0].lower() in "aeiou" else "a"
+    return f"{article} {word}"
 
 
 class QuantsearchError(Exception):

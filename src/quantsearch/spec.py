@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, with_article
 from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = ["is_callable_spec", "load_callable"]
@@ -79,5 +79,5 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             f"{key}: {target!r} has no attribute {attr!r}; callables there: {names}"
         ) from None
     if not callable(fn):
-        raise ConfigError(f"{key}: {spec!r} is a {type(fn).__name__}, not a callable")
+        raise ConfigError(f"{key}: {spec!r} is {with_article(type(fn).__name__)}, not a callable")
     return fn

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, fx, nn
 
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, with_article
 from quantsearch.graph import NodeInfo, info
 from quantsearch.passes.transform.functional import (
     QuantParamFunction,
@@ -121,7 +121,7 @@ class GraphView:
                 ni = self.infos[n]
                 what = (ni.module_type or "").rsplit(".", 1)[-1] or ni.target
                 raise ConfigError(
-                    f"{key}: node {n!r} is a {ni.op_kind} ({what}), which cannot be quantized "
+                    f"{key}: node {n!r} is {with_article(ni.op_kind)} ({what}), which cannot be quantized "
                     f"(quantizable kinds: {quantizable_kinds()}; quantizable nodes: "
                     f"{sorted(self.candidates)})"
                 )
@@ -176,7 +176,7 @@ def _role_shape(view: GraphView, node: str, role: str) -> tuple[int, ...] | None
 def check_role(cand: Candidate, role: str, key: str) -> None:
     if role not in cand.spec.roles:
         raise ConfigError(
-            f"{key}: node {cand.node.name!r} is a {cand.spec.kind}, which has no {role} "
+            f"{key}: node {cand.node.name!r} is {with_article(cand.spec.kind)}, which has no {role} "
             f"(roles of {cand.spec.kind}: {list(cand.spec.roles)})"
         )
 
