@@ -289,6 +289,12 @@ def _assemble(
             raise ConfigError(f"{where} class_names with regression targets (not class indices)")
         return DataSplits(spec, train, val, test, 0, ())
     num_classes = 1 + max(int(s.y.max()) for s in (train, val, test))
+    present = torch.unique(torch.cat([s.y for s in (train, val, test)]))
+    if len(present) < 2:  # a constant answer scores accuracy 1: every trial would tie at 100%
+        raise ConfigError(
+            f"{where} labels of one class only (all {sum(map(len, (train, val, test)))} are "
+            f"{int(present[0])}), allowed: labels of at least two classes"
+        )
     if num_classes > MAX_CLASSES:  # each class gets a name and a column in the reports
         raise ConfigError(
             f"{where} a label of {num_classes - 1}; expected class indices below {MAX_CLASSES}"
