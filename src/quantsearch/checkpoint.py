@@ -93,9 +93,11 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     what = not_a_file(p)
     if what is not None:  # a FIFO would block torch.load; a folder was "does not exist"
         raise ConfigError(f"{key}: {str(path)!r} is {what}, allowed: a checkpoint file")
-    if not p.is_file():
+    if not p.is_file():  # a relative path is the working directory's, not the config's
+        where = "" if p.is_absolute() else f" in the working directory {os.getcwd()!r}"
         raise ConfigError(
-            f"{key}: checkpoint {str(path)!r} does not exist (train one with `quantsearch train`)"
+            f"{key}: checkpoint {str(path)!r} does not exist{where} (train one with "
+            "`quantsearch train`)"
         )
     if not os.access(p, os.R_OK):  # torch.load's PermissionError read as "not a checkpoint"
         raise ConfigError(

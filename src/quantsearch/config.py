@@ -252,4 +252,7 @@ def _why(p: Path, exc: Exception) -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         return f"it holds a NUL byte at offset {nul} (UTF-16 or binary?), allowed: UTF-8 text"
-    return str(exc)
+    other = {".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}.get(p.suffix.lower())
+    if other:  # tomllib's complaint about line 1 hides that the whole file is another format
+        return f"{exc} (a {other} file?), allowed: a TOML config (`quantsearch init` writes one)"
+    return f"{exc}, allowed: TOML (https://toml.io)"

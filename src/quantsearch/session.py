@@ -96,7 +96,10 @@ def open_session(
             if guess.is_file()
             else "; train with `quantsearch train --config FILE`"
         )
-        raise ConfigError(f"no trained weights: pass --load CKPT or set model.checkpoint{hint}")
+        raise ConfigError(
+            "model.checkpoint: not set and no --load, allowed: trained weights (pass --load CKPT "
+            f"or set model.checkpoint){hint}"
+        )
     model.eval()
     spec = MODELS.get(name) if name in MODELS else None
     data_name = config.data.name or (spec.dataset if spec else None)

@@ -83,8 +83,13 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
         raise ConfigError(f"data.val_fraction must be a number in (0, 1) (got {val_f!r})")
     path = _resolve_path(options, base_dir)
     cache = _cache_file(path, seed, float(val_f))
-    train, val, test = cached_splits(cache, lambda: _prepare(path, seed, float(val_f)))
-    _check_finite(path, (train.x, val.x, test.x))
+    try:
+        train, val, test = cached_splits(cache, lambda: _prepare(path, seed, float(val_f)))
+        _check_finite(path, (train.x, val.x, test.x))
+    except DataError as exc:  # the readers name data.path: name where the path came from
+        if "path" in options or not str(exc).startswith("data.path: "):
+            raise
+        raise DataError(f"{ENV_VAR}{str(exc).removeprefix('data.path')}") from None
     return DataSplits("jsc", train, val, test, len(CLASS_NAMES), CLASS_NAMES)
 
 
