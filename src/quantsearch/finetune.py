@@ -34,7 +34,7 @@ from quantsearch.passes.transform import (
     quantize,
     resolve,
 )
-from quantsearch.train import train_epoch
+from quantsearch.train import train_epoch, warn_probability_output
 from quantsearch.validate import resolve_device
 
 __all__ = ["QUALITY", "FinetuneResult", "finetune"]
@@ -154,6 +154,7 @@ def finetune(
             f"allowed: for finetune, layers without parametrizations "
             f"(torch.nn.utils.parametrize.remove_parametrizations(layer, 'weight') first)"
         )
+    warn_probability_output(gm, "finetune")
     float_gm = copy.deepcopy(gm).eval()  # the caller's model is never trained or switched
     resolved = _resolved(float_gm, config, calibration)
     before = _measure(quantize(float_gm, resolved), data, 1024)

@@ -11,23 +11,36 @@ but not guaranteed bit-exact.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from quantsearch.config import TrainConfig
 from quantsearch.data import DataSplits, Split
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, TraceError
+from quantsearch.graph import trace
+from quantsearch.metrics import ProbabilityOutputWarning
+from quantsearch.metrics.groups import softmax_output
 from quantsearch.validate import resolve_device
 
-__all__ = ["EpochStats", "TrainResult", "evaluate", "seed_everything", "train", "train_epoch"]
+__all__ = [
+    "EpochStats",
+    "TrainResult",
+    "evaluate",
+    "seed_everything",
+    "train",
+    "train_epoch",
+    "warn_probability_output",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,21 @@ def train_epoch(
         total += float(loss.detach()) * len(idx)
         seen += len(idx)
     return total / max(seen, 1)
+
+
+def warn_probability_output(gm: fx.GraphModule, command: str) -> None:
+    """A :class:`ProbabilityOutputWarning` when ``gm`` returns a softmax's probabilities:
+    ``command`` minimizes cross-entropy of the outputs taken as logits, a second softmax."""
+    node = softmax_output(gm)
+    if node is not None:
+        warnings.warn(
+            f"{command}: the model returns probabilities (its output is node {node}, a "
+            f"softmax), and {command} minimizes cross_entropy of its outputs as logits, a "
+            f"second softmax (-log softmax(p)[label], whose gradients vanish as p saturates); "
+            f"return the logits to train (argmax, so accuracy, is the same)",
+            ProbabilityOutputWarning,
+            stacklevel=3,
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -168,6 +196,8 @@ def train(
             f"labels (it fits classifiers by cross-entropy); train a regression model with your "
             f"own loop, as examples/regression/train.py does"
         )
+    with contextlib.suppress(TraceError):  # an untraceable model trains all the same
+        warn_probability_output(trace(model, data.train.x[:8]), "train")
     device = resolve_device(cfg.device, "train.device")
     net = copy.deepcopy(model).to(device)
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
