@@ -88,7 +88,7 @@ def _spec(value: str, option: str, folder: Path) -> str:
         odd = not_a_file(Path(target))
         raise ConfigError(f"{option}: file {target!r} {f'is {odd}' if odd else 'does not exist'}")
     names = _top_level_names(Path(target), option)
-    if fn not in names:  # read, not run: the user's code runs when the config is used
+    if names is not None and fn not in names:  # read, not run: the code runs when it is used
         raise ConfigError(
             f"{option}: got {value!r}, allowed: a function {target!r} defines "
             f"({sorted(names) or 'it defines none'})"
@@ -96,8 +96,10 @@ def _spec(value: str, option: str, folder: Path) -> str:
     return f"{Path(os.path.relpath(Path(target).resolve(), folder)).as_posix()}:{fn}"
 
 
-def _top_level_names(path: Path, option: str) -> set[str]:
-    """The names a Python file binds at its top level, found by parsing it (not running it)."""
+def _top_level_names(path: Path, option: str) -> set[str] | None:
+    """The names a Python file binds at its top level, found by parsing it (not running it);
+    ``None`` where parsing cannot tell: a ``from m import *`` or a top-level ``globals()``
+    (``globals()[f"build_{name}"] = ...``) binds names no parse sees."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError) as exc:
@@ -107,9 +109,13 @@ def _top_level_names(path: Path, option: str) -> set[str]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in node.names):
+                return None
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         else:
             for sub in ast.walk(node):  # assignments, also under if/try at the top level
+                if isinstance(sub, ast.Call) and getattr(sub.func, "id", None) == "globals":
+                    return None
                 if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     names.add(sub.id)
                 elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
