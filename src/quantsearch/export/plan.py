@@ -149,6 +149,8 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
     ]
     if bad:
         fetched = any(n.op == "get_attr" for n in nodes)  # F.linear(x, self.w) and the like
+        if len(bad) > 6:  # a MobileNet's 55 layers were one line of 3,000 characters
+            bad = [*bad[:5], f"{len(bad) - 6} more", bad[-1]]
         raise ConfigError(
             f"export: layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
             "and torch.relu/F.relu (what this export maps exactly onto hls4ml's and QONNX's "
