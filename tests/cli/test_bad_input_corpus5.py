@@ -15,7 +15,8 @@ wrapped that line in a second one (``is damaged (ConfigError: RUN_DIR: ...)``);
 ``quantize``/``finetune``/``export --from-run`` of a quantize output or a comparison's folder
 said "has no pareto.json" (a single-objective run has none either); a bare ``quantsearch``
 printed its whole help as one ``error:`` line; an unknown command, extra arguments and an
-option without its value named no key; ``--storage sqlite:///<300 bytes>`` was an
+option without its value named no key; click's "Directory 'x' is a file." said nothing of what
+is allowed; ``--storage sqlite:///<300 bytes>`` was an
 internal-error traceback; a file ``QUANTSEARCH_JSC_PATH`` named that is no JSC file was
 blamed on ``data.path``; a relative ``model.checkpoint`` missing from the working directory
 did not say which one it was looked up in; "no trained weights" named no key; "is a
@@ -202,6 +203,19 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--trial: given without a value, allowed: --trial VALUE$",
     ),
     "-c without its value": (["summary", "-c"], r"^-c: given without a value, allowed: -c VALUE"),
+    # click.Path's refusals, which said what was wrong but not what is allowed
+    "quantize --out the user's config": (
+        ["quantize", "--from-run", "runs/good", "--trial", "0", "--out", "good.toml"],
+        r"^--out: Directory 'good\.toml' is a file, allowed: a folder$",
+    ),
+    "report a run's file": (
+        ["report", "runs/good/trials.jsonl"],
+        r"^RUN_DIR: Directory 'runs/good/trials\.jsonl' is a file, allowed: a folder$",
+    ),
+    "--load a folder": (
+        ["summary", "-c", "good.toml", "--load", "runs"],
+        r"^--load: File 'runs' is a directory, allowed: a file$",
+    ),
     # weights and callables that are not what a key takes
     "no checkpoint and no --load": (
         ["quantize", "-c", "no_ckpt.toml", "--out", "q3"],

@@ -110,6 +110,8 @@ def usage_line(exc: click.ClickException) -> str:
     elif isinstance(exc, click.BadParameter):
         hint = _hint(exc.param) or exc.param_hint
         line = f"{hint}: {exc.message}" if hint else exc.format_message()
+        allowed = _path_allowed(exc)
+        line = f"{line.removesuffix('.')}{allowed}" if allowed else line
     elif isinstance(exc, click.BadOptionUsage):
         line = f"{exc.option_name}: {exc.message}"
         if re.fullmatch(r"Option '.*' requires (an argument|\d+ arguments)\.", exc.message):
@@ -117,6 +119,24 @@ def usage_line(exc: click.ClickException) -> str:
     else:
         line = _usage_line(exc)
     return " ".join(line.split())  # one line, whatever click wrapped
+
+
+def _path_allowed(exc: click.BadParameter) -> str:
+    """What a ``click.Path`` argument takes, after click's "Directory 'x' is a file." (which
+    says only what was wrong), else ``""``.
+
+    Example:
+        >>> _path_allowed(click.BadParameter("Directory 'a' is a file.", param=click.Argument(
+        ...     ["run_dir"], type=click.Path(file_okay=False, exists=True))))
+        ', allowed: an existing folder'
+    """
+    kind = exc.param.type if exc.param is not None else None
+    said = re.fullmatch(r"\w+ '.*' (does not exist|is a file|is a directory)\.", exc.message)
+    if not isinstance(kind, click.Path) or said is None:
+        return ""
+    what = "a file or a folder" if kind.file_okay and kind.dir_okay else None
+    what = what or ("a folder" if kind.dir_okay else "a file")
+    return f", allowed: {'an existing ' + what.removeprefix('a ') if kind.exists else what}"
 
 
 def _usage_line(exc: click.ClickException) -> str:

@@ -38,6 +38,8 @@ from quantsearch.search.run_dir import what_folder
 
 __all__ = ["Report", "build_report"]
 
+_ALLOWED = "a folder `quantsearch search` or `quantsearch compare` wrote"  # as RUN_DIR
+
 
 @dataclass
 class Report:
@@ -66,7 +68,7 @@ def build_report(run_dir: str | Path, *, memo: dict[str, list[float]] | None = N
     """
     rd = Path(run_dir)
     if not rd.is_dir():
-        raise ConfigError(f"RUN_DIR: {str(rd)!r} is not a directory")
+        raise ConfigError(f"RUN_DIR: {str(rd)!r} is not a directory, allowed: {_ALLOWED}")
     if (rd / "comparison.json").is_file():
         return _build_compare(rd, memo)
     if (rd / "trials.jsonl").is_file():
@@ -74,7 +76,7 @@ def build_report(run_dir: str | Path, *, memo: dict[str, list[float]] | None = N
     raise ConfigError(
         f"RUN_DIR: {str(rd)!r} is neither a search run directory (trials.jsonl) nor a "
         f"comparison directory (comparison.json); it {what_folder(rd)}, "
-        "allowed: a folder `quantsearch search` or `quantsearch compare` wrote"
+        f"allowed: {_ALLOWED}"
     )
 
 
