@@ -29,6 +29,7 @@ from quantsearch.validate import (
     COUNT_MAX,
     EPOCHS_MAX,
     LR_MAX,
+    LR_MIN,
     SEED_MAX,
     check_device,
     check_keys,
@@ -143,7 +144,7 @@ def _parse_train(raw: dict[str, Any], seed: int) -> TrainConfig:
     check_keys(raw, set(TrainConfig.__dataclass_fields__), "train")
     device = check_device(get_str(raw, "device", "train", d.device) or d.device, "train.device")
     counts = {"minimum": 1, "maximum": COUNT_MAX}
-    lr = get_float(raw, "lr", "train", d.lr, positive=True, maximum=LR_MAX) or d.lr
+    lr = get_float(raw, "lr", "train", d.lr, minimum=LR_MIN, maximum=LR_MAX) or d.lr
     return TrainConfig(
         epochs=get_int(raw, "epochs", "train", d.epochs, minimum=1, maximum=EPOCHS_MAX) or d.epochs,
         batch_size=get_int(raw, "batch_size", "train", d.batch_size, **counts) or d.batch_size,

@@ -415,7 +415,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "finetune --lr -0.0": (
         ["finetune", "--from-run", "runs/good", "--lr", "-0.0"],
-        r"^--lr: -0\.0 is not in the range 0<x<=10",
+        r"^--lr: -0\.0 is not in the range 1e-10<=x<=10",
     ),
     "finetune --trial 10**12": (
         ["finetune", "--from-run", "runs/good", "--trial", "1000000000000"],

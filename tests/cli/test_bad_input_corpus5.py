@@ -9,7 +9,8 @@ Each case: exit status 2, one ``error:`` line naming the key, option or argument
 traceback, and every file of the folder it runs in (the user's config, checkpoints, a
 finished study in ``runs/good``, a quantize output, damaged copies) byte for byte as before.
 
-What escaped before: ``search.timeout = 1e308`` and ``--timeout 1e308`` ran; a run file that
+What escaped before: ``search.timeout = 1e308`` and ``--timeout 1e308`` ran, and so did a
+learning rate of 1e-300 (no weight moves); a run file that
 is not JSON gave the parser's text without what is allowed, and a damaged comparison.json
 wrapped that line in a second one (``is damaged (ConfigError: RUN_DIR: ...)``);
 ``quantize``/``finetune``/``export --from-run`` of a quantize output or a comparison's folder
@@ -66,6 +67,10 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"^--config: .*good\.toml is not valid TOML: Cannot declare \('search', 'objectives'\) "
         r"twice \(at line \d+, column \d+\), allowed: TOML \(https://toml\.io\)$",
     ),
+    "train.lr 1e-300": (
+        _add("train", "lr = 1e-300"),
+        r"^train\.lr must be >= 1e-10 \(got 1e-300\)$",
+    ),
     "storage a SQLite name past 255 bytes": (
         _add(S, f'storage = "sqlite:///{"x" * 300}.db"'),
         r"^search\.storage: got a name of 303 bytes \('xxxxxxxxxxxxxxxx'\.\.\.\), allowed: names",
@@ -106,6 +111,10 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "worker --timeout past a year": (
         ["worker", "-c", "good.toml", "--timeout", "31536000.5"],
         r"^--timeout: got '31536000\.5', allowed: seconds > 0, at most 31536000",
+    ),
+    "finetune --lr 1e-300": (
+        ["finetune", "--from-run", "runs/good", "--lr", "1e-300"],
+        r"^--lr: 1e-300 is not in the range 1e-10<=x<=10\.0\.$",
     ),
     "--storage a SQLite name past 255 bytes": (
         ["search", "-c", "good.toml", "-q", "--storage", f"sqlite:///{LONG}.db", "--study", "s"],

@@ -264,7 +264,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "finetune --lr 1e308": (
         ["finetune", "--from-run", "runs/good", "--lr", "1e308"],
-        r"^--lr: 1e\+308 is not in the range 0<x<=10",
+        r"^--lr: 1e\+308 is not in the range 1e-10<=x<=10",
     ),
     "finetune --batch-size huge": (
         ["finetune", "--from-run", "runs/good", "--batch-size", "99999999999"],

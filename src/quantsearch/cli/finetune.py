@@ -21,7 +21,7 @@ from quantsearch.cli.common import (
 from quantsearch.cli.console import print_table
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.validate import COUNT_MAX, EPOCHS_MAX, LR_MAX
+from quantsearch.validate import COUNT_MAX, EPOCHS_MAX, LR_MAX, LR_MIN
 
 __all__ = ["finetune"]
 
@@ -37,7 +37,7 @@ __all__ = ["finetune"]
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True, max=LR_MAX),
+    type=click.FloatRange(min=LR_MIN, max=LR_MAX),
     default=1e-3,
     show_default=True,
     help="AdamW learning rate (cosine decay to 0).",
