@@ -11,6 +11,7 @@ with exit status 2.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import warnings
@@ -110,6 +111,43 @@ def test_search_and_quantize(name: str) -> None:
         width = int(trial.params[f"{conv}.weight"][6])
         want = _size_bits(model, {conv: width, "linear": 6 if conv != "linear" else width})
         assert trial.metrics["model_size_bits"] == want
+
+
+def _rounded(t: torch.Tensor, width: int, frac: int) -> torch.Tensor:
+    top = 2 ** (width - 1)
+    return torch.clamp(torch.round(t * 2**frac), -top, top - 1) / 2**frac
+
+
+@pytest.mark.parametrize("name", list(CONV))
+def test_quantized_convs_equal_a_hand_quantized_copy(name: str) -> None:
+    """Every conv and Linear with weight fixed(4, 2) and data_in fixed(6, 3) (depthwise groups,
+    1x1 shortcuts, the padded stem): quantize()'s outputs equal a copy of the model whose
+    weights are rounded here and whose layers round their input in a forward pre-hook, bit for
+    bit; BitOPs are FlopCounterMode's MACs x 6 x 4."""
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+    from quantsearch.passes.transform import quantize, resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    model, x, y = _model_and_data(name, 4)
+    gm = trace(model, x)
+    roles = {"weight": _fixed(4, 2), "data_in": _fixed(6, 3)}
+    raw = {"by_type": {kind: roles for kind in ("conv2d", "conv1d", "linear")}}
+    qgm = quantize(gm, resolve(gm, parse_quantize_config(raw)))
+    ref = copy.deepcopy(model)
+    for m in ref.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Linear)):
+            with torch.no_grad():
+                m.weight.copy_(_rounded(m.weight, 4, 2))
+            m.register_forward_pre_hook(lambda _, args: (_rounded(args[0], 6, 3),))
+    with torch.no_grad():
+        assert torch.equal(qgm(x), ref(x.clone()))
+    got = compute_metrics(qgm, ["bitops"], data=Split(x, y))["bitops"]
+    assert got == _torch_flops(model, x) // 2 // len(x) * 6 * 4
+
+
+def _fixed(width: int, frac: int) -> dict[str, object]:
+    return {"format": "fixed", "width": width, "frac_width": frac}
 
 
 def test_the_autoencoder_searches_mse_and_refuses_accuracy() -> None:
