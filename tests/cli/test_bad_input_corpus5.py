@@ -17,7 +17,8 @@ wrapped that line in a second one (``is damaged (ConfigError: RUN_DIR: ...)``);
 said "has no pareto.json" (a single-objective run has none either); a bare ``quantsearch``
 printed its whole help as one ``error:`` line; an unknown command, extra arguments and an
 option without its value named no key; click's "Directory 'x' is a file." said nothing of what
-is allowed; ``--storage sqlite:///<300 bytes>`` was an
+is allowed; a ``QUANTSEARCH_CACHE_DIR`` (or ``XDG_CACHE_HOME``) that is a file turned the
+cache off without a word; ``--storage sqlite:///<300 bytes>`` was an
 internal-error traceback; a file ``QUANTSEARCH_JSC_PATH`` named that is no JSC file was
 blamed on ``data.path``; a relative ``model.checkpoint`` missing from the working directory
 did not say which one it was looked up in; "no trained weights" named no key; "is a
@@ -255,6 +256,31 @@ ENV_CASES: dict[str, tuple[dict[str, str], str, list[str], str]] = {
         ["summary", "-c", "jsc.toml"],
         r"^QUANTSEARCH_JSC_PATH: 'other\.csv' lacks column\(s\) \['zlogz', ",
     ),
+    "QUANTSEARCH_CACHE_DIR a file": (
+        {"QUANTSEARCH_CACHE_DIR": "afile.txt"},
+        ".",
+        ["summary", "-c", "good.toml"],
+        r"^QUANTSEARCH_CACHE_DIR: 'afile\.txt' is not a folder \(for the cache 'afile\.txt'\), "
+        r"allowed: a folder \(made when missing\), or QUANTSEARCH_CACHE_DIR='' for no cache$",
+    ),
+    "QUANTSEARCH_CACHE_DIR under a file": (
+        {"QUANTSEARCH_CACHE_DIR": "afile.txt/cache"},
+        ".",
+        ["search", "-c", "good.toml", "-q"],
+        r"^QUANTSEARCH_CACHE_DIR: 'afile\.txt' is not a folder \(for the cache 'afile\.txt/cache'",
+    ),
+    "XDG_CACHE_HOME a file": (
+        {"XDG_CACHE_HOME": "afile.txt"},
+        ".",
+        ["summary", "-c", "good.toml"],
+        r"^XDG_CACHE_HOME: 'afile\.txt' is not a folder \(for the cache 'afile\.txt/quantsearch'",
+    ),
+    "QUANTSEARCH_CACHE_DIR with a tab": (
+        {"QUANTSEARCH_CACHE_DIR": "a\tb"},
+        ".",
+        ["summary", "-c", "good.toml"],
+        r"^QUANTSEARCH_CACHE_DIR: got 'a\\tb', allowed: a path without control characters",
+    ),
     "model.checkpoint relative, from another working directory": (
         {},
         "elsewhere",
@@ -389,6 +415,7 @@ def test_bad_environment(
     name: str, in_workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env, cwd, args, pattern = ENV_CASES[name]
+    monkeypatch.delenv("QUANTSEARCH_CACHE_DIR", raising=False)  # XDG_CACHE_HOME's case
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(in_workdir / cwd)

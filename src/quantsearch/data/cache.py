@@ -3,9 +3,10 @@ preparation (reading the file; for digits, importing scikit-learn, about as long
 torch).
 
 The folder is ``$QUANTSEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/quantsearch`` or
-``~/.cache/quantsearch``; ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off. A hit gives the very
-arrays the preparation made; a missing or damaged file is prepared again; an unwritable folder
-only costs the preparation. The folder is kept small (:func:`prune`, after each write): the
+``~/.cache/quantsearch``; ``QUANTSEARCH_CACHE_DIR=""`` turns the cache off, and one that is (or
+lies under) a file is refused in one line naming the variable. A hit gives the very arrays the
+preparation made; a missing or damaged file is prepared again; an unwritable folder only costs
+the preparation. The folder is kept small (:func:`prune`, after each write): the
 files of a version of the preparation no longer read and writes a killed process left
 half-done are removed, and past :data:`MAX_BYTES` the least recently used files go first (a
 hit marks its file used).
@@ -34,6 +35,8 @@ import torch
 from quantsearch.atomic import process_alive
 from quantsearch.data.scaling import apply_standard, fit_standard
 from quantsearch.data.splits import Split
+from quantsearch.errors import ConfigError
+from quantsearch.validate import check_path_text
 
 __all__ = [
     "MAX_BYTES",
@@ -63,11 +66,21 @@ _PARTIAL_AGE = 3600.0
 
 def cache_file(name: str) -> Path | None:
     """The cache file ``name`` (a key made by the caller), or ``None`` when the cache is off."""
-    root = os.environ.get("QUANTSEARCH_CACHE_DIR")
+    root, key = os.environ.get("QUANTSEARCH_CACHE_DIR"), "QUANTSEARCH_CACHE_DIR"
     if root == "":
         return None
     if root is None:
+        key = "XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "HOME"
         root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quantsearch")
+    check_path_text(root, key)  # a name past 255 bytes: every stat() raised OSError
+    probe = Path(root)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():  # a file there: the cache was silently off, each run prepared again
+        raise ConfigError(
+            f"{key}: {str(probe)!r} is not a folder (for the cache {root!r}), allowed: a folder "
+            "(made when missing), or QUANTSEARCH_CACHE_DIR='' for no cache"
+        )
     return Path(root) / name
 
 
