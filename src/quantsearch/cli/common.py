@@ -178,13 +178,13 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     did not write, before any work: the folder may be new, hold none of its file names
     (``checkpoint`` and :data:`OUT_FILES`; other files are left alone), or be a previous
     output of it, whose ``checkpoint`` is a quantsearch checkpoint (then replaced), but not
-    a run directory of search (``search.run_dir.SEARCH_MARKERS``) or compare.
+    a run directory of search (``search.run_files.SEARCH_MARKERS``) or compare.
 
     Raises:
         ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
     """
     from quantsearch.checkpoint import load_checkpoint  # lazy: torch, which --help skips
-    from quantsearch.search.run_dir import SEARCH_MARKERS
+    from quantsearch.search.run_files import SEARCH_MARKERS
 
     # a search's or comparison's folder: its files were mixed with the output's (run dirs)
     run = [f for f in (*SEARCH_MARKERS, "comparison.json") if (out / f).exists()]

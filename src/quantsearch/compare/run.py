@@ -36,7 +36,7 @@ from quantsearch.search.evaluate import Evaluation, Evaluator
 from quantsearch.search.objective import objective_noise
 from quantsearch.search.progress import progress_enabled
 from quantsearch.search.results import SearchResult
-from quantsearch.search.run_dir import SEARCH_MARKERS
+from quantsearch.search.run_files import SEARCH_MARKERS
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
 from quantsearch.search.study import CachedResult, EvaluationCache

@@ -34,7 +34,7 @@ from quantsearch.report.tables import (
     test_split_table,
 )
 from quantsearch.search.results import SearchResult, read_json
-from quantsearch.search.run_dir import what_folder
+from quantsearch.search.run_files import what_folder
 
 __all__ = ["Report", "build_report"]
 

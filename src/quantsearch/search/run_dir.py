@@ -19,6 +19,7 @@ from quantsearch.config import parse_config
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import compute_metrics, metric_spec
 from quantsearch.search.results import SearchedModel, SearchResult
+from quantsearch.search.run_files import what_folder
 from quantsearch.session import Session, open_session
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "measure_test_split",
     "open_run",
     "record_model",
-    "what_folder",
 ]
 
 MODEL_FILE = "model.pt"
@@ -58,9 +58,6 @@ RESULT_FILES = (
     *("report.html", "report.md"),
 )
 OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
-# Any of these makes a folder a search's run directory (its journal lost beside its results
-# too): another command's output written there would be mixed with the study's.
-SEARCH_MARKERS = ("trials.jsonl", "study.journal", "search_config.json")
 
 
 def check_owner(run_dir: Path, study_name: str) -> None:
@@ -146,24 +143,6 @@ def finish_run(result: SearchResult, session: Session, run_dir: Path) -> None:
     record_model(run_dir, session)
     result.searched = searched_model(session)
     result.test_metrics = measure_test_split(result)
-
-
-def what_folder(rd: Path) -> str:
-    """What a folder without a search's result files is, in words: another command's output,
-    a search stopped before its end, or neither.
-
-    Example:
-        >>> what_folder(Path("."))
-        "holds no search's results"
-    """
-    if (rd / "comparison.json").is_file():
-        return "is a comparison's folder (comparison.json; its searches kept no run directory)"
-    made = next((n for n in ("resolved_config.json", "quantized.pt") if (rd / n).is_file()), None)
-    if made:
-        return f"is the output of `quantsearch quantize` or `finetune` ({made})"
-    if any((rd / n).exists() for n in SEARCH_MARKERS):
-        return "holds a search that has not finished (no best.json or pareto.json yet)"
-    return "holds no search's results"
 
 
 def open_run(run_dir: str | Path, *, key: str = "RUN_DIR") -> SearchResult:

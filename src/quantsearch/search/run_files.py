@@ -21,6 +21,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.search.trial import TrialInfo
 
 __all__ = [
+    "SEARCH_MARKERS",
     "check_baseline",
     "check_same_write",
     "check_summary",
@@ -28,8 +29,13 @@ __all__ = [
     "json_default",
     "read_json",
     "read_trials",
+    "what_folder",
     "write_csv",
 ]
+
+# Any of these makes a folder a search's run directory (its journal lost beside its results
+# too): another command's output written there would be mixed with the study's.
+SEARCH_MARKERS = ("trials.jsonl", "study.journal", "search_config.json")
 
 
 # What a run directory's damaged file should be, and how to get it back.
@@ -189,3 +195,21 @@ def check_baseline(path: Path, baseline: Any) -> dict[str, float]:
         if not _is_number(value):
             raise _damaged(path, f"baseline {name} = {value!r:.40}, allowed: a number")
     return dict(baseline)  # the values as written (an int stays an int)
+
+
+def what_folder(rd: Path) -> str:
+    """What a folder without a search's result files is, in words: another command's output,
+    a search stopped before its end, or neither.
+
+    Example:
+        >>> what_folder(Path("."))
+        "holds no search's results"
+    """
+    if (rd / "comparison.json").is_file():
+        return "is a comparison's folder (comparison.json; its searches kept no run directory)"
+    made = next((n for n in ("resolved_config.json", "quantized.pt") if (rd / n).is_file()), None)
+    if made:
+        return f"is the output of `quantsearch quantize` or `finetune` ({made})"
+    if any((rd / n).exists() for n in SEARCH_MARKERS):
+        return "holds a search that has not finished (no best.json or pareto.json yet)"
+    return "holds no search's results"
