@@ -288,7 +288,7 @@ def test_cli_init_train_search_of_a_softmax_model(
     that star-imports them: it refused both ('allowed: a function ... defines', naming every
     other name), since it parses the file rather than running it. Then train and search of
     the softmax model: train's warning line (it trained on a second softmax without a word),
-    search's loss warning (one text; printed from the baseline and again from the trials),
+    search's loss warning once (it was printed twice, from the baseline and from the trials),
     and the trials' accuracy in trials.jsonl."""
     monkeypatch.chdir(tmp_path)
     Path("star.py").write_text("from math import *  # noqa: F403\n")
@@ -303,7 +303,7 @@ def test_cli_init_train_search_of_a_softmax_model(
     assert err.count("warning: train: the model returns probabilities") == 1
     err = _run(["search", "-c", "c.toml", "-q", "--n-trials", "2", "--strategy", "random"], capsys)
     warned = {line for line in err.splitlines() if line.startswith("warning:")}
-    assert len(warned) == 1 and "warning: loss: the model returns probabilities" in err
+    assert err.count("warning: loss: the model returns probabilities") == 1 and len(warned) == 1
     rows = [json.loads(s) for s in Path("runs/c/trials.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(0 <= r["metrics"]["accuracy"] <= 1 for r in rows)
 

@@ -255,17 +255,22 @@ def _show_warning(
     """A warning of quantsearch's own (a journal repaired on open ...) as one ``warning:``
     line, as errors are one ``error:`` line; any other as Python shows it."""
     if category.__module__.startswith("quantsearch."):
-        click.echo(f"warning: {' '.join(str(message).splitlines())}", err=True)
+        text = " ".join(str(message).splitlines())
+        if text not in _shown:  # one text from two call sites (a search's float baseline and
+            _shown.add(text)  # its trials measure the same softmax output) is one line
+            click.echo(f"warning: {text}", err=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
 
 
 _python_show_warning = warnings.showwarning
+_shown: set[str] = set()  # the warning lines this command printed
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning
+    _shown.clear()
     args = sys.argv[1:] if argv is None else list(argv)  # click reads sys.argv for None
     bad = nul_argument(args) or long_argument(args) if args else None
     if bad is not None:
