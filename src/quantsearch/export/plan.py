@@ -161,6 +161,12 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
                 if fetched
                 else ""
             )
+            + (
+                f"; {nodes[-1].name} is a final softmax: export the model without it (its "
+                "logits have the same argmax)"
+                if info(nodes[-1]).op_kind == "softmax"
+                else ""
+            )
         )
     prev = inputs[0] if len(inputs) == 1 else None
 
