@@ -266,10 +266,14 @@ def test_cli_summary_search_quantize_export(
         assert not (tmp_path / "m.onnx").exists()
     if name in REFUSED:
         kind, node = REFUSED[name]
+        article = "an" if kind[0] in "aeiou" else "a"  # 'an embeddingbag', 'an addcmul'
         role = 'data_in = { format = "fixed", width = 8, frac_width = 4 }'
         for table, pattern in (
             (f"[quantize.by_type.{kind}]", rf"^quantize\.by_type\.{kind}: '{kind}' is not a "),
-            (f"[quantize.by_name.{node}]", rf"^quantize\.by_name\.{node}: node '{node}' is a "),
+            (
+                f"[quantize.by_name.{node}]",
+                rf"^quantize\.by_name\.{node}: node '{node}' is {article} {kind} ",
+            ),
         ):
             bad = str(_config(tmp_path, name, (table, role)))
             check_one_line(*run_cli(["quantize", "-c", bad, "--out", "q3"], capsys), pattern)

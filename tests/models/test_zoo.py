@@ -151,7 +151,7 @@ def test_user_model_from_a_module() -> None:
             "my_model.py:nope",
             r"model\.name: 'my_model\.py' has no attribute 'nope'; callables there: \[.*'build'.*\]",
         ),
-        ("my_model.py:VALUE", r"model\.name: 'my_model\.py:VALUE' is a int, not a callable"),
+        ("my_model.py:VALUE", r"model\.name: 'my_model\.py:VALUE' is an int, not a callable"),
         (
             "my_model.py:not_a_module",
             r"model\.name: .* must return a torch\.nn\.Module \(got int\)",
