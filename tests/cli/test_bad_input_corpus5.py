@@ -14,7 +14,8 @@ learning rate of 1e-300 (no weight moves); a run file that
 is not JSON gave the parser's text without what is allowed, and a damaged comparison.json
 wrapped that line in a second one (``is damaged (ConfigError: RUN_DIR: ...)``);
 ``quantize``/``finetune``/``export --from-run`` of a quantize output or a comparison's folder
-said "has no pareto.json" (a single-objective run has none either); a bare ``quantsearch``
+said "has no pareto.json" (a single-objective run has none either), and ``search`` and
+``worker`` wrote a study into a quantize output's folder, mixing their files; a bare ``quantsearch``
 printed its whole help as one ``error:`` line; an unknown command, extra arguments and an
 option without its value named no key; click's "Directory 'x' is a file." said nothing of what
 is allowed; a ``QUANTSEARCH_CACHE_DIR`` (or ``XDG_CACHE_HOME``) that is a file turned the
@@ -183,6 +184,21 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["export", "--to", "qonnx", "--from-run", "half", "e.onnx"],
         rf"^--from-run: 'half' holds a search that has not finished \(no best\.json or "
         rf"pareto\.json yet\){FROM_RUN}",
+    ),
+    "search into a quantize output": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", ".", "--study", "qout"],
+        r"^--run-dir: 'qout' is the output of `quantsearch quantize` or `finetune` "
+        r"\(resolved_config\.json\), allowed: a folder of the study's own \(--study NAME, "
+        r"--run-dir\)$",
+    ),
+    "worker into a quantize output": (
+        ["worker", "-c", "good.toml", "--run-dir", ".", "--study", "qout"],
+        r"^--run-dir: 'qout' is the output of `quantsearch quantize` or `finetune`",
+    ),
+    "search into a comparison's folder": (
+        ["search", "-c", "good.toml", "-q", "--run-dir", ".", "--study", "bad_compare"],
+        r"^--run-dir: 'bad_compare' is a comparison's folder \(comparison\.json; its searches "
+        r"kept no run directory\), allowed: a folder of the study's own",
     ),
     # click's usage errors, each now naming its key
     "no command": ([], rf"^COMMAND: is required, allowed: {COMMANDS} \(`quantsearch --help`"),

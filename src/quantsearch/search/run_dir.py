@@ -58,12 +58,21 @@ RESULT_FILES = (
     *("report.html", "report.md"),
 )
 OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
+# What only another command writes: what_folder names it
+_OTHER_OUTPUTS = ("comparison.json", "resolved_config.json", "quantized.pt")
 
 
 def check_owner(run_dir: Path, study_name: str) -> None:
     """Refuse to write a run directory that holds another study's results (its report,
     trials.csv and journal would be overwritten or mixed with this study's), or files of the
-    names a search writes that no search wrote (the user's report.md was replaced)."""
+    names a search writes that no search wrote (the user's report.md was replaced), or
+    another command's output (a quantize or finetune output, a comparison: the study's files
+    were mixed with theirs, as theirs with a search's are refused)."""
+    if any((run_dir / f).is_file() for f in _OTHER_OUTPUTS):
+        raise ConfigError(
+            f"--run-dir: {str(run_dir)!r} {what_folder(run_dir)}, allowed: a folder of the "
+            "study's own (--study NAME, --run-dir)"
+        )
     held = held_study(run_dir)
     if held is not None and held != study_name:
         raise ConfigError(
