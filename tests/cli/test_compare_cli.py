@@ -150,3 +150,29 @@ def test_search_settings_a_comparison_leaves_aside_are_named(
         "comparison's studies run in memory, one trial at a time, untimed and cached, so that "
         "they repeat"
     ]
+
+
+@pytest.mark.parametrize(("strategies", "named"), [("random", True), ("tpe,random", False)])
+def test_strategy_options_of_a_strategy_not_compared_are_named(
+    strategies: str,
+    named: bool,
+    write_config: Callable[..., Path],
+    mlp_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """search.strategy.options apply to that strategy only: with it not compared they were
+    dropped without a word (`search --strategy` refuses the same case)."""
+    text = CONFIG.format(ckpt=mlp_checkpoint).replace(
+        'name = "brute_force"\n', 'name = "tpe"\noptions = { n_startup_trials = 2 }\n'
+    )
+    config = str(write_config(text, name="lab.toml"))
+    main(["compare", "--config", config, "--strategies", strategies, "--seeds", "1",
+          "--trials", "2", "--run-dir", str(tmp_path), "-q"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    want = [
+        "warning: compare: search.strategy.options not used: they are for 'tpe', which is not "
+        "among the strategies compared (random)"
+    ]
+    assert err == (want if named else [])
+    assert (tmp_path / "lab-compare" / "comparison.json").is_file()

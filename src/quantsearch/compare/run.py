@@ -275,10 +275,20 @@ class SearchSettingUnused(UserWarning):
     """A ``[search]`` setting a comparison does not use (it runs its studies alike)."""
 
 
-def _warn_unused(cfg: SearchConfig) -> None:
+def _warn_unused(cfg: SearchConfig, names: Sequence[str]) -> None:
     """Say which ``[search]`` settings the comparison leaves aside (:func:`_run_config`): it
-    was silent, and a storage URL given for ``search`` looked kept."""
+    was silent, and a storage URL given for ``search`` looked kept; so were the strategy's
+    options when that strategy is not among ``names`` (canonical) compared."""
     unused = [f"search.{k}" for k in ("storage", "study", "timeout") if getattr(cfg, k)]
+    own = cfg.strategy
+    if own.options and own.name not in names:
+        warnings.warn(
+            SearchSettingUnused(
+                f"compare: search.strategy.options not used: they are for {own.name!r}, which is "
+                f"not among the strategies compared ({', '.join(names)})"
+            ),
+            stacklevel=3,
+        )
     unused += ["search.n_jobs"] if cfg.n_jobs > 1 else []
     unused += ["search.cache = false"] if not cfg.cache else []
     if unused:
@@ -315,7 +325,6 @@ def compare_from_config(
         raise ConfigError(f"{config.source}: a [search] table is required for `compare`")
     cfg: SearchConfig = config.search
     cc: CompareConfig = config.compare or CompareConfig()
-    _warn_unused(cfg)
     n_seeds = seeds if seeds is not None else cc.seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1 (got {n_seeds})")
@@ -329,6 +338,7 @@ def compare_from_config(
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1 (got {trials})")
     names = tuple(strategies) if strategies is not None else cc.strategies
+    _warn_unused(cfg, names)
     share = cc.shared_cache if shared_cache is None else shared_cache
 
     space, evaluator, extra = prepare_from_config(config, cfg, load)
