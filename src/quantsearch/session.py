@@ -3,6 +3,7 @@ every command (`summary`, `quantize`, `search`, `compare`)."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from quantsearch.data import DataSplits, load_dataset
 from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
 from quantsearch.models import MODELS, build_model
+from quantsearch.validate import check_path_text
 
 __all__ = ["QuantizedCheckpointWarning", "Session", "open_session"]
 
@@ -38,6 +40,24 @@ class Session:
         return trace(self.model, self.data.val.x[:n])
 
 
+def _beside_the_config(path: Path, key: str, base_dir: Path) -> None:
+    """Refuse a relative ``model.checkpoint`` missing from the working directory but present
+    beside the config (``train.checkpoint`` is relative to the config's folder, so a config
+    naming one file in both finds it only when run from there)."""
+    if key != "model.checkpoint" or path.is_absolute():
+        return
+    check_path_text(str(path), key)  # a name past 255 bytes: exists() raises OSError
+    if path.exists() or path.is_symlink():
+        return
+    if (base_dir / path).is_file():
+        raise ConfigError(
+            f"model.checkpoint: {str(path)!r} is not in the working directory {os.getcwd()!r} "
+            f"but beside the config ({str(base_dir / path)!r}), allowed: a path from the "
+            "working directory (model.checkpoint and run_dir are read from there), or an "
+            "absolute one"
+        )
+
+
 def open_session(
     config: Config, load: str | Path | None = None, *, need_weights: bool = False
 ) -> Session:
@@ -57,6 +77,7 @@ def open_session(
     model = build_model(name, base_dir=config.base_dir)
     if ckpt_path is not None:
         key = "--load" if load is not None else "model.checkpoint"
+        _beside_the_config(ckpt_path, key, config.base_dir)
         ckpt = load_checkpoint(ckpt_path, key=key)
         if ckpt.model_name and ckpt.model_name != name:
             raise ConfigError(

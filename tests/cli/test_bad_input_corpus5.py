@@ -22,7 +22,7 @@ is allowed; a ``QUANTSEARCH_CACHE_DIR`` (or ``XDG_CACHE_HOME``) that is a file t
 cache off without a word; ``--storage sqlite:///<300 bytes>`` was an
 internal-error traceback; a file ``QUANTSEARCH_JSC_PATH`` named that is no JSC file was
 blamed on ``data.path``; a relative ``model.checkpoint`` missing from the working directory
-did not say which one it was looked up in; "no trained weights" named no key; "is a
+did not say which one it was looked up in, nor that the file was beside the config; "no trained weights" named no key; "is a
 embeddingbag"; user data of one class trained and searched (a constant answer scores
 accuracy 1).
 """
@@ -297,11 +297,19 @@ ENV_CASES: dict[str, tuple[dict[str, str], str, list[str], str]] = {
         ["summary", "-c", "good.toml"],
         r"^QUANTSEARCH_CACHE_DIR: got 'a\\tb', allowed: a path without control characters",
     ),
-    "model.checkpoint relative, from another working directory": (
+    "model.checkpoint relative, beside the config, from another working directory": (
         {},
         "elsewhere",
         ["summary", "-c", "../rel.toml"],
-        r"^model\.checkpoint: checkpoint 'mlp\.pt' does not exist in the working directory "
+        r"^model\.checkpoint: 'mlp\.pt' is not in the working directory '.*elsewhere' but beside "
+        r"the config \('.*mlp\.pt'\), allowed: a path from the working directory "
+        r"\(model\.checkpoint and run_dir are read from there\), or an absolute one$",
+    ),
+    "model.checkpoint relative, nowhere": (
+        {},
+        "elsewhere",
+        ["summary", "-c", "../rel_missing.toml"],
+        r"^model\.checkpoint: checkpoint 'missing\.pt' does not exist in the working directory "
         r"'.*elsewhere' \(train one with `quantsearch train`\)$",
     ),
 }
@@ -364,6 +372,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     no_ckpt = (d / "q.toml").read_text().replace(f'checkpoint = "{(d / "mlp.pt").as_posix()}"', "")
     (d / "no_ckpt.toml").write_text(no_ckpt)
     (d / "rel.toml").write_text(good.replace((d / "mlp.pt").as_posix(), "mlp.pt"))
+    (d / "rel_missing.toml").write_text(good.replace((d / "mlp.pt").as_posix(), "missing.pt"))
     (d / "elsewhere").mkdir()
     (d / "mint.py").write_text("N = 3\n")
     (d / "mint.toml").write_text('[model]\nname = "mint.py:N"\n')
