@@ -231,7 +231,9 @@ def run_search(
 
     In memory when both ``run_dir`` and ``storage`` are ``None``. Otherwise the study lives in
     ``storage`` (an Optuna RDB URL) or in the journal file of ``run_dir``, coordinated with every
-    other worker on it (``workers`` says how many share a journal file on this machine).
+    other worker on it (``workers`` says how many share a journal file on this machine). The
+    storage and the coordinator share one budget for a database outage (``cfg.db_retry_s``):
+    the coordinator's ``reconnect``.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kw: dict[str, Any] = {"cache": cache, "fingerprint_extra": fingerprint_extra}
@@ -252,7 +254,7 @@ def run_search(
         store = open_storage(
             storage, rd, workers=workers, stale_trial_callback=coordinator.stale_trial_callback,
             exclusive=coordinator.alone, group_commit_s=cfg.group_commit_s,
-            db_retry_s=cfg.db_retry_s,
+            reconnect=coordinator.reconnect,
         )  # fmt: skip
         run = run_study(
             evaluator, space, cfg, storage=store, study_name=study_name, on_trial=on_trial,

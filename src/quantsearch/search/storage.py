@@ -140,6 +140,7 @@ def open_storage(
     exclusive: bool = False,
     group_commit_s: float = 0.0,
     db_retry_s: float = DEFAULT_DB_RETRY_S,
+    reconnect: Reconnect | None = None,
 ) -> BaseStorage:
     """Open the storage a search writes its trials to.
 
@@ -163,8 +164,11 @@ def open_storage(
             running workers.
         group_commit_s: the journal default with ``exclusive`` only: group commit's longest
             delay (0: every record written at once).
-        db_retry_s: RDB storages only: how long each operation rides out a lost connection
-            (a database restart) before it fails in one line (:mod:`~.reconnect`).
+        db_retry_s: RDB storages only: how long an outage (a database restart) is ridden
+            out before the operation meeting it fails in one line (:mod:`~.reconnect`).
+        reconnect: RDB storages only: the study's one retry budget, shared with its
+            coordinator (:attr:`~quantsearch.search.parallel.Coordinator.reconnect`), whose
+            limit it sets instead of ``db_retry_s``; default: a budget of the storage's own.
 
     Returns:
         A :class:`~quantsearch.search.journal_storage.Journal` or an ``RDBStorage`` with
@@ -207,12 +211,12 @@ def open_storage(
             with setup_lock(url):  # N workers on a fresh database: one creates the tables
                 storage = ResilientRDBStorage(
                     url,
+                    reconnect or Reconnect(db_retry_s),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=callback,
                 )
-            storage._reconnect = Reconnect(db_retry_s)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError) as exc:
             raise ConfigError(
                 f"--storage: cannot open {shown!r}: {_first_line(exc)} "
@@ -225,12 +229,15 @@ class ResilientRDBStorage(RDBStorage):
     """Optuna's ``RDBStorage`` whose every operation rides out a lost connection.
 
     Each storage method is one transaction; on a lost connection it is run again, with backoff,
-    for up to ``_reconnect.limit_s`` seconds (:mod:`quantsearch.search.reconnect`), then fails
-    with a one-line ``StorageError``. A heartbeat that cannot be recorded is skipped (the
-    heartbeat thread must not die with a traceback; the trial loop reports a lasting loss).
+    by ``reconnect`` (:mod:`quantsearch.search.reconnect`: an outage's budget, which the study's
+    coordinator shares), then fails with a one-line ``StorageError``. A heartbeat that cannot be
+    recorded is skipped (the heartbeat thread must not die with a traceback; the trial loop
+    reports a lasting loss).
     """
 
-    _reconnect = Reconnect()
+    def __init__(self, url: str, reconnect: Reconnect, **kwargs: Any) -> None:
+        self._reconnect = reconnect  # before RDBStorage's own set-up, which may query
+        super().__init__(url, **kwargs)
 
     def has_heartbeat(self, trial_id: int) -> bool:
         """Whether any heartbeat was recorded for the trial. One that has none was cut off

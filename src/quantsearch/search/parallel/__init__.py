@@ -58,6 +58,11 @@ class Coordinator:
             (its in-process cache then de-duplicates).
         liveness: The watch on dead workers' trials.
         alone: This process holds the run directory alone: trials RUNNING on start are orphans.
+        reconnect: The study's one retry budget for a lost database connection, shared by
+            budget, claims, liveness and the storage (``open_storage(reconnect=...)``): one
+            outage is one ``db_retry_s``. With a budget each, a worker whose database stayed
+            down waited the limit once in the storage and again in the coordinator (about
+            2.5x the limit to exit).
     """
 
     def __init__(
@@ -69,8 +74,10 @@ class Coordinator:
         alone: bool = False,
         engine: sa.Engine | None = None,
         lock: IO[bytes] | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.budget, self.liveness, self.claims, self.alone = budget, liveness, claims, alone
+        self.reconnect = reconnect or Reconnect()
         self._engine, self._lock = engine, lock
 
     @classmethod
@@ -130,8 +137,8 @@ def open_coordinator(
       ``run_dir/coordination.db``, each worker holding the run directory shared.
 
     Call this in each worker process, not in a parent before it forks workers (a forked child
-    inherits the parent's lock). Each shared operation rides out a lost database connection for
-    ``db_retry_s`` seconds (:mod:`quantsearch.search.reconnect`).
+    inherits the parent's lock). The coordinator's :attr:`~Coordinator.reconnect` rides out a lost
+    database connection for ``db_retry_s`` seconds an outage (:mod:`quantsearch.search.reconnect`).
 
     Raises:
         ConfigError: several workers on an SQLite URL, a run directory in use, or an unreachable
@@ -146,7 +153,7 @@ def open_coordinator(
         for suffix in ("", "-wal", "-shm"):  # no other process uses it now; its count is stale
             (run_dir / (COORDINATION_FILE + suffix)).unlink(missing_ok=True)
         budget = LocalBudget()
-        return Coordinator(budget, Liveness(budget), alone=True, lock=lock)
+        return Coordinator(budget, Liveness(budget), alone=True, lock=lock)  # nothing to retry
     try:
         # Workers starting together would race to set WAL mode and create the tables, which
         # SQLite answers with "database is locked"; they take turns instead (milliseconds).
@@ -172,4 +179,4 @@ def _shared(
     budget = SqlBudget(engine, study_name, reconnect)
     liveness = Liveness(budget, claim_reap)
     claims = Claims(engine, study_name, liveness.owner_alive, reconnect)
-    return Coordinator(budget, liveness, claims, engine=engine, lock=lock)
+    return Coordinator(budget, liveness, claims, engine=engine, lock=lock, reconnect=reconnect)
