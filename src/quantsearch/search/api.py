@@ -226,14 +226,15 @@ def run_search(
     workers: int = 1,
     write: bool = True,
     callbacks: Sequence[Callback] = (),
+    storage_key: str = "--storage",
 ) -> SearchResult:
     """Run (or resume) one study and write its files to ``run_dir``.
 
     In memory when both ``run_dir`` and ``storage`` are ``None``. Otherwise the study lives in
-    ``storage`` (an Optuna RDB URL) or in the journal file of ``run_dir``, coordinated with every
-    other worker on it (``workers`` says how many share a journal file on this machine). The
-    storage and the coordinator share one budget for a database outage (``cfg.db_retry_s``):
-    the coordinator's ``reconnect``.
+    ``storage`` (an Optuna RDB URL, given as ``storage_key``, for messages) or in the journal
+    file of ``run_dir``, coordinated with every other worker on it (``workers`` says how many
+    share a journal file on this machine). The storage and the coordinator share one budget
+    for a database outage (``cfg.db_retry_s``): the coordinator's ``reconnect``.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kw: dict[str, Any] = {"cache": cache, "fingerprint_extra": fingerprint_extra}
@@ -248,7 +249,9 @@ def run_search(
     check_owner(rd, study_name)
     check_run_dir_storage(rd / JOURNAL_FILE, storage)  # before the coordinator's files
     with (
-        open_coordinator(storage, rd, study_name, workers, cfg.db_retry_s) as coordinator,
+        open_coordinator(
+            storage, rd, study_name, workers, cfg.db_retry_s, storage_key
+        ) as coordinator,
         search_progress(progress, cfg, space) as on_trial,
     ):
         store = open_storage(
@@ -332,7 +335,8 @@ def search_from_config(
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     if storage is not None:  # the config's own storage was checked when it loaded
         check_storage_url(storage, "--storage")
-    check_workers(storage or cfg.storage, workers)  # a missing driver before the model loads
+    key = "--storage" if storage is not None else "search.storage"
+    check_workers(storage or cfg.storage, workers, key)  # a missing driver before the model loads
     session = open_session(config, load, need_weights=True)
     space, evaluator, extra = prepare_from_config(config, cfg, load, session=session)
     result = run_search(
@@ -346,6 +350,7 @@ def search_from_config(
         fingerprint_extra=extra,
         workers=workers,
         write=False,
+        storage_key=key,
     )
     if write:  # model.pt (what open_run reopens), the chosen configs' test-split metrics, files
         try:

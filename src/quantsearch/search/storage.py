@@ -56,6 +56,7 @@ __all__ = [
     "ResilientRDBStorage",
     "RetryStaleTrial",
     "check_workers",
+    "engine_url",
     "heartbeat_interval_of",
     "is_sqlite_url",
     "open_storage",
@@ -91,36 +92,76 @@ def is_sqlite_url(url: str | None) -> bool:
     return url is not None and url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite"
 
 
-def check_workers(url: str | None, workers: int) -> None:
+def check_workers(url: str | None, workers: int, key: str = "--storage") -> None:
     """Refuse ``workers`` processes on ``url`` unless they can write to it at once.
 
+    ``key`` is where the user gave ``url`` (``--storage`` or ``search.storage``).
+
     Raises:
-        ConfigError: ``workers`` is not a positive integer, or several workers on SQLite, which
-            serialises writers and fails them with "database is locked" under load.
+        ConfigError: ``workers`` is not a positive integer, a URL whose driver is not installed
+            (:func:`engine_url`), or several workers on SQLite, which serialises writers and
+            fails them with "database is locked" under load.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
-    _check_driver(url)
+    if url is not None:
+        engine_url(url, key)
     if url is not None and is_sqlite_url(url) and workers > 1:
         raise ConfigError(
-            f"--storage: SQLite ({redact_url(url)!r}) is not safe for {workers} workers writing "
+            f"{key}: SQLite ({redact_url(url)!r}) is not safe for {workers} workers writing "
             "at once (it fails them with 'database is locked'); use a PostgreSQL URL "
             "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
             "journal file in the run directory, or run one worker"
         )
 
 
-def _check_driver(url: str | None) -> None:
-    """A PostgreSQL URL needs psycopg2, an optional extra: say which, before anything connects."""
-    scheme = (url or "").split(":", 1)[0].lower()
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg2"):
-        return
+# PostgreSQL drivers, the one the `postgres` extra installs (pyproject.toml) first.
+_PG_DRIVERS = ("psycopg2", "psycopg")
+
+
+def engine_url(url: str, key: str = "--storage") -> str:
+    """The URL to connect with: one that names no driver gets the installed one.
+
+    SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3's, and ``postgres://`` not at all;
+    quantsearch's ``postgres`` extra installs psycopg2. Either URL connects through the
+    PostgreSQL driver installed here (psycopg2 first); a URL that names its driver keeps it.
+    Only the spec of a driver is looked up: nothing connects, nothing heavy is imported.
+
+    Example:
+        >>> engine_url("postgresql://bob@db/runs")  # psycopg2 installed (the dev extra)
+        'postgresql+psycopg2://bob@db/runs'
+
+    Raises:
+        ConfigError: naming ``key``: a URL SQLAlchemy cannot read, or whose driver (or, with
+            none named, any PostgreSQL driver) is not installed.
+    """
+    import importlib.util
+
+    import sqlalchemy.exc  # here, not at the top: only RDB URLs need it (module docstring)
+    from sqlalchemy.engine import make_url
+
+    shown = redact_url(url)
     try:
-        import psycopg2  # noqa: F401  (deferred: only PostgreSQL users have it)
-    except ImportError:
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            found = [d for d in _PG_DRIVERS if importlib.util.find_spec(d) is not None]
+            if not found:
+                raise ImportError(name=_PG_DRIVERS[0])
+            parsed = parsed.set(drivername=f"postgresql+{found[0]}")
+        elif parsed.get_backend_name() != "sqlite":  # the standard library's sqlite3 is there
+            parsed.get_dialect().import_dbapi()
+    except ImportError as exc:
         raise ConfigError(
-            "--storage: PostgreSQL needs psycopg2: pip install 'quantsearch[postgres]'"
+            f"{key}: got {shown!r}, whose driver {exc.name or exc} is not installed here, "
+            f"allowed: a URL of an installed driver, such as {_URL_EXAMPLES} "
+            "(pip install 'quantsearch[postgres]' installs psycopg2)"
         ) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise ConfigError(
+            f"{key}: got {shown!r} ({_first_line(exc)}), allowed: an Optuna RDB URL such as "
+            f"{_URL_EXAMPLES}"
+        ) from None
+    return parsed.render_as_string(hide_password=False)
 
 
 def _positive(value: int | None, name: str) -> int | None:
@@ -168,17 +209,20 @@ def open_storage(
             out before the operation meeting it fails in one line (:mod:`~.reconnect`).
         reconnect: RDB storages only: the study's one retry budget, shared with its
             coordinator (:attr:`~quantsearch.search.parallel.Coordinator.reconnect`), whose
-            limit it sets instead of ``db_retry_s``; default: a budget of the storage's own.
+            limit and key it sets instead of ``db_retry_s`` and ``--storage``; default: a
+            budget of the storage's own.
 
     Returns:
         A :class:`~quantsearch.search.journal_storage.Journal` or an ``RDBStorage`` with
         heartbeats on.
 
     Raises:
-        ConfigError: a bad or unreachable URL (naming ``--storage``), an SQLite URL with several
-            workers, or a non-positive heartbeat setting.
+        ConfigError: a bad or unreachable URL (naming ``--storage``, or ``reconnect``'s key),
+            an SQLite URL with several workers, or a non-positive heartbeat setting.
     """
-    check_workers(url, workers)
+    reconnect = reconnect or Reconnect(db_retry_s)
+    key = reconnect.what
+    check_workers(url, workers, key)
     _positive(heartbeat_interval, "heartbeat_interval")
     _positive(grace_period, "grace_period")
     run_dir = Path(run_dir)
@@ -192,15 +236,10 @@ def open_storage(
     import sqlalchemy.exc  # here, not at the top: only RDB URLs need it (module docstring)
     from sqlalchemy.engine import make_url
 
-    check_workers(url, workers)
     shown = redact_url(url)
-    try:
-        parsed = make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
-        raise ConfigError(
-            f"--storage must be an Optuna RDB URL such as {_URL_EXAMPLES} (got {shown!r}: {exc})"
-        ) from None
-    check_storage_url(url, "--storage")  # parsed: an in-memory SQLite database is refused
+    check_storage_url(url, key)  # an in-memory SQLite database is refused
+    target = engine_url(url, key)  # parsed by check_workers: readable, its driver installed
+    parsed = make_url(target)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() != "sqlite":
         engine_kwargs["pool_pre_ping"] = True  # survive a database restart between trials
@@ -208,21 +247,27 @@ def open_storage(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         callback = stale_trial_callback or RetryStaleTrial()
         try:
-            with setup_lock(url):  # N workers on a fresh database: one creates the tables
+            with setup_lock(target):  # N workers on a fresh database: one creates the tables
                 storage = ResilientRDBStorage(
-                    url,
-                    reconnect or Reconnect(db_retry_s),
+                    target,
+                    reconnect,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL,
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=callback,
                 )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, RuntimeError) as exc:
-            raise ConfigError(
-                f"--storage: cannot open {shown!r}: {_first_line(exc)} "
-                f"(expected an Optuna RDB URL such as {_URL_EXAMPLES}, reachable from here)"
-            ) from None
+            raise ConfigError(unreachable(key, shown, _first_line(exc))) from None
     return storage
+
+
+def unreachable(key: str, shown: str, reason: str) -> str:
+    """The one line for a database that cannot be opened at the start (down, refused, a wrong
+    password): it was never reached, so there is no outage to ride out."""
+    return (
+        f"{key}: got {shown!r} ({reason}), allowed: an Optuna RDB URL of a database that is "
+        f"running and accepts these credentials from here, such as {_URL_EXAMPLES}"
+    )
 
 
 class ResilientRDBStorage(RDBStorage):

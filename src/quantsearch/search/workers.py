@@ -94,7 +94,7 @@ def run_workers(
     """Start ``workers`` worker processes, wait for them, and write the run directory."""
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     url = storage or cfg.storage
-    check_workers(url, workers)
+    check_workers(url, workers, "--storage" if storage is not None else "search.storage")
     check_run_dir_storage(rd / JOURNAL_FILE, url)  # before the workers' logs
     session = open_session(config, load, need_weights=True)  # also what finish_run records
     space, _, _ = prepare_from_config(config, cfg, load, session=session)  # checks before spawning

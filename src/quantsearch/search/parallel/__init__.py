@@ -126,6 +126,7 @@ def open_coordinator(
     study_name: str,
     workers: int = 1,
     db_retry_s: float = DEFAULT_DB_RETRY_S,
+    key: str = "--storage",
 ) -> Coordinator:
     """The coordinator for a search on ``storage_url`` (``None``: the journal default).
 
@@ -138,15 +139,17 @@ def open_coordinator(
 
     Call this in each worker process, not in a parent before it forks workers (a forked child
     inherits the parent's lock). The coordinator's :attr:`~Coordinator.reconnect` rides out a lost
-    database connection for ``db_retry_s`` seconds an outage (:mod:`quantsearch.search.reconnect`).
+    database connection for ``db_retry_s`` seconds an outage (:mod:`quantsearch.search.reconnect`);
+    ``key`` (where the user gave ``storage_url``) starts its messages.
 
     Raises:
         ConfigError: several workers on an SQLite URL, a run directory in use, or an unreachable
             database.
     """
-    check_workers(storage_url, workers)
+    check_workers(storage_url, workers, key)
     if storage_url is not None:
-        return _shared(open_engine(storage_url), study_name, Reconnect(db_retry_s))
+        reconnect = Reconnect(db_retry_s, what=key)
+        return _shared(open_engine(storage_url, key=key), study_name, reconnect)
     run_dir = Path(run_dir)
     lock = hold_run_dir(run_dir, workers)
     if workers == 1:

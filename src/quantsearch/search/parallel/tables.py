@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from quantsearch.errors import ConfigError
-from quantsearch.search.storage import is_sqlite_url, redact_url, setup_lock
+from quantsearch.search.storage import (
+    engine_url,
+    is_sqlite_url,
+    redact_url,
+    setup_lock,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -80,18 +86,20 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
+def open_engine(url: str, *, sidecar: bool = False, key: str = "--storage") -> sa.Engine:
     """An engine on ``url`` with the tables created.
 
     Args:
         url: An SQLAlchemy URL: the Optuna RDB storage's own, or the journal's sidecar file.
         sidecar: The database is ours alone (the journal's sidecar): WAL mode, fewer fsyncs.
+        key: Where the user gave ``url``, for the message.
 
     Raises:
-        ConfigError: the database cannot be reached (naming ``--storage``).
+        ConfigError: the database cannot be reached (naming ``key``).
     """
     import sqlalchemy as sa  # here, not at the top: see __getattr__
 
+    shown, url = redact_url(url), engine_url(url, key)  # postgresql://: the installed driver
     try:
         if is_sqlite_url(url):
             engine = sa.create_engine(url, connect_args={"timeout": 60})
@@ -107,9 +115,7 @@ def open_engine(url: str, *, sidecar: bool = False) -> sa.Engine:
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
         orig = getattr(exc, "orig", None)
         reason = str(orig if orig is not None else exc).strip().splitlines()[0]
-        raise ConfigError(
-            f"--storage: cannot open the coordination tables in {redact_url(url)!r}: {reason}"
-        ) from None
+        raise ConfigError(unreachable(key, shown, reason)) from None
     return engine
 
 
