@@ -101,6 +101,10 @@ def _edit_summary(rd: Path, change: str) -> None:
         summary["objectives"] = []
     elif change == "combine unknown":
         summary["combine"] = "lexicographic"
+    elif change == "a key missing":
+        del summary["space_size"]
+    elif change == "a list, not an object":
+        summary = [summary]  # type: ignore[assignment]
     else:
         summary["space_size"] = True
     (rd / "best.json").write_text(json.dumps(summary))
@@ -116,6 +120,8 @@ def _edit_summary(rd: Path, change: str) -> None:
         ("objectives empty", r"objectives \[\], allowed: a list of metric names"),
         ("combine unknown", r"combine 'lexicographic', allowed"),
         ("space_size a bool", r"space_size True, allowed: a whole number >= 1"),
+        ("a key missing", r"best\.json.*it lacks \['space_size'\]\), allowed: the file a search"),
+        ("a list, not an object", r"a JSON list, not an object\), allowed: the file a search"),
     ],
 )
 def test_a_summary_no_search_writes_is_refused_in_one_line(

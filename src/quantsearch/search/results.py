@@ -19,6 +19,7 @@ from quantsearch.search.run_files import (
     check_baseline,
     check_same_write,
     check_summary,
+    damaged,
     dump_json,
     json_default,
     read_json,
@@ -302,15 +303,12 @@ class SearchResult:
         summary_path = rd / "best.json" if (rd / "best.json").is_file() else rd / "pareto.json"
         summary = read_json(summary_path)
         if not isinstance(summary, dict):
-            raise ConfigError(
-                f"RUN_DIR: {str(summary_path)!r} must hold a JSON object (got "
-                f"{type(summary).__name__})"
-            )
+            raise damaged(summary_path, f"a JSON {type(summary).__name__}, not an object")
         missing = [
             k for k in ("directions", "combine", "objectives", "space_size") if k not in summary
         ]
         if missing:
-            raise ConfigError(f"RUN_DIR: {str(summary_path)!r} lacks {missing}: it is damaged")
+            raise damaged(summary_path, f"it lacks {missing}")
         check_summary(summary_path, summary)
         trials = read_trials(rd / "trials.jsonl")
         check_same_write(summary_path, summary, trials)
@@ -337,9 +335,7 @@ class SearchResult:
                 test_metrics=_test_metrics_of(summary),
             )
         except (TypeError, ValueError, KeyError) as exc:
-            raise ConfigError(
-                f"RUN_DIR: {str(summary_path)!r} is damaged ({type(exc).__name__}: {exc})"
-            ) from None
+            raise damaged(summary_path, f"{type(exc).__name__}: {exc}") from None
 
     def write(self, run_dir: Path) -> list[Path]:
         """Write trials.csv, trials.jsonl, baseline.json and best.json or pareto.json."""

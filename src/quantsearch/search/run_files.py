@@ -25,6 +25,7 @@ __all__ = [
     "check_baseline",
     "check_same_write",
     "check_summary",
+    "damaged",
     "dump_json",
     "json_default",
     "read_json",
@@ -137,10 +138,12 @@ def check_same_write(summary_path: Path, summary: dict[str, Any], trials: list[T
         )
 
 
-def _damaged(path: Path, what: str) -> ConfigError:
+def damaged(path: Path, what: str) -> ConfigError:
+    """A search's summary or trials file that does not hold what a search writes."""
     return ConfigError(
-        f"RUN_DIR: {str(path)!r} is damaged ({what}); run the same `quantsearch search` "
-        "again to write it from its study, or restore the folder from a copy"
+        f"RUN_DIR: {str(path)!r} is damaged ({what}), allowed: the file a search wrote (run "
+        "the same `quantsearch search` again to write it from its study, or restore the folder "
+        "from a copy)"
     )
 
 
@@ -160,26 +163,26 @@ def check_summary(path: Path, summary: dict[str, Any]) -> None:
     combine, objectives = summary.get("combine"), summary.get("objectives")
     directions, size = summary.get("directions"), summary.get("space_size")
     if combine not in ("weighted_sum", "pareto"):
-        raise _damaged(path, f"combine {combine!r}, allowed: 'weighted_sum' or 'pareto'")
+        raise damaged(path, f"combine {combine!r}, allowed: 'weighted_sum' or 'pareto'")
     if not (
         isinstance(objectives, list)
         and objectives
         and all(isinstance(o, str) and o for o in objectives)
     ):
-        raise _damaged(path, f"objectives {objectives!r}, allowed: a list of metric names")
+        raise damaged(path, f"objectives {objectives!r}, allowed: a list of metric names")
     wanted = len(objectives) if combine == "pareto" else 1
     if not (
         isinstance(directions, list)
         and len(directions) == wanted
         and all(d in ("maximize", "minimize") for d in directions)
     ):
-        raise _damaged(
+        raise damaged(
             path,
             f"directions {directions!r}, allowed: {wanted} of 'maximize'/'minimize' for "
             f"{combine} of {len(objectives)} objective(s)",
         )
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-        raise _damaged(path, f"space_size {size!r}, allowed: a whole number >= 1")
+        raise damaged(path, f"space_size {size!r}, allowed: a whole number >= 1")
 
 
 def check_baseline(path: Path, baseline: Any) -> dict[str, float]:
@@ -190,10 +193,10 @@ def check_baseline(path: Path, baseline: Any) -> dict[str, float]:
         ConfigError: naming ``RUN_DIR``, the file and the first entry that is not a number.
     """
     if not isinstance(baseline, dict):
-        raise _damaged(path, f"baseline {type(baseline).__name__}, allowed: a table")
+        raise damaged(path, f"baseline {type(baseline).__name__}, allowed: a table")
     for name, value in baseline.items():
         if not _is_number(value):
-            raise _damaged(path, f"baseline {name} = {value!r:.40}, allowed: a number")
+            raise damaged(path, f"baseline {name} = {value!r:.40}, allowed: a number")
     return dict(baseline)  # the values as written (an int stays an int)
 
 
