@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from quantsearch.search.parallel import WORKER_ATTR
+from quantsearch.search.workers import worker_env
 from tests.search.test_workers import evaluated_hashes, finish, setup, trials, workers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -40,6 +42,9 @@ DB_RETRY_S = 2.0
 # connection attempt (refused at once), and a loaded machine's scheduling. The time is the
 # error line's: the interpreter's exit after it (torch's teardown, 0.7-1.1 s here) is not a wait.
 SLACK_S = 1.0
+# search --workers K: its workers' exits (torch's teardown, about 1 s each on a loaded machine)
+# and its watch's poll (0.5 s); it waited its own 60 s before (the default, not db_retry_s).
+PARENT_SLACK_S = 3.5
 
 # test_workers' model with a gate: while HOLD exists, a forward pass says so in a file of its
 # own (held-PID) and waits for HOLD to go.
@@ -143,7 +148,8 @@ def _gated(tmp_path: Path, budget: int, retry_s: float) -> tuple[Path, Path, Pat
 
 
 def _hold(procs: list[subprocess.Popen[bytes]], hold: Path, timeout: float = 60) -> None:
-    """Until a worker waits in a forward pass (it says so in its held-PID file).
+    """Until a worker waits in a forward pass (it says so in its held-PID file), ``procs``
+    (the workers, or the ``search --workers`` that started them) running.
 
     Not each: a second worker may wait on the held one's claim of its config (another trial
     of the same config waits for its result). While HOLD exists none runs a trial to its end,
@@ -151,7 +157,7 @@ def _hold(procs: list[subprocess.Popen[bytes]], hold: Path, timeout: float = 60)
     """
     hold.touch()
     deadline = time.monotonic() + timeout
-    while not any((hold.parent / f"held-{p.pid}").exists() for p in procs):
+    while not any(hold.parent.glob("held-*")):
         for p in procs:
             assert p.poll() is None, p.communicate()[1].decode()
         assert time.monotonic() < deadline, "no worker reached a forward pass"
@@ -241,6 +247,40 @@ def test_a_worker_gives_up_in_one_line_when_the_database_stays_down(
     assert Counter(t.state.name for t in ts)["COMPLETE"] == budget
     hashes = evaluated_hashes(ts)
     assert len(hashes) == len(set(hashes))
+
+
+def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stays_down(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """``search --workers 2``, whose parent watches the study while its workers run: when the
+    server stays down the parent, too, ends within the limit (plus :data:`PARENT_SLACK_S`),
+    in one line saying what its workers said (it said the database could not be reached)."""
+    pg_ctl, port = _cluster(pg_url)
+    cfg, ckpt, hold = _gated(tmp_path, 16, DB_RETRY_S)
+    study = f"parent-{os.getpid()}"
+    cmd = [
+        sys.executable, "-m", "quantsearch", "search", "--workers", "2", "--config", str(cfg),
+        "--load", str(ckpt), "--study", study, "--run-dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    parent = subprocess.Popen(
+        cmd, cwd=tmp_path, env=worker_env(pg_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    wait_for_workers(pg_url, study, 2)
+    _hold([parent], hold)
+    thread, lines = _timed_lines(parent)
+    try:
+        _stop(pg_ctl)
+        hold.unlink()
+        let_go = time.monotonic()
+        (code,) = finish([parent], timeout=120)
+    finally:
+        _start(pg_ctl, port)
+    thread.join(timeout=10)
+    said = [(t, text) for t, text in lines if text.strip()]
+    assert code == 2 and len(said) == 1, said
+    assert said[0][1].startswith("error: 2 of 2 workers failed"), said
+    assert f"could not reconnect within {DB_RETRY_S:g} s" in said[0][1], said
+    assert said[0][0] - let_go <= DB_RETRY_S + PARENT_SLACK_S, f"{said[0][0] - let_go:.2f} s"
 
 
 def test_a_database_back_within_the_limit_costs_no_trial(pg_url: str, tmp_path: Path) -> None:

@@ -20,10 +20,11 @@ from typing import Any
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from quantsearch.errors import QuantsearchError
+from quantsearch.errors import ConfigError, QuantsearchError, StorageError
 from quantsearch.examples import default_config_path
 from quantsearch.search.api import collect_result, prepare_from_config, study_of, write_run_dir
 from quantsearch.search.journal_results import check_run_dir_storage
+from quantsearch.search.reconnect import Reconnect
 from quantsearch.search.results import SearchResult
 from quantsearch.search.run_dir import finish_run
 from quantsearch.search.storage import JOURNAL_FILE, check_workers, open_storage
@@ -94,7 +95,11 @@ def run_workers(
     """Start ``workers`` worker processes, wait for them, and write the run directory."""
     cfg, name, rd = study_of(config, overrides, study, run_dir)
     url = storage or cfg.storage
-    check_workers(url, workers, "--storage" if storage is not None else "search.storage")
+    key = "--storage" if storage is not None else "search.storage"
+    check_workers(url, workers, key)
+    # this process's one budget for a database outage, its watch's and its last read's: with
+    # the default (60 s), not search.db_retry_s, it waited a minute after the workers gave up
+    reconnect = Reconnect(cfg.db_retry_s, what=key)
     check_run_dir_storage(rd / JOURNAL_FILE, url)  # before the workers' logs
     session = open_session(config, load, need_weights=True)  # also what finish_run records
     space, _, _ = prepare_from_config(config, cfg, load, session=session)  # checks before spawning
@@ -120,7 +125,7 @@ def run_workers(
                 )
             )
     try:
-        _watch(procs, url, rd, name, cfg.n_trials, quiet)
+        _watch(procs, url, rd, name, cfg.n_trials, quiet, reconnect)
     except BaseException:
         for p in procs:
             p.terminate()
@@ -134,8 +139,14 @@ def run_workers(
     ]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study_ = optuna.load_study(study_name=name, storage=open_storage(url, rd))
+        study_ = optuna.load_study(
+            study_name=name, storage=open_storage(url, rd, reconnect=reconnect)
+        )
     except KeyError:  # no worker got as far as creating the study
+        study_ = None
+    except (ConfigError, StorageError):  # the database is gone: say what the workers said
+        if not errors:
+            raise
         study_ = None
     if study_ is not None:  # what the workers finished is written even if one of them failed
         result = collect_result(study_, space, cfg, rd, name)
@@ -170,6 +181,7 @@ def _watch(
     name: str,
     total: int,
     quiet: bool,
+    reconnect: Reconnect,
 ) -> None:
     """Wait for the workers, with a progress bar read from the study."""
     if quiet:
@@ -185,7 +197,9 @@ def _watch(
         while any(p.poll() is None for p in procs):
             time.sleep(0.5)
             try:
-                study = study or optuna.load_study(study_name=name, storage=open_storage(url, rd))
+                study = study or optuna.load_study(
+                    study_name=name, storage=open_storage(url, rd, reconnect=reconnect)
+                )
                 trials = study.get_trials(deepcopy=False)
             except Exception:  # not created yet by the first worker
                 continue
