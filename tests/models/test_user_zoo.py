@@ -365,19 +365,10 @@ def test_cli_summary_search_quantize(
     error line naming a layer it cannot map."""
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, name))
-    main(["summary", "-c", config, "--json"])
-    summary = json.loads(capsys.readouterr().out)
     model, x, _ = _model_and_data(name)
     with FlopCounterMode(display=False) as fcm, torch.no_grad():
         model(x[:4].clone())
-    assert summary["costs"]["uncounted"] == []
-    assert 2 * summary["metrics"]["macs"] == fcm.get_total_flops() / 4  # per sample
-    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
-    _run(["search", "-c", config, "-q"], capsys)
-    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
-    _run(["quantize", "-c", config, "--out", "q"], capsys)
-    assert (tmp_path / "q" / "quantized.pt").is_file()
+    check_cli_run(tmp_path, config, model, fcm.get_total_flops() / 4, capsys)
     if name in TASK:
         _check_task_metrics(name, Path(config), tmp_path / "q")
         _run(["quantize", "--from-run", "runs/c", "--best", "--out", "q2"], capsys)
@@ -394,19 +385,48 @@ def test_cli_summary_search_quantize(
         assert not (tmp_path / "m.onnx").exists()
 
 
+def check_cli_run(
+    folder: Path,
+    config: str,
+    model: nn.Module,
+    flops_per_sample: float,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A zoo model's ``config`` through the CLI, run in ``folder``: ``summary``'s totals
+    against the referee's FLOPs a sample (FlopCounterMode's, or a hand count) and
+    ``sum(p.numel())``, nothing uncounted; ``search``'s two trials complete; ``quantize`` writes
+    its model."""
+    main(["summary", "-c", config, "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["costs"]["uncounted"] == []
+    assert 2 * summary["metrics"]["macs"] == flops_per_sample
+    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
+    _run(["search", "-c", config, "-q"], capsys)
+    rows = [json.loads(s) for s in (folder / "runs/c/trials.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
+    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    assert (folder / "q" / "quantized.pt").is_file()
+
+
 EVERY_ROLE = {"format": "fixed", "width": 8, "frac_width": 4}
 
 
-def _quantized(name: str) -> tuple[Any, torch.Tensor]:
-    """The model with every role of its Linear, BatchNorm1d and ReLU layers in fixed(8, 4)."""
+def every_role_fixed(
+    model: nn.Module, x: torch.Tensor, kinds: tuple[str, ...] = ("linear", "batch_norm1d")
+) -> tuple[Any, torch.Tensor]:
+    """``model`` quantized with every role of its layers of ``kinds`` and the data_in of its
+    ReLUs in fixed(8, 4), and ``x``: what the export checks compare."""
     from quantsearch.passes.transform import quantize, resolve
     from quantsearch.passes.transform.config import parse_quantize_config
 
-    model, x, _ = _model_and_data(name)
     gm = trace(model, x[:8])
     roles = {"data_in": EVERY_ROLE, "weight": EVERY_ROLE, "bias": EVERY_ROLE}
-    raw = {"by_type": {"linear": roles, "batch_norm1d": roles, "relu": {"data_in": EVERY_ROLE}}}
+    raw = {"by_type": {**dict.fromkeys(kinds, roles), "relu": {"data_in": EVERY_ROLE}}}
     return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+
+
+def _quantized(name: str) -> tuple[Any, torch.Tensor]:
+    return every_role_fixed(*_model_and_data(name)[:2])
 
 
 @pytest.mark.parametrize("name", EXPORTED)

@@ -34,8 +34,10 @@ from tests.models.test_user_zoo import (
     HlsCase,
     _run,
     assert_hls4ml_exact,
+    check_cli_run,
     check_evaluation_paths,
     check_qonnx_exact,
+    every_role_fixed,
     hls4ml_projects,
     write_config,
 )
@@ -231,17 +233,8 @@ def test_cli_summary_search_quantize_export(
     else one error line of reasonable length naming the first and last layer it cannot map."""
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, name))
-    main(["summary", "-c", config, "--json"])
-    summary = json.loads(capsys.readouterr().out)
     model, x, _ = _model_and_data(name, 4)
-    assert summary["costs"]["uncounted"] == []
-    assert 2 * summary["metrics"]["macs"] == _torch_flops(model, x) / 4  # per sample
-    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
-    _run(["search", "-c", config, "-q"], capsys)
-    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
-    _run(["quantize", "-c", config, "--out", "q"], capsys)
-    assert (tmp_path / "q" / "quantized.pt").is_file()
+    check_cli_run(tmp_path, config, model, _torch_flops(model, x) / 4, capsys)
     if name in EXPORTED:  # data_in left in float: float32 sums in onnxruntime's order
         args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
         main(["export", "--to", "qonnx", "m.onnx", *args])
@@ -313,16 +306,7 @@ def test_cli_init_train_search_of_a_softmax_model(
 
 
 def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
-    """The model with every role of its Linear, BatchNorm1d and ReLU layers in fixed(8, 4)."""
-    from quantsearch.passes.transform import quantize, resolve
-    from quantsearch.passes.transform.config import parse_quantize_config
-
-    model, x, _ = _model_and_data(name)
-    gm = trace(model, x[:8])
-    role = {"format": "fixed", "width": 8, "frac_width": 4}
-    roles = {"data_in": role, "weight": role, "bias": role}
-    raw = {"by_type": {"linear": roles, "batch_norm1d": roles, "relu": {"data_in": role}}}
-    return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+    return every_role_fixed(*_model_and_data(name)[:2])
 
 
 @pytest.mark.parametrize("name", EXPORTED)

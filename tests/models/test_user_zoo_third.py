@@ -29,10 +29,12 @@ from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo, user_zoo_third
 from tests.models.test_user_zoo import (
     _run,
+    check_cli_run,
     check_evaluation_paths,
     check_hls4ml_exact,
     check_qonnx_exact,
     check_search_and_quantize,
+    every_role_fixed,
     write_config,
 )
 
@@ -240,21 +242,12 @@ def test_cli_summary_search_quantize_export(
     kind (or a node) no quantizer handles is one line naming it."""
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, name))
-    main(["summary", "-c", config, "--json"])
-    summary = json.loads(capsys.readouterr().out)
     model, x, _ = _model_and_data(name, 4)
-    assert summary["costs"]["uncounted"] == []
-    assert 2 * summary["metrics"]["macs"] == _torch_flops(name, model, x) / 4  # per sample
-    assert summary["metrics"]["params"] == sum(p.numel() for p in model.parameters())
-    _run(["search", "-c", config, "-q"], capsys)
-    rows = [json.loads(s) for s in (tmp_path / "runs/c/trials.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(r.get("error") is None for r in rows)
-    _run(["quantize", "-c", config, "--out", "q"], capsys)
+    check_cli_run(tmp_path, config, model, _torch_flops(name, model, x) / 4, capsys)
     if name == "decoder":  # its -inf mask read back (the checkpoint was refused: not finite)
         from quantsearch.quantized import load_quantized
 
         assert torch.equal(load_quantized(tmp_path / "q" / "quantized.pt").mask, model.mask)
-    assert (tmp_path / "q" / "quantized.pt").is_file()
     if name in EXPORTED:
         args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
         main(["export", "--to", "qonnx", "m.onnx", *args])
@@ -355,15 +348,7 @@ def test_cli_a_float64_model_is_one_line(
 
 
 def _every_role_fixed(name: str) -> tuple[object, torch.Tensor]:
-    """The model with every role of its Linear and ReLU layers in fixed(8, 4)."""
-    from quantsearch.passes.transform import quantize, resolve
-    from quantsearch.passes.transform.config import parse_quantize_config
-
-    model, x, _ = _model_and_data(name)
-    gm = trace(model, x[:8])
-    roles = {"data_in": _fixed(8, 4), "weight": _fixed(8, 4), "bias": _fixed(8, 4)}
-    raw = {"by_type": {"linear": roles, "relu": {"data_in": _fixed(8, 4)}}}
-    return quantize(gm, resolve(gm, parse_quantize_config(raw))), x
+    return every_role_fixed(*_model_and_data(name)[:2], kinds=("linear",))
 
 
 @pytest.mark.parametrize("name", EXPORTED)
