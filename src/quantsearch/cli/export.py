@@ -208,9 +208,9 @@ def _chosen(
 
     cfg = load_config_or_default(config_path)
     if cfg.quantize is None:
-        raise ConfigError(
-            f"{cfg.source}: no [quantize] table to export, allowed: a config with one, or "
-            "--from-run RUNDIR"
+        raise ConfigError(  # keyed by the dotted key, as every config error is
+            f"quantize: got no [quantize] table in {cfg.source}, allowed: a config with one, "
+            "or --from-run RUNDIR"
         )
     if cfg.quantize.sets_nothing:
         raise ConfigError(

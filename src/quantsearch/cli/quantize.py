@@ -125,9 +125,9 @@ def quantize(
 
     cfg = load_config_or_default(config_path)
     if cfg.quantize is None:
-        raise ConfigError(
-            f"{cfg.source}: no [quantize] table to apply (add one, e.g. [quantize.default] "
-            "weight = { width = 8, frac_width = 4 })"
+        raise ConfigError(  # keyed by the dotted key, as every config error is
+            f"quantize: got no [quantize] table in {cfg.source}, allowed: a config with one, "
+            "e.g. [quantize.default] weight = { width = 8, frac_width = 4 }, or --from-run DIR"
         )
     if cfg.quantize.sets_nothing:
         raise ConfigError(
