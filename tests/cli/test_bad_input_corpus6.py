@@ -1,7 +1,9 @@
 """The sixth sweep of bad inputs: small things a user met. What escaped before:
 
 - ``quantize`` and ``export`` of a config without a ``[quantize]`` table keyed their error
-  by the config's file name, not by ``quantize``.
+  by the config's file name, not by ``quantize``;
+- ``init -o x.json`` wrote TOML under a ``.json`` name (which ``--config`` then refused as
+  "a JSON file?").
 
 Each case: exit status 2, one ``error:`` line naming the key or option, no traceback, and
 every file of the folder it runs in byte for byte as before (no file added).
@@ -15,19 +17,60 @@ import pytest
 
 from tests.cli.bad_input import GOOD, check_one_line, digest, run_cli
 
+MODEL = """import torch
+from torch import nn
+import numpy as np
+from collections import OrderedDict as OD
+
+SIZE = 4
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(SIZE, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def build():
+    hidden = 3
+    return Net()
+
+
+make = lambda: Net()
+"""
+DATA = "import torch\n\ndef load():\n    return torch.randn(40, 4), torch.arange(40) % 2\n"
 QUANTIZE_TABLE = r"^quantize: got no \[quantize\] table in .*good\.toml, allowed: a config with one"
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The user's config (good.toml: no [quantize] table); the test runs in it."""
+    """The user's model, data and configs (good.toml: no [quantize] table); the test runs in it."""
+    (tmp_path / "m.py").write_text(MODEL)
+    (tmp_path / "d.py").write_text(DATA)
     good = GOOD.format(ckpt="mlp.pt")
     (tmp_path / "good.toml").write_text(good)
+    (tmp_path / "notes.json").write_text('{"mine": true}\n')
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 CASES: dict[str, tuple[list[str], str]] = {
+    "init -o a .json name": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "search.json"],
+        r"^--output: got 'search\.json', allowed: a file name ending in \.toml \(the config is "
+        r"TOML, and --config reads only TOML\)$",
+    ),
+    "init -o the user's own .json file": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "notes.json"],
+        r"^--output: got 'notes\.json', allowed: a file name ending in \.toml",
+    ),
+    "init -o a name without a suffix": (
+        ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "search"],
+        r"^--output: got 'search', allowed: a file name ending in \.toml",
+    ),
     "quantize without a [quantize] table": (
         ["quantize", "-c", "good.toml", "--out", "q"],
         QUANTIZE_TABLE + r", e\.g\. \[quantize\.default\] weight = .*, or --from-run DIR$",

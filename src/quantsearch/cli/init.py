@@ -135,6 +135,11 @@ def init(model: str, data: str, output: str) -> None:
         raise ConfigError(f"--output: got {output!r}, allowed: a file name")
     check_path_text(output, "--output")  # a newline in the name was written
     out = Path(output)
+    if out.suffix.lower() != ".toml":  # -o x.json wrote TOML that --config x.json then refused
+        raise ConfigError(
+            f"--output: got {output!r}, allowed: a file name ending in .toml (the config is "
+            "TOML, and --config reads only TOML)"
+        )
     if out.exists():
         raise ConfigError(f"--output: {output!r} exists; give another path or remove it")
     folder = out.resolve().parent
