@@ -3,7 +3,9 @@
 - ``quantize`` and ``export`` of a config without a ``[quantize]`` table keyed their error
   by the config's file name, not by ``quantize``;
 - ``init -o x.json`` wrote TOML under a ``.json`` name (which ``--config`` then refused as
-  "a JSON file?").
+  "a JSON file?");
+- ``init``'s list of what a model file defines offered the modules it imports (``nn`` of
+  ``from torch import nn``).
 
 Each case: exit status 2, one ``error:`` line naming the key or option, no traceback, and
 every file of the folder it runs in byte for byte as before (no file added).
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from quantsearch.config import load_config
 from tests.cli.bad_input import GOOD, check_one_line, digest, run_cli
 
 MODEL = """import torch
@@ -71,6 +74,13 @@ CASES: dict[str, tuple[list[str], str]] = {
         ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "search"],
         r"^--output: got 'search', allowed: a file name ending in \.toml",
     ),
+    # offered: the functions, the class and the lambda; not torch, nn, np, OD, SIZE or the
+    # functions' locals (hidden)
+    "init offers only what can be called": (
+        ["init", "--model", "m.py:nope", "--data", "d.py:load", "-o", "s.toml"],
+        r"^--model: got 'm\.py:nope', allowed: a function 'm\.py' defines "
+        r"\(\['Net', 'build', 'make'\]\)$",
+    ),
     "quantize without a [quantize] table": (
         ["quantize", "-c", "good.toml", "--out", "q"],
         QUANTIZE_TABLE + r", e\.g\. \[quantize\.default\] weight = .*, or --from-run DIR$",
@@ -91,3 +101,15 @@ def test_bad_input(name: str, folder: Path, capsys: pytest.CaptureFixture[str]) 
     code, err = run_cli(args, capsys)
     check_one_line(code, err, pattern)
     assert digest(folder) == before, "a file of the user's was changed or one was added"
+
+
+def test_init_takes_an_imported_name_and_writes_toml_that_loads(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An imported name is not offered but not refused (it may be a function); the .toml
+    written loads as a config (the referee: the loader --config runs)."""
+    code, err = run_cli(
+        ["init", "--model", "m.py:build", "--data", "m.py:OD", "-o", "S.TOML"], capsys
+    )
+    assert code == 0, err
+    assert load_config(folder / "S.TOML").model.name.endswith("m.py:build")

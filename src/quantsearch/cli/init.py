@@ -87,27 +87,32 @@ def _spec(value: str, option: str, folder: Path) -> str:
     if not Path(target).is_file():  # a folder or a FIFO "did not exist"
         odd = not_a_file(Path(target))
         raise ConfigError(f"{option}: file {target!r} {f'is {odd}' if odd else 'does not exist'}")
-    names = _top_level_names(Path(target), option)
-    if names is not None and fn not in names:  # read, not run: the code runs when it is used
+    found = _top_level_names(Path(target), option)
+    if found is not None and fn not in found[0]:  # read, not run: the code runs when it is used
         raise ConfigError(
             f"{option}: got {value!r}, allowed: a function {target!r} defines "
-            f"({sorted(names) or 'it defines none'})"
+            f"({sorted(found[1]) or 'it defines none'})"
         )
     return f"{Path(os.path.relpath(Path(target).resolve(), folder)).as_posix()}:{fn}"
 
 
-def _top_level_names(path: Path, option: str) -> set[str] | None:
-    """The names a Python file binds at its top level, found by parsing it (not running it);
-    ``None`` where parsing cannot tell: a ``from m import *`` or a top-level ``globals()``
-    (``globals()[f"build_{name}"] = ...``) binds names no parse sees."""
+def _top_level_names(path: Path, option: str) -> tuple[set[str], set[str]] | None:
+    """The names a Python file binds at its top level, found by parsing it (not running it),
+    and those of them that can build a model or load data: its functions, classes and
+    lambdas (an imported name may be a module, ``nn`` of ``from torch import nn``, or a
+    function: it is taken as given, but not offered). ``None`` where parsing cannot tell: a
+    ``from m import *`` or a top-level ``globals()`` (``globals()[f"build_{name}"] = ...``)
+    binds names no parse sees."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError) as exc:
         raise ConfigError(f"{option}: {str(path)!r} is not readable Python ({exc})") from None
     names: set[str] = set()
+    usable: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
+            usable.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             if any(a.name == "*" for a in node.names):
                 return None
@@ -120,7 +125,10 @@ def _top_level_names(path: Path, option: str) -> set[str] | None:
                     names.add(sub.id)
                 elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     names.add(sub.name)
-    return names
+                    usable.add(sub.name)
+                elif isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Lambda):
+                    usable.update(t.id for t in sub.targets if isinstance(t, ast.Name))
+    return names, usable
 
 
 @click.command()
