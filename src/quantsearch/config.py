@@ -191,6 +191,15 @@ def parse_config(
         )
     if "compare" in raw:
         compare = parse_compare_config(get_table(raw, "compare", ""), key="compare")
+        # pareto: a run reaches the front when its hypervolume ratio is >= 1 - tolerance, so
+        # a tolerance of 1 or more is reached by every run at its first trial: a mistake.
+        # (weighted_sum: the tolerance is in the objective's own units, which have no bound.)
+        if search is not None and search.combine == "pareto" and compare.tolerance >= 1:
+            raise ConfigError(
+                f"compare.tolerance: got {compare.tolerance:g} with search.objectives.combine = "
+                "'pareto', allowed: 0 <= tolerance < 1 (a share of the front's hypervolume: "
+                "1 or more is reached by every run at its first trial)"
+            )
     return Config(
         model=_parse_model(get_table(raw, "model", "")),
         data=_parse_data(get_table(raw, "data", "")),

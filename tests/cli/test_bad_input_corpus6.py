@@ -5,7 +5,9 @@
 - ``init -o x.json`` wrote TOML under a ``.json`` name (which ``--config`` then refused as
   "a JSON file?");
 - ``init``'s list of what a model file defines offered the modules it imports (``nn`` of
-  ``from torch import nn``).
+  ``from torch import nn``);
+- ``compare.tolerance = 1`` on a Pareto search was taken (every run then "reached" the
+  front at its first trial).
 
 Each case: exit status 2, one ``error:`` line naming the key or option, no traceback, and
 every file of the folder it runs in byte for byte as before (no file added).
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from quantsearch.config import load_config
-from tests.cli.bad_input import GOOD, check_one_line, digest, run_cli
+from tests.cli.bad_input import ACC, GOOD, check_one_line, digest, run_cli
 
 MODEL = """import torch
 from torch import nn
@@ -46,6 +48,11 @@ make = lambda: Net()
 """
 DATA = "import torch\n\ndef load():\n    return torch.randn(40, 4), torch.arange(40) % 2\n"
 QUANTIZE_TABLE = r"^quantize: got no \[quantize\] table in .*good\.toml, allowed: a config with one"
+PARETO = """[search.objectives]
+combine = "pareto"
+accuracy = { direction = "maximize" }
+model_size_bits = { direction = "minimize" }
+"""
 
 
 @pytest.fixture
@@ -55,6 +62,9 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "d.py").write_text(DATA)
     good = GOOD.format(ckpt="mlp.pt")
     (tmp_path / "good.toml").write_text(good)
+    pareto = good.replace(f"[search.objectives]\n{ACC}\n", PARETO)
+    assert pareto != good
+    (tmp_path / "pareto.toml").write_text(pareto + "[compare]\ntolerance = 1.0\n")
     (tmp_path / "notes.json").write_text('{"mine": true}\n')
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -89,6 +99,12 @@ CASES: dict[str, tuple[list[str], str]] = {
         ["export", "--to", "qonnx", "m.onnx", "-c", "good.toml"],
         QUANTIZE_TABLE + r", or --from-run RUNDIR$",
     ),
+    "compare.tolerance 1 on a Pareto search": (
+        ["compare", "-c", "pareto.toml", "-q"],
+        r"^compare\.tolerance: got 1 with search\.objectives\.combine = 'pareto', allowed: "
+        r"0 <= tolerance < 1 \(a share of the front's hypervolume: 1 or more is reached by "
+        r"every run at its first trial\)$",
+    ),
 }
 
 
@@ -113,3 +129,12 @@ def test_init_takes_an_imported_name_and_writes_toml_that_loads(
     )
     assert code == 0, err
     assert load_config(folder / "S.TOML").model.name.endswith("m.py:build")
+
+
+def test_a_tolerance_below_one_on_a_pareto_search_loads(folder: Path) -> None:
+    text = (folder / "pareto.toml").read_text().replace("tolerance = 1.0", "tolerance = 0.99")
+    (folder / "ok.toml").write_text(text)
+    assert load_config(folder / "ok.toml").compare.tolerance == 0.99
+    weighted = (folder / "good.toml").read_text() + "[compare]\ntolerance = 5.0\n"
+    (folder / "w.toml").write_text(weighted)  # the objective's own units: no bound
+    assert load_config(folder / "w.toml").compare.tolerance == 5.0
