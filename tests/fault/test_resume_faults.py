@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -141,41 +142,51 @@ def test_a_second_ctrl_c_while_the_search_stops_is_one_line_and_loses_nothing(
     ``interrupted`` line). Was: the second landed in the interpreter's exit, where the
     journal's last flush and torch's finalizers run, and printed ``Exception ignored in atexit
     callback`` with a ``KeyboardInterrupt`` traceback after the one line (3 of 8 seeded tries),
-    or the process died of the signal (exit -2, not 130: what this test saw before the fix)."""
+    or the process died of the signal (exit -2, not 130: what this test saw before the fix).
+    The two seeded tries run side by side, each in its own run directory (each is about 2 s of
+    one process's start-up and 4 s of its resume's, one core each: 16 s one after the other)."""
     n = 1000  # batched random trials: hundreds a second; a budget no interrupt can miss
     (work / "long.toml").write_text(LONG.format(n=n))
     rng = random.Random(9)
-    cmd = ["search", "-c", "long.toml", "-q", "--run-dir", "runs"]
-    journal = work / "runs" / "long" / "study.journal"
-    for i in range(2):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "quantsearch", *cmd],
-            cwd=work,
-            env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_ctrl_c_reaches_it,
-        )
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            if journal.is_file() and journal.stat().st_size > 20_000:  # some trials on disk
-                break
-        assert proc.poll() is None, "the search ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        assert proc.stderr is not None
-        err = proc.stderr.readline().decode()  # -q: the one line is all it prints
-        time.sleep(rng.uniform(0, 0.02))
-        proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=120)[1].decode()
-        assert (proc.returncode, err + rest) == (130, INTERRUPTED + "\n"), err + rest
-        before = _completed(journal)
-        done = quantsearch(cmd, cwd=work)
-        assert done.code == 0, done.err
-        after = _completed(journal)
-        assert len(after) == n  # the budget met exactly
-        assert {k: after[k] for k in before} == before  # what finished is kept, not re-run
-        journal.parent.rename(work / f"done-{i}")  # the next round starts a new study
+    delays = [rng.uniform(0, 0.02) for _ in range(2)]  # the seeded tries' delays, in order
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [
+            pool.submit(_ctrl_c_twice, work, f"runs-{i}", n, d) for i, d in enumerate(delays)
+        ]:
+            done.result()
+
+
+def _ctrl_c_twice(work: Path, runs: str, n: int, delay: float) -> None:
+    """One try: Ctrl-C, Ctrl-C ``delay`` s after the one line, then the resume to the budget."""
+    cmd = ["search", "-c", "long.toml", "-q", "--run-dir", runs]
+    journal = work / runs / "long" / "study.journal"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantsearch", *cmd],
+        cwd=work,
+        env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_ctrl_c_reaches_it,
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if journal.is_file() and journal.stat().st_size > 20_000:  # some trials on disk
+            break
+    assert proc.poll() is None, "the search ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    err = proc.stderr.readline().decode()  # -q: the one line is all it prints
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1].decode()
+    assert (proc.returncode, err + rest) == (130, INTERRUPTED + "\n"), err + rest
+    before = _completed(journal)
+    done = quantsearch(cmd, cwd=work)
+    assert done.code == 0, done.err
+    after = _completed(journal)
+    assert len(after) == n  # the budget met exactly
+    assert {k: after[k] for k in before} == before  # what finished is kept, not re-run
 
 
 def test_a_ctrl_c_once_the_report_is_written_ends_the_command_as_it_was_ending(
