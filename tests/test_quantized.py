@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx, nn
 
+import tests.tied
+from quantsearch.checkpoint import save_checkpoint
 from quantsearch.data import DataSplits
 from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
@@ -126,3 +129,143 @@ def test_a_quantized_checkpoint_where_float_weights_go_says_so(
     assert code == 0, err
     (line,) = err.strip().splitlines()
     assert line.startswith("warning: --load: ") and "is a quantized checkpoint" in line, line
+
+
+def _tied(
+    tmp_path: Path, rc_table: dict[str, dict[str, dict[str, object]]]
+) -> tuple[nn.Module, torch.Tensor, fx.GraphModule, ResolvedConfig, fx.GraphModule]:
+    """TiedHead (tests/tied.py: head tied to emb, fc called twice) as a user model file,
+    traced, and quantized in eval mode with ``rc_table``."""
+    source = Path(tests.tied.__file__).read_text() + "\n\ndef build():\n    return TiedHead()\n"
+    (tmp_path / "tied.py").write_text(source)
+    torch.manual_seed(0)
+    model = build_model("tied.py:build", base_dir=tmp_path).eval()
+    idx = torch.randint(0, 10, (8, 4))
+    gm = trace(model, idx)
+    rc = ResolvedConfig.from_dict(rc_table, gm=gm)
+    return model, idx, gm, rc, quantize(gm, rc)
+
+
+def _save(tmp_path: Path, name: str, qgm: nn.Module) -> Path:
+    return save_quantized(
+        tmp_path / name, qgm, model_name="tied.py:build", dataset="user", sample_shape=(4,),
+        base_dir=tmp_path,
+    )  # fmt: skip
+
+
+def _stored_bytes(path: Path) -> int:
+    """The bytes of the distinct storages torch.load finds in the file's state dict."""
+    sd = torch.load(path, weights_only=True)["state_dict"]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage() for t in sd.values()}
+    return sum(s.nbytes() for s in storages.values())
+
+
+@pytest.mark.parametrize(
+    ("table", "ties"),
+    [
+        ({"fc": {"weight": F42}}, {"head": "emb", "fc": "quantized_nodes.fc_1"}),
+        ({"head": {"weight": F42}}, {"head": "emb"}),
+    ],
+    ids=["float-head-and-fc-called-twice-apart", "rounded-head"],
+)
+def test_a_tied_weight_is_stored_once_and_tied_again_after_load(
+    table: dict[str, dict[str, dict[str, object]]], ties: dict[str, str], tmp_path: Path
+) -> None:
+    """The head tied to the embedding (and fc, called twice with two configs) was stored
+    twice and reloaded as two parameters, so fine-tuning the reloaded model untied them.
+    Referees: torch's own deduplication of tied parameters (``model.parameters()``), and
+    ``quantize(gm.train())``, which trains copies of one tensor as one (test_quantize)."""
+    model, idx, gm, rc, qgm = _tied(tmp_path, table)
+    path = _save(tmp_path, "q.pt", qgm)
+    assert _stored_bytes(path) == sum(p.nbytes for p in model.parameters())
+    untied = build_model("tied.py:build", base_dir=tmp_path).eval()
+    untied.load_state_dict(model.state_dict())
+    untied.head.weight = nn.Parameter(model.emb.weight.detach().clone())  # equal, not tied
+    other = _save(tmp_path, "untied.pt", quantize(trace(untied, idx), rc))
+    assert other.stat().st_size - path.stat().st_size >= model.emb.weight.nbytes
+    reloaded = load_quantized(path)
+    with torch.no_grad():
+        assert torch.equal(reloaded(idx), qgm(idx))
+    for name, src in ties.items():
+        assert reloaded.get_submodule(name).weight is reloaded.get_submodule(src).weight
+    y = torch.randint(0, 10, (8,))
+    trained = [reloaded.train(), quantize(gm.train(), rc)]
+    for net in trained:
+        assert len(list(net.parameters())) == len(list(model.parameters())) == 3
+        opt = torch.optim.SGD(net.parameters(), lr=0.5)
+        F.cross_entropy(net(idx), y).backward()
+        opt.step()
+    gm.eval()
+    with torch.no_grad():
+        assert torch.equal(trained[0].eval()(idx), trained[1].eval()(idx))
+    assert not torch.equal(reloaded.emb.weight, model.emb.weight)
+
+
+def test_a_file_written_before_ties_still_loads_and_versions_say_what_they_need(
+    tmp_path: Path,
+) -> None:
+    """A quantized checkpoint as the writer before ties wrote it (every tensor under each
+    of its names, format_version 1) loads as before; a file that leaves a rounded copy out
+    is format_version 2, which older readers refuse in one line, and one that only shares
+    storage stays 1, which they read."""
+    _, idx, _, _, qgm = _tied(tmp_path, {"head": {"weight": F42}})
+    config = {
+        "quantize": ResolvedConfig.from_graph(qgm).to_dict(),
+        "sample_shape": [4],
+        "sample_dtype": "int64",
+        "base_dir": str(tmp_path.resolve()),
+    }
+    old = save_checkpoint(
+        tmp_path / "old.pt", qgm, model_name="tied.py:build", dataset="user", config=config
+    )
+    assert torch.load(old, weights_only=True)["format_version"] == 1
+    with torch.no_grad():
+        assert torch.equal(load_quantized(old)(idx), qgm(idx))
+    assert torch.load(_save(tmp_path, "new.pt", qgm), weights_only=True)["format_version"] == 2
+    _, _, _, _, float_head = _tied(tmp_path, {"fc_1": {"data_out": F84}})
+    payload = torch.load(_save(tmp_path, "shared.pt", float_head), weights_only=True)
+    assert payload["format_version"] == 1 and payload["tied"] == {
+        "head.weight": {"from": "emb.weight", "format": None},
+        "quantized_nodes.fc_1.weight": {"from": "fc.weight", "format": None},  # fc's 2nd call
+        "quantized_nodes.fc_1.bias": {"from": "fc.bias", "format": None},
+    }
+
+
+def test_a_model_fine_tuned_in_place_then_switched_to_eval_reloads_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """Its layers round their float masters in every forward pass: the file stored the
+    masters, and the reload, which takes stored weights as on their grids, computed
+    something else."""
+    _, idx, gm, rc, _ = _tied(tmp_path, {"head": {"weight": F42}, "fc": {"bias": F42}})
+    qgm = quantize(gm.train(), rc)
+    opt = torch.optim.SGD(qgm.parameters(), lr=0.5)
+    F.cross_entropy(qgm(idx), torch.randint(0, 10, (8,))).backward()
+    opt.step()
+    path = _save(tmp_path, "q.pt", qgm.eval())
+    with torch.no_grad():
+        assert torch.equal(load_quantized(path)(idx), qgm(idx))
+
+
+@pytest.mark.parametrize(
+    ("tied", "match"),
+    [
+        ({"head.weight": {"from": "nope", "format": None}}, r"has tied 'head\.weight' = "),
+        ({"head.weight": {"from": "emb.weight", "format": {"format": "fixd"}}}, r"has tied"),
+        ([1], r"has tied 'tied' = \[1\], allowed: a stored tensor's name"),
+        (
+            {
+                "head.weight": {"from": "emb.weight", "format": F42},
+                "fc.bias": {"from": "emb.weight", "format": None},  # in the file, not in the model
+            },
+            r"does not fit its model: it ties 'fc\.bias' to 'emb\.weight', allowed: ",
+        ),
+    ],
+)
+def test_a_damaged_tie_table_is_one_line(tied: object, match: str, tmp_path: Path) -> None:
+    _, _, _, _, qgm = _tied(tmp_path, {"head": {"weight": F42}})
+    path = _save(tmp_path, "q.pt", qgm)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "tied": tied}, path)
+    with pytest.raises(ConfigError, match=r"^--load: '.*q\.pt' " + match.lstrip("^")):
+        load_quantized(path)

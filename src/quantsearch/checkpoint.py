@@ -17,6 +17,7 @@ from torch import nn
 
 from quantsearch.atomic import write_atomic
 from quantsearch.errors import ConfigError
+from quantsearch.formats import NumberFormat, format_from_dict
 from quantsearch.validate import check_path_text, not_a_file
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "tensors_digest",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # every tensor stored under each of its names
+DERIVED_VERSION = 2  # some left out: rebuilt from another by ``tied`` (older readers refuse it)
+READABLE = (FORMAT_VERSION, DERIVED_VERSION)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Checkpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # name -> (the name whose tensor it is, the format that rounds it there, or None)
+    tied: dict[str, tuple[str, NumberFormat | None]] = field(default_factory=dict)
 
 
 def versions() -> dict[str, str]:
@@ -59,23 +64,36 @@ def save_checkpoint(
     dataset: str,
     metrics: dict[str, float] | None = None,
     config: dict[str, Any] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    tied: dict[str, tuple[str, NumberFormat | None]] | None = None,
 ) -> Path:
     """Write ``model``'s state dict and its provenance to ``path`` (parents created).
+
+    ``state_dict`` replaces ``model.state_dict()``; ``tied`` maps a name to the stored name
+    whose tensor it is (its format ``None``: the same tensor, stored once) or whose tensor that
+    format rounds to its value, bit for bit (left out, and rebuilt by :func:`load_checkpoint`).
 
     Raises:
         StorageError: the file cannot be written (disk full, too large, read-only); the
             previous file at ``path`` is left as it was.
     """
     p = Path(path)
+    tensors = model.state_dict() if state_dict is None else state_dict
+    tied = tied or {}
     payload = {
-        "format_version": FORMAT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "format_version": DERIVED_VERSION if set(tied) - set(tensors) else FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in tensors.items()},
         "model_name": model_name,
         "dataset": dataset,
         "metrics": dict(metrics or {}),
         "config": dict(config or {}),
         "versions": versions(),
     }
+    if tied:  # a key older readers skip: they read the same tensor under both names
+        payload["tied"] = {
+            k: {"from": src, "format": None if f is None else f.to_dict()}
+            for k, (src, f) in tied.items()
+        }
     # Serialised in memory first: torch's zip writer turns a failed write into a RuntimeError
     # (a traceback), where a write of bytes fails with the OSError the one-line error names.
     buf = io.BytesIO()
@@ -118,13 +136,16 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
             f"allowed: {_ALLOWED}"
         )
     version = payload.get("format_version", FORMAT_VERSION)  # absent: written before it was
-    if version != FORMAT_VERSION or isinstance(version, bool):  # a newer layout, read as this one
+    if version not in READABLE or isinstance(version, bool):  # a newer layout, read as this one
         raise ConfigError(
-            f"{key}: {str(path)!r} has format_version {version!r}, allowed: {FORMAT_VERSION} (a "
-            "checkpoint of another quantsearch version: train it again with this one)"
+            f"{key}: {str(path)!r} has format_version {version!r}, allowed: "
+            f"{' or '.join(map(str, READABLE))} (a checkpoint of another quantsearch version: "
+            "train it again with this one)"
         )
+    state_dict = _state_dict(payload["state_dict"], str(path), key)
     return Checkpoint(
-        state_dict=_state_dict(payload["state_dict"], str(path), key),
+        state_dict=state_dict,
+        tied=_tied(payload.get("tied", {}), state_dict, str(path), key),
         model_name=str(payload.get("model_name", "")),
         dataset=str(payload.get("dataset", "")),
         metrics=_table(payload, "metrics", str(path), key),
@@ -183,6 +204,39 @@ def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
                 f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite weights"
             )
     return value
+
+
+def _tied(
+    value: Any, state_dict: dict[str, torch.Tensor], path: str, key: str
+) -> dict[str, tuple[str, NumberFormat | None]]:
+    """The checkpoint's ``tied`` table; each name it leaves out of ``state_dict`` is put back:
+    the stored tensor itself, or its rounding onto the format's grid (which the writer checked
+    to be the value left out, bit for bit)."""
+    out: dict[str, tuple[str, NumberFormat | None]] = {}
+    entries = value.items() if isinstance(value, dict) else [("tied", value)]
+    for name, entry in entries:
+        src = entry.get("from") if isinstance(entry, dict) else None
+        fmt_d = entry.get("format") if isinstance(entry, dict) else None
+        fmt: NumberFormat | None = None
+        with contextlib.suppress(ConfigError):  # refused below, in the checkpoint's words
+            fmt = format_from_dict(fmt_d) if isinstance(fmt_d, dict) else None
+        if not (
+            isinstance(value, dict)
+            and isinstance(name, str)
+            and isinstance(src, str)
+            and src in state_dict
+            and src not in value  # a source is stored, never rebuilt itself
+            and (fmt_d is None or fmt is not None)
+        ):
+            raise ConfigError(
+                f"{key}: {path!r} has tied {name!r} = {str(entry)[:80]}, allowed: a stored "
+                "tensor's name and a format or None (as `quantsearch quantize` writes)"
+            )
+        if name not in state_dict:
+            t = state_dict[src]
+            state_dict[name] = t if fmt is None else fmt.quantize(t)
+        out[name] = (src, fmt)
+    return out
 
 
 def check_finite_parameters(model: nn.Module, path: str, key: str) -> None:

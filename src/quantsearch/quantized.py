@@ -8,6 +8,12 @@ grids) and whose ``config`` records ``quantize`` (the per-node formats,
 trace the model again: an embedding's integer indices, a float64 model's input). :func:`load_quantized` rebuilds the model by name, traces it, applies the recorded
 formats with :func:`~quantsearch.passes.transform.quantize` and loads the stored values: its
 outputs equal the saved model's bit for bit.
+
+A tensor the model holds under several names (an embedding tied to the output layer, a layer
+called twice with two configs) is stored once: a copy equal to another is the same tensor in
+the file, and a layer's rounding of another copy, checked bit for bit, is left out and rounded
+again on load (format_version 2). :func:`load_quantized` ties them again: one parameter, which
+the layer that rounds it rounds in every forward pass, so fine-tuning moves them as one.
 """
 
 from __future__ import annotations
@@ -16,15 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import fx
+from torch import Tensor, fx, nn
 
 from quantsearch.checkpoint import check_finite_parameters, load_checkpoint, save_checkpoint
 from quantsearch.errors import ConfigError
-from quantsearch.graph import info, trace
+from quantsearch.formats import NumberFormat
+from quantsearch.graph import PARAM_ORIGINS, info, trace
 from quantsearch.models import MODELS, build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
+from quantsearch.passes.transform.modules import QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["load_quantized", "save_quantized"]
+
+# The layers that round their weight and bias themselves (BatchNorm's formats round its fold)
+ROUNDING = (QuantLinear, QuantConv1d, QuantConv2d)
+Tied = dict[str, tuple[str, NumberFormat | None]]
 
 
 def save_quantized(
@@ -66,9 +78,71 @@ def save_quantized(
     }
     if base_dir is not None:
         config["base_dir"] = str(Path(base_dir).resolve())
+    state_dict, tied = _stored(qgm)
     return save_checkpoint(
-        path, qgm, model_name=model_name, dataset=dataset, metrics=metrics, config=config
-    )
+        path, qgm, model_name=model_name, dataset=dataset, metrics=metrics, config=config,
+        state_dict=state_dict, tied=tied,
+    )  # fmt: skip
+
+
+def _stored(qgm: fx.GraphModule) -> tuple[dict[str, Tensor], Tied]:
+    """``qgm``'s tensors as its forward pass uses them (a layer that rounds its weight in every
+    pass, as a tied one does, stores the rounding), with the copies of one parameter of the
+    model (:data:`~quantsearch.graph.PARAM_ORIGINS`) stored once: the ``tied`` table."""
+    state = {k: v.detach().cpu() for k, v in qgm.state_dict().items()}
+    rounds: dict[str, NumberFormat] = {}  # name -> the format its layer rounds it with
+    groups: dict[int, list[str]] = {}  # the model's parameter -> the names of its copies
+    for name in state:
+        path, _, attr = name.rpartition(".")
+        m = qgm.get_submodule(path)
+        if attr not in m._parameters:
+            continue  # a buffer
+        fmt = getattr(m, "q_" + attr, None) if isinstance(m, ROUNDING) else None
+        if fmt is not None:
+            if not m.weights_on_grid:
+                state[name] = fmt.quantize(state[name])
+            if fmt.deterministic:
+                rounds[name] = fmt
+        origin = m.__dict__.get(PARAM_ORIGINS, {}).get(attr)
+        if origin is not None:
+            groups.setdefault(origin, []).append(name)
+    tied: Tied = {}
+    for names in groups.values():
+        while len(names) > 1:  # the copy the most others come from, first in order on a tie
+            src, got = max(((s, _from(s, names, state, rounds)) for s in names), key=_count)
+            if not got:
+                break
+            for name, fmt in got.items():
+                tied[name] = (src, fmt)
+                if fmt is None:
+                    state[name] = state[src]  # one storage in the file
+                else:
+                    del state[name]
+            names = [n for n in names if n != src and n not in got]
+    return state, tied
+
+
+def _count(pair: tuple[str, dict[str, NumberFormat | None]]) -> int:
+    return len(pair[1])
+
+
+def _from(
+    src: str, names: list[str], state: dict[str, Tensor], rounds: dict[str, NumberFormat]
+) -> dict[str, NumberFormat | None]:
+    """The names whose value is ``src``'s (``None``) or its layer's rounding of it, exactly."""
+    v = state[src]
+    out: dict[str, NumberFormat | None] = {}
+    for name in names:
+        w = state[name]
+        if name == src or w.dtype != v.dtype or w.shape != v.shape:
+            continue
+        if torch.equal(w, v):
+            out[name] = None
+        elif name in rounds:
+            r = rounds[name].quantize(v)
+            if r.dtype == w.dtype and torch.equal(r, w):
+                out[name] = rounds[name]
+    return out
 
 
 def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
@@ -115,5 +189,33 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{key}: {str(path)!r} does not fit its model: {first}") from None
+    _tie(qgm, ckpt.tied, str(path), key)
     check_finite_parameters(qgm, str(path), key)
     return qgm.eval()
+
+
+def _tie(qgm: fx.GraphModule, tied: Tied, path: str, key: str) -> None:
+    """Each tied name the same parameter as its source again; a layer that rounds the source
+    to its own values does so in every forward pass (its rounding, checked when written)."""
+    for name, (src, fmt) in tied.items():
+        mpath, _, attr = name.rpartition(".")
+        try:
+            holder, source = qgm.get_submodule(mpath), qgm.get_parameter(src)
+        except AttributeError:
+            holder, source = None, None
+        rounds = getattr(holder, "q_" + attr, None) if isinstance(holder, ROUNDING) else None
+        held = None if holder is None else holder._parameters.get(attr)
+        if (
+            holder is None
+            or not isinstance(held, nn.Parameter)
+            or not isinstance(source, nn.Parameter)
+            or (fmt is not None and rounds != fmt)
+            or not torch.equal(held, source if fmt is None else fmt.quantize(source.detach()))
+        ):  # a tie never changes what the model computes
+            raise ConfigError(
+                f"{key}: {path!r} does not fit its model: it ties {name!r} to {src!r}, allowed: "
+                "a checkpoint of this model (written by `quantsearch quantize`)"
+            )
+        holder._parameters[attr] = source
+        if fmt is not None:
+            holder.__dict__["weights_on_grid"] = False

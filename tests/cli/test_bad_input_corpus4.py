@@ -375,12 +375,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "a checkpoint of format_version 99": (
         ["summary", "-c", "good.toml", "--load", "v99.pt"],
-        r"^--load: 'v99\.pt' has format_version 99, allowed: 1 \(a checkpoint of another "
+        r"^--load: 'v99\.pt' has format_version 99, allowed: 1 or 2 \(a checkpoint of another "
         r"quantsearch version: train it again with this one\)$",
     ),
     "a checkpoint of format_version true": (
         ["search", "-c", "good.toml", "-q", "--load", "vtrue.pt"],
-        r"^--load: 'vtrue\.pt' has format_version True, allowed: 1",
+        r"^--load: 'vtrue\.pt' has format_version True, allowed: 1 or 2 ",
     ),
     "a checkpoint of integer weights": (
         ["summary", "-c", "good.toml", "--load", "int64.pt"],
