@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import fx
+from torch import fx, nn
 
+from quantsearch.cli.export import print_export
 from quantsearch.errors import ConfigError
-from quantsearch.export import export_qonnx, verify_qonnx
+from quantsearch.export import agreement, export_qonnx, run_qonnx, verify_qonnx
+from quantsearch.graph import trace
 from quantsearch.passes.transform import ResolvedConfig
 from tests.export.conftest import LAB, MODELS, every_layer, fixed, quantized, random_per_layer
 
@@ -90,3 +92,35 @@ def test_formats_qonnx_cannot_express_are_refused(
         ConfigError, match=rf"^seq_blocks_2\.weight: {name}.*, allowed: fixed or ufixed"
     ):
         export_qonnx(qgm, tmp_path / "no.onnx")
+
+
+def test_a_regression_model_has_no_class_agreement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Six regression outputs are no class scores: ``same_class`` is None (in the JSON and
+    the printed line, not an argmax share), and bit-exact rests on the LSBs alone; the
+    referee is the qonnx executor, then its outputs one LSB off on one value."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6)).eval()
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    gm = trace(model, x[:8])
+    qgm = quantized(gm, every_layer(gm, (8, 4), (8, 4)))
+    path = export_qonnx(qgm, tmp_path / "r.onnx")
+    a = verify_qonnx(path, qgm, x, classes=False)
+    assert a.same_class is None and a.max_lsb == 0.0 and a.bit_exact, a
+    assert a.to_dict()["same_class"] is None and a.to_dict()["bit_exact"]
+    assert "no class agreement" in str(a) and "same class" not in str(a)
+    record = {"model": "r", "to": "qonnx", "out": "r.onnx", "seconds": 0, "inexact": []}
+    print_export({**record, "agreement": a.to_dict()})  # export's printed line
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.endswith(
+        "max |diff| 0 LSB (no class agreement: the outputs are not class scores) (bit-exact)"
+    )
+    theirs = run_qonnx(path, x)
+    theirs[5, 2] += a.lsb
+    with torch.no_grad():
+        ours = qgm(x).numpy()
+    off = agreement("qonnx executor", ours, theirs, a.lsb, classes=False)
+    assert off.same_class is None and off.max_lsb == 1.0 and not off.bit_exact
+    one_output = agreement("x", ours[:, :1], theirs[:, :1], a.lsb)  # classes, one column
+    assert one_output.same_class is None and one_output.bit_exact

@@ -128,7 +128,8 @@ def export(
             raise ConfigError(
                 f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
             )
-    qgm, val_x, label = _chosen(from_run, (trial, best, pareto), config_path, load)
+    qgm, data, label = _chosen(from_run, (trial, best, pareto), config_path, load)
+    val_x, classes = data.val.x, data.num_classes > 0  # regression targets: no classes
     # as summary --batch: never fewer than asked
     within("--samples", samples, 1, len(val_x), " (the validation split's samples)")
     x = val_x if samples is None else val_x[:samples]
@@ -143,7 +144,7 @@ def export(
         record["inexact"] = exp.plan.notes()
         if verify:
             t1 = time.perf_counter()
-            record["agreement"] = exp.verify(qgm, x).to_dict()  # writes, builds, runs
+            record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()  # builds, runs
             record["verify_seconds"] = round(time.perf_counter() - t1, 2)
         else:
             exp.write()
@@ -152,7 +153,7 @@ def export(
         record["inexact"] = []
         if verify:
             t1 = time.perf_counter()
-            record["agreement"] = verify_qonnx(path, qgm, x).to_dict()
+            record["agreement"] = verify_qonnx(path, qgm, x, classes=classes).to_dict()
             record["verify_seconds"] = round(time.perf_counter() - t1, 2)
     record["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
@@ -171,10 +172,13 @@ def print_export(record: dict[str, Any]) -> None:
         out.print(f"  not exact: {note}")
     a = record.get("agreement")
     if a is not None:
+        # the package imports torch and the export extra: deferred for `--help` start-up
+        from quantsearch.export.agreement import describe
+
         verdict = "bit-exact" if a["bit_exact"] else "NOT bit-exact"
         out.print(
             f"  verified by {a['referee']} on {a['samples']} validation samples: "
-            f"{a['same_class']:.2%} same class, max |diff| {a['max_lsb']:g} LSB ({verdict})"
+            f"{describe(a['same_class'], a['max_lsb'])} ({verdict})"
         )
 
 
@@ -184,7 +188,7 @@ def _chosen(
     config_path: str | None,
     load: str | None,
 ) -> tuple[Any, Any, str]:
-    """(quantized model in eval mode, validation inputs, a label); ``which`` is the
+    """(quantized model in eval mode, its data's splits, a label); ``which`` is the
     (--trial, --best, --pareto) choice of a trial in ``from_run``."""
     trial, best, pareto = which
     if from_run is not None:
@@ -201,7 +205,7 @@ def _chosen(
         label = f"trial {trial}" if trial is not None else f"best: trial {chosen.number}"
         if pareto is not None:
             label = f"Pareto member {pareto}: trial {chosen.number}"
-        return qgm.eval(), result.searched.data.val.x, f"{result.searched.name} ({label})"
+        return qgm.eval(), result.searched.data, f"{result.searched.name} ({label})"
     from quantsearch.passes.transform import calibrate, resolve  # torch: deferred
     from quantsearch.passes.transform import quantize as quantize_pass
     from quantsearch.session import open_session
@@ -224,7 +228,7 @@ def _chosen(
     if cfg.quantize.needs_calibration:
         stats = calibrate(gm, session.data.train.x[: cfg.data.calibration_samples])
     qgm = quantize_pass(gm, resolve(gm, cfg.quantize, calibration=stats))
-    return qgm.eval(), session.data.val.x, f"{session.model_name} ([quantize] of {cfg.source})"
+    return qgm.eval(), session.data, f"{session.model_name} ([quantize] of {cfg.source})"
 
 
 def export_best(run_dir: Path) -> dict[str, Any]:
@@ -246,7 +250,7 @@ def export_best(run_dir: Path) -> dict[str, Any]:
     result = open_run(run_dir, key="demo run directory")
     assert result.searched is not None  # open_run sets it
     qgm = result.model()
-    x = result.searched.data.val.x
+    x, classes = result.searched.data.val.x, result.searched.data.num_classes > 0
     label = f"{result.searched.name} (best: trial {result.select().number})"
     exports: list[dict[str, Any]] = []
     try:
@@ -264,12 +268,12 @@ def export_best(run_dir: Path) -> dict[str, Any]:
                 "g++ not found: the hls4ml project is written, its C simulation not built"
             )
         else:
-            record["agreement"] = exp.verify(qgm, x).to_dict()
+            record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()
         record["seconds"] = round(time.perf_counter() - t0, 2)
         exports.append(record)
         t0 = time.perf_counter()
         path = export_qonnx(qgm, run_dir / "model.qonnx.onnx")
-        a = verify_qonnx(path, qgm, x)
+        a = verify_qonnx(path, qgm, x, classes=classes)
     except ConfigError as e:  # the export extra missing, a layer or format refused: one line
         return {"exports": exports, "skipped": str(e)}
     exports.append(

@@ -84,12 +84,14 @@ class HlsExport:
         out: np.ndarray[Any, Any] = self.hls_model.predict(data)
         return out.reshape(len(x), -1)
 
-    def verify(self, qgm: fx.GraphModule, x: torch.Tensor) -> Agreement:
-        """hls4ml's C simulation against quantsearch's model on ``x`` (compiles if needed)."""
+    def verify(self, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True) -> Agreement:
+        """hls4ml's C simulation against quantsearch's model on ``x`` (compiles if needed);
+        ``classes=False`` for outputs that are no class scores (:func:`agreement`)."""
         if not Path(self.out_dir, "firmware").is_dir() or self.hls_model._top_function_lib is None:
             self.compile()
         ref = reference_outputs(qgm, x)
-        return agreement("hls4ml C simulation", ref, self.predict(x), 2.0**-self.plan.output.frac)
+        lsb = 2.0**-self.plan.output.frac
+        return agreement("hls4ml C simulation", ref, self.predict(x), lsb, classes=classes)
 
 
 def _is_project(folder: Path) -> bool:

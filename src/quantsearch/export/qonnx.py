@@ -206,10 +206,13 @@ def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:
     return out
 
 
-def verify_qonnx(path: str | Path, qgm: fx.GraphModule, x: torch.Tensor) -> Agreement:
-    """The qonnx executor against quantsearch's model (float32, as both compute) on ``x``."""
+def verify_qonnx(
+    path: str | Path, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True
+) -> Agreement:
+    """The qonnx executor against quantsearch's model (float32, as both compute) on ``x``;
+    ``classes=False`` for outputs that are no class scores (:func:`agreement`)."""
     with torch.no_grad():
         ours = qgm(x).reshape(len(x), -1).numpy()
     # the output's LSB: the last format applied, or the exact type hardware would give it
     lsb = 2.0 ** -plan(qgm, float_as=WIDE).output.frac
-    return agreement("qonnx executor", ours, run_qonnx(path, x), lsb)
+    return agreement("qonnx executor", ours, run_qonnx(path, x), lsb, classes=classes)
