@@ -89,3 +89,35 @@ def test_formats_without_an_integer_encoding_are_refused(
 def test_reading_a_folder_without_the_files_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^weights: '.*' has no weights\.json"):
         read_int_weights(tmp_path)
+
+
+def test_a_reloaded_tied_weight_exports_as_the_model_it_was_saved_from(tmp_path: Path) -> None:
+    """load_quantized ties the rounded head to the embedding's float parameter again, which
+    the head rounds in every pass: its integers were refused as 'off the grid'. Referee: the
+    export of the model saved (tests/tied.py's TiedHead), checked above against numpy's."""
+    import torch
+
+    import tests.tied
+    from quantsearch.models import build_model
+    from quantsearch.quantized import load_quantized, save_quantized
+
+    source = Path(tests.tied.__file__).read_text() + "\n\ndef build():\n    return TiedHead()\n"
+    (tmp_path / "tied.py").write_text(source)
+    torch.manual_seed(0)
+    gm = trace(build_model("tied.py:build", base_dir=tmp_path).eval(), torch.zeros(2, 4).long())
+    w42 = {"weight": {"format": "fixed", "width": 4, "frac_width": 2}}
+    qgm = quantize(gm, ResolvedConfig.from_dict({"head": w42}, gm=gm))
+    path = save_quantized(
+        tmp_path / "q.pt", qgm, model_name="tied.py:build", dataset="user", sample_shape=(4,),
+        base_dir=tmp_path,
+    )  # fmt: skip
+    reloaded = load_quantized(path)
+    assert reloaded.head.weight is reloaded.emb.weight
+    save_int_weights(qgm, tmp_path / "saved")
+    save_int_weights(reloaded, tmp_path / "reloaded")
+    want, got = read_int_weights(tmp_path / "saved"), read_int_weights(tmp_path / "reloaded")
+    assert set(got) == set(want) == {"emb.weight", "fc.weight", "fc.bias", "head.weight"}
+    for name, value in want.items():
+        assert np.array_equal(got[name], value), name
+    raw = np.load(tmp_path / "reloaded" / "weights.npz")
+    assert raw["head.weight"].dtype == np.int8

@@ -84,6 +84,8 @@ def _quantized_tensors(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any, to
                 _add_operand(qgm, out, node, role, precision[role])
             else:
                 value = getattr(module, role)
+                if not getattr(module, "weights_on_grid", True):  # it rounds a tied weight in
+                    value = precision[role].quantize(value.detach())  # every pass (or a master)
                 out[f"{node.target}.{role}"] = (node.name, role, precision[role], value)
     return out
 
