@@ -229,3 +229,45 @@ def test_each_call_of_a_module_called_twice_is_its_own_layer(tmp_path: Path) -> 
 def test_a_module_called_twice_is_bit_exact(tmp_path: Path) -> None:
     cases = [(f"two calls alike={alike}", *_two_calls(alike)) for alike in (True, False)]
     _check_exact(cases, tmp_path)  # before the fix: 50% the same class, 32 LSB apart
+
+
+TIED_CHAIN = """
+import torch
+from torch import nn
+
+
+def build():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 5))
+    model[2].weight = model[0].weight  # tied
+    with torch.no_grad():  # on fixed(16, 8)'s grid: the second layer's fixed(8, 4) rounds it alone
+        model[0].weight.copy_(torch.round(model[0].weight * 256) / 256)
+    return model
+"""
+
+
+def test_a_reloaded_tied_weight_is_the_rounding_hls4ml_is_given(tmp_path: Path) -> None:
+    """load_quantized ties the second layer's weight to the first's again (rounded by the
+    second in every pass); the float model hls4ml converts took the first's values for it.
+    Referee: the float model of the model that was saved, whose outputs it must equal."""
+    from quantsearch.export.hls import float_model
+    from quantsearch.quantized import load_quantized, save_quantized
+
+    (tmp_path / "tied.py").write_text(TIED_CHAIN)
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    gm = trace(build_model("tied.py:build", base_dir=tmp_path).eval(), x[:8])
+    layer = {"data_in": fixed(16, 8), "bias": fixed(16, 8)}
+    table = {
+        "_0": {**layer, "weight": fixed(16, 8)},
+        "_2": {**layer, "weight": fixed(8, 4)},
+        "_4": {**layer, "weight": fixed(16, 8)},
+    }
+    qgm = quantized(gm, ResolvedConfig.from_dict(table, gm=gm))
+    path = save_quantized(
+        tmp_path / "q.pt", qgm, model_name="tied.py:build", dataset="user", sample_shape=(16,),
+        base_dir=tmp_path,
+    )  # fmt: skip
+    reloaded = load_quantized(path)
+    assert reloaded.get_submodule("2").weight is reloaded.get_submodule("0").weight
+    with torch.no_grad():
+        assert torch.equal(float_model(reloaded)(x), float_model(qgm)(x))
