@@ -269,3 +269,17 @@ def test_a_damaged_tie_table_is_one_line(tied: object, match: str, tmp_path: Pat
     torch.save({**payload, "tied": tied}, path)
     with pytest.raises(ConfigError, match=r"^--load: '.*q\.pt' " + match.lstrip("^")):
         load_quantized(path)
+
+
+def test_a_tie_whose_format_cannot_round_its_source_is_one_line(tmp_path: Path) -> None:
+    """An integer tensor (a file quantsearch did not write): fixed point's rounding raised
+    TypeError from inside torch.load's caller."""
+    _, _, _, _, qgm = _tied(tmp_path, {"head": {"weight": F42}})
+    path = _save(tmp_path, "q.pt", qgm)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["emb.weight"] = torch.arange(60).view(10, 6)
+    torch.save(payload, path)
+    with pytest.raises(
+        ConfigError, match=r"^--load: '.*' has tied 'head\.weight': fixed\(4,2\) cannot round "
+    ):
+        load_quantized(path)

@@ -234,7 +234,13 @@ def _tied(
             )
         if name not in state_dict:
             t = state_dict[src]
-            state_dict[name] = t if fmt is None else fmt.quantize(t)
+            try:  # a format of integer tensors (a file not written by quantsearch) raises
+                state_dict[name] = t if fmt is None else fmt.quantize(t)
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"{key}: {path!r} has tied {name!r}: {fmt} cannot round {src!r} "
+                    f"({type(exc).__name__}), allowed: {_ALLOWED}"
+                ) from None
         out[name] = (src, fmt)
     return out
 
