@@ -26,7 +26,7 @@ class Slow(nn.Module):
     op_kind = "identity"  # modules that declare an op kind are graph leaves: the sleep stays
 
     def forward(self, x):
-        time.sleep(0.15)
+        time.sleep({sleep})
         return x
 
 def build():
@@ -54,13 +54,18 @@ accuracy = {{ direction = "maximize" }}
 """
 
 
-def setup(tmp_path: Path, strategy: str, n_trials: int) -> tuple[Path, Path]:
+def setup(
+    tmp_path: Path, strategy: str, n_trials: int, *, sleep: float = 0.15
+) -> tuple[Path, Path]:
+    """A config of ``n_trials`` and the checkpoint of a model whose every forward pass sleeps
+    ``sleep`` s (0: for the tests that kill no worker mid-trial, where it would wait for
+    nothing)."""
     import torch
 
     from quantsearch.checkpoint import save_checkpoint
     from quantsearch.models import build_model
 
-    (tmp_path / "slow.py").write_text(MODEL)
+    (tmp_path / "slow.py").write_text(MODEL.format(sleep=sleep))
     cfg = tmp_path / "w.toml"
     cfg.write_text(CONFIG.format(strategy=strategy, n_trials=n_trials))
     torch.manual_seed(0)
@@ -239,8 +244,9 @@ def test_sqlite_url_with_several_workers_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_rerun_appends_to_the_worker_logs(tmp_path: Path) -> None:
     """`search --workers 2` run twice on one run directory: each worker's log keeps what the
-    first run's worker wrote (it was truncated at every start), after a line dating each start."""
-    cfg, ckpt = setup(tmp_path, "random", 2)
+    first run's worker wrote (it was truncated at every start), after a line dating each start.
+    No worker is killed: the model's forward passes need not sleep."""
+    cfg, ckpt = setup(tmp_path, "random", 2, sleep=0)
     cmd = [sys.executable, "-m", "quantsearch", "search", "--config", str(cfg), "--load", str(ckpt),
            "--run-dir", str(tmp_path / "runs"), "--workers", "2", "-q"]  # fmt: skip
     log = tmp_path / "runs" / "w" / "worker-0.log"
