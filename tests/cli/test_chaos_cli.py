@@ -79,7 +79,10 @@ def test_disk_full_stops_the_cli_in_one_line_and_resumes_after_space_is_freed(
     if not _mount_tmpfs(mnt, "2m"):
         pytest.skip("needs root and mount(8) for a real tmpfs")
     try:
-        cfg, ckpt = setup(tmp_path, "random", 400)
+        # forward passes of 60 ms: a trial outlasts batch.TARGET_S, so random search's batches
+        # stay one trial, one journal record, each (without the sleep, batches of many trials
+        # filled the disk before one was complete: 1 of 3 tries); 0.15 s waited for nothing more
+        cfg, ckpt = setup(tmp_path, "random", 400, sleep=0.06)
         cfg.write_text(cfg.read_text().replace("[search]\n", "[search]\ncache = false\n"))
         # freed below, to resume; it leaves 13 pages of the 512: the run directory's first files
         # (4 pages) and about 25 trials' journal records (1.4 kB each) before the disk is full
