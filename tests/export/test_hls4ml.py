@@ -16,7 +16,7 @@ import torch
 from torch import fx, nn
 
 from quantsearch.errors import ConfigError
-from quantsearch.export import WIDE, compile_all, export_hls4ml, plan
+from quantsearch.export import WIDE, HlsExport, compile_all, export_hls4ml, plan
 from quantsearch.formats import FixedPoint
 from quantsearch.graph import trace
 from quantsearch.models import build_model
@@ -34,9 +34,25 @@ from tests.export.conftest import (
 Zoo = dict[str, tuple[fx.GraphModule, torch.Tensor]]
 
 
-def _check_exact(cases: list[tuple[str, fx.GraphModule, torch.Tensor]], tmp: Path) -> None:
-    exports = [export_hls4ml(q, tmp / f"prj{i}") for i, (_, q, _) in enumerate(cases)]
-    compile_all(exports)
+Case = tuple[str, fx.GraphModule, torch.Tensor]
+SLOW = "test_lab_pairs_on_every_layer_and_random_per_layer_configs_are_bit_exact"
+
+
+def _build(cases: list[Case], tmp: Path, built: dict[str, HlsExport]) -> list[HlsExport]:
+    """Each case's project, built by one ``compile_all`` (two g++ builds at a time, in the
+    order given); a case ``built`` already holds (an identical project, built by an earlier
+    test of this module) is not built again."""
+    new = {
+        label: export_hls4ml(q, tmp / f"prj{i}")
+        for i, (label, q, _) in enumerate(cases)
+        if label not in built
+    }
+    compile_all(list(new.values()))
+    built |= new
+    return [built[label] for label, _, _ in cases]
+
+
+def _check_exact(cases: list[Case], exports: list[HlsExport]) -> None:
     for (label, qgm, x), e in zip(cases, exports, strict=True):
         assert e.plan.exact, e.plan.notes()
         a = e.verify(qgm, x)
@@ -48,30 +64,63 @@ def _check_exact(cases: list[tuple[str, fx.GraphModule, torch.Tensor]], tmp: Pat
         assert (f32 == e.predict(x)).all(), label
 
 
+@pytest.fixture(scope="module")
+def built() -> dict[str, HlsExport]:
+    """label -> built project, shared by this module's tests (a label is one config of one
+    model: its project is the same whichever test builds it)."""
+    return {}
+
+
 def test_jsc_tiny_lab_pair_and_random_per_layer_config_are_bit_exact(
-    zoo: Zoo, tmp_path: Path
+    zoo: Zoo, tmp_path: Path, built: dict[str, HlsExport]
 ) -> None:
     gm, x = zoo["jsc-tiny"]
     cases = [
-        ("jsc-tiny (8,4)x(8,6)", quantized(gm, every_layer(gm, (8, 4), (8, 6))), x),
+        ("jsc-tiny (8, 4)x(8, 6)", quantized(gm, every_layer(gm, (8, 4), (8, 6))), x),
         ("jsc-tiny random 7", quantized(gm, random_per_layer(gm, 7)), x),
     ]
-    _check_exact(cases, tmp_path)
+    _check_exact(cases, _build(cases, tmp_path, built))
+
+
+def _lab_cases(zoo: Zoo, name: str) -> list[Case]:
+    """All 16 lab pairs on the lab's own model; on the others each pair's width as both input
+    and weight (every g++ build of hls4ml's C simulation takes 3-8 s of a core: 57 builds
+    were three minutes of the suite); then 3 random per-layer configs."""
+    gm, x = zoo[name]
+    pairs = LAB if name == "jsc-tiny" else [(p, p) for p in LAB_PAIRS]
+    cases = [(f"{name} {a}x{w}", quantized(gm, every_layer(gm, a, w)), x) for a, w in pairs]
+    cases += [(f"{name} random {s}", quantized(gm, random_per_layer(gm, s)), x) for s in range(3)]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def lab_builds(
+    zoo: Zoo,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    built: dict[str, HlsExport],
+) -> dict[str, list[Case]]:
+    """The cases of every model this session runs the lab-pairs test on, built in one
+    ``compile_all``: the random configs first (their builds are the longest), so the
+    two cores stay busy to the last build instead of idling at each model's odd one out."""
+    names = [
+        n for n in MODELS
+        if any(i.name == f"{SLOW}[{n}]" for i in request.session.items)
+    ]  # fmt: skip
+    cases = {name: _lab_cases(zoo, name) for name in names}
+    everything = [c for name in names for c in cases[name]]
+    everything.sort(key=lambda c: "random" not in c[0])  # stable: the rest in their order
+    _build(everything, tmp_path_factory.mktemp("lab"), built)
+    return cases
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_lab_pairs_on_every_layer_and_random_per_layer_configs_are_bit_exact(
-    zoo: Zoo, name: str, tmp_path: Path
+    lab_builds: dict[str, list[Case]], built: dict[str, HlsExport], name: str
 ) -> None:
-    gm, x = zoo[name]
-    # all 16 lab pairs on the lab's own model; on the others each pair's width as both input
-    # and weight (every g++ build of hls4ml's C simulation takes about 3 s: 57 builds were
-    # three minutes of the suite)
-    pairs = LAB if name == "jsc-tiny" else [(p, p) for p in LAB_PAIRS]
-    cases = [(f"{name} {a}x{w}", quantized(gm, every_layer(gm, a, w)), x) for a, w in pairs]
-    cases += [(f"{name} random {s}", quantized(gm, random_per_layer(gm, s)), x) for s in range(3)]
-    _check_exact(cases, tmp_path)
+    cases = lab_builds[name]
+    _check_exact(cases, [built[label] for label, _, _ in cases])
 
 
 def _float_bn(gm: fx.GraphModule) -> fx.GraphModule:
@@ -228,7 +277,8 @@ def test_each_call_of_a_module_called_twice_is_its_own_layer(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_a_module_called_twice_is_bit_exact(tmp_path: Path) -> None:
     cases = [(f"two calls alike={alike}", *_two_calls(alike)) for alike in (True, False)]
-    _check_exact(cases, tmp_path)  # before the fix: 50% the same class, 32 LSB apart
+    # before the fix: 50% the same class, 32 LSB apart
+    _check_exact(cases, _build(cases, tmp_path, {}))
 
 
 TIED_CHAIN = """
