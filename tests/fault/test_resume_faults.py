@@ -156,11 +156,10 @@ def test_a_second_ctrl_c_while_the_search_stops_is_one_line_and_loses_nothing(
             done.result()
 
 
-def _ctrl_c_twice(work: Path, runs: str, n: int, delay: float) -> None:
-    """One try: Ctrl-C, Ctrl-C ``delay`` s after the one line, then the resume to the budget."""
-    cmd = ["search", "-c", "long.toml", "-q", "--run-dir", runs]
-    journal = work / runs / "long" / "study.journal"
-    proc = subprocess.Popen(
+def _interruptible(cmd: list[str], work: Path) -> subprocess.Popen[bytes]:
+    """``quantsearch <cmd>`` started in ``work`` as a real process that Ctrl-C reaches, its
+    stderr piped (no split cache: each start prepares its data, as a new machine would)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "quantsearch", *cmd],
         cwd=work,
         env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
@@ -168,6 +167,13 @@ def _ctrl_c_twice(work: Path, runs: str, n: int, delay: float) -> None:
         stderr=subprocess.PIPE,
         preexec_fn=_ctrl_c_reaches_it,
     )
+
+
+def _ctrl_c_twice(work: Path, runs: str, n: int, delay: float) -> None:
+    """One try: Ctrl-C, Ctrl-C ``delay`` s after the one line, then the resume to the budget."""
+    cmd = ["search", "-c", "long.toml", "-q", "--run-dir", runs]
+    journal = work / runs / "long" / "study.journal"
+    proc = _interruptible(cmd, work)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -198,14 +204,7 @@ def test_a_ctrl_c_once_the_report_is_written_ends_the_command_as_it_was_ending(
     succeeded (what this test saw), or the process died of the signal, silently, exit -2 (4 of
     8 seeded tries by hand): Python puts SIGINT back to its default for module teardown."""
     report = work / "fresh" / "s" / "report.html"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quantsearch", "search", "-c", "s.toml", "-q", "--run-dir", "fresh"],
-        cwd=work,
-        env={**os.environ, "QUANTSEARCH_CACHE_DIR": ""},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=_ctrl_c_reaches_it,
-    )
+    proc = _interruptible(["search", "-c", "s.toml", "-q", "--run-dir", "fresh"], work)
     deadline = time.monotonic() + 120
     while not report.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
