@@ -83,9 +83,8 @@ def _quantized_tensors(qgm: fx.GraphModule) -> dict[str, tuple[str, str, Any, to
             if isinstance(module, QuantParamFunction):
                 _add_operand(qgm, out, node, role, precision[role])
             else:
-                value = getattr(module, role)
-                if not getattr(module, "weights_on_grid", True):  # it rounds a tied weight in
-                    value = precision[role].quantize(value.detach())  # every pass (or a master)
+                used_of = getattr(module, "used_param", None)  # rounds a tied weight or a master
+                value = used_of(role).detach() if callable(used_of) else getattr(module, role)
                 out[f"{node.target}.{role}"] = (node.name, role, precision[role], value)
     return out
 

@@ -97,10 +97,12 @@ def _stored(qgm: fx.GraphModule) -> tuple[dict[str, Tensor], Tied]:
         m = qgm.get_submodule(path)
         if attr not in m._parameters:
             continue  # a buffer
-        fmt = getattr(m, "q_" + attr, None) if isinstance(m, ROUNDING) else None
-        if fmt is not None:
-            if not m.weights_on_grid:
-                state[name] = fmt.quantize(state[name])
+        fmt: NumberFormat | None = None
+        if isinstance(m, ROUNDING) and m.__dict__.get("q_" + attr) is not None:
+            fmt = m.__dict__["q_" + attr]
+            used = m.used_param(attr)  # rounded where the layer does not hold it on its grid
+            assert used is not None  # a state dict's name: the parameter is set
+            state[name] = used.detach().cpu()
             if fmt.deterministic:
                 rounds[name] = fmt
         origin = m.__dict__.get(PARAM_ORIGINS, {}).get(attr)

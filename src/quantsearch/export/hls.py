@@ -165,12 +165,9 @@ def float_model(qgm: fx.GraphModule) -> nn.Module:
         new: nn.Module
         if isinstance(m, nn.Linear):
             new = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-            new.load_state_dict({k: v.detach().clone() for k, v in m.state_dict().items()})
-            if not getattr(m, "weights_on_grid", True):  # it rounds a tied weight in every pass
-                with torch.no_grad():
-                    for role, fmt in info(node).precision.items():
-                        if role in ("weight", "bias") and fmt is not None:
-                            getattr(new, role).copy_(fmt.quantize(getattr(m, role)))
+            used_of = getattr(m, "used_param", None)  # a tied weight: rounded in every pass
+            used = {k: used_of(k) if callable(used_of) else v for k, v in m.named_parameters()}
+            new.load_state_dict({k: v.detach().clone() for k, v in used.items()})
         elif isinstance(m, nn.BatchNorm1d):
             scale, shift = folded_batch_norm(m)
             new = nn.BatchNorm1d(m.num_features, eps=0.0)

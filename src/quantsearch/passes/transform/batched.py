@@ -157,8 +157,8 @@ def linear_facts(layer: QuantLinear) -> LinearFacts | None:
     if layer.q_bias is not None and not layer.weights_on_grid:
         return None
     with torch.inference_mode():
-        w = layer._param("weight")
-        b = layer._param("bias")
+        w = layer.used_param("weight")
+        b = layer.used_param("bias")
         assert w is not None
         wb = frac_bits(w)
         bb = 0 if b is None else frac_bits(b)

@@ -189,7 +189,8 @@ class _QuantLayer(nn.Module):
             self.__dict__["q_" + role] = lq.format(role)
         self.__dict__["weights_on_grid"] = on_grid
 
-    def _param(self, name: str) -> Tensor | None:
+    def used_param(self, name: str) -> Tensor | None:
+        """``name`` (weight, bias) as the forward pass uses it: rounded where not on its grid."""
         p: Tensor | None = getattr(self, name)
         fmt: NumberFormat | None = getattr(self, "q_" + name)
         if p is None or fmt is None:
@@ -208,7 +209,7 @@ class QuantLinear(_QuantLayer, nn.Linear):
     op_kind = "linear"
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.linear(_q(self.q_data_in, x), self._param("weight"), self._param("bias"))  # type: ignore[arg-type]
+        y = F.linear(_q(self.q_data_in, x), self.used_param("weight"), self.used_param("bias"))  # type: ignore[arg-type]
         return _q(self.q_data_out, y)
 
 
@@ -216,8 +217,8 @@ class QuantConv1d(_QuantLayer, nn.Conv1d):
     op_kind = "conv1d"
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self._param("weight")
-        y = self._conv_forward(_q(self.q_data_in, x), w, self._param("bias"))  # type: ignore[arg-type]
+        w = self.used_param("weight")
+        y = self._conv_forward(_q(self.q_data_in, x), w, self.used_param("bias"))  # type: ignore[arg-type]
         return _q(self.q_data_out, y)
 
 
@@ -225,8 +226,8 @@ class QuantConv2d(_QuantLayer, nn.Conv2d):
     op_kind = "conv2d"
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self._param("weight")
-        y = self._conv_forward(_q(self.q_data_in, x), w, self._param("bias"))  # type: ignore[arg-type]
+        w = self.used_param("weight")
+        y = self._conv_forward(_q(self.q_data_in, x), w, self.used_param("bias"))  # type: ignore[arg-type]
         return _q(self.q_data_out, y)
 
 
