@@ -19,7 +19,7 @@ from quantsearch.config import parse_config
 from quantsearch.errors import ConfigError
 from quantsearch.metrics import compute_metrics, metric_spec
 from quantsearch.search.results import SearchedModel, SearchResult
-from quantsearch.search.run_files import what_folder
+from quantsearch.search.run_files import OTHER_MARKERS, what_folder
 from quantsearch.session import Session, open_session
 
 __all__ = [
@@ -58,8 +58,6 @@ RESULT_FILES = (
     *("report.html", "report.md"),
 )
 OWN_FILES = ("study.journal", "search_config.json", "workers.lock")
-# What only another command writes: what_folder names it
-_OTHER_OUTPUTS = ("comparison.json", "resolved_config.json", "quantized.pt")
 
 
 def check_owner(run_dir: Path, study_name: str) -> None:
@@ -68,7 +66,7 @@ def check_owner(run_dir: Path, study_name: str) -> None:
     names a search writes that no search wrote (the user's report.md was replaced), or
     another command's output (a quantize or finetune output, a comparison: the study's files
     were mixed with theirs, as theirs with a search's are refused)."""
-    if any((run_dir / f).is_file() for f in _OTHER_OUTPUTS):
+    if any((run_dir / f).is_file() for f in OTHER_MARKERS):  # what_folder names it
         raise ConfigError(
             f"--run-dir: {str(run_dir)!r} {what_folder(run_dir)}, allowed: a folder of the "
             "study's own (--study NAME, --run-dir)"

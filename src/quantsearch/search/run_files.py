@@ -21,6 +21,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.search.trial import TrialInfo
 
 __all__ = [
+    "OTHER_MARKERS",
     "SEARCH_MARKERS",
     "check_baseline",
     "check_same_write",
@@ -37,6 +38,8 @@ __all__ = [
 # Any of these makes a folder a search's run directory (its journal lost beside its results
 # too): another command's output written there would be mixed with the study's.
 SEARCH_MARKERS = ("trials.jsonl", "study.journal", "search_config.json")
+# What only another command writes: a comparison's folder, then quantize's or finetune's output.
+OTHER_MARKERS = ("comparison.json", "resolved_config.json", "quantized.pt")
 
 
 # What a run directory's damaged file should be, and how to get it back.
@@ -208,9 +211,9 @@ def what_folder(rd: Path) -> str:
         >>> what_folder(Path("."))
         "holds no search's results"
     """
-    if (rd / "comparison.json").is_file():
+    if (rd / OTHER_MARKERS[0]).is_file():
         return "is a comparison's folder (comparison.json; its searches kept no run directory)"
-    made = next((n for n in ("resolved_config.json", "quantized.pt") if (rd / n).is_file()), None)
+    made = next((n for n in OTHER_MARKERS[1:] if (rd / n).is_file()), None)
     if made:
         return f"is the output of `quantsearch quantize` or `finetune` ({made})"
     if any((rd / n).exists() for n in SEARCH_MARKERS):
