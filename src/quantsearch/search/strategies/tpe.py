@@ -287,8 +287,9 @@ class IncrementalTPESampler(TPESampler):
         knobs are drawn in one call (``random_batch.one_hot_picks``), others call by call."""
         assert self._space is not None and self._distributions is not None
         drawing = {n: d for n, d in self._distributions.items() if not d.single()}
-        for i in range(k):  # RandomSampler's (a no-op), as ask calls it per trial
-            self.before_trial(study, optuna_compat.new_running_trial(number + i, -1))
+        trials = [optuna_compat.new_running_trial(number + i, -1) for i in range(k)]
+        for trial in trials:  # RandomSampler's (a no-op), as ask calls it per trial
+            self.before_trial(study, trial)
         if all(isinstance(d, CategoricalDistribution) for d in drawing.values()):
             sizes = [len(d.choices) for d in drawing.values()]  # type: ignore[attr-defined]
             rng = optuna_compat.random_state(self._random_sampler)
@@ -296,8 +297,7 @@ class IncrementalTPESampler(TPESampler):
             names = [knob.name for knob in self._space.knobs]  # a single label is index 0
             return [{n: drawn[n][i] if n in drawn else 0 for n in names} for i in range(k)]
         points = []
-        for i in range(k):
-            trial = optuna_compat.new_running_trial(number + i, -1)
+        for trial in trials:
             params = {
                 name: self._random_sampler.sample_independent(study, trial, name, d)
                 if name in drawing
