@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 
@@ -42,3 +45,27 @@ def _log() -> None:
         "Falling back to a slower alternative."
     )
     logger.warning("another warning")
+
+
+def test_a_process_that_only_opens_the_storage_drops_the_fallback_warning(tmp_path: Path) -> None:
+    """The parent of ``search --workers`` only watches the study (it runs no trial loop): a
+    restart cut its read, and Optuna's nine-line fallback warning came before its one line. A
+    fresh interpreter opens an RDB storage through ``open_storage`` (SQLite here, the same
+    class as PostgreSQL's) and nothing else; Optuna's warning is then dropped, another kept."""
+    script = (
+        "from pathlib import Path\n"
+        "from quantsearch.search.storage import open_storage\n"
+        f"open_storage('sqlite:///{tmp_path / 'study.db'}', Path({str(tmp_path)!r}))\n"
+        "import tests.search.test_reconnect_logging as t\n"
+        "t._log()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Caught an error" not in done.stderr and "another warning" in done.stderr

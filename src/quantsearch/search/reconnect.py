@@ -158,7 +158,9 @@ _FILTER = _DropStorageErrors()
 def quiet_optuna_storage_errors() -> None:
     """Keep Optuna from logging a trial's traceback for a StorageError, or its warning that a
     failed query falls back to a slower one: the CLI prints its one line. Idempotent."""
-    logger = logging.getLogger("optuna")
+    import optuna.logging  # Optuna's handler is set up on first use: before it gets the filter
+
+    logger = optuna.logging.get_logger("optuna")
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     for handler in logger.handlers:

@@ -47,7 +47,11 @@ from quantsearch.errors import ConfigError, StorageError
 from quantsearch.search.config import check_storage_url
 from quantsearch.search.journal import JournalBackend
 from quantsearch.search.journal_storage import Journal
-from quantsearch.search.reconnect import DEFAULT_DB_RETRY_S, Reconnect
+from quantsearch.search.reconnect import (
+    DEFAULT_DB_RETRY_S,
+    Reconnect,
+    quiet_optuna_storage_errors,
+)
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
@@ -282,6 +286,9 @@ class ResilientRDBStorage(RDBStorage):
 
     def __init__(self, url: str, reconnect: Reconnect, **kwargs: Any) -> None:
         self._reconnect = reconnect  # before RDBStorage's own set-up, which may query
+        # In every process that opens one, the trial loop's and the parent of `--workers` that
+        # only watches the study alike: Optuna's warnings for a lost connection are dropped.
+        quiet_optuna_storage_errors()
         super().__init__(url, **kwargs)
 
     def has_heartbeat(self, trial_id: int) -> bool:
