@@ -254,16 +254,19 @@ def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stay
 ) -> None:
     """``search --workers 2``, whose parent watches the study while its workers run: when the
     server stays down the parent, too, ends within the limit (plus :data:`PARENT_SLACK_S`),
-    in one line saying what its workers said (it said the database could not be reached)."""
+    in one line saying what its workers said (it said the database could not be reached). The
+    URL is the config's ``search.storage``: the workers read it there too, and their line names
+    that key (they were handed it as ``--storage`` and said so)."""
     pg_ctl, port = _cluster(pg_url)
     cfg, ckpt, hold = _gated(tmp_path, 16, DB_RETRY_S)
+    cfg.write_text(cfg.read_text().replace("[search]\n", f"[search]\nstorage = {pg_url!r}\n"))
     study = f"parent-{os.getpid()}"
     cmd = [
         sys.executable, "-m", "quantsearch", "search", "--workers", "2", "--config", str(cfg),
         "--load", str(ckpt), "--study", study, "--run-dir", str(tmp_path / "runs"),
     ]  # fmt: skip
     parent = subprocess.Popen(
-        cmd, cwd=tmp_path, env=worker_env(pg_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        cmd, cwd=tmp_path, env=worker_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     wait_for_workers(pg_url, study, 2)
     _hold([parent], hold)
@@ -280,6 +283,7 @@ def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stay
     assert code == 2 and len(said) == 1, said
     assert said[0][1].startswith("error: 2 of 2 workers failed"), said
     assert f"could not reconnect within {DB_RETRY_S:g} s" in said[0][1], said
+    assert "said: error: search.storage:" in said[0][1], said
     assert said[0][0] - let_go <= DB_RETRY_S + PARENT_SLACK_S, f"{said[0][0] - let_go:.2f} s"
 
 

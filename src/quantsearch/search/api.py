@@ -43,7 +43,12 @@ from quantsearch.search.progress import search_progress
 from quantsearch.search.results import SearchedModel, SearchResult, records_from_study
 from quantsearch.search.run_dir import check_owner, finish_run
 from quantsearch.search.space import SearchSpace
-from quantsearch.search.storage import JOURNAL_FILE, check_workers, open_storage
+from quantsearch.search.storage import (
+    JOURNAL_FILE,
+    check_reachable,
+    check_workers,
+    open_storage,
+)
 from quantsearch.search.study import Callback, run_study
 from quantsearch.session import open_session
 from quantsearch.validate import study_name, writable_dir
@@ -337,6 +342,7 @@ def search_from_config(
         check_storage_url(storage, "--storage")
     key = "--storage" if storage is not None else "search.storage"
     check_workers(storage or cfg.storage, workers, key)  # a missing driver before the model loads
+    check_reachable(storage or cfg.storage, key)  # and a database that is down
     session = open_session(config, load, need_weights=True)
     space, evaluator, extra = prepare_from_config(config, cfg, load, session=session)
     result = run_search(

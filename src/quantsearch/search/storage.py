@@ -59,6 +59,7 @@ __all__ = [
     "JOURNAL_FILE",
     "ResilientRDBStorage",
     "RetryStaleTrial",
+    "check_reachable",
     "check_workers",
     "engine_url",
     "heartbeat_interval_of",
@@ -117,6 +118,31 @@ def check_workers(url: str | None, workers: int, key: str = "--storage") -> None
             "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
             "journal file in the run directory, or run one worker"
         )
+
+
+def check_reachable(url: str | None, key: str = "--storage") -> None:
+    """Connect once to ``url``'s database and hang up, so that a server that is down, or refuses
+    these credentials, is one line before the model loads and any worker starts (a
+    ``search --workers 2`` found it 20 s later, in its workers' logs). The journal default and
+    SQLite files are not opened (connecting would create the file).
+
+    Raises:
+        ConfigError: naming ``key``, as :func:`open_storage` does for a database it cannot open.
+    """
+    if url is None or is_sqlite_url(url):
+        return
+    import sqlalchemy  # here, not at the top: only RDB URLs need it (module docstring)
+    import sqlalchemy.exc
+    import sqlalchemy.pool
+
+    engine = sqlalchemy.create_engine(engine_url(url, key), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        raise ConfigError(unreachable(key, redact_url(url), _first_line(exc))) from None
+    finally:
+        engine.dispose()
 
 
 # PostgreSQL drivers, the one the `postgres` extra installs (pyproject.toml) first.

@@ -27,7 +27,12 @@ from quantsearch.search.journal_results import check_run_dir_storage
 from quantsearch.search.reconnect import Reconnect
 from quantsearch.search.results import SearchResult
 from quantsearch.search.run_dir import finish_run
-from quantsearch.search.storage import JOURNAL_FILE, check_workers, open_storage
+from quantsearch.search.storage import (
+    JOURNAL_FILE,
+    check_reachable,
+    check_workers,
+    open_storage,
+)
 from quantsearch.session import open_session
 
 __all__ = ["STORAGE_ENV", "run_workers", "worker_command", "worker_env"]
@@ -97,6 +102,7 @@ def run_workers(
     url = storage or cfg.storage
     key = "--storage" if storage is not None else "search.storage"
     check_workers(url, workers, key)
+    check_reachable(url, key)  # before the model loads and the workers start
     # this process's one budget for a database outage, its watch's and its last read's: with
     # the default (60 s), not search.db_retry_s, it waited a minute after the workers gave up
     reconnect = Reconnect(cfg.db_retry_s, what=key)
@@ -111,6 +117,10 @@ def run_workers(
     # file is appended to, after a line that dates this start: what an earlier run's workers
     # said (the reason a resumed search was resumed) stays.
     rd.mkdir(parents=True, exist_ok=True)
+    # A URL from search.storage is read by the workers from the same config file, so that their
+    # lines name the key it came from; --storage (or a config given as an object) travels in
+    # the environment.
+    env = worker_env(storage if storage is not None or config_path is None else None)
     logs = [rd / f"worker-{i}.log" for i in range(workers)]
     procs, starts = [], []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -120,9 +130,7 @@ def run_workers(
             fh.flush()
             starts.append(fh.tell())
             procs.append(
-                subprocess.Popen(
-                    cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=worker_env(url)
-                )
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=env)
             )
     try:
         _watch(procs, url, rd, name, cfg.n_trials, quiet, reconnect)
