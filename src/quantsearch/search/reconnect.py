@@ -108,9 +108,11 @@ class Reconnect:
                 if not is_disconnect(exc):
                     raise
                 now = time.monotonic()
-                if self._down_since is None:
-                    self._down_since = now
-                left = self.limit_s - (now - self._down_since)
+                # read once: another thread's success may set it to None between two reads
+                since = self._down_since
+                if since is None:
+                    since = self._down_since = now
+                left = self.limit_s - (now - since)
                 if left <= 0:
                     raise StorageError(self.message(exc)) from None
                 time.sleep(min(pause, left))
