@@ -60,12 +60,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.passes.transform.blocks import Blocks, stacked_views
+from quantsearch.passes.transform.grid_facts import (
+    LinearFacts,
+    frac_bits,
+    linear_facts,
+    linear_facts_many,
+)
 from quantsearch.passes.transform.modules import QuantLinear
 
 __all__ = [
@@ -76,6 +81,7 @@ __all__ = [
     "frac_bits",
     "input_frac",
     "linear_facts",
+    "linear_facts_many",
     "linear_many",
     "quantize_inputs",
     "stack",
@@ -96,79 +102,12 @@ def exact_limit(dtype: torch.dtype) -> float | None:
     return 2.0**53 if dtype == torch.float64 else None
 
 
-def frac_bits(t: Tensor) -> int | None:
-    """The smallest ``f`` such that every value of ``t`` times ``2^f`` is an integer (``f`` may
-    be negative; ``0`` for an empty or all-zero tensor), or ``None`` if a value is not finite.
-
-    Example:
-        >>> frac_bits(torch.tensor([0.75, -2.0, 0.0])), frac_bits(torch.tensor([4.0, 12.0]))
-        (2, -2)
-    """
-    # exact in float64 (float32 too); numpy: a tenth of torch's per-op cost on a few weights
-    v = t.detach().cpu().double().numpy().ravel()
-    if not np.isfinite(v).all():
-        return None
-    v = v[v != 0]
-    if v.size == 0:
-        return 0
-    mant, exp = np.frexp(v)  # v = mant * 2^exp, 0.5 <= |mant| < 1 (53 bits)
-    m = (mant * 2.0**53).astype(np.int64)  # an integer, exactly: v = m * 2^(exp - 53)
-    low = np.abs(m & -m)  # m's lowest set bit: m = odd * low, a power of two 2^(e - 1)
-    return int((53 - exp.astype(np.int64) - (np.frexp(low.astype(np.float64))[1] - 1)).max())
-
-
 def input_frac(fmt: NumberFormat | None) -> int | None:
     """The ``f`` of the ``2^-f`` grid every output of ``fmt.quantize`` lies on, or ``None``:
     deterministic fixed point only (``clamp(round(x * 2^f)) / 2^f``; ``floor`` too)."""
     if isinstance(fmt, FixedPoint) and fmt.deterministic:
         return fmt.frac_width
     return None
-
-
-@dataclass(frozen=True)
-class LinearFacts:
-    """What :func:`linear_many` needs of one quantized linear layer, computed once.
-
-    Attributes:
-        weight_t: the weight the layer's forward uses, transposed (``[in, out]``).
-        bias: the bias it uses as ``[1, out]``, or ``None``.
-        weight_sum: ``sum_i max_j |w[j, i]|`` (float64), so that ``B <= max|x| * weight_sum
-            + bias_max`` for any input ``x``.
-        bias_max: ``max_j |b[j]|`` (``0.0`` without a bias).
-        bits: the grid exponent of the weight and bias together: every product with an input
-            on ``2^-fx`` lies on ``2^-(fx + w_bits)`` and the bias on ``2^-b_bits``;
-            ``(w_bits, b_bits)``, ``None`` when either is not on a finite grid.
-    """
-
-    weight_t: Tensor
-    bias: Tensor | None
-    weight_sum: float
-    bias_max: float
-    bits: tuple[int, int] | None
-
-
-def linear_facts(layer: QuantLinear) -> LinearFacts | None:
-    """The :class:`LinearFacts` of ``layer``, or ``None`` where no batching applies (a layer in
-    training mode, or whose weights are quantized anew on every call)."""
-    if type(layer) is not QuantLinear or layer.training:
-        return None
-    if layer.q_weight is not None and not layer.weights_on_grid:
-        return None
-    if layer.q_bias is not None and not layer.weights_on_grid:
-        return None
-    with torch.inference_mode():
-        w = layer.used_param("weight")
-        b = layer.used_param("bias")
-        assert w is not None
-        wb = frac_bits(w)
-        bb = 0 if b is None else frac_bits(b)
-        return LinearFacts(
-            weight_t=w.detach().t(),
-            bias=None if b is None else b.detach().view(1, -1),
-            weight_sum=float(w.detach().abs().amax(0).double().sum()),
-            bias_max=0.0 if b is None else float(b.detach().abs().max()),
-            bits=None if wb is None or bb is None else (wb, bb),
-        )
 
 
 def quantize_inputs(pairs: Sequence[tuple[NumberFormat, Tensor]]) -> list[Tensor]:

@@ -62,7 +62,7 @@ from quantsearch.passes.transform.batched import (
     LinearFacts,
     Stacked,
     input_frac,
-    linear_facts,
+    linear_facts_many,
     linear_many,
     quantize_inputs,
     stack,
@@ -334,15 +334,14 @@ class Population:
         hit = self._stacks.get(key)
         if hit is not None and all(a is b for a, (b, _) in zip(hit[0], layers, strict=True)):
             return hit[1]
-        facts = []
-        for (lq, _), m in zip(layers, mods, strict=True):
-            fkey = (node.name, lq)
-            if fkey not in self._facts:
-                if len(self._facts) >= self.max_modules:
-                    self._facts.clear()
-                self._facts[fkey] = linear_facts(m)  # type: ignore[arg-type]
-            facts.append(self._facts[fkey])
-        st = stack(facts, [q for _, q in layers])
+        keys = [(node.name, lq) for lq, _ in layers]
+        kept = self._facts
+        new = {k: m for k, m in zip(keys, mods, strict=True) if k not in kept}
+        facts = dict(zip(new, linear_facts_many(list(new.values())), strict=True))
+        if len(kept) + len(facts) > self.max_modules:
+            kept.clear()
+        kept.update(facts)  # the new variants' grids, read in one pass
+        st = stack([facts[k] if k in facts else kept[k] for k in keys], [q for _, q in layers])
         if len(self._stacks) >= 8:  # each at most 32 MiB (batched.stack)
             self._stacks.pop(next(iter(self._stacks)))
         self._stacks[key] = (tuple(lq for lq, _ in layers), st)
