@@ -71,3 +71,23 @@ def test_the_trial_is_chosen_as_quantize_and_finetune_choose_it(
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert re.search(pattern, err), err
+
+
+def test_the_demo_hint_is_a_command_that_runs(
+    weighted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`quantsearch demo` ends by suggesting an export command; on its run directory (the
+    lab's space leaves mlp-digits' BatchNorms in float) it was refused for want of --float-as."""
+    import shlex
+
+    from quantsearch.cli.export import print_export_best
+
+    print_export_best({"exports": [], "skipped": None}, weighted)
+    hint = capsys.readouterr().out.strip()
+    command = shlex.split(hint.split(": ", 1)[1])
+    assert command[:4] == ["quantsearch", "export", "--to", "hls4ml"]
+    args = [str(tmp_path / "prj") if a == "DIR" else a for a in command[1:]]
+    args.remove("--verify")  # the refusal comes before the C simulation, whose g++ build is slow
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    assert (tmp_path / "prj" / "build_prj.tcl").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -299,7 +300,8 @@ def print_export_best(outcome: dict[str, Any], run_dir: Path) -> None:
     if outcome["skipped"] is not None:
         out.print(f"export skipped: {outcome['skipped']}")
         return
+    # the demo's own export: with --float-as, which the roles the space left in float need
     out.print(
-        f"again, or another trial: quantsearch export --to hls4ml DIR --from-run {run_dir} "
-        "--best --verify"
+        "again, or another trial: quantsearch export --to hls4ml DIR --from-run "
+        f"{shlex.quote(str(run_dir))} --best --verify --float-as 'fixed(32,16)'"
     )
