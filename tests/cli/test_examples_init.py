@@ -11,6 +11,7 @@ import pytest
 
 from quantsearch.cli import main
 from quantsearch.config import load_config
+from quantsearch.examples import list_examples
 
 USER_CODE = """
 import torch
@@ -40,6 +41,21 @@ def test_examples_lists_every_packaged_toml_with_its_first_comment(
     main(["examples"])
     out = capsys.readouterr().out
     assert all(r["name"] in out for r in rows)
+
+
+def test_each_description_is_the_whole_first_sentence_of_its_comment() -> None:
+    """A first comment line that runs on (most of them) was cut mid-sentence, with an open
+    parenthesis ('... (data_in and weight of every linear layer')."""
+    package = files("quantsearch.examples")
+    for name, description in list_examples():
+        text = package.joinpath(f"{name}.toml").read_text()
+        comment = " ".join(ln.lstrip("#").strip() for ln in text.splitlines() if ln[:1] == "#")
+        assert comment.startswith(description), name
+        assert description.endswith("."), (name, description)
+        for left, right in ("()", "{}", "[]"):
+            assert description.count(left) == description.count(right), (name, description)
+    lab = dict(list_examples())["mlp_digits_lab"]
+    assert lab.endswith("bias as weight) on scikit-learn's digits, by op kind.")
 
 
 def test_config_name_resolves_through_the_installed_package_data(

@@ -6,6 +6,7 @@ names one from wherever quantsearch is installed (a wheel, not only a source che
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -23,19 +24,38 @@ def default_config_path() -> Path:
 
 def list_examples() -> list[tuple[str, str]]:
     """``(name, description)`` of every packaged example, by name; the description is the
-    file's first comment line.
+    first sentence of the file's opening comment, which may run over several lines.
 
     Example:
-        >>> dict(list_examples())["cnn_digits"][:29]
-        'The residual conv net on scik'
+        >>> dict(list_examples())["mlp_digits_4bit"][-20:]
+        ' (9^3 = 729 points).'
     """
     out = []
     for entry in files("quantsearch.examples").iterdir():
         if entry.name.endswith(".toml"):
-            lines = entry.read_text(encoding="utf-8").splitlines()
-            first = next((ln for ln in lines if ln.startswith("#")), "#")
-            out.append((entry.name.removesuffix(".toml"), first.lstrip("#").strip()))
+            text = entry.read_text(encoding="utf-8")
+            out.append((entry.name.removesuffix(".toml"), _first_sentence(text)))
     return sorted(out)
+
+
+def _first_sentence(toml_text: str) -> str:
+    """The opening comment's first sentence: its lines up to a blank comment line or an
+    indented one (a command to run), cut after the first full stop that ends a word."""
+    words: list[str] = []
+    for line in toml_text.splitlines():
+        if not line.startswith("#"):
+            if words:
+                break
+            continue
+        body = line[1:]
+        if not body.strip() or body.startswith("  "):
+            if words:
+                break
+            continue
+        words.append(body.strip())
+    paragraph = " ".join(words)
+    end = re.search(r"\.(?=\s|$)", paragraph)
+    return paragraph[: end.end()] if end else paragraph
 
 
 def find_example(name: str) -> Path | None:
