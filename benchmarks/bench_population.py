@@ -27,7 +27,12 @@ space measures (``prepare_search``: its objectives plus the report's columns). P
    search over the same formats would find hits: per-node entries, quantized modules); and
    **warm** (nothing emptied: the same configs' every value met in an earlier repeat, which
    no user's first call sees; the only setting this benchmark timed before). Beside them,
-   interleaved too, the
+   interleaved too: the first call's floor, the analytic metrics of the 16 priced on a new
+   evaluator (its first structure measured on a slot-filled graph, each other config's new
+   linear entries by the passes' per-node functions, equal totals once: what
+   ``evaluate_many`` and the 16 ``evaluate`` calls each pay on a first call), in the thread's
+   CPU time, printed beside a tenth of the 16 single evaluations' CPU time (what 10x leaves
+   for the whole population call); the
    analytic metrics of the 16 configs two ways: as ``evaluate_many`` prices them now
    (``Evaluator.static_metrics``: per-node entries memoised across configs, no slot fill for
    a config whose nodes were met) and as it did before (a slot fill and the analysis passes
@@ -138,17 +143,20 @@ def bench_lab(repeats: int) -> dict[str, Any]:
     ev_off.evaluate_many(configs_off)  # warm
     formats = [space.layer_formats(space.point(i)) for i in range(space.size)]
     paths = ["first_many", "first_single", "many", "single", "warm_many", "warm_single"]
-    paths += ["static", "passes", "memo_off", "single_off", "fresh", "resolve", "from_dict"]
+    paths += ["first_static", "static", "passes", "memo_off", "single_off", "fresh", "resolve"]
+    paths += ["from_dict"]
     times: dict[str, list[float]] = {p: [] for p in paths}
-    cpu: dict[str, list[float]] = {p: [] for p in paths[:6]}  # thread CPU time
+    cpu: dict[str, list[float]] = {p: [] for p in paths[:7]}  # thread CPU time
     for r in range(repeats):
         # new config objects every repeat, as a search's trials are (the population's memos
         # keyed by object identity must not hit where a search's would miss), untimed
         configs = [ev.resolve(f) for f in formats]
         configs_off = [ev_off.resolve(f) for f in formats]
         # a new evaluator for each first-call path, as a search builds one (untimed)
-        ev_first = {p: _setup(LAB_SPACE)[1] for p in paths[:2]}
+        ev_first = {p: _setup(LAB_SPACE)[1] for p in (*paths[:2], "first_static")}
         first_cfgs = {p: [e.resolve(f) for f in formats] for p, e in ev_first.items()}
+        ev_s = ev_first["first_static"]
+        bound_s = [rc.bind(ev_s.gm, ev_s.calibration) for rc in first_cfgs["first_static"]]
         for path in paths if r % 2 == 0 else paths[::-1]:
             if path in ("many", "single"):
                 _forget_totals(ev)
@@ -160,6 +168,9 @@ def bench_lab(repeats: int) -> dict[str, Any]:
                 got_first = ev_first[path].evaluate_many(first_cfgs[path])
             elif path == "first_single":
                 want_first = [ev_first[path].evaluate(rc) for rc in first_cfgs[path]]
+            elif path == "first_static":  # as evaluate_many prices them on a new evaluator
+                sm_s, pm_s, same = ev_s.static_metrics(), ev_s.prepared(), ev_s._same_totals()
+                floor = [sm_s.values(rc, partial(pm_s.apply_, rc), same=same) for rc in bound_s]
             elif path == "many":
                 got = ev.evaluate_many(configs)
             elif path == "warm_many":
@@ -190,14 +201,14 @@ def bench_lab(repeats: int) -> dict[str, Any]:
             _same(x, want) for x in (got, off, single_off, got_warm, want_warm, got_first)
         ) or not _same(want_first, want):
             raise SystemExit("evaluate_many differs from evaluate on the lab space")
-        if memo != fresh or first != fresh:
+        if memo != fresh or first != fresh or floor != fresh:
             raise SystemExit("memoised analytic metrics differ from the passes' on the lab space")
         if [rc.key() for rc in resolved] != [rc.key() for rc in plain]:
             raise SystemExit("Evaluator.resolve differs from ResolvedConfig.from_dict")
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     cpu_ms = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
     many, single, static_s, passes_s, off_s, single_off_s, fresh_s, resolve_s, plain_s = (
-        statistics.median(times[k]) for k in ["many", "single", *paths[6:]]
+        statistics.median(times[k]) for k in ["many", "single", *paths[7:]]
     )
     return {
         "batched": ev._local.population.batched_calls > 0,
@@ -211,6 +222,7 @@ def bench_lab(repeats: int) -> dict[str, Any]:
                 ("warm: every value met in an earlier repeat", "warm_"),
             )
         },
+        "floor_cpu_ms": cpu_ms["first_static"],
         "many_ms": many * 1e3,
         "single_ms": single * 1e3,
         "speedup": single / many,
@@ -332,6 +344,13 @@ def main() -> None:
             f"| {name} | {many_ms:.2f} | {single_ms:.2f} | **{single_ms / many_ms:.2f}x** | "
             f"{cpu_many:.2f} against {cpu_single:.2f} ms: {cpu_single / cpu_many:.2f}x |"
         )
+    first_single_cpu = lab["settings"]["first call: a new evaluator each path (headline)"][3]
+    print(
+        f"\nFirst call's floor (thread CPU time): the {lab['configs']} configs' analytic "
+        f"metrics priced on a new evaluator, which both paths pay, {lab['floor_cpu_ms']:.2f} ms;"
+        f" 10x leaves the whole evaluate_many {first_single_cpu / 10:.2f} ms (a tenth of the "
+        f"{lab['configs']} single evaluations' {first_single_cpu:.2f} ms)."
+    )
     print(
         "\nThe rest with the totals memo emptied, as the second row (memo off: the analytic "
         "metrics' per-node memo too)\n"
