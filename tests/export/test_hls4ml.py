@@ -321,3 +321,35 @@ def test_a_reloaded_tied_weight_is_the_rounding_hls4ml_is_given(tmp_path: Path) 
     assert reloaded.get_submodule("2").weight is reloaded.get_submodule("0").weight
     with torch.no_grad():
         assert torch.equal(float_model(reloaded)(x), float_model(qgm)(x))
+
+
+def _sequential() -> Case:
+    """A user model as most are written: an nn.Sequential at the top, whose input fx names
+    ``input_1`` (its forward's ``input``), not ``x``."""
+    torch.manual_seed(0)
+    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0)) * 2
+    gm = trace(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).eval(), x[:8])
+    layer = {"data_in": fixed(6, 3), "weight": fixed(6, 3), "bias": fixed(6, 3)}
+    return (
+        "sequential",
+        quantized(gm, ResolvedConfig.from_dict({"_0": layer, "_2": layer}, gm=gm)),
+        x,
+    )
+
+
+def test_the_input_of_a_sequential_gets_its_data_in_format(tmp_path: Path) -> None:
+    """Referee: the precision hls4ml's own Input layer took. The input's format was keyed by
+    the placeholder's name, which hls4ml's input layer does not have: it stayed hls4ml's
+    default, fixed<32,16>, unrounded (96.67% the same class, 24 LSB, on a user search)."""
+    _, qgm, _ = _sequential()
+    assert next(n.name for n in qgm.graph.nodes if n.op == "placeholder") == "input_1"
+    e = export_hls4ml(qgm, tmp_path / "p")
+    first = next(iter(e.hls_model.get_layers()))
+    assert first.class_name == "Input"
+    assert str(first.get_output_variable().type.precision) == "fixed<6,3,RND_CONV,SAT,0>"
+
+
+@pytest.mark.slow
+def test_a_sequential_is_bit_exact(tmp_path: Path) -> None:
+    cases = [_sequential()]
+    _check_exact(cases, _build(cases, tmp_path, {}))

@@ -139,6 +139,9 @@ def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, A
     return out
 
 
+_CHAIN_INPUT = "x"  # the name of _Chain.forward's argument
+
+
 class _Chain(nn.Module):
     """Layers called one after the other, each under its node's name: fx names the call of a
     top-level module by that name, so hls4ml's layers are named as the plan's. (A module's
@@ -245,7 +248,11 @@ def export_hls4ml(
         config: dict[str, Any] = hls4ml.utils.config_from_pytorch_model(
             model, shape, granularity="name", backend=backend, default_precision="ap_fixed<32,16>"
         )
-        for name, prec in _precisions(p).items():
+        precisions = _precisions(p)
+        # hls4ml names its input layer after _Chain.forward's argument, not after the model's
+        # placeholder (`input_1` for an nn.Sequential): the input's format goes to that name
+        precisions[_CHAIN_INPUT] = precisions.pop(placeholder.name)
+        for name, prec in precisions.items():
             config["LayerName"].setdefault(name, {})["Precision"] = prec
         hls_model = hls4ml.converters.convert_from_pytorch_model(
             model,
