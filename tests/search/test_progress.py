@@ -88,3 +88,21 @@ def test_a_jupyter_kernel_is_a_notebook_and_progress_defaults_on() -> None:
     executable, *flags = out.split()
     assert executable == sys.executable  # the kernel ran this interpreter
     assert flags == ["True", "True", "True", "False"]  # referee: rich's Console().is_jupyter
+
+
+def test_a_pareto_bar_counts_the_configs_of_the_front(
+    mlp: torch.nn.Module, digits: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Random search repeats configs of a 4-point space; each repeat of a front config is a
+    front trial too. The bar said 'front 16' beside a front of 3 configs (pareto.json's)."""
+    space = {"choices": {"linear": {"weight": [[8, 4], [6, 3], [4, 2], [3, 1]]}}}
+    objectives = {"accuracy": {"direction": "maximize"}, "bitops": {}, "combine": "pareto"}
+    result = search(
+        mlp, digits.val, space=space, objectives=objectives, strategy="random",  # type: ignore[attr-defined]
+        n_trials=40, progress=True,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    front = [p.params for p in result.pareto]
+    assert sum(t.params in front for t in result.trials) > len(front)  # repeats of the front
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"front {len(result.pareto)} " in last, last

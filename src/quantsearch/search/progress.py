@@ -84,7 +84,9 @@ def search_progress(
                 except ValueError:  # no completed trial yet
                     best = "best -"
             else:
-                best = f"front {len(study.best_trials)}"
+                # configs, not trials: a repeat of a front config is on the front too
+                front = {tuple(sorted(t.params.items())) for t in study.best_trials}
+                best = f"front {len(front)}"
             bar.update(
                 task,
                 completed=len(study.get_trials(deepcopy=False)),
