@@ -106,3 +106,32 @@ def test_a_pareto_bar_counts_the_configs_of_the_front(
     assert sum(t.params in front for t in result.trials) > len(front)  # repeats of the front
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     assert f"front {len(result.pareto)} " in last, last
+
+
+def test_a_study_refused_before_any_trial_leaves_only_its_error_line(
+    tmp_path: Path,
+    mlp_checkpoint: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI's bar (on without -q) was drawn before the study's identity was checked: a
+    resume with another --strategy printed 'trials 0/4' above its one error line."""
+    from quantsearch.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "s.toml"
+    config.write_text(
+        f'[model]\nname = "mlp-digits"\ncheckpoint = "{mlp_checkpoint.as_posix()}"\n'
+        '[search]\nn_trials = 4\n[search.strategy]\nname = "brute_force"\n'
+        "[search.space.choices.linear]\nweight = [[8, 4], [4, 2]]\n"
+        '[search.objectives]\naccuracy = { direction = "maximize" }\n'
+    )
+    main(["search", "-c", str(config)])  # returns: a search that ran
+    assert "trials" in capsys.readouterr().err  # the bar is drawn for a search that runs
+    with pytest.raises(SystemExit) as done:
+        main(["search", "-c", str(config), "--strategy", "random"])
+    assert done.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --study: study 's' in this storage was made with different"), (
+        line
+    )

@@ -61,7 +61,9 @@ def search_progress(
     """A rich progress bar: trials, distinct evaluations, best so far or front size, ETA.
 
     Yields the ``on_trial`` hook the trial loop calls after each trial, or ``None`` when the
-    bar is off (``progress`` as :func:`progress_enabled` reads it).
+    bar is off (``progress`` as :func:`progress_enabled` reads it). A search that ends in an
+    error before any trial (a study made for another config, a failing float model) leaves no
+    bar behind: the error is the only line.
     """
     if not progress_enabled(progress):
         yield None
@@ -93,4 +95,9 @@ def search_progress(
                 status=f"evals {len(cache)}/{space.size} · {best}",
             )
 
-        yield on_trial
+        try:
+            yield on_trial
+        except BaseException:
+            if not bar.tasks[0].completed:  # a refusal before any trial: its line stands alone
+                bar.live.transient = True
+            raise
