@@ -146,6 +146,11 @@ def finetune(
         raise ConfigError(f"lr: {lr}, allowed: a finite number > 0")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ConfigError(f"weight_decay: {weight_decay}, allowed: a finite number >= 0")
+    if data.num_classes == 0:  # float targets (data/user.py): no classes to cross-entropy on
+        raise ConfigError(
+            f"data: got {data.name!r} with regression targets, allowed for finetune: class "
+            f"labels (it trains by cross-entropy); fine-tune a regression model with your own loop"
+        )
     gm = model if isinstance(model, fx.GraphModule) else trace(model.eval(), data.val.x[:8])
     normed = [name for name, m in gm.named_modules() if parametrize.is_parametrized(m)]
     if normed:  # the trained weights have no way back into their parametrizations

@@ -57,6 +57,13 @@ def test_search_from_the_cli_names_the_users_metrics_and_directions(
     assert all(float(row["metrics.max_abs_error"]) > 0 for row in rows)
     test_metrics = [t["test_metrics"] for t in pareto["front"] if "test_metrics" in t]
     assert test_metrics and all("within_tolerance" in m for m in test_metrics)
+    # finetune trains by cross-entropy: refused in one line, as train is (it failed measuring
+    # 'before' with "labels must have shape (600,) to match the logits", keyed by nothing)
+    r = _cli("-m", "quantsearch", "finetune", "--from-run", str(rd), "--pareto", "0", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: data: got 'task.py:load' with regression targets, "), line
+    assert not list(rd.glob("finetune-*"))
     (rd / "report.md").unlink()
     r = _cli("-m", "quantsearch", "report", str(rd), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -111,3 +118,14 @@ def test_quantsearch_train_refuses_regression_targets_in_one_line() -> None:
     assert data.num_classes == 0 and data.val.y.shape == (40, 2)
     with pytest.raises(ConfigError, match=r"^data\.name: got 'task\.py:load' with regression "):
         train(build_model("task.py:build", base_dir=EXAMPLE), data, TrainConfig(epochs=1))
+
+
+def test_finetune_refuses_regression_targets_in_one_line() -> None:
+    from quantsearch.data import load_dataset
+    from quantsearch.errors import ConfigError
+    from quantsearch.finetune import finetune
+    from quantsearch.models import build_model
+
+    data = load_dataset("task.py:load", options={"samples": 200}, base_dir=EXAMPLE)
+    with pytest.raises(ConfigError, match=r"^data: got 'task\.py:load' with regression targets"):
+        finetune(build_model("task.py:build", base_dir=EXAMPLE), {}, data, epochs=1)
