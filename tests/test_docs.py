@@ -113,6 +113,28 @@ def test_the_config_reference_parses_and_names_every_key_its_tables_accept(
         assert not missing, f"[{key}] accepts {missing}, not in README's config reference"
 
 
+def test_the_config_references_quantize_tables_apply_to_its_own_model() -> None:
+    """The block's ``[quantize]`` tables resolve on the model its ``[model]`` names (by_name
+    named mlp-digits' ReLU for a weight, refused when copied)."""
+    import torch
+
+    from quantsearch.graph import trace
+    from quantsearch.models import build_model
+    from quantsearch.passes.transform import resolve
+
+    block = _section("Config reference").split("```toml\n", 1)[1].split("```", 1)[0]
+    raw = tomllib.loads(block)
+    cfg = parse_config({k: v for k, v in raw.items() if k != "metrics"})
+    assert cfg.quantize is not None and cfg.quantize.by_name
+    gm = trace(build_model(raw["model"]["name"]).eval(), torch.randn(8, 64))
+    resolved = resolve(gm, cfg.quantize)
+    table = resolved.to_dict()
+    for name, level in cfg.quantize.by_name:
+        roles = table[name.replace(".", "_")]
+        for role, spec in level.roles:  # each role the example names is the one applied
+            assert {k: roles[role][k] for k, _ in spec.fields} == dict(spec.fields), (name, role)
+
+
 def test_the_tours_library_example_runs_as_written(tmp_path: Path) -> None:
     """The first Python block of "A tour", pasted into a file and run."""
     code = _section("A tour").split("```python\n", 1)[1].split("```", 1)[0]
