@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import quantsearch.paths as paths
 import quantsearch.validate as validate
 from quantsearch.errors import ConfigError
 from quantsearch.validate import (
@@ -21,9 +22,11 @@ from quantsearch.validate import (
 
 
 def test_a_leaf_module() -> None:
-    """validate and errors import nothing of the project but errors: no cycle can run through them."""
+    """validate, paths and errors import nothing of the project but errors (and validate the
+    leaf paths): no cycle can run through them."""
     for module, allowed in (
-        (validate, {"quantsearch.errors"}),
+        (validate, {"quantsearch.errors", "quantsearch.paths"}),
+        (paths, {"quantsearch.errors"}),
         (pytest.importorskip("quantsearch.errors"), set()),
     ):
         tree = ast.parse(Path(str(module.__file__)).read_text())
@@ -73,16 +76,14 @@ def test_strings_and_paths_refuse_control_characters(text: str, tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"^run_dir: got .*, allowed: a string without control"):
         get_str({"run_dir": text}, "run_dir", "")
     with pytest.raises(ConfigError, match=r"^--run-dir: got .*, allowed: a path without control"):
-        validate.writable_dir(tmp_path / text, "--run-dir")
+        paths.writable_dir(tmp_path / text, "--run-dir")
     with pytest.raises(ConfigError, match=r"^--out: got .*, allowed: a path without control"):
-        validate.output_file(str(tmp_path / text / "m.pt"), "--out")
+        paths.output_file(str(tmp_path / text / "m.pt"), "--out")
 
 
 def test_output_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
-    assert (
-        validate.output_file(str(tmp_path / "new" / "m.pt"), "--out") == tmp_path / "new" / "m.pt"
-    )
+    assert paths.output_file(str(tmp_path / "new" / "m.pt"), "--out") == tmp_path / "new" / "m.pt"
     for value, match in [
         ("", r"^--out: got '', allowed: a file name$"),
         (str(tmp_path) + "/", r"allowed: a file name$"),
@@ -90,7 +91,7 @@ def test_output_file(tmp_path: Path) -> None:
         (str(tmp_path / "f" / "m.pt"), r"is a file \(in .*\), allowed: a folder"),
     ]:
         with pytest.raises(ConfigError, match=match):
-            validate.output_file(value, "--out")
+            paths.output_file(value, "--out")
 
 
 def test_unique_and_device() -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from quantsearch.atomic import write_atomic
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat, format_from_dict
-from quantsearch.validate import check_path_text, not_a_file
+from quantsearch.paths import check_path_text, not_a_file
 
 __all__ = [
     "Checkpoint",

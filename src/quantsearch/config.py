@@ -19,6 +19,7 @@ from quantsearch.errors import ConfigError
 from quantsearch.examples import find_example, list_examples
 from quantsearch.metrics.config import MetricsConfig, parse_metrics_config
 from quantsearch.passes.transform.config import QuantizeConfig, parse_quantize_config
+from quantsearch.paths import not_a_file
 from quantsearch.search.config import (
     CompareConfig,
     SearchConfig,
@@ -37,7 +38,6 @@ from quantsearch.validate import (
     get_int,
     get_str,
     get_table,
-    not_a_file,
 )
 
 __all__ = [

@@ -17,7 +17,7 @@ from quantsearch.data import DataSplits, load_dataset
 from quantsearch.errors import ConfigError
 from quantsearch.graph import trace
 from quantsearch.models import MODELS, build_model
-from quantsearch.validate import check_path_text
+from quantsearch.paths import check_path_text
 
 __all__ = ["QuantizedCheckpointWarning", "Session", "open_session"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsearch.errors import ConfigError, with_article
-from quantsearch.validate import check_path_text, not_a_file
+from quantsearch.paths import check_path_text, not_a_file
 
 __all__ = ["is_callable_spec", "load_callable"]
 

@@ -1,8 +1,8 @@
 """Typed getters for config tables: every error names the dotted key, the rule and the value.
 
-A leaf module (it imports only :mod:`quantsearch.errors`), so every section parser and every
-plug-in that validates its own fields (the number formats) can use it without importing the
-config that composes the sections.
+A leaf module (it imports only :mod:`quantsearch.errors` and the leaf :mod:`quantsearch.paths`),
+so every section parser and every plug-in that validates its own fields (the number formats)
+can use it without importing the config that composes the sections.
 
 Example:
     >>> get_int({"epochs": 3}, "epochs", "train", 60, minimum=1)
@@ -16,13 +16,18 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantsearch.errors import ConfigError
+from quantsearch.paths import CONTROL
+
+# The path checks moved to quantsearch.paths; journal.py and cli/export.py still import these
+# three from here (edited by others as this moved), so they stay reachable under the old name.
+from quantsearch.paths import check_path_text as check_path_text
+from quantsearch.paths import not_a_file as not_a_file
+from quantsearch.paths import writable_dir as writable_dir
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +44,6 @@ __all__ = [
     "TIMEOUT_MAX",
     "check_device",
     "check_keys",
-    "check_path_text",
     "check_unique",
     "get_bool",
     "get_float",
@@ -47,22 +51,14 @@ __all__ = [
     "get_str",
     "get_table",
     "join_key",
-    "not_a_file",
     "number_rule",
-    "output_file",
     "study_name",
     "toml_key",
-    "too_long",
-    "writable_dir",
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")  # not '-' first: '-', '-rf' read as options
 MAX_NAME = 200  # characters of a study name: a folder name (file systems allow 255 bytes)
-# Bytes of one name in a path, and of a whole path: Linux's NAME_MAX and PATH_MAX (less the
-# NUL); past them every stat() raises OSError (ENAMETOOLONG) instead of answering
-NAME_BYTES, PATH_BYTES = 255, 4095
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # bidi too
 _DEVICE = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]*))?")  # no leading zeros: torch refuses them
 
 # Seeds reach numpy, scikit-learn and Optuna's samplers, which all take 0 <= seed < 2**32.
@@ -143,7 +139,7 @@ def get_str(
         raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
     if not value.strip():
         raise ConfigError(f"{join_key(key, name)}: got {value!r}, allowed: a non-empty string")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise ConfigError(
             f"{join_key(key, name)}: got {value!r}, allowed: a string without control "
             "characters (NUL, newline, tab, bidi overrides, ...)"
@@ -341,110 +337,3 @@ def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bo
     if not isinstance(value, bool):
         raise ConfigError(f"{join_key(key, name)} must be true or false (got {value!r})")
     return value
-
-
-def not_a_file(path: Path) -> str | None:
-    """What stands at ``path`` where a file or nothing belongs (a folder, a FIFO ...), or None.
-
-    Example:
-        >>> not_a_file(Path("."))
-        'a folder'
-    """
-    if path.is_symlink() and not path.exists():
-        return "a link to nothing"
-    if path.exists() and not path.is_file():
-        return "a folder" if path.is_dir() else "not a regular file"
-    return None
-
-
-def too_long(value: str) -> str | None:
-    """What makes ``value`` too long for a path, in words, else ``None``.
-
-    Example:
-        >>> too_long("runs/" + "a" * 300)
-        "a name of 300 bytes ('aaaaaaaaaaaaaaaa'...)"
-    """
-    size = len(value.encode(errors="surrogateescape"))
-    if size > PATH_BYTES:
-        return f"a path of {size} bytes"
-    for name in value.split(os.sep):
-        size = len(name.encode(errors="surrogateescape"))
-        if size > NAME_BYTES:
-            return f"a name of {size} bytes ({name[:16]!r}...)"
-    return None
-
-
-def check_path_text(value: str, key: str) -> None:
-    """Refuse a path no file system takes, in one line naming ``key``: control characters (a
-    NUL makes stat() raise ValueError; a newline is a paste slip, never a request) or a name
-    past :data:`NAME_BYTES` (stat() raises OSError).
-
-    Example:
-        >>> check_path_text("a" * 256, "--out")
-        Traceback (most recent call last):
-        ...
-        quantsearch.errors.ConfigError: --out: got a name of 256 bytes ('aaaaaaaaaaaaaaaa'...), allowed: names of at most 255 bytes and paths of at most 4095 (the file system's limits)
-    """
-    if _CONTROL.search(value):
-        raise ConfigError(
-            f"{key}: got {value!r}, allowed: a path without control characters (NUL, newline, ...)"
-        )
-    what = too_long(value)
-    if what is not None:
-        raise ConfigError(
-            f"{key}: got {what}, allowed: names of at most {NAME_BYTES} bytes and paths of at "
-            f"most {PATH_BYTES} (the file system's limits)"
-        )
-
-
-def writable_dir(path: Path, key: str) -> Path:
-    """``path`` if it is, or can be made, a folder this process may write in.
-
-    Checked before anything is written, so a run directory that is a file, lies under a file
-    or is read-only is refused in one line naming ``key`` (``--run-dir``, ``run_dir``).
-    """
-    if not str(path).strip() or str(path) == "-":  # '-' made a folder named '-'
-        raise ConfigError(f"{key}: got {str(path)!r}, allowed: a folder, or a path to make one at")
-    check_path_text(str(path), key)  # before any stat(), which would raise
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        if probe.is_symlink():  # mkdir would fail on it with a traceback
-            raise ConfigError(
-                f"{key}: {str(probe)!r} is a link to nothing, allowed: a folder or a path to "
-                f"make one at (in {str(path)!r})"
-            )
-        probe = probe.parent
-    if not probe.is_dir():
-        what = "a file" if probe.is_file() else "neither a file nor a folder (a FIFO, a device)"
-        raise ConfigError(
-            f"{key}: {str(probe)!r} is {what} (in {str(path)!r}), allowed: a folder, or a path "
-            f"to make one at"
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r}), allowed: a "
-            f"folder this user may write in"
-        )
-    return path
-
-
-def output_file(value: str, key: str) -> Path:
-    """``value`` as the path of a file this command may write: not empty, not a folder, in a
-    folder this process may write in (made when missing). Checked before any work, so a bad
-    ``--out`` costs nothing and leaves what is there as it was.
-
-    Example:
-        >>> output_file("", "--out")
-        Traceback (most recent call last):
-        ...
-        quantsearch.errors.ConfigError: --out: got '', allowed: a file name
-    """
-    path = Path(value)
-    if not value.strip() or path.name in ("", "-") or value.endswith(("/", os.sep)):
-        raise ConfigError(f"{key}: got {value!r}, allowed: a file name")
-    check_path_text(value, key)
-    writable_dir(path.parent, key)
-    what = not_a_file(path)  # a FIFO or a dangling link would be replaced after the work
-    if what is not None:
-        raise ConfigError(f"{key}: {value!r} is {what}, allowed: a file name")
-    return path

@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quantsearch.validate import _CONTROL
+from quantsearch.paths import CONTROL
 from tests.cli.bad_input import ACC, GOOD, SP, W, case_folder, finished_study
 from tests.cli.bad_input import add as _add
 from tests.cli.bad_input import check_one_line as _check
@@ -690,7 +690,7 @@ def test_what_counts_as_a_control_character() -> None:
             or unicodedata.bidirectional(ch) in explicit
             or unicodedata.name(ch, "") in ("LEFT-TO-RIGHT MARK", "RIGHT-TO-LEFT MARK")
         )
-        assert bool(_CONTROL.search(ch)) == want, hex(cp)
+        assert bool(CONTROL.search(ch)) == want, hex(cp)
 
 
 # name -> (arguments, regex): files this user may not read, folders it may not write in; run

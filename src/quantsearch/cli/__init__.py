@@ -22,7 +22,7 @@ import click
 
 from quantsearch.cli import _commands
 from quantsearch.errors import ConfigError, QuantsearchError
-from quantsearch.validate import check_path_text, too_long
+from quantsearch.paths import check_path_text, too_long
 
 __all__ = ["cli", "long_argument", "main", "nul_argument"]
 

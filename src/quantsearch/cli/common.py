@@ -11,15 +11,14 @@ import click
 
 from quantsearch.errors import ConfigError
 from quantsearch.examples import default_config_path
+from quantsearch.paths import output_file, writable_dir
 from quantsearch.validate import (
     COUNT_MAX,
     SEED_MAX,
     THREADS_MAX,
     TIMEOUT_MAX,
     check_device,
-    output_file,
     study_name,
-    writable_dir,
 )
 
 # Seeds reach numpy, scikit-learn and Optuna, which take 0 <= seed < 2**32.

@@ -12,7 +12,7 @@ import click
 
 from quantsearch.atomic import create_atomic
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_path_text, not_a_file
+from quantsearch.paths import check_path_text, not_a_file
 
 STARTER = """\
 # A quantization search of your own model on your own data (written by `quantsearch init`).

@@ -16,7 +16,7 @@ import click
 from quantsearch.cli.common import figure_format_option, json_option
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.validate import not_a_file
+from quantsearch.paths import not_a_file
 
 
 @click.command()

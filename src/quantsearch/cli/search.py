@@ -23,7 +23,7 @@ from quantsearch.cli.common import (
 )
 from quantsearch.cli.printing import print_result, search_json
 from quantsearch.errors import ConfigError
-from quantsearch.validate import not_a_file
+from quantsearch.paths import not_a_file
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:

@@ -16,7 +16,8 @@ from quantsearch.cli.common import (
     load_config_or_default,
 )
 from quantsearch.cli.printing import dumps
-from quantsearch.validate import EPOCHS_MAX, output_file
+from quantsearch.paths import output_file
+from quantsearch.validate import EPOCHS_MAX
 
 __all__ = ["default_checkpoint_path", "train"]
 

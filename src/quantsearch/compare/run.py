@@ -25,6 +25,7 @@ from quantsearch.compare.analysis import compare_results
 from quantsearch.compare.result import ComparisonResult, jsonable, read_meta
 from quantsearch.config import Config
 from quantsearch.errors import ConfigError
+from quantsearch.paths import writable_dir
 from quantsearch.search.api import prepare_from_config, run_dir_lock, run_search
 from quantsearch.search.config import (
     TRIALS_PER_EVALUATION_CAP,
@@ -41,7 +42,7 @@ from quantsearch.search.space import SearchSpace
 from quantsearch.search.strategies import STRATEGIES
 from quantsearch.search.study import CachedResult, EvaluationCache
 from quantsearch.search.trial import TrialInfo
-from quantsearch.validate import study_name, writable_dir
+from quantsearch.validate import study_name
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial

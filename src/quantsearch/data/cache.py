@@ -36,7 +36,7 @@ from quantsearch.atomic import process_alive
 from quantsearch.data.scaling import apply_standard, fit_standard
 from quantsearch.data.splits import Split
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_path_text
+from quantsearch.paths import check_path_text
 
 __all__ = [
     "MAX_BYTES",

@@ -43,7 +43,7 @@ from quantsearch.data.registry import DATASETS
 from quantsearch.data.shuffle_split import shuffle_split, stratified_shuffle_split
 from quantsearch.data.splits import DataSplits
 from quantsearch.errors import ConfigError, DataError
-from quantsearch.validate import check_path_text, not_a_file
+from quantsearch.paths import check_path_text, not_a_file
 
 __all__ = ["CLASS_NAMES", "ENV_VAR", "FEATURES", "HDF5_KEY", "LABELS", "load_jsc", "read_jsc"]
 

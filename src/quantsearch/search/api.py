@@ -28,6 +28,7 @@ from quantsearch.data.inputs import as_split
 from quantsearch.errors import ConfigError
 from quantsearch.metrics.user import UserEvaluate
 from quantsearch.passes.transform import parse_quantize_config
+from quantsearch.paths import writable_dir
 from quantsearch.search.cache import EvaluationCache
 from quantsearch.search.config import (
     SearchConfig,
@@ -51,7 +52,7 @@ from quantsearch.search.storage import (
 )
 from quantsearch.search.study import Callback, run_study
 from quantsearch.session import open_session
-from quantsearch.validate import study_name, writable_dir
+from quantsearch.validate import study_name
 
 __all__ = [
     "collect_result",

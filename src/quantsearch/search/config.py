@@ -15,6 +15,7 @@ from typing import Any, Literal
 from quantsearch.errors import ConfigError
 from quantsearch.metrics.config import check_directions
 from quantsearch.metrics.specs import TRIAL_METRICS
+from quantsearch.paths import check_path_text, not_a_file
 from quantsearch.search.goals import (
     DERIVED,
     ConstraintSpec,
@@ -34,14 +35,12 @@ from quantsearch.validate import (
     TIMEOUT_MAX,
     check_device,
     check_keys,
-    check_path_text,
     check_unique,
     get_bool,
     get_float,
     get_int,
     get_str,
     get_table,
-    not_a_file,
     study_name,
 )
 
