@@ -175,17 +175,15 @@ def tpe_default_weights() -> Callable[[int], np.ndarray]:
     return default_weights
 
 
-def tpe_best(
-    search_space: dict[str, BaseDistribution], samples: np.ndarray, acquisition: np.ndarray
-) -> dict[str, Any]:
+def tpe_best(names: list[str], samples: np.ndarray, acquisition: np.ndarray) -> list[float]:
     """The end of ``TPESampler._sample``: the candidate (a row of ``samples``, internal
-    representations in the space's order) of the largest acquisition value, by
-    ``TPESampler._compare`` (private), in external representation."""
+    representations of the parameters ``names`` in order) of the largest acquisition value,
+    by ``TPESampler._compare`` (private)."""
     from optuna.samplers import TPESampler as _TPE
 
-    columns = {name: samples[:, i] for i, name in enumerate(search_space)}
+    columns = {name: samples[:, i] for i, name in enumerate(names)}
     best = _TPE._compare(columns, acquisition)
-    return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
+    return [float(best[name]) for name in names]
 
 
 def tpe_sample(
