@@ -91,3 +91,38 @@ def test_the_demo_hint_is_a_command_that_runs(
     code, _, err = run(args, capsys)
     assert code == 0, err
     assert (tmp_path / "prj" / "build_prj.tcl").is_file()
+
+
+def test_printed_lines_keep_their_brackets(
+    weighted: Path,
+    mlp_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """User text went through rich markup, which ate every '[word]': the export of a config
+    printed 'mlp-digits ( of FILE)', and the demo without the export extra told the user to
+    `pip install 'quantsearch'`."""
+    import sys
+
+    from quantsearch.cli.console import print_table
+    from quantsearch.cli.export import export_best, print_export_best
+
+    config = tmp_path / "q.toml"
+    config.write_text(
+        f'[model]\nname = "mlp-digits"\ncheckpoint = "{mlp_checkpoint.as_posix()}"\n'
+        '[quantize.default]\nformat = "fixed"\ndata_in = { width = 8, frac_width = 4 }\n'
+    )
+    code, text, err = run(
+        ["export", "--to", "qonnx", str(tmp_path / "q.onnx"), "-c", str(config)], capsys
+    )
+    assert code == 0, err
+    assert f"mlp-digits ([quantize] of {config}) -> qonnx" in text
+
+    monkeypatch.setitem(sys.modules, "hls4ml", None)  # import hls4ml now raises ImportError
+    print_export_best(export_best(weighted), weighted)
+    assert "pip install 'quantsearch[export]'" in capsys.readouterr().out
+
+    print_table([{"[col]": "[quantize] of a.toml"}], title="[bold]t")
+    out = capsys.readouterr().out
+    assert "[col]" in out and "[quantize] of a.toml" in out and "[bold]t" in out

@@ -61,14 +61,16 @@ def print_table(
 ) -> None:
     """Print ``rows`` (dicts sharing keys) as a rich table; numbers right-aligned."""
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not str: a cell or title is never read as rich markup ("[quantize]" would vanish)
     cols = list(columns or (rows[0].keys() if rows else []))
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=None if title is None else Text(title), header_style="bold")
     for c in cols:
         numeric = any(
             isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows
         )
-        table.add_column(c, justify="right" if numeric else "left")
+        table.add_column(Text(c), justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*(format_value(r.get(c)) for c in cols))
+        table.add_row(*(Text(format_value(r.get(c))) for c in cols))
     console().print(table)

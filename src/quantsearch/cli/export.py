@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import time
 from pathlib import Path
@@ -166,18 +167,21 @@ def export(
 def print_export(record: dict[str, Any]) -> None:
     """The export's outcome in a few lines (also used by `quantsearch demo`)."""
     out = console()
-    out.print(f"{record['model']} -> {record['to']}: {record['out']} ({record['seconds']} s)")
+    # user text (file names, a config's source, an error line) is no rich markup: printed as
+    # markup, "[quantize] of FILE" and "pip install 'quantsearch[export]'" lost their brackets
+    say = functools.partial(out.print, markup=False, highlight=False)
+    say(f"{record['model']} -> {record['to']}: {record['out']} ({record['seconds']} s)")
     if record.get("replaced"):
-        out.print(f"  replaced the previous {record['out']}")
+        say(f"  replaced the previous {record['out']}")
     for note in record["inexact"]:
-        out.print(f"  not exact: {note}")
+        say(f"  not exact: {note}")
     a = record.get("agreement")
     if a is not None:
         # the package imports torch and the export extra: deferred for `--help` start-up
         from quantsearch.export.agreement import describe
 
         verdict = "bit-exact" if a["bit_exact"] else "NOT bit-exact"
-        out.print(
+        say(
             f"  verified by {a['referee']} on {a['samples']} validation samples: "
             f"{describe(a['same_class'], a['max_lsb'])} ({verdict})"
         )
@@ -292,16 +296,16 @@ def export_best(run_dir: Path) -> dict[str, Any]:
 
 def print_export_best(outcome: dict[str, Any], run_dir: Path) -> None:
     """What :func:`export_best` did, in a few lines per export."""
-    out = console()
+    say = functools.partial(console().print, markup=False, highlight=False)
     for record in outcome["exports"]:
         if record.get("note"):
-            out.print(record["note"])
+            say(record["note"])
         print_export(record)
     if outcome["skipped"] is not None:
-        out.print(f"export skipped: {outcome['skipped']}")
+        say(f"export skipped: {outcome['skipped']}")
         return
     # the demo's own export: with --float-as, which the roles the space left in float need
-    out.print(
+    say(
         "again, or another trial: quantsearch export --to hls4ml DIR --from-run "
         f"{shlex.quote(str(run_dir))} --best --verify --float-as 'fixed(32,16)'"
     )

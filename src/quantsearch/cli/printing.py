@@ -52,7 +52,7 @@ def print_result(result: SearchResult) -> None:
             if layers:
                 print_table(layers, title=f"trial {first.number}: formats per layer")
     if result.run_dir is not None:
-        console().print(f"run directory: {result.run_dir}")
+        console().print(f"run directory: {result.run_dir}", markup=False, highlight=False)
 
 
 def _first_chosen(result: SearchResult) -> TrialInfo | None:
