@@ -139,28 +139,32 @@ def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, A
     return out
 
 
-_CHAIN_INPUT = "x"  # the name of _Chain.forward's argument
+def _input_name(layers: dict[str, nn.Module]) -> str:
+    """The name of the float model's input, which hls4ml gives its input layer: ``x``, unless a
+    layer has that name (``self.x = nn.Linear(...)`` with ``forward(self, inp)``), where fx
+    would have named the layer's call ``x_1`` in hls4ml's trace, away from its precisions.
+    (Not the model's own input name: hls4ml takes an input whose name holds ``const`` for a
+    constant, and a jet tagger's ``constituents`` does.)"""
+    name = "x"
+    while name in layers:
+        name = f"_{name}"
+    return name
 
 
-class _Chain(nn.Module):
-    """Layers called one after the other, each under its node's name: fx names the call of a
-    top-level module by that name, so hls4ml's layers are named as the plan's. (A module's
-    path would not do: a module called twice is one path and two nodes, and a quantized
-    function node's module lives under ``quantized_nodes.<node>``.)"""
-
-    def __init__(self, layers: dict[str, nn.Module]) -> None:
-        super().__init__()
-        self.order = list(layers)
-        for name, layer in layers.items():
-            self.add_module(name, layer)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self.order:
-            x = getattr(self, name)(x)
-        return x
+def _chain(layers: dict[str, nn.Module]) -> fx.GraphModule:
+    """Layers called one after the other, each under its node's name: hls4ml's trace names the
+    call of a top-level module by that name, so hls4ml's layers are named as the plan's. (A
+    module's path would not do: a module called twice is one path and two nodes, and a
+    quantized function node's module lives under ``quantized_nodes.<node>``.)"""
+    graph = fx.Graph()
+    x = graph.placeholder(_input_name(layers))
+    for name in layers:
+        x = graph.call_module(name, (x,))
+    graph.output(x)
+    return fx.GraphModule(dict(layers), graph).eval()
 
 
-def float_model(qgm: fx.GraphModule) -> nn.Module:
+def float_model(qgm: fx.GraphModule) -> fx.GraphModule:
     """The plain float model hls4ml converts: quantized weights, BatchNorm folded."""
     root: dict[str, nn.Module] = {}
     for node in chain_nodes(qgm):
@@ -180,7 +184,7 @@ def float_model(qgm: fx.GraphModule) -> nn.Module:
         else:
             new = nn.ReLU()
         root[node.name] = new.eval()
-    return _Chain(root).eval()
+    return _chain(root)
 
 
 def folded_batch_norm(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,9 +253,9 @@ def export_hls4ml(
             model, shape, granularity="name", backend=backend, default_precision="ap_fixed<32,16>"
         )
         precisions = _precisions(p)
-        # hls4ml names its input layer after _Chain.forward's argument, not after the model's
+        # hls4ml names its input layer after the float model's input, not after the model's
         # placeholder (`input_1` for an nn.Sequential): the input's format goes to that name
-        precisions[_CHAIN_INPUT] = precisions.pop(placeholder.name)
+        precisions[next(iter(model.graph.nodes)).name] = precisions.pop(placeholder.name)
         for name, prec in precisions.items():
             config["LayerName"].setdefault(name, {})["Precision"] = prec
         hls_model = hls4ml.converters.convert_from_pytorch_model(

@@ -1,0 +1,78 @@
+"""User models whose export said it was exact while the exported arithmetic was not the
+searched one. Referees: hls4ml's own layers (the precisions its
+converter took) and its bit-accurate C simulation (g++, slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from quantsearch.export import compile_all, export_hls4ml
+from quantsearch.graph import trace
+from quantsearch.passes.transform import ResolvedConfig
+from tests.export.conftest import fixed, quantized
+
+LAYER = {"data_in": fixed(8, 4), "weight": fixed(8, 4), "bias": fixed(8, 4)}
+
+
+class _LayerNamedX(nn.Module):
+    """A layer named ``x`` (the float model hls4ml converts called its input ``x``: hls4ml
+    named this layer ``x_1``, and it kept hls4ml's default types)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 8)
+        self.x = nn.Linear(8, 5)
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        return self.x(F.relu(self.fc(inp)))
+
+
+def _inputs(*shape: int) -> torch.Tensor:
+    return torch.randn(200, *shape, generator=torch.Generator().manual_seed(0)) * 2
+
+
+def _quantized(model: nn.Module, x: torch.Tensor, table: dict[str, object]) -> fx.GraphModule:
+    torch.manual_seed(0)
+    gm = trace(model.eval(), x[:8])
+    return quantized(gm, ResolvedConfig.from_dict(table, gm=gm))
+
+
+def _layer_named_x() -> tuple[fx.GraphModule, torch.Tensor]:
+    torch.manual_seed(0)
+    x = _inputs(16)
+    last = {**LAYER, "weight": fixed(6, 3), "data_out": fixed(6, 2)}
+    return _quantized(_LayerNamedX(), x, {"fc": LAYER, "x": last}), x
+
+
+def _hls_precisions(e: object) -> dict[str, str]:
+    layers = e.hls_model.get_layers()  # type: ignore[attr-defined]
+    return {la.name: str(la.get_output_variable().type.precision) for la in layers}
+
+
+def test_a_layer_named_x_keeps_its_formats(tmp_path: Path) -> None:
+    """Referee: the types hls4ml's converter gave its layers. The last Linear's fixed(6, 2)
+    result was hls4ml's default fixed<44,24> (92% the same class, 0.5 LSB, reported exact)."""
+    qgm, _ = _layer_named_x()
+    e = export_hls4ml(qgm, tmp_path / "p")
+    assert e.plan.exact
+    got = _hls_precisions(e)
+    assert list(got)[1:] == [la.name for la in e.plan.layers][1:]
+    assert got["x"] == "fixed<6,4,RND_CONV,SAT,0>"
+    assert next(iter(got.values())) == "fixed<8,4,RND_CONV,SAT,0>"  # the input, any name
+
+
+@pytest.mark.slow
+def test_a_layer_named_x_is_bit_exact(tmp_path: Path) -> None:
+    cases = {"named_x": _layer_named_x()}
+    exports = {k: export_hls4ml(q, tmp_path / k) for k, (q, _) in cases.items()}
+    compile_all(list(exports.values()))
+    for k, (q, x) in cases.items():
+        a = exports[k].verify(q, x)
+        assert a.bit_exact, f"{k}: {a}"
+        with torch.no_grad():
+            assert (q(x).double().numpy() == exports[k].predict(x)).all(), k
