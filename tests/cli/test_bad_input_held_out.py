@@ -227,6 +227,19 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--io-type", "io_stream"],
         r"^--io-type: given with --to qonnx, allowed: with --to hls4ml$",
     ),
+    "export --float-as with qonnx (was ignored: the float roles stayed float)": (
+        [
+            "export",
+            "e.onnx",
+            "--to",
+            "qonnx",
+            "--from-run",
+            "runs/good",
+            "--float-as",
+            "fixed(32,16)",
+        ],
+        r"^--float-as: given with --to qonnx, allowed: with --to hls4ml$",
+    ),
     "quantize --calibration without an auto field": (
         ["quantize", "-c", "q_fixed.toml", "--calibration", "percentile", "--out", "q"],
         r"^--calibration: given without an activation's frac_width = 'auto' in .*q_fixed\.toml's "

@@ -108,9 +108,14 @@ def export(
         if from_run is None and value is not None:  # as quantize: else the config's was exported
             raise ConfigError(f"{opt}: given without --from-run, allowed: with --from-run DIR")
     ctx = click.get_current_context()
-    for name, option in (("backend", "--backend"), ("io_type", "--io-type")):
+    for name, option in (
+        ("backend", "--backend"),
+        ("io_type", "--io-type"),
+        ("float_as", "--float-as"),
+    ):
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-        if target == "qonnx" and given:  # hls4ml's settings: a QONNX file ignored them
+        if target == "qonnx" and given:  # hls4ml's settings: a QONNX file ignored them (its
+            # float roles stay float tensors, whatever --float-as said)
             raise ConfigError(f"{option}: given with --to qonnx, allowed: with --to hls4ml")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
