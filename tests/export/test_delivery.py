@@ -1,5 +1,5 @@
-"""User models whose export said it was exact while the exported arithmetic was not the
-searched one. Referees: hls4ml's own layers (the precisions its
+"""User models whose export said it was exact, or failed with a traceback, while the exported
+arithmetic was not the searched one. Referees: hls4ml's own layers (the precisions its
 converter took) and its bit-accurate C simulation (g++, slow)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from quantsearch.export import compile_all, export_hls4ml
+from quantsearch.errors import ConfigError
+from quantsearch.export import compile_all, export_hls4ml, export_qonnx
 from quantsearch.graph import trace
 from quantsearch.passes.transform import ResolvedConfig
 from tests.export.conftest import fixed, quantized
@@ -76,3 +77,41 @@ def test_a_layer_named_x_is_bit_exact(tmp_path: Path) -> None:
         assert a.bit_exact, f"{k}: {a}"
         with torch.no_grad():
             assert (q(x).double().numpy() == exports[k].predict(x)).all(), k
+
+
+class _Tokens(nn.Module):
+    """Linear layers on the last dimension of a (tokens, features) sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def _refused(qgm: fx.GraphModule, tmp_path: Path, pattern: str) -> None:
+    for export in (export_qonnx, export_hls4ml):
+        out = tmp_path / export.__name__
+        with pytest.raises(ConfigError, match=pattern) as info:
+            export(qgm, out)
+        assert len(str(info.value).splitlines()) == 1
+        assert not out.exists()
+
+
+def test_an_input_of_several_dimensions_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Was hls4ml's ValueError, and a QONNX file declaring the input (batch, 3) that the
+    qonnx executor could not run."""
+    x = _inputs(3, 8)
+    qgm = _quantized(_Tokens(), x, {"fc": LAYER})
+    _refused(qgm, tmp_path, r"^export: input x of shape \(3, 8\) a sample, allowed: one vector")
+
+
+def test_a_batch_norm_without_running_statistics_is_refused_in_one_line(tmp_path: Path) -> None:
+    """It normalizes each batch by its own statistics in eval mode too: was an
+    AssertionError in both exports."""
+    x = _inputs(16)
+    model = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8, track_running_stats=False))
+    bn = {"data_in": fixed(10, 3), "weight": fixed(8, 5), "bias": fixed(8, 5)}
+    qgm = _quantized(model, x, {"_0": LAYER, "_1": bn})
+    _refused(qgm, tmp_path, r"^export: _1 \(batch_norm1d\) without running statistics")

@@ -169,6 +169,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
             )
         )
     prev = inputs[0] if len(inputs) == 1 else None
+    _check_exportable(gm, prev, nodes)
 
     def source(a: fx.Node) -> fx.Node:
         while a in through:
@@ -183,6 +184,32 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
             )
         prev = n
     return nodes
+
+
+def _check_exportable(
+    gm: fx.GraphModule, placeholder: fx.Node | None, nodes: list[fx.Node]
+) -> None:
+    """Refuse what the layers compute but the exports cannot hold: an input that is more than
+    one vector of features per sample (Linear and BatchNorm1d take ``(batch, channels, length)``
+    too; QONNX's Gemm and hls4ml's Dense take a vector), and a BatchNorm1d without running
+    statistics, which normalizes every batch by that batch's own statistics, even in eval mode
+    (hardware holds one fold)."""
+    if placeholder is not None:
+        shape = info(placeholder).outputs[0].shape[1:] if info(placeholder).outputs else ()
+        if len(shape) != 1:
+            raise ConfigError(
+                f"export: input {placeholder.name} of shape {tuple(shape)} a sample, allowed: "
+                "one vector of features a sample, shape (features,) (what hls4ml's Dense and "
+                "QONNX's Gemm take: a dataset of flat samples)"
+            )
+    for n in nodes:
+        m = layer_module(gm, n)
+        if isinstance(m, nn.BatchNorm1d) and (m.running_mean is None or m.running_var is None):
+            raise ConfigError(
+                f"export: {n.name} (batch_norm1d) without running statistics "
+                "(track_running_stats=False normalizes each batch by its own), allowed: a "
+                "BatchNorm1d with running statistics, whose fold hardware computes"
+            )
 
 
 def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
