@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from quantsearch.errors import ConfigError
-from quantsearch.export import compile_all, export_hls4ml, export_qonnx
+from quantsearch.export import compile_all, export_hls4ml, export_qonnx, plan
 from quantsearch.graph import trace
 from quantsearch.passes.transform import ResolvedConfig
 from tests.export.conftest import fixed, quantized
@@ -50,6 +50,20 @@ def _layer_named_x() -> tuple[fx.GraphModule, torch.Tensor]:
     return _quantized(_LayerNamedX(), x, {"fc": LAYER, "x": last}), x
 
 
+def _data_out_then_relu() -> tuple[fx.GraphModule, torch.Tensor]:
+    """A Linear's data_out, then the ReLU's data_in on another grid: two layers, two result
+    types (the plan called it two roundings in a row in one type, not exact)."""
+    torch.manual_seed(0)
+    x = _inputs(16)
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5))
+    table = {
+        "_0": {**LAYER, "data_out": fixed(12, 6)},
+        "_1": {"data_in": fixed(6, 2)},
+        "_2": {**LAYER, "data_in": fixed(8, 2)},  # holds every value of the ReLU's
+    }
+    return _quantized(model, x, table), x
+
+
 def _hls_precisions(e: object) -> dict[str, str]:
     layers = e.hls_model.get_layers()  # type: ignore[attr-defined]
     return {la.name: str(la.get_output_variable().type.precision) for la in layers}
@@ -67,9 +81,19 @@ def test_a_layer_named_x_keeps_its_formats(tmp_path: Path) -> None:
     assert next(iter(got.values())) == "fixed<8,4,RND_CONV,SAT,0>"  # the input, any name
 
 
+def test_a_relu_after_a_rounded_result_is_exact() -> None:
+    """hls4ml rounds the Linear's data_out into the Linear's type and the ReLU's data_in into
+    the ReLU's (they commute): the C simulation below is bit-exact, so no note."""
+    qgm, _ = _data_out_then_relu()
+    p = plan(qgm)
+    assert p.exact, p.notes()
+    assert str(p.layer("_0").result) == "ap_fixed<12,6,AP_RND_CONV,AP_SAT>"
+    assert str(p.layer("_1").result) == "ap_ufixed<6,4,AP_RND_CONV,AP_SAT>"
+
+
 @pytest.mark.slow
-def test_a_layer_named_x_is_bit_exact(tmp_path: Path) -> None:
-    cases = {"named_x": _layer_named_x()}
+def test_named_x_and_relu_after_data_out_are_bit_exact(tmp_path: Path) -> None:
+    cases = {"named_x": _layer_named_x(), "relu": _data_out_then_relu()}
     exports = {k: export_hls4ml(q, tmp_path / k) for k, (q, _) in cases.items()}
     compile_all(list(exports.values()))
     for k, (q, x) in cases.items():

@@ -108,6 +108,11 @@ def _resolve(layer: HwLayer) -> None:
     layer.result = result
 
 
+def _unrounded(t: HwType | None) -> HwType | None:
+    """The type of a ReLU's raw result: its input's values, which it holds without rounding."""
+    return None if t is None else HwType(t.width, t.frac, t.signed)
+
+
 def _passes_through(gm: fx.GraphModule, n: fx.Node) -> bool:
     """Whether ``n`` gives its one input unchanged, so that the chain goes on through it:
     trace's copy of an input the forward changes in place (``ReLU(inplace=True)`` first; the
@@ -245,9 +250,10 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
         q_in, q_out = fmt(node, "data_in", need=False), fmt(node, "data_out", need=False)
         layer = HwLayer(node.name, kind)
         if kind == "relu" and prev.kind != "input":
-            # relu(q(x)) == q(relu(x)): the input's rounding moves after it
+            # relu(q(x)) == q(relu(x)): the input's rounding moves after it, into the ReLU's
+            # own result type; the ReLU of a value of its input's type rounds nothing
             _resolve(prev)
-            layer.raw = prev.result
+            layer.raw = _unrounded(prev.result)
             layer.chain = [q for q in (q_in, q_out) if q is not None]
         else:  # a layer's input rounding (or the graph input's: a first ReLU's) is its input's
             if q_in is not None:
@@ -259,7 +265,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
                 prev.result = x = hw_type(float_as or WIDE, "--float-as")  # WIDE: refused below
                 prev.inexact.append(f"input in float, exported as {x}")
             if module is None or kind == "relu":
-                layer.raw = x
+                layer.raw = _unrounded(x)
             else:
                 _params(layer, module, node, x, fmt)
             if q_out is not None:
