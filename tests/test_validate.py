@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -39,18 +40,21 @@ def test_a_leaf_module() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: check_keys({"epoch": 1}, {"epochs"}, "train"), r"^unknown key train\.epoch \(allowed in train: \['epochs'\]\)$"),
-        (lambda: check_keys({"sed": 1}, {"seed"}, ""), r"^unknown key sed \(allowed in the top level: \['seed'\]\)$"),
-        (lambda: get_table({"model": 3}, "model", ""), r"^model must be a table \(got int\)$"),
-        (lambda: get_str({"name": 3}, "name", "model"), r"^model\.name must be a string \(got 3\)$"),
-        (lambda: get_str({}, "name", "model", required=True), r"^model\.name is required$"),
-        (lambda: get_int({"n": True}, "n", "search"), r"^search\.n must be an integer \(got True\)$"),
-        (lambda: get_int({"n": 0}, "n", "search", minimum=1), r"^search\.n must be >= 1 \(got 0\)$"),
-        (lambda: get_float({"lr": "x"}, "lr", "train"), r"^train\.lr must be a number \(got 'x'\)$"),
-        (lambda: get_float({"lr": 0}, "lr", "train", positive=True), r"^train\.lr must be > 0 \(got 0\.0\)$"),
-        (lambda: get_float({"wd": -1}, "wd", "train", minimum=0.0), r"^train\.wd must be >= 0\.0 \(got -1\.0\)$"),
-        (lambda: get_float({"ms": 10_001}, "ms", "search", maximum=10_000), r"^search\.ms must be <= 10000 \(got 10001\.0\)$"),
-        (lambda: get_bool({"cache": 1}, "cache", "search", True), r"^search\.cache must be true or false \(got 1\)$"),
+        (lambda: check_keys({"epoch": 1}, {"epochs"}, "train"), r"^train\.epoch: got an unknown key, allowed: the keys of train: \['epochs'\]$"),
+        (lambda: check_keys({"sed": 1}, {"seed"}, ""), r"^sed: got an unknown key, allowed: the top-level keys: \['seed'\]$"),
+        (lambda: get_table({"model": 3}, "model", ""), r"^model: got 3, allowed: a table$"),
+        (lambda: get_str({"name": 3}, "name", "model"), r"^model\.name: got 3, allowed: a string$"),
+        (lambda: get_str({}, "name", "model", required=True), r"^model\.name: got no value, allowed: a string \(required\)$"),
+        (lambda: get_int({"n": True}, "n", "search"), r"^search\.n: got True, allowed: an integer$"),
+        (lambda: get_int({"n": 0}, "n", "search", minimum=1), r"^search\.n: got 0, allowed: an integer >= 1$"),
+        (lambda: get_float({"lr": "x"}, "lr", "train"), r"^train\.lr: got 'x', allowed: a finite number$"),
+        (lambda: get_float({"lr": 0}, "lr", "train", positive=True), r"^train\.lr: got 0\.0, allowed: a finite number > 0$"),
+        (lambda: get_float({"wd": -1}, "wd", "train", minimum=0.0), r"^train\.wd: got -1\.0, allowed: a finite number >= 0\.0$"),
+        (lambda: get_float({"ms": 10_001}, "ms", "search", maximum=10_000), r"^search\.ms: got 10001\.0, allowed: a finite number <= 10000$"),
+        (lambda: get_int({"n": 10**400}, "n", "search", maximum=9), r"^search\.n: got an integer of 401 digits, allowed: an integer <= 9$"),
+        (lambda: get_float({"lr": 10**400}, "lr", "train"), r"^train\.lr: got an integer of 401 digits, allowed: a finite number$"),
+        (lambda: get_float({"w": 0.5}, "w", "m", minimum=1, maximum=2), r"^m\.w: got 0\.5, allowed: a finite number in \[1, 2\]$"),
+        (lambda: get_bool({"cache": 1}, "cache", "search", True), r"^search\.cache: got 1, allowed: true or false$"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key_the_rule_and_the_value(call: object, match: str) -> None:
@@ -101,5 +105,8 @@ def test_unique_and_device() -> None:
     for ok in ("auto", "cpu", "cuda", "cuda:0", "cuda:12"):
         assert validate.check_device(ok, "train.device") == ok
     for bad in ("tpu", "", "cuda:", "cuda:x", "cuda:-1", "CPU", "cuda:0 "):
-        with pytest.raises(ConfigError, match=r"^train\.device must be 'auto', 'cpu', 'cuda'"):
+        allowed = r", allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'$"
+        with pytest.raises(
+            ConfigError, match=rf"^train\.device: got {re.escape(repr(bad))}{allowed}"
+        ):
             validate.check_device(bad, "train.device")

@@ -10,7 +10,7 @@ Example:
     >>> check_keys({"epoch": 3}, {"epochs", "lr"}, "train")
     Traceback (most recent call last):
     ...
-    quantsearch.errors.ConfigError: unknown key train.epoch (allowed in train: ['epochs', 'lr'])
+    quantsearch.errors.ConfigError: train.epoch: got an unknown key, allowed: the keys of train: ['epochs', 'lr']
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ __all__ = [
     "get_int",
     "get_str",
     "get_table",
+    "given",
     "join_key",
     "number_rule",
     "study_name",
@@ -107,8 +108,8 @@ def check_keys(table: Mapping[str, Any], allowed: Collection[str], key: str) -> 
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise ConfigError(  # quoted as TOML: ["search.objectives"] is no [search.objectives]
-            f"unknown key {toml_key(key, str(unknown[0]))} (allowed in {key or 'the top level'}: "
-            f"{sorted(allowed)})"
+            f"{toml_key(key, str(unknown[0]))}: got an unknown key, allowed: "
+            f"{f'the keys of {key}' if key else 'the top-level keys'}: {sorted(allowed)}"
         )
 
 
@@ -116,7 +117,7 @@ def get_table(table: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
     """``table[name]`` as a dict (``{}`` when absent); anything but a table is an error."""
     value = table.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{join_key(key, name)} must be a table (got {type(value).__name__})")
+        raise ConfigError(f"{join_key(key, name)}: got {given(value)}, allowed: a table")
     return dict(value)
 
 
@@ -132,11 +133,11 @@ def get_str(
     ``required``). No key takes an empty string: ``name = ""`` must not mean the default."""
     if name not in table:
         if required:
-            raise ConfigError(f"{join_key(key, name)} is required")
+            raise ConfigError(f"{join_key(key, name)}: got no value, allowed: a string (required)")
         return default
     value = table[name]
     if not isinstance(value, str):
-        raise ConfigError(f"{join_key(key, name)} must be a string (got {value!r})")
+        raise ConfigError(f"{join_key(key, name)}: got {given(value)}, allowed: a string")
     if not value.strip():
         raise ConfigError(f"{join_key(key, name)}: got {value!r}, allowed: a non-empty string")
     if CONTROL.search(value):
@@ -171,7 +172,7 @@ def check_device(value: str, key: str) -> str:
         'cuda:1'
     """
     if not _DEVICE.fullmatch(value):
-        raise ConfigError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {value!r})")
+        raise ConfigError(f"{key}: got {value!r}, allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'")
     return value
 
 
@@ -214,12 +215,12 @@ def study_name(value: str, key: str) -> str:
         >>> study_name("../x", "--study")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: --study must be a name of letters, digits, '-' (not first), '_' and '.', not a path (got '../x')
+        quantsearch.errors.ConfigError: --study: got '../x', allowed: a name of letters, digits, '-' (not first), '_' and '.', not a path
     """
     if not _NAME.fullmatch(value) or value in (".", ".."):
         raise ConfigError(
-            f"{key} must be a name of letters, digits, '-' (not first), '_' and '.', not a path "
-            f"(got {value!r})"
+            f"{key}: got {value!r}, allowed: a name of letters, digits, '-' (not first), '_' and "
+            "'.', not a path"
         )
     if len(value) > MAX_NAME:  # it names a folder, and a comparison's folder adds '-compare'
         raise ConfigError(
@@ -237,7 +238,8 @@ def number_rule(
     maximum: float | None = None,
     positive: bool = False,
 ) -> str | None:
-    """The rule ``value`` breaks as a number, in words (``"must be >= 0"``), or ``None``.
+    """The numbers allowed, in words (``"an integer in [0, 10]"``), if ``value`` is not one of
+    them, else ``None``: a message's ``allowed:`` part.
 
     An integer is an ``int`` (not a bool, not a float); any other number a finite ``int`` or
     ``float``, ``> 0`` if ``positive``; both within ``[minimum, maximum]`` where given: the
@@ -247,23 +249,48 @@ def number_rule(
 
     Example:
         >>> number_rule(-1, integer=True, minimum=0)
-        'must be >= 0'
+        'an integer >= 0'
         >>> number_rule(10**400, maximum=1e6)
-        'must be <= 1000000.0'
+        'a finite number <= 1000000.0'
+        >>> number_rule(3, integer=True, minimum=0) is None
+        True
     """
+    rules = ["> 0"] if positive else []
+    if minimum is not None and maximum is not None:
+        rules.append(f"in [{minimum}, {maximum}]")
+    elif minimum is not None:
+        rules.append(f">= {minimum}")
+    elif maximum is not None:
+        rules.append(f"<= {maximum}")
+    allowed = " ".join(["an integer" if integer else "a finite number", " and ".join(rules)])
+    allowed = allowed.strip()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "must be an integer" if integer else "must be a number"
+        return allowed
     if integer and not isinstance(value, int):
-        return "must be an integer"
+        return allowed
     if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
+        return allowed
     if positive and not value > 0:
-        return "must be > 0"
+        return allowed
     if minimum is not None and value < minimum:
-        return f"must be >= {minimum}"
+        return allowed
     if maximum is not None and value > maximum:
-        return f"must be <= {maximum}"
+        return allowed
     return None
+
+
+def given(value: Any) -> str:
+    """``value`` as a message's ``got`` part: its repr, a huge integer by its length, and a
+    long repr cut at 60 characters (a stray paste must not fill the terminal).
+
+    Example:
+        >>> given("tpee"), given(10**400), given(-1)
+        ("'tpee'", 'an integer of 401 digits', '-1')
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > 30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def get_int(
@@ -275,14 +302,20 @@ def get_int(
     minimum: int | None = None,
     maximum: int | None = None,
 ) -> int | None:
-    """``table[name]``, which must be an integer (not a bool) in ``[minimum, maximum]``."""
+    """``table[name]``, which must be an integer (not a bool) in ``[minimum, maximum]``.
+
+    Example:
+        >>> get_int({"seed": -1}, "seed", "", minimum=0)
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: seed: got -1, allowed: an integer >= 0
+    """
     if name not in table:
         return default
     value = table[name]
     rule = number_rule(value, integer=True, minimum=minimum, maximum=maximum)
     if rule is not None:
-        shown = repr(value) if rule == "must be an integer" else str(value)
-        raise ConfigError(f"{join_key(key, name)} {rule} (got {shown})")
+        raise ConfigError(f"{join_key(key, name)}: got {given(value)}, allowed: {rule}")
     return int(value)
 
 
@@ -303,22 +336,21 @@ def get_float(
         >>> get_float({"lr": 10**400}, "lr", "train", maximum=10.0)
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: train.lr must be <= 10.0 (got an integer of 401 digits)
+        quantsearch.errors.ConfigError: train.lr: got an integer of 401 digits, allowed: a finite number <= 10.0
     """
     if name not in table:
         return default
     value = table[name]
     rule = number_rule(value, minimum=minimum, maximum=maximum, positive=positive)
-    if rule == "must be a number":
-        raise ConfigError(f"{join_key(key, name)} {rule} (got {value!r})")
-    if rule is not None:
-        raise ConfigError(f"{join_key(key, name)} {rule} (got {_shown(value)})")
-    try:
-        return float(value)
-    except OverflowError:  # an integer past float's range (10**400)
-        raise ConfigError(
-            f"{join_key(key, name)} must be a finite number (got {_shown(value)})"
-        ) from None
+    if rule is None:
+        try:
+            return float(value)
+        except OverflowError:  # an integer past float's range (10**400)
+            rule = number_rule(float("inf"), minimum=minimum, maximum=maximum, positive=positive)
+    shown = (
+        _shown(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    )
+    raise ConfigError(f"{join_key(key, name)}: got {shown or given(value)}, allowed: {rule}")
 
 
 def _shown(value: int | float) -> str:
@@ -335,5 +367,5 @@ def get_bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bo
         return default
     value = table[name]
     if not isinstance(value, bool):
-        raise ConfigError(f"{join_key(key, name)} must be true or false (got {value!r})")
+        raise ConfigError(f"{join_key(key, name)}: got {given(value)}, allowed: true or false")
     return value

@@ -99,7 +99,10 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"^search\.constraints\.accuracy_drop\.max: got -0\.1, allowed: a bound in \[0, 1\) "
         r"for the drop of accuracy",
     ),
-    "train.lr past floats": (_add("train", "lr = 1" + "0" * 400), r"^train\.lr must be <= 10"),
+    "train.lr past floats": (
+        _add("train", "lr = 1" + "0" * 400),
+        r"^train\.lr: got an integer of 401 digits, allowed: a finite number in \[1e-10, 10\.0\]$",
+    ),
     # bounds at the ends of a metric's range: met by every value, or by 0 alone
     "max_ratio 0": (
         _add("search.constraints", "bitops = { max_ratio = 0 }"),

@@ -91,7 +91,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "search.device cuda:01": (
         _add("search", 'device = "cuda:01"'),
-        r"^search\.device must be 'auto', 'cpu', 'cuda' or 'cuda:N' \(got 'cuda:01'\)$",
+        r"^search\.device: got 'cuda:01', allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'$",
     ),
     # torch.device('cuda:256') is cuda:0: the index is compared before torch reads it
     "search.device cuda:256": (

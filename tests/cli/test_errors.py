@@ -82,7 +82,7 @@ CASES = {
     ),
     "unknown train key": (
         _config("mlp-digits", None, "[train]\nepoch = 3\n"),
-        r"unknown key train\.epoch \(allowed in train: \[",
+        r"train\.epoch: got an unknown key, allowed: the keys of train: \[",
     ),
 }
 SUBPROCESS = ["unknown model", "missing model file", "unknown dataset", "dataset wrong type"]

@@ -60,7 +60,11 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
             [],
             r"search\.space\.choices\.conv9: 'conv9' is neither an op kind nor a node",
         ),
-        (("n_trials = 4", "n_trials = 4\nn_job = 2"), [], r"unknown key search\.n_job"),
+        (
+            ("n_trials = 4", "n_trials = 4\nn_job = 2"),
+            [],
+            r"search\.n_job: got an unknown key, allowed: the keys of search: \[.*'n_jobs'",
+        ),
         (("accuracy = {", "acc = {"), [], r"search\.objectives: unknown metric 'acc'"),
         (
             None,

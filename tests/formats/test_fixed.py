@@ -134,7 +134,7 @@ def test_integer_alias_and_to_dict() -> None:
         ({"width": True, "frac_width": 4}, r"width must be an integer \(got True\)"),
         ({"width": 8, "frac_width": 4, "signed": 1}, r"signed must be true or false \(got 1\)"),
         ({"width": 8}, r"quantize\.by_type\.linear\.weight\.frac_width is required for format 'fixed'"),
-        ({"width": 8, "frac_width": 4, "widht": 8}, r"unknown key quantize\.by_type\.linear\.weight\.widht \(allowed in quantize\.by_type\.linear\.weight: \['format', 'frac_width', 'rounding', 'signed', 'width'\]\)"),
+        ({"width": 8, "frac_width": 4, "widht": 8}, r"quantize\.by_type\.linear\.weight\.widht: got an unknown key, allowed: the keys of quantize\.by_type\.linear\.weight: \['format', 'frac_width', 'rounding', 'signed', 'width'\]"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_the_key_the_rule_and_the_value(fields: dict, match: str) -> None:

@@ -122,7 +122,7 @@ def test_str_and_canonical_bias() -> None:
         ({"exponent_width": 0, "mantissa_width": 3}, r"exponent_width must satisfy 1 <= exponent_width <= 8 \(got 0\)"),
         ({"exponent_width": 4, "mantissa_width": -1}, r"mantissa_width must satisfy 0 <= mantissa_width <= 23 \(got -1\)"),
         ({"exponent_width": 4}, r"k\.mantissa_width is required for format 'minifloat'"),
-        ({"exponent_width": 4, "mantissa_width": 3, "width": 8}, r"unknown key k\.width"),
+        ({"exponent_width": 4, "mantissa_width": 3, "width": 8}, r"k\.width: got an unknown key, allowed: the keys of k: \["),
     ],
 )  # fmt: skip
 def test_validation(fields: dict, match: str) -> None:

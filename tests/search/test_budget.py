@@ -63,5 +63,7 @@ def test_n_evaluations_config() -> None:
     assert (cfg.n_evaluations, cfg.n_trials) == (10, 200)  # trials capped at 20 per evaluation
     cfg = parse_search_config({**base, "n_evaluations": 10, "n_trials": 15})
     assert (cfg.n_evaluations, cfg.n_trials) == (10, 15)
-    with pytest.raises(ConfigError, match=r"search\.n_evaluations must be >= 1"):
+    with pytest.raises(
+        ConfigError, match=r"search\.n_evaluations: got 0, allowed: an integer in \[1, "
+    ):
         parse_search_config({**base, "n_evaluations": 0})

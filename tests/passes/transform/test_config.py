@@ -44,13 +44,13 @@ def test_config_loader_delegates_the_quantize_table() -> None:
 @pytest.mark.parametrize(
     ("raw", "match"),
     [
-        ({"defaults": {}}, r"^unknown key quantize\.defaults \(allowed in quantize: \['by_name', 'by_type', 'default'\]\)$"),
-        ({"default": {"wieght": {}}}, r"unknown key quantize\.default\.wieght \(allowed in quantize\.default: \['bias', 'data_in', 'data_out', 'format', 'skip', 'weight'\]\)"),
+        ({"defaults": {}}, r"^quantize\.defaults: got an unknown key, allowed: the keys of quantize: \['by_name', 'by_type', 'default'\]$"),
+        ({"default": {"wieght": {}}}, r"quantize\.default\.wieght: got an unknown key, allowed: the keys of quantize\.default: \['bias', 'data_in', 'data_out', 'format', 'skip', 'weight'\]"),
         ({"by_type": {"linear": {"weight": {"width": 8, "frac_width": 9}}}}, r"^quantize\.by_type\.linear\.weight: frac_width must satisfy 0 <= frac_width <= width \(got 9 > 8\)$"),
         ({"by_type": {"linaer": {}}}, r"quantize\.by_type\.linaer: 'linaer' is not a quantizable op kind \(allowed: \['add', 'batch_norm1d'"),
         ({"by_type": {"relu": {"weight": {"width": 8, "frac_width": 4}}}}, r"quantize\.by_type\.relu\.weight: relu has no weight \(roles of relu: \['data_in', 'data_out'\]\)"),
         ({"default": {"format": "fixd"}}, r"quantize\.default\.format must be one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\] \(got 'fixd'\)"),
-        ({"default": {"weight": {"format": "minifloat", "width": 8}}}, r"unknown key quantize\.default\.weight\.width \(allowed in quantize\.default\.weight: \['exponent_bias', 'exponent_width', 'format', 'mantissa_width', 'subnormals'\]\)"),
+        ({"default": {"weight": {"format": "minifloat", "width": 8}}}, r"quantize\.default\.weight\.width: got an unknown key, allowed: the keys of quantize\.default\.weight: \['exponent_bias', 'exponent_width', 'format', 'mantissa_width', 'subnormals'\]"),
         ({"default": {"weight": 8}}, r"quantize\.default\.weight must be a table like"),
         ({"default": {"skip": "yes"}}, r"quantize\.default\.skip must be true or false \(got 'yes'\)"),
         ({"by_name": {"re:seq[": {}}}, r'quantize\.by_name\."re:seq\[": invalid regular expression'),
