@@ -107,6 +107,7 @@ class IncrementalTPESampler(TPESampler):
         self._read_now = False  # in propose_batch, after its read of the trials
         self._categorical = False  # the last proposal was over categorical parameters only
         self._ahead: tpe_ahead.Ahead | None = None  # the next proposal computed ahead
+        self._chosen: tuple[int, list[float]] | None = None  # trial number, its point's row
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock does not pickle (a study pickled to save it, a deep copy); the history is read
@@ -120,6 +121,7 @@ class IncrementalTPESampler(TPESampler):
         state.setdefault("_read_now", False)  # a sampler pickled before it had this attribute
         state.setdefault("_categorical", False)
         state.setdefault("_ahead", None)
+        state.setdefault("_chosen", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -265,6 +267,7 @@ class IncrementalTPESampler(TPESampler):
             assert parzen is not None
             choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
             chosen = categorical_point(x_below, x_above, choices, parzen, rng, n_candidates)
+        self._chosen = (trial.number, chosen)  # the point's row, for the helper (_look_ahead)
         # as TPESampler._sample gives it: a float to each external representation
         values = zip(search_space.items(), chosen, strict=True)
         return {name: d.to_external_repr(v) for (name, d), v in values}
@@ -317,7 +320,12 @@ class IncrementalTPESampler(TPESampler):
             self._ahead = tpe_ahead.Ahead(
                 h, lambda n: optuna_compat_tpe.tpe_gamma(self, n), self._point
             )
-        row = tuple(float(d.to_internal_repr(params[k])) for k, d in h.space.items())
+        got = self._chosen
+        row = (
+            tuple(got[1])
+            if got is not None and got[0] == number
+            else tuple(float(d.to_internal_repr(params[k])) for k, d in h.space.items())
+        )
         self._ahead.ask(number, row, optuna_compat_tpe.tpe_rng_and_candidates(self)[0])
 
     def _point(self, x_below: np.ndarray, x_above: np.ndarray, rng: Any) -> list[float]:
