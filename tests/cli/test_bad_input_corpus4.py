@@ -493,7 +493,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--samples: 0 is not in the range x>=1",
     ),
     "export --float-as fixed(65,16)": (
-        ["export", "--to", "qonnx", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],
+        ["export", "--to", "hls4ml", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],
         r"^--float-as: 'fixed\(65,16\)': fixed: width must satisfy 2 <= width <= 32",
     ),
     "summary --batch -1": (
