@@ -139,3 +139,23 @@ def test_a_batch_norm_without_running_statistics_is_refused_in_one_line(tmp_path
     bn = {"data_in": fixed(10, 3), "weight": fixed(8, 5), "bias": fixed(8, 5)}
     qgm = _quantized(model, x, {"_0": LAYER, "_1": bn})
     _refused(qgm, tmp_path, r"^export: _1 \(batch_norm1d\) without running statistics")
+
+
+class _InputNamedOutput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, output: torch.Tensor) -> torch.Tensor:
+        return self.fc(output)
+
+
+def test_an_input_named_output_is_run_by_the_qonnx_executor(tmp_path: Path) -> None:
+    """Referee: the qonnx executor. The file named its input and its output ``output``: two
+    tensors of one name, which the executor refused (an AssertionError from --verify)."""
+    from quantsearch.export import verify_qonnx
+
+    x = _inputs(16)
+    qgm = _quantized(_InputNamedOutput(), x, {"fc": LAYER})
+    a = verify_qonnx(export_qonnx(qgm, tmp_path / "m.onnx"), qgm, x)
+    assert a.bit_exact, a

@@ -119,12 +119,18 @@ def build_qonnx(qgm: fx.GraphModule) -> Any:
             x = b.op("Relu", [x], f"{node.name}_relu")
         x = b.quant(x, r.get("data_out"), f"{node.name}_data_out_q")
     out_width = info(nodes[-1]).outputs[0].shape[1]
-    b.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
+    # "output", unless a tensor has that name already (a forward(self, output)'s input did: two
+    # tensors of one name, a file the qonnx executor refuses)
+    taken = {placeholder.name, *(i.name for i in b.inits), *(o for n in b.nodes for o in n.output)}
+    out = next(
+        name for name in ("output", *(f"output_{i}" for i in range(1, 9))) if name not in taken
+    )
+    b.nodes.append(helper.make_node("Identity", [x], [out], name=out))
     graph = helper.make_graph(
         b.nodes,
         "quantsearch",
         [helper.make_tensor_value_info(placeholder.name, tp.FLOAT, ["batch", width])],
-        [helper.make_tensor_value_info("output", tp.FLOAT, ["batch", out_width])],
+        [helper.make_tensor_value_info(out, tp.FLOAT, ["batch", out_width])],
         initializer=b.inits,
     )
     opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QUANT_DOMAIN, 1)]
@@ -202,7 +208,8 @@ def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:
     wrapper = ModelWrapper(model).transform(InferShapes())
     name = wrapper.graph.input[0].name
     data = np.ascontiguousarray(x.detach().float().reshape(len(x), -1).numpy())
-    out: np.ndarray[Any, Any] = execute_onnx(wrapper, {name: data})["output"]
+    outputs = execute_onnx(wrapper, {name: data})
+    out: np.ndarray[Any, Any] = outputs[wrapper.graph.output[0].name]
     return out
 
 
