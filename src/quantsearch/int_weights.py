@@ -46,7 +46,14 @@ from quantsearch.passes.transform.functional import (
     param_source,
 )
 
-__all__ = ["FORMAT_VERSION", "JSON_FILE", "NPZ_FILE", "read_int_weights", "save_int_weights"]
+__all__ = [
+    "FORMAT_VERSION",
+    "JSON_FILE",
+    "NPZ_FILE",
+    "check_int_weights",
+    "read_int_weights",
+    "save_int_weights",
+]
 
 FORMAT_VERSION = 1
 NPZ_FILE = "weights.npz"
@@ -134,6 +141,23 @@ def _to_ints(t: torch.Tensor, fmt: FixedPoint, where: str) -> np.ndarray[Any, An
     return ints.to(torch.int64).numpy().astype(_int_dtype(fmt))
 
 
+def check_int_weights(qgm: fx.GraphModule) -> None:
+    """Refuse, writing nothing, a model :func:`save_int_weights` cannot write: one in training
+    mode, or a quantized tensor whose format is not fixed point (naming node, role, format).
+    Commands call it before their other outputs, so a refusal leaves no half-written folder."""
+    if qgm.training:
+        raise ConfigError(
+            "save_int_weights: the model is in training mode (float master weights), allowed: "
+            "a quantized model in eval mode"
+        )
+    for node, role, fmt, _ in _quantized_tensors(qgm).values():
+        if fmt is not None and not isinstance(fmt, FixedPoint):
+            raise ConfigError(
+                f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
+                f"(integer weights store {ENCODING})"
+            )
+
+
 def save_int_weights(
     qgm: fx.GraphModule, out_dir: str | Path, *, model_name: str = ""
 ) -> tuple[Path, Path]:
@@ -155,11 +179,7 @@ def save_int_weights(
         >>> torch.equal(torch.from_numpy(read_int_weights(d)["0.weight"]), qgm.get_submodule("0").weight)
         True
     """
-    if qgm.training:
-        raise ConfigError(
-            "save_int_weights: the model is in training mode (float master weights), allowed: "
-            "a quantized model in eval mode"
-        )
+    check_int_weights(qgm)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     quantized = _quantized_tensors(qgm)
@@ -172,12 +192,8 @@ def save_int_weights(
             entry["folded"] = FOLDED_DOC[role]
         if fmt is None:  # a folded BatchNorm with only one of its two roles quantized
             arrays[name], entry["format"] = value.detach().cpu().numpy(), None
-        elif not isinstance(fmt, FixedPoint):
-            raise ConfigError(
-                f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
-                f"(integer weights store {ENCODING})"
-            )
         else:
+            assert isinstance(fmt, FixedPoint)  # check_int_weights refused any other
             arrays[name] = _to_ints(value, fmt, f"{node}.{role}")
             entry.update(
                 int_dtype=str(arrays[name].dtype),

@@ -185,3 +185,35 @@ def test_out_replaces_only_its_own_outputs(
     assert run(args, capsys)[0] == 0  # its own output: replaced
     assert json.loads((out / "metrics.json").read_text()).keys() == first.keys()
     assert (out / "notes.txt").read_text() == "keep\n"
+
+
+MINIFLOAT = """
+[search]
+n_trials = 1
+[search.strategy]
+name = "brute_force"
+[search.space.choices.linear]
+weight = [{ format = "minifloat", exponent_width = 4, mantissa_width = 3 }]
+[search.objectives]
+accuracy = { direction = "maximize" }
+"""
+
+
+@pytest.fixture(scope="module")
+def minifloat(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> Path:
+    return make_run(tmp_path_factory.mktemp("minifloat"), mlp_checkpoint, MINIFLOAT, name="mf")
+
+
+@pytest.mark.parametrize("command", ["quantize", "finetune"])
+def test_int_weights_of_a_minifloat_trial_write_nothing(
+    minifloat: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """--int-weights was refused only when the weights were written, last: the quantize
+    (or, after training, finetune) folder was left holding its checkpoint alone."""
+    out = tmp_path / "out"
+    args = [command, "--from-run", str(minifloat), "--int-weights", "--out", str(out)]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: seq_blocks_0.weight: minifloat(e4m3,b7) is not fixed point")
+    assert not out.exists()

@@ -90,7 +90,7 @@ def finetune(
     # Each imports torch: deferred for `--help` start-up.
     from quantsearch.finetune import QUALITY
     from quantsearch.finetune import finetune as finetune_fn
-    from quantsearch.int_weights import save_int_weights
+    from quantsearch.int_weights import check_int_weights, save_int_weights
     from quantsearch.quantized import save_quantized
     from quantsearch.search.run_dir import open_run
 
@@ -117,6 +117,8 @@ def finetune(
         )
     out = Path(out_dir) if out_dir else Path(from_run) / f"finetune-trial-{chosen.number}"
     check_out_folder(out, "finetuned.pt", "finetune")
+    if int_weights:  # refused before training, not after it with a checkpoint written
+        check_int_weights(result.model(chosen, key="--trial"))
     ft = finetune_fn(
         sm.graph,
         config,

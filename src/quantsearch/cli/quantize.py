@@ -93,7 +93,7 @@ def quantize(
     uses data.calibration_samples samples of the training split.
     """
     # Each imports torch: deferred for `--help` start-up.
-    from quantsearch.int_weights import save_int_weights
+    from quantsearch.int_weights import check_int_weights, save_int_weights
     from quantsearch.metrics.compute import compute_metrics
     from quantsearch.passes.transform import calibrate, resolve
     from quantsearch.passes.transform import quantize as quantize_pass
@@ -149,6 +149,8 @@ def quantize(
         stats = calibrate(gm, x, method=method, percentile=percentile)
     resolved = resolve(gm, cfg.quantize, calibration=stats)
     qgm = quantize_pass(gm, resolved)
+    if int_weights:  # refused before any output: no checkpoint without the weights asked for
+        check_int_weights(qgm)
 
     val = session.data.val.head(cfg.data.eval_samples)
     names = _measured(cfg, val.y)
@@ -201,7 +203,7 @@ def _quantize_from_run(
 ) -> None:
     """``quantize --from-run``: one trial's config on the run's own model."""
     # Each imports torch: deferred for `--help` start-up.
-    from quantsearch.int_weights import save_int_weights
+    from quantsearch.int_weights import check_int_weights, save_int_weights
     from quantsearch.metrics.compute import compute_metrics
     from quantsearch.metrics.specs import REGRESSION_METRICS, builtin_metric, metric_spec
     from quantsearch.passes.transform import ResolvedConfig
@@ -217,6 +219,8 @@ def _quantize_from_run(
     sm = result.searched
     assert sm is not None and sm.data is not None  # open_run sets both
     gm, qgm = sm.graph, result.model(chosen, key="--trial")
+    if int_weights:  # refused before any output: no checkpoint without the weights asked for
+        check_int_weights(qgm)
     resolved = ResolvedConfig.from_graph(qgm)
     val = sm.data.val.head(sm.eval_samples)
     # Classification: METRIC_NAMES. Else what the trial recorded (mse and mae for float
