@@ -176,10 +176,13 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         r"^search\.space\.choices\.linear\.data_in\[0\]\.block_dim: got 2, allowed: -2 to 1 "
         r"\(the data_in of node 'seq_blocks_0' is a 2-d tensor",
     ),
-    "block_dim 99": (_bfp("block_dim = 99"), r"weight\[0\]: block_dim must satisfy -64 <="),
+    "block_dim 99": (
+        _bfp("block_dim = 99"),
+        r"weight\[0\]\.block_dim: got 99, allowed: an integer in \[-64, 63\]$",
+    ),
     "block_size huge": (
         _bfp("block_size = 99999999999999"),
-        r"weight\[0\]: block_size must satisfy 1 <= block_size <= 65536",
+        r"weight\[0\]\.block_size: got 99999999999999, allowed: an integer in \[1, 65536\]$",
     ),
     "objective weight 1e308": (
         _sub(ACC, 'accuracy = { direction = "maximize", weight = 1e308 }'),
@@ -199,12 +202,12 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
             'weight = [{ format = "minifloat", exponent_width = 4, mantissa_width = 3, '
             "exponent_bias = 9999999999999 }]",
         ),
-        r"weight\[0\]: exponent_bias must satisfy -126 <= exponent_bias <= 164 for "
-        r"exponent_width = 4",
+        r"weight\[0\]\.exponent_bias: got 9999999999999, allowed: an integer in \[-126, 164\] "
+        r"for exponent_width = 4",
     ),
     "log exponent_bias -1000": (
         _sub(W, 'weight = [{ format = "log", exponent_width = 4, exponent_bias = -1000 }]'),
-        r"weight\[0\]: exponent_bias must satisfy -126 <= exponent_bias",
+        r"weight\[0\]\.exponent_bias: got -1000, allowed: an integer in \[-126, 164\]",
     ),
     # AdamW: lr past 10 overflowed float32 (a traceback); lr x weight_decay past 1 trained NaN
     "train.lr 1e308": (

@@ -125,15 +125,15 @@ def test_integer_alias_and_to_dict() -> None:
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"width": 8, "frac_width": 9}, r"^quantize\.by_type\.linear\.weight: frac_width must satisfy 0 <= frac_width <= width \(got 9 > 8\)$"),
-        ({"width": 8, "frac_width": -1}, r"frac_width must satisfy 0 <= frac_width <= width \(got -1 < 0\)"),
-        ({"width": 1, "frac_width": 0}, r"width must satisfy 2 <= width <= 32 for signed fixed point \(got 1\)"),
-        ({"width": 33, "frac_width": 0}, r"width must satisfy 2 <= width <= 32"),
-        ({"width": 8, "frac_width": 4, "rounding": "up"}, r"rounding must be one of \['nearest', 'floor', 'stochastic'\] \(got 'up'\)"),
-        ({"width": "8", "frac_width": 4}, r"quantize\.by_type\.linear\.weight\.width must be an integer \(got '8'\)"),
-        ({"width": True, "frac_width": 4}, r"width must be an integer \(got True\)"),
-        ({"width": 8, "frac_width": 4, "signed": 1}, r"signed must be true or false \(got 1\)"),
-        ({"width": 8}, r"quantize\.by_type\.linear\.weight\.frac_width is required for format 'fixed'"),
+        ({"width": 8, "frac_width": 9}, r"^quantize\.by_type\.linear\.weight\.frac_width: got 9, allowed: an integer in \[0, width\] \(width = 8\)$"),
+        ({"width": 8, "frac_width": -1}, r"\.frac_width: got -1, allowed: an integer in \[0, width\] \(width = 8\)$"),
+        ({"width": 1, "frac_width": 0}, r"\.width: got 1, allowed: an integer in \[2, 32\] \(signed fixed point\)$"),
+        ({"width": 33, "frac_width": 0}, r"\.width: got 33, allowed: an integer in \[2, 32\]"),
+        ({"width": 8, "frac_width": 4, "rounding": "up"}, r"\.rounding: got 'up', allowed: one of \['nearest', 'floor', 'stochastic'\]$"),
+        ({"width": "8", "frac_width": 4}, r"^quantize\.by_type\.linear\.weight\.width: got '8', allowed: an integer$"),
+        ({"width": True, "frac_width": 4}, r"\.width: got True, allowed: an integer$"),
+        ({"width": 8, "frac_width": 4, "signed": 1}, r"\.signed: got 1, allowed: true or false$"),
+        ({"width": 8}, r"^quantize\.by_type\.linear\.weight\.frac_width: got no value, allowed: an integer or 'auto' \(format 'fixed' requires it\)$"),
         ({"width": 8, "frac_width": 4, "widht": 8}, r"quantize\.by_type\.linear\.weight\.widht: got an unknown key, allowed: the keys of quantize\.by_type\.linear\.weight: \['format', 'frac_width', 'rounding', 'signed', 'width'\]"),
     ],
 )  # fmt: skip
@@ -151,7 +151,9 @@ def test_unsigned_width_one_is_allowed() -> None:
 
 
 def test_direct_construction_errors_name_the_format() -> None:
-    with pytest.raises(ConfigError, match=r"^fixed: frac_width must satisfy"):
+    with pytest.raises(
+        ConfigError, match=r"^fixed: frac_width: got 9, allowed: an integer in \[0, width\]"
+    ):
         FixedPoint(8, 9)
 
 

@@ -61,6 +61,6 @@ def test_gradient_is_clipped_straight_through() -> None:
 def test_str_and_validation() -> None:
     assert str(LogFormat(4)) == "log(e4,b7)"
     with pytest.raises(
-        ConfigError, match=r"k: exponent_width must satisfy 1 <= exponent_width <= 8 \(got 9\)"
+        ConfigError, match=r"^k\.exponent_width: got 9, allowed: an integer in \[1, 8\]$"
     ):
         make_format("log", {"exponent_width": 9}, "k")

@@ -119,9 +119,9 @@ def test_str_and_canonical_bias() -> None:
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"exponent_width": 0, "mantissa_width": 3}, r"exponent_width must satisfy 1 <= exponent_width <= 8 \(got 0\)"),
-        ({"exponent_width": 4, "mantissa_width": -1}, r"mantissa_width must satisfy 0 <= mantissa_width <= 23 \(got -1\)"),
-        ({"exponent_width": 4}, r"k\.mantissa_width is required for format 'minifloat'"),
+        ({"exponent_width": 0, "mantissa_width": 3}, r"^k\.exponent_width: got 0, allowed: an integer in \[1, 8\]$"),
+        ({"exponent_width": 4, "mantissa_width": -1}, r"^k\.mantissa_width: got -1, allowed: an integer in \[0, 23\]$"),
+        ({"exponent_width": 4}, r"^k\.mantissa_width: got no value, allowed: an integer \(format 'minifloat' requires it\)$"),
         ({"exponent_width": 4, "mantissa_width": 3, "width": 8}, r"k\.width: got an unknown key, allowed: the keys of k: \["),
     ],
 )  # fmt: skip

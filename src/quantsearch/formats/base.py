@@ -44,11 +44,13 @@ ROUNDINGS = ("nearest", "floor", "stochastic")
 
 
 class InvalidFormat(ConfigError):
-    """A format's fields break one of its rules; ``reason`` is the rule, without a key."""
+    """A format's field breaks one of its rules: ``field``, the value ``given`` and what is
+    ``allowed``; ``reason`` says it without a key (``width: got 65, allowed: ...``)."""
 
-    def __init__(self, format_name: str, reason: str) -> None:
-        super().__init__(f"{format_name}: {reason}")
-        self.reason = reason
+    def __init__(self, format_name: str, field: str, given: Any, allowed: str) -> None:
+        self.field, self.given, self.allowed = field, given, allowed
+        self.reason = f"{field}: got {given!r}, allowed: {allowed}"
+        super().__init__(f"{format_name}: {self.reason}")
 
 
 _TYPE_WORDS: dict[type, str] = {
@@ -94,8 +96,12 @@ class FormatField:
             return float(value)
         elif isinstance(value, str) and str in allowed:
             return value
-        words = " or ".join(_TYPE_WORDS.get(t, str(t)) for t in allowed)
-        raise ConfigError(f"{where} must be {words} (got {value!r})")
+        raise ConfigError(f"{where}: got {value!r}, allowed: {self.words()}")
+
+    def words(self) -> str:
+        """The accepted types in words: ``"an integer or unset"``, ``"an integer or 'auto'"``."""
+        words = [_TYPE_WORDS.get(t, str(t)) for t in self.types]
+        return " or ".join(words + (["'auto'"] if self.auto else []))
 
     def __str__(self) -> str:
         names = "|".join("None" if t is type(None) else t.__name__ for t in self.types)
@@ -142,8 +148,9 @@ class NumberFormat(abc.ABC):
         """True for the formats that leave tensors as they are (``fp32``/``none``)."""
         return False
 
-    def _invalid(self, reason: str) -> InvalidFormat:
-        return InvalidFormat(self.name, reason)
+    def _invalid(self, field: str, allowed: str) -> InvalidFormat:
+        """``field``'s value breaks its rule: ``allowed`` says what the rule allows."""
+        return InvalidFormat(self.name, field, getattr(self, field), allowed)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"format": name, field: value, ...}``: every field, so equal formats give equal dicts."""
@@ -175,7 +182,7 @@ class NumberFormat(abc.ABC):
 
         Raises:
             ConfigError: unknown or missing fields, wrong types, or broken rules, each naming
-                ``key`` (``quantize.default.weight: frac_width must satisfy ...``).
+                ``key`` (``quantize.default.weight.frac_width: got 9, allowed: ...``).
         """
         fields = cls.fields()
         check_keys(values, {"format", *(f.name for f in fields)}, key)
@@ -184,11 +191,16 @@ class NumberFormat(abc.ABC):
             if f.name in values:
                 kwargs[f.name] = f.check(values[f.name], f"{key}.{f.name}")
             elif f.required:
-                raise ConfigError(f"{key}.{f.name} is required for format {cls.name!r}")
+                raise ConfigError(
+                    f"{key}.{f.name}: got no value, allowed: {f.words()} (format {cls.name!r} "
+                    "requires it)"
+                )
         try:
             return cls(**kwargs)
         except InvalidFormat as exc:
-            raise ConfigError(f"{key}: {exc.reason}") from None
+            raise ConfigError(
+                f"{key}.{exc.field}: got {exc.given!r}, allowed: {exc.allowed}"
+            ) from None
 
     @classmethod
     def from_range(
@@ -259,9 +271,10 @@ class BiasedExponent:
         if not lo <= self.bias <= hi:
             raise InvalidFormat(
                 getattr(type(self), "name", "format"),
-                f"exponent_bias must satisfy {lo} <= exponent_bias <= {hi} for "
-                f"exponent_width = {self.exponent_width}, so that some exponent lies within "
-                f"float32's range (got {self.bias})",
+                "exponent_bias",
+                self.bias,
+                f"an integer in [{lo}, {hi}] for exponent_width = {self.exponent_width}, so "
+                "that some exponent lies within float32's range",
             )
 
     @property

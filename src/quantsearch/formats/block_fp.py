@@ -65,22 +65,15 @@ class BlockFP(BiasedExponent, NumberFormat):
 
     def __post_init__(self) -> None:
         if not 2 <= self.mantissa_width <= 24:
-            raise self._invalid(
-                f"mantissa_width must satisfy 2 <= mantissa_width <= 24 (got {self.mantissa_width})"
-            )
+            raise self._invalid("mantissa_width", "an integer in [2, 24]")
         if not 1 <= self.exponent_width <= 8:
-            raise self._invalid(
-                f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
-            )
+            raise self._invalid("exponent_width", "an integer in [1, 8]")
         if not 1 <= self.block_size <= BLOCK_SIZE_MAX:
             # a block is padded to block_size: 10**14 allocated ~400 TB per row
-            raise self._invalid(
-                f"block_size must satisfy 1 <= block_size <= {BLOCK_SIZE_MAX} (got {self.block_size})"
-            )
+            raise self._invalid("block_size", f"an integer in [1, {BLOCK_SIZE_MAX}]")
         if not -BLOCK_DIM_MAX <= self.block_dim < BLOCK_DIM_MAX:
             raise self._invalid(
-                f"block_dim must satisfy {-BLOCK_DIM_MAX} <= block_dim < {BLOCK_DIM_MAX} "
-                f"(got {self.block_dim})"
+                "block_dim", f"an integer in [{-BLOCK_DIM_MAX}, {BLOCK_DIM_MAX - 1}]"
             )
         self._default_bias()
 

@@ -58,23 +58,11 @@ class FixedPoint(NumberFormat):
         low = 2 if self.signed else 1
         if not low <= self.width <= MAX_WIDTH:
             kind = "signed" if self.signed else "unsigned"
-            raise self._invalid(
-                f"width must satisfy {low} <= width <= {MAX_WIDTH} for {kind} fixed point "
-                f"(got {self.width})"
-            )
-        if self.frac_width < 0:
-            raise self._invalid(
-                f"frac_width must satisfy 0 <= frac_width <= width (got {self.frac_width} < 0)"
-            )
-        if self.frac_width > self.width:
-            raise self._invalid(
-                "frac_width must satisfy 0 <= frac_width <= width "
-                f"(got {self.frac_width} > {self.width})"
-            )
+            raise self._invalid("width", f"an integer in [{low}, {MAX_WIDTH}] ({kind} fixed point)")
+        if not 0 <= self.frac_width <= self.width:
+            raise self._invalid("frac_width", f"an integer in [0, width] (width = {self.width})")
         if self.rounding not in ROUNDINGS:
-            raise self._invalid(
-                f"rounding must be one of {list(ROUNDINGS)} (got {self.rounding!r})"
-            )
+            raise self._invalid("rounding", f"one of {list(ROUNDINGS)}")
 
     @property
     def min_int(self) -> int:
@@ -181,7 +169,7 @@ class FixedPoint(NumberFormat):
             return out
         width, signed = out.get("width"), out.get("signed", True)
         if isinstance(width, bool) or not isinstance(width, int):
-            raise ConfigError(f"{key}.width must be an integer (got {width!r})")
+            raise ConfigError(f"{key}.width: got {width!r}, allowed: an integer")
         absmax = max(abs(lo), abs(hi)) if signed else max(hi, 0.0)
         out["frac_width"] = cls.frac_width_for(width, bool(signed), absmax)
         return out

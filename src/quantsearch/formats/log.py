@@ -49,9 +49,7 @@ class LogFormat(BiasedExponent, NumberFormat):
 
     def __post_init__(self) -> None:
         if not 1 <= self.exponent_width <= 8:
-            raise self._invalid(
-                f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
-            )
+            raise self._invalid("exponent_width", "an integer in [1, 8]")
         self._default_bias()
 
     @property

@@ -66,13 +66,9 @@ class Minifloat(BiasedExponent, NumberFormat):
 
     def __post_init__(self) -> None:
         if not 1 <= self.exponent_width <= 8:
-            raise self._invalid(
-                f"exponent_width must satisfy 1 <= exponent_width <= 8 (got {self.exponent_width})"
-            )
+            raise self._invalid("exponent_width", "an integer in [1, 8]")
         if not 0 <= self.mantissa_width <= 23:
-            raise self._invalid(
-                f"mantissa_width must satisfy 0 <= mantissa_width <= 23 (got {self.mantissa_width})"
-            )
+            raise self._invalid("mantissa_width", "an integer in [0, 23]")
         self._default_bias()
 
     @property

@@ -45,7 +45,7 @@ def make_format(
         >>> make_format("fixed", {"width": 8, "frac_width": 9}, "quantize.default.weight")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: quantize.default.weight: frac_width must satisfy 0 <= frac_width <= width (got 9 > 8)
+        quantsearch.errors.ConfigError: quantize.default.weight.frac_width: got 9, allowed: an integer in [0, width] (width = 8)
     """
     values = fields or {}
     cache_key = (name, *sorted((k, type(v).__name__, v) for k, v in values.items()))
@@ -71,10 +71,11 @@ def format_from_dict(d: Mapping[str, Any], key: str = "format") -> NumberFormat:
         Minifloat(exponent_width=4, mantissa_width=3, exponent_bias=7, subnormals=True)
     """
     if not isinstance(d, Mapping):
-        raise ConfigError(f"{key} must be a table like {{format = 'fixed', ...}} (got {d!r})")
+        raise ConfigError(f"{key}: got {d!r}, allowed: a table like {{format = 'fixed', ...}}")
     name = d.get("format")
     if not isinstance(name, str):
-        raise ConfigError(f"{key}.format is required: one of {FORMATS.names()} (got {name!r})")
+        got = "no value" if name is None else repr(name)
+        raise ConfigError(f"{key}.format: got {got}, allowed: one of {FORMATS.names()}")
     return make_format(name, d, key)
 
 
@@ -87,16 +88,18 @@ def format_from_str(text: str, key: str = "format") -> NumberFormat:
         >>> format_from_str("fixd(8,4)", "labels[0]")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: labels[0] must name a format as str() spells it, such as 'fixed(8,4)' or 'minifloat(e4m3,b7)' (formats: ['block_fp', 'fixed', 'fp32', 'log', 'minifloat']; got 'fixd(8,4)')
+        quantsearch.errors.ConfigError: labels[0]: got 'fixd(8,4)', allowed: a format as str() spells it, such as 'fixed(8,4)' or 'minifloat(e4m3,b7)' (formats: ['block_fp', 'fixed', 'fp32', 'log', 'minifloat'])
     """
     for _, cls in FORMATS.items():
         try:
             fmt = cls.from_str(text)
         except InvalidFormat as exc:
-            raise ConfigError(f"{key}: {exc.reason} (in {text!r})") from None
+            raise ConfigError(
+                f"{key}: got {text!r}, allowed: a format whose {exc.field} is {exc.allowed}"
+            ) from None
         if fmt is not None:
             return fmt
     raise ConfigError(
-        f"{key} must name a format as str() spells it, such as 'fixed(8,4)' or "
-        f"'minifloat(e4m3,b7)' (formats: {FORMATS.names()}; got {text!r})"
+        f"{key}: got {text!r}, allowed: a format as str() spells it, such as 'fixed(8,4)' or "
+        f"'minifloat(e4m3,b7)' (formats: {FORMATS.names()})"
     )

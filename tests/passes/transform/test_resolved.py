@@ -61,7 +61,10 @@ def test_from_dict_with_the_graph_checks_names_and_applies_kind_defaults(
         match=r"unknown role config\.seq_blocks_0\.weights \(allowed: \['data_in', 'weight', 'bias', 'data_out'\]\)",
     ):
         ResolvedConfig.from_dict({"seq_blocks_0": {"weights": fx_table(8, 4)}})
-    with pytest.raises(ConfigError, match=r"config\.seq_blocks_0\.weight: frac_width must satisfy"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config\.seq_blocks_0\.weight\.frac_width: got 5, allowed: an integer in \[0, width\]",
+    ):
         ResolvedConfig.from_dict({"seq_blocks_0": {"weight": fx_table(4, 5)}})
 
 

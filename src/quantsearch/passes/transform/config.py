@@ -178,7 +178,7 @@ def parse_quantize_config(raw: Mapping[str, Any], key: str = "quantize") -> Quan
         >>> parse_quantize_config({"by_type": {"linear": {"weight": {"width": 8, "frac_width": 9}}}})
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: quantize.by_type.linear.weight: frac_width must satisfy 0 <= frac_width <= width (got 9 > 8)
+        quantsearch.errors.ConfigError: quantize.by_type.linear.weight.frac_width: got 9, allowed: an integer in [0, width] (width = 8)
     """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must be a table (got {raw!r})")
