@@ -135,3 +135,25 @@ def test_a_study_refused_before_any_trial_leaves_only_its_error_line(
     assert line.startswith("error: --study: study 's' in this storage was made with different"), (
         line
     )
+
+
+def test_the_bars_evaluations_are_the_results_with_successive_halving(
+    mlp: torch.nn.Module, digits: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config pruned on a prefix ran the model but is not cached: the bar counted the cache
+    (14 evals beside the summary's 32 on a 4-bit search). Referee: result.n_evaluations."""
+    space = {
+        "choices": {
+            "linear": {"data_in": [[8, 4], [4, 2], [3, 1]], "weight": [[8, 4], [3, 1], [2, 1]]}
+        }
+    }
+    result = search(
+        mlp, digits.val, space=space, objectives=OBJECTIVES, strategy="random",  # type: ignore[attr-defined]
+        n_trials=20, constraints={"accuracy_drop": {"max": 0.02}},
+        fidelity="successive_halving", progress=True,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    assert pruned, "the space's 2- and 3-bit configs are pruned on a prefix"
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"evals {result.n_evaluations}/9 " in last, last

@@ -30,6 +30,7 @@ from quantsearch.search.cache import EvaluationCache
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.space import SearchSpace
 from quantsearch.search.study import OnTrial
+from quantsearch.search.trial import TrialInfo
 
 __all__ = ["in_notebook", "progress_enabled", "search_progress"]
 
@@ -78,8 +79,17 @@ def search_progress(
         console=Console(stderr=True),
     ) as bar:
         task = bar.add_task("trials", total=cfg.n_trials, status="")
+        # evaluations as the result counts them (SearchResult.n_evaluations): a config pruned
+        # on a prefix (successive halving) ran the model too, though the cache holds only
+        # configs measured whole (the bar said 14 beside the summary's 32)
+        evaluated = [0]
 
         def on_trial(study: Any, trial: Any, cache: EvaluationCache) -> None:
+            if trial is None:  # where a resumed study stands
+                done = study.get_trials(deepcopy=False)
+                evaluated[0] = sum(TrialInfo.from_trial(t).evaluated for t in done)
+            else:
+                evaluated[0] += TrialInfo.from_trial(trial).evaluated
             if cfg.combine == "weighted_sum":
                 try:
                     best = f"best {study.best_value:.4g}"
@@ -92,7 +102,7 @@ def search_progress(
             bar.update(
                 task,
                 completed=len(study.get_trials(deepcopy=False)),
-                status=f"evals {len(cache)}/{space.size} · {best}",
+                status=f"evals {evaluated[0]}/{space.size} · {best}",
             )
 
         try:
