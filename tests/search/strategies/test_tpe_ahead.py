@@ -3,7 +3,7 @@ with its search.
 
 Referee: ``optuna.samplers.TPESampler(seed=...)``, driven in lockstep through ``ask`` against
 ``IncrementalTPESampler.propose_batch`` with the helper on (started after a dozen trials,
-not :data:`~quantsearch.search.strategies.tpe_ahead.START_AT`); real search processes for
+not :data:`~quantsearch.search.strategies.tpe_ahead.START_AT`, and waited for); real search processes for
 ``kill -9`` and Ctrl-C, the helper's descriptors and its exit read from ``/proc``.
 """
 
@@ -51,6 +51,7 @@ def test_proposals_computed_ahead_are_optunas(
     helper (both of its cases: the trial before below and not), the others (after a failed
     trial, which changes no history) computed by the sampler itself."""
     monkeypatch.setattr(tpe_ahead, "START_AT", 12)
+    monkeypatch.setattr(tpe_ahead, "WAIT_S", 30.0)  # the helper runs on spare CPU only
     space = SearchSpace(parse_space(SPACE), trace(mlp, digits.val.x[:8]), set(quantizable_kinds()))
     theirs = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=5))
     sampler = IncrementalTPESampler(seed=5, space=space)

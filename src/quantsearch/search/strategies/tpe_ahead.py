@@ -37,6 +37,7 @@ import select
 import signal
 import struct
 import sys
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -46,10 +47,13 @@ import numpy as np
 
 from quantsearch.search.strategies.tpe_history import History
 
-__all__ = ["IDLE_S", "START_AT", "Ahead", "Point", "available"]
+__all__ = ["IDLE_S", "START_AT", "WAIT_S", "Ahead", "Point", "available"]
 
 START_AT = 64  # finished trials before the process is forked: short searches never fork
 IDLE_S = 10.0  # the process exits after this long without a request
+# How long a proposal waits for the helper's reply: not at all (the sampler then computes it
+# itself, as fast as the helper would; tests wait, to take every reply that can be taken)
+WAIT_S = 0.0
 
 # (observations below, observations above, the random state) -> the proposal's internal values
 Point = Callable[[np.ndarray, np.ndarray, np.random.RandomState], list[float]]
@@ -81,6 +85,7 @@ class Ahead:
         if pid == 0:  # the helper: never returns
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                _spare_cpu_only()
                 _close_others(asks_r, replies_w)
                 _serve(asks_r, replies_w, history, gamma, point)
             finally:
@@ -149,22 +154,27 @@ class Ahead:
         return None
 
     def _receive(self, number: int) -> Any:
-        """The reply for trial ``number`` if it has come (without waiting)."""
-        try:  # replies are small: one read takes what has come
-            self._read += os.read(self._replies, 1 << 20)
-        except BlockingIOError:
-            pass
-        except OSError:
-            return None
-        while len(self._read) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(self._read)
-            if len(self._read) < _HEADER.size + size:
-                break
-            reply = pickle.loads(self._read[_HEADER.size : _HEADER.size + size])
-            self._read = self._read[_HEADER.size + size :]
-            if reply[0] == number:
-                self._reply = reply
-        return self._reply
+        """The reply for trial ``number`` if it has come, waiting up to :data:`WAIT_S`."""
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:  # replies are small: one read takes what has come
+                self._read += os.read(self._replies, 1 << 20)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return None
+            while len(self._read) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self._read)
+                if len(self._read) < _HEADER.size + size:
+                    break
+                reply = pickle.loads(self._read[_HEADER.size : _HEADER.size + size])
+                self._read = self._read[_HEADER.size + size :]
+                if reply[0] == number:
+                    self._reply = reply
+            left = deadline - time.monotonic()
+            if self._reply is not None or left <= 0:
+                return self._reply
+            select.select([self._replies], [], [], left)
 
 
 # MT19937's state struct (numpy/random/src/mt19937/mt19937.h): uint32 key[624], int pos. The
@@ -216,6 +226,16 @@ def _close(pid: int, asks: int, replies: int) -> None:
             os.close(fd)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)  # it exits on the closed pipe at once
+
+
+def _spare_cpu_only() -> None:
+    """Run only on a CPU with nothing else to do (Linux's SCHED_IDLE): woken by the search's
+    request, the helper must not take the search's CPU from it (a woken process of normal
+    policy may preempt its waker there: measured, a request's write then cost the search about
+    0.5 ms) nor any other process's; on a busy machine it answers late, and the search
+    computes the proposal itself."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _close_others(*keep: int) -> None:
