@@ -51,7 +51,7 @@ class Registry(Generic[T]):
         if name in self._aliases:
             return self._aliases[name]
         where = key or self.kind
-        raise ConfigError(f"{where} must be one of {self.names()} (got {name!r})")
+        raise ConfigError(f"{where}: got {name!r}, allowed: one of {self.names()}")
 
     def get(self, name: str, *, key: str | None = None) -> T:
         return self._items[self.canonical(name, key=key)]

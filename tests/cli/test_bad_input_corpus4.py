@@ -179,7 +179,10 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("[model]", "[Model]"),
         r"^Model: got an unknown key, allowed: the top-level keys: \[.*'model'",
     ),
-    "strategy Random": (_sub('"random"', '"Random"'), r"^search\.strategy\.name must be one of"),
+    "strategy Random": (
+        _sub('"random"', '"Random"'),
+        r"^search\.strategy\.name: got 'Random', allowed: one of \['brute_force', ",
+    ),
     "a quoted table name with a dot": (
         lambda t: t.replace("[search.objectives]", '["search.objectives"]'),
         r'^"search\.objectives": got an unknown key, allowed: the top-level keys: ',
@@ -240,11 +243,11 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "direction Maximize": (
         _sub('"maximize"', '"Maximize"'),
-        r"^search\.objectives\.accuracy\.direction must be one of \['maximize', 'minimize'\]",
+        r"^search\.objectives\.accuracy\.direction: got 'Maximize', allowed: one of \['maximize', 'minimize'\]$",
     ),
     "combine Pareto": (
         _add("search.objectives", 'combine = "Pareto"'),
-        r"^search\.objectives\.combine must be one of \['pareto', 'weighted_sum'\] \(got 'P",
+        r"^search\.objectives\.combine: got 'Pareto', allowed: one of \['pareto', 'weighted_sum'\]$",
     ),
     "a bound with min and max": (
         _add("search.constraints", "accuracy = { min = 0.5, max = 0.9 }"),
@@ -253,7 +256,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     "compare.budgets [0]": (_add("compare", "budgets = [0]"), r"^compare\.budgets must be a list"),
     "compare.strategies ['']": (
         _add("compare", 'strategies = [""]'),
-        r"^compare\.strategies must be one of .* \(got ''\)$",
+        r"^compare\.strategies: got '', allowed: one of .*$",
     ),
     "study -rf": (
         _add(S, 'study = "-rf"'),
@@ -504,7 +507,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "export --float-as fixed(65,16)": (
         ["export", "--to", "hls4ml", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],
-        r"^--float-as: 'fixed\(65,16\)': fixed: width must satisfy 2 <= width <= 32",
+        r"^--float-as: 'fixed\(65,16\)': fixed: width: got 65, allowed: an integer in \[2, 32\]",
     ),
     "summary --batch -1": (
         ["summary", "-c", "good.toml", "--batch", "-1"],

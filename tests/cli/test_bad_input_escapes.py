@@ -93,7 +93,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     "space format a number": (_add("search.space", "format = 5"), r"^search\.space\.format: got 5"),
     "space format unknown": (
         _add("search.space", 'format = ["fixd"]'),
-        r"^search\.space\.format must be one of .*'fixd'",
+        r"^search\.space\.format: got 'fixd', allowed: one of \[",
     ),
     "space format empty": (
         _add("search.space", "format = []"),

@@ -96,7 +96,7 @@ def test_report_command(config: str, tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--strategies", "tpee"], r"^error: --strategies must be one of \[.*\] \(got 'tpee'\)$"),
+        (["--strategies", "tpee"], r"^error: --strategies: got 'tpee', allowed: one of \[.*\]$"),
         (["--strategies", " , "], r"^error: --strategies must name at least one of"),
     ],
 )

@@ -34,7 +34,7 @@ def _config(model: str, data: str | None = None, extra: str = "") -> str:
 CASES = {
     "unknown model": (
         _config("jsc-huge"),
-        r"model\.name must be one of \[.*\] .*\(got 'jsc-huge'\)",
+        r"model\.name: got 'jsc-huge', allowed: one of \[.*\] or 'file\.py:function'",
     ),
     "missing model file": (
         _config("absent.py:build"),
@@ -58,7 +58,7 @@ CASES = {
     ),
     "unknown dataset": (
         _config("mlp-digits", "mnist"),
-        r"data\.name must be one of \['digits', 'jsc'\] \(got 'mnist'\)",
+        r"data\.name: got 'mnist', allowed: one of \['digits', 'jsc'\]",
     ),
     "missing dataset file": (
         _config("mlp-digits", "absent.py:load"),

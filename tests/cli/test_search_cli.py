@@ -48,7 +48,7 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         (
             None,
             ["--strategy", "tpee"],
-            r"--strategy must be one of \['brute_force', .*\] \(got 'tpee'\)",
+            r"--strategy: got 'tpee', allowed: one of \['brute_force', .*\]",
         ),
         (
             ("weight = [[8, 4], [4, 2]]", "weight = [[8, 4], [4, 9]]"),

@@ -85,7 +85,7 @@ def test_bad_fractions() -> None:
 
 def test_unknown_dataset_lists_the_registered_ones() -> None:
     with pytest.raises(
-        ConfigError, match=r"data\.name must be one of \['digits', 'jsc'\] \(got 'mnist'\)"
+        ConfigError, match=r"data\.name: got 'mnist', allowed: one of \['digits', 'jsc'\]"
     ):
         load_dataset("mnist")
 

@@ -33,7 +33,7 @@ def test_entries_carry_their_fields() -> None:
 def test_unknown_format_lists_the_registered_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"^quantize\.default\.weight\.format must be one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\] \(got 'fixd'\)$",
+        match=r"^quantize\.default\.weight\.format: got 'fixd', allowed: one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\]$",
     ):
         make_format("fixd", {}, "quantize.default.weight")
 

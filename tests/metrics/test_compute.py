@@ -82,7 +82,7 @@ def test_unknown_metric_names_it_and_lists_the_valid_ones(
     gm, _ = jsc
     with pytest.raises(
         MetricError,
-        match=r"metric must be one of \['accuracy', .*\] .*\(got 'acuracy'\); did you mean 'accuracy'\?",
+        match=r"metric: got 'acuracy', allowed: one of \['accuracy', .*\] or top<k>_accuracy; did you mean 'accuracy'\?",
     ):
         compute_metrics(gm, ["flops", "acuracy"])
     with pytest.raises(MetricError, match=r"not a string \(got 'flops'\)"):

@@ -100,7 +100,7 @@ def test_spec_describes_the_model(name: str) -> None:
 
 def test_unknown_name_lists_the_zoo() -> None:
     with pytest.raises(
-        ConfigError, match=r"model\.name must be one of \[.*'jsc-tiny'.*\] .*got 'jsc-huge'"
+        ConfigError, match=r"model\.name: got 'jsc-huge', allowed: one of \[.*'jsc-tiny'.*\]"
     ):
         build_model("jsc-huge")
 

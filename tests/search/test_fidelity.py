@@ -79,7 +79,10 @@ def test_fidelity_config_errors() -> None:
     assert parse_search_config({**base, "fidelity": "successive_halving"}).fidelity == (
         FidelitySpec("successive_halving")
     )
-    with pytest.raises(ConfigError, match=r"search\.fidelity\.method must be one of"):
+    with pytest.raises(
+        ConfigError,
+        match=r"search\.fidelity\.method: got 'hyperband', allowed: one of \['full', 'successive_halving'\]",
+    ):
         parse_search_config({**base, "fidelity": "hyperband"})
     with pytest.raises(ConfigError, match=r"search\.fidelity\.confidence"):
         parse_search_config({**base, "fidelity": {"confidence": 1.0}})

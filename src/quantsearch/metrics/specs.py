@@ -204,7 +204,7 @@ def declare_user_metrics(
             raise MetricError(problem)
         if direction not in ("maximize", "minimize"):
             raise MetricError(
-                f"direction of {name!r} must be one of ['maximize', 'minimize'] (got {direction!r})"
+                f"direction of {name!r}: got {direction!r}, allowed: one of ['maximize', 'minimize']"
             )
     compute = UserMetrics(evaluate, tuple(directions))
     specs = tuple(
@@ -301,7 +301,7 @@ def metric_spec(name: str) -> MetricSpec:
     close = difflib.get_close_matches(name, METRICS.names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise MetricError(
-        f"metric must be one of {METRICS.names()} or top<k>_accuracy (got {name!r}){hint}"
+        f"metric: got {name!r}, allowed: one of {METRICS.names()} or top<k>_accuracy{hint}"
     )
 
 

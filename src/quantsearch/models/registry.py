@@ -61,6 +61,6 @@ def build_model(name: str, *, key: str = "model.name", base_dir: Path | None = N
         return model
     if name not in MODELS:
         raise ConfigError(
-            f"{key} must be one of {MODELS.names()} or 'file.py:function' (got {name!r})"
+            f"{key}: got {name!r}, allowed: one of {MODELS.names()} or 'file.py:function'"
         )
     return MODELS.get(name).build()

@@ -196,11 +196,11 @@ def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
     if isinstance(raw, str):
         raw = {"method": raw}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key} must be one of {methods} or a table (got {raw!r})")
+        raise ConfigError(f"{key}: got {raw!r}, allowed: one of {methods} or a table")
     check_keys(raw, {"method", "min_samples", "eta", "confidence"}, key)
     method = get_str(raw, "method", key, "successive_halving")
     if method not in methods:
-        raise ConfigError(f"{key}.method must be one of {methods} (got {method!r})")
+        raise ConfigError(f"{key}.method: got {method!r}, allowed: one of {methods}")
     unused = sorted(set(raw) - {"method"})
     if method == "full" and unused:  # a full evaluation has no rungs: they were ignored
         raise ConfigError(
@@ -210,7 +210,7 @@ def _parse_fidelity(raw: Any, key: str) -> FidelitySpec:
     confidence = get_float(raw, "confidence", key, 0.95)
     assert confidence is not None
     if not 0.5 <= confidence < 1:
-        raise ConfigError(f"{key}.confidence must satisfy 0.5 <= confidence < 1 (got {confidence})")
+        raise ConfigError(f"{key}.confidence: got {confidence}, allowed: a number in [0.5, 1)")
     return FidelitySpec(
         method,  # type: ignore[arg-type]
         get_int(raw, "min_samples", key, None, minimum=1, maximum=COUNT_MAX),

@@ -94,7 +94,7 @@ def parse_objectives(
     combine = get_str(raw, "combine", key, "weighted_sum") or "weighted_sum"
     if combine not in ("weighted_sum", "pareto"):
         raise ConfigError(
-            f"{key}.combine must be one of ['pareto', 'weighted_sum'] (got {combine!r})"
+            f"{key}.combine: got {combine!r}, allowed: one of ['pareto', 'weighted_sum']"
         )
     out: list[ObjectiveSpec] = []
     for name, table in raw.items():
@@ -106,7 +106,8 @@ def parse_objectives(
             table = {"weight": table}
         if not isinstance(table, Mapping):
             raise ConfigError(
-                f"{okey} must be a table like {{ direction = 'maximize', weight = 1.0 }} (got {table!r})"
+                f"{okey}: got {table!r}, allowed: a number (a weight) or a table like "
+                "{ direction = 'maximize', weight = 1.0 }"
             )
         check_keys(table, {"direction", "weight", "relative_to_baseline"}, okey)
         direction = get_str(table, "direction", okey, default)
@@ -117,7 +118,7 @@ def parse_objectives(
             )
         if direction not in ("maximize", "minimize"):
             raise ConfigError(
-                f"{okey}.direction must be one of ['maximize', 'minimize'] (got {direction!r})"
+                f"{okey}.direction: got {direction!r}, allowed: one of ['maximize', 'minimize']"
             )
         if user is not None and default is None:
             problem = user_metric_name_problem(name)

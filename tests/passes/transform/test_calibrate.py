@@ -90,8 +90,8 @@ def test_the_graph_keeps_its_modes_and_no_gradients_are_recorded() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "x", "match"),
     [
-        ({"method": "mse"}, torch.ones(2, 3), r"calibration method must be one of \['minmax', 'percentile'\] \(got 'mse'\)"),
-        ({"method": "percentile", "percentile": 40.0}, torch.ones(2, 3), r"percentile must satisfy 50 < percentile <= 100 \(got 40\.0\)"),
+        ({"method": "mse"}, torch.ones(2, 3), r"calibration method: got 'mse', allowed: one of \['minmax', 'percentile'\]"),
+        ({"method": "percentile", "percentile": 40.0}, torch.ones(2, 3), r"calibration percentile: got 40\.0, allowed: a number in \(50, 100\]"),
         ({}, torch.ones(0, 3), r"at least one sample"),
     ],
 )  # fmt: skip

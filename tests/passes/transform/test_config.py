@@ -49,7 +49,7 @@ def test_config_loader_delegates_the_quantize_table() -> None:
         ({"by_type": {"linear": {"weight": {"width": 8, "frac_width": 9}}}}, r"^quantize\.by_type\.linear\.weight\.frac_width: got 9, allowed: an integer in \[0, width\] \(width = 8\)$"),
         ({"by_type": {"linaer": {}}}, r"quantize\.by_type\.linaer: 'linaer' is not a quantizable op kind \(allowed: \['add', 'batch_norm1d'"),
         ({"by_type": {"relu": {"weight": {"width": 8, "frac_width": 4}}}}, r"quantize\.by_type\.relu\.weight: relu has no weight \(roles of relu: \['data_in', 'data_out'\]\)"),
-        ({"default": {"format": "fixd"}}, r"quantize\.default\.format must be one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\] \(got 'fixd'\)"),
+        ({"default": {"format": "fixd"}}, r"quantize\.default\.format: got 'fixd', allowed: one of \['block_fp', 'fixed', 'fp32', 'log', 'minifloat'\]"),
         ({"default": {"weight": {"format": "minifloat", "width": 8}}}, r"quantize\.default\.weight\.width: got an unknown key, allowed: the keys of quantize\.default\.weight: \['exponent_bias', 'exponent_width', 'format', 'mantissa_width', 'subnormals'\]"),
         ({"default": {"weight": 8}}, r"quantize\.default\.weight must be a table like"),
         ({"default": {"skip": "yes"}}, r"quantize\.default\.skip must be true or false \(got 'yes'\)"),

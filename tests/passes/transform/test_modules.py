@@ -13,7 +13,7 @@ from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, clone_
 def test_a_registry_miss_lists_the_registered_kinds() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"quantizable op kind must be one of \['add', 'batch_norm1d', 'batch_norm2d', 'bmm', 'conv1d', 'conv2d', 'linear', 'matmul', 'mul', 'relu'\] \(got 'layer_norm'\)",
+        match=r"quantizable op kind: got 'layer_norm', allowed: one of \['add', 'batch_norm1d', 'batch_norm2d', 'bmm', 'conv1d', 'conv2d', 'linear', 'matmul', 'mul', 'relu'\]",
     ):
         QUANTIZERS.get("layer_norm")
 

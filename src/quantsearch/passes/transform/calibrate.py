@@ -128,10 +128,10 @@ def calibrate(
         ((-2.0, 3.0), (0.0, 3.0))
     """
     if method not in METHODS:
-        raise ConfigError(f"calibration method must be one of {list(METHODS)} (got {method!r})")
+        raise ConfigError(f"calibration method: got {method!r}, allowed: one of {list(METHODS)}")
     if method == "percentile" and not 50 < percentile <= 100:
         raise ConfigError(
-            f"calibration percentile must satisfy 50 < percentile <= 100 (got {percentile})"
+            f"calibration percentile: got {percentile}, allowed: a number in (50, 100]"
         )
     inputs = x if isinstance(x, tuple) else (x,)
     if not inputs or not all(

@@ -129,7 +129,7 @@ class LayerQuant:
 def check_format_name(value: Any, key: str) -> str:
     """The registered name of the format ``value`` names (aliases resolved)."""
     if not isinstance(value, str):
-        raise ConfigError(f"{key} must be one of {FORMATS.names()} (got {value!r})")
+        raise ConfigError(f"{key}: got {value!r}, allowed: one of {FORMATS.names()}")
     return FORMATS.canonical(value, key=key)
 
 

@@ -219,7 +219,7 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
     by_raw = get_str(raw, "by", key, "type") or "type"
     by = _BY.get(by_raw)
     if by is None:
-        raise ConfigError(f"{key}.by must be one of ['name', 'type'] (got {by_raw!r})")
+        raise ConfigError(f"{key}.by: got {by_raw!r}, allowed: one of ['name', 'type']")
     default_format = _format_names(raw.get("format", ["fixed"]), f"{key}.format")
     choices_raw = get_table(raw, "choices", key)
     if not choices_raw:
