@@ -93,11 +93,14 @@ class Ahead:
         os.close(asks_r)
         os.close(replies_w)
         os.set_blocking(replies_r, False)
+        os.set_blocking(asks_w, False)  # a helper that does not keep up must not stall the search
         self.pid, self.history = pid, history
         self._asks, self._replies = asks_w, replies_r
         self._read = b""
         self._asked: tuple[int, int, tuple[float, ...], bytes] | None = None
         self._reply: tuple[int, Any, list[tuple[tuple[int, ...], list[float]]]] | None = None
+        self._outstanding: int | None = None  # the request not answered yet
+        self.gave_up = False  # closed: it did not keep up (the sampler does not start another)
         self.hits = self.misses = 0
         self.last_below: tuple[int, ...] = ()  # the rows below of the last proposal taken
         self._finalizer = weakref.finalize(self, _close, pid, asks_w, replies_r)
@@ -109,15 +112,26 @@ class Ahead:
     def ask(self, number: int, row: tuple[float, ...], rng: np.random.RandomState) -> None:
         """Trial ``number`` has been proposed (``row``: its parameters' internal values in the
         history's order) and the random state is ``rng``'s: compute trial ``number + 1``'s
-        two proposals while it runs."""
+        two proposals while it runs. One request at a time: while the last is unanswered
+        (the helper has had no spare CPU), none is sent, and the history's entries wait for
+        the next one."""
+        self._asked = self._reply = None
+        self._drain()
+        if self._outstanding is not None:
+            return
         state = _state(rng)
         log, self.history.log = self.history.log or [], []
-        self._asked = (number + 1, self.history.n, row, state)
-        self._reply = None
         try:
             _send(self._asks, (log, (number, row, state)))
+        except BlockingIOError:  # the pipe is full: the helper is far behind (or stuck)
+            self.gave_up = True
+            self.close()
+            return
         except OSError:  # the process is gone (idle, or killed): the sampler computes alone
             self.close()
+            return
+        self._asked = (number + 1, self.history.n, row, state)
+        self._outstanding = number + 1
 
     def take(
         self, number: int, below: np.ndarray, rng: np.random.RandomState
@@ -157,24 +171,30 @@ class Ahead:
         """The reply for trial ``number`` if it has come, waiting up to :data:`WAIT_S`."""
         deadline = time.monotonic() + WAIT_S
         while True:
-            try:  # replies are small: one read takes what has come
-                self._read += os.read(self._replies, 1 << 20)
-            except BlockingIOError:
-                pass
-            except OSError:
+            if not self._drain():
                 return None
-            while len(self._read) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self._read)
-                if len(self._read) < _HEADER.size + size:
-                    break
-                reply = pickle.loads(self._read[_HEADER.size : _HEADER.size + size])
-                self._read = self._read[_HEADER.size + size :]
-                if reply[0] == number:
-                    self._reply = reply
             left = deadline - time.monotonic()
-            if self._reply is not None or left <= 0:
-                return self._reply
+            if (self._reply is not None and self._reply[0] == number) or left <= 0:
+                return self._reply if self._reply is not None and self._reply[0] == number else None
             select.select([self._replies], [], [], left)
+
+    def _drain(self) -> bool:
+        """Read the replies that have come (keeping the last); ``False``: the helper is gone."""
+        try:  # replies are small: one read takes what has come
+            self._read += os.read(self._replies, 1 << 20)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        while len(self._read) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._read)
+            if len(self._read) < _HEADER.size + size:
+                break
+            self._reply = pickle.loads(self._read[_HEADER.size : _HEADER.size + size])
+            self._read = self._read[_HEADER.size + size :]
+            if self._reply[0] == self._outstanding:
+                self._outstanding = None
+        return True
 
 
 # MT19937's state struct (numpy/random/src/mt19937/mt19937.h): uint32 key[624], int pos. The
@@ -248,10 +268,12 @@ def _close_others(*keep: int) -> None:
 
 
 def _send(fd: int, message: Any) -> None:
+    """Write one framed message whole (``fd`` may be non-blocking: a write cut short raises
+    ``BlockingIOError``, and the stream is then unusable)."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view) :]
+    frame = _HEADER.pack(len(data)) + data
+    if os.write(fd, frame) != len(frame):
+        raise BlockingIOError("the helper's pipe is full")
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
