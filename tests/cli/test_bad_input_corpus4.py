@@ -149,18 +149,22 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _sub(W, "weight = [[1, 0]]"),
         rf"^{SPW}\[0\]\.width: got 1, allowed: an integer in \[2, 32\]",
     ),
-    "width 1e400": (_sub(W, "weight = [[1e400, 4]]"), rf"^{SPW}\[0\] must be a \[width, frac"),
+    "width 1e400": (
+        _sub(W, "weight = [[1e400, 4]]"),
+        rf"^{SPW}\[0\]: got \[inf, 4\], allowed: a \[width, frac",
+    ),
     "width true": (
         _sub(W, "weight = [[true, 4]]"),
         rf"^{SPW}\[0\]\.width: got True, allowed: an integer$",
     ),
     "no choice left": (
         _sub(W, "weight = { width = [4], frac_width = [8] }"),
-        rf"^{SPW}: no valid choice is left after dropping 1 with frac_width > width$",
+        rf"^{SPW}: got 1 choices, each with frac_width > width, allowed: at least one with "
+        r"frac_width <= width \(no valid choice is left\)$",
     ),
     "a kind without roles": (
         lambda t: t.replace(f"[{SP}]\n{W}", f"[{SP}]"),
-        rf"^{re.escape(SP)} must give choices for at least one of",
+        rf"^{re.escape(SP)}: got no role's choices, allowed: choices for at least one of \[",
     ),
     # arrays where tables go, keys differing by case, a config that names itself
     "model an array of tables": (
@@ -227,7 +231,8 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "bias same_as_bias": (
         _add(SP, 'bias = "same_as_bias"'),
-        rf"^{re.escape(SP)}\.bias must be a list of choices or one of \['same_as_data_in', ",
+        rf"^{re.escape(SP)}\.bias: got 'same_as_bias', allowed: a list of choices or one of "
+        r"\['same_as_data_in', ",
     ),
     "minifloat exponent_width 0": (
         _sub(W, 'weight = [{ format = "minifloat", exponent_width = 0, mantissa_width = 0 }]'),
@@ -281,7 +286,7 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
     "frac_width AUTO": (
         'weight = { width = 8, frac_width = "AUTO" }',
         "quantize.default",
-        r"^quantize\.default\.weight\.frac_width must be an integer or 'auto' \(got 'AUTO'\)$",
+        r"^quantize\.default\.weight\.frac_width: got 'AUTO', allowed: an integer or 'auto'$",
     ),
     "a regex that does not compile": (
         "weight = { width = 8, frac_width = 4 }",

@@ -97,7 +97,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "space format empty": (
         _add("search.space", "format = []"),
-        r"^search\.space\.format must not be an empty list",
+        r"^search\.space\.format: got an empty list, allowed: a format name or a non-empty list of them",
     ),
     "kind format a number": (_add(SP, "format = 5"), rf"^{re.escape(SP)}\.format: got 5"),
     "kind format list of numbers": (_add(SP, "format = [5]"), rf"^{re.escape(SP)}\.format"),

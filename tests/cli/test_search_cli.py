@@ -58,7 +58,7 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         (
             ("[search.space.choices.linear]", "[search.space.choices.conv9]"),
             [],
-            r"search\.space\.choices\.conv9: 'conv9' is neither an op kind nor a node",
+            r"search\.space\.choices\.conv9: got 'conv9', neither an op kind nor a node of the model, allowed: a kind of \[",
         ),
         (
             ("n_trials = 4", "n_trials = 4\nn_job = 2"),

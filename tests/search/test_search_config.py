@@ -76,11 +76,11 @@ def parse(**over: Any) -> Any:
         ({"metrics": ["accuracy", "latency_s"]}, r"search\.metrics: unknown metric 'latency_s'"),
         (
             {"space": {"choices": {"linear": {"weight": []}}}},
-            r"search\.space\.choices\.linear\.weight must not be an empty list",
+            r"search\.space\.choices\.linear\.weight: got an empty list, allowed: a non-empty list of choices",
         ),
         (
             {"space": {"choices": {"linear": {"weight": {"width": []}}}}},
-            r"search\.space\.choices\.linear\.weight\.width must not be an empty list",
+            r"search\.space\.choices\.linear\.weight\.width: got an empty list, allowed: a value or a non-empty list",
         ),
         (
             {"space": {"choices": {"linear": {"wieght": [[8, 4]]}}}},
@@ -90,22 +90,25 @@ def parse(**over: Any) -> Any:
             {"space": {"by": "layer", "choices": SPACE["choices"]}},
             r"search\.space\.by: got 'layer', allowed: one of \['name', 'type'\]",
         ),
-        ({"space": {"choices": {}}}, r"search\.space\.choices must name at least one"),
+        (
+            {"space": {"choices": {}}},
+            r"search\.space\.choices: got no entry, allowed: at least one op kind or node",
+        ),
         (
             {"space": {"choices": {"linear": {"weight": [[8, 4], [4, 8]]}}}},
             r"search\.space\.choices\.linear\.weight\[1\]\.frac_width: got 8, allowed: an integer in \[0, width\] \(width = 4\)",
         ),
         (
             {"space": {"choices": {"linear": {"weight": {"width": [4], "frac_width": [6, 8]}}}}},
-            r"search\.space\.choices\.linear\.weight: no valid choice is left after dropping 2",
+            r"search\.space\.choices\.linear\.weight: got 2 choices, each with frac_width > width, allowed: at least one with frac_width <= width",
         ),
         (
             {"space": {"choices": {"linear": {"weight": [[8]]}}}},
-            r"search\.space\.choices\.linear\.weight\[0\] must be a \[width, frac_width\] pair",
+            r"search\.space\.choices\.linear\.weight\[0\]: got \[8\], allowed: a \[width, frac_width\] pair",
         ),
         (
             {"space": {"choices": {"linear": {"bias": "same_as_weight"}}}},
-            r"search\.space\.choices\.linear\.bias = 'same_as_weight' needs",
+            r"search\.space\.choices\.linear\.bias: got 'same_as_weight', allowed: 'same_as_weight' only where search\.space\.choices\.linear\.weight is set",
         ),
         ({"space": {"choices": {"linear": {"weight": [[8, 4]], "format": ["fixd"]}}}}, r"fixd"),
         (

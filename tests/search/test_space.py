@@ -89,13 +89,16 @@ def test_encodings_round_trip() -> None:
     [
         (
             {"choices": {"lineer": {"weight": [[8, 4]]}}},
-            r"search\.space\.choices\.lineer: 'lineer' is neither",
+            r"search\.space\.choices\.lineer: got 'lineer', neither an op kind nor a node of the model, allowed: a kind of \[",
         ),
         (
             {"by": "name", "choices": {"nope_7": {"weight": [[8, 4]]}}},
             r"search\.space\.choices\.nope_7",
         ),
-        ({"choices": {"seq_blocks_2": {"weight": [[8, 4]]}}}, r"need search\.space\.by = 'name'"),
+        (
+            {"choices": {"seq_blocks_2": {"weight": [[8, 4]]}}},
+            r"^search\.space\.choices\.seq_blocks_2: got choices for a node with search\.space\.by = 'type', allowed: choices per node with search\.space\.by = 'name'$",
+        ),
     ],
 )
 def test_graph_checks_name_the_key(space: dict, match: str) -> None:

@@ -126,11 +126,11 @@ def test_the_same_auto_choice_spelled_twice_is_one_choice() -> None:
 @pytest.mark.parametrize(
     ("role", "match"),
     [
-        ([[8, "autoo"]], r"search\.space\.choices\.linear\.weight\[0\] must be a \[width, frac_width\] pair of integers \(frac_width may be 'auto'\) or a table of fields \(got \[8, 'autoo'\]\)"),
-        ({"width": [4, 8], "frac_width": "Auto"}, r"search\.space\.choices\.linear\.weight\.frac_width must be an integer or 'auto' \(got 'Auto'\)"),
-        ({"width": "auto", "frac_width": 2}, r"search\.space\.choices\.linear\.weight\.width = 'auto' is not allowed for format 'fixed' \(allowed: 'auto' for fixed\.frac_width\)"),
-        ([{"format": "minifloat", "exponent_width": "auto", "mantissa_width": 3}], r"search\.space\.choices\.linear\.weight\[0\]\.exponent_width = 'auto' is not allowed for format 'minifloat'"),
-        ({"format": "log", "exponent_width": ["auto", 4]}, r"search\.space\.choices\.linear\.weight\.exponent_width = 'auto' is not allowed for format 'log'"),
+        ([[8, "autoo"]], r"search\.space\.choices\.linear\.weight\[0\]: got \[8, 'autoo'\], allowed: a \[width, frac_width\] pair of integers \(frac_width may be 'auto'\) or a table of fields$"),
+        ({"width": [4, 8], "frac_width": "Auto"}, r"search\.space\.choices\.linear\.weight\.frac_width: got 'Auto', allowed: an integer or 'auto'$"),
+        ({"width": "auto", "frac_width": 2}, r"search\.space\.choices\.linear\.weight\.width: got 'auto', allowed: an integer \('auto' is for fixed\.frac_width, not for format 'fixed'\)$"),
+        ([{"format": "minifloat", "exponent_width": "auto", "mantissa_width": 3}], r"search\.space\.choices\.linear\.weight\[0\]\.exponent_width: got 'auto', allowed: an integer \('auto' is for fixed\.frac_width, not for format 'minifloat'\)$"),
+        ({"format": "log", "exponent_width": ["auto", 4]}, r"search\.space\.choices\.linear\.weight\.exponent_width: got 'auto', allowed: an integer \('auto' is for fixed\.frac_width, not for format 'log'\)$"),
     ],
 )  # fmt: skip
 def test_bad_auto_names_the_key(role: Any, match: str) -> None:

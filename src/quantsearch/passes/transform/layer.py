@@ -161,20 +161,20 @@ def check_auto(fmt_cls: type[NumberFormat], fields: Mapping[str, Any], key: str)
         >>> check_auto(FixedPoint, {"width": 8, "frac_width": "autoo"}, "k")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: k.frac_width must be an integer or 'auto' (got 'autoo')
+        quantsearch.errors.ConfigError: k.frac_width: got 'autoo', allowed: an integer or 'auto'
         >>> check_auto(Minifloat, {"exponent_width": "auto", "mantissa_width": 3}, "k")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: k.exponent_width = 'auto' is not allowed for format 'minifloat' (allowed: 'auto' for fixed.frac_width)
+        quantsearch.errors.ConfigError: k.exponent_width: got 'auto', allowed: an integer ('auto' is for fixed.frac_width, not for format 'minifloat')
     """
     for name, value in fields.items():
         if name in fmt_cls.auto_fields:
             if isinstance(value, str) and value != AUTO:
-                raise ConfigError(f"{key}.{name} must be an integer or 'auto' (got {value!r})")
+                raise ConfigError(f"{key}.{name}: got {value!r}, allowed: an integer or 'auto'")
         elif value == AUTO:
             allowed = [f"{n}.{f}" for n, cls in FORMATS.items() for f in sorted(cls.auto_fields)]
             raise ConfigError(
-                f"{key}.{name} = 'auto' is not allowed for format {fmt_cls.name!r} "
-                f"(allowed: 'auto' for {', '.join(allowed)})"
+                f"{key}.{name}: got 'auto', allowed: an integer ('auto' is for "
+                f"{', '.join(allowed)}, not for format {fmt_cls.name!r})"
             )
     return has_auto(fmt_cls, fields)

@@ -112,8 +112,8 @@ class SearchSpace:
             nodes = view.nodes_named(target)  # a node name or a module path
             if not nodes:
                 raise ConfigError(
-                    f"{key}: {target!r} is neither an op kind nor a node of the model; "
-                    f"kinds: {sorted(by_kind)}; nodes: {sorted(names)}"
+                    f"{key}: got {target!r}, neither an op kind nor a node of the model, allowed: "
+                    f"a kind of {sorted(by_kind)} or a node of {sorted(names)}"
                 )
             for node in nodes:
                 check_kind(names[node].op_kind, key)
@@ -122,8 +122,8 @@ class SearchSpace:
             if node_targets:
                 first = next(t for t in spec.choices if t not in kind_targets)
                 raise ConfigError(
-                    f"search.space.choices.{first}: choices per node need search.space.by = 'name' "
-                    f"(got by = 'type')"
+                    f"search.space.choices.{first}: got choices for a node with search.space.by = "
+                    "'type', allowed: choices per node with search.space.by = 'name'"
                 )
             for kind, roles in kind_targets.items():
                 self._add(knobs, kind, kind, tuple(by_kind[kind]), roles)

@@ -121,7 +121,10 @@ def _format_names(raw: Any, key: str) -> tuple[str, ...]:
     """A format name or a non-empty list of them, each registered (``key`` names the list)."""
     names = [raw] if isinstance(raw, str) else raw
     if names == []:
-        raise ConfigError(f"{key} must not be an empty list")
+        raise ConfigError(
+            f"{key}: got an empty list, allowed: a format name or a non-empty list of them "
+            f"({FORMATS.names()})"
+        )
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError(
             f"{key}: got {raw!r}, allowed: a format name or a non-empty list of them "
@@ -145,7 +148,9 @@ def _role_choices(
         for f, v in fields.items():
             vals = v if isinstance(v, list) else [v]
             if not vals:
-                raise ConfigError(f"{key}.{f} must not be an empty list")
+                raise ConfigError(
+                    f"{key}.{f}: got an empty list, allowed: a value or a non-empty list"
+                )
             check_unique(vals, f"{key}.{f}")  # width = [8, 8]: a slip, as a pair written twice
             lists[f] = vals
         names = list(lists)
@@ -154,7 +159,7 @@ def _role_choices(
                 candidates.append({"format": fmt, **dict(zip(names, combo, strict=True))})
     elif isinstance(raw, list):
         if not raw:
-            raise ConfigError(f"{key} must not be an empty list")
+            raise ConfigError(f"{key}: got an empty list, allowed: a non-empty list of choices")
         check_unique(raw, key)  # the same choice written twice is a slip (it was one choice)
         for i, item in enumerate(raw):
             if isinstance(item, Mapping):
@@ -172,16 +177,16 @@ def _role_choices(
                 ]
             else:
                 raise ConfigError(
-                    f"{key}[{i}] must be a [width, frac_width] pair of integers (frac_width may be "
-                    f"'auto') or a table of fields (got {item!r})"
+                    f"{key}[{i}]: got {item!r}, allowed: a [width, frac_width] pair of integers "
+                    "(frac_width may be 'auto') or a table of fields"
                 )
             for cand in explicit:  # written out one by one: an impossible one is a mistake
                 _format_of(cand, f"{key}[{i}]")
             candidates.extend(explicit)
     else:
         raise ConfigError(
-            f"{key} must be a table of field lists, a list of [width, frac_width] pairs, "
-            f"'same_as_weight' or 'same_as_data_in' (got {raw!r})"
+            f"{key}: got {raw!r}, allowed: a table of field lists, a list of [width, frac_width] "
+            "pairs, 'same_as_weight' or 'same_as_data_in'"
         )
     kept: list[dict[str, Any]] = []
     dropped = 0
@@ -200,7 +205,8 @@ def _role_choices(
             kept.append(cand)
     if not kept:
         raise ConfigError(
-            f"{key}: no valid choice is left after dropping {dropped} with frac_width > width"
+            f"{key}: got {dropped} choices, each with frac_width > width, allowed: at least one "
+            "with frac_width <= width (no valid choice is left)"
         )
     return tuple(kept), dropped
 
@@ -223,13 +229,13 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
     default_format = _format_names(raw.get("format", ["fixed"]), f"{key}.format")
     choices_raw = get_table(raw, "choices", key)
     if not choices_raw:
-        raise ConfigError(f"{key}.choices must name at least one op kind or node")
+        raise ConfigError(f"{key}.choices: got no entry, allowed: at least one op kind or node")
     choices: dict[str, RoleChoices] = {}
     dropped: dict[str, dict[str, int]] = {}
     for target, table in choices_raw.items():
         tkey = f"{key}.choices.{target}"
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{tkey} must be a table of roles (got {table!r})")
+            raise ConfigError(f"{tkey}: got {table!r}, allowed: a table of roles")
         check_keys(table, {*ROLES, "format"}, tkey)
         t_formats = _format_names(table.get("format", list(default_format)), f"{tkey}.format")
         roles: RoleChoices = {}
@@ -242,11 +248,13 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
             if isinstance(value, str):
                 if value not in SAME_AS:
                     raise ConfigError(
-                        f"{tkey}.{role} must be a list of choices or one of {sorted(SAME_AS)} (got {value!r})"
+                        f"{tkey}.{role}: got {value!r}, allowed: a list of choices or one of "
+                        f"{sorted(SAME_AS)}"
                     )
                 if SAME_AS[value] == role or SAME_AS[value] not in table:
                     raise ConfigError(
-                        f"{tkey}.{role} = {value!r} needs {tkey}.{SAME_AS[value]} to be set"
+                        f"{tkey}.{role}: got {value!r}, allowed: {value!r} only where "
+                        f"{tkey}.{SAME_AS[value]} is set (and is not this role)"
                     )
                 roles[role] = value
             else:
@@ -254,7 +262,9 @@ def parse_space(raw: Mapping[str, Any], key: str = "search.space") -> SpaceSpec:
                 if n:
                     dropped.setdefault(target, {})[role] = n
         if not roles:
-            raise ConfigError(f"{tkey} must give choices for at least one of {list(ROLES)}")
+            raise ConfigError(
+                f"{tkey}: got no role's choices, allowed: choices for at least one of {list(ROLES)}"
+            )
         choices[target] = roles
     return SpaceSpec(by=by, choices=choices, dropped=dropped)
 
