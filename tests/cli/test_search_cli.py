@@ -65,7 +65,11 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
             [],
             r"search\.n_job: got an unknown key, allowed: the keys of search: \[.*'n_jobs'",
         ),
-        (("accuracy = {", "acc = {"), [], r"search\.objectives: unknown metric 'acc'"),
+        (
+            ("accuracy = {", "acc = {"),
+            [],
+            r"search\.objectives: got an unknown metric 'acc', allowed: one of \[",
+        ),
         (
             None,
             ["--storage", "sqlite:///x.db", "--workers", "2"],

@@ -57,10 +57,10 @@ def test_search_names_the_evaluate_metrics_with_a_direction() -> None:
 @pytest.mark.parametrize(
     ("metrics", "search", "match"),
     [
-        ({"evaluate": "t.py:f"}, {**SEARCH, "objectives": {"r2": {"weight": 1.0}}}, r"^search\.objectives\.r2\.direction: not given for an evaluate function's metric with no declared direction"),
+        ({"evaluate": "t.py:f"}, {**SEARCH, "objectives": {"r2": {"weight": 1.0}}}, r"^search\.objectives\.r2\.direction: got no value for an evaluate function's metric with no declared direction"),
         ({"evaluate": "t.py:f"}, {**SEARCH, "metrics": ["r3"]}, r"^search\.metrics: got 'r3', an evaluate function's metric without a declared direction"),
         ({"evaluate": "t.py:f"}, {**SEARCH, "constraints": {"r3": {"max": 1}}}, r"^search\.constraints: got 'r3', an evaluate function's metric without"),
-        ({}, SEARCH, r"^search\.objectives: unknown metric 'r2'; known metrics: .* \(or an evaluate function's metric, with metrics\.evaluate\)$"),
+        ({}, SEARCH, r"^search\.objectives: got an unknown metric 'r2', allowed: one of .*, top<k>_accuracy or an evaluate function's metric \(with metrics\.evaluate\)$"),
         ({"evaluate": "t.py:f"}, {**SEARCH, "fidelity": "successive_halving"}, r"^search\.fidelity: got 'successive_halving' with an evaluate function, allowed: 'full'"),
     ],
 )  # fmt: skip

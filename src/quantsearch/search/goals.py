@@ -70,8 +70,8 @@ def _direction(name: str, key: str, user: Mapping[str, str] | None) -> str | Non
             return metric_spec(name).direction
         except MetricError:
             raise ConfigError(
-                f"{key}: unknown metric {name!r}; known metrics: {metric_names()} and "
-                f"top<k>_accuracy (or an evaluate function's metric, with metrics.evaluate)"
+                f"{key}: got an unknown metric {name!r}, allowed: one of {metric_names()}, "
+                "top<k>_accuracy or an evaluate function's metric (with metrics.evaluate)"
             ) from None
     return user.get(name)
 
@@ -113,7 +113,7 @@ def parse_objectives(
         direction = get_str(table, "direction", okey, default)
         if direction is None:
             raise ConfigError(
-                f"{okey}.direction: not given for an evaluate function's metric with no "
+                f"{okey}.direction: got no value for an evaluate function's metric with no "
                 f"declared direction, allowed: 'maximize' or 'minimize' (or metrics.directions)"
             )
         if direction not in ("maximize", "minimize"):
@@ -129,7 +129,7 @@ def parse_objectives(
         assert weight is not None
         if weight < 0:
             raise ConfigError(
-                f"{okey}.weight must be >= 0; the direction gives the sign (got {weight})"
+                f"{okey}.weight: got {weight}, allowed: a number >= 0 (the direction gives the sign)"
             )
         out.append(
             ObjectiveSpec(
@@ -141,11 +141,12 @@ def parse_objectives(
         )
     if not out:
         raise ConfigError(
-            f"{key} must name at least one metric, e.g. accuracy = {{ direction = 'maximize' }}"
+            f"{key}: got no metric, allowed: at least one, e.g. accuracy = "
+            "{ direction = 'maximize' }"
         )
     if combine == "pareto" and len(out) < 2:
         raise ConfigError(
-            f"{key}: combine = 'pareto' needs at least two objectives (got {len(out)})"
+            f"{key}: got {len(out)} objective with combine = 'pareto', allowed: at least two"
         )
     return combine, tuple(out)
 
@@ -167,12 +168,14 @@ def parse_constraints(
         if not isinstance(table, Mapping) or len(table) != 1:
             allowed = ["max"] if derived else ["max", "max_ratio", "min", "min_ratio"]
             raise ConfigError(
-                f"{ckey} must be a table with exactly one of {allowed} (got {table!r})"
+                f"{ckey}: got {table!r}, allowed: a table with exactly one of {allowed}"
             )
         (form,) = table
         allowed_forms = {"max"} if derived else {"max", "min", "max_ratio", "min_ratio"}
         if form not in allowed_forms:
-            raise ConfigError(f"{ckey}: unknown bound {form!r}; allowed: {sorted(allowed_forms)}")
+            raise ConfigError(
+                f"{ckey}: got an unknown bound {form!r}, allowed: one of {sorted(allowed_forms)}"
+            )
         value = get_float(table, form, ckey)
         assert value is not None
         kind = derived or form
