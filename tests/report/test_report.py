@@ -219,3 +219,14 @@ def test_bad_run_dirs_are_config_errors(tmp_path: Path) -> None:
         build_report(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"RUN_DIR: .* neither a search run directory"):
         build_report(tmp_path)
+
+
+def test_large_counts_in_findings_and_notes_are_grouped(lab_comparison: ComparisonResult) -> None:  # noqa: F811
+    """cnn-digits' space printed as '54875873536-point space', and the lab comparison's
+    '1328 trials' where the README quotes 1,328: counts are grouped as every table's are."""
+    import dataclasses
+
+    big = dataclasses.replace(lab_comparison, space_size=54_875_873_536, evaluations_unshared=1328)
+    cost = next(f for f in comparison_findings(big) if " runs made " in f)
+    assert "of the 54,875,873,536-point space" in cost and "cost 1,328 evaluations" in cost
+    assert any("54,875,873,536-point space" in n for n in comparison_table(big).notes)

@@ -195,13 +195,13 @@ def _overlaps(cmp: ComparisonResult) -> list[str]:
 def _cost_finding(cmp: ComparisonResult) -> str:
     total_trials = sum(r.trials for r in cmp.runs)
     line = (
-        f"The {len(cmp.runs)} runs made {total_trials} trials; the comparison evaluated "
-        f"{cmp.evaluations} distinct configs of the {cmp.space_size}-point space"
+        f"The {len(cmp.runs)} runs made {total_trials:,} trials; the comparison evaluated "
+        f"{cmp.evaluations:,} distinct configs of the {cmp.space_size:,}-point space"
     )
     if cmp.shared_cache:
         line += (
             f" (one shared cache; with a cache per run it would have cost "
-            f"{cmp.evaluations_unshared} evaluations)."
+            f"{cmp.evaluations_unshared:,} evaluations)."
         )
     else:
         line += " (a cache per run, no sharing)."
@@ -254,8 +254,8 @@ def search_findings(
     """What one search run shows: its cost, its best config (or front), and whether the
     ``evaluated`` distinct points were the whole space."""
     out = [
-        f"{run.trials} trials made {run.evaluations} distinct evaluations of the "
-        f"{result.space_size}-point space; {fmt_share(run.duplicate_share)} of the trials "
+        f"{run.trials:,} trials made {run.evaluations:,} distinct evaluations of the "
+        f"{result.space_size:,}-point space; {fmt_share(run.duplicate_share)} of the trials "
         f"repeated a config."
     ]
     if result.combine == "weighted_sum" and chosen:

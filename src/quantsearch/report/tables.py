@@ -92,7 +92,7 @@ def comparison_table(cmp: ComparisonResult) -> Table:
     proof = "every point evaluated" if cmp.reference == "exhaustive" else "not proven optimal"
     notes = [
         f"Median (interquartile range) over {len(cmp.seeds)} seeds of {cmp.n_trials} trials each; "
-        f"{cmp.space_size}-point space; reference: the {ref} ({proof}).",
+        f"{cmp.space_size:,}-point space; reference: the {ref} ({proof}).",
         "∞: not reached within the trials (a run that reached it in none counts as ∞).",
     ]
     if pareto:
