@@ -60,8 +60,11 @@ def test_load_config_reads_toml_and_resolves_paths(tmp_path: Path) -> None:
     path.write_text('run_dir = "out"\n[model]\nname = "jsc-tiny"\n')
     cfg = load_config(path)
     assert cfg.model.name == "jsc-tiny" and cfg.resolve(cfg.run_dir) == tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"--config: file '.*nope\.toml' does not exist"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--config: got '.*nope\.toml', which does not exist, allowed: a TOML file",
+    ):
         load_config(tmp_path / "nope.toml")
     path.write_text("[model\n")
-    with pytest.raises(ConfigError, match=r"is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"^--config: got .*, not valid TOML: "):
         load_config(path)

@@ -114,8 +114,8 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     if not p.is_file():  # a relative path is the working directory's, not the config's
         where = "" if p.is_absolute() else f" in the working directory {os.getcwd()!r}"
         raise ConfigError(
-            f"{key}: checkpoint {str(path)!r} does not exist{where} (train one with "
-            "`quantsearch train`)"
+            f"{key}: got {str(path)!r}, which does not exist{where}, allowed: a checkpoint "
+            "file (train one with `quantsearch train`)"
         )
     if not os.access(p, os.R_OK):  # torch.load's PermissionError read as "not a checkpoint"
         raise ConfigError(

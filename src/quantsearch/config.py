@@ -230,7 +230,7 @@ def load_config(path: str | Path) -> Config:
             odd = not_a_file(p)  # a FIFO would block the read, a folder fail it
             what = f"is {odd}" if odd else "does not exist"
             raise ConfigError(
-                f"--config: file {str(path)!r} {what}, allowed: a TOML file or a "
+                f"--config: got {str(path)!r}, which {what}, allowed: a TOML file or a "
                 f"packaged example ({', '.join(n for n, _ in list_examples())})"
             )
         p = example
@@ -238,16 +238,18 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"--config: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-            f"{exc.start}); a TOML config must be UTF-8"
+            f"--config: got {path}, not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}), allowed: a TOML config in UTF-8"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"--config: {path} cannot be read ({exc.strerror})") from None
+        raise ConfigError(
+            f"--config: got {path}, which cannot be read ({exc.strerror}), allowed: a readable file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not valid TOML: {_why(p, exc)}") from None
+        raise ConfigError(f"--config: got {path}, not valid TOML: {_why(p, exc)}") from None
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
         raise ConfigError(
-            f"--config: {path} nests arrays or tables too deeply, allowed: a config of a few levels"
+            f"--config: got {path}, which nests arrays or tables too deeply, allowed: a config of a few levels"
         ) from None
     return parse_config(raw, base_dir=p.resolve().parent, source=str(path))
 

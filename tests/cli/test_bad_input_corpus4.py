@@ -313,21 +313,21 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
 FILE_CASES: dict[str, tuple[Callable[[str], bytes], str]] = {
     "UTF-8 with a byte-order mark": (
         lambda t: ("\ufeff" + t).encode(),
-        r"^--config: .*good\.toml is not valid TOML: it starts with a byte-order mark "
+        r"^--config: got .*good\.toml, not valid TOML: it starts with a byte-order mark "
         r"\(U\+FEFF\), allowed: UTF-8 without one$",
     ),
     "UTF-16 without a byte-order mark": (
         lambda t: t.encode("utf-16-le"),
-        r"^--config: .*good\.toml is not valid TOML: it holds a NUL byte at offset 1 \(UTF-16 "
+        r"^--config: got .*good\.toml, not valid TOML: it holds a NUL byte at offset 1 \(UTF-16 "
         r"or binary\?\), allowed: UTF-8 text$",
     ),
     "gzip": (
         lambda t: __import__("gzip").compress(t.encode(), mtime=0),
-        r"^--config: .* is not UTF-8 text \(byte 0x8b at offset 1\)",
+        r"^--config: got .*, not UTF-8 text \(byte 0x8b at offset 1\)",
     ),
     "a table twice": (
         lambda t: (t + "[model]\nname = 'x'\n").encode(),
-        r"^--config: .* is not valid TOML: Cannot declare \('model',\) twice",
+        r"^--config: got .*, not valid TOML: Cannot declare \('model',\) twice",
     ),
 }
 
@@ -427,7 +427,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # inputs that are '-', a link to nothing, a folder ("does not exist" before)
     "data.path a folder": (
         ["summary", "-c", "jsc_folder.toml"],
-        r"^data\.path: JSC file '.*folder' is a folder; get MASE's HDF5 file",
+        r"^data\.path: got '.*folder', which is a folder, allowed: the JSC data file; get MASE's HDF5 file",
     ),
     "model.name a folder.py": (
         ["summary", "-c", "model_folder.toml"],
@@ -437,10 +437,13 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["init", "--model", "m.py:build", "--data", "fifo.py:load", "-o", "i.toml"],
         r"^--data: file 'fifo\.py' is not a regular file$",
     ),
-    "search -c -": (["search", "-c", "-", "-q"], r"^--config: file '-' does not exist, allowed"),
+    "search -c -": (
+        ["search", "-c", "-", "-q"],
+        r"^--config: got '-', which does not exist, allowed",
+    ),
     "summary -c a link to nothing": (
         ["summary", "-c", "nothing"],
-        r"^--config: file 'nothing' is a link to nothing, allowed: a TOML file",
+        r"^--config: got 'nothing', which is a link to nothing, allowed: a TOML file",
     ),
     "report -": (["report", "-"], r"^RUN_DIR: "),
     "quantize --from-run -": (["quantize", "--from-run", "-"], r"^--from-run: '-', allowed: a run"),

@@ -66,7 +66,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "objectives inline and as a header": (
         _add(S, f"objectives = {{ {ACC} }}"),
-        r"^--config: .*good\.toml is not valid TOML: Cannot declare \('search', 'objectives'\) "
+        r"^--config: got .*good\.toml, not valid TOML: Cannot declare \('search', 'objectives'\) "
         r"twice \(at line \d+, column \d+\), allowed: TOML \(https://toml\.io\)$",
     ),
     "train.lr 1e-300": (
@@ -79,7 +79,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "model inline and as a header": (
         _add("", 'model = { name = "mlp-digits" }'),
-        r"^--config: .*good\.toml is not valid TOML: Cannot declare \('model',\) twice",
+        r"^--config: got .*good\.toml, not valid TOML: Cannot declare \('model',\) twice",
     ),
 }
 
@@ -88,18 +88,18 @@ FILE_CASES: dict[str, tuple[str, Callable[[str], str], str]] = {
     "a JSON config": (
         "good.json",
         lambda t: json.dumps({"model": {"name": "mlp-digits"}, "search": {"n_trials": 2}}),
-        r"^--config: .*good\.json is not valid TOML: Invalid statement \(at line 1, column 1\) "
+        r"^--config: got .*good\.json, not valid TOML: Invalid statement \(at line 1, column 1\) "
         r"\(a JSON file\?\), allowed: a TOML config \(`quantsearch init` writes one\)$",
     ),
     "a YAML config": (
         "good.yaml",
         lambda t: "model:\n  name: mlp-digits\nsearch:\n  n_trials: 2\n",
-        r"^--config: .*good\.yaml is not valid TOML: .* \(a YAML file\?\), allowed: a TOML",
+        r"^--config: got .*good\.yaml, not valid TOML: .* \(a YAML file\?\), allowed: a TOML",
     ),
     "a YAML config named .yml": (
         "good.yml",
         lambda t: "seed: 0\n",
-        r"^--config: .*good\.yml is not valid TOML: .* \(a YAML file\?\), allowed: a TOML",
+        r"^--config: got .*good\.yml, not valid TOML: .* \(a YAML file\?\), allowed: a TOML",
     ),
 }
 
@@ -309,8 +309,8 @@ ENV_CASES: dict[str, tuple[dict[str, str], str, list[str], str]] = {
         {},
         "elsewhere",
         ["summary", "-c", "../rel_missing.toml"],
-        r"^model\.checkpoint: checkpoint 'missing\.pt' does not exist in the working directory "
-        r"'.*elsewhere' \(train one with `quantsearch train`\)$",
+        r"^model\.checkpoint: got 'missing\.pt', which does not exist in the working directory "
+        r"'.*elsewhere', allowed: a checkpoint file \(train one with `quantsearch train`\)$",
     ),
 }
 

@@ -176,7 +176,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "export --float-as with impossible fields": (["export", "--to", "hls4ml", "--from-run", "runs/good", "--float-as", "fixed(1000,3)", "prj"], r"^--float-as: 'fixed\(1000,3\)': .*width"),
     "compare --seeds past 2**31-1": (["compare", "-c", "good.toml", "-q", "--seeds", "99999999999999"], r"^--seeds: "),
     "compare --trials past 2**31-1": (["compare", "-c", "good.toml", "-q", "--trials", "99999999999999"], r"^--trials: "),
-    "config nested 5000 deep": (["search", "-c", "deep.toml", "-q"], r"^--config: deep\.toml nests arrays or tables too deeply"),
+    "config nested 5000 deep": (["search", "-c", "deep.toml", "-q"], r"^--config: got deep\.toml, which nests arrays or tables too deeply"),
     "compare --strategies twice": (["compare", "-c", "good.toml", "-q", "--strategies", "random,random"], r"^--strategies: got 'random' twice"),
     "compare --strategies alias twice": (["compare", "-c", "good.toml", "-q", "--strategies", "tpe,brute-force,brute_force"], r"^--strategies: got 'brute_force' twice"),
     "init --model with a quote": (["init", "--model", 'pkg".mod:build', "--data", "d.py:load", "-o", "x.toml"], r"^--model: must be file\.py:function"),

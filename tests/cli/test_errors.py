@@ -70,15 +70,15 @@ CASES = {
     ),
     "unknown data option": (
         _config("mlp-digits", "digits", "shuffle = true\n"),
-        r"unknown key data\.shuffle for dataset 'digits' \(allowed: \['test_fraction', 'val_fraction'\]\)",
+        r"data\.shuffle: got an unknown key, allowed: the keys of dataset 'digits': \['test_fraction', 'val_fraction'\]",
     ),
     "jsc without a path": (
         _config("jsc-tiny", "jsc"),
-        r"data\.path is required for dataset 'jsc' \(or set QUANTSEARCH_JSC_PATH\); get MASE's",
+        r"data\.path: got no value, allowed: the path of the JSC data \(or set QUANTSEARCH_JSC_PATH\); get MASE's",
     ),
     "jsc file missing": (
         _config("jsc-tiny", "jsc", 'path = "jets.z"\n'),
-        r"data\.path: JSC file '.*jets\.z' does not exist",
+        r"data\.path: got '.*jets\.z', which does not exist",
     ),
     "unknown train key": (
         _config("mlp-digits", None, "[train]\nepoch = 3\n"),
@@ -151,5 +151,5 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     _check(
         int(exc.value.code or 0),
         capsys.readouterr().err,
-        r"--config: file '.*none\.toml' does not exist",
+        r"--config: got '.*none\.toml', which does not exist, allowed: a TOML file",
     )

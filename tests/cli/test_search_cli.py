@@ -76,7 +76,7 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
             r"--storage: SQLite .* is not safe",
         ),
         (None, ["--storage", "mysql+nodriver://h/db"], r"--storage"),
-        (None, ["--load", "missing.pt"], r"--load: checkpoint 'missing.pt' does not exist"),
+        (None, ["--load", "missing.pt"], r"--load: got 'missing\.pt', which does not exist"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -200,7 +200,7 @@ def test_no_path_says_which_key_and_where_to_get_the_file(monkeypatch: pytest.Mo
         load_dataset("jsc")
     message = str(exc.value)
     assert message.startswith(
-        "data.path is required for dataset 'jsc' (or set QUANTSEARCH_JSC_PATH)"
+        "data.path: got no value, allowed: the path of the JSC data (or set QUANTSEARCH_JSC_PATH)"
     )
     assert "cernbox.cern.ch" in message and "openml.org/d/42468" in message
     assert "\n" not in message
@@ -208,28 +208,31 @@ def test_no_path_says_which_key_and_where_to_get_the_file(monkeypatch: pytest.Mo
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(
-        DataError, match=r"^data\.path: JSC file .*nope\.z' does not exist; get MASE's"
+        DataError,
+        match=r"^data\.path: got .*nope\.z', which does not exist, allowed: the JSC data file; get MASE's",
     ):
         _load(tmp_path / "nope.z")
 
 
 def test_missing_file_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nope.csv"))
-    with pytest.raises(DataError, match=r"^QUANTSEARCH_JSC_PATH: JSC file .* does not exist"):
+    with pytest.raises(DataError, match=r"^QUANTSEARCH_JSC_PATH: got .*, which does not exist"):
         load_dataset("jsc")
 
 
 def test_unknown_option_lists_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"unknown key data\.split for dataset 'jsc' \(allowed: \['path', 'val_fraction'\]\)",
+        match=r"data\.split: got an unknown key, allowed: the keys of dataset 'jsc': \['path', 'val_fraction'\]",
     ):
         _load(tmp_path / "x.csv", split=0.5)
 
 
 @pytest.mark.parametrize("bad", [0, 1.0, -0.1, "0.1", True])
 def test_bad_val_fraction(tmp_path: Path, bad: object) -> None:
-    with pytest.raises(ConfigError, match=r"data\.val_fraction must be a number in \(0, 1\)"):
+    with pytest.raises(
+        ConfigError, match=r"data\.val_fraction: got .*, allowed: a number in \(0, 1\)"
+    ):
         _load(tmp_path / "x.csv", val_fraction=bad)
 
 

@@ -35,16 +35,16 @@ def load_digits(
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
-            f"unknown key data.{sorted(unknown)[0]} for dataset 'digits' (allowed: "
-            f"{sorted(_OPTIONS)})"
+            f"data.{sorted(unknown)[0]}: got an unknown key, allowed: the keys of dataset "
+            f"'digits': {sorted(_OPTIONS)}"
         )
     val_f = get_float(options, "val_fraction", "data", 0.2)
     test_f = get_float(options, "test_fraction", "data", 0.2)
     assert val_f is not None and test_f is not None
     if not (0 < val_f < 1 and 0 < test_f < 1 and val_f + test_f < 1):
         raise ConfigError(
-            f"data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1 "
-            f"(got {val_f} and {test_f})"
+            f"data.val_fraction, data.test_fraction: got {val_f} and {test_f}, allowed: each in "
+            "(0, 1), summing below 1"
         )
     cache = _cache_file(seed, val_f, test_f)
     train, val, test = cached_splits(cache, lambda: _prepare(seed, val_f, test_f))

@@ -76,11 +76,12 @@ def load_jsc(*, options: dict[str, Any], seed: int = 0, base_dir: Path | None = 
     unknown = set(options) - _OPTIONS
     if unknown:
         raise ConfigError(
-            f"unknown key data.{sorted(unknown)[0]} for dataset 'jsc' (allowed: {sorted(_OPTIONS)})"
+            f"data.{sorted(unknown)[0]}: got an unknown key, allowed: the keys of dataset 'jsc': "
+            f"{sorted(_OPTIONS)}"
         )
     val_f = options.get("val_fraction", 0.1)
     if isinstance(val_f, bool) or not isinstance(val_f, (int, float)) or not 0 < val_f < 1:
-        raise ConfigError(f"data.val_fraction must be a number in (0, 1) (got {val_f!r})")
+        raise ConfigError(f"data.val_fraction: got {val_f!r}, allowed: a number in (0, 1)")
     path = _resolve_path(options, base_dir)
     cache = _cache_file(path, seed, float(val_f))
     try:
@@ -146,9 +147,12 @@ def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
     if raw is None:
         raw, key = os.environ.get(ENV_VAR) or None, ENV_VAR
     if raw is None:
-        raise ConfigError(f"data.path is required for dataset 'jsc' (or set {ENV_VAR}); {_WHERE}")
+        raise ConfigError(
+            f"data.path: got no value, allowed: the path of the JSC data (or set {ENV_VAR}); "
+            f"{_WHERE}"
+        )
     if not isinstance(raw, str):
-        raise ConfigError(f"data.path must be a string (got {raw!r})")
+        raise ConfigError(f"data.path: got {raw!r}, allowed: a string")
     p = Path(raw).expanduser()
     if not p.is_absolute() and base_dir is not None and key == "data.path":
         p = base_dir / p
@@ -156,7 +160,8 @@ def _resolve_path(options: dict[str, Any], base_dir: Path | None) -> Path:
     if not p.is_file():  # a folder or a FIFO "did not exist"
         odd = not_a_file(p)
         raise DataError(
-            f"{key}: JSC file {str(p)!r} {f'is {odd}' if odd else 'does not exist'}; {_WHERE}"
+            f"{key}: got {str(p)!r}, which {f'is {odd}' if odd else 'does not exist'}, allowed: "
+            f"the JSC data file; {_WHERE}"
         )
     if not os.access(p, os.R_OK):  # the first open() was a PermissionError traceback
         raise DataError(

@@ -104,8 +104,8 @@ def _check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], spec: str) -> 
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"unknown key data.{unknown[0]} for {spec!r} (allowed: "
-            f"{sorted([*accepted, *_SPLIT_OPTIONS])})"
+            f"data.{unknown[0]}: got an unknown key, allowed: the keys of {spec!r}: "
+            f"{sorted([*accepted, *_SPLIT_OPTIONS])}"
         )
 
 
@@ -249,10 +249,10 @@ def _split(
     test_f = opts.get("test_fraction", 0.2)
     for name, v in (("val_fraction", val_f), ("test_fraction", test_f)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-            raise ConfigError(f"data.{name} must be a number in (0, 1) (got {v!r})")
+            raise ConfigError(f"data.{name}: got {v!r}, allowed: a number in (0, 1)")
     if val_f + test_f >= 1:
         raise ConfigError(
-            f"data.val_fraction + data.test_fraction must be below 1 (got {val_f} + {test_f})"
+            f"data.val_fraction, data.test_fraction: got {val_f} + {test_f}, allowed: a sum below 1"
         )
     idx = np.arange(len(y))
     labels = y.numpy() if is_classes(y) else None  # regression targets: not stratified
