@@ -316,7 +316,7 @@ class IncrementalTPESampler(TPESampler):
             return
         if self._ahead is None or not self._ahead.alive or self._ahead.history is not h:
             if self._ahead is not None:
-                if self._ahead.gave_up:  # it did not keep up: this machine has no spare CPU
+                if self._ahead.gave_up:  # it did not keep up: no CPU to spare here
                     return
                 self._ahead.close()
             self._ahead = tpe_ahead.Ahead(

@@ -85,7 +85,7 @@ class Ahead:
         if pid == 0:  # the helper: never returns
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-                _spare_cpu_only()
+                _no_wakeup_preemption()
                 _close_others(asks_r, replies_w)
                 _serve(asks_r, replies_w, history, gamma, point)
             finally:
@@ -113,7 +113,7 @@ class Ahead:
         """Trial ``number`` has been proposed (``row``: its parameters' internal values in the
         history's order) and the random state is ``rng``'s: compute trial ``number + 1``'s
         two proposals while it runs. One request at a time: while the last is unanswered
-        (the helper has had no spare CPU), none is sent, and the history's entries wait for
+        (the helper is behind: a busy machine), none is sent, and the history's entries wait for
         the next one."""
         self._asked = self._reply = None
         self._drain()
@@ -248,14 +248,13 @@ def _close(pid: int, asks: int, replies: int) -> None:
         os.waitpid(pid, 0)  # it exits on the closed pipe at once
 
 
-def _spare_cpu_only() -> None:
-    """Run only on a CPU with nothing else to do (Linux's SCHED_IDLE): woken by the search's
-    request, the helper must not take the search's CPU from it (a woken process of normal
-    policy may preempt its waker there: measured, a request's write then cost the search about
-    0.5 ms) nor any other process's; on a busy machine it answers late, and the search
-    computes the proposal itself."""
+def _no_wakeup_preemption() -> None:
+    """Linux's SCHED_BATCH: woken by the search's request, the helper does not preempt the
+    search on its CPU (a woken process of the default policy may: measured, a request's write
+    then cost the search about 0.5 ms), it waits for a free CPU or its turn. Not SCHED_IDLE:
+    on a busy machine that starved the helper for seconds, its exit included."""
     with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _close_others(*keep: int) -> None:
