@@ -31,9 +31,7 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
     """
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
-        raise ConfigError(
-            f"{key} must look like 'file.py:function' or 'module:function' (got {spec!r})"
-        )
+        raise ConfigError(f"{key}: got {spec!r}, allowed: 'file.py:function' or 'module:function'")
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target).expanduser()
         if not path.is_absolute() and base_dir is not None:

@@ -315,7 +315,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "--config a FIFO": (
         ["search", "-c", "fifo.toml", "-q"],
-        r"^--config: file 'fifo\.toml' is not a regular file, allowed: a TOML file",
+        r"^--config: got 'fifo\.toml', which is not a regular file, allowed: a TOML file",
     ),
     "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: given more"),
     "summary --repeats without --latency": (

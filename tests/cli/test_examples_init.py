@@ -68,12 +68,12 @@ def test_config_name_resolves_through_the_installed_package_data(
     assert cfg.model.name == tomllib.loads(packaged.read_text())["model"]["name"]
     with pytest.raises(SystemExit):  # found and read: it asks for its trained weights next
         main(["summary", "--config", "cnn_digits", "--json"])
-    assert capsys.readouterr().err.startswith("error: model.checkpoint: checkpoint 'runs/cnn-")
+    assert capsys.readouterr().err.startswith("error: model.checkpoint: got 'runs/cnn-")
     with pytest.raises(SystemExit) as exc:
         main(["summary", "--config", "cnn_digitz"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --config: file 'cnn_digitz' does not exist")
+    assert err.startswith("error: --config: got 'cnn_digitz', which does not exist")
     assert "cnn_digits" in err and len(err.strip().splitlines()) == 1
 
 

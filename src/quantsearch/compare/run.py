@@ -166,9 +166,9 @@ def run_comparison(
     """
     names = tuple(STRATEGIES.canonical(s, key="compare.strategies") for s in strategies)
     if not names:
-        raise ConfigError("compare.strategies must name at least one strategy (got [])")
+        raise ConfigError("compare.strategies: got [], allowed: at least one strategy")
     if not seeds:
-        raise ConfigError("compare.seeds must be >= 1 (got 0 seeds)")
+        raise ConfigError("compare.seeds: got 0 seeds, allowed: at least 1")
     if cfg.combine == "pareto":
         for s in names:
             if not STRATEGIES.get(s).multi_objective:
@@ -323,12 +323,15 @@ def compare_from_config(
     then writes its report (the ``compare`` command does both).
     """
     if config.search is None:
-        raise ConfigError(f"{config.source}: a [search] table is required for `compare`")
+        raise ConfigError(
+            f"{config.source}: got no [search] table, allowed: a config with one (`compare` "
+            "needs it)"
+        )
     cfg: SearchConfig = config.search
     cc: CompareConfig = config.compare or CompareConfig()
     n_seeds = seeds if seeds is not None else cc.seeds
     if n_seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1 (got {n_seeds})")
+        raise ConfigError(f"--seeds: got {n_seeds}, allowed: an integer >= 1")
     evals = n_evaluations or cc.n_evaluations
     # With an evaluation budget the trial budget is only a cap (as in [search]).
     trials = (
@@ -337,7 +340,7 @@ def compare_from_config(
         or (cfg.n_trials if evals is None else TRIALS_PER_EVALUATION_CAP * evals)
     )
     if trials < 1:
-        raise ConfigError(f"--trials must be >= 1 (got {trials})")
+        raise ConfigError(f"--trials: got {trials}, allowed: an integer >= 1")
     names = tuple(strategies) if strategies is not None else cc.strategies
     _warn_unused(cfg, names)
     share = cc.shared_cache if shared_cache is None else shared_cache

@@ -166,7 +166,7 @@ def _parse_strategy(raw: Any, key: str) -> StrategySpec:
     if isinstance(raw, str):
         return StrategySpec(_canonical_strategy(raw, key), {})
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key} must be a strategy name or a table (got {raw!r})")
+        raise ConfigError(f"{key}: got {raw!r}, allowed: a strategy name or a table")
     check_keys(raw, {"name", "options"}, key)
     name = get_str(raw, "name", key, "tpe") or "tpe"
     options = get_table(raw, "options", key)
@@ -246,11 +246,12 @@ def parse_search_config(
     d = SearchConfig()
     strategy = _parse_strategy(raw.get("strategy", "tpe"), f"{key}.strategy")
     if "space" not in raw:
-        raise ConfigError(f"{key}.space is required (a table with choices per op kind or node)")
+        raise ConfigError(f"{key}.space: got no value, allowed: a table of choices (required)")
     space = parse_space(get_table(raw, "space", key), f"{key}.space")
     if "objectives" not in raw:
         raise ConfigError(
-            f"{key}.objectives is required, e.g. accuracy = {{ direction = 'maximize' }}"
+            f"{key}.objectives: got no value, allowed: a table of objectives (required), e.g. "
+            "accuracy = { direction = 'maximize' }"
         )
     user = None if user_metrics is None else check_directions(user_metrics, "evaluate_directions")
     objectives_raw = get_table(raw, "objectives", key)
@@ -280,7 +281,7 @@ def parse_search_config(
     named = [o.metric for o in objectives] + [c.metric for c in constraints]
     metrics_raw = raw.get("metrics", list(default_recorded(user, named)))
     if not isinstance(metrics_raw, list) or not all(isinstance(m, str) for m in metrics_raw):
-        raise ConfigError(f"{key}.metrics must be a list of metric names (got {metrics_raw!r})")
+        raise ConfigError(f"{key}.metrics: got {metrics_raw!r}, allowed: a list of metric names")
     for m in metrics_raw:
         check_metric(m, f"{key}.metrics", user)
     check_unique(metrics_raw, f"{key}.metrics")
@@ -414,7 +415,7 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
     strategies = raw.get("strategies", list(d.strategies))
     if not isinstance(strategies, list) or not strategies:
         raise ConfigError(
-            f"{key}.strategies must be a non-empty list of names (got {strategies!r})"
+            f"{key}.strategies: got {strategies!r}, allowed: a non-empty list of names"
         )
     for s in strategies:
         if not isinstance(s, str):
@@ -426,7 +427,7 @@ def parse_compare_config(raw: Mapping[str, Any], key: str = "compare") -> Compar
         isinstance(b, int) and not isinstance(b, bool) and 0 < b <= COUNT_MAX for b in budgets
     ):
         raise ConfigError(
-            f"{key}.budgets must be a list of positive integers up to {COUNT_MAX} (got {budgets!r})"
+            f"{key}.budgets: got {budgets!r}, allowed: a list of integers in [1, {COUNT_MAX}]"
         )
     check_unique(budgets, f"{key}.budgets")
     n_trials = get_int(raw, "n_trials", key, None, minimum=1, maximum=COUNT_MAX)
