@@ -88,7 +88,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "every objective weight 0": (
         _sub(ACC, 'accuracy = { direction = "maximize", weight = 0 }'),
-        r"^search\.objectives: every weight is 0",
+        r"^search\.objectives: got every weight 0, allowed: at least one weight > 0",
     ),
     "space format a number": (_add("search.space", "format = 5"), r"^search\.space\.format: got 5"),
     "space format unknown": (

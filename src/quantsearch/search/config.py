@@ -271,7 +271,7 @@ def parse_search_config(
             )
     if combine == "weighted_sum" and objectives and all(o.weight == 0 for o in objectives):
         raise ConfigError(
-            f"{key}.objectives: every weight is 0, allowed: at least one weight > 0 (the "
+            f"{key}.objectives: got every weight 0, allowed: at least one weight > 0 (the "
             "weighted sum would be 0 for every config)"
         )
     constraints = parse_constraints(get_table(raw, "constraints", key), f"{key}.constraints", user)
