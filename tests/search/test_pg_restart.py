@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -152,21 +153,50 @@ def _gated(tmp_path: Path, budget: int, retry_s: float) -> tuple[Path, Path, Pat
     return cfg, ckpt, hold
 
 
-def _hold(procs: list[subprocess.Popen[bytes]], hold: Path, timeout: float = 60) -> None:
-    """Until a worker waits in a forward pass (it says so in its held-PID file), ``procs``
-    (the workers, or the ``search --workers`` that started them) running.
+def _hold(
+    procs: list[subprocess.Popen[bytes]],
+    hold: Path,
+    url: str,
+    study: str,
+    pids: list[int],
+    timeout: float = 60,
+) -> None:
+    """Until each worker (``pids``) waits in a forward pass (it says so in its held-PID file)
+    or waits for one that does, ``procs`` (the workers, or the ``search --workers`` that
+    started them) running.
 
-    Not each: a second worker may wait on the held one's claim of its config (another trial
-    of the same config waits for its result). While HOLD exists none runs a trial to its end,
-    and every worker not in a forward pass is in, or polling, the database.
+    Not each in a forward pass: a second worker may wait on the held one's claim of its config
+    (another trial of the same config waits for its result), polling the database. Not the
+    first held alone either: a worker between two database operations, in a trial's work
+    other than a forward pass, met the outage only when that work ended, 4.3 s after the
+    let-go at load 5-8 (its line 8.2 s after it, 2 runs in 30). Once this returns, while HOLD
+    exists none runs a trial to its end, and every worker not in a forward pass polls the
+    database.
     """
     hold.touch()
     deadline = time.monotonic() + timeout
-    while not any(hold.parent.glob("held-*")):
+    while not _held(hold.parent, url, study, pids):
         for p in procs:
             assert p.poll() is None, p.communicate()[1].decode()
-        assert time.monotonic() < deadline, "no worker reached a forward pass"
+        assert time.monotonic() < deadline, "not every worker reached a forward pass or a wait"
         time.sleep(0.01)
+
+
+def _held(folder: Path, url: str, study: str, pids: list[int]) -> bool:
+    """Whether each of ``pids`` waits in a forward pass, or runs a trial of the config a
+    waiting one's trial evaluates (so it waits for that one's result)."""
+    held = {pid for pid in pids if (folder / f"held-{pid}").exists()}
+    if not held or held == set(pids):
+        return bool(held)
+    running: dict[int, list[dict[str, Any]]] = {}  # pid -> its running trials' parameters
+    for t in trials(url, study):
+        label = str(t.user_attrs.get(WORKER_ATTR, ""))
+        if t.state.name == "RUNNING" and label.startswith(f"{t.number}@"):  # its own mark
+            running.setdefault(int(label.rsplit(":", 2)[1]), []).append(t.params)
+    waited_for = [params for pid in held for params in running.get(pid, [])]
+    return all(
+        pid in held or any(params in waited_for for params in running.get(pid, [])) for pid in pids
+    )
 
 
 def _wait_for_an_attempt(port: int, timeout: float = 60) -> None:
@@ -198,7 +228,7 @@ class _Workers:
     when each one exits (its process a zombie or gone), until :meth:`stop`."""
 
     def __init__(self, parent: subprocess.Popen[bytes], runs: Path) -> None:
-        self.pids = [pid for pid in _children(parent.pid) if " worker " in f"{_cmdline(pid)} "]
+        self.pids = _worker_pids(parent)
         self.logs = {log: log.stat().st_size for log in runs.glob("*/worker-*.log")}
         self.said: dict[str, float] = {}  # log name -> when its error line was there
         self.ended: dict[int, float] = {}  # pid -> when it was seen to have exited
@@ -223,6 +253,10 @@ class _Workers:
     def stop(self) -> None:
         self._done.set()
         self._thread.join(timeout=10)
+
+
+def _worker_pids(parent: subprocess.Popen[bytes]) -> list[int]:
+    return [pid for pid in _children(parent.pid) if " worker " in f"{_cmdline(pid)} "]
 
 
 def _exited(pid: int) -> bool:
@@ -267,7 +301,8 @@ def test_a_worker_gives_up_in_one_line_when_the_database_stays_down(
     study = f"down-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 2, tmp_path)
     wait_for_workers(pg_url, study, 2)
-    _hold(procs, hold)  # the gate, not slow trials, keeps them from finishing before the stop
+    # the gate, not slow trials, keeps them from finishing before the stop
+    _hold(procs, hold, pg_url, study, [p.pid for p in procs])
     readers = [_timed_lines(p) for p in procs]
     try:
         stopping = time.monotonic()  # a worker polling the database meets the shutdown's start
@@ -316,7 +351,7 @@ def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stay
         cmd, cwd=tmp_path, env=worker_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     wait_for_workers(pg_url, study, 2)
-    _hold([parent], hold)
+    _hold([parent], hold, pg_url, study, _worker_pids(parent))
     thread, lines = _timed_lines(parent)
     timed = _Workers(parent, tmp_path / "runs")
     assert len(timed.pids) == len(timed.logs) == 2, (timed.pids, timed.logs)
@@ -354,7 +389,7 @@ def test_a_database_back_within_the_limit_costs_no_trial(pg_url: str, tmp_path: 
     study = f"blip-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 1, tmp_path)
     wait_for_workers(pg_url, study, 1)
-    _hold(procs, hold)
+    _hold(procs, hold, pg_url, study, [procs[0].pid])
     try:
         stopping = time.monotonic()
         _stop(pg_ctl)
