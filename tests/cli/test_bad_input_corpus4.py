@@ -261,7 +261,10 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
         _add("search.constraints", "accuracy = { min = 0.5, max = 0.9 }"),
         r"^search\.constraints\.accuracy: got \{'min': 0\.5, 'max': 0\.9\}, allowed: a table with exactly one of \[",
     ),
-    "compare.budgets [0]": (_add("compare", "budgets = [0]"), r"^compare\.budgets must be a list"),
+    "compare.budgets [0]": (
+        _add("compare", "budgets = [0]"),
+        r"^compare\.budgets: got \[0\], allowed: a list of integers in \[1, 2147483647\]$",
+    ),
     "compare.strategies ['']": (
         _add("compare", 'strategies = [""]'),
         r"^compare\.strategies: got '', allowed: one of .*$",
