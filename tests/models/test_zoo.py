@@ -158,7 +158,10 @@ def test_user_model_from_a_module() -> None:
         ),
         ("my_model.py:broken", r"model\.name: calling .* failed: RuntimeError: no weights here"),
         ("no_such_pkg.mod:build", r"model\.name: cannot import module 'no_such_pkg\.mod'"),
-        ("my_model.py:", r"model\.name must look like 'file\.py:function'"),
+        (
+            "my_model.py:",
+            r"^model\.name: got 'my_model\.py:', allowed: 'file\.py:function' or 'module:function'$",
+        ),
     ],
 )
 def test_bad_user_model_specs_name_the_key(user_file: Path, spec: str, message: str) -> None:
