@@ -288,7 +288,11 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
         "quantize.default",
         r"^quantize\.default\.weight\.width: got -0\.0, allowed: an integer$",
     ),
-    "skip 1": ("skip = 1", "quantize.default", r"^quantize\.default\.skip must be true or false"),
+    "skip 1": (
+        "skip = 1",
+        "quantize.default",
+        r"^quantize\.default\.skip: got 1, allowed: true or false$",
+    ),
     "frac_width AUTO": (
         'weight = { width = 8, frac_width = "AUTO" }',
         "quantize.default",
@@ -304,7 +308,11 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
         'quantize.by_name."re:^zzz$"',
         r"^quantize\.by_name\.\"re:\^zzz\$\": '\^zzz\$' matches no quantizable node",
     ),
-    "by_type an array": ("by_type = [1]", "quantize", r"^quantize\.by_type must be a table of"),
+    "by_type an array": (
+        "by_type = [1]",
+        "quantize",
+        r"^quantize\.by_type: got \[1\], allowed: a table of tables$",
+    ),
     "by_kind": (
         "x = 1",
         "quantize.by_kind",

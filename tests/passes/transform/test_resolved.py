@@ -58,7 +58,7 @@ def test_from_dict_with_the_graph_checks_names_and_applies_kind_defaults(
         ResolvedConfig.from_dict({"lin": {"weight": fx_table(8, 4)}}, gm=gm)
     with pytest.raises(
         ConfigError,
-        match=r"unknown role config\.seq_blocks_0\.weights \(allowed: \['data_in', 'weight', 'bias', 'data_out'\]\)",
+        match=r"^config\.seq_blocks_0\.weights: got an unknown role, allowed: one of \['data_in', 'weight', 'bias', 'data_out'\]$",
     ):
         ResolvedConfig.from_dict({"seq_blocks_0": {"weights": fx_table(8, 4)}})
     with pytest.raises(

@@ -119,8 +119,8 @@ class QuantizeConfig:
 def _parse_role(raw: Any, key: str, inherited_format: str, unsigned: bool) -> RoleSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(
-            f"{key} must be a table like {{ format = 'fixed', width = 8, frac_width = 4 }} "
-            f"(got {raw!r})"
+            f"{key}: got {raw!r}, allowed: a table like "
+            "{ format = 'fixed', width = 8, frac_width = 4 }"
         )
     name = check_format_name(raw.get("format", inherited_format), f"{key}.format")
     fields = {k: v for k, v in raw.items() if k != "format"}
@@ -136,11 +136,11 @@ def _parse_level(
     raw: Any, key: str, spec: QuantSpec | None, default_format: str | None
 ) -> tuple[LevelSpec, str | None]:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key} must be a table (got {raw!r})")
+        raise ConfigError(f"{key}: got {raw!r}, allowed: a table")
     check_keys(raw, list(_LEVEL_KEYS), key)
     skip = raw.get("skip")
     if skip is not None and not isinstance(skip, bool):
-        raise ConfigError(f"{key}.skip must be true or false (got {skip!r})")
+        raise ConfigError(f"{key}.skip: got {skip!r}, allowed: true or false")
     set_too = [k for k in ("format", *ROLES) if k in raw]
     if skip and set_too:  # which would apply? the node stayed float, the formats unused
         raise ConfigError(
@@ -181,7 +181,7 @@ def parse_quantize_config(raw: Mapping[str, Any], key: str = "quantize") -> Quan
         quantsearch.errors.ConfigError: quantize.by_type.linear.weight.frac_width: got 9, allowed: an integer in [0, width] (width = 8)
     """
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key} must be a table (got {raw!r})")
+        raise ConfigError(f"{key}: got {raw!r}, allowed: a table")
     check_keys(raw, list(_TOP_KEYS), key)
     default, default_format = None, None
     if "default" in raw:
@@ -190,7 +190,7 @@ def parse_quantize_config(raw: Mapping[str, Any], key: str = "quantize") -> Quan
     def tables(name: str) -> Mapping[str, Any]:
         value = raw.get(name, {})
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}.{name} must be a table of tables (got {value!r})")
+            raise ConfigError(f"{key}.{name}: got {value!r}, allowed: a table of tables")
         return value
 
     by_type: list[tuple[str, LevelSpec]] = []

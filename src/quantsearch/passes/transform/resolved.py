@@ -88,8 +88,8 @@ def role_format(
         return _bind(spec, cand, role, calibration)
     if not isinstance(spec, Mapping):
         raise ConfigError(
-            f"{key} must be a format table like {{'format': 'fixed', 'width': 8, "
-            f"'frac_width': 4}} or None (got {spec!r})"
+            f"{key}: got {spec!r}, allowed: a format table like {{'format': 'fixed', "
+            "'width': 8, 'frac_width': 4} or None"
         )
     unsigned = cand is not None and role in cand.spec.unsigned_roles
     try:  # a search builds the same few tables thousands of times: remember the concrete ones
@@ -103,7 +103,7 @@ def role_format(
     if auto is not None:
         return _bind(auto, cand, role, calibration)
     if "format" not in spec:
-        raise ConfigError(f"{key}.format is required: one of {FORMATS.names()}")
+        raise ConfigError(f"{key}.format: got no value, allowed: one of {FORMATS.names()}")
     name = check_format_name(spec["format"], f"{key}.format")
     fmt_cls = FORMATS.get(name)
     fields = {k: v for k, v in spec.items() if k != "format"}
@@ -223,7 +223,9 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
             ResolvedConfig({'relu': LayerQuant(data_in=fixed(4,2))})
         """
         if not isinstance(d, Mapping):
-            raise ConfigError(f"{key} must map node names to role tables (got {type(d).__name__})")
+            raise ConfigError(
+                f"{key}: got {type(d).__name__}, allowed: a map of node names to role tables"
+            )
         if gm is None:
             view = None
         elif view is None:
@@ -232,10 +234,12 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
         for name, roles in d.items():
             nkey = toml_key(key, str(name))
             if not isinstance(roles, Mapping):
-                raise ConfigError(f"{nkey} must map roles to formats (got {roles!r})")
+                raise ConfigError(f"{nkey}: got {roles!r}, allowed: a map of roles to formats")
             for role in roles:
                 if role not in ROLES:
-                    raise ConfigError(f"unknown role {nkey}.{role} (allowed: {list(ROLES)})")
+                    raise ConfigError(
+                        f"{nkey}.{role}: got an unknown role, allowed: one of {list(ROLES)}"
+                    )
             cands: list[Candidate | None] = list(view.quantizable(name, nkey)) if view else [None]
             for cand in cands:
                 fmts: dict[str, RoleFormat] = {}
