@@ -64,6 +64,28 @@ def _data_out_then_relu() -> tuple[fx.GraphModule, torch.Tensor]:
     return _quantized(model, x, table), x
 
 
+def _relu_between_two_formats() -> tuple[fx.GraphModule, torch.Tensor]:
+    """The ReLU's data_in ufixed(8,4), then the next Linear's data_in fixed(4,2): two roundings
+    the ReLU's one type cannot do, but the Linear before it can take the first (the plan
+    reported them not exact, on a chain where hls4ml's C simulation can be bit-exact)."""
+    torch.manual_seed(0)
+    x = _inputs(16)
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5))
+    table = {"_0": LAYER, "_1": {"data_in": fixed(8, 4)}, "_2": {**LAYER, "data_in": fixed(4, 2)}}
+    return _quantized(model, x, table), x
+
+
+def _floor_then_nearest() -> tuple[fx.GraphModule, torch.Tensor]:
+    """A Linear's data_out fixed(8,4) floor, then the next Linear's data_in fixed(6,4): the
+    second rounds nothing on the first's grid, only clamps (was reported not exact: the
+    roundings differed)."""
+    torch.manual_seed(0)
+    x = _inputs(16)
+    model = nn.Sequential(nn.Linear(16, 8), nn.Linear(8, 5))
+    first = {**LAYER, "data_out": fixed(8, 4, rounding="floor")}
+    return _quantized(model, x, {"_0": first, "_1": {**LAYER, "data_in": fixed(6, 4)}}), x
+
+
 def _hls_precisions(e: object) -> dict[str, str]:
     layers = e.hls_model.get_layers()  # type: ignore[attr-defined]
     return {la.name: str(la.get_output_variable().type.precision) for la in layers}
@@ -91,9 +113,24 @@ def test_a_relu_after_a_rounded_result_is_exact() -> None:
     assert str(p.layer("_1").result) == "ap_ufixed<6,4,AP_RND_CONV,AP_SAT>"
 
 
+def test_roundings_one_type_can_do_are_exact() -> None:
+    p = plan(_relu_between_two_formats()[0])
+    assert p.exact, p.notes()
+    assert str(p.layer("_0").result) == "ap_ufixed<8,4,AP_RND_CONV,AP_SAT>"
+    assert str(p.layer("_1").result) == "ap_fixed<4,2,AP_RND_CONV,AP_SAT>"
+    p = plan(_floor_then_nearest()[0])
+    assert p.exact, p.notes()
+    assert str(p.layer("_0").result) == "ap_fixed<6,2,AP_TRN,AP_SAT>"
+
+
 @pytest.mark.slow
-def test_named_x_and_relu_after_data_out_are_bit_exact(tmp_path: Path) -> None:
-    cases = {"named_x": _layer_named_x(), "relu": _data_out_then_relu()}
+def test_named_x_and_relu_roundings_are_bit_exact(tmp_path: Path) -> None:
+    cases = {
+        "named_x": _layer_named_x(),
+        "relu": _data_out_then_relu(),
+        "relu between": _relu_between_two_formats(),
+        "floor then nearest": _floor_then_nearest(),
+    }
     exports = {k: export_hls4ml(q, tmp_path / k) for k, (q, _) in cases.items()}
     compile_all(list(exports.values()))
     for k, (q, x) in cases.items():

@@ -133,11 +133,12 @@ def _float_bn(gm: fx.GraphModule) -> fx.GraphModule:
 
 
 def _two_roundings(gm: fx.GraphModule) -> fx.GraphModule:
-    """The last ReLU's data_in ufixed(8,4), then its data_out ufixed(4,1): one layer, one
-    result type, and rounding to 2^-4 then 2^-1 is not rounding to 2^-1 (0.74 -> 0.75 -> 1.0,
-    not 0.5). (A Linear's data_out, then a ReLU's data_in, are two layers' types: exact,
-    tests/export/test_delivery.py.)"""
+    """The Linear's data_out fixed(10,6), then the last ReLU's data_in ufixed(8,4) and its
+    data_out ufixed(4,1): three roundings, two layers' result types, and rounding to 2^-4 then
+    2^-1 is not rounding to 2^-1 (0.74 -> 0.75 -> 1.0, not 0.5). (Two roundings on a Linear
+    and a ReLU are exact: tests/export/test_delivery.py.)"""
     rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    rc["seq_blocks_2"]["data_out"] = fixed(10, 6)
     rc["seq_blocks_3"]["data_out"] = fixed(4, 1)
     return quantized(gm, ResolvedConfig.from_dict(rc, gm=gm))
 

@@ -83,29 +83,50 @@ def _collapse(a: HwType, b: HwType) -> HwType | None:
     """One type doing ``b(a(x))``, or ``None`` when no single type does."""
     if b.contains(a):
         return a
-    if a.frac == b.frac and a.rounding == b.rounding:  # same grid: clamp to both ranges
+    if a.frac == b.frac:  # same grid: b rounds nothing of a's, it clamps to both ranges
         if a.signed and b.signed:
-            return a if a.width <= b.width else b
+            return HwType(min(a.width, b.width), a.frac, True, a.rounding)
         ints = min(t.int_bits - (1 if t.signed else 0) for t in (a, b))
         return HwType(ints + a.frac, a.frac, False, a.rounding)
     return None
 
 
-def _resolve(layer: HwLayer) -> None:
-    result = layer.raw
-    for q in layer.chain:
+def _fold(raw: HwType | None, chain: list[HwType]) -> tuple[HwType | None, list[str]]:
+    """The one type doing ``chain`` on ``raw``'s values, and why it cannot where it cannot."""
+    result, notes = raw, []
+    for q in chain:
         if result is None or result.rounding is None:  # exact so far: one rounding
             result = q if result is None or not q.contains(result) else result
             continue
         both = _collapse(result, q)
         if both is None:
-            layer.inexact.append(
+            notes.append(
                 f"two roundings in a row ({result} then {q}) and one result type per layer: "
                 f"exported as {q}"
             )
             both = q
         result = both
-    layer.result = result
+    return result, notes
+
+
+def _resolve(layer: HwLayer) -> None:
+    layer.result, notes = _fold(layer.raw, layer.chain)
+    layer.inexact.extend(notes)
+
+
+def _settle(before: HwLayer, layer: HwLayer) -> None:
+    """Resolve ``layer``; a ReLU whose roundings one type cannot do gives the first of them to
+    the layer before it, whose result it reads (a ReLU commutes with each rounding), where
+    both types are then exact."""
+    if layer.kind == "relu" and before.kind != "input" and _fold(layer.raw, layer.chain)[1]:
+        for k in range(1, len(layer.chain)):
+            first, notes = _fold(before.raw, before.chain + layer.chain[:k])
+            if notes or _fold(_unrounded(first), layer.chain[k:])[1]:
+                continue
+            before.chain, layer.chain = before.chain + layer.chain[:k], layer.chain[k:]
+            before.result, layer.raw = first, _unrounded(first)
+            break
+    _resolve(layer)
 
 
 def _unrounded(t: HwType | None) -> HwType | None:
@@ -252,13 +273,13 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
         if kind == "relu" and prev.kind != "input":
             # relu(q(x)) == q(relu(x)): the input's rounding moves after it, into the ReLU's
             # own result type; the ReLU of a value of its input's type rounds nothing
-            _resolve(prev)
+            _settle(layers[-2], prev)
             layer.raw = _unrounded(prev.result)
             layer.chain = [q for q in (q_in, q_out) if q is not None]
         else:  # a layer's input rounding (or the graph input's: a first ReLU's) is its input's
             if q_in is not None:
                 prev.chain.append(q_in)
-            _resolve(prev)
+            _settle(layers[-2] if len(layers) > 1 else prev, prev)
             x = prev.result
             if x is None:  # the graph input, in float
                 floats.append(f"{node.name}.data_in")
@@ -277,7 +298,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
             "[quantize], or --float-as FORMAT (e.g. 'fixed(32,16)') to export them in a wide "
             "format and measure the difference"
         )
-    _resolve(layers[-1])
+    _settle(layers[-2], layers[-1])
     return HwPlan(layers)
 
 
