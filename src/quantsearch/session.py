@@ -125,7 +125,10 @@ def open_session(
     spec = MODELS.get(name) if name in MODELS else None
     data_name = config.data.name or (spec.dataset if spec else None)
     if data_name is None:
-        raise ConfigError(f"data.name is required for user model {name!r}")
+        raise ConfigError(
+            f"data.name: got no value, allowed: a dataset or 'file.py:function' (user model "
+            f"{name!r} names none)"
+        )
     data = load_dataset(
         data_name,
         options=config.data.options,

@@ -152,13 +152,13 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "worker --workers 1025": (["worker", "-c", "good.toml", "--workers", "1025"], r"^--workers: "),
     # output paths, checked before any work
     "quantize --out under a file": (["quantize", "-c", "q.toml", "--out", "afile.txt/x"], r"^--out: 'afile\.txt' is a file"),
-    "quantize --out empty": (["quantize", "-c", "q.toml", "--out", ""], r"^--out: must not be empty"),
-    "quantize --from-run empty": (["quantize", "--from-run", ""], r"^--from-run: must not be empty"),
+    "quantize --out empty": (["quantize", "-c", "q.toml", "--out", ""], r"^--out: got '', allowed: a non-empty value$"),
+    "quantize --from-run empty": (["quantize", "--from-run", ""], r"^--from-run: got '', allowed: a non-empty value$"),
     "train --out empty": (["train", "-c", "good.toml", "--out", ""], r"^--out: got '', allowed: a file name"),
     "train --out under a file": (["train", "-c", "good.toml", "--out", "afile.txt/x.pt"], r"^--out: 'afile\.txt' is a file"),
     "export OUT empty": (["export", "--to", "qonnx", "--from-run", "runs/good", ""], r"^OUT: got ''"),
     "export OUT under a file": (["export", "--to", "qonnx", "--from-run", "runs/good", "afile.txt/m.onnx"], r"^OUT: 'afile\.txt' is a file"),
-    "compare --run-dir empty": (["compare", "-c", "good.toml", "-q", "--run-dir", ""], r"^--run-dir: must not be empty"),
+    "compare --run-dir empty": (["compare", "-c", "good.toml", "-q", "--run-dir", ""], r"^--run-dir: got '', allowed: a non-empty value$"),
     "compare --run-dir a file": (["compare", "-c", "good.toml", "-q", "--run-dir", "afile.txt"], r"^--run-dir: 'afile\.txt' is a file"),
     "demo --run-dir a file": (["demo", "--run-dir", "afile.txt"], r"^--run-dir: 'afile\.txt' is a file"),
     # values click took as given
@@ -179,7 +179,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "config nested 5000 deep": (["search", "-c", "deep.toml", "-q"], r"^--config: got deep\.toml, which nests arrays or tables too deeply"),
     "compare --strategies twice": (["compare", "-c", "good.toml", "-q", "--strategies", "random,random"], r"^--strategies: got 'random' twice"),
     "compare --strategies alias twice": (["compare", "-c", "good.toml", "-q", "--strategies", "tpe,brute-force,brute_force"], r"^--strategies: got 'brute_force' twice"),
-    "init --model with a quote": (["init", "--model", 'pkg".mod:build', "--data", "d.py:load", "-o", "x.toml"], r"^--model: must be file\.py:function"),
+    "init --model with a quote": (["init", "--model", 'pkg".mod:build', "--data", "d.py:load", "-o", "x.toml"], r"^--model: got 'pkg\".mod:build', allowed: file\.py:function"),
 }  # fmt: skip
 
 

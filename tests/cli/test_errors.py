@@ -54,7 +54,7 @@ CASES = {
     ),
     "user model, no data": (
         _config("net.py:build"),
-        r"data\.name is required for user model 'net\.py:build'",
+        r"data\.name: got no value, allowed: a dataset or 'file\.py:function' \(user model 'net\.py:build' names none\)",
     ),
     "unknown dataset": (
         _config("mlp-digits", "mnist"),

@@ -86,9 +86,11 @@ def test_bad_urls_are_one_line_config_errors(url: str, match: str, tmp_path: Pat
 
 
 def test_bad_settings(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"--workers must be an integer >= 1 \(got 0\)"):
+    with pytest.raises(ConfigError, match=r"^--workers: got 0, allowed: an integer >= 1$"):
         open_storage(None, tmp_path, workers=0)
-    with pytest.raises(ConfigError, match=r"heartbeat_interval must be a positive integer"):
+    with pytest.raises(
+        ConfigError, match=r"heartbeat_interval: got .*, allowed: a positive integer of seconds"
+    ):
         open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path, heartbeat_interval=0)
 
 

@@ -65,7 +65,7 @@ PERCENTILE = FiniteFloat(lambda v: 0 < v <= 100, "a number in (0, 100]")
 def nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Callback: an option given as ``""`` is an error, not the default."""
     if value is not None and not value.strip():
-        raise click.BadParameter(f"must not be empty (got {value!r})", ctx, param)
+        raise click.BadParameter(f"got {value!r}, allowed: a non-empty value", ctx, param)
     return value
 
 

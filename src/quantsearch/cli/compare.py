@@ -38,7 +38,7 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise ConfigError(
-            f"--strategies must name at least one of {STRATEGIES.names()} (got {text!r})"
+            f"--strategies: got {text!r}, allowed: a comma-separated list of {STRATEGIES.names()}"
         )
     if len(names) < text.count(",") + 1:  # "random," or "tpe,,random": a name left out?
         raise ConfigError(f"--strategies: got {text!r}, allowed: names between single commas")

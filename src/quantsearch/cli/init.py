@@ -72,7 +72,7 @@ def _spec(value: str, option: str, folder: Path) -> str:
     target, sep, fn = value.rpartition(":")
     if not sep or not target or not fn or _UNQUOTABLE.search(value):
         raise ConfigError(
-            f"{option}: must be file.py:function or package.module:function (got {value!r})"
+            f"{option}: got {value!r}, allowed: file.py:function or package.module:function"
         )
     if not target.endswith(".py"):
         parts = target.split(".")

@@ -108,7 +108,7 @@ def check_workers(url: str | None, workers: int, key: str = "--storage") -> None
             fails them with "database is locked" under load.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be an integer >= 1 (got {workers!r})")
+        raise ConfigError(f"--workers: got {workers!r}, allowed: an integer >= 1")
     if url is not None:
         engine_url(url, key)
     if url is not None and is_sqlite_url(url) and workers > 1:
@@ -196,7 +196,7 @@ def engine_url(url: str, key: str = "--storage") -> str:
 
 def _positive(value: int | None, name: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{name} must be a positive integer of seconds (got {value!r})")
+        raise ConfigError(f"{name}: got {value!r}, allowed: a positive integer of seconds")
     return value
 
 

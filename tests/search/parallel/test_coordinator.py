@@ -38,7 +38,7 @@ def test_run_dir_lock(tmp_path: Path) -> None:
 
 
 def test_bad_worker_count(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"--workers must be an integer >= 1 \(got 0\)"):
+    with pytest.raises(ConfigError, match=r"^--workers: got 0, allowed: an integer >= 1$"):
         open_coordinator(None, tmp_path, "s", workers=0)
 
 
