@@ -160,7 +160,7 @@ class Ahead:
         return self._missed()
 
     def close(self) -> None:
-        """End the process (it exits on the closed pipe) and wait for it."""
+        """End the process: it exits on the closed pipe (reaped once it has, not waited for)."""
         self._finalizer()
 
     def _missed(self) -> list[float] | None:
@@ -240,21 +240,36 @@ def _layout_is_known() -> bool:
         return False
 
 
+_UNREAPED: list[int] = []  # helpers closed that had not exited yet: reaped later
+
+
 def _close(pid: int, asks: int, replies: int) -> None:
+    """Close the pipe ends (the helper exits on it) and reap the helpers that have exited,
+    without waiting for one: on a busy machine a helper may take a while to get the CPU to
+    exit, and the search must not wait for it (at its end, or its interpreter's exit)."""
     for fd in (asks, replies):
         with contextlib.suppress(OSError):
             os.close(fd)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)  # it exits on the closed pipe at once
+    _UNREAPED.append(pid)
+    for child in list(_UNREAPED):
+        try:
+            done, _ = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            done = child
+        if done == child:
+            _UNREAPED.remove(child)
 
 
 def _no_wakeup_preemption() -> None:
-    """Linux's SCHED_BATCH: woken by the search's request, the helper does not preempt the
-    search on its CPU (a woken process of the default policy may: measured, a request's write
-    then cost the search about 0.5 ms), it waits for a free CPU or its turn. Not SCHED_IDLE:
-    on a busy machine that starved the helper for seconds, its exit included."""
+    """Linux's SCHED_BATCH at the lowest priority (nice 19): woken by the search's request,
+    the helper does not preempt the search on its CPU (a woken process of the default policy
+    may: measured, a request's write then cost the search about 0.5 ms), and on a busy machine
+    it yields to every other process (it answers late there, and the search computes the
+    proposal itself). Not SCHED_IDLE: that starved it for seconds, its exit included."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    with contextlib.suppress(OSError):
+        os.nice(19 - os.nice(0))
 
 
 def _close_others(*keep: int) -> None:
