@@ -201,7 +201,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"kept no run directory\), allowed: a folder of the study's own",
     ),
     # click's usage errors, each now naming its key
-    "no command": ([], rf"^COMMAND: is required, allowed: {COMMANDS} \(`quantsearch --help`"),
+    "no command": ([], rf"^COMMAND: got nothing, allowed: {COMMANDS} \(`quantsearch --help`"),
     "an unknown command": (
         ["serch", "-c", "good.toml"],
         rf"^COMMAND: got 'serch', allowed: {COMMANDS} \(did you mean 'search'\?\)$",

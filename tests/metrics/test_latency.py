@@ -44,10 +44,10 @@ def test_threads_are_set_and_restored() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"repeats": 0}, r"repeats must be an integer >= 1 \(got 0\)"),
-        ({"warmup": -1}, r"warmup must be an integer >= 0 \(got -1\)"),
-        ({"threads": 0}, r"threads must be an integer >= 1 \(got 0\)"),
-        ({"device": "nonsense"}, r"latency device must be a torch device \(got 'nonsense'\)"),
+        ({"repeats": 0}, r"^latency repeats: got 0, allowed: an integer >= 1$"),
+        ({"warmup": -1}, r"^latency warmup: got -1, allowed: an integer >= 0$"),
+        ({"threads": 0}, r"^latency threads: got 0, allowed: an integer >= 1$"),
+        ({"device": "nonsense"}, r"^latency device: got 'nonsense', allowed: a torch device \("),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:

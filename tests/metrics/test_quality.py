@@ -127,7 +127,7 @@ def test_errors() -> None:
         evaluate(model, Split(torch.arange(6.0)[:, None], torch.tensor([0, 1, 1, 0, 0, 7])))
     with pytest.raises(MetricError, match=r"k=4"):
         evaluate(model, _split(), top_k=(4,))
-    with pytest.raises(MetricError, match=r"batch_size must be >= 1 \(got 0\)"):
+    with pytest.raises(MetricError, match=r"^batch_size: got 0, allowed: an integer >= 1$"):
         evaluate(model, _split(), batch_size=0)
     with pytest.raises(MetricError, match=r"shape \(samples, classes\)"):
         evaluate(nn.Flatten(0), _split())

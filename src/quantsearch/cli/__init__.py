@@ -99,14 +99,17 @@ def usage_line(exc: click.ClickException) -> str:
 
     Example:
         >>> usage_line(click.NoSuchOption("--n-trails", possibilities=["--n-trials"]))
-        '--n-trails: no such option (did you mean --n-trials?)'
+        "--n-trails: got an unknown option, allowed: the command's options (see --help) (did you mean --n-trials?)"
     """
     if isinstance(exc, click.NoSuchOption):
-        line = f"{exc.option_name}: no such option"
+        ctx = exc.ctx
+        opts = sorted(o for p in ctx.command.params for o in p.opts if o[:2] == "--") if ctx else []
+        allowed = str(opts) if opts else "the command's options (see --help)"
+        line = f"{exc.option_name}: got an unknown option, allowed: {allowed}"
         if exc.possibilities:
             line += f" (did you mean {', '.join(sorted(exc.possibilities))}?)"
     elif isinstance(exc, click.MissingParameter):
-        line = f"{_hint(exc.param) or exc.param_hint}: is required"
+        line = f"{_hint(exc.param) or exc.param_hint}: got nothing, allowed: a value (required)"
     elif isinstance(exc, click.BadParameter):
         hint = _hint(exc.param) or exc.param_hint
         line = f"{hint}: {exc.message}" if hint else exc.format_message()
@@ -154,7 +157,7 @@ def _usage_line(exc: click.ClickException) -> str:
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, _NO_ARGS) or text == "Missing command.":
         return (
-            f"COMMAND: is required, allowed: {commands} (`quantsearch --help` says what each does)"
+            f"COMMAND: got nothing, allowed: {commands} (`quantsearch --help` says what each does)"
         )
     if unknown:
         near = difflib.get_close_matches(unknown[1], cli.commands)

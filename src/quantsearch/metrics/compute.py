@@ -75,7 +75,7 @@ def compute_metrics(
     if data_names and data is None:
         raise MetricError(f"data is required for metrics {data_names} (got data=None)")
     if latency is not None and latency.batch_size < 1 and any(s.kind == "latency" for s in specs):
-        raise MetricError(f"latency batch_size must be >= 1 (got {latency.batch_size})")
+        raise MetricError(f"latency batch_size: got {latency.batch_size}, allowed: an integer >= 1")
     top_k = tuple(k for k in (top_k_of(n) for n in data_names) if k is not None)
     inputs = MetricInputs(gm, data, batch_size, latency, top_k)
     values: dict[str, float] = {}

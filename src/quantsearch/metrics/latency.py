@@ -97,7 +97,7 @@ class LatencyResult:
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MetricError(f"latency {name} must be an integer >= {minimum} (got {value!r})")
+        raise MetricError(f"latency {name}: got {value!r}, allowed: an integer >= {minimum}")
 
 
 def measure_latency(
@@ -139,7 +139,7 @@ def measure_latency(
         dev = torch.device(device) if device is not None else device_of(model)
     except RuntimeError as exc:
         raise MetricError(
-            f"latency device must be a torch device (got {device!r}): {exc}"
+            f"latency device: got {device!r}, allowed: a torch device ({exc})"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MetricError(f"latency device is {str(dev)!r} but no CUDA device is available")

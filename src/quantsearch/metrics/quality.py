@@ -303,9 +303,9 @@ def evaluate(
             model's classes or a fractional float label (:func:`class_labels`).
     """
     if batch_size < 1:
-        raise MetricError(f"batch_size must be >= 1 (got {batch_size})")
+        raise MetricError(f"batch_size: got {batch_size}, allowed: an integer >= 1")
     if samples is not None and samples < 1:
-        raise MetricError(f"samples must be >= 1 or None (got {samples})")
+        raise MetricError(f"samples: got {samples}, allowed: an integer >= 1 or None")
     data = data.head(samples)
     if len(data) == 0:
         raise MetricError("data must hold at least one sample (got an empty split)")

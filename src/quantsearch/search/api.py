@@ -376,7 +376,10 @@ def study_of(
     ``<run_dir or config run_dir>/<name>``.
     """
     if config.search is None:
-        raise ConfigError(f"{config.source}: a [search] table is required for `search`")
+        raise ConfigError(
+            f"{config.source}: got no [search] table, allowed: a config with one (`search` "
+            "needs it)"
+        )
     cfg: SearchConfig = config.search
     if overrides:
         given = {k: v for k, v in overrides.items() if v is not None}

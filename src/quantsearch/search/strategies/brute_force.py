@@ -80,7 +80,7 @@ class BruteForceSampler(SpaceSampler):
     ) -> None:
         if not isinstance(shuffle, bool):
             raise ConfigError(
-                f"search.strategy.options.shuffle must be true or false (got {shuffle!r})"
+                f"search.strategy.options.shuffle: got {shuffle!r}, allowed: true or false"
             )
         super().__init__(space, seed=0)
         self._claim = claim_point
