@@ -126,3 +126,52 @@ def test_printed_lines_keep_their_brackets(
     print_table([{"[col]": "[quantize] of a.toml"}], title="[bold]t")
     out = capsys.readouterr().out
     assert "[col]" in out and "[quantize] of a.toml" in out and "[bold]t" in out
+
+
+def test_a_finetuned_checkpoint_is_exported_as_it_is(
+    weighted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finetune`'s checkpoint as `export --load`: its fine-tuned weights go out, not the float
+    checkpoint's (there was no way to export them from the command line). Referee: the qonnx
+    executor on the exported file equals the reloaded fine-tuned model bit for bit, and differs
+    from the same trial quantized from the float weights."""
+    import numpy as np
+    import torch
+
+    from quantsearch.data import load_dataset
+    from quantsearch.export.qonnx import run_qonnx
+    from quantsearch.quantized import load_quantized
+
+    ft, q = tmp_path / "ft", tmp_path / "q"
+    rows = [json.loads(line) for line in (weighted / "trials.jsonl").read_text().splitlines()]
+    worst = min(rows, key=lambda r: r["metrics"]["accuracy"])["number"]  # most to gain
+    args = ["--from-run", str(weighted), "--trial", str(worst)]
+    code, _, err = run(
+        ["finetune", *args, "--epochs", "2", "--lr", "0.01", "--out", str(ft)], capsys
+    )
+    assert code == 0, err
+    assert json.loads((ft / "metrics.json").read_text())["best_epoch"] >= 1  # weights moved
+    code, _, err = run(["quantize", *args, "--out", str(q)], capsys)
+    assert code == 0, err
+    config, out = weighted.parent.parent / "s.toml", tmp_path / "ft.onnx"
+    load = ["--config", str(config), "--load", str(ft / "finetuned.pt")]
+    code, text, err = run(
+        ["export", str(out), "--to", "qonnx", *load, "--verify", "--json"], capsys
+    )
+    assert code == 0, err
+    record = json.loads(text)
+    assert record["agreement"]["bit_exact"] and "quantized checkpoint" in record["model"]
+    x = load_dataset("digits").val.x
+    with torch.no_grad():
+        finetuned = load_quantized(ft / "finetuned.pt")(x).double().numpy()
+        from_float = load_quantized(q / "quantized.pt")(x).double().numpy()
+    exported = np.asarray(run_qonnx(out, x), dtype=np.float64)
+    assert np.array_equal(exported, finetuned) and not np.array_equal(exported, from_float)
+    config.with_name("both.toml").write_text(
+        config.read_text() + "\n[quantize.default]\nweight = { width = 8, frac_width = 4 }\n"
+    )
+    load[1] = str(config.with_name("both.toml"))
+    code, _, err = run(["export", str(tmp_path / "both.onnx"), "--to", "qonnx", *load], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --load: got a quantized checkpoint"), err
+    assert not (tmp_path / "both.onnx").exists()

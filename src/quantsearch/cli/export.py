@@ -97,8 +97,9 @@ def export(
     """Export a quantized model to an hls4ml project (OUT is a folder) or a QONNX file.
 
     The config comes from a search (--from-run RUNDIR [--trial N | --best | --pareto K]; by
-    default its best trial, or the Pareto front's first) or from the
-    [quantize] table of --config, applied to --load. hls4ml projects are built with hls4ml's
+    default its best trial, or the Pareto front's first), or from the [quantize] table of
+    --config, applied to --load; a quantized checkpoint as --load (quantize's quantized.pt,
+    finetune's finetuned.pt) is exported as it is, fine-tuned weights included. hls4ml projects are built with hls4ml's
     PyTorch front end; `--verify` compiles hls4ml's bit-accurate C simulation with g++. HLS
     synthesis is then yours: run vitis_hls -f build_prj.tcl in OUT (or hls_model.build()).
     """
@@ -221,6 +222,10 @@ def _chosen(
     from quantsearch.session import open_session
 
     cfg = load_config_or_default(config_path)
+    if load is not None:
+        done = _quantized_checkpoint(cfg, load)
+        if done is not None:
+            return done
     if cfg.quantize is None:
         raise ConfigError(  # keyed by the dotted key, as every config error is
             f"quantize: got no [quantize] table in {cfg.source}, allowed: a config with one, "
@@ -239,6 +244,33 @@ def _chosen(
         stats = calibrate(gm, session.data.train.x[: cfg.data.calibration_samples])
     qgm = quantize_pass(gm, resolve(gm, cfg.quantize, calibration=stats))
     return qgm.eval(), session.data, f"{session.model_name} ([quantize] of {cfg.source})"
+
+
+def _quantized_checkpoint(cfg: Any, load: str) -> tuple[Any, Any, str] | None:
+    """A quantized checkpoint given to --load (``quantize``'s ``quantized.pt``, ``finetune``'s
+    ``finetuned.pt``) is exported as it is: its formats and its (fine-tuned) weights, with the
+    config's data for --verify. ``None`` for a float checkpoint (the config's [quantize] is
+    applied to it)."""
+    from quantsearch.checkpoint import load_checkpoint  # imports torch: deferred
+    from quantsearch.quantized import load_quantized
+    from quantsearch.session import open_session
+
+    ckpt = load_checkpoint(load, key="--load")
+    if "quantize" not in ckpt.config:
+        return None
+    if cfg.quantize is not None:
+        raise ConfigError(
+            f"--load: got a quantized checkpoint ({load!r}, exported as it is) and a [quantize] "
+            f"table in {cfg.source}, allowed: one of them (a float checkpoint for [quantize])"
+        )
+    if ckpt.model_name != cfg.model.name:
+        raise ConfigError(
+            f"--load: got a checkpoint of model {ckpt.model_name!r} where model.name of "
+            f"{cfg.source} is {cfg.model.name!r}, allowed: the config the model was searched with"
+        )
+    qgm = load_quantized(load, key="--load")
+    data = open_session(cfg).data
+    return qgm.eval(), data, f"{ckpt.model_name} (quantized checkpoint {load})"
 
 
 def export_best(run_dir: Path) -> dict[str, Any]:
