@@ -196,3 +196,10 @@ def test_an_input_named_output_is_run_by_the_qonnx_executor(tmp_path: Path) -> N
     qgm = _quantized(_InputNamedOutput(), x, {"fc": LAYER})
     a = verify_qonnx(export_qonnx(qgm, tmp_path / "m.onnx"), qgm, x)
     assert a.bit_exact, a
+
+
+def test_a_model_of_no_layers_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Dropout alone: was an IndexError (QONNX) and an AssertionError (hls4ml)."""
+    x = _inputs(16)
+    qgm = _quantized(nn.Sequential(nn.Dropout(0.25)), x, {})
+    _refused(qgm, tmp_path, r"^export: a model of no layers, allowed: at least one of kinds")

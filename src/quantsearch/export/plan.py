@@ -194,6 +194,10 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
                 else ""
             )
         )
+    if not nodes:  # a forward of Dropout or Identity alone
+        raise ConfigError(
+            f"export: a model of no layers, allowed: at least one of kinds {list(SUPPORTED_KINDS)}"
+        )
     prev = inputs[0] if len(inputs) == 1 else None
     _check_exportable(gm, prev, nodes)
 
@@ -298,7 +302,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
             "[quantize], or --float-as FORMAT (e.g. 'fixed(32,16)') to export them in a wide "
             "format and measure the difference"
         )
-    _settle(layers[-2], layers[-1])
+    _settle(layers[-2] if len(layers) > 1 else layers[-1], layers[-1])
     return HwPlan(layers)
 
 
