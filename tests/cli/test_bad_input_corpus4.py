@@ -529,7 +529,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "export --float-as fixed(65,16)": (
         ["export", "--to", "hls4ml", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],
-        r"^--float-as: 'fixed\(65,16\)': fixed: width: got 65, allowed: an integer in \[2, 32\]",
+        r"^--float-as: got 'fixed\(65,16\)', allowed: a fixed format whose width is an integer in \[2, 32\]",
     ),
     "summary --batch -1": (
         ["summary", "-c", "good.toml", "--batch", "-1"],

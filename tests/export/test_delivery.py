@@ -165,7 +165,7 @@ def test_an_input_of_several_dimensions_is_refused_in_one_line(tmp_path: Path) -
     qonnx executor could not run."""
     x = _inputs(3, 8)
     qgm = _quantized(_Tokens(), x, {"fc": LAYER})
-    _refused(qgm, tmp_path, r"^export: input x of shape \(3, 8\) a sample, allowed: one vector")
+    _refused(qgm, tmp_path, r"^export: got input x of shape \(3, 8\) a sample, allowed: one vector")
 
 
 def test_a_batch_norm_without_running_statistics_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_a_batch_norm_without_running_statistics_is_refused_in_one_line(tmp_path
     model = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8, track_running_stats=False))
     bn = {"data_in": fixed(10, 3), "weight": fixed(8, 5), "bias": fixed(8, 5)}
     qgm = _quantized(model, x, {"_0": LAYER, "_1": bn})
-    _refused(qgm, tmp_path, r"^export: _1 \(batch_norm1d\) without running statistics")
+    _refused(qgm, tmp_path, r"^export: got _1 \(batch_norm1d\) without running statistics")
 
 
 class _InputNamedOutput(nn.Module):
@@ -202,4 +202,4 @@ def test_a_model_of_no_layers_is_refused_in_one_line(tmp_path: Path) -> None:
     """Dropout alone: was an IndexError (QONNX) and an AssertionError (hls4ml)."""
     x = _inputs(16)
     qgm = _quantized(nn.Sequential(nn.Dropout(0.25)), x, {})
-    _refused(qgm, tmp_path, r"^export: a model of no layers, allowed: at least one of kinds")
+    _refused(qgm, tmp_path, r"^export: got a model of no layers, allowed: at least one of kinds")

@@ -183,7 +183,7 @@ def test_inexact_exports_are_measured(
 def test_unsupported_layers_and_formats_are_named(zoo: Zoo, tmp_path: Path) -> None:
     cnn = trace(build_model("cnn-digits").eval(), torch.zeros(2, 1, 8, 8))
     with pytest.raises(
-        ConfigError, match=r"export: layers conv1 \(conv2d\).*allowed: modules of kinds"
+        ConfigError, match=r"export: got layers conv1 \(conv2d\).*allowed: modules of kinds"
     ):
         plan(quantized(cnn, ResolvedConfig.from_dict({}, gm=cnn)), float_as=WIDE)
     gm, _ = zoo["jsc-tiny"]
@@ -234,7 +234,7 @@ def test_a_missing_extra_names_it(
     gm, _ = zoo["jsc-tiny"]
     with pytest.raises(
         ConfigError,
-        match=r"^export --to hls4ml: needs hls4ml, allowed: install the export extra: pip install 'quantsearch\[export\]'$",
+        match=r"^export --to hls4ml: got no module hls4ml, allowed: install the export extra: pip install 'quantsearch\[export\]'$",
     ):
         export_hls4ml(quantized(gm, every_layer(gm, (8, 4), (8, 4))), tmp_path / "x")
 

@@ -244,7 +244,7 @@ def test_cli_summary_search_quantize_export(
         assert (verdict["same_class"] is None) == (name == "autoencoder"), verdict
     else:
         code, err = run_cli(["export", "--to", "hls4ml", "prj", "--from-run", "runs/c"], capsys)
-        check_one_line(code, err, r"^export: layers \w+ \(\w+\)(, .*)?, allowed: ")
+        check_one_line(code, err, r"^export: got layers \w+ \(\w+\)(, .*)?, allowed: ")
         assert len(err) < 400 and not (tmp_path / "prj").exists()
         last = r"softmax \(softmax\)" if name == "softmax_mlp" else r"\w+ \(flatten\)"
         assert re.search(rf"{last}, allowed", err)

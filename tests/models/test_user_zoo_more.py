@@ -204,7 +204,7 @@ def test_cli_summary_search_quantize_export(
         assert verdict["same_class"] == 1.0 and verdict["max_lsb"] * verdict["lsb"] < 1e-4
     else:
         code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
-        check_one_line(code, err, r"^export: (layers .*\(\w+\)|node \w+), allowed: ")
+        check_one_line(code, err, r"^export: got (layers .*\(\w+\)|node \w+), allowed: ")
         assert not (tmp_path / "m.onnx").exists()
 
 

@@ -122,6 +122,7 @@ def export(
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
     from quantsearch.export.qonnx import check_out
     from quantsearch.formats import FixedPoint
+    from quantsearch.formats.base import InvalidFormat
 
     if target == "qonnx":
         check_out(out)  # before the model is built: a user's file at OUT is refused at once
@@ -130,11 +131,16 @@ def export(
     if float_as is not None:
         try:
             wide = FixedPoint.from_str(float_as.replace(" ", ""))
-        except ConfigError as exc:  # a fixed format with impossible fields: name the option
-            raise ConfigError(f"--float-as: {float_as!r}: {exc}") from None
+        except InvalidFormat as exc:  # a fixed format with impossible fields: name the option
+            raise ConfigError(
+                f"--float-as: got {float_as!r}, allowed: a fixed format whose {exc.field} is "
+                f"{exc.allowed}"
+            ) from None
+        except ConfigError as exc:
+            raise ConfigError(f"--float-as: got {float_as!r}, allowed: {exc}") from None
         if wide is None:
             raise ConfigError(
-                f"--float-as: {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
+                f"--float-as: got {float_as!r}, allowed: a fixed format like 'fixed(32,16)'"
             )
     qgm, data, label = _chosen(from_run, (trial, best, pareto), config_path, load)
     val_x, classes = data.val.x, data.num_classes > 0  # regression targets: no classes

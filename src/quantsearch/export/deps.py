@@ -17,12 +17,12 @@ def require(module: str, purpose: str) -> ModuleType:
         >>> require("no_such_module_x", "export --to hls4ml")
         Traceback (most recent call last):
         ...
-        quantsearch.errors.ConfigError: export --to hls4ml: needs no_such_module_x, allowed: install the export extra: pip install 'quantsearch[export]'
+        quantsearch.errors.ConfigError: export --to hls4ml: got no module no_such_module_x, allowed: install the export extra: pip install 'quantsearch[export]'
     """
     try:
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(
-            f"{purpose}: needs {module}, allowed: install the export extra: "
+            f"{purpose}: got no module {module}, allowed: install the export extra: "
             "pip install 'quantsearch[export]'"
         ) from None

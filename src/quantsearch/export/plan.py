@@ -178,7 +178,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         if len(bad) > 6:  # a MobileNet's 55 layers were one line of 3,000 characters
             bad = [*bad[:5], f"{len(bad) - 6} more", bad[-1]]
         raise ConfigError(
-            f"export: layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
+            f"export: got layers {', '.join(bad)}, allowed: modules of kinds {list(SUPPORTED_KINDS)} "
             "and torch.relu/F.relu (what this export maps exactly onto hls4ml's and QONNX's "
             "layers)"
             + (
@@ -196,7 +196,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         )
     if not nodes:  # a forward of Dropout or Identity alone
         raise ConfigError(
-            f"export: a model of no layers, allowed: at least one of kinds {list(SUPPORTED_KINDS)}"
+            f"export: got a model of no layers, allowed: at least one of kinds {list(SUPPORTED_KINDS)}"
         )
     prev = inputs[0] if len(inputs) == 1 else None
     _check_exportable(gm, prev, nodes)
@@ -210,7 +210,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         args = [source(a) for a in n.all_input_nodes]
         if prev is None or args != [prev] or len(prev.users) != 1:
             raise ConfigError(
-                f"export: node {n.name}, allowed: a chain of layers, each fed by the one before"
+                f"export: got node {n.name}, allowed: a chain of layers, each fed by the one before"
             )
         prev = n
     return nodes
@@ -228,7 +228,7 @@ def _check_exportable(
         shape = info(placeholder).outputs[0].shape[1:] if info(placeholder).outputs else ()
         if len(shape) != 1:
             raise ConfigError(
-                f"export: input {placeholder.name} of shape {tuple(shape)} a sample, allowed: "
+                f"export: got input {placeholder.name} of shape {tuple(shape)} a sample, allowed: "
                 "one vector of features a sample, shape (features,) (what hls4ml's Dense and "
                 "QONNX's Gemm take: a dataset of flat samples)"
             )
@@ -236,7 +236,7 @@ def _check_exportable(
         m = layer_module(gm, n)
         if isinstance(m, nn.BatchNorm1d) and (m.running_mean is None or m.running_var is None):
             raise ConfigError(
-                f"export: {n.name} (batch_norm1d) without running statistics "
+                f"export: got {n.name} (batch_norm1d) without running statistics "
                 "(track_running_stats=False normalizes each batch by its own), allowed: a "
                 "BatchNorm1d with running statistics, whose fold hardware computes"
             )
@@ -298,7 +298,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
         layers.append(layer)
     if floats and float_as is None:
         raise ConfigError(
-            f"export: {', '.join(floats)} left in float, allowed: a fixed format for each in "
+            f"export: got {', '.join(floats)} left in float, allowed: a fixed format for each in "
             "[quantize], or --float-as FORMAT (e.g. 'fixed(32,16)') to export them in a wide "
             "format and measure the difference"
         )

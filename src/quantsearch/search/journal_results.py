@@ -109,7 +109,7 @@ def check_run_dir_storage(path: Path, storage: str | None) -> None:
         check_not_lost(path)
     elif path.is_file() and path.stat().st_size > 0:
         raise ConfigError(
-            f"--run-dir: {str(path.parent)!r} holds a study in its journal file ({path.name}), "
-            f"allowed: a folder of its own for a study on --storage (its result files would "
+            f"--run-dir: got {str(path.parent)!r}, which holds a study in its journal file "
+            f"({path.name}), allowed: a folder of its own for a study on --storage (its result files would "
             f"replace that study's)"
         )

@@ -272,7 +272,7 @@ def test_hardware_export_refuses_function_form_layers_in_one_line() -> None:
     fn, _, x = _twins("linear")
     gf = trace(fn, x)
     q = quantize(gf, _by_type(FixedPoint(8, 4).to_dict(), ("linear",)))
-    with pytest.raises(ConfigError, match=r"^export: layers w1 \(get_attr\)") as e:
+    with pytest.raises(ConfigError, match=r"^export: got layers w1 \(get_attr\)") as e:
         plan(q)
     assert "not F.linear(x, self.w)" in str(e.value) and "\n" not in str(e.value)
 
