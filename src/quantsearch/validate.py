@@ -23,12 +23,6 @@ from typing import TYPE_CHECKING, Any
 from quantsearch.errors import ConfigError
 from quantsearch.paths import CONTROL
 
-# The path checks moved to quantsearch.paths; journal.py and cli/export.py still import these
-# three from here (edited by others as this moved), so they stay reachable under the old name.
-from quantsearch.paths import check_path_text as check_path_text
-from quantsearch.paths import not_a_file as not_a_file
-from quantsearch.paths import writable_dir as writable_dir
-
 if TYPE_CHECKING:
     import torch
 

@@ -21,7 +21,7 @@ from quantsearch.cli.common import (
 from quantsearch.cli.console import console
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.validate import check_path_text, writable_dir
+from quantsearch.paths import check_path_text, writable_dir
 
 __all__ = ["export"]
 

@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 from optuna.storages.journal import BaseJournalBackend, JournalFileSymlinkLock
 
 from quantsearch.errors import StorageError
+from quantsearch.paths import not_a_file
 from quantsearch.search.journal_read import JournalReader
 from quantsearch.search.journal_record import (
     TAIL_BYTES,
@@ -56,7 +57,6 @@ from quantsearch.search.journal_record import (
 )
 from quantsearch.search.journal_repair import last_line_start, repair_journal
 from quantsearch.search.journal_results import check_not_lost
-from quantsearch.validate import not_a_file
 
 __all__ = ["DEFAULT_GROUP_COMMIT_S", "JournalBackend"]
 
