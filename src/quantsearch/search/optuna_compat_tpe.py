@@ -175,15 +175,17 @@ def tpe_default_weights() -> Callable[[int], np.ndarray]:
     return default_weights
 
 
-def tpe_best(names: list[str], samples: np.ndarray, acquisition: np.ndarray) -> list[float]:
+def tpe_best(
+    search_space: dict[str, BaseDistribution], samples: np.ndarray, acquisition: np.ndarray
+) -> dict[str, Any]:
     """The end of ``TPESampler._sample``: the candidate (a row of ``samples``, internal
-    representations of the parameters ``names`` in order) of the largest acquisition value,
-    by ``TPESampler._compare`` (private)."""
+    representations in the space's order) of the largest acquisition value, by
+    ``TPESampler._compare`` (private), in external representation."""
     from optuna.samplers import TPESampler as _TPE
 
-    columns = {name: samples[:, i] for i, name in enumerate(names)}
+    columns = {name: samples[:, i] for i, name in enumerate(search_space)}
     best = _TPE._compare(columns, acquisition)
-    return [float(best[name]) for name in names]
+    return {name: dist.to_external_repr(best[name]) for name, dist in search_space.items()}
 
 
 def tpe_sample(

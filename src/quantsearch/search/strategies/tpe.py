@@ -5,8 +5,8 @@ every proposal, re-encodes each trial's parameters one call at a time, computes 
 constraint score and sorts them all in Python before it builds its two Parzen estimators: at
 1,000 trials of an 8-knob space that is most of its ~11 ms (BENCHMARKS.md, issue 15).
 A finished trial never changes, so :class:`IncrementalTPESampler` encodes each once, into
-numpy arrays, and keeps the orders Optuna's split sorts them in as they come
-(:mod:`~quantsearch.search.strategies.tpe_history`). The Parzen estimators of
+numpy arrays, and keeps the orders Optuna's split sorts them in as they come (bisected by key
+and trial number, which orders ties as Python's ``sorted`` does). The Parzen estimators of
 categorical parameters are built by :mod:`~quantsearch.search.strategies.tpe_parzen` (Optuna's
 operations on each parameter's few distinct kernel rows), others by Optuna's own code
 (``optuna_compat_tpe.tpe_sample``); either way they get the same observations in the same
@@ -29,15 +29,13 @@ Given the space, the sampler also proposes the next trial's point without a tria
 (:meth:`IncrementalTPESampler.propose_batch`, one trial at a time: a proposal reads the results
 of every trial before it), so that a study of one process runs TPE through the batched trial
 path (:mod:`quantsearch.search.batch`), each trial stored whole in one journal append, instead
-of Optuna's ask, suggestions and tell: about a millisecond of bookkeeping a trial. Past
-:data:`~quantsearch.search.strategies.tpe_ahead.START_AT` finished trials (categorical
-parameters, Linux), the next trial's proposal is computed while the trial before it runs, in a
-helper process (:mod:`~quantsearch.search.strategies.tpe_ahead`), for both ways that trial can
-end; the sampler takes the one that is its own proposal, or computes it itself.
+of Optuna's ask, suggestions and tell: about a millisecond of bookkeeping a trial.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 from typing import Any
 
@@ -48,14 +46,120 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat, optuna_compat_tpe
-from quantsearch.search.strategies import tpe_ahead
 from quantsearch.search.strategies.base import Encoding, Space
 from quantsearch.search.strategies.random_batch import one_hot_picks
 from quantsearch.search.strategies.tpe_choice import clear_choice
-from quantsearch.search.strategies.tpe_history import History
-from quantsearch.search.strategies.tpe_parzen import Weights, categorical_mixture
+from quantsearch.search.strategies.tpe_parzen import categorical_mixture
 
-__all__ = ["IncrementalTPESampler", "categorical_point", "tpe_sampler"]
+__all__ = ["IncrementalTPESampler", "tpe_sampler"]
+
+
+class _History:
+    """The finished trials of one study over one search space, one row each, in the order
+    they were first seen, and the orders ``_split_trials`` sorts them in, kept as they come.
+
+    ``TPESampler`` sorts the feasible complete trials by value, the feasible pruned ones by
+    their pruned-trial score and the infeasible ones by their constraints' violation, each
+    list in trial order (Python's ``sorted`` is stable), and takes the first of each in turn.
+    A finished trial never changes, so each goes into its sorted list once, by ``(key,
+    number)`` (the same order: ties by trial number); a proposal takes the first few.
+    """
+
+    def __init__(self, space: dict[str, BaseDistribution], maximize: bool) -> None:
+        self.space, self.names = space, list(space)
+        self.maximize = maximize
+        self.seen: set[int] = set()
+        self.n = 0
+        cap = 64
+        self.x = np.empty((cap, len(space)))  # internal representations
+        self.number = np.empty(cap, dtype=np.int64)
+        self.has_all = np.empty(cap, dtype=bool)  # has every parameter of the space
+        self.missing = 0  # rows without every parameter
+        # (key, trial number, row), each sorted: COMPLETE by value (negated when maximising),
+        # PRUNED by Optuna's pruned-trial score, infeasible by the sum of violated constraints
+        self.complete: list[tuple[float, int, int]] = []
+        self.pruned: list[tuple[tuple[float, float], int, int]] = []
+        self.infeasible: list[tuple[float, int, int]] = []
+        self.nan = False  # a feasible complete trial's value is NaN (sorted differently)
+        self.order: np.ndarray | None = None  # rows by trial number, once out of order
+        self.in_order = True  # rows were seen by increasing trial number: rows are that order
+        self.scanned = 0  # the trials numbered below it are finished (or failed) and seen
+        self.last = -1  # the largest trial number seen
+
+    def add(self, trial: FrozenTrial, study: Study) -> None:
+        if self.n == len(self.number):
+            for name in ("x", "number", "has_all"):
+                old = getattr(self, name)
+                new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        i, number = self.n, trial.number
+        params = trial.params  # TPESampler reads a finished trial's own params
+        self.has_all[i] = self.space.keys() <= params.keys()
+        if self.has_all[i]:
+            self.x[i] = [d.to_internal_repr(params[k]) for k, d in self.space.items()]
+        else:
+            self.missing += 1
+        infeasible, pruned_key = optuna_compat_tpe.tpe_trial_scores(trial, study)
+        if infeasible > 0:
+            bisect.insort(self.infeasible, (infeasible, number, i))
+        elif trial.state == TrialState.COMPLETE:
+            value = trial.value
+            assert value is not None
+            if math.isnan(value):
+                self.nan = True
+            else:
+                bisect.insort(self.complete, (-value if self.maximize else value, number, i))
+        elif trial.state == TrialState.PRUNED:
+            bisect.insort(self.pruned, (pruned_key, number, i))
+        if number < self.last:
+            self.in_order = False  # seen out of number order (another worker's trial)
+        self.order = None
+        self.last = max(self.last, number)
+        self.number[i] = number
+        self.seen.add(number)
+        self.n += 1
+
+    def update(self, trials: list[FrozenTrial], current: int, study: Study) -> list[FrozenTrial]:
+        """Add the finished trials not seen yet; return the running ones but ``current``, the
+        trials Optuna's constant liar counts (above). ``trials`` are all the study's trials,
+        where the trial numbered ``i`` is ``trials[i]``: the ones before the first still
+        running or waiting are final and seen, so they are not looked at again."""
+        start = self.scanned
+        if start > len(trials) or (start and trials[start - 1].number != start - 1):
+            start = 0  # not listed by number (never seen with Optuna's storages): look at all
+        running: list[FrozenTrial] = []
+        first_open: int | None = None
+        for i in range(start, len(trials)):
+            t = trials[i]
+            state = t.state
+            if state == TrialState.RUNNING or state == TrialState.WAITING:
+                first_open = i if first_open is None else first_open
+                if state == TrialState.RUNNING and t.number != current:
+                    running.append(t)
+            elif state != TrialState.FAIL and t.number not in self.seen:
+                self.add(t, study)
+        self.scanned = first_open if first_open is not None else len(trials)
+        return running
+
+    def rows(self) -> np.ndarray:
+        """The rows by trial number."""
+        if self.in_order:
+            return np.arange(self.n)
+        if self.order is None:
+            self.order = np.argsort(self.number[: self.n], kind="stable")
+        return self.order
+
+    def below(self, n_below: int) -> np.ndarray | None:
+        """The rows ``_split_trials`` puts below (good), by trial number; ``None`` when a
+        complete trial's value is NaN (Python's sort and numpy's disagree on it)."""
+        if self.nan:
+            return None
+        chosen = self.complete[:n_below]
+        for more in (self.pruned, self.infeasible):
+            if len(chosen) < n_below and more:
+                chosen = chosen + more[: n_below - len(chosen)]  # type: ignore[operator]
+        return np.array([row for _, _, row in sorted(chosen, key=lambda c: c[1])], dtype=int)
 
 
 def _one_value(d: BaseDistribution) -> Any:
@@ -98,30 +202,24 @@ class IncrementalTPESampler(TPESampler):
         encoding: Encoding = "categorical",
     ) -> None:
         super().__init__(seed=seed)
-        self._history: History | None = None
+        self._history: _History | None = None
         self._past_startup = False
         self._lock = threading.Lock()
         self._space = space  # what propose_batch proposes over (None: only Optuna's ask)
         self._encoding = encoding
         self._distributions: dict[str, BaseDistribution] | None = None  # the space's, once
         self._read_now = False  # in propose_batch, after its read of the trials
-        self._categorical = False  # the last proposal was over categorical parameters only
-        self._ahead: tpe_ahead.Ahead | None = None  # the next proposal computed ahead
-        self._chosen: tuple[int, list[float]] | None = None  # trial number, its point's row
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock does not pickle (a study pickled to save it, a deep copy); the history is read
-        # again from the study it samples for, so it is not carried either (nor its helper).
+        # again from the study it samples for, so it is not carried either.
         state = self.__dict__.copy()
         del state["_lock"]
-        state["_history"] = state["_ahead"] = None
+        state["_history"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_read_now", False)  # a sampler pickled before it had this attribute
-        state.setdefault("_categorical", False)
-        state.setdefault("_ahead", None)
-        state.setdefault("_chosen", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -180,8 +278,6 @@ class IncrementalTPESampler(TPESampler):
                 params[name] = relative[name]
             else:
                 params[name] = self.sample_independent(study, trial, name, d)
-        if relative:
-            self._look_ahead(number, params)
         return [self._space.decode(params)]
 
     def _startup_points(self, study: Study, number: int, k: int) -> list[dict[str, int]]:
@@ -240,22 +336,15 @@ class IncrementalTPESampler(TPESampler):
     ) -> dict[str, Any]:
         if not self._covers(study, search_space):
             return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
-        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
-        categorical = parzen is not None and all(
-            isinstance(d, CategoricalDistribution) for d in search_space.values()
-        )
-        rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
         with self._lock:  # the threads of one study (search.n_jobs) share its sampler
-            split = self._split(study, trial, search_space)
-            if split is None:
-                return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
-            history, below, extra = split
-            self._categorical = categorical
-            ahead = self._ahead if categorical and not extra else None
-            chosen = ahead.take(trial.number, below, rng) if ahead is not None else None
-            if chosen is None:
-                x_below, x_above = self._observed(history, below, extra)
-        if chosen is None and not categorical:
+            observed = self._observations(study, trial, search_space)
+        if observed is None:
+            return optuna_compat_tpe.tpe_sample_as_optuna(self, study, trial, search_space)
+        x_below, x_above = observed
+        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
+        if parzen is None or not all(
+            isinstance(d, CategoricalDistribution) for d in search_space.values()
+        ):
             names = list(search_space)
             return optuna_compat_tpe.tpe_sample(
                 self,
@@ -263,21 +352,25 @@ class IncrementalTPESampler(TPESampler):
                 {k: x_below[:, j] for j, k in enumerate(names)},
                 {k: x_above[:, j] for j, k in enumerate(names)},
             )
-        if chosen is None:
-            assert parzen is not None
-            choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
-            chosen = categorical_point(x_below, x_above, choices, parzen, rng, n_candidates)
-        self._chosen = (trial.number, chosen)  # the point's row, for the helper (_look_ahead)
-        # as TPESampler._sample gives it: a float to each external representation
-        values = zip(search_space.items(), chosen, strict=True)
-        return {name: d.to_external_repr(v) for (name, d), v in values}
+        # Optuna's Parzen estimators of categorical parameters, by their distinct rows; the
+        # one above only where the closed form's choice is not clear (tpe_choice)
+        choices = [len(d.choices) for d in search_space.values()]  # type: ignore[attr-defined]
+        below = categorical_mixture(x_below, choices, *parzen)
+        rng, n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)
+        samples = below.sample(rng, n_candidates)
+        chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
+        if chosen is not None:  # as TPESampler._sample gives it: a float to each external
+            values = zip(search_space.items(), chosen, strict=True)
+            return {name: d.to_external_repr(v) for (name, d), v in values}
+        above = categorical_mixture(x_above, choices, *parzen)
+        acquisition = below.log_pdf(samples) - above.log_pdf(samples)
+        return optuna_compat_tpe.tpe_best(search_space, samples, acquisition)
 
-    def _split(
+    def _observations(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> tuple[History, np.ndarray, list[tuple[int, list[float]]]] | None:
-        """The history, its rows below by trial number (as ``TPESampler._sample`` splits the
-        trials) and the running trials of other workers (the constant liar's: above), each
-        number and encoded parameters; ``None``: a case left to Optuna."""
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The encoded parameters of the trials below and above, each by trial number, as
+        ``TPESampler._sample`` splits them; ``None``: a case left to it."""
         history = self._history_for(study, search_space)
         # the constant liar reads the trials from the storage now (other workers' running
         # ones must be current); propose_batch has just done so, in a study of one process
@@ -287,57 +380,28 @@ class IncrementalTPESampler(TPESampler):
         below = history.below(optuna_compat_tpe.tpe_gamma(self, history.n))
         if below is None:
             return None
+        keep = np.ones(history.n, dtype=bool)
+        keep[below] = False
         if history.missing:  # Optuna leaves out a trial without every parameter
+            keep &= history.has_all[: history.n]
             below = below[history.has_all[below]]
+        if history.in_order:  # rows are by trial number
+            x_above = history.x[: history.n][keep]
+            above = None
+        else:
+            rows = history.rows()
+            above = rows[keep[rows]]  # by trial number, as rows are
+            x_above = history.x[above]
         extra = [(t.number, self._running_row(t, study, history)) for t in running]
-        return history, below, [(n, x) for n, x in extra if x is not None]
-
-    @staticmethod
-    def _observed(
-        history: History, below: np.ndarray, extra: list[tuple[int, list[float]]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The encoded parameters of the trials below and above, each by trial number."""
-        above = history.above(below)
-        x_above = history.x[above]
+        extra = [(n, x) for n, x in extra if x is not None]
         if extra:  # running trials are above, at their place by number
-            x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
-            numbers = np.concatenate([history.number[above], [n for n, _ in extra]])
-            x_above = x_above[np.argsort(numbers, kind="stable")]
-        return history.x[below], x_above
-
-    def _look_ahead(self, number: int, params: dict[str, Any]) -> None:
-        """Trial ``number`` got ``params``: have trial ``number + 1``'s proposal computed
-        while it runs (:mod:`~quantsearch.search.strategies.tpe_ahead`), once the history is
-        long enough for that to pay, over a space of categorical parameters."""
-        h = self._history
-        if h is None or not self._categorical or h.n < tpe_ahead.START_AT:
-            return
-        if not (tpe_ahead.available() and h.space.keys() <= params.keys()):
-            return
-        if self._ahead is None or not self._ahead.alive or self._ahead.history is not h:
-            if self._ahead is not None:
-                if self._ahead.gave_up:  # it did not keep up: no CPU to spare here
-                    return
-                self._ahead.close()
-            self._ahead = tpe_ahead.Ahead(
-                h, lambda n: optuna_compat_tpe.tpe_gamma(self, n), self._point
+            n_above = (
+                history.number[above] if above is not None else history.number[: history.n][keep]
             )
-        got = self._chosen
-        row = (
-            tuple(got[1])
-            if got is not None and got[0] == number
-            else tuple(float(d.to_internal_repr(params[k])) for k, d in h.space.items())
-        )
-        self._ahead.ask(number, row, optuna_compat_tpe.tpe_rng_and_candidates(self)[0])
-
-    def _point(self, x_below: np.ndarray, x_above: np.ndarray, rng: Any) -> list[float]:
-        """:func:`categorical_point` with this sampler's space and parameters."""
-        assert self._history is not None
-        choices = [len(d.choices) for d in self._history.space.values()]  # type: ignore[attr-defined]
-        parzen = optuna_compat_tpe.tpe_parzen_defaults(self)
-        assert parzen is not None
-        n_candidates = optuna_compat_tpe.tpe_rng_and_candidates(self)[1]
-        return categorical_point(x_below, x_above, choices, parzen, rng, n_candidates)
+            x_above = np.concatenate([x_above, np.array([x for _, x in extra])])
+            n_above = np.concatenate([n_above, np.array([n for n, _ in extra])])
+            x_above = x_above[np.argsort(n_above, kind="stable")]
+        return history.x[below], x_above
 
     def _covers(self, study: Study, search_space: dict[str, BaseDistribution]) -> bool:
         return (
@@ -350,45 +414,18 @@ class IncrementalTPESampler(TPESampler):
             and optuna_compat_tpe.tpe_uses_defaults(self)
         )
 
-    def _history_for(self, study: Study, space: dict[str, BaseDistribution]) -> History:
+    def _history_for(self, study: Study, space: dict[str, BaseDistribution]) -> _History:
         h = self._history
         if h is None or not _same_space(h.space, space):
             # A new search space (Optuna's intersection shrank): encode the trials again.
-            h = self._history = History(space, study.direction == StudyDirection.MAXIMIZE)
-            if self._ahead is not None:  # its copy is of the old history
-                self._ahead.close()
-                self._ahead = None
+            h = self._history = _History(space, study.direction == StudyDirection.MAXIMIZE)
         return h
 
-    def _running_row(self, trial: FrozenTrial, study: Study, h: History) -> list[float] | None:
+    def _running_row(self, trial: FrozenTrial, study: Study, h: _History) -> list[float] | None:
         params = optuna_compat_tpe.tpe_trial_params(self, trial, study)
         if not h.space.keys() <= params.keys():
             return None
         return [d.to_internal_repr(params[k]) for k, d in h.space.items()]
-
-
-def categorical_point(
-    x_below: np.ndarray,
-    x_above: np.ndarray,
-    choices: list[int],
-    parzen: tuple[float, Weights],
-    rng: np.random.RandomState,
-    n_candidates: int,
-) -> list[float]:
-    """``TPESampler._sample``'s proposal over categorical parameters (their ``choices``)
-    from the observations below and above: Optuna's Parzen estimators by their distinct rows,
-    its candidates drawn from the one below with ``rng``, and the best of them, by the
-    closed form where its choice is clear (tpe_choice), else by Optuna's log-densities.
-    Returns the parameters' internal representations (floats), in order."""
-    below = categorical_mixture(x_below, choices, *parzen)
-    samples = below.sample(rng, n_candidates)
-    chosen = clear_choice(samples, choices, x_below, x_above, *parzen)
-    if chosen is not None:
-        return chosen
-    above = categorical_mixture(x_above, choices, *parzen)
-    acquisition = below.log_pdf(samples) - above.log_pdf(samples)
-    names = [str(i) for i in range(len(choices))]
-    return optuna_compat_tpe.tpe_best(names, samples, acquisition)
 
 
 def tpe_sampler(
