@@ -9,21 +9,13 @@ here, whichever corpus it falls in. The referee is the form the project's brief 
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.cli import (
-    test_bad_input_corpus,
-    test_bad_input_corpus4,
-    test_bad_input_corpus5,
-    test_bad_input_escapes,
-    test_bad_input_held_out,
-    test_bad_input_names,
-    test_bad_input_wider,
-)
 from tests.cli.bad_input import GOOD, case_folder, finished_study, run_cli
 
 # A key is a dotted path (TOML-quoted parts may hold spaces: quantize.by_name."a b") or an
@@ -32,14 +24,9 @@ from tests.cli.bad_input import GOOD, case_folder, finished_study, run_cli
 _KEY = r'(?:[^\s",]|"[^"]*")+'
 FORM = re.compile(rf"^error: {_KEY}(?:, {_KEY})*: got .+, allowed: .+$")
 
-CORPORA = (
-    test_bad_input_corpus,
-    test_bad_input_corpus4,
-    test_bad_input_corpus5,
-    test_bad_input_escapes,
-    test_bad_input_held_out,
-    test_bad_input_names,
-    test_bad_input_wider,
+CORPORA = tuple(
+    importlib.import_module(f"tests.cli.test_bad_input_{name}")
+    for name in ("corpus", "corpus4", "corpus5", "escapes", "held_out", "names", "wider")
 )
 
 
