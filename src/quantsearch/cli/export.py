@@ -99,9 +99,10 @@ def export(
     The config comes from a search (--from-run RUNDIR [--trial N | --best | --pareto K]; by
     default its best trial, or the Pareto front's first), or from the [quantize] table of
     --config, applied to --load; a quantized checkpoint as --load (quantize's quantized.pt,
-    finetune's finetuned.pt) is exported as it is, fine-tuned weights included. hls4ml projects are built with hls4ml's
-    PyTorch front end; `--verify` compiles hls4ml's bit-accurate C simulation with g++. HLS
-    synthesis is then yours: run vitis_hls -f build_prj.tcl in OUT (or hls_model.build()).
+    finetune's finetuned.pt) is exported as it is, fine-tuned weights included. hls4ml
+    projects are built with hls4ml's PyTorch front end; `--verify` compiles hls4ml's
+    bit-accurate C simulation with g++. HLS synthesis is then yours: run vitis_hls -f
+    build_prj.tcl in OUT (or hls_model.build()).
     """
     if samples is not None and not verify:
         raise ConfigError("--samples: given without --verify, allowed: with it (else unused)")

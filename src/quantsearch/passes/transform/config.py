@@ -7,7 +7,7 @@ data_in = { width = 8, frac_width = 4 }
 weight  = { width = 8, frac_width = 4 }
 [quantize.by_type.relu]            # by op kind
 data_in = { width = 8, frac_width = "auto" }
-[quantize.by_name."seq_blocks.2"]  # by node name or module path; "re:<regex>" also accepted
+[quantize.by_name."seq_blocks.3"]  # by node name or module path; "re:<regex>" also accepted
 weight = { width = 4, frac_width = 3 }
 ```
 
