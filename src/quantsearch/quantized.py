@@ -24,7 +24,12 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from quantsearch.checkpoint import check_finite_parameters, load_checkpoint, save_checkpoint
+from quantsearch.checkpoint import (
+    Checkpoint,
+    check_finite_parameters,
+    load_checkpoint,
+    save_checkpoint,
+)
 from quantsearch.errors import ConfigError
 from quantsearch.formats import NumberFormat
 from quantsearch.graph import PARAM_ORIGINS, info, trace
@@ -32,7 +37,7 @@ from quantsearch.models import MODELS, build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.passes.transform.modules import QuantConv1d, QuantConv2d, QuantLinear
 
-__all__ = ["load_quantized", "save_quantized"]
+__all__ = ["load_quantized", "quantized_model", "save_quantized"]
 
 # The layers that round their weight and bias themselves (BatchNorm's formats round its fold)
 ROUNDING = (QuantLinear, QuantConv1d, QuantConv2d)
@@ -167,7 +172,12 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
         >>> torch.equal(load_quantized(p)(x), qgm(x))
         True
     """
-    ckpt = load_checkpoint(path, key=key)
+    return quantized_model(load_checkpoint(path, key=key), path, key=key)
+
+
+def quantized_model(ckpt: Checkpoint, path: str | Path, *, key: str = "--load") -> fx.GraphModule:
+    """:func:`load_quantized` of a checkpoint already read from ``path`` (named in messages):
+    for a caller that read it to tell a quantized checkpoint from a float one."""
     formats = ckpt.config.get("quantize")
     if not isinstance(formats, dict):
         raise ConfigError(

@@ -259,7 +259,7 @@ def _quantized_checkpoint(cfg: Any, load: str) -> tuple[Any, Any, str] | None:
     config's data for --verify. ``None`` for a float checkpoint (the config's [quantize] is
     applied to it)."""
     from quantsearch.checkpoint import load_checkpoint  # imports torch: deferred
-    from quantsearch.quantized import load_quantized
+    from quantsearch.quantized import quantized_model
     from quantsearch.session import open_session
 
     ckpt = load_checkpoint(load, key="--load")
@@ -275,7 +275,7 @@ def _quantized_checkpoint(cfg: Any, load: str) -> tuple[Any, Any, str] | None:
             f"--load: got a checkpoint of model {ckpt.model_name!r} where model.name of "
             f"{cfg.source} is {cfg.model.name!r}, allowed: the config the model was searched with"
         )
-    qgm = load_quantized(load, key="--load")
+    qgm = quantized_model(ckpt, load, key="--load")  # the checkpoint read once
     data = open_session(cfg).data
     return qgm.eval(), data, f"{ckpt.model_name} (quantized checkpoint {load})"
 
