@@ -23,14 +23,13 @@ from quantsearch.models import build_model
 from quantsearch.passes.transform import ResolvedConfig, quantize
 from quantsearch.passes.transform.batched import (
     Blocks,
-    frac_bits,
     input_frac,
-    linear_facts,
     linear_many,
     quantize_inputs,
     stack,
     stacked_views,
 )
+from quantsearch.passes.transform.grid_facts import frac_bits, linear_facts
 from quantsearch.passes.transform.population import Population
 
 

@@ -9,7 +9,7 @@ to its own ``F.linear``, when, and only when, arithmetic makes every summation o
 The argument. Let a config's quantized input hold values on the grid ``2^-fx`` (fixed point
 with ``frac_width = fx``: ``clamp(round(x * 2^fx)) / 2^fx`` is an integer over ``2^fx``
 whatever the width), its weight values on ``2^-fw`` and its bias on ``2^-fb`` (found from
-the tensors themselves, :func:`frac_bits`, once per layer). Every product ``x_i * w_ji`` is
+the tensors themselves, :func:`~.grid_facts.frac_bits`, once per layer). Every product ``x_i * w_ji`` is
 then an integer multiple of ``g = 2^-max(fx + fw, fb)``, and so is every partial sum of the
 dot product, in any order and grouping, with or without a fused multiply-add. Every partial
 sum's magnitude is at most ``B = max |x| * sum_i max_j |w[j, i]| + max_j |b[j]|``.
@@ -36,6 +36,7 @@ Example:
     >>> from quantsearch.formats import FixedPoint
     >>> from quantsearch.passes.transform.modules import QuantLinear
     >>> from quantsearch.passes.transform.layer import LayerQuant
+    >>> from quantsearch.passes.transform.grid_facts import linear_facts
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <...>
     >>> lin = torch.nn.Linear(4, 3)
@@ -65,23 +66,14 @@ from torch import Tensor
 
 from quantsearch.formats import FixedPoint, NumberFormat
 from quantsearch.passes.transform.blocks import Blocks, stacked_views
-from quantsearch.passes.transform.grid_facts import (
-    LinearFacts,
-    frac_bits,
-    linear_facts,
-    linear_facts_many,
-)
+from quantsearch.passes.transform.grid_facts import LinearFacts
 from quantsearch.passes.transform.modules import QuantLinear
 
 __all__ = [
     "Blocks",
-    "LinearFacts",
     "Stacked",
     "exact_limit",
-    "frac_bits",
     "input_frac",
-    "linear_facts",
-    "linear_facts_many",
     "linear_many",
     "quantize_inputs",
     "stack",
@@ -294,7 +286,7 @@ def linear_many(
         layers: the layer of each config (variant), quantized modules in eval mode.
         xs: the distinct quantized inputs.
         x_bits: each input's grid exponent (:func:`input_frac` of its format), ``None``: unknown.
-        stacked: :func:`stack` of the layers' :func:`linear_facts` and which input each reads.
+        stacked: :func:`stack` of the layers' :func:`~.grid_facts.linear_facts` and which input each reads.
         classes_first: for 2-D inputs and layers without a ``data_out`` format, compute
             ``W x^T`` instead (the same exact dot products) and hand each layer the transpose
             of a contiguous ``[out, N]`` block: a caller whose every consumer of the outputs is

@@ -59,16 +59,15 @@ from quantsearch.formats import NumberFormat
 from quantsearch.graph import info
 from quantsearch.passes.transform.batched import (
     Blocks,
-    LinearFacts,
     Stacked,
     input_frac,
-    linear_facts_many,
     linear_many,
     quantize_inputs,
     stack,
     stacked_views,
 )
 from quantsearch.passes.transform.calibrate import CalibrationStats
+from quantsearch.passes.transform.grid_facts import LinearFacts, linear_facts_many
 from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, _QuantLayer, submodule
 from quantsearch.passes.transform.population_refusal import (
