@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -466,3 +467,49 @@ def test_recurrent_layers_match_flop_counter_mode(
     units, bias = steps * d * layers * 8, 0 if kwargs.get("bias") is False else 2 * gates
     assert c["flops"] == 2 * c["macs"] + units * (bias + e_fwd)
     assert c["flops_backward"] == 4 * c["macs"] + units * (bias + e_bwd)
+
+
+@pytest.mark.parametrize(
+    ("cell", "kwargs", "shape"),
+    [
+        (nn.RNNCell, {}, (5, 4)),
+        (nn.RNNCell, {"nonlinearity": "relu", "bias": False}, (4,)),  # unbatched
+        (nn.GRUCell, {}, (5, 4)),
+        (nn.LSTMCell, {"bias": False}, (5, 4)),
+        (nn.LSTMCell, {}, (4,)),
+    ],
+)
+def test_recurrent_cells_match_flop_counter_mode(
+    cell: type[nn.Module], kwargs: dict[str, object], shape: tuple[int, ...]
+) -> None:
+    """nn.RNNCell, GRUCell and LSTMCell stepped twice, the state left to the cell on the first
+    step: they had no rule (uncounted). FlopCounterMode (referee) counts their matmuls, W_hh
+    times the zero state included: gates x H x (I + H) MACs per sample and step; the FLOPs
+    the recurrent layers' per-unit formula for one step."""
+
+    class Steps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = cell(4, 8, **kwargs)
+
+        def forward(self, x: torch.Tensor) -> Any:
+            s = self.cell(x)
+            return self.cell(x, s)
+
+    torch.manual_seed(0)
+    m, x = Steps().eval(), torch.randn(shape)
+    with FlopCounterMode(display=False) as fcm:
+        m(x)
+    _, cost = _cost(m, x)
+    gates, e_fwd, e_bwd = {nn.RNNCell: (1, 1, 4), nn.GRUCell: (3, 15, 18)}.get(cell, (4, 18, 23))
+    if kwargs.get("nonlinearity") == "relu":
+        e_fwd, e_bwd = 1, 2
+    batch = x.numel() // 4
+    units, bias = batch * 8, 0 if kwargs.get("bias") is False else 2 * gates
+    for name in ("cell", "cell_1"):
+        c = cost[name]
+        assert c["macs"] == batch * gates * 8 * (4 + 8)
+        assert c["flops"] == 2 * c["macs"] + units * (bias + e_fwd)
+        assert c["flops_backward"] == 4 * c["macs"] + units * (bias + e_bwd)
+    assert 2 * (cost["cell"]["macs"] + cost["cell_1"]["macs"]) == fcm.get_total_flops()
+

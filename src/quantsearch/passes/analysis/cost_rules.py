@@ -8,9 +8,9 @@ The convention, stated once for the whole package:
 
 * A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
   ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm``, two-operand
-  ``einsum``, the recurrent ``rnn``, ``gru`` and ``lstm`` (their gates' dot products), and,
-  in the other rule modules, attention, transformer layers, transposed convolutions and
-  ``bilinear``.
+  ``einsum``, the recurrent ``rnn``, ``gru`` and ``lstm`` and their cells (the gates' dot
+  products), and, in the other rule modules, attention, transformer layers, transposed
+  convolutions and ``bilinear``.
 * **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
   bias add. Every other op costs its stated FLOPs per element, written next to its rule;
   a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
@@ -170,7 +170,7 @@ def _einsum(a: OpArgs) -> OpCost:
 _CELLS = {"rnn": (1, 1, 4), "gru": (3, 15, 18), "lstm": (4, 18, 23)}
 
 
-@_rule(*_CELLS)
+@_rule(*_CELLS, *(f"{k}cell" for k in _CELLS))
 def _recurrent(a: OpArgs) -> OpCost:
     # Gate pre-activations are one dot product over [x; h]: MACs = steps * gates * H * (I + R)
     # per layer and direction (R = H, the state's width; I = R * directions above the first
@@ -178,20 +178,23 @@ def _recurrent(a: OpArgs) -> OpCost:
     # fwd = 2 * MACs + units * (2 bias adds per gate + E), bwd = 4 * MACs + units * (2 per
     # gate + E'), units = steps * H per layer and direction. FlopCounterMode counts RNN's,
     # GRU's and a projected LSTM's matmuls (2 * MACs); LSTM's fused CPU kernel it does not.
+    # A cell (nn.RNNCell, GRUCell, LSTMCell) is one step of one layer and direction; its
+    # state, given or not (zeros), goes through W_hh all the same.
     m = a.module
     if m is None:
-        raise ValueError("counted for nn.RNN, nn.GRU and nn.LSTM modules")
-    gates, e_fwd, e_bwd = _CELLS[a.info.op_kind]
+        raise ValueError("counted for nn.RNN, nn.GRU and nn.LSTM modules and their cells")
+    gates, e_fwd, e_bwd = _CELLS[a.info.op_kind.removesuffix("cell")]
     e_fwd, e_bwd = (e_fwd, e_bwd) if getattr(m, "nonlinearity", "tanh") == "tanh" else (1, 2)
-    h, d, i0 = m.hidden_size, 2 if m.bidirectional else 1, m.input_size
-    p = getattr(m, "proj_size", 0)
+    h, d, i0 = m.hidden_size, 2 if getattr(m, "bidirectional", False) else 1, m.input_size
+    p, layers = getattr(m, "proj_size", 0), getattr(m, "num_layers", 1)
     r = p or h
     steps = a.first_input().numel // i0  # batch x time, batched or not
-    per_layer = [gates * h * ((i0 if k == 0 else r * d) + r) + p * h for k in range(m.num_layers)]
+    per_layer = [gates * h * ((i0 if k == 0 else r * d) + r) + p * h for k in range(layers)]
     macs = steps * d * sum(per_layer)
-    units = steps * d * m.num_layers * h
+    units = steps * d * layers * h
     bias = 2 * gates if m.bias else 0
-    bitops = a.bitops(macs, str(m.weight_ih_l0.dtype).removeprefix("torch."))
+    w_ih = m.weight_ih_l0 if hasattr(m, "weight_ih_l0") else m.weight_ih
+    bitops = a.bitops(macs, str(w_ih.dtype).removeprefix("torch."))
     return OpCost(
         macs, 2 * macs + units * (bias + e_fwd), 4 * macs + units * (bias + e_bwd), bitops
     )
