@@ -513,3 +513,19 @@ def test_recurrent_cells_match_flop_counter_mode(
         assert c["flops_backward"] == 4 * c["macs"] + units * (bias + e_bwd)
     assert 2 * (cost["cell"]["macs"] + cost["cell_1"]["macs"]) == fcm.get_total_flops()
 
+
+def test_arithmetic_on_sizes_costs_nothing() -> None:
+    """``n, c = x.shape`` then ``c // 2``, ``n * 2``, ``n + 0``, ``c - 0``, ``c / 2``: Python
+    numbers, no tensor read or made. Their rules read an output tensor and failed (IndexError),
+    so every channel shuffle written with view listed its size arithmetic uncounted."""
+
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, c = x.shape
+            a = x.view(n * 2, c // 2).reshape(n + 0, c - 0)
+            return a * (c / 2)
+
+    gm = trace(Net(), torch.randn(4, 6))
+    total = compute_cost(gm)
+    assert total.uncounted == ()
+    assert total.flops == 24  # the one tensor multiply, 4 x 6

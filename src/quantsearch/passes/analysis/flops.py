@@ -87,7 +87,11 @@ def count_node_flops(node: fx.Node, modules: Mapping[str, nn.Module]) -> None:
     rule = COST_RULES.get(ni.op_kind) if ni.op_kind in COST_RULES else None
     reason = f"no cost rule for op kind {ni.op_kind!r}"
     cost: OpCost | None = None
-    if rule is not None:
+    if node.op != "call_module" and not ni.inputs and not ni.outputs:
+        # Python arithmetic on sizes (``c // 2`` of ``n, c, h, w = x.shape``): fx records it
+        # as a node, but it reads and makes no tensor; its rule would read an output tensor.
+        cost = OpCost()
+    elif rule is not None:
         mod = modules.get(str(node.target)) if node.op == "call_module" else None
         try:
             cost = rule(OpArgs(node, ni, mod))
