@@ -21,8 +21,9 @@ else one call each), each variant getting a contiguous tensor of its own call's 
 where the layer's value reaches only the graph's output through float ReLUs, the transpose
 of a contiguous block: the classes-first layout the loss reads, equal values); and a
 float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element), as do
-nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). Other
-nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
+nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). A float
+2-D max pooling may run on a channels-last copy of its input (:mod:`.pool_layout`: the same
+bits, faster on the CPU for many channels). Other nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
 
 What it refuses (:func:`population_refusal`, in :mod:`.population_refusal`, says why; the caller
 then evaluates one at a time):
@@ -70,6 +71,7 @@ from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.grid_facts import LinearFacts, linear_facts_many
 from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import QUANTIZERS, QuantLinear, _QuantLayer, submodule
+from quantsearch.passes.transform.pool_layout import MaxPoolLayout
 from quantsearch.passes.transform.population_refusal import (
     Columns,
     columns,
@@ -117,6 +119,7 @@ class Population:
         self._graph_why: dict[frozenset[str], str | None] = {}
         self._quantized: Collection[str] = ()  # nodes some config of the current run quantizes
         self.batched_calls = 0  # layer calls answered by one batched kernel (tests read it)
+        self.pools = MaxPoolLayout()  # float 2-D max pooling in the faster layout
         nodes = list(gm.graph.nodes)
         last: dict[fx.Node, int] = {}
         for i, node in enumerate(nodes):
@@ -379,12 +382,12 @@ class Population:
         if lq is not None:
             return self._module(node, lq)(*args, **kwargs)
         if node.op == "call_module":
-            return submodule(self.gm, str(node.target))(*args, **kwargs)
+            return self.pools.call(node, submodule(self.gm, str(node.target)), args, kwargs)
         if node.op == "call_method":
             self_obj, *rest = args
             return getattr(self_obj, str(node.target))(*rest, **kwargs)
         assert callable(node.target)
-        return node.target(*args, **kwargs)
+        return self.pools.call(node, node.target, args, kwargs)
 
     def _module(self, node: fx.Node, lq: LayerQuant) -> nn.Module:
         """The module ``quantize`` builds for ``node`` under ``lq`` (eval mode), memoised."""

@@ -1,0 +1,93 @@
+"""2-D max pooling in the faster of two memory layouts: the same values, chosen by timing.
+
+On the CPU, torch's ``max_pool2d`` over a contiguous (NCHW) tensor works plane by plane, about
+400 ns a plane of 8x8 on the 2-core machine of BENCHMARKS.md (torch 2.13): pooling cnn-digits'
+360 validation samples of 16 channels takes 2.5 ms, more than its three convolutions. The same
+call on a channels-last copy of its input vectorises over the channels and, both copies
+included, takes 0.5 ms. Few channels or large planes reverse it (a (8, 3, 224, 224) input: 7 ms
+NCHW against 12 ms), so :class:`MaxPoolLayout` times both ways once per node and input (shape,
+dtype, strides) and keeps the faster; on other devices, and for any other call, it calls as
+given.
+
+Exactness. Max pooling picks one element of each window, visiting the window in the same order
+in both kernels, so the two layouts give the same bits: NaN, infinities and signed zeros
+included (``tests/passes/transform/test_pool_layout.py``, against torch's own NCHW kernel). The
+result is made contiguous, the layout the NCHW call returns, so later nodes see the same tensor.
+The timing decides the speed of an evaluation, never its values.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+__all__ = ["MaxPoolLayout"]
+
+# channels-last must win by this factor (timing noise must not flip a near tie back and forth)
+MARGIN = 0.8
+_FUNCTIONS = (F.max_pool2d, torch.max_pool2d)
+
+
+class MaxPoolLayout:
+    """Calls a float node, a 2-D max pooling in the faster layout (see the module docstring).
+
+    ``force``: ``True`` or ``False`` always takes channels-last or not, instead of timing (for
+    tests and for a benchmark's A/B); ``None`` times each node's input once.
+    """
+
+    def __init__(self, force: bool | None = None) -> None:
+        self.force = force
+        self._faster: dict[tuple[Any, ...], bool] = {}  # (node, shape, dtype, strides)
+
+    def call(
+        self, node: fx.Node, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        """``fn(*args, **kw)``, the node ``node``'s call: a 2-D max pooling of a CPU batch may
+        run on a channels-last copy of its input (the same values, a contiguous result)."""
+        x = args[0] if args else None
+        if not (isinstance(x, torch.Tensor) and x.dim() == 4 and x.device.type == "cpu"):
+            return fn(*args, **kw)
+        if not _max_pool2d(fn, args, kw):
+            return fn(*args, **kw)
+        rest = args[1:]
+
+        def run(t: torch.Tensor) -> Any:
+            return fn(t, *rest, **kw)
+
+        key = (node.name, tuple(x.shape), x.dtype, x.stride())
+        faster = self._faster.get(key)
+        if faster is None:
+            faster = self.force if self.force is not None else _channels_last_faster(run, x)
+            self._faster[key] = faster
+        if not faster:
+            return run(x)
+        return run(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def _max_pool2d(fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> bool:
+    """Whether ``fn(*args, **kw)`` is a 2-D max pooling that returns one tensor."""
+    if type(fn) is nn.MaxPool2d:
+        return not fn.return_indices and len(args) == 1 and not kw
+    if fn in _FUNCTIONS:
+        return not kw.get("return_indices", False) and not (len(args) > 6 and args[6])
+    return False
+
+
+def _channels_last_faster(run: Callable[[torch.Tensor], Any], x: torch.Tensor) -> bool:
+    """Whether ``run`` on a channels-last copy of ``x`` (copies included) beats ``run(x)`` by
+    :data:`MARGIN`: the minimum of three alternating calls each."""
+    plain = last = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        run(x)
+        t1 = time.perf_counter()
+        run(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        t2 = time.perf_counter()
+        plain, last = min(plain, t1 - t0), min(last, t2 - t1)
+    return last < MARGIN * plain
