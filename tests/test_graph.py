@@ -111,6 +111,40 @@ def test_data_dependent_control_flow_names_the_line() -> None:
         quantsearch.trace(_DataDependent(), torch.ones(2, 3))
 
 
+class _BufferBySize(nn.Module):
+    """The positional-encoding table sliced to the sequence's length (PyTorch's transformer
+    tutorial), and an index buffer expanded to the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pe", torch.randn(1, 10, 4))
+        self.register_buffer("idx", torch.tensor([3, 0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x + self.pe[:, : x.size(1)]
+        return h.flatten(1).gather(1, self.idx.expand(x.size(0), -1))
+
+
+class _BufferAsValue(_BufferBySize):
+    """Buffers read as Python values: they trace only as tensors (the first way)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cols = self.idx.tolist()
+        return x[:, cols] * 2 if self.pe.abs().sum() > 0 else x
+
+
+def test_a_buffer_sliced_or_expanded_by_a_traced_size_traces() -> None:
+    """fx handed the buffers over as tensors, which take no traced size: 'slice indices must
+    be integers' and 'expand() takes 1 positional argument but 2 were given', refused. Traced
+    with the buffers as proxies the graph computes what the model does (referee: the model),
+    at another sequence length and batch too; buffers read as Python values still trace."""
+    for model in (_BufferBySize(), _BufferAsValue()):
+        gm = quantsearch.trace(model, torch.randn(3, 5, 4))
+        for shape in ((3, 5, 4), (2, 7, 4)):
+            x = torch.randn(shape)
+            assert torch.equal(gm(x), model(x))
+
+
 class _WrongShape(nn.Module):
     def __init__(self) -> None:
         super().__init__()

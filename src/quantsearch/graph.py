@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from quantsearch.errors import TraceError
+from quantsearch.graph_tracer import symbolic_trace
 
 __all__ = [
     "META_KEY",
@@ -317,16 +318,6 @@ def annotate(gm: fx.GraphModule, *example_inputs: torch.Tensor) -> fx.GraphModul
     return gm
 
 
-class _Tracer(fx.Tracer):
-    """fx's tracer, except that a module declaring its ``op_kind`` (quantized layers do) is a
-    leaf, so a quantized model traces to the same nodes as its float original."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(getattr(type(m), "op_kind", None), str):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
-
-
 def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """Symbolically trace ``model`` and annotate each node by running ``example_inputs``.
 
@@ -367,9 +358,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     try:
         for m in modes:
             m.training = False
-        tracer = _Tracer()
-        graph = tracer.trace(model)
-        gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+        gm = symbolic_trace(model)
     except Exception as exc:
         raise TraceError(
             f"cannot trace {type(model).__name__} with torch.fx{_user_frame(exc)}: "
