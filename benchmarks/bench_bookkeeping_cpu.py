@@ -8,7 +8,8 @@ main thread's CPU clock (``time.thread_time``) at the end of each batch and arou
 ``Evaluator.evaluate_many`` call; per trial over the windows of ``bench_search.py`` (the
 trials before trial n, about a tenth of n, at least 2): the CPU time, the part outside the
 evaluation (bookkeeping) and its share. Another thread's CPU time (the journal's group commit)
-is not counted. The batches must be one trial each (TPE's).
+is not counted. A batch's time is shared evenly among the trials it stores (TPE's random
+start-up comes in batches, then one trial a batch).
 
 Run from the repository root::
 
@@ -19,6 +20,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -42,12 +44,20 @@ def one_search(strategy: str, seed: int, model: Any, data: Any) -> dict[int, dic
     layers = ("conv1", "conv2", "conv3", "fc")
     space = {"by": "name", "choices": {n: {"data_in": pairs, "weight": pairs} for n in layers}}
     ends: list[float] = []  # CPU clock at the end of each batch
+    sizes: list[int] = []  # the trials each batch stored
     spent: dict[int, float] = {}  # batch index -> CPU seconds in evaluate_many
     real_run, real_many = batch.Batches.run, evaluate.Evaluator.evaluate_many
 
     def run(self: Any, study: Any, after: Any) -> None:
-        real_run(self, study, after)
+        stored = [0]
+
+        def counted(s: Any, t: Any) -> None:
+            stored[0] += 1
+            after(s, t)
+
+        real_run(self, study, counted)
         ends.append(time.thread_time())
+        sizes.append(stored[0])
 
     def many(self: Any, *a: Any, **k: Any) -> Any:
         t0 = time.thread_time()
@@ -67,13 +77,20 @@ def one_search(strategy: str, seed: int, model: Any, data: Any) -> dict[int, dic
     finally:
         batch.Batches.run = real_run  # type: ignore[method-assign]
         evaluate.Evaluator.evaluate_many = real_many  # type: ignore[method-assign]
-    assert res.study is not None and len(ends) == max(COUNTS), "one trial a batch expected"
+    assert res.study is not None and sum(sizes) == max(COUNTS), "every trial in a batch expected"
+    # each trial: its batch's share of the batch's CPU time and of its evaluation (the first
+    # batch's time runs from its own end: it is left out of every window)
+    cpu: list[float] = []
+    ev: list[float] = []
+    for b, size in enumerate(sizes):
+        total = ends[b] - ends[b - 1] if b else math.nan
+        cpu += [total / size] * size
+        ev += [spent.get(b, 0.0) / size] * size
     out = {}
     for n in COUNTS:
-        lo, hi = max(1, n - max(2, n // 10)), n
-        total = (ends[hi - 1] - ends[lo - 1]) / (hi - lo) * 1000
-        ev = sum(spent.get(i, 0.0) for i in range(lo, hi)) / (hi - lo) * 1000
-        out[n] = {"cpu_ms": total, "bookkeeping_cpu_ms": total - ev}
+        lo, hi = max(sizes[0], n - max(2, n // 10)), n
+        total = statistics.fmean(cpu[lo:hi]) * 1000
+        out[n] = {"cpu_ms": total, "bookkeeping_cpu_ms": total - statistics.fmean(ev[lo:hi]) * 1000}
     return out
 
 
