@@ -81,6 +81,42 @@ def test_early_stopping_restores_the_best_epoch(digits: DataSplits) -> None:
     assert m["val_loss"] == pytest.approx(best.val_loss, rel=1e-5)
 
 
+class _Outputs(torch.nn.Module):
+    """digits' 64 features to what ``kind`` names: a scalar, a tuple, or 5 scores of 10."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> object:
+        y = self.fc(x.flatten(1))
+        return {"scalar": y.mean(), "tuple": (y, y), "five": y[:, :5]}[self.kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "got"),
+    [
+        ("scalar", r"output of shape \(\)"),
+        ("tuple", "a tuple output"),
+        ("five", r"output of shape \(2, 5\)"),
+    ],
+)
+def test_a_model_that_returns_no_logits_is_refused(digits: DataSplits, kind: str, got: str) -> None:
+    """A loss-like scalar, a tuple, or fewer scores than digits' 10 classes: cross_entropy of
+    them raised torch's IndexError mid-epoch (an internal error from `quantsearch train`);
+    one ConfigError before the first step, the model untouched."""
+    from quantsearch.errors import ConfigError
+
+    model = _Outputs(kind)
+    before = model.fc.weight.clone()
+    with pytest.raises(
+        ConfigError, match=rf"^model: got {got}, allowed for `train`: .* 10 classes"
+    ):
+        train(model, digits, SHORT, progress=False)
+    assert torch.equal(model.fc.weight, before)
+
+
 def test_checkpoint_round_trip_through_load(digits: DataSplits, tmp_path: Path) -> None:
     result = _run(digits)
     path = save_checkpoint(

@@ -101,6 +101,31 @@ def train_epoch(
     return total / max(seen, 1)
 
 
+def check_logits(net: nn.Module, x: torch.Tensor, num_classes: int, command: str) -> None:
+    """Refuse, before the first step, a model whose output on ``x`` (in eval mode, on a copy)
+    is no logits of ``num_classes`` (the largest label + 1) or more classes: ``command`` takes
+    cross_entropy of its outputs against the labels, which failed there with torch's
+    IndexError (a model that returns a scalar loss, a tuple, or fewer scores than the data
+    have classes)."""
+    was = net.training
+    net.eval()
+    with torch.no_grad():
+        out = net(x.clone())
+    net.train(was)
+    if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] >= num_classes:
+        return
+    got = (
+        f"output of shape {tuple(out.shape)}"
+        if isinstance(out, torch.Tensor)
+        else f"a {type(out).__name__} output"
+    )
+    raise ConfigError(
+        f"model: got {got}, allowed for `{command}`: one tensor of logits of shape (samples, "
+        f"classes), at least {num_classes} classes ({command} minimizes cross_entropy of the "
+        f"outputs against the class labels); train another output with your own loop"
+    )
+
+
 def warn_probability_output(gm: fx.GraphModule, command: str) -> None:
     """A :class:`ProbabilityOutputWarning` when ``gm`` returns a softmax's probabilities:
     ``command`` minimizes cross-entropy of the outputs taken as logits, a second softmax."""
@@ -201,6 +226,9 @@ def train(
     device = resolve_device(cfg.device, "train.device")
     net = copy.deepcopy(model).to(device)
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
+    splits = (data.train, data.val, data.test)
+    labels = 1 + max((int(s.y.max()) for s in splits if len(s)), default=0)
+    check_logits(net, x_train[:2], labels, "train")
     n = len(data.train)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
