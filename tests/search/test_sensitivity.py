@@ -192,3 +192,37 @@ def test_per_layer_examples_are_the_issue_spaces(
         (cost, "minimize", 0.5, True),
     ]
     assert [(c.metric, c.kind, c.bound) for c in s.constraints] == [("accuracy", "drop", 0.02)]
+
+
+class _Outputs(nn.Module):
+    """8 features to what ``kind`` names: a scalar loss, a tuple, or 3 scores for 5 labels."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> object:
+        y = self.fc(x)
+        return {"scalar": y.mean(), "tuple": (y, y), "three": y[:, :3]}[self.kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "got"),
+    [
+        ("scalar", r"output of shape \(\)"),
+        ("tuple", "a tuple output"),
+        ("three", r"output of shape \(6, 3\)"),
+    ],
+)
+def test_probe_refuses_outputs_that_are_no_logits_of_the_labels(kind: str, got: str) -> None:
+    """A model returning a scalar loss, or fewer columns than the labels need: cross_entropy
+    raised torch's IndexError (summary --sensitivity: an internal error with a traceback);
+    one ConfigError in the form '<key>: got <given>, allowed: <allowed>'."""
+    x, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+    gm = trace(_Outputs(kind), x)
+    with pytest.raises(
+        ConfigError,
+        match=rf"^sensitivity: got {got}, allowed: one tensor of logits of shape \(6, classes\)",
+    ):
+        probe(gm, x, y)

@@ -96,6 +96,23 @@ def _detach(value: Any) -> Any:
     return value
 
 
+def _check_logits(logits: Any, y: Tensor) -> None:
+    """One tensor of class scores for every label: cross_entropy raised torch's IndexError on
+    a scalar (a model returning a loss) or on fewer scores than the largest label."""
+    scores = isinstance(logits, Tensor) and logits.ndim == 2 and logits.shape[0] == len(y)
+    if scores and (not len(y) or logits.shape[1] > int(y.max())):
+        return
+    got = (
+        f"output of shape {tuple(logits.shape)}"
+        if isinstance(logits, Tensor)
+        else f"a {type(logits).__name__} output"
+    )
+    raise ConfigError(
+        f"sensitivity: got {got}, allowed: one tensor of logits of shape ({len(y)}, classes), "
+        f"a column for each label (it predicts accuracy drops from the cross-entropy's gradients)"
+    )
+
+
 def probe(
     gm: fx.GraphModule, x: Tensor, y: Tensor, nodes: Iterable[str] = ()
 ) -> dict[str, NodeProbe]:
@@ -119,10 +136,7 @@ def probe(
             # none, and its nodes get theirs from the parameters
             xg = x.detach().clone().requires_grad_(x.is_floating_point())
             logits = rec.run(xg)
-            if not isinstance(logits, Tensor):
-                raise ConfigError(
-                    f"sensitivity: the model must return one tensor (got {type(logits).__name__})"
-                )
+            _check_logits(logits, y)
             outs = {name: o for name, (_, _, o) in rec.seen.items()}
             loss = F.cross_entropy(logits, y.long(), reduction="sum")
             names = list(outs)
