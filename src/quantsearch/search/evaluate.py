@@ -106,8 +106,7 @@ class Evaluator:
         )
         self._baseline: dict[str, float] | None = None
         self._nodes: NodeConfigs | None = None  # resolve's node parts, met before
-        # How long measuring the float model took in this process (None: not measured here):
-        # a lower bound of a trial's evaluation, from which the batched path sizes its first batch.
+        # the float model's measuring time here (None: not here), by which a first batch is sized
         self.baseline_seconds: float | None = None
         self._baseline_lock = threading.Lock()
         self._local = threading.local()  # one PreparedModel per thread: apply_ mutates it
@@ -125,7 +124,8 @@ class Evaluator:
         """This thread's prepared model (built on first use)."""
         pm: PreparedModel | None = getattr(self._local, "pm", None)
         if pm is None:
-            pm = self._local.pm = PreparedModel(self.gm, self.calibration)
+            exact = _metrics_refusal(self.metrics) is None  # no latency: either layout of a pool
+            pm = self._local.pm = PreparedModel(self.gm, self.calibration, pools=exact)
         return pm
 
     def resolve(

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from quantsearch.passes.transform.modules import submodule
+
 __all__ = ["MaxPoolLayout"]
 
 # channels-last must win by this factor (timing noise must not flip a near tie back and forth)
@@ -46,28 +48,48 @@ class MaxPoolLayout:
         self._faster: dict[tuple[Any, ...], bool] = {}  # (node, shape, dtype, strides)
 
     def call(
-        self, node: fx.Node, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]
     ) -> Any:
-        """``fn(*args, **kw)``, the node ``node``'s call: a 2-D max pooling of a CPU batch may
-        run on a channels-last copy of its input (the same values, a contiguous result)."""
-        x = args[0] if args else None
+        """``fn(*args, **kw)``, the call of the node named ``name``: a 2-D max pooling of a CPU
+        batch may run on a channels-last copy of its input (the same values, contiguous)."""
+        if args and _max_pool2d(fn, args, kw):
+            return self.run(name, lambda t: fn(t, *args[1:], **kw), args[0])
+        return fn(*args, **kw)
+
+    def attach(self, gm: fx.GraphModule) -> None:
+        """Route ``gm``'s own ``nn.MaxPool2d`` modules (not indices-returning) through
+        :meth:`run`: each instance's ``forward`` is set, its class and attributes unchanged.
+        For a module ``gm`` owns (a quantized copy), never a user's."""
+        for node in gm.graph.nodes:
+            if node.op == "call_module":
+                module = submodule(gm, str(node.target))
+                if type(module) is nn.MaxPool2d and not module.return_indices:
+                    module.forward = _Routed(self, node.name, module)  # type: ignore[method-assign,assignment]
+
+    def run(self, name: str, pool: Callable[[torch.Tensor], Any], x: Any) -> Any:
+        """``pool(x)``, or ``pool`` of a channels-last copy of ``x`` made contiguous where
+        that is faster (decided once per node and input)."""
         if not (isinstance(x, torch.Tensor) and x.dim() == 4 and x.device.type == "cpu"):
-            return fn(*args, **kw)
-        if not _max_pool2d(fn, args, kw):
-            return fn(*args, **kw)
-        rest = args[1:]
-
-        def run(t: torch.Tensor) -> Any:
-            return fn(t, *rest, **kw)
-
-        key = (node.name, tuple(x.shape), x.dtype, x.stride())
+            return pool(x)
+        key = (name, tuple(x.shape), x.dtype, x.stride())
         faster = self._faster.get(key)
         if faster is None:
-            faster = self.force if self.force is not None else _channels_last_faster(run, x)
+            faster = self.force if self.force is not None else _channels_last_faster(pool, x)
             self._faster[key] = faster
         if not faster:
-            return run(x)
-        return run(x.contiguous(memory_format=torch.channels_last)).contiguous()
+            return pool(x)
+        return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+class _Routed:
+    """A ``MaxPool2d``'s ``forward`` through :meth:`MaxPoolLayout.run` (a class, not a
+    closure, so a deep copy of the module routes the copy, not the original)."""
+
+    def __init__(self, layout: MaxPoolLayout, name: str, module: nn.MaxPool2d) -> None:
+        self.layout, self.name, self.module = layout, name, module
+
+    def __call__(self, x: Any) -> Any:
+        return self.layout.run(self.name, lambda t: nn.MaxPool2d.forward(self.module, t), x)
 
 
 def _max_pool2d(fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> bool:

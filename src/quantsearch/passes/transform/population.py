@@ -382,12 +382,12 @@ class Population:
         if lq is not None:
             return self._module(node, lq)(*args, **kwargs)
         if node.op == "call_module":
-            return self.pools.call(node, submodule(self.gm, str(node.target)), args, kwargs)
+            return self.pools.call(node.name, submodule(self.gm, str(node.target)), args, kwargs)
         if node.op == "call_method":
             self_obj, *rest = args
             return getattr(self_obj, str(node.target))(*rest, **kwargs)
         assert callable(node.target)
-        return self.pools.call(node, node.target, args, kwargs)
+        return self.pools.call(node.name, node.target, args, kwargs)
 
     def _module(self, node: fx.Node, lq: LayerQuant) -> nn.Module:
         """The module ``quantize`` builds for ``node`` under ``lq`` (eval mode), memoised."""

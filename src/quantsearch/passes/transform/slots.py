@@ -45,6 +45,7 @@ from quantsearch.passes.transform.modules import (
     submodule,
 )
 from quantsearch.passes.transform.plain import plain_layer
+from quantsearch.passes.transform.pool_layout import MaxPoolLayout
 from quantsearch.passes.transform.quantize import _apply, node_info, plan_targets
 from quantsearch.passes.transform.resolve import resolve
 from quantsearch.passes.transform.resolved import ResolvedConfig
@@ -71,6 +72,9 @@ class PreparedModel:
             used go first (a large model with many formats must not hold them all).
         structures: the most prepared modules kept (one per graph structure met), least
             recently used dropped first; a search's configs usually share one.
+        pools: route the prepared modules' float 2-D max pooling through a
+            :class:`.pool_layout.MaxPoolLayout` (the same values, in the faster layout; not for
+            a latency measurement, which must time the model as ``quantize`` builds it).
 
     Example:
         >>> import torch
@@ -90,8 +94,10 @@ class PreparedModel:
         *,
         memo_bytes: int = 256 * 2**20,
         structures: int = 4,
+        pools: bool = False,
     ) -> None:
         self.gm = gm
+        self.pools = MaxPoolLayout() if pools else None
         self.calibration = calibration
         self.memo_bytes, self.max_structures = memo_bytes, structures
         self._structures: OrderedDict[Any, _Structure] = OrderedDict()
@@ -117,6 +123,8 @@ class PreparedModel:
                 self._structures.popitem(last=False)
             # lazy: a structure's first config may only be priced (metrics/static.py), not run
             qgm = _apply(self.gm, resolved, lazy=True)
+            if self.pools is not None:
+                self.pools.attach(qgm)
             st = self._structures[plan] = _Structure(self.gm, qgm)
             for (old, _), target in zip(st.pairs, targets, strict=True):
                 if target is not None:
