@@ -46,10 +46,10 @@ def test_a_low_bit_config_recovers_and_the_input_is_untouched(
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"epochs": 0}, r"^epochs: 0, allowed: an integer >= 1"),
-        ({"lr": float("nan")}, r"^lr: nan, allowed: a finite number > 0"),
-        ({"batch_size": 0}, r"^batch_size: 0, allowed"),
-        ({"weight_decay": -1.0}, r"^weight_decay: -1.0, allowed"),
+        ({"epochs": 0}, r"^epochs: got 0, allowed: an integer >= 1"),
+        ({"lr": float("nan")}, r"^lr: got nan, allowed: a finite number > 0"),
+        ({"batch_size": 0}, r"^batch_size: got 0, allowed"),
+        ({"weight_decay": -1.0}, r"^weight_decay: got -1.0, allowed"),
     ],
 )
 def test_bad_settings_are_config_errors(

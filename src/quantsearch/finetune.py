@@ -139,13 +139,13 @@ def finetune(
         (True, False)
     """
     if epochs < 1:
-        raise ConfigError(f"epochs: {epochs}, allowed: an integer >= 1")
+        raise ConfigError(f"epochs: got {epochs}, allowed: an integer >= 1")
     if batch_size < 1:
-        raise ConfigError(f"batch_size: {batch_size}, allowed: an integer >= 1")
+        raise ConfigError(f"batch_size: got {batch_size}, allowed: an integer >= 1")
     if not (math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr: {lr}, allowed: a finite number > 0")
+        raise ConfigError(f"lr: got {lr}, allowed: a finite number > 0")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ConfigError(f"weight_decay: {weight_decay}, allowed: a finite number >= 0")
+        raise ConfigError(f"weight_decay: got {weight_decay}, allowed: a finite number >= 0")
     if data.num_classes == 0:  # float targets (data/user.py): no classes to cross-entropy on
         raise ConfigError(
             f"data: got {data.name!r} with regression targets, allowed for finetune: class "

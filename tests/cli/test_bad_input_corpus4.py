@@ -376,7 +376,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "search into a folder with the user's report.md": (
         ["search", "-c", "good.toml", "-q", "--run-dir", "mine"],
-        r"^--run-dir: 'mine/good' holds report\.md, which no `quantsearch search` wrote \(no "
+        r"^--run-dir: got 'mine/good', which holds report\.md no `quantsearch search` wrote \(no "
         r"study\.journal or search_config\.json beside it\), allowed: a folder of the study's own",
     ),
     "compare into a folder with the user's report.html": (
@@ -457,10 +457,13 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         r"^--config: got 'nothing', which is a link to nothing, allowed: a TOML file",
     ),
     "report -": (["report", "-"], r"^RUN_DIR: "),
-    "quantize --from-run -": (["quantize", "--from-run", "-"], r"^--from-run: '-', allowed: a run"),
+    "quantize --from-run -": (
+        ["quantize", "--from-run", "-"],
+        r"^--from-run: got '-', which does not exist, allowed: a run",
+    ),
     "finetune --from-run a folder": (
         ["finetune", "--from-run", "runs", "--epochs", "1"],
-        r"^--from-run: 'runs' holds no search's results, allowed: a run directory written by "
+        r"^--from-run: got 'runs', which holds no search's results, allowed: a run directory written by "
         r"`quantsearch search` \(it holds best\.json or pareto\.json\)$",
     ),
     # checkpoints: keys missing or unexpected, a list, a whole pickled model, an empty file,
@@ -513,19 +516,19 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # counts at the edges
     "worker --seed 2**32": (
         ["worker", "-c", "good.toml", "--seed", "4294967296"],
-        r"^--seed: 4294967296 is not in the range 0<=x<=4294967295",
+        r"^--seed: got 4294967296, allowed: an integer in the range 0<=x<=4294967295",
     ),
     "finetune --lr -0.0": (
         ["finetune", "--from-run", "runs/good", "--lr", "-0.0"],
-        r"^--lr: -0\.0 is not in the range 1e-10<=x<=10",
+        r"^--lr: got -0\.0, allowed: a number in the range 1e-10<=x<=10",
     ),
     "finetune --trial 10**12": (
         ["finetune", "--from-run", "runs/good", "--trial", "1000000000000"],
-        r"^--trial: 1000000000000, allowed: a trial number of this run \(0\.\.1\)$",
+        r"^--trial: got 1000000000000, allowed: a trial number of this run \(0\.\.1\)$",
     ),
     "export --samples 0": (
         ["export", "--to", "qonnx", "--from-run", "runs/good", "--verify", "--samples", "0", "e"],
-        r"^--samples: 0 is not in the range x>=1",
+        r"^--samples: got 0, allowed: an integer in the range x>=1",
     ),
     "export --float-as fixed(65,16)": (
         ["export", "--to", "hls4ml", "--from-run", "runs/good", "--float-as", "fixed(65,16)", "e"],

@@ -116,7 +116,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "finetune --lr 1e-300": (
         ["finetune", "--from-run", "runs/good", "--lr", "1e-300"],
-        r"^--lr: 1e-300 is not in the range 1e-10<=x<=10\.0\.$",
+        r"^--lr: got 1e-300, allowed: a number in the range 1e-10<=x<=10\.0$",
     ),
     "--storage a SQLite name past 255 bytes": (
         ["search", "-c", "good.toml", "-q", "--storage", f"sqlite:///{LONG}.db", "--study", "s"],
@@ -161,43 +161,43 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # folders of another command, or of a search not finished, where a run directory goes
     "report a quantize output": (
         ["report", "qout"],
-        r"^RUN_DIR: 'qout' is neither a search run directory \(trials\.jsonl\) nor a comparison "
+        r"^RUN_DIR: got 'qout', neither a search run directory \(trials\.jsonl\) nor a comparison "
         r"directory \(comparison\.json\); it is the output of `quantsearch quantize` or "
         r"`finetune` \(resolved_config\.json\), allowed: a folder `quantsearch search` or "
         r"`quantsearch compare` wrote$",
     ),
     "report a run's images folder": (
         ["report", "runs/good/images"],
-        r"^RUN_DIR: 'runs/good/images' is neither .*; it holds no search's results, allowed",
+        r"^RUN_DIR: got 'runs/good/images', neither .*; it holds no search's results, allowed",
     ),
     "finetune --from-run a quantize output": (
         ["finetune", "--from-run", "qout", "--epochs", "1"],
-        rf"^--from-run: 'qout' is the output of `quantsearch quantize` or `finetune` "
+        rf"^--from-run: got 'qout', which is the output of `quantsearch quantize` or `finetune` "
         rf"\(resolved_config\.json\){FROM_RUN}",
     ),
     "quantize --from-run a comparison's folder": (
         ["quantize", "--from-run", "bad_compare", "--out", "q2"],
-        rf"^--from-run: 'bad_compare' is a comparison's folder \(comparison\.json; its searches "
+        rf"^--from-run: got 'bad_compare', which is a comparison's folder \(comparison\.json; its searches "
         rf"kept no run directory\){FROM_RUN}",
     ),
     "export --from-run a search not finished": (
         ["export", "--to", "qonnx", "--from-run", "half", "e.onnx"],
-        rf"^--from-run: 'half' holds a search that has not finished \(no best\.json or "
+        rf"^--from-run: got 'half', which holds a search that has not finished \(no best\.json or "
         rf"pareto\.json yet\){FROM_RUN}",
     ),
     "search into a quantize output": (
         ["search", "-c", "good.toml", "-q", "--run-dir", ".", "--study", "qout"],
-        r"^--run-dir: 'qout' is the output of `quantsearch quantize` or `finetune` "
+        r"^--run-dir: got 'qout', which is the output of `quantsearch quantize` or `finetune` "
         r"\(resolved_config\.json\), allowed: a folder of the study's own \(--study NAME, "
         r"--run-dir\)$",
     ),
     "worker into a quantize output": (
         ["worker", "-c", "good.toml", "--run-dir", ".", "--study", "qout"],
-        r"^--run-dir: 'qout' is the output of `quantsearch quantize` or `finetune`",
+        r"^--run-dir: got 'qout', which is the output of `quantsearch quantize` or `finetune`",
     ),
     "search into a comparison's folder": (
         ["search", "-c", "good.toml", "-q", "--run-dir", ".", "--study", "bad_compare"],
-        r"^--run-dir: 'bad_compare' is a comparison's folder \(comparison\.json; its searches "
+        r"^--run-dir: got 'bad_compare', which is a comparison's folder \(comparison\.json; its searches "
         r"kept no run directory\), allowed: a folder of the study's own",
     ),
     # click's usage errors, each now naming its key
@@ -222,25 +222,25 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "--run-dir without its value": (
         ["search", "-c", "good.toml", "-q", "--run-dir"],
-        r"^--run-dir: given without a value, allowed: --run-dir VALUE$",
+        r"^--run-dir: got it without a value, allowed: --run-dir VALUE$",
     ),
     "--trial without its value": (
         ["finetune", "--from-run", "runs/good", "--trial"],
-        r"^--trial: given without a value, allowed: --trial VALUE$",
+        r"^--trial: got it without a value, allowed: --trial VALUE$",
     ),
-    "-c without its value": (["summary", "-c"], r"^-c: given without a value, allowed: -c VALUE"),
+    "-c without its value": (["summary", "-c"], r"^-c: got it without a value, allowed: -c VALUE"),
     # click.Path's refusals, which said what was wrong but not what is allowed
     "quantize --out the user's config": (
         ["quantize", "--from-run", "runs/good", "--trial", "0", "--out", "good.toml"],
-        r"^--out: Directory 'good\.toml' is a file, allowed: a folder$",
+        r"^--out: got 'good\.toml' \(a file\), allowed: a folder$",
     ),
     "report a run's file": (
         ["report", "runs/good/trials.jsonl"],
-        r"^RUN_DIR: Directory 'runs/good/trials\.jsonl' is a file, allowed: a folder$",
+        r"^RUN_DIR: got 'runs/good/trials\.jsonl' \(a file\), allowed: a folder$",
     ),
     "--load a folder": (
         ["summary", "-c", "good.toml", "--load", "runs"],
-        r"^--load: File 'runs' is a directory, allowed: a file$",
+        r"^--load: got 'runs' \(a folder\), allowed: a file$",
     ),
     # weights and callables that are not what a key takes
     "no checkpoint and no --load": (

@@ -167,16 +167,16 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "quantize --trial of a failed config": (
         ["quantize", "--from-run", "runs/fail", "--trial", "1", "--out", "q"],
-        r"^--trial: 1 \(its config failed: MetricError: evaluate function 'f' failed: "
+        r"^--trial: got 1 \(its config failed: MetricError: evaluate function 'f' failed: "
         r"RuntimeError: the third call\), allowed: a trial that did not fail \(0\)$",
     ),
     "finetune --trial of a failed config": (
         ["finetune", "--from-run", "runs/fail", "--trial", "1", "--epochs", "1", "--out", "f"],
-        r"^--trial: 1 \(its config failed: .*\), allowed: a trial that did not fail \(0\)$",
+        r"^--trial: got 1 \(its config failed: .*\), allowed: a trial that did not fail \(0\)$",
     ),
     "export --trial of a failed config": (
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/fail", "--trial", "1"],
-        r"^--trial: 1 \(its config failed: .*\), allowed: a trial that did not fail",
+        r"^--trial: got 1 \(its config failed: .*\), allowed: a trial that did not fail",
     ),
     "search --run-dir a link to nothing": (
         ["search", "-c", "good.toml", "-q", "--run-dir", "nothing"],
@@ -224,11 +224,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "export --backend with qonnx": (
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--backend", "vivado"],
-        r"^--backend: given with --to qonnx, allowed: with --to hls4ml$",
+        r"^--backend: got it with --to qonnx, allowed: with --to hls4ml$",
     ),
     "export --io-type with qonnx": (
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--io-type", "io_stream"],
-        r"^--io-type: given with --to qonnx, allowed: with --to hls4ml$",
+        r"^--io-type: got it with --to qonnx, allowed: with --to hls4ml$",
     ),
     "export --float-as with qonnx (was ignored: the float roles stayed float)": (
         [
@@ -241,11 +241,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
             "--float-as",
             "fixed(32,16)",
         ],
-        r"^--float-as: given with --to qonnx, allowed: with --to hls4ml$",
+        r"^--float-as: got it with --to qonnx, allowed: with --to hls4ml$",
     ),
     "quantize --calibration without an auto field": (
         ["quantize", "-c", "q_fixed.toml", "--calibration", "percentile", "--out", "q"],
-        r"^--calibration: given without an activation's frac_width = 'auto' in .*q_fixed\.toml's "
+        r"^--calibration: got it without an activation's frac_width = 'auto' in .*q_fixed\.toml's "
         r"\[quantize\], allowed: with one",
     ),
     "--strategy other than the options' strategy": (

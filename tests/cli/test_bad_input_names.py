@@ -134,11 +134,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "export --trial without --from-run": (
         ["export", "--to", "qonnx", "-c", "q.toml", "--trial", "0", "m.onnx"],
-        r"^--trial: given without --from-run, allowed: with --from-run DIR$",
+        r"^--trial: got it without --from-run, allowed: with --from-run DIR$",
     ),
     "export --best without --from-run": (
         ["export", "--to", "qonnx", "-c", "q.toml", "--best", "m.onnx"],
-        r"^--best: given without --from-run, allowed: with --from-run DIR$",
+        r"^--best: got it without --from-run, allowed: with --from-run DIR$",
     ),
     "init --output with a newline": (
         ["init", "--model", "m.py:build", "--data", "d.py:load", "-o", "s\n.toml"],
@@ -150,11 +150,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "search --n-trials 10**400": (
         ["search", "-c", "good.toml", "-q", "--n-trials", "1" + "0" * 400],
-        r"^--n-trials: 10+ is not in the range 1<=x<=2147483647",
+        r"^--n-trials: got 10+\.\.\. \(401 characters\), allowed: an integer in the range "
+        r"1<=x<=2147483647",
     ),
     "worker --n-evaluations 2**31": (
         ["worker", "-c", "good.toml", "--n-evaluations", str(2**31)],
-        r"^--n-evaluations: 2147483648 is not in the range 1<=x<=2147483647",
+        r"^--n-evaluations: got 2147483648, allowed: an integer in the range 1<=x<=2147483647",
     ),
 }
 

@@ -102,37 +102,43 @@ def test_finetune_a_trial_and_reload_it_quantized(
     [
         (
             ["quantize", "--from-run", "{w}", "--trial", "99"],
-            r"--trial: 99, allowed: a trial number of this run \(0\.\.3\)",
+            r"--trial: got 99, allowed: a trial number of this run \(0\.\.3\)",
         ),
         (
             ["quantize", "--from-run", "{w}", "--pareto", "0"],
-            r"--pareto: 0 on a weighted-sum run .*allowed: --best or --trial N",
+            r"--pareto: got 0 on a weighted-sum run .*allowed: --best or --trial N",
         ),
         (
             ["quantize", "--from-run", "{p}", "--best"],
-            r"--best: this run is a Pareto search .*allowed: --pareto K",
+            r"--best: got it on a Pareto search .*allowed: --pareto K",
         ),
-        (["quantize", "--from-run", "{p}", "--pareto", "7"], r"--pareto: 7, allowed: 0\.\."),
+        (["quantize", "--from-run", "{p}", "--pareto", "7"], r"--pareto: got 7, allowed: 0\.\."),
         (
             ["quantize", "--from-run", "{w}", "--best", "--trial", "0"],
-            r"--best: given with --trial, allowed: one of",
+            r"--best: got it with --trial, allowed: one of",
         ),
         (
             ["quantize", "--trial", "0"],
-            r"--trial: given without --from-run, allowed: with --from-run DIR",
+            r"--trial: got it without --from-run, allowed: with --from-run DIR",
         ),
-        (["quantize", "--from-run", "{bare}"], r"--from-run: '.*bare' has no model\.pt, allowed: "),
+        (
+            ["quantize", "--from-run", "{bare}"],
+            r"--from-run: got '.*bare', which has no model\.pt, allowed: ",
+        ),
         (
             ["quantize", "--from-run", "{nowhere}"],
-            r"--from-run: '.*nowhere', allowed: a run directory",
+            r"--from-run: got '.*nowhere', which does not exist, allowed: a run directory",
         ),
-        (["finetune", "--from-run", "{w}", "--trial", "42"], r"--trial: 42, allowed: "),
-        (["finetune", "--epochs", "2"], r"--from-run: missing, allowed: a search's run directory"),
+        (["finetune", "--from-run", "{w}", "--trial", "42"], r"--trial: got 42, allowed: "),
+        (
+            ["finetune", "--epochs", "2"],
+            r"--from-run: got nothing, allowed: a search's run directory",
+        ),
         (
             ["finetune", "--from-run", "{w}", "--lr", "nan"],
-            r"--lr: nan, allowed: a finite number > 0",
+            r"--lr: got nan, allowed: a finite number > 0",
         ),
-        (["finetune", "--from-run", "{bare}"], r"--from-run: '.*bare' has no model\.pt"),
+        (["finetune", "--from-run", "{bare}"], r"--from-run: got '.*bare', which has no model\.pt"),
     ],
 )
 def test_bad_input_is_one_line(

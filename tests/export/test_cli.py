@@ -51,8 +51,8 @@ def test_hls4ml_refuses_float_layers_then_writes_with_float_as(
 @pytest.mark.parametrize(
     ("choice", "pattern"),
     [
-        (["--trial", "0", "--best"], r"^error: --best: given with --trial, allowed: one of "),
-        (["--pareto", "0"], r"^error: --pareto: 0 on a weighted-sum run"),
+        (["--trial", "0", "--best"], r"^error: --best: got it with --trial, allowed: one of "),
+        (["--pareto", "0"], r"^error: --pareto: got 0 on a weighted-sum run"),
         (["--trial", "999"], r"^error: --trial: "),
     ],
 )

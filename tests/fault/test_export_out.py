@@ -91,7 +91,7 @@ def test_verify_samples_past_the_split_are_refused(
         "error: --samples: got 361, allowed: 1 to 360 (the validation split's samples)"
     ), line
     line = in_process([*QONNX, "m.onnx", "--samples", "5"], monkeypatch, capsys).one_error_line()
-    assert line == "error: --samples: given without --verify, allowed: with it (else unused)"
+    assert line == "error: --samples: got it without --verify, allowed: with it (else unused)"
     assert not (work / "m.onnx").exists()  # nothing written by a refused command
     ok = quantsearch([*QONNX, "m.onnx", "--verify", "--samples", "360", "--json"], cwd=work)
     assert ok.code == 0, ok.err

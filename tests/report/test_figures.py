@@ -160,7 +160,7 @@ def test_bad_figure_format_is_a_one_line_error(
         main([*args, "--figure-format", "jpg"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --figure-format: 'jpg' is not one of 'png', 'svg', 'pdf'."]
+    assert err == ["error: --figure-format: got 'jpg', allowed: one of ['png', 'svg', 'pdf']"]
 
 
 def test_report_command_writes_the_format_asked(

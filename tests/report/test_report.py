@@ -215,7 +215,7 @@ def test_search_run_directory_report(
 
 
 def test_bad_run_dirs_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"RUN_DIR: .* is not a directory"):
+    with pytest.raises(ConfigError, match=r"RUN_DIR: got .*, which does not exist"):
         build_report(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"RUN_DIR: .* neither a search run directory"):
         build_report(tmp_path)

@@ -107,18 +107,18 @@ def test_a_search_from_python_gives_its_models(mlp: nn.Module, digits: DataSplit
 def test_bad_choices_are_config_errors_naming_the_option(weighted: Path, pareto: Path) -> None:
     w, p = open_run(weighted), open_run(pareto)
     with pytest.raises(
-        ConfigError, match=r"^trial: 99, allowed: a trial number of this run \(0\.\.3\)"
+        ConfigError, match=r"^trial: got 99, allowed: a trial number of this run \(0\.\.3\)"
     ):
         w.model(99)
-    with pytest.raises(ConfigError, match=r"^pareto: 0 on a weighted-sum run"):
+    with pytest.raises(ConfigError, match=r"^pareto: got 0 on a weighted-sum run"):
         w.select(pareto=0)
-    with pytest.raises(ConfigError, match=r"^best: this run is a Pareto search"):
+    with pytest.raises(ConfigError, match=r"^best: got it on a Pareto search"):
         p.select(best=True)
-    with pytest.raises(ConfigError, match=r"^pareto: 9, allowed: 0\.\."):
+    with pytest.raises(ConfigError, match=r"^pareto: got 9, allowed: 0\.\."):
         p.select(pareto=9)
-    with pytest.raises(ConfigError, match=r"^best: given with trial"):
+    with pytest.raises(ConfigError, match=r"^best: got it with trial"):
         w.select(trial=0, best=True)
-    with pytest.raises(ConfigError, match=r"^trial: this result does not hold its model"):
+    with pytest.raises(ConfigError, match=r"^trial: got a result without its model"):
         SearchResult.read(weighted).model(0)
 
 
@@ -128,7 +128,9 @@ def test_a_run_directory_without_its_model_is_refused(weighted: Path, tmp_path: 
     for f in weighted.iterdir():
         if f.is_file() and f.name != MODEL_FILE:
             (bare / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(ConfigError, match=r"^RUN_DIR: '.*bare' has no model\.pt, allowed: "):
+    with pytest.raises(
+        ConfigError, match=r"^RUN_DIR: got '.*bare', which has no model\.pt, allowed: "
+    ):
         open_run(bare)
-    with pytest.raises(ConfigError, match=r"^RUN_DIR: '.*nowhere', allowed: a run directory"):
+    with pytest.raises(ConfigError, match=r"^RUN_DIR: got '.*nowhere', which does not exist"):
         open_run(tmp_path / "nowhere")

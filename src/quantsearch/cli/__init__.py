@@ -17,6 +17,7 @@ import signal
 import sys
 import traceback
 import warnings
+from typing import Any
 
 import click
 
@@ -64,7 +65,7 @@ def once(ctx: click.Context, args: list[str]) -> None:
         if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_eager):
             if p.name in seen:
                 raise click.BadOptionUsage(
-                    max(p.opts, key=len), "given more than once, allowed: once", ctx
+                    max(p.opts, key=len), "got it more than once, allowed: once", ctx
                 )
             seen.add(p.name)
 
@@ -115,13 +116,76 @@ def usage_line(exc: click.ClickException) -> str:
         line = f"{hint}: {exc.message}" if hint else exc.format_message()
         allowed = _path_allowed(exc)
         line = f"{line.removesuffix('.')}{allowed}" if allowed else line
+        line = _value_line(hint if isinstance(hint, str) else None, exc) or line
     elif isinstance(exc, click.BadOptionUsage):
         line = f"{exc.option_name}: {exc.message}"
         if re.fullmatch(r"Option '.*' requires (an argument|\d+ arguments)\.", exc.message):
-            line = f"{exc.option_name}: given without a value, allowed: {exc.option_name} VALUE"
+            line = f"{exc.option_name}: got it without a value, allowed: {exc.option_name} VALUE"
     else:
         line = _usage_line(exc)
-    return " ".join(line.split())  # one line, whatever click wrapped
+    return cut_long(" ".join(line.split()))  # one line, whatever click wrapped
+
+
+# click's refusals of a value (click.types): what was given, then why
+_CLICK_VALUE = re.compile(
+    r"(?P<given>'.*'|\".*\"|\S+) is (?:not a valid [\w ]+|not in the range \S+|"
+    r"not one of .+|not .+)\.",
+    re.S,
+)
+_CLICK_PATH = re.compile(
+    r"\w+ (?P<given>'.*') (?P<what>does not exist|is a file|is a directory)\.", re.S
+)
+_WHAT = {
+    "does not exist": "which does not exist",
+    "is a file": "a file",
+    "is a directory": "a folder",
+}
+
+
+def _value_line(hint: str | None, exc: click.BadParameter) -> str | None:
+    """Click's refusal of an option's value as ``<key>: got <given>, allowed: <allowed>``, the
+    allowed values said from the parameter's type (its range, its choices, a file or a folder);
+    None for a message of another shape. A given value of more than 80 characters is cut.
+
+    Example:
+        >>> p = click.Option(["--epochs"], type=click.IntRange(1, 10000))
+        >>> _value_line("--epochs", click.BadParameter("0 is not in the range 1<=x<=10000.", param=p))
+        '--epochs: got 0, allowed: an integer in the range 1<=x<=10000'
+        >>> _value_line("--epochs", click.BadParameter("'a' is not a valid integer range.", param=p))
+        "--epochs: got 'a', allowed: an integer in the range 1<=x<=10000"
+    """
+    kind = exc.param.type if exc.param is not None else None
+    if hint is None or kind is None:
+        return None
+    path = _CLICK_PATH.fullmatch(exc.message)
+    value = path or _CLICK_VALUE.fullmatch(exc.message)
+    allowed = _allowed_of(kind)
+    if value is None or allowed is None:
+        return None
+    given = value["given"]
+    if len(given) > 80:  # its length without the quotes click put around it
+        n = len(given) - 2 if given[0] in "'\"" else len(given)
+        given = f"{given[:60]}... ({n} characters)"
+    if path is not None:
+        given += f" ({_WHAT[path['what']]})"
+    return f"{hint}: got {given}, allowed: {allowed}"
+
+
+def _allowed_of(kind: click.ParamType[Any]) -> str | None:
+    """What a parameter of type ``kind`` takes, in words (None: a type not said here)."""
+    if isinstance(kind, click.Choice):
+        return f"one of {[str(c) for c in kind.choices]}"
+    if isinstance(kind, click.Path):
+        what = "a file or a folder" if kind.file_okay and kind.dir_okay else None
+        what = what or ("a folder" if kind.dir_okay else "a file")
+        return "an existing " + what.removeprefix("a ") if kind.exists else what
+    number = {click.types.IntParamType: "an integer", click.types.FloatParamType: "a number"}
+    for base, word in number.items():
+        if isinstance(kind, base):
+            if isinstance(kind, click.types._NumberRangeBase):
+                return f"{word} in the range {kind._describe_range()}"
+            return word
+    return None
 
 
 def _path_allowed(exc: click.BadParameter) -> str:
@@ -286,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="quantsearch")
     except QuantsearchError as exc:
-        click.echo(f"error: {' '.join(str(exc).splitlines())}", err=True)
+        click.echo(f"error: {cut_long(' '.join(str(exc).splitlines()))}", err=True)
         sys.exit(2)
     except (_Interrupted, click.exceptions.Abort, KeyboardInterrupt):
         _exiting(argv)
@@ -301,6 +365,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     finally:
         _exiting(argv)
+
+
+_LONG_QUOTED = re.compile(r"'([^']{1000,})'")
+
+
+def cut_long(line: str) -> str:
+    """``line`` with each quoted value of 1,000 characters or more cut to its first 60 (a
+    pasted file or a runaway script's value is not echoed whole).
+
+    Example:
+        >>> cut_long("--device: got '" + "x" * 5000 + "', allowed: 'cpu'")[:40]
+        "--device: got 'xxxxxxxxxxxxxxxxxxxxxxxxx"
+        >>> cut_long("--device: got '" + "x" * 5000 + "', allowed: 'cpu'")[-40:]
+        "x... (5000 characters)', allowed: 'cpu'"
+    """
+    return _LONG_QUOTED.sub(lambda m: f"'{m[1][:60]}... ({len(m[1])} characters)'", line)
 
 
 _terminated: list[int] = []  # the SIGTERM that stopped this process's command, if one did

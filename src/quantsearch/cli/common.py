@@ -49,7 +49,7 @@ class FiniteFloat(click.ParamType[float]):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
+            self.fail(f"got {value!r}, allowed: {self.text}", param, ctx)
         if not (math.isfinite(number) and self.allowed(number)):
             self.fail(f"got {value!r}, allowed: {self.text}", param, ctx)
         return number

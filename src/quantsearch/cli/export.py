@@ -105,10 +105,10 @@ def export(
     build_prj.tcl in OUT (or hls_model.build()).
     """
     if samples is not None and not verify:
-        raise ConfigError("--samples: given without --verify, allowed: with it (else unused)")
+        raise ConfigError("--samples: got it without --verify, allowed: with it (else unused)")
     for opt, value in (("--trial", trial), ("--best", best or None), ("--pareto", pareto)):
         if from_run is None and value is not None:  # as quantize: else the config's was exported
-            raise ConfigError(f"{opt}: given without --from-run, allowed: with --from-run DIR")
+            raise ConfigError(f"{opt}: got it without --from-run, allowed: with --from-run DIR")
     ctx = click.get_current_context()
     for name, option in (
         ("backend", "--backend"),
@@ -118,7 +118,7 @@ def export(
         given = ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         if target == "qonnx" and given:  # hls4ml's settings: a QONNX file ignored them (its
             # float roles stay float tensors, whatever --float-as said)
-            raise ConfigError(f"{option}: given with --to qonnx, allowed: with --to hls4ml")
+            raise ConfigError(f"{option}: got it with --to qonnx, allowed: with --to hls4ml")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
     from quantsearch.export.qonnx import check_out
@@ -211,7 +211,7 @@ def _chosen(
     trial, best, pareto = which
     if from_run is not None:
         if config_path is not None or load is not None:
-            raise ConfigError("--from-run: given with --config/--load, allowed: one of them")
+            raise ConfigError("--from-run: got it with --config/--load, allowed: one of them")
         from quantsearch import open_run  # imports torch: deferred for `--help` start-up
 
         result = open_run(from_run, key="--from-run")

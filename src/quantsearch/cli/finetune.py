@@ -95,9 +95,9 @@ def finetune(
     from quantsearch.search.run_dir import open_run
 
     if from_run is None:
-        raise ConfigError("--from-run: missing, allowed: a search's run directory")
+        raise ConfigError("--from-run: got nothing, allowed: a search's run directory")
     if not math.isfinite(lr):  # click's FloatRange lets nan and inf through
-        raise ConfigError(f"--lr: {lr}, allowed: a finite number > 0")
+        raise ConfigError(f"--lr: got {lr}, allowed: a finite number > 0")
     if device.startswith("cuda"):
         import torch
 

@@ -105,23 +105,23 @@ def quantize(
         from_run is not None or method != "percentile"
     ):  # else it is ignored without a word
         raise ConfigError(
-            "--percentile: given without --calibration percentile, allowed: with it "
+            "--percentile: got it without --calibration percentile, allowed: with it "
             "(and without --from-run, whose trial is quantized as the search calibrated it)"
         )
     if from_run is not None:
         if source("method") is ParameterSource.COMMANDLINE:
             raise ConfigError(
-                "--calibration: given with --from-run, allowed: without it (the trial is "
+                "--calibration: got it with --from-run, allowed: without it (the trial is "
                 "quantized as the search calibrated it)"
             )
         if config_path is not None or load is not None:
             given = "--config" if config_path is not None else "--load"
-            raise ConfigError(f"{given}: given with --from-run, allowed: one of them")
+            raise ConfigError(f"{given}: got it with --from-run, allowed: one of them")
         _quantize_from_run(from_run, trial, best, pareto, out_dir, int_weights, as_json)
         return
     for opt, value in (("--trial", trial), ("--best", best or None), ("--pareto", pareto)):
         if value is not None:
-            raise ConfigError(f"{opt}: given without --from-run, allowed: with --from-run DIR")
+            raise ConfigError(f"{opt}: got it without --from-run, allowed: with --from-run DIR")
 
     cfg = load_config_or_default(config_path)
     if cfg.quantize is None:
@@ -136,7 +136,7 @@ def quantize(
         )
     if source("method") is ParameterSource.COMMANDLINE and not cfg.quantize.needs_calibration:
         raise ConfigError(  # it calibrates activations' "auto" fields only: ignored without one
-            f"--calibration: given without an activation's frac_width = 'auto' in "
+            f"--calibration: got it without an activation's frac_width = 'auto' in "
             f"{cfg.source}'s [quantize], allowed: with one (it sets their ranges)"
         )
     session = open_session(cfg, load, need_weights=True)

@@ -73,7 +73,7 @@ def summary(
     for name, option in (("latency_batch", "--latency-batch"), ("repeats", "--repeats"),
                          ("warmup", "--warmup")):  # fmt: skip
         if source(name) is ParameterSource.COMMANDLINE and not with_latency:
-            raise ConfigError(f"{option}: given without --latency, allowed: with it (else unused)")
+            raise ConfigError(f"{option}: got it without --latency, allowed: with it (else unused)")
 
     # Each imports torch: deferred for `--help` start-up.
     from quantsearch.metrics.compute import compute_metrics

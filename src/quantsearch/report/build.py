@@ -68,13 +68,14 @@ def build_report(run_dir: str | Path, *, memo: dict[str, list[float]] | None = N
     """
     rd = Path(run_dir)
     if not rd.is_dir():
-        raise ConfigError(f"RUN_DIR: {str(rd)!r} is not a directory, allowed: {_ALLOWED}")
+        what = "which is not a folder" if rd.exists() else "which does not exist"
+        raise ConfigError(f"RUN_DIR: got {str(rd)!r}, {what}, allowed: {_ALLOWED}")
     if (rd / "comparison.json").is_file():
         return _build_compare(rd, memo)
     if (rd / "trials.jsonl").is_file():
         return _build_search(rd, memo)
     raise ConfigError(
-        f"RUN_DIR: {str(rd)!r} is neither a search run directory (trials.jsonl) nor a "
+        f"RUN_DIR: got {str(rd)!r}, neither a search run directory (trials.jsonl) nor a "
         f"comparison directory (comparison.json); it {what_folder(rd)}, "
         f"allowed: {_ALLOWED}"
     )

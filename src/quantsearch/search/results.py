@@ -175,13 +175,13 @@ class SearchResult:
                 allowed = ", ".join(map(str, ok[:8])) + (", ..." if len(ok) > 8 else "")
                 why = next(iter((t.error or "").splitlines()), "")[:200]  # an error may be ""
                 raise ConfigError(
-                    f"{key}: {number} (its config failed: {why}), allowed: a trial that did not "
+                    f"{key}: got {number} (its config failed: {why}), allowed: a trial that did not "
                     f"fail ({allowed or 'none'})"
                 )
             return t
         numbers = [t.number for t in self.trials if self.config_of(t) is not None]
         allowed = f"{numbers[0]}..{numbers[-1]}" if numbers else "none (no trial has run)"
-        raise ConfigError(f"{key}: {number}, allowed: a trial number of this run ({allowed})")
+        raise ConfigError(f"{key}: got {number}, allowed: a trial number of this run ({allowed})")
 
     def select(
         self,
@@ -203,28 +203,30 @@ class SearchResult:
             k for k, v in zip(keys, (trial, best or None, pareto), strict=True) if v is not None
         ]
         if len(given) > 1:
-            raise ConfigError(f"{given[1]}: given with {given[0]}, allowed: one of {list(keys)}")
+            raise ConfigError(f"{given[1]}: got it with {given[0]}, allowed: one of {list(keys)}")
         if trial is not None:
             return self.trial(trial, key=k_trial)
         if pareto is None and (best or self.combine == "weighted_sum"):
             if self.combine != "weighted_sum":
                 raise ConfigError(
-                    f"{k_best}: this run is a Pareto search ({self.combine}), allowed: "
+                    f"{k_best}: got it on a Pareto search ({self.combine}), allowed: "
                     f"{k_pareto} K (0..{len(self.pareto) - 1}) or {k_trial} N"
                 )
             if self.best is None:
-                raise ConfigError(f"{k_best}: this run has no feasible trial, allowed: {k_trial} N")
+                raise ConfigError(
+                    f"{k_best}: got it on a run without a feasible trial, allowed: {k_trial} N"
+                )
             return self.best
         if self.combine == "weighted_sum":
             raise ConfigError(
-                f"{k_pareto}: {pareto} on a weighted-sum run (no Pareto front), allowed: "
+                f"{k_pareto}: got {pareto} on a weighted-sum run (no Pareto front), allowed: "
                 f"{k_best} or {k_trial} N"
             )
         front = self.pareto
         index = 0 if pareto is None else pareto
         if not 0 <= index < len(front):
             allowed = f"0..{len(front) - 1}" if front else "none (the front is empty)"
-            raise ConfigError(f"{k_pareto}: {index}, allowed: {allowed} (the front's members)")
+            raise ConfigError(f"{k_pareto}: got {index}, allowed: {allowed} (the front's members)")
         return front[index]
 
     def model(self, trial: TrialInfo | int | None = None, *, key: str = "trial") -> fx.GraphModule:
@@ -253,7 +255,7 @@ class SearchResult:
 
         if self.searched is None:
             raise ConfigError(
-                f"{key}: this result does not hold its model, allowed: a result of search() or "
+                f"{key}: got a result without its model, allowed: a result of search() or "
                 "of quantsearch.open_run(RUN_DIR)"
             )
         t = self.select() if trial is None else trial
@@ -261,7 +263,7 @@ class SearchResult:
         config = self.config_of(t)
         if config is None:
             raise ConfigError(
-                f"{key}: {t.number} ({t.state}) has no recorded config, allowed: a trial that "
+                f"{key}: got {t.number} ({t.state}), which has no recorded config, allowed: a trial that "
                 "ran (see trials.csv)"
             )
         gm = self.searched.graph

@@ -68,20 +68,20 @@ def check_owner(run_dir: Path, study_name: str) -> None:
     were mixed with theirs, as theirs with a search's are refused)."""
     if any((run_dir / f).is_file() for f in OTHER_MARKERS):  # what_folder names it
         raise ConfigError(
-            f"--run-dir: {str(run_dir)!r} {what_folder(run_dir)}, allowed: a folder of the "
+            f"--run-dir: got {str(run_dir)!r}, which {what_folder(run_dir)}, allowed: a folder of the "
             "study's own (--study NAME, --run-dir)"
         )
     held = held_study(run_dir)
     if held is not None and held != study_name:
         raise ConfigError(
-            f"--run-dir: {str(run_dir)!r} holds study {held!r}, not {study_name!r}; give "
-            f"study {study_name!r} a folder of its own"
+            f"--run-dir: got {str(run_dir)!r}, which holds study {held!r}, not {study_name!r}, "
+            f"allowed: a folder of study {study_name!r}'s own"
         )
     if held is None and not any((run_dir / f).exists() for f in OWN_FILES):
         foreign = [f for f in RESULT_FILES if (run_dir / f).is_file()]  # a folder: fails later
         if foreign:
             raise ConfigError(
-                f"--run-dir: {str(run_dir)!r} holds {foreign[0]}, which no `quantsearch search` "
+                f"--run-dir: got {str(run_dir)!r}, which holds {foreign[0]} no `quantsearch search` "
                 f"wrote (no {' or '.join(OWN_FILES[:2])} beside it), allowed: a folder of the "
                 f"study's own (--study NAME, --run-dir) or a previous search's"
             )
@@ -167,25 +167,26 @@ def open_run(run_dir: str | Path, *, key: str = "RUN_DIR") -> SearchResult:
     rd = Path(run_dir)
     if not rd.is_dir():
         raise ConfigError(
-            f"{key}: {str(rd)!r}, allowed: a run directory written by `quantsearch search`"
+            f"{key}: got {str(rd)!r}, {'a file' if rd.exists() else 'which does not exist'}, "
+            "allowed: a run directory written by `quantsearch search`"
         )
     if not any((rd / n).is_file() for n in ("best.json", "pareto.json")):
         raise ConfigError(
-            f"{key}: {str(rd)!r} {what_folder(rd)}, allowed: a run directory "
+            f"{key}: got {str(rd)!r}, which {what_folder(rd)}, allowed: a run directory "
             "written by `quantsearch search` (it holds best.json or pareto.json)"
         )
     result = SearchResult.read(rd)
     path = rd / MODEL_FILE
     if not path.is_file():
         raise ConfigError(
-            f"{key}: {str(rd)!r} has no {MODEL_FILE}, allowed: a run directory with the model "
-            "checkpoint `quantsearch search` records (run the search again to write it)"
+            f"{key}: got {str(rd)!r}, which has no {MODEL_FILE}, allowed: a run directory with the "
+            "model checkpoint `quantsearch search` records (run the search again to write it)"
         )
     ckpt = load_checkpoint(path, key=key)
     run = ckpt.config.get("run")
     if not isinstance(run, dict):
         raise ConfigError(
-            f"{key}: {str(path)!r} records no run (model and data), allowed: a "
+            f"{key}: got {str(path)!r}, which records no run (model and data), allowed: a "
             "model.pt written by `quantsearch search`"
         )
     config = parse_config(
