@@ -529,3 +529,19 @@ def test_arithmetic_on_sizes_costs_nothing() -> None:
     total = compute_cost(gm)
     assert total.uncounted == ()
     assert total.flops == 24  # the one tensor multiply, 4 x 6
+
+
+def test_edge_padding_modules_and_softmax2d_are_priced() -> None:
+    """nn.ReflectionPad1d/2d, ReplicationPad1d and CircularPad2d copy edge values (0, as
+    ZeroPad2d), and nn.Softmax2d is softmax over the channels (5 FLOPs an element forward,
+    4 backward): they were listed uncounted as modules ('no cost rule for op kind')."""
+    net = nn.Sequential(
+        nn.ReflectionPad2d(1), nn.ReplicationPad2d((0, 1, 0, 1)), nn.CircularPad2d(1),
+        nn.Softmax2d(), nn.Flatten(2), nn.ReflectionPad1d(2), nn.ReplicationPad1d(1),
+    )  # fmt: skip
+    x = torch.randn(2, 3, 4, 4)
+    gm = trace(net, x)
+    total = compute_cost(gm)
+    assert total.uncounted == ()
+    n = 2 * 3 * 9 * 9  # softmax2d's input: 4 + 2, + 1, + 2 a side
+    assert (total.flops, total.flops_backward) == (5 * n, 4 * n)

@@ -261,7 +261,7 @@ COST_RULES.add("sigmoid", _elementwise(4, 3))
 COST_RULES.add("tanh", _elementwise(1, 3))
 # softmax along D: max (1 comparison), x - max, exp, sum (1 add), divide = 5;
 # dx = y * (dy - sum(dy * y)) = multiply, add, subtract, multiply = 4.
-COST_RULES.add("softmax", _elementwise(5, 4))
+COST_RULES.add("softmax", _elementwise(5, 4), aliases=("softmax2d",))  # nn.Softmax2d: over C
 # leaky_relu: x > 0 ? x : a * x = comparison, multiply = 2; dx = dy * (x > 0 ? 1 : a) = 2.
 COST_RULES.add("leaky_relu", _elementwise(2, 2))
 # hardtanh: clamp(x, lo, hi) = 2 comparisons; dx = dy * (lo < x < hi) = 2 (as relu6).

@@ -355,6 +355,9 @@ _FREE = (
     "item",
     "new_zeros", "new_ones", "new_full", "new_empty", "arange", "one_hot", "tuple",
     "zeropad1d", "zeropad2d", "zeropad3d", "constantpad1d", "constantpad2d", "constantpad3d",
+    # the padding modules that copy edge values (F.pad of mode reflect, replicate, circular)
+    "reflectionpad1d", "reflectionpad2d", "reflectionpad3d", "replicationpad1d",
+    "replicationpad2d", "replicationpad3d", "circularpad1d", "circularpad2d", "circularpad3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
     "alphadropout", "featurealphadropout",
 )  # fmt: skip
