@@ -1,0 +1,88 @@
+"""The rules of cost_rules_loss: a loss computed in the model's forward (an autoencoder
+returning its reconstruction error, a classifier returning its cross-entropy), counted by hand
+from the formulas written next to each rule; FlopCounterMode (referee) counts no MACs in them,
+and neither do these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Scored(nn.Module):
+    """A Linear of 6 x 8 and ``loss`` of its output against a target made from the input."""
+
+    def __init__(self, loss: Loss | nn.Module, classes: bool = False) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 5)
+        self.loss = loss
+        self.classes = classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        target = x[:, :5].argmax(1) if self.classes else torch.sigmoid(x[:, :5])
+        return self.loss(y, target)
+
+
+N_IN, R = 6 * 5, 6  # the prediction's elements; its rows (one class-index target each)
+CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
+    ("mse_loss", F.mse_loss, False, (3 * N_IN, 3 * N_IN)),
+    ("mseloss", nn.MSELoss(reduction="sum"), False, (3 * N_IN, 3 * N_IN)),
+    ("mse_loss", lambda y, t: F.mse_loss(y, t, reduction="none"), False, (2 * N_IN, 3 * N_IN)),
+    ("l1_loss", F.l1_loss, False, (3 * N_IN, 3 * N_IN)),
+    ("smooth_l1_loss", F.smooth_l1_loss, False, (8 * N_IN, 6 * N_IN)),
+    ("huberloss", nn.HuberLoss(delta=0.5), False, (8 * N_IN, 6 * N_IN)),
+    ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits, False, (13 * N_IN, 6 * N_IN)),
+    ("cross_entropy", F.cross_entropy, True, (5 * N_IN + 2 * R, 2 * N_IN + R)),
+    ("crossentropyloss", nn.CrossEntropyLoss(reduction="none"), True, (5 * N_IN + R, 2 * N_IN + R)),
+    ("nll_loss", lambda y, t: F.nll_loss(F.log_softmax(y, 1), t), True, (2 * R, R)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "loss", "classes", "want"), CASES)
+def test_losses_in_the_forward_are_priced(
+    kind: str, loss: Loss | nn.Module, classes: bool, want: tuple[int, int]
+) -> None:
+    """Each loss (function and module form, reduced or not) costs its formula's FLOPs forward
+    and backward; nothing is uncounted, and the MACs are the Linear's alone, as
+    FlopCounterMode's."""
+    model = Scored(loss, classes).eval()
+    x = torch.randn(6, 8)
+    gm = trace(model, x)
+    total = compute_cost(gm)
+    assert total.uncounted == ()
+    node = next(n for n in gm.graph.nodes if info(n).op_kind == kind)
+    cost = info(node).cost
+    assert (cost["macs"], cost["flops"], cost["flops_backward"]) == (0, *want)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert 2 * total.macs == fcm.get_total_flops() == 2 * 6 * 8 * 5
+
+
+@pytest.mark.parametrize(
+    ("loss", "reason"),
+    [
+        (nn.CrossEntropyLoss(weight=torch.ones(5)), "counted without weight"),
+        (nn.CrossEntropyLoss(label_smoothing=0.1), "counted without label_smoothing"),
+        (lambda y, t: F.cross_entropy(y, t, None, label_smoothing=0.2), "without label_smoothing"),
+        (lambda y, t: F.cross_entropy(y, F.one_hot(t, 5).float()), "class-index targets"),
+    ],
+)
+def test_losses_outside_the_formulas_are_listed_uncounted(
+    loss: Loss | nn.Module, reason: str
+) -> None:
+    """Class weights, label smoothing and probability targets add arithmetic the formulas do
+    not hold: listed uncounted with the reason, never a silent count nor a crash."""
+    gm = trace(Scored(loss, classes=True).eval(), torch.randn(6, 8))
+    (uncounted,) = compute_cost(gm).uncounted
+    assert reason in uncounted.reason
