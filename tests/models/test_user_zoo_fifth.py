@@ -166,7 +166,9 @@ def test_matmuls_of_activations_and_a_parameter_equal_a_hand_computation() -> No
         assert torch.equal(qgm(x), want)
 
 
-@pytest.mark.parametrize("name", ["gru_cell", "shuffle_block", "matmul_param", "ceil_pools"])
+@pytest.mark.parametrize(
+    "name", ["gru_cell", "shuffle_block", "matmul_param", "ceil_pools", "positional_encoding"]
+)
 def test_every_evaluation_path_equals_quantize(name: str) -> None:
     """Random per-node configs of every quantizable role (the shuffle's residual add, both
     matmuls, Conv1d and Conv2d, the Linear after the unrolled cell): the prepared slots give
@@ -226,7 +228,7 @@ def test_cli_summary_search_quantize_export(
         check_cli_run(tmp_path, config, model, _torch_flops(model, x) / 4, capsys)
     code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
     check_one_line(code, err, r"^export: got layers .*\(\w+\), allowed: ")
-    assert len(err) < 400 and not (tmp_path / "m.onnx").exists()
+    assert len(err) < 500 and not (tmp_path / "m.onnx").exists()
 
 
 def test_cli_hls4ml_refuses_the_padded_convs(

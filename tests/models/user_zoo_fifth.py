@@ -4,7 +4,8 @@ reflection, wrap-around and replication, dilated, strided and grouped; pools wit
 adaptive pools to sizes that do not divide the input; ShuffleNet's channel shuffle; masking
 with torch.where, masked_fill, clamp and F.normalize; torch.matmul of two activations and of
 an activation and a parameter; nn.Flatten(start_dim=2) into a Linear over tokens; index
-gathers; a pre-norm nn.TransformerEncoderLayer; and a model that returns one scalar.
+gathers; a pre-norm nn.TransformerEncoderLayer; a positional-encoding table sliced to the
+sequence; and a model that returns one scalar.
 
 Read by path by the CLI (``model.name = "<this file>:build_gru_cell"``) and imported by the
 tests. Each ``build_<name>`` returns a seeded, untrained model in eval mode; ``LOADERS`` names
@@ -13,6 +14,7 @@ the data function of each (``data.name = "<this file>:load"``), which returns ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -210,6 +212,27 @@ class PreNormEncoder(nn.Module):
         return self.head(self.layer(self.embed(x.view(-1, 4, 4)))[:, 0])
 
 
+class PositionalEncoding(nn.Module):
+    """PyTorch's transformer tutorial's sinusoidal table, a buffer of 10 positions sliced to
+    the sequence's length (``self.pe[:, : t.size(1)]``: torch.fx refused it), added to 4
+    tokens of 4 features; a Linear over each token, GELU, the mean over tokens, a Linear."""
+
+    def __init__(self, d: int = 4, positions: int = 10):
+        super().__init__()
+        pos = torch.arange(positions).unsqueeze(1)
+        div = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+        pe = torch.zeros(1, positions, d)
+        pe[0, :, 0::2], pe[0, :, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+        self.register_buffer("pe", pe)
+        self.mix = nn.Linear(d, 8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        t = x.view(x.size(0), -1, 4)
+        t = t + self.pe[:, : t.size(1)]
+        return self.fc(F.gelu(self.mix(t)).mean(dim=1))
+
+
 class ScalarOut(nn.Module):
     """Returns one scalar a batch, the way a model that computes its own loss does: an
     autoencoder's reconstruction error, F.mse_loss of a 16 -> 4 -> 16 bottleneck against its
@@ -235,6 +258,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "flatten_tokens": FlattenTokens,
     "gathers": Gathers,
     "pre_norm_encoder": PreNormEncoder,
+    "positional_encoding": PositionalEncoding,
     "scalar_out": ScalarOut,
 }
 
@@ -290,5 +314,6 @@ LOADERS: dict[str, str] = {
     "flatten_tokens": "load_map8",
     "gathers": "load",
     "pre_norm_encoder": "load",
+    "positional_encoding": "load",
     "scalar_out": "load",
 }
