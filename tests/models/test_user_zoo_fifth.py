@@ -229,6 +229,9 @@ def test_cli_summary_search_quantize_export(
     code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
     check_one_line(code, err, r"^export: got layers .*\(\w+\), allowed: ")
     assert len(err) < 500 and not (tmp_path / "m.onnx").exists()
+    # the advice to write F.linear(x, self.w) as a module was given for buffer reads too
+    # (masked's mask, gathers' indices, the positional table): only a parameter read gets it
+    assert ("a get_attr is a parameter read" in err) == (name == "matmul_param"), err
 
 
 def test_cli_hls4ml_refuses_the_padded_convs(

@@ -174,7 +174,9 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
         if not ((n.op == "call_module" and info(n).op_kind in SUPPORTED_KINDS) or _relu_call(n))
     ]
     if bad:
-        fetched = any(n.op == "get_attr" for n in nodes)  # F.linear(x, self.w) and the like
+        # F.linear(x, self.w) and the like; a buffer read (self.pe[:, :n]) is no such layer
+        params = dict(gm.named_parameters())
+        fetched = any(n.op == "get_attr" and str(n.target) in params for n in nodes)
         if len(bad) > 6:  # a MobileNet's 55 layers were one line of 3,000 characters
             bad = [*bad[:5], f"{len(bad) - 6} more", bad[-1]]
         raise ConfigError(
