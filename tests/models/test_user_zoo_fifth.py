@@ -146,8 +146,8 @@ def test_matmuls_of_activations_and_a_parameter_equal_a_hand_computation() -> No
     and weight fixed(4, 2) on the parameter; ``h @ h.transpose(1, 2)`` with data_in fixed(5, 2)
     on both activations and data_out fixed(8, 3); the Linear's weight fixed(4, 2). The same
     arithmetic written here with torch.round and clamp gives quantize()'s outputs bit for
-    bit."""
-    model, x, _ = _model_and_data("matmul_param", 6)
+    bit, and BitOPs price each operand at the format applied to it."""
+    model, x, y = _model_and_data("matmul_param", 6)
     gm = trace(model, x)
     raw = {
         "by_name": {
@@ -164,6 +164,15 @@ def test_matmuls_of_activations_and_a_parameter_equal_a_hand_computation() -> No
         w = _rounded(model.fc.weight, 4, 2)
         want = torch.nn.functional.linear(torch.tanh(g).flatten(1), w, model.fc.bias)
         assert torch.equal(qgm(x), want)
+    # BitOPs a sample: (4 x 4) @ (4 x 6) = 96 MACs at 6 x 4 bits, (4 x 6) @ (6 x 4) = 96 at
+    # 5 x 5, the Linear's 16 x 5 = 80 at 32 (its input in float) x 4; FlopCounterMode's
+    # MACs (referee) are those 272
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+
+    assert _torch_flops(model, x) // 2 // len(x) == 96 + 96 + 80
+    got = compute_metrics(qgm, ["bitops"], data=Split(x, y))["bitops"]
+    assert got == 96 * 6 * 4 + 96 * 5 * 5 + 80 * 32 * 4
 
 
 @pytest.mark.parametrize(
