@@ -311,7 +311,8 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
 def _params(
     layer: HwLayer, module: nn.Module, node: fx.Node, x: HwType, fmt: Callable[..., HwType | None]
 ) -> None:
-    has_bias = getattr(module, "bias", None) is not None
+    # a BatchNorm's shift is there without affine too (beta 0: -mean * scale)
+    has_bias = getattr(module, "bias", None) is not None or layer.kind == "batch_norm1d"
     w = fmt(node, "weight", need=True)
     b = fmt(node, "bias", need=True) if has_bias else None
     for role, t in (("weight", w), ("bias", b)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError, with_article
@@ -33,6 +34,7 @@ __all__ = [
     "CALL_OPS",
     "Candidate",
     "GraphView",
+    "batch_norm_fold",
     "check_block_dim",
     "check_operand",
     "check_role",
@@ -89,6 +91,8 @@ class GraphView:
                 computed: frozenset[str] = frozenset()
                 if module is None or isinstance(module, (QuantParamFunction, QuantFunction)):
                     params, computed = operand_roles(n)  # F.linear(x, self.w, self.b)
+                elif batch_norm_fold(module) is not None:  # the fold: scale and shift
+                    params = frozenset(PARAM_ROLES)  # affine=False included
                 else:
                     params = frozenset(
                         r for r in PARAM_ROLES if getattr(module, r, None) is not None
@@ -129,10 +133,32 @@ class GraphView:
         return out
 
 
+def batch_norm_fold(module: nn.Module | None) -> tuple[Tensor, Tensor] | None:
+    """A BatchNorm's eval-mode ``(scale, shift)`` in float32, unrounded: the tensors its
+    ``weight`` and ``bias`` formats round (``scale = gamma / sqrt(var + eps)``, ``shift =
+    beta - mean * scale``, as the quantized BatchNorm folds; gamma 1 and beta 0 without
+    affine). ``None`` for another module, or a BatchNorm without running statistics."""
+    if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return None
+    mean, var = module.running_mean, module.running_var
+    if mean is None or var is None:
+        return None
+    with torch.no_grad():
+        w, b = module._parameters.get("weight"), module._parameters.get("bias")
+        gamma = torch.ones(module.num_features) if w is None else w.float()
+        beta = torch.zeros(module.num_features) if b is None else b.float()
+        scale = gamma / torch.sqrt(var.float() + module.eps)
+        return scale, beta - mean.float() * scale
+
+
 def _param_tensor(cand: Candidate, role: str) -> Tensor | None:
-    """The parameter ``role`` of a candidate: its module's, or a function-form layer's operand."""
+    """The parameter ``role`` of a candidate: its module's, or a function-form layer's operand;
+    a BatchNorm's fold (what its formats round, not gamma and beta)."""
     if cand.module is None or isinstance(cand.module, QuantParamFunction):
         return operand_tensor(cand.node, role) if role in cand.params else None
+    fold = batch_norm_fold(cand.module)
+    if fold is not None:
+        return fold[PARAM_ROLES.index(role)]
     return getattr(cand.module, role, None)
 
 
