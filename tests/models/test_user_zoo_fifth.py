@@ -25,16 +25,22 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from quantsearch.cli import main
 from quantsearch.errors import MetricError
 from quantsearch.graph import trace
 from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo_fifth
 from tests.models.test_user_zoo import (
+    HlsCase,
     _run,
+    assert_hls4ml_exact,
     check_cli_run,
     check_evaluation_paths,
+    check_qonnx_exact,
     check_search_and_quantize,
+    every_role_fixed,
+    hls4ml_projects,
     write_config,
 )
 
@@ -48,7 +54,9 @@ KINDS = {
     "shuffle_block": ["conv2d"],
     "flatten_tokens": ["conv2d"],
     "matmul_param": ["matmul"],
+    "bias_free_bn": ["batch_norm1d"],
 }
+EXPORTED = ("bias_free_bn",)  # Linear, BatchNorm1d and ReLU in a chain: export maps it
 # every MAC of these is a Conv1d, Conv2d or Linear: their BitOPs are the referee's MACs x bits
 ONLY_CONV_LINEAR = ["padded_convs", "ceil_pools", "shuffle_block", "flatten_tokens", "masked"]
 ONLY_CONV_LINEAR += ["gathers"]
@@ -227,14 +235,21 @@ def test_cli_summary_search_quantize_export(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """summary's totals against FlopCounterMode and sum(p.numel()); search's trials complete;
-    quantize writes its model; export to QONNX is one error line naming layers it cannot map,
-    and writes nothing."""
+    quantize writes its model; export to QONNX agrees with the trial (onnxruntime, float
+    inputs) where the layers map, else it is one error line naming layers it cannot map, and
+    writes nothing."""
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, name))
     model, x, _ = _model_and_data(name, 4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch's nested-tensor note (encoder)
         check_cli_run(tmp_path, config, model, _torch_flops(model, x) / 4, capsys)
+    if name in EXPORTED:  # data_in left in float: float32 sums in onnxruntime's order
+        args = ["--from-run", "runs/c", "--best", "--verify", "--json"]
+        main(["export", "--to", "qonnx", "m.onnx", *args])
+        verdict = json.loads(capsys.readouterr().out)["agreement"]
+        assert verdict["same_class"] == 1.0 and verdict["max_lsb"] * verdict["lsb"] < 1e-4
+        return
     code, err = run_cli(["export", "--to", "qonnx", "m.onnx", "--from-run", "runs/c"], capsys)
     check_one_line(code, err, r"^export: got layers .*\(\w+\), allowed: ")
     assert len(err) < 500 and not (tmp_path / "m.onnx").exists()
@@ -264,8 +279,6 @@ def test_cli_a_scalar_output_is_one_line_everywhere(
     search and quantize are each one error line with exit status 2, and no trial is written."""
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, "scalar_out"))
-    from quantsearch.cli import main
-
     main(["summary", "-c", config, "--json"])
     summary = json.loads(capsys.readouterr().out)
     model, x, _ = _model_and_data("scalar_out", 4)
@@ -280,3 +293,32 @@ def test_cli_a_scalar_output_is_one_line_everywhere(
         check_one_line(*run_cli([args[0], "-c", config, *args[1:]], capsys), pattern)
     assert not (tmp_path / "t.pt").exists()
     assert not (tmp_path / "runs/c/trials.jsonl").exists()
+
+
+# --- export, bit for bit ----------------------------------------------------------------------
+
+
+def _every_role_fixed(name: str) -> tuple[Any, torch.Tensor]:
+    return every_role_fixed(*_model_and_data(name)[:2])
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """The qonnx package's executor (referee) gives quantsearch's outputs bit for bit: the
+    bias-free Linears, the BatchNorm1d without affine (its statistics alone), at batch 16
+    and 1."""
+    qgm, x = _every_role_fixed(name)
+    check_qonnx_exact(qgm, x, tmp_path)
+    check_qonnx_exact(qgm, x[:1], tmp_path / "one")
+
+
+@pytest.fixture(scope="module")
+def hls4ml_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HlsCase]:
+    return hls4ml_projects({n: _every_role_fixed(n) for n in EXPORTED}, tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, hls4ml_built: dict[str, HlsCase]) -> None:
+    """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed."""
+    assert_hls4ml_exact(*hls4ml_built[name])

@@ -5,7 +5,8 @@ adaptive pools to sizes that do not divide the input; ShuffleNet's channel shuff
 with torch.where, masked_fill, clamp and F.normalize; torch.matmul of two activations and of
 an activation and a parameter; nn.Flatten(start_dim=2) into a Linear over tokens; index
 gathers; a pre-norm nn.TransformerEncoderLayer; a positional-encoding table sliced to the
-sequence; and a model that returns one scalar.
+sequence; bias-free Linears before BatchNorm1d (one without affine), which export maps; and
+a model that returns one scalar.
 
 Read by path by the CLI (``model.name = "<this file>:build_gru_cell"``) and imported by the
 tests. Each ``build_<name>`` returns a seeded, untrained model in eval mode; ``LOADERS`` names
@@ -233,6 +234,24 @@ class PositionalEncoding(nn.Module):
         return self.fc(F.gelu(self.mix(t)).mean(dim=1))
 
 
+class BiasFreeBN(nn.Module):
+    """Bias-free Linears each followed by a BatchNorm1d in eval, the first without an affine
+    (affine=False: its running statistics alone), F.relu and nn.ReLU between: a chain export
+    maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 12, bias=False)
+        self.bn1 = nn.BatchNorm1d(12, affine=False)
+        self.fc2 = nn.Linear(12, 8, bias=False)
+        self.bn2 = nn.BatchNorm1d(8)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.out(self.act(self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)))))))
+
+
 class ScalarOut(nn.Module):
     """Returns one scalar a batch, the way a model that computes its own loss does: an
     autoencoder's reconstruction error, F.mse_loss of a 16 -> 4 -> 16 bottleneck against its
@@ -259,6 +278,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "gathers": Gathers,
     "pre_norm_encoder": PreNormEncoder,
     "positional_encoding": PositionalEncoding,
+    "bias_free_bn": BiasFreeBN,
     "scalar_out": ScalarOut,
 }
 
@@ -315,5 +335,6 @@ LOADERS: dict[str, str] = {
     "gathers": "load",
     "pre_norm_encoder": "load",
     "positional_encoding": "load",
+    "bias_free_bn": "load",
     "scalar_out": "load",
 }
