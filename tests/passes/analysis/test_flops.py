@@ -531,6 +531,29 @@ def test_arithmetic_on_sizes_costs_nothing() -> None:
     assert total.flops == 24  # the one tensor multiply, 4 x 6
 
 
+def test_max_unpool_moves_data_for_free() -> None:
+    """nn.MaxUnpool2d after MaxPool2d(return_indices=True) and F.max_unpool1d write each pooled
+    value back at its index: 0 FLOPs, as the other data movement; they were uncounted, and so
+    was F.max_pool1d(..., return_indices=True) (traced as max_pool1d_with_indices), which costs
+    max_pool1d's W - 1 comparisons an output."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            p, idx = self.pool(x)
+            q, idx1 = F.max_pool1d(x.flatten(2), 2, return_indices=True)
+            return self.unpool(p, idx).flatten(2) + F.max_unpool1d(q, idx1, 2)
+
+    _, cost = _cost(Net(), torch.randn(2, 3, 4, 4))
+    assert all("uncounted" not in c for c in cost.values())
+    assert cost["unpool"]["flops"] == cost["max_unpool1d"]["flops"] == 0
+    assert cost["max_pool1d_with_indices"]["flops"] == 2 * 3 * 8 * (2 - 1)
+
+
 def test_edge_padding_modules_and_softmax2d_are_priced() -> None:
     """nn.ReflectionPad1d/2d, ReplicationPad1d and CircularPad2d copy edge values (0, as
     ZeroPad2d), and nn.Softmax2d is softmax over the channels (5 FLOPs an element forward,

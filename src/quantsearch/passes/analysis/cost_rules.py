@@ -346,11 +346,14 @@ def _adaptive_max(dims: int) -> CostRule:
     return rule
 
 
-for _d in (1, 2, 3):
-    COST_RULES.add(f"max_pool{_d}d", _max_pool(_d), aliases=(f"maxpool{_d}d",))
+for _d in (1, 2, 3):  # F.max_pool2d(..., return_indices=True) traces to *_with_indices
+    _mp, _amp = f"max_pool{_d}d", f"adaptive_max_pool{_d}d"
+    COST_RULES.add(_mp, _max_pool(_d), aliases=(f"maxpool{_d}d", f"{_mp}_with_indices"))
     COST_RULES.add(f"avg_pool{_d}d", _avg_pool(_d), aliases=(f"avgpool{_d}d",))
     COST_RULES.add(f"adaptive_avg_pool{_d}d", _adaptive_avg(_d), aliases=(f"adaptiveavgpool{_d}d",))
-    COST_RULES.add(f"adaptive_max_pool{_d}d", _adaptive_max(_d), aliases=(f"adaptivemaxpool{_d}d",))
+    COST_RULES.add(
+        _amp, _adaptive_max(_d), aliases=(f"adaptivemaxpool{_d}d", f"{_amp}_with_indices")
+    )
 
 
 # --- elementwise arithmetic ------------------------------------------------------------------

@@ -358,6 +358,8 @@ _FREE = (
     # the padding modules that copy edge values (F.pad of mode reflect, replicate, circular)
     "reflectionpad1d", "reflectionpad2d", "reflectionpad3d", "replicationpad1d",
     "replicationpad2d", "replicationpad3d", "circularpad1d", "circularpad2d", "circularpad3d",
+    # MaxUnpool: each pooled value written back at its index, zeros elsewhere
+    "maxunpool1d", "maxunpool2d", "maxunpool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
     "alphadropout", "featurealphadropout",
 )  # fmt: skip
