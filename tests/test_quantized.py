@@ -49,7 +49,7 @@ def test_every_role_and_batch_norm_round_trip_bit_exact(
 
 
 def test_a_float_checkpoint_is_refused(mlp_checkpoint: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^--load: '.*' is a float checkpoint"):
+    with pytest.raises(ConfigError, match=r"^--load: got '.*', a float checkpoint"):
         load_quantized(mlp_checkpoint)
 
 
@@ -267,7 +267,7 @@ def test_a_damaged_tie_table_is_one_line(tied: object, match: str, tmp_path: Pat
     path = _save(tmp_path, "q.pt", qgm)
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "tied": tied}, path)
-    with pytest.raises(ConfigError, match=r"^--load: '.*q\.pt' " + match.lstrip("^")):
+    with pytest.raises(ConfigError, match=r"^--load: got '.*q\.pt', which " + match.lstrip("^")):
         load_quantized(path)
 
 
@@ -280,6 +280,7 @@ def test_a_tie_whose_format_cannot_round_its_source_is_one_line(tmp_path: Path) 
     payload["state_dict"]["emb.weight"] = torch.arange(60).view(10, 6)
     torch.save(payload, path)
     with pytest.raises(
-        ConfigError, match=r"^--load: '.*' has tied 'head\.weight': fixed\(4,2\) cannot round "
+        ConfigError,
+        match=r"^--load: got '.*', which has tied 'head\.weight': fixed\(4,2\) cannot round ",
     ):
         load_quantized(path)

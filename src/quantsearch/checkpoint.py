@@ -110,7 +110,7 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
     check_path_text(str(p), key)  # a name past 255 bytes: every stat() raises OSError
     what = not_a_file(p)
     if what is not None:  # a FIFO would block torch.load; a folder was "does not exist"
-        raise ConfigError(f"{key}: {str(path)!r} is {what}, allowed: a checkpoint file")
+        raise ConfigError(f"{key}: got {str(path)!r}, which is {what}, allowed: a checkpoint file")
     if not p.is_file():  # a relative path is the working directory's, not the config's
         where = "" if p.is_absolute() else f" in the working directory {os.getcwd()!r}"
         raise ConfigError(
@@ -119,26 +119,26 @@ def load_checkpoint(path: str | Path, *, key: str = "--load") -> Checkpoint:
         )
     if not os.access(p, os.R_OK):  # torch.load's PermissionError read as "not a checkpoint"
         raise ConfigError(
-            f"{key}: {str(path)!r} is not readable, allowed: a file this user may read"
+            f"{key}: got {str(path)!r}, which is not readable, allowed: a file this user may read"
         )
     try:
         payload = _torch_load(p)
     except Exception as exc:
         # the reason alone can be a bare byte value ("101": pickle's opcode of a text file)
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        first = str(exc).splitlines()[0][:120] if str(exc) else ""  # torch's can be 400 long
         raise ConfigError(
-            f"{key}: {str(path)!r} is not a quantsearch checkpoint (torch.load: "
+            f"{key}: got {str(path)!r}, which is not a quantsearch checkpoint (torch.load: "
             f"{type(exc).__name__}{': ' + first if first else ''}), allowed: {_ALLOWED}"
         ) from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ConfigError(
-            f"{key}: {str(path)!r} is not a quantsearch checkpoint (no state_dict), "
+            f"{key}: got {str(path)!r}, which is not a quantsearch checkpoint (no state_dict), "
             f"allowed: {_ALLOWED}"
         )
     version = payload.get("format_version", FORMAT_VERSION)  # absent: written before it was
     if version not in READABLE or isinstance(version, bool):  # a newer layout, read as this one
         raise ConfigError(
-            f"{key}: {str(path)!r} has format_version {version!r}, allowed: "
+            f"{key}: got {str(path)!r}, which has format_version {version!r}, allowed: "
             f"{' or '.join(map(str, READABLE))} (a checkpoint of another quantsearch version: "
             "train it again with this one)"
         )
@@ -173,7 +173,7 @@ def check_replaceable(path: str | Path, key: str) -> None:
     if isinstance(payload, dict) and "state_dict" in payload:
         return
     raise ConfigError(
-        f"{key}: {str(path)!r} is a file that is not a quantsearch checkpoint, allowed: a new "
+        f"{key}: got {str(path)!r}, which is a file that is not a quantsearch checkpoint, allowed: a new "
         f"file name, or a checkpoint a previous `quantsearch train` wrote (which is replaced)"
     )
 
@@ -195,13 +195,13 @@ def _state_dict(value: Any, path: str, key: str) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
     ):
         raise ConfigError(
-            f"{key}: {path!r} holds a state_dict of {type(value).__name__}, allowed: "
+            f"{key}: got {path!r}, which holds a state_dict of {type(value).__name__}, allowed: "
             "tensors by name (as `quantsearch train` writes)"
         )
     for name, t in value.items():
         if (t.is_floating_point() or t.is_complex()) and bool(torch.isnan(t).any()):
             raise ConfigError(
-                f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite weights"
+                f"{key}: got {path!r}, which has NaN or infinite values in {name!r}, allowed: finite weights"
             )
     return value
 
@@ -229,7 +229,7 @@ def _tied(
             and (fmt_d is None or fmt is not None)
         ):
             raise ConfigError(
-                f"{key}: {path!r} has tied {name!r} = {str(entry)[:80]}, allowed: a stored "
+                f"{key}: got {path!r}, which has tied {name!r} = {str(entry)[:80]}, allowed: a stored "
                 "tensor's name and a format or None (as `quantsearch quantize` writes)"
             )
         if name not in state_dict:
@@ -238,7 +238,7 @@ def _tied(
                 state_dict[name] = t if fmt is None else fmt.quantize(t)
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise ConfigError(
-                    f"{key}: {path!r} has tied {name!r}: {fmt} cannot round {src!r} "
+                    f"{key}: got {path!r}, which has tied {name!r}: {fmt} cannot round {src!r} "
                     f"({type(exc).__name__}), allowed: {_ALLOWED}"
                 ) from None
         out[name] = (src, fmt)
@@ -255,7 +255,7 @@ def check_finite_parameters(model: nn.Module, path: str, key: str) -> None:
     for name, t in model.named_parameters():
         if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
             raise ConfigError(
-                f"{key}: {path!r} has NaN or infinite values in {name!r}, allowed: finite "
+                f"{key}: got {path!r}, which has NaN or infinite values in {name!r}, allowed: finite "
                 "weights (a buffer may hold infinities, as an attention mask does)"
             )
 
@@ -264,7 +264,7 @@ def _table(payload: dict[str, Any], name: str, path: str, key: str) -> dict[str,
     value = payload.get(name, {})
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{key}: {path!r} has {name} = {type(value).__name__}, allowed: a dict "
+            f"{key}: got {path!r}, which has {name} = {type(value).__name__}, allowed: a dict "
             "(as `quantsearch train` writes)"
         )
     return dict(value)

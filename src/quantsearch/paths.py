@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from quantsearch.errors import ConfigError
@@ -21,6 +22,7 @@ __all__ = [
     "CONTROL",
     "NAME_BYTES",
     "PATH_BYTES",
+    "check_in_the_way",
     "check_path_text",
     "not_a_file",
     "output_file",
@@ -46,6 +48,33 @@ def not_a_file(path: Path) -> str | None:
     if path.exists() and not path.is_file():
         return "a folder" if path.is_dir() else "not a regular file"
     return None
+
+
+def check_in_the_way(
+    folder: Path, key: str, files: Iterable[str], folders: Iterable[str] = (), *, writer: str
+) -> None:
+    """Refuse, in one line naming ``key``, a folder where one of ``files`` goes or a file where
+    one of ``folders`` goes (under ``folder``), or a link to nothing at either: what ``writer``
+    writes there would fail part way, after its work (or be written wherever the link points).
+
+    Example:
+        >>> check_in_the_way(Path("."), "RUN_DIR", [], ["paths.py"], writer="a search")
+        >>> check_in_the_way(Path("."), "RUN_DIR", ["."], writer="a search")
+        Traceback (most recent call last):
+        ...
+        quantsearch.errors.ConfigError: RUN_DIR: got '.' (a folder), allowed: the . a search writes there, or none; move it away
+    """
+    kinds = [(n, not_a_file(folder / n)) for n in files]
+    for n in folders:
+        p = folder / n
+        gone = p.is_symlink() and not p.exists()
+        kinds.append((n, "a link to nothing" if gone else "a file" if p.is_file() else None))
+    for name, what in kinds:
+        if what is not None:
+            raise ConfigError(
+                f"{key}: got {str(folder / name)!r} ({what}), allowed: the {name} {writer} "
+                "writes there, or none; move it away"
+            )
 
 
 def too_long(value: str) -> str | None:
@@ -101,20 +130,20 @@ def writable_dir(path: Path, key: str) -> Path:
     while not probe.exists() and probe != probe.parent:
         if probe.is_symlink():  # mkdir would fail on it with a traceback
             raise ConfigError(
-                f"{key}: {str(probe)!r} is a link to nothing, allowed: a folder or a path to "
-                f"make one at (in {str(path)!r})"
+                f"{key}: got {str(path)!r} ({str(probe)!r} is a link to nothing), allowed: a "
+                "folder or a path to make one at"
             )
         probe = probe.parent
     if not probe.is_dir():
         what = "a file" if probe.is_file() else "neither a file nor a folder (a FIFO, a device)"
         raise ConfigError(
-            f"{key}: {str(probe)!r} is {what} (in {str(path)!r}), allowed: a folder, or a path "
-            f"to make one at"
+            f"{key}: got {str(path)!r} ({str(probe)!r} is {what}), allowed: a folder, or a path "
+            "to make one at"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"{key}: folder {str(probe)!r} is not writable (for {str(path)!r}), allowed: a "
-            f"folder this user may write in"
+            f"{key}: got {str(path)!r} (folder {str(probe)!r} is not writable), allowed: a "
+            "folder this user may write in"
         )
     return path
 
@@ -137,5 +166,5 @@ def output_file(value: str, key: str) -> Path:
     writable_dir(path.parent, key)
     what = not_a_file(path)  # a FIFO or a dangling link would be replaced after the work
     if what is not None:
-        raise ConfigError(f"{key}: {value!r} is {what}, allowed: a file name")
+        raise ConfigError(f"{key}: got {value!r} ({what}), allowed: a file name")
     return path

@@ -181,7 +181,7 @@ def quantized_model(ckpt: Checkpoint, path: str | Path, *, key: str = "--load") 
     formats = ckpt.config.get("quantize")
     if not isinstance(formats, dict):
         raise ConfigError(
-            f"{key}: {str(path)!r} is a float checkpoint (no per-node formats), allowed: a "
+            f"{key}: got {str(path)!r}, a float checkpoint (no per-node formats), allowed: a "
             "quantized checkpoint written by `quantsearch quantize` or `quantsearch finetune`"
         )
     base = ckpt.config.get("base_dir")
@@ -189,18 +189,27 @@ def quantized_model(ckpt: Checkpoint, path: str | Path, *, key: str = "--load") 
     shape = ckpt.config.get("sample_shape")
     if shape is None:  # checkpoints of older versions: the zoo knows its input shape
         if ckpt.model_name not in MODELS:
-            raise ConfigError(f"{key}: {str(path)!r} records no sample_shape to trace with")
+            raise ConfigError(
+                f"{key}: got {str(path)!r}, which records no sample_shape to trace with, "
+                "allowed: a checkpoint `quantsearch quantize` wrote"
+            )
         shape = MODELS.get(ckpt.model_name).input_shape
     dtype = getattr(torch, str(ckpt.config.get("sample_dtype", "float32")), None)
     if not isinstance(dtype, torch.dtype):
-        raise ConfigError(f"{key}: {str(path)!r} records no torch dtype as its sample_dtype")
+        raise ConfigError(
+            f"{key}: got {str(path)!r}, which records no torch dtype as its sample_dtype, "
+            "allowed: a checkpoint `quantsearch quantize` wrote"
+        )
     gm = trace(model.eval(), torch.zeros((2, *shape), dtype=dtype))
     qgm = quantize(gm, ResolvedConfig.from_dict(formats, gm=gm, key=f"{key}.quantize"))
     try:
         qgm.load_state_dict(ckpt.state_dict)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{key}: {str(path)!r} does not fit its model: {first}") from None
+        raise ConfigError(
+            f"{key}: got {str(path)!r}, which does not fit its model ({first[:200]}), allowed: "
+            "a checkpoint of this model (written by `quantsearch quantize`)"
+        ) from None
     _tie(qgm, ckpt.tied, str(path), key)
     check_finite_parameters(qgm, str(path), key)
     return qgm.eval()
@@ -225,7 +234,7 @@ def _tie(qgm: fx.GraphModule, tied: Tied, path: str, key: str) -> None:
             or not torch.equal(held, source if fmt is None else fmt.quantize(source.detach()))
         ):  # a tie never changes what the model computes
             raise ConfigError(
-                f"{key}: {path!r} does not fit its model: it ties {name!r} to {src!r}, allowed: "
+                f"{key}: got {path!r}, which does not fit its model: it ties {name!r} to {src!r}, allowed: "
                 "a checkpoint of this model (written by `quantsearch quantize`)"
             )
         holder._parameters[attr] = source

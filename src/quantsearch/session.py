@@ -81,15 +81,15 @@ def open_session(
         ckpt = load_checkpoint(ckpt_path, key=key)
         if ckpt.model_name and ckpt.model_name != name:
             raise ConfigError(
-                f"{key}: checkpoint {str(ckpt_path)!r} holds model {ckpt.model_name!r} but "
-                f"model.name is {name!r}"
+                f"{key}: got checkpoint {str(ckpt_path)!r} of model {ckpt.model_name!r}, "
+                f"allowed: a checkpoint of model.name {name!r}"
             )
         own = model.state_dict()  # load_state_dict casts: int64 weights became floats unsaid
         for k, t in ckpt.state_dict.items():
             if k in own and own[k].is_floating_point() != t.is_floating_point():
                 raise ConfigError(
-                    f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {k!r} "
-                    f"holds {t.dtype} values where the model has {own[k].dtype}"
+                    f"{key}: got checkpoint {str(ckpt_path)!r}, whose {k!r} holds {t.dtype} "
+                    f"values, allowed: a checkpoint that fits model {name!r} ({own[k].dtype})"
                 )
         try:
             model.load_state_dict(ckpt.state_dict)
@@ -98,7 +98,8 @@ def open_session(
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             what = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:300]
             raise ConfigError(
-                f"{key}: checkpoint {str(ckpt_path)!r} does not fit model {name!r}: {what}"
+                f"{key}: got checkpoint {str(ckpt_path)!r}, which does not fit ({what}), "
+                f"allowed: a checkpoint of model {name!r} as built"
             ) from None
         check_finite_parameters(model, str(ckpt_path), key)
         if "quantize" in ckpt.config:  # said once it fits (a refusal is one line, not two)

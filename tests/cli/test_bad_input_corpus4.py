@@ -348,30 +348,30 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # an output that is the user's file, a run's file or folder, '-'
     "train --out the config": (
         ["train", "-c", "good.toml", "--out", "good.toml"],
-        r"^--out: 'good\.toml' is a file that is not a quantsearch checkpoint, allowed: a new "
+        r"^--out: got 'good\.toml', which is a file that is not a quantsearch checkpoint, allowed: a new "
         r"file name, or a checkpoint a previous `quantsearch train` wrote \(which is replaced\)$",
     ),
     "train --out a text file": (
         ["train", "-c", "good.toml", "--out", "afile.txt"],
-        r"^--out: 'afile\.txt' is a file that is not a quantsearch checkpoint",
+        r"^--out: got 'afile\.txt', which is a file that is not a quantsearch checkpoint",
     ),
     "train --out a run's best.json": (
         ["train", "-c", "good.toml", "--out", "runs/good/best.json"],
-        r"^--out: 'runs/good/best\.json' is a file that is not a quantsearch checkpoint",
+        r"^--out: got 'runs/good/best\.json', which is a file that is not a quantsearch checkpoint",
     ),
     "train.checkpoint the config": (
         ["train", "-c", "into_self.toml"],
-        r"^train\.checkpoint: '.*into_self\.toml' is a file that is not a quantsearch checkpoint",
+        r"^train\.checkpoint: got '.*into_self\.toml', which is a file that is not a quantsearch checkpoint",
     ),
     "train --out -": (["train", "-c", "good.toml", "--out", "-"], r"^--out: got '-', allowed: a"),
     "quantize --out a search's run directory": (
         ["quantize", "-c", "q.toml", "--out", "runs/good"],
-        r"^--out: runs/good is a run directory of search or compare \(it holds trials\.jsonl\), "
+        r"^--out: got 'runs/good', a run directory of search or compare \(it holds trials\.jsonl\), "
         r"allowed: a folder of the quantize output's own$",
     ),
     "compare --name a search's run directory": (
         ["compare", "-c", "good.toml", "-q", "--run-dir", "runs", "--name", "good"],
-        r"^--name: 'runs/good' is a search's run directory \(it holds trials\.jsonl\), allowed: "
+        r"^--name: got 'runs/good', a search's run directory \(it holds trials\.jsonl\), allowed: "
         r"another --name, a folder of the comparison's own$",
     ),
     "search into a folder with the user's report.md": (
@@ -381,12 +381,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "compare into a folder with the user's report.html": (
         ["compare", "-c", "good.toml", "-q", "--run-dir", "mine", "--name", "notes"],
-        r"^--name: 'mine/notes' holds report\.html, which no `quantsearch compare` wrote \(no "
+        r"^--name: got 'mine/notes', which holds report\.html no `quantsearch compare` wrote \(no "
         r"comparison\.json beside it\), allowed: another --name",
     ),
     "compare --name a FIFO": (
         ["compare", "-c", "good.toml", "-q", "--run-dir", ".", "--name", "fifo"],
-        r"^--name: 'fifo' is neither a file nor a folder \(a FIFO, a device\)",
+        r"^--name: got 'fifo' \('fifo' is neither a file nor a folder \(a FIFO, a device\)\)",
     ),
     "compare --name -": (
         ["compare", "-c", "good.toml", "-q", "--name", "-"],
@@ -470,48 +470,49 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # a pickle that would run code (weights_only refuses it: the marker file is never made)
     "a checkpoint missing a key": (
         ["summary", "-c", "good.toml", "--load", "missing_key.pt"],
-        r"^--load: checkpoint 'missing_key\.pt' does not fit model 'mlp-digits': Missing "
-        r"key\(s\) in state_dict: \"seq_blocks\.0\.weight\"\.$",
+        r"^--load: got checkpoint 'missing_key\.pt', which does not fit \(Missing "
+        r"key\(s\) in state_dict: \"seq_blocks\.0\.weight\"\.\), allowed: a checkpoint of model "
+        r"'mlp-digits' as built$",
     ),
     "a checkpoint with an unexpected key": (
         ["summary", "-c", "good.toml", "--load", "extra_key.pt"],
-        r"^--load: checkpoint 'extra_key\.pt' does not fit .* Unexpected key\(s\) in state_dict: "
-        r"\"extra\.weight\"\.$",
+        r"^--load: got checkpoint 'extra_key\.pt', which does not fit \(Unexpected key\(s\) in "
+        r"state_dict: \"extra\.weight\"\.\), allowed: a checkpoint of model 'mlp-digits' as built$",
     ),
     "a checkpoint of format_version 99": (
         ["summary", "-c", "good.toml", "--load", "v99.pt"],
-        r"^--load: 'v99\.pt' has format_version 99, allowed: 1 or 2 \(a checkpoint of another "
+        r"^--load: got 'v99\.pt', which has format_version 99, allowed: 1 or 2 \(a checkpoint of another "
         r"quantsearch version: train it again with this one\)$",
     ),
     "a checkpoint of format_version true": (
         ["search", "-c", "good.toml", "-q", "--load", "vtrue.pt"],
-        r"^--load: 'vtrue\.pt' has format_version True, allowed: 1 or 2 ",
+        r"^--load: got 'vtrue\.pt', which has format_version True, allowed: 1 or 2 ",
     ),
     "a checkpoint of integer weights": (
         ["summary", "-c", "good.toml", "--load", "int64.pt"],
-        r"^--load: checkpoint 'int64\.pt' does not fit model 'mlp-digits': 'seq_blocks\.0\."
-        r"weight' holds torch\.int64 values where the model has torch\.float32$",
+        r"^--load: got checkpoint 'int64\.pt', whose 'seq_blocks\.0\.weight' holds torch\.int64 "
+        r"values, allowed: a checkpoint that fits model 'mlp-digits' \(torch\.float32\)$",
     ),
     "a .pt holding a list": (
         ["summary", "-c", "good.toml", "--load", "a_list.pt"],
-        r"^--load: 'a_list\.pt' is not a quantsearch checkpoint \(no state_dict\), allowed",
+        r"^--load: got 'a_list\.pt', which is not a quantsearch checkpoint \(no state_dict\), allowed",
     ),
     "a .pt holding a whole model": (
         ["summary", "-c", "good.toml", "--load", "whole_model.pt"],
-        r"^--load: 'whole_model\.pt' is not a quantsearch checkpoint \(torch\.load: "
+        r"^--load: got 'whole_model\.pt', which is not a quantsearch checkpoint \(torch\.load: "
         r"UnpicklingError: Weights only load failed",
     ),
     "an empty .pt": (
         ["summary", "-c", "good.toml", "--load", "empty.pt"],
-        r"^--load: 'empty\.pt' is not a quantsearch checkpoint \(torch\.load: EOFError\)",
+        r"^--load: got 'empty\.pt', which is not a quantsearch checkpoint \(torch\.load: EOFError\)",
     ),
     "a pickle that runs code": (
         ["quantize", "-c", "q.toml", "--load", "evil.pt", "--out", "q"],
-        r"^--load: 'evil\.pt' is not a quantsearch checkpoint \(torch\.load: UnpicklingError",
+        r"^--load: got 'evil\.pt', which is not a quantsearch checkpoint \(torch\.load: UnpicklingError",
     ),
     "a checkpoint that runs code": (
         ["export", "--to", "qonnx", "-c", "q.toml", "--load", "evil_zip.pt", "e.onnx"],
-        r"^--load: 'evil_zip\.pt' is not a quantsearch checkpoint \(torch\.load: Unpickling",
+        r"^--load: got 'evil_zip\.pt', which is not a quantsearch checkpoint \(torch\.load: Unpickling",
     ),
     # counts at the edges
     "worker --seed 2**32": (
@@ -801,14 +802,14 @@ def test_what_counts_as_a_control_character() -> None:
 # name -> (arguments, regex): files this user may not read, folders it may not write in; run
 # by a user root is not (root reads and writes them all): nobody, through setpriv, when root
 PERMISSION_CASES: dict[str, tuple[list[str], str]] = {
-    "--config unreadable": (["summary", "-c", "no_read.toml"], r"^--config: File 'no_read\.toml' is not readable\.$"),
-    "--load unreadable": (["summary", "-c", "ok.toml", "--load", "ck.pt"], r"^--load: File 'ck\.pt' is not readable\.$"),
-    "model.checkpoint unreadable": (["summary", "-c", "ck.toml"], r"^model\.checkpoint: '.*ck\.pt' is not readable, allowed: a file this user may read$"),
+    "--config unreadable": (["summary", "-c", "no_read.toml"], r"^--config: got 'no_read\.toml' \(not readable\), allowed: a file$"),
+    "--load unreadable": (["summary", "-c", "ok.toml", "--load", "ck.pt"], r"^--load: got 'ck\.pt' \(not readable\), allowed: a file$"),
+    "model.checkpoint unreadable": (["summary", "-c", "ck.toml"], r"^model\.checkpoint: got '.*ck\.pt', which is not readable, allowed: a file this user may read$"),
     "data.path unreadable": (["summary", "-c", "j.toml"], r"^data\.path: JSC file '.*j\.csv' is not readable, allowed: a file this user may read$"),
     "model.name unreadable": (["summary", "-c", "m.toml"], r"^model\.name: importing 'm\.py' failed: PermissionError"),
     "init --model unreadable": (["init", "--model", "m.py:build", "--data", "m.py:build", "-o", "i.toml"], r"^--model: 'm\.py' is not readable Python"),
-    "train --out in a read-only folder": (["train", "-c", "ok.toml", "--out", "ro/x.pt"], r"^--out: folder 'ro' is not writable \(for 'ro'\), allowed: a folder this user may write in$"),
-    "search --run-dir read-only": (["search", "-c", "ok.toml", "-q", "--run-dir", "ro"], r"^--run-dir: folder 'ro' is not writable \(for 'ro/ok'\)"),
+    "train --out in a read-only folder": (["train", "-c", "ok.toml", "--out", "ro/x.pt"], r"^--out: got 'ro' \(folder 'ro' is not writable\), allowed: a folder this user may write in$"),
+    "search --run-dir read-only": (["search", "-c", "ok.toml", "-q", "--run-dir", "ro"], r"^--run-dir: got 'ro/ok' \(folder 'ro' is not writable\)"),
 }  # fmt: skip
 
 # runs the cases in one process (one import of torch), each as `quantsearch ARGS` would

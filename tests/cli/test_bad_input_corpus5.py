@@ -129,33 +129,33 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # run files that are not JSON
     "report: trials.jsonl not UTF-8": (
         ["report", "bad_utf8"],
-        rf"^RUN_DIR: 'bad_utf8/trials\.jsonl' cannot be read as UTF-8 text \('utf-8' codec .*\)"
+        rf"^RUN_DIR: got 'bad_utf8/trials\.jsonl', which cannot be read as UTF-8 text \('utf-8' codec .*\)"
         rf"{WROTE}",
     ),
     "export --from-run: trials.jsonl with a line that is not JSON": (
         ["export", "--to", "qonnx", "--from-run", "bad_trials", "e.onnx"],
-        rf"^RUN_DIR: 'bad_trials/trials\.jsonl' line \d+ is not a trial record: .*{WROTE}",
+        rf"^RUN_DIR: got 'bad_trials/trials\.jsonl', whose line \d+ is not a trial record \(.*{WROTE}",
     ),
     "quantize --from-run: best.json not JSON": (
         ["quantize", "--from-run", "bad_best", "--out", "q5"],
-        rf"^RUN_DIR: 'bad_best/best\.json' is not valid UTF-8 JSON \(Expecting .*\){WROTE}",
+        rf"^RUN_DIR: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
     ),
     "report: trials.jsonl with a line that is not JSON": (
         ["report", "bad_trials"],
-        r"^RUN_DIR: 'bad_trials/trials\.jsonl' line \d+ is not a trial record: Expecting "
+        r"^RUN_DIR: got 'bad_trials/trials\.jsonl', whose line \d+ is not a trial record \(Expecting "
         rf"property name .*{WROTE}",
     ),
     "report: best.json not JSON": (
         ["report", "bad_best"],
-        rf"^RUN_DIR: 'bad_best/best\.json' is not valid UTF-8 JSON \(Expecting .*\){WROTE}",
+        rf"^RUN_DIR: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
     ),
     "finetune: best.json not JSON": (
         ["finetune", "--from-run", "bad_best", "--epochs", "1"],
-        rf"^RUN_DIR: 'bad_best/best\.json' is not valid UTF-8 JSON \(Expecting .*\){WROTE}",
+        rf"^RUN_DIR: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
     ),
     "report: comparison.json not JSON (one line, not two)": (
         ["report", "bad_compare"],
-        rf"^RUN_DIR: 'bad_compare/comparison\.json' is not valid UTF-8 JSON \([^()]*\([^()]*\)\)"
+        rf"^RUN_DIR: got 'bad_compare/comparison\.json', not valid UTF-8 JSON \([^()]*\([^()]*\)\)"
         rf"{WROTE}, or restore the folder from a copy\)$",
     ),
     # folders of another command, or of a search not finished, where a run directory goes

@@ -151,16 +151,16 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "search --workers huge": (["search", "-c", "good.toml", "-q", "--workers", "99999999999"], r"^--workers: "),
     "worker --workers 1025": (["worker", "-c", "good.toml", "--workers", "1025"], r"^--workers: "),
     # output paths, checked before any work
-    "quantize --out under a file": (["quantize", "-c", "q.toml", "--out", "afile.txt/x"], r"^--out: 'afile\.txt' is a file"),
+    "quantize --out under a file": (["quantize", "-c", "q.toml", "--out", "afile.txt/x"], r"^--out: got 'afile\.txt/x' \('afile\.txt' is a file\)"),
     "quantize --out empty": (["quantize", "-c", "q.toml", "--out", ""], r"^--out: got '', allowed: a non-empty value$"),
     "quantize --from-run empty": (["quantize", "--from-run", ""], r"^--from-run: got '', allowed: a non-empty value$"),
     "train --out empty": (["train", "-c", "good.toml", "--out", ""], r"^--out: got '', allowed: a file name"),
-    "train --out under a file": (["train", "-c", "good.toml", "--out", "afile.txt/x.pt"], r"^--out: 'afile\.txt' is a file"),
+    "train --out under a file": (["train", "-c", "good.toml", "--out", "afile.txt/x.pt"], r"^--out: got 'afile\.txt' \('afile\.txt' is a file\)"),
     "export OUT empty": (["export", "--to", "qonnx", "--from-run", "runs/good", ""], r"^OUT: got ''"),
-    "export OUT under a file": (["export", "--to", "qonnx", "--from-run", "runs/good", "afile.txt/m.onnx"], r"^OUT: 'afile\.txt' is a file"),
+    "export OUT under a file": (["export", "--to", "qonnx", "--from-run", "runs/good", "afile.txt/m.onnx"], r"^OUT: got 'afile\.txt' \('afile\.txt' is a file\)"),
     "compare --run-dir empty": (["compare", "-c", "good.toml", "-q", "--run-dir", ""], r"^--run-dir: got '', allowed: a non-empty value$"),
-    "compare --run-dir a file": (["compare", "-c", "good.toml", "-q", "--run-dir", "afile.txt"], r"^--run-dir: 'afile\.txt' is a file"),
-    "demo --run-dir a file": (["demo", "--run-dir", "afile.txt"], r"^--run-dir: 'afile\.txt' is a file"),
+    "compare --run-dir a file": (["compare", "-c", "good.toml", "-q", "--run-dir", "afile.txt"], r"^--run-dir: got 'afile\.txt' \('afile\.txt' is a file\)"),
+    "demo --run-dir a file": (["demo", "--run-dir", "afile.txt"], r"^--run-dir: got 'afile\.txt' \('afile\.txt' is a file\)"),
     # values click took as given
     "quantize --percentile nan": (["quantize", "-c", "q.toml", "--percentile", "nan"], r"^--percentile: got 'nan', allowed: a number in \(0, 100\]"),
     "quantize --percentile 200": (["quantize", "-c", "q.toml", "--percentile", "200"], r"^--percentile: got '200'"),
@@ -392,11 +392,11 @@ def test_user_metric_names(name: str, in_workdir: Path, capsys: pytest.CaptureFi
 REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "search_config.json a list": (
         lambda d: (d / "search_config.json").write_text("[]"),
-        r"^RUN_DIR: '.*search_config\.json' holds a JSON list, allowed: an object",
+        r"^RUN_DIR: got '.*search_config\.json', which holds a JSON list, allowed: an object",
     ),
     "images a file": (
         lambda d: (shutil.rmtree(d / "images"), (d / "images").write_text("x")),
-        r"images: cannot be written \(File exists\); a file stands where a folder should be",
+        r"^RUN_DIR: got '.*images' \(a file\), allowed: the images `quantsearch` writes there",
     ),
 }
 

@@ -151,7 +151,7 @@ CONFIG_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "model.checkpoint a folder": (
         _sub_checkpoint("folder"),
-        r"^model\.checkpoint: 'folder' is a folder, allowed: a checkpoint file$",
+        r"^model\.checkpoint: got 'folder', which is a folder, allowed: a checkpoint file$",
     ),
 }
 
@@ -180,27 +180,27 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "search --run-dir a link to nothing": (
         ["search", "-c", "good.toml", "-q", "--run-dir", "nothing"],
-        r"^--run-dir: 'nothing' is a link to nothing, allowed: a folder or a path to make one",
+        r"^--run-dir: got '.*nothing.*' \('nothing' is a link to nothing\), allowed: a folder or a ",
     ),
     "search --run-dir a FIFO": (
         ["search", "-c", "good.toml", "-q", "--run-dir", "fifo"],
-        r"^--run-dir: 'fifo' is neither a file nor a folder \(a FIFO, a device\) \(in 'fifo/good'\), allowed",
+        r"^--run-dir: got 'fifo/good' \('fifo' is neither a file nor a folder \(a FIFO, a device\)\), allowed",
     ),
     "train --out a FIFO": (
         ["train", "-c", "good.toml", "--out", "fifo"],
-        r"^--out: 'fifo' is not a regular file, allowed: a file name$",
+        r"^--out: got 'fifo' \(not a regular file\), allowed: a file name$",
     ),
     "train --out a link to nothing": (
         ["train", "-c", "good.toml", "--out", "nothing"],
-        r"^--out: 'nothing' is a link to nothing, allowed: a file name$",
+        r"^--out: got 'nothing' \(a link to nothing\), allowed: a file name$",
     ),
     "summary --load a FIFO": (
         ["summary", "-c", "good.toml", "--load", "fifo"],
-        r"^--load: 'fifo' is not a regular file, allowed: a checkpoint file$",
+        r"^--load: got 'fifo', which is not a regular file, allowed: a checkpoint file$",
     ),
     "search --load a link to nothing": (
         ["search", "-c", "good.toml", "-q", "--load", "nothing"],
-        r"^--load: 'nothing' is a link to nothing, allowed: a checkpoint file$",
+        r"^--load: got 'nothing', which is a link to nothing, allowed: a checkpoint file$",
     ),
     "--n-evaluations past --n-trials": (
         ["search", "-c", "good.toml", "-q", "--n-trials", "3", "--n-evaluations", "5"],
@@ -216,11 +216,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "train.checkpoint a FIFO": (
         ["train", "-c", "to_fifo.toml"],
-        r"^train\.checkpoint: '.*fifo' is not a regular file, allowed: a file name$",
+        r"^train\.checkpoint: got '.*fifo' \(not a regular file\), allowed: a file name$",
     ),
     "train.checkpoint a folder": (
         ["train", "-c", "to_folder.toml"],
-        r"^train\.checkpoint: '.*folder' is a folder, allowed: a file name$",
+        r"^train\.checkpoint: got '.*folder' \(a folder\), allowed: a file name$",
     ),
     "export --backend with qonnx": (
         ["export", "e.onnx", "--to", "qonnx", "--from-run", "runs/good", "--backend", "vivado"],
@@ -268,12 +268,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "a checkpoint of another model": (
         ["summary", "-c", "other_model.toml"],
-        r"^model\.checkpoint: checkpoint '.*mlp-digits\.pt' holds model 'mlp-digits' but "
-        r"model\.name is 'cnn-digits'$",
+        r"^model\.checkpoint: got checkpoint '.*mlp-digits\.pt' of model 'mlp-digits', allowed: "
+        r"a checkpoint of model\.name 'cnn-digits'$",
     ),
     "a checkpoint whose shapes do not fit": (
         ["summary", "-c", "shapes.toml"],
-        r"^model\.checkpoint: checkpoint 'u\.pt' does not fit model 'u\.py:build': size "
+        r"^model\.checkpoint: got checkpoint 'u\.pt', which does not fit \(size "
         r"mismatch for 0\.weight: copying a param with shape torch\.Size\(\[10, 64\]\)",
     ),
     "--config empty": (["search", "-c", "", "-q"], r"^--config: got '', allowed: a TOML file"),
@@ -415,7 +415,7 @@ def test_a_run_directory_assembled_from_two_searches(
     _check(
         code,
         err,
-        r"^RUN_DIR: '.*search_config\.json' is not the search of the trials beside it "
+        r"^RUN_DIR: got '.*search_config\.json', not the search of the trials beside it "
         r"\(objectives \['score'\], combine 'weighted_sum'; the trials': \['accuracy'\], "
         r"'weighted_sum'\), allowed: the search_config\.json that search wrote there",
     )
@@ -451,7 +451,7 @@ def test_a_comparison_of_another_problem_is_not_overwritten(
     _check(
         code,
         err,
-        r"^--name: '.*x' holds a comparison of another problem \(its space differs\), "
+        r"^--name: got '.*x', a comparison of another problem \(its space differs\), "
         r"allowed: another --name, or the same problem$",
     )
     assert _digest(case / "x") == before

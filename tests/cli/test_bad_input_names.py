@@ -289,11 +289,11 @@ def _set(name: str, value: object) -> Callable[[Path], None]:
 COMPARE_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "configs.jsonl garbage": (
         lambda d: (d / "configs.jsonl").write_text('{"config_hash": \n'),
-        r"^RUN_DIR: '.*configs\.jsonl' is damaged \(line 1: JSONDecodeError: ",
+        r"^RUN_DIR: got '.*configs\.jsonl', which is damaged \(line 1: JSONDecodeError: ",
     ),
     "budgets a string": (
         _set("budgets", "zz"),
-        r"comparison\.json' is damaged \(TypeError: budgets = 'zz'\), allowed: the ",
+        r"comparison\.json', which is damaged \(TypeError: budgets = 'zz'\), allowed: the ",
     ),
     "tolerance a string": (
         _set("tolerance", "zz"),
@@ -352,31 +352,33 @@ def _edit(name: str, key: str, value: object) -> Callable[[Path], None]:
 SEARCH_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "search_config.json space a string": (
         _edit("search_config.json", "space", "zz"),
-        r"search_config\.json' has space = 'zz', allowed: what search writes there \(a JSON obj",
+        r"search_config\.json' with space = 'zz', allowed: what search writes there \(a JSON obj",
     ),
     "search_config.json constraints a number": (
         _edit("search_config.json", "constraints", 5),
-        r"has constraints = 5, allowed: what search writes there \(a JSON list\)$",
+        r"with constraints = 5, allowed: what search writes there \(a JSON list\)$",
     ),
     "search_config.json user_metrics a string": (
         _edit("search_config.json", "user_metrics", "zz"),
-        r"has user_metrics = 'zz'",
+        r"with user_metrics = 'zz'",
     ),
     "trials.jsonl values empty": (
         _edit("trials.jsonl", "values", []),
-        r"trials\.jsonl' line 1 is not a trial record: 'values' must hold one number per obj",
+        r"trials\.jsonl', whose line 1 is not a trial record \('values' must hold one number per",
     ),
     "trials.jsonl config_hash a list": (
         _edit("trials.jsonl", "config_hash", []),
-        r"line 1 is not a trial record: 'config_hash' must be a string or null \(got \[\]\), allowed: the ",
+        r"line 1 is not a trial record \('config_hash' must be a string or null \(got \[\]\)\), "
+        r"allowed: the ",
     ),
     "trials.jsonl config a string": (
         _edit("trials.jsonl", "config", "zz"),
-        r"line 1 is not a trial record: 'config' must be an object or null \(got 'zz'\), allowed: the ",
+        r"line 1 is not a trial record \('config' must be an object or null \(got 'zz'\)\), "
+        r"allowed: the ",
     ),
     "trials.jsonl samples a string": (
         _edit("trials.jsonl", "samples", "zz"),
-        r"'samples' must be an integer or null \(got 'zz'\), allowed: the ",
+        r"'samples' must be an integer or null \(got 'zz'\)\), allowed: the ",
     ),
 }
 
@@ -392,5 +394,5 @@ def test_a_damaged_search_run(
     damage(copy)
     before = digest(copy)
     code, err = _run(["report", str(copy)], capsys)
-    _check(code, err, r"^RUN_DIR: '.*" + pattern)
+    _check(code, err, r"^RUN_DIR: got '.*" + pattern)
     assert digest(copy) == before  # no report drawn

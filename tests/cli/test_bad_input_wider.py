@@ -298,7 +298,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "--config twice": (
         ["search", "-c", "good.toml", "--config=good.toml"],
-        r"^--config: given more than once",
+        r"^--config: got it more than once",
     ),
     "compare.budgets past the trials": (
         ["compare", "-c", "budgets.toml", "-q"],
@@ -317,7 +317,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
         ["search", "-c", "fifo.toml", "-q"],
         r"^--config: got 'fifo\.toml', which is not a regular file, allowed: a TOML file",
     ),
-    "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: given more"),
+    "report --json twice": (["report", "runs/good", "--json", "--json"], r"^--json: got it more"),
     "summary --repeats without --latency": (
         ["summary", "-c", "good.toml", "--repeats", "5"],
         r"^--repeats: got it without --latency, allowed: with it",
@@ -347,31 +347,31 @@ def _dangling(d: Path, name: str) -> None:
 REPORT_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "trials.csv a folder": (
         lambda d: _replace_with_dir(d, "trials.csv"),
-        r"^RUN_DIR: '.*trials\.csv' is a folder, allowed: the trials\.csv that `quantsearch` wr",
+        r"^RUN_DIR: got '.*trials\.csv' \(a folder\), allowed: the trials\.csv `quantsearch` wr",
     ),
     "trials.csv garbage": (
         lambda d: (d / "trials.csv").write_bytes(b"\x00\xffgarbage"),
-        r"^RUN_DIR: '.*trials\.csv' is not what search writes there",
+        r"^RUN_DIR: got '.*trials\.csv', not what search writes there",
     ),
-    "trials.csv empty": (lambda d: (d / "trials.csv").write_bytes(b""), r"trials\.csv' is not"),
+    "trials.csv empty": (lambda d: (d / "trials.csv").write_bytes(b""), r"trials\.csv', not"),
     "trials.csv dangling link": (
         lambda d: _dangling(d, "trials.csv"),
-        r"^RUN_DIR: '.*trials\.csv' is a link to nothing",
+        r"^RUN_DIR: got '.*trials\.csv' \(a link to nothing\)",
     ),
     "model.pt garbage": (
         lambda d: (d / "model.pt").write_bytes(b"garbage"),
-        r"^RUN_DIR: '.*model\.pt' is not a checkpoint \(no torch zip archive\)",
+        r"^RUN_DIR: got '.*model\.pt', not a checkpoint \(no torch zip archive\)",
     ),
-    "model.pt a folder": (lambda d: _replace_with_dir(d, "model.pt"), r"model\.pt' is a folder"),
-    "model.pt dangling link": (lambda d: _dangling(d, "model.pt"), r"model\.pt' is a link to"),
+    "model.pt a folder": (lambda d: _replace_with_dir(d, "model.pt"), r"model\.pt' \(a folder\)"),
+    "model.pt dangling link": (lambda d: _dangling(d, "model.pt"), r"model\.pt' \(a link to"),
     "baseline.json empty": (
         lambda d: (d / "baseline.json").write_bytes(b""),
-        r"^RUN_DIR: '.*baseline\.json' is not a JSON object",
+        r"^RUN_DIR: got '.*baseline\.json', not a JSON object",
     ),
-    "best.json a folder": (lambda d: _replace_with_dir(d, "best.json"), r"best\.json' is a fold"),
+    "best.json a folder": (lambda d: _replace_with_dir(d, "best.json"), r"best\.json' \(a fold"),
     "study.journal a folder": (
         lambda d: _replace_with_dir(d, "study.journal"),
-        r"study\.journal' is a folder",
+        r"study\.journal' \(a folder\)",
     ),
 }
 
@@ -431,15 +431,15 @@ def test_damaged_run_dir(name: str, in_workdir: Path, capsys: pytest.CaptureFixt
 RESUME_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "study.journal a folder": (
         lambda d: _replace_with_dir(d, "study.journal"),
-        r"^--run-dir: '.*study\.journal' is a folder, allowed: the study\.journal a search",
+        r"^--run-dir: got '.*study\.journal' \(a folder\), allowed: the study\.journal a search",
     ),
     "study.journal a dangling link": (
         lambda d: _dangling(d, "study.journal"),
-        r"^--run-dir: '.*study\.journal' is a link to nothing \(what the search writes would",
+        r"^--run-dir: got '.*study\.journal' \(a link to nothing\), allowed: the study\.journal",
     ),
     "workers.lock a folder": (
         lambda d: _replace_with_dir(d, "workers.lock"),
-        r"^--run-dir: '.*workers\.lock' is a folder",
+        r"^--run-dir: got '.*workers\.lock' \(a folder\)",
     ),
 }
 

@@ -181,7 +181,9 @@ def test_out_replaces_only_its_own_outputs(
     code, _, err = run(args, capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith(f"error: --out: {out} holds metrics.json, which no `quantsearch")
+    assert lines[0].startswith(
+        f"error: --out: got {str(out)!r}, which holds metrics.json no `quantsearch"
+    )
     assert (out / "metrics.json").read_text() == '{"mine": 1}\n'
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "notes.txt"]
 

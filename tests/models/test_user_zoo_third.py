@@ -290,7 +290,7 @@ def test_cli_an_infinite_parameter_is_one_line(
     for command in ("summary", "search"):
         check_one_line(
             *run_cli([command, "-c", config], capsys),
-            r"^model\.checkpoint: 'ck\.pt' has NaN or infinite values in 'head\.bias', allowed",
+            r"^model\.checkpoint: got 'ck\.pt', which has NaN or infinite values in 'head\.bias', allowed",
         )
 
 

@@ -133,12 +133,13 @@ _CLICK_VALUE = re.compile(
     re.S,
 )
 _CLICK_PATH = re.compile(
-    r"\w+ (?P<given>'.*') (?P<what>does not exist|is a file|is a directory)\.", re.S
+    r"\w+ (?P<given>'.*') (?P<what>does not exist|is a file|is a directory|is not readable)\.", re.S
 )
 _WHAT = {
     "does not exist": "which does not exist",
     "is a file": "a file",
     "is a directory": "a folder",
+    "is not readable": "not readable",
 }
 
 

@@ -11,7 +11,7 @@ import click
 
 from quantsearch.errors import ConfigError
 from quantsearch.examples import default_config_path
-from quantsearch.paths import output_file, writable_dir
+from quantsearch.paths import check_in_the_way, output_file, writable_dir
 from quantsearch.validate import (
     COUNT_MAX,
     SEED_MAX,
@@ -180,7 +180,7 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     a run directory of search (``search.run_files.SEARCH_MARKERS``) or compare.
 
     Raises:
-        ConfigError: ``<key>: <folder> holds <name> ..., allowed: ...``, one line.
+        ConfigError: ``<key>: got <folder>, which holds <name> ..., allowed: ...``, one line.
     """
     from quantsearch.checkpoint import load_checkpoint  # lazy: torch, which --help skips
     from quantsearch.search.run_files import SEARCH_MARKERS
@@ -189,10 +189,12 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     run = [f for f in (*SEARCH_MARKERS, "comparison.json") if (out / f).exists()]
     if run:
         raise ConfigError(
-            f"{key}: {out} is a run directory of search or compare (it holds {run[0]}), "
-            f"allowed: a folder of the {command} output's own"
+            f"{key}: got {str(out)!r}, a run directory of search or compare (it holds "
+            f"{run[0]}), allowed: a folder of the {command} output's own"
         )
     names = (checkpoint, *OUT_FILES)
+    # a folder where one of them goes: refused before the work, not after the first writes
+    check_in_the_way(out, key, names, writer=f"`quantsearch {command}`")
     present = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
     if not present:
         return
@@ -202,7 +204,7 @@ def check_out_folder(out: Path, checkpoint: str, command: str, key: str = "--out
     except ConfigError:
         pass
     raise ConfigError(
-        f"{key}: {out} holds {present[0]}, which no `quantsearch {command}` wrote (no "
+        f"{key}: got {str(out)!r}, which holds {present[0]} no `quantsearch {command}` wrote (no "
         f"quantsearch checkpoint {checkpoint} beside it), allowed: a new folder, one without "
         f"{', '.join(names)}, or a previous {command} output (whose files are replaced)"
     )

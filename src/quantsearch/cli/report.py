@@ -16,7 +16,7 @@ import click
 from quantsearch.cli.common import figure_format_option, json_option
 from quantsearch.cli.printing import dumps
 from quantsearch.errors import ConfigError
-from quantsearch.paths import not_a_file
+from quantsearch.paths import check_in_the_way
 
 
 @click.command()
@@ -53,14 +53,13 @@ _TEXT = {"trials.csv": "number,", "trials.jsonl": "{", "configs.jsonl": "{"}
 
 def check_run_files(run_dir: Path) -> None:
     """Refuse a run directory whose result files are folders, dangling links or not what
-    their names say, before any report file is written: the report would be drawn from it
+    their names say (or whose images folder is a file), before any report file is written: the report would be drawn from it
     as if nothing were wrong (a garbage model.pt, a folder named trials.csv)."""
 
-    for name in (*_FILES, *_JSON, *_TEXT, "study.journal"):
+    names = (*_FILES, *_JSON, *_TEXT, "study.journal")
+    check_in_the_way(run_dir, "RUN_DIR", names, ("images",), writer="`quantsearch`")
+    for name in names:
         path = run_dir / name
-        what = not_a_file(path)
-        if what is not None:
-            _bad(path, what)
         if not path.exists():
             continue
         try:
@@ -94,6 +93,6 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _bad(path: Path, what: str) -> None:
     raise ConfigError(
-        f"RUN_DIR: {str(path)!r} is {what}, allowed: the {path.name} that `quantsearch` "
+        f"RUN_DIR: got {str(path)!r}, {what}, allowed: the {path.name} that `quantsearch` "
         "wrote; move it away or run the search again"
     )

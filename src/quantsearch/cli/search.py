@@ -23,7 +23,7 @@ from quantsearch.cli.common import (
 )
 from quantsearch.cli.printing import print_result, search_json
 from quantsearch.errors import ConfigError
-from quantsearch.paths import not_a_file
+from quantsearch.paths import check_in_the_way
 
 
 def _search_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -127,24 +127,15 @@ _RUN_FILES = (
 
 def _check_run_files(cfg: Any, opts: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Refuse a run directory where a file the search writes is a folder (an internal-error
-    traceback) or a link to nothing (the journal was written through it, outside the run
-    directory, wherever the link pointed)."""
+    traceback), its images folder a file (refused after the search), or either a link to
+    nothing (the journal was written through it, wherever the link pointed)."""
     from quantsearch.search.api import study_of
 
     key = "--run-dir" if opts["run_dir"] is not None else "run_dir"
     if (opts["run_dir"] or cfg.run_dir) == "-":  # a folder named '-', never standard output
         raise ConfigError(f"{key}: got '-', allowed: a folder, or a path to make one at")
     _, _, folder = study_of(cfg, overrides, opts["study"], opts["run_dir"])
-    for name in _RUN_FILES:
-        path = folder / name
-        what = not_a_file(path)
-        if what == "a link to nothing":
-            what += " (what the search writes would go wherever it points)"
-        if what is not None:
-            raise ConfigError(
-                f"{key}: {str(path)!r} is {what}, allowed: the {name} a search writes there "
-                "or none; move it away"
-            )
+    check_in_the_way(folder, key, _RUN_FILES, ("images",), writer="a search")
 
 
 WORKERS_PER_CORE = 4  # search --workers K starts K processes here: at most this many a core

@@ -98,7 +98,7 @@ def read_configs(path: Path) -> list[ConfigPoint]:
                 out.append(_point(json.loads(line)))
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(
-                    f"RUN_DIR: {str(path)!r} is damaged (line {n}: {type(exc).__name__}: {exc}), "
+                    f"RUN_DIR: got {str(path)!r}, which is damaged (line {n}: {type(exc).__name__}: {exc}), "
                     "allowed: the lines `quantsearch compare` wrote (run it again, or restore "
                     "the folder from a copy)"
                 ) from None

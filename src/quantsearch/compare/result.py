@@ -180,7 +180,7 @@ class ComparisonResult:
             result = cls.from_dict(doc)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
-                f"RUN_DIR: {str(path)!r} is damaged ({type(exc).__name__}: {exc}), allowed: "
+                f"RUN_DIR: got {str(path)!r}, which is damaged ({type(exc).__name__}: {exc}), allowed: "
                 "the file `quantsearch compare` wrote (run it again, or restore the folder)"
             ) from None
         result.run_dir = rd
@@ -268,10 +268,20 @@ def _check_types(d: Mapping[str, Any]) -> None:
             raise TypeError(f"{name} = {v!r}")
 
 
-def read_meta(run_dir: str | Path) -> dict[str, Any]:
-    """``compare_config.json`` (the ``meta`` given to :meth:`ComparisonResult.write`), or ``{}``."""
+def read_meta(run_dir: str | Path, key: str = "RUN_DIR") -> dict[str, Any]:
+    """``compare_config.json`` (the ``meta`` given to :meth:`ComparisonResult.write`), or ``{}``.
+
+    Raises:
+        ConfigError: naming ``key``: the file is not a JSON object.
+    """
     path = Path(run_dir) / "compare_config.json"
-    return dict(read_json(path)) if path.is_file() else {}
+    meta = read_json(path) if path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            f"{key}: got {str(path)!r}, which holds a JSON {type(meta).__name__}, allowed: the "
+            "object `quantsearch compare` wrote there (run it again, or restore the folder)"
+        )
+    return meta
 
 
 def _quartiles(q: Mapping[str, float]) -> Quartiles:

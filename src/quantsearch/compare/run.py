@@ -25,7 +25,7 @@ from quantsearch.compare.analysis import compare_results
 from quantsearch.compare.result import ComparisonResult, jsonable, read_meta
 from quantsearch.config import Config
 from quantsearch.errors import ConfigError
-from quantsearch.paths import writable_dir
+from quantsearch.paths import check_in_the_way, writable_dir
 from quantsearch.search.api import prepare_from_config, run_dir_lock, run_search
 from quantsearch.search.config import (
     TRIALS_PER_EVALUATION_CAP,
@@ -418,32 +418,33 @@ _COMPARE_OUT = ("comparison.csv", "comparison.md", "report.html", "report.md", "
 
 
 def _check_same_problem(out: Path, problem: dict[str, Any], key: str) -> None:
-    """Refuse to write a comparison over one of another problem (model, data, space,
-    objectives, constraints; ``problem`` as :func:`_plain` gives it) in ``out``: it replaced the
-    earlier comparison's files, unsaid, as a search refuses a study of another config. The same
-    problem is compared again. A search's run directory is refused too, and a folder holding
-    files of the names compare writes that no comparison wrote."""
+    """Refuse a comparison over one of another problem (``problem`` as :func:`_plain` gives
+    it) in ``out``, as a search refuses a study of another config; and a search's run directory,
+    files of compare's names no comparison wrote, a folder where a file of it goes or the
+    reverse (a failure after the work, part way through the writes)."""
+    out_files = (*_COMPARE_OWN, *_COMPARE_OUT[:-1])
+    check_in_the_way(out, key, out_files, ("images", "ground_truth"), writer="a comparison")
     search = [f for f in SEARCH_MARKERS if (out / f).exists()]
     if search and not (out / "comparison.json").exists():  # its report and images replaced
         raise ConfigError(
-            f"{key}: {str(out)!r} is a search's run directory (it holds {search[0]}), allowed: "
-            "another --name, a folder of the comparison's own"
+            f"{key}: got {str(out)!r}, a search's run directory (it holds {search[0]}), "
+            "allowed: another --name, a folder of the comparison's own"
         )
     if not any((out / f).exists() for f in _COMPARE_OWN):  # the user's report.html replaced
         foreign = [f for f in _COMPARE_OUT if (out / f).exists() or (out / f).is_symlink()]
         if foreign:
             raise ConfigError(
-                f"{key}: {str(out)!r} holds {foreign[0]}, which no `quantsearch compare` wrote "
+                f"{key}: got {str(out)!r}, which holds {foreign[0]} no `quantsearch compare` wrote "
                 "(no comparison.json beside it), allowed: another --name, a folder of the "
                 "comparison's own"
             )
-    old = read_meta(out).get("problem")
+    old = read_meta(out, key).get("problem")
     if not isinstance(old, dict):
         return  # nothing there, or a comparison that predates the record
     differ = sorted(k for k, v in problem.items() if old.get(k) != v)
     if differ:
         raise ConfigError(
-            f"{key}: {str(out)!r} holds a comparison of another problem (its "
+            f"{key}: got {str(out)!r}, a comparison of another problem (its "
             f"{', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}), allowed: "
             "another --name, or the same problem"
         )

@@ -155,7 +155,7 @@ def _check_same_search(path: Path, search: dict[str, Any], result: SearchResult)
     )
     if names != list(result.objective_names) or search.get("combine") != result.combine:
         raise ConfigError(
-            f"RUN_DIR: {str(path)!r} is not the search of the trials beside it (objectives "
+            f"RUN_DIR: got {str(path)!r}, not the search of the trials beside it (objectives "
             f"{names}, combine {search.get('combine')!r}; the trials': "
             f"{list(result.objective_names)}, {result.combine!r}), allowed: the search_config.json "
             "that search wrote there; run the same `quantsearch search` again to write it"
@@ -184,14 +184,14 @@ def _build_search(rd: Path, memo: dict[str, list[float]] | None) -> Report:
     search = read_json(path) if path.is_file() else {}
     if not isinstance(search, dict):  # .get below raised AttributeError
         raise ConfigError(
-            f"RUN_DIR: {str(path)!r} holds a JSON {type(search).__name__}, allowed: an object "
+            f"RUN_DIR: got {str(path)!r}, which holds a JSON {type(search).__name__}, allowed: an object "
             "(as search writes it)"
         )
     for key, kind in _SHAPES.items():
         value = search.get(key, kind())  # the tables below walk them: a string was a traceback
         if not isinstance(value, kind) or not _walkable(value):
             raise ConfigError(
-                f"RUN_DIR: {str(path)!r} has {key} = {value!r:.60}, allowed: what search writes "
+                f"RUN_DIR: got {str(path)!r} with {key} = {value!r:.60}, allowed: what search writes "
                 f"there (a JSON {'object' if kind is dict else 'list'})"
             )
     _check_same_search(path, search, result)

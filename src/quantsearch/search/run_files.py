@@ -54,12 +54,17 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+        raise ConfigError(
+            f"RUN_DIR: got {str(path.parent)!r}, which has no {path.name}, allowed: a folder "
+            "that `quantsearch` wrote"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"RUN_DIR: {str(path)!r} cannot be read ({exc.strerror})") from None
+        raise ConfigError(
+            f"RUN_DIR: got {str(path)!r}, unreadable ({exc.strerror}), {_WROTE}"
+        ) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ConfigError(
-            f"RUN_DIR: {str(path)!r} is not valid UTF-8 JSON ({exc}), {_WROTE}"
+            f"RUN_DIR: got {str(path)!r}, not valid UTF-8 JSON ({exc}), {_WROTE}"
         ) from None
 
 
@@ -69,10 +74,13 @@ def read_trials(path: Path) -> list[TrialInfo]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise ConfigError(f"RUN_DIR: {str(path.parent)!r} has no {path.name}") from None
+        raise ConfigError(
+            f"RUN_DIR: got {str(path.parent)!r}, which has no {path.name}, allowed: a folder "
+            "that `quantsearch search` wrote"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(
-            f"RUN_DIR: {str(path)!r} cannot be read as UTF-8 text ({exc}), {_WROTE}"
+            f"RUN_DIR: got {str(path)!r}, which cannot be read as UTF-8 text ({exc}), {_WROTE}"
         ) from None
     trials = []
     for i, line in enumerate(lines, 1):
@@ -82,7 +90,7 @@ def read_trials(path: Path) -> list[TrialInfo]:
             trials.append(TrialInfo.from_dict(json.loads(line)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
-                f"RUN_DIR: {str(path)!r} line {i} is not a trial record: {exc}, {_WROTE}"
+                f"RUN_DIR: got {str(path)!r}, whose line {i} is not a trial record ({exc}), {_WROTE}"
             ) from None
     return trials
 
@@ -134,17 +142,17 @@ def check_same_write(summary_path: Path, summary: dict[str, Any], trials: list[T
                 break
     if problem:
         raise ConfigError(
-            f"RUN_DIR: {str(summary_path)!r} and trials.jsonl are not from one write ({problem}): "
-            "a command was stopped while writing them, or a file was changed since; run the "
-            "same `quantsearch search` again to write them from its study, or restore the "
-            "folder from a copy"
+            f"RUN_DIR: got {str(summary_path)!r} and a trials.jsonl not from one write ({problem}; "
+            "a command was stopped while writing them, or a file was changed since), allowed: "
+            "both from one write (run the same `quantsearch search` again to write them from "
+            "its study, or restore the folder from a copy)"
         )
 
 
 def damaged(path: Path, what: str) -> ConfigError:
     """A search's summary or trials file that does not hold what a search writes."""
     return ConfigError(
-        f"RUN_DIR: {str(path)!r} is damaged ({what}), allowed: the file a search wrote (run "
+        f"RUN_DIR: got {str(path)!r}, which is damaged ({what}), allowed: the file a search wrote (run "
         "the same `quantsearch search` again to write it from its study, or restore the folder "
         "from a copy)"
     )
