@@ -119,7 +119,7 @@ def open_session(
             else "; train with `quantsearch train --config FILE`"
         )
         raise ConfigError(
-            "model.checkpoint: not set and no --load, allowed: trained weights (pass --load CKPT "
+            "model.checkpoint: got none and no --load, allowed: trained weights (pass --load CKPT "
             f"or set model.checkpoint){hint}"
         )
     model.eval()

@@ -42,11 +42,17 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             where = f" in {str(base_dir)!r}" if base_dir is not None else ""
             odd = not_a_file(path)
             what = f"is {odd}" if odd else "does not exist"
-            raise ConfigError(f"{key}: file {target!r} {what}{where} (from {spec!r})")
+            raise ConfigError(
+                f"{key}: got {spec!r}, whose file {target!r} {what}{where}, allowed: "
+                "file.py:function naming a Python file"
+            )
         mod_name = f"quantsearch_user_{path.stem}_{abs(hash(str(path.resolve())))}"
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         if loader_spec is None or loader_spec.loader is None:
-            raise ConfigError(f"{key}: cannot import {target!r} as Python (from {spec!r})")
+            raise ConfigError(
+                f"{key}: got {spec!r}, whose file {target!r} cannot be imported as Python, "
+                "allowed: file.py:function naming a Python file"
+            )
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
         try:
@@ -54,18 +60,21 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
         except (Exception, SystemExit) as exc:  # sys.exit(0) at import ended us silently
             del sys.modules[mod_name]
             raise ConfigError(
-                f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}"
+                f"{key}: got {spec!r}, whose import failed ({type(exc).__name__}: {exc}), "
+                f"allowed: a file that imports ({target!r} raised)"
             ) from exc
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise ConfigError(
-                f"{key}: cannot import module {target!r} (from {spec!r}): {exc}"
+                f"{key}: got {spec!r}, whose module {target!r} cannot be imported ({exc}), "
+                "allowed: an importable package.module:function or file.py:function"
             ) from exc
         except (Exception, SystemExit) as exc:  # its own code failed at import
             raise ConfigError(
-                f"{key}: importing {target!r} failed: {type(exc).__name__}: {exc}"
+                f"{key}: got {spec!r}, whose import failed ({type(exc).__name__}: {exc}), "
+                f"allowed: a module that imports ({target!r} raised)"
             ) from exc
     try:
         fn: object = getattr(module, attr)
@@ -74,8 +83,11 @@ def load_callable(spec: str, *, key: str, base_dir: Path | None = None) -> Calla
             n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))
         )
         raise ConfigError(
-            f"{key}: {target!r} has no attribute {attr!r}; callables there: {names}"
+            f"{key}: got {spec!r}, but {target!r} has no attribute {attr!r}, allowed: one of "
+            f"the callables there: {names}"
         ) from None
     if not callable(fn):
-        raise ConfigError(f"{key}: {spec!r} is {with_article(type(fn).__name__)}, not a callable")
+        raise ConfigError(
+            f"{key}: got {spec!r}, {with_article(type(fn).__name__)}, allowed: a callable"
+        )
     return fn

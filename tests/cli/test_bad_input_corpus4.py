@@ -442,11 +442,12 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "model.name a folder.py": (
         ["summary", "-c", "model_folder.toml"],
-        r"^model\.name: file 'folder\.py' is a folder in '.*' \(from 'folder\.py:build'\)$",
+        r"^model\.name: got 'folder\.py:build', whose file 'folder\.py' is a folder in '.*', allowed: "
+        r"file\.py:function naming a Python file$",
     ),
     "init --data a FIFO.py": (
         ["init", "--model", "m.py:build", "--data", "fifo.py:load", "-o", "i.toml"],
-        r"^--data: file 'fifo\.py' is not a regular file$",
+        r"^--data: got 'fifo\.py:\w+', whose file 'fifo\.py' is not a regular file, allowed: ",
     ),
     "search -c -": (
         ["search", "-c", "-", "-q"],
@@ -806,8 +807,8 @@ PERMISSION_CASES: dict[str, tuple[list[str], str]] = {
     "--load unreadable": (["summary", "-c", "ok.toml", "--load", "ck.pt"], r"^--load: got 'ck\.pt' \(not readable\), allowed: a file$"),
     "model.checkpoint unreadable": (["summary", "-c", "ck.toml"], r"^model\.checkpoint: got '.*ck\.pt', which is not readable, allowed: a file this user may read$"),
     "data.path unreadable": (["summary", "-c", "j.toml"], r"^data\.path: JSC file '.*j\.csv' is not readable, allowed: a file this user may read$"),
-    "model.name unreadable": (["summary", "-c", "m.toml"], r"^model\.name: importing 'm\.py' failed: PermissionError"),
-    "init --model unreadable": (["init", "--model", "m.py:build", "--data", "m.py:build", "-o", "i.toml"], r"^--model: 'm\.py' is not readable Python"),
+    "model.name unreadable": (["summary", "-c", "m.toml"], r"^model\.name: got .*, whose import failed \(PermissionError"),
+    "init --model unreadable": (["init", "--model", "m.py:build", "--data", "m.py:build", "-o", "i.toml"], r"^--model: got 'm\.py', not readable Python"),
     "train --out in a read-only folder": (["train", "-c", "ok.toml", "--out", "ro/x.pt"], r"^--out: got 'ro' \(folder 'ro' is not writable\), allowed: a folder this user may write in$"),
     "search --run-dir read-only": (["search", "-c", "ok.toml", "-q", "--run-dir", "ro"], r"^--run-dir: got 'ro/ok' \(folder 'ro' is not writable\)"),
 }  # fmt: skip

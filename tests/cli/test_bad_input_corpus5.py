@@ -245,11 +245,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     # weights and callables that are not what a key takes
     "no checkpoint and no --load": (
         ["quantize", "-c", "no_ckpt.toml", "--out", "q3"],
-        r"^model\.checkpoint: not set and no --load, allowed: trained weights \(pass --load CKPT",
+        r"^model\.checkpoint: got none and no --load, allowed: trained weights \(pass --load CKPT",
     ),
     "model.name an int": (
         ["summary", "-c", "mint.toml"],
-        r"^model\.name: 'mint\.py:N' is an int, not a callable$",
+        r"^model\.name: got 'mint\.py:N', an int, allowed: a callable$",
     ),
     "by_name an embeddingbag": (
         ["quantize", "-c", "eb.toml", "--load", "eb.pt", "--out", "q4"],

@@ -38,19 +38,19 @@ CASES = {
     ),
     "missing model file": (
         _config("absent.py:build"),
-        r"model\.name: file 'absent\.py' does not exist",
+        r"model\.name: got .*, whose file 'absent\.py' does not exist",
     ),
     "missing model attr": (
         _config("net.py:nope"),
-        r"model\.name: 'net\.py' has no attribute 'nope'; callables there: \['bad', 'build'\]",
+        r"model\.name: got .*, but 'net\.py' has no attribute 'nope', allowed: one of the callables there: \['bad', 'build'\]",
     ),
     "model not a module": (
         _config("net.py:bad"),
-        r"model\.name: 'net\.py:bad' must return a torch\.nn\.Module \(got str\)",
+        r"model\.name: got 'net\.py:bad', which returned str, allowed",
     ),
     "missing model module": (
         _config("nopkg.nets:build"),
-        r"model\.name: cannot import module 'nopkg\.nets'",
+        r"model\.name: got .*, whose module 'nopkg\.nets' cannot be imported",
     ),
     "user model, no data": (
         _config("net.py:build"),
@@ -62,7 +62,7 @@ CASES = {
     ),
     "missing dataset file": (
         _config("mlp-digits", "absent.py:load"),
-        r"data\.name: file 'absent\.py' does not exist",
+        r"data\.name: got .*, whose file 'absent\.py' does not exist",
     ),
     "dataset wrong type": (
         _config("mlp-digits", "mydata.py:load"),

@@ -100,7 +100,10 @@ def test_init_writes_a_starter_that_searches_and_never_overwrites(
     assert (tmp_path / out).read_text() == text
     with pytest.raises(SystemExit):
         main(["init", "--model", "nope.py:build", "--data", "my.py:load", "-o", "x.toml"])
-    assert capsys.readouterr().err == "error: --model: file 'nope.py' does not exist\n"
+    assert capsys.readouterr().err == (
+        "error: --model: got 'nope.py:build', whose file 'nope.py' does not exist, allowed: "
+        "file.py:function naming a file\n"
+    )
 
 
 def test_the_starters_commented_options_are_valid_when_uncommented(

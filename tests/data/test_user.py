@@ -209,12 +209,12 @@ def test_module_spec() -> None:
         (
             "raises",
             {},
-            r"data\.name: calling 'my_data\.py:raises' failed: FileNotFoundError: where is my data",
+            r"data\.name: got 'my_data\.py:raises', whose call failed \(FileNotFoundError: where is my data",
         ),
         (
             "nope",
             {},
-            r"data\.name: 'my_data\.py' has no attribute 'nope'; callables there: \[.*'pair'.*\]",
+            r"data\.name: got .*, but 'my_data\.py' has no attribute 'nope', allowed: one of the callables there: \[.*'pair'.*\]",
         ),
         (
             "ready",
@@ -242,7 +242,9 @@ def test_bad_user_datasets_name_the_key(
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data\.name: file 'absent\.py' does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"data\.name: got .*, whose file 'absent\.py' does not exist"
+    ):
         load_dataset("absent.py:load", base_dir=tmp_path)
 
 

@@ -83,10 +83,13 @@ def test_search_from_the_cli_names_the_users_metrics_and_directions(
 @pytest.mark.parametrize(
     ("evaluate", "message"),
     [
-        ("nope.py:evaluate", r"metrics\.evaluate: file 'nope\.py' does not exist in "),
+        (
+            "nope.py:evaluate",
+            r"metrics\.evaluate: got .*, whose file 'nope\.py' does not exist in ",
+        ),
         (
             "task.py:evaluat",
-            r"metrics\.evaluate: 'task\.py' has no attribute 'evaluat'; callables ",
+            r"metrics\.evaluate: got .*, but 'task\.py' has no attribute 'evaluat', allowed: one of the callables ",
         ),
         ("task.py", r"metrics\.evaluate: got 'task\.py', allowed: 'file\.py:function' or "),
     ],

@@ -11,7 +11,7 @@ tracebacks (the last two after comparison.json was rewritten); a file where a se
 images folder goes failed the search and the report after their work, the search having
 rewritten model.pt; a folder where quantize's metrics.json goes failed after quantized.pt
 was replaced; and the refusals named the file but not in the one form (``RUN_DIR: 'x' is
-a folder, allowed: ...``, no ``got``).
+a folder, allowed: ...``, ``model.name: importing 'net.py' failed: ...``: no ``got``).
 
 Each case runs the CLI's entry point in-process (the code a process runs; a process's
 start-up was most of the cost), in a copy of the folder: exit status 2, one line of the form
@@ -228,7 +228,36 @@ def _other_cases() -> dict[str, tuple[str, Damage, list[str]]]:
     return cases
 
 
-CASES = {**_run_cases(), **_other_cases()}
+def nul_bytes(p: Path) -> None:
+    p.write_bytes(b"\x00" * 100)
+
+
+def _spec_cases() -> dict[str, tuple[str, Damage, list[str]]]:
+    """The user's model and data modules (a config's model.name and data.name, init's --model
+    and --data): read by init (parsed), imported by summary and train."""
+    cases: dict[str, tuple[str, Damage, list[str]]] = {}
+    module_damage = {
+        "empty": empty,
+        "random bytes": noise,
+        "NUL bytes": nul_bytes,
+        "a folder": folder,
+        "a link loop": loop,
+    }
+    init = ["init", "--model", "net.py:build", "--data", "data.py:load", "-o", "new.toml"]
+    for module in ("net.py", "data.py"):
+        for how, damage in module_damage.items():
+            cases[f"init: {module} {how}"] = (module, damage, init)
+            cases[f"summary: {module} {how}"] = (module, damage, ["summary", "-c", "user.toml"])
+    return cases
+
+
+CASES = {**_run_cases(), **_other_cases(), **_spec_cases()}
+NET = "import torch.nn as nn\n\n\ndef build():\n    return nn.Sequential(nn.Linear(4, 3))\n"
+DATA = (
+    "import torch\n\n\ndef load():\n    g = torch.Generator().manual_seed(0)\n"
+    "    return torch.randn(60, 4, generator=g), torch.arange(60) % 3\n"
+)
+USER = '[model]\nname = "net.py:build"\n[data]\nname = "data.py:load"\n'
 
 Q_TABLE = '[quantize.default]\nweight = { format = "fixed", width = 8, frac_width = 4 }\n'
 COMPARE = """
@@ -257,6 +286,9 @@ def base(made: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(made, folder, dirs_exist_ok=True)
     (folder / "q.toml").write_text((folder / "s.toml").read_text() + Q_TABLE)
     (folder / "c.toml").write_text(COMPARE)
+    (folder / "net.py").write_text(NET)
+    (folder / "data.py").write_text(DATA)
+    (folder / "user.toml").write_text(USER)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         mp.setenv("QUANTSEARCH_CACHE_DIR", "")
@@ -300,7 +332,7 @@ def test_a_damaged_input_is_one_line_and_changes_nothing(
 
 
 def test_the_corpus_is_large() -> None:
-    assert len(CASES) >= 150, len(CASES)
+    assert len(CASES) >= 180, len(CASES)
 
 
 @pytest.mark.parametrize("name", ["best.json", "trials.jsonl", "baseline.json", "trials.csv"])

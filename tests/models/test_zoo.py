@@ -146,18 +146,27 @@ def test_user_model_from_a_module() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("missing.py:build", r"model\.name: file 'missing\.py' does not exist"),
+        ("missing.py:build", r"model\.name: got .*, whose file 'missing\.py' does not exist"),
         (
             "my_model.py:nope",
-            r"model\.name: 'my_model\.py' has no attribute 'nope'; callables there: \[.*'build'.*\]",
+            r"model\.name: got .*, but 'my_model\.py' has no attribute 'nope', allowed: one of the callables there: \[.*'build'.*\]",
         ),
-        ("my_model.py:VALUE", r"model\.name: 'my_model\.py:VALUE' is an int, not a callable"),
+        (
+            "my_model.py:VALUE",
+            r"model\.name: got 'my_model\.py:VALUE', an int, allowed: a callable",
+        ),
         (
             "my_model.py:not_a_module",
-            r"model\.name: .* must return a torch\.nn\.Module \(got int\)",
+            r"model\.name: got .*, which returned int, allowed",
         ),
-        ("my_model.py:broken", r"model\.name: calling .* failed: RuntimeError: no weights here"),
-        ("no_such_pkg.mod:build", r"model\.name: cannot import module 'no_such_pkg\.mod'"),
+        (
+            "my_model.py:broken",
+            r"model\.name: got .*, whose call failed \(RuntimeError: no weights here",
+        ),
+        (
+            "no_such_pkg.mod:build",
+            r"model\.name: got .*, whose module 'no_such_pkg\.mod' cannot be imported",
+        ),
         (
             "my_model.py:",
             r"^model\.name: got 'my_model\.py:', allowed: 'file\.py:function' or 'module:function'$",

@@ -187,4 +187,6 @@ def test_user_code_is_loaded_from_the_config_folder_not_the_working_directory(
     (tmp_path / "cfg" / "net.py").unlink()
     code, err = _run(["summary", "-c", "../cfg/user.toml", "--json"], capsys)
     assert code == 2
-    assert re.fullmatch(r"error: model\.name: file 'net\.py' does not exist in .*cfg.*\n", err), err
+    assert re.fullmatch(
+        r"error: model\.name: got .*, whose file 'net\.py' does not exist in .*cfg.*\n", err
+    ), err

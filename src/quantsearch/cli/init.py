@@ -86,7 +86,10 @@ def _spec(value: str, option: str, folder: Path) -> str:
         return value
     if not Path(target).is_file():  # a folder or a FIFO "did not exist"
         odd = not_a_file(Path(target))
-        raise ConfigError(f"{option}: file {target!r} {f'is {odd}' if odd else 'does not exist'}")
+        raise ConfigError(
+            f"{option}: got {value!r}, whose file {target!r} "
+            f"{f'is {odd}' if odd else 'does not exist'}, allowed: file.py:function naming a file"
+        )
     found = _top_level_names(Path(target), option)
     if found is not None and fn not in found[0]:  # read, not run: the code runs when it is used
         raise ConfigError(
@@ -106,7 +109,9 @@ def _top_level_names(path: Path, option: str) -> tuple[set[str], set[str]] | Non
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError) as exc:
-        raise ConfigError(f"{option}: {str(path)!r} is not readable Python ({exc})") from None
+        raise ConfigError(
+            f"{option}: got {str(path)!r}, not readable Python ({exc}), allowed: a Python file"
+        ) from None
     names: set[str] = set()
     usable: set[str] = set()
     for node in tree.body:

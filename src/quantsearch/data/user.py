@@ -73,7 +73,10 @@ def load_user_dataset(
     try:
         result = fn(**kwargs)
     except (Exception, SystemExit) as exc:  # sys.exit() in a loader: not a silent success
-        raise ConfigError(f"{key}: calling {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"{key}: got {spec!r}, whose call failed ({type(exc).__name__}: {exc}), allowed: a "
+            "function that returns the data"
+        ) from exc
     where = f"{key}: {spec!r} returned"
     if isinstance(result, DataSplits):
         if split_opts:

@@ -52,11 +52,13 @@ def build_model(name: str, *, key: str = "model.name", base_dir: Path | None = N
             model = fn()
         except (Exception, SystemExit) as exc:  # sys.exit() in build(): not a silent success
             raise ConfigError(
-                f"{key}: calling {name!r} failed: {type(exc).__name__}: {exc}"
+                f"{key}: got {name!r}, whose call failed ({type(exc).__name__}: {exc}), allowed: "
+                "a function that builds a torch.nn.Module"
             ) from exc
         if not isinstance(model, nn.Module):
             raise ConfigError(
-                f"{key}: {name!r} must return a torch.nn.Module (got {type(model).__name__})"
+                f"{key}: got {name!r}, which returned {type(model).__name__}, allowed: a "
+                "function that returns a torch.nn.Module"
             )
         return model
     if name not in MODELS:
