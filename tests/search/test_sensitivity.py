@@ -122,7 +122,10 @@ def test_first_proposal_is_the_brute_force_optimum_of_the_prediction(
 
 
 def test_never_repeats_is_seeded_and_seeds_differ(mlp: nn.Module, digits: DataSplits) -> None:
-    a, b, c = run(mlp, digits), run(mlp, digits), run(mlp, digits, seed=1)
+    # The seed draws the damage scales' jitter; at the default spread (0.15) two seeds may
+    # propose the same points on a model whose predicted optima are far apart (the fixture's
+    # weights depend on the torch threads it was trained with), so the spread here is wide.
+    a, b, c = (run(mlp, digits, seed=s, jitter=1.0) for s in (0, 0, 1))
     points = [tuple(t.params.values()) for t in a.trials]
     assert len(set(points)) == len(points) == 15  # never a point already proposed
     assert a.n_evaluations == 15 and not any(t.cached for t in a.trials)
