@@ -550,21 +550,21 @@ LIES = "class D(torch.utils.data.Dataset):\n    def __len__(self):\n        retu
 DATA_CASES: dict[str, tuple[str, str]] = {
     "a Dataset failing below its len": (
         LIES,
-        r"^data\.name: 'd\.py:load' returned a Dataset with item 4 raising IndexError: 4, "
+        r"^data\.name: got 'd\.py:load', which returned a Dataset with item 4 raising IndexError: 4, "
         r"allowed: an item for every index below its len\(\)$",
     ),
     "no samples": (
         "def load():\n    return x[:0], y[:0]\n",
-        r"^data\.name: cannot split 'd\.py:lo",
+        r"^data\.name: got 'd\.py:lo",
     ),
-    "one sample": ("def load():\n    return x[:1], y[:1]\n", r"^data\.name: cannot split 'd\.py"),
+    "one sample": ("def load():\n    return x[:1], y[:1]\n", r"^data\.name: got 'd\.py"),
     "a negative label": (
         "def load():\n    z = y.clone()\n    z[3] = -1\n    return x, z\n",
-        r"^data\.name: 'd\.py:load' returned a negative label \(-1\); expected class indices$",
+        r"^data\.name: got 'd\.py:load', which returned a negative label \(-1\), allowed: class indices$",
     ),
     "more labels than samples": (
         "def load():\n    return x[:150], y\n",
-        r"^data\.name: 'd\.py:load' returned 150 samples but 200 labels",
+        r"^data\.name: got 'd\.py:load', which returned 150 samples but 200 labels",
     ),
     "samples of the wrong dims": (
         "def load():\n    return x.reshape(200, 2, 2), y\n",
@@ -572,7 +572,7 @@ DATA_CASES: dict[str, tuple[str, str]] = {
     ),
     "a model instead of data": (
         "def load():\n    return torch.nn.Linear(4, 3)\n",
-        r"^data\.name: 'd\.py:load' returned a Linear; expected a DataSplits",
+        r"^data\.name: got 'd\.py:load', which returned a Linear, allowed: a DataSplits",
     ),
 }
 

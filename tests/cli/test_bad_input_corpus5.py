@@ -333,14 +333,14 @@ def load():
 DATA_CASES: dict[str, tuple[str, str]] = {
     "one class in a pair": (
         "def load():\n    return x, torch.full((200,), 2)\n",
-        r"^data\.name: 'd\.py:load' returned labels of one class only \(all 200 are 2\), "
+        r"^data\.name: got 'd\.py:load', which returned labels of one class only \(all 200 are 2\), "
         r"allowed: labels of at least two classes$",
     ),
     "one class in a dict of splits": (
         "def load():\n    z = torch.zeros(50, dtype=torch.long)\n"
         "    return {'train': (x[:100], torch.zeros(100, dtype=torch.long)), "
         "'val': (x[100:150], z), 'test': (x[150:], z)}\n",
-        r"^data\.name: 'd\.py:load' returned labels of one class only \(all 200 are 0\), allowed",
+        r"^data\.name: got 'd\.py:load', which returned labels of one class only \(all 200 are 0\), allowed",
     ),
 }
 

@@ -223,7 +223,7 @@ X = "x = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))\ny = to
 
 # name -> (body of d.py after X, regex); run as `train` on net.py:build (3 outputs, 4 features)
 DATA_CASES: dict[str, tuple[str, str]] = {
-    "NaN features": ("def load():\n    x[3, 1] = float('nan')\n    return x, y\n", r"^data\.name: 'd\.py:load' returned features with 1 NaN or infinite value"),
+    "NaN features": ("def load():\n    x[3, 1] = float('nan')\n    return x, y\n", r"^data\.name: got 'd\.py:load', which returned features with 1 NaN or infinite value"),
     "inf features": ("def load():\n    x[0, 0] = float('inf')\n    return x, y\n", r"^data\.name: .* features with 1 NaN or infinite"),
     "inf labels": ("def load():\n    z = y.float()\n    z[5] = float('inf')\n    return x, z\n", r"^data\.name: .* labels with 1 NaN or infinite"),
     "float64 features past float32": ("def load():\n    return x.double() * 1e300, y\n", r"^data\.name: .* features with 800 value\(s\) past float32's range"),
@@ -233,8 +233,8 @@ DATA_CASES: dict[str, tuple[str, str]] = {
     "labels past the model's outputs": ("def load():\n    return x, torch.arange(200) % 7\n", r"^data\.name: 7 classes \(labels 0\.\.6\) but model 'net\.py:build' gives 3 outputs per sample"),
     "wrong feature count": ("def load():\n    return torch.randn(200, 5), y\n", r"^data\.name: samples of shape \(5,\) \(torch\.float32\) do not fit model 'net\.py:build'"),
     "integer features": ("def load():\n    return torch.randint(0, 5, (200, 4)), y\n", r"^data\.name: samples of shape \(4,\) \(torch\.int64\) do not fit"),
-    "a label of 10**12": ("def load():\n    z = y.clone()\n    z[0] = 10**12\n    return {'train': (x, z), 'val': (x, y), 'test': (x, y)}\n", r"^data\.name: .* a label of 1000000000000; expected class indices below"),
-    "class_names a string": ("def load():\n    return {'train': (x, y), 'val': (x, y), 'test': (x, y), 'class_names': 'abc'}\n", r"^data\.name: .* class_names = 'abc'; expected a list of strings"),
+    "a label of 10**12": ("def load():\n    z = y.clone()\n    z[0] = 10**12\n    return {'train': (x, z), 'val': (x, y), 'test': (x, y)}\n", r"^data\.name: .* a label of 1000000000000, allowed: class indices below"),
+    "class_names a string": ("def load():\n    return {'train': (x, y), 'val': (x, y), 'test': (x, y), 'class_names': 'abc'}\n", r"^data\.name: .* class_names = 'abc', allowed: a list of strings"),
     "class_names a number": ("def load():\n    return {'train': (x, y), 'val': (x, y), 'test': (x, y), 'class_names': 5}\n", r"^data\.name: .* class_names = 5"),
     "class_names twice": ("def load():\n    return {'train': (x, y), 'val': (x, y), 'test': (x, y), 'class_names': ['a', 'a', 'b']}\n", r"^data\.name: .* naming 'a' twice"),
 }  # fmt: skip

@@ -66,7 +66,7 @@ CASES = {
     ),
     "dataset wrong type": (
         _config("mlp-digits", "mydata.py:load"),
-        r"data\.name: 'mydata\.py:load' returned a str; expected",
+        r"data\.name: got 'mydata\.py:load', which returned a str, allowed:",
     ),
     "unknown data option": (
         _config("mlp-digits", "digits", "shuffle = true\n"),

@@ -193,17 +193,17 @@ def test_module_spec() -> None:
         (
             "wrong_type",
             {},
-            r"data\.name: 'my_data\.py:wrong_type' returned a str; expected a DataSplits, a dict",
+            r"data\.name: got 'my_data\.py:wrong_type', which returned a str, allowed: a DataSplits, a dict",
         ),
         (
             "bad_dict",
             {},
-            r"data\.name: .* returned a dict with keys \['train', 'validation'\]; expected \['train', 'val', 'test'\]",
+            r"data\.name: .* returned a dict with keys \['train', 'validation'\], allowed: \['train', 'val', 'test'\]",
         ),
         (
             "one_hot",
             {},
-            r"data\.name: .* returned integer labels of shape \(100, 3\); expected 1-D class "
+            r"data\.name: .* returned integer labels of shape \(100, 3\), allowed: 1-D class "
             r"indices",
         ),
         (
@@ -219,7 +219,7 @@ def test_module_spec() -> None:
         (
             "ready",
             {"val_fraction": 0.1},
-            r"data: \['val_fraction'\] do not apply: .* its own splits",
+            r"data: got \['val_fraction'\], allowed: none \(.* returns splits\)",
         ),
         (
             "pair",

@@ -90,7 +90,7 @@ def stack_dataset(ds: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         n = len(ds)
     except TypeError:
-        raise ConfigError(f"{where} no __len__: cannot materialise it") from None
+        raise ConfigError(f"{where} no __len__, allowed: a Dataset of known length") from None
     return _stack((ds[i] for i in range(n)), where)
 
 
@@ -114,12 +114,12 @@ def _stack(
                 "tensors, arrays or numbers"
             ) from None
     if not xs:
-        raise ConfigError(f"{where} no {what}")
+        raise ConfigError(f"{where} no {what}, allowed: at least one")
     try:
         return join(xs), join(ys)
     except RuntimeError as exc:
         shape = "whose samples differ" if batches else "that differ"
-        raise ConfigError(f"{where} {what} {shape} in shape: {exc}") from None
+        raise ConfigError(f"{where} {what} {shape} in shape ({exc}), allowed: one shape") from None
 
 
 def _loaded(items: Iterable[Any], where: str, unit: str) -> Iterator[Any]:

@@ -77,14 +77,18 @@ def load_user_dataset(
             f"{key}: got {spec!r}, whose call failed ({type(exc).__name__}: {exc}), allowed: a "
             "function that returns the data"
         ) from exc
-    where = f"{key}: {spec!r} returned"
+    where = f"{key}: got {spec!r}, which returned"
     if isinstance(result, DataSplits):
         if split_opts:
-            raise ConfigError(f"data: {sorted(split_opts)} do not apply: {where} its own splits")
+            raise ConfigError(
+                f"data: got {sorted(split_opts)}, allowed: none ({spec!r} returns splits)"
+            )
         return result
     if isinstance(result, Mapping):
         if split_opts:
-            raise ConfigError(f"data: {sorted(split_opts)} do not apply: {where} its own splits")
+            raise ConfigError(
+                f"data: got {sorted(split_opts)}, allowed: none ({spec!r} returns splits)"
+            )
         return _from_dict(result, spec, where)
     x, y = materialise(result, where=where)
     return _split(x, y, spec, split_opts, seed)
@@ -126,7 +130,7 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
     if isinstance(value, TensorDataset):
         if len(value.tensors) != 2:
             raise ConfigError(
-                f"{where} a TensorDataset of {len(value.tensors)} tensors; expected (x, y)"
+                f"{where} a TensorDataset of {len(value.tensors)} tensors, allowed: (x, y)"
             )
         x, y = value.tensors
     elif isinstance(value, Dataset):
@@ -135,13 +139,13 @@ def materialise(value: Any, *, where: str = "data") -> tuple[torch.Tensor, torch
         x, y = value
     else:
         raise ConfigError(
-            f"{where} a {type(value).__name__}; expected a DataSplits, a dict of train/val/test "
+            f"{where} a {type(value).__name__}, allowed: a DataSplits, a dict of train/val/test "
             f"splits, an (x, y) pair or a torch Dataset"
         )
     features, labels = _as_features(x, where), _as_labels(y, where)
     if len(features) != len(labels):
         raise ConfigError(
-            f"{where} {len(features)} samples but {len(labels)} labels; expected one label "
+            f"{where} {len(features)} samples but {len(labels)} labels, allowed: one label "
             "per sample"
         )
     return features, labels
@@ -151,15 +155,19 @@ def _as_features(x: Any, where: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     except Exception as exc:
-        raise ConfigError(f"{where} features that are not an array: {exc}") from None
+        raise ConfigError(
+            f"{where} features that are not an array ({exc}), allowed: numbers"
+        ) from None
     if t.dim() < 1:
-        raise ConfigError(f"{where} features of shape {tuple(t.shape)}; expected (samples, ...)")
+        raise ConfigError(f"{where} features of shape {tuple(t.shape)}, allowed: (samples, ...)")
     if t.is_complex():
-        raise ConfigError(f"{where} complex features ({t.dtype}); expected real numbers")
+        raise ConfigError(f"{where} complex features ({t.dtype}), allowed: real numbers")
     if t.is_floating_point():
         bad = int((~torch.isfinite(t)).sum())
         if bad:  # every metric of a sample with NaN features is NaN: refused, not averaged in
-            raise ConfigError(f"{where} features with {bad} NaN or infinite value(s)")
+            raise ConfigError(
+                f"{where} features with {bad} NaN or infinite value(s), allowed: finite"
+            )
         return _float32(t, where, "features")
     return t
 
@@ -184,29 +192,31 @@ def _as_labels(y: Any, where: str) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     except Exception as exc:
         raise ConfigError(
-            f"{where} labels that are not numbers ({exc}); expected class indices or "
+            f"{where} labels that are not numbers ({exc}), allowed: class indices or "
             "floating-point regression targets"
         ) from None
     if t.is_complex():
-        raise ConfigError(f"{where} complex labels ({t.dtype}); expected real numbers")
+        raise ConfigError(f"{where} complex labels ({t.dtype}), allowed: real numbers")
     if t.is_floating_point():
         bad = int((~torch.isfinite(t)).sum())
         if bad:
-            raise ConfigError(f"{where} labels with {bad} NaN or infinite value(s)")
+            raise ConfigError(
+                f"{where} labels with {bad} NaN or infinite value(s), allowed: finite"
+            )
         return t.long() if is_classes(t) else _as_targets(t, where)
     if t.dim() != 1:
         raise ConfigError(
-            f"{where} integer labels of shape {tuple(t.shape)}; expected 1-D class indices "
+            f"{where} integer labels of shape {tuple(t.shape)}, allowed: 1-D class indices "
             f"(or floating-point regression targets)"
         )
     if t.numel() and int(t.min()) < 0:
-        raise ConfigError(f"{where} a negative label ({int(t.min())}); expected class indices")
+        raise ConfigError(f"{where} a negative label ({int(t.min())}), allowed: class indices")
     return t.long()
 
 
 def _as_targets(t: torch.Tensor, where: str) -> torch.Tensor:
     if t.dim() < 1:
-        raise ConfigError(f"{where} targets of shape {tuple(t.shape)}; expected one per sample")
+        raise ConfigError(f"{where} targets of shape {tuple(t.shape)}, allowed: one per sample")
     return _float32(t, where, "targets")
 
 
@@ -231,13 +241,13 @@ def _from_dict(result: Mapping[str, Any], spec: str, where: str) -> DataSplits:
     missing = [s for s in _SPLITS if s not in result]
     if unknown or missing:
         raise ConfigError(
-            f"{where} a dict with keys {sorted(result)}; expected {list(_SPLITS)} "
+            f"{where} a dict with keys {sorted(result)}, allowed: {list(_SPLITS)} "
             f"(and optionally 'class_names')"
         )
     splits = {s: Split(*materialise(result[s], where=f"{where} {s!r} as")) for s in _SPLITS}
     shapes = {s: tuple(v.x.shape[1:]) for s, v in splits.items()}
     if len(set(shapes.values())) > 1:
-        raise ConfigError(f"{where} splits whose samples differ in shape: {shapes}")
+        raise ConfigError(f"{where} splits whose samples differ in shape ({shapes}), allowed: one")
     return _assemble(
         spec, splits["train"], splits["val"], splits["test"], result.get("class_names"), where
     )
@@ -270,14 +280,17 @@ def _split(
             random_state=seed,
         )
     except ValueError as exc:
-        raise ConfigError(f"data.name: cannot split {spec!r} stratified: {exc}") from None
+        raise ConfigError(
+            f"data.name: got {spec!r}, which cannot be split stratified ({exc}), allowed: data "
+            "with at least two samples of each class"
+        ) from None
 
     def take(i: np.ndarray) -> Split:
         t = torch.from_numpy(i)  # keep the shuffled order: a head() of it is still stratified
         return Split(x[t], y[t])
 
     return _assemble(
-        spec, take(train), take(val), take(test), None, f"data.name: {spec!r} returned"
+        spec, take(train), take(val), take(test), None, f"data.name: got {spec!r}, which returned"
     )
 
 
@@ -286,10 +299,12 @@ def _assemble(
 ) -> DataSplits:
     if not (len(train) and len(val) and len(test)):
         sizes = {"train": len(train), "val": len(val), "test": len(test)}
-        raise ConfigError(f"{where} an empty split: {sizes}")
+        raise ConfigError(f"{where} an empty split ({sizes}), allowed: samples in each split")
     if not all(is_classes(s.y) for s in (train, val, test)):  # regression targets
         if class_names is not None:
-            raise ConfigError(f"{where} class_names with regression targets (not class indices)")
+            raise ConfigError(
+                f"{where} class_names with regression targets, allowed: class indices"
+            )
         return DataSplits(spec, train, val, test, 0, ())
     num_classes = 1 + max(int(s.y.max()) for s in (train, val, test))
     present = torch.unique(torch.cat([s.y for s in (train, val, test)]))
@@ -300,20 +315,21 @@ def _assemble(
         )
     if num_classes > MAX_CLASSES:  # each class gets a name and a column in the reports
         raise ConfigError(
-            f"{where} a label of {num_classes - 1}; expected class indices below {MAX_CLASSES}"
+            f"{where} a label of {num_classes - 1}, allowed: class indices below {MAX_CLASSES}"
         )
     if class_names is not None:
         if not isinstance(class_names, (list, tuple)) or not all(
             isinstance(c, str) for c in class_names
         ):
-            raise ConfigError(f"{where} class_names = {class_names!r}; expected a list of strings")
+            raise ConfigError(f"{where} class_names = {class_names!r}, allowed: a list of strings")
         names = tuple(class_names)
         if len(set(names)) != len(names):
             twice = next(c for c in names if names.count(c) > 1)
-            raise ConfigError(f"{where} class_names naming {twice!r} twice; expected each once")
+            raise ConfigError(f"{where} class_names naming {twice!r} twice, allowed: each once")
         if len(names) < num_classes:
             raise ConfigError(
-                f"{where} {len(names)} class_names but labels up to {num_classes - 1}"
+                f"{where} {len(names)} class_names but labels up to {num_classes - 1}, allowed: "
+                "a name for each class"
             )
         num_classes = len(names)
     else:
