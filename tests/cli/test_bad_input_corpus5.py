@@ -134,11 +134,11 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "export --from-run: trials.jsonl with a line that is not JSON": (
         ["export", "--to", "qonnx", "--from-run", "bad_trials", "e.onnx"],
-        rf"^RUN_DIR: got 'bad_trials/trials\.jsonl', whose line \d+ is not a trial record \(.*{WROTE}",
+        rf"^--from-run: got 'bad_trials/trials\.jsonl', whose line \d+ is not a trial record \(.*{WROTE}",
     ),
     "quantize --from-run: best.json not JSON": (
         ["quantize", "--from-run", "bad_best", "--out", "q5"],
-        rf"^RUN_DIR: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
+        rf"^--from-run: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
     ),
     "report: trials.jsonl with a line that is not JSON": (
         ["report", "bad_trials"],
@@ -151,7 +151,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "finetune: best.json not JSON": (
         ["finetune", "--from-run", "bad_best", "--epochs", "1"],
-        rf"^RUN_DIR: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
+        rf"^--from-run: got 'bad_best/best\.json', not valid UTF-8 JSON \(Expecting .*\){WROTE}",
     ),
     "report: comparison.json not JSON (one line, not two)": (
         ["report", "bad_compare"],

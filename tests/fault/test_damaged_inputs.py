@@ -330,6 +330,10 @@ def test_a_damaged_input_is_one_line_and_changes_nothing(
     assert "Traceback" not in result.err, result.err[-3000:]
     line = result.one_error_line()
     assert FORM.match(line), line
+    if "--from-run" in args:  # the option the user gave names the run directory's files
+        assert line.startswith("error: --from-run: got "), line
+    elif args[0] == "report":
+        assert line.startswith("error: RUN_DIR: got "), line
     assert _listing(tmp_path) == before, "a file of the folder was changed, added or removed"
 
 

@@ -175,7 +175,13 @@ def open_run(run_dir: str | Path, *, key: str = "RUN_DIR") -> SearchResult:
             f"{key}: got {str(rd)!r}, which {what_folder(rd)}, allowed: a run directory "
             "written by `quantsearch search` (it holds best.json or pareto.json)"
         )
-    result = SearchResult.read(rd)
+    try:
+        result = SearchResult.read(rd)
+    except ConfigError as exc:  # its readers name RUN_DIR: say the option the user gave
+        text = str(exc)
+        if key == "RUN_DIR" or not text.startswith("RUN_DIR: "):
+            raise
+        raise ConfigError(key + text.removeprefix("RUN_DIR")) from None
     path = rd / MODEL_FILE
     if not path.is_file():
         raise ConfigError(
