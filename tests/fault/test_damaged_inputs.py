@@ -164,6 +164,9 @@ def _run_cases() -> dict[str, tuple[str, Damage, list[str]]]:
             cases[f"{cmd}: model.pt {how}"] = (f"{RUN}/model.pt", damage, args)
     for how in ("empty", "random bytes", "a folder", "a link loop"):
         cases[f"report: model.pt {how}"] = (f"{RUN}/model.pt", FILE_DAMAGE[how], REPORT)
+    # the journal (its damage has its own tests, test_journal_damage): the resume's line
+    for how in ("empty", "cut", "random bytes"):
+        cases[f"resume: study.journal {how}"] = (f"{RUN}/study.journal", FILE_DAMAGE[how], RESUME)
     # things in the way of a search's resume: refused before it writes
     for name in ("best.json", "trials.jsonl", "trials.csv", "model.pt", "workers.lock"):
         for how in ("a folder", "a link loop"):

@@ -255,7 +255,7 @@ def test_a_journal_that_is_not_a_file_is_refused_before_it_is_opened(
     {"folder": path.mkdir, "FIFO": lambda: os.mkfifo(path)}.get(
         kind, lambda: os.symlink("nowhere", path)
     )()
-    with pytest.raises(StorageError, match=r"study\.journal is not a regular file"):
+    with pytest.raises(StorageError, match=r"study\.journal, which is not a regular file"):
         open_storage(None, tmp_path, exclusive=True)
     assert path.is_symlink() or path.exists()  # left where it was
 

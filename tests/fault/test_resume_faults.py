@@ -59,7 +59,7 @@ def test_a_journal_gone_beside_its_results_is_refused_and_nothing_changes(
     before = digest(work)
     r = quantsearch(["search", "-c", "s.toml", "-q", "--run-dir", "runs", *args], cwd=work)
     line = r.one_error_line()
-    assert "study.journal is missing, but trials.jsonl beside it lists" in line, line
+    assert "got no " in line and "study.journal, but trials.jsonl beside it lists" in line, line
     assert digest(work) == before  # no journal, lock, log or coordination file made
 
 

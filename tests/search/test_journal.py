@@ -180,7 +180,7 @@ def test_a_changed_journal_record_stops_the_cli_in_one_line(
         main(["search", "-c", str(tmp_path / "s.toml"), "-q", "--run-dir", str(rd.parent)])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert exc.value.code == 2 and len(err) == 1, err
-    assert err[0].startswith("error: ") and f"{path} line {i + 1} is damaged" in err[0], err
+    assert err[0].startswith("error: ") and f"{path}, whose line {i + 1} is damaged" in err[0], err
     assert path.read_bytes() == before
 
 

@@ -86,7 +86,7 @@ class JournalBackend(BaseJournalBackend):
             # opened, a FIFO would block, a folder fail with a traceback, and a link to nothing
             # be followed to wherever it points (the CLI names which, at --run-dir, first)
             raise StorageError(
-                f"storage: {path} is not a regular file, allowed: a journal file or nothing "
+                f"storage: got {path}, which is not a regular file, allowed: a journal file or nothing "
                 f"(a new study)"
             )
         check_not_lost(path)  # before touch(): a refusal changes nothing

@@ -83,8 +83,9 @@ def tail_seed(tail: bytes) -> int:
 def damaged(path: Path, n: int, why: str) -> StorageError:
     """The one-line error for line ``n`` (0-based) of the journal ``path``."""
     return StorageError(
-        f"storage: {path} line {n + 1} is damaged ({why}); it was not changed: restore it "
-        f"from a copy, or start a new study with --study NAME"
+        f"storage: got {path}, whose line {n + 1} is damaged ({why}), allowed: the journal as "
+        "quantsearch wrote it (it was not changed: restore it from a copy, or start a new study "
+        "with --study NAME)"
     )
 
 

@@ -68,10 +68,10 @@ def check_against_results(path: Path, replay: JournalStorageReplayResult, doing:
     if missing:
         shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
         raise StorageError(
-            f"storage: {path} {doing} no finished trial {shown} ({len(missing)} in all) that "
-            f"{RESULTS_FILE} beside it lists: it was truncated or replaced, not cut by an "
-            f"interrupted write; it was not changed: restore it from a copy, or move the run "
-            f"directory's files away to start the study over"
+            f"storage: got {path}, which {doing} no finished trial {shown} ({len(missing)} in all) "
+            f"that {RESULTS_FILE} beside it lists (it was truncated or replaced, not cut by an "
+            "interrupted write; it was not changed), allowed: the journal of those trials: "
+            "restore it from a copy, or move the run directory's files away to start over"
         )
 
 
@@ -87,11 +87,10 @@ def check_not_lost(path: Path) -> None:
     listed = _listed(path.parent)
     if listed:
         raise StorageError(
-            f"storage: {path} is missing, but {RESULTS_FILE} beside it lists {len(listed)} "
-            f"finished trial(s) of its study: it was removed or lost (or that study is in a "
-            f"database: give its --storage); nothing was changed: "
-            f"restore it from a copy, or move the run directory's files away to start the "
-            f"study over"
+            f"storage: got no {path}, but {RESULTS_FILE} beside it lists {len(listed)} finished "
+            "trial(s) of its study (the journal was removed or lost, or that study is in a "
+            "database: give its --storage; nothing was changed), allowed: the journal: restore "
+            "it from a copy, or move the run directory's files away to start the study over"
         )
 
 
