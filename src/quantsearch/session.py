@@ -51,7 +51,7 @@ def _beside_the_config(path: Path, key: str, base_dir: Path) -> None:
         return
     if (base_dir / path).is_file():
         raise ConfigError(
-            f"model.checkpoint: {str(path)!r} is not in the working directory {os.getcwd()!r} "
+            f"model.checkpoint: got {str(path)!r}, not in the working directory {os.getcwd()!r} "
             f"but beside the config ({str(base_dir / path)!r}), allowed: a path from the "
             "working directory (model.checkpoint and run_dir are read from there), or an "
             "absolute one"
@@ -152,12 +152,12 @@ def _check_fit(model: nn.Module, data: DataSplits, name: str, key: str) -> None:
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
-            f"{key}: samples of shape {tuple(x.shape[1:])} ({x.dtype}) do not fit model "
-            f"{name!r}: {first}"
+            f"{key}: got samples of shape {tuple(x.shape[1:])} ({x.dtype}), which do not fit "
+            f"model {name!r} ({first}), allowed: samples the model takes"
         ) from None
     if isinstance(out, torch.Tensor) and out.dim() == 2 and 0 < out.shape[1] < data.num_classes:
         raise ConfigError(
-            f"{key}: {data.num_classes} classes (labels 0..{data.num_classes - 1}) but model "
+            f"{key}: got {data.num_classes} classes (labels 0..{data.num_classes - 1}) but model "
             f"{name!r} gives {out.shape[1]} outputs per sample, allowed: labels below "
             f"{out.shape[1]}"
         )

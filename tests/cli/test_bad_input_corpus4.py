@@ -428,7 +428,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     "train.checkpoint -": (["train", "-c", "to_dash.toml"], r"^train\.checkpoint: got '.*-', allo"),
     "--storage a link to nothing": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///nothing", "--study", "s1"],
-        r"^--storage: 'nothing' is a link to nothing, allowed: a database file or a new name$",
+        r"^--storage: got 'nothing', a link to nothing, allowed: a database file or a new name$",
     ),
     "--storage the user's own SQLite database": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///notes.db", "--study", "s2"],
@@ -568,7 +568,7 @@ DATA_CASES: dict[str, tuple[str, str]] = {
     ),
     "samples of the wrong dims": (
         "def load():\n    return x.reshape(200, 2, 2), y\n",
-        r"^data\.name: samples of shape \(2, 2\) \(torch\.float32\) do not fit model 'net\.py",
+        r"^data\.name: got samples of shape \(2, 2\) \(torch\.float32\), which do not fit model 'net\.py",
     ),
     "a model instead of data": (
         "def load():\n    return torch.nn.Linear(4, 3)\n",

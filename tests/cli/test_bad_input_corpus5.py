@@ -301,7 +301,7 @@ ENV_CASES: dict[str, tuple[dict[str, str], str, list[str], str]] = {
         {},
         "elsewhere",
         ["summary", "-c", "../rel.toml"],
-        r"^model\.checkpoint: 'mlp\.pt' is not in the working directory '.*elsewhere' but beside "
+        r"^model\.checkpoint: got 'mlp\.pt', not in the working directory '.*elsewhere' but beside "
         r"the config \('.*mlp\.pt'\), allowed: a path from the working directory "
         r"\(model\.checkpoint and run_dir are read from there\), or an absolute one$",
     ),

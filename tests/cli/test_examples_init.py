@@ -96,7 +96,10 @@ def test_init_writes_a_starter_that_searches_and_never_overwrites(
         main(["init", "--model", "my.py:build", "--data", "my.py:load", "-o", out])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"error: --output: {out!r} exists; give another path or remove it\n"
+    assert err == (
+        f"error: --output: got {out!r}, which exists, allowed: a new file (give another path or "
+        "remove it)\n"
+    )
     assert (tmp_path / out).read_text() == text
     with pytest.raises(SystemExit):
         main(["init", "--model", "nope.py:build", "--data", "my.py:load", "-o", "x.toml"])

@@ -196,7 +196,7 @@ def test_unsupported_layers_and_formats_are_named(zoo: Zoo, tmp_path: Path) -> N
         gm=gm,
     )
     with pytest.raises(
-        ConfigError, match=r"^seq_blocks_2\.weight: minifloat.*allowed: fixed or ufixed"
+        ConfigError, match=r"^seq_blocks_2\.weight: got minifloat.*allowed: fixed or ufixed"
     ):
         export_hls4ml(quantized(gm, mini), tmp_path / "m", float_as=WIDE)
     stoch = every_layer(gm, (8, 4), (8, 4)).to_dict()

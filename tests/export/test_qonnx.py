@@ -89,7 +89,7 @@ def test_formats_qonnx_cannot_express_are_refused(
     gm, _ = zoo["jsc-tiny"]
     qgm = quantized(gm, ResolvedConfig.from_dict({"seq_blocks_2": {"weight": fmt}}, gm=gm))
     with pytest.raises(
-        ConfigError, match=rf"^seq_blocks_2\.weight: {name}.*, allowed: fixed or ufixed"
+        ConfigError, match=rf"^seq_blocks_2\.weight: got {name}.*, allowed: fixed or ufixed"
     ):
         export_qonnx(qgm, tmp_path / "no.onnx")
 

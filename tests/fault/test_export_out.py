@@ -51,7 +51,9 @@ def test_qonnx_replaces_only_a_previous_export(
         ("dir.onnx", "a folder"),
     ):
         line = in_process([*QONNX, name], monkeypatch, capsys).one_error_line()
-        assert line.startswith(f"error: OUT: {name} is {kind} that is not a QONNX export's, "), line
+        assert line.startswith(
+            f"error: OUT: got '{name}', {kind} that is not a QONNX export's, "
+        ), line
         assert "allowed: a new file or one a previous" in line, line
     assert digest(work) == before  # every file as it was, nothing written beside them
     (work / "empty.onnx").touch()  # nothing to lose: written
@@ -72,9 +74,9 @@ def test_hls4ml_refuses_a_users_file_at_out(
     (work / "prj").write_text("a user's file")
     args = ["export", "--to", "hls4ml", "prj", "--from-run", "runs/s", "--float-as", "fixed(32,16)"]
     line = in_process(args, monkeypatch, capsys).one_error_line()
-    assert line.startswith("error: OUT: prj is a file, allowed: a new folder or one a previous "), (
-        line
-    )
+    assert line.startswith(
+        "error: OUT: got 'prj', a file, allowed: a new folder or one a previous "
+    ), line
     assert (work / "prj").read_text() == "a user's file"
     assert [p.name for p in work.iterdir() if p.name.startswith(".prj")] == []
 

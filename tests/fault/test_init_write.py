@@ -28,6 +28,9 @@ def test_a_failed_init_leaves_nothing_and_a_file_is_never_replaced(tmp_path: Pat
     load_config(tmp_path / "cfg" / "search.toml")
     (tmp_path / "cfg" / "search.toml").write_text("# mine")
     line = quantsearch(INIT, cwd=tmp_path).one_error_line()
-    assert line == "error: --output: 'cfg/search.toml' exists; give another path or remove it"
+    assert line == (
+        "error: --output: got 'cfg/search.toml', which exists, allowed: a new file (give another "
+        "path or remove it)"
+    )
     assert (tmp_path / "cfg" / "search.toml").read_text() == "# mine"
     assert [p.name for p in (tmp_path / "cfg").iterdir()] == ["search.toml"]

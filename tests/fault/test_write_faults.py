@@ -154,7 +154,7 @@ def test_an_hls4ml_export_into_a_folder_of_other_files_is_refused(
     ]
     monkeypatch.chdir(work)
     line = in_process(args, monkeypatch, capsys).one_error_line()
-    assert line.startswith("error: OUT: mine is a folder that is not an export's"), line
+    assert line.startswith("error: OUT: got 'mine', a folder that is not an export's"), line
     assert digest(work / "mine") == {"notes.txt": digest(work / "mine")["notes.txt"]}
 
 

@@ -112,7 +112,7 @@ def finetune(
     assert sm is not None and sm.data is not None  # open_run sets both
     if config is None:
         raise ConfigError(
-            f"--trial: {chosen.number} ({chosen.state}) has no recorded config, allowed: a "
+            f"--trial: got {chosen.number} ({chosen.state}), which has no recorded config, allowed: a "
             "trial that ran (see trials.csv)"
         )
     out = Path(out_dir) if out_dir else Path(from_run) / f"finetune-trial-{chosen.number}"

@@ -154,7 +154,9 @@ def init(model: str, data: str, output: str) -> None:
             "TOML, and --config reads only TOML)"
         )
     if out.exists():
-        raise ConfigError(f"--output: {output!r} exists; give another path or remove it")
+        raise ConfigError(
+            f"--output: got {output!r}, which exists, allowed: a new file (give another path or remove it)"
+        )
     folder = out.resolve().parent
     text = STARTER.format(
         out=output,
@@ -167,7 +169,11 @@ def init(model: str, data: str, output: str) -> None:
     try:
         create_atomic(out, text)
     except FileExistsError:
-        raise ConfigError(f"--output: {output!r} exists; give another path or remove it") from None
+        raise ConfigError(
+            f"--output: got {output!r}, which exists, allowed: a new file (give another path or remove it)"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"--output: {output!r} cannot be written ({exc.strerror})") from None
+        raise ConfigError(
+            f"--output: got {output!r}, which cannot be written ({exc.strerror}), allowed: a path this user may write"
+        ) from None
     click.echo(f"wrote {output}; next: quantsearch train --config {output}")

@@ -162,7 +162,7 @@ def _sensitivity(cfg: Any, load: str | None) -> list[dict[str, Any]]:
 
     if cfg.search is None:
         raise ConfigError(
-            f"--sensitivity: {cfg.source} has no [search] table, allowed: a config with a "
+            f"--sensitivity: got {cfg.source}, which has no [search] table, allowed: a config with a "
             "[search.space] whose knobs it ranks"
         )
     space, evaluator, _ = prepare_from_config(cfg, cfg.search, load)

@@ -170,7 +170,7 @@ def check_out(path: str | Path, key: str = "OUT") -> None:
         else "a special file"
     )
     raise ConfigError(
-        f"{key}: {p} is {kind} that is not a QONNX export's, allowed: a new file or one a "
+        f"{key}: got {str(p)!r}, {kind} that is not a QONNX export's, allowed: a new file or one a "
         f"previous `quantsearch export --to qonnx` wrote (which is replaced)"
     )
 

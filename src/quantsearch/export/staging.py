@@ -52,7 +52,7 @@ def staged_folder(out: Path, *, is_project: Callable[[Path], bool]) -> Iterator[
     if out.exists() and not _replaceable(out, is_project):
         kind = "a file" if not out.is_dir() else "a folder that is not an export's"
         raise ConfigError(
-            f"OUT: {out} is {kind}, allowed: a new folder or one a previous export wrote "
+            f"OUT: got {str(out)!r}, {kind}, allowed: a new folder or one a previous export wrote "
             f"(which is replaced)"
         )
     stage = leftover_path(out, "tmp")

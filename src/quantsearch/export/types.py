@@ -92,12 +92,12 @@ def hw_type(fmt: NumberFormat, key: str) -> HwType:
     """
     if not isinstance(fmt, FixedPoint):
         raise ConfigError(
-            f"{key}: {fmt}, allowed: fixed or ufixed (hardware export has no counterpart "
+            f"{key}: got {fmt}, allowed: fixed or ufixed (hardware export has no counterpart "
             f"for {fmt.name})"
         )
     if fmt.rounding not in _AP_ROUNDING:
         raise ConfigError(
-            f"{key}: {fmt}, allowed: rounding {sorted(_AP_ROUNDING)} (stochastic rounding has "
+            f"{key}: got {fmt}, allowed: rounding {sorted(_AP_ROUNDING)} (stochastic rounding has "
             "no exact hardware counterpart)"
         )
     return HwType(fmt.width, fmt.frac_width, fmt.signed, fmt.rounding)

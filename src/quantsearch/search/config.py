@@ -396,7 +396,7 @@ def check_storage_url(url: str, key: str) -> str:
         check_path_text(database, key)  # a name past 255 bytes: every stat() raised OSError
         if not_a_file(Path(database)) == "a link to nothing":
             raise ConfigError(  # SQLite made the database where the link pointed, outside
-                f"{key}: {database!r} is a link to nothing, allowed: a database file or a new name"
+                f"{key}: got {database!r}, a link to nothing, allowed: a database file or a new name"
             )
     return url
 
