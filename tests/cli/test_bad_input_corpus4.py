@@ -432,7 +432,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "--storage the user's own SQLite database": (
         ["search", "-c", "good.toml", "-q", "--storage", "sqlite:///notes.db", "--study", "s2"],
-        r"^--storage: 'sqlite:///notes\.db' holds tables of another application \(\['notes'\]\), "
+        r"^--storage: got 'sqlite:///notes\.db', which holds tables of another application \(\['notes'\]\), "
         r"allowed: an Optuna study database or a new file$",
     ),
     # inputs that are '-', a link to nothing, a folder ("does not exist" before)

@@ -64,7 +64,7 @@ def test_rdb_urls_get_heartbeats(tmp_path: Path, pg_url: str) -> None:
 
 def test_sqlite_with_several_workers_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    with pytest.raises(ConfigError, match=r"^--storage: SQLite .* not safe for 2 workers") as err:
+    with pytest.raises(ConfigError, match=r"^--storage: got SQLite .* for 2 workers") as err:
         open_storage(url, tmp_path, workers=2)
     message = str(err.value)
     assert "\n" not in message and "postgresql" in message and "journal" in message

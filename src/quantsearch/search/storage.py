@@ -113,10 +113,10 @@ def check_workers(url: str | None, workers: int, key: str = "--storage") -> None
         engine_url(url, key)
     if url is not None and is_sqlite_url(url) and workers > 1:
         raise ConfigError(
-            f"{key}: SQLite ({redact_url(url)!r}) is not safe for {workers} workers writing "
-            "at once (it fails them with 'database is locked'); use a PostgreSQL URL "
-            "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), or omit --storage for the "
-            "journal file in the run directory, or run one worker"
+            f"{key}: got SQLite ({redact_url(url)!r}) for {workers} workers, which it fails "
+            "when they write at once ('database is locked'), allowed: a PostgreSQL URL "
+            "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), no --storage (the journal "
+            "file in the run directory), or one worker"
         )
 
 

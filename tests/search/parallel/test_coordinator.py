@@ -12,7 +12,7 @@ from quantsearch.search.parallel import COORDINATION_FILE, open_coordinator
 
 def test_sqlite_url_with_several_workers_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    with pytest.raises(ConfigError, match=r"^--storage: SQLite .* not safe for 3 workers") as err:
+    with pytest.raises(ConfigError, match=r"^--storage: got SQLite .* for 3 workers") as err:
         open_coordinator(url, tmp_path, "s", workers=3)
     assert "\n" not in str(err.value) and "postgresql" in str(err.value)
     with open_coordinator(url, tmp_path, "s", workers=1) as one:

@@ -128,7 +128,7 @@ def _check_not_foreign(engine: sa.Engine, url: str) -> None:
     known = {"studies", "version_info", "alembic_version"}
     if tables and not tables & known and not any(t.startswith("quantsearch_") for t in tables):
         raise ConfigError(
-            f"--storage: {redact_url(url)!r} holds tables of another application "
+            f"--storage: got {redact_url(url)!r}, which holds tables of another application "
             f"({sorted(tables)[:5]}), allowed: an Optuna study database or a new file"
         )
 
