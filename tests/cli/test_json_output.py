@@ -139,6 +139,9 @@ def test_demo_json_is_one_document_of_its_four_steps(tmp_path: Path, mlp_checkpo
         assert [e["to"] for e in export["exports"]] == ["hls4ml", "qonnx"]
         assert (tmp_path / export["exports"][1]["out"]).is_file()
         assert export["exports"][1]["agreement"]["referee"] == "qonnx executor"
+        hls = export["exports"][0]
+        if "agreement" in hls:  # g++ built the C simulation
+            assert hls["search_agreement"]["referee"] == "the search's float32 evaluation"
 
 
 def test_every_json_document_is_standard_json() -> None:

@@ -160,6 +160,7 @@ def export(
         if verify:
             t1 = time.perf_counter()
             record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()  # builds, runs
+            record["search_agreement"] = exp.search_agreement(qgm, x, classes=classes).to_dict()
             record["verify_seconds"] = round(time.perf_counter() - t1, 2)
         else:
             exp.write()
@@ -198,6 +199,10 @@ def print_export(record: dict[str, Any]) -> None:
             f"  verified by {a['referee']} on {a['samples']} validation samples: "
             f"{describe(a['same_class'], a['max_lsb'])} ({verdict})"
         )
+        s = record.get("search_agreement")  # hls4ml's referee holds the exact arithmetic
+        if s is not None:
+            why = "bit-exact" if s["bit_exact"] else "NOT bit-exact: float32 rounding"
+            say(f"  {s['referee']}, the same: {describe(s['same_class'], s['max_lsb'])} ({why})")
 
 
 def _chosen(
@@ -318,6 +323,7 @@ def export_best(run_dir: Path) -> dict[str, Any]:
             )
         else:
             record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()
+            record["search_agreement"] = exp.search_agreement(qgm, x, classes=classes).to_dict()
         record["seconds"] = round(time.perf_counter() - t0, 2)
         exports.append(record)
         t0 = time.perf_counter()

@@ -93,6 +93,20 @@ class HlsExport:
         lsb = 2.0**-self.plan.output.frac
         return agreement("hls4ml C simulation", ref, self.predict(x), lsb, classes=classes)
 
+    def search_agreement(
+        self, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True
+    ) -> Agreement:
+        """The search's own evaluation (``qgm`` in float32, as every trial ran it) against the
+        arithmetic :meth:`verify` holds the C simulation to (:func:`reference_outputs`), in
+        LSBs of the same output type. Not bit-exact where a layer's sums need more than
+        float32's 24-bit significand (e.g. fixed(16,8) inputs and weights): the trials then
+        measured a rounding of what the hardware computes exactly."""
+        with torch.no_grad():
+            ours = qgm(x.float()).reshape(len(x), -1).double().numpy()
+        lsb = 2.0**-self.plan.output.frac
+        ref = reference_outputs(qgm, x)
+        return agreement("the search's float32 evaluation", ref, ours, lsb, classes=classes)
+
 
 def _is_project(folder: Path) -> bool:
     """Whether ``folder`` holds an hls4ml project (which an export may replace whole)."""
