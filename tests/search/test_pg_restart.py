@@ -52,20 +52,34 @@ SLACK_S = 1.0
 # 0.05-0.53 s after its last worker's exit.
 PARENT_SLACK_S = 1.5
 
-# test_workers' model with a gate: while HOLD exists, a forward pass says so in a file of its
-# own (held-PID) and waits for HOLD to go.
+# test_workers' model with two gates. While START exists, a trial's forward pass waits for it
+# to go (not the passes of a worker's start-up, its fit check and trace: those are no trial's).
+# While HOLD exists, any forward pass says so in a file of its own (held-PID) and waits for
+# HOLD to go.
 GATED_MODEL = """
 import os
+import sys
 import time
 from pathlib import Path
 from torch import nn
 
 HOLD = Path({hold!r})
+START = Path({start!r})
+
+def in_trial():
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_qualname.startswith("TrialObjective."):
+            return True
+        frame = frame.f_back
+    return False
 
 class Gated(nn.Module):
     op_kind = "identity"  # a graph leaf: the gate stays in the traced model
 
     def forward(self, x):
+        while START.exists() and in_trial():
+            time.sleep(0.01)
         if HOLD.exists():
             (HOLD.parent / f"held-{{os.getpid()}}").touch()
             while HOLD.exists():
@@ -107,20 +121,35 @@ def restart_server(pg_ctl: list[str]) -> None:
     )
 
 
-def wait_for_workers(url: str, study: str, n: int, timeout: float = 120) -> None:
-    """Until each of ``n`` workers has run a trial (a restart then cuts live connections, not a
-    worker's start-up, which refuses an unreachable database at once in one line)."""
+def wait_for_workers(url: str, study: str, n: int, start: Path, timeout: float = 120) -> None:
+    """Until each of ``n`` workers has made a trial, then let them go on (a restart then cuts
+    live connections, not a worker's start-up, which refuses an unreachable database at once
+    in one line).
+
+    The workers were started with ``start`` there (:func:`_gated`): each one's first trial
+    waits in its forward pass, or on a waiting one's claim of its config, until ``start``
+    goes, so each of them makes a trial and the budget is not run before the last of them has
+    loaded. Waiting for each to have run a trial instead, with none held, a worker that
+    started late found the budget used up: the others had run all 12 trials in the 7 s it
+    took to load, and it exited having run none (2 runs in 8 with two busy loops beside other
+    suites, load 7); and once each had, most of the budget was run before the restart.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            ts = trials(url, study)
-        except Exception:  # the study does not exist yet
-            ts = []
-        marks = {str(t.user_attrs.get(WORKER_ATTR, "")).split("@")[-1] for t in ts}
-        if len(marks - {""}) >= n and sum(t.state.name == "COMPLETE" for t in ts) >= n:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not every one of {n} workers ran a trial in {timeout} s")
+    try:
+        while len(_marks(url, study)) < n:
+            assert time.monotonic() < deadline, f"not every one of {n} workers made a trial"
+            time.sleep(0.05)
+    finally:
+        start.unlink(missing_ok=True)
+
+
+def _marks(url: str, study: str) -> set[str]:
+    """The workers that made a trial of the study: their marks (host:pid:start)."""
+    try:
+        ts = trials(url, study)
+    except Exception:  # the study does not exist yet
+        ts = []
+    return {str(t.user_attrs.get(WORKER_ATTR, "")).split("@")[-1] for t in ts} - {""}
 
 
 def _cluster(pg_url: str) -> tuple[list[str], int]:
@@ -144,13 +173,18 @@ def _start(pg_ctl: list[str], port: int) -> None:
     )
 
 
-def _gated(tmp_path: Path, budget: int, retry_s: float) -> tuple[Path, Path, Path]:
-    """test_workers' setup with :data:`GATED_MODEL` and ``db_retry_s``; and the gate's file."""
+def _gated(
+    tmp_path: Path, budget: int, retry_s: float | None = None
+) -> tuple[Path, Path, Path, Path]:
+    """test_workers' setup with :data:`GATED_MODEL` and ``db_retry_s`` (unless None); its gates'
+    files, HOLD and START (there: the workers are to be started)."""
     cfg, ckpt = setup(tmp_path, "random", budget)
-    hold = tmp_path / "hold"
-    (tmp_path / "slow.py").write_text(GATED_MODEL.format(hold=str(hold)))
-    cfg.write_text(cfg.read_text().replace("[search]\n", f"[search]\ndb_retry_s = {retry_s}\n"))
-    return cfg, ckpt, hold
+    hold, start = tmp_path / "hold", tmp_path / "start"
+    (tmp_path / "slow.py").write_text(GATED_MODEL.format(hold=str(hold), start=str(start)))
+    if retry_s is not None:
+        cfg.write_text(cfg.read_text().replace("[search]\n", f"[search]\ndb_retry_s = {retry_s}\n"))
+    start.touch()
+    return cfg, ckpt, hold, start
 
 
 def _hold(
@@ -272,10 +306,10 @@ def test_workers_survive_a_postgres_restart(pg_url: str, tmp_path: Path) -> None
     if pg_ctl is None or make_url(pg_url).port != _running_port():
         pytest.skip("needs the .ci/postgres.sh cluster (QUANTSEARCH_PG_URL) to restart it")
     budget = 12
-    cfg, ckpt = setup(tmp_path, "random", budget)
+    cfg, ckpt, _, start = _gated(tmp_path, budget)
     study = f"restart-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 3, tmp_path)
-    wait_for_workers(pg_url, study, 3)
+    wait_for_workers(pg_url, study, 3, start)
     restart_server(pg_ctl)
     codes = finish(procs, timeout=180)
     errs = [p.stderr.read().decode() if p.stderr else "" for p in procs]
@@ -297,10 +331,10 @@ def test_a_worker_gives_up_in_one_line_when_the_database_stays_down(
     budget exactly."""
     pg_ctl, port = _cluster(pg_url)
     budget = 16  # the whole space
-    cfg, ckpt, hold = _gated(tmp_path, budget, DB_RETRY_S)
+    cfg, ckpt, hold, start = _gated(tmp_path, budget, DB_RETRY_S)
     study = f"down-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 2, tmp_path)
-    wait_for_workers(pg_url, study, 2)
+    wait_for_workers(pg_url, study, 2, start)
     # the gate, not slow trials, keeps them from finishing before the stop
     _hold(procs, hold, pg_url, study, [p.pid for p in procs])
     readers = [_timed_lines(p) for p in procs]
@@ -340,7 +374,7 @@ def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stay
     URL is the config's ``search.storage``: the workers read it there too, and their line names
     that key (they were handed it as ``--storage`` and said so)."""
     pg_ctl, port = _cluster(pg_url)
-    cfg, ckpt, hold = _gated(tmp_path, 16, DB_RETRY_S)
+    cfg, ckpt, hold, start = _gated(tmp_path, 16, DB_RETRY_S)
     cfg.write_text(cfg.read_text().replace("[search]\n", f"[search]\nstorage = {pg_url!r}\n"))
     study = f"parent-{os.getpid()}"
     cmd = [
@@ -350,7 +384,7 @@ def test_search_workers_ends_in_one_line_within_the_limit_when_the_database_stay
     parent = subprocess.Popen(
         cmd, cwd=tmp_path, env=worker_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    wait_for_workers(pg_url, study, 2)
+    wait_for_workers(pg_url, study, 2, start)
     _hold([parent], hold, pg_url, study, _worker_pids(parent))
     thread, lines = _timed_lines(parent)
     timed = _Workers(parent, tmp_path / "runs")
@@ -385,10 +419,10 @@ def test_a_database_back_within_the_limit_costs_no_trial(pg_url: str, tmp_path: 
     pg_ctl, port = _cluster(pg_url)
     budget = 6
     retry_s = 5.0  # what the outage may take on a loaded machine; the worker waits it only
-    cfg, ckpt, hold = _gated(tmp_path, budget, retry_s)  # if the server stays down
+    cfg, ckpt, hold, start = _gated(tmp_path, budget, retry_s)  # if the server stays down
     study = f"blip-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 1, tmp_path)
-    wait_for_workers(pg_url, study, 1)
+    wait_for_workers(pg_url, study, 1, start)
     _hold(procs, hold, pg_url, study, [procs[0].pid])
     try:
         stopping = time.monotonic()
@@ -430,10 +464,10 @@ def test_a_trial_created_twice_by_a_lost_reply_is_not_retried_into_the_budget(
     from quantsearch.search.parallel.liveness import UNMARKED_GRACE
 
     budget = 12
-    cfg, ckpt = setup(tmp_path, "random", budget)
+    cfg, ckpt, _, start = _gated(tmp_path, budget)
     study = f"lost-reply-{os.getpid()}"
     procs = workers(cfg, ckpt, pg_url, study, 1, tmp_path)
-    wait_for_workers(pg_url, study, 1)
+    wait_for_workers(pg_url, study, 1, start)
     storage = optuna.storages.RDBStorage(pg_url)
     started = datetime.datetime.now() - datetime.timedelta(seconds=2 * UNMARKED_GRACE)
     orphan = FrozenTrial(
