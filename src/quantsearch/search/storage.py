@@ -113,8 +113,8 @@ def check_workers(url: str | None, workers: int, key: str = "--storage") -> None
         engine_url(url, key)
     if url is not None and is_sqlite_url(url) and workers > 1:
         raise ConfigError(
-            f"{key}: got SQLite ({redact_url(url)!r}) for {workers} workers, which it fails "
-            "when they write at once ('database is locked'), allowed: a PostgreSQL URL "
+            f"{key}: got SQLite ({redact_url(url)!r}) for {workers} workers, not safe when "
+            "they write at once ('database is locked'), allowed: a PostgreSQL URL "
             "(postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB), no --storage (the journal "
             "file in the run directory), or one worker"
         )
