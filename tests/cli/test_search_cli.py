@@ -73,7 +73,7 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         (
             None,
             ["--storage", "sqlite:///x.db", "--workers", "2"],
-            r"--storage: SQLite .* is not safe",
+            r"--storage: got SQLite .* not safe",
         ),
         (None, ["--storage", "mysql+nodriver://h/db"], r"--storage"),
         (None, ["--load", "missing.pt"], r"--load: got 'missing\.pt', which does not exist"),
