@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantsearch.cli import main
+from tests.fault.harness import run_in
 
 SEARCH = """
 [model]
@@ -35,17 +35,11 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the tests damage the files, and two processes' start-up was most of this setup."""
     folder = tmp_path_factory.mktemp("made")
     (folder / "s.toml").write_text(SEARCH.format(n=N_TRIALS))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        mp.setenv("QUANTSEARCH_CACHE_DIR", "")
-        for args in (
-            ["train", "--epochs", "2", "--out", "m.pt"],
-            ["search", "-c", "s.toml", "-q", "--run-dir", "runs"],
-        ):
-            try:
-                main(args)
-            except SystemExit as exc:
-                assert not exc.code, f"quantsearch {args}: exit status {exc.code}"
+    run_in(
+        folder,
+        ["train", "--epochs", "2", "--out", "m.pt"],
+        ["search", "-c", "s.toml", "-q", "--run-dir", "runs"],
+    )
     return folder
 
 

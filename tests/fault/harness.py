@@ -21,7 +21,7 @@ import pytest
 
 from quantsearch.cli import main
 
-__all__ = ["Result", "digest", "in_process", "quantsearch", "start"]
+__all__ = ["Result", "digest", "in_process", "quantsearch", "run_in", "start"]
 
 
 class Result:
@@ -81,6 +81,20 @@ def quantsearch(
     proc = start(args, fsize=fsize, cwd=cwd, cache=cache)
     out, err = proc.communicate(timeout=timeout)
     return Result(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+
+
+def run_in(folder: Path, *commands: list[str]) -> None:
+    """Each ``quantsearch`` command through :func:`quantsearch.cli.main` in this process, in
+    ``folder`` and with the environment :func:`start` gives a child; each must succeed (a
+    fixture's set-up, whose files the tests then damage)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("QUANTSEARCH_CACHE_DIR", "")
+        for args in commands:
+            try:
+                main(args)
+            except SystemExit as exc:
+                assert not exc.code, f"quantsearch {args}: exit status {exc.code}"
 
 
 def in_process(

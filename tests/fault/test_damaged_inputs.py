@@ -32,9 +32,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from quantsearch.cli import main
 from tests.cli.test_message_form import FORM
-from tests.fault.harness import digest, in_process
+from tests.fault.harness import digest, in_process, run_in
 
 Damage = Callable[[Path], None]
 
@@ -294,17 +293,11 @@ def base(made: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "net.py").write_text(NET)
     (folder / "data.py").write_text(DATA)
     (folder / "user.toml").write_text(USER)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        mp.setenv("QUANTSEARCH_CACHE_DIR", "")
-        for args in (
-            ["quantize", "-c", "q.toml", "--out", "q"],
-            ["compare", "-c", "c.toml", "-q", "--run-dir", "runs"],
-        ):
-            try:
-                main(args)
-            except SystemExit as exc:
-                assert not exc.code, f"quantsearch {args}: exit status {exc.code}"
+    run_in(
+        folder,
+        ["quantize", "-c", "q.toml", "--out", "q"],
+        ["compare", "-c", "c.toml", "-q", "--run-dir", "runs"],
+    )
     return folder
 
 
