@@ -22,7 +22,9 @@ optuna-dashboard, ``optuna.load_study`` and older quantsearch versions read it u
   runs), and on :meth:`JournalBackend.flush`. The write runs outside the lock that reads and
   appends take, its records read from the buffer until it returns, so the trial loop never
   waits for a disk flush. A ``kill -9`` loses at most the trials in flight and those
-  finished within the last ``group_commit_s`` seconds, never an older one. With several
+  finished within the last ``group_commit_s`` seconds plus the time the disk takes to take
+  the group before (its ``write`` and ``fsync``: milliseconds, but up to 73 ms measured on a
+  disk shared with other jobs), never an older one. With several
   writers (``--workers``) every record is written at once: buffered records would be numbered
   differently by each process.
 * **The lock file is absolute.** Optuna's symlink lock points at the journal; a relative target
