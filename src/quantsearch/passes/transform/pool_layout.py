@@ -40,7 +40,14 @@ class MaxPoolLayout:
     """Calls a float node, a 2-D max pooling in the faster layout (see the module docstring).
 
     ``force``: ``True`` or ``False`` always takes channels-last or not, instead of timing (for
-    tests and for a benchmark's A/B); ``None`` times each node's input once.
+    tests and for a benchmark's A/B); ``None`` times each node's input on its first calls.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> x, pool = torch.randn(8, 16, 6, 6), nn.MaxPool2d(2)
+        >>> torch.equal(MaxPoolLayout(force=True).call("pool", pool, (x,), {}), pool(x))
+        True
     """
 
     def __init__(self, force: bool | None = None) -> None:
