@@ -159,8 +159,8 @@ def export(
         record["inexact"] = exp.plan.notes()
         if verify:
             t1 = time.perf_counter()
-            record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()  # builds, runs
-            record["search_agreement"] = exp.search_agreement(qgm, x, classes=classes).to_dict()
+            sim, searched = exp.verify_both(qgm, x, classes=classes)  # builds, runs
+            record["agreement"], record["search_agreement"] = sim.to_dict(), searched.to_dict()
             record["verify_seconds"] = round(time.perf_counter() - t1, 2)
         else:
             exp.write()
@@ -322,8 +322,8 @@ def export_best(run_dir: Path) -> dict[str, Any]:
                 "g++ not found: the hls4ml project is written, its C simulation not built"
             )
         else:
-            record["agreement"] = exp.verify(qgm, x, classes=classes).to_dict()
-            record["search_agreement"] = exp.search_agreement(qgm, x, classes=classes).to_dict()
+            sim, searched = exp.verify_both(qgm, x, classes=classes)
+            record["agreement"], record["search_agreement"] = sim.to_dict(), searched.to_dict()
         record["seconds"] = round(time.perf_counter() - t0, 2)
         exports.append(record)
         t0 = time.perf_counter()

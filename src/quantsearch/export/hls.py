@@ -87,11 +87,7 @@ class HlsExport:
     def verify(self, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True) -> Agreement:
         """hls4ml's C simulation against quantsearch's model on ``x`` (compiles if needed);
         ``classes=False`` for outputs that are no class scores (:func:`agreement`)."""
-        if not Path(self.out_dir, "firmware").is_dir() or self.hls_model._top_function_lib is None:
-            self.compile()
-        ref = reference_outputs(qgm, x)
-        lsb = 2.0**-self.plan.output.frac
-        return agreement("hls4ml C simulation", ref, self.predict(x), lsb, classes=classes)
+        return self._simulated(reference_outputs(qgm, x), x, classes)
 
     def search_agreement(
         self, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True
@@ -101,10 +97,27 @@ class HlsExport:
         LSBs of the same output type. Not bit-exact where a layer's sums need more than
         float32's 24-bit significand (e.g. fixed(16,8) inputs and weights): the trials then
         measured a rounding of what the hardware computes exactly."""
+        return self._searched(reference_outputs(qgm, x), qgm, x, classes)
+
+    def verify_both(
+        self, qgm: fx.GraphModule, x: torch.Tensor, *, classes: bool = True
+    ) -> tuple[Agreement, Agreement]:
+        """:meth:`verify` and :meth:`search_agreement`, the float64 reference run once."""
+        ref = reference_outputs(qgm, x)
+        return self._simulated(ref, x, classes), self._searched(ref, qgm, x, classes)
+
+    def _simulated(self, ref: np.ndarray[Any, Any], x: torch.Tensor, classes: bool) -> Agreement:
+        if not Path(self.out_dir, "firmware").is_dir() or self.hls_model._top_function_lib is None:
+            self.compile()
+        lsb = 2.0**-self.plan.output.frac
+        return agreement("hls4ml C simulation", ref, self.predict(x), lsb, classes=classes)
+
+    def _searched(
+        self, ref: np.ndarray[Any, Any], qgm: fx.GraphModule, x: torch.Tensor, classes: bool
+    ) -> Agreement:
         with torch.no_grad():
             ours = qgm(x.float()).reshape(len(x), -1).double().numpy()
         lsb = 2.0**-self.plan.output.frac
-        ref = reference_outputs(qgm, x)
         return agreement("the search's float32 evaluation", ref, ours, lsb, classes=classes)
 
 
