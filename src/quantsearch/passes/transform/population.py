@@ -23,7 +23,8 @@ of a contiguous block: the classes-first layout the loss reads, equal values); a
 float ReLU on such outputs runs once on them all (``max(x, 0)`` is exact per element), as do
 nearest fixed-point ``data_in`` formats of one input (:func:`.batched.quantize_inputs`). A float
 2-D max pooling may run on a channels-last copy of its input (:mod:`.pool_layout`: the same
-bits, faster on the CPU for many channels). Other nodes run per variant. So outputs are ``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
+bits, faster on the CPU for many channels). Other nodes run per variant. So outputs are
+``torch.equal`` to ``PreparedModel.apply_(config)(x)``.
 
 What it refuses (:func:`population_refusal`, in :mod:`.population_refusal`, says why; the caller
 then evaluates one at a time):
