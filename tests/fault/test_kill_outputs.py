@@ -29,7 +29,9 @@ TRIES = 6  # a command that ends before its write is seen is run again, this man
 
 def kill_in_write(args: list[str], watch: Path, name: str, cwd: Path) -> bool:
     """Run ``quantsearch ARGS`` and ``kill -9`` it as soon as a temporary of ``name`` appears
-    in ``watch``; False when the command ended first (it wrote faster than the poll)."""
+    in ``watch``; True when the kill landed inside the write (the temporary is still there),
+    False when the command ended first or finished the write between the poll and the kill
+    (it renamed its temporary: a CI run saw that once)."""
     proc = start(args, cwd=cwd)
     prefix = f".{name}."
     try:
@@ -41,7 +43,7 @@ def kill_in_write(args: list[str], watch: Path, name: str, cwd: Path) -> bool:
             if seen:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
-                return True
+                return any(e.name.startswith(prefix) for e in os.scandir(watch))
             time.sleep(0.0005)
         return False
     finally:
