@@ -86,3 +86,30 @@ def test_fidelity_config_errors() -> None:
         parse_search_config({**base, "fidelity": "hyperband"})
     with pytest.raises(ConfigError, match=r"search\.fidelity\.confidence"):
         parse_search_config({**base, "fidelity": {"confidence": 1.0}})
+
+
+def test_a_pruned_config_proposed_again_is_not_measured_again(digits: DataSplits) -> None:
+    """Random search over the 16-point space for 48 trials proposes pruned configs again. A
+    rung's accuracy is a function of the config alone, so a repeat replays the rungs it
+    measured (the pruner judges them anew, against the study as it is now) and measures only
+    the rungs past them. The counting model is the referee: no config's prefix is forwarded
+    twice."""
+    gm = counting_mlp(digits)
+    bound = {"accuracy_drop": {"max": 0.02}}
+    result = search(
+        gm, digits.val, space=LAB_SPACE, objectives=SMALL, strategy="random", n_trials=48,
+        constraints=bound, fidelity=FIDELITY, seed=0,  # type: ignore[arg-type]
+    )  # fmt: skip
+    n = len(digits.val)
+    by_config: dict[str | None, list[int]] = {}
+    for t in result.trials:
+        by_config.setdefault(t.config_hash, []).append(t.samples or 0)
+    pruned = {t.config_hash for t in result.trials if t.state == "PRUNED"}
+    repeated = [k for k in pruned if len(by_config[k]) > 1]
+    assert repeated, "the seed must propose a pruned config again"
+    for k in repeated:  # each prefix once: the repeats sum to one path through the rungs
+        assert sum(by_config[k]) in (40, 40 + 120, 40 + 120 + n), (k, by_config[k])
+    assert Counter.samples == n + sum(t.samples or 0 for t in result.trials)
+    for t in result.trials:
+        if t.state == "PRUNED" and t.samples == 0:  # a replay: its record names the first
+            assert t.duplicate_of is not None and t.pruned_by == "accuracy_drop"

@@ -21,6 +21,14 @@ order (digits' validation split comes from scikit-learn's shuffling
 pruned trial records the samples of the rungs it ran, a finished one those rungs plus the whole
 split (``TrialInfo.samples``). The full evaluation re-measures the prefix: every metric comes
 from one pass, as without fidelity.
+
+A rung's accuracy is a function of the config alone, so each is measured once per study and
+process (:meth:`ConfidencePruner.measured`): a config pruned before and proposed again replays
+the rungs measured, judged anew against the study as it is now, and measures only the rungs
+past them. A repeat pruned again without measuring anything records 0 samples, ``cached`` and
+the trial that measured it (``duplicate_of``); strategies propose pruned configs again (a
+random search of 48 trials over the lab's 16 points did), each a forward pass over the
+prefixes before.
 """
 
 from __future__ import annotations
@@ -62,18 +70,22 @@ _LOWER_BOUNDED = ("min", "min_ratio", "drop")  # constraint kinds that accuracy 
 class Pruned(optuna.TrialPruned):
     """A trial stopped at a rung: the samples it used and the rule that stopped it."""
 
-    def __init__(self, samples: int, reason: str) -> None:
+    def __init__(self, samples: int, reason: str, replayed_from: int | None = None) -> None:
         super().__init__(f"pruned by {reason} after {samples} samples")
         self.samples, self.reason = samples, reason
+        self.replayed_from = replayed_from  # nothing measured: the trial whose rungs it judged
 
     def info(self, number: int, key: str) -> TrialInfo:
         """The pruned trial's record (Optuna sets its state to PRUNED)."""
+        replay = self.replayed_from if self.samples == 0 else None
         return TrialInfo(
             number=number,
             state="RUNNING",
             config_hash=key,
             samples=self.samples,
             pruned_by=self.reason,
+            cached=replay is not None,
+            duplicate_of=replay,
         )
 
 
@@ -117,6 +129,16 @@ class _Rung:
     analytic: dict[str, float]
 
 
+@dataclass
+class Measured:
+    """What a config's rungs measured so far: the first trial that measured them, its analytic
+    metrics and, per rung from the first, the accuracy reported and the samples right."""
+
+    trial: int
+    analytic: dict[str, float]
+    rungs: list[tuple[float, int]]
+
+
 class ConfidencePruner(BasePruner):
     """Optuna pruner for :func:`evaluate_with_fidelity`'s rungs (the rule: module docstring).
 
@@ -129,6 +151,7 @@ class ConfidencePruner(BasePruner):
         self.confidence = cfg.fidelity.confidence
         self._rungs: dict[int, _Rung] = {}
         self._reasons: dict[int, str] = {}
+        self._measured: dict[Any, Measured] = {}  # config key -> its rungs measured
         self._lock = threading.Lock()
         objective_data = {o.metric for o in cfg.objectives if not is_analytic(o.metric)}
         acc = [o for o in cfg.objectives if o.metric == "accuracy"]
@@ -141,6 +164,20 @@ class ConfidencePruner(BasePruner):
     def observe(self, number: int, samples: int, correct: int, analytic: dict[str, float]) -> None:
         with self._lock:
             self._rungs[number] = _Rung(samples, correct, analytic)
+
+    def measured(self, key: Any) -> Measured | None:
+        """The rungs measured of the config of ``key`` (``ResolvedConfig.key()``) in this
+        process, kept as they come (:meth:`remember`)."""
+        with self._lock:
+            return self._measured.get(key)
+
+    def remember(self, key: Any, measured: Measured, rung: int, value: tuple[float, int]) -> None:
+        """Keep rung ``rung``'s ``value`` (accuracy, samples right) in ``measured``, the memo
+        of config ``key``; a thread that measured it too does not add it twice."""
+        with self._lock:
+            if len(measured.rungs) == rung:
+                measured.rungs.append(value)
+            self._measured.setdefault(key, measured)
 
     def reason(self, number: int) -> str | None:
         with self._lock:
@@ -199,21 +236,37 @@ def evaluate_with_fidelity(
     evaluator: Evaluator, resolved: ResolvedConfig, trial: Trial, pruner: ConfidencePruner
 ) -> tuple[Evaluation, int]:
     """Quantize once, measure the rungs (raising :class:`Pruned`), then every metric on the
-    whole split; the evaluation and the validation samples it used."""
+    whole split; the evaluation and the validation samples it used. Rungs this config
+    measured in an earlier trial are replayed, not measured again (module doc)."""
     t0 = time.perf_counter()
     data = evaluator.data
     spent = 0
     metrics: dict[str, Any]
+    key = resolved.key()
+    known = pruner.measured(key)
     try:
-        qgm = evaluator.prepared().apply_(resolved)  # slots filled: no per-trial rebuild
-        analytic = compute_metrics(qgm, [m for m in evaluator.metrics if is_analytic(m)])
-        for n in rungs(len(data), pruner.cfg.fidelity)[:-1]:
-            q = evaluate(qgm, data, batch_size=evaluator.batch_size, samples=n)
-            spent += n
-            pruner.observe(trial.number, n, round(q.accuracy * n), analytic)
-            trial.report(q.accuracy, step=n)
+        qgm = None
+        if known is None:
+            qgm = evaluator.prepared().apply_(resolved)  # slots filled: no per-trial rebuild
+            analytic = compute_metrics(qgm, [m for m in evaluator.metrics if is_analytic(m)])
+            known = Measured(trial.number, analytic, [])
+        for i, n in enumerate(rungs(len(data), pruner.cfg.fidelity)[:-1]):
+            if i < len(known.rungs):
+                accuracy, correct = known.rungs[i]
+            else:
+                if qgm is None:
+                    qgm = evaluator.prepared().apply_(resolved)
+                q = evaluate(qgm, data, batch_size=evaluator.batch_size, samples=n)
+                accuracy, correct = q.accuracy, round(q.accuracy * n)
+                spent += n
+                pruner.remember(key, known, i, (accuracy, correct))
+            pruner.observe(trial.number, n, correct, known.analytic)
+            trial.report(accuracy, step=n)
             if trial.should_prune():
-                raise Pruned(spent, pruner.reason(trial.number) or "pruner")
+                why = pruner.reason(trial.number) or "pruner"
+                raise Pruned(spent, why, replayed_from=known.trial)
+        if qgm is None:
+            qgm = evaluator.prepared().apply_(resolved)
         metrics = compute_metrics(
             qgm, evaluator.metrics, data=data, batch_size=evaluator.batch_size
         )
