@@ -146,9 +146,10 @@ def _einsum(a: OpArgs) -> OpCost:
     if "->" not in eq:  # implicit output: the letters that appear once, sorted
         out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
     metas = [info(o).outputs[0] for o in ops]
-    sizes = {
-        c: d for t, m in zip(terms, metas, strict=True) for c, d in zip(t, m.shape, strict=True)
-    }
+    sizes: dict[str, int] = {}  # a letter of size 1 in one operand broadcasts to the other's
+    for t, m in zip(terms, metas, strict=True):
+        for c, d in zip(t, m.shape, strict=True):
+            sizes[c] = max(sizes.get(c, 1), d)
     if any(
         len(set(t)) != len(t) or set(t) - set(out) - set(terms[1 - i]) for i, t in enumerate(terms)
     ):
