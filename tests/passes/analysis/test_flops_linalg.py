@@ -75,3 +75,91 @@ def test_einsum_prices_a_broadcast_letter_at_its_broadcast_size(
     fwd, bwd = _fcm(model, x)
     assert (2 * c["macs"], 4 * c["macs"]) == (fwd, bwd)
     assert (c["flops"], c["flops_backward"], c["bitops"]) == (fwd, bwd, c["macs"] * 32 * 32)
+
+
+def _linalg_cases() -> list[tuple[str, Callable[..., torch.Tensor], list[tuple[int, ...]], int]]:
+    """(name, fn, shapes of x and the other operands, MACs by hand)."""
+    return [
+        ("inner", torch.inner, [(3, 5), (4, 5)], 3 * 4 * 5),
+        ("inner", torch.inner, [(2, 3, 5), (5,)], 2 * 3 * 5),
+        ("tensordot", lambda x, y: torch.tensordot(x, y, dims=2), [(2, 3, 4), (3, 4, 5)], 120),
+        (
+            "tensordot",
+            lambda x, y: torch.tensordot(x, y, dims=([0, 2], [1, 0])),
+            [(4, 3, 2), (2, 4, 5)],
+            3 * 5 * 4 * 2,
+        ),
+        ("tensordot", lambda x, y: torch.tensordot(x, y, dims=0), [(2, 3), (4,)], 24),  # K = 1
+        ("linalg_matmul", torch.linalg.matmul, [(2, 3, 5), (5, 4)], 2 * 3 * 4 * 5),
+        # (3x5)(5x4)(4x2): (AB)C 60 + 24, A(BC) 40 + 30 = 70, the order torch runs
+        ("linalg_multi_dot", lambda *t: torch.linalg.multi_dot(t), [(3, 5), (5, 4), (4, 2)], 70),
+        # a row vector first: (vA)B = 20 + 8 = 28; v(AB) = 40 + 10
+        ("linalg_multi_dot", lambda *t: torch.linalg.multi_dot(t), [(5,), (5, 4), (4, 2)], 28),
+        # four, a column vector last: dims 6 2 7 3 1; best A(B(Cv)) = 21 + 14 + 12 = 47
+        (
+            "linalg_multi_dot",
+            lambda *t: torch.linalg.multi_dot(t),
+            [(6, 2), (2, 7), (7, 3), (3,)],
+            47,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "fn", "shapes", "macs"), _linalg_cases())
+def test_products_match_flop_counter_mode(
+    kind: str, fn: Callable[..., torch.Tensor], shapes: list[tuple[int, ...]], macs: int
+) -> None:
+    """Each was listed uncounted; FlopCounterMode counts 2 FLOPs per MAC forward, 4 back."""
+    torch.manual_seed(0)
+    model = Fn(fn, *(torch.randn(s) for s in shapes[1:]))
+    x = torch.randn(shapes[0])
+    c = _one(model, x)
+    assert c["macs"] == macs
+    assert (c["flops"], c["flops_backward"]) == _fcm(model, x)
+    assert c["bitops"] == macs * 32 * 32
+
+
+def test_dot_vdot_mv_are_counted_by_hand() -> None:
+    """u . v of K = 5: 5 MACs; A (3, 5) v: 15 MACs; fwd 2 MACs, bwd 4 MACs, as a matmul of
+    the same shapes (FlopCounterMode counts these three as 0)."""
+    u, v, a = torch.randn(5), torch.randn(5), torch.randn(3, 5)
+    for fn, x, other, macs in [
+        (torch.dot, u, v, 5),
+        (torch.vdot, u, v, 5),
+        (lambda x, m: torch.mv(m, x), u, a, 15),
+        (lambda x, m: m.mv(x), u, a, 15),
+    ]:
+        model = Fn(fn, other)
+        assert _fcm(model, x) == (0, 0)
+        c = _one(model, x)
+        assert (c["macs"], c["flops"], c["flops_backward"]) == (macs, 2 * macs, 4 * macs)
+        assert c["bitops"] == macs * 32 * 32
+
+
+@pytest.mark.parametrize("c_shape", [(3,), (1,)])
+def test_addmv_and_addr_by_hand(c_shape: tuple[int, ...]) -> None:
+    """addmv: C + A (3, 5) v: 15 MACs, fwd 30 + N = 33, bwd 60 + N - numel(C) (dy summed to
+    C's broadcast shape). addr: C + u (x) v, u 3 and v 4: N = 12 multiplies and 12 adds, no
+    MACs; bwd as outer's 4 N - 3 - 4, + N - numel(C). FlopCounterMode counts both as 0."""
+    c = torch.randn(c_shape)
+    model = Fn(lambda v, m, c: torch.addmv(c, m, v), torch.randn(3, 5), c)
+    x = torch.randn(5)
+    assert _fcm(model, x) == (0, 0)
+    got = _one(model, x)
+    assert (got["macs"], got["flops"], got["flops_backward"]) == (15, 33, 60 + 3 - c.numel())
+    model = Fn(lambda u, v, c: torch.addr(c[:, None], u, v), torch.randn(4), c)
+    gm = trace(model.eval(), torch.randn(3))
+    assert compute_cost(gm).uncounted == ()
+    (got,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == "addr"]
+    assert (got["macs"], got["flops"], got["flops_backward"]) == (0, 24, 41 + 12 - c.numel())
+
+
+def test_addbmm_by_hand_and_its_backward_against_flop_counter_mode() -> None:
+    """C (3, 4) + the sum over b = 2 of A_b (3, 5) B_b (5, 4): each output sums b K = 10
+    products, MACs = 12 * 10 = 120; fwd 240 + 12 adding C (FlopCounterMode counts addbmm's
+    forward as 0 and its backward's two bmm, 4 MACs = 480)."""
+    model = Fn(lambda x, b, c: torch.addbmm(c, x, b), torch.randn(2, 5, 4), torch.randn(3, 4))
+    x = torch.randn(2, 3, 5)
+    assert _fcm(model, x) == (0, 480)
+    c = _one(model, x)
+    assert (c["macs"], c["flops"], c["flops_backward"]) == (120, 252, 480)

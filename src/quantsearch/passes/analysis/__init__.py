@@ -23,6 +23,7 @@ The counting convention is stated once, with every op's formula, in
 from __future__ import annotations
 
 from quantsearch.passes.analysis import (
+    cost_rules_linalg,  # noqa: F401  (registers its rules)
     cost_rules_loss,  # noqa: F401  (registers its rules)
     cost_rules_more,  # noqa: F401  (registers its rules)
     cost_rules_ops,  # noqa: F401  (registers its rules)

@@ -1,0 +1,133 @@
+"""Cost rules for the products of vectors and matrices besides ``matmul``/``mm``/``bmm``, in
+:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``dot``, ``vdot``,
+``mv``, ``addmv``, ``addr``, ``inner``, ``tensordot``, ``addbmm``, ``linalg.matmul`` and
+``linalg.multi_dot``. Registered into
+:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+
+Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted length, fwd =
+2 x MACs, bwd = 4 x MACs (one MAC in the gradient of each operand per forward MAC, as torch
+computes them with the same products), BitOPs = MACs x the bits of each operand at the format
+applied to it.
+
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``inner``, ``tensordot``,
+``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s backward; it
+counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr`` and ``addbmm``'s forward as 0, so those
+are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import fx
+
+from quantsearch.graph import TensorMeta, info
+from quantsearch.passes.analysis.cost_rules import COST_RULES, OpArgs, OpCost
+from quantsearch.passes.analysis.tensors import arg_bits, dtype_bits
+
+__all__: list[str] = []
+
+
+def _operands(a: OpArgs, first: int, names: tuple[str, str]) -> tuple[TensorMeta, TensorMeta]:
+    x, y = a.tensor_arg(first, names[0]), a.tensor_arg(first + 1, names[1])
+    if x is None or y is None:
+        raise ValueError("expected two tensor operands")
+    return x, y
+
+
+def _contraction(a: OpArgs, k: int, first: int = 0) -> OpCost:
+    """MACs = N x ``k`` over the operands at ``first`` and ``first + 1``: fwd = 2 MACs,
+    bwd = 4 MACs."""
+    macs = a.n_out * k
+    x_bits, y_bits = a.operand_bits(first, first + 1)
+    return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
+
+
+def _dot(a: OpArgs) -> OpCost:
+    # dot, vdot: u . v of K elements, one output: MACs = K.
+    # mv: A (M, K) times v (K): MACs = M K.
+    # inner: contracts the last dim K of both: MACs = N K (a 0-d operand: N multiplies).
+    x, y = _operands(a, 0, ("input", "vec" if a.info.op_kind == "mv" else "other"))
+    if not x.shape or not y.shape:
+        return OpCost(0, a.n_out, 2 * a.n_out)
+    return _contraction(a, x.shape[-1])
+
+
+for _k in ("dot", "vdot", "mv", "inner"):
+    COST_RULES.add(_k, _dot)
+
+
+def _tensordot(a: OpArgs) -> OpCost:
+    # torch reshapes both to matrices and runs one mm contracting K = the product of the
+    # contracted dims' sizes: MACs = N K. dims = 0 is an outer product run as an mm with
+    # K = 1 (N MACs, as FlopCounterMode counts it).
+    x, _ = _operands(a, 0, ("a", "b"))
+    dims = a.arg(2, "dims", 2)
+    if isinstance(dims, int):
+        contracted = list(range(len(x.shape) - dims, len(x.shape)))
+    else:
+        first = dims[0]
+        contracted = [first] if isinstance(first, int) else list(first)
+    return _contraction(a, math.prod(x.shape[d] for d in contracted))
+
+
+COST_RULES.add("tensordot", _tensordot)
+
+
+def _add_product(a: OpArgs) -> OpCost:
+    # beta * C + alpha * P, alpha and beta taken as 1 (as addmm): the product's MACs, + N
+    # adding C forward, + N - numel(C) summing dy back to C's broadcast shape backward.
+    # addmv: P = A (M, K) v, MACs = N K.  addbmm: P = sum over b of A_b (n, K) B_b: each output
+    # is b K products, MACs = N b K.  addr: P = u (x) v, N multiplies and no MACs; bwd as
+    # outer's (du = dy v and dv = dy^T u: 4 N - M - K).
+    c = a.tensor_arg(0, "input")
+    names = {"addmv": ("mat", "vec"), "addbmm": ("batch1", "batch2"), "addr": ("vec1", "vec2")}
+    x, y = _operands(a, 1, names[a.info.op_kind])
+    n = a.n_out
+    reduce_c = n - c.numel if c is not None else 0
+    if a.info.op_kind == "addr":
+        return OpCost(0, 2 * n, 4 * n - x.numel - y.numel + reduce_c)
+    k = x.shape[-1] * (x.shape[0] if a.info.op_kind == "addbmm" else 1)
+    p = _contraction(a, k, first=1)
+    return OpCost(p.macs, p.flops + n, p.flops_backward + reduce_c, p.bitops)
+
+
+for _k in ("addmv", "addbmm", "addr"):
+    COST_RULES.add(_k, _add_product)
+COST_RULES.add("linalg_matmul", COST_RULES.get("matmul"))
+
+
+def _multi_dot(a: OpArgs) -> OpCost:
+    # A1 A2 ... An (a 1-d first operand a row, a 1-d last one a column): torch multiplies them
+    # in the order of fewest scalar multiplications (for n = 3 by comparing the two orders,
+    # above by the textbook dynamic programme, CLRS 15.2), so MACs = that minimum.
+    # fwd = 2 MACs, bwd = 4 MACs; BitOPs per product, an intermediate at the output's dtype.
+    tensors = a.arg(0, "tensors")
+    if not isinstance(tensors, list | tuple) or not all(isinstance(t, fx.Node) for t in tensors):
+        raise ValueError("expected a list of traced tensors")
+    shapes = [info(t).outputs[0].shape for t in tensors]
+    rows, cols = (
+        shapes[0][0] if len(shapes[0]) == 2 else 1,
+        shapes[-1][-1] if len(shapes[-1]) == 2 else 1,
+    )
+    dims = [rows, *(s[-1] for s in shapes[:-1]), cols]
+    bits = [arg_bits(a.node, t) for t in tensors]
+    inner_bits = dtype_bits(a.out.dtype)
+    n = len(tensors)
+    best: dict[tuple[int, int], tuple[int, float]] = {(i, i): (0, 0.0) for i in range(n)}
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            options = []
+            for s in range(i, j):
+                macs = best[i, s][0] + best[s + 1, j][0] + dims[i] * dims[s + 1] * dims[j + 1]
+                left = bits[i] if s == i else inner_bits
+                right = bits[j] if s + 1 == j else inner_bits
+                step = dims[i] * dims[s + 1] * dims[j + 1] * left * right
+                options.append((macs, best[i, s][1] + best[s + 1, j][1] + step))
+            best[i, j] = min(options, key=lambda o: o[0])
+    macs, bitops = best[0, n - 1]
+    return OpCost(macs, 2 * macs, 4 * macs, bitops)
+
+
+COST_RULES.add("linalg_multi_dot", _multi_dot)
