@@ -163,6 +163,29 @@ N = 10  # elements of the (2, 5) input
         (lambda x: x.clamp_min(0) + x.tril(), 1 + 1 + 1, 1 + 1),
         (lambda x: x.repeat(1, 1).flip(1).roll(1, 1).float().type_as(x), 0, 0),
         (lambda x: x.index_select(1, torch.tensor([0, 1, 2, 3, 4])).unflatten(1, (5, 1)), 0, 0),
+        # softshrink: 2 comparisons, 1 add or subtract; dx = dy * (|x| > l) = 2 (as hardtanh)
+        (nn.Softshrink(0.2), 3, 2),
+        (lambda x: F.softshrink(x, 0.3), 3, 2),
+        # hardshrink: |x| > l ? x : 0 = 2 comparisons; dx = dy masked the same = 2
+        (nn.Hardshrink(0.2), 2, 2),
+        (lambda x: F.hardshrink(x), 2, 2),
+        # RReLU in eval: leaky_relu with the slope (lower + upper) / 2 = 2, 2
+        (nn.RReLU(), 2, 2),
+        (lambda x: F.rrelu(x, training=False), 2, 2),
+        # fake quantization: divide, add zero point, round, clamp 2, subtract, multiply = 7;
+        # dx = dy masked to the range (straight-through) = 1
+        (lambda x: torch.fake_quantize_per_tensor_affine(x, 0.125, 0, -128, 127), 7, 1),
+        (
+            lambda x: torch.fake_quantize_per_channel_affine(
+                x, torch.full((5,), 0.1), torch.zeros(5, dtype=torch.int32), 1, -8, 7
+            ),
+            7,
+            1,
+        ),
+        # joins along an axis: data movement
+        (lambda x: torch.hstack([x, x])[:, :5] + torch.vstack([x, x])[:2], 1, 0),
+        (lambda x: torch.dstack([x]).squeeze(2) * torch.column_stack([x]), 1, 2),
+        (lambda x: torch.concat([x]) + torch.concatenate([x]), 1, 0),
     ],
 )
 def test_elementwise_by_hand(
@@ -172,6 +195,29 @@ def test_elementwise_by_hand(
     model = fn if isinstance(fn, nn.Module) else Fn(fn)
     _, flops, flops_bwd = _costs(model, torch.randn(2, 5))
     assert (flops, flops_bwd) == (fwd * N, bwd * N)
+
+
+def test_scatter_and_index_adds_cost_one_add_per_source_element() -> None:
+    """index_add and scatter_add (a graph network's message sums) were uncounted: each adds
+    its source's elements into the output, one add each (index_add with alpha != 1 also
+    multiplies each); the backward is a copy (dy to the input) and a gather (dy to the
+    source), free. x (2, 5) summed into (2, 3): 10 adds."""
+    x = torch.randn(2, 5)
+    idx = torch.tensor([0, 2, 1, 2, 0])
+
+    def index_add(t: torch.Tensor) -> torch.Tensor:
+        return t.new_zeros(2, 3).index_add(1, idx, t) + torch.index_add(
+            t.new_zeros(2, 3), 1, idx, t, alpha=0.5
+        )
+
+    # 10 + 2 * 10 + the final add of (2, 3) = 36; its backward 0
+    assert _costs(Fn(index_add), x)[1:] == (36, 0)
+
+    def scatter_add(t: torch.Tensor) -> torch.Tensor:
+        z = t.new_zeros(2, 3)
+        return z.scatter_add(1, idx.expand(2, -1), t) + z.index_add_(1, idx, t)
+
+    assert _costs(Fn(scatter_add), x)[1:] == (10 + 10 + 6, 0)
 
 
 def test_tensors_made_from_a_shape_cost_nothing() -> None:

@@ -234,6 +234,16 @@ _ELEMENTWISE = {
     # tril, triu: zero one triangle, 1 select as masked_fill; dx = dy masked = 1.
     "tril": (1, 1),
     "triu": (1, 1),
+    # softshrink: x > l ? x - l : x < -l ? x + l : 0 = 2 comparisons, 1 add = 3;
+    #   dx = dy * (|x| > l) = 2 (as hardtanh).  hardshrink: |x| > l ? x : 0 = 2; dx the same 2.
+    "softshrink": (3, 2),
+    "hardshrink": (2, 2),
+    # rrelu: in eval, leaky_relu with slope (lower + upper) / 2 = 2; dx = 2 (the graph is eval's).
+    "rrelu": (2, 2),
+    # fake quantization (per tensor or channel): x / s, + zero point, round, clamp to the
+    #   integer range (2), - zero point, * s = 7; dx = dy masked to the range (STE) = 1.
+    "fake_quantize_per_tensor_affine": (7, 1),
+    "fake_quantize_per_channel_affine": (7, 1),
     # rounding (sign, round, floor, ceil, trunc): 1; their gradient is zero, nothing computed.
     # floordiv (x // y): divide, floor = 2; no gradient.
     **{k: (1, 0) for k in ("sign", "round", "floor", "ceil", "trunc")},
@@ -246,6 +256,23 @@ for _k in ("erf", "erfc", "expm1", "log1p", "round"):  # torch.special's names o
 # In place: the arithmetic of the op it names, on the same elements.
 for _k in ("selu", "celu", "threshold", "clamp_min", "clamp_max", "tril", "triu"):
     COST_RULES.add(f"{_k}_", COST_RULES.get(_k))
+
+
+def _index_add(a: OpArgs) -> OpCost:
+    # index_add(input, dim, index, source, alpha=1) and scatter_add(input, dim, index, src):
+    # one add into the output per source element (index_add: S = source's elements, times
+    # alpha first if alpha != 1; scatter_add: S = index's elements, the ones it reads). bwd:
+    # dy to the input is a copy and dy to the source a gather: free.
+    if a.info.op_kind.startswith("scatter"):
+        s, scale = a.tensor_arg(2, "index"), False
+    else:
+        s, scale = a.tensor_arg(3, "source"), a.arg(4, "alpha", 1) != 1
+    if s is None:
+        raise ValueError("expected a traced index and source")
+    return OpCost(0, s.numel * (1 + scale), 0)
+
+
+COST_RULES.add("index_add", _index_add, aliases=("index_add_", "scatter_add", "scatter_add_"))
 
 # --- statistics ------------------------------------------------------------------------------
 
@@ -350,6 +377,7 @@ COST_RULES.add("interpolate", _interpolate, aliases=("upsample",))
 _FREE = (
     "repeat", "tile", "repeat_interleave", "expand_as", "index_select", "gather", "narrow",
     "select", "unbind", "unflatten", "roll", "flip", "pixel_shuffle", "pixelshuffle",
+    "hstack", "vstack", "dstack", "column_stack", "row_stack", "concat", "concatenate",
     "pixel_unshuffle", "pixelunshuffle", "view_as", "reshape_as", "movedim", "swapaxes",
     "float", "double", "half", "bfloat16", "long", "int", "bool", "type_as", "type", "detach",
     "item",
