@@ -3,12 +3,15 @@ with their samples, the bound checked against scipy's exact binomial interval.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 from scipy.stats import binomtest
 
 from quantsearch.data import DataSplits
 from quantsearch.errors import ConfigError
-from quantsearch.search import search
+from quantsearch.search import SearchResult, search
 from quantsearch.search.config import FidelitySpec, parse_search_config
 from quantsearch.search.fidelity import accuracy_upper_bound, rungs
 from tests.search.counting import Counter, counting_mlp
@@ -95,11 +98,36 @@ def test_a_pruned_config_proposed_again_is_not_measured_again(digits: DataSplits
     the rungs past them. The counting model is the referee: no config's prefix is forwarded
     twice."""
     gm = counting_mlp(digits)
+    result = search_random(gm, digits, 48)
+    _repeats_measured_once(digits, result)
+    assert Counter.samples == len(digits.val) + sum(t.samples or 0 for t in result.trials)
+
+
+def test_a_resumed_search_does_not_measure_a_pruned_config_again(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    """The rungs a config measured before a resume are in the study (each rung's accuracy is
+    the trial's intermediate value): the resumed search replays them, as in one process."""
+    gm = counting_mlp(digits)
+    search_random(gm, digits, 20, tmp_path)
+    Counter.reset()
+    result = search_random(gm, digits, 48, tmp_path)
+    _repeats_measured_once(digits, result)
+    new = sum(t.samples or 0 for t in result.trials if t.number >= 20)
+    assert Counter.samples in (new, new + len(digits.val))  # (and the baseline, if measured)
+
+
+def search_random(
+    gm: torch.fx.GraphModule, digits: DataSplits, n_trials: int, run_dir: Path | None = None
+) -> SearchResult:
     bound = {"accuracy_drop": {"max": 0.02}}
-    result = search(
-        gm, digits.val, space=LAB_SPACE, objectives=SMALL, strategy="random", n_trials=48,
-        constraints=bound, fidelity=FIDELITY, seed=0,  # type: ignore[arg-type]
+    return search(
+        gm, digits.val, space=LAB_SPACE, objectives=SMALL, strategy="random", n_trials=n_trials,
+        constraints=bound, fidelity=FIDELITY, seed=0, run_dir=run_dir,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def _repeats_measured_once(digits: DataSplits, result: SearchResult) -> None:
     n = len(digits.val)
     by_config: dict[str | None, list[int]] = {}
     for t in result.trials:
@@ -109,7 +137,6 @@ def test_a_pruned_config_proposed_again_is_not_measured_again(digits: DataSplits
     assert repeated, "the seed must propose a pruned config again"
     for k in repeated:  # each prefix once: the repeats sum to one path through the rungs
         assert sum(by_config[k]) in (40, 40 + 120, 40 + 120 + n), (k, by_config[k])
-    assert Counter.samples == n + sum(t.samples or 0 for t in result.trials)
     for t in result.trials:
         if t.state == "PRUNED" and t.samples == 0:  # a replay: its record names the first
             assert t.duplicate_of is not None and t.pruned_by == "accuracy_drop"

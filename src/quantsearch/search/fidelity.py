@@ -22,10 +22,11 @@ pruned trial records the samples of the rungs it ran, a finished one those rungs
 split (``TrialInfo.samples``). The full evaluation re-measures the prefix: every metric comes
 from one pass, as without fidelity.
 
-A rung's accuracy is a function of the config alone, so each is measured once per study and
-process (:meth:`ConfidencePruner.measured`): a config pruned before and proposed again replays
-the rungs measured, judged anew against the study as it is now, and measures only the rungs
-past them. A repeat pruned again without measuring anything records 0 samples, ``cached`` and
+A rung's accuracy is a function of the config alone, so each is measured once per study
+(:meth:`ConfidencePruner.measured`, and, for what a resumed search or another worker measured,
+the intermediate values of the study's finished trials, :meth:`ConfidencePruner.stored`): a
+config pruned before and proposed again replays the rungs measured, judged anew against the
+study as it is now, and measures only the rungs past them. A repeat pruned again without measuring anything records 0 samples, ``cached`` and
 the trial that measured it (``duplicate_of``); strategies propose pruned configs again (a
 random search of 48 trials over the lab's 16 points did), each a forward pass over the
 prefixes before.
@@ -50,10 +51,10 @@ from quantsearch.metrics.quality import evaluate
 from quantsearch.passes.transform import ResolvedConfig
 from quantsearch.search import optuna_compat
 from quantsearch.search.config import FidelitySpec, SearchConfig
-from quantsearch.search.evaluate import Evaluation, Evaluator
+from quantsearch.search.evaluate import Evaluation, Evaluator, config_hash
 from quantsearch.search.objective import constraint_values, objective_values
 from quantsearch.search.precheck import is_analytic
-from quantsearch.search.trial import TrialInfo
+from quantsearch.search.trial import INFO_ATTR, TrialInfo
 
 __all__ = [
     "ConfidencePruner",
@@ -132,11 +133,50 @@ class _Rung:
 @dataclass
 class Measured:
     """What a config's rungs measured so far: the first trial that measured them, its analytic
-    metrics and, per rung from the first, the accuracy reported and the samples right."""
+    metrics (``None``: not computed in this process yet) and, per rung from the first, the
+    accuracy reported and the samples right."""
 
     trial: int
-    analytic: dict[str, float]
+    analytic: dict[str, float] | None
     rungs: list[tuple[float, int]]
+
+
+class _Stored:
+    """The finished trials of a study that reported rungs, by config hash: the first of most
+    rungs each, read as they come (a finished trial never changes), so that looking a config
+    up costs a pass over the trials numbers, not a read of each trial's attributes."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.by_hash: dict[str, FrozenTrial] = {}
+
+    def lookup(self, study: Study, key: str, sizes: list[int]) -> Measured | None:
+        """The rungs a finished trial of config ``key`` (its hash) reported to ``study``: each
+        rung's accuracy is the trial's intermediate value at its sample count. What a resumed
+        search, or another worker, measured before."""
+        for t in optuna_compat.study_trials(study, (TrialState.PRUNED, TrialState.COMPLETE)):
+            if t.number in self.seen:
+                continue
+            self.seen.add(t.number)
+            info = t.user_attrs.get(INFO_ATTR)
+            h = info.get("config_hash") if isinstance(info, dict) else None
+            kept = self.by_hash.get(h) if isinstance(h, str) else None
+            if (
+                isinstance(h, str)
+                and t.intermediate_values
+                and (kept is None or len(t.intermediate_values) > len(kept.intermediate_values))
+            ):
+                self.by_hash[h] = t
+        first = self.by_hash.get(key)
+        if first is None:
+            return None
+        got: list[tuple[float, int]] = []
+        for n in sizes:
+            accuracy = first.intermediate_values.get(n)
+            if accuracy is None or not math.isfinite(accuracy):
+                break
+            got.append((accuracy, round(accuracy * n)))
+        return Measured(first.number, None, got) if got else None
 
 
 class ConfidencePruner(BasePruner):
@@ -152,6 +192,7 @@ class ConfidencePruner(BasePruner):
         self._rungs: dict[int, _Rung] = {}
         self._reasons: dict[int, str] = {}
         self._measured: dict[Any, Measured] = {}  # config key -> its rungs measured
+        self._stored = _Stored()
         self._lock = threading.Lock()
         objective_data = {o.metric for o in cfg.objectives if not is_analytic(o.metric)}
         acc = [o for o in cfg.objectives if o.metric == "accuracy"]
@@ -170,6 +211,17 @@ class ConfidencePruner(BasePruner):
         process, kept as they come (:meth:`remember`)."""
         with self._lock:
             return self._measured.get(key)
+
+    def stored(self, study: Study, key: str, sizes: list[int]) -> Measured | None:
+        """The rungs of config ``key`` (its hash) a finished trial of ``study`` reported
+        (:class:`_Stored`), or ``None``."""
+        with self._lock:
+            return self._stored.lookup(study, key, sizes)
+
+    def keep(self, key: Any, measured: Measured) -> Measured:
+        """Keep ``measured`` as config ``key``'s memo unless one is kept: the one kept."""
+        with self._lock:
+            return self._measured.setdefault(key, measured)
 
     def remember(self, key: Any, measured: Measured, rung: int, value: tuple[float, int]) -> None:
         """Keep rung ``rung``'s ``value`` (accuracy, samples right) in ``measured``, the memo
@@ -243,14 +295,20 @@ def evaluate_with_fidelity(
     spent = 0
     metrics: dict[str, Any]
     key = resolved.key()
+    sizes = rungs(len(data), pruner.cfg.fidelity)[:-1]
     known = pruner.measured(key)
+    if known is None:
+        known = pruner.stored(trial.study, config_hash(key), sizes)
     try:
         qgm = None
-        if known is None:
+        if known is None or known.analytic is None:
             qgm = evaluator.prepared().apply_(resolved)  # slots filled: no per-trial rebuild
             analytic = compute_metrics(qgm, [m for m in evaluator.metrics if is_analytic(m)])
-            known = Measured(trial.number, analytic, [])
-        for i, n in enumerate(rungs(len(data), pruner.cfg.fidelity)[:-1]):
+            if known is None:
+                known = Measured(trial.number, analytic, [])
+            else:  # read from the study: kept from now on
+                known = pruner.keep(key, Measured(known.trial, analytic, known.rungs))
+        for i, n in enumerate(sizes):
             if i < len(known.rungs):
                 accuracy, correct = known.rungs[i]
             else:
@@ -260,6 +318,7 @@ def evaluate_with_fidelity(
                 accuracy, correct = q.accuracy, round(q.accuracy * n)
                 spent += n
                 pruner.remember(key, known, i, (accuracy, correct))
+            assert known.analytic is not None
             pruner.observe(trial.number, n, correct, known.analytic)
             trial.report(accuracy, step=n)
             if trial.should_prune():
