@@ -25,6 +25,7 @@ from __future__ import annotations
 from quantsearch.passes.analysis import (
     cost_rules_linalg,  # noqa: F401  (registers its rules)
     cost_rules_loss,  # noqa: F401  (registers its rules)
+    cost_rules_math,  # noqa: F401  (registers its rules)
     cost_rules_more,  # noqa: F401  (registers its rules)
     cost_rules_ops,  # noqa: F401  (registers its rules)
     cost_rules_select,  # noqa: F401  (registers its rules)

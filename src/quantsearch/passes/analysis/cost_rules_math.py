@@ -1,0 +1,163 @@
+"""Cost rules for elementwise math and activations beyond those of
+:mod:`~quantsearch.passes.analysis.cost_rules_more` and
+:mod:`~quantsearch.passes.analysis.cost_rules_ops`, in
+:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``lerp``, ``logit``,
+trigonometric and hyperbolic functions, other logarithm bases, tests
+(``isnan`` ...), logical ops, and the binary ops ``atan2``, ``hypot``, ``fmod``,
+``remainder``, ``logaddexp``, ``xlogy`` and ``copysign``. Registered into
+:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+
+As everywhere: per output element, a comparison, select, ``exp``, ``log``, ``sin`` or other
+transcendental counts as one FLOP; a gradient that is ``dy`` itself costs nothing; an operand
+broadcast to the output's N elements adds N - numel to sum its gradient back.
+
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these (0, checked in
+``tests/passes/analysis/test_flops_math.py``), so each is counted by hand there.
+"""
+
+from __future__ import annotations
+
+from quantsearch.graph import TensorMeta
+from quantsearch.passes.analysis import (
+    cost_rules_more,  # noqa: F401  (registers pow, exp ..., named again in place below)
+    cost_rules_ops,  # noqa: F401  (registers selu, celu ..., named again in place below)
+)
+from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+
+__all__: list[str] = []
+
+
+def _elementwise(fwd: int, bwd: int) -> CostRule:
+    def rule(a: OpArgs) -> OpCost:
+        return OpCost(0, fwd * a.n_out, bwd * a.n_out)
+
+    return rule
+
+
+def _reduce(n: int, t: TensorMeta | None) -> int:
+    """Adds to sum a broadcast gradient back to an operand's shape."""
+    return n - t.numel if t is not None else 0
+
+
+# Per output element (forward, backward):
+_ELEMENTWISE = {
+    # tan: 1; dx = dy (1 + y^2): square, add, multiply = 3.
+    "tan": (1, 3),
+    # sinh, cosh: 1; dx = dy cosh(x) (sinh(x)) = 2.
+    "sinh": (1, 2),
+    "cosh": (1, 2),
+    # asin: 1; dx = dy / sqrt(1 - x^2): square, subtract, sqrt, divide = 4; acos: and negate = 5.
+    "asin": (1, 4),
+    "acos": (1, 5),
+    # asinh, acosh: 1; dx = dy / sqrt(x^2 +- 1) = 4.  atanh: 1; dx = dy / (1 - x^2) = 3.
+    "asinh": (1, 4),
+    "acosh": (1, 4),
+    "atanh": (1, 3),
+    # log2, log10: 1; dx = dy / (x ln b): multiply, divide = 2.  exp2: 1; dx = dy y ln 2 = 2.
+    "log2": (1, 2),
+    "log10": (1, 2),
+    "exp2": (1, 2),
+    # frac: x - trunc(x) = 2; dx = dy, nothing computed.
+    "frac": (2, 0),
+    # deg2rad, rad2deg: 1 multiply; dx = dy times the constant = 1.
+    "deg2rad": (1, 1),
+    "rad2deg": (1, 1),
+    # sgn: as sign, 1 and a zero gradient.  Tests (no gradient): signbit, isnan (x != x) 1;
+    #   isinf (|x| == inf), isfinite (|x| < inf) 2; logical not, and, or, xor 1.
+    "sgn": (1, 0),
+    "signbit": (1, 0),
+    "isnan": (1, 0),
+    "isinf": (2, 0),
+    "isfinite": (2, 0),
+    **{k: (1, 0) for k in ("logical_not", "logical_and", "logical_or", "logical_xor")},
+    # positive, and conj of a real tensor: the tensor itself, 0.
+    "positive": (0, 0),
+    "conj": (0, 0),
+}
+for _k, (_f, _b) in _ELEMENTWISE.items():
+    COST_RULES.add(_k, _elementwise(_f, _b))
+COST_RULES.add("special_expit", COST_RULES.get("sigmoid"))  # torch.special's sigmoid
+
+
+def _lerp(a: OpArgs) -> OpCost:
+    # start + w (end - start): subtract, multiply, add = 3 N. bwd: a scalar w: d(start) =
+    # dy (1 - w), 1 - w once: 1 N; d(end) = dy w: 1 N. A tensor w: 1 - w, times dy (2 N),
+    # dy w (1 N), d(w) = dy (end - start): subtract, multiply (2 N). Each operand broadcast
+    # to the output sums its gradient back.
+    n = a.n_out
+    start, end, w = a.tensor_arg(0, "input"), a.tensor_arg(1, "end"), a.tensor_arg(2, "weight")
+    bwd = 2 * n if w is None else 5 * n
+    return OpCost(0, 3 * n, bwd + sum(_reduce(n, t) for t in (start, end, w)))
+
+
+COST_RULES.add("lerp", _lerp, aliases=("lerp_",))
+
+
+def _logit(a: OpArgs) -> OpCost:
+    # log(x / (1 - x)): subtract, divide, log = 3 N; eps given: clamp to [eps, 1 - eps] first,
+    # 2 comparisons. bwd: dy / (x (1 - x)): subtract, multiply, divide = 3 N; eps given: dy
+    # masked outside the clamp, 2 comparisons.
+    eps = 2 * (a.arg(1, "eps") is not None)
+    return OpCost(0, (3 + eps) * a.n_out, (3 + eps) * a.n_out)
+
+
+COST_RULES.add("logit", _logit, aliases=("special_logit", "logit_"))
+
+
+def _binary(fwd: int, d_first: int, d_second: int) -> CostRule:
+    """A binary op of ``fwd`` FLOPs per output; backward ``d_first`` per output for its first
+    operand's gradient and ``d_second`` for its second's, each when that operand is a tensor,
+    plus the adds summing it back to a broadcast operand's shape."""
+
+    def rule(a: OpArgs) -> OpCost:
+        n = a.n_out
+        ops = [a.tensor_arg(0, "input"), a.tensor_arg(1, "other")]
+        pairs = zip((d_first, d_second), ops, strict=True)
+        bwd = sum(d * n + _reduce(n, t) for d, t in pairs if t is not None)
+        return OpCost(0, fwd * n, bwd)
+
+    return rule
+
+
+_BINARY = {
+    # atan2(y, x): 1; r = x^2 + y^2 3, then dy x / r (2) for y and -dy y / r (3) for x: each
+    #   operand's gradient recomputes r: 5 and 6.
+    "atan2": (1, 5, 6),
+    # hypot: sqrt(x^2 + y^2) = 4; d(x) = dy x / h: divide, multiply = 2; d(y) the same.
+    "hypot": (4, 2, 2),
+    # fmod, remainder (x % y): divide, round, multiply, subtract = 4; d(x) = dy (0);
+    #   d(y) = -dy round(x / y): divide, round, multiply, negate = 4.
+    "fmod": (4, 0, 4),
+    "remainder": (4, 0, 4),
+    "mod": (4, 0, 4),
+    # logaddexp(a, b) = max + log(1 + exp(-|a - b|)): subtract, abs, negate, exp, add, log,
+    #   max, add = 8; d(a) = dy sigmoid(a - b): subtract, sigmoid 4, multiply = 6; d(b) =
+    #   dy - d(a) = 1. logaddexp2: the same in base 2, and its ln 2 factors (+1, +1).
+    "logaddexp": (8, 6, 1),
+    "logaddexp2": (9, 7, 1),
+    # xlogy(x, y) = x log(y) (0 where x = 0): compare, log, multiply, select = 4;
+    #   d(x) = dy log(y) 2; d(y) = dy x / y 2.
+    "xlogy": (4, 2, 2),
+    "special_xlogy": (4, 2, 2),
+    # copysign(x, y): |x| with y's sign: abs, sign test, select = 3; d(x) = dy times the sign
+    #   agreement: compare, multiply = 2; d(y) = 0.
+    "copysign": (3, 2, 0),
+}
+for _k, (_f, _d1, _d2) in _BINARY.items():
+    COST_RULES.add(_k, _binary(_f, _d1, _d2))
+# torch's other names of ops with rules: true_divide is div; float_power is pow in double.
+COST_RULES.add("true_divide", COST_RULES.get("div"))
+COST_RULES.add("float_power", COST_RULES.get("pow"))
+# rsub(x, y) = y - x: 1; d(x) = -dy (1, x the subtrahend), d(y) = dy (0).
+COST_RULES.add("rsub", _binary(1, 1, 0))
+
+# In place: the arithmetic of the op it names, on the same elements.
+for _k in (
+    "exp", "abs", "neg", "sqrt", "clamp", "elu", "log", "sin", "cos", "pow", "reciprocal",
+    "rsqrt", "square", "floor", "ceil", "round", "trunc", "sign", "erf", "rrelu", "hardshrink",
+    "tan", "atan2", "fmod", "remainder", "hypot", "xlogy", "copysign", "frac", "exp2",
+    "deg2rad", "rad2deg", "log2", "log10", "log1p", "expm1", "silu", "hardswish",
+    "hardsigmoid", "gelu", "selu", "celu", "mish",
+):  # fmt: skip
+    if f"{_k}_" not in COST_RULES:
+        COST_RULES.add(f"{_k}_", COST_RULES.get(_k))

@@ -1,0 +1,149 @@
+"""The rules of cost_rules_math (lerp, logit, trigonometric and hyperbolic functions, other
+logarithm bases, tests, logical ops, atan2, hypot, fmod, remainder, logaddexp, xlogy,
+copysign, rsub, and in-place forms): each was listed uncounted, its FLOPs missing from the
+totals.
+
+Referee: ``torch.utils.flop_counter.FlopCounterMode`` counts none of them (0, checked), so the
+counts are by hand: the per-element figures written next to each rule, times the elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+
+class Fn(nn.Module):
+    def __init__(self, fn: Callable[..., torch.Tensor], *others: torch.Tensor) -> None:
+        super().__init__()
+        self.fn, self.n = fn, len(others)
+        for i, t in enumerate(others):
+            self.register_buffer(f"o{i}", t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, *(getattr(self, f"o{i}") for i in range(self.n)))
+
+
+def _cost(model: nn.Module, x: torch.Tensor, kind: str) -> tuple[int, int, int]:
+    """MACs, forward and backward FLOPs of the node of op kind ``kind``; none uncounted."""
+    gm = trace(model.eval(), x)
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == kind]
+    return c["macs"], c["flops"], c["flops_backward"]
+
+
+def _unary() -> list[tuple[str, Callable[..., torch.Tensor], int, int]]:
+    """(op kind, fn, forward and backward FLOPs per element)."""
+    return [
+        ("tan", torch.tan, 1, 3),
+        ("sinh", torch.sinh, 1, 2),
+        ("cosh", lambda x: x.cosh(), 1, 2),
+        ("asin", torch.asin, 1, 4),
+        ("acos", torch.acos, 1, 5),
+        ("asinh", torch.asinh, 1, 4),
+        ("acosh", lambda x: torch.acosh(x + 1), 1, 4),
+        ("atanh", torch.atanh, 1, 3),
+        ("log2", torch.log2, 1, 2),
+        ("log10", lambda x: x.log10(), 1, 2),
+        ("exp2", torch.exp2, 1, 2),
+        ("frac", torch.frac, 2, 0),
+        ("deg2rad", torch.deg2rad, 1, 1),
+        ("rad2deg", torch.rad2deg, 1, 1),
+        ("sgn", torch.sgn, 1, 0),
+        ("logit", torch.logit, 3, 3),
+        ("logit", lambda x: x.logit(eps=1e-6), 5, 5),  # clamped to [eps, 1 - eps] first
+        ("special_logit", torch.special.logit, 3, 3),
+        ("special_expit", torch.special.expit, 4, 3),  # sigmoid's
+        ("exp_", lambda x: x.clone().exp_(), 1, 1),  # in place: exp's
+        ("clamp_", lambda x: x.clone().clamp_(0.1, 0.6), 2, 2),
+        ("elu_", lambda x: F.elu_(x.clone()), 4, 3),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "fn", "fwd", "bwd"), _unary())
+def test_unary_ops_by_hand(kind: str, fn: Callable[..., torch.Tensor], fwd: int, bwd: int) -> None:
+    x = torch.rand(3, 5) * 0.8 + 0.1  # inside every op's domain
+    model = Fn(fn)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert fcm.get_total_flops() == 0
+    assert _cost(model, x, kind) == (0, fwd * 15, bwd * 15)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fn", "fwd"),
+    [
+        ("isnan", torch.isnan, 1),
+        ("isinf", torch.isinf, 2),
+        ("isfinite", torch.isfinite, 2),
+        ("signbit", torch.signbit, 1),
+        ("logical_not", torch.logical_not, 1),
+        ("logical_and", lambda x: torch.logical_and(x > 0.5, x < 0.7), 1),
+    ],
+)
+def test_tests_and_logical_ops_have_no_gradient(
+    kind: str, fn: Callable[..., torch.Tensor], fwd: int
+) -> None:
+    x = torch.rand(3, 5)
+    assert _cost(Fn(lambda t: fn(t).float()), x, kind) == (0, fwd * 15, 0)
+
+
+def _binary() -> list[tuple[str, Callable[..., torch.Tensor], int, int, int]]:
+    """(op kind, fn(x (3, 5), y (5,)), fwd, d(x), d(y) per element)."""
+    return [
+        ("atan2", torch.atan2, 1, 5, 6),
+        ("hypot", torch.hypot, 4, 2, 2),
+        ("fmod", torch.fmod, 4, 0, 4),
+        ("remainder", torch.remainder, 4, 0, 4),
+        ("mod", lambda x, y: x % y, 4, 0, 4),
+        ("logaddexp", torch.logaddexp, 8, 6, 1),
+        ("logaddexp2", torch.logaddexp2, 9, 7, 1),
+        ("xlogy", torch.xlogy, 4, 2, 2),
+        ("special_xlogy", torch.special.xlogy, 4, 2, 2),
+        ("copysign", torch.copysign, 3, 2, 0),
+        ("rsub", torch.rsub, 1, 1, 0),  # y - x
+        ("true_divide", torch.true_divide, 1, 1, 3),  # div's: dy / q, -dy y / q
+    ]
+
+
+@pytest.mark.parametrize(("kind", "fn", "fwd", "d_x", "d_y"), _binary())
+def test_binary_ops_by_hand(
+    kind: str, fn: Callable[..., torch.Tensor], fwd: int, d_x: int, d_y: int
+) -> None:
+    """x (3, 5) and y (5,): N = 15; y's gradient summed back to its 5 elements adds 10."""
+    x, y = torch.rand(3, 5) + 0.5, torch.rand(5) + 0.5
+    model = Fn(fn, y)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert fcm.get_total_flops() == 0
+    assert _cost(model, x, kind) == (0, fwd * 15, 15 * (d_x + d_y) + 10)
+
+
+def test_a_scalar_operand_has_no_gradient() -> None:
+    """2 - x as rsub(x, 2): dy negated for x, 15; x % 2: x's gradient is dy itself, 0."""
+    x = torch.rand(3, 5)
+    assert _cost(Fn(lambda t: torch.rsub(t, 2.0)), x, "rsub") == (0, 15, 15)
+    assert _cost(Fn(lambda t: t % 2), x, "mod") == (0, 60, 0)
+    assert _cost(Fn(lambda t: torch.float_power(t, 2)), x, "float_power") == (0, 15, 45)  # pow's
+
+
+@pytest.mark.parametrize("weight", ["scalar", "tensor"])
+def test_lerp_by_hand(weight: str) -> None:
+    """start + w (end - start) = 3 N; bwd with a scalar w: dy (1 - w), dy w = 2 N; a tensor w
+    (5,): 1 - w, two products, end - start and its product = 5 N, + 10 summing w's back."""
+    end, w = torch.rand(3, 5), torch.rand(5)
+    x = torch.rand(3, 5)
+    if weight == "scalar":
+        model = Fn(lambda s, e: torch.lerp(s, e, 0.3), end)
+        assert _cost(model, x, "lerp") == (0, 45, 30)
+    else:
+        model = Fn(lambda s, e, w: s.lerp(e, w), end, w)
+        assert _cost(model, x, "lerp") == (0, 45, 75 + 10)
