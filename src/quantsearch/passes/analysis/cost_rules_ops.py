@@ -2,7 +2,7 @@
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
 ``nn.MultiheadAttention``, ``nn.Transformer{Encoder,Decoder}[Layer]`` and ``baddbmm`` (MAC
 layers), activations beyond the common ones, elementwise math, statistics (``var``, ``std``,
-``cumsum``, ``F.normalize``, vector norms), interpolation, and data movement that costs
+``cumsum``), interpolation, and data movement that costs
 nothing. Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import
 (the package does).
 
@@ -309,33 +309,6 @@ def _cumsum(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("cumsum", _cumsum)
-
-
-def _normalize(a: OpArgs) -> OpCost:
-    # F.normalize (p = 2) over D elements, R = N / D rows: square D, sum D - 1, sqrt 1,
-    # max(norm, eps) 1, divide D: fwd = 3 N + R. bwd: dx = (dy - y * sum(dy * y)) / norm:
-    # multiply D, sum D - 1, multiply D, subtract D, divide D: 5 N - R.
-    if a.arg(1, "p", 2.0) != 2:
-        raise ValueError("counted for p = 2")
-    x = a.first_input()
-    d = x.shape[a.arg(2, "dim", 1)]
-    rows = a.n_out // d
-    return OpCost(0, 3 * a.n_out + rows, 5 * a.n_out - rows)
-
-
-COST_RULES.add("normalize", _normalize)
-
-
-def _vector_norm(a: OpArgs) -> OpCost:
-    # 2-norm of D elements per output, I inputs: square I, sum I - N, sqrt N: fwd = 2 I;
-    # bwd: dx = dy * x / norm: divide, multiply = 2 I.
-    if a.arg(1, "ord", 2) != 2:
-        raise ValueError("counted for ord = 2")
-    i = a.first_input().numel
-    return OpCost(0, 2 * i, 2 * i)
-
-
-COST_RULES.add("linalg_vector_norm", _vector_norm)
 
 
 def _arg_reduce(a: OpArgs) -> OpCost:

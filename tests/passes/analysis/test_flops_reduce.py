@@ -1,0 +1,100 @@
+"""The rules of cost_rules_reduce: vector norms in each of torch's spellings (Tensor.norm,
+torch.norm and torch.linalg.norm were listed uncounted, and every order but 2) and
+F.normalize (p = 1 was listed uncounted).
+
+Referee: ``torch.utils.flop_counter.FlopCounterMode`` counts none of them (0, checked), so the
+counts are by hand, from the formulas next to each rule; a matrix norm stays uncounted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+
+class Fn(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _cost(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, int, int]:
+    """MACs, forward and backward FLOPs of the graph's one op node; none uncounted."""
+    model = Fn(fn).eval()
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert fcm.get_total_flops() == 0
+    gm = trace(model, x)
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if n.op.startswith("call")]
+    return c["macs"], c["flops"], c["flops_backward"]
+
+
+# x (4, 6): I = 24; over dim 1, N = 4.
+_I, _N = 24, 4
+
+
+@pytest.mark.parametrize(
+    ("fn", "fwd", "bwd"),
+    [
+        # 2-norm: 2 I both ways, however it is spelled
+        (lambda x: x.norm(dim=1), 2 * _I, 2 * _I),
+        (lambda x: torch.norm(x, 2, 1), 2 * _I, 2 * _I),
+        (lambda x: torch.norm(x, p="fro", dim=(0, 1)), 2 * _I, 2 * _I),  # one output
+        (lambda x: torch.linalg.norm(x, dim=1), 2 * _I, 2 * _I),
+        (lambda x: torch.linalg.norm(x), 2 * _I, 2 * _I),  # Frobenius: the elements' 2-norm
+        (lambda x: torch.linalg.vector_norm(x, 2, 1), 2 * _I, 2 * _I),
+        # 1-norm: abs I, I - N adds; dx = dy sign(x) 2 I
+        (lambda x: x.norm(p=1, dim=1), 2 * _I - _N, 2 * _I),
+        (lambda x: torch.linalg.vector_norm(x, ord=1, dim=1), 2 * _I - _N, 2 * _I),
+        (lambda x: torch.linalg.norm(x, 1, dim=1), 2 * _I - _N, 2 * _I),
+        # inf: abs I, I - N comparisons; dy to the argmax times its sign 2 N
+        (lambda x: torch.linalg.vector_norm(x, math.inf, 1), 2 * _I - _N, 2 * _N),
+        (lambda x: x.norm(p=-math.inf, dim=1), 2 * _I - _N, 2 * _N),
+        # 0: a count of the nonzeros, no gradient
+        (lambda x: torch.linalg.vector_norm(x, 0, 1), 2 * _I - _N, 0),
+        # p = 3: abs, pow I each, I - N adds, a root N = 3 I; bwd 5 I + 2 N
+        (lambda x: x.norm(p=3, dim=1), 3 * _I, 5 * _I + 2 * _N),
+    ],
+)
+def test_vector_norms_by_hand(
+    fn: Callable[[torch.Tensor], torch.Tensor], fwd: int, bwd: int
+) -> None:
+    assert _cost(fn, torch.randn(4, 6)) == (0, fwd, bwd)
+
+
+def test_normalize_p1_and_p2_by_hand() -> None:
+    """x (4, 6) along dim 1: N = 24, R = 4 rows. p = 2: 3 N + R, 5 N - R; p = 1: the 1-norm
+    2 N - R, max with eps R, divide N = 3 N; bwd with sign(x) for y: 6 N - R."""
+    x = torch.randn(4, 6)
+    assert _cost(lambda t: F.normalize(t, dim=1), x) == (0, 3 * 24 + 4, 5 * 24 - 4)
+    assert _cost(lambda t: F.normalize(t, p=1.0, dim=1), x) == (0, 3 * 24, 6 * 24 - 4)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: torch.linalg.norm(x, 2),  # the largest singular value
+        lambda x: torch.linalg.norm(x, ord=1, dim=(0, 1)),  # the largest column sum
+        lambda x: torch.norm(x, p="nuc"),
+        lambda x: F.normalize(x, p=3.0),
+    ],
+)
+def test_matrix_norms_and_other_normalize_orders_stay_uncounted(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+) -> None:
+    gm = trace(Fn(fn).eval(), torch.randn(4, 6))
+    (u,) = compute_cost(gm).uncounted
+    assert "could not read the node: ValueError: counted for" in u.reason
