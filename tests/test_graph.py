@@ -180,6 +180,47 @@ def test_example_inputs_are_counted_against_forward_in_one_line() -> None:
     assert torch.equal(gm(torch.ones(2, 3), torch.ones(2, 3)), torch.full((2, 3), 4.0))
 
 
+class _OptionalArgs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_features: bool = False,
+        *,
+        scale: float = 2.0,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if mask is not None:
+            x = x * mask
+        out = self.fc(x) * scale
+        if return_features:
+            return out, x
+        return out
+
+
+def test_arguments_the_examples_leave_out_are_traced_at_their_defaults() -> None:
+    """forward(x, mask=None, return_features=False, *, scale=2.0) given x: fx traced mask as
+    an input, so ``if mask is not None`` took the masked branch and the example run failed
+    (None * x), and ``if return_features`` was refused as control flow on a traced value. The
+    arguments no example gives are traced at their defaults, as the model runs on x alone
+    (torch.fx's concrete_args, its checks of them dropped): the graph takes x and computes
+    the model's output (referee: the model itself)."""
+    model, x = _OptionalArgs().eval(), torch.randn(4, 3)
+    gm = quantsearch.trace(model, x)
+    assert [n.target for n in gm.graph.nodes if n.op == "placeholder"] == ["x"]
+    assert [info(n).op_kind for n in gm.graph.nodes] == ["placeholder", "linear", "mul", "output"]
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+    mask = (torch.arange(3) > 0).float().expand(4, 3)  # given: an input of the graph
+    gm2 = quantsearch.trace(model, x, mask)
+    assert [n.target for n in gm2.graph.nodes if n.op == "placeholder"] == ["x", "mask"]
+    with torch.no_grad():
+        assert torch.equal(gm2(x, mask), model(x, mask))
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

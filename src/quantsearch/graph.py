@@ -358,7 +358,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     try:
         for m in modes:
             m.training = False
-        gm = symbolic_trace(model)
+        gm = symbolic_trace(model, len(example_inputs))
     except Exception as exc:
         raise TraceError(
             f"cannot trace {type(model).__name__} with torch.fx{_user_frame(exc)}: "

@@ -1,17 +1,27 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Two things differ from ``fx.symbolic_trace``: a module declaring its ``op_kind`` (quantized
+Three things differ from ``fx.symbolic_trace``: a module declaring its ``op_kind`` (quantized
 layers do) is a leaf, so a quantized model traces to the same nodes as its float original;
-and a model whose forward gives a buffer a traced size (``self.pe[:, : x.size(1)]``,
-``self.idx.expand(x.size(0), -1)``) is traced with its buffers as proxies (see
+a model whose forward gives a buffer a traced size (``self.pe[:, : x.size(1)]``,
+``self.idx.expand(x.size(0), -1)``) is traced with its buffers as proxies; and the arguments
+of ``forward`` the example inputs leave out are traced at their defaults (see
 :func:`symbolic_trace`).
 """
 
 from __future__ import annotations
 
+import inspect
+import operator
+from typing import Any
+
+import torch
 from torch import fx, nn
+from torch.fx._symbolic_trace import _assert_is_none
 
 __all__ = ["symbolic_trace"]
+
+
+_CHECKS = (_assert_is_none, torch._assert, operator.eq)  # fx's checks of a concrete argument
 
 
 class _Tracer(fx.Tracer):
@@ -23,8 +33,54 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+def _defaults_left_out(model: nn.Module, given: int) -> dict[str, Any]:
+    """The arguments of ``model.forward`` after the first ``given`` that have defaults, with
+    those defaults; none where a required one is left out (the caller refuses that) or more
+    are given than ``forward`` takes."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin forward)
+        return {}
+    if any(p.kind is p.VAR_POSITIONAL for p in params[:given]):
+        return {}
+    named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    rest = named[given:]
+    if len(named) < given or any(p.default is p.empty for p in rest):
+        return {}
+    # a tensor default stays an input with its default, as fx traces it
+    return {p.name: p.default for p in rest if not isinstance(p.default, torch.Tensor)}
+
+
+def _drop_specialized(model: nn.Module, graph: fx.Graph, names: set[str]) -> None:
+    """Remove the inputs fx keeps for ``concrete_args`` (the arguments ``names``; fx makes one
+    input per argument of ``forward``, in its order) and the checks it runs on them
+    (``_assert_is_none(mask)``, ``torch._assert(flag == False)``): nothing else reads them,
+    and the graph then takes the inputs the examples give, as the model is run."""
+    params = inspect.signature(model.forward).parameters
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    dead = [n for n, name in zip(inputs, params, strict=False) if name in names]
+    stack, seen = list(dead), set(dead)
+    while stack:
+        for user in stack.pop().users:
+            if user not in seen:
+                seen.add(user)
+                stack.append(user)
+    checks = seen - set(dead)
+    if any(n.op != "call_function" or n.target not in _CHECKS for n in checks):
+        return  # a specialized input read otherwise: leave the graph as fx made it
+    for n in reversed(list(graph.nodes)):
+        if n in seen:
+            graph.erase_node(n)
+
+
+def symbolic_trace(model: nn.Module, given: int | None = None) -> fx.GraphModule:
     """``model``'s graph, its modules in the mode they are in.
+
+    With ``given`` (the number of example inputs), the arguments of ``forward`` after them
+    that have defaults (``mask=None``, ``return_features=False``, a keyword-only scale) are
+    traced at those defaults, as torch.fx's ``concrete_args`` does, and the graph takes the
+    given inputs alone: traced as inputs, ``if mask is not None`` would take the branch the
+    model does not take on x alone, and ``if return_features:`` is control flow fx refuses.
 
     fx hands a buffer to ``forward`` as the tensor itself, so a buffer sliced or expanded by a
     traced size (the positional-encoding table ``self.pe[:, : x.size(1)]``) raises a
@@ -33,14 +89,17 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
     (``if self.flag:``, ``self.idx.tolist()``) traces only as a tensor. Where both fail, the
     first error is raised.
     """
+    concrete = _defaults_left_out(model, given) if given is not None else {}
     tracer = _Tracer()
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as first:
         tracer = _Tracer()
         tracer.proxy_buffer_attributes = True
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=concrete or None)
         except Exception:
             raise first from None
+    if concrete:
+        _drop_specialized(model, graph, set(concrete))
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
