@@ -46,6 +46,10 @@ CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
     ("cross_entropy", F.cross_entropy, True, (5 * N_IN + 2 * R, 2 * N_IN + R)),
     ("crossentropyloss", nn.CrossEntropyLoss(reduction="none"), True, (5 * N_IN + R, 2 * N_IN + R)),
     ("nll_loss", lambda y, t: F.nll_loss(F.log_softmax(y, 1), t), True, (2 * R, R)),
+    # kl_div: xlogy(t, t) - t x = 6 (+ 1 reduced); dx = -t dy 1; log_target: 3 (+ 1), 2
+    ("kl_div", lambda y, t: F.kl_div(y, t, reduction="sum"), False, (7 * N_IN, N_IN)),
+    ("kl_div", lambda y, t: F.kl_div(y, t, reduction="none"), False, (6 * N_IN, N_IN)),
+    ("kldivloss", nn.KLDivLoss(reduction="batchmean", log_target=True), False, (4 * N_IN, 2 * N_IN)),
 ]  # fmt: skip
 
 
@@ -86,3 +90,41 @@ def test_losses_outside_the_formulas_are_listed_uncounted(
     gm = trace(Scored(loss, classes=True).eval(), torch.randn(6, 8))
     (uncounted,) = compute_cost(gm).uncounted
     assert reason in uncounted.reason
+
+
+class PairScored(nn.Module):
+    """``loss(fc(x), sigmoid(x[:, :5]), +-1 by the sign of x[:, 0])``: R = 6 rows of D = 5."""
+
+    def __init__(self, loss: Callable[..., torch.Tensor] | nn.Module) -> None:
+        super().__init__()
+        self.fc, self.loss = nn.Linear(8, 5), loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.where(x[:, 0] > 0, 1.0, -1.0)
+        return self.loss(self.fc(x), torch.sigmoid(x[:, :5]), y)
+
+
+@pytest.mark.parametrize(
+    ("kind", "loss", "reduced"),
+    [
+        ("cosine_embedding_loss", F.cosine_embedding_loss, 1),
+        ("cosine_embedding_loss", lambda a, b, y: F.cosine_embedding_loss(a, b, y, 0.1, reduction="none"), 0),
+        ("cosineembeddingloss", nn.CosineEmbeddingLoss(margin=0.2, reduction="sum"), 1),
+    ],
+)  # fmt: skip
+def test_cosine_embedding_loss_by_hand(
+    kind: str, loss: Callable[..., torch.Tensor] | nn.Module, reduced: int
+) -> None:
+    """Per row the three dot products and the cosine (6 D + 2), then 1 - cos, the margin's
+    hinge, the two target tests, selects and sum (8): 6 D + 10, + R reduced; bwd: the masks
+    on dy (3) and cosine_similarity's 6 D + 4. R = 6, D = 5: 240 (+ 6) and 222. It was listed
+    uncounted (FlopCounterMode: the Linear's MACs alone)."""
+    model, x = PairScored(loss).eval(), torch.randn(6, 8)
+    gm = trace(model, x)
+    total = compute_cost(gm)
+    assert total.uncounted == ()
+    cost = info(next(n for n in gm.graph.nodes if info(n).op_kind == kind)).cost
+    assert (cost["macs"], cost["flops"], cost["flops_backward"]) == (0, 240 + 6 * reduced, 222)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert 2 * total.macs == fcm.get_total_flops() == 2 * 6 * 8 * 5

@@ -24,6 +24,8 @@ _REDUCTION_AT = {
     "binary_cross_entropy_with_logits": 5,
     "cross_entropy": 6,
     "nll_loss": 6,
+    "kl_div": 4,
+    "cosine_embedding_loss": 6,
 }
 # the module forms (nn.MSELoss ...) and their functions
 _MODULES = {
@@ -34,6 +36,8 @@ _MODULES = {
     "bcewithlogitsloss": "binary_cross_entropy_with_logits",
     "crossentropyloss": "cross_entropy",
     "nllloss": "nll_loss",
+    "kldivloss": "kl_div",
+    "cosineembeddingloss": "cosine_embedding_loss",
 }
 
 
@@ -106,7 +110,34 @@ def _nll(a: OpArgs) -> OpCost:
     return OpCost(0, rows + rows * _reduced(a, "nll_loss"), rows)
 
 
+def _kl_div(a: OpArgs) -> OpCost:
+    # Log-probabilities x and probabilities t, I elements: t (log t - x), as torch computes it
+    # xlogy(t, t) - t x: compare, log, multiply, select, multiply, subtract = 6 (a log_target
+    # t: exp(t) (t - x): exp, subtract, multiply = 3), + I reduced (any of sum, mean,
+    # batchmean). bwd: dx = -t dy, dy negated once: 1 (log_target: -exp(t) dy: 2).
+    log_target = a.module.log_target if a.module is not None else a.arg(5, "log_target", False)
+    i = a.first_input().numel
+    fwd, bwd = (3, 2) if log_target else (6, 1)
+    return OpCost(0, (fwd + _reduced(a, "kl_div")) * i, bwd * i)
+
+
+def _cosine_embedding(a: OpArgs) -> OpCost:
+    # x1, x2 of R rows of D features and targets y = 1 or -1, as torch computes it: the
+    # dot products x1 x2, x1 x1, x2 x2 (3 (2 D - 1)), + eps twice, their product, sqrt,
+    # divide (5) = cos; 1 - cos, cos - margin, clamp at 0, y == 1, y == -1, two selects and
+    # their sum (8): 6 D + 10 per row (+ R reduced). bwd: d(cos) = dy masked by y and by
+    # cos > margin, the two added (3), then cosine_similarity's 6 D + 4 (cost_rules_select):
+    # R (6 D + 7).
+    x1 = a.first_input()
+    d = x1.shape[-1] if x1.shape else 1
+    rows = x1.numel // max(d, 1)
+    fwd = rows * (6 * d + 10) + rows * _reduced(a, "cosine_embedding_loss")
+    return OpCost(0, fwd, rows * (6 * d + 7))
+
+
 COST_RULES.add("cross_entropy", _cross_entropy)
 COST_RULES.add("nll_loss", _nll)
+COST_RULES.add("kl_div", _kl_div)
+COST_RULES.add("cosine_embedding_loss", _cosine_embedding)
 for _module, _function in _MODULES.items():
     COST_RULES.add(_module, COST_RULES.get(_function))
