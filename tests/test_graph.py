@@ -221,6 +221,55 @@ def test_arguments_the_examples_leave_out_are_traced_at_their_defaults() -> None
         assert torch.equal(gm2(x, mask), model(x, mask))
 
 
+class _FrozenBackbone(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Linear(4, 3)
+        self.head = nn.Linear(3, 2)
+        self.w = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.size(0)
+        with torch.no_grad():
+            f = torch.relu(self.backbone(x)) * self.w
+            parts = f.chunk(3, dim=1)
+            n = x.size(0)
+        return self.head(torch.cat([parts[0], parts[1], parts[2] * self.w[2]], 1)).view(n, -1)
+
+
+def _grads(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    model.zero_grad(set_to_none=True)
+    model(x).square().sum().backward()
+    return {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_a_forward_that_runs_a_part_without_gradients_keeps_it_so(context: str) -> None:
+    """A frozen backbone under ``with torch.no_grad():`` in forward: torch.fx does not record
+    grad modes, so the traced graph let gradients through to the backbone, and fine-tuning
+    trained what the model froze. The values computed without gradients are detached where
+    the rest of the graph reads them: each parameter's gradient is the model's own (referee:
+    autograd on the model), None for the backbone's; a size and a tuple read there too."""
+    model = _FrozenBackbone() if context == "no_grad" else _FrozenInInferenceMode()
+    x = torch.randn(5, 4)
+    gm = quantsearch.trace(model, x)
+    want = _grads(model, x)
+    assert want["backbone.weight"] is None and want["head.weight"] is not None
+    got = _grads(gm, x)  # the graph holds the parameters it reads
+    for k, w in want.items():
+        g = got.get(k)
+        assert (g is None) == (w is None) and (w is None or torch.equal(g, w)), k
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+
+
+class _FrozenInInferenceMode(_FrozenBackbone):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            f = torch.relu(self.backbone(x))
+        return self.head(f.clone())
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from quantsearch.errors import TraceError
-from quantsearch.graph_tracer import symbolic_trace
+from quantsearch.graph_tracer import detach_no_grad, symbolic_trace
 
 __all__ = [
     "META_KEY",
@@ -368,6 +368,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
         for m, mode in modes.items():
             m.training = mode
     gm.training = model.training
+    detach_no_grad(gm, *example_inputs)
     # Run on copies: a forward that changes its input in place (x.mul_(2), x += b) would
     # otherwise change the caller's tensors, and every later call would see other data.
     copies = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in example_inputs)

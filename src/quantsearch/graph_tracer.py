@@ -1,11 +1,12 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Three things differ from ``fx.symbolic_trace``: a module declaring its ``op_kind`` (quantized
+Four things differ from ``fx.symbolic_trace``: a module declaring its ``op_kind`` (quantized
 layers do) is a leaf, so a quantized model traces to the same nodes as its float original;
 a model whose forward gives a buffer a traced size (``self.pe[:, : x.size(1)]``,
 ``self.idx.expand(x.size(0), -1)``) is traced with its buffers as proxies; and the arguments
 of ``forward`` the example inputs leave out are traced at their defaults (see
-:func:`symbolic_trace`).
+:func:`symbolic_trace`); what forward computes with gradients off is detached where the rest
+reads it (:func:`detach_no_grad`).
 """
 
 from __future__ import annotations
@@ -18,19 +19,77 @@ import torch
 from torch import fx, nn
 from torch.fx._symbolic_trace import _assert_is_none
 
-__all__ = ["symbolic_trace"]
+__all__ = ["NO_GRAD", "detach_no_grad", "symbolic_trace"]
 
 
 _CHECKS = (_assert_is_none, torch._assert, operator.eq)  # fx's checks of a concrete argument
 
 
+# node.meta key of a node traced while forward had gradients off (torch.no_grad(),
+# torch.inference_mode(), torch.set_grad_enabled(False) inside forward)
+NO_GRAD = "quantsearch_no_grad"
+
+
 class _Tracer(fx.Tracer):
-    """fx's tracer, quantized layers (a class attribute ``op_kind``) leaves."""
+    """fx's tracer, quantized layers (a class attribute ``op_kind``) leaves; a node made while
+    forward turned gradients off is marked (``NO_GRAD``): fx records no grad mode."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(getattr(type(m), "op_kind", None), str):
             return True
         return super().is_leaf_module(m, module_qualified_name)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        # a parameter read is no computation, and fx reuses its node for every later read
+        if not torch.is_grad_enabled() and node.op not in ("get_attr", "placeholder"):
+            node.meta[NO_GRAD] = True
+        return node
+
+
+def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:
+    """Detach each tensor that forward computed without gradients where a node computed with
+    them reads it, as autograd would not have recorded it: a backbone frozen under
+    ``with torch.no_grad():`` stays frozen when the graph is fine-tuned. The example inputs
+    (copied) tell tensors from sizes and tuples (a tuple's items read outside are detached).
+    Returns whether a node was added (the caller annotates the graph again)."""
+    frozen = [n for n in gm.graph.nodes if n.meta.get(NO_GRAD)]
+    if not frozen:
+        return False
+    for n in gm.graph.nodes:  # a frozen tuple's items, taken outside: frozen as well
+        if n.target is operator.getitem and n.args and n.args[0] in frozen and n not in frozen:
+            frozen.append(n)
+    values: dict[fx.Node, Any] = {}
+
+    class _Record(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            values[n] = super().run_node(n)
+            return values[n]
+
+    modes = {m: m.training for m in gm.modules()}
+    gm.eval()
+    try:
+        with torch.no_grad():
+            _Record(gm).run(
+                *(t.clone() if isinstance(t, torch.Tensor) else t for t in example_inputs)
+            )
+    except Exception:
+        return False  # the example does not run: annotate names the node
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    added = False
+    for n in frozen:
+        outside = [u for u in n.users if u not in frozen]
+        if outside and isinstance(values.get(n), torch.Tensor):
+            with gm.graph.inserting_after(n):
+                detached = gm.graph.call_method("detach", (n,))
+            for u in outside:
+                u.replace_input_with(n, detached)
+            added = True
+    if added:
+        gm.recompile()
+    return added
 
 
 def _defaults_left_out(model: nn.Module, given: int) -> dict[str, Any]:
@@ -92,12 +151,14 @@ def symbolic_trace(model: nn.Module, given: int | None = None) -> fx.GraphModule
     concrete = _defaults_left_out(model, given) if given is not None else {}
     tracer = _Tracer()
     try:
-        graph = tracer.trace(model, concrete_args=concrete or None)
+        with torch.enable_grad():  # a caller's no_grad would mark every node NO_GRAD
+            graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as first:
         tracer = _Tracer()
         tracer.proxy_buffer_attributes = True
         try:
-            graph = tracer.trace(model, concrete_args=concrete or None)
+            with torch.enable_grad():
+                graph = tracer.trace(model, concrete_args=concrete or None)
         except Exception:
             raise first from None
     if concrete:
