@@ -98,3 +98,67 @@ def test_matrix_norms_and_other_normalize_orders_stay_uncounted(
     gm = trace(Fn(fn).eval(), torch.randn(4, 6))
     (u,) = compute_cost(gm).uncounted
     assert "could not read the node: ValueError: counted for" in u.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "fn", "fwd", "bwd"),
+    [
+        # x (4, 6) reduced over dim 1: I = 24, N = 4
+        ("nansum", lambda x: torch.nansum(x, 1), 2 * _I - _N, _I),
+        ("nanmean", lambda x: x.nanmean(1), 3 * _I - _N, _I + _N),
+        ("var_mean", lambda x: torch.var_mean(x, 1)[0], 4 * _I, 4 * _I + _N),
+        ("std_mean", lambda x: torch.std_mean(x, 1)[1], 4 * _I + _N, 4 * _I + 3 * _N),
+        ("aminmax", lambda x: torch.aminmax(x, dim=1)[0], 2 * (_I - _N), 2 * _N),
+        ("all", lambda x: (x > 0).all(1).float(), _I - _N, 0),
+        ("any", lambda x: torch.any(x > 0, 1).float(), _I - _N, 0),
+        ("count_nonzero", lambda x: torch.count_nonzero(x, 1).float(), 2 * _I - _N, 0),
+        # scans along dim 1, R = 4 rows: N - R steps
+        ("cumprod", lambda x: torch.cumprod(x, 1), _I - _N, 3 * _I - _N),
+        ("cummax", lambda x: torch.cummax(x, 1)[0], _I - _N, _I),
+        ("cummin", lambda x: x.cummin(dim=1)[0], _I - _N, _I),
+        # first differences along dim 1: N = 4 * 5 = 20 subtractions, 2 N back
+        ("diff", lambda x: torch.diff(x, dim=1), 20, 40),
+        ("trace", torch.trace, 3, 0),  # min(4, 6) - 1 adds
+    ],
+)
+def test_reductions_and_scans_by_hand(
+    kind: str, fn: Callable[[torch.Tensor], torch.Tensor], fwd: int, bwd: int
+) -> None:
+    """Each was listed uncounted (FlopCounterMode counts them as 0)."""
+    x = torch.randn(4, 6)
+    model = Fn(fn).eval()
+    gm = trace(model, x)
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == kind]
+    assert (c["macs"], c["flops"], c["flops_backward"]) == (0, fwd, bwd)
+
+
+def test_diff_of_higher_order_stays_uncounted() -> None:
+    gm = trace(Fn(lambda x: torch.diff(x, n=2)).eval(), torch.randn(4, 6))
+    (u,) = compute_cost(gm).uncounted
+    assert "counted for n = 1" in u.reason
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "kw"),
+    [
+        ((4, 4), 2, {}),
+        ((5, 6), (2, 3), {"stride": 2}),
+        ((5, 5), 3, {"padding": 1, "dilation": 2}),  # padding drops block values
+        ((7, 7), 2, {"stride": 3}),  # stride > kernel: positions no block covers
+    ],
+)
+def test_fold_adds_the_overlapping_block_values(
+    size: tuple[int, int], kernel: int | tuple[int, int], kw: dict[str, int]
+) -> None:
+    """F.fold and nn.Fold (listed uncounted): each output position adds the block values that
+    land on it, the first a copy. Referee: fold of all-ones blocks, whose output counts the
+    values landing on each position: adds = its sum - its nonzero positions. Backward: 0
+    (unfold of dy, a copy)."""
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    blocks = F.unfold(torch.zeros(1, 1, *size), k, **kw).shape[-1]
+    x = torch.ones(2, 3 * k[0] * k[1], blocks)
+    hits = F.fold(x, size, k, **kw)
+    want = int(hits.sum()) - int((hits > 0).sum())
+    for fn in (lambda t: F.fold(t, size, k, **kw), nn.Fold(size, k, **kw)):
+        assert _cost(fn, x) == (0, want, 0)

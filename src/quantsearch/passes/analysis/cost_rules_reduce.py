@@ -87,3 +87,126 @@ def _normalize(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("normalize", _normalize)
+
+# --- other reductions and scans ---------------------------------------------------------------
+
+
+def _nan_reduce(a: OpArgs) -> OpCost:
+    # nansum: a NaN test and select per element (1, as relu's) I, I - N adds: fwd = 2 I - N;
+    # bwd: dy masked where x is NaN = I. nanmean: also the non-NaN count (I - N adds) and a
+    # divide per output: fwd = 3 I - N; bwd: dy / count N, masked I = I + N.
+    i, n = a.first_input().numel, a.n_out
+    if a.info.op_kind == "nansum":
+        return OpCost(0, 2 * i - n, i)
+    return OpCost(0, 3 * i - n, i + n)
+
+
+COST_RULES.add("nansum", _nan_reduce, aliases=("nanmean",))
+
+
+def _var_std_mean(a: OpArgs) -> OpCost:
+    # var_mean, std_mean: var's (std's) arithmetic, whose mean is the one returned
+    # (cost_rules_ops: fwd = 4 I, + N sqrt for std); bwd: var's 3 I (+ 2 N for std) and the
+    # mean's gradient, dy / D per output (N) added into dx (I).
+    i, n = a.first_input().numel, a.n_out
+    std = a.info.op_kind == "std_mean"
+    return OpCost(0, 4 * i + n * std, 4 * i + n + 2 * n * std)
+
+
+COST_RULES.add("var_mean", _var_std_mean, aliases=("std_mean",))
+
+
+def _aminmax(a: OpArgs) -> OpCost:
+    # The min and the max of D elements per output: 2 (I - N) comparisons; bwd: each dy routed
+    # to its argmin or argmax = 2 N.
+    i, n = a.first_input().numel, a.n_out
+    return OpCost(0, 2 * (i - n), 2 * n)
+
+
+COST_RULES.add("aminmax", _aminmax)
+
+
+def _logical_reduce(a: OpArgs) -> OpCost:
+    # all, any: I - N ANDs (ORs); count_nonzero: x != 0 I and I - N adds = 2 I - N. Boolean
+    # or integer outputs: no gradient.
+    i, n = a.first_input().numel, a.n_out
+    return OpCost(0, i - n + i * (a.info.op_kind == "count_nonzero"), 0)
+
+
+COST_RULES.add("all", _logical_reduce, aliases=("any", "count_nonzero"))
+
+
+def _scan(a: OpArgs) -> OpCost:
+    # Along a dim of D, R = N / D rows. cumprod: N - R multiplies; bwd: dx = the reversed
+    # prefix sums of dy y, divided by x: multiply N, N - R adds, divide N = 3 N - R.
+    # cummax, cummin: N - R comparisons; bwd: dy scatter-added to the indices = N.
+    x, n = a.first_input(), a.n_out
+    d = x.shape[a.arg(1, "dim")] if x.shape else 1
+    steps = n - n // max(d, 1)
+    if a.info.op_kind == "cumprod":
+        return OpCost(0, steps, 3 * n - n // max(d, 1))
+    return OpCost(0, steps, n)
+
+
+COST_RULES.add("cumprod", _scan, aliases=("cummax", "cummin"))
+
+
+def _diff(a: OpArgs) -> OpCost:
+    # First differences (n = 1): N subtractions; bwd: each dy added into one input and
+    # subtracted from its neighbour = 2 N. Higher n repeats it on shrinking lengths: uncounted.
+    if a.arg(1, "n", 1) != 1:
+        raise ValueError("counted for n = 1")
+    return OpCost(0, a.n_out, 2 * a.n_out)
+
+
+COST_RULES.add("diff", _diff)
+
+
+def _trace(a: OpArgs) -> OpCost:
+    # The diagonal of an (M, K) matrix summed: min(M, K) - 1 adds; bwd: dy written on the
+    # diagonal, free.
+    x = a.first_input()
+    return OpCost(0, max(min(x.shape) - 1, 0), 0)
+
+
+COST_RULES.add("trace", _trace)
+
+# --- fold (col2im) ---------------------------------------------------------------------------
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _fold(a: OpArgs) -> OpCost:
+    # nn.Fold / F.fold sums sliding blocks into an image of B C channels: the blocks' values
+    # that land inside it (padding drops the rest) are added per output position, the first
+    # a copy: fwd = landed - covered positions, per channel, as sum's I - N. Per spatial dim
+    # (size O, kernel k, dilation d, padding p, stride s) block l's element j lands at
+    # l s - p + j d; the two dims are independent, so landed and covered are products.
+    # bwd: unfold (im2col) of dy, a copy: free.
+    m = a.module
+    names = ("output_size", "kernel_size", "dilation", "padding", "stride")
+    if m is not None:
+        vals = [getattr(m, k) for k in names]
+    else:
+        vals = [
+            a.arg(i, k, d)
+            for i, (k, d) in enumerate(zip(names, (None, None, 1, 0, 1), strict=True), 1)
+        ]
+    size, k, dil, pad, stride = (_pair(v) for v in vals)
+    landed = covered = 1
+    for o, kk, d, p, s in zip(size, k, dil, pad, stride, strict=True):
+        blocks = (o + 2 * p - d * (kk - 1) - 1) // s + 1
+        hits = [0] * o
+        for block in range(blocks):
+            for j in range(kk):
+                at = block * s - p + j * d
+                if 0 <= at < o:
+                    hits[at] += 1
+        landed, covered = landed * sum(hits), covered * sum(h > 0 for h in hits)
+    channels = a.n_out // (size[0] * size[1])
+    return OpCost(0, channels * (landed - covered), 0)
+
+
+COST_RULES.add("fold", _fold)
