@@ -1,0 +1,237 @@
+"""An outside referee's sweep of export fidelity: small chains of Linear, BatchNorm1d and ReLU
+layers under odd widths (1, 2, 5, 7, 13), ``frac_width`` 0 and equal to the width, signed and
+unsigned, ``nearest`` and ``floor``, a different format per role and per layer, on inputs at
+the edges (exact ties of the input grid, 0 and -0, the range's ends and one LSB past them,
+1e6 and 1e30).
+
+Referees, none of them this project's code: numpy in float64 on the formats' definition
+(``clamp(round(x * 2^f)) / 2^f``, ``round`` half to even or ``floor``; every sum here needs
+under 30 bits, so float64 and float32 hold it exactly), hls4ml's C simulation (g++), the qonnx
+executor. Each case is one g++ build: the always-run cases are four, in one ``compile_all``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import fx, nn
+
+from quantsearch.export import (
+    HlsExport,
+    compile_all,
+    export_hls4ml,
+    export_qonnx,
+    run_qonnx,
+    verify_qonnx,
+)
+from quantsearch.graph import trace
+from quantsearch.passes.transform import ResolvedConfig
+from tests.export.conftest import fixed, quantized
+
+Table = dict[str, dict[str, dict[str, Any]]]
+
+
+def ufixed(width: int, frac: int, **extra: Any) -> dict[str, Any]:
+    return fixed(width, frac, signed=False, **extra)
+
+
+def sfixed(width: int, frac: int, **extra: Any) -> dict[str, Any]:
+    return fixed(width, frac, signed=True, **extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# The numpy referee
+
+
+def _q(v: np.ndarray[Any, Any], f: dict[str, Any] | None) -> np.ndarray[Any, Any]:
+    """The format's definition in numpy: scale, round (np.round is half to even), clamp."""
+    if f is None:
+        return v
+    width, frac, signed = f["width"], f["frac_width"], f.get("signed", True)
+    lo, hi = (-(2 ** (width - 1)), 2 ** (width - 1) - 1) if signed else (0, 2**width - 1)
+    rnd = np.floor if f.get("rounding") == "floor" else np.round
+    return np.clip(rnd(v * 2.0**frac), lo, hi) / 2.0**frac
+
+
+def _numpy_forward(model: nn.Sequential, table: Table, x: torch.Tensor) -> np.ndarray[Any, Any]:
+    """What the configured Sequential computes on the formats' grids, in float64. A BatchNorm
+    is its fold as the project defines it (``gamma / sqrt(var + eps)`` and ``beta - mean *
+    scale`` in float32, then each on its format's grid), which hls4ml and FINN compute."""
+    v = x.double().numpy()
+    for name, m in model.named_children():
+        roles = table.get(f"_{name}", {})
+        v = _q(v, roles.get("data_in"))
+        if isinstance(m, nn.Linear):
+            w = _q(m.weight.detach().double().numpy(), roles.get("weight"))
+            v = v @ w.T
+            if m.bias is not None:
+                v = v + _q(m.bias.detach().double().numpy(), roles.get("bias"))
+        elif isinstance(m, nn.BatchNorm1d):
+            assert m.running_mean is not None and m.running_var is not None
+            mean, var = m.running_mean.numpy(), m.running_var.numpy()
+            gamma = m.weight.detach().numpy() if m.weight is not None else np.ones_like(mean)
+            beta = m.bias.detach().numpy() if m.bias is not None else np.zeros_like(mean)
+            scale = gamma / np.sqrt(var + np.float32(m.eps))
+            shift = beta - mean * scale
+            v = v * _q(scale.astype(np.float64), roles.get("weight")) + _q(
+                shift.astype(np.float64), roles.get("bias")
+            )
+        else:
+            assert isinstance(m, nn.ReLU)
+            v = np.maximum(v, 0.0)
+        v = _q(v, roles.get("data_out"))
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+def _edge_inputs(n_in: int, f: dict[str, Any], n: int = 240, seed: int = 0) -> torch.Tensor:
+    """Random values across the first data_in's range, half of them replaced by edge values;
+    the first third exact ties (odd multiples of half an LSB)."""
+    g = torch.Generator().manual_seed(seed)
+    lsb = 2.0 ** -f["frac_width"]
+    signed = f.get("signed", True)
+    lo = -(2 ** (f["width"] - 1)) * lsb if signed else 0.0
+    hi = (2 ** (f["width"] - (1 if signed else 0)) - 1) * lsb
+    edges = [0.0, -0.0, lsb / 2, -lsb / 2, 1.5 * lsb, -2.5 * lsb, 0.75 * lsb, hi, lo]
+    edges += [hi + lsb / 2, lo - lsb / 2, hi + lsb, lo - lsb, 1e6, -1e6, 1e30, -1e30]
+    x = (torch.rand(n, n_in, generator=g) * 1.2 - 0.1) * (hi - lo) + lo
+    pick = torch.tensor(edges)[torch.randint(0, len(edges), (n, n_in), generator=g)]
+    x = torch.where(torch.rand(n, n_in, generator=g) < 0.5, pick, x)
+    ties = torch.randint(-(2 ** f["width"]), 2 ** f["width"], (n // 3, n_in), generator=g)
+    x[: n // 3] = (ties.float() + 0.5) * lsb
+    return x
+
+
+def _model(layers: list[nn.Module], seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    model = nn.Sequential(*layers).eval()
+    for m in model:
+        if isinstance(m, nn.BatchNorm1d):  # statistics away from the identity
+            assert m.running_mean is not None and m.running_var is not None
+            with torch.no_grad():
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.2, 3)
+                if m.affine:
+                    m.weight.uniform_(-2, 2)
+                    m.bias.uniform_(-1, 1)
+    return model
+
+
+def _case(label: str) -> tuple[nn.Sequential, Table]:
+    if label == "odd widths per layer":  # 5, 7, 13; frac = width; bias its own format
+        model = _model([nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)], 0)
+        return model, {
+            "_0": {"data_in": sfixed(5, 2), "weight": sfixed(7, 5), "bias": sfixed(13, 6)},
+            "_1": {"data_in": ufixed(7, 3)},
+            "_2": {
+                "data_in": sfixed(7, 3),
+                "weight": sfixed(5, 5),
+                "bias": sfixed(5, 5),  # as the weight ("same_as_weight")
+                "data_out": sfixed(13, 4, rounding="floor"),
+            },
+        }
+    if label == "widths 1 and 2":
+        model = _model([nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)], 1)
+        return model, {
+            "_0": {"data_in": sfixed(2, 0), "weight": sfixed(7, 4), "bias": sfixed(2, 2)},
+            "_1": {"data_in": ufixed(1, 0)},
+            "_2": {"weight": sfixed(2, 1), "bias": sfixed(2, 1), "data_out": ufixed(5, 5)},
+        }
+    if label == "floor and unsigned input":
+        model = _model([nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)], 2)
+        return model, {
+            "_0": {
+                "data_in": ufixed(5, 2, rounding="floor"),
+                "weight": sfixed(13, 9, rounding="floor"),
+                "bias": sfixed(13, 9, rounding="floor"),
+            },
+            "_1": {
+                "data_in": sfixed(13, 5),
+                "weight": sfixed(5, 3, rounding="floor"),
+                "bias": sfixed(7, 2),
+            },
+            "_3": {"data_in": sfixed(7, 3), "weight": sfixed(5, 4), "bias": sfixed(5, 4)},
+        }
+    if label == "frac 0, saturating":
+        model = _model([nn.Linear(6, 4)], 3)
+        return model, {
+            "_0": {
+                "data_in": sfixed(13, 0),
+                "weight": sfixed(7, 7),
+                "bias": sfixed(7, 7),
+                "data_out": sfixed(5, 0),
+            }
+        }
+    raise AssertionError(label)
+
+
+FAST = ["odd widths per layer", "widths 1 and 2", "floor and unsigned input", "frac 0, saturating"]
+
+
+def _first_data_in(table: Table) -> dict[str, Any]:
+    return next(r["data_in"] for r in table.values() if "data_in" in r)
+
+
+def _quantize(model: nn.Sequential, table: Table, x: torch.Tensor) -> fx.GraphModule:
+    gm = trace(model, x[:8])
+    return quantized(gm, ResolvedConfig.from_dict(table, gm=gm))
+
+
+Built = dict[str, tuple[nn.Sequential, Table, torch.Tensor, fx.GraphModule, HlsExport]]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Every always-run case's hls4ml project, built in one ``compile_all``."""
+    tmp = tmp_path_factory.mktemp("referee")
+    out: Built = {}
+    for i, label in enumerate(FAST):
+        model, table = _case(label)
+        x = _edge_inputs(6, _first_data_in(table))
+        qgm = _quantize(model, table, x)
+        out[label] = (model, table, x, qgm, export_hls4ml(qgm, tmp / f"p{i}"))
+    compile_all([e for *_, e in out.values()])
+    return out
+
+
+@pytest.mark.parametrize("label", FAST)
+def test_c_simulation_and_qonnx_executor_compute_the_formats_arithmetic(
+    built: Built, label: str, tmp_path: Path
+) -> None:
+    """Referees: numpy (the formats' definition), hls4ml's C simulation and the qonnx
+    executor; each output bit for bit, and --verify's verdicts as they find them."""
+    model, table, x, qgm, e = built[label]
+    want = _numpy_forward(model, table, x)
+    with torch.no_grad():
+        searched = qgm(x).double().numpy()
+    assert np.array_equal(searched, want), label  # quantsearch's own model, float32
+    assert e.plan.exact, e.plan.notes()
+    assert np.array_equal(e.predict(x), want), label  # hls4ml's C simulation
+    sim = e.verify(qgm, x)
+    assert sim.bit_exact and sim.max_lsb == 0.0 and sim.samples == len(x), sim
+    agreed = e.search_agreement(qgm, x)
+    assert agreed.bit_exact and agreed.max_lsb == 0.0, agreed
+    path = export_qonnx(qgm, tmp_path / "m.onnx")
+    assert np.array_equal(np.asarray(run_qonnx(path, x), dtype=np.float64), want), label
+    assert verify_qonnx(path, qgm, x).bit_exact
+
+
+def test_verify_reports_a_one_lsb_mismatch(built: Built) -> None:
+    """--verify must not pass a mismatch: the same C simulation held to a model whose last bias
+    is one LSB of its format higher in one output. Referee: numpy's outputs of that model."""
+    _, table, x, _, e = built["frac 0, saturating"]
+    moved = _model([nn.Linear(6, 4)], 3)
+    with torch.no_grad():
+        moved[0].bias[2] += 2.0**-7
+    other = _quantize(moved, table, x)
+    want, theirs = _numpy_forward(moved, table, x), e.predict(x)
+    lsb = 2.0**-e.plan.output.frac
+    a = e.verify(other, x)
+    assert a.max_lsb == float(np.abs(want - theirs).max()) / lsb > 0 and not a.bit_exact, a
