@@ -7,11 +7,14 @@ the edges (exact ties of the input grid, 0 and -0, the range's ends and one LSB 
 Referees, none of them this project's code: numpy in float64 on the formats' definition
 (``clamp(round(x * 2^f)) / 2^f``, ``round`` half to even or ``floor``; every sum here needs
 under 30 bits, so float64 and float32 hold it exactly), hls4ml's C simulation (g++), the qonnx
-executor. Each case is one g++ build: the always-run cases are four, in one ``compile_all``.
+executor, and Python's exact rationals (:class:`fractions.Fraction`) where sums are wider
+than float64's 53-bit significand. Each case is one g++ build: the always-run cases are four
+builds and the wide one, in one ``compile_all``; the longer matrix is marked slow.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from quantsearch.export import (
     compile_all,
     export_hls4ml,
     export_qonnx,
+    reference_outputs,
     run_qonnx,
     verify_qonnx,
 )
@@ -235,3 +239,45 @@ def test_verify_reports_a_one_lsb_mismatch(built: Built) -> None:
     lsb = 2.0**-e.plan.output.frac
     a = e.verify(other, x)
     assert a.max_lsb == float(np.abs(want - theirs).max()) / lsb > 0 and not a.bit_exact, a
+
+
+def _exact_linear(
+    qgm: fx.GraphModule, x: torch.Tensor, f_in: dict[str, Any]
+) -> np.ndarray[Any, Any]:
+    """The Linear's outputs in exact rationals (``Fraction``), each then read as the nearest
+    double, as the C simulation's ``predict`` hands over its output."""
+    lin = qgm.get_submodule("0")
+    xq = _q(x.double().numpy(), f_in)
+    w, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
+    rows = [
+        [
+            float(
+                sum(Fraction(float(a)) * Fraction(float(c)) for a, c in zip(xi, wj, strict=True))
+                + Fraction(float(bj))
+            )
+            for wj, bj in zip(w, b, strict=True)
+        ]
+        for xi in xq
+    ]
+    return np.array(rows)
+
+
+def test_sums_wider_than_float64_are_not_reported_exact(tmp_path: Path) -> None:
+    """fixed(32,0) inputs times fixed(32,31) weights: the exact sum type is ap_fixed<67,36>,
+    which hls4ml computes exactly, but quantsearch's model in float64 (the reference --verify
+    holds the C simulation to) rounds it. Referees: Python's exact rationals, and hls4ml's C
+    simulation, which equals them. The plan called the export exact, and --verify then said
+    'NOT bit-exact, 512 LSB' of hardware that computes the formats' arithmetic exactly."""
+    f_in, f_w = sfixed(32, 0), sfixed(32, 31)
+    model = _model([nn.Linear(6, 4)], 4)
+    x = _edge_inputs(6, f_in, n=40)
+    qgm = _quantize(model, {"_0": {"data_in": f_in, "weight": f_w, "bias": f_w}}, x)
+    e = export_hls4ml(qgm, tmp_path / "wide")
+    e.compile()
+    exact = _exact_linear(qgm, x, f_in)
+    assert np.array_equal(e.predict(x), exact)  # the hardware: the formats' arithmetic
+    assert not np.array_equal(reference_outputs(qgm, x), exact)  # float64 rounds it
+    assert not e.verify(qgm, x).bit_exact
+    (note,) = e.plan.notes()  # so the export says why, and does not call itself exact
+    assert note.startswith("_0 (linear): ") and "ap_fixed<67,36>" in note and "53" in note
+    assert not e.plan.exact

@@ -12,7 +12,10 @@ layer the type that makes the hardware compute what quantsearch computed:
   second holds every value of the first, or when both share the grid (the range is then their
   intersection); otherwise the layer is marked inexact with the reason;
 - a role left in float has no exact counterpart: it takes ``float_as`` (if given) and the layer
-  is marked inexact, or the plan refuses it, naming every such role.
+  is marked inexact, or the plan refuses it, naming every such role;
+- a layer whose exact sum is wider than float64's 53-bit significand (fixed(32,0) inputs times
+  fixed(32,31) weights: 67 bits) is computed exactly by hardware but rounded by quantsearch's
+  model, even in float64: it is marked inexact, and the difference is measured.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = ["SUPPORTED_KINDS", "WIDE", "HwLayer", "HwPlan", "chain_nodes", "layer
 
 SUPPORTED_KINDS = ("batch_norm1d", "linear", "relu")
 WIDE = FixedPoint(32, 16)  # the suggested format for roles left in float
+FLOAT64_BITS = 53  # float64's significand: the widest sum quantsearch's model holds exactly
 
 
 @dataclass
@@ -327,3 +331,10 @@ def _params(
         layer.raw = layer.accum
     else:  # folded BatchNorm: x * scale + shift
         layer.raw = sum_type(product_type(x, w), 1, b)
+    if layer.raw.width > FLOAT64_BITS and not layer.inexact:  # (a float role: inexact anyway)
+        # hardware sums exactly; quantsearch's model, even in float64, rounds such sums
+        layer.inexact.append(
+            f"its exact sum type {layer.raw} is wider than float64's {FLOAT64_BITS}-bit "
+            "significand: quantsearch's model (float64 as --verify runs it, float32 as the "
+            "search did) may round what hardware computes exactly; measured"
+        )
