@@ -368,17 +368,19 @@ def _reduce(n: int, t: TensorMeta | None) -> int:
 @_rule("add", "iadd")
 def _add(a: OpArgs) -> OpCost:
     # fwd = N; bwd: dy passes through, broadcast operands sum it back: sum(N - numel_i).
-    n = a.n_out
-    return OpCost(0, n, sum(_reduce(n, t) for t in a.operands()))
+    # alpha != 1 (x + alpha y): + N multiplies, and d(y) = alpha dy + N for a tensor y.
+    n, ops, scaled = a.n_out, a.operands(), bool(a.node.kwargs.get("alpha", 1) != 1)
+    tensor_y = scaled and len(ops) > 1 and ops[1] is not None
+    return OpCost(0, n + n * scaled, sum(_reduce(n, t) for t in ops) + n * tensor_y)
 
 
 @_rule("sub", "isub")
 def _sub(a: OpArgs) -> OpCost:
-    # fwd = N; bwd as add, plus N negations for a tensor subtrahend.
-    n = a.n_out
-    ops = a.operands()
+    # fwd = N (+ N multiplies for alpha != 1); bwd as add, plus N negations (or multiplies by
+    # -alpha) for a tensor subtrahend.
+    n, ops, scaled = a.n_out, a.operands(), bool(a.node.kwargs.get("alpha", 1) != 1)
     neg = n if len(ops) > 1 and ops[1] is not None else 0
-    return OpCost(0, n, sum(_reduce(n, t) for t in ops) + neg)
+    return OpCost(0, n + n * scaled, sum(_reduce(n, t) for t in ops) + neg)
 
 
 @_rule("mul", "imul")

@@ -98,12 +98,23 @@ _ELEMENTWISE = {
     "pow": (1, 3),
     # comparisons: 1 each; no gradient.
     **{k: (1, 0) for k in ("gt", "lt", "ge", "le", "eq", "ne")},
-    # where(c, x, y): 1 select; dx, dy = dy masked twice = 2.  masked_fill: 1; dx = dy masked = 1.
-    "where": (1, 2),
+    # masked_fill: 1 select; dx = dy masked = 1.
     "masked_fill": (1, 1),
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
     COST_RULES.add(_k, _elementwise(_f, _b))
+
+
+def _where(a: OpArgs) -> OpCost:
+    # where(c, x, y): 1 select per element; bwd: dy masked for each tensor branch (N), summed
+    # back to its shape if broadcast (N - numel); a scalar branch gets no gradient.
+    # x.where(c, y) is where(c, x, y).
+    n, first = a.n_out, 0 if a.node.op == "call_method" else 1
+    branches = (a.tensor_arg(first, "input"), a.tensor_arg(2, "other"))
+    return OpCost(0, n, sum(2 * n - t.numel for t in branches if t is not None))
+
+
+COST_RULES.add("where", _where)
 
 
 def _clamp(a: OpArgs) -> OpCost:

@@ -1,0 +1,75 @@
+"""Elementwise ops whose count depends on their arguments' kinds: add/sub with ``alpha`` (a
+multiply per element), ``where`` with a scalar branch (no gradient to route there). The
+counts are by hand (FlopCounterMode counts no elementwise op: 0, checked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from quantsearch.graph import info, trace
+from quantsearch.passes.analysis import compute_cost
+
+
+class Fn(nn.Module):
+    def __init__(self, fn: Callable[..., torch.Tensor], other: torch.Tensor) -> None:
+        super().__init__()
+        self.fn = fn
+        self.register_buffer("other", other)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, self.other)
+
+
+def _cost(fn: Callable[..., torch.Tensor], kind: str) -> tuple[int, int, int]:
+    """x (3, 5) and other (5,): N = 15, other's gradient summed back adds 10."""
+    model, x = Fn(fn, torch.randn(5)).eval(), torch.randn(3, 5)
+    with FlopCounterMode(display=False) as fcm:
+        model(x)
+    assert fcm.get_total_flops() == 0
+    gm = trace(model, x)
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == kind]
+    return c["macs"], c["flops"], c["flops_backward"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "fn", "want"),
+    [
+        # x + y: N; dy summed back to y's 5 elements: 10
+        ("add", lambda x, y: torch.add(x, y), (0, 15, 10)),
+        # x + 2 y: the multiply N more; d(y) = 2 dy: N multiplies, + 10
+        ("add", lambda x, y: torch.add(x, y, alpha=2), (0, 30, 25)),
+        ("add", lambda x, y: x.add(y, alpha=0.5), (0, 30, 25)),
+        # x - 2 y: N more forward; d(y) = -2 dy: one multiply (the negation folded in), + 10
+        ("sub", lambda x, y: torch.sub(x, y, alpha=2), (0, 30, 25)),
+        ("sub", lambda x, y: x - y, (0, 15, 25)),
+    ],
+)
+def test_alpha_scales_the_second_operand(
+    kind: str, fn: Callable[..., torch.Tensor], want: tuple[int, int, int]
+) -> None:
+    assert _cost(fn, kind) == want
+
+
+@pytest.mark.parametrize(
+    ("fn", "bwd"),
+    [
+        (lambda x, y: torch.where(x > 0, x, y), 15 + 15 + 10),  # both branches tensors
+        (lambda x, y: torch.where(x > 0, x, 0.0), 15),  # dy masked once, for x
+        (lambda x, y: torch.where(x > 0, 1.0, y), 15 + 10),  # for y, summed back
+        (lambda x, y: x.where(x > 0, 0.0), 15),  # the method: x the first branch
+        (lambda x, y: x.where(x > 0, y), 15 + 15 + 10),
+    ],
+)
+def test_where_routes_dy_to_its_tensor_branches_only(
+    fn: Callable[..., torch.Tensor], bwd: int
+) -> None:
+    """One select per element forward; backward dy masked for each tensor branch (and summed
+    back to a broadcast one); a scalar branch gets no gradient (it was 2 N in every case)."""
+    assert _cost(fn, "where") == (0, 15, bwd)
