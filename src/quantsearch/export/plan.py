@@ -141,9 +141,12 @@ def _unrounded(t: HwType | None) -> HwType | None:
 def _passes_through(gm: fx.GraphModule, n: fx.Node) -> bool:
     """Whether ``n`` gives its one input unchanged, so that the chain goes on through it:
     trace's copy of an input the forward changes in place (``ReLU(inplace=True)`` first; the
-    exported layers never write their input), dropout in eval mode, ``nn.Identity``, and a
-    flatten of a tensor that is flat already."""
+    exported layers never write their input), dropout in eval mode, ``nn.Identity``, a
+    flatten of a tensor that is flat already, and trace's ``detach`` of what forward computed
+    without gradients (``with torch.no_grad():``; values unchanged)."""
     ni = info(n)
+    if n.op == "call_method" and n.target == "detach":
+        return len(n.all_input_nodes) == 1
     if n.op == "call_method" and n.target == "clone":
         return len(n.all_input_nodes) == 1 and n.all_input_nodes[0].op == "placeholder"
     if ni.op_kind == "dropout" and n.op == "call_module":
