@@ -77,6 +77,54 @@ def test_einsum_prices_a_broadcast_letter_at_its_broadcast_size(
     assert (c["flops"], c["flops_backward"], c["bitops"]) == (fwd, bwd, c["macs"] * 32 * 32)
 
 
+@pytest.mark.parametrize(
+    ("equation", "shapes", "adds"),
+    [
+        ("...ij,...jk->...ik", ((2, 3, 5), (2, 5, 4)), 0),
+        ("...ij,jk", ((2, 2, 3, 5), (5, 4)), 0),  # implicit output: ...ik
+        ("b...d,bd->b...", ((2, 3, 4, 5), (2, 5)), 0),
+        ("...ij,...jk", ((1, 3, 5), (2, 5, 4)), 0),  # '...' broadcast
+        ("ij,jk->k", ((3, 4), (4, 5)), 12 - 4),  # i summed out of the first operand first
+        ("ijk,ik->j", ((2, 3, 4), (2, 4)), 0),
+    ],
+)
+def test_einsum_with_ellipsis_or_a_letter_summed_in_one_operand(
+    equation: str, shapes: tuple[tuple[int, ...], tuple[int, ...]], adds: int
+) -> None:
+    """Listed uncounted before. '...' is spelled out in letters; a letter in one operand only
+    and not in the output is summed out of it (adds, as sum's) before the batched matmul,
+    whose MACs FlopCounterMode counts."""
+    model, x = (
+        Fn(lambda a, b: torch.einsum(equation, a, b), torch.randn(shapes[1])),
+        torch.randn(shapes[0]),
+    )
+    c = _one(model, x)
+    fwd, bwd = _fcm(model, x)
+    assert (c["flops"], c["flops_backward"]) == (fwd + adds, bwd)
+    assert c["macs"] > 0 and 2 * c["macs"] == fwd
+
+
+@pytest.mark.parametrize(
+    ("equation", "shape", "fwd", "bwd"),
+    [
+        ("ij->j", (4, 3), 12 - 3, 0),  # a sum over i: I - N adds, dy broadcast back
+        ("ii->i", (4, 4), 0, 0),  # the diagonal: a view
+        ("ii", (4, 4), 3, 0),  # the trace: the diagonal's 4 summed
+        ("bij->bji", (2, 3, 4), 0, 0),  # a transpose
+        ("ii,i->i", (3, 3), 3, 6),  # diagonal times a vector: N multiplies, 2 N back
+    ],
+)
+def test_einsum_of_one_operand_or_no_contraction_by_hand(
+    equation: str, shape: tuple[int, ...], fwd: int, bwd: int
+) -> None:
+    """No matmul runs: FlopCounterMode counts 0 (checked); sums and multiplies by hand."""
+    others = (torch.randn(shape[0]),) if "," in equation else ()
+    model, x = Fn(lambda *t: torch.einsum(equation, *t), *others), torch.randn(shape)
+    assert _fcm(model, x)[0] == 0
+    c = _one(model, x)
+    assert (c["macs"], c["flops"], c["flops_backward"]) == (0, fwd, bwd)
+
+
 def _linalg_cases() -> list[tuple[str, Callable[..., torch.Tensor], list[tuple[int, ...]], int]]:
     """(name, fn, shapes of x and the other operands, MACs by hand)."""
     return [

@@ -215,9 +215,11 @@ def test_an_einsum_form_without_a_rule_is_listed_as_uncounted_never_priced_as_ze
             self.w = nn.Parameter(torch.randn(4, 3))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.equation.count(",") == 2:  # three operands
+                return torch.einsum(self.equation, x, self.w, self.w.t())
             return torch.einsum(self.equation, x, self.w)
 
-    gm = trace(Einsum("...i,ij->...j").eval(), torch.randn(2, 4))
+    gm = trace(Einsum("bi,ij,jk->bk").eval(), torch.randn(2, 4))
     assert [u.op_kind for u in compute_cost(gm).uncounted] == ["einsum"]
     gm = trace(Einsum("bi,ij->bj").eval(), torch.randn(2, 4))  # two operands: counted
     assert compute_cost(gm).uncounted == () and compute_cost(gm).macs == 2 * 4 * 3

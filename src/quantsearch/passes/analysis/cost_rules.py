@@ -41,11 +41,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from torch import fx
-
-from quantsearch.graph import TensorMeta, info
+from quantsearch.graph import TensorMeta
 from quantsearch.passes.analysis.op_args import OpArgs, OpCost
-from quantsearch.passes.analysis.tensors import arg_bits
 from quantsearch.registry import Registry
 
 __all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost"]
@@ -128,37 +125,6 @@ def _addmm(a: OpArgs) -> OpCost:
     macs = n * mat1.shape[-1]
     x_bits, y_bits = a.operand_bits(1, 2)
     return OpCost(macs, 2 * macs + n, 4 * macs + _reduce(n, c), macs * x_bits * y_bits)
-
-
-@_rule("einsum")
-def _einsum(a: OpArgs) -> OpCost:
-    # Two operands, as torch contracts them: one batched matmul over the letters left, MACs =
-    # the product of their sizes; fwd = 2 * MACs, bwd = 4 * MACs. No letter contracted: N
-    # multiplies (fwd N, bwd 2 N). Other forms (one or 3+ operands, '...', a letter summed in
-    # one operand only, a repeated letter) have no rule: listed uncounted.
-    eq, args = a.arg(0, "equation"), list(a.node.args[1:])
-    args = list(args[0]) if len(args) == 1 and isinstance(args[0], list | tuple) else args
-    ops = [o for o in args if isinstance(o, fx.Node)]
-    if not isinstance(eq, str) or "." in eq or len(args) != 2 or len(ops) != 2:
-        raise ValueError("counted for two traced operands without '...'")
-    lhs, _, out = eq.replace(" ", "").partition("->")
-    terms = lhs.split(",")
-    if "->" not in eq:  # implicit output: the letters that appear once, sorted
-        out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
-    metas = [info(o).outputs[0] for o in ops]
-    sizes: dict[str, int] = {}  # a letter of size 1 in one operand broadcasts to the other's
-    for t, m in zip(terms, metas, strict=True):
-        for c, d in zip(t, m.shape, strict=True):
-            sizes[c] = max(sizes.get(c, 1), d)
-    if any(
-        len(set(t)) != len(t) or set(t) - set(out) - set(terms[1 - i]) for i, t in enumerate(terms)
-    ):
-        raise ValueError("a letter repeated in an operand or summed in one operand only")
-    if not set(terms[0]) & set(terms[1]) - set(out):
-        return OpCost(0, a.n_out, 2 * a.n_out)
-    macs = _prod([sizes[c] for c in sizes])
-    x_bits, y_bits = (arg_bits(a.node, o) for o in ops)
-    return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
 
 
 # Recurrent cells, per hidden unit per time step (one layer, one direction): gates, their

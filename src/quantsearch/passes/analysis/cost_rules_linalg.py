@@ -1,7 +1,7 @@
 """Cost rules for the products of vectors and matrices besides ``matmul``/``mm``/``bmm``, in
-:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``dot``, ``vdot``,
-``mv``, ``addmv``, ``addr``, ``inner``, ``tensordot``, ``addbmm``, ``linalg.matmul`` and
-``linalg.multi_dot``. Registered into
+:mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``einsum``,
+``dot``, ``vdot``, ``mv``, ``addmv``, ``addr``, ``inner``, ``tensordot``, ``addbmm``,
+``linalg.matmul`` and ``linalg.multi_dot``. Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted length, fwd =
@@ -9,7 +9,7 @@ Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted le
 computes them with the same products), BitOPs = MACs x the bits of each operand at the format
 applied to it.
 
-Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``inner``, ``tensordot``,
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``einsum``, ``inner``, ``tensordot``,
 ``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s backward; it
 counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr`` and ``addbmm``'s forward as 0, so those
 are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
@@ -18,6 +18,7 @@ are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
 from __future__ import annotations
 
 import math
+import string
 
 from torch import fx
 
@@ -41,6 +42,61 @@ def _contraction(a: OpArgs, k: int, first: int = 0) -> OpCost:
     macs = a.n_out * k
     x_bits, y_bits = a.operand_bits(first, first + 1)
     return OpCost(macs, 2 * macs, 4 * macs, macs * x_bits * y_bits)
+
+
+def _einsum_terms(eq: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """The operands' letters and the output's, each '...' spelled out in letters the equation
+    does not use (right-aligned across operands, as broadcasting aligns them)."""
+    lhs, arrow, out = eq.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    spare = [c for c in string.ascii_letters if c not in eq]
+    ell = [len(s) - len(t) + 3 if "..." in t else 0 for t, s in zip(terms, shapes, strict=True)]
+    dots = spare[: max(ell, default=0)]
+    terms = [
+        t.replace("...", "".join(dots[len(dots) - k :])) for t, k in zip(terms, ell, strict=True)
+    ]
+    joined = "".join(terms)
+    if arrow:
+        return terms, out.replace("...", "".join(dots))
+    once = sorted(c for c in set(joined) - set(dots) if joined.count(c) == 1)
+    return terms, "".join(dots) + "".join(once)  # torch's implicit output
+
+
+def _einsum(a: OpArgs) -> OpCost:
+    # As torch runs it (one or two operands; '...' spelled out): a letter repeated in an
+    # operand takes its diagonal (free), a letter in one operand only and not in the output
+    # is summed out of it first (elements before - after adds, as sum's); then one batched
+    # matmul over the letters left, MACs = the product of their sizes (a letter of size 1 in
+    # one operand at its broadcast size): fwd = 2 MACs, bwd = 4 MACs. No letter contracted: N
+    # multiplies (fwd N, bwd 2 N). One operand: the sums alone, bwd free (a broadcast).
+    # Three or more operands are listed uncounted: their contraction order is torch's choice
+    # (left to right, or opt_einsum's path where that is installed).
+    eq, args = a.arg(0, "equation"), list(a.node.args[1:])
+    args = list(args[0]) if len(args) == 1 and isinstance(args[0], list | tuple) else args
+    ops = [o for o in args if isinstance(o, fx.Node)]
+    if not isinstance(eq, str) or len(ops) != len(args) or len(ops) not in (1, 2):
+        raise ValueError("counted for one or two traced operands")
+    shapes = [info(o).outputs[0].shape for o in ops]
+    terms, out = _einsum_terms(eq, shapes)
+    sizes: dict[str, int] = {}  # a letter of size 1 in one operand broadcasts to the other's
+    kept, adds = [], 0
+    for i, (t, shape) in enumerate(zip(terms, shapes, strict=True)):
+        own = dict(zip(t, shape, strict=True))
+        for c, d in own.items():
+            sizes[c] = max(sizes.get(c, 1), d)
+        keep = set(t) & (set(out) | set("".join(terms[:i] + terms[i + 1 :])))
+        kept.append(keep)
+        adds += math.prod(own.values()) - math.prod(own[c] for c in keep)
+    if len(ops) == 1:
+        return OpCost(0, adds, 0)
+    if not (kept[0] & kept[1]) - set(out):
+        return OpCost(0, a.n_out + adds, 2 * a.n_out)
+    macs = math.prod(sizes[c] for c in kept[0] | kept[1])
+    x_bits, y_bits = (arg_bits(a.node, o) for o in ops)
+    return OpCost(macs, 2 * macs + adds, 4 * macs, macs * x_bits * y_bits)
+
+
+COST_RULES.add("einsum", _einsum)
 
 
 def _dot(a: OpArgs) -> OpCost:
