@@ -304,3 +304,39 @@ def test_a_module_has_its_function_s_kind(
         kinds.append([info(n).op_kind for n in gm.graph.nodes if n.op.startswith("call")])
         assert compute_cost(gm).uncounted == ()
     assert kinds[0] == kinds[1] and len(kinds[0]) == 1
+
+
+def test_views_selections_and_tensors_made_from_a_shape_cost_nothing() -> None:
+    """Each was listed uncounted (a causal mask's torch.full, a flipped or rotated image, a
+    diagonal, random noise drawn like the input ...): data movement, counted as 0."""
+    x = torch.randn(3, 5)
+    fns: list[Callable[[torch.Tensor], torch.Tensor]] = [
+        lambda t: t.ravel(),
+        lambda t: torch.rot90(t),
+        lambda t: t.fliplr().flipud(),
+        lambda t: torch.tensor_split(t, 2, 1)[0],
+        lambda t: torch.diagonal(t),
+        lambda t: torch.diag(t),
+        lambda t: torch.diag_embed(t[0]),
+        lambda t: torch.broadcast_to(t[0], (2, 3, 5)),
+        lambda t: torch.atleast_3d(t),
+        lambda t: torch.take_along_dim(t, torch.zeros(3, 1, dtype=torch.long), 1),
+        lambda t: t.masked_select(t > 0),
+        lambda t: torch.meshgrid(t[0], t[1], indexing="ij")[0],
+        lambda t: t * t.numel(),
+        lambda t: torch.full((t.shape[1],), 2.0),
+        lambda t: torch.zeros(t.shape[1]) + torch.ones(t.shape[1]) + torch.rand(t.shape[1]),
+        lambda t: torch.eye(t.shape[1]),
+        lambda t: torch.linspace(0, 1, t.shape[1]),
+        lambda t: torch.randn_like(t),
+    ]
+    free = 0
+    for fn in fns:
+        gm = trace(Fn(fn), x)
+        cost = compute_cost(gm)
+        assert cost.uncounted == ()
+        for n in gm.graph.nodes:
+            if n.op.startswith("call") and info(n).op_kind not in ("gt", "mul", "add"):
+                free += 1
+                assert info(n).cost["flops"] == info(n).cost["flops_backward"] == 0
+    assert free >= len(fns)

@@ -363,6 +363,13 @@ _FREE = (
     "maxunpool1d", "maxunpool2d", "maxunpool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
     "alphadropout", "featurealphadropout",
+    "ravel", "rot90", "fliplr", "flipud", "tensor_split", "hsplit", "vsplit", "dsplit",
+    "diagonal", "diag", "diag_embed", "broadcast_to", "broadcast_tensors", "atleast_1d",
+    "atleast_2d", "atleast_3d", "take_along_dim", "take", "masked_select", "masked_scatter",
+    "meshgrid", "numel", "dim",
+    # tensors made from a shape (random ones too: drawing numbers is not arithmetic on data)
+    "full", "zeros", "ones", "empty", "eye", "linspace", "rand", "randn", "randint",
+    "rand_like", "randn_like", "randint_like",
 )  # fmt: skip
 for _k in _FREE:
     COST_RULES.add(_k, lambda a: OpCost())
