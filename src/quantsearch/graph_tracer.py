@@ -19,7 +19,7 @@ import torch
 from torch import fx, nn
 from torch.fx._symbolic_trace import _assert_is_none
 
-__all__ = ["NO_GRAD", "detach_no_grad", "symbolic_trace"]
+__all__ = ["ADDED_DETACH", "NO_GRAD", "detach_no_grad", "symbolic_trace"]
 
 
 _CHECKS = (_assert_is_none, torch._assert, operator.eq)  # fx's checks of a concrete argument
@@ -28,6 +28,8 @@ _CHECKS = (_assert_is_none, torch._assert, operator.eq)  # fx's checks of a conc
 # node.meta key of a node traced while forward had gradients off (torch.no_grad(),
 # torch.inference_mode(), torch.set_grad_enabled(False) inside forward)
 NO_GRAD = "quantsearch_no_grad"
+# node.meta key of the detach trace adds after such a node (not a detach of the user's own)
+ADDED_DETACH = "quantsearch_added_detach"
 
 
 class _Tracer(fx.Tracer):
@@ -84,6 +86,7 @@ def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:
         if outside and isinstance(values.get(n), torch.Tensor):
             with gm.graph.inserting_after(n):
                 detached = gm.graph.call_method("detach", (n,))
+            detached.meta[ADDED_DETACH] = True
             for u in outside:
                 u.replace_input_with(n, detached)
             added = True

@@ -229,3 +229,38 @@ def test_probe_refuses_outputs_that_are_no_logits_of_the_labels(kind: str, got: 
         match=rf"^sensitivity: got {got}, allowed: one tensor of logits of shape \(6, classes\)",
     ):
         probe(gm, x, y)
+
+
+class _Detached(nn.Module):
+    """A straight-through rounding written in forward (``h + (round(4 h) / 4 - h).detach()``)
+    and, with ``frozen``, its first layer under torch.no_grad()."""
+
+    def __init__(self, frozen: bool) -> None:
+        super().__init__()
+        self.frozen = frozen
+        self.fc1, self.fc2 = nn.Linear(8, 6), nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(not self.frozen):
+            h = torch.relu(self.fc1(x))
+        h = h + (torch.round(h * 4) / 4 - h).detach()
+        return self.fc2(h)
+
+
+def test_probe_of_detached_and_frozen_nodes() -> None:
+    """Nodes whose outputs reach the loss through no gradient (the rounding branch a user
+    detached): autograd.grad raised 'appears to not have been used in the graph' (summary
+    --sensitivity: an internal error); their Fisher is 0 now. A layer forward runs under
+    torch.no_grad() (detached by trace where the rest reads it) is probed through: its
+    Fisher and Jacobian are those of the same model and weights without the no_grad
+    (referee), so quantizing a frozen backbone is not predicted free."""
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 8), torch.randint(0, 5, (12,))
+    frozen, free = _Detached(True).eval(), _Detached(False).eval()
+    free.load_state_dict(frozen.state_dict())
+    got, want = probe(trace(frozen, x), x, y), probe(trace(free, x), x, y)
+    assert torch.equal(got["mul"].fisher, torch.zeros_like(got["mul"].fisher))
+    for node in ("fc1", "relu", "fc2"):
+        assert torch.equal(got[node].fisher, want[node].fisher), node
+        assert torch.equal(got[node].jacobian, want[node].jacobian), node
+    assert got["fc1"].fisher.abs().sum() > 0

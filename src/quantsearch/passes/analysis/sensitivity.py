@@ -44,6 +44,7 @@ from torch import Tensor, fx
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import info
+from quantsearch.graph_tracer import ADDED_DETACH
 from quantsearch.passes.analysis.tensors import PARAM_ARGS, WEIGHT_OPERAND_KINDS
 from quantsearch.passes.transform.layer import LayerQuant
 from quantsearch.passes.transform.modules import QUANTIZERS
@@ -80,6 +81,10 @@ class _Recorder(fx.Interpreter):
         self.seen: dict[str, tuple[tuple[Any, ...], dict[str, Any], Tensor]] = {}
 
     def run_node(self, n: fx.Node) -> Any:
+        if n.meta.get(ADDED_DETACH):
+            # trace's detach after what forward computes without gradients (a frozen
+            # backbone): the probe sees how the loss changes with its values all the same
+            return self.env[n.all_input_nodes[0]]
         out = super().run_node(n)
         if n.name in self.wanted and isinstance(out, Tensor) and out.requires_grad:
             out.retain_grad()
@@ -140,8 +145,15 @@ def probe(
             outs = {name: o for name, (_, _, o) in rec.seen.items()}
             loss = F.cross_entropy(logits, y.long(), reduction="sum")
             names = list(outs)
-            grads = torch.autograd.grad(loss, [outs[n] for n in names], retain_graph=True)
-            fisher = {n: g.detach() ** 2 for n, g in zip(names, grads, strict=True)}
+            # a node the loss reaches through no gradient (a branch the user detached: a
+            # straight-through rounding) has none: its Fisher is 0
+            grads = torch.autograd.grad(
+                loss, [outs[n] for n in names], retain_graph=True, allow_unused=True
+            )
+            fisher = {
+                n: torch.zeros_like(outs[n]) if g is None else g.detach() ** 2
+                for n, g in zip(names, grads, strict=True)
+            }
             # One backward pass per class: each sample's logits depend on its own input only.
             jac: dict[str, list[Tensor]] = {n: [] for n in names}
             for k in range(logits.shape[1]):
