@@ -1,6 +1,6 @@
 """Cost rules for the rest of the ops users' models write, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
-``nn.MultiheadAttention``, ``nn.Transformer{Encoder,Decoder}[Layer]`` and ``baddbmm`` (MAC
+``nn.MultiheadAttention``, ``nn.Transformer``, ``nn.Transformer{Encoder,Decoder}[Layer]`` and ``baddbmm`` (MAC
 layers), activations beyond the common ones, elementwise math, statistics (``var``, ``std``,
 ``cumsum``), interpolation, and data movement that costs
 nothing. Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import
@@ -171,6 +171,32 @@ def _decoder(a: OpArgs) -> OpCost:
 
 COST_RULES.add("transformerdecoderlayer", _decoder)
 COST_RULES.add("transformerdecoder", _decoder)
+
+
+def _transformer(a: OpArgs) -> OpCost:
+    # nn.Transformer(src, tgt): its encoder stack on src (the encoder's rule above, final
+    # LayerNorm included), then its decoder stack on tgt against the encoder's output, a
+    # memory of src's shape (the decoder's rule). Masks as in each: src_mask and
+    # src_key_padding_mask on the encoder's attention, tgt_* on the decoder's self-attention,
+    # memory_* on its cross-attention.
+    m, src, tgt = a.module, a.tensor_arg(0, "src"), a.tensor_arg(1, "tgt")
+    if m is None or src is None or tgt is None or not hasattr(m.encoder, "layers"):
+        raise ValueError("expected an nn.Transformer of torch's encoder and decoder, src and tgt")
+    given = [a.arg(i, k) is not None for i, k in enumerate(_TRANSFORMER_MASKS, 2)]
+    enc, dec = list(m.encoder.layers), list(m.decoder.layers)
+    e = _stack(a, m.encoder, src, enc, [_layer_cost(x, src, given[0] or given[3]) for x in enc])
+    masks = (given[1] or given[4], given[2] or given[5])
+    d = _stack(a, m.decoder, tgt, dec, [_decoder_layer(x, tgt, src, masks) for x in dec])
+    return OpCost(
+        e.macs + d.macs, e.flops + d.flops, e.flops_backward + d.flops_backward, e.bitops + d.bitops
+    )
+
+
+_TRANSFORMER_MASKS = (
+    "src_mask", "tgt_mask", "memory_mask",
+    "src_key_padding_mask", "tgt_key_padding_mask", "memory_key_padding_mask",
+)  # fmt: skip
+COST_RULES.add("transformer", _transformer)
 
 
 def _baddbmm(a: OpArgs) -> OpCost:
