@@ -49,7 +49,7 @@ CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
     # kl_div: xlogy(t, t) - t x = 6 (+ 1 reduced); dx = -t dy 1; log_target: 3 (+ 1), 2
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="sum"), False, (7 * N_IN, N_IN)),
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="none"), False, (6 * N_IN, N_IN)),
-    ("kldivloss", nn.KLDivLoss(reduction="batchmean", log_target=True), False, (4 * N_IN, 2 * N_IN)),
+    ("kldivloss", nn.KLDivLoss(reduction="sum", log_target=True), False, (4 * N_IN, 2 * N_IN)),
 ]  # fmt: skip
 
 
@@ -108,7 +108,7 @@ class PairScored(nn.Module):
     ("kind", "loss", "reduced"),
     [
         ("cosine_embedding_loss", F.cosine_embedding_loss, 1),
-        ("cosine_embedding_loss", lambda a, b, y: F.cosine_embedding_loss(a, b, y, 0.1, reduction="none"), 0),
+        ("cosine_embedding_loss", lambda *t: F.cosine_embedding_loss(*t, 0.1, reduction="none"), 0),
         ("cosineembeddingloss", nn.CosineEmbeddingLoss(margin=0.2, reduction="sum"), 1),
     ],
 )  # fmt: skip

@@ -9,10 +9,10 @@ Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted le
 computes them with the same products), BitOPs = MACs x the bits of each operand at the format
 applied to it.
 
-Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``einsum``, ``inner``, ``tensordot``,
-``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s backward; it
-counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr`` and ``addbmm``'s forward as 0, so those
-are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``einsum``, ``inner``,
+``tensordot``, ``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s
+backward; it counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr`` and ``addbmm``'s forward
+as 0, so those are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Cost rules for the rest of the ops users' models write, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
-``nn.MultiheadAttention``, ``nn.Transformer``, ``nn.Transformer{Encoder,Decoder}[Layer]`` and ``baddbmm`` (MAC
-layers), activations beyond the common ones, elementwise math, statistics (``var``, ``std``,
-``cumsum``), interpolation, and data movement that costs
+``nn.MultiheadAttention``, ``nn.Transformer``, ``nn.Transformer{Encoder,Decoder}[Layer]``
+and ``baddbmm`` (MAC layers), activations beyond the common ones, elementwise math,
+statistics (``var``, ``std``, ``cumsum``), interpolation, and data movement that costs
 nothing. Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import
 (the package does).
 
