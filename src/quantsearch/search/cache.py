@@ -82,6 +82,13 @@ class EvaluationCache:
     def __len__(self) -> int:
         return len(self.results)
 
+    def known(self) -> int:
+        """Configs evaluated or being evaluated now (by another thread): what a search that stops
+        on exhaustion has in hand. A thread that counted only the results went on taking
+        tickets while the last configs were in flight, and spent them on repeats."""
+        with self._lock:  # len(self): a view of a shared cache counts what it asked for
+            return len(self) + len(self._inflight.keys() - self.results.keys())
+
     def restore(self, trials: Sequence[FrozenTrial]) -> None:
         """Rebuild from finished trials (on resume, or from another study sharing configs)."""
         for ft in trials:

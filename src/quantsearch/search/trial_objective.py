@@ -240,9 +240,10 @@ class TrialObjective:
         return result, cached
 
     def evaluated(self) -> int:
-        """Distinct configs evaluated so far, by every worker of the study."""
+        """Distinct configs evaluated so far, by every worker of the study, or being evaluated
+        by another thread of this process."""
         if self.claims is None:
-            return len(self.cache)
+            return self.cache.known()
         return sum(1 for k in self.claims.results() if not k.startswith("point:"))
 
     def exhausted(self) -> bool:
