@@ -14,6 +14,7 @@ space through the :class:`Space` protocol (``SearchSpace`` is its one implementa
 from __future__ import annotations
 
 import abc
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,20 @@ class SpaceSampler(BaseSampler):
     def __init__(self, space: Space, seed: int | None = None) -> None:
         self._space = space
         self._fallback = RandomSampler(seed=seed)
+        # What this process proposed to each trial: a trial stores its parameters only as its
+        # objective suggests them, so n_jobs threads proposing at once saw each other's new
+        # trials without a point, and proposed it again (local search: 3 repeats in 19 trials)
+        self._proposed: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()  # one proposal at a time, recorded before the next
+
+    def __getstate__(self) -> dict[str, Any]:  # a lock does not pickle (Optuna deep-copies)
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -183,7 +198,16 @@ class SpaceSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space or trial.system_attrs.get("fixed_params"):
             return {}
-        return self.propose(study, trial)
+        with self._lock:
+            params = self._proposed[trial.number] = self.propose(study, trial)
+        return params
+
+    def params_of(self, trial: FrozenTrial) -> dict[str, Any]:
+        """``trial``'s parameters, or, while it has not stored them all yet (another thread's
+        trial, just asked), those this sampler proposed to it."""
+        if len(trial.params) == len(self._space.knobs):
+            return trial.params
+        return self._proposed.get(trial.number, trial.params)
 
     @abc.abstractmethod
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:

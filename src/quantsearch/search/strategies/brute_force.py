@@ -105,8 +105,9 @@ class BruteForceSampler(SpaceSampler):
             # A trial failed by a dead worker is not visited: its point is retried.
             if t.number == number or not TrialInfo.from_trial(t).is_visited:
                 continue
-            if len(t.params) == len(self._space.knobs):
-                visited.add(self._space.index_of(self._space.decode(t.params)))
+            params = self.params_of(t)
+            if len(params) == len(self._space.knobs):
+                visited.add(self._space.index_of(self._space.decode(params)))
         return visited
 
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:

@@ -65,9 +65,10 @@ class LocalSearchSampler(SpaceSampler):
         seen: set[tuple[int, ...]] = set()
         best: tuple[tuple[int, float], int, tuple[int, ...]] | None = None
         for t in optuna_compat.study_trials(study):
-            if t.number == trial.number or len(t.params) != len(knobs):
+            params = self.params_of(t)
+            if t.number == trial.number or len(params) != len(knobs):
                 continue
-            point = tuple(int(t.params[k.name]) for k in knobs)
+            point = tuple(int(params[k.name]) for k in knobs)
             seen.add(point)
             # a failed config is COMPLETE too, and scores as infeasible
             if t.state == TrialState.COMPLETE and t.values is not None:

@@ -137,7 +137,7 @@ class SensitivitySampler(SpaceSampler):
         """A trial's choice indices (memoised: a trial's parameters never change)."""
         point = self._points.get(tr.number)
         if point is None:
-            choice = self._space.decode(tr.params)
+            choice = self._space.decode(self.params_of(tr))
             point = self._points[tr.number] = tuple(choice[k.name] for k in self._space.knobs)
         return point
 
@@ -195,7 +195,7 @@ class SensitivitySampler(SpaceSampler):
         trials = [
             tr
             for tr in optuna_compat.study_trials(study)
-            if tr.number != trial.number and len(tr.params) == len(knobs)
+            if tr.number != trial.number and len(self.params_of(tr)) == len(knobs)
         ]
         seen = {self._point_of(tr) for tr in trials}
         done = [tr for tr in trials if tr.state == TrialState.COMPLETE]
