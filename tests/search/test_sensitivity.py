@@ -264,3 +264,19 @@ def test_probe_of_detached_and_frozen_nodes() -> None:
         assert torch.equal(got[node].fisher, want[node].fisher), node
         assert torch.equal(got[node].jacobian, want[node].jacobian), node
     assert got["fc1"].fisher.abs().sum() > 0
+
+
+def test_a_cost_that_is_objective_and_constraint_is_priced_once(
+    mlp: nn.Module, digits: DataSplits
+) -> None:
+    """model_size_bits as an objective and a pre-checked constraint: each group's table of
+    deltas was built once per mention (32 rows for 16 joint choices) and the first proposal
+    failed with a numpy broadcast error. Referee: the trials' own config hashes."""
+    space = {"by": "type", "choices": {"linear": {"data_in": CHOICES[:4], "weight": CHOICES[:4]}}}
+    obj = {**OBJ, "model_size_bits": {"direction": "minimize", "weight": 0.2}}
+    result = search(
+        mlp, digits.val, space=space, objectives=obj, strategy="sensitivity", n_trials=16,
+        constraints={"model_size_bits": {"max_ratio": 0.2}},
+    )  # fmt: skip
+    assert len(result.trials) == 16 and result.n_evaluations == 16 - result.summary()["prechecked"]
+    assert len({t.config_hash for t in result.trials}) == 16

@@ -94,7 +94,8 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
     for i, k in enumerate(knobs):
         groups.setdefault(frozenset(k.nodes), []).append(i)
     gl = [tuple(g) for g in groups.values()]
-    names = [m for m in metrics if is_analytic(m)]
+    # once each: a cost both objective and constraint got two rows per choice in its table
+    names = list(dict.fromkeys(m for m in metrics if is_analytic(m)))
 
     def cost(choice: dict[str, int]) -> dict[str, float]:
         if not names:
