@@ -34,6 +34,22 @@ class Scored(nn.Module):
         return self.loss(y, target)
 
 
+def _bce(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy(torch.sigmoid(y), t)
+
+
+def _ranking(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return F.margin_ranking_loss(y, t, torch.ones_like(t))
+
+
+def _gaussian(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return F.gaussian_nll_loss(y, t, t + 0.5)
+
+
+def _gaussian_full(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return F.gaussian_nll_loss(y, t, t + 0.5, full=True)
+
+
 N_IN, R = 6 * 5, 6  # the prediction's elements; its rows (one class-index target each)
 CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
     ("mse_loss", F.mse_loss, False, (3 * N_IN, 3 * N_IN)),
@@ -50,6 +66,23 @@ CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="sum"), False, (7 * N_IN, N_IN)),
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="none"), False, (6 * N_IN, N_IN)),
     ("kldivloss", nn.KLDivLoss(reduction="sum", log_target=True), False, (4 * N_IN, 2 * N_IN)),
+    # each per element as written next to its rule, + 1 reduced
+    ("binary_cross_entropy", _bce, False, (11 * N_IN, 6 * N_IN)),
+    ("soft_margin_loss", F.soft_margin_loss, False, (6 * N_IN, 7 * N_IN)),
+    ("softmarginloss", nn.SoftMarginLoss(reduction="none"), False, (5 * N_IN, 7 * N_IN)),
+    ("hinge_embedding_loss", F.hinge_embedding_loss, False, (8 * N_IN, 4 * N_IN)),
+    ("hingeembeddingloss", nn.HingeEmbeddingLoss(reduction="none"), False, (7 * N_IN, 4 * N_IN)),
+    ("margin_ranking_loss", _ranking, False, (6 * N_IN, 3 * N_IN)),
+    ("gaussian_nll_loss", _gaussian, False, (8 * N_IN, 10 * N_IN)),
+    ("gaussian_nll_loss", _gaussian_full, False, (9 * N_IN, 10 * N_IN)),
+    ("poisson_nll_loss", F.poisson_nll_loss, False, (4 * N_IN, 3 * N_IN)),
+    ("poissonnllloss", nn.PoissonNLLLoss(log_input=False, reduction="none"), False,
+     (4 * N_IN, 4 * N_IN)),
+    # averaged over the 5 classes per row (I), + R reduced over the rows
+    ("multilabel_soft_margin_loss", F.multilabel_soft_margin_loss, False,
+     (14 * N_IN + R, 6 * N_IN)),
+    ("multilabelsoftmarginloss", nn.MultiLabelSoftMarginLoss(reduction="none"), False,
+     (14 * N_IN, 6 * N_IN)),
 ]  # fmt: skip
 
 
@@ -128,3 +161,42 @@ def test_cosine_embedding_loss_by_hand(
     with FlopCounterMode(display=False) as fcm:
         model(x)
     assert 2 * total.macs == fcm.get_total_flops() == 2 * 6 * 8 * 5
+
+
+class SigmoidBCE(nn.Module):
+    def __init__(self, **kw: object) -> None:
+        super().__init__()
+        self.bce = nn.BCELoss(**kw)  # type: ignore[arg-type]
+
+    def forward(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.bce(torch.sigmoid(y), t)
+
+
+def test_bce_and_triplet_margin_losses_by_hand() -> None:
+    """nn.BCELoss: 10 per element + 1 summed, 6 back. F.triplet_margin_loss of R = 6 rows of
+    D = 5: two 2-norm distances (4 D each), the hinge (3): R (8 D + 3) + R reduced = 264;
+    bwd R (10 D + 3) = 318. Both were listed uncounted."""
+    gm = trace(Scored(SigmoidBCE(reduction="sum")).eval(), torch.randn(6, 8))
+    assert compute_cost(gm).uncounted == ()
+    cost = info(next(n for n in gm.graph.nodes if info(n).op_kind == "bceloss")).cost
+    assert (cost["flops"], cost["flops_backward"]) == (11 * N_IN, 6 * N_IN)
+    model = PairScored(lambda a, b, y: F.triplet_margin_loss(a, b, b.flip(0)))
+    gm = trace(model.eval(), torch.randn(6, 8))
+    assert compute_cost(gm).uncounted == ()
+    cost = info(next(n for n in gm.graph.nodes if info(n).op_kind == "triplet_margin_loss")).cost
+    assert (cost["macs"], cost["flops"], cost["flops_backward"]) == (0, 264, 318)
+
+
+@pytest.mark.parametrize(
+    ("loss", "reason"),
+    [
+        (lambda y, t: F.poisson_nll_loss(y, t, full=True), "counted without full"),
+        (lambda y, t: F.binary_cross_entropy(torch.sigmoid(y), t, torch.ones(5)), "without weight"),
+        (lambda y, t: F.triplet_margin_loss(y, t, t, swap=True), "without swap"),
+        (lambda y, t: F.triplet_margin_loss(y, t, t, p=1), "counted for p = 2"),
+    ],
+)
+def test_loss_options_outside_the_formulas_are_listed_uncounted(loss: Loss, reason: str) -> None:
+    gm = trace(Scored(loss).eval(), torch.randn(6, 8))
+    (uncounted,) = compute_cost(gm).uncounted
+    assert reason in uncounted.reason

@@ -26,6 +26,14 @@ _REDUCTION_AT = {
     "nll_loss": 6,
     "kl_div": 4,
     "cosine_embedding_loss": 6,
+    "binary_cross_entropy": 5,
+    "soft_margin_loss": 4,
+    "hinge_embedding_loss": 5,
+    "margin_ranking_loss": 6,
+    "gaussian_nll_loss": 5,
+    "poisson_nll_loss": 7,
+    "multilabel_soft_margin_loss": 5,
+    "triplet_margin_loss": 8,
 }
 # the module forms (nn.MSELoss ...) and their functions
 _MODULES = {
@@ -38,6 +46,14 @@ _MODULES = {
     "nllloss": "nll_loss",
     "kldivloss": "kl_div",
     "cosineembeddingloss": "cosine_embedding_loss",
+    "bceloss": "binary_cross_entropy",
+    "softmarginloss": "soft_margin_loss",
+    "hingeembeddingloss": "hinge_embedding_loss",
+    "marginrankingloss": "margin_ranking_loss",
+    "gaussiannllloss": "gaussian_nll_loss",
+    "poissonnllloss": "poisson_nll_loss",
+    "multilabelsoftmarginloss": "multilabel_soft_margin_loss",
+    "tripletmarginloss": "triplet_margin_loss",
 }
 
 
@@ -75,12 +91,28 @@ def _pointwise(fwd: int, bwd: int) -> CostRule:
 # binary_cross_entropy_with_logits, computed stably as (1 - y) x + m + log(exp(-m) +
 #   exp(-x - m)), m = max(-x, 0): 1 - y, multiply, negate, max, 2 exps, 2 subtracts, add,
 #   log, 2 adds = 12; dx = (sigmoid(x) - y) dy: 4 + 1 + 1 = 6.
+# binary_cross_entropy: -(t log x + (1 - t) log(1 - x)), each log clamped at -100: log,
+#   clamp, 1 - x, log, clamp, t times, 1 - t, times, add, negate = 10; dx = dy (x - t) /
+#   max(x (1 - x), eps): subtract, 1 - x, multiply, max, divide, times dy = 6.
+# soft_margin_loss: log(1 + exp(-y x)): multiply, negate, exp, add, log = 5; dx = -y dy
+#   exp(-y x) / (1 + exp(-y x)): y x and its negation recomputed, exp, add, divide, times -y,
+#   times dy = 7.
+# hinge_embedding_loss: (margin - x) clamped at 0 where y != 1, plus x where y != -1:
+#   subtract, clamp, 2 comparisons, 2 selects, add = 7; dx: dy masked for each branch (2),
+#   the clamp's mask (1), the two subtracted (1) = 4.
+# margin_ranking_loss (per element of x1): max(0, -y (x1 - x2) + margin): subtract, multiply,
+#   negate, add, max = 5; d(x1) = -y dy where positive: multiply, mask = 2; d(x2) its
+#   negation = 1.
 _POINTWISE = {
     "mse_loss": (2, 3),
     "l1_loss": (2, 3),
     "smooth_l1_loss": (7, 6),
     "huber_loss": (7, 6),
     "binary_cross_entropy_with_logits": (12, 6),
+    "binary_cross_entropy": (10, 6),
+    "soft_margin_loss": (5, 7),
+    "hinge_embedding_loss": (7, 4),
+    "margin_ranking_loss": (5, 3),
 }
 for _k, (_f, _b) in _POINTWISE.items():
     COST_RULES.add(_k, _pointwise(_f, _b))
@@ -135,6 +167,60 @@ def _cosine_embedding(a: OpArgs) -> OpCost:
     return OpCost(0, fwd, rows * (6 * d + 7))
 
 
+def _option(a: OpArgs, at: int, name: str, default: object) -> object:
+    """A loss's option from its module's attribute or the function's argument."""
+    return getattr(a.module, name) if a.module is not None else a.arg(at, name, default)
+
+
+def _gaussian_nll(a: OpArgs) -> OpCost:
+    # 0.5 (log(max(var, eps)) + (x - t)^2 / max(var, eps)), I elements of x: clamp, log,
+    # subtract, square, divide, add, halve = 7 (full: + 0.5 log(2 pi), 8), + I reduced.
+    # bwd: dx = dy (x - t) / var: 3; d(var) = dy (1 / var - (x - t)^2 / var^2) / 2: (x - t)^2
+    # recomputed 2, divide, reciprocal, subtract, halve, times dy = 7: 10 I.
+    i, full = a.first_input().numel, bool(_option(a, 3, "full", False))
+    return OpCost(0, (7 + full + _reduced(a, "gaussian_nll_loss")) * i, 10 * i)
+
+
+def _poisson_nll(a: OpArgs) -> OpCost:
+    # log_input: exp(x) - t x = 3, dx = dy (exp(x) - t) = 3; else x - t log(x + eps): add, log,
+    # multiply, subtract = 4, dx = dy (1 - t / (x + eps)) = 4; + I reduced. full=True adds
+    # Stirling's term of the target (not in these formulas): uncounted.
+    if _option(a, 3, "full", False):
+        raise ValueError("counted without full")
+    i, per = a.first_input().numel, 3 if _option(a, 2, "log_input", True) else 4
+    return OpCost(0, (per + _reduced(a, "poisson_nll_loss")) * i, per * i)
+
+
+def _multilabel_soft_margin(a: OpArgs) -> OpCost:
+    # Logits (R, C), I elements: -(y logsigmoid(x) + (1 - y) logsigmoid(-x)): 2 log-sigmoids
+    # (4 each), negate x, y times, 1 - y, times, add, negate = 13, averaged over C per row (I:
+    # adds and a divide per row), + R reduced over the rows. bwd: dx = dy / C (sigmoid(x) - y):
+    # sigmoid 4, subtract, multiply = 6 (dy / C once per row, not counted).
+    _unweighted(a, {"weight": 2})
+    x = a.first_input()
+    rows = x.numel // max(x.shape[-1] if x.shape else 1, 1)
+    return OpCost(0, 14 * x.numel + rows * _reduced(a, "multilabel_soft_margin_loss"), 6 * x.numel)
+
+
+def _triplet_margin(a: OpArgs) -> OpCost:
+    # Anchor, positive, negative of R rows of D: two pairwise distances (p = 2, 4 D per row,
+    # cost_rules_select's rule), d(a, p) - d(a, n) + margin clamped at 0 (3 per row), + R
+    # reduced. bwd: dy masked (1 per row), then the distances' 5 D + 1 each: R (10 D + 3).
+    # swap=True (a third distance, a min) is not in these formulas: uncounted.
+    p = _option(a, 4, "p", 2.0)
+    if not isinstance(p, int | float) or float(p) != 2.0 or _option(a, 6, "swap", False):
+        raise ValueError("counted for p = 2 without swap")
+    x = a.first_input()
+    d = x.shape[-1] if x.shape else 1
+    rows = x.numel // max(d, 1)
+    fwd = rows * (8 * d + 3) + rows * _reduced(a, "triplet_margin_loss")
+    return OpCost(0, fwd, rows * (10 * d + 3))
+
+
+COST_RULES.add("gaussian_nll_loss", _gaussian_nll)
+COST_RULES.add("poisson_nll_loss", _poisson_nll)
+COST_RULES.add("multilabel_soft_margin_loss", _multilabel_soft_margin)
+COST_RULES.add("triplet_margin_loss", _triplet_margin)
 COST_RULES.add("cross_entropy", _cross_entropy)
 COST_RULES.add("nll_loss", _nll)
 COST_RULES.add("kl_div", _kl_div)
