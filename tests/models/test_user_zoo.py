@@ -129,7 +129,8 @@ def write_config(
 ) -> Path:
     """``folder/c.toml`` for a user's ``model`` (``spec``, its float weights saved as the
     checkpoint ``ck.pt``) on ``data``: a 2-trial search of fixed-point widths on its layer
-    ``kinds`` (a mul's data_in, the others' weight), one [quantize] table and ``extra`` lines."""
+    ``kinds`` (a mul's and a bmm's data_in, the others' weight), one [quantize] table and
+    ``extra`` lines."""
     from quantsearch.checkpoint import save_checkpoint
 
     save_checkpoint(folder / "ck.pt", model, model_name=spec, dataset=data)
@@ -137,7 +138,7 @@ def write_config(
     lines += [f'name = "{data}"', "eval_samples = 32"]
     lines += ["[search]", "n_trials = 2", "[search.strategy]", f'name = "{strategy}"']
     for kind in kinds:
-        role = "data_in" if kind == "mul" else "weight"
+        role = "data_in" if kind in ("mul", "bmm") else "weight"  # bmm: of computed operands
         lines += [f"[search.space.choices.{kind}]", f"{role} = [[8, 4], [4, 2]]"]
     lines += ["[search.objectives]", 'accuracy = { direction = "maximize" }']
     lines += [
@@ -295,8 +296,9 @@ def _config(tmp_path: Path, name: str) -> Path:
         lines += ["[metrics]", f'evaluate = "{ZOO.as_posix()}:{evaluate}"']
         lines += [f"directions = {{ {direction} }}"]
     lines += ["[search]", "n_trials = 2", "[search.strategy]", 'name = "random"']
-    for kind in KNOBS.get(name, ["linear"]):
-        lines += [f"[search.space.choices.{kind}]", "weight = [[8, 4], [4, 2]]"]
+    for kind in KNOBS.get(name, ["linear"]):  # attention's matmuls: of computed operands
+        role = "data_in" if kind == "matmul" else "weight"
+        lines += [f"[search.space.choices.{kind}]", f"{role} = [[8, 4], [4, 2]]"]
     direction = "minimize" if objective == "mse" else "maximize"
     lines += ["[search.objectives]", f'{objective} = {{ direction = "{direction}" }}']
     lines += [

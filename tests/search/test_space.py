@@ -200,3 +200,61 @@ def test_a_module_path_names_every_call_of_the_module() -> None:
     space = SearchSpace(cfg.space, trace(Twice(), torch.zeros(2, 4)))
     # the same check as [quantize] by_name (GraphView): both calls of the module
     assert [k.name for k in space.knobs] == ["blk_0.weight", "blk_1.weight"]
+
+
+class _NoParamOperand(torch.nn.Module):
+    """A bmm of a normalised adjacency buffer and computed node features (a GCN layer), a
+    Linear with a bias and one without."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("adj", torch.full((4, 4), 0.25))
+        self.a = torch.nn.Linear(4, 4)
+        self.b = torch.nn.Linear(4, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.view(-1, 4, 4)
+        return self.b(torch.bmm(self.adj.expand(h.size(0), -1, -1), self.a(h))).flatten(1)
+
+
+def _space(space: dict) -> SearchSpace:
+    cfg = parse_search_config({"space": space, "objectives": OBJ})
+    return SearchSpace(cfg.space, trace(_NoParamOperand(), torch.zeros(2, 16)))
+
+
+@pytest.mark.parametrize("by", ["type", "name"])
+def test_choices_for_a_parameter_no_node_has_are_refused(by: str) -> None:
+    """weight choices for a bmm whose operands are both computed (the adjacency buffer is no
+    parameter): every trial quantized nothing there, the trials were one config under
+    several names, and summary --sensitivity raised KeyError 'bmm' (an internal error). One
+    ConfigError naming the key and what the node has."""
+    with pytest.raises(
+        ConfigError,
+        match=r"^search\.space\.choices\.bmm\.weight: got weight choices, but node bmm \(bmm\) has "
+        r"no weight parameter, allowed: choices for the roles it has \(data_in rounds computed "
+        r"operands\)$",
+    ):
+        _space({"by": by, "choices": {"bmm": {"weight": [[8, 4], [4, 2]]}}})
+
+
+def test_a_parameter_choice_goes_to_the_nodes_that_have_it() -> None:
+    """linear.bias choices where one Linear has no bias: the knob is the biased Linear's
+    alone (the other quantized nothing; summary --sensitivity raised KeyError on it), and
+    the sensitivity tables are made (referee: the knob's nodes)."""
+    from quantsearch.data import Split
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.sensitivity import sensitivity_tables
+
+    raw = {"choices": {"linear": {"bias": [[8, 4], [4, 2]], "weight": [[8, 4]]}}}
+    space = _space(raw)
+    assert {k.name: k.nodes for k in space.knobs} == {
+        "linear.bias": ("a",),
+        "linear.weight": ("a", "b"),
+    }
+    cfg = parse_search_config({"space": raw, "objectives": OBJ})
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    gm = trace(_NoParamOperand(), x)
+    space, ev = prepare_search(gm, cfg, Split(x, torch.arange(8) % 4))
+    tables = sensitivity_tables(space, ev, ["bitops"])
+    sizes = {k.name: len(d) for k, d in zip(space.knobs, tables.drop, strict=True)}
+    assert sizes == {"linear.bias": 2, "linear.weight": 1}

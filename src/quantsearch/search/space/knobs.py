@@ -22,6 +22,7 @@ from torch import fx
 
 from quantsearch.errors import ConfigError
 from quantsearch.passes.transform.graph_view import GraphView, check_block_dim
+from quantsearch.passes.transform.layer import PARAM_ROLES
 from quantsearch.passes.transform.resolved import ResolvedConfig
 from quantsearch.search.space.spec import (
     SAME_AS,
@@ -150,7 +151,8 @@ class SearchSpace:
                 self.derived.extend((n, role, SAME_AS[choices]) for n in nodes)
                 continue
             name = f"{prefix}.{role}"
-            for node in nodes:
+            nodes_with = self._having(f"search.space.choices.{name}", nodes, role)
+            for node in nodes_with:
                 self._check_block_dims(f"search.space.choices.{prefix}.{role}", node, role, choices)
             labels = choice_labels(kind, role, choices)
             if len(set(labels)) != len(labels):  # equal once the role's defaults apply
@@ -163,8 +165,25 @@ class SearchSpace:
                 sorted(range(len(choices)), key=lambda i: (option_bits(choices[i]), labels[i]))
             )
             knobs.append(
-                Knob(name, role, nodes, choices, labels, cost_order, legacy_labels(choices))
+                Knob(name, role, nodes_with, choices, labels, cost_order, legacy_labels(choices))
             )
+
+    def _having(self, key: str, nodes: tuple[str, ...], role: str) -> tuple[str, ...]:
+        """The ``nodes`` that have the parameter ``role`` (a Linear without bias has no bias; a
+        matmul of two computed tensors no weight): quantize() skips the others, so a knob of
+        them alone would give every trial the same config under other names."""
+        if role not in PARAM_ROLES:
+            return nodes
+        cands = self._view.candidates
+        having = tuple(n for n in nodes if n in cands and not cands[n].lacks(role))
+        if not having:
+            ni = self._view.infos[nodes[0]]
+            raise ConfigError(
+                f"{key}: got {role} choices, but node {nodes[0]} ({ni.op_kind}) has no {role} "
+                f"parameter{'' if len(nodes) == 1 else f' (nor do the {len(nodes) - 1} others)'}, "
+                "allowed: choices for the roles it has (data_in rounds computed operands)"
+            )
+        return having
 
     def _check_block_dims(self, key: str, node: str, role: str, choices: Choices) -> None:
         """A block_fp ``block_dim`` the tensor has (a dimension it lacks failed every trial)."""
