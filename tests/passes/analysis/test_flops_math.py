@@ -62,6 +62,17 @@ def _unary() -> list[tuple[str, Callable[..., torch.Tensor], int, int]]:
         ("logit", lambda x: x.logit(eps=1e-6), 5, 5),  # clamped to [eps, 1 - eps] first
         ("special_logit", torch.special.logit, 3, 3),
         ("special_expit", torch.special.expit, 4, 3),  # sigmoid's
+        ("lgamma", torch.lgamma, 1, 2),
+        ("digamma", torch.digamma, 1, 2),
+        ("i0", torch.i0, 1, 2),
+        ("erfinv", torch.erfinv, 1, 4),
+        ("special_ndtri", torch.special.ndtri, 1, 5),
+        ("special_ndtr", torch.special.ndtr, 4, 6),
+        ("special_log_ndtr", torch.special.log_ndtr, 5, 11),
+        ("special_entr", torch.special.entr, 5, 4),
+        ("special_erfcx", torch.special.erfcx, 4, 4),
+        ("sinc", torch.sinc, 4, 6),
+        ("fix", torch.fix, 1, 0),  # trunc's
         ("exp_", lambda x: x.clone().exp_(), 1, 1),  # in place: exp's
         ("clamp_", lambda x: x.clone().clamp_(0.1, 0.6), 2, 2),
         ("elu_", lambda x: F.elu_(x.clone()), 4, 3),
@@ -87,6 +98,9 @@ def test_unary_ops_by_hand(kind: str, fn: Callable[..., torch.Tensor], fwd: int,
         ("signbit", torch.signbit, 1),
         ("logical_not", torch.logical_not, 1),
         ("logical_and", lambda x: torch.logical_and(x > 0.5, x < 0.7), 1),
+        ("heaviside", lambda x: torch.heaviside(x, torch.tensor(0.5)), 3),
+        ("isclose", lambda x: torch.isclose(x, x.square()), 6),
+        ("floor_divide", lambda x: torch.floor_divide(x, 0.3), 2),  # x // y's
     ],
 )
 def test_tests_and_logical_ops_have_no_gradient(

@@ -2,7 +2,7 @@
 :mod:`~quantsearch.passes.analysis.cost_rules_more` and
 :mod:`~quantsearch.passes.analysis.cost_rules_ops`, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``lerp``, ``logit``,
-trigonometric and hyperbolic functions, other logarithm bases, tests
+trigonometric and hyperbolic functions, other logarithm bases, special functions, tests
 (``isnan`` ...), logical ops, and the binary ops ``atan2``, ``hypot``, ``fmod``,
 ``remainder``, ``logaddexp``, ``xlogy`` and ``copysign``. Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
@@ -73,6 +73,35 @@ _ELEMENTWISE = {
     # positive, and conj of a real tensor: the tensor itself, 0.
     "positive": (0, 0),
     "conj": (0, 0),
+    # Special functions, 1 each as any transcendental: lgamma, digamma, i0 (Bessel): dx = dy
+    #   times digamma (trigamma, i1) = 2.  erfinv: dx = dy sqrt(pi) / 2 exp(y^2): square,
+    #   exp, 2 multiplies = 4.  ndtri: dx = dy sqrt(2 pi) exp(y^2 / 2) = 5.
+    "lgamma": (1, 2),
+    "digamma": (1, 2),
+    "i0": (1, 2),
+    "special_i0": (1, 2),
+    "erfinv": (1, 4),
+    "special_erfinv": (1, 4),
+    "special_ndtri": (1, 5),
+    # ndtr: (1 + erf(x / sqrt 2)) / 2: divide, erf, add, halve = 4; dx = dy phi(x): square,
+    #   halve, negate, exp, times the constant, times dy = 6.  log_ndtr: and a log = 5;
+    #   dx = dy phi(x) / Phi(x): phi 5, Phi recomputed 4, divide, times dy = 11.
+    "special_ndtr": (4, 6),
+    "special_log_ndtr": (5, 11),
+    # entr: -x log x (0 at 0, -inf below): log, multiply, negate, 2 selects = 5;
+    #   dx = -dy (log x + 1): log, add, negate, multiply = 4.
+    "special_entr": (5, 4),
+    # erfcx: exp(x^2) erfc(x): square, exp, erfc, multiply = 4; dx = dy (2 x y - 2 / sqrt pi):
+    #   2 multiplies, subtract, times dy = 4.
+    "special_erfcx": (4, 4),
+    # sinc: sin(pi x) / (pi x), 1 at 0: multiply, sin, divide, select = 4; dx = dy (cos(pi x)
+    #   - y) / x: multiply, cos, subtract, divide, select, times dy = 6.
+    "sinc": (4, 6),
+    "special_sinc": (4, 6),
+    # heaviside(x, v): x == 0 ? v : x > 0 = 2 comparisons, select = 3; no gradient.
+    # isclose: |a - b| <= atol + rtol |b|: subtract, 2 abs, multiply, add, compare = 6; none.
+    "heaviside": (3, 0),
+    "isclose": (6, 0),
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
     COST_RULES.add(_k, _elementwise(_f, _b))
@@ -145,9 +174,12 @@ _BINARY = {
 }
 for _k, (_f, _d1, _d2) in _BINARY.items():
     COST_RULES.add(_k, _binary(_f, _d1, _d2))
-# torch's other names of ops with rules: true_divide is div; float_power is pow in double.
+# torch's other names of ops with rules: true_divide is div; float_power is pow in double;
+# fix is trunc; floor_divide is x // y.
 COST_RULES.add("true_divide", COST_RULES.get("div"))
 COST_RULES.add("float_power", COST_RULES.get("pow"))
+COST_RULES.add("fix", COST_RULES.get("trunc"))
+COST_RULES.add("floor_divide", COST_RULES.get("floordiv"))
 # rsub(x, y) = y - x: 1; d(x) = -dy (1, x the subtrahend), d(y) = dy (0).
 COST_RULES.add("rsub", _binary(1, 1, 0))
 
