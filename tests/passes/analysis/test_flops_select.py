@@ -278,3 +278,16 @@ def test_pairwise_distance_local_response_norm_by_hand() -> None:
     assert _cost(fn, img, "local_response_norm") == (0, 7 * 72, 9 * 72)
     assert _cost(Fn(torch.atan), x, "atan") == (0, 12, 36)
     assert _cost(Fn(torch.nan_to_num), x, "nan_to_num") == (0, 36, 12)
+
+
+def test_pdist_and_kron_by_hand() -> None:
+    """torch.pdist of (5, 4): N = 10 distances of M = 4, cdist's 3 M = 12 each and 4 M + 1 = 17
+    back (p = 1: 11 and 20). torch.kron of (2, 3) and (4, 2): N = 48 products, bwd as outer's
+    4 N - 6 - 8 = 178. Both were listed uncounted; FlopCounterMode counts them as 0."""
+    x = torch.randn(5, 4)
+    assert _fcm_flops(lambda: F.pdist(x)) == 0
+    assert _cost(Fn(lambda t: F.pdist(t)), x, "pdist") == (0, 10 * 12, 10 * 17)
+    assert _cost(Fn(lambda t: torch.pdist(t, p=1)), x, "pdist") == (0, 10 * 11, 10 * 20)
+    y = torch.randn(2, 3)
+    assert _fcm_flops(lambda: torch.kron(y, x[:4, :2])) == 0
+    assert _cost(Fn(lambda t: torch.kron(t[:2, :3], t[1:, :2])), x, "kron") == (0, 48, 178)

@@ -1,10 +1,10 @@
 """Cost rules for bilinear forms, bags, selections and distances, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``nn.Bilinear``
 (a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``torch.cdist``,
-``F.cosine_similarity``, ``F.pairwise_distance``, ``nn.LPPool1d/2d/3d``, ``torch.addcmul``/
-``addcdiv``, RMSNorm, local response norm, ``prod``, ``outer``, ``maximum``/``minimum``, and
-channel shuffles and ``unfold`` (free). Registered
-into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+``torch.pdist``, ``F.cosine_similarity``, ``F.pairwise_distance``, ``nn.LPPool1d/2d/3d``,
+``torch.addcmul``/``addcdiv``, RMSNorm, local response norm, ``prod``, ``outer``, ``kron``,
+``maximum``/``minimum``, and channel shuffles and ``unfold`` (free). Registered into
+:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops (0 FLOPs);
 ``nn.Bilinear``'s MACs equal its count of the same product written as an outer product and a
@@ -138,17 +138,20 @@ def _cdist(a: OpArgs) -> OpCost:
     # M - 1 adds = 3 M - 1. bwd, both inputs: p = 2: dy / d (1), per feature the difference
     # (1), times it (1), added into dx1 (1) and subtracted from dx2 (1) = 4 M + 1;
     # p = 1: difference, sign, times dy, into dx1, from dx2 = 5 M.
-    x1 = a.tensor_arg(0, "x1")
-    p = float(a.arg(2, "p", 2.0))
+    # pdist(x (P, M)): the N = P (P - 1) / 2 distances between its rows, the same per
+    # distance (both rows' gradients land in the one input).
+    pdist = a.info.op_kind == "pdist"
+    x1 = a.tensor_arg(0, "input" if pdist else "x1")
+    p = float(a.arg(1, "p", 2.0) if pdist else a.arg(2, "p", 2.0))
     if x1 is None or p not in (1.0, 2.0):
-        raise ValueError("counted for two traced inputs and p = 1 or 2")
+        raise ValueError("counted for traced inputs and p = 1 or 2")
     m, n = x1.shape[-1], a.n_out
     if p == 2.0:
         return OpCost(0, 3 * m * n, (4 * m + 1) * n)
     return OpCost(0, (3 * m - 1) * n, 5 * m * n)
 
 
-COST_RULES.add("cdist", _cdist)
+COST_RULES.add("cdist", _cdist, aliases=("pdist",))
 
 
 def _cosine_similarity(a: OpArgs) -> OpCost:
@@ -247,15 +250,17 @@ COST_RULES.add("prod", _prod)
 
 def _outer(a: OpArgs) -> OpCost:
     # u (M) times v (K): N = M K multiplies. bwd: du = dy v, dv = dy^T u: N multiplies and
-    # N - M (N - K) adds each = 4 N - M - K.
-    u, v = a.tensor_arg(0, "input"), a.tensor_arg(1, "vec2")
+    # N - M (N - K) adds each = 4 N - M - K. kron(A, B): every product of an element of A
+    # (M of them) and one of B (K), the same count.
+    second = "other" if a.info.op_kind == "kron" else "vec2"
+    u, v = a.tensor_arg(0, "input"), a.tensor_arg(1, second)
     if u is None or v is None:
-        raise ValueError("expected two tensor vectors")
+        raise ValueError("expected two tensor operands")
     n = a.n_out
     return OpCost(0, n, 4 * n - u.numel - v.numel)
 
 
-COST_RULES.add("outer", _outer, aliases=("ger",))
+COST_RULES.add("outer", _outer, aliases=("ger", "kron"))
 
 
 def _maximum(a: OpArgs) -> OpCost:
