@@ -8,6 +8,7 @@ mv, addmv and addr as 0 (checked), so those are counted by hand, in each test's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -211,3 +212,19 @@ def test_addbmm_by_hand_and_its_backward_against_flop_counter_mode() -> None:
     assert _fcm(model, x) == (0, 480)
     c = _one(model, x)
     assert (c["macs"], c["flops"], c["flops_backward"]) == (120, 252, 480)
+
+
+@pytest.mark.parametrize(
+    ("theta", "size"), [((2, 2, 3), [2, 3, 4, 5]), ((1, 3, 4), [1, 2, 3, 4, 5])]
+)
+def test_affine_grid_is_its_base_grid_times_theta(theta: tuple[int, ...], size: list[int]) -> None:
+    """F.affine_grid (listed uncounted): each output coordinate a K-term dot product of the base
+    grid with theta, MACs = N K; the backward (d theta only: the base grid is no input) is the
+    bmm FlopCounterMode counts, 2 MACs; its forward it counts as 0, so 2 MACs by hand."""
+    x = torch.randn(theta)
+    model = Fn(lambda t: torch.nn.functional.affine_grid(t, size, align_corners=False))
+    c = _one(model, x)
+    macs = math.prod(size[:1] + size[2:]) * (len(size) - 2) * theta[-1]
+    assert _fcm(model, x) == (0, 2 * macs)
+    assert (c["macs"], c["flops"], c["flops_backward"]) == (macs, 2 * macs, 2 * macs)
+    assert c["bitops"] == macs * 32 * 32

@@ -1,18 +1,19 @@
 """Cost rules for the products of vectors and matrices besides ``matmul``/``mm``/``bmm``, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``einsum``,
 ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr``, ``inner``, ``tensordot``, ``addbmm``,
-``linalg.matmul`` and ``linalg.multi_dot``. Registered into
+``linalg.matmul``, ``linalg.multi_dot`` and ``F.affine_grid``. Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted length, fwd =
 2 x MACs, bwd = 4 x MACs (one MAC in the gradient of each operand per forward MAC, as torch
-computes them with the same products), BitOPs = MACs x the bits of each operand at the format
-applied to it.
+computes them with the same products; ``affine_grid``'s 2 x: its other operand is made from
+a shape, no input), BitOPs = MACs x the bits of each operand at the format applied to it.
 
 Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``einsum``, ``inner``,
 ``tensordot``, ``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s
-backward; it counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr`` and ``addbmm``'s forward
-as 0, so those are counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
+and ``affine_grid``'s backward; it counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr``,
+and ``addbmm``'s and ``affine_grid``'s forward as 0, so those are counted by hand in
+``tests/passes/analysis/test_flops_linalg.py``.
 """
 
 from __future__ import annotations
@@ -187,3 +188,19 @@ def _multi_dot(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("linalg_multi_dot", _multi_dot)
+
+
+def _affine_grid(a: OpArgs) -> OpCost:
+    # F.affine_grid(theta (B, 2, 3) or (B, 3, 4), size): torch multiplies its base grid of
+    # homogeneous coordinates (B, H W, K) by theta's transpose: every output coordinate is a
+    # K-term dot product, MACs = N K. fwd = 2 MACs; bwd = 2 MACs (d theta; the base grid is
+    # made from the size, no input). BitOPs: theta at its bits, the grid at the output dtype's.
+    theta = a.tensor_arg(0, "theta")
+    if theta is None:
+        raise ValueError("expected a traced theta")
+    macs = a.n_out * theta.shape[-1]
+    (theta_bits,) = a.operand_bits(0)
+    return OpCost(macs, 2 * macs, 2 * macs, macs * theta_bits * dtype_bits(a.out.dtype))
+
+
+COST_RULES.add("affine_grid", _affine_grid)
