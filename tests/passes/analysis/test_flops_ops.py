@@ -270,6 +270,21 @@ def test_interpolation_by_hand() -> None:
     assert _costs(area1, torch.randn(1, 2, 6))[1:] == (16, 24)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_sync_batch_norm_is_a_batch_norm(affine: bool) -> None:
+    """nn.SyncBatchNorm (kind 'syncbatchnorm', listed uncounted) in eval is a BatchNorm: 4 N
+    forward and 6 N backward with its affine, 2 N and N without (N = 24)."""
+    x = torch.randn(2, 3, 2, 2)
+    for model in (nn.SyncBatchNorm(3, affine=affine), nn.BatchNorm2d(3, affine=affine)):
+        gm = trace(nn.Sequential(model).eval(), x)
+        cost = compute_cost(gm)
+        assert (cost.uncounted, cost.flops, cost.flops_backward) == (
+            (),
+            (4 if affine else 2) * 24,
+            (6 if affine else 1) * 24,
+        )
+
+
 def test_batch_norm_3d_is_a_batch_norm() -> None:
     """nn.BatchNorm3d's kind was 'batchnorm3d' (no rule: uncounted); it is batch_norm3d, 4 N
     forward and 6 N backward with its affine, as BatchNorm1d/2d."""

@@ -176,9 +176,10 @@ def _bn_affine(a: OpArgs) -> bool:
     return a.arg(3, "weight") is not None
 
 
-@_rule("batch_norm", "batch_norm1d", "batch_norm2d", "batch_norm3d")
+@_rule("batch_norm", "batch_norm1d", "batch_norm2d", "batch_norm3d", "syncbatchnorm")
 def _batch_norm(a: OpArgs) -> OpCost:
     # Eval mode: y = (x - mean) * inv_std [* gamma + beta], inv_std per channel (a constant).
+    # nn.SyncBatchNorm is a BatchNorm whose training statistics cross processes: in eval, one.
     # fwd = 2 N, + 2 N affine.
     # bwd: dx = dy * (gamma * inv_std): N;  affine adds dgamma = sum(dy * xhat) with xhat
     # recomputed (2 + 2 per element) and dbeta = sum(dy) (1): 6 N affine, N plain.
