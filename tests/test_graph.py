@@ -270,6 +270,30 @@ class _FrozenInInferenceMode(_FrozenBackbone):
         return self.head(f.clone())
 
 
+class _StarredArgs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(
+        self, x: torch.Tensor, *extra: torch.Tensor, temperature: float = 2.0, **kw: object
+    ) -> torch.Tensor:
+        return self.fc(x) / temperature
+
+
+def test_defaults_beside_starred_arguments_leave_no_checks_in_the_graph() -> None:
+    """forward(x, *extra, temperature=2.0, **kw): fx puts the inputs for *extra and **kw after
+    the specialized one, so matching them by position kept fx's checks of temperature (eq,
+    _assert) in the graph, which export then refused as layers. Only the model's own
+    computation remains, and it equals the model's (referee)."""
+    model, x = _StarredArgs(), torch.randn(4, 3)
+    gm = quantsearch.trace(model, x)
+    kinds = [info(n).op_kind for n in gm.graph.nodes if n.op != "placeholder"]
+    assert kinds == ["linear", "div", "output"]
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import re
 from typing import Any
 
 import torch
@@ -113,14 +114,14 @@ def _defaults_left_out(model: nn.Module, given: int) -> dict[str, Any]:
     return {p.name: p.default for p in rest if not isinstance(p.default, torch.Tensor)}
 
 
-def _drop_specialized(model: nn.Module, graph: fx.Graph, names: set[str]) -> None:
-    """Remove the inputs fx keeps for ``concrete_args`` (the arguments ``names``; fx makes one
-    input per argument of ``forward``, in its order) and the checks it runs on them
+def _drop_specialized(graph: fx.Graph, given: int, names: set[str]) -> None:
+    """Remove the inputs fx keeps for ``concrete_args`` (the arguments ``names``, named
+    ``mask_1`` for ``mask``; after the ``given`` inputs, but before ``*args``/``**kwargs``
+    whatever the signature's order) and the checks it runs on them
     (``_assert_is_none(mask)``, ``torch._assert(flag == False)``): nothing else reads them,
     and the graph then takes the inputs the examples give, as the model is run."""
-    params = inspect.signature(model.forward).parameters
-    inputs = [n for n in graph.nodes if n.op == "placeholder"]
-    dead = [n for n, name in zip(inputs, params, strict=False) if name in names]
+    inputs = [n for n in graph.nodes if n.op == "placeholder"][given:]
+    dead = [n for n in inputs if re.sub(r"_\d+$", "", str(n.target)) in names]
     stack, seen = list(dead), set(dead)
     while stack:
         for user in stack.pop().users:
@@ -165,5 +166,5 @@ def symbolic_trace(model: nn.Module, given: int | None = None) -> fx.GraphModule
         except Exception:
             raise first from None
     if concrete:
-        _drop_specialized(model, graph, set(concrete))
+        _drop_specialized(graph, given or 0, set(concrete))
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
