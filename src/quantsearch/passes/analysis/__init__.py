@@ -29,6 +29,7 @@ from quantsearch.passes.analysis import (
     cost_rules_more,  # noqa: F401  (registers its rules)
     cost_rules_ops,  # noqa: F401  (registers its rules)
     cost_rules_reduce,  # noqa: F401  (registers its rules)
+    cost_rules_sample,  # noqa: F401  (registers its rules)
     cost_rules_select,  # noqa: F401  (registers its rules)
 )
 from quantsearch.passes.analysis.buffers import (

@@ -2,9 +2,8 @@
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first):
 ``nn.MultiheadAttention``, ``nn.Transformer``, ``nn.Transformer{Encoder,Decoder}[Layer]``
 and ``baddbmm`` (MAC layers), activations beyond the common ones, elementwise math,
-statistics (``var``, ``std``, ``cumsum``), interpolation, and data movement that costs
-nothing. Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import
-(the package does).
+statistics (``var``, ``std``, ``cumsum``), and data movement that costs nothing. Registered
+into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 Cross-check: the MAC layers here equal ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs
 per MAC of the attention's projections and batched matmuls, and of ``baddbmm``); the other
@@ -343,33 +342,6 @@ def _arg_reduce(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("argmax", _arg_reduce, aliases=("argmin",))
-
-# --- interpolation ---------------------------------------------------------------------------
-
-_LINEAR_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
-
-
-def _interpolate(a: OpArgs) -> OpCost:
-    # nearest: a copy, 0. (bi/tri)linear over d dims: 2^d - 1 lerps a + t (b - a) per output
-    # (subtract, multiply, add = 3): fwd = 3 (2^d - 1) N; bwd: db += t dy, da += dy - t dy
-    # (4 per lerp) = 4 (2^d - 1) N. bicubic: 4 cubic rows and 1 column of 4 taps (4 multiplies,
-    # 3 adds) = 35 per output; bwd: dy times the 4 column weights, times the 4 row weights
-    # (16) and added into 16 inputs (16) = 36 per output; the tap weights depend only on an
-    # output's row or column and are not counted. area: adaptive average pooling's rule.
-    mode = a.module.mode if a.module is not None else a.arg(3, "mode", "nearest")
-    if mode in ("nearest", "nearest-exact"):
-        return OpCost()
-    if mode == "bicubic":
-        return OpCost(0, 35 * a.n_out, 36 * a.n_out)
-    if mode == "area":
-        return COST_RULES.get(f"adaptive_avg_pool{len(a.out.shape) - 2}d")(a)
-    if mode not in _LINEAR_DIMS:
-        raise ValueError(f"counted for nearest, (bi/tri)linear, bicubic and area, not {mode!r}")
-    lerps = 2 ** _LINEAR_DIMS[mode] - 1
-    return OpCost(0, 3 * lerps * a.n_out, 4 * lerps * a.n_out)
-
-
-COST_RULES.add("interpolate", _interpolate, aliases=("upsample",))
 
 # --- data movement and dtype casts: zero cost, counted ---------------------------------------
 
