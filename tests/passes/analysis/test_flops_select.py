@@ -291,3 +291,44 @@ def test_pdist_and_kron_by_hand() -> None:
     y = torch.randn(2, 3)
     assert _fcm_flops(lambda: torch.kron(y, x[:4, :2])) == 0
     assert _cost(Fn(lambda t: torch.kron(t[:2, :3], t[1:, :2])), x, "kron") == (0, 48, 178)
+
+
+def test_searchsorted_bucketize_and_fractional_max_pool_by_hand() -> None:
+    """searchsorted / bucketize of 15 values among B = 6 sorted entries: a binary search,
+    ceil(lg 7) = 3 comparisons each, no gradient. Fractional max pooling 2x2 windows to a
+    (1, 2, 2, 2) output: 3 comparisons per output, dy routed back (8). Each was listed
+    uncounted; FlopCounterMode counts them as 0."""
+    x, table = torch.randn(3, 5), torch.arange(6.0)
+    assert _fcm_flops(lambda: torch.searchsorted(table, x)) == 0
+    model = Fn(lambda t: torch.searchsorted(torch.sort(t[0])[0][:6], t).float())
+    gm = trace(model.eval(), torch.randn(3, 7))
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == "searchsorted"]
+    assert (c["flops"], c["flops_backward"]) == (21 * 3, 0)
+    model = Fn(lambda t: torch.bucketize(t, torch.linspace(-1, 1, 6)).float())
+    assert _cost(model, x, "bucketize") == (0, 15 * 3, 0)
+    pool = nn.FractionalMaxPool2d(2, output_size=2)
+    img = torch.randn(1, 2, 5, 5)
+    assert _cost(Fn(lambda t, m: m(t), m=pool), img, "fractionalmaxpool2d") == (0, 24, 8)
+    fn = Fn(lambda t: F.fractional_max_pool2d(t, 2, output_size=2))
+    assert _cost(fn, img, "fractional_max_pool2d") == (0, 24, 8)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: torch.median(t, 1)[0],
+        lambda t: t.median(),
+        lambda t: torch.kthvalue(t, 2, 1)[0],
+        lambda t: torch.mode(t, 1)[0],
+        lambda t: t.nanmedian(),
+    ],
+)
+def test_data_dependent_selections_stay_uncounted_with_the_reason(
+    fn: Callable[..., torch.Tensor],
+) -> None:
+    """median, kthvalue, mode: torch's quickselect compares as many times as the values make
+    it; no count holds for every input. Listed uncounted, the reason named."""
+    gm = trace(Fn(fn).eval(), torch.randn(3, 5))
+    (u,) = compute_cost(gm).uncounted
+    assert "depend on the data" in u.reason

@@ -1,6 +1,8 @@
 """Cost rules for bilinear forms, bags, selections and distances, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``nn.Bilinear``
-(a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``torch.cdist``,
+(a MAC layer), ``nn.EmbeddingBag``, ``torch.topk``, ``torch.sort``, ``searchsorted`` and
+``bucketize`` (``median``, ``kthvalue`` and ``mode`` refused: data-dependent), fractional
+max pooling, ``torch.cdist``,
 ``torch.pdist``, ``F.cosine_similarity``, ``F.pairwise_distance``, ``nn.LPPool1d/2d/3d``,
 ``torch.addcmul``/``addcdiv``, RMSNorm, local response norm, ``prod``, ``outer``, ``kron``,
 ``maximum``/``minimum``, and channel shuffles and ``unfold`` (free). Registered into
@@ -128,6 +130,39 @@ def _topk(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("topk", _topk)
+
+
+def _search(a: OpArgs) -> OpCost:
+    # searchsorted(sorted (..., B), values) and bucketize(values, boundaries (B)): a binary
+    # search per value among B sorted entries, ceil(lg(B + 1)) comparisons each (its worst
+    # case, as topk's and sort's); integer output, no gradient.
+    first = a.info.op_kind == "searchsorted"
+    table = a.tensor_arg(0 if first else 1, "sorted_sequence" if first else "boundaries")
+    if table is None:
+        raise ValueError("expected a traced sorted sequence")
+    steps = math.ceil(math.log2(table.shape[-1] + 1)) if table.shape else 0
+    return OpCost(0, a.n_out * steps, 0)
+
+
+COST_RULES.add("searchsorted", _search, aliases=("bucketize",))
+
+
+def _data_dependent(a: OpArgs) -> OpCost:
+    # median, nanmedian, kthvalue, mode: torch selects with quickselect (or sorts, for mode),
+    # whose comparisons depend on the values; no count holds for every input: uncounted.
+    raise ValueError("its comparisons depend on the data (quickselect): no count for every input")
+
+
+for _k in ("median", "nanmedian", "kthvalue", "mode"):
+    COST_RULES.add(_k, _data_dependent)
+# Fractional max pooling: max pooling over kernel-sized windows at random offsets, the same
+# W - 1 comparisons per output (drawing the offsets is not arithmetic on data).
+for _d in (2, 3):
+    COST_RULES.add(
+        f"fractional_max_pool{_d}d",
+        COST_RULES.get(f"max_pool{_d}d"),
+        aliases=(f"fractionalmaxpool{_d}d",),
+    )
 
 # --- distances -------------------------------------------------------------------------------
 
