@@ -123,12 +123,19 @@ def _cross_entropy(a: OpArgs) -> OpCost:
     # log_softmax along C 5 I (cost_rules_more's), the target's entry picked (free), negated R
     # (+ R reduced). bwd: dx = (softmax(x) - onehot) dy: exp of the kept log_softmax, times
     # dy = 2 I, minus 1 at each target = R.
+    # Probability targets (t shaped as x, R = I / C rows): log_softmax 5 I, times t I, summed
+    # over C (I - R), negated R: 7 I (+ R reduced). bwd: g = -t dy I, then log_softmax's
+    # g - exp(y) sum(g): sum I - R, exp, multiply, subtract 3 I = 5 I - R.
     _unweighted(a, {"weight": 2, "label_smoothing": 7})
     x, t = a.first_input(), a.tensor_arg(1, "target")
-    if t is None or t.shape == x.shape:
-        raise ValueError("counted for class-index targets")
-    i, rows = x.numel, max(t.numel, 1)
-    return OpCost(0, 5 * i + rows + rows * _reduced(a, "cross_entropy"), 2 * i + rows)
+    if t is None:
+        raise ValueError("counted for a traced target")
+    i, reduced = x.numel, _reduced(a, "cross_entropy")
+    if t.shape == x.shape:
+        rows = i // (x.shape[1] if len(x.shape) > 1 else x.shape[0])
+        return OpCost(0, 7 * i + rows * reduced, 5 * i - rows)
+    rows = max(t.numel, 1)
+    return OpCost(0, 5 * i + rows + rows * reduced, 2 * i + rows)
 
 
 def _nll(a: OpArgs) -> OpCost:
