@@ -5,11 +5,12 @@ the edges (exact ties of the input grid, 0 and -0, the range's ends and one LSB 
 1e6 and 1e30).
 
 Referees, none of them this project's code: numpy in float64 on the formats' definition
-(``clamp(round(x * 2^f)) / 2^f``, ``round`` half to even or ``floor``; every sum here needs
-under 30 bits, so float64 and float32 hold it exactly), hls4ml's C simulation (g++), the qonnx
-executor, and Python's exact rationals (:class:`fractions.Fraction`) where sums are wider
-than float64's 53-bit significand. Each case is one g++ build: the always-run cases are four
-builds and the wide one, in one ``compile_all``; the longer matrix is marked slow.
+(``clamp(round(x * 2^f)) / 2^f``, ``round`` half to even or ``floor``; the always-run cases'
+exact sum types are at most 23 bits wide, so float32 holds them exactly too, and on the slow
+test's seeded inputs float32 held every sum as well), hls4ml's C simulation (g++), the qonnx
+executor, and Python's exact rationals (:class:`fractions.Fraction`) where sums are wider than
+float64's 53-bit significand. Each case is one g++ build: the always-run cases are four builds
+in one ``compile_all``, and the wide one; the random chains (31 builds) are marked slow.
 """
 
 from __future__ import annotations
