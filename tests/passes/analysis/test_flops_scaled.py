@@ -1,6 +1,9 @@
-"""Elementwise ops whose count depends on their arguments' kinds: add/sub with ``alpha`` (a
-multiply per element), ``where`` with a scalar branch (no gradient to route there). The
-counts are by hand (FlopCounterMode counts no elementwise op: 0, checked).
+"""Ops whose count depends on their arguments: add/sub with ``alpha`` (a multiply per
+element), ``where`` with a scalar branch (no gradient to route there), and addmm, baddbmm,
+addbmm, addmv and addr with ``alpha`` or ``beta``. The elementwise counts are by hand
+(FlopCounterMode counts no elementwise op: 0, checked); the products' MACs are the rules'
+own, checked against FlopCounterMode in test_flops.py, test_flops_ops.py and
+test_flops_linalg.py.
 """
 
 from __future__ import annotations
@@ -73,3 +76,40 @@ def test_where_routes_dy_to_its_tensor_branches_only(
     """One select per element forward; backward dy masked for each tensor branch (and summed
     back to a broadcast one); a scalar branch gets no gradient (it was 2 N in every case)."""
     assert _cost(fn, "where") == (0, 15, bwd)
+
+
+def _scaled_cases() -> list[tuple[str, Callable[..., torch.Tensor], tuple[int, ...], int, int]]:
+    """(kind, fn(x, c, **scalings), x's shape, MACs, N); c is (4,), broadcast to N."""
+    b = torch.randn(2, 5, 4)
+    return [
+        ("addmm", lambda x, c, **kw: torch.addmm(c, x, b[0], **kw), (3, 5), 60, 12),
+        ("baddbmm", lambda x, c, **kw: torch.baddbmm(c, x, b, **kw), (2, 3, 5), 120, 24),
+        ("addbmm", lambda x, c, **kw: torch.addbmm(c, x, b, **kw), (2, 3, 5), 120, 12),
+        ("addmv", lambda x, c, **kw: torch.addmv(c, b[0].t(), x, **kw), (5,), 20, 4),
+        ("addr", lambda x, c, **kw: torch.addr(c, x, c, **kw), (3,), 0, 12),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "fn", "shape", "macs", "n"), _scaled_cases())
+def test_alpha_and_beta_of_the_add_products_are_counted(
+    kind: str, fn: Callable[..., torch.Tensor], shape: tuple[int, ...], macs: int, n: int
+) -> None:
+    """beta C + alpha P: the defaults cost the product and the add; alpha != 1 adds N
+    multiplies forward and N back (dy scaled once for the product's gradients), beta != 1
+    the same for C; beta = 0 drops C: no add, no gradient summed back to it. These were
+    priced as the defaults whatever alpha and beta were."""
+    x, c = torch.randn(shape), torch.randn(4)
+
+    def cost(**kw: float) -> tuple[int, int, int]:
+        model = Fn(lambda t, o: fn(t, o, **kw), c).eval()
+        gm = trace(model, x)
+        assert compute_cost(gm).uncounted == ()
+        (got,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == kind]
+        return got["macs"], got["flops"], got["flops_backward"]
+
+    m, fwd, bwd = cost()
+    assert m == macs
+    assert cost(alpha=2.0) == (macs, fwd + n, bwd + n)
+    assert cost(beta=0.5) == (macs, fwd + n, bwd + n)
+    assert cost(alpha=2.0, beta=0.5) == (macs, fwd + 2 * n, bwd + 2 * n)
+    assert cost(beta=0.0) == (macs, fwd - n, bwd - (n - 4))

@@ -116,15 +116,16 @@ def _matmul(a: OpArgs) -> OpCost:
 @_rule("addmm")
 def _addmm(a: OpArgs) -> OpCost:
     # beta * C + alpha * (A @ B), A: (M, K): MACs = N * K;  fwd = 2 * MACs + N (adding C);
-    # bwd = 4 * MACs + N - numel(C) (summing dy back to C's broadcast shape). alpha and beta
-    # are taken as 1, their default (a scaling would add N multiplies).
+    # bwd = 4 * MACs + N - numel(C) (summing dy back to C's broadcast shape); alpha or beta
+    # other than 1 as OpArgs.scalings says.
     c, mat1 = a.tensor_arg(0, "input"), a.tensor_arg(1, "mat1")
     if c is None or mat1 is None or a.tensor_arg(2, "mat2") is None:
         raise ValueError("expected three tensor operands")
     n = a.n_out
     macs = n * mat1.shape[-1]
     x_bits, y_bits = a.operand_bits(1, 2)
-    return OpCost(macs, 2 * macs + n, 4 * macs + _reduce(n, c), macs * x_bits * y_bits)
+    fwd, bwd = a.scalings(n, _reduce(n, c))
+    return OpCost(macs, 2 * macs + n + fwd, 4 * macs + _reduce(n, c) + bwd, macs * x_bits * y_bits)
 
 
 # Recurrent cells, per hidden unit per time step (one layer, one direction): gates, their
@@ -167,7 +168,7 @@ def _recurrent(a: OpArgs) -> OpCost:
     )
 
 
-# --- normalisation ---# --- normalisation ---------------------------------------------------------------------------
+# --- normalisation ---------------------------------------------------------------------------
 
 
 def _bn_affine(a: OpArgs) -> bool:

@@ -132,8 +132,9 @@ COST_RULES.add("tensordot", _tensordot)
 
 
 def _add_product(a: OpArgs) -> OpCost:
-    # beta * C + alpha * P, alpha and beta taken as 1 (as addmm): the product's MACs, + N
-    # adding C forward, + N - numel(C) summing dy back to C's broadcast shape backward.
+    # beta * C + alpha * P (as addmm): the product's MACs, + N adding C forward, + N -
+    # numel(C) summing dy back to C's broadcast shape backward; alpha or beta other than 1
+    # as OpArgs.scalings says.
     # addmv: P = A (M, K) v, MACs = N K.  addbmm: P = sum over b of A_b (n, K) B_b: each output
     # is b K products, MACs = N b K.  addr: P = u (x) v, N multiplies and no MACs; bwd as
     # outer's (du = dy v and dv = dy^T u: 4 N - M - K).
@@ -142,11 +143,12 @@ def _add_product(a: OpArgs) -> OpCost:
     x, y = _operands(a, 1, names[a.info.op_kind])
     n = a.n_out
     reduce_c = n - c.numel if c is not None else 0
+    fwd, bwd = a.scalings(n, reduce_c)
     if a.info.op_kind == "addr":
-        return OpCost(0, 2 * n, 4 * n - x.numel - y.numel + reduce_c)
+        return OpCost(0, 2 * n + fwd, 4 * n - x.numel - y.numel + reduce_c + bwd)
     k = x.shape[-1] * (x.shape[0] if a.info.op_kind == "addbmm" else 1)
     p = _contraction(a, k, first=1)
-    return OpCost(p.macs, p.flops + n, p.flops_backward + reduce_c, p.bitops)
+    return OpCost(p.macs, p.flops + n + fwd, p.flops_backward + reduce_c + bwd, p.bitops)
 
 
 for _k in ("addmv", "addbmm", "addr"):

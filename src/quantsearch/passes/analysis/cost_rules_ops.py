@@ -200,14 +200,16 @@ COST_RULES.add("transformer", _transformer)
 
 def _baddbmm(a: OpArgs) -> OpCost:
     # beta * C + alpha * (A @ B), A: (b, M, K): MACs = N * K; fwd = 2 * MACs + N (adding C);
-    # bwd = 4 * MACs + N - numel(C) (dy summed to C's broadcast shape); alpha, beta taken as 1.
+    # bwd = 4 * MACs + N - numel(C) (dy summed to C's broadcast shape); alpha or beta other
+    # than 1 as OpArgs.scalings says.
     c, b1 = a.tensor_arg(0, "input"), a.tensor_arg(1, "batch1")
     if c is None or b1 is None or a.tensor_arg(2, "batch2") is None:
         raise ValueError("expected three tensor operands")
     n = a.n_out
     macs = n * b1.shape[-1]
     x_bits, y_bits = a.operand_bits(1, 2)
-    return OpCost(macs, 2 * macs + n, 4 * macs + n - c.numel, macs * x_bits * y_bits)
+    fwd, bwd = a.scalings(n, n - c.numel)
+    return OpCost(macs, 2 * macs + n + fwd, 4 * macs + n - c.numel + bwd, macs * x_bits * y_bits)
 
 
 COST_RULES.add("baddbmm", _baddbmm)

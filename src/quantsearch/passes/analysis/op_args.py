@@ -74,6 +74,17 @@ class OpArgs:
             out.append(arg_bits(self.node, arg))
         return out
 
+    def scalings(self, n: int, c_sum: int) -> tuple[int, int]:
+        """Forward and backward FLOPs that ``beta * C + alpha * P`` (addmm and its kin) costs
+        beyond beta = alpha = 1, for N = ``n`` outputs and ``c_sum`` adds summing dy back to
+        C: alpha != 1 scales P (N) and dy once for P's gradients (N); beta != 1 scales C (N)
+        and its gradient (N); beta = 0 drops C, its add (N) and its gradient (``c_sum``)."""
+        alpha, beta = self.node.kwargs.get("alpha", 1), self.node.kwargs.get("beta", 1)
+        fwd = bwd = n * bool(alpha != 1)
+        if beta == 0:
+            return fwd - n, bwd - c_sum
+        return fwd + n * bool(beta != 1), bwd + n * bool(beta != 1)
+
     def first_input(self) -> TensorMeta:
         """The activation input: the first tensor operand (or ``input=``, given by keyword)."""
         for t in (*self.operands(), self.tensor_arg(0, "input")):
