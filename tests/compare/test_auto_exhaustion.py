@@ -39,7 +39,7 @@ def test_a_run_that_met_every_config_of_an_auto_space_is_exhausted() -> None:
         space, evaluator, cfg, strategies=["brute_force"], seeds=[0], n_trials=10, budgets=(10,)
     )
     (run,) = res.runs
-    assert run.evaluations == 2 and run.trials == 3  # stopped on exhaustion
+    assert run.evaluations == 2 and run.trials == 2  # one point per config, then exhausted
     assert run.exhausted
     assert value_at(run, 10) == run.quality_by_trial[-1]  # was None: "stopped before"
     assert res.stats_of("brute_force") is not None

@@ -14,6 +14,7 @@ space through the :class:`Space` protocol (``SearchSpace`` is its one implementa
 from __future__ import annotations
 
 import abc
+import itertools
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,6 +56,8 @@ class Knob(Protocol):
     def labels(self) -> tuple[str, ...]: ...
     @property
     def bits(self) -> tuple[float, ...]: ...  # storage bits per element of each option
+    @property
+    def by_cost(self) -> tuple[int, ...]: ...  # option indices from cheapest to dearest
 
 
 class Space(Protocol):
@@ -64,7 +67,10 @@ class Space(Protocol):
     def knobs(self) -> Sequence[Knob]: ...
     @property
     def size(self) -> int: ...
+    @property
+    def has_auto(self) -> bool: ...
     def point(self, index: int) -> dict[str, int]: ...
+    def layer_formats(self, choice: Mapping[str, int]) -> dict[str, Any]: ...
     def index_of(self, choice: Mapping[str, int]) -> int: ...
     def enumerate(self) -> Iterator[dict[str, int]]: ...
     def distributions(self, encoding: Encoding = ...) -> dict[str, Any]: ...
@@ -156,6 +162,34 @@ def pass_options(cls: type[SamplerT], ctx: StrategyContext, fixed: dict[str, Any
     return sampler
 
 
+def config_aliases(
+    space: Space, resolve: Callable[[Any], Any] | None
+) -> list[tuple[int, ...]] | None:
+    """Per knob, per choice: the first choice of that knob that resolves to the same per-node
+    config (``[8, "auto"]`` calibrated to the ``[8, 5]`` listed beside it); ``None`` when every
+    choice is its own, or without ``resolve`` (the evaluator's). Knobs set disjoint (node,
+    role) pairs, so two points are one config exactly when their choices alias knob by knob
+    (as :meth:`~quantsearch.search.space.SearchSpace.n_configs` counts them).
+
+    Example:
+        >>> config_aliases(None, None) is None  # no resolver: every choice is its own
+        True
+    """
+    if resolve is None or not space.has_auto:
+        return None
+    ref = space.point(0)
+    out = []
+    for knob in space.knobs:
+        first: dict[Any, int] = {}
+        out.append(
+            tuple(
+                first.setdefault(resolve(space.layer_formats({**ref, knob.name: i})).key(), i)
+                for i in range(knob.size)
+            )
+        )
+    return None if all(a == tuple(range(len(a))) for a in out) else out
+
+
 class SpaceSampler(BaseSampler):
     """Base of quantsearch's own samplers: each trial gets a whole point of a space.
 
@@ -166,13 +200,19 @@ class SpaceSampler(BaseSampler):
     Args:
         space: the finite space.
         seed: seeds the random fallback (and, in subclasses, their own choices).
+        resolve: the evaluator's resolver, to tell points that are one config apart
+            (:func:`config_aliases`); subclasses propose one point per config.
     """
 
     encoding: Encoding = "categorical"
 
-    def __init__(self, space: Space, seed: int | None = None) -> None:
+    def __init__(
+        self, space: Space, seed: int | None = None, resolve: Callable[[Any], Any] | None = None
+    ) -> None:
         self._space = space
         self._fallback = RandomSampler(seed=seed)
+        self._aliases = config_aliases(space, resolve)
+        self._joint_memo: dict[tuple[int, ...], list[bool]] = {}
         # What this process proposed to each trial: a trial stores its parameters only as its
         # objective suggests them, so n_jobs threads proposing at once saw each other's new
         # trials without a point, and proposed it again (local search: 3 repeats in 19 trials)
@@ -201,6 +241,26 @@ class SpaceSampler(BaseSampler):
         with self._lock:
             params = self._proposed[trial.number] = self.propose(study, trial)
         return params
+
+    def canonical(self, choice: Sequence[int]) -> tuple[int, ...]:
+        """The point, by choice index per knob, that stands for ``choice``'s config (itself
+        unless ``"auto"`` choices alias)."""
+        if self._aliases is None:
+            return tuple(choice)
+        return tuple(a[c] for a, c in zip(self._aliases, choice, strict=True))
+
+    def own_joint(self, group: Sequence[int]) -> list[bool]:
+        """Per joint choice of the knobs ``group`` (in row-major order): whether each of its
+        choices stands for its config (:meth:`canonical`); memoised per group."""
+        key = tuple(group)
+        if key not in self._joint_memo:
+            sizes = [range(self._space.knobs[i].size) for i in key]
+            aliases = self._aliases
+            self._joint_memo[key] = [
+                aliases is None or all(aliases[i][c] == c for i, c in zip(key, combo, strict=True))
+                for combo in itertools.product(*sizes)
+            ]
+        return self._joint_memo[key]
 
     def params_of(self, trial: FrozenTrial) -> dict[str, Any]:
         """``trial``'s parameters, or, while it has not stored them all yet (another thread's

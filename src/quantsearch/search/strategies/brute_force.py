@@ -69,6 +69,8 @@ class BruteForceSampler(SpaceSampler):
             fails is skipped. Without it, only this study's trials are consulted.
         shuffle: walk a random order drawn from ``seed`` instead of the stable one.
         seed: the study's seed (used only when ``shuffle``).
+        resolve: the evaluator's resolver: of points that are one config (``"auto"`` beside
+            the choice it calibrates to) only the first is visited.
     """
 
     def __init__(
@@ -77,12 +79,13 @@ class BruteForceSampler(SpaceSampler):
         claim_point: Callable[[int, int], bool] | None = None,
         shuffle: bool = False,
         seed: int = 0,
+        resolve: Callable[[Any], Any] | None = None,
     ) -> None:
         if not isinstance(shuffle, bool):
             raise ConfigError(
                 f"search.strategy.options.shuffle: got {shuffle!r}, allowed: true or false"
             )
-        super().__init__(space, seed=0)
+        super().__init__(space, seed=0, resolve=resolve)
         self._claim = claim_point
         self._cursor = 0
         self._shuffle, self._seed = bool(shuffle), seed
@@ -107,8 +110,17 @@ class BruteForceSampler(SpaceSampler):
                 continue
             params = self.params_of(t)
             if len(params) == len(self._space.knobs):
-                visited.add(self._space.index_of(self._space.decode(params)))
+                visited.add(self._index(self._space.decode(params)))
         return visited
+
+    def _index(self, choice: dict[str, int]) -> int:
+        """The index of the point that stands for ``choice``'s config."""
+        if self._aliases is None:
+            return self._space.index_of(choice)
+        point = self.canonical([choice[k.name] for k in self._space.knobs])
+        return self._space.index_of(
+            {k.name: c for k, c in zip(self._space.knobs, point, strict=True)}
+        )
 
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         visited = self._visited(study, trial.number)
@@ -137,18 +149,28 @@ class BruteForceSampler(SpaceSampler):
         position = self._cursor
         while position < size:
             index = self._point_at(position)
-            if index not in visited and claim(index):
+            if index not in visited and self._stands_for_itself(index) and claim(index):
                 self._cursor = position + 1
                 return index
             position += 1
         return self._point_at(0)
+
+    def _stands_for_itself(self, index: int) -> bool:
+        """Whether point ``index`` is the one visited for its config (of points one config
+        apart, only that one is)."""
+        return self._aliases is None or self._index(self._space.point(index)) == index
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
     return pass_options(
         BruteForceSampler,
         ctx,
-        {"space": ctx.space, "claim_point": ctx.claim_point, "seed": ctx.seed},
+        {
+            "space": ctx.space,
+            "claim_point": ctx.claim_point,
+            "seed": ctx.seed,
+            "resolve": None if ctx.evaluator is None else ctx.evaluator.resolve,
+        },
     )
 
 

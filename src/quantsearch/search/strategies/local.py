@@ -18,6 +18,7 @@ proposes a point twice while an unvisited one is left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,10 +49,24 @@ class LocalSearchSampler(SpaceSampler):
 
     encoding = "ordinal"
 
-    def __init__(self, space: Space, seed: int | None = None) -> None:
-        super().__init__(space, seed=seed)
+    def __init__(
+        self, space: Space, seed: int | None = None, resolve: Callable[[Any], Any] | None = None
+    ) -> None:
+        super().__init__(space, seed=seed, resolve=resolve)
         self._rng = np.random.default_rng(seed)
         self._levels = [_cost_levels(space, i) for i in range(len(space.knobs))]
+        # per knob, per ordinal: the ordinal that stands for its config (SpaceSampler.canonical)
+        self._stands = [
+            tuple(k.by_cost.index(a[k.by_cost[o]]) for o in range(k.size))
+            for k, a in zip(space.knobs, self._aliases or [], strict=False)
+        ]
+
+    def _own(self, point: tuple[int, ...]) -> tuple[int, ...]:
+        """The point (ordinals) that stands for ``point``'s config: of points that are one
+        config (``"auto"`` beside the choice it calibrates to) only that one is proposed."""
+        if not self._stands:
+            return point
+        return tuple(s[o] for s, o in zip(self._stands, point, strict=True))
 
     @staticmethod
     def _score(t: FrozenTrial, sign: float) -> tuple[int, float]:
@@ -68,7 +83,7 @@ class LocalSearchSampler(SpaceSampler):
             params = self.params_of(t)
             if t.number == trial.number or len(params) != len(knobs):
                 continue
-            point = tuple(int(params[k.name]) for k in knobs)
+            point = self._own(tuple(int(params[k.name]) for k in knobs))
             seen.add(point)
             # a failed config is COMPLETE too, and scores as infeasible
             if t.state == TrialState.COMPLETE and t.values is not None:
@@ -76,7 +91,7 @@ class LocalSearchSampler(SpaceSampler):
                 if best is None or candidate > best:
                     best = candidate
         if best is None:
-            start = tuple(k.size - 1 for k in knobs)  # the dearest point: closest to float
+            start = self._own(tuple(k.size - 1 for k in knobs))  # the dearest: nearest float
             if start not in seen:
                 return self._encode(start)
             return self._restart(seen)
@@ -87,7 +102,7 @@ class LocalSearchSampler(SpaceSampler):
                 for rank, j in enumerate(ordinals):
                     moves.append((kind, rank, order, (*current[:i], j, *current[i + 1 :])))
         for *_, point in sorted(moves, key=lambda m: m[:3]):
-            if point not in seen:
+            if point not in seen and self._own(point) == point:
                 return self._encode(point)
         return self._restart(seen)
 
@@ -113,13 +128,13 @@ class LocalSearchSampler(SpaceSampler):
         sizes = [k.size for k in self._space.knobs]
         total = self._space.size
         for _ in range(64):  # rejection sampling: cheap while most of the space is unvisited
-            point = tuple(int(self._rng.integers(0, n)) for n in sizes)
+            point = self._own(tuple(int(self._rng.integers(0, n)) for n in sizes))
             if point not in seen:
                 return self._encode(point)
         if total <= 1_000_000:  # nearly exhausted: take the first unvisited point in order
             for choice in self._space.enumerate():
                 point = tuple(self._space.encode(choice, "ordinal").values())
-                if point not in seen:
+                if point not in seen and self._own(point) == point:
                     return self._encode(point)
         return self._encode(point)  # every point visited: a repeat, answered by the cache
 
@@ -146,7 +161,10 @@ def _cost_levels(space: Space, knob: int) -> list[list[int]]:
 
 
 def _build(ctx: StrategyContext) -> BaseSampler:
-    return pass_options(LocalSearchSampler, ctx, {"space": ctx.space, "seed": ctx.seed})
+    resolve = None if ctx.evaluator is None else ctx.evaluator.resolve
+    return pass_options(
+        LocalSearchSampler, ctx, {"space": ctx.space, "seed": ctx.seed, "resolve": resolve}
+    )
 
 
 STRATEGY = Strategy(

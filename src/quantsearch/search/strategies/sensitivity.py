@@ -90,7 +90,7 @@ class SensitivitySampler(SpaceSampler):
         keep: int = 3,
         ridge: float = 2.0,
     ) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, seed=seed, resolve=getattr(evaluator, "resolve", None))
         if evaluator is None or search is None:
             raise ConfigError(
                 "search.strategy 'sensitivity' needs the study's evaluator and config"
@@ -138,7 +138,8 @@ class SensitivitySampler(SpaceSampler):
         point = self._points.get(tr.number)
         if point is None:
             choice = self._space.decode(self.params_of(tr))
-            point = self._points[tr.number] = tuple(choice[k.name] for k in self._space.knobs)
+            point = self.canonical([choice[k.name] for k in self._space.knobs])
+            self._points[tr.number] = point
         return point
 
     def _metrics_of(self, tr: FrozenTrial) -> dict[str, float] | None:
@@ -273,6 +274,7 @@ class SensitivitySampler(SpaceSampler):
         """
         cls = self._cost_classes(gi)
         order = np.lexsort((-obj[gi], cls))
+        order = order[np.asarray(self.own_joint(self.tables().groups[gi]))[order]]
         starts = np.searchsorted(cls[order], cls[order], side="left")
         cand = np.sort(order[np.arange(len(order)) - starts < layers])
         f = np.stack([-obj[gi][cand]] + [cc[0][gi][cand] for cc in cons], 1)  # smaller: better
@@ -392,11 +394,11 @@ class SensitivitySampler(SpaceSampler):
         self, seen: set[tuple[int, ...]], rng: np.random.Generator
     ) -> dict[str, Any]:
         knobs = self._space.knobs
-        point = tuple(int(rng.integers(0, k.size)) for k in knobs)
+        point = self.canonical([int(rng.integers(0, k.size)) for k in knobs])
         for _ in range(256):  # rejection sampling: the space is far larger than what was seen
             if point not in seen:
                 break
-            point = tuple(int(rng.integers(0, k.size)) for k in knobs)
+            point = self.canonical([int(rng.integers(0, k.size)) for k in knobs])
         return {k.name: k.labels[c] for k, c in zip(knobs, point, strict=True)}
 
 
