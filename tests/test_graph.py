@@ -294,6 +294,36 @@ def test_defaults_beside_starred_arguments_leave_no_checks_in_the_graph() -> Non
         assert torch.equal(gm(x), model(x))
 
 
+class _MessageSums(nn.Module):
+    """A graph network's aggregation: messages summed into zeros made at the batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.register_buffer("dst", torch.tensor([1, 0, 3, 2, 2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.fc(x.view(-1, 5, 4))
+        n = x.size(0)
+        agg = torch.zeros(n, 4, 3, device=x.device, dtype=m.dtype)
+        agg.index_add_(1, self.dst, m)
+        ones = torch.ones(n, 1, 3)
+        half = torch.full((n, 4, 3), 0.5)
+        return (agg + ones * half).flatten(1)
+
+
+def test_tensors_made_at_a_traced_size_trace() -> None:
+    """torch.zeros(x.size(0), 4, 3, device=x.device) (a graph network's aggregation buffer),
+    torch.ones and torch.full at traced sizes: fx refused them ('zeros() takes 1 positional
+    argument but 2 were given'); they are graph nodes now, so the graph computes what the
+    model does at another batch size (referee: the model)."""
+    model = _MessageSums()
+    gm = quantsearch.trace(model, torch.randn(4, 20))
+    x7 = torch.randn(7, 20)
+    with torch.no_grad():
+        assert torch.equal(gm(x7), model(x7))
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

@@ -1,19 +1,27 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Four things differ from ``fx.symbolic_trace``: a module declaring its ``op_kind`` (quantized
-layers do) is a leaf, so a quantized model traces to the same nodes as its float original;
-a model whose forward gives a buffer a traced size (``self.pe[:, : x.size(1)]``,
-``self.idx.expand(x.size(0), -1)``) is traced with its buffers as proxies; and the arguments
-of ``forward`` the example inputs leave out are traced at their defaults (see
-:func:`symbolic_trace`); what forward computes with gradients off is detached where the rest
-reads it (:func:`detach_no_grad`).
+Five things differ from ``fx.symbolic_trace``:
+
+- a module declaring its ``op_kind`` (quantized layers do) is a leaf, so a quantized model
+  traces to the same nodes as its float original;
+- a model whose forward gives a buffer a traced size (``self.pe[:, : x.size(1)]``,
+  ``self.idx.expand(x.size(0), -1)``) is traced with its buffers as proxies;
+- the arguments of ``forward`` the example inputs leave out are traced at their defaults (see
+  :func:`symbolic_trace`);
+- what forward computes with gradients off is detached where the rest reads it
+  (:func:`detach_no_grad`);
+- ``torch.zeros(x.size(0), 4)`` and torch's other factories of a traced size are graph nodes
+  (fx refused them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import operator
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -96,6 +104,39 @@ def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:
     return added
 
 
+# torch's factories whose size may be traced (torch.zeros(x.size(0), 4)): fx's Proxy cannot
+# stand in an int list, so torch raised 'zeros() takes 1 positional argument but 2 were given'
+_FACTORIES = ("zeros", "ones", "empty", "full", "eye", "rand", "randn", "randint")
+
+
+@contextlib.contextmanager
+def _factories_traced() -> Iterator[None]:
+    """While tracing, a call of one of torch's ``_FACTORIES`` given a traced value (a size, a
+    device) becomes a graph node, so the graph makes the tensor at the batch's size."""
+    originals = {name: getattr(torch, name) for name in _FACTORIES}
+
+    def traced(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            found: list[fx.Proxy] = []
+            fx.node.map_aggregate(
+                (args, kwargs), lambda v: found.append(v) if isinstance(v, fx.Proxy) else None
+            )
+            if found:
+                return found[0].tracer.create_proxy("call_function", fn, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return call
+
+    try:
+        for name, fn in originals.items():
+            setattr(torch, name, traced(fn))
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(torch, name, fn)
+
+
 def _defaults_left_out(model: nn.Module, given: int) -> dict[str, Any]:
     """The arguments of ``model.forward`` after the first ``given`` that have defaults, with
     those defaults; none where a required one is left out (the caller refuses that) or more
@@ -155,13 +196,14 @@ def symbolic_trace(model: nn.Module, given: int | None = None) -> fx.GraphModule
     concrete = _defaults_left_out(model, given) if given is not None else {}
     tracer = _Tracer()
     try:
-        with torch.enable_grad():  # a caller's no_grad would mark every node NO_GRAD
+        # a caller's no_grad would mark every node NO_GRAD
+        with torch.enable_grad(), _factories_traced():
             graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as first:
         tracer = _Tracer()
         tracer.proxy_buffer_attributes = True
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), _factories_traced():
                 graph = tracer.trace(model, concrete_args=concrete or None)
         except Exception:
             raise first from None

@@ -52,7 +52,7 @@ class GraphNet(nn.Module):
     """4 nodes of 4 features: a GCN layer (the normalised adjacency with self-loops, a buffer,
     batched by expand, times the node features through torch.bmm), then messages along 6
     directed edges (src/dst index buffers) summed into their targets with index_add and with
-    scatter_add, and the nodes averaged."""
+    scatter_add (into torch.zeros of the batch's size), and the nodes averaged."""
 
     def __init__(self):
         super().__init__()
@@ -70,7 +70,7 @@ class GraphNet(nn.Module):
         m = self.lin2(h)[:, self.src]  # (N, 6 edges, 8)
         a = torch.zeros_like(h).index_add(1, self.dst, m)
         index = self.dst.view(1, -1, 1).expand(m.size(0), -1, m.size(2))
-        b = torch.zeros_like(h).scatter_add(1, index, m)
+        b = torch.zeros(h.size(0), 4, 8, device=h.device).scatter_add(1, index, m)
         return self.head(F.relu(a + b + h).mean(1))
 
 
