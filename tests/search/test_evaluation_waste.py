@@ -69,3 +69,17 @@ def test_our_strategies_spend_no_trial_on_a_known_config_while_one_is_new(
     )  # fmt: skip
     assert len({t.config_hash for t in result.trials}) == 81
     assert not any(t.cached for t in result.trials)
+
+
+def test_a_budget_between_the_configs_and_the_points_stops_on_exhaustion(
+    digits: DataSplits,
+) -> None:
+    """90 trials on 100 points of 81 configs: once every config is known the search stops.
+    Only a budget of the space's size was checked for exhaustion, so brute force answered 9
+    repeats from the cache after its 81 configs."""
+    gm = counting_mlp(digits)
+    result = search(
+        gm, digits.val, space=AUTO_SPACE, objectives=OBJ, strategy="brute_force", n_trials=90,
+        calibration_data=digits.train.x[:64],
+    )  # fmt: skip
+    assert len(result.trials) == result.n_evaluations == 81

@@ -255,11 +255,16 @@ class TrialObjective:
         """Configs still to evaluate or pre-check before the search stops on exhaustion;
         ``None`` when it does not stop there."""
         cfg = self.cfg
-        # Only a budget of at least the space's size can exhaust it: skip the count otherwise.
-        if not (cfg.stop_when_exhausted and cfg.cache and cfg.n_trials >= self.space.size):
+        if not (cfg.stop_when_exhausted and cfg.cache):
             return None
-        if self._configs is None:  # "auto" choices can make two points one config
+        # Only a budget of at least the space's configs can exhaust it: "auto" choices can make
+        # two points one config, which is counted only where such a budget may be enough.
+        if cfg.n_trials < self.space.size and not self.has_auto:
+            return None
+        if self._configs is None:
             self._configs = self.space.n_configs(self.evaluator.resolve)
+        if cfg.n_trials < self._configs:
+            return None
         return self._configs - self.evaluated() - len(self.prechecked)
 
     def restore(self, trials: list[TrialInfo]) -> None:
