@@ -113,3 +113,27 @@ def test_alpha_and_beta_of_the_add_products_are_counted(
     assert cost(beta=0.5) == (macs, fwd + n, bwd + n)
     assert cost(alpha=2.0, beta=0.5) == (macs, fwd + 2 * n, bwd + 2 * n)
     assert cost(beta=0.0) == (macs, fwd - n, bwd - (n - 4))
+
+
+@pytest.mark.parametrize(
+    ("kind", "fn", "fwd", "bwd"),
+    [
+        ("round", lambda x, y: torch.round(x), 15, 0),
+        # x * 10^d, round, / 10^d: 3 per element (priced as a plain round, 1)
+        ("round", lambda x, y: torch.round(x, decimals=2), 45, 0),
+        ("round", lambda x, y: x.round(decimals=1), 45, 0),
+        ("softplus", lambda x, y: torch.nn.functional.softplus(x), 4 * 15, 5 * 15),
+        # log(1 + exp(beta x)) / beta: + beta x and the divide (2); back sigmoid(beta x): + 1
+        ("softplus", lambda x, y: torch.nn.functional.softplus(x, beta=2.0), 6 * 15, 6 * 15),
+    ],
+)
+def test_round_decimals_and_softplus_beta(
+    kind: str, fn: Callable[..., torch.Tensor], fwd: int, bwd: int
+) -> None:
+    assert _cost(fn, kind) == (0, fwd, bwd)
+
+
+def test_softplus_module_reads_its_beta() -> None:
+    gm = trace(nn.Sequential(nn.Softplus(beta=0.5)).eval(), torch.randn(3, 5))
+    cost = compute_cost(gm)
+    assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 6 * 15, 6 * 15)

@@ -77,9 +77,6 @@ _ELEMENTWISE = {
     "hardswish": (5, 6),
     # hardsigmoid: relu6(x + 3) / 6 = add, 2 comparisons, divide = 4; dx = dy / 6 inside = 3.
     "hardsigmoid": (4, 3),
-    # softplus: x > threshold ? x : log(1 + exp(x)) = compare, exp, add, log = 4;
-    #   dx = dy * sigmoid(x) = 4 + 1 = 5.
-    "softplus": (4, 5),
     # mish: x * tanh(softplus(x)) = 4 + 1 + 1 = 6; dx = dy * (t + x sigmoid(x) (1 - t^2)):
     #   t recomputed 5, sigmoid 4, 1 - t^2 2, two multiplies, add, times dy = 15.
     "mish": (6, 15),
@@ -115,6 +112,18 @@ def _where(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("where", _where)
+
+
+def _softplus(a: OpArgs) -> OpCost:
+    # softplus: x > threshold ? x : log(1 + exp(x)) = compare, exp, add, log = 4;
+    #   dx = dy * sigmoid(x) = 4 + 1 = 5. beta != 1: log(1 + exp(beta x)) / beta, + 2;
+    #   dx = dy * sigmoid(beta x), + 1.
+    beta = a.module.beta if a.module is not None else a.arg(1, "beta", 1.0)
+    scaled = int(beta != 1)
+    return OpCost(0, (4 + 2 * scaled) * a.n_out, (5 + scaled) * a.n_out)
+
+
+COST_RULES.add("softplus", _softplus)
 
 
 def _clamp(a: OpArgs) -> OpCost:

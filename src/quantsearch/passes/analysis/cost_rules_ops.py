@@ -271,13 +271,22 @@ _ELEMENTWISE = {
     #   integer range (2), - zero point, * s = 7; dx = dy masked to the range (STE) = 1.
     "fake_quantize_per_tensor_affine": (7, 1),
     "fake_quantize_per_channel_affine": (7, 1),
-    # rounding (sign, round, floor, ceil, trunc): 1; their gradient is zero, nothing computed.
+    # rounding (sign, floor, ceil, trunc): 1; their gradient is zero, nothing computed.
     # floordiv (x // y): divide, floor = 2; no gradient.
-    **{k: (1, 0) for k in ("sign", "round", "floor", "ceil", "trunc")},
+    **{k: (1, 0) for k in ("sign", "floor", "ceil", "trunc")},
     "floordiv": (2, 0),
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
     COST_RULES.add(_k, _elementwise(_f, _b))
+
+
+def _round(a: OpArgs) -> OpCost:
+    # round: 1; with decimals d != 0, x * 10^d, round, / 10^d = 3. Its gradient is zero.
+    decimals = a.node.kwargs.get("decimals", 0)
+    return OpCost(0, (3 if decimals else 1) * a.n_out, 0)
+
+
+COST_RULES.add("round", _round)
 for _k in ("erf", "erfc", "expm1", "log1p", "round"):  # torch.special's names of the same
     COST_RULES.add(f"special_{_k}", COST_RULES.get(_k))
 # In place: the arithmetic of the op it names, on the same elements.
