@@ -161,3 +161,35 @@ def test_lerp_by_hand(weight: str) -> None:
     else:
         model = Fn(lambda s, e, w: s.lerp(e, w), end, w)
         assert _cost(model, x, "lerp") == (0, 45, 75 + 10)
+
+
+def test_cross_gumbel_softmax_ldexp_and_in_place_nan_to_num_by_hand() -> None:
+    """Each was listed uncounted. x (4, 3): cross products along the 3, N = 12: 3 N, 6 N back.
+    gumbel_softmax of (3, 5): 11 N (+ 3 N - R for hard), 5 N back. ldexp by an integer
+    exponent: 2 N, and dy 2^e for x alone (2 N). nan_to_num_: nan_to_num's 3 and 1."""
+    x = torch.randn(4, 3)
+    assert _cost(Fn(lambda t: torch.cross(t, t.flip(0), dim=1)), x, "cross") == (0, 36, 72)
+    assert _cost(Fn(lambda t: torch.linalg.cross(t, t.flip(0))), x, "linalg_cross") == (0, 36, 72)
+    y = torch.randn(3, 5)
+    assert _cost(Fn(lambda t: F.gumbel_softmax(t, tau=0.5)), y, "gumbel_softmax") == (0, 165, 75)
+    hard = Fn(lambda t: F.gumbel_softmax(t, hard=True))
+    assert _cost(hard, y, "gumbel_softmax") == (0, 165 + 45 - 3, 75)
+    e = torch.ones(5, dtype=torch.int32)
+    assert _cost(Fn(lambda t, k: torch.ldexp(t, k), e), y, "ldexp") == (0, 30, 30)
+    assert _cost(Fn(lambda t: t.clone().nan_to_num_()), y, "nan_to_num_") == (0, 45, 15)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: torch.fft.fft(t).real,
+        lambda t: torch.fft.rfft(t).abs(),
+        lambda t: torch.fft.irfft(t),
+    ],
+)
+def test_ffts_stay_uncounted_with_the_reason(fn: Callable[..., torch.Tensor]) -> None:
+    """An FFT's arithmetic is its algorithm's (radix, real input, prime factors, the library
+    torch calls): no count holds for every size and build."""
+    gm = trace(Fn(fn).eval(), torch.randn(3, 8))
+    (u,) = compute_cost(gm).uncounted
+    assert u.op_kind.startswith("fft_") and "depends on its algorithm" in u.reason

@@ -162,3 +162,16 @@ def test_fold_adds_the_overlapping_block_values(
     want = int(hits.sum()) - int((hits > 0).sum())
     for fn in (lambda t: F.fold(t, size, k, **kw), nn.Fold(size, k, **kw)):
         assert _cost(fn, x) == (0, want, 0)
+
+
+def test_logcumsumexp_histc_and_index_put_by_hand() -> None:
+    """Each was listed uncounted. x (4, 6): logcumsumexp along dim 1, N = 24, R = 4: 8 (N - R)
+    = 160, 5 N - R = 116 back. histc of the 24 values: 6 I, + 2 (I - 1) for the data's range
+    (min = max = 0), none back. index_put: a write, free; accumulating 2 x 6 values: 12 adds."""
+    x = torch.randn(4, 6)
+    assert _cost(lambda t: torch.logcumsumexp(t, 1), x) == (0, 160, 116)
+    assert _cost(lambda t: torch.histc(t, 5), x) == (0, 6 * 24 + 2 * 23, 0)
+    assert _cost(lambda t: torch.histc(t, 5, -1.0, 1.0), x) == (0, 6 * 24, 0)
+    rows, values = torch.tensor([0, 0]), torch.ones(2, 6)
+    assert _cost(lambda t: t.index_put((rows,), values), x) == (0, 0, 0)
+    assert _cost(lambda t: t.index_put((rows,), values, accumulate=True), x) == (0, 12, 0)

@@ -4,7 +4,8 @@
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``lerp``, ``logit``,
 trigonometric and hyperbolic functions, other logarithm bases, special functions, tests
 (``isnan`` ...), logical ops, and the binary ops ``atan2``, ``hypot``, ``fmod``,
-``remainder``, ``logaddexp``, ``xlogy`` and ``copysign``. Registered into
+``remainder``, ``logaddexp``, ``xlogy``, ``copysign`` and ``ldexp``, ``cross``,
+``F.gumbel_softmax``; the FFTs refused (their arithmetic is the algorithm's). Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 As everywhere: per output element, a comparison, select, ``exp``, ``log``, ``sin`` or other
@@ -133,16 +134,21 @@ def _logit(a: OpArgs) -> OpCost:
 COST_RULES.add("logit", _logit, aliases=("special_logit", "logit_"))
 
 
+def _graded(t: TensorMeta) -> bool:
+    """Whether a tensor of this dtype can have a gradient (an integer or bool one cannot)."""
+    return t.dtype.startswith(("float", "bfloat", "complex"))
+
+
 def _binary(fwd: int, d_first: int, d_second: int) -> CostRule:
     """A binary op of ``fwd`` FLOPs per output; backward ``d_first`` per output for its first
-    operand's gradient and ``d_second`` for its second's, each when that operand is a tensor,
-    plus the adds summing it back to a broadcast operand's shape."""
+    operand's gradient and ``d_second`` for its second's, each when that operand is a
+    floating-point tensor, plus the adds summing it back to a broadcast operand's shape."""
 
     def rule(a: OpArgs) -> OpCost:
         n = a.n_out
         ops = [a.tensor_arg(0, "input"), a.tensor_arg(1, "other")]
         pairs = zip((d_first, d_second), ops, strict=True)
-        bwd = sum(d * n + _reduce(n, t) for d, t in pairs if t is not None)
+        bwd = sum(d * n + _reduce(n, t) for d, t in pairs if t is not None and _graded(t))
         return OpCost(0, fwd * n, bwd)
 
     return rule
@@ -171,6 +177,10 @@ _BINARY = {
     # copysign(x, y): |x| with y's sign: abs, sign test, select = 3; d(x) = dy times the sign
     #   agreement: compare, multiply = 2; d(y) = 0.
     "copysign": (3, 2, 0),
+    # ldexp(x, e) = x 2^e: exp2, multiply = 2; d(x) = dy 2^e 2; d(e) = dy y ln 2 2 (an integer
+    #   e, the usual one, has none).  nextafter: 1, no gradient.
+    "ldexp": (2, 2, 2),
+    "nextafter": (1, 0, 0),
 }
 for _k, (_f, _d1, _d2) in _BINARY.items():
     COST_RULES.add(_k, _binary(_f, _d1, _d2))
@@ -183,13 +193,51 @@ COST_RULES.add("floor_divide", COST_RULES.get("floordiv"))
 # rsub(x, y) = y - x: 1; d(x) = -dy (1, x the subtrahend), d(y) = dy (0).
 COST_RULES.add("rsub", _binary(1, 1, 0))
 
+
+def _cross(a: OpArgs) -> OpCost:
+    # u x v along a dim of 3: each output two products and a difference = 3 N; bwd: du =
+    # v x dy and dv = dy x u, 3 N each = 6 N, + the broadcast sums.
+    n = a.n_out
+    ops = (a.tensor_arg(0, "input"), a.tensor_arg(1, "other"))
+    return OpCost(0, 3 * n, 6 * n + sum(_reduce(n, t) for t in ops))
+
+
+COST_RULES.add("cross", _cross, aliases=("linalg_cross",))
+
+
+def _gumbel_softmax(a: OpArgs) -> OpCost:
+    # softmax((logits + g) / tau), g = -log(-log(U)): log, negate, log, negate, add, divide
+    # and softmax's 5 = 11 N (drawing U is not arithmetic on data); hard=True adds the argmax
+    # (N - R comparisons, R = N / D rows), the one-hot (free) and y_hard - y_soft + y_soft
+    # (2 N). bwd: softmax's 4 and the divide by tau = 5 N (hard passes dy straight through).
+    n, x = a.n_out, a.first_input()
+    hard = bool(a.arg(2, "hard", False))
+    rows = n // (x.shape[a.arg(4, "dim", -1)] if x.shape else 1)
+    return OpCost(0, 11 * n + hard * (3 * n - rows), 5 * n)
+
+
+COST_RULES.add("gumbel_softmax", _gumbel_softmax)
+
+
+def _fft(a: OpArgs) -> OpCost:
+    # The discrete Fourier transforms: their arithmetic is the FFT algorithm's (radix, real
+    # input, sizes with large prime factors, the library torch calls): no count holds for
+    # every size and build, so they stay listed uncounted, saying why.
+    raise ValueError("an FFT's arithmetic depends on its algorithm and size: no single count")
+
+
+for _k in ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn",
+           "rfftn", "irfftn", "hfft", "ihfft"):  # fmt: skip
+    COST_RULES.add(f"fft_{_k}", _fft)
+COST_RULES.add("stft", _fft, aliases=("istft",))
+
 # In place: the arithmetic of the op it names, on the same elements.
 for _k in (
     "exp", "abs", "neg", "sqrt", "clamp", "elu", "log", "sin", "cos", "pow", "reciprocal",
     "rsqrt", "square", "floor", "ceil", "round", "trunc", "sign", "erf", "rrelu", "hardshrink",
     "tan", "atan2", "fmod", "remainder", "hypot", "xlogy", "copysign", "frac", "exp2",
     "deg2rad", "rad2deg", "log2", "log10", "log1p", "expm1", "silu", "hardswish",
-    "hardsigmoid", "gelu", "selu", "celu", "mish",
+    "hardsigmoid", "gelu", "selu", "celu", "mish", "nan_to_num", "ldexp", "lgamma", "digamma",
 ):  # fmt: skip
     if f"{_k}_" not in COST_RULES:
         COST_RULES.add(f"{_k}_", COST_RULES.get(_k))

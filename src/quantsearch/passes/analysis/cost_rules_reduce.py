@@ -1,7 +1,9 @@
 """Cost rules for norms and other reductions, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): vector norms in
 every form torch spells them (``torch.linalg.vector_norm``, ``torch.linalg.norm``,
-``torch.norm``, ``Tensor.norm``) and ``F.normalize``. Registered into
+``torch.norm``, ``Tensor.norm``), ``F.normalize``, statistics and scans (``nansum``,
+``var_mean``, ``cumprod``, ``logcumsumexp``, ``histc`` ...), ``index_put`` and ``F.fold``.
+Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 I is the input's elements, N the output's, R = N / D rows of D elements reduced together (or
@@ -149,6 +151,42 @@ def _scan(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("cumprod", _scan, aliases=("cummax", "cummin"))
+
+
+def _logcumsumexp(a: OpArgs) -> OpCost:
+    # Running log(exp(s) + exp(x)) along a dim, R rows: N - R steps of logaddexp's 8
+    # (cost_rules_math); bwd: dx = exp(x) * reversed prefix sums of dy exp(-y): exp and
+    # multiply (2 N), N - R adds, exp and multiply (2 N) = 5 N - R.
+    x, n = a.first_input(), a.n_out
+    rows = n // max(x.shape[a.arg(1, "dim")] if x.shape else 1, 1)
+    return OpCost(0, 8 * (n - rows), 5 * n - rows)
+
+
+COST_RULES.add("logcumsumexp", _logcumsumexp)
+
+
+def _histc(a: OpArgs) -> OpCost:
+    # I values into B bins: range tests (2), the bin (subtract, multiply, floor: 3) and its
+    # count's add (1) = 6 I; with min = max (the default 0, 0) the data's min and max first,
+    # 2 (I - 1) comparisons. Counts: no gradient.
+    i = a.first_input().numel
+    lo, hi = a.arg(2, "min", 0), a.arg(3, "max", 0)
+    return OpCost(0, 6 * i + 2 * (i - 1) * (lo == hi), 0)
+
+
+COST_RULES.add("histc", _histc)
+
+
+def _index_put(a: OpArgs) -> OpCost:
+    # x.index_put(indices, values, accumulate): writes the values at the indices, free; with
+    # accumulate=True one add per value element. bwd: dy to x (masked or passed) and to the
+    # values (a gather): free.
+    values = a.tensor_arg(2, "values")
+    adds = values.numel if values is not None and a.arg(3, "accumulate", False) else 0
+    return OpCost(0, adds, 0)
+
+
+COST_RULES.add("index_put", _index_put, aliases=("index_put_",))
 
 
 def _diff(a: OpArgs) -> OpCost:
