@@ -314,6 +314,11 @@ def softmax():
     return nn.Sequential(nn.Linear(6, 3), nn.Softmax(dim=1))
 
 
+def chain():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
 def data():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(90, 6, generator=g) * 3
@@ -324,6 +329,25 @@ def data1d():
     x, y = data()
     return x.reshape(90, 1, 6), y
 """
+
+
+def _trained(tmp_path: Path, capsys: pytest.CaptureFixture[str], build: str) -> Path:
+    """A config of ``build`` (a function of USER_MODELS) in ``tmp_path``, its checkpoint
+    trained there (run from ``tmp_path``)."""
+    from tests.cli.test_search_cli import run
+
+    (tmp_path / "um.py").write_text(USER_MODELS)
+    config = tmp_path / f"{build}.toml"
+    config.write_text(
+        f'seed = 0\n[model]\nname = "um.py:{build}"\ncheckpoint = "{build}.pt"\n'
+        f'[data]\nname = "um.py:{"data1d" if build == "conv" else "data"}"\n'
+        "[train]\nepochs = 1\n"
+        '[quantize.default]\nformat = "fixed"\ndata_in = { width = 7, frac_width = 3 }\n'
+        "weight = { width = 5, frac_width = 3 }\nbias = { width = 5, frac_width = 3 }\n"
+    )
+    code, _, err = run(["train", "-c", str(config)], capsys)
+    assert code == 0, err
+    return config
 
 
 @pytest.mark.parametrize(
@@ -338,19 +362,9 @@ def test_layers_outside_the_subset_are_refused_before_any_file(
     2 with one line naming them, and the folder holds no OUT nor a staging leftover."""
     from tests.cli.test_search_cli import run
 
-    (tmp_path / "um.py").write_text(USER_MODELS)
-    config = tmp_path / f"{build}.toml"
-    config.write_text(
-        f'seed = 0\n[model]\nname = "um.py:{build}"\ncheckpoint = "{build}.pt"\n'
-        f'[data]\nname = "um.py:{"data1d" if build == "conv" else "data"}"\n'
-        "[train]\nepochs = 1\n"
-        '[quantize.default]\nformat = "fixed"\ndata_in = { width = 7, frac_width = 3 }\n'
-        "weight = { width = 5, frac_width = 3 }\nbias = { width = 5, frac_width = 3 }\n"
-    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
-        code, _, err = run(["train", "-c", str(config)], capsys)
-        assert code == 0, err
+        config = _trained(tmp_path, capsys, build)
         before = sorted(p.name for p in tmp_path.iterdir())
         out = "out.onnx" if to == "qonnx" else "out"
         code, _, err = run(["export", "--to", to, out, "-c", str(config), "--verify"], capsys)
@@ -428,3 +442,23 @@ def test_random_chains_are_exact_where_the_plan_says_so(tmp_path: Path) -> None:
             searched = qgm(x).double().numpy()
         assert np.array_equal(theirs, searched) == verify_qonnx(path, qgm, x).bit_exact, label
         assert np.array_equal(theirs, want), label
+
+
+def test_verify_without_a_compiler_is_refused_before_any_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hls4ml builds its C simulation with the g++ on PATH (its build_lib.sh names it). Without
+    one, `export --to hls4ml --verify` wrote the project, then failed in hls4ml's compile with
+    a traceback ('internal error', exit 1); now one line, exit 2, nothing written. Referee: the
+    folder's listing."""
+    from tests.cli.test_search_cli import run
+
+    monkeypatch.chdir(tmp_path)
+    config = _trained(tmp_path, capsys, "chain")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    (tmp_path / "bin").mkdir()  # a PATH without g++
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    code, _, err = run(["export", "--to", "hls4ml", "out", "-c", str(config), "--verify"], capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: export --verify: got no g++ "), err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "bin") == before

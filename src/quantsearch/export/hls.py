@@ -25,7 +25,7 @@ import torch
 from torch import fx, nn
 
 from quantsearch.export.agreement import Agreement, agreement
-from quantsearch.export.deps import require
+from quantsearch.export.deps import require, require_compiler
 from quantsearch.export.plan import HwPlan, chain_nodes, layer_module, plan
 from quantsearch.export.staging import staged_folder
 from quantsearch.formats import FixedPoint
@@ -74,7 +74,12 @@ class HlsExport:
             _name_output_dir(stage / "hls4ml_config.yml", self.out_dir)
 
     def compile(self) -> None:
-        """Write the project and build the C simulation with the system g++ (no vendor tools)."""
+        """Write the project and build the C simulation with the system g++ (no vendor tools).
+
+        Raises:
+            ConfigError: no g++ on ``PATH`` (nothing is written).
+        """
+        require_compiler("export --verify")
         self.write()
         self.hls_model._compile()  # hls4ml's compile() after its write()
 
@@ -145,6 +150,8 @@ def compile_all(exports: list[HlsExport], workers: int | None = None) -> None:
     subprocess run in the project's folder (``cwd=``, no ``chdir``): the writes run one by one,
     the builds in threads.
     """
+    if exports:
+        require_compiler("export --verify")
     for e in exports:
         e.write()
     n = max(1, min(len(exports), workers or os.cpu_count() or 1))
