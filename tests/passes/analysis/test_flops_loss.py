@@ -69,6 +69,9 @@ CASES: list[tuple[str, Loss | nn.Module, bool, tuple[int, int]]] = [
     # probability targets: log_softmax 5 I, times t, summed over C, negated = 7 I, + R mean;
     # bwd 5 I - R
     ("cross_entropy", _soft_targets, True, (7 * N_IN + R, 5 * N_IN - R)),
+    # per element 4 (5 for p = 2), per row summed and divided (I), + R mean; 3 I - R back
+    ("multi_margin_loss", F.multi_margin_loss, True, (5 * N_IN + R, 3 * N_IN - R)),
+    ("multimarginloss", nn.MultiMarginLoss(p=2, reduction="none"), True, (6 * N_IN, 5 * N_IN - R)),
     # kl_div: xlogy(t, t) - t x = 6 (+ 1 reduced); dx = -t dy 1; log_target: 3 (+ 1), 2
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="sum"), False, (7 * N_IN, N_IN)),
     ("kl_div", lambda y, t: F.kl_div(y, t, reduction="none"), False, (6 * N_IN, N_IN)),
@@ -198,6 +201,7 @@ def test_bce_and_triplet_margin_losses_by_hand() -> None:
     ("loss", "reason"),
     [
         (lambda y, t: F.poisson_nll_loss(y, t, full=True), "counted without full"),
+        (lambda y, t: F.multi_margin_loss(y, t.argmax(1), weight=torch.ones(5)), "weight"),
         (lambda y, t: F.binary_cross_entropy(torch.sigmoid(y), t, torch.ones(5)), "without weight"),
         (lambda y, t: F.triplet_margin_loss(y, t, t, swap=True), "without swap"),
         (lambda y, t: F.triplet_margin_loss(y, t, t, p=1), "counted for p = 2"),

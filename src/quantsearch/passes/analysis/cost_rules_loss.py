@@ -34,6 +34,7 @@ _REDUCTION_AT = {
     "poisson_nll_loss": 7,
     "multilabel_soft_margin_loss": 5,
     "triplet_margin_loss": 8,
+    "multi_margin_loss": 7,
 }
 # the module forms (nn.MSELoss ...) and their functions
 _MODULES = {
@@ -54,6 +55,7 @@ _MODULES = {
     "poissonnllloss": "poisson_nll_loss",
     "multilabelsoftmarginloss": "multilabel_soft_margin_loss",
     "tripletmarginloss": "triplet_margin_loss",
+    "multimarginloss": "multi_margin_loss",
 }
 
 
@@ -224,6 +226,20 @@ def _triplet_margin(a: OpArgs) -> OpCost:
     return OpCost(0, fwd, rows * (10 * d + 3))
 
 
+def _multi_margin(a: OpArgs) -> OpCost:
+    # Scores (R, C), I elements, class-index targets: per element margin - x[y] + x[i] (2),
+    # clamped at 0 (1), squared for p = 2 (1), the target's own term dropped (1) = 4 (5); per
+    # row summed and divided by C (I); + R reduced. bwd: per element the hinge's mask times
+    # dy / C (2; p = 2: times 2 h, + 2), and x[y] minus its row's sum (I - R): 3 I - R
+    # (5 I - R).
+    _unweighted(a, {"weight": 4})
+    i, x = a.first_input().numel, a.first_input()
+    rows, sq = i // max(x.shape[-1] if x.shape else 1, 1), int(_option(a, 2, "p", 1) == 2)
+    fwd = (5 + sq) * i + rows * _reduced(a, "multi_margin_loss")
+    return OpCost(0, fwd, (3 + 2 * sq) * i - rows)
+
+
+COST_RULES.add("multi_margin_loss", _multi_margin)
 COST_RULES.add("gaussian_nll_loss", _gaussian_nll)
 COST_RULES.add("poisson_nll_loss", _poisson_nll)
 COST_RULES.add("multilabel_soft_margin_loss", _multilabel_soft_margin)
