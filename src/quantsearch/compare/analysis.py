@@ -23,9 +23,9 @@ from quantsearch.compare.measures import (
     Mode,
     Target,
     counted_trials,
+    evaluation_flags,
     feasible_values,
     measure_run,
-    new_config_flags,
 )
 from quantsearch.compare.result import ComparisonResult
 from quantsearch.compare.summary import auto_budgets, strategy_stats
@@ -172,7 +172,7 @@ def compare_results(
         strategy_stats(s, [m for m in runs if m.strategy == s], target, budgets, n, budget_unit)
         for s in strategies
     ]
-    unshared = sum(sum(new_config_flags(counted_trials(r.trials))) for r in everything)
+    unshared = sum(sum(evaluation_flags(counted_trials(r.trials))) for r in everything)
     return ComparisonResult(
         mode=mode,
         strategies=strategies,

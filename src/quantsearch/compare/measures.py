@@ -4,9 +4,10 @@ Never from a shared cache's flags:
 
 * **trials**: completed trials and trials whose config failed (the ones that use up a budget,
   :attr:`TrialInfo.counts_toward_budget`).
-* **distinct evaluations**: trials whose config had not appeared earlier *in this run*. A failed
-  config counts as a trial and an evaluation, never as a best; an infeasible trial never counts
-  as best so far.
+* **distinct evaluations**: trials whose config had not been evaluated earlier *in this run*,
+  as ``n_evaluations`` charges them (:func:`evaluation_flags`): a config pre-checked infeasible
+  ran no forward pass and is none. A failed config counts as a trial and an evaluation, never
+  as a best; an infeasible trial never counts as best so far.
 * **best so far** (``weighted_sum``): the largest feasible objective among the first ``k``
   trials, ``-inf`` until the first feasible one.
 * **hypervolume ratio** (``pareto``): the hypervolume of the feasible objective vectors among
@@ -14,6 +15,7 @@ Never from a shared cache's flags:
 * **trials / evaluations to optimum**: the first ``k`` at which best so far is within
   ``tolerance`` of the optimum (pareto: the hypervolume ratio is at least ``1 - tolerance``).
 * **duplicate share**: the share of the run's trials that repeated a config of that run
+  (evaluated or pre-checked)
   (``new_by_trial`` keeps the per-trial flags, so shares can be compared over equal numbers of
   trials: :func:`quantsearch.compare.ranking.repeated_shares`).
 * **samples**: validation samples the run's forward passes used (``TrialInfo.samples``; with
@@ -38,6 +40,7 @@ __all__ = [
     "Target",
     "best_so_far",
     "counted_trials",
+    "evaluation_flags",
     "feasible_values",
     "measure_run",
     "new_config_flags",
@@ -68,6 +71,26 @@ def new_config_flags(trials: Sequence[TrialInfo]) -> list[bool]:
         if t.config_hash is not None:
             seen.add(t.config_hash)
         out.append(new)
+    return out
+
+
+def evaluation_flags(trials: Sequence[TrialInfo]) -> list[bool]:
+    """Per trial: did it charge this run a distinct evaluation (its config's first trial that
+    charges one, :attr:`TrialInfo.charges_evaluation`: not a pre-checked config), as the run's
+    own ``n_evaluations`` budget counts it (:func:`~quantsearch.search.trial.evaluations_charged`)?
+
+    Example:
+        >>> evaluation_flags([TrialInfo(0, "COMPLETE", config_hash="a", prechecked=True),
+        ...                   TrialInfo(1, "COMPLETE", config_hash="b"),
+        ...                   TrialInfo(2, "COMPLETE", config_hash="b", cached=True)])
+        [False, True, False]
+    """
+    seen: set[str | None] = set()
+    out = []
+    for t in trials:
+        out.append(t.charges_evaluation and t.config_hash not in seen)
+        if t.charges_evaluation:
+            seen.add(t.config_hash)
     return out
 
 
@@ -150,8 +173,9 @@ def measure_run(
 ) -> RunMetrics:
     """Measure one run's trial sequence against ``target`` (see the module docstring)."""
     seq = counted_trials(trials)
-    new = new_config_flags(seq)
-    evals = sum(new)
+    new = new_config_flags(seq)  # configs seen: repeats and exhaustion
+    charged = evaluation_flags(seq)  # evaluations: the cost axis
+    evals = sum(charged)
     reached_at: int | None
     if target.mode == "weighted_sum":
         quality = best_so_far(seq)
@@ -172,16 +196,16 @@ def measure_run(
         )
         share = share_curve[-1] if share_curve else 0.0
         share_by_trial = tuple(share_curve)
-    by_eval = [q for q, is_new in zip(quality, new, strict=True) if is_new]
+    by_eval = [q for q, is_charged in zip(quality, charged, strict=True) if is_charged]
     return RunMetrics(
         strategy=strategy,
         seed=seed,
         trials=len(seq),
         evaluations=evals,
-        duplicate_share=(len(seq) - evals) / len(seq) if seq else 0.0,
+        duplicate_share=(len(seq) - sum(new)) / len(seq) if seq else 0.0,
         trials_to_optimum=None if reached_at is None else reached_at + 1,
-        evaluations_to_optimum=None if reached_at is None else sum(new[: reached_at + 1]),
-        exhausted=space_size is not None and evals >= space_size,
+        evaluations_to_optimum=None if reached_at is None else sum(charged[: reached_at + 1]),
+        exhausted=space_size is not None and sum(new) >= space_size,
         quality_by_trial=tuple(quality),
         quality_by_evaluation=tuple(by_eval),
         front_share=share,

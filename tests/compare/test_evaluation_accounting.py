@@ -1,0 +1,47 @@
+"""A comparison counts a run's evaluations as its ``n_evaluations`` budget charges them: a config
+pre-checked infeasible (no forward pass) is a trial and a config seen, not an evaluation.
+
+Referee: the counting model (:mod:`tests.search.counting`), whose forward passes count the
+validation samples actually run, with a cache per run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from quantsearch.compare import run_comparison
+from quantsearch.data import DataSplits
+from quantsearch.search.config import parse_search_config
+from quantsearch.search.prepare import prepare_search
+from tests.search.counting import Counter, counting_mlp
+from tests.search.spaces import LAB_SPACE
+
+OBJ = {"accuracy": {"direction": "maximize"}}
+# In brute force's order every fourth point has 16-bit weights: pre-checked, never evaluated.
+SMALL = {"model_size_bits": {"max": 1210 * 8}}
+
+
+def test_pre_checked_configs_are_not_counted_as_evaluations(digits: DataSplits) -> None:
+    """brute force and random search with ``n_evaluations = 8``: each run evaluated 8 configs,
+    but the comparison counted 11 (brute force: 3 pre-checked configs among its first 11) and
+    measured regret at 8 "evaluations" after 5 real ones."""
+    gm = counting_mlp(digits)
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "constraints": SMALL})
+    space, evaluator = prepare_search(gm, cfg, digits.val)
+    evaluator.baseline()
+    Counter.reset()
+    res = run_comparison(
+        space, evaluator, cfg, strategies=["brute_force", "random"], seeds=[0, 1], n_trials=40,
+        n_evaluations=8, shared_cache=False, ground_truth_budget=0, budgets=(8,),
+    )  # fmt: skip
+    assert Counter.samples == len(digits.val) * 8 * 4  # four runs of 8 evaluations each
+    for run in res.runs:
+        result = next(r for r in res.results if (r.strategy, r.seed) == (run.strategy, run.seed))
+        prechecked = {t.config_hash for t in result.trials if t.prechecked}
+        configs = {t.config_hash for t in result.trials}
+        assert run.evaluations == 8 == len(configs - prechecked)
+        assert len(run.quality_by_evaluation) == 8
+        assert run.duplicate_share == pytest.approx(1 - len(configs) / run.trials)
+        if run.strategy == "brute_force":
+            assert (run.trials, len(prechecked)) == (11, 3)
+    assert res.evaluations_unshared == res.evaluations == 8 * 4
