@@ -120,7 +120,7 @@ def _quantize(gm: torch.fx.GraphModule, raw: dict[str, Any]) -> torch.fx.GraphMo
     return quantize(gm, resolve(gm, parse_quantize_config(raw)))
 
 
-MODULE_LAYERS = [n for n in CLASSIFIERS if n != "hand_logits"]
+MODULE_LAYERS = [n for n in CLASSIFIERS if n not in ("hand_logits", "tied_autoencoder")]
 
 
 @pytest.mark.parametrize("name", MODULE_LAYERS)
@@ -166,6 +166,38 @@ def test_hand_written_layers_equal_a_hand_computation() -> None:
     assert _torch_flops(model, x) // 2 // len(x) == 16 * 12 + 12 * 8 + 8 * 5
     got = compute_metrics(qgm, ["bitops"], data=Split(x, y))["bitops"]
     assert got == 16 * 12 * 32 * 32 + 12 * 8 * 6 * 4 + 8 * 5 * 6 * 4
+
+
+def test_a_tied_decoder_rounds_the_float_weight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tied_autoencoder's decoder reads ``self.enc.weight.t()``: with enc's weight fixed(4, 2)
+    and the decoder's fixed(6, 3), the decoder computed on enc's rounding (its read of the
+    quantized layer); each now rounds the float weight to its own format (referee: the model
+    written out), and the quantized checkpoint the CLI's quantize writes of the same config
+    reloads to the same outputs."""
+    from quantsearch.quantized import load_quantized
+
+    model, x, _ = _model_and_data("tied_autoencoder", 6)
+    gm = trace(model, x)
+    raw = {
+        "by_type": {"linear": {"weight": _fixed(6, 3)}},
+        "by_name": {"enc": {"weight": _fixed(4, 2)}},
+    }
+    qgm = _quantize(gm, raw)
+    w, m = model.enc.weight, model
+    with torch.no_grad():
+        z = torch.relu(F.linear(x, _rounded(w, 4, 2), m.enc.bias))
+        r = F.linear(z, _rounded(w, 6, 3).t(), m.dec_bias)
+        h = _rounded(m.head.weight, 6, 3)  # by_type linear: the head's too
+        assert torch.equal(qgm(x), F.linear(torch.cat([z, r], 1), h, m.head.bias))
+    monkeypatch.chdir(tmp_path)
+    extra = ("[quantize.by_name.enc]", 'weight = { format = "fixed", width = 4, frac_width = 2 }')
+    config = str(_config(tmp_path, "tied_autoencoder", extra=extra))
+    code, err = run_cli(["quantize", "-c", config, "--out", "q"], capsys)
+    assert code == 0, err
+    with torch.no_grad():
+        assert torch.equal(load_quantized(tmp_path / "q/quantized.pt")(x), qgm(x))
 
 
 def test_names_fx_also_makes_address_the_users_layers() -> None:

@@ -10,7 +10,8 @@ argument and a ``return_features`` flag; a frozen backbone under torch.no_grad()
 block (LayerScale, a learned scalar temperature, LayerNorm over channels-last maps);
 ``padding="same"`` convolutions, dilated and grouped, on channels-last inputs; the shrink
 activations and RReLU; stack, unbind, split, flip, roll, tile; a causal dilated Conv1d stack
-(TCN); and a padded nn.Embedding averaged over its real tokens.
+(TCN); a padded nn.Embedding averaged over its real tokens; and an autoencoder whose
+decoder reads its encoder's weight transposed.
 
 Read by path by the CLI (``model.name = "<this file>:build_mixer"``) and imported by the
 tests. Each ``build_<name>`` returns a seeded, untrained model in eval mode; ``LOADERS`` names
@@ -299,6 +300,22 @@ class EmbedMean(nn.Module):
         return self.fc(e.sum(1) / mask.sum(1).clamp(min=1.0))
 
 
+class TiedAutoencoder(nn.Module):
+    """An autoencoder whose decoder is its encoder's weight transposed (``F.linear(z,
+    self.enc.weight.t(), self.dec_bias)``), the code and the reconstruction classified."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(16, 6)
+        self.dec_bias = nn.Parameter(torch.randn(16) * 0.1)
+        self.head = nn.Linear(6 + 16, 5)
+
+    def forward(self, x):
+        z = torch.relu(self.enc(x))
+        r = F.linear(z, self.enc.weight.t(), self.dec_bias)
+        return self.head(torch.cat([z, r], 1))
+
+
 MODELS: dict[str, type[nn.Module]] = {
     "mixer": Mixer,
     "graph_net": GraphNet,
@@ -314,6 +331,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "stack_split": StackSplit,
     "tcn": TCN,
     "embed_mean": EmbedMean,
+    "tied_autoencoder": TiedAutoencoder,
 }
 
 
@@ -388,4 +406,5 @@ LOADERS: dict[str, str] = {
     "stack_split": "load",
     "tcn": "load",
     "embed_mean": "load_tokens",
+    "tied_autoencoder": "load",
 }

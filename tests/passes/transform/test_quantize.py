@@ -489,3 +489,58 @@ def test_copies_of_one_tensor_train_as_one_and_round_apart() -> None:
     assert torch.equal(evq.head.weight, fixed(gm.emb.weight, 8, 4))
     assert torch.equal(evq.emb.weight, gm.emb.weight)  # float where emb reads it
     assert torch.equal(evq.get_submodule("quantized_nodes.fc_1").weight, fixed(gm.fc.weight, 4, 2))
+
+
+class _TiedAutoencoder(nn.Module):
+    """An autoencoder whose decoder is the encoder's weight transposed (F.linear of
+    ``self.enc.weight.t()``), and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Linear(16, 6)
+        self.dec_bias = nn.Parameter(torch.randn(16) * 0.1)
+        self.head = nn.Linear(22, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.relu(self.enc(x))
+        r = F.linear(z, self.enc.weight.t(), self.dec_bias)
+        return self.head(torch.cat([z, r], 1))
+
+
+@pytest.mark.parametrize(("enc", "dec"), [((4, 2), (6, 3)), ((4, 2), None), (None, (4, 2))])
+def test_a_quantized_layers_weight_read_elsewhere_is_its_float_tensor(
+    enc: tuple[int, int] | None, dec: tuple[int, int] | None
+) -> None:
+    """The decoder reads the quantized encoder's weight through ``self.enc.weight.t()``: the
+    read took enc's rounding (fixed(4, 2)), so the decoder's weight fixed(6, 3) computed on
+    enc's coarser grid, and a decoder left in float did too. Each reader now rounds the
+    float tensor to its own format: the model written out with torch.round (referee), in
+    eval mode, and the prepared slots of a search give quantize()'s outputs."""
+    torch.manual_seed(0)
+    model, x = _TiedAutoencoder().eval(), torch.randn(8, 16)
+    gm = trace(model, x)
+    table = {}
+    if enc is not None:
+        table["enc"] = {"weight": FixedPoint(*enc).to_dict()}
+    if dec is not None:
+        table["linear"] = {"weight": FixedPoint(*dec).to_dict()}
+    qgm = quantize(gm, ResolvedConfig.from_dict(table, gm=gm))
+    w = model.enc.weight
+    with torch.no_grad():
+        w_enc = w if enc is None else fixed(w, *enc)
+        w_dec = w if dec is None else fixed(w, *dec)
+        z = torch.relu(F.linear(x, w_enc, model.enc.bias))
+        want = model.head(torch.cat([z, F.linear(z, w_dec.t(), model.dec_bias)], 1))
+        assert torch.equal(qgm(x), want)
+    assert torch.equal(model.enc.weight, w) and torch.equal(gm.enc.weight, w)
+    from quantsearch.data import Split
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.config import parse_search_config
+
+    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4], [4, 2]]}}}
+    cfg = parse_search_config({"space": space, "objectives": {"accuracy": {}}, "device": "cpu"})
+    _, evaluator = prepare_search(gm, cfg, Split(x, torch.arange(8) % 5))
+    with torch.no_grad():
+        assert torch.equal(
+            evaluator.prepared().apply_(ResolvedConfig.from_dict(table, gm=gm))(x), want
+        )

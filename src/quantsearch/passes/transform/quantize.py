@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -48,8 +49,8 @@ def _qualname(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _free_name(gm: fx.GraphModule, name: str) -> str:
-    while hasattr(gm, name):
+def _free_name(gm: fx.GraphModule, name: str, taken: Mapping[str, Any] | None = None) -> str:
+    while hasattr(gm, name) or name in (taken or {}):
         name += "_"
     return name
 
@@ -162,6 +163,7 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
     root: dict[str, Any] = {}
     built: dict[tuple[str, Any], str] = {}  # (old target, config) -> new target
     get_attrs: list[fx.Node] = []
+    rounding: set[str] = set()  # targets of the layers a config quantizes
     for old, new in zip(gm.graph.nodes, graph.nodes, strict=True):
         ni = info(old)
         lq = resolved.get(old.name)
@@ -190,6 +192,8 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
                     target = f"{container}.{old.name}"  # configured second call of a module
                 root[target] = qmod
                 built[k] = target
+                if lq is not None:
+                    rounding.add(target)
                 new.op, new.target = "call_module", target
             module = root[str(new.target)]
         elif old.op == "get_attr":
@@ -199,14 +203,19 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
     for node in get_attrs:  # after the modules, so a path into a new module reads the new one
         target = str(node.target)
         owner = next((t for t in root if target.startswith(t + ".")), None)
-        if owner is not None:
+        if owner is not None and owner not in rounding:
             root[target] = attrgetter(target[len(owner) + 1 :])(root[owner])
         else:
             value = attrgetter(target)(gm)
-            root[target] = _copy_value(value)
             path, _, name = target.rpartition(".")
             held = (gm.get_submodule(path) if path else gm).__dict__.get(PARAM_ORIGINS, {})
-            origins[target] = held.get(name, id(value))
+            if owner is not None:
+                # a quantized layer holds its own rounding of the tensor (in eval mode): its
+                # other readers (F.linear(z, self.enc.weight.t())) read the float tensor under
+                # a name of their own, and round it to their own formats
+                node.target = _free_name(gm, f"{target.replace('.', '_')}_float", root)
+            root[str(node.target)] = _copy_value(value)
+            origins[str(node.target)] = held.get(name, id(value))
     cls = _LazyGraphModule if lazy else fx.GraphModule
     qgm = cls(root, graph, class_name=type(gm).__name__)
     for target, origin in origins.items():  # on the module fx made to hold each copy
