@@ -121,12 +121,14 @@ def export(
             raise ConfigError(f"{option}: got it with --to qonnx, allowed: with --to hls4ml")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
-    from quantsearch.export.qonnx import check_out
+    from quantsearch.export.qonnx import check_out, require_executor
     from quantsearch.formats import FixedPoint
     from quantsearch.formats.base import InvalidFormat
 
     if target == "qonnx":
         check_out(out)  # before the model is built: a user's file at OUT is refused at once
+        if verify:  # and a verification that cannot run, before the file is written
+            require_executor()
 
     wide = None
     if float_as is not None:

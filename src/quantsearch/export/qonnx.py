@@ -29,7 +29,15 @@ from quantsearch.export.plan import WIDE, chain_nodes, layer_module, plan
 from quantsearch.export.types import HwType, hw_type
 from quantsearch.graph import info
 
-__all__ = ["PRODUCER", "QUANT_DOMAIN", "check_out", "export_qonnx", "run_qonnx", "verify_qonnx"]
+__all__ = [
+    "PRODUCER",
+    "QUANT_DOMAIN",
+    "check_out",
+    "export_qonnx",
+    "require_executor",
+    "run_qonnx",
+    "verify_qonnx",
+]
 
 QUANT_DOMAIN = "qonnx.custom_op.general"
 PRODUCER = "quantsearch"  # the model's producer_name: what marks a file as a previous export
@@ -194,10 +202,21 @@ def export_qonnx(qgm: fx.GraphModule, path: str | Path, *, key: str = "OUT") -> 
     return write_atomic(path, model.SerializeToString())
 
 
+def require_executor() -> None:
+    """Check that the qonnx executor can run: onnx, qonnx, and the onnxruntime its
+    ``onnx_exec`` imports (``export --to qonnx --verify`` checks before it writes).
+
+    Raises:
+        ConfigError: the missing module, named, and the extra that installs it.
+    """
+    for module in ("onnx", "qonnx", "onnxruntime"):
+        require(module, "export --to qonnx --verify")
+
+
 def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:
     """Outputs of the QONNX file as the ``qonnx`` package's executor computes them."""
-    onnx = require("onnx", "export --to qonnx --verify")
-    require("qonnx", "export --to qonnx --verify")
+    require_executor()
+    import onnx
     from qonnx.core.modelwrapper import ModelWrapper  # the extra, checked just above
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.infer_shapes import InferShapes
