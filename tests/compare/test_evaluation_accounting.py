@@ -45,3 +45,19 @@ def test_pre_checked_configs_are_not_counted_as_evaluations(digits: DataSplits) 
         if run.strategy == "brute_force":
             assert (run.trials, len(prechecked)) == (11, 3)
     assert res.evaluations_unshared == res.evaluations == 8 * 4
+
+
+def test_the_ground_truth_does_not_measure_pre_checked_configs(digits: DataSplits) -> None:
+    """The ground truth's population held every point, the 4 of 16 that its brute-force run
+    then pre-checks infeasible too: 4 forward passes of the validation split nobody read."""
+    gm = counting_mlp(digits)
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "constraints": SMALL})
+    space, evaluator = prepare_search(gm, cfg, digits.val)
+    evaluator.baseline()
+    Counter.reset()
+    res = run_comparison(
+        space, evaluator, cfg, strategies=["brute_force"], seeds=[0], n_trials=16
+    )  # fmt: skip
+    assert res.ground_truth is not None and res.evaluations == 12
+    assert sum(t.prechecked for t in res.ground_truth.trials) == 4
+    assert Counter.samples == len(digits.val) * 12

@@ -35,6 +35,7 @@ from quantsearch.search.config import (
 )
 from quantsearch.search.evaluate import Evaluation, Evaluator
 from quantsearch.search.objective import objective_noise
+from quantsearch.search.precheck import Precheck
 from quantsearch.search.progress import progress_enabled
 from quantsearch.search.results import SearchResult
 from quantsearch.search.run_files import SEARCH_MARKERS
@@ -238,15 +239,14 @@ def run_comparison(
 def _population(
     space: SearchSpace, evaluator: Evaluator, cfg: SearchConfig
 ) -> AbstractContextManager[None]:
-    """The ground truth's every point evaluated first as one population
-    (:meth:`Evaluator.evaluate_many`: metrics equal to one evaluation each), which its
-    brute-force run then reads back one trial at a time. Not where the run would measure
-    some points partly (fidelity) or the population path refuses the metrics: the run then
-    evaluates as it would alone."""
+    """The ground truth's every config evaluated first as one population (metrics equal to one
+    evaluation each; none its run pre-checks infeasible), which its brute-force run then reads
+    back one trial at a time. Not where the run would measure some points partly (fidelity)
+    or the population path refuses the metrics: the run then evaluates as it would alone."""
     if cfg.fidelity.method != "full" or evaluator.population_refusal() is not None:
         return nullcontext()
-    points = [evaluator.resolve(space.layer_formats(space.point(i))) for i in range(space.size)]
-    return evaluator.answering(points)
+    points = (evaluator.resolve(space.layer_formats(p)) for p in space.enumerate())
+    return evaluator.answering(Precheck(evaluator, cfg, evaluator.baseline()).to_measure(points))
 
 
 @contextmanager

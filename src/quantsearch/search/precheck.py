@@ -21,7 +21,7 @@ What the samplers are told about a pre-checked trial:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from quantsearch.metrics import compute_metrics
@@ -107,6 +107,12 @@ class Precheck:
         cons = tuple(measured.get(c, 0.0) for c in self.cfg.constraints)
         values = objective_values(self.cfg, {**self._worst(), **metrics}, self.baseline)
         return PrecheckVerdict(metrics, cons, values, broken)
+
+    def to_measure(self, configs: Iterable[ResolvedConfig]) -> list[ResolvedConfig]:
+        """The distinct ``configs`` a search would evaluate: those this check passes (what a
+        comparison's ground truth measures ahead of its run, no config it would pre-check)."""
+        distinct = {rc.key(): rc for rc in configs}
+        return [rc for rc in distinct.values() if self(rc) is None]
 
     def _worst(self) -> dict[str, float]:
         out: dict[str, float] = {}
