@@ -193,3 +193,28 @@ def test_ffts_stay_uncounted_with_the_reason(fn: Callable[..., torch.Tensor]) ->
     gm = trace(Fn(fn).eval(), torch.randn(3, 8))
     (u,) = compute_cost(gm).uncounted
     assert u.op_kind.startswith("fft_") and "depends on its algorithm" in u.reason
+
+
+def test_more_in_place_forms_cost_their_ops_arithmetic() -> None:
+    """masked_fill_, clip_, addmm_, baddbmm_, addmv_ and addr_ were listed uncounted; each
+    costs what the op it names costs. bernoulli: one comparison per element, no gradient."""
+    x = torch.randn(3, 5)
+    pairs = [
+        (lambda t: t.masked_fill(t > 0, 0.0), lambda t: t.clone().masked_fill_(t > 0, 0.0)),
+        (lambda t: t.clip(-1, 1), lambda t: t.clone().clip_(-1, 1)),
+        (lambda t: t.addmm(t, torch.ones(5, 5)), lambda t: t.clone().addmm_(t, torch.ones(5, 5))),
+        (
+            lambda t: t[None].baddbmm(t[None], torch.ones(1, 5, 5)),
+            lambda t: t[None].clone().baddbmm_(t[None], torch.ones(1, 5, 5)),
+        ),
+        (lambda t: t[0].addmv(t.t(), t[:, 0]), lambda t: t[0].clone().addmv_(t.t(), t[:, 0])),
+        (lambda t: t.addr(t[:, 0], t[0]), lambda t: t.clone().addr_(t[:, 0], t[0])),
+    ]
+    for op, in_place in pairs:
+        totals = []
+        for fn in (op, in_place):
+            cost = compute_cost(trace(Fn(fn).eval(), x))
+            assert cost.uncounted == ()
+            totals.append((cost.macs, cost.flops, cost.flops_backward))
+        assert totals[0] == totals[1] and totals[0][1] > 0
+    assert _cost(Fn(lambda t: torch.bernoulli(t)), torch.rand(3, 5), "bernoulli") == (0, 15, 0)

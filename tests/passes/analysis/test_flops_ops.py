@@ -323,7 +323,8 @@ def test_a_module_has_its_function_s_kind(
 
 def test_views_selections_and_tensors_made_from_a_shape_cost_nothing() -> None:
     """Each was listed uncounted (a causal mask's torch.full, a flipped or rotated image, a
-    diagonal, random noise drawn like the input ...): data movement, counted as 0."""
+    diagonal, random noise drawn like the input, a copy or fill in place ...): data movement,
+    counted as 0."""
     x = torch.randn(3, 5)
     fns: list[Callable[[torch.Tensor], torch.Tensor]] = [
         lambda t: t.ravel(),
@@ -344,6 +345,15 @@ def test_views_selections_and_tensors_made_from_a_shape_cost_nothing() -> None:
         lambda t: torch.eye(t.shape[1]),
         lambda t: torch.linspace(0, 1, t.shape[1]),
         lambda t: torch.randn_like(t),
+        lambda t: t + t.new_tensor([1.0]),
+        lambda t: torch.zeros_like(t).copy_(t),
+        lambda t: t.clone().fill_(1.0).zero_().uniform_().normal_(),
+        lambda t: t.index_fill(1, torch.tensor([0]), 1.0).index_copy(0, torch.tensor([0]), t[:1]),
+        lambda t: t.clone().index_fill_(1, torch.tensor([0]), 1.0),
+        lambda t: t.clone().masked_scatter_(t > 0, t),
+        lambda t: t.clone().unsqueeze_(0).squeeze_(0).t_().transpose_(0, 1),
+        lambda t: t.as_strided((2, 2), (1, 1)),
+        lambda t: t.split_with_sizes([2, 3], 1)[0],
     ]
     free = 0
     for fn in fns:

@@ -42,6 +42,16 @@ def _cost(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[
     return c["macs"], c["flops"], c["flops_backward"]
 
 
+def _kind_cost(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kind: str
+) -> tuple[int, int, int]:
+    """MACs, forward and backward FLOPs of the node of op kind ``kind``; none uncounted."""
+    gm = trace(Fn(fn).eval(), x)
+    assert compute_cost(gm).uncounted == ()
+    (c,) = [info(n).cost for n in gm.graph.nodes if info(n).op_kind == kind]
+    return c["macs"], c["flops"], c["flops_backward"]
+
+
 # x (4, 6): I = 24; over dim 1, N = 4.
 _I, _N = 24, 4
 
@@ -175,3 +185,33 @@ def test_logcumsumexp_histc_and_index_put_by_hand() -> None:
     rows, values = torch.tensor([0, 0]), torch.ones(2, 6)
     assert _cost(lambda t: t.index_put((rows,), values), x) == (0, 0, 0)
     assert _cost(lambda t: t.index_put((rows,), values, accumulate=True), x) == (0, 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fn", "fwd", "bwd"),
+    [
+        # index (4, 3): S = 12 written elements; the output (4, 6), N = 24
+        ("scatter", lambda t, i: t.scatter(1, i, t[:, :3]), 0, 0),  # a write
+        ("scatter", lambda t, i: t.scatter(1, i, 0.5, reduce="add"), 12, 0),
+        ("scatter_reduce", lambda t, i: t.scatter_reduce(1, i, t[:, :3], "sum"), 12, 0),
+        ("scatter_reduce", lambda t, i: t.scatter_reduce(1, i, t[:, :3], "prod"), 12, 24),
+        ("scatter_reduce", lambda t, i: t.scatter_reduce(1, i, t[:, :3], "amax"), 12, 12),
+        ("scatter_reduce", lambda t, i: t.scatter_reduce(1, i, t[:, :3], "mean"), 12 + 48, 24),
+        ("scatter_", lambda t, i: t.clone().scatter_(1, i, 0.5), 0, 0),
+    ],
+)
+def test_scatter_by_hand(kind: str, fn: Callable[..., torch.Tensor], fwd: int, bwd: int) -> None:
+    """scatter and scatter_reduce were listed uncounted: a write is free, a reduction one op
+    per written element (prod: dy y / x back, amax: dy to the winners; mean: and a count and
+    divide per output)."""
+    index = torch.tensor([[0, 1, 1], [2, 2, 2], [0, 3, 5], [4, 4, 0]])
+    assert _kind_cost(lambda t: fn(t, index), torch.randn(4, 6), kind) == (0, fwd, bwd)
+
+
+def test_dist_by_hand() -> None:
+    """torch.dist (listed uncounted): x (4, 6) - y broadcast (6,): I = 24 subtracts, then the
+    p-norm's rule over 24 elements to one: p = 2 2 I, p = 1 2 I - 1; bwd the norm's and I for
+    y's negation."""
+    x = torch.randn(4, 6)
+    assert _kind_cost(lambda t: torch.dist(t, t[0]), x, "dist") == (0, 24 + 48, 48 + 24)
+    assert _kind_cost(lambda t: torch.dist(t, t[0], p=1), x, "dist") == (0, 24 + 47, 48 + 24)

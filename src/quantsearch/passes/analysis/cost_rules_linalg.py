@@ -140,19 +140,20 @@ def _add_product(a: OpArgs) -> OpCost:
     # outer's (du = dy v and dv = dy^T u: 4 N - M - K).
     c = a.tensor_arg(0, "input")
     names = {"addmv": ("mat", "vec"), "addbmm": ("batch1", "batch2"), "addr": ("vec1", "vec2")}
-    x, y = _operands(a, 1, names[a.info.op_kind])
+    kind = a.info.op_kind.removesuffix("_")  # addmv_ ... in place: the same arithmetic
+    x, y = _operands(a, 1, names[kind])
     n = a.n_out
     reduce_c = n - c.numel if c is not None else 0
     fwd, bwd = a.scalings(n, reduce_c)
-    if a.info.op_kind == "addr":
+    if kind == "addr":
         return OpCost(0, 2 * n + fwd, 4 * n - x.numel - y.numel + reduce_c + bwd)
-    k = x.shape[-1] * (x.shape[0] if a.info.op_kind == "addbmm" else 1)
+    k = x.shape[-1] * (x.shape[0] if kind == "addbmm" else 1)
     p = _contraction(a, k, first=1)
     return OpCost(p.macs, p.flops + n + fwd, p.flops_backward + reduce_c + bwd, p.bitops)
 
 
 for _k in ("addmv", "addbmm", "addr"):
-    COST_RULES.add(_k, _add_product)
+    COST_RULES.add(_k, _add_product, aliases=(f"{_k}_",))
 COST_RULES.add("linalg_matmul", COST_RULES.get("matmul"))
 
 

@@ -103,6 +103,8 @@ _ELEMENTWISE = {
     # isclose: |a - b| <= atol + rtol |b|: subtract, 2 abs, multiply, add, compare = 6; none.
     "heaviside": (3, 0),
     "isclose": (6, 0),
+    # bernoulli(p): a uniform draw (not arithmetic on data) compared with p = 1; no gradient.
+    "bernoulli": (1, 0),
 }
 for _k, (_f, _b) in _ELEMENTWISE.items():
     COST_RULES.add(_k, _elementwise(_f, _b))
@@ -238,6 +240,7 @@ for _k in (
     "tan", "atan2", "fmod", "remainder", "hypot", "xlogy", "copysign", "frac", "exp2",
     "deg2rad", "rad2deg", "log2", "log10", "log1p", "expm1", "silu", "hardswish",
     "hardsigmoid", "gelu", "selu", "celu", "mish", "nan_to_num", "ldexp", "lgamma", "digamma",
+    "masked_fill", "clip", "addmm", "baddbmm",
 ):  # fmt: skip
     if f"{_k}_" not in COST_RULES:
         COST_RULES.add(f"{_k}_", COST_RULES.get(_k))

@@ -378,7 +378,11 @@ _FREE = (
     "meshgrid", "numel", "dim",
     # tensors made from a shape (random ones too: drawing numbers is not arithmetic on data)
     "full", "zeros", "ones", "empty", "eye", "linspace", "rand", "randn", "randint",
-    "rand_like", "randn_like", "randint_like",
+    "rand_like", "randn_like", "randint_like", "new_tensor", "uniform_", "normal_",
+    # writes and views in place or not: a copy, a fill, values put at indices
+    "copy_", "fill_", "zero_", "index_fill", "index_fill_", "index_copy", "index_copy_",
+    "masked_scatter_", "unsqueeze_", "squeeze_", "t_", "transpose_", "as_strided",
+    "split_with_sizes",
 )  # fmt: skip
 for _k in _FREE:
     COST_RULES.add(_k, lambda a: OpCost())

@@ -2,7 +2,8 @@
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): vector norms in
 every form torch spells them (``torch.linalg.vector_norm``, ``torch.linalg.norm``,
 ``torch.norm``, ``Tensor.norm``), ``F.normalize``, statistics and scans (``nansum``,
-``var_mean``, ``cumprod``, ``logcumsumexp``, ``histc`` ...), ``index_put`` and ``F.fold``.
+``var_mean``, ``cumprod``, ``logcumsumexp``, ``histc`` ...), ``torch.dist``, ``index_put``,
+``scatter``/``scatter_reduce`` and ``F.fold``.
 Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
@@ -187,6 +188,46 @@ def _index_put(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("index_put", _index_put, aliases=("index_put_",))
+
+
+def _scatter(a: OpArgs) -> OpCost:
+    # scatter(dim, index, src) writes S = index's elements, free; with reduce ('add',
+    # 'multiply') one op per written element. scatter_reduce(dim, index, src, reduce): 'sum',
+    # 'prod', 'amax', 'amin' one op per element (S), 'mean' and a count and divide per
+    # output (+ 2 N). bwd: dy to src is a gather, free; 'prod' dy y / x (2 S), 'amax'/'amin'
+    # dy routed to the winners (S), 'mean' dy / count (N).
+    index = a.tensor_arg(2, "index")
+    if index is None:
+        raise ValueError("expected a traced index")
+    s, n = index.numel, a.n_out
+    reduce = a.arg(4, "reduce") if a.info.op_kind.startswith("scatter_reduce") else None
+    reduce = a.node.kwargs.get("reduce") if reduce is None else reduce
+    if reduce is None:
+        return OpCost()
+    if reduce == "mean":
+        return OpCost(0, s + 2 * n, n)
+    bwd = {"prod": 2 * s, "multiply": 2 * s, "amax": s, "amin": s}.get(str(reduce), 0)
+    return OpCost(0, s, bwd)
+
+
+for _k in ("scatter", "scatter_", "scatter_reduce", "scatter_reduce_"):
+    COST_RULES.add(_k, _scatter)
+
+
+def _dist(a: OpArgs) -> OpCost:
+    # torch.dist(x, y, p): the p-norm of x - y over all I elements (broadcast): I subtracts and
+    # the norm's rule above (one output); bwd: the norm's, and its negation for y (I).
+    p, x, y = a.arg(2, "p", 2), a.tensor_arg(0, "input"), a.tensor_arg(1, "other")
+    if x is None or y is None or not isinstance(p, int | float):
+        raise ValueError("expected two traced tensors and a number p")
+    rank = max(len(x.shape), len(y.shape))
+    dims = [(1,) * (rank - len(t.shape)) + t.shape for t in (x, y)]
+    i = math.prod(max(d) for d in zip(*dims, strict=True))  # the broadcast shape's elements
+    norm = _p_norm(i, 1, float(p))
+    return OpCost(0, i + norm.flops, norm.flops_backward + i)
+
+
+COST_RULES.add("dist", _dist)
 
 
 def _diff(a: OpArgs) -> OpCost:
