@@ -228,3 +228,21 @@ def test_affine_grid_is_its_base_grid_times_theta(theta: tuple[int, ...], size: 
     assert _fcm(model, x) == (0, 2 * macs)
     assert (c["macs"], c["flops"], c["flops_backward"]) == (macs, 2 * macs, 2 * macs)
     assert c["bitops"] == macs * 32 * 32
+
+
+@pytest.mark.parametrize("kind", ["cov", "corrcoef"])
+def test_cov_and_corrcoef_by_hand_their_macs_against_flop_counter_mode(kind: str) -> None:
+    """x (3, 7): V = 3 variables of O = 7; X Xc^T: 63 MACs, FlopCounterMode's forward and
+    backward (both listed uncounted before). Around it: means and centring 2 V O = 42, the
+    divide V^2 = 9; back 9 + 2 V O + V = 54. corrcoef: + V + 4 V^2 = 39, back + 3 V^2 + 2 V
+    = 33."""
+    fn = torch.cov if kind == "cov" else torch.corrcoef
+    model, x = Fn(fn), torch.randn(3, 7)
+    c = _one(model, x)
+    assert _fcm(model, x) == (2 * 63, 4 * 63)
+    extra = (39, 33) if kind == "corrcoef" else (0, 0)
+    got = (c["macs"], c["flops"], c["flops_backward"])
+    assert got == (63, 126 + 42 + 9 + extra[0], 252 + 54 + extra[1])
+    assert c["bitops"] == 63 * 32 * 32
+    gm = trace(Fn(lambda t: torch.cov(t, fweights=torch.ones(7, dtype=torch.long))).eval(), x)
+    assert "counted without fweights" in compute_cost(gm).uncounted[0].reason

@@ -1,19 +1,22 @@
 """Cost rules for the products of vectors and matrices besides ``matmul``/``mm``/``bmm``, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``einsum``,
 ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr``, ``inner``, ``tensordot``, ``addbmm``,
-``linalg.matmul``, ``linalg.multi_dot`` and ``F.affine_grid``. Registered into
-:data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
+``linalg.matmul``, ``linalg.multi_dot``, ``F.affine_grid`` and ``cov``/``corrcoef``.
+Registered into :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the
+package does).
 
 Each is a MAC layer as ``matmul`` is: MACs = output elements x the contracted length, fwd =
 2 x MACs, bwd = 4 x MACs (one MAC in the gradient of each operand per forward MAC, as torch
 computes them with the same products; ``affine_grid``'s 2 x: its other operand is made from
-a shape, no input), BitOPs = MACs x the bits of each operand at the format applied to it.
+a shape, no input), BitOPs = MACs x the bits of each operand at the format applied to it;
+the elementwise work around the product (``addmm``'s add, ``cov``'s centring) is written
+next to each rule.
 
-Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on ``einsum``, ``inner``,
-``tensordot``, ``linalg.matmul`` and ``multi_dot`` forward and backward, and on ``addbmm``'s
-and ``affine_grid``'s backward; it counts ``dot``, ``vdot``, ``mv``, ``addmv``, ``addr``,
-and ``addbmm``'s and ``affine_grid``'s forward as 0, so those are counted by hand in
-``tests/passes/analysis/test_flops_linalg.py``.
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` agrees on the MACs of ``einsum``,
+``inner``, ``tensordot``, ``linalg.matmul``, ``multi_dot`` and ``cov`` forward and backward,
+and on ``addbmm``'s and ``affine_grid``'s backward; it counts ``dot``, ``vdot``, ``mv``,
+``addmv``, ``addr``, and ``addbmm``'s and ``affine_grid``'s forward as 0, so those are
+counted by hand in ``tests/passes/analysis/test_flops_linalg.py``.
 """
 
 from __future__ import annotations
@@ -207,3 +210,26 @@ def _affine_grid(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("affine_grid", _affine_grid)
+
+
+def _cov(a: OpArgs) -> OpCost:
+    # torch.cov(x (V, O)) (a 1-d x: V = 1): each variable's mean (V O adds and divides),
+    # centred (V O), X Xc^T: V^2 O MACs, divided by O - correction (V^2): fwd = 2 MACs + 2 V O
+    # + V^2. bwd = 4 MACs + V^2 (dy scaled) + the centring's: dXc less its row mean (V O
+    # adds, V divides, V O subtracts). corrcoef also divides by the standard deviations: their
+    # V square roots, 2 V^2 divides and a clamp to [-1, 1] (2 V^2): + V + 4 V^2; back the
+    # two divides and the roots' derivative, + 3 V^2 + 2 V. Frequency or analytic weights add
+    # arithmetic these formulas leave out: uncounted. BitOPs: the centred operands are the
+    # node's own intermediates, at the input dtype's width.
+    x = a.first_input()
+    if a.arg(2, "fweights") is not None or a.arg(3, "aweights") is not None:
+        raise ValueError("counted without fweights and aweights")
+    v, o = (x.shape[0], x.shape[1]) if len(x.shape) == 2 else (1, x.numel)
+    macs = v * v * o
+    fwd, bwd = 2 * macs + 2 * v * o + v * v, 4 * macs + v * v + 2 * v * o + v
+    if a.info.op_kind == "corrcoef":
+        fwd, bwd = fwd + v + 4 * v * v, bwd + 3 * v * v + 2 * v
+    return OpCost(macs, fwd, bwd, macs * dtype_bits(x.dtype) ** 2)
+
+
+COST_RULES.add("cov", _cov, aliases=("corrcoef",))
