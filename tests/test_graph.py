@@ -324,6 +324,30 @@ def test_tensors_made_at_a_traced_size_trace() -> None:
         assert torch.equal(gm(x7), model(x7))
 
 
+class _IteratedParts(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.stack(list(x.chunk(3, dim=1)), dim=1)  # (N, 3, 2)
+        b = torch.cat([self.fc(p) for p in torch.split(x, [2, 2, 2], dim=1)], 1)
+        c = torch.cat([*x.tensor_split(2, dim=1)][::-1], 1)
+        return torch.cat([a.flatten(1), b, c], 1)
+
+
+def test_the_parts_of_a_chunk_or_split_of_known_count_iterate() -> None:
+    """list(x.chunk(3)), a comprehension over torch.split(x, [2, 2, 2]) and [*x.tensor_split(2)]:
+    fx refused to iterate them ('Proxy object cannot be iterated'); their count is in the
+    call (chunks, the sizes' list, sections), so the parts are taken one by one, and the
+    graph computes what the model does (referee), at another batch size too."""
+    model, x = _IteratedParts(), torch.randn(4, 6)
+    gm = quantsearch.trace(model, x)
+    x5 = torch.randn(5, 6)
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x)) and torch.equal(gm(x5), model(x5))
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Five things differ from ``fx.symbolic_trace``:
+Six things differ from ``fx.symbolic_trace``:
 
 - a module declaring its ``op_kind`` (quantized layers do) is a leaf, so a quantized model
   traces to the same nodes as its float original;
@@ -11,7 +11,7 @@ Five things differ from ``fx.symbolic_trace``:
 - what forward computes with gradients off is detached where the rest reads it
   (:func:`detach_no_grad`);
 - ``torch.zeros(x.size(0), 4)`` and torch's other factories of a traced size are graph nodes
-  (fx refused them).
+  (fx refused them), and the parts of a chunk or split of a stated count iterate.
 """
 
 from __future__ import annotations
@@ -50,12 +50,57 @@ class _Tracer(fx.Tracer):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
+    def iter(self, obj: fx.Proxy) -> Iterator[fx.Proxy]:
+        """The parts of a chunk or split whose count the call states (``list(x.chunk(3))``,
+        ``for p in torch.split(x, [2, 4])``); fx iterates only an unpacking (``a, b = ...``).
+        A chunk of fewer parts than asked fails the example run, naming the node."""
+        count = _parts(obj.node)
+        if count is None:
+            return super().iter(obj)
+        return iter(
+            [
+                self.create_proxy("call_function", operator.getitem, (obj, i), {})
+                for i in range(count)
+            ]
+        )
+
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
         # a parameter read is no computation, and fx reuses its node for every later read
         if not torch.is_grad_enabled() and node.op not in ("get_attr", "placeholder"):
             node.meta[NO_GRAD] = True
         return node
+
+
+def _parts(node: fx.Node) -> int | None:
+    """How many tensors a chunk, split or tensor_split call returns, where its arguments say."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    if node.op not in ("call_method", "call_function") or name not in _SPLITS:
+        return None
+    position, keyword = _SPLITS[name]
+    given = node.args[position] if len(node.args) > position else node.kwargs.get(keyword)
+    if name == "split":  # a size per part only when a list of sizes
+        return len(given) if isinstance(given, (list, tuple)) else None
+    if name == "tensor_split" and isinstance(given, (list, tuple)):
+        return len(given) + 1  # the indices to split at
+    return given if isinstance(given, int) and not isinstance(given, bool) else None
+
+
+class _Proxy(fx.Proxy):
+    """fx's Proxy whose ``len()`` is known for a chunk or split of a stated count (``list()``
+    asks for it before iterating)."""
+
+    def __len__(self) -> int:
+        count = _parts(self.node)
+        return super().__len__() if count is None else count
+
+
+# the argument that says how many parts: (position after the tensor, keyword)
+_SPLITS = {"chunk": (1, "chunks"), "split": (1, "split_size_or_sections"),
+           "tensor_split": (1, "indices_or_sections")}  # fmt: skip
 
 
 def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:

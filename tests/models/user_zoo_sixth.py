@@ -248,8 +248,8 @@ class ShrinkActs(nn.Module):
 
 class StackSplit(nn.Module):
     """torch.split by sizes, one Linear on two slices stacked along a new last dim and
-    unbound again, chunk unpacked and stacked along dim 1, flip, roll, repeat_interleave,
-    tile and hstack."""
+    unbound again, the list of a chunk stacked along dim 1 (fx refused to iterate it), flip,
+    roll, repeat_interleave, tile and hstack."""
 
     def __init__(self):
         super().__init__()
@@ -260,8 +260,7 @@ class StackSplit(nn.Module):
         p, q, r = torch.split(x, [4, 4, 8], dim=1)
         cols = torch.stack([self.a(p), self.a(q)], dim=-1)  # (N, 6, 2)
         a, b = cols.unbind(-1)
-        lo, hi = r.chunk(2, dim=1)
-        t = torch.stack([lo, hi], dim=1)  # (N, 2, 4)
+        t = torch.stack(list(r.chunk(2, dim=1)), dim=1)  # (N, 2, 4)
         u = torch.flip(t, [1]).roll(1, dims=2).repeat_interleave(2, dim=1)  # (N, 4, 4)
         v = torch.tile(x[:, :4], (1, 4))
         return self.fc(torch.cat([a, b, torch.hstack([a, b]), u.flatten(1), v], 1))
