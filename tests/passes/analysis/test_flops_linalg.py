@@ -246,3 +246,27 @@ def test_cov_and_corrcoef_by_hand_their_macs_against_flop_counter_mode(kind: str
     assert c["bitops"] == 63 * 32 * 32
     gm = trace(Fn(lambda t: torch.cov(t, fweights=torch.ones(7, dtype=torch.long))).eval(), x)
     assert "counted without fweights" in compute_cost(gm).uncounted[0].reason
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "macs", "counted"),
+    [
+        ((5,), (5,), 5, False),  # a dot product: torch runs dot
+        ((3, 5), (5,), 15, False),  # mv
+        ((2, 3, 5), (5,), 30, False),  # batched mv
+        ((5,), (2, 5, 4), 40, False),  # a row vector times each matrix (mv of the transpose)
+        ((5,), (5, 4), 20, True),
+        ((2, 1, 3, 5), (1, 4, 5, 6), 2 * 4 * 3 * 6 * 5, True),  # both broadcast
+        ((3, 5), (2, 5, 4), 2 * 3 * 4 * 5, True),
+    ],
+)
+def test_matmul_of_every_rank(
+    a: tuple[int, ...], b: tuple[int, ...], macs: int, counted: bool
+) -> None:
+    """torch.matmul / @ over 1-d to 4-d operands: MACs = output elements x the contracted
+    length. FlopCounterMode agrees where torch runs mm or bmm; where it runs dot or mv it
+    counts 0 (checked), so those are by hand."""
+    model, x = Fn(lambda s, t: s @ t, torch.randn(b)), torch.randn(a)
+    c = _one(model, x)
+    assert (c["macs"], c["flops"], c["flops_backward"]) == (macs, 2 * macs, 4 * macs)
+    assert _fcm(model, x) == ((2 * macs, 4 * macs) if counted else (0, 0))
