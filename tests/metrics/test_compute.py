@@ -128,13 +128,15 @@ def test_one_forward_pass_for_all_data_metrics(jsc: tuple[torch.fx.GraphModule, 
 
 
 def test_uncounted_ops_warn_but_do_not_crash() -> None:
-    gm = trace(nn.Sequential(nn.Linear(4, 4), nn.Softshrink()), torch.ones(2, 4))
+    # nn.CrossMapLRN2d: a module kind without a cost rule (Softshrink, used before, is priced)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Unflatten(1, (4, 1, 1)), nn.CrossMapLRN2d(3))
+    gm = trace(model, torch.ones(2, 4))
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         out = compute_metrics(gm, ["flops"])
     assert out["flops"] == (2 * 32 + 8) / 2
     assert any(
-        issubclass(x.category, UncountedOpsWarning) and "_1 (softshrink)" in str(x.message)
+        issubclass(x.category, UncountedOpsWarning) and "_2 (crossmaplrn2d)" in str(x.message)
         for x in w
     )
 
