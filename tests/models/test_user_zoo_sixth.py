@@ -2,15 +2,16 @@
 graph network of index_add and scatter_add, names that collide with fx's, hand-written logits,
 a QAT-style forward, a one-logit head, optional forward arguments, a backbone frozen under
 torch.no_grad(), a ConvNeXt block, "same" convolutions on channels-last inputs, the shrink
-activations, stack/split, a TCN, a padded embedding) through the library and the CLI.
+activations, stack/split, a TCN, a padded embedding, a tied autoencoder) through the library
+and the CLI.
 
 Referees: ``torch.utils.flop_counter.FlopCounterMode`` for the MAC layers' FLOPs,
 ``sum(p.numel())`` for the parameters, the model itself for the traced graph's outputs and
 (autograd) for which parameters get gradients, a copy of each model whose weights are
 rounded here and whose layers round their input in forward pre-hooks for quantize(), torch's
 own arithmetic written out for the hand-written layers, each trial's own quantized model for
-its accuracy, and the qonnx executor for the one chain export maps. Every other export is
-one ``error:`` line with exit status 2.
+its accuracy, and the qonnx executor and hls4ml's C simulation (slow) for the one chain
+export maps. Every other export is one ``error:`` line with exit status 2.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo_sixth
 from tests.models.test_user_zoo import (
+    HlsCase,
+    assert_hls4ml_exact,
     check_cli_run,
     check_evaluation_paths,
     check_qonnx_exact,
     check_search_and_quantize,
     every_role_fixed,
+    hls4ml_projects,
     write_config,
 )
 
@@ -368,3 +372,17 @@ def test_qonnx_export_is_bit_exact(name: str, tmp_path: Path) -> None:
     qgm, x = every_role_fixed(*_model_and_data(name)[:2])
     check_qonnx_exact(qgm, x, tmp_path)
     check_qonnx_exact(qgm, x[:1], tmp_path / "one")
+
+
+@pytest.fixture(scope="module")
+def hls4ml_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HlsCase]:
+    cases = {n: every_role_fixed(*_model_and_data(n)[:2]) for n in EXPORTED}
+    return hls4ml_projects(cases, tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_hls4ml_c_simulation_is_bit_exact(name: str, hls4ml_built: dict[str, HlsCase]) -> None:
+    """hls4ml's C simulation (g++; referee) against quantsearch's model, every role fixed:
+    the frozen backbone's detach passes through."""
+    assert_hls4ml_exact(*hls4ml_built[name])
