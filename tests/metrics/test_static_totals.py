@@ -123,16 +123,16 @@ def test_a_node_without_a_cost_rule_warns_on_every_config_as_the_passes_do() -> 
         def __init__(self) -> None:
             super().__init__()
             self.fc = nn.Linear(4, 4)
-            self.act = nn.Softshrink()  # a module kind without a cost rule
+            self.act = nn.CrossMapLRN2d(3)  # a module kind without a cost rule
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.act(self.fc(x))
+            return self.act(self.fc(x).view(2, 4, 1, 1))
 
     gm = trace(Odd().eval(), torch.ones(2, 4))
     sm = StaticMetrics(gm, STATIC)
     configs = _configs(gm, 6, seed=3, fmts=[FixedPoint(4, 2), FixedPoint(8, 4)])
     for rc in configs + configs:
-        with pytest.warns(UncountedOpsWarning, match=r"act \(softshrink\)"):
+        with pytest.warns(UncountedOpsWarning, match=r"act \(crossmaplrn2d\)"):
             got = sm.values(rc, partial(quantize, gm, rc))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UncountedOpsWarning)
