@@ -148,6 +148,22 @@ def test_quantized_layers_equal_a_hand_quantized_copy(name: str) -> None:
         assert torch.equal(qgm(x[:1]), ref(x[:1].clone()))
 
 
+@pytest.mark.parametrize("name", [n for n in MODULE_LAYERS if n not in ("graph_net", "collide")])
+def test_bitops_are_the_referees_macs_times_the_bits(name: str) -> None:
+    """Every MAC of these is a Conv1d, Conv2d or Linear ("same" padding, dilated, grouped,
+    channels-last; over transposed tokens; behind a detach): with weight fixed(4, 2) and
+    data_in fixed(6, 3) the BitOPs are FlopCounterMode's MACs x 6 x 4 a sample."""
+    from quantsearch.data import Split
+    from quantsearch.metrics import compute_metrics
+
+    model, x, y = _model_and_data(name, 5)
+    gm = trace(model, x)
+    roles = {"weight": _fixed(4, 2), "data_in": _fixed(6, 3)}
+    qgm = _quantize(gm, {"by_type": {k: roles for k in ("conv2d", "conv1d", "linear")}})
+    got = compute_metrics(qgm, ["bitops"], data=Split(x, y))["bitops"]
+    assert got == _torch_flops(model, x) // 2 // len(x) * 6 * 4
+
+
 def test_hand_written_layers_equal_a_hand_computation() -> None:
     """hand_logits: F.linear of raw parameters (a linear) and ``h @ self.W.t() + self.b`` (a
     matmul whose second operand is a parameter read through .t()) take weight fixed(4, 2)
