@@ -5,10 +5,25 @@ passes count the validation samples actually run, and the trials' own config has
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from torch import nn
 
 from quantsearch.data import DataSplits
+from quantsearch.graph import trace
 from quantsearch.search import search
+from quantsearch.search.cache import EvaluationCache
+from quantsearch.search.config import parse_search_config
+from quantsearch.search.evaluate import config_hash
+from quantsearch.search.parallel import open_coordinator
+from quantsearch.search.parallel.liveness import mark
+from quantsearch.search.prepare import prepare_search
+from quantsearch.search.trial_objective import TrialObjective
 from tests.search.counting import Counter, counting_mlp
 from tests.search.spaces import LAB_SPACE
 
@@ -83,3 +98,31 @@ def test_a_budget_between_the_configs_and_the_points_stops_on_exhaustion(
         calibration_data=digits.train.x[:64],
     )  # fmt: skip
     assert len(result.trials) == result.n_evaluations == 81
+
+
+def test_workers_stop_when_the_last_configs_are_in_flight_in_another(
+    tmp_path: Path, mlp: nn.Module, digits: DataSplits
+) -> None:
+    """Workers on one journal study (claims in its ``coordination.db``): with every config
+    done but one that another worker's live trial is evaluating, a worker stops; it went on
+    taking tickets and answering repeats (2 workers, brute force, the lab space, a model of
+    0.5 s an evaluation: 20 trials, 4 of them repeats after the last config was claimed). A
+    claim whose trial is no longer running does not count."""
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "n_trials": 40})
+    space, evaluator = prepare_search(trace(mlp, digits.val.x[:8]), cfg, digits.val)
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    study = optuna.create_study(study_name="s", storage=storage)
+    with open_coordinator(None, tmp_path, "s", workers=2) as coord:
+        coord.attach(study)
+        claims = coord.claims
+        assert claims is not None
+        objective = TrialObjective(evaluator, space, cfg, {}, EvaluationCache(), claims)
+        keys = [config_hash(evaluator.resolve(space.layer_formats(p)).key()) for p in space.enumerate()]  # fmt: skip
+        for n, key in enumerate(keys[:-1]):
+            claims.complete(key, n, {"metrics": {}, "trial": n})
+        running = study.ask()  # the other worker's trial on the last config
+        mark(running)
+        assert claims.claim(keys[-1], running.number).owned
+        assert objective.left_to_exhaust() == 0 and objective.exhausted()
+        study.tell(running, state=TrialState.FAIL)  # its worker died: the config is not in hand
+        assert objective.left_to_exhaust() == 1 and not objective.exhausted()

@@ -240,8 +240,8 @@ class TrialObjective:
         return result, cached
 
     def evaluated(self) -> int:
-        """Distinct configs evaluated so far, by every worker of the study, or being evaluated
-        by another thread of this process."""
+        """Distinct configs evaluated so far, by every worker of the study (without claims:
+        also those another thread of this process is evaluating now)."""
         if self.claims is None:
             return self.cache.known()
         return sum(1 for k in self.claims.results() if not k.startswith("point:"))
@@ -265,7 +265,10 @@ class TrialObjective:
             self._configs = self.space.n_configs(self.evaluator.resolve)
         if cfg.n_trials < self._configs:
             return None
-        return self._configs - self.evaluated() - len(self.prechecked)
+        left = self._configs - self.evaluated() - len(self.prechecked)
+        if left > 0 and self.claims is not None:  # another worker's evaluations in flight
+            left -= self.claims.in_flight(left)
+        return left
 
     def restore(self, trials: list[TrialInfo]) -> None:
         """What a resumed study already pre-checked."""

@@ -159,6 +159,28 @@ class Claims:
             ).all()
         return {r.key: json.loads(r.result or "{}") for r in rows}
 
+    def in_flight(self, enough: int) -> int:
+        """Config keys (not ``point:`` claims) that a live trial is evaluating now, counted up
+        to ``enough``: what a search stopping on exhaustion has in hand besides the results."""
+        found = 0
+        for owner, worker in self._running():
+            if found >= enough:
+                break
+            found += self._owner_alive(owner, worker)
+        return found
+
+    @retried
+    def _running(self) -> list[tuple[int, str | None]]:
+        """Owner and worker of each running claim on a config key."""
+        t = self._t
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                self._sa.select(t.c.owner, t.c.worker).where(
+                    t.c.study == self._study, t.c.state == _RUNNING, ~t.c.key.startswith("point:")
+                )
+            ).all()
+        return [(r.owner, r.worker) for r in rows]
+
     def _row(self, key: str) -> sa.ColumnElement[bool]:
         return self._sa.and_(self._t.c.study == self._study, self._t.c.key_hash == key_hash(key))
 
