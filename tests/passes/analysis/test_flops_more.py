@@ -64,6 +64,13 @@ def test_attention_matches_flop_counter_mode(mask: bool, causal: bool) -> None:
         (nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1), (2, 3, 7)),
         (nn.ConvTranspose2d(3, 2, 2, stride=2), (2, 3, 4, 4)),
         (nn.ConvTranspose2d(4, 6, 3, padding=1, bias=False), (1, 4, 5, 5)),
+        # groups, dilation and output_padding only shape the output and W's second dim
+        (nn.ConvTranspose1d(4, 6, 3, stride=2, output_padding=1, groups=2, dilation=2), (2, 4, 5)),
+        (
+            nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+            (1, 4, 5, 5),
+        ),
+        (nn.ConvTranspose3d(2, 4, 2, stride=2, dilation=2), (1, 2, 3, 3, 3)),
     ],
 )
 def test_transposed_convolutions_match_flop_counter_mode(
@@ -75,6 +82,35 @@ def test_transposed_convolutions_match_flop_counter_mode(
     assert c["macs"] == torch.Size(shape).numel() * w[0].numel()
     bias = n_out if layer.bias is not None else 0
     assert (c["flops"], c["flops_backward"]) == (2 * c["macs"] + bias, 4 * c["macs"] + bias)
+
+
+def test_function_form_transposed_convolution_with_groups_and_output_padding() -> None:
+    """F.conv_transpose2d with groups 2, dilation 2 and output_padding 1: MACs = input elements
+    x C_out / groups x prod(kernel), FlopCounterMode's forward; its backward too without
+    groups (with groups its grad-weight formula takes the full channels: docs/metrics.md)."""
+    x, w = torch.randn(1, 4, 5, 5), torch.randn(4, 3, 3, 3)
+
+    class Up(nn.Module):
+        def __init__(self, groups: int) -> None:
+            super().__init__()
+            self.groups = groups
+            self.w = nn.Parameter(w if groups == 2 else torch.randn(4, 6, 3, 3))
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return F.conv_transpose2d(
+                t, self.w, stride=2, output_padding=1, groups=self.groups, dilation=2
+            )
+
+    for groups in (1, 2):
+        model = Up(groups)
+        costs = _agree(model, x)
+        assert costs["conv_transpose2d"]["macs"] == x.numel() * model.w[0].numel()
+        if groups == 1:
+            xg = x.clone().requires_grad_(True)
+            y = model(xg)
+            with FlopCounterMode(display=False) as fcm:
+                y.sum().backward()
+            assert fcm.get_total_flops() == costs["conv_transpose2d"]["flops_backward"]
 
 
 N = 2 * 5
