@@ -348,6 +348,31 @@ def test_the_parts_of_a_chunk_or_split_of_known_count_iterate() -> None:
         assert torch.equal(gm(x), model(x)) and torch.equal(gm(x5), model(x5))
 
 
+class _Autocast(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(16, 8), nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            h = torch.relu(self.fc(x))
+        return self.out(h.float())
+
+
+def test_autocast_inside_forward_is_refused_in_one_line() -> None:
+    """torch.fx records no autocast: the graph ran fc in float32 where the model runs it in
+    bfloat16 (outputs 1e-3 apart), so the float baseline and every cost were another model's.
+    One line naming the line of forward, and a caller's own autocast is no reason to refuse."""
+    model, x = _Autocast().eval(), torch.randn(6, 16)
+    with pytest.raises(TraceError) as got:
+        quantsearch.trace(model, x)
+    msg = str(got.value)
+    assert msg.startswith("cannot trace _Autocast with torch.fx at test_graph.py:") and "\n" not in msg
+    assert "h = torch.relu(self.fc(x))" in msg and "allowed: a forward without torch.autocast" in msg
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the caller's: the example run's
+        quantsearch.trace(nn.Sequential(nn.Linear(16, 5)), x)
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

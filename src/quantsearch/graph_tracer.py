@@ -1,6 +1,6 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Six things differ from ``fx.symbolic_trace``:
+Seven things differ from ``fx.symbolic_trace``:
 
 - a module declaring its ``op_kind`` (quantized layers do) is a leaf, so a quantized model
   traces to the same nodes as its float original;
@@ -11,7 +11,9 @@ Six things differ from ``fx.symbolic_trace``:
 - what forward computes with gradients off is detached where the rest reads it
   (:func:`detach_no_grad`);
 - ``torch.zeros(x.size(0), 4)`` and torch's other factories of a traced size are graph nodes
-  (fx refused them), and the parts of a chunk or split of a stated count iterate.
+  (fx refused them), and the parts of a chunk or split of a stated count iterate;
+- torch.autocast inside forward is refused (fx would drop it: the graph would compute in
+  float32 what the model computes in a lower precision).
 """
 
 from __future__ import annotations
@@ -67,7 +69,17 @@ class _Tracer(fx.Tracer):
             ]
         )
 
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        self._autocast = _autocast_state()
+        return super().trace(root, concrete_args)
+
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        if _autocast_state() != self._autocast:
+            raise ValueError(
+                "got torch.autocast inside forward, which a graph does not record (its layers "
+                "would run in float32 where the model's run in a lower precision), allowed: "
+                "a forward without torch.autocast (cast the model and data with .to(dtype))"
+            )
         node = super().create_node(*args, **kwargs)
         # a parameter read is no computation, and fx reuses its node for every later read
         if not torch.is_grad_enabled() and node.op not in ("get_attr", "placeholder"):
@@ -87,6 +99,14 @@ def _parts(node: fx.Node) -> int | None:
     if name == "tensor_split" and isinstance(given, (list, tuple)):
         return len(given) + 1  # the indices to split at
     return given if isinstance(given, int) and not isinstance(given, bool) else None
+
+
+def _autocast_state() -> tuple[bool, ...]:
+    """Whether autocast is on for each device type forward could use."""
+    try:
+        return tuple(torch.is_autocast_enabled(d) for d in ("cpu", "cuda"))
+    except TypeError:  # torch before 2.4 takes no device type
+        return (torch.is_autocast_cpu_enabled(), torch.is_autocast_enabled())
 
 
 class _Proxy(fx.Proxy):
