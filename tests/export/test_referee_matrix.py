@@ -491,3 +491,34 @@ def test_verify_without_the_qonnx_executor_is_refused_before_any_file(
     assert err.count("\n") == 1, err
     assert err.startswith(f"error: export --to qonnx --verify: got no module {missing}, "), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("out", ['out"q', "out\\back"])
+def test_a_project_path_the_c_simulation_cannot_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str
+) -> None:
+    """hls4ml's build_lib.sh writes the project's absolute path into a C string literal
+    (WEIGHTS_DIR), where '"' ends it and '\\' starts an escape. With '"' in OUT the g++ build
+    failed after the project was written (a traceback, internal error, exit 1); with '\\b' the
+    C simulation looked for its weights under another path and called exit(1) inside Python,
+    with no message of quantsearch's. Now one line naming OUT, exit 2, nothing written.
+    Referees: the exit status and output of the command, run as a process (an exit(1) in the C
+    simulation ends the process it runs in), and the folder's listing."""
+    import subprocess
+    import sys
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        config = _trained(tmp_path, capsys, "chain")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["export", "--to", "hls4ml", out, "-c", str(config), "--verify"]
+    done = subprocess.run(
+        [sys.executable, "-m", "quantsearch", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: OUT: got "), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from quantsearch.errors import ConfigError
 from quantsearch.export.agreement import Agreement, agreement
 from quantsearch.export.deps import require, require_compiler
 from quantsearch.export.plan import HwPlan, chain_nodes, layer_module, plan
@@ -79,7 +80,7 @@ class HlsExport:
         Raises:
             ConfigError: no g++ on ``PATH`` (nothing is written).
         """
-        require_compiler("export --verify")
+        _check_buildable([self])
         self.write()
         self.hls_model._compile()  # hls4ml's compile() after its write()
 
@@ -150,14 +151,32 @@ def compile_all(exports: list[HlsExport], workers: int | None = None) -> None:
     subprocess run in the project's folder (``cwd=``, no ``chdir``): the writes run one by one,
     the builds in threads.
     """
-    if exports:
-        require_compiler("export --verify")
+    _check_buildable(exports)
     for e in exports:
         e.write()
     n = max(1, min(len(exports), workers or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n) as pool:
         # hls4ml's own compile step after write(): build, then load the library
         list(pool.map(lambda e: e.hls_model._compile(), exports))
+
+
+def _check_buildable(exports: list[HlsExport]) -> None:
+    """Refuse, before anything is written, what hls4ml's C simulation build cannot do: no g++,
+    or a project folder whose absolute path holds '"' or '\\' (its build_lib.sh puts the path
+    into a C string literal, where the first ends it and the second starts an escape: the
+    build failed, or the simulation looked for its weights elsewhere and called exit(1))."""
+    if not exports:
+        return
+    require_compiler("export --verify")
+    for e in exports:
+        where = os.path.abspath(e.out_dir) + os.path.realpath(e.out_dir)  # (the shell's pwd)
+        bad = [c for c in ('"', "\\") if c in where]
+        if bad:
+            raise ConfigError(
+                f"OUT: got {str(e.out_dir)!r}, whose absolute path holds {bad[0]!r}, allowed: a "
+                "folder whose path has no '\"' or '\\' (hls4ml's C simulation build writes it "
+                "into a C string)"
+            )
 
 
 def reference_outputs(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray[Any, Any]:
