@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -137,3 +138,49 @@ def test_softplus_module_reads_its_beta() -> None:
     gm = trace(nn.Sequential(nn.Softplus(beta=0.5)).eval(), torch.randn(3, 5))
     cost = compute_cost(gm)
     assert (cost.uncounted, cost.flops, cost.flops_backward) == ((), 6 * 15, 6 * 15)
+
+
+def _norm_cost(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    gm = trace(model.eval(), x)
+    cost = compute_cost(gm)
+    assert cost.uncounted == ()
+    return cost.flops, cost.flops_backward
+
+
+def test_a_norm_without_a_bias_leaves_out_the_bias_add() -> None:
+    """x (3, 5): N = 15, R = 3 rows. LayerNorm 5 N + 4 R, + N for a weight (its gradient 3 N:
+    dy gamma, dgamma's multiply and add) + N for a bias (its gradient N). A norm with a weight
+    and no bias (nn.LayerNorm(bias=False), F.layer_norm / group_norm / batch_norm given a
+    weight alone) was priced with the bias's add and gradient."""
+    x, w = torch.randn(3, 5), torch.ones(5)
+    base = (5 * 15 + 4 * 3, 9 * 15 + 2 * 3)
+    assert _norm_cost(nn.LayerNorm(5), x) == (base[0] + 30, base[1] + 60)
+    assert _norm_cost(nn.LayerNorm(5, bias=False), x) == (base[0] + 15, base[1] + 45)
+    assert _norm_cost(Fn(lambda t, g: F.layer_norm(t, (5,), g), w), x) == (
+        base[0] + 15,
+        base[1] + 45,
+    )
+    # GroupNorm of (1, 3, 5) in 1 group: R = 1; weight (3,) per channel
+    g = torch.randn(1, 3, 5)
+    gn = (5 * 15 + 4, 9 * 15 + 2)
+    assert _norm_cost(Fn(lambda t, c: F.group_norm(t, 1, c[:3]), w), g) == (
+        gn[0] + 15,
+        gn[1] + 45,
+    )
+    # eval BatchNorm: 2 N, N back; a weight + N and + 4 N back (dgamma recomputes xhat), a
+    # bias + N and + N back
+    stats = (torch.zeros(3), torch.ones(3))
+    bn = Fn(lambda t, c: F.batch_norm(t, *stats, c[:3]), w)
+    assert _norm_cost(bn, g) == (3 * 15, 5 * 15)
+    assert _norm_cost(nn.Sequential(nn.BatchNorm1d(3)), g) == (4 * 15, 6 * 15)
+
+
+def test_a_transformer_layer_without_biases_leaves_out_its_norms_biases() -> None:
+    """nn.TransformerEncoderLayer(bias=False) on (1, 3, 5): the attention's biases (4 R E =
+    60), the feed-forward's (R F + N = 39) and the two LayerNorms' (2 N = 30) are left out,
+    forward and backward, of the biased layer's count (the norms' were not)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 5)
+    layers = [nn.TransformerEncoderLayer(5, 1, 8, 0.0, bias=b, batch_first=True) for b in (1, 0)]
+    with_bias, without = (_norm_cost(nn.Sequential(m), x) for m in layers)
+    assert without == (with_bias[0] - 129, with_bias[1] - 129)

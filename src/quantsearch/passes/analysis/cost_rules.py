@@ -45,7 +45,7 @@ from quantsearch.graph import TensorMeta
 from quantsearch.passes.analysis.op_args import OpArgs, OpCost
 from quantsearch.registry import Registry
 
-__all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost"]
+__all__ = ["COST_RULES", "CostRule", "OpArgs", "OpCost", "norm_affine", "norm_flops"]
 
 
 CostRule = Callable[[OpArgs], OpCost]
@@ -171,43 +171,46 @@ def _recurrent(a: OpArgs) -> OpCost:
 # --- normalisation ---------------------------------------------------------------------------
 
 
-def _bn_affine(a: OpArgs) -> bool:
+def norm_affine(a: OpArgs, weight_at: int) -> tuple[bool, bool]:
+    """Whether a norm node scales (has a weight) and shifts (has a bias): a module's own
+    ``weight`` and ``bias``, or the function's arguments at ``weight_at`` and the next."""
     if a.module is not None:
-        return getattr(a.module, "weight", None) is not None
-    return a.arg(3, "weight") is not None
+        m = a.module
+        return getattr(m, "weight", None) is not None, getattr(m, "bias", None) is not None
+    return a.arg(weight_at, "weight") is not None, a.arg(weight_at + 1, "bias") is not None
 
 
 @_rule("batch_norm", "batch_norm1d", "batch_norm2d", "batch_norm3d", "syncbatchnorm")
 def _batch_norm(a: OpArgs) -> OpCost:
-    # Eval mode: y = (x - mean) * inv_std [* gamma + beta], inv_std per channel (a constant).
+    # Eval mode: y = (x - mean) * inv_std [* gamma] [+ beta], inv_std per channel (a constant).
     # nn.SyncBatchNorm is a BatchNorm whose training statistics cross processes: in eval, one.
-    # fwd = 2 N, + 2 N affine.
-    # bwd: dx = dy * (gamma * inv_std): N;  affine adds dgamma = sum(dy * xhat) with xhat
-    # recomputed (2 + 2 per element) and dbeta = sum(dy) (1): 6 N affine, N plain.
+    # fwd = 2 N, + N for a weight, + N for a bias.
+    # bwd: dx = dy * (gamma * inv_std): N;  a weight adds dgamma = sum(dy * xhat) with xhat
+    # recomputed (2 + 2 per element), a bias dbeta = sum(dy) (1): 6 N with both, N plain.
     n = a.n_out
-    if _bn_affine(a):
-        return OpCost(0, 4 * n, 6 * n)
-    return OpCost(0, 2 * n, n)
+    w, b = norm_affine(a, 3)
+    return OpCost(0, (2 + w + b) * n, (1 + 4 * w + b) * n)
+
+
+def norm_flops(n: int, rows: int, weight: bool, bias: bool) -> tuple[int, int]:
+    """LayerNorm's arithmetic (forward, backward FLOPs) on N = ``n`` elements in ``rows`` rows
+    normalised together; see ``_layer_norm``. GroupNorm, InstanceNorm and the transformer
+    layers' norms use it too."""
+    return (5 * n + 4 * rows + n * weight + n * bias, 9 * n + 2 * rows + 3 * n * weight + n * bias)
 
 
 @_rule("layer_norm")
 def _layer_norm(a: OpArgs) -> OpCost:
     # Over the last D elements, R = N / D rows. Per element: mean add, x - mu, square, var add,
-    # times rstd = 5; per row: two divides by D, + eps, rsqrt = 4; affine: * gamma + beta = 2.
-    # fwd = 5 N + 4 R (+ 2 N affine).
+    # times rstd = 5; per row: two divides by D, + eps, rsqrt = 4; * gamma 1, + beta 1.
+    # fwd = 5 N + 4 R (+ N weight, + N bias).
     # bwd: recompute xhat (2), dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (7) per element,
-    # two divides per row; affine: g = dy * gamma (1), dgamma (2), dbeta (1).
-    # bwd = 9 N + 2 R (+ 4 N affine).
-    if a.module is not None:
-        shape = a.module.normalized_shape
-        affine = getattr(a.module, "weight", None) is not None
-    else:
-        shape = a.arg(1, "normalized_shape")
-        affine = a.arg(2, "weight") is not None
+    # two divides per row; weight: g = dy * gamma (1), dgamma (2); bias: dbeta (1).
+    # bwd = 9 N + 2 R (+ 3 N weight, + N bias).
+    shape = a.module.normalized_shape if a.module is not None else a.arg(1, "normalized_shape")
     d = _prod([shape] if isinstance(shape, int) else shape)
     n = a.n_out
-    rows = n // d
-    return OpCost(0, 5 * n + 4 * rows + 2 * n * affine, 9 * n + 2 * rows + 4 * n * affine)
+    return OpCost(0, *norm_flops(n, n // d, *norm_affine(a, 2)))
 
 
 # --- activations (per element: forward, backward) ---------------------------------------------

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import math
 
-from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+from quantsearch.passes.analysis.cost_rules import (
+    COST_RULES,
+    CostRule,
+    OpArgs,
+    OpCost,
+    norm_affine,
+    norm_flops,
+)
 from quantsearch.passes.analysis.tensors import dtype_bits
 
 __all__: list[str] = []
@@ -148,26 +155,23 @@ def _max_min(a: OpArgs) -> OpCost:
 COST_RULES.add("max", _max_min, aliases=("min", "amax", "amin"))
 
 
-def _norm_rows(a: OpArgs) -> tuple[int, bool]:
-    """Rows (groups of elements normalised together) and whether an affine follows."""
+def _norm_rows(a: OpArgs) -> tuple[int, int]:
+    """Rows (groups of elements normalised together) and the function form's weight position."""
     x, m = a.first_input(), a.module
     if a.info.op_kind in ("group_norm", "groupnorm"):
         groups = m.num_groups if m is not None else a.arg(1, "num_groups")
-        affine = m.affine if m is not None else a.arg(2, "weight") is not None
-        return x.shape[0] * groups, bool(affine)
+        return x.shape[0] * groups, 2
     if m is not None and m.track_running_stats:
         raise ValueError("counted for instance norms without running statistics")
-    affine = m.affine if m is not None else a.arg(3, "weight") is not None
-    return x.shape[0] * x.shape[1], bool(affine)  # instance norm: one row per sample and channel
+    return x.shape[0] * x.shape[1], 3  # instance norm: one row per sample and channel
 
 
 def _group_norm(a: OpArgs) -> OpCost:
     # LayerNorm's arithmetic over R rows (per sample and group; per sample and channel for an
-    # instance norm, whose statistics are the input's own): fwd = 5 N + 4 R (+ 2 N affine),
-    # bwd = 9 N + 2 R (+ 4 N affine); see cost_rules' layer_norm.
-    n = a.n_out
-    rows, affine = _norm_rows(a)
-    return OpCost(0, 5 * n + 4 * rows + 2 * n * affine, 9 * n + 2 * rows + 4 * n * affine)
+    # instance norm, whose statistics are the input's own): fwd = 5 N + 4 R (+ N weight, + N
+    # bias), bwd = 9 N + 2 R (+ 3 N weight, + N bias); see cost_rules' layer_norm.
+    rows, weight_at = _norm_rows(a)
+    return OpCost(0, *norm_flops(a.n_out, rows, *norm_affine(a, weight_at)))
 
 
 COST_RULES.add("group_norm", _group_norm, aliases=("groupnorm",))

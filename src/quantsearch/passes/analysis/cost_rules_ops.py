@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from quantsearch.graph import TensorMeta
-from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+from quantsearch.passes.analysis.cost_rules import (
+    COST_RULES,
+    CostRule,
+    OpArgs,
+    OpCost,
+    norm_flops,
+)
 
 __all__: list[str] = []
 
@@ -72,7 +78,8 @@ def _layer_cost(m: Any, x: TensorMeta, masked: bool) -> tuple[int, int, int]:
     # nn.TransformerEncoderLayer on R = N L rows of E features: self-attention (above, its
     # weights not returned) + feed-forward of F units: 2 R E F MACs, R F + R E bias adds,
     # ReLU (1, 1) or exact GELU (5, 11) on R F; two LayerNorms over E (cost_rules' layer_norm,
-    # affine) and two residual adds (N = R E each forward, free backward); dropout as in eval.
+    # with the layer's biases or not) and two residual adds (N = R E each forward, free
+    # backward); dropout as in eval.
     if m.activation_relu_or_gelu not in (1, 2):
         raise ValueError("counted for nn.TransformerEncoderLayer with relu or gelu")
     rows, n = x.numel // m.linear1.in_features, x.numel
@@ -81,7 +88,7 @@ def _layer_cost(m: Any, x: TensorMeta, masked: bool) -> tuple[int, int, int]:
     f_macs, f_fwd, f_bwd = _feed_forward(
         m, rows, n, (1, 1) if m.activation_relu_or_gelu == 1 else (5, 11)
     )
-    norms_fwd, norms_bwd = _layer_norms(2, n, rows)
+    norms_fwd, norms_bwd = _layer_norms([m.norm1, m.norm2], n, rows)
     return macs + f_macs, fwd + f_fwd + norms_fwd + 2 * n, bwd + f_bwd + norms_bwd
 
 
@@ -95,15 +102,20 @@ def _feed_forward(m: Any, rows: int, n: int, act: tuple[int, int]) -> tuple[int,
     return macs, 2 * macs + bias + act[0] * rows * f, 4 * macs + bias + act[1] * rows * f
 
 
-def _layer_norms(k: int, n: int, rows: int) -> tuple[int, int]:
-    """``k`` affine LayerNorms over E on N = ``n`` values in R = ``rows`` rows (cost_rules'
-    layer_norm): 7 N + 4 R FLOPs forward and 13 N + 2 R backward each."""
-    return k * (7 * n + 4 * rows), k * (13 * n + 2 * rows)
+def _layer_norms(norms: list[Any], n: int, rows: int) -> tuple[int, int]:
+    """The LayerNorms ``norms`` over E on N = ``n`` values in R = ``rows`` rows (cost_rules'
+    layer_norm, each with its own weight and bias or not: 7 N + 4 R FLOPs forward and
+    13 N + 2 R backward with both), summed."""
+    costs = [
+        norm_flops(n, rows, getattr(m, "weight", None) is not None, m.bias is not None)
+        for m in norms
+    ]
+    return sum(c[0] for c in costs), sum(c[1] for c in costs)
 
 
 def _encoder(a: OpArgs) -> OpCost:
     # nn.TransformerEncoderLayer, or nn.TransformerEncoder: its layers in turn (each on the
-    # same shape) and its final LayerNorm, if any (7 N + 4 R, 13 N + 2 R).
+    # same shape) and its final LayerNorm, if any (7 N + 4 R, 13 N + 2 R with a bias).
     m, x = a.module, a.tensor_arg(0, "src")
     if m is None or x is None:
         raise ValueError("expected a transformer encoder module and its src tensor")
@@ -120,7 +132,8 @@ def _stack(
     final LayerNorm over E, if any."""
     macs, fwd, bwd = (sum(c[i] for c in costs) for i in range(3))
     if getattr(m, "norm", None) is not None:
-        norm_fwd, norm_bwd = _layer_norms(1, x.numel, x.numel // layers[0].linear1.in_features)
+        rows = x.numel // layers[0].linear1.in_features
+        norm_fwd, norm_bwd = _layer_norms([m.norm], x.numel, rows)
         fwd, bwd = fwd + norm_fwd, bwd + norm_bwd
     dtype = str(layers[0].linear1.weight.dtype)[6:]
     return OpCost(macs, fwd, bwd, a.bitops(macs, dtype))
@@ -135,7 +148,8 @@ def _decoder_layer(
 ) -> tuple[int, int, int]:
     # nn.TransformerDecoderLayer on R = N T rows of E features against a memory of N S rows:
     # self-attention over T, cross-attention over S (above, weights not returned), the
-    # encoder layer's feed-forward, three LayerNorms over E (7 N + 4 R, 13 N + 2 R each) and
+    # encoder layer's feed-forward, three LayerNorms over E (7 N + 4 R, 13 N + 2 R each with
+    # biases) and
     # three residual adds (N each forward).
     act, e = m.activation, m.linear1.in_features
     if act is F.relu or isinstance(act, nn.ReLU):
@@ -149,7 +163,7 @@ def _decoder_layer(
     sm, sf, sb = _attention(m.self_attn, rows, rows, x.shape[time], int(masks[0]))
     cm, cf, cb = _attention(m.multihead_attn, rows, mem.numel // e, mem.shape[time], int(masks[1]))
     f_macs, f_fwd, f_bwd = _feed_forward(m, rows, n, act_flops)
-    norms_fwd, norms_bwd = _layer_norms(3, n, rows)
+    norms_fwd, norms_bwd = _layer_norms([m.norm1, m.norm2, m.norm3], n, rows)
     return sm + cm + f_macs, sf + cf + f_fwd + norms_fwd + 3 * n, sb + cb + f_bwd + norms_bwd
 
 
