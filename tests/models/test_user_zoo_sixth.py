@@ -261,7 +261,9 @@ def test_auto_formats_run_on_every_model() -> None:
         assert (got - want).abs().max() <= 0.5 * want.abs().max(), name
 
 
-@pytest.mark.parametrize("name", ["graph_net", "mixer", "collide", "same_convs", "optional_args"])
+@pytest.mark.parametrize(
+    "name", ["graph_net", "mixer", "collide", "same_convs", "optional_args", "tied_autoencoder"]
+)
 def test_every_evaluation_path_equals_quantize(name: str) -> None:
     """Random per-node configs of every quantizable role (the bmm with an adjacency buffer,
     the matmul of a parameter named like fx's node, channels-last convolutions, the graph of
