@@ -19,6 +19,7 @@ from tests.search.spaces import LAB_SPACE
 OBJ = {"accuracy": {"direction": "maximize"}}
 # In brute force's order every fourth point has 16-bit weights: pre-checked, never evaluated.
 SMALL = {"model_size_bits": {"max": 1210 * 8}}
+LAB_CHOICES = [[16, 8], [8, 6], [8, 4], [4, 2]]
 
 
 def test_pre_checked_configs_are_not_counted_as_evaluations(digits: DataSplits) -> None:
@@ -61,3 +62,21 @@ def test_the_ground_truth_does_not_measure_pre_checked_configs(digits: DataSplit
     assert res.ground_truth is not None and res.evaluations == 12
     assert sum(t.prechecked for t in res.ground_truth.trials) == 4
     assert Counter.samples == len(digits.val) * 12
+
+
+def test_nsga_takes_a_quarter_of_an_evaluation_budget(digits: DataSplits) -> None:
+    """With ``n_evaluations = 8`` the trial budget is a cap of 20 x 8; NSGA-II's population was
+    a quarter of that cap (40), more than the run's 8 evaluations, so in an equal-cost
+    comparison it was random search trial for trial. Referee: random search's run of the seed,
+    which NSGA-II's first generation (4 trials) repeats and its later ones leave."""
+    gm = counting_mlp(digits)
+    space = {"by": "name", "choices": {"linear": {"data_in": LAB_CHOICES, "weight": LAB_CHOICES}}}
+    cfg = parse_search_config({"space": space, "objectives": OBJ})
+    prepared, evaluator = prepare_search(gm, cfg, digits.val)
+    res = run_comparison(
+        prepared, evaluator, cfg, strategies=["random", "nsga2"], seeds=[0], n_trials=160,
+        n_evaluations=8, ground_truth_budget=0,
+    )  # fmt: skip
+    random_run, nsga_run = ([t.params for t in r.trials] for r in res.results)
+    assert nsga_run[:4] == random_run[:4]
+    assert nsga_run != random_run[: len(nsga_run)]

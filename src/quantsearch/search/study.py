@@ -171,7 +171,9 @@ def _open_study(
             claim_point=claim_point if claims is not None else None,
             evaluator=evaluator,
             search=cfg,
-            n_trials=cfg.n_trials,
+            # the budget that binds: with n_evaluations, n_trials is a cap (20 x by default),
+            # and NSGA's population, a quarter of it, outlasted the evaluations (random search)
+            n_trials=min(cfg.n_trials, cfg.n_evaluations or cfg.n_trials),
         )
         return build_sampler(cfg.strategy.name, ctx)
 

@@ -86,8 +86,8 @@ class StrategyContext:
     options: dict[str, Any] = field(default_factory=dict)
     # Atomically claims a point index across workers (brute force); None: this process only.
     claim_point: Callable[[int, int], bool] | None = None  # (point index, trial number)
-    # The study's budget in trials, for samplers whose defaults assume a larger one (NSGA's
-    # population); None: unknown.
+    # The study's budget (n_trials, or n_evaluations when smaller), for samplers whose
+    # defaults assume a larger one (NSGA's population); None: unknown.
     n_trials: int | None = None
     # For model-based samplers (sensitivity): the study's evaluator (model, data, calibration)
     # and its SearchConfig (objectives, constraints). Typed Any: search.config imports this
