@@ -312,6 +312,9 @@ def test_searchsorted_bucketize_and_fractional_max_pool_by_hand() -> None:
     assert _cost(Fn(lambda t, m: m(t), m=pool), img, "fractionalmaxpool2d") == (0, 24, 8)
     fn = Fn(lambda t: F.fractional_max_pool2d(t, 2, output_size=2))
     assert _cost(fn, img, "fractional_max_pool2d") == (0, 24, 8)
+    # 4 x 4 windows of 2 x 2 on a 5 x 5 map overlap; every one lies inside: 3 each, 32 outputs
+    fn = Fn(lambda t: F.fractional_max_pool2d(t, 2, output_size=4))
+    assert _cost(fn, img, "fractional_max_pool2d") == (0, 96, 32)
 
 
 @pytest.mark.parametrize(

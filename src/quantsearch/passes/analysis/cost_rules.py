@@ -262,28 +262,53 @@ def _gelu(a: OpArgs) -> OpCost:
 # --- pooling ---------------------------------------------------------------------------------
 
 
-def _window(a: OpArgs, dims: int) -> int:
-    k = a.module.kernel_size if a.module is not None else a.arg(1, "kernel_size")
-    if isinstance(k, int):
-        return int(k**dims)
-    ks = tuple(k)
-    return _prod(ks if len(ks) == dims else ks * dims)
+def _per_dim(value: object, dims: int, default: object) -> tuple[int, ...]:
+    """A pool's int-or-sequence argument as one int per spatial dim."""
+    value = default if value is None or value == [] else value
+    if isinstance(value, int):
+        return (value,) * dims
+    vals = tuple(int(v) for v in value)  # type: ignore[attr-defined]
+    return vals if len(vals) == dims else vals * dims
+
+
+def _window_reads(a: OpArgs, dims: int) -> int:
+    """Input elements all output windows read: torch clamps each window to the input, so
+    padding, and a ceil_mode window past the end, add none. Per spatial dim (input L, output
+    O, kernel k, stride s, padding p, dilation d) window o reads the j < k with
+    0 <= o s - p + j d < L; the dims are independent, so the count is their product, times
+    the batch and channels."""
+    m, names = a.module, ("kernel_size", "stride", "padding", "dilation")
+    if m is not None:
+        given = [getattr(m, k, None) for k in names]
+    else:  # max_poolNd(x, kernel, stride, padding, dilation); avg_poolNd has no dilation
+        given = [a.arg(i, k) for i, k in enumerate(names[:3], 1)]
+        given.append(a.arg(4, "dilation") if a.info.op_kind.startswith("max") else None)
+    k = _per_dim(given[0], dims, 1)
+    s, p, d = _per_dim(given[1], dims, k), _per_dim(given[2], dims, 0), _per_dim(given[3], dims, 1)
+    ins, outs = a.first_input().shape[-dims:], a.out.shape[-dims:]
+    total = 1
+    for i in range(dims):
+        total *= sum(
+            sum(0 <= o * s[i] - p[i] + j * d[i] < ins[i] for j in range(k[i]))
+            for o in range(outs[i])
+        )
+    return total * (a.n_out // max(_prod(outs), 1))
 
 
 def _max_pool(dims: int) -> CostRule:
     def rule(a: OpArgs) -> OpCost:
-        # W-element window: W - 1 comparisons per output; bwd routes dy to the argmax: 1 add.
-        w = _window(a, dims)
-        return OpCost(0, a.n_out * (w - 1), a.n_out)
+        # R elements read over all windows (W per output where no window is clipped):
+        # R - N comparisons; bwd routes dy to the argmax: N adds.
+        return OpCost(0, _window_reads(a, dims) - a.n_out, a.n_out)
 
     return rule
 
 
 def _avg_pool(dims: int) -> CostRule:
     def rule(a: OpArgs) -> OpCost:
-        # W - 1 adds and 1 divide per output = W; bwd: dy / W (1) added to W inputs (W).
-        w = _window(a, dims)
-        return OpCost(0, a.n_out * w, a.n_out * (w + 1))
+        # R - N adds and N divides = R; bwd: dy divided (N) and added into the R elements read.
+        reads = _window_reads(a, dims)
+        return OpCost(0, reads, a.n_out + reads)
 
     return rule
 

@@ -155,13 +155,21 @@ def _data_dependent(a: OpArgs) -> OpCost:
 
 for _k in ("median", "nanmedian", "kthvalue", "mode"):
     COST_RULES.add(_k, _data_dependent)
-# Fractional max pooling: max pooling over kernel-sized windows at random offsets, the same
-# W - 1 comparisons per output (drawing the offsets is not arithmetic on data).
+
+
+def _fractional_max_pool(a: OpArgs) -> OpCost:
+    # Max pooling over W-element windows at random offsets, every window inside the input:
+    # W - 1 comparisons per output (drawing the offsets is not arithmetic on data); bwd: dy
+    # routed to the argmax, N.
+    k = a.module.kernel_size if a.module is not None else a.arg(1, "kernel_size")
+    dims = len(a.out.shape) - 2
+    w = math.prod((k,) * dims if isinstance(k, int) else tuple(k))
+    return OpCost(0, a.n_out * (w - 1), a.n_out)
+
+
 for _d in (2, 3):
     COST_RULES.add(
-        f"fractional_max_pool{_d}d",
-        COST_RULES.get(f"max_pool{_d}d"),
-        aliases=(f"fractionalmaxpool{_d}d",),
+        f"fractional_max_pool{_d}d", _fractional_max_pool, aliases=(f"fractionalmaxpool{_d}d",)
     )
 
 # --- distances -------------------------------------------------------------------------------
