@@ -264,8 +264,10 @@ class SpaceSampler(BaseSampler):
 
     def params_of(self, trial: FrozenTrial) -> dict[str, Any]:
         """``trial``'s parameters, or, while it has not stored them all yet (another thread's
-        trial, just asked), those this sampler proposed to it."""
+        trial, just asked), those this sampler proposed to it. Called from :meth:`propose`,
+        under the sampler's lock."""
         if len(trial.params) == len(self._space.knobs):
+            self._proposed.pop(trial.number, None)  # stored: the proposal is not needed again
             return trial.params
         return self._proposed.get(trial.number, trial.params)
 
