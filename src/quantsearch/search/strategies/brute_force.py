@@ -4,6 +4,8 @@ Optuna's own ``BruteForceSampler`` walks a tree of suggested values in random or
 repeat points that are running in parallel; this one proposes the first point (in the order of
 :meth:`SearchSpace.enumerate`) that no finished or running trial holds, and, across workers, only
 a point it could claim, so N workers on one study cover the space exactly once between them.
+Of points that are one config (an ``"auto"`` choice beside the explicit one it calibrates to,
+:func:`~quantsearch.search.strategies.base.config_aliases`) it visits the first only.
 
 The stable order follows the order in which the config lists each knob's choices, so the trial
 at which brute force meets the optimum depends on that listing, and not on the seed. With the

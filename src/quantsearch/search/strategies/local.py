@@ -13,7 +13,7 @@ seeded order). A 16-bit start therefore leaves 16 bits on its first move instead
 over equal-cost 16-bit choices that cannot improve a cost objective. When every neighbour of
 the incumbent has been visited it is a local optimum, and the next proposal is a random
 unvisited point, from which the climb goes on. Single objective only (weighted sum); it never
-proposes a point twice while an unvisited one is left.
+proposes a point twice, nor two points of one config, while an unvisited one is left.
 """
 
 from __future__ import annotations

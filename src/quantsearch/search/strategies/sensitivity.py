@@ -14,7 +14,7 @@ does both and closes the loop with the search's real evaluations (docs/sensitivi
 3. Each trial solves a multiple-choice knapsack with ``scipy.optimize.milp``: one binary per
    joint choice of each group, the weighted objective predicted, the constraints predicted
    (data metrics with a safety margin; analytic ones exactly), and a no-good cut per point
-   already proposed, so it never proposes a point twice.
+   already proposed, so it never proposes a point (nor a config) twice.
 4. After each evaluation the per-knob scale of the predicted damage is refitted by
    non-negative, ridge-regularised least squares on (predicted damage, measured drop), and the
    margin by the fit's residuals; the next solve uses them. The seed draws the scales around
