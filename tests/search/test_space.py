@@ -258,3 +258,18 @@ def test_a_parameter_choice_goes_to_the_nodes_that_have_it() -> None:
     tables = sensitivity_tables(space, ev, ["bitops"])
     sizes = {k.name: len(d) for k, d in zip(space.knobs, tables.drop, strict=True)}
     assert sizes == {"linear.bias": 2, "linear.weight": 1}
+
+
+def test_a_name_of_one_node_and_the_path_of_another_module_is_refused() -> None:
+    """by = "name" choices for ``enc_0``: the node fx named enc_0 is ``enc.0``, the module
+    ``enc_0`` is node enc_2; the knob went to the first. One line naming both."""
+    from tests.passes.transform.test_resolve import _NameCollision
+
+    cfg = parse_search_config(
+        {"space": {"by": "name", "choices": {"enc_0": {"weight": [[8, 4]]}}}, "objectives": OBJ}
+    )
+    gm = trace(_NameCollision(), torch.zeros(2, 16))
+    with pytest.raises(
+        ConfigError, match=r"^search\.space\.choices\.enc_0: got 'enc_0', the name of node enc_0 "
+    ):
+        SearchSpace(cfg.space, gm)

@@ -160,3 +160,53 @@ def test_auto_activations_need_calibration_and_then_follow_it(gm: fx.GraphModule
     absmax = x.abs().max().item()
     assert rc["seq_blocks_0"].data_in == FixedPoint(8, FixedPoint.frac_width_for(8, True, absmax))
     assert pending.bind(gm, stats) == rc  # binding later gives the same config
+
+
+class _NameCollision(nn.Module):
+    """A top-level Linear ``enc_0`` beside an nn.Sequential ``enc``, whose first Linear fx
+    names ``enc_0``: the top-level one's node is then ``enc_2``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(16, 8), nn.ReLU())
+        self.enc_0 = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.enc_0(self.enc(x))))
+
+
+def test_a_name_of_one_node_and_the_path_of_another_module_is_refused() -> None:
+    """by_name ``enc_0``, meant for the module ``self.enc_0``, quantized the node fx named
+    enc_0, which is ``enc.0``, and left the user's layer (node enc_2) in float. One line
+    naming both and the names that tell them apart; each of those resolves to its node."""
+    gm = trace(_NameCollision(), torch.randn(4, 16))
+    w = fx_table(3, 1)
+    with pytest.raises(
+        ConfigError,
+        match=r"^quantize\.by_name\.enc_0: got 'enc_0', the name of node enc_0 \(module "
+        r"enc\.0\) and the path of module enc_0 \(node enc_2\), allowed: a name of one of "
+        r"them alone: 'enc\.0' or 'enc_2'$",
+    ):
+        resolve(gm, parse_quantize_config({"by_name": {"enc_0": {"weight": w}}}))
+    for key, node in (("enc.0", "enc_0"), ("enc_2", "enc_2"), ("out", "out")):
+        rc = resolve(gm, parse_quantize_config({"by_name": {key: {"weight": w}}}))
+        assert list(rc.to_dict()) == [node], key
+
+
+def test_the_node_name_of_a_module_called_twice_names_its_first_call() -> None:
+    """``fc`` is the node name of the first call and the path of the module of both: no
+    ambiguity (the same module), the first call as before; ``fc_1`` the second."""
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.fc(x)))
+
+    gm = trace(Twice(), torch.randn(2, 4))
+    for key in ("fc", "fc_1"):
+        rc = resolve(gm, parse_quantize_config({"by_name": {key: {"weight": fx_table(4, 2)}}}))
+        assert list(rc.to_dict()) == [key]

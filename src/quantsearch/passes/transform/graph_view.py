@@ -99,11 +99,25 @@ class GraphView:
                     )
                 self.candidates[n.name] = Candidate(n, ni, spec, module, params, computed)
 
-    def nodes_named(self, name: str) -> list[str]:
-        """Node names for a node name or a module path (a module called twice has two nodes)."""
-        if name in self.infos:
-            return [name]
-        return list(self.by_target.get(name, []))
+    def nodes_named(self, name: str, key: str | None = None) -> list[str]:
+        """Node names for a node name or a module path (a module called twice has two nodes).
+
+        Raises:
+            ConfigError: at ``key`` for a name that is one node's name and another module's
+                path (fx names ``enc.0``'s node ``enc_0`` beside a module ``enc_0``).
+        """
+        by_module = list(self.by_target.get(name, []))
+        if name not in self.infos:
+            return by_module
+        if by_module and name not in by_module:  # (a call of the module itself: that call)
+            node_path = self.infos[name].target if self.infos[name].op == "call_module" else None
+            raise ConfigError(
+                f"{key or name}: got {name!r}, the name of node {name}"
+                + (f" (module {node_path})" if node_path else "")
+                + f" and the path of module {name} (node {', '.join(by_module)}), allowed: a "
+                f"name of one of them alone: {node_path or name!r} or {by_module[0]!r}"
+            )
+        return [name]
 
     def kinds(self) -> dict[str, list[str]]:
         """Op kind -> the names of its call nodes, in graph order."""
@@ -113,7 +127,7 @@ class GraphView:
         return out
 
     def quantizable(self, name: str, key: str) -> list[Candidate]:
-        nodes = self.nodes_named(name)
+        nodes = self.nodes_named(name, key)
         if not nodes:
             raise ConfigError(
                 f"{key}: no node or module named {name!r} in the graph "

@@ -82,7 +82,7 @@ def resolve(
             regexes.append((pattern, level))
             continue
         if level.skip and not level.roles:  # a bare skip may name any node
-            if not view.nodes_named(name):
+            if not view.nodes_named(name, level.key):
                 view.quantizable(name, level.key)  # raises: unknown name
             cands = [view.candidates[n] for n in view.nodes_named(name) if n in view.candidates]
         else:

@@ -110,7 +110,7 @@ class SearchSpace:
             if target in by_kind:
                 check_kind(target, key)
                 continue
-            nodes = view.nodes_named(target)  # a node name or a module path
+            nodes = view.nodes_named(target, key)  # a node name or a module path
             if not nodes:
                 raise ConfigError(
                     f"{key}: got {target!r}, neither an op kind nor a node of the model, allowed: "
