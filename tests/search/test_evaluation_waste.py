@@ -126,3 +126,19 @@ def test_workers_stop_when_the_last_configs_are_in_flight_in_another(
         assert objective.left_to_exhaust() == 0 and objective.exhausted()
         study.tell(running, state=TrialState.FAIL)  # its worker died: the config is not in hand
         assert objective.left_to_exhaust() == 1 and not objective.exhausted()
+
+
+def test_a_resumed_sensitivity_search_does_not_probe_again(
+    tmp_path: Path, digits: DataSplits
+) -> None:
+    """The sensitivity strategy's probe (a forward and backward pass of the validation split)
+    is kept in the study: a resumed search, a new process, probed the float model again."""
+    gm = counting_mlp(digits)
+    kw = {"space": LAB_SPACE, "objectives": OBJ, "strategy": "sensitivity", "run_dir": tmp_path}
+    first = search(gm, digits.val, n_trials=5, **kw)  # type: ignore[arg-type]
+    assert Counter.samples == len(digits.val) * (1 + 1 + 5)  # baseline, probe, five configs
+    Counter.reset()
+    again = search(gm, digits.val, n_trials=10, **kw)  # type: ignore[arg-type]
+    assert [t.params for t in again.trials[:5]] == [t.params for t in first.trials]
+    assert len({t.config_hash for t in again.trials}) == 10
+    assert Counter.samples == len(digits.val) * 5  # five new configs, nothing else

@@ -13,6 +13,7 @@ Used by :mod:`quantsearch.search.strategies.sensitivity` and ``quantsearch summa
 from __future__ import annotations
 
 import itertools
+import json
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Tables:
 
 
 # Tables per evaluator (a comparison's runs share one): computing them takes about a second.
+TABLES_ATTR = "sensitivity_tables"  # the study's user attribute that keeps them
 _TABLES: weakref.WeakKeyDictionary[Any, dict[Any, Tables]] = weakref.WeakKeyDictionary()
 
 
@@ -61,13 +63,47 @@ def _layer_formats(space: Any, choice: Mapping[str, int]) -> dict[str, dict[str,
     return out
 
 
-def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Tables:
-    """Predicted damage of every knob choice and exact analytic costs (memoised per evaluator)."""
+def sensitivity_tables(
+    space: Any, evaluator: Any, metrics: Sequence[str], study: Any = None
+) -> Tables:
+    """Predicted damage of every knob choice and exact analytic costs (memoised per evaluator,
+    and kept in ``study``'s user attributes when one is given: a resumed search or a worker
+    that joins later reads them instead of probing the model again)."""
     knobs = space.knobs
     key = (tuple((k.name, k.labels) for k in knobs), tuple(sorted(metrics)))
     memo = _TABLES.setdefault(evaluator, {})
     if key in memo:
         return memo[key]
+    stored_key = json.loads(json.dumps(key))  # as the storage gives it back: lists
+    kept = study.user_attrs.get(TABLES_ATTR) if study is not None else None
+    if kept is not None and kept.get("key") == stored_key:
+        memo[key] = Tables(
+            [np.array(d) for d in kept["drop"]],
+            [np.array(d) for d in kept["loss"]],
+            [tuple(g) for g in kept["groups"]],
+            dict(kept["ref"]),
+            [{m: np.array(v) for m, v in d.items()} for d in kept["delta"]],
+        )
+        return memo[key]
+    memo[key] = tables = _tables(space, evaluator, metrics)
+    if study is not None:
+        study.set_user_attr(TABLES_ATTR, _tables_json(stored_key, tables))
+    return tables
+
+
+def _tables_json(key: Any, t: Tables) -> dict[str, Any]:
+    return {
+        "key": key,
+        "drop": [d.tolist() for d in t.drop],
+        "loss": [d.tolist() for d in t.loss],
+        "groups": [list(g) for g in t.groups],
+        "ref": t.ref,
+        "delta": [{m: v.tolist() for m, v in d.items()} for d in t.delta],
+    }
+
+
+def _tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Tables:
+    knobs = space.knobs
     gm = evaluator.gm
     ref = {k.name: k.by_cost[-1] for k in knobs}
     nodes = sorted({n for k in knobs for n in k.nodes})
@@ -119,9 +155,7 @@ def sensitivity_tables(space: Any, evaluator: Any, metrics: Sequence[str]) -> Ta
             for m in names:
                 rows[m].append(memo_bits[bits][m] - base[m])
         delta.append({m: np.array(v) for m, v in rows.items()})
-    tables = Tables(drop, loss, gl, base, delta)
-    memo[key] = tables
-    return tables
+    return Tables(drop, loss, gl, base, delta)
 
 
 def sensitivity_rows(space: Any, tables: Tables) -> list[dict[str, Any]]:

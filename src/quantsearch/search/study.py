@@ -208,6 +208,7 @@ def _open_study(
         warnings.warn(StudyMadeAnew(f"{made}, and holds no trial: it is made anew"), stacklevel=2)
         new_identity, made_anew = identity(cfg, space, fingerprint_extra), True
         study.set_user_attr("baseline", None)
+        study.set_user_attr("sensitivity_tables", None)  # another model's probe, maybe
     if new_identity is not None:
         study.set_user_attr("identity", new_identity)
     if study.metric_names is None or made_anew:  # optuna-dashboard and optuna.visualization

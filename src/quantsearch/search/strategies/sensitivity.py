@@ -122,12 +122,12 @@ class SensitivitySampler(SpaceSampler):
     def _joint(self, gi: int) -> range:
         return range(math.prod(self._space.knobs[i].size for i in self.tables().groups[gi]))
 
-    def tables(self) -> Tables:
-        if self._tables is None:
+    def tables(self, study: Study | None = None) -> Tables:
+        if self._tables is None:  # first asked by propose, with the study that keeps them
             metrics = [o.metric for o in self._cfg.objectives] + [
                 c.metric for c in self._cfg.constraints
             ]
-            self._tables = sensitivity_tables(self._space, self._ev, metrics)
+            self._tables = sensitivity_tables(self._space, self._ev, metrics, study)
             import scipy.optimize  # noqa: F401  (deferred for start-up; paid here, once, not per trial)
         return self._tables
 
@@ -189,7 +189,7 @@ class SensitivitySampler(SpaceSampler):
 
     def propose(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         knobs = self._space.knobs
-        t = self.tables()
+        t = self.tables(study)
         if "sensitivity" not in study.user_attrs:  # the run directory's sensitivity.json
             study.set_user_attr("sensitivity", sensitivity_rows(self._space, t))
         baseline: dict[str, float] = dict(study.user_attrs.get("baseline") or self._ev.baseline())
