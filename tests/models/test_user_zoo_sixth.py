@@ -224,11 +224,13 @@ def test_names_fx_also_makes_address_the_users_layers() -> None:
     """collide's submodules ``output`` and ``add`` (fx names the output node ``output_1`` and
     the ``+`` ``add_1``) and its parameter ``linear_weight`` beside the submodule ``linear``:
     by_name ``output`` and ``add`` round those Linears' weights, ``matmul`` the parameter's
-    product's operands, and the outputs equal the model written out (referee)."""
+    product's operands, ``block.0`` and ``block_2`` the Linear fx names block_0 and the
+    one named so by the user, and the outputs equal the model written out (referee)."""
     model, x, _ = _model_and_data("collide", 6)
     gm = trace(model, x)
     w = _fixed(4, 2)
     raw = {"by_name": {"output": {"weight": w}, "add": {"weight": w}, "matmul": {"weight": w}}}
+    raw["by_name"]["block.0"] = raw["by_name"]["block_2"] = {"weight": _fixed(3, 1)}
     qgm = _quantize(gm, raw)
     m = model
     with torch.no_grad():
@@ -236,8 +238,29 @@ def test_names_fx_also_makes_address_the_users_layers() -> None:
         h = F.relu(h @ _rounded(m.linear_weight, 4, 2)) + F.linear(
             h, _rounded(m.add.weight, 4, 2), m.add.bias
         )
+        h = torch.tanh(F.linear(h, _rounded(m.block[0].weight, 3, 1), m.block[0].bias))
+        h = F.linear(h, _rounded(m.block_0.weight, 3, 1), m.block_0.bias)
         want = F.linear(h, _rounded(m.output.weight, 4, 2), m.output.bias)
         assert torch.equal(qgm(x), want)
+
+
+def test_cli_a_name_of_two_layers_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[quantize.by_name.block_0] of collide: fx's node block_0 is ``block.0``, the module
+    ``block_0`` is node block_2; quantize rounded the first and left the user's layer in
+    float. One error line naming both, exit status 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    extra = (
+        "[quantize.by_name.block_0]",
+        'weight = { format = "fixed", width = 3, frac_width = 1 }',
+    )
+    config = str(_config(tmp_path, "collide", extra=extra))
+    code, err = run_cli(["quantize", "-c", config, "--out", "q"], capsys)
+    check_one_line(
+        code, err, r"^quantize\.by_name\.block_0: got 'block_0', the name of node block_0 "
+    )
+    assert not (tmp_path / "q").exists()
 
 
 def test_auto_formats_run_on_every_model() -> None:

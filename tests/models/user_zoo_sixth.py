@@ -78,7 +78,8 @@ class GraphNet(nn.Module):
 class Collide(nn.Module):
     """Names fx also makes: a submodule ``linear`` beside a parameter ``linear_weight`` (fx
     names the node reading ``linear.weight`` so), submodules named ``add``, ``relu`` and
-    ``output``, and an F.relu and a ``+`` beside them."""
+    ``output``, and an F.relu and a ``+`` beside them; an nn.Sequential ``block`` whose first
+    layer's node fx names ``block_0``, beside a Linear ``block_0`` (node ``block_2``)."""
 
     def __init__(self):
         super().__init__()
@@ -86,12 +87,14 @@ class Collide(nn.Module):
         self.linear_weight = nn.Parameter(torch.randn(8, 8) * 0.3)
         self.add = nn.Linear(8, 8)
         self.relu = nn.ReLU()
+        self.block = nn.Sequential(nn.Linear(8, 8), nn.Tanh())
+        self.block_0 = nn.Linear(8, 8)
         self.output = nn.Linear(8, 5)
 
     def forward(self, x):
         h = self.relu(self.linear(x))
         h = F.relu(h @ self.linear_weight) + self.add(h)
-        return self.output(h)
+        return self.output(self.block_0(self.block(h)))
 
 
 class HandLogits(nn.Module):

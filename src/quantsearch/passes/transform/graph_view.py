@@ -99,8 +99,9 @@ class GraphView:
                     )
                 self.candidates[n.name] = Candidate(n, ni, spec, module, params, computed)
 
-    def nodes_named(self, name: str, key: str | None = None) -> list[str]:
-        """Node names for a node name or a module path (a module called twice has two nodes).
+    def nodes_named(self, name: str, key: str | None = None, *, node: bool = False) -> list[str]:
+        """Node names for a node name or a module path (a module called twice has two nodes);
+        ``node``: a node name first (a per-node config's keys, a trial's, are node names).
 
         Raises:
             ConfigError: at ``key`` for a name that is one node's name and another module's
@@ -109,7 +110,9 @@ class GraphView:
         by_module = list(self.by_target.get(name, []))
         if name not in self.infos:
             return by_module
-        if by_module and name not in by_module:  # (a call of the module itself: that call)
+        if (
+            by_module and name not in by_module and not node
+        ):  # (a call of the module itself: that call)
             node_path = self.infos[name].target if self.infos[name].op == "call_module" else None
             raise ConfigError(
                 f"{key or name}: got {name!r}, the name of node {name}"
@@ -126,8 +129,8 @@ class GraphView:
             out.setdefault(ni.op_kind, []).append(name)
         return out
 
-    def quantizable(self, name: str, key: str) -> list[Candidate]:
-        nodes = self.nodes_named(name, key)
+    def quantizable(self, name: str, key: str, *, node: bool = False) -> list[Candidate]:
+        nodes = self.nodes_named(name, key, node=node)
         if not nodes:
             raise ConfigError(
                 f"{key}: no node or module named {name!r} in the graph "

@@ -240,7 +240,9 @@ class ResolvedConfig(Mapping[str, LayerQuant]):
                     raise ConfigError(
                         f"{nkey}.{role}: got an unknown role, allowed: one of {list(ROLES)}"
                     )
-            cands: list[Candidate | None] = list(view.quantizable(name, nkey)) if view else [None]
+            cands: list[Candidate | None] = (
+                list(view.quantizable(name, nkey, node=True)) if view else [None]
+            )
             for cand in cands:
                 fmts: dict[str, RoleFormat] = {}
                 for role, spec in roles.items():
