@@ -335,3 +335,42 @@ def test_data_dependent_selections_stay_uncounted_with_the_reason(
     gm = trace(Fn(fn).eval(), torch.randn(3, 5))
     (u,) = compute_cost(gm).uncounted
     assert "depend on the data" in u.reason
+
+
+@pytest.mark.parametrize(
+    ("p_rows", "r_rows", "mode", "mm"),
+    [
+        (30, 4, "use_mm_for_euclid_dist_if_necessary", True),  # more than 25 rows: torch's mm
+        (4, 26, "use_mm_for_euclid_dist_if_necessary", True),
+        (25, 25, "use_mm_for_euclid_dist_if_necessary", False),  # direct
+        (3, 4, "use_mm_for_euclid_dist", True),
+        (30, 40, "donot_use_mm_for_euclid_dist", False),
+    ],
+)
+def test_cdist_is_priced_as_the_path_torch_takes(
+    p_rows: int, r_rows: int, mode: str, mm: bool
+) -> None:
+    """p = 2 cdist of (2, P, 5) against (2, R, 5): torch computes the distances directly, or,
+    with more than 25 rows or compute_mode='use_mm_for_euclid_dist', as one matmul of the
+    inputs augmented with their squared norms (M + 2 = 7 terms per distance: N 7 MACs), the
+    norms (2 M - 1 per row), -2 x1 (x1's elements), then clamp and sqrt per distance. Its
+    backward: two matmuls of N M MACs (FlopCounterMode's count, the referee), dy / d, the
+    zero mask (2), the two sums of the ratio, and x1, x2 scaled and subtracted. It was priced
+    as the direct path whatever torch took (no MACs)."""
+    b, m = 2, 5
+    x1, x2 = torch.randn(b, p_rows, m), torch.randn(b, r_rows, m)
+    n = b * p_rows * r_rows
+    model = Fn(lambda t, o=x2: torch.cdist(t, o, compute_mode=mode))
+    macs, fwd, bwd = _cost(model, x1, "cdist")
+    if not mm:
+        assert (macs, fwd, bwd) == (0, 3 * m * n, (4 * m + 1) * n)
+        return
+    rows = b * (p_rows + r_rows)
+    assert macs == n * (m + 2)
+    assert fwd == 2 * macs + rows * (2 * m - 1) + b * p_rows * m + 2 * n
+    a, o = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    y = torch.cdist(a, o, compute_mode=mode)
+    with FlopCounterMode(display=False) as fcm:
+        y.sum().backward()
+    assert fcm.get_total_flops() == 4 * n * m
+    assert bwd == 4 * n * m + 3 * n + (2 * n - rows) + 2 * m * rows

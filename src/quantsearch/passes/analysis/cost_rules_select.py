@@ -8,7 +8,8 @@ max pooling, ``torch.cdist``,
 ``maximum``/``minimum``, and channel shuffles and ``unfold`` (free). Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
-Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops (0 FLOPs);
+Cross-check: ``torch.utils.flop_counter.FlopCounterMode`` counts none of these ops forward (0
+FLOPs; the backward of cdist's matmul path it counts, 4 N M, checked);
 ``nn.Bilinear``'s MACs equal its count of the same product written as an outer product and a
 matmul, the rest are checked by hand in ``tests/passes/analysis/test_flops_select.py``.
 """
@@ -19,6 +20,7 @@ import math
 
 from quantsearch.graph import TensorMeta
 from quantsearch.passes.analysis.cost_rules import COST_RULES, CostRule, OpArgs, OpCost
+from quantsearch.passes.analysis.tensors import dtype_bits
 
 __all__: list[str] = []
 
@@ -176,7 +178,8 @@ for _d in (2, 3):
 
 
 def _cdist(a: OpArgs) -> OpCost:
-    # x1 (..., P, M), x2 (..., R, M): N = (...) P R distances of M features, computed directly.
+    # x1 (..., P, M), x2 (..., R, M): N = (...) P R distances of M features, computed directly
+    # (p = 2 on more than 25 rows, torch's matmul path below).
     # p = 2: M subtracts, M squares, M - 1 adds, 1 sqrt = 3 M; p = 1: M subtracts, M abs,
     # M - 1 adds = 3 M - 1. bwd, both inputs: p = 2: dy / d (1), per feature the difference
     # (1), times it (1), added into dx1 (1) and subtracted from dx2 (1) = 4 M + 1;
@@ -189,9 +192,38 @@ def _cdist(a: OpArgs) -> OpCost:
     if x1 is None or p not in (1.0, 2.0):
         raise ValueError("counted for traced inputs and p = 1 or 2")
     m, n = x1.shape[-1], a.n_out
+    x2 = None if pdist else a.tensor_arg(1, "x2")
+    if p == 2.0 and x2 is not None and _uses_mm(a, x1, x2):
+        return _euclidean_mm(a, x1, x2)
     if p == 2.0:
         return OpCost(0, 3 * m * n, (4 * m + 1) * n)
     return OpCost(0, (3 * m - 1) * n, 5 * m * n)
+
+
+def _uses_mm(a: OpArgs, x1: TensorMeta, x2: TensorMeta) -> bool:
+    """Whether torch computes a p = 2 cdist as a matmul: compute_mode 'use_mm_for_euclid_dist',
+    or the default '..._if_necessary' with more than 25 rows in either input."""
+    mode = a.arg(3, "compute_mode", "use_mm_for_euclid_dist_if_necessary")
+    if mode == "use_mm_for_euclid_dist":
+        return True
+    rows = max(x1.shape[-2] if len(x1.shape) > 1 else 1, x2.shape[-2] if len(x2.shape) > 1 else 1)
+    return mode in (None, "use_mm_for_euclid_dist_if_necessary") and rows > 25
+
+
+def _euclidean_mm(a: OpArgs, x1: TensorMeta, x2: TensorMeta) -> OpCost:
+    # torch's matmul path (ATen's _euclidean_dist), B P R = N distances of M features: the
+    # squared norms of the B (P + R) rows (2 M - 1 each), -2 x1 (B P M), one matmul of the
+    # rows augmented with [norm, 1] and [1, norm]: N (M + 2) MACs; clamp at 0 and sqrt (2 N).
+    # bwd (_euclidean_dist_backward): ratio = dy / d (N), zeroed where d = 0 (2 N), its sums
+    # over each side (N - B P, N - B R), two matmuls with x2 and x1 (N M MACs each: 4 N M),
+    # x1 and x2 scaled by the sums and the products subtracted (2 M B (P + R)). BitOPs: the
+    # augmented operands are the node's own intermediates, at the input dtype's width.
+    m, n = x1.shape[-1], a.n_out
+    p, r = x1.numel // m, x2.numel // m  # rows of each side, over the batch
+    macs = n * (m + 2)
+    fwd = 2 * macs + (p + r) * (2 * m - 1) + p * m + 2 * n
+    bwd = 4 * n * m + 3 * n + (2 * n - p - r) + 2 * m * (p + r)
+    return OpCost(macs, fwd, bwd, macs * dtype_bits(x1.dtype) ** 2)
 
 
 COST_RULES.add("cdist", _cdist, aliases=("pdist",))
