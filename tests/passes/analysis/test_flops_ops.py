@@ -231,6 +231,17 @@ def test_tensors_made_from_a_shape_cost_nothing() -> None:
     assert _costs(one_hot, x)[1:] == (10, 20)
 
 
+def test_a_constant_made_on_the_inputs_device_costs_nothing() -> None:
+    """torch.tensor(1.5, device=x.device) (an output scale a forward writes; fx makes it a
+    node, since the device is traced) was uncounted; 0 now, so x (2, 5) * it is a multiply on
+    10 elements (bwd: 10 for each of the two tensor operands, the scalar's summed 10 - 1)."""
+    x = torch.randn(2, 5)
+    scaled = Fn(lambda t: t * torch.tensor(1.5, device=t.device))
+    assert _costs(scaled, x)[1:] == (10, 10 + 10 + 9)
+    as_tensor = Fn(lambda t: t + torch.as_tensor(0.5, device=t.device))
+    assert _costs(as_tensor, x)[1:] == (10, 9)
+
+
 def test_glu_halves_its_input() -> None:
     """glu of (2, 6): N = 6 outputs, 5 each way."""
     assert _costs(nn.GLU(), torch.randn(2, 6))[1:] == (30, 30)

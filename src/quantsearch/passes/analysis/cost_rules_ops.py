@@ -390,6 +390,8 @@ _FREE = (
     "diagonal", "diag", "diag_embed", "broadcast_to", "broadcast_tensors", "atleast_1d",
     "atleast_2d", "atleast_3d", "take_along_dim", "take", "masked_select", "masked_scatter",
     "meshgrid", "numel", "dim",
+    # a constant made in forward on a traced device (torch.tensor(1.5, device=x.device))
+    "tensor", "as_tensor", "scalar_tensor",
     # tensors made from a shape (random ones too: drawing numbers is not arithmetic on data)
     "full", "zeros", "ones", "empty", "eye", "linspace", "rand", "randn", "randint",
     "rand_like", "randn_like", "randint_like", "new_tensor", "uniform_", "normal_",
