@@ -59,3 +59,47 @@ def test_grid_sample_outside_the_formula_stays_uncounted(kw: dict[str, object]) 
     model = Sampler(lambda t, g: F.grid_sample(t, g, align_corners=False, **kw)).eval()
     (u,) = compute_cost(trace(model, torch.randn(1, 3, 4, 5))).uncounted
     assert "counted for 4-d bilinear or nearest sampling" in u.reason
+
+
+def _taps(i_len: int, o_len: int, mode: str) -> list[int]:
+    """Input elements each output reads along one dim, from torch: resample one-hot rows and
+    count each output's nonzero weights (the referee; bilinear's weights are nonzero wherever
+    its window reaches)."""
+    eye = torch.eye(i_len).reshape(i_len, 1, 1, i_len)
+    y = F.interpolate(eye, size=(1, o_len), mode=mode, antialias=True).reshape(i_len, o_len)
+    return (y != 0).sum(0).tolist()
+
+
+class Resize(nn.Module):
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.size, mode="bilinear", antialias=True)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((1, 2, 8, 8), (2, 2)), ((2, 1, 9, 6), (4, 6)), ((1, 1, 5, 7), (8, 3))],
+)
+def test_antialiased_bilinear_reads_its_widened_window(
+    shape: tuple[int, ...], size: tuple[int, int]
+) -> None:
+    """F.interpolate(..., antialias=True) was priced as plain bilinear (3 lerps an output: 36
+    FLOPs for 8x8 to 2x2, which reads all 64 inputs). torch resamples the width, then the
+    height; an output reading T inputs costs 2 T - 1 forward and 2 T back; a dim whose size
+    does not change is not resampled."""
+    x = torch.randn(shape)
+    (h, w), (ho, wo) = shape[-2:], size
+    planes = shape[0] * shape[1]
+    fwd = bwd = 0
+    if w != wo:
+        t = sum(_taps(w, wo, "bilinear"))
+        fwd, bwd = fwd + planes * h * (2 * t - wo), bwd + planes * h * 2 * t
+    if h != ho:
+        t = sum(_taps(h, ho, "bilinear"))
+        fwd, bwd = fwd + planes * wo * (2 * t - ho), bwd + planes * wo * 2 * t
+    gm = trace(Resize(size).eval(), x)
+    cost = compute_cost(gm)
+    assert (cost.uncounted, cost.macs, cost.flops, cost.flops_backward) == ((), 0, fwd, bwd)

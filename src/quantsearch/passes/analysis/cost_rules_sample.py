@@ -24,6 +24,8 @@ def _interpolate(a: OpArgs) -> OpCost:
     # (16) and added into 16 inputs (16) = 36 per output; the tap weights depend only on an
     # output's row or column and are not counted. area: adaptive average pooling's rule.
     mode = a.module.mode if a.module is not None else a.arg(3, "mode", "nearest")
+    if mode in ("bilinear", "bicubic") and a.module is None and a.arg(6, "antialias", False):
+        return _antialiased(a, 2 if mode == "bilinear" else 4)
     if mode in ("nearest", "nearest-exact"):
         return OpCost()
     if mode == "bicubic":
@@ -37,6 +39,37 @@ def _interpolate(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("interpolate", _interpolate, aliases=("upsample",))
+
+
+def _taps(i_len: int, o_len: int, interp: int) -> list[int]:
+    """The input elements each output reads along one dim in torch's antialiased resampling
+    (ATen's _compute_indices_min_size_weights_aa): the filter's half-width is ``interp`` / 2
+    input steps, stretched by the scale when downsampling."""
+    scale = i_len / o_len
+    support = max(scale, 1.0) * interp / 2
+    taps = []
+    for i in range(o_len):
+        center = scale * (i + 0.5)
+        lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), i_len)
+        taps.append(hi - lo)
+    return taps
+
+
+def _antialiased(a: OpArgs, interp: int) -> OpCost:
+    # antialias=True (bilinear: a 2-tap triangle, bicubic: 4 taps, widened by the scale when
+    # downsampling): torch resamples the width, then the height, each dim whose size changes;
+    # an output of a pass reading T inputs costs T multiplies and T - 1 adds, 2 T back (dy
+    # times each weight, added into each input). The weights depend on an output's index
+    # only and are not counted (as bicubic's above).
+    x = a.first_input()
+    (h_in, w_in), (h_out, w_out) = x.shape[-2:], a.out.shape[-2:]
+    planes = x.numel // (h_in * w_in)
+    fwd = bwd = 0
+    for i_len, o_len, rows in ((w_in, w_out, planes * h_in), (h_in, h_out, planes * w_out)):
+        if i_len != o_len:
+            taps = sum(_taps(i_len, o_len, interp))
+            fwd, bwd = fwd + rows * (2 * taps - o_len), bwd + rows * 2 * taps
+    return OpCost(0, fwd, bwd)
 
 
 def _grid_sample(a: OpArgs) -> OpCost:
