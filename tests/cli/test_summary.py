@@ -139,3 +139,32 @@ def test_cli_modules_do_not_import_torch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_an_op_without_a_count_is_listed_with_its_reason_never_zero() -> None:
+    """torch.median (its comparisons depend on the data) and a 3-operand einsum (its order is
+    torch's choice) stay uncounted: summary's table lists each with its reason, shows None for
+    its compute columns, and its totals leave them out rather than adding a zero."""
+    import torch
+    from torch import nn
+
+    from quantsearch.graph import trace
+    from quantsearch.summary import cost_table
+
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.fc(x)
+            return torch.einsum("bi,ij,jk->bk", h, self.fc.weight, self.fc.weight) * h.median()
+
+    table = cost_table(trace(Odd().eval(), torch.randn(2, 4)))
+    reasons = {u["op_kind"]: u["reason"] for u in table["uncounted"]}
+    assert set(reasons) == {"einsum", "median"}
+    assert "depend on the data" in reasons["median"]
+    assert "one or two traced operands" in reasons["einsum"]
+    rows = {r["node"]: r for r in table["layers"]}
+    assert rows["median"]["flops"] is None and rows["einsum"]["macs"] is None
+    assert table["totals"]["macs"] == 2 * 4 * 4  # the Linear's alone
