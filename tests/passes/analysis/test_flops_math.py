@@ -218,3 +218,9 @@ def test_more_in_place_forms_cost_their_ops_arithmetic() -> None:
             totals.append((cost.macs, cost.flops, cost.flops_backward))
         assert totals[0] == totals[1] and totals[0][1] > 0
     assert _cost(Fn(lambda t: torch.bernoulli(t)), torch.rand(3, 5), "bernoulli") == (0, 15, 0)
+
+
+def test_angle_of_a_real_tensor_by_hand() -> None:
+    """torch.angle of a real tensor (listed uncounted): pi where negative, else 0, 1 select per
+    element and no gradient."""
+    assert _cost(Fn(torch.angle), torch.randn(3, 5), "angle") == (0, 15, 0)

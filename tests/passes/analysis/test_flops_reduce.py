@@ -215,3 +215,12 @@ def test_dist_by_hand() -> None:
     x = torch.randn(4, 6)
     assert _kind_cost(lambda t: torch.dist(t, t[0]), x, "dist") == (0, 24 + 48, 48 + 24)
     assert _kind_cost(lambda t: torch.dist(t, t[0], p=1), x, "dist") == (0, 24 + 47, 48 + 24)
+
+
+def test_renorm_by_hand() -> None:
+    """x.renorm(2, 0, 1.0) of (4, 6) (listed uncounted): S = 4 slices of 6. Their 2-norms
+    2 I = 48, a comparison and a factor per slice 3 S = 12, the rescale I = 24: 84; bwd
+    6 I + 3 S = 156. p = 1: the 1-norm's 2 I - S = 44 instead."""
+    x = torch.randn(4, 6)
+    assert _cost(lambda t: t.renorm(2, 0, 1.0), x) == (0, 84, 156)
+    assert _cost(lambda t: torch.renorm(t, 1, 0, 1.0), x) == (0, 80, 156)

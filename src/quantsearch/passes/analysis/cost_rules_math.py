@@ -196,6 +196,17 @@ COST_RULES.add("floor_divide", COST_RULES.get("floordiv"))
 COST_RULES.add("rsub", _binary(1, 1, 0))
 
 
+def _angle(a: OpArgs) -> OpCost:
+    # angle of a real tensor: x < 0 ? pi : 0, 1 select; its gradient is zero. A complex
+    # tensor's (atan2 of its parts) is not in this formula: uncounted.
+    if not a.first_input().dtype.startswith(("float", "bfloat", "int", "uint", "bool")):
+        raise ValueError("counted for real tensors")
+    return OpCost(0, a.n_out, 0)
+
+
+COST_RULES.add("angle", _angle)
+
+
 def _cross(a: OpArgs) -> OpCost:
     # u x v along a dim of 3: each output two products and a difference = 3 N; bwd: du =
     # v x dy and dv = dy x u, 3 N each = 6 N, + the broadcast sums.

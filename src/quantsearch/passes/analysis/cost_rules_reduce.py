@@ -2,7 +2,8 @@
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): vector norms in
 every form torch spells them (``torch.linalg.vector_norm``, ``torch.linalg.norm``,
 ``torch.norm``, ``Tensor.norm``), ``F.normalize``, statistics and scans (``nansum``,
-``var_mean``, ``cumprod``, ``logcumsumexp``, ``histc`` ...), ``torch.dist``, ``index_put``,
+``var_mean``, ``cumprod``, ``logcumsumexp``, ``histc`` ...), ``torch.dist``, ``renorm``,
+``index_put``,
 ``scatter``/``scatter_reduce`` and ``F.fold``.
 Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
@@ -228,6 +229,24 @@ def _dist(a: OpArgs) -> OpCost:
 
 
 COST_RULES.add("dist", _dist)
+
+
+def _renorm(a: OpArgs) -> OpCost:
+    # x.renorm(p, dim, maxnorm): each of the S slices along dim (I / S elements) rescaled to a
+    # p-norm of at most maxnorm: the slices' p-norms (the rule above, I elements to S), then
+    # per slice a comparison and maxnorm / (norm + eps) (3 S), all elements times it (I).
+    # bwd: dy times the factor (I), the slice's sum of dy x (2 I - S), x times the norm's
+    # derivative coefficient (per slice 4 S: power, divides, times maxnorm) and subtracted
+    # (2 I), masked where the slice was not rescaled (I): 6 I - S + 4 S.
+    x, p = a.first_input(), a.arg(1, "p")
+    if not isinstance(p, int | float):
+        raise ValueError("expected a number p")
+    i, s = x.numel, x.shape[a.arg(2, "dim")]
+    norm = _p_norm(i, s, float(p))
+    return OpCost(0, norm.flops + 3 * s + i, 6 * i + 3 * s)
+
+
+COST_RULES.add("renorm", _renorm)
 
 
 def _diff(a: OpArgs) -> OpCost:
