@@ -44,8 +44,10 @@ ADDED_DETACH = "quantsearch_added_detach"
 
 
 class _Tracer(fx.Tracer):
-    """fx's tracer, quantized layers (a class attribute ``op_kind``) leaves; a node made while
-    forward turned gradients off is marked (``NO_GRAD``): fx records no grad mode."""
+    """fx's tracer: quantized layers (a class attribute ``op_kind``) are leaves; a node made
+    while forward turned gradients off is marked (``NO_GRAD``: fx records no grad mode), one
+    made under an autocast forward turned on is refused; a chunk or split of a stated count
+    iterates (its proxies know their ``len``)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(getattr(type(m), "op_kind", None), str):
@@ -128,7 +130,7 @@ def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:
     them reads it, as autograd would not have recorded it: a backbone frozen under
     ``with torch.no_grad():`` stays frozen when the graph is fine-tuned. The example inputs
     (copied) tell tensors from sizes and tuples (a tuple's items read outside are detached).
-    Returns whether a node was added (the caller annotates the graph again)."""
+    Run before the graph is annotated; returns whether a node was added."""
     frozen = [n for n in gm.graph.nodes if n.meta.get(NO_GRAD)]
     if not frozen:
         return False
