@@ -195,7 +195,12 @@ def _batch_norm(a: OpArgs) -> OpCost:
 def norm_flops(n: int, rows: int, weight: bool, bias: bool) -> tuple[int, int]:
     """LayerNorm's arithmetic (forward, backward FLOPs) on N = ``n`` elements in ``rows`` rows
     normalised together; see ``_layer_norm``. GroupNorm, InstanceNorm and the transformer
-    layers' norms use it too."""
+    layers' norms use it too.
+
+    Example:
+        >>> norm_flops(12, 3, weight=True, bias=False)  # 5 N + 4 R + N, 9 N + 2 R + 3 N
+        (84, 150)
+    """
     return (5 * n + 4 * rows + n * weight + n * bias, 9 * n + 2 * rows + 3 * n * weight + n * bias)
 
 
