@@ -7,10 +7,11 @@ next to it. A new op costs one rule here and one known-answer test.
 The convention, stated once for the whole package:
 
 * A **MAC** is one multiply-accumulate ``acc += a * b``. Only the layers made of them have MACs:
-  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm``, two-operand
-  ``einsum``, the recurrent ``rnn``, ``gru`` and ``lstm`` and their cells (the gates' dot
-  products), and, in the other rule modules, attention, transformer layers, transposed
-  convolutions and ``bilinear``.
+  ``linear``, ``conv1d/2d/3d``, ``matmul``, ``mm``, ``bmm``, ``addmm``, the recurrent
+  ``rnn``, ``gru`` and ``lstm`` and their cells (the gates' dot products), and, in the other
+  rule modules, attention, transformer layers, transposed convolutions, ``bilinear``, the
+  products of ``cost_rules_linalg`` (``einsum``, ``dot``, ``mv``, ``tensordot`` ... ``cov``)
+  and ``cdist``'s matmul path.
 * **FLOPs** = 2 x MACs for those layers (one multiply and one add per MAC), plus one FLOP per
   bias add. Every other op costs its stated FLOPs per element, written next to its rule;
   a comparison, ``exp``, ``erf``, ``tanh`` or ``rsqrt`` counts as one FLOP.
