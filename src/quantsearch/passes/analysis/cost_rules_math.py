@@ -3,9 +3,10 @@
 :mod:`~quantsearch.passes.analysis.cost_rules_ops`, in
 :mod:`~quantsearch.passes.analysis.cost_rules`' convention (read it first): ``lerp``, ``logit``,
 trigonometric and hyperbolic functions, other logarithm bases, special functions, tests
-(``isnan`` ...), logical ops, and the binary ops ``atan2``, ``hypot``, ``fmod``,
-``remainder``, ``logaddexp``, ``xlogy``, ``copysign`` and ``ldexp``, ``cross``,
-``F.gumbel_softmax``; the FFTs refused (their arithmetic is the algorithm's). Registered into
+(``isnan`` ...), logical ops, ``bernoulli``, a real tensor's ``angle``, the binary ops
+``atan2``, ``hypot``, ``fmod``, ``remainder``, ``logaddexp``, ``xlogy``, ``copysign`` and
+``ldexp``, ``cross``, ``F.gumbel_softmax``, and the in-place forms of these and of other
+modules' elementwise ops; the FFTs refused (their arithmetic is the algorithm's). Registered into
 :data:`~quantsearch.passes.analysis.cost_rules.COST_RULES` on import (the package does).
 
 As everywhere: per output element, a comparison, select, ``exp``, ``log``, ``sin`` or other
