@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -367,10 +369,44 @@ def test_autocast_inside_forward_is_refused_in_one_line() -> None:
     with pytest.raises(TraceError) as got:
         quantsearch.trace(model, x)
     msg = str(got.value)
-    assert msg.startswith("cannot trace _Autocast with torch.fx at test_graph.py:") and "\n" not in msg
-    assert "h = torch.relu(self.fc(x))" in msg and "allowed: a forward without torch.autocast" in msg
+    assert (
+        msg.startswith("cannot trace _Autocast with torch.fx at test_graph.py:") and "\n" not in msg
+    )
+    assert (
+        "h = torch.relu(self.fc(x))" in msg and "allowed: a forward without torch.autocast" in msg
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the caller's: the example run's
         quantsearch.trace(nn.Sequential(nn.Linear(16, 5)), x)
+
+
+class _Scripted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        with warnings.catch_warnings():  # torch 2.13 deprecates torch.jit.script; users have it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.block = torch.jit.script(nn.Sequential(nn.Linear(16, 8), nn.ReLU()))
+        self.out = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.block(x))
+
+
+def test_a_torchscript_submodule_is_one_layer_with_its_parameters() -> None:
+    """A submodule compiled with torch.jit.script: fx traced into it as
+    ``self.block._c.forward(x)``, a call on its C++ object, and the graph held none of its
+    parameters (45 counted of 181, its 136 missing from params and model size, silently).
+    It is a leaf now: its parameters count (referee: sum(p.numel())), its cost is listed
+    uncounted by name (never a silent zero), and the graph computes what the model does."""
+    from quantsearch.passes.analysis import compute_cost, param_cost
+
+    model, x = _Scripted().eval(), torch.randn(3, 16)
+    gm = quantsearch.trace(model, x)
+    assert param_cost(gm).params == sum(p.numel() for p in model.parameters()) == 181
+    assert [(u.node, u.op_kind) for u in compute_cost(gm).uncounted] == [
+        ("block", "recursivescriptmodule")
+    ]
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
 
 
 def test_a_non_module_is_rejected() -> None:

@@ -44,13 +44,16 @@ ADDED_DETACH = "quantsearch_added_detach"
 
 
 class _Tracer(fx.Tracer):
-    """fx's tracer: quantized layers (a class attribute ``op_kind``) are leaves; a node made
-    while forward turned gradients off is marked (``NO_GRAD``: fx records no grad mode), one
-    made under an autocast forward turned on is refused; a chunk or split of a stated count
-    iterates (its proxies know their ``len``)."""
+    """fx's tracer: quantized layers (a class attribute ``op_kind``) and TorchScript modules
+    (fx traced a scripted one into a call on its C++ object, without its parameters) are
+    leaves; a node made while forward turned gradients off is marked (``NO_GRAD``: fx records
+    no grad mode), one made under an autocast forward turned on is refused; a chunk or split
+    of a stated count iterates (its proxies know their ``len``)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(getattr(type(m), "op_kind", None), str):
+            return True
+        if isinstance(m, torch.jit.ScriptModule):  # fx would call its C++ object's forward
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
