@@ -80,3 +80,18 @@ def test_nsga_takes_a_quarter_of_an_evaluation_budget(digits: DataSplits) -> Non
     random_run, nsga_run = ([t.params for t in r.trials] for r in res.results)
     assert nsga_run[:4] == random_run[:4]
     assert nsga_run != random_run[: len(nsga_run)]
+
+
+def test_each_run_is_charged_the_samples_of_its_own_evaluations(digits: DataSplits) -> None:
+    """With one shared cache the configs a run meets were measured by the ground truth (or by
+    another run first): each run recorded 0 validation samples, whichever strategy it was, and
+    the findings said "median 0". A run is charged the samples its new configs cost, measured
+    by whichever run measured them. Referee: a cache per run, where each run measures its own."""
+    gm = counting_mlp(digits)
+    cfg = parse_search_config({"space": LAB_SPACE, "objectives": OBJ, "constraints": SMALL})
+    space, evaluator = prepare_search(gm, cfg, digits.val)
+    kw = {"strategies": ["brute_force", "random"], "seeds": [0, 1], "n_trials": 12}
+    shared = run_comparison(space, evaluator, cfg, **kw)  # type: ignore[arg-type]
+    own = run_comparison(space, evaluator, cfg, shared_cache=False, **kw)  # type: ignore[arg-type]
+    assert [r.samples for r in shared.runs] == [r.samples for r in own.runs]
+    assert [r.samples for r in own.runs] == [len(digits.val) * r.evaluations for r in own.runs]

@@ -161,8 +161,20 @@ def compare_results(
     if ground_truth is not None:
         met = {t.config_hash for t in counted_trials(ground_truth.trials) if t.config_hash}
         configs = min(space_size, len(met)) if met else space_size
+    measured: dict[str, int] = {}  # config -> samples of its evaluation, by whichever run
+    for r in everything:
+        for t in counted_trials(r.trials):
+            if t.evaluated and t.config_hash is not None and t.samples:
+                measured.setdefault(t.config_hash, t.samples)
     runs = [
-        measure_run(r.trials, target, strategy=r.strategy, seed=r.seed, space_size=configs)
+        measure_run(
+            r.trials,
+            target,
+            strategy=r.strategy,
+            seed=r.seed,
+            space_size=configs,
+            measured=measured,
+        )
         for r in results
     ]
     longest = max(m.evaluations for m in runs) if budget_unit == "evaluations" else n

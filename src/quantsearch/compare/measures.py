@@ -19,7 +19,9 @@ Never from a shared cache's flags:
   (``new_by_trial`` keeps the per-trial flags, so shares can be compared over equal numbers of
   trials: :func:`quantsearch.compare.ranking.repeated_shares`).
 * **samples**: validation samples the run's forward passes used (``TrialInfo.samples``; with
-  multi-fidelity, pruned trials cost only their rungs); ``None`` for records without them.
+  multi-fidelity, pruned trials cost only their rungs), a config new to the run that a shared
+  cache answered at what its evaluation cost in the run that made it; ``None`` for records
+  without them.
 * **front share** (``pareto``): the share of the reference front's points (distinct objective
   vectors) whose config the run found.
 """
@@ -27,7 +29,7 @@ Never from a shared cache's flags:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -170,8 +172,14 @@ def measure_run(
     strategy: str = "",
     seed: int = 0,
     space_size: int | None = None,
+    measured: Mapping[str, int] | None = None,
 ) -> RunMetrics:
-    """Measure one run's trial sequence against ``target`` (see the module docstring)."""
+    """Measure one run's trial sequence against ``target`` (see the module docstring).
+
+    ``measured``: config hash -> the validation samples its evaluation used, in whichever run
+    of a comparison measured it first; a config new to this run that a shared cache answered
+    is charged those (each run then pays for its own evaluations, as with a cache per run).
+    """
     seq = counted_trials(trials)
     new = new_config_flags(seq)  # configs seen: repeats and exhaustion
     charged = evaluation_flags(seq)  # evaluations: the cost axis
@@ -211,7 +219,19 @@ def measure_run(
         front_share=share,
         front_share_by_trial=share_by_trial,
         new_by_trial=tuple(new),
-        samples=None if any(t.samples is None for t in seq) else sum(t.samples or 0 for t in seq),
+        samples=_samples(seq, charged, measured or {}),
+    )
+
+
+def _samples(
+    seq: Sequence[TrialInfo], charged: Sequence[bool], measured: Mapping[str, int]
+) -> int | None:
+    """Validation samples the run used, its shared-cache answers charged as measured."""
+    if any(t.samples is None for t in seq):
+        return None
+    return sum(
+        measured.get(t.config_hash or "", t.samples or 0) if new and t.cached else t.samples or 0
+        for t, new in zip(seq, charged, strict=True)
     )
 
 
