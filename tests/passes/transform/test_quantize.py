@@ -513,8 +513,9 @@ def test_a_quantized_layers_weight_read_elsewhere_is_its_float_tensor(
 ) -> None:
     """The decoder reads the quantized encoder's weight through ``self.enc.weight.t()``: the
     read took enc's rounding (fixed(4, 2)), so the decoder's weight fixed(6, 3) computed on
-    enc's coarser grid, and a decoder left in float did too. Each reader now rounds the
-    float tensor to its own format: the model written out with torch.round (referee), in
+    enc's coarser grid. A reader with a format of its own now rounds the float tensor to it;
+    one without (the decoder left in float) reads enc's stored rounding, as any other read
+    of a quantized layer's tensor does. The model written out with torch.round (referee), in
     eval mode, and the prepared slots of a search give quantize()'s outputs."""
     torch.manual_seed(0)
     model, x = _TiedAutoencoder().eval(), torch.randn(8, 16)
@@ -528,7 +529,7 @@ def test_a_quantized_layers_weight_read_elsewhere_is_its_float_tensor(
     w = model.enc.weight
     with torch.no_grad():
         w_enc = w if enc is None else fixed(w, *enc)
-        w_dec = w if dec is None else fixed(w, *dec)
+        w_dec = w_enc if dec is None else fixed(w, *dec)
         z = torch.relu(F.linear(x, w_enc, model.enc.bias))
         want = model.head(torch.cat([z, F.linear(z, w_dec.t(), model.dec_bias)], 1))
         assert torch.equal(qgm(x), want)

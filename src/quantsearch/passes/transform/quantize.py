@@ -33,8 +33,11 @@ from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import META_KEY, PARAM_ORIGINS, NodeInfo, info
+from quantsearch.passes.analysis.tensors import param_source
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import QuantizeConfig
+from quantsearch.passes.transform.functional import operand
+from quantsearch.passes.transform.layer import PARAM_ROLES
 from quantsearch.passes.transform.modules import QUANTIZERS, clone_module, submodule
 from quantsearch.passes.transform.resolve import resolve
 from quantsearch.passes.transform.resolved import ResolvedConfig
@@ -164,6 +167,7 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
     built: dict[tuple[str, Any], str] = {}  # (old target, config) -> new target
     get_attrs: list[fx.Node] = []
     rounding: set[str] = set()  # targets of the layers a config quantizes
+    own_format = _reads_with_a_format(gm, resolved)
     for old, new in zip(gm.graph.nodes, graph.nodes, strict=True):
         ni = info(old)
         lq = resolved.get(old.name)
@@ -203,16 +207,16 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
     for node in get_attrs:  # after the modules, so a path into a new module reads the new one
         target = str(node.target)
         owner = next((t for t in root if target.startswith(t + ".")), None)
-        if owner is not None and owner not in rounding:
+        if owner is not None and (owner not in rounding or node.name not in own_format):
             root[target] = attrgetter(target[len(owner) + 1 :])(root[owner])
         else:
             value = attrgetter(target)(gm)
             path, _, name = target.rpartition(".")
             held = (gm.get_submodule(path) if path else gm).__dict__.get(PARAM_ORIGINS, {})
             if owner is not None:
-                # a quantized layer holds its own rounding of the tensor (in eval mode): its
-                # other readers (F.linear(z, self.enc.weight.t())) read the float tensor under
-                # a name of their own, and round it to their own formats
+                # a quantized layer holds its own rounding of the tensor (in eval mode); a
+                # layer reading it with a format of its own (F.linear(z, self.enc.weight.t()))
+                # reads the float tensor, under a name of its own, and rounds it itself
                 node.target = _free_name(gm, f"{target.replace('.', '_')}_float", root)
             root[str(node.target)] = _copy_value(value)
             origins[str(node.target)] = held.get(name, id(value))
@@ -228,6 +232,22 @@ def _apply(gm: fx.GraphModule, resolved: ResolvedConfig, *, lazy: bool = False) 
             m.training = gm.training
     _tie_trainable_copies(qgm)
     return qgm
+
+
+def _reads_with_a_format(gm: fx.GraphModule, resolved: ResolvedConfig) -> set[str]:
+    """The ``get_attr`` nodes that a function-form layer reads as its weight or bias with a
+    format of its own (directly or through a view such as ``.t()``). Any other read of a
+    quantized layer's tensor (``self.fc1.bias.abs()``) reads the layer's own rounding."""
+    out: set[str] = set()
+    for n in gm.graph.nodes:
+        lq = resolved.get(n.name)
+        if lq is None or n.op not in ("call_function", "call_method"):
+            continue
+        for role, _ in lq.items():
+            src = param_source(operand(n, role)) if role in PARAM_ROLES else None
+            if src is not None:
+                out.add(src.name)
+    return out
 
 
 def _tie_trainable_copies(qgm: fx.GraphModule) -> None:
