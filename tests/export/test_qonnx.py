@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import fx, nn
 
 from quantsearch.cli.export import print_export
 from quantsearch.errors import ConfigError
-from quantsearch.export import agreement, export_qonnx, run_qonnx, verify_qonnx
+from quantsearch.export import (
+    agreement,
+    export_qonnx,
+    qonnx_notes,
+    reference_outputs,
+    run_qonnx,
+    verify_qonnx,
+)
 from quantsearch.graph import trace
 from quantsearch.passes.transform import ResolvedConfig
 from tests.export.conftest import LAB, MODELS, every_layer, fixed, quantized, random_per_layer
@@ -124,3 +132,33 @@ def test_a_regression_model_has_no_class_agreement(
     assert off.same_class is None and off.max_lsb == 1.0 and not off.bit_exact
     one_output = agreement("x", ours[:, :1], theirs[:, :1], a.lsb)  # classes, one column
     assert one_output.same_class is None and one_output.bit_exact
+
+
+def test_notes_say_where_float32_is_no_proof_of_the_integer_arithmetic(
+    zoo: Zoo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both executors compute in float32: a format or exact sum wider than its 24-bit
+    significand, and a role left in float, are named; narrow formats need no note. The
+    referee is the same quantized model run in float64 (exact: every sum here is under 53
+    bits): it equals the float32 run where no note is given, and not in the wide case."""
+    gm, x = zoo["jsc-toy"]
+    narrow = quantized(gm, every_layer(gm, (8, 4), (8, 6)))
+    assert qonnx_notes(narrow) == []
+    assert np.array_equal(_float32(narrow, x), reference_outputs(narrow, x))
+    wide = quantized(gm, every_layer(gm, (24, 16), (24, 16)))
+    notes = qonnx_notes(wide)
+    assert notes and all("wider than float32's 24-bit significand" in n for n in notes)
+    assert notes[0].startswith("seq_blocks_0 (batch_norm1d): holds ap_fixed<")
+    assert not np.array_equal(_float32(wide, x), reference_outputs(wide, x))
+    rc = every_layer(gm, (8, 4), (8, 6)).to_dict()
+    del rc["seq_blocks_0"]  # BatchNorm in float
+    floats = qonnx_notes(quantized(gm, ResolvedConfig.from_dict(rc, gm=gm)))
+    assert len(floats) == 1 and floats[0].startswith("seq_blocks_0.data_in, seq_blocks_0.weight")
+    record = {"model": "m", "to": "qonnx", "out": "m.onnx", "seconds": 0, "inexact": notes}
+    print_export(record)  # the export command prints each
+    assert f"  not exact: {notes[0]}" in capsys.readouterr().out
+
+
+def _float32(qgm: fx.GraphModule, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return qgm(x).reshape(len(x), -1).double().numpy()

@@ -120,7 +120,7 @@ def export(
             # float roles stay float tensors, whatever --float-as said)
             raise ConfigError(f"{option}: got it with --to qonnx, allowed: with --to hls4ml")
     # Each imports torch (and the export extra): deferred for `--help` start-up.
-    from quantsearch.export import export_hls4ml, export_qonnx, verify_qonnx
+    from quantsearch.export import export_hls4ml, export_qonnx, qonnx_notes, verify_qonnx
     from quantsearch.export.qonnx import check_out, require_executor
     from quantsearch.formats import FixedPoint
     from quantsearch.formats.base import InvalidFormat
@@ -168,7 +168,7 @@ def export(
             exp.write()
     else:
         path = export_qonnx(qgm, out)
-        record["inexact"] = []
+        record["inexact"] = qonnx_notes(qgm)
         if verify:
             t1 = time.perf_counter()
             record["agreement"] = verify_qonnx(path, qgm, x, classes=classes).to_dict()
@@ -301,7 +301,7 @@ def export_best(run_dir: Path) -> dict[str, Any]:
 
     # Each imports torch (and the export extra): deferred for `--help` start-up.
     from quantsearch import open_run
-    from quantsearch.export import WIDE, export_hls4ml, export_qonnx, verify_qonnx
+    from quantsearch.export import WIDE, export_hls4ml, export_qonnx, qonnx_notes, verify_qonnx
 
     result = open_run(run_dir, key="demo run directory")
     assert result.searched is not None  # open_run sets it
@@ -338,7 +338,7 @@ def export_best(run_dir: Path) -> dict[str, Any]:
             "model": label,
             "to": "qonnx",
             "out": str(path),
-            "inexact": [],
+            "inexact": qonnx_notes(qgm),
             "agreement": a.to_dict(),
             "seconds": round(time.perf_counter() - t0, 2),
         }

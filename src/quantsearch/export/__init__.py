@@ -21,7 +21,7 @@ from quantsearch.export.hls import (
     reference_outputs,
 )
 from quantsearch.export.plan import SUPPORTED_KINDS, WIDE, HwPlan, plan
-from quantsearch.export.qonnx import export_qonnx, run_qonnx, verify_qonnx
+from quantsearch.export.qonnx import export_qonnx, qonnx_notes, run_qonnx, verify_qonnx
 from quantsearch.export.types import HwType, hw_type
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "export_qonnx",
     "hw_type",
     "plan",
+    "qonnx_notes",
     "reference_outputs",
     "run_qonnx",
     "verify_qonnx",

@@ -62,6 +62,7 @@ class HwLayer:
 @dataclass
 class HwPlan:
     layers: list[HwLayer]
+    floats: list[str] = field(default_factory=list)  # roles left in float, "node.role"
 
     @property
     def output(self) -> HwType:
@@ -312,7 +313,7 @@ def plan(gm: fx.GraphModule, *, float_as: FixedPoint | None = None) -> HwPlan:
             "format and measure the difference"
         )
     _settle(layers[-2] if len(layers) > 1 else layers[-1], layers[-1])
-    return HwPlan(layers)
+    return HwPlan(layers, floats)
 
 
 def _params(

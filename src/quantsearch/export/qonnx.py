@@ -34,6 +34,7 @@ __all__ = [
     "QUANT_DOMAIN",
     "check_out",
     "export_qonnx",
+    "qonnx_notes",
     "require_executor",
     "run_qonnx",
     "verify_qonnx",
@@ -230,6 +231,67 @@ def run_qonnx(path: str | Path, x: torch.Tensor) -> np.ndarray[Any, Any]:
     outputs = execute_onnx(wrapper, {name: data})
     out: np.ndarray[Any, Any] = outputs[wrapper.graph.output[0].name]
     return out
+
+
+FLOAT32_BITS = 24  # float32's significand: the widest value both executors hold exactly
+
+
+def qonnx_notes(qgm: fx.GraphModule) -> list[str]:
+    """Why the qonnx executor's outputs may differ from quantsearch's, or be no proof of the
+    integer arithmetic a fixed-point flow (FINN) computes from the file: one line per cause.
+
+    Both compute in float32. Where every value a layer holds (its input, parameters, exact
+    sum and roundings: :func:`~quantsearch.export.plan.plan`'s types) fits float32's 24-bit
+    significand, float32 computes them exactly in any order, and agreement is the integer
+    arithmetic's; a wider one may round (qonnx's ``Quant`` of a 32-bit format saturates at
+    ``2^31``, outside the format). A role left in float is a float tensor in the file, which
+    the executor sums in another order than torch.
+
+    Example:
+        >>> from quantsearch.graph import trace
+        >>> from quantsearch.passes.transform import ResolvedConfig, quantize
+        >>> gm = trace(nn.Sequential(nn.Linear(4, 2)).eval(), torch.ones(2, 4))
+        >>> f = {"format": "fixed", "width": 20, "frac_width": 10}
+        >>> cfg = {"_0": {"data_in": f, "weight": f, "bias": f}}
+        >>> qonnx_notes(quantize(gm, ResolvedConfig.from_dict(cfg, gm=gm)))[0][:56]
+        '_0 (linear): holds ap_fixed<43,23> (its exact sum), wide'
+    """
+    p = plan(qgm, float_as=WIDE)
+    notes = []
+    if p.floats:
+        notes.append(
+            f"{', '.join(p.floats)} left in float: float tensors in the file, which the qonnx "
+            "executor computes in float32 in another order than torch; measured"
+        )
+    floating = {f.rpartition(".")[0] for f in p.floats}
+    after_float = False  # a ReLU's raw result is its input: float after a float layer
+    for la in p.layers:
+        if la.kind == "input" or la.name in floating:
+            after_float = la.name in floating
+            continue
+        held: list[tuple[str, HwType | None]]
+        if after_float and la.kind == "relu":  # its input's float values, then its roundings
+            held = [("a rounding of it", t) for t in la.chain]
+        else:
+            held = [("its exact sum", la.raw), ("its result", la.result)]
+            held += [(f"its {role}", t) for role, t in la.params.items()]
+            held += [("a rounding of it", t) for t in la.chain]
+        after_float = after_float and la.kind == "relu" and not la.chain
+        wide = [(w, t) for w, t in held if t is not None and _significant(t) > FLOAT32_BITS]
+        if wide:
+            what, t = max(wide, key=lambda w: _significant(w[1]))
+            notes.append(
+                f"{la.name} ({la.kind}): holds {t.ap()} ({what}), wider than float32's "
+                f"{FLOAT32_BITS}-bit significand: the qonnx executor and quantsearch's model "
+                "compute in float32 and may round what integer hardware computes exactly; "
+                "measured"
+            )
+    return notes
+
+
+def _significant(t: HwType) -> int:
+    """Significant bits of the largest value of ``t`` (its sign bit is none)."""
+    return t.width - (1 if t.signed else 0)
 
 
 def verify_qonnx(
