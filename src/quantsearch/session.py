@@ -156,8 +156,14 @@ def _check_fit(model: nn.Module, data: DataSplits, name: str, key: str) -> None:
             f"model {name!r} ({first}), allowed: samples the model takes"
         ) from None
     if isinstance(out, torch.Tensor) and out.dim() == 2 and 0 < out.shape[1] < data.num_classes:
+        one = (
+            ", or for a model of one output (a binary classifier's logit, a regression "
+            "estimate) float targets measured by mse/mae or a [metrics] evaluate function"
+            if out.shape[1] == 1
+            else ""
+        )
         raise ConfigError(
             f"{key}: got {data.num_classes} classes (labels 0..{data.num_classes - 1}) but model "
             f"{name!r} gives {out.shape[1]} outputs per sample, allowed: labels below "
-            f"{out.shape[1]}"
+            f"{out.shape[1]}{one}"
         )

@@ -375,7 +375,8 @@ def test_cli_a_one_logit_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """one_logit: a binary classifier's single logit against labels 0 and 1 is refused in one
-    line by summary, search and quantize (the built-in accuracy is an argmax over outputs);
+    line by summary, search and quantize (the built-in accuracy is an argmax over outputs),
+    which says how such a model is measured (it allowed 'labels below 1' alone);
     as a regression head on float targets of shape (samples,), a search for mse completes
     and its float baseline is torch's mse_loss of the squeezed output (referee)."""
     monkeypatch.chdir(tmp_path)
@@ -385,6 +386,8 @@ def test_cli_a_one_logit_model(
         check_one_line(
             code, err, r"^data\.name: got 2 classes \(labels 0\.\.1\) but model .* gives 1 outputs"
         )
+        # not 'labels below 1' alone: a one-output model is measured another way
+        assert "allowed: labels below 1, or for a model of one output" in err, err
     reg = tmp_path / "reg"
     reg.mkdir()
     text = _config(reg, "one_logit", "load_estimate").read_text()
