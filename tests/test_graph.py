@@ -409,6 +409,29 @@ def test_a_torchscript_submodule_is_one_layer_with_its_parameters() -> None:
         assert torch.equal(gm(x), model(x))
 
 
+def test_a_compiled_model_traces_as_the_model_it_compiles() -> None:
+    """torch.compile(model) (an OptimizedModule, as a training script leaves it): trace said
+    'cannot trace OptimizedModule with torch.fx: NotImplementedError: Module
+    [OptimizedModule] is missing the required "forward" function'. It traces the module it
+    compiles: the same graph, the same parameter names, the model's outputs (referee)."""
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).eval()
+    x = torch.randn(4, 16)
+    with warnings.catch_warnings():  # torch's own deprecations, raised importing dynamo
+        warnings.simplefilter("ignore", DeprecationWarning)
+        compiled = torch.compile(model)
+    gm = quantsearch.trace(compiled, x)
+    assert [info(n).op_kind for n in gm.graph.nodes] == [
+        "placeholder",
+        "linear",
+        "relu",
+        "linear",
+        "output",
+    ]
+    assert [k for k, _ in gm.named_parameters()] == [k for k, _ in model.named_parameters()]
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+
+
 def test_a_non_module_is_rejected() -> None:
     with pytest.raises(TraceError, match=r"must be a torch\.nn\.Module"):
         quantsearch.trace(lambda x: x, torch.ones(1))  # type: ignore[arg-type]

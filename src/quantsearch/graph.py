@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from quantsearch.errors import TraceError
-from quantsearch.graph_tracer import detach_no_grad, symbolic_trace
+from quantsearch.graph_tracer import compiled_module, detach_no_grad, symbolic_trace
 
 __all__ = [
     "META_KEY",
@@ -349,6 +349,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """
     if not isinstance(model, nn.Module):
         raise TraceError(f"model must be a torch.nn.Module (got {type(model).__name__})")
+    model = compiled_module(model)  # torch.compile's wrapper: the module it compiles
     # The inference graph: code that reads self.training is traced as in eval mode, whatever
     # the model's mode (fx would bake F.dropout(x, training=self.training) in as a constant).
     # Each module's own flag is restored afterwards; the copy keeps the model's.

@@ -1,6 +1,6 @@
 """torch.fx's symbolic tracing as :func:`quantsearch.graph.trace` runs it.
 
-Seven things differ from ``fx.symbolic_trace``:
+Eight things differ from ``fx.symbolic_trace``:
 
 - a module declaring its ``op_kind`` (quantized layers do) is a leaf, so a quantized model
   traces to the same nodes as its float original;
@@ -13,7 +13,8 @@ Seven things differ from ``fx.symbolic_trace``:
 - ``torch.zeros(x.size(0), 4)`` and torch's other factories of a traced size are graph nodes
   (fx refused them), and the parts of a chunk or split of a stated count iterate;
 - torch.autocast inside forward is refused (fx would drop it: the graph would compute in
-  float32 what the model computes in a lower precision).
+  float32 what the model computes in a lower precision);
+- a ``torch.compile``'d model is traced as the module it compiles (:func:`compiled_module`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from torch import fx, nn
 from torch.fx._symbolic_trace import _assert_is_none
 
-__all__ = ["ADDED_DETACH", "NO_GRAD", "detach_no_grad", "symbolic_trace"]
+__all__ = ["ADDED_DETACH", "NO_GRAD", "compiled_module", "detach_no_grad", "symbolic_trace"]
 
 
 _CHECKS = (_assert_is_none, torch._assert, operator.eq)  # fx's checks of a concrete argument
@@ -126,6 +127,15 @@ class _Proxy(fx.Proxy):
 # the argument that says how many parts: (position after the tensor, keyword)
 _SPLITS = {"chunk": (1, "chunks"), "split": (1, "split_size_or_sections"),
            "tensor_split": (1, "indices_or_sections")}  # fmt: skip
+
+
+def compiled_module(model: nn.Module) -> nn.Module:
+    """The module ``torch.compile`` wrapped (an ``OptimizedModule``'s ``_orig_mod``: fx
+    cannot trace the wrapper, whose forward is dynamo's), else ``model`` itself."""
+    inner = model._modules.get("_orig_mod")
+    if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+        return inner
+    return model
 
 
 def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:
