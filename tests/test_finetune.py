@@ -57,3 +57,40 @@ def test_bad_settings_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         finetune(mlp, CONFIG, digits, **kwargs)
+
+
+class _InferenceOnly(nn.Module):
+    """A forward decorated with torch.no_grad() (a model written for inference alone)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(16, 8), nn.Linear(8, 5)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(x)))
+
+
+def test_a_forward_without_gradients_is_refused_in_one_line() -> None:
+    """A forward under torch.no_grad() has no gradient to train (autograd on the model raises
+    'element 0 of tensors does not require grad'); trace keeps that (its outputs detached),
+    and finetune and train ended in that RuntimeError with a traceback. Now one ConfigError
+    naming what the forward lacks, before any step; the model's weights untouched."""
+    from quantsearch.config import TrainConfig
+    from quantsearch.data import Split
+    from quantsearch.passes.transform.config import parse_quantize_config
+    from quantsearch.train import train
+
+    torch.manual_seed(0)
+    model, x = _InferenceOnly().eval(), torch.randn(96, 16)
+    y = x[:, :5].argmax(1)
+    splits = (Split(x[:64], y[:64]), Split(x[64:80], y[64:80]), Split(x[80:], y[80:]))
+    data = DataSplits("d", *splits, 5, tuple("abcde"))
+    w = model.fc.weight.clone()
+    raw = {"by_type": {"linear": {"weight": {"format": "fixed", "width": 8, "frac_width": 4}}}}
+    pattern = r"^model: got a forward whose outputs no parameter's gradient reaches"
+    with pytest.raises(ConfigError, match=pattern):
+        finetune(trace(model, x[:8]), parse_quantize_config(raw), data, epochs=1)
+    with pytest.raises(ConfigError, match=pattern):
+        train(model, data, TrainConfig(epochs=1), progress=False)
+    assert torch.equal(model.fc.weight, w)

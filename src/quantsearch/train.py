@@ -92,6 +92,12 @@ def train_epoch(
         if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm's statistics
             continue
         loss = F.cross_entropy(net(x[idx]), y[idx])
+        if not loss.requires_grad:  # autograd's RuntimeError, a traceback, before
+            raise ConfigError(
+                "model: got a forward whose outputs no parameter's gradient reaches (it runs "
+                "under torch.no_grad() or torch.inference_mode(), or detaches them), allowed: "
+                "a forward that computes its outputs with gradients, as training needs"
+            )
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)  # Tensor.backward, which mypy sees untyped
         opt.step()
