@@ -276,20 +276,23 @@ ENV_CASES: dict[str, tuple[dict[str, str], str, list[str], str]] = {
         {"QUANTSEARCH_CACHE_DIR": "afile.txt"},
         ".",
         ["summary", "-c", "good.toml"],
-        r"^QUANTSEARCH_CACHE_DIR: 'afile\.txt' is not a folder \(for the cache 'afile\.txt'\), "
+        r"^QUANTSEARCH_CACHE_DIR: got 'afile\.txt', where 'afile\.txt' is not a folder \(for the "
+        r"cache 'afile\.txt'\), "
         r"allowed: a folder \(made when missing\), or QUANTSEARCH_CACHE_DIR='' for no cache$",
     ),
     "QUANTSEARCH_CACHE_DIR under a file": (
         {"QUANTSEARCH_CACHE_DIR": "afile.txt/cache"},
         ".",
         ["search", "-c", "good.toml", "-q"],
-        r"^QUANTSEARCH_CACHE_DIR: 'afile\.txt' is not a folder \(for the cache 'afile\.txt/cache'",
+        r"^QUANTSEARCH_CACHE_DIR: got 'afile\.txt/cache', where 'afile\.txt' is not a folder \(for "
+        r"the cache 'afile\.txt/cache'",
     ),
     "XDG_CACHE_HOME a file": (
         {"XDG_CACHE_HOME": "afile.txt"},
         ".",
         ["summary", "-c", "good.toml"],
-        r"^XDG_CACHE_HOME: 'afile\.txt' is not a folder \(for the cache 'afile\.txt/quantsearch'",
+        r"^XDG_CACHE_HOME: got 'afile\.txt', where 'afile\.txt' is not a folder \(for the cache "
+        r"'afile\.txt/quantsearch'",
     ),
     "QUANTSEARCH_CACHE_DIR with a tab": (
         {"QUANTSEARCH_CACHE_DIR": "a\tb"},

@@ -324,7 +324,7 @@ def compare_from_config(
     """
     if config.search is None:
         raise ConfigError(
-            f"{config.source}: got no [search] table, allowed: a config with one (`compare` "
+            f"search: got no [search] table in {config.source}, allowed: a config with one (`compare` "
             "needs it)"
         )
     cfg: SearchConfig = config.search

@@ -69,8 +69,10 @@ def cache_file(name: str) -> Path | None:
     root, key = os.environ.get("QUANTSEARCH_CACHE_DIR"), "QUANTSEARCH_CACHE_DIR"
     if root == "":
         return None
+    given = root
     if root is None:
         key = "XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "HOME"
+        given = os.environ.get("XDG_CACHE_HOME") or str(Path.home())
         root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quantsearch")
     check_path_text(root, key)  # a name past 255 bytes: every stat() raised OSError
     probe = Path(root)
@@ -78,7 +80,8 @@ def cache_file(name: str) -> Path | None:
         probe = probe.parent
     if not probe.is_dir():  # a file there: the cache was silently off, each run prepared again
         raise ConfigError(
-            f"{key}: {str(probe)!r} is not a folder (for the cache {root!r}), allowed: a folder "
+            f"{key}: got {given!r}, where {str(probe)!r} is not a folder (for the cache "
+            f"{root!r}), allowed: a folder "
             "(made when missing), or QUANTSEARCH_CACHE_DIR='' for no cache"
         )
     return Path(root) / name

@@ -377,7 +377,7 @@ def study_of(
     """
     if config.search is None:
         raise ConfigError(
-            f"{config.source}: got no [search] table, allowed: a config with one (`search` "
+            f"search: got no [search] table in {config.source}, allowed: a config with one (`search` "
             "needs it)"
         )
     cfg: SearchConfig = config.search
