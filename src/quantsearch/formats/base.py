@@ -12,9 +12,10 @@ import abc
 import dataclasses
 import functools
 import json
+import math
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_type_hints
 
@@ -137,6 +138,17 @@ class NumberFormat(abc.ABC):
     @abc.abstractmethod
     def bits_per_element(self) -> float:
         """Storage bits per tensor element (shared exponents amortised over their block)."""
+
+    def storage_bits(self, shape: Sequence[int]) -> float:
+        """Bits a tensor of ``shape`` takes in this format: ``numel x bits_per_element`` for an
+        element-wise format; a block format counts the blocks the shape really has.
+
+        Example:
+            >>> from quantsearch.formats import FixedPoint
+            >>> FixedPoint(8, 4).storage_bits((4, 10))
+            320
+        """
+        return math.prod(shape) * self.bits_per_element
 
     @property
     def deterministic(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -80,6 +81,24 @@ class BlockFP(BiasedExponent, NumberFormat):
     @property
     def bits_per_element(self) -> float:
         return self.mantissa_width + self.exponent_width / self.block_size
+
+    def storage_bits(self, shape: Sequence[int]) -> float:
+        """``mantissa_width`` bits an element plus one shared exponent per block that ``shape``
+        really has: a row along ``block_dim`` that ``block_size`` does not divide ends in a
+        shorter block, which still stores a whole exponent (``bits_per_element`` assumes full
+        blocks). A 0-d tensor is one block of one element.
+
+        Example:
+            >>> BlockFP(mantissa_width=4, block_size=16).storage_bits((4, 10))  # 4 blocks
+            192
+        """
+        dims = list(shape) or [1]
+        n = math.prod(dims)
+        if n == 0 or not -len(dims) <= self.block_dim < len(dims):
+            return n * self.bits_per_element  # nothing stored, or quantize refuses the shape
+        along = dims[self.block_dim]
+        blocks = n // along * -(-along // self.block_size)
+        return self.mantissa_width * n + self.exponent_width * blocks
 
     def quantize(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         # lazy: parsing and printing a format must not load torch (see formats.base)

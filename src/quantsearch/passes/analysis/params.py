@@ -1,8 +1,10 @@
 """Parameters, buffers, bit-true model size and average bitwidth per node of a traced graph.
 
 Every parameter tensor costs ``numel x bits`` at its own precision: a ``weight`` or ``bias`` of a
-node whose ``NodeInfo.precision`` has that role costs the format's ``bits_per_element``; any other
-tensor costs its dtype's width (32 for float32). A parameter fetched by ``get_attr`` (a user's
+node whose ``NodeInfo.precision`` has that role costs the format's ``storage_bits`` of its shape
+(``numel x bits_per_element``, save that a block format counts the blocks the shape really has:
+a row's last, shorter block stores a whole exponent); any other tensor costs its dtype's width
+(32 for float32). A parameter fetched by ``get_attr`` (a user's
 ``torch.matmul(x, self.w)``, ``x + self.b``, ``F.linear(x, self.w)``) costs the format its
 consumer applies to it (:func:`~quantsearch.passes.analysis.tensors.arg_bits`: ``data_in`` of a
 quantized ``matmul``, ``weight`` of a function-form ``linear``), followed through views such as
@@ -59,10 +61,10 @@ from quantsearch.passes.analysis.owned import (
 )
 from quantsearch.passes.analysis.tensors import (
     VIEW_ATTRS,
-    arg_bits,
     arg_role,
+    arg_storage,
     dtype_bits,
-    role_bits,
+    role_storage,
 )
 
 __all__ = [
@@ -129,14 +131,15 @@ class ParamCost:
 def _tensor_bits(t: torch.Tensor, ni: NodeInfo | None, role: str | None) -> float:
     if ni is None or role is None:
         return t.numel() * dtype_bits(t.dtype)
-    return t.numel() * role_bits(ni, role, t.dtype)
+    return role_storage(ni, role, t.dtype, t.shape)
 
 
-def _consumer_bits(node: fx.Node, dtype: torch.dtype, applied: bool = False) -> float:
-    """Bits per element a fetched tensor is stored at: the widest format any consumer applies
-    to it (through views; its dtype's width where a consumer applies none). ``applied``: the
+def _consumer_bits(node: fx.Node, t: torch.Tensor, applied: bool = False) -> float:
+    """Bits the fetched tensor ``t`` is stored in: the widest format any consumer applies to
+    it (through views; its dtype's width where a consumer applies none). ``applied``: the
     widest format applied only, 0 if none (a module's parameter read in forward: the module
     holds the stored tensor, and a consumer applying no format reads it as it is)."""
+    plain = t.numel() * dtype_bits(t.dtype)
     widest = 0.0
     for user in node.users:
         kind = info(user).op_kind if user.op in _CALLS else None
@@ -144,12 +147,12 @@ def _consumer_bits(node: fx.Node, dtype: torch.dtype, applied: bool = False) -> 
             continue  # reads the shape, not the values
         if kind is None:
             if not applied:
-                widest = max(widest, dtype_bits(dtype))  # returned as it is: a graph output
+                widest = max(widest, plain)  # returned as it is: a graph output
         elif kind in ALIAS_KINDS:
-            widest = max(widest, _consumer_bits(user, dtype, applied))
+            widest = max(widest, _consumer_bits(user, t, applied))
         elif not applied or info(user).precision.get(arg_role(user, node)) is not None:
-            widest = max(widest, arg_bits(user, node))
-    return widest or (0.0 if applied else dtype_bits(dtype))
+            widest = max(widest, arg_storage(user, node))
+    return widest or (0.0 if applied else plain)
 
 
 def _zero(ni: NodeInfo) -> None:
@@ -217,14 +220,14 @@ def _count(
             wmeta = info(w).outputs[0] if isinstance(w, fx.Node) and info(w).outputs else None
             if wmeta is not None:
                 ni.cost["weight_elems"] = wmeta.numel
-                ni.cost["weight_bits"] = wmeta.numel * role_bits(ni, "weight", wmeta.dtype)
+                ni.cost["weight_bits"] = role_storage(ni, "weight", wmeta.dtype, wmeta.shape)
         return
     mine = owned(gm, node, modules) if mine is None else mine
     if widest is None and any(k not in seen for *_, k in mine):
         widest = widest_bits(gm, modules)
     widest = widest or {}
     tensors = [
-        (t, t.numel() * (widest[k] if p and k in widest else _element_bits(node, role, t, p)), p, k)
+        (t, widest[k] if p and k in widest else _stored_bits(node, role, t, p), p, k)
         for role, t, p, k in mine
     ]
     if node.op == "call_module":
@@ -232,9 +235,9 @@ def _count(
         w_key = next((k for _, t, _, k in mine if t is w), None)
         if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and w_key not in seen:
             held = widest.get(w_key) if w_key is not None else None
-            bits = held if held is not None else _element_bits(node, "weight", w, True)
+            bits = held if held is not None else _stored_bits(node, "weight", w, True)
             ni.cost["weight_elems"] = w.numel()
-            ni.cost["weight_bits"] = w.numel() * bits
+            ni.cost["weight_bits"] = bits
     for t, bits, is_param, key in tensors:
         if key in seen:
             continue
@@ -248,16 +251,16 @@ def _count(
             ni.cost["buffer_bits"] += bits
 
 
-def _element_bits(node: fx.Node, role: str | None, t: torch.Tensor, is_param: bool) -> float:
-    """Bits per element ``node`` stores ``t`` at: a module's weight or bias at its format, a
-    fetched parameter at the widest format its consumers apply, anything else at its dtype."""
+def _stored_bits(node: fx.Node, role: str | None, t: torch.Tensor, is_param: bool) -> float:
+    """Bits ``node`` stores ``t`` in: a module's weight or bias in its format, a fetched
+    parameter in the widest format its consumers apply, anything else in its dtype."""
     if not is_param:
-        return dtype_bits(t.dtype)
+        return t.numel() * dtype_bits(t.dtype)
     if node.op == "get_attr":
-        return _consumer_bits(node, t.dtype)
+        return _consumer_bits(node, t)
     if role in _ROLES:
-        return role_bits(info(node), role, t.dtype)
-    return dtype_bits(t.dtype)
+        return role_storage(info(node), role, t.dtype, t.shape)
+    return t.numel() * dtype_bits(t.dtype)
 
 
 def widest_bits(
@@ -265,8 +268,8 @@ def widest_bits(
     modules: Mapping[str, nn.Module],
     by_node: Mapping[fx.Node, Owned] | None = None,
 ) -> dict[int, float]:
-    """The key of each parameter owned by several nodes -> the most bits per element any of
-    them stores it at (:func:`_element_bits`): the one stored tensor serves them all
+    """The key of each parameter owned by several nodes -> the most bits any of them stores it
+    in (:func:`_stored_bits`): the one stored tensor serves them all
     (``by_node``: :func:`~quantsearch.passes.analysis.owned.owned_by_node`, else computed)."""
     by_node = owned_by_node(gm, modules) if by_node is None else by_node
     out: dict[int, float] = {}
@@ -277,9 +280,9 @@ def widest_bits(
             for role, t, is_param, k in by_node[n]:
                 if k == key and is_param:
                     if held and n.op == "get_attr":  # self.fc.bias read in forward
-                        bits = _consumer_bits(n, t.dtype, applied=True)
+                        bits = _consumer_bits(n, t, applied=True)
                     else:
-                        bits = _element_bits(n, role, t, True)
+                        bits = _stored_bits(n, role, t, True)
                     out[key] = max(out.get(key, 0.0), bits)
     return out
 

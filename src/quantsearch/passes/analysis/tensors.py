@@ -20,6 +20,8 @@ operand cost what the format applied to each of them costs.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
@@ -33,8 +35,10 @@ __all__ = [
     "VIEW_ATTRS",
     "arg_bits",
     "arg_role",
+    "arg_storage",
     "dtype_bits",
     "role_bits",
+    "role_storage",
     "traced_batch_size",
 ]
 
@@ -152,6 +156,33 @@ def arg_role(user: fx.Node, arg: fx.Node) -> str:
         if ni.op_kind in WEIGHT_OPERAND_KINDS and "weight" in ni.precision:
             return "weight" if param_source(arg) is not None else "data_in"
     return "data_in"
+
+
+def role_storage(ni: NodeInfo, role: str, dtype: str | torch.dtype, shape: Sequence[int]) -> float:
+    """Bits a tensor of ``shape`` in ``role`` at node ``ni`` takes: its format's
+    ``storage_bits`` (``numel x bits_per_element``, save that a block format counts the blocks
+    the shape really has), else ``numel x`` its dtype's width.
+
+    Raises:
+        MetricError: as :func:`role_bits`.
+    """
+    bits = role_bits(ni, role, dtype)  # checks the format's width
+    storage = getattr(ni.precision.get(role), "storage_bits", None)
+    return math.prod(shape) * bits if storage is None else storage(shape)
+
+
+def arg_storage(user: fx.Node, arg: fx.Node) -> float:
+    """Bits ``arg``'s traced tensor takes as ``user`` reads it (:func:`arg_bits`' format,
+    :func:`role_storage` of the tensor's shape).
+
+    Raises:
+        MetricError: when either node has no traced tensor metadata.
+    """
+    ui, ai = user.meta.get(META_KEY), arg.meta.get(META_KEY)
+    if not isinstance(ui, NodeInfo) or not isinstance(ai, NodeInfo) or not ai.outputs:
+        raise MetricError(f"node {user.name!r}: argument {arg.name!r} has no traced tensor")
+    out = ai.outputs[0]
+    return role_storage(ui, arg_role(user, arg), out.dtype, out.shape)
 
 
 def arg_bits(user: fx.Node, arg: fx.Node) -> float:
