@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +196,11 @@ def op_kind_of(node: fx.Node, modules: dict[str, nn.Module]) -> str:
             kind = _FUNCTION_KINDS.get(node.target)
         except TypeError:  # unhashable target
             kind = None
-        if kind is None and isinstance(node.target, type) and issubclass(node.target, tuple):
-            return "tuple"  # a NamedTuple the forward builds (its outputs, say)
+        container = isinstance(node.target, type) and (
+            issubclass(node.target, tuple) or is_dataclass(node.target)
+        )
+        if kind is None and container:
+            return "tuple"  # a NamedTuple or a dataclass the forward builds (its outputs, say)
         return kind or getattr(node.target, "__name__", str(node.target)).lower()
     # call_method
     method = str(node.target)
