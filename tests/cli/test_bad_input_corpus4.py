@@ -306,7 +306,7 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
     "a regex that matches nothing": (
         "weight = { width = 8, frac_width = 4 }",
         'quantize.by_name."re:^zzz$"',
-        r"^quantize\.by_name\.\"re:\^zzz\$\": '\^zzz\$' matches no quantizable node",
+        r"^quantize\.by_name\.\"re:\^zzz\$\": got '\^zzz\$', which matches no quantizable node",
     ),
     "by_type an array": (
         "by_type = [1]",

@@ -626,9 +626,6 @@ def _check(code: int, err: str, key: str) -> None:
 # cases not yet passing, each until the commit that fixes it
 KNOWN: set[str] = {
     "init --model a folder",
-    "by_name a node the model lacks",
-    "by_name a relu's weight",
-    "by_name regex matching nothing",
     "by_type a kind the model lacks",
     "constraint on a metric a regression has",
     "fidelity min_samples past eval_samples",

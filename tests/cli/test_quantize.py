@@ -126,7 +126,9 @@ def test_an_unknown_layer_name_is_a_one_line_error(
     with pytest.raises(SystemExit):
         main(["quantize", "-c", str(cfg), "--load", str(checkpoint), "--out", str(tmp_path / "q")])
     err = capsys.readouterr().err.strip()
-    assert err.startswith('error: quantize.by_name."seq_blocks.60": no node or module named')
+    assert err.startswith(
+        "error: quantize.by_name.\"seq_blocks.60\": got 'seq_blocks.60', which names no node"
+    )
 
 
 def test_the_command_module_does_not_import_torch() -> None:

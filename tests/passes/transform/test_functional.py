@@ -225,7 +225,7 @@ def test_a_computed_weight_is_refused_by_name_and_skipped_by_type() -> None:
     gm = trace(Computed().eval(), torch.randn(4, 16))
     w = {"weight": {"width": 4, "frac_width": 2}}
     with pytest.raises(
-        ConfigError, match=r"^quantize\.by_name\.linear\.weight: node 'linear'"
+        ConfigError, match=r"^quantize\.by_name\.linear\.weight: got a weight for node 'linear'"
     ) as e:
         resolve(gm, parse_quantize_config({"by_name": {"linear": w}}))
     assert "computed in forward" in str(e.value) and "\n" not in str(e.value)

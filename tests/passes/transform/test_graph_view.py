@@ -32,8 +32,8 @@ def test_names_module_paths_kinds_and_candidates() -> None:
 @pytest.mark.parametrize(
     ("name", "match"),
     [
-        ("nope", r"^k: no node or module named 'nope' in the graph \(quantizable nodes: \['add', 'blk_0', 'blk_2'\]\)$"),
-        ("blk.1", r"^k: node 'blk_1' is a flatten \(Flatten\), which cannot be quantized \(quantizable kinds: \["),
+        ("nope", r"^k: got 'nope', which names no node or module in the graph, allowed: a quantizable node's name or module path \(quantizable nodes: \['add', 'blk_0', 'blk_2'\]\)$"),
+        ("blk.1", r"^k: got node 'blk_1', a flatten \(Flatten\), which cannot be quantized, allowed: a node of a quantizable kind \(\["),
     ],
 )  # fmt: skip
 def test_errors_list_what_is_valid(name: str, match: str) -> None:

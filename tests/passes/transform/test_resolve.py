@@ -96,13 +96,13 @@ def test_fp32_role_stays_float_and_signed_overrides_the_relu_default(gm: fx.Grap
 @pytest.mark.parametrize(
     ("by_name", "match"),
     [
-        ({"seq_block.2": {"weight": fx_table(8, 4)}}, r'quantize\.by_name\."seq_block\.2": no node or module named \'seq_block\.2\' in the graph \(quantizable nodes: \[\'seq_blocks_0\','),
-        ({"flat": {"data_in": fx_table(8, 4)}}, r"quantize\.by_name\.flat: node 'flat' is a flatten \(Flatten\), which cannot be quantized \(quantizable kinds: \['add',"),
-        ({"seq_blocks_1": {"weight": fx_table(8, 4)}}, r"quantize\.by_name\.seq_blocks_1\.weight: node 'seq_blocks_1' is a relu, which has no weight \(roles of relu: \['data_in', 'data_out'\]\)"),
-        ({"re:conv.*": {"weight": fx_table(8, 4)}}, r"quantize\.by_name\.\"re:conv\.\*\": 'conv\.\*' matches no quantizable node name or module path"),
-        ({"re:seq_blocks_[13]": {"weight": fx_table(8, 4)}}, r"none of the nodes it matches \(\['relu'\]\) has a weight"),
-        ({"seq_blocks.2": {"weight": fx_table(8, 4)}, "seq_blocks_2": {"bias": fx_table(8, 4)}}, r"quantize\.by_name\.seq_blocks_2: node 'seq_blocks_2' is already configured by quantize\.by_name\.\"seq_blocks\.2\""),
-        ({"nothing": {"skip": True}}, r"no node or module named 'nothing'"),
+        ({"seq_block.2": {"weight": fx_table(8, 4)}}, r'quantize\.by_name\."seq_block\.2": got \'seq_block\.2\', which names no node or module in the graph, allowed: a quantizable node\'s name or module path \(quantizable nodes: \[\'seq_blocks_0\','),
+        ({"flat": {"data_in": fx_table(8, 4)}}, r"quantize\.by_name\.flat: got node 'flat', a flatten \(Flatten\), which cannot be quantized, allowed: a node of a quantizable kind \(\['add',"),
+        ({"seq_blocks_1": {"weight": fx_table(8, 4)}}, r"quantize\.by_name\.seq_blocks_1\.weight: got a weight for node 'seq_blocks_1', a relu, which has no weight, allowed: the roles of relu \['data_in', 'data_out'\]$"),
+        ({"re:conv.*": {"weight": fx_table(8, 4)}}, r"quantize\.by_name\.\"re:conv\.\*\": got 'conv\.\*', which matches no quantizable node name or module path, allowed: "),
+        ({"re:seq_blocks_[13]": {"weight": fx_table(8, 4)}}, r"got a weight for the nodes it matches \(\['relu'\]\), none of which has a weight, allowed: "),
+        ({"seq_blocks.2": {"weight": fx_table(8, 4)}, "seq_blocks_2": {"bias": fx_table(8, 4)}}, r"quantize\.by_name\.seq_blocks_2: got node 'seq_blocks_2', which is already configured by quantize\.by_name\.\"seq_blocks\.2\", allowed: "),
+        ({"nothing": {"skip": True}}, r"got 'nothing', which names no node or module"),
     ],
 )  # fmt: skip
 def test_graph_errors_list_what_is_valid(gm: fx.GraphModule, by_name: dict, match: str) -> None:

@@ -54,7 +54,7 @@ def test_from_dict_with_the_graph_checks_names_and_applies_kind_defaults(
         gm=gm,
     )
     assert formats(rc) == {"seq_blocks_1": {"data_in": "ufixed(8,4)"}}  # path -> node; no bias
-    with pytest.raises(ConfigError, match=r"config\.lin: no node or module named 'lin'"):
+    with pytest.raises(ConfigError, match=r"config\.lin: got 'lin', which names no node or module"):
         ResolvedConfig.from_dict({"lin": {"weight": fx_table(8, 4)}}, gm=gm)
     with pytest.raises(
         ConfigError,

@@ -133,8 +133,9 @@ class GraphView:
         nodes = self.nodes_named(name, key, node=node)
         if not nodes:
             raise ConfigError(
-                f"{key}: no node or module named {name!r} in the graph "
-                f"(quantizable nodes: {sorted(self.candidates)})"
+                f"{key}: got {name!r}, which names no node or module in the graph, allowed: "
+                f"a quantizable node's name or module path (quantizable nodes: "
+                f"{sorted(self.candidates)})"
             )
         out = []
         for n in nodes:
@@ -142,9 +143,9 @@ class GraphView:
                 ni = self.infos[n]
                 what = (ni.module_type or "").rsplit(".", 1)[-1] or ni.target
                 raise ConfigError(
-                    f"{key}: node {n!r} is {with_article(ni.op_kind)} ({what}), which cannot be quantized "
-                    f"(quantizable kinds: {quantizable_kinds()}; quantizable nodes: "
-                    f"{sorted(self.candidates)})"
+                    f"{key}: got node {n!r}, {with_article(ni.op_kind)} ({what}), which cannot be "
+                    f"quantized, allowed: a node of a quantizable kind ({quantizable_kinds()}; "
+                    f"quantizable nodes: {sorted(self.candidates)})"
                 )
             out.append(self.candidates[n])
         return out
@@ -219,8 +220,9 @@ def _role_shape(view: GraphView, node: str, role: str) -> tuple[int, ...] | None
 def check_role(cand: Candidate, role: str, key: str) -> None:
     if role not in cand.spec.roles:
         raise ConfigError(
-            f"{key}: node {cand.node.name!r} is {with_article(cand.spec.kind)}, which has no {role} "
-            f"(roles of {cand.spec.kind}: {list(cand.spec.roles)})"
+            f"{key}: got a {role} for node {cand.node.name!r}, {with_article(cand.spec.kind)}, "
+            f"which has no {role}, allowed: the roles of {cand.spec.kind} "
+            f"{list(cand.spec.roles)}"
         )
 
 
@@ -231,13 +233,15 @@ def check_operand(cand: Candidate, role: str, key: str) -> None:
         arg = operand(cand.node, role)
         if arg is None:  # a matmul of two computed tensors (q @ k)
             raise ConfigError(
-                f"{key}: node {cand.node.name!r} ({cand.spec.kind}) has no operand that is a "
-                "parameter of the model, allowed: a weight format where an operand is one "
+                f"{key}: got a {role} for node {cand.node.name!r} ({cand.spec.kind}), which has "
+                "no operand that is a parameter of the model, allowed: a weight format where an "
+                "operand is one "
                 "(x @ self.w, x @ self.w.t()); data_in rounds computed operands"
             )
         raise ConfigError(
-            f"{key}: node {cand.node.name!r} reads its {role} from {getattr(arg, 'name', arg)!r}, "
-            f"a tensor computed in forward, allowed: a {role} format where the {role} operand "
+            f"{key}: got a {role} for node {cand.node.name!r}, which reads its {role} from "
+            f"{getattr(arg, 'name', arg)!r}, a tensor computed in forward, allowed: a {role} "
+            f"format where the {role} operand "
             "is a parameter of the model (self.w, or a view of it such as self.w.t())"
         )
 

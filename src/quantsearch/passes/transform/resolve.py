@@ -70,14 +70,16 @@ def resolve(
             matched = [c for c in view.candidates.values() if matches(pattern, c)]
             if not matched:
                 raise ConfigError(
-                    f"{level.key}: {pattern.pattern!r} matches no quantizable node name or module "
-                    f"path (quantizable nodes: {sorted(view.candidates)})"
+                    f"{level.key}: got {pattern.pattern!r}, which matches no quantizable node name "
+                    f"or module path, allowed: a regex matching one (quantizable nodes: "
+                    f"{sorted(view.candidates)})"
                 )
             for role, _ in level.roles:
                 if not any(role in c.spec.roles for c in matched):
                     kinds = sorted({c.spec.kind for c in matched})
                     raise ConfigError(
-                        f"{level.key}.{role}: none of the nodes it matches ({kinds}) has a {role}"
+                        f"{level.key}.{role}: got a {role} for the nodes it matches ({kinds}), "
+                        f"none of which has a {role}, allowed: a role one of them has"
                     )
             regexes.append((pattern, level))
             continue
@@ -93,8 +95,8 @@ def resolve(
                 check_operand(cand, role, f"{level.key}.{role}")
             if cand.node.name in exact:
                 raise ConfigError(
-                    f"{level.key}: node {cand.node.name!r} is already configured by "
-                    f"{exact[cand.node.name].key}"
+                    f"{level.key}: got node {cand.node.name!r}, which is already configured by "
+                    f"{exact[cand.node.name].key}, allowed: one by_name table per node"
                 )
             exact[cand.node.name] = level
     by_type = dict(config.by_type)
