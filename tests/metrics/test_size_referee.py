@@ -242,3 +242,18 @@ def test_every_format_on_small_models_equals_the_referee_on_every_path(fmt: Numb
     not 40 / 16 = 2.5 of them."""
     for label, model, x in _models():
         _check(label, model, x, fmt)
+
+
+@pytest.mark.parametrize(
+    "fmt", [FixedPoint(2, 0), Minifloat(2, 1), BlockFP(3, block_size=3)], ids=str
+)
+def test_a_linear_weight_tied_to_an_embedding_is_in_the_average_weight_bits(
+    fmt: NumberFormat,
+) -> None:
+    """The output layer's weight is the embedding's table: stored once, at 32 bits, since the
+    embedding reads it in float (docs/metrics.md), and it is a linear layer's weight, so the
+    referee puts its 35 elements at 32 bits into ``avg_weight_bits``. The passes left it out
+    (the embedding node, met first in the graph, had counted the tensor), so the average was
+    the shared Linear's alone: 2.0 instead of (25 x 2 + 35 x 32) / 60 = 19.5 for fixed(2,0)."""
+    torch.manual_seed(0)
+    _check("tied", _Tied().eval(), torch.randint(0, 7, (4, 3)), fmt)

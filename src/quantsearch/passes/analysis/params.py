@@ -233,7 +233,11 @@ def _count(
     if node.op == "call_module":
         w = getattr(modules[str(node.target)], "weight", None)
         w_key = next((k for _, t, _, k in mine if t is w), None)
-        if ni.op_kind in WEIGHT_KINDS and isinstance(w, torch.Tensor) and w_key not in seen:
+        if (
+            ni.op_kind in WEIGHT_KINDS
+            and isinstance(w, torch.Tensor)
+            and (w_key not in seen or not _weight_before(gm, node, modules, w_key))
+        ):
             held = widest.get(w_key) if w_key is not None else None
             bits = held if held is not None else _stored_bits(node, "weight", w, True)
             ni.cost["weight_elems"] = w.numel()
@@ -249,6 +253,21 @@ def _count(
         else:
             ni.cost["buffers"] += t.numel()
             ni.cost["buffer_bits"] += bits
+
+
+def _weight_before(
+    gm: fx.GraphModule, node: fx.Node, modules: Mapping[str, nn.Module], key: int
+) -> bool:
+    """Whether a linear or conv node before ``node`` holds the tensor ``key`` as its weight:
+    a weight tied to an embedding (met first) is still a linear layer's weight, averaged in
+    ``avg_weight_bits`` once, at the first such layer."""
+    for n in gm.graph.nodes:
+        if n is node:
+            return False
+        weight_layer = n.op == "call_module" and info(n).op_kind in WEIGHT_KINDS
+        if weight_layer and any(r == "weight" and k == key for r, _, _, k in owned(gm, n, modules)):
+            return True
+    return False
 
 
 def _stored_bits(node: fx.Node, role: str | None, t: torch.Tensor, is_param: bool) -> float:
