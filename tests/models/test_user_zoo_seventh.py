@@ -29,7 +29,12 @@ from quantsearch.graph import trace
 from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
 from tests.models import user_zoo_seventh
-from tests.models.test_user_zoo import check_cli_run, check_search_and_quantize, write_config
+from tests.models.test_user_zoo import (
+    check_cli_run,
+    check_evaluation_paths,
+    check_search_and_quantize,
+    write_config,
+)
 
 SEVENTH = Path(user_zoo_seventh.__file__)
 NAMES = list(user_zoo_seventh.MODELS)
@@ -215,3 +220,23 @@ def test_cli_a_dataclass_output(
     assert 2 * summary["metrics"]["macs"] == _flops_per_sample("dataclass_out", model, x)
     code, err = run_cli(["search", "-c", config, "-q"], capsys)
     check_one_line(code, err, r"need a model that returns one tensor of logits \(got Output\)")
+
+
+@pytest.mark.parametrize("name", ["batch_fold", "shape_arith"])
+def test_size_arithmetic_is_not_quantized(name: str) -> None:
+    """``x.shape[0] * 4`` and ``h.shape[-1] * h.shape[-2]`` are fx ``mul`` nodes of Python
+    ints: by_type mul took them as quantizable, and a data_out format ended every forward
+    with AttributeError ('int' object has no attribute 'dtype'). They are not candidates:
+    the config resolves to nothing, the outputs are the float model's (referee), and random
+    per-node configs pass every evaluation path."""
+    model, x, y = _model_and_data(name, 8)
+    gm = trace(model, x)
+    role = {"data_in": _fixed(4, 2), "data_out": _fixed(4, 2)}
+    qgm = _quantize(gm, {"by_type": {"mul": role}})
+    with torch.no_grad():
+        assert torch.equal(qgm(x), model(x.clone()))
+    from quantsearch.passes.transform import resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    assert len(resolve(gm, parse_quantize_config({"by_type": {"mul": role}}))) == 0
+    check_evaluation_paths(model, x, y, seed=11)

@@ -84,7 +84,8 @@ class GraphView:
             self.infos[n.name] = ni
             if n.op == "call_module":
                 self.by_target.setdefault(str(n.target), []).append(n.name)
-            if ni.op_kind in QUANTIZERS:
+            # ``x.shape[0] * 4`` is a mul of Python ints: no tensor to round
+            if ni.op_kind in QUANTIZERS and ni.outputs:
                 spec = QUANTIZERS.get(ni.op_kind)
                 if not spec.accepts(n, module):
                     continue
