@@ -265,6 +265,16 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["search", "-q"],
         r"search\.constraints\.mse",
     ),
+    "objective a regression metric": (
+        sub(ACC, 'mae = { direction = "minimize" }'),
+        ["search", "-q"],
+        r"search\.objectives\.mae",
+    ),
+    "recorded a regression metric": (
+        add("search", 'metrics = ["accuracy", "mse"]'),
+        ["compare", "-q"],
+        r"search\.metrics",
+    ),
     "constraint on an unknown metric": (
         add("search.constraints", '"\U0001f680" = { max = 0.1 }'),
         ["search", "-q"],
@@ -627,7 +637,6 @@ def _check(code: int, err: str, key: str) -> None:
 KNOWN: set[str] = {
     "init --model a folder",
     "by_type a kind the model lacks",
-    "constraint on a metric a regression has",
     "fidelity min_samples past eval_samples",
     "fidelity min_samples past the split",
     "train.checkpoint a run directory",

@@ -64,6 +64,7 @@ def prepare_search(
             "data.calibration_samples of the training split) or an explicit frac_width"
         )
     check_inputs(gm, (data.x[:1],))  # one tensor per sample: else every trial fails alike
+    _check_float_targets(gm, cfg, data)
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(
@@ -76,6 +77,29 @@ def prepare_search(
         device=resolve_device(cfg.device, "search.device"),
     )
     return space, evaluator
+
+
+def _check_float_targets(gm: fx.GraphModule, cfg: SearchConfig, data: Split) -> None:
+    """Refuse mse/mae on targets of another shape than the output (class labels), before the
+    run directory is made: the float baseline raised MetricError after it was."""
+    named = [m for m in ("mse", "mae") if m in cfg.all_metrics]
+    if not named:
+        return
+    with torch.no_grad():
+        out = gm(data.x[:2].clone())
+    y = data.y[:2]
+    if isinstance(out, torch.Tensor) and out.numel() == y.numel():
+        return
+    keys = [f"search.objectives.{o.metric}" for o in cfg.objectives if o.metric in named]
+    keys += [f"search.constraints.{c.name}" for c in cfg.constraints if c.metric in named]
+    key = (keys or ["search.metrics"])[0]
+    shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+    raise ConfigError(
+        f"{key}: got {named[0]} for targets of shape {tuple(y.shape[1:])} per sample and "
+        f"outputs of {shape}, allowed: mse/mae for float targets of the output's shape; class "
+        "labels are measured by accuracy, loss and the other classification metrics, other "
+        "targets by a [metrics] evaluate function"
+    )
 
 
 def trace_model(model: nn.Module, split: Split) -> fx.GraphModule:
