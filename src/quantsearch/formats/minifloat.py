@@ -40,7 +40,8 @@ class Minifloat(BiasedExponent, NumberFormat):
     holds the subnormals ``2^(1 - bias) * m / 2^M`` when ``subnormals`` is true; otherwise it
     holds only zero, and magnitudes below the smallest normal round to 0 or to it. Ties go to
     the even mantissa, as in IEEE 754; with ``mantissa_width = 0`` (powers of two) to the larger
-    magnitude.
+    magnitude, except that a tie between 0 and the smallest normal (no subnormals, or
+    ``mantissa_width = 0``) goes to 0.
 
     Attributes:
         exponent_width: ``E``, at least 1.
