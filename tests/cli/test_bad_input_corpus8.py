@@ -637,8 +637,6 @@ def _check(code: int, err: str, key: str) -> None:
 KNOWN: set[str] = {
     "init --model a folder",
     "by_type a kind the model lacks",
-    "fidelity min_samples past eval_samples",
-    "fidelity min_samples past the split",
     "train.checkpoint a run directory",
 }
 

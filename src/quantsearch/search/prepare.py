@@ -65,6 +65,7 @@ def prepare_search(
         )
     check_inputs(gm, (data.x[:1],))  # one tensor per sample: else every trial fails alike
     _check_float_targets(gm, cfg, data)
+    _check_first_rung(cfg, len(data))
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(
@@ -77,6 +78,19 @@ def prepare_search(
         device=resolve_device(cfg.device, "search.device"),
     )
     return space, evaluator
+
+
+def _check_first_rung(cfg: SearchConfig, n_total: int) -> None:
+    """Refuse a fidelity whose first rung is past the last rung before the whole split: its
+    trials were all measured in full, silently, as with fidelity = "full"."""
+    f = cfg.fidelity
+    if f.method == "full" or f.min_samples is None or f.min_samples <= n_total // f.eta:
+        return
+    raise ConfigError(
+        f"search.fidelity.min_samples: got {f.min_samples}, allowed: at most {n_total // f.eta} "
+        f"(the {n_total} validation samples a trial is measured on / eta {f.eta}; a larger first "
+        "rung leaves none before the whole split, and no trial is pruned)"
+    )
 
 
 def _check_float_targets(gm: fx.GraphModule, cfg: SearchConfig, data: Split) -> None:
