@@ -240,3 +240,34 @@ def test_size_arithmetic_is_not_quantized(name: str) -> None:
 
     assert len(resolve(gm, parse_quantize_config({"by_type": {"mul": role}}))) == 0
     check_evaluation_paths(model, x, y, seed=11)
+
+
+def test_parametrized_layers_count_each_weight_once_per_layer() -> None:
+    """weight_norm_conv's two quantized convs hold the weights their parametrizations
+    compute, each a temporary parameter made per quantize call; its copy was keyed (for
+    counting a tied tensor once) by that temporary's id, which a later temporary reuses: the
+    second layer's 48 weights were taken for the first's and dropped (params 165 of 213,
+    after a search's evaluation). Referee: sum(p.numel()) of the quantized module, every
+    call; every evaluation path agrees."""
+    from quantsearch.data import Split
+    from quantsearch.search.api import prepare_search
+    from quantsearch.search.config import parse_search_config
+
+    model, x, y = _model_and_data("weight_norm_conv", 32)
+    gm = trace(model, x[:8])
+    roles = {"weight": _fixed(8, 4), "data_in": _fixed(8, 4)}
+    raw = {"by_type": {"conv1d": roles}, "by_name": {"relu": {"data_out": _fixed(8, 4)}}}
+    space = {"by": "type", "choices": {"linear": {"weight": [[8, 4]]}}}
+    cfg = parse_search_config(
+        {"space": space, "objectives": {"accuracy": {}}, "metrics": ["params"], "device": "cpu"}
+    )
+    from quantsearch.passes.transform import resolve
+    from quantsearch.passes.transform.config import parse_quantize_config
+
+    rc = resolve(gm, parse_quantize_config(raw))
+    _, evaluator = prepare_search(gm, cfg, Split(x, y))
+    for _ in range(3):
+        assert evaluator.evaluate(rc).metrics["params"] == 213  # 217 less g's 4 of c1
+        qgm = _quantize(gm, raw)
+        assert param_cost(qgm).params == sum(p.numel() for p in qgm.parameters()) == 213
+    check_evaluation_paths(model, x, y, seed=11)

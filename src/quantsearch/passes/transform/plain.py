@@ -15,6 +15,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils import parametrize, prune
 
+from quantsearch.graph import PARAM_ORIGINS
+
 __all__ = ["plain_layer"]
 
 
@@ -47,12 +49,19 @@ def plain_layer(module: nn.Module, *, pruned: bool = True) -> nn.Module:
     # from the class torch made for the model's module. The tensors are shared, not copied:
     # the quantize pass copies what it keeps.
     values: dict[str, Tensor] = {}
+    # each made tensor's key for counting it once (PARAM_ORIGINS): the model's tensor it comes
+    # from, the parametrization's first original or the pruned weight_orig; the new
+    # parameter's own id dies with the quantize call, and a later temporary reuses it
+    sources: dict[str, int] = {}
     parametrized = parametrize.is_parametrized(module)
     if parametrized:
-        names = list(module._modules["parametrizations"]._modules)  # type: ignore[union-attr]
-        values.update({k: getattr(module, k).detach() for k in names})
+        lists = module._modules["parametrizations"]._modules  # type: ignore[union-attr]
+        for k, plist in lists.items():
+            values[k] = getattr(module, k).detach()
+            sources[k] = id(next(iter(plist._parameters.values())))  # type: ignore[union-attr]
     for h in hooks.values():
         values[h._tensor_name] = h.apply_mask(module).detach()  # type: ignore[no-untyped-call]
+        sources[h._tensor_name] = id(module._parameters[f"{h._tensor_name}_orig"])
     plain: nn.Module = object.__new__(type(module).__bases__[0] if parametrized else type(module))
     plain.__dict__.update(module.__dict__)
     plain.__dict__["_forward_pre_hooks"] = type(module._forward_pre_hooks)(
@@ -68,4 +77,5 @@ def plain_layer(module: nn.Module, *, pruned: bool = True) -> nn.Module:
     plain.__dict__["_buffers"] = {k: b for k, b in module._buffers.items() if k not in drop}
     for k in values:
         plain.__dict__.pop(k, None)  # the pre-hook's last product, an attribute
+    plain.__dict__[PARAM_ORIGINS] = {**module.__dict__.get(PARAM_ORIGINS, {}), **sources}
     return plain
