@@ -189,7 +189,7 @@ def test_cli_summary_search_report_quantize_export(
         return
     for to, out in (("qonnx", "m.onnx"), ("hls4ml", "prj")):
         code, err = run_cli(["export", "--to", to, out, "--from-run", "runs/c"], capsys)
-        check_one_line(code, err, r"^export: got layers .*\(\w+\), allowed: ")
+        check_one_line(code, err, r"^export: got layers .*\([\w ,-]+\), allowed: ")
         assert len(err) < 500 and not (tmp_path / out).exists()
 
 
@@ -271,3 +271,24 @@ def test_parametrized_layers_count_each_weight_once_per_layer() -> None:
         qgm = _quantize(gm, raw)
         assert param_cost(qgm).params == sum(p.numel() for p in qgm.parameters()) == 213
     check_evaluation_paths(model, x, y, seed=11)
+
+
+def test_cli_export_refuses_layers_with_hooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hooked's Linears carry a forward hook (a clamp) and a forward pre-hook (a doubling),
+    which the quantized model keeps (its outputs the hand-quantized copy's, hooks and all)
+    but which no exported layer does: export to QONNX wrote the file without them (79% same
+    class, 734,666 LSB off, exit status 0). Now one error line naming the hooked layers,
+    exit status 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "hooked"))
+    code, err = run_cli(["search", "-c", config, "-q"], capsys)
+    assert code == 0, err
+    for to, out in (("qonnx", "m.onnx"), ("hls4ml", "prj")):
+        args = ["export", "--to", to, out, "--from-run", "runs/c", "--best", "--verify"]
+        code, err = run_cli(args, capsys)
+        check_one_line(code, err, r"^export: got layers fc1 \(linear, with a forward hook\), ")
+        assert "; without forward hooks, whose code no exported layer runs" in err
+        assert "fc2 (linear, with a forward pre-hook)" in err
+        assert not (tmp_path / out).exists()

@@ -299,6 +299,28 @@ class WeightNormConv(nn.Module):
         return self.head(F.relu(self.c2(h)).flatten(1))
 
 
+def _clamp_half(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+    return out.clamp(-0.5, 0.5)
+
+
+def _double(module: nn.Module, args: tuple) -> tuple:
+    return (args[0] * 2,)
+
+
+class Hooked(nn.Module):
+    """Hooks registered in ``__init__``: a forward hook clamping the first Linear's output to
+    [-0.5, 0.5], a forward pre-hook doubling the second's input; an nn.Identity between."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.skip, self.fc2 = nn.Linear(16, 12), nn.Identity(), nn.Linear(12, 5)
+        self.fc1.register_forward_hook(_clamp_half)
+        self.fc2.register_forward_pre_hook(_double)
+
+    def forward(self, x):
+        return self.fc2(self.skip(F.relu(self.fc1(x))))
+
+
 MODELS: dict[str, type[nn.Module]] = {
     "odd_names": OddNames,
     "routed": Routed,
@@ -317,6 +339,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "batch_fold": BatchFold,
     "running_norm": RunningNorm,
     "weight_norm_conv": WeightNormConv,
+    "hooked": Hooked,
 }
 
 

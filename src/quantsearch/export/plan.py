@@ -159,6 +159,19 @@ def _passes_through(gm: fx.GraphModule, n: fx.Node) -> bool:
     return False
 
 
+def _hooks(gm: fx.GraphModule, n: fx.Node) -> str:
+    """``", with a forward hook"`` (or pre-hook) for a module whose hooks the graph runs
+    inside its call (``register_forward_hook`` in ``__init__``): code no exported layer has.
+    Empty for any other node."""
+    if n.op != "call_module":
+        return ""
+    mod = submodule(gm, str(n.target))
+    kinds = [
+        k for k, d in (("hook", mod._forward_hooks), ("pre-hook", mod._forward_pre_hooks)) if d
+    ]
+    return "".join(f", with a forward {k}" for k in kinds)
+
+
 def _relu_call(n: fx.Node) -> bool:
     """``torch.relu(x)``, ``F.relu(x)`` or ``x.relu()``: a ReLU layer without a module."""
     return n.op in ("call_function", "call_method") and info(n).op_kind == "relu"
@@ -172,14 +185,20 @@ def layer_module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
     """The layers of a chain, in order; nodes that pass their input through are left out."""
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    through = {n for n in gm.graph.nodes if n.op.startswith("call") and _passes_through(gm, n)}
+    hooked = {n: _hooks(gm, n) for n in gm.graph.nodes if _hooks(gm, n)}
+    through = {
+        n
+        for n in gm.graph.nodes
+        if n.op.startswith("call") and _passes_through(gm, n) and n not in hooked
+    }
     nodes = [
         n for n in gm.graph.nodes if n.op not in ("placeholder", "output") and n not in through
     ]
     bad = [
-        f"{n.name} ({info(n).op_kind})"
+        f"{n.name} ({info(n).op_kind}{hooked.get(n, '')})"
         for n in nodes
-        if not ((n.op == "call_module" and info(n).op_kind in SUPPORTED_KINDS) or _relu_call(n))
+        if n in hooked
+        or not ((n.op == "call_module" and info(n).op_kind in SUPPORTED_KINDS) or _relu_call(n))
     ]
     if bad:
         # F.linear(x, self.w) and the like; a buffer read (self.pe[:, :n]) is no such layer
@@ -197,6 +216,7 @@ def chain_nodes(gm: fx.GraphModule) -> list[fx.Node]:
                 if fetched
                 else ""
             )
+            + ("; without forward hooks, whose code no exported layer runs" if hooked else "")
             + (
                 f"; {nodes[-1].name} is a final softmax: export the model without it (its "
                 "logits have the same argmax)"
