@@ -253,7 +253,7 @@ ARG_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "by_name an embeddingbag": (
         ["quantize", "-c", "eb.toml", "--load", "eb.pt", "--out", "q4"],
-        r"^quantize\.by_name\.0: node '_0' is an embeddingbag \(EmbeddingBag\), which cannot be "
+        r"^quantize\.by_name\.0: got node '_0', an embeddingbag \(EmbeddingBag\), which cannot be "
         r"quantized",
     ),
 }

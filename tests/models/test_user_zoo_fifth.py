@@ -28,7 +28,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from quantsearch.cli import main
-from quantsearch.errors import MetricError
+from quantsearch.errors import ConfigError, MetricError
 from quantsearch.graph import trace
 from quantsearch.passes.analysis import compute_cost, param_cost
 from tests.cli.bad_input import check_one_line, run_cli
@@ -208,17 +208,18 @@ def test_search_and_quantize(name: str) -> None:
 def test_a_scalar_output_is_priced_and_refused_by_every_metric() -> None:
     """scalar_out returns one number a batch (its reconstruction error): its costs are
     FlopCounterMode's (above); a search for accuracy, or for mse against the labels, is one
-    MetricError and no trial."""
+    line and no trial (mse's a ConfigError before the study: the targets' shape is not the
+    output's)."""
     from quantsearch.search import search
 
     model, x, y = _model_and_data("scalar_out", 24)
     space = {"by": "type", "choices": {"linear": {"weight": [[8, 4]]}}}
     kw: dict[str, Any] = {"strategy": "brute_force", "n_trials": 1, "progress": False}
-    for objective, pattern in (
-        ("accuracy", r"logits.* shape \(\)"),  # loose: not yet in the got/allowed form
-        ("mse", r"mse.* shape \(\)"),
+    for objective, error, pattern in (
+        ("accuracy", MetricError, r"logits.* shape \(\)"),  # loose: not yet in the form
+        ("mse", ConfigError, r"^search\.objectives\.mse: got mse .* outputs of \(\), allowed: "),
     ):
-        with pytest.raises(MetricError, match=pattern):
+        with pytest.raises(error, match=pattern):
             search(model, (x, y), space=space, objectives={objective: {}}, **kw)
 
 

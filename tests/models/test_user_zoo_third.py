@@ -265,7 +265,7 @@ def test_cli_summary_search_quantize_export(
             (f"[quantize.by_type.{kind}]", rf"^quantize\.by_type\.{kind}: '{kind}' is not a "),
             (
                 f"[quantize.by_name.{node}]",
-                rf"^quantize\.by_name\.{node}: node '{node}' is {article} {kind} ",
+                rf"^quantize\.by_name\.{node}: got node '{node}', {article} {kind} ",
             ),
         ):
             bad = str(_config(tmp_path, name, (table, role)))
