@@ -352,7 +352,7 @@ def trace(model: nn.Module, *example_inputs: torch.Tensor) -> fx.GraphModule:
     """
     if not isinstance(model, nn.Module):
         raise TraceError(f"model must be a torch.nn.Module (got {type(model).__name__})")
-    model = compiled_module(model)  # torch.compile's wrapper: the module it compiles
+    model = compiled_module(model)  # a wrapper (torch.compile, DataParallel): what it wraps
     # The inference graph: code that reads self.training is traced as in eval mode, whatever
     # the model's mode (fx would bake F.dropout(x, training=self.training) in as a constant).
     # Each module's own flag is restored afterwards; the copy keeps the model's.

@@ -14,7 +14,8 @@ Eight things differ from ``fx.symbolic_trace``:
   (fx refused them), and the parts of a chunk or split of a stated count iterate;
 - torch.autocast inside forward is refused (fx would drop it: the graph would compute in
   float32 what the model computes in a lower precision);
-- a ``torch.compile``'d model is traced as the module it compiles (:func:`compiled_module`).
+- a ``torch.compile``'d or DataParallel-wrapped model is traced as the module it wraps
+  (:func:`compiled_module`).
 """
 
 from __future__ import annotations
@@ -131,11 +132,17 @@ _SPLITS = {"chunk": (1, "chunks"), "split": (1, "split_size_or_sections"),
 
 def compiled_module(model: nn.Module) -> nn.Module:
     """The module ``torch.compile`` wrapped (an ``OptimizedModule``'s ``_orig_mod``: fx
-    cannot trace the wrapper, whose forward is dynamo's), else ``model`` itself."""
-    inner = model._modules.get("_orig_mod")
-    if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
-        return inner
-    return model
+    cannot trace the wrapper, whose forward is dynamo's) or nn.DataParallel /
+    DistributedDataParallel wraps (``.module``: their forward scatters the inputs, which fx
+    cannot iterate; one device's computation is the module's), else ``model`` itself."""
+    while True:
+        inner = model._modules.get("_orig_mod")
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def detach_no_grad(gm: fx.GraphModule, *example_inputs: Any) -> bool:

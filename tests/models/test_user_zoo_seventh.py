@@ -292,3 +292,21 @@ def test_cli_export_refuses_layers_with_hooks(
         assert "; without forward hooks, whose code no exported layer runs" in err
         assert "fc2 (linear, with a forward pre-hook)" in err
         assert not (tmp_path / out).exists()
+
+
+def test_a_data_parallel_model_traces_as_the_model_it_wraps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nn.DataParallel(model), as a multi-GPU training script leaves it: trace said 'cannot
+    trace DataParallel with torch.fx: TraceError: Proxy object cannot be iterated' (its
+    forward scatters the inputs). It traces the module it wraps, as a torch.compile'd one:
+    the model's outputs (referee), its parameters, and the CLI's summary, search and
+    quantize, the checkpoint saved from the wrapper."""
+    model, x, _ = _model_and_data("data_parallel", 4)
+    gm = trace(model, x)
+    assert [k for k, _ in gm.named_parameters()] == [k for k, _ in model.module.named_parameters()]
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+    monkeypatch.chdir(tmp_path)
+    config = str(_config(tmp_path, "data_parallel"))
+    check_cli_run(tmp_path, config, model, _flops_per_sample("data_parallel", model, x), capsys)

@@ -355,6 +355,14 @@ for _name, _cls in MODELS.items():
     globals()[f"build_{_name}"] = _builder(_cls)
 
 
+def build_data_parallel() -> nn.Module:
+    """frozen_extractor's MLP as a multi-GPU training script leaves it: wrapped in
+    nn.DataParallel (on a machine without GPUs it calls the module), its state_dict's keys
+    ``module.``-prefixed."""
+    torch.manual_seed(0)
+    return nn.DataParallel(FrozenExtractor()).eval()
+
+
 def _normal(shape: tuple[int, ...], samples: int, seed: int) -> torch.Tensor:
     return torch.randn(samples, *shape, generator=torch.Generator().manual_seed(seed))
 
@@ -390,3 +398,4 @@ LOADERS: dict[str, str] = {name: "load" for name in MODELS}
 LOADERS["masked_mha"] = "load_tokens"
 LOADERS["uint8_images"] = "load_uint8"
 LOADERS["int8_tokens"] = "load_int8_tokens"
+LOADERS["data_parallel"] = "load"
