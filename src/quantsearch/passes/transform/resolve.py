@@ -11,7 +11,7 @@ import weakref
 
 from torch import fx
 
-from quantsearch.errors import ConfigError
+from quantsearch.errors import ConfigError, with_article
 from quantsearch.passes.transform.calibrate import CalibrationStats
 from quantsearch.passes.transform.config import LevelSpec, QuantizeConfig
 from quantsearch.passes.transform.graph_view import (
@@ -93,6 +93,13 @@ def resolve(
             for role, _ in level.roles:
                 check_role(cand, role, f"{level.key}.{role}")
                 check_operand(cand, role, f"{level.key}.{role}")
+                if cand.lacks(role):  # an exact name means this node: not silently float
+                    raise ConfigError(
+                        f"{level.key}.{role}: got a {role} for node {cand.node.name!r}, "
+                        f"{with_article(cand.spec.kind)} without a {role} parameter (e.g. "
+                        f"bias=False), allowed: the roles it has "
+                        f"{[r for r in cand.spec.roles if not cand.lacks(r)]}"
+                    )
             if cand.node.name in exact:
                 raise ConfigError(
                     f"{level.key}: got node {cand.node.name!r}, which is already configured by "
