@@ -2,7 +2,9 @@
 OrderedDict Sequential, ModuleDict routing, a ``(logits, aux_loss)`` output, Flatten /
 Unflatten round trips, a bidirectional GRU, masked attention without weights, a feature
 extractor frozen by requires_grad_(False), uint8 images, shape arithmetic, a negative-pad
-crop with an in-place add on a view) through the library and the CLI.
+crop with an in-place add on a view, int8 tokens, a dataclass output, upsampling decoders,
+a batch fold, running statistics, weight-normed convs, forward hooks, nn.DataParallel)
+through the library and the CLI.
 
 Referees: ``torch.utils.flop_counter.FlopCounterMode`` for the MAC layers' FLOPs (plus the
 attention products it does not count, by hand), ``sum(p.numel())`` for the parameters, the

@@ -5,7 +5,10 @@ aux_loss)``; nn.Flatten / nn.Unflatten round trips; a bidirectional nn.GRU read 
 step; nn.MultiheadAttention with ``need_weights=False`` and a key padding mask of the
 tokens; a feature extractor frozen by ``requires_grad_(False)``; images given as uint8 and
 scaled in forward; reshapes by ``x.shape[-1]`` arithmetic; F.pad with negative pads (a crop)
-and an in-place add on a view of an activation.
+and an in-place add on a view of an activation; int8 token ids; a dataclass output;
+bilinear and nearest upsampling into convs; patches folded into the batch; running
+statistics of its own updated when training; weight and spectral norm on convs; forward
+hooks registered in ``__init__``; and a model left wrapped in nn.DataParallel.
 
 Read by path by the CLI (``model.name = "<this file>:build_odd_names"``) and imported by the
 tests. Each ``build_<name>`` returns a seeded, untrained model in eval mode; ``LOADERS`` names
