@@ -257,3 +257,45 @@ def test_a_linear_weight_tied_to_an_embedding_is_in_the_average_weight_bits(
     the shared Linear's alone: 2.0 instead of (25 x 2 + 35 x 32) / 60 = 19.5 for fixed(2,0)."""
     torch.manual_seed(0)
     _check("tied", _Tied().eval(), torch.randint(0, 7, (4, 3)), fmt)
+
+
+@pytest.mark.parametrize("strategy", ["brute_force", "random"])
+def test_search_records_equal_the_referee_with_bias_same_as_weight(strategy: str) -> None:
+    """Each trial's recorded metrics against the referee of its recorded config: block_fp,
+    fixed and minifloat weights, the bias ``same_as_weight`` (block_fp in 3-element blocks:
+    a Linear(10, 4) weight stores 4 x ceil(10 / 3) = 16 exponents, its 4-element bias 2)."""
+    from quantsearch.search.api import search
+
+    torch.manual_seed(0)
+    model = _Mlp().eval()
+    x, y = torch.randn(32, 10), torch.randint(0, 3, (32,))
+    options = [
+        BlockFP(3, block_size=3),
+        BlockFP(4, exponent_width=5, block_size=16),
+        FixedPoint(4, 2),
+        Minifloat(2, 1),
+    ]
+    space = {
+        "by": "type",
+        "choices": {"linear": {"weight": [f.to_dict() for f in options], "bias": "same_as_weight"}},
+    }
+    result = search(
+        model,
+        (x, y),
+        space=space,
+        objectives={"model_size_bits": {"direction": "minimize"}},
+        strategy=strategy,
+        n_trials=4 if strategy == "random" else None,
+        metrics=NAMES,
+        device="cpu",
+        progress=False,
+    )
+    gm = trace(model, x[:4])
+    checked = 0
+    for t in result.trials:
+        if t.config is None:  # a repeat: its metrics are its first evaluation's
+            continue
+        want = _referee(model, x[:4], gm, t.config)
+        _close(t.metrics, want, f"{strategy} trial {t.number} {t.config}")
+        checked += 1
+    assert checked >= 2
