@@ -299,3 +299,18 @@ def test_search_records_equal_the_referee_with_bias_same_as_weight(strategy: str
         _close(t.metrics, want, f"{strategy} trial {t.number} {t.config}")
         checked += 1
     assert checked >= 2
+
+
+def test_activation_bits_count_a_block_formats_real_blocks() -> None:
+    """A Linear(10, 5)'s output in block_fp(m4, e8) blocks of 4 on a batch of 2: each 5-wide
+    row is 2 blocks (ceil(5 / 4)), so 2 x 5 x 4 + 4 x 8 = 72 bits, not 10 x (4 + 8 / 4) = 60;
+    the graph input is 2 x 10 float32s. Referee: the format's definition, per sample."""
+    torch.manual_seed(0)
+    gm = trace(nn.Sequential(nn.Linear(10, 5)).eval(), torch.randn(2, 10))
+    (node,) = _layer_nodes(gm)
+    fmt = BlockFP(4, block_size=4)
+    rc = ResolvedConfig.from_dict({node.name: {"data_out": fmt.to_dict()}}, gm=gm)
+    got = compute_metrics(quantize(gm, rc), ["activation_bits", "peak_activation_bits"])
+    out = _storage_bits(fmt, torch.Size([2, 5]))
+    assert out == 72
+    assert got == {"activation_bits": (640 + out) / 2, "peak_activation_bits": (640 + out) / 2}

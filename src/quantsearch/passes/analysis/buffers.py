@@ -31,7 +31,7 @@ from typing import Any
 from torch import fx
 
 from quantsearch.graph import NodeInfo, info
-from quantsearch.passes.analysis.tensors import role_bits, traced_batch_size
+from quantsearch.passes.analysis.tensors import role_storage, traced_batch_size
 
 __all__ = [
     "ALIAS_KINDS",
@@ -90,9 +90,9 @@ def count_node_buffers(node: fx.Node) -> None:
             continue
         for t in info(src).outputs:
             in_elems += t.numel
-            in_bits += t.numel * role_bits(ni, "data_in", t.dtype)
+            in_bits += role_storage(ni, "data_in", t.dtype, t.shape)
     out_elems = sum(t.numel for t in ni.outputs)
-    out_bits = sum(t.numel * role_bits(ni, "data_out", t.dtype) for t in ni.outputs)
+    out_bits = sum(role_storage(ni, "data_out", t.dtype, t.shape) for t in ni.outputs)
     ni.cost.update(in_elems=in_elems, in_bits=in_bits, out_elems=out_elems, out_bits=out_bits)
 
 
