@@ -312,3 +312,22 @@ def test_a_data_parallel_model_traces_as_the_model_it_wraps(
     monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path, "data_parallel"))
     check_cli_run(tmp_path, config, model, _flops_per_sample("data_parallel", model, x), capsys)
+
+
+def test_cli_choices_for_a_kind_of_shape_arithmetic_alone_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """batch_fold's one mul is ``x.shape[0] * 4``, of Python ints: [search.space.choices.mul]
+    made a knob of it, and every trial failed ('search.mul: got node 'mul', a mul (mul), which
+    cannot be quantized, allowed: a node of a quantizable kind ([... 'mul' ...])'). The space
+    is refused before any trial, in one line naming the kind and its nodes; nothing is run."""
+    monkeypatch.chdir(tmp_path)
+    model = user_zoo_seventh.build_batch_fold()
+    spec = f"{SEVENTH.as_posix()}:build_batch_fold"
+    data = f"{SEVENTH.as_posix()}:load"
+    config = str(write_config(tmp_path, model, spec, data, ["mul", "linear"], "random"))
+    code, err = run_cli(["search", "-c", config, "-q"], capsys)
+    check_one_line(
+        code, err, r"^search\.space\.choices\.mul: got op kind 'mul', whose nodes \(mul\) "
+    )
+    assert not (tmp_path / "runs/c/trials.jsonl").exists()

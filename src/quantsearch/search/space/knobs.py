@@ -100,6 +100,10 @@ class SearchSpace:
                     f"{key}: op kind {kind!r} cannot be quantized; quantizable kinds: {sorted(quantizable)}"
                 )
 
+        def tensor_nodes(kind: str) -> tuple[str, ...]:
+            # x.shape[0] * 4 is a mul node of Python ints: no tensor to round
+            return tuple(n for n in by_kind[kind] if names[n].outputs)
+
         self._view = view
         knobs: list[Knob] = []
         self.derived: list[tuple[str, str, str]] = []  # (node, role, source role)
@@ -109,6 +113,15 @@ class SearchSpace:
             key = f"search.space.choices.{target}"
             if target in by_kind:
                 check_kind(target, key)
+                if not tensor_nodes(target):
+                    ok_kinds = sorted(
+                        k for k in by_kind if tensor_nodes(k) and k in (quantizable or by_kind)
+                    )
+                    raise ConfigError(
+                        f"{key}: got op kind {target!r}, whose nodes ({', '.join(by_kind[target])}) "
+                        "compute Python numbers (shape arithmetic, x.shape[0] * 4), no tensor to "
+                        f"round, allowed: a kind of {ok_kinds}"
+                    )
                 continue
             nodes = view.nodes_named(target, key)  # a node name or a module path
             if not nodes:
@@ -127,10 +140,12 @@ class SearchSpace:
                     "'type', allowed: choices per node with search.space.by = 'name'"
                 )
             for kind, roles in kind_targets.items():
-                self._add(knobs, kind, kind, tuple(by_kind[kind]), roles)
+                self._add(knobs, kind, kind, tensor_nodes(kind), roles)
         else:
             for name, ni in names.items():
-                node_roles = node_targets.get(name) or kind_targets.get(ni.op_kind)
+                node_roles = node_targets.get(name) or (
+                    kind_targets.get(ni.op_kind) if ni.outputs else None
+                )
                 if node_roles is not None:
                     self._add(knobs, name, ni.op_kind, (name,), node_roles)
         self.knobs = knobs
