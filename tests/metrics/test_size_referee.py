@@ -112,6 +112,7 @@ FORMATS: list[NumberFormat] = [
     FixedPoint(2, 0),
     FixedPoint(3, 3, signed=False),
     FixedPoint(6, 2, rounding="floor"),
+    FixedPoint(5, 1, rounding="stochastic"),  # the population path evaluates it alone
     Minifloat(2, 1),
     Minifloat(4, 3, exponent_bias=5, subnormals=False),
     LogFormat(2),
