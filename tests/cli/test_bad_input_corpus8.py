@@ -269,6 +269,26 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["search", "-q"],
         r"search\.fidelity\.min_samples",
     ),
+    "fidelity eta past the split": (
+        add("search", 'fidelity = { method = "successive_halving", eta = 1000000 }'),
+        ["search", "-q"],
+        r"search\.fidelity\.eta",
+    ),
+    "objective top11_accuracy of 10 classes": (
+        sub(ACC, 'top11_accuracy = { direction = "maximize" }'),
+        ["search", "-q"],
+        r"search\.objectives\.top11_accuracy",
+    ),
+    "constraint top20_accuracy of 10 classes": (
+        add("search.constraints", "top20_accuracy = { min = 0.5 }"),
+        ["search", "-q"],
+        r"search\.constraints\.top20_accuracy",
+    ),
+    "recorded top11_accuracy of 10 classes": (
+        add("search", 'metrics = ["accuracy", "top11_accuracy"]'),
+        ["compare", "-q"],
+        r"search\.metrics",
+    ),
     "fidelity min_samples past eval_samples": (
         lambda t: add("search", 'fidelity = { method = "successive_halving", min_samples = 300 }')(
             add("data", "eval_samples = 100")(t)

@@ -9,6 +9,7 @@ declared here, with its metrics' directions, so that every later step looks them
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ from quantsearch.checkpoint import tensors_digest
 from quantsearch.data import Split
 from quantsearch.errors import ConfigError
 from quantsearch.graph import check_inputs, trace
-from quantsearch.metrics.specs import declare_user_metrics
+from quantsearch.metrics.specs import declare_user_metrics, top_k_of
 from quantsearch.metrics.user import UserEvaluate
 from quantsearch.passes.transform import calibrate, quantizable_kinds
 from quantsearch.search.config import SearchConfig
 from quantsearch.search.evaluate import Evaluator
+from quantsearch.search.fidelity import rungs
 from quantsearch.search.identity import LEGACY
 from quantsearch.search.space import SearchSpace
 from quantsearch.session import Session, open_session
@@ -64,7 +66,7 @@ def prepare_search(
             "data.calibration_samples of the training split) or an explicit frac_width"
         )
     check_inputs(gm, (data.x[:1],))  # one tensor per sample: else every trial fails alike
-    _check_float_targets(gm, cfg, data)
+    _check_outputs(gm, cfg, data)
     _check_first_rung(cfg, len(data))
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
@@ -81,11 +83,18 @@ def prepare_search(
 
 
 def _check_first_rung(cfg: SearchConfig, n_total: int) -> None:
-    """Refuse a fidelity whose first rung is past the last rung before the whole split: its
-    trials were all measured in full, silently, as with fidelity = "full"."""
+    """Refuse a fidelity with no rung before the whole split (a first rung past it / eta, or
+    an eta past the split's size): its trials were all measured in full, silently, as with
+    fidelity = "full"."""
     f = cfg.fidelity
-    if f.method == "full" or f.min_samples is None or f.min_samples <= n_total // f.eta:
+    if f.method == "full" or len(rungs(n_total, f)) > 1:
         return
+    if f.eta > n_total:
+        raise ConfigError(
+            f"search.fidelity.eta: got {f.eta}, allowed: at most {n_total} (the validation "
+            "samples a trial is measured on; a larger eta leaves no rung before the whole split, "
+            "and no trial is pruned)"
+        )
     raise ConfigError(
         f"search.fidelity.min_samples: got {f.min_samples}, allowed: at most {n_total // f.eta} "
         f"(the {n_total} validation samples a trial is measured on / eta {f.eta}; a larger first "
@@ -93,27 +102,39 @@ def _check_first_rung(cfg: SearchConfig, n_total: int) -> None:
     )
 
 
-def _check_float_targets(gm: fx.GraphModule, cfg: SearchConfig, data: Split) -> None:
-    """Refuse mse/mae on targets of another shape than the output (class labels), before the
-    run directory is made: the float baseline raised MetricError after it was."""
-    named = [m for m in ("mse", "mae") if m in cfg.all_metrics]
-    if not named:
+def _metric_key(cfg: SearchConfig, named: Sequence[str]) -> str:
+    """The config key that asks for one of the metrics ``named``."""
+    keys = [f"search.objectives.{o.metric}" for o in cfg.objectives if o.metric in named]
+    keys += [f"search.constraints.{c.name}" for c in cfg.constraints if c.metric in named]
+    return (keys or ["search.metrics"])[0]
+
+
+def _check_outputs(gm: fx.GraphModule, cfg: SearchConfig, data: Split) -> None:
+    """Refuse, on two validation samples and before the run directory is made, metrics the
+    model's outputs cannot give: mse/mae on targets of another shape (class labels), and
+    top<k>_accuracy past its classes. The float baseline raised MetricError after it was."""
+    regression = [m for m in ("mse", "mae") if m in cfg.all_metrics]
+    top = [m for m in cfg.all_metrics if top_k_of(m)]
+    if not regression and not top:
         return
     with torch.no_grad():
         out = gm(data.x[:2].clone())
     y = data.y[:2]
-    if isinstance(out, torch.Tensor) and out.numel() == y.numel():
-        return
-    keys = [f"search.objectives.{o.metric}" for o in cfg.objectives if o.metric in named]
-    keys += [f"search.constraints.{c.name}" for c in cfg.constraints if c.metric in named]
-    key = (keys or ["search.metrics"])[0]
     shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-    raise ConfigError(
-        f"{key}: got {named[0]} for targets of shape {tuple(y.shape[1:])} per sample and "
-        f"outputs of {shape}, allowed: mse/mae for float targets of the output's shape; class "
-        "labels are measured by accuracy, loss and the other classification metrics, other "
-        "targets by a [metrics] evaluate function"
-    )
+    if regression and not (isinstance(out, torch.Tensor) and out.numel() == y.numel()):
+        raise ConfigError(
+            f"{_metric_key(cfg, regression)}: got {regression[0]} for targets of shape "
+            f"{tuple(y.shape[1:])} per sample and outputs of {shape}, allowed: mse/mae for float "
+            "targets of the output's shape; class labels are measured by accuracy, loss and the "
+            "other classification metrics, other targets by a [metrics] evaluate function"
+        )
+    c = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+    past = [m for m in top if c is not None and (top_k_of(m) or 0) > c]
+    if past:
+        raise ConfigError(
+            f"{_metric_key(cfg, past)}: got {past[0]}, allowed: top<k>_accuracy with k at most "
+            f"{c} (the model's classes)"
+        )
 
 
 def trace_model(model: nn.Module, split: Split) -> fx.GraphModule:
