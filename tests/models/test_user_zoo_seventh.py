@@ -331,3 +331,11 @@ def test_cli_choices_for_a_kind_of_shape_arithmetic_alone_is_one_line(
         code, err, r"^search\.space\.choices\.mul: got op kind 'mul', whose nodes \(mul\) "
     )
     assert not (tmp_path / "runs/c/trials.jsonl").exists()
+
+
+def test_every_evaluation_path_runs_the_hooks() -> None:
+    """hooked's Linears carry a forward hook and a pre-hook, which quantize()'s model runs:
+    evaluate_many's population path computed the layers without them (accuracy 0.1875 where
+    evaluate gave 0.125). It evaluates such a graph one config at a time: every path equals
+    quantize()'s module (referee: compute_metrics on it)."""
+    check_evaluation_paths(*_model_and_data("hooked", 32), seed=11)

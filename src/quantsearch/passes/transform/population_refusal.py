@@ -2,9 +2,10 @@
 
 A graph in training mode (weights would be quantized per forward pass), a format with
 stochastic rounding (each call draws anew), a ``get_attr`` that reads inside a quantized
-module (``quantize`` rebinds it to the copy), and an op that works in place (``x.add_(y)``,
-``inplace=True``: a value several configs share would change under the others). The caller
-then evaluates the configs one at a time.
+module (``quantize`` rebinds it to the copy), an op that works in place (``x.add_(y)``,
+``inplace=True``: a value several configs share would change under the others), and a module
+with forward hooks (their code runs in the module's call, which the population does not
+make). The caller then evaluates the configs one at a time.
 """
 
 from __future__ import annotations
@@ -105,7 +106,15 @@ def _graph_refusal(gm: fx.GraphModule, quantized: frozenset[str]) -> str | None:
             return f"get_attr {target!r} reads inside a quantized module"
         if _in_place(gm, node):
             return f"node {node.name!r} works in place (a value configs share would change)"
+        if node.op == "call_module" and _hooked(submodule(gm, target)):
+            return f"module {target!r} has forward hooks (the population runs no module's call)"
     return None
+
+
+def _hooked(mod: object) -> bool:
+    """Whether ``mod`` has forward hooks or pre-hooks (``register_forward_hook``), code its
+    call runs around its forward."""
+    return bool(getattr(mod, "_forward_hooks", None) or getattr(mod, "_forward_pre_hooks", None))
 
 
 def _in_place(gm: fx.GraphModule, node: fx.Node) -> bool:
