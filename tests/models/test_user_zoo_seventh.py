@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -339,3 +340,20 @@ def test_every_evaluation_path_runs_the_hooks() -> None:
     evaluate gave 0.125). It evaluates such a graph one config at a time: every path equals
     quantize()'s module (referee: compute_metrics on it)."""
     check_evaluation_paths(*_model_and_data("hooked", 32), seed=11)
+
+
+def test_calibration_sees_what_a_hooked_module_rounds() -> None:
+    """The quantized layer rounds the input its forward gets (after the forward pre-hooks)
+    and its forward's output (before the forward hooks); calibration recorded the node's
+    input and the hooked output, so fc2's "auto" data_in was fitted to half the range the
+    layer rounds (its pre-hook doubles) and fc1's data_out to the clamp's [-0.5, 0.5].
+    Referee: the ranges computed here from the model's own arithmetic."""
+    from quantsearch.passes.transform import calibrate
+
+    model, x, _ = _model_and_data("hooked", 64)
+    stats = calibrate(trace(model, x[:8]), x)
+    with torch.no_grad():
+        raw = F.linear(x, model.fc1.weight, model.fc1.bias)
+        doubled = 2 * torch.relu(raw.clamp(-0.5, 0.5))
+    assert stats.range("fc1", "data_out") == (float(raw.min()), float(raw.max()))
+    assert stats.range("fc2", "data_in") == (float(doubled.min()), float(doubled.max()))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, fx
+from torch import Tensor, fx, nn
 
 from quantsearch.errors import ConfigError
 from quantsearch.graph import _tensors  # tensors in nested args, as trace records them
@@ -88,16 +88,45 @@ class _RangeRecorder(fx.Interpreter):
         self.ranges: dict[str, dict[str, tuple[float, float]]] = {}
 
     def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
-        if n.op in CALL_OPS:
-            p = self.percentile
-            ins = [_range(t, p) for a in n.all_input_nodes for t in _float_tensors(self.env[a])]
-            roles = {
-                "data_in": _union(ins),
-                "data_out": _union([_range(t, p) for t in _float_tensors(result)]),
-            }
-            self.ranges[n.name] = {r: v for r, v in roles.items() if v is not None}
+        if n.op != "call_module" or not _hooked(mod := self.fetch_attr(str(n.target))):
+            result = super().run_node(n)
+            if n.op in CALL_OPS:
+                ins = [t for a in n.all_input_nodes for t in _float_tensors(self.env[a])]
+                self._record(n, ins, result)
+            return result
+        # the quantized layer rounds what its forward gets (after the pre-hooks) and gives
+        # (before the forward hooks): seen by hooks of our own, last and first, removed after
+        seen: dict[str, Any] = {}
+
+        def take_in(_: nn.Module, args: Any) -> None:
+            seen["in"] = args
+
+        def take_out(_: nn.Module, __: Any, out: Any) -> None:
+            seen["out"] = out
+
+        handles = [
+            mod.register_forward_pre_hook(take_in),
+            mod.register_forward_hook(take_out, prepend=True),
+        ]
+        try:
+            result = super().run_node(n)
+        finally:
+            for h in handles:
+                h.remove()
+        self._record(n, _float_tensors(seen.get("in")), seen.get("out"))
         return result
+
+    def _record(self, n: fx.Node, ins: list[Tensor], out: Any) -> None:
+        p = self.percentile
+        roles = {
+            "data_in": _union([_range(t, p) for t in ins]),
+            "data_out": _union([_range(t, p) for t in _float_tensors(out)]),
+        }
+        self.ranges[n.name] = {r: v for r, v in roles.items() if v is not None}
+
+
+def _hooked(mod: nn.Module) -> bool:
+    return bool(mod._forward_hooks or mod._forward_pre_hooks)
 
 
 def calibrate(
