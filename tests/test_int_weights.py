@@ -82,7 +82,9 @@ def test_formats_without_an_integer_encoding_are_refused(
 ) -> None:
     gm = trace(mlp, digits.val.x[:8])
     qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_3": {"weight": fmt}}, gm=gm))
-    with pytest.raises(ConfigError, match=rf"^seq_blocks_3\.weight: {shown}.* is not fixed point"):
+    with pytest.raises(
+        ConfigError, match=rf"^seq_blocks_3\.weight: got {shown}.*, which is not fixed point"
+    ):
         save_int_weights(qgm, tmp_path)
 
 

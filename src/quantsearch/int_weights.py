@@ -147,13 +147,13 @@ def check_int_weights(qgm: fx.GraphModule) -> None:
     Commands call it before their other outputs, so a refusal leaves no half-written folder."""
     if qgm.training:
         raise ConfigError(
-            "save_int_weights: the model is in training mode (float master weights), allowed: "
+            "save_int_weights: got a model in training mode (float master weights), allowed: "
             "a quantized model in eval mode"
         )
     for node, role, fmt, _ in _quantized_tensors(qgm).values():
         if fmt is not None and not isinstance(fmt, FixedPoint):
             raise ConfigError(
-                f"{node}.{role}: {fmt} is not fixed point, allowed: fixed or ufixed formats "
+                f"{node}.{role}: got {fmt}, which is not fixed point, allowed: fixed or ufixed formats "
                 f"(integer weights store {ENCODING})"
             )
 

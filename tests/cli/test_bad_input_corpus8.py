@@ -185,6 +185,31 @@ OPTION_CASES: dict[str, tuple[list[str], str]] = {
         ["init", "--model", "m.py:build", "--data", "runs/good:load", "-o", "i.toml"],
         "--data",
     ),
+    "quantize --int-weights of minifloat weights": (
+        ["quantize", "-c", "mf.toml", "--int-weights", "--out", "qx"],
+        r"seq_blocks_0\.weight",
+    ),
+    # a comparison's folder where a search's run directory goes
+    "quantize --from-run a comparison": (
+        ["quantize", "--from-run", "runs/good-compare", "--trial", "0"],
+        "--from-run",
+    ),
+    "finetune --from-run a comparison": (
+        ["finetune", "--from-run", "runs/good-compare", "--best"],
+        "--from-run",
+    ),
+    "export --from-run a comparison": (
+        ["export", "--to", "qonnx", "--from-run", "runs/good-compare", "--trial", "0", "m.onnx"],
+        "--from-run",
+    ),
+    "quantize --out a comparison": (
+        ["quantize", *FROM, "--trial", "0", "--out", "runs/good-compare"],
+        "--out",
+    ),
+    "compare --name a search's run directory": (
+        ["compare", "-c", "good.toml", "--name", "good", "--strategies", "random", "-q"],
+        "--name",
+    ),
     # the user's model (Linear layers without a bias) and data
     "search: bias choices for a bias-free layer": (
         ["search", "-c", "u_bias_choice.toml", "-q"],
@@ -637,6 +662,7 @@ USER_BAD = {
         t + '[quantize.by_name."0"]\nbias = { width = 8, frac_width = 4 }\n'
     ),
 }
+COMPARE = ["--strategies", "random", "--seeds", "1", "--trials", "2"]  # runs/good-compare
 PRECHECKED = "[search.constraints]\nmodel_size_bits = { max_ratio = 0.001 }\n"
 
 
@@ -649,6 +675,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     (d / "good.toml").write_text(good)
     (d / "q.toml").write_text(good + Q8)
     (d / "pre.toml").write_text(good + PRECHECKED)
+    minifloat = 'weight = { format = "minifloat", exponent_width = 4, mantissa_width = 3 }\n'
+    (d / "mf.toml").write_text(good + "[quantize.default]\n" + minifloat)
     (d / "m.py").write_text(PY_MODEL)
     (d / "d.py").write_text(PY_DATA)
     finished_study(d)
@@ -658,6 +686,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, mlp_checkpoint: Path) -> P
     for args in (
         ["search", "-c", str(d / "pre.toml"), "--run-dir", str(d / "runs"), "-q"],
         ["quantize", "-c", str(d / "q.toml"), "--out", str(d / "qout")],
+        ["compare", "-c", str(d / "good.toml"), "--run-dir", str(d / "runs"), "-q", *COMPARE],
     ):
         try:
             main(args)

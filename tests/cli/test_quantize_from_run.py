@@ -223,5 +223,5 @@ def test_int_weights_of_a_minifloat_trial_write_nothing(
     code, _, err = run(args, capsys)
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith("error: seq_blocks_0.weight: minifloat(e4m3,b7) is not fixed point")
+    assert line.startswith("error: seq_blocks_0.weight: got minifloat(e4m3,b7), which is not fixed")
     assert not out.exists()
