@@ -175,9 +175,16 @@ def load_quantized(path: str | Path, *, key: str = "--load") -> fx.GraphModule:
     return quantized_model(load_checkpoint(path, key=key), path, key=key)
 
 
-def quantized_model(ckpt: Checkpoint, path: str | Path, *, key: str = "--load") -> fx.GraphModule:
+def quantized_model(
+    ckpt: Checkpoint,
+    path: str | Path,
+    *,
+    key: str = "--load",
+    example: torch.Tensor | None = None,
+) -> fx.GraphModule:
     """:func:`load_quantized` of a checkpoint already read from ``path`` (named in messages):
-    for a caller that read it to tell a quantized checkpoint from a float one."""
+    for a caller that read it to tell a quantized checkpoint from a float one. ``example``:
+    the samples to trace on (its nodes' shapes are theirs; default two of zeros)."""
     formats = ckpt.config.get("quantize")
     if not isinstance(formats, dict):
         raise ConfigError(
@@ -200,7 +207,8 @@ def quantized_model(ckpt: Checkpoint, path: str | Path, *, key: str = "--load") 
             f"{key}: got {str(path)!r}, which records no torch dtype as its sample_dtype, "
             "allowed: a checkpoint `quantsearch quantize` wrote"
         )
-    gm = trace(model.eval(), torch.zeros((2, *shape), dtype=dtype))
+    x = torch.zeros((2, *shape), dtype=dtype) if example is None else example
+    gm = trace(model.eval(), x)
     qgm = quantize(gm, ResolvedConfig.from_dict(formats, gm=gm, key=f"{key}.quantize"))
     try:
         qgm.load_state_dict(ckpt.state_dict)

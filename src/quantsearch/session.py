@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
-from quantsearch.checkpoint import check_finite_parameters, load_checkpoint
+from quantsearch.checkpoint import Checkpoint, check_finite_parameters, load_checkpoint
 from quantsearch.config import Config
 from quantsearch.data import DataSplits, load_dataset
 from quantsearch.errors import ConfigError
@@ -33,6 +33,7 @@ class Session:
     model: nn.Module  # in eval mode, weights loaded
     data: DataSplits
     checkpoint: Path | None
+    loaded: Checkpoint | None = None  # the checkpoint read, to apply a quantized one's formats
 
     def trace(self, batch: int | None = None) -> fx.GraphModule:
         """Trace the model on ``batch`` validation samples (all of ``eval_samples`` if None)."""
@@ -59,15 +60,23 @@ def _beside_the_config(path: Path, key: str, base_dir: Path) -> None:
 
 
 def open_session(
-    config: Config, load: str | Path | None = None, *, need_weights: bool = False
+    config: Config,
+    load: str | Path | None = None,
+    *,
+    need_weights: bool = False,
+    formats_applied: bool = False,
 ) -> Session:
     """Build the model, load weights (``--load`` or ``model.checkpoint``) and the dataset.
+
+    ``formats_applied``: the caller applies a quantized checkpoint's formats itself (from
+    :attr:`Session.loaded`), so reading its weights into the float model is not warned of.
 
     Raises:
         ConfigError: when ``need_weights`` and no checkpoint is given, or the checkpoint does
             not fit the model.
     """
     ckpt_path: Path | None = None
+    ckpt: Checkpoint | None = None
     if load is not None:
         ckpt_path = Path(load)
     elif config.model.checkpoint:
@@ -102,7 +111,7 @@ def open_session(
                 f"allowed: a checkpoint of model {name!r} as built"
             ) from None
         check_finite_parameters(model, str(ckpt_path), key)
-        if "quantize" in ckpt.config:  # said once it fits (a refusal is one line, not two)
+        if "quantize" in ckpt.config and not formats_applied:  # said once it fits
             warnings.warn(
                 QuantizedCheckpointWarning(
                     f"{key}: {str(ckpt_path)!r} is a quantized checkpoint: its weights are "
@@ -138,7 +147,7 @@ def open_session(
         input_shape=spec.input_shape if spec else None,
     )
     _check_fit(model, data, name, "data.name" if config.data.name else "model.name")
-    return Session(config, name, model, data, ckpt_path)
+    return Session(config, name, model, data, ckpt_path, ckpt)
 
 
 def _check_fit(model: nn.Module, data: DataSplits, name: str, key: str) -> None:

@@ -168,3 +168,56 @@ def test_an_op_without_a_count_is_listed_with_its_reason_never_zero() -> None:
     rows = {r["node"]: r for r in table["layers"]}
     assert rows["median"]["flops"] is None and rows["einsum"]["macs"] is None
     assert table["totals"]["macs"] == 2 * 4 * 4  # the Linear's alone
+
+
+def test_a_quantized_checkpoint_is_summarised_with_its_formats(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`summary --load quantized.pt` is the quantized model's: each node's formats in the
+    precision column, its parameters' bits at their formats, BitOPs at theirs (cnn-digits,
+    untrained: the costs do not depend on the weights). Referee: the counts by hand from the
+    torch module (conv1's weight at 4 bits, its bias at 32; MACs x 4 x 6), and the float
+    model's summary for the layers the formats leave alone."""
+    import warnings
+
+    import torch
+
+    from quantsearch.checkpoint import save_checkpoint
+    from quantsearch.models import build_model
+    from quantsearch.session import QuantizedCheckpointWarning
+
+    torch.manual_seed(0)
+    model = build_model("cnn-digits").eval()
+    float_ckpt = save_checkpoint(
+        tmp_path / "cnn.pt", model, model_name="cnn-digits", dataset="digits"
+    )
+    q = (
+        CONFIG
+        + """
+[quantize.by_type.conv2d]
+format = "fixed"
+data_in = { width = 6, frac_width = 3 }
+weight = { width = 4, frac_width = 2 }
+"""
+    )
+    cfg = str(write_config(q, "q.toml"))
+    main(["quantize", "-c", cfg, "--load", str(float_ckpt), "--out", str(tmp_path / "q")])
+    capsys.readouterr()
+    plain = str(write_config(CONFIG))
+    load = str(tmp_path / "q" / "quantized.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QuantizedCheckpointWarning)  # formats applied: no warning
+        out = json.loads(
+            _run(capsys, "summary", "-c", plain, "--load", load, "--batch", "4", "--json")
+        )
+    floats = json.loads(_run(capsys, "summary", "-c", plain, "--batch", "4", "--json"))
+    layers = {r["node"]: r for r in out["costs"]["layers"]}
+    precision = {n["node"]: n["precision"] for n in out["nodes"]}
+    assert "fixed(4,2)" in precision["conv1"] and "fixed(6,3)" in precision["conv1"]
+    assert precision["fc"] == "float"
+    conv = model.conv1
+    assert layers["conv1"]["param_bits"] == conv.weight.numel() * 4 + conv.bias.numel() * 32
+    assert layers["conv1"]["bitops"] == layers["conv1"]["macs"] * 4 * 6
+    assert layers["fc"] == {r["node"]: r for r in floats["costs"]["layers"]}["fc"]
+    assert out["batch_size"] == 4
+    assert out["metrics"]["model_size_bits"] < floats["metrics"]["model_size_bits"]

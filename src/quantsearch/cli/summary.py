@@ -63,7 +63,10 @@ def summary(
     with_sensitivity: bool = False,
 ) -> None:
     """Trace the model; print one row per graph node, per-layer and total costs (params, bits,
-    MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics."""
+    MACs, FLOPs forward/backward, BitOPs, buffers) and the per-sample static metrics.
+
+    A quantized checkpoint (`quantize`'s quantized.pt, `finetune`'s finetuned.pt) as --load
+    or model.checkpoint is summarised as the quantized model: its formats and weights."""
     # timed calls: 10**5 of a small model take minutes already; 10**9 ran for days
     within("--repeats", repeats, 1, REPEATS_MAX)
     within("--warmup", warmup, 0, REPEATS_MAX)
@@ -82,12 +85,12 @@ def summary(
     from quantsearch.summary import COST_COLUMNS, cost_table, graph_table
 
     cfg = load_config_or_default(config_path)
-    session = open_session(cfg, load)
+    session = open_session(cfg, load, formats_applied=True)
     n_val, split = len(session.data.val), " (the validation split's samples)"
     within("--batch", batch, 1, n_val, split)  # else silently fewer than asked
     if with_latency:
         within("--latency-batch", latency_batch, 1, n_val, split)
-    gm = session.trace(batch)
+    gm = _traced(session, batch, "--load" if load is not None else "model.checkpoint")
     table = graph_table(gm)
     costs = cost_table(gm)
     specs = {s.name: s for s in metric_specs()}
@@ -152,6 +155,19 @@ def summary(
             title="predicted accuracy drop (%) per knob alone, best choice of each width "
             "(no evaluation; docs/sensitivity.md)",
         )
+
+
+def _traced(session: Any, batch: int | None, key: str) -> Any:
+    """The graph summarised: a quantized checkpoint's model with its formats applied (and its
+    weights), traced on the same samples as a float model's."""
+    from quantsearch.quantized import quantized_model  # imports torch: deferred
+
+    ckpt = session.loaded
+    if ckpt is None or "quantize" not in ckpt.config:
+        return session.trace(batch)
+    val, eval_samples = session.data.val, session.config.data.eval_samples
+    n = batch or min(len(val), eval_samples or len(val))
+    return quantized_model(ckpt, session.checkpoint, key=key, example=val.x[:n])
 
 
 def _sensitivity(cfg: Any, load: str | None) -> list[dict[str, Any]]:
