@@ -301,7 +301,7 @@ QUANTIZE_CASES: dict[str, tuple[str, str, str]] = {
     "a regex that does not compile": (
         "weight = { width = 8, frac_width = 4 }",
         'quantize.by_name."re:("',
-        r'^quantize\.by_name\."re:\(": invalid regular expression',
+        r'^quantize\.by_name\."re:\(": got \'\(\', an invalid regular expression',
     ),
     "a regex that matches nothing": (
         "weight = { width = 8, frac_width = 4 }",

@@ -249,6 +249,11 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["quantize", "--out", "qx"],
         r"quantize\.by_name\.seq_blocks_2",
     ),
+    "by_name an invalid regex": (
+        add('quantize.by_name."re:["', "weight = { width = 8, frac_width = 4 }"),
+        ["quantize", "--out", "qx"],
+        r"quantize\.by_name",
+    ),
     "block_fp block_dim past the tensor": (
         add(
             "quantize.default",

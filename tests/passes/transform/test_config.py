@@ -53,7 +53,7 @@ def test_config_loader_delegates_the_quantize_table() -> None:
         ({"default": {"weight": {"format": "minifloat", "width": 8}}}, r"quantize\.default\.weight\.width: got an unknown key, allowed: the keys of quantize\.default\.weight: \['exponent_bias', 'exponent_width', 'format', 'mantissa_width', 'subnormals'\]"),
         ({"default": {"weight": 8}}, r"^quantize\.default\.weight: got 8, allowed: a table like"),
         ({"default": {"skip": "yes"}}, r"^quantize\.default\.skip: got 'yes', allowed: true or false$"),
-        ({"by_name": {"re:seq[": {}}}, r'quantize\.by_name\."re:seq\[": invalid regular expression'),
+        ({"by_name": {"re:seq[": {}}}, r'quantize\.by_name\."re:seq\[": got \'seq\[\', an invalid regular expression \(.*\), allowed: '),
         ({"by_name": {"seq_blocks.2": {"weight": {"width": "8", "frac_width": 4}}}}, r'^quantize\.by_name\."seq_blocks\.2"\.weight\.width: got \'8\', allowed: an integer$'),
         ({"default": {"weight": {"width": 8, "frac_width": "Auto"}}}, r"^quantize\.default\.weight\.frac_width: got 'Auto', allowed: an integer or 'auto'$"),
         ({"default": {"weight": {"format": "log", "exponent_width": "auto"}}}, r"^quantize\.default\.weight\.exponent_width: got 'auto', allowed: an integer \('auto' is for fixed\.frac_width, not for format 'log'\)$"),

@@ -210,7 +210,8 @@ def parse_quantize_config(raw: Mapping[str, Any], key: str = "quantize") -> Quan
                 re.compile(name[3:])
             except re.error as exc:
                 raise ConfigError(
-                    f"{nkey}: invalid regular expression {name[3:]!r}: {exc}"
+                    f"{nkey}: got {name[3:]!r}, an invalid regular expression ({exc}), allowed: "
+                    "a Python regular expression after 're:'"
                 ) from None
         level, _ = _parse_level(table, nkey, None, default_format)
         by_name.append((name, level))
