@@ -249,6 +249,16 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["quantize", "--out", "qx"],
         r"quantize\.by_name\.seq_blocks_2",
     ),
+    "by_type a relu's weight": (
+        add("quantize.by_type.relu", "weight = { width = 8, frac_width = 4 }"),
+        ["quantize", "--out", "qx"],
+        r"quantize\.by_type\.relu\.weight",
+    ),
+    "by_type a kind no quantizer has": (
+        add("quantize.by_type.conv3d", "weight = { width = 8, frac_width = 4 }"),
+        ["quantize", "--out", "qx"],
+        r"quantize\.by_type\.conv3d",
+    ),
     "by_name an invalid regex": (
         add('quantize.by_name."re:["', "weight = { width = 8, frac_width = 4 }"),
         ["quantize", "--out", "qx"],

@@ -262,7 +262,10 @@ def test_cli_summary_search_quantize_export(
         article = "an" if kind[0] in "aeiou" else "a"  # 'an embeddingbag', 'an addcmul'
         role = 'data_in = { format = "fixed", width = 8, frac_width = 4 }'
         for table, pattern in (
-            (f"[quantize.by_type.{kind}]", rf"^quantize\.by_type\.{kind}: '{kind}' is not a "),
+            (
+                f"[quantize.by_type.{kind}]",
+                rf"^quantize\.by_type\.{kind}: got '{kind}', which is not a ",
+            ),
             (
                 f"[quantize.by_name.{node}]",
                 rf"^quantize\.by_name\.{node}: got node '{node}', {article} {kind} ",

@@ -155,7 +155,8 @@ def _parse_level(
             continue
         if spec is not None and role not in spec.roles:
             raise ConfigError(
-                f"{key}.{role}: {spec.kind} has no {role} (roles of {spec.kind}: {list(spec.roles)})"
+                f"{key}.{role}: got a {role} for {spec.kind}, which has none, allowed: the roles "
+                f"of {spec.kind} {list(spec.roles)}"
             )
         unsigned = spec is not None and role in spec.unsigned_roles
         roles.append((role, _parse_role(raw[role], f"{key}.{role}", inherited, unsigned)))
@@ -198,7 +199,8 @@ def parse_quantize_config(raw: Mapping[str, Any], key: str = "quantize") -> Quan
         tkey = toml_key(f"{key}.by_type", kind)
         if kind not in QUANTIZERS:
             raise ConfigError(
-                f"{tkey}: {kind!r} is not a quantizable op kind (allowed: {quantizable_kinds()})"
+                f"{tkey}: got {kind!r}, which is not a quantizable op kind, allowed: one of "
+                f"{quantizable_kinds()}"
             )
         level, _ = _parse_level(table, tkey, QUANTIZERS.get(kind), default_format)
         by_type.append((QUANTIZERS.canonical(kind), level))
