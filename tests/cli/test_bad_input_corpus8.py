@@ -249,6 +249,13 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["quantize", "--out", "qx"],
         r"quantize\.by_name\.seq_blocks_2",
     ),
+    "sensitivity with a latency constraint": (
+        lambda t: add("search.constraints", "latency_ms = { max = 10 }")(
+            sub('name = "random"', 'name = "sensitivity"')(t)
+        ),
+        ["search", "-q"],
+        r"search\.strategy",
+    ),
     "by_type a relu's weight": (
         add("quantize.by_type.relu", "weight = { width = 8, frac_width = 4 }"),
         ["quantize", "--out", "qx"],

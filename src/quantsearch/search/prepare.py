@@ -28,6 +28,7 @@ from quantsearch.search.evaluate import Evaluator
 from quantsearch.search.fidelity import rungs
 from quantsearch.search.identity import LEGACY
 from quantsearch.search.space import SearchSpace
+from quantsearch.search.strategies.sensitivity import check_goals
 from quantsearch.session import Session, open_session
 from quantsearch.spec import load_callable
 from quantsearch.validate import resolve_device
@@ -68,6 +69,8 @@ def prepare_search(
     check_inputs(gm, (data.x[:1],))  # one tensor per sample: else every trial fails alike
     _check_outputs(gm, cfg, data)
     _check_first_rung(cfg, len(data))
+    if cfg.strategy.name == "sensitivity":  # its goals, before the run directory is made
+        check_goals(cfg)
     space = SearchSpace(cfg.space, gm, set(quantizable_kinds()))
     calibration = calibrate(gm, calibration_data) if calibration_data is not None else None
     evaluator = Evaluator(

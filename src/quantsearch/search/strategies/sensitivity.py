@@ -95,17 +95,10 @@ class SensitivitySampler(SpaceSampler):
             raise ConfigError(
                 "search.strategy 'sensitivity' needs the study's evaluator and config"
             )
-        if search.combine != "weighted_sum":
-            raise ConfigError("search.strategy 'sensitivity' does not support combine = 'pareto'")
+        check_goals(search)
         self._ev, self._cfg = evaluator, search
         self._seed = 0 if seed is None else seed
         self._jitter, self._keep, self._ridge = jitter, keep, ridge
-        for m in {o.metric for o in search.objectives} | {c.metric for c in search.constraints}:
-            if not is_analytic(m) and _damage_kind(m) is None:
-                raise ConfigError(
-                    f"search.strategy 'sensitivity' predicts accuracy-like metrics and loss, and "
-                    f"reads analytic costs exactly; it cannot predict {m!r}"
-                )
         self._tables: Tables | None = None
         self._classes: dict[int, np.ndarray] = {}
         self._points: dict[int, tuple[int, ...]] = {}
@@ -400,6 +393,19 @@ class SensitivitySampler(SpaceSampler):
                 break
             point = self.canonical([int(rng.integers(0, k.size)) for k in knobs])
         return {k.name: k.labels[c] for k, c in zip(knobs, point, strict=True)}
+
+
+def check_goals(search: Any) -> None:
+    """Refuse a Pareto study, or a goal on a metric it neither predicts nor reads exactly."""
+    goals = {o.metric for o in search.objectives} | {c.metric for c in search.constraints}
+    bad = sorted(m for m in goals if not is_analytic(m) and _damage_kind(m) is None)
+    if search.combine != "weighted_sum" or bad:
+        what = "combine = 'pareto'" if search.combine != "weighted_sum" else f"{bad[0]!r} to meet"
+        raise ConfigError(
+            f"search.strategy.name: got 'sensitivity' with {what}, allowed: one weighted sum of "
+            "objectives and constraints on what it predicts (accuracy-like metrics and loss) or "
+            "reads exactly (analytic costs), or another strategy"
+        )
 
 
 def _damage_kind(metric: str) -> str | None:
