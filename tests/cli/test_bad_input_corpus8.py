@@ -249,6 +249,11 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["quantize", "--out", "qx"],
         r"quantize\.by_name\.seq_blocks_2",
     ),
+    "the finished study resumed with another space": (
+        lambda t: add("search", 'study = "good"')(sub(W, "weight = [[8, 4], [6, 3]]")(t)),
+        ["search", "-q"],
+        r"--study",
+    ),
     "sensitivity with a latency constraint": (
         lambda t: add("search.constraints", "latency_ms = { max = 10 }")(
             sub('name = "random"', 'name = "sensitivity"')(t)

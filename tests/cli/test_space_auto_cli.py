@@ -84,7 +84,7 @@ def test_search_records_calibrated_binary_points(
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1
     assert re.fullmatch(
-        r"error: --study: study 'auto' .* made with different calibration; .*", err[0]
+        r"error: --study: got 'auto', .* made with different calibration, allowed: .*", err[0]
     )
     records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
     assert [r["formats"] for r in records] == [

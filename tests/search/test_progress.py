@@ -132,9 +132,9 @@ def test_a_study_refused_before_any_trial_leaves_only_its_error_line(
         main(["search", "-c", str(config), "--strategy", "random"])
     assert done.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("error: --study: study 's' in this storage was made with different"), (
-        line
-    )
+    assert line.startswith(
+        "error: --study: got 's', a study in this storage made with different"
+    ), line
 
 
 def test_the_bars_evaluations_are_the_results_with_successive_halving(

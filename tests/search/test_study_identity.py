@@ -88,7 +88,7 @@ def test_retrained_same_weights_resume_and_each_difference_is_named(
         assert code == 2, err
         (line,) = err.strip().splitlines()
         assert re.fullmatch(
-            rf"error: --study: study 'ident' .* made with different {part}; .*", line
+            rf"error: --study: got 'ident', .* made with different {part}, allowed: .*", line
         ), line
         assert _digest(rd) == before  # the refused command wrote nothing
 

@@ -78,7 +78,9 @@ def test_a_study_with_trials_or_other_directions_is_still_refused(tmp_path: Path
     model, data = _setup()
     objectives = {"accuracy": {"direction": "maximize"}}
     search(model, data, space=SPACE, run_dir=tmp_path / "a", n_trials=2, objectives=objectives)
-    with pytest.raises(ConfigError, match=r"made with different objectives; pass --study"):
+    with pytest.raises(
+        ConfigError, match=r"made with different objectives, allowed: .*; pass --study"
+    ):
         search(
             model, data, space=SPACE, run_dir=tmp_path / "a", n_trials=2,
             objectives={"loss": {"direction": "minimize"}},
@@ -147,7 +149,7 @@ def test_the_cli_says_so_in_one_warning_line(
     assert code == 0, err
     (line,) = err.strip().splitlines()
     assert re.fullmatch(
-        r"warning: --study: study 's' .* different .*, and holds no trial: .*", line
+        r"warning: --study: got 's', .* different .*, and holds no trial: .*", line
     ), line
     assert digest(tmp_path / "runs" / "s") != before
     assert (tmp_path / "runs" / "s" / "best.json").is_file()

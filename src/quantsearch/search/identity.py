@@ -84,20 +84,20 @@ def check_identity(
     the study has none yet (new, or written by a quantsearch that stored one fingerprint)."""
     ours = identity(cfg, space, extra)
     stored = study.user_attrs.get("identity")
-    hint = "pass --study NAME to start a new one"
+    hint = "allowed: the config it was made with; pass --study NAME to start a new one"
     if isinstance(stored, dict):
         differ = sorted(k for k in ours.keys() | stored.keys() if ours.get(k) != stored.get(k))
         if differ:
             raise ConfigError(
-                f"--study: study {study_name!r} in this storage was made with different "
-                f"{', '.join(differ)}; {hint}"
+                f"--study: got {study_name!r}, a study in this storage made with different "
+                f"{', '.join(differ)}, {hint}"
             )
         return None
     old = study.user_attrs.get("fingerprint")
     if old is not None and old != fingerprint(cfg, space, extra.get(LEGACY, {})):
         raise ConfigError(
-            f"--study: study {study_name!r} in this storage was made by an earlier quantsearch "
+            f"--study: got {study_name!r}, a study in this storage made by an earlier quantsearch "
             f"with a different config or checkpoint file (space, objectives, constraints, "
-            f"strategy, seed, data or model; that version did not record which); {hint}"
+            f"strategy, seed, data or model; that version did not record which), {hint}"
         )
     return ours

@@ -204,7 +204,7 @@ def _open_study(
         same_directions = [d.name.lower() for d in study.directions] == directions
         if claims is not None or not same_directions or study.get_trials():
             raise
-        made = str(exc).split(";")[0]  # "--study: study 'x' in this storage was made with ..."
+        made = str(exc).split(", allowed")[0]  # "--study: got 'x', a study ... made with ..."
         warnings.warn(StudyMadeAnew(f"{made}, and holds no trial: it is made anew"), stacklevel=2)
         new_identity, made_anew = identity(cfg, space, fingerprint_extra), True
         study.set_user_attr("baseline", None)
