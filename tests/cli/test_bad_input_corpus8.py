@@ -254,6 +254,18 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["search", "-q"],
         r"--study",
     ),
+    "compare sensitivity on a Pareto search": (
+        lambda t: add("compare", 'strategies = ["tpe", "sensitivity"]')(
+            sub(ACC, ACC + '\nmodel_size_bits = { direction = "minimize" }\ncombine = "pareto"')(t)
+        ),
+        ["compare", "-q"],
+        r"compare\.strategies",
+    ),
+    "compare --strategies sensitivity on a Pareto search": (
+        sub(ACC, ACC + '\nmodel_size_bits = { direction = "minimize" }\ncombine = "pareto"'),
+        ["compare", "--strategies", "random,hawq", "-q"],
+        r"--strategies",
+    ),
     "sensitivity with a latency constraint": (
         lambda t: add("search.constraints", "latency_ms = { max = 10 }")(
             sub('name = "random"', 'name = "sensitivity"')(t)

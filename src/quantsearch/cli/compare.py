@@ -47,6 +47,23 @@ def parse_strategies(text: str | None) -> tuple[str, ...] | None:
     return canonical
 
 
+def check_pareto_strategies(config: Config, given: tuple[str, ...] | None) -> None:
+    """A Pareto search compared with a single-objective strategy is refused before the
+    comparison's folder is made (run_comparison's own check came after it)."""
+    names = given if given is not None else (config.compare or CompareConfig()).strategies
+    if config.search is None or config.search.combine != "pareto":
+        return
+    from quantsearch.search.strategies import STRATEGIES  # torch: see the module docstring
+
+    for s in names:
+        if not STRATEGIES.get(STRATEGIES.canonical(s, key="compare.strategies")).multi_objective:
+            raise ConfigError(
+                f"{'--strategies' if given is not None else 'compare.strategies'}: got {s!r} "
+                "with combine = 'pareto', which it does not support, allowed: multi-objective "
+                f"strategies {[n for n, st in STRATEGIES.items() if st.multi_objective]}"
+            )
+
+
 def check_seeds(config: Config, seeds: int | None) -> None:
     """Each run's seed (``search.seed`` .. ``search.seed + N - 1``) is one a sampler takes:
     past 2**32 - 1 the first sampler beyond it failed, the error blaming its options."""
@@ -153,10 +170,12 @@ def compare(
     cfg = load_config_or_default(config_path)
     check_seeds(cfg, seeds)
     check_budgets(cfg, n_trials, n_evaluations)
+    given = parse_strategies(strategies)
+    check_pareto_strategies(cfg, given)
     result = compare_and_report(
         cfg,
         load=load,
-        strategies=parse_strategies(strategies),
+        strategies=given,
         seeds=seeds,
         n_trials=n_trials,
         n_evaluations=n_evaluations,

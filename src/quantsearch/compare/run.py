@@ -174,8 +174,8 @@ def run_comparison(
         for s in names:
             if not STRATEGIES.get(s).multi_objective:
                 raise ConfigError(
-                    f"compare.strategies: {s!r} does not support combine = 'pareto'; "
-                    f"multi-objective strategies: "
+                    f"compare.strategies: got {s!r} with combine = 'pareto', which it does not "
+                    f"support, allowed: multi-objective strategies "
                     f"{[n for n, st in STRATEGIES.items() if st.multi_objective]}"
                 )
     shared = EvaluationCache()
