@@ -266,6 +266,13 @@ CONFIG_CASES: dict[str, tuple[Edit, list[str], str]] = {
         ["compare", "--strategies", "random,hawq", "-q"],
         r"--strategies",
     ),
+    "cnn-digits on the user's 4-feature data": (
+        lambda t: add("data", 'name = "@WORKDIR@/d.py:load"')(
+            re.sub(r'checkpoint = ".*"\n', "", t.replace('"mlp-digits"', '"cnn-digits"'))
+        ),
+        ["summary"],
+        r"data\.name",
+    ),
     "sensitivity with a latency constraint": (
         lambda t: add("search.constraints", "latency_ms = { max = 10 }")(
             sub('name = "random"', 'name = "sensitivity"')(t)

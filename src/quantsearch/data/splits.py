@@ -64,8 +64,8 @@ class DataSplits:
         have = self.train.x[0].numel()
         if n != have:
             raise ConfigError(
-                f"data: samples of {self.name!r} have {have} features, which cannot be reshaped "
-                f"to the model's input shape {sample_shape}"
+                f"data.name: got {self.name!r}, whose samples have {have} features, allowed: "
+                f"data of {n} features a sample (the model's input shape {sample_shape})"
             )
         return DataSplits(
             self.name,
