@@ -217,7 +217,11 @@ OPTION_CASES: dict[str, tuple[list[str], str]] = {
     ),
     "quantize: by_name bias of a bias-free layer": (
         ["quantize", "-c", "u_bias_by_name.toml", "--out", "qx"],
-        r'quantize\.by_name\."?0"?\.bias',
+        r'quantize\.by_name\."?1"?\.bias',
+    ),
+    "search: choices for a flatten": (
+        ["search", "-c", "u_flatten_choice.toml", "-q"],
+        r"search\.space\.choices\.flatten",
     ),
     "summary --sensitivity of a user model without data": (
         ["summary", "-c", "u_no_data.toml", "--sensitivity"],
@@ -679,7 +683,8 @@ from torch import nn
 
 
 def build():
-    return nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    layers = [nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False)]
+    return nn.Sequential(nn.Flatten(), *layers)
 """
 PY_DATA = "import torch\n\ndef load():\n    g = torch.Generator().manual_seed(0)\n    return torch.randn(60, 4, generator=g), torch.arange(60) % 2\n"
 USER = """seed = 0
@@ -703,9 +708,10 @@ USER_BAD = {
     "u_bias_quantize.toml": lambda t: (
         t + "[quantize.by_type.linear]\nbias = { width = 8, frac_width = 4 }\n"
     ),
+    "u_flatten_choice.toml": lambda t: t.replace("choices.linear]", "choices.flatten]"),
     "u_no_data.toml": lambda t: t.replace('[data]\nname = "d.py:load"\n', ""),
     "u_bias_by_name.toml": lambda t: (
-        t + '[quantize.by_name."0"]\nbias = { width = 8, frac_width = 4 }\n'
+        t + '[quantize.by_name."1"]\nbias = { width = 8, frac_width = 4 }\n'
     ),
 }
 COMPARE = ["--strategies", "random", "--seeds", "1", "--trials", "2"]  # runs/good-compare

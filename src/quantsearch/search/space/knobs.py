@@ -97,7 +97,8 @@ class SearchSpace:
         def check_kind(kind: str, key: str) -> None:
             if quantizable is not None and kind not in quantizable:
                 raise ConfigError(
-                    f"{key}: op kind {kind!r} cannot be quantized; quantizable kinds: {sorted(quantizable)}"
+                    f"{key}: got op kind {kind!r}, which cannot be quantized, allowed: a "
+                    f"quantizable kind of {sorted(quantizable)}"
                 )
 
         def tensor_nodes(kind: str) -> tuple[str, ...]:
