@@ -116,19 +116,31 @@ def test_a_user_model_of_integer_or_float64_input_round_trips(
 def test_a_quantized_checkpoint_where_float_weights_go_says_so(
     mlp: nn.Module, digits: DataSplits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``summary --load quantized.pt``: the float model with the quantized values, and one
-    warning line that says so (the checkpoint's formats are not applied)."""
-    from tests.cli.bad_input import run_cli
+    """Where float weights go (a session's model: search, quantize, train), a quantized
+    checkpoint gives the float model its quantized values, with one warning that says so (the
+    checkpoint's formats are not applied); ``summary --load quantized.pt`` applies them and
+    warns of nothing (tests/cli/test_summary.py checks its costs)."""
+    import json
+
+    from quantsearch.config import load_config
+    from quantsearch.session import QuantizedCheckpointWarning, open_session
+    from tests.cli.bad_input import exit_status
 
     gm = trace(mlp, digits.val.x[:8])
     qgm = quantize(gm, ResolvedConfig.from_dict({"seq_blocks_0": {"weight": F42}}, gm=gm))
     q = save_quantized(
         tmp_path / "q.pt", qgm, model_name="mlp-digits", dataset="digits", sample_shape=(64,)
     )
-    code, err = run_cli(["summary", "--load", str(q), "--json"], capsys)
-    assert code == 0, err
-    (line,) = err.strip().splitlines()
-    assert line.startswith("warning: --load: ") and "is a quantized checkpoint" in line, line
+    (tmp_path / "c.toml").write_text('[model]\nname = "mlp-digits"\n[data]\nname = "digits"\n')
+    with pytest.warns(QuantizedCheckpointWarning, match=r"^--load: .* is a quantized checkpoint"):
+        session = open_session(load_config(tmp_path / "c.toml"), q)
+    assert torch.equal(session.model.seq_blocks[0].weight, qgm.get_submodule("seq_blocks.0").weight)
+    code = exit_status(["summary", "--load", str(q), "--json"])
+    printed = capsys.readouterr()
+    assert code == 0 and printed.err.strip() == "", printed.err
+    out = json.loads(printed.out)
+    nodes = {n["node"]: n["precision"] for n in out["nodes"]}
+    assert nodes["seq_blocks_0"] == "weight=fixed(4,2)"
 
 
 def _tied(
