@@ -33,6 +33,7 @@ from quantsearch.search.strategies.options import Option, check_options
 __all__ = [
     "STRATEGIES",
     "Encoding",
+    "PicklesWithoutLock",
     "Space",
     "SpaceSampler",
     "Strategy",
@@ -190,7 +191,23 @@ def config_aliases(
     return None if all(a == tuple(range(len(a))) for a in out) else out
 
 
-class SpaceSampler(BaseSampler):
+class PicklesWithoutLock:
+    """A sampler holding ``self._lock``: a lock does not pickle (Optuna deep-copies samplers,
+    a study is pickled to be saved), so a copy gets a new one."""
+
+    _lock: Any
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class SpaceSampler(PicklesWithoutLock, BaseSampler):
     """Base of quantsearch's own samplers: each trial gets a whole point of a space.
 
     Subclasses implement :meth:`propose`. A trial that brings its own parameters (an enqueued
@@ -218,15 +235,6 @@ class SpaceSampler(BaseSampler):
         # trials without a point, and proposed it again (local search: 3 repeats in 19 trials)
         self._proposed: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()  # one proposal at a time, recorded before the next
-
-    def __getstate__(self) -> dict[str, Any]:  # a lock does not pickle (Optuna deep-copies)
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial

@@ -27,7 +27,6 @@ stream (it stays a uniform random draw).
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
@@ -36,7 +35,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from quantsearch.search import optuna_compat
-from quantsearch.search.strategies.base import Space
+from quantsearch.search.strategies.base import PicklesWithoutLock, Space
 
 __all__ = ["BatchRandomSampler", "draws_of", "one_hot_picks"]
 
@@ -93,7 +92,7 @@ def _width(d: BaseDistribution) -> int:
     return len(d.choices) if isinstance(d, CategoricalDistribution) else 1
 
 
-class BatchRandomSampler(RandomSampler):
+class BatchRandomSampler(PicklesWithoutLock, RandomSampler):
     """Optuna's ``RandomSampler`` over a space's knobs (labels), able to propose K trials at once.
 
     Args:
@@ -147,12 +146,3 @@ class BatchRandomSampler(RandomSampler):
                 rng.uniform(0.0, 1.0, size=min(n, _CHUNK))
                 n -= _CHUNK
             self._caught_up = True
-
-    def __getstate__(self) -> dict[str, Any]:  # a lock does not pickle (Optuna deep-copies)
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
