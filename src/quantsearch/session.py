@@ -37,8 +37,12 @@ class Session:
 
     def trace(self, batch: int | None = None) -> fx.GraphModule:
         """Trace the model on ``batch`` validation samples (all of ``eval_samples`` if None)."""
+        return trace(self.model, self.examples(batch))
+
+    def examples(self, batch: int | None = None) -> torch.Tensor:
+        """The validation samples :meth:`trace` traces on."""
         n = batch or min(len(self.data.val), self.config.data.eval_samples or len(self.data.val))
-        return trace(self.model, self.data.val.x[:n])
+        return self.data.val.x[:n]
 
 
 def _beside_the_config(path: Path, key: str, base_dir: Path) -> None:

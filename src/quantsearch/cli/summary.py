@@ -165,9 +165,7 @@ def _traced(session: Any, batch: int | None, key: str) -> Any:
     ckpt = session.loaded
     if ckpt is None or "quantize" not in ckpt.config:
         return session.trace(batch)
-    val, eval_samples = session.data.val, session.config.data.eval_samples
-    n = batch or min(len(val), eval_samples or len(val))
-    return quantized_model(ckpt, session.checkpoint, key=key, example=val.x[:n])
+    return quantized_model(ckpt, session.checkpoint, key=key, example=session.examples(batch))
 
 
 def _sensitivity(cfg: Any, load: str | None) -> list[dict[str, Any]]:
