@@ -26,10 +26,10 @@ A rung's accuracy is a function of the config alone, so each is measured once pe
 (:meth:`ConfidencePruner.measured`, and, for what a resumed search or another worker measured,
 the intermediate values of the study's finished trials, :meth:`ConfidencePruner.stored`): a
 config pruned before and proposed again replays the rungs measured, judged anew against the
-study as it is now, and measures only the rungs past them. A repeat pruned again without measuring anything records 0 samples, ``cached`` and
-the trial that measured it (``duplicate_of``); strategies propose pruned configs again (a
-random search of 48 trials over the lab's 16 points did), each a forward pass over the
-prefixes before.
+study as it is now, and measures only the rungs past them. A repeat pruned again without
+measuring anything records 0 samples, ``cached`` and the trial that measured it
+(``duplicate_of``); strategies propose pruned configs again (a random search of 48 trials over
+the lab's 16 points did), each a forward pass over the prefixes before.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class Measured:
 class _Stored:
     """The finished trials of a study that reported rungs, by config hash: the first of most
     rungs each, read as they come (a finished trial never changes), so that looking a config
-    up costs a pass over the trials numbers, not a read of each trial's attributes."""
+    up costs a pass over the trials' numbers, not a read of each trial's attributes."""
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
